@@ -1,0 +1,12 @@
+//! Klaxon's pure domain.
+//!
+//! Everything here is a function over plain data with `now` passed in: no I/O, no clock, no
+//! randomness (ids are built from random bytes the caller supplies). The store and the server
+//! wire these decisions to durable state.
+
+pub mod error;
+pub mod ids;
+pub mod merge;
+pub mod model;
+pub mod ratelimit;
+pub mod standard;

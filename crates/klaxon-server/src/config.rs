@@ -1,0 +1,181 @@
+//! Configuration: defaults, then a TOML file, then `KLAXON_*` environment variables, then
+//! command-line flags (DESIGN.md "Config"). Every key is documented in docs/configuration.md.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use klaxon_core::ratelimit::PushLimits;
+use serde::Deserialize;
+
+/// The whole configuration of one node.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server binds; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Directory of the embedded SQLite database (and other local state).
+    pub data_dir: PathBuf,
+    /// `postgres://…` selects PostgreSQL; empty means SQLite in `data_dir`.
+    pub database_url: String,
+    /// URL printed in the start-up banner and used in links; empty = derived from `listen`.
+    pub public_url: String,
+    /// Push rate limits (ING-007).
+    pub limits: PushLimits,
+    pub storage: StorageConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// SQLite `synchronous = FULL` (true) or `NORMAL` (false).
+    pub sqlite_synchronous_full: bool,
+    /// Connections in the database pool.
+    pub max_connections: u32,
+    /// Most events one inbox processing transaction handles.
+    pub process_batch: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            sqlite_synchronous_full: true,
+            max_connections: 8,
+            process_batch: 512,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("klaxon-data"),
+            database_url: String::new(),
+            public_url: String::new(),
+            limits: PushLimits::default(),
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name} is invalid: {message}")]
+    Env { name: String, message: String },
+}
+
+impl Config {
+    /// Defaults overlaid with a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Overlays `KLAXON_*` variables from `vars` (usually `std::env::vars()`).
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        for (name, value) in vars {
+            let bad = |message: String| ConfigError::Env {
+                name: name.clone(),
+                message,
+            };
+            match name.as_str() {
+                "KLAXON_LISTEN" => self.listen = value.parse().map_err(|e| bad(format!("{e}")))?,
+                "KLAXON_DATA_DIR" => self.data_dir = PathBuf::from(&value),
+                "KLAXON_DATABASE_URL" => self.database_url = value,
+                "KLAXON_PUBLIC_URL" => self.public_url = value,
+                "KLAXON_LIMITS_PER_INTEGRATION_PER_SECOND" => {
+                    self.limits.per_integration_per_second =
+                        value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "KLAXON_LIMITS_PER_INTEGRATION_PER_MINUTE" => {
+                    self.limits.per_integration_per_minute =
+                        value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "KLAXON_LIMITS_PER_ACCOUNT_PER_SECOND" => {
+                    self.limits.per_account_per_second =
+                        value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "KLAXON_STORAGE_SQLITE_SYNCHRONOUS_FULL" => {
+                    self.storage.sqlite_synchronous_full =
+                        value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "KLAXON_STORAGE_MAX_CONNECTIONS" => {
+                    self.storage.max_connections = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL actually used: the configured one, or the SQLite file in `data_dir`.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("klaxon.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// Base URL for banners and links.
+    pub fn base_url(&self, bound: SocketAddr) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{bound}")
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_listen_on_localhost_8080_with_sqlite_in_data_dir() {
+        let c = Config::default();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.effective_database_url(), "sqlite://klaxon-data/klaxon.db");
+    }
+
+    #[test]
+    fn toml_then_env_overlay() {
+        let mut c = Config::from_toml(
+            "listen = \"0.0.0.0:9000\"\n[limits]\nper_integration_per_second = 5\nper_integration_per_minute = 50\nper_account_per_second = 7\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.per_integration_per_second, 5);
+        c.apply_env([("KLAXON_LISTEN".to_string(), "127.0.0.1:1".to_string())])
+            .unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:1");
+        assert!(
+            c.apply_env([("KLAXON_LISTEN".to_string(), "nope".to_string())])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(Config::from_toml("lisen = \"x\"").is_err());
+    }
+}

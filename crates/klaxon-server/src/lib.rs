@@ -1,0 +1,5 @@
+//! Klaxon's HTTP server and worker runtime.
+
+pub mod config;
+
+pub use config::Config;
