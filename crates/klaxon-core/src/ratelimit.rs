@@ -67,6 +67,7 @@ impl RollingWindow {
 
 /// The push limits of one deployment (ING-007 defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PushLimits {
     pub per_integration_per_second: u32,
     pub per_integration_per_minute: u32,

@@ -19,8 +19,10 @@ pub struct Config {
     pub database_url: String,
     /// URL printed in the start-up banner and used in links; empty = derived from `listen`.
     pub public_url: String,
-    /// Push rate limits (ING-007).
+    /// Push rate limits (ING-007); 0 switches one limit off.
     pub limits: PushLimits,
+    /// Open API rate limits per account (openapi-compat.md 1.8); 0 switches one off.
+    pub api_limits: ApiLimits,
     pub storage: StorageConfig,
 }
 
@@ -33,6 +35,23 @@ pub struct StorageConfig {
     pub max_connections: u32,
     /// Most events one inbox processing transaction handles.
     pub process_batch: usize,
+}
+
+/// Open API limits per account (openapi-compat.md 1.8 defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiLimits {
+    pub per_account_per_second: u32,
+    pub per_account_per_minute: u32,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        ApiLimits {
+            per_account_per_second: 50,
+            per_account_per_minute: 1000,
+        }
+    }
 }
 
 impl Default for StorageConfig {
@@ -53,6 +72,7 @@ impl Default for Config {
             database_url: String::new(),
             public_url: String::new(),
             limits: PushLimits::default(),
+            api_limits: ApiLimits::default(),
             storage: StorageConfig::default(),
         }
     }

@@ -1,5 +1,216 @@
 //! Klaxon's HTTP server and worker runtime.
+//!
+//! [`start`] opens the store, applies migrations, performs the first-start bootstrap, binds
+//! the listener and spawns the HTTP server and the inbox worker. The returned [`Server`] is
+//! stopped with [`Server::shutdown`], which stops accepting, finishes in-flight requests and
+//! lets the group committer commit what it already accepted.
+
+// The wire objects are wide `json!` literals.
+#![recursion_limit = "256"]
 
 pub mod config;
+mod envelope;
+mod health;
+mod keycache;
+mod limits;
+mod openapi;
+mod push;
+mod state;
+mod wire;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use klaxon_store::{Bootstrap, BootstrapSeed, Store, StoreOptions};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 pub use config::Config;
+pub use state::{Clock, SystemClock};
+
+use crate::state::AppState;
+
+/// A running node.
+pub struct Server {
+    local_addr: SocketAddr,
+    base_url: String,
+    bootstrap: Bootstrap,
+    owner_password: Option<String>,
+    shutdown_tx: watch::Sender<bool>,
+    http: JoinHandle<std::io::Result<()>>,
+    worker: JoinHandle<()>,
+    store: Store,
+}
+
+impl Server {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// What the first start created (or found).
+    pub fn bootstrap(&self) -> &Bootstrap {
+        &self.bootstrap
+    }
+
+    /// The owner's generated password, only on the start that created it.
+    pub fn owner_password(&self) -> Option<&str> {
+        self.owner_password.as_deref()
+    }
+
+    /// A few lines for the terminal: where to log in, the APP key, and a curl that pushes a
+    /// test alert.
+    pub fn banner(&self) -> String {
+        let b = &self.bootstrap;
+        let url = &self.base_url;
+        let mut out = String::new();
+        out.push_str(&format!("Klaxon is listening on {url}\n"));
+        match &self.owner_password {
+            Some(pw) => out.push_str(&format!(
+                "  Sign in:     {url}/  as {} with password {pw}  (shown once; keep it)\n",
+                b.owner_email
+            )),
+            None => out.push_str(&format!("  Sign in:     {url}/  as {}\n", b.owner_email)),
+        }
+        if !b.app_key.is_empty() {
+            out.push_str(&format!(
+                "  APP key:     {}  (Open API: ?app_key=… or Authorization: Bearer …)\n",
+                b.app_key
+            ));
+        }
+        out.push_str(&format!(
+            "  Push alerts: {url}/event/push/alert/standard?integration_key={}\n",
+            b.integration_key
+        ));
+        out.push_str("  Try it:\n");
+        out.push_str(&format!(
+            "    curl -sS -X POST '{url}/event/push/alert/standard?integration_key={}' \\\n      -H 'Content-Type: application/json' \\\n      -d '{{\"event_status\":\"Critical\",\"title_rule\":\"CPU high on $host\",\"alert_key\":\"cpu-web-1\",\"labels\":{{\"host\":\"web-1\"}}}}'\n",
+            b.integration_key
+        ));
+        out
+    }
+
+    /// Graceful stop: no new connections, in-flight requests finish, accepted events are
+    /// committed, the worker stops after its current batch.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown_tx.send(true);
+        match tokio::time::timeout(Duration::from_secs(30), self.http).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server ended with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "http server task failed"),
+            Err(_) => tracing::warn!("http server did not stop within 30 s"),
+        }
+        let _ = self.worker.await;
+        self.store.close().await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Store(#[from] klaxon_store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Opens the store and applies migrations; nothing else (`klaxon migrate`).
+pub async fn open_store(config: &Config) -> Result<Store, StartError> {
+    if config.database_url.is_empty() {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+    }
+    let options = StoreOptions {
+        max_connections: config.storage.max_connections,
+        sqlite_synchronous_full: config.storage.sqlite_synchronous_full,
+        ..StoreOptions::default()
+    };
+    let store = Store::connect(&config.effective_database_url(), options).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Starts a node with the system clock.
+pub async fn start(config: Config) -> Result<Server, StartError> {
+    start_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// Starts a node with an injected clock.
+pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Server, StartError> {
+    // Install the metrics recorder before anything records.
+    let _ = health::prometheus();
+    let store = open_store(&config).await?;
+    let seed = BootstrapSeed {
+        account_name: "My Organization".to_string(),
+        owner_email: "owner@klaxon.local".to_string(),
+        owner_name: "Owner".to_string(),
+        owner_password: state::random_token(12),
+        app_key: state::random_hex(16),
+        integration_key: state::random_hex(16),
+    };
+    let bootstrap = store.bootstrap(&seed, clock.now()).await?;
+    let owner_password = bootstrap.created.then(|| seed.owner_password.clone());
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let base_url = config.base_url(local_addr);
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let state = AppState::new(config.clone(), store.clone(), clock);
+    let worker = tokio::spawn(worker::run(state.clone(), shutdown_rx.clone()));
+    let app = router(state);
+    let mut rx = shutdown_rx;
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    Ok(Server {
+        local_addr,
+        base_url,
+        bootstrap,
+        owner_password,
+        shutdown_tx,
+        http,
+        worker,
+        store,
+    })
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(push::routes())
+        .merge(openapi::routes())
+        .merge(health::routes())
+        .fallback(envelope::route_not_found)
+        // Push bodies are limited and reported by the handlers themselves (ING-006).
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}

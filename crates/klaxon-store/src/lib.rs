@@ -5,13 +5,33 @@
 //!
 //! Layout:
 //! - `records` — the rows the API reads (account, member, channel, integration) and filters;
+//! - `db` — pools (SQLite: one writer + readers; PostgreSQL: one pool), migrations, a small
+//!   builder for SQL with `$n` placeholders;
+//! - `bootstrap` — the first start;
 //! - `inbox` — hop 1: accepted events appended with group commit;
 //! - `process` — hop 2: the inbox consumer under a lease, calling the core's decisions;
-//! - `query` — the read side for the Open API lists.
+//! - `query` — the read side for the Open API lists;
+//! - `rows` — row ↔ model mapping and whole-row upserts.
+//!
+//! Both backends run one code path over `sqlx::AnyPool` with portable SQL (`$n`
+//! placeholders, BIGINT instants and booleans, JSON text for maps and lists); each has its own
+//! migrations (`migrations/sqlite`, `migrations/postgres`). APP keys and integration keys are
+//! stored as given (they are shown again on later starts), member passwords as argon2 hashes.
 
+mod bootstrap;
+mod db;
+mod inbox;
+mod process;
+mod query;
 pub mod records;
+mod rows;
 
-use klaxon_core::model::{Alert, EventOrigin, Incident, Millis, NewEvent, StoredEvent};
+use std::sync::Arc;
+
+use klaxon_core::model::{
+    Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
+};
+pub use process::{LEASE_TTL_MS, RandomIds};
 pub use records::*;
 
 /// Which database a [`Store`] runs on.
@@ -29,6 +49,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is shutting down")]
     Closed,
+    /// A `search_after_ctx` that this store did not issue for this list.
+    #[error("invalid search_after_ctx")]
+    InvalidCursor,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -58,78 +81,133 @@ impl Default for StoreOptions {
 /// The store handle; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    _private: (),
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    read: sqlx::AnyPool,
+    write: sqlx::AnyPool,
+    committer: inbox::Committer,
 }
 
 impl Store {
     /// Opens `sqlite://path/to/file.db` (created if missing, WAL) or `postgres://…`.
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Store> {
-        let _ = (url, options);
-        Err(StoreError::Closed)
+        let pools = db::connect(url, &options).await?;
+        let committer = inbox::Committer::start(pools.write.clone(), options.max_group_commit);
+        Ok(Store {
+            inner: Arc::new(Inner {
+                backend: pools.backend,
+                read: pools.read,
+                write: pools.write,
+                committer,
+            }),
+        })
     }
 
     pub fn backend(&self) -> Backend {
-        Backend::Sqlite
+        self.inner.backend
     }
 
     /// Applies this backend's migrations (idempotent).
     pub async fn migrate(&self) -> Result<()> {
-        Ok(())
+        db::migrate(self.inner.backend, &self.inner.write).await
     }
 
     /// Cheap liveness probe of the database (for `/readyz`).
     pub async fn ping(&self) -> Result<()> {
-        Ok(())
+        query::ping(&self.inner.read).await
     }
 
     /// First start: creates the account, its owner member with `owner_password` (stored as an
     /// argon2 hash), the APP key, a default channel and a standard integration in it — once.
     /// Later starts create nothing and return `created = false` with the existing keys.
     pub async fn bootstrap(&self, seed: &BootstrapSeed, now: Millis) -> Result<Bootstrap> {
-        let _ = (seed, now);
-        Err(StoreError::Closed)
+        bootstrap::bootstrap(
+            self.inner.backend,
+            &self.inner.read,
+            &self.inner.write,
+            seed,
+            now,
+        )
+        .await
     }
 
     /// Resolves a push key (ING-005). Deleted integrations do not resolve.
     pub async fn integration_by_key(&self, integration_key: &str) -> Result<Option<Integration>> {
-        let _ = integration_key;
-        Ok(None)
+        query::integration_by_key(&self.inner.read, integration_key).await
     }
 
     /// Resolves an APP key (openapi-compat.md 1.2) to the member it acts as.
     pub async fn app_key(&self, app_key: &str) -> Result<Option<AppKeyOwner>> {
-        let _ = app_key;
-        Ok(None)
+        query::app_key(&self.inner.read, app_key).await
     }
 
     /// Appends accepted events to the inbox durably and sets each integration's
     /// `last_event_time` (ING-260). Concurrent callers share one transaction and one commit
     /// (group commit); the future completes only after that commit.
     pub async fn enqueue(&self, events: Vec<(EventOrigin, NewEvent)>) -> Result<()> {
-        let _ = events;
-        Err(StoreError::Closed)
+        let rows = events
+            .into_iter()
+            .map(|(origin, event)| inbox::InboxRow::encode(origin, &event))
+            .collect::<Result<Vec<_>>>()?;
+        self.inner.committer.enqueue(rows).await
     }
 
     /// Processes up to `limit` inbox events in arrival order in one transaction, if this node
     /// holds (or takes) the processing lease. Returns how many were processed.
+    ///
+    /// The lease (`holder`, [`LEASE_TTL_MS`] from `now`) is taken or renewed only by a batch
+    /// that processes something; another holder gets 0 until it expires. A crash before the
+    /// commit leaves the batch in the inbox for whoever holds the lease next.
     pub async fn process_inbox(&self, holder: &str, limit: usize, now: Millis) -> Result<usize> {
-        let _ = (holder, limit, now);
-        Ok(0)
+        process::process_inbox(
+            &self.inner.write,
+            holder,
+            limit,
+            now,
+            process::Finish::Commit,
+        )
+        .await
+    }
+
+    /// Test hook: does everything [`Store::process_inbox`] does, then rolls the transaction
+    /// back instead of committing, as if the node had crashed just before COMMIT.
+    #[doc(hidden)]
+    pub async fn process_inbox_then_crash(
+        &self,
+        holder: &str,
+        limit: usize,
+        now: Millis,
+    ) -> Result<usize> {
+        process::process_inbox(
+            &self.inner.write,
+            holder,
+            limit,
+            now,
+            process::Finish::Rollback,
+        )
+        .await
+    }
+
+    /// The first `limit` events waiting in the inbox, in processing (`seq`) order, without
+    /// taking them (for tests and diagnostics).
+    pub async fn peek_inbox(&self, limit: usize) -> Result<Vec<QueuedEvent>> {
+        process::peek(&self.inner.read, limit).await
     }
 
     /// Number of events waiting in the inbox.
     pub async fn inbox_depth(&self) -> Result<i64> {
-        Ok(0)
+        query::inbox_depth(&self.inner.read).await
     }
 
     pub async fn account(&self, account_id: i64) -> Result<Option<Account>> {
-        let _ = account_id;
-        Ok(None)
+        query::account(&self.inner.read, account_id).await
     }
 
     pub async fn member(&self, account_id: i64, member_id: i64) -> Result<Option<Member>> {
-        let _ = (account_id, member_id);
-        Ok(None)
+        query::member(&self.inner.read, account_id, member_id).await
     }
 
     pub async fn list_channels(
@@ -137,13 +215,11 @@ impl Store {
         account_id: i64,
         filter: &ChannelFilter,
     ) -> Result<Page<Channel>> {
-        let _ = (account_id, filter);
-        Ok(Page::default())
+        query::list_channels(&self.inner.read, account_id, filter).await
     }
 
     pub async fn incident(&self, account_id: i64, incident_id: &str) -> Result<Option<Incident>> {
-        let _ = (account_id, incident_id);
-        Ok(None)
+        query::incident(&self.inner.read, account_id, incident_id).await
     }
 
     pub async fn list_incidents(
@@ -151,18 +227,15 @@ impl Store {
         account_id: i64,
         filter: &IncidentFilter,
     ) -> Result<Page<Incident>> {
-        let _ = (account_id, filter);
-        Ok(Page::default())
+        query::list_incidents(&self.inner.read, account_id, filter).await
     }
 
     pub async fn alert(&self, account_id: i64, alert_id: &str) -> Result<Option<Alert>> {
-        let _ = (account_id, alert_id);
-        Ok(None)
+        query::alert(&self.inner.read, account_id, alert_id).await
     }
 
     pub async fn list_alerts(&self, account_id: i64, filter: &AlertFilter) -> Result<Page<Alert>> {
-        let _ = (account_id, filter);
-        Ok(Page::default())
+        query::list_alerts(&self.inner.read, account_id, filter).await
     }
 
     pub async fn list_events(
@@ -170,10 +243,14 @@ impl Store {
         account_id: i64,
         filter: &EventFilter,
     ) -> Result<Page<StoredEvent>> {
-        let _ = (account_id, filter);
-        Ok(Page::default())
+        query::list_events(&self.inner.read, account_id, filter).await
     }
 
-    /// Stops the group committer after it has committed everything already handed to it.
-    pub async fn close(&self) {}
+    /// Stops the group committer after it has committed everything already handed to it, then
+    /// closes the pools. Later calls on any clone fail with [`StoreError::Closed`].
+    pub async fn close(&self) {
+        self.inner.committer.close().await;
+        self.inner.write.close().await;
+        self.inner.read.close().await;
+    }
 }

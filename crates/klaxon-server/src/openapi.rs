@@ -1,0 +1,190 @@
+//! The Open API (openapi-compat.md): RPC over POST with the `{request_id, data|error}` envelope,
+//! authenticated by an APP key (`?app_key=` or `Authorization: Bearer`), lenient bodies
+//! (an empty body is `{}`, unknown fields are ignored, `0`/`""`/absent mean the same),
+//! clamped paging.
+
+mod args;
+mod handlers;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, Method, Uri, header};
+use axum::response::Response;
+use axum::routing::any;
+use http_body_util::{BodyExt, Limited};
+use klaxon_core::error::{ApiError, ErrorCode, Surface};
+use klaxon_core::ratelimit::Admission;
+use klaxon_store::AppKeyOwner;
+use serde_json::{Map, Value};
+
+use crate::envelope::{failure, success, throttled};
+use crate::state::{AppState, new_request_id};
+
+pub use args::Args;
+
+/// Open API bodies above this are refused with 413 `EntityTooLarge` (openapi-compat.md 1.5).
+const MAX_API_BODY: usize = 1024 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    handlers::PATHS
+        .iter()
+        .fold(Router::new(), |r, path| r.route(path, any(api)))
+}
+
+/// The authenticated caller of an Open API request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account_id: i64,
+    pub member_id: i64,
+}
+
+async fn api(
+    State(state): State<AppState>,
+    uri: Uri,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let request_id = new_request_id();
+    let path = uri.path().to_string();
+    let result = serve(&state, &path, &method, query.as_deref(), &headers, body).await;
+    let code = match &result {
+        Ok(_) => "OK",
+        Err(Failure::Error(e)) => e.code.as_str(),
+        Err(Failure::Throttled { .. }) => "RequestTooFrequently",
+    };
+    metrics::counter!("klaxon_api_requests_total", "code" => code).increment(1);
+    match result {
+        Ok(data) => success(&request_id, data),
+        Err(Failure::Error(e)) => {
+            if e.code == ErrorCode::InternalError {
+                tracing::error!(%request_id, path, error = %e.message, "open api call failed");
+            }
+            failure(&request_id, Surface::OpenApi, &e)
+        }
+        Err(Failure::Throttled { limit, reset_at }) => {
+            throttled(&request_id, Surface::OpenApi, limit, reset_at)
+        }
+    }
+}
+
+enum Failure {
+    Error(ApiError),
+    Throttled { limit: usize, reset_at: i64 },
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure::Error(e)
+    }
+}
+
+async fn serve(
+    state: &AppState,
+    path: &str,
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Option<Value>, Failure> {
+    if method != Method::POST {
+        return Err(ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            format!("method {method} is not allowed, use POST"),
+        )
+        .into());
+    }
+    let caller = authenticate(state, query, headers).await?;
+    if let Admission::Throttled { limit, reset_at } = state
+        .limiter
+        .admit_api(caller.account_id, state.clock.now())
+    {
+        return Err(Failure::Throttled { limit, reset_at });
+    }
+    let args = read_body(headers, body).await?;
+    Ok(handlers::dispatch(state, &caller, path, &args).await?)
+}
+
+/// `app_key` in the query (the public scheme), or `Authorization: Bearer` (openapi-compat.md
+/// 1.2). Missing or unknown → 401 `Unauthorized`.
+async fn authenticate(
+    state: &AppState,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    let from_query = query
+        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .and_then(|params| {
+            params
+                .into_iter()
+                .rev()
+                .find(|(k, _)| k == "app_key")
+                .map(|(_, v)| v)
+        });
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|v| v.trim().to_string());
+    let key = from_query.or(from_header).unwrap_or_default();
+    if key.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "app_key is required",
+        ));
+    }
+    let owner: Option<AppKeyOwner> = state
+        .store
+        .app_key(&key)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot check the app key: {e}")))?;
+    owner
+        .map(|o| Caller {
+            account_id: o.account_id,
+            member_id: o.member_id,
+        })
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "app_key is invalid"))
+}
+
+/// An empty body is `{}` (go-flashduty sends body-less POSTs without a Content-Type); a
+/// non-empty body must be a JSON object, and a declared Content-Type must be JSON.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Args, ApiError> {
+    let bytes = match Limited::new(body, MAX_API_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(ApiError::new(
+                ErrorCode::EntityTooLarge,
+                "request body too large",
+            ));
+        }
+        Err(e) => return Err(ApiError::invalid(format!("cannot read request body: {e}"))),
+    };
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(Args::new(Map::new()));
+    }
+    if let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        let media = ct.split(';').next().unwrap_or("").trim();
+        if !media.eq_ignore_ascii_case("application/json") {
+            return Err(ApiError::new(
+                ErrorCode::InvalidContentType,
+                "Content-Type must be application/json",
+            ));
+        }
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(Args::new(map)),
+        Ok(_) => Err(ApiError::invalid("request body must be a JSON object")),
+        Err(_) => Err(ApiError::invalid("invalid JSON")),
+    }
+}

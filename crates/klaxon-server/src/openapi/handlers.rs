@@ -1,0 +1,362 @@
+//! The Open API endpoints of this release (openapi-compat.md 2.1, 2.3, 2.5, 2.10).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use klaxon_core::error::{ApiError, ErrorCode};
+use klaxon_core::model::{Incident, Progress, Severity};
+use klaxon_store::{
+    AlertFilter, ChannelFilter, EventFilter, IncidentFilter, Page, Paging, StoreError,
+};
+use serde_json::{Value, json};
+
+use super::{Args, Caller};
+use crate::state::AppState;
+use crate::wire;
+
+pub const PATHS: [&str; 8] = [
+    "/account/info",
+    "/member/info",
+    "/channel/list",
+    "/incident/list",
+    "/incident/info",
+    "/alert/list",
+    "/alert/info",
+    "/alert-event/list",
+];
+
+/// openapi-compat.md 1.7: list windows must be shorter than 31 days.
+const MAX_WINDOW_SECS: i64 = 31 * 86_400;
+/// openapi-compat.md 1.6: offset paging stops at p × limit = 10 000; use the cursor beyond.
+const MAX_OFFSET: i64 = 10_000;
+
+pub async fn dispatch(
+    state: &AppState,
+    caller: &Caller,
+    path: &str,
+    args: &Args,
+) -> Result<Option<Value>, ApiError> {
+    match path {
+        "/account/info" => account_info(state, caller).await.map(Some),
+        "/member/info" => member_info(state, caller).await.map(Some),
+        "/channel/list" => channel_list(state, caller, args).await.map(Some),
+        "/incident/list" => incident_list(state, caller, args).await.map(Some),
+        "/incident/info" => incident_info(state, caller, args).await.map(Some),
+        "/alert/list" => alert_list(state, caller, args).await.map(Some),
+        "/alert/info" => alert_info(state, caller, args).await.map(Some),
+        "/alert-event/list" => event_list(state, caller, args).await.map(Some),
+        _ => Err(ApiError::new(ErrorCode::RouteNotFound, "no such route")),
+    }
+}
+
+fn store_err(e: StoreError) -> ApiError {
+    match e {
+        StoreError::InvalidCursor => ApiError::invalid("search_after_ctx is invalid"),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+fn not_found(what: &str) -> ApiError {
+    ApiError::new(ErrorCode::ResourceNotFound, format!("{what} not found"))
+}
+
+/// Clamps `p` and `limit` (values ≤ 0 take the defaults, `limit` is capped; openapi-compat.md
+/// 1.3, 1.6) and refuses offsets past 10 000.
+fn paging(args: &Args, default_limit: i64, max_limit: i64) -> Result<Paging, ApiError> {
+    let p = args.i64("p")?.filter(|p| *p > 0).unwrap_or(1);
+    let limit = args
+        .i64("limit")?
+        .filter(|l| *l > 0)
+        .unwrap_or(default_limit)
+        .min(max_limit);
+    let search_after_ctx = args.str("search_after_ctx")?;
+    if search_after_ctx.is_none() && p.saturating_mul(limit) > MAX_OFFSET {
+        return Err(ApiError::invalid(
+            "p × limit must not exceed 10000; continue with search_after_ctx",
+        ));
+    }
+    Ok(Paging {
+        p,
+        limit,
+        asc: args.bool("asc")?.unwrap_or(false),
+        search_after_ctx,
+    })
+}
+
+/// `start_time` and `end_time` (Unix seconds), both required, `end − start` under 31 days.
+fn required_window(args: &Args) -> Result<(i64, i64), ApiError> {
+    let start = args
+        .i64("start_time")?
+        .ok_or_else(|| ApiError::invalid("start_time is required"))?;
+    let end = args
+        .i64("end_time")?
+        .ok_or_else(|| ApiError::invalid("end_time is required"))?;
+    check_window(start, end)?;
+    Ok((start * 1000, end * 1000))
+}
+
+fn check_window(start: i64, end: i64) -> Result<(), ApiError> {
+    if start < 0 || end < 0 {
+        return Err(ApiError::invalid(
+            "start_time and end_time must not be negative",
+        ));
+    }
+    if end <= start {
+        return Err(ApiError::invalid("end_time must be after start_time"));
+    }
+    if end - start >= MAX_WINDOW_SECS {
+        return Err(ApiError::invalid(
+            "end_time - start_time must be less than 31 days",
+        ));
+    }
+    Ok(())
+}
+
+fn parse_all<T: FromStr>(name: &str, values: Vec<String>) -> Result<Vec<T>, ApiError> {
+    values
+        .into_iter()
+        .map(|v| {
+            T::from_str(&v)
+                .map_err(|_| ApiError::invalid(format!("{name} has an invalid value: {v}")))
+        })
+        .collect()
+}
+
+fn page_json<T>(page: &Page<T>, items: Vec<Value>) -> Value {
+    let mut v = json!({
+        "items": items,
+        "total": page.total,
+        "has_next_page": page.has_next_page,
+    });
+    if let (Some(ctx), Some(obj)) = (&page.search_after_ctx, v.as_object_mut()) {
+        obj.insert("search_after_ctx".into(), Value::String(ctx.clone()));
+    }
+    v
+}
+
+async fn channel_names(
+    state: &AppState,
+    caller: &Caller,
+    ids: Vec<i64>,
+) -> Result<HashMap<i64, String>, ApiError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut ids = ids;
+    ids.sort_unstable();
+    ids.dedup();
+    let limit = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+    let filter = ChannelFilter {
+        paging: Paging {
+            p: 1,
+            limit,
+            asc: true,
+            search_after_ctx: None,
+        },
+        channel_ids: ids,
+        ..ChannelFilter::default()
+    };
+    let page = state
+        .store
+        .list_channels(caller.account_id, &filter)
+        .await
+        .map_err(store_err)?;
+    Ok(page
+        .items
+        .into_iter()
+        .map(|c| (c.channel_id, c.channel_name))
+        .collect())
+}
+
+async fn account_info(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
+    let account = state
+        .store
+        .account(caller.account_id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| not_found("account"))?;
+    Ok(wire::account(&account))
+}
+
+async fn member_info(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
+    let account = state
+        .store
+        .account(caller.account_id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| not_found("account"))?;
+    let member = state
+        .store
+        .member(caller.account_id, caller.member_id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| not_found("member"))?;
+    Ok(wire::member(&member, &account))
+}
+
+async fn channel_list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let filter = ChannelFilter {
+        paging: paging(args, 100, 100)?,
+        query: args.str("query")?,
+        channel_name: args.str("channel_name")?,
+        channel_ids: args.i64_list("channel_ids")?,
+    };
+    let page = state
+        .store
+        .list_channels(caller.account_id, &filter)
+        .await
+        .map_err(store_err)?;
+    let items = page.items.iter().map(wire::channel).collect();
+    Ok(page_json(&page, items))
+}
+
+async fn incident_list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let (start_time, end_time) = required_window(args)?;
+    let filter = IncidentFilter {
+        paging: paging(args, 20, 100)?,
+        start_time,
+        end_time,
+        progress: parse_all::<Progress>("progress", args.comma_list("progress")?)?,
+        severities: parse_all::<Severity>(
+            "incident_severity",
+            args.comma_list("incident_severity")?,
+        )?,
+        channel_ids: args.i64_list("channel_ids")?,
+        incident_ids: args.str_list("incident_ids")?,
+        nums: args.str_list("nums")?,
+        query: args.str("query")?,
+    };
+    let page = state
+        .store
+        .list_incidents(caller.account_id, &filter)
+        .await
+        .map_err(store_err)?;
+    let names = channel_names(
+        state,
+        caller,
+        page.items.iter().map(|i| i.channel_id).collect(),
+    )
+    .await?;
+    let items = page
+        .items
+        .iter()
+        .map(|i| wire::incident(i, &names))
+        .collect();
+    Ok(page_json(&page, items))
+}
+
+async fn incident_info(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let id = args
+        .str("incident_id")?
+        .ok_or_else(|| ApiError::invalid("incident_id is required"))?;
+    let incident = state
+        .store
+        .incident(caller.account_id, &id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| not_found("incident"))?;
+    let names = channel_names(state, caller, vec![incident.channel_id]).await?;
+    Ok(wire::incident(&incident, &names))
+}
+
+async fn incidents_by_id(
+    state: &AppState,
+    caller: &Caller,
+    ids: Vec<String>,
+) -> Result<HashMap<String, Incident>, ApiError> {
+    let mut map = HashMap::new();
+    for id in ids {
+        if id.is_empty() || map.contains_key(&id) {
+            continue;
+        }
+        if let Some(i) = state
+            .store
+            .incident(caller.account_id, &id)
+            .await
+            .map_err(store_err)?
+        {
+            map.insert(id, i);
+        }
+    }
+    Ok(map)
+}
+
+async fn alert_list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let (start_time, end_time) = required_window(args)?;
+    let filter = AlertFilter {
+        paging: paging(args, 20, 100)?,
+        start_time,
+        end_time,
+        is_active: args.bool("is_active")?,
+        severities: parse_all::<Severity>("alert_severity", args.comma_list("alert_severity")?)?,
+        channel_ids: args.i64_list("channel_ids")?,
+        integration_ids: args.i64_list("integration_ids")?,
+        alert_ids: args.str_list("alert_ids")?,
+        alert_keys: args.str_list("alert_keys")?,
+        incident_id: args.str("incident_id")?,
+    };
+    let page = state
+        .store
+        .list_alerts(caller.account_id, &filter)
+        .await
+        .map_err(store_err)?;
+    let names = channel_names(
+        state,
+        caller,
+        page.items.iter().map(|a| a.channel_id).collect(),
+    )
+    .await?;
+    let incidents = incidents_by_id(
+        state,
+        caller,
+        page.items.iter().map(|a| a.incident_id.clone()).collect(),
+    )
+    .await?;
+    let items = page
+        .items
+        .iter()
+        .map(|a| wire::alert(a, &names, &incidents))
+        .collect();
+    Ok(page_json(&page, items))
+}
+
+async fn alert_info(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let id = args
+        .str("alert_id")?
+        .ok_or_else(|| ApiError::invalid("alert_id is required"))?;
+    let alert = state
+        .store
+        .alert(caller.account_id, &id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| not_found("alert"))?;
+    let names = channel_names(state, caller, vec![alert.channel_id]).await?;
+    let incidents = incidents_by_id(state, caller, vec![alert.incident_id.clone()]).await?;
+    Ok(wire::alert(&alert, &names, &incidents))
+}
+
+async fn event_list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let start = args.i64("start_time")?.unwrap_or(0);
+    let end = args.i64("end_time")?.unwrap_or(0);
+    if start > 0 && end > 0 {
+        check_window(start, end)?;
+    }
+    let filter = EventFilter {
+        paging: paging(args, 20, 100)?,
+        start_time: start * 1000,
+        end_time: end * 1000,
+        integration_ids: args.i64_list("integration_ids")?,
+        integration_types: args.str_list("integration_types")?,
+        channel_ids: args.i64_list("channel_ids")?,
+        severities: parse_all::<Severity>("severities", args.comma_list("severities")?)?,
+        alert_id: args.str("alert_id")?,
+        statuses: Vec::new(),
+    };
+    let page = state
+        .store
+        .list_events(caller.account_id, &filter)
+        .await
+        .map_err(store_err)?;
+    let items = page.items.iter().map(wire::event).collect();
+    Ok(page_json(&page, items))
+}

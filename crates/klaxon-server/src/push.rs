@@ -1,0 +1,210 @@
+//! The push endpoints (ingest.md §2.1): receive, authenticate, limit, parse, validate, queue.
+//!
+//! Stages 1–3 of ingest.md §1.4 run here, synchronously; a 200 means the events are committed
+//! to the inbox (ING-008). Everything after runs in the inbox worker.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::response::Response;
+use axum::routing::any;
+use http_body_util::{BodyExt, Limited};
+use klaxon_core::error::{ApiError, ErrorCode, Surface};
+use klaxon_core::model::EventOrigin;
+use klaxon_core::ratelimit::Admission;
+use klaxon_core::standard::{PushContext, parse_standard};
+use serde_json::{Value, json};
+
+use crate::envelope::{failure, success, throttled};
+use crate::state::{AppState, new_request_id};
+
+/// ING-006: at most 5 MiB.
+pub const MAX_PUSH_BODY: usize = 5 * 1024 * 1024;
+
+/// The standard family (ING-001): these types may all push to `/event/push/alert/standard`,
+/// and each also has its own alias path taking the same payload.
+const STANDARD_FAMILY: [&str; 5] = ["standard", "uptimekuma", "keep", "elastalert2", "oceanbase"];
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/event/push/alert/{source}", any(push_alert))
+}
+
+async fn push_alert(
+    State(state): State<AppState>,
+    method: Method,
+    Path(source): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let request_id = new_request_id();
+    let result = accept(
+        &state,
+        &request_id,
+        &method,
+        &source,
+        query.as_deref(),
+        &headers,
+        body,
+    )
+    .await;
+    let code = match &result {
+        Ok(_) => "OK",
+        Err(e) => e.code.as_str(),
+    };
+    metrics::counter!("klaxon_push_requests_total", "code" => code).increment(1);
+    metrics::histogram!("klaxon_push_latency_seconds").record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(Accepted::Event { alert_key }) => {
+            success(&request_id, Some(json!({ "alert_key": alert_key })))
+        }
+        Ok(Accepted::Throttled { limit, reset_at }) => {
+            throttled(&request_id, Surface::Push, limit, reset_at)
+        }
+        Err(e) => failure(&request_id, Surface::Push, &e),
+    }
+}
+
+enum Accepted {
+    Event { alert_key: String },
+    Throttled { limit: usize, reset_at: i64 },
+}
+
+async fn accept(
+    state: &AppState,
+    request_id: &str,
+    method: &Method,
+    source: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Accepted, ApiError> {
+    // ING-003: only the standard family has an endpoint in this release.
+    if !STANDARD_FAMILY.contains(&source) {
+        return Err(ApiError::new(
+            ErrorCode::RouteNotFound,
+            format!("no push endpoint for source type {source}"),
+        ));
+    }
+    // ING-002: the reference product answers 400, not 405.
+    if method != Method::POST {
+        return Err(ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            format!("method {method} is not allowed, use POST"),
+        ));
+    }
+    // ING-004.
+    if !is_json_content_type(headers) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidContentType,
+            "Content-Type must be application/json",
+        ));
+    }
+    let params: Vec<(String, String)> = match query {
+        Some(q) => serde_urlencoded::from_str(q)
+            .map_err(|_| ApiError::invalid("query string is invalid"))?,
+        None => Vec::new(),
+    };
+    // ING-005: the last `integration_key` wins, like every other repeated parameter (ING-012).
+    let key = params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "integration_key")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    if key.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "integration_key is required",
+        ));
+    }
+    let integration = state
+        .keys
+        .integration(&state.store, key, state.clock.now())
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot look up the integration: {e}")))?
+        .ok_or_else(|| ApiError::invalid("integration_key is not a valid one"))?;
+    if !integration.enabled {
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            "integration is disabled",
+        ));
+    }
+    let type_ok = integration.integration_type == source
+        || (source == "standard"
+            && STANDARD_FAMILY.contains(&integration.integration_type.as_str()));
+    if !type_ok {
+        return Err(ApiError::invalid("integration type mismatch"));
+    }
+    // ING-013 (tenant service state) has nothing to refuse yet: a self-hosted account is always
+    // active until the service-agreement issue adds suspension and purge.
+
+    // ING-006.
+    let bytes = match Limited::new(body, MAX_PUSH_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(ApiError::invalid("request body too large"));
+        }
+        Err(e) => return Err(ApiError::invalid(format!("cannot read request body: {e}"))),
+    };
+    let payload: Value =
+        serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid("invalid JSON"))?;
+
+    // ING-007: counted only for requests that got this far.
+    let now = state.clock.now();
+    if let Admission::Throttled { limit, reset_at } =
+        state
+            .limiter
+            .admit_push(integration.account_id, integration.integration_id, now)
+    {
+        return Ok(Accepted::Throttled { limit, reset_at });
+    }
+
+    let query_labels: Vec<(String, String)> = params
+        .into_iter()
+        .filter(|(k, _)| k != "integration_key")
+        .collect();
+    let ctx = PushContext {
+        integration_id: integration.integration_id,
+        query_labels: &query_labels,
+        received_at: now,
+    };
+    let event = parse_standard(&payload, &ctx)?;
+    let alert_key = event.alert_key.clone();
+    let origin = EventOrigin {
+        request_id: request_id.to_string(),
+        account_id: integration.account_id,
+        integration_id: integration.integration_id,
+        integration_type: integration.integration_type.clone(),
+        integration_name: integration.integration_name.clone(),
+        channel_id: integration.channel_id,
+        received_at: now,
+    };
+    let commit_started = Instant::now();
+    state
+        .store
+        .enqueue(vec![(origin, event)])
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot queue the event: {e}")))?;
+    metrics::histogram!("klaxon_store_commit_seconds")
+        .record(commit_started.elapsed().as_secs_f64());
+    metrics::counter!("klaxon_push_events_accepted_total").increment(1);
+    state.inbox_ready.notify_one();
+    Ok(Accepted::Event { alert_key })
+}
+
+/// `application/json`, parameters allowed, case-insensitive (ING-004).
+fn is_json_content_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}

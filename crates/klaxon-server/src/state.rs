@@ -1,0 +1,76 @@
+//! Shared state of the handlers and workers.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use klaxon_core::model::Millis;
+use klaxon_store::Store;
+use rand::Rng;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::keycache::KeyCache;
+use crate::limits::Limiter;
+
+/// The platform clock, injected so tests drive time.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Millis;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Millis {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub limiter: Arc<Limiter>,
+    pub keys: Arc<KeyCache>,
+    /// Wakes the inbox worker after a commit, so processing follows acceptance without a
+    /// polling delay on this node.
+    pub inbox_ready: Arc<Notify>,
+}
+
+impl AppState {
+    pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>) -> Self {
+        let limiter = Arc::new(Limiter::new(config.limits, config.api_limits));
+        AppState {
+            config: Arc::new(config),
+            store,
+            clock,
+            limiter,
+            keys: Arc::new(KeyCache::default()),
+            inbox_ready: Arc::new(Notify::new()),
+        }
+    }
+}
+
+/// `n` random bytes as lower-case hex.
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rng().fill(&mut bytes[..]);
+    hex::encode(bytes)
+}
+
+/// A human-typable random password from an unambiguous alphabet.
+pub fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+/// A new 32-hex request id (ING-008).
+pub fn new_request_id() -> String {
+    random_hex(16)
+}

@@ -1,0 +1,301 @@
+//! Pools, dialect and a small builder for dynamic SQL with `$n` placeholders.
+//!
+//! One code path over `sqlx::AnyPool`: SQLite gets a single-connection write pool (SQLite has
+//! one writer) and a read pool; PostgreSQL one pool for both.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyArguments, AnyPoolOptions};
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor};
+
+use crate::{Backend, Result, StoreError, StoreOptions};
+
+/// How long a SQLite connection waits for a lock before failing.
+const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolClosed => StoreError::Closed,
+            other => StoreError::Database(other.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Database(format!("migration failed: {e}"))
+    }
+}
+
+/// The connected pools.
+pub(crate) struct Pools {
+    pub backend: Backend,
+    /// Reads (SQLite: `max_connections` connections; PostgreSQL: the one pool).
+    pub read: AnyPool,
+    /// Writes (SQLite: exactly one connection; PostgreSQL: the same pool as `read`).
+    pub write: AnyPool,
+}
+
+pub(crate) fn backend_of(url: &str) -> Result<Backend> {
+    if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else {
+        Err(StoreError::Database(
+            "unsupported database URL: expected sqlite://… or postgres://…".into(),
+        ))
+    }
+}
+
+pub(crate) async fn connect(url: &str, options: &StoreOptions) -> Result<Pools> {
+    // Idempotent (sqlx guards it with a `Once`).
+    sqlx::any::install_default_drivers();
+    match backend_of(url)? {
+        Backend::Sqlite => connect_sqlite(url, options).await,
+        Backend::Postgres => {
+            let pool = AnyPoolOptions::new()
+                .max_connections(options.max_connections.max(2))
+                .acquire_timeout(Duration::from_secs(30))
+                .connect(url)
+                .await?;
+            Ok(Pools {
+                backend: Backend::Postgres,
+                read: pool.clone(),
+                write: pool,
+            })
+        }
+    }
+}
+
+/// Splits `sqlite://path?params` into the path and the query string.
+fn sqlite_parts(url: &str) -> (&str, Option<&str>) {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    match rest.split_once('?') {
+        Some((path, params)) => (path, Some(params)),
+        None => (rest, None),
+    }
+}
+
+fn is_memory(path: &str, params: Option<&str>) -> bool {
+    path.is_empty()
+        || path == ":memory:"
+        || params.is_some_and(|p| p.split('&').any(|kv| kv == "mode=memory"))
+}
+
+async fn connect_sqlite(url: &str, options: &StoreOptions) -> Result<Pools> {
+    let (path, params) = sqlite_parts(url);
+    let memory = is_memory(path, params);
+    // Created if missing: `mode=rwc` unless the caller chose a mode.
+    let url = match params {
+        Some(p) if p.split('&').any(|kv| kv.starts_with("mode=")) => url.to_string(),
+        Some(_) => format!("{url}&mode=rwc"),
+        None => format!("{url}?mode=rwc"),
+    };
+    if !memory {
+        if let Some(parent) = Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+            && !parent.exists()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Database(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        // WAL is a property of the file: set it once, before the pools open.
+        let mut conn = AnyConnection::connect(&url).await?;
+        conn.execute("PRAGMA journal_mode = WAL").await?;
+        conn.close().await?;
+    }
+
+    let synchronous: Arc<str> = if options.sqlite_synchronous_full {
+        Arc::from("PRAGMA synchronous = FULL")
+    } else {
+        Arc::from("PRAGMA synchronous = NORMAL")
+    };
+    let pool_options = move |max: u32| {
+        let synchronous = synchronous.clone();
+        AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(60))
+            // A local file does not drop connections; skip the ping before each use.
+            .test_before_acquire(false)
+            .after_connect(move |conn, _meta| {
+                let synchronous = synchronous.clone();
+                Box::pin(async move {
+                    let busy = format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}");
+                    conn.execute(AssertSqlSafe(busy)).await?;
+                    conn.execute(AssertSqlSafe(synchronous)).await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            })
+    };
+
+    if memory {
+        // Every connection to `:memory:` is its own database (deps.md P4): one connection,
+        // kept forever, serves reads and writes.
+        let pool = pool_options(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect(&url)
+            .await?;
+        return Ok(Pools {
+            backend: Backend::Sqlite,
+            read: pool.clone(),
+            write: pool,
+        });
+    }
+    let write = pool_options(1).connect(&url).await?;
+    let read = pool_options(options.max_connections.max(1))
+        .connect(&url)
+        .await?;
+    Ok(Pools {
+        backend: Backend::Sqlite,
+        read,
+        write,
+    })
+}
+
+pub(crate) async fn migrate(backend: Backend, pool: &AnyPool) -> Result<()> {
+    match backend {
+        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+        Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+    }
+    Ok(())
+}
+
+/// A bind value.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    I64(i64),
+    Text(String),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::I64(v)
+    }
+}
+
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Arg::I64(i64::from(v))
+    }
+}
+
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(v)
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(v.to_string())
+    }
+}
+
+impl From<&String> for Arg {
+    fn from(v: &String) -> Self {
+        Arg::Text(v.clone())
+    }
+}
+
+/// SQL text plus its arguments, numbered `$1…` in the order they are added.
+///
+/// Only fixed fragments written in this crate go into the text; every value is a bind
+/// argument, which is why handing the text to sqlx as `AssertSqlSafe` is sound.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Sql {
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl Sql {
+    pub fn new(text: &str) -> Self {
+        Sql {
+            text: text.to_string(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Appends a fixed fragment.
+    pub fn push(&mut self, fragment: &str) -> &mut Self {
+        self.text.push_str(fragment);
+        self
+    }
+
+    /// Appends a placeholder for `value`.
+    pub fn bind(&mut self, value: impl Into<Arg>) -> &mut Self {
+        self.args.push(value.into());
+        let n = self.args.len();
+        self.text.push('$');
+        self.text.push_str(&n.to_string());
+        self
+    }
+
+    /// Appends ` AND column IN ($a, $b, …)` unless `values` is empty.
+    pub fn and_in<T: Clone + Into<Arg>>(&mut self, column: &str, values: &[T]) -> &mut Self {
+        if values.is_empty() {
+            return self;
+        }
+        self.push(" AND ").push(column).push(" IN (");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(v.clone());
+        }
+        self.push(")")
+    }
+
+    pub fn query(&self) -> Query<'static, Any, AnyArguments> {
+        self.clone().into_query()
+    }
+
+    /// Like [`Sql::query`] without copying the text and the arguments.
+    pub fn into_query(self) -> Query<'static, Any, AnyArguments> {
+        let mut q = sqlx::query(AssertSqlSafe(self.text));
+        for a in self.args {
+            q = match a {
+                Arg::I64(v) => q.bind(v),
+                Arg::Text(v) => q.bind(v),
+            };
+        }
+        q
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_numbers_placeholders() {
+        let mut s = Sql::new("SELECT 1 FROM t WHERE a = ");
+        s.bind(1_i64);
+        s.and_in("b", &["x", "y"]);
+        s.and_in::<i64>("c", &[]);
+        assert_eq!(s.text, "SELECT 1 FROM t WHERE a = $1 AND b IN ($2, $3)");
+        assert_eq!(s.args.len(), 3);
+    }
+
+    #[test]
+    fn sqlite_url_parts() {
+        assert_eq!(sqlite_parts("sqlite://a/b.db"), ("a/b.db", None));
+        assert_eq!(
+            sqlite_parts("sqlite:///abs/b.db?x=1"),
+            ("/abs/b.db", Some("x=1"))
+        );
+        assert!(is_memory(":memory:", None));
+        assert!(!is_memory("k.db", None));
+    }
+}

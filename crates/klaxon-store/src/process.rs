@@ -1,0 +1,514 @@
+//! Hop 2: the inbox consumer (ING-011). One transaction per batch: take or renew the lease,
+//! read events in `seq` order, decide each with `klaxon_core::merge::process_event`, write the
+//! effects, delete the processed inbox rows, commit. A crash before the commit leaves
+//! everything as it was: the next lease holder redoes the batch (no loss, no doubles).
+//!
+//! Within a batch the state lives in a [`Batch`] cache: the active alerts of every identity the
+//! batch touches, their incidents and those incidents' alerts are read with a few bulk queries
+//! up front; each event is decided against the cache (so it sees the effects of the earlier
+//! events of its batch) and its effects are applied to the cache; at the end every changed row
+//! is written once, with multi-row statements, in the same transaction.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use klaxon_core::ids::IdSource;
+use klaxon_core::merge::{Candidate, Effects, process_event};
+use klaxon_core::model::{
+    Alert, AlertSummary, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
+};
+use sqlx::{AnyConnection, AnyPool};
+
+use crate::db::Sql;
+use crate::rows::{self, get_i64, get_str};
+use crate::{Result, StoreError};
+
+/// How long a lease lives without renewal.
+pub const LEASE_TTL_MS: Millis = 10_000;
+
+/// The inbox lease's row in `leases`.
+const INBOX_LEASE: &str = "inbox";
+
+/// Most values in one `IN (…)` list.
+const IN_CHUNK: usize = 500;
+
+/// Random ids for new alerts, incidents and events (`rand`'s thread-local CSPRNG).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RandomIds;
+
+impl IdSource for RandomIds {
+    fn random8(&mut self) -> [u8; 8] {
+        rand::random()
+    }
+}
+
+/// Whether a batch is committed, or rolled back at the very end as if the node had crashed
+/// just before its COMMIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Finish {
+    Commit,
+    Rollback,
+}
+
+pub(crate) async fn process_inbox(
+    pool: &AnyPool,
+    holder: &str,
+    limit: usize,
+    now: Millis,
+    finish: Finish,
+) -> Result<usize> {
+    let mut tx = pool.begin().await?;
+    if !take_lease(&mut tx, holder, now).await? {
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    let queued = read_batch(&mut tx, limit).await?;
+    if queued.is_empty() {
+        // Nothing to do: leave the lease as it was rather than pay a commit (an fsync on
+        // SQLite) on every idle poll.
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    let mut batch = Batch::default();
+    batch.prefetch(&mut tx, &queued).await?;
+    let mut ids = Recording {
+        inner: RandomIds,
+        made: HashSet::new(),
+    };
+    for q in &queued {
+        let candidate = batch.candidate(&mut tx, q).await?;
+        let effects = process_event(q, candidate, now, &mut ids);
+        batch
+            .apply(&mut tx, q.origin.account_id, effects, &ids.made)
+            .await?;
+    }
+    batch.write(&mut tx).await?;
+    let seqs: Vec<i64> = queued.iter().map(|q| q.seq).collect();
+    for chunk in seqs.chunks(IN_CHUNK) {
+        let mut sql = Sql::new("DELETE FROM inbox WHERE 1 = 1");
+        sql.and_in("seq", chunk);
+        sql.query().execute(&mut *tx).await?;
+    }
+    match finish {
+        Finish::Commit => tx.commit().await?,
+        Finish::Rollback => tx.rollback().await?,
+    }
+    Ok(queued.len())
+}
+
+/// An id source that remembers the ids it made: a row with such an id is new to the database,
+/// so the batch needs not look for it there.
+struct Recording {
+    inner: RandomIds,
+    made: HashSet<String>,
+}
+
+impl IdSource for Recording {
+    fn random8(&mut self) -> [u8; 8] {
+        self.inner.random8()
+    }
+
+    fn object_id(&mut self, now: Millis) -> String {
+        let id = klaxon_core::ids::object_id(now, self.inner.random8());
+        self.made.insert(id.clone());
+        id
+    }
+}
+
+/// Takes the lease if it is free or expired, renews it if `holder` has it. On PostgreSQL the
+/// row lock taken by the UPDATE also serialises two nodes until the first one commits.
+async fn take_lease(conn: &mut AnyConnection, holder: &str, now: Millis) -> Result<bool> {
+    let mut sql = Sql::new("UPDATE leases SET holder = ");
+    sql.bind(holder)
+        .push(", expires_at = ")
+        .bind(now.saturating_add(LEASE_TTL_MS))
+        .push(" WHERE name = ")
+        .bind(INBOX_LEASE)
+        .push(" AND (holder = ")
+        .bind(holder)
+        .push(" OR expires_at < ")
+        .bind(now)
+        .push(")");
+    let done = sql.query().execute(&mut *conn).await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The first `limit` queued events in `seq` order, without taking them.
+pub(crate) async fn peek(pool: &AnyPool, limit: usize) -> Result<Vec<QueuedEvent>> {
+    let mut conn = pool.acquire().await?;
+    read_batch(&mut conn, limit).await
+}
+
+async fn read_batch(conn: &mut AnyConnection, limit: usize) -> Result<Vec<QueuedEvent>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut sql = Sql::new(
+        "SELECT seq, account_id, channel_id, integration_id, integration_type, \
+         integration_name, request_id, received_at, event FROM inbox ORDER BY seq LIMIT ",
+    );
+    sql.bind(limit);
+    let rows = sql.query().fetch_all(&mut *conn).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let seq = get_i64(row, "seq")?;
+        let json = get_str(row, "event")?;
+        // A row that no longer decodes stops the consumer rather than being dropped silently:
+        // nothing accepted is lost (DESIGN.md principle 4).
+        let event: NewEvent = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("inbox seq {seq}: {e}")))?;
+        out.push(QueuedEvent {
+            seq,
+            origin: EventOrigin {
+                request_id: get_str(row, "request_id")?,
+                account_id: get_i64(row, "account_id")?,
+                integration_id: get_i64(row, "integration_id")?,
+                integration_type: get_str(row, "integration_type")?,
+                integration_name: get_str(row, "integration_name")?,
+                channel_id: get_i64(row, "channel_id")?,
+                received_at: get_i64(row, "received_at")?,
+            },
+            event,
+        });
+    }
+    Ok(out)
+}
+
+/// Alert identity (ING-110): (account, channel, integration, alert_key).
+type Identity = (i64, i64, i64, String);
+
+fn identity_of(q: &QueuedEvent) -> Identity {
+    (
+        q.origin.account_id,
+        q.origin.channel_id,
+        q.origin.integration_id,
+        q.event.alert_key.clone(),
+    )
+}
+
+/// The batch's view of the rows it reads and writes.
+#[derive(Default)]
+struct Batch {
+    /// Full alert rows: the active alerts of the batch's identities, and every alert the
+    /// batch wrote.
+    alerts: HashMap<String, Alert>,
+    /// Per identity, the ids of its alerts that were active when loaded or made in the batch.
+    by_identity: HashMap<Identity, Vec<String>>,
+    /// Incidents read (`None`: not in the database) or written.
+    incidents: HashMap<String, Option<Incident>>,
+    /// The complete alert list of an incident, where known.
+    members: HashMap<String, BTreeMap<String, AlertSummary>>,
+    /// Which `members` list holds an alert.
+    member_of: HashMap<String, String>,
+    /// Changed rows, in first-change order.
+    dirty_alerts: Vec<String>,
+    dirty_alert_set: HashSet<String>,
+    dirty_incidents: Vec<String>,
+    dirty_incident_set: HashSet<String>,
+    /// Alerts outside the cache closed by an auto-resolution (ING-200): (account, id, time).
+    closes: Vec<(i64, String, Millis)>,
+    events: Vec<StoredEvent>,
+}
+
+impl Batch {
+    /// Reads, with a few bulk queries, the active alerts of every identity in `queued`, their
+    /// incidents and those incidents' alerts.
+    async fn prefetch(&mut self, conn: &mut AnyConnection, queued: &[QueuedEvent]) -> Result<()> {
+        let mut groups: BTreeMap<(i64, i64, i64), BTreeSet<String>> = BTreeMap::new();
+        for q in queued {
+            let id = identity_of(q);
+            groups
+                .entry((id.0, id.1, id.2))
+                .or_default()
+                .insert(id.3.clone());
+            self.by_identity.entry(id).or_default();
+        }
+        let mut incident_ids: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+        for ((account, channel, integration), keys) in groups {
+            let keys: Vec<String> = keys.into_iter().collect();
+            for chunk in keys.chunks(IN_CHUNK) {
+                let mut sql = Sql::new("SELECT ");
+                sql.push(rows::ALERT_COLUMNS)
+                    .push(" FROM alerts WHERE account_id = ")
+                    .bind(account)
+                    .push(" AND channel_id = ")
+                    .bind(channel)
+                    .push(" AND integration_id = ")
+                    .bind(integration)
+                    // Literal terms, so the partial index `alerts_candidate` applies.
+                    .push(" AND closed = 0 AND alert_status <> 'Ok'");
+                sql.and_in("alert_key", chunk);
+                for row in sql.query().fetch_all(&mut *conn).await? {
+                    let alert = rows::alert(&row)?;
+                    if !alert.incident_id.is_empty() {
+                        incident_ids
+                            .entry(alert.account_id)
+                            .or_default()
+                            .insert(alert.incident_id.clone());
+                    }
+                    let id = (
+                        alert.account_id,
+                        alert.channel_id,
+                        alert.integration_id,
+                        alert.alert_key.clone(),
+                    );
+                    self.by_identity
+                        .entry(id)
+                        .or_default()
+                        .push(alert.alert_id.clone());
+                    self.alerts.insert(alert.alert_id.clone(), alert);
+                }
+            }
+        }
+        for (account, ids) in incident_ids {
+            let ids: Vec<String> = ids.into_iter().collect();
+            for chunk in ids.chunks(IN_CHUNK) {
+                self.load_incidents(conn, account, chunk).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads the incidents and complete alert lists of `ids` that the batch does not hold
+    /// yet. What the batch holds wins over the database.
+    async fn load_incidents(
+        &mut self,
+        conn: &mut AnyConnection,
+        account: i64,
+        ids: &[String],
+    ) -> Result<()> {
+        let need_incidents: Vec<String> = ids
+            .iter()
+            .filter(|id| !self.incidents.contains_key(*id))
+            .cloned()
+            .collect();
+        if !need_incidents.is_empty() {
+            let mut sql = Sql::new("SELECT ");
+            sql.push(rows::INCIDENT_COLUMNS)
+                .push(" FROM incidents WHERE account_id = ")
+                .bind(account);
+            sql.and_in("incident_id", &need_incidents);
+            let mut found: HashMap<String, Incident> = HashMap::new();
+            for row in sql.query().fetch_all(&mut *conn).await? {
+                let incident = rows::incident(&row)?;
+                found.insert(incident.incident_id.clone(), incident);
+            }
+            for id in need_incidents {
+                let incident = found.remove(&id);
+                self.incidents.insert(id, incident);
+            }
+        }
+
+        let need_members: Vec<String> = ids
+            .iter()
+            .filter(|id| !self.members.contains_key(*id))
+            .cloned()
+            .collect();
+        if !need_members.is_empty() {
+            let mut lists: HashMap<String, BTreeMap<String, AlertSummary>> = need_members
+                .iter()
+                .map(|id| (id.clone(), BTreeMap::new()))
+                .collect();
+            let mut sql = Sql::new("SELECT incident_id, ");
+            sql.push(rows::ALERT_SUMMARY_COLUMNS)
+                .push(" FROM alerts WHERE account_id = ")
+                .bind(account);
+            sql.and_in("incident_id", &need_members);
+            for row in sql.query().fetch_all(&mut *conn).await? {
+                let incident_id = get_str(&row, "incident_id")?;
+                let summary = rows::alert_summary(&row)?;
+                if self.alerts.contains_key(&summary.alert_id) {
+                    continue; // the cached row decides where this alert is
+                }
+                if let Some(list) = lists.get_mut(&incident_id) {
+                    list.insert(summary.alert_id.clone(), summary);
+                }
+            }
+            for alert in self.alerts.values() {
+                if let Some(list) = lists.get_mut(&alert.incident_id) {
+                    list.insert(alert.alert_id.clone(), AlertSummary::from(alert));
+                }
+            }
+            for (incident_id, list) in lists {
+                for alert_id in list.keys() {
+                    self.member_of.insert(alert_id.clone(), incident_id.clone());
+                }
+                self.members.insert(incident_id, list);
+            }
+        }
+        Ok(())
+    }
+
+    /// ING-110: the most recently created active alert with the event's identity, its
+    /// incident and that incident's other alerts.
+    async fn candidate(
+        &mut self,
+        conn: &mut AnyConnection,
+        q: &QueuedEvent,
+    ) -> Result<Option<Candidate>> {
+        let identity = identity_of(q);
+        let best = self.by_identity.get(&identity).and_then(|ids| {
+            ids.iter()
+                .filter_map(|id| self.alerts.get(id))
+                .filter(|a| a.is_active())
+                .max_by(|a, b| (a.created_at, &a.alert_id).cmp(&(b.created_at, &b.alert_id)))
+                .cloned()
+        });
+        let Some(alert) = best else {
+            return Ok(None);
+        };
+        if alert.incident_id.is_empty() {
+            return Ok(Some(Candidate {
+                alert,
+                incident: None,
+                sibling_alerts: Vec::new(),
+            }));
+        }
+        if !self.incidents.contains_key(&alert.incident_id)
+            || !self.members.contains_key(&alert.incident_id)
+        {
+            let ids = [alert.incident_id.clone()];
+            self.load_incidents(conn, alert.account_id, &ids).await?;
+        }
+        let incident = self.incidents.get(&alert.incident_id).cloned().flatten();
+        let sibling_alerts = self
+            .members
+            .get(&alert.incident_id)
+            .map(|m| {
+                m.values()
+                    .filter(|s| s.alert_id != alert.alert_id)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(Candidate {
+            alert,
+            incident,
+            sibling_alerts,
+        }))
+    }
+
+    /// Applies one event's effects to the cache.
+    async fn apply(
+        &mut self,
+        conn: &mut AnyConnection,
+        account: i64,
+        effects: Effects,
+        made: &HashSet<String>,
+    ) -> Result<()> {
+        for alert in effects.alerts {
+            self.put_alert(conn, alert, made).await?;
+        }
+        for incident in effects.incidents {
+            let id = incident.incident_id.clone();
+            if !self.members.contains_key(&id) && made.contains(&id) {
+                // A new incident none of whose alerts the batch holds: it has none yet.
+                self.members.insert(id.clone(), BTreeMap::new());
+            }
+            self.incidents.insert(id.clone(), Some(incident));
+            if self.dirty_incident_set.insert(id.clone()) {
+                self.dirty_incidents.push(id);
+            }
+        }
+        for id in effects.close_alert_ids {
+            // An alert already closed keeps its own close_time.
+            match self.alerts.get_mut(&id) {
+                Some(a) => {
+                    if !a.closed {
+                        a.closed = true;
+                        a.close_time = effects.close_time;
+                        if self.dirty_alert_set.insert(id.clone()) {
+                            self.dirty_alerts.push(id);
+                        }
+                    }
+                }
+                None => self.closes.push((account, id, effects.close_time)),
+            }
+        }
+        if let Some(event) = effects.stored_event {
+            self.events.push(event);
+        }
+        Ok(())
+    }
+
+    async fn put_alert(
+        &mut self,
+        conn: &mut AnyConnection,
+        alert: Alert,
+        made: &HashSet<String>,
+    ) -> Result<()> {
+        let id = alert.alert_id.clone();
+        let incident_id = alert.incident_id.clone();
+        // Leaving the list it was on.
+        if let Some(previous) = self.member_of.remove(&id)
+            && previous != incident_id
+            && let Some(list) = self.members.get_mut(&previous)
+        {
+            list.remove(&id);
+        }
+        // Joining an incident whose alert list is not known yet: load it (it then includes
+        // this alert's new state, since the cache wins).
+        if !incident_id.is_empty()
+            && !self.members.contains_key(&incident_id)
+            && !made.contains(&incident_id)
+        {
+            self.alerts.insert(id.clone(), alert.clone());
+            let ids = [incident_id.clone()];
+            self.load_incidents(conn, alert.account_id, &ids).await?;
+        }
+        if !incident_id.is_empty() {
+            // Known list (loaded, or just loaded above), or a new incident's (made here).
+            self.members
+                .entry(incident_id.clone())
+                .or_default()
+                .insert(id.clone(), AlertSummary::from(&alert));
+            self.member_of.insert(id.clone(), incident_id);
+        }
+        let identity = (
+            alert.account_id,
+            alert.channel_id,
+            alert.integration_id,
+            alert.alert_key.clone(),
+        );
+        let known = self.by_identity.entry(identity).or_default();
+        if !known.contains(&id) {
+            known.push(id.clone());
+        }
+        self.alerts.insert(id.clone(), alert);
+        if self.dirty_alert_set.insert(id.clone()) {
+            self.dirty_alerts.push(id);
+        }
+        Ok(())
+    }
+
+    /// Writes every changed row once.
+    async fn write(&self, conn: &mut AnyConnection) -> Result<()> {
+        let alerts: Vec<&Alert> = self
+            .dirty_alerts
+            .iter()
+            .filter_map(|id| self.alerts.get(id))
+            .collect();
+        rows::upsert_alerts(conn, &alerts).await?;
+        let incidents: Vec<&Incident> = self
+            .dirty_incidents
+            .iter()
+            .filter_map(|id| self.incidents.get(id).and_then(Option::as_ref))
+            .collect();
+        rows::upsert_incidents(conn, &incidents).await?;
+        let mut closes: BTreeMap<(i64, Millis), Vec<String>> = BTreeMap::new();
+        for (account, id, at) in &self.closes {
+            closes.entry((*account, *at)).or_default().push(id.clone());
+        }
+        for ((account, at), ids) in closes {
+            for chunk in ids.chunks(IN_CHUNK) {
+                let mut sql = Sql::new("UPDATE alerts SET closed = 1, close_time = ");
+                sql.bind(at)
+                    .push(" WHERE account_id = ")
+                    .bind(account)
+                    .push(" AND closed = 0");
+                sql.and_in("alert_id", chunk);
+                sql.query().execute(&mut *conn).await?;
+            }
+        }
+        let events: Vec<&StoredEvent> = self.events.iter().collect();
+        rows::insert_events(conn, &events).await?;
+        Ok(())
+    }
+}

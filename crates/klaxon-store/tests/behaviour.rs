@@ -1,0 +1,1838 @@
+//! The store's behaviour suite (DESIGN.md "Testing"): every test is written once over a
+//! [`Db`] and runs against SQLite (a temporary file) always, and against PostgreSQL when
+//! `KLAXON_TEST_DATABASE_URL` is set — each test then creates its own database
+//! `klaxon_t_<random hex>` from that URL and drops it afterwards, so tests run in parallel.
+
+// The test bodies are plain async fns called by the generated `#[tokio::test]`s, which
+// clippy's `allow-unwrap-in-tests` does not recognise as tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use klaxon_core::model::{EventOrigin, Millis, NewEvent, Progress, ResolvedBy, Severity, Status};
+use klaxon_store::{
+    AlertFilter, Backend, Bootstrap, BootstrapSeed, ChannelFilter, EventFilter, IncidentFilter,
+    Paging, Store, StoreError, StoreOptions,
+};
+use sqlx::{AnyPool, Connection, Executor};
+
+const T0: Millis = 1_700_000_000_000;
+const ENV: &str = "KLAXON_TEST_DATABASE_URL";
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------------------------
+
+/// A fresh, migrated store plus a raw pool on the same database for arranging rows by hand.
+struct Db {
+    store: Store,
+    raw: AnyPool,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<PgDrop>,
+}
+
+/// Drops the test's PostgreSQL database, even when the test panicked.
+struct PgDrop {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PgDrop {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: use a thread with a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = conn.execute(sqlx::AssertSqlSafe(sql)).await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    hex::encode(v)
+}
+
+/// `url` with its database name replaced.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map(|i| authority_start + i)
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{}", &base[..path_start], name);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+impl Db {
+    async fn open(url: &str) -> (Store, AnyPool) {
+        sqlx::any::install_default_drivers();
+        let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+        store.migrate().await.unwrap();
+        let raw = sqlx::any::AnyPoolOptions::new()
+            .max_connections(2)
+            .connect(url)
+            .await
+            .unwrap();
+        (store, raw)
+    }
+
+    async fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("sub/klaxon.db").display());
+        let (store, raw) = Db::open(&url).await;
+        Db {
+            store,
+            raw,
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    async fn postgres() -> Option<Db> {
+        let admin_url = std::env::var(ENV).ok().filter(|u| !u.is_empty())?;
+        let name = format!("klaxon_t_{}", random_hex(8));
+        let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let pg = PgDrop {
+            admin_url: admin_url.clone(),
+            name: name.clone(),
+        };
+        let (store, raw) = Db::open(&with_database(&admin_url, &name)).await;
+        Some(Db {
+            store,
+            raw,
+            _dir: None,
+            pg: Some(pg),
+        })
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        self.raw.close().await;
+        drop(self.pg);
+    }
+
+    async fn exec(&self, sql: &str) {
+        self.raw
+            .execute(sqlx::AssertSqlSafe(sql.to_string()))
+            .await
+            .unwrap();
+    }
+}
+
+macro_rules! behaviour {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = crate::Db::sqlite().await;
+                    crate::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = crate::Db::postgres().await else {
+                        eprintln!(
+                            "{} is not set: skipping the PostgreSQL run of {}",
+                            crate::ENV,
+                            stringify!($name)
+                        );
+                        return;
+                    };
+                    crate::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+behaviour!(
+    migrate_twice_is_a_noop,
+    close_commits_what_it_accepted,
+    bootstrap_creates_once,
+    keys_resolve_and_miss,
+    enqueue_concurrent_group_commit,
+    enqueue_throughput,
+    process_throughput,
+    process_creates_alert_incident_event,
+    process_duplicate_and_significant_merge,
+    process_recovery_resolves_and_closes,
+    process_ok_without_alert,
+    process_batch_closes_cached_siblings,
+    process_expired_alert_opens_new,
+    process_sees_earlier_events_of_its_batch,
+    lease_excludes_other_holders,
+    crash_before_commit_is_redone_once,
+    list_incidents_filters_and_paging,
+    list_alerts_and_events_filters,
+    list_channels_filters,
+    tenant_isolation,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+fn seed() -> BootstrapSeed {
+    BootstrapSeed {
+        account_name: "Acme".into(),
+        owner_email: "owner@example.com".into(),
+        owner_name: "Owner".into(),
+        owner_password: "correct horse battery staple".into(),
+        app_key: random_hex(16),
+        integration_key: random_hex(16),
+    }
+}
+
+fn origin(b: &Bootstrap, received_at: Millis) -> EventOrigin {
+    EventOrigin {
+        request_id: random_hex(16),
+        account_id: b.account_id,
+        integration_id: b.integration_id,
+        integration_type: "standard".into(),
+        integration_name: "Standard (default)".into(),
+        channel_id: b.channel_id,
+        received_at,
+    }
+}
+
+fn event(key: &str, status: Status, title: &str, event_time: Millis) -> NewEvent {
+    NewEvent {
+        alert_key: key.into(),
+        event_status: status,
+        event_severity: status.severity(),
+        title: title.into(),
+        title_rule: String::new(),
+        description: format!("{title} description"),
+        labels: BTreeMap::from([("host".to_string(), "db1".to_string())]),
+        images: Vec::new(),
+        event_time,
+    }
+}
+
+async fn push(db: &Db, b: &Bootstrap, events: Vec<NewEvent>, at: Millis) {
+    let items = events.into_iter().map(|e| (origin(b, at), e)).collect();
+    db.store.enqueue(items).await.unwrap();
+}
+
+/// Processes everything queued, as holder "a", at `now`.
+async fn drain(db: &Db, now: Millis) -> usize {
+    let mut total = 0;
+    loop {
+        let n = db.store.process_inbox("a", 100, now).await.unwrap();
+        if n == 0 {
+            return total;
+        }
+        total += n;
+    }
+}
+
+/// Arranges, by hand, an alert in an existing incident (as grouping or a manual move would).
+async fn sibling_alert(db: &Db, b: &Bootstrap, id: &str, key: &str, status: &str, incident: &str) {
+    let end = if status == "Ok" { T0 } else { 0 };
+    db.exec(&format!(
+        "INSERT INTO alerts (alert_id, account_id, channel_id, integration_id, integration_type, \
+         integration_name, alert_key, title, title_rule, description, alert_severity, \
+         alert_status, labels, images, start_time, last_time, end_time, created_at, updated_at, \
+         event_cnt, incident_id, closed, close_time, resolved_by, ever_muted) VALUES \
+         ('{id}', {acc}, {ch}, {int}, 'standard', 'Standard (default)', '{key}', 'Sib', '', '', \
+         'Warning', '{status}', '{{}}', '[]', {t}, {t}, {end}, {t}, {t}, 1, '{incident}', 0, 0, \
+         '', 0)",
+        acc = b.account_id,
+        ch = b.channel_id,
+        int = b.integration_id,
+        t = T0,
+    ))
+    .await;
+}
+
+fn paging(p: i64, limit: i64) -> Paging {
+    Paging {
+        p,
+        limit,
+        asc: false,
+        search_after_ctx: None,
+    }
+}
+
+fn incidents_all() -> IncidentFilter {
+    IncidentFilter {
+        paging: paging(1, 100),
+        ..IncidentFilter::default()
+    }
+}
+
+fn alerts_all() -> AlertFilter {
+    AlertFilter {
+        paging: paging(1, 100),
+        ..AlertFilter::default()
+    }
+}
+
+fn events_all() -> EventFilter {
+    EventFilter {
+        paging: paging(1, 100),
+        ..EventFilter::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+async fn migrate_twice_is_a_noop(db: &Db) {
+    // The harness migrated once already.
+    db.store.migrate().await.unwrap();
+    db.store.migrate().await.unwrap();
+    db.store.ping().await.unwrap();
+    assert_eq!(db.store.inbox_depth().await.unwrap(), 0);
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    db.store.migrate().await.unwrap();
+    assert!(db.store.account(b.account_id).await.unwrap().is_some());
+    if db.store.backend() == Backend::Sqlite {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&db.raw)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+}
+
+async fn close_commits_what_it_accepted(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    // Writers keep enqueueing while the store closes underneath them.
+    let mut handles = Vec::new();
+    for t in 0..16 {
+        let store = db.store.clone();
+        let b = b.clone();
+        handles.push(tokio::spawn(async move {
+            let mut accepted = 0_i64;
+            for i in 0..10_000 {
+                let e = event(&format!("k{t}-{i}"), Status::Info, "x", T0);
+                match store.enqueue(vec![(origin(&b, T0), e)]).await {
+                    Ok(()) => accepted += 1,
+                    Err(StoreError::Closed) => break,
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+            accepted
+        }));
+    }
+    while db.store.inbox_depth().await.unwrap() < 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    db.store.close().await;
+    let mut accepted = 0;
+    for h in handles {
+        accepted += h.await.unwrap();
+    }
+    assert!(accepted >= 100);
+    // Every caller told "committed" is in the inbox, and no one else.
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox")
+        .fetch_one(&db.raw)
+        .await
+        .unwrap();
+    assert_eq!(n, accepted);
+    assert!(matches!(
+        db.store
+            .enqueue(vec![(origin(&b, T0), event("late", Status::Info, "x", T0))])
+            .await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(
+        db.store.inbox_depth().await,
+        Err(StoreError::Closed)
+    ));
+    db.store.close().await; // twice is fine
+}
+
+async fn bootstrap_creates_once(db: &Db) {
+    // Two nodes starting at once on an empty database: exactly one creates, both report the
+    // same account.
+    let first_seed = seed();
+    let (s1, s2) = (db.store.clone(), db.store.clone());
+    let second_seed = seed();
+    let (r1, r2) = tokio::join!(
+        s1.bootstrap(&first_seed, T0),
+        s2.bootstrap(&second_seed, T0)
+    );
+    let (r1, r2) = (r1.unwrap(), r2.unwrap());
+    assert!(r1.created != r2.created, "exactly one of them creates");
+    assert_eq!(r1.account_id, r2.account_id);
+    assert_eq!(r1.integration_key, r2.integration_key);
+    let first = if r1.created { r1 } else { r2 };
+    let first_seed = if first.app_key == first_seed.app_key {
+        first_seed
+    } else {
+        BootstrapSeed {
+            app_key: first.app_key.clone(),
+            integration_key: first.integration_key.clone(),
+            ..first_seed
+        }
+    };
+    assert!(first.account_id > 0 && first.owner_member_id > 0);
+    assert!(first.channel_id > 0 && first.integration_id > 0);
+    assert_eq!(first.app_key, first_seed.app_key);
+    assert_eq!(first.integration_key, first_seed.integration_key);
+    assert_eq!(first.owner_email, "owner@example.com");
+    for table in [
+        "accounts",
+        "members",
+        "app_keys",
+        "channels",
+        "integrations",
+    ] {
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(&db.raw)
+                .await
+                .unwrap();
+        assert_eq!(n, 1, "{table}");
+    }
+
+    let account = db.store.account(first.account_id).await.unwrap().unwrap();
+    assert_eq!(account.account_name, "Acme");
+    assert_eq!(account.locale, "en-US");
+    assert_eq!(account.time_zone, "UTC");
+    assert_eq!(account.created_at, T0);
+
+    let owner = db
+        .store
+        .member(first.account_id, first.owner_member_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(owner.is_owner);
+    assert_eq!(owner.account_role_ids, vec![2]);
+    assert_eq!(owner.member_name, "Owner");
+
+    // The password is stored as an argon2 PHC string, never in clear.
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM members")
+        .fetch_one(&db.raw)
+        .await
+        .unwrap();
+    assert!(hash.starts_with("$argon2"), "{hash}");
+    assert!(!hash.contains("horse"));
+
+    let channels = db
+        .store
+        .list_channels(first.account_id, &ChannelFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(channels.total, 1);
+    let ch = &channels.items[0];
+    assert_eq!(ch.channel_id, first.channel_id);
+    assert_eq!(ch.channel_name, "Default");
+    assert_eq!(ch.auto_resolve_timeout, 0);
+    assert_eq!(ch.auto_resolve_mode, "trigger");
+
+    // A later start (other seed) creates nothing and returns the first start's ids and keys.
+    let again = db.store.bootstrap(&seed(), T0 + 1000).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.account_id, first.account_id);
+    assert_eq!(again.owner_member_id, first.owner_member_id);
+    assert_eq!(again.owner_email, first.owner_email);
+    assert_eq!(again.app_key, first.app_key);
+    assert_eq!(again.channel_id, first.channel_id);
+    assert_eq!(again.integration_id, first.integration_id);
+    assert_eq!(again.integration_key, first.integration_key);
+}
+
+async fn keys_resolve_and_miss(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    // spec: ING-005 — keys compare exactly; unknown and deleted keys do not resolve.
+    let i = db
+        .store
+        .integration_by_key(&b.integration_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(i.integration_id, b.integration_id);
+    assert_eq!(i.account_id, b.account_id);
+    assert_eq!(i.channel_id, b.channel_id);
+    assert_eq!(i.integration_type, "standard");
+    assert_eq!(i.kind, "dedicated");
+    assert_eq!(i.integration_name, "Standard (default)");
+    assert!(i.enabled);
+    assert_eq!(i.last_event_time, 0);
+    assert!(
+        db.store
+            .integration_by_key(&random_hex(16))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        db.store
+            .integration_by_key(&b.integration_key.to_uppercase())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(db.store.integration_by_key("").await.unwrap().is_none());
+
+    let owner = db.store.app_key(&b.app_key).await.unwrap().unwrap();
+    assert_eq!(owner.account_id, b.account_id);
+    assert_eq!(owner.member_id, b.owner_member_id);
+    assert!(db.store.app_key(&random_hex(16)).await.unwrap().is_none());
+
+    // A disabled integration still resolves (the server answers 403), a deleted one does not.
+    db.exec("UPDATE integrations SET enabled = 0").await;
+    let i = db
+        .store
+        .integration_by_key(&b.integration_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!i.enabled);
+    db.exec("UPDATE integrations SET deleted = 1").await;
+    assert!(
+        db.store
+            .integration_by_key(&b.integration_key)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn enqueue_concurrent_group_commit(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    const TASKS: usize = 32;
+    const PER_TASK: usize = 25;
+    let mut handles = Vec::new();
+    for t in 0..TASKS {
+        let store = db.store.clone();
+        let b = b.clone();
+        handles.push(tokio::spawn(async move {
+            for i in 0..PER_TASK {
+                let at = T0 + (t * 1000 + i) as i64;
+                let e = event(&format!("task-{t}"), Status::Warning, &format!("{i}"), at);
+                // Each call returns only after its commit.
+                store.enqueue(vec![(origin(&b, at), e)]).await.unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let total = (TASKS * PER_TASK) as i64;
+    assert_eq!(db.store.inbox_depth().await.unwrap(), total);
+
+    // spec: ING-011 — `seq` follows arrival: strictly increasing, and each task's events (sent
+    // one after the other) appear in the order they were sent.
+    let queued = db.store.peek_inbox(usize::MAX).await.unwrap();
+    assert_eq!(queued.len() as i64, total);
+    assert!(queued.windows(2).all(|w| w[0].seq < w[1].seq));
+    let mut next: BTreeMap<String, usize> = BTreeMap::new();
+    for q in &queued {
+        let expected = next.entry(q.event.alert_key.clone()).or_insert(0);
+        assert_eq!(q.event.title, expected.to_string(), "{}", q.event.alert_key);
+        *expected += 1;
+        assert_eq!(q.origin.account_id, b.account_id);
+        assert_eq!(q.origin.channel_id, b.channel_id);
+    }
+
+    // A batch of several events from one call keeps its order too.
+    let batch: Vec<NewEvent> = (0..10)
+        .map(|i| event("batch", Status::Info, &format!("{i}"), T0 + 50_000))
+        .collect();
+    push(db, &b, batch, T0 + 50_000).await;
+    let queued = db.store.peek_inbox(usize::MAX).await.unwrap();
+    let titles: Vec<String> = queued
+        .iter()
+        .filter(|q| q.event.alert_key == "batch")
+        .map(|q| q.event.title.clone())
+        .collect();
+    assert_eq!(titles, (0..10).map(|i| i.to_string()).collect::<Vec<_>>());
+
+    // spec: ING-260 — last_event_time is the latest receive time.
+    let i = db
+        .store
+        .integration_by_key(&b.integration_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(i.last_event_time, T0 + 50_000);
+    // An older receive time never moves it back.
+    push(db, &b, vec![event("late", Status::Info, "x", T0)], T0 + 1).await;
+    let i = db
+        .store
+        .integration_by_key(&b.integration_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(i.last_event_time, T0 + 50_000);
+
+    assert!(db.store.enqueue(Vec::new()).await.is_ok());
+}
+
+/// Not a timing assertion: prints the rate so a human can see it (`--nocapture`).
+async fn enqueue_throughput(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    const TASKS: usize = 64;
+    const CALLS: usize = 100;
+    const PER_CALL: usize = 4;
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for t in 0..TASKS {
+        let store = db.store.clone();
+        let b = b.clone();
+        handles.push(tokio::spawn(async move {
+            for c in 0..CALLS {
+                let items = (0..PER_CALL)
+                    .map(|i| {
+                        let e = event(
+                            &format!("t{t}-{i}"),
+                            Status::Critical,
+                            "CPU load is high on db1",
+                            T0 + c as i64,
+                        );
+                        (origin(&b, T0 + c as i64), e)
+                    })
+                    .collect();
+                store.enqueue(items).await.unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    let total = TASKS * CALLS * PER_CALL;
+    assert_eq!(db.store.inbox_depth().await.unwrap(), total as i64);
+    eprintln!(
+        "enqueue ({:?}): {total} events from {TASKS} tasks in {elapsed:?} = {:.0} events/s",
+        db.store.backend(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+}
+
+/// Not a timing assertion: prints the processing rate (new alerts, then merges into them).
+async fn process_throughput(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    const KEYS: usize = 500;
+    for round in 0..4_i64 {
+        let events = (0..KEYS)
+            .map(|k| {
+                let title = format!("CPU high (round {})", round / 2);
+                event(&format!("k{k}"), Status::Warning, &title, T0 + round)
+            })
+            .collect();
+        push(db, &b, events, T0).await;
+    }
+    let start = Instant::now();
+    let mut done = 0;
+    loop {
+        let n = db.store.process_inbox("a", 500, T0 + 1_000).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(done, 4 * KEYS);
+    let page = db
+        .store
+        .list_alerts(b.account_id, &alerts_all())
+        .await
+        .unwrap();
+    assert_eq!(page.total, KEYS as i64);
+    assert!(page.items.iter().all(|a| a.event_cnt == 2));
+    eprintln!(
+        "process ({:?}): {done} events in {elapsed:?} = {:.0} events/s",
+        db.store.backend(),
+        done as f64 / elapsed.as_secs_f64()
+    );
+}
+
+async fn process_creates_alert_incident_event(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    push(
+        db,
+        &b,
+        vec![event("k1", Status::Critical, "Disk full", T0 - 5_000)],
+        T0,
+    )
+    .await;
+    assert_eq!(db.store.process_inbox("a", 10, T0 + 100).await.unwrap(), 1);
+    assert_eq!(db.store.inbox_depth().await.unwrap(), 0);
+
+    // spec: ING-124 — the new alert record.
+    let alerts = db
+        .store
+        .list_alerts(b.account_id, &alerts_all())
+        .await
+        .unwrap();
+    assert_eq!(alerts.total, 1);
+    let a = &alerts.items[0];
+    assert_eq!(a.alert_key, "k1");
+    assert_eq!(a.channel_id, b.channel_id);
+    assert_eq!(a.integration_id, b.integration_id);
+    assert_eq!(a.alert_status, Status::Critical);
+    assert_eq!(a.alert_severity, Severity::Critical);
+    assert_eq!(a.start_time, T0 - 5_000);
+    assert_eq!(a.created_at, T0 + 100);
+    assert_eq!(a.event_cnt, 1);
+    assert!(!a.closed);
+    assert_eq!(a.labels.get("host").map(String::as_str), Some("db1"));
+    assert_eq!(a.alert_id.len(), 24);
+    assert_eq!(
+        db.store
+            .alert(b.account_id, &a.alert_id)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(a)
+    );
+
+    // spec: ING-170 — its own incident.
+    let inc = db
+        .store
+        .incident(b.account_id, &a.incident_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inc.title, "Disk full");
+    assert_eq!(inc.progress, Progress::Triggered);
+    assert_eq!(inc.incident_severity, Severity::Critical);
+    assert_eq!(inc.alert_cnt, 1);
+    assert_eq!(inc.first_alert_id, a.alert_id);
+    assert_eq!(inc.num.len(), 6);
+    assert_eq!(inc.num, inc.num.to_uppercase());
+
+    let events = db
+        .store
+        .list_events(b.account_id, &events_all())
+        .await
+        .unwrap();
+    assert_eq!(events.total, 1);
+    let e = &events.items[0];
+    assert_eq!(e.alert_id, a.alert_id);
+    assert_eq!(e.event_status, Status::Critical);
+    assert_eq!(e.received_at, T0);
+    assert_eq!(e.event_id.len(), 24);
+}
+
+async fn process_duplicate_and_significant_merge(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    push(db, &b, vec![event("k", Status::Warning, "Slow", T0)], T0).await;
+    drain(db, T0).await;
+    // spec: ING-120 — an identical trigger is a duplicate: not stored, nothing changes.
+    push(
+        db,
+        &b,
+        vec![event("k", Status::Warning, "Slow", T0)],
+        T0 + 1,
+    )
+    .await;
+    drain(db, T0 + 1_000).await;
+    let alerts = db
+        .store
+        .list_alerts(b.account_id, &alerts_all())
+        .await
+        .unwrap();
+    assert_eq!(alerts.total, 1);
+    assert_eq!(alerts.items[0].event_cnt, 1);
+    assert_eq!(alerts.items[0].updated_at, T0);
+    assert_eq!(
+        db.store
+            .list_events(b.account_id, &events_all())
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+
+    // spec: ING-115, ING-119 — a new title is significant: stored, merged into the alert.
+    push(
+        db,
+        &b,
+        vec![event("k", Status::Critical, "Very slow", T0 + 60_000)],
+        T0 + 2,
+    )
+    .await;
+    drain(db, T0 + 2_000).await;
+    let alerts = db
+        .store
+        .list_alerts(b.account_id, &alerts_all())
+        .await
+        .unwrap();
+    assert_eq!(alerts.total, 1, "merged, not a new alert (ING-110)");
+    let a = &alerts.items[0];
+    assert_eq!(a.event_cnt, 2);
+    assert_eq!(a.title, "Very slow");
+    assert_eq!(a.alert_severity, Severity::Critical);
+    assert_eq!(a.last_time, T0 + 60_000);
+    assert_eq!(a.updated_at, T0 + 2_000);
+    assert_eq!(
+        db.store
+            .list_events(b.account_id, &events_all())
+            .await
+            .unwrap()
+            .total,
+        2
+    );
+    // spec: ING-171, ING-172 — the incident follows its first alert.
+    let inc = db
+        .store
+        .incident(b.account_id, &a.incident_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inc.title, "Very slow");
+    assert_eq!(inc.incident_severity, Severity::Critical);
+    assert_eq!(inc.alert_event_cnt, 2);
+    assert_eq!(
+        db.store
+            .list_incidents(b.account_id, &incidents_all())
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+
+    // spec: ING-110 — another key is another alert.
+    push(
+        db,
+        &b,
+        vec![event("other", Status::Info, "Other", T0)],
+        T0 + 3,
+    )
+    .await;
+    drain(db, T0 + 3_000).await;
+    assert_eq!(
+        db.store
+            .list_alerts(b.account_id, &alerts_all())
+            .await
+            .unwrap()
+            .total,
+        2
+    );
+}
+
+async fn process_recovery_resolves_and_closes(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    push(db, &b, vec![event("k", Status::Critical, "Down", T0)], T0).await;
+    drain(db, T0).await;
+    let a = db
+        .store
+        .list_alerts(b.account_id, &alerts_all())
+        .await
+        .unwrap()
+        .items[0]
+        .clone();
+
+    // A sibling alert of the same incident, already recovered but not closed (as grouping or a
+    // manual move would leave it), arranged by hand.
+    sibling_alert(
+        db,
+        &b,
+        "aaaaaaaaaaaaaaaaaaaaaaaa",
+        "sib",
+        "Ok",
+        &a.incident_id,
+    )
+    .await;
+
+    // spec: ING-121, ING-200 — the recovery resolves the alert, the incident auto-resolves and
+    // closes, and every alert of it becomes closed.
+    push(
+        db,
+        &b,
+        vec![event("k", Status::Ok, "Down", T0 + 30_000)],
+        T0 + 1,
+    )
+    .await;
+    assert_eq!(drain(db, T0 + 40_000).await, 1);
+    let a2 = db
+        .store
+        .alert(b.account_id, &a.alert_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a2.alert_status, Status::Ok);
+    assert_eq!(a2.alert_severity, Severity::Critical);
+    assert_eq!(a2.end_time, T0 + 30_000);
+    assert_eq!(a2.resolved_by, ResolvedBy::Event);
+    assert_eq!(a2.event_cnt, 2);
+    assert!(a2.closed);
+    let sib = db
+        .store
+        .alert(b.account_id, "aaaaaaaaaaaaaaaaaaaaaaaa")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(sib.closed, "the store applies close_alert_ids");
+    assert_eq!(sib.close_time, T0 + 40_000);
+
+    let inc = db
+        .store
+        .incident(b.account_id, &a.incident_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inc.incident_status, Status::Ok);
+    assert_eq!(inc.progress, Progress::Closed);
+    assert_eq!(inc.close_source, "event");
+    assert_eq!(inc.close_time, T0 + 40_000);
+    assert_eq!(inc.end_time, T0 + 30_000);
+    assert_eq!(inc.active_alert_cnt, 0);
+
+    // spec: ING-121, ING-122 — a resolved alert absorbs nothing: the next trigger opens a new
+    // alert and a new incident.
+    push(
+        db,
+        &b,
+        vec![event("k", Status::Critical, "Down", T0 + 50_000)],
+        T0 + 2,
+    )
+    .await;
+    drain(db, T0 + 50_000).await;
+    let active = AlertFilter {
+        is_active: Some(true),
+        ..alerts_all()
+    };
+    let page = db.store.list_alerts(b.account_id, &active).await.unwrap();
+    assert_eq!(page.total, 1);
+    assert_ne!(page.items[0].alert_id, a.alert_id);
+    assert_ne!(page.items[0].incident_id, a.incident_id);
+}
+
+async fn process_batch_closes_cached_siblings(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    push(db, &b, vec![event("k", Status::Critical, "Down", T0)], T0).await;
+    drain(db, T0).await;
+    let a = db
+        .store
+        .list_alerts(b.account_id, &alerts_all())
+        .await
+        .unwrap()
+        .items[0]
+        .clone();
+    // A second, still active alert in the same incident.
+    sibling_alert(
+        db,
+        &b,
+        "bbbbbbbbbbbbbbbbbbbbbbbb",
+        "s",
+        "Warning",
+        &a.incident_id,
+    )
+    .await;
+
+    // One batch: the sibling recovers first (the incident stays open), then the first alert
+    // recovers: the second event must see the first one's effect on the sibling, and the
+    // auto-resolution closes the sibling the batch already holds (spec: ING-200).
+    push(
+        db,
+        &b,
+        vec![
+            event("s", Status::Ok, "", T0 + 10_000),
+            event("k", Status::Ok, "", T0 + 20_000),
+        ],
+        T0 + 1,
+    )
+    .await;
+    assert_eq!(
+        db.store.process_inbox("a", 10, T0 + 30_000).await.unwrap(),
+        2
+    );
+    let sib = db
+        .store
+        .alert(b.account_id, "bbbbbbbbbbbbbbbbbbbbbbbb")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sib.alert_status, Status::Ok);
+    assert_eq!(sib.end_time, T0 + 10_000);
+    assert!(sib.closed);
+    assert_eq!(sib.close_time, T0 + 30_000);
+    let inc = db
+        .store
+        .incident(b.account_id, &a.incident_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inc.progress, Progress::Closed);
+    assert_eq!(inc.incident_status, Status::Ok);
+    assert_eq!(inc.alert_cnt, 2);
+    assert_eq!(inc.end_time, T0 + 20_000);
+    assert_eq!(inc.alert_event_cnt, 2 + 2);
+}
+
+async fn process_expired_alert_opens_new(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    push(db, &b, vec![event("k", Status::Warning, "Slow", T0)], T0).await;
+    drain(db, T0).await;
+    let old = db
+        .store
+        .list_alerts(b.account_id, &alerts_all())
+        .await
+        .unwrap()
+        .items[0]
+        .clone();
+    // spec: ING-112, ING-113 — 24 h after its creation the alert absorbs nothing: a trigger
+    // opens a new alert and the old one resolves by expiry, its incident with it.
+    let later = T0 + klaxon_core::model::DAY_MS;
+    push(
+        db,
+        &b,
+        vec![event("k", Status::Warning, "Slow", later)],
+        later,
+    )
+    .await;
+    drain(db, later).await;
+    let alerts = db
+        .store
+        .list_alerts(b.account_id, &alerts_all())
+        .await
+        .unwrap();
+    assert_eq!(alerts.total, 2);
+    let old2 = db
+        .store
+        .alert(b.account_id, &old.alert_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old2.alert_status, Status::Ok);
+    assert_eq!(old2.resolved_by, ResolvedBy::Expiry);
+    assert_eq!(old2.end_time, later);
+    assert_eq!(old2.event_cnt, 1, "no event is stored on the expired alert");
+    let old_inc = db
+        .store
+        .incident(b.account_id, &old.incident_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old_inc.progress, Progress::Closed);
+    let new = alerts
+        .items
+        .iter()
+        .find(|a| a.alert_id != old.alert_id)
+        .unwrap();
+    assert!(new.is_active());
+    assert_ne!(new.incident_id, old.incident_id);
+    assert_eq!(
+        db.store
+            .list_events(b.account_id, &events_all())
+            .await
+            .unwrap()
+            .total,
+        2
+    );
+}
+
+async fn process_ok_without_alert(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    // spec: ING-114 — a recovery with nothing to resolve is discarded.
+    push(db, &b, vec![event("nothing", Status::Ok, "Fine", T0)], T0).await;
+    assert_eq!(drain(db, T0).await, 1);
+    assert_eq!(db.store.inbox_depth().await.unwrap(), 0);
+    assert_eq!(
+        db.store
+            .list_alerts(b.account_id, &alerts_all())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    assert_eq!(
+        db.store
+            .list_events(b.account_id, &events_all())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    assert_eq!(
+        db.store
+            .list_incidents(b.account_id, &incidents_all())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+}
+
+async fn process_sees_earlier_events_of_its_batch(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    // spec: ING-011 — one batch, in arrival order: trigger, significant merge, recovery, and a
+    // new trigger that must open a second alert.
+    push(
+        db,
+        &b,
+        vec![
+            event("k", Status::Warning, "One", T0),
+            event("k", Status::Critical, "Two", T0 + 1_000),
+            event("k", Status::Ok, "Two", T0 + 2_000),
+            event("k", Status::Warning, "Three", T0 + 3_000),
+        ],
+        T0,
+    )
+    .await;
+    assert_eq!(
+        db.store.process_inbox("a", 100, T0 + 5_000).await.unwrap(),
+        4
+    );
+    let mut f = alerts_all();
+    f.paging.asc = true;
+    let alerts = db.store.list_alerts(b.account_id, &f).await.unwrap();
+    assert_eq!(alerts.total, 2);
+    let (first, second) = (&alerts.items[0], &alerts.items[1]);
+    assert_eq!(first.event_cnt, 3);
+    assert_eq!(first.alert_status, Status::Ok);
+    assert!(first.closed);
+    assert_eq!(second.alert_status, Status::Warning);
+    assert_eq!(second.title, "Three");
+    assert_eq!(
+        db.store
+            .list_events(b.account_id, &events_all())
+            .await
+            .unwrap()
+            .total,
+        4
+    );
+    assert_eq!(
+        db.store
+            .list_incidents(b.account_id, &incidents_all())
+            .await
+            .unwrap()
+            .total,
+        2
+    );
+}
+
+async fn lease_excludes_other_holders(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let ttl = klaxon_store::LEASE_TTL_MS;
+    push(db, &b, vec![event("k1", Status::Info, "x", T0)], T0).await;
+    assert_eq!(db.store.process_inbox("A", 10, T0).await.unwrap(), 1);
+
+    push(db, &b, vec![event("k2", Status::Info, "x", T0)], T0).await;
+    // B gets nothing while A's lease lives, and takes nothing.
+    assert_eq!(
+        db.store.process_inbox("B", 10, T0 + ttl / 2).await.unwrap(),
+        0
+    );
+    assert_eq!(db.store.inbox_depth().await.unwrap(), 1);
+    // A renews.
+    assert_eq!(
+        db.store.process_inbox("A", 10, T0 + ttl / 2).await.unwrap(),
+        1
+    );
+
+    push(db, &b, vec![event("k3", Status::Info, "x", T0)], T0).await;
+    assert_eq!(
+        db.store
+            .process_inbox("B", 10, T0 + ttl / 2 + ttl - 1)
+            .await
+            .unwrap(),
+        0
+    );
+    // After expiry B takes over, and now A is the one left out.
+    assert_eq!(
+        db.store
+            .process_inbox("B", 10, T0 + ttl / 2 + ttl + 1)
+            .await
+            .unwrap(),
+        1
+    );
+    push(db, &b, vec![event("k4", Status::Info, "x", T0)], T0).await;
+    assert_eq!(
+        db.store
+            .process_inbox("A", 10, T0 + ttl / 2 + ttl + 2)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        db.store
+            .process_inbox("B", 10, T0 + ttl / 2 + ttl + 3)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        db.store
+            .list_alerts(b.account_id, &alerts_all())
+            .await
+            .unwrap()
+            .total,
+        4
+    );
+
+    // Two holders racing at the same instant: exactly one of them processes the event.
+    push(db, &b, vec![event("k5", Status::Info, "x", T0)], T0).await;
+    let late = T0 + 10 * ttl;
+    let (s1, s2) = (db.store.clone(), db.store.clone());
+    let (r1, r2) = tokio::join!(
+        s1.process_inbox("C", 10, late),
+        s2.process_inbox("D", 10, late)
+    );
+    assert_eq!(r1.unwrap() + r2.unwrap(), 1);
+    assert_eq!(
+        db.store
+            .list_alerts(b.account_id, &alerts_all())
+            .await
+            .unwrap()
+            .total,
+        5
+    );
+}
+
+async fn crash_before_commit_is_redone_once(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    push(
+        db,
+        &b,
+        vec![
+            event("k", Status::Critical, "Down", T0),
+            event("k", Status::Critical, "Down again", T0 + 1),
+        ],
+        T0,
+    )
+    .await;
+    // spec: ING-011 — processed once: a batch whose transaction never commits leaves no trace
+    // and is redone later, exactly once.
+    assert_eq!(
+        db.store
+            .process_inbox_then_crash("A", 10, T0)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(db.store.inbox_depth().await.unwrap(), 2);
+    assert_eq!(
+        db.store
+            .list_alerts(b.account_id, &alerts_all())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    assert_eq!(
+        db.store
+            .list_events(b.account_id, &events_all())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    // The crashed node's lease was never committed either: another node takes the batch now.
+    assert_eq!(db.store.process_inbox("B", 10, T0 + 1).await.unwrap(), 2);
+    assert_eq!(db.store.process_inbox("B", 10, T0 + 2).await.unwrap(), 0);
+    assert_eq!(db.store.inbox_depth().await.unwrap(), 0);
+    let alerts = db
+        .store
+        .list_alerts(b.account_id, &alerts_all())
+        .await
+        .unwrap();
+    assert_eq!(alerts.total, 1);
+    assert_eq!(alerts.items[0].event_cnt, 2);
+    assert_eq!(
+        db.store
+            .list_events(b.account_id, &events_all())
+            .await
+            .unwrap()
+            .total,
+        2
+    );
+    assert_eq!(
+        db.store
+            .list_incidents(b.account_id, &incidents_all())
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+}
+
+/// 12 incidents: keys k00…k11, start times T0 + (i / 2) minutes (pairs share a start time, so
+/// the id tie-break matters), severities cycling Info/Warning/Critical; k00…k02 recovered.
+async fn arrange_incidents(db: &Db, b: &Bootstrap) {
+    let mut events = Vec::new();
+    for i in 0..12 {
+        let status = [Status::Info, Status::Warning, Status::Critical][i % 3];
+        let title = if i == 7 {
+            "Disk 100%_full".to_string()
+        } else {
+            format!("Incident {i}")
+        };
+        events.push(event(
+            &format!("k{i:02}"),
+            status,
+            &title,
+            T0 + (i as i64 / 2) * 60_000,
+        ));
+    }
+    for i in 0..3 {
+        events.push(event(&format!("k{i:02}"), Status::Ok, "", T0 + 600_000));
+    }
+    push(db, b, events, T0).await;
+    drain(db, T0 + 700_000).await;
+}
+
+async fn list_incidents_filters_and_paging(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    arrange_incidents(db, &b).await;
+    let acc = b.account_id;
+
+    let all = db
+        .store
+        .list_incidents(acc, &incidents_all())
+        .await
+        .unwrap();
+    assert_eq!(all.total, 12);
+    assert!(!all.has_next_page);
+    assert!(all.search_after_ctx.is_none());
+    // Default order: start_time descending, then incident_id descending.
+    let keys: Vec<(i64, String)> = all
+        .items
+        .iter()
+        .map(|i| (i.start_time, i.incident_id.clone()))
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(keys, sorted);
+
+    // Offset paging: 5 + 5 + 2, exact totals, has_next_page.
+    let mut seen = Vec::new();
+    for (p, len, next) in [(1, 5, true), (2, 5, true), (3, 2, false)] {
+        let f = IncidentFilter {
+            paging: paging(p, 5),
+            ..IncidentFilter::default()
+        };
+        let page = db.store.list_incidents(acc, &f).await.unwrap();
+        assert_eq!(page.total, 12);
+        assert_eq!(page.items.len(), len, "page {p}");
+        assert_eq!(page.has_next_page, next, "page {p}");
+        assert_eq!(page.search_after_ctx.is_some(), next);
+        seen.extend(page.items.into_iter().map(|i| i.incident_id));
+    }
+    assert_eq!(
+        seen,
+        all.items
+            .iter()
+            .map(|i| i.incident_id.clone())
+            .collect::<Vec<_>>()
+    );
+
+    // Cursor paging continues after the last item, both directions, across equal start times.
+    for asc in [false, true] {
+        let mut ids = Vec::new();
+        let mut cursor = None;
+        loop {
+            let f = IncidentFilter {
+                paging: Paging {
+                    p: 1,
+                    limit: 3,
+                    asc,
+                    search_after_ctx: cursor.clone(),
+                },
+                ..IncidentFilter::default()
+            };
+            let page = db.store.list_incidents(acc, &f).await.unwrap();
+            assert_eq!(page.total, 12);
+            ids.extend(page.items.iter().map(|i| i.incident_id.clone()));
+            if !page.has_next_page {
+                break;
+            }
+            cursor = page.search_after_ctx;
+            assert!(cursor.is_some());
+        }
+        let mut expected: Vec<String> = all.items.iter().map(|i| i.incident_id.clone()).collect();
+        if asc {
+            expected.reverse();
+        }
+        assert_eq!(ids, expected, "asc = {asc}");
+    }
+    // An offset page's cursor continues where the offset page ended.
+    let f = IncidentFilter {
+        paging: paging(1, 4),
+        ..IncidentFilter::default()
+    };
+    let first = db.store.list_incidents(acc, &f).await.unwrap();
+    let f = IncidentFilter {
+        paging: Paging {
+            p: 1,
+            limit: 4,
+            asc: false,
+            search_after_ctx: first.search_after_ctx.clone(),
+        },
+        ..IncidentFilter::default()
+    };
+    let second = db.store.list_incidents(acc, &f).await.unwrap();
+    assert_eq!(second.items[0].incident_id, all.items[4].incident_id);
+
+    // A cursor that was not issued by this list is refused.
+    for bad in ["not-hex", "abcd", &hex::encode("al:1:x")] {
+        let f = IncidentFilter {
+            paging: Paging {
+                p: 1,
+                limit: 4,
+                asc: false,
+                search_after_ctx: Some(bad.to_string()),
+            },
+            ..IncidentFilter::default()
+        };
+        assert!(matches!(
+            db.store.list_incidents(acc, &f).await,
+            Err(StoreError::InvalidCursor)
+        ));
+    }
+
+    // Filters.
+    let count = |f: IncidentFilter| {
+        let store = db.store.clone();
+        async move { store.list_incidents(acc, &f).await.unwrap().total }
+    };
+    let base = incidents_all;
+    assert_eq!(
+        count(IncidentFilter {
+            progress: vec![Progress::Closed],
+            ..base()
+        })
+        .await,
+        3
+    );
+    assert_eq!(
+        count(IncidentFilter {
+            progress: vec![Progress::Triggered, Progress::Processing],
+            ..base()
+        })
+        .await,
+        9
+    );
+    assert_eq!(
+        count(IncidentFilter {
+            severities: vec![Severity::Critical],
+            ..base()
+        })
+        .await,
+        4
+    );
+    assert_eq!(
+        count(IncidentFilter {
+            severities: vec![Severity::Info, Severity::Warning],
+            ..base()
+        })
+        .await,
+        8
+    );
+    assert_eq!(
+        count(IncidentFilter {
+            channel_ids: vec![b.channel_id],
+            ..base()
+        })
+        .await,
+        12
+    );
+    assert_eq!(
+        count(IncidentFilter {
+            channel_ids: vec![0],
+            ..base()
+        })
+        .await,
+        0
+    );
+    // start ≤ start_time < end: minutes 1 and 2 → incidents 2, 3, 4, 5.
+    assert_eq!(
+        count(IncidentFilter {
+            start_time: T0 + 60_000,
+            end_time: T0 + 180_000,
+            ..base()
+        })
+        .await,
+        4
+    );
+    let target = &all.items[3];
+    assert_eq!(
+        count(IncidentFilter {
+            incident_ids: vec![target.incident_id.clone()],
+            ..base()
+        })
+        .await,
+        1
+    );
+    // nums compare case-insensitively.
+    let by_num = db
+        .store
+        .list_incidents(
+            acc,
+            &IncidentFilter {
+                nums: vec![target.num.to_lowercase()],
+                ..base()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        by_num
+            .items
+            .iter()
+            .any(|i| i.incident_id == target.incident_id)
+    );
+    // query: 24-hex id, 6-hex num (any case), else a case-insensitive title substring in which
+    // % and _ are literal.
+    let q = |s: &str| IncidentFilter {
+        query: Some(s.to_string()),
+        ..base()
+    };
+    let page = db
+        .store
+        .list_incidents(acc, &q(&target.incident_id.to_uppercase()))
+        .await
+        .unwrap();
+    assert_eq!(page.total, 1);
+    assert_eq!(page.items[0].incident_id, target.incident_id);
+    let page = db
+        .store
+        .list_incidents(acc, &q(&target.num.to_lowercase()))
+        .await
+        .unwrap();
+    assert!(
+        page.items
+            .iter()
+            .any(|i| i.incident_id == target.incident_id)
+    );
+    assert_eq!(count(q("incident 1")).await, 3); // 1, 10, 11
+    assert_eq!(count(q("INCIDENT")).await, 11);
+    assert_eq!(count(q("100%_f")).await, 1);
+    assert_eq!(count(q("100%%f")).await, 0);
+    assert_eq!(count(q("Disk_100")).await, 0);
+    assert_eq!(count(q("nothing like this")).await, 0);
+
+    assert!(
+        db.store
+            .incident(acc, "ffffffffffffffffffffffff")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn list_alerts_and_events_filters(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    arrange_incidents(db, &b).await;
+    let acc = b.account_id;
+
+    let all = db.store.list_alerts(acc, &alerts_all()).await.unwrap();
+    assert_eq!(all.total, 12);
+    let active = AlertFilter {
+        is_active: Some(true),
+        ..alerts_all()
+    };
+    assert_eq!(db.store.list_alerts(acc, &active).await.unwrap().total, 9);
+    let inactive = AlertFilter {
+        is_active: Some(false),
+        ..alerts_all()
+    };
+    assert_eq!(db.store.list_alerts(acc, &inactive).await.unwrap().total, 3);
+    let f = AlertFilter {
+        severities: vec![Severity::Warning],
+        ..alerts_all()
+    };
+    assert_eq!(db.store.list_alerts(acc, &f).await.unwrap().total, 4);
+    let f = AlertFilter {
+        alert_keys: vec!["k03".into(), "k04".into(), "nope".into()],
+        ..alerts_all()
+    };
+    assert_eq!(db.store.list_alerts(acc, &f).await.unwrap().total, 2);
+    let f = AlertFilter {
+        integration_ids: vec![b.integration_id + 1000],
+        ..alerts_all()
+    };
+    assert_eq!(db.store.list_alerts(acc, &f).await.unwrap().total, 0);
+    let one = &all.items[0];
+    let f = AlertFilter {
+        incident_id: Some(one.incident_id.clone()),
+        ..alerts_all()
+    };
+    let page = db.store.list_alerts(acc, &f).await.unwrap();
+    assert_eq!(page.total, 1);
+    assert_eq!(page.items[0].alert_id, one.alert_id);
+    let f = AlertFilter {
+        alert_ids: vec![one.alert_id.clone()],
+        channel_ids: vec![b.channel_id],
+        ..alerts_all()
+    };
+    assert_eq!(db.store.list_alerts(acc, &f).await.unwrap().total, 1);
+    let f = AlertFilter {
+        start_time: T0 + 300_000,
+        end_time: T0 + 400_000,
+        ..alerts_all()
+    };
+    assert_eq!(db.store.list_alerts(acc, &f).await.unwrap().total, 2);
+
+    // Alert cursor paging walks every alert once.
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    loop {
+        let f = AlertFilter {
+            paging: Paging {
+                p: 1,
+                limit: 5,
+                asc: true,
+                search_after_ctx: cursor.clone(),
+            },
+            ..AlertFilter::default()
+        };
+        let page = db.store.list_alerts(acc, &f).await.unwrap();
+        ids.extend(page.items.into_iter().map(|a| a.alert_id));
+        if !page.has_next_page {
+            break;
+        }
+        cursor = page.search_after_ctx;
+    }
+    let mut expected: Vec<String> = all.items.iter().map(|a| a.alert_id.clone()).collect();
+    expected.reverse();
+    assert_eq!(ids, expected);
+
+    // Events: 12 triggers + 3 recoveries.
+    let events = db.store.list_events(acc, &events_all()).await.unwrap();
+    assert_eq!(events.total, 15);
+    let times: Vec<i64> = events.items.iter().map(|e| e.event_time).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "event_time descending"
+    );
+    let f = EventFilter {
+        statuses: vec![Status::Ok],
+        ..events_all()
+    };
+    let oks = db.store.list_events(acc, &f).await.unwrap();
+    assert_eq!(oks.total, 3);
+    // For recoveries, `severities` filters on their event_severity (ING-050: the alert's).
+    let f = EventFilter {
+        severities: vec![Severity::Info],
+        ..events_all()
+    };
+    assert_eq!(db.store.list_events(acc, &f).await.unwrap().total, 4 + 1);
+    let f = EventFilter {
+        alert_id: Some(oks.items[0].alert_id.clone()),
+        ..events_all()
+    };
+    assert_eq!(db.store.list_events(acc, &f).await.unwrap().total, 2);
+    let f = EventFilter {
+        integration_types: vec!["prometheus".into()],
+        ..events_all()
+    };
+    assert_eq!(db.store.list_events(acc, &f).await.unwrap().total, 0);
+    let f = EventFilter {
+        integration_types: vec!["standard".into()],
+        integration_ids: vec![b.integration_id],
+        channel_ids: vec![b.channel_id],
+        ..events_all()
+    };
+    assert_eq!(db.store.list_events(acc, &f).await.unwrap().total, 15);
+    // 0 = unbounded on either side.
+    let f = EventFilter {
+        start_time: T0 + 600_000,
+        ..events_all()
+    };
+    assert_eq!(db.store.list_events(acc, &f).await.unwrap().total, 3);
+    let f = EventFilter {
+        end_time: T0 + 60_000,
+        ..events_all()
+    };
+    assert_eq!(db.store.list_events(acc, &f).await.unwrap().total, 2);
+    let f = EventFilter {
+        paging: paging(2, 10),
+        ..EventFilter::default()
+    };
+    let page = db.store.list_events(acc, &f).await.unwrap();
+    assert_eq!(
+        (page.items.len(), page.total, page.has_next_page),
+        (5, 15, false)
+    );
+}
+
+async fn list_channels_filters(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let acc = b.account_id;
+    for (name, status) in [
+        ("Payments API", "enabled"),
+        ("payments-db", "disabled"),
+        ("Search_50%", "enabled"),
+        ("Old", "deleted"),
+    ] {
+        db.exec(&format!(
+            "INSERT INTO channels (account_id, channel_name, status, created_at, updated_at) \
+             VALUES ({acc}, '{name}', '{status}', {T0}, {T0})"
+        ))
+        .await;
+    }
+    let all = db
+        .store
+        .list_channels(
+            acc,
+            &ChannelFilter {
+                paging: paging(1, 100),
+                ..ChannelFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.total, 4, "deleted channels are not listed");
+    let ids: Vec<i64> = all.items.iter().map(|c| c.channel_id).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]));
+
+    let q = |query: Option<&str>, name: Option<&str>, ids: Vec<i64>| ChannelFilter {
+        paging: paging(1, 100),
+        query: query.map(str::to_string),
+        channel_name: name.map(str::to_string),
+        channel_ids: ids,
+    };
+    let total = |f: ChannelFilter| {
+        let store = db.store.clone();
+        async move { store.list_channels(acc, &f).await.unwrap().total }
+    };
+    assert_eq!(total(q(Some("PAYMENTS"), None, vec![])).await, 2);
+    assert_eq!(total(q(Some("h_50%"), None, vec![])).await, 1);
+    assert_eq!(total(q(Some("h_5%%"), None, vec![])).await, 0);
+    assert_eq!(total(q(None, Some("payments-db"), vec![])).await, 1);
+    assert_eq!(total(q(None, Some("Payments-DB"), vec![])).await, 0);
+    assert_eq!(total(q(None, None, vec![b.channel_id])).await, 1);
+
+    // Cursor paging over channels.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let f = ChannelFilter {
+            paging: Paging {
+                p: 1,
+                limit: 3,
+                asc: true,
+                search_after_ctx: cursor.clone(),
+            },
+            ..ChannelFilter::default()
+        };
+        let page = db.store.list_channels(acc, &f).await.unwrap();
+        seen.extend(page.items.iter().map(|c| c.channel_id));
+        if !page.has_next_page {
+            break;
+        }
+        cursor = page.search_after_ctx;
+    }
+    let mut expected = ids.clone();
+    expected.reverse();
+    assert_eq!(seen, expected);
+}
+
+async fn tenant_isolation(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    arrange_incidents(db, &b).await;
+    // A second account, created directly in SQL, with a member and a channel of its own.
+    db.exec(&format!(
+        "INSERT INTO accounts (account_name, email, locale, time_zone, created_at, updated_at) \
+         VALUES ('Other', 'o@example.com', 'en-US', 'UTC', {T0}, {T0})"
+    ))
+    .await;
+    let other: i64 = sqlx::query_scalar("SELECT MAX(account_id) FROM accounts")
+        .fetch_one(&db.raw)
+        .await
+        .unwrap();
+    assert_ne!(other, b.account_id);
+    db.exec(&format!(
+        "INSERT INTO channels (account_id, channel_name, status, created_at, updated_at) \
+         VALUES ({other}, 'Theirs', 'enabled', {T0}, {T0})"
+    ))
+    .await;
+
+    let s = &db.store;
+    assert_eq!(
+        s.list_incidents(other, &incidents_all())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    assert_eq!(s.list_alerts(other, &alerts_all()).await.unwrap().total, 0);
+    assert_eq!(s.list_events(other, &events_all()).await.unwrap().total, 0);
+    let theirs = s
+        .list_channels(other, &ChannelFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(theirs.total, 1);
+    assert_eq!(theirs.items[0].channel_name, "Theirs");
+    let mine = s
+        .list_channels(b.account_id, &ChannelFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(mine.total, 1);
+    assert_eq!(mine.items[0].channel_name, "Default");
+    // Even explicit ids of the first account's rows find nothing from the second account.
+    let f = ChannelFilter {
+        channel_ids: vec![b.channel_id],
+        ..ChannelFilter::default()
+    };
+    assert_eq!(s.list_channels(other, &f).await.unwrap().total, 0);
+    let inc = &s
+        .list_incidents(b.account_id, &incidents_all())
+        .await
+        .unwrap()
+        .items[0];
+    assert!(s.incident(other, &inc.incident_id).await.unwrap().is_none());
+    let f = IncidentFilter {
+        incident_ids: vec![inc.incident_id.clone()],
+        query: Some(inc.incident_id.clone()),
+        ..incidents_all()
+    };
+    assert_eq!(s.list_incidents(other, &f).await.unwrap().total, 0);
+    let alert = &s
+        .list_alerts(b.account_id, &alerts_all())
+        .await
+        .unwrap()
+        .items[0];
+    assert!(s.alert(other, &alert.alert_id).await.unwrap().is_none());
+    let f = EventFilter {
+        alert_id: Some(alert.alert_id.clone()),
+        ..events_all()
+    };
+    assert_eq!(s.list_events(other, &f).await.unwrap().total, 0);
+    assert!(s.member(other, b.owner_member_id).await.unwrap().is_none());
+    assert!(
+        s.member(b.account_id, b.owner_member_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        s.account(other).await.unwrap().unwrap().account_name,
+        "Other"
+    );
+    // A later start still reports the first account.
+    let again = s.bootstrap(&seed(), T0).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.account_id, b.account_id);
+}

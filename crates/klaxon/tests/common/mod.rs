@@ -1,0 +1,232 @@
+//! Helpers shared by the integration tests: a real server on port 0 with a temporary data
+//! directory, optionally on a fresh PostgreSQL database.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use klaxon_server::{Config, Server};
+use serde_json::{Value, json};
+
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    pub base: String,
+    pub app_key: String,
+    pub integration_key: String,
+    pub database_url: String,
+}
+
+/// A fresh PostgreSQL database for this test when `KLAXON_TEST_DATABASE_URL` is set.
+pub async fn fresh_postgres() -> Option<String> {
+    let base = std::env::var("KLAXON_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    let name = format!("klaxon_it_{}", hex_id());
+    let admin = sqlx_admin(&base, &format!("CREATE DATABASE {name}")).await;
+    admin.then(|| replace_db(&base, &name))
+}
+
+fn hex_id() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}{:x}", nanos, std::process::id())
+}
+
+fn replace_db(url: &str, name: &str) -> String {
+    let (head, tail) = match url.find('?') {
+        Some(q) => (&url[..q], &url[q..]),
+        None => (url, ""),
+    };
+    let slash = head.rfind('/').unwrap_or(head.len());
+    let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
+    if slash < scheme_end {
+        format!("{head}/{name}{tail}")
+    } else {
+        format!("{}/{name}{tail}", &head[..slash])
+    }
+}
+
+/// Runs one statement on the server behind `url` with `psql` (always installed beside
+/// PostgreSQL), so the tests need no database driver of their own.
+async fn sqlx_admin(url: &str, sql: &str) -> bool {
+    let status = tokio::process::Command::new("psql")
+        .arg(url)
+        .arg("-q")
+        .arg("-c")
+        .arg(sql)
+        .status()
+        .await;
+    matches!(status, Ok(s) if s.success())
+}
+
+pub fn test_config(dir: &std::path::Path, database_url: &str) -> Config {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_path_buf(),
+        database_url: database_url.to_string(),
+        ..Config::default()
+    };
+    // NORMAL still survives a crash of the process, which is all these tests check.
+    config.storage.sqlite_synchronous_full = false;
+    config
+}
+
+impl TestServer {
+    pub async fn start(database_url: &str) -> TestServer {
+        Self::start_with(database_url, |_| {}).await
+    }
+
+    pub async fn start_with(database_url: &str, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path(), database_url);
+        tweak(&mut config);
+        let server = klaxon_server::start(config).await.unwrap();
+        let base = server.base_url().to_string();
+        let app_key = server.bootstrap().app_key.clone();
+        let integration_key = server.bootstrap().integration_key.clone();
+        TestServer {
+            server: Some(server),
+            dir,
+            http: reqwest::Client::new(),
+            base,
+            app_key,
+            integration_key,
+            database_url: database_url.to_string(),
+        }
+    }
+
+    pub fn push_url(&self) -> String {
+        format!(
+            "{}/event/push/alert/standard?integration_key={}",
+            self.base, self.integration_key
+        )
+    }
+
+    /// POSTs a standard event; returns (status, body).
+    pub async fn push(&self, body: Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.push_url())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Calls an Open API path with the APP key; returns (status, body).
+    pub async fn api(&self, path: &str, body: Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}?app_key={}", self.base, self.app_key))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until the inbox worker has processed everything accepted so far (asynchronous
+    /// processing, ING-011): polls the inbox depth exposed on /metrics.
+    pub async fn drained(&self) {
+        for _ in 0..500 {
+            let text = self
+                .http
+                .get(format!("{}/metrics", self.base))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let depth = text
+                .lines()
+                .find(|l| l.starts_with("klaxon_inbox_depth "))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok());
+            if depth == Some(0.0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the inbox did not drain");
+    }
+
+    pub async fn incidents(&self) -> Vec<Value> {
+        let now = now_secs();
+        let (status, body) = self
+            .api(
+                "/incident/list",
+                json!({"start_time": now - 86_400, "end_time": now + 3600, "limit": 100}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["data"]["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub async fn alerts(&self) -> Vec<Value> {
+        let now = now_secs();
+        let (status, body) = self
+            .api(
+                "/alert/list",
+                json!({"start_time": now - 86_400, "end_time": now + 3600, "limit": 100}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["data"]["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+}
+
+pub fn now_secs() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs `body` against SQLite, and against PostgreSQL when `KLAXON_TEST_DATABASE_URL` is set.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let f = $body;
+                f(String::new()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                match common::fresh_postgres().await {
+                    Some(url) => {
+                        let f = $body;
+                        f(url).await;
+                    }
+                    None => {
+                        eprintln!("KLAXON_TEST_DATABASE_URL not set: PostgreSQL variant skipped")
+                    }
+                }
+            }
+        }
+    };
+}
