@@ -277,6 +277,7 @@ fn stored_event(
         description: e.description.clone(),
         labels: e.labels.clone(),
         images: e.images.clone(),
+        raw: e.raw.clone(),
     }
 }
 
@@ -530,6 +531,7 @@ mod tests {
                 labels: labels(&[("host", "a")]),
                 images: Vec::new(),
                 event_time: T0,
+                raw: r#"{"event_status":"Critical"}"#.to_string(),
             },
         }
     }

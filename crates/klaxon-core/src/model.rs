@@ -165,6 +165,24 @@ pub struct NewEvent {
     pub images: Vec<Image>,
     /// ING-029, already normalised (milliseconds, whole seconds).
     pub event_time: Millis,
+    /// The source item as received, cut to [`RAW_MAX_BYTES`] (ING-054); for display only.
+    #[serde(default)]
+    pub raw: String,
+}
+
+/// ING-054: at most 64 KiB of the source item is kept with an event.
+pub const RAW_MAX_BYTES: usize = 64 * 1024;
+
+/// Cuts `s` to at most `max` bytes on a character boundary (ingest.md §0 "Bytes").
+pub fn cut_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Where a queued event came from: everything processing needs besides the event itself.
@@ -209,6 +227,8 @@ pub struct StoredEvent {
     pub description: String,
     pub labels: Labels,
     pub images: Vec<Image>,
+    /// The source item (ING-054).
+    pub raw: String,
 }
 
 /// How an alert was resolved (ingest.md §1.3.4).
@@ -380,5 +400,22 @@ impl FromStr for ChannelStatus {
             "deleted" => Ok(ChannelStatus::Deleted),
             _ => Err(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // spec: ING-054
+    #[test]
+    fn raw_is_cut_to_64_kib_on_a_character_boundary() {
+        let short = "{\"a\":1}";
+        assert_eq!(cut_bytes(short, RAW_MAX_BYTES), short);
+        // 'é' is two bytes: a cut in its middle backs off to the boundary before it.
+        let long = format!("{}é", "a".repeat(RAW_MAX_BYTES - 1));
+        let cut = cut_bytes(&long, RAW_MAX_BYTES);
+        assert_eq!(cut.len(), RAW_MAX_BYTES - 1);
+        assert!(cut.chars().all(|c| c == 'a'));
     }
 }

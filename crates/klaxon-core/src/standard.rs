@@ -118,6 +118,8 @@ pub fn parse_standard(body: &Value, ctx: &PushContext<'_>) -> Result<NewEvent, A
         labels,
         images,
         event_time,
+        // The server fills in the body as received (ING-054).
+        raw: String::new(),
     })
 }
 

@@ -13,7 +13,7 @@ use axum::response::Response;
 use axum::routing::any;
 use http_body_util::{BodyExt, Limited};
 use klaxon_core::error::{ApiError, ErrorCode, Surface};
-use klaxon_core::model::EventOrigin;
+use klaxon_core::model::{EventOrigin, RAW_MAX_BYTES, cut_bytes};
 use klaxon_core::ratelimit::Admission;
 use klaxon_core::standard::{PushContext, parse_standard};
 use serde_json::{Value, json};
@@ -176,7 +176,9 @@ async fn accept(
         query_labels: &query_labels,
         received_at: now,
     };
-    let event = parse_standard(&payload, &ctx)?;
+    let mut event = parse_standard(&payload, &ctx)?;
+    // ING-054: keep the item as received (the body is valid UTF-8: it parsed as JSON).
+    event.raw = cut_bytes(&String::from_utf8_lossy(&bytes), RAW_MAX_BYTES).to_string();
     let alert_key = event.alert_key.clone();
     let origin = EventOrigin {
         request_id: request_id.to_string(),

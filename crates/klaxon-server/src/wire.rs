@@ -133,6 +133,7 @@ pub fn event(e: &StoredEvent) -> Value {
         "integration_type": e.integration_type,
         "channel_id": e.channel_id,
         "request_id": e.request_id,
+        "raw": e.raw,
     })
 }
 

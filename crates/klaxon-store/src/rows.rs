@@ -456,7 +456,7 @@ pub(crate) async fn upsert_incidents(
 
 pub(crate) const EVENT_COLUMNS: &str = "event_id, request_id, account_id, channel_id, \
      integration_id, integration_type, alert_id, alert_key, event_status, event_severity, \
-     event_time, received_at, title, title_rule, description, labels, images";
+     event_time, received_at, title, title_rule, description, labels, images, raw";
 
 pub(crate) fn event(row: &AnyRow) -> Result<StoredEvent> {
     Ok(StoredEvent {
@@ -477,6 +477,7 @@ pub(crate) fn event(row: &AnyRow) -> Result<StoredEvent> {
         description: get_str(row, "description")?,
         labels: get_json::<Labels>(row, "labels")?,
         images: get_json::<Vec<Image>>(row, "images")?,
+        raw: get_str(row, "raw")?,
     })
 }
 
@@ -513,7 +514,9 @@ fn bind_event(sql: &mut Sql, e: &StoredEvent) -> Result<()> {
         .push(", ")
         .bind(to_json(&e.labels)?)
         .push(", ")
-        .bind(to_json(&e.images)?);
+        .bind(to_json(&e.images)?)
+        .push(", ")
+        .bind(e.raw.as_str());
     Ok(())
 }
 

@@ -237,6 +237,7 @@ fn event(key: &str, status: Status, title: &str, event_time: Millis) -> NewEvent
         labels: BTreeMap::from([("host".to_string(), "db1".to_string())]),
         images: Vec::new(),
         event_time,
+        raw: format!(r#"{{"alert_key":"{key}"}}"#),
     }
 }
 

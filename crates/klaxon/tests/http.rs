@@ -67,6 +67,13 @@ on_both_backends!(
         assert_eq!(status, 200);
         assert_eq!(events["data"]["items"].as_array().unwrap().len(), 1);
         assert_eq!(events["data"]["items"][0]["request_id"], rid.as_str());
+        // spec: ING-054 — the item as received is kept with the event.
+        assert!(
+            events["data"]["items"][0]["raw"]
+                .as_str()
+                .unwrap()
+                .contains("\"alert_key\":\"cpu-web-1\"")
+        );
 
         // Recovery resolves the alert and auto-resolves the incident.
         let (status, _) = t

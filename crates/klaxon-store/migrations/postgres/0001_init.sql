@@ -179,7 +179,9 @@ CREATE TABLE events (
     title_rule       TEXT    NOT NULL,
     description      TEXT    NOT NULL,
     labels           TEXT    NOT NULL,
-    images           TEXT    NOT NULL
+    images           TEXT    NOT NULL,
+    -- The source item as received, at most 64 KiB (ING-054).
+    raw              TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX events_list ON events (account_id, event_time, event_id);
 CREATE INDEX events_alert ON events (account_id, alert_id, event_time);
