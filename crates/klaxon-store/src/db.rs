@@ -133,6 +133,8 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> Result<Pools> {
                     conn.execute(AssertSqlSafe(busy)).await?;
                     conn.execute(AssertSqlSafe(synchronous)).await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
+                    // Sorts and temporary b-trees stay in memory instead of temp files.
+                    conn.execute("PRAGMA temp_store = MEMORY").await?;
                     Ok(())
                 })
             })
@@ -261,6 +263,31 @@ impl Sql {
         self.clone().into_query()
     }
 
+    /// The query for `conn`: on SQLite the numbered placeholders become anonymous `?`.
+    ///
+    /// sqlx-sqlite resolves every named parameter (`$n`, `?n`) through
+    /// `sqlite3_bind_parameter_name`, which scans the statement's parameter list, so binding a
+    /// statement with n named parameters costs O(n²): a 64-row multi-row INSERT spent most of
+    /// its time there. Anonymous `?` parameters bind in order, and `bind` numbers them in order
+    /// of appearance, so the meaning is the same.
+    pub fn into_query_on(self, conn: &AnyConnection) -> Query<'static, Any, AnyArguments> {
+        if is_sqlite(conn) {
+            let text = anonymous_placeholders(&self.text);
+            Sql {
+                text,
+                args: self.args,
+            }
+            .into_query()
+        } else {
+            self.into_query()
+        }
+    }
+
+    /// Like [`Sql::into_query_on`], keeping `self`.
+    pub fn query_on(&self, conn: &AnyConnection) -> Query<'static, Any, AnyArguments> {
+        self.clone().into_query_on(conn)
+    }
+
     /// Like [`Sql::query`] without copying the text and the arguments.
     pub fn into_query(self) -> Query<'static, Any, AnyArguments> {
         let mut q = sqlx::query(AssertSqlSafe(self.text));
@@ -274,9 +301,40 @@ impl Sql {
     }
 }
 
+/// Whether `conn` talks to SQLite.
+pub(crate) fn is_sqlite(conn: &AnyConnection) -> bool {
+    conn.backend_name().eq_ignore_ascii_case("sqlite")
+}
+
+/// `$1`, `$2`, … → `?` (see [`Sql::into_query_on`]). Only placeholders contain `$` in the
+/// text this crate builds: values are always bound, never spliced.
+pub(crate) fn anonymous_placeholders(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            while chars.peek().is_some_and(char::is_ascii_digit) {
+                chars.next();
+            }
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anonymous_placeholders_replace_numbered_ones_only() {
+        assert_eq!(
+            anonymous_placeholders("INSERT INTO t VALUES ($1, $2), ($3, $12) -- $x"),
+            "INSERT INTO t VALUES (?, ?), (?, ?) -- $x"
+        );
+    }
 
     #[test]
     fn builder_numbers_placeholders() {

@@ -15,7 +15,7 @@ use sqlx::{AnyConnection, AnyPool, AssertSqlSafe};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::db::Sql;
+use crate::db::{Sql, anonymous_placeholders, is_sqlite};
 use crate::rows::to_json;
 use crate::{Result, StoreError};
 
@@ -173,8 +173,12 @@ fn clone_error(e: &StoreError) -> StoreError {
     }
 }
 
-/// The multi-row INSERT for 2^k rows, k = 0…MAX_CHUNK_LOG2.
-struct Statements(Vec<Arc<str>>);
+/// The multi-row INSERT for 2^k rows, k = 0…MAX_CHUNK_LOG2, with numbered placeholders
+/// (PostgreSQL) and with anonymous ones (SQLite: see `Sql::into_query_on`).
+struct Statements {
+    numbered: Vec<Arc<str>>,
+    anonymous: Vec<Arc<str>>,
+}
 
 impl Statements {
     fn new() -> Statements {
@@ -199,9 +203,15 @@ impl Statements {
                 }
                 sql.push(')');
             }
-            out.push(Arc::from(sql));
+            out.push(sql);
         }
-        Statements(out)
+        Statements {
+            anonymous: out
+                .iter()
+                .map(|s| Arc::from(anonymous_placeholders(s)))
+                .collect(),
+            numbered: out.into_iter().map(Arc::from).collect(),
+        }
     }
 }
 
@@ -226,7 +236,12 @@ async fn insert_rows(
     while left > 0 {
         let k = (usize::BITS - 1 - left.leading_zeros()).min(MAX_CHUNK_LOG2);
         let n = 1_usize << k;
-        let Some(text) = statements.0.get(k as usize) else {
+        let texts = if is_sqlite(conn) {
+            &statements.anonymous
+        } else {
+            &statements.numbered
+        };
+        let Some(text) = texts.get(k as usize) else {
             return Err(StoreError::Database("no statement for chunk".into()));
         };
         let mut q = sqlx::query(AssertSqlSafe(text.clone()));
@@ -270,7 +285,7 @@ async fn touch_integrations(
             .bind(integration_id)
             .push(" AND last_event_time < ")
             .bind(at);
-        sql.query().execute(&mut *conn).await?;
+        sql.query_on(conn).execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -86,7 +86,7 @@ pub(crate) async fn process_inbox(
     for chunk in seqs.chunks(IN_CHUNK) {
         let mut sql = Sql::new("DELETE FROM inbox WHERE 1 = 1");
         sql.and_in("seq", chunk);
-        sql.query().execute(&mut *tx).await?;
+        sql.query_on(&tx).execute(&mut *tx).await?;
     }
     match finish {
         Finish::Commit => tx.commit().await?,
@@ -128,7 +128,7 @@ async fn take_lease(conn: &mut AnyConnection, holder: &str, now: Millis) -> Resu
         .push(" OR expires_at < ")
         .bind(now)
         .push(")");
-    let done = sql.query().execute(&mut *conn).await?;
+    let done = sql.query_on(conn).execute(&mut *conn).await?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -145,7 +145,7 @@ async fn read_batch(conn: &mut AnyConnection, limit: usize) -> Result<Vec<Queued
          integration_name, request_id, received_at, event FROM inbox ORDER BY seq LIMIT ",
     );
     sql.bind(limit);
-    let rows = sql.query().fetch_all(&mut *conn).await?;
+    let rows = sql.query_on(conn).fetch_all(&mut *conn).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         let seq = get_i64(row, "seq")?;
@@ -235,7 +235,7 @@ impl Batch {
                     // Literal terms, so the partial index `alerts_candidate` applies.
                     .push(" AND closed = 0 AND alert_status <> 'Ok'");
                 sql.and_in("alert_key", chunk);
-                for row in sql.query().fetch_all(&mut *conn).await? {
+                for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
                     let alert = rows::alert(&row)?;
                     if !alert.incident_id.is_empty() {
                         incident_ids
@@ -286,7 +286,7 @@ impl Batch {
                 .bind(account);
             sql.and_in("incident_id", &need_incidents);
             let mut found: HashMap<String, Incident> = HashMap::new();
-            for row in sql.query().fetch_all(&mut *conn).await? {
+            for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
                 let incident = rows::incident(&row)?;
                 found.insert(incident.incident_id.clone(), incident);
             }
@@ -311,7 +311,7 @@ impl Batch {
                 .push(" FROM alerts WHERE account_id = ")
                 .bind(account);
             sql.and_in("incident_id", &need_members);
-            for row in sql.query().fetch_all(&mut *conn).await? {
+            for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
                 let incident_id = get_str(&row, "incident_id")?;
                 let summary = rows::alert_summary(&row)?;
                 if self.alerts.contains_key(&summary.alert_id) {
@@ -504,7 +504,7 @@ impl Batch {
                     .bind(account)
                     .push(" AND closed = 0");
                 sql.and_in("alert_id", chunk);
-                sql.query().execute(&mut *conn).await?;
+                sql.query_on(conn).execute(&mut *conn).await?;
             }
         }
         let events: Vec<&StoredEvent> = self.events.iter().collect();

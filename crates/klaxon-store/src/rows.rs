@@ -280,7 +280,8 @@ async fn insert_many<T>(
             sql.push(")");
         }
         sql.push(tail);
-        sql.into_query().execute(&mut *conn).await?;
+        let query = sql.into_query_on(conn);
+        query.execute(&mut *conn).await?;
         rest = more;
     }
     Ok(())
