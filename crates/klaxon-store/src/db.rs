@@ -1,7 +1,8 @@
 //! Pools, dialect and a small builder for dynamic SQL with `$n` placeholders.
 //!
 //! One code path over `sqlx::AnyPool`: SQLite gets a single-connection write pool (SQLite has
-//! one writer) and a read pool; PostgreSQL one pool for both.
+//! one writer) and a read pool per database file — the main file and the inbox file beside it
+//! (see [`inbox_url`]); PostgreSQL one pool for both, and the inbox in the same database.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -38,7 +39,25 @@ pub(crate) struct Pools {
     pub read: AnyPool,
     /// Writes (SQLite: exactly one connection; PostgreSQL: the same pool as `read`).
     pub write: AnyPool,
+    /// SQLite: the inbox database (its own file). PostgreSQL: `None`, the inbox is a table of
+    /// the one database.
+    pub inbox: Option<FilePools>,
 }
+
+/// The pools of one SQLite database.
+pub(crate) struct FilePools {
+    /// Readers (WAL: they never block the writer nor wait for it).
+    pub read: AnyPool,
+    /// The one writer connection.
+    pub write: AnyPool,
+    /// A connection for background checkpoints, if asked for (files only: memory databases
+    /// have no WAL).
+    pub checkpoint: Option<AnyPool>,
+}
+
+/// Read connections of the inbox file: the processor's batch read plus the occasional
+/// `inbox_depth` / `peek_inbox`.
+const INBOX_READERS: u32 = 2;
 
 pub(crate) fn backend_of(url: &str) -> Result<Backend> {
     if url.starts_with("sqlite:") {
@@ -67,6 +86,7 @@ pub(crate) async fn connect(url: &str, options: &StoreOptions) -> Result<Pools> 
                 backend: Backend::Postgres,
                 read: pool.clone(),
                 write: pool,
+                inbox: None,
             })
         }
     }
@@ -90,7 +110,60 @@ fn is_memory(path: &str, params: Option<&str>) -> bool {
         || params.is_some_and(|p| p.split('&').any(|kv| kv == "mode=memory"))
 }
 
+/// The URL of the inbox database that belongs to the main SQLite database `url`.
+///
+/// A file `dir/<stem>.<ext>` gets `dir/<stem>-inbox.db` beside it (`klaxon.db` →
+/// `klaxon-inbox.db`): derived from the file name rather than a fixed `inbox.db`, so two
+/// databases in one directory never share an inbox, and the pair sorts together in a listing.
+/// The URL's parameters are kept. An in-memory database gets a second, private in-memory
+/// database: every `:memory:` connection is a database of its own (deps.md P4).
+pub(crate) fn inbox_url(url: &str) -> String {
+    let (path, params) = sqlite_parts(url);
+    if is_memory(path, params) {
+        return "sqlite::memory:".to_string();
+    }
+    let (dir, file) = match path.rfind('/') {
+        Some(i) => path.split_at(i + 1),
+        None => ("", path),
+    };
+    let stem = match file.rfind('.') {
+        Some(i) if i > 0 => &file[..i],
+        _ => file,
+    };
+    let prefix = &url[..url.len() - url_tail_len(url)];
+    match params {
+        Some(p) => format!("{prefix}{dir}{stem}-inbox.db?{p}"),
+        None => format!("{prefix}{dir}{stem}-inbox.db"),
+    }
+}
+
+/// Length of `url` after its `sqlite://` or `sqlite:` prefix.
+fn url_tail_len(url: &str) -> usize {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+        .len()
+}
+
 async fn connect_sqlite(url: &str, options: &StoreOptions) -> Result<Pools> {
+    let main = open_sqlite(url, options, options.max_connections.max(1), false).await?;
+    let inbox = open_sqlite(&inbox_url(url), options, INBOX_READERS, true).await?;
+    Ok(Pools {
+        backend: Backend::Sqlite,
+        read: main.read,
+        write: main.write,
+        inbox: Some(inbox),
+    })
+}
+
+/// Opens one SQLite database (created if missing, WAL) with one writer, `readers` readers and,
+/// if `checkpointer`, a connection for background checkpoints.
+async fn open_sqlite(
+    url: &str,
+    options: &StoreOptions,
+    readers: u32,
+    checkpointer: bool,
+) -> Result<FilePools> {
     let (path, params) = sqlite_parts(url);
     let memory = is_memory(path, params);
     // Created if missing: `mode=rwc` unless the caller chose a mode.
@@ -149,20 +222,23 @@ async fn connect_sqlite(url: &str, options: &StoreOptions) -> Result<Pools> {
             .max_lifetime(None)
             .connect(&url)
             .await?;
-        return Ok(Pools {
-            backend: Backend::Sqlite,
+        return Ok(FilePools {
             read: pool.clone(),
             write: pool,
+            checkpoint: None,
         });
     }
     let write = pool_options(1).connect(&url).await?;
-    let read = pool_options(options.max_connections.max(1))
-        .connect(&url)
-        .await?;
-    Ok(Pools {
-        backend: Backend::Sqlite,
+    let read = pool_options(readers.max(1)).connect(&url).await?;
+    let checkpoint = if checkpointer {
+        Some(pool_options(1).connect(&url).await?)
+    } else {
+        None
+    };
+    Ok(FilePools {
         read,
         write,
+        checkpoint,
     })
 }
 
@@ -171,6 +247,14 @@ pub(crate) async fn migrate(backend: Backend, pool: &AnyPool) -> Result<()> {
         Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
         Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(pool).await?,
     }
+    Ok(())
+}
+
+/// The migrations of the SQLite inbox file.
+pub(crate) async fn migrate_inbox(pool: &AnyPool) -> Result<()> {
+    sqlx::migrate!("./migrations/sqlite-inbox")
+        .run(pool)
+        .await?;
     Ok(())
 }
 
@@ -255,6 +339,24 @@ impl Sql {
                 self.push(", ");
             }
             self.bind(v.clone());
+        }
+        self.push(")")
+    }
+
+    /// Like [`Sql::and_in`], with the list padded to a power of two by repeating its last
+    /// value (same meaning: `IN` ignores duplicates). Lists of varying length then share a
+    /// few statement texts, which each connection prepares once and caches, instead of one
+    /// new statement per length (hot paths: the processing batch).
+    pub fn and_in_padded<T: Clone + Into<Arg>>(&mut self, column: &str, values: &[T]) -> &mut Self {
+        let Some(last) = values.last() else {
+            return self;
+        };
+        self.push(" AND ").push(column).push(" IN (");
+        for i in 0..values.len().next_power_of_two() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(values.get(i).unwrap_or(last).clone());
         }
         self.push(")")
     }
@@ -347,6 +449,27 @@ mod tests {
     }
 
     #[test]
+    fn padded_in_lists_repeat_the_last_value() {
+        let mut s = Sql::new("SELECT 1 FROM t WHERE 1 = 1");
+        s.and_in_padded("b", &[1_i64, 2, 3]);
+        s.and_in_padded::<i64>("c", &[]);
+        s.and_in_padded("d", &[7_i64]);
+        assert_eq!(
+            s.text,
+            "SELECT 1 FROM t WHERE 1 = 1 AND b IN ($1, $2, $3, $4) AND d IN ($5)"
+        );
+        let args: Vec<i64> = s
+            .args
+            .iter()
+            .map(|a| match a {
+                Arg::I64(v) => *v,
+                Arg::Text(_) => -1,
+            })
+            .collect();
+        assert_eq!(args, vec![1, 2, 3, 3, 7]);
+    }
+
+    #[test]
     fn sqlite_url_parts() {
         assert_eq!(sqlite_parts("sqlite://a/b.db"), ("a/b.db", None));
         assert_eq!(
@@ -355,5 +478,20 @@ mod tests {
         );
         assert!(is_memory(":memory:", None));
         assert!(!is_memory("k.db", None));
+    }
+
+    #[test]
+    fn inbox_file_sits_beside_the_main_file() {
+        assert_eq!(
+            inbox_url("sqlite://data/klaxon.db"),
+            "sqlite://data/klaxon-inbox.db"
+        );
+        assert_eq!(
+            inbox_url("sqlite:///abs/x.y/k.sqlite?mode=rwc"),
+            "sqlite:///abs/x.y/k-inbox.db?mode=rwc"
+        );
+        assert_eq!(inbox_url("sqlite:k"), "sqlite:k-inbox.db");
+        assert_eq!(inbox_url("sqlite:.hidden"), "sqlite:.hidden-inbox.db");
+        assert_eq!(inbox_url("sqlite::memory:"), "sqlite::memory:");
     }
 }

@@ -5,17 +5,20 @@
 //!
 //! Layout:
 //! - `records` — the rows the API reads (account, member, channel, integration) and filters;
-//! - `db` — pools (SQLite: one writer + readers; PostgreSQL: one pool), migrations, a small
-//!   builder for SQL with `$n` placeholders;
+//! - `db` — pools (SQLite: one writer + readers per file; PostgreSQL: one pool), migrations, a
+//!   small builder for SQL with `$n` placeholders;
 //! - `bootstrap` — the first start;
-//! - `inbox` — hop 1: accepted events appended with group commit;
+//! - `inbox` — hop 1: accepted events appended with group commit; on SQLite in a database
+//!   file of its own (`<stem>-inbox.db` beside the main file) with its own writer, so accepting
+//!   never waits for processing; the exactly-once watermark (ING-011);
 //! - `process` — hop 2: the inbox consumer under a lease, calling the core's decisions;
 //! - `query` — the read side for the Open API lists;
 //! - `rows` — row ↔ model mapping and whole-row upserts.
 //!
 //! Both backends run one code path over `sqlx::AnyPool` with portable SQL (`$n`
 //! placeholders, BIGINT instants and booleans, JSON text for maps and lists); each has its own
-//! migrations (`migrations/sqlite`, `migrations/postgres`). APP keys and integration keys are
+//! migrations (`migrations/sqlite` plus `migrations/sqlite-inbox` for the SQLite inbox file,
+//! `migrations/postgres`). APP keys and integration keys are
 //! stored as given (they are shown again on later starts), member passwords as argon2 hashes.
 
 mod bootstrap;
@@ -88,19 +91,53 @@ struct Inner {
     backend: Backend,
     read: sqlx::AnyPool,
     write: sqlx::AnyPool,
+    /// SQLite: the inbox file. PostgreSQL: `None` (the inbox is a table of `read`/`write`).
+    inbox: Option<inbox::InboxFile>,
     committer: inbox::Committer,
 }
 
 impl Store {
     /// Opens `sqlite://path/to/file.db` (created if missing, WAL) or `postgres://…`.
+    ///
+    /// SQLite also opens (or creates) the inbox file beside the main one: `path/to/file.db` →
+    /// `path/to/file-inbox.db`. The two files belong together (back them up together); an
+    /// in-memory URL gets a second in-memory database for the inbox.
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Store> {
         let pools = db::connect(url, &options).await?;
-        let committer = inbox::Committer::start(pools.write.clone(), options.max_group_commit);
+        let (inbox, committer) = match pools.inbox {
+            Some(file) => {
+                let trim = Arc::new(inbox::Trim::default());
+                let committer = inbox::Committer::start(
+                    file.write.clone(),
+                    options.max_group_commit,
+                    inbox::Mode::Separate {
+                        trim: trim.clone(),
+                        checkpoint: file.checkpoint.clone(),
+                    },
+                )?;
+                let file = inbox::InboxFile {
+                    read: file.read,
+                    write: file.write,
+                    checkpoint: file.checkpoint,
+                    trim,
+                };
+                (Some(file), committer)
+            }
+            None => (
+                None,
+                inbox::Committer::start(
+                    pools.write.clone(),
+                    options.max_group_commit,
+                    inbox::Mode::Shared,
+                )?,
+            ),
+        };
         Ok(Store {
             inner: Arc::new(Inner {
                 backend: pools.backend,
                 read: pools.read,
                 write: pools.write,
+                inbox,
                 committer,
             }),
         })
@@ -110,14 +147,24 @@ impl Store {
         self.inner.backend
     }
 
-    /// Applies this backend's migrations (idempotent).
+    /// Applies this backend's migrations (idempotent). SQLite: both files', then makes sure
+    /// the inbox file numbers new events above what the main file has processed (ING-011).
     pub async fn migrate(&self) -> Result<()> {
-        db::migrate(self.inner.backend, &self.inner.write).await
+        db::migrate(self.inner.backend, &self.inner.write).await?;
+        if let Some(file) = &self.inner.inbox {
+            db::migrate_inbox(&file.write).await?;
+            inbox::reconcile(&self.inner.read, file).await?;
+        }
+        Ok(())
     }
 
-    /// Cheap liveness probe of the database (for `/readyz`).
+    /// Cheap liveness probe of the database (for `/readyz`); SQLite: of both files.
     pub async fn ping(&self) -> Result<()> {
-        query::ping(&self.inner.read).await
+        query::ping(&self.inner.read).await?;
+        if let Some(file) = &self.inner.inbox {
+            query::ping(&file.read).await?;
+        }
+        Ok(())
     }
 
     /// First start: creates the account, its owner member with `owner_password` (stored as an
@@ -144,9 +191,12 @@ impl Store {
         query::app_key(&self.inner.read, app_key).await
     }
 
-    /// Appends accepted events to the inbox durably and sets each integration's
-    /// `last_event_time` (ING-260). Concurrent callers share one transaction and one commit
-    /// (group commit); the future completes only after that commit.
+    /// Appends accepted events to the inbox durably. Concurrent callers share one transaction
+    /// and one commit (group commit); the future completes only after that commit.
+    ///
+    /// ING-260: on PostgreSQL the same transaction sets each integration's `last_event_time`;
+    /// on SQLite the processing transaction does (acceptance writes only the inbox file), so
+    /// it shows once the events are processed — normally milliseconds later.
     pub async fn enqueue(&self, events: Vec<(EventOrigin, NewEvent)>) -> Result<()> {
         let rows = events
             .into_iter()
@@ -164,6 +214,7 @@ impl Store {
     pub async fn process_inbox(&self, holder: &str, limit: usize, now: Millis) -> Result<usize> {
         process::process_inbox(
             &self.inner.write,
+            self.inner.inbox.as_ref(),
             holder,
             limit,
             now,
@@ -183,6 +234,7 @@ impl Store {
     ) -> Result<usize> {
         process::process_inbox(
             &self.inner.write,
+            self.inner.inbox.as_ref(),
             holder,
             limit,
             now,
@@ -192,14 +244,16 @@ impl Store {
     }
 
     /// The first `limit` events waiting in the inbox, in processing (`seq`) order, without
-    /// taking them (for tests and diagnostics).
+    /// taking them (for tests and diagnostics). Processed events are never shown, even on
+    /// SQLite where their rows are deleted a little later.
     pub async fn peek_inbox(&self, limit: usize) -> Result<Vec<QueuedEvent>> {
-        process::peek(&self.inner.read, limit).await
+        process::peek(&self.inner.read, self.inner.inbox.as_ref(), limit).await
     }
 
-    /// Number of events waiting in the inbox.
+    /// Number of events waiting in the inbox (not processed yet); 0 once everything accepted
+    /// has been processed.
     pub async fn inbox_depth(&self) -> Result<i64> {
-        query::inbox_depth(&self.inner.read).await
+        process::depth(&self.inner.read, self.inner.inbox.as_ref()).await
     }
 
     pub async fn account(&self, account_id: i64) -> Result<Option<Account>> {
@@ -252,5 +306,12 @@ impl Store {
         self.inner.committer.close().await;
         self.inner.write.close().await;
         self.inner.read.close().await;
+        if let Some(file) = &self.inner.inbox {
+            file.write.close().await;
+            file.read.close().await;
+            if let Some(checkpoint) = &file.checkpoint {
+                checkpoint.close().await;
+            }
+        }
     }
 }

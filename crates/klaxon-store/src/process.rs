@@ -1,7 +1,18 @@
-//! Hop 2: the inbox consumer (ING-011). One transaction per batch: take or renew the lease,
-//! read events in `seq` order, decide each with `klaxon_core::merge::process_event`, write the
-//! effects, delete the processed inbox rows, commit. A crash before the commit leaves
-//! everything as it was: the next lease holder redoes the batch (no loss, no doubles).
+//! Hop 2: the inbox consumer (ING-011). One main-database transaction per batch: take or
+//! renew the lease, read events in `seq` order, decide each with
+//! `klaxon_core::merge::process_event`, write the effects, mark the events processed, commit. A
+//! crash before the commit leaves everything as it was: the next lease holder redoes the batch
+//! (no loss, no doubles).
+//!
+//! Marking processed differs per backend (see `inbox.rs`):
+//! - PostgreSQL: the processed inbox rows are DELETEd in the same transaction.
+//! - SQLite: the inbox is another file, read through its own read pool (a WAL reader: it never
+//!   waits for the group committer nor holds it up) for `seq > processed_seq`; the transaction
+//!   moves `inbox_progress.processed_seq` to the batch's last seq, and after the commit the
+//!   group committer is told it may delete the rows up to there. The same transaction sets
+//!   `integrations.last_event_time` (ING-260) from the batch's receive times: on SQLite the
+//!   group commit must not write the main file (that is the whole point of the second file),
+//!   so the processor, which writes it anyway, does.
 //!
 //! Within a batch the state lives in a [`Batch`] cache: the active alerts of every identity the
 //! batch touches, their incidents and those incidents' alerts are read with a few bulk queries
@@ -19,6 +30,7 @@ use klaxon_core::model::{
 use sqlx::{AnyConnection, AnyPool};
 
 use crate::db::Sql;
+use crate::inbox::{self, InboxFile};
 use crate::rows::{self, get_i64, get_str};
 use crate::{Result, StoreError};
 
@@ -28,8 +40,9 @@ pub const LEASE_TTL_MS: Millis = 10_000;
 /// The inbox lease's row in `leases`.
 const INBOX_LEASE: &str = "inbox";
 
-/// Most values in one `IN (…)` list.
-const IN_CHUNK: usize = 500;
+/// Most values in one `IN (…)` list. Lists are padded to a power of two (see
+/// `Sql::and_in_padded`), so the statements of a batch come from a small, cached set.
+const IN_CHUNK: usize = 512;
 
 /// Random ids for new alerts, incidents and events (`rand`'s thread-local CSPRNG).
 #[derive(Debug, Default, Clone, Copy)]
@@ -51,6 +64,7 @@ pub(crate) enum Finish {
 
 pub(crate) async fn process_inbox(
     pool: &AnyPool,
+    file: Option<&InboxFile>,
     holder: &str,
     limit: usize,
     now: Millis,
@@ -61,13 +75,21 @@ pub(crate) async fn process_inbox(
         tx.rollback().await?;
         return Ok(0);
     }
-    let queued = read_batch(&mut tx, limit).await?;
-    if queued.is_empty() {
+    let queued = match file {
+        None => read_batch(&mut tx, None, limit).await?,
+        Some(file) => {
+            // Read under the lease, in this transaction: no one else moves it meanwhile.
+            let processed = inbox::watermark(&mut tx).await?;
+            let mut conn = file.read.acquire().await?;
+            read_batch(&mut conn, Some(processed), limit).await?
+        }
+    };
+    let Some(last_seq) = queued.last().map(|q| q.seq) else {
         // Nothing to do: leave the lease as it was rather than pay a commit (an fsync on
         // SQLite) on every idle poll.
         tx.rollback().await?;
         return Ok(0);
-    }
+    };
     let mut batch = Batch::default();
     batch.prefetch(&mut tx, &queued).await?;
     let mut ids = Recording {
@@ -82,14 +104,36 @@ pub(crate) async fn process_inbox(
             .await?;
     }
     batch.write(&mut tx).await?;
-    let seqs: Vec<i64> = queued.iter().map(|q| q.seq).collect();
-    for chunk in seqs.chunks(IN_CHUNK) {
-        let mut sql = Sql::new("DELETE FROM inbox WHERE 1 = 1");
-        sql.and_in("seq", chunk);
-        sql.query_on(&tx).execute(&mut *tx).await?;
+    match file {
+        None => {
+            let seqs: Vec<i64> = queued.iter().map(|q| q.seq).collect();
+            for chunk in seqs.chunks(IN_CHUNK) {
+                let mut sql = Sql::new("DELETE FROM inbox WHERE 1 = 1");
+                sql.and_in_padded("seq", chunk);
+                sql.query_on(&tx).execute(&mut *tx).await?;
+            }
+        }
+        Some(_) => {
+            // ING-011: these events are processed iff this transaction commits.
+            inbox::set_watermark(&mut tx, last_seq).await?;
+            // ING-260, SQLite: see the module docs.
+            let latest = inbox::latest_per_integration(queued.iter().map(|q| {
+                (
+                    q.origin.account_id,
+                    q.origin.integration_id,
+                    q.origin.received_at,
+                )
+            }));
+            inbox::touch_integrations(&mut tx, &latest).await?;
+        }
     }
     match finish {
-        Finish::Commit => tx.commit().await?,
+        Finish::Commit => {
+            tx.commit().await?;
+            if let Some(file) = file {
+                file.trim.processed_up_to(last_seq);
+            }
+        }
         Finish::Rollback => tx.rollback().await?,
     }
     Ok(queued.len())
@@ -132,19 +176,71 @@ async fn take_lease(conn: &mut AnyConnection, holder: &str, now: Millis) -> Resu
     Ok(done.rows_affected() > 0)
 }
 
-/// The first `limit` queued events in `seq` order, without taking them.
-pub(crate) async fn peek(pool: &AnyPool, limit: usize) -> Result<Vec<QueuedEvent>> {
-    let mut conn = pool.acquire().await?;
-    read_batch(&mut conn, limit).await
+/// The first `limit` queued (not yet processed) events in `seq` order, without taking them.
+pub(crate) async fn peek(
+    pool: &AnyPool,
+    file: Option<&InboxFile>,
+    limit: usize,
+) -> Result<Vec<QueuedEvent>> {
+    match file {
+        None => {
+            let mut conn = pool.acquire().await?;
+            read_batch(&mut conn, None, limit).await
+        }
+        Some(file) => {
+            // The watermark first: read the other way round, a batch committed in between
+            // would show events that were processed already.
+            let processed = {
+                let mut conn = pool.acquire().await?;
+                inbox::watermark(&mut conn).await?
+            };
+            let mut conn = file.read.acquire().await?;
+            read_batch(&mut conn, Some(processed), limit).await
+        }
+    }
 }
 
-async fn read_batch(conn: &mut AnyConnection, limit: usize) -> Result<Vec<QueuedEvent>> {
+/// Number of events waiting: PostgreSQL, the inbox rows; SQLite, the rows above the
+/// watermark (processed rows may wait a moment for their delete).
+///
+/// On SQLite that count is `MAX(seq) - watermark`, one b-tree descent instead of a scan of
+/// every waiting row (a `COUNT(*)` reads all their pages: tens of MB with a backlog, on every
+/// `/metrics` scrape). It is exact: the seqs above the watermark have no gaps, since the single
+/// writer appends them with AUTOINCREMENT (a rolled-back batch gives its seqs back), and only
+/// rows at or below the watermark are ever deleted.
+pub(crate) async fn depth(pool: &AnyPool, file: Option<&InboxFile>) -> Result<i64> {
+    let Some(file) = file else {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM inbox")
+            .fetch_one(pool)
+            .await?;
+        return get_i64(&row, "n");
+    };
+    // The watermark first (see `peek`): a stale one can only over-count.
+    let processed = {
+        let mut conn = pool.acquire().await?;
+        inbox::watermark(&mut conn).await?
+    };
+    let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS n FROM inbox")
+        .fetch_one(&file.read)
+        .await?;
+    Ok((get_i64(&row, "n")? - processed).max(0))
+}
+
+/// The first `limit` inbox rows in `seq` order, above `after` if given.
+async fn read_batch(
+    conn: &mut AnyConnection,
+    after: Option<i64>,
+    limit: usize,
+) -> Result<Vec<QueuedEvent>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut sql = Sql::new(
         "SELECT seq, account_id, channel_id, integration_id, integration_type, \
-         integration_name, request_id, received_at, event FROM inbox ORDER BY seq LIMIT ",
+         integration_name, request_id, received_at, event FROM inbox",
     );
-    sql.bind(limit);
+    if let Some(after) = after {
+        sql.push(" WHERE seq > ").bind(after);
+    }
+    sql.push(" ORDER BY seq LIMIT ").bind(limit);
     let rows = sql.query_on(conn).fetch_all(&mut *conn).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -234,7 +330,7 @@ impl Batch {
                     .bind(integration)
                     // Literal terms, so the partial index `alerts_candidate` applies.
                     .push(" AND closed = 0 AND alert_status <> 'Ok'");
-                sql.and_in("alert_key", chunk);
+                sql.and_in_padded("alert_key", chunk);
                 for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
                     let alert = rows::alert(&row)?;
                     if !alert.incident_id.is_empty() {
@@ -284,7 +380,7 @@ impl Batch {
             sql.push(rows::INCIDENT_COLUMNS)
                 .push(" FROM incidents WHERE account_id = ")
                 .bind(account);
-            sql.and_in("incident_id", &need_incidents);
+            sql.and_in_padded("incident_id", &need_incidents);
             let mut found: HashMap<String, Incident> = HashMap::new();
             for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
                 let incident = rows::incident(&row)?;
@@ -310,7 +406,7 @@ impl Batch {
             sql.push(rows::ALERT_SUMMARY_COLUMNS)
                 .push(" FROM alerts WHERE account_id = ")
                 .bind(account);
-            sql.and_in("incident_id", &need_members);
+            sql.and_in_padded("incident_id", &need_members);
             for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
                 let incident_id = get_str(&row, "incident_id")?;
                 let summary = rows::alert_summary(&row)?;
@@ -503,7 +599,7 @@ impl Batch {
                     .push(" WHERE account_id = ")
                     .bind(account)
                     .push(" AND closed = 0");
-                sql.and_in("alert_id", chunk);
+                sql.and_in_padded("alert_id", chunk);
                 sql.query_on(conn).execute(&mut *conn).await?;
             }
         }

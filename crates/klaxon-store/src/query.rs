@@ -43,13 +43,6 @@ pub(crate) async fn app_key(pool: &AnyPool, key: &str) -> Result<Option<AppKeyOw
     }
 }
 
-pub(crate) async fn inbox_depth(pool: &AnyPool) -> Result<i64> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM inbox")
-        .fetch_one(pool)
-        .await?;
-    get_i64(&row, "n")
-}
-
 pub(crate) async fn ping(pool: &AnyPool) -> Result<()> {
     sqlx::query("SELECT 1").execute(pool).await?;
     Ok(())

@@ -2,6 +2,7 @@
 //! [`Db`] and runs against SQLite (a temporary file) always, and against PostgreSQL when
 //! `KLAXON_TEST_DATABASE_URL` is set — each test then creates its own database
 //! `klaxon_t_<random hex>` from that URL and drops it afterwards, so tests run in parallel.
+//! A few SQLite-only tests (the inbox file of its own) follow the shared ones.
 
 // The test bodies are plain async fns called by the generated `#[tokio::test]`s, which
 // clippy's `allow-unwrap-in-tests` does not recognise as tests.
@@ -28,6 +29,9 @@ const ENV: &str = "KLAXON_TEST_DATABASE_URL";
 struct Db {
     store: Store,
     raw: AnyPool,
+    /// SQLite: a raw pool on the inbox file (`klaxon-inbox.db` beside `klaxon.db`).
+    raw_inbox: Option<AnyPool>,
+    url: String,
     _dir: Option<tempfile::TempDir>,
     pg: Option<PgDrop>,
 }
@@ -101,9 +105,20 @@ impl Db {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("sub/klaxon.db").display());
         let (store, raw) = Db::open(&url).await;
+        let inbox_url = format!(
+            "sqlite://{}",
+            dir.path().join("sub/klaxon-inbox.db").display()
+        );
+        let raw_inbox = sqlx::any::AnyPoolOptions::new()
+            .max_connections(2)
+            .connect(&inbox_url)
+            .await
+            .unwrap();
         Db {
             store,
             raw,
+            raw_inbox: Some(raw_inbox),
+            url,
             _dir: Some(dir),
             pg: None,
         }
@@ -121,10 +136,13 @@ impl Db {
             admin_url: admin_url.clone(),
             name: name.clone(),
         };
-        let (store, raw) = Db::open(&with_database(&admin_url, &name)).await;
+        let url = with_database(&admin_url, &name);
+        let (store, raw) = Db::open(&url).await;
         Some(Db {
             store,
             raw,
+            raw_inbox: None,
+            url,
             _dir: None,
             pg: Some(pg),
         })
@@ -133,7 +151,24 @@ impl Db {
     async fn finish(self) {
         self.store.close().await;
         self.raw.close().await;
+        if let Some(raw_inbox) = &self.raw_inbox {
+            raw_inbox.close().await;
+        }
         drop(self.pg);
+    }
+
+    /// The pool that sees the `inbox` table: the inbox file on SQLite, the database on
+    /// PostgreSQL.
+    fn inbox_pool(&self) -> &AnyPool {
+        self.raw_inbox.as_ref().unwrap_or(&self.raw)
+    }
+
+    /// Rows physically in the inbox table (processed or not).
+    async fn inbox_rows(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM inbox")
+            .fetch_one(self.inbox_pool())
+            .await
+            .unwrap()
     }
 
     async fn exec(&self, sql: &str) {
@@ -198,6 +233,40 @@ behaviour!(
     list_channels_filters,
     tenant_isolation,
 );
+
+/// SQLite only: the inbox is a file of its own with a processed watermark in the main file.
+mod sqlite_inbox {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn processed_but_undeleted_rows_are_not_processed_again_after_reopen() {
+        let db = crate::Db::sqlite().await;
+        crate::processed_but_undeleted_rows_are_not_processed_again_after_reopen(db).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn processed_rows_are_deleted_and_unprocessed_rows_kept() {
+        let db = crate::Db::sqlite().await;
+        crate::processed_rows_are_deleted_and_unprocessed_rows_kept(&db).await;
+        db.finish().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lost_inbox_file_numbers_new_events_above_the_watermark() {
+        let db = crate::Db::sqlite().await;
+        crate::lost_inbox_file_numbers_new_events_above_the_watermark(db).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failed_group_commit_writes_nothing_and_the_next_one_works() {
+        let db = crate::Db::sqlite().await;
+        crate::failed_group_commit_writes_nothing_and_the_next_one_works(&db).await;
+        db.finish().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_memory_store_keeps_working() {
+        crate::in_memory_store_keeps_working().await;
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -321,11 +390,21 @@ async fn migrate_twice_is_a_noop(db: &Db) {
     db.store.migrate().await.unwrap();
     assert!(db.store.account(b.account_id).await.unwrap().is_some());
     if db.store.backend() == Backend::Sqlite {
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&db.raw)
-            .await
-            .unwrap();
-        assert_eq!(mode, "wal");
+        for pool in [&db.raw, db.inbox_pool()] {
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal");
+        }
+        // The inbox is in its own file, not in the main one.
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'inbox'",
+        )
+        .fetch_one(&db.raw)
+        .await
+        .unwrap();
+        assert_eq!(tables, 0);
     }
 }
 
@@ -359,11 +438,7 @@ async fn close_commits_what_it_accepted(db: &Db) {
     }
     assert!(accepted >= 100);
     // Every caller told "committed" is in the inbox, and no one else.
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox")
-        .fetch_one(&db.raw)
-        .await
-        .unwrap();
-    assert_eq!(n, accepted);
+    assert_eq!(db.inbox_rows().await, accepted);
     assert!(matches!(
         db.store
             .enqueue(vec![(origin(&b, T0), event("late", Status::Info, "x", T0))])
@@ -576,23 +651,28 @@ async fn enqueue_concurrent_group_commit(db: &Db) {
         .collect();
     assert_eq!(titles, (0..10).map(|i| i.to_string()).collect::<Vec<_>>());
 
-    // spec: ING-260 — last_event_time is the latest receive time.
-    let i = db
-        .store
-        .integration_by_key(&b.integration_key)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(i.last_event_time, T0 + 50_000);
+    // spec: ING-260 — last_event_time is the latest receive time. PostgreSQL sets it in the
+    // group commit; SQLite in the processing transaction (acceptance writes only the inbox
+    // file), so there it shows once the events are processed.
+    let last_event_time = async || {
+        db.store
+            .integration_by_key(&b.integration_key)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_event_time
+    };
+    if db.store.backend() == Backend::Postgres {
+        assert_eq!(last_event_time().await, T0 + 50_000);
+    }
+    drain(db, T0 + 60_000).await;
+    assert_eq!(last_event_time().await, T0 + 50_000);
     // An older receive time never moves it back.
     push(db, &b, vec![event("late", Status::Info, "x", T0)], T0 + 1).await;
-    let i = db
-        .store
-        .integration_by_key(&b.integration_key)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(i.last_event_time, T0 + 50_000);
+    assert_eq!(last_event_time().await, T0 + 50_000);
+    drain(db, T0 + 60_000).await;
+    assert_eq!(last_event_time().await, T0 + 50_000);
+    assert_eq!(db.store.inbox_depth().await.unwrap(), 0);
 
     assert!(db.store.enqueue(Vec::new()).await.is_ok());
 }
@@ -1836,4 +1916,278 @@ async fn tenant_isolation(db: &Db) {
     let again = s.bootstrap(&seed(), T0).await.unwrap();
     assert!(!again.created);
     assert_eq!(again.account_id, b.account_id);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQLite only: the inbox file
+// ---------------------------------------------------------------------------------------------
+
+/// One inbox row as stored: seq, account, channel, integration, type, name, request, received
+/// at, event JSON.
+type RawInboxRow = (i64, i64, i64, i64, String, String, String, i64, String);
+
+async fn raw_inbox_rows(db: &Db) -> Vec<RawInboxRow> {
+    use sqlx::Row;
+    sqlx::query(
+        "SELECT seq, account_id, channel_id, integration_id, integration_type, \
+         integration_name, request_id, received_at, event FROM inbox ORDER BY seq",
+    )
+    .fetch_all(db.inbox_pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        (
+            r.get(0),
+            r.get(1),
+            r.get(2),
+            r.get(3),
+            r.get(4),
+            r.get(5),
+            r.get(6),
+            r.get(7),
+            r.get(8),
+        )
+    })
+    .collect()
+}
+
+async fn reopen(url: &str) -> Store {
+    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+async fn processed_but_undeleted_rows_are_not_processed_again_after_reopen(mut db: Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    push(
+        &db,
+        &b,
+        vec![
+            event("k", Status::Critical, "Down", T0),
+            event("k", Status::Critical, "Down again", T0 + 1),
+        ],
+        T0,
+    )
+    .await;
+    let saved = raw_inbox_rows(&db).await;
+    assert_eq!(saved.len(), 2);
+    assert_eq!(db.store.process_inbox("a", 10, T0).await.unwrap(), 2);
+    db.store.close().await;
+
+    // spec: ING-011 — as if the node died after the main database committed the batch (and
+    // its watermark) and before the inbox file deleted the processed rows: put them back.
+    for r in &saved {
+        sqlx::query(
+            "INSERT OR IGNORE INTO inbox (seq, account_id, channel_id, integration_id, \
+             integration_type, integration_name, request_id, received_at, event) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(r.0)
+        .bind(r.1)
+        .bind(r.2)
+        .bind(r.3)
+        .bind(r.4.clone())
+        .bind(r.5.clone())
+        .bind(r.6.clone())
+        .bind(r.7)
+        .bind(r.8.clone())
+        .execute(db.inbox_pool())
+        .await
+        .unwrap();
+    }
+    assert_eq!(db.inbox_rows().await, 2);
+
+    // Reopened on the same files: nothing is waiting, nothing is processed twice.
+    db.store = reopen(&db.url).await;
+    assert_eq!(db.store.inbox_depth().await.unwrap(), 0);
+    assert!(db.store.peek_inbox(10).await.unwrap().is_empty());
+    assert_eq!(db.store.process_inbox("b", 10, T0 + 1).await.unwrap(), 0);
+    let alerts = db
+        .store
+        .list_alerts(b.account_id, &alerts_all())
+        .await
+        .unwrap();
+    assert_eq!(alerts.total, 1);
+    assert_eq!(alerts.items[0].event_cnt, 2);
+    assert_eq!(
+        db.store
+            .list_events(b.account_id, &events_all())
+            .await
+            .unwrap()
+            .total,
+        2
+    );
+
+    // A new event comes after them, is processed once, and by then the leftovers are gone.
+    push(
+        &db,
+        &b,
+        vec![event("k", Status::Critical, "Third", T0 + 2)],
+        T0 + 2,
+    )
+    .await;
+    let queued = db.store.peek_inbox(10).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert!(queued[0].seq > saved[1].0);
+    assert_eq!(db.inbox_rows().await, 1);
+    assert_eq!(drain(&db, T0 + 3).await, 1);
+    let alerts = db
+        .store
+        .list_alerts(b.account_id, &alerts_all())
+        .await
+        .unwrap();
+    assert_eq!(alerts.items[0].event_cnt, 3);
+    db.finish().await;
+}
+
+async fn processed_rows_are_deleted_and_unprocessed_rows_kept(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let events = (0..5)
+        .map(|i| event(&format!("k{i}"), Status::Warning, "x", T0))
+        .collect();
+    push(db, &b, events, T0).await;
+    let all = raw_inbox_rows(db).await;
+    assert_eq!(all.len(), 5);
+    assert_eq!(db.store.process_inbox("a", 3, T0).await.unwrap(), 3);
+    assert_eq!(db.store.inbox_depth().await.unwrap(), 2);
+
+    // spec: ING-011 — the processed rows are deleted by the committer's next transaction
+    // (here the next group commit), the unprocessed ones stay.
+    push(db, &b, vec![event("k5", Status::Warning, "x", T0)], T0).await;
+    let left = raw_inbox_rows(db).await;
+    let seqs: Vec<i64> = left.iter().map(|r| r.0).collect();
+    assert_eq!(seqs.len(), 3);
+    assert_eq!(seqs[..2], [all[3].0, all[4].0]);
+    assert!(seqs[2] > all[4].0);
+    let queued: Vec<i64> = db
+        .store
+        .peek_inbox(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|q| q.seq)
+        .collect();
+    assert_eq!(queued, seqs);
+    assert_eq!(db.store.inbox_depth().await.unwrap(), 3);
+
+    // When no event arrives, the idle committer deletes them on its own.
+    assert_eq!(drain(db, T0 + 1).await, 3);
+    assert_eq!(db.store.inbox_depth().await.unwrap(), 0);
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while db.inbox_rows().await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "processed rows were never deleted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        db.store
+            .list_alerts(b.account_id, &alerts_all())
+            .await
+            .unwrap()
+            .total,
+        6
+    );
+}
+
+async fn lost_inbox_file_numbers_new_events_above_the_watermark(mut db: Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let events = (0..3)
+        .map(|i| event(&format!("k{i}"), Status::Warning, "x", T0))
+        .collect();
+    push(&db, &b, events, T0).await;
+    assert_eq!(drain(&db, T0).await, 3);
+    let last = raw_inbox_rows(&db)
+        .await
+        .last()
+        .map(|r| r.0)
+        .unwrap_or_default();
+    db.store.close().await;
+    if let Some(raw_inbox) = db.raw_inbox.take() {
+        raw_inbox.close().await;
+    }
+    let dir = db._dir.as_ref().unwrap().path().join("sub");
+    for name in [
+        "klaxon-inbox.db",
+        "klaxon-inbox.db-wal",
+        "klaxon-inbox.db-shm",
+    ] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+
+    // A fresh inbox file would number from 1, under the watermark: the store moves it up.
+    db.store = reopen(&db.url).await;
+    push(&db, &b, vec![event("k3", Status::Warning, "x", T0)], T0).await;
+    let queued = db.store.peek_inbox(10).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert!(queued[0].seq > last.max(3), "{}", queued[0].seq);
+    assert_eq!(db.store.inbox_depth().await.unwrap(), 1);
+    assert_eq!(drain(&db, T0 + 1).await, 1);
+    assert_eq!(
+        db.store
+            .list_alerts(b.account_id, &alerts_all())
+            .await
+            .unwrap()
+            .total,
+        4
+    );
+    db.finish().await;
+}
+
+async fn failed_group_commit_writes_nothing_and_the_next_one_works(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    // A row the inbox refuses, in the middle of a batch (after its BEGIN and other rows).
+    sqlx::query(
+        "CREATE TRIGGER refuse_boom BEFORE INSERT ON inbox WHEN NEW.request_id = 'boom' \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .execute(db.inbox_pool())
+    .await
+    .unwrap();
+    let mut boom = origin(&b, T0);
+    boom.request_id = "boom".into();
+    let items = vec![
+        (origin(&b, T0), event("ok1", Status::Info, "x", T0)),
+        (boom, event("boom", Status::Info, "x", T0)),
+    ];
+    assert!(matches!(
+        db.store.enqueue(items).await,
+        Err(StoreError::Database(_))
+    ));
+    // Nothing of the failed batch, and the writer is not left inside its transaction.
+    assert_eq!(db.inbox_rows().await, 0);
+    push(db, &b, vec![event("ok2", Status::Info, "x", T0)], T0).await;
+    let queued = db.store.peek_inbox(10).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].event.alert_key, "ok2");
+    assert_eq!(drain(db, T0).await, 1);
+}
+
+/// `sqlite::memory:` gets a second in-memory database for the inbox; the whole path works.
+async fn in_memory_store_keeps_working() {
+    let store = reopen("sqlite::memory:").await;
+    let b = store.bootstrap(&seed(), T0).await.unwrap();
+    let items = (0..3)
+        .map(|i| {
+            (
+                origin(&b, T0),
+                event(&format!("k{i}"), Status::Info, "x", T0),
+            )
+        })
+        .collect();
+    store.enqueue(items).await.unwrap();
+    assert_eq!(store.inbox_depth().await.unwrap(), 3);
+    assert_eq!(store.process_inbox("a", 10, T0).await.unwrap(), 3);
+    assert_eq!(store.inbox_depth().await.unwrap(), 0);
+    assert_eq!(
+        store
+            .list_alerts(b.account_id, &alerts_all())
+            .await
+            .unwrap()
+            .total,
+        3
+    );
+    store.close().await;
 }

@@ -1,6 +1,9 @@
 -- Klaxon schema, SQLite dialect. Ids: INTEGER PRIMARY KEY (int64) or 24-hex text; instants:
 -- BIGINT epoch milliseconds; booleans: BIGINT 0/1; maps and lists: JSON text.
--- Keep in step with ../postgres/0001_init.sql (same tables, columns and indexes).
+-- Keep in step with ../postgres/0001_init.sql (same tables, columns and indexes), except for
+-- the inbox: on SQLite it lives in a database file of its own (../sqlite-inbox), so that
+-- accepting events and processing them have separate writers, and this file has the
+-- `inbox_progress` watermark instead (ING-011; see src/inbox.rs).
 
 CREATE TABLE accounts (
     account_id   INTEGER PRIMARY KEY,
@@ -70,19 +73,14 @@ CREATE TABLE integrations (
 CREATE UNIQUE INDEX integrations_key ON integrations (integration_key);
 CREATE INDEX integrations_account ON integrations (account_id, channel_id);
 
--- Hop 1 → hop 2: accepted events in arrival order (ING-011). AUTOINCREMENT keeps `seq`
--- increasing even after the table was emptied.
-CREATE TABLE inbox (
-    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
-    account_id       BIGINT  NOT NULL,
-    channel_id       BIGINT  NOT NULL,
-    integration_id   BIGINT  NOT NULL,
-    integration_type TEXT    NOT NULL,
-    integration_name TEXT    NOT NULL,
-    request_id       TEXT    NOT NULL,
-    received_at      BIGINT  NOT NULL,
-    event            TEXT    NOT NULL
+-- Hop 2's watermark over the inbox file (ING-011): every inbox event with `seq <=
+-- processed_seq` has been processed, and none above it. Updated in the same transaction as the
+-- effects of the events it covers, so an event is processed iff its seq is at or below it.
+CREATE TABLE inbox_progress (
+    name          TEXT   PRIMARY KEY,
+    processed_seq BIGINT NOT NULL DEFAULT 0
 );
+INSERT INTO inbox_progress (name, processed_seq) VALUES ('inbox', 0);
 
 CREATE TABLE leases (
     name       TEXT   PRIMARY KEY,
