@@ -4,9 +4,11 @@
 //! randomness (ids are built from random bytes the caller supplies). The store and the server
 //! wire these decisions to durable state.
 
+pub mod condition;
 pub mod error;
 pub mod ids;
 pub mod merge;
 pub mod model;
 pub mod ratelimit;
+pub mod schedule;
 pub mod standard;
