@@ -11,6 +11,7 @@
 pub mod config;
 mod envelope;
 mod health;
+mod home;
 mod keycache;
 mod limits;
 mod openapi;
@@ -73,12 +74,16 @@ impl Server {
         let url = &self.base_url;
         let mut out = String::new();
         out.push_str(&format!("Klaxon is listening on {url}\n"));
+        out.push_str(&format!("  Open:        {url}/\n"));
         match &self.owner_password {
             Some(pw) => out.push_str(&format!(
-                "  Sign in:     {url}/  as {} with password {pw}  (shown once; keep it)\n",
+                "  Owner:       {} / {pw}  (the password is shown only now; keep it)\n",
                 b.owner_email
             )),
-            None => out.push_str(&format!("  Sign in:     {url}/  as {}\n", b.owner_email)),
+            None => out.push_str(&format!(
+                "  Owner:       {} (password printed at the first start)\n",
+                b.owner_email
+            )),
         }
         if !b.app_key.is_empty() {
             out.push_str(&format!(
@@ -209,6 +214,7 @@ fn router(state: AppState) -> Router {
         .merge(push::routes())
         .merge(openapi::routes())
         .merge(health::routes())
+        .merge(home::routes())
         .fallback(envelope::route_not_found)
         // Push bodies are limited and reported by the handlers themselves (ING-006).
         .layer(DefaultBodyLimit::disable())

@@ -478,6 +478,14 @@ async fn health_ready_and_metrics() {
             .status(),
         200
     );
+    let home = t.http.get(format!("{}/", t.base)).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    assert!(
+        home.text()
+            .await
+            .unwrap()
+            .contains("/event/push/alert/standard")
+    );
     t.drained().await;
     let text = t
         .http
