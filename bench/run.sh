@@ -5,7 +5,9 @@
 #   bench/run.sh postgres URL      # a fresh database created from URL (e.g. postgres://postgres@127.0.0.1:5432/postgres)
 #
 # Environment: DURATION (s, default 20), CONNECTIONS (default 64), MIX (default new=100),
-# RATE (events/s, 0 = flat out), SYNC_FULL (SQLite synchronous=FULL, default true).
+# RATE (events/s, 0 = flat out), SYNC_FULL (SQLite synchronous=FULL, default true),
+# ACCEPT_ONLY=1 (run the load with the inbox worker off, then restart with it on and time how
+# long processing takes to empty the inbox: acceptance and processing measured apart).
 # The server runs with push rate limits switched off (the defaults of ING-007 would cap a single
 # integration at 100 requests/s); everything else is the default configuration.
 set -euo pipefail
@@ -31,6 +33,7 @@ start_server() {
   KLAXON_LIMITS_PER_INTEGRATION_PER_MINUTE=0 \
   KLAXON_LIMITS_PER_ACCOUNT_PER_SECOND=0 \
   KLAXON_STORAGE_SQLITE_SYNCHRONOUS_FULL="${SYNC_FULL:-true}" \
+  KLAXON_WORKERS_INBOX="${1:-true}" \
   KLAXON_LOG=warn \
   target/release/klaxon serve --listen 127.0.0.1:18080 --data-dir "$work/data" \
     ${db_url:+--database-url "$db_url"} >"$work/banner.txt" &
@@ -48,7 +51,7 @@ start_server
 key="$(sed -n 's/.*integration_key=\([0-9a-f]*\).*/\1/p' "$work/banner.txt" | head -n 1)"
 kill -TERM "$server"; wait "$server" || true
 t0=$(date +%s%N)
-start_server
+if [ "${ACCEPT_ONLY:-0}" = 1 ]; then start_server false; else start_server; fi
 t1=$(date +%s%N)
 echo "start to ready on an existing data directory: $(( (t1 - t0) / 1000000 )) ms"
 sleep 2
@@ -58,6 +61,11 @@ target/release/klaxon-loadgen --url http://127.0.0.1:18080 --integration-key "$k
   --connections "$connections" --duration "$duration" --rate "$rate" --mix "$mix" \
   --server-pid "$server"
 
+if [ "${ACCEPT_ONLY:-0}" = 1 ]; then
+  echo "restarting with the inbox worker on"
+  kill -TERM "$server"; wait "$server" || true
+  start_server
+fi
 # How long the inbox worker needs to catch up with what was accepted.
 t0=$(date +%s%N)
 for _ in $(seq 1 6000); do

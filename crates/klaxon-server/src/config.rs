@@ -24,6 +24,23 @@ pub struct Config {
     /// Open API rate limits per account (openapi-compat.md 1.8); 0 switches one off.
     pub api_limits: ApiLimits,
     pub storage: StorageConfig,
+    pub workers: WorkersConfig,
+}
+
+/// Which background workers this node runs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// Process the event inbox (alerts and incidents). Turn it off on nodes that should only
+    /// accept pushes and serve the API; at least one node must keep it on, or accepted events
+    /// wait in the inbox.
+    pub inbox: bool,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        WorkersConfig { inbox: true }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -74,6 +91,7 @@ impl Default for Config {
             limits: PushLimits::default(),
             api_limits: ApiLimits::default(),
             storage: StorageConfig::default(),
+            workers: WorkersConfig::default(),
         }
     }
 }
@@ -138,6 +156,9 @@ impl Config {
                 "KLAXON_STORAGE_SQLITE_SYNCHRONOUS_FULL" => {
                     self.storage.sqlite_synchronous_full =
                         value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "KLAXON_WORKERS_INBOX" => {
+                    self.workers.inbox = value.parse().map_err(|e| bad(format!("{e}")))?
                 }
                 "KLAXON_STORAGE_MAX_CONNECTIONS" => {
                     self.storage.max_connections = value.parse().map_err(|e| bad(format!("{e}")))?

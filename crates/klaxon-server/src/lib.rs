@@ -187,7 +187,12 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = AppState::new(config.clone(), store.clone(), clock);
-    let worker = tokio::spawn(worker::run(state.clone(), shutdown_rx.clone()));
+    let worker = if config.workers.inbox {
+        tokio::spawn(worker::run(state.clone(), shutdown_rx.clone()))
+    } else {
+        tracing::warn!("the inbox worker is off on this node (workers.inbox = false)");
+        tokio::spawn(async {})
+    };
     let app = router(state);
     let mut rx = shutdown_rx;
     let http = tokio::spawn(async move {
