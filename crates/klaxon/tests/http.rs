@@ -269,6 +269,33 @@ on_both_backends!(
     }
 );
 
+// spec: ING-001 — a key works only on its own type's path (standard family: also on
+// /standard); the alias paths exist and refuse a key of another type.
+on_both_backends!(
+    keys_only_work_on_their_own_push_path,
+    |url: String| async move {
+        let mut t = TestServer::start(&url).await;
+        let body = json!({"event_status": "Info", "title_rule": "x"});
+        let resp = t
+            .http
+            .post(format!(
+                "{}/event/push/alert/uptimekuma?integration_key={}",
+                t.base, t.integration_key
+            ))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let b: Value = resp.json().await.unwrap();
+        assert_eq!(b["error"]["code"], "InvalidParameter");
+        assert_eq!(b["error"]["message"], "integration type mismatch");
+        let (status, _) = t.push(body).await;
+        assert_eq!(status, 200);
+        t.stop().await;
+    }
+);
+
 // spec: ING-007
 on_both_backends!(
     rate_limit_answers_429_with_retry_after,
