@@ -5,6 +5,7 @@
 
 mod args;
 mod handlers;
+mod schedules;
 
 use axum::Router;
 use axum::body::Body;

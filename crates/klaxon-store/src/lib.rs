@@ -13,7 +13,8 @@
 //!   never waits for processing; the exactly-once watermark (ING-011);
 //! - `process` — hop 2: the inbox consumer under a lease, calling the core's decisions;
 //! - `query` — the read side for the Open API lists;
-//! - `rows` — row ↔ model mapping and whole-row upserts.
+//! - `rows` — row ↔ model mapping and whole-row upserts;
+//! - `schedules` — on-call schedules, one row each with the core definition as JSON.
 //!
 //! Both backends run one code path over `sqlx::AnyPool` with portable SQL (`$n`
 //! placeholders, BIGINT instants and booleans, JSON text for maps and lists); each has its own
@@ -28,6 +29,7 @@ mod process;
 mod query;
 pub mod records;
 mod rows;
+mod schedules;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +39,7 @@ use klaxon_core::model::{
 };
 pub use process::{LEASE_TTL_MS, RandomIds};
 pub use records::*;
+pub use schedules::ScheduleFilter;
 
 /// Which database a [`Store`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -351,6 +354,54 @@ impl Store {
         filter: &EventFilter,
     ) -> Result<Page<StoredEvent>> {
         query::list_events(&self.inner.read, account_id, filter).await
+    }
+
+    /// Stores a new schedule (prepared by `klaxon_core::schedule::create_schedule`) and
+    /// returns its id.
+    pub async fn create_schedule(
+        &self,
+        account_id: i64,
+        schedule: &klaxon_core::schedule::Schedule,
+    ) -> Result<i64> {
+        schedules::create(&self.inner.write, account_id, schedule).await
+    }
+
+    /// The account's live schedule `schedule_id` (deleted ones are not found).
+    pub async fn schedule(
+        &self,
+        account_id: i64,
+        schedule_id: i64,
+    ) -> Result<Option<klaxon_core::schedule::Schedule>> {
+        schedules::get(&self.inner.read, account_id, schedule_id).await
+    }
+
+    /// Replaces the definition of `schedule.schedule_id` (prepared by
+    /// `klaxon_core::schedule::apply_edit`); false when the account has no such live schedule.
+    pub async fn update_schedule(
+        &self,
+        account_id: i64,
+        schedule: &klaxon_core::schedule::Schedule,
+    ) -> Result<bool> {
+        schedules::update(&self.inner.write, account_id, schedule).await
+    }
+
+    /// Soft-deletes the account's live schedules among `schedule_ids`; returns how many.
+    pub async fn delete_schedules(
+        &self,
+        account_id: i64,
+        schedule_ids: &[i64],
+        now: Millis,
+    ) -> Result<u64> {
+        schedules::delete(&self.inner.write, account_id, schedule_ids, now).await
+    }
+
+    /// A page of the account's live schedules, newest first.
+    pub async fn list_schedules(
+        &self,
+        account_id: i64,
+        filter: &ScheduleFilter,
+    ) -> Result<Page<klaxon_core::schedule::Schedule>> {
+        schedules::list(&self.inner.read, account_id, filter).await
     }
 
     /// Stops the group committer after it has committed everything already handed to it, then

@@ -233,7 +233,7 @@ fn decode_cursor(tag: &str, cursor: &str) -> Result<(i64, String)> {
 
 /// `LIKE` pattern for "contains `needle`", case-insensitive via `LOWER` on both sides, with
 /// `%`, `_` and the escape character itself escaped.
-fn contains_pattern(needle: &str) -> String {
+pub(crate) fn contains_pattern(needle: &str) -> String {
     let mut out = String::from("%");
     for c in needle.to_lowercase().chars() {
         if matches!(c, '%' | '_' | '\\') {

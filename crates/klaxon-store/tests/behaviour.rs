@@ -14,7 +14,7 @@ use std::time::Instant;
 use klaxon_core::model::{EventOrigin, Millis, NewEvent, Progress, ResolvedBy, Severity, Status};
 use klaxon_store::{
     AlertFilter, Backend, Bootstrap, BootstrapSeed, ChannelFilter, EventFilter, IncidentFilter,
-    Paging, Store, StoreError, StoreOptions,
+    Paging, ScheduleFilter, Store, StoreError, StoreOptions,
 };
 use sqlx::{AnyPool, Connection, Executor};
 
@@ -232,6 +232,8 @@ behaviour!(
     list_alerts_and_events_filters,
     list_channels_filters,
     tenant_isolation,
+    schedules_create_update_delete_list,
+    schedules_tenant_isolation,
 );
 
 /// SQLite only: the inbox is a file of its own with a processed watermark in the main file.
@@ -2190,4 +2192,180 @@ async fn in_memory_store_keeps_working() {
         3
     );
     store.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schedules (response.md §1.13, openapi-compat.md 2.8)
+// ---------------------------------------------------------------------------------------------
+
+/// A weekly rotation of `members`, one per group, as the core's `create_schedule` prepares it.
+fn weekly_schedule(name: &str, members: &[i64], at: Millis) -> klaxon_core::schedule::Schedule {
+    use klaxon_core::schedule::{Group, GroupMember, Layer, RotationUnit, Schedule};
+    let sched = Schedule {
+        schedule_name: name.into(),
+        time_zone: "UTC".into(),
+        layers: vec![Layer {
+            layer_id: 1,
+            layer_name: "Weekly".into(),
+            groups: members
+                .iter()
+                .map(|&person_id| Group {
+                    group_name: String::new(),
+                    members: vec![GroupMember {
+                        person_id,
+                        role_id: 0,
+                    }],
+                })
+                .collect(),
+            layer_start: T0,
+            rotation_unit: RotationUnit::Week,
+            rotation_value: 1,
+            ..Layer::default()
+        }],
+        ..Schedule::default()
+    };
+    klaxon_core::schedule::create_schedule(sched, at, klaxon_core::schedule::Calendars::default())
+        .unwrap()
+}
+
+fn schedules_all() -> ScheduleFilter {
+    ScheduleFilter {
+        p: 1,
+        limit: 100,
+        ..ScheduleFilter::default()
+    }
+}
+
+async fn schedules_create_update_delete_list(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let s = &db.store;
+    let a = b.account_id;
+
+    let first = weekly_schedule("Ops primary", &[b.owner_member_id, 7], T0);
+    let id1 = s.create_schedule(a, &first).await.unwrap();
+    let id2 = s
+        .create_schedule(a, &weekly_schedule("Database", &[7], T0 + 1))
+        .await
+        .unwrap();
+    assert!(id1 > 0 && id2 > id1);
+
+    // The row's id is written into the definition read back; the rest round-trips.
+    let got = s.schedule(a, id1).await.unwrap().unwrap();
+    assert_eq!(got.schedule_id, id1);
+    assert_eq!(
+        klaxon_core::schedule::Schedule {
+            schedule_id: 0,
+            ..got.clone()
+        },
+        first
+    );
+    assert!(s.schedule(a, id2 + 1000).await.unwrap().is_none());
+
+    // Newest first; query is a case-insensitive substring of the name; offset paging.
+    let all = s.list_schedules(a, &schedules_all()).await.unwrap();
+    assert_eq!(all.total, 2);
+    let ids: Vec<i64> = all.items.iter().map(|x| x.schedule_id).collect();
+    assert_eq!(ids, [id2, id1]);
+    let q = ScheduleFilter {
+        query: Some("PRIMARY".into()),
+        ..schedules_all()
+    };
+    let found = s.list_schedules(a, &q).await.unwrap();
+    assert_eq!(found.total, 1);
+    assert_eq!(found.items[0].schedule_name, "Ops primary");
+    let page = ScheduleFilter {
+        p: 2,
+        limit: 1,
+        ..ScheduleFilter::default()
+    };
+    let page2 = s.list_schedules(a, &page).await.unwrap();
+    assert_eq!((page2.total, page2.items.len()), (2, 1));
+    assert_eq!(page2.items[0].schedule_id, id1);
+    assert!(!page2.has_next_page);
+
+    // Update through the core's apply_edit: renamed, history recorded (RSP-225).
+    let mut edited = got.clone();
+    edited.schedule_name = "Ops renamed".into();
+    edited.layers[0].rotation_value = 2;
+    let next = klaxon_core::schedule::apply_edit(
+        &got,
+        edited,
+        T0 + 5000,
+        klaxon_core::schedule::Calendars::default(),
+    )
+    .unwrap();
+    assert!(s.update_schedule(a, &next).await.unwrap());
+    let got = s.schedule(a, id1).await.unwrap().unwrap();
+    assert_eq!(got.schedule_name, "Ops renamed");
+    assert_eq!(got.updated_at, T0 + 5000);
+    assert_eq!(got.history.len(), 1);
+    let q = ScheduleFilter {
+        query: Some("renamed".into()),
+        ..schedules_all()
+    };
+    assert_eq!(s.list_schedules(a, &q).await.unwrap().total, 1);
+    // An unknown id updates nothing.
+    let ghost = klaxon_core::schedule::Schedule {
+        schedule_id: id2 + 1000,
+        ..next.clone()
+    };
+    assert!(!s.update_schedule(a, &ghost).await.unwrap());
+
+    // Delete is soft and idempotent; a deleted schedule is gone from every read and update.
+    assert_eq!(
+        s.delete_schedules(a, &[id1, id2 + 1000], T0 + 6000)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.delete_schedules(a, &[id1], T0 + 7000).await.unwrap(), 0);
+    assert_eq!(s.delete_schedules(a, &[], T0 + 7000).await.unwrap(), 0);
+    assert!(s.schedule(a, id1).await.unwrap().is_none());
+    assert!(!s.update_schedule(a, &next).await.unwrap());
+    let all = s.list_schedules(a, &schedules_all()).await.unwrap();
+    assert_eq!(all.total, 1);
+    assert_eq!(all.items[0].schedule_id, id2);
+}
+
+async fn schedules_tenant_isolation(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    db.exec(&format!(
+        "INSERT INTO accounts (account_name, email, locale, time_zone, created_at, updated_at) \
+         VALUES ('Other', 'o@example.com', 'en-US', 'UTC', {T0}, {T0})"
+    ))
+    .await;
+    let other: i64 = sqlx::query_scalar("SELECT MAX(account_id) FROM accounts")
+        .fetch_one(&db.raw)
+        .await
+        .unwrap();
+    assert_ne!(other, b.account_id);
+    let s = &db.store;
+    let mine = s
+        .create_schedule(b.account_id, &weekly_schedule("Mine", &[1], T0))
+        .await
+        .unwrap();
+    let theirs = s
+        .create_schedule(other, &weekly_schedule("Theirs", &[2], T0))
+        .await
+        .unwrap();
+
+    // Each account sees only its own, even by explicit id.
+    let list = s.list_schedules(other, &schedules_all()).await.unwrap();
+    assert_eq!(list.total, 1);
+    assert_eq!(list.items[0].schedule_name, "Theirs");
+    let by_id = ScheduleFilter {
+        schedule_ids: vec![mine],
+        ..schedules_all()
+    };
+    assert_eq!(s.list_schedules(other, &by_id).await.unwrap().total, 0);
+    assert!(s.schedule(other, mine).await.unwrap().is_none());
+    assert!(s.schedule(b.account_id, theirs).await.unwrap().is_none());
+
+    // Another account can neither update nor delete it.
+    let mut hijack = s.schedule(b.account_id, mine).await.unwrap().unwrap();
+    hijack.schedule_name = "Hijacked".into();
+    assert!(!s.update_schedule(other, &hijack).await.unwrap());
+    assert_eq!(s.delete_schedules(other, &[mine], T0).await.unwrap(), 0);
+    let still = s.schedule(b.account_id, mine).await.unwrap().unwrap();
+    assert_eq!(still.schedule_name, "Mine");
 }

@@ -20,6 +20,11 @@ impl Args {
         Args { map }
     }
 
+    /// The whole body, for endpoints that take nested objects (schedules' `layers`).
+    pub fn raw(&self) -> &Map<String, Value> {
+        &self.map
+    }
+
     fn get(&self, name: &str) -> Option<&Value> {
         self.map.get(name).filter(|v| !v.is_null())
     }

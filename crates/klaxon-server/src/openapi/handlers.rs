@@ -1,4 +1,4 @@
-//! The Open API endpoints of this release (openapi-compat.md 2.1, 2.3, 2.5, 2.10).
+//! The Open API endpoints of this release (openapi-compat.md 2.1, 2.3, 2.5, 2.8, 2.10).
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -10,11 +10,11 @@ use klaxon_store::{
 };
 use serde_json::{Value, json};
 
-use super::{Args, Caller};
+use super::{Args, Caller, schedules};
 use crate::state::AppState;
 use crate::wire;
 
-pub const PATHS: [&str; 8] = [
+pub const PATHS: [&str; 13] = [
     "/account/info",
     "/member/info",
     "/channel/list",
@@ -23,6 +23,11 @@ pub const PATHS: [&str; 8] = [
     "/alert/list",
     "/alert/info",
     "/alert-event/list",
+    "/schedule/create",
+    "/schedule/update",
+    "/schedule/delete",
+    "/schedule/info",
+    "/schedule/list",
 ];
 
 /// openapi-compat.md 1.7: list windows must be shorter than 31 days.
@@ -45,6 +50,11 @@ pub async fn dispatch(
         "/alert/list" => alert_list(state, caller, args).await.map(Some),
         "/alert/info" => alert_info(state, caller, args).await.map(Some),
         "/alert-event/list" => event_list(state, caller, args).await.map(Some),
+        "/schedule/create" => schedules::create(state, caller, args).await.map(Some),
+        "/schedule/update" => schedules::update(state, caller, args).await.map(Some),
+        "/schedule/delete" => schedules::delete(state, caller, args).await.map(|_| None),
+        "/schedule/info" => schedules::info(state, caller, args).await.map(Some),
+        "/schedule/list" => schedules::list(state, caller, args).await.map(Some),
         _ => Err(ApiError::new(ErrorCode::RouteNotFound, "no such route")),
     }
 }

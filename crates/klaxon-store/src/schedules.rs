@@ -1,0 +1,171 @@
+//! On-call schedules (response.md §1.13, openapi-compat.md 2.8): one row per schedule, the
+//! core [`Schedule`] kept whole as JSON in `definition`.
+//!
+//! The row's `schedule_id` is authoritative: it is written into the returned schedule on every
+//! read, so the stored JSON never has to be rewritten after the insert assigned the id.
+//! `schedule_name` is a column of its own for the list's `query` filter. Deletion is soft
+//! (`deleted = 1`); deleted schedules are invisible to every read here.
+//!
+//! Every statement is scoped by `account_id` (DESIGN.md principle 6).
+
+use klaxon_core::model::Millis;
+use klaxon_core::schedule::Schedule;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use crate::db::Sql;
+use crate::query::contains_pattern;
+use crate::records::Page;
+use crate::rows::{get_i64, get_str, to_json};
+use crate::{Result, StoreError};
+
+const COLUMNS: &str = "schedule_id, definition";
+
+/// Filter of [`crate::Store::list_schedules`]: offset paging, newest id first.
+#[derive(Debug, Clone, Default)]
+pub struct ScheduleFilter {
+    /// 1-based page.
+    pub p: i64,
+    pub limit: i64,
+    /// Case-insensitive substring of `schedule_name`.
+    pub query: Option<String>,
+    /// Only these ids (empty = all).
+    pub schedule_ids: Vec<i64>,
+}
+
+fn schedule(row: &AnyRow) -> Result<Schedule> {
+    let id = get_i64(row, "schedule_id")?;
+    let text = get_str(row, "definition")?;
+    let mut s: Schedule = serde_json::from_str(&text)
+        .map_err(|e| StoreError::Corrupt(format!("schedules.definition {id}: {e}")))?;
+    s.schedule_id = id;
+    Ok(s)
+}
+
+/// Inserts `schedule` (already prepared by the core's `create_schedule`) and returns its new
+/// id. The `schedule_id` inside the definition is ignored.
+pub(crate) async fn create(pool: &AnyPool, account_id: i64, schedule: &Schedule) -> Result<i64> {
+    let mut conn = pool.acquire().await?;
+    let mut sql = Sql::new(
+        "INSERT INTO schedules (account_id, schedule_name, definition, created_at, updated_at, \
+         deleted) VALUES (",
+    );
+    sql.bind(account_id)
+        .push(", ")
+        .bind(schedule.schedule_name.as_str())
+        .push(", ")
+        .bind(to_json(schedule)?)
+        .push(", ")
+        .bind(schedule.created_at)
+        .push(", ")
+        .bind(schedule.updated_at)
+        .push(", 0) RETURNING schedule_id");
+    let row = sql.into_query_on(&conn).fetch_one(&mut *conn).await?;
+    row.try_get::<i64, _>(0)
+        .map_err(|e| StoreError::Corrupt(format!("returned schedule_id: {e}")))
+}
+
+/// The live (not deleted) schedule `schedule_id` of the account.
+pub(crate) async fn get(
+    pool: &AnyPool,
+    account_id: i64,
+    schedule_id: i64,
+) -> Result<Option<Schedule>> {
+    let mut conn = pool.acquire().await?;
+    let mut sql = Sql::new("SELECT ");
+    sql.push(COLUMNS)
+        .push(" FROM schedules WHERE account_id = ")
+        .bind(account_id)
+        .push(" AND schedule_id = ")
+        .bind(schedule_id)
+        .push(" AND deleted = 0");
+    match sql.into_query_on(&conn).fetch_optional(&mut *conn).await? {
+        Some(row) => Ok(Some(schedule(&row)?)),
+        None => Ok(None),
+    }
+}
+
+/// Replaces the stored definition of `schedule.schedule_id` (prepared by the core's
+/// `apply_edit`). Returns false when the account has no such live schedule.
+pub(crate) async fn update(pool: &AnyPool, account_id: i64, schedule: &Schedule) -> Result<bool> {
+    let mut conn = pool.acquire().await?;
+    let mut sql = Sql::new("UPDATE schedules SET schedule_name = ");
+    sql.bind(schedule.schedule_name.as_str())
+        .push(", definition = ")
+        .bind(to_json(schedule)?)
+        .push(", updated_at = ")
+        .bind(schedule.updated_at)
+        .push(" WHERE account_id = ")
+        .bind(account_id)
+        .push(" AND schedule_id = ")
+        .bind(schedule.schedule_id)
+        .push(" AND deleted = 0");
+    let done = sql.into_query_on(&conn).execute(&mut *conn).await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Soft-deletes the account's live schedules among `schedule_ids`; returns how many were.
+pub(crate) async fn delete(
+    pool: &AnyPool,
+    account_id: i64,
+    schedule_ids: &[i64],
+    now: Millis,
+) -> Result<u64> {
+    if schedule_ids.is_empty() {
+        return Ok(0);
+    }
+    let mut conn = pool.acquire().await?;
+    let mut sql = Sql::new("UPDATE schedules SET deleted = 1, updated_at = ");
+    sql.bind(now)
+        .push(" WHERE account_id = ")
+        .bind(account_id)
+        .push(" AND deleted = 0")
+        .and_in("schedule_id", schedule_ids);
+    let done = sql.into_query_on(&conn).execute(&mut *conn).await?;
+    Ok(done.rows_affected())
+}
+
+fn filtered(sql: &mut Sql, account_id: i64, f: &ScheduleFilter) {
+    sql.push(" FROM schedules WHERE account_id = ")
+        .bind(account_id)
+        .push(" AND deleted = 0");
+    if let Some(q) = f.query.as_deref().filter(|q| !q.is_empty()) {
+        sql.push(" AND LOWER(schedule_name) LIKE ")
+            .bind(contains_pattern(q))
+            .push(" ESCAPE '\\'");
+    }
+    sql.and_in("schedule_id", &f.schedule_ids);
+}
+
+/// A page of the account's live schedules, newest first, with the exact `total`.
+pub(crate) async fn list(
+    pool: &AnyPool,
+    account_id: i64,
+    f: &ScheduleFilter,
+) -> Result<Page<Schedule>> {
+    let p = f.p.max(1);
+    let limit = f.limit.max(1);
+    let mut conn = pool.acquire().await?;
+
+    let mut count = Sql::new("SELECT COUNT(*) AS n");
+    filtered(&mut count, account_id, f);
+    let row = count.into_query_on(&conn).fetch_one(&mut *conn).await?;
+    let total = get_i64(&row, "n")?;
+
+    let mut sql = Sql::new("SELECT ");
+    sql.push(COLUMNS);
+    filtered(&mut sql, account_id, f);
+    sql.push(" ORDER BY schedule_id DESC LIMIT ")
+        .bind(limit)
+        .push(" OFFSET ")
+        .bind((p - 1).saturating_mul(limit));
+    let rows = sql.into_query_on(&conn).fetch_all(&mut *conn).await?;
+    let items = rows.iter().map(schedule).collect::<Result<Vec<_>>>()?;
+    let has_next_page = p.saturating_mul(limit) < total;
+    Ok(Page {
+        items,
+        total,
+        has_next_page,
+        search_after_ctx: None,
+    })
+}
