@@ -8,6 +8,7 @@
 // The wire objects are wide `json!` literals.
 #![recursion_limit = "256"]
 
+mod calendar;
 pub mod config;
 mod envelope;
 mod health;
@@ -186,7 +187,8 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
     let base_url = config.base_url(local_addr);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let state = AppState::new(config.clone(), store.clone(), clock);
+    let mut state = AppState::new(config.clone(), store.clone(), clock);
+    state.base_url = Arc::from(base_url.trim_end_matches('/'));
     let worker = if config.workers.inbox {
         tokio::spawn(worker::run(state.clone(), shutdown_rx.clone()))
     } else {
@@ -220,6 +222,7 @@ fn router(state: AppState) -> Router {
         .merge(openapi::routes())
         .merge(health::routes())
         .merge(home::routes())
+        .merge(calendar::routes())
         .fallback(envelope::route_not_found)
         // Push bodies are limited and reported by the handlers themselves (ING-006).
         .layer(DefaultBodyLimit::disable())

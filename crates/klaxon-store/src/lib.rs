@@ -395,6 +395,27 @@ impl Store {
         schedules::delete(&self.inner.write, account_id, schedule_ids, now).await
     }
 
+    /// feature: iCalendar feed. Sets (`Some`) or clears (`None`) the calendar feed token of
+    /// the account's live schedule; the old token stops working. False when there is no
+    /// such live schedule.
+    pub async fn schedule_feed_token(
+        &self,
+        account_id: i64,
+        schedule_id: i64,
+        new_token: Option<&str>,
+    ) -> Result<bool> {
+        schedules::set_feed_token(&self.inner.write, account_id, schedule_id, new_token).await
+    }
+
+    /// feature: iCalendar feed. The live schedule whose feed token is `token`, with its
+    /// `account_id`; `None` for an unknown or empty token.
+    pub async fn schedule_by_feed_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<(i64, klaxon_core::schedule::Schedule)>> {
+        schedules::by_feed_token(&self.inner.read, token).await
+    }
+
     /// A page of the account's live schedules, newest first.
     pub async fn list_schedules(
         &self,

@@ -169,3 +169,42 @@ pub(crate) async fn list(
         search_after_ctx: None,
     })
 }
+
+/// feature: iCalendar feed. Sets (`Some`) or clears (`None`) the calendar feed token of the
+/// account's live schedule `schedule_id`; the previous token stops working. False when the
+/// account has no such live schedule.
+pub(crate) async fn set_feed_token(
+    pool: &AnyPool,
+    account_id: i64,
+    schedule_id: i64,
+    new_token: Option<&str>,
+) -> Result<bool> {
+    let mut conn = pool.acquire().await?;
+    let mut sql = Sql::new("UPDATE schedules SET feed_token = ");
+    sql.bind(new_token.unwrap_or(""))
+        .push(" WHERE account_id = ")
+        .bind(account_id)
+        .push(" AND schedule_id = ")
+        .bind(schedule_id)
+        .push(" AND deleted = 0");
+    let done = sql.into_query_on(&conn).execute(&mut *conn).await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// feature: iCalendar feed. The live schedule whose feed token is `token`, with its
+/// account. An empty token never matches (empty = no feed).
+pub(crate) async fn by_feed_token(pool: &AnyPool, token: &str) -> Result<Option<(i64, Schedule)>> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let mut conn = pool.acquire().await?;
+    let mut sql = Sql::new("SELECT account_id, ");
+    sql.push(COLUMNS)
+        .push(" FROM schedules WHERE feed_token = ")
+        .bind(token)
+        .push(" AND deleted = 0");
+    match sql.into_query_on(&conn).fetch_optional(&mut *conn).await? {
+        Some(row) => Ok(Some((get_i64(&row, "account_id")?, schedule(&row)?))),
+        None => Ok(None),
+    }
+}

@@ -234,6 +234,7 @@ behaviour!(
     tenant_isolation,
     schedules_create_update_delete_list,
     schedules_tenant_isolation,
+    schedule_feed_tokens,
 );
 
 /// SQLite only: the inbox is a file of its own with a processed watermark in the main file.
@@ -2368,4 +2369,42 @@ async fn schedules_tenant_isolation(db: &Db) {
     assert_eq!(s.delete_schedules(other, &[mine], T0).await.unwrap(), 0);
     let still = s.schedule(b.account_id, mine).await.unwrap().unwrap();
     assert_eq!(still.schedule_name, "Mine");
+}
+
+// feature: iCalendar feed — the secret token of a schedule's calendar subscription URL.
+async fn schedule_feed_tokens(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let s = &db.store;
+    let a = b.account_id;
+    let id = s
+        .create_schedule(a, &weekly_schedule("Feed", &[b.owner_member_id], T0))
+        .await
+        .unwrap();
+    // No feed until a token is set; the empty token never matches.
+    assert!(s.schedule_by_feed_token("").await.unwrap().is_none());
+    assert!(s.schedule_by_feed_token("nope").await.unwrap().is_none());
+    assert!(s.schedule_feed_token(a, id, Some("tok1")).await.unwrap());
+    let (acc, got) = s.schedule_by_feed_token("tok1").await.unwrap().unwrap();
+    assert_eq!((acc, got.schedule_id), (a, id));
+    // Rotating retires the old token.
+    assert!(s.schedule_feed_token(a, id, Some("tok2")).await.unwrap());
+    assert!(s.schedule_by_feed_token("tok1").await.unwrap().is_none());
+    assert!(s.schedule_by_feed_token("tok2").await.unwrap().is_some());
+    // Another account cannot set it; an unknown schedule is reported.
+    assert!(
+        !s.schedule_feed_token(a + 1000, id, Some("x"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.schedule_feed_token(a, id + 1000, Some("x"))
+            .await
+            .unwrap()
+    );
+    // Clearing switches the feed off; a deleted schedule has no feed.
+    assert!(s.schedule_feed_token(a, id, None).await.unwrap());
+    assert!(s.schedule_by_feed_token("tok2").await.unwrap().is_none());
+    assert!(s.schedule_feed_token(a, id, Some("tok3")).await.unwrap());
+    s.delete_schedules(a, &[id], T0 + 1).await.unwrap();
+    assert!(s.schedule_by_feed_token("tok3").await.unwrap().is_none());
 }

@@ -40,6 +40,7 @@
 mod calendar;
 mod error;
 mod history;
+pub mod ical;
 mod model;
 mod overrides;
 mod reminders;

@@ -14,7 +14,7 @@ use super::{Args, Caller, schedules};
 use crate::state::AppState;
 use crate::wire;
 
-pub const PATHS: [&str; 13] = [
+pub const PATHS: [&str; 14] = [
     "/account/info",
     "/member/info",
     "/channel/list",
@@ -28,6 +28,7 @@ pub const PATHS: [&str; 13] = [
     "/schedule/delete",
     "/schedule/info",
     "/schedule/list",
+    "/schedule/feed/reset",
 ];
 
 /// openapi-compat.md 1.7: list windows must be shorter than 31 days.
@@ -55,6 +56,7 @@ pub async fn dispatch(
         "/schedule/delete" => schedules::delete(state, caller, args).await.map(|_| None),
         "/schedule/info" => schedules::info(state, caller, args).await.map(Some),
         "/schedule/list" => schedules::list(state, caller, args).await.map(Some),
+        "/schedule/feed/reset" => schedules::feed_reset(state, caller, args).await.map(Some),
         _ => Err(ApiError::new(ErrorCode::RouteNotFound, "no such route")),
     }
 }

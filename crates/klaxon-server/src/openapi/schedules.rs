@@ -359,6 +359,26 @@ pub async fn list(state: &AppState, caller: &Caller, args: &Args) -> Result<Valu
     }))
 }
 
+/// feature: iCalendar feed. POST `/schedule/feed/reset`: `schedule_id*` → `{feed_url}`, the
+/// schedule's calendar subscription URL (`/calendar/schedule/<token>.ics`) with a fresh
+/// 32-hex secret token. The previous URL stops working at once.
+pub async fn feed_reset(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let schedule_id = required_id(args, "schedule_id")?;
+    let token = crate::state::random_hex(16);
+    let found = state
+        .store
+        .schedule_feed_token(caller.account_id, schedule_id, Some(&token))
+        .await
+        .map_err(store_err)?;
+    if !found {
+        return Err(not_found(schedule_id));
+    }
+    Ok(json!({
+        "schedule_id": schedule_id,
+        "feed_url": crate::calendar::schedule_feed_url(state, &token),
+    }))
+}
+
 fn role_id(role: ShiftRole) -> i64 {
     match role {
         ShiftRole::Any => 0,
