@@ -514,15 +514,7 @@ async fn health_ready_and_metrics() {
             .contains("/event/push/alert/standard")
     );
     t.drained().await;
-    let text = t
-        .http
-        .get(format!("{}/metrics", t.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = t.metrics().await;
     assert!(
         text.contains("klaxon_push_requests_total{code=\"OK\"}"),
         "{text}"

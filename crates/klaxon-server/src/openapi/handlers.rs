@@ -271,26 +271,40 @@ async fn incident_info(state: &AppState, caller: &Caller, args: &Args) -> Result
     Ok(wire::incident(&incident, &names))
 }
 
+/// The incidents of a page of alerts, in one query (not one per alert).
 async fn incidents_by_id(
     state: &AppState,
     caller: &Caller,
     ids: Vec<String>,
 ) -> Result<HashMap<String, Incident>, ApiError> {
-    let mut map = HashMap::new();
-    for id in ids {
-        if id.is_empty() || map.contains_key(&id) {
-            continue;
-        }
-        if let Some(i) = state
-            .store
-            .incident(caller.account_id, &id)
-            .await
-            .map_err(store_err)?
-        {
-            map.insert(id, i);
-        }
+    let mut ids: Vec<String> = ids.into_iter().filter(|id| !id.is_empty()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
     }
-    Ok(map)
+    let limit = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+    let filter = IncidentFilter {
+        paging: Paging {
+            p: 1,
+            limit,
+            asc: true,
+            search_after_ctx: None,
+        },
+        // No time bounds: an alert's incident may have started before the listed window.
+        incident_ids: ids,
+        ..IncidentFilter::default()
+    };
+    let page = state
+        .store
+        .list_incidents(caller.account_id, &filter)
+        .await
+        .map_err(store_err)?;
+    Ok(page
+        .items
+        .into_iter()
+        .map(|i| (i.incident_id.clone(), i))
+        .collect())
 }
 
 async fn alert_list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {

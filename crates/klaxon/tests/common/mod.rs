@@ -137,15 +137,7 @@ impl TestServer {
     /// processing, ING-011): polls the inbox depth exposed on /metrics.
     pub async fn drained(&self) {
         for _ in 0..500 {
-            let text = self
-                .http
-                .get(format!("{}/metrics", self.base))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let text = self.metrics().await;
             let depth = text
                 .lines()
                 .find(|l| l.starts_with("klaxon_inbox_depth "))
@@ -159,11 +151,12 @@ impl TestServer {
         panic!("the inbox did not drain");
     }
 
-    pub async fn incidents(&self) -> Vec<Value> {
+    /// The items of a windowed list (`/incident/list`, `/alert/list`) over the last day.
+    async fn recent(&self, path: &str) -> Vec<Value> {
         let now = now_secs();
         let (status, body) = self
             .api(
-                "/incident/list",
+                path,
                 json!({"start_time": now - 86_400, "end_time": now + 3600, "limit": 100}),
             )
             .await;
@@ -174,19 +167,24 @@ impl TestServer {
             .unwrap_or_default()
     }
 
+    pub async fn incidents(&self) -> Vec<Value> {
+        self.recent("/incident/list").await
+    }
+
     pub async fn alerts(&self) -> Vec<Value> {
-        let now = now_secs();
-        let (status, body) = self
-            .api(
-                "/alert/list",
-                json!({"start_time": now - 86_400, "end_time": now + 3600, "limit": 100}),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["data"]["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        self.recent("/alert/list").await
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     pub async fn stop(&mut self) {
