@@ -10,5 +10,6 @@ pub mod ids;
 pub mod merge;
 pub mod model;
 pub mod ratelimit;
+pub mod response;
 pub mod schedule;
 pub mod standard;

@@ -348,6 +348,7 @@ fn new_alert_path(queued: &QueuedEvent, now: Millis, ids: &mut dyn IdSource) -> 
         is_flapping: false,
         storm_level: 0,
         manual_overrides: Vec::new(),
+        response: crate::response::Response::default(),
     };
     let event = stored_event(queued, &alert, severity, now, ids);
     Effects {

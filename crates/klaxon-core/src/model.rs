@@ -347,6 +347,9 @@ pub struct Incident {
     pub storm_level: i64,
     /// Any of `title`, `description`, `incident_severity` edited by a person.
     pub manual_overrides: Vec<String>,
+    /// The response side's state (response.md 1.7–1.9); ingestion carries it unchanged.
+    #[serde(default)]
+    pub response: crate::response::Response,
 }
 
 /// What incident derivation needs to know about each alert of an incident (ING-172…175).

@@ -9,6 +9,7 @@ use klaxon_core::model::{
     Alert, AlertSummary, ChannelStatus, Image, Incident, Labels, Progress, ResolvedBy, Severity,
     Status, StoredEvent,
 };
+use klaxon_core::response::Response;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::any::AnyRow;
@@ -328,6 +329,8 @@ const INCIDENT_FIELDS: &[&str] = &[
     "is_flapping",
     "storm_level",
     "manual_overrides",
+    "snoozed_before",
+    "response",
 ];
 
 pub(crate) const INCIDENT_COLUMNS: &str = "incident_id, num, account_id, channel_id, title, \
@@ -335,7 +338,7 @@ pub(crate) const INCIDENT_COLUMNS: &str = "incident_id, num, account_id, channel
      ack_time, close_time, created_at, updated_at, creator_id, closer_id, close_source, labels, \
      alert_cnt, active_alert_cnt, alert_event_cnt, group_method, group_key, last_merge_time, \
      first_alert_id, first_alert_key, integration_id, integration_type, is_flapping, storm_level, \
-     manual_overrides";
+     manual_overrides, snoozed_before, response";
 
 pub(crate) fn incident(row: &AnyRow) -> Result<Incident> {
     Ok(Incident {
@@ -372,6 +375,12 @@ pub(crate) fn incident(row: &AnyRow) -> Result<Incident> {
         is_flapping: get_bool(row, "is_flapping")?,
         storm_level: get_i64(row, "storm_level")?,
         manual_overrides: get_json::<Vec<String>>(row, "manual_overrides")?,
+        response: {
+            let mut r = get_json::<Response>(row, "response")?;
+            // The column is the source of truth: it is what `is_snoozed` filters use.
+            r.snoozed_before = get_i64(row, "snoozed_before")?;
+            r
+        },
     })
 }
 
@@ -441,7 +450,11 @@ fn bind_incident(sql: &mut Sql, i: &Incident) -> Result<()> {
         .push(", ")
         .bind(i.storm_level)
         .push(", ")
-        .bind(to_json(&i.manual_overrides)?);
+        .bind(to_json(&i.manual_overrides)?)
+        .push(", ")
+        .bind(i.response.snoozed_before)
+        .push(", ")
+        .bind(to_json(&i.response)?);
     Ok(())
 }
 
