@@ -1198,6 +1198,65 @@ impl Store {
     }
 }
 
+/// RSP-610: at most this many APP keys per member.
+pub const APP_KEYS_PER_MEMBER: i64 = 5;
+
+async fn add_app_key_in(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    member_id: i64,
+    key_name: &str,
+    app_key: &str,
+    now: Millis,
+) -> Result<Outcome<()>> {
+    if let Err(r) = find_member(conn, account_id, &MemberKey::Id(member_id)).await? {
+        return Ok(Err(r));
+    }
+    let mut sql = Sql::new("SELECT COUNT(*) AS n FROM app_keys WHERE account_id = ");
+    sql.bind(account_id)
+        .push(" AND member_id = ")
+        .bind(member_id);
+    let held = get_i64(&sql.query_on(conn).fetch_one(&mut *conn).await?, "n")?;
+    if held >= APP_KEYS_PER_MEMBER {
+        return Ok(Err(Refusal::Invalid(format!(
+            "member_id: member {member_id} already holds {APP_KEYS_PER_MEMBER} APP keys"
+        ))));
+    }
+    let mut sql = Sql::new(
+        "INSERT INTO app_keys (app_key, account_id, member_id, key_name, created_at) VALUES (",
+    );
+    sql.bind(app_key)
+        .push(", ")
+        .bind(account_id)
+        .push(", ")
+        .bind(member_id)
+        .push(", ")
+        .bind(key_name)
+        .push(", ")
+        .bind(now)
+        .push(")");
+    sql.query_on(conn).execute(&mut *conn).await?;
+    Ok(Ok(()))
+}
+
+impl Store {
+    /// Gives a live member of the account one more APP key (`app_key`, the bearer secret),
+    /// at most [`APP_KEYS_PER_MEMBER`] each (RSP-610). The key acts as that member until the
+    /// key or the member is deleted (RSP-611).
+    pub async fn add_app_key(
+        &self,
+        account_id: i64,
+        member_id: i64,
+        key_name: &str,
+        app_key: &str,
+        now: Millis,
+    ) -> Result<Outcome<()>> {
+        in_tx!(self, "app_key", |conn| {
+            add_app_key_in(conn, account_id, member_id, key_name, app_key, now).await
+        })
+    }
+}
+
 fn team_key_field(key: &TeamKey) -> String {
     match key {
         TeamKey::Id(id) => format!("team_id {id}"),

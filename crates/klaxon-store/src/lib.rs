@@ -37,8 +37,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use directory::{
-    MemberBrief, MemberFilter, MemberKey, MemberOrder, MemberUpdate, NewMember, Outcome, Person,
-    Refusal, Team, TeamFilter, TeamKey, TeamOrder, TeamWrite,
+    APP_KEYS_PER_MEMBER, MemberBrief, MemberFilter, MemberKey, MemberOrder, MemberUpdate,
+    NewMember, Outcome, Person, Refusal, Team, TeamFilter, TeamKey, TeamOrder, TeamWrite,
 };
 use klaxon_core::model::{
     Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,

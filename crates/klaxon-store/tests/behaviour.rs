@@ -2954,11 +2954,26 @@ async fn directory_member_delete_and_reset(db: &Db) {
         .await
         .unwrap()
         .unwrap();
-    db.exec(&format!(
-        "INSERT INTO app_keys (app_key, account_id, member_id, key_name, created_at) \
-         VALUES ('annkey', {a}, {ann}, 'k', {T0})"
-    ))
-    .await;
+    // spec: RSP-610 — at most 5 APP keys per member.
+    for i in 0..5 {
+        let key = if i == 0 {
+            "annkey".to_string()
+        } else {
+            format!("annkey{i}")
+        };
+        s.add_app_key(a, ann, "k", &key, T0).await.unwrap().unwrap();
+    }
+    assert!(matches!(
+        s.add_app_key(a, ann, "k", "annkey6", T0).await.unwrap(),
+        Err(Refusal::Invalid(ref m)) if m.contains('5')
+    ));
+    assert!(s.app_key("annkey6").await.unwrap().is_none());
+    assert!(matches!(
+        s.add_app_key(a, 999_999, "k", "ghostkey", T0)
+            .await
+            .unwrap(),
+        Err(Refusal::NotFound(_))
+    ));
     assert!(s.app_key("annkey").await.unwrap().is_some());
 
     // Lookups: by id, email (case-insensitive), phone, ref_id; an ambiguous name is refused.
@@ -3066,7 +3081,15 @@ async fn directory_member_delete_and_reset(db: &Db) {
         .unwrap()
         .unwrap();
     assert_eq!((gone.member_id, gone.status.as_str()), (ann, "deleted"));
-    assert!(s.app_key("annkey").await.unwrap().is_none());
+    for key in ["annkey", "annkey1", "annkey4"] {
+        assert!(s.app_key(key).await.unwrap().is_none(), "{key}");
+    }
+    assert!(
+        s.add_app_key(a, ann, "k", "late", T0 + 8)
+            .await
+            .unwrap()
+            .is_err()
+    );
     let team_now = s.team(a, &TeamKey::Id(ops.team_id)).await.unwrap().unwrap();
     assert!(!team_now.person_ids.contains(&ann));
     assert_eq!(team_now.person_ids.len(), 2);
