@@ -5,6 +5,7 @@
 //! wire these decisions to durable state.
 
 pub mod condition;
+pub mod directory;
 pub mod error;
 pub mod ids;
 pub mod merge;

@@ -5,7 +5,9 @@
 
 mod args;
 mod handlers;
+mod members;
 mod schedules;
+mod teams;
 
 use axum::Router;
 use axum::body::Body;

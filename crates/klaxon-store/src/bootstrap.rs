@@ -50,9 +50,34 @@ pub(crate) async fn bootstrap(
         tx.rollback().await?;
         return Ok(existing);
     }
+    let created = insert_account(&mut tx, seed, password_hash, now).await?;
+    tx.commit().await?;
+    Ok(created)
+}
 
+/// Creates one more account with its owner, APP key, default channel and standard
+/// integration, unconditionally (tests of tenant isolation; later: the cloud signup).
+pub(crate) async fn create_account(
+    write: &AnyPool,
+    seed: &BootstrapSeed,
+    now: Millis,
+) -> Result<Bootstrap> {
+    let password_hash = hash_password(seed.owner_password.clone()).await?;
+    let mut tx = write.begin().await?;
+    let created = insert_account(&mut tx, seed, password_hash, now).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// The rows of a new account; the caller commits.
+async fn insert_account(
+    tx: &mut AnyConnection,
+    seed: &BootstrapSeed,
+    password_hash: String,
+    now: Millis,
+) -> Result<Bootstrap> {
     let account_id = insert_returning(
-        &mut tx,
+        tx,
         Sql::new(
             "INSERT INTO accounts (account_name, email, locale, time_zone, created_at, updated_at) \
              VALUES (",
@@ -70,10 +95,11 @@ pub(crate) async fn bootstrap(
 
     let role_ids = crate::rows::to_json(OWNER_ROLE_IDS)?;
     let owner_member_id = insert_returning(
-        &mut tx,
+        tx,
         Sql::new(
             "INSERT INTO members (account_id, member_name, email, password_hash, status, \
-             role_ids, is_owner, locale, time_zone, created_at, updated_at) VALUES (",
+             role_ids, is_owner, locale, time_zone, created_at, updated_at, email_verified, \
+             activated_at) VALUES (",
         )
         .bind(account_id)
         .push(", ")
@@ -87,6 +113,10 @@ pub(crate) async fn bootstrap(
         .push(", 1, 'en-US', 'UTC', ")
         .bind(now)
         .push(", ")
+        .bind(now)
+        // The owner's address is the operator's own, and the first start counts as the
+        // owner's activation (response.md §1.3).
+        .push(", 1, ")
         .bind(now)
         .push(") RETURNING member_id"),
     )
@@ -108,7 +138,7 @@ pub(crate) async fn bootstrap(
     .await?;
 
     let channel_id = insert_returning(
-        &mut tx,
+        tx,
         Sql::new(
             "INSERT INTO channels (account_id, channel_name, description, team_id, creator_id, \
              status, auto_resolve_timeout, auto_resolve_mode, created_at, updated_at) VALUES (",
@@ -127,7 +157,7 @@ pub(crate) async fn bootstrap(
     .await?;
 
     let integration_id = insert_returning(
-        &mut tx,
+        tx,
         Sql::new(
             "INSERT INTO integrations (account_id, integration_name, integration_type, kind, \
              channel_id, integration_key, enabled, deleted, last_event_time, created_at, \
@@ -148,7 +178,6 @@ pub(crate) async fn bootstrap(
     )
     .await?;
 
-    tx.commit().await?;
     Ok(Bootstrap {
         created: true,
         account_id,

@@ -14,7 +14,8 @@
 //! - `process` — hop 2: the inbox consumer under a lease, calling the core's decisions;
 //! - `query` — the read side for the Open API lists;
 //! - `rows` — row ↔ model mapping and whole-row upserts;
-//! - `schedules` — on-call schedules, one row each with the core definition as JSON.
+//! - `schedules` — on-call schedules, one row each with the core definition as JSON;
+//! - `directory` — members and teams (invite, delete, teams and their members).
 //!
 //! Both backends run one code path over `sqlx::AnyPool` with portable SQL (`$n`
 //! placeholders, BIGINT instants and booleans, JSON text for maps and lists); each has its own
@@ -24,6 +25,7 @@
 
 mod bootstrap;
 mod db;
+mod directory;
 mod inbox;
 mod process;
 mod query;
@@ -34,6 +36,10 @@ mod schedules;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use directory::{
+    APP_KEYS_PER_MEMBER, MemberBrief, MemberFilter, MemberKey, MemberOrder, MemberUpdate,
+    NewMember, Outcome, Person, Refusal, Team, TeamFilter, TeamKey, TeamOrder, TeamWrite,
+};
 use klaxon_core::model::{
     Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
 };
@@ -193,6 +199,13 @@ impl Store {
             now,
         )
         .await
+    }
+
+    /// Creates one more account (its owner member with `seed`'s password, the APP key, a
+    /// default channel and a standard integration), unconditionally: for tests of tenant
+    /// isolation, and the multi-tenant service. `created` is true.
+    pub async fn create_account(&self, seed: &BootstrapSeed, now: Millis) -> Result<Bootstrap> {
+        bootstrap::create_account(&self.inner.write, seed, now).await
     }
 
     /// Resolves a push key (ING-005). Deleted integrations do not resolve.

@@ -14,7 +14,8 @@ use std::time::Instant;
 use klaxon_core::model::{EventOrigin, Millis, NewEvent, Progress, ResolvedBy, Severity, Status};
 use klaxon_store::{
     AlertFilter, Backend, Bootstrap, BootstrapSeed, ChannelFilter, EventFilter, IncidentFilter,
-    Paging, ScheduleFilter, Store, StoreError, StoreOptions,
+    MemberFilter, MemberKey, MemberUpdate, NewMember, Paging, Refusal, ScheduleFilter, Store,
+    StoreError, StoreOptions, TeamFilter, TeamKey, TeamOrder, TeamWrite,
 };
 use sqlx::{AnyPool, Connection, Executor};
 
@@ -235,6 +236,11 @@ behaviour!(
     schedules_create_update_delete_list,
     schedules_tenant_isolation,
     schedule_feed_tokens,
+    directory_teams_upsert_info_list_delete,
+    directory_invite_list_and_uniqueness,
+    directory_member_delete_and_reset,
+    directory_team_members_and_status,
+    directory_tenant_isolation,
 );
 
 /// SQLite only: the inbox is a file of its own with a processed watermark in the main file.
@@ -2407,4 +2413,914 @@ async fn schedule_feed_tokens(db: &Db) {
     assert!(s.schedule_feed_token(a, id, Some("tok3")).await.unwrap());
     s.delete_schedules(a, &[id], T0 + 1).await.unwrap();
     assert!(s.schedule_by_feed_token("tok3").await.unwrap().is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Members and teams (response.md §1.3, §1.4, §2.30)
+// ---------------------------------------------------------------------------------------------
+
+fn invitee(name: &str, email: &str, phone: &str) -> NewMember {
+    NewMember {
+        member_name: name.into(),
+        email: email.into(),
+        phone: phone.into(),
+        country_code: String::new(),
+        role_ids: vec![8],
+        locale: "en-US".into(),
+        time_zone: "UTC".into(),
+        ref_id: String::new(),
+    }
+}
+
+/// Invites `people` (name, email, phone) into `account`; returns their ids in order.
+async fn invite(db: &Db, account: i64, people: &[(&str, &str, &str)], at: Millis) -> Vec<i64> {
+    let list: Vec<NewMember> = people.iter().map(|(n, e, p)| invitee(n, e, p)).collect();
+    db.store
+        .invite_members(account, &list, at, 0)
+        .await
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|p| p.member_id)
+        .collect()
+}
+
+fn team(name: &str, person_ids: Option<Vec<i64>>) -> TeamWrite {
+    TeamWrite {
+        team_name: name.into(),
+        person_ids,
+        ..TeamWrite::default()
+    }
+}
+
+fn teams_all() -> TeamFilter {
+    TeamFilter {
+        p: 1,
+        limit: 100,
+        ..TeamFilter::default()
+    }
+}
+
+fn members_all() -> MemberFilter {
+    MemberFilter {
+        p: 1,
+        limit: 100,
+        ..MemberFilter::default()
+    }
+}
+
+/// A second account with its own owner and APP key.
+async fn other_account(db: &Db) -> Bootstrap {
+    let seed = BootstrapSeed {
+        account_name: "Other".into(),
+        owner_email: "boss@other.example".into(),
+        ..seed()
+    };
+    db.store.create_account(&seed, T0).await.unwrap()
+}
+
+// spec: RSP §1.4, openapi-compat 2.9 (/team/upsert, /team/info, /team/list, /team/delete),
+// RSP-554, RSP-556
+async fn directory_teams_upsert_info_list_delete(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let s = &db.store;
+    let a = b.account_id;
+    let ids = invite(
+        db,
+        a,
+        &[
+            ("Ann", "ann@example.com", ""),
+            ("Bob", "bob@example.com", "+14155550100"),
+        ],
+        T0,
+    )
+    .await;
+    let (ann, bob) = (ids[0], ids[1]);
+
+    // Create: the creator is the actor, members ascending.
+    let ops = s
+        .upsert_team(
+            a,
+            b.owner_member_id,
+            &team("Ops", Some(vec![bob, ann, bob])),
+            T0 + 1,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ops.person_ids, vec![ann, bob]);
+    assert_eq!(
+        (ops.creator_id, ops.created_at),
+        (b.owner_member_id, T0 + 1)
+    );
+
+    // spec: RSP §1.4 (team_name unique within the account)
+    let clash = s
+        .upsert_team(a, b.owner_member_id, &team("Ops", None), T0 + 2)
+        .await
+        .unwrap();
+    assert!(matches!(clash, Err(Refusal::Conflict(ref m)) if m.starts_with("team_name")));
+
+    // reset_if_name_exist updates the team of that name instead; absent person_ids keep the
+    // members, absent description keeps it.
+    let w = TeamWrite {
+        description: Some("On call".into()),
+        ref_id: Some("ext-1".into()),
+        reset_if_name_exist: true,
+        ..team("Ops", None)
+    };
+    let again = s.upsert_team(a, ann, &w, T0 + 3).await.unwrap().unwrap();
+    assert_eq!(again.team_id, ops.team_id);
+    assert_eq!(again.person_ids, vec![ann, bob]);
+    assert_eq!((again.updated_by, again.updated_at), (ann, T0 + 3));
+    assert_eq!(again.creator_id, b.owner_member_id);
+
+    // Update by id: rename, replace the members (emails and phones are added to the list).
+    let w = TeamWrite {
+        team_id: ops.team_id,
+        person_ids: Some(vec![]),
+        phones: vec!["+14155550100".into()],
+        emails: vec!["ANN@example.com".into()],
+        ..team("Operations", None)
+    };
+    let renamed = s.upsert_team(a, ann, &w, T0 + 4).await.unwrap().unwrap();
+    assert_eq!(renamed.team_name, "Operations");
+    assert_eq!(renamed.description, "On call");
+    assert_eq!(renamed.person_ids, vec![ann, bob]);
+    let w = TeamWrite {
+        team_id: ops.team_id,
+        ..team("Operations", Some(vec![bob]))
+    };
+    assert_eq!(
+        s.upsert_team(a, ann, &w, T0 + 5)
+            .await
+            .unwrap()
+            .unwrap()
+            .person_ids,
+        vec![bob]
+    );
+
+    // Unknown ids are refused and change nothing.
+    let w = TeamWrite {
+        team_id: ops.team_id + 1000,
+        ..team("Ghost", None)
+    };
+    assert!(matches!(
+        s.upsert_team(a, ann, &w, T0).await.unwrap(),
+        Err(Refusal::NotFound(ref m)) if m.starts_with("team_id")
+    ));
+    let w = TeamWrite {
+        team_id: ops.team_id,
+        ..team("Operations", Some(vec![bob, 999_999]))
+    };
+    assert!(matches!(
+        s.upsert_team(a, ann, &w, T0).await.unwrap(),
+        Err(Refusal::NotFound(ref m)) if m.starts_with("person_ids") && m.contains("999999")
+    ));
+    let w = TeamWrite {
+        emails: vec!["nobody@example.com".into()],
+        ..team("New", None)
+    };
+    assert!(matches!(
+        s.upsert_team(a, ann, &w, T0).await.unwrap(),
+        Err(Refusal::NotFound(ref m)) if m.starts_with("emails")
+    ));
+    let kept = s.team(a, &TeamKey::Id(ops.team_id)).await.unwrap().unwrap();
+    assert_eq!(kept.person_ids, vec![bob]);
+    assert!(
+        s.team(a, &TeamKey::Name("New".into()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Info by name and by ref_id.
+    assert_eq!(
+        s.team(a, &TeamKey::Name("Operations".into()))
+            .await
+            .unwrap()
+            .unwrap()
+            .team_id,
+        ops.team_id
+    );
+    assert_eq!(
+        s.team(a, &TeamKey::RefId("ext-1".into()))
+            .await
+            .unwrap()
+            .unwrap()
+            .team_id,
+        ops.team_id
+    );
+    assert!(
+        s.team(a, &TeamKey::RefId(String::new()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // List: query (case-insensitive substring), person_id ("my teams"), orderby, paging.
+    let dev = s
+        .upsert_team(a, ann, &team("Dev", Some(vec![ann])), T0 + 10)
+        .await
+        .unwrap()
+        .unwrap();
+    let qa = s
+        .upsert_team(a, ann, &team("QA_team", None), T0 + 11)
+        .await
+        .unwrap()
+        .unwrap();
+    let all = s.list_teams(a, &teams_all()).await.unwrap();
+    assert_eq!(all.total, 3);
+    let order: Vec<i64> = all.items.iter().map(|t| t.team_id).collect();
+    assert_eq!(
+        order,
+        vec![qa.team_id, dev.team_id, ops.team_id],
+        "newest first"
+    );
+    let by_name = TeamFilter {
+        orderby: TeamOrder::TeamName,
+        asc: true,
+        ..teams_all()
+    };
+    let names: Vec<String> = s
+        .list_teams(a, &by_name)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|t| t.team_name)
+        .collect();
+    assert_eq!(names, vec!["Dev", "Operations", "QA_team"]);
+    let q = TeamFilter {
+        query: Some("ERAT".into()),
+        ..teams_all()
+    };
+    assert_eq!(
+        s.list_teams(a, &q).await.unwrap().items[0].team_id,
+        ops.team_id
+    );
+    let q = TeamFilter {
+        query: Some("_".into()),
+        ..teams_all()
+    };
+    assert_eq!(
+        s.list_teams(a, &q).await.unwrap().total,
+        1,
+        "LIKE wildcards are literal"
+    );
+    let mine = TeamFilter {
+        person_id: Some(ann),
+        ..teams_all()
+    };
+    let mine = s.list_teams(a, &mine).await.unwrap();
+    assert_eq!((mine.total, mine.items[0].team_id), (1, dev.team_id));
+    let page2 = TeamFilter {
+        p: 2,
+        limit: 2,
+        ..teams_all()
+    };
+    let page2 = s.list_teams(a, &page2).await.unwrap();
+    assert_eq!(
+        (page2.total, page2.items.len(), page2.has_next_page),
+        (3, 1, false)
+    );
+    assert!(
+        s.list_teams(
+            a,
+            &TeamFilter {
+                limit: 2,
+                ..teams_all()
+            }
+        )
+        .await
+        .unwrap()
+        .has_next_page
+    );
+
+    // Infos: only existing ids, ascending.
+    let infos = s
+        .teams(a, &[qa.team_id, 424_242, ops.team_id])
+        .await
+        .unwrap();
+    let got: Vec<i64> = infos.iter().map(|t| t.team_id).collect();
+    assert_eq!(got, vec![ops.team_id, qa.team_id]);
+
+    // spec: RSP-554 — delete removes the team, its memberships and channel references.
+    db.exec(&format!(
+        "UPDATE channels SET team_id = {} WHERE channel_id = {}",
+        dev.team_id, b.channel_id
+    ))
+    .await;
+    let gone = s
+        .delete_team(a, &TeamKey::Name("Dev".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone.team_id, dev.team_id);
+    assert!(
+        s.team(a, &TeamKey::Id(dev.team_id))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM team_members WHERE team_id = {}",
+        dev.team_id
+    )))
+    .fetch_one(&db.raw)
+    .await
+    .unwrap();
+    assert_eq!(rows, 0);
+    let channel_team: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT team_id FROM channels WHERE channel_id = {}",
+        b.channel_id
+    )))
+    .fetch_one(&db.raw)
+    .await
+    .unwrap();
+    assert_eq!(channel_team, 0);
+    assert!(matches!(
+        s.delete_team(a, &TeamKey::Id(dev.team_id)).await.unwrap(),
+        Err(Refusal::NotFound(_))
+    ));
+    // A new team never reuses a deleted team's id.
+    let next = s
+        .upsert_team(a, ann, &team("Dev", None), T0 + 20)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(next.team_id > qa.team_id);
+}
+
+// spec: RSP-550, RSP-551, RSP-552, openapi-compat 2.10 (/member/invite, /member/list)
+async fn directory_invite_list_and_uniqueness(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let s = &db.store;
+    let a = b.account_id;
+
+    // The owner created by the first start is enabled, activated and verified.
+    let owner = s.persons(a, &[b.owner_member_id]).await.unwrap().remove(0);
+    assert_eq!(owner.status, "enabled");
+    assert!(owner.email_verified);
+    assert_eq!(owner.activated_at, T0);
+
+    // spec: RSP-551 — invited members are pending.
+    let invited = s
+        .invite_members(
+            a,
+            &[
+                invitee("Ann", "Ann@Example.com", ""),
+                NewMember {
+                    role_ids: vec![2, 6],
+                    ref_id: "hr-7".into(),
+                    ..invitee("Bob", "", "+8613800138000")
+                },
+            ],
+            T0 + 1,
+            0,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(invited.len(), 2);
+    assert_eq!(invited[0].member_name, "Ann");
+    assert_eq!(invited[1].member_name, "Bob");
+    for p in &invited {
+        assert_eq!(p.status, "pending");
+        assert_eq!(p.activated_at, 0);
+        assert!(!p.email_verified && !p.phone_verified);
+    }
+    assert_eq!(invited[1].role_ids, vec![2, 6]);
+    let count = |db: &Db| {
+        let raw = db.raw.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM members")
+                .fetch_one(&raw)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count(db).await, 3);
+
+    // spec: RSP-552 — email unique case-insensitively, phone unique; all-or-nothing.
+    let dup_email = s
+        .invite_members(
+            a,
+            &[
+                invitee("New", "new@example.com", ""),
+                invitee("Ann2", "ann@EXAMPLE.com", ""),
+            ],
+            T0 + 2,
+            0,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(dup_email, Err(Refusal::Conflict(ref m)) if m.starts_with("members[1].email")),
+        "{dup_email:?}"
+    );
+    let dup_phone = s
+        .invite_members(a, &[invitee("P", "", "+8613800138000")], T0 + 2, 0)
+        .await
+        .unwrap();
+    assert!(
+        matches!(dup_phone, Err(Refusal::Conflict(ref m)) if m.starts_with("members[0].phone"))
+    );
+    let dup_in_batch = s
+        .invite_members(
+            a,
+            &[
+                invitee("X", "x@example.com", ""),
+                invitee("Y", "X@example.com", ""),
+            ],
+            T0 + 2,
+            0,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(dup_in_batch, Err(Refusal::Conflict(ref m)) if m.contains("members[0]")));
+    let owner_email = s
+        .invite_members(a, &[invitee("O", "OWNER@example.com", "")], T0 + 2, 0)
+        .await
+        .unwrap();
+    assert!(matches!(owner_email, Err(Refusal::Conflict(_))));
+    assert_eq!(count(db).await, 3, "refused invitations write nothing");
+
+    // spec: RSP-550 — at most 200 invitations per account per calendar day.
+    let many: Vec<NewMember> = (0..198)
+        .map(|i| invitee(&format!("m{i}"), &format!("m{i}@example.com"), ""))
+        .collect();
+    assert!(
+        s.invite_members(a, &many, T0 + 3, T0)
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    let over = s
+        .invite_members(a, &[invitee("Z", "z@example.com", "")], T0 + 4, T0)
+        .await
+        .unwrap();
+    assert!(
+        matches!(over, Err(Refusal::Invalid(ref m)) if m.contains("200")),
+        "{over:?}"
+    );
+    // The next day (a later day start) has a fresh budget.
+    assert!(
+        s.invite_members(
+            a,
+            &[invitee("Z", "z@example.com", "")],
+            T0 + 86_400_000,
+            T0 + 86_400_000
+        )
+        .await
+        .unwrap()
+        .is_ok()
+    );
+
+    // List: query on name, email and phone; role filter; paging; deleted never listed.
+    let all = s.list_members(a, &members_all()).await.unwrap();
+    assert_eq!(all.total, 202);
+    let q = |text: &str| MemberFilter {
+        query: Some(text.into()),
+        ..members_all()
+    };
+    let found = s.list_members(a, &q("ANN@")).await.unwrap();
+    assert_eq!(
+        (found.total, found.items[0].member_id),
+        (1, invited[0].member_id)
+    );
+    let found = s.list_members(a, &q("138001")).await.unwrap();
+    assert_eq!(
+        (found.total, found.items[0].member_id),
+        (1, invited[1].member_id)
+    );
+    let found = s.list_members(a, &q("m19")).await.unwrap();
+    assert_eq!(found.total, 9, "m19 and m190..m197");
+    let admins = MemberFilter {
+        role_id: Some(2),
+        asc: true,
+        ..members_all()
+    };
+    let admins: Vec<i64> = s
+        .list_members(a, &admins)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| p.member_id)
+        .collect();
+    assert_eq!(admins, vec![b.owner_member_id, invited[1].member_id]);
+    let responders = MemberFilter {
+        role_id: Some(6),
+        ..members_all()
+    };
+    assert_eq!(s.list_members(a, &responders).await.unwrap().total, 1);
+    let page = MemberFilter {
+        p: 3,
+        limit: 100,
+        ..members_all()
+    };
+    let page = s.list_members(a, &page).await.unwrap();
+    assert_eq!((page.items.len(), page.has_next_page), (2, false));
+    let first = MemberFilter {
+        asc: true,
+        limit: 1,
+        ..members_all()
+    };
+    let first = s.list_members(a, &first).await.unwrap();
+    assert_eq!(first.items[0].member_id, b.owner_member_id);
+    assert!(first.has_next_page);
+}
+
+// spec: RSP-553, RSP-523, RSP-611, openapi-compat 2.10 (/member/delete, /member/info/reset)
+async fn directory_member_delete_and_reset(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let s = &db.store;
+    let a = b.account_id;
+    let ids = invite(
+        db,
+        a,
+        &[
+            ("Ann", "ann@example.com", "+14155550100"),
+            ("Twin", "twin1@example.com", ""),
+            ("Twin", "twin2@example.com", ""),
+        ],
+        T0,
+    )
+    .await;
+    let (ann, twin1) = (ids[0], ids[1]);
+    let ops = s
+        .upsert_team(a, b.owner_member_id, &team("Ops", Some(ids.clone())), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    // spec: RSP-610 — at most 5 APP keys per member.
+    for i in 0..5 {
+        let key = if i == 0 {
+            "annkey".to_string()
+        } else {
+            format!("annkey{i}")
+        };
+        s.add_app_key(a, ann, "k", &key, T0).await.unwrap().unwrap();
+    }
+    assert!(matches!(
+        s.add_app_key(a, ann, "k", "annkey6", T0).await.unwrap(),
+        Err(Refusal::Invalid(ref m)) if m.contains('5')
+    ));
+    assert!(s.app_key("annkey6").await.unwrap().is_none());
+    assert!(matches!(
+        s.add_app_key(a, 999_999, "k", "ghostkey", T0)
+            .await
+            .unwrap(),
+        Err(Refusal::NotFound(_))
+    ));
+    assert!(s.app_key("annkey").await.unwrap().is_some());
+
+    // Lookups: by id, email (case-insensitive), phone, ref_id; an ambiguous name is refused.
+    let by_email = s
+        .find_member(a, &MemberKey::Email("ANN@example.com".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_email.member_id, ann);
+    let by_phone = s
+        .find_member(a, &MemberKey::Phone("+14155550100".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_phone.member_id, ann);
+    let twins = s
+        .find_member(a, &MemberKey::Name("Twin".into()))
+        .await
+        .unwrap();
+    assert!(matches!(twins, Err(Refusal::Invalid(ref m)) if m.starts_with("member_name")));
+    assert!(matches!(
+        s.find_member(a, &MemberKey::Id(999_999)).await.unwrap(),
+        Err(Refusal::NotFound(ref m)) if m.starts_with("member_id")
+    ));
+
+    // Reset: name, email (unverified again), phone, locale, time zone, ref_id.
+    let update = MemberUpdate {
+        member_name: Some("Twin One".into()),
+        email: Some("one@example.com".into()),
+        phone: Some(("+14155550199".into(), "US".into())),
+        locale: Some("zh-CN".into()),
+        time_zone: Some("Asia/Shanghai".into()),
+        ref_id: Some("hr-1".into()),
+    };
+    let one = s
+        .reset_member(a, &MemberKey::Id(twin1), &update, T0 + 5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            one.member_name.as_str(),
+            one.email.as_str(),
+            one.phone.as_str(),
+            one.country_code.as_str(),
+            one.locale.as_str(),
+            one.time_zone.as_str(),
+            one.ref_id.as_str(),
+            one.updated_at
+        ),
+        (
+            "Twin One",
+            "one@example.com",
+            "+14155550199",
+            "US",
+            "zh-CN",
+            "Asia/Shanghai",
+            "hr-1",
+            T0 + 5
+        )
+    );
+    assert_eq!(
+        s.find_member(a, &MemberKey::RefId("hr-1".into()))
+            .await
+            .unwrap()
+            .unwrap()
+            .member_id,
+        twin1
+    );
+    // spec: RSP-552 — the new email or phone must not be another member's.
+    let steal = MemberUpdate {
+        email: Some("ANN@example.com".into()),
+        ..MemberUpdate::default()
+    };
+    assert!(matches!(
+        s.reset_member(a, &MemberKey::Id(twin1), &steal, T0 + 6).await.unwrap(),
+        Err(Refusal::Conflict(ref m)) if m.starts_with("updates.email")
+    ));
+    let steal = MemberUpdate {
+        phone: Some(("+14155550100".into(), String::new())),
+        ..MemberUpdate::default()
+    };
+    assert!(matches!(
+        s.reset_member(a, &MemberKey::Id(twin1), &steal, T0 + 6).await.unwrap(),
+        Err(Refusal::Conflict(ref m)) if m.starts_with("updates.phone")
+    ));
+    assert_eq!(
+        s.persons(a, &[twin1]).await.unwrap()[0].email,
+        "one@example.com",
+        "a refused reset changes nothing"
+    );
+
+    // spec: RSP-523 — the owner cannot be deleted.
+    assert!(matches!(
+        s.delete_member(a, &MemberKey::Id(b.owner_member_id), T0)
+            .await
+            .unwrap(),
+        Err(Refusal::Precondition(_))
+    ));
+
+    // spec: RSP-553 — deleted: status, out of teams, APP keys revoked at once (RSP-611).
+    let gone = s
+        .delete_member(a, &MemberKey::Email("ann@example.com".into()), T0 + 7)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((gone.member_id, gone.status.as_str()), (ann, "deleted"));
+    for key in ["annkey", "annkey1", "annkey4"] {
+        assert!(s.app_key(key).await.unwrap().is_none(), "{key}");
+    }
+    assert!(
+        s.add_app_key(a, ann, "k", "late", T0 + 8)
+            .await
+            .unwrap()
+            .is_err()
+    );
+    let team_now = s.team(a, &TeamKey::Id(ops.team_id)).await.unwrap().unwrap();
+    assert!(!team_now.person_ids.contains(&ann));
+    assert_eq!(team_now.person_ids.len(), 2);
+    // Deleted members are not listed, not found, not deletable twice, not addable to teams...
+    let listed: Vec<i64> = s
+        .list_members(a, &members_all())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| p.member_id)
+        .collect();
+    assert!(!listed.contains(&ann));
+    assert!(matches!(
+        s.delete_member(a, &MemberKey::Id(ann), T0 + 8)
+            .await
+            .unwrap(),
+        Err(Refusal::NotFound(_))
+    ));
+    let w = TeamWrite {
+        team_id: ops.team_id,
+        ..team("Ops", Some(vec![ann]))
+    };
+    assert!(matches!(
+        s.upsert_team(a, b.owner_member_id, &w, T0 + 8)
+            .await
+            .unwrap(),
+        Err(Refusal::NotFound(_))
+    ));
+    // ...but still resolve by id for history (shown by name), and their address may be
+    // invited again as a new member.
+    let brief = s.members_status(a, &[ann]).await.unwrap();
+    assert_eq!(brief[&ann].status, "deleted");
+    assert_eq!(brief[&ann].member_name, "Ann");
+    let back = invite(db, a, &[("Ann", "ann@example.com", "+14155550100")], T0 + 9).await;
+    assert_ne!(back[0], ann);
+    // With one Twin renamed, the name now addresses exactly one member.
+    let twin2 = s
+        .find_member(a, &MemberKey::Name("Twin".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(twin2.member_id, ids[2]);
+}
+
+// spec: RSP-152, RSP-551 (the escalation-facing lookups: team members and member status)
+async fn directory_team_members_and_status(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let s = &db.store;
+    let a = b.account_id;
+    let ids = invite(
+        db,
+        a,
+        &[
+            ("Ann", "ann@example.com", ""),
+            ("Bob", "bob@example.com", ""),
+        ],
+        T0,
+    )
+    .await;
+    let t1 = s
+        .upsert_team(
+            a,
+            b.owner_member_id,
+            &team("T1", Some(vec![ids[1], b.owner_member_id, ids[0]])),
+            T0,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let t2 = s
+        .upsert_team(a, b.owner_member_id, &team("T2", None), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    let map = s
+        .team_members(a, &[t2.team_id, t1.team_id, 777_777, t1.team_id])
+        .await
+        .unwrap();
+    let mut expected = vec![b.owner_member_id, ids[0], ids[1]];
+    expected.sort_unstable();
+    assert_eq!(map.len(), 2, "unknown teams are absent");
+    assert_eq!(map[&t1.team_id], expected);
+    assert!(map[&t2.team_id].is_empty());
+    assert!(s.team_members(a, &[]).await.unwrap().is_empty());
+
+    let status = s
+        .members_status(a, &[b.owner_member_id, ids[0], 888_888])
+        .await
+        .unwrap();
+    assert_eq!(status.len(), 2);
+    assert_eq!(status[&b.owner_member_id].status, "enabled");
+    assert_eq!(status[&ids[0]].status, "pending");
+    assert_eq!(status[&ids[0]].email, "ann@example.com");
+}
+
+// spec: DESIGN.md principle 6 (tenancy in the store) for members and teams
+async fn directory_tenant_isolation(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let other = other_account(db).await;
+    assert!(other.created);
+    assert_ne!(other.account_id, b.account_id);
+    assert_ne!(other.app_key, b.app_key);
+    assert_eq!(
+        db.store
+            .app_key(&other.app_key)
+            .await
+            .unwrap()
+            .unwrap()
+            .account_id,
+        other.account_id
+    );
+    // The bootstrap still reports the first account.
+    assert_eq!(
+        db.store.bootstrap(&seed(), T0).await.unwrap().account_id,
+        b.account_id
+    );
+    let s = &db.store;
+    let (a, o) = (b.account_id, other.account_id);
+    let mine = invite(db, a, &[("Ann", "ann@example.com", "+14155550100")], T0).await[0];
+    // The same address may be a member of another account (RSP-552).
+    let theirs = invite(db, o, &[("Ann", "ann@example.com", "+14155550100")], T0).await[0];
+    let my_team = s
+        .upsert_team(a, b.owner_member_id, &team("Ops", Some(vec![mine])), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    // Team names are unique per account only.
+    let their_team = s
+        .upsert_team(
+            o,
+            other.owner_member_id,
+            &team("Ops", Some(vec![theirs])),
+            T0,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Reads see nothing of the other account, even by explicit id.
+    assert!(
+        s.team(o, &TeamKey::Id(my_team.team_id))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(s.teams(o, &[my_team.team_id]).await.unwrap().is_empty());
+    assert!(
+        s.team_members(o, &[my_team.team_id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.persons(o, &[mine]).await.unwrap().is_empty());
+    assert!(s.members_status(o, &[mine]).await.unwrap().is_empty());
+    let listed = s.list_teams(o, &teams_all()).await.unwrap();
+    assert_eq!(
+        (listed.total, listed.items[0].team_id),
+        (1, their_team.team_id)
+    );
+    let f = TeamFilter {
+        person_id: Some(mine),
+        ..teams_all()
+    };
+    assert_eq!(s.list_teams(o, &f).await.unwrap().total, 0);
+    assert_eq!(s.list_members(o, &members_all()).await.unwrap().total, 2);
+    assert!(matches!(
+        s.find_member(o, &MemberKey::Id(mine)).await.unwrap(),
+        Err(Refusal::NotFound(_))
+    ));
+
+    // Writes through the other account refuse the first account's ids and change nothing.
+    let hijack = TeamWrite {
+        team_id: my_team.team_id,
+        ..team("Hijacked", None)
+    };
+    assert!(matches!(
+        s.upsert_team(o, other.owner_member_id, &hijack, T0)
+            .await
+            .unwrap(),
+        Err(Refusal::NotFound(_))
+    ));
+    let poach = team("Poach", Some(vec![mine]));
+    assert!(matches!(
+        s.upsert_team(o, other.owner_member_id, &poach, T0)
+            .await
+            .unwrap(),
+        Err(Refusal::NotFound(_))
+    ));
+    assert!(matches!(
+        s.delete_team(o, &TeamKey::Id(my_team.team_id))
+            .await
+            .unwrap(),
+        Err(Refusal::NotFound(_))
+    ));
+    assert!(matches!(
+        s.delete_member(o, &MemberKey::Id(mine), T0).await.unwrap(),
+        Err(Refusal::NotFound(_))
+    ));
+    let rename = MemberUpdate {
+        member_name: Some("Hijacked".into()),
+        ..MemberUpdate::default()
+    };
+    assert!(matches!(
+        s.reset_member(o, &MemberKey::Id(mine), &rename, T0)
+            .await
+            .unwrap(),
+        Err(Refusal::NotFound(_))
+    ));
+    let still = s
+        .team(a, &TeamKey::Id(my_team.team_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (still.team_name.as_str(), still.person_ids.clone()),
+        ("Ops", vec![mine])
+    );
+    let me = s.persons(a, &[mine]).await.unwrap().remove(0);
+    assert_eq!(
+        (me.member_name.as_str(), me.status.as_str()),
+        ("Ann", "pending")
+    );
+    // Deleting their Ann leaves mine alone.
+    s.delete_member(o, &MemberKey::Id(theirs), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.persons(a, &[mine]).await.unwrap()[0].status, "pending");
+    assert_eq!(
+        s.list_teams(o, &teams_all()).await.unwrap().items[0].person_ids,
+        Vec::<i64>::new()
+    );
 }

@@ -1,4 +1,4 @@
-//! The Open API endpoints of this release (openapi-compat.md 2.1, 2.3, 2.5, 2.8, 2.10).
+//! The Open API endpoints of this release (openapi-compat.md 2.1, 2.3, 2.5, 2.8, 2.9, 2.10).
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -10,7 +10,7 @@ use klaxon_store::{
 };
 use serde_json::{Value, json};
 
-use super::{Args, Caller, schedules};
+use super::{Args, Caller, members, schedules, teams};
 use crate::state::AppState;
 use crate::wire;
 
@@ -30,6 +30,16 @@ pub const PATHS: &[&str] = &[
     "/schedule/info",
     "/schedule/list",
     "/schedule/feed/reset",
+    "/team/list",
+    "/team/info",
+    "/team/infos",
+    "/team/upsert",
+    "/team/delete",
+    "/member/list",
+    "/member/invite",
+    "/member/delete",
+    "/member/info/reset",
+    "/person/infos",
 ];
 
 /// openapi-compat.md 1.7: list windows must be shorter than 31 days.
@@ -58,6 +68,16 @@ pub async fn dispatch(
         "/schedule/info" => schedules::info(state, caller, args).await.map(Some),
         "/schedule/list" => schedules::list(state, caller, args).await.map(Some),
         "/schedule/feed/reset" => schedules::feed_reset(state, caller, args).await.map(Some),
+        "/team/list" => teams::list(state, caller, args).await.map(Some),
+        "/team/info" => teams::info(state, caller, args).await.map(Some),
+        "/team/infos" => teams::infos(state, caller, args).await.map(Some),
+        "/team/upsert" => teams::upsert(state, caller, args).await.map(Some),
+        "/team/delete" => teams::delete(state, caller, args).await.map(|_| None),
+        "/member/list" => members::list(state, caller, args).await.map(Some),
+        "/member/invite" => members::invite(state, caller, args).await.map(Some),
+        "/member/delete" => members::delete(state, caller, args).await.map(|_| None),
+        "/member/info/reset" => members::reset(state, caller, args).await.map(|_| None),
+        "/person/infos" => members::person_infos(state, caller, args).await.map(Some),
         _ => Err(ApiError::new(ErrorCode::RouteNotFound, "no such route")),
     }
 }
