@@ -35,11 +35,18 @@ pub struct WorkersConfig {
     /// accept pushes and serve the API; at least one node must keep it on, or accepted events
     /// wait in the inbox.
     pub inbox: bool,
+    /// Run due incident timers (escalations, repeats, snooze ends, delayed assignments,
+    /// auto-close). Any number of nodes may run them: each step is claimed by one node and
+    /// applied once.
+    pub timers: bool,
 }
 
 impl Default for WorkersConfig {
     fn default() -> Self {
-        WorkersConfig { inbox: true }
+        WorkersConfig {
+            inbox: true,
+            timers: true,
+        }
     }
 }
 
@@ -159,6 +166,9 @@ impl Config {
                 }
                 "KLAXON_WORKERS_INBOX" => {
                     self.workers.inbox = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "KLAXON_WORKERS_TIMERS" => {
+                    self.workers.timers = value.parse().map_err(|e| bad(format!("{e}")))?
                 }
                 "KLAXON_STORAGE_MAX_CONNECTIONS" => {
                     self.storage.max_connections = value.parse().map_err(|e| bad(format!("{e}")))?

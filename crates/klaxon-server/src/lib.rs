@@ -18,6 +18,7 @@ mod limits;
 mod openapi;
 mod push;
 mod state;
+mod timers;
 mod wire;
 mod worker;
 
@@ -46,10 +47,16 @@ pub struct Server {
     shutdown_tx: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     worker: JoinHandle<()>,
+    timers: JoinHandle<()>,
     store: Store,
 }
 
 impl Server {
+    /// The node's store handle (tests drive timers through it with an injected clock).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -115,6 +122,7 @@ impl Server {
             Err(_) => tracing::warn!("http server did not stop within 30 s"),
         }
         let _ = self.worker.await;
+        let _ = self.timers.await;
         self.store.close().await;
     }
 }
@@ -195,6 +203,11 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
         tracing::warn!("the inbox worker is off on this node (workers.inbox = false)");
         tokio::spawn(async {})
     };
+    let timers = if config.workers.timers {
+        tokio::spawn(timers::run(state.clone(), shutdown_rx.clone()))
+    } else {
+        tokio::spawn(async {})
+    };
     let app = router(state);
     let mut rx = shutdown_rx;
     let http = tokio::spawn(async move {
@@ -212,6 +225,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
         shutdown_tx,
         http,
         worker,
+        timers,
         store,
     })
 }

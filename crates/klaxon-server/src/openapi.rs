@@ -4,7 +4,9 @@
 //! clamped paging.
 
 mod args;
+mod escalation;
 mod handlers;
+mod incident_actions;
 mod members;
 mod schedules;
 mod teams;
@@ -32,6 +34,8 @@ const MAX_API_BODY: usize = 1024 * 1024;
 pub fn routes() -> Router<AppState> {
     handlers::PATHS
         .iter()
+        .chain(incident_actions::PATHS)
+        .chain(escalation::PATHS)
         .fold(Router::new(), |r, path| r.route(path, any(api)))
 }
 
@@ -107,6 +111,12 @@ async fn serve(
         return Err(Failure::Throttled { limit, reset_at });
     }
     let args = read_body(headers, body).await?;
+    if let Some(result) = incident_actions::dispatch(state, &caller, path, &args).await {
+        return Ok(result?);
+    }
+    if let Some(result) = escalation::dispatch(state, &caller, path, &args).await {
+        return Ok(result?);
+    }
     Ok(handlers::dispatch(state, &caller, path, &args).await?)
 }
 

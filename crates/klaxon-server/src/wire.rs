@@ -21,6 +21,42 @@ fn images(images: &[Image]) -> Value {
     )
 }
 
+/// `responders[]` (response.md 1.8), times in seconds.
+fn responders(i: &Incident) -> Value {
+    Value::Array(
+        i.response
+            .responders
+            .iter()
+            .map(|r| {
+                json!({
+                    "person_id": r.person_id,
+                    "assigned_at": secs(r.assigned_at),
+                    "acknowledged_at": secs(r.acknowledged_at),
+                    "as": r.as_,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// `assigned_to` (response.md 1.9), or null when never assigned.
+fn assigned_to(i: &Incident) -> Value {
+    match &i.response.assigned_to {
+        None => Value::Null,
+        Some(a) => json!({
+            "id": a.id,
+            "type": a.kind.as_str(),
+            "escalate_rule_id": a.escalate_rule_id,
+            "escalate_rule_name": a.escalate_rule_name,
+            "layer_idx": a.layer_idx,
+            "person_ids": a.person_ids,
+            "schedule_to_role_ids": a.schedule_to_role_ids,
+            "assigned_at": secs(a.assigned_at),
+            "creator_id": a.creator_id,
+        }),
+    }
+}
+
 pub fn incident(i: &Incident, channel_names: &HashMap<i64, String>) -> Value {
     json!({
         "incident_id": i.incident_id,
@@ -30,9 +66,9 @@ pub fn incident(i: &Incident, channel_names: &HashMap<i64, String>) -> Value {
         "channel_name": channel_names.get(&i.channel_id).cloned().unwrap_or_default(),
         "title": i.title,
         "description": i.description,
-        "impact": "",
-        "root_cause": "",
-        "resolution": "",
+        "impact": i.response.impact,
+        "root_cause": i.response.root_cause,
+        "resolution": i.response.resolution,
         "ai_summary": "",
         "incident_severity": i.incident_severity.as_str(),
         "incident_status": i.incident_status.as_str(),
@@ -42,20 +78,21 @@ pub fn incident(i: &Incident, channel_names: &HashMap<i64, String>) -> Value {
         "end_time": secs(i.end_time),
         "ack_time": secs(i.ack_time),
         "close_time": secs(i.close_time),
-        "snoozed_before": 0,
+        "snoozed_before": secs(i.response.snoozed_before),
         "created_at": secs(i.created_at),
         "updated_at": secs(i.updated_at),
         "creator_id": i.creator_id,
         "closer_id": i.closer_id,
         "owner_id": 0,
         "close_source": i.close_source,
-        "responders": [],
+        "responders": responders(i),
+        "assigned_to": assigned_to(i),
         "labels": i.labels,
-        "fields": {},
+        "fields": i.response.fields,
         "dedup_key": i.first_alert_key,
         "equals_md5": i.group_key,
         "group_method": i.group_method,
-        "ever_muted": false,
+        "ever_muted": i.response.ever_muted,
         "is_flapping": i.is_flapping,
         "storm_level": i.storm_level,
         "alert_cnt": i.alert_cnt,

@@ -30,6 +30,7 @@ mod inbox;
 mod process;
 mod query;
 pub mod records;
+mod response;
 mod rows;
 mod schedules;
 
@@ -45,6 +46,9 @@ use klaxon_core::model::{
 };
 pub use process::{LEASE_TTL_MS, RandomIds};
 pub use records::*;
+pub use response::{
+    ActionContext, ActionResult, DueTimer, FeedEntry, OutboxEntry, RuleRefusal, TIMER_CLAIM_MS,
+};
 pub use schedules::ScheduleFilter;
 
 /// Which database a [`Store`] runs on.
@@ -436,6 +440,156 @@ impl Store {
         filter: &ScheduleFilter,
     ) -> Result<Page<klaxon_core::schedule::Schedule>> {
         schedules::list(&self.inner.read, account_id, filter).await
+    }
+
+    // ---- the response side (response.rs) ----
+
+    /// Runs one action on an incident in its own transaction (response.md §2.3–§2.11). The
+    /// closure gets the engine, the incident and its rule; a refusal writes nothing.
+    pub async fn incident_action<F>(
+        &self,
+        account_id: i64,
+        incident_id: &str,
+        now: Millis,
+        f: F,
+    ) -> Result<ActionResult>
+    where
+        F: FnOnce(
+            &mut klaxon_core::response::Engine<'_>,
+            &mut Incident,
+            &ActionContext<'_>,
+        ) -> std::result::Result<(), klaxon_core::response::ActionError>,
+    {
+        response::act(&self.inner.write, account_id, incident_id, now, f).await
+    }
+
+    /// Inserts a manual incident (RSP-011) and lets `f` assign it, in one transaction.
+    pub async fn create_incident<F>(
+        &self,
+        incident: Incident,
+        now: Millis,
+        f: F,
+    ) -> Result<std::result::Result<Incident, klaxon_core::response::ActionError>>
+    where
+        F: FnOnce(
+            &mut klaxon_core::response::Engine<'_>,
+            &mut Incident,
+            &ActionContext<'_>,
+        ) -> std::result::Result<(), klaxon_core::response::ActionError>,
+    {
+        response::create_incident(&self.inner.write, incident, now, f).await
+    }
+
+    /// Claims due timers for `holder` (see [`TIMER_CLAIM_MS`]).
+    pub async fn claim_due_timers(
+        &self,
+        holder: &str,
+        now: Millis,
+        limit: i64,
+    ) -> Result<Vec<DueTimer>> {
+        response::claim_due(&self.inner.write, holder, now, limit).await
+    }
+
+    /// Runs one claimed timer; false if the claim was lost meanwhile.
+    pub async fn run_timer(&self, holder: &str, timer: &DueTimer, now: Millis) -> Result<bool> {
+        response::run_timer(&self.inner.write, holder, timer, now).await
+    }
+
+    /// Claims and runs every timer due at `now`, repeatedly, until none is left; returns how
+    /// many steps ran. Tests drive time with this.
+    pub async fn run_due_timers(&self, holder: &str, now: Millis) -> Result<usize> {
+        let mut ran = 0;
+        loop {
+            let due = self.claim_due_timers(holder, now, 64).await?;
+            if due.is_empty() {
+                return Ok(ran);
+            }
+            for timer in &due {
+                if self.run_timer(holder, timer, now).await? {
+                    ran += 1;
+                }
+            }
+        }
+    }
+
+    /// The earliest due instant of any pending timer.
+    pub async fn next_timer_due(&self) -> Result<Option<Millis>> {
+        response::next_due(&self.inner.read).await
+    }
+
+    /// The incident's pending timers as `(kind, due_at)`.
+    pub async fn incident_timers(
+        &self,
+        account_id: i64,
+        incident_id: &str,
+    ) -> Result<Vec<(String, Millis)>> {
+        response::incident_timers(&self.inner.read, account_id, incident_id).await
+    }
+
+    pub async fn escalation_rules(
+        &self,
+        account_id: i64,
+        channel_id: i64,
+    ) -> Result<Vec<klaxon_core::response::EscalationRule>> {
+        response::list_rules(&self.inner.read, account_id, channel_id).await
+    }
+
+    pub async fn escalation_rule(
+        &self,
+        account_id: i64,
+        rule_id: &str,
+    ) -> Result<Option<klaxon_core::response::EscalationRule>> {
+        response::get_rule(&self.inner.read, account_id, rule_id).await
+    }
+
+    /// Creates (empty `rule_id`) or replaces a validated rule; `priority < 0` = last place.
+    pub async fn save_escalation_rule(
+        &self,
+        rule: klaxon_core::response::EscalationRule,
+        now: Millis,
+    ) -> Result<std::result::Result<klaxon_core::response::EscalationRule, RuleRefusal>> {
+        response::save_rule(&self.inner.write, rule, now, &mut RandomIds).await
+    }
+
+    pub async fn delete_escalation_rule(
+        &self,
+        account_id: i64,
+        channel_id: i64,
+        rule_id: &str,
+    ) -> Result<bool> {
+        response::delete_rule(&self.inner.write, account_id, channel_id, rule_id).await
+    }
+
+    /// The incident's timeline (response.md 1.10), with one look-ahead row for `has_next_page`.
+    pub async fn incident_feed(
+        &self,
+        account_id: i64,
+        incident_id: &str,
+        kinds: &[String],
+        asc: bool,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<FeedEntry>, bool)> {
+        response::feed(
+            &self.inner.read,
+            account_id,
+            incident_id,
+            kinds,
+            asc,
+            offset,
+            limit,
+        )
+        .await
+    }
+
+    /// The notification outbox, oldest first.
+    pub async fn notification_outbox(
+        &self,
+        account_id: i64,
+        incident_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxEntry>> {
+        response::outbox(&self.inner.read, account_id, incident_id, limit).await
     }
 
     /// Stops the group committer after it has committed everything already handed to it, then

@@ -103,6 +103,14 @@ pub(crate) async fn process_inbox(
             .apply(&mut tx, q.origin.account_id, effects, &ids.made)
             .await?;
     }
+    crate::response::after_ingest(
+        &mut tx,
+        &mut batch.incidents,
+        &batch.created,
+        &batch.event_closed,
+        now,
+    )
+    .await?;
     batch.write(&mut tx).await?;
     match file {
         None => {
@@ -301,6 +309,10 @@ struct Batch {
     /// Alerts outside the cache closed by an auto-resolution (ING-200): (account, id, time).
     closes: Vec<(i64, String, Millis)>,
     events: Vec<StoredEvent>,
+    /// Incidents this batch created, and those it closed because every alert recovered: the
+    /// response side writes their `i_new` / assignment and `i_rslv` (RSP-010, RSP-053).
+    created: Vec<String>,
+    event_closed: Vec<String>,
 }
 
 impl Batch {
@@ -494,6 +506,21 @@ impl Batch {
         }
         for incident in effects.incidents {
             let id = incident.incident_id.clone();
+            let was_open = match self.incidents.get(&id) {
+                Some(Some(old)) => old.progress != klaxon_core::model::Progress::Closed,
+                _ => {
+                    if made.contains(&id) && !self.created.contains(&id) {
+                        self.created.push(id.clone());
+                    }
+                    true
+                }
+            };
+            if was_open
+                && incident.progress == klaxon_core::model::Progress::Closed
+                && !self.event_closed.contains(&id)
+            {
+                self.event_closed.push(id.clone());
+            }
             if !self.members.contains_key(&id) && made.contains(&id) {
                 // A new incident none of whose alerts the batch holds: it has none yet.
                 self.members.insert(id.clone(), BTreeMap::new());

@@ -188,12 +188,14 @@ pub fn auto_close_at(inc: &Incident, timeout_secs: i64, mode: &str) -> Option<Mi
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DirectTargets {
     pub person_ids: Vec<i64>,
+    /// Members addressed by e-mail (the API's `emails[]`), resolved case-insensitively.
+    pub emails: Vec<String>,
     pub schedule_to_role_ids: BTreeMap<i64, Vec<i64>>,
 }
 
 impl DirectTargets {
     pub fn is_empty(&self) -> bool {
-        self.person_ids.is_empty() && self.schedule_to_role_ids.is_empty()
+        self.person_ids.is_empty() && self.emails.is_empty() && self.schedule_to_role_ids.is_empty()
     }
 }
 
@@ -375,6 +377,9 @@ impl<'a> Engine<'a> {
         let mut r = Resolved::default();
         for p in &targets.person_ids {
             r.push(dir, *p);
+        }
+        for p in targets.emails.iter().filter_map(|e| dir.member_by_email(e)) {
+            r.push(dir, p);
         }
         for (schedule, roles) in &targets.schedule_to_role_ids {
             let roles: Vec<i64> = if roles.contains(&0) {
@@ -675,7 +680,21 @@ impl<'a> Engine<'a> {
             escalate_rule_id: String::new(),
             escalate_rule_name: String::new(),
             layer_idx: -1,
-            person_ids: targets.person_ids.clone(),
+            // E-mail targets are recorded as the members they named, so a later reopen or
+            // wake re-resolves the same people.
+            person_ids: {
+                let mut ids = targets.person_ids.clone();
+                for p in targets
+                    .emails
+                    .iter()
+                    .filter_map(|e| self.directory.member_by_email(e))
+                {
+                    if !ids.contains(&p) {
+                        ids.push(p);
+                    }
+                }
+                ids
+            },
             schedule_to_role_ids: targets.schedule_to_role_ids.clone(),
             assigned_at: t,
             creator_id: actor,
@@ -1048,6 +1067,7 @@ impl<'a> Engine<'a> {
             Some(a) if !a.is_rule_based() => {
                 let targets = DirectTargets {
                     person_ids: a.person_ids,
+                    emails: Vec::new(),
                     schedule_to_role_ids: a.schedule_to_role_ids,
                 };
                 self.assign_direct(inc, &targets, AssignType::Reopen, actor, true)?;
@@ -1263,6 +1283,7 @@ impl<'a> Engine<'a> {
         } else {
             let targets = DirectTargets {
                 person_ids: a.person_ids,
+                emails: Vec::new(),
                 schedule_to_role_ids: a.schedule_to_role_ids,
             };
             // An empty re-resolution still records the assignment.

@@ -58,7 +58,8 @@ CREATE INDEX timers_incident ON timers (incident_id);
 -- The notification outbox (response.md 1.17): one row per decided send, written in the same
 -- transaction as the state change that decided it. Delivery moves `status` on.
 CREATE TABLE notifications (
-    rid              TEXT    PRIMARY KEY,
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    rid              TEXT    NOT NULL UNIQUE,
     account_id       BIGINT  NOT NULL,
     incident_id      TEXT    NOT NULL,
     firing_id        TEXT    NOT NULL,

@@ -1,0 +1,78 @@
+//! The timer worker: runs due incident steps (escalations, repeats, snooze ends, delayed
+//! assignments, auto-close) from the durable `timers` table (response.md §2.14).
+//!
+//! Every node may run it. A step is claimed by one node for `TIMER_CLAIM_MS` and applied in the
+//! same transaction that deletes its row, so a node that dies mid-step loses only its claim:
+//! another node runs the step once the claim expires, and no step runs twice.
+//!
+//! It is also the escalation auditor: each step's lateness (now − due) is recorded in
+//! `klaxon_timer_lateness_seconds`, and a step later than 30 s is logged and counted in
+//! `klaxon_timer_late_total`.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::state::AppState;
+
+/// How often an idle worker looks for due steps. Bounds the lateness of a step on a quiet node.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Lateness beyond which the auditor complains.
+const LATE_MS: i64 = 30_000;
+
+/// Steps claimed per round trip.
+const CLAIM: i64 = 64;
+
+pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let holder = format!("timers-{}", crate::state::random_hex(6));
+    let mut failures: u32 = 0;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let now = state.clock.now();
+        match state.store.claim_due_timers(&holder, now, CLAIM).await {
+            Ok(due) if !due.is_empty() => {
+                failures = 0;
+                for timer in &due {
+                    let now = state.clock.now();
+                    match state.store.run_timer(&holder, timer, now).await {
+                        Ok(true) => audit(timer, now),
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, incident_id = %timer.incident_id,
+                                kind = %timer.kind, "timer step failed; it will be retried");
+                        }
+                    }
+                }
+                continue;
+            }
+            Ok(_) => failures = 0,
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                tracing::error!(error = %e, "claiming due timers failed");
+            }
+        }
+        let wait = POLL * failures.clamp(1, 50);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+fn audit(timer: &klaxon_store::DueTimer, now: i64) {
+    let late_ms = now.saturating_sub(timer.due_at).max(0);
+    metrics::histogram!("klaxon_timer_lateness_seconds").record(late_ms as f64 / 1000.0);
+    metrics::counter!("klaxon_timer_steps_total", "kind" => timer.kind.clone()).increment(1);
+    if late_ms > LATE_MS {
+        metrics::counter!("klaxon_timer_late_total").increment(1);
+        tracing::warn!(
+            incident_id = %timer.incident_id,
+            kind = %timer.kind,
+            late_seconds = late_ms / 1000,
+            "an incident step ran more than 30 s after it was due"
+        );
+    }
+}

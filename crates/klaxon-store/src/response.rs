@@ -1,0 +1,1046 @@
+//! The response side's persistence: escalation rules, incident actions, the timeline, durable
+//! timers and the notification outbox (response.md §1.7–§1.17, §2.1–§2.14).
+//!
+//! Every change to an incident runs in one transaction that writes the incident, its timeline
+//! entries, the notification decisions and the timers its new state asks for. Timers carry the
+//! instant they were scheduled for, so a stale or replayed timer does nothing (see
+//! `klaxon_core::response::engine`).
+//!
+//! Concurrency: on SQLite there is one writer connection, which serialises everything. On
+//! PostgreSQL every response-side transaction first locks the `inbox` lease row, which the
+//! ingestion batch also holds for its whole transaction; so an incident is never written by a
+//! manual action, a timer and an ingestion batch at the same time, and none of them works from
+//! a stale read.
+
+use std::collections::{BTreeSet, HashMap};
+
+use jiff::tz::TimeZone;
+use klaxon_core::ids::IdSource;
+use klaxon_core::model::{Incident, Millis, Progress};
+use klaxon_core::response::engine::MemberStatus;
+use klaxon_core::response::{
+    ActionError, Directory, Engine, EscalationRule, Notification, Outcome, RuleStatus,
+    TimelineEntry, TimerKind, auto_close_at, check_invariants, pending_timers,
+};
+use klaxon_core::schedule::{self, Calendars, Schedule};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::{AnyConnection, Row};
+
+use crate::db::{Sql, is_sqlite};
+use crate::process::RandomIds;
+use crate::rows::{self, get_i64, get_str};
+use crate::{Result, StoreError};
+
+/// A claim on a due timer lasts this long; a node that dies mid-step loses its claim after it
+/// and another node runs the step.
+pub const TIMER_CLAIM_MS: Millis = 30_000;
+
+// ---- the directory: members, teams and schedules of one account ----
+
+/// Members, teams and schedules of one account, read once per transaction.
+#[derive(Debug, Default)]
+pub struct StoreDirectory {
+    members: HashMap<i64, (MemberStatus, String)>,
+    by_email: HashMap<String, i64>,
+    teams: HashMap<i64, Vec<i64>>,
+    team_names: HashMap<String, i64>,
+    schedules: HashMap<i64, Schedule>,
+}
+
+impl Directory for StoreDirectory {
+    fn member_status(&self, person_id: i64) -> Option<MemberStatus> {
+        self.members.get(&person_id).map(|(s, _)| *s)
+    }
+
+    fn member_by_email(&self, email: &str) -> Option<i64> {
+        let id = self.by_email.get(&email.to_lowercase()).copied()?;
+        (self.member_status(id) == Some(MemberStatus::Enabled)).then_some(id)
+    }
+
+    fn team_members(&self, team_id: i64) -> Option<Vec<i64>> {
+        self.teams.get(&team_id).cloned()
+    }
+
+    fn team_by_name(&self, name: &str) -> Option<i64> {
+        self.team_names.get(name).copied()
+    }
+
+    fn on_call(&self, schedule_id: i64, role_ids: &[i64], at: Millis) -> Vec<i64> {
+        self.schedules
+            .get(&schedule_id)
+            .and_then(|s| schedule::on_call_at(s, Calendars::default(), at).ok())
+            .map(|oc| oc.persons_for_roles(role_ids))
+            .unwrap_or_default()
+    }
+}
+
+async fn load_directory(conn: &mut AnyConnection, account_id: i64) -> Result<StoreDirectory> {
+    let mut dir = StoreDirectory::default();
+    let mut sql = Sql::new("SELECT member_id, email, status FROM members WHERE account_id = ");
+    sql.bind(account_id);
+    for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
+        let id = get_i64(&row, "member_id")?;
+        let email = get_str(&row, "email")?;
+        let status = match get_str(&row, "status")?.as_str() {
+            "enabled" => MemberStatus::Enabled,
+            "pending" => MemberStatus::Pending,
+            _ => MemberStatus::Deleted,
+        };
+        if !email.is_empty() {
+            dir.by_email.insert(email.to_lowercase(), id);
+        }
+        dir.members.insert(id, (status, email));
+    }
+    let mut sql = Sql::new(
+        "SELECT schedule_id, definition FROM schedules WHERE deleted = 0 AND account_id = ",
+    );
+    sql.bind(account_id);
+    for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
+        let id = get_i64(&row, "schedule_id")?;
+        let text = get_str(&row, "definition")?;
+        let mut s: Schedule = serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("schedules.definition {id}: {e}")))?;
+        s.schedule_id = id;
+        dir.schedules.insert(id, s);
+    }
+    load_teams(conn, account_id, &mut dir).await?;
+    Ok(dir)
+}
+
+async fn load_teams(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    dir: &mut StoreDirectory,
+) -> Result<()> {
+    let mut sql = Sql::new("SELECT team_id, team_name FROM teams WHERE account_id = ");
+    sql.bind(account_id);
+    for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
+        let id = get_i64(&row, "team_id")?;
+        dir.team_names.insert(get_str(&row, "team_name")?, id);
+        dir.teams.insert(id, Vec::new());
+    }
+    let mut sql = Sql::new("SELECT team_id, member_id FROM team_members WHERE account_id = ");
+    sql.bind(account_id).push(" ORDER BY team_id, member_id");
+    for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
+        let team = get_i64(&row, "team_id")?;
+        if let Some(list) = dir.teams.get_mut(&team) {
+            list.push(get_i64(&row, "member_id")?);
+        }
+    }
+    Ok(())
+}
+
+// ---- what an incident's channel and account contribute ----
+
+/// The account zone, the channel's rules and its auto-close settings.
+pub(crate) struct IncidentContext {
+    pub tz: TimeZone,
+    pub rules: Vec<EscalationRule>,
+    pub auto_close: (i64, String),
+}
+
+async fn account_zone(conn: &mut AnyConnection, account_id: i64) -> Result<TimeZone> {
+    let mut sql = Sql::new("SELECT time_zone FROM accounts WHERE account_id = ");
+    sql.bind(account_id);
+    let zone = match sql.query_on(conn).fetch_optional(&mut *conn).await? {
+        Some(row) => get_str(&row, "time_zone")?,
+        None => "UTC".to_string(),
+    };
+    Ok(TimeZone::get(&zone).unwrap_or(TimeZone::UTC))
+}
+
+async fn channel_rules(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    channel_id: i64,
+) -> Result<Vec<EscalationRule>> {
+    let mut sql = Sql::new("SELECT rule_id, definition FROM escalation_rules WHERE account_id = ");
+    sql.bind(account_id)
+        .push(" AND channel_id = ")
+        .bind(channel_id)
+        .push(" ORDER BY priority");
+    sql.query_on(conn)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(rule_row)
+        .collect()
+}
+
+fn rule_row(row: &sqlx::any::AnyRow) -> Result<EscalationRule> {
+    let id = get_str(row, "rule_id")?;
+    let text = get_str(row, "definition")?;
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::Corrupt(format!("escalation_rules.definition {id}: {e}")))
+}
+
+async fn channel_auto_close(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    channel_id: i64,
+) -> Result<(i64, String)> {
+    let mut sql = Sql::new(
+        "SELECT auto_resolve_timeout, auto_resolve_mode FROM channels WHERE account_id = ",
+    );
+    sql.bind(account_id)
+        .push(" AND channel_id = ")
+        .bind(channel_id);
+    Ok(match sql.query_on(conn).fetch_optional(&mut *conn).await? {
+        Some(row) => (
+            get_i64(&row, "auto_resolve_timeout")?,
+            get_str(&row, "auto_resolve_mode")?,
+        ),
+        None => (0, "trigger".to_string()),
+    })
+}
+
+pub(crate) async fn incident_context(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    channel_id: i64,
+) -> Result<IncidentContext> {
+    Ok(IncidentContext {
+        tz: account_zone(conn, account_id).await?,
+        rules: if channel_id == 0 {
+            Vec::new()
+        } else {
+            channel_rules(conn, account_id, channel_id).await?
+        },
+        auto_close: channel_auto_close(conn, account_id, channel_id).await?,
+    })
+}
+
+/// The rule the incident is (or is about to be) assigned under, from the channel's rules.
+fn current_rule<'r>(inc: &Incident, rules: &'r [EscalationRule]) -> Option<&'r EscalationRule> {
+    let id = inc
+        .response
+        .escalation
+        .as_ref()
+        .map(|e| e.rule_id.as_str())
+        .or_else(|| {
+            inc.response
+                .assigned_to
+                .as_ref()
+                .map(|a| a.escalate_rule_id.as_str())
+        })
+        .filter(|id| !id.is_empty())?;
+    rules.iter().find(|r| r.rule_id == id)
+}
+
+/// The rule by id from any channel of the account (an incident merged across channels may
+/// be assigned under another channel's rule).
+async fn rule_by_id(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    rule_id: &str,
+) -> Result<Option<EscalationRule>> {
+    let mut sql = Sql::new("SELECT rule_id, definition FROM escalation_rules WHERE account_id = ");
+    sql.bind(account_id).push(" AND rule_id = ").bind(rule_id);
+    sql.query_on(conn)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(rule_row)
+        .transpose()
+}
+
+// ---- writing an outcome ----
+
+/// PostgreSQL: waits for (and then blocks) the ingestion batch, see the module docs.
+pub(crate) async fn lock_incidents(conn: &mut AnyConnection) -> Result<()> {
+    if !is_sqlite(conn) {
+        Sql::new("SELECT name FROM leases WHERE name = 'inbox' FOR UPDATE")
+            .query_on(conn)
+            .fetch_optional(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn insert_timeline(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    entries: &[TimelineEntry],
+) -> Result<()> {
+    for chunk in entries.chunks(64) {
+        let mut sql = Sql::new(
+            "INSERT INTO incident_timeline (entry_id, account_id, incident_id, ref_id, kind, \
+             creator_id, created_at, detail) VALUES ",
+        );
+        for (i, e) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" })
+                .bind(e.entry_id.as_str())
+                .push(", ")
+                .bind(account_id)
+                .push(", ")
+                .bind(e.incident_id.as_str())
+                .push(", ")
+                .bind(e.ref_id.as_str())
+                .push(", ")
+                .bind(e.kind)
+                .push(", ")
+                .bind(e.creator_id)
+                .push(", ")
+                .bind(e.created_at)
+                .push(", ")
+                .bind(e.detail.to_string())
+                .push(")");
+        }
+        sql.query_on(conn).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn insert_notifications(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    list: &[Notification],
+) -> Result<()> {
+    for chunk in list.chunks(32) {
+        let mut sql = Sql::new(
+            "INSERT INTO notifications (rid, account_id, incident_id, firing_id, reason, \
+             fire_type, escalate_rule_id, layer_idx, channel, person_id, target, severity, \
+             created_at) VALUES ",
+        );
+        for (i, n) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" })
+                .bind(n.rid.as_str())
+                .push(", ")
+                .bind(account_id)
+                .push(", ")
+                .bind(n.incident_id.as_str())
+                .push(", ")
+                .bind(n.firing_id.as_str())
+                .push(", ")
+                .bind(n.reason)
+                .push(", ")
+                .bind(n.fire_type)
+                .push(", ")
+                .bind(n.escalate_rule_id.as_str())
+                .push(", ")
+                .bind(n.layer_idx)
+                .push(", ")
+                .bind(n.channel.as_str())
+                .push(", ")
+                .bind(n.person_id)
+                .push(", ")
+                .bind(n.target.to_string())
+                .push(", ")
+                .bind(n.severity.as_str())
+                .push(", ")
+                .bind(n.created_at)
+                .push(")");
+        }
+        sql.query_on(conn).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Inserts the timers the incident's state asks for; existing ones (same token) stay.
+async fn schedule_timers(
+    conn: &mut AnyConnection,
+    inc: &Incident,
+    auto_close: &(i64, String),
+    now: Millis,
+) -> Result<()> {
+    let mut timers = pending_timers(inc);
+    if let Some(at) = auto_close_at(inc, auto_close.0, &auto_close.1) {
+        timers.push((TimerKind::AutoClose, at));
+    }
+    for (kind, due) in timers {
+        insert_timer(conn, inc, kind, due, now).await?;
+    }
+    Ok(())
+}
+
+async fn insert_timer(
+    conn: &mut AnyConnection,
+    inc: &Incident,
+    kind: TimerKind,
+    due: Millis,
+    now: Millis,
+) -> Result<()> {
+    let token = format!("{}:{}:{}", inc.incident_id, kind.as_str(), due);
+    let mut sql = Sql::new(
+        "INSERT INTO timers (account_id, incident_id, kind, rank, due_at, token, created_at) \
+         VALUES (",
+    );
+    sql.bind(inc.account_id)
+        .push(", ")
+        .bind(inc.incident_id.as_str())
+        .push(", ")
+        .bind(kind.as_str())
+        .push(", ")
+        .bind(kind.rank())
+        .push(", ")
+        .bind(due)
+        .push(", ")
+        .bind(token)
+        .push(", ")
+        .bind(now)
+        .push(") ON CONFLICT (token) DO NOTHING");
+    sql.query_on(conn).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Writes one incident's change: the row, the timeline, the outbox, the timers, and (for a
+/// close) its open alerts (RSP-052). Refuses a change that breaks RSP-021.
+pub(crate) async fn write_change(
+    conn: &mut AnyConnection,
+    inc: &Incident,
+    out: &Outcome,
+    auto_close: &(i64, String),
+    now: Millis,
+    upsert: bool,
+) -> Result<()> {
+    check_invariants(inc, now).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "incident {} would break RSP-021: {e}",
+            inc.incident_id
+        ))
+    })?;
+    if upsert {
+        rows::upsert_incidents(conn, &[inc]).await?;
+    }
+    insert_timeline(conn, inc.account_id, &out.timeline).await?;
+    insert_notifications(conn, inc.account_id, &out.notifications).await?;
+    schedule_timers(conn, inc, auto_close, now).await?;
+    if out.close_alerts {
+        let mut sql = Sql::new("UPDATE alerts SET closed = 1, close_time = ");
+        sql.bind(now)
+            .push(", updated_at = ")
+            .bind(now)
+            .push(" WHERE account_id = ")
+            .bind(inc.account_id)
+            .push(" AND incident_id = ")
+            .bind(inc.incident_id.as_str())
+            .push(" AND closed = 0");
+        sql.query_on(conn).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+// ---- ingestion hooks ----
+
+/// Called by the inbox batch for the incidents it created and those it closed (all alerts
+/// recovered), before it writes them: RSP-010 steps 4–5 and RSP-053.
+pub(crate) async fn after_ingest(
+    conn: &mut AnyConnection,
+    incidents: &mut HashMap<String, Option<Incident>>,
+    created: &[String],
+    event_closed: &[String],
+    now: Millis,
+) -> Result<()> {
+    let mut contexts: HashMap<(i64, i64), IncidentContext> = HashMap::new();
+    let mut directories: HashMap<i64, StoreDirectory> = HashMap::new();
+    let mut ids = RandomIds;
+    let touched: BTreeSet<&String> = created.iter().chain(event_closed).collect();
+    for id in touched {
+        let Some(Some(inc)) = incidents.get_mut(id) else {
+            continue;
+        };
+        let key = (inc.account_id, inc.channel_id);
+        if let std::collections::hash_map::Entry::Vacant(slot) = contexts.entry(key) {
+            slot.insert(incident_context(conn, key.0, key.1).await?);
+        }
+        if let std::collections::hash_map::Entry::Vacant(slot) = directories.entry(key.0) {
+            slot.insert(load_directory(conn, key.0).await?);
+        }
+        let (Some(ctx), Some(dir)) = (contexts.get(&key), directories.get(&key.0)) else {
+            continue;
+        };
+        // The engine borrows the directory through `dyn` references, which are not `Send`:
+        // it must be gone before the next `.await`.
+        let out = {
+            let mut engine = Engine::new(now, dir, &mut ids);
+            if created.contains(id) {
+                if inc.progress == Progress::Closed {
+                    // Created and recovered in one batch: recorded, never assigned (RSP-056).
+                    engine.on_auto_created(inc, &[], &ctx.tz);
+                } else {
+                    engine.on_auto_created(inc, &ctx.rules, &ctx.tz);
+                }
+            }
+            if event_closed.contains(id) {
+                engine.on_event_closed(inc);
+            }
+            engine.out
+        };
+        write_change(conn, inc, &out, &ctx.auto_close, now, false).await?;
+    }
+    Ok(())
+}
+
+// ---- actions ----
+
+/// What the action closure sees besides the incident.
+pub struct ActionContext<'a> {
+    /// The current configuration of the incident's rule (RSP-138), if it still exists.
+    pub rule: Option<&'a EscalationRule>,
+    /// The incident channel's rules, for re-matching on reopen (RSP-071).
+    pub rules: &'a [EscalationRule],
+    pub tz: &'a TimeZone,
+}
+
+/// The result of an action on one incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionResult {
+    Done,
+    NotFound,
+    Refused(ActionError),
+}
+
+pub(crate) async fn act<F>(
+    pool: &sqlx::AnyPool,
+    account_id: i64,
+    incident_id: &str,
+    now: Millis,
+    f: F,
+) -> Result<ActionResult>
+where
+    F: FnOnce(
+        &mut Engine<'_>,
+        &mut Incident,
+        &ActionContext<'_>,
+    ) -> std::result::Result<(), ActionError>,
+{
+    let mut tx = pool.begin().await?;
+    lock_incidents(&mut tx).await?;
+    let mut sql = Sql::new("SELECT ");
+    sql.push(rows::INCIDENT_COLUMNS)
+        .push(" FROM incidents WHERE account_id = ")
+        .bind(account_id)
+        .push(" AND incident_id = ")
+        .bind(incident_id);
+    let Some(row) = sql.query_on(&tx).fetch_optional(&mut *tx).await? else {
+        tx.rollback().await?;
+        return Ok(ActionResult::NotFound);
+    };
+    let mut inc = rows::incident(&row)?;
+    let ctx = incident_context(&mut tx, account_id, inc.channel_id).await?;
+    let dir = load_directory(&mut tx, account_id).await?;
+    let mut rule = current_rule(&inc, &ctx.rules).cloned();
+    if rule.is_none()
+        && let Some(a) = inc
+            .response
+            .assigned_to
+            .as_ref()
+            .filter(|a| a.is_rule_based())
+    {
+        rule = rule_by_id(&mut tx, account_id, &a.escalate_rule_id).await?;
+    }
+    let result = {
+        let mut ids = RandomIds;
+        let mut engine = Engine::new(now, &dir, &mut ids);
+        let actx = ActionContext {
+            rule: rule.as_ref(),
+            rules: &ctx.rules,
+            tz: &ctx.tz,
+        };
+        f(&mut engine, &mut inc, &actx).map(|()| engine.out)
+    };
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            tx.rollback().await?;
+            return Ok(ActionResult::Refused(e));
+        }
+    };
+    if out.timeline.is_empty() {
+        // A no-op (0.2): nothing to write.
+        tx.rollback().await?;
+        return Ok(ActionResult::Done);
+    }
+    write_change(&mut tx, &inc, &out, &ctx.auto_close, now, true).await?;
+    tx.commit().await?;
+    Ok(ActionResult::Done)
+}
+
+/// Inserts a manual incident and runs its creation steps (RSP-011, RSP-012) in one
+/// transaction. `f` performs the assignment; on refusal nothing is written.
+pub(crate) async fn create_incident<F>(
+    pool: &sqlx::AnyPool,
+    mut inc: Incident,
+    now: Millis,
+    f: F,
+) -> Result<std::result::Result<Incident, ActionError>>
+where
+    F: FnOnce(
+        &mut Engine<'_>,
+        &mut Incident,
+        &ActionContext<'_>,
+    ) -> std::result::Result<(), ActionError>,
+{
+    let mut tx = pool.begin().await?;
+    lock_incidents(&mut tx).await?;
+    let ctx = incident_context(&mut tx, inc.account_id, inc.channel_id).await?;
+    let dir = load_directory(&mut tx, inc.account_id).await?;
+    let result = {
+        let mut ids = RandomIds;
+        let mut engine = Engine::new(now, &dir, &mut ids);
+        let actx = ActionContext {
+            rule: None,
+            rules: &ctx.rules,
+            tz: &ctx.tz,
+        };
+        f(&mut engine, &mut inc, &actx).map(|()| engine.out)
+    };
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            tx.rollback().await?;
+            return Ok(Err(e));
+        }
+    };
+    write_change(&mut tx, &inc, &out, &ctx.auto_close, now, true).await?;
+    tx.commit().await?;
+    Ok(Ok(inc))
+}
+
+// ---- timers ----
+
+/// A claimed timer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueTimer {
+    pub timer_id: i64,
+    pub account_id: i64,
+    pub incident_id: String,
+    pub kind: String,
+    pub due_at: Millis,
+}
+
+/// Claims up to `limit` due, unclaimed (or claim-expired) timers for `holder`, in due order
+/// and RSP-165 order. PostgreSQL skips rows another node is claiming at this moment.
+pub(crate) async fn claim_due(
+    pool: &sqlx::AnyPool,
+    holder: &str,
+    now: Millis,
+    limit: i64,
+) -> Result<Vec<DueTimer>> {
+    let mut conn = pool.acquire().await?;
+    let lock = if is_sqlite(&conn) {
+        ""
+    } else {
+        " FOR UPDATE SKIP LOCKED"
+    };
+    let mut sql = Sql::new("UPDATE timers SET claimed_by = ");
+    sql.bind(holder)
+        .push(", claim_until = ")
+        .bind(now.saturating_add(TIMER_CLAIM_MS))
+        .push(" WHERE timer_id IN (SELECT timer_id FROM timers WHERE due_at <= ")
+        .bind(now)
+        .push(" AND claim_until < ")
+        .bind(now)
+        .push(" ORDER BY due_at, rank LIMIT ")
+        .bind(limit)
+        .push(lock)
+        .push(") RETURNING timer_id, account_id, incident_id, kind, due_at, rank");
+    let rows = sql.query_on(&conn).fetch_all(&mut *conn).await?;
+    let mut out: Vec<(i64, DueTimer)> = rows
+        .iter()
+        .map(|row| {
+            Ok((
+                get_i64(row, "rank")?,
+                DueTimer {
+                    timer_id: get_i64(row, "timer_id")?,
+                    account_id: get_i64(row, "account_id")?,
+                    incident_id: get_str(row, "incident_id")?,
+                    kind: get_str(row, "kind")?,
+                    due_at: get_i64(row, "due_at")?,
+                },
+            ))
+        })
+        .collect::<Result<_>>()?;
+    out.sort_by_key(|(rank, t)| (t.due_at, *rank, t.timer_id));
+    Ok(out.into_iter().map(|(_, t)| t).collect())
+}
+
+/// Runs one claimed timer: deletes it and applies its step in one transaction. Returns false
+/// when the claim was lost (another node took the timer after this claim expired), in which
+/// case nothing is written.
+pub(crate) async fn run_timer(
+    pool: &sqlx::AnyPool,
+    holder: &str,
+    timer: &DueTimer,
+    now: Millis,
+) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    lock_incidents(&mut tx).await?;
+    let mut sql = Sql::new("DELETE FROM timers WHERE timer_id = ");
+    sql.bind(timer.timer_id)
+        .push(" AND claimed_by = ")
+        .bind(holder);
+    if sql.query_on(&tx).execute(&mut *tx).await?.rows_affected() == 0 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    let mut sql = Sql::new("SELECT ");
+    sql.push(rows::INCIDENT_COLUMNS)
+        .push(" FROM incidents WHERE account_id = ")
+        .bind(timer.account_id)
+        .push(" AND incident_id = ")
+        .bind(timer.incident_id.as_str());
+    let (Some(row), Some(kind)) = (
+        sql.query_on(&tx).fetch_optional(&mut *tx).await?,
+        TimerKind::parse(&timer.kind),
+    ) else {
+        tx.commit().await?; // the incident is gone: the timer just ends
+        return Ok(true);
+    };
+    let mut inc = rows::incident(&row)?;
+    let ctx = incident_context(&mut tx, timer.account_id, inc.channel_id).await?;
+    if kind == TimerKind::AutoClose {
+        // RSP-055: the channel's settings at evaluation time decide.
+        match auto_close_at(&inc, ctx.auto_close.0, &ctx.auto_close.1) {
+            Some(at) if at > now => {
+                insert_timer(&mut tx, &inc, kind, at, now).await?;
+                tx.commit().await?;
+                return Ok(true);
+            }
+            Some(_) => {}
+            None => {
+                tx.commit().await?;
+                return Ok(true);
+            }
+        }
+    }
+    let dir = load_directory(&mut tx, timer.account_id).await?;
+    let mut rule = current_rule(&inc, &ctx.rules).cloned();
+    if rule.is_none()
+        && let Some(id) = inc.response.escalation.as_ref().map(|e| e.rule_id.clone())
+    {
+        rule = rule_by_id(&mut tx, timer.account_id, &id).await?;
+    }
+    let (changed, out) = {
+        let mut ids = RandomIds;
+        let mut engine = Engine::new(now, &dir, &mut ids);
+        let changed = engine.on_timer(&mut inc, kind, timer.due_at, rule.as_ref());
+        (changed, engine.out)
+    };
+    if changed {
+        write_change(&mut tx, &inc, &out, &ctx.auto_close, now, true).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Pending timers of an incident (for tests and the API's debugging view).
+pub(crate) async fn incident_timers(
+    pool: &sqlx::AnyPool,
+    account_id: i64,
+    incident_id: &str,
+) -> Result<Vec<(String, Millis)>> {
+    let mut conn = pool.acquire().await?;
+    let mut sql = Sql::new("SELECT kind, due_at FROM timers WHERE account_id = ");
+    sql.bind(account_id)
+        .push(" AND incident_id = ")
+        .bind(incident_id)
+        .push(" ORDER BY due_at, rank");
+    sql.query_on(&conn)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| Ok((get_str(r, "kind")?, get_i64(r, "due_at")?)))
+        .collect()
+}
+
+/// The earliest due instant of any timer, for the worker's sleep.
+pub(crate) async fn next_due(pool: &sqlx::AnyPool) -> Result<Option<Millis>> {
+    let mut conn = pool.acquire().await?;
+    let row = Sql::new("SELECT MIN(due_at) AS due FROM timers")
+        .query_on(&conn)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(row.try_get::<Option<i64>, _>("due").ok().flatten())
+}
+
+// ---- rules ----
+
+/// Why a rule write was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleRefusal {
+    ChannelNotFound,
+    RuleNotFound,
+    NameTaken,
+    PriorityTaken,
+}
+
+pub(crate) async fn list_rules(
+    pool: &sqlx::AnyPool,
+    account_id: i64,
+    channel_id: i64,
+) -> Result<Vec<EscalationRule>> {
+    let mut conn = pool.acquire().await?;
+    channel_rules(&mut conn, account_id, channel_id).await
+}
+
+pub(crate) async fn get_rule(
+    pool: &sqlx::AnyPool,
+    account_id: i64,
+    rule_id: &str,
+) -> Result<Option<EscalationRule>> {
+    let mut conn = pool.acquire().await?;
+    rule_by_id(&mut conn, account_id, rule_id).await
+}
+
+async fn channel_exists(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    channel_id: i64,
+) -> Result<bool> {
+    let mut sql =
+        Sql::new("SELECT channel_id FROM channels WHERE status <> 'deleted' AND account_id = ");
+    sql.bind(account_id)
+        .push(" AND channel_id = ")
+        .bind(channel_id);
+    Ok(sql
+        .query_on(conn)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some())
+}
+
+/// Creates (`rule.rule_id` empty) or replaces a rule. `priority < 0` means "last place".
+pub(crate) async fn save_rule(
+    pool: &sqlx::AnyPool,
+    mut rule: EscalationRule,
+    now: Millis,
+    ids: &mut (dyn IdSource + Send),
+) -> Result<std::result::Result<EscalationRule, RuleRefusal>> {
+    let mut tx = pool.begin().await?;
+    if !channel_exists(&mut tx, rule.account_id, rule.channel_id).await? {
+        tx.rollback().await?;
+        return Ok(Err(RuleRefusal::ChannelNotFound));
+    }
+    let existing = channel_rules(&mut tx, rule.account_id, rule.channel_id).await?;
+    let creating = rule.rule_id.is_empty();
+    if creating {
+        rule.rule_id = ids.object_id(now);
+        rule.created_at = now;
+    } else {
+        match existing.iter().find(|r| r.rule_id == rule.rule_id) {
+            Some(old) => rule.created_at = old.created_at,
+            None => {
+                tx.rollback().await?;
+                return Ok(Err(RuleRefusal::RuleNotFound));
+            }
+        }
+    }
+    rule.updated_at = now;
+    if rule.priority < 0 {
+        rule.priority = existing.iter().map(|r| r.priority + 1).max().unwrap_or(0);
+    }
+    let others = existing.iter().filter(|r| r.rule_id != rule.rule_id);
+    for other in others {
+        if other.rule_name == rule.rule_name {
+            tx.rollback().await?;
+            return Ok(Err(RuleRefusal::NameTaken));
+        }
+        if other.priority == rule.priority {
+            tx.rollback().await?;
+            return Ok(Err(RuleRefusal::PriorityTaken));
+        }
+    }
+    let definition =
+        serde_json::to_string(&rule).map_err(|e| StoreError::Corrupt(format!("rule: {e}")))?;
+    let status = match rule.status {
+        RuleStatus::Enabled => "enabled",
+        RuleStatus::Disabled => "disabled",
+    };
+    let mut sql = if creating {
+        let mut sql = Sql::new(
+            "INSERT INTO escalation_rules (rule_id, account_id, channel_id, rule_name, priority, \
+             status, definition, created_at, updated_at) VALUES (",
+        );
+        sql.bind(rule.rule_id.as_str())
+            .push(", ")
+            .bind(rule.account_id)
+            .push(", ")
+            .bind(rule.channel_id)
+            .push(", ")
+            .bind(rule.rule_name.as_str())
+            .push(", ")
+            .bind(rule.priority)
+            .push(", ")
+            .bind(status)
+            .push(", ")
+            .bind(definition)
+            .push(", ")
+            .bind(rule.created_at)
+            .push(", ")
+            .bind(now)
+            .push(")");
+        sql
+    } else {
+        let mut sql = Sql::new("UPDATE escalation_rules SET rule_name = ");
+        sql.bind(rule.rule_name.as_str())
+            .push(", priority = ")
+            .bind(rule.priority)
+            .push(", status = ")
+            .bind(status)
+            .push(", definition = ")
+            .bind(definition)
+            .push(", updated_at = ")
+            .bind(now)
+            .push(" WHERE account_id = ")
+            .bind(rule.account_id)
+            .push(" AND rule_id = ")
+            .bind(rule.rule_id.as_str());
+        sql
+    };
+    sql.push("");
+    sql.query_on(&tx).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(Ok(rule))
+}
+
+pub(crate) async fn delete_rule(
+    pool: &sqlx::AnyPool,
+    account_id: i64,
+    channel_id: i64,
+    rule_id: &str,
+) -> Result<bool> {
+    let mut conn = pool.acquire().await?;
+    let mut sql = Sql::new("DELETE FROM escalation_rules WHERE account_id = ");
+    sql.bind(account_id)
+        .push(" AND channel_id = ")
+        .bind(channel_id)
+        .push(" AND rule_id = ")
+        .bind(rule_id);
+    Ok(sql
+        .query_on(&conn)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+        > 0)
+}
+
+// ---- reads: timeline and outbox ----
+
+/// One stored timeline entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedEntry {
+    pub entry_id: String,
+    pub incident_id: String,
+    pub ref_id: String,
+    pub kind: String,
+    pub creator_id: i64,
+    pub created_at: Millis,
+    pub detail: Value,
+}
+
+pub(crate) async fn feed(
+    pool: &sqlx::AnyPool,
+    account_id: i64,
+    incident_id: &str,
+    kinds: &[String],
+    asc: bool,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<FeedEntry>, bool)> {
+    let mut conn = pool.acquire().await?;
+    let mut sql = Sql::new(
+        "SELECT entry_id, incident_id, ref_id, kind, creator_id, created_at, detail FROM \
+         incident_timeline WHERE account_id = ",
+    );
+    sql.bind(account_id)
+        .push(" AND incident_id = ")
+        .bind(incident_id);
+    if !kinds.is_empty() {
+        sql.and_in("kind", kinds);
+    }
+    sql.push(if asc {
+        " ORDER BY created_at, seq"
+    } else {
+        " ORDER BY created_at DESC, seq DESC"
+    })
+    .push(" LIMIT ")
+    .bind(limit + 1)
+    .push(" OFFSET ")
+    .bind(offset);
+    let rows = sql.query_on(&conn).fetch_all(&mut *conn).await?;
+    let mut out: Vec<FeedEntry> = rows
+        .iter()
+        .map(|r| {
+            let detail = get_str(r, "detail")?;
+            Ok(FeedEntry {
+                entry_id: get_str(r, "entry_id")?,
+                incident_id: get_str(r, "incident_id")?,
+                ref_id: get_str(r, "ref_id")?,
+                kind: get_str(r, "kind")?,
+                creator_id: get_i64(r, "creator_id")?,
+                created_at: get_i64(r, "created_at")?,
+                detail: serde_json::from_str(&detail)
+                    .map_err(|e| StoreError::Corrupt(format!("timeline detail: {e}")))?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let more = out.len() as i64 > limit;
+    out.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok((out, more))
+}
+
+/// One outbox row (response.md 1.17).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub rid: String,
+    pub incident_id: String,
+    pub firing_id: String,
+    pub reason: String,
+    pub fire_type: String,
+    pub escalate_rule_id: String,
+    pub layer_idx: i64,
+    pub channel: String,
+    pub person_id: i64,
+    pub target: Value,
+    pub severity: String,
+    pub status: String,
+    pub failed_reason: String,
+    pub created_at: Millis,
+    pub sent_at: Millis,
+}
+
+pub(crate) async fn outbox(
+    pool: &sqlx::AnyPool,
+    account_id: i64,
+    incident_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<OutboxEntry>> {
+    let mut conn = pool.acquire().await?;
+    let mut sql = Sql::new(
+        "SELECT rid, incident_id, firing_id, reason, fire_type, escalate_rule_id, layer_idx, \
+         channel, person_id, target, severity, status, failed_reason, created_at, sent_at FROM \
+         notifications WHERE account_id = ",
+    );
+    sql.bind(account_id);
+    if let Some(id) = incident_id {
+        sql.push(" AND incident_id = ").bind(id);
+    }
+    sql.push(" ORDER BY created_at, seq LIMIT ").bind(limit);
+    sql.query_on(&conn)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            let target = get_str(r, "target")?;
+            Ok(OutboxEntry {
+                rid: get_str(r, "rid")?,
+                incident_id: get_str(r, "incident_id")?,
+                firing_id: get_str(r, "firing_id")?,
+                reason: get_str(r, "reason")?,
+                fire_type: get_str(r, "fire_type")?,
+                escalate_rule_id: get_str(r, "escalate_rule_id")?,
+                layer_idx: get_i64(r, "layer_idx")?,
+                channel: get_str(r, "channel")?,
+                person_id: get_i64(r, "person_id")?,
+                target: serde_json::from_str(&target).unwrap_or(Value::Null),
+                severity: get_str(r, "severity")?,
+                status: get_str(r, "status")?,
+                failed_reason: get_str(r, "failed_reason")?,
+                created_at: get_i64(r, "created_at")?,
+                sent_at: get_i64(r, "sent_at")?,
+            })
+        })
+        .collect()
+}

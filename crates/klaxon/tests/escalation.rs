@@ -1,0 +1,705 @@
+//! Incidents and escalation end to end (response.md §2.2–§2.14, openapi-compat.md 2.1, 2.7):
+//! escalation rules over the Open API, a pushed alert assigned by its channel's rule, timers
+//! driven by an injected clock (the test moves the clock and runs the due steps through the
+//! node's store, so nothing sleeps on a timer), manual actions and their timeline, and the
+//! notification outbox. SQLite always, PostgreSQL when `KLAXON_TEST_DATABASE_URL` is set.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use common::{TestServer, test_config};
+use klaxon_server::Clock;
+use serde_json::{Value, json};
+
+const MIN: i64 = 60_000;
+
+struct ManualClock(AtomicI64);
+
+impl Clock for ManualClock {
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+fn wall_ms() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+struct Node {
+    ts: TestServer,
+    clock: Arc<ManualClock>,
+    owner: i64,
+    channel: i64,
+}
+
+impl Node {
+    /// A node whose clock the test drives; `timers` = whether its own timer worker runs.
+    async fn start(database_url: &str, timers: bool) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path(), database_url);
+        config.workers.timers = timers;
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let server = klaxon_server::start_with_clock(config, clock.clone())
+            .await
+            .unwrap();
+        let ts = TestServer {
+            base: server.base_url().to_string(),
+            app_key: server.bootstrap().app_key.clone(),
+            integration_key: server.bootstrap().integration_key.clone(),
+            server: Some(server),
+            dir,
+            http: reqwest::Client::new(),
+            database_url: database_url.to_string(),
+        };
+        let me = ok(ts.api("/member/info", json!({})).await);
+        let channels = ok(ts.api("/channel/list", json!({})).await);
+        Node {
+            owner: me["member_id"].as_i64().unwrap(),
+            channel: channels["items"][0]["channel_id"].as_i64().unwrap(),
+            ts,
+            clock,
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Moves the clock by `minutes` and runs every step that fell due, in order.
+    async fn advance(&self, minutes: i64) {
+        let to = self.now() + minutes * MIN;
+        self.clock.0.store(to, Ordering::SeqCst);
+        let store = self.ts.server.as_ref().unwrap().store();
+        store.run_due_timers("test-driver", to).await.unwrap();
+    }
+
+    async fn api(&self, path: &str, body: Value) -> (u16, Value) {
+        self.ts.api(path, body).await
+    }
+
+    async fn feed(&self, incident_id: &str) -> Vec<Value> {
+        let data = ok(self
+            .api(
+                "/incident/feed",
+                json!({"incident_id": incident_id, "asc": true, "limit": 100}),
+            )
+            .await);
+        data["items"].as_array().unwrap().clone()
+    }
+
+    async fn kinds(&self, incident_id: &str) -> Vec<String> {
+        self.feed(incident_id)
+            .await
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    async fn incident(&self, incident_id: &str) -> Value {
+        ok(self
+            .api("/incident/info", json!({"incident_id": incident_id}))
+            .await)
+    }
+
+    /// Pushes one Critical alert and returns its incident's id.
+    async fn push_incident(&self, key: &str) -> String {
+        let (status, body) = self
+            .ts
+            .push(json!({"event_status": "Critical", "title_rule": "db down", "alert_key": key}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        self.ts.drained().await;
+        // The window follows the node's clock, which the test may have moved ahead.
+        let now = self.now() / 1000;
+        let data = ok(self
+            .api(
+                "/incident/list",
+                json!({"start_time": now - 86_400, "end_time": now + 86_400, "limit": 100}),
+            )
+            .await);
+        let incidents = data["items"].as_array().unwrap().clone();
+        incidents
+            .iter()
+            .find(|i| i["dedup_key"] == key)
+            .unwrap_or_else(|| panic!("no incident for {key}: {incidents:?}"))["incident_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A pending member (invited, never signed in).
+    async fn invite(&self, email: &str) -> i64 {
+        let data = ok(self
+            .api(
+                "/member/invite",
+                json!({"members": [{"member_name": email, "email": email}]}),
+            )
+            .await);
+        data["items"][0]["member_id"].as_i64().unwrap()
+    }
+}
+
+fn ok((status, body): (u16, Value)) -> Value {
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("error").is_none(), "{body}");
+    body["data"].clone()
+}
+
+fn err((status, body): (u16, Value), code: &str) -> String {
+    assert_eq!(body["error"]["code"], code, "{status} {body}");
+    body["error"]["message"].as_str().unwrap_or("").to_string()
+}
+
+fn level(persons: &[i64], window: i64) -> Value {
+    json!({
+        "target": {"person_ids": persons, "by": {"follow_preference": true}},
+        "escalate_window": window,
+    })
+}
+
+on_both_backends!(escalation_rules_over_the_api, |url: String| async move {
+    // spec: RSP-130, RSP-136 (enable/disable), response.md 1.12 validation, openapi-compat 2.7
+    let n = Node::start(&url, false).await;
+    let created = ok(n
+        .api(
+            "/channel/escalate/rule/create",
+            json!({
+                "channel_id": n.channel,
+                "rule_name": "Primary",
+                "layers": [level(&[n.owner], 15), level(&[n.owner], 30)],
+                "filters": [[{"key": "severity", "oper": "IN", "vals": ["Critical"]}]],
+                "time_filters": [{"start": "18:00", "end": "09:00", "repeat": [1, 2, 3, 4, 5]}],
+            }),
+        )
+        .await);
+    let rule_id = created["rule_id"].as_str().unwrap().to_string();
+    assert_eq!(rule_id.len(), 24);
+    assert_eq!(created["rule_name"], "Primary");
+
+    let info = ok(n
+        .api(
+            "/channel/escalate/rule/info",
+            json!({"channel_id": n.channel, "rule_id": rule_id}),
+        )
+        .await);
+    assert_eq!(info["status"], "enabled");
+    assert_eq!(info["layers"][0]["escalate_window"], 15);
+    assert_eq!(info["layers"][1]["notify_step"], 10.0, "defaults apply");
+    assert_eq!(info["priority"], 0);
+
+    // A second rule goes last; its name must be unique in the channel.
+    err(
+        n.api(
+            "/channel/escalate/rule/create",
+            json!({"channel_id": n.channel, "rule_name": "Primary", "layers": [level(&[n.owner], 5)]}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+    let second = ok(n
+        .api(
+            "/channel/escalate/rule/create",
+            json!({"channel_id": n.channel, "rule_name": "Catch-all", "layers": [level(&[n.owner], 5)]}),
+        )
+        .await);
+    let list = ok(n
+        .api(
+            "/channel/escalate/rule/list",
+            json!({"channel_id": n.channel}),
+        )
+        .await);
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rule_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["Primary", "Catch-all"]);
+    assert_eq!(list["items"][1]["priority"], 1);
+
+    // Validation names the bad part and changes nothing.
+    let msg = err(
+        n.api(
+            "/channel/escalate/rule/create",
+            json!({"channel_id": n.channel, "rule_name": "Bad", "layers": [{"target": {"person_ids": [n.owner]}, "escalate_window": 15}]}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+    assert!(msg.contains("layers[0].target"), "{msg}");
+    let msg = err(
+        n.api(
+            "/channel/escalate/rule/create",
+            json!({"channel_id": n.channel, "rule_name": "Bad", "layers": [level(&[n.owner], 721)]}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+    assert!(msg.contains("layers[0].escalate_window"), "{msg}");
+    let msg = err(
+        n.api(
+            "/channel/escalate/rule/create",
+            json!({"channel_id": n.channel, "rule_name": "Bad", "layers": [level(&[n.owner], 5)],
+                   "filters": [[{"key": "severity", "oper": "LIKE", "vals": ["x"]}]]}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+    assert!(msg.contains("filters"), "{msg}");
+    err(
+        n.api(
+            "/channel/escalate/rule/create",
+            json!({"channel_id": 999_999, "rule_name": "X", "layers": [level(&[n.owner], 5)]}),
+        )
+        .await,
+        "ResourceNotFound",
+    );
+    let list = ok(n
+        .api(
+            "/channel/escalate/rule/list",
+            json!({"channel_id": n.channel}),
+        )
+        .await);
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+
+    // Update keeps the fields left out; disable and enable.
+    ok(n.api(
+        "/channel/escalate/rule/update",
+        json!({"rule_id": rule_id, "description": "nights"}),
+    )
+    .await);
+    ok(n.api(
+        "/channel/escalate/rule/disable",
+        json!({"channel_id": n.channel, "rule_id": rule_id}),
+    )
+    .await);
+    let info = ok(n
+        .api("/channel/escalate/rule/info", json!({"rule_id": rule_id}))
+        .await);
+    assert_eq!(info["description"], "nights");
+    assert_eq!(info["status"], "disabled");
+    assert_eq!(info["layers"].as_array().unwrap().len(), 2);
+
+    ok(n.api(
+        "/channel/escalate/rule/delete",
+        json!({"channel_id": n.channel, "rule_id": second["rule_id"]}),
+    )
+    .await);
+    err(
+        n.api(
+            "/channel/escalate/rule/info",
+            json!({"rule_id": second["rule_id"]}),
+        )
+        .await,
+        "ResourceNotFound",
+    );
+});
+
+on_both_backends!(
+    pushed_alert_is_assigned_and_escalates,
+    |url: String| async move {
+        // spec: RSP-010, RSP-132, RSP-150, RSP-152, RSP-155, RSP-163, RSP-164 (ESC-1 over HTTP)
+        let n = Node::start(&url, false).await;
+        let pending = n.invite("new.hire@example.com").await;
+        ok(n.api(
+            "/channel/escalate/rule/create",
+            json!({
+                "channel_id": n.channel,
+                "rule_name": "Default",
+                "layers": [level(&[n.owner], 15), level(&[pending, n.owner], 30)],
+            }),
+        )
+        .await);
+        let id = n.push_incident("esc-1").await;
+        assert_eq!(n.kinds(&id).await, vec!["i_new", "i_assign", "i_notify"]);
+        let inc = n.incident(&id).await;
+        assert_eq!(inc["assigned_to"]["type"], "assign");
+        assert_eq!(inc["assigned_to"]["layer_idx"], 0);
+        assert_eq!(inc["responders"][0]["person_id"], n.owner);
+        assert_eq!(inc["progress"], "Triggered");
+
+        // The decision is in the outbox: the owner's default Critical channels (OQ-24).
+        let outbox = ok(n
+            .api("/incident/notification/list", json!({"incident_id": id}))
+            .await);
+        let channels: Vec<&str> = outbox["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["channel"].as_str().unwrap())
+            .collect();
+        assert_eq!(channels, vec!["email", "sms", "voice"]);
+        assert_eq!(outbox["items"][0]["status"], "queued");
+        assert_eq!(outbox["items"][0]["reason"], "assign");
+
+        // 14 minutes: nothing yet. 15: level 1, the pending member reported, not notified.
+        n.advance(14).await;
+        assert_eq!(n.kinds(&id).await.len(), 3);
+        n.advance(1).await;
+        let feed = n.feed(&id).await;
+        let kinds: Vec<&str> = feed.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            vec!["i_new", "i_assign", "i_notify", "i_assign", "i_notify"]
+        );
+        assert_eq!(feed[3]["detail"]["type"], "escalate");
+        assert_eq!(feed[3]["detail"]["layer_idx"], 1);
+        assert_eq!(feed[3]["detail"]["to"], json!([n.owner]));
+        let persons = feed[4]["detail"]["persons"].as_array().unwrap();
+        assert!(
+            persons
+                .iter()
+                .any(|p| p["person_id"] == pending && p["failed_reason"] == "member_inactive"),
+            "{persons:?}"
+        );
+        // The last level never escalates (RSP-164).
+        n.advance(120).await;
+        assert_eq!(n.kinds(&id).await.len(), 5);
+    }
+);
+
+on_both_backends!(manual_actions_and_timeline, |url: String| async move {
+    // spec: RSP-002, RSP-030, RSP-033, RSP-041, RSP-042, RSP-051, RSP-052, RSP-070, RSP-080,
+    // RSP-081, RSP-082, RSP-121
+    let n = Node::start(&url, false).await;
+    ok(n.api(
+        "/channel/escalate/rule/create",
+        json!({"channel_id": n.channel, "rule_name": "Default",
+                   "layers": [level(&[n.owner], 15), level(&[n.owner], 15)]}),
+    )
+    .await);
+    let id = n.push_incident("manual-1").await;
+
+    assert!(
+        n.api("/incident/ack", json!({"incident_ids": [id]}))
+            .await
+            .1
+            .get("error")
+            .is_none()
+    );
+    let inc = n.incident(&id).await;
+    assert_eq!(inc["progress"], "Processing");
+    assert!(inc["ack_time"].as_i64().unwrap() > 0);
+    assert!(inc["responders"][0]["acknowledged_at"].as_i64().unwrap() > 0);
+    // Acknowledged with force_escalate false: no escalation at the deadline (RSP-031).
+    n.advance(30).await;
+    assert_eq!(n.incident(&id).await["assigned_to"]["layer_idx"], 0);
+
+    ok(n.api(
+        "/incident/snooze",
+        json!({"incident_ids": [id], "minutes": 60}),
+    )
+    .await);
+    let inc = n.incident(&id).await;
+    assert!(inc["snoozed_before"].as_i64().unwrap() > 0);
+    ok(n.api("/incident/wake", json!({"incident_ids": [id]})).await);
+    assert_eq!(n.incident(&id).await["snoozed_before"], 0);
+    ok(n.api("/incident/unack", json!({"incident_ids": [id]}))
+        .await);
+    assert_eq!(n.incident(&id).await["progress"], "Triggered");
+    // Withdrawing an acknowledgement one does not hold is refused (RSP-033).
+    err(
+        n.api("/incident/unack", json!({"incident_ids": [id]}))
+            .await,
+        "BadRequest",
+    );
+
+    ok(n.api(
+        "/incident/comment",
+        json!({"incident_ids": [id], "comment": "  looking  "}),
+    )
+    .await);
+    err(
+        n.api(
+            "/incident/comment",
+            json!({"incident_ids": [id], "comment": "   "}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+    ok(n
+        .api(
+            "/incident/reset",
+            json!({"incident_id": id, "title": "db primary down", "incident_severity": "Warning", "impact": "checkout"}),
+        )
+        .await);
+    let inc = n.incident(&id).await;
+    assert_eq!(inc["title"], "db primary down");
+    assert_eq!(inc["incident_severity"], "Warning");
+    assert_eq!(inc["impact"], "checkout");
+    assert_eq!(
+        inc["manual_overrides"],
+        json!(["title", "incident_severity"])
+    );
+
+    ok(n.api(
+        "/incident/resolve",
+        json!({"incident_ids": [id], "root_cause": "disk full", "resolution": "grew the volume"}),
+    )
+    .await);
+    let inc = n.incident(&id).await;
+    assert_eq!(inc["progress"], "Closed");
+    assert_eq!(inc["close_source"], "console");
+    assert_eq!(inc["closer_id"], n.owner);
+    assert_eq!(inc["root_cause"], "disk full");
+    // RSP-052: its alerts are closed too.
+    let alerts = n.ts.alerts().await;
+    let alert = alerts
+        .iter()
+        .find(|a| a["alert_key"] == "manual-1")
+        .unwrap();
+    assert_eq!(alert["closed"], true);
+    // RSP-022: no acknowledging a closed incident.
+    err(
+        n.api("/incident/ack", json!({"incident_ids": [id]})).await,
+        "BadRequest",
+    );
+
+    ok(n.api(
+        "/incident/reopen",
+        json!({"incident_ids": [id], "reason": "recurred"}),
+    )
+    .await);
+    let inc = n.incident(&id).await;
+    assert_eq!(inc["progress"], "Triggered");
+    assert_eq!(inc["close_time"], 0);
+    assert_eq!(inc["assigned_to"]["type"], "reopen");
+
+    let kinds = n.kinds(&id).await;
+    let tail: Vec<&str> = kinds[3..].iter().map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        vec![
+            "i_ack",
+            "i_snooze",
+            "i_wake",
+            "i_unack",
+            "i_comm",
+            "i_r_title",
+            "i_r_impact",
+            "i_r_severity",
+            "i_rslv",
+            "i_reopen",
+            "i_assign",
+            "i_notify"
+        ]
+    );
+    let feed = n.feed(&id).await;
+    let comment = feed.iter().find(|e| e["type"] == "i_comm").unwrap();
+    assert_eq!(comment["detail"]["comment"], "looking");
+    assert_eq!(comment["creator_id"], n.owner);
+
+    // Batch with an unknown id: each incident on its own (RSP-121).
+    let data = ok(n
+        .api(
+            "/incident/comment",
+            json!({"incident_ids": [id, "ffffffffffffffffffffffff"], "comment": "x"}),
+        )
+        .await);
+    assert_eq!(data["items"][0]["ok"], true);
+    assert_eq!(data["items"][1]["error"]["code"], "ResourceNotFound");
+    err(
+        n.api(
+            "/incident/ack",
+            json!({"incident_ids": ["ffffffffffffffffffffffff"]}),
+        )
+        .await,
+        "ResourceNotFound",
+    );
+    err(
+        n.api(
+            "/incident/snooze",
+            json!({"incident_ids": [id], "minutes": 0}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+});
+
+on_both_backends!(
+    manual_incident_reassign_and_escalate,
+    |url: String| async move {
+        // spec: RSP-011, RSP-012, RSP-013, RSP-110, RSP-112, RSP-113
+        let n = Node::start(&url, false).await;
+        let rule = ok(n
+        .api(
+            "/channel/escalate/rule/create",
+            json!({"channel_id": n.channel, "rule_name": "Three",
+                   "aggr_window": 600,
+                   "layers": [level(&[n.owner], 10), level(&[n.owner], 10), level(&[n.owner], 10)]}),
+        )
+        .await);
+        let rule_id = rule["rule_id"].as_str().unwrap().to_string();
+
+        // Direct assignment, global incident.
+        let created = ok(n
+            .api(
+                "/incident/create",
+                json!({"title": "manual", "incident_severity": "Info",
+                   "assigned_to": {"person_ids": [n.owner]}}),
+            )
+            .await);
+        let direct = created["incident_id"].as_str().unwrap().to_string();
+        let inc = n.incident(&direct).await;
+        assert_eq!(inc["channel_id"], 0);
+        assert_eq!(inc["creator_id"], n.owner);
+        assert_eq!(inc["assigned_to"]["layer_idx"], -1);
+        assert_eq!(inc["incident_status"], "Info");
+        assert_eq!(
+            n.kinds(&direct).await,
+            vec!["i_new", "i_assign", "i_notify"]
+        );
+        // A global incident cannot take a rule.
+        err(
+            n.api(
+                "/incident/create",
+                json!({"title": "x", "incident_severity": "Info",
+                   "assigned_to": {"escalate_rule_id": rule_id}}),
+            )
+            .await,
+            "InvalidParameter",
+        );
+        err(
+            n.api("/incident/create", json!({"title": "x"})).await,
+            "InvalidParameter",
+        );
+
+        // Rule-based at level 1: no delay window for manual incidents (RSP-013).
+        let created = ok(n
+            .api(
+                "/incident/create",
+                json!({"title": "by rule", "incident_severity": "Critical", "channel_id": n.channel,
+                   "assigned_to": {"escalate_rule_id": rule_id, "layer_idx": 1}}),
+            )
+            .await);
+        let id = created["incident_id"].as_str().unwrap().to_string();
+        let inc = n.incident(&id).await;
+        assert_eq!(inc["assigned_to"]["layer_idx"], 1);
+        assert_eq!(inc["assigned_to"]["escalate_rule_id"], rule_id);
+
+        // Manual escalation to level 0 (lower is allowed), then to an invalid level.
+        ok(n
+        .api(
+            "/incident/assign",
+            json!({"incident_id": id, "assigned_to": {"escalate_rule_id": rule_id, "layer_idx": 0}}),
+        )
+        .await);
+        let inc = n.incident(&id).await;
+        assert_eq!(inc["assigned_to"]["type"], "escalate");
+        assert_eq!(inc["assigned_to"]["layer_idx"], 0);
+        err(
+        n.api(
+            "/incident/assign",
+            json!({"incident_id": id, "assigned_to": {"escalate_rule_id": rule_id, "layer_idx": 7}}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+        // Reassign, then manual escalation is no longer possible (RSP-111).
+        ok(n.api(
+            "/incident/assign",
+            json!({"incident_id": id, "assigned_to": {"person_ids": [n.owner]}}),
+        )
+        .await);
+        let inc = n.incident(&id).await;
+        assert_eq!(inc["assigned_to"]["type"], "reassign");
+        assert_eq!(inc["assigned_to"]["escalate_rule_id"], "");
+        err(
+        n.api(
+            "/incident/assign",
+            json!({"incident_id": id, "assigned_to": {"escalate_rule_id": rule_id, "layer_idx": 1}}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+        // No timer survives the reassignment: nothing happens later.
+        let before = n.kinds(&id).await.len();
+        n.advance(60).await;
+        assert_eq!(n.kinds(&id).await.len(), before);
+
+        // Adding a pending member reports it without making it a responder.
+        let pending = n.invite("late@example.com").await;
+        ok(n.api(
+            "/incident/responder/add",
+            json!({"incident_id": id, "person_ids": [pending]}),
+        )
+        .await);
+        assert_eq!(
+            n.incident(&id).await["responders"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+
+        // The delay window applies to pushed incidents (RSP-160).
+        let pushed = n.push_incident("delayed").await;
+        assert_eq!(n.kinds(&pushed).await, vec!["i_new"]);
+        n.advance(10).await;
+        assert_eq!(
+            n.kinds(&pushed).await,
+            vec!["i_new", "i_assign", "i_notify"]
+        );
+    }
+);
+
+on_both_backends!(recovery_closes_and_cancels, |url: String| async move {
+    // spec: RSP-053, RSP-056, RSP-160 (ESC-9 case 1)
+    let n = Node::start(&url, false).await;
+    ok(n.api(
+        "/channel/escalate/rule/create",
+        json!({"channel_id": n.channel, "rule_name": "Delayed", "aggr_window": 120,
+                   "layers": [level(&[n.owner], 10)]}),
+    )
+    .await);
+    let id = n.push_incident("recovers").await;
+    let (status, _) =
+        n.ts.push(json!({"event_status": "Ok", "alert_key": "recovers"}))
+            .await;
+    assert_eq!(status, 200);
+    n.ts.drained().await;
+    let inc = n.incident(&id).await;
+    assert_eq!(inc["progress"], "Closed");
+    assert_eq!(inc["close_source"], "event");
+    n.advance(10).await;
+    assert_eq!(n.kinds(&id).await, vec!["i_new", "i_rslv"]);
+    let feed = n.feed(&id).await;
+    assert_eq!(feed[1]["detail"]["from"], "event");
+});
+
+on_both_backends!(timer_worker_runs_due_steps, |url: String| async move {
+    // The node's own timer worker (not the test) runs a due escalation once the clock passes
+    // its deadline.
+    let n = Node::start(&url, true).await;
+    ok(n.api(
+        "/channel/escalate/rule/create",
+        json!({"channel_id": n.channel, "rule_name": "Two",
+                   "layers": [level(&[n.owner], 5), level(&[n.owner], 5)]}),
+    )
+    .await);
+    let id = n.push_incident("worker").await;
+    n.clock.0.fetch_add(5 * MIN, Ordering::SeqCst);
+    for _ in 0..300 {
+        if n.kinds(&id).await.len() == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let feed = n.feed(&id).await;
+    assert_eq!(feed.len(), 5, "{feed:?}");
+    assert_eq!(feed[3]["detail"]["type"], "escalate");
+    let metrics = n.ts.metrics().await;
+    assert!(
+        metrics.contains("klaxon_timer_lateness_seconds"),
+        "the auditor records lateness"
+    );
+});
