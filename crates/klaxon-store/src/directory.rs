@@ -477,7 +477,9 @@ async fn upsert_team_in(
                 .bind(account_id)
                 .push(" AND team_id = ")
                 .bind(team.team_id);
-            sql.query_on(conn).execute(&mut *conn).await?;
+            if let Err(r) = guarded(conn, &sql, "team_name").await? {
+                return Ok(Err(r));
+            }
             team.team_id
         }
         None => {
@@ -501,9 +503,10 @@ async fn upsert_team_in(
                 .push(", ")
                 .bind(now)
                 .push(") RETURNING team_id");
-            let row = sql.query_on(conn).fetch_one(&mut *conn).await?;
-            row.try_get::<i64, _>(0)
-                .map_err(|e| StoreError::Corrupt(format!("returned team_id: {e}")))?
+            match guarded(conn, &sql, "team_name").await? {
+                Ok(row) => returned_id(row, "team_id")?,
+                Err(r) => return Ok(Err(r)),
+            }
         }
     };
     if replace_members {
@@ -724,7 +727,7 @@ async fn invite_in(
         }
     }
     let mut ids = Vec::with_capacity(invitees.len());
-    for m in invitees {
+    for (i, m) in invitees.iter().enumerate() {
         let mut sql = Sql::new(
             "INSERT INTO members (account_id, member_name, email, password_hash, status, \
              role_ids, is_owner, locale, time_zone, created_at, updated_at, phone, country_code, \
@@ -754,11 +757,10 @@ async fn invite_in(
             .push(", ")
             .bind(m.ref_id.as_str())
             .push(", 0, 0, 0) RETURNING member_id");
-        let row = sql.query_on(conn).fetch_one(&mut *conn).await?;
-        ids.push(
-            row.try_get::<i64, _>(0)
-                .map_err(|e| StoreError::Corrupt(format!("returned member_id: {e}")))?,
-        );
+        match guarded(conn, &sql, &format!("members[{i}]")).await? {
+            Ok(row) => ids.push(returned_id(row, "member_id")?),
+            Err(r) => return Ok(Err(r)),
+        }
     }
     let mut people = persons_in(conn, account_id, &ids).await?;
     people.sort_by_key(|p| ids.iter().position(|id| *id == p.member_id));
@@ -954,7 +956,9 @@ async fn reset_member_in(
         .bind(account_id)
         .push(" AND member_id = ")
         .bind(person.member_id);
-    sql.query_on(conn).execute(&mut *conn).await?;
+    if let Err(r) = guarded(conn, &sql, "updates").await? {
+        return Ok(Err(r));
+    }
     let mut fresh = persons_in(conn, account_id, &[person.member_id]).await?;
     match fresh.pop() {
         Some(p) => Ok(Ok(p)),
@@ -965,46 +969,51 @@ async fn reset_member_in(
     }
 }
 
-/// Maps a unique-index violation (a concurrent writer) to a conflict refusal.
-fn or_conflict<T>(r: std::result::Result<T, sqlx::Error>, what: &str) -> Result<Outcome<T>> {
-    match r {
-        Ok(v) => Ok(Ok(v)),
+/// Runs a write that a unique index guards. The transaction's own checks come first and
+/// give the precise message; a violation here means a concurrent request got there first
+/// (PostgreSQL, READ COMMITTED) and becomes a conflict naming `field`. Returns the first row
+/// (`RETURNING`), if any.
+async fn guarded(
+    conn: &mut AnyConnection,
+    sql: &Sql,
+    field: &str,
+) -> Result<Outcome<Option<AnyRow>>> {
+    match sql.query_on(conn).fetch_optional(&mut *conn).await {
+        Ok(row) => Ok(Ok(row)),
         Err(e) if unique_violation(&e) => Ok(Err(Refusal::Conflict(format!(
-            "{what}: already taken by a concurrent request"
+            "{field}: already taken by a concurrent request"
         )))),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Runs `f` in a transaction on the write pool: committed when it returns `Ok(Ok(_))`,
-/// rolled back on a refusal or an error. A unique violation at commit time (PostgreSQL
-/// checks them at statement time, SQLite too) also becomes a conflict.
+/// The id a `RETURNING` insert gave back.
+fn returned_id(row: Option<AnyRow>, what: &str) -> Result<i64> {
+    row.ok_or_else(|| StoreError::Corrupt(format!("no {what} returned")))?
+        .try_get::<i64, _>(0)
+        .map_err(|e| StoreError::Corrupt(format!("returned {what}: {e}")))
+}
+
+/// Runs `$body` in a transaction on the write pool: committed when it returns `Ok(Ok(_))`,
+/// rolled back on a refusal or an error, so a refused request changes nothing.
 macro_rules! in_tx {
-    ($store:expr, $what:expr, |$conn:ident| $body:expr) => {{
+    ($store:expr, |$conn:ident| $body:expr) => {{
         let mut tx = $store.inner.write.begin().await?;
         let result: Result<Outcome<_>> = {
             let $conn: &mut AnyConnection = &mut tx;
             $body
         };
         match result {
-            Ok(Ok(v)) => or_conflict(tx.commit().await.map(|()| v), $what),
+            Ok(Ok(v)) => {
+                tx.commit().await?;
+                Ok(Ok(v))
+            }
             Ok(Err(r)) => {
                 tx.rollback().await?;
                 Ok(Err(r))
             }
-            Err(StoreError::Database(msg))
-                if msg.contains("UNIQUE") || msg.contains("duplicate key") =>
-            {
-                let _ = tx.rollback().await;
-                Ok(Err(Refusal::Conflict(format!(
-                    "{}: already taken by a concurrent request",
-                    $what
-                ))))
-            }
-            Err(e) => {
-                let _ = tx.rollback().await;
-                Err(e)
-            }
+            // Dropping the transaction rolls it back.
+            Err(e) => Err(e),
         }
     }};
 }
@@ -1019,7 +1028,7 @@ impl Store {
         write: &TeamWrite,
         now: Millis,
     ) -> Result<Outcome<Team>> {
-        let saved = in_tx!(self, "team_name", |conn| {
+        let saved = in_tx!(self, |conn| {
             upsert_team_in(conn, account_id, actor_id, write, now).await
         })?;
         match saved {
@@ -1036,7 +1045,7 @@ impl Store {
     /// Deletes a team and its memberships at once (RSP-554); channels managed by it lose it
     /// as their team. Returns the deleted team.
     pub async fn delete_team(&self, account_id: i64, key: &TeamKey) -> Result<Outcome<Team>> {
-        in_tx!(self, "team", |conn| {
+        in_tx!(self, |conn| {
             match team_by_key(conn, account_id, key).await? {
                 None => Ok(Err(Refusal::NotFound(format!(
                     "{}: team not found",
@@ -1150,7 +1159,7 @@ impl Store {
         now: Millis,
         day_start: Millis,
     ) -> Result<Outcome<Vec<Person>>> {
-        in_tx!(self, "members", |conn| {
+        in_tx!(self, |conn| {
             invite_in(conn, account_id, invitees, now, day_start).await
         })
     }
@@ -1179,7 +1188,7 @@ impl Store {
         key: &MemberKey,
         now: Millis,
     ) -> Result<Outcome<Person>> {
-        in_tx!(self, "member", |conn| {
+        in_tx!(self, |conn| {
             delete_member_in(conn, account_id, key, now).await
         })
     }
@@ -1192,7 +1201,7 @@ impl Store {
         update: &MemberUpdate,
         now: Millis,
     ) -> Result<Outcome<Person>> {
-        in_tx!(self, "updates", |conn| {
+        in_tx!(self, |conn| {
             reset_member_in(conn, account_id, key, update, now).await
         })
     }
@@ -1235,8 +1244,10 @@ async fn add_app_key_in(
         .push(", ")
         .bind(now)
         .push(")");
-    sql.query_on(conn).execute(&mut *conn).await?;
-    Ok(Ok(()))
+    match guarded(conn, &sql, "app_key").await? {
+        Ok(_) => Ok(Ok(())),
+        Err(r) => Ok(Err(r)),
+    }
 }
 
 impl Store {
@@ -1251,7 +1262,7 @@ impl Store {
         app_key: &str,
         now: Millis,
     ) -> Result<Outcome<()>> {
-        in_tx!(self, "app_key", |conn| {
+        in_tx!(self, |conn| {
             add_app_key_in(conn, account_id, member_id, key_name, app_key, now).await
         })
     }

@@ -241,6 +241,7 @@ behaviour!(
     directory_member_delete_and_reset,
     directory_team_members_and_status,
     directory_tenant_isolation,
+    directory_concurrent_uniqueness,
 );
 
 /// SQLite only: the inbox is a file of its own with a processed watermark in the main file.
@@ -3322,5 +3323,60 @@ async fn directory_tenant_isolation(db: &Db) {
     assert_eq!(
         s.list_teams(o, &teams_all()).await.unwrap().items[0].person_ids,
         Vec::<i64>::new()
+    );
+}
+
+// spec: RSP §1.4, RSP-552 — concurrent requests cannot create two teams of one name or two
+// members with one email: exactly one wins, the others get a conflict.
+async fn directory_concurrent_uniqueness(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let a = b.account_id;
+    let mut teams = Vec::new();
+    let mut invites = Vec::new();
+    for i in 0..4 {
+        let s = db.store.clone();
+        teams.push(tokio::spawn(async move {
+            s.upsert_team(a, 1, &team("Race", None), T0 + i)
+                .await
+                .unwrap()
+        }));
+        let s = db.store.clone();
+        invites.push(tokio::spawn(async move {
+            // The same address, spelled in different cases.
+            let email = if i % 2 == 0 {
+                "race@x.example"
+            } else {
+                "RACE@x.example"
+            };
+            let who = invitee(&format!("R{i}"), email, "");
+            s.invite_members(a, &[who], T0 + i, 0).await.unwrap()
+        }));
+    }
+    let mut won = 0;
+    for t in teams {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(Refusal::Conflict(m)) => assert!(m.starts_with("team_name"), "{m}"),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let mut won = 0;
+    for t in invites {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(Refusal::Conflict(m)) => assert!(m.starts_with("members[0]"), "{m}"),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(db.store.list_teams(a, &teams_all()).await.unwrap().total, 1);
+    assert_eq!(
+        db.store
+            .list_members(a, &members_all())
+            .await
+            .unwrap()
+            .total,
+        2
     );
 }
