@@ -846,6 +846,81 @@ async fn list_members(
     })
 }
 
+/// The account's live schedules as (id, definition), for the reference clean-ups below.
+async fn live_schedules(
+    conn: &mut AnyConnection,
+    account_id: i64,
+) -> Result<Vec<klaxon_core::schedule::Schedule>> {
+    let mut sql = Sql::new("SELECT schedule_id, definition FROM schedules WHERE account_id = ");
+    sql.bind(account_id)
+        .push(" AND deleted = 0 ORDER BY schedule_id");
+    let rows = sql.query_on(conn).fetch_all(&mut *conn).await?;
+    rows.iter()
+        .map(|row| {
+            let id = get_i64(row, "schedule_id")?;
+            let text = get_str(row, "definition")?;
+            let mut s: klaxon_core::schedule::Schedule = serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("schedules.definition {id}: {e}")))?;
+            s.schedule_id = id;
+            Ok(s)
+        })
+        .collect()
+}
+
+async fn save_schedule_definition(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    schedule: &klaxon_core::schedule::Schedule,
+) -> Result<()> {
+    let mut sql = Sql::new("UPDATE schedules SET definition = ");
+    sql.bind(to_json(schedule)?)
+        .push(", updated_at = ")
+        .bind(schedule.updated_at)
+        .push(" WHERE account_id = ")
+        .bind(account_id)
+        .push(" AND schedule_id = ")
+        .bind(schedule.schedule_id);
+    sql.query_on(conn).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// RSP-226: a deleted member leaves every schedule group at `now` — an edit under RSP-225,
+/// so the past keeps them (`klaxon_core::schedule::remove_member`).
+async fn remove_from_schedules(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    member_id: i64,
+    now: Millis,
+) -> Result<()> {
+    for schedule in live_schedules(conn, account_id).await? {
+        let in_a_group = schedule.layers.iter().any(|l| {
+            l.groups
+                .iter()
+                .any(|g| g.members.iter().any(|m| m.person_id == member_id))
+        });
+        if in_a_group {
+            let next = klaxon_core::schedule::remove_member(&schedule, member_id, now);
+            save_schedule_definition(conn, account_id, &next).await?;
+        }
+    }
+    Ok(())
+}
+
+/// RSP-554: schedules managed by a deleted team lose it as their team.
+async fn drop_team_from_schedules(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    team_id: i64,
+) -> Result<()> {
+    for mut schedule in live_schedules(conn, account_id).await? {
+        if schedule.team_id == team_id {
+            schedule.team_id = 0;
+            save_schedule_definition(conn, account_id, &schedule).await?;
+        }
+    }
+    Ok(())
+}
+
 async fn delete_member_in(
     conn: &mut AnyConnection,
     account_id: i64,
@@ -882,6 +957,7 @@ async fn delete_member_in(
         .push(" AND member_id = ")
         .bind(person.member_id);
     sql.query_on(conn).execute(&mut *conn).await?;
+    remove_from_schedules(conn, account_id, person.member_id, now).await?;
     Ok(Ok(Person {
         status: STATUS_DELETED.to_string(),
         updated_at: now,
@@ -1042,8 +1118,8 @@ impl Store {
         }
     }
 
-    /// Deletes a team and its memberships at once (RSP-554); channels managed by it lose it
-    /// as their team. Returns the deleted team.
+    /// Deletes a team and its memberships at once (RSP-554); channels and schedules managed
+    /// by it lose it as their team. Returns the deleted team.
     pub async fn delete_team(&self, account_id: i64, key: &TeamKey) -> Result<Outcome<Team>> {
         in_tx!(self, |conn| {
             match team_by_key(conn, account_id, key).await? {
@@ -1067,6 +1143,7 @@ impl Store {
                         .push(" AND team_id = ")
                         .bind(team.team_id);
                     sql.query_on(conn).execute(&mut *conn).await?;
+                    drop_team_from_schedules(conn, account_id, team.team_id).await?;
                     Ok(Ok(team))
                 }
             }
@@ -1180,8 +1257,9 @@ impl Store {
         find_member(&mut conn, account_id, key).await
     }
 
-    /// Deletes (deactivates) a member (RSP-553): status `deleted`, out of every team, APP keys
-    /// revoked — in one transaction. The owner cannot be deleted (RSP-523).
+    /// Deletes (deactivates) a member (RSP-553): status `deleted`, out of every team and every
+    /// schedule group from `now` on (RSP-226), APP keys revoked — in one transaction. The
+    /// owner cannot be deleted (RSP-523).
     pub async fn delete_member(
         &self,
         account_id: i64,

@@ -242,6 +242,7 @@ behaviour!(
     directory_team_members_and_status,
     directory_tenant_isolation,
     directory_concurrent_uniqueness,
+    directory_deletions_reach_schedules,
 );
 
 /// SQLite only: the inbox is a file of its own with a processed watermark in the main file.
@@ -3378,5 +3379,71 @@ async fn directory_concurrent_uniqueness(db: &Db) {
             .unwrap()
             .total,
         2
+    );
+}
+
+// spec: RSP-553, RSP-226, RSP-554 — deletions reach into schedules: a deleted member leaves
+// every group from that moment (the past keeps them), a deleted team stops managing schedules.
+async fn directory_deletions_reach_schedules(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let s = &db.store;
+    let a = b.account_id;
+    let ids = invite(
+        db,
+        a,
+        &[
+            ("Ann", "ann@example.com", ""),
+            ("Bob", "bob@example.com", ""),
+        ],
+        T0,
+    )
+    .await;
+    let (ann, bob) = (ids[0], ids[1]);
+    let ops = s
+        .upsert_team(a, b.owner_member_id, &team("Ops", Some(vec![ann, bob])), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut with_ann = weekly_schedule("Primary", &[ann, bob], T0);
+    with_ann.team_id = ops.team_id;
+    let primary = s.create_schedule(a, &with_ann).await.unwrap();
+    let without = s
+        .create_schedule(a, &weekly_schedule("Other", &[bob], T0))
+        .await
+        .unwrap();
+    let groups = |sched: &klaxon_core::schedule::Schedule| -> Vec<Vec<i64>> {
+        sched.layers[0]
+            .groups
+            .iter()
+            .map(|g| g.members.iter().map(|m| m.person_id).collect())
+            .collect()
+    };
+
+    let at = T0 + 3 * 86_400_000;
+    s.delete_member(a, &MemberKey::Id(ann), at)
+        .await
+        .unwrap()
+        .unwrap();
+    let p = s.schedule(a, primary).await.unwrap().unwrap();
+    // Ann's group stays, empty (OQ-48); the change is an edit at `at` with the past kept.
+    assert_eq!(groups(&p), vec![vec![], vec![bob]]);
+    assert_eq!(p.updated_at, at);
+    assert_eq!(p.history.len(), 1);
+    assert_eq!(p.history[0].layers[0].groups[0].members[0].person_id, ann);
+    // A schedule Ann was not in is untouched.
+    let o = s.schedule(a, without).await.unwrap().unwrap();
+    assert_eq!((o.updated_at, o.history.len()), (T0, 0));
+
+    assert_eq!(p.team_id, ops.team_id);
+    s.delete_team(a, &TeamKey::Id(ops.team_id))
+        .await
+        .unwrap()
+        .unwrap();
+    let p = s.schedule(a, primary).await.unwrap().unwrap();
+    assert_eq!(p.team_id, 0);
+    assert_eq!(
+        groups(&p),
+        vec![vec![], vec![bob]],
+        "the team's deletion edits nothing else"
     );
 }
