@@ -203,6 +203,9 @@ pub struct MemberUpdate {
     pub ref_id: Option<String>,
 }
 
+/// Most ids one `IN (…)` list binds (SQLite allows 32 766 parameters, PostgreSQL 65 535).
+const ID_CHUNK: usize = 500;
+
 const TEAM_COLUMNS: &str = "team_id, account_id, team_name, description, creator_id, \
      updated_by, ref_id, created_at, updated_at";
 
@@ -309,23 +312,24 @@ async fn members_of(
     if ids.is_empty() {
         return Ok(out);
     }
-    let mut sql = Sql::new("SELECT team_id FROM teams WHERE account_id = ");
-    sql.bind(account_id).and_in("team_id", &ids);
-    for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
-        out.insert(get_i64(&row, "team_id")?, Vec::new());
-    }
-    if out.is_empty() {
-        return Ok(out);
+    for chunk in ids.chunks(ID_CHUNK) {
+        let mut sql = Sql::new("SELECT team_id FROM teams WHERE account_id = ");
+        sql.bind(account_id).and_in("team_id", chunk);
+        for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
+            out.insert(get_i64(&row, "team_id")?, Vec::new());
+        }
     }
     let existing: Vec<i64> = out.keys().copied().collect();
-    let mut sql = Sql::new("SELECT team_id, member_id FROM team_members WHERE account_id = ");
-    sql.bind(account_id)
-        .and_in("team_id", &existing)
-        .push(" ORDER BY team_id, member_id");
-    for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
-        let team_id = get_i64(&row, "team_id")?;
-        if let Some(list) = out.get_mut(&team_id) {
-            list.push(get_i64(&row, "member_id")?);
+    for chunk in existing.chunks(ID_CHUNK) {
+        let mut sql = Sql::new("SELECT team_id, member_id FROM team_members WHERE account_id = ");
+        sql.bind(account_id)
+            .and_in("team_id", chunk)
+            .push(" ORDER BY team_id, member_id");
+        for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
+            let team_id = get_i64(&row, "team_id")?;
+            if let Some(list) = out.get_mut(&team_id) {
+                list.push(get_i64(&row, "member_id")?);
+            }
         }
     }
     Ok(out)
@@ -341,13 +345,17 @@ async fn resolve_team_members(
     let ids = sorted_unique(write.person_ids.as_deref().unwrap_or_default());
     let mut found: HashSet<i64> = HashSet::new();
     if !ids.is_empty() {
-        let mut sql = Sql::new("SELECT member_id FROM members WHERE account_id = ");
-        sql.bind(account_id)
-            .push(" AND status <> ")
-            .bind(STATUS_DELETED)
-            .and_in("member_id", &ids);
-        for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
-            found.insert(get_i64(&row, "member_id")?);
+        // Teams are unbounded (RSP-556): look the ids up in slices that stay far below the
+        // backends' bind-parameter limits.
+        for chunk in ids.chunks(ID_CHUNK) {
+            let mut sql = Sql::new("SELECT member_id FROM members WHERE account_id = ");
+            sql.bind(account_id)
+                .push(" AND status <> ")
+                .bind(STATUS_DELETED)
+                .and_in("member_id", chunk);
+            for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
+                found.insert(get_i64(&row, "member_id")?);
+            }
         }
         if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
             return Ok(Err(Refusal::NotFound(format!(
@@ -773,7 +781,7 @@ async fn persons_in(conn: &mut AnyConnection, account_id: i64, ids: &[i64]) -> R
         return Ok(Vec::new());
     }
     let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
+    for chunk in ids.chunks(ID_CHUNK) {
         let mut sql = Sql::new("SELECT ");
         sql.push(PERSON_COLUMNS)
             .push(" FROM members WHERE account_id = ")
@@ -1163,14 +1171,18 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut conn = self.inner.read.acquire().await?;
-        let mut sql = Sql::new("SELECT ");
-        sql.push(TEAM_COLUMNS)
-            .push(" FROM teams WHERE account_id = ")
-            .bind(account_id)
-            .and_in("team_id", &ids)
-            .push(" ORDER BY team_id");
-        let rows = sql.query_on(&conn).fetch_all(&mut *conn).await?;
-        let mut items = rows.iter().map(team_row).collect::<Result<Vec<_>>>()?;
+        let mut items = Vec::new();
+        for chunk in ids.chunks(ID_CHUNK) {
+            let mut sql = Sql::new("SELECT ");
+            sql.push(TEAM_COLUMNS)
+                .push(" FROM teams WHERE account_id = ")
+                .bind(account_id)
+                .and_in("team_id", chunk)
+                .push(" ORDER BY team_id");
+            for row in sql.query_on(&conn).fetch_all(&mut *conn).await? {
+                items.push(team_row(&row)?);
+            }
+        }
         let members = members_of(&mut conn, account_id, &ids).await?;
         for t in &mut items {
             t.person_ids = members.get(&t.team_id).cloned().unwrap_or_default();

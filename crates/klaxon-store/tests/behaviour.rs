@@ -3177,6 +3177,19 @@ async fn directory_team_members_and_status(db: &Db) {
     assert_eq!(map[&t1.team_id], expected);
     assert!(map[&t2.team_id].is_empty());
     assert!(s.team_members(a, &[]).await.unwrap().is_empty());
+    // Lookups over more ids than one IN list binds (RSP-556: teams are unbounded).
+    let many: Vec<i64> = (1..=1_200).collect();
+    assert_eq!(s.team_members(a, &many).await.unwrap().len(), 2);
+    assert_eq!(s.teams(a, &many).await.unwrap().len(), 2);
+    assert_eq!(s.persons(a, &many).await.unwrap().len(), 3);
+    let w = TeamWrite {
+        team_id: t2.team_id,
+        ..team("T2", Some(many.clone()))
+    };
+    assert!(matches!(
+        s.upsert_team(a, b.owner_member_id, &w, T0).await.unwrap(),
+        Err(Refusal::NotFound(ref m)) if m.starts_with("person_ids")
+    ));
 
     let status = s
         .members_status(a, &[b.owner_member_id, ids[0], 888_888])
