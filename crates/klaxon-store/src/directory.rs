@@ -203,6 +203,9 @@ pub struct MemberUpdate {
     pub ref_id: Option<String>,
 }
 
+/// Most ids one `IN (…)` list binds (SQLite allows 32 766 parameters, PostgreSQL 65 535).
+const ID_CHUNK: usize = 500;
+
 const TEAM_COLUMNS: &str = "team_id, account_id, team_name, description, creator_id, \
      updated_by, ref_id, created_at, updated_at";
 
@@ -309,23 +312,24 @@ async fn members_of(
     if ids.is_empty() {
         return Ok(out);
     }
-    let mut sql = Sql::new("SELECT team_id FROM teams WHERE account_id = ");
-    sql.bind(account_id).and_in("team_id", &ids);
-    for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
-        out.insert(get_i64(&row, "team_id")?, Vec::new());
-    }
-    if out.is_empty() {
-        return Ok(out);
+    for chunk in ids.chunks(ID_CHUNK) {
+        let mut sql = Sql::new("SELECT team_id FROM teams WHERE account_id = ");
+        sql.bind(account_id).and_in("team_id", chunk);
+        for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
+            out.insert(get_i64(&row, "team_id")?, Vec::new());
+        }
     }
     let existing: Vec<i64> = out.keys().copied().collect();
-    let mut sql = Sql::new("SELECT team_id, member_id FROM team_members WHERE account_id = ");
-    sql.bind(account_id)
-        .and_in("team_id", &existing)
-        .push(" ORDER BY team_id, member_id");
-    for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
-        let team_id = get_i64(&row, "team_id")?;
-        if let Some(list) = out.get_mut(&team_id) {
-            list.push(get_i64(&row, "member_id")?);
+    for chunk in existing.chunks(ID_CHUNK) {
+        let mut sql = Sql::new("SELECT team_id, member_id FROM team_members WHERE account_id = ");
+        sql.bind(account_id)
+            .and_in("team_id", chunk)
+            .push(" ORDER BY team_id, member_id");
+        for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
+            let team_id = get_i64(&row, "team_id")?;
+            if let Some(list) = out.get_mut(&team_id) {
+                list.push(get_i64(&row, "member_id")?);
+            }
         }
     }
     Ok(out)
@@ -341,13 +345,17 @@ async fn resolve_team_members(
     let ids = sorted_unique(write.person_ids.as_deref().unwrap_or_default());
     let mut found: HashSet<i64> = HashSet::new();
     if !ids.is_empty() {
-        let mut sql = Sql::new("SELECT member_id FROM members WHERE account_id = ");
-        sql.bind(account_id)
-            .push(" AND status <> ")
-            .bind(STATUS_DELETED)
-            .and_in("member_id", &ids);
-        for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
-            found.insert(get_i64(&row, "member_id")?);
+        // Teams are unbounded (RSP-556): look the ids up in slices that stay far below the
+        // backends' bind-parameter limits.
+        for chunk in ids.chunks(ID_CHUNK) {
+            let mut sql = Sql::new("SELECT member_id FROM members WHERE account_id = ");
+            sql.bind(account_id)
+                .push(" AND status <> ")
+                .bind(STATUS_DELETED)
+                .and_in("member_id", chunk);
+            for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
+                found.insert(get_i64(&row, "member_id")?);
+            }
         }
         if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
             return Ok(Err(Refusal::NotFound(format!(
@@ -477,7 +485,9 @@ async fn upsert_team_in(
                 .bind(account_id)
                 .push(" AND team_id = ")
                 .bind(team.team_id);
-            sql.query_on(conn).execute(&mut *conn).await?;
+            if let Err(r) = guarded(conn, &sql, "team_name").await? {
+                return Ok(Err(r));
+            }
             team.team_id
         }
         None => {
@@ -501,9 +511,10 @@ async fn upsert_team_in(
                 .push(", ")
                 .bind(now)
                 .push(") RETURNING team_id");
-            let row = sql.query_on(conn).fetch_one(&mut *conn).await?;
-            row.try_get::<i64, _>(0)
-                .map_err(|e| StoreError::Corrupt(format!("returned team_id: {e}")))?
+            match guarded(conn, &sql, "team_name").await? {
+                Ok(row) => returned_id(row, "team_id")?,
+                Err(r) => return Ok(Err(r)),
+            }
         }
     };
     if replace_members {
@@ -724,7 +735,7 @@ async fn invite_in(
         }
     }
     let mut ids = Vec::with_capacity(invitees.len());
-    for m in invitees {
+    for (i, m) in invitees.iter().enumerate() {
         let mut sql = Sql::new(
             "INSERT INTO members (account_id, member_name, email, password_hash, status, \
              role_ids, is_owner, locale, time_zone, created_at, updated_at, phone, country_code, \
@@ -754,11 +765,10 @@ async fn invite_in(
             .push(", ")
             .bind(m.ref_id.as_str())
             .push(", 0, 0, 0) RETURNING member_id");
-        let row = sql.query_on(conn).fetch_one(&mut *conn).await?;
-        ids.push(
-            row.try_get::<i64, _>(0)
-                .map_err(|e| StoreError::Corrupt(format!("returned member_id: {e}")))?,
-        );
+        match guarded(conn, &sql, &format!("members[{i}]")).await? {
+            Ok(row) => ids.push(returned_id(row, "member_id")?),
+            Err(r) => return Ok(Err(r)),
+        }
     }
     let mut people = persons_in(conn, account_id, &ids).await?;
     people.sort_by_key(|p| ids.iter().position(|id| *id == p.member_id));
@@ -771,7 +781,7 @@ async fn persons_in(conn: &mut AnyConnection, account_id: i64, ids: &[i64]) -> R
         return Ok(Vec::new());
     }
     let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
+    for chunk in ids.chunks(ID_CHUNK) {
         let mut sql = Sql::new("SELECT ");
         sql.push(PERSON_COLUMNS)
             .push(" FROM members WHERE account_id = ")
@@ -844,6 +854,81 @@ async fn list_members(
     })
 }
 
+/// The account's live schedules as (id, definition), for the reference clean-ups below.
+async fn live_schedules(
+    conn: &mut AnyConnection,
+    account_id: i64,
+) -> Result<Vec<klaxon_core::schedule::Schedule>> {
+    let mut sql = Sql::new("SELECT schedule_id, definition FROM schedules WHERE account_id = ");
+    sql.bind(account_id)
+        .push(" AND deleted = 0 ORDER BY schedule_id");
+    let rows = sql.query_on(conn).fetch_all(&mut *conn).await?;
+    rows.iter()
+        .map(|row| {
+            let id = get_i64(row, "schedule_id")?;
+            let text = get_str(row, "definition")?;
+            let mut s: klaxon_core::schedule::Schedule = serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("schedules.definition {id}: {e}")))?;
+            s.schedule_id = id;
+            Ok(s)
+        })
+        .collect()
+}
+
+async fn save_schedule_definition(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    schedule: &klaxon_core::schedule::Schedule,
+) -> Result<()> {
+    let mut sql = Sql::new("UPDATE schedules SET definition = ");
+    sql.bind(to_json(schedule)?)
+        .push(", updated_at = ")
+        .bind(schedule.updated_at)
+        .push(" WHERE account_id = ")
+        .bind(account_id)
+        .push(" AND schedule_id = ")
+        .bind(schedule.schedule_id);
+    sql.query_on(conn).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// RSP-226: a deleted member leaves every schedule group at `now` — an edit under RSP-225,
+/// so the past keeps them (`klaxon_core::schedule::remove_member`).
+async fn remove_from_schedules(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    member_id: i64,
+    now: Millis,
+) -> Result<()> {
+    for schedule in live_schedules(conn, account_id).await? {
+        let in_a_group = schedule.layers.iter().any(|l| {
+            l.groups
+                .iter()
+                .any(|g| g.members.iter().any(|m| m.person_id == member_id))
+        });
+        if in_a_group {
+            let next = klaxon_core::schedule::remove_member(&schedule, member_id, now);
+            save_schedule_definition(conn, account_id, &next).await?;
+        }
+    }
+    Ok(())
+}
+
+/// RSP-554: schedules managed by a deleted team lose it as their team.
+async fn drop_team_from_schedules(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    team_id: i64,
+) -> Result<()> {
+    for mut schedule in live_schedules(conn, account_id).await? {
+        if schedule.team_id == team_id {
+            schedule.team_id = 0;
+            save_schedule_definition(conn, account_id, &schedule).await?;
+        }
+    }
+    Ok(())
+}
+
 async fn delete_member_in(
     conn: &mut AnyConnection,
     account_id: i64,
@@ -880,6 +965,7 @@ async fn delete_member_in(
         .push(" AND member_id = ")
         .bind(person.member_id);
     sql.query_on(conn).execute(&mut *conn).await?;
+    remove_from_schedules(conn, account_id, person.member_id, now).await?;
     Ok(Ok(Person {
         status: STATUS_DELETED.to_string(),
         updated_at: now,
@@ -954,7 +1040,9 @@ async fn reset_member_in(
         .bind(account_id)
         .push(" AND member_id = ")
         .bind(person.member_id);
-    sql.query_on(conn).execute(&mut *conn).await?;
+    if let Err(r) = guarded(conn, &sql, "updates").await? {
+        return Ok(Err(r));
+    }
     let mut fresh = persons_in(conn, account_id, &[person.member_id]).await?;
     match fresh.pop() {
         Some(p) => Ok(Ok(p)),
@@ -965,46 +1053,51 @@ async fn reset_member_in(
     }
 }
 
-/// Maps a unique-index violation (a concurrent writer) to a conflict refusal.
-fn or_conflict<T>(r: std::result::Result<T, sqlx::Error>, what: &str) -> Result<Outcome<T>> {
-    match r {
-        Ok(v) => Ok(Ok(v)),
+/// Runs a write that a unique index guards. The transaction's own checks come first and
+/// give the precise message; a violation here means a concurrent request got there first
+/// (PostgreSQL, READ COMMITTED) and becomes a conflict naming `field`. Returns the first row
+/// (`RETURNING`), if any.
+async fn guarded(
+    conn: &mut AnyConnection,
+    sql: &Sql,
+    field: &str,
+) -> Result<Outcome<Option<AnyRow>>> {
+    match sql.query_on(conn).fetch_optional(&mut *conn).await {
+        Ok(row) => Ok(Ok(row)),
         Err(e) if unique_violation(&e) => Ok(Err(Refusal::Conflict(format!(
-            "{what}: already taken by a concurrent request"
+            "{field}: already taken by a concurrent request"
         )))),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Runs `f` in a transaction on the write pool: committed when it returns `Ok(Ok(_))`,
-/// rolled back on a refusal or an error. A unique violation at commit time (PostgreSQL
-/// checks them at statement time, SQLite too) also becomes a conflict.
+/// The id a `RETURNING` insert gave back.
+fn returned_id(row: Option<AnyRow>, what: &str) -> Result<i64> {
+    row.ok_or_else(|| StoreError::Corrupt(format!("no {what} returned")))?
+        .try_get::<i64, _>(0)
+        .map_err(|e| StoreError::Corrupt(format!("returned {what}: {e}")))
+}
+
+/// Runs `$body` in a transaction on the write pool: committed when it returns `Ok(Ok(_))`,
+/// rolled back on a refusal or an error, so a refused request changes nothing.
 macro_rules! in_tx {
-    ($store:expr, $what:expr, |$conn:ident| $body:expr) => {{
+    ($store:expr, |$conn:ident| $body:expr) => {{
         let mut tx = $store.inner.write.begin().await?;
         let result: Result<Outcome<_>> = {
             let $conn: &mut AnyConnection = &mut tx;
             $body
         };
         match result {
-            Ok(Ok(v)) => or_conflict(tx.commit().await.map(|()| v), $what),
+            Ok(Ok(v)) => {
+                tx.commit().await?;
+                Ok(Ok(v))
+            }
             Ok(Err(r)) => {
                 tx.rollback().await?;
                 Ok(Err(r))
             }
-            Err(StoreError::Database(msg))
-                if msg.contains("UNIQUE") || msg.contains("duplicate key") =>
-            {
-                let _ = tx.rollback().await;
-                Ok(Err(Refusal::Conflict(format!(
-                    "{}: already taken by a concurrent request",
-                    $what
-                ))))
-            }
-            Err(e) => {
-                let _ = tx.rollback().await;
-                Err(e)
-            }
+            // Dropping the transaction rolls it back.
+            Err(e) => Err(e),
         }
     }};
 }
@@ -1019,7 +1112,7 @@ impl Store {
         write: &TeamWrite,
         now: Millis,
     ) -> Result<Outcome<Team>> {
-        let saved = in_tx!(self, "team_name", |conn| {
+        let saved = in_tx!(self, |conn| {
             upsert_team_in(conn, account_id, actor_id, write, now).await
         })?;
         match saved {
@@ -1033,10 +1126,10 @@ impl Store {
         }
     }
 
-    /// Deletes a team and its memberships at once (RSP-554); channels managed by it lose it
-    /// as their team. Returns the deleted team.
+    /// Deletes a team and its memberships at once (RSP-554); channels and schedules managed
+    /// by it lose it as their team. Returns the deleted team.
     pub async fn delete_team(&self, account_id: i64, key: &TeamKey) -> Result<Outcome<Team>> {
-        in_tx!(self, "team", |conn| {
+        in_tx!(self, |conn| {
             match team_by_key(conn, account_id, key).await? {
                 None => Ok(Err(Refusal::NotFound(format!(
                     "{}: team not found",
@@ -1058,6 +1151,7 @@ impl Store {
                         .push(" AND team_id = ")
                         .bind(team.team_id);
                     sql.query_on(conn).execute(&mut *conn).await?;
+                    drop_team_from_schedules(conn, account_id, team.team_id).await?;
                     Ok(Ok(team))
                 }
             }
@@ -1077,14 +1171,18 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut conn = self.inner.read.acquire().await?;
-        let mut sql = Sql::new("SELECT ");
-        sql.push(TEAM_COLUMNS)
-            .push(" FROM teams WHERE account_id = ")
-            .bind(account_id)
-            .and_in("team_id", &ids)
-            .push(" ORDER BY team_id");
-        let rows = sql.query_on(&conn).fetch_all(&mut *conn).await?;
-        let mut items = rows.iter().map(team_row).collect::<Result<Vec<_>>>()?;
+        let mut items = Vec::new();
+        for chunk in ids.chunks(ID_CHUNK) {
+            let mut sql = Sql::new("SELECT ");
+            sql.push(TEAM_COLUMNS)
+                .push(" FROM teams WHERE account_id = ")
+                .bind(account_id)
+                .and_in("team_id", chunk)
+                .push(" ORDER BY team_id");
+            for row in sql.query_on(&conn).fetch_all(&mut *conn).await? {
+                items.push(team_row(&row)?);
+            }
+        }
         let members = members_of(&mut conn, account_id, &ids).await?;
         for t in &mut items {
             t.person_ids = members.get(&t.team_id).cloned().unwrap_or_default();
@@ -1150,7 +1248,7 @@ impl Store {
         now: Millis,
         day_start: Millis,
     ) -> Result<Outcome<Vec<Person>>> {
-        in_tx!(self, "members", |conn| {
+        in_tx!(self, |conn| {
             invite_in(conn, account_id, invitees, now, day_start).await
         })
     }
@@ -1171,15 +1269,16 @@ impl Store {
         find_member(&mut conn, account_id, key).await
     }
 
-    /// Deletes (deactivates) a member (RSP-553): status `deleted`, out of every team, APP keys
-    /// revoked — in one transaction. The owner cannot be deleted (RSP-523).
+    /// Deletes (deactivates) a member (RSP-553): status `deleted`, out of every team and every
+    /// schedule group from `now` on (RSP-226), APP keys revoked — in one transaction. The
+    /// owner cannot be deleted (RSP-523).
     pub async fn delete_member(
         &self,
         account_id: i64,
         key: &MemberKey,
         now: Millis,
     ) -> Result<Outcome<Person>> {
-        in_tx!(self, "member", |conn| {
+        in_tx!(self, |conn| {
             delete_member_in(conn, account_id, key, now).await
         })
     }
@@ -1192,7 +1291,7 @@ impl Store {
         update: &MemberUpdate,
         now: Millis,
     ) -> Result<Outcome<Person>> {
-        in_tx!(self, "updates", |conn| {
+        in_tx!(self, |conn| {
             reset_member_in(conn, account_id, key, update, now).await
         })
     }
@@ -1235,8 +1334,10 @@ async fn add_app_key_in(
         .push(", ")
         .bind(now)
         .push(")");
-    sql.query_on(conn).execute(&mut *conn).await?;
-    Ok(Ok(()))
+    match guarded(conn, &sql, "app_key").await? {
+        Ok(_) => Ok(Ok(())),
+        Err(r) => Ok(Err(r)),
+    }
 }
 
 impl Store {
@@ -1251,7 +1352,7 @@ impl Store {
         app_key: &str,
         now: Millis,
     ) -> Result<Outcome<()>> {
-        in_tx!(self, "app_key", |conn| {
+        in_tx!(self, |conn| {
             add_app_key_in(conn, account_id, member_id, key_name, app_key, now).await
         })
     }

@@ -241,6 +241,8 @@ behaviour!(
     directory_member_delete_and_reset,
     directory_team_members_and_status,
     directory_tenant_isolation,
+    directory_concurrent_uniqueness,
+    directory_deletions_reach_schedules,
 );
 
 /// SQLite only: the inbox is a file of its own with a processed watermark in the main file.
@@ -3175,6 +3177,19 @@ async fn directory_team_members_and_status(db: &Db) {
     assert_eq!(map[&t1.team_id], expected);
     assert!(map[&t2.team_id].is_empty());
     assert!(s.team_members(a, &[]).await.unwrap().is_empty());
+    // Lookups over more ids than one IN list binds (RSP-556: teams are unbounded).
+    let many: Vec<i64> = (1..=1_200).collect();
+    assert_eq!(s.team_members(a, &many).await.unwrap().len(), 2);
+    assert_eq!(s.teams(a, &many).await.unwrap().len(), 2);
+    assert_eq!(s.persons(a, &many).await.unwrap().len(), 3);
+    let w = TeamWrite {
+        team_id: t2.team_id,
+        ..team("T2", Some(many.clone()))
+    };
+    assert!(matches!(
+        s.upsert_team(a, b.owner_member_id, &w, T0).await.unwrap(),
+        Err(Refusal::NotFound(ref m)) if m.starts_with("person_ids")
+    ));
 
     let status = s
         .members_status(a, &[b.owner_member_id, ids[0], 888_888])
@@ -3322,5 +3337,126 @@ async fn directory_tenant_isolation(db: &Db) {
     assert_eq!(
         s.list_teams(o, &teams_all()).await.unwrap().items[0].person_ids,
         Vec::<i64>::new()
+    );
+}
+
+// spec: RSP §1.4, RSP-552 — concurrent requests cannot create two teams of one name or two
+// members with one email: exactly one wins, the others get a conflict.
+async fn directory_concurrent_uniqueness(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let a = b.account_id;
+    let mut teams = Vec::new();
+    let mut invites = Vec::new();
+    for i in 0..4 {
+        let s = db.store.clone();
+        teams.push(tokio::spawn(async move {
+            s.upsert_team(a, 1, &team("Race", None), T0 + i)
+                .await
+                .unwrap()
+        }));
+        let s = db.store.clone();
+        invites.push(tokio::spawn(async move {
+            // The same address, spelled in different cases.
+            let email = if i % 2 == 0 {
+                "race@x.example"
+            } else {
+                "RACE@x.example"
+            };
+            let who = invitee(&format!("R{i}"), email, "");
+            s.invite_members(a, &[who], T0 + i, 0).await.unwrap()
+        }));
+    }
+    let mut won = 0;
+    for t in teams {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(Refusal::Conflict(m)) => assert!(m.starts_with("team_name"), "{m}"),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let mut won = 0;
+    for t in invites {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(Refusal::Conflict(m)) => assert!(m.starts_with("members[0]"), "{m}"),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(db.store.list_teams(a, &teams_all()).await.unwrap().total, 1);
+    assert_eq!(
+        db.store
+            .list_members(a, &members_all())
+            .await
+            .unwrap()
+            .total,
+        2
+    );
+}
+
+// spec: RSP-553, RSP-226, RSP-554 — deletions reach into schedules: a deleted member leaves
+// every group from that moment (the past keeps them), a deleted team stops managing schedules.
+async fn directory_deletions_reach_schedules(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let s = &db.store;
+    let a = b.account_id;
+    let ids = invite(
+        db,
+        a,
+        &[
+            ("Ann", "ann@example.com", ""),
+            ("Bob", "bob@example.com", ""),
+        ],
+        T0,
+    )
+    .await;
+    let (ann, bob) = (ids[0], ids[1]);
+    let ops = s
+        .upsert_team(a, b.owner_member_id, &team("Ops", Some(vec![ann, bob])), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut with_ann = weekly_schedule("Primary", &[ann, bob], T0);
+    with_ann.team_id = ops.team_id;
+    let primary = s.create_schedule(a, &with_ann).await.unwrap();
+    let without = s
+        .create_schedule(a, &weekly_schedule("Other", &[bob], T0))
+        .await
+        .unwrap();
+    let groups = |sched: &klaxon_core::schedule::Schedule| -> Vec<Vec<i64>> {
+        sched.layers[0]
+            .groups
+            .iter()
+            .map(|g| g.members.iter().map(|m| m.person_id).collect())
+            .collect()
+    };
+
+    let at = T0 + 3 * 86_400_000;
+    s.delete_member(a, &MemberKey::Id(ann), at)
+        .await
+        .unwrap()
+        .unwrap();
+    let p = s.schedule(a, primary).await.unwrap().unwrap();
+    // Ann's group stays, empty (OQ-48); the change is an edit at `at` with the past kept.
+    assert_eq!(groups(&p), vec![vec![], vec![bob]]);
+    assert_eq!(p.updated_at, at);
+    assert_eq!(p.history.len(), 1);
+    assert_eq!(p.history[0].layers[0].groups[0].members[0].person_id, ann);
+    // A schedule Ann was not in is untouched.
+    let o = s.schedule(a, without).await.unwrap().unwrap();
+    assert_eq!((o.updated_at, o.history.len()), (T0, 0));
+
+    assert_eq!(p.team_id, ops.team_id);
+    s.delete_team(a, &TeamKey::Id(ops.team_id))
+        .await
+        .unwrap()
+        .unwrap();
+    let p = s.schedule(a, primary).await.unwrap().unwrap();
+    assert_eq!(p.team_id, 0);
+    assert_eq!(
+        groups(&p),
+        vec![vec![], vec![bob]],
+        "the team's deletion edits nothing else"
     );
 }

@@ -607,6 +607,18 @@ on_both_backends!(members_delete_and_reset, |url: String| async move {
     let (s, b) = ts.api("/person/infos", json!({"person_ids": [ann]})).await;
     assert_eq!(ok(s, &b)["items"][0]["email"], "ann@example.com");
 
+    // Ann and Bob take turns in a schedule.
+    let (s, b) = ts
+        .api(
+            "/schedule/create",
+            json!({"schedule_name": "Primary", "time_zone": "UTC", "layers": [{
+                "layer_name": "Daily",
+                "groups": [{"members": [{"person_id": ann}]}, {"members": [{"person_id": bob}]}],
+                "layer_start": now_secs() - 86_400, "rotation_unit": "day", "rotation_value": 1}]}),
+        )
+        .await;
+    let schedule = ok(s, &b)["schedule_id"].as_i64().unwrap();
+
     // spec: RSP-523 — the owner cannot be deleted.
     let (s, b) = ts.api("/member/delete", json!({"member_id": owner})).await;
     assert!(err(s, &b, "BadRequest").contains("owner"));
@@ -631,6 +643,16 @@ on_both_backends!(members_delete_and_reset, |url: String| async move {
             .iter()
             .all(|m| m["member_id"] != ann)
     );
+    // spec: RSP-226 — Ann has left the schedule's groups; her group stays, empty.
+    let (s, b) = ts
+        .api(
+            "/schedule/info",
+            json!({"schedule_id": schedule, "start": now_secs(), "end": now_secs() + 3600}),
+        )
+        .await;
+    let groups = ok(s, &b)["layers"][0]["groups"].clone();
+    assert_eq!(groups[0]["members"], json!([]), "{groups}");
+    assert_eq!(groups[1]["members"][0]["person_id"], bob, "{groups}");
     // History still resolves the person by id, shown by name with status deleted.
     let (s, b) = ts.api("/person/infos", json!({"person_ids": [ann]})).await;
     let p = ok(s, &b)["items"][0].clone();
