@@ -5,6 +5,7 @@
 
 mod args;
 mod handlers;
+mod integrations;
 mod schedules;
 
 use axum::Router;

@@ -10,7 +10,7 @@ use klaxon_store::{
 };
 use serde_json::{Value, json};
 
-use super::{Args, Caller, schedules};
+use super::{Args, Caller, integrations, schedules};
 use crate::state::AppState;
 use crate::wire;
 
@@ -30,6 +30,13 @@ pub const PATHS: &[&str] = &[
     "/schedule/info",
     "/schedule/list",
     "/schedule/feed/reset",
+    "/integration/create",
+    "/integration/list",
+    "/integration/info",
+    "/integration/delete",
+    "/integration/enable",
+    "/integration/disable",
+    "/integration/rotate-key",
 ];
 
 /// openapi-compat.md 1.7: list windows must be shorter than 31 days.
@@ -58,6 +65,7 @@ pub async fn dispatch(
         "/schedule/info" => schedules::info(state, caller, args).await.map(Some),
         "/schedule/list" => schedules::list(state, caller, args).await.map(Some),
         "/schedule/feed/reset" => schedules::feed_reset(state, caller, args).await.map(Some),
+        p if p.starts_with("/integration/") => integrations::dispatch(state, caller, p, args).await,
         _ => Err(ApiError::new(ErrorCode::RouteNotFound, "no such route")),
     }
 }
