@@ -485,7 +485,7 @@ mod tests {
         assert_ne!(e2.alert_key, expected);
     }
 
-    // spec: §3.2 title fallbacks: commonLabels.alertname, then "Prometheus Alert".
+    // spec: ING-053, §3.2 title fallbacks: commonLabels.alertname, then "Prometheus Alert".
     #[test]
     fn title_fallbacks() {
         let mut a = firing();

@@ -233,7 +233,7 @@ mod tests {
         })
     }
 
-    // spec: §3.3 legacy state table and labels.
+    // spec: ING-051, ING-053, §3.3 legacy state table and labels.
     #[test]
     fn legacy_alerting_no_data_ok() {
         let e = &parse(&legacy_body("alerting"), &ctx()).unwrap()[0];
@@ -261,7 +261,7 @@ mod tests {
         assert_eq!(ok.alert_key, e.alert_key);
     }
 
-    // spec: §3.3 — paused/pending are accepted and ignored; title prefix stripped.
+    // spec: ING-050, §3.3 — paused/pending are accepted and ignored; title prefix stripped.
     #[test]
     fn legacy_ignored_states_and_title_prefix() {
         assert!(parse(&legacy_body("paused"), &ctx()).unwrap().is_empty());
@@ -285,5 +285,19 @@ mod tests {
         b["tags"] = json!([1]);
         assert_eq!(err(b), "tags must be an object");
         assert_eq!(err(json!({"alerts": 5})), "alerts must be an array");
+    }
+
+    // spec: ING-024, ING-028 — oversize legacy message cut; an image URL over 256 characters
+    // is dropped, not an error.
+    #[test]
+    fn oversize_and_unicode() {
+        let mut b = legacy_body("alerting");
+        b["message"] = json!("日".repeat(3000));
+        b["ruleName"] = json!("面板告警");
+        b["imageUrl"] = json!(format!("https://g/{}", "a".repeat(300)));
+        let e = &parse(&b, &ctx()).unwrap()[0];
+        assert_eq!(e.description.chars().count(), 2048);
+        assert_eq!(e.title, "面板告警");
+        assert!(e.images.is_empty());
     }
 }

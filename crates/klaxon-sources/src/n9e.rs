@@ -302,7 +302,7 @@ mod tests {
         assert_eq!(events[0].labels["env"], "prod");
     }
 
-    // spec: §3.5 — without hash the key is H("n9e", rule_id, canon(tag labels)); rule_note.
+    // spec: ING-026 (by analogy), §3.5 — without hash the key is H("n9e", rule_id, canon(tag labels)); rule_note.
     #[test]
     fn key_without_hash_and_rule_note() {
         let mut b = n9e_event();
@@ -334,5 +334,20 @@ mod tests {
         assert_eq!(err(b), "tags[0] must be a string");
         assert_eq!(err(json!("x")), "request body must be a JSON object");
         assert_eq!(err(json!([1])), "[0] must be a JSON object");
+    }
+
+    // spec: ING-024, ING-052 — oversize and unicode values.
+    #[test]
+    fn oversize_and_unicode() {
+        let mut b = n9e_event();
+        b["rule_note"] = json!("ß".repeat(3000));
+        b["rule_name"] = json!("规则");
+        b["tags"] = json!([format!("{}=v", "k".repeat(129)), "区域=华东", "empty="]);
+        let e = &parse(&b, &ctx(&[], None)).unwrap()[0];
+        assert_eq!(e.description.chars().count(), 2048);
+        assert_eq!(e.title, "规则 / Cluster-01 - demo-01");
+        assert_eq!(e.labels["区域"], "华东");
+        assert!(!e.labels.contains_key("empty"));
+        assert!(e.labels.keys().all(|k| k.chars().count() <= 128));
     }
 }

@@ -320,7 +320,7 @@ mod tests {
         })
     }
 
-    // spec: Q-24, §3.6 v2 table — trigger mapping, labels, images, timestamp.
+    // spec: ING-053, ING-028, ING-029, Q-24, §3.6 v2 table — trigger mapping, labels, images, timestamp.
     #[test]
     fn v2_trigger() {
         let out = run(&trigger_v2()).unwrap();
@@ -353,7 +353,7 @@ mod tests {
         );
     }
 
-    // spec: §3.6 v2 severity table.
+    // spec: ING-051, §3.6 v2 severity table.
     #[test]
     fn v2_severity_table() {
         for (sev, want) in [
@@ -368,7 +368,7 @@ mod tests {
         }
     }
 
-    // spec: §3.6 — resolve is Ok; acknowledge is accepted and ignored; trigger without a
+    // spec: ING-050, §3.6 — resolve is Ok; acknowledge is accepted and ignored; trigger without a
     // dedup_key gets the caller's random key.
     #[test]
     fn v2_resolve_acknowledge_and_generated_key() {
@@ -430,7 +430,7 @@ mod tests {
         assert_eq!(body_key(&json!({"service_key": ""}), Version::V1), None);
     }
 
-    // spec: §3.6 v1 table.
+    // spec: ING-028, ING-053, §3.6 v1 table.
     #[test]
     fn v1_trigger_and_resolve() {
         let b = json!({
@@ -467,5 +467,20 @@ mod tests {
         assert_eq!(err.message, "incident_key is required");
         let err = run(&json!({"service_key": "abc", "event_type": "trigger"})).unwrap_err();
         assert_eq!(err.message, "description is required");
+    }
+
+    // spec: ING-024 — oversize summary and details are cut; unicode keys are used verbatim.
+    #[test]
+    fn oversize_and_unicode() {
+        let mut b = trigger_v2();
+        b["payload"]["summary"] = json!("ä".repeat(1000));
+        b["payload"]["custom_details"] = json!("ö".repeat(5000));
+        b["dedup_key"] = json!("服务/HTTP");
+        let out = run(&b).unwrap();
+        assert_eq!(out.key, "服务/HTTP");
+        let e = out.event.unwrap();
+        assert_eq!(e.title.chars().count(), 512);
+        assert_eq!(e.description.chars().count(), 2048);
+        assert_eq!(e.alert_key, "服务/HTTP");
     }
 }

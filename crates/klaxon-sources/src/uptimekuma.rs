@@ -59,7 +59,7 @@ mod tests {
         assert!(e.raw.contains("\"alert_key\":\"12\""));
     }
 
-    // spec: §3.7 — UP is Ok with the same key.
+    // spec: ING-025, §3.7 — UP is Ok with the same key.
     #[test]
     fn monitor_up_is_a_recovery() {
         let mut up = down();

@@ -271,7 +271,7 @@ mod tests {
         }
     }
 
-    // spec: §3.4 — script form: the marker block is parsed and removed from the description;
+    // spec: ING-053, §3.4 — script form: the marker block is parsed and removed from the description;
     // members in the JSON win; macros and *UNKNOWN* are empty.
     #[test]
     fn script_form() {
@@ -298,7 +298,7 @@ mod tests {
         assert_eq!(parse(&over, &ctx()).unwrap()[0].title, "From JSON");
     }
 
-    // spec: §3.4 key fallbacks; title fallback; numbers accepted as text.
+    // spec: ING-053, §3.4 key fallbacks; title fallback; numbers accepted as text.
     #[test]
     fn key_and_title_fallbacks() {
         let e = &parse(&json!({"event_id": 5, "event_value": 1}), &ctx()).unwrap()[0];
@@ -323,5 +323,19 @@ mod tests {
             err(json!({"alert_message": [1]})),
             "alert_message must be a string"
         );
+    }
+
+    // spec: ING-024, ING-052 — oversize and unicode values: title cut to 512 characters,
+    // unicode tags kept, an oversize tag key dropped without failing.
+    #[test]
+    fn oversize_and_unicode() {
+        let mut b = media("1", "High");
+        b["event_name"] = json!("磁盘".repeat(400));
+        b["event_tags"] = json!(format!("服务:支付,{}:x", "k".repeat(200)));
+        let e = &parse(&b, &ctx()).unwrap()[0];
+        assert_eq!(e.title.chars().count(), 512);
+        assert_eq!(e.labels["服务"], "支付");
+        assert!(e.labels.keys().all(|k| k.chars().count() <= 128));
+        assert_eq!(e.labels["check"].chars().count(), 800);
     }
 }
