@@ -122,6 +122,11 @@ pub(crate) enum Change<'a> {
     Delete,
     Enabled(bool),
     Key(&'a str),
+    /// `/integration/update`: the name and the settings (JSON object text).
+    Edit {
+        name: &'a str,
+        settings: &'a str,
+    },
 }
 
 /// Applies `change` to the account's live integration; false when there is none.
@@ -138,6 +143,11 @@ pub(crate) async fn update(
         Change::Delete => sql.push("deleted = 1"),
         Change::Enabled(on) => sql.push("enabled = ").bind(on),
         Change::Key(key) => sql.push("integration_key = ").bind(key),
+        Change::Edit { name, settings } => sql
+            .push("integration_name = ")
+            .bind(name)
+            .push(", settings = ")
+            .bind(settings),
     };
     sql.push(", updated_at = ")
         .bind(now)

@@ -396,6 +396,23 @@ impl Store {
         integrations::update(&self.inner.write, account_id, integration_id, change, now).await
     }
 
+    /// Replaces the name and settings (JSON object text) of the account's live integration;
+    /// false when there is none.
+    pub async fn update_integration(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+        integration_name: &str,
+        settings: &str,
+        now: Millis,
+    ) -> Result<bool> {
+        let change = integrations::Change::Edit {
+            name: integration_name,
+            settings,
+        };
+        integrations::update(&self.inner.write, account_id, integration_id, change, now).await
+    }
+
     /// Enables or disables the account's live integration (ING-005); false when none.
     pub async fn set_integration_enabled(
         &self,

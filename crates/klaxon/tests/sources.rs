@@ -578,7 +578,8 @@ on_both_backends!(integration_management, |url: String| async move {
     t.stop().await;
 });
 
-// spec: §3.5 — a Nightingale integration's console_url setting yields detail_url labels.
+// spec: ING-053, §3.5 — a Nightingale integration's console_url setting yields detail_url
+// labels; /integration/update changes it (openapi-compat.md §2.6.1).
 on_both_backends!(n9e_console_url_setting, |url: String| async move {
     let mut t = TestServer::start(&url).await;
     let channel_id = t.server.as_ref().unwrap().bootstrap().channel_id;
@@ -607,6 +608,53 @@ on_both_backends!(n9e_console_url_setting, |url: String| async move {
     assert_eq!(
         alerts[0]["labels"]["detail_url"],
         "https://n9e.example/alert-his-events/77"
+    );
+
+    // /integration/update changes the name and settings; immutable fields are refused.
+    let (s, b) = t
+        .api(
+            "/integration/update",
+            json!({"integration_id": id, "integration_name": "n9e prod",
+                   "settings": {"console_url": "https://n9e2.example"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (_, info) = t
+        .api("/integration/info", json!({"integration_id": id}))
+        .await;
+    assert_eq!(info["data"]["integration_name"], "n9e prod");
+    assert_eq!(
+        info["data"]["settings"]["console_url"],
+        "https://n9e2.example"
+    );
+    let (s, b) = t
+        .api(
+            "/integration/update",
+            json!({"integration_id": id, "type": "zabbix"}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(b["error"]["message"], "type cannot be changed");
+    let (s, b) = t
+        .api(
+            "/integration/update",
+            json!({"integration_id": id, "settings": {"field_mapping": {}}}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        b["error"]["message"],
+        "settings.field_mapping is not supported for type n9e"
+    );
+    let n = json!({"id": 78, "rule_name": "mem", "severity": 1, "hash": "h78"});
+    let (s, _) = post(&t, "/event/push/alert/n9e", &key, &n).await;
+    assert_eq!(s, 200);
+    t.drained().await;
+    let alerts = t.alerts().await;
+    let a = alerts.iter().find(|a| a["alert_key"] == "h78").unwrap();
+    assert_eq!(
+        a["labels"]["detail_url"],
+        "https://n9e2.example/alert-his-events/78"
     );
     t.stop().await;
 });

@@ -33,6 +33,7 @@ pub const PATHS: &[&str] = &[
     "/integration/create",
     "/integration/list",
     "/integration/info",
+    "/integration/update",
     "/integration/delete",
     "/integration/enable",
     "/integration/disable",

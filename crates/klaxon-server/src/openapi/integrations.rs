@@ -1,5 +1,5 @@
 //! The Klaxon extension for inbound integrations (openapi-compat.md §2.6.1): `/integration/`
-//! `create`, `list`, `info`, `delete`, `enable`, `disable` and `rotate-key`, over the entity
+//! `create`, `list`, `info`, `update`, `delete`, `enable`, `disable` and `rotate-key`, over the entity
 //! of ingest.md §1.3.1.
 //!
 //! What this version accepts, and why:
@@ -13,7 +13,8 @@
 //! - `settings`: `console_url` (an http(s) URL) for `n9e` and `zabbix`; field mapping is not
 //!   implemented, so any other member is refused rather than stored and ignored.
 //!
-//! `/integration/update` is not served yet.
+//! `/integration/update` changes `integration_name` and `settings`; sending another value for
+//! an immutable field (`type`, `kind`, `channel_id`) is refused.
 
 use klaxon_core::error::{ApiError, ErrorCode};
 use klaxon_store::{ChannelFilter, Integration, IntegrationFilter, NewIntegration, Paging};
@@ -207,6 +208,7 @@ pub async fn dispatch(
         "/integration/create" => create(state, caller, args).await.map(Some),
         "/integration/list" => list(state, caller, args).await.map(Some),
         "/integration/info" => info(state, caller, args).await.map(Some),
+        "/integration/update" => update(state, caller, args).await.map(|_| None),
         "/integration/delete" => delete(state, caller, args).await.map(|_| None),
         "/integration/enable" => set_enabled(state, caller, args, true).await.map(|_| None),
         "/integration/disable" => set_enabled(state, caller, args, false).await.map(|_| None),
@@ -215,9 +217,9 @@ pub async fn dispatch(
     }
 }
 
-pub async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let name = args
-        .str("integration_name")?
+/// `integration_name`: 1–100 characters after trimming (ingest.md §1.3.1).
+fn check_name(name: Option<String>) -> Result<String, ApiError> {
+    let name = name
         .map(|n| n.trim().to_owned())
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::invalid("integration_name is required"))?;
@@ -226,6 +228,11 @@ pub async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Va
             "integration_name must be at most 100 characters",
         ));
     }
+    Ok(name)
+}
+
+pub async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let name = check_name(args.str("integration_name")?)?;
     let integration_type = args
         .str("type")?
         .ok_or_else(|| ApiError::invalid("type is required"))?;
@@ -304,6 +311,51 @@ pub async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Va
         "integration_key": created.integration_key,
         "push_url": push_url(state, &created),
     }))
+}
+
+/// `/integration/update`: `integration_name` and `settings` (each kept when absent).
+pub async fn update(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
+    let id = required_id(args)?;
+    let current = state
+        .store
+        .integration(caller.account_id, id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| not_found(id))?;
+    if let Some(t) = args.str("type")?
+        && t != current.integration_type
+    {
+        return Err(ApiError::invalid("type cannot be changed"));
+    }
+    if let Some(k) = args.str("kind")?
+        && k != current.kind
+    {
+        return Err(ApiError::invalid("kind cannot be changed"));
+    }
+    if let Some(c) = args.i64("channel_id")?
+        && c != 0
+        && c != current.channel_id
+    {
+        return Err(ApiError::invalid("channel_id cannot be changed"));
+    }
+    let name = match args.str("integration_name")? {
+        Some(n) => check_name(Some(n))?,
+        None => current.integration_name.clone(),
+    };
+    let settings = match args.raw().get("settings") {
+        None => current.settings.clone(),
+        given => check_settings(&current.integration_type, given)?,
+    };
+    let done = state
+        .store
+        .update_integration(caller.account_id, id, &name, &settings, state.clock.now())
+        .await
+        .map_err(store_err)?;
+    if !done {
+        return Err(not_found(id));
+    }
+    state.keys.forget(id);
+    Ok(())
 }
 
 pub async fn info(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
