@@ -142,7 +142,7 @@ on_both_backends!(
     }
 );
 
-// spec: ING-011, ING-047 — one malformed alert in a batch refuses the whole request: 400
+// spec: ING-002, ING-011, ING-047 — one malformed alert in a batch refuses the whole request: 400
 // naming the field, nothing queued; ING-001 — a key of another type is refused.
 on_both_backends!(
     bad_batch_or_wrong_type_writes_nothing,
@@ -190,6 +190,27 @@ on_both_backends!(
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["message"], "invalid JSON");
 
+        // ING-002: another method on an adapter path is a 400 MethodNotAllowed; on the
+        // Alertmanager API a 405, as Alertmanager answers.
+        let resp = t
+            .http
+            .get(format!(
+                "{}/event/push/alert/prometheus?integration_key={key}",
+                t.base
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "MethodNotAllowed");
+        let resp = t
+            .http
+            .get(format!("{}/api/v2/alerts", t.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 405);
         t.drained().await;
         assert!(t.alerts().await.is_empty());
         assert!(events(&t).await.is_empty());
