@@ -147,7 +147,7 @@ pub fn canon_labels(labels: &Labels) -> String {
 }
 
 /// Keeps the first `max` Unicode scalar values (§0 "Truncate to N").
-fn truncate(s: &str, max: usize) -> String {
+pub fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((end, _)) => s.get(..end).unwrap_or(s).to_owned(),
         None => s.to_owned(),
@@ -233,8 +233,58 @@ fn parse_labels(raw: Option<&Value>, query: &[(String, String)]) -> Result<Label
     Ok(labels)
 }
 
-/// ING-029, returned in milliseconds (whole seconds).
-fn parse_event_time(raw: Option<&Value>, received_at: Millis) -> Result<Millis, ApiError> {
+/// A source value as label text (ING-027 conversions, ING-052): strings as is, numbers in
+/// their shortest JSON form, booleans `true`/`false`, objects and arrays as compact JSON;
+/// `null` is no label.
+pub fn label_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Array(_) | Value::Object(_) => Some(value.to_string()),
+    }
+}
+
+/// ING-052: label normalisation for third-party payloads. Never fails.
+///
+/// `pairs` come in precedence order and the first non-empty value of a key wins, so callers
+/// pass the source's labels first, then the labels they derive (ING-053 "fill when absent"),
+/// then the query-string labels (ING-012). Keys are trimmed; empty keys, keys over 128
+/// characters and keys with control characters are dropped; values are truncated to 2048
+/// characters and empty values dropped. If more than 50 remain, the 50 smallest keys
+/// (byte-wise) are kept and the second result is `true` (the outcome's `labels_truncated`).
+pub fn adapter_labels(pairs: impl IntoIterator<Item = (String, String)>) -> (Labels, bool) {
+    let mut labels = Labels::new();
+    for (name, value) in pairs {
+        let key = name.trim();
+        if key.is_empty()
+            || key.chars().count() > LABEL_KEY_MAX
+            || key.chars().any(|c| c <= '\u{1f}' || c == '\u{7f}')
+            || labels.contains_key(key)
+        {
+            continue;
+        }
+        let value = truncate(&value, LABEL_VALUE_MAX);
+        if !value.is_empty() {
+            labels.insert(key.to_owned(), value);
+        }
+    }
+    let cut = labels.len() > LABELS_MAX;
+    while labels.len() > LABELS_MAX {
+        labels.pop_last();
+    }
+    (labels, cut)
+}
+
+/// Title and description limits of §1.3.3, for adapters that build them from source fields.
+pub const TITLE_MAX_CHARS: usize = TITLE_MAX;
+pub const DESCRIPTION_MAX_CHARS: usize = DESCRIPTION_MAX;
+pub const ALERT_KEY_MAX_CHARS: usize = ALERT_KEY_MAX;
+
+/// ING-029, returned in milliseconds (whole seconds). Shared with the source adapters, which
+/// pass the source's own time field (e.g. Alertmanager's `annotations.timestamp`).
+pub fn parse_event_time(raw: Option<&Value>, received_at: Millis) -> Result<Millis, ApiError> {
     let secs = match raw {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => Some(match (n.as_i64(), n.as_u64(), n.as_f64()) {
@@ -259,8 +309,9 @@ fn parse_event_time(raw: Option<&Value>, received_at: Millis) -> Result<Millis, 
     Ok(secs.saturating_mul(1000))
 }
 
-/// ING-028. Never fails: bad elements (or a non-array) are dropped.
-fn parse_images(raw: Option<&Value>) -> Vec<Image> {
+/// ING-028. Never fails: bad elements (or a non-array) are dropped. Shared with the source
+/// adapters, which build the `{src, alt, href}` array from their own fields.
+pub fn parse_images(raw: Option<&Value>) -> Vec<Image> {
     let Some(Value::Array(items)) = raw else {
         return Vec::new();
     };

@@ -44,4 +44,12 @@ impl KeyCache {
         }
         Ok(found)
     }
+
+    /// Drops the cached entries of one integration, so a delete, disable or key rotation
+    /// made through this node takes effect on it at once (other nodes: within the TTL).
+    pub fn forget(&self, integration_id: i64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, (i, _)| i.integration_id != integration_id);
+        }
+    }
 }

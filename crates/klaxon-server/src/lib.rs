@@ -17,6 +17,7 @@ mod keycache;
 mod limits;
 mod openapi;
 mod push;
+mod sources;
 mod state;
 mod timers;
 mod wire;

@@ -7,6 +7,7 @@ mod args;
 mod escalation;
 mod handlers;
 mod incident_actions;
+mod integrations;
 mod members;
 mod schedules;
 mod teams;

@@ -13,9 +13,10 @@ use axum::response::Response;
 use axum::routing::any;
 use http_body_util::{BodyExt, Limited};
 use klaxon_core::error::{ApiError, ErrorCode, Surface};
-use klaxon_core::model::{EventOrigin, RAW_MAX_BYTES, cut_bytes};
+use klaxon_core::model::{EventOrigin, Millis, NewEvent, RAW_MAX_BYTES, cut_bytes};
 use klaxon_core::ratelimit::Admission;
 use klaxon_core::standard::{PushContext, parse_standard};
+use klaxon_store::Integration;
 use serde_json::{Value, json};
 
 use crate::envelope::{failure, success, throttled};
@@ -29,7 +30,9 @@ pub const MAX_PUSH_BODY: usize = 5 * 1024 * 1024;
 const STANDARD_FAMILY: [&str; 5] = ["standard", "uptimekuma", "keep", "elastalert2", "oceanbase"];
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/event/push/alert/{source}", any(push_alert))
+    Router::new()
+        .route("/event/push/alert/{source}", any(push_alert))
+        .merge(crate::sources::routes())
 }
 
 async fn push_alert(
@@ -40,6 +43,10 @@ async fn push_alert(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if source == "pagerduty" {
+        // PagerDuty answers in its own shapes (ingest.md §3.6).
+        return crate::sources::pagerduty(state, method, query, body).await;
+    }
     let started = Instant::now();
     let request_id = new_request_id();
     let result = accept(
@@ -59,9 +66,7 @@ async fn push_alert(
     metrics::counter!("klaxon_push_requests_total", "code" => code).increment(1);
     metrics::histogram!("klaxon_push_latency_seconds").record(started.elapsed().as_secs_f64());
     match result {
-        Ok(Accepted::Event { alert_key }) => {
-            success(&request_id, Some(json!({ "alert_key": alert_key })))
-        }
+        Ok(Accepted::Events { data }) => success(&request_id, data),
         Ok(Accepted::Throttled { limit, reset_at }) => {
             throttled(&request_id, Surface::Push, limit, reset_at)
         }
@@ -70,8 +75,14 @@ async fn push_alert(
 }
 
 enum Accepted {
-    Event { alert_key: String },
-    Throttled { limit: usize, reset_at: i64 },
+    /// Committed; `data` of ING-031 for the standard family, none for adapters (§3.0).
+    Events {
+        data: Option<Value>,
+    },
+    Throttled {
+        limit: usize,
+        reset_at: i64,
+    },
 }
 
 async fn accept(
@@ -83,8 +94,9 @@ async fn accept(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Accepted, ApiError> {
-    // ING-003: only the standard family has an endpoint in this release.
-    if !STANDARD_FAMILY.contains(&source) {
+    // ING-003: the standard family and the adapters of `klaxon-sources` have endpoints.
+    let standard = STANDARD_FAMILY.contains(&source);
+    if !standard && !klaxon_sources::ENVELOPE_TYPES.contains(&source) {
         return Err(ApiError::new(
             ErrorCode::RouteNotFound,
             format!("no push endpoint for source type {source}"),
@@ -97,65 +109,22 @@ async fn accept(
             format!("method {method} is not allowed, use POST"),
         ));
     }
-    // ING-004.
-    if !is_json_content_type(headers) {
+    // ING-004: only the standard endpoints check the header.
+    if standard && !is_json_content_type(headers) {
         return Err(ApiError::new(
             ErrorCode::InvalidContentType,
             "Content-Type must be application/json",
         ));
     }
-    let params: Vec<(String, String)> = match query {
-        Some(q) => serde_urlencoded::from_str(q)
-            .map_err(|_| ApiError::invalid("query string is invalid"))?,
-        None => Vec::new(),
-    };
+    let params = query_params(query)?;
     // ING-005: the last `integration_key` wins, like every other repeated parameter (ING-012).
-    let key = params
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "integration_key")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
-    if key.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "integration_key is required",
-        ));
-    }
-    let integration = state
-        .keys
-        .integration(&state.store, key, state.clock.now())
-        .await
-        .map_err(|e| ApiError::internal(format!("cannot look up the integration: {e}")))?
-        .ok_or_else(|| ApiError::invalid("integration_key is not a valid one"))?;
-    if !integration.enabled {
-        return Err(ApiError::new(
-            ErrorCode::AccessDenied,
-            "integration is disabled",
-        ));
-    }
-    let type_ok = integration.integration_type == source
-        || (source == "standard"
-            && STANDARD_FAMILY.contains(&integration.integration_type.as_str()));
-    if !type_ok {
-        return Err(ApiError::invalid("integration type mismatch"));
-    }
+    let key = query_key(&params);
+    let integration = resolve_key(state, key, source).await?;
     // ING-013 (tenant service state) has nothing to refuse yet: a self-hosted account is always
     // active until the service-agreement issue adds suspension and purge.
 
     // ING-006.
-    let bytes = match Limited::new(body, MAX_PUSH_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return Err(ApiError::invalid("request body too large"));
-        }
-        Err(e) => return Err(ApiError::invalid(format!("cannot read request body: {e}"))),
-    };
-    let payload: Value =
-        serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid("invalid JSON"))?;
+    let (bytes, payload) = read_json(body).await?;
 
     // ING-007: counted only for requests that got this far.
     let now = state.clock.now();
@@ -171,6 +140,18 @@ async fn accept(
         .into_iter()
         .filter(|(k, _)| k != "integration_key")
         .collect();
+    if !standard {
+        let console_url = setting(&integration, "console_url");
+        let ctx = klaxon_sources::Context {
+            integration_id: integration.integration_id,
+            query_labels: &query_labels,
+            received_at: now,
+            console_url: console_url.as_deref(),
+        };
+        let events = klaxon_sources::parse(source, &payload, &ctx)?;
+        commit(state, request_id, &integration, events, now).await?;
+        return Ok(Accepted::Events { data: None });
+    }
     let ctx = PushContext {
         integration_id: integration.integration_id,
         query_labels: &query_labels,
@@ -180,6 +161,123 @@ async fn accept(
     // ING-054: keep the item as received (the body is valid UTF-8: it parsed as JSON).
     event.raw = cut_bytes(&String::from_utf8_lossy(&bytes), RAW_MAX_BYTES).to_string();
     let alert_key = event.alert_key.clone();
+    commit(state, request_id, &integration, vec![event], now).await?;
+    Ok(Accepted::Events {
+        data: Some(json!({ "alert_key": alert_key })),
+    })
+}
+
+/// The query string as ordered pairs.
+pub(crate) fn query_params(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    match query {
+        Some(q) => {
+            serde_urlencoded::from_str(q).map_err(|_| ApiError::invalid("query string is invalid"))
+        }
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The last `integration_key` of the query, or "".
+pub(crate) fn query_key(params: &[(String, String)]) -> &str {
+    params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "integration_key")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+/// ING-005 and ING-001: the key's enabled integration, of a type allowed on `source`'s path.
+pub(crate) async fn resolve_key(
+    state: &AppState,
+    key: &str,
+    source: &str,
+) -> Result<Integration, ApiError> {
+    if key.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "integration_key is required",
+        ));
+    }
+    let integration = lookup_key(state, key)
+        .await?
+        .ok_or_else(|| ApiError::invalid("integration_key is not a valid one"))?;
+    check_integration(integration, source)
+}
+
+/// The live integration of a push key, if any.
+pub(crate) async fn lookup_key(
+    state: &AppState,
+    key: &str,
+) -> Result<Option<Integration>, ApiError> {
+    state
+        .keys
+        .integration(&state.store, key, state.clock.now())
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot look up the integration: {e}")))
+}
+
+/// ING-005 (disabled) and ING-001 (type of the path) for a resolved integration.
+pub(crate) fn check_integration(
+    integration: Integration,
+    source: &str,
+) -> Result<Integration, ApiError> {
+    if !integration.enabled {
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            "integration is disabled",
+        ));
+    }
+    let type_ok = integration.integration_type == source
+        || (source == "standard"
+            && STANDARD_FAMILY.contains(&integration.integration_type.as_str()));
+    if !type_ok {
+        return Err(ApiError::invalid("integration type mismatch"));
+    }
+    Ok(integration)
+}
+
+/// ING-006: at most 5 MiB of valid JSON.
+pub(crate) async fn read_json(body: Body) -> Result<(axum::body::Bytes, Value), ApiError> {
+    let bytes = match Limited::new(body, MAX_PUSH_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(ApiError::invalid("request body too large"));
+        }
+        Err(e) => return Err(ApiError::invalid(format!("cannot read request body: {e}"))),
+    };
+    let payload: Value =
+        serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid("invalid JSON"))?;
+    Ok((bytes, payload))
+}
+
+/// A string member of the integration's settings (e.g. `console_url`), if set.
+pub(crate) fn setting(integration: &Integration, name: &str) -> Option<String> {
+    serde_json::from_str::<Value>(&integration.settings)
+        .ok()?
+        .get(name)?
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// Appends the request's events to the inbox in one group-commit job: they are committed
+/// together or not at all, and a 2xx is answered only after the commit (ING-008). Zero
+/// events commit nothing (§3.0).
+pub(crate) async fn commit(
+    state: &AppState,
+    request_id: &str,
+    integration: &Integration,
+    events: Vec<NewEvent>,
+    now: Millis,
+) -> Result<(), ApiError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let count = events.len() as u64;
     let origin = EventOrigin {
         request_id: request_id.to_string(),
         account_id: integration.account_id,
@@ -189,17 +287,18 @@ async fn accept(
         channel_id: integration.channel_id,
         received_at: now,
     };
+    let rows = events.into_iter().map(|e| (origin.clone(), e)).collect();
     let commit_started = Instant::now();
     state
         .store
-        .enqueue(vec![(origin, event)])
+        .enqueue(rows)
         .await
         .map_err(|e| ApiError::internal(format!("cannot queue the event: {e}")))?;
     metrics::histogram!("klaxon_store_commit_seconds")
         .record(commit_started.elapsed().as_secs_f64());
-    metrics::counter!("klaxon_push_events_accepted_total").increment(1);
+    metrics::counter!("klaxon_push_events_accepted_total").increment(count);
     state.inbox_ready.notify_one();
-    Ok(Accepted::Event { alert_key })
+    Ok(())
 }
 
 /// `application/json`, parameters allowed, case-insensitive (ING-004).

@@ -27,6 +27,7 @@ mod bootstrap;
 mod db;
 mod directory;
 mod inbox;
+mod integrations;
 mod process;
 mod query;
 pub mod records;
@@ -371,6 +372,87 @@ impl Store {
         filter: &EventFilter,
     ) -> Result<Page<StoredEvent>> {
         query::list_events(&self.inner.read, account_id, filter).await
+    }
+
+    /// Creates an inbound integration (openapi-compat.md §2.6.1) and returns its id.
+    pub async fn create_integration(
+        &self,
+        account_id: i64,
+        integration: &NewIntegration,
+    ) -> Result<i64> {
+        integrations::create(&self.inner.write, account_id, integration).await
+    }
+
+    /// The account's live (not deleted) integration `integration_id`.
+    pub async fn integration(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+    ) -> Result<Option<Integration>> {
+        integrations::get(&self.inner.read, account_id, integration_id).await
+    }
+
+    /// A page of the account's live integrations, in creation order.
+    pub async fn list_integrations(
+        &self,
+        account_id: i64,
+        filter: &IntegrationFilter,
+    ) -> Result<Page<Integration>> {
+        integrations::list(&self.inner.read, account_id, filter).await
+    }
+
+    /// Soft-deletes the account's live integration; its key stops resolving. False when there
+    /// is no such live integration.
+    pub async fn delete_integration(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+        now: Millis,
+    ) -> Result<bool> {
+        let change = integrations::Change::Delete;
+        integrations::update(&self.inner.write, account_id, integration_id, change, now).await
+    }
+
+    /// Replaces the name and settings (JSON object text) of the account's live integration;
+    /// false when there is none.
+    pub async fn update_integration(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+        integration_name: &str,
+        settings: &str,
+        now: Millis,
+    ) -> Result<bool> {
+        let change = integrations::Change::Edit {
+            name: integration_name,
+            settings,
+        };
+        integrations::update(&self.inner.write, account_id, integration_id, change, now).await
+    }
+
+    /// Enables or disables the account's live integration (ING-005); false when none.
+    pub async fn set_integration_enabled(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+        enabled: bool,
+        now: Millis,
+    ) -> Result<bool> {
+        let change = integrations::Change::Enabled(enabled);
+        integrations::update(&self.inner.write, account_id, integration_id, change, now).await
+    }
+
+    /// Replaces the push key of the account's live integration; the old key stops resolving.
+    /// False when there is no such live integration.
+    pub async fn rotate_integration_key(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+        new_key: &str,
+        now: Millis,
+    ) -> Result<bool> {
+        let change = integrations::Change::Key(new_key);
+        integrations::update(&self.inner.write, account_id, integration_id, change, now).await
     }
 
     /// Stores a new schedule (prepared by `klaxon_core::schedule::create_schedule`) and

@@ -62,6 +62,40 @@ pub struct Integration {
     pub integration_key: String,
     pub enabled: bool,
     pub last_event_time: Millis,
+    /// Type-specific settings (ingest.md §1.3.1) as JSON object text; `{}` when none.
+    pub settings: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// A new inbound integration (openapi-compat.md §2.6.1 `/integration/create`), validated by
+/// the API layer.
+#[derive(Debug, Clone)]
+pub struct NewIntegration {
+    pub integration_name: String,
+    pub integration_type: String,
+    pub kind: String,
+    pub channel_id: i64,
+    /// 32 lower-case hex.
+    pub integration_key: String,
+    pub enabled: bool,
+    /// JSON object text.
+    pub settings: String,
+    pub now: Millis,
+}
+
+/// `/integration/list` filters; empty lists mean "any".
+#[derive(Debug, Clone, Default)]
+pub struct IntegrationFilter {
+    /// 1-based page.
+    pub p: i64,
+    pub limit: i64,
+    /// Case-insensitive substring of the name.
+    pub query: Option<String>,
+    pub types: Vec<String>,
+    pub kinds: Vec<String>,
+    pub channel_ids: Vec<i64>,
+    pub enabled: Option<bool>,
 }
 
 /// Who an APP key acts as.

@@ -100,7 +100,8 @@ pub(crate) fn channel(row: &AnyRow) -> Result<Channel> {
 }
 
 pub(crate) const INTEGRATION_COLUMNS: &str = "integration_id, account_id, integration_name, \
-     integration_type, kind, channel_id, integration_key, enabled, last_event_time";
+     integration_type, kind, channel_id, integration_key, enabled, last_event_time, settings, \
+     created_at, updated_at";
 
 pub(crate) fn integration(row: &AnyRow) -> Result<Integration> {
     Ok(Integration {
@@ -113,6 +114,9 @@ pub(crate) fn integration(row: &AnyRow) -> Result<Integration> {
         integration_key: get_str(row, "integration_key")?,
         enabled: get_bool(row, "enabled")?,
         last_event_time: get_i64(row, "last_event_time")?,
+        settings: get_str(row, "settings")?,
+        created_at: get_i64(row, "created_at")?,
+        updated_at: get_i64(row, "updated_at")?,
     })
 }
 

@@ -10,7 +10,7 @@ use klaxon_store::{
 };
 use serde_json::{Value, json};
 
-use super::{Args, Caller, members, schedules, teams};
+use super::{Args, Caller, integrations, members, schedules, teams};
 use crate::state::AppState;
 use crate::wire;
 
@@ -40,6 +40,14 @@ pub const PATHS: &[&str] = &[
     "/member/delete",
     "/member/info/reset",
     "/person/infos",
+    "/integration/create",
+    "/integration/list",
+    "/integration/info",
+    "/integration/update",
+    "/integration/delete",
+    "/integration/enable",
+    "/integration/disable",
+    "/integration/rotate-key",
 ];
 
 /// openapi-compat.md 1.7: list windows must be shorter than 31 days.
@@ -78,6 +86,7 @@ pub async fn dispatch(
         "/member/delete" => members::delete(state, caller, args).await.map(|_| None),
         "/member/info/reset" => members::reset(state, caller, args).await.map(|_| None),
         "/person/infos" => members::person_infos(state, caller, args).await.map(Some),
+        p if p.starts_with("/integration/") => integrations::dispatch(state, caller, p, args).await,
         _ => Err(ApiError::new(ErrorCode::RouteNotFound, "no such route")),
     }
 }

@@ -1,0 +1,161 @@
+//! Inbound integrations (ingest.md §1.3.1) as the Klaxon extension `/integration/*` manages
+//! them (openapi-compat.md §2.6.1). Deletion is soft (`deleted = 1`): a deleted integration's
+//! key stops resolving at once ([`crate::Store::integration_by_key`] skips it), while the
+//! alerts and incidents it created keep their `integration_id`.
+//!
+//! Every statement is scoped by `account_id` (DESIGN.md principle 6).
+
+use klaxon_core::model::Millis;
+use sqlx::{AnyPool, Row};
+
+use crate::db::Sql;
+use crate::query::contains_pattern;
+use crate::records::{Integration, IntegrationFilter, NewIntegration, Page};
+use crate::rows::{self, get_i64};
+use crate::{Result, StoreError};
+
+pub(crate) async fn create(pool: &AnyPool, account_id: i64, new: &NewIntegration) -> Result<i64> {
+    let mut conn = pool.acquire().await?;
+    let mut sql = Sql::new(
+        "INSERT INTO integrations (account_id, integration_name, integration_type, kind, \
+         channel_id, integration_key, enabled, deleted, last_event_time, settings, created_at, \
+         updated_at) VALUES (",
+    );
+    sql.bind(account_id)
+        .push(", ")
+        .bind(new.integration_name.as_str())
+        .push(", ")
+        .bind(new.integration_type.as_str())
+        .push(", ")
+        .bind(new.kind.as_str())
+        .push(", ")
+        .bind(new.channel_id)
+        .push(", ")
+        .bind(new.integration_key.as_str())
+        .push(", ")
+        .bind(new.enabled)
+        .push(", 0, 0, ")
+        .bind(new.settings.as_str())
+        .push(", ")
+        .bind(new.now)
+        .push(", ")
+        .bind(new.now)
+        .push(") RETURNING integration_id");
+    let row = sql.into_query_on(&conn).fetch_one(&mut *conn).await?;
+    row.try_get::<i64, _>(0)
+        .map_err(|e| StoreError::Corrupt(format!("returned integration_id: {e}")))
+}
+
+/// The account's live integration `integration_id`.
+pub(crate) async fn get(
+    pool: &AnyPool,
+    account_id: i64,
+    integration_id: i64,
+) -> Result<Option<Integration>> {
+    let mut conn = pool.acquire().await?;
+    let mut sql = Sql::new("SELECT ");
+    sql.push(rows::INTEGRATION_COLUMNS)
+        .push(" FROM integrations WHERE account_id = ")
+        .bind(account_id)
+        .push(" AND integration_id = ")
+        .bind(integration_id)
+        .push(" AND deleted = 0");
+    match sql.into_query_on(&conn).fetch_optional(&mut *conn).await? {
+        Some(row) => Ok(Some(rows::integration(&row)?)),
+        None => Ok(None),
+    }
+}
+
+fn filtered(sql: &mut Sql, account_id: i64, f: &IntegrationFilter) {
+    sql.push(" FROM integrations WHERE account_id = ")
+        .bind(account_id)
+        .push(" AND deleted = 0");
+    if let Some(q) = f.query.as_deref().filter(|q| !q.is_empty()) {
+        sql.push(" AND LOWER(integration_name) LIKE ")
+            .bind(contains_pattern(q))
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(enabled) = f.enabled {
+        sql.push(" AND enabled = ").bind(enabled);
+    }
+    sql.and_in("integration_type", &f.types)
+        .and_in("kind", &f.kinds)
+        .and_in("channel_id", &f.channel_ids);
+}
+
+/// A page of the account's live integrations, oldest first (ids grow), with the exact total.
+pub(crate) async fn list(
+    pool: &AnyPool,
+    account_id: i64,
+    f: &IntegrationFilter,
+) -> Result<Page<Integration>> {
+    let p = f.p.max(1);
+    let limit = f.limit.max(1);
+    let mut conn = pool.acquire().await?;
+    let mut count = Sql::new("SELECT COUNT(*) AS n");
+    filtered(&mut count, account_id, f);
+    let row = count.into_query_on(&conn).fetch_one(&mut *conn).await?;
+    let total = get_i64(&row, "n")?;
+
+    let mut sql = Sql::new("SELECT ");
+    sql.push(rows::INTEGRATION_COLUMNS);
+    filtered(&mut sql, account_id, f);
+    sql.push(" ORDER BY integration_id ASC LIMIT ")
+        .bind(limit)
+        .push(" OFFSET ")
+        .bind((p - 1).saturating_mul(limit));
+    let rows = sql.into_query_on(&conn).fetch_all(&mut *conn).await?;
+    let items = rows
+        .iter()
+        .map(rows::integration)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page {
+        items,
+        total,
+        has_next_page: p.saturating_mul(limit) < total,
+        search_after_ctx: None,
+    })
+}
+
+/// What [`update`] changes on a live integration.
+pub(crate) enum Change<'a> {
+    Delete,
+    Enabled(bool),
+    Key(&'a str),
+    /// `/integration/update`: the name and the settings (JSON object text).
+    Edit {
+        name: &'a str,
+        settings: &'a str,
+    },
+}
+
+/// Applies `change` to the account's live integration; false when there is none.
+pub(crate) async fn update(
+    pool: &AnyPool,
+    account_id: i64,
+    integration_id: i64,
+    change: Change<'_>,
+    now: Millis,
+) -> Result<bool> {
+    let mut conn = pool.acquire().await?;
+    let mut sql = Sql::new("UPDATE integrations SET ");
+    match change {
+        Change::Delete => sql.push("deleted = 1"),
+        Change::Enabled(on) => sql.push("enabled = ").bind(on),
+        Change::Key(key) => sql.push("integration_key = ").bind(key),
+        Change::Edit { name, settings } => sql
+            .push("integration_name = ")
+            .bind(name)
+            .push(", settings = ")
+            .bind(settings),
+    };
+    sql.push(", updated_at = ")
+        .bind(now)
+        .push(" WHERE account_id = ")
+        .bind(account_id)
+        .push(" AND integration_id = ")
+        .bind(integration_id)
+        .push(" AND deleted = 0");
+    let done = sql.into_query_on(&conn).execute(&mut *conn).await?;
+    Ok(done.rows_affected() > 0)
+}
