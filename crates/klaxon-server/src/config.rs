@@ -167,6 +167,14 @@ impl Config {
                 "KLAXON_WORKERS_INBOX" => {
                     self.workers.inbox = value.parse().map_err(|e| bad(format!("{e}")))?
                 }
+                "KLAXON_API_LIMITS_PER_ACCOUNT_PER_SECOND" => {
+                    self.api_limits.per_account_per_second =
+                        value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "KLAXON_API_LIMITS_PER_ACCOUNT_PER_MINUTE" => {
+                    self.api_limits.per_account_per_minute =
+                        value.parse().map_err(|e| bad(format!("{e}")))?
+                }
                 "KLAXON_WORKERS_TIMERS" => {
                     self.workers.timers = value.parse().map_err(|e| bad(format!("{e}")))?
                 }
