@@ -232,9 +232,9 @@ async fn main() -> Result<()> {
         "timers: {} pending, {ran} snooze ends due over {} s; lateness ms p50 {} p90 {} p99 {} max {}",
         args.pending,
         args.spread,
-        lateness.percentile(0.50).unwrap_or(0),
-        lateness.percentile(0.90).unwrap_or(0),
-        lateness.percentile(0.99).unwrap_or(0),
+        lateness.percentile(50.0).unwrap_or(0),
+        lateness.percentile(90.0).unwrap_or(0),
+        lateness.percentile(99.0).unwrap_or(0),
         lateness.max().unwrap_or(0),
     );
     if let Some(rss) = peak_rss_mib() {
