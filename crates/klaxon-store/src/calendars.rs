@@ -24,8 +24,8 @@ use crate::records::Page;
 use crate::rows::{get_i64, get_str, to_json};
 use crate::{Result, Store, StoreError};
 
-/// Filter of [`Store::list_calendars`]: offset paging, newest first (ObjectIDs sort by
-/// creation time).
+/// Filter of [`Store::list_calendars`]: offset paging, newest first (by creation instant,
+/// then id).
 #[derive(Debug, Clone, Default)]
 pub struct CalendarFilter {
     /// 1-based page.
@@ -396,7 +396,7 @@ impl Store {
 
         let mut sql = Sql::new("SELECT cal_id, definition");
         filtered(&mut sql, account_id, f);
-        sql.push(" ORDER BY cal_id DESC LIMIT ")
+        sql.push(" ORDER BY created_at DESC, cal_id DESC LIMIT ")
             .bind(limit)
             .push(" OFFSET ")
             .bind((p - 1).saturating_mul(limit));
