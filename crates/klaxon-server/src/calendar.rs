@@ -116,9 +116,9 @@ async fn member_feed(
         }
     };
     let member = match state.store.member(account_id, member_id).await {
-        Ok(Some(m)) => m,
+        Ok(Some(m)) if m.status != "deleted" => m,
         // A deleted member's feed shows nothing, like an unknown token.
-        Ok(None) => return not_found(),
+        Ok(_) => return not_found(),
         Err(e) => {
             tracing::warn!(error = %e, "member calendar feed: store error");
             return unavailable();

@@ -94,6 +94,17 @@ async fn holiday_sets_of(conn: &mut AnyConnection, account_id: i64) -> Result<Ve
     rows.iter().map(holiday_set).collect()
 }
 
+/// The account's calendars and holiday sets on `conn`, for code that already holds a
+/// connection or transaction (the escalation engine's `StoreDirectory` in `response.rs` loads
+/// its members, teams and schedules this way). [`Store::account_calendars`] is the same on
+/// the read pool.
+pub(crate) async fn load(conn: &mut AnyConnection, account_id: i64) -> Result<AccountCalendars> {
+    Ok(AccountCalendars {
+        calendars: calendars_of(conn, account_id).await?,
+        holiday_sets: holiday_sets_of(conn, account_id).await?,
+    })
+}
+
 /// The escalation rules of the account as `(rule_id, rule_name, channel_id, definition)`.
 /// The definition is read as plain JSON so these checks depend only on the stored shape
 /// (response.md 1.12), not on the rule engine's types.
@@ -415,10 +426,7 @@ impl Store {
     /// this too** and pass `.view()` where they pass `Calendars::default()` today.
     pub async fn account_calendars(&self, account_id: i64) -> Result<AccountCalendars> {
         let mut conn = self.inner.read.acquire().await?;
-        Ok(AccountCalendars {
-            calendars: calendars_of(&mut conn, account_id).await?,
-            holiday_sets: holiday_sets_of(&mut conn, account_id).await?,
-        })
+        load(&mut conn, account_id).await
     }
 
     /// Loads a holiday set (OQ-18), replacing a set with the same id; true when it was new.

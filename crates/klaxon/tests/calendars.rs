@@ -898,6 +898,16 @@ on_both_backends!(
         assert_ne!(fresh, feed_url);
         let resp = t.http.get(&feed_url).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 404);
+        // A deleted member's feed stops working.
+        let (s, b) = api_as(&t, &ann_key, "/schedule/self/feed/reset", json!({})).await;
+        let anns_feed = ok(s, &b)["feed_url"].as_str().unwrap().to_string();
+        let resp = t.http.get(&anns_feed).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        assert!(resp.text().await.unwrap().contains("My on-call: "));
+        let (s, b) = t.api("/member/delete", json!({"member_id": ann})).await;
+        ok(s, &b);
+        let resp = t.http.get(&anns_feed).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 404);
         t.stop().await;
     }
 );
