@@ -713,6 +713,10 @@ on_both_backends!(schedule_wire_mappings, |url: String| async move {
         .remove("layer_end");
     let (s, b) = t.api("/schedule/preview", bad).await;
     assert!(err(s, &b, "InvalidParameter").starts_with("layers[1].layer_end"));
+    let mut bad = preview.clone();
+    bad["layers"][1]["layer_end"] = json!(wed);
+    let (s, b) = t.api("/schedule/preview", bad).await;
+    assert!(err(s, &b, "InvalidParameter").starts_with("layers[1].layer_end"));
     let (s, b) = t.api("/schedule/preview", body.clone()).await;
     assert!(err(s, &b, "InvalidParameter").starts_with("start"));
 

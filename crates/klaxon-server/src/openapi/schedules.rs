@@ -209,6 +209,11 @@ fn overrides_from_layer(v: &Value, path: &str) -> Result<Vec<Override>, ApiError
     };
     let start = secs("layer_start")?;
     let end = secs("layer_end")?;
+    if end <= start {
+        return Err(ApiError::invalid(format!(
+            "{path}.layer_end must be after layer_start"
+        )));
+    }
     let note = v
         .get("layer_name")
         .and_then(Value::as_str)
