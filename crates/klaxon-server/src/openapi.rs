@@ -4,6 +4,7 @@
 //! clamped paging.
 
 mod args;
+mod calendars;
 mod escalation;
 mod handlers;
 mod incident_actions;
@@ -37,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .iter()
         .chain(incident_actions::PATHS)
         .chain(escalation::PATHS)
+        .chain(calendars::PATHS)
         .fold(Router::new(), |r, path| r.route(path, any(api)))
 }
 
@@ -116,6 +118,9 @@ async fn serve(
         return Ok(result?);
     }
     if let Some(result) = escalation::dispatch(state, &caller, path, &args).await {
+        return Ok(result?);
+    }
+    if let Some(result) = calendars::dispatch(state, &caller, path, &args).await {
         return Ok(result?);
     }
     Ok(handlers::dispatch(state, &caller, path, &args).await?)

@@ -15,8 +15,11 @@ use tokio::sync::watch;
 
 use crate::state::AppState;
 
-/// How often an idle worker looks for due steps. Bounds the lateness of a step on a quiet node.
-const POLL: Duration = Duration::from_millis(100);
+/// The longest an idle worker sleeps: bounds the lateness of a step scheduled meanwhile (by
+/// another node, or one due sooner than anything the worker knew of).
+const MAX_IDLE: Duration = Duration::from_millis(250);
+/// The shortest sleep, so a worker never spins.
+const MIN_IDLE: Duration = Duration::from_millis(5);
 
 /// Lateness beyond which the auditor complains.
 const LATE_MS: i64 = 30_000;
@@ -54,11 +57,26 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
                 tracing::error!(error = %e, "claiming due timers failed");
             }
         }
-        let wait = POLL * failures.clamp(1, 50);
+        let wait = if failures > 0 {
+            MAX_IDLE * failures.min(20)
+        } else {
+            idle_wait(&state).await
+        };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => {}
         }
+    }
+}
+
+/// Sleeps until the earliest pending step is due, within [`MIN_IDLE`, `MAX_IDLE`].
+async fn idle_wait(state: &AppState) -> Duration {
+    match state.store.next_timer_due().await {
+        Ok(Some(due)) => {
+            let ms = due.saturating_sub(state.clock.now()).max(0);
+            Duration::from_millis(u64::try_from(ms).unwrap_or(0)).clamp(MIN_IDLE, MAX_IDLE)
+        }
+        _ => MAX_IDLE,
     }
 }
 

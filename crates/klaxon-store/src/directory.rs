@@ -882,6 +882,8 @@ async fn save_schedule_definition(
 ) -> Result<()> {
     let mut sql = Sql::new("UPDATE schedules SET definition = ");
     sql.bind(to_json(schedule)?)
+        .push(", team_id = ")
+        .bind(schedule.team_id)
         .push(", updated_at = ")
         .bind(schedule.updated_at)
         .push(" WHERE account_id = ")
@@ -1152,6 +1154,7 @@ impl Store {
                         .bind(team.team_id);
                     sql.query_on(conn).execute(&mut *conn).await?;
                     drop_team_from_schedules(conn, account_id, team.team_id).await?;
+                    crate::calendars::drop_team(conn, account_id, team.team_id).await?;
                     Ok(Ok(team))
                 }
             }

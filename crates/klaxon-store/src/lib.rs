@@ -15,6 +15,7 @@
 //! - `query` — the read side for the Open API lists;
 //! - `rows` — row ↔ model mapping and whole-row upserts;
 //! - `schedules` — on-call schedules, one row each with the core definition as JSON;
+//! - `calendars` — service calendars, holiday sets, the reference checks of RSP-234/RSP-273;
 //! - `directory` — members and teams (invite, delete, teams and their members).
 //!
 //! Both backends run one code path over `sqlx::AnyPool` with portable SQL (`$n`
@@ -24,6 +25,7 @@
 //! stored as given (they are shown again on later starts), member passwords as argon2 hashes.
 
 mod bootstrap;
+mod calendars;
 mod db;
 mod directory;
 mod inbox;
@@ -38,6 +40,7 @@ mod schedules;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use calendars::{AccountCalendars, CalendarFilter, Referrers};
 pub use directory::{
     APP_KEYS_PER_MEMBER, MemberBrief, MemberFilter, MemberKey, MemberOrder, MemberUpdate,
     NewMember, Outcome, Person, Refusal, Team, TeamFilter, TeamKey, TeamOrder, TeamWrite,

@@ -19,10 +19,10 @@ use klaxon_core::ids::IdSource;
 use klaxon_core::model::{Incident, Millis, Progress};
 use klaxon_core::response::engine::MemberStatus;
 use klaxon_core::response::{
-    ActionError, Directory, Engine, EscalationRule, Notification, Outcome, RuleStatus,
-    TimelineEntry, TimerKind, auto_close_at, check_invariants, pending_timers,
+    ActionError, Directory, Engine, EscalationRule, MatchContext, Notification, Outcome,
+    RuleStatus, TimelineEntry, TimerKind, auto_close_at, check_invariants, pending_timers,
 };
-use klaxon_core::schedule::{self, Calendars, Schedule};
+use klaxon_core::schedule::{self, Schedule};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
@@ -46,6 +46,8 @@ pub struct StoreDirectory {
     teams: HashMap<i64, Vec<i64>>,
     team_names: HashMap<String, i64>,
     schedules: HashMap<i64, Schedule>,
+    /// Service calendars: schedule calendar masks and rule time filters read them.
+    calendars: crate::calendars::AccountCalendars,
 }
 
 impl Directory for StoreDirectory {
@@ -69,7 +71,7 @@ impl Directory for StoreDirectory {
     fn on_call(&self, schedule_id: i64, role_ids: &[i64], at: Millis) -> Vec<i64> {
         self.schedules
             .get(&schedule_id)
-            .and_then(|s| schedule::on_call_at(s, Calendars::default(), at).ok())
+            .and_then(|s| schedule::on_call_at(s, self.calendars.view(), at).ok())
             .map(|oc| oc.persons_for_roles(role_ids))
             .unwrap_or_default()
     }
@@ -105,6 +107,7 @@ async fn load_directory(conn: &mut AnyConnection, account_id: i64) -> Result<Sto
         dir.schedules.insert(id, s);
     }
     load_teams(conn, account_id, &mut dir).await?;
+    dir.calendars = crate::calendars::load(conn, account_id).await?;
     Ok(dir)
 }
 
@@ -454,12 +457,16 @@ pub(crate) async fn after_ingest(
         // it must be gone before the next `.await`.
         let out = {
             let mut engine = Engine::new(now, dir, &mut ids);
+            let matching = MatchContext {
+                tz: &ctx.tz,
+                calendars: dir.calendars.view(),
+            };
             if created.contains(id) {
                 if inc.progress == Progress::Closed {
                     // Created and recovered in one batch: recorded, never assigned (RSP-056).
-                    engine.on_auto_created(inc, &[], &ctx.tz);
+                    engine.on_auto_created(inc, &[], &matching);
                 } else {
-                    engine.on_auto_created(inc, &ctx.rules, &ctx.tz);
+                    engine.on_auto_created(inc, &ctx.rules, &matching);
                 }
             }
             if event_closed.contains(id) {
@@ -480,7 +487,8 @@ pub struct ActionContext<'a> {
     pub rule: Option<&'a EscalationRule>,
     /// The incident channel's rules, for re-matching on reopen (RSP-071).
     pub rules: &'a [EscalationRule],
-    pub tz: &'a TimeZone,
+    /// The account zone and service calendars rule matching reads.
+    pub matching: MatchContext<'a>,
 }
 
 /// The result of an action on one incident.
@@ -536,7 +544,10 @@ where
         let actx = ActionContext {
             rule: rule.as_ref(),
             rules: &ctx.rules,
-            tz: &ctx.tz,
+            matching: MatchContext {
+                tz: &ctx.tz,
+                calendars: dir.calendars.view(),
+            },
         };
         f(&mut engine, &mut inc, &actx).map(|()| engine.out)
     };
@@ -582,7 +593,10 @@ where
         let actx = ActionContext {
             rule: None,
             rules: &ctx.rules,
-            tz: &ctx.tz,
+            matching: MatchContext {
+                tz: &ctx.tz,
+                calendars: dir.calendars.view(),
+            },
         };
         f(&mut engine, &mut inc, &actx).map(|()| engine.out)
     };

@@ -31,6 +31,8 @@ pub struct ScheduleFilter {
     pub query: Option<String>,
     /// Only these ids (empty = all).
     pub schedule_ids: Vec<i64>,
+    /// Only schedules managed by one of these teams (empty = all).
+    pub team_ids: Vec<i64>,
 }
 
 fn schedule(row: &AnyRow) -> Result<Schedule> {
@@ -47,12 +49,14 @@ fn schedule(row: &AnyRow) -> Result<Schedule> {
 pub(crate) async fn create(pool: &AnyPool, account_id: i64, schedule: &Schedule) -> Result<i64> {
     let mut conn = pool.acquire().await?;
     let mut sql = Sql::new(
-        "INSERT INTO schedules (account_id, schedule_name, definition, created_at, updated_at, \
-         deleted) VALUES (",
+        "INSERT INTO schedules (account_id, schedule_name, team_id, definition, created_at, \
+         updated_at, deleted) VALUES (",
     );
     sql.bind(account_id)
         .push(", ")
         .bind(schedule.schedule_name.as_str())
+        .push(", ")
+        .bind(schedule.team_id)
         .push(", ")
         .bind(to_json(schedule)?)
         .push(", ")
@@ -91,6 +95,8 @@ pub(crate) async fn update(pool: &AnyPool, account_id: i64, schedule: &Schedule)
     let mut conn = pool.acquire().await?;
     let mut sql = Sql::new("UPDATE schedules SET schedule_name = ");
     sql.bind(schedule.schedule_name.as_str())
+        .push(", team_id = ")
+        .bind(schedule.team_id)
         .push(", definition = ")
         .bind(to_json(schedule)?)
         .push(", updated_at = ")
@@ -135,6 +141,7 @@ fn filtered(sql: &mut Sql, account_id: i64, f: &ScheduleFilter) {
             .push(" ESCAPE '\\'");
     }
     sql.and_in("schedule_id", &f.schedule_ids);
+    sql.and_in("team_id", &f.team_ids);
 }
 
 /// A page of the account's live schedules, newest first, with the exact `total`.

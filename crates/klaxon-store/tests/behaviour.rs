@@ -243,6 +243,11 @@ behaviour!(
     directory_tenant_isolation,
     directory_concurrent_uniqueness,
     directory_deletions_reach_schedules,
+    calendars_crud_list_and_holiday_sets,
+    calendars_tenant_isolation,
+    calendar_and_schedule_references,
+    member_feed_tokens,
+    schedules_team_filter,
 );
 
 /// SQLite only: the inbox is a file of its own with a processed watermark in the main file.
@@ -3459,4 +3464,399 @@ async fn directory_deletions_reach_schedules(db: &Db) {
         vec![vec![], vec![bob]],
         "the team's deletion edits nothing else"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Service calendars (calendars.rs)
+// ---------------------------------------------------------------------------------------------
+
+fn calendar(cal_id: &str, name: &str, team_id: i64) -> klaxon_core::schedule::ServiceCalendar {
+    serde_json::from_value(serde_json::json!({
+        "cal_id": cal_id,
+        "cal_name": name,
+        "team_id": team_id,
+        "timezone": "Asia/Shanghai",
+        "workdays": [1, 2, 3, 4, 5],
+        "date_overrides": {"2025-10-11": "workday"},
+        "creator_id": 1,
+    }))
+    .unwrap()
+}
+
+fn holidays(id: &str, entries: &[(&str, &str)]) -> klaxon_core::schedule::HolidaySet {
+    let map: serde_json::Map<String, serde_json::Value> = entries
+        .iter()
+        .map(|(d, m)| (d.to_string(), serde_json::json!(m)))
+        .collect();
+    serde_json::from_value(serde_json::json!({"id": id, "name": id.to_uppercase(), "entries": map}))
+        .unwrap()
+}
+
+fn cals_all() -> klaxon_store::CalendarFilter {
+    klaxon_store::CalendarFilter {
+        p: 1,
+        limit: 100,
+        ..klaxon_store::CalendarFilter::default()
+    }
+}
+
+const CAL1: &str = "65000000aaaaaaaaaaaaaaa1";
+const CAL2: &str = "65000001aaaaaaaaaaaaaaa2";
+
+// spec: RSP-270, RSP-272, RSP-554 (response.md §1.14; store side of /calendar/*)
+async fn calendars_crud_list_and_holiday_sets(db: &Db) {
+    use klaxon_core::schedule::{DayType, day_type};
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let s = &db.store;
+    let a = b.account_id;
+    let ops = s
+        .upsert_team(a, b.owner_member_id, &team("Ops", None), T0)
+        .await
+        .unwrap()
+        .unwrap();
+
+    s.create_calendar(a, &calendar(CAL1, "Trading days", 0), T0)
+        .await
+        .unwrap();
+    s.create_calendar(a, &calendar(CAL2, "Payments", ops.team_id), T0)
+        .await
+        .unwrap();
+    let got = s.calendar(a, CAL1).await.unwrap().unwrap();
+    assert_eq!(got, calendar(CAL1, "Trading days", 0));
+    assert!(
+        s.calendar(a, "65000002aaaaaaaaaaaaaaa3")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Newest first; name substring; team filter; paging.
+    let all = s.list_calendars(a, &cals_all()).await.unwrap();
+    let ids: Vec<&str> = all.items.iter().map(|c| c.cal_id.as_str()).collect();
+    assert_eq!((all.total, ids), (2, vec![CAL2, CAL1]));
+    let q = klaxon_store::CalendarFilter {
+        query: Some("TRADING".into()),
+        ..cals_all()
+    };
+    assert_eq!(s.list_calendars(a, &q).await.unwrap().items[0].cal_id, CAL1);
+    let by_team = klaxon_store::CalendarFilter {
+        team_ids: vec![ops.team_id],
+        ..cals_all()
+    };
+    let found = s.list_calendars(a, &by_team).await.unwrap();
+    assert_eq!((found.total, found.items[0].cal_id.as_str()), (1, CAL2));
+    let page = klaxon_store::CalendarFilter {
+        p: 2,
+        limit: 1,
+        ..klaxon_store::CalendarFilter::default()
+    };
+    let page2 = s.list_calendars(a, &page).await.unwrap();
+    assert_eq!(
+        (page2.items[0].cal_id.as_str(), page2.has_next_page),
+        (CAL1, false)
+    );
+
+    // Holiday sets: loading twice replaces; a linked set cannot be removed.
+    let cn = holidays(
+        "cn.official",
+        &[("2025-10-01", "holiday"), ("2025-09-28", "workday")],
+    );
+    assert!(s.put_holiday_set(a, &cn, T0).await.unwrap());
+    let cn2 = holidays(
+        "cn.official",
+        &[
+            ("2025-10-01", "holiday"),
+            ("2025-10-02", "holiday"),
+            ("2025-09-28", "workday"),
+        ],
+    );
+    assert!(!s.put_holiday_set(a, &cn2, T0 + 1).await.unwrap());
+    assert!(
+        s.put_holiday_set(a, &holidays("spare", &[("2025-01-01", "holiday")]), T0)
+            .await
+            .unwrap()
+    );
+    let sets = s.holiday_sets(a).await.unwrap();
+    assert_eq!(sets.len(), 2);
+    assert_eq!(sets[0], cn2);
+
+    // RSP-272: an edit applies to every later read.
+    let mut cal = got.clone();
+    cal.extra_cal_ids = vec!["cn.official".into()];
+    cal.cal_name = "Trading days (CN)".into();
+    assert!(s.update_calendar(a, &cal, T0 + 2).await.unwrap());
+    let mut ghost = cal.clone();
+    ghost.cal_id = "65000002aaaaaaaaaaaaaaa3".into();
+    assert!(!s.update_calendar(a, &ghost, T0 + 2).await.unwrap());
+    let loaded = s.account_calendars(a).await.unwrap();
+    assert_eq!(loaded.calendars.len(), 2);
+    let view = loaded.view();
+    let c = view.get(CAL1).unwrap();
+    assert_eq!(c.cal_name, "Trading days (CN)");
+    let d = |y, m, dd| jiff::civil::date(y, m, dd);
+    // spec: RSP-270 — holiday set, adjusted working Sunday, manual mark, weekdays.
+    assert_eq!(
+        day_type(c, &loaded.holiday_sets, d(2025, 10, 2)),
+        DayType::Restday
+    );
+    assert_eq!(
+        day_type(c, &loaded.holiday_sets, d(2025, 9, 28)),
+        DayType::Workday
+    );
+    assert_eq!(
+        day_type(c, &loaded.holiday_sets, d(2025, 10, 11)),
+        DayType::Workday
+    );
+    assert_eq!(
+        day_type(c, &loaded.holiday_sets, d(2025, 10, 12)),
+        DayType::Restday
+    );
+
+    let refused = s
+        .delete_holiday_set(a, "cn.official")
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(refused[0].contains(CAL1), "{refused:?}");
+    assert_eq!(s.holiday_sets(a).await.unwrap().len(), 2);
+    assert_eq!(s.delete_holiday_set(a, "spare").await.unwrap(), Ok(true));
+    assert_eq!(s.delete_holiday_set(a, "spare").await.unwrap(), Ok(false));
+
+    // spec: RSP-554 — a deleted team leaves its calendars unmanaged.
+    s.delete_team(a, &TeamKey::Id(ops.team_id))
+        .await
+        .unwrap()
+        .unwrap();
+    let c2 = s.calendar(a, CAL2).await.unwrap().unwrap();
+    assert_eq!(c2.team_id, 0);
+    assert_eq!(s.list_calendars(a, &by_team).await.unwrap().total, 0);
+
+    assert_eq!(s.delete_calendar(a, CAL2).await.unwrap(), Ok(true));
+    assert_eq!(s.delete_calendar(a, CAL2).await.unwrap(), Ok(false));
+    assert!(s.calendar(a, CAL2).await.unwrap().is_none());
+}
+
+// DESIGN.md principle 6: one account never sees, changes or deletes another's calendars.
+async fn calendars_tenant_isolation(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let other = other_account(db).await;
+    let s = &db.store;
+    s.create_calendar(b.account_id, &calendar(CAL1, "Mine", 0), T0)
+        .await
+        .unwrap();
+    s.put_holiday_set(
+        b.account_id,
+        &holidays("cn", &[("2025-10-01", "holiday")]),
+        T0,
+    )
+    .await
+    .unwrap();
+    let o = other.account_id;
+    assert!(s.calendar(o, CAL1).await.unwrap().is_none());
+    assert_eq!(s.list_calendars(o, &cals_all()).await.unwrap().total, 0);
+    assert!(
+        !s.update_calendar(o, &calendar(CAL1, "Stolen", 0), T0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.delete_calendar(o, CAL1).await.unwrap(), Ok(false));
+    assert!(s.holiday_sets(o).await.unwrap().is_empty());
+    assert_eq!(s.delete_holiday_set(o, "cn").await.unwrap(), Ok(false));
+    let theirs = s.account_calendars(o).await.unwrap();
+    assert!(theirs.calendars.is_empty() && theirs.holiday_sets.is_empty());
+    assert_eq!(
+        s.calendar(b.account_id, CAL1)
+            .await
+            .unwrap()
+            .unwrap()
+            .cal_name,
+        "Mine"
+    );
+}
+
+fn escalation_rule(
+    b: &Bootstrap,
+    name: &str,
+    schedule_id: Option<i64>,
+    cal_id: Option<&str>,
+) -> klaxon_core::response::EscalationRule {
+    let target = match schedule_id {
+        Some(id) => serde_json::json!({"schedule_to_role_ids": {id.to_string(): []}}),
+        None => serde_json::json!({"person_ids": [b.owner_member_id]}),
+    };
+    let time_filters = match cal_id {
+        Some(c) => serde_json::json!([{"start": "09:00", "end": "18:00", "cal_id": c}]),
+        None => serde_json::json!([]),
+    };
+    serde_json::from_value(serde_json::json!({
+        "account_id": b.account_id,
+        "channel_id": b.channel_id,
+        "rule_name": name,
+        "priority": -1,
+        "time_filters": time_filters,
+        "layers": [{"target": target}],
+    }))
+    .unwrap()
+}
+
+// spec: RSP-234, RSP-273 — a referenced schedule or calendar cannot be deleted; the refusal
+// names the referrers and changes nothing
+async fn calendar_and_schedule_references(db: &Db) {
+    use klaxon_core::schedule::{CalendarMask, DayType};
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let s = &db.store;
+    let a = b.account_id;
+    s.create_calendar(a, &calendar(CAL1, "Trading days", 0), T0)
+        .await
+        .unwrap();
+    let loaded = s.account_calendars(a).await.unwrap();
+    let mut masked = weekly_schedule("Trading desk", &[b.owner_member_id], T0);
+    masked.layers[0].calendar_mask = Some(CalendarMask {
+        cal_id: CAL1.into(),
+        day_type: DayType::Workday,
+    });
+    let masked = klaxon_core::schedule::create_schedule(masked, T0, loaded.view()).unwrap();
+    let desk = s.create_schedule(a, &masked).await.unwrap();
+    let plain = s
+        .create_schedule(a, &weekly_schedule("Plain", &[b.owner_member_id], T0))
+        .await
+        .unwrap();
+
+    // spec: RSP-273 — the schedule mask holds the calendar.
+    let refused = s.delete_calendar(a, CAL1).await.unwrap().unwrap_err();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("Trading desk"), "{refused:?}");
+    assert!(s.calendar(a, CAL1).await.unwrap().is_some());
+
+    // Escalation rules: one targets the desk schedule, one filters time by the calendar.
+    let targets = s
+        .save_escalation_rule(escalation_rule(&b, "Page the desk", Some(desk), None), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    let filters = s
+        .save_escalation_rule(escalation_rule(&b, "Office hours", None, Some(CAL1)), T0)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // spec: RSP-234 — the targeted schedule stays; the other one may go.
+    let refused = s
+        .delete_schedules_unreferenced(a, &[plain, desk], T0 + 1)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("Page the desk"), "{refused:?}");
+    assert!(refused[0].contains(&targets.rule_id), "{refused:?}");
+    assert!(
+        s.schedule(a, plain).await.unwrap().is_some(),
+        "nothing deleted"
+    );
+    assert_eq!(s.schedule_referrers(a, &[desk]).await.unwrap(), refused);
+    assert!(s.schedule_referrers(a, &[plain]).await.unwrap().is_empty());
+    assert_eq!(
+        s.delete_schedules_unreferenced(a, &[plain], T0 + 1)
+            .await
+            .unwrap(),
+        Ok(1)
+    );
+
+    let refs = s.calendar_referrers(a, CAL1).await.unwrap();
+    assert_eq!(refs.len(), 2, "{refs:?}");
+    assert!(refs[1].contains("Office hours"), "{refs:?}");
+
+    // Remove the referrers one by one.
+    assert!(
+        s.delete_escalation_rule(a, b.channel_id, &targets.rule_id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.delete_schedules_unreferenced(a, &[desk], T0 + 2)
+            .await
+            .unwrap(),
+        Ok(1)
+    );
+    // A deleted schedule no longer holds the calendar; the rule's time filter still does.
+    let refused = s.delete_calendar(a, CAL1).await.unwrap().unwrap_err();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("Office hours"), "{refused:?}");
+    assert!(
+        s.delete_escalation_rule(a, b.channel_id, &filters.rule_id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.delete_calendar(a, CAL1).await.unwrap(), Ok(true));
+}
+
+// feature: iCalendar feed, per member — a token names one member; rotating retires the old one.
+async fn member_feed_tokens(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let other = other_account(db).await;
+    let s = &db.store;
+    let (t1, t2, t3) = (random_hex(16), random_hex(16), random_hex(16));
+    s.set_member_feed_token(b.account_id, b.owner_member_id, &t1)
+        .await
+        .unwrap();
+    s.set_member_feed_token(other.account_id, other.owner_member_id, &t3)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.member_by_feed_token(&t1).await.unwrap(),
+        Some((b.account_id, b.owner_member_id))
+    );
+    s.set_member_feed_token(b.account_id, b.owner_member_id, &t2)
+        .await
+        .unwrap();
+    assert_eq!(s.member_by_feed_token(&t1).await.unwrap(), None);
+    assert_eq!(
+        s.member_by_feed_token(&t2).await.unwrap(),
+        Some((b.account_id, b.owner_member_id))
+    );
+    assert_eq!(
+        s.member_by_feed_token(&t3).await.unwrap(),
+        Some((other.account_id, other.owner_member_id))
+    );
+    assert_eq!(s.member_by_feed_token("").await.unwrap(), None);
+}
+
+// openapi-compat.md 2.8 `/schedule/list` `team_ids`; RSP-554 keeps the column in step.
+async fn schedules_team_filter(db: &Db) {
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let s = &db.store;
+    let a = b.account_id;
+    let ops = s
+        .upsert_team(a, b.owner_member_id, &team("Ops", None), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut managed = weekly_schedule("Managed", &[b.owner_member_id], T0);
+    managed.team_id = ops.team_id;
+    let id = s.create_schedule(a, &managed).await.unwrap();
+    s.create_schedule(a, &weekly_schedule("Loose", &[b.owner_member_id], T0))
+        .await
+        .unwrap();
+    let by_team = ScheduleFilter {
+        team_ids: vec![ops.team_id],
+        ..schedules_all()
+    };
+    let found = s.list_schedules(a, &by_team).await.unwrap();
+    assert_eq!(found.total, 1);
+    assert_eq!(found.items[0].schedule_id, id);
+    // An update that drops the team moves it out of the filter.
+    let mut edited = found.items[0].clone();
+    edited.team_id = 0;
+    assert!(s.update_schedule(a, &edited).await.unwrap());
+    assert_eq!(s.list_schedules(a, &by_team).await.unwrap().total, 0);
+    edited.team_id = ops.team_id;
+    assert!(s.update_schedule(a, &edited).await.unwrap());
+    assert_eq!(s.list_schedules(a, &by_team).await.unwrap().total, 1);
+    // spec: RSP-554 — deleting the team clears it, in the filter column too.
+    s.delete_team(a, &TeamKey::Id(ops.team_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.list_schedules(a, &by_team).await.unwrap().total, 0);
+    assert_eq!(s.schedule(a, id).await.unwrap().unwrap().team_id, 0);
 }

@@ -703,3 +703,65 @@ on_both_backends!(timer_worker_runs_due_steps, |url: String| async move {
         "the auditor records lateness"
     );
 });
+
+on_both_backends!(rules_with_service_calendars, |url: String| async move {
+    // spec: RSP-133 (cal_id, is_off), RSP-270, RSP-273
+    let n = Node::start(&url, false).await;
+    let msg = err(
+        n.api(
+            "/channel/escalate/rule/create",
+            json!({"channel_id": n.channel, "rule_name": "Workdays",
+                   "time_filters": [{"start": "00:00", "end": "00:00", "cal_id": "ffffffffffffffffffffffff"}],
+                   "layers": [level(&[n.owner], 5)]}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+    assert!(msg.contains("time_filters[0].cal_id"), "{msg}");
+
+    // A calendar with no workdays at all: the workday rule never holds.
+    let cal = ok(n
+        .api(
+            "/calendar/create",
+            json!({"cal_name": "Never", "timezone": "UTC", "workdays": []}),
+        )
+        .await);
+    let cal_id = cal["cal_id"].as_str().unwrap().to_string();
+    let workdays = ok(n
+        .api(
+            "/channel/escalate/rule/create",
+            json!({"channel_id": n.channel, "rule_name": "Workdays",
+                   "time_filters": [{"start": "00:00", "end": "00:00", "cal_id": cal_id, "is_off": false}],
+                   "layers": [level(&[n.owner], 5)]}),
+        )
+        .await);
+    ok(n
+        .api(
+            "/channel/escalate/rule/create",
+            json!({"channel_id": n.channel, "rule_name": "Catch-all", "layers": [level(&[n.owner], 5)]}),
+        )
+        .await);
+    let first = n.push_incident("cal-1").await;
+    assert_eq!(
+        n.incident(&first).await["assigned_to"]["escalate_rule_name"],
+        "Catch-all"
+    );
+
+    // Every day a workday: now the calendar rule wins.
+    ok(n.api(
+        "/calendar/update",
+        json!({"cal_id": cal_id, "workdays": [0, 1, 2, 3, 4, 5, 6]}),
+    )
+    .await);
+    let second = n.push_incident("cal-2").await;
+    assert_eq!(
+        n.incident(&second).await["assigned_to"]["escalate_rule_id"],
+        workdays["rule_id"]
+    );
+
+    // The rule keeps the calendar in use (RSP-273).
+    err(
+        n.api("/calendar/delete", json!({"cal_id": cal_id})).await,
+        "ReferenceExist",
+    );
+});

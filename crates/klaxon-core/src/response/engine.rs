@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::rules::{EscalationRule, Level, RuleStatus, bot_url};
+use super::rules::{EscalationRule, Level, MatchContext, RuleStatus, bot_url};
 use super::state::{AssignType, Assignment, EscalationState, Responder, ResponderAs};
 use crate::ids::IdSource;
 use crate::model::{Incident, Millis, Progress, Severity, Status};
@@ -272,11 +272,11 @@ impl<'a> Engine<'a> {
         &mut self,
         inc: &mut Incident,
         rules: &[EscalationRule],
-        tz: &jiff::tz::TimeZone,
+        ctx: &MatchContext<'_>,
     ) {
         let detail = json!({"severity": inc.incident_severity.as_str(), "title": inc.title});
         self.entry(inc, "i_new", 0, self.now, detail);
-        let Some(rule) = super::rules::select_rule(rules, inc, tz, inc.start_time) else {
+        let Some(rule) = super::rules::select_rule(rules, inc, ctx, inc.start_time) else {
             return; // RSP-132: no assignment, nobody notified.
         };
         if rule.aggr_window > 0 {
@@ -1042,7 +1042,7 @@ impl<'a> Engine<'a> {
         reason: &str,
         rule: Option<&EscalationRule>,
         rules: &[EscalationRule],
-        tz: &jiff::tz::TimeZone,
+        ctx: &MatchContext<'_>,
     ) -> Result<(), ActionError> {
         if inc.progress != Progress::Closed {
             return Err(precondition("only a closed incident can be reopened"));
@@ -1082,7 +1082,7 @@ impl<'a> Engine<'a> {
                 let chosen = match usable {
                     Some(r) => Some(r),
                     None if inc.channel_id != 0 => {
-                        super::rules::select_rule(rules, inc, tz, self.now)
+                        super::rules::select_rule(rules, inc, ctx, self.now)
                     }
                     None => None,
                 };

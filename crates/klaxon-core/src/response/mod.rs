@@ -18,5 +18,8 @@ pub use engine::{
     ActionError, DirectTargets, Directory, Engine, MemberStatus, Notification, Outcome,
     TimelineEntry, TimerKind, auto_close_at, check_invariants, default_preference, pending_timers,
 };
-pub use rules::{EscalationRule, Level, RuleError, RuleStatus, Target, TimeFilter, validate_rule};
+pub use rules::{
+    EscalationRule, Level, MatchContext, RuleError, RuleStatus, Target, TimeFilter,
+    unknown_calendars, validate_rule,
+};
 pub use state::{AssignType, Assignment, EscalationState, Responder, ResponderAs, Response};

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::condition::{self, Condition, Context, Filter, Key, Subject};
 use crate::model::{Incident, Millis, Severity};
+use crate::schedule::{Calendars, DayType, ServiceCalendar, day_type};
 
 pub const RULE_NAME_MAX: usize = 39;
 pub const RULE_DESCRIPTION_MAX: usize = 500;
@@ -238,12 +239,6 @@ pub fn validate_rule(rule: &mut EscalationRule) -> Result<(), RuleError> {
                 format!("{d} is not a weekday (0 = Sunday … 6 = Saturday)"),
             ));
         }
-        if !tf.cal_id.is_empty() {
-            return Err(bad(
-                format!("{field}.cal_id"),
-                "service calendars are not available in this release",
-            ));
-        }
     }
     condition::validate(&rule.filters, Context::Escalation)
         .map_err(|e| bad("filters", e.to_string()))?;
@@ -437,28 +432,68 @@ pub fn filter_matches(rule: &EscalationRule, incident: &Incident) -> bool {
     }
 }
 
-/// RSP-133: the time condition holds at `t` in zone `tz` (the account zone).
-pub fn time_matches(filters: &[TimeFilter], tz: &TimeZone, t: Millis) -> bool {
+/// What matching reads besides the incident: the account zone and its service calendars.
+#[derive(Clone, Copy)]
+pub struct MatchContext<'a> {
+    pub tz: &'a TimeZone,
+    pub calendars: Calendars<'a>,
+}
+
+/// The rule's time filters that name a calendar the account does not have (or has disabled);
+/// the API refuses such a rule on save (RSP-133 needs the calendar).
+pub fn unknown_calendars(rule: &EscalationRule, calendars: Calendars<'_>) -> Vec<String> {
+    rule.time_filters
+        .iter()
+        .filter(|f| !f.cal_id.is_empty() && calendars.get(&f.cal_id).is_none())
+        .map(|f| f.cal_id.clone())
+        .collect()
+}
+
+/// RSP-133: the time condition holds at `t`. An entry is read in its calendar's zone when it
+/// names one, else in the account zone; a calendar that no longer exists matches nothing.
+pub fn time_matches(filters: &[TimeFilter], ctx: &MatchContext<'_>, t: Millis) -> bool {
     if filters.is_empty() {
         return true;
     }
     let Ok(ts) = Timestamp::from_millisecond(t) else {
         return false;
     };
-    let local = tz.to_datetime(ts);
-    filters
-        .iter()
-        .any(|f| entry_matches(f, local.date(), local.time()))
+    filters.iter().any(|f| {
+        if f.cal_id.is_empty() {
+            let local = ctx.tz.to_datetime(ts);
+            return entry_matches(f, local.date(), local.time(), None, ctx.calendars);
+        }
+        let Some(cal) = ctx.calendars.get(&f.cal_id) else {
+            return false;
+        };
+        let Ok(zone) = TimeZone::get(&cal.timezone) else {
+            return false;
+        };
+        let local = zone.to_datetime(ts);
+        entry_matches(f, local.date(), local.time(), Some(cal), ctx.calendars)
+    })
 }
 
-fn entry_matches(f: &TimeFilter, d: Date, tod: Time) -> bool {
+fn entry_matches(
+    f: &TimeFilter,
+    d: Date,
+    tod: Time,
+    cal: Option<&ServiceCalendar>,
+    calendars: Calendars<'_>,
+) -> bool {
     let (Some(start), Some(end)) = (parse_hhmm(&f.start), parse_hhmm(&f.end)) else {
         return false;
     };
     let eligible = |x: Date| {
-        f.repeat.is_empty()
+        let weekday_ok = f.repeat.is_empty()
             || f.repeat
-                .contains(&i64::from(x.weekday().to_sunday_zero_offset()))
+                .contains(&i64::from(x.weekday().to_sunday_zero_offset()));
+        let wanted = if f.is_off {
+            DayType::Restday
+        } else {
+            DayType::Workday
+        };
+        weekday_ok && cal.is_none_or(|c| day_type(c, calendars.holiday_sets, x) == wanted)
     };
     if start < end {
         return start <= tod && tod < end && eligible(d);
@@ -472,7 +507,7 @@ fn entry_matches(f: &TimeFilter, d: Date, tod: Time) -> bool {
 pub fn select_rule<'a>(
     rules: &'a [EscalationRule],
     incident: &Incident,
-    tz: &TimeZone,
+    ctx: &MatchContext<'_>,
     t: Millis,
 ) -> Option<&'a EscalationRule> {
     let mut ordered: Vec<&EscalationRule> = rules
@@ -482,5 +517,5 @@ pub fn select_rule<'a>(
     ordered.sort_by_key(|r| r.priority);
     ordered
         .into_iter()
-        .find(|r| time_matches(&r.time_filters, tz, t) && filter_matches(r, incident))
+        .find(|r| time_matches(&r.time_filters, ctx, t) && filter_matches(r, incident))
 }

@@ -13,6 +13,7 @@ use super::state::*;
 use crate::condition::Condition;
 use crate::ids::CountingIds;
 use crate::model::{Incident, Labels, Millis, Progress, Severity, Status};
+use crate::schedule::{Calendars, ServiceCalendar};
 
 const A: i64 = 1;
 const B: i64 = 2;
@@ -193,7 +194,15 @@ impl Scenario {
         };
         let rules = vec![s.rule.clone()];
         s.act(|e, inc, _| {
-            e.on_auto_created(inc, &rules, &TimeZone::get("Asia/Shanghai").unwrap());
+            let tz = TimeZone::get("Asia/Shanghai").unwrap();
+            e.on_auto_created(
+                inc,
+                &rules,
+                &MatchContext {
+                    tz: &tz,
+                    calendars: Calendars::default(),
+                },
+            );
             Ok(())
         })
         .unwrap();
@@ -576,8 +585,28 @@ fn esc_4_snooze_from_triggered_and_expiry() {
 
 #[test]
 fn esc_5_time_filters_and_priority() {
-    // spec: RSP-132, RSP-133 (ESC-5 without the calendar rule, which needs service calendars)
+    // spec: RSP-132, RSP-133, RSP-270 (ESC-5)
     let tz = TimeZone::get("Asia/Shanghai").unwrap();
+    let mut overrides = BTreeMap::new();
+    for day in 1..=7 {
+        overrides.insert(
+            format!("2025-10-{day:02}"),
+            crate::schedule::DayType::Restday,
+        );
+    }
+    overrides.insert("2025-10-11".to_string(), crate::schedule::DayType::Workday);
+    let cals = vec![ServiceCalendar {
+        cal_id: "cal000000000000000000001".into(),
+        cal_name: "CAL".into(),
+        description: String::new(),
+        team_id: 0,
+        timezone: "Asia/Shanghai".into(),
+        workdays: vec![1, 2, 3, 4, 5],
+        extra_cal_ids: vec![],
+        date_overrides: overrides,
+        status: Default::default(),
+        creator_id: 0,
+    }];
     let at = |y, mo, d, h, mi| {
         tz.to_ambiguous_timestamp(jiff::civil::date(y, mo, d).at(h, mi, 0, 0))
             .compatible()
@@ -590,7 +619,7 @@ fn esc_5_time_filters_and_priority() {
         start: "09:00".into(),
         end: "15:00".into(),
         repeat: vec![],
-        cal_id: String::new(),
+        cal_id: "cal000000000000000000001".into(),
         is_off: false,
     }];
     r1.filters = vec![vec![Condition::is_in("severity", ["Critical"])]];
@@ -611,7 +640,11 @@ fn esc_5_time_filters_and_priority() {
     let pick = |t: Millis, sev: Severity, rules: &[EscalationRule]| {
         let mut inc = incident(t);
         inc.incident_severity = sev;
-        select_rule(rules, &inc, &tz, t).map(|r| r.rule_id.clone())
+        let ctx = MatchContext {
+            tz: &tz,
+            calendars: Calendars::new(&cals, &[]),
+        };
+        select_rule(rules, &inc, &ctx, t).map(|r| r.rule_id.clone())
     };
     assert_eq!(
         pick(at(2025, 10, 9, 10, 0), Severity::Critical, &rules).as_deref(),
@@ -620,6 +653,15 @@ fn esc_5_time_filters_and_priority() {
     assert_eq!(
         pick(at(2025, 10, 9, 10, 0), Severity::Warning, &rules).as_deref(),
         Some("r3")
+    );
+    // A rest day of CAL, and an adjusted working day.
+    assert_eq!(
+        pick(at(2025, 10, 1, 10, 0), Severity::Critical, &rules).as_deref(),
+        Some("r3")
+    );
+    assert_eq!(
+        pick(at(2025, 10, 11, 10, 0), Severity::Critical, &rules).as_deref(),
+        Some("r1")
     );
     assert_eq!(
         pick(at(2025, 10, 10, 23, 30), Severity::Info, &rules).as_deref(),
@@ -771,7 +813,15 @@ fn with_labels(mut s: Scenario, labels: &[(&str, &str)]) -> Scenario {
     s.sent.clear();
     let rules = vec![s.rule.clone()];
     s.act(|e, inc, _| {
-        e.on_auto_created(inc, &rules, &TimeZone::get("Asia/Shanghai").unwrap());
+        let tz = TimeZone::get("Asia/Shanghai").unwrap();
+        e.on_auto_created(
+            inc,
+            &rules,
+            &MatchContext {
+                tz: &tz,
+                calendars: Calendars::default(),
+            },
+        );
         Ok(())
     })
     .unwrap();
@@ -1003,7 +1053,11 @@ fn life_3_reopen_reassigns_level_0() {
     assert_eq!(s.inc.response.root_cause, "disk");
     s.at(120.0);
     let tz = TimeZone::get("Asia/Shanghai").unwrap();
-    s.act(|e, inc, r| e.reopen(inc, P, "recurred", Some(r), &[], &tz))
+    let ctx = MatchContext {
+        tz: &tz,
+        calendars: Calendars::default(),
+    };
+    s.act(|e, inc, r| e.reopen(inc, P, "recurred", Some(r), &[], &ctx))
         .unwrap();
     assert_eq!(s.inc.progress, Progress::Triggered);
     assert_eq!(s.inc.close_time, 0);
@@ -1016,7 +1070,7 @@ fn life_3_reopen_reassigns_level_0() {
     assert_eq!(reopen.detail["reason"], "recurred");
     // Reopening an open incident is refused.
     assert!(matches!(
-        s.act(|e, inc, r| e.reopen(inc, P, "", Some(r), &[], &tz)),
+        s.act(|e, inc, r| e.reopen(inc, P, "", Some(r), &[], &ctx)),
         Err(ActionError::FailedPrecondition(_))
     ));
 }

@@ -107,6 +107,74 @@ pub fn schedule_feed(
     out
 }
 
+/// The VCALENDAR of one member's own shifts across several schedules (feature: iCalendar
+/// feed, per member). `schedules` pairs each schedule with its feed shifts
+/// ([`feed_shifts`]); only the shifts `person_id` is part of become events, titled with the
+/// schedule's name and listing who else is on call with them. UIDs are stable across exports
+/// and differ from the schedule feed's, so subscribing to both never merges events.
+pub fn member_feed(
+    person_id: i64,
+    member_name: &str,
+    schedules: &[(&Schedule, Vec<Shift>)],
+    now: Millis,
+    person_names: &dyn Fn(i64) -> String,
+) -> String {
+    let mut out = String::new();
+    let mut line = |text: &str| push_folded(&mut out, text);
+    line("BEGIN:VCALENDAR");
+    line("VERSION:2.0");
+    line("PRODID:-//Klaxon//On-call schedule//EN");
+    line("CALSCALE:GREGORIAN");
+    line("METHOD:PUBLISH");
+    line(&format!(
+        "X-WR-CALNAME:{}",
+        escape_text(&format!("My on-call: {member_name}"))
+    ));
+    line("REFRESH-INTERVAL;VALUE=DURATION:PT1H");
+    line("X-PUBLISHED-TTL:PT1H");
+    let stamp = utc(now);
+    let mut events: Vec<(&Schedule, &Shift)> = schedules
+        .iter()
+        .flat_map(|(s, shifts)| shifts.iter().map(move |sh| (*s, sh)))
+        .filter(|(_, sh)| sh.members.contains(&person_id))
+        .collect();
+    events.sort_by_key(|(s, sh)| (sh.start, s.schedule_id));
+    for (schedule, shift) in events {
+        let mut summary = format!("On call: {}", schedule.schedule_name);
+        if let Some(role) = role_name(shift.role) {
+            summary.push_str(&format!(" ({role})"));
+        }
+        let others: Vec<String> = shift
+            .members
+            .iter()
+            .filter(|p| **p != person_id)
+            .map(|&p| person_names(p))
+            .collect();
+        let mut description = format!(
+            "Schedule: {}\n{}",
+            schedule.schedule_name,
+            source_text(schedule, shift)
+        );
+        if !others.is_empty() {
+            description.push_str(&format!("\nAlso on call: {}", others.join(", ")));
+        }
+        line("BEGIN:VEVENT");
+        line(&format!(
+            "UID:m{person_id}-{}",
+            shift_uid(schedule.schedule_id, shift)
+        ));
+        line(&format!("DTSTAMP:{stamp}"));
+        line(&format!("DTSTART:{}", utc(shift.start)));
+        line(&format!("DTEND:{}", utc(shift.end)));
+        line(&format!("SUMMARY:{}", escape_text(&summary)));
+        line(&format!("DESCRIPTION:{}", escape_text(&description)));
+        line("TRANSP:OPAQUE");
+        line("END:VEVENT");
+    }
+    line("END:VCALENDAR");
+    out
+}
+
 /// A UID stable across exports: a hash of the schedule id, the shift's source (layer id or
 /// override id), its role and its start (feature: iCalendar feed).
 pub fn shift_uid(schedule_id: i64, shift: &Shift) -> String {
@@ -285,6 +353,56 @@ mod tests {
             .filter_map(|l| l.strip_prefix("UID:"))
             .map(str::to_string)
             .collect()
+    }
+
+    // feature: iCalendar feed, per member — only the member's shifts, across schedules, with
+    // UIDs that differ from the schedule feed's and stay stable.
+    #[test]
+    fn member_feed_lists_only_the_members_shifts() {
+        let a = sched();
+        let mut b = sched();
+        b.schedule_id = 8;
+        b.schedule_name = "Database".into();
+        b.layers[0].groups.swap(0, 1);
+        let now = T0 + 3 * DAY_MS + HOUR;
+        let sa = feed_shifts(&a, Calendars::default(), now).unwrap();
+        let sb = feed_shifts(&b, Calendars::default(), now).unwrap();
+        let feed = member_feed(
+            101,
+            "Alice",
+            &[(&a, sa.clone()), (&b, sb.clone())],
+            now,
+            &names,
+        );
+        assert!(
+            feed.contains("X-WR-CALNAME:My on-call: Alice\r\n"),
+            "{feed}"
+        );
+        let mine_a = sa.iter().filter(|s| s.members.contains(&101)).count();
+        let mine_b = sb.iter().filter(|s| s.members.contains(&101)).count();
+        assert!(mine_a > 0 && mine_b > 0);
+        assert_eq!(feed.matches("BEGIN:VEVENT").count(), mine_a + mine_b);
+        assert!(
+            feed.contains("SUMMARY:On call: Ops\\, core\\; team\r\n"),
+            "{feed}"
+        );
+        assert!(feed.contains("SUMMARY:On call: Database\r\n"), "{feed}");
+        // Alice and Bob alternate, so nobody shares her shift.
+        assert!(!feed.contains("Also on call"));
+        let schedule_uids = uids(&schedule_feed(&a, &sa, now, &names));
+        let member_uids = uids(&feed);
+        assert!(member_uids.iter().all(|u| !schedule_uids.contains(u)));
+        let again = member_feed(101, "Alice", &[(&a, sa), (&b, sb)], now + HOUR, &names);
+        assert_eq!(uids(&again), member_uids);
+        // Nobody else's shifts.
+        let empty = member_feed(
+            999,
+            "Nobody",
+            &[(&a, feed_shifts(&a, Calendars::default(), now).unwrap())],
+            now,
+            &names,
+        );
+        assert!(!empty.contains("BEGIN:VEVENT"));
     }
 
     // feature: iCalendar feed — folding at 75 octets never splits a UTF-8 character.

@@ -1851,6 +1851,53 @@ fn day_type_precedence() {
     assert_eq!(day_type(&fresh, &sets, date(2025, 10, 5)), DayType::Workday);
 }
 
+// spec: RSP-270, RSP-271 — the calendar CAL of ESC-5 (zone Asia/Shanghai, Mon–Fri, the
+// October holiday 10-01…10-07 marked rest days, Saturday 10-11 an adjusted workday): the day
+// types behind every row of its table.
+#[test]
+fn esc5_calendar_day_types() {
+    let cal = trading_calendar();
+    validate_calendar(&cal, &[]).unwrap();
+    for (when, expected) in [
+        ("2025-10-09 10:00", DayType::Workday), // Thursday
+        ("2025-10-01 10:00", DayType::Restday), // a marked rest day (a Wednesday)
+        ("2025-10-11 10:00", DayType::Workday), // the adjusted working Saturday
+        ("2025-10-10 23:30", DayType::Workday), // Friday
+        ("2025-10-11 02:00", DayType::Workday),
+        ("2025-10-12 10:00", DayType::Restday), // Sunday
+        ("2025-10-13 02:00", DayType::Workday), // Monday
+    ] {
+        assert_eq!(
+            day_type_at(&cal, &[], at(SHANGHAI, when)).unwrap(),
+            expected,
+            "{when}"
+        );
+    }
+}
+
+// spec: RSP-223, RSP-273 — a deleted calendar is absent: a mask naming it is refused on save
+// and, in data that still names it, turns the mask off
+#[test]
+fn deleted_calendar_is_absent() {
+    let mut cal = trading_calendar();
+    cal.status = CalendarStatus::Deleted;
+    let cals = [cal];
+    let calendars = Calendars::new(&cals, &[]);
+    assert!(calendars.get(&trading_calendar().cal_id).is_none());
+    let mut l = layer(
+        1,
+        &[&[A]],
+        RotationUnit::Day,
+        1,
+        at(UTC, "2025-09-29 00:00"),
+    );
+    l.calendar_mask = cal_mask(DayType::Workday);
+    let s = sched(UTC, vec![l]);
+    let err = validate_schedule(&s, calendars).unwrap_err();
+    assert_eq!(err.field, "layers[0].calendar_mask.cal_id");
+    assert_eq!(who_in(&s, calendars, z("2025-10-01T04:00Z")), [A]);
+}
+
 // spec: RSP-271
 #[test]
 fn calendar_date_is_local_to_the_calendar_zone() {

@@ -5,12 +5,11 @@
 //! max_times, notify_step}`, `time_filters[]`, `filters[[…]]`, `aggr_window`, …), validated by
 //! `klaxon_core::response::validate_rule`; errors name the bad field.
 //!
-//! Not yet checked: `template_id` (notification templates do not exist yet, so any value is
-//! stored), and time filters naming a service calendar (`cal_id`) are refused until service
-//! calendars exist.
+//! A time filter's `cal_id` must name one of the account's service calendars. Not yet checked:
+//! `template_id` (notification templates do not exist yet, so any value is stored).
 
 use klaxon_core::error::{ApiError, ErrorCode};
-use klaxon_core::response::{EscalationRule, RuleStatus, validate_rule};
+use klaxon_core::response::{EscalationRule, RuleStatus, unknown_calendars, validate_rule};
 use klaxon_store::{RuleRefusal, StoreError};
 use serde_json::{Map, Value, json};
 
@@ -179,6 +178,23 @@ async fn save(
         rule.priority = 0; // validated as 0, placed last by the store
     }
     validate_rule(&mut rule).map_err(|e| ApiError::invalid(e.to_string()))?;
+    if rule.time_filters.iter().any(|f| !f.cal_id.is_empty()) {
+        let calendars = state
+            .store
+            .account_calendars(caller.account_id)
+            .await
+            .map_err(store_err)?;
+        if let Some(missing) = unknown_calendars(&rule, calendars.view()).first() {
+            let i = rule
+                .time_filters
+                .iter()
+                .position(|f| &f.cal_id == missing)
+                .unwrap_or(0);
+            return Err(ApiError::invalid(format!(
+                "time_filters[{i}].cal_id: service calendar {missing} not found"
+            )));
+        }
+    }
     if auto_priority {
         rule.priority = -1;
     }

@@ -146,7 +146,7 @@ impl Op {
                 e.close(inc, actor, "console", root_cause, resolution);
                 Ok(())
             }
-            Op::Reopen(reason) => e.reopen(inc, actor, &reason, ctx.rule, ctx.rules, ctx.tz),
+            Op::Reopen(reason) => e.reopen(inc, actor, &reason, ctx.rule, ctx.rules, &ctx.matching),
             Op::Snooze(minutes) => e.snooze(inc, actor, minutes, "console", ctx.rule),
             Op::Wake => e.wake(inc, actor, ctx.rule),
             Op::Comment { text, mute_reply } => e.comment(inc, actor, &text, mute_reply),

@@ -1,6 +1,8 @@
 //! On-call schedules over the Open API (openapi-compat.md 2.8): `/schedule/create`,
-//! `/schedule/update`, `/schedule/delete`, `/schedule/info` and `/schedule/list`, backed by
-//! the pure resolver of `klaxon_core::schedule` (response.md §1.13, RSP-210 … RSP-228).
+//! `/schedule/update`, `/schedule/delete`, `/schedule/info`, `/schedule/infos`,
+//! `/schedule/list`, `/schedule/self` ("my on-call", RSP-229) and `/schedule/preview`
+//! (RSP-227 on an unsaved body), backed by the pure resolver of `klaxon_core::schedule`
+//! (response.md §1.13, RSP-210 … RSP-229).
 //!
 //! Request bodies are the core model's JSON ([`klaxon_core::schedule::Schedule`], field names
 //! as in response.md §1.13) with these wire conveniences:
@@ -8,16 +10,29 @@
 //! - `restrict_mode` may be the wire integer (0 none, 1 daily, 2 weekly) or the core name;
 //! - `day_mask` may be the wire `{repeat: [...]}` or a plain weekday list;
 //! - a group member may be the wire `{role_id, person_ids: [...]}` or `{person_id, role_id}`;
-//! - `layer_id` / `override_id` may be left out: positions then number them (1, 2, …).
+//! - `layer_id` / `override_id` may be left out: positions then number them (1, 2, …);
+//! - a layer with `mode = 1` is an override layer (openapi-compat.md 2.8): each person in its
+//!   groups becomes one override over `[layer_start, layer_end)` with the `layer_name` as its
+//!   note; the first person keeps the layer's `layer_id` as `override_id`. When `layers` has
+//!   any `mode = 1` layer, those are the schedule's overrides and an `overrides` array in the
+//!   same body is ignored; otherwise `overrides`, when given, replaces them (`[]` clears).
+//!   Overrides already running can only be ended early, never removed (RSP-225);
+//! - `handoff_time` is the weekly handoff point as seconds from Sunday 00:00 in the schedule's
+//!   zone (`weekday × 86400 + seconds of the day`, a whole minute). The SaaS's encoding is not
+//!   documented (response.md §1.13 asks to confirm it); this is our choice. `0` reads as
+//!   "not given" (Go clients omit zero values), so a Sunday 00:00 handoff is sent as
+//!   `handoff {weekday: 0, time: "00:00"}`; an explicit `handoff` wins over `handoff_time`.
 //!
-//! Not mapped yet (ignored when sent): layer `mode = 1` (override layers: send `overrides`
-//! instead), `handoff_time` (send the core `handoff {weekday, time}`), the list filters
-//! `team_ids`, `is_my_team` and `is_my_manage`, and schedule name uniqueness. Service
-//! calendars are passed as `Calendars::default()` until their API exists, so a layer with a
-//! `calendar_mask` is refused (`layers[i].calendar_mask.cal_id`).
+//! Service calendars (`calendar_mask {cal_id, day_type}`, RSP-223) are read from the store
+//! on every create, update, preview and view. Deleting a schedule an escalation rule still
+//! targets is refused with `ReferenceExist` naming the rules (RSP-234).
+//!
+//! Not mapped yet (ignored when sent): `restrict_start`/`restrict_end` (send
+//! `restrict_periods`), and schedule name uniqueness.
 //!
 //! Responses render the core schedule with instants in seconds, `restrict_mode` as the wire
-//! integer, `day_mask` as `{repeat}`, plus the legacy aliases (`id`, `name`, `disabled`,
+//! integer, `day_mask` as `{repeat}`, `handoff_time`, the overrides a second time as `mode = 1`
+//! layers after the rotation layers, plus the legacy aliases (`id`, `name`, `disabled`,
 //! `create_at`/`update_at`, `layer_schedules`). With a window (`start`/`end`, seconds,
 //! `end − start` < 45 days, RSP-227) they carry the computed `schedule_layers`,
 //! `final_schedule {schedules}`, `cur_oncall` and `next_oncall`.
@@ -28,7 +43,7 @@ use klaxon_core::schedule::{
     self, Calendars, FinalSegment, Layer, LayerSegment, Override, RestrictMode, Schedule,
     ScheduleNotify, ScheduleStatus, ShiftRole,
 };
-use klaxon_store::{ScheduleFilter, StoreError};
+use klaxon_store::{AccountCalendars, ScheduleFilter, StoreError, TeamFilter};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
@@ -93,6 +108,13 @@ fn layer_from_wire(mut v: Value, path: &str) -> Result<Layer, ApiError> {
     to_millis(obj, "layer_start");
     to_millis(obj, "layer_end");
     obj.remove("version_from");
+    obj.remove("mode");
+    let handoff_time = obj.remove("handoff_time");
+    if obj.get("handoff").is_none_or(Value::is_null)
+        && let Some(h) = handoff_time.filter(|v| !v.is_null())
+    {
+        obj.insert("handoff".into(), handoff_from_wire(&h, path)?);
+    }
     if let Some(n) = obj.get("restrict_mode").and_then(Value::as_i64) {
         let name = match n {
             0 => "none",
@@ -115,23 +137,135 @@ fn layer_from_wire(mut v: Value, path: &str) -> Result<Layer, ApiError> {
             let Some(Value::Array(members)) = group.get_mut("members") else {
                 continue;
             };
-            let mut flat = Vec::with_capacity(members.len());
-            for m in members.drain(..) {
-                match m.get("person_ids").and_then(Value::as_array) {
-                    Some(ids) => {
-                        let role_id = m.get("role_id").cloned().unwrap_or(json!(0));
-                        flat.extend(
-                            ids.iter()
-                                .map(|id| json!({ "person_id": id, "role_id": role_id })),
-                        );
-                    }
-                    None => flat.push(m),
-                }
-            }
-            *members = flat;
+            *members = flat_members(std::mem::take(members));
         }
     }
     parse(path, v)
+}
+
+/// A group's members in the core form `{person_id, role_id}`: the wire's `{role_id,
+/// person_ids[]}` entries are spread out, one per person.
+fn flat_members(members: Vec<Value>) -> Vec<Value> {
+    let mut flat = Vec::with_capacity(members.len());
+    for m in members {
+        match m.get("person_ids").and_then(Value::as_array) {
+            Some(ids) => {
+                let role_id = m.get("role_id").cloned().unwrap_or(json!(0));
+                flat.extend(
+                    ids.iter()
+                        .map(|id| json!({ "person_id": id, "role_id": role_id })),
+                );
+            }
+            None => flat.push(m),
+        }
+    }
+    flat
+}
+
+const WEEK_SECS: i64 = 7 * 86_400;
+
+/// `handoff_time` (seconds from Sunday 00:00, a whole minute) → the core `{weekday, time}`.
+fn handoff_from_wire(v: &Value, path: &str) -> Result<Value, ApiError> {
+    let secs = v
+        .as_i64()
+        .filter(|s| (0..WEEK_SECS).contains(s) && s % 60 == 0)
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "{path}.handoff_time must be seconds from Sunday 00:00, a whole minute in \
+                 0..604800"
+            ))
+        })?;
+    let weekday = secs / 86_400;
+    let minutes = (secs % 86_400) / 60;
+    Ok(json!({
+        "weekday": weekday,
+        "time": format!("{:02}:{:02}", minutes / 60, minutes % 60),
+    }))
+}
+
+/// The core handoff as the wire's `handoff_time`; 0 without one (or for a malformed time,
+/// which validation never lets in).
+fn handoff_time(h: Option<&schedule::Handoff>) -> i64 {
+    h.and_then(|h| {
+        let (hh, mm) = h.time.split_once(':')?;
+        let (hh, mm) = (hh.parse::<i64>().ok()?, mm.parse::<i64>().ok()?);
+        Some(h.weekday * 86_400 + hh * 3600 + mm * 60)
+    })
+    .unwrap_or(0)
+}
+
+/// A `mode = 1` layer → one override per person (openapi-compat.md 2.8).
+fn overrides_from_layer(v: &Value, path: &str) -> Result<Vec<Override>, ApiError> {
+    let secs = |key: &str| -> Result<i64, ApiError> {
+        v.get(key)
+            .and_then(Value::as_i64)
+            .filter(|s| *s > 0)
+            .map(|s| s.saturating_mul(1000))
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "{path}.{key} is required for an override layer (mode 1)"
+                ))
+            })
+    };
+    let start = secs("layer_start")?;
+    let end = secs("layer_end")?;
+    if end <= start {
+        return Err(ApiError::invalid(format!(
+            "{path}.layer_end must be after layer_start"
+        )));
+    }
+    let note = v
+        .get("layer_name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let first_id = v.get("layer_id").and_then(Value::as_i64).unwrap_or(0);
+    let mut persons: Vec<i64> = Vec::new();
+    for (g, group) in v
+        .get("groups")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let members = group
+            .get("members")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for (m, member) in flat_members(members).iter().enumerate() {
+            let id = member
+                .get("person_id")
+                .and_then(Value::as_i64)
+                .filter(|id| *id > 0)
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "{path}.groups[{g}].members[{m}].person_id must be a person id"
+                    ))
+                })?;
+            if !persons.contains(&id) {
+                persons.push(id);
+            }
+        }
+    }
+    if persons.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "{path}.groups: an override layer (mode 1) needs at least one person"
+        )));
+    }
+    Ok(persons
+        .into_iter()
+        .enumerate()
+        .map(|(i, person_id)| Override {
+            override_id: if i == 0 { first_id.max(0) } else { 0 },
+            start,
+            end,
+            person_id,
+            created_by: 0,
+            created_at: 0,
+            note: note.clone(),
+        })
+        .collect())
 }
 
 fn override_from_wire(mut v: Value, path: &str) -> Result<Override, ApiError> {
@@ -187,15 +321,26 @@ fn merge_body(args: &Args, mut base: Schedule) -> Result<Schedule, ApiError> {
             other => parse("status", other.clone())?,
         };
     }
+    let mut override_layers: Option<Vec<Override>> = None;
     if let Some(v) = raw.get("layers").filter(|v| !v.is_null()) {
         let Value::Array(items) = v else {
             return Err(ApiError::invalid("layers must be an array"));
         };
-        let mut layers = items
-            .iter()
-            .enumerate()
-            .map(|(i, l)| layer_from_wire(l.clone(), &format!("layers[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut layers = Vec::with_capacity(items.len());
+        for (i, l) in items.iter().enumerate() {
+            let path = format!("layers[{i}]");
+            match l.get("mode").and_then(Value::as_i64).unwrap_or(0) {
+                0 => layers.push(layer_from_wire(l.clone(), &path)?),
+                1 => override_layers
+                    .get_or_insert_with(Vec::new)
+                    .extend(overrides_from_layer(l, &path)?),
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "{path}.mode must be 0 (rotation) or 1 (override)"
+                    )));
+                }
+            }
+        }
         let mut ids: Vec<i64> = layers.iter().map(|l| l.layer_id).collect();
         fill_ids(&mut ids);
         for (l, id) in layers.iter_mut().zip(ids) {
@@ -203,15 +348,30 @@ fn merge_body(args: &Args, mut base: Schedule) -> Result<Schedule, ApiError> {
         }
         base.layers = layers;
     }
-    if let Some(v) = raw.get("overrides").filter(|v| !v.is_null()) {
-        let Value::Array(items) = v else {
-            return Err(ApiError::invalid("overrides must be an array"));
-        };
-        let mut overrides = items
-            .iter()
-            .enumerate()
-            .map(|(i, o)| override_from_wire(o.clone(), &format!("overrides[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
+    let given = match (
+        override_layers,
+        raw.get("overrides").filter(|v| !v.is_null()),
+    ) {
+        // The wire form wins: with any `mode = 1` layer, `overrides` is ignored.
+        (Some(from_layers), _) => Some(from_layers),
+        (None, Some(Value::Array(items))) => Some(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, o)| override_from_wire(o.clone(), &format!("overrides[{i}]")))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        (None, Some(_)) => return Err(ApiError::invalid("overrides must be an array")),
+        (None, None) => None,
+    };
+    if let Some(mut overrides) = given {
+        // Two entries claiming one id: the later one gets a fresh id.
+        let mut seen = std::collections::BTreeSet::new();
+        for o in &mut overrides {
+            if o.override_id > 0 && !seen.insert(o.override_id) {
+                o.override_id = 0;
+            }
+        }
         let mut ids: Vec<i64> = overrides.iter().map(|o| o.override_id).collect();
         fill_ids(&mut ids);
         for (o, id) in overrides.iter_mut().zip(ids) {
@@ -236,16 +396,36 @@ async fn account_zone(state: &AppState, caller: &Caller) -> Result<String, ApiEr
         .unwrap_or_else(|| "UTC".into()))
 }
 
+async fn calendars(state: &AppState, caller: &Caller) -> Result<AccountCalendars, ApiError> {
+    state
+        .store
+        .account_calendars(caller.account_id)
+        .await
+        .map_err(store_err)
+}
+
+/// Overrides a client sent without an author are the caller's.
+fn stamp_override_authors(s: &mut Schedule, caller: &Caller) {
+    for o in &mut s.overrides {
+        if o.created_by == 0 {
+            o.created_by = caller.member_id;
+        }
+    }
+}
+
 /// POST `/schedule/create` → `{schedule_id, schedule_name}`. Validation is RSP-228's
-/// (`InvalidParameter` naming the field, e.g. `layers[0].rotation_value`).
+/// (`InvalidParameter` naming the field, e.g. `layers[0].rotation_value`); a
+/// `calendar_mask.cal_id` must name one of the account's calendars.
 pub async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
     let mut draft = merge_body(args, Schedule::default())?;
     if draft.time_zone.is_empty() {
         draft.time_zone = account_zone(state, caller).await?;
     }
     draft.creator_id = caller.member_id;
+    stamp_override_authors(&mut draft, caller);
     let now = state.clock.now();
-    let prepared = schedule::create_schedule(draft, now, Calendars::default())?;
+    let cals = calendars(state, caller).await?;
+    let prepared = schedule::create_schedule(draft, now, cals.view())?;
     let schedule_id = state
         .store
         .create_schedule(caller.account_id, &prepared)
@@ -264,9 +444,11 @@ pub async fn update(state: &AppState, caller: &Caller, args: &Args) -> Result<Va
         .await
         .map_err(store_err)?
         .ok_or_else(|| not_found(schedule_id))?;
-    let edited = merge_body(args, current.clone())?;
+    let mut edited = merge_body(args, current.clone())?;
+    stamp_override_authors(&mut edited, caller);
     let now = state.clock.now();
-    let next = schedule::apply_edit(&current, edited, now, Calendars::default())?;
+    let cals = calendars(state, caller).await?;
+    let next = schedule::apply_edit(&current, edited, now, cals.view())?;
     let found = state
         .store
         .update_schedule(caller.account_id, &next)
@@ -278,8 +460,39 @@ pub async fn update(state: &AppState, caller: &Caller, args: &Args) -> Result<Va
     Ok(json!({ "schedule_id": schedule_id, "schedule_name": next.schedule_name }))
 }
 
+/// The account's live schedules among `ids` (all of them must exist, else
+/// `ResourceNotFound`), in the order of `ids`.
+async fn existing(
+    state: &AppState,
+    caller: &Caller,
+    ids: &[i64],
+) -> Result<Vec<Schedule>, ApiError> {
+    let filter = ScheduleFilter {
+        p: 1,
+        limit: i64::try_from(ids.len()).unwrap_or(i64::MAX).max(1),
+        schedule_ids: ids.to_vec(),
+        ..ScheduleFilter::default()
+    };
+    let found = state
+        .store
+        .list_schedules(caller.account_id, &filter)
+        .await
+        .map_err(store_err)?;
+    ids.iter()
+        .map(|id| {
+            found
+                .items
+                .iter()
+                .find(|s| s.schedule_id == *id)
+                .cloned()
+                .ok_or_else(|| not_found(*id))
+        })
+        .collect()
+}
+
 /// POST `/schedule/delete`: `schedule_ids*[]`. Every id must name a live schedule of the
-/// account, else `ResourceNotFound` and nothing is deleted.
+/// account, else `ResourceNotFound`; a schedule an escalation rule still targets is refused
+/// with `ReferenceExist` naming the rules (RSP-234). Either way nothing is deleted.
 pub async fn delete(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
     let mut ids = args.i64_list("schedule_ids")?;
     if ids.is_empty() {
@@ -287,29 +500,19 @@ pub async fn delete(state: &AppState, caller: &Caller, args: &Args) -> Result<Va
     }
     ids.sort_unstable();
     ids.dedup();
-    let filter = ScheduleFilter {
-        p: 1,
-        limit: i64::try_from(ids.len()).unwrap_or(i64::MAX),
-        query: None,
-        schedule_ids: ids.clone(),
-    };
-    let existing = state
+    existing(state, caller, &ids).await?;
+    let outcome = state
         .store
-        .list_schedules(caller.account_id, &filter)
+        .delete_schedules_unreferenced(caller.account_id, &ids, state.clock.now())
         .await
         .map_err(store_err)?;
-    if let Some(missing) = ids
-        .iter()
-        .find(|id| !existing.items.iter().any(|s| s.schedule_id == **id))
-    {
-        return Err(not_found(*missing));
+    match outcome {
+        Ok(_) => Ok(Value::Null),
+        Err(referrers) => Err(schedule::check_schedule_deletable(&referrers)
+            .err()
+            .map(ApiError::from)
+            .unwrap_or_else(|| ApiError::internal("refused without referrers"))),
     }
-    state
-        .store
-        .delete_schedules(caller.account_id, &ids, state.clock.now())
-        .await
-        .map_err(store_err)?;
-    Ok(Value::Null)
 }
 
 /// POST `/schedule/info`: `schedule_id*`, `start*`, `end*` (seconds, < 45 days) → Schedule
@@ -323,40 +526,278 @@ pub async fn info(state: &AppState, caller: &Caller, args: &Args) -> Result<Valu
         .await
         .map_err(store_err)?
         .ok_or_else(|| not_found(schedule_id))?;
-    render(&s, window, state.clock.now())
+    let cals = calendars(state, caller).await?;
+    render(&s, cals.view(), window, state.clock.now())
 }
 
-/// POST `/schedule/list`: `p`, `limit` (default 10, at most 100), `query`; with both `start`
-/// and `end` each item carries the computed views, so a short window answers "who is on
-/// call now" through `cur_oncall`/`next_oncall`.
-pub async fn list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let p = args.i64("p")?.filter(|p| *p > 0).unwrap_or(1);
-    let limit = args.i64("limit")?.filter(|l| *l > 0).unwrap_or(10).min(100);
+/// POST `/schedule/infos`: `schedule_ids*[]` (at most 100), optional `start`/`end` →
+/// `items[]` Schedule in the order asked. Unknown ids are left out (a batch read).
+pub async fn infos(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let mut ids = args.i64_list("schedule_ids")?;
+    if ids.is_empty() {
+        return Err(ApiError::invalid("schedule_ids is required"));
+    }
+    if ids.len() > 100 {
+        return Err(ApiError::invalid("schedule_ids holds at most 100 ids"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    ids.retain(|id| seen.insert(*id));
     let window = window(args, false)?;
     let filter = ScheduleFilter {
-        p,
-        limit,
-        query: args.str("query")?,
-        schedule_ids: Vec::new(),
+        p: 1,
+        limit: 100,
+        schedule_ids: ids.clone(),
+        ..ScheduleFilter::default()
     };
     let page = state
         .store
         .list_schedules(caller.account_id, &filter)
         .await
         .map_err(store_err)?;
+    let cals = calendars(state, caller).await?;
     let now = state.clock.now();
-    let items = page
+    let items = ids
+        .iter()
+        .filter_map(|id| page.items.iter().find(|s| s.schedule_id == *id))
+        .map(|s| render(s, cals.view(), window, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(json!({ "items": items }))
+}
+
+/// The ids of the teams `member_id` belongs to.
+async fn my_team_ids(state: &AppState, caller: &Caller) -> Result<Vec<i64>, ApiError> {
+    let filter = TeamFilter {
+        p: 1,
+        limit: 1000,
+        person_id: Some(caller.member_id),
+        ..TeamFilter::default()
+    };
+    Ok(state
+        .store
+        .list_teams(caller.account_id, &filter)
+        .await
+        .map_err(store_err)?
         .items
         .iter()
-        .map(|s| render(s, window, now))
+        .map(|t| t.team_id)
+        .collect())
+}
+
+/// Every live schedule of the account matching `filter` (paging ignored), newest first.
+async fn all_schedules(
+    state: &AppState,
+    caller: &Caller,
+    filter: ScheduleFilter,
+) -> Result<Vec<Schedule>, ApiError> {
+    let mut out = Vec::new();
+    let mut p = 1;
+    loop {
+        let page = state
+            .store
+            .list_schedules(
+                caller.account_id,
+                &ScheduleFilter {
+                    p,
+                    limit: 500,
+                    ..filter.clone()
+                },
+            )
+            .await
+            .map_err(store_err)?;
+        out.extend(page.items);
+        if !page.has_next_page {
+            return Ok(out);
+        }
+        p += 1;
+    }
+}
+
+/// POST `/schedule/list`: `p`, `limit` (default 10, at most 100), `query`, `team_ids[]`,
+/// `is_my_team` (managed by one of the caller's teams), `is_my_manage` (what the caller may
+/// edit: created by them or managed by one of their teams; everything for the owner); with
+/// both `start` and `end` each item carries the computed views, so a short window answers
+/// "who is on call now" through `cur_oncall`/`next_oncall`.
+pub async fn list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let p = args.i64("p")?.filter(|p| *p > 0).unwrap_or(1);
+    let limit = args.i64("limit")?.filter(|l| *l > 0).unwrap_or(10).min(100);
+    let window = window(args, false)?;
+    let mut team_ids = args.i64_list("team_ids")?;
+    let is_my_team = args.bool("is_my_team")?.unwrap_or(false);
+    let is_my_manage = args.bool("is_my_manage")?.unwrap_or(false);
+    let mine = if is_my_team || is_my_manage {
+        my_team_ids(state, caller).await?
+    } else {
+        Vec::new()
+    };
+    if is_my_team {
+        team_ids = if team_ids.is_empty() {
+            mine.clone()
+        } else {
+            team_ids.into_iter().filter(|t| mine.contains(t)).collect()
+        };
+        if team_ids.is_empty() {
+            // The caller is in no (matching) team: nothing is "my team's".
+            return Ok(json!({
+                "items": [], "total": 0, "p": p, "limit": limit, "has_next_page": false,
+            }));
+        }
+    }
+    let filter = ScheduleFilter {
+        p,
+        limit,
+        query: args.str("query")?,
+        team_ids,
+        ..ScheduleFilter::default()
+    };
+    let is_owner = if is_my_manage {
+        state
+            .store
+            .member(caller.account_id, caller.member_id)
+            .await
+            .map_err(store_err)?
+            .is_some_and(|m| m.is_owner)
+    } else {
+        false
+    };
+    let (items, total, has_next_page) = if is_my_manage && !is_owner {
+        // The creator is inside the definition, not a column: filter and page here.
+        let all: Vec<Schedule> = all_schedules(state, caller, filter)
+            .await?
+            .into_iter()
+            .filter(|s| {
+                s.creator_id == caller.member_id || (s.team_id != 0 && mine.contains(&s.team_id))
+            })
+            .collect();
+        let total = i64::try_from(all.len()).unwrap_or(i64::MAX);
+        let skip = usize::try_from((p - 1).saturating_mul(limit)).unwrap_or(usize::MAX);
+        let take = usize::try_from(limit).unwrap_or(usize::MAX);
+        let items: Vec<Schedule> = all.into_iter().skip(skip).take(take).collect();
+        (items, total, p.saturating_mul(limit) < total)
+    } else {
+        let page = state
+            .store
+            .list_schedules(caller.account_id, &filter)
+            .await
+            .map_err(store_err)?;
+        (page.items, page.total, page.has_next_page)
+    };
+    let cals = calendars(state, caller).await?;
+    let now = state.clock.now();
+    let items = items
+        .iter()
+        .map(|s| render(s, cals.view(), window, now))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(json!({
         "items": items,
-        "total": page.total,
+        "total": total,
         "p": p,
         "limit": limit,
-        "has_next_page": page.has_next_page,
+        "has_next_page": has_next_page,
     }))
+}
+
+/// `/schedule/self`'s look-ahead limit (openapi-compat.md 1.7: up to 30 days).
+const SELF_WINDOW_MAX_SECS: i64 = 30 * 86_400;
+/// RSP-229's default look-ahead: two weeks.
+const SELF_DEFAULT_SECS: i64 = 14 * 86_400;
+
+/// POST `/schedule/self` ("my on-call", RSP-229): `start` (default now), `end` (default
+/// start + 14 days; `end − start` at most 30 days) → `items[]`: every schedule in which the
+/// caller is on call during the window, rendered with the window's views, plus
+/// `on_call_now` and `my_shifts[]{start, end, role_id}` (the caller's own shifts in the
+/// window), and `on_call_now_ids[]`, the schedules the caller is on call in right now.
+pub async fn my_schedules(
+    state: &AppState,
+    caller: &Caller,
+    args: &Args,
+) -> Result<Value, ApiError> {
+    let now = state.clock.now();
+    let start = args.i64("start")?.unwrap_or(now / 1000);
+    let end = args
+        .i64("end")?
+        .unwrap_or(start.saturating_add(SELF_DEFAULT_SECS));
+    if start < 0 {
+        return Err(ApiError::invalid("start must not be negative"));
+    }
+    if end <= start {
+        return Err(ApiError::invalid("end must be after start"));
+    }
+    if end - start > SELF_WINDOW_MAX_SECS {
+        return Err(ApiError::invalid("end - start must be at most 30 days"));
+    }
+    let (from, to) = (start.saturating_mul(1000), end.saturating_mul(1000));
+    let me = caller.member_id;
+    let cals = calendars(state, caller).await?;
+    let mut items = Vec::new();
+    let mut now_ids = Vec::new();
+    for s in all_schedules(state, caller, ScheduleFilter::default()).await? {
+        let shifts: Vec<schedule::Shift> = schedule::timeline(&s, cals.view(), from, to)?
+            .into_iter()
+            .filter(|sh| sh.members.contains(&me))
+            .collect();
+        if shifts.is_empty() {
+            continue;
+        }
+        let on_now = schedule::on_call_at(&s, cals.view(), now)?
+            .persons()
+            .contains(&me);
+        if on_now {
+            now_ids.push(s.schedule_id);
+        }
+        let mut v = render(&s, cals.view(), Some((from, to)), now)?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("on_call_now".into(), json!(on_now));
+            let mine: Vec<Value> = shifts
+                .iter()
+                .map(|sh| {
+                    json!({
+                        "start": wire::secs(sh.start),
+                        "end": wire::secs(sh.end),
+                        "role_id": role_id(sh.role),
+                    })
+                })
+                .collect();
+            obj.insert("my_shifts".into(), json!(mine));
+        }
+        items.push(v);
+    }
+    Ok(json!({
+        "items": items,
+        "total": items.len(),
+        "on_call_now_ids": now_ids,
+        "start": start,
+        "end": end,
+    }))
+}
+
+/// POST `/schedule/preview`: an unsaved schedule body (as for create) plus `start*`, `end*`
+/// (< 45 days) → the computed Schedule (RSP-227), validated like a save (RSP-228) but stored
+/// nowhere.
+pub async fn preview(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let window = window(args, true)?;
+    let base = match args.i64("schedule_id")? {
+        // Previewing an edit of a stored schedule: start from it, so fields left out keep
+        // their stored values, as an update would.
+        Some(id) if id > 0 => state
+            .store
+            .schedule(caller.account_id, id)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| not_found(id))?,
+        _ => Schedule::default(),
+    };
+    let mut draft = merge_body(args, base)?;
+    if draft.time_zone.is_empty() {
+        draft.time_zone = account_zone(state, caller).await?;
+    }
+    if draft.creator_id == 0 {
+        draft.creator_id = caller.member_id;
+    }
+    // A preview shows the definition as though it had always existed: no history.
+    draft.history.clear();
+    let cals = calendars(state, caller).await?;
+    schedule::validate_schedule(&draft, cals.view())?;
+    render(&draft, cals.view(), window, state.clock.now())
 }
 
 /// feature: iCalendar feed. POST `/schedule/feed/reset`: `schedule_id*` → `{feed_url}`, the
@@ -448,6 +889,7 @@ fn layer_wire(l: &Layer) -> Value {
         "rotation_unit": l.rotation_unit,
         "rotation_value": l.rotation_value,
         "handoff": l.handoff,
+        "handoff_time": handoff_time(l.handoff.as_ref()),
         "fair_rotation": l.fair_rotation,
         "day_mask": l.day_mask.as_ref().map(|d| json!({ "repeat": d })),
         "mask_continuous_enabled": l.mask_continuous_enabled,
@@ -461,8 +903,29 @@ fn layer_wire(l: &Layer) -> Value {
     })
 }
 
+/// An override as the wire's `mode = 1` layer (openapi-compat.md 2.8): one person, its
+/// window as `layer_start`/`layer_end`, its note as `layer_name`, its id as `layer_id`.
+fn override_layer_wire(o: &Override) -> Value {
+    json!({
+        "layer_id": o.override_id,
+        "layer_name": o.note,
+        "mode": 1,
+        "groups": [{
+            "group_name": "",
+            "members": [{ "person_id": o.person_id, "role_id": 0 }],
+        }],
+        "layer_start": wire::secs(o.start),
+        "layer_end": wire::secs(o.end),
+    })
+}
+
 /// The wire Schedule; with a window, the computed views relative to `now` (RSP-227).
-fn render(s: &Schedule, window: Option<(Millis, Millis)>, now: Millis) -> Result<Value, ApiError> {
+fn render(
+    s: &Schedule,
+    cals: Calendars<'_>,
+    window: Option<(Millis, Millis)>,
+    now: Millis,
+) -> Result<Value, ApiError> {
     let overrides: Vec<Value> = s
         .overrides
         .iter()
@@ -490,7 +953,12 @@ fn render(s: &Schedule, window: Option<(Millis, Millis)>, now: Millis) -> Result
         "time_zone": s.time_zone,
         "status": if disabled { 1 } else { 0 },
         "disabled": disabled,
-        "layers": s.layers.iter().map(layer_wire).collect::<Vec<_>>(),
+        "layers": s
+            .layers
+            .iter()
+            .map(layer_wire)
+            .chain(s.overrides.iter().map(override_layer_wire))
+            .collect::<Vec<_>>(),
         "overrides": overrides,
         "notify": s.notify,
         "creator_id": s.creator_id,
@@ -500,7 +968,7 @@ fn render(s: &Schedule, window: Option<(Millis, Millis)>, now: Millis) -> Result
         "update_at": wire::secs(s.updated_at),
     });
     if let (Some((from, to)), Some(obj)) = (window, v.as_object_mut()) {
-        let view = schedule::view(s, Calendars::default(), from, to, now)?;
+        let view = schedule::view(s, cals, from, to, now)?;
         let layers: Vec<Value> = view
             .layers
             .iter()
@@ -527,4 +995,20 @@ fn render(s: &Schedule, window: Option<(Millis, Millis)>, now: Millis) -> Result
         );
     }
     Ok(v)
+}
+
+/// feature: iCalendar feed, per member. POST `/schedule/self/feed/reset` → `{feed_url}`: the
+/// caller's own on-call calendar (`/calendar/member/<token>.ics`, their shifts across every
+/// schedule) with a fresh 32-hex secret token; the previous URL stops working at once.
+pub async fn self_feed_reset(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
+    let token = crate::state::random_hex(16);
+    state
+        .store
+        .set_member_feed_token(caller.account_id, caller.member_id, &token)
+        .await
+        .map_err(store_err)?;
+    Ok(json!({
+        "member_id": caller.member_id,
+        "feed_url": crate::calendar::member_feed_url(state, &token),
+    }))
 }
