@@ -317,6 +317,17 @@ pub(crate) async fn list_incidents(
         sql.and_in("channel_id", &f.channel_ids);
         sql.and_in("incident_id", &ids);
         sql.and_in("num", &nums);
+        sql.and_in("creator_id", &f.creator_ids);
+        sql.and_in("closer_id", &f.closer_ids);
+        match f.is_snoozed {
+            Some(true) => {
+                sql.push(" AND snoozed_before > ").bind(f.now);
+            }
+            Some(false) => {
+                sql.push(" AND snoozed_before <= ").bind(f.now);
+            }
+            None => {}
+        }
         if let Some(q) = f.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
             let hex = q.chars().all(|c| c.is_ascii_hexdigit());
             if hex && q.len() == 24 {

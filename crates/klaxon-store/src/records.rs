@@ -188,6 +188,12 @@ pub struct IncidentFilter {
     pub nums: Vec<String>,
     /// Title substring, or a direct 24-hex id / 6-hex num lookup.
     pub query: Option<String>,
+    pub creator_ids: Vec<i64>,
+    pub closer_ids: Vec<i64>,
+    /// `Some(true)`: only incidents snoozed at `now`; `Some(false)`: only those not snoozed.
+    pub is_snoozed: Option<bool>,
+    /// The instant `is_snoozed` is evaluated at.
+    pub now: Millis,
 }
 
 /// `/alert/list` filters (openapi-compat.md 2.3).

@@ -263,19 +263,18 @@ pub(crate) async fn lock_incidents(conn: &mut AnyConnection) -> Result<()> {
 
 async fn insert_timeline(
     conn: &mut AnyConnection,
-    account_id: i64,
-    entries: &[TimelineEntry],
+    entries: &[(i64, &TimelineEntry)],
 ) -> Result<()> {
     for chunk in entries.chunks(64) {
         let mut sql = Sql::new(
             "INSERT INTO incident_timeline (entry_id, account_id, incident_id, ref_id, kind, \
              creator_id, created_at, detail) VALUES ",
         );
-        for (i, e) in chunk.iter().enumerate() {
+        for (i, (account_id, e)) in chunk.iter().enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" })
                 .bind(e.entry_id.as_str())
                 .push(", ")
-                .bind(account_id)
+                .bind(*account_id)
                 .push(", ")
                 .bind(e.incident_id.as_str())
                 .push(", ")
@@ -297,8 +296,7 @@ async fn insert_timeline(
 
 async fn insert_notifications(
     conn: &mut AnyConnection,
-    account_id: i64,
-    list: &[Notification],
+    list: &[(i64, &Notification)],
 ) -> Result<()> {
     for chunk in list.chunks(32) {
         let mut sql = Sql::new(
@@ -306,11 +304,11 @@ async fn insert_notifications(
              fire_type, escalate_rule_id, layer_idx, channel, person_id, target, severity, \
              created_at) VALUES ",
         );
-        for (i, n) in chunk.iter().enumerate() {
+        for (i, (account_id, n)) in chunk.iter().enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" })
                 .bind(n.rid.as_str())
                 .push(", ")
-                .bind(account_id)
+                .bind(*account_id)
                 .push(", ")
                 .bind(n.incident_id.as_str())
                 .push(", ")
@@ -340,19 +338,45 @@ async fn insert_notifications(
     Ok(())
 }
 
-/// Inserts the timers the incident's state asks for; existing ones (same token) stay.
-async fn schedule_timers(
-    conn: &mut AnyConnection,
-    inc: &Incident,
-    auto_close: &(i64, String),
-    now: Millis,
-) -> Result<()> {
+/// The timers an incident's state asks for, with the channel's auto-close timeout.
+fn wanted_timers(inc: &Incident, auto_close: &(i64, String)) -> Vec<(TimerKind, Millis)> {
     let mut timers = pending_timers(inc);
     if let Some(at) = auto_close_at(inc, auto_close.0, &auto_close.1) {
         timers.push((TimerKind::AutoClose, at));
     }
-    for (kind, due) in timers {
-        insert_timer(conn, inc, kind, due, now).await?;
+    timers
+}
+
+/// Inserts timers; one that exists already (same incident, kind and instant) stays as it is.
+async fn insert_timers(
+    conn: &mut AnyConnection,
+    timers: &[(&Incident, TimerKind, Millis)],
+    now: Millis,
+) -> Result<()> {
+    for chunk in timers.chunks(64) {
+        let mut sql = Sql::new(
+            "INSERT INTO timers (account_id, incident_id, kind, rank, due_at, token, created_at) \
+             VALUES ",
+        );
+        for (i, (inc, kind, due)) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" })
+                .bind(inc.account_id)
+                .push(", ")
+                .bind(inc.incident_id.as_str())
+                .push(", ")
+                .bind(kind.as_str())
+                .push(", ")
+                .bind(kind.rank())
+                .push(", ")
+                .bind(*due)
+                .push(", ")
+                .bind(format!("{}:{}:{}", inc.incident_id, kind.as_str(), due))
+                .push(", ")
+                .bind(now)
+                .push(")");
+        }
+        sql.push(" ON CONFLICT (token) DO NOTHING");
+        sql.query_on(conn).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -364,31 +388,82 @@ async fn insert_timer(
     due: Millis,
     now: Millis,
 ) -> Result<()> {
-    let token = format!("{}:{}:{}", inc.incident_id, kind.as_str(), due);
-    let mut sql = Sql::new(
-        "INSERT INTO timers (account_id, incident_id, kind, rank, due_at, token, created_at) \
-         VALUES (",
-    );
-    sql.bind(inc.account_id)
-        .push(", ")
-        .bind(inc.incident_id.as_str())
-        .push(", ")
-        .bind(kind.as_str())
-        .push(", ")
-        .bind(kind.rank())
-        .push(", ")
-        .bind(due)
-        .push(", ")
-        .bind(token)
-        .push(", ")
-        .bind(now)
-        .push(") ON CONFLICT (token) DO NOTHING");
-    sql.query_on(conn).execute(&mut *conn).await?;
+    insert_timers(conn, &[(inc, kind, due)], now).await
+}
+
+/// One incident's change, ready to be written.
+pub(crate) struct Change<'a> {
+    pub incident: &'a Incident,
+    pub outcome: &'a Outcome,
+    pub auto_close: &'a (i64, String),
+}
+
+/// Writes incidents' changes with a few multi-row statements: the rows (when `upsert`; the
+/// inbox batch writes its incidents itself), the timeline, the outbox, the timers, and (for a
+/// close) their open alerts (RSP-052). Refuses a change that breaks RSP-021.
+pub(crate) async fn write_changes(
+    conn: &mut AnyConnection,
+    changes: &[Change<'_>],
+    now: Millis,
+    upsert: bool,
+) -> Result<()> {
+    for c in changes {
+        check_invariants(c.incident, now).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "incident {} would break RSP-021: {e}",
+                c.incident.incident_id
+            ))
+        })?;
+    }
+    if upsert {
+        let rows: Vec<&Incident> = changes.iter().map(|c| c.incident).collect();
+        rows::upsert_incidents(conn, &rows).await?;
+    }
+    let entries: Vec<(i64, &TimelineEntry)> = changes
+        .iter()
+        .flat_map(|c| {
+            c.outcome
+                .timeline
+                .iter()
+                .map(|e| (c.incident.account_id, e))
+        })
+        .collect();
+    insert_timeline(conn, &entries).await?;
+    let sends: Vec<(i64, &Notification)> = changes
+        .iter()
+        .flat_map(|c| {
+            c.outcome
+                .notifications
+                .iter()
+                .map(|n| (c.incident.account_id, n))
+        })
+        .collect();
+    insert_notifications(conn, &sends).await?;
+    let timers: Vec<(&Incident, TimerKind, Millis)> = changes
+        .iter()
+        .flat_map(|c| {
+            wanted_timers(c.incident, c.auto_close)
+                .into_iter()
+                .map(|(k, due)| (c.incident, k, due))
+        })
+        .collect();
+    insert_timers(conn, &timers, now).await?;
+    for c in changes.iter().filter(|c| c.outcome.close_alerts) {
+        let mut sql = Sql::new("UPDATE alerts SET closed = 1, close_time = ");
+        sql.bind(now)
+            .push(", updated_at = ")
+            .bind(now)
+            .push(" WHERE account_id = ")
+            .bind(c.incident.account_id)
+            .push(" AND incident_id = ")
+            .bind(c.incident.incident_id.as_str())
+            .push(" AND closed = 0");
+        sql.query_on(conn).execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
-/// Writes one incident's change: the row, the timeline, the outbox, the timers, and (for a
-/// close) its open alerts (RSP-052). Refuses a change that breaks RSP-021.
+/// [`write_changes`] for one incident.
 pub(crate) async fn write_change(
     conn: &mut AnyConnection,
     inc: &Incident,
@@ -397,31 +472,12 @@ pub(crate) async fn write_change(
     now: Millis,
     upsert: bool,
 ) -> Result<()> {
-    check_invariants(inc, now).map_err(|e| {
-        StoreError::Corrupt(format!(
-            "incident {} would break RSP-021: {e}",
-            inc.incident_id
-        ))
-    })?;
-    if upsert {
-        rows::upsert_incidents(conn, &[inc]).await?;
-    }
-    insert_timeline(conn, inc.account_id, &out.timeline).await?;
-    insert_notifications(conn, inc.account_id, &out.notifications).await?;
-    schedule_timers(conn, inc, auto_close, now).await?;
-    if out.close_alerts {
-        let mut sql = Sql::new("UPDATE alerts SET closed = 1, close_time = ");
-        sql.bind(now)
-            .push(", updated_at = ")
-            .bind(now)
-            .push(" WHERE account_id = ")
-            .bind(inc.account_id)
-            .push(" AND incident_id = ")
-            .bind(inc.incident_id.as_str())
-            .push(" AND closed = 0");
-        sql.query_on(conn).execute(&mut *conn).await?;
-    }
-    Ok(())
+    let change = Change {
+        incident: inc,
+        outcome: out,
+        auto_close,
+    };
+    write_changes(conn, &[change], now, upsert).await
 }
 
 // ---- ingestion hooks ----
@@ -439,6 +495,7 @@ pub(crate) async fn after_ingest(
     let mut directories: HashMap<i64, StoreDirectory> = HashMap::new();
     let mut ids = RandomIds;
     let touched: BTreeSet<&String> = created.iter().chain(event_closed).collect();
+    let mut outcomes: Vec<(String, Outcome, (i64, String))> = Vec::new();
     for id in touched {
         let Some(Some(inc)) = incidents.get_mut(id) else {
             continue;
@@ -474,9 +531,23 @@ pub(crate) async fn after_ingest(
             }
             engine.out
         };
-        write_change(conn, inc, &out, &ctx.auto_close, now, false).await?;
+        outcomes.push((id.clone(), out, ctx.auto_close.clone()));
     }
-    Ok(())
+    // One set of multi-row statements for the whole batch.
+    let changes: Vec<Change<'_>> = outcomes
+        .iter()
+        .filter_map(|(id, out, auto_close)| {
+            incidents
+                .get(id)
+                .and_then(Option::as_ref)
+                .map(|inc| Change {
+                    incident: inc,
+                    outcome: out,
+                    auto_close,
+                })
+        })
+        .collect();
+    write_changes(conn, &changes, now, false).await
 }
 
 // ---- actions ----

@@ -21,6 +21,7 @@ pub const PATHS: &[&str] = &[
     "/channel/list",
     "/incident/list",
     "/incident/info",
+    "/incident/alert/list",
     "/alert/list",
     "/alert/info",
     "/alert-event/list",
@@ -71,6 +72,7 @@ pub async fn dispatch(
         "/channel/list" => channel_list(state, caller, args).await.map(Some),
         "/incident/list" => incident_list(state, caller, args).await.map(Some),
         "/incident/info" => incident_info(state, caller, args).await.map(Some),
+        "/incident/alert/list" => incident_alert_list(state, caller, args).await.map(Some),
         "/alert/list" => alert_list(state, caller, args).await.map(Some),
         "/alert/info" => alert_info(state, caller, args).await.map(Some),
         "/alert-event/list" => event_list(state, caller, args).await.map(Some),
@@ -275,6 +277,10 @@ async fn incident_list(state: &AppState, caller: &Caller, args: &Args) -> Result
         incident_ids: args.str_list("incident_ids")?,
         nums: args.str_list("nums")?,
         query: args.str("query")?,
+        creator_ids: args.i64_list("creator_ids")?,
+        closer_ids: args.i64_list("closer_ids")?,
+        is_snoozed: args.bool("is_snoozed")?,
+        now: state.clock.now(),
     };
     let page = state
         .store
@@ -376,6 +382,49 @@ async fn alert_list(state: &AppState, caller: &Caller, args: &Args) -> Result<Va
         page.items.iter().map(|a| a.incident_id.clone()).collect(),
     )
     .await?;
+    let items = page
+        .items
+        .iter()
+        .map(|a| wire::alert(a, &names, &incidents))
+        .collect();
+    Ok(page_json(&page, items))
+}
+
+/// `/incident/alert/list` (openapi-compat.md 2.1): the alerts of one incident, newest first,
+/// `limit` up to 1000, optionally only the active ones.
+async fn incident_alert_list(
+    state: &AppState,
+    caller: &Caller,
+    args: &Args,
+) -> Result<Value, ApiError> {
+    let id = args
+        .str("incident_id")?
+        .ok_or_else(|| ApiError::invalid("incident_id is required"))?;
+    let incident = state
+        .store
+        .incident(caller.account_id, &id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| not_found("incident"))?;
+    let filter = AlertFilter {
+        paging: paging(args, 20, 1000)?,
+        is_active: args.bool("is_active")?,
+        incident_id: Some(id),
+        ..AlertFilter::default()
+    };
+    let page = state
+        .store
+        .list_alerts(caller.account_id, &filter)
+        .await
+        .map_err(store_err)?;
+    let names = channel_names(
+        state,
+        caller,
+        page.items.iter().map(|a| a.channel_id).collect(),
+    )
+    .await?;
+    let incidents: HashMap<String, Incident> =
+        std::iter::once((incident.incident_id.clone(), incident)).collect();
     let items = page
         .items
         .iter()
