@@ -25,6 +25,7 @@
 
 mod bootstrap;
 mod db;
+mod delivery;
 mod directory;
 mod inbox;
 mod process;
@@ -37,6 +38,9 @@ mod schedules;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use delivery::{
+    DELIVERY_CLAIM_MS, DeliveryOutcome, DeliveryState, MemberContact, PendingDelivery,
+};
 pub use directory::{
     APP_KEYS_PER_MEMBER, MemberBrief, MemberFilter, MemberKey, MemberOrder, MemberUpdate,
     NewMember, Outcome, Person, Refusal, Team, TeamFilter, TeamKey, TeamOrder, TeamWrite,

@@ -1,0 +1,188 @@
+//! The `[notify]` section of the configuration file (docs/notifications.md).
+
+use serde::Deserialize;
+
+/// Delivery settings and providers. A channel whose provider is not configured records
+/// `provider_error:not_configured` (RSP-291).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Allow outbound HTTP requests to loopback, private, link-local and other non-public
+    /// addresses. Off by default, so a bot URL typed into an escalation rule cannot reach into
+    /// the network Klaxon runs in. Tests and closed installations turn it on.
+    pub allow_private_targets: bool,
+    /// Attempts per notification, the first included, before a transient provider error
+    /// becomes a failure.
+    pub max_attempts: u32,
+    /// Back-off before the second attempt; it doubles with every further attempt.
+    pub retry_base_ms: u64,
+    /// Longest back-off between two attempts.
+    pub retry_max_ms: u64,
+    /// Timeout of one provider request (connect and response), at most 30 000.
+    pub timeout_ms: u64,
+    /// Notifications sent at the same time by one node.
+    pub concurrency: usize,
+    /// E-mail over SMTP; absent = e-mail is not configured.
+    pub email: Option<SmtpConfig>,
+    /// SMS and voice through a Twilio-compatible API; absent = neither is configured.
+    pub twilio: Option<TwilioConfig>,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            allow_private_targets: false,
+            max_attempts: 6,
+            retry_base_ms: 2_000,
+            retry_max_ms: 300_000,
+            timeout_ms: 10_000,
+            concurrency: 8,
+            email: None,
+            twilio: None,
+        }
+    }
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS; refused if the server does not offer it.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (usually port 465).
+    Tls,
+    /// No encryption at all (a relay on the same host or network).
+    None,
+}
+
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    /// Empty = no authentication.
+    pub username: String,
+    pub password: String,
+    /// The sender, `Name <address>` or a bare address (RSP-284).
+    pub from: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: String::new(),
+            port: 587,
+            security: SmtpSecurity::Starttls,
+            username: String::new(),
+            password: String::new(),
+            from: String::new(),
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwilioConfig {
+    /// The API origin; Twilio's own by default. Any Twilio-compatible service works.
+    pub api_base: String,
+    pub account_sid: String,
+    pub auth_token: String,
+    /// The sending number (E.164) of SMS and the caller id of calls.
+    pub from: String,
+    /// Send SMS through this account.
+    pub sms: bool,
+    /// Place voice calls through this account.
+    pub voice: bool,
+}
+
+impl Default for TwilioConfig {
+    fn default() -> Self {
+        TwilioConfig {
+            api_base: "https://api.twilio.com".to_string(),
+            account_sid: String::new(),
+            auth_token: String::new(),
+            from: String::new(),
+            sms: true,
+            voice: true,
+        }
+    }
+}
+
+impl NotifyConfig {
+    /// Checks what serde cannot; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_attempts == 0 || self.max_attempts > 20 {
+            return Err("notify.max_attempts must be 1..20".into());
+        }
+        if self.retry_base_ms == 0 || self.retry_base_ms > self.retry_max_ms {
+            return Err("notify.retry_base_ms must be > 0 and <= notify.retry_max_ms".into());
+        }
+        if self.timeout_ms == 0 || self.timeout_ms > 30_000 {
+            return Err("notify.timeout_ms must be 1..30000".into());
+        }
+        if self.concurrency == 0 || self.concurrency > 256 {
+            return Err("notify.concurrency must be 1..256".into());
+        }
+        if let Some(e) = &self.email {
+            if e.host.trim().is_empty() {
+                return Err("notify.email.host is required".into());
+            }
+            if e.from.trim().is_empty() {
+                return Err("notify.email.from is required".into());
+            }
+            if e.from.parse::<lettre::message::Mailbox>().is_err() {
+                return Err(format!(
+                    "notify.email.from: {:?} is not an e-mail address",
+                    e.from
+                ));
+            }
+            if e.username.is_empty() != e.password.is_empty() {
+                return Err("notify.email.username and password go together".into());
+            }
+        }
+        if let Some(t) = &self.twilio {
+            for (key, v) in [
+                ("account_sid", &t.account_sid),
+                ("auth_token", &t.auth_token),
+                ("from", &t.from),
+            ] {
+                if v.trim().is_empty() {
+                    return Err(format!("notify.twilio.{key} is required"));
+                }
+            }
+            if !(t.api_base.starts_with("https://") || t.api_base.starts_with("http://")) {
+                return Err("notify.twilio.api_base must be an http(s) URL".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+// Secrets never reach a log line through `{:?}`.
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TwilioConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioConfig")
+            .field("api_base", &self.api_base)
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &"<redacted>")
+            .field("from", &self.from)
+            .field("sms", &self.sms)
+            .field("voice", &self.voice)
+            .finish()
+    }
+}
