@@ -321,6 +321,44 @@ impl Store {
         Ok(out)
     }
 
+    /// Marks a member's current email and/or phone as verified: what the verification-code
+    /// flow (RSP-333, a later slice) records once the member has entered the code. False when
+    /// the member does not exist or has no such contact.
+    pub async fn mark_contact_verified(
+        &self,
+        account_id: i64,
+        member_id: i64,
+        email: bool,
+        phone: bool,
+    ) -> Result<bool> {
+        let mut conn = self.inner.write.acquire().await?;
+        let mut changed = false;
+        for (flag, column, value) in [
+            (email, "email_verified", "email"),
+            (phone, "phone_verified", "phone"),
+        ] {
+            if !flag {
+                continue;
+            }
+            let mut sql = Sql::new("UPDATE members SET ");
+            sql.push(column)
+                .push(" = 1 WHERE account_id = ")
+                .bind(account_id)
+                .push(" AND member_id = ")
+                .bind(member_id)
+                .push(" AND ")
+                .push(value)
+                .push(" <> ''");
+            changed |= sql
+                .query_on(&conn)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                == 1;
+        }
+        Ok(changed)
+    }
+
     /// The name of a channel of the account; `None` when it does not exist.
     pub async fn channel_name(&self, account_id: i64, channel_id: i64) -> Result<Option<String>> {
         let mut conn = self.inner.read.acquire().await?;
