@@ -928,13 +928,23 @@ on_both_backends!(
         .await;
         let inc = node.incident("r-1", "restart").await;
 
-        // Node "a" claims everything, then the process goes away without sending.
-        let claimed = node
-            .store()
-            .claim_deliveries("a", clock.now(), 100)
-            .await
-            .unwrap();
-        assert_eq!(claimed.len(), 6);
+        // Nodes "a" and "c" claim at the same moment: each row goes to one of them only.
+        // Then the process goes away without sending anything.
+        let (a, c) = tokio::join!(
+            node.store().claim_deliveries("a", clock.now(), 100),
+            node.store().claim_deliveries("c", clock.now(), 100),
+        );
+        let (a, c) = (a.unwrap(), c.unwrap());
+        assert_eq!(a.len() + c.len(), 6, "every row claimed once");
+        assert!(
+            a.iter().all(|x| c.iter().all(|y| y.seq != x.seq)),
+            "never by both"
+        );
+        let claimed: Vec<(&str, i64)> = a
+            .iter()
+            .map(|d| ("a", d.seq))
+            .chain(c.iter().map(|d| ("c", d.seq)))
+            .collect();
         node.server.shutdown().await;
 
         let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
@@ -946,20 +956,28 @@ on_both_backends!(
         let now = clock.advance_ms(klaxon_store::DELIVERY_CLAIM_MS + 1);
         let round = b.drain(now).await.unwrap();
         assert_eq!(round.sent, 6, "{round:?}");
-        // The old claim cannot write any more.
-        let late = node
-            .store()
-            .finish_delivery(
-                "a",
-                claimed[0].seq,
-                &klaxon_store::DeliveryOutcome::Failed {
-                    reason: "provider_error:late".into(),
-                },
-                now,
-            )
-            .await
-            .unwrap();
-        assert!(!late);
+        // The dead claims cannot write any more: neither a result nor a retry.
+        for (holder, seq) in claimed {
+            let late = node
+                .store()
+                .finish_delivery(
+                    holder,
+                    seq,
+                    &klaxon_store::DeliveryOutcome::Failed {
+                        reason: "provider_error:late".into(),
+                    },
+                    now,
+                )
+                .await
+                .unwrap();
+            assert!(!late);
+            let retry = node
+                .store()
+                .retry_delivery(holder, seq, "provider_error:late", now + 1, now)
+                .await
+                .unwrap();
+            assert!(!retry);
+        }
         let states = node.states(&inc).await;
         assert!(
             states.iter().all(|s| s.status == "sent" && s.attempts == 1),
@@ -1020,6 +1038,63 @@ on_both_backends!(
             fake.requests()
         );
         assert!(smtp.mails()[0].data.contains("worker test"));
+        let metrics = http
+            .get(format!("{}/metrics", server.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("klaxon_notifications_total{channel=\"slack\",outcome=\"sent\"}"),
+            "{metrics}"
+        );
         server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    bot_urls_on_private_addresses_are_refused_by_default,
+    |url: String| async move {
+        // spec: issue 7 item 6 (outbound requests refuse loopback and private addresses unless
+        // configured), RSP-302 (a misconfigured target fails with provider_error:<text>)
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let mut notify = notify_config(&smtp, &fake);
+        notify.allow_private_targets = false;
+        notify.twilio = None;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        let port = fake.addr.lock().unwrap().unwrap().port();
+        let webhooks = json!([
+            {"type": "slack", "settings": {"webhook_url": fake.url("/slack/x")}},
+            {"type": "wecom", "settings": {"token_or_url": format!("http://localhost:{port}/wecom/x")}},
+            {"type": "feishu", "settings": {"token_or_url": "http://10.0.0.7/feishu/x"}},
+            {"type": "telegram", "settings": {"bot_token": "1:A", "chat_id": 5, "api_base_url": "http://169.254.169.254"}},
+        ]);
+        node.rule(json!(null), webhooks).await;
+        let inc = node.incident("p-1", "private").await;
+        let round = node
+            .deliverer(&notify, "d1")
+            .drain(clock.now())
+            .await
+            .unwrap();
+        assert_eq!(
+            (round.failed, round.sent, round.retried),
+            (4, 0, 0),
+            "{round:?}"
+        );
+        for s in node.states(&inc).await {
+            assert_eq!(s.status, "failed");
+            assert!(
+                s.failed_reason.starts_with("provider_error:target address")
+                    && s.failed_reason.ends_with("is not public"),
+                "{s:?}"
+            );
+            assert_eq!(s.attempts, 1, "a refused target is final");
+        }
+        assert!(fake.requests().is_empty(), "no request left the process");
+        node.server.shutdown().await;
     }
 );
