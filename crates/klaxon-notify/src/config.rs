@@ -67,6 +67,9 @@ pub struct SmtpConfig {
     pub password: String,
     /// The sender, `Name <address>` or a bare address (RSP-284).
     pub from: String,
+    /// A PEM file of extra CA certificates to trust for this server (a private CA); "" = the
+    /// built-in web roots only.
+    pub ca_file: String,
 }
 
 impl Default for SmtpConfig {
@@ -78,6 +81,7 @@ impl Default for SmtpConfig {
             username: String::new(),
             password: String::new(),
             from: String::new(),
+            ca_file: String::new(),
         }
     }
 }
@@ -170,6 +174,7 @@ impl std::fmt::Debug for SmtpConfig {
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("from", &self.from)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }

@@ -84,8 +84,11 @@ impl HttpProviders {
             let mut text = e.to_string();
             let mut src = std::error::Error::source(&e);
             while let Some(s) = src {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
+                let more = s.to_string();
+                if !text.contains(&more) {
+                    text.push_str(": ");
+                    text.push_str(&more);
+                }
                 src = s.source();
             }
             SendError::Transient(clean(&text))

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::config::{SmtpConfig, SmtpSecurity};
@@ -28,7 +28,21 @@ impl Mailer {
         let tls = match cfg.security {
             SmtpSecurity::None => Tls::None,
             SmtpSecurity::Starttls | SmtpSecurity::Tls => {
-                let params = TlsParameters::new(cfg.host.clone())
+                let mut builder = TlsParameters::builder(cfg.host.clone());
+                if !cfg.ca_file.is_empty() {
+                    let pem = std::fs::read(&cfg.ca_file).map_err(|e| {
+                        format!("notify.email.ca_file: cannot read {}: {e}", cfg.ca_file)
+                    })?;
+                    let cert = Certificate::from_pem(&pem).map_err(|e| {
+                        format!(
+                            "notify.email.ca_file: {} is not a PEM certificate: {e}",
+                            cfg.ca_file
+                        )
+                    })?;
+                    builder = builder.add_root_certificate(cert);
+                }
+                let params = builder
+                    .build()
                     .map_err(|e| format!("notify.email: TLS setup failed: {e}"))?;
                 if cfg.security == SmtpSecurity::Tls {
                     Tls::Wrapper(params)
@@ -97,8 +111,11 @@ fn error_text(e: &lettre::transport::smtp::Error) -> String {
     let mut text = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
         src = s.source();
     }
     text

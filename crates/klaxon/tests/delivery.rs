@@ -233,6 +233,18 @@ struct Mail {
     from: String,
     rcpt: Vec<String>,
     data: String,
+    /// The transaction ran inside TLS (STARTTLS or implicit).
+    tls: bool,
+}
+
+/// How the receiver protects its sessions.
+#[derive(Clone)]
+enum SmtpMode {
+    Plain,
+    /// Offers STARTTLS with this server configuration.
+    StartTls(tokio_rustls::TlsAcceptor),
+    /// TLS from the first byte.
+    Implicit(tokio_rustls::TlsAcceptor),
 }
 
 #[derive(Clone)]
@@ -245,6 +257,10 @@ struct Smtp {
 
 impl Smtp {
     async fn start() -> Smtp {
+        Smtp::start_with(SmtpMode::Plain).await
+    }
+
+    async fn start_with(mode: SmtpMode) -> Smtp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let smtp = Smtp {
             addr: listener.local_addr().unwrap(),
@@ -254,48 +270,83 @@ impl Smtp {
         let s = smtp.clone();
         tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
-                let s = s.clone();
-                tokio::spawn(async move { s.session(sock).await });
+                let (s, mode) = (s.clone(), mode.clone());
+                tokio::spawn(async move {
+                    match mode {
+                        SmtpMode::Plain => {
+                            s.session(BufReader::new(sock), false, false).await;
+                        }
+                        SmtpMode::StartTls(acceptor) => {
+                            let mut plain = BufReader::new(sock);
+                            if s.session(&mut plain, true, false).await {
+                                // The client waited for our 220, so nothing is buffered.
+                                let Ok(tls) = acceptor.accept(plain.into_inner()).await else {
+                                    return;
+                                };
+                                s.commands(BufReader::new(tls), false, true).await;
+                            }
+                        }
+                        SmtpMode::Implicit(acceptor) => {
+                            let Ok(tls) = acceptor.accept(sock).await else {
+                                return;
+                            };
+                            s.session(BufReader::new(tls), false, true).await;
+                        }
+                    }
+                });
             }
         });
         smtp
     }
 
-    async fn session(&self, sock: tokio::net::TcpStream) {
-        let (r, mut w) = sock.into_split();
-        let mut lines = BufReader::new(r);
-        say(&mut w, "220 localhost test ESMTP\r\n").await;
+    /// Greets, then serves commands; true when the client asked for STARTTLS.
+    async fn session<S>(&self, mut io: S, offer_tls: bool, tls: bool) -> bool
+    where
+        S: tokio::io::AsyncBufRead + tokio::io::AsyncWrite + Unpin,
+    {
+        say(&mut io, "220 localhost test ESMTP\r\n").await;
+        self.commands(io, offer_tls, tls).await
+    }
+
+    async fn commands<S>(&self, mut io: S, offer_tls: bool, tls: bool) -> bool
+    where
+        S: tokio::io::AsyncBufRead + tokio::io::AsyncWrite + Unpin,
+    {
         let (mut from, mut rcpt) = (String::new(), Vec::new());
         loop {
             let mut line = String::new();
-            if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
-                return;
+            if io.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return false;
             }
             let cmd = line.trim_end().to_string();
             let upper = cmd.to_uppercase();
             if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-                say(&mut w, "250-localhost\r\n250 8BITMIME\r\n").await;
+                let ext = if offer_tls { "250-STARTTLS\r\n" } else { "" };
+                say(&mut io, &format!("250-localhost\r\n{ext}250 8BITMIME\r\n")).await;
+            } else if upper == "STARTTLS" && offer_tls {
+                say(&mut io, "220 2.0.0 Ready to start TLS\r\n").await;
+                return true;
             } else if upper.starts_with("MAIL FROM:") {
                 let refuse = self
                     .fail_next
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |k| k.checked_sub(1))
                     .is_ok();
                 if refuse {
-                    say(&mut w, "451 4.3.0 Try again later\r\n").await;
+                    say(&mut io, "451 4.3.0 Try again later\r\n").await;
                 } else {
                     from = cmd[10..].trim().to_string();
-                    say(&mut w, "250 2.1.0 OK\r\n").await;
+                    say(&mut io, "250 2.1.0 OK\r\n").await;
                 }
             } else if upper.starts_with("RCPT TO:") {
                 rcpt.push(cmd[8..].trim().to_string());
-                say(&mut w, "250 2.1.5 OK\r\n").await;
+                say(&mut io, "250 2.1.5 OK\r\n").await;
             } else if upper == "DATA" {
-                say(&mut w, "354 End data with <CR><LF>.<CR><LF>\r\n").await;
+                say(&mut io, "354 End data with <CR><LF>.<CR><LF>\r\n").await;
                 let mut data = String::new();
                 loop {
                     let mut l = String::new();
-                    if lines.read_line(&mut l).await.unwrap_or(0) == 0 {
-                        return;
+                    if io.read_line(&mut l).await.unwrap_or(0) == 0 {
+                        return false;
                     }
                     if l == ".\r\n" {
                         break;
@@ -307,15 +358,16 @@ impl Smtp {
                     from: std::mem::take(&mut from),
                     rcpt: std::mem::take(&mut rcpt),
                     data,
+                    tls,
                 });
-                say(&mut w, "250 2.0.0 OK queued\r\n").await;
+                say(&mut io, "250 2.0.0 OK queued\r\n").await;
             } else if upper == "RSET" || upper == "NOOP" {
-                say(&mut w, "250 OK\r\n").await;
+                say(&mut io, "250 OK\r\n").await;
             } else if upper == "QUIT" {
-                say(&mut w, "221 Bye\r\n").await;
-                return;
+                say(&mut io, "221 Bye\r\n").await;
+                return false;
             } else {
-                say(&mut w, "502 5.5.2 Command not recognized\r\n").await;
+                say(&mut io, "502 5.5.2 Command not recognized\r\n").await;
             }
         }
     }
@@ -325,8 +377,38 @@ impl Smtp {
     }
 }
 
-async fn say(w: &mut tokio::net::tcp::OwnedWriteHalf, s: &str) {
+async fn say<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, s: &str) {
     w.write_all(s.as_bytes()).await.unwrap();
+    w.flush().await.unwrap();
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost: the acceptor, and the PEM file the
+/// client is told to trust (`notify.email.ca_file`).
+fn test_tls(dir: &std::path::Path) -> (tokio_rustls::TlsAcceptor, String) {
+    use tokio_rustls::rustls;
+    klaxon_notify::install_crypto_provider();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let pem_path = dir.join("smtp-ca.pem");
+    std::fs::write(&pem_path, cert.pem()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    (
+        tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        pem_path.display().to_string(),
+    )
 }
 
 // ---- a node whose delivery the test drives ----
@@ -1098,3 +1180,67 @@ on_both_backends!(
         node.server.shutdown().await;
     }
 );
+
+/// A node delivering one incident's e-mail through `smtp` with `security`; returns the row.
+async fn send_one_email(
+    smtp: &Smtp,
+    security: SmtpSecurity,
+    ca_file: &str,
+) -> klaxon_store::DeliveryState {
+    let fake = Fake::start().await;
+    let mut notify = notify_config(smtp, &fake);
+    let email = notify.email.as_mut().unwrap();
+    email.security = security;
+    email.ca_file = ca_file.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+    let node = Node::start(dir.path(), "", clock.clone(), notify.clone()).await;
+    node.rule(
+        json!({"follow_preference": false, "critical": ["email"]}),
+        json!([]),
+    )
+    .await;
+    let inc = node.incident("tls-1", "over tls").await;
+    node.deliverer(&notify, "d1")
+        .drain(clock.now())
+        .await
+        .unwrap();
+    let state = node.states(&inc).await.remove(0);
+    node.server.shutdown().await;
+    state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_goes_over_starttls_and_implicit_tls_and_never_silently_in_clear() {
+    // spec: RSP-284 (e-mail), issue 7 item 3 (plain and STARTTLS settings)
+    let certs = tempfile::tempdir().unwrap();
+    let (acceptor, ca) = test_tls(certs.path());
+
+    let starttls = Smtp::start_with(SmtpMode::StartTls(acceptor.clone())).await;
+    let row = send_one_email(&starttls, SmtpSecurity::Starttls, &ca).await;
+    assert_eq!(row.status, "sent", "{row:?}");
+    let mails = starttls.mails();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].tls, "the message went inside the STARTTLS session");
+    assert!(mails[0].data.contains("Subject: INC #"));
+
+    let implicit = Smtp::start_with(SmtpMode::Implicit(acceptor)).await;
+    let row = send_one_email(&implicit, SmtpSecurity::Tls, &ca).await;
+    assert_eq!(row.status, "sent", "{row:?}");
+    assert!(implicit.mails()[0].tls);
+
+    // A server that does not offer STARTTLS gets nothing: the row waits for a retry.
+    let plain = Smtp::start().await;
+    let row = send_one_email(&plain, SmtpSecurity::Starttls, &ca).await;
+    assert_eq!(row.status, "queued", "{row:?}");
+    assert!(row.failed_reason.starts_with("provider_error:"), "{row:?}");
+    assert!(row.failed_reason.contains("STARTTLS"), "{row:?}");
+    assert!(plain.mails().is_empty(), "nothing was sent in clear");
+
+    // Without the private CA the server's certificate is not trusted.
+    let untrusted = Smtp::start_with(SmtpMode::StartTls(test_tls(certs.path()).0)).await;
+    let row = send_one_email(&untrusted, SmtpSecurity::Starttls, "").await;
+    assert_ne!(row.status, "sent", "{row:?}");
+    assert!(row.failed_reason.contains("certificate"), "{row:?}");
+    assert!(untrusted.mails().is_empty());
+}
