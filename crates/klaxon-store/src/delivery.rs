@@ -139,6 +139,55 @@ async fn claim(
     Ok(out)
 }
 
+/// Sets `failed_reason` on the element with this `rid` in the firing's `i_notify` entry.
+async fn note_failure(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    incident_id: &str,
+    firing_id: &str,
+    rid: &str,
+    reason: &str,
+) -> Result<()> {
+    let lock = if is_sqlite(conn) { "" } else { " FOR UPDATE" };
+    let mut sql = Sql::new("SELECT seq, detail FROM incident_timeline WHERE account_id = ");
+    sql.bind(account_id)
+        .push(" AND incident_id = ")
+        .bind(incident_id)
+        .push(" AND kind = 'i_notify'")
+        .push(lock);
+    for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
+        let text = get_str(&row, "detail")?;
+        let Ok(mut detail) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        if detail.get("rid").and_then(Value::as_str) != Some(firing_id) {
+            continue;
+        }
+        let mut found = false;
+        for list in ["persons", "chats", "robots"] {
+            if let Some(items) = detail.get_mut(list).and_then(Value::as_array_mut) {
+                for item in items {
+                    if item.get("rid").and_then(Value::as_str) == Some(rid)
+                        && let Some(obj) = item.as_object_mut()
+                    {
+                        obj.insert("failed_reason".into(), Value::String(reason.to_string()));
+                        found = true;
+                    }
+                }
+            }
+        }
+        if found {
+            let mut sql = Sql::new("UPDATE incident_timeline SET detail = ");
+            sql.bind(detail.to_string())
+                .push(" WHERE seq = ")
+                .bind(get_i64(&row, "seq")?);
+            sql.query_on(conn).execute(&mut *conn).await?;
+        }
+        return Ok(());
+    }
+    Ok(())
+}
+
 impl Store {
     /// Claims up to `limit` queued notifications that are due at `now` for `holder`, oldest
     /// first (see [`DELIVERY_CLAIM_MS`]).
@@ -152,7 +201,9 @@ impl Store {
         claim(&mut conn, holder, now, limit).await
     }
 
-    /// Records the end of a claimed send: `sent` or `failed` with its reason. False (and
+    /// Records the end of a claimed send: `sent` or `failed` with its reason. A failure is
+    /// also written into the firing's `i_notify` timeline entry, on the person, chat or robot
+    /// the row was for (response.md 1.10, RSP-290), in the same transaction. False (and
     /// nothing written) when `holder` no longer holds the claim or the row already ended.
     pub async fn finish_delivery(
         &self,
@@ -161,7 +212,7 @@ impl Store {
         outcome: &DeliveryOutcome,
         now: Millis,
     ) -> Result<bool> {
-        let mut conn = self.inner.write.acquire().await?;
+        let mut tx = self.inner.write.begin().await?;
         let mut sql = Sql::new("UPDATE notifications SET attempts = attempts + 1, status = ");
         match outcome {
             DeliveryOutcome::Sent {
@@ -184,13 +235,25 @@ impl Store {
             .push(" AND status = 'queued' AND claimed_by = ")
             .bind(holder)
             .push(" AND claim_until >= ")
-            .bind(now);
-        Ok(sql
-            .query_on(&conn)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected()
-            == 1)
+            .bind(now)
+            .push(" RETURNING account_id, incident_id, firing_id, rid");
+        let Some(row) = sql.query_on(&tx).fetch_optional(&mut *tx).await? else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        if let DeliveryOutcome::Failed { reason } = outcome {
+            note_failure(
+                &mut tx,
+                get_i64(&row, "account_id")?,
+                &get_str(&row, "incident_id")?,
+                &get_str(&row, "firing_id")?,
+                &get_str(&row, "rid")?,
+                reason,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Puts a claimed row back in the queue for another attempt at `next_attempt_at`, noting

@@ -879,6 +879,22 @@ on_both_backends!(
             .await;
         let text = list.to_string();
         assert!(text.contains("contact_missing"), "{text}");
+        // … and so does the firing's i_notify timeline entry (response.md 1.10, RSP-290):
+        // the failure on the person's sms, nothing on the e-mail that was sent.
+        let feed = node
+            .api("/incident/feed", json!({"incident_id": inc, "limit": 100}))
+            .await;
+        let notify = feed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "i_notify")
+            .unwrap()
+            .clone();
+        let persons = notify["detail"]["persons"].as_array().unwrap();
+        let of = |ch: &str| persons.iter().find(|p| p["channel"] == ch).unwrap().clone();
+        assert_eq!(of("sms")["failed_reason"], "contact_missing", "{notify}");
+        assert!(of("email").get("failed_reason").is_none(), "{notify}");
         node.server.shutdown().await;
     }
 );
