@@ -23,13 +23,13 @@ const BACKLOG_EVERY: Duration = Duration::from_secs(10);
 
 pub async fn run(state: AppState, deliverer: Deliverer, mut shutdown: watch::Receiver<bool>) {
     let mut failures: u32 = 0;
-    let mut backlog_at = Instant::now();
+    let mut backlog_at: Option<Instant> = None;
     loop {
         if *shutdown.borrow() {
             break;
         }
-        if backlog_at.elapsed() >= BACKLOG_EVERY {
-            backlog_at = Instant::now();
+        if backlog_at.is_none_or(|at| at.elapsed() >= BACKLOG_EVERY) {
+            backlog_at = Some(Instant::now());
             if let Ok(n) = state.store.delivery_backlog().await {
                 metrics::gauge!("klaxon_notify_backlog").set(n as f64);
             }
