@@ -26,6 +26,10 @@ pub struct NotifyConfig {
     pub email: Option<SmtpConfig>,
     /// SMS and voice through a Twilio-compatible API; absent = neither is configured.
     pub twilio: Option<TwilioConfig>,
+    /// A second SMTP server, tried when `email` fails (RSP-291 failover).
+    pub email_backup: Option<SmtpConfig>,
+    /// A second Twilio-compatible account or service, tried when `twilio` fails.
+    pub twilio_backup: Option<TwilioConfig>,
 }
 
 impl Default for NotifyConfig {
@@ -39,6 +43,8 @@ impl Default for NotifyConfig {
             concurrency: 8,
             email: None,
             twilio: None,
+            email_backup: None,
+            twilio_backup: None,
         }
     }
 }
@@ -129,39 +135,56 @@ impl NotifyConfig {
         if self.concurrency == 0 || self.concurrency > 256 {
             return Err("notify.concurrency must be 1..256".into());
         }
-        if let Some(e) = &self.email {
-            if e.host.trim().is_empty() {
-                return Err("notify.email.host is required".into());
-            }
-            if e.from.trim().is_empty() {
-                return Err("notify.email.from is required".into());
-            }
-            if e.from.parse::<lettre::message::Mailbox>().is_err() {
-                return Err(format!(
-                    "notify.email.from: {:?} is not an e-mail address",
-                    e.from
-                ));
-            }
-            if e.username.is_empty() != e.password.is_empty() {
-                return Err("notify.email.username and password go together".into());
+        for (key, email) in [("email", &self.email), ("email_backup", &self.email_backup)] {
+            if let Some(e) = email {
+                check_smtp(key, e)?;
             }
         }
-        if let Some(t) = &self.twilio {
-            for (key, v) in [
-                ("account_sid", &t.account_sid),
-                ("auth_token", &t.auth_token),
-                ("from", &t.from),
-            ] {
-                if v.trim().is_empty() {
-                    return Err(format!("notify.twilio.{key} is required"));
-                }
-            }
-            if !(t.api_base.starts_with("https://") || t.api_base.starts_with("http://")) {
-                return Err("notify.twilio.api_base must be an http(s) URL".into());
+        for (key, twilio) in [
+            ("twilio", &self.twilio),
+            ("twilio_backup", &self.twilio_backup),
+        ] {
+            if let Some(t) = twilio {
+                check_twilio(key, t)?;
             }
         }
         Ok(())
     }
+}
+
+fn check_smtp(key: &str, e: &SmtpConfig) -> Result<(), String> {
+    if e.host.trim().is_empty() {
+        return Err(format!("notify.{key}.host is required"));
+    }
+    if e.from.trim().is_empty() {
+        return Err(format!("notify.{key}.from is required"));
+    }
+    if e.from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(format!(
+            "notify.{key}.from: {:?} is not an e-mail address",
+            e.from
+        ));
+    }
+    if e.username.is_empty() != e.password.is_empty() {
+        return Err(format!("notify.{key}.username and password go together"));
+    }
+    Ok(())
+}
+
+fn check_twilio(key: &str, t: &TwilioConfig) -> Result<(), String> {
+    for (field, v) in [
+        ("account_sid", &t.account_sid),
+        ("auth_token", &t.auth_token),
+        ("from", &t.from),
+    ] {
+        if v.trim().is_empty() {
+            return Err(format!("notify.{key}.{field} is required"));
+        }
+    }
+    if !(t.api_base.starts_with("https://") || t.api_base.starts_with("http://")) {
+        return Err(format!("notify.{key}.api_base must be an http(s) URL"));
+    }
+    Ok(())
 }
 
 // Secrets never reach a log line through `{:?}`.

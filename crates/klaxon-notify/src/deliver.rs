@@ -51,7 +51,8 @@ struct Inner {
     base_url: String,
     holder: String,
     http: HttpProviders,
-    mailer: Option<Mailer>,
+    /// The e-mail providers in failover order (RSP-291).
+    mailers: Vec<Mailer>,
 }
 
 impl Deliverer {
@@ -65,17 +66,18 @@ impl Deliverer {
     ) -> Result<Deliverer, String> {
         config.validate()?;
         let http = HttpProviders::new(config.timeout_ms, config.allow_private_targets)?;
-        let mailer = match &config.email {
-            Some(cfg) => Some(Mailer::new(cfg, config.timeout_ms)?),
-            None => None,
-        };
+        let mailers = [&config.email, &config.email_backup]
+            .into_iter()
+            .flatten()
+            .map(|cfg| Mailer::new(cfg, config.timeout_ms))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Deliverer {
             inner: Arc::new(Inner {
                 store,
                 base_url: base_url.trim_end_matches('/').to_string(),
                 holder: holder.to_string(),
                 http,
-                mailer,
+                mailers,
                 config,
             }),
         })
@@ -340,37 +342,77 @@ impl Deliverer {
         msg: &Message,
     ) -> Result<String, SendError> {
         let inner = &self.inner;
-        let not_configured = || SendError::Permanent("provider_error:not_configured".into());
+        // RSP-291: the channel's providers in order; the next one is tried on an error, and
+        // the send fails only when all have failed.
+        let mut errors: Vec<SendError> = Vec::new();
         match (d.channel.as_str(), recipient) {
             ("email", Recipient::Email { address, name }) => {
-                let mailer = inner.mailer.as_ref().ok_or_else(not_configured)?;
                 let (html, text) = msg.email_bodies();
-                mailer
-                    .send(&d.rid, address, name, &msg.email_subject(), html, text)
-                    .await
+                for mailer in &inner.mailers {
+                    let sent = mailer
+                        .send(
+                            &d.rid,
+                            address,
+                            name,
+                            &msg.email_subject(),
+                            html.clone(),
+                            text.clone(),
+                        )
+                        .await;
+                    match sent {
+                        Ok(id) => return Ok(id),
+                        Err(e) => errors.push(e),
+                    }
+                }
             }
-            ("sms", Recipient::Phone { e164 }) => {
-                let cfg = inner
-                    .config
-                    .twilio
-                    .as_ref()
-                    .filter(|t| t.sms)
-                    .ok_or_else(not_configured)?;
-                inner.http.sms(cfg, &d.rid, e164, &msg.sms()).await
+            ("sms" | "voice", Recipient::Phone { e164 }) => {
+                let voice = d.channel == "voice";
+                let accounts = [&inner.config.twilio, &inner.config.twilio_backup];
+                for cfg in accounts
+                    .into_iter()
+                    .flatten()
+                    .filter(|t| if voice { t.voice } else { t.sms })
+                {
+                    let sent = if voice {
+                        inner.http.call(cfg, &d.rid, e164, &msg.voice()).await
+                    } else {
+                        inner.http.sms(cfg, &d.rid, e164, &msg.sms()).await
+                    };
+                    match sent {
+                        Ok(id) => return Ok(id),
+                        Err(e) => errors.push(e),
+                    }
+                }
             }
-            ("voice", Recipient::Phone { e164 }) => {
-                let cfg = inner
-                    .config
-                    .twilio
-                    .as_ref()
-                    .filter(|t| t.voice)
-                    .ok_or_else(not_configured)?;
-                inner.http.call(cfg, &d.rid, e164, &msg.voice()).await
+            (other, _) => {
+                return Err(SendError::Permanent(format!(
+                    "provider_error:no provider for {other}"
+                )));
             }
-            (other, _) => Err(SendError::Permanent(format!(
-                "provider_error:no provider for {other}"
-            ))),
         }
+        Err(all_failed(errors))
+    }
+}
+
+/// The error of a send whose every provider failed: transient if any failure was (another
+/// attempt may succeed), and the texts of all of them, in provider order.
+fn all_failed(errors: Vec<SendError>) -> SendError {
+    if errors.is_empty() {
+        return SendError::Permanent("provider_error:not_configured".into());
+    }
+    let transient = errors.iter().any(|e| matches!(e, SendError::Transient(_)));
+    let texts: Vec<String> = errors
+        .into_iter()
+        .map(|e| match e {
+            SendError::Transient(t) => t,
+            SendError::Permanent(r) => r.strip_prefix("provider_error:").unwrap_or(&r).to_string(),
+        })
+        .collect();
+    let text = crate::providers::clean(&texts.join(" | "));
+    if transient {
+        SendError::Transient(text)
+    } else {
+        SendError::Permanent(format!("provider_error:{text}"))
     }
 }
 
@@ -390,5 +432,33 @@ impl Step {
             Step::Retry => "retry",
             Step::Lost => "lost",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_send_fails_only_when_every_provider_failed() {
+        // spec: RSP-291
+        assert_eq!(
+            all_failed(vec![]),
+            SendError::Permanent("provider_error:not_configured".into())
+        );
+        assert_eq!(
+            all_failed(vec![
+                SendError::Permanent("provider_error:21211 invalid To".into()),
+                SendError::Transient("HTTP 503".into()),
+            ]),
+            SendError::Transient("21211 invalid To | HTTP 503".into())
+        );
+        assert_eq!(
+            all_failed(vec![
+                SendError::Permanent("provider_error:a".into()),
+                SendError::Permanent("provider_error:b".into()),
+            ]),
+            SendError::Permanent("provider_error:a | b".into())
+        );
     }
 }

@@ -189,6 +189,16 @@ impl Config {
                     Some(t) => t.auth_token = value,
                     None => return Err(bad("needs a [notify.twilio] section".into())),
                 },
+                "KLAXON_NOTIFY_EMAIL_BACKUP_PASSWORD" => match self.notify.email_backup.as_mut() {
+                    Some(e) => e.password = value,
+                    None => return Err(bad("needs a [notify.email_backup] section".into())),
+                },
+                "KLAXON_NOTIFY_TWILIO_BACKUP_AUTH_TOKEN" => {
+                    match self.notify.twilio_backup.as_mut() {
+                        Some(t) => t.auth_token = value,
+                        None => return Err(bad("needs a [notify.twilio_backup] section".into())),
+                    }
+                }
                 "KLAXON_STORAGE_MAX_CONNECTIONS" => {
                     self.storage.max_connections = value.parse().map_err(|e| bad(format!("{e}")))?
                 }

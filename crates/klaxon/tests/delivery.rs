@@ -1260,3 +1260,77 @@ async fn email_goes_over_starttls_and_implicit_tls_and_never_silently_in_clear()
     assert!(row.failed_reason.contains("certificate"), "{row:?}");
     assert!(untrusted.mails().is_empty());
 }
+
+on_both_backends!(
+    a_failing_provider_hands_over_to_the_backup,
+    |url: String| async move {
+        // spec: RSP-291 (an ordered list of providers per channel; the next is tried on an
+        // error, and the send fails only when all have failed)
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let mut notify = notify_config(&smtp, &fake);
+        // Primaries that are down: a Twilio-compatible API answering 503, and an SMTP port
+        // nobody listens on. The backups are the working ones.
+        notify.twilio_backup = notify.twilio.clone();
+        notify.twilio.as_mut().unwrap().api_base = fake.url("/down");
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        notify.email_backup = notify.email.clone();
+        notify.email.as_mut().unwrap().port = closed;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        node.api(
+            "/member/info/reset",
+            json!({"member_id": node.owner, "updates": {"phone": "+15005550100"}}),
+        )
+        .await;
+        node.store()
+            .mark_contact_verified(node.account, node.owner, false, true)
+            .await
+            .unwrap();
+        node.rule(
+            json!({"follow_preference": false, "critical": ["email", "sms", "voice"]}),
+            json!([]),
+        )
+        .await;
+        let inc = node.incident("f-1", "failover").await;
+        let round = node
+            .deliverer(&notify, "d1")
+            .drain(clock.now())
+            .await
+            .unwrap();
+        assert_eq!((round.sent, round.retried), (3, 0), "{round:?}");
+        for s in node.states(&inc).await {
+            assert_eq!((s.status.as_str(), s.attempts), ("sent", 1), "{s:?}");
+        }
+        let reqs = fake.requests();
+        assert_eq!(
+            reqs.iter().filter(|r| r.path.starts_with("/down/")).count(),
+            2,
+            "the primary was tried first"
+        );
+        assert_eq!(fake.accepted().len(), 2, "the backup sent SMS and call");
+        assert_eq!(
+            smtp.mails().len(),
+            1,
+            "the backup SMTP server got the e-mail"
+        );
+
+        // With the backups down too, the send waits for a retry and names both failures.
+        let mut both_down = notify.clone();
+        both_down.twilio_backup.as_mut().unwrap().api_base = fake.url("/down");
+        both_down.email_backup.as_mut().unwrap().port = closed;
+        let inc2 = node.incident("f-2", "failover down").await;
+        node.deliverer(&both_down, "d2")
+            .drain(clock.now())
+            .await
+            .unwrap();
+        for s in node.states(&inc2).await {
+            assert_eq!(s.status, "queued", "{s:?}");
+            assert!(s.failed_reason.contains(" | "), "both errors: {s:?}");
+        }
+        node.server.shutdown().await;
+    }
+);
