@@ -81,6 +81,9 @@ impl HttpProviders {
     /// Sends one request and returns (status, body text); network trouble is transient.
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<(u16, String), SendError> {
         let resp = req.send().await.map_err(|e| {
+            // Bot URLs carry secrets (Telegram's token is in the path, DingTalk's in the
+            // query): error texts go to logs and `failed_reason` without the URL.
+            let e = e.without_url();
             let mut text = e.to_string();
             let mut src = std::error::Error::source(&e);
             while let Some(s) = src {
@@ -97,7 +100,7 @@ impl HttpProviders {
         let body = resp
             .text()
             .await
-            .map_err(|e| SendError::Transient(clean(&e.to_string())))?;
+            .map_err(|e| SendError::Transient(clean(&e.without_url().to_string())))?;
         Ok((status, body))
     }
 

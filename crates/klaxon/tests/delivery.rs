@@ -1334,3 +1334,35 @@ on_both_backends!(
         node.server.shutdown().await;
     }
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_errors_never_carry_the_url() {
+    // DESIGN.md observability (secrets redacted): bot URLs hold secrets (Telegram's token in
+    // the path), and error texts go to logs and failed_reason.
+    let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+    let notify = notify_config(&smtp, &fake);
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+    let node = Node::start(dir.path(), "", clock.clone(), notify.clone()).await;
+    let tg = json!([{"type": "telegram", "settings": {"bot_token": "42:SECRET", "chat_id": 1,
+                     "api_base_url": format!("http://127.0.0.1:{closed}")}}]);
+    node.rule(json!(null), tg).await;
+    let inc = node.incident("u-1", "telegram down").await;
+    node.deliverer(&notify, "d1")
+        .drain(clock.now())
+        .await
+        .unwrap();
+    let rows = node.states(&inc).await;
+    let row = by_channel(&rows, "telegram");
+    assert_eq!(
+        row.status, "queued",
+        "a refused connection is retried: {row:?}"
+    );
+    assert!(row.failed_reason.starts_with("provider_error:"), "{row:?}");
+    assert!(!row.failed_reason.contains("SECRET"), "{row:?}");
+    node.server.shutdown().await;
+}
