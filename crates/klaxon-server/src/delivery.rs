@@ -14,9 +14,9 @@ use tokio::sync::watch;
 
 use crate::state::AppState;
 
-/// How often an idle worker looks for due notifications (decided on this or another node, or
-/// coming out of back-off).
-const POLL: Duration = Duration::from_millis(200);
+/// How often an idle worker looks for due notifications decided on another node or coming out
+/// of back-off; this node's own decisions wake it at once (`delivery_ready`).
+const POLL: Duration = Duration::from_millis(250);
 
 /// How often the backlog gauge is refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(10);
@@ -47,6 +47,7 @@ pub async fn run(state: AppState, deliverer: Deliverer, mut shutdown: watch::Rec
         }
         let wait = POLL * failures.clamp(1, 25);
         tokio::select! {
+            _ = state.delivery_ready.notified() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => {}
         }
