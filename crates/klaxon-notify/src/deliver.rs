@@ -286,7 +286,13 @@ impl Deliverer {
             .into_iter()
             .map(|c| (c.member_id, c))
             .collect();
-        let name = |id: &i64| contacts.get(id).map(|c| c.name.clone());
+        // Responders shown in messages: the assigned persons who are still active.
+        let name = |id: &i64| {
+            contacts
+                .get(id)
+                .filter(|c| c.status == "enabled")
+                .map(|c| c.name.clone())
+        };
         let assign_type = inc
             .response
             .assigned_to
