@@ -28,6 +28,10 @@ use crate::render::{self, Message};
 use crate::retry::{self, Next};
 use crate::smtp::Mailer;
 
+/// RSP-292: a send the platform's quota still refuses this long after the decision fails
+/// with `rate_limited`.
+pub const RATE_LIMIT_WINDOW_MS: Millis = 60_000;
+
 /// What one round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Round {
@@ -188,24 +192,41 @@ impl Deliverer {
                     .await?;
                 (Step::Failed, ok)
             }
-            Err(SendError::Transient(text)) => {
+            Err(e @ (SendError::Transient(_) | SendError::RateLimited(_))) => {
+                // The last error shows while the row waits; the final reason is the provider's
+                // error, or `rate_limited` once a quota refusal outlasts RSP-292's 60 s.
+                let (text, final_reason, window_over) = match e {
+                    SendError::RateLimited(t) => {
+                        let over = now.saturating_sub(d.created_at) >= RATE_LIMIT_WINDOW_MS;
+                        (t, "rate_limited".to_string(), over)
+                    }
+                    SendError::Transient(t) | SendError::Permanent(t) => {
+                        let reason = format!("provider_error:{t}");
+                        (t, reason, false)
+                    }
+                };
                 let c = &inner.config;
                 let jitter: f64 = rand::rng().random();
-                let reason = format!("provider_error:{text}");
-                match retry::after_failure(
-                    attempts,
-                    c.max_attempts,
-                    now,
-                    c.retry_base_ms,
-                    c.retry_max_ms,
-                    jitter,
-                ) {
+                let next = if window_over {
+                    Next::GiveUp
+                } else {
+                    retry::after_failure(
+                        attempts,
+                        c.max_attempts,
+                        now,
+                        c.retry_base_ms,
+                        c.retry_max_ms,
+                        jitter,
+                    )
+                };
+                match next {
                     Next::RetryAt(at) => {
                         tracing::warn!(rid = %d.rid, channel = %d.channel, attempt = attempts,
                             error = %text, retry_in_ms = at - now, "notification attempt failed; will retry");
+                        let last = format!("provider_error:{text}");
                         let ok = inner
                             .store
-                            .retry_delivery(&inner.holder, d.seq, &reason, at, now)
+                            .retry_delivery(&inner.holder, d.seq, &last, at, now)
                             .await?;
                         (Step::Retry, ok)
                     }
@@ -217,7 +238,9 @@ impl Deliverer {
                             .finish_delivery(
                                 &inner.holder,
                                 d.seq,
-                                &DeliveryOutcome::Failed { reason },
+                                &DeliveryOutcome::Failed {
+                                    reason: final_reason,
+                                },
                                 now,
                             )
                             .await?;
@@ -406,11 +429,13 @@ fn all_failed(errors: Vec<SendError>) -> SendError {
     if errors.is_empty() {
         return SendError::Permanent("provider_error:not_configured".into());
     }
-    let transient = errors.iter().any(|e| matches!(e, SendError::Transient(_)));
+    let transient = errors
+        .iter()
+        .any(|e| matches!(e, SendError::Transient(_) | SendError::RateLimited(_)));
     let texts: Vec<String> = errors
         .into_iter()
         .map(|e| match e {
-            SendError::Transient(t) => t,
+            SendError::Transient(t) | SendError::RateLimited(t) => t,
             SendError::Permanent(r) => r.strip_prefix("provider_error:").unwrap_or(&r).to_string(),
         })
         .collect();

@@ -19,7 +19,7 @@ pub mod retry;
 pub mod smtp;
 
 pub use config::{NotifyConfig, SmtpConfig, SmtpSecurity, TwilioConfig};
-pub use deliver::{Deliverer, Round};
+pub use deliver::{Deliverer, RATE_LIMIT_WINDOW_MS, Round};
 
 /// Installs rustls' `ring` provider as the process default (DESIGN.md: ring only), once.
 /// Every constructor that may open TLS calls it, so tests get it too.

@@ -22,6 +22,9 @@ pub enum SendError {
     Transient(String),
     /// Final: this `failed_reason` (response.md 1.17) is recorded at once.
     Permanent(String),
+    /// The platform's quota refused the message (HTTP 429 or a vendor "too fast" code):
+    /// retried with back-off until 60 s after the decision, then `rate_limited` (RSP-292).
+    RateLimited(String),
 }
 
 impl SendError {
@@ -139,7 +142,9 @@ impl HttpProviders {
                 None => m.to_string(),
             })
             .unwrap_or_else(|| format!("HTTP {status}"));
-        if status == 429 || status >= 500 {
+        if status == 429 {
+            Err(SendError::RateLimited(clean(&message)))
+        } else if status >= 500 {
             Err(SendError::Transient(clean(&message)))
         } else {
             Err(SendError::provider(message))
@@ -382,7 +387,10 @@ fn dingtalk_sign(ts: &str, secret: &str) -> String {
 fn slack_result(status: u16, body: &str) -> Result<String, SendError> {
     match status {
         200..=299 => Ok(String::new()),
-        429 | 500..=599 => Err(SendError::Transient(clean(&format!(
+        429 => Err(SendError::RateLimited(clean(&format!(
+            "HTTP {status} {body}"
+        )))),
+        500..=599 => Err(SendError::Transient(clean(&format!(
             "HTTP {status} {body}"
         )))),
         _ => {
@@ -407,7 +415,12 @@ fn vendor_result(
     code_keys: &[&str],
     rate_limit_codes: &[i64],
 ) -> Result<String, SendError> {
-    if status == 429 || status >= 500 {
+    if status == 429 {
+        return Err(SendError::RateLimited(clean(&format!(
+            "HTTP {status} {body}"
+        ))));
+    }
+    if status >= 500 {
         return Err(SendError::Transient(clean(&format!(
             "HTTP {status} {body}"
         ))));
@@ -423,7 +436,7 @@ fn vendor_result(
     match code {
         Some(0) if (200..300).contains(&status) => Ok(String::new()),
         Some(c) if rate_limit_codes.contains(&c) => {
-            Err(SendError::Transient(clean(&format!("{c} {msg}"))))
+            Err(SendError::RateLimited(clean(&format!("{c} {msg}"))))
         }
         Some(c) => Err(SendError::provider(format!("{c} {msg}"))),
         None => Err(SendError::provider(format!(
@@ -442,7 +455,10 @@ fn telegram_result(status: u16, body: &str) -> Result<String, SendError> {
             .unwrap_or_default());
     }
     let desc = v["description"].as_str().unwrap_or(body);
-    if status == 429 || status >= 500 {
+    if status == 429 {
+        return Err(SendError::RateLimited(clean(&format!("{status} {desc}"))));
+    }
+    if status >= 500 {
         return Err(SendError::Transient(clean(&format!("{status} {desc}"))));
     }
     let lower = desc.to_lowercase();
@@ -484,7 +500,7 @@ mod tests {
                 &["errcode"],
                 &[130101]
             ),
-            Err(SendError::Transient(_))
+            Err(SendError::RateLimited(_))
         ));
         assert!(matches!(
             vendor_result(502, "bad gateway", &["errcode"], &[]),
@@ -526,7 +542,7 @@ mod tests {
                 429,
                 r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 5"}"#
             ),
-            Err(SendError::Transient(_))
+            Err(SendError::RateLimited(_))
         ));
     }
 

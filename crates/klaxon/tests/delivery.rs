@@ -122,7 +122,9 @@ async fn handle(
         .fail_next
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |k| k.checked_sub(1))
         .is_ok();
-    let (status, answer) = if path.starts_with("/down/") || outage {
+    let (status, answer) = if path.starts_with("/busy/") {
+        (429, "rate_limited".to_string())
+    } else if path.starts_with("/down/") || outage {
         (503, json!({"message": "Service Unavailable"}).to_string())
     } else if path.starts_with(&format!("/2010-04-01/Accounts/{TWILIO_SID}/")) {
         twilio_answer(&h("authorization"), &h("content-type"), &path, &body, n)
@@ -1364,5 +1366,40 @@ async fn provider_errors_never_carry_the_url() {
     );
     assert!(row.failed_reason.starts_with("provider_error:"), "{row:?}");
     assert!(!row.failed_reason.contains("SECRET"), "{row:?}");
+    node.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_refusal_that_outlasts_a_minute_fails_as_rate_limited() {
+    // spec: RSP-292 (a send still held back after 60 s fails with rate_limited)
+    let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+    let mut notify = notify_config(&smtp, &fake);
+    notify.max_attempts = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+    let node = Node::start(dir.path(), "", clock.clone(), notify.clone()).await;
+    let hooks = json!([{"type": "slack", "settings": {"webhook_url": fake.url("/busy/slack")}}]);
+    node.rule(json!(null), hooks).await;
+    let inc = node.incident("q-1", "busy").await;
+    let d = node.deliverer(&notify, "d1");
+    let decided = clock.now();
+    d.drain(decided).await.unwrap();
+    let mut rounds = 0;
+    while node.states(&inc).await[0].status == "queued" {
+        rounds += 1;
+        assert!(rounds <= 20, "never settled");
+        d.drain(clock.advance_ms(15_000)).await.unwrap();
+    }
+    let row = node.states(&inc).await.remove(0);
+    assert_eq!(
+        (row.status.as_str(), row.failed_reason.as_str()),
+        ("failed", "rate_limited")
+    );
+    assert!(clock.now() - decided >= klaxon_notify::RATE_LIMIT_WINDOW_MS);
+    assert!(
+        row.attempts < 20,
+        "the window, not the attempt limit, ended it: {row:?}"
+    );
+    assert_eq!(fake.requests().len() as i64, row.attempts);
     node.server.shutdown().await;
 }
