@@ -1403,3 +1403,48 @@ async fn a_quota_refusal_that_outlasts_a_minute_fails_as_rate_limited() {
     assert_eq!(fake.requests().len() as i64, row.attempts);
     node.server.shutdown().await;
 }
+
+on_both_backends!(
+    two_senders_at_once_send_each_notification_once,
+    |url: String| async move {
+        // spec: DESIGN.md principle 4 (claimed with a lease: a second node neither loses nor
+        // doubles work); issue 7 (two nodes never send the same row at once)
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let mut notify = notify_config(&smtp, &fake);
+        notify.concurrency = 2; // small rounds, so the two senders interleave
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        node.rule(
+            json!({"follow_preference": false, "critical": ["email"]}),
+            bots(&fake, false),
+        )
+        .await;
+        let mut incidents = Vec::new();
+        for i in 0..4 {
+            incidents.push(node.incident(&format!("two-{i}"), "two senders").await);
+        }
+        let (a, b) = (node.deliverer(&notify, "n1"), node.deliverer(&notify, "n2"));
+        let now = clock.now();
+        let (ra, rb) = tokio::join!(a.drain(now), b.drain(now));
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert_eq!(ra.sent + rb.sent, 24, "{ra:?} {rb:?}");
+        assert_eq!(ra.lost + rb.lost, 0);
+        let mut per_rid: HashMap<String, usize> = HashMap::new();
+        for r in fake.accepted() {
+            *per_rid.entry(r.key).or_default() += 1;
+        }
+        assert_eq!(per_rid.len(), 20);
+        assert!(per_rid.values().all(|n| *n == 1), "{per_rid:?}");
+        assert_eq!(smtp.mails().len(), 4);
+        for inc in &incidents {
+            assert!(
+                node.states(inc)
+                    .await
+                    .iter()
+                    .all(|s| s.status == "sent" && s.attempts == 1)
+            );
+        }
+        node.server.shutdown().await;
+    }
+);
