@@ -25,6 +25,8 @@ pub struct Config {
     pub api_limits: ApiLimits,
     pub storage: StorageConfig,
     pub workers: WorkersConfig,
+    /// Notification delivery and its providers (docs/notifications.md).
+    pub notify: klaxon_notify::NotifyConfig,
 }
 
 /// Which background workers this node runs.
@@ -39,6 +41,9 @@ pub struct WorkersConfig {
     /// auto-close). Any number of nodes may run them: each step is claimed by one node and
     /// applied once.
     pub timers: bool,
+    /// Deliver queued notifications (e-mail, SMS, voice, chat bots). Any number of nodes may
+    /// run it: each notification is claimed by one node at a time.
+    pub delivery: bool,
 }
 
 impl Default for WorkersConfig {
@@ -46,6 +51,7 @@ impl Default for WorkersConfig {
         WorkersConfig {
             inbox: true,
             timers: true,
+            delivery: true,
         }
     }
 }
@@ -99,6 +105,7 @@ impl Default for Config {
             api_limits: ApiLimits::default(),
             storage: StorageConfig::default(),
             workers: WorkersConfig::default(),
+            notify: klaxon_notify::NotifyConfig::default(),
         }
     }
 }
@@ -178,6 +185,28 @@ impl Config {
                 "KLAXON_WORKERS_TIMERS" => {
                     self.workers.timers = value.parse().map_err(|e| bad(format!("{e}")))?
                 }
+                "KLAXON_WORKERS_DELIVERY" => {
+                    self.workers.delivery = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                // Provider secrets can stay out of the file; they fill a configured section.
+                "KLAXON_NOTIFY_EMAIL_PASSWORD" => match self.notify.email.as_mut() {
+                    Some(e) => e.password = value,
+                    None => return Err(bad("needs a [notify.email] section".into())),
+                },
+                "KLAXON_NOTIFY_TWILIO_AUTH_TOKEN" => match self.notify.twilio.as_mut() {
+                    Some(t) => t.auth_token = value,
+                    None => return Err(bad("needs a [notify.twilio] section".into())),
+                },
+                "KLAXON_NOTIFY_EMAIL_BACKUP_PASSWORD" => match self.notify.email_backup.as_mut() {
+                    Some(e) => e.password = value,
+                    None => return Err(bad("needs a [notify.email_backup] section".into())),
+                },
+                "KLAXON_NOTIFY_TWILIO_BACKUP_AUTH_TOKEN" => {
+                    match self.notify.twilio_backup.as_mut() {
+                        Some(t) => t.auth_token = value,
+                        None => return Err(bad("needs a [notify.twilio_backup] section".into())),
+                    }
+                }
                 "KLAXON_STORAGE_MAX_CONNECTIONS" => {
                     self.storage.max_connections = value.parse().map_err(|e| bad(format!("{e}")))?
                 }
@@ -230,6 +259,49 @@ mod tests {
         assert!(
             c.apply_env([("KLAXON_LISTEN".to_string(), "nope".to_string())])
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn notify_sections_parse_and_secrets_come_from_the_environment() {
+        let mut c = Config::from_toml(
+            "[workers]\ndelivery = false\n[notify]\nallow_private_targets = true\n\
+             [notify.email]\nhost = \"smtp.example.com\"\nport = 465\nsecurity = \"tls\"\n\
+             username = \"klaxon\"\nfrom = \"Klaxon <alerts@example.com>\"\n\
+             [notify.twilio]\naccount_sid = \"AC1\"\nfrom = \"+15550100\"\n",
+        )
+        .unwrap();
+        assert!(!c.workers.delivery);
+        c.apply_env([
+            ("KLAXON_NOTIFY_EMAIL_PASSWORD".to_string(), "pw".to_string()),
+            (
+                "KLAXON_NOTIFY_TWILIO_AUTH_TOKEN".to_string(),
+                "tok".to_string(),
+            ),
+        ])
+        .unwrap();
+        let email = c.notify.email.as_ref().unwrap();
+        assert_eq!(email.security, klaxon_notify::SmtpSecurity::Tls);
+        assert_eq!(email.password, "pw");
+        assert!(
+            !format!("{email:?}").contains("pw\""),
+            "secrets are redacted"
+        );
+        assert_eq!(c.notify.twilio.as_ref().unwrap().auth_token, "tok");
+        assert_eq!(
+            c.notify.twilio.as_ref().unwrap().api_base,
+            "https://api.twilio.com"
+        );
+        c.notify.validate().unwrap();
+        assert!(
+            Config::from_toml("[notify.email]\nhost = \"h\"\nsecurity = \"ssl\"\n").is_err(),
+            "an unknown security mode is refused"
+        );
+        let mut bad = Config::default();
+        bad.notify.email = Some(klaxon_notify::SmtpConfig::default());
+        assert_eq!(
+            bad.notify.validate().unwrap_err(),
+            "notify.email.host is required"
         );
     }
 

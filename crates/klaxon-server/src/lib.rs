@@ -10,6 +10,7 @@
 
 mod calendar;
 pub mod config;
+mod delivery;
 mod envelope;
 mod health;
 mod home;
@@ -49,6 +50,7 @@ pub struct Server {
     http: JoinHandle<std::io::Result<()>>,
     worker: JoinHandle<()>,
     timers: JoinHandle<()>,
+    delivery: JoinHandle<()>,
     store: Store,
 }
 
@@ -124,6 +126,7 @@ impl Server {
         }
         let _ = self.worker.await;
         let _ = self.timers.await;
+        let _ = self.delivery.await;
         self.store.close().await;
     }
 }
@@ -137,6 +140,8 @@ pub enum StartError {
     },
     #[error("cannot open the database: {0}")]
     Store(#[from] klaxon_store::StoreError),
+    #[error("notification delivery: {0}")]
+    Notify(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -169,8 +174,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
 
 /// Starts a node with an injected clock.
 pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Server, StartError> {
-    // Install the metrics recorder before anything records.
+    // Install the metrics recorder before anything records, and rustls' ring provider before
+    // any TLS client is built (DESIGN.md: ring only).
     let _ = health::prometheus();
+    klaxon_notify::install_crypto_provider();
     let store = open_store(&config).await?;
     let seed = BootstrapSeed {
         account_name: "My Organization".to_string(),
@@ -198,6 +205,23 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut state = AppState::new(config.clone(), store.clone(), clock);
     state.base_url = Arc::from(base_url.trim_end_matches('/'));
+    // A bad [notify] section stops the start before any worker runs, even on a node that
+    // does not deliver, so it shows before delivery is turned on anywhere.
+    config.notify.validate().map_err(StartError::Notify)?;
+    let deliverer = if config.workers.delivery {
+        let holder = format!("delivery-{}", state::random_hex(6));
+        Some(
+            klaxon_notify::Deliverer::new(
+                store.clone(),
+                config.notify.clone(),
+                &state.base_url,
+                &holder,
+            )
+            .map_err(StartError::Notify)?,
+        )
+    } else {
+        None
+    };
     let worker = if config.workers.inbox {
         tokio::spawn(worker::run(state.clone(), shutdown_rx.clone()))
     } else {
@@ -208,6 +232,12 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
         tokio::spawn(timers::run(state.clone(), shutdown_rx.clone()))
     } else {
         tokio::spawn(async {})
+    };
+    let delivery = match deliverer {
+        Some(deliverer) => {
+            tokio::spawn(delivery::run(state.clone(), deliverer, shutdown_rx.clone()))
+        }
+        None => tokio::spawn(async {}),
     };
     let app = router(state);
     let mut rx = shutdown_rx;
@@ -227,6 +257,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
         http,
         worker,
         timers,
+        delivery,
         store,
     })
 }

@@ -115,6 +115,8 @@ async fn serve(
     }
     let args = read_body(headers, body).await?;
     if let Some(result) = incident_actions::dispatch(state, &caller, path, &args).await {
+        // An incident action may have decided notifications: wake this node's sender.
+        state.delivery_ready.notify_one();
         return Ok(result?);
     }
     if let Some(result) = escalation::dispatch(state, &caller, path, &args).await {

@@ -38,6 +38,9 @@ pub struct AppState {
     /// Wakes the inbox worker after a commit, so processing follows acceptance without a
     /// polling delay on this node.
     pub inbox_ready: Arc<Notify>,
+    /// Wakes the delivery worker after a change that may have queued notifications (inbox
+    /// processing, a timer step, an incident action).
+    pub delivery_ready: Arc<Notify>,
     /// The node's public base URL (`Config::base_url` of the bound address, no trailing
     /// slash), for links such as calendar feed URLs. Set by `start` once the listener is bound.
     pub base_url: Arc<str>,
@@ -53,6 +56,7 @@ impl AppState {
             limiter,
             keys: Arc::new(KeyCache::default()),
             inbox_ready: Arc::new(Notify::new()),
+            delivery_ready: Arc::new(Notify::new()),
             base_url: Arc::from(""),
         }
     }

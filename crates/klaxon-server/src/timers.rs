@@ -41,7 +41,10 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
                 for timer in &due {
                     let now = state.clock.now();
                     match state.store.run_timer(&holder, timer, now).await {
-                        Ok(true) => audit(timer, now),
+                        Ok(true) => {
+                            audit(timer, now);
+                            state.delivery_ready.notify_one();
+                        }
                         Ok(false) => {}
                         Err(e) => {
                             tracing::error!(error = %e, incident_id = %timer.incident_id,

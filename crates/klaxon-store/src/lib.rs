@@ -27,6 +27,7 @@
 mod bootstrap;
 mod calendars;
 mod db;
+mod delivery;
 mod directory;
 mod inbox;
 mod integrations;
@@ -41,6 +42,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use calendars::{AccountCalendars, CalendarFilter, Referrers};
+pub use delivery::{
+    DELIVERY_CLAIM_MS, DeliveryOutcome, DeliveryState, MemberContact, PendingDelivery,
+};
 pub use directory::{
     APP_KEYS_PER_MEMBER, MemberBrief, MemberFilter, MemberKey, MemberOrder, MemberUpdate,
     NewMember, Outcome, Person, Refusal, Team, TeamFilter, TeamKey, TeamOrder, TeamWrite,

@@ -76,6 +76,8 @@ async fn load(
     max: usize,
     acked_count: Arc<AtomicUsize>,
 ) -> Vec<String> {
+    // TLS clients need the process's rustls provider (ring) before they are built.
+    klaxon_notify::install_crypto_provider();
     let http = reqwest::Client::new();
     let acked = Arc::new(Mutex::new(Vec::new()));
     let next = Arc::new(AtomicUsize::new(0));
@@ -170,6 +172,8 @@ async fn wait_drained(http: &reqwest::Client, node: &Node) {
 /// After a restart: each acknowledged key has exactly one alert, each alert its own incident,
 /// and nothing unacknowledged-but-invented appears.
 async fn check_consistent(node: &Node, acked: &[String], sent_upper_bound: usize) {
+    // TLS clients need the process's rustls provider (ring) before they are built.
+    klaxon_notify::install_crypto_provider();
     let http = reqwest::Client::new();
     wait_drained(&http, node).await;
     let alerts = all_alerts(&http, node).await;

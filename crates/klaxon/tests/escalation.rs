@@ -47,6 +47,8 @@ impl Node {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path(), database_url);
         config.workers.timers = timers;
+        // These tests read the outbox as decided; delivery has its own tests (delivery.rs).
+        config.workers.delivery = false;
         let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
         let server = klaxon_server::start_with_clock(config, clock.clone())
             .await

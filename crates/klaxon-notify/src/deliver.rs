@@ -1,0 +1,495 @@
+//! The delivery engine (hop 3 of DESIGN.md): claims due outbox rows, sends each through its
+//! provider and writes the result back.
+//!
+//! - **At least once.** A row is claimed under a lease (`DELIVERY_CLAIM_MS`) and its result is
+//!   written only while the claim holds. A node that dies between sending and writing leaves
+//!   the row queued; once the lease expires another node sends it again, with the same `rid`
+//!   as idempotency key (`Idempotency-Key` header, e-mail `Message-ID`).
+//! - **Retries.** A transient error (network, timeout, 5xx, 429, vendor rate limit, SMTP 4xx)
+//!   puts the row back with `next_attempt_at` = now + exponential back-off with jitter; after
+//!   `notify.max_attempts` attempts it fails with `provider_error:<last error>`. A permanent
+//!   error (a refusal of this very message, a missing contact) fails it at once. Pending
+//!   retries are rows, never in-memory tasks, so a restart loses nothing.
+//! - **Exactly once per attempt that succeeded** as far as this node can know: a row that was
+//!   sent is never claimed again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use klaxon_core::model::Millis;
+use klaxon_store::{DeliveryOutcome, MemberContact, PendingDelivery, Store, StoreError};
+use rand::Rng;
+use serde_json::Value;
+
+use crate::config::NotifyConfig;
+use crate::contact::{self, Recipient};
+use crate::providers::{HttpProviders, Mention, SendError};
+use crate::render::{self, Message};
+use crate::retry::{self, Next};
+use crate::smtp::Mailer;
+
+/// RSP-292: a send the platform's quota still refuses this long after the decision fails
+/// with `rate_limited`.
+pub const RATE_LIMIT_WINDOW_MS: Millis = 60_000;
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Round {
+    pub claimed: usize,
+    pub sent: usize,
+    pub failed: usize,
+    pub retried: usize,
+    /// Results not written because the claim had been lost meanwhile.
+    pub lost: usize,
+}
+
+/// The delivery engine of one node; cheap to clone.
+#[derive(Clone)]
+pub struct Deliverer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    config: NotifyConfig,
+    base_url: String,
+    holder: String,
+    http: HttpProviders,
+    /// The e-mail providers in failover order (RSP-291).
+    mailers: Vec<Mailer>,
+}
+
+impl Deliverer {
+    /// `base_url` is the console's public URL (links in messages); `holder` names this node's
+    /// claims and must differ between nodes.
+    pub fn new(
+        store: Store,
+        config: NotifyConfig,
+        base_url: &str,
+        holder: &str,
+    ) -> Result<Deliverer, String> {
+        config.validate()?;
+        let http = HttpProviders::new(config.timeout_ms, config.allow_private_targets)?;
+        let mailers = [&config.email, &config.email_backup]
+            .into_iter()
+            .flatten()
+            .map(|cfg| Mailer::new(cfg, config.timeout_ms))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Deliverer {
+            inner: Arc::new(Inner {
+                store,
+                base_url: base_url.trim_end_matches('/').to_string(),
+                holder: holder.to_string(),
+                http,
+                mailers,
+                config,
+            }),
+        })
+    }
+
+    pub fn holder(&self) -> &str {
+        &self.inner.holder
+    }
+
+    /// Claims up to `notify.concurrency` due rows and delivers them concurrently.
+    pub async fn run_once(&self, now: Millis) -> Result<Round, StoreError> {
+        let limit = i64::try_from(self.inner.config.concurrency).unwrap_or(8);
+        let claimed = self
+            .inner
+            .store
+            .claim_deliveries(&self.inner.holder, now, limit)
+            .await?;
+        self.deliver_claimed(claimed, now).await
+    }
+
+    /// Runs rounds at `now` until no row is due; returns the sum.
+    pub async fn drain(&self, now: Millis) -> Result<Round, StoreError> {
+        let mut total = Round::default();
+        loop {
+            let r = self.run_once(now).await?;
+            if r.claimed == 0 {
+                return Ok(total);
+            }
+            total.claimed += r.claimed;
+            total.sent += r.sent;
+            total.failed += r.failed;
+            total.retried += r.retried;
+            total.lost += r.lost;
+        }
+    }
+
+    /// Delivers rows this node has claimed.
+    pub async fn deliver_claimed(
+        &self,
+        claimed: Vec<PendingDelivery>,
+        now: Millis,
+    ) -> Result<Round, StoreError> {
+        let mut round = Round {
+            claimed: claimed.len(),
+            ..Round::default()
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for d in claimed {
+            let this = self.clone();
+            tasks.spawn(async move { this.deliver_one(d, now).await });
+        }
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(Step::Sent)) => round.sent += 1,
+                Ok(Ok(Step::Failed)) => round.failed += 1,
+                Ok(Ok(Step::Retry)) => round.retried += 1,
+                Ok(Ok(Step::Lost)) => round.lost += 1,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "recording a delivery failed; the row will be retried after its lease");
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => tracing::error!(error = %e, "a delivery task failed"),
+            }
+        }
+        match first_error {
+            Some(e) if round.sent + round.failed + round.retried + round.lost == 0 => Err(e),
+            _ => Ok(round),
+        }
+    }
+
+    async fn deliver_one(&self, d: PendingDelivery, now: Millis) -> Result<Step, StoreError> {
+        let inner = &self.inner;
+        let started = std::time::Instant::now();
+        let result = self.attempt(&d, now).await;
+        metrics::histogram!("klaxon_notify_attempt_seconds", "channel" => d.channel.clone())
+            .record(started.elapsed().as_secs_f64());
+        let attempts = u32::try_from(d.attempts.saturating_add(1)).unwrap_or(u32::MAX);
+        let (step, written) = match result {
+            Ok(provider_message_id) => {
+                let ok = inner
+                    .store
+                    .finish_delivery(
+                        &inner.holder,
+                        d.seq,
+                        &DeliveryOutcome::Sent {
+                            provider_message_id,
+                        },
+                        now,
+                    )
+                    .await?;
+                if ok {
+                    metrics::histogram!("klaxon_notify_delay_seconds")
+                        .record(now.saturating_sub(d.created_at).max(0) as f64 / 1000.0);
+                }
+                (Step::Sent, ok)
+            }
+            Err(SendError::Permanent(reason)) => {
+                tracing::info!(rid = %d.rid, channel = %d.channel, %reason, "notification failed");
+                let ok = inner
+                    .store
+                    .finish_delivery(
+                        &inner.holder,
+                        d.seq,
+                        &DeliveryOutcome::Failed { reason },
+                        now,
+                    )
+                    .await?;
+                (Step::Failed, ok)
+            }
+            Err(e @ (SendError::Transient(_) | SendError::RateLimited(_))) => {
+                // The last error shows while the row waits; the final reason is the provider's
+                // error, or `rate_limited` once a quota refusal outlasts RSP-292's 60 s.
+                let (text, final_reason, window_over) = match e {
+                    SendError::RateLimited(t) => {
+                        let over = now.saturating_sub(d.created_at) >= RATE_LIMIT_WINDOW_MS;
+                        (t, "rate_limited".to_string(), over)
+                    }
+                    SendError::Transient(t) | SendError::Permanent(t) => {
+                        let reason = format!("provider_error:{t}");
+                        (t, reason, false)
+                    }
+                };
+                let c = &inner.config;
+                let jitter: f64 = rand::rng().random();
+                let next = if window_over {
+                    Next::GiveUp
+                } else {
+                    retry::after_failure(
+                        attempts,
+                        c.max_attempts,
+                        now,
+                        c.retry_base_ms,
+                        c.retry_max_ms,
+                        jitter,
+                    )
+                };
+                match next {
+                    Next::RetryAt(at) => {
+                        tracing::warn!(rid = %d.rid, channel = %d.channel, attempt = attempts,
+                            error = %text, retry_in_ms = at - now, "notification attempt failed; will retry");
+                        let last = format!("provider_error:{text}");
+                        let ok = inner
+                            .store
+                            .retry_delivery(&inner.holder, d.seq, &last, at, now)
+                            .await?;
+                        (Step::Retry, ok)
+                    }
+                    Next::GiveUp => {
+                        tracing::warn!(rid = %d.rid, channel = %d.channel, attempt = attempts,
+                            error = %text, "notification failed after its last attempt");
+                        let ok = inner
+                            .store
+                            .finish_delivery(
+                                &inner.holder,
+                                d.seq,
+                                &DeliveryOutcome::Failed {
+                                    reason: final_reason,
+                                },
+                                now,
+                            )
+                            .await?;
+                        (Step::Failed, ok)
+                    }
+                }
+            }
+        };
+        if !written {
+            metrics::counter!("klaxon_notify_claims_lost_total").increment(1);
+            return Ok(Step::Lost);
+        }
+        metrics::counter!("klaxon_notifications_total", "channel" => d.channel.clone(),
+            "outcome" => step.as_str())
+        .increment(1);
+        Ok(step)
+    }
+
+    /// One send attempt. Ok = the provider accepted it (with its message id, or "").
+    async fn attempt(&self, d: &PendingDelivery, now: Millis) -> Result<String, SendError> {
+        let inner = &self.inner;
+        let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
+        let Some(inc) = inner
+            .store
+            .incident(d.account_id, &d.incident_id)
+            .await
+            .map_err(store_err)?
+        else {
+            return Err(SendError::Permanent(
+                "provider_error:the incident no longer exists".into(),
+            ));
+        };
+        let channel_name = if inc.channel_id == 0 {
+            "None".to_string()
+        } else {
+            inner
+                .store
+                .channel_name(d.account_id, inc.channel_id)
+                .await
+                .map_err(store_err)?
+                .unwrap_or_else(|| "None".to_string())
+        };
+        let mention_ids: Vec<i64> = d
+            .target
+            .get("mentions")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default();
+        let assigned: Vec<i64> = inc
+            .response
+            .assigned_to
+            .as_ref()
+            .map(|a| a.person_ids.clone())
+            .unwrap_or_default();
+        let mut ids: Vec<i64> = mention_ids.iter().chain(&assigned).copied().collect();
+        if d.person_id != 0 {
+            ids.push(d.person_id);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let contacts: HashMap<i64, MemberContact> = inner
+            .store
+            .member_contacts(d.account_id, &ids)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .map(|c| (c.member_id, c))
+            .collect();
+        // Responders shown in messages: the assigned persons who are still active.
+        let name = |id: &i64| {
+            contacts
+                .get(id)
+                .filter(|c| c.status == "enabled")
+                .map(|c| c.name.clone())
+        };
+        let assign_type = inc
+            .response
+            .assigned_to
+            .as_ref()
+            .map_or("assign", |a| a.kind.as_str());
+        let msg = Message {
+            incident_id: inc.incident_id.clone(),
+            num: inc.num.clone(),
+            title: inc.title.clone(),
+            description: inc.description.clone(),
+            severity: inc.incident_severity.as_str().to_string(),
+            channel_name,
+            fire_reason: render::fire_reason(&d.reason, assign_type).to_string(),
+            start_time: inc.start_time,
+            alert_cnt: inc.alert_cnt,
+            responders: assigned.iter().filter_map(name).collect(),
+            detail_url: format!("{}/incident/detail/{}", inner.base_url, inc.incident_id),
+        };
+        if d.person_id != 0 {
+            let recipient = contact::resolve(&d.channel, contacts.get(&d.person_id))
+                .map_err(SendError::Permanent)?;
+            return self.direct(d, &recipient, &msg).await;
+        }
+        if d.channel.ends_with("_app") {
+            // IM app integrations (1.21) are a later slice: nothing can post to their chats.
+            return Err(SendError::Permanent("provider_error:not_configured".into()));
+        }
+        let mentions: Vec<Mention> = mention_ids
+            .iter()
+            .filter_map(|id| contacts.get(id))
+            .filter(|c| c.status == "enabled")
+            .map(|c| Mention {
+                name: c.name.clone(),
+                // RSP-289: DingTalk mentions by phone; only a verified one identifies the person.
+                phone: if c.phone_verified {
+                    c.phone.clone()
+                } else {
+                    String::new()
+                },
+            })
+            .collect();
+        let settings = d.target.get("settings").cloned().unwrap_or(Value::Null);
+        inner
+            .http
+            .bot(&d.channel, &settings, &d.rid, &msg, &mentions, now)
+            .await
+    }
+
+    async fn direct(
+        &self,
+        d: &PendingDelivery,
+        recipient: &Recipient,
+        msg: &Message,
+    ) -> Result<String, SendError> {
+        let inner = &self.inner;
+        // RSP-291: the channel's providers in order; the next one is tried on an error, and
+        // the send fails only when all have failed.
+        let mut errors: Vec<SendError> = Vec::new();
+        match (d.channel.as_str(), recipient) {
+            ("email", Recipient::Email { address, name }) => {
+                let (html, text) = msg.email_bodies();
+                for mailer in &inner.mailers {
+                    let sent = mailer
+                        .send(
+                            &d.rid,
+                            address,
+                            name,
+                            &msg.email_subject(),
+                            html.clone(),
+                            text.clone(),
+                        )
+                        .await;
+                    match sent {
+                        Ok(id) => return Ok(id),
+                        Err(e) => errors.push(e),
+                    }
+                }
+            }
+            ("sms" | "voice", Recipient::Phone { e164 }) => {
+                let voice = d.channel == "voice";
+                let accounts = [&inner.config.twilio, &inner.config.twilio_backup];
+                for cfg in accounts
+                    .into_iter()
+                    .flatten()
+                    .filter(|t| if voice { t.voice } else { t.sms })
+                {
+                    let sent = if voice {
+                        inner.http.call(cfg, &d.rid, e164, &msg.voice()).await
+                    } else {
+                        inner.http.sms(cfg, &d.rid, e164, &msg.sms()).await
+                    };
+                    match sent {
+                        Ok(id) => return Ok(id),
+                        Err(e) => errors.push(e),
+                    }
+                }
+            }
+            (other, _) => {
+                return Err(SendError::Permanent(format!(
+                    "provider_error:no provider for {other}"
+                )));
+            }
+        }
+        Err(all_failed(errors))
+    }
+}
+
+/// The error of a send whose every provider failed: transient if any failure was (another
+/// attempt may succeed), and the texts of all of them, in provider order.
+fn all_failed(errors: Vec<SendError>) -> SendError {
+    if errors.is_empty() {
+        return SendError::Permanent("provider_error:not_configured".into());
+    }
+    let transient = errors
+        .iter()
+        .any(|e| matches!(e, SendError::Transient(_) | SendError::RateLimited(_)));
+    let texts: Vec<String> = errors
+        .into_iter()
+        .map(|e| match e {
+            SendError::Transient(t) | SendError::RateLimited(t) => t,
+            SendError::Permanent(r) => r.strip_prefix("provider_error:").unwrap_or(&r).to_string(),
+        })
+        .collect();
+    let text = crate::providers::clean(&texts.join(" | "));
+    if transient {
+        SendError::Transient(text)
+    } else {
+        SendError::Permanent(format!("provider_error:{text}"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Sent,
+    Failed,
+    Retry,
+    Lost,
+}
+
+impl Step {
+    fn as_str(self) -> &'static str {
+        match self {
+            Step::Sent => "sent",
+            Step::Failed => "failed",
+            Step::Retry => "retry",
+            Step::Lost => "lost",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_send_fails_only_when_every_provider_failed() {
+        // spec: RSP-291
+        assert_eq!(
+            all_failed(vec![]),
+            SendError::Permanent("provider_error:not_configured".into())
+        );
+        assert_eq!(
+            all_failed(vec![
+                SendError::Permanent("provider_error:21211 invalid To".into()),
+                SendError::Transient("HTTP 503".into()),
+            ]),
+            SendError::Transient("21211 invalid To | HTTP 503".into())
+        );
+        assert_eq!(
+            all_failed(vec![
+                SendError::Permanent("provider_error:a".into()),
+                SendError::Permanent("provider_error:b".into()),
+            ]),
+            SendError::Permanent("provider_error:a | b".into())
+        );
+    }
+}

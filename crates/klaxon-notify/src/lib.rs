@@ -1,0 +1,32 @@
+//! Notification delivery (response.md §2.19, RSP-280–RSP-291; DESIGN.md principle 5).
+//!
+//! The escalation side decides who is notified and writes one outbox row per send in the same
+//! transaction as the incident change. This crate delivers those rows: [`Deliverer`] claims
+//! due rows under a lease, resolves the recipient's contact (RSP-281), renders a message per
+//! channel ([`render`]), sends it through the configured provider (SMTP e-mail, Twilio-compatible
+//! SMS and voice, chat bots) and writes `sent` / `failed` / a retry back.
+//!
+//! Custom templates (§2.22), provider failover (RSP-291), IM apps, app push, pacing (RSP-292)
+//! and the voice keypress are later slices; docs/notifications.md lists what is done.
+
+pub mod config;
+pub mod contact;
+mod deliver;
+pub mod guard;
+pub mod providers;
+pub mod render;
+pub mod retry;
+pub mod smtp;
+
+pub use config::{NotifyConfig, SmtpConfig, SmtpSecurity, TwilioConfig};
+pub use deliver::{Deliverer, RATE_LIMIT_WINDOW_MS, Round};
+
+/// Installs rustls' `ring` provider as the process default (DESIGN.md: ring only), once.
+/// Every constructor that may open TLS calls it, so tests get it too.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err = another provider was installed first; that one stays.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -1,0 +1,564 @@
+//! HTTP providers: SMS and voice through a Twilio-compatible REST API, and the group-chat bots
+//! (Slack incoming webhooks, Feishu, DingTalk, WeCom, Telegram), each with the request body its
+//! vendor documents and the way its answers report errors.
+//!
+//! Every request carries `Idempotency-Key: <rid>` (the outbox row's id): delivery is at least
+//! once, and a provider or proxy that honours the header can drop a repeat.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use hmac::{KeyInit, Mac};
+use serde_json::{Value, json};
+
+use crate::config::TwilioConfig;
+use crate::guard;
+use crate::render::{self, Message};
+
+/// Why one attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// Worth another attempt: the network, a timeout, a 5xx, a 429 or a vendor rate limit.
+    Transient(String),
+    /// Final: this `failed_reason` (response.md 1.17) is recorded at once.
+    Permanent(String),
+    /// The platform's quota refused the message (HTTP 429 or a vendor "too fast" code):
+    /// retried with back-off until 60 s after the decision, then `rate_limited` (RSP-292).
+    RateLimited(String),
+}
+
+impl SendError {
+    fn provider(text: impl AsRef<str>) -> SendError {
+        SendError::Permanent(format!("provider_error:{}", clean(text.as_ref())))
+    }
+}
+
+/// A short single-line version of a provider's message, for `provider_error:<text>`.
+pub fn clean(text: &str) -> String {
+    render::truncate_chars(&render::one_line(text), 200, "…")
+}
+
+/// A person named in a group message: display name and phone (E.164 or "").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mention {
+    pub name: String,
+    pub phone: String,
+}
+
+/// The HTTP side of delivery.
+#[derive(Clone)]
+pub struct HttpProviders {
+    client: reqwest::Client,
+    allow_private: bool,
+}
+
+impl HttpProviders {
+    pub fn new(timeout_ms: u64, allow_private: bool) -> Result<HttpProviders, String> {
+        crate::install_crypto_provider();
+        let timeout = Duration::from_millis(timeout_ms);
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("klaxon-notify/", env!("CARGO_PKG_VERSION")));
+        if let Some(r) = guard::resolver(allow_private) {
+            builder = builder.dns_resolver(r);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(HttpProviders {
+            client,
+            allow_private,
+        })
+    }
+
+    fn url(&self, raw: &str) -> Result<reqwest::Url, SendError> {
+        let url = reqwest::Url::parse(raw.trim())
+            .map_err(|e| SendError::provider(format!("invalid URL: {e}")))?;
+        guard::check_url(&url, self.allow_private).map_err(SendError::provider)?;
+        Ok(url)
+    }
+
+    /// Sends one request and returns (status, body text); network trouble is transient.
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<(u16, String), SendError> {
+        let resp = req.send().await.map_err(|e| {
+            // Bot URLs carry secrets (Telegram's token is in the path, DingTalk's in the
+            // query): error texts go to logs and `failed_reason` without the URL.
+            let e = e.without_url();
+            let mut text = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                let more = s.to_string();
+                if !text.contains(&more) {
+                    text.push_str(": ");
+                    text.push_str(&more);
+                }
+                src = s.source();
+            }
+            SendError::Transient(clean(&text))
+        })?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| SendError::Transient(clean(&e.without_url().to_string())))?;
+        Ok((status, body))
+    }
+
+    // ---- Twilio-compatible SMS and voice ----
+
+    async fn twilio(
+        &self,
+        cfg: &TwilioConfig,
+        resource: &str,
+        rid: &str,
+        form: &[(&str, &str)],
+    ) -> Result<String, SendError> {
+        let url = self.url(&format!(
+            "{}/2010-04-01/Accounts/{}/{resource}",
+            cfg.api_base.trim_end_matches('/'),
+            cfg.account_sid
+        ))?;
+        let body = serde_urlencoded::to_string(form)
+            .map_err(|e| SendError::provider(format!("cannot encode the form: {e}")))?;
+        let req = self
+            .client
+            .post(url)
+            .basic_auth(&cfg.account_sid, Some(&cfg.auth_token))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Idempotency-Key", rid)
+            .body(body);
+        let (status, text) = self.send(req).await?;
+        let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            return Ok(parsed["sid"].as_str().unwrap_or_default().to_string());
+        }
+        let message = parsed["message"]
+            .as_str()
+            .map(|m| match parsed["code"].as_i64() {
+                Some(code) => format!("{code} {m}"),
+                None => m.to_string(),
+            })
+            .unwrap_or_else(|| format!("HTTP {status}"));
+        if status == 429 {
+            Err(SendError::RateLimited(clean(&message)))
+        } else if status >= 500 {
+            Err(SendError::Transient(clean(&message)))
+        } else {
+            Err(SendError::provider(message))
+        }
+    }
+
+    /// An SMS (RSP-283): `POST …/Messages.json` with `To`, `From`, `Body`.
+    pub async fn sms(
+        &self,
+        cfg: &TwilioConfig,
+        rid: &str,
+        to: &str,
+        body: &str,
+    ) -> Result<String, SendError> {
+        self.twilio(
+            cfg,
+            "Messages.json",
+            rid,
+            &[("To", to), ("From", &cfg.from), ("Body", body)],
+        )
+        .await
+    }
+
+    /// A voice call (RSP-282): `POST …/Calls.json` with `To`, `From` and inline `Twiml` that
+    /// says the text twice.
+    pub async fn call(
+        &self,
+        cfg: &TwilioConfig,
+        rid: &str,
+        to: &str,
+        text: &str,
+    ) -> Result<String, SendError> {
+        let say = render::escape_html(text);
+        let twiml =
+            format!("<Response><Say>{say}</Say><Pause length=\"1\"/><Say>{say}</Say></Response>");
+        self.twilio(
+            cfg,
+            "Calls.json",
+            rid,
+            &[("To", to), ("From", &cfg.from), ("Twiml", &twiml)],
+        )
+        .await
+    }
+
+    // ---- group-chat bots ----
+
+    /// Posts a bot message for a group-chat target (`settings` of response.md 1.12).
+    /// `now_ms` is the signing timestamp for Feishu and DingTalk.
+    pub async fn bot(
+        &self,
+        kind: &str,
+        settings: &Value,
+        rid: &str,
+        msg: &Message,
+        mentions: &[Mention],
+        now_ms: i64,
+    ) -> Result<String, SendError> {
+        let s = |k: &str| {
+            settings
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        let plain: String = mentions
+            .iter()
+            .map(|m| format!("@{}", m.name))
+            .collect::<Vec<_>>()
+            .join(" ");
+        match kind {
+            "slack" => {
+                let text = slack_escape(&render::truncate_chars(
+                    &msg.bot_text(&plain),
+                    render::SLACK_MAX_CHARS,
+                    "…",
+                ));
+                let url = self.url(&s("webhook_url"))?;
+                let (status, body) = self.post_json(url, rid, &json!({ "text": text })).await?;
+                slack_result(status, &body)
+            }
+            "feishu" => {
+                let url = self.url(&bot_target(kind, settings))?;
+                let text = render::truncate_bytes(&msg.bot_text(&plain), render::BOT_MAX_BYTES);
+                let mut body = json!({"msg_type": "text", "content": {"text": text}});
+                let secret = s("secret");
+                if !secret.is_empty() {
+                    let ts = (now_ms / 1000).to_string();
+                    body["timestamp"] = json!(ts);
+                    body["sign"] = json!(feishu_sign(&ts, &secret));
+                }
+                let (status, text) = self.post_json(url, rid, &body).await?;
+                vendor_result(
+                    status,
+                    &text,
+                    &["code", "StatusCode"],
+                    &[9499, 11232, 11233],
+                )
+            }
+            "dingtalk" => {
+                let mut url = self.url(&bot_target(kind, settings))?;
+                let secret = s("secret");
+                if !secret.is_empty() {
+                    let ts = now_ms.to_string();
+                    url.query_pairs_mut()
+                        .append_pair("timestamp", &ts)
+                        .append_pair("sign", &dingtalk_sign(&ts, &secret));
+                }
+                let mobiles: Vec<String> = mentions
+                    .iter()
+                    .filter(|m| !m.phone.is_empty())
+                    .map(|m| dingtalk_mobile(&m.phone))
+                    .collect();
+                // RSP-289: the DingTalk bot @-mentions by phone; the text must carry the
+                // `@<mobile>` for the mention to show. People without a phone get `@name`.
+                let at_text: String = mentions
+                    .iter()
+                    .map(|m| {
+                        if m.phone.is_empty() {
+                            format!("@{}", m.name)
+                        } else {
+                            format!("@{}", dingtalk_mobile(&m.phone))
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let text = render::truncate_bytes(
+                    &markdown_lines(&msg.bot_text(&at_text)),
+                    render::BOT_MAX_BYTES,
+                );
+                let body = json!({
+                    "msgtype": "markdown",
+                    "markdown": {"title": render::one_line(&format!("INC #{} {}", msg.num, msg.title)), "text": text},
+                    "at": {"atMobiles": mobiles, "isAtAll": false},
+                });
+                let (status, text) = self.post_json(url, rid, &body).await?;
+                vendor_result(status, &text, &["errcode"], &[130101])
+            }
+            "wecom" => {
+                let url = self.url(&bot_target(kind, settings))?;
+                let text = render::truncate_bytes(
+                    &markdown_lines(&msg.bot_text(&plain)),
+                    render::BOT_MAX_BYTES,
+                );
+                let body = json!({"msgtype": "markdown", "markdown": {"content": text}});
+                let (status, text) = self.post_json(url, rid, &body).await?;
+                vendor_result(status, &text, &["errcode"], &[45009])
+            }
+            "telegram" => {
+                let text = msg.bot_text(&plain);
+                if text.chars().count() > render::TELEGRAM_MAX_CHARS {
+                    return Err(SendError::Permanent("message_too_long".into()));
+                }
+                let base = match s("api_base_url") {
+                    b if b.is_empty() => "https://api.telegram.org".to_string(),
+                    b => b.trim_end_matches('/').to_string(),
+                };
+                let url = self.url(&format!("{base}/bot{}/sendMessage", s("bot_token")))?;
+                let chat_id = settings.get("chat_id").cloned().unwrap_or(Value::Null);
+                let body =
+                    json!({"chat_id": chat_id, "text": text, "disable_web_page_preview": true});
+                let (status, text) = self.post_json(url, rid, &body).await?;
+                telegram_result(status, &text)
+            }
+            other => Err(SendError::Permanent(format!(
+                "provider_error:{other} is not supported yet"
+            ))),
+        }
+    }
+
+    async fn post_json(
+        &self,
+        url: reqwest::Url,
+        rid: &str,
+        body: &Value,
+    ) -> Result<(u16, String), SendError> {
+        let req = self
+            .client
+            .post(url)
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", rid)
+            .body(body.to_string());
+        self.send(req).await
+    }
+}
+
+/// The bot's URL: `settings.url` (the engine expands a bare token, response.md 1.12), else
+/// `token_or_url` expanded here.
+fn bot_target(kind: &str, settings: &Value) -> String {
+    match settings.get("url").and_then(Value::as_str) {
+        Some(u) if !u.is_empty() => u.to_string(),
+        _ => klaxon_core::response::rules::bot_url(
+            kind,
+            settings
+                .get("token_or_url")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        ),
+    }
+}
+
+/// Markdown renders single newlines as spaces on these platforms; end lines with two spaces.
+fn markdown_lines(text: &str) -> String {
+    text.lines().collect::<Vec<_>>().join("  \n")
+}
+
+/// Slack asks for `&`, `<` and `>` to be escaped in message text.
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// DingTalk takes mainland China numbers without the country code.
+fn dingtalk_mobile(e164: &str) -> String {
+    e164.strip_prefix("+86")
+        .map(str::to_string)
+        .unwrap_or_else(|| e164.to_string())
+}
+
+fn feishu_sign(ts: &str, secret: &str) -> String {
+    // Feishu: HMAC-SHA256 keyed with "timestamp\nsecret" over an empty message, base64.
+    let key = format!("{ts}\n{secret}");
+    let mac = hmac::Hmac::<sha2_11::Sha256>::new_from_slice(key.as_bytes()).map(Mac::finalize);
+    match mac {
+        Ok(out) => base64::engine::general_purpose::STANDARD.encode(out.into_bytes()),
+        Err(_) => String::new(),
+    }
+}
+
+fn dingtalk_sign(ts: &str, secret: &str) -> String {
+    // DingTalk: HMAC-SHA256 keyed with the secret over "timestamp\nsecret", base64.
+    let Ok(mut mac) = hmac::Hmac::<sha2_11::Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(format!("{ts}\n{secret}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+fn slack_result(status: u16, body: &str) -> Result<String, SendError> {
+    match status {
+        200..=299 => Ok(String::new()),
+        429 => Err(SendError::RateLimited(clean(&format!(
+            "HTTP {status} {body}"
+        )))),
+        500..=599 => Err(SendError::Transient(clean(&format!(
+            "HTTP {status} {body}"
+        )))),
+        _ => {
+            let b = body.trim();
+            if matches!(
+                b,
+                "channel_not_found" | "channel_is_archived" | "no_service" | "no_team"
+            ) || status == 410
+            {
+                Err(SendError::Permanent("chat_unavailable".into()))
+            } else {
+                Err(SendError::provider(format!("{status} {b}")))
+            }
+        }
+    }
+}
+
+/// Feishu, DingTalk and WeCom answer 200 with a JSON error code (0 = success).
+fn vendor_result(
+    status: u16,
+    body: &str,
+    code_keys: &[&str],
+    rate_limit_codes: &[i64],
+) -> Result<String, SendError> {
+    if status == 429 {
+        return Err(SendError::RateLimited(clean(&format!(
+            "HTTP {status} {body}"
+        ))));
+    }
+    if status >= 500 {
+        return Err(SendError::Transient(clean(&format!(
+            "HTTP {status} {body}"
+        ))));
+    }
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let code = code_keys
+        .iter()
+        .find_map(|k| v.get(*k).and_then(Value::as_i64));
+    let msg = ["msg", "errmsg", "StatusMessage"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(Value::as_str))
+        .unwrap_or(body);
+    match code {
+        Some(0) if (200..300).contains(&status) => Ok(String::new()),
+        Some(c) if rate_limit_codes.contains(&c) => {
+            Err(SendError::RateLimited(clean(&format!("{c} {msg}"))))
+        }
+        Some(c) => Err(SendError::provider(format!("{c} {msg}"))),
+        None => Err(SendError::provider(format!(
+            "HTTP {status} {}",
+            body.trim()
+        ))),
+    }
+}
+
+fn telegram_result(status: u16, body: &str) -> Result<String, SendError> {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    if v["ok"] == Value::Bool(true) {
+        return Ok(v["result"]["message_id"]
+            .as_i64()
+            .map(|id| id.to_string())
+            .unwrap_or_default());
+    }
+    let desc = v["description"].as_str().unwrap_or(body);
+    if status == 429 {
+        return Err(SendError::RateLimited(clean(&format!("{status} {desc}"))));
+    }
+    if status >= 500 {
+        return Err(SendError::Transient(clean(&format!("{status} {desc}"))));
+    }
+    let lower = desc.to_lowercase();
+    if lower.contains("chat not found") || lower.contains("kicked") || status == 403 {
+        return Err(SendError::Permanent("chat_unavailable".into()));
+    }
+    if lower.contains("message is too long") {
+        return Err(SendError::Permanent("message_too_long".into()));
+    }
+    Err(SendError::provider(format!("{status} {desc}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendor_codes_map_to_outcomes() {
+        // spec: RSP-302 (misconfigured adapters fail with provider_error:<platform message>)
+        assert_eq!(
+            vendor_result(200, r#"{"code":0,"msg":"success"}"#, &["code"], &[9499]),
+            Ok(String::new())
+        );
+        assert_eq!(
+            vendor_result(
+                200,
+                r#"{"code":19021,"msg":"sign match fail"}"#,
+                &["code"],
+                &[]
+            ),
+            Err(SendError::Permanent(
+                "provider_error:19021 sign match fail".into()
+            ))
+        );
+        assert!(matches!(
+            vendor_result(
+                200,
+                r#"{"errcode":130101,"errmsg":"send too fast"}"#,
+                &["errcode"],
+                &[130101]
+            ),
+            Err(SendError::RateLimited(_))
+        ));
+        assert!(matches!(
+            vendor_result(502, "bad gateway", &["errcode"], &[]),
+            Err(SendError::Transient(_))
+        ));
+    }
+
+    #[test]
+    fn slack_and_telegram_errors() {
+        // spec: RSP-300 (chat_unavailable), RSP-348 (telegram message_too_long)
+        assert_eq!(slack_result(200, "ok"), Ok(String::new()));
+        assert_eq!(
+            slack_result(404, "channel_not_found"),
+            Err(SendError::Permanent("chat_unavailable".into()))
+        );
+        assert_eq!(
+            slack_result(400, "invalid_payload"),
+            Err(SendError::Permanent(
+                "provider_error:400 invalid_payload".into()
+            ))
+        );
+        assert!(matches!(
+            slack_result(503, ""),
+            Err(SendError::Transient(_))
+        ));
+        assert_eq!(
+            telegram_result(200, r#"{"ok":true,"result":{"message_id":42}}"#),
+            Ok("42".into())
+        );
+        assert_eq!(
+            telegram_result(
+                400,
+                r#"{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}"#
+            ),
+            Err(SendError::Permanent("chat_unavailable".into()))
+        );
+        assert!(matches!(
+            telegram_result(
+                429,
+                r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 5"}"#
+            ),
+            Err(SendError::RateLimited(_))
+        ));
+    }
+
+    #[test]
+    fn signatures_follow_the_vendor_recipes() {
+        // Known values computed with an independent HMAC-SHA256 implementation (Python's
+        // hmac module) for the documented recipes.
+        assert_eq!(
+            dingtalk_sign("1700000000000", "SECabc"),
+            "jcUpW0QmtKduN03n4JqQ0PBosVjqnM8gU7fIIvsDmCM="
+        );
+        assert_eq!(
+            feishu_sign("1700000000", "abc"),
+            "VIS10b0EBvzzSdFnuk4tznEmK5wHaruvf/WnViv2yR4="
+        );
+        assert_eq!(dingtalk_mobile("+8613800000000"), "13800000000");
+        assert_eq!(dingtalk_mobile("+15550100"), "+15550100");
+    }
+}

@@ -1,0 +1,55 @@
+//! The delivery worker (hop 3 of DESIGN.md): sends the notification outbox through
+//! `klaxon-notify`. Every node may run it; each row is claimed by one node at a time under a
+//! lease, and retries wait as rows (`next_attempt_at`), so stopping or losing a node loses
+//! nothing: its claims expire and another node (or the same one after a restart) sends them.
+//!
+//! Metrics: `klaxon_notifications_total{channel,outcome}`, `klaxon_notify_attempt_seconds`,
+//! `klaxon_notify_delay_seconds` (decision to sent), `klaxon_notify_claims_lost_total` and the
+//! gauge `klaxon_notify_backlog` (queued rows, retries included).
+
+use std::time::{Duration, Instant};
+
+use klaxon_notify::Deliverer;
+use tokio::sync::watch;
+
+use crate::state::AppState;
+
+/// How often an idle worker looks for due notifications decided on another node or coming out
+/// of back-off; this node's own decisions wake it at once (`delivery_ready`).
+const POLL: Duration = Duration::from_millis(250);
+
+/// How often the backlog gauge is refreshed.
+const BACKLOG_EVERY: Duration = Duration::from_secs(10);
+
+pub async fn run(state: AppState, deliverer: Deliverer, mut shutdown: watch::Receiver<bool>) {
+    let mut failures: u32 = 0;
+    let mut backlog_at: Option<Instant> = None;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        if backlog_at.is_none_or(|at| at.elapsed() >= BACKLOG_EVERY) {
+            backlog_at = Some(Instant::now());
+            if let Ok(n) = state.store.delivery_backlog().await {
+                metrics::gauge!("klaxon_notify_backlog").set(n as f64);
+            }
+        }
+        match deliverer.run_once(state.clock.now()).await {
+            Ok(round) if round.claimed > 0 => {
+                failures = 0;
+                continue;
+            }
+            Ok(_) => failures = 0,
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                tracing::error!(error = %e, "claiming notifications failed");
+            }
+        }
+        let wait = POLL * failures.clamp(1, 25);
+        tokio::select! {
+            _ = state.delivery_ready.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

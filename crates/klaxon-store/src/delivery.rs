@@ -1,0 +1,437 @@
+//! Delivery of the notification outbox (response.md 1.17, RSP-290, RSP-291; migration 0007).
+//!
+//! A queued row whose `next_attempt_at` has come is claimed by one delivery worker for
+//! [`DELIVERY_CLAIM_MS`] (PostgreSQL skips rows another node is claiming at this moment). The
+//! worker then records the outcome with [`Store::finish_delivery`] or schedules the next
+//! attempt with [`Store::retry_delivery`]; both apply only while the claim is still the
+//! worker's, so a node whose claim ran out (and whose row another node took) writes nothing.
+//! A node that dies mid-send leaves a claim that simply expires: the row is sent again by
+//! someone else. Delivery is therefore at least once, and the row's `rid` is the idempotency
+//! key the providers are given.
+
+use klaxon_core::model::Millis;
+use serde_json::Value;
+use sqlx::AnyConnection;
+
+use crate::db::{Sql, is_sqlite};
+use crate::rows::{get_i64, get_str};
+use crate::{Result, Store};
+
+/// How long a claim on a notification lasts. It must outlast one send including the
+/// provider timeouts (the notify crate keeps its timeouts well under this).
+pub const DELIVERY_CLAIM_MS: Millis = 60_000;
+
+/// A claimed outbox row, with what a sender needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingDelivery {
+    pub seq: i64,
+    pub rid: String,
+    pub account_id: i64,
+    pub incident_id: String,
+    pub firing_id: String,
+    pub reason: String,
+    pub fire_type: String,
+    pub escalate_rule_id: String,
+    pub layer_idx: i64,
+    pub channel: String,
+    pub person_id: i64,
+    pub target: Value,
+    pub severity: String,
+    pub created_at: Millis,
+    /// Attempts made before this one.
+    pub attempts: i64,
+}
+
+/// The delivery columns of one outbox row (for the API and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryState {
+    pub rid: String,
+    pub channel: String,
+    pub person_id: i64,
+    pub status: String,
+    pub failed_reason: String,
+    pub attempts: i64,
+    pub next_attempt_at: Millis,
+    pub provider_message_id: String,
+    pub sent_at: Millis,
+}
+
+/// What a sender needs to know about one member (response.md 1.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberContact {
+    pub member_id: i64,
+    pub name: String,
+    /// `enabled`, `pending` or `deleted`.
+    pub status: String,
+    pub email: String,
+    pub email_verified: bool,
+    /// E.164, "" = none.
+    pub phone: String,
+    pub phone_verified: bool,
+}
+
+/// How a claimed send ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Sent {
+        provider_message_id: String,
+    },
+    /// A `failed_reason` of response.md 1.17.
+    Failed {
+        reason: String,
+    },
+}
+
+const PENDING_COLUMNS: &str = "seq, rid, account_id, incident_id, firing_id, reason, fire_type, \
+     escalate_rule_id, layer_idx, channel, person_id, target, severity, created_at, attempts";
+
+fn pending_row(row: &sqlx::any::AnyRow) -> Result<PendingDelivery> {
+    let target = get_str(row, "target")?;
+    Ok(PendingDelivery {
+        seq: get_i64(row, "seq")?,
+        rid: get_str(row, "rid")?,
+        account_id: get_i64(row, "account_id")?,
+        incident_id: get_str(row, "incident_id")?,
+        firing_id: get_str(row, "firing_id")?,
+        reason: get_str(row, "reason")?,
+        fire_type: get_str(row, "fire_type")?,
+        escalate_rule_id: get_str(row, "escalate_rule_id")?,
+        layer_idx: get_i64(row, "layer_idx")?,
+        channel: get_str(row, "channel")?,
+        person_id: get_i64(row, "person_id")?,
+        target: serde_json::from_str(&target).unwrap_or(Value::Null),
+        severity: get_str(row, "severity")?,
+        created_at: get_i64(row, "created_at")?,
+        attempts: get_i64(row, "attempts")?,
+    })
+}
+
+async fn claim(
+    conn: &mut AnyConnection,
+    holder: &str,
+    now: Millis,
+    limit: i64,
+) -> Result<Vec<PendingDelivery>> {
+    let lock = if is_sqlite(conn) {
+        ""
+    } else {
+        " FOR UPDATE SKIP LOCKED"
+    };
+    let mut sql = Sql::new("UPDATE notifications SET claimed_by = ");
+    sql.bind(holder)
+        .push(", claim_until = ")
+        .bind(now.saturating_add(DELIVERY_CLAIM_MS))
+        .push(
+            " WHERE seq IN (SELECT seq FROM notifications WHERE status = 'queued' AND \
+             next_attempt_at <= ",
+        )
+        .bind(now)
+        .push(" AND claim_until < ")
+        .bind(now)
+        .push(" ORDER BY next_attempt_at, seq LIMIT ")
+        .bind(limit)
+        .push(lock)
+        .push(") RETURNING ")
+        .push(PENDING_COLUMNS);
+    let rows = sql.query_on(conn).fetch_all(&mut *conn).await?;
+    let mut out = rows.iter().map(pending_row).collect::<Result<Vec<_>>>()?;
+    out.sort_by_key(|d| d.seq);
+    Ok(out)
+}
+
+/// Sets `failed_reason` on the element with this `rid` in the firing's `i_notify` entry.
+async fn note_failure(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    incident_id: &str,
+    firing_id: &str,
+    rid: &str,
+    reason: &str,
+) -> Result<()> {
+    let lock = if is_sqlite(conn) { "" } else { " FOR UPDATE" };
+    let mut sql = Sql::new("SELECT seq, detail FROM incident_timeline WHERE account_id = ");
+    sql.bind(account_id)
+        .push(" AND incident_id = ")
+        .bind(incident_id)
+        .push(" AND kind = 'i_notify'")
+        .push(lock);
+    for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
+        let text = get_str(&row, "detail")?;
+        let Ok(mut detail) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        if detail.get("rid").and_then(Value::as_str) != Some(firing_id) {
+            continue;
+        }
+        let mut found = false;
+        for list in ["persons", "chats", "robots"] {
+            if let Some(items) = detail.get_mut(list).and_then(Value::as_array_mut) {
+                for item in items {
+                    if item.get("rid").and_then(Value::as_str) == Some(rid)
+                        && let Some(obj) = item.as_object_mut()
+                    {
+                        obj.insert("failed_reason".into(), Value::String(reason.to_string()));
+                        found = true;
+                    }
+                }
+            }
+        }
+        if found {
+            let mut sql = Sql::new("UPDATE incident_timeline SET detail = ");
+            sql.bind(detail.to_string())
+                .push(" WHERE seq = ")
+                .bind(get_i64(&row, "seq")?);
+            sql.query_on(conn).execute(&mut *conn).await?;
+        }
+        return Ok(());
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Claims up to `limit` queued notifications that are due at `now` for `holder`, oldest
+    /// first (see [`DELIVERY_CLAIM_MS`]).
+    pub async fn claim_deliveries(
+        &self,
+        holder: &str,
+        now: Millis,
+        limit: i64,
+    ) -> Result<Vec<PendingDelivery>> {
+        let mut conn = self.inner.write.acquire().await?;
+        claim(&mut conn, holder, now, limit).await
+    }
+
+    /// Records the end of a claimed send: `sent` or `failed` with its reason. A failure is
+    /// also written into the firing's `i_notify` timeline entry, on the person, chat or robot
+    /// the row was for (response.md 1.10, RSP-290), in the same transaction. False (and
+    /// nothing written) when `holder` no longer holds the claim or the row already ended.
+    pub async fn finish_delivery(
+        &self,
+        holder: &str,
+        seq: i64,
+        outcome: &DeliveryOutcome,
+        now: Millis,
+    ) -> Result<bool> {
+        let mut tx = self.inner.write.begin().await?;
+        let mut sql = Sql::new("UPDATE notifications SET attempts = attempts + 1, status = ");
+        match outcome {
+            DeliveryOutcome::Sent {
+                provider_message_id,
+            } => {
+                sql.bind("sent")
+                    .push(", failed_reason = '', sent_at = ")
+                    .bind(now)
+                    .push(", provider_message_id = ")
+                    .bind(provider_message_id.as_str());
+            }
+            DeliveryOutcome::Failed { reason } => {
+                sql.bind("failed")
+                    .push(", failed_reason = ")
+                    .bind(reason.as_str());
+            }
+        }
+        sql.push(", claimed_by = '', claim_until = 0 WHERE seq = ")
+            .bind(seq)
+            .push(" AND status = 'queued' AND claimed_by = ")
+            .bind(holder)
+            .push(" AND claim_until >= ")
+            .bind(now)
+            .push(" RETURNING account_id, incident_id, firing_id, rid");
+        let Some(row) = sql.query_on(&tx).fetch_optional(&mut *tx).await? else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        if let DeliveryOutcome::Failed { reason } = outcome {
+            note_failure(
+                &mut tx,
+                get_i64(&row, "account_id")?,
+                &get_str(&row, "incident_id")?,
+                &get_str(&row, "firing_id")?,
+                &get_str(&row, "rid")?,
+                reason,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Puts a claimed row back in the queue for another attempt at `next_attempt_at`, noting
+    /// the last error in `failed_reason` (the status stays `queued`). False when the claim
+    /// was lost.
+    pub async fn retry_delivery(
+        &self,
+        holder: &str,
+        seq: i64,
+        last_error: &str,
+        next_attempt_at: Millis,
+        now: Millis,
+    ) -> Result<bool> {
+        let mut conn = self.inner.write.acquire().await?;
+        let mut sql = Sql::new(
+            "UPDATE notifications SET attempts = attempts + 1, claimed_by = '', claim_until = 0, \
+             failed_reason = ",
+        );
+        sql.bind(last_error)
+            .push(", next_attempt_at = ")
+            .bind(next_attempt_at)
+            .push(" WHERE seq = ")
+            .bind(seq)
+            .push(" AND status = 'queued' AND claimed_by = ")
+            .bind(holder)
+            .push(" AND claim_until >= ")
+            .bind(now);
+        Ok(sql
+            .query_on(&conn)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            == 1)
+    }
+
+    /// Queued rows (due or in back-off), for metrics and readiness.
+    pub async fn delivery_backlog(&self) -> Result<i64> {
+        let mut conn = self.inner.read.acquire().await?;
+        let row = Sql::new("SELECT COUNT(*) AS n FROM notifications WHERE status = 'queued'")
+            .query_on(&conn)
+            .fetch_one(&mut *conn)
+            .await?;
+        get_i64(&row, "n")
+    }
+
+    /// The earliest `next_attempt_at` of a queued row, for the worker's sleep.
+    pub async fn next_delivery_due(&self) -> Result<Option<Millis>> {
+        let mut conn = self.inner.read.acquire().await?;
+        let row = Sql::new(
+            "SELECT MIN(next_attempt_at) AS due FROM notifications WHERE status = 'queued'",
+        )
+        .query_on(&conn)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(sqlx::Row::try_get::<Option<i64>, _>(&row, "due")
+            .ok()
+            .flatten())
+    }
+
+    /// The delivery state of an incident's notifications, oldest first.
+    pub async fn delivery_states(
+        &self,
+        account_id: i64,
+        incident_id: &str,
+    ) -> Result<Vec<DeliveryState>> {
+        let mut conn = self.inner.read.acquire().await?;
+        let mut sql = Sql::new(
+            "SELECT rid, channel, person_id, status, failed_reason, attempts, next_attempt_at, \
+             provider_message_id, sent_at FROM notifications WHERE account_id = ",
+        );
+        sql.bind(account_id)
+            .push(" AND incident_id = ")
+            .bind(incident_id)
+            .push(" ORDER BY created_at, seq");
+        sql.query_on(&conn)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(DeliveryState {
+                    rid: get_str(r, "rid")?,
+                    channel: get_str(r, "channel")?,
+                    person_id: get_i64(r, "person_id")?,
+                    status: get_str(r, "status")?,
+                    failed_reason: get_str(r, "failed_reason")?,
+                    attempts: get_i64(r, "attempts")?,
+                    next_attempt_at: get_i64(r, "next_attempt_at")?,
+                    provider_message_id: get_str(r, "provider_message_id")?,
+                    sent_at: get_i64(r, "sent_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Contacts of the given members of one account (missing ids are left out).
+    pub async fn member_contacts(
+        &self,
+        account_id: i64,
+        member_ids: &[i64],
+    ) -> Result<Vec<MemberContact>> {
+        let mut out = Vec::new();
+        let mut conn = self.inner.read.acquire().await?;
+        for chunk in member_ids.chunks(500) {
+            let mut sql = Sql::new(
+                "SELECT member_id, member_name, status, email, email_verified, phone, \
+                 phone_verified FROM members WHERE account_id = ",
+            );
+            sql.bind(account_id).push(" AND member_id IN (");
+            for (i, id) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.bind(*id);
+            }
+            sql.push(")");
+            for r in sql.query_on(&conn).fetch_all(&mut *conn).await? {
+                out.push(MemberContact {
+                    member_id: get_i64(&r, "member_id")?,
+                    name: get_str(&r, "member_name")?,
+                    status: get_str(&r, "status")?,
+                    email: get_str(&r, "email")?,
+                    email_verified: get_i64(&r, "email_verified")? != 0,
+                    phone: get_str(&r, "phone")?,
+                    phone_verified: get_i64(&r, "phone_verified")? != 0,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks a member's current email and/or phone as verified: what the verification-code
+    /// flow (RSP-333, a later slice) records once the member has entered the code. False when
+    /// the member does not exist or has no such contact.
+    pub async fn mark_contact_verified(
+        &self,
+        account_id: i64,
+        member_id: i64,
+        email: bool,
+        phone: bool,
+    ) -> Result<bool> {
+        let mut conn = self.inner.write.acquire().await?;
+        let mut changed = false;
+        for (flag, column, value) in [
+            (email, "email_verified", "email"),
+            (phone, "phone_verified", "phone"),
+        ] {
+            if !flag {
+                continue;
+            }
+            let mut sql = Sql::new("UPDATE members SET ");
+            sql.push(column)
+                .push(" = 1 WHERE account_id = ")
+                .bind(account_id)
+                .push(" AND member_id = ")
+                .bind(member_id)
+                .push(" AND ")
+                .push(value)
+                .push(" <> ''");
+            changed |= sql
+                .query_on(&conn)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                == 1;
+        }
+        Ok(changed)
+    }
+
+    /// The name of a channel of the account; `None` when it does not exist.
+    pub async fn channel_name(&self, account_id: i64, channel_id: i64) -> Result<Option<String>> {
+        let mut conn = self.inner.read.acquire().await?;
+        let mut sql = Sql::new("SELECT channel_name FROM channels WHERE account_id = ");
+        sql.bind(account_id)
+            .push(" AND channel_id = ")
+            .bind(channel_id);
+        match sql.query_on(&conn).fetch_optional(&mut *conn).await? {
+            Some(r) => Ok(Some(get_str(&r, "channel_name")?)),
+            None => Ok(None),
+        }
+    }
+}

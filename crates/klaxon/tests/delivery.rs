@@ -1,0 +1,1450 @@
+//! Notification delivery end to end (response.md §2.19, RSP-280–RSP-291; issue 7): a pushed
+//! alert is assigned by an escalation rule, the outbox rows it decided are delivered by the
+//! `klaxon-notify` engine to providers the test runs on this machine — a real SMTP receiver on a
+//! socket, and a fake HTTP server that speaks the Twilio, Slack, Feishu, DingTalk, WeCom and
+//! Telegram formats, checks the requests and records them. Time is an injected clock: the test
+//! moves it past back-offs and leases instead of sleeping. SQLite always, PostgreSQL when
+//! `KLAXON_TEST_DATABASE_URL` is set.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::IntoResponse;
+use common::test_config;
+use klaxon_notify::{Deliverer, NotifyConfig, SmtpConfig, SmtpSecurity, TwilioConfig};
+use klaxon_server::{Clock, Config, Server};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+// ---- the injected clock ----
+
+struct ManualClock(AtomicI64);
+
+impl Clock for ManualClock {
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl ManualClock {
+    fn advance_ms(&self, ms: i64) -> i64 {
+        self.0.fetch_add(ms, Ordering::SeqCst) + ms
+    }
+}
+
+fn wall_ms() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+// ---- a fake HTTP provider ----
+
+#[derive(Debug, Clone)]
+struct Req {
+    path: String,
+    query: String,
+    auth: String,
+    content_type: String,
+    key: String,
+    body: String,
+    status: u16,
+}
+
+#[derive(Clone, Default)]
+struct Fake {
+    reqs: Arc<Mutex<Vec<Req>>>,
+    /// The next this-many requests are answered 503 (an outage).
+    fail_next: Arc<AtomicUsize>,
+    addr: Arc<Mutex<Option<SocketAddr>>>,
+}
+
+const TWILIO_SID: &str = "AC0123456789";
+const TWILIO_TOKEN: &str = "secret-token";
+const TWILIO_FROM: &str = "+15005550006";
+
+impl Fake {
+    async fn start() -> Fake {
+        let fake = Fake::default();
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        *fake.addr.lock().unwrap() = Some(listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        fake
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr.lock().unwrap().unwrap())
+    }
+
+    fn requests(&self) -> Vec<Req> {
+        self.reqs.lock().unwrap().clone()
+    }
+
+    fn accepted(&self) -> Vec<Req> {
+        self.requests()
+            .into_iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .collect()
+    }
+}
+
+async fn handle(
+    State(fake): State<Fake>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> impl IntoResponse {
+    let h = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let path = uri.path().to_string();
+    let n = fake.reqs.lock().unwrap().len() + 1;
+    let outage = fake
+        .fail_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |k| k.checked_sub(1))
+        .is_ok();
+    let (status, answer) = if path.starts_with("/busy/") {
+        (429, "rate_limited".to_string())
+    } else if path.starts_with("/down/") || outage {
+        (503, json!({"message": "Service Unavailable"}).to_string())
+    } else if path.starts_with(&format!("/2010-04-01/Accounts/{TWILIO_SID}/")) {
+        twilio_answer(&h("authorization"), &h("content-type"), &path, &body, n)
+    } else if path.starts_with("/slack/") {
+        let ok = serde_json::from_str::<Value>(&body).is_ok_and(|v| v["text"].is_string());
+        if ok {
+            (200, "ok".to_string())
+        } else {
+            (400, "invalid_payload".to_string())
+        }
+    } else if path.starts_with("/feishu/") {
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if v["msg_type"] == "text" && v["content"]["text"].is_string() {
+            (
+                200,
+                json!({"code": 0, "msg": "success", "data": {}}).to_string(),
+            )
+        } else {
+            (
+                200,
+                json!({"code": 19002, "msg": "params error"}).to_string(),
+            )
+        }
+    } else if path.starts_with("/dingtalk/") || path.starts_with("/wecom/") {
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if v["msgtype"] == "markdown" {
+            (200, json!({"errcode": 0, "errmsg": "ok"}).to_string())
+        } else {
+            (
+                200,
+                json!({"errcode": 40008, "errmsg": "invalid message type"}).to_string(),
+            )
+        }
+    } else if path.starts_with("/tg/bot") && path.ends_with("/sendMessage") {
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if v["chat_id"].is_null() || !v["text"].is_string() {
+            (400, json!({"ok": false, "error_code": 400, "description": "Bad Request: chat not found"}).to_string())
+        } else {
+            (
+                200,
+                json!({"ok": true, "result": {"message_id": n}}).to_string(),
+            )
+        }
+    } else {
+        (404, "not found".to_string())
+    };
+    fake.reqs.lock().unwrap().push(Req {
+        path,
+        query: uri.query().unwrap_or("").to_string(),
+        auth: h("authorization"),
+        content_type: h("content-type"),
+        key: h("idempotency-key"),
+        body,
+        status,
+    });
+    (StatusCode::from_u16(status).unwrap(), answer)
+}
+
+/// Checks a request the way Twilio does: basic auth with the account, a form body with `To`,
+/// `From` and `Body` (messages) or `Twiml` (calls).
+fn twilio_answer(auth: &str, ctype: &str, path: &str, body: &str, n: usize) -> (u16, String) {
+    use base64::Engine as _;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{TWILIO_SID}:{TWILIO_TOKEN}"))
+    );
+    if auth != expected {
+        return (
+            401,
+            json!({"code": 20003, "message": "Authenticate", "status": 401}).to_string(),
+        );
+    }
+    if !ctype.starts_with("application/x-www-form-urlencoded") {
+        return (
+            400,
+            json!({"code": 20001, "message": "bad content type"}).to_string(),
+        );
+    }
+    let form: HashMap<String, String> = serde_urlencoded::from_str(body).unwrap_or_default();
+    let need = if path.ends_with("/Messages.json") {
+        "Body"
+    } else if path.ends_with("/Calls.json") {
+        "Twiml"
+    } else {
+        return (
+            404,
+            json!({"code": 20404, "message": "not found"}).to_string(),
+        );
+    };
+    if form.get("To").is_none_or(|t| !t.starts_with('+'))
+        || form.get("From").map(String::as_str) != Some(TWILIO_FROM)
+        || form.get(need).is_none_or(String::is_empty)
+    {
+        return (
+            400,
+            json!({"code": 21604, "message": "A required parameter is missing", "status": 400})
+                .to_string(),
+        );
+    }
+    let prefix = if need == "Body" { "SM" } else { "CA" };
+    (201, json!({"sid": format!("{prefix}{n:032}")}).to_string())
+}
+
+// ---- a real SMTP receiver on a socket ----
+
+#[derive(Debug, Clone)]
+struct Mail {
+    from: String,
+    rcpt: Vec<String>,
+    data: String,
+    /// The transaction ran inside TLS (STARTTLS or implicit).
+    tls: bool,
+}
+
+/// How the receiver protects its sessions.
+#[derive(Clone)]
+enum SmtpMode {
+    Plain,
+    /// Offers STARTTLS with this server configuration.
+    StartTls(tokio_rustls::TlsAcceptor),
+    /// TLS from the first byte.
+    Implicit(tokio_rustls::TlsAcceptor),
+}
+
+#[derive(Clone)]
+struct Smtp {
+    addr: SocketAddr,
+    mails: Arc<Mutex<Vec<Mail>>>,
+    /// The next this-many transactions get `451` at MAIL FROM (a transient refusal).
+    fail_next: Arc<AtomicUsize>,
+}
+
+impl Smtp {
+    async fn start() -> Smtp {
+        Smtp::start_with(SmtpMode::Plain).await
+    }
+
+    async fn start_with(mode: SmtpMode) -> Smtp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let smtp = Smtp {
+            addr: listener.local_addr().unwrap(),
+            mails: Arc::default(),
+            fail_next: Arc::default(),
+        };
+        let s = smtp.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let (s, mode) = (s.clone(), mode.clone());
+                tokio::spawn(async move {
+                    match mode {
+                        SmtpMode::Plain => {
+                            s.session(BufReader::new(sock), false, false).await;
+                        }
+                        SmtpMode::StartTls(acceptor) => {
+                            let mut plain = BufReader::new(sock);
+                            if s.session(&mut plain, true, false).await {
+                                // The client waited for our 220, so nothing is buffered.
+                                let Ok(tls) = acceptor.accept(plain.into_inner()).await else {
+                                    return;
+                                };
+                                s.commands(BufReader::new(tls), false, true).await;
+                            }
+                        }
+                        SmtpMode::Implicit(acceptor) => {
+                            let Ok(tls) = acceptor.accept(sock).await else {
+                                return;
+                            };
+                            s.session(BufReader::new(tls), false, true).await;
+                        }
+                    }
+                });
+            }
+        });
+        smtp
+    }
+
+    /// Greets, then serves commands; true when the client asked for STARTTLS.
+    async fn session<S>(&self, mut io: S, offer_tls: bool, tls: bool) -> bool
+    where
+        S: tokio::io::AsyncBufRead + tokio::io::AsyncWrite + Unpin,
+    {
+        say(&mut io, "220 localhost test ESMTP\r\n").await;
+        self.commands(io, offer_tls, tls).await
+    }
+
+    async fn commands<S>(&self, mut io: S, offer_tls: bool, tls: bool) -> bool
+    where
+        S: tokio::io::AsyncBufRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let (mut from, mut rcpt) = (String::new(), Vec::new());
+        loop {
+            let mut line = String::new();
+            if io.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return false;
+            }
+            let cmd = line.trim_end().to_string();
+            let upper = cmd.to_uppercase();
+            if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                let ext = if offer_tls { "250-STARTTLS\r\n" } else { "" };
+                say(&mut io, &format!("250-localhost\r\n{ext}250 8BITMIME\r\n")).await;
+            } else if upper == "STARTTLS" && offer_tls {
+                say(&mut io, "220 2.0.0 Ready to start TLS\r\n").await;
+                return true;
+            } else if upper.starts_with("MAIL FROM:") {
+                let refuse = self
+                    .fail_next
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |k| k.checked_sub(1))
+                    .is_ok();
+                if refuse {
+                    say(&mut io, "451 4.3.0 Try again later\r\n").await;
+                } else {
+                    from = cmd[10..].trim().to_string();
+                    say(&mut io, "250 2.1.0 OK\r\n").await;
+                }
+            } else if upper.starts_with("RCPT TO:") {
+                rcpt.push(cmd[8..].trim().to_string());
+                say(&mut io, "250 2.1.5 OK\r\n").await;
+            } else if upper == "DATA" {
+                say(&mut io, "354 End data with <CR><LF>.<CR><LF>\r\n").await;
+                let mut data = String::new();
+                loop {
+                    let mut l = String::new();
+                    if io.read_line(&mut l).await.unwrap_or(0) == 0 {
+                        return false;
+                    }
+                    if l == ".\r\n" {
+                        break;
+                    }
+                    // Dot-stuffing (RFC 5321 4.5.2): a leading dot was doubled by the client.
+                    data.push_str(l.strip_prefix('.').unwrap_or(&l));
+                }
+                self.mails.lock().unwrap().push(Mail {
+                    from: std::mem::take(&mut from),
+                    rcpt: std::mem::take(&mut rcpt),
+                    data,
+                    tls,
+                });
+                say(&mut io, "250 2.0.0 OK queued\r\n").await;
+            } else if upper == "RSET" || upper == "NOOP" {
+                say(&mut io, "250 OK\r\n").await;
+            } else if upper == "QUIT" {
+                say(&mut io, "221 Bye\r\n").await;
+                return false;
+            } else {
+                say(&mut io, "502 5.5.2 Command not recognized\r\n").await;
+            }
+        }
+    }
+
+    fn mails(&self) -> Vec<Mail> {
+        self.mails.lock().unwrap().clone()
+    }
+}
+
+async fn say<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, s: &str) {
+    w.write_all(s.as_bytes()).await.unwrap();
+    w.flush().await.unwrap();
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost: the acceptor, and the PEM file the
+/// client is told to trust (`notify.email.ca_file`).
+fn test_tls(dir: &std::path::Path) -> (tokio_rustls::TlsAcceptor, String) {
+    use tokio_rustls::rustls;
+    klaxon_notify::install_crypto_provider();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let pem_path = dir.join("smtp-ca.pem");
+    std::fs::write(&pem_path, cert.pem()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    (
+        tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        pem_path.display().to_string(),
+    )
+}
+
+// ---- a node whose delivery the test drives ----
+
+fn notify_config(smtp: &Smtp, fake: &Fake) -> NotifyConfig {
+    NotifyConfig {
+        allow_private_targets: true,
+        max_attempts: 4,
+        retry_base_ms: 1_000,
+        retry_max_ms: 8_000,
+        timeout_ms: 5_000,
+        email: Some(SmtpConfig {
+            host: smtp.addr.ip().to_string(),
+            port: smtp.addr.port(),
+            security: SmtpSecurity::None,
+            from: "Klaxon <alerts@klaxon.test>".into(),
+            ..SmtpConfig::default()
+        }),
+        twilio: Some(TwilioConfig {
+            api_base: fake.url(""),
+            account_sid: TWILIO_SID.into(),
+            auth_token: TWILIO_TOKEN.into(),
+            from: TWILIO_FROM.into(),
+            sms: true,
+            voice: true,
+        }),
+        ..NotifyConfig::default()
+    }
+}
+
+struct Node {
+    server: Server,
+    http: reqwest::Client,
+    clock: Arc<ManualClock>,
+    owner: i64,
+    account: i64,
+    channel: i64,
+}
+
+impl Node {
+    /// A node on `dir`/`url` whose own delivery worker is off: the test runs a [`Deliverer`]
+    /// on the node's store with its clock.
+    async fn start(
+        dir: &std::path::Path,
+        url: &str,
+        clock: Arc<ManualClock>,
+        notify: NotifyConfig,
+    ) -> Node {
+        let mut config: Config = test_config(dir, url);
+        config.workers.delivery = false;
+        config.workers.timers = false;
+        config.notify = notify;
+        let server = klaxon_server::start_with_clock(config, clock.clone())
+            .await
+            .unwrap();
+        let b = server.bootstrap().clone();
+        Node {
+            owner: b.owner_member_id,
+            account: b.account_id,
+            channel: b.channel_id,
+            server,
+            http: reqwest::Client::new(),
+            clock,
+        }
+    }
+
+    fn store(&self) -> &klaxon_store::Store {
+        self.server.store()
+    }
+
+    fn deliverer(&self, notify: &NotifyConfig, holder: &str) -> Deliverer {
+        Deliverer::new(
+            self.store().clone(),
+            notify.clone(),
+            self.server.base_url(),
+            holder,
+        )
+        .unwrap()
+    }
+
+    async fn api(&self, path: &str, body: Value) -> Value {
+        let resp = self
+            .http
+            .post(format!(
+                "{}{path}?app_key={}",
+                self.server.base_url(),
+                self.server.bootstrap().app_key
+            ))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(body.get("error").is_none(), "{path}: {body}");
+        body["data"].clone()
+    }
+
+    /// Pushes one Critical alert and returns its incident's id once it exists.
+    async fn incident(&self, key: &str, title: &str) -> String {
+        let push = format!(
+            "{}/event/push/alert/standard?integration_key={}",
+            self.server.base_url(),
+            self.server.bootstrap().integration_key
+        );
+        let resp = self
+            .http
+            .post(push)
+            .json(&json!({"event_status": "Critical", "title_rule": title, "alert_key": key}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let now = self.clock.now() / 1000;
+        // Processing is asynchronous (ING-011): poll for the incident, bounded.
+        for _ in 0..500 {
+            let data = self
+                .api(
+                    "/incident/list",
+                    json!({"start_time": now - 3600, "end_time": now + 3600, "limit": 100}),
+                )
+                .await;
+            if let Some(inc) = data["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["dedup_key"] == key)
+            {
+                return inc["incident_id"].as_str().unwrap().to_string();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no incident for {key}");
+    }
+
+    async fn states(&self, incident_id: &str) -> Vec<klaxon_store::DeliveryState> {
+        self.store()
+            .delivery_states(self.account, incident_id)
+            .await
+            .unwrap()
+    }
+
+    async fn rule(&self, by: Value, webhooks: Value) {
+        self.api(
+            "/channel/escalate/rule/create",
+            json!({
+                "channel_id": self.channel,
+                "rule_name": "Primary",
+                "layers": [{"target": {"person_ids": [self.owner], "by": by, "webhooks": webhooks},
+                            "escalate_window": 30}],
+            }),
+        )
+        .await;
+    }
+}
+
+fn by_channel<'a>(
+    states: &'a [klaxon_store::DeliveryState],
+    channel: &str,
+) -> &'a klaxon_store::DeliveryState {
+    states
+        .iter()
+        .find(|s| s.channel == channel)
+        .unwrap_or_else(|| panic!("no {channel} notification in {states:?}"))
+}
+
+fn bots(fake: &Fake, down_telegram: bool) -> Value {
+    let tg_base = if down_telegram {
+        fake.url("/down")
+    } else {
+        fake.url("/tg")
+    };
+    json!([
+        {"type": "slack", "settings": {"webhook_url": fake.url("/slack/T000/B000/XXXX")}},
+        {"type": "feishu", "settings": {"token_or_url": fake.url("/feishu/open-apis/bot/v2/hook/abc"), "secret": "fs-secret"}},
+        {"type": "dingtalk", "settings": {"token_or_url": fake.url("/dingtalk/robot/send?access_token=t1"), "secret": "SECdd"}},
+        {"type": "wecom", "settings": {"token_or_url": fake.url("/wecom/cgi-bin/webhook/send?key=k1")}},
+        {"type": "telegram", "settings": {"bot_token": "123:ABC", "chat_id": -1001234, "api_base_url": tg_base}},
+    ])
+}
+
+// ---- the tests ----
+
+on_both_backends!(
+    every_channel_is_delivered_in_its_provider_format,
+    |url: String| async move {
+        // spec: RSP-280 (channel matrix), RSP-282 (voice), RSP-283 (sms), RSP-284 (email subject),
+        // RSP-288 (bots get text), RSP-289 (@-mentions), RSP-290 (queued → sent), RSP-316 (links)
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let notify = notify_config(&smtp, &fake);
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        node.api(
+            "/member/info/reset",
+            json!({"member_id": node.owner, "updates": {"phone": "+8613812345678"}}),
+        )
+        .await;
+        assert!(
+            node.store()
+                .mark_contact_verified(node.account, node.owner, false, true)
+                .await
+                .unwrap()
+        );
+        node.rule(
+            json!({"follow_preference": false, "critical": ["email", "sms", "voice"]}),
+            bots(&fake, false),
+        )
+        .await;
+        let inc = node.incident("db-1", "db down").await;
+        let before = node.states(&inc).await;
+        assert_eq!(before.len(), 8, "{before:?}");
+        assert!(before.iter().all(|s| s.status == "queued"));
+
+        let round = node
+            .deliverer(&notify, "d1")
+            .drain(clock.now())
+            .await
+            .unwrap();
+        assert_eq!(
+            (round.sent, round.failed, round.retried),
+            (8, 0, 0),
+            "{round:?}"
+        );
+        let after = node.states(&inc).await;
+        for s in &after {
+            assert_eq!(
+                (s.status.as_str(), s.attempts, s.failed_reason.as_str()),
+                ("sent", 1, ""),
+                "{s:?}"
+            );
+            assert!(s.sent_at > 0);
+        }
+        let info = node
+            .api("/incident/info", json!({"incident_id": inc}))
+            .await;
+        let num = info["num"].as_str().unwrap().to_string();
+        let detail = format!("{}/incident/detail/{inc}", node.server.base_url());
+
+        // E-mail: to the verified owner address, subject per RSP-284, Message-ID from the rid.
+        let mails = smtp.mails();
+        assert_eq!(mails.len(), 1);
+        let mail = &mails[0];
+        assert_eq!(mail.rcpt, vec!["<owner@klaxon.local>".to_string()]);
+        assert!(
+            mail.from.starts_with("<alerts@klaxon.test>"),
+            "{}",
+            mail.from
+        );
+        assert!(
+            mail.data
+                .contains(&format!("Subject: INC #{num} db down\r\n")),
+            "{}",
+            mail.data
+        );
+        let email_rid = &by_channel(&after, "email").rid;
+        assert!(
+            mail.data.contains(&format!(
+                "Message-ID: <{email_rid}.notification@klaxon.test>"
+            )),
+            "{}",
+            mail.data
+        );
+        assert_eq!(
+            by_channel(&after, "email").provider_message_id,
+            format!("<{email_rid}.notification@klaxon.test>")
+        );
+        let unfolded = mail.data.replace("=\r\n", "");
+        assert!(
+            unfolded.contains(&format!("/incident/detail/{inc}")),
+            "{unfolded}"
+        );
+
+        // SMS and voice through the Twilio-compatible API, with basic auth (checked by the fake).
+        let reqs = fake.accepted();
+        let sms = reqs
+            .iter()
+            .find(|r| r.path.ends_with("/Messages.json"))
+            .unwrap();
+        let form: HashMap<String, String> = serde_urlencoded::from_str(&sms.body).unwrap();
+        assert_eq!(form["To"], "+8613812345678");
+        assert_eq!(form["From"], TWILIO_FROM);
+        assert_eq!(
+            form["Body"],
+            "You have a pending incident: db down, Channel: Default, Severity: Critical"
+                .replace("Default", &channel_name(&node).await)
+        );
+        assert_eq!(
+            sms.key,
+            by_channel(&after, "sms").rid,
+            "the rid is the idempotency key"
+        );
+        assert!(sms.auth.starts_with("Basic "), "{}", sms.auth);
+        assert!(
+            by_channel(&after, "sms")
+                .provider_message_id
+                .starts_with("SM")
+        );
+        let call = reqs
+            .iter()
+            .find(|r| r.path.ends_with("/Calls.json"))
+            .unwrap();
+        let form: HashMap<String, String> = serde_urlencoded::from_str(&call.body).unwrap();
+        assert!(
+            form["Twiml"].starts_with("<Response><Say>You have a pending incident: db down"),
+            "{}",
+            form["Twiml"]
+        );
+        assert!(
+            by_channel(&after, "voice")
+                .provider_message_id
+                .starts_with("CA")
+        );
+
+        // Bots: each vendor's body, links, and the responders mentioned.
+        let body = |prefix: &str| -> (Req, Value) {
+            let r = reqs
+                .iter()
+                .find(|r| r.path.starts_with(prefix))
+                .unwrap()
+                .clone();
+            let v = serde_json::from_str(&r.body).unwrap();
+            (r, v)
+        };
+        let (slack, v) = body("/slack/");
+        assert_eq!(slack.content_type, "application/json");
+        let text = v["text"].as_str().unwrap();
+        assert!(text.starts_with(&format!("INC #{num} db down")), "{text}");
+        assert!(
+            text.contains("@Owner") && text.contains(&detail) && text.contains("?ack=1"),
+            "{text}"
+        );
+        let (_, v) = body("/feishu/");
+        assert_eq!(v["msg_type"], "text");
+        assert!(v["content"]["text"].as_str().unwrap().contains("@Owner"));
+        assert!(
+            v["timestamp"].is_string() && v["sign"].is_string(),
+            "signed: {v}"
+        );
+        let (ding, v) = body("/dingtalk/");
+        assert!(
+            ding.query.contains("access_token=t1")
+                && ding.query.contains("&timestamp=")
+                && ding.query.contains("&sign="),
+            "{}",
+            ding.query
+        );
+        assert_eq!(
+            v["at"]["atMobiles"],
+            json!(["13812345678"]),
+            "RSP-289: DingTalk mentions by phone"
+        );
+        assert!(
+            v["markdown"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("@13812345678")
+        );
+        let (_, v) = body("/wecom/");
+        assert!(
+            v["markdown"]["content"]
+                .as_str()
+                .unwrap()
+                .contains("@Owner")
+        );
+        let (tg, v) = body("/tg/bot123:ABC/sendMessage");
+        assert_eq!(tg.path, "/tg/bot123:ABC/sendMessage");
+        assert_eq!(v["chat_id"], -1001234);
+        assert!(v["text"].as_str().unwrap().contains(&detail));
+        assert!(
+            !by_channel(&after, "telegram")
+                .provider_message_id
+                .is_empty()
+        );
+
+        // Nothing is sent twice: another round finds nothing due.
+        let again = node
+            .deliverer(&notify, "d2")
+            .drain(clock.advance_ms(3_600_000))
+            .await
+            .unwrap();
+        assert_eq!(again.claimed, 0);
+        assert_eq!(fake.requests().len(), 7);
+        assert_eq!(smtp.mails().len(), 1);
+        node.server.shutdown().await;
+    }
+);
+
+async fn channel_name(node: &Node) -> String {
+    let data = node.api("/channel/list", json!({})).await;
+    data["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel_id"] == node.channel)
+        .unwrap()["channel_name"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+on_both_backends!(
+    contact_rules_decide_before_any_provider,
+    |url: String| async move {
+        // spec: RSP-281 (contact_missing, contact_unverified), RSP-291 (not_configured),
+        // response.md 1.3 (SMS and voice only to verified phones)
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let mut notify = notify_config(&smtp, &fake);
+        notify.twilio = None; // no SMS/voice provider on this install
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        node.rule(
+            json!({"follow_preference": false, "critical": ["email", "sms"]}),
+            json!([]),
+        )
+        .await;
+        let d = node.deliverer(&notify, "d1");
+
+        // No phone on file.
+        let inc = node.incident("c-1", "no phone").await;
+        d.drain(clock.now()).await.unwrap();
+        let s = node.states(&inc).await;
+        assert_eq!(by_channel(&s, "email").status, "sent");
+        let sms = by_channel(&s, "sms");
+        assert_eq!(
+            (
+                sms.status.as_str(),
+                sms.failed_reason.as_str(),
+                sms.attempts
+            ),
+            ("failed", "contact_missing", 1)
+        );
+
+        // A phone that is not verified yet.
+        node.api(
+            "/member/info/reset",
+            json!({"member_id": node.owner, "updates": {"phone": "+15005550100"}}),
+        )
+        .await;
+        node.api("/incident/close", json!({"incident_ids": [inc]}))
+            .await;
+        let inc2 = node.incident("c-2", "unverified phone").await;
+        d.drain(clock.now()).await.unwrap();
+        let s = node.states(&inc2).await;
+        assert_eq!(by_channel(&s, "sms").failed_reason, "contact_unverified");
+
+        // Verified, but this install has no SMS provider.
+        node.store()
+            .mark_contact_verified(node.account, node.owner, false, true)
+            .await
+            .unwrap();
+        let inc3 = node.incident("c-3", "no provider").await;
+        d.drain(clock.now()).await.unwrap();
+        let s = node.states(&inc3).await;
+        assert_eq!(
+            by_channel(&s, "sms").failed_reason,
+            "provider_error:not_configured"
+        );
+        assert_eq!(by_channel(&s, "email").status, "sent");
+        assert!(fake.requests().is_empty(), "nothing reached a provider");
+        assert_eq!(smtp.mails().len(), 3);
+
+        // The outbox API shows the results (RSP-290).
+        let list = node
+            .api("/incident/notification/list", json!({"incident_id": inc}))
+            .await;
+        let text = list.to_string();
+        assert!(text.contains("contact_missing"), "{text}");
+        // … and so does the firing's i_notify timeline entry (response.md 1.10, RSP-290):
+        // the failure on the person's sms, nothing on the e-mail that was sent.
+        let feed = node
+            .api("/incident/feed", json!({"incident_id": inc, "limit": 100}))
+            .await;
+        let notify = feed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "i_notify")
+            .unwrap()
+            .clone();
+        let persons = notify["detail"]["persons"].as_array().unwrap();
+        let of = |ch: &str| persons.iter().find(|p| p["channel"] == ch).unwrap().clone();
+        assert_eq!(of("sms")["failed_reason"], "contact_missing", "{notify}");
+        assert!(of("email").get("failed_reason").is_none(), "{notify}");
+        node.server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    a_provider_outage_delays_but_never_loses_or_doubles,
+    |url: String| async move {
+        // spec: RSP-290, RSP-291, DESIGN.md principle 5 (at least once, back-off with jitter);
+        // issue 7: the provider fails for a while, then recovers → each notification once.
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let mut notify = notify_config(&smtp, &fake);
+        notify.max_attempts = 5;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        node.api(
+            "/member/info/reset",
+            json!({"member_id": node.owner, "updates": {"phone": "+15005550100"}}),
+        )
+        .await;
+        node.store()
+            .mark_contact_verified(node.account, node.owner, false, true)
+            .await
+            .unwrap();
+        // The Telegram bot points at an endpoint that never recovers.
+        node.rule(
+            json!({"follow_preference": false, "critical": ["email", "sms", "voice"]}),
+            bots(&fake, true),
+        )
+        .await;
+        let a = node.incident("o-1", "outage one").await;
+        let b = node.incident("o-2", "outage two").await;
+
+        // The outage: the next 14 HTTP requests get 503, the next 3 SMTP transactions get 451.
+        fake.fail_next.store(14, Ordering::SeqCst);
+        smtp.fail_next.store(3, Ordering::SeqCst);
+        let d = node.deliverer(&notify, "d1");
+        let first = d.drain(clock.now()).await.unwrap();
+        assert_eq!(first.sent, 0, "{first:?}");
+        assert_eq!(first.retried, 16, "every row waits for a retry: {first:?}");
+        let waiting = node.states(&a).await;
+        for s in &waiting {
+            assert_eq!(s.status, "queued");
+            assert!(s.failed_reason.starts_with("provider_error:"), "{s:?}");
+            assert!(
+                s.next_attempt_at > clock.now(),
+                "back-off puts the next attempt later"
+            );
+            assert!(
+                s.next_attempt_at <= clock.now() + 1_000,
+                "at most the base back-off"
+            );
+        }
+        // Nothing is due until the back-off has passed.
+        assert_eq!(d.drain(clock.now()).await.unwrap().claimed, 0);
+
+        let mut rounds = 0;
+        loop {
+            let states: Vec<_> = [node.states(&a).await, node.states(&b).await].concat();
+            if states.iter().all(|s| s.status != "queued") {
+                break;
+            }
+            rounds += 1;
+            assert!(rounds <= 10, "delivery did not settle: {states:?}");
+            let now = clock.advance_ms(notify.retry_max_ms as i64);
+            d.drain(now).await.unwrap();
+        }
+        let states: Vec<_> = [node.states(&a).await, node.states(&b).await].concat();
+        assert_eq!(states.len(), 16);
+        for s in &states {
+            if s.channel == "telegram" {
+                // Never recovered: failed after its last attempt, with the provider's answer.
+                assert_eq!((s.status.as_str(), s.attempts), ("failed", 5), "{s:?}");
+                assert!(s.failed_reason.starts_with("provider_error:"), "{s:?}");
+            } else {
+                assert_eq!(s.status, "sent", "{s:?}");
+                assert_eq!(s.failed_reason, "", "a success clears the last error");
+            }
+        }
+        assert!(
+            states.iter().any(|s| s.status == "sent" && s.attempts > 1),
+            "some rows needed retries"
+        );
+
+        // Exactly once: every notification reached its provider with one accepted request.
+        let mut accepted: HashMap<String, usize> = HashMap::new();
+        for r in fake.accepted() {
+            *accepted.entry(r.key).or_default() += 1;
+        }
+        for s in states
+            .iter()
+            .filter(|s| s.channel != "email" && s.status == "sent")
+        {
+            assert_eq!(accepted.get(&s.rid), Some(&1), "{} {}", s.channel, s.rid);
+        }
+        assert_eq!(accepted.len(), 12, "6 HTTP notifications per incident");
+        let mut mails: HashMap<String, usize> = HashMap::new();
+        for m in smtp.mails() {
+            let id = m
+                .data
+                .lines()
+                .find(|l| l.starts_with("Message-ID:"))
+                .unwrap()
+                .to_string();
+            *mails.entry(id).or_default() += 1;
+        }
+        assert_eq!(mails.len(), 2);
+        assert!(mails.values().all(|n| *n == 1), "{mails:?}");
+        node.server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    a_restart_during_delivery_loses_nothing,
+    |url: String| async move {
+        // spec: DESIGN.md principles 4 and 5 (pending deliveries are rows claimed under a lease);
+        // RSP-290. A node claims the rows and dies before recording anything; after a restart
+        // another holder sends them once the lease has run out, and the dead claim's late answer
+        // is refused.
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let notify = notify_config(&smtp, &fake);
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        node.rule(
+            json!({"follow_preference": false, "critical": ["email"]}),
+            bots(&fake, false),
+        )
+        .await;
+        let inc = node.incident("r-1", "restart").await;
+
+        // Nodes "a" and "c" claim at the same moment: each row goes to one of them only.
+        // Then the process goes away without sending anything.
+        let (a, c) = tokio::join!(
+            node.store().claim_deliveries("a", clock.now(), 100),
+            node.store().claim_deliveries("c", clock.now(), 100),
+        );
+        let (a, c) = (a.unwrap(), c.unwrap());
+        assert_eq!(a.len() + c.len(), 6, "every row claimed once");
+        assert!(
+            a.iter().all(|x| c.iter().all(|y| y.seq != x.seq)),
+            "never by both"
+        );
+        let claimed: Vec<(&str, i64)> = a
+            .iter()
+            .map(|d| ("a", d.seq))
+            .chain(c.iter().map(|d| ("c", d.seq)))
+            .collect();
+        node.server.shutdown().await;
+
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        let b = node.deliverer(&notify, "b");
+        // The dead node's lease still holds: nobody may send the rows yet.
+        assert_eq!(b.drain(clock.now()).await.unwrap().claimed, 0);
+        assert!(node.states(&inc).await.iter().all(|s| s.status == "queued"));
+        // Once it has run out, the new holder sends every row.
+        let now = clock.advance_ms(klaxon_store::DELIVERY_CLAIM_MS + 1);
+        let round = b.drain(now).await.unwrap();
+        assert_eq!(round.sent, 6, "{round:?}");
+        // The dead claims cannot write any more: neither a result nor a retry.
+        for (holder, seq) in claimed {
+            let late = node
+                .store()
+                .finish_delivery(
+                    holder,
+                    seq,
+                    &klaxon_store::DeliveryOutcome::Failed {
+                        reason: "provider_error:late".into(),
+                    },
+                    now,
+                )
+                .await
+                .unwrap();
+            assert!(!late);
+            let retry = node
+                .store()
+                .retry_delivery(holder, seq, "provider_error:late", now + 1, now)
+                .await
+                .unwrap();
+            assert!(!retry);
+        }
+        let states = node.states(&inc).await;
+        assert!(
+            states.iter().all(|s| s.status == "sent" && s.attempts == 1),
+            "{states:?}"
+        );
+        assert_eq!(fake.accepted().len(), 5);
+        assert_eq!(smtp.mails().len(), 1);
+        node.server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    the_delivery_worker_sends_on_its_own,
+    |url: String| async move {
+        // spec: RSP-290; the worker started by `klaxon serve` (workers.delivery) with its clock.
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let notify = notify_config(&smtp, &fake);
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path(), &url);
+        config.notify = notify;
+        let server = klaxon_server::start(config).await.unwrap();
+        let b = server.bootstrap().clone();
+        let http = reqwest::Client::new();
+        let api = |path: &str, body: Value| {
+            let req = http
+                .post(format!("{}{path}?app_key={}", server.base_url(), b.app_key))
+                .json(&body);
+            async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+        };
+        let r = api(
+        "/channel/escalate/rule/create",
+        json!({"channel_id": b.channel_id, "rule_name": "W", "layers": [{"target": {"person_ids": [b.owner_member_id],
+               "by": {"follow_preference": false, "critical": ["email"]},
+               "webhooks": [{"type": "slack", "settings": {"webhook_url": fake.url("/slack/w")}}]}, "escalate_window": 30}]}),
+    )
+    .await;
+        assert!(r.get("error").is_none(), "{r}");
+        let resp = http
+        .post(format!("{}/event/push/alert/standard?integration_key={}", server.base_url(), b.integration_key))
+        .json(&json!({"event_status": "Critical", "title_rule": "worker test", "alert_key": "w-1"}))
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        // Poll, bounded, until the worker has delivered both.
+        let mut done = false;
+        for _ in 0..500 {
+            if smtp.mails().len() == 1 && fake.accepted().len() == 1 {
+                done = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(
+            done,
+            "mails {:?}, requests {:?}",
+            smtp.mails(),
+            fake.requests()
+        );
+        assert!(smtp.mails()[0].data.contains("worker test"));
+        let metrics = http
+            .get(format!("{}/metrics", server.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("klaxon_notifications_total{channel=\"slack\",outcome=\"sent\"}"),
+            "{metrics}"
+        );
+        server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    bot_urls_on_private_addresses_are_refused_by_default,
+    |url: String| async move {
+        // spec: issue 7 item 6 (outbound requests refuse loopback and private addresses unless
+        // configured), RSP-302 (a misconfigured target fails with provider_error:<text>)
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let mut notify = notify_config(&smtp, &fake);
+        notify.allow_private_targets = false;
+        notify.twilio = None;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        let port = fake.addr.lock().unwrap().unwrap().port();
+        let webhooks = json!([
+            {"type": "slack", "settings": {"webhook_url": fake.url("/slack/x")}},
+            {"type": "wecom", "settings": {"token_or_url": format!("http://localhost:{port}/wecom/x")}},
+            {"type": "feishu", "settings": {"token_or_url": "http://10.0.0.7/feishu/x"}},
+            {"type": "telegram", "settings": {"bot_token": "1:A", "chat_id": 5, "api_base_url": "http://169.254.169.254"}},
+        ]);
+        node.rule(json!(null), webhooks).await;
+        let inc = node.incident("p-1", "private").await;
+        let round = node
+            .deliverer(&notify, "d1")
+            .drain(clock.now())
+            .await
+            .unwrap();
+        assert_eq!(
+            (round.failed, round.sent, round.retried),
+            (4, 0, 0),
+            "{round:?}"
+        );
+        for s in node.states(&inc).await {
+            assert_eq!(s.status, "failed");
+            assert!(
+                s.failed_reason.starts_with("provider_error:target address")
+                    && s.failed_reason.ends_with("is not public"),
+                "{s:?}"
+            );
+            assert_eq!(s.attempts, 1, "a refused target is final");
+        }
+        assert!(fake.requests().is_empty(), "no request left the process");
+        node.server.shutdown().await;
+    }
+);
+
+/// A node delivering one incident's e-mail through `smtp` with `security`; returns the row.
+async fn send_one_email(
+    smtp: &Smtp,
+    security: SmtpSecurity,
+    ca_file: &str,
+) -> klaxon_store::DeliveryState {
+    let fake = Fake::start().await;
+    let mut notify = notify_config(smtp, &fake);
+    let email = notify.email.as_mut().unwrap();
+    email.security = security;
+    email.ca_file = ca_file.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+    let node = Node::start(dir.path(), "", clock.clone(), notify.clone()).await;
+    node.rule(
+        json!({"follow_preference": false, "critical": ["email"]}),
+        json!([]),
+    )
+    .await;
+    let inc = node.incident("tls-1", "over tls").await;
+    node.deliverer(&notify, "d1")
+        .drain(clock.now())
+        .await
+        .unwrap();
+    let state = node.states(&inc).await.remove(0);
+    node.server.shutdown().await;
+    state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_goes_over_starttls_and_implicit_tls_and_never_silently_in_clear() {
+    // spec: RSP-284 (e-mail), issue 7 item 3 (plain and STARTTLS settings)
+    let certs = tempfile::tempdir().unwrap();
+    let (acceptor, ca) = test_tls(certs.path());
+
+    let starttls = Smtp::start_with(SmtpMode::StartTls(acceptor.clone())).await;
+    let row = send_one_email(&starttls, SmtpSecurity::Starttls, &ca).await;
+    assert_eq!(row.status, "sent", "{row:?}");
+    let mails = starttls.mails();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].tls, "the message went inside the STARTTLS session");
+    assert!(mails[0].data.contains("Subject: INC #"));
+
+    let implicit = Smtp::start_with(SmtpMode::Implicit(acceptor)).await;
+    let row = send_one_email(&implicit, SmtpSecurity::Tls, &ca).await;
+    assert_eq!(row.status, "sent", "{row:?}");
+    assert!(implicit.mails()[0].tls);
+
+    // A server that does not offer STARTTLS gets nothing: the row waits for a retry.
+    let plain = Smtp::start().await;
+    let row = send_one_email(&plain, SmtpSecurity::Starttls, &ca).await;
+    assert_eq!(row.status, "queued", "{row:?}");
+    assert!(row.failed_reason.starts_with("provider_error:"), "{row:?}");
+    assert!(row.failed_reason.contains("STARTTLS"), "{row:?}");
+    assert!(plain.mails().is_empty(), "nothing was sent in clear");
+
+    // Without the private CA the server's certificate is not trusted.
+    let untrusted = Smtp::start_with(SmtpMode::StartTls(test_tls(certs.path()).0)).await;
+    let row = send_one_email(&untrusted, SmtpSecurity::Starttls, "").await;
+    assert_ne!(row.status, "sent", "{row:?}");
+    assert!(row.failed_reason.contains("certificate"), "{row:?}");
+    assert!(untrusted.mails().is_empty());
+}
+
+on_both_backends!(
+    a_failing_provider_hands_over_to_the_backup,
+    |url: String| async move {
+        // spec: RSP-291 (an ordered list of providers per channel; the next is tried on an
+        // error, and the send fails only when all have failed)
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let mut notify = notify_config(&smtp, &fake);
+        // Primaries that are down: a Twilio-compatible API answering 503, and an SMTP port
+        // nobody listens on. The backups are the working ones.
+        notify.twilio_backup = notify.twilio.clone();
+        notify.twilio.as_mut().unwrap().api_base = fake.url("/down");
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        notify.email_backup = notify.email.clone();
+        notify.email.as_mut().unwrap().port = closed;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        node.api(
+            "/member/info/reset",
+            json!({"member_id": node.owner, "updates": {"phone": "+15005550100"}}),
+        )
+        .await;
+        node.store()
+            .mark_contact_verified(node.account, node.owner, false, true)
+            .await
+            .unwrap();
+        node.rule(
+            json!({"follow_preference": false, "critical": ["email", "sms", "voice"]}),
+            json!([]),
+        )
+        .await;
+        let inc = node.incident("f-1", "failover").await;
+        let round = node
+            .deliverer(&notify, "d1")
+            .drain(clock.now())
+            .await
+            .unwrap();
+        assert_eq!((round.sent, round.retried), (3, 0), "{round:?}");
+        for s in node.states(&inc).await {
+            assert_eq!((s.status.as_str(), s.attempts), ("sent", 1), "{s:?}");
+        }
+        let reqs = fake.requests();
+        assert_eq!(
+            reqs.iter().filter(|r| r.path.starts_with("/down/")).count(),
+            2,
+            "the primary was tried first"
+        );
+        assert_eq!(fake.accepted().len(), 2, "the backup sent SMS and call");
+        assert_eq!(
+            smtp.mails().len(),
+            1,
+            "the backup SMTP server got the e-mail"
+        );
+
+        // With the backups down too, the send waits for a retry and names both failures.
+        let mut both_down = notify.clone();
+        both_down.twilio_backup.as_mut().unwrap().api_base = fake.url("/down");
+        both_down.email_backup.as_mut().unwrap().port = closed;
+        let inc2 = node.incident("f-2", "failover down").await;
+        node.deliverer(&both_down, "d2")
+            .drain(clock.now())
+            .await
+            .unwrap();
+        for s in node.states(&inc2).await {
+            assert_eq!(s.status, "queued", "{s:?}");
+            assert!(s.failed_reason.contains(" | "), "both errors: {s:?}");
+        }
+        node.server.shutdown().await;
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_errors_never_carry_the_url() {
+    // DESIGN.md observability (secrets redacted): bot URLs hold secrets (Telegram's token in
+    // the path), and error texts go to logs and failed_reason.
+    let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+    let notify = notify_config(&smtp, &fake);
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+    let node = Node::start(dir.path(), "", clock.clone(), notify.clone()).await;
+    let tg = json!([{"type": "telegram", "settings": {"bot_token": "42:SECRET", "chat_id": 1,
+                     "api_base_url": format!("http://127.0.0.1:{closed}")}}]);
+    node.rule(json!(null), tg).await;
+    let inc = node.incident("u-1", "telegram down").await;
+    node.deliverer(&notify, "d1")
+        .drain(clock.now())
+        .await
+        .unwrap();
+    let rows = node.states(&inc).await;
+    let row = by_channel(&rows, "telegram");
+    assert_eq!(
+        row.status, "queued",
+        "a refused connection is retried: {row:?}"
+    );
+    assert!(row.failed_reason.starts_with("provider_error:"), "{row:?}");
+    assert!(!row.failed_reason.contains("SECRET"), "{row:?}");
+    node.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_refusal_that_outlasts_a_minute_fails_as_rate_limited() {
+    // spec: RSP-292 (a send still held back after 60 s fails with rate_limited)
+    let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+    let mut notify = notify_config(&smtp, &fake);
+    notify.max_attempts = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+    let node = Node::start(dir.path(), "", clock.clone(), notify.clone()).await;
+    let hooks = json!([{"type": "slack", "settings": {"webhook_url": fake.url("/busy/slack")}}]);
+    node.rule(json!(null), hooks).await;
+    let inc = node.incident("q-1", "busy").await;
+    let d = node.deliverer(&notify, "d1");
+    let decided = clock.now();
+    d.drain(decided).await.unwrap();
+    let mut rounds = 0;
+    while node.states(&inc).await[0].status == "queued" {
+        rounds += 1;
+        assert!(rounds <= 20, "never settled");
+        d.drain(clock.advance_ms(15_000)).await.unwrap();
+    }
+    let row = node.states(&inc).await.remove(0);
+    assert_eq!(
+        (row.status.as_str(), row.failed_reason.as_str()),
+        ("failed", "rate_limited")
+    );
+    assert!(clock.now() - decided >= klaxon_notify::RATE_LIMIT_WINDOW_MS);
+    assert!(
+        row.attempts < 20,
+        "the window, not the attempt limit, ended it: {row:?}"
+    );
+    assert_eq!(fake.requests().len() as i64, row.attempts);
+    node.server.shutdown().await;
+}
+
+on_both_backends!(
+    two_senders_at_once_send_each_notification_once,
+    |url: String| async move {
+        // spec: DESIGN.md principle 4 (claimed with a lease: a second node neither loses nor
+        // doubles work); issue 7 (two nodes never send the same row at once)
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let mut notify = notify_config(&smtp, &fake);
+        notify.concurrency = 2; // small rounds, so the two senders interleave
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        node.rule(
+            json!({"follow_preference": false, "critical": ["email"]}),
+            bots(&fake, false),
+        )
+        .await;
+        let mut incidents = Vec::new();
+        for i in 0..4 {
+            incidents.push(node.incident(&format!("two-{i}"), "two senders").await);
+        }
+        let (a, b) = (node.deliverer(&notify, "n1"), node.deliverer(&notify, "n2"));
+        let now = clock.now();
+        let (ra, rb) = tokio::join!(a.drain(now), b.drain(now));
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert_eq!(ra.sent + rb.sent, 24, "{ra:?} {rb:?}");
+        assert_eq!(ra.lost + rb.lost, 0);
+        let mut per_rid: HashMap<String, usize> = HashMap::new();
+        for r in fake.accepted() {
+            *per_rid.entry(r.key).or_default() += 1;
+        }
+        assert_eq!(per_rid.len(), 20);
+        assert!(per_rid.values().all(|n| *n == 1), "{per_rid:?}");
+        assert_eq!(smtp.mails().len(), 4);
+        for inc in &incidents {
+            assert!(
+                node.states(inc)
+                    .await
+                    .iter()
+                    .all(|s| s.status == "sent" && s.attempts == 1)
+            );
+        }
+        node.server.shutdown().await;
+    }
+);
