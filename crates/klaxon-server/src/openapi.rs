@@ -6,6 +6,7 @@
 mod args;
 mod calendars;
 mod escalation;
+mod fields;
 mod handlers;
 mod incident_actions;
 mod integrations;
@@ -38,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .iter()
         .chain(incident_actions::PATHS)
         .chain(escalation::PATHS)
+        .chain(fields::PATHS)
         .chain(calendars::PATHS)
         .fold(Router::new(), |r, path| r.route(path, any(api)))
 }
@@ -120,6 +122,9 @@ async fn serve(
         return Ok(result?);
     }
     if let Some(result) = escalation::dispatch(state, &caller, path, &args).await {
+        return Ok(result?);
+    }
+    if let Some(result) = fields::dispatch(state, &caller, path, &args).await {
         return Ok(result?);
     }
     if let Some(result) = calendars::dispatch(state, &caller, path, &args).await {

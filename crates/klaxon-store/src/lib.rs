@@ -29,6 +29,7 @@ mod calendars;
 mod db;
 mod delivery;
 mod directory;
+mod fields;
 mod inbox;
 mod integrations;
 mod process;
@@ -49,6 +50,7 @@ pub use directory::{
     APP_KEYS_PER_MEMBER, MemberBrief, MemberFilter, MemberKey, MemberOrder, MemberUpdate,
     NewMember, Outcome, Person, Refusal, Team, TeamFilter, TeamKey, TeamOrder, TeamWrite,
 };
+pub use fields::FieldRefusal;
 use klaxon_core::model::{
     Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
 };
@@ -647,6 +649,38 @@ impl Store {
         rule_id: &str,
     ) -> Result<bool> {
         response::delete_rule(&self.inner.write, account_id, channel_id, rule_id).await
+    }
+
+    /// The account's custom field definitions, oldest first (response.md 1.11).
+    pub async fn custom_fields(
+        &self,
+        account_id: i64,
+    ) -> Result<Vec<klaxon_core::response::FieldDefinition>> {
+        fields::list(&self.inner.read, account_id).await
+    }
+
+    /// Creates a validated definition (RSP-085: at most 15, unique names).
+    pub async fn create_custom_field(
+        &self,
+        account_id: i64,
+        def: klaxon_core::response::FieldDefinition,
+        now: Millis,
+    ) -> Result<std::result::Result<klaxon_core::response::FieldDefinition, FieldRefusal>> {
+        fields::create(&self.inner.write, account_id, def, now, &mut RandomIds).await
+    }
+
+    pub async fn update_custom_field(
+        &self,
+        account_id: i64,
+        def: &klaxon_core::response::FieldDefinition,
+        now: Millis,
+    ) -> Result<bool> {
+        fields::update(&self.inner.write, account_id, def, now).await
+    }
+
+    /// Deletes a definition and removes its values from every incident.
+    pub async fn delete_custom_field(&self, account_id: i64, field_id: &str) -> Result<bool> {
+        fields::delete(&self.inner.write, account_id, field_id).await
     }
 
     /// The incident's timeline (response.md 1.10), with one look-ahead row for `has_next_page`.

@@ -493,6 +493,7 @@ pub(crate) async fn after_ingest(
 ) -> Result<()> {
     let mut contexts: HashMap<(i64, i64), IncidentContext> = HashMap::new();
     let mut directories: HashMap<i64, StoreDirectory> = HashMap::new();
+    let mut field_defs: HashMap<i64, Vec<klaxon_core::response::FieldDefinition>> = HashMap::new();
     let mut ids = RandomIds;
     let touched: BTreeSet<&String> = created.iter().chain(event_closed).collect();
     let mut outcomes: Vec<(String, Outcome, (i64, String))> = Vec::new();
@@ -506,6 +507,14 @@ pub(crate) async fn after_ingest(
         }
         if let std::collections::hash_map::Entry::Vacant(slot) = directories.entry(key.0) {
             slot.insert(load_directory(conn, key.0).await?);
+        }
+        if let std::collections::hash_map::Entry::Vacant(slot) = field_defs.entry(key.0) {
+            slot.insert(crate::fields::all(conn, key.0).await?);
+        }
+        if created.contains(id)
+            && let Some(defs) = field_defs.get(&key.0)
+        {
+            klaxon_core::response::apply_field_defaults(inc, defs); // RSP-010 step 2
         }
         let (Some(ctx), Some(dir)) = (contexts.get(&key), directories.get(&key.0)) else {
             continue;
@@ -658,6 +667,9 @@ where
     lock_incidents(&mut tx).await?;
     let ctx = incident_context(&mut tx, inc.account_id, inc.channel_id).await?;
     let dir = load_directory(&mut tx, inc.account_id).await?;
+    // RSP-012 → RSP-014: explicit values (already on the incident) win over defaults.
+    let defs = crate::fields::all(&mut tx, inc.account_id).await?;
+    klaxon_core::response::apply_field_defaults(&mut inc, &defs);
     let result = {
         let mut ids = RandomIds;
         let mut engine = Engine::new(now, &dir, &mut ids);

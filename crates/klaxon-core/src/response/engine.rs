@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::fields::{FieldDefinition, check_value};
 use super::rules::{EscalationRule, Level, MatchContext, RuleStatus, bot_url};
 use super::state::{AssignType, Assignment, EscalationState, Responder, ResponderAs};
 use crate::ids::IdSource;
@@ -1202,6 +1203,43 @@ impl<'a> Engine<'a> {
         self.touch(inc);
     }
 
+    /// RSP-084: set (or with `Null` remove) a custom field value; the same value is a no-op.
+    pub fn set_field(
+        &mut self,
+        inc: &mut Incident,
+        actor: i64,
+        def: &FieldDefinition,
+        value: &Value,
+    ) -> Result<(), ActionError> {
+        let value =
+            check_value(def, value).map_err(|e| ActionError::InvalidArgument(e.to_string()))?;
+        let current = inc
+            .response
+            .fields
+            .get(&def.field_name)
+            .cloned()
+            .unwrap_or(Value::Null);
+        if current == value {
+            return Ok(());
+        }
+        if value.is_null() {
+            inc.response.fields.remove(&def.field_name);
+        } else {
+            inc.response
+                .fields
+                .insert(def.field_name.clone(), value.clone());
+        }
+        self.entry(
+            inc,
+            "i_r_field",
+            actor,
+            self.now,
+            json!({"field_name": def.field_name, "to": value}),
+        );
+        self.touch(inc);
+        Ok(())
+    }
+
     // ---- timed steps (§2.5, §2.14, RSP-055) ----
 
     /// Applies the timer `kind` scheduled for `due`. Returns false when the timer was stale
@@ -1438,6 +1476,18 @@ fn assign_detail(a: &Assignment, to: &[i64]) -> Value {
         "creator_id": a.creator_id,
         "to": to,
     })
+}
+
+/// RSP-014: every field with a default value gets it, unless the incident already has a value
+/// for it (manual creation gives values explicitly). No timeline entry.
+pub fn apply_field_defaults(inc: &mut Incident, defs: &[FieldDefinition]) {
+    for def in defs {
+        if !def.default_value.is_null() && !inc.response.fields.contains_key(&def.field_name) {
+            inc.response
+                .fields
+                .insert(def.field_name.clone(), def.default_value.clone());
+        }
+    }
 }
 
 /// RSP-021: the invariants that hold after every action; the store checks them before it

@@ -8,6 +8,7 @@
 //!   decisions.
 
 pub mod engine;
+pub mod fields;
 pub mod rules;
 pub mod state;
 
@@ -16,8 +17,10 @@ mod tests;
 
 pub use engine::{
     ActionError, DirectTargets, Directory, Engine, MemberStatus, Notification, Outcome,
-    TimelineEntry, TimerKind, auto_close_at, check_invariants, default_preference, pending_timers,
+    TimelineEntry, TimerKind, apply_field_defaults, auto_close_at, check_invariants,
+    default_preference, pending_timers,
 };
+pub use fields::{FieldDefinition, FieldType};
 pub use rules::{
     EscalationRule, Level, MatchContext, RuleError, RuleStatus, Target, TimeFilter,
     unknown_calendars, validate_rule,

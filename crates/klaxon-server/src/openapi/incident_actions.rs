@@ -32,6 +32,7 @@ pub const PATHS: &[&str] = &[
     "/incident/wake",
     "/incident/comment",
     "/incident/reset",
+    "/incident/field/reset",
     "/incident/assign",
     "/incident/responder/add",
     "/incident/feed",
@@ -58,6 +59,7 @@ pub async fn dispatch(
         "/incident/wake" => batch(state, caller, args, Op::Wake).await,
         "/incident/comment" => comment(state, caller, args).await,
         "/incident/reset" => reset(state, caller, args).await,
+        "/incident/field/reset" => field_reset(state, caller, args).await,
         "/incident/assign" => assign(state, caller, args).await,
         "/incident/responder/add" => add_responders(state, caller, args).await,
         "/incident/feed" => feed(state, caller, args).await.map(Some),
@@ -301,6 +303,36 @@ async fn reset(state: &AppState, caller: &Caller, args: &Args) -> Result<Option<
     .await
 }
 
+/// `/incident/field/reset` (RSP-084): `field_value` typed per the definition; `null` removes.
+async fn field_reset(
+    state: &AppState,
+    caller: &Caller,
+    args: &Args,
+) -> Result<Option<Value>, ApiError> {
+    let id = required_incident(args)?;
+    let name = args
+        .str("field_name")?
+        .ok_or_else(|| ApiError::invalid("field_name is required"))?;
+    let def = super::fields::find(state, caller, None, Some(&name))
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::ResourceNotFound,
+                format!("custom field {name} not found"),
+            )
+        })?;
+    let value = args
+        .raw()
+        .get("field_value")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let actor = caller.member_id;
+    one(state, caller, &id, move |e, inc, _| {
+        e.set_field(inc, actor, &def, &value)
+    })
+    .await
+}
+
 /// `assigned_to{person_ids, emails, schedule_to_role_ids}` as direct targets.
 fn direct_targets(v: &Value) -> Result<DirectTargets, ApiError> {
     let ids = |name: &str| -> Result<Vec<i64>, ApiError> {
@@ -373,14 +405,32 @@ async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
     if channel_id < 0 {
         return Err(ApiError::invalid("channel_id must not be negative"));
     }
-    if let Some(Value::Object(fields)) = args.raw().get("fields")
-        && let Some(name) = fields.keys().next()
-    {
-        // RSP-084: no custom field is defined in this release, so any name is unknown.
-        return Err(ApiError::new(
-            ErrorCode::ResourceNotFound,
-            format!("custom field {name} not found"),
-        ));
+    // RSP-011, RSP-014: explicit values, checked against the definitions; defaults fill the
+    // rest when the incident is stored.
+    let mut field_values: BTreeMap<String, Value> = BTreeMap::new();
+    match args.raw().get("fields") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(given)) => {
+            let defs = state
+                .store
+                .custom_fields(caller.account_id)
+                .await
+                .map_err(store_err)?;
+            for (name, value) in given {
+                let def = defs.iter().find(|d| &d.field_name == name).ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::ResourceNotFound,
+                        format!("custom field {name} not found"),
+                    )
+                })?;
+                let value = klaxon_core::response::fields::check_value(def, value)
+                    .map_err(|e| ApiError::invalid(format!("fields.{name}: {}", e.message)))?;
+                if !value.is_null() {
+                    field_values.insert(name.clone(), value);
+                }
+            }
+        }
+        Some(_) => return Err(ApiError::invalid("fields must be an object")),
     }
     let assigned = args
         .raw()
@@ -481,7 +531,10 @@ async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
         is_flapping: false,
         storm_level: 0,
         manual_overrides: Vec::new(),
-        response: Response::default(),
+        response: Response {
+            fields: field_values,
+            ..Response::default()
+        },
     };
     let created = state
         .store

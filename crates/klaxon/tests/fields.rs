@@ -1,0 +1,254 @@
+//! Custom fields (response.md 1.11, RSP-014, RSP-084, RSP-085; openapi-compat.md 2.2):
+//! definitions over `/field/*`, defaults on new incidents, values through
+//! `/incident/field/reset` with their timeline entry. SQLite always, PostgreSQL when
+//! `KLAXON_TEST_DATABASE_URL` is set.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::TestServer;
+use serde_json::{Value, json};
+
+fn ok((status, body): (u16, Value)) -> Value {
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("error").is_none(), "{body}");
+    body["data"].clone()
+}
+
+fn err((status, body): (u16, Value), code: &str) -> String {
+    assert_eq!(body["error"]["code"], code, "{status} {body}");
+    body["error"]["message"].as_str().unwrap_or("").to_string()
+}
+
+async fn pushed_incident(ts: &TestServer, key: &str) -> Value {
+    let (status, _) = ts
+        .push(json!({"event_status": "Warning", "title_rule": "disk", "alert_key": key}))
+        .await;
+    assert_eq!(status, 200);
+    ts.drained().await;
+    ts.incidents()
+        .await
+        .into_iter()
+        .find(|i| i["dedup_key"] == key)
+        .unwrap()
+}
+
+async fn incident(ts: &TestServer, id: &str) -> Value {
+    ok(ts.api("/incident/info", json!({"incident_id": id})).await)
+}
+
+async fn feed_kinds(ts: &TestServer, id: &str) -> Vec<String> {
+    let data = ok(ts
+        .api("/incident/feed", json!({"incident_id": id, "asc": true}))
+        .await);
+    data["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+on_both_backends!(custom_fields_end_to_end, |url: String| async move {
+    // spec: RSP-014, RSP-084, RSP-085
+    let ts = TestServer::start(&url).await;
+    let env = ok(ts
+        .api(
+            "/field/create",
+            json!({"field_name": "env", "display_name": "Environment", "field_type": "single_select",
+                   "value_type": "string", "options": ["prod", "staging"], "default_value": "prod"}),
+        )
+        .await);
+    let env_id = env["field_id"].as_str().unwrap().to_string();
+    ok(ts
+        .api(
+            "/field/create",
+            json!({"field_name": "ticket", "display_name": "Ticket", "field_type": "text"}),
+        )
+        .await);
+    ok(ts
+        .api(
+            "/field/create",
+            json!({"field_name": "areas", "display_name": "Areas", "field_type": "multi_select",
+                   "options": ["db", "net", "app"]}),
+        )
+        .await);
+
+    // Validation names the bad part and creates nothing.
+    err(
+        ts.api(
+            "/field/create",
+            json!({"field_name": "env", "display_name": "Again", "field_type": "text"}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+    let msg = err(
+        ts.api(
+            "/field/create",
+            json!({"field_name": "9bad", "display_name": "Bad", "field_type": "text"}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+    assert!(msg.contains("field_name"), "{msg}");
+    let msg = err(
+        ts.api(
+            "/field/create",
+            json!({"field_name": "sel", "display_name": "Sel", "field_type": "single_select",
+                   "options": ["a"], "default_value": "b"}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+    assert!(msg.contains("default_value"), "{msg}");
+    let list = ok(ts.api("/field/list", json!({"asc": true})).await);
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["env", "ticket", "areas"]);
+    assert_eq!(list["items"][0]["value_type"], "string");
+
+    // RSP-014: a new incident gets the defaults.
+    let inc = pushed_incident(&ts, "fields-1").await;
+    let id = inc["incident_id"].as_str().unwrap().to_string();
+    assert_eq!(inc["fields"], json!({"env": "prod"}));
+
+    // RSP-084: values are checked, normalised, and written to the timeline once.
+    ok(ts
+        .api(
+            "/incident/field/reset",
+            json!({"incident_id": id, "field_name": "areas", "field_value": ["app", "db", "app"]}),
+        )
+        .await);
+    assert_eq!(
+        incident(&ts, &id).await["fields"]["areas"],
+        json!(["db", "app"])
+    );
+    let before = feed_kinds(&ts, &id).await.len();
+    ok(ts
+        .api(
+            "/incident/field/reset",
+            json!({"incident_id": id, "field_name": "areas", "field_value": ["db", "app"]}),
+        )
+        .await);
+    assert_eq!(
+        feed_kinds(&ts, &id).await.len(),
+        before,
+        "same value: no-op"
+    );
+    assert_eq!(feed_kinds(&ts, &id).await.last().unwrap(), "i_r_field");
+    err(
+        ts.api(
+            "/incident/field/reset",
+            json!({"incident_id": id, "field_name": "env", "field_value": "qa"}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+    err(
+        ts.api(
+            "/incident/field/reset",
+            json!({"incident_id": id, "field_name": "nope", "field_value": "x"}),
+        )
+        .await,
+        "ResourceNotFound",
+    );
+    ok(ts
+        .api(
+            "/incident/field/reset",
+            json!({"incident_id": id, "field_name": "areas", "field_value": null}),
+        )
+        .await);
+    assert!(incident(&ts, &id).await["fields"].get("areas").is_none());
+
+    // RSP-085: name and type are fixed; a removed option stays on existing incidents.
+    err(
+        ts.api(
+            "/field/update",
+            json!({"field_id": env_id, "field_type": "text"}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+    err(
+        ts.api(
+            "/field/update",
+            json!({"field_id": env_id, "options": ["staging", "dev"]}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+    ok(ts
+        .api(
+            "/field/update",
+            json!({"field_id": env_id, "options": ["staging", "dev"], "default_value": "dev",
+                   "display_name": "Env"}),
+        )
+        .await);
+    assert_eq!(incident(&ts, &id).await["fields"]["env"], "prod");
+    let info = ok(ts.api("/field/info", json!({"field_id": env_id})).await);
+    assert_eq!(info["display_name"], "Env");
+    assert_eq!(info["field_name"], "env");
+
+    // Manual creation: explicit values win over defaults.
+    let created = ok(ts
+        .api(
+            "/incident/create",
+            json!({"title": "manual", "incident_severity": "Info",
+                   "fields": {"ticket": "T-1", "env": "staging"}}),
+        )
+        .await);
+    let manual = incident(&ts, created["incident_id"].as_str().unwrap()).await;
+    assert_eq!(manual["fields"], json!({"env": "staging", "ticket": "T-1"}));
+    err(
+        ts.api(
+            "/incident/create",
+            json!({"title": "manual", "incident_severity": "Info", "fields": {"nope": 1}}),
+        )
+        .await,
+        "ResourceNotFound",
+    );
+
+    // Deleting a field removes its values; the name is free again.
+    ok(ts.api("/field/delete", json!({"field_id": env_id})).await);
+    assert!(incident(&ts, &id).await["fields"].get("env").is_none());
+    err(
+        ts.api("/field/info", json!({"field_id": env_id})).await,
+        "ResourceNotFound",
+    );
+    ok(ts
+        .api(
+            "/field/create",
+            json!({"field_name": "env", "display_name": "Environment", "field_type": "text"}),
+        )
+        .await);
+    assert!(incident(&ts, &id).await["fields"].get("env").is_none());
+});
+
+on_both_backends!(at_most_fifteen_fields, |url: String| async move {
+    // spec: RSP-085 (a 16th field fails with limit_exceeded → InvalidParameter)
+    let ts = TestServer::start(&url).await;
+    for i in 0..15 {
+        ok(ts
+            .api(
+                "/field/create",
+                json!({"field_name": format!("f{i}"), "display_name": format!("F{i}"), "field_type": "checkbox"}),
+            )
+            .await);
+    }
+    let msg = err(
+        ts.api(
+            "/field/create",
+            json!({"field_name": "f15", "display_name": "F15", "field_type": "checkbox"}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+    assert!(msg.contains("15"), "{msg}");
+    assert_eq!(ok(ts.api("/field/list", json!({})).await)["total"], 15);
+});
