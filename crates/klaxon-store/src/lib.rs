@@ -651,6 +651,18 @@ impl Store {
         response::delete_rule(&self.inner.write, account_id, channel_id, rule_id).await
     }
 
+    /// Closed incidents of a channel started in `[from, to)`, newest first (RSP-451).
+    pub async fn closed_incidents_between(
+        &self,
+        account_id: i64,
+        channel_id: i64,
+        from: Millis,
+        to: Millis,
+        limit: i64,
+    ) -> Result<Vec<Incident>> {
+        response::closed_in_window(&self.inner.read, account_id, channel_id, from, to, limit).await
+    }
+
     /// The account's custom field definitions, oldest first (response.md 1.11).
     pub async fn custom_fields(
         &self,

@@ -1141,3 +1141,34 @@ pub(crate) async fn outbox(
         })
         .collect()
 }
+
+/// Closed incidents of a channel that started in `[from, to)`, newest first, at most `limit`:
+/// the candidates for past incidents (RSP-451).
+pub(crate) async fn closed_in_window(
+    pool: &sqlx::AnyPool,
+    account_id: i64,
+    channel_id: i64,
+    from: Millis,
+    to: Millis,
+    limit: i64,
+) -> Result<Vec<Incident>> {
+    let mut conn = pool.acquire().await?;
+    let mut sql = Sql::new("SELECT ");
+    sql.push(rows::INCIDENT_COLUMNS)
+        .push(" FROM incidents WHERE account_id = ")
+        .bind(account_id)
+        .push(" AND channel_id = ")
+        .bind(channel_id)
+        .push(" AND progress = 'Closed' AND start_time >= ")
+        .bind(from)
+        .push(" AND start_time < ")
+        .bind(to)
+        .push(" ORDER BY start_time DESC LIMIT ")
+        .bind(limit);
+    sql.query_on(&conn)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(rows::incident)
+        .collect()
+}

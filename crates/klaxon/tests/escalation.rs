@@ -120,6 +120,11 @@ impl Node {
             .await;
         assert_eq!(status, 200, "{body}");
         self.ts.drained().await;
+        self.incident_by_key(key).await
+    }
+
+    /// The id of the incident whose first alert has this key.
+    async fn incident_by_key(&self, key: &str) -> String {
         // The window follows the node's clock, which the test may have moved ahead.
         let now = self.now() / 1000;
         let data = ok(self
@@ -767,3 +772,51 @@ on_both_backends!(rules_with_service_calendars, |url: String| async move {
         "ReferenceExist",
     );
 });
+
+on_both_backends!(
+    past_incidents_are_similar_closed_ones,
+    |url: String| async move {
+        // spec: RSP-450, RSP-451
+        let n = Node::start(&url, false).await;
+        let push = |key: &'static str, status: &'static str, title: &'static str| {
+            let ts = &n.ts;
+            async move {
+                let (code, body) = ts
+                    .push(json!({"event_status": status, "title_rule": title, "alert_key": key}))
+                    .await;
+                assert_eq!(code, 200, "{body}");
+                ts.drained().await;
+            }
+        };
+        push("past-1", "Critical", "payments down on web-1").await;
+        let first = n.incident_by_key("past-1").await;
+        ok(n.api(
+            "/incident/reset",
+            json!({"incident_id": first, "root_cause": "pool exhausted"}),
+        )
+        .await);
+        push("past-1", "Ok", "payments down on web-1").await;
+        push("past-x", "Critical", "checkout latency above 2s").await;
+        let unrelated = n.incident_by_key("past-x").await;
+        ok(
+            n.api("/incident/resolve", json!({"incident_ids": [unrelated]}))
+                .await,
+        );
+        n.clock.0.fetch_add(60_000, Ordering::SeqCst);
+        push("past-2", "Critical", "payments down on web-7").await;
+        let second = n.incident_by_key("past-2").await;
+        let past = ok(n
+            .api("/incident/past/list", json!({"incident_id": second}))
+            .await);
+        let items = past["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{past}");
+        assert_eq!(items[0]["incident_id"], first);
+        assert_eq!(items[0]["score"], 1.0);
+        assert_eq!(items[0]["root_cause"], "pool exhausted");
+        // The first has nothing before it.
+        let none = ok(n
+            .api("/incident/past/list", json!({"incident_id": first}))
+            .await);
+        assert_eq!(none["items"].as_array().unwrap().len(), 0);
+    }
+);

@@ -10,6 +10,7 @@
 pub mod engine;
 pub mod fields;
 pub mod rules;
+pub mod similarity;
 pub mod state;
 
 #[cfg(test)]

@@ -1331,3 +1331,44 @@ fn rule_validation_names_the_bad_part() {
     validate_rule(&mut r).unwrap();
     assert_eq!(r.layers[0].target.webhooks[0].kind, "teams_app");
 }
+
+#[test]
+fn past_incidents_order_and_window() {
+    // spec: RSP-451
+    use super::similarity::past_incidents;
+    let x = incident(m(0.0));
+    let day = 86_400_000;
+    let past = |id: &str, days_ago: i64, title: &str, rc: &str, res: &str| {
+        let mut y = incident(m(0.0) - days_ago * day);
+        y.incident_id = id.into();
+        y.title = title.into();
+        y.progress = Progress::Closed;
+        y.close_time = y.start_time + 1;
+        y.response.root_cause = rc.into();
+        y.response.resolution = res.into();
+        y
+    };
+    let mut open = past("open", 1, "payments down", "", "");
+    open.progress = Progress::Triggered;
+    open.close_time = 0;
+    let mut other_channel = past("other", 1, "payments down", "", "");
+    other_channel.channel_id = 99;
+    let candidates = vec![
+        past("recent", 1, "payments down", "", ""),
+        past("older", 2, "payments down", "", ""),
+        past("documented", 3, "payments down", "disk", "grew it"),
+        past("half", 4, "payments down", "disk", ""),
+        past("too-old", 31, "payments down", "", ""),
+        past("unlike", 1, "checkout latency high", "", ""),
+        open,
+        other_channel,
+    ];
+    let got: Vec<&str> = past_incidents(&x, &candidates)
+        .iter()
+        .map(|(y, _)| y.incident_id.as_str())
+        .collect();
+    assert_eq!(got, vec!["documented", "half", "recent", "older"]);
+    let mut global = x.clone();
+    global.channel_id = 0;
+    assert!(past_incidents(&global, &candidates).is_empty(), "RSP-007");
+}

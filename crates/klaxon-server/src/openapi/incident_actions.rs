@@ -36,6 +36,7 @@ pub const PATHS: &[&str] = &[
     "/incident/assign",
     "/incident/responder/add",
     "/incident/feed",
+    "/incident/past/list",
     "/incident/notification/list",
 ];
 
@@ -63,6 +64,7 @@ pub async fn dispatch(
         "/incident/assign" => assign(state, caller, args).await,
         "/incident/responder/add" => add_responders(state, caller, args).await,
         "/incident/feed" => feed(state, caller, args).await.map(Some),
+        "/incident/past/list" => past(state, caller, args).await.map(Some),
         "/incident/notification/list" => outbox(state, caller, args).await.map(Some),
         _ => return None,
     })
@@ -658,6 +660,67 @@ async fn feed(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, A
         })
         .collect();
     Ok(json!({"items": items, "has_next_page": more, "p": p, "limit": limit}))
+}
+
+/// How many closed incidents of the window are scored at most (the newest ones).
+const PAST_CANDIDATES: i64 = 5_000;
+
+/// `/incident/past/list` (RSP-450, RSP-451): similar closed incidents of the same channel from
+/// the 30 days before this one, each with its `score`.
+async fn past(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    use klaxon_core::response::similarity::{PAST_MAX, PAST_WINDOW_MS, past_incidents};
+    let id = required_incident(args)?;
+    let incident = state
+        .store
+        .incident(caller.account_id, &id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| incident_not_found(&id))?;
+    let limit = args.i64("limit")?.filter(|l| *l > 0).map_or(PAST_MAX, |l| {
+        usize::try_from(l).unwrap_or(PAST_MAX).min(PAST_MAX)
+    });
+    let candidates = if incident.channel_id == 0 {
+        Vec::new()
+    } else {
+        state
+            .store
+            .closed_incidents_between(
+                caller.account_id,
+                incident.channel_id,
+                incident.start_time.saturating_sub(PAST_WINDOW_MS),
+                incident.start_time,
+                PAST_CANDIDATES,
+            )
+            .await
+            .map_err(store_err)?
+    };
+    let names: std::collections::HashMap<i64, String> = state
+        .store
+        .list_channels(
+            caller.account_id,
+            &klaxon_store::ChannelFilter {
+                channel_ids: vec![incident.channel_id],
+                ..klaxon_store::ChannelFilter::default()
+            },
+        )
+        .await
+        .map_err(store_err)?
+        .items
+        .into_iter()
+        .map(|c| (c.channel_id, c.channel_name))
+        .collect();
+    let items: Vec<Value> = past_incidents(&incident, &candidates)
+        .into_iter()
+        .take(limit)
+        .map(|(y, score)| {
+            let mut v = crate::wire::incident(y, &names);
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("score".into(), json!((score * 1000.0).round() / 1000.0));
+            }
+            v
+        })
+        .collect();
+    Ok(json!({"items": items, "total": items.len()}))
 }
 
 /// `/incident/notification/list` (Klaxon extension): the notification decisions of an

@@ -1,0 +1,174 @@
+//! Incident similarity and past incidents (response.md §2.26, RSP-450, RSP-451): a deterministic
+//! baseline behind one function, so a learned model can replace it later.
+
+use std::collections::BTreeSet;
+
+use crate::model::{Incident, Millis, Progress};
+
+/// Two incidents are similar above this score (RSP-450).
+pub const SIMILAR_ABOVE: f64 = 0.9;
+/// At most this many past incidents are shown (RSP-451).
+pub const PAST_MAX: usize = 5;
+/// Past incidents started at most this long before the incident (RSP-451).
+pub const PAST_WINDOW_MS: Millis = 30 * 86_400_000;
+
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF      // Hiragana, Katakana
+        | 0x3400..=0x4DBF    // CJK Extension A
+        | 0x4E00..=0x9FFF    // CJK Unified Ideographs
+        | 0xAC00..=0xD7AF    // Hangul syllables
+        | 0xF900..=0xFAFF    // CJK Compatibility Ideographs
+        | 0x20000..=0x2FA1F) // CJK Extensions B–F and supplements
+}
+
+/// RSP-450 tokens: lower-cased runs of letters and digits, every CJK character on its own, each
+/// maximal run of digits replaced by `<n>` (so `disk 91% on web-12` and `disk 95% on web-3`
+/// tokenise alike).
+pub fn tokens(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut current = String::new();
+    let mut in_digits = false;
+    let flush = |current: &mut String, out: &mut BTreeSet<String>| {
+        if !current.is_empty() {
+            out.insert(std::mem::take(current));
+        }
+    };
+    for c in text.chars() {
+        if is_cjk(c) {
+            flush(&mut current, &mut out);
+            in_digits = false;
+            out.insert(c.to_string());
+        } else if c.is_alphanumeric() {
+            if c.is_numeric() {
+                if !in_digits {
+                    current.push_str("<n>");
+                    in_digits = true;
+                }
+            } else {
+                in_digits = false;
+                current.extend(c.to_lowercase());
+            }
+        } else {
+            flush(&mut current, &mut out);
+            in_digits = false;
+        }
+    }
+    flush(&mut current, &mut out);
+    out
+}
+
+/// Jaccard index of two token sets; 1 when both are empty.
+fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
+    if a.is_empty() && b.is_empty() {
+        return 1.0;
+    }
+    let inter = a.intersection(b).count() as f64;
+    let union = a.union(b).count() as f64;
+    inter / union
+}
+
+/// The parts of an incident the score reads, tokenised once.
+#[derive(Debug, Clone)]
+pub struct Fingerprint {
+    title: BTreeSet<String>,
+    description: BTreeSet<String>,
+    service: Option<String>,
+    resource: Option<String>,
+}
+
+impl Fingerprint {
+    pub fn of(inc: &Incident) -> Fingerprint {
+        Fingerprint {
+            title: tokens(&inc.title),
+            description: tokens(&inc.description),
+            service: inc.labels.get("service").cloned(),
+            resource: inc.labels.get("resource").cloned(),
+        }
+    }
+}
+
+/// `sim(a, b) = 0.6·J(title) + 0.2·J(description) + 0.1·E(service) + 0.1·E(resource)`.
+pub fn similarity(a: &Fingerprint, b: &Fingerprint) -> f64 {
+    let e = |x: &Option<String>, y: &Option<String>| if x == y { 1.0 } else { 0.0 };
+    0.6 * jaccard(&a.title, &b.title)
+        + 0.2 * jaccard(&a.description, &b.description)
+        + 0.1 * e(&a.service, &b.service)
+        + 0.1 * e(&a.resource, &b.resource)
+}
+
+/// RSP-451: among `candidates`, the closed incidents of `x`'s channel that started in the 30
+/// days before it and score above 0.9, best first (more of root cause and resolution filled,
+/// then higher score, then later start), at most 5. Global incidents have none.
+pub fn past_incidents<'a>(x: &Incident, candidates: &'a [Incident]) -> Vec<(&'a Incident, f64)> {
+    if x.channel_id == 0 {
+        return Vec::new();
+    }
+    let fx = Fingerprint::of(x);
+    let from = x.start_time.saturating_sub(PAST_WINDOW_MS);
+    let mut found: Vec<(&Incident, f64)> = candidates
+        .iter()
+        .filter(|y| {
+            y.incident_id != x.incident_id
+                && y.channel_id == x.channel_id
+                && y.progress == Progress::Closed
+                && y.start_time >= from
+                && y.start_time < x.start_time
+        })
+        .map(|y| (y, similarity(&fx, &Fingerprint::of(y))))
+        .filter(|(_, s)| *s > SIMILAR_ABOVE)
+        .collect();
+    let filled = |y: &Incident| {
+        usize::from(!y.response.root_cause.trim().is_empty())
+            + usize::from(!y.response.resolution.trim().is_empty())
+    };
+    found.sort_by(|(a, sa), (b, sb)| {
+        filled(b)
+            .cmp(&filled(a))
+            .then(sb.total_cmp(sa))
+            .then(b.start_time.cmp(&a.start_time))
+    });
+    found.truncate(PAST_MAX);
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_follow_rsp_450() {
+        // spec: RSP-450
+        let t = tokens("Disk 91% full on web-12, CPU95high");
+        let want: BTreeSet<String> = ["disk", "<n>", "full", "on", "web", "cpu<n>high"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(t, want);
+        let cjk = tokens("磁盘满 web");
+        assert!(
+            cjk.contains("磁") && cjk.contains("盘") && cjk.contains("满") && cjk.contains("web")
+        );
+        assert!(tokens("").is_empty());
+    }
+
+    #[test]
+    fn score_weights() {
+        // spec: RSP-450 (J = 1 for two empty sets; E counts equal absence)
+        let a = Fingerprint {
+            title: tokens("disk full on web-1"),
+            description: tokens(""),
+            service: Some("db".into()),
+            resource: None,
+        };
+        let mut b = a.clone();
+        b.title = tokens("disk full on web-2");
+        assert!(
+            (similarity(&a, &b) - 1.0).abs() < 1e-9,
+            "digits do not matter"
+        );
+        b.service = Some("web".into());
+        assert!((similarity(&a, &b) - 0.9).abs() < 1e-9);
+        assert!(similarity(&a, &b) <= SIMILAR_ABOVE, "0.9 is not above 0.9");
+    }
+}
