@@ -57,7 +57,8 @@ use klaxon_core::model::{
 pub use process::{LEASE_TTL_MS, RandomIds};
 pub use records::*;
 pub use response::{
-    ActionContext, ActionResult, DueTimer, FeedEntry, OutboxEntry, RuleRefusal, TIMER_CLAIM_MS,
+    ActionContext, ActionResult, DueTimer, FeedEntry, MergeRefusal, OutboxEntry, RuleRefusal,
+    TIMER_CLAIM_MS,
 };
 pub use schedules::ScheduleFilter;
 
@@ -649,6 +650,31 @@ impl Store {
         rule_id: &str,
     ) -> Result<bool> {
         response::delete_rule(&self.inner.write, account_id, channel_id, rule_id).await
+    }
+
+    /// Merges incidents (RSP-100) in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn merge_incidents(
+        &self,
+        account_id: i64,
+        target_id: &str,
+        source_ids: &[String],
+        actor: i64,
+        title: Option<&str>,
+        comment: &str,
+        now: Millis,
+    ) -> Result<std::result::Result<(), MergeRefusal>> {
+        response::merge(
+            &self.inner.write,
+            account_id,
+            target_id,
+            source_ids,
+            actor,
+            title,
+            comment,
+            now,
+        )
+        .await
     }
 
     /// Closed incidents of a channel started in `[from, to)`, newest first (RSP-451).

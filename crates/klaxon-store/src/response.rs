@@ -1172,3 +1172,144 @@ pub(crate) async fn closed_in_window(
         .map(rows::incident)
         .collect()
 }
+
+/// Why a merge was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeRefusal {
+    /// This incident id does not exist in the account.
+    NotFound(String),
+    Refused(ActionError),
+}
+
+async fn load_incident(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    incident_id: &str,
+) -> Result<Option<Incident>> {
+    let mut sql = Sql::new("SELECT ");
+    sql.push(rows::INCIDENT_COLUMNS)
+        .push(" FROM incidents WHERE account_id = ")
+        .bind(account_id)
+        .push(" AND incident_id = ")
+        .bind(incident_id);
+    sql.query_on(conn)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(rows::incident)
+        .transpose()
+}
+
+/// RSP-100: merges `sources` into `target` in one transaction: every source's alerts move to
+/// the target, each source gets `i_merge` and closes (console, by the actor) if open, and the
+/// target is derived again from all its alerts (RSP-003, RSP-004), takes the sources'
+/// responders unacknowledged, and gets `i_merge`. Nobody is notified.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn merge(
+    pool: &sqlx::AnyPool,
+    account_id: i64,
+    target_id: &str,
+    source_ids: &[String],
+    actor: i64,
+    title: Option<&str>,
+    comment: &str,
+    now: Millis,
+) -> Result<std::result::Result<(), MergeRefusal>> {
+    let mut tx = pool.begin().await?;
+    lock_incidents(&mut tx).await?;
+    let Some(mut target) = load_incident(&mut tx, account_id, target_id).await? else {
+        tx.rollback().await?;
+        return Ok(Err(MergeRefusal::NotFound(target_id.to_string())));
+    };
+    if target.progress == Progress::Closed {
+        tx.rollback().await?;
+        return Ok(Err(MergeRefusal::Refused(ActionError::FailedPrecondition(
+            "cannot merge into a closed incident".into(),
+        ))));
+    }
+    // RSP-100 (a): the target among the sources is dropped; each source once, in order.
+    let mut ids: Vec<&String> = Vec::new();
+    for id in source_ids {
+        if id != target_id && !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let mut sources = Vec::new();
+    for id in ids {
+        match load_incident(&mut tx, account_id, id).await? {
+            Some(inc) => sources.push(inc),
+            None => {
+                tx.rollback().await?;
+                return Ok(Err(MergeRefusal::NotFound(id.clone())));
+            }
+        }
+    }
+    let dir = load_directory(&mut tx, account_id).await?;
+    let mut ids_source = RandomIds;
+    let mut changes: Vec<(Incident, Outcome, (i64, String))> = Vec::new();
+    for mut source in sources {
+        let mut sql = Sql::new("UPDATE alerts SET incident_id = ");
+        sql.bind(target.incident_id.as_str())
+            .push(", updated_at = ")
+            .bind(now)
+            .push(" WHERE account_id = ")
+            .bind(account_id)
+            .push(" AND incident_id = ")
+            .bind(source.incident_id.as_str());
+        sql.query_on(&tx).execute(&mut *tx).await?;
+        let out = {
+            let mut engine = Engine::new(now, &dir, &mut ids_source);
+            engine.merged_away(&mut source, actor, &target);
+            engine.out
+        };
+        let auto_close = channel_auto_close(&mut tx, account_id, source.channel_id).await?;
+        changes.push((source, out, auto_close));
+    }
+    // The target, derived again from every alert it now has.
+    let mut sql = Sql::new("SELECT ");
+    sql.push(rows::ALERT_SUMMARY_COLUMNS)
+        .push(" FROM alerts WHERE account_id = ")
+        .bind(account_id)
+        .push(" AND incident_id = ")
+        .bind(target.incident_id.as_str());
+    let summaries = sql
+        .query_on(&tx)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(rows::alert_summary)
+        .collect::<Result<Vec<_>>>()?;
+    let was_open = target.progress != Progress::Closed;
+    target = klaxon_core::merge::derive_incident(&target, &summaries, now);
+    let merged_sources: Vec<Incident> = changes.iter().map(|(s, _, _)| s.clone()).collect();
+    let source_refs: Vec<&Incident> = merged_sources.iter().collect();
+    let result = {
+        let mut engine = Engine::new(now, &dir, &mut ids_source);
+        let r = engine.merge_target(&mut target, actor, &source_refs, title, comment);
+        if r.is_ok() && was_open && target.progress == Progress::Closed {
+            // Every alert it now holds had recovered (RSP-053).
+            engine.on_event_closed(&mut target);
+        }
+        r.map(|()| engine.out)
+    };
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            tx.rollback().await?;
+            return Ok(Err(MergeRefusal::Refused(e)));
+        }
+    };
+    let auto_close = channel_auto_close(&mut tx, account_id, target.channel_id).await?;
+    changes.push((target, out, auto_close));
+    let list: Vec<Change<'_>> = changes
+        .iter()
+        .map(|(inc, out, auto_close)| Change {
+            incident: inc,
+            outcome: out,
+            auto_close,
+        })
+        .collect();
+    write_changes(&mut tx, &list, now, true).await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}

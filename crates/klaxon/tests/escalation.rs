@@ -820,3 +820,84 @@ on_both_backends!(
         assert_eq!(none["items"].as_array().unwrap().len(), 0);
     }
 );
+
+on_both_backends!(merging_incidents, |url: String| async move {
+    // spec: RSP-100, RSP-003, RSP-004 (LIFE-1)
+    let n = Node::start(&url, false).await;
+    ok(n.api(
+        "/channel/escalate/rule/create",
+        json!({"channel_id": n.channel, "rule_name": "Default", "layers": [level(&[n.owner], 30)]}),
+    )
+    .await);
+    let (status, _) = n
+        .ts
+        .push(json!({"event_status": "Warning", "title_rule": "disk slow", "alert_key": "m-1"}))
+        .await;
+    assert_eq!(status, 200);
+    n.ts.drained().await;
+    let i1 = n.incident_by_key("m-1").await;
+    let i2 = n.push_incident("m-2").await; // Critical
+    ok(n.api("/incident/ack", json!({"incident_ids": [i2]})).await);
+
+    err(
+        n.api(
+            "/incident/merge",
+            json!({"target_incident_id": i1, "source_incident_ids": []}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+    err(
+        n.api(
+            "/incident/merge",
+            json!({"target_incident_id": i1, "source_incident_ids": ["ffffffffffffffffffffffff"]}),
+        )
+        .await,
+        "ResourceNotFound",
+    );
+    ok(n
+        .api(
+            "/incident/merge",
+            json!({"target_incident_id": i1, "source_incident_ids": [i2, i1], "comment": "same root cause"}),
+        )
+        .await);
+    let target = n.incident(&i1).await;
+    assert_eq!(target["alert_cnt"], 2);
+    assert_eq!(
+        target["incident_severity"], "Critical",
+        "derived again (RSP-003)"
+    );
+    assert_eq!(target["progress"], "Triggered");
+    assert_eq!(target["responders"].as_array().unwrap().len(), 1);
+    let alerts = ok(n
+        .api("/incident/alert/list", json!({"incident_id": i1}))
+        .await);
+    assert_eq!(alerts["total"], 2);
+    let source = n.incident(&i2).await;
+    assert_eq!(source["progress"], "Closed");
+    assert_eq!(source["close_source"], "console");
+    assert_eq!(source["closer_id"], n.owner);
+    let tail: Vec<String> = n.kinds(&i2).await.into_iter().rev().take(2).collect();
+    assert_eq!(tail, vec!["i_rslv", "i_merge"]);
+    let feed = n.feed(&i1).await;
+    let merge = feed.last().unwrap();
+    assert_eq!(merge["type"], "i_merge");
+    assert_eq!(merge["detail"]["comment"], "same root cause");
+    assert_eq!(merge["detail"]["source_incidents"][0]["incident_id"], i2);
+    // A new event for the moved alert still lands in the target.
+    let (status, _) =
+        n.ts.push(json!({"event_status": "Ok", "alert_key": "m-2"}))
+            .await;
+    assert_eq!(status, 200);
+    n.ts.drained().await;
+    assert_eq!(n.incident(&i1).await["active_alert_cnt"], 1);
+    // A closed incident cannot be a target.
+    err(
+        n.api(
+            "/incident/merge",
+            json!({"target_incident_id": i2, "source_incident_ids": [i1]}),
+        )
+        .await,
+        "BadRequest",
+    );
+});

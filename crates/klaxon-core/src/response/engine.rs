@@ -1240,6 +1240,69 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    // ---- merging (§2.9) ----
+
+    /// RSP-100 (b): `source` was merged into `target` (its alerts already moved): `i_merge`,
+    /// then a console close by the actor if it was open. Its alerts are not closed: they now
+    /// belong to the target.
+    pub fn merged_away(&mut self, source: &mut Incident, actor: i64, target: &Incident) {
+        let detail = json!({"target_incident": {
+            "incident_id": target.incident_id,
+            "num": target.num,
+            "title": target.title,
+        }});
+        self.entry(source, "i_merge", actor, self.now, detail);
+        self.close(source, actor, "console", None, None);
+        self.out.close_alerts = false;
+        self.touch(source);
+    }
+
+    /// RSP-100 (c) on the target, after its alerts were re-derived: the sources' responders
+    /// join unacknowledged (`as: merged`, not notified), an optional title edit, and `i_merge`.
+    /// Progress, assignment and escalation stay as they are.
+    pub fn merge_target(
+        &mut self,
+        target: &mut Incident,
+        actor: i64,
+        sources: &[&Incident],
+        title: Option<&str>,
+        comment: &str,
+    ) -> Result<(), ActionError> {
+        not_closed(target, "merge into")?;
+        let mut joined = Vec::new();
+        for source in sources {
+            for r in &source.response.responders {
+                if target.response.responder(r.person_id).is_none() {
+                    target.response.responders.push(Responder {
+                        person_id: r.person_id,
+                        assigned_at: self.now,
+                        acknowledged_at: 0,
+                        as_: ResponderAs::Merged,
+                    });
+                    joined.push(r.person_id);
+                }
+            }
+        }
+        if let Some(t) = title {
+            self.edit_text(target, actor, "title", t)?;
+        }
+        let list: Vec<Value> = sources
+            .iter()
+            .map(|s| json!({"incident_id": s.incident_id, "num": s.num, "title": s.title}))
+            .collect();
+        let mut detail = json!({
+            "comment": comment,
+            "source_incidents": list,
+            "source_responders": joined,
+        });
+        if let Some(t) = title {
+            detail["title"] = Value::String(t.to_string());
+        }
+        self.entry(target, "i_merge", actor, self.now, detail);
+        self.touch(target);
+        Ok(())
+    }
+
     // ---- timed steps (§2.5, §2.14, RSP-055) ----
 
     /// Applies the timer `kind` scheduled for `due`. Returns false when the timer was stale

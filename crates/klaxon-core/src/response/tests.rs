@@ -1372,3 +1372,69 @@ fn past_incidents_order_and_window() {
     global.channel_id = 0;
     assert!(past_incidents(&global, &candidates).is_empty(), "RSP-007");
 }
+
+#[test]
+fn life_1_merge() {
+    // spec: RSP-100 (LIFE-1)
+    let d = dir();
+    let mut ids = CountingIds::default();
+    let t = m(60.0);
+    let mut i1 = incident(m(0.0));
+    i1.response.responders = vec![Responder {
+        person_id: A,
+        assigned_at: m(0.0),
+        acknowledged_at: 0,
+        as_: ResponderAs::Assignee,
+    }];
+    let mut i2 = incident(m(1.0));
+    i2.incident_id = "6800000000000000000000bb".into();
+    i2.num = "0000BB".into();
+    i2.progress = Progress::Processing;
+    i2.response.responders = vec![Responder {
+        person_id: B,
+        assigned_at: m(1.0),
+        acknowledged_at: m(2.0),
+        as_: ResponderAs::Assignee,
+    }];
+    let mut source_engine = Engine::new(t, &d, &mut ids);
+    source_engine.merged_away(&mut i2, P, &i1);
+    let src = source_engine.out;
+    let kinds: Vec<&str> = src.timeline.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec!["i_merge", "i_rslv"]);
+    assert_eq!(src.timeline[1].detail["from"], "console");
+    assert!(!src.close_alerts, "the alerts moved to the target");
+    assert_eq!((i2.progress, i2.closer_id), (Progress::Closed, P));
+
+    let mut target_engine = Engine::new(t, &d, &mut ids);
+    target_engine
+        .merge_target(&mut i1, P, &[&i2], None, "same root cause")
+        .unwrap();
+    let out = target_engine.out;
+    assert!(out.notifications.is_empty(), "nobody is notified");
+    assert_eq!(out.timeline.len(), 1);
+    assert_eq!(
+        out.timeline[0].detail["source_responders"],
+        serde_json::json!([B])
+    );
+    assert_eq!(out.timeline[0].detail["comment"], "same root cause");
+    let rs: Vec<(i64, ResponderAs, Millis)> = i1
+        .response
+        .responders
+        .iter()
+        .map(|r| (r.person_id, r.as_, r.acknowledged_at))
+        .collect();
+    assert_eq!(
+        rs,
+        vec![(A, ResponderAs::Assignee, 0), (B, ResponderAs::Merged, 0)]
+    );
+    assert_eq!(i1.progress, Progress::Triggered);
+    check_invariants(&i1, t).unwrap();
+    check_invariants(&i2, t).unwrap();
+    // A closed target is refused (RSP-100 a).
+    let mut closed = i2.clone();
+    let mut e = Engine::new(t, &d, &mut ids);
+    assert!(matches!(
+        e.merge_target(&mut closed, P, &[&i1], None, ""),
+        Err(ActionError::FailedPrecondition(_))
+    ));
+}

@@ -34,6 +34,7 @@ pub const PATHS: &[&str] = &[
     "/incident/reset",
     "/incident/field/reset",
     "/incident/assign",
+    "/incident/merge",
     "/incident/responder/add",
     "/incident/feed",
     "/incident/past/list",
@@ -62,6 +63,7 @@ pub async fn dispatch(
         "/incident/reset" => reset(state, caller, args).await,
         "/incident/field/reset" => field_reset(state, caller, args).await,
         "/incident/assign" => assign(state, caller, args).await,
+        "/incident/merge" => merge(state, caller, args).await.map(|()| None),
         "/incident/responder/add" => add_responders(state, caller, args).await,
         "/incident/feed" => feed(state, caller, args).await.map(Some),
         "/incident/past/list" => past(state, caller, args).await.map(Some),
@@ -594,6 +596,38 @@ async fn assign(state: &AppState, caller: &Caller, args: &Args) -> Result<Option
         last.clone()?;
     }
     last
+}
+
+/// `/incident/merge` (RSP-100).
+async fn merge(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
+    let target = args
+        .str("target_incident_id")?
+        .ok_or_else(|| ApiError::invalid("target_incident_id is required"))?;
+    let sources = args.str_list("source_incident_ids")?;
+    if sources.is_empty() || sources.len() > 100 {
+        return Err(ApiError::invalid(
+            "source_incident_ids must list 1 to 100 incidents",
+        ));
+    }
+    let title = text(args, "title", 512)?;
+    let comment = text(args, "comment", 1024)?.unwrap_or_default();
+    state
+        .store
+        .merge_incidents(
+            caller.account_id,
+            &target,
+            &sources,
+            caller.member_id,
+            title.as_deref(),
+            &comment,
+            state.clock.now(),
+        )
+        .await
+        .map_err(store_err)?
+        .map_err(|r| match r {
+            klaxon_store::MergeRefusal::NotFound(id) => incident_not_found(&id),
+            klaxon_store::MergeRefusal::Refused(e) => refused(e),
+        })
 }
 
 /// RSP-112.
