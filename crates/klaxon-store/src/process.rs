@@ -108,6 +108,7 @@ pub(crate) async fn process_inbox(
         &mut batch.incidents,
         &batch.created,
         &batch.event_closed,
+        &batch.grown,
         now,
     )
     .await?;
@@ -313,6 +314,8 @@ struct Batch {
     /// response side writes their `i_new` / assignment and `i_rslv` (RSP-010, RSP-053).
     created: Vec<String>,
     event_closed: Vec<String>,
+    /// Incidents whose `alert_cnt` grew in this batch (storm warnings, RSP-200).
+    grown: Vec<String>,
 }
 
 impl Batch {
@@ -507,7 +510,12 @@ impl Batch {
         for incident in effects.incidents {
             let id = incident.incident_id.clone();
             let was_open = match self.incidents.get(&id) {
-                Some(Some(old)) => old.progress != klaxon_core::model::Progress::Closed,
+                Some(Some(old)) => {
+                    if incident.alert_cnt > old.alert_cnt && !self.grown.contains(&id) {
+                        self.grown.push(id.clone());
+                    }
+                    old.progress != klaxon_core::model::Progress::Closed
+                }
                 _ => {
                     if made.contains(&id) && !self.created.contains(&id) {
                         self.created.push(id.clone());

@@ -141,6 +141,8 @@ pub(crate) struct IncidentContext {
     pub tz: TimeZone,
     pub rules: Vec<EscalationRule>,
     pub auto_close: (i64, String),
+    /// The channel's storm thresholds (RSP-200).
+    pub storm_thresholds: Vec<i64>,
 }
 
 async fn account_zone(conn: &mut AnyConnection, account_id: i64) -> Result<TimeZone> {
@@ -178,6 +180,23 @@ fn rule_row(row: &sqlx::any::AnyRow) -> Result<EscalationRule> {
         .map_err(|e| StoreError::Corrupt(format!("escalation_rules.definition {id}: {e}")))
 }
 
+async fn channel_storm_thresholds(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    channel_id: i64,
+) -> Result<Vec<i64>> {
+    let mut sql = Sql::new("SELECT storm_thresholds FROM channels WHERE account_id = ");
+    sql.bind(account_id)
+        .push(" AND channel_id = ")
+        .bind(channel_id);
+    Ok(match sql.query_on(conn).fetch_optional(&mut *conn).await? {
+        Some(row) => serde_json::from_str(&get_str(&row, "storm_thresholds")?).map_err(|e| {
+            StoreError::Corrupt(format!("channels.storm_thresholds {channel_id}: {e}"))
+        })?,
+        None => Vec::new(),
+    })
+}
+
 async fn channel_auto_close(
     conn: &mut AnyConnection,
     account_id: i64,
@@ -211,6 +230,7 @@ pub(crate) async fn incident_context(
             channel_rules(conn, account_id, channel_id).await?
         },
         auto_close: channel_auto_close(conn, account_id, channel_id).await?,
+        storm_thresholds: channel_storm_thresholds(conn, account_id, channel_id).await?,
     })
 }
 
@@ -489,13 +509,14 @@ pub(crate) async fn after_ingest(
     incidents: &mut HashMap<String, Option<Incident>>,
     created: &[String],
     event_closed: &[String],
+    grown: &[String],
     now: Millis,
 ) -> Result<()> {
     let mut contexts: HashMap<(i64, i64), IncidentContext> = HashMap::new();
     let mut directories: HashMap<i64, StoreDirectory> = HashMap::new();
     let mut field_defs: HashMap<i64, Vec<klaxon_core::response::FieldDefinition>> = HashMap::new();
     let mut ids = RandomIds;
-    let touched: BTreeSet<&String> = created.iter().chain(event_closed).collect();
+    let touched: BTreeSet<&String> = created.iter().chain(event_closed).chain(grown).collect();
     let mut outcomes: Vec<(String, Outcome, (i64, String))> = Vec::new();
     for id in touched {
         let Some(Some(inc)) = incidents.get_mut(id) else {
@@ -537,6 +558,11 @@ pub(crate) async fn after_ingest(
             }
             if event_closed.contains(id) {
                 engine.on_event_closed(inc);
+            }
+            if grown.contains(id) && !ctx.storm_thresholds.is_empty() {
+                // RSP-200: alerts merged in by ingestion may cross a storm threshold.
+                let rule = current_rule(inc, &ctx.rules).cloned();
+                engine.check_storm(inc, &ctx.storm_thresholds, rule.as_ref());
             }
             engine.out
         };
@@ -1281,6 +1307,7 @@ pub(crate) async fn merge(
         .collect::<Result<Vec<_>>>()?;
     let was_open = target.progress != Progress::Closed;
     target = klaxon_core::merge::derive_incident(&target, &summaries, now);
+    let target_ctx = incident_context(&mut tx, account_id, target.channel_id).await?;
     let merged_sources: Vec<Incident> = changes.iter().map(|(s, _, _)| s.clone()).collect();
     let source_refs: Vec<&Incident> = merged_sources.iter().collect();
     let result = {
@@ -1289,6 +1316,11 @@ pub(crate) async fn merge(
         if r.is_ok() && was_open && target.progress == Progress::Closed {
             // Every alert it now holds had recovered (RSP-053).
             engine.on_event_closed(&mut target);
+        }
+        if r.is_ok() && !target_ctx.storm_thresholds.is_empty() {
+            // RSP-100 (c): storm thresholds are checked again.
+            let rule = current_rule(&target, &target_ctx.rules).cloned();
+            engine.check_storm(&mut target, &target_ctx.storm_thresholds, rule.as_ref());
         }
         r.map(|()| engine.out)
     };

@@ -1240,6 +1240,69 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    // ---- storm warnings (§2.16) ----
+
+    /// RSP-200, RSP-201: after `alert_cnt` changed, every threshold in
+    /// `(storm_level, alert_cnt]` is crossed in ascending order (one `i_storm` each, never twice
+    /// for an incident), and one storm firing goes out for the highest — if the incident is not
+    /// closed, not muted and assigned — to every responder, acknowledged or not. Progress and
+    /// timers do not change; a snooze does not hold it back.
+    pub fn check_storm(
+        &mut self,
+        inc: &mut Incident,
+        thresholds: &[i64],
+        rule: Option<&EscalationRule>,
+    ) {
+        let mut crossed: Vec<i64> = thresholds
+            .iter()
+            .copied()
+            .filter(|t| *t > inc.storm_level && *t <= inc.alert_cnt)
+            .collect();
+        crossed.sort_unstable();
+        crossed.dedup();
+        let Some(highest) = crossed.last().copied() else {
+            return;
+        };
+        for t in &crossed {
+            self.entry(inc, "i_storm", 0, self.now, json!({"threshold": t}));
+        }
+        inc.storm_level = highest;
+        self.touch(inc);
+        let muted = inc.response.escalation.as_ref().is_some_and(|e| e.muted);
+        let Some(assigned) = inc.response.assigned_to.clone() else {
+            return;
+        };
+        if inc.progress == Progress::Closed || muted {
+            return;
+        }
+        let everyone: Vec<i64> = inc
+            .response
+            .responders
+            .iter()
+            .map(|r| r.person_id)
+            .collect();
+        let level = if assigned.is_rule_based() {
+            usable_rule(rule, &assigned.escalate_rule_id).and_then(|r| {
+                usize::try_from(assigned.layer_idx)
+                    .ok()
+                    .and_then(|k| r.layers.get(k))
+                    .map(|l| (r, l))
+            })
+        } else {
+            None
+        };
+        self.fire(
+            inc,
+            level,
+            &everyone,
+            &everyone,
+            &[],
+            &BTreeMap::new(),
+            "fire",
+            "storm",
+        );
+    }
+
     // ---- merging (§2.9) ----
 
     /// RSP-100 (b): `source` was merged into `target` (its alerts already moved): `i_merge`,

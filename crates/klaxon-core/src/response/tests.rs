@@ -1438,3 +1438,70 @@ fn life_1_merge() {
         Err(ActionError::FailedPrecondition(_))
     ));
 }
+
+#[test]
+fn esc_10_storm_warnings() {
+    // spec: RSP-200, RSP-201 (ESC-10)
+    let mut l0 = persons(&[A]);
+    l0.webhooks = vec![GroupChatTarget {
+        kind: "feishu".into(),
+        settings: serde_json::json!({"token_or_url": "t"}),
+    }];
+    let mut s = Scenario::start(rule(vec![level(l0, 30)]), dir());
+    s.at(5.0);
+    s.act(|e, inc, r| e.acknowledge(inc, A, "console", Some(r)))
+        .unwrap();
+    let thresholds = [50, 200];
+    let before = s.sent.len();
+    s.at(20.0);
+    s.inc.alert_cnt = 50;
+    s.act(|e, inc, r| {
+        e.check_storm(inc, &thresholds, Some(r));
+        Ok(())
+    })
+    .unwrap();
+    let storms: Vec<i64> = s
+        .log
+        .iter()
+        .filter(|e| e.kind == "i_storm")
+        .map(|e| e.detail["threshold"].as_i64().unwrap())
+        .collect();
+    assert_eq!(storms, vec![50]);
+    assert_eq!(s.inc.storm_level, 50);
+    let fired: Vec<&Notification> = s.sent[before..].iter().collect();
+    assert!(fired.iter().all(|n| n.reason == "storm"));
+    assert!(
+        fired.iter().any(|n| n.person_id == A),
+        "even though A acknowledged"
+    );
+    assert!(
+        fired.iter().any(|n| n.channel == "feishu"),
+        "the level's chats too"
+    );
+    assert_eq!(s.inc.progress, Progress::Processing, "progress unchanged");
+
+    // 120 → 230 at once: one entry, one firing.
+    s.at(40.0);
+    s.inc.alert_cnt = 230;
+    let firings_before = s.log.iter().filter(|e| e.kind == "i_notify").count();
+    s.act(|e, inc, r| {
+        e.check_storm(inc, &thresholds, Some(r));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(s.log.iter().filter(|e| e.kind == "i_storm").count(), 2);
+    assert_eq!(
+        s.log.iter().filter(|e| e.kind == "i_notify").count(),
+        firings_before + 1
+    );
+    // Down to 40 and back to 60: nothing new.
+    for cnt in [40, 60] {
+        s.inc.alert_cnt = cnt;
+        s.act(|e, inc, r| {
+            e.check_storm(inc, &thresholds, Some(r));
+            Ok(())
+        })
+        .unwrap();
+    }
+    assert_eq!(s.log.iter().filter(|e| e.kind == "i_storm").count(), 2);
+}

@@ -1,0 +1,321 @@
+//! The response side through the store, on SQLite and (with `KLAXON_TEST_DATABASE_URL`)
+//! PostgreSQL: what needs rows arranged by hand that the Open API cannot set yet — storm
+//! thresholds on a channel, and a channel auto-close timeout — driven with explicit instants.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+
+use klaxon_core::model::{EventOrigin, Millis, NewEvent, Status};
+use klaxon_core::response::rules::By;
+use klaxon_core::response::{EscalationRule, Level, RuleStatus, Target};
+use klaxon_store::{Bootstrap, BootstrapSeed, IncidentFilter, Paging, Store, StoreOptions};
+use sqlx::{AnyPool, Connection, Executor};
+
+const T0: Millis = 1_750_000_000_000;
+const MIN: Millis = 60_000;
+
+struct Db {
+    store: Store,
+    raw: AnyPool,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    hex::encode(v)
+}
+
+impl Db {
+    async fn open(url: &str) -> (Store, AnyPool) {
+        sqlx::any::install_default_drivers();
+        let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+        store.migrate().await.unwrap();
+        let raw = sqlx::any::AnyPoolOptions::new()
+            .max_connections(2)
+            .connect(url)
+            .await
+            .unwrap();
+        (store, raw)
+    }
+
+    async fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("klaxon.db").display());
+        let (store, raw) = Db::open(&url).await;
+        Db {
+            store,
+            raw,
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    async fn postgres() -> Option<Db> {
+        let admin = std::env::var("KLAXON_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())?;
+        let name = format!("klaxon_t_{}", random_hex(8));
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        let (store, raw) = Db::open(&url).await;
+        Some(Db {
+            store,
+            raw,
+            _dir: None,
+            pg: Some((admin, name)),
+        })
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        self.raw.close().await;
+        if let Some((admin, name)) = self.pg {
+            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+            let _ = conn
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .await;
+        }
+    }
+
+    async fn exec(&self, sql: &str) {
+        self.raw
+            .execute(sqlx::AssertSqlSafe(sql.to_string()))
+            .await
+            .unwrap();
+    }
+}
+
+macro_rules! both {
+    ($($name:ident),*) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = crate::Db::sqlite().await;
+                    crate::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = crate::Db::postgres().await else {
+                        eprintln!("KLAXON_TEST_DATABASE_URL not set: PostgreSQL run skipped");
+                        return;
+                    };
+                    crate::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+both!(
+    storm_warning_on_merge,
+    auto_close_timeout_follows_the_channel
+);
+
+async fn boot(db: &Db) -> Bootstrap {
+    db.store
+        .bootstrap(
+            &BootstrapSeed {
+                account_name: "Acme".into(),
+                owner_email: "owner@example.com".into(),
+                owner_name: "Owner".into(),
+                owner_password: "correct horse battery staple".into(),
+                app_key: random_hex(16),
+                integration_key: random_hex(16),
+            },
+            T0,
+        )
+        .await
+        .unwrap()
+}
+
+async fn push(db: &Db, b: &Bootstrap, key: &str, status: Status, at: Millis) {
+    let origin = EventOrigin {
+        request_id: random_hex(16),
+        account_id: b.account_id,
+        integration_id: b.integration_id,
+        integration_type: "standard".into(),
+        integration_name: "Standard".into(),
+        channel_id: b.channel_id,
+        received_at: at,
+    };
+    let event = NewEvent {
+        alert_key: key.into(),
+        event_status: status,
+        event_severity: status.severity(),
+        title: format!("{key} failing"),
+        title_rule: String::new(),
+        description: String::new(),
+        labels: BTreeMap::new(),
+        images: Vec::new(),
+        event_time: at,
+        raw: String::new(),
+    };
+    db.store.enqueue(vec![(origin, event)]).await.unwrap();
+    while db.store.process_inbox("test", 512, at).await.unwrap() > 0 {}
+}
+
+async fn incident_ids(db: &Db, b: &Bootstrap) -> Vec<String> {
+    let page = db
+        .store
+        .list_incidents(
+            b.account_id,
+            &IncidentFilter {
+                paging: Paging {
+                    p: 1,
+                    limit: 100,
+                    asc: true,
+                    search_after_ctx: None,
+                },
+                ..IncidentFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    page.items.into_iter().map(|i| i.incident_id).collect()
+}
+
+async fn kinds(db: &Db, b: &Bootstrap, id: &str) -> Vec<String> {
+    let (entries, _) = db
+        .store
+        .incident_feed(b.account_id, id, &[], true, 0, 100)
+        .await
+        .unwrap();
+    entries.into_iter().map(|e| e.kind).collect()
+}
+
+fn one_level_rule(b: &Bootstrap) -> EscalationRule {
+    EscalationRule {
+        rule_id: String::new(),
+        account_id: b.account_id,
+        channel_id: b.channel_id,
+        rule_name: "Default".into(),
+        description: String::new(),
+        priority: 0,
+        status: RuleStatus::Enabled,
+        template_id: String::new(),
+        aggr_window: 0,
+        time_filters: vec![],
+        filters: vec![],
+        layers: vec![Level {
+            target: Target {
+                person_ids: vec![b.owner_member_id],
+                by: Some(By {
+                    follow_preference: true,
+                    ..By::default()
+                }),
+                ..Target::default()
+            },
+            escalate_window: 30,
+            force_escalate: false,
+            max_times: 0,
+            notify_step: 10.0,
+        }],
+        updated_by: 0,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+async fn storm_warning_on_merge(db: &Db) {
+    // spec: RSP-200, RSP-201, RSP-100 (c) "storm thresholds are checked again"
+    let b = boot(db).await;
+    db.exec(&format!(
+        "UPDATE channels SET storm_thresholds = '[2, 3]' WHERE channel_id = {}",
+        b.channel_id
+    ))
+    .await;
+    db.store
+        .save_escalation_rule(one_level_rule(&b), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    for (i, key) in ["s-1", "s-2", "s-3"].iter().enumerate() {
+        push(db, &b, key, Status::Critical, T0 + i as i64 * 1000).await;
+    }
+    let ids = incident_ids(db, &b).await;
+    assert_eq!(ids.len(), 3);
+    db.store
+        .merge_incidents(
+            b.account_id,
+            &ids[0],
+            &[ids[1].clone(), ids[2].clone()],
+            b.owner_member_id,
+            None,
+            "",
+            T0 + 5 * MIN,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let target = db
+        .store
+        .incident(b.account_id, &ids[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(target.alert_cnt, 3);
+    assert_eq!(target.storm_level, 3);
+    let k = kinds(db, &b, &ids[0]).await;
+    let tail: Vec<&str> = k.iter().rev().take(4).rev().map(String::as_str).collect();
+    assert_eq!(tail, vec!["i_merge", "i_storm", "i_storm", "i_notify"]);
+    let outbox = db
+        .store
+        .notification_outbox(b.account_id, Some(&ids[0]), 100)
+        .await
+        .unwrap();
+    assert!(outbox.iter().any(|n| n.reason == "storm"));
+}
+
+async fn auto_close_timeout_follows_the_channel(db: &Db) {
+    // spec: RSP-055 (LIFE-2: trigger mode, and a timeout changed while the incident is open)
+    let b = boot(db).await;
+    db.exec(&format!(
+        "UPDATE channels SET auto_resolve_timeout = 3600, auto_resolve_mode = 'trigger' \
+         WHERE channel_id = {}",
+        b.channel_id
+    ))
+    .await;
+    push(db, &b, "a-1", Status::Warning, T0).await;
+    let id = incident_ids(db, &b).await.remove(0);
+    let timers = db.store.incident_timers(b.account_id, &id).await.unwrap();
+    assert_eq!(timers, vec![("auto_close".to_string(), T0 + 60 * MIN)]);
+    // The timeout grows to 7200 s before it falls due: at 11:00 nothing closes, at 12:00 it does.
+    db.exec(&format!(
+        "UPDATE channels SET auto_resolve_timeout = 7200 WHERE channel_id = {}",
+        b.channel_id
+    ))
+    .await;
+    db.store.run_due_timers("t", T0 + 60 * MIN).await.unwrap();
+    let inc = db.store.incident(b.account_id, &id).await.unwrap().unwrap();
+    assert_eq!(inc.close_time, 0);
+    db.store.run_due_timers("t", T0 + 120 * MIN).await.unwrap();
+    let inc = db.store.incident(b.account_id, &id).await.unwrap().unwrap();
+    assert_eq!(inc.close_source, "autorslv");
+    assert_eq!(inc.closer_id, 0);
+    assert_eq!(inc.close_time, T0 + 120 * MIN);
+    assert_eq!(kinds(db, &b, &id).await.last().unwrap(), "i_rslv");
+    // Its alert closed too (RSP-052).
+    assert!(
+        db.store
+            .incident_timers(b.account_id, &id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
