@@ -689,12 +689,6 @@ pub fn process(
         .or(merged_into.as_ref().filter(|c| c.alert_id == why.alert_id));
     if let Some(a) = row {
         why.incident_id = a.incident_id.clone();
-        if why.mark == Mark::None {
-            why.mark = a.mark;
-            if a.mark != Mark::None && why.rule_id.is_empty() {
-                why.rule_id = a.mark_rule_id.clone();
-            }
-        }
     }
     Decision { effects: fx, why }
 }

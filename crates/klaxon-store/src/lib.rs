@@ -30,6 +30,7 @@ mod db;
 mod directory;
 mod inbox;
 mod integrations;
+mod noise;
 mod process;
 mod query;
 pub mod records;
@@ -48,6 +49,7 @@ pub use directory::{
 use klaxon_core::model::{
     Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
 };
+pub use noise::{EventOutcome, NoiseRefusal, OutcomeFilter};
 pub use process::{LEASE_TTL_MS, RandomIds};
 pub use records::*;
 pub use response::{

@@ -460,7 +460,7 @@ fn the_inhibit_example_table() {
     // Row 1: dropped.
     assert_eq!(
         outcome(
-            &[s1.clone()],
+            std::slice::from_ref(&s1),
             Status::Warning,
             &[("check", "disk"), ("host", "b")]
         ),
@@ -468,7 +468,11 @@ fn the_inhibit_example_table() {
     );
     // Row 2: other check.
     assert_eq!(
-        outcome(&[s1.clone()], Status::Warning, &[("check", "cpu")]),
+        outcome(
+            std::slice::from_ref(&s1),
+            Status::Warning,
+            &[("check", "cpu")]
+        ),
         new
     );
     // Row 3: S1 acknowledged.
@@ -488,7 +492,11 @@ fn the_inhibit_example_table() {
     assert_eq!(outcome(&[old], Status::Warning, &[("check", "disk")]), new);
     // Row 5: target condition fails.
     assert_eq!(
-        outcome(&[s1.clone()], Status::Critical, &[("check", "disk")]),
+        outcome(
+            std::slice::from_ref(&s1),
+            Status::Critical,
+            &[("check", "disk")]
+        ),
         new
     );
     // Row 6: S1 without a check label.
@@ -545,7 +553,13 @@ fn inhibition_only_looks_at_its_own_channel_and_compares_equal_attributes() {
     let mut r = example_inhibit(true);
     r.equals = vec!["title".into()];
     let s = incident("s2", Severity::Critical, &[], T0 - MIN);
-    let d = run(&ev(Status::Info, &[]), None, &[r.clone()], &[s.clone()], T0);
+    let d = run(
+        &ev(Status::Info, &[]),
+        None,
+        &[r.clone()],
+        std::slice::from_ref(&s),
+        T0,
+    );
     assert_eq!(d.effects.outcome, Some(Outcome::InhibitedDrop));
     let mut q = ev(Status::Info, &[]);
     q.event.title = "other".into();
