@@ -10,6 +10,7 @@ mod handlers;
 mod incident_actions;
 mod integrations;
 mod members;
+mod noise;
 mod schedules;
 mod teams;
 
@@ -39,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .chain(incident_actions::PATHS)
         .chain(escalation::PATHS)
         .chain(calendars::PATHS)
+        .chain(noise::PATHS)
         .fold(Router::new(), |r, path| r.route(path, any(api)))
 }
 
@@ -121,6 +123,9 @@ async fn serve(
         return Ok(result?);
     }
     if let Some(result) = calendars::dispatch(state, &caller, path, &args).await {
+        return Ok(result?);
+    }
+    if let Some(result) = noise::dispatch(state, &caller, path, &args).await {
         return Ok(result?);
     }
     Ok(handlers::dispatch(state, &caller, path, &args).await?)
