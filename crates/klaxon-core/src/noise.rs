@@ -328,6 +328,77 @@ fn check_time(rule: &NoiseRule) -> Result<(), RuleError> {
     }
 }
 
+// --- quick silence (RSP-120, ING-134) ---------------------------------------------------
+
+/// The quick-silence window: 24 hours from now.
+pub const QUICK_SILENCE_MS: Millis = 86_400_000;
+/// Labels with longer values are left out of a quick silence.
+const QUICK_LABEL_MAX_CHARS: usize = 200;
+
+/// RSP-120 / ING-134: the one-off silence rule a quick silence from `incident` starts from:
+/// named `Quick Silence - #<num>`, described by the incident title, in the incident's channel,
+/// window `[now, now + 24 h)`, behaviour mark, and one condition group: `severity` equal to
+/// the incident severity and each label equal to its exact value, leaving out labels whose
+/// value is purely numeric or longer than 200 characters, or whose key starts with `__`.
+///
+/// DECISION: a group holds at most 20 conditions (§4.1), so after the severity condition only
+/// the first 19 eligible labels (in key order) are kept; the severity condition is always
+/// there, so the rule never silences a whole channel.
+pub fn quick_silence(incident: &Incident, now: Millis) -> NoiseRule {
+    let mut rule = NoiseRule::new(RuleKind::Silence);
+    rule.account_id = incident.account_id;
+    rule.channel_id = incident.channel_id;
+    let name = format!("Quick Silence - #{}", incident.num);
+    rule.rule_name = name.chars().take(RULE_NAME_MAX).collect();
+    rule.description = incident.title.chars().take(RULE_DESCRIPTION_MAX).collect();
+    let start = now.div_euclid(1000);
+    rule.time_filter = Some(OneOff {
+        start_time: start,
+        end_time: start + QUICK_SILENCE_MS / 1000,
+    });
+    let mut group = vec![condition::Condition::is_in(
+        "severity",
+        [incident.incident_severity.as_str()],
+    )];
+    group.extend(
+        incident
+            .labels
+            .iter()
+            .filter(|(k, v)| {
+                !k.starts_with("__")
+                    && v.chars().count() <= QUICK_LABEL_MAX_CHARS
+                    && !purely_numeric(v)
+            })
+            .take(condition::MAX_CONDITIONS - 1)
+            .map(|(k, v)| {
+                condition::Condition::is_in(format!("labels.{k}"), [condition::exact_value(v)])
+            }),
+    );
+    rule.filters = vec![group];
+    rule.from_incident_id = incident.incident_id.clone();
+    rule
+}
+
+/// `12`, `-3`, `0.5`: digits with an optional sign and one decimal point.
+fn purely_numeric(v: &str) -> bool {
+    let body = v.strip_prefix('-').unwrap_or(v);
+    let mut parts = body.splitn(2, '.');
+    let int = parts.next().unwrap_or("");
+    let frac = parts.next();
+    !int.is_empty()
+        && int.chars().all(|c| c.is_ascii_digit())
+        && frac.is_none_or(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// When a quick-silence rule is deleted (ING-134: at the end of its window); 0 for every other
+/// rule, which is never deleted by time (ING-132).
+pub fn expires_at(rule: &NoiseRule) -> Millis {
+    match (&rule.time_filter, rule.from_incident_id.is_empty()) {
+        (Some(w), false) => w.end_time.saturating_mul(1000),
+        _ => 0,
+    }
+}
+
 // --- subjects ----------------------------------------------------------------------------
 
 /// An event seen by a drop rule (§4.2: `severity` = event severity).

@@ -11,7 +11,9 @@ use jiff::tz::TimeZone;
 use klaxon_core::ids::IdSource;
 use klaxon_core::merge::Candidate;
 use klaxon_core::model::{DAY_MS, Incident, Millis, QueuedEvent};
-use klaxon_core::noise::{ChannelNoise, Decision, Explanation, Gate, NoiseRule, RuleKind};
+use klaxon_core::noise::{
+    ChannelNoise, Decision, Explanation, Gate, NoiseRule, RuleKind, expires_at,
+};
 use klaxon_core::response::{MatchContext, RuleStatus};
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
@@ -39,6 +41,21 @@ fn status_str(s: RuleStatus) -> &'static str {
     }
 }
 
+/// ING-134: a quick-silence rule past its end no longer exists.
+fn not_expired(sql: &mut Sql, now: Millis) {
+    sql.push(" AND (expires_at = 0 OR expires_at > ")
+        .bind(now)
+        .push(")");
+}
+
+/// ING-134: deletes the quick-silence rules whose window has ended, without a record.
+pub(crate) async fn delete_expired(conn: &mut AnyConnection, now: Millis) -> Result<()> {
+    let mut sql = Sql::new("DELETE FROM channel_rules WHERE expires_at > 0 AND expires_at <= ");
+    sql.bind(now);
+    sql.query_on(conn).execute(&mut *conn).await?;
+    Ok(())
+}
+
 fn rule_row(row: &sqlx::any::AnyRow) -> Result<NoiseRule> {
     let id = get_str(row, "rule_id")?;
     let text = get_str(row, "definition")?;
@@ -52,6 +69,7 @@ pub(crate) async fn list_rules(
     account_id: i64,
     channel_id: i64,
     kind: RuleKind,
+    now: Millis,
 ) -> Result<Vec<NoiseRule>> {
     let mut conn = pool.acquire().await?;
     let mut sql = Sql::new("SELECT rule_id, definition FROM channel_rules WHERE account_id = ");
@@ -59,8 +77,9 @@ pub(crate) async fn list_rules(
         .push(" AND channel_id = ")
         .bind(channel_id)
         .push(" AND kind = ")
-        .bind(kind.as_str())
-        .push(" ORDER BY priority, created_at, rule_id");
+        .bind(kind.as_str());
+    not_expired(&mut sql, now);
+    sql.push(" ORDER BY priority, created_at, rule_id");
     sql.query_on(&conn)
         .fetch_all(&mut *conn)
         .await?
@@ -73,10 +92,12 @@ pub(crate) async fn get_rule(
     pool: &sqlx::AnyPool,
     account_id: i64,
     rule_id: &str,
+    now: Millis,
 ) -> Result<Option<NoiseRule>> {
     let mut conn = pool.acquire().await?;
     let mut sql = Sql::new("SELECT rule_id, definition FROM channel_rules WHERE account_id = ");
     sql.bind(account_id).push(" AND rule_id = ").bind(rule_id);
+    not_expired(&mut sql, now);
     match sql.query_on(&conn).fetch_optional(&mut *conn).await? {
         Some(row) => Ok(Some(rule_row(&row)?)),
         None => Ok(None),
@@ -89,11 +110,14 @@ pub(crate) async fn rule_from_incident(
     account_id: i64,
     channel_id: i64,
     incident_id: &str,
+    now: Millis,
 ) -> Result<Option<NoiseRule>> {
-    Ok(list_rules(pool, account_id, channel_id, RuleKind::Silence)
-        .await?
-        .into_iter()
-        .find(|r| r.from_incident_id == incident_id))
+    Ok(
+        list_rules(pool, account_id, channel_id, RuleKind::Silence, now)
+            .await?
+            .into_iter()
+            .find(|r| r.from_incident_id == incident_id),
+    )
 }
 
 async fn channel_exists(
@@ -135,6 +159,7 @@ pub(crate) async fn save_rule(
         sql.bind(rule.account_id)
             .push(" AND rule_id = ")
             .bind(rule.rule_id.as_str());
+        not_expired(&mut sql, now);
         let old = match sql.query_on(&tx).fetch_optional(&mut *tx).await? {
             Some(row) => rule_row(&row)?,
             None => {
@@ -155,7 +180,7 @@ pub(crate) async fn save_rule(
     let mut sql = if creating {
         let mut sql = Sql::new(
             "INSERT INTO channel_rules (rule_id, account_id, channel_id, kind, rule_name, \
-             priority, status, definition, created_at, updated_at) VALUES (",
+             priority, status, definition, expires_at, created_at, updated_at) VALUES (",
         );
         sql.bind(rule.rule_id.as_str())
             .push(", ")
@@ -173,6 +198,8 @@ pub(crate) async fn save_rule(
             .push(", ")
             .bind(definition)
             .push(", ")
+            .bind(expires_at(&rule))
+            .push(", ")
             .bind(rule.created_at)
             .push(", ")
             .bind(now)
@@ -187,6 +214,8 @@ pub(crate) async fn save_rule(
             .bind(status_str(rule.status))
             .push(", definition = ")
             .bind(definition)
+            .push(", expires_at = ")
+            .bind(expires_at(&rule))
             .push(", updated_at = ")
             .bind(now)
             .push(" WHERE account_id = ")
@@ -221,6 +250,7 @@ pub(crate) async fn delete_rule(
 pub(crate) async fn load_for_channels(
     conn: &mut AnyConnection,
     channels: &BTreeSet<(i64, i64)>,
+    now: Millis,
 ) -> Result<HashMap<(i64, i64), Vec<NoiseRule>>> {
     let mut by_account: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     for (account, channel) in channels {
@@ -233,6 +263,7 @@ pub(crate) async fn load_for_channels(
                 Sql::new("SELECT rule_id, definition FROM channel_rules WHERE account_id = ");
             sql.bind(account);
             sql.and_in_padded("channel_id", chunk);
+            not_expired(&mut sql, now);
             for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
                 let rule = rule_row(&row)?;
                 out.entry((account, rule.channel_id))
@@ -514,7 +545,8 @@ impl BatchNoise {
             .iter()
             .map(|q| (q.origin.account_id, q.origin.channel_id))
             .collect();
-        let stored = load_for_channels(conn, &channels).await?;
+        delete_expired(conn, now).await?;
+        let stored = load_for_channels(conn, &channels, now).await?;
         let mut out = BatchNoise {
             rules: HashMap::new(),
             sources: HashMap::new(),
@@ -603,17 +635,24 @@ async fn account_zone(conn: &mut AnyConnection, account_id: i64) -> Result<TimeZ
 
 impl crate::Store {
     /// The channel's rules of `kind`, in evaluation order.
+    /// Quick-silence rules whose window ended before `now` are gone (ING-134).
     pub async fn noise_rules(
         &self,
         account_id: i64,
         channel_id: i64,
         kind: RuleKind,
+        now: Millis,
     ) -> Result<Vec<NoiseRule>> {
-        list_rules(&self.inner.read, account_id, channel_id, kind).await
+        list_rules(&self.inner.read, account_id, channel_id, kind, now).await
     }
 
-    pub async fn noise_rule(&self, account_id: i64, rule_id: &str) -> Result<Option<NoiseRule>> {
-        get_rule(&self.inner.read, account_id, rule_id).await
+    pub async fn noise_rule(
+        &self,
+        account_id: i64,
+        rule_id: &str,
+        now: Millis,
+    ) -> Result<Option<NoiseRule>> {
+        get_rule(&self.inner.read, account_id, rule_id, now).await
     }
 
     /// The quick-silence rule made from an incident (RSP-120), while it exists.
@@ -622,8 +661,9 @@ impl crate::Store {
         account_id: i64,
         channel_id: i64,
         incident_id: &str,
+        now: Millis,
     ) -> Result<Option<NoiseRule>> {
-        rule_from_incident(&self.inner.read, account_id, channel_id, incident_id).await
+        rule_from_incident(&self.inner.read, account_id, channel_id, incident_id, now).await
     }
 
     /// Creates (empty `rule_id`) or replaces a validated rule.

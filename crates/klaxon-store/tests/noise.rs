@@ -113,6 +113,7 @@ both!(
     inhibit_sees_an_incident_opened_earlier_in_the_same_batch,
     a_marked_alert_is_unmuted_into_an_incident_the_response_side_handles,
     rules_are_stored_per_channel_and_account,
+    quick_silence_rules_are_deleted_when_their_window_ends,
 );
 
 fn seed() -> BootstrapSeed {
@@ -317,13 +318,13 @@ async fn rules_are_stored_per_channel_and_account(db: &Db) {
     assert_eq!(d.created_at, T0);
     let listed = db
         .store
-        .noise_rules(b.account_id, b.channel_id, RuleKind::Drop)
+        .noise_rules(b.account_id, b.channel_id, RuleKind::Drop, T0)
         .await
         .unwrap();
     assert_eq!(listed, vec![d.clone()]);
     assert!(
         db.store
-            .noise_rules(b.account_id, b.channel_id, RuleKind::Silence)
+            .noise_rules(b.account_id, b.channel_id, RuleKind::Silence, T0)
             .await
             .unwrap()
             .is_empty()
@@ -331,7 +332,7 @@ async fn rules_are_stored_per_channel_and_account(db: &Db) {
     // Another account sees nothing of it.
     assert!(
         db.store
-            .noise_rule(b.account_id + 1, &d.rule_id)
+            .noise_rule(b.account_id + 1, &d.rule_id, T0)
             .await
             .unwrap()
             .is_none()
@@ -372,4 +373,52 @@ async fn rules_are_stored_per_channel_and_account(db: &Db) {
     push(db, &b, vec![event("i", Status::Info, "x", T0)], T0).await;
     drain(db, T0 + 1000).await;
     assert_eq!(incidents(db, &b).await.len(), 1);
+}
+
+async fn quick_silence_rules_are_deleted_when_their_window_ends(db: &Db) {
+    // spec: ING-134, RSP-120 (deleted at the end of the window, without a record), ING-132
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    push(db, &b, vec![event("k", Status::Critical, "disk", T0)], T0).await;
+    drain(db, T0 + 1000).await;
+    let inc = incidents(db, &b).await.remove(0);
+    let quick = save(
+        db,
+        klaxon_core::noise::quick_silence(&inc, T0 + 1000),
+        T0 + 1000,
+    )
+    .await;
+    // An ordinary one-off rule with the same window stays after it ends (ING-132).
+    let mut plain = rule(&b, RuleKind::Silence, "Plain");
+    plain.time_filter = quick.time_filter;
+    let plain = save(db, plain, T0 + 1000).await;
+    let found = db
+        .store
+        .quick_silence_rule(b.account_id, b.channel_id, &inc.incident_id, T0 + HOUR)
+        .await
+        .unwrap();
+    assert_eq!(found.map(|r| r.rule_id), Some(quick.rule_id.clone()));
+    let end = quick.time_filter.unwrap().end_time * 1000;
+    let names = |rules: Vec<NoiseRule>| rules.into_iter().map(|r| r.rule_name).collect::<Vec<_>>();
+    let listed = db
+        .store
+        .noise_rules(b.account_id, b.channel_id, RuleKind::Silence, end - 1)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    // From its end on, the quick rule is gone for readers ...
+    let listed = db
+        .store
+        .noise_rules(b.account_id, b.channel_id, RuleKind::Silence, end)
+        .await
+        .unwrap();
+    assert_eq!(names(listed), vec![plain.rule_name.clone()]);
+    // ... and the next inbox batch deletes its row: an earlier `now` no longer finds it.
+    push(db, &b, vec![event("k2", Status::Info, "cpu", end)], end).await;
+    drain(db, end).await;
+    let listed = db
+        .store
+        .noise_rules(b.account_id, b.channel_id, RuleKind::Silence, T0)
+        .await
+        .unwrap();
+    assert_eq!(names(listed), vec![plain.rule_name]);
 }

@@ -544,3 +544,89 @@ on_both_backends!(
         assert_eq!(t.incidents().await.len(), 3);
     }
 );
+
+// spec: RSP-120, ING-134
+on_both_backends!(quick_silence_from_an_incident, |url: String| async move {
+    let t = TestServer::start(&url).await;
+    let ch = channel(&t).await;
+    push(
+        &t,
+        json!({"event_status": "Warning", "title_rule": "disk full", "alert_key": "q1",
+               "labels": {"host": "web-1", "port": "9100", "__meta": "x", "path": "/var/*"}}),
+    )
+    .await;
+    let inc = t.incidents().await.remove(0);
+    let id = inc["incident_id"].as_str().unwrap().to_string();
+    let num = inc["num"].as_str().unwrap().to_string();
+    let rule = ok(t
+        .api("/incident/quick-silence", json!({"incident_id": id}))
+        .await);
+    assert_eq!(rule["created"], true);
+    assert_eq!(rule["rule_name"], format!("Quick Silence - #{num}"));
+    assert_eq!(rule["description"], "disk full");
+    assert_eq!(rule["channel_id"], ch);
+    assert_eq!(rule["from_incident_id"], id.as_str());
+    assert_eq!(rule["is_directly_discard"], false);
+    let window = &rule["time_filter"];
+    assert_eq!(
+        window["end_time"].as_i64().unwrap() - window["start_time"].as_i64().unwrap(),
+        86_400
+    );
+    let keys: Vec<&str> = rule["filters"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, vec!["severity", "labels.host", "labels.path"]);
+    assert_eq!(rule["filters"][0][0]["vals"][0], "Warning");
+    assert_eq!(rule["filters"][0][2]["vals"][0], "/^/var/\\*$/");
+
+    // Again: the same rule is opened, not a second one.
+    let again = ok(t
+        .api("/incident/quick-silence", json!({"incident_id": id}))
+        .await);
+    assert_eq!(again["created"], false);
+    assert_eq!(again["rule_id"], rule["rule_id"]);
+    let via_create = ok(t
+        .api(
+            "/channel/silence/rule/create",
+            json!({"channel_id": ch, "from_incident_id": id}),
+        )
+        .await);
+    assert_eq!(via_create["rule_id"], rule["rule_id"]);
+    assert_eq!(rule_count(&t, "silence", ch).await, 1);
+
+    // The same problem from another host is not silenced; from the same host it is.
+    let rid = push(
+        &t,
+        json!({"event_status": "Warning", "title_rule": "disk full", "alert_key": "q2",
+               "labels": {"host": "web-1", "path": "/var/*"}}),
+    )
+    .await;
+    let why = outcomes_of(&t, &rid).await;
+    assert_eq!(why[0]["mark"], "silenced");
+    assert_eq!(why[0]["rule_id"], rule["rule_id"]);
+    let rid = push(
+        &t,
+        json!({"event_status": "Warning", "title_rule": "disk full", "alert_key": "q3",
+               "labels": {"host": "web-2", "path": "/var/*"}}),
+    )
+    .await;
+    assert_eq!(outcomes_of(&t, &rid).await[0]["mark"], "none");
+
+    let missing = t
+        .api(
+            "/incident/quick-silence",
+            json!({"incident_id": "0123456789abcdef01234567"}),
+        )
+        .await;
+    assert_eq!(missing.1["error"]["code"], "ResourceNotFound");
+    assert_eq!(
+        err(
+            t.api("/incident/quick-silence", json!({})).await,
+            "InvalidParameter"
+        ),
+        "incident_id is required"
+    );
+});

@@ -740,3 +740,93 @@ fn an_inhibit_rule_needs_an_equal_attribute_or_label_and_valid_conditions() {
     )]];
     assert!(refused(r).starts_with("target_filters[0][0].oper"));
 }
+
+// --- quick silence -----------------------------------------------------------------------
+
+// spec: RSP-120, ING-134
+#[test]
+fn quick_silence_defaults_follow_the_incident() {
+    let mut inc = incident(
+        "0123456789abcdef01a2b3c4",
+        Severity::Warning,
+        &[
+            ("host", "web-1"),
+            ("__name__", "up"),
+            ("port", "9100"),
+            ("ratio", "-0.5"),
+            ("path", "/var/*"),
+            ("note", &"x".repeat(201)),
+            ("version", "1.2.3"),
+        ],
+        T0,
+    );
+    inc.num = "A2B3C4".into();
+    inc.title = "disk full on web-1".into();
+    let r = quick_silence(&inc, T0 + 500);
+    assert_eq!(r.rule_name, "Quick Silence - #A2B3C4");
+    assert_eq!(r.description, "disk full on web-1");
+    assert_eq!(r.channel_id, inc.channel_id);
+    assert_eq!(r.kind, RuleKind::Silence);
+    assert!(!r.is_directly_discard, "mark by default");
+    assert_eq!(r.from_incident_id, inc.incident_id);
+    assert_eq!(
+        r.time_filter,
+        Some(OneOff {
+            start_time: T0 / 1000,
+            end_time: T0 / 1000 + 86_400
+        })
+    );
+    assert_eq!(expires_at(&r), T0 + 86_400_000);
+    assert_eq!(
+        condition::render(&r.filters),
+        "( severity == Warning && labels.host == web-1 && labels.path == /^/var/\\*$/ \
+         && labels.version == 1.2.3 )"
+    );
+    let mut v = r.clone();
+    assert_eq!(validate_rule(&mut v), Ok(()));
+    // It silences the incident's own alert again, and not one of another severity.
+    let compiled = ChannelNoise::compile(std::slice::from_ref(&r));
+    let tz = TimeZone::UTC;
+    let m = MatchContext {
+        tz: &tz,
+        calendars: Calendars::default(),
+    };
+    let mut same = ev(
+        Status::Warning,
+        &[
+            ("host", "web-1"),
+            ("path", "/var/*"),
+            ("version", "1.2.3"),
+            ("x", "y"),
+        ],
+    );
+    same.event.alert_key = "again".into();
+    let fx = merge::process_event(&same, None, T0 + MIN, &mut CountingIds::default());
+    assert!(compiled.silence_rule(&fx.alerts[0], &m, T0 + MIN).is_some());
+    let mut other = fx.alerts[0].clone();
+    other.alert_severity = Severity::Critical;
+    assert!(compiled.silence_rule(&other, &m, T0 + MIN).is_none());
+    // ING-131: the window is half-open.
+    assert!(
+        compiled
+            .silence_rule(&fx.alerts[0], &m, T0 + 86_400_000)
+            .is_none()
+    );
+}
+
+// spec: ING-134
+#[test]
+fn quick_silence_keeps_at_most_twenty_conditions() {
+    let pairs: Vec<(String, String)> = (0..30)
+        .map(|i| (format!("k{i:02}"), format!("v{i}")))
+        .collect();
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let inc = incident("0123456789abcdef01a2b3c4", Severity::Critical, &refs, T0);
+    let mut r = quick_silence(&inc, T0);
+    assert_eq!(r.filters[0].len(), 20);
+    assert_eq!(r.filters[0][0].key, "severity");
+    assert_eq!(validate_rule(&mut r), Ok(()));
+}

@@ -44,6 +44,7 @@ pub const PATHS: &[&str] = &[
     "/channel/unsubscribe/rule/enable",
     "/channel/unsubscribe/rule/disable",
     "/alert-event/outcome/list",
+    "/incident/quick-silence",
 ];
 
 /// ING-262 outcome names a filter may ask for.
@@ -67,6 +68,9 @@ pub async fn dispatch(
 ) -> Option<Result<Option<Value>, ApiError>> {
     if path == "/alert-event/outcome/list" {
         return Some(outcome_list(state, caller, args).await.map(Some));
+    }
+    if path == "/incident/quick-silence" {
+        return Some(quick_silence(state, caller, args).await.map(Some));
     }
     let rest = path.strip_prefix("/channel/")?;
     let (set, verb) = rest.split_once("/rule/")?;
@@ -228,7 +232,7 @@ async fn list(
     let channel = channel_id(args)?;
     let rules = state
         .store
-        .noise_rules(caller.account_id, channel, kind)
+        .noise_rules(caller.account_id, channel, kind, state.clock.now())
         .await
         .map_err(store_err)?;
     let items: Vec<Value> = rules.iter().map(rule_json).collect();
@@ -246,7 +250,7 @@ async fn existing(
     let channel = args.i64("channel_id")?;
     state
         .store
-        .noise_rule(caller.account_id, &id)
+        .noise_rule(caller.account_id, &id, state.clock.now())
         .await
         .map_err(store_err)?
         .filter(|r| r.kind == kind && channel.is_none_or(|c| c == r.channel_id))
@@ -278,7 +282,35 @@ async fn save(
         Some(r) => r.channel_id,
         None => channel_id(args)?,
     };
-    let mut rule = merged_body(args, kind, base.as_ref())?;
+    // RSP-120: a silence created with `from_incident_id` starts from the quick-silence
+    // defaults, or is the rule that incident already made.
+    let quick = match args.str("from_incident_id")? {
+        Some(id) if creating && kind == RuleKind::Silence => {
+            let incident = incident_of(state, caller, &id).await?;
+            if incident.channel_id != channel {
+                return Err(ApiError::invalid(format!(
+                    "from_incident_id: incident {id} is not in channel {channel}"
+                )));
+            }
+            if let Some(rule) = state
+                .store
+                .quick_silence_rule(caller.account_id, channel, &id, state.clock.now())
+                .await
+                .map_err(store_err)?
+            {
+                return Ok(json!({"rule_id": rule.rule_id, "rule_name": rule.rule_name}));
+            }
+            Some(klaxon_core::noise::quick_silence(
+                &incident,
+                state.clock.now(),
+            ))
+        }
+        _ => None,
+    };
+    let mut rule = match &quick {
+        Some(defaults) => merged_body(args, kind, Some(defaults))?,
+        None => merged_body(args, kind, base.as_ref())?,
+    };
     rule.account_id = caller.account_id;
     rule.channel_id = channel;
     rule.kind = kind;
@@ -286,6 +318,7 @@ async fn save(
     rule.status = base.as_ref().map_or(RuleStatus::Enabled, |r| r.status);
     rule.from_incident_id = base
         .as_ref()
+        .or(quick.as_ref())
         .map(|r| r.from_incident_id.clone())
         .unwrap_or_default();
     if creating {
@@ -449,4 +482,61 @@ async fn outcome_list(state: &AppState, caller: &Caller, args: &Args) -> Result<
         "total": page.total,
         "has_next_page": page.has_next_page,
     }))
+}
+
+async fn incident_of(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<klaxon_core::model::Incident, ApiError> {
+    state
+        .store
+        .incident(caller.account_id, id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::ResourceNotFound,
+                format!("incident {id} not found"),
+            )
+        })
+}
+
+/// RSP-120 (Klaxon extension `/incident/quick-silence`): the incident's quick-silence rule,
+/// created with the defaults of ING-134 unless the incident already made one that still
+/// exists, which is returned instead. `created` tells which. Not for incidents without a
+/// channel.
+async fn quick_silence(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let id = args
+        .str("incident_id")?
+        .ok_or_else(|| ApiError::invalid("incident_id is required"))?;
+    let incident = incident_of(state, caller, &id).await?;
+    if incident.channel_id == 0 {
+        return Err(ApiError::invalid(
+            "incident_id: quick silence is not available for incidents without a channel",
+        ));
+    }
+    let now = state.clock.now();
+    if let Some(rule) = state
+        .store
+        .quick_silence_rule(caller.account_id, incident.channel_id, &id, now)
+        .await
+        .map_err(store_err)?
+    {
+        let mut v = rule_json(&rule);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("created".into(), json!(false));
+        }
+        return Ok(v);
+    }
+    let mut rule = klaxon_core::noise::quick_silence(&incident, now);
+    rule.creator_id = caller.member_id;
+    rule.updated_by = caller.member_id;
+    validate_rule(&mut rule).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let saved = write(state, rule, RuleKind::Silence).await?;
+    let mut v = rule_json(&saved);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("created".into(), json!(true));
+    }
+    Ok(v)
 }

@@ -3,6 +3,8 @@
 
 -- One row per drop, silence or inhibit rule; `definition` is klaxon_core::noise::NoiseRule as
 -- JSON. `kind` is drop | silence | inhibit. Rules are read per channel, once per inbox batch.
+-- `expires_at` (epoch ms) is set only for quick-silence rules (ING-134): from then on the rule
+-- is gone (hidden from reads, deleted by the next inbox batch); 0 = never.
 CREATE TABLE channel_rules (
     rule_id    TEXT    PRIMARY KEY,
     account_id BIGINT  NOT NULL REFERENCES accounts (account_id),
@@ -12,10 +14,12 @@ CREATE TABLE channel_rules (
     priority   BIGINT  NOT NULL,
     status     TEXT    NOT NULL,
     definition TEXT    NOT NULL,
+    expires_at BIGINT  NOT NULL DEFAULT 0,
     created_at BIGINT  NOT NULL,
     updated_at BIGINT  NOT NULL
 );
 CREATE INDEX channel_rules_channel ON channel_rules (account_id, channel_id, kind);
+CREATE INDEX channel_rules_expiry ON channel_rules (expires_at) WHERE expires_at > 0;
 
 -- ING-123, ING-130, ING-140: an alert kept with a silence or inhibit mark.
 ALTER TABLE alerts ADD COLUMN mark TEXT NOT NULL DEFAULT 'none';
