@@ -199,10 +199,10 @@ async fn main() -> Result<()> {
             if claimed.is_empty() {
                 // As the node's worker: sleep until the next due step, 5–250 ms.
                 let wait = match worker_store.next_timer_due().await? {
-                    Some(due) => Duration::from_millis(
-                        u64::try_from((due - wall()).max(0)).unwrap_or(0),
-                    )
-                    .clamp(Duration::from_millis(5), Duration::from_millis(250)),
+                    Some(due) => {
+                        Duration::from_millis(u64::try_from((due - wall()).max(0)).unwrap_or(0))
+                            .clamp(Duration::from_millis(5), Duration::from_millis(250))
+                    }
                     None => Duration::from_millis(250),
                 };
                 tokio::time::sleep(wait).await;
