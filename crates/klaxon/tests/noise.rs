@@ -290,6 +290,30 @@ on_both_backends!(
         assert_eq!(alerts[0]["mark"], "silenced");
         assert_eq!(alerts[0]["mark_rule_id"], rule.as_str());
         assert_eq!(alerts[0]["ever_muted"], true);
+        // ING-130: a filter on the silence rule finds the marked alert.
+        let now = now_secs();
+        let window = |extra: Value| {
+            let mut body = json!({"start_time": now - 3600, "end_time": now + 3600});
+            for (k, v) in extra.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            body
+        };
+        let by_rule = ok(t
+            .api("/alert/list", window(json!({"mark_rule_id": rule})))
+            .await);
+        assert_eq!(by_rule["total"], 1);
+        let muted = ok(t
+            .api("/alert/list", window(json!({"ever_muted": true})))
+            .await);
+        assert_eq!(muted["total"], 1);
+        let other_rule = ok(t
+            .api(
+                "/alert/list",
+                window(json!({"mark_rule_id": "0123456789abcdef01234567"})),
+            )
+            .await);
+        assert_eq!(other_rule["total"], 0);
         // Why no page: the outcome names the rule.
         let why = outcomes_of(&t, &rid).await;
         assert_eq!(why.len(), 1);
