@@ -523,6 +523,40 @@ on_both_backends!(
             "default behaviour: drop (Q-13)"
         );
         assert!(info.get("time_filter").is_none());
+        // The spec's field names (ingest.md §1.3.7) are read as well.
+        let spelled = ok(t
+            .api(
+                "/channel/inhibit/rule/create",
+                json!({"channel_id": ch, "rule_name": "Spec names", "priority": 9,
+                       "source_conditions": [[{"key": "severity", "oper": "IN", "vals": ["Critical"]}]],
+                       "equal_attributes": ["severity"], "equal_labels": ["check"],
+                       "behaviour": "mark"}),
+            )
+            .await)["rule_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let info = ok(t
+            .api("/channel/inhibit/rule/info", json!({"rule_id": spelled}))
+            .await);
+        assert_eq!(info["equals"], json!(["severity", "labels.check"]));
+        assert_eq!(info["is_directly_discard"], false);
+        assert_eq!(info["source_filters"][0][0]["vals"][0], "Critical");
+        assert_eq!(
+            err(
+                t.api(
+                    "/channel/inhibit/rule/update",
+                    json!({"rule_id": spelled, "behaviour": "ignore"}),
+                )
+                .await,
+                "InvalidParameter"
+            ),
+            "behaviour must be drop or mark"
+        );
+        ok(
+            t.api("/channel/inhibit/rule/delete", json!({"rule_id": spelled}))
+                .await,
+        );
 
         push(
             &t,

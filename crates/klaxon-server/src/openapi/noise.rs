@@ -8,7 +8,9 @@
 //! - silence: `filters`, `time_filter{start_time, end_time}` or `time_filters[]{start, end,
 //!   repeat, cal_id, is_off}`, `is_directly_discard` (default false = mark);
 //! - inhibit: `source_filters`, `target_filters`, `equals[]` (`title`, `description`,
-//!   `severity`, `labels.<name>`), `is_directly_discard` (default true = drop).
+//!   `severity`, `labels.<name>`), `is_directly_discard` (default true = drop). The names of
+//!   ingest.md §1.3.7 are read too when the Open API name is absent: `source_conditions`,
+//!   `target_conditions`, `equal_attributes` + `equal_labels`, `behaviour` (`drop`|`mark`).
 //!
 //! Every refusal names the bad field; a refused call changes nothing.
 
@@ -203,6 +205,52 @@ fn merged_body(
         && let Some(v) = given("conditions")
     {
         body.insert("filters".into(), v.clone());
+    }
+    if kind == RuleKind::Inhibit {
+        // ingest.md §1.3.7 names: accepted when the Open API name is not given.
+        for (spec, wire) in [
+            ("source_conditions", "source_filters"),
+            ("target_conditions", "target_filters"),
+        ] {
+            if given(wire).is_none()
+                && let Some(v) = given(spec)
+            {
+                body.insert(wire.into(), v.clone());
+            }
+        }
+        if given("equals").is_none()
+            && (given("equal_attributes").is_some() || given("equal_labels").is_some())
+        {
+            let mut equals: Vec<Value> = Vec::new();
+            if let Some(v) = given("equal_attributes") {
+                let items = v.as_array().ok_or_else(|| {
+                    ApiError::invalid("equal_attributes must be an array of strings")
+                })?;
+                equals.extend(items.iter().cloned());
+            }
+            if let Some(v) = given("equal_labels") {
+                let items = v
+                    .as_array()
+                    .ok_or_else(|| ApiError::invalid("equal_labels must be an array of strings"))?;
+                for item in items {
+                    let name = item.as_str().ok_or_else(|| {
+                        ApiError::invalid("equal_labels must be an array of strings")
+                    })?;
+                    equals.push(json!(format!("labels.{name}")));
+                }
+            }
+            body.insert("equals".into(), Value::Array(equals));
+        }
+        if given("is_directly_discard").is_none()
+            && let Some(v) = given("behaviour")
+        {
+            let discard = match v.as_str() {
+                Some("drop") => true,
+                Some("mark") => false,
+                _ => return Err(ApiError::invalid("behaviour must be drop or mark")),
+            };
+            body.insert("is_directly_discard".into(), json!(discard));
+        }
     }
     if kind == RuleKind::Silence {
         // One time specification replaces the other (ING-131: exactly one of them).
