@@ -737,11 +737,8 @@ pub fn process(
         why.event_id = e.event_id.clone();
         why.alert_id = e.alert_id.clone();
     }
-    if why.alert_id.is_empty()
-        && let Some(a) = fx.alerts.first()
-    {
-        why.alert_id = a.alert_id.clone();
-    }
+    // A merge that stored no event (ING-120) still concerns the candidate alert; a discarded
+    // event concerns no alert (the expired alert of ING-113 is not its alert).
     let merged_into = before.filter(|_| {
         matches!(
             fx.outcome,

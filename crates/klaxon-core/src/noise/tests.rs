@@ -435,6 +435,52 @@ fn an_expired_alert_still_resolves_when_its_successor_is_silenced_away() {
     assert_eq!(d.effects.alerts[0].alert_status, Status::Ok);
     assert_eq!(d.effects.incidents.len(), 1, "the old incident re-derives");
     assert_eq!(d.effects.incidents[0].progress, Progress::Closed);
+    // ING-262: the discarded event concerns no alert, not the expired one.
+    assert_eq!(d.why.alert_id, "");
+    assert_eq!(d.why.incident_id, "");
+    assert_eq!(d.why.rule_id, "s1");
+}
+
+// spec: ING-262
+#[test]
+fn merges_explain_the_alert_they_went_into() {
+    let opened = run(&ev(Status::Warning, &[]), None, &[], &[], T0);
+    let (a, i) = (
+        opened.effects.alerts[0].clone(),
+        opened.effects.incidents[0].clone(),
+    );
+    assert_eq!(opened.why.alert_id, a.alert_id);
+    assert_eq!(opened.why.incident_id, i.incident_id);
+    assert_eq!(
+        opened.why.event_id,
+        opened.effects.stored_event.as_ref().unwrap().event_id
+    );
+    let c = || {
+        Some(Candidate {
+            alert: a.clone(),
+            incident: Some(i.clone()),
+            sibling_alerts: Vec::new(),
+        })
+    };
+    // A label-only change: not stored (ING-120), still explained.
+    let d = run(
+        &ev(Status::Warning, &[("host", "b")]),
+        c(),
+        &[],
+        &[],
+        T0 + MIN,
+    );
+    assert_eq!(d.why.outcome, Some(Outcome::MergedNonSignificant));
+    assert_eq!(d.why.event_id, "");
+    assert_eq!(d.why.alert_id, a.alert_id);
+    assert_eq!(d.why.incident_id, i.incident_id);
+    let d = run(&ev(Status::Warning, &[]), c(), &[], &[], T0);
+    assert_eq!(d.why.outcome, Some(Outcome::Duplicate));
+    assert_eq!(d.why.alert_id, a.alert_id);
+    assert_eq!(d.why.incident_id, i.incident_id);
+    let d = run(&ev(Status::Ok, &[]), None, &[], &[], T0);
+    assert_eq!(d.why.outcome, Some(Outcome::OkWithoutAlert));
+    assert_eq!(d.why.alert_id, "");
 }
 
 // --- inhibit rules -----------------------------------------------------------------------
