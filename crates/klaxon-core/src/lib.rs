@@ -10,6 +10,7 @@ pub mod error;
 pub mod ids;
 pub mod merge;
 pub mod model;
+pub mod noise;
 pub mod ratelimit;
 pub mod response;
 pub mod schedule;

@@ -34,6 +34,12 @@ pub enum Outcome {
     Duplicate,
     Resolved,
     OkWithoutAlert,
+    /// ING-101
+    DroppedByChannelRule,
+    /// ING-130, behaviour `drop`.
+    SilencedDrop,
+    /// ING-140, behaviour `drop`.
+    InhibitedDrop,
 }
 
 impl Outcome {
@@ -45,6 +51,9 @@ impl Outcome {
             Outcome::Duplicate => "duplicate",
             Outcome::Resolved => "resolved",
             Outcome::OkWithoutAlert => "ok_without_alert",
+            Outcome::DroppedByChannelRule => "dropped_by_channel_rule",
+            Outcome::SilencedDrop => "silenced_drop",
+            Outcome::InhibitedDrop => "inhibited_drop",
         }
     }
 }
@@ -313,8 +322,26 @@ fn new_alert_path(queued: &QueuedEvent, now: Millis, ids: &mut dyn IdSource) -> 
         close_time: 0,
         resolved_by: ResolvedBy::None,
         ever_muted: false,
+        mark: crate::model::Mark::None,
+        mark_rule_id: String::new(),
     };
-    let incident = Incident {
+    let incident = incident_for(&alert, incident_id, now);
+    let event = stored_event(queued, &alert, severity, now, ids);
+    Effects {
+        outcome: Some(Outcome::NewAlert),
+        stored_event: Some(event),
+        alerts: vec![alert],
+        incidents: vec![incident],
+        close_alert_ids: Vec::new(),
+        close_time: 0,
+    }
+}
+
+/// ING-170: the new incident `alert` opens on its own (`group_method = n`), with id
+/// `incident_id`; the alert's `incident_id` is the caller's business. Also used when a marked
+/// alert is un-muted (ING-123): it keeps its own `start_time`.
+pub fn incident_for(alert: &Alert, incident_id: String, now: Millis) -> Incident {
+    Incident {
         num: incident_num(&incident_id),
         incident_id,
         account_id: alert.account_id,
@@ -337,7 +364,7 @@ fn new_alert_path(queued: &QueuedEvent, now: Millis, ids: &mut dyn IdSource) -> 
         labels: alert.labels.clone(),
         alert_cnt: 1,
         active_alert_cnt: 1,
-        alert_event_cnt: 1,
+        alert_event_cnt: alert.event_cnt,
         group_method: "n".to_string(),
         group_key: String::new(),
         last_merge_time: now,
@@ -349,15 +376,6 @@ fn new_alert_path(queued: &QueuedEvent, now: Millis, ids: &mut dyn IdSource) -> 
         storm_level: 0,
         manual_overrides: Vec::new(),
         response: crate::response::Response::default(),
-    };
-    let event = stored_event(queued, &alert, severity, now, ids);
-    Effects {
-        outcome: Some(Outcome::NewAlert),
-        stored_event: Some(event),
-        alerts: vec![alert],
-        incidents: vec![incident],
-        close_alert_ids: Vec::new(),
-        close_time: 0,
     }
 }
 

@@ -291,6 +291,45 @@ pub struct Alert {
     pub close_time: Millis,
     pub resolved_by: ResolvedBy,
     pub ever_muted: bool,
+    /// Kept with a silence or inhibit mark (ING-123, ING-130, ING-140); such an alert has no
+    /// incident.
+    #[serde(default)]
+    pub mark: Mark,
+    /// The silence or inhibit rule behind `mark`; "" when unmarked.
+    #[serde(default)]
+    pub mark_rule_id: String,
+}
+
+/// `AlertMark` (ingest.md §1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mark {
+    #[default]
+    None,
+    Silenced,
+    Inhibited,
+}
+
+impl Mark {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mark::None => "none",
+            Mark::Silenced => "silenced",
+            Mark::Inhibited => "inhibited",
+        }
+    }
+}
+
+impl FromStr for Mark {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "none" | "" => Ok(Mark::None),
+            "silenced" => Ok(Mark::Silenced),
+            "inhibited" => Ok(Mark::Inhibited),
+            _ => Err(()),
+        }
+    }
 }
 
 impl Alert {

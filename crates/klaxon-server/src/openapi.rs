@@ -11,6 +11,7 @@ mod handlers;
 mod incident_actions;
 mod integrations;
 mod members;
+mod noise;
 mod schedules;
 mod teams;
 
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .chain(escalation::PATHS)
         .chain(fields::PATHS)
         .chain(calendars::PATHS)
+        .chain(noise::PATHS)
         .fold(Router::new(), |r, path| r.route(path, any(api)))
 }
 
@@ -128,6 +130,9 @@ async fn serve(
         return Ok(result?);
     }
     if let Some(result) = calendars::dispatch(state, &caller, path, &args).await {
+        return Ok(result?);
+    }
+    if let Some(result) = noise::dispatch(state, &caller, path, &args).await {
         return Ok(result?);
     }
     Ok(handlers::dispatch(state, &caller, path, &args).await?)

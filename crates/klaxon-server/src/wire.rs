@@ -139,6 +139,8 @@ pub fn alert(
         "images": images(&a.images),
         "event_cnt": a.event_cnt,
         "ever_muted": a.ever_muted,
+        "mark": a.mark.as_str(),
+        "mark_rule_id": a.mark_rule_id,
         "closed": a.closed,
         "close_time": secs(a.close_time),
         "resolved_by": a.resolved_by.as_str(),

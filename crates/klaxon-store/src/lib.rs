@@ -32,6 +32,7 @@ mod directory;
 mod fields;
 mod inbox;
 mod integrations;
+mod noise;
 mod process;
 mod query;
 pub mod records;
@@ -54,6 +55,7 @@ pub use fields::FieldRefusal;
 use klaxon_core::model::{
     Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
 };
+pub use noise::{EventOutcome, NoiseRefusal, OutcomeFilter};
 pub use process::{LEASE_TTL_MS, RandomIds};
 pub use records::*;
 pub use response::{

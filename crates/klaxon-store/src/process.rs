@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use klaxon_core::ids::IdSource;
-use klaxon_core::merge::{Candidate, Effects, process_event};
+use klaxon_core::merge::{Candidate, Effects};
 use klaxon_core::model::{
     Alert, AlertSummary, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
 };
@@ -92,15 +92,26 @@ pub(crate) async fn process_inbox(
     };
     let mut batch = Batch::default();
     batch.prefetch(&mut tx, &queued).await?;
+    // Drop, silence and inhibit rules (ING-101, ING-130, ING-140): read once per batch.
+    let noise = crate::noise::BatchNoise::load(&mut tx, &queued, now).await?;
+    let mut outcomes = Vec::with_capacity(queued.len());
     let mut ids = Recording {
         inner: RandomIds,
         made: HashSet::new(),
     };
     for q in &queued {
         let candidate = batch.candidate(&mut tx, q).await?;
-        let effects = process_event(q, candidate, now, &mut ids);
+        let decision = noise.decide(q, candidate, &batch.incidents, now, &mut ids);
+        // ING-262: every event records its outcome.
+        let outcome_id = klaxon_core::ids::object_id(now, ids.inner.random8());
+        outcomes.push(crate::noise::EventOutcome::new(
+            q,
+            &decision.why,
+            outcome_id,
+            now,
+        ));
         batch
-            .apply(&mut tx, q.origin.account_id, effects, &ids.made)
+            .apply(&mut tx, q.origin.account_id, decision.effects, &ids.made)
             .await?;
     }
     crate::response::after_ingest(
@@ -113,6 +124,7 @@ pub(crate) async fn process_inbox(
     )
     .await?;
     batch.write(&mut tx).await?;
+    crate::noise::insert_outcomes(&mut tx, &outcomes).await?;
     match file {
         None => {
             let seqs: Vec<i64> = queued.iter().map(|q| q.seq).collect();

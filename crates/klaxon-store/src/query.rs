@@ -384,6 +384,12 @@ pub(crate) async fn list_alerts(
         if let Some(incident_id) = f.incident_id.as_deref().filter(|i| !i.is_empty()) {
             sql.push(" AND incident_id = ").bind(incident_id);
         }
+        if let Some(muted) = f.ever_muted {
+            sql.push(" AND ever_muted = ").bind(muted);
+        }
+        if let Some(rule) = f.mark_rule_id.as_deref().filter(|r| !r.is_empty()) {
+            sql.push(" AND mark_rule_id = ").bind(rule);
+        }
     })
     .await
 }

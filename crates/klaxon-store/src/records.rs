@@ -209,6 +209,10 @@ pub struct AlertFilter {
     pub alert_ids: Vec<String>,
     pub alert_keys: Vec<String>,
     pub incident_id: Option<String>,
+    /// `ever_muted` (openapi-compat.md 2.3): alerts ever kept with a silence/inhibit mark.
+    pub ever_muted: Option<bool>,
+    /// Klaxon extension: alerts currently marked by this silence or inhibit rule (ING-130).
+    pub mark_rule_id: Option<String>,
 }
 
 /// `/alert-event/list` filters (openapi-compat.md 2.3).

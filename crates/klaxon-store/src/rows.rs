@@ -6,8 +6,8 @@
 use std::str::FromStr;
 
 use klaxon_core::model::{
-    Alert, AlertSummary, ChannelStatus, Image, Incident, Labels, Progress, ResolvedBy, Severity,
-    Status, StoredEvent,
+    Alert, AlertSummary, ChannelStatus, Image, Incident, Labels, Mark, Progress, ResolvedBy,
+    Severity, Status, StoredEvent,
 };
 use klaxon_core::response::Response;
 use serde::Serialize;
@@ -146,12 +146,15 @@ const ALERT_FIELDS: &[&str] = &[
     "close_time",
     "resolved_by",
     "ever_muted",
+    "mark",
+    "mark_rule_id",
 ];
 
 pub(crate) const ALERT_COLUMNS: &str = "alert_id, account_id, channel_id, integration_id, \
      integration_type, integration_name, alert_key, title, title_rule, description, \
      alert_severity, alert_status, labels, images, start_time, last_time, end_time, created_at, \
-     updated_at, event_cnt, incident_id, closed, close_time, resolved_by, ever_muted";
+     updated_at, event_cnt, incident_id, closed, close_time, resolved_by, ever_muted, mark, \
+     mark_rule_id";
 
 pub(crate) fn alert(row: &AnyRow) -> Result<Alert> {
     Ok(Alert {
@@ -180,6 +183,8 @@ pub(crate) fn alert(row: &AnyRow) -> Result<Alert> {
         close_time: get_i64(row, "close_time")?,
         resolved_by: get_enum::<ResolvedBy>(row, "resolved_by")?,
         ever_muted: get_bool(row, "ever_muted")?,
+        mark: get_enum::<Mark>(row, "mark")?,
+        mark_rule_id: get_str(row, "mark_rule_id")?,
     })
 }
 
@@ -246,7 +251,11 @@ fn bind_alert(sql: &mut Sql, a: &Alert) -> Result<()> {
         .push(", ")
         .bind(a.resolved_by.as_str())
         .push(", ")
-        .bind(a.ever_muted);
+        .bind(a.ever_muted)
+        .push(", ")
+        .bind(a.mark.as_str())
+        .push(", ")
+        .bind(a.mark_rule_id.as_str());
     Ok(())
 }
 

@@ -364,6 +364,8 @@ async fn alert_list(state: &AppState, caller: &Caller, args: &Args) -> Result<Va
         alert_ids: args.str_list("alert_ids")?,
         alert_keys: args.str_list("alert_keys")?,
         incident_id: args.str("incident_id")?,
+        ever_muted: args.bool("ever_muted")?,
+        mark_rule_id: args.str("mark_rule_id")?,
     };
     let page = state
         .store
