@@ -45,33 +45,43 @@ pub struct Mention {
     pub phone: String,
 }
 
-/// The HTTP side of delivery.
+/// The HTTP side of delivery. The client (TLS roots included, about 3 MiB) is built on the
+/// first send, so a node that never sends over HTTP does not carry it.
 #[derive(Clone)]
 pub struct HttpProviders {
-    client: reqwest::Client,
+    client: std::sync::Arc<std::sync::OnceLock<Result<reqwest::Client, String>>>,
+    timeout: Duration,
     allow_private: bool,
 }
 
 impl HttpProviders {
     pub fn new(timeout_ms: u64, allow_private: bool) -> Result<HttpProviders, String> {
-        crate::install_crypto_provider();
-        let timeout = Duration::from_millis(timeout_ms);
-        let mut builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("klaxon-notify/", env!("CARGO_PKG_VERSION")));
-        if let Some(r) = guard::resolver(allow_private) {
-            builder = builder.dns_resolver(r);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(HttpProviders {
-            client,
+            client: std::sync::Arc::new(std::sync::OnceLock::new()),
+            timeout: Duration::from_millis(timeout_ms),
             allow_private,
         })
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, SendError> {
+        self.client
+            .get_or_init(|| {
+                crate::install_crypto_provider();
+                let mut builder = reqwest::Client::builder()
+                    .timeout(self.timeout)
+                    .connect_timeout(self.timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .no_proxy()
+                    .user_agent(concat!("klaxon-notify/", env!("CARGO_PKG_VERSION")));
+                if let Some(r) = guard::resolver(self.allow_private) {
+                    builder = builder.dns_resolver(r);
+                }
+                builder
+                    .build()
+                    .map_err(|e| format!("cannot build the HTTP client: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| SendError::provider(e.clone()))
     }
 
     fn url(&self, raw: &str) -> Result<reqwest::Url, SendError> {
@@ -124,7 +134,7 @@ impl HttpProviders {
         let body = serde_urlencoded::to_string(form)
             .map_err(|e| SendError::provider(format!("cannot encode the form: {e}")))?;
         let req = self
-            .client
+            .client()?
             .post(url)
             .basic_auth(&cfg.account_sid, Some(&cfg.auth_token))
             .header("Content-Type", "application/x-www-form-urlencoded")
@@ -322,7 +332,7 @@ impl HttpProviders {
         body: &Value,
     ) -> Result<(u16, String), SendError> {
         let req = self
-            .client
+            .client()?
             .post(url)
             .header("Content-Type", "application/json")
             .header("Idempotency-Key", rid)

@@ -245,6 +245,34 @@ pub(crate) fn contains_pattern(needle: &str) -> String {
     out
 }
 
+/// `AND (column LIKE p1 OR column LIKE p2 …)`; nothing when there are no patterns.
+fn any_like(sql: &mut Sql, column: &str, patterns: impl Iterator<Item = String>) {
+    let mut first = true;
+    for p in patterns {
+        sql.push(if first { " AND (" } else { " OR " })
+            .push(column)
+            .push(" LIKE ")
+            .bind(p)
+            .push(" ESCAPE '\\'");
+        first = false;
+    }
+    if !first {
+        sql.push(")");
+    }
+}
+
+/// Escapes LIKE's wildcards (with `\`).
+fn like_escape(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Start inclusive, end exclusive; a bound ≤ 0 is open.
 fn time_window(sql: &mut Sql, column: &str, start: i64, end: i64) {
     if start > 0 {
@@ -319,6 +347,25 @@ pub(crate) async fn list_incidents(
         sql.and_in("num", &nums);
         sql.and_in("creator_id", &f.creator_ids);
         sql.and_in("closer_id", &f.closer_ids);
+        any_like(
+            sql,
+            "responder_ids",
+            f.responder_ids.iter().map(|id| format!("%,{id},%")),
+        );
+        any_like(
+            sql,
+            "acker_ids",
+            f.acker_ids.iter().map(|id| format!("%,{id},%")),
+        );
+        for (name, values) in &f.fields {
+            any_like(
+                sql,
+                "field_values",
+                values
+                    .iter()
+                    .map(|v| format!("%{}%", like_escape(&format!("|{name}={v}|")))),
+            );
+        }
         match f.is_snoozed {
             Some(true) => {
                 sql.push(" AND snoozed_before > ").bind(f.now);

@@ -194,6 +194,11 @@ pub struct IncidentFilter {
     pub is_snoozed: Option<bool>,
     /// The instant `is_snoozed` is evaluated at.
     pub now: Millis,
+    /// Incidents with any of these responders / people who acknowledged (RSP-503).
+    pub responder_ids: Vec<i64>,
+    pub acker_ids: Vec<i64>,
+    /// Custom field filters: every field must have one of its listed values (RSP-503).
+    pub fields: Vec<(String, Vec<String>)>,
 }
 
 /// `/alert/list` filters (openapi-compat.md 2.3).

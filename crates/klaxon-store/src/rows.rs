@@ -344,6 +344,9 @@ const INCIDENT_FIELDS: &[&str] = &[
     "manual_overrides",
     "snoozed_before",
     "response",
+    "responder_ids",
+    "acker_ids",
+    "field_values",
 ];
 
 pub(crate) const INCIDENT_COLUMNS: &str = "incident_id, num, account_id, channel_id, title, \
@@ -351,7 +354,7 @@ pub(crate) const INCIDENT_COLUMNS: &str = "incident_id, num, account_id, channel
      ack_time, close_time, created_at, updated_at, creator_id, closer_id, close_source, labels, \
      alert_cnt, active_alert_cnt, alert_event_cnt, group_method, group_key, last_merge_time, \
      first_alert_id, first_alert_key, integration_id, integration_type, is_flapping, storm_level, \
-     manual_overrides, snoozed_before, response";
+     manual_overrides, snoozed_before, response, responder_ids, acker_ids, field_values";
 
 pub(crate) fn incident(row: &AnyRow) -> Result<Incident> {
     Ok(Incident {
@@ -467,8 +470,61 @@ fn bind_incident(sql: &mut Sql, i: &Incident) -> Result<()> {
         .push(", ")
         .bind(i.response.snoozed_before)
         .push(", ")
-        .bind(to_json(&i.response)?);
+        .bind(to_json(&i.response)?)
+        .push(", ")
+        .bind(id_list(i.response.responders.iter().map(|r| r.person_id)))
+        .push(", ")
+        .bind(id_list(
+            i.response
+                .responders
+                .iter()
+                .filter(|r| r.acknowledged_at > 0)
+                .map(|r| r.person_id),
+        ))
+        .push(", ")
+        .bind(field_values(&i.response.fields));
     Ok(())
+}
+
+/// `,1,2,`: every id wrapped in commas, so `LIKE '%,1,%'` finds one (RSP-503 search).
+pub(crate) fn id_list(ids: impl Iterator<Item = i64>) -> String {
+    let mut out = String::from(",");
+    for id in ids {
+        out.push_str(&id.to_string());
+        out.push(',');
+    }
+    if out == "," { String::new() } else { out }
+}
+
+/// `|name=value|…` for the values a search can filter on: strings (single select), each
+/// option of a list (multi select) and booleans (checkbox). Free text is not searchable
+/// (RSP-086), so strings longer than 200 characters are left out.
+pub(crate) fn field_values(
+    fields: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> String {
+    let mut out = String::new();
+    let mut add = |name: &str, v: &str| {
+        out.push('|');
+        out.push_str(name);
+        out.push('=');
+        out.push_str(v);
+    };
+    for (name, value) in fields {
+        match value {
+            serde_json::Value::String(s) if s.chars().count() <= 200 => add(name, s),
+            serde_json::Value::Bool(b) => add(name, if *b { "true" } else { "false" }),
+            serde_json::Value::Array(items) => {
+                for item in items.iter().filter_map(serde_json::Value::as_str) {
+                    add(name, item);
+                }
+            }
+            _ => {}
+        }
+    }
+    if !out.is_empty() {
+        out.push('|');
+    }
+    out
 }
 
 /// Inserts the incidents, or replaces the stored rows with the same ids. Ids must be distinct.

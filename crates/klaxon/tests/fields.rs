@@ -252,3 +252,89 @@ on_both_backends!(at_most_fifteen_fields, |url: String| async move {
     assert!(msg.contains("15"), "{msg}");
     assert_eq!(ok(ts.api("/field/list", json!({})).await)["total"], 15);
 });
+
+async fn search(ts: &TestServer, filter: Value) -> (u16, Value) {
+    let now = common::now_secs();
+    let mut body = json!({"start_time": now - 3600, "end_time": now + 3600, "limit": 100});
+    for (k, v) in filter.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    ts.api("/incident/list", body).await
+}
+
+fn keys(data: &Value) -> Vec<String> {
+    let mut k: Vec<String> = data["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["dedup_key"].as_str().unwrap().to_string())
+        .collect();
+    k.sort();
+    k
+}
+
+on_both_backends!(search_by_field_value_and_people, |url: String| async move {
+    // spec: RSP-503, RSP-086
+    let ts = TestServer::start(&url).await;
+    ok(ts
+        .api(
+            "/field/create",
+            json!({"field_name": "env", "display_name": "Env", "field_type": "single_select",
+                   "options": ["prod", "staging"]}),
+        )
+        .await);
+    ok(ts
+        .api(
+            "/field/create",
+            json!({"field_name": "areas", "display_name": "Areas", "field_type": "multi_select",
+                   "options": ["db", "net", "100%_done"]}),
+        )
+        .await);
+    ok(ts
+        .api(
+            "/field/create",
+            json!({"field_name": "note", "display_name": "Note", "field_type": "text"}),
+        )
+        .await);
+    let a = pushed_incident(&ts, "s-a").await["incident_id"].clone();
+    let b = pushed_incident(&ts, "s-b").await["incident_id"].clone();
+    pushed_incident(&ts, "s-c").await;
+    for (id, field, value) in [
+        (&a, "env", json!("prod")),
+        (&b, "env", json!("staging")),
+        (&a, "areas", json!(["db", "100%_done"])),
+        (&b, "areas", json!(["net"])),
+    ] {
+        ok(ts
+            .api(
+                "/incident/field/reset",
+                json!({"incident_id": id, "field_name": field, "field_value": value}),
+            )
+            .await);
+    }
+    let data = ok(search(&ts, json!({"fields": {"env": "prod"}})).await);
+    assert_eq!(keys(&data), vec!["s-a"]);
+    let data = ok(search(&ts, json!({"fields": {"env": ["prod", "staging"]}})).await);
+    assert_eq!(keys(&data), vec!["s-a", "s-b"]);
+    let data = ok(search(&ts, json!({"fields": {"env": "staging", "areas": "net"}})).await);
+    assert_eq!(keys(&data), vec!["s-b"]);
+    // LIKE wildcards in a value are taken literally.
+    let data = ok(search(&ts, json!({"fields": {"areas": "100%_done"}})).await);
+    assert_eq!(keys(&data), vec!["s-a"]);
+    let data = ok(search(&ts, json!({"fields": {"areas": "100%"}})).await);
+    assert!(keys(&data).is_empty());
+    err(
+        search(&ts, json!({"fields": {"note": "x"}})).await,
+        "InvalidParameter",
+    );
+
+    // Responders and ackers.
+    let me = ok(ts.api("/member/info", json!({})).await)["member_id"].clone();
+    ok(ts.api("/incident/ack", json!({"incident_ids": [a]})).await);
+    let data = ok(search(&ts, json!({"acker_ids": [me]})).await);
+    assert_eq!(keys(&data), vec!["s-a"]);
+    let data = ok(search(&ts, json!({"responder_ids": [me]})).await);
+    assert_eq!(keys(&data), vec!["s-a"], "the acker became a responder");
+    let data = ok(search(&ts, json!({"responder_ids": [999_999]})).await);
+    assert!(keys(&data).is_empty());
+});

@@ -262,6 +262,54 @@ async fn channel_list(state: &AppState, caller: &Caller, args: &Args) -> Result<
     Ok(page_json(&page, items))
 }
 
+/// `fields{name: value | [values] | bool}` of `/incident/list` (RSP-503): select and checkbox
+/// fields only (RSP-086); a list means any of its values.
+async fn field_filters(
+    state: &AppState,
+    caller: &Caller,
+    args: &Args,
+) -> Result<Vec<(String, Vec<String>)>, ApiError> {
+    let Some(Value::Object(given)) = args.raw().get("fields") else {
+        return Ok(Vec::new());
+    };
+    if given.is_empty() {
+        return Ok(Vec::new());
+    }
+    let defs = state
+        .store
+        .custom_fields(caller.account_id)
+        .await
+        .map_err(store_err)?;
+    let mut out = Vec::new();
+    for (name, value) in given {
+        let def = defs
+            .iter()
+            .find(|d| &d.field_name == name)
+            .ok_or_else(|| ApiError::invalid(format!("fields.{name}: no such custom field")))?;
+        if def.field_type == klaxon_core::response::FieldType::Text {
+            return Err(ApiError::invalid(format!(
+                "fields.{name}: text fields cannot be used as filters"
+            )));
+        }
+        let text = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        };
+        let values: Vec<String> = match value {
+            Value::Array(items) => items.iter().filter_map(text).collect(),
+            other => text(other).into_iter().collect(),
+        };
+        if values.is_empty() {
+            return Err(ApiError::invalid(format!(
+                "fields.{name}: give a value or a list of values"
+            )));
+        }
+        out.push((name.clone(), values));
+    }
+    Ok(out)
+}
+
 async fn incident_list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
     let (start_time, end_time) = required_window(args)?;
     let filter = IncidentFilter {
@@ -281,6 +329,9 @@ async fn incident_list(state: &AppState, caller: &Caller, args: &Args) -> Result
         closer_ids: args.i64_list("closer_ids")?,
         is_snoozed: args.bool("is_snoozed")?,
         now: state.clock.now(),
+        responder_ids: args.i64_list("responder_ids")?,
+        acker_ids: args.i64_list("acker_ids")?,
+        fields: field_filters(state, caller, args).await?,
     };
     let page = state
         .store

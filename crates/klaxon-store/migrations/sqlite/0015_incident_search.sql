@@ -1,0 +1,9 @@
+-- Search columns for /incident/list (response.md RSP-503), kept by the store from the
+-- `response` JSON on every write so the filters need no JSON functions:
+--   responder_ids / acker_ids: ",<id>,<id>," (each id wrapped in commas);
+--   field_values: "|<name>=<value>|…" for select and checkbox fields (one entry per chosen
+--   option), text fields left out (RSP-086).
+-- Keep in step with ../postgres/0015_incident_search.sql.
+ALTER TABLE incidents ADD COLUMN responder_ids TEXT NOT NULL DEFAULT '';
+ALTER TABLE incidents ADD COLUMN acker_ids TEXT NOT NULL DEFAULT '';
+ALTER TABLE incidents ADD COLUMN field_values TEXT NOT NULL DEFAULT '';
