@@ -120,23 +120,6 @@ pub(crate) async fn rule_from_incident(
     )
 }
 
-async fn channel_exists(
-    conn: &mut AnyConnection,
-    account_id: i64,
-    channel_id: i64,
-) -> Result<bool> {
-    let mut sql =
-        Sql::new("SELECT channel_id FROM channels WHERE status <> 'deleted' AND account_id = ");
-    sql.bind(account_id)
-        .push(" AND channel_id = ")
-        .bind(channel_id);
-    Ok(sql
-        .query_on(conn)
-        .fetch_optional(&mut *conn)
-        .await?
-        .is_some())
-}
-
 /// Creates (empty `rule_id`) or replaces a validated rule. The kind, channel and creation
 /// time of an existing rule never change.
 pub(crate) async fn save_rule(
@@ -146,7 +129,7 @@ pub(crate) async fn save_rule(
     ids: &mut (dyn IdSource + Send),
 ) -> Result<std::result::Result<NoiseRule, NoiseRefusal>> {
     let mut tx = pool.begin().await?;
-    if !channel_exists(&mut tx, rule.account_id, rule.channel_id).await? {
+    if !crate::query::channel_exists(&mut tx, rule.account_id, rule.channel_id).await? {
         tx.rollback().await?;
         return Ok(Err(NoiseRefusal::ChannelNotFound));
     }

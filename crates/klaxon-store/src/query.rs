@@ -77,6 +77,24 @@ pub(crate) async fn member(
     one(pool, &sql, rows::member).await
 }
 
+/// Whether the account has this channel (not deleted).
+pub(crate) async fn channel_exists(
+    conn: &mut sqlx::AnyConnection,
+    account_id: i64,
+    channel_id: i64,
+) -> Result<bool> {
+    let mut sql =
+        Sql::new("SELECT channel_id FROM channels WHERE status <> 'deleted' AND account_id = ");
+    sql.bind(account_id)
+        .push(" AND channel_id = ")
+        .bind(channel_id);
+    Ok(sql
+        .query_on(conn)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some())
+}
+
 pub(crate) async fn incident(
     pool: &AnyPool,
     account_id: i64,

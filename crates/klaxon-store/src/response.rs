@@ -621,17 +621,10 @@ where
 {
     let mut tx = pool.begin().await?;
     lock_incidents(&mut tx).await?;
-    let mut sql = Sql::new("SELECT ");
-    sql.push(rows::INCIDENT_COLUMNS)
-        .push(" FROM incidents WHERE account_id = ")
-        .bind(account_id)
-        .push(" AND incident_id = ")
-        .bind(incident_id);
-    let Some(row) = sql.query_on(&tx).fetch_optional(&mut *tx).await? else {
+    let Some(mut inc) = load_incident(&mut tx, account_id, incident_id).await? else {
         tx.rollback().await?;
         return Ok(ActionResult::NotFound);
     };
-    let mut inc = rows::incident(&row)?;
     let ctx = incident_context(&mut tx, account_id, inc.channel_id).await?;
     let dir = load_directory(&mut tx, account_id).await?;
     let mut rule = current_rule(&inc, &ctx.rules).cloned();
@@ -798,20 +791,13 @@ pub(crate) async fn run_timer(
         tx.rollback().await?;
         return Ok(false);
     }
-    let mut sql = Sql::new("SELECT ");
-    sql.push(rows::INCIDENT_COLUMNS)
-        .push(" FROM incidents WHERE account_id = ")
-        .bind(timer.account_id)
-        .push(" AND incident_id = ")
-        .bind(timer.incident_id.as_str());
-    let (Some(row), Some(kind)) = (
-        sql.query_on(&tx).fetch_optional(&mut *tx).await?,
+    let (Some(mut inc), Some(kind)) = (
+        load_incident(&mut tx, timer.account_id, &timer.incident_id).await?,
         TimerKind::parse(&timer.kind),
     ) else {
         tx.commit().await?; // the incident is gone: the timer just ends
         return Ok(true);
     };
-    let mut inc = rows::incident(&row)?;
     let ctx = incident_context(&mut tx, timer.account_id, inc.channel_id).await?;
     if kind == TimerKind::AutoClose {
         // RSP-055: the channel's settings at evaluation time decide.
@@ -907,23 +893,6 @@ pub(crate) async fn get_rule(
     rule_by_id(&mut conn, account_id, rule_id).await
 }
 
-async fn channel_exists(
-    conn: &mut AnyConnection,
-    account_id: i64,
-    channel_id: i64,
-) -> Result<bool> {
-    let mut sql =
-        Sql::new("SELECT channel_id FROM channels WHERE status <> 'deleted' AND account_id = ");
-    sql.bind(account_id)
-        .push(" AND channel_id = ")
-        .bind(channel_id);
-    Ok(sql
-        .query_on(conn)
-        .fetch_optional(&mut *conn)
-        .await?
-        .is_some())
-}
-
 /// Creates (`rule.rule_id` empty) or replaces a rule. `priority < 0` means "last place".
 pub(crate) async fn save_rule(
     pool: &sqlx::AnyPool,
@@ -932,7 +901,7 @@ pub(crate) async fn save_rule(
     ids: &mut (dyn IdSource + Send),
 ) -> Result<std::result::Result<EscalationRule, RuleRefusal>> {
     let mut tx = pool.begin().await?;
-    if !channel_exists(&mut tx, rule.account_id, rule.channel_id).await? {
+    if !crate::query::channel_exists(&mut tx, rule.account_id, rule.channel_id).await? {
         tx.rollback().await?;
         return Ok(Err(RuleRefusal::ChannelNotFound));
     }

@@ -499,16 +499,7 @@ impl<'a> Engine<'a> {
         );
         self.touch(inc);
         if !muted {
-            let unacked: Vec<i64> = resolved
-                .persons
-                .iter()
-                .copied()
-                .filter(|p| {
-                    inc.response
-                        .responder(*p)
-                        .is_none_or(|r| r.acknowledged_at == 0)
-                })
-                .collect();
+            let unacked = unacknowledged(inc, &resolved.persons);
             self.fire(
                 inc,
                 Some((rule, level)),
@@ -711,16 +702,7 @@ impl<'a> Engine<'a> {
             assign_detail(&assignment, &resolved.persons),
         );
         self.touch(inc);
-        let unacked: Vec<i64> = resolved
-            .persons
-            .iter()
-            .copied()
-            .filter(|p| {
-                inc.response
-                    .responder(*p)
-                    .is_none_or(|r| r.acknowledged_at == 0)
-            })
-            .collect();
+        let unacked = unacknowledged(inc, &resolved.persons);
         self.fire(
             inc,
             None,
@@ -1562,6 +1544,19 @@ impl<'a> Engine<'a> {
         );
         true
     }
+}
+
+/// The people of `persons` who have not acknowledged the incident: a firing notifies only them.
+fn unacknowledged(inc: &Incident, persons: &[i64]) -> Vec<i64> {
+    persons
+        .iter()
+        .copied()
+        .filter(|p| {
+            inc.response
+                .responder(*p)
+                .is_none_or(|r| r.acknowledged_at == 0)
+        })
+        .collect()
 }
 
 fn usable_rule<'r>(rule: Option<&'r EscalationRule>, rule_id: &str) -> Option<&'r EscalationRule> {
