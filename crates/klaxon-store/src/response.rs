@@ -551,9 +551,9 @@ pub(crate) async fn after_ingest(
             if created.contains(id) {
                 if inc.progress == Progress::Closed {
                     // Created and recovered in one batch: recorded, never assigned (RSP-056).
-                    engine.on_auto_created(inc, &[], &matching);
+                    engine.on_auto_created(inc, &[], &matching, None);
                 } else {
-                    engine.on_auto_created(inc, &ctx.rules, &matching);
+                    engine.on_auto_created(inc, &ctx.rules, &matching, None);
                 }
             }
             if event_closed.contains(id) {

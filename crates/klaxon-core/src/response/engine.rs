@@ -109,6 +109,14 @@ fn precondition(msg: impl Into<String>) -> ActionError {
     ActionError::FailedPrecondition(msg.into())
 }
 
+/// The channel's flapping settings that mute an incident (RSP-204), as `i_m_flapping` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlappingMute {
+    pub max_changes: i64,
+    pub in_mins: i64,
+    pub mute_mins: i64,
+}
+
 /// Timer kinds, in the order RSP-165 applies them when several fall due at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TimerKind {
@@ -269,14 +277,30 @@ impl<'a> Engine<'a> {
 
     /// RSP-010 steps 4–5 for an incident ingestion just created: `i_new`, then rule matching
     /// (RSP-132) at `start_time`, then assignment now or after the delay window (RSP-160).
+    ///
+    /// `flapping`: the channel's flapping settings when ingestion created the incident as
+    /// flapping under mode `remind_suppress` (RSP-204): the incident is muted for its whole
+    /// life — responders are still resolved and recorded, but nothing is sent and no repeat or
+    /// escalation is scheduled — and `i_m_flapping` is written once.
     pub fn on_auto_created(
         &mut self,
         inc: &mut Incident,
         rules: &[EscalationRule],
         ctx: &MatchContext<'_>,
+        flapping: Option<FlappingMute>,
     ) {
         let detail = json!({"severity": inc.incident_severity.as_str(), "title": inc.title});
         self.entry(inc, "i_new", 0, self.now, detail);
+        let muted = flapping.is_some();
+        if let Some(f) = flapping {
+            inc.response.ever_muted = true;
+            let detail = json!({
+                "max_changes": f.max_changes,
+                "in_mins": f.in_mins,
+                "mute_mins": f.mute_mins,
+            });
+            self.entry(inc, "i_m_flapping", 0, self.now, detail);
+        }
         let Some(rule) = super::rules::select_rule(rules, inc, ctx, inc.start_time) else {
             return; // RSP-132: no assignment, nobody notified.
         };
@@ -285,9 +309,18 @@ impl<'a> Engine<'a> {
                 rule_id: rule.rule_id.clone(),
                 layer_idx: 0,
                 pending_delay_until: inc.start_time.saturating_add(rule.aggr_window * 1000),
+                muted,
                 ..EscalationState::default()
             });
             return;
+        }
+        if muted {
+            // Level entry reads the mute from the state it replaces.
+            inc.response.escalation = Some(EscalationState {
+                rule_id: rule.rule_id.clone(),
+                muted,
+                ..EscalationState::default()
+            });
         }
         self.enter_level(inc, rule, 0, AssignType::Assign, 0, "assign");
     }

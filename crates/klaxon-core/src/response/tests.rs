@@ -202,6 +202,7 @@ impl Scenario {
                     tz: &tz,
                     calendars: Calendars::default(),
                 },
+                None,
             );
             Ok(())
         })
@@ -821,6 +822,7 @@ fn with_labels(mut s: Scenario, labels: &[(&str, &str)]) -> Scenario {
                 tz: &tz,
                 calendars: Calendars::default(),
             },
+            None,
         );
         Ok(())
     })
@@ -1504,4 +1506,45 @@ fn esc_10_storm_warnings() {
         .unwrap();
     }
     assert_eq!(s.log.iter().filter(|e| e.kind == "i_storm").count(), 2);
+}
+
+#[test]
+fn flapping_incident_is_muted_for_life() {
+    // spec: RSP-204, RSP-206
+    let mut l0 = level(persons(&[A]), 15);
+    l0.max_times = 2;
+    let r = rule(vec![l0, level(persons(&[B]), 15)]);
+    let d = dir();
+    let mut ids = CountingIds::default();
+    let mut inc = incident(ten());
+    inc.is_flapping = true;
+    let tz = TimeZone::get("Asia/Shanghai").unwrap();
+    let mut e = Engine::new(ten(), &d, &mut ids);
+    e.on_auto_created(
+        &mut inc,
+        std::slice::from_ref(&r),
+        &MatchContext {
+            tz: &tz,
+            calendars: Calendars::default(),
+        },
+        Some(FlappingMute {
+            max_changes: 4,
+            in_mins: 60,
+            mute_mins: 120,
+        }),
+    );
+    let out = e.out;
+    let kinds: Vec<&str> = out.timeline.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec!["i_new", "i_m_flapping", "i_assign"]);
+    assert_eq!(out.timeline[1].detail["mute_mins"], 120);
+    assert!(out.notifications.is_empty(), "nothing is sent");
+    assert!(inc.response.ever_muted);
+    assert_eq!(inc.response.responders.len(), 1, "responders are recorded");
+    assert!(pending_timers(&inc).is_empty(), "no repeat, no escalation");
+    // A manual escalation notifies and clears the mute (RSP-206).
+    let mut e = Engine::new(ten() + MIN, &d, &mut ids);
+    let rid = r.rule_id.clone();
+    e.escalate_to(&mut inc, P, Some(&r), &rid, 1).unwrap();
+    assert!(!e.out.notifications.is_empty());
+    assert!(!inc.response.escalation.as_ref().unwrap().muted);
 }
