@@ -89,6 +89,7 @@ pub fn incident(i: &Incident, channel_names: &HashMap<i64, String>) -> Value {
         "assigned_to": assigned_to(i),
         "labels": i.labels,
         "fields": i.response.fields,
+        "frequency": i.response.frequency,
         "dedup_key": i.first_alert_key,
         "equals_md5": i.group_key,
         "group_method": i.group_method,

@@ -516,6 +516,7 @@ pub(crate) async fn after_ingest(
     let mut directories: HashMap<i64, StoreDirectory> = HashMap::new();
     let mut field_defs: HashMap<i64, Vec<klaxon_core::response::FieldDefinition>> = HashMap::new();
     let mut ids = RandomIds;
+    mark_frequency(conn, incidents, created).await?;
     let touched: BTreeSet<&String> = created.iter().chain(event_closed).chain(grown).collect();
     let mut outcomes: Vec<(String, Outcome, (i64, String))> = Vec::new();
     for id in touched {
@@ -583,6 +584,65 @@ pub(crate) async fn after_ingest(
         })
         .collect();
     write_changes(conn, &changes, now, false).await
+}
+
+/// Candidates scored per new incident at most (the newest first); see `docs/incidents.md`.
+const OUTLIER_CANDIDATES: i64 = 500;
+
+/// RSP-452: each new incident of a channel is `rare` when no incident of that channel started
+/// in the 30 days before it with a similarity above 0.9, else `frequent`; evaluated once.
+/// Candidates come from the title signature (and, for titles of 6+ tokens, similar token
+/// counts), plus the incidents created earlier in the same batch.
+async fn mark_frequency(
+    conn: &mut AnyConnection,
+    incidents: &mut HashMap<String, Option<Incident>>,
+    created: &[String],
+) -> Result<()> {
+    use klaxon_core::response::similarity::{
+        PAST_WINDOW_MS, frequency, similar_token_counts, title_signature,
+    };
+    let batch: Vec<Incident> = created
+        .iter()
+        .filter_map(|id| incidents.get(id).and_then(Option::as_ref))
+        .filter(|i| i.channel_id != 0)
+        .cloned()
+        .collect();
+    for x in &batch {
+        let (sig, n) = title_signature(&x.title);
+        let mut sql = Sql::new("SELECT ");
+        sql.push(rows::INCIDENT_COLUMNS)
+            .push(" FROM incidents WHERE account_id = ")
+            .bind(x.account_id)
+            .push(" AND channel_id = ")
+            .bind(x.channel_id)
+            .push(" AND start_time >= ")
+            .bind(x.start_time.saturating_sub(PAST_WINDOW_MS))
+            .push(" AND start_time < ")
+            .bind(x.start_time)
+            .push(" AND (title_sig = ")
+            .bind(sig);
+        if n >= 6 {
+            let (lo, hi) = similar_token_counts(n);
+            sql.push(" OR title_tokens BETWEEN ")
+                .bind(lo)
+                .push(" AND ")
+                .bind(hi);
+        }
+        sql.push(") ORDER BY start_time DESC LIMIT ")
+            .bind(OUTLIER_CANDIDATES);
+        let stored = sql
+            .query_on(conn)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(rows::incident)
+            .collect::<Result<Vec<_>>>()?;
+        let freq = frequency(x, stored.iter().chain(batch.iter()));
+        if let Some(Some(inc)) = incidents.get_mut(&x.incident_id) {
+            inc.response.frequency = freq.to_string();
+        }
+    }
+    Ok(())
 }
 
 // ---- actions ----
@@ -689,6 +749,13 @@ where
     // RSP-012 → RSP-014: explicit values (already on the incident) win over defaults.
     let defs = crate::fields::all(&mut tx, inc.account_id).await?;
     klaxon_core::response::apply_field_defaults(&mut inc, &defs);
+    // RSP-010 step 3 (RSP-452) for a manual incident of a channel.
+    let id = inc.incident_id.clone();
+    let mut one = HashMap::from([(id.clone(), Some(inc))]);
+    mark_frequency(&mut tx, &mut one, std::slice::from_ref(&id)).await?;
+    let Some(Some(mut inc)) = one.remove(&id) else {
+        return Err(StoreError::Corrupt("the new incident went missing".into()));
+    };
     let result = {
         let mut ids = RandomIds;
         let mut engine = Engine::new(now, &dir, &mut ids);

@@ -347,6 +347,8 @@ const INCIDENT_FIELDS: &[&str] = &[
     "responder_ids",
     "acker_ids",
     "field_values",
+    "title_sig",
+    "title_tokens",
 ];
 
 pub(crate) const INCIDENT_COLUMNS: &str = "incident_id, num, account_id, channel_id, title, \
@@ -354,7 +356,8 @@ pub(crate) const INCIDENT_COLUMNS: &str = "incident_id, num, account_id, channel
      ack_time, close_time, created_at, updated_at, creator_id, closer_id, close_source, labels, \
      alert_cnt, active_alert_cnt, alert_event_cnt, group_method, group_key, last_merge_time, \
      first_alert_id, first_alert_key, integration_id, integration_type, is_flapping, storm_level, \
-     manual_overrides, snoozed_before, response, responder_ids, acker_ids, field_values";
+     manual_overrides, snoozed_before, response, responder_ids, acker_ids, field_values, title_sig, \
+     title_tokens";
 
 pub(crate) fn incident(row: &AnyRow) -> Result<Incident> {
     Ok(Incident {
@@ -483,6 +486,8 @@ fn bind_incident(sql: &mut Sql, i: &Incident) -> Result<()> {
         ))
         .push(", ")
         .bind(field_values(&i.response.fields));
+    let (sig, count) = klaxon_core::response::similarity::title_signature(&i.title);
+    sql.push(", ").bind(sig).push(", ").bind(count);
     Ok(())
 }
 

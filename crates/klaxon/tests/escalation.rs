@@ -901,3 +901,48 @@ on_both_backends!(merging_incidents, |url: String| async move {
         "BadRequest",
     );
 });
+
+on_both_backends!(
+    outlier_incidents_are_marked_rare,
+    |url: String| async move {
+        // spec: RSP-452, RSP-007
+        let n = Node::start(&url, false).await;
+        async fn push(n: &Node, key: &str, title: &str) {
+            let (code, body) = n
+                .ts
+                .push(json!({"event_status": "Warning", "title_rule": title, "alert_key": key}))
+                .await;
+            assert_eq!(code, 200, "{body}");
+            n.ts.drained().await;
+        }
+        async fn freq(n: &Node, id: &str) -> Value {
+            n.incident(id).await["frequency"].clone()
+        }
+        push(&n, "o-1", "queue depth high on mq-1").await;
+        n.clock.0.fetch_add(60_000, Ordering::SeqCst);
+        push(&n, "o-2", "queue depth high on mq-2").await;
+        push(&n, "o-3", "certificate expires in 7 days").await;
+        assert_eq!(freq(&n, &n.incident_by_key("o-1").await).await, "rare");
+        assert_eq!(freq(&n, &n.incident_by_key("o-2").await).await, "frequent");
+        assert_eq!(freq(&n, &n.incident_by_key("o-3").await).await, "rare");
+        // A global incident is not evaluated.
+        let created = ok(n
+            .api(
+                "/incident/create",
+                json!({"title": "queue depth high on mq-3", "incident_severity": "Info"}),
+            )
+            .await);
+        assert_eq!(freq(&n, created["incident_id"].as_str().unwrap()).await, "");
+        // A manual incident of the channel is.
+        let created = ok(n
+        .api(
+            "/incident/create",
+            json!({"title": "queue depth high on mq-4", "incident_severity": "Info", "channel_id": n.channel}),
+        )
+        .await);
+        assert_eq!(
+            freq(&n, created["incident_id"].as_str().unwrap()).await,
+            "frequent"
+        );
+    }
+);

@@ -58,6 +58,49 @@ pub fn tokens(text: &str) -> BTreeSet<String> {
     out
 }
 
+/// The title's token-set signature and size, kept as columns so outlier detection can fetch
+/// its candidates with an index. `sim > 0.9` needs `J(title) > 5/6`, and two different token
+/// sets reach that only when their union has at least 7 tokens: below that, a similar title
+/// has exactly the same signature.
+pub fn title_signature(title: &str) -> (String, i64) {
+    use sha2::{Digest, Sha256};
+    let t = tokens(title);
+    let mut h = Sha256::new();
+    for tok in &t {
+        h.update(tok.as_bytes());
+        h.update([0x1f]);
+    }
+    let digest = h.finalize();
+    (
+        hex::encode(&digest[..8]),
+        i64::try_from(t.len()).unwrap_or(i64::MAX),
+    )
+}
+
+/// Token counts a title of `n` tokens can be similar to (RSP-450): `(lo, hi)` inclusive.
+pub fn similar_token_counts(n: i64) -> (i64, i64) {
+    // J ≤ min/max of the sizes, so min/max > 5/6.
+    ((n * 5) / 6, (n * 6 + 4) / 5)
+}
+
+/// Outlier detection at creation (RSP-452): `rare` when no candidate (incidents of the channel
+/// started in the 30 days before) scores above 0.9, else `frequent`.
+pub fn frequency<'a>(
+    x: &Incident,
+    candidates: impl IntoIterator<Item = &'a Incident>,
+) -> &'static str {
+    let fx = Fingerprint::of(x);
+    let from = x.start_time.saturating_sub(PAST_WINDOW_MS);
+    let similar = candidates.into_iter().any(|y| {
+        y.incident_id != x.incident_id
+            && y.channel_id == x.channel_id
+            && y.start_time >= from
+            && y.start_time < x.start_time
+            && similarity(&fx, &Fingerprint::of(y)) > SIMILAR_ABOVE
+    });
+    if similar { "frequent" } else { "rare" }
+}
+
 /// Jaccard index of two token sets; 1 when both are empty.
 fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
     if a.is_empty() && b.is_empty() {
@@ -150,6 +193,21 @@ mod tests {
             cjk.contains("磁") && cjk.contains("盘") && cjk.contains("满") && cjk.contains("web")
         );
         assert!(tokens("").is_empty());
+    }
+
+    #[test]
+    fn signatures_group_similar_short_titles() {
+        // spec: RSP-450 (J(title) > 5/6 is needed for sim > 0.9)
+        assert_eq!(
+            title_signature("disk full on web-1").0,
+            title_signature("Disk full on WEB-22").0
+        );
+        assert_ne!(
+            title_signature("disk full").0,
+            title_signature("disk empty").0
+        );
+        assert_eq!(title_signature("a b c").1, 3);
+        assert_eq!(similar_token_counts(6), (5, 8));
     }
 
     #[test]

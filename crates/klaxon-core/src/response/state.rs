@@ -115,6 +115,9 @@ pub struct Response {
     /// Custom field values by `field_name` (response.md 1.11).
     #[serde(default)]
     pub fields: BTreeMap<String, Value>,
+    /// RSP-452: `rare` (outlier), `frequent`, or "" when not evaluated.
+    #[serde(default)]
+    pub frequency: String,
 }
 
 impl Response {
