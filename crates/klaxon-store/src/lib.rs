@@ -26,6 +26,7 @@
 
 mod bootstrap;
 mod calendars;
+mod channels;
 mod db;
 mod delivery;
 mod directory;
@@ -43,6 +44,7 @@ mod schedules;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use channels::{ChannelDraft, ChannelSettings};
 pub use calendars::{AccountCalendars, CalendarFilter, Referrers};
 pub use delivery::{
     DELIVERY_CLAIM_MS, DeliveryOutcome, DeliveryState, MemberContact, PendingDelivery,
