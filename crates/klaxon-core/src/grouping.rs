@@ -171,7 +171,10 @@ pub fn validate_storm_thresholds(t: &[i64]) -> Result<(), RuleError> {
             return Err(bad(format!("{field}[{i}]"), "must be 1 to 10000"));
         }
         if i > 0 && t[i - 1] >= *v {
-            return Err(bad(format!("{field}[{i}]"), "thresholds must strictly increase"));
+            return Err(bad(
+                format!("{field}[{i}]"),
+                "thresholds must strictly increase",
+            ));
         }
     }
     Ok(())

@@ -44,8 +44,8 @@ mod schedules;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use channels::{ChannelDraft, ChannelSettings};
 pub use calendars::{AccountCalendars, CalendarFilter, Referrers};
+pub use channels::{ChannelDraft, ChannelSettings};
 pub use delivery::{
     DELIVERY_CLAIM_MS, DeliveryOutcome, DeliveryState, MemberContact, PendingDelivery,
 };

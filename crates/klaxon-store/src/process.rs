@@ -107,7 +107,16 @@ pub(crate) async fn process_inbox(
         } else {
             let candidate = batch.candidate(&mut tx, q).await?;
             let mut decision = noise.decide(q, candidate, &batch.incidents, now, &mut ids);
-            group(&mut batch, &mut tx, &channels, q, &mut decision, &ids.made, now).await?;
+            group(
+                &mut batch,
+                &mut tx,
+                &channels,
+                q,
+                &mut decision,
+                &ids.made,
+                now,
+            )
+            .await?;
             decision
         };
         // ING-262: every event records its outcome.
@@ -234,10 +243,8 @@ async fn group(
         .get(&target_id)
         .map(|m| m.values().cloned().collect())
         .unwrap_or_default();
-    if grouping::join(fx, &new_id, &target, &members, now) {
-        if decision.why.incident_id == new_id {
-            decision.why.incident_id = target_id;
-        }
+    if grouping::join(fx, &new_id, &target, &members, now) && decision.why.incident_id == new_id {
+        decision.why.incident_id = target_id;
     }
     Ok(())
 }

@@ -198,7 +198,12 @@ async fn shape(db: &Db, b: &Bootstrap, channel_id: i64) -> Vec<String> {
         channel_ids: vec![channel_id],
         ..IncidentFilter::default()
     };
-    let incidents = db.store.list_incidents(b.account_id, &f).await.unwrap().items;
+    let incidents = db
+        .store
+        .list_incidents(b.account_id, &f)
+        .await
+        .unwrap()
+        .items;
     let f = AlertFilter {
         paging: paging(),
         channel_ids: vec![channel_id],
@@ -284,7 +289,8 @@ async fn one_batch_and_split_batches_give_the_same_alerts_and_incidents(db: &Db)
             while db.store.process_inbox("a", split, now).await.unwrap() > 0 {}
             let got = shape(db, &b, ch).await;
             assert!(
-                got.iter().any(|l| l.starts_with("cnt=") && !l.starts_with("cnt=1 ")),
+                got.iter()
+                    .any(|l| l.starts_with("cnt=") && !l.starts_with("cnt=1 ")),
                 "some alerts were grouped: {got:?}"
             );
             match &reference {
@@ -301,7 +307,13 @@ async fn grouping_joins_incidents_from_earlier_batches_and_respects_the_window(d
     let ch = grouped_channel(db, &b, "window", 10).await;
     let at = |m: i64| T0 + m * MIN;
     for (n, minute) in [0i64, 8, 17, 30].into_iter().enumerate() {
-        let e = event(&format!("k{n}"), Status::Critical, "disk", &format!("h{n}"), at(minute));
+        let e = event(
+            &format!("k{n}"),
+            Status::Critical,
+            "disk",
+            &format!("h{n}"),
+            at(minute),
+        );
         db.store
             .enqueue(vec![(origin(&b, ch, at(minute)), e)])
             .await
@@ -313,7 +325,12 @@ async fn grouping_joins_incidents_from_earlier_batches_and_respects_the_window(d
         channel_ids: vec![ch],
         ..IncidentFilter::default()
     };
-    let mut incidents = db.store.list_incidents(b.account_id, &f).await.unwrap().items;
+    let mut incidents = db
+        .store
+        .list_incidents(b.account_id, &f)
+        .await
+        .unwrap()
+        .items;
     incidents.sort_by_key(|i| i.created_at);
     assert_eq!(incidents.len(), 2);
     assert_eq!(incidents[0].alert_cnt, 3);

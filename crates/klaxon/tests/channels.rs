@@ -109,7 +109,10 @@ on_both_backends!(channel_crud_and_wire_mapping, |url: String| async move {
     assert_eq!(g["all_equals_required"], true);
     assert_eq!(g["storm_thresholds"], json!([5, 20]));
     let listed = ok(t.api("/channel/list", json!({"channel_ids": [id]})).await);
-    assert_eq!(listed["items"][0]["group"], *g, "list renders the same group");
+    assert_eq!(
+        listed["items"][0]["group"], *g,
+        "list renders the same group"
+    );
 
     // Fine-grained: cases become rules, equals the default dims.
     ok(t.api(
@@ -154,145 +157,154 @@ on_both_backends!(channel_crud_and_wire_mapping, |url: String| async move {
 // spec: openapi-compat.md 2.5
 // spec: ING-155
 // spec: ING-192
-on_both_backends!(bad_channel_settings_name_the_field, |url: String| async move {
-    let t = TestServer::start(&url).await;
-    let id = ok(t.api("/channel/create", json!({"channel_name": "c"})).await)["channel_id"]
-        .as_i64()
-        .unwrap();
-    let before = ok(t.api("/channel/info", json!({"channel_id": id})).await);
-    let cases: Vec<(Value, &str)> = vec![
-        (json!({"channel_name": "x".repeat(60)}), "channel_name"),
-        (json!({"auto_resolve_timeout": 59}), "auto_resolve_timeout"),
-        (json!({"auto_resolve_mode": "later"}), "auto_resolve_mode"),
-        (json!({"team_id": 987_654}), "team_id"),
-        (json!({"group": {"method": "x"}}), "group.method"),
-        (json!({"group": {"method": "i"}}), "group.method"),
-        (json!({"group": {"method": "p"}}), "group.equals[0]"),
-        (
-            json!({"group": {"method": "p", "equals": [["host"]]}}),
-            "group.equals[0][0]",
-        ),
-        (
-            json!({"group": {"method": "p", "equals": [["title"], ["severity"]]}}),
-            "group.equals",
-        ),
-        (
-            json!({"group": {"method": "p", "equals": [["title"]], "time_window": 1441}}),
-            "group.time_window",
-        ),
-        (
-            json!({"group": {"method": "p", "equals": [["title"]], "window_type": "hopping"}}),
-            "group.window_type",
-        ),
-        (
-            json!({"group": {"method": "p", "equals": [["title"]], "storm_thresholds": [20, 5]}}),
-            "group.storm_thresholds[1]",
-        ),
-        (
-            json!({"group": {"method": "p", "cases": [{"if": [], "equals": [["title"]]}]}}),
-            "group.cases[0].if",
-        ),
-        (
-            json!({"flapping": {"is_disabled": false, "max_changes": 4}}),
-            "flapping.mode",
-        ),
-    ];
-    for (patch, field) in cases {
-        let mut body = patch.clone();
-        body["channel_id"] = json!(id);
-        let message = invalid(t.api("/channel/update", body).await);
-        assert!(message.starts_with(field), "{patch}: {message}");
+on_both_backends!(
+    bad_channel_settings_name_the_field,
+    |url: String| async move {
+        let t = TestServer::start(&url).await;
+        let id = ok(t.api("/channel/create", json!({"channel_name": "c"})).await)["channel_id"]
+            .as_i64()
+            .unwrap();
+        let before = ok(t.api("/channel/info", json!({"channel_id": id})).await);
+        let cases: Vec<(Value, &str)> = vec![
+            (json!({"channel_name": "x".repeat(60)}), "channel_name"),
+            (json!({"auto_resolve_timeout": 59}), "auto_resolve_timeout"),
+            (json!({"auto_resolve_mode": "later"}), "auto_resolve_mode"),
+            (json!({"team_id": 987_654}), "team_id"),
+            (json!({"group": {"method": "x"}}), "group.method"),
+            (json!({"group": {"method": "i"}}), "group.method"),
+            (json!({"group": {"method": "p"}}), "group.equals[0]"),
+            (
+                json!({"group": {"method": "p", "equals": [["host"]]}}),
+                "group.equals[0][0]",
+            ),
+            (
+                json!({"group": {"method": "p", "equals": [["title"], ["severity"]]}}),
+                "group.equals",
+            ),
+            (
+                json!({"group": {"method": "p", "equals": [["title"]], "time_window": 1441}}),
+                "group.time_window",
+            ),
+            (
+                json!({"group": {"method": "p", "equals": [["title"]], "window_type": "hopping"}}),
+                "group.window_type",
+            ),
+            (
+                json!({"group": {"method": "p", "equals": [["title"]], "storm_thresholds": [20, 5]}}),
+                "group.storm_thresholds[1]",
+            ),
+            (
+                json!({"group": {"method": "p", "cases": [{"if": [], "equals": [["title"]]}]}}),
+                "group.cases[0].if",
+            ),
+            (
+                json!({"flapping": {"is_disabled": false, "max_changes": 4}}),
+                "flapping.mode",
+            ),
+        ];
+        for (patch, field) in cases {
+            let mut body = patch.clone();
+            body["channel_id"] = json!(id);
+            let message = invalid(t.api("/channel/update", body).await);
+            assert!(message.starts_with(field), "{patch}: {message}");
+        }
+        let after = ok(t.api("/channel/info", json!({"channel_id": id})).await);
+        assert_eq!(before, after, "a refused update changes nothing");
+        let message = invalid(t.api("/channel/create", json!({})).await);
+        assert!(message.starts_with("channel_name"), "{message}");
+        let message = invalid(t.api("/channel/update", json!({})).await);
+        assert!(message.starts_with("channel_id"), "{message}");
+        // flapping that maps to off is accepted.
+        ok(t.api(
+            "/channel/update",
+            json!({"channel_id": id, "flapping": {"is_disabled": true}}),
+        )
+        .await);
     }
-    let after = ok(t.api("/channel/info", json!({"channel_id": id})).await);
-    assert_eq!(before, after, "a refused update changes nothing");
-    let message = invalid(t.api("/channel/create", json!({})).await);
-    assert!(message.starts_with("channel_name"), "{message}");
-    let message = invalid(t.api("/channel/update", json!({})).await);
-    assert!(message.starts_with("channel_id"), "{message}");
-    // flapping that maps to off is accepted.
-    ok(t.api(
-        "/channel/update",
-        json!({"channel_id": id, "flapping": {"is_disabled": true}}),
-    )
-    .await);
-});
+);
 
 // spec: ING-153
 // spec: ING-159
 // spec: ING-192
 // spec: RSP-200
-on_both_backends!(storm_across_hosts_becomes_one_incident, |url: String| async move {
-    let t = TestServer::start(&url).await;
-    let (ch, key) = channel_with_key(&t, json!({"channel_name": "storm"})).await;
-    // Grouping by check, thresholds [5, 20], set through /channel/update.
-    ok(t.api(
-        "/channel/update",
-        json!({"channel_id": ch, "group": {"method": "p", "equals": [["labels.check"]],
+on_both_backends!(
+    storm_across_hosts_becomes_one_incident,
+    |url: String| async move {
+        let t = TestServer::start(&url).await;
+        let (ch, key) = channel_with_key(&t, json!({"channel_name": "storm"})).await;
+        // Grouping by check, thresholds [5, 20], set through /channel/update.
+        ok(t.api(
+            "/channel/update",
+            json!({"channel_id": ch, "group": {"method": "p", "equals": [["labels.check"]],
                "time_window": 60, "storm_thresholds": [5, 20]}}),
-    )
-    .await);
-    const N: usize = 25;
-    for n in 0..N {
-        let host = format!("host-{n:02}");
-        push_to(&t, &key, alert(&format!("disk-{host}"), "disk", &host)).await;
-        if n == 2 {
-            // Part of the storm in a later batch than the first alerts.
-            t.drained().await;
+        )
+        .await);
+        const N: usize = 25;
+        for n in 0..N {
+            let host = format!("host-{n:02}");
+            push_to(&t, &key, alert(&format!("disk-{host}"), "disk", &host)).await;
+            if n == 2 {
+                // Part of the storm in a later batch than the first alerts.
+                t.drained().await;
+            }
         }
+        push_to(&t, &key, alert("cpu-host-00", "cpu", "host-00")).await;
+        t.drained().await;
+        let incidents = incidents_of(&t, ch).await;
+        assert_eq!(incidents.len(), 2, "{incidents:?}");
+        let storm = incidents
+            .iter()
+            .find(|i| i["labels"]["check"] == "disk")
+            .unwrap();
+        assert_eq!(storm["alert_cnt"], N);
+        assert_eq!(storm["active_alert_cnt"], N);
+        assert_eq!(storm["group_method"], "p");
+        assert_eq!(storm["title"], "disk on host-00", "the first alert's title");
+        assert_eq!(storm["storm_level"], 20);
+        let id = storm["incident_id"].as_str().unwrap();
+        let feed = ok(t
+            .api(
+                "/incident/feed",
+                json!({"incident_id": id, "types": ["i_storm"], "asc": true}),
+            )
+            .await);
+        let thresholds: Vec<Value> = feed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["detail"]["threshold"].clone())
+            .collect();
+        assert_eq!(thresholds, vec![json!(5), json!(20)]);
+        let alerts = ok(t
+            .api(
+                "/incident/alert/list",
+                json!({"incident_id": id, "limit": 100}),
+            )
+            .await);
+        assert_eq!(alerts["total"], N);
+        let other = incidents
+            .iter()
+            .find(|i| i["labels"]["check"] == "cpu")
+            .unwrap();
+        assert_eq!(other["alert_cnt"], 1);
     }
-    push_to(&t, &key, alert("cpu-host-00", "cpu", "host-00")).await;
-    t.drained().await;
-    let incidents = incidents_of(&t, ch).await;
-    assert_eq!(incidents.len(), 2, "{incidents:?}");
-    let storm = incidents
-        .iter()
-        .find(|i| i["labels"]["check"] == "disk")
-        .unwrap();
-    assert_eq!(storm["alert_cnt"], N);
-    assert_eq!(storm["active_alert_cnt"], N);
-    assert_eq!(storm["group_method"], "p");
-    assert_eq!(storm["title"], "disk on host-00", "the first alert's title");
-    assert_eq!(storm["storm_level"], 20);
-    let id = storm["incident_id"].as_str().unwrap();
-    let feed = ok(t
-        .api(
-            "/incident/feed",
-            json!({"incident_id": id, "types": ["i_storm"], "asc": true}),
-        )
-        .await);
-    let thresholds: Vec<Value> = feed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["detail"]["threshold"].clone())
-        .collect();
-    assert_eq!(thresholds, vec![json!(5), json!(20)]);
-    let alerts = ok(t
-        .api(
-            "/incident/alert/list",
-            json!({"incident_id": id, "limit": 100}),
-        )
-        .await);
-    assert_eq!(alerts["total"], N);
-    let other = incidents
-        .iter()
-        .find(|i| i["labels"]["check"] == "cpu")
-        .unwrap();
-    assert_eq!(other["alert_cnt"], 1);
-});
+);
 
 // spec: ING-150
-on_both_backends!(without_grouping_each_alert_opens_an_incident, |url: String| async move {
-    let t = TestServer::start(&url).await;
-    let (ch, key) = channel_with_key(&t, json!({"channel_name": "plain"})).await;
-    for n in 0..3 {
-        push_to(&t, &key, alert(&format!("k{n}"), "disk", &format!("h{n}"))).await;
+on_both_backends!(
+    without_grouping_each_alert_opens_an_incident,
+    |url: String| async move {
+        let t = TestServer::start(&url).await;
+        let (ch, key) = channel_with_key(&t, json!({"channel_name": "plain"})).await;
+        for n in 0..3 {
+            push_to(&t, &key, alert(&format!("k{n}"), "disk", &format!("h{n}"))).await;
+        }
+        t.drained().await;
+        let incidents = incidents_of(&t, ch).await;
+        assert_eq!(incidents.len(), 3);
+        assert!(incidents.iter().all(|i| i["group_method"] == "n"));
     }
-    t.drained().await;
-    let incidents = incidents_of(&t, ch).await;
-    assert_eq!(incidents.len(), 3);
-    assert!(incidents.iter().all(|i| i["group_method"] == "n"));
-});
+);
 
 // spec: ING-100
 on_both_backends!(disabled_channel_discards_events, |url: String| async move {

@@ -163,7 +163,8 @@ fn unified_dims_group_a_storm_across_hosts_and_derive_fields() {
 #[test]
 fn strict_grouping_example() {
     let dims = ["labels.check", "labels.cluster"];
-    let rows: [(&[(&str, &str)], &[(&str, &str)], bool, bool); 3] = [
+    type Pairs<'a> = &'a [(&'a str, &'a str)];
+    let rows: [(Pairs, Pairs, bool, bool); 3] = [
         (&[("check", "cpu")], &[("check", "cpu")], true, false),
         (
             &[("check", "cpu"), ("cluster", "nj")],
@@ -229,7 +230,11 @@ fn fine_grained_rules_then_default_dims() {
     let mut ch = Channel::default();
     let a = ch.push(&g, &ev("a", &[("check", "cpu"), ("cluster", "nj")]), T0);
     let c = ch.push(&g, &ev("c", &[("check", "mem"), ("cluster", "nj")]), T0 + 1);
-    let d = ch.push(&g, &ev("d", &[("check", "disk"), ("cluster", "nj")]), T0 + 2);
+    let d = ch.push(
+        &g,
+        &ev("d", &[("check", "disk"), ("cluster", "nj")]),
+        T0 + 2,
+    );
     assert_ne!(a, c, "rule_ref fine:0 and default make different keys");
     assert_eq!(c, d, "both use the default dims");
 }

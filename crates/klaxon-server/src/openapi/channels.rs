@@ -412,11 +412,7 @@ async fn draft(
     Ok(d)
 }
 
-async fn settings(
-    state: &AppState,
-    caller: &Caller,
-    id: i64,
-) -> Result<ChannelSettings, ApiError> {
+async fn settings(state: &AppState, caller: &Caller, id: i64) -> Result<ChannelSettings, ApiError> {
     state
         .store
         .channel_settings(caller.account_id, id)
