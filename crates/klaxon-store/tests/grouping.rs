@@ -7,8 +7,10 @@
 
 use std::collections::BTreeMap;
 
+use klaxon_core::condition::Condition;
 use klaxon_core::grouping::GroupingConfig;
 use klaxon_core::model::{EventOrigin, Millis, NewEvent, Status};
+use klaxon_core::noise::{NoiseRule, OneOff, RuleKind};
 use klaxon_store::{
     AlertFilter, Bootstrap, BootstrapSeed, ChannelDraft, IncidentFilter, Paging, Store,
     StoreOptions,
@@ -111,6 +113,7 @@ macro_rules! both {
 both!(
     one_batch_and_split_batches_give_the_same_alerts_and_incidents,
     grouping_joins_incidents_from_earlier_batches_and_respects_the_window,
+    an_unmuted_alert_joins_the_incident_of_its_group,
 );
 
 fn seed() -> BootstrapSeed {
@@ -339,4 +342,60 @@ async fn grouping_joins_incidents_from_earlier_batches_and_respects_the_window(d
     assert_eq!(incidents[1].alert_cnt, 1);
     assert_eq!(incidents[1].created_at, at(30));
     assert_eq!(incidents[0].group_key, incidents[1].group_key);
+}
+
+async fn an_unmuted_alert_joins_the_incident_of_its_group(db: &Db) {
+    // spec: ING-123, ING-153, ING-159, RSP-200
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let ch = grouped_channel(db, &b, "unmute", 0).await;
+    let mut rule = NoiseRule::new(RuleKind::Silence);
+    rule.account_id = b.account_id;
+    rule.channel_id = ch;
+    rule.rule_name = "h2 maintenance".into();
+    rule.filters = vec![vec![Condition::is_in("labels.host", ["h2"])]];
+    rule.time_filter = Some(OneOff {
+        start_time: T0 / 1000,
+        end_time: (T0 + 10 * MIN) / 1000,
+    });
+    db.store.save_noise_rule(rule, T0).await.unwrap().unwrap();
+    let step = |key: &str, host: &str, at: Millis| {
+        let e = event(key, Status::Critical, "disk", host, at);
+        (origin(&b, ch, at), e)
+    };
+    for (key, host, at) in [
+        ("a", "h1", T0),
+        ("b", "h2", T0 + MIN),
+        ("b", "h2", T0 + 20 * MIN),
+    ] {
+        db.store.enqueue(vec![step(key, host, at)]).await.unwrap();
+        while db.store.process_inbox("a", 100, at).await.unwrap() > 0 {}
+    }
+    let f = IncidentFilter {
+        paging: paging(),
+        channel_ids: vec![ch],
+        ..IncidentFilter::default()
+    };
+    let incidents = db
+        .store
+        .list_incidents(b.account_id, &f)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    assert_eq!(incidents[0].alert_cnt, 2);
+    assert_eq!(incidents[0].last_merge_time, T0 + 20 * MIN);
+    assert_eq!(incidents[0].storm_level, 2);
+    let f = AlertFilter {
+        paging: paging(),
+        channel_ids: vec![ch],
+        ..AlertFilter::default()
+    };
+    let alerts = db.store.list_alerts(b.account_id, &f).await.unwrap().items;
+    assert_eq!(alerts.len(), 2);
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a.incident_id == incidents[0].incident_id)
+    );
+    assert!(alerts.iter().any(|a| a.ever_muted));
 }
