@@ -367,10 +367,38 @@ pub fn join(
         return false;
     };
     fx.incidents.retain(|i| i.incident_id != new_incident_id);
+    // ING-113: the same event may have resolved the expired alert of `target` (re-deriving it,
+    // possibly auto-resolving it). The new alert is grouped first, so `target` is derived
+    // again from its state before this event; an auto-resolution by this event is undone,
+    // since the joining alert keeps the incident open.
+    if let Some(pos) = fx
+        .incidents
+        .iter()
+        .position(|i| i.incident_id == target.incident_id)
+    {
+        let rederived = fx.incidents.remove(pos);
+        if target.progress != Progress::Closed && rederived.progress == Progress::Closed {
+            for a in fx.alerts.iter_mut() {
+                if a.incident_id == target.incident_id && a.closed && a.close_time == now {
+                    a.closed = false;
+                    a.close_time = 0;
+                }
+            }
+            fx.close_alert_ids.clear();
+            fx.close_time = 0;
+        }
+    }
     let mut summaries: Vec<AlertSummary> = members
         .iter()
         .filter(|s| s.alert_id != alert.alert_id)
-        .cloned()
+        .map(|s| {
+            // This event's changes to the target's alerts (the expired one) win.
+            fx.alerts
+                .iter()
+                .find(|a| a.alert_id == s.alert_id)
+                .map(AlertSummary::from)
+                .unwrap_or_else(|| s.clone())
+        })
         .collect();
     summaries.push(AlertSummary::from(&alert));
     let mut joined = derive_incident(target, &summaries, now);

@@ -195,8 +195,8 @@ fn channel_disabled() -> klaxon_core::noise::Decision {
 /// ING-150…159: when the event opened a new incident for an unmarked alert in a channel that
 /// groups, the alert joins the eligible incident with its group key instead, or its new
 /// incident carries the key. The incident it opened is one made by this event (its id is new
-/// and not yet in the cache); an incident that the event re-derived (the expired alert's of
-/// ING-113) is no join target for it.
+/// and not yet in the cache). The expired alert's incident of ING-113, re-derived by the same
+/// event, may be the target: the new alert is grouped first and keeps it open.
 async fn group(
     batch: &mut Batch,
     conn: &mut AnyConnection,
@@ -222,7 +222,9 @@ async fn group(
     let Some(alert) = grouping::opened_alert(fx, &new_id) else {
         return Ok(());
     };
-    let skip: HashSet<String> = fx.incidents.iter().map(|i| i.incident_id.clone()).collect();
+    // The cache still holds the state before this event, which is what grouping compares
+    // against (ING-113: the new alert is grouped before the expired alert resolves).
+    let skip: HashSet<String> = HashSet::from([new_id.clone()]);
     let pool = channels.candidates(q, &batch.incidents, &skip);
     let refs: Vec<&Incident> = pool.iter().collect();
     let choice = policy.choose(&alert, &refs, now);

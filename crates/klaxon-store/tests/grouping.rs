@@ -114,6 +114,7 @@ both!(
     one_batch_and_split_batches_give_the_same_alerts_and_incidents,
     grouping_joins_incidents_from_earlier_batches_and_respects_the_window,
     an_unmuted_alert_joins_the_incident_of_its_group,
+    a_new_alert_keeps_the_incident_of_the_alert_it_expires_open,
 );
 
 fn seed() -> BootstrapSeed {
@@ -398,4 +399,54 @@ async fn an_unmuted_alert_joins_the_incident_of_its_group(db: &Db) {
             .all(|a| a.incident_id == incidents[0].incident_id)
     );
     assert!(alerts.iter().any(|a| a.ever_muted));
+}
+
+async fn a_new_alert_keeps_the_incident_of_the_alert_it_expires_open(db: &Db) {
+    // spec: ING-113, ING-159
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let ch = grouped_channel(db, &b, "expiry", 0).await;
+    let later = T0 + 25 * 60 * MIN;
+    for at in [T0, later] {
+        let e = event("a", Status::Critical, "disk", "h1", at);
+        db.store
+            .enqueue(vec![(origin(&b, ch, at), e)])
+            .await
+            .unwrap();
+        while db.store.process_inbox("a", 100, at).await.unwrap() > 0 {}
+    }
+    let f = IncidentFilter {
+        paging: paging(),
+        channel_ids: vec![ch],
+        ..IncidentFilter::default()
+    };
+    let incidents = db
+        .store
+        .list_incidents(b.account_id, &f)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    let i = &incidents[0];
+    assert_eq!((i.alert_cnt, i.active_alert_cnt), (2, 1));
+    assert_eq!(i.progress, klaxon_core::model::Progress::Triggered);
+    let f = AlertFilter {
+        paging: paging(),
+        channel_ids: vec![ch],
+        ..AlertFilter::default()
+    };
+    let alerts = db.store.list_alerts(b.account_id, &f).await.unwrap().items;
+    assert_eq!(alerts.len(), 2);
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a.incident_id == i.incident_id && !a.closed)
+    );
+    assert_eq!(
+        alerts
+            .iter()
+            .filter(|a| a.alert_status == Status::Ok)
+            .count(),
+        1,
+        "the expired alert resolved"
+    );
 }

@@ -417,3 +417,69 @@ fn storm_thresholds_validation() {
     );
     assert!(validate_storm_thresholds(&[10_001]).is_err());
 }
+
+// spec: ING-113
+// spec: ING-159
+#[test]
+fn new_alert_joins_the_incident_of_the_alert_it_expires_and_keeps_it_open() {
+    use crate::merge::Candidate;
+    let g = ChannelGrouping::compile(&unified(&["labels.check"]));
+    let mut ch = Channel::default();
+    let q = ev("a", &[("check", "disk")]);
+    let first = ch.push(&g, &q, T0);
+    let old_alert = {
+        let mut ids = CountingIds(99);
+        let mut fx = process_event(&q, None, T0, &mut ids);
+        let mut a = fx.alerts.remove(0);
+        a.incident_id = first.clone();
+        a.alert_id = ch.members[&first][0].alert_id.clone();
+        a
+    };
+    let incident = ch.incidents[&first].clone();
+    // 25 h later the same key fires again: the old alert expires (ING-113).
+    let now = T0 + 25 * 60 * MIN;
+    let candidate = Candidate {
+        alert: old_alert.clone(),
+        incident: Some(incident.clone()),
+        sibling_alerts: Vec::new(),
+    };
+    let mut fx = process_event(&q, Some(candidate), now, &mut ch.ids);
+    let new_id = fx.incidents[0].incident_id.clone();
+    assert_eq!(
+        fx.incidents.len(),
+        2,
+        "the new incident and the re-derived one"
+    );
+    assert_eq!(
+        fx.incidents[1].progress,
+        Progress::Closed,
+        "alone, the expiry auto-resolves it"
+    );
+    let alert = opened_alert(&fx, &new_id).unwrap();
+    let choice = g.choose(&alert, &[&incident], now);
+    assert_eq!(choice.target.as_deref(), Some(first.as_str()));
+    assert!(join(&mut fx, &new_id, &incident, &ch.members[&first], now));
+    assert_eq!(fx.incidents.len(), 1);
+    let joined = &fx.incidents[0];
+    assert_eq!(joined.incident_id, first);
+    assert_eq!(joined.progress, Progress::Triggered, "kept open");
+    assert_eq!((joined.alert_cnt, joined.active_alert_cnt), (2, 1));
+    assert_eq!(joined.incident_status, Status::Warning);
+    assert_eq!(joined.last_merge_time, now);
+    let expired = fx
+        .alerts
+        .iter()
+        .find(|a| a.alert_id == old_alert.alert_id)
+        .unwrap();
+    assert_eq!(expired.alert_status, Status::Ok);
+    assert!(
+        !expired.closed,
+        "no auto-resolution, so the alert is not closed"
+    );
+    assert!(fx.close_alert_ids.is_empty());
+    assert!(
+        fx.alerts
+            .iter()
+            .any(|a| a.alert_id == alert.alert_id && a.incident_id == first)
+    );
+}
