@@ -7,6 +7,7 @@
 pub mod condition;
 pub mod directory;
 pub mod error;
+pub mod grouping;
 pub mod ids;
 pub mod merge;
 pub mod model;

@@ -40,6 +40,8 @@ pub enum Outcome {
     SilencedDrop,
     /// ING-140, behaviour `drop`.
     InhibitedDrop,
+    /// ING-100: the channel is not enabled.
+    ChannelDisabled,
 }
 
 impl Outcome {
@@ -54,6 +56,7 @@ impl Outcome {
             Outcome::DroppedByChannelRule => "dropped_by_channel_rule",
             Outcome::SilencedDrop => "silenced_drop",
             Outcome::InhibitedDrop => "inhibited_drop",
+            Outcome::ChannelDisabled => "channel_disabled",
         }
     }
 }

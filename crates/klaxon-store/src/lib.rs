@@ -26,6 +26,7 @@
 
 mod bootstrap;
 mod calendars;
+mod channels;
 mod db;
 mod delivery;
 mod directory;
@@ -44,6 +45,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use calendars::{AccountCalendars, CalendarFilter, Referrers};
+pub use channels::{ChannelDraft, ChannelSettings};
 pub use delivery::{
     DELIVERY_CLAIM_MS, DeliveryOutcome, DeliveryState, MemberContact, PendingDelivery,
 };

@@ -94,14 +94,31 @@ pub(crate) async fn process_inbox(
     batch.prefetch(&mut tx, &queued).await?;
     // Drop, silence and inhibit rules (ING-101, ING-130, ING-140): read once per batch.
     let noise = crate::noise::BatchNoise::load(&mut tx, &queued, now).await?;
+    // Channel status (ING-100) and grouping policies (ING-150…159): read once per batch.
+    let channels = crate::channels::BatchChannels::load(&mut tx, &queued, now).await?;
     let mut outcomes = Vec::with_capacity(queued.len());
     let mut ids = Recording {
         inner: RandomIds,
         made: HashSet::new(),
     };
     for q in &queued {
-        let candidate = batch.candidate(&mut tx, q).await?;
-        let decision = noise.decide(q, candidate, &batch.incidents, now, &mut ids);
+        let decision = if channels.is_closed(q) {
+            channel_disabled()
+        } else {
+            let candidate = batch.candidate(&mut tx, q).await?;
+            let mut decision = noise.decide(q, candidate, &batch.incidents, now, &mut ids);
+            group(
+                &mut batch,
+                &mut tx,
+                &channels,
+                q,
+                &mut decision,
+                &ids.made,
+                now,
+            )
+            .await?;
+            decision
+        };
         // ING-262: every event records its outcome.
         let outcome_id = klaxon_core::ids::object_id(now, ids.inner.random8());
         outcomes.push(crate::noise::EventOutcome::new(
@@ -158,6 +175,80 @@ pub(crate) async fn process_inbox(
         Finish::Rollback => tx.rollback().await?,
     }
     Ok(queued.len())
+}
+
+/// ING-100: an event for a channel that is not enabled is discarded.
+fn channel_disabled() -> klaxon_core::noise::Decision {
+    let outcome = Some(klaxon_core::merge::Outcome::ChannelDisabled);
+    klaxon_core::noise::Decision {
+        effects: Effects {
+            outcome,
+            ..Effects::default()
+        },
+        why: klaxon_core::noise::Explanation {
+            outcome,
+            ..Default::default()
+        },
+    }
+}
+
+/// ING-150…159: when the event opened a new incident for an unmarked alert in a channel that
+/// groups, the alert joins the eligible incident with its group key instead, or its new
+/// incident carries the key. The incident it opened is one made by this event (its id is new
+/// and not yet in the cache). The expired alert's incident of ING-113, re-derived by the same
+/// event, may be the target: the new alert is grouped first and keeps it open.
+async fn group(
+    batch: &mut Batch,
+    conn: &mut AnyConnection,
+    channels: &crate::channels::BatchChannels,
+    q: &QueuedEvent,
+    decision: &mut klaxon_core::noise::Decision,
+    made: &HashSet<String>,
+    now: Millis,
+) -> Result<()> {
+    use klaxon_core::grouping;
+    let Some(policy) = channels.grouping(q) else {
+        return Ok(());
+    };
+    let fx = &mut decision.effects;
+    let Some(new_id) = fx
+        .incidents
+        .iter()
+        .map(|i| i.incident_id.clone())
+        .find(|id| made.contains(id) && !batch.incidents.contains_key(id))
+    else {
+        return Ok(());
+    };
+    let Some(alert) = grouping::opened_alert(fx, &new_id) else {
+        return Ok(());
+    };
+    // The cache still holds the state before this event, which is what grouping compares
+    // against (ING-113: the new alert is grouped before the expired alert resolves).
+    let skip: HashSet<String> = HashSet::from([new_id.clone()]);
+    let pool = channels.candidates(q, &batch.incidents, &skip);
+    let refs: Vec<&Incident> = pool.iter().collect();
+    let choice = policy.choose(&alert, &refs, now);
+    let Some(target_id) = choice.target else {
+        grouping::keep_own(fx, &new_id, &choice.group_key);
+        return Ok(());
+    };
+    if !batch.members.contains_key(&target_id) || !batch.incidents.contains_key(&target_id) {
+        let ids = [target_id.clone()];
+        batch.load_incidents(conn, alert.account_id, &ids).await?;
+    }
+    let Some(target) = batch.incidents.get(&target_id).cloned().flatten() else {
+        grouping::keep_own(fx, &new_id, &choice.group_key);
+        return Ok(());
+    };
+    let members: Vec<AlertSummary> = batch
+        .members
+        .get(&target_id)
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    if grouping::join(fx, &new_id, &target, &members, now) && decision.why.incident_id == new_id {
+        decision.why.incident_id = target_id;
+    }
+    Ok(())
 }
 
 /// An id source that remembers the ids it made: a row with such an id is new to the database,

@@ -258,7 +258,24 @@ async fn channel_list(state: &AppState, caller: &Caller, args: &Args) -> Result<
         .list_channels(caller.account_id, &filter)
         .await
         .map_err(store_err)?;
-    let items = page.items.iter().map(wire::channel).collect();
+    // `group{}` from the stored grouping policy and storm thresholds (ingest.md §1.5.1).
+    let ids: Vec<i64> = page.items.iter().map(|c| c.channel_id).collect();
+    let settings: HashMap<i64, klaxon_store::ChannelSettings> = state
+        .store
+        .channel_settings_of(caller.account_id, &ids)
+        .await
+        .map_err(store_err)?
+        .into_iter()
+        .map(|s| (s.channel.channel_id, s))
+        .collect();
+    let items = page
+        .items
+        .iter()
+        .map(|c| match settings.get(&c.channel_id) {
+            Some(s) => super::channels::render(s),
+            None => wire::channel(c),
+        })
+        .collect();
     Ok(page_json(&page, items))
 }
 

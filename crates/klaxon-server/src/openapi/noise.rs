@@ -60,6 +60,7 @@ const OUTCOMES: &[&str] = &[
     "dropped_by_channel_rule",
     "silenced_drop",
     "inhibited_drop",
+    "channel_disabled",
 ];
 
 pub async fn dispatch(
