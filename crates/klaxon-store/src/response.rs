@@ -586,21 +586,25 @@ pub(crate) async fn after_ingest(
     write_changes(conn, &changes, now, false).await
 }
 
-/// Candidates scored per new incident at most (the newest first); see `docs/incidents.md`.
-const OUTLIER_CANDIDATES: i64 = 500;
+/// Candidates scored per new incident at most, newest first; see `docs/incidents.md`.
+const OUTLIER_CANDIDATES: i64 = 200;
+/// Candidates read per round trip: most incidents with a similar predecessor find it in the
+/// first page, and stop there.
+const OUTLIER_PAGE: i64 = 16;
 
 /// RSP-452: each new incident of a channel is `rare` when no incident of that channel started
 /// in the 30 days before it with a similarity above 0.9, else `frequent`; evaluated once.
-/// Candidates come from the title signature (and, for titles of 6+ tokens, similar token
-/// counts), plus the incidents created earlier in the same batch.
+///
+/// Candidates, cheapest first: the incidents created earlier in the same batch; then stored
+/// incidents with the same title signature; then, for titles of 6+ tokens, stored incidents
+/// with a similar token count. Stored candidates are read in small pages of the few columns
+/// the score needs, and the search stops at the first similar one.
 async fn mark_frequency(
     conn: &mut AnyConnection,
     incidents: &mut HashMap<String, Option<Incident>>,
     created: &[String],
 ) -> Result<()> {
-    use klaxon_core::response::similarity::{
-        PAST_WINDOW_MS, frequency, similar_token_counts, title_signature,
-    };
+    use klaxon_core::response::similarity::frequency;
     let batch: Vec<Incident> = created
         .iter()
         .filter_map(|id| incidents.get(id).and_then(Option::as_ref))
@@ -608,41 +612,82 @@ async fn mark_frequency(
         .cloned()
         .collect();
     for x in &batch {
-        let (sig, n) = title_signature(&x.title);
-        let mut sql = Sql::new("SELECT ");
-        sql.push(rows::INCIDENT_COLUMNS)
-            .push(" FROM incidents WHERE account_id = ")
-            .bind(x.account_id)
-            .push(" AND channel_id = ")
-            .bind(x.channel_id)
-            .push(" AND start_time >= ")
-            .bind(x.start_time.saturating_sub(PAST_WINDOW_MS))
-            .push(" AND start_time < ")
-            .bind(x.start_time)
-            .push(" AND (title_sig = ")
-            .bind(sig);
-        if n >= 6 {
-            let (lo, hi) = similar_token_counts(n);
-            sql.push(" OR title_tokens BETWEEN ")
-                .bind(lo)
-                .push(" AND ")
-                .bind(hi);
-        }
-        sql.push(") ORDER BY start_time DESC LIMIT ")
-            .bind(OUTLIER_CANDIDATES);
-        let stored = sql
-            .query_on(conn)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(rows::incident)
-            .collect::<Result<Vec<_>>>()?;
-        let freq = frequency(x, stored.iter().chain(batch.iter()));
+        let freq = if frequency(x, batch.iter()) == "frequent" {
+            "frequent"
+        } else if has_similar_stored(conn, x).await? {
+            "frequent"
+        } else {
+            "rare"
+        };
         if let Some(Some(inc)) = incidents.get_mut(&x.incident_id) {
             inc.response.frequency = freq.to_string();
         }
     }
     Ok(())
+}
+
+/// Whether a stored incident of `x`'s channel, started in the 30 days before it, scores above
+/// 0.9 against it (RSP-450), looking at no more than [`OUTLIER_CANDIDATES`] per search.
+async fn has_similar_stored(conn: &mut AnyConnection, x: &Incident) -> Result<bool> {
+    use klaxon_core::response::similarity::{
+        PAST_WINDOW_MS, frequency, similar_token_counts, title_signature,
+    };
+    let (sig, n) = title_signature(&x.title);
+    let mut searches = vec![(Some(sig), None)];
+    if n >= 6 {
+        searches.push((None, Some(similar_token_counts(n))));
+    }
+    for (sig, counts) in searches {
+        let mut offset = 0;
+        while offset < OUTLIER_CANDIDATES {
+            let mut sql = Sql::new(
+                "SELECT incident_id, channel_id, title, description, labels, start_time \
+                 FROM incidents WHERE account_id = ",
+            );
+            sql.bind(x.account_id)
+                .push(" AND channel_id = ")
+                .bind(x.channel_id);
+            if let Some(sig) = &sig {
+                sql.push(" AND title_sig = ").bind(sig.as_str());
+            }
+            if let Some((lo, hi)) = counts {
+                sql.push(" AND title_tokens BETWEEN ")
+                    .bind(lo)
+                    .push(" AND ")
+                    .bind(hi);
+            }
+            sql.push(" AND start_time >= ")
+                .bind(x.start_time.saturating_sub(PAST_WINDOW_MS))
+                .push(" AND start_time < ")
+                .bind(x.start_time)
+                .push(" ORDER BY start_time DESC LIMIT ")
+                .bind(OUTLIER_PAGE)
+                .push(" OFFSET ")
+                .bind(offset);
+            let rows = sql.query_on(conn).fetch_all(&mut *conn).await?;
+            let page = rows.len();
+            let mut candidates = Vec::with_capacity(page);
+            for row in &rows {
+                let mut y = x.clone();
+                y.incident_id = get_str(row, "incident_id")?;
+                y.channel_id = get_i64(row, "channel_id")?;
+                y.title = get_str(row, "title")?;
+                y.description = get_str(row, "description")?;
+                y.labels = serde_json::from_str(&get_str(row, "labels")?)
+                    .map_err(|e| StoreError::Corrupt(format!("incidents.labels: {e}")))?;
+                y.start_time = get_i64(row, "start_time")?;
+                candidates.push(y);
+            }
+            if frequency(x, candidates.iter()) == "frequent" {
+                return Ok(true);
+            }
+            if (page as i64) < OUTLIER_PAGE {
+                break;
+            }
+            offset += OUTLIER_PAGE;
+        }
+    }
+    Ok(false)
 }
 
 // ---- actions ----
