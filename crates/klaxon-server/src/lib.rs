@@ -99,7 +99,7 @@ impl Server {
         }
         if b.app_key.is_empty() {
             out.push_str(
-                "  APP key:     printed at the first start (stored hashed); create one with POST /app-key/create\n",
+                "  APP keys:    stored hashed, the first one was printed at the first start; sign in and POST /app-key/create for a new one\n",
             );
         } else {
             out.push_str(&format!(

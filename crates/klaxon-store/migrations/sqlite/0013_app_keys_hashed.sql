@@ -5,7 +5,8 @@
 -- existing plain keys are copied as 'plain:<key>' and hashed by the store right after the
 -- migrations run (Store::migrate → signin::hash_plain_app_keys), in the same start.
 CREATE TABLE app_keys_hashed (
-    key_id       INTEGER PRIMARY KEY,
+    -- AUTOINCREMENT: a deleted key's id is never given to a new key.
+    key_id       INTEGER PRIMARY KEY AUTOINCREMENT,
     key_hash     TEXT    NOT NULL UNIQUE,
     account_id   BIGINT  NOT NULL REFERENCES accounts (account_id),
     -- 0 = an account-level key (§1.26), acting as the owner.
