@@ -558,3 +558,108 @@ on_both_backends!(
         }
     }
 );
+
+/// A second handle on the server's database, to give an invited member an APP key (invitees
+/// have no password yet, so they cannot sign in and create one themselves).
+async fn store_of(n: &Node) -> klaxon_store::Store {
+    let url = test_config(n.ts.dir.path(), &n.ts.database_url).effective_database_url();
+    klaxon_store::Store::connect(&url, klaxon_store::StoreOptions::default())
+        .await
+        .unwrap()
+}
+
+on_both_backends!(
+    members_manage_only_their_own_keys,
+    |url: String| async move {
+        let n = Node::start(&url).await;
+        let owner = n.ts.app_key.clone();
+        // An API invitation without roles grants Viewer (RSP-550); with role 6, Responder.
+        let (s, b) = n
+            .api_with(
+                &owner,
+                "/member/invite",
+                json!({"members": [{"email": "viewer@example.com"},
+                               {"email": "resp@example.com", "role_ids": [6]}]}),
+            )
+            .await;
+        let items = ok(s, &b)["items"].as_array().unwrap().clone();
+        let (viewer, responder) = (
+            items[0]["member_id"].as_i64().unwrap(),
+            items[1]["member_id"].as_i64().unwrap(),
+        );
+        let store = store_of(&n).await;
+        let account = store.app_key(&owner).await.unwrap().unwrap().account_id;
+        let viewer_key = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1";
+        let responder_key = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2";
+        store
+            .add_app_key(account, viewer, "v", viewer_key, n.now())
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .add_app_key(account, responder, "r", responder_key, n.now())
+            .await
+            .unwrap()
+            .unwrap();
+
+        // spec: RSP-610, RSP-521 — creating a key needs API Keys Manage, which a Viewer lacks.
+        let (s, b) = n
+            .api_with(viewer_key, "/app-key/create", json!({"key_name": "mine"}))
+            .await;
+        assert!(err(s, &b, "AccessDenied", 403).contains("API Keys Manage"));
+        // A Responder holds it, for personal keys only: account-level keys are the owner's.
+        ok_pair(
+            n.api_with(
+                responder_key,
+                "/app-key/create",
+                json!({"key_name": "mine"}),
+            )
+            .await,
+        );
+        let (s, b) = n
+            .api_with(
+                responder_key,
+                "/app-key/create",
+                json!({"key_name": "acct", "account_level": true}),
+            )
+            .await;
+        err(s, &b, "AccessDenied", 403);
+
+        // A member lists only their own keys; the owner sees all of the account.
+        let (s, b) = n.api_with(responder_key, "/app-key/list", json!({})).await;
+        let mine = ok(s, &b);
+        assert_eq!(mine["total"], 2);
+        assert!(
+            mine["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|k| k["member_id"] == responder)
+        );
+        let (s, b) = n.api_with(&owner, "/app-key/list", json!({})).await;
+        assert_eq!(ok(s, &b)["total"], 4);
+
+        // Another member's key cannot be deleted (not even seen) by a member…
+        let (s, b) = n
+            .api_with(responder_key, "/app-key/delete", json!({"key_id": 1}))
+            .await;
+        err(s, &b, "ResourceNotFound", 400);
+        ok_pair(n.api_with(&owner, "/member/info", json!({})).await);
+        // …but the owner may delete any key; it stops working at once (RSP-611).
+        let (s, b) = n.api_with(&owner, "/app-key/list", json!({})).await;
+        let viewer_key_id = ok(s, &b)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["member_id"] == viewer)
+            .unwrap()["key_id"]
+            .clone();
+        ok_pair(
+            n.api_with(&owner, "/app-key/delete", json!({"key_id": viewer_key_id}))
+                .await,
+        );
+        let (s, b) = n.api_with(viewer_key, "/app-key/list", json!({})).await;
+        err(s, &b, "Unauthorized", 401);
+        store.close().await;
+    }
+);
