@@ -44,6 +44,8 @@ pub struct AuthConfig {
     pub failure_window_minutes: i64,
     /// How long a locked address is refused (423 `RequestLocked`), in minutes.
     pub lockout_minutes: i64,
+    /// Sign-in attempts per second on one node, whatever the address (429 beyond); 0 = off.
+    pub attempts_per_second: u32,
 }
 
 impl Default for AuthConfig {
@@ -54,6 +56,7 @@ impl Default for AuthConfig {
             max_failures: 5,
             failure_window_minutes: 15,
             lockout_minutes: 15,
+            attempts_per_second: 10,
         }
     }
 }
@@ -239,6 +242,10 @@ impl Config {
                 }
                 "KLAXON_AUTH_SESSION_TTL_MINUTES" => {
                     self.auth.session_ttl_minutes =
+                        value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "KLAXON_AUTH_ATTEMPTS_PER_SECOND" => {
+                    self.auth.attempts_per_second =
                         value.parse().map_err(|e| bad(format!("{e}")))?
                 }
                 "KLAXON_AUTH_SECURE_COOKIE" => {

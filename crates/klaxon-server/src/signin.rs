@@ -24,7 +24,7 @@ use klaxon_core::model::Millis;
 use klaxon_store::{LockoutPolicy, Session};
 use serde_json::{Value, json};
 
-use crate::envelope::{failure, success};
+use crate::envelope::{failure, success, throttled};
 use crate::state::{AppState, new_request_id};
 use crate::wire;
 
@@ -224,6 +224,9 @@ async fn login(
     match login_inner(&state, &method, &headers, body).await {
         Ok(resp) => resp(&request_id),
         Err(LoginFailure::Locked { until, now }) => locked_response(&request_id, until, now),
+        Err(LoginFailure::Throttled { limit, reset_at }) => {
+            throttled(&request_id, Surface::OpenApi, limit, reset_at)
+        }
         Err(LoginFailure::Error(e)) => {
             if e.code == ErrorCode::InternalError {
                 tracing::error!(%request_id, error = %e.message, "sign-in failed");
@@ -236,6 +239,7 @@ async fn login(
 enum LoginFailure {
     Error(ApiError),
     Locked { until: Millis, now: Millis },
+    Throttled { limit: usize, reset_at: Millis },
 }
 
 impl From<ApiError> for LoginFailure {
@@ -285,6 +289,18 @@ async fn login_inner(
         return Err(ApiError::invalid("password: at most 1024 bytes").into());
     }
     let now = state.clock.now();
+    // Node-wide: at most `auth.attempts_per_second` password checks a second.
+    if let Ok(mut window) = state.signin_window.lock()
+        && window.limit() > 0
+    {
+        if !window.has_room(now) {
+            return Err(LoginFailure::Throttled {
+                limit: window.limit(),
+                reset_at: window.reset_at(now),
+            });
+        }
+        window.admit(now);
+    }
     // A locked address is refused before any password is checked.
     if let Some(until) = state
         .store

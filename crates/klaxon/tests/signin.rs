@@ -523,7 +523,8 @@ on_both_backends!(sessions_expire, |url: String| async move {
 on_both_backends!(
     repeated_failures_lock_the_address,
     |url: String| async move {
-        let n = Node::start(&url).await;
+        // The clock stands still: the per-node attempt throttle (tested below) is off.
+        let n = Node::start_with(&url, |c| c.auth.attempts_per_second = 0).await;
         // Four failures, then a success, resets the count.
         for _ in 0..4 {
             let (s, b, _) = n.login(&n.email, "wrong").await;
@@ -661,5 +662,24 @@ on_both_backends!(
         let (s, b) = n.api_with(viewer_key, "/app-key/list", json!({})).await;
         err(s, &b, "Unauthorized", 401);
         store.close().await;
+    }
+);
+
+on_both_backends!(
+    sign_in_attempts_are_throttled_per_node,
+    |url: String| async move {
+        let n = Node::start_with(&url, |c| c.auth.attempts_per_second = 3).await;
+        // Three attempts in one second (the clock stands still), whatever the address…
+        for who in ["a@example.com", "b@example.com", "c@example.com"] {
+            let (s, b, _) = n.login(who, "wrong").await;
+            err(s, &b, "Unauthorized", 401);
+        }
+        // …then 429 with Retry-After, before any password is checked: even the right one.
+        let (s, b, cookies) = n.login(&n.email, &n.password).await;
+        err(s, &b, "RequestTooFrequently", 429);
+        assert!(cookies.is_empty());
+        n.advance(1000);
+        let (s, b, _) = n.login(&n.email, &n.password).await;
+        ok(s, &b);
     }
 );
