@@ -352,6 +352,15 @@ impl Store {
         let login = login.trim().to_lowercase();
         let mut tx = self.inner.write.begin().await?;
         let window_open = now - policy.window_ms;
+        // Rows that no longer count (window over, no lock) are forgotten on the way, so
+        // guesses at unknown addresses do not pile up.
+        let mut sql = Sql::new("DELETE FROM login_failures WHERE window_start <= ");
+        sql.bind(window_open)
+            .push(" AND locked_until <= ")
+            .bind(now)
+            .push(" AND login <> ")
+            .bind(login.as_str());
+        sql.query_on(&tx).execute(&mut *tx).await?;
         let mut sql = Sql::new(
             "INSERT INTO login_failures (login, failures, window_start, locked_until) VALUES (",
         );
