@@ -22,6 +22,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     EntityTooLarge,
     RequestTooFrequently,
+    /// 423: locked after repeated failures (openapi-compat.md 1.5; sign-in lockout).
+    RequestLocked,
     InternalError,
     ServiceUnavailable,
 }
@@ -35,7 +37,7 @@ pub enum Surface {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::InvalidParameter,
         ErrorCode::BadRequest,
         ErrorCode::InvalidContentType,
@@ -49,6 +51,7 @@ impl ErrorCode {
         ErrorCode::MethodNotAllowed,
         ErrorCode::EntityTooLarge,
         ErrorCode::RequestTooFrequently,
+        ErrorCode::RequestLocked,
         ErrorCode::InternalError,
         ErrorCode::ServiceUnavailable,
     ];
@@ -68,6 +71,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "MethodNotAllowed",
             ErrorCode::EntityTooLarge => "EntityTooLarge",
             ErrorCode::RequestTooFrequently => "RequestTooFrequently",
+            ErrorCode::RequestLocked => "RequestLocked",
             ErrorCode::InternalError => "InternalError",
             ErrorCode::ServiceUnavailable => "ServiceUnavailable",
         }
@@ -92,6 +96,7 @@ impl ErrorCode {
             (ErrorCode::RouteNotFound, _) => 404,
             (ErrorCode::EntityTooLarge, _) => 413,
             (ErrorCode::RequestTooFrequently, _) => 429,
+            (ErrorCode::RequestLocked, _) => 423,
             (ErrorCode::InternalError, _) => 500,
             (ErrorCode::ServiceUnavailable, _) => 503,
         }

@@ -27,6 +27,38 @@ pub struct Config {
     pub workers: WorkersConfig,
     /// Notification delivery and its providers (docs/notifications.md).
     pub notify: klaxon_notify::NotifyConfig,
+    /// Console sign-in: sessions and lockout (docs/sign-in.md).
+    pub auth: AuthConfig,
+}
+
+/// Console sign-in (docs/sign-in.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// How long a session lasts after sign-in, in minutes (absolute, not sliding).
+    pub session_ttl_minutes: i64,
+    /// `Secure` on the session cookie: `true`, `false`, or absent = when `public_url` is https.
+    pub secure_cookie: Option<bool>,
+    /// Failed sign-ins of one e-mail address within `failure_window_minutes` that lock it.
+    pub max_failures: i64,
+    pub failure_window_minutes: i64,
+    /// How long a locked address is refused (423 `RequestLocked`), in minutes.
+    pub lockout_minutes: i64,
+    /// Sign-in attempts per second on one node, whatever the address (429 beyond); 0 = off.
+    pub attempts_per_second: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            session_ttl_minutes: 12 * 60,
+            secure_cookie: None,
+            max_failures: 5,
+            failure_window_minutes: 15,
+            lockout_minutes: 15,
+            attempts_per_second: 10,
+        }
+    }
 }
 
 /// Which background workers this node runs.
@@ -106,6 +138,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             workers: WorkersConfig::default(),
             notify: klaxon_notify::NotifyConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -206,6 +239,17 @@ impl Config {
                         Some(t) => t.auth_token = value,
                         None => return Err(bad("needs a [notify.twilio_backup] section".into())),
                     }
+                }
+                "KLAXON_AUTH_SESSION_TTL_MINUTES" => {
+                    self.auth.session_ttl_minutes =
+                        value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "KLAXON_AUTH_ATTEMPTS_PER_SECOND" => {
+                    self.auth.attempts_per_second =
+                        value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "KLAXON_AUTH_SECURE_COOKIE" => {
+                    self.auth.secure_cookie = Some(value.parse().map_err(|e| bad(format!("{e}")))?)
                 }
                 "KLAXON_STORAGE_MAX_CONNECTIONS" => {
                     self.storage.max_connections = value.parse().map_err(|e| bad(format!("{e}")))?

@@ -18,6 +18,7 @@ mod keycache;
 mod limits;
 mod openapi;
 mod push;
+mod signin;
 mod sources;
 mod state;
 mod timers;
@@ -96,9 +97,13 @@ impl Server {
                 b.owner_email
             )),
         }
-        if !b.app_key.is_empty() {
+        if b.app_key.is_empty() {
+            out.push_str(
+                "  APP keys:    stored hashed, the first one was printed at the first start; sign in and POST /app-key/create for a new one\n",
+            );
+        } else {
             out.push_str(&format!(
-                "  APP key:     {}  (Open API: ?app_key=… or Authorization: Bearer …)\n",
+                "  APP key:     {}  (Open API: ?app_key=… or Authorization: Bearer …; shown only now)\n",
                 b.app_key
             ));
         }
@@ -269,6 +274,7 @@ fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(home::routes())
         .merge(calendar::routes())
+        .merge(signin::routes())
         .fallback(envelope::route_not_found)
         // Push bodies are limited and reported by the handlers themselves (ING-006).
         .layer(DefaultBodyLimit::disable())

@@ -3,6 +3,7 @@
 //! (an empty body is `{}`, unknown fields are ignored, `0`/`""`/absent mean the same),
 //! clamped paging.
 
+mod app_keys;
 mod args;
 mod calendars;
 mod channels;
@@ -25,7 +26,7 @@ use axum::routing::any;
 use http_body_util::{BodyExt, Limited};
 use klaxon_core::error::{ApiError, ErrorCode, Surface};
 use klaxon_core::ratelimit::Admission;
-use klaxon_store::AppKeyOwner;
+use klaxon_store::AppKeyUse;
 use serde_json::{Map, Value};
 
 use crate::envelope::{failure, success, throttled};
@@ -45,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .chain(calendars::PATHS)
         .chain(noise::PATHS)
         .chain(channels::PATHS)
+        .chain(app_keys::PATHS)
         .fold(Router::new(), |r, path| r.route(path, any(api)))
 }
 
@@ -53,6 +55,9 @@ pub fn routes() -> Router<AppState> {
 pub struct Caller {
     pub account_id: i64,
     pub member_id: i64,
+    /// Called with an account-level APP key (response.md §1.26): acts as the owner
+    /// (`member_id` is the owner's), but is no member.
+    pub account_key: bool,
 }
 
 async fn api(
@@ -112,7 +117,14 @@ async fn serve(
         )
         .into());
     }
-    let caller = authenticate(state, query, headers).await?;
+    let caller = authenticate(state, method, query, headers).await?;
+    // §1.26: an account-level key is no member.
+    if caller.account_key && path == "/member/info" {
+        return Err(ApiError::invalid(
+            "app_key: an account-level APP key belongs to no member; use /account/info",
+        )
+        .into());
+    }
     if let Admission::Throttled { limit, reset_at } = state
         .limiter
         .admit_api(caller.account_id, state.clock.now())
@@ -140,13 +152,18 @@ async fn serve(
     if let Some(result) = channels::dispatch(state, &caller, path, &args).await {
         return Ok(result?);
     }
+    if let Some(result) = app_keys::dispatch(state, &caller, path, &args).await {
+        return Ok(result?);
+    }
     Ok(handlers::dispatch(state, &caller, path, &args).await?)
 }
 
 /// `app_key` in the query (the public scheme), or `Authorization: Bearer` (openapi-compat.md
-/// 1.2). Missing or unknown → 401 `Unauthorized`.
+/// 1.2), or else a console session cookie with its CSRF header (docs/sign-in.md). Missing or
+/// unknown → 401 `Unauthorized`. A key's use is recorded at most once a minute (RSP-612).
 async fn authenticate(
     state: &AppState,
+    method: &Method,
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Caller, ApiError> {
@@ -169,22 +186,45 @@ async fn authenticate(
         .map(|v| v.trim().to_string());
     let key = from_query.or(from_header).unwrap_or_default();
     if key.is_empty() {
+        if let Some(session) = crate::signin::session_of(state, method, headers).await? {
+            return Ok(Caller {
+                account_id: session.account_id,
+                member_id: session.member_id,
+                account_key: false,
+            });
+        }
         return Err(ApiError::new(
             ErrorCode::Unauthorized,
             "app_key is required",
         ));
     }
-    let owner: Option<AppKeyOwner> = state
+    let found: Option<AppKeyUse> = state
         .store
-        .app_key(&key)
+        .use_app_key(&key, state.clock.now())
         .await
         .map_err(|e| ApiError::internal(format!("cannot check the app key: {e}")))?;
-    owner
-        .map(|o| Caller {
-            account_id: o.account_id,
-            member_id: o.member_id,
-        })
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "app_key is invalid"))
+    let Some(found) = found else {
+        return Err(ApiError::new(ErrorCode::Unauthorized, "app_key is invalid"));
+    };
+    if found.member_id != 0 {
+        return Ok(Caller {
+            account_id: found.account_id,
+            member_id: found.member_id,
+            account_key: false,
+        });
+    }
+    // An account-level key acts as the owner (§1.26).
+    let owner = state
+        .store
+        .owner_member_id(found.account_id)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot find the account owner: {e}")))?
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "app_key is invalid"))?;
+    Ok(Caller {
+        account_id: found.account_id,
+        member_id: owner,
+        account_key: true,
+    })
 }
 
 /// An empty body is `{}` (go-flashduty sends body-less POSTs without a Content-Type); a

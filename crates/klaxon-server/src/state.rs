@@ -44,11 +44,17 @@ pub struct AppState {
     /// The node's public base URL (`Config::base_url` of the bound address, no trailing
     /// slash), for links such as calendar feed URLs. Set by `start` once the listener is bound.
     pub base_url: Arc<str>,
+    /// Sign-in attempts admitted on this node in the last second (`auth.attempts_per_second`):
+    /// bounds the CPU spent on password hashes (docs/sign-in.md).
+    pub signin_window: Arc<std::sync::Mutex<klaxon_core::ratelimit::RollingWindow>>,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>) -> Self {
         let limiter = Arc::new(Limiter::new(config.limits, config.api_limits));
+        let signin_window = Arc::new(std::sync::Mutex::new(
+            klaxon_core::ratelimit::RollingWindow::new(config.auth.attempts_per_second, 1000),
+        ));
         AppState {
             config: Arc::new(config),
             store,
@@ -57,6 +63,7 @@ impl AppState {
             keys: Arc::new(KeyCache::default()),
             inbox_ready: Arc::new(Notify::new()),
             delivery_ready: Arc::new(Notify::new()),
+            signin_window,
             base_url: Arc::from(""),
         }
     }

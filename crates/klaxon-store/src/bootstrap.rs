@@ -122,20 +122,21 @@ async fn insert_account(
     )
     .await?;
 
-    Sql::new(
-        "INSERT INTO app_keys (app_key, account_id, member_id, key_name, created_at) VALUES (",
+    // Stored hashed (§1.26); the plain key is returned once, for the first-start banner.
+    if let Err(refusal) = crate::signin::insert_app_key(
+        tx,
+        account_id,
+        owner_member_id,
+        "bootstrap",
+        &seed.app_key,
+        now,
     )
-    .bind(seed.app_key.as_str())
-    .push(", ")
-    .bind(account_id)
-    .push(", ")
-    .bind(owner_member_id)
-    .push(", 'bootstrap', ")
-    .bind(now)
-    .push(")")
-    .query()
-    .execute(&mut *tx)
-    .await?;
+    .await?
+    {
+        return Err(StoreError::Corrupt(format!(
+            "cannot create the bootstrap APP key: {refusal:?}"
+        )));
+    }
 
     let channel_id = insert_returning(
         tx,
@@ -224,18 +225,8 @@ async fn existing(conn: &mut AnyConnection) -> Result<Option<Bootstrap>> {
             None => (0, String::new()),
         };
 
-    let app_key = match Sql::new("SELECT app_key FROM app_keys WHERE account_id = ")
-        .bind(account_id)
-        .push(" AND member_id = ")
-        .bind(owner_member_id)
-        .push(" ORDER BY created_at, app_key LIMIT 1")
-        .query()
-        .fetch_optional(&mut *conn)
-        .await?
-    {
-        Some(row) => crate::rows::get_str(&row, "app_key")?,
-        None => String::new(),
-    };
+    // Keys are stored hashed (§1.26): a later start cannot show the first key again.
+    let app_key = String::new();
 
     let channel_id = match Sql::new("SELECT channel_id FROM channels WHERE account_id = ")
         .bind(account_id)

@@ -254,7 +254,7 @@ fn person_row(row: &AnyRow) -> Result<Person> {
 }
 
 /// A uniqueness clash reported by the database (a concurrent writer got there first).
-fn unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
@@ -967,6 +967,11 @@ async fn delete_member_in(
         .push(" AND member_id = ")
         .bind(person.member_id);
     sql.query_on(conn).execute(&mut *conn).await?;
+    let mut sql = Sql::new("DELETE FROM sessions WHERE account_id = ");
+    sql.bind(account_id)
+        .push(" AND member_id = ")
+        .bind(person.member_id);
+    sql.query_on(conn).execute(&mut *conn).await?;
     remove_from_schedules(conn, account_id, person.member_id, now).await?;
     Ok(Ok(Person {
         status: STATUS_DELETED.to_string(),
@@ -1314,33 +1319,12 @@ async fn add_app_key_in(
     if let Err(r) = find_member(conn, account_id, &MemberKey::Id(member_id)).await? {
         return Ok(Err(r));
     }
-    let mut sql = Sql::new("SELECT COUNT(*) AS n FROM app_keys WHERE account_id = ");
-    sql.bind(account_id)
-        .push(" AND member_id = ")
-        .bind(member_id);
-    let held = get_i64(&sql.query_on(conn).fetch_one(&mut *conn).await?, "n")?;
-    if held >= APP_KEYS_PER_MEMBER {
-        return Ok(Err(Refusal::Invalid(format!(
-            "member_id: member {member_id} already holds {APP_KEYS_PER_MEMBER} APP keys"
-        ))));
-    }
-    let mut sql = Sql::new(
-        "INSERT INTO app_keys (app_key, account_id, member_id, key_name, created_at) VALUES (",
-    );
-    sql.bind(app_key)
-        .push(", ")
-        .bind(account_id)
-        .push(", ")
-        .bind(member_id)
-        .push(", ")
-        .bind(key_name)
-        .push(", ")
-        .bind(now)
-        .push(")");
-    match guarded(conn, &sql, "app_key").await? {
-        Ok(_) => Ok(Ok(())),
-        Err(r) => Ok(Err(r)),
-    }
+    // Stored hashed, at most five per member (RSP-610): signin::insert_app_key.
+    Ok(
+        crate::signin::insert_app_key(conn, account_id, member_id, key_name, app_key, now)
+            .await?
+            .map(|_| ()),
+    )
 }
 
 impl Store {

@@ -40,6 +40,7 @@ pub mod records;
 mod response;
 mod rows;
 mod schedules;
+mod signin;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,6 +66,10 @@ pub use response::{
     TIMER_CLAIM_MS,
 };
 pub use schedules::ScheduleFilter;
+pub use signin::{
+    AppKeyInfo, AppKeyUse, LAST_USED_GRANULARITY_MS, LockoutPolicy, LoginCandidate, NewAppKey,
+    NewSession, Session, hash_secret,
+};
 
 /// Which database a [`Store`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +195,8 @@ impl Store {
     /// the inbox file numbers new events above what the main file has processed (ING-011).
     pub async fn migrate(&self) -> Result<()> {
         db::migrate(self.inner.backend, &self.inner.write).await?;
+        // Migration 0013 on SQLite leaves plain APP keys to hash here.
+        signin::hash_plain_app_keys(&self.inner.write).await?;
         if let Some(file) = &self.inner.inbox {
             db::migrate_inbox(&file.write).await?;
             inbox::reconcile(&self.inner.read, file).await?;

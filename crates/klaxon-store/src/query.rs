@@ -32,15 +32,7 @@ pub(crate) async fn integration_by_key(pool: &AnyPool, key: &str) -> Result<Opti
 }
 
 pub(crate) async fn app_key(pool: &AnyPool, key: &str) -> Result<Option<AppKeyOwner>> {
-    let mut sql = Sql::new("SELECT account_id, member_id FROM app_keys WHERE app_key = ");
-    sql.bind(key);
-    match sql.query().fetch_optional(pool).await? {
-        Some(row) => Ok(Some(AppKeyOwner {
-            account_id: get_i64(&row, "account_id")?,
-            member_id: get_i64(&row, "member_id")?,
-        })),
-        None => Ok(None),
-    }
+    crate::signin::app_key_owner(pool, key).await
 }
 
 pub(crate) async fn ping(pool: &AnyPool) -> Result<()> {
