@@ -27,6 +27,30 @@ pub struct Config {
     pub workers: WorkersConfig,
     /// Notification delivery and its providers (docs/notifications.md).
     pub notify: klaxon_notify::NotifyConfig,
+    /// The built-in SMTP receiver of e-mail integrations (docs/integrations.md).
+    pub smtp: SmtpConfig,
+}
+
+/// `[smtp]`: the SMTP receiver of e-mail integrations (ingest.md ING-210, ING-211).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Address the receiver binds (`127.0.0.1:2525`); unset = no SMTP receiver.
+    pub listen: Option<SocketAddr>,
+    /// Mail domain of e-mail integration addresses (`<integration_key>@<domain>`).
+    pub domain: String,
+    /// Largest message accepted, in bytes (ING-211: 5 MiB); larger ones get 552.
+    pub max_message_bytes: usize,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            listen: None,
+            domain: "klaxon.local".to_string(),
+            max_message_bytes: klaxon_sources::email::MAX_MESSAGE_BYTES,
+        }
+    }
 }
 
 /// Which background workers this node runs.
@@ -106,6 +130,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             workers: WorkersConfig::default(),
             notify: klaxon_notify::NotifyConfig::default(),
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -155,6 +180,17 @@ impl Config {
                 "KLAXON_DATA_DIR" => self.data_dir = PathBuf::from(&value),
                 "KLAXON_DATABASE_URL" => self.database_url = value,
                 "KLAXON_PUBLIC_URL" => self.public_url = value,
+                "KLAXON_SMTP_LISTEN" => {
+                    self.smtp.listen = if value.is_empty() {
+                        None
+                    } else {
+                        Some(value.parse().map_err(|e| bad(format!("{e}")))?)
+                    }
+                }
+                "KLAXON_SMTP_DOMAIN" => self.smtp.domain = value,
+                "KLAXON_SMTP_MAX_MESSAGE_BYTES" => {
+                    self.smtp.max_message_bytes = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
                 "KLAXON_LIMITS_PER_INTEGRATION_PER_SECOND" => {
                     self.limits.per_integration_per_second =
                         value.parse().map_err(|e| bad(format!("{e}")))?

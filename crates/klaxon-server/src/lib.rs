@@ -9,6 +9,7 @@
 #![recursion_limit = "256"]
 
 mod calendar;
+mod changes;
 pub mod config;
 mod delivery;
 mod envelope;
@@ -18,6 +19,7 @@ mod keycache;
 mod limits;
 mod openapi;
 mod push;
+mod smtp;
 mod sources;
 mod state;
 mod timers;
@@ -51,6 +53,7 @@ pub struct Server {
     worker: JoinHandle<()>,
     timers: JoinHandle<()>,
     delivery: JoinHandle<()>,
+    smtp: Option<(SocketAddr, JoinHandle<()>)>,
     store: Store,
 }
 
@@ -62,6 +65,11 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the SMTP receiver listens, when `[smtp] listen` is set.
+    pub fn smtp_addr(&self) -> Option<SocketAddr> {
+        self.smtp.as_ref().map(|(addr, _)| *addr)
     }
 
     pub fn base_url(&self) -> &str {
@@ -127,6 +135,9 @@ impl Server {
         let _ = self.worker.await;
         let _ = self.timers.await;
         let _ = self.delivery.await;
+        if let Some((_, smtp)) = self.smtp {
+            let _ = smtp.await;
+        }
         self.store.close().await;
     }
 }
@@ -239,6 +250,21 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
         }
         None => tokio::spawn(async {}),
     };
+    let smtp = match config.smtp.listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
+            Some((
+                bound,
+                tokio::spawn(smtp::run(state.clone(), listener, shutdown_rx.clone())),
+            ))
+        }
+        None => None,
+    };
     let app = router(state);
     let mut rx = shutdown_rx;
     let http = tokio::spawn(async move {
@@ -258,6 +284,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
         worker,
         timers,
         delivery,
+        smtp,
         store,
     })
 }

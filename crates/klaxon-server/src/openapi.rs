@@ -5,6 +5,7 @@
 
 mod args;
 mod calendars;
+mod changes;
 mod escalation;
 mod fields;
 mod handlers;
@@ -43,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .chain(fields::PATHS)
         .chain(calendars::PATHS)
         .chain(noise::PATHS)
+        .chain(changes::PATHS)
         .fold(Router::new(), |r, path| r.route(path, any(api)))
 }
 
@@ -133,6 +135,9 @@ async fn serve(
         return Ok(result?);
     }
     if let Some(result) = noise::dispatch(state, &caller, path, &args).await {
+        return Ok(result?);
+    }
+    if let Some(result) = changes::dispatch(state, &caller, path, &args).await {
         return Ok(result?);
     }
     Ok(handlers::dispatch(state, &caller, path, &args).await?)
