@@ -39,7 +39,10 @@ fn plain_mail_maps_subject_body_and_labels() {
     assert_eq!(e.description, "The database on db-1 is not answering.\n");
     assert_eq!(e.event_status, Status::Warning);
     assert_eq!(e.event_severity, Some(Severity::Warning));
-    assert_eq!(e.alert_key, hash_parts(&["mail", "7", "abc.123@example.com"]));
+    assert_eq!(
+        e.alert_key,
+        hash_parts(&["mail", "7", "abc.123@example.com"])
+    );
     assert_eq!(e.labels["from"], "nagios@example.com");
     assert_eq!(e.labels["to"], ADDR);
     assert_eq!(e.labels["message_id"], "abc.123@example.com");
@@ -153,7 +156,9 @@ Caf=E9 ferm=E9\r\n";
 fn long_body_is_cut_to_32_kib() {
     // spec: ING-213
     let body = "é".repeat(20_000); // 40 000 bytes
-    let raw = format!("From: a@b.c\r\nSubject: big\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n");
+    let raw = format!(
+        "From: a@b.c\r\nSubject: big\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    );
     let e = event(&raw, &EmailSettings::default());
     assert!(e.description.len() <= 32 * 1024);
     assert!(e.description.len() > 32 * 1024 - 4);
@@ -166,7 +171,10 @@ fn by_subject_keys_on_the_subject() {
     let s = EmailSettings::from_json(&json!({"push_mode": "by_subject"})).unwrap();
     assert_eq!(s.push_mode, PushMode::BySubject);
     let e = event(PLAIN, &s);
-    assert_eq!(e.alert_key, hash_parts(&["mail-subject", "7", "DB down on db-1"]));
+    assert_eq!(
+        e.alert_key,
+        hash_parts(&["mail-subject", "7", "DB down on db-1"])
+    );
 }
 
 fn rules() -> EmailSettings {
@@ -188,7 +196,10 @@ fn recovery_mail_is_recognised_by_a_close_rule() {
     let trigger = event("From: a@b.c\r\nSubject: DB down\r\n\r\nit is down\r\n", &s);
     assert_eq!(trigger.event_status, Status::Warning);
     assert_eq!(trigger.alert_key, "DB down");
-    let recovery = event("From: a@b.c\r\nSubject: DB down\r\n\r\nRESOLVED at 10:00\r\n", &s);
+    let recovery = event(
+        "From: a@b.c\r\nSubject: DB down\r\n\r\nRESOLVED at 10:00\r\n",
+        &s,
+    );
     assert_eq!(recovery.event_status, Status::Ok);
     assert_eq!(recovery.event_severity, None);
     assert_eq!(recovery.alert_key, "DB down");
@@ -213,13 +224,26 @@ fn by_rules_key_fallbacks_and_unmatched_mail() {
         "key_rule": {"source": "content", "pattern": "host=(\\S+)"}
     }))
     .unwrap();
-    let e = event("From: x@other.example\r\nSubject: s1\r\n\r\nno host here\r\n", &s);
-    assert_eq!(e.event_status, Status::Warning, "unmatched mail triggers by default");
+    let e = event(
+        "From: x@other.example\r\nSubject: s1\r\n\r\nno host here\r\n",
+        &s,
+    );
+    assert_eq!(
+        e.event_status,
+        Status::Warning,
+        "unmatched mail triggers by default"
+    );
     assert_eq!(e.alert_key, hash_parts(&["mail-subject", "7", "s1"]));
-    let e = event("From: x@monitor.example\r\nSubject: s1\r\n\r\nhost=web-1 down\r\n", &s);
+    let e = event(
+        "From: x@monitor.example\r\nSubject: s1\r\n\r\nhost=web-1 down\r\n",
+        &s,
+    );
     assert_eq!(e.alert_key, "web-1");
     let long = "k".repeat(300);
-    let e = event(&format!("From: x@monitor.example\r\nSubject: s\r\n\r\nhost={long}\r\n"), &s);
+    let e = event(
+        &format!("From: x@monitor.example\r\nSubject: s\r\n\r\nhost={long}\r\n"),
+        &s,
+    );
     assert_eq!(e.alert_key, hash_parts(&["mail-key", "7", &long]));
 
     let dropping = EmailSettings::from_json(&json!({
@@ -242,10 +266,22 @@ fn invalid_email_settings_are_refused() {
     // spec: ING-216 (≥ 1 trigger rule, key_rule required, RE2 pattern)
     let bad = [
         (json!({"push_mode": "sometimes"}), "push_mode"),
-        (json!({"push_mode": "by_rules", "rules": [{"action": "close"}], "key_rule": {"source": "subject", "pattern": "x"}}), "at least one rule with action trigger"),
-        (json!({"push_mode": "by_rules", "rules": [{"action": "trigger"}]}), "key_rule is required"),
-        (json!({"push_mode": "by_rules", "rules": [{"action": "trigger"}], "key_rule": {"source": "subject", "pattern": "("}}), "not a valid regex"),
-        (json!({"push_mode": "by_rules", "rules": [{"action": "trigger", "conditions": [[{"key": "title", "oper": "IN", "vals": ["x"]}]]}], "key_rule": {"source": "subject", "pattern": "x"}}), "conditions"),
+        (
+            json!({"push_mode": "by_rules", "rules": [{"action": "close"}], "key_rule": {"source": "subject", "pattern": "x"}}),
+            "at least one rule with action trigger",
+        ),
+        (
+            json!({"push_mode": "by_rules", "rules": [{"action": "trigger"}]}),
+            "key_rule is required",
+        ),
+        (
+            json!({"push_mode": "by_rules", "rules": [{"action": "trigger"}], "key_rule": {"source": "subject", "pattern": "("}}),
+            "not a valid regex",
+        ),
+        (
+            json!({"push_mode": "by_rules", "rules": [{"action": "trigger", "conditions": [[{"key": "title", "oper": "IN", "vals": ["x"]}]]}], "key_rule": {"source": "subject", "pattern": "x"}}),
+            "conditions",
+        ),
         (json!({"rules": []}), "need push_mode by_rules"),
     ];
     for (settings, needle) in bad {
@@ -287,9 +323,15 @@ fn standard_change_payload() {
 
     for (body, needle) in [
         (json!({"change_status": "Done"}), "title is required"),
-        (json!({"title": "x", "change_status": "done"}), "change_status done is invalid"),
+        (
+            json!({"title": "x", "change_status": "done"}),
+            "change_status done is invalid",
+        ),
         (json!({"title": "x"}), "change_status is required"),
-        (json!({"title": "x", "change_status": "Done", "change_key": "k".repeat(256)}), "change_key is too long"),
+        (
+            json!({"title": "x", "change_status": "Done", "change_key": "k".repeat(256)}),
+            "change_key is too long",
+        ),
     ] {
         let err = parse_standard_change(&body, 3, NOW).unwrap_err();
         assert!(err.message.contains(needle), "{body}: {}", err.message);
@@ -300,12 +342,27 @@ fn standard_change_payload() {
 fn change_records_follow_ing_242() {
     // spec: ING-242 (same key updates; terminal then non-terminal starts a new record)
     use ChangeStatus::*;
-    assert_eq!(change_effect(None, Some(Processing)), ChangeEffect::Start(Processing));
+    assert_eq!(
+        change_effect(None, Some(Processing)),
+        ChangeEffect::Start(Processing)
+    );
     assert_eq!(change_effect(None, None), ChangeEffect::Start(Planned));
-    assert_eq!(change_effect(Some(Processing), Some(Done)), ChangeEffect::Update(Done));
-    assert_eq!(change_effect(Some(Done), Some(Processing)), ChangeEffect::Start(Processing));
-    assert_eq!(change_effect(Some(Done), Some(Canceled)), ChangeEffect::Update(Canceled));
-    assert_eq!(change_effect(Some(Ready), None), ChangeEffect::Update(Ready));
+    assert_eq!(
+        change_effect(Some(Processing), Some(Done)),
+        ChangeEffect::Update(Done)
+    );
+    assert_eq!(
+        change_effect(Some(Done), Some(Processing)),
+        ChangeEffect::Start(Processing)
+    );
+    assert_eq!(
+        change_effect(Some(Done), Some(Canceled)),
+        ChangeEffect::Update(Canceled)
+    );
+    assert_eq!(
+        change_effect(Some(Ready), None),
+        ChangeEffect::Update(Ready)
+    );
 }
 
 fn jira_body(event: &str, status: &str) -> serde_json::Value {
@@ -374,7 +431,11 @@ fn jira_status_table_and_other_events() {
         .unwrap()
         .unwrap();
     assert_eq!(e.change_status, Some(ChangeStatus::Canceled));
-    assert!(jira::parse(&jira_body("comment_created", "Done"), NOW).unwrap().is_none());
+    assert!(
+        jira::parse(&jira_body("comment_created", "Done"), NOW)
+            .unwrap()
+            .is_none()
+    );
     let err = jira::parse(&json!({"webhookEvent": "jira:issue_created"}), NOW).unwrap_err();
     assert!(err.message.contains("issue"));
 }
