@@ -463,3 +463,67 @@ on_both_backends!(jira_issue_events_become_changes, |url: String| async move {
     assert_eq!(data["items"][0]["end_time"], (ts + 3000) / 1000);
     t.stop().await;
 });
+
+on_both_backends!(
+    a_real_smtp_client_delivers_a_multipart_mail,
+    |url: String| async move {
+        // spec: ING-211, ING-212, ING-214 (lettre as the sending MTA: EHLO, pipelining, MIME)
+        use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
+        use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+        let mut t = start(&url).await;
+        let (_, address) = email_integration(&t, json!({})).await;
+        let smtp = t.server.as_ref().unwrap().smtp_addr().unwrap();
+        let message = Message::builder()
+            .from("Backup Job <backup@example.com>".parse().unwrap())
+            .to(address.parse().unwrap())
+            .subject("Sauvegarde échouée")
+            .multipart(
+                MultiPart::mixed()
+                    .multipart(MultiPart::alternative_plain_html(
+                        "Backup of db-1 failed: disk quota".to_string(),
+                        "<p>Backup of <b>db-1</b> failed</p>".to_string(),
+                    ))
+                    .singlepart(
+                        Attachment::new("log.txt".into())
+                            .body(b"line 1\nline 2\n".to_vec(), ContentType::TEXT_PLAIN),
+                    )
+                    .singlepart(SinglePart::plain("ignored second text part".to_string())),
+            )
+            .unwrap();
+        let transport =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.ip().to_string())
+                .port(smtp.port())
+                .build();
+        let response = transport.send(message).await.unwrap();
+        assert_eq!(response.code().to_string(), "250");
+        t.drained().await;
+        let alerts = t.alerts().await;
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0]["title"], "Sauvegarde échouée");
+        assert_eq!(
+            alerts[0]["description"],
+            "Backup of db-1 failed: disk quota"
+        );
+        assert_eq!(alerts[0]["labels"]["attachment_stripped"], "true");
+        assert_eq!(alerts[0]["labels"]["from"], "backup@example.com");
+        // lettre sends no Message-ID here: always_new keys the alert on 32 random hex (ING-216).
+        assert!(alerts[0]["labels"].get("message_id").is_none());
+        assert_eq!(alerts[0]["alert_key"].as_str().unwrap().len(), 32);
+
+        // Refusals reach the client as permanent errors.
+        let unknown = Message::builder()
+            .from("a@example.com".parse().unwrap())
+            .to("nobody@alerts.example.org".parse().unwrap())
+            .subject("x")
+            .body("y".to_string())
+            .unwrap();
+        let err = transport.send(unknown).await.unwrap_err();
+        assert!(err.is_permanent(), "{err}");
+        assert!(
+            err.to_string().contains("5.1.1")
+                || err.status().is_some_and(|c| c.to_string() == "550"),
+            "{err}"
+        );
+        t.stop().await;
+    }
+);
