@@ -345,4 +345,37 @@ mod tests {
     fn unknown_keys_are_refused() {
         assert!(Config::from_toml("lisen = \"x\"").is_err());
     }
+
+    #[test]
+    fn smtp_receiver_is_off_unless_configured() {
+        // spec: ING-211 (5 MiB default limit)
+        let c = Config::default();
+        assert_eq!(c.smtp.listen, None);
+        assert_eq!(c.smtp.max_message_bytes, 5 * 1024 * 1024);
+        let mut c = Config::from_toml(
+            "[smtp]\nlisten = \"127.0.0.1:2525\"\ndomain = \"alerts.example.com\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.smtp.listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:2525")
+        );
+        assert_eq!(c.smtp.domain, "alerts.example.com");
+        c.apply_env([
+            (
+                "KLAXON_SMTP_DOMAIN".to_string(),
+                "mx.example.net".to_string(),
+            ),
+            (
+                "KLAXON_SMTP_MAX_MESSAGE_BYTES".to_string(),
+                "1024".to_string(),
+            ),
+            ("KLAXON_SMTP_LISTEN".to_string(), String::new()),
+        ])
+        .unwrap();
+        assert_eq!(c.smtp.domain, "mx.example.net");
+        assert_eq!(c.smtp.max_message_bytes, 1024);
+        assert_eq!(c.smtp.listen, None);
+        assert!(Config::from_toml("[smtp]\nlisten = \"nope\"\n").is_err());
+    }
 }

@@ -4,14 +4,17 @@
 //!
 //! What this version accepts, and why:
 //! - types with a receiver here: the standard family (`standard`, `uptimekuma`, `keep`,
-//!   `elastalert2`, `oceanbase`) and the adapters `prometheus`, `grafana`, `zabbix`, `n9e`,
-//!   `pagerduty`. Other §3.11 types are refused by name (creating a key whose push path
+//!   `elastalert2`, `oceanbase`), the adapters `prometheus`, `grafana`, `zabbix`, `n9e`,
+//!   `pagerduty`, `email` (SMTP receiver; the answer carries `email_address`) and the change
+//!   types `jira` and `standard` with `category: "change"` (always shared, no channel; the
+//!   standard change type is stored as `change_standard`, see `crate::changes`). Other §3.11 types are refused by name (creating a key whose push path
 //!   answers 404 would be a trap), `monit` and `rum` are system-managed, anything else is
 //!   an unknown type;
 //! - `kind = dedicated` only (events go to `channel_id`). Shared integrations need routing
 //!   (`/route/upsert`), which this version does not serve yet, so `shared` is refused;
-//! - `settings`: `console_url` (an http(s) URL) for `n9e` and `zabbix`; field mapping is not
-//!   implemented, so any other member is refused rather than stored and ignored.
+//! - `settings`: `console_url` (an http(s) URL) for `n9e` and `zabbix`, the push mode and
+//!   rules of ingest.md ING-216 for `email`; field mapping is not implemented, so any other
+//!   member is refused rather than stored and ignored.
 //!
 //! `/integration/update` changes `integration_name` and `settings`; sending another value for
 //! an immutable field (`type`, `kind`, `channel_id`) is refused.
