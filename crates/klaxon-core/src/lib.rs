@@ -4,6 +4,7 @@
 //! randomness (ids are built from random bytes the caller supplies). The store and the server
 //! wire these decisions to durable state.
 
+pub mod change;
 pub mod condition;
 pub mod directory;
 pub mod error;

@@ -187,7 +187,7 @@ fn label_key(raw: &str) -> Result<Option<String>, ApiError> {
 
 /// ING-027 + ING-012: query labels first, payload labels over them. An empty value is the
 /// same as no label, so it never removes or overrides anything.
-fn parse_labels(raw: Option<&Value>, query: &[(String, String)]) -> Result<Labels, ApiError> {
+pub fn parse_labels(raw: Option<&Value>, query: &[(String, String)]) -> Result<Labels, ApiError> {
     fn put(labels: &mut Labels, key: String, value: &str) {
         let value = truncate(value, LABEL_VALUE_MAX);
         if !value.is_empty() {

@@ -29,6 +29,8 @@ pub struct Config {
     pub notify: klaxon_notify::NotifyConfig,
     /// Console sign-in: sessions and lockout (docs/sign-in.md).
     pub auth: AuthConfig,
+    /// The built-in SMTP receiver of e-mail integrations (docs/integrations.md).
+    pub smtp: SmtpConfig,
 }
 
 /// Console sign-in (docs/sign-in.md).
@@ -57,6 +59,28 @@ impl Default for AuthConfig {
             failure_window_minutes: 15,
             lockout_minutes: 15,
             attempts_per_second: 10,
+        }
+    }
+}
+
+/// `[smtp]`: the SMTP receiver of e-mail integrations (ingest.md ING-210, ING-211).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Address the receiver binds (`127.0.0.1:2525`); unset = no SMTP receiver.
+    pub listen: Option<SocketAddr>,
+    /// Mail domain of e-mail integration addresses (`<integration_key>@<domain>`).
+    pub domain: String,
+    /// Largest message accepted, in bytes (ING-211: 5 MiB); larger ones get 552.
+    pub max_message_bytes: usize,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            listen: None,
+            domain: "klaxon.local".to_string(),
+            max_message_bytes: klaxon_sources::email::MAX_MESSAGE_BYTES,
         }
     }
 }
@@ -139,6 +163,7 @@ impl Default for Config {
             workers: WorkersConfig::default(),
             notify: klaxon_notify::NotifyConfig::default(),
             auth: AuthConfig::default(),
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -188,6 +213,17 @@ impl Config {
                 "KLAXON_DATA_DIR" => self.data_dir = PathBuf::from(&value),
                 "KLAXON_DATABASE_URL" => self.database_url = value,
                 "KLAXON_PUBLIC_URL" => self.public_url = value,
+                "KLAXON_SMTP_LISTEN" => {
+                    self.smtp.listen = if value.is_empty() {
+                        None
+                    } else {
+                        Some(value.parse().map_err(|e| bad(format!("{e}")))?)
+                    }
+                }
+                "KLAXON_SMTP_DOMAIN" => self.smtp.domain = value,
+                "KLAXON_SMTP_MAX_MESSAGE_BYTES" => {
+                    self.smtp.max_message_bytes = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
                 "KLAXON_LIMITS_PER_INTEGRATION_PER_SECOND" => {
                     self.limits.per_integration_per_second =
                         value.parse().map_err(|e| bad(format!("{e}")))?
@@ -352,5 +388,38 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         assert!(Config::from_toml("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn smtp_receiver_is_off_unless_configured() {
+        // spec: ING-211 (5 MiB default limit)
+        let c = Config::default();
+        assert_eq!(c.smtp.listen, None);
+        assert_eq!(c.smtp.max_message_bytes, 5 * 1024 * 1024);
+        let mut c = Config::from_toml(
+            "[smtp]\nlisten = \"127.0.0.1:2525\"\ndomain = \"alerts.example.com\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.smtp.listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:2525")
+        );
+        assert_eq!(c.smtp.domain, "alerts.example.com");
+        c.apply_env([
+            (
+                "KLAXON_SMTP_DOMAIN".to_string(),
+                "mx.example.net".to_string(),
+            ),
+            (
+                "KLAXON_SMTP_MAX_MESSAGE_BYTES".to_string(),
+                "1024".to_string(),
+            ),
+            ("KLAXON_SMTP_LISTEN".to_string(), String::new()),
+        ])
+        .unwrap();
+        assert_eq!(c.smtp.domain, "mx.example.net");
+        assert_eq!(c.smtp.max_message_bytes, 1024);
+        assert_eq!(c.smtp.listen, None);
+        assert!(Config::from_toml("[smtp]\nlisten = \"nope\"\n").is_err());
     }
 }

@@ -9,6 +9,7 @@
 #![recursion_limit = "256"]
 
 mod calendar;
+mod changes;
 pub mod config;
 mod delivery;
 mod envelope;
@@ -19,6 +20,7 @@ mod limits;
 mod openapi;
 mod push;
 mod signin;
+mod smtp;
 mod sources;
 mod state;
 mod timers;
@@ -52,6 +54,7 @@ pub struct Server {
     worker: JoinHandle<()>,
     timers: JoinHandle<()>,
     delivery: JoinHandle<()>,
+    smtp: Option<(SocketAddr, JoinHandle<()>)>,
     store: Store,
 }
 
@@ -63,6 +66,11 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the SMTP receiver listens, when `[smtp] listen` is set.
+    pub fn smtp_addr(&self) -> Option<SocketAddr> {
+        self.smtp.as_ref().map(|(addr, _)| *addr)
     }
 
     pub fn base_url(&self) -> &str {
@@ -132,6 +140,9 @@ impl Server {
         let _ = self.worker.await;
         let _ = self.timers.await;
         let _ = self.delivery.await;
+        if let Some((_, smtp)) = self.smtp {
+            let _ = smtp.await;
+        }
         self.store.close().await;
     }
 }
@@ -244,6 +255,21 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
         }
         None => tokio::spawn(async {}),
     };
+    let smtp = match config.smtp.listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
+            Some((
+                bound,
+                tokio::spawn(smtp::run(state.clone(), listener, shutdown_rx.clone())),
+            ))
+        }
+        None => None,
+    };
     let app = router(state);
     let mut rx = shutdown_rx;
     let http = tokio::spawn(async move {
@@ -263,6 +289,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
         worker,
         timers,
         delivery,
+        smtp,
         store,
     })
 }

@@ -6,6 +6,7 @@
 mod app_keys;
 mod args;
 mod calendars;
+mod changes;
 mod channels;
 mod escalation;
 mod fields;
@@ -47,6 +48,7 @@ pub fn routes() -> Router<AppState> {
         .chain(noise::PATHS)
         .chain(channels::PATHS)
         .chain(app_keys::PATHS)
+        .chain(changes::PATHS)
         .fold(Router::new(), |r, path| r.route(path, any(api)))
 }
 
@@ -153,6 +155,9 @@ async fn serve(
         return Ok(result?);
     }
     if let Some(result) = app_keys::dispatch(state, &caller, path, &args).await {
+        return Ok(result?);
+    }
+    if let Some(result) = changes::dispatch(state, &caller, path, &args).await {
         return Ok(result?);
     }
     Ok(handlers::dispatch(state, &caller, path, &args).await?)

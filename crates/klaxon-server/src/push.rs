@@ -33,6 +33,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/event/push/alert/{source}", any(push_alert))
         .merge(crate::sources::routes())
+        .merge(crate::changes::routes())
 }
 
 async fn push_alert(

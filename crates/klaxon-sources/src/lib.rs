@@ -13,7 +13,9 @@
 
 pub mod alertmanager;
 mod common;
+pub mod email;
 pub mod grafana;
+pub mod jira;
 pub mod n9e;
 pub mod pagerduty;
 pub mod uptimekuma;

@@ -26,6 +26,7 @@
 
 mod bootstrap;
 mod calendars;
+mod changes;
 mod channels;
 mod db;
 mod delivery;
@@ -46,6 +47,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use calendars::{AccountCalendars, CalendarFilter, Referrers};
+pub use changes::{ChangeEventRecord, ChangeFilter, ChangeRecord};
 pub use channels::{ChannelDraft, ChannelSettings};
 pub use delivery::{
     DELIVERY_CLAIM_MS, DeliveryOutcome, DeliveryState, MemberContact, PendingDelivery,
@@ -393,6 +395,36 @@ impl Store {
         filter: &EventFilter,
     ) -> Result<Page<StoredEvent>> {
         query::list_events(&self.inner.read, account_id, filter).await
+    }
+
+    /// Stores a change event and updates or starts its change record (ING-242); returns
+    /// the change id.
+    pub async fn record_change(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+        event: &klaxon_core::change::NewChangeEvent,
+        now: Millis,
+    ) -> Result<String> {
+        changes::record(&self.inner.write, account_id, integration_id, event, now).await
+    }
+
+    /// A page of the account's change records (openapi-compat.md §2.13).
+    pub async fn list_changes(
+        &self,
+        account_id: i64,
+        filter: &ChangeFilter,
+    ) -> Result<Page<ChangeRecord>> {
+        changes::list(&self.inner.read, account_id, filter).await
+    }
+
+    /// The stored events of the account's changes, oldest first.
+    pub async fn change_events(
+        &self,
+        account_id: i64,
+        change_ids: &[String],
+    ) -> Result<Vec<ChangeEventRecord>> {
+        changes::events(&self.inner.read, account_id, change_ids).await
     }
 
     /// Creates an inbound integration (openapi-compat.md §2.6.1) and returns its id.

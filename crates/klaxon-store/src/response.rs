@@ -612,9 +612,8 @@ async fn mark_frequency(
         .cloned()
         .collect();
     for x in &batch {
-        let freq = if frequency(x, batch.iter()) == "frequent" {
-            "frequent"
-        } else if has_similar_stored(conn, x).await? {
+        let similar_in_batch = frequency(x, batch.iter()) == "frequent";
+        let freq = if similar_in_batch || has_similar_stored(conn, x).await? {
             "frequent"
         } else {
             "rare"

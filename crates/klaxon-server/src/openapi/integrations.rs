@@ -4,14 +4,17 @@
 //!
 //! What this version accepts, and why:
 //! - types with a receiver here: the standard family (`standard`, `uptimekuma`, `keep`,
-//!   `elastalert2`, `oceanbase`) and the adapters `prometheus`, `grafana`, `zabbix`, `n9e`,
-//!   `pagerduty`. Other §3.11 types are refused by name (creating a key whose push path
+//!   `elastalert2`, `oceanbase`), the adapters `prometheus`, `grafana`, `zabbix`, `n9e`,
+//!   `pagerduty`, `email` (SMTP receiver; the answer carries `email_address`) and the change
+//!   types `jira` and `standard` with `category: "change"` (always shared, no channel; the
+//!   standard change type is stored as `change_standard`, see `crate::changes`). Other §3.11 types are refused by name (creating a key whose push path
 //!   answers 404 would be a trap), `monit` and `rum` are system-managed, anything else is
 //!   an unknown type;
 //! - `kind = dedicated` only (events go to `channel_id`). Shared integrations need routing
 //!   (`/route/upsert`), which this version does not serve yet, so `shared` is refused;
-//! - `settings`: `console_url` (an http(s) URL) for `n9e` and `zabbix`; field mapping is not
-//!   implemented, so any other member is refused rather than stored and ignored.
+//! - `settings`: `console_url` (an http(s) URL) for `n9e` and `zabbix`, the push mode and
+//!   rules of ingest.md ING-216 for `email`; field mapping is not implemented, so any other
+//!   member is refused rather than stored and ignored.
 //!
 //! `/integration/update` changes `integration_name` and `settings`; sending another value for
 //! an immutable field (`type`, `kind`, `channel_id`) is refused.
@@ -21,12 +24,14 @@ use klaxon_store::{ChannelFilter, Integration, IntegrationFilter, NewIntegration
 use serde_json::{Map, Value, json};
 
 use super::{Args, Caller};
+use crate::changes::{CHANGE_TYPES, wire_type};
 use crate::state::{AppState, random_hex};
 use crate::wire::secs;
 
 /// The standard family and the adapters of `klaxon-sources` (ingest.md §3.11).
-const CREATABLE: [&str; 10] = [
+const CREATABLE: [&str; 11] = [
     "standard",
+    "email",
     "uptimekuma",
     "keep",
     "elastalert2",
@@ -40,7 +45,6 @@ const CREATABLE: [&str; 10] = [
 
 /// Catalogue types (§3.11) without a receiver in this version.
 const NOT_YET: &[&str] = &[
-    "email",
     "http_pull",
     "nagios",
     "aliyun_arms",
@@ -88,7 +92,6 @@ const NOT_YET: &[&str] = &[
     "dingtalk_alert",
     "feishu_alert",
     "wecom_alert",
-    "jira",
 ];
 
 fn store_err(e: klaxon_store::StoreError) -> ApiError {
@@ -110,22 +113,32 @@ fn required_id(args: &Args) -> Result<i64, ApiError> {
     }
 }
 
-/// `{api_host}/event/push/alert/{type}?integration_key=…`.
-fn push_url(state: &AppState, i: &Integration) -> String {
-    format!(
-        "{}/event/push/alert/{}?integration_key={}",
-        state.base_url, i.integration_type, i.integration_key
-    )
+/// `{api_host}/event/push/{category}/{type}?integration_key=…`; none for `email`.
+fn push_url(state: &AppState, i: &Integration) -> Option<String> {
+    if i.integration_type == "email" {
+        return None;
+    }
+    let (wire_type, category) = wire_type(&i.integration_type);
+    Some(format!(
+        "{}/event/push/{category}/{wire_type}?integration_key={}",
+        state.base_url, i.integration_key
+    ))
+}
+
+/// ING-210: the address of an `email` integration.
+fn email_address(state: &AppState, i: &Integration) -> Option<String> {
+    (i.integration_type == "email").then(|| crate::smtp::address(i, &state.config.smtp.domain))
 }
 
 /// The Integration object of §2.6.1; `with_key` for `info` (never in `list`).
 fn wire(state: &AppState, i: &Integration, with_key: bool) -> Value {
     let settings: Value = serde_json::from_str(&i.settings).unwrap_or_else(|_| json!({}));
+    let (wire_type, category) = wire_type(&i.integration_type);
     let mut v = json!({
         "integration_id": i.integration_id,
         "integration_name": i.integration_name,
-        "type": i.integration_type,
-        "category": "alert",
+        "type": wire_type,
+        "category": category,
         "kind": i.kind,
         "channel_id": i.channel_id,
         "team_id": 0,
@@ -136,9 +149,14 @@ fn wire(state: &AppState, i: &Integration, with_key: bool) -> Value {
         "created_at": secs(i.created_at),
         "updated_at": secs(i.updated_at),
     });
+    if let (Some(address), Some(obj)) = (email_address(state, i), v.as_object_mut()) {
+        obj.insert("email_address".into(), json!(address));
+    }
     if with_key && let Some(obj) = v.as_object_mut() {
         obj.insert("integration_key".into(), json!(i.integration_key));
-        obj.insert("push_url".into(), json!(push_url(state, i)));
+        if let Some(url) = push_url(state, i) {
+            obj.insert("push_url".into(), json!(url));
+        }
     }
     v
 }
@@ -166,6 +184,20 @@ fn check_settings(t: &str, raw: Option<&Value>) -> Result<String, ApiError> {
         Some(Value::Object(m)) => m,
         Some(_) => return Err(ApiError::invalid("settings must be an object")),
     };
+    if t == "email" {
+        // ING-216: push mode and rules, validated as a whole.
+        if let Some(name) = settings
+            .keys()
+            .find(|n| !klaxon_sources::email::SETTING_NAMES.contains(&n.as_str()))
+        {
+            return Err(ApiError::invalid(format!(
+                "settings.{name} is not supported for type {t}"
+            )));
+        }
+        let value = Value::Object(settings.clone());
+        klaxon_sources::email::EmailSettings::from_json(&value)?;
+        return Ok(value.to_string());
+    }
     let mut kept = Map::new();
     for (name, value) in settings {
         match (name.as_str(), t) {
@@ -231,11 +263,97 @@ fn check_name(name: Option<String>) -> Result<String, ApiError> {
     Ok(name)
 }
 
+/// A change integration (ingest.md §2.20): always shared, no channel, no settings.
+async fn create_change(
+    state: &AppState,
+    caller: &Caller,
+    args: &Args,
+    name: String,
+    stored_type: &str,
+) -> Result<Value, ApiError> {
+    match args.str("kind")?.as_deref() {
+        None | Some("") | Some("shared") => {}
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "kind {other} is invalid: change integrations are always shared"
+            )));
+        }
+    }
+    if args.i64("channel_id")?.is_some_and(|c| c != 0) {
+        return Err(ApiError::invalid(
+            "channel_id is not allowed: change integrations belong to no channel",
+        ));
+    }
+    if let Some(Value::Object(m)) = args.raw().get("settings")
+        && let Some(name) = m.keys().next()
+    {
+        return Err(ApiError::invalid(format!(
+            "settings.{name} is not supported for change integrations"
+        )));
+    }
+    let new = NewIntegration {
+        integration_name: name,
+        integration_type: stored_type.to_owned(),
+        kind: "shared".into(),
+        channel_id: 0,
+        integration_key: random_hex(16),
+        enabled: args.bool("enabled")?.unwrap_or(true),
+        settings: "{}".into(),
+        now: state.clock.now(),
+    };
+    let id = state
+        .store
+        .create_integration(caller.account_id, &new)
+        .await
+        .map_err(store_err)?;
+    let created = state
+        .store
+        .integration(caller.account_id, id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| ApiError::internal("the new integration is not readable"))?;
+    Ok(json!({
+        "integration_id": id,
+        "integration_name": created.integration_name,
+        "integration_key": created.integration_key,
+        "push_url": push_url(state, &created),
+    }))
+}
+
 pub async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
     let name = check_name(args.str("integration_name")?)?;
     let integration_type = args
         .str("type")?
         .ok_or_else(|| ApiError::invalid("type is required"))?;
+    // `standard` names both the standard alert and the standard change type (§3.11); the
+    // request's `category` tells them apart (default `alert`). `jira` is a change type.
+    let category = args.str("category")?.filter(|c| !c.is_empty());
+    match category.as_deref() {
+        None | Some("alert") | Some("change") => {}
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "category {other} is invalid (alert or change)"
+            )));
+        }
+    }
+    let change_type = CHANGE_TYPES
+        .iter()
+        .find(|(wire, _)| *wire == integration_type)
+        .map(|(_, stored)| *stored)
+        .filter(|stored| *stored == "jira" || category.as_deref() == Some("change"));
+    if let Some(stored) = change_type {
+        if category.as_deref() == Some("alert") {
+            return Err(ApiError::invalid(format!(
+                "type {integration_type} is a change type"
+            )));
+        }
+        return create_change(state, caller, args, name, stored).await;
+    }
+    if category.as_deref() == Some("change") {
+        return Err(ApiError::invalid(format!(
+            "type {integration_type} is not a change type (standard or jira)"
+        )));
+    }
     check_type(&integration_type)?;
     match args.str("kind")?.as_deref() {
         Some("dedicated") => {}
@@ -305,12 +423,20 @@ pub async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Va
         .await
         .map_err(store_err)?
         .ok_or_else(|| ApiError::internal("the new integration is not readable"))?;
-    Ok(json!({
+    let mut out = json!({
         "integration_id": id,
         "integration_name": created.integration_name,
         "integration_key": created.integration_key,
-        "push_url": push_url(state, &created),
-    }))
+    });
+    if let Some(obj) = out.as_object_mut() {
+        if let Some(url) = push_url(state, &created) {
+            obj.insert("push_url".into(), json!(url));
+        }
+        if let Some(address) = email_address(state, &created) {
+            obj.insert("email_address".into(), json!(address));
+        }
+    }
+    Ok(out)
 }
 
 /// `/integration/update`: `integration_name` and `settings` (each kept when absent).
@@ -372,16 +498,37 @@ pub async fn info(state: &AppState, caller: &Caller, args: &Args) -> Result<Valu
 pub async fn list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
     let p = args.i64("p")?.filter(|p| *p > 0).unwrap_or(1);
     let limit = args.i64("limit")?.filter(|l| *l > 0).unwrap_or(20).min(100);
-    // Every integration here is an alert integration: asking only for `change` finds none.
+    // Categories narrow the stored types: change integrations are stored under the types of
+    // `CHANGE_TYPES`, alert integrations under their own.
     let categories = args.str_list("categories")?;
-    if !categories.is_empty() && !categories.iter().any(|c| c == "alert") {
+    let want_alert = categories.is_empty() || categories.iter().any(|c| c == "alert");
+    let want_change = categories.is_empty() || categories.iter().any(|c| c == "change");
+    let asked = args.str_list("types")?;
+    let mut types: Vec<String> = Vec::new();
+    if want_alert {
+        types.extend(
+            CREATABLE
+                .iter()
+                .filter(|t| asked.is_empty() || asked.iter().any(|a| a == *t))
+                .map(|t| (*t).to_owned()),
+        );
+    }
+    if want_change {
+        types.extend(
+            CHANGE_TYPES
+                .iter()
+                .filter(|(wire, _)| asked.is_empty() || asked.iter().any(|a| a == wire))
+                .map(|(_, stored)| (*stored).to_owned()),
+        );
+    }
+    if types.is_empty() {
         return Ok(json!({"items": [], "total": 0, "has_next_page": false}));
     }
     let filter = IntegrationFilter {
         p,
         limit,
         query: args.str("query")?,
-        types: args.str_list("types")?,
+        types,
         kinds: args.str_list("kinds")?,
         channel_ids: args.i64_list("channel_ids")?,
         enabled: args.bool("enabled")?,
