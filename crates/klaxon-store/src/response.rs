@@ -604,16 +604,16 @@ async fn mark_frequency(
     incidents: &mut HashMap<String, Option<Incident>>,
     created: &[String],
 ) -> Result<()> {
-    use klaxon_core::response::similarity::frequency;
-    let batch: Vec<Incident> = created
+    use klaxon_core::response::similarity::Candidate;
+    let batch: Vec<(i64, Candidate)> = created
         .iter()
         .filter_map(|id| incidents.get(id).and_then(Option::as_ref))
         .filter(|i| i.channel_id != 0)
-        .cloned()
+        .map(|i| (i.account_id, Candidate::of(i)))
         .collect();
-    for x in &batch {
-        let similar_in_batch = frequency(x, batch.iter()) == "frequent";
-        let freq = if similar_in_batch || has_similar_stored(conn, x).await? {
+    for (account_id, x) in &batch {
+        let similar_in_batch = batch.iter().any(|(_, y)| x.is_similar_predecessor(y));
+        let freq = if similar_in_batch || has_similar_stored(conn, *account_id, x).await? {
             "frequent"
         } else {
             "rare"
@@ -627,14 +627,15 @@ async fn mark_frequency(
 
 /// Whether a stored incident of `x`'s channel, started in the 30 days before it, scores above
 /// 0.9 against it (RSP-450), looking at no more than [`OUTLIER_CANDIDATES`] per search.
-async fn has_similar_stored(conn: &mut AnyConnection, x: &Incident) -> Result<bool> {
-    use klaxon_core::response::similarity::{
-        PAST_WINDOW_MS, frequency, similar_token_counts, title_signature,
-    };
-    let (sig, n) = title_signature(&x.title);
-    let mut searches = vec![(Some(sig), None)];
-    if n >= 6 {
-        searches.push((None, Some(similar_token_counts(n))));
+async fn has_similar_stored(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    x: &klaxon_core::response::similarity::Candidate,
+) -> Result<bool> {
+    use klaxon_core::response::similarity::{Candidate, PAST_WINDOW_MS, similar_token_counts};
+    let mut searches = vec![(Some(x.sig.clone()), None)];
+    if x.tokens >= 6 {
+        searches.push((None, Some(similar_token_counts(x.tokens))));
     }
     for (sig, counts) in searches {
         let mut offset = 0;
@@ -643,7 +644,7 @@ async fn has_similar_stored(conn: &mut AnyConnection, x: &Incident) -> Result<bo
                 "SELECT incident_id, channel_id, title, description, labels, start_time \
                  FROM incidents WHERE account_id = ",
             );
-            sql.bind(x.account_id)
+            sql.bind(account_id)
                 .push(" AND channel_id = ")
                 .bind(x.channel_id);
             if let Some(sig) = &sig {
@@ -664,23 +665,30 @@ async fn has_similar_stored(conn: &mut AnyConnection, x: &Incident) -> Result<bo
                 .push(" OFFSET ")
                 .bind(offset);
             let rows = sql.query_on(conn).fetch_all(&mut *conn).await?;
-            let page = rows.len();
-            let mut candidates = Vec::with_capacity(page);
             for row in &rows {
-                let mut y = x.clone();
-                y.incident_id = get_str(row, "incident_id")?;
-                y.channel_id = get_i64(row, "channel_id")?;
-                y.title = get_str(row, "title")?;
-                y.description = get_str(row, "description")?;
-                y.labels = serde_json::from_str(&get_str(row, "labels")?)
-                    .map_err(|e| StoreError::Corrupt(format!("incidents.labels: {e}")))?;
-                y.start_time = get_i64(row, "start_time")?;
-                candidates.push(y);
+                let labels: klaxon_core::model::Labels =
+                    serde_json::from_str(&get_str(row, "labels")?)
+                        .map_err(|e| StoreError::Corrupt(format!("incidents.labels: {e}")))?;
+                let title = get_str(row, "title")?;
+                let description = get_str(row, "description")?;
+                let (sig, tokens) = klaxon_core::response::similarity::title_signature(&title);
+                let y = Candidate {
+                    incident_id: get_str(row, "incident_id")?,
+                    channel_id: get_i64(row, "channel_id")?,
+                    start_time: get_i64(row, "start_time")?,
+                    sig,
+                    tokens,
+                    fingerprint: klaxon_core::response::similarity::Fingerprint::parts(
+                        &title,
+                        &description,
+                        &labels,
+                    ),
+                };
+                if x.is_similar_predecessor(&y) {
+                    return Ok(true);
+                }
             }
-            if frequency(x, candidates.iter()) == "frequent" {
-                return Ok(true);
-            }
-            if (page as i64) < OUTLIER_PAGE {
+            if (rows.len() as i64) < OUTLIER_PAGE {
                 break;
             }
             offset += OUTLIER_PAGE;

@@ -83,6 +83,44 @@ pub fn similar_token_counts(n: i64) -> (i64, i64) {
     ((n * 5) / 6, (n * 6 + 4) / 5)
 }
 
+/// An incident's fingerprint with its title signature, computed once per incident so a batch
+/// compares new incidents without tokenising them again.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub incident_id: String,
+    pub channel_id: i64,
+    pub start_time: Millis,
+    pub sig: String,
+    pub tokens: i64,
+    pub fingerprint: Fingerprint,
+}
+
+impl Candidate {
+    pub fn of(inc: &Incident) -> Candidate {
+        let (sig, tokens) = title_signature(&inc.title);
+        Candidate {
+            incident_id: inc.incident_id.clone(),
+            channel_id: inc.channel_id,
+            start_time: inc.start_time,
+            sig,
+            tokens,
+            fingerprint: Fingerprint::of(inc),
+        }
+    }
+
+    /// RSP-452 between two candidates: `other` started in the 30 days before `self`, in the
+    /// same channel, and scores above 0.9. The title signature rules most pairs out first.
+    pub fn is_similar_predecessor(&self, other: &Candidate) -> bool {
+        let (lo, hi) = similar_token_counts(self.tokens);
+        other.incident_id != self.incident_id
+            && other.channel_id == self.channel_id
+            && other.start_time < self.start_time
+            && other.start_time >= self.start_time.saturating_sub(PAST_WINDOW_MS)
+            && (other.sig == self.sig || (self.tokens >= 6 && (lo..=hi).contains(&other.tokens)))
+            && similarity(&self.fingerprint, &other.fingerprint) > SIMILAR_ABOVE
+    }
+}
+
 /// Outlier detection at creation (RSP-452): `rare` when no candidate (incidents of the channel
 /// started in the 30 days before) scores above 0.9, else `frequent`.
 pub fn frequency<'a>(
@@ -122,11 +160,15 @@ pub struct Fingerprint {
 
 impl Fingerprint {
     pub fn of(inc: &Incident) -> Fingerprint {
+        Fingerprint::parts(&inc.title, &inc.description, &inc.labels)
+    }
+
+    pub fn parts(title: &str, description: &str, labels: &crate::model::Labels) -> Fingerprint {
         Fingerprint {
-            title: tokens(&inc.title),
-            description: tokens(&inc.description),
-            service: inc.labels.get("service").cloned(),
-            resource: inc.labels.get("resource").cloned(),
+            title: tokens(title),
+            description: tokens(description),
+            service: labels.get("service").cloned(),
+            resource: labels.get("resource").cloned(),
         }
     }
 }
