@@ -160,7 +160,7 @@ pub(crate) async fn save_rule(
     rule.updated_at = now;
     let definition =
         serde_json::to_string(&rule).map_err(|e| StoreError::Corrupt(format!("rule: {e}")))?;
-    let mut sql = if creating {
+    let sql = if creating {
         let mut sql = Sql::new(
             "INSERT INTO channel_rules (rule_id, account_id, channel_id, kind, rule_name, \
              priority, status, definition, expires_at, created_at, updated_at) VALUES (",
@@ -207,7 +207,6 @@ pub(crate) async fn save_rule(
             .bind(rule.rule_id.as_str());
         sql
     };
-    sql.push("");
     sql.query_on(&tx).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(Ok(rule))

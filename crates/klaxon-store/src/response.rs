@@ -1059,7 +1059,7 @@ pub(crate) async fn save_rule(
         RuleStatus::Enabled => "enabled",
         RuleStatus::Disabled => "disabled",
     };
-    let mut sql = if creating {
+    let sql = if creating {
         let mut sql = Sql::new(
             "INSERT INTO escalation_rules (rule_id, account_id, channel_id, rule_name, priority, \
              status, definition, created_at, updated_at) VALUES (",
@@ -1100,7 +1100,6 @@ pub(crate) async fn save_rule(
             .bind(rule.rule_id.as_str());
         sql
     };
-    sql.push("");
     sql.query_on(&tx).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(Ok(rule))

@@ -5,6 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[macro_use]
+mod harness;
+
+use harness::{Db, random_hex};
+
 use std::collections::BTreeMap;
 
 use klaxon_core::condition::Condition;
@@ -12,102 +17,10 @@ use klaxon_core::model::{EventOrigin, Mark, Millis, NewEvent, Progress, Status};
 use klaxon_core::noise::{NoiseRule, OneOff, RuleKind};
 use klaxon_store::{
     AlertFilter, Bootstrap, BootstrapSeed, IncidentFilter, NoiseRefusal, OutcomeFilter, Paging,
-    Store, StoreOptions,
 };
-use sqlx::{Connection, Executor};
 
 const T0: Millis = 1_700_000_000_000;
 const HOUR: Millis = 3_600_000;
-const ENV: &str = "KLAXON_TEST_DATABASE_URL";
-
-fn random_hex(bytes: usize) -> String {
-    let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
-    hex::encode(v)
-}
-
-struct Db {
-    store: Store,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
-}
-
-impl Db {
-    async fn sqlite() -> Db {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("klaxon.db").display());
-        Db {
-            store: open(&url).await,
-            _dir: Some(dir),
-            pg: None,
-        }
-    }
-
-    async fn postgres() -> Option<Db> {
-        let admin = std::env::var(ENV).ok().filter(|u| !u.is_empty())?;
-        let name = format!("klaxon_n_{}", random_hex(8));
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let (head, tail) = match admin.split_once('?') {
-            Some((h, t)) => (h.to_string(), format!("?{t}")),
-            None => (admin.clone(), String::new()),
-        };
-        let cut = head.rfind('/').unwrap();
-        let url = format!("{}/{name}{tail}", &head[..cut]);
-        Some(Db {
-            store: open(&url).await,
-            _dir: None,
-            pg: Some((admin, name)),
-        })
-    }
-
-    async fn finish(self) {
-        self.store.close().await;
-        if let Some((admin, name)) = self.pg {
-            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            let _ = conn.execute(sqlx::AssertSqlSafe(sql)).await;
-            let _ = conn.close().await;
-        }
-    }
-}
-
-async fn open(url: &str) -> Store {
-    sqlx::any::install_default_drivers();
-    let store = Store::connect(url, StoreOptions::default()).await.unwrap();
-    store.migrate().await.unwrap();
-    store
-}
-
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = crate::Db::sqlite().await;
-                    crate::$name(&db).await;
-                    db.finish().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = crate::Db::postgres().await else {
-                        eprintln!("{} is not set: PostgreSQL run skipped", crate::ENV);
-                        return;
-                    };
-                    crate::$name(&db).await;
-                    db.finish().await;
-                }
-            )*
-        }
-    };
-}
 
 both!(
     inhibit_sees_an_incident_opened_earlier_in_the_same_batch,

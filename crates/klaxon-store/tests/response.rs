@@ -4,123 +4,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[macro_use]
+mod harness;
+
+use harness::{Db, random_hex};
+
 use std::collections::BTreeMap;
 
 use klaxon_core::model::{EventOrigin, Millis, NewEvent, Status};
 use klaxon_core::response::rules::By;
 use klaxon_core::response::{EscalationRule, Level, RuleStatus, Target};
-use klaxon_store::{Bootstrap, BootstrapSeed, IncidentFilter, Paging, Store, StoreOptions};
-use sqlx::{AnyPool, Connection, Executor};
+use klaxon_store::{Bootstrap, BootstrapSeed, IncidentFilter, Paging};
 
 const T0: Millis = 1_750_000_000_000;
 const MIN: Millis = 60_000;
-
-struct Db {
-    store: Store,
-    raw: AnyPool,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
-}
-
-fn random_hex(bytes: usize) -> String {
-    let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
-    hex::encode(v)
-}
-
-impl Db {
-    async fn open(url: &str) -> (Store, AnyPool) {
-        sqlx::any::install_default_drivers();
-        let store = Store::connect(url, StoreOptions::default()).await.unwrap();
-        store.migrate().await.unwrap();
-        let raw = sqlx::any::AnyPoolOptions::new()
-            .max_connections(2)
-            .connect(url)
-            .await
-            .unwrap();
-        (store, raw)
-    }
-
-    async fn sqlite() -> Db {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("klaxon.db").display());
-        let (store, raw) = Db::open(&url).await;
-        Db {
-            store,
-            raw,
-            _dir: Some(dir),
-            pg: None,
-        }
-    }
-
-    async fn postgres() -> Option<Db> {
-        let admin = std::env::var("KLAXON_TEST_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty())?;
-        let name = format!("klaxon_t_{}", random_hex(8));
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        let url = format!("{base}/{name}");
-        let (store, raw) = Db::open(&url).await;
-        Some(Db {
-            store,
-            raw,
-            _dir: None,
-            pg: Some((admin, name)),
-        })
-    }
-
-    async fn finish(self) {
-        self.store.close().await;
-        self.raw.close().await;
-        if let Some((admin, name)) = self.pg {
-            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-            let _ = conn
-                .execute(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .await;
-        }
-    }
-
-    async fn exec(&self, sql: &str) {
-        self.raw
-            .execute(sqlx::AssertSqlSafe(sql.to_string()))
-            .await
-            .unwrap();
-    }
-}
-
-macro_rules! both {
-    ($($name:ident),*) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = crate::Db::sqlite().await;
-                    crate::$name(&db).await;
-                    db.finish().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = crate::Db::postgres().await else {
-                        eprintln!("KLAXON_TEST_DATABASE_URL not set: PostgreSQL run skipped");
-                        return;
-                    };
-                    crate::$name(&db).await;
-                    db.finish().await;
-                }
-            )*
-        }
-    };
-}
 
 both!(
     storm_warning_on_merge,

@@ -1,0 +1,123 @@
+//! The harness shared by the store's focused test files (`noise.rs`, `grouping.rs`,
+//! `response.rs`): a fresh, migrated store on SQLite (a temporary file) or, when
+//! `KLAXON_TEST_DATABASE_URL` is set, on a PostgreSQL database of its own that is dropped
+//! afterwards, plus the `both!` macro that runs each test on both.
+//!
+//! Use it with `#[macro_use] mod harness;` and `use harness::{Db, random_hex};`.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use klaxon_store::{Store, StoreOptions};
+use sqlx::{AnyPool, Connection, Executor};
+
+pub const ENV: &str = "KLAXON_TEST_DATABASE_URL";
+
+pub fn random_hex(bytes: usize) -> String {
+    let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    hex::encode(v)
+}
+
+/// A fresh store, and a raw pool on the same database for arranging rows by hand.
+pub struct Db {
+    pub store: Store,
+    pub raw: AnyPool,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl Db {
+    async fn open(url: &str) -> (Store, AnyPool) {
+        sqlx::any::install_default_drivers();
+        let store = Store::connect(url, StoreOptions::default()).await.unwrap();
+        store.migrate().await.unwrap();
+        let raw = sqlx::any::AnyPoolOptions::new()
+            .max_connections(2)
+            .connect(url)
+            .await
+            .unwrap();
+        (store, raw)
+    }
+
+    pub async fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("klaxon.db").display());
+        let (store, raw) = Db::open(&url).await;
+        Db {
+            store,
+            raw,
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    pub async fn postgres() -> Option<Db> {
+        let admin = std::env::var(ENV).ok().filter(|u| !u.is_empty())?;
+        let name = format!("klaxon_t_{}", random_hex(8));
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let (head, tail) = match admin.split_once('?') {
+            Some((h, t)) => (h.to_string(), format!("?{t}")),
+            None => (admin.clone(), String::new()),
+        };
+        let cut = head.rfind('/').unwrap();
+        let url = format!("{}/{name}{tail}", &head[..cut]);
+        let (store, raw) = Db::open(&url).await;
+        Some(Db {
+            store,
+            raw,
+            _dir: None,
+            pg: Some((admin, name)),
+        })
+    }
+
+    pub async fn finish(self) {
+        self.store.close().await;
+        self.raw.close().await;
+        if let Some((admin, name)) = self.pg {
+            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            let _ = conn.execute(sqlx::AssertSqlSafe(sql)).await;
+            let _ = conn.close().await;
+        }
+    }
+
+    /// Runs one statement on the raw pool (arranging what the API cannot set yet).
+    pub async fn exec(&self, sql: &str) {
+        self.raw
+            .execute(sqlx::AssertSqlSafe(sql.to_string()))
+            .await
+            .unwrap();
+    }
+}
+
+/// Runs each named `async fn(&Db)` of the test file on SQLite and on PostgreSQL.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = crate::harness::Db::sqlite().await;
+                    crate::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = crate::harness::Db::postgres().await else {
+                        eprintln!("{} is not set: PostgreSQL run skipped", crate::harness::ENV);
+                        return;
+                    };
+                    crate::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
