@@ -1,0 +1,67 @@
+//! One typed error for every refusal the service-agreement rules can give.
+//!
+//! A refusal never changes anything: every operation that returns `Err` leaves its input
+//! (ledger, pool, book …) exactly as it was.
+
+use rust_decimal::Decimal;
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SaasError {
+    /// Bad input: names the field and what is wrong with it.
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// The rule group is switched off in this deployment mode or billing profile (SVC-401/403).
+    #[error("{what} does not apply: {why}")]
+    NotApplicable { what: &'static str, why: &'static str },
+    /// Date arithmetic left jiff's supported range.
+    #[error("date arithmetic out of range: {0}")]
+    Time(String),
+    /// A state transition the SVC-021 table does not allow.
+    #[error("transition {event} is not allowed from state {from}")]
+    IllegalTransition { from: String, event: String },
+    /// Cash would go below zero.
+    #[error("insufficient funds: {needed} needed, {available} available")]
+    InsufficientFunds { needed: Decimal, available: Decimal },
+    /// `funds_frozen` is set (SVC-089).
+    #[error("funds are frozen: only debt payment is allowed")]
+    FundsFrozen,
+    /// A ledger posting would break a ledger invariant; the posting is refused.
+    #[error("ledger invariant: {0}")]
+    LedgerInvariant(String),
+    #[error("unknown {what} {id}")]
+    Unknown { what: &'static str, id: u64 },
+    /// No free licence for a licensed action (SVC-055: Open API answers 400 `NoLicense`).
+    #[error("NoLicense: no free licence in the pool of {capacity}; an admin can buy or free one")]
+    NoLicense { capacity: u32 },
+    /// A refusal by a rule, with the rule id.
+    #[error("{rule}: {message}")]
+    Refused { rule: &'static str, message: String },
+}
+
+impl SaasError {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        SaasError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn refused(rule: &'static str, message: impl Into<String>) -> Self {
+        SaasError::Refused {
+            rule,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<jiff::Error> for SaasError {
+    fn from(e: jiff::Error) -> Self {
+        SaasError::Time(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, SaasError>;
