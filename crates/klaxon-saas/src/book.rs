@@ -514,6 +514,32 @@ impl Book {
         reference: &str,
         actor: &str,
     ) -> Result<()> {
+        // A refund returns what was actually paid for this reference, never more: cash
+        // against cash payments (SVC-151: after promotions), bonus to the lot that paid.
+        let flow = |from: Account, to: Account| -> Decimal {
+            self.ledger
+                .entries()
+                .iter()
+                .filter(|e| e.reference == reference && e.from == from && e.to == to)
+                .map(|e| e.amount)
+                .sum()
+        };
+        let cash_left = flow(Account::Cash, Account::Sales) - flow(Account::Sales, Account::Cash);
+        if cash > cash_left {
+            return Err(SaasError::invalid(
+                "cash",
+                format!("refund {cash} exceeds the {cash_left} cash paid for {reference} and not yet refunded"),
+            ));
+        }
+        for (lot, amount) in bonus {
+            let left = flow(Account::Bonus(*lot), Account::Sales) - flow(Account::Sales, Account::Bonus(*lot));
+            if *amount > left {
+                return Err(SaasError::invalid(
+                    "bonus",
+                    format!("refund {amount} to lot {lot} exceeds the {left} it paid for {reference}"),
+                ));
+            }
+        }
         let mut staged = self.clone();
         if cash > Decimal::ZERO {
             staged.ledger.post(Draft::new(
