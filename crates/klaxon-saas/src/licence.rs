@@ -247,6 +247,30 @@ impl LicencePool {
         Ok(grant)
     }
 
+    /// SVC-106 `downgrade_to_free`: licences above the Free limit are released, temporary
+    /// ones first, then the most recently assigned fixed ones. Returns who lost a licence.
+    pub fn shrink_to(&mut self, limit: u32) -> Vec<MemberId> {
+        let mut order: Vec<(MemberId, Kind, Timestamp)> = self
+            .holders
+            .iter()
+            .map(|(m, (k, t))| (m.clone(), *k, *t))
+            .collect();
+        // Release order: temporaries before fixed, newest assignment first.
+        order.sort_by(|a, b| {
+            let rank = |k: Kind| if k == Kind::Temporary { 0 } else { 1 };
+            rank(a.1).cmp(&rank(b.1)).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0))
+        });
+        let excess = self.in_use().saturating_sub(limit) as usize;
+        let released: Vec<MemberId> = order.into_iter().take(excess).map(|x| x.0).collect();
+        for m in &released {
+            self.holders.remove(m);
+        }
+        if self.enforced {
+            self.size = PoolSize::Limited(limit);
+        }
+        released
+    }
+
     /// SVC-058: whether admins should get the once-per-cycle shortage message.
     pub fn shortage_seen(&self) -> bool {
         self.refused_once

@@ -184,3 +184,15 @@ pub fn check_renewal_quantity(quantity: u32, fixed_holders: &[String]) -> Result
     }
     Ok(())
 }
+
+/// SVC-104 (opt-in auto-renew): the attempts — at the seamless deadline, then every 6 h
+/// while funds are short, until `ends_at`.
+pub fn auto_renew_attempts(term: &Term, renewal_lead_hours: i64) -> Result<Vec<Timestamp>> {
+    let mut t = term.seamless_deadline(renewal_lead_hours)?;
+    let mut out = Vec::new();
+    while t < term.ends_at {
+        out.push(t);
+        t = add_hours(t, 6)?;
+    }
+    Ok(out)
+}
