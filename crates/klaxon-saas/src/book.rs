@@ -10,8 +10,8 @@ use rust_decimal::Decimal;
 use crate::calendar::{add_days, add_months, date_of, start_of};
 use crate::error::{Result, SaasError};
 use crate::ledger::{
-    Account, BonusLotTerms, BonusScope, BonusSource, ChargeKind, Draft, EntryId, EntryKind,
-    Ledger, LotId,
+    Account, BonusLotTerms, BonusScope, BonusSource, ChargeKind, Draft, EntryId, EntryKind, Ledger,
+    LotId,
 };
 use crate::money::Currency;
 use crate::overdue::{ItemId, OverdueItem, PenaltyTerms};
@@ -204,7 +204,13 @@ impl Book {
         self.items[i].posted_penalty - settled
     }
 
-    fn post_item_penalty(&mut self, i: usize, last_day: Date, at: Timestamp, actor: &str) -> Result<Decimal> {
+    fn post_item_penalty(
+        &mut self,
+        i: usize,
+        last_day: Date,
+        at: Timestamp,
+        actor: &str,
+    ) -> Result<Decimal> {
         let amount = self.items[i].penalty_to_post(last_day, &self.penalty, self.scale())?;
         if amount.is_zero() {
             return Ok(amount);
@@ -228,7 +234,12 @@ impl Book {
 
     /// SVC-133: posts accrued penalty of every item up to and including `last_day` (at each
     /// statement and at termination). Returns the total posted now.
-    pub fn post_penalties(&mut self, at: Timestamp, last_day: Date, actor: &str) -> Result<Decimal> {
+    pub fn post_penalties(
+        &mut self,
+        at: Timestamp,
+        last_day: Date,
+        actor: &str,
+    ) -> Result<Decimal> {
         let mut staged = self.clone();
         let mut total = Decimal::ZERO;
         for i in 0..staged.items.len() {
@@ -359,7 +370,8 @@ impl Book {
             );
             d.charge = Some(kind);
             self.ledger.post(d)?;
-            self.items.push(OverdueItem::new(id, reference, left, due_date, at)?);
+            self.items
+                .push(OverdueItem::new(id, reference, left, due_date, at)?);
             out.overdue = Some((id, left));
         }
         Ok(out)
@@ -390,7 +402,9 @@ impl Book {
         );
         d.charge = Some(ChargeKind::Order);
         staged.ledger.post(d)?;
-        staged.items.push(OverdueItem::new(id, reference, amount, due_date, at)?);
+        staged
+            .items
+            .push(OverdueItem::new(id, reference, amount, due_date, at)?);
         *self = staged;
         Ok(id)
     }
@@ -418,7 +432,10 @@ impl Book {
             }
         };
         if expires_at <= at {
-            return Err(SaasError::invalid("expires_at", "a lot must expire after its grant"));
+            return Err(SaasError::invalid(
+                "expires_at",
+                "a lot must expire after its grant",
+            ));
         }
         let mut d = Draft::new(
             at,
@@ -473,14 +490,24 @@ impl Book {
             .ledger
             .lots()
             .into_iter()
-            .filter(|l| l.remaining > Decimal::ZERO && l.terms.expires_at > now && l.terms.expires_at <= horizon)
+            .filter(|l| {
+                l.remaining > Decimal::ZERO
+                    && l.terms.expires_at > now
+                    && l.terms.expires_at <= horizon
+            })
             .map(|l| l.id)
             .collect())
     }
 
     /// SVC-088: the owner withdraws cash (never bonus) minus any debt. Blocked by
     /// `funds_frozen` (SVC-089).
-    pub fn withdraw(&mut self, at: Timestamp, amount: Decimal, reference: &str, actor: &str) -> Result<EntryId> {
+    pub fn withdraw(
+        &mut self,
+        at: Timestamp,
+        amount: Decimal,
+        reference: &str,
+        actor: &str,
+    ) -> Result<EntryId> {
         if self.funds_frozen {
             return Err(SaasError::FundsFrozen);
         }
@@ -528,15 +555,20 @@ impl Book {
         if cash > cash_left {
             return Err(SaasError::invalid(
                 "cash",
-                format!("refund {cash} exceeds the {cash_left} cash paid for {reference} and not yet refunded"),
+                format!(
+                    "refund {cash} exceeds the {cash_left} cash paid for {reference} and not yet refunded"
+                ),
             ));
         }
         for (lot, amount) in bonus {
-            let left = flow(Account::Bonus(*lot), Account::Sales) - flow(Account::Sales, Account::Bonus(*lot));
+            let left = flow(Account::Bonus(*lot), Account::Sales)
+                - flow(Account::Sales, Account::Bonus(*lot));
             if *amount > left {
                 return Err(SaasError::invalid(
                     "bonus",
-                    format!("refund {amount} to lot {lot} exceeds the {left} it paid for {reference}"),
+                    format!(
+                        "refund {amount} to lot {lot} exceeds the {left} it paid for {reference}"
+                    ),
                 ));
             }
         }
@@ -574,7 +606,14 @@ impl Book {
 
     /// SVC-135: finance waives posted penalty of an item, fully or partly, with a reason.
     /// Accrual up to yesterday is posted first so the waiver applies to a known figure.
-    pub fn waive_penalty(&mut self, at: Timestamp, item: ItemId, amount: Decimal, reason: &str, actor: &str) -> Result<()> {
+    pub fn waive_penalty(
+        &mut self,
+        at: Timestamp,
+        item: ItemId,
+        amount: Decimal,
+        reason: &str,
+        actor: &str,
+    ) -> Result<()> {
         if reason.trim().is_empty() {
             return Err(SaasError::invalid("reason", "a waiver needs a reason"));
         }
@@ -605,7 +644,13 @@ impl Book {
 
     /// SVC-135: finance writes off an item's unpaid principal (accrual stops that day,
     /// SVC-132) and its outstanding posted penalty.
-    pub fn write_off(&mut self, at: Timestamp, item: ItemId, reason: &str, actor: &str) -> Result<Decimal> {
+    pub fn write_off(
+        &mut self,
+        at: Timestamp,
+        item: ItemId,
+        reason: &str,
+        actor: &str,
+    ) -> Result<Decimal> {
         if reason.trim().is_empty() {
             return Err(SaasError::invalid("reason", "a write-off needs a reason"));
         }
@@ -649,11 +694,20 @@ impl Book {
     }
 
     /// SVC-085: fixes a mistake with a reversal entry.
-    pub fn reverse(&mut self, at: Timestamp, entry: EntryId, reason: &str, actor: &str) -> Result<EntryId> {
+    pub fn reverse(
+        &mut self,
+        at: Timestamp,
+        entry: EntryId,
+        reason: &str,
+        actor: &str,
+    ) -> Result<EntryId> {
         if reason.trim().is_empty() {
             return Err(SaasError::invalid("reason", "a reversal needs a reason"));
         }
-        let e = self.ledger.entry(entry).ok_or(SaasError::Unknown { what: "entry", id: entry })?;
+        let e = self.ledger.entry(entry).ok_or(SaasError::Unknown {
+            what: "entry",
+            id: entry,
+        })?;
         // Entries that changed an overdue item's principal or penalty are settled through
         // waivers and write-offs, not reversals, so the item and the ledger never disagree.
         if e.reference.starts_with("overdue-item:") {
@@ -666,7 +720,13 @@ impl Book {
     }
 
     /// SVC-150: records a complimentary item as a zero-amount memo with its list value.
-    pub fn complimentary(&mut self, at: Timestamp, what: &str, list_value: Decimal, actor: &str) -> Result<EntryId> {
+    pub fn complimentary(
+        &mut self,
+        at: Timestamp,
+        what: &str,
+        list_value: Decimal,
+        actor: &str,
+    ) -> Result<EntryId> {
         let mut d = Draft::new(
             at,
             EntryKind::Complimentary,
@@ -675,7 +735,9 @@ impl Book {
             Decimal::ZERO,
             what,
             actor,
-            format!("complimentary: {what} (list value for information only, never cash or balance)"),
+            format!(
+                "complimentary: {what} (list value for information only, never cash or balance)"
+            ),
         );
         d.list_value = Some(list_value);
         self.ledger.post(d)
@@ -696,6 +758,9 @@ impl Book {
         self.items
             .iter()
             .position(|i| i.id == item)
-            .ok_or(SaasError::Unknown { what: "overdue item", id: item })
+            .ok_or(SaasError::Unknown {
+                what: "overdue item",
+                id: item,
+            })
     }
 }

@@ -45,7 +45,10 @@ pub fn start_of(date: Date, tz: &TimeZone) -> Result<Timestamp> {
 
 /// `date` at the wall-clock `time` in `tz`.
 pub fn at_local(date: Date, time: Time, tz: &TimeZone) -> Result<Timestamp> {
-    Ok(date.to_datetime(time).to_zoned_datetime(tz.clone())?.timestamp())
+    Ok(date
+        .to_datetime(time)
+        .to_zoned_datetime(tz.clone())?
+        .timestamp())
 }
 
 pub fn add_hours(at: Timestamp, hours: i64) -> Result<Timestamp> {
@@ -117,7 +120,11 @@ impl WorkingDays {
         }
         Err(SaasError::invalid(
             "working_days",
-            format!("{}-{:02} has fewer than {n} working days", month.year(), month.month()),
+            format!(
+                "{}-{:02} has fewer than {n} working days",
+                month.year(),
+                month.month()
+            ),
         ))
     }
 }
@@ -143,14 +150,26 @@ mod tests {
         // spec: SVC-314
         // spec: SVC-311
         let tz = TimeZone::get("Asia/Shanghai").unwrap();
-        let sent = date(2025, 6, 1).at(15, 0, 0, 0).to_zoned_datetime(tz.clone()).unwrap();
+        let sent = date(2025, 6, 1)
+            .at(15, 0, 0, 0)
+            .to_zoned_datetime(tz.clone())
+            .unwrap();
         let eff = earliest_effective_after_notice(sent.timestamp(), 30, &tz).unwrap();
         assert_eq!(
             eff,
-            date(2025, 7, 1).to_zoned_datetime(tz.clone()).unwrap().timestamp()
+            date(2025, 7, 1)
+                .to_zoned_datetime(tz.clone())
+                .unwrap()
+                .timestamp()
         );
         // A notice sent 23:30 local is deemed delivered that day even though UTC is the next.
-        let late = date(2025, 6, 1).at(23, 30, 0, 0).to_zoned_datetime(tz.clone()).unwrap();
-        assert_eq!(deemed_delivery_date(late.timestamp(), &tz), date(2025, 6, 1));
+        let late = date(2025, 6, 1)
+            .at(23, 30, 0, 0)
+            .to_zoned_datetime(tz.clone())
+            .unwrap();
+        assert_eq!(
+            deemed_delivery_date(late.timestamp(), &tz),
+            date(2025, 6, 1)
+        );
     }
 }

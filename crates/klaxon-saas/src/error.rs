@@ -16,7 +16,10 @@ pub enum SaasError {
     },
     /// The rule group is switched off in this deployment mode or billing profile (SVC-401/403).
     #[error("{what} does not apply: {why}")]
-    NotApplicable { what: &'static str, why: &'static str },
+    NotApplicable {
+        what: &'static str,
+        why: &'static str,
+    },
     /// Date arithmetic left jiff's supported range.
     #[error("date arithmetic out of range: {0}")]
     Time(String),

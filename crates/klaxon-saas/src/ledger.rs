@@ -332,7 +332,10 @@ impl Ledger {
     fn check_draft(&self, d: &Draft) -> Result<()> {
         self.currency.check_posted("amount", d.amount)?;
         if d.explanation.trim().is_empty() {
-            return Err(SaasError::invalid("explanation", "every entry must say why it exists"));
+            return Err(SaasError::invalid(
+                "explanation",
+                "every entry must say why it exists",
+            ));
         }
         if let Some(last) = self.entries.last()
             && d.posted_at < last.posted_at
@@ -343,8 +346,7 @@ impl Ledger {
             )));
         }
         if d.kind == EntryKind::Complimentary {
-            if !d.amount.is_zero() || d.from != Account::Promotions || d.to != Account::Promotions
-            {
+            if !d.amount.is_zero() || d.from != Account::Promotions || d.to != Account::Promotions {
                 return Err(SaasError::LedgerInvariant(
                     "complimentary items are memo entries of amount 0 (SVC-150)".into(),
                 ));
@@ -355,7 +357,9 @@ impl Ledger {
             return Err(SaasError::invalid("amount", "must be greater than 0"));
         }
         if d.from == d.to {
-            return Err(SaasError::LedgerInvariant("an entry must move between two accounts".into()));
+            return Err(SaasError::LedgerInvariant(
+                "an entry must move between two accounts".into(),
+            ));
         }
         if let Account::Bonus(_) = d.from
             && !matches!(d.to, Account::Sales | Account::Promotions)
@@ -371,7 +375,9 @@ impl Ledger {
         }
         if d.kind == EntryKind::BonusGrant {
             if d.lot.is_none() || d.to != Account::Bonus(0) {
-                return Err(SaasError::LedgerInvariant("a bonus grant opens a new lot".into()));
+                return Err(SaasError::LedgerInvariant(
+                    "a bonus grant opens a new lot".into(),
+                ));
             }
         } else if let Account::Bonus(lot) = d.to
             && !self
@@ -379,7 +385,10 @@ impl Ledger {
                 .iter()
                 .any(|e| e.kind == EntryKind::BonusGrant && e.to == Account::Bonus(lot))
         {
-            return Err(SaasError::Unknown { what: "bonus lot", id: lot });
+            return Err(SaasError::Unknown {
+                what: "bonus lot",
+                id: lot,
+            });
         }
         // Balance constraints after the entry.
         for acct in [d.from, d.to] {
@@ -428,10 +437,16 @@ impl Ledger {
             .cloned()
             .ok_or(SaasError::Unknown { what: "entry", id })?;
         if e.kind == EntryKind::Reversal || e.kind == EntryKind::Complimentary {
-            return Err(SaasError::invalid("entry", format!("entry {id} cannot be reversed")));
+            return Err(SaasError::invalid(
+                "entry",
+                format!("entry {id} cannot be reversed"),
+            ));
         }
         if self.entries.iter().any(|x| x.reverses == Some(id)) {
-            return Err(SaasError::invalid("entry", format!("entry {id} is already reversed")));
+            return Err(SaasError::invalid(
+                "entry",
+                format!("entry {id} is already reversed"),
+            ));
         }
         if e.kind == EntryKind::BonusGrant {
             // Reversing a grant empties the lot back to promotions; only the unspent part.

@@ -36,7 +36,12 @@ fn contribution(kind: EntryKind, from: Account, to: Account, amount: Decimal) ->
 
 /// SVC-300: L(tenant, D) = cash applied to service charges posted in [D − 12 months, D),
 /// minus cash refunds posted in that window.
-pub fn figure(ledger: &Ledger, d: Date, lookback_months: i32, tz: &TimeZone) -> Result<LiabilityReport> {
+pub fn figure(
+    ledger: &Ledger,
+    d: Date,
+    lookback_months: i32,
+    tz: &TimeZone,
+) -> Result<LiabilityReport> {
     let from = add_months(d, -lookback_months)?;
     let mut contributing = Vec::new();
     let mut total = Decimal::ZERO;

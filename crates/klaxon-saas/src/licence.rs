@@ -51,11 +51,19 @@ pub enum PoolSize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolBasis {
     /// Base + add-ons in force.
-    Prepaid { licences_in_force: u32 },
+    Prepaid {
+        licences_in_force: u32,
+    },
     /// Unlimited unless the tenant set `postpaid_licence_cap`.
-    Postpaid { cap: Option<u32> },
-    Trial { trial_licences: u32 },
-    Free { edition_limit: u32 },
+    Postpaid {
+        cap: Option<u32>,
+    },
+    Trial {
+        trial_licences: u32,
+    },
+    Free {
+        edition_limit: u32,
+    },
     /// SVC-402: licence enforcement off.
     Exempt,
 }
@@ -126,7 +134,11 @@ pub struct LicencePool {
 impl LicencePool {
     pub fn new(size: PoolSize, regime: Regime, auto_assign_temporary: bool) -> Self {
         LicencePool {
-            size: if regime.licence_enforced() { size } else { PoolSize::Unlimited },
+            size: if regime.licence_enforced() {
+                size
+            } else {
+                PoolSize::Unlimited
+            },
             enforced: regime.licence_enforced(),
             auto_assign_temporary,
             holders: BTreeMap::new(),
@@ -168,7 +180,10 @@ impl LicencePool {
         {
             return Err(SaasError::refused(
                 "SVC-061",
-                format!("{} licences are held; the pool cannot shrink to {n}", self.in_use()),
+                format!(
+                    "{} licences are held; the pool cannot shrink to {n}",
+                    self.in_use()
+                ),
             ));
         }
         self.size = size;
@@ -258,7 +273,10 @@ impl LicencePool {
         // Release order: temporaries before fixed, newest assignment first.
         order.sort_by(|a, b| {
             let rank = |k: Kind| if k == Kind::Temporary { 0 } else { 1 };
-            rank(a.1).cmp(&rank(b.1)).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0))
+            rank(a.1)
+                .cmp(&rank(b.1))
+                .then(b.2.cmp(&a.2))
+                .then(a.0.cmp(&b.0))
         });
         let excess = self.in_use().saturating_sub(limit) as usize;
         let released: Vec<MemberId> = order.into_iter().take(excess).map(|x| x.0).collect();
@@ -321,7 +339,10 @@ pub fn postpaid_licence_charge(
         return Ok(Decimal::ZERO);
     };
     let price = per_user_price(*highest).ok_or_else(|| {
-        SaasError::invalid("price_list", format!("no postpaid per-user price for {highest:?}"))
+        SaasError::invalid(
+            "price_list",
+            format!("no postpaid per-user price for {highest:?}"),
+        )
     })?;
     Ok(price * Decimal::from(active_members as u64))
 }

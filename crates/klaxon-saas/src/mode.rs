@@ -85,7 +85,10 @@ impl Regime {
             });
         }
         if reason.trim().is_empty() {
-            return Err(SaasError::invalid("reason", "a profile change needs a reason"));
+            return Err(SaasError::invalid(
+                "reason",
+                "a profile change needs a reason",
+            ));
         }
         Ok(Regime {
             mode: self.mode,
@@ -179,7 +182,10 @@ impl CloudStartup {
         }
         present("operator_identity", &self.operator_identity)?;
         if self.regions.iter().all(|r| r.trim().is_empty()) {
-            return Err(SaasError::invalid("regions", "at least one region is required in cloud mode"));
+            return Err(SaasError::invalid(
+                "regions",
+                "at least one region is required in cloud mode",
+            ));
         }
         present("billing_tz", &self.billing_tz)?;
         if let Some(tz) = &self.billing_tz {
@@ -232,7 +238,9 @@ mod tests {
         let r = Regime::for_new_tenant(DeploymentMode::Cloud);
         assert!(r.is_billed());
         assert!(r.set_profile(BillingProfile::Exempt, " ").is_err());
-        let ex = r.set_profile(BillingProfile::Exempt, "operator's own tenant").unwrap();
+        let ex = r
+            .set_profile(BillingProfile::Exempt, "operator's own tenant")
+            .unwrap();
         assert!(!ex.is_billed());
         assert_eq!(ex.applies(RuleGroup::Commerce), Applies::No);
     }
@@ -242,7 +250,9 @@ mod tests {
         // spec: SVC-405
         let cloud = Regime::for_new_tenant(DeploymentMode::Cloud);
         assert_eq!(
-            cloud.after_mode_change(DeploymentMode::SelfHosted).profile(),
+            cloud
+                .after_mode_change(DeploymentMode::SelfHosted)
+                .profile(),
             BillingProfile::Exempt
         );
         let sh = Regime::for_new_tenant(DeploymentMode::SelfHosted);
@@ -271,6 +281,12 @@ mod tests {
         c.billing_tz = Some("UTC".into());
         c.sla_in_force = false;
         assert!(c.check().unwrap_err().to_string().contains("sla"));
-        assert!(CloudStartup::default().check().unwrap_err().to_string().contains("operator_identity"));
+        assert!(
+            CloudStartup::default()
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("operator_identity")
+        );
     }
 }

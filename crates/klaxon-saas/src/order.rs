@@ -29,7 +29,10 @@ impl PriceListVersion {
                 return Err(SaasError::invalid("unit_price", format!("{sku}: negative")));
             }
             if price.normalize().scale() > 4 {
-                return Err(SaasError::invalid("unit_price", format!("{sku}: more than 4 decimals")));
+                return Err(SaasError::invalid(
+                    "unit_price",
+                    format!("{sku}: more than 4 decimals"),
+                ));
             }
         }
         Ok(())
@@ -81,27 +84,42 @@ pub struct Quote {
 /// quote total is the sum of the rounded lines.
 pub fn quote(price_list_id: &str, lines: &[LineInput], currency: Currency) -> Result<Quote> {
     if lines.is_empty() {
-        return Err(SaasError::invalid("lines", "an order has at least one line"));
+        return Err(SaasError::invalid(
+            "lines",
+            "an order has at least one line",
+        ));
     }
     let mut out = Vec::new();
     for l in lines {
         if l.quantity <= Decimal::ZERO {
-            return Err(SaasError::invalid("quantity", format!("{}: must be positive", l.sku)));
+            return Err(SaasError::invalid(
+                "quantity",
+                format!("{}: must be positive", l.sku),
+            ));
         }
         if l.factor.is_sign_negative() || l.factor > Decimal::ONE {
-            return Err(SaasError::invalid("factor", format!("{}: must be within [0, 1]", l.sku)));
+            return Err(SaasError::invalid(
+                "factor",
+                format!("{}: must be within [0, 1]", l.sku),
+            ));
         }
         let exact = l.unit_price * l.quantity * l.factor;
         let mut discount = Decimal::ZERO;
         if let Some(f) = l.promotion_fraction {
             if f.is_sign_negative() || f > Decimal::ONE {
-                return Err(SaasError::invalid("promotion_fraction", format!("{}: must be within [0, 1]", l.sku)));
+                return Err(SaasError::invalid(
+                    "promotion_fraction",
+                    format!("{}: must be within [0, 1]", l.sku),
+                ));
             }
             discount += exact * f;
         }
         if let Some(a) = l.promotion_amount {
             if a.is_sign_negative() {
-                return Err(SaasError::invalid("promotion_amount", format!("{}: negative", l.sku)));
+                return Err(SaasError::invalid(
+                    "promotion_amount",
+                    format!("{}: negative", l.sku),
+                ));
             }
             discount += a;
         }
@@ -176,7 +194,9 @@ impl Order {
     /// SVC-083: an unpaid order expires after 24 h (bank transfer: 7 days).
     pub fn expires_at(&self, p: &Params) -> Result<Timestamp> {
         match self.method {
-            PaymentMethod::BankTransfer => add_24h_days(self.submitted_at, p.bank_transfer_payment_window_days),
+            PaymentMethod::BankTransfer => {
+                add_24h_days(self.submitted_at, p.bank_transfer_payment_window_days)
+            }
             _ => add_hours(self.submitted_at, p.order_payment_window_hours),
         }
     }
@@ -193,16 +213,27 @@ impl Order {
     /// SVC-084: posting a payment of `amount` at `at` (the ledger posting time). Exact or
     /// overpayment pays the order, the surplus goes to cash; an underpayment leaves the
     /// order pending and the money goes to cash.
-    pub fn post_payment(&mut self, at: Timestamp, amount: Decimal, p: &Params) -> Result<PaymentResult> {
+    pub fn post_payment(
+        &mut self,
+        at: Timestamp,
+        amount: Decimal,
+        p: &Params,
+    ) -> Result<PaymentResult> {
         if amount <= Decimal::ZERO {
             return Err(SaasError::invalid("amount", "must be greater than 0"));
         }
         if self.state != OrderState::PendingPayment || at >= self.expires_at(p)? {
             // Money that arrives for an order no longer payable is kept as cash.
-            return Ok(PaymentResult { paid: false, to_cash: amount });
+            return Ok(PaymentResult {
+                paid: false,
+                to_cash: amount,
+            });
         }
         if amount < self.quote.total {
-            return Ok(PaymentResult { paid: false, to_cash: amount });
+            return Ok(PaymentResult {
+                paid: false,
+                to_cash: amount,
+            });
         }
         self.state = OrderState::Paid;
         self.paid_at = Some(at);
@@ -214,7 +245,10 @@ impl Order {
 
     pub fn fulfil(&mut self) -> Result<()> {
         if self.state != OrderState::Paid {
-            return Err(SaasError::invalid("order", format!("order {} is not paid", self.id)));
+            return Err(SaasError::invalid(
+                "order",
+                format!("order {} is not paid", self.id),
+            ));
         }
         self.state = OrderState::Fulfilled;
         Ok(())
@@ -222,7 +256,10 @@ impl Order {
 
     pub fn cancel(&mut self) -> Result<()> {
         if self.state != OrderState::PendingPayment {
-            return Err(SaasError::invalid("order", format!("order {} can no longer be cancelled", self.id)));
+            return Err(SaasError::invalid(
+                "order",
+                format!("order {} can no longer be cancelled", self.id),
+            ));
         }
         self.state = OrderState::Cancelled;
         Ok(())

@@ -51,11 +51,21 @@ impl PenaltyTerms {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.rates.iter().any(|(_, r)| r.is_sign_negative() && !r.is_zero()) {
-            return Err(SaasError::invalid("late_penalty_rate_per_day", "negative rate"));
+        if self
+            .rates
+            .iter()
+            .any(|(_, r)| r.is_sign_negative() && !r.is_zero())
+        {
+            return Err(SaasError::invalid(
+                "late_penalty_rate_per_day",
+                "negative rate",
+            ));
         }
         if self.rates.windows(2).any(|w| w[0].0 >= w[1].0) {
-            return Err(SaasError::invalid("rates", "periods must be sorted by first day"));
+            return Err(SaasError::invalid(
+                "rates",
+                "periods must be sorted by first day",
+            ));
         }
         if let Some(c) = self.cap_ratio
             && c.is_sign_negative()
@@ -91,7 +101,10 @@ impl OverdueItem {
         created_at: Timestamp,
     ) -> Result<Self> {
         if principal <= Decimal::ZERO {
-            return Err(SaasError::invalid("principal", "an overdue item has a positive principal"));
+            return Err(SaasError::invalid(
+                "principal",
+                "an overdue item has a positive principal",
+            ));
         }
         Ok(OverdueItem {
             id,
@@ -124,13 +137,19 @@ impl OverdueItem {
         if amount <= Decimal::ZERO || amount > self.unpaid_principal() {
             return Err(SaasError::invalid(
                 "amount",
-                format!("{amount} is not within the unpaid principal {}", self.unpaid_principal()),
+                format!(
+                    "{amount} is not within the unpaid principal {}",
+                    self.unpaid_principal()
+                ),
             ));
         }
         if let Some(last) = self.reductions.last()
             && on < last.0
         {
-            return Err(SaasError::invalid("on", "payments are recorded in date order"));
+            return Err(SaasError::invalid(
+                "on",
+                "payments are recorded in date order",
+            ));
         }
         self.reductions.push((on, amount));
         Ok(())
@@ -183,7 +202,10 @@ pub fn suspension_instant(due_date: Date, grace_days: i64, tz: &TimeZone) -> Res
 
 /// SVC-140: purge date = suspension instant + `buffer_days` × 24 h, with warnings 7 days and
 /// 1 day before (SVC-136/189).
-pub fn nonpayment_purge(suspended_at: Timestamp, buffer_days: i64) -> Result<(Timestamp, [Timestamp; 2])> {
+pub fn nonpayment_purge(
+    suspended_at: Timestamp,
+    buffer_days: i64,
+) -> Result<(Timestamp, [Timestamp; 2])> {
     let purge = add_24h_days(suspended_at, buffer_days)?;
     Ok((purge, [add_24h_days(purge, -7)?, add_24h_days(purge, -1)?]))
 }
@@ -195,13 +217,17 @@ pub enum OverdueDecision {
     /// SVC-130: debt exists → `overdue`.
     BecomeOverdue,
     /// SVC-137, effective at the scheduled instant even when the job runs late (§0.3).
-    Suspend { at: Timestamp },
+    Suspend {
+        at: Timestamp,
+    },
     /// SVC-139: everything paid → back to `active`.
     Restore,
     /// SVC-139: everything paid, but the prepaid term ended during the suspension.
     EndExpired,
     /// SVC-140: purge date reached while still suspended.
-    EndForNonpayment { at: Timestamp },
+    EndForNonpayment {
+        at: Timestamp,
+    },
 }
 
 /// Inputs of the overdue decision, all plain data.
@@ -222,14 +248,21 @@ pub enum DebtStatus {
     Serving,
     Overdue,
     /// `suspended(nonpayment)` since this instant.
-    SuspendedForNonpayment { since: Timestamp },
+    SuspendedForNonpayment {
+        since: Timestamp,
+    },
     /// Anything else (other suspensions, ended, purging): the overdue job does nothing.
     Other,
 }
 
 /// SVC-130/137/139/140 as one decision. Penalty-only debt never suspends (SVC-137) but keeps
 /// the tenant `overdue`; restoration needs the whole payable total paid (SVC-139).
-pub fn decide(facts: &OverdueFacts<'_>, now: Timestamp, p: &Params, tz: &TimeZone) -> Result<OverdueDecision> {
+pub fn decide(
+    facts: &OverdueFacts<'_>,
+    now: Timestamp,
+    p: &Params,
+    tz: &TimeZone,
+) -> Result<OverdueDecision> {
     let earliest_suspension = facts
         .items
         .iter()

@@ -155,12 +155,7 @@ impl Params {
         range("buffer_days", self.buffer_days, 7, 180)?;
         range("overdue_grace_days", self.overdue_grace_days, 0, 30)?;
         range("trial_days", self.trial_days, 1, 365)?;
-        range(
-            "trial_max_days",
-            self.trial_max_days,
-            self.trial_days,
-            365,
-        )?;
+        range("trial_max_days", self.trial_max_days, self.trial_days, 365)?;
         range("expiry_reminder_days", self.expiry_reminder_days, 0, 60)?;
         range(
             "access_grant_default_days",
@@ -194,14 +189,18 @@ impl Params {
         }
         non_negative("comm_overdraft_limit", self.comm_overdraft_limit)?;
         non_negative("postpaid_min_balance", self.postpaid_min_balance)?;
-        if self.sla.failure_threshold <= Decimal::ZERO || self.sla.failure_threshold > Decimal::ONE {
+        if self.sla.failure_threshold <= Decimal::ZERO || self.sla.failure_threshold > Decimal::ONE
+        {
             return Err(SaasError::invalid(
                 "sla.failure_threshold",
                 "must be in (0, 1]",
             ));
         }
         if self.unusable_threshold <= Decimal::ZERO || self.unusable_threshold > Decimal::ONE {
-            return Err(SaasError::invalid("unusable_threshold", "must be in (0, 1]"));
+            return Err(SaasError::invalid(
+                "unusable_threshold",
+                "must be in (0, 1]",
+            ));
         }
         if self.bonus_validity_months < 1 {
             return Err(SaasError::invalid("bonus_validity_months", "must be ≥ 1"));
@@ -246,7 +245,12 @@ mod tests {
         assert!(e.to_string().contains("buffer_days"), "{e}");
         let mut p = Params::cloud_defaults();
         p.overdue_grace_days = 31;
-        assert!(p.validate().unwrap_err().to_string().contains("overdue_grace_days"));
+        assert!(
+            p.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("overdue_grace_days")
+        );
         let mut p = Params::cloud_defaults();
         p.late_penalty_rate_per_day = dec!(-0.1);
         assert!(p.validate().is_err());

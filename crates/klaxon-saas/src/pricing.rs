@@ -31,7 +31,10 @@ pub struct Term {
 
 fn check_months(months: i32) -> Result<()> {
     if months <= 0 {
-        return Err(SaasError::invalid("months", "a term lasts at least one month"));
+        return Err(SaasError::invalid(
+            "months",
+            "a term lasts at least one month",
+        ));
     }
     Ok(())
 }
@@ -86,7 +89,10 @@ impl Term {
     /// starts at its start instant; boundaries at 00:00 of `add_months(A, k)`.
     pub fn cycle(&self, k: i32, tz: &TimeZone) -> Result<(Timestamp, Timestamp)> {
         if k < 0 || k >= self.months {
-            return Err(SaasError::invalid("cycle", format!("{k} is outside 0..{}", self.months)));
+            return Err(SaasError::invalid(
+                "cycle",
+                format!("{k} is outside 0..{}", self.months),
+            ));
         }
         let m = self.offset_months + k;
         let start = if k == 0 {
@@ -106,12 +112,20 @@ impl Term {
 
 /// SVC-056: licence cycles for postpaid or any anchor: the k-th cycle of a monthly series
 /// whose first cycle starts at `activated_at`.
-pub fn licence_cycle(activated_at: Timestamp, k: i32, tz: &TimeZone) -> Result<(Timestamp, Timestamp)> {
+pub fn licence_cycle(
+    activated_at: Timestamp,
+    k: i32,
+    tz: &TimeZone,
+) -> Result<(Timestamp, Timestamp)> {
     if k < 0 {
         return Err(SaasError::invalid("cycle", "cycles are counted from 0"));
     }
     let a = date_of(activated_at, tz);
-    let start = if k == 0 { activated_at } else { start_of(add_months(a, k)?, tz)? };
+    let start = if k == 0 {
+        activated_at
+    } else {
+        start_of(add_months(a, k)?, tz)?
+    };
     Ok((start, start_of(add_months(a, k + 1)?, tz)?))
 }
 
@@ -147,7 +161,10 @@ pub fn upgrade_price(
     currency: Currency,
 ) -> Result<Decimal> {
     if new_unit < old_unit {
-        return Err(SaasError::refused("SVC-060", "a downgrade takes effect only from the next term"));
+        return Err(SaasError::refused(
+            "SVC-060",
+            "a downgrade takes effect only from the next term",
+        ));
     }
     let remaining = term.remaining_days(on)?;
     Ok(currency.round(
@@ -158,7 +175,13 @@ pub fn upgrade_price(
 
 /// SVC-061: licences added mid-term = unit price for the base term × added × remaining_days
 /// / term_days, rounded once; add-ons end with the base term.
-pub fn add_on_price(term: &Term, unit: Decimal, added: u32, on: Date, currency: Currency) -> Result<Decimal> {
+pub fn add_on_price(
+    term: &Term,
+    unit: Decimal,
+    added: u32,
+    on: Date,
+    currency: Currency,
+) -> Result<Decimal> {
     if added == 0 {
         return Err(SaasError::invalid("added", "must be at least 1"));
     }

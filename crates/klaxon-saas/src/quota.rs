@@ -32,7 +32,9 @@ pub enum ProviderOutcome {
     Rejected,
     /// The platform's own retry after its own failure: never counted twice.
     PlatformRetry,
-    CallConnected { duration_secs: u64 },
+    CallConnected {
+        duration_secs: u64,
+    },
     CallUnconnected,
 }
 
@@ -40,7 +42,9 @@ pub fn counted_units(outcome: ProviderOutcome) -> u64 {
     match outcome {
         ProviderOutcome::Accepted => 1,
         ProviderOutcome::CallConnected { duration_secs } => voice_units(true, duration_secs),
-        ProviderOutcome::Rejected | ProviderOutcome::PlatformRetry | ProviderOutcome::CallUnconnected => 0,
+        ProviderOutcome::Rejected
+        | ProviderOutcome::PlatformRetry
+        | ProviderOutcome::CallUnconnected => 0,
     }
 }
 
@@ -49,15 +53,29 @@ pub fn counted_units(outcome: ProviderOutcome) -> u64 {
 /// far; trial and Free use their fixed allowance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AllowanceBasis {
-    Prepaid { per_licence: u64, largest_pool_in_cycle: u32 },
-    Postpaid { per_licence: u64, active_so_far: u32 },
-    Fixed { allowance: u64 },
+    Prepaid {
+        per_licence: u64,
+        largest_pool_in_cycle: u32,
+    },
+    Postpaid {
+        per_licence: u64,
+        active_so_far: u32,
+    },
+    Fixed {
+        allowance: u64,
+    },
 }
 
 pub fn allowance_pool(basis: AllowanceBasis) -> u64 {
     match basis {
-        AllowanceBasis::Prepaid { per_licence, largest_pool_in_cycle } => per_licence * u64::from(largest_pool_in_cycle),
-        AllowanceBasis::Postpaid { per_licence, active_so_far } => per_licence * u64::from(active_so_far),
+        AllowanceBasis::Prepaid {
+            per_licence,
+            largest_pool_in_cycle,
+        } => per_licence * u64::from(largest_pool_in_cycle),
+        AllowanceBasis::Postpaid {
+            per_licence,
+            active_so_far,
+        } => per_licence * u64::from(active_so_far),
         AllowanceBasis::Fixed { allowance } => allowance,
     }
 }
@@ -200,7 +218,10 @@ impl FundsCheck {
         if self.trial || self.available() < price {
             return Err(SaasError::refused(
                 "SVC-074",
-                format!("quota_exhausted: allowance used and funds {} below unit price {price}", self.available()),
+                format!(
+                    "quota_exhausted: allowance used and funds {} below unit price {price}",
+                    self.available()
+                ),
             ));
         }
         self.unsettled += price;

@@ -43,13 +43,20 @@ pub struct PackPurchase {
 /// round(paid × unused_days / term_days) where unused_days = days from max(T, S) to its end;
 /// a term not yet started is refunded in full. The bonus share is computed the same way and
 /// goes back as bonus (SVC-154). Complimentary items and list values never count (SVC-150).
-pub fn pro_rata(t: Date, charges: &[PrepaidCharge], currency: Currency) -> Result<Vec<ChargeRefund>> {
+pub fn pro_rata(
+    t: Date,
+    charges: &[PrepaidCharge],
+    currency: Currency,
+) -> Result<Vec<ChargeRefund>> {
     charges
         .iter()
         .map(|c| {
             let term_days = days_between(c.start, c.end)?;
             if term_days <= 0 {
-                return Err(SaasError::invalid("end", format!("{}: ends before it starts", c.reference)));
+                return Err(SaasError::invalid(
+                    "end",
+                    format!("{}: ends before it starts", c.reference),
+                ));
             }
             let unused = days_between(t.max(c.start), c.end)?.max(0);
             let share = |paid: Decimal| {
@@ -60,7 +67,11 @@ pub fn pro_rata(t: Date, charges: &[PrepaidCharge], currency: Currency) -> Resul
                 unused_days: unused,
                 term_days,
                 cash: share(c.cash_paid),
-                bonus: c.bonus_paid.iter().map(|(lot, b)| (*lot, share(*b))).collect(),
+                bonus: c
+                    .bonus_paid
+                    .iter()
+                    .map(|(lot, b)| (*lot, share(*b)))
+                    .collect(),
             })
         })
         .collect()
@@ -69,7 +80,10 @@ pub fn pro_rata(t: Date, charges: &[PrepaidCharge], currency: Currency) -> Resul
 /// SVC-234: unused packs refund paid × unused units / total units.
 pub fn pack_refund(p: &PackPurchase, currency: Currency) -> Result<Decimal> {
     if p.total_units == 0 || p.unused_units > p.total_units {
-        return Err(SaasError::invalid("unused_units", "must be within the pack's units"));
+        return Err(SaasError::invalid(
+            "unused_units",
+            "must be within the pack's units",
+        ));
     }
     Ok(currency.round(p.cash_paid * Decimal::from(p.unused_units) / Decimal::from(p.total_units)))
 }
@@ -116,14 +130,27 @@ pub fn refunds_unused_terms(cause: StopCause, p: &Params) -> bool {
 
 /// SVC-231: an agreed mutual refund may not exceed what was paid for unused terms (cash,
 /// and bonus likewise).
-pub fn check_mutual_refund(agreed_cash: Decimal, agreed_bonus: Decimal, unused: &[ChargeRefund]) -> Result<()> {
+pub fn check_mutual_refund(
+    agreed_cash: Decimal,
+    agreed_bonus: Decimal,
+    unused: &[ChargeRefund],
+) -> Result<()> {
     let max_cash = total_cash(unused);
-    let max_bonus: Decimal = unused.iter().flat_map(|r| r.bonus.iter().map(|b| b.1)).sum();
+    let max_bonus: Decimal = unused
+        .iter()
+        .flat_map(|r| r.bonus.iter().map(|b| b.1))
+        .sum();
     if agreed_cash > max_cash {
-        return Err(SaasError::refused("SVC-231", format!("agreed cash refund {agreed_cash} exceeds {max_cash} paid for unused terms")));
+        return Err(SaasError::refused(
+            "SVC-231",
+            format!("agreed cash refund {agreed_cash} exceeds {max_cash} paid for unused terms"),
+        ));
     }
     if agreed_bonus > max_bonus {
-        return Err(SaasError::refused("SVC-231", format!("agreed bonus refund {agreed_bonus} exceeds {max_bonus} paid for unused terms")));
+        return Err(SaasError::refused(
+            "SVC-231",
+            format!("agreed bonus refund {agreed_bonus} exceeds {max_bonus} paid for unused terms"),
+        ));
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::calendar::{add_days, add_hours, add_months, days_between, start_of, WorkingDays};
+use crate::calendar::{WorkingDays, add_days, add_hours, add_months, days_between, start_of};
 use crate::error::{Result, SaasError};
 use crate::licence::Edition;
 use crate::mode::{Regime, RuleGroup};
@@ -89,7 +89,10 @@ pub struct MaintenanceWindow {
 /// least `maintenance_notice` before the start; overruns and late windows count normally.
 pub fn maintenance_exclusion(w: &MaintenanceWindow, p: &Params) -> Result<Option<Exclusion>> {
     if w.end <= w.start {
-        return Err(SaasError::invalid("end", "a maintenance window ends after it starts"));
+        return Err(SaasError::invalid(
+            "end",
+            "a maintenance window ends after it starts",
+        ));
     }
     if add_hours(w.published_at, p.maintenance_notice_hours)? > w.start {
         return Ok(None);
@@ -132,7 +135,11 @@ pub struct CycleStats {
 fn overlap_secs(a0: Timestamp, a1: Timestamp, b0: Timestamp, b1: Timestamp) -> i64 {
     let s = a0.max(b0);
     let e = a1.min(b1);
-    if e > s { s.duration_until(e).as_secs() } else { 0 }
+    if e > s {
+        s.duration_until(e).as_secs()
+    } else {
+        0
+    }
 }
 
 /// SVC-271: the cycle containing `at`, aligned on :00, :05 … UTC.
@@ -143,7 +150,11 @@ pub fn cycle_start(at: Timestamp, sla: &SlaParams) -> Result<Timestamp> {
 }
 
 fn rate(failed: Decimal, valid: Decimal) -> Decimal {
-    if valid.is_zero() { Decimal::ZERO } else { failed / valid }
+    if valid.is_zero() {
+        Decimal::ZERO
+    } else {
+        failed / valid
+    }
 }
 
 /// Inputs for evaluating cycles.
@@ -174,7 +185,11 @@ pub fn evaluate_cycle(start: Timestamp, r: &Records<'_>, sla: &SlaParams) -> Res
         }
     }
     // SVC-273: requests that never arrived, estimated from the 7-day average.
-    let down_secs: i64 = r.unreachable.iter().map(|u| overlap_secs(start, end, u.start, u.end)).sum();
+    let down_secs: i64 = r
+        .unreachable
+        .iter()
+        .map(|u| overlap_secs(start, end, u.start, u.end))
+        .sum();
     if down_secs > 0 {
         let est = r.avg_requests_per_minute * Decimal::from(down_secs) / Decimal::from(60);
         valid += est;
@@ -183,7 +198,11 @@ pub fn evaluate_cycle(start: Timestamp, r: &Records<'_>, sla: &SlaParams) -> Res
     let deadline = SignedDuration::from_secs(sla.delivery_deadline_secs);
     let mut vi = 0u64;
     let mut fi = 0u64;
-    for i in r.incidents.iter().filter(|i| i.triggered_at >= start && i.triggered_at < end) {
+    for i in r
+        .incidents
+        .iter()
+        .filter(|i| i.triggered_at >= start && i.triggered_at < end)
+    {
         had_traffic = true;
         if !i.notification_due || i.beta_feature {
             continue;
@@ -228,7 +247,12 @@ pub fn month_range(month: Date, tz: &TimeZone) -> Result<(Timestamp, Timestamp)>
 }
 
 /// Every cycle that starts in month M (cycles belong to the month they start in).
-pub fn evaluate_month(month: Date, tz: &TimeZone, r: &Records<'_>, sla: &SlaParams) -> Result<Vec<CycleStats>> {
+pub fn evaluate_month(
+    month: Date,
+    tz: &TimeZone,
+    r: &Records<'_>,
+    sla: &SlaParams,
+) -> Result<Vec<CycleStats>> {
     let (m0, m1) = month_range(month, tz)?;
     let step = SignedDuration::from_mins(sla.cycle_minutes);
     let mut c = cycle_start(m0, sla)?;
@@ -258,7 +282,12 @@ pub struct PaidTerm {
 
 /// SVC-277: F(M) = Σ cash_paid × (days of the term inside M) / term_days + postpaid and
 /// overage charges for usage in M paid in cash − refunds of those. Exact, not rounded.
-pub fn monthly_fee(month: Date, terms: &[PaidTerm], usage_cash: Decimal, refunds: Decimal) -> Result<Decimal> {
+pub fn monthly_fee(
+    month: Date,
+    terms: &[PaidTerm],
+    usage_cash: Decimal,
+    refunds: Decimal,
+) -> Result<Decimal> {
     let m0 = month.first_of_month();
     let m1 = add_months(m0, 1)?;
     let mut f = usage_cash - refunds;
@@ -274,32 +303,55 @@ pub fn monthly_fee(month: Date, terms: &[PaidTerm], usage_cash: Decimal, refunds
 }
 
 /// SVC-278: C(M) = min(failed_minutes × F / 43,200 × 10, F), rounded half-up at payout.
-pub fn compensation(failed_minutes: i64, fee: Decimal, sla: &SlaParams, currency: Currency) -> Decimal {
+pub fn compensation(
+    failed_minutes: i64,
+    fee: Decimal,
+    sla: &SlaParams,
+    currency: Currency,
+) -> Decimal {
     let raw = Decimal::from(failed_minutes) * fee / sla.period_minutes * sla.multiplier;
     currency.round(raw.min(fee))
 }
 
 /// SVC-280: claims for M open at 00:00 of the day after the 5th working day of M+1 and close
 /// at 24:00 of the last day of M+2.
-pub fn claim_window(month: Date, cal: &WorkingDays, sla: &SlaParams, tz: &TimeZone) -> Result<(Timestamp, Timestamp)> {
+pub fn claim_window(
+    month: Date,
+    cal: &WorkingDays,
+    sla: &SlaParams,
+    tz: &TimeZone,
+) -> Result<(Timestamp, Timestamp)> {
     let next = add_months(month.first_of_month(), 1)?;
     let nth = cal.nth_working_day(next, sla.claim_opens_after_working_day)?;
     let opens = start_of(add_days(nth, 1)?, tz)?;
-    let closes = start_of(add_months(month.first_of_month(), sla.claim_months + 1)?, tz)?;
+    let closes = start_of(
+        add_months(month.first_of_month(), sla.claim_months + 1)?,
+        tz,
+    )?;
     Ok((opens, closes))
 }
 
 /// SVC-281: claims outside the window are refused automatically; one claim per month
 /// (a rejected one may be resubmitted).
-pub fn check_claim(submitted_at: Timestamp, window: (Timestamp, Timestamp), earlier_claim_open_or_approved: bool) -> Result<()> {
+pub fn check_claim(
+    submitted_at: Timestamp,
+    window: (Timestamp, Timestamp),
+    earlier_claim_open_or_approved: bool,
+) -> Result<()> {
     if submitted_at < window.0 || submitted_at >= window.1 {
         return Err(SaasError::refused(
             "SVC-280",
-            format!("the claim window is [{}, {}); submitted {submitted_at}", window.0, window.1),
+            format!(
+                "the claim window is [{}, {}); submitted {submitted_at}",
+                window.0, window.1
+            ),
         ));
     }
     if earlier_claim_open_or_approved {
-        return Err(SaasError::refused("SVC-281", "one claim per tenant per month"));
+        return Err(SaasError::refused(
+            "SVC-281",
+            "one claim per tenant per month",
+        ));
     }
     Ok(())
 }

@@ -133,8 +133,18 @@ pub fn transition(from: ServiceState, trigger: Trigger) -> Result<ServiceState> 
     let in_force = in_force(from);
     Ok(match (from, trigger) {
         (S::Trial, T::PaidActivation) => S::Active,
-        (S::Trial, T::TermEnd { downgrade_to_free: true }) => S::Active,
-        (S::Trial, T::TermEnd { downgrade_to_free: false }) => S::Ended(EndReason::TrialEnded),
+        (
+            S::Trial,
+            T::TermEnd {
+                downgrade_to_free: true,
+            },
+        ) => S::Active,
+        (
+            S::Trial,
+            T::TermEnd {
+                downgrade_to_free: false,
+            },
+        ) => S::Ended(EndReason::TrialEnded),
         (S::Active, T::OverdueItemExists) => S::Overdue,
         (S::Overdue, T::DebtPaid { term_ended: false }) => S::Active,
         (S::Overdue, T::DebtPaid { term_ended: true }) => S::Ended(EndReason::Expired),
@@ -146,10 +156,18 @@ pub fn transition(from: ServiceState, trigger: Trigger) -> Result<ServiceState> 
         (S::Suspended(SuspendReason::Nonpayment), T::PurgeDateReached) => {
             S::Ended(EndReason::Nonpayment)
         }
-        (S::Active | S::Overdue, T::TermEnd { downgrade_to_free: false }) => {
-            S::Ended(EndReason::Expired)
-        }
-        (S::Active | S::Overdue, T::TermEnd { downgrade_to_free: true }) => from,
+        (
+            S::Active | S::Overdue,
+            T::TermEnd {
+                downgrade_to_free: false,
+            },
+        ) => S::Ended(EndReason::Expired),
+        (
+            S::Active | S::Overdue,
+            T::TermEnd {
+                downgrade_to_free: true,
+            },
+        ) => from,
         (S::Active | S::Overdue, T::StaffSuspend(r)) if r != SuspendReason::Nonpayment => {
             S::Suspended(r)
         }
@@ -182,7 +200,10 @@ pub fn transition(from: ServiceState, trigger: Trigger) -> Result<ServiceState> 
 pub fn in_force(s: ServiceState) -> bool {
     matches!(
         s,
-        ServiceState::Trial | ServiceState::Active | ServiceState::Overdue | ServiceState::Suspended(_)
+        ServiceState::Trial
+            | ServiceState::Active
+            | ServiceState::Overdue
+            | ServiceState::Suspended(_)
     )
 }
 
@@ -307,7 +328,12 @@ pub fn order_allowed(
 ) -> Result<()> {
     use OrderPurpose as P;
     use ServiceState as S;
-    let refuse = |rule: &'static str, why: &str| Err(SaasError::refused(rule, format!("{purpose:?} order refused in {state}: {why}")));
+    let refuse = |rule: &'static str, why: &str| {
+        Err(SaasError::refused(
+            rule,
+            format!("{purpose:?} order refused in {state}: {why}"),
+        ))
+    };
     if purpose == P::DebtPayment {
         return if matches!(state, S::Purged) {
             refuse("SVC-022", "the tenant is purged")
@@ -319,14 +345,20 @@ pub fn order_allowed(
         return refuse("SVC-236", "purchases are restricted");
     }
     if linked_tenant_overdue_past_grace {
-        return refuse("SVC-013", "a linked tenant has an overdue item past its grace period");
+        return refuse(
+            "SVC-013",
+            "a linked tenant has an overdue item past its grace period",
+        );
     }
     match (state, purpose) {
         (S::Trial | S::Active, _) if purpose != P::Repurchase => Ok(()),
         (S::Overdue, P::Renewal) => Ok(()),
         (S::Overdue, _) => refuse("SVC-137", "only renewals and debt payment while overdue"),
         (S::Suspended(SuspendReason::Nonpayment), P::Renewal) => Ok(()),
-        (S::Suspended(_), _) => refuse("SVC-138", "only debt payment (and renewal when suspended for non-payment)"),
+        (S::Suspended(_), _) => refuse(
+            "SVC-138",
+            "only debt payment (and renewal when suspended for non-payment)",
+        ),
         (S::Ended(EndReason::TerminatedBreach), _) => {
             refuse("SVC-107", "terminated for breach: staff must lift it first")
         }
@@ -339,5 +371,8 @@ pub fn order_allowed(
 /// SVC-024: outbound activity (notifications, escalations, shift reminders, webhooks,
 /// reports) runs only while serving; operator notices are not affected.
 pub fn outbound_allowed(state: ServiceState) -> bool {
-    matches!(state, ServiceState::Trial | ServiceState::Active | ServiceState::Overdue)
+    matches!(
+        state,
+        ServiceState::Trial | ServiceState::Active | ServiceState::Overdue
+    )
 }

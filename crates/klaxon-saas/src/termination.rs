@@ -3,46 +3,75 @@
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::calendar::{add_24h_days, add_hours, date_of, earliest_effective_after_notice, start_of};
+use crate::calendar::{
+    add_24h_days, add_hours, date_of, earliest_effective_after_notice, start_of,
+};
 use crate::error::{Result, SaasError};
 use crate::params::Params;
 
 /// SVC-233/314: operator termination needs notice: the effective date must be ≥ the deemed
 /// delivery date + `operator_termination_notice` days, at 00:00.
-pub fn check_operator_termination(notice_sent_at: Timestamp, effective: Timestamp, p: &Params, tz: &TimeZone) -> Result<()> {
-    let earliest = earliest_effective_after_notice(notice_sent_at, p.operator_termination_notice_days, tz)?;
+pub fn check_operator_termination(
+    notice_sent_at: Timestamp,
+    effective: Timestamp,
+    p: &Params,
+    tz: &TimeZone,
+) -> Result<()> {
+    let earliest =
+        earliest_effective_after_notice(notice_sent_at, p.operator_termination_notice_days, tz)?;
     if effective < earliest {
         return Err(SaasError::refused(
             "SVC-233",
-            format!("termination effective {effective} is earlier than {earliest}, the end of the notice period"),
+            format!(
+                "termination effective {effective} is earlier than {earliest}, the end of the notice period"
+            ),
         ));
     }
     if start_of(date_of(effective, tz), tz)? != effective {
-        return Err(SaasError::invalid("effective", "terminations take effect at 00:00"));
+        return Err(SaasError::invalid(
+            "effective",
+            "terminations take effect at 00:00",
+        ));
     }
     Ok(())
 }
 
 /// SVC-238/165: adverse changes and new charges need ≥ `adverse_change_notice` days; a
 /// legal or regulatory deadline may shorten it if the reason is recorded.
-pub fn check_adverse_change(notice_sent_at: Timestamp, effective: Timestamp, legal_reason: Option<&str>, p: &Params, tz: &TimeZone) -> Result<()> {
-    let earliest = earliest_effective_after_notice(notice_sent_at, p.adverse_change_notice_days, tz)?;
+pub fn check_adverse_change(
+    notice_sent_at: Timestamp,
+    effective: Timestamp,
+    legal_reason: Option<&str>,
+    p: &Params,
+    tz: &TimeZone,
+) -> Result<()> {
+    let earliest =
+        earliest_effective_after_notice(notice_sent_at, p.adverse_change_notice_days, tz)?;
     if effective >= earliest || legal_reason.is_some_and(|r| !r.trim().is_empty()) {
         return Ok(());
     }
     Err(SaasError::refused(
         "SVC-238",
-        format!("an adverse change needs {} days' notice: effective no earlier than {earliest}", p.adverse_change_notice_days),
+        format!(
+            "an adverse change needs {} days' notice: effective no earlier than {earliest}",
+            p.adverse_change_notice_days
+        ),
     ))
 }
 
 /// SVC-232: two different staff members propose and approve.
 pub fn check_breach_termination(proposer: &str, approver: &str, evidence: &[String]) -> Result<()> {
     if proposer.trim().is_empty() || approver.trim().is_empty() || proposer == approver {
-        return Err(SaasError::refused("SVC-232", "termination for breach needs two different staff members"));
+        return Err(SaasError::refused(
+            "SVC-232",
+            "termination for breach needs two different staff members",
+        ));
     }
     if evidence.iter().all(|e| e.trim().is_empty()) {
-        return Err(SaasError::invalid("evidence", "at least one evidence reference is required"));
+        return Err(SaasError::invalid(
+            "evidence",
+            "at least one evidence reference is required",
+        ));
     }
     Ok(())
 }
@@ -78,7 +107,10 @@ impl Buffer {
             BufferStart::Normal => add_24h_days(at, p.buffer_days)?,
             BufferStart::ReleaseDeleteAfterUndo => add_hours(at, p.release_undo_window_hours)?,
         };
-        Ok(Buffer { started_at: at, purge_at })
+        Ok(Buffer {
+            started_at: at,
+            purge_at,
+        })
     }
 
     /// SVC-187: a later trigger never moves the purge date, except a release with immediate
@@ -98,6 +130,9 @@ impl Buffer {
 
     /// SVC-189: purge warnings 7 days and 1 day before the purge date.
     pub fn warnings(&self) -> Result<[Timestamp; 2]> {
-        Ok([add_24h_days(self.purge_at, -7)?, add_24h_days(self.purge_at, -1)?])
+        Ok([
+            add_24h_days(self.purge_at, -7)?,
+            add_24h_days(self.purge_at, -1)?,
+        ])
     }
 }

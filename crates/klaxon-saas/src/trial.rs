@@ -24,9 +24,17 @@ pub struct Trial {
 
 impl Trial {
     /// SVC-160: starts at the tenant's creation instant; `one_trial_per_entity` can deny it.
-    pub fn start(created_at: Timestamp, p: &Params, entity_already_had_trial: bool, one_trial_per_entity: bool) -> Result<Trial> {
+    pub fn start(
+        created_at: Timestamp,
+        p: &Params,
+        entity_already_had_trial: bool,
+        one_trial_per_entity: bool,
+    ) -> Result<Trial> {
         if one_trial_per_entity && entity_already_had_trial {
-            return Err(SaasError::refused("SVC-160", "this legal entity already had a trial"));
+            return Err(SaasError::refused(
+                "SVC-160",
+                "this legal entity already had a trial",
+            ));
         }
         Ok(Trial {
             started_at: created_at,
@@ -45,12 +53,24 @@ impl Trial {
     }
 
     /// SVC-161: staff extend on request; the total never exceeds `trial_max_days`.
-    pub fn extend(&mut self, days: i64, reason: &str, staff: &str, p: &Params) -> Result<Timestamp> {
+    pub fn extend(
+        &mut self,
+        days: i64,
+        reason: &str,
+        staff: &str,
+        p: &Params,
+    ) -> Result<Timestamp> {
         if days <= 0 {
-            return Err(SaasError::invalid("days", "an extension adds at least one day"));
+            return Err(SaasError::invalid(
+                "days",
+                "an extension adds at least one day",
+            ));
         }
         if reason.trim().is_empty() || staff.trim().is_empty() {
-            return Err(SaasError::invalid("reason", "an extension records its reason and staff member"));
+            return Err(SaasError::invalid(
+                "reason",
+                "an extension records its reason and staff member",
+            ));
         }
         if self.total_days() + days > p.trial_max_days {
             return Err(SaasError::refused(

@@ -1,7 +1,7 @@
 //! Seventy-two consecutive hours of unavailability (SVC-260 … SVC-263).
 
-use jiff::{SignedDuration, Timestamp};
 use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
 
 use crate::calendar::{add_days, date_of, start_of};
 use crate::error::{Result, SaasError};
@@ -26,7 +26,11 @@ pub fn classify(c: &CycleStats, probe_failures: u8, p: &Params) -> Usability {
     } else {
         probe_failures >= 3
     };
-    if bad { Usability::Unusable } else { Usability::Usable }
+    if bad {
+        Usability::Unusable
+    } else {
+        Usability::Usable
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +60,12 @@ pub struct Detector {
 
 impl Detector {
     /// Feed cycles in order. Cycles must be consecutive; a gap resets the count.
-    pub fn observe(&mut self, start: Timestamp, u: Usability, p: &Params) -> Result<Option<OutageEvent>> {
+    pub fn observe(
+        &mut self,
+        start: Timestamp,
+        u: Usability,
+        p: &Params,
+    ) -> Result<Option<OutageEvent>> {
         let len = SignedDuration::from_mins(p.sla.cycle_minutes);
         if let Some(last) = self.last {
             if start <= last {
@@ -107,11 +116,19 @@ impl Detector {
 pub fn termination_right_until(o: &Outage, p: &Params, tz: &TimeZone) -> Result<Option<Timestamp>> {
     match o.ended_at {
         None => Ok(None),
-        Some(end) => Ok(Some(start_of(add_days(date_of(end, tz), p.outage_exercise_window_days + 1)?, tz)?)),
+        Some(end) => Ok(Some(start_of(
+            add_days(date_of(end, tz), p.outage_exercise_window_days + 1)?,
+            tz,
+        )?)),
     }
 }
 
-pub fn may_terminate_for_outage(o: &Outage, now: Timestamp, p: &Params, tz: &TimeZone) -> Result<bool> {
+pub fn may_terminate_for_outage(
+    o: &Outage,
+    now: Timestamp,
+    p: &Params,
+    tz: &TimeZone,
+) -> Result<bool> {
     if now < o.detected_at {
         return Ok(false);
     }

@@ -1,5 +1,7 @@
 //! Property tests of the ledger invariants (SVC-085, SVC-134, SVC-150 … SVC-154).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{at, book};
@@ -63,18 +65,44 @@ fn apply(b: &mut Book, now: Timestamp, op: &Op) -> bool {
     let r = match op {
         Op::Cash(c) => b.receive_cash(now, cents(*c), "cash", "t").map(|_| ()),
         Op::Charge(k, a, use_bonus) => {
-            let kind = [ChargeKind::Order, ChargeKind::Usage, ChargeKind::LicenceCycle][*k as usize];
-            b.charge(now, kind, cents(*a), *use_bonus, d, "charge", "t").map(|_| ())
+            let kind = [
+                ChargeKind::Order,
+                ChargeKind::Usage,
+                ChargeKind::LicenceCycle,
+            ][*k as usize];
+            b.charge(now, kind, cents(*a), *use_bonus, d, "charge", "t")
+                .map(|_| ())
         }
         Op::Grant(a, s, days) => {
-            let scope = [BonusScope::OrdersAndUsage, BonusScope::OrdersOnly, BonusScope::UsageOnly][*s as usize];
-            let exp = now.checked_add(SignedDuration::from_hours(24 * days)).unwrap();
-            b.grant_bonus(now, cents(*a), BonusSource::Campaign, scope, Some(exp), "g", "staff").map(|_| ())
+            let scope = [
+                BonusScope::OrdersAndUsage,
+                BonusScope::OrdersOnly,
+                BonusScope::UsageOnly,
+            ][*s as usize];
+            let exp = now
+                .checked_add(SignedDuration::from_hours(24 * days))
+                .unwrap();
+            b.grant_bonus(
+                now,
+                cents(*a),
+                BonusSource::Campaign,
+                scope,
+                Some(exp),
+                "g",
+                "staff",
+            )
+            .map(|_| ())
         }
         Op::Expire => b.expire_bonus(now, "job").map(|_| ()),
         Op::Withdraw(c) => b.withdraw(now, cents(*c), "w", "owner").map(|_| ()),
         Op::Refund(c, bonus) => {
-            let lots: Vec<_> = b.ledger().lots().iter().map(|l| (l.id, cents(*bonus))).take(1).collect();
+            let lots: Vec<_> = b
+                .ledger()
+                .lots()
+                .iter()
+                .map(|l| (l.id, cents(*bonus)))
+                .take(1)
+                .collect();
             b.refund(now, cents(*c), &lots, "charge", "staff")
         }
         Op::PostPenalties => b.post_penalties(now, d, "statement").map(|_| ()),

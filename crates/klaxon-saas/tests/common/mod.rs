@@ -1,4 +1,4 @@
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 //! Shared helpers: all examples are in the operator's billing time zone.
 
 use jiff::Timestamp;
@@ -14,7 +14,11 @@ pub fn tz() -> TimeZone {
 }
 
 pub fn at(y: i16, m: i8, d: i8, h: i8, mi: i8) -> Timestamp {
-    date(y, m, d).at(h, mi, 0, 0).to_zoned_datetime(tz()).unwrap().timestamp()
+    date(y, m, d)
+        .at(h, mi, 0, 0)
+        .to_zoned_datetime(tz())
+        .unwrap()
+        .timestamp()
 }
 
 pub fn day(y: i16, m: i8, d: i8) -> Date {
@@ -23,5 +27,11 @@ pub fn day(y: i16, m: i8, d: i8) -> Date {
 
 pub fn book() -> Book {
     let p = Params::cloud_defaults();
-    Book::new(Currency::CNY, tz(), PenaltyTerms::from_params(&p), p.bonus_validity_months).unwrap()
+    Book::new(
+        Currency::CNY,
+        tz(),
+        PenaltyTerms::from_params(&p),
+        p.bonus_validity_months,
+    )
+    .unwrap()
 }
