@@ -8,6 +8,7 @@
 
 pub mod book;
 pub mod calendar;
+pub mod contract;
 pub mod error;
 pub mod ledger;
 pub mod liability;
@@ -17,6 +18,7 @@ pub mod money;
 pub mod order;
 pub mod overdue;
 pub mod params;
+pub mod postpaid;
 pub mod pricing;
 pub mod quota;
 pub mod refund;

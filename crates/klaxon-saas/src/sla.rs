@@ -355,3 +355,40 @@ pub fn check_claim(
     }
     Ok(())
 }
+
+/// SVC-282: before the claim window opens the figures are shown as provisional.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportStatus {
+    Provisional,
+    Final,
+}
+
+pub fn report_status(now: Timestamp, window: (Timestamp, Timestamp)) -> ReportStatus {
+    if now < window.0 {
+        ReportStatus::Provisional
+    } else {
+        ReportStatus::Final
+    }
+}
+
+/// SVC-283/031: a new SLA version takes effect no earlier than the deemed delivery date
+/// of its notice + 30 days.
+pub fn check_sla_version(
+    notice_sent_at: Timestamp,
+    effective_at: Timestamp,
+    p: &Params,
+    tz: &TimeZone,
+) -> Result<()> {
+    let earliest = crate::calendar::earliest_effective_after_notice(
+        notice_sent_at,
+        p.adverse_change_notice_days,
+        tz,
+    )?;
+    if effective_at < earliest {
+        return Err(SaasError::refused(
+            "SVC-283",
+            format!("an SLA version needs 30 days' notice: effective no earlier than {earliest}"),
+        ));
+    }
+    Ok(())
+}

@@ -29,6 +29,7 @@ fn worked_licence_example() {
     // spec: SVC-053 (active = held a licence at any moment of the cycle)
     // spec: SVC-054 (revoking frees at once; still active this cycle)
     // spec: SVC-055 (temporary licences, NoLicense, released at cycle end)
+    // spec: SVC-058 (admins told once per cycle that someone was refused)
     let mut pool = LicencePool::new(PoolSize::Limited(5), cloud(), true);
     let t = at(2025, 3, 20, 9, 0);
     pool.assign_fixed("alice", t).unwrap();

@@ -14,8 +14,9 @@ use klaxon_saas::money::Currency;
 use klaxon_saas::params::{Params, SlaParams};
 use klaxon_saas::sla::{
     Exclusion, ExclusionCategory, IncidentRecord, MaintenanceWindow, PaidTerm, Records,
-    RequestRecord, Unreachable, check_claim, claim_window, compensation, covered, cycle_start,
-    evaluate_cycle, evaluate_month, failed_minutes, maintenance_exclusion, monthly_fee,
+    ReportStatus, RequestRecord, Unreachable, check_claim, check_sla_version, claim_window,
+    compensation, covered, cycle_start, evaluate_cycle, evaluate_month, failed_minutes,
+    maintenance_exclusion, monthly_fee, report_status,
 };
 use klaxon_saas::state::{ServiceState, SuspendReason};
 use rust_decimal::{Decimal, dec};
@@ -74,6 +75,7 @@ fn requests(start: Timestamp, total: usize, failed: usize) -> Vec<RequestRecord>
 fn cycle_verdict_examples() {
     // spec: SVC-275 (all four examples; "reaches" = ≥; empty denominator = 0 %)
     // spec: SVC-271 (5-minute cycles aligned on :00, :05 … UTC)
+    // spec: SVC-240 (unplanned interruptions count unless excluded)
     let sla = SlaParams::default();
     let c = at(2025, 3, 3, 10, 5);
     assert_eq!(
