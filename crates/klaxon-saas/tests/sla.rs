@@ -327,6 +327,22 @@ fn claim_window_example() {
             .to_string()
             .contains("SVC-281")
     );
+    // spec: SVC-282 (figures are provisional until the window opens)
+    assert_eq!(
+        report_status(at(2025, 4, 7, 12, 0), w),
+        ReportStatus::Provisional
+    );
+    assert_eq!(report_status(at(2025, 4, 8, 0, 0), w), ReportStatus::Final);
+}
+
+#[test]
+fn new_sla_versions_need_thirty_days_notice() {
+    // spec: SVC-283
+    // spec: SVC-031 (for `sla`, effective_at ≥ deemed delivery + 30 days)
+    let p = Params::cloud_defaults();
+    let tz = tz();
+    assert!(check_sla_version(at(2025, 6, 1, 15, 0), at(2025, 7, 1, 0, 0), &p, &tz).is_ok());
+    assert!(check_sla_version(at(2025, 6, 1, 15, 0), at(2025, 6, 30, 23, 0), &p, &tz).is_err());
 }
 
 #[test]
