@@ -273,10 +273,14 @@ pub fn decide(
         .min();
     let debt = facts.payable_total > Decimal::ZERO;
     Ok(match facts.status {
-        DebtStatus::Serving | DebtStatus::Overdue => match earliest_suspension {
+        // A serving tenant with debt first becomes `overdue` (SVC-021 has no direct
+        // active → suspended edge); a catching-up job simply decides again afterwards and
+        // then suspends with the scheduled instant.
+        DebtStatus::Serving if debt => OverdueDecision::BecomeOverdue,
+        DebtStatus::Serving => OverdueDecision::Nothing,
+        DebtStatus::Overdue => match earliest_suspension {
             Some(at) if at <= now => OverdueDecision::Suspend { at },
-            _ if debt && facts.status == DebtStatus::Serving => OverdueDecision::BecomeOverdue,
-            _ if !debt && facts.status == DebtStatus::Overdue => OverdueDecision::Restore,
+            _ if !debt => OverdueDecision::Restore,
             _ => OverdueDecision::Nothing,
         },
         DebtStatus::SuspendedForNonpayment { since } => {

@@ -196,6 +196,23 @@ pub fn transition(from: ServiceState, trigger: Trigger) -> Result<ServiceState> 
     })
 }
 
+/// SVC-403: a self-hosted install (or an exempt tenant, SVC-402) only ever uses `active`,
+/// `suspended(breach | legal_order)` set by the installation admin, `ended(released)`,
+/// `purging` and `purged`.
+pub fn state_allowed(regime: crate::mode::Regime, state: ServiceState) -> bool {
+    if regime.is_billed() {
+        return true;
+    }
+    matches!(
+        state,
+        ServiceState::Active
+            | ServiceState::Suspended(SuspendReason::Breach | SuspendReason::LegalOrder)
+            | ServiceState::Ended(EndReason::Released)
+            | ServiceState::Purging
+            | ServiceState::Purged
+    )
+}
+
 /// SVC-020 "service in force": `trial`, `active`, `overdue`, `suspended`.
 pub fn in_force(s: ServiceState) -> bool {
     matches!(

@@ -225,6 +225,11 @@ fn overdue_decisions_follow_the_debt() {
     );
     // The job runs late at 06-08 05:00: the suspension is effective at the scheduled instant.
     let now = at(2025, 6, 8, 5, 0);
+    // A tenant still marked serving first becomes overdue (no direct active → suspended).
+    assert_eq!(
+        decide(&facts(&b, now, DebtStatus::Serving), now, &p, &tz).unwrap(),
+        OverdueDecision::BecomeOverdue
+    );
     assert_eq!(
         decide(&facts(&b, now, DebtStatus::Overdue), now, &p, &tz).unwrap(),
         OverdueDecision::Suspend {

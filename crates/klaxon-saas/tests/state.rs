@@ -32,6 +32,36 @@ fn states_and_in_force() {
 }
 
 #[test]
+fn self_hosted_uses_only_a_few_states() {
+    // spec: SVC-403 (§2 row: active, suspended(breach/legal_order), ended(released), purging, purged)
+    // spec: SVC-402 (state always active: no trial clock, expiry, overdue or non-payment)
+    use klaxon_saas::mode::{DeploymentMode, Regime};
+    use klaxon_saas::state::state_allowed;
+    let sh = Regime::for_new_tenant(DeploymentMode::SelfHosted);
+    for s in [
+        S::Active,
+        S::Suspended(SuspendReason::LegalOrder),
+        S::Ended(EndReason::Released),
+        S::Purging,
+        S::Purged,
+    ] {
+        assert!(state_allowed(sh, s), "{s}");
+    }
+    for s in [
+        S::Trial,
+        S::Overdue,
+        S::Suspended(SuspendReason::Nonpayment),
+        S::Ended(EndReason::Expired),
+    ] {
+        assert!(!state_allowed(sh, s), "{s}");
+    }
+    assert!(state_allowed(
+        Regime::for_new_tenant(DeploymentMode::Cloud),
+        S::Trial
+    ));
+}
+
+#[test]
 fn transition_table() {
     // spec: SVC-021
     // spec: SVC-139 (restoration; term ended meanwhile → ended(expired))
