@@ -59,6 +59,27 @@ impl SaasError {
             message: message.into(),
         }
     }
+
+    /// How the Open API answers this refusal (HTTP status, error code of
+    /// openapi-compat.md 1.5), so the server slice maps every rule the same way:
+    /// `NoLicense` is 400 `NoLicense` (SVC-055); bad input 400 `InvalidParameter`; missing
+    /// funds 402 `BalanceNotEnough` (the Flashduty billing code); any other refusal by a
+    /// rule 400 `BadRequest` with the rule id in the message. Nothing here is a 5xx: every
+    /// refusal leaves the state unchanged.
+    pub fn api_answer(&self) -> (u16, &'static str) {
+        match self {
+            SaasError::NoLicense { .. } => (400, "NoLicense"),
+            SaasError::Invalid { .. }
+            | SaasError::Unknown { .. }
+            | SaasError::Time(_)
+            | SaasError::NotApplicable { .. } => (400, "InvalidParameter"),
+            SaasError::InsufficientFunds { .. } => (402, "BalanceNotEnough"),
+            SaasError::FundsFrozen
+            | SaasError::Refused { .. }
+            | SaasError::IllegalTransition { .. }
+            | SaasError::LedgerInvariant(_) => (400, "BadRequest"),
+        }
+    }
 }
 
 impl From<jiff::Error> for SaasError {

@@ -91,6 +91,40 @@ impl Trial {
     }
 }
 
+/// SVC-106 tenant setting `on_expiry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnExpiry {
+    Stop,
+    DowngradeToFree,
+}
+
+/// SVC-106: `downgrade_to_free` may be chosen only when the operator offers Free.
+pub fn check_on_expiry(choice: OnExpiry, free_offered: bool) -> Result<()> {
+    if choice == OnExpiry::DowngradeToFree && !free_offered {
+        return Err(SaasError::invalid(
+            "on_expiry",
+            "downgrade_to_free needs the Free edition, which is not offered",
+        ));
+    }
+    Ok(())
+}
+
+/// SVC-106: what a prepaid term's end without a paid successor does.
+pub fn at_term_end(
+    state: ServiceState,
+    choice: OnExpiry,
+    free_offered: bool,
+) -> Result<ServiceState> {
+    check_on_expiry(choice, free_offered)?;
+    transition(
+        state,
+        Trigger::TermEnd {
+            downgrade_to_free: choice == OnExpiry::DowngradeToFree,
+        },
+    )
+}
+
 /// SVC-162: at the end, never an automatic charge; a paid order made the tenant active
 /// already; otherwise the expiry policy decides (Free or `ended(trial_ended)`).
 pub fn at_trial_end(state: ServiceState, downgrade_to_free: bool) -> Result<ServiceState> {

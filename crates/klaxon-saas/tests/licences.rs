@@ -257,3 +257,45 @@ fn trial_end_never_charges() {
         ServiceState::Active
     );
 }
+
+#[test]
+fn expiry_policy() {
+    // spec: SVC-106 (stop → ended(expired); downgrade_to_free only when Free is offered)
+    use klaxon_saas::trial::{OnExpiry, at_term_end};
+    assert_eq!(
+        at_term_end(ServiceState::Active, OnExpiry::Stop, false).unwrap(),
+        ServiceState::Ended(EndReason::Expired)
+    );
+    assert_eq!(
+        at_term_end(ServiceState::Active, OnExpiry::DowngradeToFree, true).unwrap(),
+        ServiceState::Active
+    );
+    let e = at_term_end(ServiceState::Active, OnExpiry::DowngradeToFree, false).unwrap_err();
+    assert!(e.to_string().contains("on_expiry"));
+}
+
+#[test]
+fn refusals_map_to_open_api_answers() {
+    // spec: SVC-055 (Open API answers 400 NoLicense)
+    let mut pool = LicencePool::new(PoolSize::Limited(0), cloud(), true);
+    let e = pool
+        .authorize(&m("x"), Action::Licensed, at(2025, 1, 1, 0, 0))
+        .unwrap_err();
+    assert_eq!(e.api_answer(), (400, "NoLicense"));
+    let bad =
+        Trial::start(at(2025, 1, 1, 0, 0), &Params::cloud_defaults(), true, true).unwrap_err();
+    assert_eq!(bad.api_answer(), (400, "BadRequest"));
+    let mut t = Trial::start(
+        at(2025, 1, 1, 0, 0),
+        &Params::cloud_defaults(),
+        false,
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        t.extend(0, "r", "s", &Params::cloud_defaults())
+            .unwrap_err()
+            .api_answer(),
+        (400, "InvalidParameter")
+    );
+}
