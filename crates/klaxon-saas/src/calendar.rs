@@ -82,12 +82,18 @@ pub fn earliest_effective_after_notice(
 
 /// The operator's working-day calendar (SVC-280): Monday–Friday unless configured, minus
 /// holidays.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkingDays {
     pub holidays: BTreeSet<Date>,
     /// Extra weekend days beyond Saturday and Sunday are not modelled; `weekend` lists the
     /// non-working weekdays (default Saturday, Sunday).
     pub weekend: Vec<Weekday>,
+}
+
+impl Default for WorkingDays {
+    fn default() -> Self {
+        WorkingDays::monday_to_friday()
+    }
 }
 
 impl WorkingDays {

@@ -265,3 +265,45 @@ impl Order {
         Ok(())
     }
 }
+
+/// SVC-165: a price list that puts a price on something that was free (price 0, Free
+/// edition, free in trial or beta, free quota) may take effect only ≥ 30 days after the
+/// deemed delivery of a notice to every tenant that used the item in the last 90 days (plus
+/// a public announcement). `notices` maps tenant → when its notice was sent.
+pub fn check_new_charge(
+    effective_at: Timestamp,
+    recent_users: &[u64],
+    notices: &std::collections::BTreeMap<u64, Timestamp>,
+    announced: bool,
+    p: &Params,
+    tz: &jiff::tz::TimeZone,
+) -> Result<()> {
+    if !announced {
+        return Err(SaasError::refused(
+            "SVC-165",
+            "a public announcement is required",
+        ));
+    }
+    for tenant in recent_users {
+        let Some(sent) = notices.get(tenant) else {
+            return Err(SaasError::refused(
+                "SVC-165",
+                format!("tenant {tenant} used the item in the last 90 days and was not notified"),
+            ));
+        };
+        let earliest = crate::calendar::earliest_effective_after_notice(
+            *sent,
+            p.adverse_change_notice_days,
+            tz,
+        )?;
+        if effective_at < earliest {
+            return Err(SaasError::refused(
+                "SVC-165",
+                format!(
+                    "tenant {tenant} was notified too recently: effective no earlier than {earliest}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

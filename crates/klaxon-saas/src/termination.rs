@@ -136,3 +136,25 @@ impl Buffer {
         ])
     }
 }
+
+/// SVC-238: when a paid feature is removed during a paid term, the tenant may terminate
+/// (with a SVC-234 refund) until 24:00 of the 30th day after the removal's `effective_at`.
+pub fn feature_removal_termination_until(
+    effective_at: Timestamp,
+    tz: &TimeZone,
+) -> Result<Timestamp> {
+    start_of(
+        crate::calendar::add_days(date_of(effective_at, tz), 31)?,
+        tz,
+    )
+}
+
+/// SVC-236: restriction flags set by an automatic detector expire after 72 h unless staff
+/// confirm them; staff-set flags never expire by themselves.
+pub fn automatic_flag_active(
+    set_at: Timestamp,
+    confirmed_by_staff: bool,
+    now: Timestamp,
+) -> Result<bool> {
+    Ok(confirmed_by_staff || now < add_hours(set_at, 72)?)
+}

@@ -238,3 +238,39 @@ fn buffer_end_example_and_triggers() {
     .unwrap();
     assert_eq!(r.purge_at, at(2025, 4, 21, 9, 0));
 }
+
+#[test]
+fn new_charges_need_notice_to_recent_users() {
+    // spec: SVC-165 (≥ 30 days after notice to every tenant that used the item in 90 days)
+    use klaxon_saas::order::check_new_charge;
+    use std::collections::BTreeMap;
+    let p = Params::cloud_defaults();
+    let tz = tz();
+    let mut notices = BTreeMap::new();
+    notices.insert(1u64, at(2025, 6, 1, 15, 0));
+    assert!(check_new_charge(at(2025, 7, 1, 0, 0), &[1], &notices, true, &p, &tz).is_ok());
+    assert!(check_new_charge(at(2025, 7, 1, 0, 0), &[1], &notices, false, &p, &tz).is_err());
+    assert!(check_new_charge(at(2025, 6, 30, 0, 0), &[1], &notices, true, &p, &tz).is_err());
+    let e = check_new_charge(at(2025, 7, 1, 0, 0), &[1, 2], &notices, true, &p, &tz).unwrap_err();
+    assert!(e.to_string().contains("tenant 2"));
+}
+
+#[test]
+fn paid_feature_removal_gives_thirty_days_to_leave() {
+    // spec: SVC-238 (terminate within 30 days after effective_at, with a refund)
+    use klaxon_saas::termination::feature_removal_termination_until;
+    assert_eq!(
+        feature_removal_termination_until(at(2025, 6, 1, 0, 0), &tz()).unwrap(),
+        at(2025, 7, 2, 0, 0)
+    );
+}
+
+#[test]
+fn automatic_restrictions_lapse_after_72_hours() {
+    // spec: SVC-236 (automatic flags expire after 72 h unless staff confirm)
+    use klaxon_saas::termination::automatic_flag_active;
+    let set = at(2025, 6, 1, 3, 0);
+    assert!(automatic_flag_active(set, false, at(2025, 6, 4, 2, 59)).unwrap());
+    assert!(!automatic_flag_active(set, false, at(2025, 6, 4, 3, 0)).unwrap());
+    assert!(automatic_flag_active(set, true, at(2025, 7, 1, 0, 0)).unwrap());
+}
