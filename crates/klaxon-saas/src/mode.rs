@@ -147,6 +147,18 @@ impl Regime {
     pub fn licence_enforced(&self) -> bool {
         self.is_billed()
     }
+
+    /// SVC-402: no allowance, overage or funds check for exempt tenants; SMS/voice go through
+    /// the company's own providers at its own cost.
+    pub fn quota_metered(&self) -> bool {
+        self.is_billed()
+    }
+
+    /// SVC-402: no ledger, orders, trial clock, expiry, overdue or penalty for exempt
+    /// tenants: their state is always `active`.
+    pub fn billing_applies(&self) -> bool {
+        self.is_billed()
+    }
 }
 
 /// What a cloud deployment must be configured with before it starts (SVC-400).
@@ -217,6 +229,8 @@ mod tests {
         assert_eq!(r.profile(), BillingProfile::Exempt);
         assert!(!r.is_billed());
         assert!(!r.licence_enforced());
+        assert!(!r.quota_metered());
+        assert!(!r.billing_applies());
         for g in [
             RuleGroup::Commerce,
             RuleGroup::Termination,

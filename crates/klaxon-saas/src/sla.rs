@@ -392,3 +392,39 @@ pub fn check_sla_version(
     }
     Ok(())
 }
+
+/// SVC-271: availability of a month = share of non-excluded cycles that did not fail, and
+/// whether it meets the target (99.9 %). `None` when every cycle was excluded.
+pub fn availability(cycles: &[CycleStats], sla: &SlaParams) -> Option<(Decimal, bool)> {
+    let counted = cycles.iter().filter(|c| c.excluded.is_none()).count();
+    if counted == 0 {
+        return None;
+    }
+    let failed = cycles.iter().filter(|c| c.failed).count();
+    let a = Decimal::from((counted - failed) as u64) / Decimal::from(counted as u64);
+    Some((a, a >= sla.availability_target))
+}
+
+/// SVC-279: approved compensation becomes a bonus lot of source `sla_compensation`, usable
+/// only to buy the service (never cash). A zero compensation grants nothing.
+pub fn grant_compensation(
+    book: &mut crate::book::Book,
+    at: Timestamp,
+    amount: Decimal,
+    claim_reference: &str,
+    approved_by: &str,
+) -> Result<Option<crate::ledger::LotId>> {
+    if amount.is_zero() {
+        return Ok(None);
+    }
+    book.grant_bonus(
+        at,
+        amount,
+        crate::ledger::BonusSource::SlaCompensation,
+        crate::ledger::BonusScope::OrdersAndUsage,
+        None,
+        claim_reference,
+        approved_by,
+    )
+    .map(Some)
+}

@@ -7,16 +7,16 @@ mod common;
 use common::{at, book, day, tz};
 use jiff::{SignedDuration, Timestamp};
 use klaxon_saas::calendar::WorkingDays;
-use klaxon_saas::ledger::{BonusScope, BonusSource, ChargeKind};
+use klaxon_saas::ledger::{BonusSource, ChargeKind};
 use klaxon_saas::licence::Edition;
 use klaxon_saas::mode::{BillingProfile, DeploymentMode, Regime};
 use klaxon_saas::money::Currency;
 use klaxon_saas::params::{Params, SlaParams};
 use klaxon_saas::sla::{
     Exclusion, ExclusionCategory, IncidentRecord, MaintenanceWindow, PaidTerm, Records,
-    ReportStatus, RequestRecord, Unreachable, check_claim, check_sla_version, claim_window,
-    compensation, covered, cycle_start, evaluate_cycle, evaluate_month, failed_minutes,
-    maintenance_exclusion, monthly_fee, report_status,
+    ReportStatus, RequestRecord, Unreachable, availability, check_claim, check_sla_version,
+    claim_window, compensation, covered, cycle_start, evaluate_cycle, evaluate_month,
+    failed_minutes, grant_compensation, maintenance_exclusion, monthly_fee, report_status,
 };
 use klaxon_saas::state::{ServiceState, SuspendReason};
 use rust_decimal::{Decimal, dec};
@@ -301,6 +301,36 @@ fn a_month_of_cycles_gives_failed_minutes() {
     let cycles = evaluate_month(day(2025, 3, 1), &tz, &records(&r, &[], &[]), &sla).unwrap();
     assert_eq!(cycles.len(), 31 * 288);
     assert_eq!(failed_minutes(&cycles, &sla), 15);
+    // spec: SVC-271 (monthly availability against the 99.9 % target)
+    let (a, meets) = availability(&cycles, &sla).unwrap();
+    assert_eq!(a, Decimal::from(8925) / Decimal::from(8928));
+    assert!(meets);
+    let bad = records(&r, &[], &[]);
+    let many: Vec<_> = (0..10)
+        .map(|i| {
+            req(
+                at(2025, 3, 4, 0, 0)
+                    .checked_add(SignedDuration::from_mins(5 * i))
+                    .unwrap(),
+                500,
+            )
+        })
+        .collect();
+    let all: Vec<_> = r.iter().copied().chain(many).collect();
+    let cycles2 = evaluate_month(
+        day(2025, 3, 1),
+        &tz,
+        &Records {
+            requests: &all,
+            ..bad
+        },
+        &sla,
+    )
+    .unwrap();
+    assert!(
+        !availability(&cycles2, &sla).unwrap().1,
+        "13 failed cycles of 8,928 is below 99.9 %"
+    );
 }
 
 #[test]
@@ -372,17 +402,17 @@ fn who_the_sla_covers() {
 fn compensation_is_paid_as_bonus_that_only_buys_service() {
     // spec: SVC-279
     let mut b = book();
-    let lot = b
-        .grant_bonus(
-            at(2025, 4, 20, 0, 0),
-            dec!(6.91),
-            BonusSource::SlaCompensation,
-            BonusScope::OrdersAndUsage,
-            None,
-            "claim-2025-03",
-            "staff",
-        )
+    assert_eq!(
+        grant_compensation(&mut b, at(2025, 4, 19, 0, 0), dec!(0), "claim-0", "staff").unwrap(),
+        None
+    );
+    let c = compensation(15, dec!(1990), &SlaParams::default(), Currency::CNY);
+    let lot = grant_compensation(&mut b, at(2025, 4, 20, 0, 0), c, "claim-2025-03", "staff")
+        .unwrap()
         .unwrap();
+    let view = b.ledger().lots().into_iter().find(|l| l.id == lot).unwrap();
+    assert_eq!(view.terms.source, BonusSource::SlaCompensation);
+    assert_eq!(view.remaining, dec!(6.91));
     assert!(
         b.withdraw(at(2025, 4, 21, 0, 0), dec!(0.01), "w", "owner")
             .is_err()
