@@ -299,3 +299,35 @@ pub fn decide(
         DebtStatus::Other => OverdueDecision::Nothing,
     })
 }
+
+/// SVC-136 notice kinds for one overdue item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverdueNotice {
+    ItemCreated,
+    GraceReminder,
+    Suspension,
+    PurgeWarning,
+}
+
+/// SVC-136: when the overdue notices of an item that stays unpaid go out: at creation;
+/// daily at `reminder_time` during the grace days; at suspension; 7 days and 1 day before
+/// the purge date. A paid item stops the schedule (the caller drops later entries).
+pub fn overdue_notice_schedule(
+    item: &OverdueItem,
+    p: &Params,
+    tz: &TimeZone,
+) -> Result<Vec<(Timestamp, OverdueNotice)>> {
+    let mut out = vec![(item.created_at, OverdueNotice::ItemCreated)];
+    for k in 1..=p.overdue_grace_days {
+        let when = crate::calendar::at_local(add_days(item.due_date, k)?, p.reminder_time, tz)?;
+        if when > item.created_at {
+            out.push((when, OverdueNotice::GraceReminder));
+        }
+    }
+    let suspended = suspension_instant(item.due_date, p.overdue_grace_days, tz)?;
+    out.push((suspended, OverdueNotice::Suspension));
+    let (_, warnings) = nonpayment_purge(suspended, p.buffer_days)?;
+    out.extend(warnings.iter().map(|w| (*w, OverdueNotice::PurgeWarning)));
+    Ok(out)
+}

@@ -374,3 +374,25 @@ fn waivers_and_write_offs_are_visible_entries() {
     assert!(kinds.contains(&klaxon_saas::ledger::EntryKind::PenaltyWaiver));
     assert!(kinds.contains(&klaxon_saas::ledger::EntryKind::WriteOff));
 }
+
+#[test]
+fn overdue_notice_schedule() {
+    // spec: SVC-136 (at creation; daily 10:00 in grace; at suspension; 7 d and 1 d before purge)
+    use klaxon_saas::overdue::{OverdueNotice, overdue_notice_schedule};
+    let p = Params::cloud_defaults();
+    let item =
+        OverdueItem::new(1, "s", dec!(10.00), day(2025, 5, 31), at(2025, 6, 1, 0, 30)).unwrap();
+    let s = overdue_notice_schedule(&item, &p, &tz()).unwrap();
+    assert_eq!(s[0], (at(2025, 6, 1, 0, 30), OverdueNotice::ItemCreated));
+    let grace: Vec<_> = s
+        .iter()
+        .filter(|n| n.1 == OverdueNotice::GraceReminder)
+        .map(|n| n.0)
+        .collect();
+    assert_eq!(grace.len(), 7);
+    assert_eq!(grace[0], at(2025, 6, 1, 10, 0));
+    assert_eq!(grace[6], at(2025, 6, 7, 10, 0));
+    assert!(s.contains(&(at(2025, 6, 8, 0, 0), OverdueNotice::Suspension)));
+    assert!(s.contains(&(at(2025, 7, 1, 0, 0), OverdueNotice::PurgeWarning)));
+    assert!(s.contains(&(at(2025, 7, 7, 0, 0), OverdueNotice::PurgeWarning)));
+}
