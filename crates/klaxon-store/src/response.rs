@@ -12,7 +12,7 @@
 //! manual action, a timer and an ingestion batch at the same time, and none of them works from
 //! a stale read.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use jiff::tz::TimeZone;
 use klaxon_core::ids::IdSource;
@@ -518,6 +518,12 @@ pub(crate) async fn after_ingest(
     let mut ids = RandomIds;
     mark_frequency(conn, incidents, created).await?;
     let touched: BTreeSet<&String> = created.iter().chain(event_closed).chain(grown).collect();
+    // Set look-ups: a storm batch creates hundreds of incidents.
+    let (created, event_closed, grown): (HashSet<&String>, HashSet<&String>, HashSet<&String>) = (
+        created.iter().collect(),
+        event_closed.iter().collect(),
+        grown.iter().collect(),
+    );
     let mut outcomes: Vec<(String, Outcome, (i64, String))> = Vec::new();
     for id in touched {
         let Some(Some(inc)) = incidents.get_mut(id) else {
@@ -586,34 +592,74 @@ pub(crate) async fn after_ingest(
     write_changes(conn, &changes, now, false).await
 }
 
-/// Candidates scored per new incident at most, newest first; see `docs/incidents.md`.
+/// Stored candidates scored per search (title signature, or token-count range) and batch at
+/// most, newest first; see `docs/incidents.md`.
 const OUTLIER_CANDIDATES: i64 = 200;
-/// Candidates read per round trip: most incidents with a similar predecessor find it in the
-/// first page, and stop there.
-const OUTLIER_PAGE: i64 = 16;
+
+/// One indexed look-up of stored outlier candidates: same channel, and either the same title
+/// signature or (for titles of 6+ tokens) a similar token count.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum OutlierSearch {
+    Signature(String),
+    TokenCounts(i64, i64),
+}
 
 /// RSP-452: each new incident of a channel is `rare` when no incident of that channel started
 /// in the 30 days before it with a similarity above 0.9, else `frequent`; evaluated once.
 ///
 /// Candidates, cheapest first: the incidents created earlier in the same batch; then stored
 /// incidents with the same title signature; then, for titles of 6+ tokens, stored incidents
-/// with a similar token count. Stored candidates are read in small pages of the few columns
-/// the score needs, and the search stops at the first similar one.
+/// with a similar token count. A storm of look-alike alerts shares one search, so each search
+/// is read once per batch (one query, the few columns the score needs, fingerprinted once) and
+/// every new incident of the batch is scored against it in memory: the cost per batch is one
+/// query per distinct search, not one per new incident.
 async fn mark_frequency(
     conn: &mut AnyConnection,
     incidents: &mut HashMap<String, Option<Incident>>,
     created: &[String],
 ) -> Result<()> {
-    use klaxon_core::response::similarity::Candidate;
+    use klaxon_core::response::similarity::{Candidate, similar_token_counts};
     let batch: Vec<(i64, Candidate)> = created
         .iter()
         .filter_map(|id| incidents.get(id).and_then(Option::as_ref))
         .filter(|i| i.channel_id != 0)
         .map(|i| (i.account_id, Candidate::of(i)))
         .collect();
+    let searches_of = |x: &Candidate| {
+        let mut out = vec![OutlierSearch::Signature(x.sig.clone())];
+        if x.tokens >= 6 {
+            let (lo, hi) = similar_token_counts(x.tokens);
+            out.push(OutlierSearch::TokenCounts(lo, hi));
+        }
+        out
+    };
+    // The window each search must cover: from the earliest start minus 30 days to the latest
+    // start of the batch incidents that use it.
+    let mut windows: HashMap<(i64, i64, OutlierSearch), (Millis, Millis)> = HashMap::new();
+    for (account_id, x) in &batch {
+        for search in searches_of(x) {
+            let w = windows
+                .entry((*account_id, x.channel_id, search))
+                .or_insert((x.start_time, x.start_time));
+            w.0 = w.0.min(x.start_time);
+            w.1 = w.1.max(x.start_time);
+        }
+    }
+    let mut stored: HashMap<(i64, i64, OutlierSearch), Vec<Candidate>> = HashMap::new();
+    for (key, (earliest, latest)) in windows {
+        let found = stored_candidates(conn, &key, earliest, latest).await?;
+        stored.insert(key, found);
+    }
     for (account_id, x) in &batch {
         let similar_in_batch = batch.iter().any(|(_, y)| x.is_similar_predecessor(y));
-        let freq = if similar_in_batch || has_similar_stored(conn, *account_id, x).await? {
+        let similar_stored = || {
+            searches_of(x).into_iter().any(|search| {
+                stored
+                    .get(&(*account_id, x.channel_id, search))
+                    .is_some_and(|ys| ys.iter().any(|y| x.is_similar_predecessor(y)))
+            })
+        };
+        let freq = if similar_in_batch || similar_stored() {
             "frequent"
         } else {
             "rare"
@@ -625,76 +671,59 @@ async fn mark_frequency(
     Ok(())
 }
 
-/// Whether a stored incident of `x`'s channel, started in the 30 days before it, scores above
-/// 0.9 against it (RSP-450), looking at no more than [`OUTLIER_CANDIDATES`] per search.
-async fn has_similar_stored(
+/// The newest stored candidates of one search that started in the 30 days before `earliest`
+/// up to (not including) `latest`, fingerprinted for scoring.
+async fn stored_candidates(
     conn: &mut AnyConnection,
-    account_id: i64,
-    x: &klaxon_core::response::similarity::Candidate,
-) -> Result<bool> {
-    use klaxon_core::response::similarity::{Candidate, PAST_WINDOW_MS, similar_token_counts};
-    let mut searches = vec![(Some(x.sig.clone()), None)];
-    if x.tokens >= 6 {
-        searches.push((None, Some(similar_token_counts(x.tokens))));
-    }
-    for (sig, counts) in searches {
-        let mut offset = 0;
-        while offset < OUTLIER_CANDIDATES {
-            let mut sql = Sql::new(
-                "SELECT incident_id, channel_id, title, description, labels, start_time \
-                 FROM incidents WHERE account_id = ",
-            );
-            sql.bind(account_id)
-                .push(" AND channel_id = ")
-                .bind(x.channel_id);
-            if let Some(sig) = &sig {
-                sql.push(" AND title_sig = ").bind(sig.as_str());
-            }
-            if let Some((lo, hi)) = counts {
-                sql.push(" AND title_tokens BETWEEN ")
-                    .bind(lo)
-                    .push(" AND ")
-                    .bind(hi);
-            }
-            sql.push(" AND start_time >= ")
-                .bind(x.start_time.saturating_sub(PAST_WINDOW_MS))
-                .push(" AND start_time < ")
-                .bind(x.start_time)
-                .push(" ORDER BY start_time DESC LIMIT ")
-                .bind(OUTLIER_PAGE)
-                .push(" OFFSET ")
-                .bind(offset);
-            let rows = sql.query_on(conn).fetch_all(&mut *conn).await?;
-            for row in &rows {
-                let labels: klaxon_core::model::Labels =
-                    serde_json::from_str(&get_str(row, "labels")?)
-                        .map_err(|e| StoreError::Corrupt(format!("incidents.labels: {e}")))?;
-                let title = get_str(row, "title")?;
-                let description = get_str(row, "description")?;
-                let (sig, tokens) = klaxon_core::response::similarity::title_signature(&title);
-                let y = Candidate {
-                    incident_id: get_str(row, "incident_id")?,
-                    channel_id: get_i64(row, "channel_id")?,
-                    start_time: get_i64(row, "start_time")?,
-                    sig,
-                    tokens,
-                    fingerprint: klaxon_core::response::similarity::Fingerprint::parts(
-                        &title,
-                        &description,
-                        &labels,
-                    ),
-                };
-                if x.is_similar_predecessor(&y) {
-                    return Ok(true);
-                }
-            }
-            if (rows.len() as i64) < OUTLIER_PAGE {
-                break;
-            }
-            offset += OUTLIER_PAGE;
+    (account_id, channel_id, search): &(i64, i64, OutlierSearch),
+    earliest: Millis,
+    latest: Millis,
+) -> Result<Vec<klaxon_core::response::similarity::Candidate>> {
+    use klaxon_core::response::similarity::{
+        Candidate, Fingerprint, PAST_WINDOW_MS, title_signature,
+    };
+    let mut sql = Sql::new(
+        "SELECT incident_id, channel_id, title, description, labels, start_time \
+         FROM incidents WHERE account_id = ",
+    );
+    sql.bind(*account_id)
+        .push(" AND channel_id = ")
+        .bind(*channel_id);
+    match search {
+        OutlierSearch::Signature(sig) => {
+            sql.push(" AND title_sig = ").bind(sig.as_str());
+        }
+        OutlierSearch::TokenCounts(lo, hi) => {
+            sql.push(" AND title_tokens BETWEEN ")
+                .bind(*lo)
+                .push(" AND ")
+                .bind(*hi);
         }
     }
-    Ok(false)
+    sql.push(" AND start_time >= ")
+        .bind(earliest.saturating_sub(PAST_WINDOW_MS))
+        .push(" AND start_time < ")
+        .bind(latest)
+        .push(" ORDER BY start_time DESC LIMIT ")
+        .bind(OUTLIER_CANDIDATES);
+    let rows = sql.query_on(conn).fetch_all(&mut *conn).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let labels: klaxon_core::model::Labels = serde_json::from_str(&get_str(row, "labels")?)
+            .map_err(|e| StoreError::Corrupt(format!("incidents.labels: {e}")))?;
+        let title = get_str(row, "title")?;
+        let description = get_str(row, "description")?;
+        let (sig, tokens) = title_signature(&title);
+        out.push(Candidate {
+            incident_id: get_str(row, "incident_id")?,
+            channel_id: get_i64(row, "channel_id")?,
+            start_time: get_i64(row, "start_time")?,
+            sig,
+            tokens,
+            fingerprint: Fingerprint::parts(&title, &description, &labels),
+        });
+    }
+    Ok(out)
 }
 
 // ---- actions ----
