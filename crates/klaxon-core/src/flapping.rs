@@ -276,10 +276,18 @@ mod tests {
         ];
         for (i, (n, reason)) in expect.iter().enumerate() {
             let v = detect(&c, "K", &times[..i], times[i]);
-            assert_eq!((v.changes, v.reason), (*n, *reason), "minute {}", minutes[i]);
+            assert_eq!(
+                (v.changes, v.reason),
+                (*n, *reason),
+                "minute {}",
+                minutes[i]
+            );
         }
         // Minute 85 lies in the period opened at 40 (until 100).
-        assert_eq!(detect(&c, "K", &times[..5], times[5]).mute_until, T0 + 100 * MIN);
+        assert_eq!(
+            detect(&c, "K", &times[..5], times[5]).mute_until,
+            T0 + 100 * MIN
+        );
     }
 
     #[test]
@@ -363,7 +371,10 @@ mod tests {
         };
         // 0, 1, 2 → flagged at 2 (period until 32); 25 is inside; 40 is outside even though
         // 25 was flagged (by the period, not by the count).
-        assert_eq!(flags(&c, &[0, 1, 2, 25, 40]), vec![false, false, true, true, false]);
+        assert_eq!(
+            flags(&c, &[0, 1, 2, 25, 40]),
+            vec![false, false, true, true, false]
+        );
     }
 
     #[test]
@@ -412,12 +423,42 @@ mod tests {
             assert_eq!(validate(&c), Ok(()));
         }
         let cases = [
-            (FlappingConfig { max_changes: 1, ..ok }, "flapping.max_changes"),
-            (FlappingConfig { max_changes: 101, ..ok }, "flapping.max_changes"),
+            (
+                FlappingConfig {
+                    max_changes: 1,
+                    ..ok
+                },
+                "flapping.max_changes",
+            ),
+            (
+                FlappingConfig {
+                    max_changes: 101,
+                    ..ok
+                },
+                "flapping.max_changes",
+            ),
             (FlappingConfig { in_mins: 0, ..ok }, "flapping.in_mins"),
-            (FlappingConfig { in_mins: 1441, ..ok }, "flapping.in_mins"),
-            (FlappingConfig { mute_mins: -1, ..ok }, "flapping.mute_mins"),
-            (FlappingConfig { mute_mins: 1441, ..ok }, "flapping.mute_mins"),
+            (
+                FlappingConfig {
+                    in_mins: 1441,
+                    ..ok
+                },
+                "flapping.in_mins",
+            ),
+            (
+                FlappingConfig {
+                    mute_mins: -1,
+                    ..ok
+                },
+                "flapping.mute_mins",
+            ),
+            (
+                FlappingConfig {
+                    mute_mins: 1441,
+                    ..ok
+                },
+                "flapping.mute_mins",
+            ),
         ];
         for (c, field) in cases {
             assert_eq!(validate(&c).map_err(|e| e.field), Err(field.to_string()));
