@@ -209,8 +209,8 @@ pub fn detect(cfg: &FlappingConfig, key: &str, earlier: &[Millis], now: Millis) 
     }
     let mut mute_until = 0;
     if mute > 0 {
-        for j in 0..last {
-            let end = times[j].saturating_add(mute);
+        for (j, t) in times.iter().enumerate().take(last) {
+            let end = t.saturating_add(mute);
             if now < end && changes_at(j) >= threshold {
                 mute_until = mute_until.max(end);
             }
