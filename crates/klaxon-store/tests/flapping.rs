@@ -14,6 +14,7 @@ use harness::{Db, random_hex};
 use std::collections::BTreeMap;
 
 use klaxon_core::flapping::{FlappingConfig, FlappingMode};
+use klaxon_core::grouping::GroupingConfig;
 use klaxon_core::model::{EventOrigin, Incident, Millis, NewEvent, Status};
 use klaxon_core::response::rules::By;
 use klaxon_core::response::{EscalationRule, Level, RuleStatus, Target};
@@ -27,6 +28,7 @@ both!(
     remind_mode_flags_and_still_notifies,
     incidents_of_one_batch_count_in_creation_order,
     settings_are_stored_per_channel,
+    a_muted_incident_sends_no_storm_notification,
 );
 
 async fn boot(db: &Db) -> Bootstrap {
@@ -459,4 +461,67 @@ async fn settings_are_stored_per_channel(db: &Db) {
     let all = incidents(db, &b, all()).await;
     assert_eq!(all.len(), 5);
     assert!(all.iter().all(|i| !i.is_flapping && !i.response.ever_muted));
+}
+
+async fn a_muted_incident_sends_no_storm_notification(db: &Db) {
+    // spec: RSP-204 (no storm firing), RSP-200, ING-182
+    let b = boot(db).await;
+    page_the_owner(db, &b).await;
+    let mut draft = db
+        .store
+        .channel_settings(b.account_id, b.channel_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .draft();
+    draft.grouping = GroupingConfig {
+        enabled: true,
+        unified_dims: vec!["labels.check".into()],
+        ..GroupingConfig::default()
+    };
+    draft.storm_thresholds = vec![2];
+    draft.flapping = FlappingConfig {
+        mode: FlappingMode::RemindSuppress,
+        max_changes: 2,
+        in_mins: 60,
+        mute_mins: 0,
+    };
+    assert!(
+        db.store
+            .update_channel(b.account_id, b.channel_id, &draft, T0)
+            .await
+            .unwrap()
+    );
+    let disk = |key: &str, status: Status, at: Millis| {
+        let mut it = item(&b, b.channel_id, key, status, at);
+        it.1.labels.insert("check".into(), "disk".into());
+        (vec![it], at)
+    };
+    // K opens an incident, recovers, and opens a second one: flagged and muted.
+    for (key, status, minute) in [
+        ("K", Status::Critical, 0),
+        ("K", Status::Ok, 1),
+        ("K", Status::Critical, 2),
+    ] {
+        let (items, at) = disk(key, status, T0 + minute * MIN);
+        process(db, items, at).await;
+    }
+    let muted = newest(db, &b).await;
+    assert!(muted.is_flapping && muted.response.ever_muted);
+    // J joins it: the storm threshold 2 is crossed and recorded, but nothing is sent.
+    let (items, at) = disk("J", Status::Critical, T0 + 3 * MIN);
+    process(db, items, at).await;
+    let after = db
+        .store
+        .incident(b.account_id, &muted.incident_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((after.alert_cnt, after.storm_level), (2, 2));
+    assert!(
+        kinds(db, &b, &muted.incident_id)
+            .await
+            .contains(&"i_storm".to_string())
+    );
+    assert_eq!(outbox_len(db, &b, &muted.incident_id).await, 0);
 }
