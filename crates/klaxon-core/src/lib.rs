@@ -8,6 +8,7 @@ pub mod change;
 pub mod condition;
 pub mod directory;
 pub mod error;
+pub mod flapping;
 pub mod grouping;
 pub mod ids;
 pub mod merge;

@@ -2,8 +2,9 @@
 //! opens its own incident (`group_method = n`). Pure: the store loads the candidate alert and
 //! its incident, calls [`process_event`], and writes the returned rows in the same transaction.
 //!
-//! Not in this slice: silence, inhibit, grouping into existing incidents, flapping and storm
-//! levels (new incidents get `is_flapping = false`, `storm_level = 0`, alerts no mark).
+//! Not in this module: silence, inhibit, grouping into existing incidents, flapping and storm
+//! levels (new incidents get `is_flapping = false`, `storm_level = 0`, alerts no mark); the
+//! noise, grouping and flapping modules and the response side decide those afterwards.
 
 use crate::ids::{IdSource, incident_num};
 use crate::model::{

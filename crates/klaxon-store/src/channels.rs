@@ -1,10 +1,12 @@
 //! Channel management (openapi-compat.md 2.5 `/channel/{create,update,info,delete,enable,
 //! disable}`) and the channel settings the inbox batch reads: status (ING-100) and grouping
 //! (ING-150…159). Storm thresholds (RSP-200) live in `channels.storm_thresholds` (0011), the
-//! grouping policy in `channels.grouping` (0012), both JSON.
+//! grouping policy in `channels.grouping` (0012), the flapping settings (ING-180) in
+//! `channels.flapping` (0016), all JSON.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use klaxon_core::flapping::{FlappingConfig, FlappingMode};
 use klaxon_core::grouping::{
     ChannelGrouping, GroupingConfig, MAX_ALERTS_PER_INCIDENT, METHOD_RULE, WindowType,
 };
@@ -16,12 +18,13 @@ use crate::records::Channel;
 use crate::rows::{self, get_i64, get_str};
 use crate::{Result, StoreError};
 
-/// A channel with its grouping policy and storm thresholds.
+/// A channel with its grouping policy, storm thresholds and flapping settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelSettings {
     pub channel: Channel,
     pub grouping: GroupingConfig,
     pub storm_thresholds: Vec<i64>,
+    pub flapping: FlappingConfig,
 }
 
 /// The writable fields of a channel, validated by the API layer.
@@ -34,6 +37,7 @@ pub struct ChannelDraft {
     pub auto_resolve_mode: String,
     pub grouping: GroupingConfig,
     pub storm_thresholds: Vec<i64>,
+    pub flapping: FlappingConfig,
 }
 
 impl ChannelSettings {
@@ -47,6 +51,7 @@ impl ChannelSettings {
             auto_resolve_mode: self.channel.auto_resolve_mode.clone(),
             grouping: self.grouping.clone(),
             storm_thresholds: self.storm_thresholds.clone(),
+            flapping: self.flapping,
         }
     }
 }
@@ -62,11 +67,18 @@ fn settings_row(row: &sqlx::any::AnyRow) -> Result<ChannelSettings> {
         .map_err(|e| StoreError::Corrupt(format!("channels.grouping {id}: {e}")))?;
     let storm_thresholds: Vec<i64> = serde_json::from_str(&get_str(row, "storm_thresholds")?)
         .map_err(|e| StoreError::Corrupt(format!("channels.storm_thresholds {id}: {e}")))?;
+    let flapping = flapping_json(&get_str(row, "flapping")?, id)?;
     Ok(ChannelSettings {
         channel,
         grouping,
         storm_thresholds,
+        flapping,
     })
+}
+
+pub(crate) fn flapping_json(text: &str, channel_id: i64) -> Result<FlappingConfig> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("channels.flapping {channel_id}: {e}")))
 }
 
 async fn settings(
@@ -76,7 +88,7 @@ async fn settings(
 ) -> Result<Option<ChannelSettings>> {
     let mut sql = Sql::new("SELECT ");
     sql.push(rows::CHANNEL_COLUMNS)
-        .push(", grouping, storm_thresholds FROM channels WHERE status <> 'deleted' AND account_id = ")
+        .push(", grouping, storm_thresholds, flapping FROM channels WHERE status <> 'deleted' AND account_id = ")
         .bind(account_id)
         .push(" AND channel_id = ")
         .bind(channel_id);
@@ -96,7 +108,7 @@ async fn settings_of(
     }
     let mut sql = Sql::new("SELECT ");
     sql.push(rows::CHANNEL_COLUMNS)
-        .push(", grouping, storm_thresholds FROM channels WHERE account_id = ")
+        .push(", grouping, storm_thresholds, flapping FROM channels WHERE account_id = ")
         .bind(account_id);
     sql.and_in("channel_id", ids);
     sql.query_on(conn)
@@ -140,7 +152,7 @@ impl crate::Store {
         let mut sql = Sql::new(
             "INSERT INTO channels (account_id, channel_name, description, team_id, creator_id, \
              status, auto_resolve_timeout, auto_resolve_mode, grouping, storm_thresholds, \
-             created_at, updated_at) VALUES (",
+             flapping, created_at, updated_at) VALUES (",
         );
         sql.bind(account_id)
             .push(", ")
@@ -159,6 +171,8 @@ impl crate::Store {
             .bind(json(&d.grouping)?)
             .push(", ")
             .bind(json(&d.storm_thresholds)?)
+            .push(", ")
+            .bind(json(&d.flapping)?)
             .push(", ")
             .bind(now)
             .push(", ")
@@ -191,6 +205,8 @@ impl crate::Store {
             .bind(json(&d.grouping)?)
             .push(", storm_thresholds = ")
             .bind(json(&d.storm_thresholds)?)
+            .push(", flapping = ")
+            .bind(json(&d.flapping)?)
             .push(", updated_at = ")
             .bind(now)
             .push(" WHERE status <> 'deleted' AND account_id = ")
@@ -268,11 +284,13 @@ impl crate::Store {
 
 // ---- the inbox batch's view ----
 
-/// What one inbox batch reads of its channels: which are not enabled (ING-100), and the
-/// grouping policy and eligible incidents of those that group (ING-151). Read once per batch.
+/// What one inbox batch reads of its channels: which are not enabled (ING-100), the
+/// grouping policy and eligible incidents of those that group (ING-151), and the flapping
+/// settings of those that detect flapping (ING-180). Read once per batch.
 #[derive(Default)]
 pub(crate) struct BatchChannels {
     closed: HashSet<(i64, i64)>,
+    flapping: HashMap<(i64, i64), FlappingConfig>,
     grouping: HashMap<(i64, i64), ChannelGrouping>,
     /// Incidents that were eligible when the batch started (ING-151, prefiltered by method,
     /// progress, cap and window); the batch cache wins over these.
@@ -306,6 +324,9 @@ impl BatchChannels {
                     out.closed.insert(key);
                     continue;
                 }
+                if s.flapping.mode != FlappingMode::Off {
+                    out.flapping.insert(key, s.flapping);
+                }
                 if !s.grouping.enabled {
                     continue;
                 }
@@ -322,6 +343,11 @@ impl BatchChannels {
     pub(crate) fn is_closed(&self, q: &QueuedEvent) -> bool {
         self.closed
             .contains(&(q.origin.account_id, q.origin.channel_id))
+    }
+
+    /// The channel's flapping settings, when it detects flapping (mode not off).
+    pub(crate) fn flapping(&self, account_id: i64, channel_id: i64) -> Option<&FlappingConfig> {
+        self.flapping.get(&(account_id, channel_id))
     }
 
     /// The channel's grouping policy, when it groups.

@@ -32,6 +32,7 @@ mod db;
 mod delivery;
 mod directory;
 mod fields;
+mod flapping;
 mod inbox;
 mod integrations;
 mod noise;

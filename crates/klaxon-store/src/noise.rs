@@ -307,6 +307,10 @@ pub struct EventOutcome {
     pub event_id: String,
     pub alert_id: String,
     pub incident_id: String,
+    /// Klaxon extension of ING-262's detail flags: the event opened `incident_id` and that
+    /// incident was flagged as flapping (ING-180), which explains a missing notification in
+    /// `remind_suppress` channels (RSP-204).
+    pub is_flapping: bool,
     pub created_at: Millis,
 }
 
@@ -332,6 +336,7 @@ impl EventOutcome {
             event_id: why.event_id.clone(),
             alert_id: why.alert_id.clone(),
             incident_id: why.incident_id.clone(),
+            is_flapping: false,
             created_at: now,
         }
     }
@@ -340,9 +345,9 @@ impl EventOutcome {
 const OUTCOME_COLUMNS: &str = "outcome_id, account_id, channel_id, integration_id, \
      integration_type, request_id, alert_key, event_status, title, event_time, received_at, \
      outcome, mark, rule_id, rule_name, source_incident_id, event_id, alert_id, incident_id, \
-     created_at";
+     is_flapping, created_at";
 
-/// Rows per INSERT (20 parameters each).
+/// Rows per INSERT (21 parameters each).
 const OUTCOME_ROWS: usize = 32;
 
 pub(crate) async fn insert_outcomes(conn: &mut AnyConnection, rows: &[EventOutcome]) -> Result<()> {
@@ -389,6 +394,8 @@ pub(crate) async fn insert_outcomes(conn: &mut AnyConnection, rows: &[EventOutco
                 .push(", ")
                 .bind(o.incident_id.as_str())
                 .push(", ")
+                .bind(o.is_flapping)
+                .push(", ")
                 .bind(o.created_at)
                 .push(")");
         }
@@ -433,6 +440,7 @@ fn outcome_row(row: &sqlx::any::AnyRow) -> Result<EventOutcome> {
         event_id: get_str(row, "event_id")?,
         alert_id: get_str(row, "alert_id")?,
         incident_id: get_str(row, "incident_id")?,
+        is_flapping: get_i64(row, "is_flapping")? != 0,
         created_at: get_i64(row, "created_at")?,
     })
 }

@@ -131,6 +131,21 @@ pub(crate) async fn process_inbox(
             .apply(&mut tx, q.origin.account_id, decision.effects, &ids.made)
             .await?;
     }
+    // ING-180: flag the new incidents before the response side sees them (RSP-204), and say
+    // so in the outcome of the event that opened each (ING-262).
+    let flagged = crate::flapping::mark(
+        &mut tx,
+        &channels,
+        &mut batch.incidents,
+        &batch.created,
+        now,
+    )
+    .await?;
+    if !flagged.is_empty() {
+        for o in &mut outcomes {
+            o.is_flapping = o.outcome == "new_alert" && flagged.contains(&o.incident_id);
+        }
+    }
     crate::response::after_ingest(
         &mut tx,
         &mut batch.incidents,

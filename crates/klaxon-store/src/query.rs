@@ -385,6 +385,9 @@ pub(crate) async fn list_incidents(
             }
             None => {}
         }
+        if let Some(muted) = f.ever_muted {
+            sql.push(" AND ever_muted = ").bind(muted);
+        }
         if let Some(q) = f.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
             let hex = q.chars().all(|c| c.is_ascii_hexdigit());
             if hex && q.len() == 24 {

@@ -192,6 +192,9 @@ pub struct IncidentFilter {
     pub closer_ids: Vec<i64>,
     /// `Some(true)`: only incidents snoozed at `now`; `Some(false)`: only those not snoozed.
     pub is_snoozed: Option<bool>,
+    /// `Some(true)`: only incidents muted by flapping detection (RSP-204); `Some(false)`:
+    /// only the others (RSP-503).
+    pub ever_muted: Option<bool>,
     /// The instant `is_snoozed` is evaluated at.
     pub now: Millis,
     /// Incidents with any of these responders / people who acknowledged (RSP-503).

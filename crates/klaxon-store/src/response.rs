@@ -143,6 +143,9 @@ pub(crate) struct IncidentContext {
     pub auto_close: (i64, String),
     /// The channel's storm thresholds (RSP-200).
     pub storm_thresholds: Vec<i64>,
+    /// The channel's flapping settings: flagged incidents of a `remind_suppress` channel
+    /// are created muted (RSP-204).
+    pub flapping: klaxon_core::flapping::FlappingConfig,
 }
 
 async fn account_zone(conn: &mut AnyConnection, account_id: i64) -> Result<TimeZone> {
@@ -197,6 +200,21 @@ async fn channel_storm_thresholds(
     })
 }
 
+async fn channel_flapping(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    channel_id: i64,
+) -> Result<klaxon_core::flapping::FlappingConfig> {
+    let mut sql = Sql::new("SELECT flapping FROM channels WHERE account_id = ");
+    sql.bind(account_id)
+        .push(" AND channel_id = ")
+        .bind(channel_id);
+    match sql.query_on(conn).fetch_optional(&mut *conn).await? {
+        Some(row) => crate::channels::flapping_json(&get_str(&row, "flapping")?, channel_id),
+        None => Ok(klaxon_core::flapping::FlappingConfig::default()),
+    }
+}
+
 async fn channel_auto_close(
     conn: &mut AnyConnection,
     account_id: i64,
@@ -231,6 +249,7 @@ pub(crate) async fn incident_context(
         },
         auto_close: channel_auto_close(conn, account_id, channel_id).await?,
         storm_thresholds: channel_storm_thresholds(conn, account_id, channel_id).await?,
+        flapping: channel_flapping(conn, account_id, channel_id).await?,
     })
 }
 
@@ -556,11 +575,13 @@ pub(crate) async fn after_ingest(
                 calendars: dir.calendars.view(),
             };
             if created.contains(id) {
+                // RSP-204: ingestion flagged it (ING-180) in a remind_suppress channel.
+                let mute = ctx.flapping.mute(inc.is_flapping);
                 if inc.progress == Progress::Closed {
                     // Created and recovered in one batch: recorded, never assigned (RSP-056).
-                    engine.on_auto_created(inc, &[], &matching, None);
+                    engine.on_auto_created(inc, &[], &matching, mute);
                 } else {
-                    engine.on_auto_created(inc, &ctx.rules, &matching, None);
+                    engine.on_auto_created(inc, &ctx.rules, &matching, mute);
                 }
             }
             if event_closed.contains(id) {

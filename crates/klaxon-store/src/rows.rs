@@ -349,6 +349,7 @@ const INCIDENT_FIELDS: &[&str] = &[
     "field_values",
     "title_sig",
     "title_tokens",
+    "ever_muted",
 ];
 
 pub(crate) const INCIDENT_COLUMNS: &str = "incident_id, num, account_id, channel_id, title, \
@@ -357,7 +358,7 @@ pub(crate) const INCIDENT_COLUMNS: &str = "incident_id, num, account_id, channel
      alert_cnt, active_alert_cnt, alert_event_cnt, group_method, group_key, last_merge_time, \
      first_alert_id, first_alert_key, integration_id, integration_type, is_flapping, storm_level, \
      manual_overrides, snoozed_before, response, responder_ids, acker_ids, field_values, title_sig, \
-     title_tokens";
+     title_tokens, ever_muted";
 
 pub(crate) fn incident(row: &AnyRow) -> Result<Incident> {
     Ok(Incident {
@@ -488,6 +489,8 @@ fn bind_incident(sql: &mut Sql, i: &Incident) -> Result<()> {
         .bind(field_values(&i.response.fields));
     let (sig, count) = klaxon_core::response::similarity::title_signature(&i.title);
     sql.push(", ").bind(sig).push(", ").bind(count);
+    // The `ever_muted` filter of /incident/list (RSP-503).
+    sql.push(", ").bind(i.response.ever_muted);
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use harness::{Db, random_hex};
 use std::collections::BTreeMap;
 
 use klaxon_core::condition::Condition;
+use klaxon_core::flapping::FlappingConfig;
 use klaxon_core::grouping::GroupingConfig;
 use klaxon_core::model::{EventOrigin, Millis, NewEvent, Status};
 use klaxon_core::noise::{NoiseRule, OneOff, RuleKind};
@@ -58,6 +59,7 @@ async fn grouped_channel(db: &Db, b: &Bootstrap, name: &str, window_minutes: i64
         auto_resolve_mode: "trigger".into(),
         grouping: policy(window_minutes),
         storm_thresholds: vec![2, 4],
+        flapping: FlappingConfig::default(),
     };
     db.store
         .create_channel(b.account_id, b.owner_member_id, &draft, T0)

@@ -197,9 +197,10 @@ on_both_backends!(
                 json!({"group": {"method": "p", "cases": [{"if": [], "equals": [["title"]]}]}}),
                 "group.cases[0].if",
             ),
+            (json!({"flapping": {"mode": "sometimes"}}), "flapping.mode"),
             (
-                json!({"flapping": {"is_disabled": false, "max_changes": 4}}),
-                "flapping.mode",
+                json!({"flapping": {"max_changes": 1}}),
+                "flapping.max_changes",
             ),
         ];
         for (patch, field) in cases {

@@ -8,14 +8,17 @@
 //!   `storm_thresholds` clears them: absent and empty mean the same, openapi-compat.md 1.3).
 //! - `auto_resolve_timeout` (0 or 60–2 592 000 s), `auto_resolve_mode` (`trigger`|`update`),
 //!   `disable_auto_close` (`true` stores timeout 0).
-//! - `flapping{…}`: flapping detection (ING-180) is not in this version, so only a setting that
-//!   maps to mode `off` is accepted; anything else is refused rather than stored and ignored.
+//! - `flapping{is_disabled, max_changes, in_mins, mute_mins, mode}` ↔ the flapping settings
+//!   (ING-180…184). `mode` wins when present; without it `is_disabled` and `mute_mins` decide
+//!   (ingest.md §1.5.2). Missing numbers take the defaults (4 / 60 / 60). On update an absent
+//!   `flapping` leaves the settings unchanged; a present one replaces them.
 //!
 //! Creating a channel creates no integration: the spec asks for none (integrations are made
 //! with `/integration/create`). Every refusal names the field and changes nothing.
 
 use klaxon_core::condition::Condition;
 use klaxon_core::error::{ApiError, ErrorCode};
+use klaxon_core::flapping::{self, FlappingConfig, FlappingMode};
 use klaxon_core::grouping::{self, FineRule, GroupingConfig, Scope, WindowType};
 use klaxon_core::model::ChannelStatus;
 use klaxon_store::{ChannelDraft, ChannelSettings, StoreError};
@@ -85,8 +88,21 @@ pub fn render(s: &ChannelSettings) -> Value {
     let mut v = wire::channel(&s.channel);
     if let Some(obj) = v.as_object_mut() {
         obj.insert("group".into(), group_json(&s.grouping, &s.storm_thresholds));
+        obj.insert("flapping".into(), flapping_json(&s.flapping));
     }
     v
+}
+
+/// ingest.md §1.5.2, read direction: `mode` and `is_disabled` (= `mode = off`) with the
+/// numbers.
+fn flapping_json(f: &FlappingConfig) -> Value {
+    json!({
+        "mode": f.mode.as_str(),
+        "is_disabled": f.mode == FlappingMode::Off,
+        "max_changes": f.max_changes,
+        "in_mins": f.in_mins,
+        "mute_mins": f.mute_mins,
+    })
 }
 
 /// ingest.md §1.5.1, read direction.
@@ -295,34 +311,52 @@ fn parse_group(v: &Value) -> Result<(GroupingConfig, Vec<i64>), ApiError> {
     Ok((cfg, storm))
 }
 
-/// ingest.md §1.5.2 `flapping{is_disabled, max_changes, in_mins, mute_mins, mode}`: only
-/// settings meaning mode `off` are accepted in this version.
-fn check_flapping(v: &Value) -> Result<(), ApiError> {
+/// ingest.md §1.5.2, write direction: `flapping{is_disabled, max_changes, in_mins,
+/// mute_mins, mode}`. `mode` wins when present; without it, `is_disabled = true` means off and
+/// otherwise the mute window decides: `mute_mins = 0` is remind, `mute_mins > 0` is
+/// remind_suppress (the SaaS treats a mute window as suppression). The mute window read there
+/// is the effective one, so an omitted `mute_mins` counts as its default 60.
+fn parse_flapping(v: &Value) -> Result<FlappingConfig, ApiError> {
     let Some(obj) = v.as_object() else {
         return Err(ApiError::invalid("flapping must be an object"));
     };
-    let mode = match obj.get("mode").filter(|v| !v.is_null()) {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+    let defaults = FlappingConfig::default();
+    let mut cfg = FlappingConfig {
+        max_changes: int(obj, "max_changes", "flapping.max_changes")?
+            .unwrap_or(defaults.max_changes),
+        in_mins: int(obj, "in_mins", "flapping.in_mins")?.unwrap_or(defaults.in_mins),
+        mute_mins: int(obj, "mute_mins", "flapping.mute_mins")?.unwrap_or(defaults.mute_mins),
+        ..defaults
+    };
+    let disabled = match obj.get("is_disabled").filter(|v| !v.is_null()) {
+        // Go clients omit `false`, so an absent is_disabled is false: enabled.
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::invalid("flapping.is_disabled must be a boolean")),
+    };
+    cfg.mode = match obj.get("mode").filter(|v| !v.is_null()) {
+        Some(Value::String(m)) if !m.is_empty() => FlappingMode::parse(m).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "flapping.mode must be off, remind or remind_suppress, not {m:?}"
+            ))
+        })?,
         Some(Value::String(_)) | None => {
-            match obj.get("is_disabled").filter(|v| !v.is_null()) {
-                // Go clients omit `false`, so an absent is_disabled is false: enabled.
-                Some(Value::Bool(true)) => "off".to_string(),
-                Some(Value::Bool(false)) | None => "remind".to_string(),
-                Some(_) => return Err(ApiError::invalid("flapping.is_disabled must be a boolean")),
+            if disabled {
+                FlappingMode::Off
+            } else if cfg.mute_mins == 0 {
+                FlappingMode::Remind
+            } else {
+                FlappingMode::RemindSuppress
             }
         }
-        Some(_) => return Err(ApiError::invalid("flapping.mode must be a string")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "flapping.mode must be off, remind or remind_suppress",
+            ));
+        }
     };
-    match mode.as_str() {
-        "off" => Ok(()),
-        "remind" | "remind_suppress" => Err(ApiError::invalid(
-            "flapping.mode: flapping detection is not available in this version; only mode off \
-             (is_disabled = true) is accepted",
-        )),
-        other => Err(ApiError::invalid(format!(
-            "flapping.mode must be off, remind or remind_suppress, not {other:?}"
-        ))),
-    }
+    flapping::validate(&cfg).map_err(field_err)?;
+    Ok(cfg)
 }
 
 /// Reads the body over `base` (update) or the defaults (create) and validates the result.
@@ -341,6 +375,7 @@ async fn draft(
         auto_resolve_mode: "trigger".to_string(),
         grouping: GroupingConfig::default(),
         storm_thresholds: Vec::new(),
+        flapping: FlappingConfig::default(),
     });
     if let Some(name) = args.str("channel_name")? {
         d.channel_name = name.trim().to_string();
@@ -407,7 +442,7 @@ async fn draft(
         d.storm_thresholds = storm;
     }
     if let Some(f) = args.raw().get("flapping").filter(|v| !v.is_null()) {
-        check_flapping(f)?;
+        d.flapping = parse_flapping(f)?;
     }
     Ok(d)
 }

@@ -345,6 +345,7 @@ async fn incident_list(state: &AppState, caller: &Caller, args: &Args) -> Result
         creator_ids: args.i64_list("creator_ids")?,
         closer_ids: args.i64_list("closer_ids")?,
         is_snoozed: args.bool("is_snoozed")?,
+        ever_muted: args.bool("ever_muted")?,
         now: state.clock.now(),
         responder_ids: args.i64_list("responder_ids")?,
         acker_ids: args.i64_list("acker_ids")?,

@@ -469,6 +469,7 @@ fn outcome_json(o: &EventOutcome) -> Value {
         "event_id": o.event_id,
         "alert_id": o.alert_id,
         "incident_id": o.incident_id,
+        "is_flapping": o.is_flapping,
         "request_id": o.request_id,
         "channel_id": o.channel_id,
         "integration_id": o.integration_id,
