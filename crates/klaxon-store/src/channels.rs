@@ -34,6 +34,10 @@ pub struct ChannelDraft {
     pub auto_resolve_mode: String,
     pub grouping: GroupingConfig,
     pub storm_thresholds: Vec<i64>,
+    /// RSP-526.
+    pub is_private: bool,
+    /// OQ-47: ≤ 3 extra managing teams.
+    pub managing_team_ids: Vec<i64>,
 }
 
 impl ChannelSettings {
@@ -47,6 +51,8 @@ impl ChannelSettings {
             auto_resolve_mode: self.channel.auto_resolve_mode.clone(),
             grouping: self.grouping.clone(),
             storm_thresholds: self.storm_thresholds.clone(),
+            is_private: self.channel.is_private,
+            managing_team_ids: self.channel.managing_team_ids.clone(),
         }
     }
 }
@@ -140,7 +146,7 @@ impl crate::Store {
         let mut sql = Sql::new(
             "INSERT INTO channels (account_id, channel_name, description, team_id, creator_id, \
              status, auto_resolve_timeout, auto_resolve_mode, grouping, storm_thresholds, \
-             created_at, updated_at) VALUES (",
+             is_private, managing_team_ids, created_at, updated_at) VALUES (",
         );
         sql.bind(account_id)
             .push(", ")
@@ -159,6 +165,10 @@ impl crate::Store {
             .bind(json(&d.grouping)?)
             .push(", ")
             .bind(json(&d.storm_thresholds)?)
+            .push(", ")
+            .bind(d.is_private)
+            .push(", ")
+            .bind(json(&d.managing_team_ids)?)
             .push(", ")
             .bind(now)
             .push(", ")
@@ -191,6 +201,10 @@ impl crate::Store {
             .bind(json(&d.grouping)?)
             .push(", storm_thresholds = ")
             .bind(json(&d.storm_thresholds)?)
+            .push(", is_private = ")
+            .bind(d.is_private)
+            .push(", managing_team_ids = ")
+            .bind(json(&d.managing_team_ids)?)
             .push(", updated_at = ")
             .bind(now)
             .push(" WHERE status <> 'deleted' AND account_id = ")

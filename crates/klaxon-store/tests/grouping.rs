@@ -58,6 +58,8 @@ async fn grouped_channel(db: &Db, b: &Bootstrap, name: &str, window_minutes: i64
         auto_resolve_mode: "trigger".into(),
         grouping: policy(window_minutes),
         storm_thresholds: vec![2, 4],
+        is_private: false,
+        managing_team_ids: Vec::new(),
     };
     db.store
         .create_channel(b.account_id, b.owner_member_id, &draft, T0)
