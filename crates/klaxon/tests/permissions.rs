@@ -387,6 +387,9 @@ on_both_backends!(
             )
             .await;
         ok(s, &b);
+        // An invitation may grant a custom role too.
+        let (invited, _) = m.member("acker@example.com", &[role]).await;
+        assert_eq!(m.roles_of(invited).await, json!([role]));
         let (s, b) = m
             .api_with(&viewer_key, "/incident/unack", unack.clone())
             .await;
