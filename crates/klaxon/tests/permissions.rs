@@ -514,6 +514,45 @@ on_both_backends!(
             )
             .await;
         ok(s, &b);
+        // spec: RSP-527 — the same holds for what is configured inside the channel: the
+        // creator's silence rule can be neither made nor changed by the Admin, even when
+        // the body names another channel.
+        let now = now_secs();
+        let rule = json!({
+            "channel_id": ch,
+            "rule_name": "maintenance",
+            "time_filter": {"start_time": now, "end_time": now + 3600},
+            "filters": [[{"key": "labels.env", "oper": "IN", "vals": ["test"]}]],
+        });
+        let (s, b) = m
+            .api_with(&admin_key, "/channel/silence/rule/create", rule.clone())
+            .await;
+        assert!(refused(s, &b, "AccessDenied", 403).contains("data permission"));
+        let (s, b) = m
+            .api_with(&creator_key, "/channel/silence/rule/create", rule.clone())
+            .await;
+        let rule_id = ok(s, &b)["rule_id"].as_str().unwrap().to_string();
+        let (s, b) = m
+            .api_with(
+                &admin_key,
+                "/channel/create",
+                json!({"channel_name": "admins"}),
+            )
+            .await;
+        let admins_channel = ok(s, &b)["channel_id"].as_i64().unwrap();
+        let (s, b) = m
+            .api_with(
+                &admin_key,
+                "/channel/silence/rule/disable",
+                json!({"rule_id": rule_id, "channel_id": admins_channel}),
+            )
+            .await;
+        refused(s, &b, "AccessDenied", 403);
+        let (s, b) =
+            m.ts.api("/channel/silence/rule/info", json!({"rule_id": rule_id}))
+                .await;
+        assert_eq!(ok(s, &b)["status"], "enabled", "{b}");
+
         // A managing team's member may change it once the team manages it.
         let (s, b) =
             m.ts.api(

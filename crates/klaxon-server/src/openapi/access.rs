@@ -24,9 +24,10 @@ pub enum Access {
     Member,
     /// A feature permission point (RSP-521).
     Point(Point),
-    /// `Channels Manage` plus the data permission (RSP-527) on the channel the body's
-    /// `channel_id` names: its creator, the members of its team and managing teams, the
-    /// owner. Checked by [`check_object`] once the body is read.
+    /// `Channels Manage` plus the data permission (RSP-527) on the channel the call changes
+    /// (the body's `channel_id`, or the channel of the rule its `rule_id` names): its
+    /// creator, the members of its team and managing teams, the owner. Checked by
+    /// [`check_object`] once the body is read.
     ChannelWrite,
     /// Member role changes: `Members Manage`, except that anyone may drop their own roles
     /// (RSP-525). The handler must decide with `permissions::may_change_roles` for every
@@ -81,32 +82,32 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/channel/disable", ChannelWrite),
     ("/channel/escalate/rule/list", P(ChannelsRead)),
     ("/channel/escalate/rule/info", P(ChannelsRead)),
-    ("/channel/escalate/rule/create", P(ChannelsManage)),
-    ("/channel/escalate/rule/update", P(ChannelsManage)),
-    ("/channel/escalate/rule/delete", P(ChannelsManage)),
-    ("/channel/escalate/rule/enable", P(ChannelsManage)),
-    ("/channel/escalate/rule/disable", P(ChannelsManage)),
+    ("/channel/escalate/rule/create", ChannelWrite),
+    ("/channel/escalate/rule/update", ChannelWrite),
+    ("/channel/escalate/rule/delete", ChannelWrite),
+    ("/channel/escalate/rule/enable", ChannelWrite),
+    ("/channel/escalate/rule/disable", ChannelWrite),
     ("/channel/silence/rule/list", P(ChannelsRead)),
     ("/channel/silence/rule/info", P(ChannelsRead)),
-    ("/channel/silence/rule/create", P(ChannelsManage)),
-    ("/channel/silence/rule/update", P(ChannelsManage)),
-    ("/channel/silence/rule/delete", P(ChannelsManage)),
-    ("/channel/silence/rule/enable", P(ChannelsManage)),
-    ("/channel/silence/rule/disable", P(ChannelsManage)),
+    ("/channel/silence/rule/create", ChannelWrite),
+    ("/channel/silence/rule/update", ChannelWrite),
+    ("/channel/silence/rule/delete", ChannelWrite),
+    ("/channel/silence/rule/enable", ChannelWrite),
+    ("/channel/silence/rule/disable", ChannelWrite),
     ("/channel/inhibit/rule/list", P(ChannelsRead)),
     ("/channel/inhibit/rule/info", P(ChannelsRead)),
-    ("/channel/inhibit/rule/create", P(ChannelsManage)),
-    ("/channel/inhibit/rule/update", P(ChannelsManage)),
-    ("/channel/inhibit/rule/delete", P(ChannelsManage)),
-    ("/channel/inhibit/rule/enable", P(ChannelsManage)),
-    ("/channel/inhibit/rule/disable", P(ChannelsManage)),
+    ("/channel/inhibit/rule/create", ChannelWrite),
+    ("/channel/inhibit/rule/update", ChannelWrite),
+    ("/channel/inhibit/rule/delete", ChannelWrite),
+    ("/channel/inhibit/rule/enable", ChannelWrite),
+    ("/channel/inhibit/rule/disable", ChannelWrite),
     ("/channel/unsubscribe/rule/list", P(ChannelsRead)),
     ("/channel/unsubscribe/rule/info", P(ChannelsRead)),
-    ("/channel/unsubscribe/rule/create", P(ChannelsManage)),
-    ("/channel/unsubscribe/rule/update", P(ChannelsManage)),
-    ("/channel/unsubscribe/rule/delete", P(ChannelsManage)),
-    ("/channel/unsubscribe/rule/enable", P(ChannelsManage)),
-    ("/channel/unsubscribe/rule/disable", P(ChannelsManage)),
+    ("/channel/unsubscribe/rule/create", ChannelWrite),
+    ("/channel/unsubscribe/rule/update", ChannelWrite),
+    ("/channel/unsubscribe/rule/delete", ChannelWrite),
+    ("/channel/unsubscribe/rule/enable", ChannelWrite),
+    ("/channel/unsubscribe/rule/disable", ChannelWrite),
     ("/alert-event/outcome/list", P(ChannelsRead)),
     // Inbound integrations (openapi-compat.md 2.6.1): a dedicated integration is configured
     // inside its channel (RSP-521 Channels Manage); shared ones are not served yet.
@@ -204,6 +205,39 @@ pub fn check(actor: &Actor, path: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The channel a [`Access::ChannelWrite`] call changes: a rule's own channel when the body
+/// names an existing rule (the stored one, whatever `channel_id` the body claims), else the
+/// body's `channel_id`.
+async fn target_channel(
+    state: &AppState,
+    caller: &Caller,
+    path: &str,
+    args: &Args,
+) -> Result<Option<i64>, ApiError> {
+    let internal = |e: klaxon_store::StoreError| ApiError::internal(e.to_string());
+    if let Some(rule_id) = args.str("rule_id")?.filter(|r| !r.is_empty()) {
+        if path.starts_with("/channel/escalate/rule/") {
+            if let Some(rule) = state
+                .store
+                .escalation_rule(caller.account_id, &rule_id)
+                .await
+                .map_err(internal)?
+            {
+                return Ok(Some(rule.channel_id));
+            }
+        } else if path.contains("/rule/")
+            && let Some(rule) = state
+                .store
+                .noise_rule(caller.account_id, &rule_id, state.clock.now())
+                .await
+                .map_err(internal)?
+        {
+            return Ok(Some(rule.channel_id));
+        }
+    }
+    Ok(args.i64("channel_id")?.filter(|id| *id > 0))
+}
+
 /// The object check of routes that change one object (RSP-527), once the body is read. An
 /// unknown object passes: the handler answers `ResourceNotFound` as it would for anyone.
 pub async fn check_object(
@@ -215,7 +249,7 @@ pub async fn check_object(
     if access(path) != Some(Access::ChannelWrite) || caller.actor.is_owner {
         return Ok(());
     }
-    let Some(channel_id) = args.i64("channel_id")?.filter(|id| *id > 0) else {
+    let Some(channel_id) = target_channel(state, caller, path, args).await? else {
         return Ok(());
     };
     let Some(settings) = state
