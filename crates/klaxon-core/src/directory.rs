@@ -269,15 +269,17 @@ pub fn time_zone(field: &str, value: &str) -> Result<String, ApiError> {
     }
 }
 
-/// RSP §1.5 / openapi-compat.md 5.2 item 11: only the built-in role ids 2, 6 and 8 exist in
-/// this release. Duplicates are dropped; the order is ascending.
-pub fn role_ids(field: &str, ids: &[i64]) -> Result<Vec<i64>, ApiError> {
+/// RSP §1.5, RSP-524: role ids to grant — the built-in 2, 6 and 8 (openapi-compat.md 5.2
+/// item 11) or one of the account's `custom` roles. Duplicates are dropped; ascending.
+pub fn role_ids(field: &str, ids: &[i64], custom: &[i64]) -> Result<Vec<i64>, ApiError> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        if !BUILTIN_ROLES.contains(id) {
+        if !BUILTIN_ROLES.contains(id) && !custom.contains(id) {
             return Err(invalid(
                 field,
-                &format!("has an unknown role id {id} (2 Admin, 6 Responder, 8 Viewer)"),
+                &format!(
+                    "has an unknown role id {id} (2 Admin, 6 Responder, 8 Viewer, or a custom role)"
+                ),
             ));
         }
         out.push(*id);
@@ -376,16 +378,21 @@ mod tests {
         assert_eq!(mask_phone(""), "");
     }
 
-    // spec: RSP §1.5 (built-in roles 2, 6, 8)
+    // spec: RSP §1.5 (built-in roles 2, 6, 8), RSP-524 (custom roles)
     #[test]
-    fn only_builtin_roles() {
-        assert_eq!(role_ids("role_ids", &[8, 2, 8]).unwrap(), vec![2, 8]);
+    fn only_known_roles() {
+        assert_eq!(role_ids("role_ids", &[8, 2, 8], &[]).unwrap(), vec![2, 8]);
         assert!(
-            role_ids("role_ids", &[5])
+            role_ids("role_ids", &[5], &[])
                 .unwrap_err()
                 .message
                 .contains('5')
         );
+        assert_eq!(
+            role_ids("role_ids", &[101, 8], &[101]).unwrap(),
+            vec![8, 101]
+        );
+        assert!(role_ids("role_ids", &[102], &[101]).is_err());
         assert!(locale("locale", "zh-CN").is_ok());
         assert!(locale("locale", "fr-FR").is_err());
         assert!(time_zone("time_zone", "Asia/Shanghai").is_ok());

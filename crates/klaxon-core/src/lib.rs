@@ -14,6 +14,7 @@ pub mod ids;
 pub mod merge;
 pub mod model;
 pub mod noise;
+pub mod permissions;
 pub mod ratelimit;
 pub mod response;
 pub mod schedule;

@@ -3,6 +3,7 @@
 //! (an empty body is `{}`, unknown fields are ignored, `0`/`""`/absent mean the same),
 //! clamped paging.
 
+mod access;
 mod app_keys;
 mod args;
 mod calendars;
@@ -15,6 +16,7 @@ mod incident_actions;
 mod integrations;
 mod members;
 mod noise;
+mod roles;
 mod schedules;
 mod teams;
 
@@ -26,6 +28,7 @@ use axum::response::Response;
 use axum::routing::any;
 use http_body_util::{BodyExt, Limited};
 use klaxon_core::error::{ApiError, ErrorCode, Surface};
+use klaxon_core::permissions::Actor;
 use klaxon_core::ratelimit::Admission;
 use klaxon_store::AppKeyUse;
 use serde_json::{Map, Value};
@@ -38,7 +41,8 @@ pub use args::Args;
 /// Open API bodies above this are refused with 413 `EntityTooLarge` (openapi-compat.md 1.5).
 const MAX_API_BODY: usize = 1024 * 1024;
 
-pub fn routes() -> Router<AppState> {
+/// Every path the Open API serves (each must have a rule in `access::ROUTES`).
+fn served_paths() -> impl Iterator<Item = &'static str> {
     handlers::PATHS
         .iter()
         .chain(incident_actions::PATHS)
@@ -49,7 +53,12 @@ pub fn routes() -> Router<AppState> {
         .chain(channels::PATHS)
         .chain(app_keys::PATHS)
         .chain(changes::PATHS)
-        .fold(Router::new(), |r, path| r.route(path, any(api)))
+        .chain(roles::PATHS)
+        .copied()
+}
+
+pub fn routes() -> Router<AppState> {
+    served_paths().fold(Router::new(), |r, path| r.route(path, any(api)))
 }
 
 /// The authenticated caller of an Open API request.
@@ -60,6 +69,9 @@ pub struct Caller {
     /// Called with an account-level APP key (response.md §1.26): acts as the owner
     /// (`member_id` is the owner's), but is no member.
     pub account_key: bool,
+    /// The caller's permissions (response.md §2.29), loaded once at authentication so no
+    /// check needs a query of its own.
+    pub actor: Actor,
 }
 
 async fn api(
@@ -133,7 +145,14 @@ async fn serve(
     {
         return Err(Failure::Throttled { limit, reset_at });
     }
+    // RSP-520: the feature permission of the route, before the body is even read.
+    access::check(&caller.actor, path)?;
     let args = read_body(headers, body).await?;
+    // RSP-527: the data permission of routes that change one object.
+    access::check_object(state, &caller, path, &args).await?;
+    if let Some(result) = roles::dispatch(state, &caller, path, &args).await {
+        return Ok(result?);
+    }
     if let Some(result) = incident_actions::dispatch(state, &caller, path, &args).await {
         // An incident action may have decided notifications: wake this node's sender.
         state.delivery_ready.notify_one();
@@ -192,11 +211,7 @@ async fn authenticate(
     let key = from_query.or(from_header).unwrap_or_default();
     if key.is_empty() {
         if let Some(session) = crate::signin::session_of(state, method, headers).await? {
-            return Ok(Caller {
-                account_id: session.account_id,
-                member_id: session.member_id,
-                account_key: false,
-            });
+            return member_caller(state, session.account_id, session.member_id).await;
         }
         return Err(ApiError::new(
             ErrorCode::Unauthorized,
@@ -212,11 +227,7 @@ async fn authenticate(
         return Err(ApiError::new(ErrorCode::Unauthorized, "app_key is invalid"));
     };
     if found.member_id != 0 {
-        return Ok(Caller {
-            account_id: found.account_id,
-            member_id: found.member_id,
-            account_key: false,
-        });
+        return member_caller(state, found.account_id, found.member_id).await;
     }
     // An account-level key acts as the owner (§1.26).
     let owner = state
@@ -229,6 +240,35 @@ async fn authenticate(
         account_id: found.account_id,
         member_id: owner,
         account_key: true,
+        actor: Actor::owner(owner),
+    })
+}
+
+/// A member's caller with their roles (RSP-611: a key acts with its owner's **current**
+/// permissions). A deleted member's key or session no longer authenticates (RSP-553).
+async fn member_caller(
+    state: &AppState,
+    account_id: i64,
+    member_id: i64,
+) -> Result<Caller, ApiError> {
+    let record = state
+        .store
+        .actor(account_id, member_id)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot load the caller's roles: {e}")))?
+        .ok_or_else(|| {
+            ApiError::new(ErrorCode::Unauthorized, "the caller is no longer a member")
+        })?;
+    Ok(Caller {
+        account_id,
+        member_id,
+        account_key: false,
+        actor: Actor::new(
+            member_id,
+            record.is_owner,
+            &record.role_ids,
+            &record.custom_roles,
+        ),
     })
 }
 

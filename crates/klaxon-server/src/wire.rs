@@ -184,7 +184,7 @@ pub fn channel(c: &Channel) -> Value {
         "description": c.description,
         "account_id": c.account_id,
         "team_id": c.team_id,
-        "managing_team_ids": [],
+        "managing_team_ids": c.managing_team_ids,
         "creator_id": c.creator_id,
         "status": c.status.as_str(),
         "auto_resolve_timeout": c.auto_resolve_timeout,
@@ -192,7 +192,7 @@ pub fn channel(c: &Channel) -> Value {
         "disable_auto_close": c.auto_resolve_timeout == 0,
         "group": { "method": "n" },
         "flapping": { "mode": "off", "is_disabled": true },
-        "is_private": false,
+        "is_private": c.is_private,
         "created_at": secs(c.created_at),
         "updated_at": secs(c.updated_at),
     })

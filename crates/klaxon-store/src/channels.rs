@@ -38,6 +38,10 @@ pub struct ChannelDraft {
     pub grouping: GroupingConfig,
     pub storm_thresholds: Vec<i64>,
     pub flapping: FlappingConfig,
+    /// RSP-526.
+    pub is_private: bool,
+    /// OQ-47: ≤ 3 extra managing teams.
+    pub managing_team_ids: Vec<i64>,
 }
 
 impl ChannelSettings {
@@ -52,6 +56,8 @@ impl ChannelSettings {
             grouping: self.grouping.clone(),
             storm_thresholds: self.storm_thresholds.clone(),
             flapping: self.flapping,
+            is_private: self.channel.is_private,
+            managing_team_ids: self.channel.managing_team_ids.clone(),
         }
     }
 }
@@ -152,7 +158,7 @@ impl crate::Store {
         let mut sql = Sql::new(
             "INSERT INTO channels (account_id, channel_name, description, team_id, creator_id, \
              status, auto_resolve_timeout, auto_resolve_mode, grouping, storm_thresholds, \
-             flapping, created_at, updated_at) VALUES (",
+             flapping, is_private, managing_team_ids, created_at, updated_at) VALUES (",
         );
         sql.bind(account_id)
             .push(", ")
@@ -173,6 +179,10 @@ impl crate::Store {
             .bind(json(&d.storm_thresholds)?)
             .push(", ")
             .bind(json(&d.flapping)?)
+            .push(", ")
+            .bind(d.is_private)
+            .push(", ")
+            .bind(json(&d.managing_team_ids)?)
             .push(", ")
             .bind(now)
             .push(", ")
@@ -207,6 +217,10 @@ impl crate::Store {
             .bind(json(&d.storm_thresholds)?)
             .push(", flapping = ")
             .bind(json(&d.flapping)?)
+            .push(", is_private = ")
+            .bind(d.is_private)
+            .push(", managing_team_ids = ")
+            .bind(json(&d.managing_team_ids)?)
             .push(", updated_at = ")
             .bind(now)
             .push(" WHERE status <> 'deleted' AND account_id = ")

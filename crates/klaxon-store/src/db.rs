@@ -343,6 +343,21 @@ impl Sql {
         self.push(")")
     }
 
+    /// `AND column NOT IN (…)`; nothing when `values` is empty.
+    pub fn and_not_in<T: Clone + Into<Arg>>(&mut self, column: &str, values: &[T]) -> &mut Self {
+        if values.is_empty() {
+            return self;
+        }
+        self.push(" AND ").push(column).push(" NOT IN (");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(v.clone());
+        }
+        self.push(")")
+    }
+
     /// Like [`Sql::and_in`], with the list padded to a power of two by repeating its last
     /// value (same meaning: `IN` ignores duplicates). Lists of varying length then share a
     /// few statement texts, which each connection prepares once and caches, instead of one

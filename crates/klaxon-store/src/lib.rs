@@ -40,6 +40,7 @@ mod process;
 mod query;
 pub mod records;
 mod response;
+mod roles;
 mod rows;
 mod schedules;
 mod signin;
@@ -68,6 +69,7 @@ pub use response::{
     ActionContext, ActionResult, DueTimer, FeedEntry, MergeRefusal, OutboxEntry, RuleRefusal,
     TIMER_CLAIM_MS,
 };
+pub use roles::{ActorRecord, RoleRecord, RoleWrite};
 pub use schedules::ScheduleFilter;
 pub use signin::{
     AppKeyInfo, AppKeyUse, LAST_USED_GRANULARITY_MS, LockoutPolicy, LoginCandidate, NewAppKey,

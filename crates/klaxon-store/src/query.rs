@@ -353,6 +353,7 @@ pub(crate) async fn list_incidents(
         sql.and_in("progress", &progress);
         sql.and_in("incident_severity", &severities);
         sql.and_in("channel_id", &f.channel_ids);
+        sql.and_not_in("channel_id", &f.hidden_channel_ids);
         sql.and_in("incident_id", &ids);
         sql.and_in("num", &nums);
         sql.and_in("creator_id", &f.creator_ids);

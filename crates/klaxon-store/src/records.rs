@@ -43,6 +43,10 @@ pub struct Channel {
     pub status: ChannelStatus,
     pub auto_resolve_timeout: i64,
     pub auto_resolve_mode: String,
+    /// RSP-526: incidents of a private channel are listed only for its people.
+    pub is_private: bool,
+    /// OQ-47: managing teams in addition to `team_id` (≤ 3).
+    pub managing_team_ids: Vec<i64>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
@@ -202,6 +206,9 @@ pub struct IncidentFilter {
     pub acker_ids: Vec<i64>,
     /// Custom field filters: every field must have one of its listed values (RSP-503).
     pub fields: Vec<(String, Vec<String>)>,
+    /// Channels whose incidents the caller may not list (private channels, RSP-507,
+    /// RSP-526); left out of the page and of `total`.
+    pub hidden_channel_ids: Vec<i64>,
 }
 
 /// `/alert/list` filters (openapi-compat.md 2.3).

@@ -81,7 +81,8 @@ pub(crate) fn member(row: &AnyRow) -> Result<Member> {
 }
 
 pub(crate) const CHANNEL_COLUMNS: &str = "channel_id, account_id, channel_name, description, \
-     team_id, creator_id, status, auto_resolve_timeout, auto_resolve_mode, created_at, updated_at";
+     team_id, creator_id, status, auto_resolve_timeout, auto_resolve_mode, is_private, \
+     managing_team_ids, created_at, updated_at";
 
 pub(crate) fn channel(row: &AnyRow) -> Result<Channel> {
     Ok(Channel {
@@ -94,6 +95,8 @@ pub(crate) fn channel(row: &AnyRow) -> Result<Channel> {
         status: get_enum::<ChannelStatus>(row, "status")?,
         auto_resolve_timeout: get_i64(row, "auto_resolve_timeout")?,
         auto_resolve_mode: get_str(row, "auto_resolve_mode")?,
+        is_private: get_bool(row, "is_private")?,
+        managing_team_ids: get_json(row, "managing_team_ids")?,
         created_at: get_i64(row, "created_at")?,
         updated_at: get_i64(row, "updated_at")?,
     })

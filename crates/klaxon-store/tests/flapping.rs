@@ -373,6 +373,8 @@ async fn incidents_of_one_batch_count_in_creation_order(db: &Db) {
                 grouping: Default::default(),
                 storm_thresholds: vec![],
                 flapping: FlappingConfig::default(),
+                is_private: false,
+                managing_team_ids: Vec::new(),
             },
             T0,
         )

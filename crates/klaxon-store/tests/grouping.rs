@@ -60,6 +60,8 @@ async fn grouped_channel(db: &Db, b: &Bootstrap, name: &str, window_minutes: i64
         grouping: policy(window_minutes),
         storm_thresholds: vec![2, 4],
         flapping: FlappingConfig::default(),
+        is_private: false,
+        managing_team_ids: Vec::new(),
     };
     db.store
         .create_channel(b.account_id, b.owner_member_id, &draft, T0)

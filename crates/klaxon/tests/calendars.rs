@@ -56,10 +56,14 @@ async fn store_of(t: &TestServer) -> Store {
     Store::connect(&url, StoreOptions::default()).await.unwrap()
 }
 
-/// Invites a member and gives them an APP key; returns (member id, key).
+/// Invites a member as a Responder (an API invitation without roles grants Viewer, who may
+/// not change calendars, RSP-522) and gives them an APP key; returns (member id, key).
 async fn member_with_key(t: &TestServer, email: &str) -> (i64, String) {
     let (s, b) = t
-        .api("/member/invite", json!({"members": [{"email": email}]}))
+        .api(
+            "/member/invite",
+            json!({"members": [{"email": email, "role_ids": [6]}]}),
+        )
         .await;
     let id = ok(s, &b)["items"][0]["member_id"].as_i64().unwrap();
     let (s, b) = t.api("/account/info", json!({})).await;

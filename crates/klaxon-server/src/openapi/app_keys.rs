@@ -8,8 +8,8 @@
 //!   only its last four characters (`key_hint`).
 //! - delete: `key_id`; one's own key, or any key for the owner. It stops working at once.
 //!
-//! Creating and deleting need `API Keys Manage` (RSP-521): the owner, Admin (2) and Responder
-//! (6) hold it, and so does a member without roles (RSP-522); a Viewer (8) does not.
+//! Creating and deleting need `API Keys Manage`, listing `API Keys Read` (RSP-521): checked
+//! centrally by the route table (`super::access`) before these handlers run.
 
 use klaxon_core::error::{ApiError, ErrorCode};
 use klaxon_store::{AppKeyInfo, Member};
@@ -60,20 +60,6 @@ async fn me(state: &AppState, caller: &Caller) -> Result<Member, ApiError> {
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "the caller is no longer a member"))
 }
 
-/// RSP-521/522: `API Keys Manage`.
-fn may_manage(m: &Member) -> bool {
-    m.is_owner
-        || m.account_role_ids.is_empty()
-        || m.account_role_ids.iter().any(|r| *r == 2 || *r == 6)
-}
-
-fn manage_denied() -> ApiError {
-    ApiError::new(
-        ErrorCode::AccessDenied,
-        "feature permission API Keys Manage is missing",
-    )
-}
-
 async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
     let name = args.str("key_name")?.unwrap_or_default();
     let name = name.trim();
@@ -87,9 +73,6 @@ async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
     }
     let account_level = args.bool("account_level")?.unwrap_or(false);
     let member = me(state, caller).await?;
-    if !may_manage(&member) {
-        return Err(manage_denied());
-    }
     if account_level && !member.is_owner {
         return Err(ApiError::new(
             ErrorCode::AccessDenied,
@@ -143,9 +126,6 @@ async fn delete(state: &AppState, caller: &Caller, args: &Args) -> Result<(), Ap
         .filter(|id| *id > 0)
         .ok_or_else(|| ApiError::invalid("key_id: required"))?;
     let member = me(state, caller).await?;
-    if !may_manage(&member) {
-        return Err(manage_denied());
-    }
     let not_found = || {
         ApiError::new(
             ErrorCode::ResourceNotFound,

@@ -40,6 +40,8 @@ pub const PATHS: &[&str] = &[
 /// response.md 1.6: `channel_name` 1–59, `description` ≤ 500 characters.
 const NAME_MAX: usize = 59;
 const DESCRIPTION_MAX: usize = 500;
+/// response.md 1.6: at most 3 `managing_team_ids`.
+const MANAGING_TEAMS_MAX: usize = 3;
 /// ingest.md §1.3.6: `auto_resolve_timeout` 0 or 60–2 592 000 seconds.
 const AUTO_RESOLVE_MIN: i64 = 60;
 const AUTO_RESOLVE_MAX: i64 = 2_592_000;
@@ -376,6 +378,8 @@ async fn draft(
         grouping: GroupingConfig::default(),
         storm_thresholds: Vec::new(),
         flapping: FlappingConfig::default(),
+        is_private: false,
+        managing_team_ids: Vec::new(),
     });
     if let Some(name) = args.str("channel_name")? {
         d.channel_name = name.trim().to_string();
@@ -413,6 +417,39 @@ async fn draft(
             }
         }
         d.team_id = team;
+    }
+    // RSP-526: a private channel's incidents are listed only for its people.
+    if let Some(private) = args.bool("is_private")? {
+        d.is_private = private;
+    }
+    // §1.6, OQ-47: up to 3 managing teams besides team_id; present (even empty) replaces.
+    if args.raw().contains_key("managing_team_ids") {
+        let mut ids = args.i64_list("managing_team_ids")?;
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() > MANAGING_TEAMS_MAX {
+            return Err(ApiError::invalid(format!(
+                "managing_team_ids must hold at most {MANAGING_TEAMS_MAX} teams"
+            )));
+        }
+        if ids.iter().any(|t| *t <= 0) {
+            return Err(ApiError::invalid(
+                "managing_team_ids must hold team ids above 0",
+            ));
+        }
+        if !ids.is_empty() {
+            let found = state
+                .store
+                .teams(caller.account_id, &ids)
+                .await
+                .map_err(store_err)?;
+            if let Some(missing) = ids.iter().find(|t| !found.iter().any(|f| f.team_id == **t)) {
+                return Err(ApiError::invalid(format!(
+                    "managing_team_ids: team {missing} does not exist"
+                )));
+            }
+        }
+        d.managing_team_ids = ids;
     }
     if let Some(t) = args.i64("auto_resolve_timeout")? {
         d.auto_resolve_timeout = t;

@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use klaxon_core::error::{ApiError, ErrorCode};
 use klaxon_core::model::{Incident, Progress, Severity};
+use klaxon_core::permissions;
 use klaxon_store::{
     AlertFilter, ChannelFilter, EventFilter, IncidentFilter, Page, Paging, StoreError,
 };
@@ -350,6 +351,7 @@ async fn incident_list(state: &AppState, caller: &Caller, args: &Args) -> Result
         responder_ids: args.i64_list("responder_ids")?,
         acker_ids: args.i64_list("acker_ids")?,
         fields: field_filters(state, caller, args).await?,
+        hidden_channel_ids: hidden_channels(state, caller).await?,
     };
     let page = state
         .store
@@ -370,6 +372,38 @@ async fn incident_list(state: &AppState, caller: &Caller, args: &Args) -> Result
     Ok(page_json(&page, items))
 }
 
+/// RSP-526, RSP-507: the private channels whose incidents `caller` may not list, search or
+/// count. Owners and Admins see every channel and need no query; everyone else needs their
+/// teams and the account's private channels (usually few).
+pub(super) async fn hidden_channels(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<Vec<i64>, ApiError> {
+    if !permissions::visibility_needs_teams(&caller.actor) {
+        return Ok(Vec::new());
+    }
+    let private = state
+        .store
+        .private_channels(caller.account_id)
+        .await
+        .map_err(store_err)?;
+    if private.is_empty() {
+        return Ok(Vec::new());
+    }
+    let my_teams = state
+        .store
+        .member_team_ids(caller.account_id, caller.member_id)
+        .await
+        .map_err(store_err)?;
+    Ok(private
+        .iter()
+        .filter(|c| !permissions::listed(&caller.actor, &my_teams, Some(c)))
+        .map(|c| c.channel_id)
+        .collect())
+}
+
+/// RSP-526: opening an incident by its id needs only `Incidents Read` (checked by the route
+/// table): the shared-link case, even for a private channel the caller is not part of.
 async fn incident_info(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
     let id = args
         .str("incident_id")?

@@ -127,7 +127,8 @@ fn field(obj: &Map<String, Value>, name: &str, path: &str) -> Result<Option<Stri
     }
 }
 
-fn invitee(v: &Value, i: usize, account: &Account) -> Result<NewMember, ApiError> {
+/// `custom`: the ids of the account's custom roles (RSP-524), which invitations may grant too.
+fn invitee(v: &Value, i: usize, account: &Account, custom: &[i64]) -> Result<NewMember, ApiError> {
     let path = format!("members[{i}]");
     let Some(obj) = v.as_object() else {
         return Err(ApiError::invalid(format!("{path} must be an object")));
@@ -175,7 +176,7 @@ fn invitee(v: &Value, i: usize, account: &Account) -> Result<NewMember, ApiError
             )));
         }
     };
-    let mut role_ids = rules::role_ids(&format!("{path}.role_ids"), &role_ids)?;
+    let mut role_ids = rules::role_ids(&format!("{path}.role_ids"), &role_ids, custom)?;
     if role_ids.is_empty() {
         // RSP-550: an API invitation without roles grants Viewer.
         role_ids.push(rules::ROLE_VIEWER);
@@ -224,10 +225,18 @@ pub async fn invite(state: &AppState, caller: &Caller, args: &Args) -> Result<Va
         )));
     }
     let account = account(state, caller).await?;
+    let custom: Vec<i64> = state
+        .store
+        .custom_roles(caller.account_id, &[])
+        .await
+        .map_err(store_err)?
+        .iter()
+        .map(|r| r.role_id)
+        .collect();
     let invitees = members
         .iter()
         .enumerate()
-        .map(|(i, v)| invitee(v, i, &account))
+        .map(|(i, v)| invitee(v, i, &account, &custom))
         .collect::<Result<Vec<_>, _>>()?;
     let now = state.clock.now();
     let day_start = rules::day_start(now, &account.time_zone);

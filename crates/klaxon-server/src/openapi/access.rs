@@ -1,0 +1,328 @@
+//! The one place Open API routes meet the permission policy (response.md §2.29, RSP-520,
+//! RSP-521, RSP-529; DESIGN.md principle 6).
+//!
+//! [`ROUTES`] gives every Open API path the feature permission it needs. The dispatcher
+//! consults it after authentication and before the body is read, so a refused call changes
+//! nothing and no handler can forget the check; a path missing from the table is refused for
+//! everyone (deny by default), and a test makes sure every served path is in it.
+//!
+//! Data permissions (RSP-527) and incident visibility (RSP-526) depend on the object and are
+//! decided by `klaxon_core::permissions` in the handlers that load the object.
+
+use klaxon_core::error::{ApiError, ErrorCode};
+use klaxon_core::permissions::{self, Actor, DataScope, Denied, ObjectKind, Point};
+
+use super::{Args, Caller};
+use crate::state::AppState;
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Any authenticated member: the caller's own profile and account, and the directory
+    /// (names of members and teams, roles) that every screen needs to show people. §2.29
+    /// has no Read point for members, teams or roles.
+    Member,
+    /// A feature permission point (RSP-521).
+    Point(Point),
+    /// `Channels Manage` plus the data permission (RSP-527) on the channel the call changes
+    /// (the body's `channel_id`, or the channel of the rule its `rule_id` names): its
+    /// creator, the members of its team and managing teams, the owner. Checked by
+    /// [`check_object`] once the body is read.
+    ChannelWrite,
+    /// Member role changes: `Members Manage`, except that anyone may drop their own roles
+    /// (RSP-525). The handler must decide with `permissions::may_change_roles` for every
+    /// member it changes (openapi/roles.rs does).
+    RoleChange,
+}
+
+use Access::{ChannelWrite, Member, Point as P, RoleChange};
+use Point::*;
+
+/// Every Open API path and what it needs.
+pub const ROUTES: &[(&str, Access)] = &[
+    // Account and the caller.
+    ("/account/info", Member),
+    ("/member/info", Member),
+    ("/person/infos", Member),
+    // Members (RSP-521 Members Manage: invite, delete, roles).
+    ("/member/list", Member),
+    ("/member/invite", P(MembersManage)),
+    ("/member/delete", P(MembersManage)),
+    ("/member/info/reset", P(MembersManage)),
+    ("/member/role/grant", RoleChange),
+    ("/member/role/revoke", RoleChange),
+    ("/member/role/update", RoleChange),
+    // Roles (RSP-524).
+    ("/role/list", Member),
+    ("/role/info", Member),
+    ("/role/permission/list", Member),
+    ("/role/upsert", P(RolesManage)),
+    ("/role/delete", P(RolesManage)),
+    ("/role/enable", P(RolesManage)),
+    ("/role/disable", P(RolesManage)),
+    ("/role/member/grant", RoleChange),
+    ("/role/member/revoke", RoleChange),
+    // Teams.
+    ("/team/list", Member),
+    ("/team/info", Member),
+    ("/team/infos", Member),
+    ("/team/upsert", P(TeamsManage)),
+    ("/team/delete", P(TeamsManage)),
+    // APP keys (RSP-610).
+    ("/app-key/list", P(ApiKeysRead)),
+    ("/app-key/create", P(ApiKeysManage)),
+    ("/app-key/delete", P(ApiKeysManage)),
+    // Channels and everything configured inside them.
+    ("/channel/list", P(ChannelsRead)),
+    ("/channel/info", P(ChannelsRead)),
+    ("/channel/create", P(ChannelsManage)),
+    ("/channel/update", ChannelWrite),
+    ("/channel/delete", ChannelWrite),
+    ("/channel/enable", ChannelWrite),
+    ("/channel/disable", ChannelWrite),
+    ("/channel/escalate/rule/list", P(ChannelsRead)),
+    ("/channel/escalate/rule/info", P(ChannelsRead)),
+    ("/channel/escalate/rule/create", ChannelWrite),
+    ("/channel/escalate/rule/update", ChannelWrite),
+    ("/channel/escalate/rule/delete", ChannelWrite),
+    ("/channel/escalate/rule/enable", ChannelWrite),
+    ("/channel/escalate/rule/disable", ChannelWrite),
+    ("/channel/silence/rule/list", P(ChannelsRead)),
+    ("/channel/silence/rule/info", P(ChannelsRead)),
+    ("/channel/silence/rule/create", ChannelWrite),
+    ("/channel/silence/rule/update", ChannelWrite),
+    ("/channel/silence/rule/delete", ChannelWrite),
+    ("/channel/silence/rule/enable", ChannelWrite),
+    ("/channel/silence/rule/disable", ChannelWrite),
+    ("/channel/inhibit/rule/list", P(ChannelsRead)),
+    ("/channel/inhibit/rule/info", P(ChannelsRead)),
+    ("/channel/inhibit/rule/create", ChannelWrite),
+    ("/channel/inhibit/rule/update", ChannelWrite),
+    ("/channel/inhibit/rule/delete", ChannelWrite),
+    ("/channel/inhibit/rule/enable", ChannelWrite),
+    ("/channel/inhibit/rule/disable", ChannelWrite),
+    ("/channel/unsubscribe/rule/list", P(ChannelsRead)),
+    ("/channel/unsubscribe/rule/info", P(ChannelsRead)),
+    ("/channel/unsubscribe/rule/create", ChannelWrite),
+    ("/channel/unsubscribe/rule/update", ChannelWrite),
+    ("/channel/unsubscribe/rule/delete", ChannelWrite),
+    ("/channel/unsubscribe/rule/enable", ChannelWrite),
+    ("/channel/unsubscribe/rule/disable", ChannelWrite),
+    ("/alert-event/outcome/list", P(ChannelsRead)),
+    // Inbound integrations (openapi-compat.md 2.6.1): a dedicated integration is configured
+    // inside its channel (RSP-521 Channels Manage); shared ones are not served yet.
+    ("/integration/list", P(ChannelsRead)),
+    ("/integration/info", P(ChannelsRead)),
+    ("/integration/create", P(ChannelsManage)),
+    ("/integration/update", P(ChannelsManage)),
+    ("/integration/delete", P(ChannelsManage)),
+    ("/integration/enable", P(ChannelsManage)),
+    ("/integration/disable", P(ChannelsManage)),
+    ("/integration/rotate-key", P(ChannelsManage)),
+    // Incidents, their alerts and events: Read to look, Manage for every action of
+    // §2.2–§2.11 (RSP-001), quick silence (§2.11) included.
+    ("/incident/list", P(IncidentsRead)),
+    ("/incident/info", P(IncidentsRead)),
+    ("/incident/alert/list", P(IncidentsRead)),
+    ("/incident/feed", P(IncidentsRead)),
+    ("/incident/past/list", P(IncidentsRead)),
+    ("/incident/notification/list", P(IncidentsRead)),
+    ("/alert/list", P(IncidentsRead)),
+    ("/alert/info", P(IncidentsRead)),
+    ("/alert-event/list", P(IncidentsRead)),
+    ("/change/list", P(IncidentsRead)),
+    ("/incident/create", P(IncidentsManage)),
+    ("/incident/ack", P(IncidentsManage)),
+    ("/incident/unack", P(IncidentsManage)),
+    ("/incident/resolve", P(IncidentsManage)),
+    ("/incident/close", P(IncidentsManage)),
+    ("/incident/reopen", P(IncidentsManage)),
+    ("/incident/snooze", P(IncidentsManage)),
+    ("/incident/wake", P(IncidentsManage)),
+    ("/incident/comment", P(IncidentsManage)),
+    ("/incident/reset", P(IncidentsManage)),
+    ("/incident/field/reset", P(IncidentsManage)),
+    ("/incident/assign", P(IncidentsManage)),
+    ("/incident/merge", P(IncidentsManage)),
+    ("/incident/responder/add", P(IncidentsManage)),
+    ("/incident/quick-silence", P(IncidentsManage)),
+    // Custom fields.
+    ("/field/list", P(CustomFieldsRead)),
+    ("/field/info", P(CustomFieldsRead)),
+    ("/field/create", P(CustomFieldsManage)),
+    ("/field/update", P(CustomFieldsManage)),
+    ("/field/delete", P(CustomFieldsManage)),
+    // Schedules. A member's own iCal feed is theirs to reset.
+    ("/schedule/list", P(SchedulesRead)),
+    ("/schedule/info", P(SchedulesRead)),
+    ("/schedule/infos", P(SchedulesRead)),
+    ("/schedule/self", P(SchedulesRead)),
+    ("/schedule/preview", P(SchedulesRead)),
+    ("/schedule/self/feed/reset", P(SchedulesRead)),
+    ("/schedule/create", P(SchedulesManage)),
+    ("/schedule/update", P(SchedulesManage)),
+    ("/schedule/delete", P(SchedulesManage)),
+    ("/schedule/feed/reset", P(SchedulesManage)),
+    // Service calendars.
+    ("/calendar/list", P(CalendarsRead)),
+    ("/calendar/info", P(CalendarsRead)),
+    ("/calendar/event/list", P(CalendarsRead)),
+    ("/calendar/holiday/list", P(CalendarsRead)),
+    ("/calendar/create", P(CalendarsManage)),
+    ("/calendar/update", P(CalendarsManage)),
+    ("/calendar/delete", P(CalendarsManage)),
+    ("/calendar/event/upsert", P(CalendarsManage)),
+    ("/calendar/event/delete", P(CalendarsManage)),
+    ("/calendar/holiday/import", P(CalendarsManage)),
+    ("/calendar/holiday/delete", P(CalendarsManage)),
+];
+
+/// What `path` needs; `None` for a path the table does not know.
+pub fn access(path: &str) -> Option<Access> {
+    ROUTES.iter().find(|(p, _)| *p == path).map(|(_, a)| *a)
+}
+
+/// RSP-529: the wire error of a refusal (`permission_denied` → 403 `AccessDenied`).
+pub fn denied(d: &Denied) -> ApiError {
+    ApiError::new(ErrorCode::AccessDenied, d.to_string())
+}
+
+/// The route check: `Ok` when `actor` may call `path` at all.
+pub fn check(actor: &Actor, path: &str) -> Result<(), ApiError> {
+    match access(path) {
+        Some(Access::Member | Access::RoleChange) => Ok(()),
+        Some(Access::Point(point)) => {
+            permissions::allowed(actor, point, None).map_err(|d| denied(&d))
+        }
+        Some(Access::ChannelWrite) => {
+            permissions::allowed(actor, Point::ChannelsManage, None).map_err(|d| denied(&d))
+        }
+        // Deny by default: a served path without an entry is a bug, never an open door.
+        None => Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            format!("{path}: no permission rule is defined for this route"),
+        )),
+    }
+}
+
+/// The channel a [`Access::ChannelWrite`] call changes: a rule's own channel when the body
+/// names an existing rule (the stored one, whatever `channel_id` the body claims), else the
+/// body's `channel_id`.
+async fn target_channel(
+    state: &AppState,
+    caller: &Caller,
+    path: &str,
+    args: &Args,
+) -> Result<Option<i64>, ApiError> {
+    let internal = |e: klaxon_store::StoreError| ApiError::internal(e.to_string());
+    if let Some(rule_id) = args.str("rule_id")?.filter(|r| !r.is_empty()) {
+        if path.starts_with("/channel/escalate/rule/") {
+            if let Some(rule) = state
+                .store
+                .escalation_rule(caller.account_id, &rule_id)
+                .await
+                .map_err(internal)?
+            {
+                return Ok(Some(rule.channel_id));
+            }
+        } else if path.contains("/rule/")
+            && let Some(rule) = state
+                .store
+                .noise_rule(caller.account_id, &rule_id, state.clock.now())
+                .await
+                .map_err(internal)?
+        {
+            return Ok(Some(rule.channel_id));
+        }
+    }
+    Ok(args.i64("channel_id")?.filter(|id| *id > 0))
+}
+
+/// The object check of routes that change one object (RSP-527), once the body is read. An
+/// unknown object passes: the handler answers `ResourceNotFound` as it would for anyone.
+pub async fn check_object(
+    state: &AppState,
+    caller: &Caller,
+    path: &str,
+    args: &Args,
+) -> Result<(), ApiError> {
+    if access(path) != Some(Access::ChannelWrite) || caller.actor.is_owner {
+        return Ok(());
+    }
+    let Some(channel_id) = target_channel(state, caller, path, args).await? else {
+        return Ok(());
+    };
+    let Some(settings) = state
+        .store
+        .channel_settings(caller.account_id, channel_id)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+    else {
+        return Ok(());
+    };
+    let c = &settings.channel;
+    let scope = DataScope {
+        kind: ObjectKind::Channel,
+        creator_id: c.creator_id,
+        team_ids: std::iter::once(c.team_id)
+            .chain(c.managing_team_ids.iter().copied())
+            .filter(|t| *t != 0)
+            .collect(),
+    };
+    let my_teams = state
+        .store
+        .member_team_ids(caller.account_id, caller.member_id)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    permissions::allowed(
+        &caller.actor,
+        Point::ChannelsManage,
+        Some((&scope, &my_teams)),
+    )
+    .map_err(|d| denied(&d))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn every_served_path_has_exactly_one_rule() {
+        // spec: RSP-520 — every operation is guarded.
+        let mut seen = HashSet::new();
+        for (path, _) in ROUTES {
+            assert!(seen.insert(*path), "{path} is listed twice");
+        }
+        for path in super::super::served_paths() {
+            assert!(access(path).is_some(), "{path} has no permission rule");
+        }
+        for (path, _) in ROUTES {
+            assert!(
+                super::super::served_paths().any(|p| p == *path),
+                "{path} has a rule but is not served"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_paths_are_refused() {
+        // spec: RSP-520
+        let owner = Actor::owner(1);
+        let e = check(&owner, "/nowhere").unwrap_err();
+        assert_eq!(e.code, ErrorCode::AccessDenied);
+    }
+
+    #[test]
+    fn a_viewer_reads_but_does_not_act() {
+        // spec: RSP-522, RSP-529
+        let viewer = Actor::new(5, false, &[8], &[]);
+        assert!(check(&viewer, "/incident/list").is_ok());
+        let e = check(&viewer, "/incident/ack").unwrap_err();
+        assert_eq!(e.code, ErrorCode::AccessDenied);
+        assert!(e.message.contains("Incidents Manage"), "{}", e.message);
+        // Role changes pass the route check; the handler decides (RSP-525).
+        assert!(check(&viewer, "/member/role/revoke").is_ok());
+    }
+}
