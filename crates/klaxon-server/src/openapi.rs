@@ -33,7 +33,7 @@ use serde_json::{Map, Value};
 use crate::envelope::{failure, success, throttled};
 use crate::state::{AppState, new_request_id};
 
-pub use args::Args;
+pub(crate) use args::Args;
 
 /// Open API bodies above this are refused with 413 `EntityTooLarge` (openapi-compat.md 1.5).
 const MAX_API_BODY: usize = 1024 * 1024;
@@ -134,33 +134,44 @@ async fn serve(
         return Err(Failure::Throttled { limit, reset_at });
     }
     let args = read_body(headers, body).await?;
-    if let Some(result) = incident_actions::dispatch(state, &caller, path, &args).await {
+    Ok(perform(state, &caller, path, &args).await?)
+}
+
+/// Runs one Open API path for an authenticated caller. The console calls this too, so a page
+/// and the API share every rule (no second implementation).
+pub(crate) async fn perform(
+    state: &AppState,
+    caller: &Caller,
+    path: &str,
+    args: &Args,
+) -> Result<Option<Value>, ApiError> {
+    if let Some(result) = incident_actions::dispatch(state, caller, path, args).await {
         // An incident action may have decided notifications: wake this node's sender.
         state.delivery_ready.notify_one();
-        return Ok(result?);
+        return result;
     }
-    if let Some(result) = escalation::dispatch(state, &caller, path, &args).await {
-        return Ok(result?);
+    if let Some(result) = escalation::dispatch(state, caller, path, args).await {
+        return result;
     }
-    if let Some(result) = fields::dispatch(state, &caller, path, &args).await {
-        return Ok(result?);
+    if let Some(result) = fields::dispatch(state, caller, path, args).await {
+        return result;
     }
-    if let Some(result) = calendars::dispatch(state, &caller, path, &args).await {
-        return Ok(result?);
+    if let Some(result) = calendars::dispatch(state, caller, path, args).await {
+        return result;
     }
-    if let Some(result) = noise::dispatch(state, &caller, path, &args).await {
-        return Ok(result?);
+    if let Some(result) = noise::dispatch(state, caller, path, args).await {
+        return result;
     }
-    if let Some(result) = channels::dispatch(state, &caller, path, &args).await {
-        return Ok(result?);
+    if let Some(result) = channels::dispatch(state, caller, path, args).await {
+        return result;
     }
-    if let Some(result) = app_keys::dispatch(state, &caller, path, &args).await {
-        return Ok(result?);
+    if let Some(result) = app_keys::dispatch(state, caller, path, args).await {
+        return result;
     }
-    if let Some(result) = changes::dispatch(state, &caller, path, &args).await {
-        return Ok(result?);
+    if let Some(result) = changes::dispatch(state, caller, path, args).await {
+        return result;
     }
-    Ok(handlers::dispatch(state, &caller, path, &args).await?)
+    handlers::dispatch(state, caller, path, args).await
 }
 
 /// `app_key` in the query (the public scheme), or `Authorization: Bearer` (openapi-compat.md
