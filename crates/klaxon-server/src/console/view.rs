@@ -106,6 +106,42 @@ mod tests {
         assert_eq!(ago(0, 5), "-");
     }
 
+    /// The results fragment draws a thousand rows (more than a page ever holds) with every
+    /// title escaped.
+    #[test]
+    fn the_results_fragment_renders_a_thousand_incidents() {
+        let items: Vec<serde_json::Value> = (0..1000)
+            .map(|n| {
+                serde_json::json!({
+                    "incident_id": format!("{n:024x}"),
+                    "num": format!("{n:06X}"),
+                    "title": format!("<b>incident {n}</b>"),
+                    "incident_severity": "Critical",
+                    "progress": "Triggered",
+                    "channel_name": "Default",
+                    "start_time": 1_764_156_000 + n,
+                    "snoozed_before": 0,
+                    "active_alert_cnt": 1,
+                    "alert_cnt": 1,
+                })
+            })
+            .collect();
+        let r = minijinja::context! {
+            items => JValue::from(minijinja::value::Serde(&items)),
+            total => 1000,
+            total_text => "1000",
+            now => 1_764_160_000,
+            query => "who=all&range=7d",
+            page => 1,
+            pages => 10,
+            who => "all",
+        };
+        let html = render_string("results.html", minijinja::context! { r => r }).unwrap();
+        assert_eq!(html.matches("id=\"row-").count(), 1000);
+        assert!(html.contains("&lt;b&gt;incident 999&lt;&#x2f;b&gt;"));
+        assert!(!html.contains("<b>incident"));
+    }
+
     #[test]
     fn every_template_compiles() {
         for name in [
