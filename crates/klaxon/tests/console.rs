@@ -169,6 +169,19 @@ async fn value_of(c: &Client, css: &str) -> String {
         .unwrap_or_default()
 }
 
+/// How many visible form controls of the page have neither a `<label>` nor an `aria-label`.
+async fn unlabelled_inputs(c: &Client) -> i64 {
+    c.execute(
+        "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')] \
+         .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).length",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_i64()
+    .unwrap()
+}
+
 async fn type_into(c: &Client, css: &str, text: &str) {
     let e = c.find(Locator::Css(css)).await.unwrap();
     e.clear().await.unwrap();
@@ -209,6 +222,31 @@ async fn a_responder_handles_an_incident_in_the_browser() {
     c.goto(&format!("{}/incidents", t.base)).await.unwrap();
     assert!(c.current_url().await.unwrap().path() == "/signin");
     shoot(c, "signin").await;
+
+    // Keyboard: the e-mail field has the focus on arrival, Tab moves to the password, and
+    // the focus is visible.
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{E004}")
+        .await
+        .unwrap();
+    let focus = c
+        .execute(
+            "const e = document.activeElement; const s = getComputedStyle(e); \
+             return [e.id, s.outlineStyle, s.outlineWidth]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(focus[0], "password", "{focus}");
+    assert_eq!(focus[1], "solid", "the focus must be visible: {focus}");
+    // Every input of the form has a label.
+    assert_eq!(
+        unlabelled_inputs(c).await,
+        0,
+        "every sign-in input has a label"
+    );
 
     // A wrong password: the error sits next to the field and the typed e-mail stays.
     type_into(c, "#email", &email).await;
@@ -276,6 +314,11 @@ async fn a_responder_handles_an_incident_in_the_browser() {
         .unwrap();
     assert_eq!(kept, Value::Bool(true), "the list was reloaded");
     shoot(c, "incidents").await;
+    assert_eq!(
+        unlabelled_inputs(c).await,
+        0,
+        "every list input has a label"
+    );
 
     // Open it.
     c.find(Locator::LinkText("Disk full on db-7"))
@@ -317,6 +360,11 @@ async fn a_responder_handles_an_incident_in_the_browser() {
     })
     .await;
     shoot(c, "incident").await;
+    assert_eq!(
+        unlabelled_inputs(c).await,
+        0,
+        "every detail input has a label"
+    );
 
     // Close it.
     click(c, "#incident button[hx-post$='/close']").await;
@@ -498,7 +546,7 @@ async fn pages_need_a_session_and_actions_the_csrf_token() {
     assert_eq!(resp.status(), 401);
     let html = resp.text().await.unwrap();
     assert!(html.contains("value=\"owner@klaxon.local\""));
-    assert!(html.contains("id=\"password-error\">email or password is incorrect"));
+    assert!(html.contains("id=\"password-error\" role=\"alert\">email or password is incorrect"));
     let resp = t
         .http
         .post(format!("{}/signin", t.base))
@@ -512,7 +560,7 @@ async fn pages_need_a_session_and_actions_the_csrf_token() {
         resp.text()
             .await
             .unwrap()
-            .contains("id=\"email-error\">email: required")
+            .contains("id=\"email-error\" role=\"alert\">email: required")
     );
 
     let (cookie, csrf) = sign_in(&t).await;
