@@ -393,6 +393,44 @@ async fn a_responder_handles_an_incident_in_the_browser() {
         "Cleaning up old WAL files"
     );
 
+    // Batch: tick an incident in the list and close it from there.
+    c.goto(&format!("{}/incidents?who=all", t.base))
+        .await
+        .unwrap();
+    let (status, body) = t
+        .push(json!({
+            "event_status": "Warning",
+            "title_rule": "Queue backlog on mq-2",
+            "alert_key": "mq-2-backlog",
+        }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    until("the second incident in the list", || async {
+        text_of(c, "#results")
+            .await
+            .contains("Queue backlog on mq-2")
+    })
+    .await;
+    let row = c
+        .find(Locator::XPath(
+            "//tr[.//a[contains(., 'Queue backlog on mq-2')]]//input[@name='incident_ids']",
+        ))
+        .await
+        .unwrap();
+    row.click().await.unwrap();
+    click(c, "#batch button[value=close]").await;
+    until("the batch outcome", || async {
+        text_of(c, "#results .banner.ok").await == "1 incident closed."
+    })
+    .await;
+    let closed = t
+        .incidents()
+        .await
+        .into_iter()
+        .find(|i| i["title"] == "Queue backlog on mq-2")
+        .unwrap();
+    assert_eq!(closed["progress"], "Closed");
+
     // Sign out ends the session: a console page asks to sign in again.
     click(c, ".top button.link").await;
     until("the sign-in page", || async {
@@ -623,6 +661,60 @@ async fn pages_need_a_session_and_actions_the_csrf_token() {
         "{html}"
     );
     assert!(html.contains("value=\"0\""), "the typed value stays");
+
+    // Batch actions over the list: one incident each, through /incident/ack and
+    // /incident/close; a failure of one is reported without stopping the others (RSP-121).
+    let (_, body) = t
+        .api(
+            "/incident/create",
+            json!({"title": "Batch two", "incident_severity": "Info"}),
+        )
+        .await;
+    let second = body["data"]["incident_id"].as_str().unwrap().to_string();
+    let batch = |form: Vec<(&'static str, String)>| {
+        t.http
+            .post(format!("{}/incidents/batch?who=all", t.base))
+            .header("cookie", &cookie)
+            .header("x-klaxon-csrf", &csrf)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap())
+            .send()
+    };
+    let resp = batch(vec![
+        ("action", "ack".to_string()),
+        ("incident_ids", id.clone()),
+        ("incident_ids", second.clone()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("2 incidents acknowledged.")
+    );
+    let missing = "000000000000000000000000";
+    let resp = batch(vec![
+        ("action", "close".to_string()),
+        ("incident_ids", second.clone()),
+        ("incident_ids", missing.to_string()),
+    ])
+    .await
+    .unwrap();
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("1 of 2 incidents closed."), "{html}");
+    assert!(
+        html.contains(&format!("{missing}: incident {missing} not found")),
+        "{html}"
+    );
+    let resp = batch(vec![("action", "close".to_string())]).await.unwrap();
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("Select one or more incidents first.")
+    );
 
     // An unknown incident is a clear 404 page.
     let (status, html) = get_page(&t, &cookie, "/incident/detail/000000000000000000000000").await;
