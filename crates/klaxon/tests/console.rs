@@ -133,6 +133,24 @@ async fn shoot(c: &Client, name: &str) {
             overflow.as_i64().unwrap_or(0) <= 0,
             "{name} is wider than {width} px by {overflow}"
         );
+        // The whole page, not just the first screen: grow the window to the page's height.
+        let full = c
+            .execute("return document.documentElement.scrollHeight", vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap_or(0)
+            .min(4000) as u32;
+        let chrome = c
+            .execute("return window.outerHeight - window.innerHeight", vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap_or(0) as u32;
+        if full > height - chrome {
+            c.set_window_size(width, full + chrome).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let png = c.screenshot().await.unwrap();
         std::fs::write(dir.join(format!("{name}-{label}.png")), png).unwrap();
     }
