@@ -689,6 +689,10 @@ async fn pages_need_a_session_and_actions_the_csrf_token() {
         )
         .await;
     let second = body["data"]["incident_id"].as_str().unwrap().to_string();
+    // A notification's `?ack=1` link asks for one click; opening it changes nothing.
+    let (_, html) = get_page(&t, &cookie, &format!("/incident/detail/{second}?ack=1")).await;
+    assert!(html.contains("id=\"ask-ack\""));
+    assert!(html.contains("id=\"progress\">Triggered"));
     let batch = |form: Vec<(&'static str, String)>| {
         t.http
             .post(format!("{}/incidents/batch?who=all", t.base))
@@ -726,6 +730,39 @@ async fn pages_need_a_session_and_actions_the_csrf_token() {
         html.contains(&format!("{missing}: incident {missing} not found")),
         "{html}"
     );
+    // Reopen, snooze and wake on the detail page, each through its Open API action.
+    let act = |action: &'static str, form: &'static str| {
+        t.http
+            .post(format!("{}/incident/detail/{second}/{action}", t.base))
+            .header("cookie", &cookie)
+            .header("x-klaxon-csrf", &csrf)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+    };
+    let html = act("reopen", "").await.unwrap().text().await.unwrap();
+    assert!(
+        html.contains("Reopened.") && html.contains("id=\"progress\">Triggered"),
+        "{html}"
+    );
+    let html = act("snooze", "minutes=30")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Snoozed.") && html.contains("snoozed until"),
+        "{html}"
+    );
+    let html = act("wake", "").await.unwrap().text().await.unwrap();
+    assert!(
+        html.contains("Woken.") && !html.contains("snoozed until"),
+        "{html}"
+    );
+    let resp = act("explode", "").await.unwrap();
+    assert_eq!(resp.status(), 404);
+
     let resp = batch(vec![("action", "close".to_string())]).await.unwrap();
     assert!(
         resp.text()
