@@ -11,10 +11,10 @@
 mod calendar;
 mod changes;
 pub mod config;
+mod console;
 mod delivery;
 mod envelope;
 mod health;
-mod home;
 mod keycache;
 mod limits;
 mod openapi;
@@ -299,7 +299,7 @@ fn router(state: AppState) -> Router {
         .merge(push::routes())
         .merge(openapi::routes())
         .merge(health::routes())
-        .merge(home::routes())
+        .merge(console::routes())
         .merge(calendar::routes())
         .merge(signin::routes())
         .fallback(envelope::route_not_found)

@@ -36,7 +36,7 @@ use serde_json::{Map, Value};
 use crate::envelope::{failure, success, throttled};
 use crate::state::{AppState, new_request_id};
 
-pub use args::Args;
+pub(crate) use args::Args;
 
 /// Open API bodies above this are refused with 413 `EntityTooLarge` (openapi-compat.md 1.5).
 const MAX_API_BODY: usize = 1024 * 1024;
@@ -148,38 +148,52 @@ async fn serve(
     // RSP-520: the feature permission of the route, before the body is even read.
     access::check(&caller.actor, path)?;
     let args = read_body(headers, body).await?;
+    Ok(perform(state, &caller, path, &args).await?)
+}
+
+/// Runs one Open API path for an authenticated caller. The console calls this too, so a page
+/// and the API share every rule (no second implementation), permissions included.
+pub(crate) async fn perform(
+    state: &AppState,
+    caller: &Caller,
+    path: &str,
+    args: &Args,
+) -> Result<Option<Value>, ApiError> {
+    // RSP-520: the feature permission of the route (`serve` checked it before reading the
+    // body; the console comes straight here).
+    access::check(&caller.actor, path)?;
     // RSP-527: the data permission of routes that change one object.
-    access::check_object(state, &caller, path, &args).await?;
-    if let Some(result) = roles::dispatch(state, &caller, path, &args).await {
-        return Ok(result?);
+    access::check_object(state, caller, path, args).await?;
+    if let Some(result) = roles::dispatch(state, caller, path, args).await {
+        return result;
     }
-    if let Some(result) = incident_actions::dispatch(state, &caller, path, &args).await {
+    if let Some(result) = incident_actions::dispatch(state, caller, path, args).await {
         // An incident action may have decided notifications: wake this node's sender.
         state.delivery_ready.notify_one();
-        return Ok(result?);
+        return result;
     }
-    if let Some(result) = escalation::dispatch(state, &caller, path, &args).await {
-        return Ok(result?);
+    if let Some(result) = escalation::dispatch(state, caller, path, args).await {
+        return result;
     }
-    if let Some(result) = fields::dispatch(state, &caller, path, &args).await {
-        return Ok(result?);
+    if let Some(result) = fields::dispatch(state, caller, path, args).await {
+        return result;
     }
-    if let Some(result) = calendars::dispatch(state, &caller, path, &args).await {
-        return Ok(result?);
+    if let Some(result) = calendars::dispatch(state, caller, path, args).await {
+        return result;
     }
-    if let Some(result) = noise::dispatch(state, &caller, path, &args).await {
-        return Ok(result?);
+    if let Some(result) = noise::dispatch(state, caller, path, args).await {
+        return result;
     }
-    if let Some(result) = channels::dispatch(state, &caller, path, &args).await {
-        return Ok(result?);
+    if let Some(result) = channels::dispatch(state, caller, path, args).await {
+        return result;
     }
-    if let Some(result) = app_keys::dispatch(state, &caller, path, &args).await {
-        return Ok(result?);
+    if let Some(result) = app_keys::dispatch(state, caller, path, args).await {
+        return result;
     }
-    if let Some(result) = changes::dispatch(state, &caller, path, &args).await {
-        return Ok(result?);
+    if let Some(result) = changes::dispatch(state, caller, path, args).await {
+        return result;
     }
-    Ok(handlers::dispatch(state, &caller, path, &args).await?)
+    handlers::dispatch(state, caller, path, args).await
 }
 
 /// `app_key` in the query (the public scheme), or `Authorization: Bearer` (openapi-compat.md
@@ -246,7 +260,7 @@ async fn authenticate(
 
 /// A member's caller with their roles (RSP-611: a key acts with its owner's **current**
 /// permissions). A deleted member's key or session no longer authenticates (RSP-553).
-async fn member_caller(
+pub(crate) async fn member_caller(
     state: &AppState,
     account_id: i64,
     member_id: i64,

@@ -21,7 +21,7 @@ use axum::response::Response;
 use axum::routing::any;
 use klaxon_core::error::{ApiError, ErrorCode, Surface};
 use klaxon_core::model::Millis;
-use klaxon_store::{LockoutPolicy, Session};
+use klaxon_store::{LockoutPolicy, NewSession, Session};
 use serde_json::{Value, json};
 
 use crate::envelope::{failure, success, throttled};
@@ -123,7 +123,13 @@ fn set_cookie(resp: &mut Response, value: String) {
     }
 }
 
-fn session_cookies(state: &AppState, resp: &mut Response, token: &str, csrf: &str, max_age: i64) {
+pub(crate) fn session_cookies(
+    state: &AppState,
+    resp: &mut Response,
+    token: &str,
+    csrf: &str,
+    max_age: i64,
+) {
     let secure = if secure_cookie(state) { "; Secure" } else { "" };
     set_cookie(
         resp,
@@ -137,7 +143,7 @@ fn session_cookies(state: &AppState, resp: &mut Response, token: &str, csrf: &st
     );
 }
 
-fn locked(until: Millis, now: Millis) -> (ApiError, i64) {
+pub(crate) fn locked(until: Millis, now: Millis) -> (ApiError, i64) {
     let secs = (until - now).div_euclid(1000).max(1);
     (
         ApiError::new(
@@ -236,7 +242,7 @@ async fn login(
     }
 }
 
-enum LoginFailure {
+pub(crate) enum LoginFailure {
     Error(ApiError),
     Locked { until: Millis, now: Millis },
     Throttled { limit: usize, reset_at: Millis },
@@ -276,6 +282,43 @@ async fn login_inner(
         .unwrap_or("")
         .to_string();
     let account_id = args.get("account_id").and_then(Value::as_i64).unwrap_or(0);
+    let created = password_sign_in(state, &email, &password, account_id).await?;
+    let ttl_ms = session_ttl_ms(state);
+    let state = state.clone();
+    Ok(Box::new(move |request_id: &str| {
+        let s = &created.session;
+        let mut resp = success(
+            request_id,
+            Some(json!({
+                "account_id": s.account_id,
+                "member_id": s.member_id,
+                "csrf_token": s.csrf_token,
+                "expires_at": wire::secs(s.expires_at),
+            })),
+        );
+        session_cookies(
+            &state,
+            &mut resp,
+            &created.token,
+            &s.csrf_token,
+            ttl_ms / 1000,
+        );
+        resp
+    }))
+}
+
+fn session_ttl_ms(state: &AppState) -> i64 {
+    state.config.auth.session_ttl_minutes.max(1) * 60_000
+}
+
+/// Checks an e-mail address and password (throttle, lockout, argon2) and opens a session.
+/// The JSON sign-in and the console's sign-in form both come through here.
+pub(crate) async fn password_sign_in(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    account_id: i64,
+) -> Result<NewSession, LoginFailure> {
     if email.is_empty() {
         return Err(ApiError::invalid("email: required").into());
     }
@@ -304,7 +347,7 @@ async fn login_inner(
     // A locked address is refused before any password is checked.
     if let Some(until) = state
         .store
-        .login_locked_until(&email, now)
+        .login_locked_until(email, now)
         .await
         .map_err(internal)?
     {
@@ -312,14 +355,14 @@ async fn login_inner(
     }
     let candidates: Vec<_> = state
         .store
-        .login_candidates(&email)
+        .login_candidates(email)
         .await
         .map_err(internal)?
         .into_iter()
         .filter(|c| account_id == 0 || c.account_id == account_id)
         .collect();
     let hashes: Vec<String> = candidates.iter().map(|c| c.password_hash.clone()).collect();
-    let pw = password.clone();
+    let pw = password.to_string();
     let matched: Vec<bool> = tokio::task::spawn_blocking(move || {
         if hashes.is_empty() {
             let _ = verify(&pw, dummy_hash());
@@ -340,7 +383,7 @@ async fn login_inner(
         [] => {
             let locked_now = state
                 .store
-                .record_login_failure(&email, now, policy(state))
+                .record_login_failure(email, now, policy(state))
                 .await
                 .map_err(internal)?;
             tracing::info!("sign-in refused: wrong e-mail or password");
@@ -363,13 +406,17 @@ async fn login_inner(
     };
     state
         .store
-        .clear_login_failures(&email)
+        .clear_login_failures(email)
         .await
         .map_err(internal)?;
-    let ttl_ms = state.config.auth.session_ttl_minutes.max(1) * 60_000;
     let created = state
         .store
-        .create_session(member.account_id, member.member_id, ttl_ms, now)
+        .create_session(
+            member.account_id,
+            member.member_id,
+            session_ttl_ms(state),
+            now,
+        )
         .await
         .map_err(internal)?;
     tracing::info!(
@@ -377,27 +424,7 @@ async fn login_inner(
         member_id = member.member_id,
         "signed in"
     );
-    let state = state.clone();
-    Ok(Box::new(move |request_id: &str| {
-        let s = &created.session;
-        let mut resp = success(
-            request_id,
-            Some(json!({
-                "account_id": s.account_id,
-                "member_id": s.member_id,
-                "csrf_token": s.csrf_token,
-                "expires_at": wire::secs(s.expires_at),
-            })),
-        );
-        session_cookies(
-            &state,
-            &mut resp,
-            &created.token,
-            &s.csrf_token,
-            ttl_ms / 1000,
-        );
-        resp
-    }))
+    Ok(created)
 }
 
 async fn logout(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Response {

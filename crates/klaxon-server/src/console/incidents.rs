@@ -1,0 +1,727 @@
+//! The incident list (response.md §2.28) and the incident detail page (RSP-508) with their
+//! actions. Reads and actions are Open API calls ([`super::call`]): `/incident/list`,
+//! `/incident/info`, `/incident/feed`, `/incident/ack`, … — the console adds presentation
+//! only.
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use klaxon_core::error::ApiError;
+use minijinja::context;
+use serde_json::{Value, json};
+
+use super::{Viewer, call, fetch, page_error, view, viewer};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/incidents", get(list_page))
+        .route("/incidents/results", get(results))
+        .route("/incidents/batch", post(batch))
+        .route("/incident/detail/{id}", get(detail_page))
+        .route("/incident/detail/{id}/{action}", post(action))
+}
+
+/// The console pages 100 incidents at a time (the Open API's largest page).
+const PAGE: i64 = 100;
+/// RSP-504: past 1000 matches the console shows `1000+` and pages through the first 1000.
+const SHOWN_MAX: i64 = 1000;
+
+const PROGRESS: [&str; 3] = ["Triggered", "Processing", "Closed"];
+const SEVERITIES: [&str; 3] = ["Critical", "Warning", "Info"];
+/// Time ranges offered, all shorter than 31 days (RSP-502); the default is 7 days (RSP-501).
+const RANGES: [(&str, &str, i64); 5] = [
+    ("1h", "Last hour", 3600),
+    ("24h", "Last 24 hours", 86_400),
+    ("7d", "Last 7 days", 7 * 86_400),
+    ("14d", "Last 14 days", 14 * 86_400),
+    ("30d", "Last 30 days", 30 * 86_400),
+];
+const DEFAULT_RANGE: &str = "7d";
+
+/// The list's filters, as they appear in the page's query string.
+#[derive(Debug, Clone, PartialEq)]
+struct Filters {
+    progress: Vec<String>,
+    severity: Vec<String>,
+    channel: Option<String>,
+    /// `me` (the default, RSP-501: "assigned to me") or `all`.
+    who: String,
+    range: String,
+    /// An incident id, a `num`, or part of a title.
+    q: String,
+    p: i64,
+}
+
+impl Filters {
+    fn parse(query: Option<&str>) -> Filters {
+        let pairs: Vec<(String, String)> = query
+            .and_then(|q| serde_urlencoded::from_str(q).ok())
+            .unwrap_or_default();
+        let all = |name: &str| -> Vec<String> {
+            pairs
+                .iter()
+                .filter(|(k, v)| k == name && !v.is_empty())
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        let one = |name: &str| all(name).pop();
+        Filters {
+            progress: all("progress"),
+            severity: all("severity"),
+            channel: one("channel"),
+            who: match one("who").as_deref() {
+                Some("all") => "all".to_string(),
+                _ => "me".to_string(),
+            },
+            range: one("range")
+                .filter(|r| RANGES.iter().any(|(k, _, _)| k == r))
+                .unwrap_or_else(|| DEFAULT_RANGE.to_string()),
+            q: one("q").map(|q| q.trim().to_string()).unwrap_or_default(),
+            p: one("p")
+                .and_then(|p| p.parse().ok())
+                .filter(|p| *p >= 1)
+                .unwrap_or(1),
+        }
+    }
+
+    /// The query string of these filters (page `p` included when past the first).
+    fn query(&self, p: i64) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        for v in &self.progress {
+            pairs.push(("progress", v.clone()));
+        }
+        for v in &self.severity {
+            pairs.push(("severity", v.clone()));
+        }
+        if let Some(c) = &self.channel {
+            pairs.push(("channel", c.clone()));
+        }
+        pairs.push(("who", self.who.clone()));
+        pairs.push(("range", self.range.clone()));
+        if !self.q.is_empty() {
+            pairs.push(("q", self.q.clone()));
+        }
+        if p > 1 {
+            pairs.push(("p", p.to_string()));
+        }
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    }
+
+    /// The `/incident/list` body for these filters; the API checks every value.
+    fn args(&self, now_secs: i64, member_id: i64) -> Value {
+        let span = RANGES
+            .iter()
+            .find(|(k, _, _)| *k == self.range)
+            .map_or(7 * 86_400, |(_, _, s)| *s);
+        let mut body = json!({
+            "start_time": now_secs - span,
+            // One second past now: an incident that started this second is inside.
+            "end_time": now_secs + 1,
+            "p": self.p.min(SHOWN_MAX / PAGE),
+            "limit": PAGE,
+        });
+        let obj = body.as_object_mut();
+        if let Some(obj) = obj {
+            if !self.progress.is_empty() {
+                obj.insert("progress".into(), json!(self.progress.join(",")));
+            }
+            if !self.severity.is_empty() {
+                obj.insert("incident_severity".into(), json!(self.severity.join(",")));
+            }
+            if let Some(c) = &self.channel {
+                // A non-number goes through as text, so the API names the bad field.
+                let v = c.parse::<i64>().map_or_else(|_| json!([c]), |n| json!([n]));
+                obj.insert("channel_ids".into(), v);
+            }
+            if self.who == "me" {
+                obj.insert("responder_ids".into(), json!([member_id]));
+            }
+            if !self.q.is_empty() {
+                obj.insert("query".into(), json!(self.q));
+            }
+        }
+        body
+    }
+}
+
+/// A JSON answer of the Open API as a template value.
+fn j<T: serde::Serialize>(v: &T) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(v))
+}
+
+fn now_secs(state: &AppState) -> i64 {
+    state.clock.now().div_euclid(1000)
+}
+
+/// Adds the headers every console page carries.
+fn page_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    // Incident data must not outlive the session in a shared browser's cache.
+    h.insert("cache-control", HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    resp
+}
+
+/// Everything `results.html` draws: one page of matches, or the error the API gave.
+async fn results_ctx(
+    state: &AppState,
+    viewer: &Viewer,
+    filters: &Filters,
+    flash: Option<String>,
+    flash_error: Option<String>,
+) -> minijinja::Value {
+    let now = now_secs(state);
+    let answer = fetch(
+        state,
+        viewer,
+        "/incident/list",
+        filters.args(now, viewer.caller.member_id),
+    )
+    .await;
+    let (items, total, error) = match answer {
+        Ok(data) => (
+            data["items"].as_array().cloned().unwrap_or_default(),
+            data["total"].as_i64().unwrap_or(0),
+            None,
+        ),
+        Err(e) => (Vec::new(), 0, Some(e.message)),
+    };
+    let p = filters.p.min(SHOWN_MAX / PAGE);
+    let last_page = (total.min(SHOWN_MAX) + PAGE - 1) / PAGE;
+    context! {
+        items => j(&items),
+        total => total,
+        total_text => if total > SHOWN_MAX { format!("{SHOWN_MAX}+") } else { total.to_string() },
+        error => error,
+        flash => flash,
+        flash_error => flash_error,
+        now => now,
+        query => filters.query(p),
+        prev_query => (p > 1).then(|| filters.query(p - 1)),
+        next_query => (p < last_page).then(|| filters.query(p + 1)),
+        page => p,
+        pages => last_page,
+        who => filters.who.clone(),
+        everyone_query => Filters { who: "all".to_string(), p: 1, ..filters.clone() }.query(1),
+    }
+}
+
+async fn list_page(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let next = match &query {
+        Some(q) => format!("/incidents?{q}"),
+        None => "/incidents".to_string(),
+    };
+    let viewer = match viewer(&state, &Method::GET, &headers, &next).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let filters = Filters::parse(query.as_deref());
+    let channels = match fetch(&state, &viewer, "/channel/list", json!({"limit": 100})).await {
+        Ok(data) => data["items"].as_array().cloned().unwrap_or_default(),
+        Err(e) => return page_error(&e),
+    };
+    let me = match fetch(&state, &viewer, "/member/info", json!({})).await {
+        Ok(m) => m,
+        Err(e) => return page_error(&e),
+    };
+    let results = results_ctx(&state, &viewer, &filters, None, None).await;
+    let ctx = context! {
+        title => "Incidents",
+        nav => "incidents",
+        csrf => viewer.session.csrf_token.clone(),
+        me => j(&me),
+        channels => j(&channels),
+        progress_options => PROGRESS,
+        severity_options => SEVERITIES,
+        ranges => RANGES.iter().map(|(k, l, _)| (k.to_string(), l.to_string())).collect::<Vec<_>>(),
+        f => context! {
+            progress => filters.progress.clone(),
+            severity => filters.severity.clone(),
+            channel => filters.channel.clone().unwrap_or_default(),
+            who => filters.who.clone(),
+            range => filters.range.clone(),
+            q => filters.q.clone(),
+        },
+        r => results,
+    };
+    page_headers(view::render("incidents.html", ctx).into_response())
+}
+
+/// The results fragment: polled every few seconds for live updates, and fetched when a filter
+/// changes (then the address bar follows the filters through `HX-Push-Url`).
+async fn results(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let filters = Filters::parse(query.as_deref());
+    let viewer = match viewer(
+        &state,
+        &Method::GET,
+        &headers,
+        &format!("/incidents?{}", filters.query(filters.p)),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let ctx = results_ctx(&state, &viewer, &filters, None, None).await;
+    let mut resp =
+        page_headers(view::render("results.html", context! { r => ctx }).into_response());
+    let from_filters = headers
+        .get("hx-trigger")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t == "filters" || t == "q");
+    if from_filters
+        && let Ok(v) = HeaderValue::from_str(&format!("/incidents?{}", filters.query(filters.p)))
+    {
+        resp.headers_mut().insert("hx-push-url", v);
+    }
+    resp
+}
+
+fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    serde_urlencoded::from_bytes(body).unwrap_or_default()
+}
+
+fn form_value(pairs: &[(String, String)], name: &str) -> String {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+/// The per-incident outcome of a batch action (`data.items` of the API), as one line each for
+/// the failures.
+fn batch_failures(data: &Value) -> Vec<String> {
+    data["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|i| i["ok"] == Value::Bool(false))
+                .map(|i| {
+                    format!(
+                        "{}: {}",
+                        i["incident_id"].as_str().unwrap_or(""),
+                        i["error"]["message"].as_str().unwrap_or("failed")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Acknowledge or close the ticked incidents (`/incident/ack`, `/incident/close`, each
+/// incident on its own, RSP-121), then redraw the results with what happened.
+async fn batch(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let viewer = match viewer(&state, &Method::POST, &headers, "/incidents").await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let filters = Filters::parse(query.as_deref());
+    let pairs = form_pairs(&body);
+    let ids: Vec<String> = pairs
+        .iter()
+        .filter(|(k, v)| k == "incident_ids" && !v.is_empty())
+        .map(|(_, v)| v.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let (path, done) = match form_value(&pairs, "action").as_str() {
+        "ack" => ("/incident/ack", "acknowledged"),
+        "close" => ("/incident/close", "closed"),
+        other => {
+            let e = format!("action: unknown batch action {other:?}");
+            let ctx = results_ctx(&state, &viewer, &filters, None, Some(e)).await;
+            return page_headers(
+                (
+                    StatusCode::BAD_REQUEST,
+                    view::render("results.html", context! { r => ctx }),
+                )
+                    .into_response(),
+            );
+        }
+    };
+    let (flash, flash_error) = if ids.is_empty() {
+        (
+            None,
+            Some("Select one or more incidents first.".to_string()),
+        )
+    } else {
+        let n = ids.len();
+        match call(&state, &viewer, path, json!({"incident_ids": ids})).await {
+            Ok(None) => (
+                Some(format!(
+                    "{n} incident{} {done}.",
+                    if n == 1 { "" } else { "s" }
+                )),
+                None,
+            ),
+            Ok(Some(data)) => {
+                let failed = batch_failures(&data);
+                let ok = n.saturating_sub(failed.len());
+                (
+                    (ok > 0).then(|| format!("{ok} of {n} incidents {done}.")),
+                    Some(failed.join("; ")),
+                )
+            }
+            Err(e) => (None, Some(e.message)),
+        }
+    };
+    state.delivery_ready.notify_one();
+    let ctx = results_ctx(&state, &viewer, &filters, flash, flash_error).await;
+    page_headers(view::render("results.html", context! { r => ctx }).into_response())
+}
+
+/// The names of the people an incident mentions (`/person/infos`).
+async fn names(state: &AppState, viewer: &Viewer, ids: BTreeSet<i64>) -> HashMap<String, String> {
+    let ids: Vec<i64> = ids.into_iter().filter(|id| *id > 0).take(100).collect();
+    if ids.is_empty() {
+        return HashMap::new();
+    }
+    match fetch(state, viewer, "/person/infos", json!({"person_ids": ids})).await {
+        Ok(data) => data["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|p| {
+                        (
+                            p["person_id"].as_i64().unwrap_or(0).to_string(),
+                            p["person_name"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(_) => HashMap::new(),
+    }
+}
+
+/// What a timeline entry says, in words.
+fn feed_text(kind: &str) -> &'static str {
+    match kind {
+        "i_new" => "Incident triggered",
+        "i_ack" => "Acknowledged",
+        "i_unack" => "Acknowledgement withdrawn",
+        "i_rslv" => "Closed",
+        "i_reopen" => "Reopened",
+        "i_snooze" => "Snoozed",
+        "i_wake" => "Woken from snooze",
+        "i_comm" => "Comment",
+        "i_notify" => "Notification",
+        "i_assign" => "Assigned",
+        "i_a_rspd" => "Responders added",
+        "i_merge" => "Merged",
+        "i_storm" => "Alert storm",
+        "i_m_flapping" => "Flapping",
+        "i_r_title" => "Title changed",
+        "i_r_desc" => "Description changed",
+        "i_r_severity" => "Severity changed",
+        "i_r_impact" => "Impact changed",
+        "i_r_rc" => "Root cause changed",
+        "i_r_rsltn" => "Resolution changed",
+        "i_r_field" => "Custom field changed",
+        _ => "Event",
+    }
+}
+
+/// Form input kept after a failed action, with the error beside its field.
+#[derive(Default)]
+struct Outcome {
+    flash: Option<String>,
+    error: Option<String>,
+    /// `comment` or `minutes`: the field `error` belongs to.
+    error_field: Option<&'static str>,
+    comment: String,
+    minutes: String,
+}
+
+/// The detail's context, or the API's error (unknown incident, …).
+async fn detail_ctx(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    outcome: Outcome,
+) -> Result<minijinja::Value, ApiError> {
+    let incident = fetch(state, viewer, "/incident/info", json!({"incident_id": id})).await?;
+    let alerts = fetch(
+        state,
+        viewer,
+        "/incident/alert/list",
+        json!({"incident_id": id, "limit": 100}),
+    )
+    .await?;
+    let feed = fetch(
+        state,
+        viewer,
+        "/incident/feed",
+        json!({"incident_id": id, "limit": 100}),
+    )
+    .await?;
+    let sent = fetch(
+        state,
+        viewer,
+        "/incident/notification/list",
+        json!({"incident_id": id, "limit": 100}),
+    )
+    .await?;
+    let mut people: BTreeSet<i64> = BTreeSet::new();
+    for r in incident["responders"].as_array().into_iter().flatten() {
+        people.insert(r["person_id"].as_i64().unwrap_or(0));
+    }
+    for e in feed["items"].as_array().into_iter().flatten() {
+        people.insert(e["creator_id"].as_i64().unwrap_or(0));
+    }
+    for n in sent["items"].as_array().into_iter().flatten() {
+        people.insert(n["person_id"].as_i64().unwrap_or(0));
+    }
+    for k in ["creator_id", "closer_id"] {
+        people.insert(incident[k].as_i64().unwrap_or(0));
+    }
+    let names = names(state, viewer, people).await;
+    let timeline: Vec<Value> = feed["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let kind = e["type"].as_str().unwrap_or("");
+            json!({
+                "kind": kind,
+                "text": feed_text(kind),
+                // The feed's instants are milliseconds.
+                "at": e["created_at"].as_i64().unwrap_or(0).div_euclid(1000),
+                "creator_id": e["creator_id"],
+                "detail": e["detail"],
+            })
+        })
+        .collect();
+    let snoozed = incident["snoozed_before"].as_i64().unwrap_or(0) > now_secs(state);
+    Ok(context! {
+        i => j(&incident),
+        alerts => j(&alerts["items"]),
+        timeline => j(&timeline),
+        notifications => j(&sent["items"]),
+        names => names,
+        now => now_secs(state),
+        snoozed => snoozed,
+        flash => outcome.flash,
+        error => outcome.error,
+        error_field => outcome.error_field,
+        comment => outcome.comment,
+        minutes => if outcome.minutes.is_empty() { "60".to_string() } else { outcome.minutes },
+    })
+}
+
+async fn detail_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let next = match &query {
+        Some(q) => format!("/incident/detail/{id}?{q}"),
+        None => format!("/incident/detail/{id}"),
+    };
+    let viewer = match viewer(&state, &Method::GET, &headers, &next).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    // `?ack=1` comes from a notification's link. A GET never changes anything: the page asks
+    // for one click instead.
+    let ask_ack = query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|p| p == "ack=1"));
+    let body = match detail_ctx(&state, &viewer, &id, Outcome::default()).await {
+        Ok(b) => b,
+        Err(e) => return page_error(&e),
+    };
+    let me = match fetch(&state, &viewer, "/member/info", json!({})).await {
+        Ok(m) => m,
+        Err(e) => return page_error(&e),
+    };
+    let ctx = context! {
+        title => "Incident",
+        nav => "incidents",
+        csrf => viewer.session.csrf_token.clone(),
+        me => j(&me),
+        ask_ack => ask_ack,
+        d => body,
+    };
+    page_headers(view::render("incident.html", ctx).into_response())
+}
+
+/// One action on the detail page; answers with the redrawn incident.
+async fn action(
+    State(state): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let viewer = match viewer(
+        &state,
+        &Method::POST,
+        &headers,
+        &format!("/incident/detail/{id}"),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let pairs = form_pairs(&body);
+    let mut outcome = Outcome::default();
+    let ids = json!([id]);
+    let (path, args, done, field): (&str, Value, &str, Option<&'static str>) = match action.as_str()
+    {
+        "ack" => (
+            "/incident/ack",
+            json!({"incident_ids": ids}),
+            "Acknowledged.",
+            None,
+        ),
+        "unack" => (
+            "/incident/unack",
+            json!({"incident_ids": ids}),
+            "Acknowledgement withdrawn.",
+            None,
+        ),
+        "close" => (
+            "/incident/close",
+            json!({"incident_ids": ids}),
+            "Closed.",
+            None,
+        ),
+        "reopen" => (
+            "/incident/reopen",
+            json!({"incident_ids": ids}),
+            "Reopened.",
+            None,
+        ),
+        "wake" => (
+            "/incident/wake",
+            json!({"incident_ids": ids}),
+            "Woken.",
+            None,
+        ),
+        "snooze" => {
+            let raw = form_value(&pairs, "minutes").trim().to_string();
+            outcome.minutes = raw.clone();
+            // A non-number goes through as text, so the API's own check names the field.
+            let minutes = raw.parse::<i64>().map_or_else(|_| json!(raw), |m| json!(m));
+            (
+                "/incident/snooze",
+                json!({"incident_ids": ids, "minutes": minutes}),
+                "Snoozed.",
+                Some("minutes"),
+            )
+        }
+        "comment" => {
+            let text = form_value(&pairs, "comment");
+            outcome.comment = text.clone();
+            (
+                "/incident/comment",
+                json!({"incident_ids": ids, "comment": text}),
+                "Comment added.",
+                Some("comment"),
+            )
+        }
+        other => {
+            return (
+                StatusCode::NOT_FOUND,
+                view::escape(&format!("no such incident action: {other}")),
+            )
+                .into_response();
+        }
+    };
+    let status = match call(&state, &viewer, path, args).await {
+        Ok(_) => {
+            outcome.flash = Some(done.to_string());
+            // A successful comment is in the timeline now; clear the box.
+            outcome.comment.clear();
+            StatusCode::OK
+        }
+        Err(e) => {
+            outcome.error = Some(e.message.clone());
+            outcome.error_field = field;
+            StatusCode::from_u16(e.code.http_status(klaxon_core::error::Surface::OpenApi))
+                .unwrap_or(StatusCode::BAD_REQUEST)
+        }
+    };
+    match detail_ctx(&state, &viewer, &id, outcome).await {
+        // A 4xx answer is swapped in too (the page's htmx-config), so the error shows.
+        Ok(d) => page_headers(
+            (
+                status,
+                view::render("incident_body.html", context! { d => d }),
+            )
+                .into_response(),
+        ),
+        Err(e) => page_error(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_round_trip_through_the_query_string() {
+        let f = Filters::parse(Some(
+            "progress=Triggered&progress=Processing&severity=Critical&channel=7&who=all&range=24h&q=cpu&p=2",
+        ));
+        assert_eq!(f.progress, vec!["Triggered", "Processing"]);
+        assert_eq!(f.who, "all");
+        assert_eq!(Filters::parse(Some(&f.query(f.p))), f);
+    }
+
+    // spec: RSP-501 (assigned to me, all progress, the last 7 days by default)
+    #[test]
+    fn defaults_are_assigned_to_me_over_seven_days() {
+        let f = Filters::parse(None);
+        assert_eq!(f.who, "me");
+        assert_eq!(f.range, "7d");
+        assert!(f.progress.is_empty());
+        let args = f.args(1_000_000, 42);
+        assert_eq!(args["responder_ids"], json!([42]));
+        assert_eq!(
+            args["end_time"].as_i64().unwrap() - args["start_time"].as_i64().unwrap(),
+            7 * 86_400 + 1
+        );
+    }
+
+    // spec: RSP-502 (every offered window is shorter than 31 days)
+    #[test]
+    fn every_range_is_shorter_than_31_days() {
+        for (_, _, span) in RANGES {
+            assert!(span + 1 < 31 * 86_400);
+        }
+        assert_eq!(Filters::parse(Some("range=90d")).range, DEFAULT_RANGE);
+    }
+
+    // spec: RSP-504 (the console pages through the first 1000 only)
+    #[test]
+    fn paging_stops_at_the_thousandth_match() {
+        let f = Filters::parse(Some("p=50&who=all"));
+        assert_eq!(f.args(1_000_000, 1)["p"], json!(SHOWN_MAX / PAGE));
+    }
+}
