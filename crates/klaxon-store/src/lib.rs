@@ -40,6 +40,7 @@ mod query;
 pub mod records;
 mod response;
 mod rows;
+mod saas;
 mod schedules;
 mod signin;
 
@@ -67,6 +68,7 @@ pub use response::{
     ActionContext, ActionResult, DueTimer, FeedEntry, MergeRefusal, OutboxEntry, RuleRefusal,
     TIMER_CLAIM_MS,
 };
+pub use saas::{Applied, SaasFailure, SaasSettings, SettlementRun, TenantBilling};
 pub use schedules::ScheduleFilter;
 pub use signin::{
     AppKeyInfo, AppKeyUse, LAST_USED_GRANULARITY_MS, LockoutPolicy, LoginCandidate, NewAppKey,
