@@ -133,9 +133,7 @@ impl DeploymentConfig {
             return Err("deployment.default_edition: must not be empty".into());
         }
         let params = klaxon_saas::params::Params::cloud_defaults();
-        params
-            .validate()
-            .map_err(|e| format!("deployment: {e}"))?;
+        params.validate().map_err(|e| format!("deployment: {e}"))?;
         Ok(Some(klaxon_store::SaasSettings {
             params,
             billing_tz,
@@ -524,9 +522,17 @@ mod tests {
         let s = c.deployment.saas_settings().unwrap().unwrap();
         assert_eq!(s.region, "cn-north");
         c.deployment.currency = "EUR".into();
-        assert!(c.deployment.saas_settings().unwrap_err().contains("currency"));
-        c.apply_env([("KLAXON_DEPLOYMENT_MODE".to_string(), "self_hosted".to_string())])
-            .unwrap();
+        assert!(
+            c.deployment
+                .saas_settings()
+                .unwrap_err()
+                .contains("currency")
+        );
+        c.apply_env([(
+            "KLAXON_DEPLOYMENT_MODE".to_string(),
+            "self_hosted".to_string(),
+        )])
+        .unwrap();
         assert!(c.deployment.saas_settings().unwrap().is_none());
         assert!(
             c.apply_env([("KLAXON_DEPLOYMENT_MODE".to_string(), "hosted".to_string())])

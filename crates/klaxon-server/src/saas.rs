@@ -67,9 +67,7 @@ fn rejection(r: svc::Rejection, unknown_key: &str) -> ApiError {
             code,
             "the service of this account is suspended; events are not accepted",
         ),
-        ErrorCode::ResourceNotFound => {
-            ApiError::new(code, "the service of this account has ended")
-        }
+        ErrorCode::ResourceNotFound => ApiError::new(code, "the service of this account has ended"),
         // Purging or purged: exactly the unknown-key answer, without a reason (ING-013).
         _ => return ApiError::invalid(unknown_key),
     };

@@ -358,9 +358,17 @@ async fn insert_entry(conn: &mut AnyConnection, account_id: i64, e: &Entry) -> R
         .push(", ")
         .bind(e.charge.map_or("", codec::charge_kind_text))
         .push(", ")
-        .bind(e.lot.as_ref().map_or("", |l| codec::bonus_source_text(l.source)))
+        .bind(
+            e.lot
+                .as_ref()
+                .map_or("", |l| codec::bonus_source_text(l.source)),
+        )
         .push(", ")
-        .bind(e.lot.as_ref().map_or("", |l| codec::bonus_scope_text(l.scope)))
+        .bind(
+            e.lot
+                .as_ref()
+                .map_or("", |l| codec::bonus_scope_text(l.scope)),
+        )
         .push(", ")
         .bind(e.lot.as_ref().map_or(0, |l| ms(l.expires_at)))
         .push(", ")
@@ -410,7 +418,8 @@ async fn audit(
     action: &str,
     detail: &str,
 ) -> Result<()> {
-    let mut sql = Sql::new("INSERT INTO saas_audit (account_id, at, actor, action, detail) VALUES (");
+    let mut sql =
+        Sql::new("INSERT INTO saas_audit (account_id, at, actor, action, detail) VALUES (");
     sql.bind(account_id)
         .push(", ")
         .bind(at)
@@ -741,7 +750,8 @@ impl Store {
         &self,
         account_id: i64,
     ) -> Result<Vec<(Millis, String, String, String)>> {
-        let mut sql = Sql::new("SELECT at, actor, action, detail FROM saas_audit WHERE account_id = ");
+        let mut sql =
+            Sql::new("SELECT at, actor, action, detail FROM saas_audit WHERE account_id = ");
         sql.bind(account_id).push(" ORDER BY audit_id");
         let rows = sql.query().fetch_all(&self.inner.read).await?;
         rows.iter()

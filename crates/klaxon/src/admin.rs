@@ -154,7 +154,11 @@ fn print(t: &TenantBilling) {
     }
     println!("cash:           {} {}", c.format(l.cash()), c.code);
     println!("bonus:          {} {}", c.format(l.bonus_total()), c.code);
-    println!("principal owed: {} {}", c.format(l.debt_principal()), c.code);
+    println!(
+        "principal owed: {} {}",
+        c.format(l.debt_principal()),
+        c.code
+    );
     println!("penalty posted: {} {}", c.format(l.debt_penalty()), c.code);
     println!("payable total:  {} {}", c.format(t.payable_total), c.code);
     for i in t.book.items() {
@@ -276,15 +280,18 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                     &ctx.actor,
                     "charge",
                     |book, at| {
-                        let due =
-                            due.unwrap_or_else(|| klaxon_saas::calendar::date_of(at, &ctx.settings.billing_tz));
-                        let out = book.charge(at, kind, amount, true, due, &reference, &ctx.actor)?;
+                        let due = due.unwrap_or_else(|| {
+                            klaxon_saas::calendar::date_of(at, &ctx.settings.billing_tz)
+                        });
+                        let out =
+                            book.charge(at, kind, amount, true, due, &reference, &ctx.actor)?;
                         Ok(format!(
                             "charge {amount} ({reference}): bonus {}, cash {}, overdue {}",
                             out.bonus_paid,
                             out.cash_paid,
-                            out.overdue
-                                .map_or("none".to_string(), |(id, a)| format!("item {id} of {a} due {due}"))
+                            out.overdue.map_or("none".to_string(), |(id, a)| format!(
+                                "item {id} of {a} due {due}"
+                            ))
                         ))
                     },
                 )
