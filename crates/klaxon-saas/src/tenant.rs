@@ -176,4 +176,67 @@ mod tests {
         assert_eq!(restored.purge_at, None);
         assert_eq!(ch[0].rule, "SVC-139");
     }
+
+    #[test]
+    fn a_book_restored_from_its_rows_is_the_same_book_and_gaps_are_refused() {
+        // spec: SVC-085
+        let p = Params::cloud_defaults();
+        let tz = TimeZone::UTC;
+        let terms = PenaltyTerms::from_params(&p);
+        let mut book = Book::new(Currency::CNY, tz.clone(), terms.clone(), 12).unwrap();
+        book.grant_bonus(
+            ts("2025-05-01T00:00:00Z"),
+            dec!(10.00),
+            crate::ledger::BonusSource::OperatorGrant,
+            crate::ledger::BonusScope::OrdersAndUsage,
+            None,
+            "g",
+            "op",
+        )
+        .unwrap();
+        book.charge(
+            ts("2025-05-31T00:30:00Z"),
+            ChargeKind::Usage,
+            dec!(100.00),
+            true,
+            date(2025, 5, 31),
+            "usage",
+            "system",
+        )
+        .unwrap();
+        book.receive_cash(ts("2025-06-03T10:00:00Z"), dec!(50.00), "p", "finance")
+            .unwrap();
+        let items: Vec<crate::book::ItemRecord> = book
+            .items()
+            .iter()
+            .map(|i| crate::book::ItemRecord {
+                id: i.id,
+                origin: i.origin.clone(),
+                principal: i.principal,
+                due_date: i.due_date,
+                created_at: i.created_at,
+            })
+            .collect();
+        let entries = book.ledger().entries().to_vec();
+        let back = Book::restore(
+            Currency::CNY,
+            tz.clone(),
+            terms.clone(),
+            12,
+            false,
+            entries.clone(),
+            items.clone(),
+        )
+        .unwrap();
+        assert_eq!(back.ledger(), book.ledger());
+        assert_eq!(back.items(), book.items());
+        let now = ts("2025-06-05T00:00:00Z");
+        assert_eq!(
+            back.payable_total(now).unwrap(),
+            book.payable_total(now).unwrap()
+        );
+        let mut gap = entries;
+        gap.remove(1);
+        assert!(Book::restore(Currency::CNY, tz, terms, 12, false, gap, items).is_err());
+    }
 }
