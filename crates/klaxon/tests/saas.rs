@@ -86,6 +86,23 @@ async fn cli(config: &std::path::Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Drops the database this test created (PostgreSQL runs only), once the node is stopped.
+async fn drop_db(url: &str) {
+    let Some((head, name)) = url.split('?').next().and_then(|u| u.rsplit_once('/')) else {
+        return;
+    };
+    if url.is_empty() || !name.starts_with("klaxon_it_") {
+        return;
+    }
+    let _ = tokio::process::Command::new("psql")
+        .arg(format!("{head}/postgres"))
+        .arg("-q")
+        .arg("-c")
+        .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .status()
+        .await;
+}
+
 struct Node {
     server: Server,
     http: reqwest::Client,
@@ -484,6 +501,7 @@ on_both_backends!(
         assert!(out.contains("unknown account 999999"), "{out}");
 
         n.server.shutdown().await;
+        drop_db(&url).await;
     }
 );
 
@@ -561,6 +579,7 @@ on_both_backends!(
         assert!(!ok);
         assert!(out.contains("self-hosted"), "{out}");
         n.server.shutdown().await;
+        drop_db(&url).await;
     }
 );
 
