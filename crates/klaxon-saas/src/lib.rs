@@ -8,6 +8,7 @@
 
 pub mod book;
 pub mod calendar;
+pub mod codec;
 pub mod contract;
 pub mod error;
 pub mod ledger;
@@ -24,6 +25,7 @@ pub mod quota;
 pub mod refund;
 pub mod sla;
 pub mod state;
+pub mod tenant;
 pub mod termination;
 pub mod trial;
 pub mod unavailability;

@@ -31,6 +31,117 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The built-in SMTP receiver of e-mail integrations (docs/integrations.md).
     pub smtp: SmtpConfig,
+    /// Self-hosted (default) or SaaS, and the SaaS operator settings (docs/saas.md).
+    pub deployment: DeploymentConfig,
+}
+
+/// `[deployment]`: self-hosted (the default: none of the service-agreement rules) or SaaS
+/// (docs/saas.md). SaaS refuses to start without what SVC-400 requires.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeploymentConfig {
+    pub mode: Mode,
+    /// The region this deployment serves (§14: one deployment per region).
+    pub region: String,
+    /// The operator's legal identity, as named in the agreement documents.
+    pub operator_identity: String,
+    /// IANA zone of every calendar rule ("day", "month", due dates).
+    pub billing_tz: String,
+    /// The tenants' billing currency: `CNY`, `USD` or `JPY`.
+    pub currency: String,
+    pub support_address: String,
+    /// Edition recorded for a tenant whose billing row an operator creates.
+    pub default_edition: String,
+    /// Versions of the agreement documents in force (SVC-400 requires each).
+    pub documents: DocumentsConfig,
+}
+
+/// `[deployment.documents]`: the version label of each document in force; empty = none.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DocumentsConfig {
+    pub terms_of_service: String,
+    pub user_agreement: String,
+    pub data_protection: String,
+    pub sla: String,
+    pub price_list: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    SelfHosted,
+    /// `cloud` is the spec's word for the same mode.
+    #[serde(alias = "cloud")]
+    Saas,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "self_hosted" => Ok(Mode::SelfHosted),
+            "saas" | "cloud" => Ok(Mode::Saas),
+            other => Err(format!("{other:?} is not self_hosted or saas")),
+        }
+    }
+}
+
+impl Default for DeploymentConfig {
+    fn default() -> Self {
+        DeploymentConfig {
+            mode: Mode::SelfHosted,
+            region: String::new(),
+            operator_identity: String::new(),
+            billing_tz: "UTC".to_string(),
+            currency: "CNY".to_string(),
+            support_address: String::new(),
+            default_edition: "standard".to_string(),
+            documents: DocumentsConfig::default(),
+        }
+    }
+}
+
+impl DeploymentConfig {
+    /// Self-hosted: `Ok(None)`, nothing is checked. SaaS: the SVC-400 start-up check, then
+    /// the settings the billing store needs; the error names the first bad setting.
+    pub fn saas_settings(&self) -> Result<Option<klaxon_store::SaasSettings>, String> {
+        if self.mode == Mode::SelfHosted {
+            return Ok(None);
+        }
+        let some = |s: &str| (!s.trim().is_empty()).then(|| s.to_string());
+        let startup = klaxon_saas::mode::CloudStartup {
+            operator_identity: some(&self.operator_identity),
+            regions: some(&self.region).into_iter().collect(),
+            billing_tz: some(&self.billing_tz),
+            terms_of_service_in_force: some(&self.documents.terms_of_service).is_some(),
+            user_agreement_in_force: some(&self.documents.user_agreement).is_some(),
+            data_protection_in_force: some(&self.documents.data_protection).is_some(),
+            sla_in_force: some(&self.documents.sla).is_some(),
+            price_list: some(&self.documents.price_list).is_some(),
+            support_address: some(&self.support_address),
+        };
+        startup
+            .check()
+            .map_err(|e| format!("deployment (mode = saas): {e}"))?;
+        let billing_tz = jiff::tz::TimeZone::get(&self.billing_tz)
+            .map_err(|e| format!("deployment.billing_tz: {e}"))?;
+        let currency = klaxon_saas::codec::currency(&self.currency)
+            .map_err(|e| format!("deployment.currency: {e}"))?;
+        if self.default_edition.trim().is_empty() {
+            return Err("deployment.default_edition: must not be empty".into());
+        }
+        let params = klaxon_saas::params::Params::cloud_defaults();
+        params.validate().map_err(|e| format!("deployment: {e}"))?;
+        Ok(Some(klaxon_store::SaasSettings {
+            params,
+            billing_tz,
+            currency,
+            region: self.region.trim().to_string(),
+            default_edition: self.default_edition.clone(),
+        }))
+    }
 }
 
 /// Console sign-in (docs/sign-in.md).
@@ -164,6 +275,7 @@ impl Default for Config {
             notify: klaxon_notify::NotifyConfig::default(),
             auth: AuthConfig::default(),
             smtp: SmtpConfig::default(),
+            deployment: DeploymentConfig::default(),
         }
     }
 }
@@ -221,6 +333,8 @@ impl Config {
                     }
                 }
                 "KLAXON_SMTP_DOMAIN" => self.smtp.domain = value,
+                "KLAXON_DEPLOYMENT_MODE" => self.deployment.mode = value.parse().map_err(bad)?,
+                "KLAXON_DEPLOYMENT_REGION" => self.deployment.region = value,
                 "KLAXON_SMTP_MAX_MESSAGE_BYTES" => {
                     self.smtp.max_message_bytes = value.parse().map_err(|e| bad(format!("{e}")))?
                 }
@@ -382,6 +496,47 @@ mod tests {
         assert_eq!(
             bad.notify.validate().unwrap_err(),
             "notify.email.host is required"
+        );
+    }
+
+    #[test]
+    fn self_hosted_is_the_default_and_saas_needs_its_settings() {
+        // spec: SVC-400
+        let c = Config::default();
+        assert_eq!(c.deployment.mode, Mode::SelfHosted);
+        assert!(c.deployment.saas_settings().unwrap().is_none());
+        let mut c = Config::from_toml("[deployment]\nmode = \"saas\"\n").unwrap();
+        let err = c.deployment.saas_settings().unwrap_err();
+        assert!(err.contains("operator_identity"), "{err}");
+        c = Config::from_toml(
+            "[deployment]\nmode = \"saas\"\nregion = \"cn-north\"\n\
+             operator_identity = \"Op Ltd\"\nbilling_tz = \"Asia/Shanghai\"\n\
+             support_address = \"support@example.com\"\n\
+             [deployment.documents]\nterms_of_service = \"2025-01\"\nuser_agreement = \"2025-01\"\n\
+             data_protection = \"2025-01\"\nsla = \"2025-01\"\n",
+        )
+        .unwrap();
+        let err = c.deployment.saas_settings().unwrap_err();
+        assert!(err.contains("price_list"), "{err}");
+        c.deployment.documents.price_list = "2025-01".into();
+        let s = c.deployment.saas_settings().unwrap().unwrap();
+        assert_eq!(s.region, "cn-north");
+        c.deployment.currency = "EUR".into();
+        assert!(
+            c.deployment
+                .saas_settings()
+                .unwrap_err()
+                .contains("currency")
+        );
+        c.apply_env([(
+            "KLAXON_DEPLOYMENT_MODE".to_string(),
+            "self_hosted".to_string(),
+        )])
+        .unwrap();
+        assert!(c.deployment.saas_settings().unwrap().is_none());
+        assert!(
+            c.apply_env([("KLAXON_DEPLOYMENT_MODE".to_string(), "hosted".to_string())])
+                .is_err()
         );
     }
 

@@ -19,6 +19,7 @@ mod keycache;
 mod limits;
 mod openapi;
 mod push;
+mod saas;
 mod signin;
 mod smtp;
 mod sources;
@@ -55,6 +56,8 @@ pub struct Server {
     timers: JoinHandle<()>,
     delivery: JoinHandle<()>,
     smtp: Option<(SocketAddr, JoinHandle<()>)>,
+    saas_worker: JoinHandle<()>,
+    saas: Option<Arc<saas::SaasRuntime>>,
     store: Store,
 }
 
@@ -62,6 +65,20 @@ impl Server {
     /// The node's store handle (tests drive timers through it with an injected clock).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The billing settings in SaaS mode; `None` self-hosted.
+    pub fn saas_settings(&self) -> Option<&klaxon_store::SaasSettings> {
+        self.saas.as_ref().map(|s| &s.settings)
+    }
+
+    /// Reloads this node's tenant-state cache now (the SaaS worker does it every 500 ms):
+    /// for tests and for operator actions made through this process.
+    pub async fn refresh_tenant_states(&self) -> Result<(), klaxon_store::SaasFailure> {
+        match &self.saas {
+            Some(s) => s.refresh(&self.store).await,
+            None => Ok(()),
+        }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -140,6 +157,7 @@ impl Server {
         let _ = self.worker.await;
         let _ = self.timers.await;
         let _ = self.delivery.await;
+        let _ = self.saas_worker.await;
         if let Some((_, smtp)) = self.smtp {
             let _ = smtp.await;
         }
@@ -158,6 +176,8 @@ pub enum StartError {
     Store(#[from] klaxon_store::StoreError),
     #[error("notification delivery: {0}")]
     Notify(String),
+    #[error("{0}")]
+    Deployment(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -194,6 +214,12 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
     // any TLS client is built (DESIGN.md: ring only).
     let _ = health::prometheus();
     klaxon_notify::install_crypto_provider();
+    // SVC-400: a SaaS deployment refuses to start without its operator settings; a
+    // self-hosted one checks nothing here.
+    let saas_settings = config
+        .deployment
+        .saas_settings()
+        .map_err(StartError::Deployment)?;
     let store = open_store(&config).await?;
     let seed = BootstrapSeed {
         account_name: "My Organization".to_string(),
@@ -221,6 +247,17 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut state = AppState::new(config.clone(), store.clone(), clock);
     state.base_url = Arc::from(base_url.trim_end_matches('/'));
+    if let Some(settings) = saas_settings {
+        let runtime = Arc::new(saas::SaasRuntime::new(settings));
+        // Load the tenant states before the first request is served.
+        runtime
+            .refresh(&store)
+            .await
+            .map_err(|e| StartError::Deployment(format!("cannot load tenant states: {e}")))?;
+        state.saas = Some(runtime);
+    }
+    let saas = state.saas.clone();
+    let saas_worker = tokio::spawn(saas::run(state.clone(), shutdown_rx.clone()));
     // A bad [notify] section stops the start before any worker runs, even on a node that
     // does not deliver, so it shows before delivery is turned on anywhere.
     config.notify.validate().map_err(StartError::Notify)?;
@@ -290,6 +327,8 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
         timers,
         delivery,
         smtp,
+        saas_worker,
+        saas,
         store,
     })
 }

@@ -139,6 +139,8 @@ async fn serve(
         )
         .into());
     }
+    // SVC-023: a suspended or ended tenant may read but not change anything.
+    crate::saas::check_write(state, caller.account_id, path)?;
     if let Admission::Throttled { limit, reset_at } = state
         .limiter
         .admit_api(caller.account_id, state.clock.now())

@@ -121,8 +121,6 @@ async fn accept(
     // ING-005: the last `integration_key` wins, like every other repeated parameter (ING-012).
     let key = query_key(&params);
     let integration = resolve_key(state, key, source).await?;
-    // ING-013 (tenant service state) has nothing to refuse yet: a self-hosted account is always
-    // active until the service-agreement issue adds suspension and purge.
 
     // ING-006.
     let (bytes, payload) = read_json(body).await?;
@@ -203,6 +201,9 @@ pub(crate) async fn resolve_key(
     let integration = lookup_key(state, key)
         .await?
         .ok_or_else(|| ApiError::invalid("integration_key is not a valid one"))?;
+    // ING-013: right after the key resolves, before the body is read; refused requests are
+    // not queued and do not count toward the rate limits. Self-hosted: no check.
+    crate::saas::check_inbound(state, integration.account_id)?;
     check_integration(integration, source)
 }
 

@@ -245,6 +245,17 @@ async fn recipient(state: &AppState, to: &str, domain: &str) -> Result<Integrati
         .await
     {
         Ok(Some(i)) if i.integration_type == "email" => {
+            // ING-013: a tenant whose state refuses events gets 550 5.7.1 (purging or
+            // purged: the unknown-recipient answer).
+            if let Err(e) = crate::saas::check_inbound(state, i.account_id) {
+                return Err(
+                    if e.code == klaxon_core::error::ErrorCode::InvalidParameter {
+                        UNKNOWN
+                    } else {
+                        "550 5.7.1 Service of this account is not available"
+                    },
+                );
+            }
             if i.enabled {
                 Ok(i)
             } else {

@@ -260,6 +260,7 @@ async fn alertmanager_accept(
             "integration key is not a valid one",
         )
     })?;
+    crate::saas::check_inbound(state, integration.account_id)?;
     let integration = check_integration(integration, "prometheus")?;
     let (_, payload) = read_json(body).await?;
     let now = state.clock.now();

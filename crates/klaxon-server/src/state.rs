@@ -47,6 +47,9 @@ pub struct AppState {
     /// Sign-in attempts admitted on this node in the last second (`auth.attempts_per_second`):
     /// bounds the CPU spent on password hashes (docs/sign-in.md).
     pub signin_window: Arc<std::sync::Mutex<klaxon_core::ratelimit::RollingWindow>>,
+    /// SaaS mode only (`deployment.mode = "saas"`); `None` self-hosted, where no
+    /// service-agreement check exists at all.
+    pub saas: Option<Arc<crate::saas::SaasRuntime>>,
 }
 
 impl AppState {
@@ -65,6 +68,7 @@ impl AppState {
             delivery_ready: Arc::new(Notify::new()),
             signin_window,
             base_url: Arc::from(""),
+            saas: None,
         }
     }
 }

@@ -42,6 +42,7 @@ pub mod records;
 mod response;
 mod roles;
 mod rows;
+mod saas;
 mod schedules;
 mod signin;
 
@@ -70,6 +71,7 @@ pub use response::{
     TIMER_CLAIM_MS,
 };
 pub use roles::{ActorRecord, RoleRecord, RoleWrite};
+pub use saas::{Applied, SaasFailure, SaasSettings, SettlementRun, TenantBilling};
 pub use schedules::ScheduleFilter;
 pub use signin::{
     AppKeyInfo, AppKeyUse, LAST_USED_GRANULARITY_MS, LockoutPolicy, LoginCandidate, NewAppKey,

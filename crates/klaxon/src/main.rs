@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod admin;
+
 use clap::{Args, Parser, Subcommand};
 use klaxon_server::Config;
 use tracing_subscriber::EnvFilter;
@@ -31,12 +33,15 @@ enum Command {
     Serve(Common),
     /// Apply database migrations and exit.
     Migrate(Common),
+    /// Operator tools of SaaS mode (docs/saas.md).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 /// Settings shared by every command. Precedence: defaults, then the TOML file, then `KLAXON_*`
 /// environment variables, then these flags.
 #[derive(Args)]
-struct Common {
+pub(crate) struct Common {
     /// TOML configuration file.
     #[arg(long, short = 'c', env = "KLAXON_CONFIG")]
     config: Option<PathBuf>,
@@ -52,7 +57,7 @@ struct Common {
 }
 
 impl Common {
-    fn load(&self) -> anyhow::Result<Config> {
+    pub(crate) fn load(&self) -> anyhow::Result<Config> {
         let mut config = match &self.config {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
@@ -93,6 +98,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(common) => serve(common.load()?).await,
             Command::Migrate(common) => migrate(common.load()?).await,
+            Command::Admin(cmd) => admin::run(cmd).await,
         }
     });
     match result {

@@ -1,0 +1,242 @@
+//! One tenant's billing standing as the store keeps it: the service state, when it was
+//! entered, and the purge date of a non-payment suspension, moved forward by the overdue
+//! rules (SVC-130, SVC-137, SVC-139, SVC-140) from the book's facts.
+//!
+//! The overdue job, a payment and a new charge all call [`advance`]: it decides, applies the
+//! SVC-021 transition, and decides again, so a job that runs late catches up in one call
+//! (active → overdue → suspended at the scheduled instant, never straight across).
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::book::Book;
+use crate::error::Result;
+use crate::overdue::{DebtStatus, OverdueDecision, OverdueFacts, decide, nonpayment_purge};
+use crate::params::Params;
+use crate::state::{ServiceState, SuspendReason, Trigger, transition};
+
+/// The stored standing of a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub state: ServiceState,
+    /// When the current state was entered (for a suspension: the scheduled instant).
+    pub since: Timestamp,
+    /// SVC-140: set while `suspended(nonpayment)`.
+    pub purge_at: Option<Timestamp>,
+}
+
+/// One applied transition, for the audit trail and notices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub from: ServiceState,
+    pub to: ServiceState,
+    pub at: Timestamp,
+    pub rule: &'static str,
+}
+
+fn status(s: &Standing) -> DebtStatus {
+    match s.state {
+        ServiceState::Trial | ServiceState::Active => DebtStatus::Serving,
+        ServiceState::Overdue => DebtStatus::Overdue,
+        ServiceState::Suspended(SuspendReason::Nonpayment) => {
+            DebtStatus::SuspendedForNonpayment { since: s.since }
+        }
+        _ => DebtStatus::Other,
+    }
+}
+
+/// Applies every overdue-rule transition due at `now`. `prepaid_ends_at` is the end of the
+/// prepaid term in force, if any (SVC-139: paid after the term ended → `ended(expired)`).
+pub fn advance(
+    book: &Book,
+    standing: Standing,
+    now: Timestamp,
+    params: &Params,
+    tz: &TimeZone,
+    prepaid_ends_at: Option<Timestamp>,
+) -> Result<(Standing, Vec<Change>)> {
+    let payable_total = book.payable_total(now)?;
+    let mut s = standing;
+    let mut changes = Vec::new();
+    // Each decision moves one edge of SVC-021; three edges are the longest chain
+    // (active → overdue → suspended → ended), so the loop is bounded.
+    for _ in 0..4 {
+        let facts = OverdueFacts {
+            items: book.items(),
+            payable_total,
+            status: status(&s),
+            prepaid_ends_at,
+        };
+        let (trigger, at, rule) = match decide(&facts, now, params, tz)? {
+            OverdueDecision::Nothing => break,
+            OverdueDecision::BecomeOverdue => (Trigger::OverdueItemExists, now, "SVC-130"),
+            OverdueDecision::Suspend { at } => (Trigger::GraceElapsed, at, "SVC-137"),
+            OverdueDecision::Restore => (Trigger::DebtPaid { term_ended: false }, now, "SVC-139"),
+            OverdueDecision::EndExpired => (Trigger::DebtPaid { term_ended: true }, now, "SVC-139"),
+            OverdueDecision::EndForNonpayment { at } => (Trigger::PurgeDateReached, at, "SVC-140"),
+        };
+        let to = transition(s.state, trigger)?;
+        let purge_at = match to {
+            ServiceState::Suspended(SuspendReason::Nonpayment) => {
+                Some(nonpayment_purge(at, params.buffer_days)?.0)
+            }
+            // SVC-140: the ended tenant keeps its purge date for the purge slice.
+            ServiceState::Ended(_) => s.purge_at,
+            _ => None,
+        };
+        changes.push(Change {
+            from: s.state,
+            to,
+            at,
+            rule,
+        });
+        s = Standing {
+            state: to,
+            since: at,
+            purge_at,
+        };
+    }
+    Ok((s, changes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::ChargeKind;
+    use crate::money::Currency;
+    use crate::overdue::PenaltyTerms;
+    use jiff::civil::date;
+    use rust_decimal::dec;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn late_job_catches_up_with_the_scheduled_suspension_and_payment_restores() {
+        // spec: SVC-130
+        // spec: SVC-137
+        // spec: SVC-139
+        // spec: SVC-140
+        let p = Params::cloud_defaults();
+        let tz = TimeZone::UTC;
+        let mut book =
+            Book::new(Currency::CNY, tz.clone(), PenaltyTerms::from_params(&p), 12).unwrap();
+        book.charge(
+            ts("2025-05-31T00:30:00Z"),
+            ChargeKind::LicenceCycle,
+            dec!(1990.00),
+            true,
+            date(2025, 5, 31),
+            "cycle-may",
+            "system",
+        )
+        .unwrap();
+        let start = Standing {
+            state: ServiceState::Active,
+            since: ts("2025-01-01T00:00:00Z"),
+            purge_at: None,
+        };
+        // The job did not run for days: one call goes active → overdue → suspended, and the
+        // suspension carries its scheduled instant, not the late run's.
+        let (s, changes) =
+            advance(&book, start, ts("2025-06-08T09:00:00Z"), &p, &tz, None).unwrap();
+        assert_eq!(changes.len(), 2);
+        assert_eq!(s.state, ServiceState::Suspended(SuspendReason::Nonpayment));
+        assert_eq!(s.since, ts("2025-06-08T00:00:00Z"));
+        assert_eq!(s.purge_at, Some(ts("2025-07-08T00:00:00Z")));
+        // Idempotent: running again at the same instant changes nothing.
+        let (again, none) = advance(&book, s, ts("2025-06-08T09:00:00Z"), &p, &tz, None).unwrap();
+        assert_eq!(again, s);
+        assert!(none.is_empty());
+        // Principal only does not restore (SVC-139); the whole payable total does.
+        let mut partial = book.clone();
+        partial
+            .receive_cash(
+                ts("2025-06-08T11:00:00Z"),
+                dec!(1990.00),
+                "pay-1",
+                "finance",
+            )
+            .unwrap();
+        let (still, _) = advance(&partial, s, ts("2025-06-08T11:00:00Z"), &p, &tz, None).unwrap();
+        assert_eq!(
+            still.state,
+            ServiceState::Suspended(SuspendReason::Nonpayment)
+        );
+        book.receive_cash(
+            ts("2025-06-08T11:00:00Z"),
+            dec!(1996.97),
+            "pay-1",
+            "finance",
+        )
+        .unwrap();
+        let (restored, ch) = advance(&book, s, ts("2025-06-08T11:00:00Z"), &p, &tz, None).unwrap();
+        assert_eq!(restored.state, ServiceState::Active);
+        assert_eq!(restored.purge_at, None);
+        assert_eq!(ch[0].rule, "SVC-139");
+    }
+
+    #[test]
+    fn a_book_restored_from_its_rows_is_the_same_book_and_gaps_are_refused() {
+        // spec: SVC-085
+        let p = Params::cloud_defaults();
+        let tz = TimeZone::UTC;
+        let terms = PenaltyTerms::from_params(&p);
+        let mut book = Book::new(Currency::CNY, tz.clone(), terms.clone(), 12).unwrap();
+        book.grant_bonus(
+            ts("2025-05-01T00:00:00Z"),
+            dec!(10.00),
+            crate::ledger::BonusSource::OperatorGrant,
+            crate::ledger::BonusScope::OrdersAndUsage,
+            None,
+            "g",
+            "op",
+        )
+        .unwrap();
+        book.charge(
+            ts("2025-05-31T00:30:00Z"),
+            ChargeKind::Usage,
+            dec!(100.00),
+            true,
+            date(2025, 5, 31),
+            "usage",
+            "system",
+        )
+        .unwrap();
+        book.receive_cash(ts("2025-06-03T10:00:00Z"), dec!(50.00), "p", "finance")
+            .unwrap();
+        let items: Vec<crate::book::ItemRecord> = book
+            .items()
+            .iter()
+            .map(|i| crate::book::ItemRecord {
+                id: i.id,
+                origin: i.origin.clone(),
+                principal: i.principal,
+                due_date: i.due_date,
+                created_at: i.created_at,
+            })
+            .collect();
+        let entries = book.ledger().entries().to_vec();
+        let back = Book::restore(
+            Currency::CNY,
+            tz.clone(),
+            terms.clone(),
+            12,
+            false,
+            entries.clone(),
+            items.clone(),
+        )
+        .unwrap();
+        assert_eq!(back.ledger(), book.ledger());
+        assert_eq!(back.items(), book.items());
+        let now = ts("2025-06-05T00:00:00Z");
+        assert_eq!(
+            back.payable_total(now).unwrap(),
+            book.payable_total(now).unwrap()
+        );
+        let mut gap = entries;
+        gap.remove(1);
+        assert!(Book::restore(Currency::CNY, tz, terms, 12, false, gap, items).is_err());
+    }
+}

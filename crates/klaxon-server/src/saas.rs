@@ -1,0 +1,146 @@
+//! SaaS mode on a node (docs/saas.md): the in-memory cache of tenants whose service state
+//! refuses something, the checks pushes (ING-013) and Open API writes (SVC-023) make
+//! against it, and the worker that refreshes the cache and runs the daily overdue job.
+//!
+//! Self-hosted nodes have no [`SaasRuntime`] at all (`AppState::saas` is `None`): no check,
+//! no query, no worker.
+//!
+//! The cache holds only tenants that are not `trial`/`active`/`overdue`, so the common case
+//! is one hash lookup that finds nothing. It is reloaded every [`REFRESH`] from the store and
+//! at once after a change made through this node, so a suspension or a restoration made on
+//! any node (or by `klaxon admin tenant …`) takes effect here within a second — well inside
+//! SVC-139's 60 s.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use klaxon_core::error::{ApiError, ErrorCode};
+use klaxon_saas::state::{self as svc, ServiceState};
+use klaxon_store::{SaasSettings, Store};
+use tokio::sync::watch;
+
+use crate::state::AppState;
+
+/// How often the cache is reloaded and the overdue job looks for due work.
+const REFRESH: Duration = Duration::from_millis(500);
+
+pub struct SaasRuntime {
+    pub settings: SaasSettings,
+    blocked: RwLock<HashMap<i64, ServiceState>>,
+}
+
+impl SaasRuntime {
+    pub fn new(settings: SaasSettings) -> Self {
+        SaasRuntime {
+            settings,
+            blocked: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The tenant's state as this node knows it; tenants not in the cache are serving.
+    pub fn state_of(&self, account_id: i64) -> ServiceState {
+        self.blocked
+            .read()
+            .ok()
+            .and_then(|m| m.get(&account_id).copied())
+            .unwrap_or(ServiceState::Active)
+    }
+
+    pub async fn refresh(&self, store: &Store) -> Result<(), klaxon_store::SaasFailure> {
+        let states = store.saas_blocked_states().await?;
+        if let Ok(mut m) = self.blocked.write() {
+            *m = states.into_iter().collect();
+        }
+        Ok(())
+    }
+}
+
+fn rejection(r: svc::Rejection, unknown_key: &str) -> ApiError {
+    let code = match r.code {
+        "ServiceSuspended" => ErrorCode::ServiceSuspended,
+        "ResourceNotFound" => ErrorCode::ResourceNotFound,
+        _ => ErrorCode::InvalidParameter,
+    };
+    let mut e = match code {
+        ErrorCode::ServiceSuspended => ApiError::new(
+            code,
+            "the service of this account is suspended; events are not accepted",
+        ),
+        ErrorCode::ResourceNotFound => ApiError::new(code, "the service of this account has ended"),
+        // Purging or purged: exactly the unknown-key answer, without a reason (ING-013).
+        _ => return ApiError::invalid(unknown_key),
+    };
+    // ING-013: `error.reason` = `<state>:<reason>`, e.g. `suspended:nonpayment`.
+    e.reason = r.reason.map(|reason| {
+        let state = if code == ErrorCode::ServiceSuspended {
+            "suspended"
+        } else {
+            "ended"
+        };
+        format!("{state}:{reason}")
+    });
+    e
+}
+
+/// ING-013 / SVC-023: may this account's push be accepted? Always yes when self-hosted.
+pub fn check_inbound(state: &AppState, account_id: i64) -> Result<(), ApiError> {
+    let Some(saas) = &state.saas else {
+        return Ok(());
+    };
+    svc::inbound_event(saas.state_of(account_id))
+        .map_err(|r| rejection(r, "integration_key is not a valid one"))
+}
+
+/// SVC-023: Open API calls that change state are refused in `suspended` and `ended`. Reads,
+/// removing members and revoking keys stay allowed (SVC-022). Always allowed self-hosted.
+pub fn check_write(state: &AppState, account_id: i64, path: &str) -> Result<(), ApiError> {
+    let Some(saas) = &state.saas else {
+        return Ok(());
+    };
+    if is_read_or_always_allowed(path) {
+        return Ok(());
+    }
+    svc::open_api_write(saas.state_of(account_id)).map_err(|r| rejection(r, "app_key is invalid"))
+}
+
+fn is_read_or_always_allowed(path: &str) -> bool {
+    let last = path.rsplit('/').next().unwrap_or("");
+    matches!(
+        last,
+        "info" | "infos" | "list" | "feed" | "preview" | "self"
+    ) || path == "/member/delete"
+        || path.starts_with("/app-key/delete")
+}
+
+/// The SaaS worker: reloads the state cache and runs the day's overdue job for every
+/// tenant that has debt (idempotent per tenant and billing day, see
+/// `Store::saas_settle`). Runs on every SaaS node; the row lock makes concurrent runs
+/// harmless.
+pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let Some(saas) = state.saas.clone() else {
+        return;
+    };
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let now = state.clock.now();
+        match state.store.saas_settle_due(&saas.settings, now).await {
+            Ok(runs) => {
+                for r in runs {
+                    tracing::info!(account_id = r.account_id, day = %r.day, outcome = %r.outcome,
+                        "overdue job ran");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "the overdue job failed; it will be retried"),
+        }
+        if let Err(e) = saas.refresh(&state.store).await {
+            tracing::error!(error = %e, "reloading tenant states failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(REFRESH) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

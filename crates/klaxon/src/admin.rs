@@ -1,0 +1,339 @@
+//! `klaxon admin tenant …`: the operator's billing tools of SaaS mode (docs/saas.md).
+//!
+//! Each command opens the store with the node's configuration, refuses to run unless
+//! `deployment.mode = "saas"`, applies one `klaxon-saas` operation through
+//! `Store::saas_apply` (one transaction: the book, the state, the audit row), and prints the
+//! result. Every action is audited with the operator's name (`--actor`, default the login).
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use klaxon_saas::ledger::{BonusScope, BonusSource, ChargeKind};
+use klaxon_saas::money::parse_decimal;
+use klaxon_store::{SaasSettings, Store, TenantBilling};
+
+use crate::Common;
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Billing of one tenant (SaaS mode only).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+}
+
+#[derive(Args)]
+pub struct Target {
+    #[command(flatten)]
+    pub common: Common,
+    /// The tenant's account id.
+    #[arg(long)]
+    pub account: i64,
+    /// Who does this, for the audit trail (default: `cli:$USER`).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Posting instant (RFC 3339), e.g. the value date of a bank payment; default now.
+    /// Never in the future, never before the tenant's last ledger entry.
+    #[arg(long)]
+    pub at: Option<Timestamp>,
+}
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// State, balances, overdue items and the payable total.
+    Show(Target),
+    /// Records cash received (SVC-086); it pays debts first (SVC-134) and restores a tenant
+    /// suspended for non-payment once the payable total is 0 (SVC-139).
+    Pay {
+        #[command(flatten)]
+        target: Target,
+        /// Amount as a decimal string, e.g. 1996.97.
+        #[arg(long)]
+        amount: String,
+        /// Payment reference (bank transfer id, receipt number).
+        #[arg(long)]
+        reference: String,
+    },
+    /// Grants bonus credit (SVC-152): pays service charges only, never penalties, never cash.
+    Bonus {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        amount: String,
+        #[arg(long)]
+        reference: String,
+        /// Expiry instant (RFC 3339); default 12 months after the grant.
+        #[arg(long)]
+        expires: Option<Timestamp>,
+    },
+    /// Posts a usage or postpaid cycle charge (SVC-121/122): paid from bonus, then cash; the
+    /// uncovered rest becomes an overdue item due on `--due` (default the posting day).
+    Charge {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        amount: String,
+        #[arg(long)]
+        reference: String,
+        /// `usage` or `licence_cycle`.
+        #[arg(long, default_value = "usage")]
+        kind: String,
+        /// Due date (YYYY-MM-DD in billing_tz).
+        #[arg(long)]
+        due: Option<Date>,
+    },
+    /// Runs the daily overdue job for one billing day (once per tenant and day).
+    Settle {
+        #[command(flatten)]
+        target: Target,
+        /// The billing day (YYYY-MM-DD); default today.
+        #[arg(long)]
+        date: Option<Date>,
+    },
+}
+
+struct Ctx {
+    store: Store,
+    settings: SaasSettings,
+    account: i64,
+    actor: String,
+    now: i64,
+}
+
+async fn open(t: &Target) -> anyhow::Result<Ctx> {
+    let config = t.common.load()?;
+    let Some(settings) = config
+        .deployment
+        .saas_settings()
+        .map_err(anyhow::Error::msg)?
+    else {
+        bail!(
+            "tenant billing does not exist in self-hosted mode (set deployment.mode = \"saas\"; see docs/saas.md)"
+        );
+    };
+    let store = klaxon_server::open_store(&config).await?;
+    let real_now = Timestamp::now();
+    let at = t.at.unwrap_or(real_now);
+    if at > real_now {
+        bail!("--at {at} is in the future");
+    }
+    let actor = t.actor.clone().unwrap_or_else(|| {
+        format!(
+            "cli:{}",
+            std::env::var("USER").unwrap_or_else(|_| "operator".into())
+        )
+    });
+    if actor.trim().is_empty() {
+        bail!("--actor must not be empty");
+    }
+    Ok(Ctx {
+        store,
+        settings,
+        account: t.account,
+        actor,
+        now: at.as_millisecond(),
+    })
+}
+
+fn print(t: &TenantBilling) {
+    let c = t.currency;
+    let l = t.book.ledger();
+    println!("account:        {}", t.account_id);
+    println!("region:         {}", t.region);
+    println!("edition:        {}", t.edition);
+    println!(
+        "profile:        {}",
+        match t.profile {
+            klaxon_saas::mode::BillingProfile::Commercial => "commercial",
+            klaxon_saas::mode::BillingProfile::Exempt => "exempt",
+        }
+    );
+    println!("state:          {} (since {})", t.state, t.since);
+    if let Some(p) = t.purge_at {
+        println!("purge date:     {p}");
+    }
+    println!("cash:           {} {}", c.format(l.cash()), c.code);
+    println!("bonus:          {} {}", c.format(l.bonus_total()), c.code);
+    println!(
+        "principal owed: {} {}",
+        c.format(l.debt_principal()),
+        c.code
+    );
+    println!("penalty posted: {} {}", c.format(l.debt_penalty()), c.code);
+    println!("payable total:  {} {}", c.format(t.payable_total), c.code);
+    for i in t.book.items() {
+        println!(
+            "overdue item {}: {} due {}, unpaid {} {}",
+            i.id,
+            i.origin,
+            i.due_date,
+            c.format(i.unpaid_principal()),
+            c.code
+        );
+    }
+    println!("ledger entries: {}", l.entries().len());
+}
+
+pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
+    let AdminCommand::Tenant(cmd) = cmd;
+    match cmd {
+        TenantCommand::Show(t) => {
+            let ctx = open(&t).await?;
+            match ctx
+                .store
+                .saas_tenant(&ctx.settings, ctx.account, ctx.now)
+                .await?
+            {
+                Some(b) => print(&b),
+                None => {
+                    if ctx.store.account(ctx.account).await?.is_none() {
+                        bail!("unknown account {}", ctx.account);
+                    }
+                    println!(
+                        "account {}: no billing yet (active, empty ledger)",
+                        ctx.account
+                    );
+                }
+            }
+            ctx.store.close().await;
+        }
+        TenantCommand::Pay {
+            target,
+            amount,
+            reference,
+        } => {
+            let ctx = open(&target).await?;
+            let amount = parse_decimal("amount", &amount)?;
+            let applied = ctx
+                .store
+                .saas_apply(
+                    &ctx.settings,
+                    ctx.account,
+                    ctx.now,
+                    &ctx.actor,
+                    "payment",
+                    |book, at| {
+                        let app = book.receive_cash(at, amount, &reference, &ctx.actor)?;
+                        Ok(format!(
+                            "cash {amount} ({reference}): principal {}, penalty {}, to balance {}",
+                            app.principal, app.penalty, app.to_balance
+                        ))
+                    },
+                )
+                .await?;
+            report(&ctx, &applied).await?;
+        }
+        TenantCommand::Bonus {
+            target,
+            amount,
+            reference,
+            expires,
+        } => {
+            let ctx = open(&target).await?;
+            let amount = parse_decimal("amount", &amount)?;
+            let applied = ctx
+                .store
+                .saas_apply(
+                    &ctx.settings,
+                    ctx.account,
+                    ctx.now,
+                    &ctx.actor,
+                    "bonus_grant",
+                    |book, at| {
+                        let lot = book.grant_bonus(
+                            at,
+                            amount,
+                            BonusSource::OperatorGrant,
+                            BonusScope::OrdersAndUsage,
+                            expires,
+                            &reference,
+                            &ctx.actor,
+                        )?;
+                        Ok(format!("bonus {amount} ({reference}) as lot {lot}"))
+                    },
+                )
+                .await?;
+            report(&ctx, &applied).await?;
+        }
+        TenantCommand::Charge {
+            target,
+            amount,
+            reference,
+            kind,
+            due,
+        } => {
+            let ctx = open(&target).await?;
+            let amount = parse_decimal("amount", &amount)?;
+            let kind = match kind.as_str() {
+                "usage" => ChargeKind::Usage,
+                "licence_cycle" => ChargeKind::LicenceCycle,
+                other => bail!(
+                    "--kind {other:?}: only usage and licence_cycle charges are posted here (orders are paid in full, SVC-100)"
+                ),
+            };
+            let applied = ctx
+                .store
+                .saas_apply(
+                    &ctx.settings,
+                    ctx.account,
+                    ctx.now,
+                    &ctx.actor,
+                    "charge",
+                    |book, at| {
+                        let due = due.unwrap_or_else(|| {
+                            klaxon_saas::calendar::date_of(at, &ctx.settings.billing_tz)
+                        });
+                        let out =
+                            book.charge(at, kind, amount, true, due, &reference, &ctx.actor)?;
+                        Ok(format!(
+                            "charge {amount} ({reference}): bonus {}, cash {}, overdue {}",
+                            out.bonus_paid,
+                            out.cash_paid,
+                            out.overdue.map_or("none".to_string(), |(id, a)| format!(
+                                "item {id} of {a} due {due}"
+                            ))
+                        ))
+                    },
+                )
+                .await?;
+            report(&ctx, &applied).await?;
+        }
+        TenantCommand::Settle { target, date } => {
+            let ctx = open(&target).await?;
+            let day = date.unwrap_or_else(|| {
+                klaxon_saas::calendar::date_of(
+                    Timestamp::from_millisecond(ctx.now).unwrap_or(Timestamp::UNIX_EPOCH),
+                    &ctx.settings.billing_tz,
+                )
+            });
+            let run = ctx
+                .store
+                .saas_settle(&ctx.settings, ctx.account, day, ctx.now, &ctx.actor)
+                .await?;
+            if run.ran_now {
+                println!("{day}: {}", run.outcome);
+            } else {
+                println!("{day}: already run ({})", run.outcome);
+            }
+            ctx.store.close().await;
+        }
+    }
+    Ok(())
+}
+
+async fn report(ctx: &Ctx, applied: &klaxon_store::Applied<String>) -> anyhow::Result<()> {
+    println!("{}", applied.value);
+    for c in &applied.changes {
+        println!("state: {} -> {} at {} ({})", c.from, c.to, c.at, c.rule);
+    }
+    let b = ctx
+        .store
+        .saas_tenant(&ctx.settings, ctx.account, ctx.now)
+        .await
+        .context("reading the tenant back")?;
+    if let Some(b) = b {
+        print(&b);
+    }
+    ctx.store.close().await;
+    Ok(())
+}
