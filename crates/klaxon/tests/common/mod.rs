@@ -23,18 +23,52 @@ pub async fn fresh_postgres() -> Option<String> {
     let base = std::env::var("KLAXON_TEST_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty())?;
+    drop_databases_of_finished_tests(&base).await;
     let name = format!("klaxon_it_{}", hex_id());
     let admin = sqlx_admin(&base, &format!("CREATE DATABASE {name}")).await;
     admin.then(|| replace_db(&base, &name))
 }
 
+/// `<nanos>_p<pid>`: the pid says which test process owns the database.
 fn hex_id() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{:x}{:x}", nanos, std::process::id())
+    format!("{:x}_p{}", nanos, std::process::id())
+}
+
+/// The test runner gives every test its own process, and a test's server lives until the
+/// process exits, so a database can only be dropped once its owner is gone: each new test
+/// drops those whose process has ended (any failure is ignored; the next test retries).
+async fn drop_databases_of_finished_tests(base: &str) {
+    let Ok(out) = tokio::process::Command::new("psql")
+        .arg(base)
+        .arg("-Atc")
+        .arg("SELECT datname FROM pg_database WHERE datname LIKE 'klaxon\\_it\\_%\\_p%'")
+        .output()
+        .await
+    else {
+        return;
+    };
+    for name in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(pid) = name
+            .rsplit_once("_p")
+            .and_then(|(_, p)| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = tokio::process::Command::new("psql")
+                .arg(base)
+                .arg("-qc")
+                .arg(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .stderr(std::process::Stdio::null())
+                .status()
+                .await;
+        }
+    }
 }
 
 fn replace_db(url: &str, name: &str) -> String {
