@@ -832,7 +832,7 @@ fn with_labels(mut s: Scenario, labels: &[(&str, &str)]) -> Scenario {
 
 #[test]
 fn esc_7_dynamic_assignment() {
-    // spec: RSP-190, RSP-191, RSP-192, RSP-193 (ESC-7)
+    // spec: RSP-190, RSP-191, RSP-192, RSP-193, RSP-194 (ESC-7)
     let s = Scenario::start(esc7_rule(), dir());
     let mut s = with_labels(
         s,
@@ -856,8 +856,15 @@ fn esc_7_dynamic_assignment() {
         "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=90dbb66b-af39-4235-956c-636a9c1ed9c0"
     );
     assert_eq!(bots[0].target["settings"]["alias"], "dynamic");
+    // RSP-194: the timeline shows the replaced responders and the replacement bot.
+    assert_eq!(s.assigns()[0].3, vec![C, D]);
+    let notify = s.log.iter().find(|e| e.kind == "i_notify").unwrap();
+    let robots = notify.detail["robots"].as_array().unwrap();
+    assert_eq!(robots.len(), 1);
+    assert_eq!(robots[0]["alias"], "dynamic");
     s.at(15.0);
     assert_eq!(s.responders(), vec![E]);
+    assert_eq!(s.assigns()[1].3, vec![E]);
 }
 
 #[test]
@@ -1237,7 +1244,7 @@ fn stale_timers_do_nothing() {
 
 #[test]
 fn auto_close_timeout_modes() {
-    // spec: RSP-055 (LIFE-2)
+    // spec: RSP-055 (LIFE-2), RSP-050 (`autorslv`)
     let mut inc = incident(m(0.0));
     inc.last_merge_time = m(30.0);
     assert_eq!(auto_close_at(&inc, 3600, "update"), Some(m(90.0)));
@@ -1633,7 +1640,11 @@ fn snooze_suppresses_no_comment_action_or_auto_close() {
         )
     })
     .unwrap();
-    assert!(s.firings().iter().any(|(t, _, p)| *t == m(5.0) && p == &vec![B]));
+    assert!(
+        s.firings()
+            .iter()
+            .any(|(t, _, p)| *t == m(5.0) && p == &vec![B])
+    );
     // The auto-close timeout closes a snoozed incident.
     s.now = m(30.0);
     s.act(|e, inc, _| {
@@ -1701,7 +1712,11 @@ fn delay_window_applies_to_the_first_assignment_only() {
     })
     .unwrap();
     assert_eq!(s.assigns()[2].0, m(4.0));
-    assert!(s.firings().iter().any(|(t, _, p)| *t == m(4.0) && p == &vec![B]));
+    assert!(
+        s.firings()
+            .iter()
+            .any(|(t, _, p)| *t == m(4.0) && p == &vec![B])
+    );
 }
 
 #[test]
@@ -1715,7 +1730,11 @@ fn manual_close_keeps_status_and_end_time() {
     })
     .unwrap();
     assert_eq!(s.inc.progress, Progress::Closed);
-    assert_eq!(s.inc.incident_status, Status::Critical, "a closed incident can be unresolved");
+    assert_eq!(
+        s.inc.incident_status,
+        Status::Critical,
+        "a closed incident can be unresolved"
+    );
     assert_eq!(s.inc.end_time, 0);
     assert_eq!(s.inc.close_source, "console");
 }
@@ -1734,4 +1753,72 @@ fn removed_level_stops_repeats_and_escalations() {
     s.rule.layers.truncate(1);
     s.at(120.0);
     assert_eq!(s.firings().len(), fired);
+}
+
+#[test]
+fn direct_assignment_fires_by_preference_without_chats() {
+    // spec: RSP-157
+    let mut d = dir();
+    d.prefs
+        .insert((B, Severity::Critical), vec!["sms".into(), "email".into()]);
+    // The rule's level sends voice only and posts to a group chat.
+    let l0 = Target {
+        person_ids: vec![A],
+        by: Some(By {
+            follow_preference: false,
+            critical: vec!["voice".into()],
+            ..By::default()
+        }),
+        webhooks: vec![GroupChatTarget {
+            kind: "feishu".into(),
+            settings: serde_json::json!({"token_or_url": "abc"}),
+        }],
+        ..Target::default()
+    };
+    let mut s = Scenario::start(rule(vec![level(l0, 15)]), d);
+    let first = s.sent.len();
+    assert!(s.sent.iter().any(|n| n.person_id == 0), "the rule's chat");
+    s.at(1.0);
+    s.act(|e, inc, _| {
+        e.reassign(
+            inc,
+            P,
+            &DirectTargets {
+                person_ids: vec![B],
+                ..DirectTargets::default()
+            },
+        )
+    })
+    .unwrap();
+    let direct: Vec<(i64, String)> = s.sent[first..]
+        .iter()
+        .map(|n| (n.person_id, n.channel.clone()))
+        .collect();
+    assert_eq!(direct, vec![(B, "sms".into()), (B, "email".into())]);
+    let notify = s.log.iter().rfind(|e| e.kind == "i_notify").unwrap();
+    assert!(notify.detail["chats"].as_array().unwrap().is_empty());
+    assert!(notify.detail["robots"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn later_changes_never_rematch_the_rules() {
+    // spec: RSP-131
+    // The only rule matches Info incidents; this one is created Critical and stays unassigned.
+    let mut r = rule(vec![level(persons(&[A]), 15)]);
+    r.filters = vec![vec![Condition::is_in("severity", ["Info"])]];
+    let mut s = Scenario::start(r, dir());
+    assert!(s.assigns().is_empty());
+    assert!(s.sent.is_empty());
+    // Its severity is edited to Info and time passes: no new matching, nobody notified.
+    s.at(1.0);
+    s.act(|e, inc, _| {
+        e.edit_severity(inc, P, Severity::Info);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(s.inc.incident_severity, Severity::Info);
+    s.at(120.0);
+    assert!(s.assigns().is_empty());
+    assert!(s.sent.is_empty());
+    assert!(s.inc.response.assigned_to.is_none());
 }
