@@ -1665,9 +1665,6 @@ fn comments_and_edits_never_move_the_deadline_or_repeats() {
         let mut s = Scenario::start(esc2(12, 2, 5.0), dir());
         s.at(60.0);
         s.firings()
-            .into_iter()
-            .map(|(t, k, p)| (t, k, p))
-            .collect::<Vec<_>>()
     };
     let mut s = Scenario::start(esc2(12, 2, 5.0), dir());
     s.at(3.0);
