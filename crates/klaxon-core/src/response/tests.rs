@@ -1819,3 +1819,26 @@ fn later_changes_never_rematch_the_rules() {
     assert!(s.sent.is_empty());
     assert!(s.inc.response.assigned_to.is_none());
 }
+
+#[test]
+fn an_empty_team_level_notifies_only_group_chats() {
+    // spec: RSP-154, RSP-153
+    let l0 = Target {
+        team_ids: vec![TEAM_EMPTY],
+        by: Some(By {
+            follow_preference: true,
+            ..By::default()
+        }),
+        webhooks: vec![GroupChatTarget {
+            kind: "feishu".into(),
+            settings: serde_json::json!({"token_or_url": "abc"}),
+        }],
+        ..Target::default()
+    };
+    let s = Scenario::start(rule(vec![level(l0, 15)]), dir());
+    assert!(s.responders().is_empty());
+    assert!(s.sent.iter().all(|n| n.person_id == 0), "no direct message");
+    assert_eq!(s.sent.len(), 1, "the group chat is posted to");
+    assert_eq!(s.sent[0].channel, "feishu");
+    assert_eq!(s.assigns().len(), 1, "the level is entered all the same");
+}
