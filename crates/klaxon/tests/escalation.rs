@@ -832,7 +832,7 @@ on_both_backends!(
 );
 
 on_both_backends!(merging_incidents, |url: String| async move {
-    // spec: RSP-100, RSP-003, RSP-004 (LIFE-1)
+    // spec: RSP-100, RSP-003, RSP-004 (LIFE-1), RSP-102
     let n = Node::start(&url, false).await;
     ok(n.api(
         "/channel/escalate/rule/create",
@@ -901,6 +901,26 @@ on_both_backends!(merging_incidents, |url: String| async move {
     assert_eq!(status, 200);
     n.ts.drained().await;
     assert_eq!(n.incident(&i1).await["active_alert_cnt"], 1);
+    // A manual incident (no alerts) can be merged too and closes like any source (RSP-102).
+    let manual = ok(n
+        .api(
+            "/incident/create",
+            json!({"title": "customer report", "incident_severity": "Info",
+                   "assigned_to": {"person_ids": [n.owner]}}),
+        )
+        .await);
+    let manual = manual["incident_id"].as_str().unwrap().to_string();
+    ok(n.api(
+        "/incident/merge",
+        json!({"target_incident_id": i1, "source_incident_ids": [manual]}),
+    )
+    .await);
+    let m = n.incident(&manual).await;
+    assert_eq!(m["progress"], "Closed");
+    assert_eq!(m["close_source"], "console");
+    let tail: Vec<String> = n.kinds(&manual).await.into_iter().rev().take(2).collect();
+    assert_eq!(tail, vec!["i_rslv", "i_merge"]);
+    assert_eq!(n.incident(&i1).await["alert_cnt"], 2, "no alert moved");
     // A closed incident cannot be a target.
     err(
         n.api(
