@@ -1842,3 +1842,33 @@ fn an_empty_team_level_notifies_only_group_chats() {
     assert_eq!(s.sent[0].channel, "feishu");
     assert_eq!(s.assigns().len(), 1, "the level is entered all the same");
 }
+
+#[test]
+fn reopened_recovered_incident_stays_ok() {
+    // spec: RSP-072 (first sentence; the old alerts absorbing nothing is merge.rs
+    // `closed_or_resolved_candidate_absorbs_nothing`)
+    let mut s = Scenario::start(esc1(), dir());
+    s.at(10.0);
+    // Every alert recovered: ingestion set Ok and closed it; the response side records it.
+    s.inc.incident_status = Status::Ok;
+    s.inc.end_time = m(10.0);
+    s.inc.progress = Progress::Closed;
+    s.inc.close_time = m(10.0);
+    s.inc.close_source = "event".into();
+    s.act(|e, inc, _| {
+        e.on_event_closed(inc);
+        Ok(())
+    })
+    .unwrap();
+    s.at(30.0);
+    let tz = TimeZone::get("Asia/Shanghai").unwrap();
+    let ctx = MatchContext {
+        tz: &tz,
+        calendars: Calendars::default(),
+    };
+    s.act(|e, inc, r| e.reopen(inc, P, "recurred", Some(r), &[], &ctx))
+        .unwrap();
+    assert_eq!(s.inc.progress, Progress::Triggered);
+    assert_eq!(s.inc.incident_status, Status::Ok);
+    assert_eq!(s.inc.end_time, m(10.0));
+}
