@@ -837,6 +837,7 @@ mod tests {
     // spec: ING-119
     // spec: ING-118
     // spec: ING-171
+    // spec: RSP-005
     #[test]
     fn significant_merge_updates_alert_and_incident() {
         let mut ids = CountingIds::default();
@@ -1259,6 +1260,7 @@ mod tests {
 
     // spec: ING-174
     // spec: ING-171
+    // spec: RSP-005
     #[test]
     fn only_the_first_alert_drives_incident_labels_and_title() {
         let mut ids = CountingIds::default();
@@ -1449,6 +1451,7 @@ mod tests {
     }
 
     // spec: ING-171
+    // spec: RSP-005
     #[test]
     fn manual_title_override_stops_following_description_still_follows() {
         let mut ids = CountingIds::default();

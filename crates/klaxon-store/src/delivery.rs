@@ -140,7 +140,7 @@ async fn claim(
 }
 
 /// Sets `failed_reason` on the element with this `rid` in the firing's `i_notify` entry.
-async fn note_failure(
+pub(crate) async fn note_failure(
     conn: &mut AnyConnection,
     account_id: i64,
     incident_id: &str,
@@ -198,7 +198,9 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<PendingDelivery>> {
         let mut conn = self.inner.write.acquire().await?;
-        claim(&mut conn, holder, now, limit).await
+        let claimed = claim(&mut conn, holder, now, limit).await?;
+        // RSP-008 Halt: a tenant that is not served gets only its incidents' first firings.
+        crate::halt::withhold_claimed(&mut conn, claimed).await
     }
 
     /// Records the end of a claimed send: `sent` or `failed` with its reason. A failure is

@@ -33,6 +33,7 @@ mod delivery;
 mod directory;
 mod fields;
 mod flapping;
+mod halt;
 mod inbox;
 mod integrations;
 mod noise;

@@ -300,7 +300,7 @@ pub(crate) async fn lock_incidents(conn: &mut AnyConnection) -> Result<()> {
     Ok(())
 }
 
-async fn insert_timeline(
+pub(crate) async fn insert_timeline(
     conn: &mut AnyConnection,
     entries: &[(i64, &TimelineEntry)],
 ) -> Result<()> {
@@ -959,6 +959,14 @@ pub(crate) async fn run_timer(
     if sql.query_on(&tx).execute(&mut *tx).await?.rows_affected() == 0 {
         tx.rollback().await?;
         return Ok(false);
+    }
+    // RSP-008 Halt: a tenant that is not served runs no step; the timer just ends.
+    if crate::halt::tenant_blocked(&mut tx, timer.account_id)
+        .await?
+        .is_some()
+    {
+        tx.commit().await?;
+        return Ok(true);
     }
     let (Some(mut inc), Some(kind)) = (
         load_incident(&mut tx, timer.account_id, &timer.incident_id).await?,

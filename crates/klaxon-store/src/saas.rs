@@ -459,6 +459,15 @@ async fn save_standing(
         .push(" WHERE account_id = ")
         .bind(account_id);
     sql.query_on(conn).execute(&mut *conn).await?;
+    // RSP-008 Halt: entering a state that is not served stops the tenant's automation in this
+    // same transaction.
+    if changes.iter().any(|c| !serving(c.to)) && !serving(standing.state) {
+        let state = match reason {
+            "" => name.to_string(),
+            r => format!("{name}:{r}"),
+        };
+        crate::halt::halt_tenant(conn, account_id, &state, now).await?;
+    }
     for c in changes {
         audit(
             conn,
@@ -471,6 +480,14 @@ async fn save_standing(
         .await?;
     }
     Ok(())
+}
+
+/// Is the tenant served in this state (anything but `suspended`, `ended`, `purging`, `purged`)?
+fn serving(s: ServiceState) -> bool {
+    matches!(
+        s,
+        ServiceState::Trial | ServiceState::Active | ServiceState::Overdue
+    )
 }
 
 async fn apply_in(

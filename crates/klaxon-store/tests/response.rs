@@ -21,7 +21,8 @@ const MIN: Millis = 60_000;
 
 both!(
     storm_warning_on_merge,
-    auto_close_timeout_follows_the_channel
+    auto_close_timeout_follows_the_channel,
+    merges_into_an_open_incident_notify_nobody
 );
 
 async fn boot(db: &Db) -> Bootstrap {
@@ -214,5 +215,55 @@ async fn auto_close_timeout_follows_the_channel(db: &Db) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+async fn merges_into_an_open_incident_notify_nobody(db: &Db) {
+    // spec: RSP-202 (no storm thresholds set, so no storm firing either)
+    let b = boot(db).await;
+    db.store
+        .save_escalation_rule(one_level_rule(&b), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    push(db, &b, "m-1", Status::Critical, T0).await;
+    let ids = incident_ids(db, &b).await;
+    assert_eq!(ids.len(), 1);
+    let first = db
+        .store
+        .notification_outbox(b.account_id, Some(&ids[0]), 100)
+        .await
+        .unwrap()
+        .len();
+    assert!(first > 0, "the first assignment notifies");
+    // Later events of the same alert merge into the open incident: nobody is notified.
+    push(db, &b, "m-1", Status::Warning, T0 + MIN).await;
+    push(db, &b, "m-1", Status::Critical, T0 + 2 * MIN).await;
+    assert_eq!(incident_ids(db, &b).await, ids);
+    let inc = db
+        .store
+        .incident(b.account_id, &ids[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        inc.alert_event_cnt >= 3,
+        "the events merged: {}",
+        inc.alert_event_cnt
+    );
+    let after = db
+        .store
+        .notification_outbox(b.account_id, Some(&ids[0]), 100)
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(after, first);
+    assert_eq!(
+        kinds(db, &b, &ids[0])
+            .await
+            .iter()
+            .filter(|k| *k == "i_notify")
+            .count(),
+        1
     );
 }

@@ -376,7 +376,8 @@ on_both_backends!(
 
 on_both_backends!(manual_actions_and_timeline, |url: String| async move {
     // spec: RSP-002, RSP-030, RSP-033, RSP-041, RSP-042, RSP-051, RSP-052, RSP-070, RSP-080,
-    // RSP-081, RSP-082, RSP-121
+    // spec: RSP-081, RSP-082, RSP-121, RSP-020 (Triggered → Processing → Triggered → Closed
+    // spec: → Triggered), RSP-036 (`console`), RSP-050 (`console`)
     let n = Node::start(&url, false).await;
     ok(n.api(
         "/channel/escalate/rule/create",
@@ -397,6 +398,15 @@ on_both_backends!(manual_actions_and_timeline, |url: String| async move {
     assert_eq!(inc["progress"], "Processing");
     assert!(inc["ack_time"].as_i64().unwrap() > 0);
     assert!(inc["responders"][0]["acknowledged_at"].as_i64().unwrap() > 0);
+    // The Open API's entry point is recorded as `console` (RSP-036).
+    let acks: Vec<Value> = n
+        .feed(&id)
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "i_ack")
+        .collect();
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert_eq!(acks[0]["detail"]["from"], "console");
     // Acknowledged with force_escalate false: no escalation at the deadline (RSP-031).
     n.advance(30).await;
     assert_eq!(n.incident(&id).await["assigned_to"]["layer_idx"], 0);
@@ -660,7 +670,7 @@ on_both_backends!(
 );
 
 on_both_backends!(recovery_closes_and_cancels, |url: String| async move {
-    // spec: RSP-053, RSP-056, RSP-160 (ESC-9 case 1)
+    // spec: RSP-053, RSP-056, RSP-160 (ESC-9 case 1), RSP-050 (`event`)
     let n = Node::start(&url, false).await;
     ok(n.api(
         "/channel/escalate/rule/create",
@@ -822,7 +832,7 @@ on_both_backends!(
 );
 
 on_both_backends!(merging_incidents, |url: String| async move {
-    // spec: RSP-100, RSP-003, RSP-004 (LIFE-1)
+    // spec: RSP-100, RSP-003, RSP-004 (LIFE-1), RSP-102
     let n = Node::start(&url, false).await;
     ok(n.api(
         "/channel/escalate/rule/create",
@@ -891,6 +901,26 @@ on_both_backends!(merging_incidents, |url: String| async move {
     assert_eq!(status, 200);
     n.ts.drained().await;
     assert_eq!(n.incident(&i1).await["active_alert_cnt"], 1);
+    // A manual incident (no alerts) can be merged too and closes like any source (RSP-102).
+    let manual = ok(n
+        .api(
+            "/incident/create",
+            json!({"title": "customer report", "incident_severity": "Info",
+                   "assigned_to": {"person_ids": [n.owner]}}),
+        )
+        .await);
+    let manual = manual["incident_id"].as_str().unwrap().to_string();
+    ok(n.api(
+        "/incident/merge",
+        json!({"target_incident_id": i1, "source_incident_ids": [manual]}),
+    )
+    .await);
+    let m = n.incident(&manual).await;
+    assert_eq!(m["progress"], "Closed");
+    assert_eq!(m["close_source"], "console");
+    let tail: Vec<String> = n.kinds(&manual).await.into_iter().rev().take(2).collect();
+    assert_eq!(tail, vec!["i_rslv", "i_merge"]);
+    assert_eq!(n.incident(&i1).await["alert_cnt"], 2, "no alert moved");
     // A closed incident cannot be a target.
     err(
         n.api(

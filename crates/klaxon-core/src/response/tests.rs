@@ -832,7 +832,7 @@ fn with_labels(mut s: Scenario, labels: &[(&str, &str)]) -> Scenario {
 
 #[test]
 fn esc_7_dynamic_assignment() {
-    // spec: RSP-190, RSP-191, RSP-192, RSP-193 (ESC-7)
+    // spec: RSP-190, RSP-191, RSP-192, RSP-193, RSP-194 (ESC-7)
     let s = Scenario::start(esc7_rule(), dir());
     let mut s = with_labels(
         s,
@@ -856,8 +856,15 @@ fn esc_7_dynamic_assignment() {
         "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=90dbb66b-af39-4235-956c-636a9c1ed9c0"
     );
     assert_eq!(bots[0].target["settings"]["alias"], "dynamic");
+    // RSP-194: the timeline shows the replaced responders and the replacement bot.
+    assert_eq!(s.assigns()[0].3, vec![C, D]);
+    let notify = s.log.iter().find(|e| e.kind == "i_notify").unwrap();
+    let robots = notify.detail["robots"].as_array().unwrap();
+    assert_eq!(robots.len(), 1);
+    assert_eq!(robots[0]["alias"], "dynamic");
     s.at(15.0);
     assert_eq!(s.responders(), vec![E]);
+    assert_eq!(s.assigns()[1].3, vec![E]);
 }
 
 #[test]
@@ -1237,7 +1244,7 @@ fn stale_timers_do_nothing() {
 
 #[test]
 fn auto_close_timeout_modes() {
-    // spec: RSP-055 (LIFE-2)
+    // spec: RSP-055 (LIFE-2), RSP-050 (`autorslv`)
     let mut inc = incident(m(0.0));
     inc.last_merge_time = m(30.0);
     assert_eq!(auto_close_at(&inc, 3600, "update"), Some(m(90.0)));
@@ -1547,4 +1554,321 @@ fn flapping_incident_is_muted_for_life() {
     e.escalate_to(&mut inc, P, Some(&r), &rid, 1).unwrap();
     assert!(!e.out.notifications.is_empty());
     assert!(!inc.response.escalation.as_ref().unwrap().muted);
+}
+
+#[test]
+fn same_instant_steps_apply_in_rsp_165_order() {
+    // spec: RSP-165
+    // The order itself: auto-close, snooze expiry, delayed assignment, escalation, repeat; the
+    // stored rank follows it, so claims come out in this order within an instant.
+    let mut kinds = vec![
+        TimerKind::Refire,
+        TimerKind::Escalate,
+        TimerKind::Delay,
+        TimerKind::SnoozeEnd,
+        TimerKind::AutoClose,
+    ];
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        vec![
+            TimerKind::AutoClose,
+            TimerKind::SnoozeEnd,
+            TimerKind::Delay,
+            TimerKind::Escalate,
+            TimerKind::Refire,
+        ]
+    );
+    assert!(kinds.windows(2).all(|w| w[0].rank() < w[1].rank()));
+
+    // An auto-close timeout falling due at the escalation deadline runs first; the
+    // escalation then re-checks its conditions, finds the incident Closed, and does nothing.
+    let mut s = Scenario::start(esc1(), dir());
+    s.now = m(15.0);
+    let rule = s.rule.clone();
+    let mut due = vec![
+        (TimerKind::Escalate, m(15.0)),
+        (TimerKind::AutoClose, m(15.0)),
+    ];
+    due.sort_by_key(|(k, at)| (*at, k.rank()));
+    for (kind, at) in due {
+        s.act(|e, inc, _| {
+            e.on_timer(inc, kind, at, Some(&rule));
+            Ok(())
+        })
+        .unwrap();
+    }
+    assert_eq!(s.inc.progress, Progress::Closed);
+    assert_eq!(s.inc.close_source, "autorslv");
+    assert_eq!(s.assigns().len(), 1, "no level-1 entry after the close");
+    assert_eq!(s.firings().len(), 1);
+
+    // A repeat due at the same instant as a delayed assignment runs after it: the delayed
+    // assignment fires level 0 once, and the repeat (not yet armed) adds nothing.
+    let mut r = esc9();
+    r.layers[0].max_times = 2;
+    let mut s = Scenario::start(r, dir());
+    s.at(2.0);
+    assert_eq!(s.firings().len(), 1);
+    assert_eq!(s.assigns(), vec![(m(2.0), "assign".into(), 0, vec![A])]);
+}
+
+#[test]
+fn snooze_suppresses_no_comment_action_or_auto_close() {
+    // spec: RSP-044
+    let mut s = Scenario::start(esc1(), dir());
+    s.at(1.0);
+    s.act(|e, inc, r| e.snooze(inc, A, 60, "console", Some(r)))
+        .unwrap();
+    assert!(s.inc.response.is_snoozed(s.now));
+    // Comments and edits while snoozed are recorded as usual.
+    s.at(5.0);
+    s.act(|e, inc, _| e.comment(inc, A, "looking", false))
+        .unwrap();
+    s.act(|e, inc, _| e.edit_text(inc, A, "title", "payments still down"))
+        .unwrap();
+    assert_eq!(s.inc.title, "payments still down");
+    // A manual action (adding a responder) is not held back by the snooze: B is notified now.
+    s.act(|e, inc, _| {
+        e.add_responders(
+            inc,
+            A,
+            &DirectTargets {
+                person_ids: vec![B],
+                ..DirectTargets::default()
+            },
+        )
+    })
+    .unwrap();
+    assert!(
+        s.firings()
+            .iter()
+            .any(|(t, _, p)| *t == m(5.0) && p == &vec![B])
+    );
+    // The auto-close timeout closes a snoozed incident.
+    s.now = m(30.0);
+    s.act(|e, inc, _| {
+        e.on_timer(inc, TimerKind::AutoClose, m(30.0), None);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(s.inc.progress, Progress::Closed);
+    let kinds = s.kinds();
+    assert!(kinds.contains(&"i_comm"));
+    assert!(kinds.contains(&"i_rslv"));
+}
+
+#[test]
+fn comments_and_edits_never_move_the_deadline_or_repeats() {
+    // spec: RSP-166
+    let plain = {
+        let mut s = Scenario::start(esc2(12, 2, 5.0), dir());
+        s.at(60.0);
+        s.firings()
+    };
+    let mut s = Scenario::start(esc2(12, 2, 5.0), dir());
+    s.at(3.0);
+    let before = s.inc.response.escalation.clone();
+    s.act(|e, inc, _| e.comment(inc, B, "on it soon", false))
+        .unwrap();
+    s.act(|e, inc, _| e.edit_text(inc, B, "description", "card declines"))
+        .unwrap();
+    assert_eq!(s.inc.response.escalation, before);
+    s.at(60.0);
+    assert_eq!(s.firings(), plain);
+}
+
+#[test]
+fn delay_window_applies_to_the_first_assignment_only() {
+    // spec: RSP-161
+    let mut s = Scenario::start(esc9(), dir());
+    s.at(2.0);
+    assert_eq!(s.assigns().len(), 1);
+    // A manual escalation to level 1 fires at once, without a new delay window.
+    s.at(3.0);
+    let rule = s.rule.clone();
+    s.act(|e, inc, _| e.escalate_to(inc, P, Some(&rule), &rule.rule_id, 1))
+        .unwrap();
+    assert_eq!(s.assigns()[1], (m(3.0), "escalate".into(), 1, vec![LEAD]));
+    assert!(
+        s.firings()
+            .iter()
+            .any(|(t, _, p)| *t == m(3.0) && p == &vec![LEAD])
+    );
+    // A reassignment does not wait either.
+    s.at(4.0);
+    s.act(|e, inc, _| {
+        e.reassign(
+            inc,
+            P,
+            &DirectTargets {
+                person_ids: vec![B],
+                ..DirectTargets::default()
+            },
+        )
+    })
+    .unwrap();
+    assert_eq!(s.assigns()[2].0, m(4.0));
+    assert!(
+        s.firings()
+            .iter()
+            .any(|(t, _, p)| *t == m(4.0) && p == &vec![B])
+    );
+}
+
+#[test]
+fn manual_close_keeps_status_and_end_time() {
+    // spec: RSP-054
+    let mut s = Scenario::start(esc1(), dir());
+    s.at(5.0);
+    s.act(|e, inc, _| {
+        e.close(inc, P, "console", None, None);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(s.inc.progress, Progress::Closed);
+    assert_eq!(
+        s.inc.incident_status,
+        Status::Critical,
+        "a closed incident can be unresolved"
+    );
+    assert_eq!(s.inc.end_time, 0);
+    assert_eq!(s.inc.close_source, "console");
+}
+
+#[test]
+fn removed_level_stops_repeats_and_escalations() {
+    // spec: RSP-138
+    let mut r = esc1();
+    r.layers[1].max_times = 3;
+    r.layers[1].notify_step = 5.0;
+    let mut s = Scenario::start(r, dir());
+    s.at(15.0);
+    assert_eq!(s.assigns().last().unwrap().2, 1, "escalated to level 1");
+    let fired = s.firings().len();
+    // Level 1 is removed from the rule: the steps read the current rule and stop.
+    s.rule.layers.truncate(1);
+    s.at(120.0);
+    assert_eq!(s.firings().len(), fired);
+}
+
+#[test]
+fn direct_assignment_fires_by_preference_without_chats() {
+    // spec: RSP-157
+    let mut d = dir();
+    d.prefs
+        .insert((B, Severity::Critical), vec!["sms".into(), "email".into()]);
+    // The rule's level sends voice only and posts to a group chat.
+    let l0 = Target {
+        person_ids: vec![A],
+        by: Some(By {
+            follow_preference: false,
+            critical: vec!["voice".into()],
+            ..By::default()
+        }),
+        webhooks: vec![GroupChatTarget {
+            kind: "feishu".into(),
+            settings: serde_json::json!({"token_or_url": "abc"}),
+        }],
+        ..Target::default()
+    };
+    let mut s = Scenario::start(rule(vec![level(l0, 15)]), d);
+    let first = s.sent.len();
+    assert!(s.sent.iter().any(|n| n.person_id == 0), "the rule's chat");
+    s.at(1.0);
+    s.act(|e, inc, _| {
+        e.reassign(
+            inc,
+            P,
+            &DirectTargets {
+                person_ids: vec![B],
+                ..DirectTargets::default()
+            },
+        )
+    })
+    .unwrap();
+    let direct: Vec<(i64, String)> = s.sent[first..]
+        .iter()
+        .map(|n| (n.person_id, n.channel.clone()))
+        .collect();
+    assert_eq!(direct, vec![(B, "sms".into()), (B, "email".into())]);
+    let notify = s.log.iter().rfind(|e| e.kind == "i_notify").unwrap();
+    assert!(notify.detail["chats"].as_array().unwrap().is_empty());
+    assert!(notify.detail["robots"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn later_changes_never_rematch_the_rules() {
+    // spec: RSP-131
+    // The only rule matches Info incidents; this one is created Critical and stays unassigned.
+    let mut r = rule(vec![level(persons(&[A]), 15)]);
+    r.filters = vec![vec![Condition::is_in("severity", ["Info"])]];
+    let mut s = Scenario::start(r, dir());
+    assert!(s.assigns().is_empty());
+    assert!(s.sent.is_empty());
+    // Its severity is edited to Info and time passes: no new matching, nobody notified.
+    s.at(1.0);
+    s.act(|e, inc, _| {
+        e.edit_severity(inc, P, Severity::Info);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(s.inc.incident_severity, Severity::Info);
+    s.at(120.0);
+    assert!(s.assigns().is_empty());
+    assert!(s.sent.is_empty());
+    assert!(s.inc.response.assigned_to.is_none());
+}
+
+#[test]
+fn an_empty_team_level_notifies_only_group_chats() {
+    // spec: RSP-154, RSP-153
+    let l0 = Target {
+        team_ids: vec![TEAM_EMPTY],
+        by: Some(By {
+            follow_preference: true,
+            ..By::default()
+        }),
+        webhooks: vec![GroupChatTarget {
+            kind: "feishu".into(),
+            settings: serde_json::json!({"token_or_url": "abc"}),
+        }],
+        ..Target::default()
+    };
+    let s = Scenario::start(rule(vec![level(l0, 15)]), dir());
+    assert!(s.responders().is_empty());
+    assert!(s.sent.iter().all(|n| n.person_id == 0), "no direct message");
+    assert_eq!(s.sent.len(), 1, "the group chat is posted to");
+    assert_eq!(s.sent[0].channel, "feishu");
+    assert_eq!(s.assigns().len(), 1, "the level is entered all the same");
+}
+
+#[test]
+fn reopened_recovered_incident_stays_ok() {
+    // spec: RSP-072 (first sentence; the old alerts absorbing nothing is merge.rs
+    // `closed_or_resolved_candidate_absorbs_nothing`)
+    let mut s = Scenario::start(esc1(), dir());
+    s.at(10.0);
+    // Every alert recovered: ingestion set Ok and closed it; the response side records it.
+    s.inc.incident_status = Status::Ok;
+    s.inc.end_time = m(10.0);
+    s.inc.progress = Progress::Closed;
+    s.inc.close_time = m(10.0);
+    s.inc.close_source = "event".into();
+    s.act(|e, inc, _| {
+        e.on_event_closed(inc);
+        Ok(())
+    })
+    .unwrap();
+    s.at(30.0);
+    let tz = TimeZone::get("Asia/Shanghai").unwrap();
+    let ctx = MatchContext {
+        tz: &tz,
+        calendars: Calendars::default(),
+    };
+    s.act(|e, inc, r| e.reopen(inc, P, "recurred", Some(r), &[], &ctx))
+        .unwrap();
+    assert_eq!(s.inc.progress, Progress::Triggered);
+    assert_eq!(s.inc.incident_status, Status::Ok);
+    assert_eq!(s.inc.end_time, m(10.0));
 }
