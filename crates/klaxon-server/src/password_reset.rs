@@ -164,8 +164,16 @@ async fn request_inner(
             result,
         )
         .await;
+        // To the address as the member entered it, not as the request spelled it.
         if let Some(token) = token {
-            mails.push(token);
+            let member = state
+                .store
+                .member(c.account_id, c.member_id)
+                .await
+                .map_err(internal)?;
+            if let Some(m) = member {
+                mails.push((m.email, m.member_name, token));
+            }
         }
     }
     if !mails.is_empty() {
@@ -173,7 +181,7 @@ async fn request_inner(
         let base = state.base_url.to_string();
         // After answering: the time a send takes must not tell that the address exists.
         tokio::spawn(async move {
-            for token in mails {
+            for (to, name, token) in mails {
                 // ASCII and short lines, so the text part goes out as plain 7bit.
                 let text = format!(
                     "Someone asked to reset the password of your Klaxon account\r\n\
@@ -190,8 +198,8 @@ async fn request_inner(
                 if let Err(e) = mailer
                     .send(
                         &new_request_id(),
-                        &email,
-                        "",
+                        &to,
+                        &name,
                         "Reset your Klaxon password",
                         html,
                         text,

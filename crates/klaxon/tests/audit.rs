@@ -248,6 +248,7 @@ on_both_backends!(
         store
             .add_app_key(account_id, viewer, "test", &key, now_secs() * 1000)
             .await
+            .unwrap()
             .unwrap();
         let now = now_secs();
         let resp = ts

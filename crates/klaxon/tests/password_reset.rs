@@ -16,11 +16,14 @@ use klaxon_notify::{SmtpConfig, SmtpSecurity};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-/// A plain SMTP receiver that keeps every message (recipients, data).
+/// One received message: its recipients and its data.
+type Mail = (Vec<String>, String);
+
+/// A plain SMTP receiver that keeps every message.
 #[derive(Clone)]
 struct Sink {
     addr: SocketAddr,
-    mails: Arc<Mutex<Vec<(Vec<String>, String)>>>,
+    mails: Arc<Mutex<Vec<Mail>>>,
 }
 
 impl Sink {
@@ -86,7 +89,7 @@ impl Sink {
     }
 
     /// Waits (for the server's background send, not a timer) until `n` mails arrived.
-    async fn wait_for(&self, n: usize) -> Vec<(Vec<String>, String)> {
+    async fn wait_for(&self, n: usize) -> Vec<Mail> {
         for _ in 0..200 {
             let mails = self.mails.lock().unwrap().clone();
             if mails.len() >= n {
