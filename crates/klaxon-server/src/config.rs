@@ -159,6 +159,13 @@ pub struct AuthConfig {
     pub lockout_minutes: i64,
     /// Sign-in attempts per second on one node, whatever the address (429 beyond); 0 = off.
     pub attempts_per_second: u32,
+    /// How long audit records are kept, in days (RSP-603, OQ-39): 90 by default, never
+    /// less than 30 (smaller values count as 30).
+    pub audit_retention_days: i64,
+    /// How long a password-reset token works, in minutes (docs/sign-in.md).
+    pub reset_ttl_minutes: i64,
+    /// Reset e-mails per member per hour; further requests get the same answer, no e-mail.
+    pub resets_per_hour: i64,
 }
 
 impl Default for AuthConfig {
@@ -170,6 +177,9 @@ impl Default for AuthConfig {
             failure_window_minutes: 15,
             lockout_minutes: 15,
             attempts_per_second: 10,
+            audit_retention_days: crate::audit::DEFAULT_RETENTION_DAYS,
+            reset_ttl_minutes: 30,
+            resets_per_hour: 3,
         }
     }
 }
@@ -396,6 +406,10 @@ impl Config {
                 }
                 "KLAXON_AUTH_ATTEMPTS_PER_SECOND" => {
                     self.auth.attempts_per_second =
+                        value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "KLAXON_AUTH_AUDIT_RETENTION_DAYS" => {
+                    self.auth.audit_retention_days =
                         value.parse().map_err(|e| bad(format!("{e}")))?
                 }
                 "KLAXON_AUTH_SECURE_COOKIE" => {

@@ -11,7 +11,7 @@
 mod assets;
 mod incidents;
 mod signin;
-mod view;
+pub(crate) mod view;
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};

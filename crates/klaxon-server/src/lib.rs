@@ -8,6 +8,7 @@
 // The wire objects are wide `json!` literals.
 #![recursion_limit = "256"]
 
+mod audit;
 mod calendar;
 mod changes;
 pub mod config;
@@ -18,6 +19,7 @@ mod health;
 mod keycache;
 mod limits;
 mod openapi;
+mod password_reset;
 mod push;
 mod saas;
 mod signin;
@@ -310,11 +312,14 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
     let app = router(state);
     let mut rx = shutdown_rx;
     let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })
+        .await
     });
     Ok(Server {
         local_addr,

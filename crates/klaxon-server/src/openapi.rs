@@ -6,6 +6,7 @@
 mod access;
 mod app_keys;
 mod args;
+mod audit;
 mod calendars;
 mod changes;
 mod channels;
@@ -22,8 +23,10 @@ mod teams;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, Method, Uri, header};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{Extensions, HeaderMap, Method, Uri, header};
 use axum::response::Response;
 use axum::routing::any;
 use http_body_util::{BodyExt, Limited};
@@ -54,6 +57,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(app_keys::PATHS)
         .chain(changes::PATHS)
         .chain(roles::PATHS)
+        .chain(audit::PATHS)
         .copied()
 }
 
@@ -72,6 +76,13 @@ pub struct Caller {
     /// The caller's permissions (response.md §2.29), loaded once at authentication so no
     /// check needs a query of its own.
     pub actor: Actor,
+    /// Source, request id, client address and APP key of the call, for the audit log.
+    pub origin: crate::audit::Origin,
+}
+
+/// Whether a served path changes something (its audit record is written, RSP-600).
+pub(crate) fn is_write_route(path: &str) -> bool {
+    access::is_write(path)
 }
 
 async fn api(
@@ -80,11 +91,20 @@ async fn api(
     method: Method,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Body,
 ) -> Response {
     let request_id = new_request_id();
     let path = uri.path().to_string();
-    let result = serve(&state, &path, &method, query.as_deref(), &headers, body).await;
+    let call = Call {
+        path: &path,
+        method: &method,
+        query: query.as_deref(),
+        headers: &headers,
+        request_id: &request_id,
+        ip: client_ip(&extensions),
+    };
+    let result = serve(&state, &call, body).await;
     let code = match &result {
         Ok(_) => "OK",
         Err(Failure::Error(e)) => e.code.as_str(),
@@ -116,14 +136,27 @@ impl From<ApiError> for Failure {
     }
 }
 
-async fn serve(
-    state: &AppState,
-    path: &str,
-    method: &Method,
-    query: Option<&str>,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Option<Value>, Failure> {
+/// The client's address as the connection shows it (`ConnectInfo`, set by `start`); empty
+/// when the router runs without one (tests that call it in-process).
+pub(crate) fn client_ip(extensions: &Extensions) -> String {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default()
+}
+
+/// One HTTP request to the Open API, before authentication.
+struct Call<'a> {
+    path: &'a str,
+    method: &'a Method,
+    query: Option<&'a str>,
+    headers: &'a HeaderMap,
+    request_id: &'a str,
+    ip: String,
+}
+
+async fn serve(state: &AppState, call: &Call<'_>, body: Body) -> Result<Option<Value>, Failure> {
+    let (path, method, query, headers) = (call.path, call.method, call.query, call.headers);
     if method != Method::POST {
         return Err(ApiError::new(
             ErrorCode::MethodNotAllowed,
@@ -131,7 +164,9 @@ async fn serve(
         )
         .into());
     }
-    let caller = authenticate(state, method, query, headers).await?;
+    let mut caller = authenticate(state, method, query, headers).await?;
+    caller.origin.request_id = call.request_id.to_string();
+    caller.origin.ip = call.ip.clone();
     // §1.26: an account-level key is no member.
     if caller.account_key && path == "/member/info" {
         return Err(ApiError::invalid(
@@ -147,15 +182,39 @@ async fn serve(
     {
         return Err(Failure::Throttled { limit, reset_at });
     }
-    // RSP-520: the feature permission of the route, before the body is even read.
-    access::check(&caller.actor, path)?;
-    let args = read_body(headers, body).await?;
+    // RSP-520: the feature permission of the route, before the body is even read. A refused
+    // write is still audited (RSP-600), without a body since none was read.
+    if let Err(e) = access::check(&caller.actor, path) {
+        crate::audit::record_call(state, &caller, path, None, Err(&e)).await;
+        return Err(e.into());
+    }
+    let args = match read_body(headers, body).await {
+        Ok(args) => args,
+        Err(e) => {
+            crate::audit::record_call(state, &caller, path, None, Err(&e)).await;
+            return Err(e.into());
+        }
+    };
     Ok(perform(state, &caller, path, &args).await?)
 }
 
 /// Runs one Open API path for an authenticated caller. The console calls this too, so a page
 /// and the API share every rule (no second implementation), permissions included.
 pub(crate) async fn perform(
+    state: &AppState,
+    caller: &Caller,
+    path: &str,
+    args: &Args,
+) -> Result<Option<Value>, ApiError> {
+    let result = perform_unaudited(state, caller, path, args).await;
+    // The one audit hook of every Open API and console call (RSP-600): writes only, ok or
+    // failed, after the call so the record says how it ended.
+    let outcome = result.as_ref().map(|_| ());
+    crate::audit::record_call(state, caller, path, Some(args), outcome).await;
+    result
+}
+
+async fn perform_unaudited(
     state: &AppState,
     caller: &Caller,
     path: &str,
@@ -193,6 +252,9 @@ pub(crate) async fn perform(
         return result;
     }
     if let Some(result) = changes::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = audit::dispatch(state, caller, path, args).await {
         return result;
     }
     handlers::dispatch(state, caller, path, args).await
@@ -242,8 +304,15 @@ async fn authenticate(
     let Some(found) = found else {
         return Err(ApiError::new(ErrorCode::Unauthorized, "app_key is invalid"));
     };
+    let origin = crate::audit::Origin {
+        source: "api",
+        app_key_id: found.key_id,
+        ..Default::default()
+    };
     if found.member_id != 0 {
-        return member_caller(state, found.account_id, found.member_id).await;
+        let mut caller = member_caller(state, found.account_id, found.member_id).await?;
+        caller.origin = origin;
+        return Ok(caller);
     }
     // An account-level key acts as the owner (§1.26).
     let owner = state
@@ -257,6 +326,7 @@ async fn authenticate(
         member_id: owner,
         account_key: true,
         actor: Actor::owner(owner),
+        origin,
     })
 }
 
@@ -285,6 +355,11 @@ pub(crate) async fn member_caller(
             &record.role_ids,
             &record.custom_roles,
         ),
+        origin: crate::audit::Origin {
+            source: "console",
+            request_id: new_request_id(),
+            ..Default::default()
+        },
     })
 }
 

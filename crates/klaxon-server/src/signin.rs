@@ -40,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/login", any(login))
         .route("/auth/logout", any(logout))
         .route("/auth/session", any(session_info))
+        .merge(crate::password_reset::routes())
 }
 
 /// The value of one cookie of the request.
@@ -163,7 +164,7 @@ fn locked_response(request_id: &str, until: Millis, now: Millis) -> Response {
     resp
 }
 
-async fn json_body(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
+pub(crate) async fn json_body(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
     if let Some(ct) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -191,7 +192,7 @@ async fn json_body(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
     Ok(value)
 }
 
-fn method_not_allowed(method: &Method) -> ApiError {
+pub(crate) fn method_not_allowed(method: &Method) -> ApiError {
     ApiError::new(
         ErrorCode::MethodNotAllowed,
         format!("method {method} is not allowed, use POST"),
@@ -224,10 +225,12 @@ async fn login(
     State(state): State<AppState>,
     method: Method,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     body: Body,
 ) -> Response {
     let request_id = new_request_id();
-    match login_inner(&state, &method, &headers, body).await {
+    let ip = crate::openapi::client_ip(&extensions);
+    match login_inner(&state, &method, &headers, &ip, body).await {
         Ok(resp) => resp(&request_id),
         Err(LoginFailure::Locked { until, now }) => locked_response(&request_id, until, now),
         Err(LoginFailure::Throttled { limit, reset_at }) => {
@@ -256,7 +259,7 @@ impl From<ApiError> for LoginFailure {
 
 type Respond = Box<dyn FnOnce(&str) -> Response + Send>;
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::internal(format!("sign-in: {e}"))
 }
 
@@ -264,6 +267,7 @@ async fn login_inner(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,
+    ip: &str,
     body: Body,
 ) -> Result<Respond, LoginFailure> {
     if *method != Method::POST {
@@ -282,7 +286,7 @@ async fn login_inner(
         .unwrap_or("")
         .to_string();
     let account_id = args.get("account_id").and_then(Value::as_i64).unwrap_or(0);
-    let created = password_sign_in(state, &email, &password, account_id).await?;
+    let created = password_sign_in(state, &email, &password, account_id, ip).await?;
     let ttl_ms = session_ttl_ms(state);
     let state = state.clone();
     Ok(Box::new(move |request_id: &str| {
@@ -312,12 +316,15 @@ fn session_ttl_ms(state: &AppState) -> i64 {
 }
 
 /// Checks an e-mail address and password (throttle, lockout, argon2) and opens a session.
-/// The JSON sign-in and the console's sign-in form both come through here.
+/// The JSON sign-in and the console's sign-in form both come through here. Sign-ins and
+/// wrong passwords for a known member are audited (RSP-600); an unknown address has no
+/// account to record it in.
 pub(crate) async fn password_sign_in(
     state: &AppState,
     email: &str,
     password: &str,
     account_id: i64,
+    ip: &str,
 ) -> Result<NewSession, LoginFailure> {
     if email.is_empty() {
         return Err(ApiError::invalid("email: required").into());
@@ -387,6 +394,17 @@ pub(crate) async fn password_sign_in(
                 .await
                 .map_err(internal)?;
             tracing::info!("sign-in refused: wrong e-mail or password");
+            for c in &candidates {
+                crate::audit::record_signin(
+                    state,
+                    c.account_id,
+                    c.member_id,
+                    "login",
+                    ip,
+                    ErrorCode::Unauthorized.as_str(),
+                )
+                .await;
+            }
             if let Some(until) = locked_now {
                 return Err(LoginFailure::Locked { until, now });
             }
@@ -424,18 +442,42 @@ pub(crate) async fn password_sign_in(
         member_id = member.member_id,
         "signed in"
     );
+    crate::audit::record_signin(
+        state,
+        member.account_id,
+        member.member_id,
+        "login",
+        ip,
+        "ok",
+    )
+    .await;
     Ok(created)
 }
 
-async fn logout(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Response {
+async fn logout(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Response {
     let request_id = new_request_id();
     let result: Result<(), ApiError> = async {
         if method != Method::POST {
             return Err(method_not_allowed(&method));
         }
-        if session_of(&state, &method, &headers).await?.is_none() {
+        let Some(session) = session_of(&state, &method, &headers).await? else {
             return Err(ApiError::new(ErrorCode::Unauthorized, "not signed in"));
-        }
+        };
+        let ip = crate::openapi::client_ip(&extensions);
+        crate::audit::record_signin(
+            &state,
+            session.account_id,
+            session.member_id,
+            "logout",
+            &ip,
+            "ok",
+        )
+        .await;
         if let Some(token) = cookie(&headers, SESSION_COOKIE) {
             state.store.delete_session(token).await.map_err(internal)?;
         }

@@ -270,7 +270,7 @@ async fn existing(conn: &mut AnyConnection) -> Result<Option<Bootstrap>> {
 }
 
 /// argon2id with the crate's default parameters, as a PHC string.
-async fn hash_password(password: String) -> Result<String> {
+pub(crate) async fn hash_password(password: String) -> Result<String> {
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())

@@ -24,6 +24,7 @@
 //! `migrations/postgres`). APP keys and integration keys are
 //! stored as given (they are shown again on later starts), member passwords as argon2 hashes.
 
+mod audit;
 mod bootstrap;
 mod calendars;
 mod changes;
@@ -37,6 +38,7 @@ mod halt;
 mod inbox;
 mod integrations;
 mod noise;
+mod password_reset;
 mod process;
 mod query;
 pub mod records;
@@ -50,6 +52,7 @@ mod signin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use audit::{AuditFilter, AuditPage, AuditRecord, NewAuditRecord};
 pub use calendars::{AccountCalendars, CalendarFilter, Referrers};
 pub use changes::{ChangeEventRecord, ChangeFilter, ChangeRecord};
 pub use channels::{ChannelDraft, ChannelSettings};
@@ -65,6 +68,7 @@ use klaxon_core::model::{
     Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
 };
 pub use noise::{EventOutcome, NoiseRefusal, OutcomeFilter};
+pub use password_reset::{ResetDone, ResetPolicy};
 pub use process::{LEASE_TTL_MS, RandomIds};
 pub use records::*;
 pub use response::{

@@ -26,7 +26,7 @@ pub fn hash_secret(secret: &str) -> String {
 }
 
 /// `n` random bytes as lower-case hex.
-fn random_hex(n: usize) -> String {
+pub(crate) fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     rand::rng().fill(&mut bytes[..]);
     hex::encode(bytes)

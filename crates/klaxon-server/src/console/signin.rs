@@ -104,7 +104,12 @@ fn field_of(message: &str) -> Field {
     }
 }
 
-async fn signin_submit(State(state): State<AppState>, body: Bytes) -> Response {
+async fn signin_submit(
+    State(state): State<AppState>,
+    extensions: axum::http::Extensions,
+    body: Bytes,
+) -> Response {
+    let ip = crate::openapi::client_ip(&extensions);
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let get = |name: &str| {
         pairs
@@ -116,7 +121,7 @@ async fn signin_submit(State(state): State<AppState>, body: Bytes) -> Response {
     let email = get("email").trim().to_string();
     let password = get("password");
     let next = local_path(&get("next")).unwrap_or(START).to_string();
-    match crate::signin::password_sign_in(&state, &email, &password, 0).await {
+    match crate::signin::password_sign_in(&state, &email, &password, 0, &ip).await {
         Ok(created) => {
             let ttl_secs = state.config.auth.session_ttl_minutes.max(1) * 60;
             let mut resp = redirect(&HeaderMap::new(), &next);

@@ -175,11 +175,25 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/calendar/event/delete", P(CalendarsManage)),
     ("/calendar/holiday/import", P(CalendarsManage)),
     ("/calendar/holiday/delete", P(CalendarsManage)),
+    // The audit log (RSP-604).
+    ("/audit/search", P(AuditRead)),
+    ("/audit/operation/list", P(AuditRead)),
 ];
 
 /// What `path` needs; `None` for a path the table does not know.
 pub fn access(path: &str) -> Option<Access> {
     ROUTES.iter().find(|(p, _)| *p == path).map(|(_, a)| *a)
+}
+
+/// Whether a route changes something (RSP-600: its calls are audited). Manage points, channel
+/// writes and role changes are writes; Read points and `Member` routes are reads, except the
+/// few self-service resets a Read point guards (a member's own calendar feed link).
+pub fn is_write(path: &str) -> bool {
+    match access(path) {
+        Some(Access::Point(point)) => !point.is_read() || path.ends_with("/reset"),
+        Some(Access::ChannelWrite | Access::RoleChange) => true,
+        Some(Access::Member) | None => false,
+    }
 }
 
 /// RSP-529: the wire error of a refusal (`permission_denied` → 403 `AccessDenied`).
