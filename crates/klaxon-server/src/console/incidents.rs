@@ -151,16 +151,16 @@ impl Filters {
 }
 
 /// A JSON answer of the Open API as a template value.
-fn j<T: serde::Serialize>(v: &T) -> minijinja::Value {
+pub(super) fn j<T: serde::Serialize>(v: &T) -> minijinja::Value {
     minijinja::Value::from(minijinja::value::Serde(v))
 }
 
-fn now_secs(state: &AppState) -> i64 {
+pub(super) fn now_secs(state: &AppState) -> i64 {
     state.clock.now().div_euclid(1000)
 }
 
 /// Adds the headers every console page carries.
-fn page_headers(mut resp: Response) -> Response {
+pub(super) fn page_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     // Incident data must not outlive the session in a shared browser's cache.
     h.insert("cache-control", HeaderValue::from_static("no-store"));
@@ -292,11 +292,11 @@ async fn results(
     resp
 }
 
-fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+pub(super) fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     serde_urlencoded::from_bytes(body).unwrap_or_default()
 }
 
-fn form_value(pairs: &[(String, String)], name: &str) -> String {
+pub(super) fn form_value(pairs: &[(String, String)], name: &str) -> String {
     pairs
         .iter()
         .find(|(k, _)| k == name)
@@ -393,7 +393,11 @@ async fn batch(
 }
 
 /// The names of the people an incident mentions (`/person/infos`).
-async fn names(state: &AppState, viewer: &Viewer, ids: BTreeSet<i64>) -> HashMap<String, String> {
+pub(super) async fn names(
+    state: &AppState,
+    viewer: &Viewer,
+    ids: BTreeSet<i64>,
+) -> HashMap<String, String> {
     let ids: Vec<i64> = ids.into_iter().filter(|id| *id > 0).take(100).collect();
     if ids.is_empty() {
         return HashMap::new();
