@@ -28,8 +28,10 @@ pub fn routes() -> Router<AppState> {
         .route("/schedules/{id}", get(schedule_page))
 }
 
-/// How far ahead a schedule's page shows shifts (the API allows windows under 45 days).
+/// How far ahead a schedule's page shows shifts, and how far back it looks for the start of
+/// the current one (the API allows windows under 45 days; segments are cut at the window).
 const AHEAD_SECS: i64 = 14 * 86_400;
+const BEHIND_SECS: i64 = 7 * 86_400;
 /// Shifts listed on a schedule's page.
 const NEXT_SHIFTS: usize = 10;
 const UNITS: [(&str, &str); 4] = [
@@ -75,12 +77,12 @@ async fn list_page(State(state): State<AppState>, headers: HeaderMap) -> Respons
         Err(resp) => return resp,
     };
     let now = now_secs(&state);
-    // A one-minute window: each item carries `cur_oncall` ("who is on call now").
+    // With a window each item carries `cur_oncall` ("who is on call now"), cut at its end.
     let listed = match fetch(
         &state,
         &viewer,
         "/schedule/list",
-        json!({"limit": 100, "start": now, "end": now + 60}),
+        json!({"limit": 100, "start": now, "end": now + AHEAD_SECS}),
     )
     .await
     {
@@ -118,6 +120,7 @@ async fn list_page(State(state): State<AppState>, headers: HeaderMap) -> Respons
         csrf => viewer.session.csrf_token.clone(),
         me => j(&me),
         now => now,
+        window_end => now + AHEAD_SECS,
         schedules => j(&schedules),
         names => names,
     };
@@ -144,7 +147,7 @@ async fn schedule_page(
         &state,
         &viewer,
         "/schedule/info",
-        json!({"schedule_id": id, "start": now, "end": now + AHEAD_SECS}),
+        json!({"schedule_id": id, "start": now - BEHIND_SECS, "end": now + AHEAD_SECS}),
     )
     .await
     {
@@ -187,6 +190,9 @@ async fn schedule_page(
         csrf => viewer.session.csrf_token.clone(),
         me => j(&me),
         now => now,
+        // A shift cut by the window began before / ends after what the page can tell.
+        window_start => now - BEHIND_SECS,
+        window_end => now + AHEAD_SECS,
         s => j(&s),
         current => j(&current),
         // The current shift leads the list; the rest are the next ones.
