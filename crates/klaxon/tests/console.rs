@@ -700,6 +700,66 @@ async fn an_admin_sets_up_a_schedule_and_an_escalation_rule_in_the_browser() {
     );
     assert_eq!(rules["data"]["items"].as_array().unwrap().len(), 1);
 
+    // Reassign and merge on the incident page: an empty choice is refused beside the field.
+    let (status, body) = t
+        .push(json!({"event_status": "Warning", "title_rule": "Pong", "alert_key": "pong"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    t.drained().await;
+    let incidents = t.incidents().await;
+    let id_of = |title: &str| {
+        incidents.iter().find(|i| i["title"] == title).unwrap()["incident_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (ping, pong) = (id_of("Ping"), id_of("Pong"));
+    c.goto(&format!("{}/incident/detail/{ping}", t.base))
+        .await
+        .unwrap();
+    click(c, ".more-actions summary").await;
+    click(c, "form.reassign button[type=submit]").await;
+    until("the reassign error", || async {
+        text_of(c, "#assigned_to-error")
+            .await
+            .contains("assigned_to")
+    })
+    .await;
+    click(c, "form.reassign input[name=person_ids]").await;
+    click(c, "form.reassign button[type=submit]").await;
+    until("the reassignment", || async {
+        text_of(c, "#incident .banner.ok").await == "Reassigned."
+    })
+    .await;
+    let (_, info) = t.api("/incident/info", json!({"incident_id": ping})).await;
+    assert_eq!(
+        info["data"]["responders"].as_array().unwrap().len(),
+        1,
+        "{info}"
+    );
+    click(c, ".more-actions summary").await;
+    click(c, "form.merge button[type=submit]").await;
+    until("the merge error", || async {
+        text_of(c, "#target_incident_id-error")
+            .await
+            .contains("target_incident_id")
+    })
+    .await;
+    shoot(c, "incident-merge-error").await;
+    c.find(Locator::Css("#target_incident_id"))
+        .await
+        .unwrap()
+        .select_by_value(&pong)
+        .await
+        .unwrap();
+    click(c, "form.merge button[type=submit]").await;
+    until("the merged-into incident", || async {
+        c.current_url().await.unwrap().path() == format!("/incident/detail/{pong}")
+    })
+    .await;
+    let (_, info) = t.api("/incident/info", json!({"incident_id": ping})).await;
+    assert_eq!(info["data"]["progress"], "Closed", "{info}");
+
     println!(
         "console screenshots written to {}",
         screenshot_dir().display()
