@@ -493,10 +493,19 @@ async fn set_value(c: &Client, id: &str, value: &str) {
 
 /// The channels page shows each integration's push URL with a copy button; a schedule and an
 /// escalation rule are created through their forms, and bad input is refused next to the
-/// field with everything typed kept. The header navigation reaches every page.
+/// field with everything typed kept; an incident is reassigned and merged from its page. The
+/// header navigation reaches every page.
+/// On SQLite, and on PostgreSQL too when `KLAXON_TEST_DATABASE_URL` is set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_sets_up_a_schedule_and_an_escalation_rule_in_the_browser() {
-    let mut t = TestServer::start("").await;
+    set_up_in_the_browser("").await;
+    if let Some(url) = common::fresh_postgres().await {
+        set_up_in_the_browser(&url).await;
+    }
+}
+
+async fn set_up_in_the_browser(database_url: &str) {
+    let mut t = TestServer::start(database_url).await;
     let Some(browser) = Browser::start().await else {
         t.stop().await;
         return;
@@ -1103,5 +1112,159 @@ async fn pages_need_a_session_and_actions_the_csrf_token() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
+    t.stop().await;
+}
+
+/// The channels and schedules pages need a session, their saves the CSRF token; a refused
+/// save names the field beside its input and keeps what was typed; unknown ids are 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_and_schedule_pages_need_a_session_and_saves_the_csrf_token() {
+    let mut t = TestServer::start("").await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (path, next) in [
+        ("/channels", "%2Fchannels"),
+        ("/schedules", "%2Fschedules"),
+        ("/schedules/new", "%2Fschedules%2Fnew"),
+        ("/channels/1/rules/new", "%2Fchannels%2F1%2Frules%2Fnew"),
+    ] {
+        let resp = no_redirects
+            .get(format!("{}{path}", t.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "{path}");
+        assert_eq!(resp.headers()["location"], format!("/signin?next={next}"));
+    }
+    let (cookie, csrf) = sign_in(&t).await;
+    let (_, channels) = t.api("/channel/list", json!({})).await;
+    let cid = channels["data"]["items"][0]["channel_id"].as_i64().unwrap();
+    let (_, me) = get_page(&t, &cookie, "/schedules/new").await;
+    let owner = me
+        .split("name=\"members\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let post = |path: String, form: Vec<(&'static str, String)>, token: Option<&str>| {
+        let mut req = t
+            .http
+            .post(format!("{}{path}", t.base))
+            .header("cookie", &cookie)
+            .header("hx-request", "true")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap());
+        if let Some(token) = token {
+            req = req.header("x-klaxon-csrf", token);
+        }
+        req.send()
+    };
+    let rule = vec![
+        ("rule_name", "Night".to_string()),
+        ("l0_person", owner.clone()),
+        ("l0_window", "10".to_string()),
+    ];
+    let schedule = vec![
+        ("schedule_name", "Ops".to_string()),
+        ("members", owner.clone()),
+        ("rotation_value", "1".to_string()),
+        ("rotation_unit", "day".to_string()),
+        ("start_date", "2026-01-05".to_string()),
+        ("handoff", "09:00".to_string()),
+        ("time_zone", "UTC".to_string()),
+    ];
+
+    // Without the CSRF token nothing is saved.
+    let resp = post(format!("/channels/{cid}/rules"), rule.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = post("/schedules".to_string(), schedule.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let (_, rules) = t
+        .api("/channel/escalate/rule/list", json!({"channel_id": cid}))
+        .await;
+    assert_eq!(rules["data"]["total"], 0);
+    let (_, listed) = t.api("/schedule/list", json!({})).await;
+    assert_eq!(listed["data"]["total"], 0);
+
+    // An empty rule name: the API's message beside the name, the ticked member kept.
+    let mut unnamed = rule.clone();
+    unnamed[0].1 = "  ".to_string();
+    let resp = post(format!("/channels/{cid}/rules"), unnamed, Some(&csrf))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("id=\"rule_name-error\" role=\"alert\">rule_name"),
+        "{html}"
+    );
+    assert!(html.contains(&format!("name=\"l0_person\" value=\"{owner}\" checked")));
+    // A level with nobody to notify, between two used ones, is named by its level.
+    let gap = vec![
+        ("rule_name", "Gap".to_string()),
+        ("l0_person", owner.clone()),
+        ("l2_person", owner.clone()),
+    ];
+    let html = post(format!("/channels/{cid}/rules"), gap, Some(&csrf))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("id=\"l1_target-error\" role=\"alert\">layers[1].target"),
+        "{html}"
+    );
+    // An unknown time zone is the API's to refuse, beside the zone.
+    let mut zoned = schedule.clone();
+    zoned[6].1 = "Mars/Olympus".to_string();
+    let resp = post("/schedules".to_string(), zoned, Some(&csrf))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("id=\"time_zone-error\""), "{html}");
+    // minijinja escapes `/` as `&#x2f;`.
+    assert!(html.contains("value=\"Mars&#x2f;Olympus\""), "{html}");
+
+    // With the token both are saved and the browser is sent on.
+    let resp = post(format!("/channels/{cid}/rules"), rule, Some(&csrf))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        resp.headers()["hx-redirect"],
+        format!("/channels#channel-{cid}")
+    );
+    let resp = post("/schedules".to_string(), schedule, Some(&csrf))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let to = resp.headers()["hx-redirect"].to_str().unwrap().to_string();
+    assert!(to.starts_with("/schedules/"), "{to}");
+    let (status, html) = get_page(&t, &cookie, &to).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"on-call-now\""));
+    let (_, html) = get_page(&t, &cookie, "/channels").await;
+    assert!(html.contains(">Night</a>"), "{html}");
+    assert!(html.contains(&t.integration_key));
+
+    // Unknown ids are clear 404 pages.
+    for path in [
+        "/schedules/999999",
+        "/schedules/abc",
+        "/channels/abc/rules/new",
+    ] {
+        let (status, _) = get_page(&t, &cookie, path).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    let (status, _) = get_page(&t, &cookie, &format!("/channels/{cid}/rules/nope")).await;
+    assert_eq!(status, 404);
     t.stop().await;
 }
