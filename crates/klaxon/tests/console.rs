@@ -710,6 +710,7 @@ async fn set_up_in_the_browser(database_url: &str) {
     assert_eq!(rules["data"]["items"].as_array().unwrap().len(), 1);
 
     // Reassign and merge on the incident page: an empty choice is refused beside the field.
+    // spec: RSP-100 (the merged-away incident is closed)
     let (status, body) = t
         .push(json!({"event_status": "Warning", "title_rule": "Pong", "alert_key": "pong"}))
         .await;
@@ -1233,6 +1234,10 @@ async fn channel_and_schedule_pages_need_a_session_and_saves_the_csrf_token() {
     // minijinja escapes `/` as `&#x2f;`.
     assert!(html.contains("value=\"Mars&#x2f;Olympus\""), "{html}");
 
+    // spec: RSP-135 (no rule yet: the channel is flagged; a rule for every incident clears it)
+    let (_, html) = get_page(&t, &cookie, "/channels").await;
+    assert!(html.contains("class=\"banner warn\""), "{html}");
+
     // With the token both are saved and the browser is sent on.
     let resp = post(format!("/channels/{cid}/rules"), rule, Some(&csrf))
         .await
@@ -1253,6 +1258,7 @@ async fn channel_and_schedule_pages_need_a_session_and_saves_the_csrf_token() {
     assert!(html.contains("id=\"on-call-now\""));
     let (_, html) = get_page(&t, &cookie, "/channels").await;
     assert!(html.contains(">Night</a>"), "{html}");
+    assert!(!html.contains("class=\"banner warn\""), "{html}");
     assert!(html.contains(&t.integration_key));
 
     // Unknown ids are clear 404 pages.

@@ -101,13 +101,31 @@ async fn channels_ctx(state: &AppState, viewer: &Viewer) -> Result<Vec<Value>, A
             )
             .await?,
         );
+        let catch_all = has_catch_all(&rules);
         if let Some(obj) = c.as_object_mut() {
+            obj.insert("catch_all".into(), json!(catch_all));
             obj.insert("integrations".into(), json!(integrations));
             obj.insert("rules".into(), json!(rules));
         }
         out.push(c);
     }
     Ok(out)
+}
+
+/// RSP-135: the console warns when no enabled rule of a channel is free of filters and time
+/// conditions, since incidents that no rule matches notify nobody (RSP-132).
+fn has_catch_all(rules: &[Value]) -> bool {
+    let empty = |v: &Value| {
+        v.as_array().is_none_or(|a| {
+            a.iter()
+                .all(|g| g.as_array().is_some_and(Vec::is_empty) || g.is_null())
+        })
+    };
+    rules.iter().any(|r| {
+        r["status"] == "enabled"
+            && empty(&r["filters"])
+            && r["time_filters"].as_array().is_none_or(Vec::is_empty)
+    })
 }
 
 /// One level as the form shows it: ids as text (what the checkboxes carry).
@@ -504,6 +522,20 @@ mod tests {
 
     fn pairs(raw: &str) -> Vec<(String, String)> {
         serde_urlencoded::from_str(raw).unwrap()
+    }
+
+    // spec: RSP-135 (a channel without an enabled, unconditional rule is flagged)
+    #[test]
+    fn a_missing_catch_all_rule_is_noticed() {
+        let plain = json!({"status": "enabled", "filters": [], "time_filters": []});
+        let filtered = json!({"status": "enabled", "time_filters": [],
+            "filters": [[{"key": "severity", "oper": "IN", "vals": ["Critical"]}]]});
+        let timed = json!({"status": "enabled", "filters": [],
+            "time_filters": [{"start": "09:00", "end": "18:00", "repeat": [1]}]});
+        let off = json!({"status": "disabled", "filters": [], "time_filters": []});
+        assert!(has_catch_all(&[filtered.clone(), plain]));
+        assert!(!has_catch_all(&[filtered, timed, off]));
+        assert!(!has_catch_all(&[]));
     }
 
     #[test]
