@@ -304,7 +304,12 @@ fn layers_json(form: &RuleForm, stored: &[Value]) -> Result<Vec<Value>, FieldErr
 async fn choices(state: &AppState, viewer: &Viewer) -> Result<Value, ApiError> {
     let members = items(&fetch(state, viewer, "/member/list", json!({"limit": 100})).await?);
     let teams = items(&fetch(state, viewer, "/team/list", json!({"limit": 100})).await?);
-    let schedules = items(&fetch(state, viewer, "/schedule/list", json!({"limit": 100})).await?);
+    // Someone who may edit the channel but not read schedules still gets the form, without
+    // schedules to pick (the API decides what they may read).
+    let schedules = fetch(state, viewer, "/schedule/list", json!({"limit": 100}))
+        .await
+        .map(|l| items(&l))
+        .unwrap_or_default();
     Ok(json!({"members": members, "teams": teams, "schedules": schedules}))
 }
 
