@@ -9,7 +9,10 @@
 //! attribute of the page's `<body>`.
 
 mod assets;
+mod channels;
+mod forms;
 mod incidents;
+mod schedules;
 mod signin;
 pub(crate) mod view;
 
@@ -28,6 +31,8 @@ pub fn routes() -> Router<AppState> {
         .merge(assets::routes())
         .merge(signin::routes())
         .merge(incidents::routes())
+        .merge(channels::routes())
+        .merge(schedules::routes())
 }
 
 /// A signed-in person looking at a page.

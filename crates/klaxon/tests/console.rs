@@ -466,6 +466,318 @@ async fn a_responder_handles_an_incident_in_the_browser() {
     t.stop().await;
 }
 
+/// Signs in through the form with the first-start owner credentials.
+async fn browser_sign_in(t: &TestServer, c: &Client) {
+    let server = t.server.as_ref().unwrap();
+    let email = server.bootstrap().owner_email.clone();
+    let password = server.owner_password().unwrap().to_string();
+    c.goto(&format!("{}/signin", t.base)).await.unwrap();
+    type_into(c, "#email", &email).await;
+    type_into(c, "#password", &password).await;
+    click(c, "form button[type=submit]").await;
+    until("the incident list", || async {
+        c.current_url().await.unwrap().path() == "/incidents"
+    })
+    .await;
+}
+
+/// Sets a form control's value by script (date and time inputs take keys by locale).
+async fn set_value(c: &Client, id: &str, value: &str) {
+    c.execute(
+        "document.getElementById(arguments[0]).value = arguments[1]; return true",
+        vec![json!(id), json!(value)],
+    )
+    .await
+    .unwrap();
+}
+
+/// The channels page shows each integration's push URL with a copy button; a schedule and an
+/// escalation rule are created through their forms, and bad input is refused next to the
+/// field with everything typed kept; an incident is reassigned and merged from its page. The
+/// header navigation reaches every page.
+/// On SQLite, and on PostgreSQL too when `KLAXON_TEST_DATABASE_URL` is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sets_up_a_schedule_and_an_escalation_rule_in_the_browser() {
+    set_up_in_the_browser("").await;
+    if let Some(url) = common::fresh_postgres().await {
+        set_up_in_the_browser(&url).await;
+    }
+}
+
+async fn set_up_in_the_browser(database_url: &str) {
+    let mut t = TestServer::start(database_url).await;
+    let Some(browser) = Browser::start().await else {
+        t.stop().await;
+        return;
+    };
+    let c = &browser.client;
+    browser_sign_in(&t, c).await;
+    let (status, body) = t
+        .push(json!({"event_status": "Warning", "title_rule": "Ping", "alert_key": "ping"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    t.drained().await;
+
+    // Channels, from the header: the integration's push URL carries its key, with a copy
+    // button, and the last event time is shown.
+    click(c, ".top nav a[href='/channels']").await;
+    until("the channels page", || async {
+        c.current_url().await.unwrap().path() == "/channels"
+    })
+    .await;
+    let push = value_of(c, ".copyline input").await;
+    assert!(push.contains(&t.integration_key), "{push}");
+    assert!(push.contains("/event/push/alert/standard"), "{push}");
+    assert!(!text_of(c, ".integrations").await.contains("never"));
+    click(c, "button[data-copy]").await;
+    until("the copy confirmation", || async {
+        text_of(c, "#copy-status").await.contains("Copied")
+    })
+    .await;
+    assert_eq!(
+        unlabelled_inputs(c).await,
+        0,
+        "every channels input has a label"
+    );
+    shoot(c, "channels").await;
+
+    // A schedule through its form. A turn of 0 weeks is refused next to its field, with the
+    // name and the ticked member kept.
+    click(c, ".top nav a[href='/schedules']").await;
+    until("the schedules page", || async {
+        c.current_url().await.unwrap().path() == "/schedules"
+    })
+    .await;
+    shoot(c, "schedules-empty").await;
+    click(c, "a[href='/schedules/new']").await;
+    until("the schedule form", || async {
+        text_of(c, "h1").await == "New schedule"
+    })
+    .await;
+    type_into(c, "#schedule_name", "Ops primary").await;
+    click(c, "input[name=members]").await;
+    type_into(c, "#rotation_value", "0").await;
+    set_value(c, "time_zone", "UTC").await;
+    set_value(c, "handoff", "00:00").await;
+    click(c, "#schedule-form button[type=submit]").await;
+    until("the rotation error", || async {
+        text_of(c, "#rotation_value-error")
+            .await
+            .contains("rotation_value")
+    })
+    .await;
+    assert_eq!(value_of(c, "#schedule_name").await, "Ops primary");
+    assert_eq!(value_of(c, "#rotation_value").await, "0");
+    let kept = c
+        .execute(
+            "return document.querySelector('input[name=members]').checked",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, Value::Bool(true), "the ticked member was lost");
+    let described = c
+        .find(Locator::Css("#rotation_value"))
+        .await
+        .unwrap()
+        .attr("aria-describedby")
+        .await
+        .unwrap();
+    assert_eq!(described.as_deref(), Some("rotation_value-error"));
+    shoot(c, "schedule-error").await;
+    type_into(c, "#rotation_value", "1").await;
+    click(c, "#schedule-form button[type=submit]").await;
+    until("the schedule page", || async {
+        c.current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/schedules/")
+            && text_of(c, "h1").await == "Ops primary"
+    })
+    .await;
+    let on_call = text_of(c, "#on-call-now").await;
+    assert!(!on_call.contains("Nobody"), "{on_call}");
+    assert!(text_of(c, "table.shifts").await.contains("UTC"));
+    shoot(c, "schedule").await;
+    let (_, listed) = t.api("/schedule/list", json!({})).await;
+    let schedule = &listed["data"]["items"][0];
+    assert_eq!(schedule["schedule_name"], "Ops primary");
+    assert_eq!(schedule["layers"][0]["rotation_unit"], "week");
+    let schedule_id = schedule["schedule_id"].as_i64().unwrap();
+    c.goto(&format!("{}/schedules", t.base)).await.unwrap();
+    assert!(text_of(c, ".cards").await.contains("Ops primary"));
+    shoot(c, "schedules").await;
+
+    // An escalation rule through its form: level 1 a member, level 2 the schedule. A
+    // timeout of 0 minutes is refused next to that level's field, everything typed kept.
+    let (_, channels) = t.api("/channel/list", json!({})).await;
+    let channel_id = channels["data"]["items"][0]["channel_id"].as_i64().unwrap();
+    c.goto(&format!("{}/channels", t.base)).await.unwrap();
+    click(c, &format!("a[href='/channels/{channel_id}/rules/new']")).await;
+    until("the rule form", || async {
+        c.find(Locator::Css("#rule-form")).await.is_ok()
+    })
+    .await;
+    type_into(c, "#rule_name", "Primary").await;
+    click(c, "input[name=l0_person]").await;
+    type_into(c, "#l0_window", "0").await;
+    click(
+        c,
+        &format!("input[name=l1_schedule][value='{schedule_id}']"),
+    )
+    .await;
+    click(c, "#rule-form button[type=submit]").await;
+    until("the timeout error", || async {
+        text_of(c, "#l0_window-error")
+            .await
+            .contains("escalate_window")
+    })
+    .await;
+    assert_eq!(value_of(c, "#rule_name").await, "Primary");
+    assert_eq!(value_of(c, "#l0_window").await, "0");
+    let kept = c
+        .execute(
+            "return [document.querySelector('input[name=l0_person]').checked, \
+             document.querySelector('input[name=l1_schedule]').checked]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, json!([true, true]), "the ticked targets were lost");
+    assert_eq!(
+        unlabelled_inputs(c).await,
+        0,
+        "every rule input has a label"
+    );
+    shoot(c, "rule-error").await;
+    type_into(c, "#l0_window", "15").await;
+    click(c, "#rule-form button[type=submit]").await;
+    until("the channels page again", || async {
+        c.current_url().await.unwrap().path() == "/channels"
+            && text_of(c, ".rules").await.contains("Primary")
+    })
+    .await;
+    let (_, rules) = t
+        .api(
+            "/channel/escalate/rule/list",
+            json!({"channel_id": channel_id}),
+        )
+        .await;
+    let rule = &rules["data"]["items"][0];
+    assert_eq!(rule["rule_name"], "Primary");
+    assert_eq!(rule["layers"][0]["escalate_window"], 15);
+    assert_eq!(
+        rule["layers"][0]["target"]["person_ids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        rule["layers"][1]["target"]["schedule_to_role_ids"]
+            .get(schedule_id.to_string())
+            .is_some(),
+        "{rule}"
+    );
+    assert_eq!(rule["layers"].as_array().unwrap().len(), 2);
+    shoot(c, "channels-with-rule").await;
+
+    // Edit it: the form comes back filled; a longer timeout is saved.
+    click(c, ".rules a").await;
+    until("the filled rule form", || async {
+        value_of(c, "#rule_name").await == "Primary"
+    })
+    .await;
+    assert_eq!(value_of(c, "#l0_window").await, "15");
+    shoot(c, "rule").await;
+    type_into(c, "#l0_window", "20").await;
+    click(c, "#rule-form button[type=submit]").await;
+    until("the channels page after the edit", || async {
+        c.current_url().await.unwrap().path() == "/channels"
+    })
+    .await;
+    let (_, rules) = t
+        .api(
+            "/channel/escalate/rule/list",
+            json!({"channel_id": channel_id}),
+        )
+        .await;
+    assert_eq!(
+        rules["data"]["items"][0]["layers"][0]["escalate_window"],
+        20
+    );
+    assert_eq!(rules["data"]["items"].as_array().unwrap().len(), 1);
+
+    // Reassign and merge on the incident page: an empty choice is refused beside the field.
+    // spec: RSP-100 (the merged-away incident is closed)
+    let (status, body) = t
+        .push(json!({"event_status": "Warning", "title_rule": "Pong", "alert_key": "pong"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    t.drained().await;
+    let incidents = t.incidents().await;
+    let id_of = |title: &str| {
+        incidents.iter().find(|i| i["title"] == title).unwrap()["incident_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (ping, pong) = (id_of("Ping"), id_of("Pong"));
+    c.goto(&format!("{}/incident/detail/{ping}", t.base))
+        .await
+        .unwrap();
+    click(c, ".more-actions summary").await;
+    click(c, "form.reassign button[type=submit]").await;
+    until("the reassign error", || async {
+        text_of(c, "#assigned_to-error")
+            .await
+            .contains("assigned_to")
+    })
+    .await;
+    click(c, "form.reassign input[name=person_ids]").await;
+    click(c, "form.reassign button[type=submit]").await;
+    until("the reassignment", || async {
+        text_of(c, "#incident .banner.ok").await == "Reassigned."
+    })
+    .await;
+    let (_, info) = t.api("/incident/info", json!({"incident_id": ping})).await;
+    assert_eq!(
+        info["data"]["responders"].as_array().unwrap().len(),
+        1,
+        "{info}"
+    );
+    click(c, ".more-actions summary").await;
+    click(c, "form.merge button[type=submit]").await;
+    until("the merge error", || async {
+        text_of(c, "#target_incident_id-error")
+            .await
+            .contains("target_incident_id")
+    })
+    .await;
+    shoot(c, "incident-merge-error").await;
+    c.find(Locator::Css("#target_incident_id"))
+        .await
+        .unwrap()
+        .select_by_value(&pong)
+        .await
+        .unwrap();
+    click(c, "form.merge button[type=submit]").await;
+    until("the merged-into incident", || async {
+        c.current_url().await.unwrap().path() == format!("/incident/detail/{pong}")
+    })
+    .await;
+    let (_, info) = t.api("/incident/info", json!({"incident_id": ping})).await;
+    assert_eq!(info["data"]["progress"], "Closed", "{info}");
+
+    println!(
+        "console screenshots written to {}",
+        screenshot_dir().display()
+    );
+    browser.stop().await;
+    t.stop().await;
+}
+
 /// A signed-in HTTP client (reqwest keeps no cookies itself here): the session cookie and
 /// its CSRF token.
 async fn sign_in(t: &TestServer) -> (String, String) {
@@ -801,5 +1113,164 @@ async fn pages_need_a_session_and_actions_the_csrf_token() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
+    t.stop().await;
+}
+
+/// The channels and schedules pages need a session, their saves the CSRF token; a refused
+/// save names the field beside its input and keeps what was typed; unknown ids are 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_and_schedule_pages_need_a_session_and_saves_the_csrf_token() {
+    let mut t = TestServer::start("").await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (path, next) in [
+        ("/channels", "%2Fchannels"),
+        ("/schedules", "%2Fschedules"),
+        ("/schedules/new", "%2Fschedules%2Fnew"),
+        ("/channels/1/rules/new", "%2Fchannels%2F1%2Frules%2Fnew"),
+    ] {
+        let resp = no_redirects
+            .get(format!("{}{path}", t.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "{path}");
+        assert_eq!(resp.headers()["location"], format!("/signin?next={next}"));
+    }
+    let (cookie, csrf) = sign_in(&t).await;
+    let (_, channels) = t.api("/channel/list", json!({})).await;
+    let cid = channels["data"]["items"][0]["channel_id"].as_i64().unwrap();
+    let (_, me) = get_page(&t, &cookie, "/schedules/new").await;
+    let owner = me
+        .split("name=\"members\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let post = |path: String, form: Vec<(&'static str, String)>, token: Option<&str>| {
+        let mut req = t
+            .http
+            .post(format!("{}{path}", t.base))
+            .header("cookie", &cookie)
+            .header("hx-request", "true")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap());
+        if let Some(token) = token {
+            req = req.header("x-klaxon-csrf", token);
+        }
+        req.send()
+    };
+    let rule = vec![
+        ("rule_name", "Night".to_string()),
+        ("l0_person", owner.clone()),
+        ("l0_window", "10".to_string()),
+    ];
+    let schedule = vec![
+        ("schedule_name", "Ops".to_string()),
+        ("members", owner.clone()),
+        ("rotation_value", "1".to_string()),
+        ("rotation_unit", "day".to_string()),
+        ("start_date", "2026-01-05".to_string()),
+        ("handoff", "09:00".to_string()),
+        ("time_zone", "UTC".to_string()),
+    ];
+
+    // Without the CSRF token nothing is saved.
+    let resp = post(format!("/channels/{cid}/rules"), rule.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = post("/schedules".to_string(), schedule.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let (_, rules) = t
+        .api("/channel/escalate/rule/list", json!({"channel_id": cid}))
+        .await;
+    assert_eq!(rules["data"]["total"], 0);
+    let (_, listed) = t.api("/schedule/list", json!({})).await;
+    assert_eq!(listed["data"]["total"], 0);
+
+    // An empty rule name: the API's message beside the name, the ticked member kept.
+    let mut unnamed = rule.clone();
+    unnamed[0].1 = "  ".to_string();
+    let resp = post(format!("/channels/{cid}/rules"), unnamed, Some(&csrf))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("id=\"rule_name-error\" role=\"alert\">rule_name"),
+        "{html}"
+    );
+    assert!(html.contains(&format!("name=\"l0_person\" value=\"{owner}\" checked")));
+    // A level with nobody to notify, between two used ones, is named by its level.
+    let gap = vec![
+        ("rule_name", "Gap".to_string()),
+        ("l0_person", owner.clone()),
+        ("l2_person", owner.clone()),
+    ];
+    let html = post(format!("/channels/{cid}/rules"), gap, Some(&csrf))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("id=\"l1_target-error\" role=\"alert\">layers[1].target"),
+        "{html}"
+    );
+    // An unknown time zone is the API's to refuse, beside the zone.
+    let mut zoned = schedule.clone();
+    zoned[6].1 = "Mars/Olympus".to_string();
+    let resp = post("/schedules".to_string(), zoned, Some(&csrf))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("id=\"time_zone-error\""), "{html}");
+    // minijinja escapes `/` as `&#x2f;`.
+    assert!(html.contains("value=\"Mars&#x2f;Olympus\""), "{html}");
+
+    // spec: RSP-135 (no rule yet: the channel is flagged; a rule for every incident clears it)
+    let (_, html) = get_page(&t, &cookie, "/channels").await;
+    assert!(html.contains("class=\"banner warn\""), "{html}");
+
+    // With the token both are saved and the browser is sent on.
+    let resp = post(format!("/channels/{cid}/rules"), rule, Some(&csrf))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        resp.headers()["hx-redirect"],
+        format!("/channels#channel-{cid}")
+    );
+    let resp = post("/schedules".to_string(), schedule, Some(&csrf))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let to = resp.headers()["hx-redirect"].to_str().unwrap().to_string();
+    assert!(to.starts_with("/schedules/"), "{to}");
+    let (status, html) = get_page(&t, &cookie, &to).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"on-call-now\""));
+    let (_, html) = get_page(&t, &cookie, "/channels").await;
+    assert!(html.contains(">Night</a>"), "{html}");
+    assert!(!html.contains("class=\"banner warn\""), "{html}");
+    assert!(html.contains(&t.integration_key));
+
+    // Unknown ids are clear 404 pages.
+    for path in [
+        "/schedules/999999",
+        "/schedules/abc",
+        "/channels/abc/rules/new",
+    ] {
+        let (status, _) = get_page(&t, &cookie, path).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    let (status, _) = get_page(&t, &cookie, &format!("/channels/{cid}/rules/nope")).await;
+    assert_eq!(status, 404);
     t.stop().await;
 }

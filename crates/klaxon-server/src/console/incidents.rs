@@ -151,16 +151,16 @@ impl Filters {
 }
 
 /// A JSON answer of the Open API as a template value.
-fn j<T: serde::Serialize>(v: &T) -> minijinja::Value {
+pub(super) fn j<T: serde::Serialize>(v: &T) -> minijinja::Value {
     minijinja::Value::from(minijinja::value::Serde(v))
 }
 
-fn now_secs(state: &AppState) -> i64 {
+pub(super) fn now_secs(state: &AppState) -> i64 {
     state.clock.now().div_euclid(1000)
 }
 
 /// Adds the headers every console page carries.
-fn page_headers(mut resp: Response) -> Response {
+pub(super) fn page_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     // Incident data must not outlive the session in a shared browser's cache.
     h.insert("cache-control", HeaderValue::from_static("no-store"));
@@ -292,11 +292,11 @@ async fn results(
     resp
 }
 
-fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+pub(super) fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     serde_urlencoded::from_bytes(body).unwrap_or_default()
 }
 
-fn form_value(pairs: &[(String, String)], name: &str) -> String {
+pub(super) fn form_value(pairs: &[(String, String)], name: &str) -> String {
     pairs
         .iter()
         .find(|(k, _)| k == name)
@@ -393,7 +393,11 @@ async fn batch(
 }
 
 /// The names of the people an incident mentions (`/person/infos`).
-async fn names(state: &AppState, viewer: &Viewer, ids: BTreeSet<i64>) -> HashMap<String, String> {
+pub(super) async fn names(
+    state: &AppState,
+    viewer: &Viewer,
+    ids: BTreeSet<i64>,
+) -> HashMap<String, String> {
     let ids: Vec<i64> = ids.into_iter().filter(|id| *id > 0).take(100).collect();
     if ids.is_empty() {
         return HashMap::new();
@@ -454,6 +458,38 @@ struct Outcome {
     error_field: Option<&'static str>,
     comment: String,
     minutes: String,
+    /// The people ticked in the reassign form, kept when it is refused.
+    assignees: Vec<String>,
+    /// The incident chosen in the merge form, kept when it is refused.
+    merge_target: String,
+}
+
+/// Open incidents of the last 30 days (other than `id`) this one can be merged into.
+async fn merge_candidates(state: &AppState, viewer: &Viewer, id: &str) -> Vec<Value> {
+    let now = now_secs(state);
+    let args = json!({
+        "start_time": now - 30 * 86_400,
+        "end_time": now + 1,
+        "progress": "Triggered,Processing",
+        "limit": PAGE,
+    });
+    match fetch(state, viewer, "/incident/list", args).await {
+        Ok(data) => data["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["incident_id"].as_str() != Some(id))
+            .map(|i| {
+                json!({
+                    "incident_id": i["incident_id"],
+                    "num": i["num"],
+                    "title": i["title"],
+                })
+            })
+            .collect(),
+        // The merge form is then empty; the rest of the page still draws.
+        Err(_) => Vec::new(),
+    }
 }
 
 /// The detail's context, or the API's error (unknown incident, …).
@@ -516,6 +552,15 @@ async fn detail_ctx(
         })
         .collect();
     let snoozed = incident["snoozed_before"].as_i64().unwrap_or(0) > now_secs(state);
+    let members = fetch(state, viewer, "/member/list", json!({"limit": 100}))
+        .await
+        .map(|m| m["items"].as_array().cloned().unwrap_or_default())
+        .unwrap_or_default();
+    let candidates = if incident["progress"] == "Closed" {
+        Vec::new()
+    } else {
+        merge_candidates(state, viewer, id).await
+    };
     Ok(context! {
         i => j(&incident),
         alerts => j(&alerts["items"]),
@@ -529,6 +574,10 @@ async fn detail_ctx(
         error_field => outcome.error_field,
         comment => outcome.comment,
         minutes => if outcome.minutes.is_empty() { "60".to_string() } else { outcome.minutes },
+        members => j(&members),
+        assignees => outcome.assignees,
+        candidates => j(&candidates),
+        merge_target => outcome.merge_target,
     })
 }
 
@@ -645,6 +694,52 @@ async fn action(
                 Some("comment"),
             )
         }
+        "reassign" => {
+            let people: Vec<String> = pairs
+                .iter()
+                .filter(|(k, v)| k == "person_ids" && !v.is_empty())
+                .map(|(_, v)| v.clone())
+                .collect();
+            outcome.assignees = people.clone();
+            // A non-number goes through as text, so the API's own check names the field.
+            let ids_json: Vec<Value> = people
+                .iter()
+                .map(|p| p.parse::<i64>().map_or_else(|_| json!(p), |n| json!(n)))
+                .collect();
+            (
+                "/incident/assign",
+                json!({"incident_ids": ids, "assigned_to": {"person_ids": ids_json}}),
+                "Reassigned.",
+                Some("assigned_to"),
+            )
+        }
+        "merge" => {
+            let target = form_value(&pairs, "target_incident_id").trim().to_string();
+            outcome.merge_target = target.clone();
+            let args = json!({"target_incident_id": target, "source_incident_ids": ids});
+            // Merged away, this incident is closed: the person goes on to the one it joined.
+            return match call(&state, &viewer, "/incident/merge", args).await {
+                Ok(_) => super::redirect(&headers, &format!("/incident/detail/{target}")),
+                Err(e) => {
+                    let status = StatusCode::from_u16(
+                        e.code.http_status(klaxon_core::error::Surface::OpenApi),
+                    )
+                    .unwrap_or(StatusCode::BAD_REQUEST);
+                    outcome.error = Some(e.message);
+                    outcome.error_field = Some("target_incident_id");
+                    match detail_ctx(&state, &viewer, &id, outcome).await {
+                        Ok(d) => page_headers(
+                            (
+                                status,
+                                view::render("incident_body.html", context! { d => d }),
+                            )
+                                .into_response(),
+                        ),
+                        Err(e) => page_error(&e),
+                    }
+                }
+            };
+        }
         other => {
             return (
                 StatusCode::NOT_FOUND,
@@ -658,6 +753,7 @@ async fn action(
             outcome.flash = Some(done.to_string());
             // A successful comment is in the timeline now; clear the box.
             outcome.comment.clear();
+            outcome.assignees.clear();
             StatusCode::OK
         }
         Err(e) => {

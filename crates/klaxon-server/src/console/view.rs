@@ -33,6 +33,13 @@ fn env() -> &'static Environment<'static> {
             "results.html",
             "incident.html",
             "incident_body.html",
+            "channels.html",
+            "rule.html",
+            "rule_form.html",
+            "schedules.html",
+            "schedule.html",
+            "schedule_new.html",
+            "schedule_form.html",
         );
         env.add_filter("when", when);
         env.add_filter("ago", ago);
@@ -152,6 +159,13 @@ mod tests {
             "results.html",
             "incident.html",
             "incident_body.html",
+            "channels.html",
+            "rule.html",
+            "rule_form.html",
+            "schedules.html",
+            "schedule.html",
+            "schedule_new.html",
+            "schedule_form.html",
         ] {
             assert!(env().get_template(name).is_ok(), "{name}");
         }
