@@ -168,3 +168,71 @@ pub fn validate(channel: Channel, body: &str, env: &Env) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A stored notification template (response.md 1.16). `bodies` maps a `TemplateChannel` key
+/// to its source; a missing or empty body means the default's body (RSP-340).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct TemplateRecord {
+    pub template_id: String,
+    #[serde(default)]
+    pub account_id: i64,
+    pub template_name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub team_id: i64,
+    /// `enabled` or `disabled` (RSP-354).
+    pub status: String,
+    #[serde(default)]
+    pub bodies: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub creator_id: i64,
+    #[serde(default)]
+    pub updated_by: i64,
+    /// Milliseconds.
+    #[serde(default)]
+    pub created_at: i64,
+    #[serde(default)]
+    pub updated_at: i64,
+}
+
+impl TemplateRecord {
+    /// The custom body for `channel`, if it has a non-empty one.
+    pub fn body(&self, channel: Channel) -> Option<&str> {
+        self.bodies
+            .get(channel.key())
+            .map(String::as_str)
+            .filter(|b| !b.is_empty())
+    }
+}
+
+/// Name 1..39 characters (response.md 1.16).
+pub const NAME_MAX_CHARS: usize = 39;
+/// Description at most 500 characters (response.md 1.16).
+pub const DESCRIPTION_MAX_CHARS: usize = 500;
+
+/// Checks a template before it is saved: the name, the description, and every non-empty body
+/// (RSP-345). The error names the field, or the channel and position.
+pub fn validate_record(t: &TemplateRecord, env: &Env) -> Result<(), String> {
+    let n = t.template_name.trim().chars().count();
+    if n == 0 || n > NAME_MAX_CHARS {
+        return Err(format!(
+            "template_name must be 1..{NAME_MAX_CHARS} characters"
+        ));
+    }
+    if t.description.chars().count() > DESCRIPTION_MAX_CHARS {
+        return Err(format!(
+            "description must be at most {DESCRIPTION_MAX_CHARS} characters"
+        ));
+    }
+    if !matches!(t.status.as_str(), "enabled" | "disabled") {
+        return Err("status must be enabled or disabled".into());
+    }
+    for (key, body) in &t.bodies {
+        let Some(ch) = Channel::from_key(key) else {
+            return Err(format!("{key}: not a template channel"));
+        };
+        validate(ch, body, env)?;
+    }
+    Ok(())
+}
