@@ -326,14 +326,13 @@ fn apply(ex: &mut Exec<'_>, pos: usize, name: &str, v: Vec<V>) -> R<V> {
             };
             let mut seen: Vec<String> = Vec::new();
             for a in alerts {
-                if let V::Struct(m) | V::Map(m) = a {
-                    if let Some(V::Map(l) | V::Struct(l)) = m.get("Labels") {
-                        if let Some(x) = l.get(&key).and_then(V::as_str) {
-                            if !x.is_empty() && !seen.iter().any(|y| y == x) {
-                                seen.push(x.to_string());
-                            }
-                        }
-                    }
+                if let V::Struct(m) | V::Map(m) = a
+                    && let Some(V::Map(l) | V::Struct(l)) = m.get("Labels")
+                    && let Some(x) = l.get(&key).and_then(V::as_str)
+                    && !x.is_empty()
+                    && !seen.iter().any(|y| y == x)
+                {
+                    seen.push(x.to_string());
                 }
             }
             if name == "alertLabels" {

@@ -158,13 +158,14 @@ pub fn validate(channel: Channel, body: &str, env: &Env) -> Result<(), String> {
     };
     let text = render_str(body, &Vars::mock(env.now), &env)
         .map_err(|e| format!("{}: {e}", channel.key()))?;
-    if matches!(channel, Channel::Feishu | Channel::Zoom) && text.trim_start().starts_with('{') {
-        if let Err(e) = serde_json::from_str::<serde_json::Value>(text.trim()) {
-            return Err(format!(
-                "{}: rendered text starts with {{ but is not valid JSON: {e}",
-                channel.key()
-            ));
-        }
+    if matches!(channel, Channel::Feishu | Channel::Zoom)
+        && text.trim_start().starts_with('{')
+        && let Err(e) = serde_json::from_str::<serde_json::Value>(text.trim())
+    {
+        return Err(format!(
+            "{}: rendered text starts with {{ but is not valid JSON: {e}",
+            channel.key()
+        ));
     }
     Ok(())
 }

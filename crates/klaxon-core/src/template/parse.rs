@@ -493,6 +493,9 @@ fn commands(
     toks: &[Tok],
     depth: usize,
 ) -> Result<(Vec<Vec<Arg>>, usize), TemplateError> {
+    if depth > MAX_DEPTH {
+        return Err(err(pos, "parentheses nested too deeply"));
+    }
     let mut cmds = Vec::new();
     let mut cur: Vec<Arg> = Vec::new();
     let mut k = 0;
