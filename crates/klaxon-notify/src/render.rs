@@ -268,9 +268,9 @@ pub fn html_to_text(html: &str) -> String {
         .replace("&#39;", "'")
         .replace("&#43;", "+")
         .replace("&amp;", "&");
-    let lines: Vec<&str> = decoded
+    let lines: Vec<String> = decoded
         .lines()
-        .map(str::trim)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .filter(|l| !l.is_empty())
         .collect();
     truncate_bytes(&lines.join("\n"), EMAIL_MAX_BYTES)
