@@ -19,3 +19,4 @@ pub mod ratelimit;
 pub mod response;
 pub mod schedule;
 pub mod standard;
+pub mod template;

@@ -27,6 +27,8 @@ use crate::providers::{HttpProviders, Mention, SendError};
 use crate::render::{self, Message};
 use crate::retry::{self, Next};
 use crate::smtp::Mailer;
+use crate::templating;
+use klaxon_core::template::{Channel as TemplateChannel, Outcome as TemplateOutcome};
 
 /// RSP-292: a send the platform's quota still refuses this long after the decision fails
 /// with `rate_limited`.
@@ -299,6 +301,13 @@ impl Deliverer {
         if d.person_id != 0 {
             ids.push(d.person_id);
         }
+        // Templates also read the responders, creator and closer (RSP-343).
+        ids.extend(inc.response.responders.iter().map(|r| r.person_id));
+        ids.extend(
+            [inc.creator_id, inc.closer_id]
+                .into_iter()
+                .filter(|i| *i != 0),
+        );
         ids.sort_unstable();
         ids.dedup();
         let contacts: HashMap<i64, MemberContact> = inner
@@ -337,7 +346,8 @@ impl Deliverer {
         if d.person_id != 0 {
             let recipient = contact::resolve(&d.channel, contacts.get(&d.person_id))
                 .map_err(SendError::Permanent)?;
-            return self.direct(d, &recipient, &msg).await;
+            let body = self.templated(d, &inc, &contacts, now).await?;
+            return self.direct(d, &recipient, &msg, body.as_ref()).await;
         }
         if d.channel.ends_with("_app") {
             // IM app integrations (1.21) are a later slice: nothing can post to their chats.
@@ -364,11 +374,69 @@ impl Deliverer {
             .await
     }
 
+    /// The templated text of a direct SMS, voice or e-mail send (RSP-340, RSP-346–RSP-348):
+    /// the rule's template or the default, post-processed and within the channel's limit.
+    async fn templated(
+        &self,
+        d: &PendingDelivery,
+        inc: &klaxon_core::model::Incident,
+        contacts: &HashMap<i64, MemberContact>,
+        now: Millis,
+    ) -> Result<Option<TemplateOutcome>, SendError> {
+        let Some(channel) = TemplateChannel::from_key(&d.channel).filter(|c| {
+            matches!(
+                c,
+                TemplateChannel::Sms | TemplateChannel::Voice | TemplateChannel::Email
+            )
+        }) else {
+            return Ok(None);
+        };
+        let inner = &self.inner;
+        let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
+        let names: HashMap<i64, (String, String)> = contacts
+            .iter()
+            .map(|(id, c)| (*id, (c.name.clone(), c.email.clone())))
+            .collect();
+        let firing = templating::Firing {
+            fire_type: d.fire_type.clone(),
+            reason: d.reason.clone(),
+            repeat_index: 0,
+        };
+        let vars = templating::incident_vars(&inner.store, inc, &inner.base_url, &names, &firing)
+            .await
+            .map_err(store_err)?;
+        let custom = templating::chosen_template(&inner.store, d.account_id, &d.escalate_rule_id)
+            .await
+            .map_err(store_err)?;
+        let env = klaxon_core::template::Env {
+            now: now / 1000,
+            time_zone: "UTC".into(),
+            escape_html: false,
+        };
+        let out = klaxon_core::template::render_channel(
+            channel,
+            custom.as_ref().and_then(|t| t.body(channel)),
+            &vars,
+            &env,
+        );
+        if out.template_fallback {
+            // RSP-346: the page still goes out, with the default body.
+            tracing::warn!(rid = %d.rid, channel = %d.channel, error = ?out.error,
+                "custom template failed; sent the default template instead");
+            metrics::counter!("klaxon_template_fallbacks_total").increment(1);
+        }
+        if let Some(reason) = out.failed_reason {
+            return Err(SendError::Permanent(reason.to_string()));
+        }
+        Ok(Some(out))
+    }
+
     async fn direct(
         &self,
         d: &PendingDelivery,
         recipient: &Recipient,
         msg: &Message,
+        body: Option<&TemplateOutcome>,
     ) -> Result<String, SendError> {
         let inner = &self.inner;
         // RSP-291: the channel's providers in order; the next one is tried on an error, and
@@ -376,7 +444,10 @@ impl Deliverer {
         let mut errors: Vec<SendError> = Vec::new();
         match (d.channel.as_str(), recipient) {
             ("email", Recipient::Email { address, name }) => {
-                let (html, text) = msg.email_bodies();
+                let (html, text) = match body {
+                    Some(b) => (b.text.clone(), crate::render::html_to_text(&b.text)),
+                    None => msg.email_bodies(),
+                };
                 for mailer in &inner.mailers {
                     let sent = mailer
                         .send(
@@ -402,10 +473,15 @@ impl Deliverer {
                     .flatten()
                     .filter(|t| if voice { t.voice } else { t.sms })
                 {
+                    let text = match body {
+                        Some(b) => b.text.clone(),
+                        None if voice => msg.voice(),
+                        None => msg.sms(),
+                    };
                     let sent = if voice {
-                        inner.http.call(cfg, &d.rid, e164, &msg.voice()).await
+                        inner.http.call(cfg, &d.rid, e164, &text).await
                     } else {
-                        inner.http.sms(cfg, &d.rid, e164, &msg.sms()).await
+                        inner.http.sms(cfg, &d.rid, e164, &text).await
                     };
                     match sent {
                         Ok(id) => return Ok(id),

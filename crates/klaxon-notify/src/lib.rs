@@ -17,6 +17,7 @@ pub mod providers;
 pub mod render;
 pub mod retry;
 pub mod smtp;
+pub mod templating;
 
 pub use config::{NotifyConfig, SmtpConfig, SmtpSecurity, TwilioConfig};
 pub use deliver::{Deliverer, RATE_LIMIT_WINDOW_MS, Round};

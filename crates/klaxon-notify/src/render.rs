@@ -1,6 +1,7 @@
-//! The messages of this slice: one fixed, deliberate rendering per channel, following what the
-//! default template must show (RSP-351) and the size limits of RSP-348. Custom templates
-//! (§2.22) come later; until then every rule's template renders as this default.
+//! Fixed renderings per channel, following what the default template must show (RSP-351) and
+//! the size limits of RSP-348. Direct SMS, voice and e-mail sends are rendered from templates
+//! (`klaxon_core::template`, see `templating.rs`); the bot channels still use these fixed
+//! texts until their vendor formatting moves onto templates too.
 
 use klaxon_core::model::Millis;
 
@@ -232,6 +233,49 @@ pub fn escape_html(s: &str) -> String {
     out
 }
 
+/// The plain-text alternative of a templated HTML e-mail: tags dropped (block ends become
+/// line breaks), entities decoded, blank runs collapsed.
+pub fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find('>') else {
+            out.push_str(&rest[i..]);
+            rest = "";
+            break;
+        };
+        let tag = rest[i + 1..i + j]
+            .trim_start_matches('/')
+            .to_ascii_lowercase();
+        if [
+            "br", "p", "tr", "h1", "h2", "h3", "div", "li", "table", "pre",
+        ]
+        .iter()
+        .any(|t| tag.split(|c: char| !c.is_ascii_alphanumeric()).next() == Some(*t))
+        {
+            out.push('\n');
+        } else if tag.starts_with("td") || tag.starts_with("th") {
+            out.push(' ');
+        }
+        rest = &rest[i + j + 1..];
+    }
+    out.push_str(rest);
+    let decoded = out
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#43;", "+")
+        .replace("&amp;", "&");
+    let lines: Vec<String> = decoded
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect();
+    truncate_bytes(&lines.join("\n"), EMAIL_MAX_BYTES)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,5 +359,16 @@ mod tests {
         );
         assert!(t.contains("Responders: @Ann @Bo"));
         assert!(t.ends_with("?ack=1"));
+    }
+
+    #[test]
+    fn templated_html_gets_a_plain_text_alternative() {
+        // spec: RSP-284 (e-mail body from the `email` template)
+        assert_eq!(
+            html_to_text(
+                "<h2>INC #1 a &amp; b</h2><table><tr><th>Sev</th><td>Critical</td></tr></table>"
+            ),
+            "INC #1 a & b\nSev Critical"
+        );
     }
 }

@@ -20,6 +20,7 @@ mod noise;
 mod roles;
 mod schedules;
 mod teams;
+mod templates;
 
 use axum::Router;
 use axum::body::Body;
@@ -51,6 +52,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(incident_actions::PATHS)
         .chain(escalation::PATHS)
         .chain(fields::PATHS)
+        .chain(templates::PATHS)
         .chain(calendars::PATHS)
         .chain(noise::PATHS)
         .chain(channels::PATHS)
@@ -237,6 +239,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = fields::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = templates::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = calendars::dispatch(state, caller, path, args).await {

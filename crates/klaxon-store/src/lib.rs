@@ -48,6 +48,7 @@ mod rows;
 mod saas;
 mod schedules;
 mod signin;
+mod templates;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,6 +83,7 @@ pub use signin::{
     AppKeyInfo, AppKeyUse, LAST_USED_GRANULARITY_MS, LockoutPolicy, LoginCandidate, NewAppKey,
     NewSession, Session, hash_secret,
 };
+pub use templates::TemplateRefusal;
 
 /// Which database a [`Store`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -772,6 +774,49 @@ impl Store {
     /// Deletes a definition and removes its values from every incident.
     pub async fn delete_custom_field(&self, account_id: i64, field_id: &str) -> Result<bool> {
         fields::delete(&self.inner.write, account_id, field_id).await
+    }
+
+    /// The account's notification templates (response.md 1.16), oldest first.
+    pub async fn notification_templates(
+        &self,
+        account_id: i64,
+    ) -> Result<Vec<klaxon_core::template::TemplateRecord>> {
+        templates::list(&self.inner.read, account_id).await
+    }
+
+    pub async fn notification_template(
+        &self,
+        account_id: i64,
+        template_id: &str,
+    ) -> Result<Option<klaxon_core::template::TemplateRecord>> {
+        templates::get(&self.inner.read, account_id, template_id).await
+    }
+
+    /// Inserts a validated template (`account_id` set) with a new id; names are unique.
+    pub async fn create_notification_template(
+        &self,
+        t: klaxon_core::template::TemplateRecord,
+        now: Millis,
+    ) -> Result<std::result::Result<klaxon_core::template::TemplateRecord, TemplateRefusal>> {
+        templates::create(&self.inner.write, t, now, &mut RandomIds).await
+    }
+
+    /// Replaces a validated template's editable fields.
+    pub async fn update_notification_template(
+        &self,
+        t: klaxon_core::template::TemplateRecord,
+        now: Millis,
+    ) -> Result<std::result::Result<klaxon_core::template::TemplateRecord, TemplateRefusal>> {
+        templates::update(&self.inner.write, t, now).await
+    }
+
+    /// Deletes a template unless an escalation rule references it (RSP-353).
+    pub async fn delete_notification_template(
+        &self,
+        account_id: i64,
+        template_id: &str,
+    ) -> Result<std::result::Result<(), TemplateRefusal>> {
+        templates::delete(&self.inner.write, account_id, template_id).await
     }
 
     /// The incident's timeline (response.md 1.10), with one look-ahead row for `has_next_page`.

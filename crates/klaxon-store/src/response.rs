@@ -1050,6 +1050,8 @@ pub enum RuleRefusal {
     RuleNotFound,
     NameTaken,
     PriorityTaken,
+    /// `template_id` names no template of the account (response.md 1.12).
+    TemplateNotFound,
 }
 
 pub(crate) async fn list_rules(
@@ -1081,6 +1083,17 @@ pub(crate) async fn save_rule(
     if !crate::query::channel_exists(&mut tx, rule.account_id, rule.channel_id).await? {
         tx.rollback().await?;
         return Ok(Err(RuleRefusal::ChannelNotFound));
+    }
+    // An empty id or one of the default's ids is the built-in default template; anything else
+    // must exist, checked under a row lock so a concurrent delete cannot slip in between.
+    if !rule.template_id.is_empty()
+        && !klaxon_core::template::is_default_id(&rule.template_id)
+        && crate::templates::get_on(&mut tx, rule.account_id, &rule.template_id, true)
+            .await?
+            .is_none()
+    {
+        tx.rollback().await?;
+        return Ok(Err(RuleRefusal::TemplateNotFound));
     }
     let existing = channel_rules(&mut tx, rule.account_id, rule.channel_id).await?;
     let creating = rule.rule_id.is_empty();

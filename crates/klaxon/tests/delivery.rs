@@ -1448,3 +1448,211 @@ on_both_backends!(
         node.server.shutdown().await;
     }
 );
+
+impl Node {
+    /// An Open API call expected to fail: the error object.
+    async fn api_error(&self, path: &str, body: Value) -> Value {
+        let resp = self
+            .http
+            .post(format!(
+                "{}{path}?app_key={}",
+                self.server.base_url(),
+                self.server.bootstrap().app_key
+            ))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let body: Value = resp.json().await.unwrap();
+        assert!(body.get("error").is_some(), "{path} should fail: {body}");
+        body["error"].clone()
+    }
+}
+
+on_both_backends!(
+    a_custom_template_is_previewed_and_used_by_its_rule,
+    |url: String| async move {
+        // spec: RSP-340 (the rule's template), RSP-343 (IsFlapping, Flapping.MuteMinutes),
+        // RSP-345 (save validation names channel and position), RSP-353 (in use → no delete),
+        // RSP-356 (preview), response.md 1.12 (template_id must exist), 1.16 (default undeletable)
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let notify = notify_config(&smtp, &fake);
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        node.api(
+            "/member/info/reset",
+            json!({"member_id": node.owner, "updates": {"phone": "+8613812345678"}}),
+        )
+        .await;
+        node.store()
+            .mark_contact_verified(node.account, node.owner, false, true)
+            .await
+            .unwrap();
+
+        // A syntax error is refused, naming the channel and the position; nothing is stored.
+        let err = node
+            .api_error(
+                "/template/create",
+                json!({"template_name": "Broken", "sms": "ok\n{{ .Title | nosuch }}"}),
+            )
+            .await;
+        let msg = err["message"].as_str().unwrap();
+        assert!(
+            msg.starts_with("sms: line 2, column 1:") && msg.contains("nosuch"),
+            "{msg}"
+        );
+        assert_eq!(node.api("/template/list", json!({})).await["total"], 0);
+
+        let sms_body = "Custom {{.Title}} sev={{.IncidentSeverity}} flapping={{.IsFlapping}} mute={{.Flapping.MuteMinutes}}";
+        let created = node
+            .api(
+                "/template/create",
+                json!({"template_name": "Ops", "description": "for ops", "sms": sms_body,
+                       "email": "<p>Mail {{.Title}} &amp; {{.Num}}</p>"}),
+            )
+            .await;
+        let tid = created["template_id"].as_str().unwrap().to_string();
+        assert_eq!(tid.len(), 24);
+        let info = node
+            .api("/template/info", json!({"template_id": tid}))
+            .await;
+        assert_eq!(info["sms"], sms_body);
+        assert_eq!(info["voice"], "", "an empty body means the default's");
+
+        // Preview against the mock incident (RSP-356).
+        let p = node
+            .api(
+                "/template/preview",
+                json!({"type": "sms", "content": sms_body}),
+            )
+            .await;
+        assert_eq!(p["success"], true, "{p}");
+        assert_eq!(
+            p["content"],
+            "Custom High CPU on db-01 sev=Critical flapping=false mute=120"
+        );
+        let p = node
+            .api(
+                "/template/preview",
+                json!({"type": "sms", "content": "{{ if }}"}),
+            )
+            .await;
+        assert_eq!(p["success"], false, "{p}");
+        assert!(
+            p["message"].as_str().unwrap().starts_with("sms: line 1"),
+            "{p}"
+        );
+
+        // The default template is readable under both ids and can be neither changed nor deleted.
+        for id in ["000000000000000000000001", "6321aad26c12104586a88916"] {
+            let d = node.api("/template/info", json!({"template_id": id})).await;
+            assert!(
+                d["sms"]
+                    .as_str()
+                    .unwrap()
+                    .contains("You have a pending incident")
+            );
+            node.api_error("/template/delete", json!({"template_id": id}))
+                .await;
+            node.api_error("/template/update", json!({"template_id": id, "sms": "x"}))
+                .await;
+        }
+
+        // An escalation rule naming an unknown template is refused and not stored.
+        let err = node
+            .api_error(
+                "/channel/escalate/rule/create",
+                json!({"channel_id": node.channel, "rule_name": "Bad", "template_id": "65600000000000000000abcd",
+                       "layers": [{"target": {"person_ids": [node.owner], "by": {"follow_preference": true}},
+                                   "escalate_window": 30}]}),
+            )
+            .await;
+        assert!(
+            err["message"].as_str().unwrap().contains("template_id"),
+            "{err}"
+        );
+        let rules = node
+            .api(
+                "/channel/escalate/rule/list",
+                json!({"channel_id": node.channel}),
+            )
+            .await;
+        assert_eq!(rules["total"], 0);
+
+        node.api(
+            "/channel/escalate/rule/create",
+            json!({"channel_id": node.channel, "rule_name": "Primary", "template_id": tid,
+                   "layers": [{"target": {"person_ids": [node.owner],
+                               "by": {"follow_preference": false, "critical": ["email", "sms", "voice"]}},
+                               "escalate_window": 30}]}),
+        )
+        .await;
+        let inc = node.incident("tpl-1", "Disk full").await;
+        let round = node
+            .deliverer(&notify, "d1")
+            .drain(clock.now())
+            .await
+            .unwrap();
+        assert_eq!((round.sent, round.failed), (3, 0), "{round:?}");
+
+        // The SMS carries the rendered custom body (mute = the channel's flapping mute_mins,
+        // 60 by default); voice (empty body) the default's.
+        let reqs = fake.accepted();
+        let sms = reqs
+            .iter()
+            .find(|r| r.path.ends_with("/Messages.json"))
+            .unwrap();
+        let form: HashMap<String, String> = serde_urlencoded::from_str(&sms.body).unwrap();
+        assert_eq!(
+            form["Body"],
+            "Custom Disk full sev=Critical flapping=false mute=60"
+        );
+        let call = reqs
+            .iter()
+            .find(|r| r.path.ends_with("/Calls.json"))
+            .unwrap();
+        let form: HashMap<String, String> = serde_urlencoded::from_str(&call.body).unwrap();
+        assert!(
+            form["Twiml"].contains("You have a pending incident: Disk full"),
+            "{}",
+            form["Twiml"]
+        );
+        // The e-mail's HTML is the custom body, values escaped (RSP-342).
+        let info = node
+            .api("/incident/info", json!({"incident_id": inc}))
+            .await;
+        let num = info["num"].as_str().unwrap().to_string();
+        let mails = smtp.mails();
+        assert_eq!(mails.len(), 1);
+        let unfolded = mails[0].data.replace("=\r\n", "").replace("=3D", "=");
+        assert!(
+            unfolded.contains(&format!("<p>Mail Disk full &amp; {num}</p>")),
+            "{unfolded}"
+        );
+
+        // Preview against the real incident.
+        let p = node
+            .api(
+                "/template/preview",
+                json!({"type": "sms", "content": sms_body, "incident_id": inc}),
+            )
+            .await;
+        assert_eq!(
+            p["content"],
+            "Custom Disk full sev=Critical flapping=false mute=60"
+        );
+
+        // A template in use cannot be deleted; the error lists the rule (RSP-353).
+        let err = node
+            .api_error("/template/delete", json!({"template_id": tid}))
+            .await;
+        assert_eq!(err["code"], "ReferenceExist", "{err}");
+        assert!(
+            err["message"].as_str().unwrap().contains("Primary"),
+            "{err}"
+        );
+        assert_eq!(node.api("/template/list", json!({})).await["total"], 1);
+        node.server.shutdown().await;
+    }
+);

@@ -153,6 +153,14 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/field/update", P(CustomFieldsManage)),
     ("/field/delete", P(CustomFieldsManage)),
     // Schedules. A member's own iCal feed is theirs to reset.
+    // Notification templates (RSP-352: Templates Manage to create; editing and deleting also
+    // need the data permission, checked in the handler).
+    ("/template/list", P(TemplatesRead)),
+    ("/template/info", P(TemplatesRead)),
+    ("/template/preview", P(TemplatesRead)),
+    ("/template/create", P(TemplatesManage)),
+    ("/template/update", P(TemplatesManage)),
+    ("/template/delete", P(TemplatesManage)),
     ("/schedule/list", P(SchedulesRead)),
     ("/schedule/info", P(SchedulesRead)),
     ("/schedule/infos", P(SchedulesRead)),

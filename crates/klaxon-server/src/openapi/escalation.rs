@@ -5,8 +5,9 @@
 //! max_times, notify_step}`, `time_filters[]`, `filters[[…]]`, `aggr_window`, …), validated by
 //! `klaxon_core::response::validate_rule`; errors name the bad field.
 //!
-//! A time filter's `cal_id` must name one of the account's service calendars. Not yet checked:
-//! `template_id` (notification templates do not exist yet, so any value is stored).
+//! A time filter's `cal_id` must name one of the account's service calendars, and a non-empty
+//! `template_id` one of the account's templates or the default's ids (response.md 1.12); an
+//! empty or absent `template_id` means the default template.
 
 use klaxon_core::error::{ApiError, ErrorCode};
 use klaxon_core::response::{EscalationRule, RuleStatus, unknown_calendars, validate_rule};
@@ -198,6 +199,7 @@ async fn save(
     if auto_priority {
         rule.priority = -1;
     }
+    let template_id = rule.template_id.clone();
     let saved = state
         .store
         .save_escalation_rule(rule, state.clock.now())
@@ -215,6 +217,9 @@ async fn save(
             RuleRefusal::PriorityTaken => {
                 ApiError::invalid("priority is already used by another rule of this channel")
             }
+            RuleRefusal::TemplateNotFound => ApiError::invalid(format!(
+                "template_id: notification template {template_id} not found"
+            )),
         })?;
     Ok(json!({"rule_id": saved.rule_id, "rule_name": saved.rule_name}))
 }
