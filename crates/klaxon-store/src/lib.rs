@@ -73,8 +73,8 @@ pub use password_reset::{ResetDone, ResetPolicy};
 pub use process::{LEASE_TTL_MS, RandomIds};
 pub use records::*;
 pub use response::{
-    ActionContext, ActionResult, DueTimer, FeedEntry, MergeRefusal, OutboxEntry, RuleRefusal,
-    TIMER_CLAIM_MS,
+    ActionContext, ActionResult, DueTimer, FeedEntry, MergeRefusal, OutboxEntry, ReorderRefusal,
+    RuleRefusal, TIMER_CLAIM_MS,
 };
 pub use roles::{ActorRecord, RoleRecord, RoleWrite};
 pub use saas::{Applied, SaasFailure, SaasSettings, SettlementRun, TenantBilling};
@@ -727,6 +727,51 @@ impl Store {
             actor,
             title,
             comment,
+            now,
+        )
+        .await
+    }
+
+    /// Moves alerts into an incident (RSP-101) in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn merge_alerts(
+        &self,
+        account_id: i64,
+        target_id: &str,
+        alert_ids: &[String],
+        actor: i64,
+        title: Option<&str>,
+        comment: &str,
+        now: Millis,
+    ) -> Result<std::result::Result<(), MergeRefusal>> {
+        response::merge_alerts(
+            &self.inner.write,
+            account_id,
+            target_id,
+            alert_ids,
+            actor,
+            title,
+            comment,
+            now,
+        )
+        .await
+    }
+
+    /// Rewrites a channel's rule priorities to the given order (RSP-137).
+    pub async fn reorder_escalation_rules(
+        &self,
+        account_id: i64,
+        channel_id: i64,
+        rule_ids: &[String],
+        actor: i64,
+        now: Millis,
+    ) -> Result<std::result::Result<(), ReorderRefusal>> {
+        response::reorder_rules(
+            &self.inner.write,
+            account_id,
+            channel_id,
+            rule_ids,
+            actor,
             now,
         )
         .await

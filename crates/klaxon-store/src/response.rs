@@ -1197,6 +1197,81 @@ pub(crate) async fn delete_rule(
         > 0)
 }
 
+/// Why a reorder was refused (RSP-137).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReorderRefusal {
+    ChannelNotFound,
+    /// `rule_ids` is not exactly the channel's rules; the text names the problem.
+    Mismatch(String),
+}
+
+/// RSP-137: rewrites the priorities of a channel's rules to the order of `order`, all in one
+/// transaction. Incidents keep the rule they were assigned; only later matching sees the new
+/// order (RSP-131).
+pub(crate) async fn reorder_rules(
+    pool: &sqlx::AnyPool,
+    account_id: i64,
+    channel_id: i64,
+    order: &[String],
+    actor: i64,
+    now: Millis,
+) -> Result<std::result::Result<(), ReorderRefusal>> {
+    let mut tx = pool.begin().await?;
+    if !crate::query::channel_exists(&mut tx, account_id, channel_id).await? {
+        tx.rollback().await?;
+        return Ok(Err(ReorderRefusal::ChannelNotFound));
+    }
+    let existing = channel_rules(&mut tx, account_id, channel_id).await?;
+    let priorities = match klaxon_core::response::reorder_priorities(&existing, order) {
+        Ok(p) => p,
+        Err(e) => {
+            tx.rollback().await?;
+            return Ok(Err(ReorderRefusal::Mismatch(e)));
+        }
+    };
+    // Priorities are unique per channel (a unique index), so every rule first steps aside to
+    // a negative value no real rule holds, then takes its new place.
+    for (i, (rule_id, _)) in (1i64..).zip(&priorities) {
+        let mut sql = Sql::new("UPDATE escalation_rules SET priority = ");
+        sql.bind(-i)
+            .push(" WHERE account_id = ")
+            .bind(account_id)
+            .push(" AND channel_id = ")
+            .bind(channel_id)
+            .push(" AND rule_id = ")
+            .bind(rule_id.as_str());
+        sql.query_on(&tx).execute(&mut *tx).await?;
+    }
+    for (rule_id, priority) in &priorities {
+        let Some(mut rule) = existing.iter().find(|r| &r.rule_id == rule_id).cloned() else {
+            continue;
+        };
+        let changed = rule.priority != *priority;
+        rule.priority = *priority;
+        if changed {
+            rule.updated_at = now;
+            rule.updated_by = actor;
+        }
+        let definition =
+            serde_json::to_string(&rule).map_err(|e| StoreError::Corrupt(format!("rule: {e}")))?;
+        let mut sql = Sql::new("UPDATE escalation_rules SET priority = ");
+        sql.bind(*priority)
+            .push(", definition = ")
+            .bind(definition)
+            .push(", updated_at = ")
+            .bind(rule.updated_at)
+            .push(" WHERE account_id = ")
+            .bind(account_id)
+            .push(" AND channel_id = ")
+            .bind(channel_id)
+            .push(" AND rule_id = ")
+            .bind(rule_id.as_str());
+        sql.query_on(&tx).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
 // ---- reads: timeline and outbox ----
 
 /// One stored timeline entry.
@@ -1362,7 +1437,184 @@ pub(crate) async fn closed_in_window(
 pub enum MergeRefusal {
     /// This incident id does not exist in the account.
     NotFound(String),
+    /// This alert id does not exist in the account (RSP-101).
+    AlertNotFound(String),
     Refused(ActionError),
+}
+
+/// The summaries of every alert an incident holds now, for RSP-003/RSP-004 derivation.
+async fn incident_alert_summaries(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    incident_id: &str,
+) -> Result<Vec<klaxon_core::model::AlertSummary>> {
+    let mut sql = Sql::new("SELECT ");
+    sql.push(rows::ALERT_SUMMARY_COLUMNS)
+        .push(" FROM alerts WHERE account_id = ")
+        .bind(account_id)
+        .push(" AND incident_id = ")
+        .bind(incident_id);
+    sql.query_on(conn)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(rows::alert_summary)
+        .collect()
+}
+
+/// RSP-101: moves `alert_ids` into `target_id` in one transaction. The target must exist and
+/// not be Closed; every alert must exist (else nothing changes). Each moved alert writes
+/// `a_merge {alert_id, from_incident_id}` on the target. Each incident an alert left is then
+/// closed as a merged-away source when it holds no alert any more (RSP-100 b), or else derived
+/// again from the alerts it kept, which auto-resolves it (RSP-053) when only recovered ones
+/// remain. Its title, description and labels are never re-derived here, so an incident that
+/// lost its first alert keeps them frozen (`follow_first_alert` ignores an alert that left).
+/// An alert already in the target is left alone.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn merge_alerts(
+    pool: &sqlx::AnyPool,
+    account_id: i64,
+    target_id: &str,
+    alert_ids: &[String],
+    actor: i64,
+    title: Option<&str>,
+    comment: &str,
+    now: Millis,
+) -> Result<std::result::Result<(), MergeRefusal>> {
+    let mut tx = pool.begin().await?;
+    lock_incidents(&mut tx).await?;
+    let Some(mut target) = load_incident(&mut tx, account_id, target_id).await? else {
+        tx.rollback().await?;
+        return Ok(Err(MergeRefusal::NotFound(target_id.to_string())));
+    };
+    if target.progress == Progress::Closed {
+        tx.rollback().await?;
+        return Ok(Err(MergeRefusal::Refused(ActionError::FailedPrecondition(
+            "cannot merge an alert into a closed incident".into(),
+        ))));
+    }
+    // Every alert is looked up before anything moves, so an unknown id changes nothing.
+    let mut moves: Vec<(String, String)> = Vec::new();
+    for alert_id in alert_ids {
+        if moves.iter().any(|(a, _)| a == alert_id) {
+            continue;
+        }
+        let mut sql = Sql::new("SELECT incident_id FROM alerts WHERE account_id = ");
+        sql.bind(account_id)
+            .push(" AND alert_id = ")
+            .bind(alert_id.as_str());
+        let Some(row) = sql.query_on(&tx).fetch_optional(&mut *tx).await? else {
+            tx.rollback().await?;
+            return Ok(Err(MergeRefusal::AlertNotFound(alert_id.clone())));
+        };
+        let from = get_str(&row, "incident_id")?;
+        if from != target_id {
+            moves.push((alert_id.clone(), from));
+        }
+    }
+    let dir = load_directory(&mut tx, account_id).await?;
+    let mut ids_source = RandomIds;
+    let mut target_out = Outcome::default();
+    for (alert_id, from) in &moves {
+        let mut sql = Sql::new("UPDATE alerts SET incident_id = ");
+        sql.bind(target_id)
+            .push(", updated_at = ")
+            .bind(now)
+            .push(" WHERE account_id = ")
+            .bind(account_id)
+            .push(" AND alert_id = ")
+            .bind(alert_id.as_str());
+        sql.query_on(&tx).execute(&mut *tx).await?;
+        let moved = {
+            let mut engine = Engine::new(now, &dir, &mut ids_source);
+            engine
+                .alert_merged_in(&mut target, actor, alert_id, from, comment)
+                .map(|()| engine.out)
+        };
+        match moved {
+            Ok(mut out) => target_out.timeline.append(&mut out.timeline),
+            Err(e) => {
+                tx.rollback().await?;
+                return Ok(Err(MergeRefusal::Refused(e)));
+            }
+        }
+    }
+    // The incidents the alerts left, each once, in the order first seen.
+    let mut olds: Vec<&str> = Vec::new();
+    for (_, from) in &moves {
+        if !olds.contains(&from.as_str()) {
+            olds.push(from);
+        }
+    }
+    let mut changes: Vec<(Incident, Outcome, (i64, String))> = Vec::new();
+    for old_id in olds {
+        let Some(mut old) = load_incident(&mut tx, account_id, old_id).await? else {
+            // An alert whose incident row is gone: nothing to derive.
+            continue;
+        };
+        let summaries = incident_alert_summaries(&mut tx, account_id, old_id).await?;
+        let out = {
+            let mut engine = Engine::new(now, &dir, &mut ids_source);
+            if summaries.is_empty() {
+                // RSP-100 b: left without alerts, it closes as a merged-away source.
+                engine.merged_away(&mut old, actor, &target);
+            } else {
+                let was_open = old.progress != Progress::Closed;
+                old = klaxon_core::merge::derive_incident(&old, &summaries, now);
+                if was_open && old.progress == Progress::Closed {
+                    // Only recovered alerts are left (RSP-053).
+                    engine.on_event_closed(&mut old);
+                }
+            }
+            engine.out
+        };
+        let auto_close = channel_auto_close(&mut tx, account_id, old.channel_id).await?;
+        changes.push((old, out, auto_close));
+    }
+    // The target, derived again from every alert it now has.
+    let summaries = incident_alert_summaries(&mut tx, account_id, target_id).await?;
+    target = klaxon_core::merge::derive_incident(&target, &summaries, now);
+    let target_ctx = incident_context(&mut tx, account_id, target.channel_id).await?;
+    let result = {
+        let mut engine = Engine::new(now, &dir, &mut ids_source);
+        let r = if target.progress == Progress::Closed {
+            // Every alert it now holds had recovered (RSP-053); a title edit no longer applies.
+            engine.on_event_closed(&mut target);
+            Ok(())
+        } else {
+            engine.alert_merge_title(&mut target, actor, title)
+        };
+        if r.is_ok() && !moves.is_empty() && !target_ctx.storm_thresholds.is_empty() {
+            let rule = current_rule(&target, &target_ctx.rules).cloned();
+            engine.check_storm(&mut target, &target_ctx.storm_thresholds, rule.as_ref());
+        }
+        r.map(|()| engine.out)
+    };
+    let out = match result {
+        Ok(mut out) => {
+            target_out.timeline.append(&mut out.timeline);
+            target_out.notifications.append(&mut out.notifications);
+            target_out.close_alerts |= out.close_alerts;
+            target_out
+        }
+        Err(e) => {
+            tx.rollback().await?;
+            return Ok(Err(MergeRefusal::Refused(e)));
+        }
+    };
+    let auto_close = channel_auto_close(&mut tx, account_id, target.channel_id).await?;
+    changes.push((target, out, auto_close));
+    let list: Vec<Change<'_>> = changes
+        .iter()
+        .map(|(inc, out, auto_close)| Change {
+            incident: inc,
+            outcome: out,
+            auto_close,
+        })
+        .collect();
+    write_changes(&mut tx, &list, now, true).await?;
+    tx.commit().await?;
+    Ok(Ok(()))
 }
 
 async fn load_incident(

@@ -976,3 +976,248 @@ on_both_backends!(
         );
     }
 );
+
+on_both_backends!(merging_alerts_into_an_incident, |url: String| async move {
+    // spec: RSP-101, RSP-100 b (an incident left without alerts closes), RSP-053, RSP-003
+    let n = Node::start(&url, false).await;
+    async fn push(n: &Node, key: &str, status: &str, title: &str) {
+        let (code, body) =
+            n.ts.push(json!({"event_status": status, "title_rule": title, "alert_key": key}))
+                .await;
+        assert_eq!(code, 200, "{body}");
+        n.ts.drained().await;
+    }
+    async fn alert_id(n: &Node, incident_id: &str, key: &str) -> String {
+        let alerts = ok(n
+            .api("/incident/alert/list", json!({"incident_id": incident_id}))
+            .await);
+        alerts["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["alert_key"] == key)
+            .unwrap_or_else(|| panic!("no alert {key} in {incident_id}: {alerts}"))["alert_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+    push(&n, "am-1", "Critical", "api errors").await;
+    push(&n, "am-2", "Warning", "api latency").await;
+    push(&n, "am-3", "Warning", "db slow").await;
+    push(&n, "am-4", "Info", "cache cold").await;
+    let old = n.incident_by_key("am-1").await;
+    let i2 = n.incident_by_key("am-2").await;
+    let target = n.incident_by_key("am-3").await;
+    let lone = n.incident_by_key("am-4").await;
+    // `old` holds am-1 (its first alert) and am-2; am-2 has recovered.
+    ok(n.api(
+        "/incident/merge",
+        json!({"target_incident_id": old, "source_incident_ids": [i2]}),
+    )
+    .await);
+    push(&n, "am-2", "Ok", "api latency").await;
+    let before = n.incident(&old).await;
+    assert_eq!(before["alert_cnt"], 2);
+    assert_eq!(before["active_alert_cnt"], 1);
+    assert_eq!(before["progress"], "Triggered");
+    let a1 = alert_id(&n, &old, "am-1").await;
+
+    // Bad input changes nothing.
+    err(
+        n.api(
+            "/alert/merge",
+            json!({"incident_id": target, "alert_ids": []}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+    let msg = err(
+        n.api("/alert/merge", json!({"alert_ids": [a1]})).await,
+        "InvalidParameter",
+    );
+    assert!(msg.contains("incident_id"), "{msg}");
+    err(
+        n.api(
+            "/alert/merge",
+            json!({"incident_id": target, "alert_ids": [a1, "ffffffffffffffffffffffff"]}),
+        )
+        .await,
+        "ResourceNotFound",
+    );
+    assert_eq!(alert_id(&n, &old, "am-1").await, a1, "nothing moved");
+
+    // The only unresolved alert (and the first one) of `old` moves to the target.
+    ok(n.api(
+        "/alert/merge",
+        json!({"incident_id": target, "alert_ids": [a1], "comment": "same service"}),
+    )
+    .await);
+    let t = n.incident(&target).await;
+    assert_eq!(t["alert_cnt"], 2);
+    assert_eq!(t["active_alert_cnt"], 2);
+    assert_eq!(
+        t["incident_severity"], "Critical",
+        "derived again (RSP-003)"
+    );
+    assert_eq!(t["title"], "db slow", "the target keeps its own text");
+    assert_eq!(alert_id(&n, &target, "am-1").await, a1);
+    let last = n.feed(&target).await.last().unwrap().clone();
+    assert_eq!(last["type"], "a_merge");
+    assert_eq!(last["detail"]["alert_id"], a1);
+    assert_eq!(last["detail"]["from_incident_id"], old);
+    assert_eq!(last["detail"]["comment"], "same service");
+    // `old` kept only a recovered alert: recomputed and auto-resolved (RSP-053).
+    let o = n.incident(&old).await;
+    assert_eq!(o["alert_cnt"], 1);
+    assert_eq!(o["active_alert_cnt"], 0);
+    assert_eq!(o["incident_severity"], "Warning");
+    assert_eq!(o["incident_status"], "Ok");
+    assert_eq!(o["progress"], "Closed");
+    assert_eq!(o["close_source"], "event");
+    assert_eq!(
+        o["title"], "api errors",
+        "title frozen after its first alert left"
+    );
+    assert_eq!(n.kinds(&old).await.last().unwrap(), "i_rslv");
+    // A new event of the moved alert changes the target, not the old incident's text.
+    push(&n, "am-1", "Critical", "api errors everywhere").await;
+    assert_eq!(n.incident(&old).await["title"], "api errors");
+    assert_eq!(n.incident(&target).await["title"], "db slow");
+
+    // Moving an incident's last alert closes it as a merged-away source (RSP-100 b).
+    let a4 = alert_id(&n, &lone, "am-4").await;
+    ok(n.api(
+        "/alert/merge",
+        json!({"incident_id": target, "alert_ids": [a4], "title": "checkout degraded"}),
+    )
+    .await);
+    let l = n.incident(&lone).await;
+    assert_eq!(l["progress"], "Closed");
+    assert_eq!(l["close_source"], "console");
+    assert_eq!(l["closer_id"], n.owner);
+    let tail: Vec<String> = n.kinds(&lone).await.into_iter().rev().take(2).collect();
+    assert_eq!(tail, vec!["i_rslv", "i_merge"]);
+    let t = n.incident(&target).await;
+    assert_eq!(t["alert_cnt"], 3);
+    assert_eq!(t["title"], "checkout degraded", "title applied as an edit");
+
+    // A closed incident cannot be the target; nothing moves.
+    err(
+        n.api(
+            "/alert/merge",
+            json!({"incident_id": old, "alert_ids": [a4]}),
+        )
+        .await,
+        "BadRequest",
+    );
+    assert_eq!(alert_id(&n, &target, "am-4").await, a4);
+    assert_eq!(n.incident(&target).await["alert_cnt"], 3);
+});
+
+on_both_backends!(reordering_escalation_rules, |url: String| async move {
+    // spec: RSP-137, RSP-130, RSP-132 (first matching rule in priority order), RSP-131
+    let n = Node::start(&url, false).await;
+    let mut ids = Vec::new();
+    for name in ["A", "B", "C"] {
+        let created = ok(n
+            .api(
+                "/channel/escalate/rule/create",
+                json!({"channel_id": n.channel, "rule_name": name, "layers": [level(&[n.owner], 30)]}),
+            )
+            .await);
+        ids.push(created["rule_id"].as_str().unwrap().to_string());
+    }
+    let (a, b, c) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+    let first = n.push_incident("ro-1").await;
+    assert_eq!(
+        n.incident(&first).await["assigned_to"]["escalate_rule_id"],
+        a
+    );
+
+    async fn order(n: &Node) -> Vec<(String, i64)> {
+        let list = ok(n
+            .api(
+                "/channel/escalate/rule/list",
+                json!({"channel_id": n.channel}),
+            )
+            .await);
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["rule_name"].as_str().unwrap().to_string(),
+                    r["priority"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    }
+    let initial = order(&n).await;
+
+    // rule_ids must be exactly the channel's rules; a refusal changes nothing.
+    let path = "/channel/escalate/rule/reorder";
+    let msg = err(
+        n.api(path, json!({"channel_id": n.channel, "rule_ids": [c, a]}))
+            .await,
+        "InvalidParameter",
+    );
+    assert!(msg.contains("missing"), "{msg}");
+    let msg = err(
+        n.api(
+            path,
+            json!({"channel_id": n.channel, "rule_ids": [c, a, a]}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+    assert!(msg.contains("twice"), "{msg}");
+    let msg = err(
+        n.api(
+            path,
+            json!({"channel_id": n.channel, "rule_ids": [c, a, "ffffffffffffffffffffffff"]}),
+        )
+        .await,
+        "InvalidParameter",
+    );
+    assert!(msg.contains("not a rule of this channel"), "{msg}");
+    let msg = err(
+        n.api(path, json!({"channel_id": n.channel})).await,
+        "InvalidParameter",
+    );
+    assert!(msg.contains("rule_ids"), "{msg}");
+    err(
+        n.api(path, json!({"channel_id": 999_999, "rule_ids": [c, a, b]}))
+            .await,
+        "ResourceNotFound",
+    );
+    assert_eq!(order(&n).await, initial);
+
+    ok(n.api(
+        path,
+        json!({"channel_id": n.channel, "rule_ids": [c, a, b]}),
+    )
+    .await);
+    assert_eq!(
+        order(&n).await,
+        vec![
+            ("C".to_string(), 0),
+            ("A".to_string(), 1),
+            ("B".to_string(), 2)
+        ]
+    );
+    let info = ok(n
+        .api("/channel/escalate/rule/info", json!({"rule_id": b}))
+        .await);
+    assert_eq!(info["priority"], 2, "the stored definition follows too");
+    // Matching uses the new order at once; the earlier incident keeps its rule.
+    let second = n.push_incident("ro-2").await;
+    assert_eq!(
+        n.incident(&second).await["assigned_to"]["escalate_rule_id"],
+        c
+    );
+    assert_eq!(
+        n.incident(&first).await["assigned_to"]["escalate_rule_id"],
+        a
+    );
+});

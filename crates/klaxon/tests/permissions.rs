@@ -474,7 +474,7 @@ on_both_backends!(
     changing_a_channel_needs_its_data_permission,
     |url: String| async move {
         let m = Members::start(&url).await;
-        let (_, creator_key) = m.member("creator@example.com", &[6]).await;
+        let (creator, creator_key) = m.member("creator@example.com", &[6]).await;
         let (mate, mate_key) = m.member("mate@example.com", &[6]).await;
         let (_, admin_key) = m.member("admin@example.com", &[2]).await;
         // spec: RSP-528 — any Responder may create a channel and becomes its creator.
@@ -552,6 +552,30 @@ on_both_backends!(
             m.ts.api("/channel/silence/rule/info", json!({"rule_id": rule_id}))
                 .await;
         assert_eq!(ok(s, &b)["status"], "enabled", "{b}");
+        // spec: RSP-130, RSP-137 — reordering escalation rules needs the same right.
+        let (s, b) = m
+            .api_with(
+                &creator_key,
+                "/channel/escalate/rule/create",
+                json!({"channel_id": ch, "rule_name": "first", "layers": [
+                    {"target": {"person_ids": [creator], "by": {"follow_preference": true}},
+                     "escalate_window": 30}]}),
+            )
+            .await;
+        let escalation = ok(s, &b)["rule_id"].as_str().unwrap().to_string();
+        let reorder = json!({"channel_id": ch, "rule_ids": [escalation]});
+        let (s, b) = m
+            .api_with(
+                &admin_key,
+                "/channel/escalate/rule/reorder",
+                reorder.clone(),
+            )
+            .await;
+        assert!(refused(s, &b, "AccessDenied", 403).contains("data permission"));
+        let (s, b) = m
+            .api_with(&creator_key, "/channel/escalate/rule/reorder", reorder)
+            .await;
+        ok(s, &b);
 
         // A managing team's member may change it once the team manages it.
         let (s, b) =

@@ -1381,6 +1381,41 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// RSP-101 on the target, once per alert moved in from another incident: `a_merge
+    /// {alert_id, from_incident_id}` (with the caller's comment when one was given).
+    pub fn alert_merged_in(
+        &mut self,
+        target: &mut Incident,
+        actor: i64,
+        alert_id: &str,
+        from_incident_id: &str,
+        comment: &str,
+    ) -> Result<(), ActionError> {
+        not_closed(target, "merge an alert into")?;
+        let mut detail = json!({"alert_id": alert_id, "from_incident_id": from_incident_id});
+        if !comment.is_empty() {
+            detail["comment"] = Value::String(comment.to_string());
+        }
+        self.entry(target, "a_merge", actor, self.now, detail);
+        self.touch(target);
+        Ok(())
+    }
+
+    /// RSP-101 on the target, after its alerts were re-derived: an optional title edit
+    /// (RSP-081), as a merge of incidents does (RSP-100 c).
+    pub fn alert_merge_title(
+        &mut self,
+        target: &mut Incident,
+        actor: i64,
+        title: Option<&str>,
+    ) -> Result<(), ActionError> {
+        not_closed(target, "merge an alert into")?;
+        if let Some(t) = title {
+            self.edit_text(target, actor, "title", t)?;
+        }
+        Ok(())
+    }
+
     // ---- timed steps (§2.5, §2.14, RSP-055) ----
 
     /// Applies the timer `kind` scheduled for `due`. Returns false when the timer was stale

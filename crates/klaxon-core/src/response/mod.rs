@@ -24,6 +24,6 @@ pub use engine::{
 pub use fields::{FieldDefinition, FieldType};
 pub use rules::{
     EscalationRule, Level, MatchContext, RuleError, RuleStatus, Target, TimeFilter,
-    unknown_calendars, validate_rule,
+    reorder_priorities, unknown_calendars, validate_rule,
 };
 pub use state::{AssignType, Assignment, EscalationState, Responder, ResponderAs, Response};

@@ -385,6 +385,36 @@ fn validate_chat(field: &str, hook: &mut GroupChatTarget) -> Result<(), RuleErro
     Ok(())
 }
 
+/// RSP-137: the new priorities of a channel's rules when `order` lists them first to last.
+/// `order` must name every rule in `current` exactly once and nothing else; the answer is
+/// `(rule_id, priority)` with priorities 0, 1, 2, … (unique, and within 0..=200 because a
+/// channel cannot hold more rules than that range has values). The error names the problem.
+pub fn reorder_priorities(
+    current: &[EscalationRule],
+    order: &[String],
+) -> Result<Vec<(String, i64)>, String> {
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    for id in order {
+        if !seen.insert(id.as_str()) {
+            return Err(format!("rule_ids: {id} is listed twice"));
+        }
+        if !current.iter().any(|r| &r.rule_id == id) {
+            return Err(format!("rule_ids: {id} is not a rule of this channel"));
+        }
+    }
+    if let Some(missing) = current.iter().find(|r| !seen.contains(r.rule_id.as_str())) {
+        return Err(format!(
+            "rule_ids must list every rule of the channel; {} is missing",
+            missing.rule_id
+        ));
+    }
+    Ok(order
+        .iter()
+        .zip(0i64..)
+        .map(|(id, p)| (id.clone(), p))
+        .collect())
+}
+
 /// A bare bot token expands to the vendor's standard webhook URL (response.md 1.12).
 pub fn bot_url(kind: &str, token_or_url: &str) -> String {
     if token_or_url.starts_with("http://") || token_or_url.starts_with("https://") {

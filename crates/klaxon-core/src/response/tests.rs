@@ -1872,3 +1872,30 @@ fn reopened_recovered_incident_stays_ok() {
     assert_eq!(s.inc.incident_status, Status::Ok);
     assert_eq!(s.inc.end_time, m(10.0));
 }
+
+#[test]
+fn reorder_lists_every_rule_once() {
+    // spec: RSP-137
+    let rules: Vec<EscalationRule> = ["a", "b", "c"]
+        .iter()
+        .zip([0, 5, 9])
+        .map(|(id, p)| {
+            let mut r = rule(vec![]);
+            r.rule_id = (*id).into();
+            r.priority = p;
+            r
+        })
+        .collect();
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        reorder_priorities(&rules, &ids(&["c", "a", "b"])),
+        Ok(vec![("c".into(), 0), ("a".into(), 1), ("b".into(), 2)])
+    );
+    let missing = reorder_priorities(&rules, &ids(&["c", "a"])).unwrap_err();
+    assert!(missing.contains("b is missing"), "{missing}");
+    let twice = reorder_priorities(&rules, &ids(&["c", "a", "a", "b"])).unwrap_err();
+    assert!(twice.contains("a is listed twice"), "{twice}");
+    let foreign = reorder_priorities(&rules, &ids(&["c", "a", "b", "x"])).unwrap_err();
+    assert!(foreign.contains("x is not a rule"), "{foreign}");
+    assert_eq!(reorder_priorities(&[], &[]), Ok(vec![]));
+}

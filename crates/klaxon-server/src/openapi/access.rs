@@ -87,6 +87,7 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/channel/escalate/rule/delete", ChannelWrite),
     ("/channel/escalate/rule/enable", ChannelWrite),
     ("/channel/escalate/rule/disable", ChannelWrite),
+    ("/channel/escalate/rule/reorder", ChannelWrite),
     ("/channel/silence/rule/list", P(ChannelsRead)),
     ("/channel/silence/rule/info", P(ChannelsRead)),
     ("/channel/silence/rule/create", ChannelWrite),
@@ -144,6 +145,7 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/incident/field/reset", P(IncidentsManage)),
     ("/incident/assign", P(IncidentsManage)),
     ("/incident/merge", P(IncidentsManage)),
+    ("/alert/merge", P(IncidentsManage)),
     ("/incident/responder/add", P(IncidentsManage)),
     ("/incident/quick-silence", P(IncidentsManage)),
     // Custom fields.

@@ -1,5 +1,6 @@
 //! Escalation rules per channel (openapi-compat.md 2.7; response.md 1.12, RSP-130 … RSP-139):
-//! `/channel/escalate/rule/{list,info,create,update,delete,enable,disable}`.
+//! `/channel/escalate/rule/{list,info,create,update,delete,enable,disable}`, and the Klaxon
+//! extension `/channel/escalate/rule/reorder` (RSP-137).
 //!
 //! Bodies are the rule's wire shape (`layers[]{target, escalate_window, force_escalate,
 //! max_times, notify_step}`, `time_filters[]`, `filters[[…]]`, `aggr_window`, …), validated by
@@ -11,7 +12,7 @@
 
 use klaxon_core::error::{ApiError, ErrorCode};
 use klaxon_core::response::{EscalationRule, RuleStatus, unknown_calendars, validate_rule};
-use klaxon_store::{RuleRefusal, StoreError};
+use klaxon_store::{ReorderRefusal, RuleRefusal, StoreError};
 use serde_json::{Map, Value, json};
 
 use super::{Args, Caller};
@@ -25,6 +26,7 @@ pub const PATHS: &[&str] = &[
     "/channel/escalate/rule/delete",
     "/channel/escalate/rule/enable",
     "/channel/escalate/rule/disable",
+    "/channel/escalate/rule/reorder",
 ];
 
 pub async fn dispatch(
@@ -45,6 +47,7 @@ pub async fn dispatch(
         "/channel/escalate/rule/disable" => set_status(state, caller, args, RuleStatus::Disabled)
             .await
             .map(|()| None),
+        "/channel/escalate/rule/reorder" => reorder(state, caller, args).await.map(|()| None),
         _ => return None,
     })
 }
@@ -275,4 +278,32 @@ async fn set_status(
         .map_err(store_err)?
         .map_err(|_| rule_not_found(&id))?;
     Ok(())
+}
+
+/// `/channel/escalate/rule/reorder` (RSP-137, a Klaxon extension): `rule_ids` lists every rule
+/// of the channel, first to last; their priorities become 0, 1, 2, … at once.
+async fn reorder(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
+    let channel = channel_id(args)?;
+    if !args.raw().contains_key("rule_ids") {
+        return Err(ApiError::invalid("rule_ids is required"));
+    }
+    let order = args.str_list("rule_ids")?;
+    state
+        .store
+        .reorder_escalation_rules(
+            caller.account_id,
+            channel,
+            &order,
+            caller.member_id,
+            state.clock.now(),
+        )
+        .await
+        .map_err(store_err)?
+        .map_err(|r| match r {
+            ReorderRefusal::ChannelNotFound => ApiError::new(
+                ErrorCode::ResourceNotFound,
+                format!("channel {channel} not found"),
+            ),
+            ReorderRefusal::Mismatch(e) => ApiError::invalid(e),
+        })
 }

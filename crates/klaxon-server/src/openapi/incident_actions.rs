@@ -35,6 +35,7 @@ pub const PATHS: &[&str] = &[
     "/incident/field/reset",
     "/incident/assign",
     "/incident/merge",
+    "/alert/merge",
     "/incident/responder/add",
     "/incident/feed",
     "/incident/past/list",
@@ -64,6 +65,7 @@ pub async fn dispatch(
         "/incident/field/reset" => field_reset(state, caller, args).await,
         "/incident/assign" => assign(state, caller, args).await,
         "/incident/merge" => merge(state, caller, args).await.map(|()| None),
+        "/alert/merge" => merge_alerts(state, caller, args).await.map(|()| None),
         "/incident/responder/add" => add_responders(state, caller, args).await,
         "/incident/feed" => feed(state, caller, args).await.map(Some),
         "/incident/past/list" => past(state, caller, args).await.map(Some),
@@ -624,10 +626,46 @@ async fn merge(state: &AppState, caller: &Caller, args: &Args) -> Result<(), Api
         )
         .await
         .map_err(store_err)?
-        .map_err(|r| match r {
-            klaxon_store::MergeRefusal::NotFound(id) => incident_not_found(&id),
-            klaxon_store::MergeRefusal::Refused(e) => refused(e),
-        })
+        .map_err(merge_refused)
+}
+
+fn merge_refused(r: klaxon_store::MergeRefusal) -> ApiError {
+    match r {
+        klaxon_store::MergeRefusal::NotFound(id) => incident_not_found(&id),
+        klaxon_store::MergeRefusal::AlertNotFound(id) => {
+            ApiError::new(ErrorCode::ResourceNotFound, format!("alert {id} not found"))
+        }
+        klaxon_store::MergeRefusal::Refused(e) => refused(e),
+    }
+}
+
+/// `/alert/merge` (RSP-101): moves 1..100 alerts into `incident_id`. `owner_id` is accepted
+/// and ignored, as on `/incident/merge`: incidents have no owner (openapi-compat.md 2.1).
+async fn merge_alerts(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
+    let target = args
+        .str("incident_id")?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::invalid("incident_id is required"))?;
+    let alerts = args.str_list("alert_ids")?;
+    if alerts.is_empty() || alerts.len() > 100 {
+        return Err(ApiError::invalid("alert_ids must list 1 to 100 alerts"));
+    }
+    let title = text(args, "title", 512)?;
+    let comment = text(args, "comment", 1024)?.unwrap_or_default();
+    state
+        .store
+        .merge_alerts(
+            caller.account_id,
+            &target,
+            &alerts,
+            caller.member_id,
+            title.as_deref(),
+            &comment,
+            state.clock.now(),
+        )
+        .await
+        .map_err(store_err)?
+        .map_err(merge_refused)
 }
 
 /// RSP-112.
