@@ -1482,17 +1482,20 @@ pub(crate) async fn merge_alerts(
     now: Millis,
 ) -> Result<std::result::Result<(), MergeRefusal>> {
     let mut tx = pool.begin().await?;
-    lock_incidents(&mut tx).await?;
-    let Some(mut target) = load_incident(&mut tx, account_id, target_id).await? else {
-        tx.rollback().await?;
-        return Ok(Err(MergeRefusal::NotFound(target_id.to_string())));
+    let mut target = match open_merge_target(
+        &mut tx,
+        account_id,
+        target_id,
+        "cannot merge an alert into a closed incident",
+    )
+    .await?
+    {
+        Ok(target) => target,
+        Err(refusal) => {
+            tx.rollback().await?;
+            return Ok(Err(refusal));
+        }
     };
-    if target.progress == Progress::Closed {
-        tx.rollback().await?;
-        return Ok(Err(MergeRefusal::Refused(ActionError::FailedPrecondition(
-            "cannot merge an alert into a closed incident".into(),
-        ))));
-    }
     // Every alert is looked up before anything moves, so an unknown id changes nothing.
     let mut moves: Vec<(String, String)> = Vec::new();
     for alert_id in alert_ids {
@@ -1636,6 +1639,24 @@ async fn load_incident(
         .transpose()
 }
 
+/// Takes the incident lock and loads a merge target (RSP-100, RSP-101): it must exist and
+/// not be Closed.
+async fn open_merge_target(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    target_id: &str,
+    closed_message: &str,
+) -> Result<std::result::Result<Incident, MergeRefusal>> {
+    lock_incidents(conn).await?;
+    Ok(match load_incident(conn, account_id, target_id).await? {
+        None => Err(MergeRefusal::NotFound(target_id.to_string())),
+        Some(target) if target.progress == Progress::Closed => Err(MergeRefusal::Refused(
+            ActionError::FailedPrecondition(closed_message.to_string()),
+        )),
+        Some(target) => Ok(target),
+    })
+}
+
 /// RSP-100: merges `sources` into `target` in one transaction: every source's alerts move to
 /// the target, each source gets `i_merge` and closes (console, by the actor) if open, and the
 /// target is derived again from all its alerts (RSP-003, RSP-004), takes the sources'
@@ -1652,17 +1673,20 @@ pub(crate) async fn merge(
     now: Millis,
 ) -> Result<std::result::Result<(), MergeRefusal>> {
     let mut tx = pool.begin().await?;
-    lock_incidents(&mut tx).await?;
-    let Some(mut target) = load_incident(&mut tx, account_id, target_id).await? else {
-        tx.rollback().await?;
-        return Ok(Err(MergeRefusal::NotFound(target_id.to_string())));
+    let mut target = match open_merge_target(
+        &mut tx,
+        account_id,
+        target_id,
+        "cannot merge into a closed incident",
+    )
+    .await?
+    {
+        Ok(target) => target,
+        Err(refusal) => {
+            tx.rollback().await?;
+            return Ok(Err(refusal));
+        }
     };
-    if target.progress == Progress::Closed {
-        tx.rollback().await?;
-        return Ok(Err(MergeRefusal::Refused(ActionError::FailedPrecondition(
-            "cannot merge into a closed incident".into(),
-        ))));
-    }
     // RSP-100 (a): the target among the sources is dropped; each source once, in order.
     let mut ids: Vec<&String> = Vec::new();
     for id in source_ids {
