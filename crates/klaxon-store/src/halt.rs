@@ -47,12 +47,17 @@ pub(crate) async fn tenant_blocked(
     let Some(row) = sql.query_on(conn).fetch_optional(&mut *conn).await? else {
         return Ok(None);
     };
-    let (state, reason) = (get_str(&row, "state")?, get_str(&row, "reason")?);
-    Ok(Some(if reason.is_empty() {
+    state_text(&row).map(Some)
+}
+
+/// `state` or `state:reason` of a `saas_tenants` row.
+fn state_text(row: &sqlx::any::AnyRow) -> Result<String> {
+    let (state, reason) = (get_str(row, "state")?, get_str(row, "reason")?);
+    Ok(if reason.is_empty() {
         state
     } else {
         format!("{state}:{reason}")
-    }))
+    })
 }
 
 /// The `failed_reason` of a notification withheld because of the tenant's state.
@@ -197,13 +202,7 @@ pub(crate) async fn withhold_claimed(
     sql.push(NOT_SERVING);
     let mut blocked = std::collections::BTreeMap::new();
     for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
-        let (state, reason) = (get_str(&row, "state")?, get_str(&row, "reason")?);
-        let text = if reason.is_empty() {
-            state
-        } else {
-            format!("{state}:{reason}")
-        };
-        blocked.insert(get_i64(&row, "account_id")?, text);
+        blocked.insert(get_i64(&row, "account_id")?, state_text(&row)?);
     }
     if blocked.is_empty() {
         return Ok(claimed);
