@@ -49,6 +49,8 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/member/invite", P(MembersManage)),
     ("/member/delete", P(MembersManage)),
     ("/member/info/reset", P(MembersManage)),
+    // One's own name, language and time zone (no email or phone: RSP-333).
+    ("/member/self/reset", Member),
     ("/member/role/grant", RoleChange),
     ("/member/role/revoke", RoleChange),
     ("/member/role/update", RoleChange),
@@ -197,12 +199,13 @@ pub fn access(path: &str) -> Option<Access> {
 
 /// Whether a route changes something (RSP-600: its calls are audited). Manage points, channel
 /// writes and role changes are writes; Read points and `Member` routes are reads, except the
-/// few self-service resets a Read point guards (a member's own calendar feed link).
+/// few self-service resets (a member's own calendar feed link, their own profile).
 pub fn is_write(path: &str) -> bool {
     match access(path) {
         Some(Access::Point(point)) => !point.is_read() || path.ends_with("/reset"),
         Some(Access::ChannelWrite | Access::RoleChange) => true,
-        Some(Access::Member) | None => false,
+        Some(Access::Member) => path.ends_with("/reset"),
+        None => false,
     }
 }
 

@@ -45,6 +45,7 @@ pub const PATHS: &[&str] = &[
     "/member/invite",
     "/member/delete",
     "/member/info/reset",
+    "/member/self/reset",
     "/person/infos",
     "/integration/create",
     "/integration/list",
@@ -96,6 +97,9 @@ pub async fn dispatch(
         "/member/invite" => members::invite(state, caller, args).await.map(Some),
         "/member/delete" => members::delete(state, caller, args).await.map(|_| None),
         "/member/info/reset" => members::reset(state, caller, args).await.map(|_| None),
+        "/member/self/reset" => members::self_reset(state, caller, args)
+            .await
+            .map(|_| None),
         "/person/infos" => members::person_infos(state, caller, args).await.map(Some),
         p if p.starts_with("/integration/") => integrations::dispatch(state, caller, p, args).await,
         _ => Err(ApiError::new(ErrorCode::RouteNotFound, "no such route")),
@@ -244,7 +248,14 @@ async fn member_info(state: &AppState, caller: &Caller) -> Result<Value, ApiErro
         .await
         .map_err(store_err)?
         .ok_or_else(|| not_found("member"))?;
-    Ok(wire::member(&member, &account))
+    let mut out = wire::member(&member, &account);
+    // The caller's own contact methods and their verification (the console's settings page).
+    if let (Value::Object(out), Value::Object(contacts)) =
+        (&mut out, members::own_contacts(state, caller).await?)
+    {
+        out.extend(contacts);
+    }
+    Ok(out)
 }
 
 async fn channel_list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {

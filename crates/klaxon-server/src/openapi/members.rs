@@ -341,3 +341,63 @@ pub async fn reset(state: &AppState, caller: &Caller, args: &Args) -> Result<(),
         .map_err(refused)?;
     Ok(())
 }
+
+/// `/member/self/reset` (a Klaxon extension, for the console's personal settings): the caller
+/// changes their own name, language or time zone. Unlike `/member/info/reset` it needs no
+/// `Members Manage` — a member's own display preferences are theirs (response.md §1.3). Email
+/// and phone are refused: RSP-333 allows the member to change them only after entering a
+/// verification code, and this release sends none yet.
+pub async fn self_reset(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
+    if caller.account_key {
+        return Err(ApiError::invalid(
+            "app_key: an account-level APP key belongs to no member",
+        ));
+    }
+    let update = updates(args)?;
+    if update.email.is_some() {
+        return Err(ApiError::invalid(
+            "updates.email: changing your email needs a verification code (RSP-333), which this release does not send yet",
+        ));
+    }
+    if update.phone.is_some() {
+        return Err(ApiError::invalid(
+            "updates.phone: changing your phone needs a verification code (RSP-333), which this release does not send yet",
+        ));
+    }
+    if update.ref_id.is_some() {
+        return Err(ApiError::invalid(
+            "updates.ref_id: only an administrator may set a member's ref_id (/member/info/reset)",
+        ));
+    }
+    state
+        .store
+        .reset_member(
+            caller.account_id,
+            &MemberKey::Id(caller.member_id),
+            &update,
+            state.clock.now(),
+        )
+        .await
+        .map_err(store_err)?
+        .map_err(refused)?;
+    Ok(())
+}
+
+/// The caller's own contact methods for `/member/info`: phone (masked, as everywhere on the
+/// wire) and whether each address is verified (RSP-551, RSP-333).
+pub async fn own_contacts(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
+    let people = state
+        .store
+        .persons(caller.account_id, &[caller.member_id])
+        .await
+        .map_err(store_err)?;
+    Ok(match people.first() {
+        Some(p) => json!({
+            "phone": rules::mask_phone(&p.phone),
+            "country_code": p.country_code,
+            "email_verified": p.email_verified,
+            "phone_verified": p.phone_verified,
+        }),
+        None => json!({}),
+    })
+}
