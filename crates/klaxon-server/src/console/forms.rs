@@ -17,10 +17,15 @@ pub(super) fn split_field(message: &str) -> (Option<&str>, &str) {
             return (Some(head), rest);
         }
     }
-    // `rule_name is required`, `channel_id is required`, … name the field first, too.
+    // `rule_name is required`, `members[0].email is not a valid address`, … name the field
+    // first, too. A plain word (`incident 7 not found`) is no field: a path has `_`, `.` or
+    // an index in it.
     if let Some((head, _)) = message.split_once(' ')
-        && head.chars().all(|c| c.is_ascii_lowercase() || c == '_')
-        && head.contains('_')
+        && head.starts_with(|c: char| c.is_ascii_lowercase())
+        && head.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '[' | ']')
+        })
+        && head.contains(['_', '.', '['])
     {
         return (Some(head), message);
     }
@@ -74,6 +79,14 @@ mod tests {
         assert_eq!(split_field("rule_name is required").0, Some("rule_name"));
         assert_eq!(split_field("invalid rule: missing field").0, None);
         assert_eq!(split_field("channel 7 not found").0, None);
+        assert_eq!(
+            split_field("members[0].email is not a valid email address").0,
+            Some("members[0].email")
+        );
+        assert_eq!(
+            split_field("updates.time_zone is not a known IANA time zone: \"Mars\"").0,
+            Some("updates.time_zone")
+        );
         assert_eq!(
             indexed("layers[2].target.person_ids", "layers"),
             Some((2, "target.person_ids"))
