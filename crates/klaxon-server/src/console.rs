@@ -12,8 +12,11 @@ mod assets;
 mod channels;
 mod forms;
 mod incidents;
+mod members;
 mod schedules;
+mod settings;
 mod signin;
+mod teams;
 pub(crate) mod view;
 
 use axum::Router;
@@ -33,6 +36,9 @@ pub fn routes() -> Router<AppState> {
         .merge(incidents::routes())
         .merge(channels::routes())
         .merge(schedules::routes())
+        .merge(members::routes())
+        .merge(teams::routes())
+        .merge(settings::routes())
 }
 
 /// A signed-in person looking at a page.

@@ -462,6 +462,51 @@ struct Outcome {
     assignees: Vec<String>,
     /// The incident chosen in the merge form, kept when it is refused.
     merge_target: String,
+    /// The people ticked in the add-responders form, kept when it is refused.
+    adders: Vec<String>,
+    /// The level chosen in the escalate form, kept when it is refused.
+    layer_idx: String,
+}
+
+/// RSP-114: the levels "Escalate" may go to — offered only when the incident is open, its
+/// assignment names an escalation rule, and that rule still exists (`/channel/escalate/rule/info`
+/// finds it). Every level but the current one (RSP-113), each with its number and targets.
+async fn escalation_levels(state: &AppState, viewer: &Viewer, incident: &Value) -> Option<Value> {
+    if incident["progress"] == "Closed" {
+        return None;
+    }
+    let assigned = &incident["assigned_to"];
+    let rule_id = assigned["escalate_rule_id"]
+        .as_str()
+        .filter(|r| !r.is_empty())?;
+    let rule = fetch(
+        state,
+        viewer,
+        "/channel/escalate/rule/info",
+        json!({"rule_id": rule_id}),
+    )
+    .await
+    .ok()?;
+    let current = assigned["layer_idx"].as_i64().unwrap_or(-1);
+    let levels: Vec<Value> = rule["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(k, _)| i64::try_from(k).ok())
+        .filter(|k| *k != current)
+        .map(|k| json!({"idx": k, "label": format!("Level {}", k + 1)}))
+        .collect();
+    if levels.is_empty() {
+        // A one-level rule has nowhere else to go.
+        return None;
+    }
+    Some(json!({
+        "rule_id": rule_id,
+        "rule_name": rule["rule_name"],
+        "current": current,
+        "levels": levels,
+    }))
 }
 
 /// Open incidents of the last 30 days (other than `id`) this one can be merged into.
@@ -561,6 +606,7 @@ async fn detail_ctx(
     } else {
         merge_candidates(state, viewer, id).await
     };
+    let escalation = escalation_levels(state, viewer, &incident).await;
     Ok(context! {
         i => j(&incident),
         alerts => j(&alerts["items"]),
@@ -578,6 +624,9 @@ async fn detail_ctx(
         assignees => outcome.assignees,
         candidates => j(&candidates),
         merge_target => outcome.merge_target,
+        adders => outcome.adders,
+        layer_idx => outcome.layer_idx,
+        escalation => escalation.map(|e| j(&e)),
     })
 }
 
@@ -713,6 +762,39 @@ async fn action(
                 Some("assigned_to"),
             )
         }
+        "responders" => {
+            let people: Vec<String> = pairs
+                .iter()
+                .filter(|(k, v)| k == "person_ids" && !v.is_empty())
+                .map(|(_, v)| v.clone())
+                .collect();
+            outcome.adders = people.clone();
+            // A non-number goes through as text, so the API's own check names the field.
+            let ids_json: Vec<Value> = people
+                .iter()
+                .map(|p| p.parse::<i64>().map_or_else(|_| json!(p), |n| json!(n)))
+                .collect();
+            (
+                "/incident/responder/add",
+                json!({"incident_id": id, "person_ids": ids_json}),
+                "Responders added.",
+                Some("person_ids"),
+            )
+        }
+        "escalate" => {
+            let raw = form_value(&pairs, "layer_idx").trim().to_string();
+            outcome.layer_idx = raw.clone();
+            let layer = raw.parse::<i64>().map_or_else(|_| json!(raw), |n| json!(n));
+            (
+                "/incident/assign",
+                json!({"incident_ids": ids, "assigned_to": {
+                    "escalate_rule_id": form_value(&pairs, "rule_id"),
+                    "layer_idx": layer,
+                }}),
+                "Escalated.",
+                Some("layer_idx"),
+            )
+        }
         "merge" => {
             let target = form_value(&pairs, "target_incident_id").trim().to_string();
             outcome.merge_target = target.clone();
@@ -754,6 +836,8 @@ async fn action(
             // A successful comment is in the timeline now; clear the box.
             outcome.comment.clear();
             outcome.assignees.clear();
+            outcome.adders.clear();
+            outcome.layer_idx.clear();
             StatusCode::OK
         }
         Err(e) => {

@@ -40,6 +40,15 @@ fn env() -> &'static Environment<'static> {
             "schedule.html",
             "schedule_new.html",
             "schedule_form.html",
+            "members.html",
+            "member_list.html",
+            "invite_form.html",
+            "teams.html",
+            "team.html",
+            "team_form.html",
+            "settings.html",
+            "profile.html",
+            "app_keys.html",
         );
         env.add_filter("when", when);
         env.add_filter("ago", ago);
@@ -166,6 +175,15 @@ mod tests {
             "schedule.html",
             "schedule_new.html",
             "schedule_form.html",
+            "members.html",
+            "member_list.html",
+            "invite_form.html",
+            "teams.html",
+            "team.html",
+            "team_form.html",
+            "settings.html",
+            "profile.html",
+            "app_keys.html",
         ] {
             assert!(env().get_template(name).is_ok(), "{name}");
         }
