@@ -1274,3 +1274,667 @@ async fn channel_and_schedule_pages_need_a_session_and_saves_the_csrf_token() {
     assert_eq!(status, 404);
     t.stop().await;
 }
+
+/// A second handle on the test server's database, for what no page or API does: opening a
+/// session for an invited member (their first sign-in, which makes them `enabled`).
+async fn store_of(t: &TestServer) -> klaxon_store::Store {
+    let url = common::test_config(t.dir.path(), &t.database_url).effective_database_url();
+    klaxon_store::Store::connect(&url, klaxon_store::StoreOptions::default())
+        .await
+        .unwrap()
+}
+
+/// Makes every `hx-confirm` dialog of the current page answer "yes".
+async fn accept_confirms(c: &Client) {
+    c.execute(
+        "window.confirm = function () { return true; }; return true",
+        vec![],
+    )
+    .await
+    .unwrap();
+}
+
+async fn attr_of(c: &Client, css: &str, name: &str) -> Option<String> {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .attr(name)
+        .await
+        .unwrap()
+}
+
+async fn exists(c: &Client, css: &str) -> bool {
+    c.find_all(Locator::Css(css))
+        .await
+        .map(|v| !v.is_empty())
+        .unwrap_or(false)
+}
+
+/// Personal settings, members and teams through their pages: a refused value is shown beside
+/// its field with everything typed kept, then saved; an APP key is shown once, used, listed
+/// with its last use and revoked; a member is invited, put in a team and deactivated.
+/// On SQLite, and on PostgreSQL too when `KLAXON_TEST_DATABASE_URL` is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_members_and_teams_in_the_browser() {
+    people_in_the_browser("").await;
+    if let Some(url) = common::fresh_postgres().await {
+        people_in_the_browser(&url).await;
+    }
+}
+
+async fn people_in_the_browser(database_url: &str) {
+    let mut t = TestServer::start(database_url).await;
+    let Some(browser) = Browser::start().await else {
+        t.stop().await;
+        return;
+    };
+    let c = &browser.client;
+    browser_sign_in(&t, c).await;
+    let (_, me) = t.api("/member/info", json!({})).await;
+    let owner_id = me["data"]["member_id"].as_i64().unwrap();
+    let owner_email = me["data"]["email"].as_str().unwrap().to_string();
+
+    // Settings, from one's name in the header: the contact methods with their verification.
+    click(c, ".top a.me").await;
+    until("the settings page", || async {
+        c.current_url().await.unwrap().path() == "/settings"
+    })
+    .await;
+    assert!(text_of(c, ".contacts").await.contains(&owner_email));
+    assert_eq!(
+        unlabelled_inputs(c).await,
+        0,
+        "every settings input has a label"
+    );
+    shoot(c, "settings").await;
+
+    // An unknown time zone is the API's to refuse, beside the zone; the typed name and zone
+    // stay, and nothing is saved.
+    type_into(c, "#member_name", "Olga Owner").await;
+    type_into(c, "#time_zone", "Mars/Olympus").await;
+    click(c, "#profile-form button[type=submit]").await;
+    until("the time zone error", || async {
+        text_of(c, "#time_zone-error").await.contains("time_zone")
+    })
+    .await;
+    assert_eq!(value_of(c, "#member_name").await, "Olga Owner");
+    assert_eq!(value_of(c, "#time_zone").await, "Mars/Olympus");
+    assert_eq!(
+        attr_of(c, "#time_zone", "aria-describedby")
+            .await
+            .as_deref(),
+        Some("time_zone-error")
+    );
+    let (_, me) = t.api("/member/info", json!({})).await;
+    assert_ne!(me["data"]["member_name"], "Olga Owner");
+    shoot(c, "settings-error").await;
+    type_into(c, "#time_zone", "Europe/Berlin").await;
+    click(c, "#profile-form button[type=submit]").await;
+    until("the saved profile", || async {
+        text_of(c, "#profile .banner.ok").await == "Saved."
+    })
+    .await;
+    let (_, me) = t.api("/member/info", json!({})).await;
+    assert_eq!(me["data"]["member_name"], "Olga Owner");
+    assert_eq!(me["data"]["time_zone"], "Europe/Berlin");
+
+    // APP keys. spec: RSP-610 (a refused name is named beside the box; the secret is shown
+    // once), RSP-612 (the list shows the last use), RSP-611 (a revoked key stops at once).
+    let long = "k".repeat(40);
+    type_into(c, "#key_name", &long).await;
+    click(c, "#key-form button[type=submit]").await;
+    until("the key name error", || async {
+        text_of(c, "#key_name-error").await.contains("key_name")
+    })
+    .await;
+    assert_eq!(value_of(c, "#key_name").await, long);
+    type_into(c, "#key_name", "ci-bot").await;
+    click(c, "#key-form button[type=submit]").await;
+    until("the new key", || async { exists(c, "#new-key").await }).await;
+    let secret = value_of(c, "#new-key").await;
+    assert!(secret.len() >= 16, "{secret}");
+    let ci_row = text_of(c, "#app-keys tbody").await;
+    assert!(ci_row.contains("ci-bot"), "{ci_row}");
+    assert!(!ci_row.contains(&secret), "the list never shows a secret");
+    shoot(c, "settings-new-key").await;
+    let use_key = |key: String| {
+        let http = t.http.clone();
+        let url = format!("{}/member/info?app_key={key}", t.base);
+        async move { http.post(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(use_key(secret.clone()).await, 200);
+    c.goto(&format!("{}/settings", t.base)).await.unwrap();
+    assert!(!exists(c, "#new-key").await, "a secret is shown only once");
+    let (_, keys) = t.api("/app-key/list", json!({})).await;
+    let ci = keys["data"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key_name"] == "ci-bot")
+        .unwrap()
+        .clone();
+    let ci_id = ci["key_id"].as_i64().unwrap();
+    assert!(ci["last_used_at"].as_i64().unwrap() > 0, "{ci}");
+    let row = text_of(c, &format!("#key-{ci_id}")).await;
+    assert!(row.contains("ago") && !row.contains("never"), "{row}");
+    accept_confirms(c).await;
+    click(c, &format!("#key-{ci_id} button")).await;
+    until("the revocation", || async {
+        text_of(c, "#app-keys .banner.ok").await.contains("revoked")
+    })
+    .await;
+    assert!(!exists(c, &format!("#key-{ci_id}")).await);
+    assert_eq!(use_key(secret).await, 401);
+    shoot(c, "settings-keys").await;
+
+    // Members. A bad address is refused beside it with the name kept; a good one invites
+    // a pending Responder (spec: RSP-550, the console's default role) shown unverified
+    // (spec: RSP-551).
+    click(c, ".top nav a[href='/members']").await;
+    until("the members page", || async {
+        c.current_url().await.unwrap().path() == "/members"
+    })
+    .await;
+    assert_eq!(
+        unlabelled_inputs(c).await,
+        0,
+        "every members input has a label"
+    );
+    // The owner cannot be deactivated: no button on their row.
+    assert!(!exists(c, &format!("#member-{owner_id} button")).await);
+    type_into(c, "#email", "ann-at-example").await;
+    type_into(c, "#member_name", "Ann").await;
+    click(c, "#invite-form button[type=submit]").await;
+    until("the address error", || async {
+        text_of(c, "#email-error").await.contains("email")
+    })
+    .await;
+    assert_eq!(value_of(c, "#member_name").await, "Ann");
+    assert_eq!(value_of(c, "#email").await, "ann-at-example");
+    assert_eq!(
+        attr_of(c, "#email", "aria-describedby").await.as_deref(),
+        Some("email-error")
+    );
+    shoot(c, "members-error").await;
+    type_into(c, "#email", "ann@example.com").await;
+    click(c, "#invite-form button[type=submit]").await;
+    until("the invited member", || async {
+        text_of(c, "#member-list").await.contains("ann@example.com")
+    })
+    .await;
+    let (_, members) = t.api("/member/list", json!({})).await;
+    let ann = members["data"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["email"] == "ann@example.com")
+        .unwrap()
+        .clone();
+    let ann_id = ann["member_id"].as_i64().unwrap();
+    assert_eq!(ann["member_name"], "Ann");
+    assert_eq!(ann["status"], "pending");
+    assert_eq!(ann["account_role_ids"], json!([6]), "{ann}");
+    let row = text_of(c, &format!("#member-{ann_id}")).await;
+    assert!(
+        row.contains("Responder") && row.contains("pending") && row.contains("unverified"),
+        "{row}"
+    );
+    shoot(c, "members").await;
+
+    // Teams: an unnamed team is refused beside the name with the ticked member kept; then it
+    // is created, and edited to hold the owner too.
+    click(c, ".top nav a[href='/teams']").await;
+    until("the teams page", || async {
+        c.current_url().await.unwrap().path() == "/teams"
+    })
+    .await;
+    shoot(c, "teams-empty").await;
+    click(c, "a[href='/teams/new']").await;
+    until("the team form", || async {
+        text_of(c, "h1").await == "New team"
+    })
+    .await;
+    click(c, &format!("input[name=members][value='{ann_id}']")).await;
+    click(c, "#team-form button[type=submit]").await;
+    until("the team name error", || async {
+        text_of(c, "#team_name-error").await.contains("team_name")
+    })
+    .await;
+    let kept = c
+        .execute(
+            "return document.querySelector('input[name=members][value=\"' + arguments[0] + '\"]').checked",
+            vec![json!(ann_id.to_string())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, Value::Bool(true), "the ticked member was lost");
+    assert_eq!(
+        unlabelled_inputs(c).await,
+        0,
+        "every team input has a label"
+    );
+    shoot(c, "team-error").await;
+    type_into(c, "#team_name", "DBA").await;
+    click(c, "#team-form button[type=submit]").await;
+    until("the teams page with the team", || async {
+        c.current_url().await.unwrap().path() == "/teams"
+            && text_of(c, ".cards").await.contains("DBA")
+    })
+    .await;
+    let (_, teams) = t.api("/team/list", json!({})).await;
+    let team = teams["data"]["items"][0].clone();
+    let team_id = team["team_id"].as_i64().unwrap();
+    assert_eq!(team["team_name"], "DBA");
+    assert_eq!(team["person_ids"], json!([ann_id]));
+    click(c, "a[aria-label='Edit DBA']").await;
+    until("the filled team form", || async {
+        value_of(c, "#team_name").await == "DBA"
+    })
+    .await;
+    click(c, &format!("input[name=members][value='{owner_id}']")).await;
+    click(c, "#team-form button[type=submit]").await;
+    until("the teams page after the edit", || async {
+        c.current_url().await.unwrap().path() == "/teams"
+    })
+    .await;
+    let (_, info) = t.api("/team/info", json!({"team_id": team_id})).await;
+    let mut people: Vec<i64> = info["data"]["person_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    people.sort_unstable();
+    let mut want = vec![owner_id, ann_id];
+    want.sort_unstable();
+    assert_eq!(people, want);
+    assert!(text_of(c, ".cards").await.contains("Ann"));
+    shoot(c, "teams").await;
+
+    // Deactivate Ann. spec: RSP-553 (gone from the list and from her team).
+    click(c, ".top nav a[href='/members']").await;
+    until("the members page again", || async {
+        c.current_url().await.unwrap().path() == "/members"
+    })
+    .await;
+    accept_confirms(c).await;
+    click(c, &format!("#member-{ann_id} button")).await;
+    until("the deactivation", || async {
+        text_of(c, "#member-list .banner.ok")
+            .await
+            .contains("deactivated")
+    })
+    .await;
+    assert!(!text_of(c, "#member-list").await.contains("ann@example.com"));
+    let (_, info) = t.api("/team/info", json!({"team_id": team_id})).await;
+    assert_eq!(info["data"]["person_ids"], json!([owner_id]));
+
+    println!(
+        "console screenshots written to {}",
+        screenshot_dir().display()
+    );
+    browser.stop().await;
+    t.stop().await;
+}
+
+/// The incident page offers "Escalate" only for an open incident whose assignment names an
+/// escalation rule that exists, and "Reassign" and "Add responders" only while it is open;
+/// a rare incident carries the outlier badge in the list and a banner on its page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalate_add_responders_and_outliers_in_the_browser() {
+    let mut t = TestServer::start("").await;
+    let Some(browser) = Browser::start().await else {
+        t.stop().await;
+        return;
+    };
+    let c = &browser.client;
+    browser_sign_in(&t, c).await;
+    let (_, me) = t.api("/member/info", json!({})).await;
+    let owner_id = me["data"]["member_id"].as_i64().unwrap();
+    let (_, channels) = t.api("/channel/list", json!({})).await;
+    let channel_id = channels["data"]["items"][0]["channel_id"].as_i64().unwrap();
+    let level = json!({"target": {"person_ids": [owner_id], "by": {"follow_preference": true}},
+                       "escalate_window": 30});
+    let (status, body) = t
+        .api(
+            "/channel/escalate/rule/create",
+            json!({"channel_id": channel_id, "rule_name": "Primary", "layers": [level, level]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // A second, enabled member to add (an invitee is pending until their first sign-in,
+    // and pending members are never responders, RSP-152).
+    let (status, body) = t
+        .api(
+            "/member/invite",
+            json!({"members": [{"email": "bo@example.com", "member_name": "Bo"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let bo = body["data"]["items"][0]["member_id"].as_i64().unwrap();
+    let store = store_of(&t).await;
+    let account_id = store.app_key(&t.app_key).await.unwrap().unwrap().account_id;
+    store
+        .create_session(account_id, bo, 60_000, common::now_secs() * 1000)
+        .await
+        .unwrap();
+
+    // The first incident of the channel is rare; one just like it afterwards is not.
+    let (status, body) = t
+        .push(
+            json!({"event_status": "Critical", "title_rule": "Disk full on db-7",
+                     "alert_key": "disk-db-7"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    t.drained().await;
+    let rare = t.incidents().await[0]["incident_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = t
+        .api(
+            "/incident/create",
+            json!({"title": "Disk full on db-7", "incident_severity": "Warning",
+                   "channel_id": channel_id}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let frequent = body["data"]["incident_id"].as_str().unwrap().to_string();
+    let (_, info) = t.api("/incident/info", json!({"incident_id": rare})).await;
+    assert_eq!(info["data"]["frequency"], "rare", "{info}");
+    let (_, info) = t
+        .api("/incident/info", json!({"incident_id": frequent}))
+        .await;
+    assert_eq!(info["data"]["frequency"], "frequent", "{info}");
+
+    // spec: RSP-453 (the badge in the list, on the rare incident only)
+    c.goto(&format!("{}/incidents?who=all", t.base))
+        .await
+        .unwrap();
+    until("both incidents in the list", || async {
+        exists(c, &format!("#row-{rare}")).await && exists(c, &format!("#row-{frequent}")).await
+    })
+    .await;
+    assert_eq!(
+        text_of(c, &format!("#row-{rare} .tag.outlier")).await,
+        "Outlier"
+    );
+    assert!(!exists(c, &format!("#row-{frequent} .tag.outlier")).await);
+    shoot(c, "incidents-outlier").await;
+
+    // spec: RSP-453 (the banner with its explanation on the detail page)
+    c.goto(&format!("{}/incident/detail/{rare}", t.base))
+        .await
+        .unwrap();
+    assert!(text_of(c, "#outlier").await.contains("30 days"));
+    // spec: RSP-114 (a rule-based assignment whose rule exists: Escalate is offered)
+    assert!(exists(c, "form.escalate").await);
+    click(c, ".more-actions summary").await;
+    click(c, "form.escalate button[type=submit]").await;
+    until("the level error", || async {
+        text_of(c, "#layer_idx-error").await.contains("layer_idx")
+    })
+    .await;
+    assert_eq!(
+        attr_of(c, "#layer_idx", "aria-describedby")
+            .await
+            .as_deref(),
+        Some("layer_idx-error")
+    );
+    // spec: RSP-113 (every level but the current one)
+    let offered = c
+        .execute(
+            "return [...document.querySelectorAll('#layer_idx option')].map(o => o.value)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(offered, json!(["", "1"]));
+    c.find(Locator::Css("#layer_idx"))
+        .await
+        .unwrap()
+        .select_by_value("1")
+        .await
+        .unwrap();
+    click(c, "form.escalate button[type=submit]").await;
+    until("the escalation", || async {
+        text_of(c, "#incident .banner.ok").await == "Escalated."
+    })
+    .await;
+    let (_, info) = t.api("/incident/info", json!({"incident_id": rare})).await;
+    assert_eq!(info["data"]["assigned_to"]["layer_idx"], 1, "{info}");
+    assert_eq!(info["data"]["assigned_to"]["type"], "escalate", "{info}");
+
+    // spec: RSP-112 (add responders keeps the current ones); nobody ticked is refused beside
+    // the list.
+    click(c, ".more-actions summary").await;
+    click(c, "form.add-responders button[type=submit]").await;
+    until("the add-responders error", || async {
+        text_of(c, "#person_ids-error").await.contains("person_ids")
+    })
+    .await;
+    shoot(c, "incident-add-error").await;
+    click(c, &format!("form.add-responders input[value='{bo}']")).await;
+    click(c, "form.add-responders button[type=submit]").await;
+    until("the added responder", || async {
+        text_of(c, "#incident .banner.ok").await == "Responders added."
+    })
+    .await;
+    let (_, info) = t.api("/incident/info", json!({"incident_id": rare})).await;
+    let responders: Vec<i64> = info["data"]["responders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["person_id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        responders.contains(&bo) && responders.contains(&owner_id),
+        "{info}"
+    );
+    assert_eq!(
+        info["data"]["assigned_to"]["layer_idx"], 1,
+        "assigned_to unchanged"
+    );
+
+    // spec: RSP-111 (after a reassignment "Escalate" is no longer offered)
+    click(c, ".more-actions summary").await;
+    click(c, &format!("form.reassign input[value='{owner_id}']")).await;
+    click(c, "form.reassign button[type=submit]").await;
+    until("the reassignment", || async {
+        text_of(c, "#incident .banner.ok").await == "Reassigned."
+    })
+    .await;
+    assert!(!exists(c, "form.escalate").await);
+    assert!(exists(c, "form.add-responders").await);
+    assert!(
+        !text_of(c, ".more-actions summary")
+            .await
+            .contains("escalate")
+    );
+    assert_eq!(
+        unlabelled_inputs(c).await,
+        0,
+        "every detail input has a label"
+    );
+    shoot(c, "incident-outlier").await;
+
+    // spec: RSP-114 (a closed incident offers none of reassign, add responders, escalate)
+    click(c, "#incident button[hx-post$='/close']").await;
+    until("the close", || async {
+        text_of(c, "#progress").await == "Closed"
+    })
+    .await;
+    assert!(!exists(c, ".more-actions").await);
+    assert!(!exists(c, "form.add-responders").await);
+
+    // A manual incident without a rule: no Escalate; not rare: no banner.
+    c.goto(&format!("{}/incident/detail/{frequent}", t.base))
+        .await
+        .unwrap();
+    assert!(exists(c, "form.reassign").await);
+    assert!(!exists(c, "form.escalate").await);
+    assert!(!exists(c, "#outlier").await);
+
+    println!(
+        "console screenshots written to {}",
+        screenshot_dir().display()
+    );
+    browser.stop().await;
+    t.stop().await;
+}
+
+/// The members, teams and settings pages need a session and their saves the CSRF token;
+/// `/member/self/reset` changes only one's own name, language and time zone (RSP-333: not
+/// email or phone) and is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_pages_need_a_session_and_saves_the_csrf_token() {
+    let mut t = TestServer::start("").await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (path, next) in [
+        ("/members", "%2Fmembers"),
+        ("/teams", "%2Fteams"),
+        ("/teams/new", "%2Fteams%2Fnew"),
+        ("/settings", "%2Fsettings"),
+    ] {
+        let resp = no_redirects
+            .get(format!("{}{path}", t.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "{path}");
+        assert_eq!(resp.headers()["location"], format!("/signin?next={next}"));
+    }
+    let (cookie, csrf) = sign_in(&t).await;
+    let post =
+        |path: &'static str, form: Vec<(&'static str, &'static str)>, token: Option<&str>| {
+            let mut req = t
+                .http
+                .post(format!("{}{path}", t.base))
+                .header("cookie", &cookie)
+                .header("hx-request", "true")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(serde_urlencoded::to_string(form).unwrap());
+            if let Some(token) = token {
+                req = req.header("x-klaxon-csrf", token);
+            }
+            req.send()
+        };
+    // Without the token nothing is saved.
+    for (path, form) in [
+        ("/members", vec![("email", "cy@example.com")]),
+        ("/teams", vec![("team_name", "Ops")]),
+        ("/settings/keys", vec![("key_name", "x")]),
+        (
+            "/settings/profile",
+            vec![
+                ("member_name", "X"),
+                ("time_zone", "UTC"),
+                ("locale", "en-US"),
+            ],
+        ),
+    ] {
+        let resp = post(path, form, None).await.unwrap();
+        assert_eq!(resp.status(), 403, "{path}");
+    }
+    let (_, members) = t.api("/member/list", json!({})).await;
+    assert_eq!(members["data"]["total"], 1);
+    let (_, teams) = t.api("/team/list", json!({})).await;
+    assert_eq!(teams["data"]["total"], 0);
+    let (_, keys) = t.api("/app-key/list", json!({})).await;
+    assert_eq!(keys["data"]["items"].as_array().unwrap().len(), 1);
+
+    // With it: an invitation redirects to the list; a duplicate is refused beside the address.
+    let resp = post("/members", vec![("email", "cy@example.com")], Some(&csrf))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert!(
+        resp.headers()["hx-redirect"]
+            .to_str()
+            .unwrap()
+            .starts_with("/members?invited=")
+    );
+    let resp = post("/members", vec![("email", "CY@example.com")], Some(&csrf))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let html = resp.text().await.unwrap();
+    // spec: RSP-552 (email is unique, case-insensitive)
+    assert!(
+        html.contains(
+            "id=\"email-error\" role=\"alert\">members[0].email: a member with the email"
+        ),
+        "{html}"
+    );
+    assert!(html.contains("value=\"CY@example.com\""), "{html}");
+    // An empty name in the settings is refused beside it before anything is sent.
+    let resp = post(
+        "/settings/profile",
+        vec![
+            ("member_name", " "),
+            ("time_zone", "UTC"),
+            ("locale", "en-US"),
+        ],
+        Some(&csrf),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("id=\"member_name-error\" role=\"alert\">updates.member_name: required")
+    );
+    // Unknown ids are clear 404 pages.
+    for path in ["/teams/999999", "/teams/abc"] {
+        let (status, _) = get_page(&t, &cookie, path).await;
+        assert_eq!(status, 404, "{path}");
+    }
+
+    // `/member/self/reset`: one's own time zone and language; spec: RSP-333 (never email or
+    // phone without a verification code).
+    let (status, body) = t
+        .api(
+            "/member/self/reset",
+            json!({"updates": {"time_zone": "Asia/Tokyo", "locale": "zh-CN"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, me) = t.api("/member/info", json!({})).await;
+    assert_eq!(me["data"]["time_zone"], "Asia/Tokyo");
+    assert_eq!(me["data"]["locale"], "zh-CN");
+    assert_eq!(me["data"]["email_verified"], true, "{me}");
+    let before = me["data"]["email"].clone();
+    let (status, body) = t
+        .api(
+            "/member/self/reset",
+            json!({"updates": {"email": "new@example.com", "time_zone": "UTC"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("updates.email:"),
+        "{body}"
+    );
+    let (_, me) = t.api("/member/info", json!({})).await;
+    assert_eq!(me["data"]["email"], before);
+    assert_eq!(me["data"]["time_zone"], "Asia/Tokyo", "nothing changed");
+    // spec: RSP-600 (a write: audited, by whoever made it)
+    let (_, audit) = t
+        .api(
+            "/audit/search",
+            json!({"start_time": common::now_secs() - 3600, "end_time": common::now_secs() + 60}),
+        )
+        .await;
+    let text = audit.to_string();
+    assert!(text.contains("member_self:write:reset"), "{text}");
+    t.stop().await;
+}

@@ -179,7 +179,14 @@ async fn page(
         Err(e) => return page_error(&e),
     };
     let form = if may_manage(&viewer) {
-        match invite_ctx(&state, &viewer, &InviteForm::default(), &FieldErrors::default()).await {
+        match invite_ctx(
+            &state,
+            &viewer,
+            &InviteForm::default(),
+            &FieldErrors::default(),
+        )
+        .await
+        {
             Ok(f) => Some(f),
             Err(e) => return page_error(&e),
         }
@@ -248,18 +255,28 @@ async fn deactivate(
     };
     // A non-number goes through as text, so the API's own check names the field.
     let member_id = id.parse::<i64>().map_or_else(|_| json!(id), |n| json!(n));
-    let (status, flash, error) =
-        match call(&state, &viewer, "/member/delete", json!({"member_id": member_id})).await {
-            Ok(_) => (
-                StatusCode::OK,
-                Some("Member deactivated: their sessions and APP keys no longer work.".to_string()),
-                None,
-            ),
-            Err(e) => (status_of(&e), None, Some(e.message)),
-        };
+    let (status, flash, error) = match call(
+        &state,
+        &viewer,
+        "/member/delete",
+        json!({"member_id": member_id}),
+    )
+    .await
+    {
+        Ok(_) => (
+            StatusCode::OK,
+            Some("Member deactivated: their sessions and APP keys no longer work.".to_string()),
+            None,
+        ),
+        Err(e) => (status_of(&e), None, Some(e.message)),
+    };
     match list_ctx(&state, &viewer, flash, error).await {
         Ok(l) => page_headers(
-            (status, view::render("member_list.html", context! { l => l })).into_response(),
+            (
+                status,
+                view::render("member_list.html", context! { l => l }),
+            )
+                .into_response(),
         ),
         Err(e) => page_error(&e),
     }
@@ -286,10 +303,7 @@ mod tests {
 
     #[test]
     fn invitation_errors_go_to_their_inputs() {
-        assert_eq!(
-            invite_input("members[0].email").as_deref(),
-            Some("email")
-        );
+        assert_eq!(invite_input("members[0].email").as_deref(), Some("email"));
         assert_eq!(invite_input("members[0]").as_deref(), Some("email"));
         assert_eq!(
             invite_input("members[0].role_ids").as_deref(),

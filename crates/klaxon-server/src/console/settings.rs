@@ -220,17 +220,23 @@ async fn create_key(State(state): State<AppState>, headers: HeaderMap, body: Byt
         Err(resp) => return resp,
     };
     let name = form_value(&form_pairs(&body), "key_name");
-    let (status, created, kept, errors) =
-        match call(&state, &viewer, "/app-key/create", json!({"key_name": name})).await {
-            Ok(c) => (StatusCode::OK, c, String::new(), FieldErrors::default()),
-            Err(e) => (
-                status_of(&e),
-                None,
-                name,
-                // Every refusal of a create (name, the limit of five) belongs to the name box.
-                FieldErrors::one("key_name", e.message),
-            ),
-        };
+    let (status, created, kept, errors) = match call(
+        &state,
+        &viewer,
+        "/app-key/create",
+        json!({"key_name": name}),
+    )
+    .await
+    {
+        Ok(c) => (StatusCode::OK, c, String::new(), FieldErrors::default()),
+        Err(e) => (
+            status_of(&e),
+            None,
+            name,
+            // Every refusal of a create (name, the limit of five) belongs to the name box.
+            FieldErrors::one("key_name", e.message),
+        ),
+    };
     match keys_ctx(&state, &viewer, created, &kept, &errors, None).await {
         Ok(k) => keys_fragment(status, k),
         Err(e) => page_error(&e),
@@ -249,15 +255,21 @@ async fn revoke_key(
     };
     // A non-number goes through as text, so the API's own check names the field.
     let key_id = id.parse::<i64>().map_or_else(|_| json!(id), |n| json!(n));
-    let (status, errors, flash) =
-        match call(&state, &viewer, "/app-key/delete", json!({"key_id": key_id})).await {
-            Ok(_) => (
-                StatusCode::OK,
-                FieldErrors::default(),
-                Some("Key revoked: it no longer works.".to_string()),
-            ),
-            Err(e) => (status_of(&e), FieldErrors::one("_list", e.message), None),
-        };
+    let (status, errors, flash) = match call(
+        &state,
+        &viewer,
+        "/app-key/delete",
+        json!({"key_id": key_id}),
+    )
+    .await
+    {
+        Ok(_) => (
+            StatusCode::OK,
+            FieldErrors::default(),
+            Some("Key revoked: it no longer works.".to_string()),
+        ),
+        Err(e) => (status_of(&e), FieldErrors::one("_list", e.message), None),
+    };
     match keys_ctx(&state, &viewer, None, "", &errors, flash).await {
         Ok(k) => keys_fragment(status, k),
         Err(e) => page_error(&e),

@@ -97,9 +97,7 @@ pub async fn dispatch(
         "/member/invite" => members::invite(state, caller, args).await.map(Some),
         "/member/delete" => members::delete(state, caller, args).await.map(|_| None),
         "/member/info/reset" => members::reset(state, caller, args).await.map(|_| None),
-        "/member/self/reset" => members::self_reset(state, caller, args)
-            .await
-            .map(|_| None),
+        "/member/self/reset" => members::self_reset(state, caller, args).await.map(|_| None),
         "/person/infos" => members::person_infos(state, caller, args).await.map(Some),
         p if p.starts_with("/integration/") => integrations::dispatch(state, caller, p, args).await,
         _ => Err(ApiError::new(ErrorCode::RouteNotFound, "no such route")),
