@@ -22,7 +22,8 @@ const MIN: Millis = 60_000;
 both!(
     storm_warning_on_merge,
     auto_close_timeout_follows_the_channel,
-    merges_into_an_open_incident_notify_nobody
+    merges_into_an_open_incident_notify_nobody,
+    num_is_a_display_id_that_can_repeat
 );
 
 async fn boot(db: &Db) -> Bootstrap {
@@ -266,4 +267,70 @@ async fn merges_into_an_open_incident_notify_nobody(db: &Db) {
             .count(),
         1
     );
+}
+
+async fn num_is_a_display_id_that_can_repeat(db: &Db) {
+    // spec: RSP-006 — `num` is fixed at creation (the last 6 characters of `incident_id`,
+    // upper-cased, response.md 1.7) and is not unique: a look-up by `num` can return several
+    // incidents, which clients tell apart by time.
+    let b = boot(db).await;
+    push(db, &b, "disk-a", Status::Critical, T0).await;
+    push(db, &b, "disk-b", Status::Critical, T0 + MIN).await;
+    let ids = incident_ids(db, &b).await;
+    assert_eq!(ids.len(), 2, "two alert keys open two incidents");
+    let (first, second) = (&ids[0], &ids[1]);
+    let by_nums = |nums: Vec<String>, query: Option<String>| {
+        let filter = IncidentFilter {
+            paging: Paging {
+                p: 1,
+                limit: 100,
+                asc: true,
+                search_after_ctx: None,
+            },
+            nums,
+            query,
+            ..IncidentFilter::default()
+        };
+        async move {
+            db.store
+                .list_incidents(b.account_id, &filter)
+                .await
+                .unwrap()
+                .items
+        }
+    };
+    let num = first[first.len() - 6..].to_ascii_uppercase();
+    let found = by_nums(vec![num.to_ascii_lowercase()], None).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].num, num,
+        "num = last 6 of incident_id, upper-cased"
+    );
+
+    // Two ids that share their last six characters (one in 16^6 per pair) share the num.
+    db.exec(&format!(
+        "UPDATE incidents SET num = '{num}' WHERE incident_id = '{second}'"
+    ))
+    .await;
+    for found in [
+        by_nums(vec![num.clone()], None).await,
+        by_nums(Vec::new(), Some(num.clone())).await,
+    ] {
+        let got: Vec<(&str, Millis)> = found
+            .iter()
+            .map(|i| (i.incident_id.as_str(), i.start_time))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(first.as_str(), T0), (second.as_str(), T0 + MIN)],
+            "both incidents come back; their start times tell them apart"
+        );
+    }
+
+    // Later changes never rewrite the num: an alert recovering and the incident closing.
+    push(db, &b, "disk-a", Status::Ok, T0 + 2 * MIN).await;
+    let found = by_nums(vec![num.clone()], None).await;
+    let again = found.iter().find(|i| &i.incident_id == first).unwrap();
+    assert_eq!(again.num, num);
+    assert_ne!(again.end_time, 0, "the first incident has recovered");
 }
