@@ -177,8 +177,9 @@ pub enum RouteProblem {
     InvalidChannel(i64),
     /// No such channel in the account (deleted ones included).
     UnknownChannel(i64),
-    /// §4.5, positioned inside the rule's `conditions`.
-    Conditions(ConditionError),
+    /// §4.5, positioned inside the rule's `conditions` (boxed: it is large, and errors are
+    /// returned by value).
+    Conditions(Box<ConditionError>),
     EmptySectionName,
     SectionNameTooLong(usize),
     DuplicateSection(String),
@@ -329,7 +330,7 @@ pub fn validate(config: &RouteConfig, exists: impl Fn(i64) -> bool) -> Result<()
             return Err(at(place, RouteProblem::NameTooLong(name_len)));
         }
         Filter::compile(&rule.conditions, Context::Route)
-            .map_err(|e| at(place, RouteProblem::Conditions(e)))?;
+            .map_err(|e| at(place, RouteProblem::Conditions(Box::new(e))))?;
         check_channels(place, &rule.channel_ids, true, &exists)?;
     }
     check_channels(Place::Default, &config.default_channel_ids, false, &exists)?;
@@ -481,7 +482,7 @@ impl Router {
             .enumerate()
             .map(|(i, r)| {
                 let filter = Filter::compile(&r.conditions, Context::Route)
-                    .map_err(|e| at(Place::Rule(i), RouteProblem::Conditions(e)))?;
+                    .map_err(|e| at(Place::Rule(i), RouteProblem::Conditions(Box::new(e))))?;
                 Ok(CompiledRule {
                     index: i,
                     enabled: r.enabled,
@@ -512,7 +513,7 @@ impl Router {
                     channel_ids: r.channel_ids.clone(),
                     flow: r.flow,
                 }),
-                Err(e) => errors.push(at(Place::Rule(i), RouteProblem::Conditions(e))),
+                Err(e) => errors.push(at(Place::Rule(i), RouteProblem::Conditions(Box::new(e)))),
             }
         }
         let router = Router {

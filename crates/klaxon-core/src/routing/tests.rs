@@ -63,7 +63,15 @@ fn example() -> RouteConfig {
 fn the_evaluation_example_table() {
     // spec: ING-092, ING-091
     let router = Router::compile(&example()).unwrap();
-    let rows: [(&str, Severity, &str, &[usize], &[i64]); 5] = [
+    // (group_name, severity, env, matching rules, targets)
+    type Row = (
+        &'static str,
+        Severity,
+        &'static str,
+        &'static [usize],
+        &'static [i64],
+    );
+    let rows: [Row; 5] = [
         ("db", Severity::Critical, "prod", &[0, 1], &[A, B]),
         ("db", Severity::Warning, "prod", &[0, 2], &[A, C]),
         ("web", Severity::Critical, "prod", &[1], &[B]),
