@@ -43,6 +43,8 @@ pub enum Outcome {
     InhibitedDrop,
     /// ING-100: the channel is not enabled.
     ChannelDisabled,
+    /// ING-094: a shared integration's event reached no channel (recorded with channel 0).
+    NoRoute,
 }
 
 impl Outcome {
@@ -58,6 +60,7 @@ impl Outcome {
             Outcome::SilencedDrop => "silenced_drop",
             Outcome::InhibitedDrop => "inhibited_drop",
             Outcome::ChannelDisabled => "channel_disabled",
+            Outcome::NoRoute => "no_route",
         }
     }
 }

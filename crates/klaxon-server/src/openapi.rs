@@ -18,6 +18,7 @@ mod integrations;
 mod members;
 mod noise;
 mod roles;
+mod routing;
 mod schedules;
 mod teams;
 mod templates;
@@ -60,6 +61,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(changes::PATHS)
         .chain(roles::PATHS)
         .chain(audit::PATHS)
+        .chain(routing::PATHS)
         .copied()
 }
 
@@ -260,6 +262,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = audit::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = routing::dispatch(state, caller, path, args).await {
         return result;
     }
     handlers::dispatch(state, caller, path, args).await

@@ -135,9 +135,20 @@ async fn accept(
         return Ok(Accepted::Throttled { limit, reset_at });
     }
 
+    // ING-097: Nightingale's `channel_ids` targets channels directly; it is never a label
+    // (exception to ING-012), and only a shared integration heeds it.
+    let mut direct: Vec<i64> = Vec::new();
     let query_labels: Vec<(String, String)> = params
         .into_iter()
-        .filter(|(k, _)| k != "integration_key")
+        .filter(|(k, v)| {
+            if source == "n9e" && k == "channel_ids" {
+                if integration.kind == "shared" {
+                    direct = klaxon_core::routing::parse_channel_ids(v);
+                }
+                return false;
+            }
+            k != "integration_key"
+        })
         .collect();
     if !standard {
         let console_url = setting(&integration, "console_url");
@@ -148,7 +159,7 @@ async fn accept(
             console_url: console_url.as_deref(),
         };
         let events = klaxon_sources::parse(source, &payload, &ctx)?;
-        commit(state, request_id, &integration, events, now).await?;
+        commit_to(state, request_id, &integration, events, now, &direct).await?;
         return Ok(Accepted::Events { data: None });
     }
     let ctx = PushContext {
@@ -276,6 +287,20 @@ pub(crate) async fn commit(
     events: Vec<NewEvent>,
     now: Millis,
 ) -> Result<(), ApiError> {
+    commit_to(state, request_id, integration, events, now, &[]).await
+}
+
+/// [`commit`], with the channels a Nightingale request named (ING-097, shared integrations
+/// only; empty = none named).
+pub(crate) async fn commit_to(
+    state: &AppState,
+    request_id: &str,
+    integration: &Integration,
+    events: Vec<NewEvent>,
+    now: Millis,
+    direct: &[i64],
+) -> Result<(), ApiError> {
+    let channels = push_channels(state, integration, direct).await?;
     if events.is_empty() {
         return Ok(());
     }
@@ -289,7 +314,15 @@ pub(crate) async fn commit(
         channel_id: integration.channel_id,
         received_at: now,
     };
-    let rows = events.into_iter().map(|e| (origin.clone(), e)).collect();
+    // One inbox row per event and channel, in request order (ING-011).
+    let mut rows = Vec::with_capacity(events.len() * channels.len());
+    for event in events {
+        for channel in &channels {
+            let mut o = origin.clone();
+            o.channel_id = *channel;
+            rows.push((o, event.clone()));
+        }
+    }
     let commit_started = Instant::now();
     state
         .store
@@ -301,6 +334,50 @@ pub(crate) async fn commit(
     metrics::counter!("klaxon_push_events_accepted_total").increment(count);
     state.inbox_ready.notify_one();
     Ok(())
+}
+
+/// The channels a request's events are queued for: a dedicated integration's own channel;
+/// for a shared one, the existing channels its source named (ING-097), else 0 (routed when
+/// processed, ING-091) — unless its routes name no channel at all, when every push is
+/// refused (ING-010).
+async fn push_channels(
+    state: &AppState,
+    integration: &Integration,
+    direct: &[i64],
+) -> Result<Vec<i64>, ApiError> {
+    if integration.kind != "shared" {
+        return Ok(vec![integration.channel_id]);
+    }
+    let internal =
+        |e: klaxon_store::StoreError| ApiError::internal(format!("cannot read the routes: {e}"));
+    let account = integration.account_id;
+    if !direct.is_empty() {
+        let existing = state
+            .store
+            .existing_channels(account, direct)
+            .await
+            .map_err(internal)?;
+        let valid: Vec<i64> = direct
+            .iter()
+            .copied()
+            .filter(|id| existing.contains(id))
+            .collect();
+        if !valid.is_empty() {
+            return Ok(valid);
+        }
+    }
+    let id = integration.integration_id;
+    let latest = state
+        .store
+        .latest_routes(account, &[id])
+        .await
+        .map_err(internal)?;
+    if !latest.get(&id).is_some_and(|v| v.config.has_targets()) {
+        return Err(ApiError::invalid(
+            "no route configured for this integration",
+        ));
+    }
+    Ok(vec![0])
 }
 
 /// `application/json`, parameters allowed, case-insensitive (ING-004).

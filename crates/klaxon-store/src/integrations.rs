@@ -6,7 +6,7 @@
 //! Every statement is scoped by `account_id` (DESIGN.md principle 6).
 
 use klaxon_core::model::Millis;
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::db::Sql;
 use crate::query::contains_pattern;
@@ -16,6 +16,16 @@ use crate::{Result, StoreError};
 
 pub(crate) async fn create(pool: &AnyPool, account_id: i64, new: &NewIntegration) -> Result<i64> {
     let mut conn = pool.acquire().await?;
+    insert(&mut conn, account_id, new).await
+}
+
+/// Inserts the integration on `conn` (a transaction, for a shared integration created with
+/// its first route version) and returns its id.
+pub(crate) async fn insert(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    new: &NewIntegration,
+) -> Result<i64> {
     let mut sql = Sql::new(
         "INSERT INTO integrations (account_id, integration_name, integration_type, kind, \
          channel_id, integration_key, enabled, deleted, last_event_time, settings, created_at, \
@@ -41,7 +51,7 @@ pub(crate) async fn create(pool: &AnyPool, account_id: i64, new: &NewIntegration
         .push(", ")
         .bind(new.now)
         .push(") RETURNING integration_id");
-    let row = sql.into_query_on(&conn).fetch_one(&mut *conn).await?;
+    let row = sql.into_query_on(conn).fetch_one(&mut *conn).await?;
     row.try_get::<i64, _>(0)
         .map_err(|e| StoreError::Corrupt(format!("returned integration_id: {e}")))
 }

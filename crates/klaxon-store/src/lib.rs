@@ -16,7 +16,9 @@
 //! - `rows` — row ↔ model mapping and whole-row upserts;
 //! - `schedules` — on-call schedules, one row each with the core definition as JSON;
 //! - `calendars` — service calendars, holiday sets, the reference checks of RSP-234/RSP-273;
-//! - `directory` — members and teams (invite, delete, teams and their members).
+//! - `directory` — members and teams (invite, delete, teams and their members);
+//! - `routes` — route versions of shared integrations (ING-095); `routing` — stage 6 of the
+//!   processing batch (ING-091…094).
 //!
 //! Both backends run one code path over `sqlx::AnyPool` with portable SQL (`$n`
 //! placeholders, BIGINT instants and booleans, JSON text for maps and lists); each has its own
@@ -44,6 +46,8 @@ mod query;
 pub mod records;
 mod response;
 mod roles;
+mod routes;
+mod routing;
 mod rows;
 mod saas;
 mod schedules;
@@ -77,6 +81,7 @@ pub use response::{
     RuleRefusal, TIMER_CLAIM_MS,
 };
 pub use roles::{ActorRecord, RoleRecord, RoleWrite};
+pub use routes::{RouteRefusal, RouteVersion};
 pub use saas::{Applied, SaasFailure, SaasSettings, SettlementRun, TenantBilling};
 pub use schedules::ScheduleFilter;
 pub use signin::{
@@ -518,6 +523,114 @@ impl Store {
     ) -> Result<bool> {
         let change = integrations::Change::Key(new_key);
         integrations::update(&self.inner.write, account_id, integration_id, change, now).await
+    }
+
+    /// Creates a shared alert integration with its route version 1 (the default route
+    /// `default_channel_ids`, validated by the caller) in one transaction (ING-096).
+    pub async fn create_shared_integration(
+        &self,
+        account_id: i64,
+        integration: &NewIntegration,
+        default_channel_ids: &[i64],
+        author: i64,
+    ) -> Result<i64> {
+        routes::create_shared(
+            &self.inner.write,
+            account_id,
+            integration,
+            default_channel_ids,
+            author,
+        )
+        .await
+    }
+
+    /// ING-095: saves a validated route configuration as the next version, if `based_on` is
+    /// still the latest version (0 while none is saved); otherwise nothing is written.
+    pub async fn save_routes(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+        based_on: i64,
+        content: &klaxon_core::routing::RouteConfig,
+        author: i64,
+        now: Millis,
+    ) -> Result<std::result::Result<RouteVersion, RouteRefusal>> {
+        routes::save(
+            &self.inner.write,
+            account_id,
+            integration_id,
+            based_on,
+            content,
+            author,
+            now,
+        )
+        .await
+    }
+
+    /// ING-095: a new version copying `to_version`; `based_on`, when given, must be the
+    /// latest version.
+    pub async fn rollback_routes(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+        to_version: i64,
+        based_on: Option<i64>,
+        author: i64,
+        now: Millis,
+    ) -> Result<std::result::Result<RouteVersion, RouteRefusal>> {
+        routes::rollback(
+            &self.inner.write,
+            account_id,
+            integration_id,
+            to_version,
+            based_on,
+            author,
+            now,
+        )
+        .await
+    }
+
+    /// Version `version` of the integration's routes; `0` = the latest.
+    pub async fn route_version(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+        version: i64,
+    ) -> Result<Option<RouteVersion>> {
+        routes::version(&self.inner.read, account_id, integration_id, version).await
+    }
+
+    /// The latest route version of each listed integration that has one.
+    pub async fn latest_routes(
+        &self,
+        account_id: i64,
+        integration_ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, RouteVersion>> {
+        let mut conn = self.inner.read.acquire().await?;
+        routes::latest_of(&mut conn, account_id, integration_ids).await
+    }
+
+    /// A page of the integration's route versions, newest first unless `asc`, and how many
+    /// versions there are.
+    pub async fn route_history(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+        p: i64,
+        limit: i64,
+        asc: bool,
+    ) -> Result<(Vec<RouteVersion>, i64)> {
+        routes::history(&self.inner.read, account_id, integration_id, p, limit, asc).await
+    }
+
+    /// Which of `ids` are channels of the account that are not deleted (disabled ones are).
+    pub async fn existing_channels(
+        &self,
+        account_id: i64,
+        ids: &[i64],
+    ) -> Result<std::collections::HashSet<i64>> {
+        let mut conn = self.inner.read.acquire().await?;
+        routes::existing_channels(&mut conn, account_id, ids).await
     }
 
     /// Stores a new schedule (prepared by `klaxon_core::schedule::create_schedule`) and

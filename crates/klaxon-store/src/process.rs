@@ -90,17 +90,31 @@ pub(crate) async fn process_inbox(
         tx.rollback().await?;
         return Ok(0);
     };
+    let seqs: Vec<i64> = queued.iter().map(|q| q.seq).collect();
+    // ING-260 (SQLite): the receive times of the batch as read, one per event.
+    let latest = inbox::latest_per_integration(queued.iter().map(|q| {
+        (
+            q.origin.account_id,
+            q.origin.integration_id,
+            q.origin.received_at,
+        )
+    }));
+    let mut ids = Recording {
+        inner: RandomIds,
+        made: HashSet::new(),
+    };
+    // Stage 6 (ING-090…094): shared integrations' events become one copy per target
+    // channel; those reaching none are recorded as `no_route` and go no further.
+    let routed = crate::routing::route_batch(&mut tx, queued, &mut ids.inner, now).await?;
+    let queued = routed.work;
     let mut batch = Batch::default();
     batch.prefetch(&mut tx, &queued).await?;
     // Drop, silence and inhibit rules (ING-101, ING-130, ING-140): read once per batch.
     let noise = crate::noise::BatchNoise::load(&mut tx, &queued, now).await?;
     // Channel status (ING-100) and grouping policies (ING-150…159): read once per batch.
     let channels = crate::channels::BatchChannels::load(&mut tx, &queued, now).await?;
-    let mut outcomes = Vec::with_capacity(queued.len());
-    let mut ids = Recording {
-        inner: RandomIds,
-        made: HashSet::new(),
-    };
+    let mut outcomes = Vec::with_capacity(queued.len() + routed.no_route.len());
+    outcomes.extend(routed.no_route);
     for q in &queued {
         let decision = if channels.is_closed(q) {
             channel_disabled()
@@ -159,7 +173,6 @@ pub(crate) async fn process_inbox(
     crate::noise::insert_outcomes(&mut tx, &outcomes).await?;
     match file {
         None => {
-            let seqs: Vec<i64> = queued.iter().map(|q| q.seq).collect();
             for chunk in seqs.chunks(IN_CHUNK) {
                 let mut sql = Sql::new("DELETE FROM inbox WHERE 1 = 1");
                 sql.and_in_padded("seq", chunk);
@@ -170,13 +183,6 @@ pub(crate) async fn process_inbox(
             // ING-011: these events are processed iff this transaction commits.
             inbox::set_watermark(&mut tx, last_seq).await?;
             // ING-260, SQLite: see the module docs.
-            let latest = inbox::latest_per_integration(queued.iter().map(|q| {
-                (
-                    q.origin.account_id,
-                    q.origin.integration_id,
-                    q.origin.received_at,
-                )
-            }));
             inbox::touch_integrations(&mut tx, &latest).await?;
         }
     }
@@ -189,7 +195,7 @@ pub(crate) async fn process_inbox(
         }
         Finish::Rollback => tx.rollback().await?,
     }
-    Ok(queued.len())
+    Ok(seqs.len())
 }
 
 /// ING-100: an event for a channel that is not enabled is discarded.

@@ -611,3 +611,79 @@ on_both_backends!(
         ok(s, &b);
     }
 );
+
+// spec: RSP-521, RSP-527 (shared integrations), openapi-compat.md 2.6.1 — a shared
+// integration and its routes need Integrations Manage, a dedicated one Channels Manage.
+on_both_backends!(
+    shared_integrations_and_routes_need_integrations_manage,
+    |url: String| async move {
+        let m = Members::start(&url).await;
+        let ch = channel(&m, json!({"channel_name": "web"})).await;
+        let mut keys = Vec::new();
+        for (name, points) in [
+            (
+                "Channel keepers",
+                json!(["channels_read", "channels_manage"]),
+            ),
+            ("Integrators", json!(["integrations_manage"])),
+        ] {
+            let (s, b) =
+                m.ts.api(
+                    "/role/upsert",
+                    json!({"role_name": name, "permissions": points}),
+                )
+                .await;
+            let role = ok(s, &b)["role_id"].as_i64().unwrap();
+            let email = format!("{}@example.com", name.replace(' ', "-").to_lowercase());
+            keys.push(m.member(&email, &[role]).await.1);
+        }
+        let (keeper, integrator) = (&keys[0], &keys[1]);
+        let shared = json!({"integration_name": "s", "type": "standard", "kind": "shared",
+                            "default_channel_ids": [ch]});
+        let dedicated = json!({"integration_name": "d", "type": "standard",
+                               "kind": "dedicated", "channel_id": ch});
+
+        let (s, b) = m
+            .api_with(keeper, "/integration/create", shared.clone())
+            .await;
+        assert!(refused(s, &b, "AccessDenied", 403).contains("Integrations Manage"));
+        let (s, b) = m
+            .api_with(keeper, "/integration/create", dedicated.clone())
+            .await;
+        ok(s, &b);
+        let (s, b) = m
+            .api_with(integrator, "/integration/create", dedicated)
+            .await;
+        assert!(refused(s, &b, "AccessDenied", 403).contains("Channels Manage"));
+        let (s, b) = m.api_with(integrator, "/integration/create", shared).await;
+        let id = ok(s, &b)["integration_id"].as_i64().unwrap();
+
+        // Routes: Integrations Read (implied by Manage) to look, Manage to save.
+        let upsert = json!({"integration_id": id, "version": 1, "default": {"channel_ids": [ch]}});
+        let (s, b) = m.api_with(keeper, "/route/upsert", upsert.clone()).await;
+        assert!(refused(s, &b, "AccessDenied", 403).contains("Integrations Manage"));
+        let (s, b) = m.api_with(integrator, "/route/upsert", upsert).await;
+        assert_eq!(ok(s, &b)["version"], 2);
+        let (s, b) = m
+            .api_with(integrator, "/route/info", json!({"integration_id": id}))
+            .await;
+        assert_eq!(ok(s, &b)["version"], 2);
+        // Changing the shared integration itself follows its kind too.
+        let (s, b) = m
+            .api_with(
+                keeper,
+                "/integration/disable",
+                json!({"integration_id": id}),
+            )
+            .await;
+        assert!(refused(s, &b, "AccessDenied", 403).contains("Integrations Manage"));
+        let (s, b) = m
+            .api_with(
+                integrator,
+                "/integration/disable",
+                json!({"integration_id": id}),
+            )
+            .await;
+        ok(s, &b);
+    }
+);

@@ -569,9 +569,20 @@ on_both_backends!(integration_management, |url: String| async move {
         "channel_id is required for a dedicated integration",
     )
     .await;
+    // spec: ING-096 — a shared integration routes; it has no channel, but default channels.
     refuse(
         base(json!({"kind": "shared"})),
-        "kind shared is not supported yet: create a dedicated integration with channel_id",
+        "channel_id is not allowed for a shared integration: its events are routed (default_channel_ids, /route/upsert)",
+    )
+    .await;
+    refuse(
+        base(json!({"kind": "shared", "channel_id": 0})),
+        "default_channel_ids is required for a shared integration: at least one channel",
+    )
+    .await;
+    refuse(
+        base(json!({"default_channel_ids": [channel_id]})),
+        "default_channel_ids is only for shared integrations",
     )
     .await;
     refuse(

@@ -33,9 +33,14 @@ pub enum Access {
     /// (RSP-525). The handler must decide with `permissions::may_change_roles` for every
     /// member it changes (openapi/roles.rs does).
     RoleChange,
+    /// Inbound integrations (openapi-compat.md 2.6.1, RSP-521): a dedicated one is configured
+    /// inside its channel (`Channels Manage`), a shared one needs `Integrations Manage`. The
+    /// route check lets either through; [`check_object`] decides by the kind (the body's
+    /// `kind`/`category` on create, the stored integration otherwise).
+    IntegrationWrite,
 }
 
-use Access::{ChannelWrite, Member, Point as P, RoleChange};
+use Access::{ChannelWrite, IntegrationWrite, Member, Point as P, RoleChange};
 use Point::*;
 
 /// Every Open API path and what it needs.
@@ -113,15 +118,24 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/channel/unsubscribe/rule/disable", ChannelWrite),
     ("/alert-event/outcome/list", P(ChannelsRead)),
     // Inbound integrations (openapi-compat.md 2.6.1): a dedicated integration is configured
-    // inside its channel (RSP-521 Channels Manage); shared ones are not served yet.
+    // inside its channel (RSP-521 Channels Manage), a shared one needs Integrations Manage.
     ("/integration/list", P(ChannelsRead)),
     ("/integration/info", P(ChannelsRead)),
-    ("/integration/create", P(ChannelsManage)),
-    ("/integration/update", P(ChannelsManage)),
-    ("/integration/delete", P(ChannelsManage)),
-    ("/integration/enable", P(ChannelsManage)),
-    ("/integration/disable", P(ChannelsManage)),
-    ("/integration/rotate-key", P(ChannelsManage)),
+    ("/integration/create", IntegrationWrite),
+    ("/integration/update", IntegrationWrite),
+    ("/integration/delete", IntegrationWrite),
+    ("/integration/enable", IntegrationWrite),
+    ("/integration/disable", IntegrationWrite),
+    ("/integration/rotate-key", IntegrationWrite),
+    // Routes of shared alert integrations (ingest.md §2.8; docs/routing.md): Integrations
+    // Read to look and preview, Integrations Manage to save or roll back.
+    ("/route/info", P(IntegrationsRead)),
+    ("/route/list", P(IntegrationsRead)),
+    ("/route/history/list", P(IntegrationsRead)),
+    ("/route/diff", P(IntegrationsRead)),
+    ("/route/preview", P(IntegrationsRead)),
+    ("/route/upsert", P(IntegrationsManage)),
+    ("/route/rollback", P(IntegrationsManage)),
     // Incidents, their alerts and events: Read to look, Manage for every action of
     // §2.2–§2.11 (RSP-001), quick silence (§2.11) included.
     ("/incident/list", P(IncidentsRead)),
@@ -203,7 +217,7 @@ pub fn access(path: &str) -> Option<Access> {
 pub fn is_write(path: &str) -> bool {
     match access(path) {
         Some(Access::Point(point)) => !point.is_read() || path.ends_with("/reset"),
-        Some(Access::ChannelWrite | Access::RoleChange) => true,
+        Some(Access::ChannelWrite | Access::RoleChange | Access::IntegrationWrite) => true,
         Some(Access::Member) => path.ends_with("/reset"),
         None => false,
     }
@@ -224,6 +238,9 @@ pub fn check(actor: &Actor, path: &str) -> Result<(), ApiError> {
         Some(Access::ChannelWrite) => {
             permissions::allowed(actor, Point::ChannelsManage, None).map_err(|d| denied(&d))
         }
+        Some(Access::IntegrationWrite) => permissions::allowed(actor, Point::ChannelsManage, None)
+            .or_else(|_| permissions::allowed(actor, Point::IntegrationsManage, None))
+            .map_err(|d| denied(&d)),
         // Deny by default: a served path without an entry is a bug, never an open door.
         None => Err(ApiError::new(
             ErrorCode::AccessDenied,
@@ -273,7 +290,13 @@ pub async fn check_object(
     path: &str,
     args: &Args,
 ) -> Result<(), ApiError> {
-    if access(path) != Some(Access::ChannelWrite) || caller.actor.is_owner {
+    if caller.actor.is_owner {
+        return Ok(());
+    }
+    if access(path) == Some(Access::IntegrationWrite) {
+        return check_integration(state, caller, path, args).await;
+    }
+    if access(path) != Some(Access::ChannelWrite) {
         return Ok(());
     }
     let Some(channel_id) = target_channel(state, caller, path, args).await? else {
@@ -309,6 +332,42 @@ pub async fn check_object(
     .map_err(|d| denied(&d))
 }
 
+/// [`Access::IntegrationWrite`]: `Integrations Manage` for a shared integration (alert or
+/// change; without a management team anyone holding it may change one, RSP-527), `Channels
+/// Manage` for a dedicated one. An unknown integration passes: the handler answers
+/// `ResourceNotFound` as it would for anyone.
+async fn check_integration(
+    state: &AppState,
+    caller: &Caller,
+    path: &str,
+    args: &Args,
+) -> Result<(), ApiError> {
+    let shared = if path == "/integration/create" {
+        args.str("kind")?.as_deref() == Some("shared")
+            || args.str("category")?.as_deref() == Some("change")
+            || args.str("type")?.as_deref() == Some("jira")
+    } else {
+        let Some(id) = args.i64("integration_id")?.filter(|id| *id > 0) else {
+            return Ok(());
+        };
+        match state
+            .store
+            .integration(caller.account_id, id)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+        {
+            Some(i) => i.kind == "shared",
+            None => return Ok(()),
+        }
+    };
+    let point = if shared {
+        Point::IntegrationsManage
+    } else {
+        Point::ChannelsManage
+    };
+    permissions::allowed(&caller.actor, point, None).map_err(|d| denied(&d))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -339,6 +398,31 @@ mod tests {
         let owner = Actor::owner(1);
         let e = check(&owner, "/nowhere").unwrap_err();
         assert_eq!(e.code, ErrorCode::AccessDenied);
+    }
+
+    #[test]
+    fn routes_need_the_integration_points() {
+        // spec: RSP-521, RSP-527 (shared integrations), ING-095
+        use klaxon_core::permissions::{CustomRole, Points};
+        let viewer = Actor::new(5, false, &[8], &[]);
+        assert!(check(&viewer, "/route/info").is_ok());
+        assert!(check(&viewer, "/route/preview").is_ok());
+        let e = check(&viewer, "/route/upsert").unwrap_err();
+        assert!(e.message.contains("Integrations Manage"), "{}", e.message);
+        assert!(check(&viewer, "/route/rollback").is_err());
+        assert!(is_write("/route/upsert") && is_write("/route/rollback"));
+        assert!(!is_write("/route/preview") && !is_write("/route/diff"));
+        // Either Manage point passes the route check of integration writes; the object
+        // check then asks for the one the integration's kind needs.
+        let integrations_only = CustomRole {
+            role_id: 100,
+            points: Points::of(&[Point::IntegrationsManage]),
+            enabled: true,
+        };
+        let actor = Actor::new(5, false, &[100], &[integrations_only]);
+        assert!(check(&actor, "/integration/create").is_ok());
+        assert!(check(&actor, "/route/upsert").is_ok());
+        assert!(check(&viewer, "/integration/create").is_err());
     }
 
     #[test]

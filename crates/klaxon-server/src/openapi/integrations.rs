@@ -10,8 +10,11 @@
 //!   standard change type is stored as `change_standard`, see `crate::changes`). Other §3.11 types are refused by name (creating a key whose push path
 //!   answers 404 would be a trap), `monit` and `rum` are system-managed, anything else is
 //!   an unknown type;
-//! - `kind = dedicated` only (events go to `channel_id`). Shared integrations need routing
-//!   (`/route/upsert`), which this version does not serve yet, so `shared` is refused;
+//! - `kind = dedicated` (events go to `channel_id`) or `shared` (events are routed by the
+//!   integration's routes, ingest.md §2.8; `default_channel_ids` becomes the default route of
+//!   route version 1, ING-096; later changes go through `/route/upsert`). E-mail
+//!   integrations are dedicated only in this version (their SMTP receiver does not apply the
+//!   no-route refusal of ING-010);
 //! - `settings`: `console_url` (an http(s) URL) for `n9e` and `zabbix`, the push mode and
 //!   rules of ingest.md ING-216 for `email`; field mapping is not implemented, so any other
 //!   member is refused rather than stored and ignored.
@@ -357,17 +360,22 @@ pub async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Va
     check_type(&integration_type)?;
     match args.str("kind")?.as_deref() {
         Some("dedicated") => {}
-        Some("shared") => {
-            return Err(ApiError::invalid(
-                "kind shared is not supported yet: create a dedicated integration with channel_id",
-            ));
-        }
+        Some("shared") => return create_shared(state, caller, args, name, integration_type).await,
         Some(other) => {
             return Err(ApiError::invalid(format!(
                 "kind {other} is invalid (dedicated or shared)"
             )));
         }
         None => return Err(ApiError::invalid("kind is required")),
+    }
+    if args
+        .raw()
+        .get("default_channel_ids")
+        .is_some_and(|v| !v.is_null())
+    {
+        return Err(ApiError::invalid(
+            "default_channel_ids is only for shared integrations",
+        ));
     }
     let channel_id = match args.i64("channel_id")? {
         Some(id) if id > 0 => id,
@@ -437,6 +445,58 @@ pub async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Va
         }
     }
     Ok(out)
+}
+
+/// A shared alert integration (ingest.md §1.3.1): no channel; its events are routed (§2.8).
+/// It is created with route version 1, whose default route is `default_channel_ids` (ING-096),
+/// in one transaction.
+async fn create_shared(
+    state: &AppState,
+    caller: &Caller,
+    args: &Args,
+    name: String,
+    integration_type: String,
+) -> Result<Value, ApiError> {
+    if integration_type == "email" {
+        return Err(ApiError::invalid(
+            "kind shared is not supported for email integrations yet: create a dedicated one with channel_id",
+        ));
+    }
+    if args.i64("channel_id")?.is_some_and(|c| c != 0) {
+        return Err(ApiError::invalid(
+            "channel_id is not allowed for a shared integration: its events are routed (default_channel_ids, /route/upsert)",
+        ));
+    }
+    let settings = check_settings(&integration_type, args.raw().get("settings"))?;
+    let defaults =
+        super::routing::first_default(state, caller, args.raw().get("default_channel_ids")).await?;
+    let new = NewIntegration {
+        integration_name: name,
+        integration_type,
+        kind: "shared".into(),
+        channel_id: 0,
+        integration_key: random_hex(16),
+        enabled: args.bool("enabled")?.unwrap_or(true),
+        settings,
+        now: state.clock.now(),
+    };
+    let id = state
+        .store
+        .create_shared_integration(caller.account_id, &new, &defaults, caller.member_id)
+        .await
+        .map_err(store_err)?;
+    let created = state
+        .store
+        .integration(caller.account_id, id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| ApiError::internal("the new integration is not readable"))?;
+    Ok(json!({
+        "integration_id": id,
+        "integration_name": created.integration_name,
+        "integration_key": created.integration_key,
+        "push_url": push_url(state, &created),
+    }))
 }
 
 /// `/integration/update`: `integration_name` and `settings` (each kept when absent).

@@ -61,6 +61,7 @@ const OUTCOMES: &[&str] = &[
     "silenced_drop",
     "inhibited_drop",
     "channel_disabled",
+    "no_route",
 ];
 
 pub async fn dispatch(
