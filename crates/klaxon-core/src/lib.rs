@@ -20,3 +20,4 @@ pub mod response;
 pub mod schedule;
 pub mod standard;
 pub mod template;
+pub mod webhook;
