@@ -21,6 +21,7 @@ mod roles;
 mod schedules;
 mod teams;
 mod templates;
+mod webhooks;
 
 use axum::Router;
 use axum::body::Body;
@@ -60,6 +61,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(changes::PATHS)
         .chain(roles::PATHS)
         .chain(audit::PATHS)
+        .chain(webhooks::PATHS)
         .copied()
 }
 
@@ -260,6 +262,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = audit::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = webhooks::dispatch(state, caller, path, args).await {
         return result;
     }
     handlers::dispatch(state, caller, path, args).await

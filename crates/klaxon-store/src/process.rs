@@ -803,7 +803,13 @@ impl Batch {
         }
         let events: Vec<&StoredEvent> = self.events.iter().collect();
         rows::insert_events(conn, &events).await?;
-        crate::webhooks::enqueue(conn, &self.webhooks, now).await?;
+        // Alert events carry the alert as this batch leaves it (ING-251).
+        crate::webhooks::enqueue(conn, &self.webhooks, now, |e| {
+            self.alerts
+                .get(&e.subject_id)
+                .and_then(|a| serde_json::to_string(a).ok())
+        })
+        .await?;
         Ok(())
     }
 }

@@ -519,7 +519,20 @@ pub(crate) async fn write_changes(
             });
         }
     }
-    crate::webhooks::enqueue(conn, &hooks, now).await?;
+    // Incident events carry the incident as this change left it (RSP-373); alert events
+    // from here (a manual move, a close) read the alert when they are sent.
+    crate::webhooks::enqueue(conn, &hooks, now, |e| {
+        e.event_type
+            .starts_with("i_")
+            .then(|| {
+                changes
+                    .iter()
+                    .find(|c| c.incident.incident_id == e.subject_id)
+            })
+            .flatten()
+            .and_then(|c| serde_json::to_string(c.incident).ok())
+    })
+    .await?;
     Ok(())
 }
 

@@ -94,6 +94,8 @@ pub struct PendingWebhook {
     pub person_id: i64,
     /// Attempts made before this one.
     pub attempts: i64,
+    /// The incident or alert row as the change left it (JSON; "" = read it when sending).
+    pub snapshot: String,
     /// The body of the first attempt ("" before it): a retry sends the same bytes.
     pub body: String,
     pub endpoint: String,
@@ -213,18 +215,21 @@ fn new_event_id() -> String {
 
 /// Writes the delivery rows of `events` (RSP-378): for each event, one row per enabled
 /// integration of its account that subscribes to its type and channel. Runs in the caller's
-/// transaction. Events of one subject keep their order (`seq`).
+/// transaction. Events of one subject keep their order (`seq`). `snapshot` gives the subject's
+/// row as JSON for an event that has a subscriber (asked only then, so an account without
+/// webhooks pays nothing for it).
 pub(crate) async fn enqueue(
     conn: &mut AnyConnection,
     events: &[WebhookEvent],
     now: Millis,
+    snapshot: impl Fn(&WebhookEvent) -> Option<String>,
 ) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
     let mut subscribers: HashMap<i64, Vec<(i64, Subscription)>> = HashMap::new();
     let mut alert_channels: HashMap<String, i64> = HashMap::new();
-    let mut rows: Vec<(i64, &WebhookEvent, String)> = Vec::new();
+    let mut rows: Vec<(i64, &WebhookEvent, String, std::sync::Arc<String>)> = Vec::new();
     for e in events {
         if !subscribers.contains_key(&e.account_id) {
             let subs = subscriptions(conn, e.account_id).await?;
@@ -245,18 +250,22 @@ pub(crate) async fn enqueue(
             },
         };
         let event_id = new_event_id();
+        let mut state: Option<std::sync::Arc<String>> = None;
         for (integration_id, sub) in subs {
             if sub.wants(e.event_type, channel_id) {
-                rows.push((*integration_id, e, event_id.clone()));
+                let state = state
+                    .get_or_insert_with(|| std::sync::Arc::new(snapshot(e).unwrap_or_default()))
+                    .clone();
+                rows.push((*integration_id, e, event_id.clone(), state));
             }
         }
     }
     for chunk in rows.chunks(64) {
         let mut sql = Sql::new(
             "INSERT INTO webhook_deliveries (account_id, integration_id, event_id, event_type, \
-             subject_id, event_time, person_id, created_at) VALUES ",
+             subject_id, event_time, person_id, snapshot, created_at) VALUES ",
         );
-        for (i, (integration_id, e, event_id)) in chunk.iter().enumerate() {
+        for (i, (integration_id, e, event_id, state)) in chunk.iter().enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" })
                 .bind(e.account_id)
                 .push(", ")
@@ -271,6 +280,8 @@ pub(crate) async fn enqueue(
                 .bind(e.event_time)
                 .push(", ")
                 .bind(e.person_id)
+                .push(", ")
+                .bind(state.as_str())
                 .push(", ")
                 .bind(now)
                 .push(")");
@@ -346,7 +357,7 @@ async fn withhold(conn: &mut AnyConnection, seq: i64, reason: &str, now: Millis)
 }
 
 const PENDING_COLUMNS: &str = "d.seq, d.account_id, d.integration_id, d.event_id, d.event_type, \
-     d.subject_id, d.event_time, d.person_id, d.attempts, d.body, w.kind, w.endpoint, \
+     d.subject_id, d.event_time, d.person_id, d.attempts, d.snapshot, d.body, w.kind, w.endpoint, \
      w.headers, w.custom_body, w.value_mapping, w.signing_secret, w.status AS w_status";
 
 fn pending_row(row: &sqlx::any::AnyRow) -> Result<PendingWebhook> {
@@ -361,6 +372,7 @@ fn pending_row(row: &sqlx::any::AnyRow) -> Result<PendingWebhook> {
         event_time: get_i64(row, "event_time")?,
         person_id: get_i64(row, "person_id")?,
         attempts: get_i64(row, "attempts")?,
+        snapshot: get_str(row, "snapshot")?,
         body: get_str(row, "body")?,
         endpoint: get_str(row, "endpoint")?,
         headers: json_col(row, "headers"),

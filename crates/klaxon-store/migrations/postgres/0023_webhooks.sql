@@ -28,6 +28,8 @@ CREATE INDEX webhook_integrations_account ON webhook_integrations (account_id, s
 -- `webhook_deliveries`: the durable outbox, one row per (event, integration), written in the
 -- same transaction as the change that fired the event. `subject_id` is the incident or alert:
 -- the events of one subject go to one integration one at a time, in `seq` order (RSP-375).
+-- `snapshot` is the incident or alert row (JSON) as the change left it, so the payload shows
+-- the state of that event even when it is sent later ('' = read the row when sending).
 -- `body` is the JSON sent, fixed at the first attempt so a retry sends the same bytes.
 -- `status`: queued | success | failed. Claims work like the notification outbox's.
 CREATE TABLE webhook_deliveries (
@@ -39,6 +41,7 @@ CREATE TABLE webhook_deliveries (
     subject_id       TEXT    NOT NULL,
     event_time       BIGINT  NOT NULL,
     person_id        BIGINT  NOT NULL DEFAULT 0,
+    snapshot         TEXT    NOT NULL DEFAULT '',
     status           TEXT    NOT NULL DEFAULT 'queued',
     attempts         BIGINT  NOT NULL DEFAULT 0,
     next_attempt_at  BIGINT  NOT NULL DEFAULT 0,
