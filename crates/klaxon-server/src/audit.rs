@@ -48,8 +48,6 @@ const SECRET_KEYS: &[&str] = &[
     "app_key",
     "api_key",
     "private_key",
-    // Outbound webhook headers carry the receiver's credentials (response.md RSP-380).
-    "headers",
 ];
 
 fn is_secret_name(name: &str) -> bool {

@@ -231,9 +231,8 @@ pub(crate) async fn enqueue(
     let mut alert_channels: HashMap<String, i64> = HashMap::new();
     let mut rows: Vec<(i64, &WebhookEvent, String, std::sync::Arc<String>)> = Vec::new();
     for e in events {
-        if !subscribers.contains_key(&e.account_id) {
-            let subs = subscriptions(conn, e.account_id).await?;
-            subscribers.insert(e.account_id, subs);
+        if let std::collections::hash_map::Entry::Vacant(slot) = subscribers.entry(e.account_id) {
+            slot.insert(subscriptions(conn, e.account_id).await?);
         }
         let Some(subs) = subscribers.get(&e.account_id).filter(|s| !s.is_empty()) else {
             continue;
@@ -671,9 +670,8 @@ impl Store {
         for row in &rows {
             let seq = get_i64(row, "seq")?;
             let account_id = get_i64(row, "account_id")?;
-            if !blocked.contains_key(&account_id) {
-                let state = crate::halt::tenant_blocked(&mut conn, account_id).await?;
-                blocked.insert(account_id, state);
+            if let std::collections::hash_map::Entry::Vacant(slot) = blocked.entry(account_id) {
+                slot.insert(crate::halt::tenant_blocked(&mut conn, account_id).await?);
             }
             if let Some(Some(state)) = blocked.get(&account_id) {
                 withhold(&mut conn, seq, &format!("withheld:{state}"), now).await?;
