@@ -21,3 +21,4 @@ pub mod routing;
 pub mod schedule;
 pub mod standard;
 pub mod template;
+pub mod webhook;

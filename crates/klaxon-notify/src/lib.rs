@@ -18,6 +18,7 @@ pub mod render;
 pub mod retry;
 pub mod smtp;
 pub mod templating;
+pub mod webhook;
 
 pub use config::{NotifyConfig, SmtpConfig, SmtpSecurity, TwilioConfig};
 pub use deliver::{Deliverer, RATE_LIMIT_WINDOW_MS, Round};

@@ -27,6 +27,7 @@ mod smtp;
 mod sources;
 mod state;
 mod timers;
+pub mod webhooks;
 mod wire;
 mod worker;
 
@@ -290,7 +291,20 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
     };
     let delivery = match deliverer {
         Some(deliverer) => {
-            tokio::spawn(delivery::run(state.clone(), deliverer, shutdown_rx.clone()))
+            // Outbound webhooks (response.md §2.23) go out from the same nodes.
+            let holder = format!("webhooks-{}", state::random_hex(6));
+            let dispatcher = webhooks::WebhookDispatcher::new(
+                store.clone(),
+                &state.base_url,
+                &holder,
+                config.notify.allow_private_targets,
+            )
+            .map_err(StartError::Notify)?;
+            let notifications = delivery::run(state.clone(), deliverer, shutdown_rx.clone());
+            let hooks = webhooks::run(state.clone(), dispatcher, shutdown_rx.clone());
+            tokio::spawn(async move {
+                tokio::join!(notifications, hooks);
+            })
         }
         None => tokio::spawn(async {}),
     };

@@ -22,6 +22,7 @@ mod routing;
 mod schedules;
 mod teams;
 mod templates;
+mod webhooks;
 
 use axum::Router;
 use axum::body::Body;
@@ -62,6 +63,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(roles::PATHS)
         .chain(audit::PATHS)
         .chain(routing::PATHS)
+        .chain(webhooks::PATHS)
         .copied()
 }
 
@@ -265,6 +267,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = routing::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = webhooks::dispatch(state, caller, path, args).await {
         return result;
     }
     handlers::dispatch(state, caller, path, args).await

@@ -53,6 +53,7 @@ mod saas;
 mod schedules;
 mod signin;
 mod templates;
+mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,6 +90,10 @@ pub use signin::{
     NewSession, Session, hash_secret,
 };
 pub use templates::TemplateRefusal;
+pub use webhooks::{
+    PendingWebhook, WEBHOOK_CLAIM_MS, WebhookAttempt, WebhookDeliveryState, WebhookDraft,
+    WebhookHistoryFilter, WebhookHistoryItem, WebhookHistoryPage, WebhookIntegration,
+};
 
 /// Which database a [`Store`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

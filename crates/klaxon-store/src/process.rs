@@ -32,6 +32,7 @@ use sqlx::{AnyConnection, AnyPool};
 use crate::db::Sql;
 use crate::inbox::{self, InboxFile};
 use crate::rows::{self, get_i64, get_str};
+use crate::webhooks::WebhookEvent;
 use crate::{Result, StoreError};
 
 /// How long a lease lives without renewal.
@@ -169,7 +170,7 @@ pub(crate) async fn process_inbox(
         now,
     )
     .await?;
-    batch.write(&mut tx).await?;
+    batch.write(&mut tx, now).await?;
     crate::noise::insert_outcomes(&mut tx, &outcomes).await?;
     match file {
         None => {
@@ -440,6 +441,8 @@ struct Batch {
     event_closed: Vec<String>,
     /// Incidents whose `alert_cnt` grew in this batch (storm warnings, RSP-200).
     grown: Vec<String>,
+    /// Alert webhook events (ING-250), in the order they happened.
+    webhooks: Vec<WebhookEvent>,
 }
 
 impl Batch {
@@ -629,6 +632,7 @@ impl Batch {
         made: &HashSet<String>,
     ) -> Result<()> {
         for alert in effects.alerts {
+            self.note_webhooks(&alert, made);
             self.put_alert(conn, alert, made).await?;
         }
         for incident in effects.incidents {
@@ -683,6 +687,47 @@ impl Batch {
         Ok(())
     }
 
+    /// ING-250: what an alert row written by an event fires, judged against the row as the
+    /// batch knew it before. A new alert is `a_new`; an existing one an event changed is
+    /// `a_update`; either is also `a_merge` when it joined an incident (a new incident, an
+    /// existing one, or an un-mute; ING-170, ING-159, ING-123).
+    fn note_webhooks(&mut self, alert: &Alert, made: &HashSet<String>) {
+        let prior = self.alerts.get(&alert.alert_id);
+        let mut fire = |event_type: &'static str| {
+            self.webhooks.push(WebhookEvent {
+                account_id: alert.account_id,
+                event_type,
+                subject_id: alert.alert_id.clone(),
+                channel_id: Some(alert.channel_id),
+                event_time: alert.updated_at,
+                person_id: 0,
+            });
+        };
+        let joined = match prior {
+            None if made.contains(&alert.alert_id) => {
+                let joined = !alert.incident_id.is_empty();
+                fire("a_new");
+                joined
+            }
+            None => !alert.incident_id.is_empty(),
+            Some(before) => {
+                let joined =
+                    !alert.incident_id.is_empty() && before.incident_id != alert.incident_id;
+                // Only the incident link (and its `updated_at`) changed: no `a_update`.
+                let mut same = before.clone();
+                same.incident_id.clone_from(&alert.incident_id);
+                same.updated_at = alert.updated_at;
+                if same != *alert {
+                    fire("a_update");
+                }
+                joined
+            }
+        };
+        if joined {
+            fire("a_merge");
+        }
+    }
+
     async fn put_alert(
         &mut self,
         conn: &mut AnyConnection,
@@ -734,7 +779,7 @@ impl Batch {
     }
 
     /// Writes every changed row once.
-    async fn write(&self, conn: &mut AnyConnection) -> Result<()> {
+    async fn write(&self, conn: &mut AnyConnection, now: Millis) -> Result<()> {
         let alerts: Vec<&Alert> = self
             .dirty_alerts
             .iter()
@@ -764,6 +809,13 @@ impl Batch {
         }
         let events: Vec<&StoredEvent> = self.events.iter().collect();
         rows::insert_events(conn, &events).await?;
+        // Alert events carry the alert as this batch leaves it (ING-251).
+        crate::webhooks::enqueue(conn, &self.webhooks, now, |e| {
+            self.alerts
+                .get(&e.subject_id)
+                .and_then(|a| serde_json::to_string(a).ok())
+        })
+        .await?;
         Ok(())
     }
 }

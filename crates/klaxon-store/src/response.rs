@@ -30,7 +30,9 @@ use sqlx::{AnyConnection, Row};
 use crate::db::{Sql, is_sqlite};
 use crate::process::RandomIds;
 use crate::rows::{self, get_i64, get_str};
+use crate::webhooks::WebhookEvent;
 use crate::{Result, StoreError};
+use klaxon_core::webhook;
 
 /// A claim on a due timer lasts this long; a node that dies mid-step loses its claim after it
 /// and another node runs the step.
@@ -487,6 +489,7 @@ pub(crate) async fn write_changes(
         })
         .collect();
     insert_timers(conn, &timers, now).await?;
+    let mut hooks = webhook_events(changes);
     for c in changes.iter().filter(|c| c.outcome.close_alerts) {
         let mut sql = Sql::new("UPDATE alerts SET closed = 1, close_time = ");
         sql.bind(now)
@@ -496,10 +499,72 @@ pub(crate) async fn write_changes(
             .bind(c.incident.account_id)
             .push(" AND incident_id = ")
             .bind(c.incident.incident_id.as_str())
-            .push(" AND closed = 0");
-        sql.query_on(conn).execute(&mut *conn).await?;
+            .push(" AND closed = 0 RETURNING alert_id, channel_id");
+        // ING-250 `a_close`: each alert this close closed, with the closer if a person.
+        let closer = c
+            .outcome
+            .timeline
+            .iter()
+            .rev()
+            .find(|e| e.kind == "i_rslv")
+            .map_or(0, |e| e.creator_id);
+        for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
+            hooks.push(WebhookEvent {
+                account_id: c.incident.account_id,
+                event_type: "a_close",
+                subject_id: get_str(&row, "alert_id")?,
+                channel_id: Some(get_i64(&row, "channel_id")?),
+                event_time: now,
+                person_id: closer,
+            });
+        }
     }
+    // Incident events carry the incident as this change left it (RSP-373); alert events
+    // from here (a manual move, a close) read the alert when they are sent.
+    crate::webhooks::enqueue(conn, &hooks, now, |e| {
+        e.event_type
+            .starts_with("i_")
+            .then(|| {
+                changes
+                    .iter()
+                    .find(|c| c.incident.incident_id == e.subject_id)
+            })
+            .flatten()
+            .and_then(|c| serde_json::to_string(c.incident).ok())
+    })
+    .await?;
     Ok(())
+}
+
+/// The webhook events of incidents' timeline entries, in order (RSP-002, RSP-371, RSP-372):
+/// incident events on the incident, and `a_merge` for each alert moved in by hand.
+fn webhook_events(changes: &[Change<'_>]) -> Vec<WebhookEvent> {
+    let mut out = Vec::new();
+    for c in changes {
+        for e in &c.outcome.timeline {
+            if let Some(t) = webhook::incident_event_for_timeline(e.kind, &e.detail) {
+                out.push(WebhookEvent {
+                    account_id: c.incident.account_id,
+                    event_type: t,
+                    subject_id: c.incident.incident_id.clone(),
+                    channel_id: Some(c.incident.channel_id),
+                    event_time: e.created_at,
+                    person_id: e.creator_id,
+                });
+            }
+            if let Some((t, alert_id)) = webhook::alert_event_for_timeline(e.kind, &e.detail) {
+                out.push(WebhookEvent {
+                    account_id: c.incident.account_id,
+                    event_type: t,
+                    subject_id: alert_id,
+                    channel_id: None,
+                    event_time: e.created_at,
+                    person_id: e.creator_id,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// [`write_changes`] for one incident.

@@ -204,6 +204,15 @@ pub const ROUTES: &[(&str, Access)] = &[
     // The audit log (RSP-604).
     ("/audit/search", P(AuditRead)),
     ("/audit/operation/list", P(AuditRead)),
+    // Outbound webhooks (response.md 1.18, §2.23): integrations, so Integrations Manage to
+    // configure and Integrations Read to look, the delivery history included (RSP-521).
+    ("/webhook/list", P(IntegrationsRead)),
+    ("/webhook/info", P(IntegrationsRead)),
+    ("/webhook/history/list", P(IntegrationsRead)),
+    ("/webhook/history/detail", P(IntegrationsRead)),
+    ("/webhook/create", P(IntegrationsManage)),
+    ("/webhook/update", P(IntegrationsManage)),
+    ("/webhook/delete", P(IntegrationsManage)),
 ];
 
 /// What `path` needs; `None` for a path the table does not know.
