@@ -315,7 +315,7 @@ pub async fn incident_object(
     {
         names.insert(inc.channel_id, name);
     }
-    let mut obj = wire::incident(&inc, &names);
+    let mut obj = wire::incident(&inc, &names, base_url);
     let account_name = store
         .account(account_id)
         .await?
@@ -332,10 +332,6 @@ pub async fn incident_object(
     let people = persons(store, account_id, &ids).await?;
     if let Value::Object(m) = &mut obj {
         m.insert("account_name".into(), json!(account_name));
-        m.insert(
-            "detail_url".into(),
-            json!(format!("{base_url}/incident/detail/{}", inc.incident_id)),
-        );
         let responders: Vec<Value> = inc
             .response
             .responders

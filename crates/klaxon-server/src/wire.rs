@@ -57,10 +57,21 @@ fn assigned_to(i: &Incident) -> Value {
     }
 }
 
-pub fn incident(i: &Incident, channel_names: &HashMap<i64, String>) -> Value {
+/// `detail_url` (response.md 1.7): the console page of an incident. Like `num` it depends only
+/// on the id, so it never changes after creation (RSP-006).
+pub fn detail_url(base_url: &str, incident_id: &str) -> String {
+    format!(
+        "{}/incident/detail/{incident_id}",
+        base_url.trim_end_matches('/')
+    )
+}
+
+/// The Incident wire object; `base_url` is the console's public URL (for `detail_url`).
+pub fn incident(i: &Incident, channel_names: &HashMap<i64, String>, base_url: &str) -> Value {
     json!({
         "incident_id": i.incident_id,
         "num": i.num,
+        "detail_url": detail_url(base_url, &i.incident_id),
         "account_id": i.account_id,
         "channel_id": i.channel_id,
         "channel_name": channel_names.get(&i.channel_id).cloned().unwrap_or_default(),

@@ -443,6 +443,18 @@ on_both_backends!(manual_actions_and_timeline, |url: String| async move {
         .await,
         "InvalidParameter",
     );
+    // spec: RSP-006 — `num` and `detail_url` are fixed at creation; edits leave them alone.
+    let before = n.incident(&id).await;
+    assert_eq!(
+        before["num"],
+        id[id.len() - 6..].to_ascii_uppercase(),
+        "num is the id's last six characters, upper-cased (1.7)"
+    );
+    assert_eq!(
+        before["detail_url"],
+        format!("{}/incident/detail/{id}", n.ts.base),
+        "detail_url is {{base_url}}/incident/detail/{{incident_id}} (1.7)"
+    );
     ok(n
         .api(
             "/incident/reset",
@@ -451,6 +463,10 @@ on_both_backends!(manual_actions_and_timeline, |url: String| async move {
         .await);
     let inc = n.incident(&id).await;
     assert_eq!(inc["title"], "db primary down");
+    assert_eq!(
+        (&inc["num"], &inc["detail_url"]),
+        (&before["num"], &before["detail_url"])
+    );
     assert_eq!(inc["incident_severity"], "Warning");
     assert_eq!(inc["impact"], "checkout");
     assert_eq!(

@@ -376,7 +376,7 @@ async fn incident_list(state: &AppState, caller: &Caller, args: &Args) -> Result
     let items = page
         .items
         .iter()
-        .map(|i| wire::incident(i, &names))
+        .map(|i| wire::incident(i, &names, &state.base_url))
         .collect();
     Ok(page_json(&page, items))
 }
@@ -424,7 +424,7 @@ async fn incident_info(state: &AppState, caller: &Caller, args: &Args) -> Result
         .map_err(store_err)?
         .ok_or_else(|| not_found("incident"))?;
     let names = channel_names(state, caller, vec![incident.channel_id]).await?;
-    Ok(wire::incident(&incident, &names))
+    Ok(wire::incident(&incident, &names, &state.base_url))
 }
 
 /// The incidents of a page of alerts, in one query (not one per alert).

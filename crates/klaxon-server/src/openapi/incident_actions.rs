@@ -785,7 +785,7 @@ async fn past(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, A
         .into_iter()
         .take(limit)
         .map(|(y, score)| {
-            let mut v = crate::wire::incident(y, &names);
+            let mut v = crate::wire::incident(y, &names, &state.base_url);
             if let Some(obj) = v.as_object_mut() {
                 obj.insert("score".into(), json!((score * 1000.0).round() / 1000.0));
             }
