@@ -767,7 +767,14 @@ impl Store {
                     since: at,
                     purge_at: None,
                 };
-                save_standing(conn, account_id, &standing, &[change.clone()], now).await?;
+                save_standing(
+                    conn,
+                    account_id,
+                    &standing,
+                    std::slice::from_ref(&change),
+                    now,
+                )
+                .await?;
                 applied.changes.push(change);
                 applied.state = to;
             }
@@ -830,7 +837,7 @@ impl Store {
             _ => {
                 let until = f
                     .until(kind)
-                    .ok_or_else(|| SaasError::NoLicense { capacity: f.size })?;
+                    .ok_or(SaasError::NoLicense { capacity: f.size })?;
                 // A temporary holder's licence is converted: the old row ends now.
                 release_holdings(conn, account_id, member_id, now, actor).await?;
                 insert_holding(conn, account_id, member_id, kind, now, ms(until), actor).await?;
