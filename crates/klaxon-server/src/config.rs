@@ -54,6 +54,31 @@ pub struct DeploymentConfig {
     pub default_edition: String,
     /// Versions of the agreement documents in force (SVC-400 requires each).
     pub documents: DocumentsConfig,
+    /// Licence unit prices of the price list in force (SVC-080).
+    pub licence_prices: LicencePricesConfig,
+}
+
+/// `[deployment.licence_prices]`: the price of one licence for one term, as decimal strings
+/// in the billing currency (SVC-080); empty = that edition/term is not sold. The only price
+/// the sources give is Pro at 199 a month (CMP), the default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LicencePricesConfig {
+    pub standard_monthly: String,
+    pub standard_annual: String,
+    pub pro_monthly: String,
+    pub pro_annual: String,
+}
+
+impl Default for LicencePricesConfig {
+    fn default() -> Self {
+        LicencePricesConfig {
+            standard_monthly: String::new(),
+            standard_annual: String::new(),
+            pro_monthly: "199.00".to_string(),
+            pro_annual: String::new(),
+        }
+    }
 }
 
 /// `[deployment.documents]`: the version label of each document in force; empty = none.
@@ -99,6 +124,7 @@ impl Default for DeploymentConfig {
             support_address: String::new(),
             default_edition: "standard".to_string(),
             documents: DocumentsConfig::default(),
+            licence_prices: LicencePricesConfig::default(),
         }
     }
 }
@@ -134,6 +160,7 @@ impl DeploymentConfig {
         }
         let params = klaxon_saas::params::Params::cloud_defaults();
         params.validate().map_err(|e| format!("deployment: {e}"))?;
+        self.licence_price_list()?;
         Ok(Some(klaxon_store::SaasSettings {
             params,
             billing_tz,
@@ -141,6 +168,38 @@ impl DeploymentConfig {
             region: self.region.trim().to_string(),
             default_edition: self.default_edition.clone(),
         }))
+    }
+}
+
+impl DeploymentConfig {
+    /// The licence items of the price list in force (`deployment.licence_prices`, labelled
+    /// `deployment.documents.price_list`), as the SKUs `klaxon_store::licence_sku` names.
+    /// A bad price names its key.
+    pub fn licence_price_list(&self) -> Result<klaxon_saas::order::PriceListVersion, String> {
+        let p = &self.licence_prices;
+        let mut items = Vec::new();
+        for (key, edition, months, text) in [
+            ("standard_monthly", "standard", 1, &p.standard_monthly),
+            ("standard_annual", "standard", 12, &p.standard_annual),
+            ("pro_monthly", "pro", 1, &p.pro_monthly),
+            ("pro_annual", "pro", 12, &p.pro_annual),
+        ] {
+            if text.trim().is_empty() {
+                continue;
+            }
+            let price = klaxon_saas::money::parse_decimal("price", text.trim())
+                .map_err(|e| format!("deployment.licence_prices.{key}: {e}"))?;
+            items.push((klaxon_store::licence_sku(edition, months), price));
+        }
+        let list = klaxon_saas::order::PriceListVersion {
+            id: self.documents.price_list.trim().to_string(),
+            published_at: jiff::Timestamp::UNIX_EPOCH,
+            effective_at: jiff::Timestamp::UNIX_EPOCH,
+            items,
+        };
+        list.validate()
+            .map_err(|e| format!("deployment.licence_prices: {e}"))?;
+        Ok(list)
     }
 }
 

@@ -15,6 +15,7 @@ mod fields;
 mod handlers;
 mod incident_actions;
 mod integrations;
+mod licences;
 mod members;
 mod noise;
 mod roles;
@@ -64,6 +65,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(audit::PATHS)
         .chain(routing::PATHS)
         .chain(webhooks::PATHS)
+        .chain(licences::PATHS)
         .copied()
 }
 
@@ -231,6 +233,11 @@ async fn perform_unaudited(
     access::check(&caller.actor, path)?;
     // RSP-527: the data permission of routes that change one object.
     access::check_object(state, caller, path, args).await?;
+    // RSP-008 / SVC-052/055: the licence gate, after the permission checks (a refused caller
+    // takes no licence) and before anything runs. Account-level keys never need a licence.
+    if access::licensed(path) && !caller.account_key {
+        crate::saas::check_licence(state, caller.account_id, caller.member_id).await?;
+    }
     if let Some(result) = roles::dispatch(state, caller, path, args).await {
         return result;
     }
@@ -270,6 +277,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = webhooks::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = licences::dispatch(state, caller, path, args).await {
         return result;
     }
     handlers::dispatch(state, caller, path, args).await

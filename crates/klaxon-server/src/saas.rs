@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use klaxon_core::error::{ApiError, ErrorCode};
 use klaxon_saas::state::{self as svc, ServiceState};
-use klaxon_store::{SaasSettings, Store};
+use klaxon_store::{LicenceGate, SaasSettings, Store};
 use tokio::sync::watch;
 
 use crate::state::AppState;
@@ -102,6 +102,33 @@ pub fn check_write(state: &AppState, account_id: i64, path: &str) -> Result<(), 
         return Ok(());
     }
     svc::open_api_write(saas.state_of(account_id)).map_err(|r| rejection(r, "app_key is invalid"))
+}
+
+/// RSP-008 / SVC-055: the member must hold or obtain a licence for a licensed action; none
+/// free → 400 `NoLicense`, and nothing was changed. Self-hosted: never checked (OQ-01).
+/// The caller decides which paths are licensed (`openapi::access::licensed`).
+pub async fn check_licence(
+    state: &AppState,
+    account_id: i64,
+    member_id: i64,
+) -> Result<(), ApiError> {
+    let Some(saas) = &state.saas else {
+        return Ok(());
+    };
+    let gate = state
+        .store
+        .saas_licence_gate(&saas.settings, account_id, member_id, state.clock.now())
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot check the licence: {e}")))?;
+    match gate {
+        LicenceGate::Refused { pool } => Err(ApiError::new(
+            ErrorCode::NoLicense,
+            format!(
+                "this action needs a licence and none of the account's {pool} licences is free; the owner or an Admin can buy licences or free one"
+            ),
+        )),
+        LicenceGate::NotNeeded | LicenceGate::Held | LicenceGate::Obtained => Ok(()),
+    }
 }
 
 fn is_read_or_always_allowed(path: &str) -> bool {

@@ -83,7 +83,10 @@ pub use response::{
 };
 pub use roles::{ActorRecord, RoleRecord, RoleWrite};
 pub use routes::{RouteRefusal, RouteVersion};
-pub use saas::{Applied, SaasFailure, SaasSettings, SettlementRun, TenantBilling};
+pub use saas::{
+    ActiveUser, Applied, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView,
+    SaasFailure, SaasSettings, SettlementRun, TenantBilling, licence_sku,
+};
 pub use schedules::ScheduleFilter;
 pub use signin::{
     AppKeyInfo, AppKeyUse, LAST_USED_GRANULARITY_MS, LockoutPolicy, LoginCandidate, NewAppKey,

@@ -33,6 +33,11 @@ use crate::db::{Sql, is_sqlite};
 use crate::rows::{get_i64, get_str};
 use crate::{Store, StoreError};
 
+mod licences;
+pub use licences::{
+    ActiveUser, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView, licence_sku,
+};
+
 /// The deployment's billing settings, from the server configuration.
 #[derive(Debug, Clone)]
 pub struct SaasSettings {
@@ -499,9 +504,24 @@ async fn apply_in(
     action: &str,
     op: impl FnOnce(&mut Book, Timestamp) -> klaxon_saas::Result<String>,
 ) -> Result<Applied<String>> {
-    let now = ts(now_ms)?;
     let mut tx = write.begin().await?;
-    let conn: &mut AnyConnection = &mut tx;
+    let applied = apply_on(&mut tx, settings, account_id, now_ms, actor, action, op).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// [`apply_in`] inside a transaction the caller owns (and commits), so an operation can
+/// write rows of its own beside the book's (a licence order and its licences, for one).
+async fn apply_on(
+    conn: &mut AnyConnection,
+    settings: &SaasSettings,
+    account_id: i64,
+    now_ms: Millis,
+    actor: &str,
+    action: &str,
+    op: impl FnOnce(&mut Book, Timestamp) -> klaxon_saas::Result<String>,
+) -> Result<Applied<String>> {
+    let now = ts(now_ms)?;
     let t = lock_tenant(conn, settings, account_id, now_ms).await?;
     regime(t.profile)?.require(RuleGroup::Commerce, "billing")?;
     let mut book = load_book(conn, settings, account_id, &t).await?;
@@ -526,7 +546,6 @@ async fn apply_in(
     )?;
     save_standing(conn, account_id, &standing, &changes, now_ms).await?;
     audit(conn, account_id, now_ms, actor, action, &detail).await?;
-    tx.commit().await?;
     Ok(Applied {
         value: detail,
         entries,

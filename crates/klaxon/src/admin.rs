@@ -82,6 +82,9 @@ pub enum TenantCommand {
         #[arg(long)]
         due: Option<Date>,
     },
+    /// Licences: buy, list, assign, release (SVC-051 … SVC-061).
+    #[command(subcommand)]
+    Licence(LicenceCommand),
     /// Runs the daily overdue job for one billing day (once per tenant and day).
     Settle {
         #[command(flatten)]
@@ -89,6 +92,46 @@ pub enum TenantCommand {
         /// The billing day (YYYY-MM-DD); default today.
         #[arg(long)]
         date: Option<Date>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum LicenceCommand {
+    /// Buys licences, paid from the balance at once (bonus, then cash). Without a prepaid
+    /// term in force it starts one now (SVC-101); with one it adds licences to it, priced
+    /// pro rata and ending with it (SVC-061).
+    Buy {
+        #[command(flatten)]
+        target: Target,
+        /// How many licences.
+        #[arg(long)]
+        quantity: u32,
+        /// `standard` or `pro`; default the term in force's edition, else the tenant's.
+        #[arg(long)]
+        edition: Option<String>,
+        /// Length of a new term in months: 1 or 12 (ignored for an add-on).
+        #[arg(long, default_value_t = 1)]
+        months: i32,
+    },
+    /// The pool, the holders, the cycle's active users and the licence orders.
+    List(Target),
+    /// Assigns a member a fixed licence (until the term ends), or a temporary one with
+    /// `--temporary` (until the licence cycle ends) (SVC-054/055).
+    Assign {
+        #[command(flatten)]
+        target: Target,
+        /// The member's id.
+        #[arg(long)]
+        member: i64,
+        #[arg(long)]
+        temporary: bool,
+    },
+    /// Frees a member's licence at once (SVC-054).
+    Release {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        member: i64,
     },
 }
 
@@ -298,6 +341,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 .await?;
             report(&ctx, &applied).await?;
         }
+        TenantCommand::Licence(cmd) => licence(cmd).await?,
         TenantCommand::Settle { target, date } => {
             let ctx = open(&target).await?;
             let day = date.unwrap_or_else(|| {
@@ -335,5 +379,177 @@ async fn report(ctx: &Ctx, applied: &klaxon_store::Applied<String>) -> anyhow::R
         print(&b);
     }
     ctx.store.close().await;
+    Ok(())
+}
+
+fn kind_text(k: klaxon_saas::licence::Kind) -> &'static str {
+    match k {
+        klaxon_saas::licence::Kind::Fixed => "fixed",
+        klaxon_saas::licence::Kind::Temporary => "temporary",
+    }
+}
+
+async fn print_licences(ctx: &Ctx) -> anyhow::Result<()> {
+    let v = ctx
+        .store
+        .saas_licences(&ctx.settings, ctx.account, ctx.now)
+        .await?;
+    println!("account:        {}", ctx.account);
+    println!("state:          {}", v.state);
+    if !v.enforced {
+        println!("licences:       not enforced (exempt tenant: every member is licensed)");
+        return Ok(());
+    }
+    println!("edition:        {}", v.edition);
+    match v.term {
+        Some((s, e)) => println!("term:           {s} .. {e}"),
+        None => println!("term:           none in force"),
+    }
+    if let Some((s, e)) = v.cycle {
+        println!("cycle:          {s} .. {e}");
+    }
+    println!(
+        "pool:           {} (in use {}, free {})",
+        v.size.unwrap_or(0),
+        v.in_use,
+        v.free().unwrap_or(0)
+    );
+    for h in &v.holders {
+        println!(
+            "holder:         member {} {} since {} until {}",
+            h.member_id,
+            kind_text(h.kind),
+            h.held_from,
+            h.held_until
+        );
+    }
+    for a in &v.active {
+        match a.first_licensed_action {
+            Some(t) => println!(
+                "active:         member {} first licensed action {t}",
+                a.member_id
+            ),
+            None => println!(
+                "active:         member {} (held, no action yet)",
+                a.member_id
+            ),
+        }
+    }
+    for o in &v.orders {
+        println!(
+            "order {}:        {} {} x{} {} {} paid {} ({} .. {})",
+            o.order_id,
+            o.kind,
+            o.edition,
+            o.quantity,
+            ctx.settings.currency.format(o.total),
+            ctx.settings.currency.code,
+            o.paid_at,
+            o.starts_at,
+            o.ends_at
+        );
+    }
+    Ok(())
+}
+
+async fn licence(cmd: LicenceCommand) -> anyhow::Result<()> {
+    match cmd {
+        LicenceCommand::Buy {
+            target,
+            quantity,
+            edition,
+            months,
+        } => {
+            let config = target.common.load()?;
+            let prices = config
+                .deployment
+                .licence_price_list()
+                .map_err(anyhow::Error::msg)?;
+            let ctx = open(&target).await?;
+            let (order, applied) = ctx
+                .store
+                .saas_buy_licences(
+                    &ctx.settings,
+                    &prices,
+                    ctx.account,
+                    &klaxon_store::BuyLicences {
+                        edition,
+                        quantity,
+                        months,
+                    },
+                    ctx.now,
+                    &ctx.actor,
+                )
+                .await?;
+            println!(
+                "licence order {}: {} {} {} licences, paid {} {}, until {}",
+                order.order_id,
+                order.kind,
+                order.quantity,
+                order.edition,
+                ctx.settings.currency.format(order.total),
+                ctx.settings.currency.code,
+                order.ends_at
+            );
+            for c in &applied.changes {
+                println!("state: {} -> {} at {} ({})", c.from, c.to, c.at, c.rule);
+            }
+            print_licences(&ctx).await?;
+            ctx.store.close().await;
+        }
+        LicenceCommand::List(target) => {
+            let ctx = open(&target).await?;
+            print_licences(&ctx).await?;
+            ctx.store.close().await;
+        }
+        LicenceCommand::Assign {
+            target,
+            member,
+            temporary,
+        } => {
+            let ctx = open(&target).await?;
+            let kind = if temporary {
+                klaxon_saas::licence::Kind::Temporary
+            } else {
+                klaxon_saas::licence::Kind::Fixed
+            };
+            let h = ctx
+                .store
+                .saas_assign_licence(
+                    &ctx.settings,
+                    ctx.account,
+                    member,
+                    kind,
+                    ctx.now,
+                    &ctx.actor,
+                )
+                .await?;
+            println!(
+                "member {}: {} licence until {}",
+                h.member_id,
+                kind_text(h.kind),
+                h.held_until
+            );
+            print_licences(&ctx).await?;
+            ctx.store.close().await;
+        }
+        LicenceCommand::Release { target, member } => {
+            let ctx = open(&target).await?;
+            let freed = ctx
+                .store
+                .saas_release_licence(&ctx.settings, ctx.account, member, ctx.now, &ctx.actor)
+                .await?;
+            if !freed {
+                ctx.store.close().await;
+                bail!(
+                    "member {member} holds no licence of account {}",
+                    ctx.account
+                );
+            }
+            println!("member {member}: licence freed");
+            print_licences(&ctx).await?;
+            ctx.store.close().await;
+        }
+    }
     Ok(())
 }

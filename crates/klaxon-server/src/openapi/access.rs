@@ -213,7 +213,32 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/webhook/create", P(IntegrationsManage)),
     ("/webhook/update", P(IntegrationsManage)),
     ("/webhook/delete", P(IntegrationsManage)),
+    // SaaS licences (SVC-058): any member may see who holds them.
+    ("/account/licence/info", Member),
 ];
+
+/// SVC-052 / RSP-008: whether a call on `path` needs a licence (cloud `commercial` tenants
+/// only; `crate::saas::check_licence`). Licensed: viewing incidents, alerts and their
+/// events; every incident action; creating or changing operational configuration
+/// (channels and their rules, integrations, escalation, schedules, templates, calendars,
+/// custom fields, silences). Not licensed: reading configuration, the caller's own
+/// profile and feed link, and administration (members, teams, roles, APP keys, audit log,
+/// licences). Derived from the route's permission so a new route is classified with it.
+pub fn licensed(path: &str) -> bool {
+    match access(path) {
+        Some(Access::Point(point)) => match point {
+            IncidentsRead | IncidentsManage | AnalyticsRead => true,
+            ChannelsManage | IntegrationsManage | SchedulesManage | TemplatesManage
+            | CalendarsManage | CustomFieldsManage | MappingsManage => true,
+            // Alert events and what noise reduction did with them are alert data.
+            ChannelsRead => path == "/alert-event/outcome/list",
+            _ => false,
+        },
+        // Changing an integration (dedicated or shared, ING-090) is channel configuration.
+        Some(Access::ChannelWrite | Access::IntegrationWrite) => true,
+        Some(Access::Member | Access::RoleChange) | None => false,
+    }
+}
 
 /// What `path` needs; `None` for a path the table does not know.
 pub fn access(path: &str) -> Option<Access> {
@@ -398,6 +423,50 @@ mod tests {
                 super::super::served_paths().any(|p| p == *path),
                 "{path} has a rule but is not served"
             );
+        }
+    }
+
+    #[test]
+    fn licensed_routes_follow_svc_052() {
+        // spec: SVC-052
+        // spec: RSP-008
+        for path in [
+            "/incident/list",
+            "/incident/info",
+            "/incident/ack",
+            "/incident/comment",
+            "/incident/merge",
+            "/alert/list",
+            "/alert-event/list",
+            "/alert-event/outcome/list",
+            "/channel/create",
+            "/channel/update",
+            "/channel/silence/rule/create",
+            "/channel/escalate/rule/update",
+            "/integration/create",
+            "/schedule/update",
+            "/template/create",
+            "/calendar/event/upsert",
+            "/field/create",
+        ] {
+            assert!(licensed(path), "{path} needs a licence");
+        }
+        for path in [
+            "/account/info",
+            "/member/info",
+            "/member/invite",
+            "/member/delete",
+            "/role/upsert",
+            "/team/upsert",
+            "/app-key/create",
+            "/audit/search",
+            "/channel/list",
+            "/schedule/info",
+            "/schedule/self/feed/reset",
+            "/account/licence/info",
+            "/nowhere",
+        ] {
+            assert!(!licensed(path), "{path} needs no licence");
         }
     }
 

@@ -1,0 +1,440 @@
+//! SaaS licences end to end (docs/saas.md "Licences"): a commercial tenant without licences
+//! gets `NoLicense` on an incident action and nothing changes; the operator buys licences
+//! with `klaxon admin tenant licence buy`; members obtain them by acting; the next member is
+//! refused until one is freed; an account-level key never needs one; and a self-hosted
+//! install never checks. Time is a ManualClock; the CLI posts at the same instants (`--at`).
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use common::test_config;
+use jiff::Timestamp;
+use klaxon_server::config::Mode;
+use klaxon_server::{Clock, Config, Server};
+use serde_json::{Value, json};
+
+struct ManualClock(AtomicI64);
+
+impl Clock for ManualClock {
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+fn ms(s: &str) -> i64 {
+    s.parse::<Timestamp>().unwrap().as_millisecond()
+}
+
+fn saas(config: &mut Config) {
+    let d = &mut config.deployment;
+    d.mode = Mode::Saas;
+    d.region = "cn-north".into();
+    d.operator_identity = "Example Cloud Ltd".into();
+    d.billing_tz = "UTC".into();
+    d.currency = "CNY".into();
+    d.support_address = "support@example.com".into();
+    d.documents.terms_of_service = "2025-01".into();
+    d.documents.user_agreement = "2025-01".into();
+    d.documents.data_protection = "2025-01".into();
+    d.documents.sla = "2025-01".into();
+    d.documents.price_list = "2025-01".into();
+}
+
+/// The TOML the CLI reads: the same database and deployment settings as the server (the
+/// licence prices are the defaults: Pro 199.00 a month).
+fn cli_config(dir: &std::path::Path, database_url: &str) -> std::path::PathBuf {
+    let path = dir.join("klaxon.toml");
+    let db = if database_url.is_empty() {
+        String::new()
+    } else {
+        format!("database_url = {database_url:?}\n")
+    };
+    let text = format!(
+        "data_dir = {:?}\n{db}[deployment]\nmode = \"saas\"\nregion = \"cn-north\"\n\
+         operator_identity = \"Example Cloud Ltd\"\nbilling_tz = \"UTC\"\ncurrency = \"CNY\"\n\
+         support_address = \"support@example.com\"\n[deployment.documents]\n\
+         terms_of_service = \"2025-01\"\nuser_agreement = \"2025-01\"\n\
+         data_protection = \"2025-01\"\nsla = \"2025-01\"\nprice_list = \"2025-01\"\n",
+        dir.display().to_string()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn cli(config: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_klaxon"))
+        .env("KLAXON_LOG", "warn")
+        .env_remove("KLAXON_DATABASE_URL")
+        .env_remove("KLAXON_DEPLOYMENT_MODE")
+        .arg("admin")
+        .arg("tenant")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Drops the database this test created (PostgreSQL runs only), once the node is stopped.
+async fn drop_db(url: &str) {
+    let Some((head, name)) = url.split('?').next().and_then(|u| u.rsplit_once('/')) else {
+        return;
+    };
+    if url.is_empty() || !name.starts_with("klaxon_it_") {
+        return;
+    }
+    let _ = tokio::process::Command::new("psql")
+        .arg(format!("{head}/postgres"))
+        .arg("-q")
+        .arg("-c")
+        .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .status()
+        .await;
+}
+
+struct Node {
+    server: Server,
+    http: reqwest::Client,
+    _clock: Arc<ManualClock>,
+    dir: tempfile::TempDir,
+    account: String,
+}
+
+impl Node {
+    async fn start(database_url: &str, at: &str, tweak: impl FnOnce(&mut Config)) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path(), database_url);
+        tweak(&mut config);
+        let clock = Arc::new(ManualClock(AtomicI64::new(ms(at))));
+        let server = klaxon_server::start_with_clock(config, clock.clone())
+            .await
+            .unwrap();
+        let account = server.bootstrap().account_id.to_string();
+        Node {
+            server,
+            http: reqwest::Client::new(),
+            _clock: clock,
+            dir,
+            account,
+        }
+    }
+
+    fn owner_key(&self) -> String {
+        self.server.bootstrap().app_key.clone()
+    }
+
+    async fn api(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}?app_key={key}", self.server.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Invites a Responder through the owner and gives them a personal APP key.
+    async fn member(&self, name: &str) -> (i64, String) {
+        let (s, b) = self
+            .api(
+                &self.owner_key(),
+                "/member/invite",
+                json!({"members": [{"email": format!("{name}@example.com"), "role_ids": [6]}]}),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        let id = b["data"]["items"][0]["member_id"].as_i64().unwrap();
+        let key = format!("{:0>32}", format!("k{id}"));
+        self.server
+            .store()
+            .add_app_key(
+                self.server.bootstrap().account_id,
+                id,
+                "test",
+                &key,
+                ms("2025-06-02T08:00:00Z"),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        (id, key)
+    }
+
+    async fn account_key(&self) -> String {
+        let (s, b) = self
+            .api(
+                &self.owner_key(),
+                "/app-key/create",
+                json!({"key_name": "automation", "account_level": true}),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        b["data"]["app_key"].as_str().unwrap().to_string()
+    }
+
+    async fn progress(&self, key: &str, id: &str) -> String {
+        let (s, b) = self
+            .api(key, "/incident/info", json!({"incident_id": id}))
+            .await;
+        assert_eq!(s, 200, "{b}");
+        b["data"]["progress"].as_str().unwrap().to_string()
+    }
+}
+
+fn no_licence(status: u16, body: &Value) {
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "NoLicense", "{body}");
+}
+
+on_both_backends!(
+    members_need_licences_and_account_keys_do_not,
+    |url: String| async move {
+        let n = Node::start(&url, "2025-06-02T09:00:00Z", saas).await;
+        let cfg = cli_config(n.dir.path(), &url);
+        let acct = n.account.clone();
+        let (a, key_a) = n.member("ann").await;
+        let (b, key_b) = n.member("ben").await;
+        let (c, key_c) = n.member("cai").await;
+
+        // spec: RSP-008
+        // spec: SVC-052
+        // An account-level key never needs a licence: it creates an incident although the
+        // tenant has bought none.
+        let account_key = n.account_key().await;
+        let (s, body) = n
+            .api(
+                &account_key,
+                "/incident/create",
+                json!({"title": "disk full", "incident_severity": "Critical"}),
+            )
+            .await;
+        assert_eq!(s, 200, "{body}");
+        let id = body["data"]["incident_id"].as_str().unwrap().to_string();
+
+        // spec: SVC-055
+        // spec: RSP-008
+        // A commercial tenant without licences: a member's ack is refused with NoLicense and
+        // the incident is unchanged; viewing needs a licence too, even the owner's own key.
+        let (s, body) = n
+            .api(&key_a, "/incident/ack", json!({"incident_ids": [id]}))
+            .await;
+        no_licence(s, &body);
+        assert_eq!(n.progress(&account_key, &id).await, "Triggered");
+        let (s, body) = n.api(&n.owner_key(), "/incident/list", json!({})).await;
+        no_licence(s, &body);
+        // spec: SVC-052
+        // Administration and reading the licences need none.
+        let (s, body) = n.api(&key_a, "/account/licence/info", json!({})).await;
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(body["data"]["enforced"], true);
+        assert_eq!(body["data"]["pool"], 0);
+        assert_eq!(body["data"]["holders"], json!([]));
+        let (s, body) = n.api(&n.owner_key(), "/member/list", json!({})).await;
+        assert_eq!(s, 200, "{body}");
+
+        // spec: SVC-082
+        // spec: SVC-084
+        // The operator records a payment and buys two Pro licences from the balance.
+        let (ok, out) = cli(
+            &cfg,
+            &[
+                "pay",
+                "--account",
+                &acct,
+                "--amount",
+                "500.00",
+                "--reference",
+                "bank-1",
+                "--at",
+                "2025-06-02T09:00:00Z",
+            ],
+        )
+        .await;
+        assert!(ok, "{out}");
+        let (ok, out) = cli(
+            &cfg,
+            &[
+                "licence",
+                "buy",
+                "--account",
+                &acct,
+                "--quantity",
+                "2",
+                "--edition",
+                "pro",
+                "--at",
+                "2025-06-02T09:00:00Z",
+                "--actor",
+                "sales:eve",
+            ],
+        )
+        .await;
+        assert!(ok, "{out}");
+        assert!(
+            out.contains("term 2 pro licences, paid 398.00 CNY, until 2025-07-02T00:00:00Z"),
+            "{out}"
+        );
+        assert!(
+            out.contains("pool:           2 (in use 0, free 2)"),
+            "{out}"
+        );
+
+        // spec: SVC-055
+        // Members obtain a temporary licence by acting; the third is refused and nothing
+        // changes.
+        let (s, body) = n
+            .api(&key_a, "/incident/ack", json!({"incident_ids": [id]}))
+            .await;
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(n.progress(&account_key, &id).await, "Processing");
+        let (s, body) = n
+            .api(&key_b, "/incident/info", json!({"incident_id": id}))
+            .await;
+        assert_eq!(s, 200, "{body}");
+        let (s, body) = n
+            .api(&key_c, "/incident/resolve", json!({"incident_ids": [id]}))
+            .await;
+        no_licence(s, &body);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("buy licences or free one"),
+            "{body}"
+        );
+        assert_eq!(n.progress(&account_key, &id).await, "Processing");
+
+        // spec: SVC-054
+        // The operator frees Ann's licence; Cai retries and gets it.
+        let (ok, out) = cli(
+            &cfg,
+            &[
+                "licence",
+                "release",
+                "--account",
+                &acct,
+                "--member",
+                &a.to_string(),
+                "--at",
+                "2025-06-02T09:00:00Z",
+            ],
+        )
+        .await;
+        assert!(ok, "{out}");
+        let (s, body) = n
+            .api(&key_c, "/incident/resolve", json!({"incident_ids": [id]}))
+            .await;
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(n.progress(&account_key, &id).await, "Closed");
+
+        // spec: SVC-053
+        // spec: SVC-058
+        // The pool, its holders and the cycle's active users (Ann counts although freed).
+        let (s, body) = n.api(&key_c, "/account/licence/info", json!({})).await;
+        assert_eq!(s, 200, "{body}");
+        let d = &body["data"];
+        assert_eq!(d["pool"], 2);
+        assert_eq!(d["in_use"], 2);
+        assert_eq!(d["free"], 0);
+        assert_eq!(d["edition"], "pro");
+        let holders: Vec<i64> = d["holders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["member_id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(holders, vec![b, c]);
+        let mut active: Vec<i64> = d["active_members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["member_id"].as_i64().unwrap())
+            .collect();
+        active.sort();
+        assert_eq!(active, vec![a, b, c]);
+
+        // The operator's view, and a fixed assignment that needs a free licence.
+        let (ok, out) = cli(
+            &cfg,
+            &[
+                "licence",
+                "assign",
+                "--account",
+                &acct,
+                "--member",
+                &a.to_string(),
+                "--at",
+                "2025-06-02T09:00:00Z",
+            ],
+        )
+        .await;
+        assert!(!ok, "{out}");
+        assert!(out.contains("NoLicense"), "{out}");
+        let (ok, out) = cli(
+            &cfg,
+            &[
+                "licence",
+                "list",
+                "--account",
+                &acct,
+                "--at",
+                "2025-06-02T09:00:00Z",
+            ],
+        )
+        .await;
+        assert!(ok, "{out}");
+        assert!(
+            out.contains(&format!("holder:         member {b} temporary")),
+            "{out}"
+        );
+        n.server.shutdown().await;
+        drop_db(&url).await;
+    }
+);
+
+on_both_backends!(
+    self_hosted_never_checks_licences,
+    |url: String| async move {
+        // spec: SVC-402
+        // spec: SVC-403
+        // spec: RSP-001
+        // Self-hosted: no licence is ever checked or emitted; every member may act.
+        let n = Node::start(&url, "2025-06-02T09:00:00Z", |_| {}).await;
+        let (_, key) = n.member("sam").await;
+        let (s, body) = n
+            .api(
+                &key,
+                "/incident/create",
+                json!({"title": "self-hosted", "incident_severity": "Warning"}),
+            )
+            .await;
+        assert_eq!(s, 200, "{body}");
+        let id = body["data"]["incident_id"].as_str().unwrap().to_string();
+        let (s, body) = n
+            .api(&key, "/incident/ack", json!({"incident_ids": [id]}))
+            .await;
+        assert_eq!(s, 200, "{body}");
+        let (s, body) = n.api(&key, "/account/licence/info", json!({})).await;
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(
+            body["data"],
+            json!({"mode": "self_hosted", "enforced": false})
+        );
+        n.server.shutdown().await;
+        drop_db(&url).await;
+    }
+);
