@@ -12,96 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use common::test_config;
+use common::saas::{cli, cli_config, drop_db, ms, saas};
+use common::{ManualClock, test_config};
 use jiff::Timestamp;
-use klaxon_server::config::Mode;
-use klaxon_server::{Clock, Config, Server};
+use klaxon_server::{Config, Server};
 use serde_json::{Value, json};
-
-struct ManualClock(AtomicI64);
-
-impl Clock for ManualClock {
-    fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-fn ms(s: &str) -> i64 {
-    s.parse::<Timestamp>().unwrap().as_millisecond()
-}
-
-fn saas(config: &mut Config) {
-    let d = &mut config.deployment;
-    d.mode = Mode::Saas;
-    d.region = "cn-north".into();
-    d.operator_identity = "Example Cloud Ltd".into();
-    d.billing_tz = "UTC".into();
-    d.currency = "CNY".into();
-    d.support_address = "support@example.com".into();
-    d.documents.terms_of_service = "2025-01".into();
-    d.documents.user_agreement = "2025-01".into();
-    d.documents.data_protection = "2025-01".into();
-    d.documents.sla = "2025-01".into();
-    d.documents.price_list = "2025-01".into();
-}
-
-/// The TOML the CLI reads: the same database and deployment settings as the server.
-fn cli_config(dir: &std::path::Path, database_url: &str) -> std::path::PathBuf {
-    let path = dir.join("klaxon.toml");
-    let db = if database_url.is_empty() {
-        String::new()
-    } else {
-        format!("database_url = {database_url:?}\n")
-    };
-    let text = format!(
-        "data_dir = {:?}\n{db}[deployment]\nmode = \"saas\"\nregion = \"cn-north\"\n\
-         operator_identity = \"Example Cloud Ltd\"\nbilling_tz = \"UTC\"\ncurrency = \"CNY\"\n\
-         support_address = \"support@example.com\"\n[deployment.documents]\n\
-         terms_of_service = \"2025-01\"\nuser_agreement = \"2025-01\"\n\
-         data_protection = \"2025-01\"\nsla = \"2025-01\"\nprice_list = \"2025-01\"\n",
-        dir.display().to_string()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-async fn cli(config: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_klaxon"))
-        .env("KLAXON_LOG", "warn")
-        .env_remove("KLAXON_DATABASE_URL")
-        .env_remove("KLAXON_DEPLOYMENT_MODE")
-        .arg("admin")
-        .arg("tenant")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-/// Drops the database this test created (PostgreSQL runs only), once the node is stopped.
-async fn drop_db(url: &str) {
-    let Some((head, name)) = url.split('?').next().and_then(|u| u.rsplit_once('/')) else {
-        return;
-    };
-    if url.is_empty() || !name.starts_with("klaxon_it_") {
-        return;
-    }
-    let _ = tokio::process::Command::new("psql")
-        .arg(format!("{head}/postgres"))
-        .arg("-q")
-        .arg("-c")
-        .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .status()
-        .await;
-}
 
 struct Node {
     server: Server,

@@ -3,10 +3,22 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod saas;
+
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use klaxon_server::{Config, Server};
+use klaxon_server::{Clock, Config, Server};
 use serde_json::{Value, json};
+
+/// A clock the test moves by hand (time is injected; tests never sleep for a timer).
+pub struct ManualClock(pub AtomicI64);
+
+impl Clock for ManualClock {
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
 
 pub struct TestServer {
     pub server: Option<Server>,
