@@ -266,6 +266,12 @@ on_both_backends!(
             http: reqwest::Client::new(),
             database_url: url.clone(),
         };
+        let (s, b) = t.api("/member/info", json!({})).await;
+        let me = ok(s, &b);
+        let owner = me["member_id"].as_i64().unwrap();
+        let owner_name = me["member_name"].as_str().unwrap().to_string();
+        // The owner's shifts per schedule, as the Open API shows them (for the member feed).
+        let mut owner_api: Vec<(i64, i64)> = Vec::new();
         for zone in ["Europe/Berlin", "Australia/Adelaide"] {
             // Non-members, so the feed names them `Person <id>` and the test can map back.
             let body = json!({
@@ -310,7 +316,8 @@ on_both_backends!(
                 ],
                 "overrides": [
                     {"start": now + 40 * DAY + 3600, "end": now + 42 * DAY, "person_id": 1008},
-                    {"start": now + 30 * DAY, "end": now + 30 * DAY + 5400, "person_id": 1009}
+                    {"start": now + 30 * DAY, "end": now + 30 * DAY + 5400, "person_id": 1009},
+                    {"start": now + 50 * DAY, "end": now + 50 * DAY + 7200, "person_id": owner}
                 ]
             });
             let (s, b) = t.api("/schedule/create", body).await;
@@ -392,10 +399,13 @@ on_both_backends!(
                     .strip_prefix("On call: ")
                     .unwrap_or_else(|| panic!("{zone}: summary {summary}"));
                 for name in names.split(", ") {
-                    let person = name
-                        .strip_prefix("Person ")
-                        .and_then(|n| n.parse::<i64>().ok())
-                        .unwrap_or_else(|| panic!("{zone}: name {name} in {summary}"));
+                    let person = if name == owner_name {
+                        owner
+                    } else {
+                        name.strip_prefix("Person ")
+                            .and_then(|n| n.parse::<i64>().ok())
+                            .unwrap_or_else(|| panic!("{zone}: name {name} in {summary}"))
+                    };
                     ics.entry(person).or_default().push((s, e));
                 }
             }
@@ -410,9 +420,10 @@ on_both_backends!(
                 missing.is_empty(),
                 "{zone}: boundaries missing from the .ics: {missing:?}"
             );
-            for p in 1001..=1009 {
+            for p in (1001..=1009).chain([owner]) {
                 assert!(api.contains_key(&p), "{zone}: person {p} never on call");
             }
+            owner_api.extend(api[&owner].iter().copied());
 
             // The weekly handoff keeps its local wall time across the DST change: one week
             // in the window is an hour short or long in UTC.
@@ -428,6 +439,25 @@ on_both_backends!(
                 "{zone}: no DST-length week in {weekly:?}"
             );
         }
+
+        // The owner's own feed (per member, across both schedules) passes the same parser
+        // and shows exactly the owner's shifts, with stable, distinct UIDs.
+        let (s, b) = t.api("/schedule/self/feed/reset", json!({})).await;
+        let member_url = ok(s, &b)["feed_url"].as_str().unwrap().to_string();
+        let (s, _, _, mine) = get(&t, &member_url).await;
+        assert_eq!(s, 200, "{mine}");
+        let (s, _, _, mine_again) = get(&t, &format!("{member_url}?download=1")).await;
+        assert_eq!(s, 200);
+        let mine = ics_events(&mine);
+        assert_eq!(mine, ics_events(&mine_again));
+        let mut uids: Vec<&str> = mine.iter().map(|e| e.0.as_str()).collect();
+        uids.sort_unstable();
+        uids.dedup();
+        assert_eq!(uids.len(), mine.len(), "member feed: duplicate UIDs");
+        let (from, to) = (now - 7 * DAY, now + 60 * DAY);
+        let feed: Vec<(i64, i64)> = mine.iter().map(|e| (e.1.max(from), e.2.min(to))).collect();
+        assert_eq!(merged(feed), merged(owner_api));
+        assert_eq!(mine.len(), 2, "{mine:?}");
         t.stop().await;
     }
 );
