@@ -87,7 +87,7 @@ pub use saas::{
     ActiveUser, Applied, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView,
     SaasFailure, SaasSettings, SettlementRun, TenantBilling, licence_sku,
 };
-pub use schedules::ScheduleFilter;
+pub use schedules::{ScheduleFilter, ScheduleRefusal};
 pub use signin::{
     AppKeyInfo, AppKeyUse, LAST_USED_GRANULARITY_MS, LockoutPolicy, LoginCandidate, NewAppKey,
     NewSession, Session, hash_secret,
@@ -642,12 +642,12 @@ impl Store {
     }
 
     /// Stores a new schedule (prepared by `klaxon_core::schedule::create_schedule`) and
-    /// returns its id.
+    /// returns its id; refused when another live schedule of the account has its name.
     pub async fn create_schedule(
         &self,
         account_id: i64,
         schedule: &klaxon_core::schedule::Schedule,
-    ) -> Result<i64> {
+    ) -> Result<std::result::Result<i64, ScheduleRefusal>> {
         schedules::create(&self.inner.write, account_id, schedule).await
     }
 
@@ -661,12 +661,13 @@ impl Store {
     }
 
     /// Replaces the definition of `schedule.schedule_id` (prepared by
-    /// `klaxon_core::schedule::apply_edit`); false when the account has no such live schedule.
+    /// `klaxon_core::schedule::apply_edit`); refused when the account has no such live
+    /// schedule or the new name is another live schedule's.
     pub async fn update_schedule(
         &self,
         account_id: i64,
         schedule: &klaxon_core::schedule::Schedule,
-    ) -> Result<bool> {
+    ) -> Result<std::result::Result<(), ScheduleRefusal>> {
         schedules::update(&self.inner.write, account_id, schedule).await
     }
 

@@ -6,12 +6,16 @@
 //! `schedule_name` is a column of its own for the list's `query` filter. Deletion is soft
 //! (`deleted = 1`); deleted schedules are invisible to every read here.
 //!
+//! `schedule_name` is unique among the account's live schedules (response.md §1.13): create
+//! and update check it in the same transaction as the write. The comparison is exact (after
+//! the core's validation), like template names; a deleted schedule frees its name.
+//!
 //! Every statement is scoped by `account_id` (DESIGN.md principle 6).
 
 use klaxon_core::model::Millis;
 use klaxon_core::schedule::Schedule;
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::db::Sql;
 use crate::query::contains_pattern;
@@ -35,6 +39,35 @@ pub struct ScheduleFilter {
     pub team_ids: Vec<i64>,
 }
 
+/// Why [`create`] or [`update`] refused to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleRefusal {
+    /// Another live schedule of the account already has this `schedule_name`.
+    NameTaken,
+    /// The account has no such live schedule (update only).
+    NotFound,
+}
+
+/// Whether a live schedule of the account other than `except` is named `name`.
+async fn name_taken(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    name: &str,
+    except: i64,
+) -> Result<bool> {
+    let mut sql = Sql::new("SELECT schedule_id FROM schedules WHERE account_id = ");
+    sql.bind(account_id)
+        .push(" AND deleted = 0 AND schedule_name = ")
+        .bind(name)
+        .push(" AND schedule_id <> ")
+        .bind(except);
+    Ok(sql
+        .query_on(conn)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some())
+}
+
 fn schedule(row: &AnyRow) -> Result<Schedule> {
     let id = get_i64(row, "schedule_id")?;
     let text = get_str(row, "definition")?;
@@ -46,8 +79,17 @@ fn schedule(row: &AnyRow) -> Result<Schedule> {
 
 /// Inserts `schedule` (already prepared by the core's `create_schedule`) and returns its new
 /// id. The `schedule_id` inside the definition is ignored.
-pub(crate) async fn create(pool: &AnyPool, account_id: i64, schedule: &Schedule) -> Result<i64> {
-    let mut conn = pool.acquire().await?;
+/// Refused when the name is taken; nothing is written then.
+pub(crate) async fn create(
+    pool: &AnyPool,
+    account_id: i64,
+    schedule: &Schedule,
+) -> Result<std::result::Result<i64, ScheduleRefusal>> {
+    let mut tx = pool.begin().await?;
+    if name_taken(&mut tx, account_id, &schedule.schedule_name, 0).await? {
+        tx.rollback().await?;
+        return Ok(Err(ScheduleRefusal::NameTaken));
+    }
     let mut sql = Sql::new(
         "INSERT INTO schedules (account_id, schedule_name, team_id, definition, created_at, \
          updated_at, deleted) VALUES (",
@@ -64,9 +106,12 @@ pub(crate) async fn create(pool: &AnyPool, account_id: i64, schedule: &Schedule)
         .push(", ")
         .bind(schedule.updated_at)
         .push(", 0) RETURNING schedule_id");
-    let row = sql.into_query_on(&conn).fetch_one(&mut *conn).await?;
-    row.try_get::<i64, _>(0)
-        .map_err(|e| StoreError::Corrupt(format!("returned schedule_id: {e}")))
+    let row = sql.query_on(&tx).fetch_one(&mut *tx).await?;
+    let id = row
+        .try_get::<i64, _>(0)
+        .map_err(|e| StoreError::Corrupt(format!("returned schedule_id: {e}")))?;
+    tx.commit().await?;
+    Ok(Ok(id))
 }
 
 /// The live (not deleted) schedule `schedule_id` of the account.
@@ -90,9 +135,38 @@ pub(crate) async fn get(
 }
 
 /// Replaces the stored definition of `schedule.schedule_id` (prepared by the core's
-/// `apply_edit`). Returns false when the account has no such live schedule.
-pub(crate) async fn update(pool: &AnyPool, account_id: i64, schedule: &Schedule) -> Result<bool> {
-    let mut conn = pool.acquire().await?;
+/// `apply_edit`). Refused when the account has no such live schedule, or when the name
+/// changes to one another live schedule has (keeping a name is always allowed, so a
+/// duplicate stored before names were checked does not block other edits).
+pub(crate) async fn update(
+    pool: &AnyPool,
+    account_id: i64,
+    schedule: &Schedule,
+) -> Result<std::result::Result<(), ScheduleRefusal>> {
+    let mut tx = pool.begin().await?;
+    let mut current = Sql::new("SELECT schedule_name FROM schedules WHERE account_id = ");
+    current
+        .bind(account_id)
+        .push(" AND schedule_id = ")
+        .bind(schedule.schedule_id)
+        .push(" AND deleted = 0");
+    let Some(row) = current.query_on(&tx).fetch_optional(&mut *tx).await? else {
+        tx.rollback().await?;
+        return Ok(Err(ScheduleRefusal::NotFound));
+    };
+    let old_name = get_str(&row, "schedule_name")?;
+    if old_name != schedule.schedule_name
+        && name_taken(
+            &mut tx,
+            account_id,
+            &schedule.schedule_name,
+            schedule.schedule_id,
+        )
+        .await?
+    {
+        tx.rollback().await?;
+        return Ok(Err(ScheduleRefusal::NameTaken));
+    }
     let mut sql = Sql::new("UPDATE schedules SET schedule_name = ");
     sql.bind(schedule.schedule_name.as_str())
         .push(", team_id = ")
@@ -106,8 +180,9 @@ pub(crate) async fn update(pool: &AnyPool, account_id: i64, schedule: &Schedule)
         .push(" AND schedule_id = ")
         .bind(schedule.schedule_id)
         .push(" AND deleted = 0");
-    let done = sql.into_query_on(&conn).execute(&mut *conn).await?;
-    Ok(done.rows_affected() > 0)
+    sql.query_on(&tx).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(Ok(()))
 }
 
 /// Soft-deletes the account's live schedules among `schedule_ids`; returns how many were.

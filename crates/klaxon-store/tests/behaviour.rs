@@ -234,6 +234,7 @@ behaviour!(
     list_channels_filters,
     tenant_isolation,
     schedules_create_update_delete_list,
+    schedule_names_are_unique,
     schedules_tenant_isolation,
     schedule_feed_tokens,
     directory_teams_upsert_info_list_delete,
@@ -2259,10 +2260,11 @@ async fn schedules_create_update_delete_list(db: &Db) {
     let a = b.account_id;
 
     let first = weekly_schedule("Ops primary", &[b.owner_member_id, 7], T0);
-    let id1 = s.create_schedule(a, &first).await.unwrap();
+    let id1 = s.create_schedule(a, &first).await.unwrap().unwrap();
     let id2 = s
         .create_schedule(a, &weekly_schedule("Database", &[7], T0 + 1))
         .await
+        .unwrap()
         .unwrap();
     assert!(id1 > 0 && id2 > id1);
 
@@ -2311,7 +2313,7 @@ async fn schedules_create_update_delete_list(db: &Db) {
         klaxon_core::schedule::Calendars::default(),
     )
     .unwrap();
-    assert!(s.update_schedule(a, &next).await.unwrap());
+    assert_eq!(s.update_schedule(a, &next).await.unwrap(), Ok(()));
     let got = s.schedule(a, id1).await.unwrap().unwrap();
     assert_eq!(got.schedule_name, "Ops renamed");
     assert_eq!(got.updated_at, T0 + 5000);
@@ -2326,7 +2328,10 @@ async fn schedules_create_update_delete_list(db: &Db) {
         schedule_id: id2 + 1000,
         ..next.clone()
     };
-    assert!(!s.update_schedule(a, &ghost).await.unwrap());
+    assert_eq!(
+        s.update_schedule(a, &ghost).await.unwrap(),
+        Err(klaxon_store::ScheduleRefusal::NotFound)
+    );
 
     // Delete is soft and idempotent; a deleted schedule is gone from every read and update.
     assert_eq!(
@@ -2338,10 +2343,82 @@ async fn schedules_create_update_delete_list(db: &Db) {
     assert_eq!(s.delete_schedules(a, &[id1], T0 + 7000).await.unwrap(), 0);
     assert_eq!(s.delete_schedules(a, &[], T0 + 7000).await.unwrap(), 0);
     assert!(s.schedule(a, id1).await.unwrap().is_none());
-    assert!(!s.update_schedule(a, &next).await.unwrap());
+    assert_eq!(
+        s.update_schedule(a, &next).await.unwrap(),
+        Err(klaxon_store::ScheduleRefusal::NotFound)
+    );
     let all = s.list_schedules(a, &schedules_all()).await.unwrap();
     assert_eq!(all.total, 1);
     assert_eq!(all.items[0].schedule_id, id2);
+}
+
+// spec: response.md §1.13 (`schedule_name` unique within the account)
+async fn schedule_names_are_unique(db: &Db) {
+    use klaxon_store::ScheduleRefusal;
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let s = &db.store;
+    let a = b.account_id;
+    let ops = s
+        .create_schedule(a, &weekly_schedule("Ops", &[7], T0))
+        .await
+        .unwrap()
+        .unwrap();
+    let db_id = s
+        .create_schedule(a, &weekly_schedule("Database", &[8], T0))
+        .await
+        .unwrap()
+        .unwrap();
+    // A second "Ops" is refused and nothing is written.
+    assert_eq!(
+        s.create_schedule(a, &weekly_schedule("Ops", &[9], T0))
+            .await
+            .unwrap(),
+        Err(ScheduleRefusal::NameTaken)
+    );
+    assert_eq!(
+        s.list_schedules(a, &schedules_all()).await.unwrap().total,
+        2
+    );
+    // Renaming onto another schedule's name is refused; the stored row is unchanged.
+    let mut renamed = s.schedule(a, db_id).await.unwrap().unwrap();
+    renamed.schedule_name = "Ops".into();
+    renamed.updated_at = T0 + 10;
+    assert_eq!(
+        s.update_schedule(a, &renamed).await.unwrap(),
+        Err(ScheduleRefusal::NameTaken)
+    );
+    let kept = s.schedule(a, db_id).await.unwrap().unwrap();
+    assert_eq!(kept.schedule_name, "Database");
+    assert_eq!(kept.updated_at, T0);
+    // Keeping one's own name is no conflict.
+    let mut same = kept.clone();
+    same.updated_at = T0 + 20;
+    assert_eq!(s.update_schedule(a, &same).await.unwrap(), Ok(()));
+    // A deleted schedule frees its name.
+    assert_eq!(s.delete_schedules(a, &[ops], T0 + 30).await.unwrap(), 1);
+    assert_eq!(s.update_schedule(a, &renamed).await.unwrap(), Ok(()));
+    assert!(
+        s.create_schedule(a, &weekly_schedule("Database", &[9], T0))
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    // Names are per account.
+    db.exec(&format!(
+        "INSERT INTO accounts (account_name, email, locale, time_zone, created_at, updated_at) \
+         VALUES ('Other', 'o@example.com', 'en-US', 'UTC', {T0}, {T0})"
+    ))
+    .await;
+    let other: i64 = sqlx::query_scalar("SELECT MAX(account_id) FROM accounts")
+        .fetch_one(&db.raw)
+        .await
+        .unwrap();
+    assert!(
+        s.create_schedule(other, &weekly_schedule("Ops", &[1], T0))
+            .await
+            .unwrap()
+            .is_ok()
+    );
 }
 
 async fn schedules_tenant_isolation(db: &Db) {
@@ -2360,10 +2437,12 @@ async fn schedules_tenant_isolation(db: &Db) {
     let mine = s
         .create_schedule(b.account_id, &weekly_schedule("Mine", &[1], T0))
         .await
+        .unwrap()
         .unwrap();
     let theirs = s
         .create_schedule(other, &weekly_schedule("Theirs", &[2], T0))
         .await
+        .unwrap()
         .unwrap();
 
     // Each account sees only its own, even by explicit id.
@@ -2381,7 +2460,10 @@ async fn schedules_tenant_isolation(db: &Db) {
     // Another account can neither update nor delete it.
     let mut hijack = s.schedule(b.account_id, mine).await.unwrap().unwrap();
     hijack.schedule_name = "Hijacked".into();
-    assert!(!s.update_schedule(other, &hijack).await.unwrap());
+    assert_eq!(
+        s.update_schedule(other, &hijack).await.unwrap(),
+        Err(klaxon_store::ScheduleRefusal::NotFound)
+    );
     assert_eq!(s.delete_schedules(other, &[mine], T0).await.unwrap(), 0);
     let still = s.schedule(b.account_id, mine).await.unwrap().unwrap();
     assert_eq!(still.schedule_name, "Mine");
@@ -2395,6 +2477,7 @@ async fn schedule_feed_tokens(db: &Db) {
     let id = s
         .create_schedule(a, &weekly_schedule("Feed", &[b.owner_member_id], T0))
         .await
+        .unwrap()
         .unwrap();
     // No feed until a token is set; the empty token never matches.
     assert!(s.schedule_by_feed_token("").await.unwrap().is_none());
@@ -3427,10 +3510,11 @@ async fn directory_deletions_reach_schedules(db: &Db) {
         .unwrap();
     let mut with_ann = weekly_schedule("Primary", &[ann, bob], T0);
     with_ann.team_id = ops.team_id;
-    let primary = s.create_schedule(a, &with_ann).await.unwrap();
+    let primary = s.create_schedule(a, &with_ann).await.unwrap().unwrap();
     let without = s
         .create_schedule(a, &weekly_schedule("Other", &[bob], T0))
         .await
+        .unwrap()
         .unwrap();
     let groups = |sched: &klaxon_core::schedule::Schedule| -> Vec<Vec<i64>> {
         sched.layers[0]
@@ -3719,10 +3803,11 @@ async fn calendar_and_schedule_references(db: &Db) {
         day_type: DayType::Workday,
     });
     let masked = klaxon_core::schedule::create_schedule(masked, T0, loaded.view()).unwrap();
-    let desk = s.create_schedule(a, &masked).await.unwrap();
+    let desk = s.create_schedule(a, &masked).await.unwrap().unwrap();
     let plain = s
         .create_schedule(a, &weekly_schedule("Plain", &[b.owner_member_id], T0))
         .await
+        .unwrap()
         .unwrap();
 
     // spec: RSP-273 — the schedule mask holds the calendar.
@@ -3836,9 +3921,10 @@ async fn schedules_team_filter(db: &Db) {
         .unwrap();
     let mut managed = weekly_schedule("Managed", &[b.owner_member_id], T0);
     managed.team_id = ops.team_id;
-    let id = s.create_schedule(a, &managed).await.unwrap();
+    let id = s.create_schedule(a, &managed).await.unwrap().unwrap();
     s.create_schedule(a, &weekly_schedule("Loose", &[b.owner_member_id], T0))
         .await
+        .unwrap()
         .unwrap();
     let by_team = ScheduleFilter {
         team_ids: vec![ops.team_id],
@@ -3850,10 +3936,10 @@ async fn schedules_team_filter(db: &Db) {
     // An update that drops the team moves it out of the filter.
     let mut edited = found.items[0].clone();
     edited.team_id = 0;
-    assert!(s.update_schedule(a, &edited).await.unwrap());
+    assert_eq!(s.update_schedule(a, &edited).await.unwrap(), Ok(()));
     assert_eq!(s.list_schedules(a, &by_team).await.unwrap().total, 0);
     edited.team_id = ops.team_id;
-    assert!(s.update_schedule(a, &edited).await.unwrap());
+    assert_eq!(s.update_schedule(a, &edited).await.unwrap(), Ok(()));
     assert_eq!(s.list_schedules(a, &by_team).await.unwrap().total, 1);
     // spec: RSP-554 — deleting the team clears it, in the filter column too.
     s.delete_team(a, &TeamKey::Id(ops.team_id))

@@ -294,3 +294,80 @@ on_both_backends!(
         t.stop().await;
     }
 );
+
+// spec: response.md §1.13 (`schedule_name` 1..40 characters, unique within the account)
+on_both_backends!(schedule_names_are_unique, |url: String| async move {
+    let mut t = TestServer::start(&url).await;
+    let now = now_secs();
+    let (s, b) = t
+        .api("/schedule/create", weekly_body("Ops", 1, 2, now))
+        .await;
+    let ops = ok(s, &b)["schedule_id"].as_i64().unwrap();
+    let (s, b) = t
+        .api("/schedule/create", weekly_body("Database", 3, 4, now))
+        .await;
+    let database = ok(s, &b)["schedule_id"].as_i64().unwrap();
+    let count = |b: &Value| b["data"]["total"].as_i64().unwrap();
+
+    // A duplicate is refused, naming the field, and nothing is created.
+    let (s, b) = t
+        .api("/schedule/create", weekly_body("Ops", 5, 6, now))
+        .await;
+    assert_ne!(s, 200);
+    assert!(err(&b, "InvalidParameter").contains("schedule_name"), "{b}");
+    let (_, b) = t.api("/schedule/list", json!({})).await;
+    assert_eq!(count(&b), 2, "{b}");
+
+    // Renaming onto another schedule's name is refused; the schedule keeps its name and
+    // its other fields (the same update also changes the description).
+    let (s, b) = t
+        .api(
+            "/schedule/update",
+            json!({"schedule_id": database, "schedule_name": "Ops", "description": "x"}),
+        )
+        .await;
+    assert_ne!(s, 200);
+    assert!(err(&b, "InvalidParameter").contains("schedule_name"), "{b}");
+    let (s, b) = t
+        .api(
+            "/schedule/info",
+            json!({"schedule_id": database, "start": now, "end": now + 60}),
+        )
+        .await;
+    let kept = ok(s, &b);
+    assert_eq!(kept["schedule_name"], "Database");
+    assert_eq!(kept["description"], "primary on-call");
+
+    // Keeping one's own name is fine.
+    let (s, b) = t
+        .api(
+            "/schedule/update",
+            json!({"schedule_id": database, "schedule_name": "Database", "description": "db"}),
+        )
+        .await;
+    ok(s, &b);
+
+    // Deleting a schedule frees its name.
+    let (s, b) = t
+        .api("/schedule/delete", json!({"schedule_ids": [ops]}))
+        .await;
+    ok(s, &b);
+    let (s, b) = t
+        .api("/schedule/create", weekly_body("Ops", 5, 6, now))
+        .await;
+    ok(s, &b);
+
+    // The other bounds of the name: empty and over 40 characters are refused.
+    for name in [String::new(), "x".repeat(41)] {
+        let (s, b) = t
+            .api("/schedule/create", weekly_body(&name, 1, 2, now))
+            .await;
+        assert_ne!(s, 200, "{name}");
+        assert!(err(&b, "InvalidParameter").contains("schedule_name"), "{b}");
+    }
+    let (s, b) = t
+        .api("/schedule/create", weekly_body(&"y".repeat(40), 1, 2, now))
+        .await;
+    ok(s, &b);
+    t.stop().await;
+});

@@ -28,7 +28,7 @@
 //! targets is refused with `ReferenceExist` naming the rules (RSP-234).
 //!
 //! Not mapped yet (ignored when sent): `restrict_start`/`restrict_end` (send
-//! `restrict_periods`), and schedule name uniqueness.
+//! `restrict_periods`).
 //!
 //! Responses render the core schedule with instants in seconds, `restrict_mode` as the wire
 //! integer, `day_mask` as `{repeat}`, `handoff_time`, the overrides a second time as `mode = 1`
@@ -43,7 +43,7 @@ use klaxon_core::schedule::{
     self, Calendars, FinalSegment, Layer, LayerSegment, Override, RestrictMode, Schedule,
     ScheduleNotify, ScheduleStatus, ShiftRole,
 };
-use klaxon_store::{AccountCalendars, ScheduleFilter, StoreError, TeamFilter};
+use klaxon_store::{AccountCalendars, ScheduleFilter, ScheduleRefusal, StoreError, TeamFilter};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
@@ -53,6 +53,11 @@ use crate::wire;
 
 fn store_err(e: StoreError) -> ApiError {
     ApiError::internal(e.to_string())
+}
+
+/// `schedule_name` is unique within the account (response.md §1.13 table).
+fn name_taken() -> ApiError {
+    ApiError::invalid("schedule_name is already used by another schedule")
 }
 
 fn not_found(schedule_id: i64) -> ApiError {
@@ -430,7 +435,11 @@ pub async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Va
         .store
         .create_schedule(caller.account_id, &prepared)
         .await
-        .map_err(store_err)?;
+        .map_err(store_err)?
+        .map_err(|r| match r {
+            ScheduleRefusal::NameTaken => name_taken(),
+            ScheduleRefusal::NotFound => ApiError::internal("schedule vanished while created"),
+        })?;
     Ok(json!({ "schedule_id": schedule_id, "schedule_name": prepared.schedule_name }))
 }
 
@@ -449,14 +458,15 @@ pub async fn update(state: &AppState, caller: &Caller, args: &Args) -> Result<Va
     let now = state.clock.now();
     let cals = calendars(state, caller).await?;
     let next = schedule::apply_edit(&current, edited, now, cals.view())?;
-    let found = state
+    state
         .store
         .update_schedule(caller.account_id, &next)
         .await
-        .map_err(store_err)?;
-    if !found {
-        return Err(not_found(schedule_id));
-    }
+        .map_err(store_err)?
+        .map_err(|r| match r {
+            ScheduleRefusal::NameTaken => name_taken(),
+            ScheduleRefusal::NotFound => not_found(schedule_id),
+        })?;
     Ok(json!({ "schedule_id": schedule_id, "schedule_name": next.schedule_name }))
 }
 
