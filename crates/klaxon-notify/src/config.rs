@@ -11,6 +11,11 @@ pub struct NotifyConfig {
     /// addresses. Off by default, so a bot URL typed into an escalation rule cannot reach into
     /// the network Klaxon runs in. Tests and closed installations turn it on.
     pub allow_private_targets: bool,
+    /// Let outbound webhooks (response.md §2.23) reach loopback and private addresses even
+    /// when `allow_private_targets` is off. On by default: RSP-380 lets webhook endpoints be
+    /// private (receivers usually live inside the operator's network, and only people with
+    /// Integrations Manage configure them). A cloud operator turns it off.
+    pub webhook_private_targets: bool,
     /// Attempts per notification, the first included, before a transient provider error
     /// becomes a failure.
     pub max_attempts: u32,
@@ -36,6 +41,7 @@ impl Default for NotifyConfig {
     fn default() -> Self {
         NotifyConfig {
             allow_private_targets: false,
+            webhook_private_targets: true,
             max_attempts: 6,
             retry_base_ms: 2_000,
             retry_max_ms: 300_000,

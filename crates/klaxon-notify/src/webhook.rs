@@ -294,7 +294,8 @@ mod tests {
 
     #[test]
     fn signature_is_hmac_sha256_over_timestamp_dot_body() {
-        // spec: docs/webhooks.md verification recipe (brief B item 3). Reference value from
+        // The verification recipe of docs/webhooks.md (a signed request, issue 7's webhooks;
+        // RSP-380 is revised by it). Reference value from
         // `printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac s3cret`.
         let sig = signature("s3cret", "1700000000", br#"{"a":1}"#);
         assert_eq!(
@@ -305,5 +306,34 @@ mod tests {
         assert_eq!(sig, signature("s3cret", "1700000000", br#"{"a":1}"#));
         assert_ne!(sig, signature("s3cret", "1700000001", br#"{"a":1}"#));
         assert_ne!(sig, signature("other", "1700000000", br#"{"a":1}"#));
+    }
+
+    #[tokio::test]
+    async fn private_endpoints_are_refused_only_when_the_installation_restricts_them() {
+        // spec: RSP-380 — endpoints may be private; an installation setting can restrict them.
+        let headers = BTreeMap::new();
+        let req = |endpoint: &'static str| WebhookRequest {
+            endpoint,
+            headers: &headers,
+            event_id: "e1",
+            event_type: "i_new",
+            timestamp: 1_700_000_000,
+            signing_secret: "s",
+            body: b"{}",
+        };
+        let restricted = WebhookSender::new(false).unwrap();
+        for endpoint in [
+            "http://127.0.0.1:9/hook",
+            "http://10.1.2.3/hook",
+            "http://[::1]/x",
+        ] {
+            let r = restricted.send(&req(endpoint)).await;
+            assert_eq!(r.status, None, "{endpoint} is not sent to");
+            assert!(r.error.contains("not public"), "{endpoint}: {}", r.error);
+        }
+        // Allowed: the request is made (port 9 on loopback refuses the connection).
+        let open = WebhookSender::new(true).unwrap();
+        let r = open.send(&req("http://127.0.0.1:9/hook")).await;
+        assert!(!r.error.contains("not public"), "{}", r.error);
     }
 }

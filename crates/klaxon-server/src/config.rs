@@ -539,6 +539,17 @@ mod tests {
         )
         .unwrap();
         assert!(!c.workers.delivery);
+        // RSP-380: webhook endpoints may be private unless the installation restricts them.
+        assert!(c.notify.webhook_private_targets);
+        assert!(!Config::default().notify.allow_private_targets);
+        assert!(Config::default().notify.webhook_private_targets);
+        let restricted = Config::from_toml(
+            "[notify]
+webhook_private_targets = false
+",
+        )
+        .unwrap();
+        assert!(!restricted.notify.webhook_private_targets);
         c.apply_env([
             ("KLAXON_NOTIFY_EMAIL_PASSWORD".to_string(), "pw".to_string()),
             (

@@ -297,7 +297,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
                 store.clone(),
                 &state.base_url,
                 &holder,
-                config.notify.allow_private_targets,
+                config.notify.allow_private_targets || config.notify.webhook_private_targets,
             )
             .map_err(StartError::Notify)?;
             let notifications = delivery::run(state.clone(), deliverer, shutdown_rx.clone());
