@@ -49,6 +49,8 @@ fn env() -> &'static Environment<'static> {
             "settings.html",
             "profile.html",
             "app_keys.html",
+            "integrations.html",
+            "routing.html",
         );
         env.add_filter("when", when);
         env.add_filter("ago", ago);
@@ -184,6 +186,8 @@ mod tests {
             "settings.html",
             "profile.html",
             "app_keys.html",
+            "integrations.html",
+            "routing.html",
         ] {
             assert!(env().get_template(name).is_ok(), "{name}");
         }
