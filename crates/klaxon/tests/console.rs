@@ -1944,7 +1944,8 @@ async fn people_pages_need_a_session_and_saves_the_csrf_token() {
 /// order with their conditions, channels and flow, the default route and the history newest
 /// first; a diff of an older version against the current one; a rollback refused by the
 /// version lock (someone saved meanwhile) says so and changes nothing; a rollback then makes a
-/// new version that is a copy of the old one.
+/// new version that is a copy of the old one; a rule is added through the form, a bad value
+/// shown beside its input with what was typed kept.
 /// On SQLite, and on PostgreSQL too when `KLAXON_TEST_DATABASE_URL` is set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_of_a_shared_integration_in_the_browser() {
@@ -2103,6 +2104,56 @@ async fn routing_in_the_browser(database_url: &str) {
     assert_eq!(info["data"]["cases"].as_array().unwrap().len(), 2);
     assert_eq!(info["data"]["default"]["channel_ids"], json!([db]));
     assert_eq!(unlabelled_inputs(c).await, 0);
+
+    // Adding a rule: a bad regular expression is refused beside the value, what was typed
+    // is kept and nothing is saved; corrected, it is saved as version 5 after the others.
+    type_into(c, "#rule-key", "labels.host").await;
+    type_into(c, "#rule-value", "/(db/").await;
+    click(c, &format!("#rule-channels input[value='{web}']")).await;
+    click(c, "#add-rule input[name=flow][value=continue]").await;
+    click(c, "#add-rule button[type=submit]").await;
+    until("the error beside the value", || async {
+        exists(c, "#value-error").await
+    })
+    .await;
+    assert!(
+        text_of(c, "#value-error")
+            .await
+            .contains("cases[2].if[0].vals[0]")
+    );
+    assert_eq!(value_of(c, "#rule-key").await, "labels.host");
+    assert_eq!(value_of(c, "#rule-value").await, "/(db/");
+    assert!(
+        c.find(Locator::Css(&format!(
+            "#rule-channels input[value='{web}']"
+        )))
+        .await
+        .unwrap()
+        .is_selected()
+        .await
+        .unwrap()
+    );
+    shoot(c, "routing-add-rule-error").await;
+    let (_, info) = t.api("/route/info", json!({"integration_id": iid})).await;
+    assert_eq!(info["data"]["version"], 4);
+    type_into(c, "#rule-value", "/^db-/").await;
+    click(c, "#add-rule button[type=submit]").await;
+    until("version 5", || async {
+        text_of(c, "#current-version").await == "version 5"
+    })
+    .await;
+    let rules = text_of(c, "#route-rules").await;
+    assert!(
+        rules.contains("When labels.host is /^db-/\n→ Web continue"),
+        "{rules}"
+    );
+    let (_, info) = t.api("/route/info", json!({"integration_id": iid})).await;
+    let cases = info["data"]["cases"].as_array().unwrap().clone();
+    assert_eq!(cases.len(), 3);
+    assert_eq!(cases[2]["channel_ids"], json!([web]));
+    assert_eq!(cases[2]["fallthrough"], true);
+    // The rules already there keep their ids (ING-095: a new version, same rules).
+    assert_eq!(cases[0]["name"], "Database team");
     shoot(c, "routing").await;
 
     println!(

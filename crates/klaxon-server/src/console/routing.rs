@@ -18,6 +18,7 @@ use klaxon_core::error::{ApiError, ErrorCode, Surface};
 use minijinja::context;
 use serde_json::{Value, json};
 
+use super::forms::{FieldErrors, indexed};
 use super::incidents::{form_pairs, form_value, j, now_secs, page_headers};
 use super::{Viewer, call, fetch, page_error, redirect, view, viewer};
 use crate::state::AppState;
@@ -27,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/integrations", get(list_page))
         .route("/integrations/{id}/routing", get(routing_page))
         .route("/integrations/{id}/routing/rollback", post(rollback))
+        .route("/integrations/{id}/routing/rules", post(add_rule))
 }
 
 /// How many versions the history shows (the newest; the API keeps every version).
@@ -270,16 +272,16 @@ async fn routing_ctx(
         )
         .await?,
     );
-    let names: HashMap<i64, String> =
-        items(&fetch(state, viewer, "/channel/list", json!({"limit": 100})).await?)
-            .iter()
-            .filter_map(|c| {
-                Some((
-                    c["channel_id"].as_i64()?,
-                    c["channel_name"].as_str()?.to_string(),
-                ))
-            })
-            .collect();
+    let channels = items(&fetch(state, viewer, "/channel/list", json!({"limit": 100})).await?);
+    let names: HashMap<i64, String> = channels
+        .iter()
+        .filter_map(|c| {
+            Some((
+                c["channel_id"].as_i64()?,
+                c["channel_name"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
     // Authors by name; someone who may not list members still sees the ids.
     let members: HashMap<i64, String> = fetch(state, viewer, "/member/list", json!({"limit": 100}))
         .await
@@ -337,6 +339,7 @@ async fn routing_ctx(
         default_channels => j(&channel_names(&route["default"]["channel_ids"], &names)),
         versions => j(&versions),
         diff => j(&diff),
+        f => add_rule_ctx(id, &channels, &AddRuleForm::new(current), &FieldErrors::default()),
     })
 }
 
@@ -396,6 +399,195 @@ async fn rollback(
     }
 }
 
+/// What the "add a rule" form shows: the typed values (kept after a refusal).
+#[derive(Debug, Default, serde::Serialize)]
+struct AddRuleForm {
+    /// The route version the page showed: the save is based on it (the version lock).
+    version: String,
+    key: String,
+    oper: String,
+    value: String,
+    chosen: Vec<String>,
+    flow: String,
+}
+
+impl AddRuleForm {
+    fn new(version: i64) -> AddRuleForm {
+        AddRuleForm {
+            version: version.to_string(),
+            oper: "IN".into(),
+            flow: "stop".into(),
+            ..AddRuleForm::default()
+        }
+    }
+
+    fn parse(pairs: &[(String, String)]) -> AddRuleForm {
+        AddRuleForm {
+            version: form_value(pairs, "version").trim().to_string(),
+            key: form_value(pairs, "key").trim().to_string(),
+            oper: form_value(pairs, "oper"),
+            value: form_value(pairs, "value"),
+            chosen: pairs
+                .iter()
+                .filter(|(k, v)| k == "channel" && !v.is_empty())
+                .map(|(_, v)| v.clone())
+                .collect(),
+            flow: form_value(pairs, "flow"),
+        }
+    }
+
+    /// The wire case to append, or the input that is missing a value. A key and a value go
+    /// together; neither makes a rule that matches every event.
+    fn case(&self) -> Result<Value, FieldErrors> {
+        let conditions = match (self.key.is_empty(), self.value.is_empty()) {
+            (true, true) => json!([]),
+            (false, true) => {
+                return Err(FieldErrors::one(
+                    "value",
+                    "value: give the value the key must have (or leave the key empty too)",
+                ));
+            }
+            (true, false) => {
+                return Err(FieldErrors::one(
+                    "key",
+                    "key: give the key the value applies to (or leave the value empty too)",
+                ));
+            }
+            (false, false) => json!([{"key": self.key, "oper": self.oper, "vals": [self.value]}]),
+        };
+        let channel_ids: Vec<Value> = self
+            .chosen
+            .iter()
+            .map(|s| s.parse::<i64>().map_or_else(|_| json!(s), |n| json!(n)))
+            .collect();
+        Ok(json!({
+            "if": conditions,
+            "channel_ids": channel_ids,
+            "fallthrough": self.flow == "continue",
+        }))
+    }
+}
+
+/// The input an API error of the added case (at `position`) belongs to.
+fn add_rule_input(field: &str, position: usize) -> Option<String> {
+    let (k, rest) = indexed(field, "cases")?;
+    if k != position {
+        return None;
+    }
+    let input = if rest.starts_with("if[0].key") {
+        "key"
+    } else if rest.starts_with("if[0].oper") {
+        "oper"
+    } else if rest.starts_with("if[0].vals") {
+        "value"
+    } else if rest.starts_with("channel_ids") {
+        "channels"
+    } else {
+        return None;
+    };
+    Some(input.into())
+}
+
+fn add_rule_ctx(
+    id: i64,
+    channels: &[Value],
+    form: &AddRuleForm,
+    errors: &FieldErrors,
+) -> minijinja::Value {
+    context! {
+        integration_id => id,
+        version => form.version.clone(),
+        key => form.key.clone(),
+        oper => form.oper.clone(),
+        value => form.value.clone(),
+        chosen => j(&form.chosen),
+        flow => form.flow.clone(),
+        channels => j(&channels),
+        errors => j(&errors.0),
+    }
+}
+
+/// Appends a rule to the latest routes with `/route/upsert`, based on the version the page
+/// showed; a refusal (a bad value, no channel, someone saved meanwhile) comes back beside the
+/// field with everything typed kept, and nothing is saved.
+async fn add_rule(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let next = format!("/integrations/{raw}/routing");
+    let viewer = match viewer(&state, &Method::POST, &headers, &next).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let id = match integration_id(&raw) {
+        Ok(i) => i,
+        Err(e) => return page_error(&e),
+    };
+    let form = AddRuleForm::parse(&form_pairs(&body));
+    let route = match fetch(
+        &state,
+        &viewer,
+        "/route/info",
+        json!({"integration_id": id}),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return page_error(&e),
+    };
+    let mut cases = route["cases"].as_array().cloned().unwrap_or_default();
+    let position = cases.len();
+    let outcome = match form.case() {
+        Err(errors) => Err((errors, StatusCode::BAD_REQUEST)),
+        Ok(case) => {
+            cases.push(case);
+            let version = form
+                .version
+                .parse::<i64>()
+                .map_or_else(|_| json!(form.version), |n| json!(n));
+            let args = json!({
+                "integration_id": id,
+                "version": version,
+                "cases": cases,
+                "sections": route["sections"],
+                "default": route["default"],
+            });
+            match call(&state, &viewer, "/route/upsert", args).await {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    if e.code == ErrorCode::InternalError {
+                        tracing::error!(error = %e.message, "console route save failed");
+                    }
+                    let status = StatusCode::from_u16(e.code.http_status(Surface::OpenApi))
+                        .unwrap_or(StatusCode::BAD_REQUEST);
+                    let errors = FieldErrors::file(&e.message, |f| add_rule_input(f, position));
+                    Err((errors, status))
+                }
+            }
+        }
+    };
+    match outcome {
+        Ok(()) => redirect(&headers, &format!("/integrations/{id}/routing")),
+        Err((errors, status)) => {
+            let channels =
+                match fetch(&state, &viewer, "/channel/list", json!({"limit": 100})).await {
+                    Ok(l) => items(&l),
+                    Err(e) => return page_error(&e),
+                };
+            let f = add_rule_ctx(id, &channels, &form, &errors);
+            page_headers(
+                (
+                    status,
+                    view::render("route_rule_form.html", context! { f => f }),
+                )
+                    .into_response(),
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,5 +617,42 @@ mod tests {
         assert_eq!(rows[0]["channels"], json!(["DB", "channel 9 (deleted)"]));
         assert_eq!(rows[0]["flow"], "continue");
         assert_eq!(rows[1]["flow"], "stop");
+    }
+
+    #[test]
+    fn errors_of_the_added_rule_go_to_their_inputs() {
+        assert_eq!(
+            add_rule_input("cases[2].if[0].vals[0]", 2).as_deref(),
+            Some("value")
+        );
+        assert_eq!(
+            add_rule_input("cases[2].if[0].key", 2).as_deref(),
+            Some("key")
+        );
+        assert_eq!(
+            add_rule_input("cases[2].channel_ids", 2).as_deref(),
+            Some("channels")
+        );
+        // An older rule's problem belongs to no input of this form.
+        assert_eq!(add_rule_input("cases[0].channel_ids", 2), None);
+        assert_eq!(add_rule_input("default.channel_ids", 2), None);
+    }
+
+    #[test]
+    fn a_key_and_a_value_go_together() {
+        let mut f = AddRuleForm::new(3);
+        f.chosen = vec!["4".into()];
+        f.flow = "continue".into();
+        let every = f.case().unwrap();
+        assert_eq!(every["if"], json!([]));
+        assert_eq!(every["channel_ids"], json!([4]));
+        assert_eq!(every["fallthrough"], true);
+        f.key = "labels.team".into();
+        assert!(f.case().unwrap_err().0.contains_key("value"));
+        f.value = "db".into();
+        assert_eq!(
+            f.case().unwrap()["if"],
+            json!([{"key": "labels.team", "oper": "IN", "vals": ["db"]}])
+        );
     }
 }

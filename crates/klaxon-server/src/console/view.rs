@@ -51,6 +51,7 @@ fn env() -> &'static Environment<'static> {
             "app_keys.html",
             "integrations.html",
             "routing.html",
+            "route_rule_form.html",
         );
         env.add_filter("when", when);
         env.add_filter("ago", ago);
@@ -188,6 +189,7 @@ mod tests {
             "app_keys.html",
             "integrations.html",
             "routing.html",
+            "route_rule_form.html",
         ] {
             assert!(env().get_template(name).is_ok(), "{name}");
         }
