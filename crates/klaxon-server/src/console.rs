@@ -13,6 +13,7 @@ mod channels;
 mod forms;
 mod incidents;
 mod members;
+mod routing;
 mod schedules;
 mod settings;
 mod signin;
@@ -37,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .merge(channels::routes())
         .merge(schedules::routes())
         .merge(members::routes())
+        .merge(routing::routes())
         .merge(teams::routes())
         .merge(settings::routes())
 }

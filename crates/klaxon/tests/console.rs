@@ -1938,3 +1938,331 @@ async fn people_pages_need_a_session_and_saves_the_csrf_token() {
     assert!(text.contains("member_self:write:reset"), "{text}");
     t.stop().await;
 }
+
+/// The routes of a shared integration in the browser: the integrations page (reached from the
+/// channels page) lists it with its push URL; its routing page shows the current rules in
+/// order with their conditions, channels and flow, the default route and the history newest
+/// first; a diff of an older version against the current one; a rollback refused by the
+/// version lock (someone saved meanwhile) says so and changes nothing; a rollback then makes a
+/// new version that is a copy of the old one; a rule is added through the form, a bad value
+/// shown beside its input with what was typed kept.
+/// On SQLite, and on PostgreSQL too when `KLAXON_TEST_DATABASE_URL` is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_of_a_shared_integration_in_the_browser() {
+    routing_in_the_browser("").await;
+    if let Some(url) = common::fresh_postgres().await {
+        routing_in_the_browser(&url).await;
+    }
+}
+
+async fn routing_in_the_browser(database_url: &str) {
+    let mut t = TestServer::start(database_url).await;
+    let Some(browser) = Browser::start().await else {
+        t.stop().await;
+        return;
+    };
+    let c = &browser.client;
+    browser_sign_in(&t, c).await;
+    let (status, body) = t
+        .api("/channel/create", json!({"channel_name": "Databases"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let db = body["data"]["channel_id"].as_i64().unwrap();
+    let (status, body) = t
+        .api("/channel/create", json!({"channel_name": "Web"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let web = body["data"]["channel_id"].as_i64().unwrap();
+    let (status, body) = t
+        .api(
+            "/integration/create",
+            json!({"integration_name": "Prometheus (all teams)", "type": "prometheus",
+                   "kind": "shared", "default_channel_ids": [web]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let iid = body["data"]["integration_id"].as_i64().unwrap();
+    // Version 2: databases first (continue), then a catch-all for web (stop).
+    let (status, body) = t
+        .api(
+            "/route/upsert",
+            json!({"integration_id": iid, "version": 1,
+                   "cases": [
+                     {"if": [{"key": "labels.team", "oper": "IN", "vals": ["db", "pg"]}],
+                      "channel_ids": [db], "fallthrough": true, "name": "Database team"},
+                     {"if": [{"key": "severity", "oper": "NOTIN", "vals": ["Info"]}],
+                      "channel_ids": [web]}],
+                   "default": {"channel_ids": [db]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["version"], 2);
+
+    // The channels page links to the shared integrations, which show the push URL.
+    c.goto(&format!("{}/channels", t.base)).await.unwrap();
+    click(c, "#shared-integrations-link").await;
+    until("the integrations page", || async {
+        c.current_url().await.unwrap().path() == "/integrations"
+    })
+    .await;
+    let push = value_of(c, &format!("#push-{iid}")).await;
+    assert!(
+        push.contains("/event/push/alert/prometheus?integration_key="),
+        "{push}"
+    );
+    assert_eq!(unlabelled_inputs(c).await, 0);
+    shoot(c, "integrations").await;
+
+    // ING-095: the current version's rules in order, conditions as text, flow; the default
+    // route; the history newest first with its author.
+    click(c, &format!("#integration-{iid} a.button")).await;
+    until("the routing page", || async {
+        c.current_url().await.unwrap().path() == format!("/integrations/{iid}/routing")
+    })
+    .await;
+    assert_eq!(text_of(c, "#current-version").await, "version 2");
+    let rules = text_of(c, "#route-rules").await;
+    assert!(
+        rules.contains("Database team · When labels.team is db or pg"),
+        "{rules}"
+    );
+    assert!(rules.contains("→ Databases continue"), "{rules}");
+    assert!(rules.contains("When severity is not Info"), "{rules}");
+    assert!(rules.contains("→ Web stop"), "{rules}");
+    assert!(
+        rules.find("Database team").unwrap() < rules.find("severity").unwrap(),
+        "rules in order: {rules}"
+    );
+    assert!(text_of(c, "#default-route").await.contains("Databases"));
+    let history = text_of(c, ".route-history").await;
+    assert!(
+        history.find("Version 2").unwrap() < history.find("Version 1").unwrap(),
+        "{history}"
+    );
+    assert!(history.contains("current"), "{history}");
+    let owner = t.api("/member/info", json!({})).await.1["data"]["member_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(history.contains(&format!("by {owner}")), "{history}");
+
+    // The diff of version 1 against the current one (rendered from /route/diff).
+    click(c, "#version-1 a[href*='diff=1']").await;
+    until("the diff", || async { exists(c, "#diff").await }).await;
+    let diff = text_of(c, "#diff").await;
+    assert!(diff.contains("from version 1 to version 2"), "{diff}");
+    assert!(diff.contains("added"), "{diff}");
+    assert!(diff.contains("Default route adds Databases"), "{diff}");
+    assert!(diff.contains("Default route drops Web"), "{diff}");
+    shoot(c, "routing-diff").await;
+
+    // ING-095 (version lock): someone saves version 3 while the page shows version 2; the
+    // rollback based on version 2 is refused with a clear message and nothing changes.
+    let (status, body) = t
+        .api(
+            "/route/upsert",
+            json!({"integration_id": iid, "version": 2, "cases": [],
+                   "default": {"channel_ids": [web]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    accept_confirms(c).await;
+    click(c, "#version-1 form.rollback button").await;
+    until("the conflict message", || async {
+        text_of(c, "#route-message")
+            .await
+            .contains("changed by someone else")
+    })
+    .await;
+    assert!(
+        text_of(c, "#route-message")
+            .await
+            .contains("version conflict")
+    );
+    shoot(c, "routing-conflict").await;
+    let (_, info) = t.api("/route/info", json!({"integration_id": iid})).await;
+    assert_eq!(info["data"]["version"], 3);
+
+    // From the current page, roll back to version 2: version 4 is a copy of it.
+    c.goto(&format!("{}/integrations/{iid}/routing", t.base))
+        .await
+        .unwrap();
+    accept_confirms(c).await;
+    click(c, "#version-2 form.rollback button").await;
+    until("version 4", || async {
+        text_of(c, "#current-version").await == "version 4"
+    })
+    .await;
+    assert!(text_of(c, "#route-rules").await.contains("Database team"));
+    assert!(
+        text_of(c, "#version-4")
+            .await
+            .contains("rollback to version 2")
+    );
+    let (_, info) = t.api("/route/info", json!({"integration_id": iid})).await;
+    assert_eq!(info["data"]["version"], 4);
+    assert_eq!(info["data"]["cases"].as_array().unwrap().len(), 2);
+    assert_eq!(info["data"]["default"]["channel_ids"], json!([db]));
+    assert_eq!(unlabelled_inputs(c).await, 0);
+
+    // Adding a rule: a bad regular expression is refused beside the value, what was typed
+    // is kept and nothing is saved; corrected, it is saved as version 5 after the others.
+    type_into(c, "#rule-key", "labels.host").await;
+    type_into(c, "#rule-value", "/(db/").await;
+    click(c, &format!("#rule-channels input[value='{web}']")).await;
+    click(c, "#add-rule input[name=flow][value=continue]").await;
+    click(c, "#add-rule button[type=submit]").await;
+    until("the error beside the value", || async {
+        exists(c, "#value-error").await
+    })
+    .await;
+    assert!(
+        text_of(c, "#value-error")
+            .await
+            .contains("cases[2].if[0].vals[0]")
+    );
+    assert_eq!(value_of(c, "#rule-key").await, "labels.host");
+    assert_eq!(value_of(c, "#rule-value").await, "/(db/");
+    assert!(
+        c.find(Locator::Css(&format!(
+            "#rule-channels input[value='{web}']"
+        )))
+        .await
+        .unwrap()
+        .is_selected()
+        .await
+        .unwrap()
+    );
+    shoot(c, "routing-add-rule-error").await;
+    let (_, info) = t.api("/route/info", json!({"integration_id": iid})).await;
+    assert_eq!(info["data"]["version"], 4);
+    type_into(c, "#rule-value", "/^db-/").await;
+    click(c, "#add-rule button[type=submit]").await;
+    until("version 5", || async {
+        text_of(c, "#current-version").await == "version 5"
+    })
+    .await;
+    let rules = text_of(c, "#route-rules").await;
+    assert!(
+        rules.contains("When labels.host is /^db-/\n→ Web continue"),
+        "{rules}"
+    );
+    let (_, info) = t.api("/route/info", json!({"integration_id": iid})).await;
+    let cases = info["data"]["cases"].as_array().unwrap().clone();
+    assert_eq!(cases.len(), 3);
+    assert_eq!(cases[2]["channel_ids"], json!([web]));
+    assert_eq!(cases[2]["fallthrough"], true);
+    // The rules already there keep their ids (ING-095: a new version, same rules).
+    assert_eq!(cases[0]["name"], "Database team");
+    shoot(c, "routing").await;
+
+    println!(
+        "console screenshots written to {}",
+        screenshot_dir().display()
+    );
+    browser.stop().await;
+    t.stop().await;
+}
+
+/// The routing pages need a session, a rollback the CSRF token (without it nothing changes),
+/// and a rollback to a version that does not exist is refused with the API's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_pages_need_a_session_and_rollback_the_csrf_token() {
+    let mut t = TestServer::start("").await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (path, next) in [
+        ("/integrations", "%2Fintegrations"),
+        ("/integrations/5/routing", "%2Fintegrations%2F5%2Frouting"),
+    ] {
+        let resp = no_redirects
+            .get(format!("{}{path}", t.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "{path}");
+        assert_eq!(resp.headers()["location"], format!("/signin?next={next}"));
+    }
+    let (_, channels) = t.api("/channel/list", json!({})).await;
+    let cid = channels["data"]["items"][0]["channel_id"].as_i64().unwrap();
+    let (status, body) = t
+        .api(
+            "/integration/create",
+            json!({"integration_name": "Shared", "type": "standard", "kind": "shared",
+                   "default_channel_ids": [cid]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let iid = body["data"]["integration_id"].as_i64().unwrap();
+    let (status, body) = t
+        .api(
+            "/route/upsert",
+            json!({"integration_id": iid, "version": 1, "cases": [],
+                   "default": {"channel_ids": []}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (cookie, csrf) = sign_in(&t).await;
+    let (status, page) = get_page(&t, &cookie, &format!("/integrations/{iid}/routing")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("version 2"), "{page}");
+    let rollback = |form: Vec<(&'static str, &'static str)>, token: Option<&str>| {
+        let mut req = t
+            .http
+            .post(format!("{}/integrations/{iid}/routing/rollback", t.base))
+            .header("cookie", &cookie)
+            .header("hx-request", "true")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap());
+        if let Some(token) = token {
+            req = req.header("x-klaxon-csrf", token);
+        }
+        req.send()
+    };
+    let resp = rollback(vec![("version", "1"), ("base_version", "2")], None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let (_, info) = t.api("/route/info", json!({"integration_id": iid})).await;
+    assert_eq!(info["data"]["version"], 2);
+
+    // A version that does not exist: the API's refusal, nothing changed.
+    let resp = rollback(vec![("version", "9"), ("base_version", "2")], Some(&csrf))
+        .await
+        .unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("version 9"), "{text}");
+    let (_, info) = t.api("/route/info", json!({"integration_id": iid})).await;
+    assert_eq!(info["data"]["version"], 2);
+
+    // With the token: version 3, a copy of version 1; the browser is sent to the page.
+    let resp = rollback(vec![("version", "1"), ("base_version", "2")], Some(&csrf))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        resp.headers()["hx-redirect"],
+        format!("/integrations/{iid}/routing")
+    );
+    let (_, info) = t.api("/route/info", json!({"integration_id": iid})).await;
+    assert_eq!(info["data"]["version"], 3);
+    assert_eq!(info["data"]["default"]["channel_ids"], json!([cid]));
+
+    // A dedicated integration has no routes: the page says so.
+    let (status, body) = t
+        .api(
+            "/integration/create",
+            json!({"integration_name": "Own", "type": "standard", "kind": "dedicated",
+                   "channel_id": cid}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let d = body["data"]["integration_id"].as_i64().unwrap();
+    let (status, page) = get_page(&t, &cookie, &format!("/integrations/{d}/routing")).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("not a shared alert integration"), "{page}");
+    t.stop().await;
+}

@@ -49,6 +49,9 @@ fn env() -> &'static Environment<'static> {
             "settings.html",
             "profile.html",
             "app_keys.html",
+            "integrations.html",
+            "routing.html",
+            "route_rule_form.html",
         );
         env.add_filter("when", when);
         env.add_filter("ago", ago);
@@ -184,6 +187,9 @@ mod tests {
             "settings.html",
             "profile.html",
             "app_keys.html",
+            "integrations.html",
+            "routing.html",
+            "route_rule_form.html",
         ] {
             assert!(env().get_template(name).is_ok(), "{name}");
         }
