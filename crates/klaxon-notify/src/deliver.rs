@@ -337,7 +337,7 @@ impl Deliverer {
             description: inc.description.clone(),
             severity: inc.incident_severity.as_str().to_string(),
             channel_name,
-            fire_reason: render::fire_reason(&d.reason, assign_type).to_string(),
+            fire_reason: render::fire_reason(&d.reason, d.repeat_index, assign_type),
             start_time: inc.start_time,
             alert_cnt: inc.alert_cnt,
             responders: assigned.iter().filter_map(name).collect(),
@@ -400,7 +400,7 @@ impl Deliverer {
         let firing = templating::Firing {
             fire_type: d.fire_type.clone(),
             reason: d.reason.clone(),
-            repeat_index: 0,
+            repeat_index: d.repeat_index,
         };
         let vars = templating::incident_vars(&inner.store, inc, &inner.base_url, &names, &firing)
             .await

@@ -40,6 +40,8 @@ pub struct PendingDelivery {
     pub created_at: Millis,
     /// Attempts made before this one.
     pub attempts: i64,
+    /// RSP-343 `RepeatIndex`: 0 for a level's first firing, i for its i-th repeat.
+    pub repeat_index: i64,
 }
 
 /// The delivery columns of one outbox row (for the API and tests).
@@ -83,7 +85,7 @@ pub enum DeliveryOutcome {
 }
 
 const PENDING_COLUMNS: &str = "seq, rid, account_id, incident_id, firing_id, reason, fire_type, \
-     escalate_rule_id, layer_idx, channel, person_id, target, severity, created_at, attempts";
+     escalate_rule_id, layer_idx, channel, person_id, target, severity, created_at, attempts, repeat_index";
 
 fn pending_row(row: &sqlx::any::AnyRow) -> Result<PendingDelivery> {
     let target = get_str(row, "target")?;
@@ -103,6 +105,7 @@ fn pending_row(row: &sqlx::any::AnyRow) -> Result<PendingDelivery> {
         severity: get_str(row, "severity")?,
         created_at: get_i64(row, "created_at")?,
         attempts: get_i64(row, "attempts")?,
+        repeat_index: get_i64(row, "repeat_index")?,
     })
 }
 
