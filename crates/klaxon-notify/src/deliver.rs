@@ -408,9 +408,12 @@ impl Deliverer {
         let custom = templating::chosen_template(&inner.store, d.account_id, &d.escalate_rule_id)
             .await
             .map_err(store_err)?;
+        let time_zone = templating::account_zone(&inner.store, d.account_id)
+            .await
+            .map_err(store_err)?;
         let env = klaxon_core::template::Env {
             now: now / 1000,
-            time_zone: "UTC".into(),
+            time_zone,
             escape_html: false,
         };
         let out = klaxon_core::template::render_channel(
@@ -424,6 +427,14 @@ impl Deliverer {
             tracing::warn!(rid = %d.rid, channel = %d.channel, error = ?out.error,
                 "custom template failed; sent the default template instead");
             metrics::counter!("klaxon_template_fallbacks_total").increment(1);
+            // Recorded before the send: whichever way the send ends, the default body is what
+            // was (or would have been) sent. A lost claim writes nothing; the new holder
+            // renders again and records it itself.
+            inner
+                .store
+                .note_template_fallback(&inner.holder, d.seq, now)
+                .await
+                .map_err(store_err)?;
         }
         if let Some(reason) = out.failed_reason {
             return Err(SendError::Permanent(reason.to_string()));
