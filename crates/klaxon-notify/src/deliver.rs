@@ -337,7 +337,7 @@ impl Deliverer {
             description: inc.description.clone(),
             severity: inc.incident_severity.as_str().to_string(),
             channel_name,
-            fire_reason: render::fire_reason(&d.reason, assign_type).to_string(),
+            fire_reason: render::fire_reason(&d.reason, d.repeat_index, assign_type),
             start_time: inc.start_time,
             alert_cnt: inc.alert_cnt,
             responders: assigned.iter().filter_map(name).collect(),
@@ -400,7 +400,7 @@ impl Deliverer {
         let firing = templating::Firing {
             fire_type: d.fire_type.clone(),
             reason: d.reason.clone(),
-            repeat_index: 0,
+            repeat_index: d.repeat_index,
         };
         let vars = templating::incident_vars(&inner.store, inc, &inner.base_url, &names, &firing)
             .await
@@ -408,9 +408,12 @@ impl Deliverer {
         let custom = templating::chosen_template(&inner.store, d.account_id, &d.escalate_rule_id)
             .await
             .map_err(store_err)?;
+        let time_zone = templating::account_zone(&inner.store, d.account_id)
+            .await
+            .map_err(store_err)?;
         let env = klaxon_core::template::Env {
             now: now / 1000,
-            time_zone: "UTC".into(),
+            time_zone,
             escape_html: false,
         };
         let out = klaxon_core::template::render_channel(
@@ -424,6 +427,14 @@ impl Deliverer {
             tracing::warn!(rid = %d.rid, channel = %d.channel, error = ?out.error,
                 "custom template failed; sent the default template instead");
             metrics::counter!("klaxon_template_fallbacks_total").increment(1);
+            // Recorded before the send: whichever way the send ends, the default body is what
+            // was (or would have been) sent. A lost claim writes nothing; the new holder
+            // renders again and records it itself.
+            inner
+                .store
+                .note_template_fallback(&inner.holder, d.seq, now)
+                .await
+                .map_err(store_err)?;
         }
         if let Some(reason) = out.failed_reason {
             return Err(SendError::Permanent(reason.to_string()));

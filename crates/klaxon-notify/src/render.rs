@@ -36,19 +36,11 @@ pub const TELEGRAM_MAX_CHARS: usize = 4096;
 /// Longest description quoted in a message; the details link has the rest.
 const DESCRIPTION_MAX_CHARS: usize = 1000;
 
-/// RSP-355 from the notification's reason and the assignment type at delivery.
-pub fn fire_reason(reason: &str, assign_type: &str) -> &'static str {
-    match reason {
-        "refire" => "[Repeat] ",
-        "storm" => "[Alert storm] ",
-        "wake" => "[Snooze ended] ",
-        _ => match assign_type {
-            "escalate" => "[Escalated] ",
-            "reassign" => "[Reassigned] ",
-            "reopen" => "[Reopened] ",
-            _ => "",
-        },
-    }
+/// RSP-355 from the notification's reason, its repeat number (RSP-343 `RepeatIndex`) and the
+/// assignment type at delivery. The same rule the templates' `fireReason` applies, so the
+/// built-in bodies and the templated ones agree.
+pub fn fire_reason(reason: &str, repeat_index: i64, assign_type: &str) -> String {
+    klaxon_core::template::fire_reason(reason, repeat_index, assign_type)
 }
 
 impl Message {
@@ -330,13 +322,14 @@ mod tests {
     #[test]
     fn fire_reasons() {
         // spec: RSP-355
-        assert_eq!(fire_reason("refire", "assign"), "[Repeat] ");
-        assert_eq!(fire_reason("storm", "assign"), "[Alert storm] ");
-        assert_eq!(fire_reason("wake", "assign"), "[Snooze ended] ");
-        assert_eq!(fire_reason("assign", "escalate"), "[Escalated] ");
-        assert_eq!(fire_reason("assign", "reassign"), "[Reassigned] ");
-        assert_eq!(fire_reason("assign", "reopen"), "[Reopened] ");
-        assert_eq!(fire_reason("assign", "assign"), "");
+        assert_eq!(fire_reason("refire", 1, "assign"), "[Repeat 1] ");
+        assert_eq!(fire_reason("refire", 3, "escalate"), "[Repeat 3] ");
+        assert_eq!(fire_reason("storm", 0, "assign"), "[Alert storm] ");
+        assert_eq!(fire_reason("wake", 0, "assign"), "[Snooze ended] ");
+        assert_eq!(fire_reason("assign", 0, "escalate"), "[Escalated] ");
+        assert_eq!(fire_reason("assign", 0, "reassign"), "[Reassigned] ");
+        assert_eq!(fire_reason("assign", 0, "reopen"), "[Reopened] ");
+        assert_eq!(fire_reason("assign", 0, "assign"), "");
     }
 
     #[test]

@@ -188,3 +188,14 @@ pub async fn chosen_template(
         .await?
         .filter(|t| t.status == "enabled"))
 }
+
+/// The zone templates format times in (the `date` function): the account's `time_zone`
+/// (response.md 1.1, RSP-344), `UTC` when the account has none.
+pub async fn account_zone(store: &Store, account_id: i64) -> Result<String, StoreError> {
+    Ok(store
+        .account(account_id)
+        .await?
+        .map(|a| a.time_zone)
+        .filter(|z| !z.is_empty())
+        .unwrap_or_else(|| "UTC".into()))
+}

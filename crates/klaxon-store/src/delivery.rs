@@ -40,6 +40,8 @@ pub struct PendingDelivery {
     pub created_at: Millis,
     /// Attempts made before this one.
     pub attempts: i64,
+    /// RSP-343 `RepeatIndex`: 0 for a level's first firing, i for its i-th repeat.
+    pub repeat_index: i64,
 }
 
 /// The delivery columns of one outbox row (for the API and tests).
@@ -83,7 +85,7 @@ pub enum DeliveryOutcome {
 }
 
 const PENDING_COLUMNS: &str = "seq, rid, account_id, incident_id, firing_id, reason, fire_type, \
-     escalate_rule_id, layer_idx, channel, person_id, target, severity, created_at, attempts";
+     escalate_rule_id, layer_idx, channel, person_id, target, severity, created_at, attempts, repeat_index";
 
 fn pending_row(row: &sqlx::any::AnyRow) -> Result<PendingDelivery> {
     let target = get_str(row, "target")?;
@@ -103,6 +105,7 @@ fn pending_row(row: &sqlx::any::AnyRow) -> Result<PendingDelivery> {
         severity: get_str(row, "severity")?,
         created_at: get_i64(row, "created_at")?,
         attempts: get_i64(row, "attempts")?,
+        repeat_index: get_i64(row, "repeat_index")?,
     })
 }
 
@@ -148,6 +151,34 @@ pub(crate) async fn note_failure(
     rid: &str,
     reason: &str,
 ) -> Result<()> {
+    edit_firing_entry(conn, account_id, incident_id, firing_id, |detail| {
+        let mut found = false;
+        for list in ["persons", "chats", "robots"] {
+            if let Some(items) = detail.get_mut(list).and_then(Value::as_array_mut) {
+                for item in items {
+                    if item.get("rid").and_then(Value::as_str) == Some(rid)
+                        && let Some(obj) = item.as_object_mut()
+                    {
+                        obj.insert("failed_reason".into(), Value::String(reason.to_string()));
+                        found = true;
+                    }
+                }
+            }
+        }
+        found
+    })
+    .await
+}
+
+/// Applies `edit` to the detail of the firing's `i_notify` entry and stores it when `edit`
+/// reports a change.
+async fn edit_firing_entry(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    incident_id: &str,
+    firing_id: &str,
+    edit: impl FnOnce(&mut Value) -> bool,
+) -> Result<()> {
     let lock = if is_sqlite(conn) { "" } else { " FOR UPDATE" };
     let mut sql = Sql::new("SELECT seq, detail FROM incident_timeline WHERE account_id = ");
     sql.bind(account_id)
@@ -163,20 +194,7 @@ pub(crate) async fn note_failure(
         if detail.get("rid").and_then(Value::as_str) != Some(firing_id) {
             continue;
         }
-        let mut found = false;
-        for list in ["persons", "chats", "robots"] {
-            if let Some(items) = detail.get_mut(list).and_then(Value::as_array_mut) {
-                for item in items {
-                    if item.get("rid").and_then(Value::as_str) == Some(rid)
-                        && let Some(obj) = item.as_object_mut()
-                    {
-                        obj.insert("failed_reason".into(), Value::String(reason.to_string()));
-                        found = true;
-                    }
-                }
-            }
-        }
-        if found {
+        if edit(&mut detail) {
             let mut sql = Sql::new("UPDATE incident_timeline SET detail = ");
             sql.bind(detail.to_string())
                 .push(" WHERE seq = ")
@@ -254,6 +272,46 @@ impl Store {
             )
             .await?;
         }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// RSP-346: records on a claimed row that its custom template failed to render and the
+    /// default template's body is what was sent, and sets `template_fallback: true` on the
+    /// firing's `i_notify` entry, in one transaction. False (nothing written) when `holder` no
+    /// longer holds the claim.
+    pub async fn note_template_fallback(
+        &self,
+        holder: &str,
+        seq: i64,
+        now: Millis,
+    ) -> Result<bool> {
+        let mut tx = self.inner.write.begin().await?;
+        let mut sql = Sql::new("UPDATE notifications SET template_fallback = 1 WHERE seq = ");
+        sql.bind(seq)
+            .push(" AND status = 'queued' AND claimed_by = ")
+            .bind(holder)
+            .push(" AND claim_until >= ")
+            .bind(now)
+            .push(" RETURNING account_id, incident_id, firing_id");
+        let Some(row) = sql.query_on(&tx).fetch_optional(&mut *tx).await? else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        edit_firing_entry(
+            &mut tx,
+            get_i64(&row, "account_id")?,
+            &get_str(&row, "incident_id")?,
+            &get_str(&row, "firing_id")?,
+            |detail| match detail.as_object_mut() {
+                Some(obj) => {
+                    obj.insert("template_fallback".into(), Value::Bool(true));
+                    true
+                }
+                None => false,
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -1110,6 +1110,30 @@ macro_rules! in_tx {
 }
 
 impl Store {
+    /// Sets the account's time zone (response.md 1.1 `time_zone`, OQ-40), the zone templates
+    /// format times in (RSP-344). The caller has checked that `zone` is a known IANA name
+    /// (`klaxon_core::directory::time_zone`). False when the account does not exist.
+    pub async fn set_account_time_zone(
+        &self,
+        account_id: i64,
+        zone: &str,
+        now: Millis,
+    ) -> Result<bool> {
+        let mut conn = self.inner.write.acquire().await?;
+        let mut sql = Sql::new("UPDATE accounts SET time_zone = ");
+        sql.bind(zone)
+            .push(", updated_at = ")
+            .bind(now)
+            .push(" WHERE account_id = ")
+            .bind(account_id);
+        Ok(sql
+            .query_on(&conn)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            == 1)
+    }
+
     /// Creates (`team_id` 0) or updates a team (openapi-compat.md 2.9) as `actor_id`, in one
     /// transaction; returns the saved team with its members.
     pub async fn upsert_team(

@@ -343,7 +343,7 @@ async fn insert_notifications(
         let mut sql = Sql::new(
             "INSERT INTO notifications (rid, account_id, incident_id, firing_id, reason, \
              fire_type, escalate_rule_id, layer_idx, channel, person_id, target, severity, \
-             created_at) VALUES ",
+             created_at, repeat_index) VALUES ",
         );
         for (i, (account_id, n)) in chunk.iter().enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" })
@@ -372,6 +372,8 @@ async fn insert_notifications(
                 .bind(n.severity.as_str())
                 .push(", ")
                 .bind(n.created_at)
+                .push(", ")
+                .bind(n.repeat_index)
                 .push(")");
         }
         sql.query_on(conn).execute(&mut *conn).await?;
@@ -1420,6 +1422,10 @@ pub struct OutboxEntry {
     pub failed_reason: String,
     pub created_at: Millis,
     pub sent_at: Millis,
+    /// RSP-343 `RepeatIndex` of the firing.
+    pub repeat_index: i64,
+    /// RSP-346: the custom template failed and the default body was sent.
+    pub template_fallback: bool,
 }
 
 pub(crate) async fn outbox(
@@ -1431,8 +1437,8 @@ pub(crate) async fn outbox(
     let mut conn = pool.acquire().await?;
     let mut sql = Sql::new(
         "SELECT rid, incident_id, firing_id, reason, fire_type, escalate_rule_id, layer_idx, \
-         channel, person_id, target, severity, status, failed_reason, created_at, sent_at FROM \
-         notifications WHERE account_id = ",
+         channel, person_id, target, severity, status, failed_reason, created_at, sent_at, \
+         repeat_index, template_fallback FROM notifications WHERE account_id = ",
     );
     sql.bind(account_id);
     if let Some(id) = incident_id {
@@ -1461,6 +1467,8 @@ pub(crate) async fn outbox(
                 failed_reason: get_str(r, "failed_reason")?,
                 created_at: get_i64(r, "created_at")?,
                 sent_at: get_i64(r, "sent_at")?,
+                repeat_index: get_i64(r, "repeat_index")?,
+                template_fallback: get_i64(r, "template_fallback")? != 0,
             })
         })
         .collect()

@@ -1656,3 +1656,157 @@ on_both_backends!(
         node.server.shutdown().await;
     }
 );
+
+on_both_backends!(
+    repeats_fallbacks_and_the_account_zone_reach_what_is_sent,
+    |url: String| async move {
+        // spec: RSP-343 (`RepeatIndex`), RSP-355 (`fireReason` = `[Repeat i] `), RSP-346
+        // (template_fallback on the notification record and in i_notify), RSP-344 (`date`
+        // formats in the account time zone), response.md 1.17 (outbox row fields)
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let notify = notify_config(&smtp, &fake);
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        node.api(
+            "/member/info/reset",
+            json!({"member_id": node.owner, "updates": {"phone": "+8613812345678"}}),
+        )
+        .await;
+        node.store()
+            .mark_contact_verified(node.account, node.owner, false, true)
+            .await
+            .unwrap();
+        assert!(
+            node.store()
+                .set_account_time_zone(node.account, "Asia/Shanghai", clock.now())
+                .await
+                .unwrap()
+        );
+
+        // The voice body renders against the mock (it has an image) but fails on a pushed
+        // alert's incident, which has none: the default voice body goes out instead.
+        let sms_body =
+            r#"{{fireReason .}}#{{.RepeatIndex}} {{.Title}} {{date "-0700 MST" .StartTime}}"#;
+        let created = node
+            .api(
+                "/template/create",
+                json!({"template_name": "Ops", "sms": sms_body,
+                       "voice": "See {{(index .Images 0).Alt}}"}),
+            )
+            .await;
+        let tid = created["template_id"].as_str().unwrap().to_string();
+        node.api(
+            "/channel/escalate/rule/create",
+            json!({"channel_id": node.channel, "rule_name": "Primary", "template_id": tid,
+                   "layers": [{"target": {"person_ids": [node.owner],
+                               "by": {"follow_preference": false, "critical": ["sms", "voice"]}},
+                               "escalate_window": 30, "max_times": 1, "notify_step": 1}]}),
+        )
+        .await;
+        let inc = node.incident("tpl-2", "Disk full").await;
+        let round = node
+            .deliverer(&notify, "d1")
+            .drain(clock.now())
+            .await
+            .unwrap();
+        assert_eq!((round.sent, round.failed), (2, 0), "{round:?}");
+        let sms_texts = || -> Vec<String> {
+            fake.accepted()
+                .iter()
+                .filter(|r| r.path.ends_with("/Messages.json"))
+                .map(|r| {
+                    let f: HashMap<String, String> = serde_urlencoded::from_str(&r.body).unwrap();
+                    f["Body"].clone()
+                })
+                .collect()
+        };
+        assert_eq!(sms_texts(), vec!["#0 Disk full +0800 CST".to_string()]);
+        let call = fake
+            .accepted()
+            .into_iter()
+            .find(|r| r.path.ends_with("/Calls.json"))
+            .unwrap();
+        let form: HashMap<String, String> = serde_urlencoded::from_str(&call.body).unwrap();
+        assert!(
+            form["Twiml"].contains("You have a pending incident: Disk full"),
+            "{}",
+            form["Twiml"]
+        );
+
+        // The record says which send fell back, and so does the firing's i_notify entry.
+        let list = node
+            .api("/incident/notification/list", json!({"incident_id": inc}))
+            .await;
+        let rows = list["items"].as_array().unwrap().clone();
+        let row = |ch: &str, repeat: i64| {
+            rows.iter()
+                .find(|r| r["channel"] == ch && r["repeat_index"] == repeat)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(row("voice", 0)["template_fallback"], true, "{list}");
+        assert_eq!(row("sms", 0)["template_fallback"], false, "{list}");
+        let feed = node
+            .api("/incident/feed", json!({"incident_id": inc, "limit": 100}))
+            .await;
+        let notify_entry = feed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "i_notify")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            notify_entry["detail"]["template_fallback"], true,
+            "{notify_entry}"
+        );
+
+        // One minute later the level repeats: RepeatIndex 1, and fireReason says so.
+        let later = clock.advance_ms(60_000);
+        node.store().run_due_timers("t", later).await.unwrap();
+        let round = node.deliverer(&notify, "d1").drain(later).await.unwrap();
+        assert_eq!((round.sent, round.failed), (2, 0), "{round:?}");
+        assert_eq!(
+            sms_texts(),
+            vec![
+                "#0 Disk full +0800 CST".to_string(),
+                "[Repeat 1] #1 Disk full +0800 CST".to_string()
+            ]
+        );
+        let list = node
+            .api("/incident/notification/list", json!({"incident_id": inc}))
+            .await;
+        let repeats: Vec<(String, i64, bool)> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["channel"].as_str().unwrap().to_string(),
+                    r["repeat_index"].as_i64().unwrap(),
+                    r["template_fallback"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            repeats,
+            vec![
+                ("sms".to_string(), 0, false),
+                ("voice".to_string(), 0, true),
+                ("sms".to_string(), 1, false),
+                ("voice".to_string(), 1, true),
+            ]
+        );
+
+        // A preview against the real incident renders in the same zone.
+        let p = node
+            .api(
+                "/template/preview",
+                json!({"type": "sms", "content": sms_body, "incident_id": inc}),
+            )
+            .await;
+        assert_eq!(p["content"], "#0 Disk full +0800 CST", "{p}");
+        node.server.shutdown().await;
+    }
+);

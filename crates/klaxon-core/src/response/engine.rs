@@ -85,6 +85,8 @@ pub struct Notification {
     pub target: Value,
     pub severity: Severity,
     pub created_at: Millis,
+    /// RSP-343 `RepeatIndex`: 0 for a level's first firing, i for its i-th loop repeat.
+    pub repeat_index: i64,
 }
 
 /// Everything one action produced.
@@ -572,6 +574,15 @@ impl<'a> Engine<'a> {
             ),
             None => (String::new(), String::new(), -1),
         };
+        // The repeat step bumps `refire_count` before it fires, so it is the repeat's number.
+        let repeat_index = if fire_type == "refire" {
+            inc.response
+                .escalation
+                .as_ref()
+                .map_or(0, |e| e.refire_count)
+        } else {
+            0
+        };
         let mut persons = Vec::new();
         let mut chats = Vec::new();
         let mut robots = Vec::new();
@@ -603,6 +614,7 @@ impl<'a> Engine<'a> {
                     target: Value::Null,
                     severity: sev,
                     created_at: t,
+                    repeat_index,
                 });
             }
         }
@@ -660,6 +672,7 @@ impl<'a> Engine<'a> {
                     target: json!({"settings": settings, "mentions": mention}),
                     severity: sev,
                     created_at: t,
+                    repeat_index,
                 });
             }
         }

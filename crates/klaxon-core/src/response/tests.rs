@@ -421,6 +421,30 @@ fn esc_2_repeats_then_escalation() {
 }
 
 #[test]
+fn repeat_index_counts_the_repeats_of_a_level() {
+    // spec: RSP-343 (`RepeatIndex`), RSP-355: 0 for the level's first firing, i for the i-th
+    // repeat, and 0 again for the next level's first firing.
+    let mut s = Scenario::start(esc2(12, 2, 5.0), dir());
+    s.at(60.0);
+    // Every row of one firing (one per channel) carries the same index.
+    let mut got: Vec<(Millis, &str, i64)> = s
+        .sent
+        .iter()
+        .map(|n| (n.created_at, n.fire_type, n.repeat_index))
+        .collect();
+    got.dedup();
+    assert_eq!(
+        got,
+        vec![
+            (m(0.0), "fire", 0),
+            (m(5.0), "refire", 1),
+            (m(10.0), "refire", 2),
+            (m(12.0), "fire", 0),
+        ]
+    );
+}
+
+#[test]
 fn esc_2b_repeat_at_the_deadline_is_dropped() {
     // spec: RSP-162 (ESC-2b): a repeat must be strictly earlier than the deadline
     let mut s = Scenario::start(esc2(10, 2, 5.0), dir());

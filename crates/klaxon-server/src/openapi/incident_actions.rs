@@ -829,6 +829,8 @@ async fn outbox(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
                 "failed_reason": n.failed_reason,
                 "created_at": n.created_at / 1000,
                 "sent_at": n.sent_at / 1000,
+                "repeat_index": n.repeat_index,
+                "template_fallback": n.template_fallback,
             })
         })
         .collect();

@@ -57,13 +57,16 @@ fn not_found(id: &str) -> ApiError {
     )
 }
 
-fn env(state: &AppState) -> Env {
-    // Unix seconds; the account zone is UTC until accounts carry a configurable zone here.
-    Env {
+/// What rendering needs besides the variables: now in Unix seconds, and the account's zone
+/// (RSP-344 `date`), the same one delivery uses, so a preview shows what would be sent.
+async fn env(state: &AppState, caller: &Caller) -> Result<Env, ApiError> {
+    Ok(Env {
         now: state.clock.now() / 1000,
-        time_zone: "UTC".into(),
+        time_zone: templating::account_zone(&state.store, caller.account_id)
+            .await
+            .map_err(store_err)?,
         escape_html: false,
-    }
+    })
 }
 
 /// The wire object: the fields of response.md 1.16 and one string per channel.
@@ -231,7 +234,7 @@ async fn save(
     }
     t.bodies.retain(|_, b| !b.is_empty());
     t.updated_by = caller.member_id;
-    template::validate_record(&t, &env(state)).map_err(ApiError::invalid)?;
+    template::validate_record(&t, &env(state, caller).await?).map_err(ApiError::invalid)?;
     let now = state.clock.now();
     let saved = if creating {
         state.store.create_notification_template(t, now).await
@@ -302,7 +305,7 @@ async fn preview(state: &AppState, caller: &Caller, args: &Args) -> Result<Value
             template::MAX_BODY_BYTES
         )));
     }
-    let env = env(state);
+    let env = env(state, caller).await?;
     let vars = match args.str("incident_id")?.filter(|s| !s.is_empty()) {
         None => Vars::mock(env.now),
         Some(id) => {
