@@ -687,3 +687,31 @@ on_both_backends!(
         ok(s, &b);
     }
 );
+
+on_both_backends!(
+    the_account_time_zone_is_set_by_administrators,
+    |url: String| async move {
+        // spec: response.md 1.1 `time_zone` (OQ-40: UTC unless configured), RSP-521/522 (an
+        // account setting is administration: Members Manage), RSP-529.
+        let m = Members::start(&url).await;
+        let (s, b) = m.ts.api("/account/info", json!({})).await;
+        assert_eq!(ok(s, &b)["time_zone"], "UTC");
+        let (s, b) =
+            m.ts.api("/account/reset", json!({"time_zone": "Asia/Kolkata"}))
+                .await;
+        assert_eq!(ok(s, &b)["time_zone"], "Asia/Kolkata");
+        // A bad zone or none is refused and changes nothing.
+        for body in [json!({"time_zone": "Mars/Olympus"}), json!({})] {
+            let (s, b) = m.ts.api("/account/reset", body).await;
+            assert!(refused(s, &b, "InvalidParameter", 400).contains("time_zone"));
+        }
+        // A Responder (no Members Manage) may read the zone but not change it.
+        let (_, responder) = m.member("responder@example.com", &[6]).await;
+        let (s, b) = m
+            .api_with(&responder, "/account/reset", json!({"time_zone": "UTC"}))
+            .await;
+        assert!(refused(s, &b, "AccessDenied", 403).contains("Members Manage"));
+        let (s, b) = m.api_with(&responder, "/account/info", json!({})).await;
+        assert_eq!(ok(s, &b)["time_zone"], "Asia/Kolkata");
+    }
+);

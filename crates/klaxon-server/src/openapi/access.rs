@@ -47,6 +47,8 @@ use Point::*;
 pub const ROUTES: &[(&str, Access)] = &[
     // Account and the caller.
     ("/account/info", Member),
+    // Account settings: administration, like inviting members (Admins and the owner).
+    ("/account/reset", P(MembersManage)),
     ("/member/info", Member),
     ("/person/infos", Member),
     // Members (RSP-521 Members Manage: invite, delete, roles).

@@ -18,6 +18,7 @@ use crate::wire;
 /// Every Open API path this release serves; `dispatch` below must handle each one.
 pub const PATHS: &[&str] = &[
     "/account/info",
+    "/account/reset",
     "/member/info",
     "/channel/list",
     "/incident/list",
@@ -98,6 +99,7 @@ pub async fn dispatch(
         "/member/delete" => members::delete(state, caller, args).await.map(|_| None),
         "/member/info/reset" => members::reset(state, caller, args).await.map(|_| None),
         "/member/self/reset" => members::self_reset(state, caller, args).await.map(|_| None),
+        "/account/reset" => account_reset(state, caller, args).await.map(Some),
         "/person/infos" => members::person_infos(state, caller, args).await.map(Some),
         p if p.starts_with("/integration/") => integrations::dispatch(state, caller, p, args).await,
         _ => Err(ApiError::new(ErrorCode::RouteNotFound, "no such route")),
@@ -231,6 +233,25 @@ async fn account_info(state: &AppState, caller: &Caller) -> Result<Value, ApiErr
         .map_err(store_err)?
         .ok_or_else(|| not_found("account"))?;
     Ok(wire::account(&account))
+}
+
+/// `/account/reset` (a Klaxon extension): the account's time zone, the default zone of
+/// schedules, calendars, rule time filters, template dates and insights (response.md 1.1,
+/// OQ-40: `UTC` unless configured). Answers the account as `/account/info` does.
+async fn account_reset(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let zone = args
+        .str("time_zone")?
+        .ok_or_else(|| ApiError::invalid("time_zone is required"))?;
+    let zone = klaxon_core::directory::time_zone("time_zone", &zone)?;
+    let changed = state
+        .store
+        .set_account_time_zone(caller.account_id, &zone, state.clock.now())
+        .await
+        .map_err(store_err)?;
+    if !changed {
+        return Err(not_found("account"));
+    }
+    account_info(state, caller).await
 }
 
 async fn member_info(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
