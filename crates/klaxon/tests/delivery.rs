@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
-use common::test_config;
+use common::{ManualClock, test_config, wall_ms};
 use klaxon_notify::{Deliverer, NotifyConfig, SmtpConfig, SmtpSecurity, TwilioConfig};
 use klaxon_server::{Clock, Config, Server};
 use serde_json::{Value, json};
@@ -26,26 +26,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 // ---- the injected clock ----
 
-struct ManualClock(AtomicI64);
-
-impl Clock for ManualClock {
-    fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
 impl ManualClock {
     fn advance_ms(&self, ms: i64) -> i64 {
         self.0.fetch_add(ms, Ordering::SeqCst) + ms
     }
-}
-
-fn wall_ms() -> i64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 // ---- a fake HTTP provider ----

@@ -10,27 +10,11 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use common::{TestServer, test_config};
+use common::{ManualClock, TestServer, test_config, wall_ms};
 use klaxon_server::{Clock, Config};
 use serde_json::{Value, json};
 
 const MIN: i64 = 60_000;
-
-struct ManualClock(AtomicI64);
-
-impl Clock for ManualClock {
-    fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-fn wall_ms() -> i64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 struct Node {
     ts: TestServer,

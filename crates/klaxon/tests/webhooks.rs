@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::test_config;
+use common::{ManualClock, test_config, wall_ms};
 use klaxon_server::webhooks::WebhookDispatcher;
 use klaxon_server::{Clock, Config, Server};
 use serde_json::{Value, json};
@@ -22,26 +22,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---- the injected clock ----
 
-struct ManualClock(AtomicI64);
-
-impl Clock for ManualClock {
-    fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
 impl ManualClock {
     fn advance_ms(&self, ms: i64) -> i64 {
         self.0.fetch_add(ms, Ordering::SeqCst) + ms
     }
-}
-
-fn wall_ms() -> i64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 // ---- the fake receiver: plain HTTP/1.1 on a socket, so it can close without answering ----

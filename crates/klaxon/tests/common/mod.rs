@@ -20,6 +20,15 @@ impl Clock for ManualClock {
     }
 }
 
+/// The wall clock in Unix milliseconds, where a test's ManualClock starts.
+pub fn wall_ms() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 pub struct TestServer {
     pub server: Option<Server>,
     pub dir: tempfile::TempDir,
