@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use klaxon_core::model::{EventOrigin, Millis, NewEvent, Status};
 use klaxon_core::response::rules::By;
 use klaxon_core::response::{EscalationRule, Level, RuleStatus, Target};
-use klaxon_store::{Bootstrap, BootstrapSeed, IncidentFilter, Paging};
+use klaxon_store::{Bootstrap, IncidentFilter, Paging};
 
 const T0: Millis = 1_750_000_000_000;
 const MIN: Millis = 60_000;
@@ -27,20 +27,7 @@ both!(
 );
 
 async fn boot(db: &Db) -> Bootstrap {
-    db.store
-        .bootstrap(
-            &BootstrapSeed {
-                account_name: "Acme".into(),
-                owner_email: "owner@example.com".into(),
-                owner_name: "Owner".into(),
-                owner_password: "correct horse battery staple".into(),
-                app_key: random_hex(16),
-                integration_key: random_hex(16),
-            },
-            T0,
-        )
-        .await
-        .unwrap()
+    db.boot(T0).await
 }
 
 async fn push(db: &Db, b: &Bootstrap, key: &str, status: Status, at: Millis) {

@@ -20,7 +20,7 @@ use klaxon_core::response::{EscalationRule, Level, RuleStatus, Target};
 use klaxon_saas::ledger::ChargeKind;
 use klaxon_saas::money::Currency;
 use klaxon_saas::params::Params;
-use klaxon_store::{Bootstrap, BootstrapSeed, IncidentFilter, Paging, SaasSettings};
+use klaxon_store::{Bootstrap, IncidentFilter, Paging, SaasSettings};
 
 both!(suspension_halts_the_tenants_automation);
 
@@ -39,20 +39,7 @@ fn settings() -> SaasSettings {
 }
 
 async fn boot(db: &Db, at: Millis) -> Bootstrap {
-    db.store
-        .bootstrap(
-            &BootstrapSeed {
-                account_name: "Acme".into(),
-                owner_email: "owner@example.com".into(),
-                owner_name: "Owner".into(),
-                owner_password: "correct horse battery staple".into(),
-                app_key: random_hex(16),
-                integration_key: random_hex(16),
-            },
-            at,
-        )
-        .await
-        .unwrap()
+    db.boot(at).await
 }
 
 /// Two levels paging the owner, repeating every 10 minutes, escalating after 30.

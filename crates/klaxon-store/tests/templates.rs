@@ -7,13 +7,13 @@
 #[macro_use]
 mod harness;
 
-use harness::{Db, random_hex};
+use harness::Db;
 
 use klaxon_core::model::Millis;
 use klaxon_core::response::rules::By;
 use klaxon_core::response::{EscalationRule, Level, RuleStatus, Target};
 use klaxon_core::template::{DEFAULT_TEMPLATE_ALT_ID, DEFAULT_TEMPLATE_ID, TemplateRecord};
-use klaxon_store::{Bootstrap, BootstrapSeed, RuleRefusal, TemplateRefusal};
+use klaxon_store::{Bootstrap, RuleRefusal, TemplateRefusal};
 
 const T0: Millis = 1_750_000_000_000;
 
@@ -24,20 +24,7 @@ both!(
 );
 
 async fn boot(db: &Db) -> Bootstrap {
-    db.store
-        .bootstrap(
-            &BootstrapSeed {
-                account_name: "Acme".into(),
-                owner_email: "owner@example.com".into(),
-                owner_name: "Owner".into(),
-                owner_password: "correct horse battery staple".into(),
-                app_key: random_hex(16),
-                integration_key: random_hex(16),
-            },
-            T0,
-        )
-        .await
-        .unwrap()
+    db.boot(T0).await
 }
 
 fn draft(b: &Bootstrap, name: &str) -> TemplateRecord {

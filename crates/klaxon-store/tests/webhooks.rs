@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use klaxon_core::model::{EventOrigin, Millis, NewEvent, Status};
 use klaxon_store::{
-    Bootstrap, BootstrapSeed, IncidentFilter, Paging, PendingWebhook, WebhookAttempt, WebhookDraft,
+    Bootstrap, IncidentFilter, Paging, PendingWebhook, WebhookAttempt, WebhookDraft,
     WebhookHistoryFilter,
 };
 
@@ -28,20 +28,7 @@ both!(
 const T0: Millis = 1_750_000_000_000;
 
 async fn boot(db: &Db) -> Bootstrap {
-    db.store
-        .bootstrap(
-            &BootstrapSeed {
-                account_name: "Acme".into(),
-                owner_email: "owner@example.com".into(),
-                owner_name: "Owner".into(),
-                owner_password: "correct horse battery staple".into(),
-                app_key: random_hex(16),
-                integration_key: random_hex(16),
-            },
-            T0,
-        )
-        .await
-        .unwrap()
+    db.boot(T0).await
 }
 
 fn draft(kind: &str, types: &[&str], channels: Vec<i64>) -> WebhookDraft {

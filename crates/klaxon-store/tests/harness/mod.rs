@@ -7,7 +7,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use klaxon_store::{Store, StoreOptions};
+use klaxon_store::{Bootstrap, BootstrapSeed, Store, StoreOptions};
 use sqlx::{AnyPool, Connection, Executor};
 
 pub const ENV: &str = "KLAXON_TEST_DATABASE_URL";
@@ -82,6 +82,25 @@ impl Db {
             let _ = conn.execute(sqlx::AssertSqlSafe(sql)).await;
             let _ = conn.close().await;
         }
+    }
+
+    /// The first start's account "Acme" (owner, APP key, default channel and integration),
+    /// created at `at` (Unix ms).
+    pub async fn boot(&self, at: i64) -> Bootstrap {
+        self.store
+            .bootstrap(
+                &BootstrapSeed {
+                    account_name: "Acme".into(),
+                    owner_email: "owner@example.com".into(),
+                    owner_name: "Owner".into(),
+                    owner_password: "correct horse battery staple".into(),
+                    app_key: random_hex(16),
+                    integration_key: random_hex(16),
+                },
+                at,
+            )
+            .await
+            .unwrap()
     }
 
     /// Runs one statement on the raw pool (arranging what the API cannot set yet).
