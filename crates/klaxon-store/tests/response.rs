@@ -57,23 +57,7 @@ async fn push(db: &Db, b: &Bootstrap, key: &str, status: Status, at: Millis) {
 }
 
 async fn incident_ids(db: &Db, b: &Bootstrap) -> Vec<String> {
-    let page = db
-        .store
-        .list_incidents(
-            b.account_id,
-            &IncidentFilter {
-                paging: Paging {
-                    p: 1,
-                    limit: 100,
-                    asc: true,
-                    search_after_ctx: None,
-                },
-                ..IncidentFilter::default()
-            },
-        )
-        .await
-        .unwrap();
-    page.items.into_iter().map(|i| i.incident_id).collect()
+    db.incident_ids(b.account_id).await
 }
 
 async fn kinds(db: &Db, b: &Bootstrap, id: &str) -> Vec<String> {

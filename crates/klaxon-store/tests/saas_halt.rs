@@ -20,7 +20,7 @@ use klaxon_core::response::{EscalationRule, Level, RuleStatus, Target};
 use klaxon_saas::ledger::ChargeKind;
 use klaxon_saas::money::Currency;
 use klaxon_saas::params::Params;
-use klaxon_store::{Bootstrap, IncidentFilter, Paging, SaasSettings};
+use klaxon_store::{Bootstrap, SaasSettings};
 
 both!(suspension_halts_the_tenants_automation);
 
@@ -116,23 +116,7 @@ async fn push(db: &Db, b: &Bootstrap, key: &str, accepted: Millis, processed: Mi
 }
 
 async fn incident_ids(db: &Db, b: &Bootstrap) -> Vec<String> {
-    let page = db
-        .store
-        .list_incidents(
-            b.account_id,
-            &IncidentFilter {
-                paging: Paging {
-                    p: 1,
-                    limit: 100,
-                    asc: true,
-                    search_after_ctx: None,
-                },
-                ..IncidentFilter::default()
-            },
-        )
-        .await
-        .unwrap();
-    page.items.into_iter().map(|i| i.incident_id).collect()
+    db.incident_ids(b.account_id).await
 }
 
 /// (status, failed_reason) of every outbox row of the incident, oldest first.

@@ -14,10 +14,7 @@ use harness::{Db, random_hex};
 use std::collections::BTreeMap;
 
 use klaxon_core::model::{EventOrigin, Millis, NewEvent, Status};
-use klaxon_store::{
-    Bootstrap, IncidentFilter, Paging, PendingWebhook, WebhookAttempt, WebhookDraft,
-    WebhookHistoryFilter,
-};
+use klaxon_store::{Bootstrap, PendingWebhook, WebhookAttempt, WebhookDraft, WebhookHistoryFilter};
 
 both!(
     events_are_written_with_the_change_and_filtered_per_integration,
@@ -73,23 +70,7 @@ async fn push(db: &Db, b: &Bootstrap, key: &str, status: Status, at: Millis) {
 }
 
 async fn incident_ids(db: &Db, b: &Bootstrap) -> Vec<String> {
-    let page = db
-        .store
-        .list_incidents(
-            b.account_id,
-            &IncidentFilter {
-                paging: Paging {
-                    p: 1,
-                    limit: 100,
-                    asc: true,
-                    search_after_ctx: None,
-                },
-                ..IncidentFilter::default()
-            },
-        )
-        .await
-        .unwrap();
-    page.items.into_iter().map(|i| i.incident_id).collect()
+    db.incident_ids(b.account_id).await
 }
 
 /// (integration, event_type, subject) of every outbox row, oldest first.

@@ -7,7 +7,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use klaxon_store::{Bootstrap, BootstrapSeed, Store, StoreOptions};
+use klaxon_store::{Bootstrap, BootstrapSeed, IncidentFilter, Paging, Store, StoreOptions};
 use sqlx::{AnyPool, Connection, Executor};
 
 pub const ENV: &str = "KLAXON_TEST_DATABASE_URL";
@@ -101,6 +101,25 @@ impl Db {
             )
             .await
             .unwrap()
+    }
+
+    /// The ids of the account's first 100 incidents, oldest first.
+    pub async fn incident_ids(&self, account_id: i64) -> Vec<String> {
+        let filter = IncidentFilter {
+            paging: Paging {
+                p: 1,
+                limit: 100,
+                asc: true,
+                search_after_ctx: None,
+            },
+            ..IncidentFilter::default()
+        };
+        let page = self
+            .store
+            .list_incidents(account_id, &filter)
+            .await
+            .unwrap();
+        page.items.into_iter().map(|i| i.incident_id).collect()
     }
 
     /// Runs one statement on the raw pool (arranging what the API cannot set yet).
