@@ -52,6 +52,8 @@ mod validation;
 mod zone;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 pub use calendar::{
