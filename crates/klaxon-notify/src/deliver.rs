@@ -24,6 +24,7 @@ use serde_json::Value;
 use crate::config::NotifyConfig;
 use crate::contact::{self, Recipient};
 use crate::providers::{HttpProviders, Mention, SendError};
+use crate::reminder::ReminderMessage;
 use crate::render::{self, Message};
 use crate::retry::{self, Next};
 use crate::smtp::Mailer;
@@ -263,6 +264,9 @@ impl Deliverer {
 
     /// One send attempt. Ok = the provider accepted it (with its message id, or "").
     async fn attempt(&self, d: &PendingDelivery, now: Millis) -> Result<String, SendError> {
+        if d.fire_type == klaxon_store::SHIFT_REMINDER {
+            return self.reminder(d, now).await;
+        }
         let inner = &self.inner;
         let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
         let Some(inc) = inner
@@ -360,6 +364,108 @@ impl Deliverer {
             .map(|c| Mention {
                 name: c.name.clone(),
                 // RSP-289: DingTalk mentions by phone; only a verified one identifies the person.
+                phone: if c.phone_verified {
+                    c.phone.clone()
+                } else {
+                    String::new()
+                },
+            })
+            .collect();
+        let settings = d.target.get("settings").cloned().unwrap_or(Value::Null);
+        inner
+            .http
+            .bot(&d.channel, &settings, &d.rid, &msg, &mentions, now)
+            .await
+    }
+
+    /// A shift reminder (RSP-232): the built-in text, to a member's personal channel or to a
+    /// group chat with the recipients @-mentioned.
+    async fn reminder(&self, d: &PendingDelivery, now: Millis) -> Result<String, SendError> {
+        let inner = &self.inner;
+        let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
+        let Some(msg) = ReminderMessage::from_target(&d.target, &inner.base_url) else {
+            return Err(SendError::Permanent(
+                "provider_error:unreadable shift reminder".into(),
+            ));
+        };
+        let mention_ids: Vec<i64> = d
+            .target
+            .get("mentions")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default();
+        let mut ids = msg.person_ids();
+        ids.extend(&mention_ids);
+        if d.person_id != 0 {
+            ids.push(d.person_id);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let contacts: HashMap<i64, MemberContact> = inner
+            .store
+            .member_contacts(d.account_id, &ids)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .map(|c| (c.member_id, c))
+            .collect();
+        let msg = msg.with_names(
+            contacts
+                .iter()
+                .map(|(id, c)| (*id, c.name.clone()))
+                .collect(),
+        );
+        if d.person_id != 0 {
+            let recipient = contact::resolve(&d.channel, contacts.get(&d.person_id))
+                .map_err(SendError::Permanent)?;
+            let mut errors: Vec<SendError> = Vec::new();
+            match (d.channel.as_str(), &recipient) {
+                ("email", Recipient::Email { address, name }) => {
+                    for mailer in &inner.mailers {
+                        match mailer
+                            .send(
+                                &d.rid,
+                                address,
+                                name,
+                                &msg.subject(),
+                                msg.html(),
+                                msg.text(),
+                            )
+                            .await
+                        {
+                            Ok(id) => return Ok(id),
+                            Err(e) => errors.push(e),
+                        }
+                    }
+                }
+                ("sms", Recipient::Phone { e164 }) => {
+                    let accounts = [&inner.config.twilio, &inner.config.twilio_backup];
+                    for cfg in accounts.into_iter().flatten().filter(|t| t.sms) {
+                        match inner.http.sms(cfg, &d.rid, e164, &msg.sms()).await {
+                            Ok(id) => return Ok(id),
+                            Err(e) => errors.push(e),
+                        }
+                    }
+                }
+                (other, _) => {
+                    // Voice is never offered for reminders (OQ-19); app channels need the IM
+                    // app integrations.
+                    return Err(SendError::Permanent(format!(
+                        "provider_error:no provider for {other}"
+                    )));
+                }
+            }
+            return Err(all_failed(errors));
+        }
+        if d.channel.ends_with("_app") {
+            return Err(SendError::Permanent("provider_error:not_configured".into()));
+        }
+        let mentions: Vec<Mention> = mention_ids
+            .iter()
+            .filter_map(|id| contacts.get(id))
+            .filter(|c| c.status == "enabled")
+            .map(|c| Mention {
+                name: c.name.clone(),
                 phone: if c.phone_verified {
                     c.phone.clone()
                 } else {

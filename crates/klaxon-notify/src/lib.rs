@@ -14,6 +14,7 @@ pub mod contact;
 mod deliver;
 pub mod guard;
 pub mod providers;
+pub mod reminder;
 pub mod render;
 pub mod retry;
 pub mod smtp;

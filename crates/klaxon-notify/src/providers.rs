@@ -15,6 +15,25 @@ use crate::config::TwilioConfig;
 use crate::guard;
 use crate::render::{self, Message};
 
+/// What a group-chat bot message says: incident messages and shift reminders share the bots'
+/// wire formats, signing and mentions, and differ only in their text.
+pub trait BotContent {
+    /// The plain text, with the mentions (already formatted for the platform) placed in it.
+    fn bot_text(&self, mentions: &str) -> String;
+    /// One line, for platforms whose messages have a title (DingTalk markdown).
+    fn title(&self) -> String;
+}
+
+impl BotContent for Message {
+    fn bot_text(&self, mentions: &str) -> String {
+        Message::bot_text(self, mentions)
+    }
+
+    fn title(&self) -> String {
+        render::one_line(&format!("INC #{} {}", self.num, self.title))
+    }
+}
+
 /// Why one attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
@@ -208,7 +227,7 @@ impl HttpProviders {
         kind: &str,
         settings: &Value,
         rid: &str,
-        msg: &Message,
+        msg: &(dyn BotContent + Sync),
         mentions: &[Mention],
         now_ms: i64,
     ) -> Result<String, SendError> {
@@ -287,7 +306,7 @@ impl HttpProviders {
                 );
                 let body = json!({
                     "msgtype": "markdown",
-                    "markdown": {"title": render::one_line(&format!("INC #{} {}", msg.num, msg.title)), "text": text},
+                    "markdown": {"title": msg.title(), "text": text},
                     "at": {"atMobiles": mobiles, "isAtAll": false},
                 });
                 let (status, text) = self.post_json(url, rid, &body).await?;

@@ -27,14 +27,23 @@ const LATE_MS: i64 = 30_000;
 /// Steps claimed per round trip.
 const CLAIM: i64 = 64;
 
+/// How often the worker sweeps shift reminders (RSP-230, RSP-231) into the outbox: a
+/// reminder goes out at most this late.
+const REMINDER_SWEEP_MS: i64 = 15_000;
+
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let holder = format!("timers-{}", crate::state::random_hex(6));
     let mut failures: u32 = 0;
+    let mut last_sweep: i64 = i64::MIN;
     loop {
         if *shutdown.borrow() {
             break;
         }
         let now = state.clock.now();
+        if now.saturating_sub(last_sweep) >= REMINDER_SWEEP_MS {
+            last_sweep = now;
+            sweep_reminders(&state, now).await;
+        }
         match state.store.claim_due_timers(&holder, now, CLAIM).await {
             Ok(due) if !due.is_empty() => {
                 failures = 0;
@@ -68,6 +77,25 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Queues the shift reminders that have come due; they are delivered like any notification.
+async fn sweep_reminders(state: &AppState, now: i64) {
+    match state.store.sweep_shift_reminders(now).await {
+        Ok(sweep) => {
+            if sweep.queued > 0 {
+                metrics::counter!("klaxon_shift_reminders_total").increment(sweep.queued as u64);
+                state.delivery_ready.notify_one();
+            }
+            if sweep.stale > 0 {
+                metrics::counter!("klaxon_shift_reminders_stale_total")
+                    .increment(sweep.stale as u64);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "sweeping shift reminders failed; the next sweep retries")
         }
     }
 }

@@ -44,6 +44,7 @@ mod password_reset;
 mod process;
 mod query;
 pub mod records;
+mod reminders;
 mod response;
 mod roles;
 mod routes;
@@ -77,6 +78,7 @@ pub use noise::{EventOutcome, NoiseRefusal, OutcomeFilter};
 pub use password_reset::{ResetDone, ResetPolicy};
 pub use process::{LEASE_TTL_MS, RandomIds};
 pub use records::*;
+pub use reminders::{ReminderSweep, SHIFT_REMINDER, STALE_MS as REMINDER_STALE_MS};
 pub use response::{
     ActionContext, ActionResult, DueTimer, FeedEntry, MergeRefusal, OutboxEntry, ReorderRefusal,
     RuleRefusal, TIMER_CLAIM_MS,

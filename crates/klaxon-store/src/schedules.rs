@@ -68,7 +68,7 @@ async fn name_taken(
         .is_some())
 }
 
-fn schedule(row: &AnyRow) -> Result<Schedule> {
+pub(crate) fn schedule(row: &AnyRow) -> Result<Schedule> {
     let id = get_i64(row, "schedule_id")?;
     let text = get_str(row, "definition")?;
     let mut s: Schedule = serde_json::from_str(&text)

@@ -1794,3 +1794,164 @@ on_both_backends!(
         node.server.shutdown().await;
     }
 );
+
+on_both_backends!(
+    shift_reminders_go_out_by_email_sms_and_bot,
+    |url: String| async move {
+        // spec: RSP-230, RSP-232 — an advance reminder, swept by the node's timer worker code and
+        // delivered by the engine: the built-in text (schedule, persons, shift start and end in
+        // the schedule's zone, link) by e-mail and SMS to the incoming person, and one Slack
+        // bot message that @-mentions the recipients. A recipient who is not an active member
+        // gets nothing (member_inactive), like any other notification.
+        use klaxon_core::schedule::{
+            self, Calendars, DirectChannel, Group, GroupMember, Layer, ReminderBy, ReminderChat,
+            ReminderChatType, RotationUnit, Schedule, ScheduleNotify,
+        };
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let notify = notify_config(&smtp, &fake);
+        let dir = tempfile::tempdir().unwrap();
+        const HOUR: i64 = 3_600_000;
+        // The next whole hour from now is the handoff; the clock starts 2 h before it.
+        let handoff = (wall_ms() / HOUR + 3) * HOUR;
+        let clock = Arc::new(ManualClock(AtomicI64::new(handoff - 2 * HOUR)));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        node.api(
+            "/member/info/reset",
+            json!({"member_id": node.owner, "updates": {"phone": "+15005550100"}}),
+        )
+        .await;
+        node.store()
+            .mark_contact_verified(node.account, node.owner, true, true)
+            .await
+            .unwrap();
+        const GHOST: i64 = 987_654;
+        let group = |p| Group {
+            group_name: String::new(),
+            members: vec![GroupMember {
+                person_id: p,
+                role_id: 0,
+            }],
+        };
+        let mut settings = serde_json::Map::new();
+        settings.insert(
+            "webhook_url".into(),
+            json!(fake.url("/slack/T000/B000/REM")),
+        );
+        let s = Schedule {
+            schedule_name: "Database primary".into(),
+            time_zone: "Europe/Paris".into(),
+            layers: vec![Layer {
+                layer_id: 1,
+                layer_name: "Weekly".into(),
+                // GHOST until the handoff, then the owner for a week.
+                groups: vec![group(GHOST), group(node.owner)],
+                layer_start: handoff - 7 * 24 * HOUR,
+                rotation_unit: RotationUnit::Week,
+                rotation_value: 1,
+                ..Layer::default()
+            }],
+            notify: ScheduleNotify {
+                advance_in_time: 1800,
+                by: Some(ReminderBy {
+                    follow_preference: false,
+                    personal_channels: vec![DirectChannel::Email, DirectChannel::Sms],
+                }),
+                webhooks: vec![ReminderChat {
+                    chat_type: ReminderChatType::Slack,
+                    settings,
+                }],
+                ..ScheduleNotify::default()
+            },
+            ..Schedule::default()
+        };
+        let s = schedule::create_schedule(s, clock.now(), Calendars::default()).unwrap();
+        let id = node
+            .store()
+            .create_schedule(node.account, &s)
+            .await
+            .unwrap()
+            .unwrap();
+        let d = node.deliverer(&notify, "d1");
+        node.store()
+            .sweep_shift_reminders(clock.now())
+            .await
+            .unwrap();
+        // Half an hour before the handoff.
+        clock.advance_ms(90 * 60_000);
+        let sweep = node
+            .store()
+            .sweep_shift_reminders(clock.now())
+            .await
+            .unwrap();
+        assert_eq!(sweep.queued, 5, "{sweep:?}"); // 2 persons × (email, sms) + 1 chat
+        let round = d.drain(clock.now()).await.unwrap();
+        assert_eq!((round.sent, round.failed), (3, 2), "{round:?}");
+        let rows = node
+            .store()
+            .shift_reminder_rows(node.account)
+            .await
+            .unwrap();
+        for r in rows.iter().filter(|r| r.2 == GHOST) {
+            assert_eq!(r.3, "failed", "{r:?}");
+        }
+
+        let at = |t: i64| {
+            jiff::Timestamp::from_millisecond(t)
+                .unwrap()
+                .to_zoned_datetime(jiff::tz::TimeZone::get("Europe/Paris").unwrap())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        };
+        let link = format!("{}/schedules/{id}", node.server.base_url());
+        let mails = smtp.mails();
+        assert_eq!(mails.len(), 1);
+        let mail = &mails[0].data;
+        assert!(
+            mail.contains("Subject: Shift reminder: Database primary hands over at"),
+            "{mail}"
+        );
+        let unfolded = mail.replace("=\r\n", "").replace("\r\n", "\n");
+        assert!(unfolded.contains(&at(handoff)), "{unfolded}");
+        assert!(
+            unfolded.contains(&at(handoff + 7 * 24 * HOUR)),
+            "shift end: {unfolded}"
+        );
+        assert!(unfolded.contains(&link), "{unfolded}");
+
+        let sms: Vec<Req> = fake
+            .accepted()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/Messages.json"))
+            .collect();
+        assert_eq!(sms.len(), 1);
+        let form: HashMap<String, String> = serde_urlencoded::from_str(&sms[0].body).unwrap();
+        assert_eq!(form["To"], "+15005550100");
+        assert!(
+            form["Body"].starts_with("[Database primary] "),
+            "{}",
+            form["Body"]
+        );
+        assert!(form["Body"].contains("goes on call at"), "{}", form["Body"]);
+
+        let slack: Vec<Req> = fake
+            .accepted()
+            .into_iter()
+            .filter(|r| r.path == "/slack/T000/B000/REM")
+            .collect();
+        assert_eq!(slack.len(), 1);
+        let body: Value = serde_json::from_str(&slack[0].body).unwrap();
+        let text = body["text"].as_str().unwrap();
+        assert!(text.contains("Database primary"), "{text}");
+        assert!(text.contains("@Owner"), "{text}");
+        assert!(text.contains(&link), "{text}");
+
+        // Delivered once: another sweep and drain send nothing more.
+        node.store()
+            .sweep_shift_reminders(clock.now())
+            .await
+            .unwrap();
+        let again = d.drain(clock.now()).await.unwrap();
+        assert_eq!(again.claimed, 0);
+        node.server.shutdown().await;
+    }
+);
