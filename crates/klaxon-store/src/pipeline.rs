@@ -53,9 +53,8 @@ const COLUMNS: &str = "integration_id, rules, creator_id, updated_by, created_at
 fn record(row: &AnyRow) -> Result<PipelineRecord> {
     let integration_id = get_i64(row, "integration_id")?;
     let text = get_str(row, "rules")?;
-    let actions = serde_json::from_str(&text).map_err(|e| {
-        StoreError::Corrupt(format!("alert_pipelines.rules {integration_id}: {e}"))
-    })?;
+    let actions = serde_json::from_str(&text)
+        .map_err(|e| StoreError::Corrupt(format!("alert_pipelines.rules {integration_id}: {e}")))?;
     Ok(PipelineRecord {
         integration_id,
         actions,

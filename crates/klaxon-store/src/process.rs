@@ -117,8 +117,7 @@ pub(crate) async fn process_inbox(
     let noise = crate::noise::BatchNoise::load(&mut tx, &queued, now).await?;
     // Channel status (ING-100) and grouping policies (ING-150…159): read once per batch.
     let channels = crate::channels::BatchChannels::load(&mut tx, &queued, now).await?;
-    let mut outcomes =
-        Vec::with_capacity(queued.len() + discarded.len() + routed.no_route.len());
+    let mut outcomes = Vec::with_capacity(queued.len() + discarded.len() + routed.no_route.len());
     outcomes.extend(discarded);
     outcomes.extend(routed.no_route);
     for q in &queued {

@@ -129,7 +129,13 @@ fn action(id: &str, conditions: Vec<Condition>, action: Action) -> PipelineActio
 async fn save(db: &Db, b: &Bootstrap, actions: &[PipelineAction], now: Millis) {
     klaxon_core::pipeline::validate(actions).unwrap();
     db.store
-        .save_pipeline(b.account_id, b.integration_id, actions, b.owner_member_id, now)
+        .save_pipeline(
+            b.account_id,
+            b.integration_id,
+            actions,
+            b.owner_member_id,
+            now,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -226,7 +232,12 @@ async fn a_rewritten_title_and_severity_reach_the_alert_and_incident(db: &Db) {
     let r = push(
         db,
         &b,
-        vec![event("k", Status::Info, &[("host", "db1"), ("dc", "fra")], T0)],
+        vec![event(
+            "k",
+            Status::Info,
+            &[("host", "db1"), ("dc", "fra")],
+            T0,
+        )],
         T0,
     )
     .await;
@@ -301,7 +312,13 @@ async fn a_recovery_is_never_dropped_or_inhibited(db: &Db) {
     // spec: ING-086, Q-05 — with a drop and an inhibit matching everything, the recovery
     // still resolves its alert; the severity update still applies to it, status stays Ok.
     let b = db.boot(T0).await;
-    push(db, &b, vec![event("k", Status::Warning, &[("host", "h")], T0)], T0).await;
+    push(
+        db,
+        &b,
+        vec![event("k", Status::Warning, &[("host", "h")], T0)],
+        T0,
+    )
+    .await;
     save(
         db,
         &b,
@@ -400,7 +417,12 @@ async fn inhibit_reads_young_active_alerts_of_the_integration(db: &Db) {
     let r = push(
         db,
         &b,
-        vec![event("disk3", Status::Warning, &[("host", "h1")], T0 + 24 * HOUR)],
+        vec![event(
+            "disk3",
+            Status::Warning,
+            &[("host", "h1")],
+            T0 + 24 * HOUR,
+        )],
         T0 + 24 * HOUR,
     )
     .await;
@@ -408,7 +430,12 @@ async fn inhibit_reads_young_active_alerts_of_the_integration(db: &Db) {
     let r = push(
         db,
         &b,
-        vec![event("disk4", Status::Warning, &[("host", "h1")], T0 + 25 * HOUR + 1)],
+        vec![event(
+            "disk4",
+            Status::Warning,
+            &[("host", "h1")],
+            T0 + 25 * HOUR + 1,
+        )],
         T0 + 25 * HOUR + 1,
     )
     .await;

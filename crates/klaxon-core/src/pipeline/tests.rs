@@ -90,15 +90,11 @@ fn when(mut a: PipelineAction, conditions: Vec<Condition>) -> PipelineAction {
 }
 
 fn title(t: &str) -> Action {
-    Action::UpdateTitle {
-        template: t.into(),
-    }
+    Action::UpdateTitle { template: t.into() }
 }
 
 fn description(t: &str) -> Action {
-    Action::UpdateDescription {
-        template: t.into(),
-    }
+    Action::UpdateDescription { template: t.into() }
 }
 
 fn severity(s: Severity) -> Action {
@@ -118,7 +114,9 @@ fn inhibit(source: Vec<Condition>, attrs: &[Attribute], labels: &[&str]) -> Acti
 }
 
 fn run(actions: &[PipelineAction], e: &mut NewEvent, active: &[Alert]) -> Verdict {
-    Pipeline::compile(actions).unwrap().run(e, &origin(), active, T0)
+    Pipeline::compile(actions)
+        .unwrap()
+        .run(e, &origin(), active, T0)
 }
 
 // --- ING-080: order, disabled actions, conditions --------------------------------------
@@ -198,7 +196,10 @@ fn nightingale_title_example() {
     let mut e = event(Status::Info, &sample);
     e.title = "hm-test-alert-rule-name / Cluster-01 - demo-01".into();
     let template = "[TPL]${ident} cpu idle {{.Labels.trigger_value}}";
-    assert_eq!(run(&[act("t", title(template))], &mut e, &[]), Verdict::Keep);
+    assert_eq!(
+        run(&[act("t", title(template))], &mut e, &[]),
+        Verdict::Keep
+    );
     assert_eq!(e.title, "demo-01 cpu idle 29.27852");
     assert_eq!(e.title_rule, template);
 }
@@ -266,7 +267,14 @@ fn description_is_rendered_cut_and_may_become_empty() {
     assert_eq!(e.description.chars().count(), 2048);
 
     let mut e = event(Status::Critical, &[]);
-    run(&[act("d", description("[TPL]{{.Labels.none | default \"\"}}"))], &mut e, &[]);
+    run(
+        &[act(
+            "d",
+            description("[TPL]{{.Labels.none | default \"\"}}"),
+        )],
+        &mut e,
+        &[],
+    );
     assert_eq!(e.description, "");
     let mut e = event(Status::Critical, &[]);
     run(&[act("d", description(""))], &mut e, &[]);
@@ -376,14 +384,23 @@ fn inhibit_source_conditions_and_equal_values() {
     let mut warning_source = alert("w", &[("host", "h1")]);
     warning_source.alert_severity = Severity::Warning;
     let mut e = event(Status::Warning, &[("host", "h1")]);
-    assert_eq!(run(&host_inhibit(), &mut e, &[warning_source]), Verdict::Keep);
+    assert_eq!(
+        run(&host_inhibit(), &mut e, &[warning_source]),
+        Verdict::Keep
+    );
     assert_eq!(
         run(&host_inhibit(), &mut e, &[alert("x", &[("host", "h2")])]),
         Verdict::Keep
     );
-    assert_eq!(run(&host_inhibit(), &mut e, &[alert("x", &[])]), Verdict::Keep);
+    assert_eq!(
+        run(&host_inhibit(), &mut e, &[alert("x", &[])]),
+        Verdict::Keep
+    );
     let mut bare = event(Status::Warning, &[]);
-    assert_eq!(run(&host_inhibit(), &mut bare, &[alert("x", &[])]), Verdict::Keep);
+    assert_eq!(
+        run(&host_inhibit(), &mut bare, &[alert("x", &[])]),
+        Verdict::Keep
+    );
 
     let by_title = vec![act(
         "t",
@@ -398,7 +415,10 @@ fn inhibit_source_conditions_and_equal_values() {
     let mut weaker = same.clone();
     weaker.event_status = Status::Warning;
     weaker.event_severity = Some(Severity::Warning);
-    assert_eq!(run(&by_title, &mut weaker, &[alert("x", &[])]), Verdict::Keep);
+    assert_eq!(
+        run(&by_title, &mut weaker, &[alert("x", &[])]),
+        Verdict::Keep
+    );
 }
 
 #[test]
@@ -428,7 +448,10 @@ fn the_action_condition_is_the_target_condition() {
     let mut actions = host_inhibit();
     actions[0].condition = vec![vec![Condition::is_in("severity", ["Info"])]];
     let mut e = event(Status::Warning, &[("host", "h1")]);
-    assert_eq!(run(&actions, &mut e, &[alert("a", &[("host", "h1")])]), Verdict::Keep);
+    assert_eq!(
+        run(&actions, &mut e, &[alert("a", &[("host", "h1")])]),
+        Verdict::Keep
+    );
 }
 
 #[test]
@@ -478,7 +501,9 @@ fn at_most_fifty_rules() {
     let fifty_one: Vec<_> = (0..51).map(|_| json!({"kind": "alert_drop"})).collect();
     let e = read(json!(fifty_one)).unwrap_err();
     assert_eq!(e.to_string(), "rules: too many rules (51; at most 50)");
-    let many: Vec<_> = (0..51).map(|i| act(&format!("a{i}"), Action::Drop)).collect();
+    let many: Vec<_> = (0..51)
+        .map(|i| act(&format!("a{i}"), Action::Drop))
+        .collect();
     assert_eq!(validate(&many).unwrap_err().field, "rules");
 }
 
@@ -486,7 +511,10 @@ fn at_most_fifty_rules() {
 fn bad_rules_are_refused_naming_the_bad_part() {
     // spec: ING-080 — validation on save names the wire field (§4.5 for conditions).
     let cases = [
-        (json!([{"kind": "explode"}]), "rules[0].kind: \"explode\" is not a rule kind"),
+        (
+            json!([{"kind": "explode"}]),
+            "rules[0].kind: \"explode\" is not a rule kind",
+        ),
         (json!([{}]), "rules[0].kind: is required"),
         (
             json!([{"kind": "severity_reset", "settings": {"severity": "critical"}}]),
@@ -588,7 +616,10 @@ fn wire_round_trip_and_terraform_shapes() {
     );
     let rendered = wire::render(&actions);
     assert_eq!(rendered[1]["settings"], json!({"severity": "Warning"}));
-    assert_eq!(rendered[3]["settings"]["equals"], json!(["severity", "labels.host"]));
+    assert_eq!(
+        rendered[3]["settings"]["equals"],
+        json!(["severity", "labels.host"])
+    );
     let again = wire::read(Some(&json!(rendered)), &actions, &mut no_ids()).unwrap();
     assert_eq!(again, actions);
 }
@@ -596,9 +627,13 @@ fn wire_round_trip_and_terraform_shapes() {
 #[test]
 fn ids_are_kept_by_position_and_kind() {
     // spec: ING-080 — a client that never sends ids (Terraform) keeps stable action ids.
-    let first = read(json!([{"kind": "alert_drop"}, {"kind": "title_reset", "settings": {"title": "x"}}]))
-        .unwrap();
-    assert_eq!((first[0].id.as_str(), first[1].id.as_str()), ("new1", "new2"));
+    let first =
+        read(json!([{"kind": "alert_drop"}, {"kind": "title_reset", "settings": {"title": "x"}}]))
+            .unwrap();
+    assert_eq!(
+        (first[0].id.as_str(), first[1].id.as_str()),
+        ("new1", "new2")
+    );
     let mut ids = || "fresh".to_string();
     let second = wire::read(
         Some(&json!([{"kind": "alert_drop"}, {"kind": "alert_drop"}, {"id": "mine", "kind": "alert_drop"}])),
@@ -607,7 +642,10 @@ fn ids_are_kept_by_position_and_kind() {
     )
     .unwrap();
     assert_eq!(second[0].id, "new1");
-    assert_eq!(second[1].id, "fresh", "the stored rule there has another kind");
+    assert_eq!(
+        second[1].id, "fresh",
+        "the stored rule there has another kind"
+    );
     assert_eq!(second[2].id, "mine");
 }
 

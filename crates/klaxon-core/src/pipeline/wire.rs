@@ -193,13 +193,20 @@ fn read_settings(raw: Option<&Value>, field: &str) -> Result<Map<String, Value>,
         Some(Value::String(s)) if s.trim().is_empty() => Ok(Map::new()),
         Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
             Ok(Value::Object(m)) => Ok(m),
-            _ => Err(err(field, "must be an object (or a string holding a JSON object)")),
+            _ => Err(err(
+                field,
+                "must be an object (or a string holding a JSON object)",
+            )),
         },
         Some(_) => Err(err(field, "must be an object")),
     }
 }
 
-fn setting_str(settings: &Map<String, Value>, name: &str, field: &str) -> Result<String, PipelineError> {
+fn setting_str(
+    settings: &Map<String, Value>,
+    name: &str,
+    field: &str,
+) -> Result<String, PipelineError> {
     match settings.get(name) {
         Some(Value::String(s)) => Ok(s.clone()),
         None | Some(Value::Null) => Err(err(field, "is required")),
