@@ -15,6 +15,7 @@ pub mod merge;
 pub mod model;
 pub mod noise;
 pub mod permissions;
+pub mod pipeline;
 pub mod ratelimit;
 pub mod response;
 pub mod routing;

@@ -45,6 +45,10 @@ pub enum Outcome {
     ChannelDisabled,
     /// ING-094: a shared integration's event reached no channel (recorded with channel 0).
     NoRoute,
+    /// ING-084: discarded by a pipeline drop action (channel 0).
+    DroppedByPipeline,
+    /// ING-085: discarded by a pipeline inhibit action (channel 0).
+    InhibitedByPipeline,
 }
 
 impl Outcome {
@@ -61,6 +65,8 @@ impl Outcome {
             Outcome::InhibitedDrop => "inhibited_drop",
             Outcome::ChannelDisabled => "channel_disabled",
             Outcome::NoRoute => "no_route",
+            Outcome::DroppedByPipeline => "dropped_by_pipeline",
+            Outcome::InhibitedByPipeline => "inhibited_by_pipeline",
         }
     }
 }

@@ -388,6 +388,22 @@ fn render_title(rule: &str, vars: &tpl::Vars<'_>, trigger: bool) -> String {
     title
 }
 
+/// The variables of a title rule (ING-023 1b); the alert pipeline fills them from the event
+/// as enrichment left it (ING-081).
+pub use tpl::Vars as RuleVars;
+
+/// ING-023 forms 1 and 2 as the alert pipeline uses them (ING-081, ING-082): the rendered
+/// text, neither trimmed nor cut, and without the title's "empty → rule text" fallback (there
+/// an empty result means "unchanged"). A `[TPL]` template that fails to parse or run still
+/// gives the rule text without its prefix, as ING-023 says.
+pub fn render_rule(rule: &str, vars: &RuleVars<'_>) -> String {
+    match rule.strip_prefix("[TPL]") {
+        Some(body) => tpl::render(&substitute_braced(body, vars.labels), vars)
+            .unwrap_or_else(|_| body.to_owned()),
+        None => substitute_legacy(rule, vars.labels),
+    }
+}
+
 /// ING-023 1a: `${name}` → the label's value, or `<no value>`.
 fn substitute_braced(src: &str, labels: &Labels) -> String {
     let mut out = Capped::new(src.len().saturating_add(RENDER_CAP));
@@ -459,7 +475,7 @@ mod tpl {
     use super::{Capped, Labels, NO_VALUE, RENDER_CAP};
 
     /// The variables a title template sees (ING-023 1b).
-    pub(super) struct Vars<'a> {
+    pub struct Vars<'a> {
         pub title: &'a str,
         pub description: &'a str,
         pub event_severity: &'a str,

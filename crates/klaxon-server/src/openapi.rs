@@ -18,6 +18,7 @@ mod integrations;
 mod licences;
 mod members;
 mod noise;
+mod pipeline;
 mod roles;
 mod routing;
 mod schedules;
@@ -66,6 +67,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(routing::PATHS)
         .chain(webhooks::PATHS)
         .chain(licences::PATHS)
+        .chain(pipeline::PATHS)
         .copied()
 }
 
@@ -280,6 +282,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = licences::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = pipeline::dispatch(state, caller, path, args).await {
         return result;
     }
     handlers::dispatch(state, caller, path, args).await

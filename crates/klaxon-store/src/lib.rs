@@ -41,6 +41,7 @@ mod inbox;
 mod integrations;
 mod noise;
 mod password_reset;
+mod pipeline;
 mod process;
 mod query;
 pub mod records;
@@ -76,6 +77,7 @@ use klaxon_core::model::{
 };
 pub use noise::{EventOutcome, NoiseRefusal, OutcomeFilter};
 pub use password_reset::{ResetDone, ResetPolicy};
+pub use pipeline::PipelineRecord;
 pub use process::{LEASE_TTL_MS, RandomIds};
 pub use records::*;
 pub use reminders::{ReminderSweep, SHIFT_REMINDER, STALE_MS as REMINDER_STALE_MS};

@@ -76,7 +76,7 @@ pub(crate) async fn process_inbox(
         tx.rollback().await?;
         return Ok(0);
     }
-    let queued = match file {
+    let mut queued = match file {
         None => read_batch(&mut tx, None, limit).await?,
         Some(file) => {
             // Read under the lease, in this transaction: no one else moves it meanwhile.
@@ -104,6 +104,9 @@ pub(crate) async fn process_inbox(
         inner: RandomIds,
         made: HashSet::new(),
     };
+    // Stage 5 (ING-080…086): the integrations' pipelines rewrite events in place; those they
+    // drop or inhibit are recorded and go no further.
+    let discarded = crate::pipeline::apply(&mut tx, &mut queued, &mut ids.inner, now).await?;
     // Stage 6 (ING-090…094): shared integrations' events become one copy per target
     // channel; those reaching none are recorded as `no_route` and go no further.
     let routed = crate::routing::route_batch(&mut tx, queued, &mut ids.inner, now).await?;
@@ -114,7 +117,8 @@ pub(crate) async fn process_inbox(
     let noise = crate::noise::BatchNoise::load(&mut tx, &queued, now).await?;
     // Channel status (ING-100) and grouping policies (ING-150…159): read once per batch.
     let channels = crate::channels::BatchChannels::load(&mut tx, &queued, now).await?;
-    let mut outcomes = Vec::with_capacity(queued.len() + routed.no_route.len());
+    let mut outcomes = Vec::with_capacity(queued.len() + discarded.len() + routed.no_route.len());
+    outcomes.extend(discarded);
     outcomes.extend(routed.no_route);
     for q in &queued {
         let decision = if channels.is_closed(q) {

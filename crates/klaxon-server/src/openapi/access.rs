@@ -38,9 +38,14 @@ pub enum Access {
     /// route check lets either through; [`check_object`] decides by the kind (the body's
     /// `kind`/`category` on create, the stored integration otherwise).
     IntegrationWrite,
+    /// Reading an inbound integration's configuration (its alert pipeline): `Channels Read`
+    /// or `Integrations Read`, so whoever may change it under [`Access::IntegrationWrite`]
+    /// (a dedicated one with `Channels Manage`, a shared one with `Integrations Manage`) can
+    /// also see it.
+    IntegrationRead,
 }
 
-use Access::{ChannelWrite, IntegrationWrite, Member, Point as P, RoleChange};
+use Access::{ChannelWrite, IntegrationRead, IntegrationWrite, Member, Point as P, RoleChange};
 use Point::*;
 
 /// Every Open API path and what it needs.
@@ -138,6 +143,12 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/route/preview", P(IntegrationsRead)),
     ("/route/upsert", P(IntegrationsManage)),
     ("/route/rollback", P(IntegrationsManage)),
+    // The alert pipeline of an alert integration (ingest.md §2.7; docs/pipeline.md): saving
+    // is configuring the integration, so a dedicated one needs Channels Manage and a shared
+    // one Integrations Manage (as `/integration/update`); reading needs either Read point.
+    ("/alert/pipeline/info", IntegrationRead),
+    ("/alert/pipeline/list", IntegrationRead),
+    ("/alert/pipeline/upsert", IntegrationWrite),
     // Incidents, their alerts and events: Read to look, Manage for every action of
     // §2.2–§2.11 (RSP-001), quick silence (§2.11) included.
     ("/incident/list", P(IncidentsRead)),
@@ -238,7 +249,8 @@ pub fn licensed(path: &str) -> bool {
         },
         // Changing an integration (dedicated or shared, ING-090) is channel configuration.
         Some(Access::ChannelWrite | Access::IntegrationWrite) => true,
-        Some(Access::Member | Access::RoleChange) | None => false,
+        // Reading configuration is not licensed.
+        Some(Access::Member | Access::RoleChange | Access::IntegrationRead) | None => false,
     }
 }
 
@@ -255,7 +267,7 @@ pub fn is_write(path: &str) -> bool {
         Some(Access::Point(point)) => !point.is_read() || path.ends_with("/reset"),
         Some(Access::ChannelWrite | Access::RoleChange | Access::IntegrationWrite) => true,
         Some(Access::Member) => path.ends_with("/reset"),
-        None => false,
+        Some(Access::IntegrationRead) | None => false,
     }
 }
 
@@ -276,6 +288,9 @@ pub fn check(actor: &Actor, path: &str) -> Result<(), ApiError> {
         }
         Some(Access::IntegrationWrite) => permissions::allowed(actor, Point::ChannelsManage, None)
             .or_else(|_| permissions::allowed(actor, Point::IntegrationsManage, None))
+            .map_err(|d| denied(&d)),
+        Some(Access::IntegrationRead) => permissions::allowed(actor, Point::ChannelsRead, None)
+            .or_else(|_| permissions::allowed(actor, Point::IntegrationsRead, None))
             .map_err(|d| denied(&d)),
         // Deny by default: a served path without an entry is a bug, never an open door.
         None => Err(ApiError::new(

@@ -62,6 +62,8 @@ const OUTCOMES: &[&str] = &[
     "inhibited_drop",
     "channel_disabled",
     "no_route",
+    "dropped_by_pipeline",
+    "inhibited_by_pipeline",
 ];
 
 pub async fn dispatch(
