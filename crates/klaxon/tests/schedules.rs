@@ -371,3 +371,93 @@ on_both_backends!(schedule_names_are_unique, |url: String| async move {
     ok(s, &b);
     t.stop().await;
 });
+
+// spec: RSP-221, RSP-222 with the wire's integer restriction fields (openapi-compat.md 2.8;
+// response.md §1.13 leaves their encoding to us): `restrict_start`/`restrict_end` become one
+// period, round-trip in responses, decide who is on call, and are refused when they cannot be
+// read — never silently dropped.
+on_both_backends!(
+    restrict_start_and_end_make_one_period,
+    |url: String| async move {
+        let mut t = TestServer::start(&url).await;
+        // Midnight UTC two days ago: a daily 09:00–17:00 restriction is then easy to probe.
+        let now = now_secs();
+        let midnight = now - now % DAY - 2 * DAY;
+        let mut body = weekly_body("Office hours", 1, 2, midnight);
+        body["layers"][0]["restrict_mode"] = json!(1);
+        body["layers"][0]["restrict_start"] = json!(9 * 3600);
+        body["layers"][0]["restrict_end"] = json!(17 * 3600);
+        let (s, b) = t.api("/schedule/create", body).await;
+        let id = ok(s, &b)["schedule_id"].as_i64().unwrap();
+        let day = midnight + 2 * DAY; // today, 00:00 UTC
+        let (s, b) = t
+            .api(
+                "/schedule/info",
+                json!({"schedule_id": id, "start": day, "end": day + DAY}),
+            )
+            .await;
+        let info = ok(s, &b);
+        let layer = &info["layers"][0];
+        assert_eq!(layer["restrict_mode"], 1);
+        assert_eq!(
+            layer["restrict_periods"],
+            json!([{"start": "09:00", "end": "17:00"}])
+        );
+        assert_eq!(
+            (
+                layer["restrict_start"].clone(),
+                layer["restrict_end"].clone()
+            ),
+            (json!(32_400), json!(61_200))
+        );
+        let finals = info["final_schedule"]["schedules"].as_array().unwrap();
+        assert_eq!(finals.len(), 1, "{info}");
+        assert_eq!(finals[0]["start"], day + 9 * 3600);
+        assert_eq!(finals[0]["end"], day + 17 * 3600);
+
+        // Weekly: Saturday 10:00 → Sunday 18:00 as seconds from Sunday 00:00.
+        let mut body = weekly_body("Weekend", 1, 2, midnight);
+        body["layers"][0]["restrict_mode"] = json!(2);
+        body["layers"][0]["restrict_start"] = json!(6 * DAY + 10 * 3600);
+        body["layers"][0]["restrict_end"] = json!(18 * 3600);
+        let (s, b) = t.api("/schedule/create", body).await;
+        let id = ok(s, &b)["schedule_id"].as_i64().unwrap();
+        let (s, b) = t
+            .api(
+                "/schedule/info",
+                json!({"schedule_id": id, "start": now, "end": now + 60}),
+            )
+            .await;
+        let layer = ok(s, &b)["layers"][0].clone();
+        assert_eq!(
+            layer["restrict_periods"],
+            json!([{"start_weekday": 6, "start": "10:00", "end_weekday": 0, "end": "18:00"}])
+        );
+        assert_eq!(layer["restrict_start"], 6 * DAY + 10 * 3600);
+
+        // Refused, naming the field: no mode, off the minute, out of range.
+        let cases = [
+            (json!(0), json!(9 * 3600), json!(17 * 3600), "restrict_mode"),
+            (
+                json!(1),
+                json!(9 * 3600 + 1),
+                json!(17 * 3600),
+                "restrict_start",
+            ),
+            (json!(1), json!(9 * 3600), json!(DAY), "restrict_end"),
+        ];
+        for (mode, start, end, field) in cases {
+            let mut body = weekly_body("Bad", 1, 2, midnight);
+            body["layers"][0]["restrict_mode"] = mode;
+            body["layers"][0]["restrict_start"] = start;
+            body["layers"][0]["restrict_end"] = end;
+            let (_, b) = t.api("/schedule/create", body).await;
+            let msg = err(&b, "InvalidParameter");
+            assert!(
+                msg.contains(&format!("layers[0].{field}")) || msg.contains(field),
+                "{b}"
+            );
+        }
+        t.stop().await;
+    }
+);

@@ -27,8 +27,10 @@
 //! on every create, update, preview and view. Deleting a schedule an escalation rule still
 //! targets is refused with `ReferenceExist` naming the rules (RSP-234).
 //!
-//! Not mapped yet (ignored when sent): `restrict_start`/`restrict_end` (send
-//! `restrict_periods`).
+//! - `restrict_start`/`restrict_end` (integers, our encoding like `handoff_time`'s: seconds
+//!   of the day for `restrict_mode` 1, seconds from Sunday 00:00 for 2, whole minutes) make one
+//!   restriction period when the body has no `restrict_periods`; responses carry the first
+//!   period in them too. Sent without a restriction mode they are refused.
 //!
 //! Responses render the core schedule with instants in seconds, `restrict_mode` as the wire
 //! integer, `day_mask` as `{repeat}`, `handoff_time`, the overrides a second time as `mode = 1`
@@ -133,6 +135,7 @@ fn layer_from_wire(mut v: Value, path: &str) -> Result<Layer, ApiError> {
         };
         obj.insert("restrict_mode".into(), json!(name));
     }
+    restrict_from_wire(obj, path)?;
     if let Some(Value::Object(mask)) = obj.get("day_mask") {
         let repeat = mask.get("repeat").cloned().unwrap_or(Value::Null);
         obj.insert("day_mask".into(), repeat);
@@ -186,6 +189,80 @@ fn handoff_from_wire(v: &Value, path: &str) -> Result<Value, ApiError> {
         "weekday": weekday,
         "time": format!("{:02}:{:02}", minutes / 60, minutes % 60),
     }))
+}
+
+/// `restrict_start`/`restrict_end` → one `restrict_periods` entry, when the body has no
+/// periods of its own (an explicit `restrict_periods` wins). The encoding is ours, like
+/// `handoff_time`'s: seconds of the day for a daily restriction, seconds from Sunday 00:00
+/// for a weekly one, whole minutes. Sent with no restriction mode they are refused rather
+/// than dropped: a restriction silently lost would put the wrong person on call.
+fn restrict_from_wire(obj: &mut Map<String, Value>, path: &str) -> Result<(), ApiError> {
+    let start = obj.remove("restrict_start").filter(|v| !v.is_null());
+    let end = obj.remove("restrict_end").filter(|v| !v.is_null());
+    let has_periods = obj
+        .get("restrict_periods")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    if has_periods || (start.is_none() && end.is_none()) {
+        return Ok(());
+    }
+    let weekly = match obj.get("restrict_mode").and_then(Value::as_str) {
+        Some("daily") => false,
+        Some("weekly") => true,
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "{path}.restrict_start/restrict_end need restrict_mode 1 (daily) or 2 (weekly)"
+            )));
+        }
+    };
+    let limit = if weekly { WEEK_SECS } else { 86_400 };
+    let point = |v: Option<Value>, name: &str| -> Result<(i64, String), ApiError> {
+        let secs = v
+            .and_then(|v| v.as_i64())
+            .filter(|s| (0..limit).contains(s) && s % 60 == 0)
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "{path}.{name} must be {}, a whole minute in 0..{limit}",
+                    if weekly {
+                        "seconds from Sunday 00:00"
+                    } else {
+                        "seconds of the day"
+                    }
+                ))
+            })?;
+        let minutes = (secs % 86_400) / 60;
+        Ok((
+            secs / 86_400,
+            format!("{:02}:{:02}", minutes / 60, minutes % 60),
+        ))
+    };
+    let (sw, st) = point(start, "restrict_start")?;
+    let (ew, et) = point(end, "restrict_end")?;
+    let period = if weekly {
+        json!({"start_weekday": sw, "start": st, "end_weekday": ew, "end": et})
+    } else {
+        json!({"start": st, "end": et})
+    };
+    obj.insert("restrict_periods".into(), json!([period]));
+    Ok(())
+}
+
+/// The first restriction period as the wire's `(restrict_start, restrict_end)`; zeros
+/// without one.
+fn restrict_times(l: &Layer) -> (i64, i64) {
+    let secs = |weekday: Option<i64>, hhmm: &str| -> i64 {
+        schedule::parse_hhmm(hhmm)
+            .map(|t| {
+                weekday.unwrap_or(0) * 86_400
+                    + i64::from(t.hour()) * 3600
+                    + i64::from(t.minute()) * 60
+            })
+            .unwrap_or(0)
+    };
+    match (l.restrict_mode, l.restrict_periods.first()) {
+        (RestrictMode::None, _) | (_, None) => (0, 0),
+        (_, Some(p)) => (secs(p.start_weekday, &p.start), secs(p.end_weekday, &p.end)),
+    }
 }
 
 /// The core handoff as the wire's `handoff_time`; 0 without one (or for a malformed time,
@@ -909,6 +986,8 @@ fn layer_wire(l: &Layer) -> Value {
             RestrictMode::Weekly => 2,
         },
         "restrict_periods": l.restrict_periods,
+        "restrict_start": restrict_times(l).0,
+        "restrict_end": restrict_times(l).1,
         "calendar_mask": l.calendar_mask,
     })
 }
