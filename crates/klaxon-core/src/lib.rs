@@ -17,6 +17,7 @@ pub mod noise;
 pub mod permissions;
 pub mod ratelimit;
 pub mod response;
+pub mod retention;
 pub mod routing;
 pub mod schedule;
 pub mod standard;
