@@ -45,6 +45,7 @@ mod process;
 mod query;
 pub mod records;
 mod response;
+mod retention;
 mod roles;
 mod routes;
 mod routing;
@@ -81,6 +82,7 @@ pub use response::{
     ActionContext, ActionResult, DueTimer, FeedEntry, MergeRefusal, OutboxEntry, ReorderRefusal,
     RuleRefusal, TIMER_CLAIM_MS,
 };
+pub use retention::{BulkDeletion, DeletionCounts, RetentionSweep};
 pub use roles::{ActorRecord, RoleRecord, RoleWrite};
 pub use routes::{RouteRefusal, RouteVersion};
 pub use saas::{
