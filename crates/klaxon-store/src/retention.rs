@@ -5,8 +5,8 @@
 //! - [`Store::bulk_delete_incidents`]: an administrator deletes the incidents that started in
 //!   a time range, and the alerts that never joined an incident from that range, in one
 //!   transaction (or previews it: the same transaction, rolled back);
-//! - [`Store::sweep_incident_retention`]: closed incidents (and closed unattached alerts)
-//!   older than the account's `incident_retention_days`, a bounded chunk per account and
+//! - [`Store::sweep_incident_retention`]: closed incidents (and unattached alerts that closed
+//!   or recovered) older than the account's `incident_retention_days`, a bounded chunk per account and
 //!   transaction, audited in that transaction.
 //!
 //! Both call [`delete_incidents`]/[`delete_alerts`], which remove an incident's alerts, their
@@ -292,8 +292,8 @@ impl Store {
 
     /// The incident retention sweep at `now`: for every account with a retention, deletes up
     /// to `chunk` of its closed incidents that closed before `now − retention`, oldest close
-    /// first, and up to `chunk` closed alerts that never joined an incident and closed before
-    /// it, with all their rows, in one transaction per account that also writes an audit
+    /// first, and up to `chunk` alerts that never joined an incident and closed or recovered
+    /// before it, with all their rows, in one transaction per account that also writes an audit
     /// record (`incident:write:retention_delete`, member 0, source `system`) with the counts.
     /// Accounts with nothing due are left alone. Call again while a sweep reports `more`.
     pub async fn sweep_incident_retention(
@@ -350,11 +350,15 @@ impl Store {
             .push(" ORDER BY close_time, incident_id LIMIT ")
             .bind(chunk);
         let incident_ids = ids(&mut tx, &sql, "incident_id").await?;
+        // An alert without an incident is over when it was closed, or when it recovered (a
+        // silenced alert's recovery sets `end_time` but never closes it).
         let mut sql = Sql::new("SELECT alert_id FROM alerts WHERE account_id = ");
         sql.bind(account_id)
-            .push(" AND incident_id = '' AND closed = 1 AND close_time < ")
+            .push(" AND incident_id = '' AND ((closed = 1 AND close_time < ")
             .bind(cutoff)
-            .push(" ORDER BY close_time, alert_id LIMIT ")
+            .push(") OR (alert_status = 'Ok' AND end_time > 0 AND end_time < ")
+            .bind(cutoff)
+            .push(")) ORDER BY start_time, alert_id LIMIT ")
             .bind(chunk);
         let alert_ids = ids(&mut tx, &sql, "alert_id").await?;
         if incident_ids.is_empty() && alert_ids.is_empty() {

@@ -25,6 +25,7 @@ both!(
     the_sweep_deletes_closed_incidents_by_close_time_in_chunks,
     bulk_deleted_incidents_no_longer_make_new_ones_frequent,
     swept_incidents_are_no_longer_past_incidents,
+    alerts_without_an_incident_go_by_range_and_by_retention,
 );
 
 const T0: Millis = 1_750_000_000_000;
@@ -591,4 +592,72 @@ async fn swept_incidents_are_no_longer_past_incidents(db: &Db) {
             .unwrap()
             .is_some()
     );
+}
+
+/// Alerts of the account that belong to no incident (kept with a silence mark).
+async fn unattached(db: &Db, b: &Bootstrap) -> i64 {
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM alerts WHERE account_id = {} AND incident_id = ''",
+        b.account_id
+    );
+    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&db.raw)
+        .await
+        .unwrap()
+}
+
+async fn alerts_without_an_incident_go_by_range_and_by_retention(db: &Db) {
+    // spec: SVC-183 ("incidents and alerts by time range"), SVC-184 (retention), ING-123
+    // (a silenced alert is kept, with no incident)
+    let b = db.boot(T0).await;
+    push(db, &b, "s-0", Status::Critical, T0).await;
+    let first = db.incident_ids(b.account_id).await.remove(0);
+    let inc = db
+        .store
+        .incident(b.account_id, &first)
+        .await
+        .unwrap()
+        .unwrap();
+    // A quick silence of that incident silences the next Critical events for an hour.
+    db.store
+        .save_noise_rule(klaxon_core::noise::quick_silence(&inc, T0), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    push(db, &b, "s-1", Status::Critical, T0 + MIN).await;
+    push(db, &b, "s-2", Status::Critical, T0 + 2 * MIN).await;
+    assert_eq!(
+        unattached(db, &b).await,
+        2,
+        "silenced alerts are kept without an incident"
+    );
+    assert_eq!(db.incident_ids(b.account_id).await.len(), 1);
+    // A range holding one of them and no incident deletes just that alert and its events.
+    let done = db
+        .store
+        .bulk_delete_incidents(b.account_id, T0 + MIN, T0 + 2 * MIN, 100, |_| true)
+        .await
+        .unwrap();
+    let BulkDeletion::Deleted(c) = done else {
+        panic!("{done:?}");
+    };
+    assert_eq!((c.incidents, c.alerts), (0, 1));
+    assert!(c.events >= 1 && c.event_outcomes >= 1, "{c:?}");
+    assert_eq!(unattached(db, &b).await, 1);
+    // Retention: the other one goes once it recovered more than the retention ago.
+    push(db, &b, "s-2", Status::Ok, T0 + 3 * MIN).await;
+    db.store
+        .set_account_settings(b.account_id, None, Some(30), T0)
+        .await
+        .unwrap();
+    let swept = db
+        .store
+        .sweep_incident_retention(T0 + 30 * DAY_MS + 4 * MIN, 10)
+        .await
+        .unwrap();
+    assert_eq!(swept.len(), 1, "{swept:?}");
+    assert_eq!((swept[0].counts.incidents, swept[0].counts.alerts), (0, 1));
+    assert_eq!(unattached(db, &b).await, 0);
+    // The open incident stays.
+    assert_eq!(db.incident_ids(b.account_id).await, vec![first]);
 }

@@ -8,8 +8,9 @@ ALTER TABLE accounts ADD COLUMN incident_retention_days BIGINT NOT NULL DEFAULT 
 
 -- The sweep's look-up: an account's closed incidents, oldest close first.
 CREATE INDEX incidents_closed ON incidents (account_id, close_time) WHERE progress = 'Closed';
--- Alerts that never joined an incident (silenced, inhibited) expire by their own close time.
-CREATE INDEX alerts_unattached ON alerts (account_id, close_time) WHERE incident_id = '';
+-- Alerts that never joined an incident (silenced, inhibited): bulk deletion finds them by
+-- start time, the sweep among them those that closed or recovered before the cutoff.
+CREATE INDEX alerts_unattached ON alerts (account_id, start_time) WHERE incident_id = '';
 
 -- Deleting an incident removes its rows from every table; these make each of those
 -- deletions an index look-up instead of a scan of the account's history.
