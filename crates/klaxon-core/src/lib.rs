@@ -18,6 +18,7 @@ pub mod permissions;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod response;
+pub mod retention;
 pub mod routing;
 pub mod schedule;
 pub mod standard;

@@ -394,6 +394,9 @@ pub struct DataScope {
 pub enum Denied {
     Feature(Point),
     Data(ObjectKind),
+    /// Reserved to the account's administrators: the owner and members holding the
+    /// built-in Admin role (`Account.Admin`), whatever custom roles grant.
+    AccountAdmin,
 }
 
 impl fmt::Display for Denied {
@@ -405,6 +408,9 @@ impl fmt::Display for Denied {
                 "data permission on this {} is missing: only its creator, its management team \
                  and the owner may change it",
                 k.name()
+            ),
+            Denied::AccountAdmin => f.write_str(
+                "only the account owner and members with the Admin role (Account.Admin) may do this",
             ),
         }
     }
@@ -428,6 +434,18 @@ pub fn allowed(
             Err(Denied::Data(scope.kind))
         }
         _ => Ok(()),
+    }
+}
+
+/// Account administration beyond any permission point (service-agreement.md SVC-183: "admins
+/// may also bulk-delete"): the owner, an account-level APP key (it acts as the owner), or a
+/// member holding the built-in Admin role. A custom role never qualifies, even with every
+/// point, because no point says "may erase the account's history".
+pub fn account_admin(actor: &Actor) -> Result<(), Denied> {
+    if actor.is_owner || actor.is_admin {
+        Ok(())
+    } else {
+        Err(Denied::AccountAdmin)
     }
 }
 

@@ -123,6 +123,7 @@ fn dangerous(action: &str) -> bool {
         action,
         "delete" | "disable" | "revoke" | "merge" | "rotate_key"
     ) || action.starts_with("delete")
+        || action.ends_with("_delete")
 }
 
 /// The object a call names: the first id-like field of the body, lists joined by commas.
@@ -196,12 +197,32 @@ pub async fn record_call(
     args: Option<&Args>,
     result: Result<(), &ApiError>,
 ) {
+    record_call_with(state, caller, path, args, result, None).await;
+}
+
+/// [`record_call`], with the call's `answer` kept in the body under `answer` when given: what
+/// a deletion removed belongs in its record (service-agreement.md SVC-183).
+pub async fn record_call_with(
+    state: &AppState,
+    caller: &Caller,
+    path: &str,
+    args: Option<&Args>,
+    result: Result<(), &ApiError>,
+    answer: Option<&Value>,
+) {
     if !crate::openapi::is_write_route(path) {
         return;
     }
     let (resource_type, action) = split_path(path);
     let empty = Map::new();
-    let body = args.map(Args::raw).unwrap_or(&empty);
+    let request = args.map(Args::raw).unwrap_or(&empty);
+    // Copied only when there is an answer to add (one route); every other write borrows.
+    let with_answer = answer.map(|a| {
+        let mut body = request.clone();
+        body.insert("answer".to_string(), a.clone());
+        body
+    });
+    let body = with_answer.as_ref().unwrap_or(request);
     let record = NewAuditRecord {
         account_id: caller.account_id,
         request_id: caller.origin.request_id.clone(),
@@ -299,6 +320,7 @@ mod tests {
         );
         assert_eq!(operation_of("/app-key/delete"), "app_key:write:delete");
         assert!(dangerous("delete"));
+        assert!(dangerous("bulk_delete"));
         assert!(!dangerous("ack"));
     }
 }

@@ -21,6 +21,7 @@ mod limits;
 mod openapi;
 mod password_reset;
 mod push;
+mod retention;
 mod saas;
 mod signin;
 mod smtp;
@@ -285,7 +286,12 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
         tokio::spawn(async {})
     };
     let timers = if config.workers.timers {
-        tokio::spawn(timers::run(state.clone(), shutdown_rx.clone()))
+        // The incident retention sweep is later work too; it runs beside the timers.
+        let steps = timers::run(state.clone(), shutdown_rx.clone());
+        let sweeps = retention::run(state.clone(), shutdown_rx.clone());
+        tokio::spawn(async move {
+            tokio::join!(steps, sweeps);
+        })
     } else {
         tokio::spawn(async {})
     };

@@ -19,6 +19,7 @@ mod licences;
 mod members;
 mod noise;
 mod pipeline;
+mod retention;
 mod roles;
 mod routing;
 mod schedules;
@@ -68,6 +69,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(webhooks::PATHS)
         .chain(licences::PATHS)
         .chain(pipeline::PATHS)
+        .chain(retention::PATHS)
         .copied()
 }
 
@@ -220,7 +222,13 @@ pub(crate) async fn perform(
     // The one audit hook of every Open API and console call (RSP-600): writes only, ok or
     // failed, after the call so the record says how it ended.
     let outcome = result.as_ref().map(|_| ());
-    crate::audit::record_call(state, caller, path, Some(args), outcome).await;
+    // A deletion is recorded with what it removed (SVC-183): the answer's counts join the
+    // recorded body.
+    let answer = match &result {
+        Ok(Some(data)) if retention::PATHS.contains(&path) => Some(data),
+        _ => None,
+    };
+    crate::audit::record_call_with(state, caller, path, Some(args), outcome, answer).await;
     result
 }
 
@@ -285,6 +293,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = pipeline::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = retention::dispatch(state, caller, path, args).await {
         return result;
     }
     handlers::dispatch(state, caller, path, args).await

@@ -137,6 +137,8 @@ fn is_read_or_always_allowed(path: &str) -> bool {
         last,
         "info" | "infos" | "list" | "feed" | "preview" | "self"
     ) || path == "/member/delete"
+        // SVC-022: deleting data stays possible while suspended or ended.
+        || path == "/incident/bulk-delete"
         || path.starts_with("/app-key/delete")
 }
 

@@ -217,6 +217,7 @@ pub fn account(a: &Account) -> Value {
         "domain": "",
         "locale": a.locale,
         "time_zone": a.time_zone,
+        "incident_retention_days": a.incident_retention_days,
         "created_at": secs(a.created_at),
     })
 }

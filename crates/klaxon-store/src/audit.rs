@@ -6,6 +6,7 @@
 
 use klaxon_core::model::Millis;
 use serde::Serialize;
+use sqlx::AnyConnection;
 
 use crate::db::Sql;
 use crate::rows::{get_i64, get_str};
@@ -112,6 +113,50 @@ fn filtered(select: &str, account_id: i64, f: &AuditFilter, with_cursor: bool) -
     sql
 }
 
+/// Appends one record on `conn`, inside the caller's transaction: a change that audits itself
+/// (the incident retention sweep) commits its record with its effects.
+pub(crate) async fn insert(conn: &mut AnyConnection, r: &NewAuditRecord) -> Result<()> {
+    let mut sql = Sql::new(
+        "INSERT INTO audit_log (account_id, request_id, created_at, member_id, member_name, \
+         app_key_id, source, operation, resource_type, resource_id, ip, is_write, \
+         is_dangerous, body, result) VALUES (",
+    );
+    sql.bind(r.account_id)
+        .push(", ")
+        .bind(r.request_id.as_str())
+        .push(", ")
+        .bind(r.created_at)
+        .push(", ")
+        .bind(r.member_id)
+        .push(", COALESCE((SELECT member_name FROM members WHERE account_id = ")
+        .bind(r.account_id)
+        .push(" AND member_id = ")
+        .bind(r.member_id)
+        .push("), ''), ")
+        .bind(r.app_key_id)
+        .push(", ")
+        .bind(r.source.as_str())
+        .push(", ")
+        .bind(r.operation.as_str())
+        .push(", ")
+        .bind(r.resource_type.as_str())
+        .push(", ")
+        .bind(r.resource_id.as_str())
+        .push(", ")
+        .bind(r.ip.as_str())
+        .push(", ")
+        .bind(i64::from(r.is_write))
+        .push(", ")
+        .bind(i64::from(r.is_dangerous))
+        .push(", ")
+        .bind(r.body.as_str())
+        .push(", ")
+        .bind(r.result.as_str())
+        .push(")");
+    sql.query_on(conn).execute(&mut *conn).await?;
+    Ok(())
+}
+
 impl Store {
     /// Appends one record and drops the account's records older than `keep_after`
     /// (RSP-603): expiry rides on writes, so no extra worker is needed and an idle account
@@ -123,44 +168,7 @@ impl Store {
             .push(" AND created_at < ")
             .bind(keep_after);
         sql.query_on(&tx).execute(&mut *tx).await?;
-        let mut sql = Sql::new(
-            "INSERT INTO audit_log (account_id, request_id, created_at, member_id, member_name, \
-             app_key_id, source, operation, resource_type, resource_id, ip, is_write, \
-             is_dangerous, body, result) VALUES (",
-        );
-        sql.bind(r.account_id)
-            .push(", ")
-            .bind(r.request_id.as_str())
-            .push(", ")
-            .bind(r.created_at)
-            .push(", ")
-            .bind(r.member_id)
-            .push(", COALESCE((SELECT member_name FROM members WHERE account_id = ")
-            .bind(r.account_id)
-            .push(" AND member_id = ")
-            .bind(r.member_id)
-            .push("), ''), ")
-            .bind(r.app_key_id)
-            .push(", ")
-            .bind(r.source.as_str())
-            .push(", ")
-            .bind(r.operation.as_str())
-            .push(", ")
-            .bind(r.resource_type.as_str())
-            .push(", ")
-            .bind(r.resource_id.as_str())
-            .push(", ")
-            .bind(r.ip.as_str())
-            .push(", ")
-            .bind(i64::from(r.is_write))
-            .push(", ")
-            .bind(i64::from(r.is_dangerous))
-            .push(", ")
-            .bind(r.body.as_str())
-            .push(", ")
-            .bind(r.result.as_str())
-            .push(")");
-        sql.query_on(&tx).execute(&mut *tx).await?;
+        insert(&mut tx, r).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -47,6 +47,7 @@ mod query;
 pub mod records;
 mod reminders;
 mod response;
+mod retention;
 mod roles;
 mod routes;
 mod routing;
@@ -85,6 +86,7 @@ pub use response::{
     ActionContext, ActionResult, DueTimer, FeedEntry, MergeRefusal, OutboxEntry, ReorderRefusal,
     RuleRefusal, TIMER_CLAIM_MS,
 };
+pub use retention::{BulkDeletion, DeletionCounts, RetentionSweep};
 pub use roles::{ActorRecord, RoleRecord, RoleWrite};
 pub use routes::{RouteRefusal, RouteVersion};
 pub use saas::{

@@ -12,6 +12,10 @@ pub struct Account {
     pub locale: String,
     pub time_zone: String,
     pub created_at: Millis,
+    /// Closed incidents are deleted this many days after they closed; 0 = kept forever
+    /// (docs/data-retention.md).
+    #[serde(default)]
+    pub incident_retention_days: i64,
 }
 
 /// A person of the account (openapi-compat.md 2.10). `member_id` is also the person id.

@@ -48,7 +48,7 @@ pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
 }
 
 pub(crate) const ACCOUNT_COLUMNS: &str =
-    "account_id, account_name, email, locale, time_zone, created_at";
+    "account_id, account_name, email, locale, time_zone, created_at, incident_retention_days";
 
 pub(crate) fn account(row: &AnyRow) -> Result<Account> {
     Ok(Account {
@@ -58,6 +58,7 @@ pub(crate) fn account(row: &AnyRow) -> Result<Account> {
         locale: get_str(row, "locale")?,
         time_zone: get_str(row, "time_zone")?,
         created_at: get_i64(row, "created_at")?,
+        incident_retention_days: get_i64(row, "incident_retention_days")?,
     })
 }
 

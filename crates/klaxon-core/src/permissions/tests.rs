@@ -370,3 +370,30 @@ fn role_changes() {
         Ok(())
     );
 }
+
+#[test]
+fn account_administration_is_the_owner_and_the_admin_role() {
+    // spec: SVC-183 (admins may bulk-delete), RSP-523 (the owner), RSP-522 (Admin role)
+    assert_eq!(account_admin(&Actor::owner(ME)), Ok(()));
+    assert_eq!(
+        account_admin(&Actor::new(ME, true, &[ROLE_VIEWER], &[])),
+        Ok(())
+    );
+    assert_eq!(account_admin(&member(&[ROLE_ADMIN])), Ok(()));
+    assert_eq!(account_admin(&member(&[ROLE_VIEWER, ROLE_ADMIN])), Ok(()));
+    // Every point through a custom role is still not the Admin role.
+    let all = CustomRole {
+        role_id: 100,
+        points: Points::all(),
+        enabled: true,
+    };
+    for actor in [
+        member(&[]),
+        member(&[ROLE_RESPONDER]),
+        member(&[ROLE_VIEWER]),
+        Actor::new(ME, false, &[100], &[all]),
+    ] {
+        assert_eq!(account_admin(&actor), Err(Denied::AccountAdmin));
+    }
+    assert!(Denied::AccountAdmin.to_string().contains("Admin role"));
+}

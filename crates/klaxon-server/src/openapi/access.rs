@@ -43,9 +43,15 @@ pub enum Access {
     /// (a dedicated one with `Channels Manage`, a shared one with `Integrations Manage`) can
     /// also see it.
     IntegrationRead,
+    /// The account's administrators only: the owner and the built-in Admin role
+    /// (`permissions::account_admin`), for what no permission point covers — erasing incident
+    /// history in bulk (service-agreement.md SVC-183).
+    AccountAdmin,
 }
 
-use Access::{ChannelWrite, IntegrationRead, IntegrationWrite, Member, Point as P, RoleChange};
+use Access::{
+    AccountAdmin, ChannelWrite, IntegrationRead, IntegrationWrite, Member, Point as P, RoleChange,
+};
 use Point::*;
 
 /// Every Open API path and what it needs.
@@ -177,6 +183,8 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/alert/merge", P(IncidentsManage)),
     ("/incident/responder/add", P(IncidentsManage)),
     ("/incident/quick-silence", P(IncidentsManage)),
+    // SVC-183: bulk deletion by time range, account administrators only.
+    ("/incident/bulk-delete", AccountAdmin),
     // Custom fields.
     ("/field/list", P(CustomFieldsRead)),
     ("/field/info", P(CustomFieldsRead)),
@@ -249,8 +257,13 @@ pub fn licensed(path: &str) -> bool {
         },
         // Changing an integration (dedicated or shared, ING-090) is channel configuration.
         Some(Access::ChannelWrite | Access::IntegrationWrite) => true,
-        // Reading configuration is not licensed.
-        Some(Access::Member | Access::RoleChange | Access::IntegrationRead) | None => false,
+        // Reading configuration is not licensed. SVC-183, SVC-013: deleting one's data is a
+        // floor of the agreement, never gated by a licence (nor by the service state, see
+        // `saas::check_write`).
+        Some(
+            Access::Member | Access::RoleChange | Access::IntegrationRead | Access::AccountAdmin,
+        )
+        | None => false,
     }
 }
 
@@ -265,7 +278,12 @@ pub fn access(path: &str) -> Option<Access> {
 pub fn is_write(path: &str) -> bool {
     match access(path) {
         Some(Access::Point(point)) => !point.is_read() || path.ends_with("/reset"),
-        Some(Access::ChannelWrite | Access::RoleChange | Access::IntegrationWrite) => true,
+        Some(
+            Access::ChannelWrite
+            | Access::RoleChange
+            | Access::IntegrationWrite
+            | Access::AccountAdmin,
+        ) => true,
         Some(Access::Member) => path.ends_with("/reset"),
         Some(Access::IntegrationRead) | None => false,
     }
@@ -292,6 +310,7 @@ pub fn check(actor: &Actor, path: &str) -> Result<(), ApiError> {
         Some(Access::IntegrationRead) => permissions::allowed(actor, Point::ChannelsRead, None)
             .or_else(|_| permissions::allowed(actor, Point::IntegrationsRead, None))
             .map_err(|d| denied(&d)),
+        Some(Access::AccountAdmin) => permissions::account_admin(actor).map_err(|d| denied(&d)),
         // Deny by default: a served path without an entry is a bug, never an open door.
         None => Err(ApiError::new(
             ErrorCode::AccessDenied,
@@ -481,6 +500,7 @@ mod tests {
             "/schedule/info",
             "/schedule/self/feed/reset",
             "/account/licence/info",
+            "/incident/bulk-delete",
             "/nowhere",
         ] {
             assert!(!licensed(path), "{path} needs no licence");
@@ -518,6 +538,29 @@ mod tests {
         assert!(check(&actor, "/integration/create").is_ok());
         assert!(check(&actor, "/route/upsert").is_ok());
         assert!(check(&viewer, "/integration/create").is_err());
+    }
+
+    #[test]
+    fn bulk_deletion_is_for_account_administrators() {
+        // spec: SVC-183 (admins may bulk-delete), RSP-523 (the owner), RSP-529
+        use klaxon_core::permissions::{CustomRole, Points};
+        assert!(check(&Actor::owner(1), "/incident/bulk-delete").is_ok());
+        assert!(check(&Actor::new(5, false, &[2], &[]), "/incident/bulk-delete").is_ok());
+        let everything = CustomRole {
+            role_id: 100,
+            points: Points::all(),
+            enabled: true,
+        };
+        for actor in [
+            Actor::new(5, false, &[6], &[]),
+            Actor::new(5, false, &[8], &[]),
+            Actor::new(5, false, &[100], &[everything]),
+        ] {
+            let e = check(&actor, "/incident/bulk-delete").unwrap_err();
+            assert_eq!(e.code, ErrorCode::AccessDenied);
+            assert!(e.message.contains("Admin"), "{}", e.message);
+        }
+        assert!(is_write("/incident/bulk-delete"));
     }
 
     #[test]

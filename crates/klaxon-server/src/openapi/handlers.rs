@@ -235,17 +235,34 @@ async fn account_info(state: &AppState, caller: &Caller) -> Result<Value, ApiErr
     Ok(wire::account(&account))
 }
 
-/// `/account/reset` (a Klaxon extension): the account's time zone, the default zone of
-/// schedules, calendars, rule time filters, template dates and insights (response.md 1.1,
-/// OQ-40: `UTC` unless configured). Answers the account as `/account/info` does.
+/// `/account/reset` (a Klaxon extension): the account's settings. `time_zone`, the default
+/// zone of schedules, calendars, rule time filters, template dates and insights (response.md
+/// 1.1, OQ-40: `UTC` unless configured); `incident_retention_days`, how long closed incidents
+/// are kept (0 = forever; docs/data-retention.md). At least one is required; both are checked
+/// before either is saved, so a bad value changes nothing. Answers the account as
+/// `/account/info` does.
 async fn account_reset(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
     let zone = args
         .str("time_zone")?
-        .ok_or_else(|| ApiError::invalid("time_zone is required"))?;
-    let zone = klaxon_core::directory::time_zone("time_zone", &zone)?;
+        .map(|z| klaxon_core::directory::time_zone("time_zone", &z))
+        .transpose()?;
+    let retention = args
+        .i64("incident_retention_days")?
+        .map(klaxon_core::retention::retention_days)
+        .transpose()?;
+    if zone.is_none() && retention.is_none() {
+        return Err(ApiError::invalid(
+            "time_zone or incident_retention_days is required",
+        ));
+    }
     let changed = state
         .store
-        .set_account_time_zone(caller.account_id, &zone, state.clock.now())
+        .set_account_settings(
+            caller.account_id,
+            zone.as_deref(),
+            retention,
+            state.clock.now(),
+        )
         .await
         .map_err(store_err)?;
     if !changed {
