@@ -435,6 +435,13 @@ on_both_backends!(
         );
         assert_eq!(layer["restrict_start"], 6 * DAY + 10 * 3600);
 
+        // The zeros a read renders for a layer without a restriction are accepted back.
+        let mut body = weekly_body("Zeros", 1, 2, midnight);
+        body["layers"][0]["restrict_start"] = json!(0);
+        body["layers"][0]["restrict_end"] = json!(0);
+        let (s, b) = t.api("/schedule/create", body).await;
+        ok(s, &b);
+
         // Refused, naming the field: no mode, off the minute, out of range.
         let cases = [
             (json!(0), json!(9 * 3600), json!(17 * 3600), "restrict_mode"),

@@ -194,8 +194,8 @@ fn handoff_from_wire(v: &Value, path: &str) -> Result<Value, ApiError> {
 /// `restrict_start`/`restrict_end` → one `restrict_periods` entry, when the body has no
 /// periods of its own (an explicit `restrict_periods` wins). The encoding is ours, like
 /// `handoff_time`'s: seconds of the day for a daily restriction, seconds from Sunday 00:00
-/// for a weekly one, whole minutes. Sent with no restriction mode they are refused rather
-/// than dropped: a restriction silently lost would put the wrong person on call.
+/// for a weekly one, whole minutes. Non-zero values sent with no restriction mode are refused
+/// rather than dropped: a restriction silently lost would put the wrong person on call.
 fn restrict_from_wire(obj: &mut Map<String, Value>, path: &str) -> Result<(), ApiError> {
     let start = obj.remove("restrict_start").filter(|v| !v.is_null());
     let end = obj.remove("restrict_end").filter(|v| !v.is_null());
@@ -209,6 +209,14 @@ fn restrict_from_wire(obj: &mut Map<String, Value>, path: &str) -> Result<(), Ap
     let weekly = match obj.get("restrict_mode").and_then(Value::as_str) {
         Some("daily") => false,
         Some("weekly") => true,
+        // Reads render `0`/`0` for a layer without a restriction: sending a layer back as it
+        // was read must keep working (Go clients also send zero values they never set).
+        _ if [&start, &end]
+            .iter()
+            .all(|v| v.as_ref().is_none_or(|v| v.as_i64() == Some(0))) =>
+        {
+            return Ok(());
+        }
         _ => {
             return Err(ApiError::invalid(format!(
                 "{path}.restrict_start/restrict_end need restrict_mode 1 (daily) or 2 (weekly)"
