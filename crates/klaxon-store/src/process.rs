@@ -76,7 +76,7 @@ pub(crate) async fn process_inbox(
         tx.rollback().await?;
         return Ok(0);
     }
-    let queued = match file {
+    let mut queued = match file {
         None => read_batch(&mut tx, None, limit).await?,
         Some(file) => {
             // Read under the lease, in this transaction: no one else moves it meanwhile.
@@ -104,6 +104,8 @@ pub(crate) async fn process_inbox(
         inner: RandomIds,
         made: HashSet::new(),
     };
+    // Stage 4 (ING-060): label enrichment, in place, before the pipeline and routing.
+    let enriched = crate::enrichment::apply(&mut tx, &mut queued, now).await?;
     // Stage 6 (ING-090…094): shared integrations' events become one copy per target
     // channel; those reaching none are recorded as `no_route` and go no further.
     let routed = crate::routing::route_batch(&mut tx, queued, &mut ids.inner, now).await?;
@@ -171,6 +173,8 @@ pub(crate) async fn process_inbox(
     )
     .await?;
     batch.write(&mut tx, now).await?;
+    // ING-262 detail flags of stage 4.
+    enriched.mark(&mut outcomes);
     crate::noise::insert_outcomes(&mut tx, &outcomes).await?;
     match file {
         None => {
