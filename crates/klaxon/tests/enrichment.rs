@@ -135,7 +135,10 @@ on_both_backends!(
             .await,
             "InvalidParameter",
         );
-        assert!(m.starts_with("rules[1].pattern: invalid regular expression"), "{m}");
+        assert!(
+            m.starts_with("rules[1].pattern: invalid regular expression"),
+            "{m}"
+        );
         let m = err(
             t.api(
                 "/enrichment/upsert",
@@ -203,8 +206,11 @@ on_both_backends!(
 
         // A schema in use cannot be deleted; keys of a schema with rows cannot change.
         let m = err(
-            t.api("/enrichment/mapping/schema/delete", json!({"schema_id": sid}))
-                .await,
+            t.api(
+                "/enrichment/mapping/schema/delete",
+                json!({"schema_id": sid}),
+            )
+            .await,
             "ReferenceExist",
         );
         assert!(m.contains(&iid.to_string()), "{m}");
@@ -230,8 +236,11 @@ on_both_backends!(
             json!({"integration_id": iid, "rules": []}),
         )
         .await);
-        ok(t.api("/enrichment/mapping/schema/delete", json!({"schema_id": sid}))
-            .await);
+        ok(t.api(
+            "/enrichment/mapping/schema/delete",
+            json!({"schema_id": sid}),
+        )
+        .await);
         let m = err(
             t.api("/enrichment/mapping/schema/info", json!({"schema_id": sid}))
                 .await,

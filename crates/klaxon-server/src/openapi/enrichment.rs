@@ -91,13 +91,15 @@ pub async fn dispatch(
         "/enrichment/info" => info(state, caller, args).await.map(Some),
         "/enrichment/list" => list(state, caller, args).await.map(Some),
         "/enrichment/upsert" => upsert(state, caller, args).await.map(Some),
-        "/enrichment/mapping/schema/create" => schema_save(state, caller, args, true)
-            .await
-            .map(Some),
-        "/enrichment/mapping/schema/update" => schema_save(state, caller, args, false)
-            .await
-            .map(Some),
-        "/enrichment/mapping/schema/delete" => schema_delete(state, caller, args).await.map(|_| None),
+        "/enrichment/mapping/schema/create" => {
+            schema_save(state, caller, args, true).await.map(Some)
+        }
+        "/enrichment/mapping/schema/update" => {
+            schema_save(state, caller, args, false).await.map(Some)
+        }
+        "/enrichment/mapping/schema/delete" => {
+            schema_delete(state, caller, args).await.map(|_| None)
+        }
         "/enrichment/mapping/schema/info" => schema_info(state, caller, args).await.map(Some),
         "/enrichment/mapping/schema/list" => schema_list(state, caller, args).await.map(Some),
         "/enrichment/mapping/data/upload" => upload(state, caller, args).await.map(Some),
@@ -127,7 +129,10 @@ fn refusal(r: MappingRefusal, schema_id: &str) -> ApiError {
             ErrorCode::ReferenceExist,
             format!(
                 "mapping schema {schema_id} is used by the enrichment rules of integration(s) {}",
-                ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+                ids.iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ),
         MappingRefusal::Full => ApiError::invalid(format!(
@@ -494,7 +499,8 @@ async fn upload(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
         Some(_) => return Err(ApiError::invalid("csv must be a string (the file's text)")),
     };
     let schema = load_schema(state, caller, &id).await?.schema;
-    let parsed = TableUpload::parse(&schema, &text).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let parsed =
+        TableUpload::parse(&schema, &text).map_err(|e| ApiError::invalid(e.to_string()))?;
     state
         .store
         .replace_mapping_rows(caller.account_id, &id, &parsed, state.clock.now())
@@ -601,8 +607,13 @@ async fn download(state: &AppState, caller: &Caller, args: &Args) -> Result<Valu
     let safe: String = schema
         .name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     Ok(json!({ "csv": csv, "file_name": format!("{safe}.csv") }))
 }
-
