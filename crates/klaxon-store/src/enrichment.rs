@@ -322,11 +322,13 @@ async fn save_schema(
     }))
 }
 
-/// The integrations whose rules name `schema_id`.
+/// The live integrations whose rules name `schema_id`. A deleted integration's rules are
+/// left in place but no longer count: nobody could change them to free the schema.
 async fn users_of(conn: &mut AnyConnection, account_id: i64, schema_id: &str) -> Result<Vec<i64>> {
     let mut sql = Sql::new(
-        "SELECT integration_id, rules, updated_by, updated_at FROM enrichment_rules \
-         WHERE account_id = ",
+        "SELECT r.integration_id, r.rules, r.updated_by, r.updated_at FROM enrichment_rules r \
+         JOIN integrations i ON i.integration_id = r.integration_id \
+         AND i.account_id = r.account_id WHERE i.deleted = 0 AND r.account_id = ",
     );
     sql.bind(account_id);
     let mut out = Vec::new();

@@ -476,7 +476,7 @@ async fn uploads_replace_rows_atomically_and_rows_are_managed(db: &Db) {
         .unwrap()
         .unwrap();
     assert_eq!(saved.schema.name, "renamed");
-    // In use by a rule: refused; once the rule is gone, deleted with its rows.
+    // In use by a rule: refused; once no live integration names it, deleted with its rows.
     db.store
         .save_enrichment_rules(
             b.account_id,
@@ -494,16 +494,13 @@ async fn uploads_replace_rows_atomically_and_rows_are_managed(db: &Db) {
             .unwrap(),
         Err(MappingRefusal::InUse(vec![b.integration_id]))
     );
-    db.store
-        .save_enrichment_rules(
-            b.account_id,
-            b.integration_id,
-            vec![],
-            b.owner_member_id,
-            T0,
-        )
-        .await
-        .unwrap();
+    // A deleted integration's rules no longer hold the schema (they cannot be edited any more).
+    assert!(
+        db.store
+            .delete_integration(b.account_id, b.integration_id, T0 + 6)
+            .await
+            .unwrap()
+    );
     db.store
         .delete_mapping_schema(b.account_id, &id)
         .await
