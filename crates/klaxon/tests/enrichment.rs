@@ -123,6 +123,27 @@ on_both_backends!(
             "ID,Type\r\nA,server\r\nB,router\r\nC,\"gateway, edge\"\r\n"
         );
 
+        // spec: ING-071 — more than 100 000 rows refuse the upload as a whole (the body, over
+        // 1 MiB, is accepted on this path) and the table keeps its rows.
+        let mut big = String::from("ID,Type\n");
+        for i in 0..100_001 {
+            big.push_str(&format!("resource-{i},t\n"));
+        }
+        assert!(big.len() > 1024 * 1024);
+        let m = err(
+            t.api(
+                "/enrichment/mapping/data/upload",
+                json!({"schema_id": sid, "csv": big}),
+            )
+            .await,
+            "InvalidParameter",
+        );
+        assert!(m.starts_with("csv: more than 100000 rows"), "{m}");
+        let info = ok(t
+            .api("/enrichment/mapping/schema/info", json!({"schema_id": sid}))
+            .await);
+        assert_eq!(info["row_count"], 3);
+
         // spec: ING-061, ING-063, ING-064 — rules are validated whole, naming rule and field.
         let iid = default_integration(&t).await;
         let m = err(
