@@ -220,7 +220,6 @@ enum Action {
 
 #[derive(Debug, Clone)]
 struct Compiled {
-    id: String,
     enabled: bool,
     filter: Filter,
     overwrite: bool,
@@ -377,11 +376,6 @@ impl RuleSet {
             }
         }
         report
-    }
-
-    /// The rule ids, in order (for tests and diagnostics).
-    pub fn ids(&self) -> Vec<&str> {
-        self.rules.iter().map(|r| r.id.as_str()).collect()
     }
 }
 
@@ -546,7 +540,6 @@ fn compile_one(
         }
     };
     Ok(Compiled {
-        id: r.id.clone(),
         enabled: r.enabled,
         filter,
         overwrite: r.r#override,

@@ -704,7 +704,6 @@ impl Enriched {
 pub(crate) async fn apply(
     conn: &mut AnyConnection,
     queued: &mut [QueuedEvent],
-    _now: Millis,
 ) -> Result<Enriched> {
     let mut out = Enriched::default();
     let mut by_account: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();

@@ -105,7 +105,7 @@ pub(crate) async fn process_inbox(
         made: HashSet::new(),
     };
     // Stage 4 (ING-060): label enrichment, in place, before the pipeline and routing.
-    let enriched = crate::enrichment::apply(&mut tx, &mut queued, now).await?;
+    let enriched = crate::enrichment::apply(&mut tx, &mut queued).await?;
     // Stage 6 (ING-090…094): shared integrations' events become one copy per target
     // channel; those reaching none are recorded as `no_route` and go no further.
     let routed = crate::routing::route_batch(&mut tx, queued, &mut ids.inner, now).await?;
