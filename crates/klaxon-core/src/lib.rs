@@ -7,6 +7,7 @@
 pub mod change;
 pub mod condition;
 pub mod directory;
+pub mod enrichment;
 pub mod error;
 pub mod flapping;
 pub mod grouping;

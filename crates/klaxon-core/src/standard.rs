@@ -1048,6 +1048,43 @@ mod tpl {
     }
 }
 
+/// The fields a T-template (ingest.md §2.5.1) can reference, for the stages after the adapter
+/// (enrichment *compose*, ING-062) that render one against the event as it stands.
+#[derive(Debug, Clone, Copy)]
+pub struct TemplateFields<'a> {
+    pub title: &'a str,
+    pub description: &'a str,
+    pub event_severity: &'a str,
+    pub event_status: &'a str,
+    pub alert_key: &'a str,
+    pub labels: &'a Labels,
+}
+
+/// A T-template that does not parse or fails to execute; each use site decides what that
+/// means (§2.5.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateFailed;
+
+impl std::fmt::Display for TemplateFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the template does not parse or cannot be executed")
+    }
+}
+
+/// Renders a T-template with the same engine as `[TPL]` titles (no second implementation of
+/// §2.5.1). Missing labels print `<no value>`.
+pub fn render_template(src: &str, fields: &TemplateFields<'_>) -> Result<String, TemplateFailed> {
+    let vars = tpl::Vars {
+        title: fields.title,
+        description: fields.description,
+        event_severity: fields.event_severity,
+        event_status: fields.event_status,
+        alert_key: fields.alert_key,
+        labels: fields.labels,
+    };
+    tpl::render(src, &vars).map_err(|_| TemplateFailed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

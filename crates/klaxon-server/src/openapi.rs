@@ -10,6 +10,7 @@ mod audit;
 mod calendars;
 mod changes;
 mod channels;
+mod enrichment;
 mod escalation;
 mod fields;
 mod handlers;
@@ -56,6 +57,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .iter()
         .chain(incident_actions::PATHS)
         .chain(escalation::PATHS)
+        .chain(enrichment::PATHS)
         .chain(fields::PATHS)
         .chain(templates::PATHS)
         .chain(calendars::PATHS)
@@ -124,7 +126,9 @@ async fn api(
     };
     metrics::counter!("klaxon_api_requests_total", "code" => code).increment(1);
     match result {
-        Ok(data) => success(&request_id, data),
+        // The mapping-table download is CSV, not the envelope (openapi-compat.md 1.4).
+        Ok(data) => enrichment::csv_response(&path, &request_id, &data)
+            .unwrap_or_else(|| success(&request_id, data)),
         Err(Failure::Error(e)) => {
             if e.code == ErrorCode::InternalError {
                 tracing::error!(%request_id, path, error = %e.message, "open api call failed");
@@ -200,7 +204,8 @@ async fn serve(state: &AppState, call: &Call<'_>, body: Body) -> Result<Option<V
         crate::audit::record_call(state, &caller, path, None, Err(&e)).await;
         return Err(e.into());
     }
-    let args = match read_body(headers, body).await {
+    let limit = enrichment::body_limit(path).unwrap_or(MAX_API_BODY);
+    let args = match read_body(headers, body, limit).await {
         Ok(args) => args,
         Err(e) => {
             crate::audit::record_call(state, &caller, path, None, Err(&e)).await;
@@ -257,6 +262,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = escalation::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = enrichment::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = fields::dispatch(state, caller, path, args).await {
@@ -406,8 +414,8 @@ pub(crate) async fn member_caller(
 
 /// An empty body is `{}` (go-flashduty sends body-less POSTs without a Content-Type); a
 /// non-empty body must be a JSON object, and a declared Content-Type must be JSON.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Args, ApiError> {
-    let bytes = match Limited::new(body, MAX_API_BODY).collect().await {
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Args, ApiError> {
+    let bytes = match Limited::new(body, limit).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()

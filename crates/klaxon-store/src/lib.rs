@@ -34,6 +34,7 @@ mod channels;
 mod db;
 mod delivery;
 mod directory;
+mod enrichment;
 mod fields;
 mod flapping;
 mod halt;
@@ -72,6 +73,7 @@ pub use directory::{
     APP_KEYS_PER_MEMBER, MemberBrief, MemberFilter, MemberKey, MemberOrder, MemberUpdate,
     NewMember, Outcome, Person, Refusal, Team, TeamFilter, TeamKey, TeamOrder, TeamWrite,
 };
+pub use enrichment::{EnrichmentRecord, MappingRefusal, MappingRow, SchemaRecord};
 pub use fields::FieldRefusal;
 use klaxon_core::model::{
     Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,

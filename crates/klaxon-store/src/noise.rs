@@ -311,6 +311,13 @@ pub struct EventOutcome {
     /// incident was flagged as flapping (ING-180), which explains a missing notification in
     /// `remind_suppress` channels (RSP-204).
     pub is_flapping: bool,
+    /// ING-262 detail flags set by enrichment (ING-065 label cap, ING-062 rule failure).
+    pub labels_truncated: bool,
+    pub enrich_error: bool,
+    /// The inbox event this outcome is about (not stored: it ties the outcome to what the
+    /// stages before routing learnt about the event).
+    #[serde(skip)]
+    pub seq: i64,
     pub created_at: Millis,
 }
 
@@ -337,6 +344,9 @@ impl EventOutcome {
             alert_id: why.alert_id.clone(),
             incident_id: why.incident_id.clone(),
             is_flapping: false,
+            labels_truncated: false,
+            enrich_error: false,
+            seq: q.seq,
             created_at: now,
         }
     }
@@ -345,9 +355,9 @@ impl EventOutcome {
 const OUTCOME_COLUMNS: &str = "outcome_id, account_id, channel_id, integration_id, \
      integration_type, request_id, alert_key, event_status, title, event_time, received_at, \
      outcome, mark, rule_id, rule_name, source_incident_id, event_id, alert_id, incident_id, \
-     is_flapping, created_at";
+     is_flapping, labels_truncated, enrich_error, created_at";
 
-/// Rows per INSERT (21 parameters each).
+/// Rows per INSERT (23 parameters each).
 const OUTCOME_ROWS: usize = 32;
 
 pub(crate) async fn insert_outcomes(conn: &mut AnyConnection, rows: &[EventOutcome]) -> Result<()> {
@@ -396,6 +406,10 @@ pub(crate) async fn insert_outcomes(conn: &mut AnyConnection, rows: &[EventOutco
                 .push(", ")
                 .bind(o.is_flapping)
                 .push(", ")
+                .bind(o.labels_truncated)
+                .push(", ")
+                .bind(o.enrich_error)
+                .push(", ")
                 .bind(o.created_at)
                 .push(")");
         }
@@ -441,6 +455,9 @@ fn outcome_row(row: &sqlx::any::AnyRow) -> Result<EventOutcome> {
         alert_id: get_str(row, "alert_id")?,
         incident_id: get_str(row, "incident_id")?,
         is_flapping: get_i64(row, "is_flapping")? != 0,
+        labels_truncated: get_i64(row, "labels_truncated")? != 0,
+        enrich_error: get_i64(row, "enrich_error")? != 0,
+        seq: 0,
         created_at: get_i64(row, "created_at")?,
     })
 }

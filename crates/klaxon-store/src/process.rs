@@ -104,6 +104,8 @@ pub(crate) async fn process_inbox(
         inner: RandomIds,
         made: HashSet::new(),
     };
+    // Stage 4 (ING-060): label enrichment, in place, before the pipeline and routing.
+    let enriched = crate::enrichment::apply(&mut tx, &mut queued).await?;
     // Stage 5 (ING-080…086): the integrations' pipelines rewrite events in place; those they
     // drop or inhibit are recorded and go no further.
     let discarded = crate::pipeline::apply(&mut tx, &mut queued, &mut ids.inner, now).await?;
@@ -175,6 +177,8 @@ pub(crate) async fn process_inbox(
     )
     .await?;
     batch.write(&mut tx, now).await?;
+    // ING-262 detail flags of stage 4.
+    enriched.mark(&mut outcomes);
     crate::noise::insert_outcomes(&mut tx, &outcomes).await?;
     match file {
         None => {

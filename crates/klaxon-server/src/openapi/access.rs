@@ -234,6 +234,22 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/webhook/create", P(IntegrationsManage)),
     ("/webhook/update", P(IntegrationsManage)),
     ("/webhook/delete", P(IntegrationsManage)),
+    // Label enrichment (ingest.md §2.5): an integration's rules are part of its configuration
+    // (a dedicated one's channel, or Integrations Manage for a shared one); mapping tables are
+    // account-wide integration settings.
+    ("/enrichment/info", P(ChannelsRead)),
+    ("/enrichment/list", P(ChannelsRead)),
+    ("/enrichment/upsert", IntegrationWrite),
+    ("/enrichment/mapping/schema/info", P(IntegrationsRead)),
+    ("/enrichment/mapping/schema/list", P(IntegrationsRead)),
+    ("/enrichment/mapping/schema/create", P(IntegrationsManage)),
+    ("/enrichment/mapping/schema/update", P(IntegrationsManage)),
+    ("/enrichment/mapping/schema/delete", P(IntegrationsManage)),
+    ("/enrichment/mapping/data/list", P(IntegrationsRead)),
+    ("/enrichment/mapping/data/download", P(IntegrationsRead)),
+    ("/enrichment/mapping/data/upload", P(IntegrationsManage)),
+    ("/enrichment/mapping/data/upsert", P(IntegrationsManage)),
+    ("/enrichment/mapping/data/delete", P(IntegrationsManage)),
     // SaaS licences (SVC-058): any member may see who holds them.
     ("/account/licence/info", Member),
 ];

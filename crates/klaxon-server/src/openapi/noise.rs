@@ -473,6 +473,8 @@ fn outcome_json(o: &EventOutcome) -> Value {
         "alert_id": o.alert_id,
         "incident_id": o.incident_id,
         "is_flapping": o.is_flapping,
+        "labels_truncated": o.labels_truncated,
+        "enrich_error": o.enrich_error,
         "request_id": o.request_id,
         "channel_id": o.channel_id,
         "integration_id": o.integration_id,
