@@ -37,6 +37,7 @@ mod directory;
 mod fields;
 mod flapping;
 mod halt;
+mod im;
 mod inbox;
 mod integrations;
 mod noise;
@@ -70,6 +71,7 @@ pub use directory::{
     NewMember, Outcome, Person, Refusal, Team, TeamFilter, TeamKey, TeamOrder, TeamWrite,
 };
 pub use fields::FieldRefusal;
+pub use im::{ImIntegration, ImIntegrationDraft, ImLink, ImRefusal};
 use klaxon_core::model::{
     Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
 };
