@@ -23,6 +23,7 @@ mod password_reset;
 mod push;
 mod saas;
 mod signin;
+mod slack;
 mod smtp;
 mod sources;
 mod state;
@@ -360,6 +361,7 @@ fn router(state: AppState) -> Router {
         .merge(console::routes())
         .merge(calendar::routes())
         .merge(signin::routes())
+        .merge(slack::routes())
         .fallback(envelope::route_not_found)
         // Push bodies are limited and reported by the handlers themselves (ING-006).
         .layer(DefaultBodyLimit::disable())

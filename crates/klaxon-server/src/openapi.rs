@@ -13,6 +13,7 @@ mod channels;
 mod escalation;
 mod fields;
 mod handlers;
+mod im;
 mod incident_actions;
 mod integrations;
 mod licences;
@@ -65,6 +66,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(audit::PATHS)
         .chain(routing::PATHS)
         .chain(webhooks::PATHS)
+        .chain(im::PATHS)
         .chain(licences::PATHS)
         .copied()
 }
@@ -277,6 +279,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = webhooks::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = im::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = licences::dispatch(state, caller, path, args).await {
