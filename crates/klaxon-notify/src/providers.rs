@@ -374,8 +374,12 @@ impl HttpProviders {
         let (status, text) = self.send(req).await?;
         match status {
             200..=299 => Ok(()),
-            429 => Err(SendError::RateLimited(clean(&format!("HTTP {status} {text}")))),
-            500..=599 => Err(SendError::Transient(clean(&format!("HTTP {status} {text}")))),
+            429 => Err(SendError::RateLimited(clean(&format!(
+                "HTTP {status} {text}"
+            )))),
+            500..=599 => Err(SendError::Transient(clean(&format!(
+                "HTTP {status} {text}"
+            )))),
             _ => Err(SendError::provider(format!("{status} {}", text.trim()))),
         }
     }
@@ -477,10 +481,14 @@ fn slack_result(status: u16, body: &str) -> Result<String, SendError> {
 /// rate tier is exhausted.
 fn slack_api_result(status: u16, body: &str) -> Result<String, SendError> {
     if status == 429 {
-        return Err(SendError::RateLimited(clean(&format!("HTTP {status} {body}"))));
+        return Err(SendError::RateLimited(clean(&format!(
+            "HTTP {status} {body}"
+        ))));
     }
     if status >= 500 {
-        return Err(SendError::Transient(clean(&format!("HTTP {status} {body}"))));
+        return Err(SendError::Transient(clean(&format!(
+            "HTTP {status} {body}"
+        ))));
     }
     let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     if v["ok"] == Value::Bool(true) {
@@ -640,7 +648,10 @@ mod tests {
     fn slack_web_api_answers() {
         // spec: RSP-302 (misconfigured adapters fail with provider_error:<platform message>)
         assert_eq!(
-            slack_api_result(200, r#"{"ok":true,"channel":"D024BE91L","ts":"1503435956.000247"}"#),
+            slack_api_result(
+                200,
+                r#"{"ok":true,"channel":"D024BE91L","ts":"1503435956.000247"}"#
+            ),
             Ok("D024BE91L/1503435956.000247".into())
         );
         assert_eq!(

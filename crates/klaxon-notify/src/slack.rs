@@ -118,7 +118,11 @@ fn sections(body: &str, max: usize) -> Vec<String> {
 fn snooze_end(card: &Card) -> String {
     let zone = jiff::tz::TimeZone::get(&card.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
     jiff::Timestamp::from_millisecond(card.snoozed_before)
-        .map(|t| t.to_zoned_datetime(zone).strftime("%Y-%m-%d %H:%M %Z").to_string())
+        .map(|t| {
+            t.to_zoned_datetime(zone)
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -191,9 +195,16 @@ pub fn message(card: &Card) -> Value {
 /// What a pressed control asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Ack { incident_id: String },
-    Close { incident_id: String },
-    Snooze { incident_id: String, minutes: i64 },
+    Ack {
+        incident_id: String,
+    },
+    Close {
+        incident_id: String,
+    },
+    Snooze {
+        incident_id: String,
+        minutes: i64,
+    },
     /// The Details link: Slack reports the click, there is nothing to do.
     Details,
 }
@@ -324,7 +335,11 @@ mod tests {
     fn signature_matches_slacks_documented_recipe() {
         // Known value computed independently (Python's hmac module) for v0:<ts>:<body>.
         assert_eq!(
-            signature("8f742231b10e8888abcd99yyyzzz85a5", "1531420618", b"token=xyz&team_id=T1"),
+            signature(
+                "8f742231b10e8888abcd99yyyzzz85a5",
+                "1531420618",
+                b"token=xyz&team_id=T1"
+            ),
             "v0=71b0a7e79a0e37393adc80ac96f8aeffcbcdbf0ff8a0506259cf6bd02e6e13f2"
         );
     }
@@ -497,7 +512,10 @@ mod tests {
                 "selected_option": {"value": format!("{id}:5")}})),
             None
         );
-        assert_eq!(parse_action(&json!({"action_id": "other", "value": id})), None);
+        assert_eq!(
+            parse_action(&json!({"action_id": "other", "value": id})),
+            None
+        );
         assert_eq!(parse_action(&json!({"action_id": ACTION_ACK})), None);
     }
 }

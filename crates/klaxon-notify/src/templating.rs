@@ -239,8 +239,17 @@ pub async fn slack_card_now(
     note: &str,
     now: Millis,
 ) -> Result<crate::slack::Card, StoreError> {
-    let mut ids: Vec<i64> = inc.response.responders.iter().map(|r| r.person_id).collect();
-    ids.extend([inc.creator_id, inc.closer_id].into_iter().filter(|i| *i != 0));
+    let mut ids: Vec<i64> = inc
+        .response
+        .responders
+        .iter()
+        .map(|r| r.person_id)
+        .collect();
+    ids.extend(
+        [inc.creator_id, inc.closer_id]
+            .into_iter()
+            .filter(|i| *i != 0),
+    );
     let names: HashMap<i64, (String, String)> = store
         .member_contacts(inc.account_id, &ids)
         .await?

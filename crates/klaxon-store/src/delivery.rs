@@ -239,15 +239,19 @@ async fn im_fallback(conn: &mut AnyConnection, d: &PendingDelivery, now: Millis)
     if added.is_empty() {
         return Ok(());
     }
-    edit_firing_entry(conn, d.account_id, &d.incident_id, &d.firing_id, |detail| {
-        match detail.get_mut("persons").and_then(Value::as_array_mut) {
+    edit_firing_entry(
+        conn,
+        d.account_id,
+        &d.incident_id,
+        &d.firing_id,
+        |detail| match detail.get_mut("persons").and_then(Value::as_array_mut) {
             Some(persons) => {
                 persons.extend(added);
                 true
             }
             None => false,
-        }
-    })
+        },
+    )
     .await
 }
 

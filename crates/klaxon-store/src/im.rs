@@ -77,7 +77,9 @@ pub enum ImRefusal {
     /// 1.21: at most one IM integration per account has `war_room_enabled`.
     WarRoomTaken(i64),
     /// The IM user is already linked to another member of this integration.
-    UserLinked { member_id: i64 },
+    UserLinked {
+        member_id: i64,
+    },
     /// The member is not an enabled member of the account.
     NoSuchMember,
 }
@@ -234,7 +236,11 @@ impl Store {
     }
 
     /// Deletes an IM integration and its links. False when it does not exist.
-    pub async fn delete_im_integration(&self, account_id: i64, integration_id: i64) -> Result<bool> {
+    pub async fn delete_im_integration(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+    ) -> Result<bool> {
         let mut tx = self.inner.write.begin().await?;
         let mut sql = Sql::new("DELETE FROM im_links WHERE account_id = ");
         sql.bind(account_id)

@@ -41,7 +41,10 @@ async fn integrations_are_scoped_and_one_has_war_rooms(db: &Db) {
         .unwrap();
     assert!(first.integration_id >= 1_000_000_000_000);
     assert_eq!(first.bot_token, "xoxb-1-2-abc");
-    assert!(!format!("{first:?}").contains("xoxb-1-2-abc"), "Debug hides secrets");
+    assert!(
+        !format!("{first:?}").contains("xoxb-1-2-abc"),
+        "Debug hides secrets"
+    );
     let refused = db
         .store
         .create_im_integration(b.account_id, &slack("B", true), b.owner_member_id, T0)
@@ -94,7 +97,13 @@ async fn links_map_one_member_to_one_user(db: &Db) {
         .unwrap()
         .unwrap();
     let id = i.integration_id;
-    assert!(db.store.im_target(acct, "slack", owner).await.unwrap().is_none());
+    assert!(
+        db.store
+            .im_target(acct, "slack", owner)
+            .await
+            .unwrap()
+            .is_none()
+    );
     db.store
         .link_im_user(acct, id, owner, "U1", T0)
         .await
@@ -138,7 +147,13 @@ async fn links_map_one_member_to_one_user(db: &Db) {
         "UPDATE im_integrations SET status = 'disabled' WHERE integration_id = {id}"
     ))
     .await;
-    assert!(db.store.im_target(acct, "slack", owner).await.unwrap().is_none());
+    assert!(
+        db.store
+            .im_target(acct, "slack", owner)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // A member who is no longer enabled is nobody's link.
     db.exec(&format!(
         "UPDATE members SET status = 'deleted' WHERE member_id = {owner}"

@@ -343,16 +343,22 @@ fn plain(text: &str) -> Value {
 }
 
 /// The card as RSP-286/RSP-311 want it, written out in full.
+/// The incident a card is about: id, short number, details link.
+struct Shown<'a> {
+    inc: &'a str,
+    num: &'a str,
+    detail: &'a str,
+}
+
 fn expected_card(
-    inc: &str,
-    num: &str,
-    detail: &str,
+    shown: &Shown<'_>,
     state_line: &str,
     body: &str,
     note: Option<&str>,
     closed: bool,
     outlier: bool,
 ) -> Value {
+    let (inc, num, detail) = (shown.inc, shown.num, shown.detail);
     let headline = format!("INC #{num} db down & out");
     // RSP-453: a rare incident's header carries the outlier marker.
     let header = if outlier {
@@ -403,7 +409,7 @@ fn snooze_end(ms: i64) -> String {
         jiff::tz::TimeZone::UTC,
     )
     .strftime("%Y-%m-%d %H:%M %Z")
-        .to_string()
+    .to_string()
 }
 
 // ---- the tests ----
@@ -441,7 +447,10 @@ on_both_backends!(
             let msg = node.invalid("/im/integration/create", body).await;
             assert!(msg.starts_with(field), "{msg}");
         }
-        assert_eq!(node.api("/im/integration/list", json!({})).await["total"], 0);
+        assert_eq!(
+            node.api("/im/integration/list", json!({})).await["total"],
+            0
+        );
         let created = node
             .api(
                 "/im/integration/create",
@@ -514,6 +523,11 @@ on_both_backends!(
         // The account's first incident has nothing like it: an outlier (RSP-452).
         assert_eq!(info["frequency"], "rare");
         let detail = format!("{}/incident/detail/{inc}", node.server.base_url());
+        let shown = Shown {
+            inc: &inc,
+            num: &num,
+            detail: &detail,
+        };
         let reqs = fake.take();
         assert_eq!(reqs.len(), 1, "{reqs:?}");
         let post = &reqs[0];
@@ -522,9 +536,7 @@ on_both_backends!(
         assert_eq!(post.content_type, "application/json; charset=utf-8");
         assert_eq!(post.key, states[0].rid);
         let mut want = expected_card(
-            &inc,
-            &num,
-            &detail,
+            &shown,
             "*Critical* · Triggered",
             "Title: db down &amp; out\nSeverity: Critical",
             None,
@@ -581,9 +593,7 @@ on_both_backends!(
         assert_eq!(reqs.len(), 1);
         assert_eq!(reqs[0].content_type, "application/json; charset=utf-8");
         let mut want = expected_card(
-            &inc,
-            &num,
-            &detail,
+            &shown,
             "*Critical* · Processing",
             "Title: db down &amp; out\nSeverity: Critical",
             Some("Acknowledged by Owner"),
@@ -596,13 +606,25 @@ on_both_backends!(
         // Snooze: 2 hours with one click, then 4, 12 and 24 hours from the menu, each
         // replacing the last (RSP-041), at moving times.
         let presses = [
-            (json!({"action_id": "klaxon_snooze", "value": format!("{inc}:120"), "type": "button"}), 120),
-            (json!({"action_id": "klaxon_snooze_menu", "type": "static_select",
-                    "selected_option": {"value": format!("{inc}:240")}}), 240),
-            (json!({"action_id": "klaxon_snooze_menu", "type": "static_select",
-                    "selected_option": {"value": format!("{inc}:720")}}), 720),
-            (json!({"action_id": "klaxon_snooze_menu", "type": "static_select",
-                    "selected_option": {"value": format!("{inc}:1440")}}), 1440),
+            (
+                json!({"action_id": "klaxon_snooze", "value": format!("{inc}:120"), "type": "button"}),
+                120,
+            ),
+            (
+                json!({"action_id": "klaxon_snooze_menu", "type": "static_select",
+                    "selected_option": {"value": format!("{inc}:240")}}),
+                240,
+            ),
+            (
+                json!({"action_id": "klaxon_snooze_menu", "type": "static_select",
+                    "selected_option": {"value": format!("{inc}:720")}}),
+                720,
+            ),
+            (
+                json!({"action_id": "klaxon_snooze_menu", "type": "static_select",
+                    "selected_option": {"value": format!("{inc}:1440")}}),
+                1440,
+            ),
         ];
         for (action, minutes) in presses {
             node.clock.0.fetch_add(60_000, Ordering::SeqCst);
@@ -622,7 +644,10 @@ on_both_backends!(
             let blocks = &v["attachments"][0]["blocks"];
             assert_eq!(
                 blocks[1]["elements"][0]["text"],
-                format!("*Critical* · Processing · Snoozed until {}", snooze_end(until))
+                format!(
+                    "*Critical* · Processing · Snoozed until {}",
+                    snooze_end(until)
+                )
             );
             assert_eq!(
                 blocks[3]["elements"][0]["text"],
@@ -657,9 +682,7 @@ on_both_backends!(
         assert_eq!(closes[0]["detail"]["from"], "card");
         let reqs = fake.take();
         let mut want = expected_card(
-            &inc,
-            &num,
-            &detail,
+            &shown,
             "*Critical* · Closed",
             "Title: db down &amp; out\nSeverity: Critical",
             Some("Closed by Owner"),
@@ -678,7 +701,10 @@ on_both_backends!(
         let v: Value = serde_json::from_str(&reqs[0].body).unwrap();
         assert_eq!(v["response_type"], "ephemeral");
         assert!(
-            v["text"].as_str().unwrap().starts_with("Acknowledge failed:"),
+            v["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("Acknowledge failed:"),
             "{v}"
         );
         assert_eq!(node.feed(&inc, "i_ack").await.len(), 1);
@@ -817,7 +843,10 @@ on_both_backends!(
         let notify = node.feed(&inc, "i_notify").await;
         assert_eq!(notify.len(), 1, "one entry per firing");
         let persons = notify[0]["detail"]["persons"].as_array().unwrap();
-        let slack_p = persons.iter().find(|p| p["channel"] == "slack_app").unwrap();
+        let slack_p = persons
+            .iter()
+            .find(|p| p["channel"] == "slack_app")
+            .unwrap();
         assert_eq!(slack_p["failed_reason"], "app_not_linked");
         let fb = persons.iter().find(|p| p["channel"] == "sms").unwrap();
         assert_eq!(fb["fallback"], true);
