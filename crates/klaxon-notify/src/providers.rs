@@ -362,6 +362,39 @@ impl HttpProviders {
         slack_api_result(status, &text)
     }
 
+    /// `chat.update` of a card posted earlier (`message_ref` = `<channel>/<ts>` as
+    /// [`Self::slack_post_message`] returned it) with `message`.
+    pub async fn slack_update_message(
+        &self,
+        api_base: &str,
+        bot_token: &str,
+        message_ref: &str,
+        message: &Value,
+    ) -> Result<String, SendError> {
+        let Some((channel, ts)) = message_ref.split_once('/') else {
+            return Err(SendError::provider(format!(
+                "not a Slack message reference: {message_ref}"
+            )));
+        };
+        let url = self.url(&format!(
+            "{}/chat.update",
+            api_base.trim().trim_end_matches('/')
+        ))?;
+        let mut body = message.clone();
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("channel".into(), Value::String(channel.to_string()));
+            obj.insert("ts".into(), Value::String(ts.to_string()));
+        }
+        let req = self
+            .client()?
+            .post(url)
+            .bearer_auth(bot_token)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .body(body.to_string());
+        let (status, text) = self.send(req).await?;
+        slack_api_result(status, &text)
+    }
+
     /// Posts to the `response_url` of an interaction (update the card, or answer the clicking
     /// user alone). Slack answers `ok` in plain text, or an error.
     pub async fn slack_respond(&self, response_url: &str, body: &Value) -> Result<(), SendError> {

@@ -11,8 +11,8 @@
 //!    and the console, so permissions, licences, the audit log and the incident's rules all
 //!    apply; the timeline records `from = card` (RSP-036, RSP-050).
 //! 4. The card is then replaced through the interaction's `response_url` with the incident's
-//!    current state (RSP-312 for the card that was pressed); a refusal is told to the user
-//!    alone. Slack expects the HTTP answer within 3 s and ignores its body, so both go
+//!    current state, and the other Slack cards of the incident through `chat.update`
+//!    (RSP-312); a refusal is told to the user alone. Slack expects the HTTP answer within 3 s and ignores its body, so both go
 //!    through `response_url`, sent before answering to keep the order observable.
 
 use axum::Router;
@@ -112,9 +112,26 @@ async fn interactive(
         respond(&state, response_url, &ephemeral(text)).await;
         return StatusCode::OK.into_response();
     };
+    // The pressed card, as `chat.postMessage` reported it (`<channel>/<ts>`).
+    let pressed = slack::message_ref(
+        payload["container"]["channel_id"]
+            .as_str()
+            .unwrap_or_default(),
+        payload["container"]["message_ts"]
+            .as_str()
+            .unwrap_or_default(),
+    );
     match act(&state, account_id, member_id, &action).await {
         Ok((incident_id, note)) => {
-            update_card(&state, account_id, &incident_id, &note, response_url).await;
+            update_cards(
+                &state,
+                account_id,
+                &incident_id,
+                &note,
+                response_url,
+                &pressed,
+            )
+            .await;
         }
         Err(message) => {
             respond(&state, response_url, &ephemeral(&message)).await;
@@ -186,14 +203,16 @@ async fn act(
     Ok((incident_id.clone(), note))
 }
 
-/// Replaces the pressed card with the incident's current state (best effort: a failure is
-/// logged, the action stays done).
-async fn update_card(
+/// Replaces the pressed card with the incident's current state through `response_url`, then
+/// every other Slack card sent for the incident with `chat.update` (RSP-312). Best effort: a
+/// failure is logged, the action stays done.
+async fn update_cards(
     state: &AppState,
     account_id: i64,
     incident_id: &str,
     note: &str,
     response_url: &str,
+    pressed: &str,
 ) {
     let now = state.clock.now();
     let inc = match state.store.incident(account_id, incident_id).await {
@@ -219,11 +238,48 @@ async fn update_card(
             return;
         }
     };
-    let mut message = slack::message(&card);
-    if let Some(m) = message.as_object_mut() {
+    let message = slack::message(&card);
+    let mut replace = message.clone();
+    if let Some(m) = replace.as_object_mut() {
         m.insert("replace_original".into(), Value::Bool(true));
     }
-    respond(state, response_url, &message).await;
+    respond(state, response_url, &replace).await;
+    let sent = match state.store.delivery_states(account_id, incident_id).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the incident's cards");
+            return;
+        }
+    };
+    for d in sent.iter().filter(|d| {
+        d.channel == "slack_app"
+            && d.status == "sent"
+            && d.person_id != 0
+            && !d.provider_message_id.is_empty()
+            && d.provider_message_id != pressed
+    }) {
+        // The integration that links the recipient now; a card sent through one that is gone
+        // or unlinked since cannot be reached any more.
+        let Ok(Some((integration, _))) = state
+            .store
+            .im_target(account_id, "slack", d.person_id)
+            .await
+        else {
+            continue;
+        };
+        if let Err(e) = state
+            .im_http
+            .slack_update_message(
+                &state.config.notify.slack_api_base,
+                &integration.bot_token,
+                &d.provider_message_id,
+                &message,
+            )
+            .await
+        {
+            tracing::warn!(error = ?e, rid = %d.rid, "updating a Slack card failed");
+        }
+    }
 }
 
 async fn respond(state: &AppState, response_url: &str, body: &Value) {

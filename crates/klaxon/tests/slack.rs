@@ -26,6 +26,7 @@ const BOT_TOKEN: &str = "xoxb-1111-2222-testtoken";
 const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 const OWNER_SLACK: &str = "U0OWNER1";
 const DM_CHANNEL: &str = "D0SLACK1";
+const OTHER_DM_CHANNEL: &str = "D0SLACK2";
 const POSTED_TS: &str = "1700000000.000100";
 
 // ---- a fake Slack ----
@@ -85,11 +86,17 @@ async fn handle(
             .to_string()
     };
     let path = uri.path().to_string();
-    let answer = if path == "/api/chat.postMessage" {
+    let answer = if path == "/api/chat.postMessage" || path == "/api/chat.update" {
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        // Each user's DM with the app is a channel of its own.
+        let channel = match v["channel"].as_str() {
+            Some(OWNER_SLACK) | Some(DM_CHANNEL) => DM_CHANNEL,
+            _ => OTHER_DM_CHANNEL,
+        };
         if h("authorization") != format!("Bearer {BOT_TOKEN}") {
             json!({"ok": false, "error": "invalid_auth"}).to_string()
         } else {
-            json!({"ok": true, "channel": DM_CHANNEL, "ts": POSTED_TS}).to_string()
+            json!({"ok": true, "channel": channel, "ts": POSTED_TS}).to_string()
         }
     } else {
         "ok".to_string()
@@ -249,13 +256,17 @@ impl Node {
     }
 
     async fn rule(&self, channels: Value, template_id: &str) {
+        self.rule_for(&[self.owner], channels, template_id).await;
+    }
+
+    async fn rule_for(&self, persons: &[i64], channels: Value, template_id: &str) {
         self.api(
             "/channel/escalate/rule/create",
             json!({
                 "channel_id": self.channel,
                 "rule_name": "Primary",
                 "template_id": template_id,
-                "layers": [{"target": {"person_ids": [self.owner],
+                "layers": [{"target": {"person_ids": persons,
                                        "by": {"follow_preference": false, "critical": channels}},
                             "escalate_window": 30}],
             }),
@@ -880,6 +891,90 @@ on_both_backends!(
         let channels: Vec<&str> = after.iter().map(|s| s.channel.as_str()).collect();
         assert_eq!(channels, ["slack_app", "sms", "email"], "{after:?}");
         assert_eq!(after[0].failed_reason, "app_not_linked");
+        node.server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    a_press_updates_the_other_cards_of_the_incident,
+    |url: String| async move {
+        // spec: RSP-312 (every card already sent is updated to the current state)
+        let fake = FakeSlack::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(dir.path(), &url, &fake).await;
+        let iid = node.slack_integration().await;
+        let bo = node
+            .api(
+                "/member/invite",
+                json!({"members": [{"email": "bo@example.com", "member_name": "Bo", "role_ids": [6]}]}),
+            )
+            .await["items"][0]["member_id"]
+            .as_i64()
+            .unwrap();
+        node.server
+            .store()
+            .create_session(node.account, bo, 60_000, node.now())
+            .await
+            .unwrap();
+        for (person, user) in [(node.owner, OWNER_SLACK), (bo, "U0BO")] {
+            node.api(
+                "/im/person/link",
+                json!({"integration_id": iid, "person_id": person, "im_user_id": user}),
+            )
+            .await;
+        }
+        node.rule_for(&[node.owner, bo], json!(["slack_app"]), "")
+            .await;
+        let inc = node.incident("db-5", "db down & out").await;
+        let round = node.deliver().await;
+        assert_eq!((round.sent, round.failed), (2, 0), "{round:?}");
+        let mut to: Vec<String> = fake
+            .take()
+            .iter()
+            .map(|r| {
+                assert_eq!(r.path, "/api/chat.postMessage");
+                serde_json::from_str::<Value>(&r.body).unwrap()["channel"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        to.sort();
+        assert_eq!(to, ["U0BO", OWNER_SLACK]);
+
+        // The owner acknowledges on their card: it is replaced through response_url, and Bo's
+        // card is updated in place with chat.update to the same content.
+        let respond = fake.url("/respond/5");
+        let status = node
+            .press(
+                iid,
+                OWNER_SLACK,
+                json!({"action_id": "klaxon_ack", "value": inc}),
+                &respond,
+                Signing::Good,
+            )
+            .await;
+        assert_eq!(status, 200);
+        let reqs = fake.take();
+        assert_eq!(reqs.len(), 2, "{reqs:?}");
+        assert_eq!(reqs[0].path, "/respond/5");
+        let mut replaced: Value = serde_json::from_str(&reqs[0].body).unwrap();
+        let update = &reqs[1];
+        assert_eq!(update.path, "/api/chat.update");
+        assert_eq!(update.auth, format!("Bearer {BOT_TOKEN}"));
+        assert_eq!(update.content_type, "application/json; charset=utf-8");
+        let mut updated: Value = serde_json::from_str(&update.body).unwrap();
+        assert_eq!(updated["channel"], OTHER_DM_CHANNEL);
+        assert_eq!(updated["ts"], POSTED_TS);
+        assert_eq!(
+            updated["attachments"][0]["blocks"][1]["elements"][0]["text"],
+            "*Critical* · Processing"
+        );
+        let u = updated.as_object_mut().unwrap();
+        u.remove("channel");
+        u.remove("ts");
+        replaced.as_object_mut().unwrap().remove("replace_original");
+        assert_eq!(updated, replaced);
         node.server.shutdown().await;
     }
 );
