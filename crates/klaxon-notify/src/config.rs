@@ -35,6 +35,9 @@ pub struct NotifyConfig {
     pub email_backup: Option<SmtpConfig>,
     /// A second Twilio-compatible account or service, tried when `twilio` fails.
     pub twilio_backup: Option<TwilioConfig>,
+    /// The Slack Web API origin the Slack app channel calls (`chat.postMessage`); Slack's own
+    /// by default. Tests and proxies point it elsewhere.
+    pub slack_api_base: String,
 }
 
 impl Default for NotifyConfig {
@@ -51,6 +54,7 @@ impl Default for NotifyConfig {
             twilio: None,
             email_backup: None,
             twilio_backup: None,
+            slack_api_base: "https://slack.com/api".to_string(),
         }
     }
 }
@@ -140,6 +144,11 @@ impl NotifyConfig {
         }
         if self.concurrency == 0 || self.concurrency > 256 {
             return Err("notify.concurrency must be 1..256".into());
+        }
+        if !(self.slack_api_base.starts_with("https://")
+            || self.slack_api_base.starts_with("http://"))
+        {
+            return Err("notify.slack_api_base must be an http(s) URL".into());
         }
         for (key, email) in [("email", &self.email), ("email_backup", &self.email_backup)] {
             if let Some(e) = email {

@@ -347,6 +347,9 @@ impl Deliverer {
             responders: assigned.iter().filter_map(name).collect(),
             detail_url: format!("{}/incident/detail/{}", inner.base_url, inc.incident_id),
         };
+        if d.person_id != 0 && d.channel == "slack_app" {
+            return self.slack_dm(d, &inc, &contacts, &msg, now).await;
+        }
         if d.person_id != 0 {
             let recipient = contact::resolve(&d.channel, contacts.get(&d.person_id))
                 .map_err(SendError::Permanent)?;
@@ -480,8 +483,70 @@ impl Deliverer {
             .await
     }
 
-    /// The templated text of a direct SMS, voice or e-mail send (RSP-340, RSP-346–RSP-348):
-    /// the rule's template or the default, post-processed and within the channel's limit.
+    /// A Slack app direct message (RSP-286): the card with the rendered `slack_app` template,
+    /// posted with `chat.postMessage` to the member's linked Slack user through the first
+    /// enabled Slack integration that links them. No link: `app_not_linked` (RSP-332), and
+    /// the store queues the fallback of RSP-287 with the failure.
+    async fn slack_dm(
+        &self,
+        d: &PendingDelivery,
+        inc: &klaxon_core::model::Incident,
+        contacts: &HashMap<i64, MemberContact>,
+        msg: &Message,
+        now: Millis,
+    ) -> Result<String, SendError> {
+        let inner = &self.inner;
+        let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
+        if contacts
+            .get(&d.person_id)
+            .is_none_or(|m| m.status != "enabled")
+        {
+            return Err(SendError::Permanent("member_inactive".into()));
+        }
+        let Some((integration, slack_user)) = inner
+            .store
+            .im_target(d.account_id, "slack", d.person_id)
+            .await
+            .map_err(store_err)?
+        else {
+            return Err(SendError::Permanent("app_not_linked".into()));
+        };
+        let body = self
+            .templated(d, inc, contacts, now)
+            .await?
+            .map(|o| o.text)
+            .unwrap_or_default();
+        let time_zone = templating::account_zone(&inner.store, d.account_id)
+            .await
+            .map_err(store_err)?;
+        let card = crate::slack::Card {
+            incident_id: inc.incident_id.clone(),
+            num: inc.num.clone(),
+            title: inc.title.clone(),
+            severity: inc.incident_severity.as_str().to_string(),
+            progress: progress_name(inc),
+            snoozed_before: inc.response.snoozed_before,
+            outlier: inc.response.frequency == "rare",
+            body,
+            detail_url: msg.detail_url.clone(),
+            time_zone,
+            note: String::new(),
+        };
+        inner
+            .http
+            .slack_post_message(
+                &inner.config.slack_api_base,
+                &integration.bot_token,
+                &d.rid,
+                &slack_user,
+                &crate::slack::message(&card),
+            )
+            .await
+    }
+
+    /// The templated text of a direct SMS, voice, e-mail or Slack app send (RSP-340,
+    /// RSP-346–RSP-348): the rule's template or the default, post-processed and within the
+    /// channel's limit.
     async fn templated(
         &self,
         d: &PendingDelivery,
@@ -492,7 +557,10 @@ impl Deliverer {
         let Some(channel) = TemplateChannel::from_key(&d.channel).filter(|c| {
             matches!(
                 c,
-                TemplateChannel::Sms | TemplateChannel::Voice | TemplateChannel::Email
+                TemplateChannel::Sms
+                    | TemplateChannel::Voice
+                    | TemplateChannel::Email
+                    | TemplateChannel::SlackApp
             )
         }) else {
             return Ok(None);
@@ -508,26 +576,18 @@ impl Deliverer {
             reason: d.reason.clone(),
             repeat_index: d.repeat_index,
         };
-        let vars = templating::incident_vars(&inner.store, inc, &inner.base_url, &names, &firing)
-            .await
-            .map_err(store_err)?;
-        let custom = templating::chosen_template(&inner.store, d.account_id, &d.escalate_rule_id)
-            .await
-            .map_err(store_err)?;
-        let time_zone = templating::account_zone(&inner.store, d.account_id)
-            .await
-            .map_err(store_err)?;
-        let env = klaxon_core::template::Env {
-            now: now / 1000,
-            time_zone,
-            escape_html: false,
-        };
-        let out = klaxon_core::template::render_channel(
+        let out = templating::render_for(
+            &inner.store,
+            inc,
+            &inner.base_url,
+            &names,
+            &firing,
+            &d.escalate_rule_id,
             channel,
-            custom.as_ref().and_then(|t| t.body(channel)),
-            &vars,
-            &env,
-        );
+            now,
+        )
+        .await
+        .map_err(store_err)?;
         if out.template_fallback {
             // RSP-346: the page still goes out, with the default body.
             tracing::warn!(rid = %d.rid, channel = %d.channel, error = ?out.error,
@@ -614,6 +674,11 @@ impl Deliverer {
         }
         Err(all_failed(errors))
     }
+}
+
+/// `Triggered`, `Processing` or `Closed`, as the wire shows the incident's progress.
+pub fn progress_name(inc: &klaxon_core::model::Incident) -> String {
+    inc.progress.as_str().to_string()
 }
 
 /// The error of a send whose every provider failed: transient if any failure was (another

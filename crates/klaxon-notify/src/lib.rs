@@ -6,8 +6,8 @@
 //! channel ([`render`]), sends it through the configured provider (SMTP e-mail, Twilio-compatible
 //! SMS and voice, chat bots) and writes `sent` / `failed` / a retry back.
 //!
-//! Custom templates (§2.22), provider failover (RSP-291), IM apps, app push, pacing (RSP-292)
-//! and the voice keypress are later slices; docs/notifications.md lists what is done.
+//! The Slack app's direct messages are interactive cards ([`slack`]); the other IM apps, app
+//! push and the voice keypress are later slices; docs/notifications.md lists what is done.
 
 pub mod config;
 pub mod contact;
@@ -17,6 +17,7 @@ pub mod providers;
 pub mod reminder;
 pub mod render;
 pub mod retry;
+pub mod slack;
 pub mod smtp;
 pub mod templating;
 pub mod webhook;

@@ -75,11 +75,16 @@ pub struct HttpProviders {
 
 impl HttpProviders {
     pub fn new(timeout_ms: u64, allow_private: bool) -> Result<HttpProviders, String> {
-        Ok(HttpProviders {
+        Ok(HttpProviders::lazy(timeout_ms, allow_private))
+    }
+
+    /// The same, infallible: nothing is built before the first request.
+    pub fn lazy(timeout_ms: u64, allow_private: bool) -> HttpProviders {
+        HttpProviders {
             client: std::sync::Arc::new(std::sync::OnceLock::new()),
             timeout: Duration::from_millis(timeout_ms),
             allow_private,
-        })
+        }
     }
 
     fn client(&self) -> Result<&reqwest::Client, SendError> {
@@ -344,6 +349,93 @@ impl HttpProviders {
         }
     }
 
+    // ---- the Slack app (Web API) ----
+
+    /// `chat.postMessage` with the bot token (RSP-286): `message` is the card, `channel` the
+    /// Slack user id of a direct message (Slack opens the app's DM with that user). Ok =
+    /// `<channel>/<ts>` of the posted message.
+    pub async fn slack_post_message(
+        &self,
+        api_base: &str,
+        bot_token: &str,
+        rid: &str,
+        channel: &str,
+        message: &Value,
+    ) -> Result<String, SendError> {
+        let url = self.url(&format!(
+            "{}/chat.postMessage",
+            api_base.trim().trim_end_matches('/')
+        ))?;
+        let mut body = message.clone();
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("channel".into(), Value::String(channel.to_string()));
+        }
+        let req = self
+            .client()?
+            .post(url)
+            .bearer_auth(bot_token)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .header("Idempotency-Key", rid)
+            .body(body.to_string());
+        let (status, text) = self.send(req).await?;
+        slack_api_result(status, &text)
+    }
+
+    /// `chat.update` of a card posted earlier (`message_ref` = `<channel>/<ts>` as
+    /// [`Self::slack_post_message`] returned it) with `message`.
+    pub async fn slack_update_message(
+        &self,
+        api_base: &str,
+        bot_token: &str,
+        message_ref: &str,
+        message: &Value,
+    ) -> Result<String, SendError> {
+        let Some((channel, ts)) = message_ref.split_once('/') else {
+            return Err(SendError::provider(format!(
+                "not a Slack message reference: {message_ref}"
+            )));
+        };
+        let url = self.url(&format!(
+            "{}/chat.update",
+            api_base.trim().trim_end_matches('/')
+        ))?;
+        let mut body = message.clone();
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("channel".into(), Value::String(channel.to_string()));
+            obj.insert("ts".into(), Value::String(ts.to_string()));
+        }
+        let req = self
+            .client()?
+            .post(url)
+            .bearer_auth(bot_token)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .body(body.to_string());
+        let (status, text) = self.send(req).await?;
+        slack_api_result(status, &text)
+    }
+
+    /// Posts to the `response_url` of an interaction (update the card, or answer the clicking
+    /// user alone). Slack answers `ok` in plain text, or an error.
+    pub async fn slack_respond(&self, response_url: &str, body: &Value) -> Result<(), SendError> {
+        let url = self.url(response_url)?;
+        let req = self
+            .client()?
+            .post(url)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .body(body.to_string());
+        let (status, text) = self.send(req).await?;
+        match status {
+            200..=299 => Ok(()),
+            429 => Err(SendError::RateLimited(clean(&format!(
+                "HTTP {status} {text}"
+            )))),
+            500..=599 => Err(SendError::Transient(clean(&format!(
+                "HTTP {status} {text}"
+            )))),
+            _ => Err(SendError::provider(format!("{status} {}", text.trim()))),
+        }
+    }
+
     async fn post_json(
         &self,
         url: reqwest::Url,
@@ -434,6 +526,35 @@ fn slack_result(status: u16, body: &str) -> Result<String, SendError> {
                 Err(SendError::provider(format!("{status} {b}")))
             }
         }
+    }
+}
+
+/// The Slack Web API answers 200 with `{ok, error}`; 429 (with `Retry-After`) when a method's
+/// rate tier is exhausted.
+fn slack_api_result(status: u16, body: &str) -> Result<String, SendError> {
+    if status == 429 {
+        return Err(SendError::RateLimited(clean(&format!(
+            "HTTP {status} {body}"
+        ))));
+    }
+    if status >= 500 {
+        return Err(SendError::Transient(clean(&format!(
+            "HTTP {status} {body}"
+        ))));
+    }
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    if v["ok"] == Value::Bool(true) {
+        let channel = v["channel"].as_str().unwrap_or_default();
+        let ts = v["ts"].as_str().unwrap_or_default();
+        return Ok(crate::slack::message_ref(channel, ts));
+    }
+    let error = v["error"].as_str().unwrap_or(body.trim());
+    match error {
+        "ratelimited" => Err(SendError::RateLimited(clean(error))),
+        "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" => {
+            Err(SendError::Transient(clean(error)))
+        }
+        _ => Err(SendError::provider(error)),
     }
 }
 
@@ -572,6 +693,34 @@ mod tests {
                 r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 5"}"#
             ),
             Err(SendError::RateLimited(_))
+        ));
+    }
+
+    #[test]
+    fn slack_web_api_answers() {
+        // spec: RSP-302 (misconfigured adapters fail with provider_error:<platform message>)
+        assert_eq!(
+            slack_api_result(
+                200,
+                r#"{"ok":true,"channel":"D024BE91L","ts":"1503435956.000247"}"#
+            ),
+            Ok("D024BE91L/1503435956.000247".into())
+        );
+        assert_eq!(
+            slack_api_result(200, r#"{"ok":false,"error":"invalid_auth"}"#),
+            Err(SendError::Permanent("provider_error:invalid_auth".into()))
+        );
+        assert!(matches!(
+            slack_api_result(429, ""),
+            Err(SendError::RateLimited(_))
+        ));
+        assert!(matches!(
+            slack_api_result(200, r#"{"ok":false,"error":"ratelimited"}"#),
+            Err(SendError::RateLimited(_))
+        ));
+        assert!(matches!(
+            slack_api_result(200, r#"{"ok":false,"error":"internal_error"}"#),
+            Err(SendError::Transient(_))
         ));
     }
 

@@ -199,3 +199,91 @@ pub async fn account_zone(store: &Store, account_id: i64) -> Result<String, Stor
         .filter(|z| !z.is_empty())
         .unwrap_or_else(|| "UTC".into()))
 }
+
+/// Renders `channel` for `inc` the way a send does (RSP-340, RSP-346–RSP-348): the template of
+/// the rule `escalate_rule_id` (or the default), in the account's time zone at `now`.
+#[allow(clippy::too_many_arguments)]
+pub async fn render_for(
+    store: &Store,
+    inc: &Incident,
+    base_url: &str,
+    names: &HashMap<i64, (String, String)>,
+    firing: &Firing,
+    escalate_rule_id: &str,
+    channel: klaxon_core::template::Channel,
+    now: Millis,
+) -> Result<klaxon_core::template::Outcome, StoreError> {
+    let vars = incident_vars(store, inc, base_url, names, firing).await?;
+    let custom = chosen_template(store, inc.account_id, escalate_rule_id).await?;
+    let time_zone = account_zone(store, inc.account_id).await?;
+    let env = klaxon_core::template::Env {
+        now: now / 1000,
+        time_zone,
+        escape_html: false,
+    };
+    Ok(klaxon_core::template::render_channel(
+        channel,
+        custom.as_ref().and_then(|t| t.body(channel)),
+        &vars,
+        &env,
+    ))
+}
+
+/// The Slack card of `inc` as it is at `now` (RSP-312: a card updated after an action shows
+/// the current state), with `note` saying what was just done. The body is the `slack_app`
+/// template of the current assignment's rule (or the default), rendered without a firing.
+pub async fn slack_card_now(
+    store: &Store,
+    inc: &Incident,
+    base_url: &str,
+    note: &str,
+    now: Millis,
+) -> Result<crate::slack::Card, StoreError> {
+    let mut ids: Vec<i64> = inc
+        .response
+        .responders
+        .iter()
+        .map(|r| r.person_id)
+        .collect();
+    ids.extend(
+        [inc.creator_id, inc.closer_id]
+            .into_iter()
+            .filter(|i| *i != 0),
+    );
+    let names: HashMap<i64, (String, String)> = store
+        .member_contacts(inc.account_id, &ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.member_id, (c.name, c.email)))
+        .collect();
+    let rule_id = inc
+        .response
+        .assigned_to
+        .as_ref()
+        .map(|a| a.escalate_rule_id.clone())
+        .unwrap_or_default();
+    let body = render_for(
+        store,
+        inc,
+        base_url,
+        &names,
+        &Firing::default(),
+        &rule_id,
+        klaxon_core::template::Channel::SlackApp,
+        now,
+    )
+    .await?;
+    Ok(crate::slack::Card {
+        incident_id: inc.incident_id.clone(),
+        num: inc.num.clone(),
+        title: inc.title.clone(),
+        severity: inc.incident_severity.as_str().to_string(),
+        progress: crate::deliver::progress_name(inc),
+        snoozed_before: inc.response.snoozed_before,
+        outlier: inc.response.frequency == "rare",
+        body: body.text,
+        detail_url: format!("{base_url}/incident/detail/{}", inc.incident_id),
+        time_zone: account_zone(store, inc.account_id).await?,
+        note: note.to_string(),
+    })
+}

@@ -30,7 +30,8 @@ const DAY_MS: Millis = 86_400_000;
 /// Where a call came from and who made it, beyond the member (§1.25).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Origin {
-    /// `api` (an APP key) or `console` (a session).
+    /// `api` (an APP key), `console` (a session) or [`SOURCE_CARD`] (a button on an IM app
+    /// card, acting as the linked member).
     pub source: &'static str,
     pub request_id: String,
     /// The client's address as the server saw the connection; empty when unknown.
@@ -38,6 +39,9 @@ pub struct Origin {
     /// The APP key used; 0 for a session.
     pub app_key_id: i64,
 }
+
+/// The origin of an action taken from an IM app card (RSP-310).
+pub const SOURCE_CARD: &str = "card";
 
 /// Key names whose values are secrets (RSP-601), matched case-insensitively as substrings.
 const SECRET_KEYS: &[&str] = &[

@@ -24,6 +24,7 @@ mod push;
 mod retention;
 mod saas;
 mod signin;
+mod slack;
 mod smtp;
 mod sources;
 mod state;
@@ -366,6 +367,7 @@ fn router(state: AppState) -> Router {
         .merge(console::routes())
         .merge(calendar::routes())
         .merge(signin::routes())
+        .merge(slack::routes())
         .fallback(envelope::route_not_found)
         // Push bodies are limited and reported by the handlers themselves (ING-006).
         .layer(DefaultBodyLimit::disable())

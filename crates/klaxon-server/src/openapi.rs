@@ -14,6 +14,7 @@ mod enrichment;
 mod escalation;
 mod fields;
 mod handlers;
+mod im;
 mod incident_actions;
 mod integrations;
 mod licences;
@@ -69,6 +70,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(audit::PATHS)
         .chain(routing::PATHS)
         .chain(webhooks::PATHS)
+        .chain(im::PATHS)
         .chain(licences::PATHS)
         .chain(pipeline::PATHS)
         .chain(retention::PATHS)
@@ -295,6 +297,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = webhooks::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = im::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = licences::dispatch(state, caller, path, args).await {

@@ -50,6 +50,9 @@ pub struct AppState {
     /// SaaS mode only (`deployment.mode = "saas"`); `None` self-hosted, where no
     /// service-agreement check exists at all.
     pub saas: Option<Arc<crate::saas::SaasRuntime>>,
+    /// Outbound HTTP of the IM interactivity endpoints (Slack's `response_url`), with the
+    /// delivery engine's timeout and address guard.
+    pub im_http: klaxon_notify::providers::HttpProviders,
 }
 
 impl AppState {
@@ -58,7 +61,12 @@ impl AppState {
         let signin_window = Arc::new(std::sync::Mutex::new(
             klaxon_core::ratelimit::RollingWindow::new(config.auth.attempts_per_second, 1000),
         ));
+        let im_http = klaxon_notify::providers::HttpProviders::lazy(
+            config.notify.timeout_ms,
+            config.notify.allow_private_targets,
+        );
         AppState {
+            im_http,
             config: Arc::new(config),
             store,
             clock,

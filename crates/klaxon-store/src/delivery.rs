@@ -170,6 +170,91 @@ pub(crate) async fn note_failure(
     .await
 }
 
+/// The channels an IM app direct message falls back to (RSP-287).
+const FALLBACK_CHANNELS: [&str; 2] = ["sms", "email"];
+
+/// RSP-287: a failed IM app direct message to person p queues an `sms` and an `email` to p for
+/// the same firing (reason `fallback`), except a channel p already had in this firing (or a
+/// fallback already queued by another failed IM message of the firing), and lists them in the
+/// firing's `i_notify` entry with `fallback: true`.
+async fn im_fallback(conn: &mut AnyConnection, d: &PendingDelivery, now: Millis) -> Result<()> {
+    let mut sql = Sql::new("SELECT channel FROM notifications WHERE account_id = ");
+    sql.bind(d.account_id)
+        .push(" AND incident_id = ")
+        .bind(d.incident_id.as_str())
+        .push(" AND firing_id = ")
+        .bind(d.firing_id.as_str())
+        .push(" AND person_id = ")
+        .bind(d.person_id);
+    let had: Vec<String> = sql
+        .query_on(conn)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| get_str(r, "channel"))
+        .collect::<Result<_>>()?;
+    let mut added: Vec<Value> = Vec::new();
+    for channel in FALLBACK_CHANNELS {
+        if had.iter().any(|c| c == channel) {
+            continue;
+        }
+        let rid = klaxon_core::ids::object_id(now, rand::random());
+        let mut sql = Sql::new(
+            "INSERT INTO notifications (rid, account_id, incident_id, firing_id, reason, \
+             fire_type, escalate_rule_id, layer_idx, channel, person_id, target, severity, \
+             created_at, repeat_index) VALUES (",
+        );
+        sql.bind(rid.as_str())
+            .push(", ")
+            .bind(d.account_id)
+            .push(", ")
+            .bind(d.incident_id.as_str())
+            .push(", ")
+            .bind(d.firing_id.as_str())
+            .push(", 'fallback', ")
+            .bind(d.fire_type.as_str())
+            .push(", ")
+            .bind(d.escalate_rule_id.as_str())
+            .push(", ")
+            .bind(d.layer_idx)
+            .push(", ")
+            .bind(channel)
+            .push(", ")
+            .bind(d.person_id)
+            .push(", 'null', ")
+            .bind(d.severity.as_str())
+            .push(", ")
+            .bind(now)
+            .push(", ")
+            .bind(d.repeat_index)
+            .push(")");
+        sql.query_on(conn).execute(&mut *conn).await?;
+        added.push(serde_json::json!({
+            "person_id": d.person_id,
+            "channel": channel,
+            "rid": rid,
+            "fallback": true,
+        }));
+    }
+    if added.is_empty() {
+        return Ok(());
+    }
+    edit_firing_entry(
+        conn,
+        d.account_id,
+        &d.incident_id,
+        &d.firing_id,
+        |detail| match detail.get_mut("persons").and_then(Value::as_array_mut) {
+            Some(persons) => {
+                persons.extend(added);
+                true
+            }
+            None => false,
+        },
+    )
+    .await
+}
+
 /// Applies `edit` to the detail of the firing's `i_notify` entry and stores it when `edit`
 /// reports a change.
 async fn edit_firing_entry(
@@ -256,21 +341,27 @@ impl Store {
             .bind(holder)
             .push(" AND claim_until >= ")
             .bind(now)
-            .push(" RETURNING account_id, incident_id, firing_id, rid");
+            .push(" RETURNING ")
+            .push(PENDING_COLUMNS);
         let Some(row) = sql.query_on(&tx).fetch_optional(&mut *tx).await? else {
             tx.rollback().await?;
             return Ok(false);
         };
         if let DeliveryOutcome::Failed { reason } = outcome {
+            let d = pending_row(&row)?;
             note_failure(
                 &mut tx,
-                get_i64(&row, "account_id")?,
-                &get_str(&row, "incident_id")?,
-                &get_str(&row, "firing_id")?,
-                &get_str(&row, "rid")?,
+                d.account_id,
+                &d.incident_id,
+                &d.firing_id,
+                &d.rid,
                 reason,
             )
             .await?;
+            // RSP-287: decided with the failure, so a crash cannot lose the fallback.
+            if d.channel.ends_with("_app") && d.person_id != 0 {
+                im_fallback(&mut tx, &d, now).await?;
+            }
         }
         tx.commit().await?;
         Ok(true)

@@ -38,6 +38,7 @@ mod enrichment;
 mod fields;
 mod flapping;
 mod halt;
+mod im;
 mod inbox;
 mod integrations;
 mod noise;
@@ -75,6 +76,7 @@ pub use directory::{
 };
 pub use enrichment::{EnrichmentRecord, MappingRefusal, MappingRow, SchemaRecord};
 pub use fields::FieldRefusal;
+pub use im::{ImIntegration, ImIntegrationDraft, ImLink, ImRefusal};
 use klaxon_core::model::{
     Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
 };

@@ -327,8 +327,10 @@ async fn alert_channel(conn: &mut AnyConnection, account_id: i64, alert_id: &str
 }
 
 /// Is `id` free in the shared integration id space (inbound and outbound)?
-async fn id_taken(conn: &mut AnyConnection, id: i64) -> Result<bool> {
-    for table in ["integrations", "webhook_integrations"] {
+/// Whether an integration id is in use by any kind of integration (inbound, webhook, IM):
+/// they share one id space.
+pub(crate) async fn id_taken(conn: &mut AnyConnection, id: i64) -> Result<bool> {
+    for table in ["integrations", "webhook_integrations", "im_integrations"] {
         let mut sql = Sql::new("SELECT integration_id FROM ");
         sql.push(table).push(" WHERE integration_id = ").bind(id);
         if sql

@@ -250,6 +250,15 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/enrichment/mapping/data/upload", P(IntegrationsManage)),
     ("/enrichment/mapping/data/upsert", P(IntegrationsManage)),
     ("/enrichment/mapping/data/delete", P(IntegrationsManage)),
+    // IM integrations (response.md 1.21) and linked identities (RSP-301): integrations, like
+    // webhooks (RSP-521).
+    ("/im/integration/list", P(IntegrationsRead)),
+    ("/im/integration/info", P(IntegrationsRead)),
+    ("/im/person/list", P(IntegrationsRead)),
+    ("/im/integration/create", P(IntegrationsManage)),
+    ("/im/integration/delete", P(IntegrationsManage)),
+    ("/im/person/link", P(IntegrationsManage)),
+    ("/im/person/unlink", P(IntegrationsManage)),
     // SaaS licences (SVC-058): any member may see who holds them.
     ("/account/licence/info", Member),
 ];

@@ -137,28 +137,40 @@ enum Op {
 }
 
 impl Op {
+    /// `from` is the entry point the timeline records (RSP-036, RSP-050).
     fn apply(
         self,
         e: &mut Engine<'_>,
         inc: &mut Incident,
         ctx: &ActionContext<'_>,
         actor: i64,
+        from: &'static str,
     ) -> Result<(), ActionError> {
         match self {
-            Op::Ack => e.acknowledge(inc, actor, "console", ctx.rule),
-            Op::Unack => e.unacknowledge(inc, actor, "console", ctx.rule),
+            Op::Ack => e.acknowledge(inc, actor, from, ctx.rule),
+            Op::Unack => e.unacknowledge(inc, actor, from, ctx.rule),
             Op::Close {
                 root_cause,
                 resolution,
             } => {
-                e.close(inc, actor, "console", root_cause, resolution);
+                e.close(inc, actor, from, root_cause, resolution);
                 Ok(())
             }
             Op::Reopen(reason) => e.reopen(inc, actor, &reason, ctx.rule, ctx.rules, &ctx.matching),
-            Op::Snooze(minutes) => e.snooze(inc, actor, minutes, "console", ctx.rule),
+            Op::Snooze(minutes) => e.snooze(inc, actor, minutes, from, ctx.rule),
             Op::Wake => e.wake(inc, actor, ctx.rule),
             Op::Comment { text, mute_reply } => e.comment(inc, actor, &text, mute_reply),
         }
+    }
+}
+
+/// RSP-036 / RSP-050: the `from` of an action: `card` when it was pressed on an IM app card
+/// (the interactivity endpoint calls with that origin), `console` for the console and the API.
+fn entry_point(caller: &Caller) -> &'static str {
+    if caller.origin.source == crate::audit::SOURCE_CARD {
+        "card"
+    } else {
+        "console"
     }
 }
 
@@ -169,6 +181,7 @@ async fn batch(
     op: Op,
 ) -> Result<Option<Value>, ApiError> {
     let ids = incident_ids(args)?;
+    let from = entry_point(caller);
     let mut results: Vec<(String, Result<(), ApiError>)> = Vec::new();
     for id in ids {
         let op = op.clone();
@@ -179,7 +192,7 @@ async fn batch(
                 caller.account_id,
                 &id,
                 state.clock.now(),
-                move |e, inc, ctx| op.apply(e, inc, ctx, actor),
+                move |e, inc, ctx| op.apply(e, inc, ctx, actor, from),
             )
             .await
             .map_err(store_err)?;

@@ -1,0 +1,364 @@
+//! IM integrations over the Open API (response.md 1.21, RSP-301, RSP-302; docs/slack.md).
+//!
+//! A Klaxon extension like `/webhook/*`: Flashduty installs IM apps only in its console.
+//! - `/im/integration/create|list|info|delete`: the integration with its credentials. Only
+//!   `slack` can be created: the other platforms' adapters do not exist yet, and an
+//!   integration that cannot deliver would pretend to work (openapi-compat.md 5.2 item 9).
+//!   Credentials are never answered in full, not even at creation (the caller typed them).
+//! - `/im/person/link|unlink|list`: linked identities (member ↔ IM user id), the
+//!   administrator's link of RSP-301.
+//!
+//! Managing needs `Integrations Manage`, reading `Integrations Read` (RSP-521), checked by the
+//! route table (`super::access`) before these handlers run.
+
+use klaxon_core::error::{ApiError, ErrorCode};
+use klaxon_store::{ImIntegration, ImIntegrationDraft, ImLink, ImRefusal};
+use serde_json::{Value, json};
+
+use super::teams::store_err;
+use super::{Args, Caller};
+use crate::state::AppState;
+use crate::wire;
+
+pub const PATHS: &[&str] = &[
+    "/im/integration/create",
+    "/im/integration/list",
+    "/im/integration/info",
+    "/im/integration/delete",
+    "/im/person/link",
+    "/im/person/unlink",
+    "/im/person/list",
+];
+
+/// The platforms of response.md 1.21.
+const TYPES: [&str; 5] = ["feishu", "dingtalk", "wecom", "slack", "teams"];
+const NAME_MAX_CHARS: usize = 39;
+const SECRET_MAX_CHARS: usize = 256;
+
+pub async fn dispatch(
+    state: &AppState,
+    caller: &Caller,
+    path: &str,
+    args: &Args,
+) -> Option<Result<Option<Value>, ApiError>> {
+    Some(match path {
+        "/im/integration/create" => create(state, caller, args).await.map(Some),
+        "/im/integration/list" => list(state, caller, args).await.map(Some),
+        "/im/integration/info" => info(state, caller, args).await.map(Some),
+        "/im/integration/delete" => delete(state, caller, args).await.map(|()| None),
+        "/im/person/link" => link(state, caller, args).await.map(Some),
+        "/im/person/unlink" => unlink(state, caller, args).await.map(|()| None),
+        "/im/person/list" => links(state, caller, args).await.map(Some),
+        _ => return None,
+    })
+}
+
+/// The interactivity request URL to enter in the Slack app's settings.
+pub fn interactivity_url(base_url: &str, integration_id: i64) -> String {
+    format!("{base_url}/im/slack/interactive/{integration_id}")
+}
+
+/// A secret shown as its last four characters (enough to tell two apart), never in full.
+fn mask(secret: &str) -> String {
+    let n = secret.chars().count();
+    if n <= 8 {
+        return "****".into();
+    }
+    let tail: String = secret.chars().skip(n - 4).collect();
+    let head: String = secret.chars().take_while(|c| *c != '-').take(4).collect();
+    if secret.contains('-') && head.len() < n - 4 {
+        format!("{head}-…{tail}")
+    } else {
+        format!("…{tail}")
+    }
+}
+
+fn integration_json(state: &AppState, i: &ImIntegration) -> Value {
+    let mut v = json!({
+        "integration_id": i.integration_id,
+        "type": i.kind,
+        "name": i.name,
+        "war_room_enabled": i.war_room_enabled,
+        "status": i.status,
+        "bot_token": mask(&i.bot_token),
+        "signing_secret": mask(&i.signing_secret),
+        "creator_id": i.creator_id,
+        "created_at": wire::secs(i.created_at),
+        "updated_at": wire::secs(i.updated_at),
+    });
+    if i.kind == "slack"
+        && let Value::Object(m) = &mut v
+    {
+        m.insert(
+            "interactivity_url".into(),
+            Value::String(interactivity_url(&state.base_url, i.integration_id)),
+        );
+    }
+    v
+}
+
+fn link_json(l: &ImLink) -> Value {
+    json!({
+        "integration_id": l.integration_id,
+        "person_id": l.member_id,
+        "im_user_id": l.im_user_id,
+        "created_at": wire::secs(l.created_at),
+    })
+}
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::new(
+        ErrorCode::ResourceNotFound,
+        format!("integration_id: IM integration {id} not found"),
+    )
+}
+
+fn required_id(args: &Args) -> Result<i64, ApiError> {
+    args.i64("integration_id")?
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::invalid("integration_id: required"))
+}
+
+/// A credential: required, no whitespace, at most [`SECRET_MAX_CHARS`].
+fn credential(args: &Args, name: &str) -> Result<String, ApiError> {
+    let v = args
+        .str(name)?
+        .ok_or_else(|| ApiError::invalid(format!("{name}: required")))?;
+    if v.chars().any(char::is_whitespace) || v.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "{name}: must not contain spaces or control characters"
+        )));
+    }
+    if v.chars().count() > SECRET_MAX_CHARS {
+        return Err(ApiError::invalid(format!(
+            "{name}: at most {SECRET_MAX_CHARS} characters"
+        )));
+    }
+    Ok(v)
+}
+
+/// A Slack user id as Slack writes it: `U…` or `W…` (Enterprise Grid), upper-case letters and
+/// digits.
+fn slack_user_id(v: &str) -> bool {
+    let mut chars = v.chars();
+    matches!(chars.next(), Some('U' | 'W'))
+        && (3..=24).contains(&v.len())
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let kind = args
+        .str("type")?
+        .ok_or_else(|| ApiError::invalid("type: required (slack)"))?;
+    if !TYPES.contains(&kind.as_str()) {
+        return Err(ApiError::invalid(format!(
+            "type: {kind:?} is not one of feishu, dingtalk, wecom, slack, teams"
+        )));
+    }
+    if kind != "slack" {
+        return Err(ApiError::invalid(format!(
+            "type: {kind} is not supported yet; only slack integrations can deliver"
+        )));
+    }
+    let name = args
+        .str("name")?
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::invalid("name: required"))?;
+    if name.chars().count() > NAME_MAX_CHARS {
+        return Err(ApiError::invalid(format!(
+            "name: at most {NAME_MAX_CHARS} characters"
+        )));
+    }
+    let bot_token = credential(args, "bot_token")?;
+    // Slack bot tokens start with `xoxb-`; a user token would post as that person.
+    if !bot_token.starts_with("xoxb-") {
+        return Err(ApiError::invalid(
+            "bot_token: must be the app's bot token (xoxb-…)",
+        ));
+    }
+    let signing_secret = credential(args, "signing_secret")?;
+    let status = match args.str("status")? {
+        None => "enabled".to_string(),
+        Some(s) if s == "enabled" || s == "disabled" => s,
+        Some(s) => {
+            return Err(ApiError::invalid(format!(
+                "status: {s:?} is not enabled or disabled"
+            )));
+        }
+    };
+    let draft = ImIntegrationDraft {
+        kind,
+        name,
+        bot_token,
+        signing_secret,
+        war_room_enabled: args.bool("war_room_enabled")?.unwrap_or(false),
+        status,
+    };
+    let created = state
+        .store
+        .create_im_integration(
+            caller.account_id,
+            &draft,
+            caller.member_id,
+            state.clock.now(),
+        )
+        .await
+        .map_err(store_err)?;
+    match created {
+        Ok(i) => {
+            tracing::info!(
+                account_id = caller.account_id,
+                integration_id = i.integration_id,
+                kind = %i.kind,
+                "IM integration created"
+            );
+            Ok(integration_json(state, &i))
+        }
+        Err(ImRefusal::WarRoomTaken(other)) => Err(ApiError::invalid(format!(
+            "war_room_enabled: IM integration {other} already has war rooms enabled; at most one may"
+        ))),
+        Err(_) => Err(ApiError::internal("the created integration is gone")),
+    }
+}
+
+async fn existing(state: &AppState, caller: &Caller, id: i64) -> Result<ImIntegration, ApiError> {
+    state
+        .store
+        .im_integration(caller.account_id, id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| not_found(id))
+}
+
+async fn list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let kind = args.str("type")?;
+    if let Some(k) = &kind
+        && !TYPES.contains(&k.as_str())
+    {
+        return Err(ApiError::invalid(format!(
+            "type: {k:?} is not one of feishu, dingtalk, wecom, slack, teams"
+        )));
+    }
+    let items: Vec<Value> = state
+        .store
+        .list_im_integrations(caller.account_id, kind.as_deref())
+        .await
+        .map_err(store_err)?
+        .iter()
+        .map(|i| integration_json(state, i))
+        .collect();
+    let total = items.len();
+    Ok(json!({"items": items, "total": total, "has_next_page": false}))
+}
+
+async fn info(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let id = required_id(args)?;
+    Ok(integration_json(state, &existing(state, caller, id).await?))
+}
+
+async fn delete(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
+    let id = required_id(args)?;
+    if !state
+        .store
+        .delete_im_integration(caller.account_id, id)
+        .await
+        .map_err(store_err)?
+    {
+        return Err(not_found(id));
+    }
+    Ok(())
+}
+
+fn person_id(args: &Args) -> Result<i64, ApiError> {
+    args.i64("person_id")?
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::invalid("person_id: required"))
+}
+
+async fn link(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let id = required_id(args)?;
+    let integration = existing(state, caller, id).await?;
+    let member = person_id(args)?;
+    let user = args
+        .str("im_user_id")?
+        .map(|u| u.trim().to_string())
+        .ok_or_else(|| ApiError::invalid("im_user_id: required"))?;
+    if integration.kind == "slack" && !slack_user_id(&user) {
+        return Err(ApiError::invalid(format!(
+            "im_user_id: {user:?} is not a Slack user id (U… or W…)"
+        )));
+    }
+    let linked = state
+        .store
+        .link_im_user(caller.account_id, id, member, &user, state.clock.now())
+        .await
+        .map_err(store_err)?;
+    match linked {
+        Ok(l) => Ok(link_json(&l)),
+        Err(ImRefusal::NotFound) => Err(not_found(id)),
+        Err(ImRefusal::NoSuchMember) => Err(ApiError::invalid(format!(
+            "person_id: {member} is not an enabled member of the account"
+        ))),
+        Err(ImRefusal::UserLinked { member_id }) => Err(ApiError::invalid(format!(
+            "im_user_id: {user} is already linked to member {member_id}"
+        ))),
+        Err(ImRefusal::WarRoomTaken(_)) => Err(ApiError::internal("unexpected refusal")),
+    }
+}
+
+async fn unlink(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
+    let id = required_id(args)?;
+    existing(state, caller, id).await?;
+    let member = person_id(args)?;
+    if !state
+        .store
+        .unlink_im_user(caller.account_id, id, member)
+        .await
+        .map_err(store_err)?
+    {
+        return Err(ApiError::new(
+            ErrorCode::ResourceNotFound,
+            format!("person_id: member {member} is not linked on integration {id}"),
+        ));
+    }
+    Ok(())
+}
+
+async fn links(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let id = required_id(args)?;
+    existing(state, caller, id).await?;
+    let items: Vec<Value> = state
+        .store
+        .im_links(caller.account_id, id)
+        .await
+        .map_err(store_err)?
+        .iter()
+        .map(link_json)
+        .collect();
+    let total = items.len();
+    Ok(json!({"items": items, "total": total, "has_next_page": false}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_show_only_their_end() {
+        // spec: response.md 1.21 (credentials are never shown in full)
+        assert_eq!(mask("xoxb-1234-5678-abcdEFGH"), "xoxb-…EFGH");
+        assert_eq!(mask("8f742231b10e8888abcd99yyyzzz85a5"), "…85a5");
+        assert_eq!(mask("short"), "****");
+    }
+
+    #[test]
+    fn slack_user_ids() {
+        assert!(slack_user_id("U024BE7LH"));
+        assert!(slack_user_id("W012A3CDE"));
+        assert!(!slack_user_id("u024be7lh"));
+        assert!(!slack_user_id("C024BE7LH"));
+        assert!(!slack_user_id("U"));
+        assert!(!slack_user_id("U12 34"));
+    }
+}

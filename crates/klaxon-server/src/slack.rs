@@ -1,0 +1,289 @@
+//! The Slack app's interactivity endpoint (response.md §2.20 RSP-310, RSP-311, RSP-045;
+//! docs/slack.md): Slack posts here when someone presses a button of a card.
+//!
+//! 1. The request must carry Slack's signature over the raw body, made with the integration's
+//!    signing secret, and a timestamp within five minutes of our clock; anything else is
+//!    answered 401 and changes nothing (the URL is public; the signature is the only proof
+//!    the request comes from Slack, and the timestamp stops replays).
+//! 2. The clicking Slack user must be linked to an enabled member (RSP-310); otherwise the
+//!    user alone gets a message asking them to link their account, and nothing changes.
+//! 3. The action runs as that member through `openapi::perform`, the path of the Open API
+//!    and the console, so permissions, licences, the audit log and the incident's rules all
+//!    apply; the timeline records `from = card` (RSP-036, RSP-050).
+//! 4. The card is then replaced through the interaction's `response_url` with the incident's
+//!    current state, and the other Slack cards of the incident through `chat.update`
+//!    (RSP-312); a refusal is told to the user alone. Slack expects the HTTP answer within 3 s and ignores its body, so both go
+//!    through `response_url`, sent before answering to keep the order observable.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http_body_util::{BodyExt, Limited};
+use klaxon_notify::slack::{self, Action};
+use serde_json::{Map, Value, json};
+
+use crate::openapi::{self, Args};
+use crate::state::AppState;
+
+/// Interaction payloads carry the whole message; far below this.
+const MAX_BODY: usize = 1024 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/im/slack/interactive/{integration_id}", post(interactive))
+}
+
+fn refuse(why: &str) -> Response {
+    (StatusCode::UNAUTHORIZED, why.to_string()).into_response()
+}
+
+async fn interactive(
+    State(state): State<AppState>,
+    Path(integration_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let bytes = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response(),
+    };
+    // An unknown integration is refused like a bad signature, so the answer does not tell
+    // which ids exist.
+    let Ok(id) = integration_id.parse::<i64>() else {
+        return refuse("unknown integration");
+    };
+    let integration = match state.store.im_integration_for_callback(id).await {
+        Ok(Some(i)) if i.kind == "slack" => i,
+        Ok(_) => return refuse("unknown integration"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load the IM integration");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    if let Err(why) = slack::verify(
+        &integration.signing_secret,
+        header("x-slack-request-timestamp"),
+        header("x-slack-signature"),
+        &bytes,
+        state.clock.now(),
+    ) {
+        metrics::counter!("klaxon_slack_requests_refused_total").increment(1);
+        tracing::info!(integration_id = id, ?why, "refused a Slack request");
+        return refuse("invalid signature");
+    }
+    let payload = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
+        .ok()
+        .and_then(|form| form.into_iter().find(|(k, _)| k == "payload"))
+        .and_then(|(_, v)| serde_json::from_str::<Value>(&v).ok());
+    let Some(payload) = payload else {
+        return (StatusCode::BAD_REQUEST, "no payload").into_response();
+    };
+    if payload["type"] != "block_actions" {
+        // Other interactions (shortcuts, views) are not offered by our cards.
+        return StatusCode::OK.into_response();
+    }
+    let user = payload["user"]["id"].as_str().unwrap_or_default();
+    let response_url = payload["response_url"].as_str().unwrap_or_default();
+    let Some(action) = payload["actions"]
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(slack::parse_action)
+    else {
+        return StatusCode::OK.into_response();
+    };
+    if action == Action::Details || response_url.is_empty() {
+        return StatusCode::OK.into_response();
+    }
+    let account_id = integration.account_id;
+    let member = match state.store.linked_member(account_id, id, user).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the linked member");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let Some(member_id) = member.filter(|_| integration.status == "enabled") else {
+        // RSP-310: tell the clicking user alone; nothing changes.
+        let text = "Your Slack account is not linked to a Klaxon member. Open Klaxon once to \
+                    link it (or ask an administrator to link it), then try again.";
+        respond(&state, response_url, &ephemeral(text)).await;
+        return StatusCode::OK.into_response();
+    };
+    // The pressed card, as `chat.postMessage` reported it (`<channel>/<ts>`).
+    let pressed = slack::message_ref(
+        payload["container"]["channel_id"]
+            .as_str()
+            .unwrap_or_default(),
+        payload["container"]["message_ts"]
+            .as_str()
+            .unwrap_or_default(),
+    );
+    match act(&state, account_id, member_id, &action).await {
+        Ok((incident_id, note)) => {
+            update_cards(
+                &state,
+                account_id,
+                &incident_id,
+                &note,
+                response_url,
+                &pressed,
+            )
+            .await;
+        }
+        Err(message) => {
+            respond(&state, response_url, &ephemeral(&message)).await;
+        }
+    }
+    StatusCode::OK.into_response()
+}
+
+fn ephemeral(text: &str) -> Value {
+    json!({"response_type": "ephemeral", "replace_original": false, "text": text})
+}
+
+/// Performs `action` as the member through the Open API's path. Ok = (incident id, the note
+/// the card shows); Err = the message for the user.
+async fn act(
+    state: &AppState,
+    account_id: i64,
+    member_id: i64,
+    action: &Action,
+) -> Result<(String, String), String> {
+    // (route, incident, snooze minutes, what failed, what was done)
+    let (path, incident_id, minutes, verb, done) = match action {
+        Action::Ack { incident_id } => (
+            "/incident/ack",
+            incident_id,
+            None,
+            "Acknowledge",
+            "Acknowledged",
+        ),
+        Action::Close { incident_id } => ("/incident/close", incident_id, None, "Close", "Closed"),
+        Action::Snooze {
+            incident_id,
+            minutes,
+        } => (
+            "/incident/snooze",
+            incident_id,
+            Some(*minutes),
+            "Snooze",
+            "Snoozed",
+        ),
+        Action::Details => return Err("nothing to do".into()),
+    };
+    let mut caller = openapi::member_caller(state, account_id, member_id)
+        .await
+        .map_err(|e| e.message)?;
+    caller.origin.source = crate::audit::SOURCE_CARD;
+    crate::saas::check_write(state, account_id, path).map_err(|e| e.message)?;
+    let mut body = Map::new();
+    body.insert("incident_ids".into(), json!([incident_id]));
+    if let Some(m) = minutes {
+        body.insert("minutes".into(), json!(m));
+    }
+    // `perform` also wakes the delivery worker for what the action decided.
+    openapi::perform(state, &caller, path, &Args::new(body))
+        .await
+        .map_err(|e| format!("{verb} failed: {}", e.message))?;
+    let name = state
+        .store
+        .member_contacts(account_id, &[member_id])
+        .await
+        .ok()
+        .and_then(|c| c.into_iter().next())
+        .map(|c| c.name)
+        .unwrap_or_default();
+    let note = match minutes {
+        Some(m) => format!("{done} for {} hours by {name}", m / 60),
+        None => format!("{done} by {name}"),
+    };
+    Ok((incident_id.clone(), note))
+}
+
+/// Replaces the pressed card with the incident's current state through `response_url`, then
+/// every other Slack card sent for the incident with `chat.update` (RSP-312). Best effort: a
+/// failure is logged, the action stays done.
+async fn update_cards(
+    state: &AppState,
+    account_id: i64,
+    incident_id: &str,
+    note: &str,
+    response_url: &str,
+    pressed: &str,
+) {
+    let now = state.clock.now();
+    let inc = match state.store.incident(account_id, incident_id).await {
+        Ok(Some(inc)) => inc,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot reload the incident for its card");
+            return;
+        }
+    };
+    let card = match klaxon_notify::templating::slack_card_now(
+        &state.store,
+        &inc,
+        &state.base_url,
+        note,
+        now,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot render the card");
+            return;
+        }
+    };
+    let message = slack::message(&card);
+    let mut replace = message.clone();
+    if let Some(m) = replace.as_object_mut() {
+        m.insert("replace_original".into(), Value::Bool(true));
+    }
+    respond(state, response_url, &replace).await;
+    let sent = match state.store.delivery_states(account_id, incident_id).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the incident's cards");
+            return;
+        }
+    };
+    for d in sent.iter().filter(|d| {
+        d.channel == "slack_app"
+            && d.status == "sent"
+            && d.person_id != 0
+            && !d.provider_message_id.is_empty()
+            && d.provider_message_id != pressed
+    }) {
+        // The integration that links the recipient now; a card sent through one that is gone
+        // or unlinked since cannot be reached any more.
+        let Ok(Some((integration, _))) = state
+            .store
+            .im_target(account_id, "slack", d.person_id)
+            .await
+        else {
+            continue;
+        };
+        if let Err(e) = state
+            .im_http
+            .slack_update_message(
+                &state.config.notify.slack_api_base,
+                &integration.bot_token,
+                &d.provider_message_id,
+                &message,
+            )
+            .await
+        {
+            tracing::warn!(error = ?e, rid = %d.rid, "updating a Slack card failed");
+        }
+    }
+}
+
+async fn respond(state: &AppState, response_url: &str, body: &Value) {
+    if let Err(e) = state.im_http.slack_respond(response_url, body).await {
+        tracing::warn!(error = ?e, "answering through Slack's response_url failed");
+    }
+}

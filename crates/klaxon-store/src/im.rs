@@ -1,0 +1,434 @@
+//! IM integrations and linked identities (response.md 1.21, RSP-301, RSP-310, RSP-332;
+//! migration 0028).
+//!
+//! An IM integration holds the app's credentials; its links map members to their user ids on
+//! the platform. Delivery reads the link of the member it sends to (no link: `app_not_linked`),
+//! and a button press on a card is mapped back to the one member linked to the clicking user.
+//! Every read is scoped by account, except [`Store::im_integration_for_callback`]: a platform
+//! callback names only the integration, and the caller must authenticate it with the
+//! integration's signing secret before trusting anything else in it.
+
+use klaxon_core::model::Millis;
+use sqlx::AnyConnection;
+
+use crate::db::Sql;
+use crate::rows::{get_i64, get_str};
+use crate::webhooks::id_taken;
+use crate::{Result, Store, StoreError};
+
+/// An IM integration with its credentials (the API masks them, never the store).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImIntegration {
+    pub integration_id: i64,
+    pub account_id: i64,
+    /// `feishu | dingtalk | wecom | slack | teams`; only `slack` is delivered today.
+    pub kind: String,
+    pub name: String,
+    pub bot_token: String,
+    pub signing_secret: String,
+    pub war_room_enabled: bool,
+    /// `enabled` | `disabled`.
+    pub status: String,
+    pub creator_id: i64,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+// Credentials never reach a log line through `{:?}`.
+impl std::fmt::Debug for ImIntegration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImIntegration")
+            .field("integration_id", &self.integration_id)
+            .field("account_id", &self.account_id)
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("bot_token", &"<redacted>")
+            .field("signing_secret", &"<redacted>")
+            .field("war_room_enabled", &self.war_room_enabled)
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+/// What creating an IM integration takes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImIntegrationDraft {
+    pub kind: String,
+    pub name: String,
+    pub bot_token: String,
+    pub signing_secret: String,
+    pub war_room_enabled: bool,
+    pub status: String,
+}
+
+/// A member's identity on an integration's platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImLink {
+    pub integration_id: i64,
+    pub member_id: i64,
+    pub im_user_id: String,
+    pub created_at: Millis,
+}
+
+/// Why a store change on IM integrations was refused (nothing was written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImRefusal {
+    NotFound,
+    /// 1.21: at most one IM integration per account has `war_room_enabled`.
+    WarRoomTaken(i64),
+    /// The IM user is already linked to another member of this integration.
+    UserLinked {
+        member_id: i64,
+    },
+    /// The member is not an enabled member of the account.
+    NoSuchMember,
+}
+
+const COLUMNS: &str = "integration_id, account_id, kind, name, bot_token, signing_secret, \
+     war_room_enabled, status, creator_id, created_at, updated_at";
+
+fn integration_row(row: &sqlx::any::AnyRow) -> Result<ImIntegration> {
+    Ok(ImIntegration {
+        integration_id: get_i64(row, "integration_id")?,
+        account_id: get_i64(row, "account_id")?,
+        kind: get_str(row, "kind")?,
+        name: get_str(row, "name")?,
+        bot_token: get_str(row, "bot_token")?,
+        signing_secret: get_str(row, "signing_secret")?,
+        war_room_enabled: get_i64(row, "war_room_enabled")? != 0,
+        status: get_str(row, "status")?,
+        creator_id: get_i64(row, "creator_id")?,
+        created_at: get_i64(row, "created_at")?,
+        updated_at: get_i64(row, "updated_at")?,
+    })
+}
+
+async fn war_room_holder(conn: &mut AnyConnection, account_id: i64) -> Result<Option<i64>> {
+    let mut sql = Sql::new("SELECT integration_id FROM im_integrations WHERE account_id = ");
+    sql.bind(account_id).push(" AND war_room_enabled = 1");
+    match sql.query_on(conn).fetch_optional(&mut *conn).await? {
+        Some(r) => Ok(Some(get_i64(&r, "integration_id")?)),
+        None => Ok(None),
+    }
+}
+
+impl Store {
+    /// Creates an IM integration with a fresh id from the shared integration id space.
+    pub async fn create_im_integration(
+        &self,
+        account_id: i64,
+        draft: &ImIntegrationDraft,
+        actor: i64,
+        now: Millis,
+    ) -> Result<std::result::Result<ImIntegration, ImRefusal>> {
+        let mut tx = self.inner.write.begin().await?;
+        if draft.war_room_enabled
+            && let Some(other) = war_room_holder(&mut tx, account_id).await?
+        {
+            tx.rollback().await?;
+            return Ok(Err(ImRefusal::WarRoomTaken(other)));
+        }
+        // Flashduty-like 13-digit ids, as for webhooks; a clash with any table draws again.
+        let mut id = 0;
+        for _ in 0..16 {
+            let candidate = 1_000_000_000_000 + rand::random_range(0..8_000_000_000_000i64);
+            if !id_taken(&mut tx, candidate).await? {
+                id = candidate;
+                break;
+            }
+        }
+        if id == 0 {
+            return Err(StoreError::Database(
+                "no free integration id after 16 draws".into(),
+            ));
+        }
+        let mut sql = Sql::new("INSERT INTO im_integrations (");
+        sql.push(COLUMNS)
+            .push(") VALUES (")
+            .bind(id)
+            .push(", ")
+            .bind(account_id)
+            .push(", ")
+            .bind(draft.kind.as_str())
+            .push(", ")
+            .bind(draft.name.as_str())
+            .push(", ")
+            .bind(draft.bot_token.as_str())
+            .push(", ")
+            .bind(draft.signing_secret.as_str())
+            .push(", ")
+            .bind(i64::from(draft.war_room_enabled))
+            .push(", ")
+            .bind(draft.status.as_str())
+            .push(", ")
+            .bind(actor)
+            .push(", ")
+            .bind(now)
+            .push(", ")
+            .bind(now)
+            .push(")");
+        sql.query_on(&tx).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(self
+            .im_integration(account_id, id)
+            .await?
+            .ok_or(ImRefusal::NotFound))
+    }
+
+    /// One IM integration of the account.
+    pub async fn im_integration(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+    ) -> Result<Option<ImIntegration>> {
+        let mut conn = self.inner.read.acquire().await?;
+        let mut sql = Sql::new("SELECT ");
+        sql.push(COLUMNS)
+            .push(" FROM im_integrations WHERE account_id = ")
+            .bind(account_id)
+            .push(" AND integration_id = ")
+            .bind(integration_id);
+        match sql.query_on(&conn).fetch_optional(&mut *conn).await? {
+            Some(r) => Ok(Some(integration_row(&r)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The integration a platform callback names. Not scoped by account: the callback URL
+    /// carries only the integration id. The caller must verify the request with the returned
+    /// signing secret before acting on anything in it.
+    pub async fn im_integration_for_callback(
+        &self,
+        integration_id: i64,
+    ) -> Result<Option<ImIntegration>> {
+        let mut conn = self.inner.read.acquire().await?;
+        let mut sql = Sql::new("SELECT ");
+        sql.push(COLUMNS)
+            .push(" FROM im_integrations WHERE integration_id = ")
+            .bind(integration_id);
+        match sql.query_on(&conn).fetch_optional(&mut *conn).await? {
+            Some(r) => Ok(Some(integration_row(&r)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The account's IM integrations, optionally of one kind, oldest first.
+    pub async fn list_im_integrations(
+        &self,
+        account_id: i64,
+        kind: Option<&str>,
+    ) -> Result<Vec<ImIntegration>> {
+        let mut conn = self.inner.read.acquire().await?;
+        let mut sql = Sql::new("SELECT ");
+        sql.push(COLUMNS)
+            .push(" FROM im_integrations WHERE account_id = ")
+            .bind(account_id);
+        if let Some(k) = kind {
+            sql.push(" AND kind = ").bind(k);
+        }
+        sql.push(" ORDER BY created_at, integration_id");
+        sql.query_on(&conn)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(integration_row)
+            .collect()
+    }
+
+    /// Deletes an IM integration and its links. False when it does not exist.
+    pub async fn delete_im_integration(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+    ) -> Result<bool> {
+        let mut tx = self.inner.write.begin().await?;
+        let mut sql = Sql::new("DELETE FROM im_links WHERE account_id = ");
+        sql.bind(account_id)
+            .push(" AND integration_id = ")
+            .bind(integration_id);
+        sql.query_on(&tx).execute(&mut *tx).await?;
+        let mut sql = Sql::new("DELETE FROM im_integrations WHERE account_id = ");
+        sql.bind(account_id)
+            .push(" AND integration_id = ")
+            .bind(integration_id);
+        let gone = sql.query_on(&tx).execute(&mut *tx).await?.rows_affected() == 1;
+        tx.commit().await?;
+        Ok(gone)
+    }
+
+    /// Links `member_id` to `im_user_id` on the integration (RSP-301), replacing the member's
+    /// earlier link. Refused when the integration or member is unknown, or the IM user is
+    /// already linked to another member.
+    pub async fn link_im_user(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+        member_id: i64,
+        im_user_id: &str,
+        now: Millis,
+    ) -> Result<std::result::Result<ImLink, ImRefusal>> {
+        let mut tx = self.inner.write.begin().await?;
+        let mut sql = Sql::new("SELECT integration_id FROM im_integrations WHERE account_id = ");
+        sql.bind(account_id)
+            .push(" AND integration_id = ")
+            .bind(integration_id);
+        if sql.query_on(&tx).fetch_optional(&mut *tx).await?.is_none() {
+            tx.rollback().await?;
+            return Ok(Err(ImRefusal::NotFound));
+        }
+        let mut sql = Sql::new("SELECT member_id FROM members WHERE account_id = ");
+        sql.bind(account_id)
+            .push(" AND member_id = ")
+            .bind(member_id)
+            .push(" AND status = 'enabled'");
+        if sql.query_on(&tx).fetch_optional(&mut *tx).await?.is_none() {
+            tx.rollback().await?;
+            return Ok(Err(ImRefusal::NoSuchMember));
+        }
+        let mut sql = Sql::new("SELECT member_id FROM im_links WHERE integration_id = ");
+        sql.bind(integration_id)
+            .push(" AND im_user_id = ")
+            .bind(im_user_id);
+        if let Some(r) = sql.query_on(&tx).fetch_optional(&mut *tx).await? {
+            let other = get_i64(&r, "member_id")?;
+            if other != member_id {
+                tx.rollback().await?;
+                return Ok(Err(ImRefusal::UserLinked { member_id: other }));
+            }
+        }
+        let mut sql = Sql::new("DELETE FROM im_links WHERE integration_id = ");
+        sql.bind(integration_id)
+            .push(" AND member_id = ")
+            .bind(member_id);
+        sql.query_on(&tx).execute(&mut *tx).await?;
+        let mut sql = Sql::new(
+            "INSERT INTO im_links (integration_id, account_id, member_id, im_user_id, created_at) \
+             VALUES (",
+        );
+        sql.bind(integration_id)
+            .push(", ")
+            .bind(account_id)
+            .push(", ")
+            .bind(member_id)
+            .push(", ")
+            .bind(im_user_id)
+            .push(", ")
+            .bind(now)
+            .push(")");
+        sql.query_on(&tx).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Ok(ImLink {
+            integration_id,
+            member_id,
+            im_user_id: im_user_id.to_string(),
+            created_at: now,
+        }))
+    }
+
+    /// Removes a member's link on the integration. False when there was none.
+    pub async fn unlink_im_user(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+        member_id: i64,
+    ) -> Result<bool> {
+        let mut conn = self.inner.write.acquire().await?;
+        let mut sql = Sql::new("DELETE FROM im_links WHERE account_id = ");
+        sql.bind(account_id)
+            .push(" AND integration_id = ")
+            .bind(integration_id)
+            .push(" AND member_id = ")
+            .bind(member_id);
+        Ok(sql
+            .query_on(&conn)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            == 1)
+    }
+
+    /// The links of one integration, by member.
+    pub async fn im_links(&self, account_id: i64, integration_id: i64) -> Result<Vec<ImLink>> {
+        let mut conn = self.inner.read.acquire().await?;
+        let mut sql = Sql::new(
+            "SELECT integration_id, member_id, im_user_id, created_at FROM im_links \
+             WHERE account_id = ",
+        );
+        sql.bind(account_id)
+            .push(" AND integration_id = ")
+            .bind(integration_id)
+            .push(" ORDER BY member_id");
+        sql.query_on(&conn)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(ImLink {
+                    integration_id: get_i64(r, "integration_id")?,
+                    member_id: get_i64(r, "member_id")?,
+                    im_user_id: get_str(r, "im_user_id")?,
+                    created_at: get_i64(r, "created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// RSP-310: the member linked to `im_user_id` on the integration, when that member is an
+    /// `enabled` member of the account; `None` otherwise.
+    pub async fn linked_member(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+        im_user_id: &str,
+    ) -> Result<Option<i64>> {
+        let mut conn = self.inner.read.acquire().await?;
+        let mut sql = Sql::new(
+            "SELECT l.member_id FROM im_links l JOIN members m ON m.account_id = l.account_id \
+             AND m.member_id = l.member_id WHERE l.account_id = ",
+        );
+        sql.bind(account_id)
+            .push(" AND l.integration_id = ")
+            .bind(integration_id)
+            .push(" AND l.im_user_id = ")
+            .bind(im_user_id)
+            .push(" AND m.status = 'enabled'");
+        match sql.query_on(&conn).fetch_optional(&mut *conn).await? {
+            Some(r) => Ok(Some(get_i64(&r, "member_id")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// RSP-332: where a direct message of an IM app of `kind` goes for a member: the oldest
+    /// enabled integration of that kind on which the member is linked, with the member's IM
+    /// user id. `None` = not linked anywhere (`app_not_linked`).
+    pub async fn im_target(
+        &self,
+        account_id: i64,
+        kind: &str,
+        member_id: i64,
+    ) -> Result<Option<(ImIntegration, String)>> {
+        let mut conn = self.inner.read.acquire().await?;
+        let mut sql = Sql::new("SELECT l.im_user_id, ");
+        let cols: Vec<String> = COLUMNS
+            .split(", ")
+            .map(|c| format!("i.{}", c.trim()))
+            .collect();
+        sql.push(&cols.join(", "))
+            .push(
+                " FROM im_links l JOIN im_integrations i ON i.integration_id = l.integration_id \
+                 WHERE l.account_id = ",
+            )
+            .bind(account_id)
+            .push(" AND i.account_id = ")
+            .bind(account_id)
+            .push(" AND i.kind = ")
+            .bind(kind)
+            .push(" AND i.status = 'enabled' AND l.member_id = ")
+            .bind(member_id)
+            .push(" ORDER BY i.created_at, i.integration_id LIMIT 1");
+        match sql.query_on(&conn).fetch_optional(&mut *conn).await? {
+            Some(r) => Ok(Some((integration_row(&r)?, get_str(&r, "im_user_id")?))),
+            None => Ok(None),
+        }
+    }
+}

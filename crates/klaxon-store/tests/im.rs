@@ -1,0 +1,166 @@
+//! IM integrations and linked identities through the store (response.md 1.21, RSP-301,
+//! RSP-310, RSP-332; migration 0028), on SQLite and (with `KLAXON_TEST_DATABASE_URL`)
+//! PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[macro_use]
+mod harness;
+
+use harness::Db;
+
+use klaxon_core::model::Millis;
+use klaxon_store::{ImIntegrationDraft, ImRefusal};
+
+both!(
+    integrations_are_scoped_and_one_has_war_rooms,
+    links_map_one_member_to_one_user,
+);
+
+const T0: Millis = 1_750_000_000_000;
+
+fn slack(name: &str, war_room: bool) -> ImIntegrationDraft {
+    ImIntegrationDraft {
+        kind: "slack".into(),
+        name: name.into(),
+        bot_token: "xoxb-1-2-abc".into(),
+        signing_secret: "s3cret-signing".into(),
+        war_room_enabled: war_room,
+        status: "enabled".into(),
+    }
+}
+
+async fn integrations_are_scoped_and_one_has_war_rooms(db: &Db) {
+    // spec: response.md 1.21 (at most one IM integration per account has war rooms)
+    let b = db.boot(T0).await;
+    let first = db
+        .store
+        .create_im_integration(b.account_id, &slack("A", true), b.owner_member_id, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.integration_id >= 1_000_000_000_000);
+    assert_eq!(first.bot_token, "xoxb-1-2-abc");
+    assert!(
+        !format!("{first:?}").contains("xoxb-1-2-abc"),
+        "Debug hides secrets"
+    );
+    let refused = db
+        .store
+        .create_im_integration(b.account_id, &slack("B", true), b.owner_member_id, T0)
+        .await
+        .unwrap();
+    assert_eq!(refused, Err(ImRefusal::WarRoomTaken(first.integration_id)));
+    let second = db
+        .store
+        .create_im_integration(b.account_id, &slack("B", false), b.owner_member_id, T0 + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let all = db
+        .store
+        .list_im_integrations(b.account_id, Some("slack"))
+        .await
+        .unwrap();
+    let names: Vec<&str> = all.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["A", "B"]);
+    // Another account sees none of them.
+    assert!(
+        db.store
+            .im_integration(b.account_id + 1, first.integration_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        db.store
+            .delete_im_integration(b.account_id, second.integration_id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.store
+            .delete_im_integration(b.account_id, second.integration_id)
+            .await
+            .unwrap()
+    );
+}
+
+async fn links_map_one_member_to_one_user(db: &Db) {
+    // spec: RSP-301 (links), RSP-310 (the member linked to the clicking user), RSP-332
+    let b = db.boot(T0).await;
+    let (acct, owner) = (b.account_id, b.owner_member_id);
+    let i = db
+        .store
+        .create_im_integration(acct, &slack("A", false), owner, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    let id = i.integration_id;
+    assert!(
+        db.store
+            .im_target(acct, "slack", owner)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    db.store
+        .link_im_user(acct, id, owner, "U1", T0)
+        .await
+        .unwrap()
+        .unwrap();
+    // Linking again replaces the member's link.
+    db.store
+        .link_im_user(acct, id, owner, "U2", T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(db.store.linked_member(acct, id, "U1").await.unwrap(), None);
+    assert_eq!(
+        db.store.linked_member(acct, id, "U2").await.unwrap(),
+        Some(owner)
+    );
+    let (target, user) = db
+        .store
+        .im_target(acct, "slack", owner)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((target.integration_id, user.as_str()), (id, "U2"));
+    // Unknown members and integrations are refused; nothing is written.
+    assert_eq!(
+        db.store
+            .link_im_user(acct, id, owner + 999, "U3", T0)
+            .await
+            .unwrap(),
+        Err(ImRefusal::NoSuchMember)
+    );
+    assert_eq!(
+        db.store
+            .link_im_user(acct, id + 1, owner, "U3", T0)
+            .await
+            .unwrap(),
+        Err(ImRefusal::NotFound)
+    );
+    // A disabled integration is not a delivery target.
+    db.exec(&format!(
+        "UPDATE im_integrations SET status = 'disabled' WHERE integration_id = {id}"
+    ))
+    .await;
+    assert!(
+        db.store
+            .im_target(acct, "slack", owner)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A member who is no longer enabled is nobody's link.
+    db.exec(&format!(
+        "UPDATE members SET status = 'deleted' WHERE member_id = {owner}"
+    ))
+    .await;
+    assert_eq!(db.store.linked_member(acct, id, "U2").await.unwrap(), None);
+    assert!(db.store.unlink_im_user(acct, id, owner).await.unwrap());
+    assert!(!db.store.unlink_im_user(acct, id, owner).await.unwrap());
+    assert!(db.store.im_links(acct, id).await.unwrap().is_empty());
+}

@@ -1,0 +1,980 @@
+//! The Slack app channel end to end (response.md §2.19 RSP-286/287/332, §2.20 RSP-310/311,
+//! RSP-045; docs/slack.md): an IM integration is created and a member linked over the Open
+//! API, an escalation rule sends `slack_app` direct messages, the delivery engine posts the
+//! card to a fake Slack Web API (a local HTTP server that records every request), and signed
+//! button presses on the interactivity endpoint act on the incident as the linked member and
+//! replace the card through `response_url`. Time is an injected clock. SQLite always,
+//! PostgreSQL when `KLAXON_TEST_DATABASE_URL` is set.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::IntoResponse;
+use common::{ManualClock, test_config, wall_ms};
+use klaxon_notify::{Deliverer, NotifyConfig};
+use klaxon_server::{Clock, Config, Server};
+use serde_json::{Value, json};
+
+const BOT_TOKEN: &str = "xoxb-1111-2222-testtoken";
+const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+const OWNER_SLACK: &str = "U0OWNER1";
+const DM_CHANNEL: &str = "D0SLACK1";
+const OTHER_DM_CHANNEL: &str = "D0SLACK2";
+const POSTED_TS: &str = "1700000000.000100";
+
+// ---- a fake Slack ----
+
+#[derive(Debug, Clone)]
+struct Req {
+    path: String,
+    auth: String,
+    content_type: String,
+    key: String,
+    body: String,
+}
+
+#[derive(Clone, Default)]
+struct FakeSlack {
+    reqs: Arc<Mutex<Vec<Req>>>,
+    addr: Arc<Mutex<Option<SocketAddr>>>,
+}
+
+impl FakeSlack {
+    async fn start() -> FakeSlack {
+        let fake = FakeSlack::default();
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        *fake.addr.lock().unwrap() = Some(listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        fake
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr.lock().unwrap().unwrap())
+    }
+
+    /// The requests recorded since the last call.
+    fn take(&self) -> Vec<Req> {
+        std::mem::take(&mut *self.reqs.lock().unwrap())
+    }
+}
+
+/// Answers like Slack: `chat.postMessage` checks the bot token and answers `{ok, channel,
+/// ts}`; a `response_url` answers `ok`.
+async fn handle(
+    State(fake): State<FakeSlack>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> impl IntoResponse {
+    let h = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let path = uri.path().to_string();
+    let answer = if path == "/api/chat.postMessage" || path == "/api/chat.update" {
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        // Each user's DM with the app is a channel of its own.
+        let channel = match v["channel"].as_str() {
+            Some(OWNER_SLACK) | Some(DM_CHANNEL) => DM_CHANNEL,
+            _ => OTHER_DM_CHANNEL,
+        };
+        if h("authorization") != format!("Bearer {BOT_TOKEN}") {
+            json!({"ok": false, "error": "invalid_auth"}).to_string()
+        } else {
+            json!({"ok": true, "channel": channel, "ts": POSTED_TS}).to_string()
+        }
+    } else {
+        "ok".to_string()
+    };
+    fake.reqs.lock().unwrap().push(Req {
+        path,
+        auth: h("authorization"),
+        content_type: h("content-type"),
+        key: h("idempotency-key"),
+        body,
+    });
+    (StatusCode::OK, answer)
+}
+
+// ---- a node whose delivery the test drives ----
+
+struct Node {
+    server: Server,
+    http: reqwest::Client,
+    clock: Arc<ManualClock>,
+    notify: NotifyConfig,
+    owner: i64,
+    account: i64,
+    channel: i64,
+}
+
+impl Node {
+    async fn start(dir: &std::path::Path, url: &str, fake: &FakeSlack) -> Node {
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let notify = NotifyConfig {
+            allow_private_targets: true,
+            slack_api_base: fake.url("/api"),
+            ..NotifyConfig::default()
+        };
+        let mut config: Config = test_config(dir, url);
+        config.workers.delivery = false;
+        config.workers.timers = false;
+        config.notify = notify.clone();
+        let server = klaxon_server::start_with_clock(config, clock.clone())
+            .await
+            .unwrap();
+        let b = server.bootstrap().clone();
+        Node {
+            owner: b.owner_member_id,
+            account: b.account_id,
+            channel: b.channel_id,
+            server,
+            http: reqwest::Client::new(),
+            clock,
+            notify,
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    async fn call(&self, path: &str, body: Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!(
+                "{}{path}?app_key={}",
+                self.server.base_url(),
+                self.server.bootstrap().app_key
+            ))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    async fn api(&self, path: &str, body: Value) -> Value {
+        let (status, body) = self.call(path, body).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(body.get("error").is_none(), "{path}: {body}");
+        body["data"].clone()
+    }
+
+    /// The error of a call that must fail with 400 `InvalidParameter`.
+    async fn invalid(&self, path: &str, body: Value) -> String {
+        let (status, body) = self.call(path, body).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "InvalidParameter", "{body}");
+        body["error"]["message"].as_str().unwrap().to_string()
+    }
+
+    async fn deliver(&self) -> klaxon_notify::Round {
+        Deliverer::new(
+            self.server.store().clone(),
+            self.notify.clone(),
+            self.server.base_url(),
+            "d1",
+        )
+        .unwrap()
+        .drain(self.now())
+        .await
+        .unwrap()
+    }
+
+    /// Pushes one Critical alert and returns its incident's id once it exists.
+    async fn incident(&self, key: &str, title: &str) -> String {
+        let push = format!(
+            "{}/event/push/alert/standard?integration_key={}",
+            self.server.base_url(),
+            self.server.bootstrap().integration_key
+        );
+        let resp = self
+            .http
+            .post(push)
+            .json(&json!({"event_status": "Critical", "title_rule": title, "alert_key": key}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let now = self.now() / 1000;
+        for _ in 0..500 {
+            let data = self
+                .api(
+                    "/incident/list",
+                    json!({"start_time": now - 3600, "end_time": now + 3600, "limit": 100}),
+                )
+                .await;
+            if let Some(inc) = data["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["dedup_key"] == key)
+            {
+                return inc["incident_id"].as_str().unwrap().to_string();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no incident for {key}");
+    }
+
+    async fn info(&self, incident_id: &str) -> Value {
+        self.api("/incident/info", json!({"incident_id": incident_id}))
+            .await
+    }
+
+    async fn feed(&self, incident_id: &str, kind: &str) -> Vec<Value> {
+        let data = self
+            .api(
+                "/incident/feed",
+                json!({"incident_id": incident_id, "limit": 100, "asc": true}),
+            )
+            .await;
+        data["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .cloned()
+            .collect()
+    }
+
+    async fn rule(&self, channels: Value, template_id: &str) {
+        self.rule_for(&[self.owner], channels, template_id).await;
+    }
+
+    async fn rule_for(&self, persons: &[i64], channels: Value, template_id: &str) {
+        self.api(
+            "/channel/escalate/rule/create",
+            json!({
+                "channel_id": self.channel,
+                "rule_name": "Primary",
+                "template_id": template_id,
+                "layers": [{"target": {"person_ids": persons,
+                                       "by": {"follow_preference": false, "critical": channels}},
+                            "escalate_window": 30}],
+            }),
+        )
+        .await;
+    }
+
+    async fn slack_integration(&self) -> i64 {
+        let created = self
+            .api(
+                "/im/integration/create",
+                json!({"type": "slack", "name": "Ops Slack", "bot_token": BOT_TOKEN,
+                       "signing_secret": SIGNING_SECRET}),
+            )
+            .await;
+        created["integration_id"].as_i64().unwrap()
+    }
+
+    /// POSTs a `block_actions` interaction as Slack does: the form field `payload`, signed
+    /// with `secret` at `ts` (Unix seconds) unless `sign` is false.
+    async fn press(
+        &self,
+        integration_id: i64,
+        user: &str,
+        action: Value,
+        response_url: &str,
+        signing: Signing,
+    ) -> u16 {
+        let payload = json!({
+            "type": "block_actions",
+            "user": {"id": user, "username": "someone", "team_id": "T0TEAM"},
+            "team": {"id": "T0TEAM", "domain": "ops"},
+            "api_app_id": "A0APP",
+            "container": {"type": "message", "message_ts": POSTED_TS, "channel_id": DM_CHANNEL},
+            "response_url": response_url,
+            "actions": [action],
+        });
+        let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+        let mut req = self
+            .http
+            .post(format!(
+                "{}/im/slack/interactive/{integration_id}",
+                self.server.base_url()
+            ))
+            .header("Content-Type", "application/x-www-form-urlencoded");
+        let now_s = self.now() / 1000;
+        match signing {
+            Signing::Good => {
+                let ts = now_s.to_string();
+                let sig = klaxon_notify::slack::signature(SIGNING_SECRET, &ts, body.as_bytes());
+                req = req
+                    .header("X-Slack-Request-Timestamp", ts)
+                    .header("X-Slack-Signature", sig);
+            }
+            Signing::WrongSecret => {
+                let ts = now_s.to_string();
+                let sig = klaxon_notify::slack::signature("not-the-secret", &ts, body.as_bytes());
+                req = req
+                    .header("X-Slack-Request-Timestamp", ts)
+                    .header("X-Slack-Signature", sig);
+            }
+            Signing::Stale => {
+                let ts = (now_s - 301).to_string();
+                let sig = klaxon_notify::slack::signature(SIGNING_SECRET, &ts, body.as_bytes());
+                req = req
+                    .header("X-Slack-Request-Timestamp", ts)
+                    .header("X-Slack-Signature", sig);
+            }
+            Signing::None => {}
+        }
+        req.body(body).send().await.unwrap().status().as_u16()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Signing {
+    Good,
+    WrongSecret,
+    Stale,
+    None,
+}
+
+fn plain(text: &str) -> Value {
+    json!({"type": "plain_text", "text": text, "emoji": true})
+}
+
+/// The card as RSP-286/RSP-311 want it, written out in full.
+/// The incident a card is about: id, short number, details link.
+struct Shown<'a> {
+    inc: &'a str,
+    num: &'a str,
+    detail: &'a str,
+}
+
+fn expected_card(
+    shown: &Shown<'_>,
+    state_line: &str,
+    body: &str,
+    note: Option<&str>,
+    closed: bool,
+    outlier: bool,
+) -> Value {
+    let (inc, num, detail) = (shown.inc, shown.num, shown.detail);
+    let headline = format!("INC #{num} db down & out");
+    // RSP-453: a rare incident's header carries the outlier marker.
+    let header = if outlier {
+        format!("[Outlier] {headline}")
+    } else {
+        headline.clone()
+    };
+    let details = json!({"type": "button", "action_id": "klaxon_details",
+                         "text": plain("Details"), "url": detail});
+    let elements = if closed {
+        json!([details])
+    } else {
+        json!([
+            {"type": "button", "action_id": "klaxon_ack", "text": plain("Acknowledge"),
+             "style": "primary", "value": inc},
+            {"type": "button", "action_id": "klaxon_close", "text": plain("Close"),
+             "style": "danger", "value": inc},
+            {"type": "button", "action_id": "klaxon_snooze", "text": plain("Snooze 2 hours"),
+             "value": format!("{inc}:120")},
+            {"type": "static_select", "action_id": "klaxon_snooze_menu",
+             "placeholder": plain("Snooze longer"),
+             "options": [
+                {"text": plain("4 hours"), "value": format!("{inc}:240")},
+                {"text": plain("12 hours"), "value": format!("{inc}:720")},
+                {"text": plain("24 hours"), "value": format!("{inc}:1440")},
+             ]},
+            details,
+        ])
+    };
+    let mut blocks = vec![
+        json!({"type": "header", "text": plain(&header)}),
+        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": state_line}]}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": body}}),
+    ];
+    if let Some(n) = note {
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": n}]}));
+    }
+    blocks.push(json!({"type": "actions", "block_id": "klaxon_actions", "elements": elements}));
+    json!({
+        "text": format!("INC #{num} db down &amp; out"),
+        "attachments": [{"color": if closed { "#84CC16" } else { "#C80000" }, "blocks": blocks}],
+    })
+}
+
+fn snooze_end(ms: i64) -> String {
+    jiff::ZonedDateTime::new(
+        jiff::Timestamp::from_millisecond(ms).unwrap(),
+        jiff::tz::TimeZone::UTC,
+    )
+    .strftime("%Y-%m-%d %H:%M %Z")
+    .to_string()
+}
+
+// ---- the tests ----
+
+on_both_backends!(
+    the_card_is_sent_and_its_buttons_act_as_the_linked_member,
+    |url: String| async move {
+        // spec: RSP-286 (card: colour, INC #num, title, template body, buttons), RSP-453, RSP-347
+        // (empty lines removed), RSP-311 (buttons, from = card), RSP-045 (2 h one click;
+        // 4/12/24 h menu), RSP-041 (snooze end), RSP-310 (linked member), RSP-312 (card
+        // updated), RSP-036, RSP-050
+        let fake = FakeSlack::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(dir.path(), &url, &fake).await;
+
+        // The integration: credentials checked, never answered in full.
+        for (body, field) in [
+            (
+                json!({"type": "feishu", "name": "F", "bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET}),
+                "type",
+            ),
+            (
+                json!({"type": "slack", "name": "S", "bot_token": "xoxp-user-token", "signing_secret": SIGNING_SECRET}),
+                "bot_token",
+            ),
+            (
+                json!({"type": "slack", "name": "S", "bot_token": BOT_TOKEN}),
+                "signing_secret",
+            ),
+            (
+                json!({"type": "slack", "bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET}),
+                "name",
+            ),
+        ] {
+            let msg = node.invalid("/im/integration/create", body).await;
+            assert!(msg.starts_with(field), "{msg}");
+        }
+        assert_eq!(
+            node.api("/im/integration/list", json!({})).await["total"],
+            0
+        );
+        let created = node
+            .api(
+                "/im/integration/create",
+                json!({"type": "slack", "name": "Ops Slack", "bot_token": BOT_TOKEN,
+                       "signing_secret": SIGNING_SECRET}),
+            )
+            .await;
+        let iid = created["integration_id"].as_i64().unwrap();
+        assert_eq!(created["bot_token"], "xoxb-…oken");
+        assert_eq!(created["signing_secret"], "…85a5");
+        assert_eq!(
+            created["interactivity_url"],
+            format!("{}/im/slack/interactive/{iid}", node.server.base_url())
+        );
+        let listed = node.api("/im/integration/list", json!({})).await;
+        assert_eq!(listed["total"], 1);
+        assert!(!listed.to_string().contains(BOT_TOKEN));
+        assert!(!listed.to_string().contains(SIGNING_SECRET));
+
+        // Linking: a Slack user id, one member per Slack user.
+        let msg = node
+            .invalid(
+                "/im/person/link",
+                json!({"integration_id": iid, "person_id": node.owner, "im_user_id": "C0CHANNEL"}),
+            )
+            .await;
+        assert!(msg.starts_with("im_user_id"), "{msg}");
+        node.api(
+            "/im/person/link",
+            json!({"integration_id": iid, "person_id": node.owner, "im_user_id": OWNER_SLACK}),
+        )
+        .await;
+        let links = node
+            .api("/im/person/list", json!({"integration_id": iid}))
+            .await;
+        assert_eq!(links["items"][0]["person_id"], node.owner);
+        assert_eq!(links["items"][0]["im_user_id"], OWNER_SLACK);
+
+        // A rule sending slack_app with a custom template whose blank lines disappear.
+        let tid = node
+            .api(
+                "/template/create",
+                json!({"template_name": "Slack", "slack_app": "Title: {{.Title}}\n\n   \nSeverity: {{.IncidentSeverity}}\n"}),
+            )
+            .await["template_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        node.rule(json!(["slack_app"]), &tid).await;
+        let inc = node.incident("db-1", "db down & out").await;
+        let round = node.deliver().await;
+        assert_eq!((round.sent, round.failed), (1, 0), "{round:?}");
+        let states = node
+            .server
+            .store()
+            .delivery_states(node.account, &inc)
+            .await
+            .unwrap();
+        assert_eq!(states.len(), 1, "{states:?}");
+        assert_eq!(states[0].channel, "slack_app");
+        assert_eq!(states[0].status, "sent");
+        assert_eq!(
+            states[0].provider_message_id,
+            format!("{DM_CHANNEL}/{POSTED_TS}")
+        );
+
+        // The request Slack got, exactly.
+        let info = node.info(&inc).await;
+        let num = info["num"].as_str().unwrap().to_string();
+        // The account's first incident has nothing like it: an outlier (RSP-452).
+        assert_eq!(info["frequency"], "rare");
+        let detail = format!("{}/incident/detail/{inc}", node.server.base_url());
+        let shown = Shown {
+            inc: &inc,
+            num: &num,
+            detail: &detail,
+        };
+        let reqs = fake.take();
+        assert_eq!(reqs.len(), 1, "{reqs:?}");
+        let post = &reqs[0];
+        assert_eq!(post.path, "/api/chat.postMessage");
+        assert_eq!(post.auth, format!("Bearer {BOT_TOKEN}"));
+        assert_eq!(post.content_type, "application/json; charset=utf-8");
+        assert_eq!(post.key, states[0].rid);
+        let mut want = expected_card(
+            &shown,
+            "*Critical* · Triggered",
+            "Title: db down &amp; out\nSeverity: Critical",
+            None,
+            false,
+            true,
+        );
+        want["channel"] = json!(OWNER_SLACK);
+        assert_eq!(serde_json::from_str::<Value>(&post.body).unwrap(), want);
+
+        // Signatures: wrong secret, none, stale → 401, nothing changes, nothing is posted.
+        let ack = json!({"action_id": "klaxon_ack", "value": inc, "type": "button"});
+        let respond = fake.url("/respond/1");
+        for signing in [Signing::WrongSecret, Signing::None, Signing::Stale] {
+            let status = node
+                .press(iid, OWNER_SLACK, ack.clone(), &respond, signing)
+                .await;
+            assert_eq!(status, 401);
+        }
+        // An unknown integration looks the same as a bad signature.
+        assert_eq!(
+            node.press(iid + 1, OWNER_SLACK, ack.clone(), &respond, Signing::Good)
+                .await,
+            401
+        );
+        assert_eq!(node.info(&inc).await["progress"], "Triggered");
+        assert!(fake.take().is_empty());
+
+        // An unlinked Slack user is told so, alone; nothing changes.
+        let status = node
+            .press(iid, "U0NOBODY", ack.clone(), &respond, Signing::Good)
+            .await;
+        assert_eq!(status, 200);
+        let reqs = fake.take();
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].path, "/respond/1");
+        let v: Value = serde_json::from_str(&reqs[0].body).unwrap();
+        assert_eq!(v["response_type"], "ephemeral");
+        assert_eq!(v["replace_original"], false);
+        assert!(v["text"].as_str().unwrap().contains("not linked"), "{v}");
+        assert_eq!(node.info(&inc).await["progress"], "Triggered");
+        assert!(node.feed(&inc, "i_ack").await.is_empty());
+
+        // Acknowledge: as the owner, from the card; the card is replaced with the new state.
+        let status = node
+            .press(iid, OWNER_SLACK, ack.clone(), &respond, Signing::Good)
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(node.info(&inc).await["progress"], "Processing");
+        let acks = node.feed(&inc, "i_ack").await;
+        assert_eq!(acks.len(), 1);
+        assert_eq!(acks[0]["creator_id"], node.owner);
+        assert_eq!(acks[0]["detail"]["from"], "card");
+        let reqs = fake.take();
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].content_type, "application/json; charset=utf-8");
+        let mut want = expected_card(
+            &shown,
+            "*Critical* · Processing",
+            "Title: db down &amp; out\nSeverity: Critical",
+            Some("Acknowledged by Owner"),
+            false,
+            true,
+        );
+        want["replace_original"] = json!(true);
+        assert_eq!(serde_json::from_str::<Value>(&reqs[0].body).unwrap(), want);
+
+        // Snooze: 2 hours with one click, then 4, 12 and 24 hours from the menu, each
+        // replacing the last (RSP-041), at moving times.
+        let presses = [
+            (
+                json!({"action_id": "klaxon_snooze", "value": format!("{inc}:120"), "type": "button"}),
+                120,
+            ),
+            (
+                json!({"action_id": "klaxon_snooze_menu", "type": "static_select",
+                    "selected_option": {"value": format!("{inc}:240")}}),
+                240,
+            ),
+            (
+                json!({"action_id": "klaxon_snooze_menu", "type": "static_select",
+                    "selected_option": {"value": format!("{inc}:720")}}),
+                720,
+            ),
+            (
+                json!({"action_id": "klaxon_snooze_menu", "type": "static_select",
+                    "selected_option": {"value": format!("{inc}:1440")}}),
+                1440,
+            ),
+        ];
+        for (action, minutes) in presses {
+            node.clock.0.fetch_add(60_000, Ordering::SeqCst);
+            let now = node.now();
+            let status = node
+                .press(iid, OWNER_SLACK, action, &respond, Signing::Good)
+                .await;
+            assert_eq!(status, 200);
+            let info = node.info(&inc).await;
+            let until = now + minutes * 60_000;
+            assert_eq!(info["snoozed_before"], until / 1000, "{minutes} min");
+            let snoozes = node.feed(&inc, "i_snooze").await;
+            assert_eq!(snoozes.last().unwrap()["detail"]["minutes"], minutes);
+            let reqs = fake.take();
+            assert_eq!(reqs.len(), 1);
+            let v: Value = serde_json::from_str(&reqs[0].body).unwrap();
+            let blocks = &v["attachments"][0]["blocks"];
+            assert_eq!(
+                blocks[1]["elements"][0]["text"],
+                format!(
+                    "*Critical* · Processing · Snoozed until {}",
+                    snooze_end(until)
+                )
+            );
+            assert_eq!(
+                blocks[3]["elements"][0]["text"],
+                format!("Snoozed for {} hours by Owner", minutes / 60)
+            );
+        }
+        // A duration the card does not offer is ignored.
+        let before = node.info(&inc).await["snoozed_before"].clone();
+        let status = node
+            .press(
+                iid,
+                OWNER_SLACK,
+                json!({"action_id": "klaxon_snooze_menu", "selected_option": {"value": format!("{inc}:60")}}),
+                &respond,
+                Signing::Good,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(node.info(&inc).await["snoozed_before"], before);
+        assert!(fake.take().is_empty());
+
+        // Close: the card keeps only the Details link.
+        let close = json!({"action_id": "klaxon_close", "value": inc, "type": "button"});
+        let status = node
+            .press(iid, OWNER_SLACK, close, &respond, Signing::Good)
+            .await;
+        assert_eq!(status, 200);
+        let info = node.info(&inc).await;
+        assert_eq!(info["progress"], "Closed");
+        let closes = node.feed(&inc, "i_rslv").await;
+        assert_eq!(closes.len(), 1);
+        assert_eq!(closes[0]["detail"]["from"], "card");
+        let reqs = fake.take();
+        let mut want = expected_card(
+            &shown,
+            "*Critical* · Closed",
+            "Title: db down &amp; out\nSeverity: Critical",
+            Some("Closed by Owner"),
+            true,
+            true,
+        );
+        want["replace_original"] = json!(true);
+        assert_eq!(serde_json::from_str::<Value>(&reqs[0].body).unwrap(), want);
+
+        // Acknowledging a closed incident is refused (RSP-035): the user is told, alone.
+        let status = node
+            .press(iid, OWNER_SLACK, ack, &respond, Signing::Good)
+            .await;
+        assert_eq!(status, 200);
+        let reqs = fake.take();
+        let v: Value = serde_json::from_str(&reqs[0].body).unwrap();
+        assert_eq!(v["response_type"], "ephemeral");
+        assert!(
+            v["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("Acknowledge failed:"),
+            "{v}"
+        );
+        assert_eq!(node.feed(&inc, "i_ack").await.len(), 1);
+        node.server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    a_linked_member_without_incidents_manage_changes_nothing,
+    |url: String| async move {
+        // spec: RSP-310 (acts as the linked member), RSP-522 (a Viewer reads but does not act)
+        let fake = FakeSlack::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(dir.path(), &url, &fake).await;
+        let iid = node.slack_integration().await;
+        let viewer = node
+            .api(
+                "/member/invite",
+                json!({"members": [{"email": "v@example.com", "member_name": "Vi", "role_ids": [8]}]}),
+            )
+            .await["items"][0]["member_id"]
+            .as_i64()
+            .unwrap();
+        // A pending member cannot be linked: links need an enabled member.
+        let msg = node
+            .invalid(
+                "/im/person/link",
+                json!({"integration_id": iid, "person_id": viewer, "im_user_id": "U0VIEWER"}),
+            )
+            .await;
+        assert!(msg.starts_with("person_id"), "{msg}");
+        // Signing in once enables the member (RSP-551).
+        node.server
+            .store()
+            .create_session(node.account, viewer, 60_000, node.now())
+            .await
+            .unwrap();
+        node.api(
+            "/im/person/link",
+            json!({"integration_id": iid, "person_id": viewer, "im_user_id": "U0VIEWER"}),
+        )
+        .await;
+        // The same Slack user cannot be linked to a second member.
+        let msg = node
+            .invalid(
+                "/im/person/link",
+                json!({"integration_id": iid, "person_id": node.owner, "im_user_id": "U0VIEWER"}),
+            )
+            .await;
+        assert!(msg.contains("already linked"), "{msg}");
+
+        let inc = node.incident("db-2", "db down & out").await;
+        let respond = fake.url("/respond/2");
+        let status = node
+            .press(
+                iid,
+                "U0VIEWER",
+                json!({"action_id": "klaxon_ack", "value": inc}),
+                &respond,
+                Signing::Good,
+            )
+            .await;
+        assert_eq!(status, 200);
+        let reqs = fake.take();
+        assert_eq!(reqs.len(), 1);
+        let v: Value = serde_json::from_str(&reqs[0].body).unwrap();
+        assert_eq!(v["response_type"], "ephemeral");
+        assert!(
+            v["text"].as_str().unwrap().contains("Incidents Manage"),
+            "{v}"
+        );
+        assert_eq!(node.info(&inc).await["progress"], "Triggered");
+        assert!(node.feed(&inc, "i_ack").await.is_empty());
+
+        // Unlinked, the same user is told to link their account.
+        node.api(
+            "/im/person/unlink",
+            json!({"integration_id": iid, "person_id": viewer}),
+        )
+        .await;
+        node.press(
+            iid,
+            "U0VIEWER",
+            json!({"action_id": "klaxon_ack", "value": inc}),
+            &respond,
+            Signing::Good,
+        )
+        .await;
+        let v: Value = serde_json::from_str(&fake.take()[0].body).unwrap();
+        assert!(v["text"].as_str().unwrap().contains("not linked"), "{v}");
+        node.server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    an_unlinked_member_fails_app_not_linked_and_falls_back_to_sms_and_email,
+    |url: String| async move {
+        // spec: RSP-332 (app_not_linked), RSP-281, RSP-287 (fallback sms + email, not a
+        // channel already in the firing; reason fallback; i_notify fallback: true)
+        let fake = FakeSlack::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(dir.path(), &url, &fake).await;
+        node.slack_integration().await;
+        node.rule(json!(["slack_app", "email"]), "").await;
+        let inc = node.incident("db-3", "db down & out").await;
+        let before = node
+            .server
+            .store()
+            .delivery_states(node.account, &inc)
+            .await
+            .unwrap();
+        let channels: Vec<&str> = before.iter().map(|s| s.channel.as_str()).collect();
+        assert_eq!(channels, ["slack_app", "email"]);
+        node.deliver().await;
+        assert!(fake.take().is_empty(), "nothing reaches Slack");
+        let after = node
+            .server
+            .store()
+            .delivery_states(node.account, &inc)
+            .await
+            .unwrap();
+        let slack = after.iter().find(|s| s.channel == "slack_app").unwrap();
+        assert_eq!(
+            (slack.status.as_str(), slack.failed_reason.as_str()),
+            ("failed", "app_not_linked")
+        );
+        // Only SMS is added: e-mail was already part of the firing.
+        let channels: Vec<&str> = after.iter().map(|s| s.channel.as_str()).collect();
+        assert_eq!(channels, ["slack_app", "email", "sms"], "{after:?}");
+        let sms = after.iter().find(|s| s.channel == "sms").unwrap();
+        // The owner has no phone on file: the fallback itself fails, visibly.
+        assert_eq!(
+            (sms.status.as_str(), sms.failed_reason.as_str()),
+            ("failed", "contact_missing")
+        );
+        let notify = node.feed(&inc, "i_notify").await;
+        assert_eq!(notify.len(), 1, "one entry per firing");
+        let persons = notify[0]["detail"]["persons"].as_array().unwrap();
+        let slack_p = persons
+            .iter()
+            .find(|p| p["channel"] == "slack_app")
+            .unwrap();
+        assert_eq!(slack_p["failed_reason"], "app_not_linked");
+        let fb = persons.iter().find(|p| p["channel"] == "sms").unwrap();
+        assert_eq!(fb["fallback"], true);
+        assert_eq!(fb["rid"], sms.rid.as_str());
+        assert_eq!(fb["person_id"], node.owner);
+        assert!(
+            !persons
+                .iter()
+                .any(|p| p["channel"] == "email" && p["fallback"] == true)
+        );
+        node.server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    a_slack_only_firing_falls_back_to_both,
+    |url: String| async move {
+        // spec: RSP-287 (both sms and email when neither was chosen)
+        let fake = FakeSlack::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(dir.path(), &url, &fake).await;
+        node.rule(json!(["slack_app"]), "").await;
+        let inc = node.incident("db-4", "db down & out").await;
+        node.deliver().await;
+        let after = node
+            .server
+            .store()
+            .delivery_states(node.account, &inc)
+            .await
+            .unwrap();
+        let channels: Vec<&str> = after.iter().map(|s| s.channel.as_str()).collect();
+        assert_eq!(channels, ["slack_app", "sms", "email"], "{after:?}");
+        assert_eq!(after[0].failed_reason, "app_not_linked");
+        node.server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    a_press_updates_the_other_cards_of_the_incident,
+    |url: String| async move {
+        // spec: RSP-312 (every card already sent is updated to the current state)
+        let fake = FakeSlack::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(dir.path(), &url, &fake).await;
+        let iid = node.slack_integration().await;
+        let bo = node
+            .api(
+                "/member/invite",
+                json!({"members": [{"email": "bo@example.com", "member_name": "Bo", "role_ids": [6]}]}),
+            )
+            .await["items"][0]["member_id"]
+            .as_i64()
+            .unwrap();
+        node.server
+            .store()
+            .create_session(node.account, bo, 60_000, node.now())
+            .await
+            .unwrap();
+        for (person, user) in [(node.owner, OWNER_SLACK), (bo, "U0BO")] {
+            node.api(
+                "/im/person/link",
+                json!({"integration_id": iid, "person_id": person, "im_user_id": user}),
+            )
+            .await;
+        }
+        node.rule_for(&[node.owner, bo], json!(["slack_app"]), "")
+            .await;
+        let inc = node.incident("db-5", "db down & out").await;
+        let round = node.deliver().await;
+        assert_eq!((round.sent, round.failed), (2, 0), "{round:?}");
+        let mut to: Vec<String> = fake
+            .take()
+            .iter()
+            .map(|r| {
+                assert_eq!(r.path, "/api/chat.postMessage");
+                serde_json::from_str::<Value>(&r.body).unwrap()["channel"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        to.sort();
+        assert_eq!(to, ["U0BO", OWNER_SLACK]);
+
+        // The owner acknowledges on their card: it is replaced through response_url, and Bo's
+        // card is updated in place with chat.update to the same content.
+        let respond = fake.url("/respond/5");
+        let status = node
+            .press(
+                iid,
+                OWNER_SLACK,
+                json!({"action_id": "klaxon_ack", "value": inc}),
+                &respond,
+                Signing::Good,
+            )
+            .await;
+        assert_eq!(status, 200);
+        let reqs = fake.take();
+        assert_eq!(reqs.len(), 2, "{reqs:?}");
+        assert_eq!(reqs[0].path, "/respond/5");
+        let mut replaced: Value = serde_json::from_str(&reqs[0].body).unwrap();
+        let update = &reqs[1];
+        assert_eq!(update.path, "/api/chat.update");
+        assert_eq!(update.auth, format!("Bearer {BOT_TOKEN}"));
+        assert_eq!(update.content_type, "application/json; charset=utf-8");
+        let mut updated: Value = serde_json::from_str(&update.body).unwrap();
+        assert_eq!(updated["channel"], OTHER_DM_CHANNEL);
+        assert_eq!(updated["ts"], POSTED_TS);
+        assert_eq!(
+            updated["attachments"][0]["blocks"][1]["elements"][0]["text"],
+            "*Critical* · Processing"
+        );
+        let u = updated.as_object_mut().unwrap();
+        u.remove("channel");
+        u.remove("ts");
+        replaced.as_object_mut().unwrap().remove("replace_original");
+        assert_eq!(updated, replaced);
+        node.server.shutdown().await;
+    }
+);
