@@ -106,9 +106,39 @@ enum Expect {
     EmptyForBoth,
     /// A successful bulk operation that found nothing to act on (A's own finds its objects).
     NothingCounted,
+    /// A list where B has objects of its own: none of A's appear (A's own call shows them).
+    NotListed,
+    /// A list of integrations' settings: none of A's integrations in B's (A's own lists one).
+    NoIntegrationOfA,
     /// B creates something of its own that points at A's object: refused as an unknown
     /// reference (`ResourceNotFound` or `InvalidParameter`), nothing created.
     BadReference,
+}
+
+/// Names and addresses A's objects carry; none may appear in anything B is answered.
+const A_MARKS: &[&str] = &[
+    "A payments",
+    "A std",
+    "A shared",
+    "ann@tenant-a.example",
+    "A ackers",
+    "A ci",
+    "A hosts",
+];
+
+fn shows_a(b: &Value) -> bool {
+    let text = b["data"].to_string();
+    A_MARKS.iter().any(|m| text.contains(m))
+}
+
+/// Whether a list's items name one of A's integrations.
+fn lists_integration(b: &Value, o: &Owned) -> bool {
+    items(b).is_some_and(|items| {
+        items.iter().any(|i| {
+            let id = i["integration_id"].as_i64();
+            id == Some(o.dedicated) || id == Some(o.shared)
+        })
+    })
 }
 
 /// The ids of every object A created.
@@ -123,6 +153,7 @@ struct Owned {
     schedule: i64,
     team: i64,
     member: i64,
+    owner: i64,
     template: String,
     webhook: i64,
     field: String,
@@ -323,6 +354,7 @@ async fn populate(ts: &TestServer) -> Owned {
         schedule,
         team,
         member,
+        owner,
         template,
         webhook,
         field,
@@ -401,7 +433,9 @@ async fn snapshot(ts: &TestServer, reads: &[(&'static str, Value)]) -> Vec<Value
 /// then deletions in dependency order, so that A's replay of the same rows succeeds row by
 /// row.
 fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
-    use Expect::{BadReference, Empty, EmptyForBoth, Missing, NothingCounted};
+    use Expect::{
+        BadReference, Empty, EmptyForBoth, Missing, NoIntegrationOfA, NotListed, NothingCounted,
+    };
     let now = now_secs();
     let ch = o.channel;
     let window = json!({"start_time": now - DAY, "end_time": now + 3600});
@@ -530,6 +564,17 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
         ("/schedule/list", json!({}), Empty),
         ("/team/list", json!({}), Empty),
         ("/alert-event/list", json!({}), Empty),
+        ("/route/list", json!({"integration_ids": [o.shared]}), Empty),
+        ("/channel/list", json!({}), NotListed),
+        ("/integration/list", json!({}), NotListed),
+        ("/member/list", json!({}), NotListed),
+        ("/role/list", json!({}), NotListed),
+        ("/app-key/list", json!({}), NotListed),
+        (
+            "/alert-event/outcome/list",
+            json!({"channel_ids": [ch]}),
+            Empty,
+        ),
         (
             "/schedule/infos",
             json!({"schedule_ids": [o.schedule]}),
@@ -598,6 +643,9 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
             json!({"integration_id": o.dedicated, "rules": [{"kind": "alert_drop"}]}),
             Missing,
         ),
+        // Account-wide lists by integration (A's replay has just configured one of each).
+        ("/enrichment/list", json!({}), NoIntegrationOfA),
+        ("/alert/pipeline/list", json!({}), NoIntegrationOfA),
         (
             "/channel/escalate/rule/update",
             json!({"channel_id": ch, "rule_id": o.rule, "rule_name": "B's",
@@ -759,6 +807,11 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
             Missing,
         ),
         (
+            "/enrichment/mapping/data/upload",
+            json!({"schema_id": o.schema, "csv": "host,owner\nh1,B\n"}),
+            Missing,
+        ),
+        (
             "/enrichment/mapping/data/upsert",
             json!({"schema_id": o.schema, "row": {"host": "h1", "owner": "B"}}),
             Missing,
@@ -777,6 +830,11 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
         (
             "/incident/responder/add",
             json!({"incident_id": o.incident, "person_ids": [o.member]}),
+            Missing,
+        ),
+        (
+            "/incident/assign",
+            json!({"incident_id": o.incident, "assigned_to": {"person_ids": [o.owner]}}),
             Missing,
         ),
         (
@@ -810,11 +868,6 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
             Missing,
         ),
         (
-            "/incident/merge",
-            json!({"target_incident_id": o.incident, "source_incident_ids": [o.incident2]}),
-            Missing,
-        ),
-        (
             "/incident/resolve",
             json!({"incident_ids": [o.incident]}),
             Missing,
@@ -827,6 +880,17 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
         (
             "/incident/close",
             json!({"incident_ids": [o.incident]}),
+            Missing,
+        ),
+        // Merging moves A's alert and then A's closed incident into A's open second one.
+        (
+            "/alert/merge",
+            json!({"incident_id": o.incident2, "alert_ids": [o.alert]}),
+            Missing,
+        ),
+        (
+            "/incident/merge",
+            json!({"target_incident_id": o.incident2, "source_incident_ids": [o.incident]}),
             Missing,
         ),
         // B's own new objects may not point at A's.
@@ -952,6 +1016,8 @@ on_both_backends!(
                     s == 200 && items(&b).is_some_and(|items| items.is_empty())
                 }
                 Expect::NothingCounted => s == 200 && b["data"]["objects"] == 0,
+                Expect::NotListed => s == 200 && !shows_a(&b),
+                Expect::NoIntegrationOfA => s == 200 && !lists_integration(&b, &owned),
                 Expect::BadReference => {
                     s != 200
                         && (b["error"]["code"] == "ResourceNotFound"
@@ -994,6 +1060,8 @@ on_both_backends!(
                 Expect::NothingCounted => {
                     s == 200 && b["data"]["objects"].as_i64().is_some_and(|n| n > 0)
                 }
+                Expect::NotListed => s == 200 && shows_a(&b),
+                Expect::NoIntegrationOfA => s == 200 && lists_integration(&b, &owned),
             };
             if !good {
                 refused.push(format!("{path} {body} -> {s} {b}"));
