@@ -1,8 +1,10 @@
 //! Tenant isolation through the Open API (DESIGN.md principle 6): several accounts share one
 //! database, and an account's APP key must never read or change another account's objects.
-//! Account A creates one object of every kind; account B, with its own key, calls each
-//! `info`/`list`/`update`/`delete`/action endpoint with A's ids. Every answer must be a
-//! not-found or an empty list, and A's objects must read the same afterwards with A's key.
+//! Account A creates one object of each kind; account B, with its own key, calls each
+//! `info`/`list`/`update`/`delete`/action endpoint with A's ids (one table row per endpoint).
+//! Every answer must be the one an unknown id gets (not-found, an empty list, an unknown
+//! reference), A's objects must read the same afterwards with A's key, and A's own key must be
+//! served on every row (the control that each request is well-formed).
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -110,10 +112,16 @@ enum Expect {
     NotListed,
     /// A list of integrations' settings: none of A's integrations in B's (A's own lists one).
     NoIntegrationOfA,
+    /// B creates an object of its own under an id A also uses: `created` for B, a
+    /// replacement of its own for A.
+    OwnCopy,
     /// B creates something of its own that points at A's object: refused as an unknown
     /// reference (`ResourceNotFound` or `InvalidParameter`), nothing created.
     BadReference,
 }
+
+/// The id of A's holiday set.
+const HOLIDAYS: &str = "a.holidays.2025";
 
 /// Names and addresses A's objects carry; none may appear in anything B is answered.
 const A_MARKS: &[&str] = &[
@@ -124,6 +132,7 @@ const A_MARKS: &[&str] = &[
     "A ackers",
     "A ci",
     "A hosts",
+    "A holidays",
 ];
 
 fn shows_a(b: &Value) -> bool {
@@ -315,6 +324,13 @@ async fn populate(ts: &TestServer) -> Owned {
     .await["role_id"]
         .as_i64()
         .unwrap();
+    // Holiday set ids are chosen by the account, so another account may reuse this one.
+    a(
+        "/calendar/holiday/import",
+        json!({"id": HOLIDAYS, "name": "A holidays",
+               "entries": {"2025-10-01": "holiday", "2025-10-11": "workday"}}),
+    )
+    .await;
     let app_key_id = a("/app-key/create", json!({"key_name": "A ci"})).await["key_id"]
         .as_i64()
         .unwrap();
@@ -401,6 +417,7 @@ fn witness_reads(o: &Owned) -> Vec<(&'static str, Value)> {
         ("/webhook/info", json!({"integration_id": o.webhook})),
         ("/field/info", json!({"field_id": o.field})),
         ("/calendar/info", json!({"cal_id": o.calendar})),
+        ("/calendar/holiday/list", json!({})),
         (
             "/enrichment/mapping/schema/info",
             json!({"schema_id": o.schema}),
@@ -435,6 +452,7 @@ async fn snapshot(ts: &TestServer, reads: &[(&'static str, Value)]) -> Vec<Value
 fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
     use Expect::{
         BadReference, Empty, EmptyForBoth, Missing, NoIntegrationOfA, NotListed, NothingCounted,
+        OwnCopy,
     };
     let now = now_secs();
     let ch = o.channel;
@@ -816,6 +834,19 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
             json!({"schema_id": o.schema, "row": {"host": "h1", "owner": "B"}}),
             Missing,
         ),
+        (
+            "/enrichment/mapping/data/download",
+            json!({"schema_id": o.schema}),
+            Missing,
+        ),
+        ("/calendar/holiday/list", json!({}), NotListed),
+        // B importing a set under A's id makes B's own set; A's stays as it was (the
+        // snapshot) and A's replay replaces its own.
+        (
+            "/calendar/holiday/import",
+            json!({"id": HOLIDAYS, "name": "B holidays", "entries": {"2025-12-25": "holiday"}}),
+            OwnCopy,
+        ),
         // Incident actions, in an order A's replay can follow (open ones before closing).
         (
             "/incident/comment",
@@ -967,6 +998,11 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
         ("/field/delete", json!({"field_id": o.field}), Missing),
         ("/calendar/delete", json!({"cal_id": o.calendar}), Missing),
         (
+            "/enrichment/mapping/data/delete",
+            json!({"schema_id": o.schema, "source": {"host": "h1"}}),
+            Missing,
+        ),
+        (
             "/enrichment/mapping/schema/delete",
             json!({"schema_id": o.schema}),
             Missing,
@@ -1017,6 +1053,7 @@ on_both_backends!(
                 }
                 Expect::NothingCounted => s == 200 && b["data"]["objects"] == 0,
                 Expect::NotListed => s == 200 && !shows_a(&b),
+                Expect::OwnCopy => s == 200 && b["data"]["created"] == true,
                 Expect::NoIntegrationOfA => s == 200 && !lists_integration(&b, &owned),
                 Expect::BadReference => {
                     s != 200
@@ -1061,6 +1098,7 @@ on_both_backends!(
                     s == 200 && b["data"]["objects"].as_i64().is_some_and(|n| n > 0)
                 }
                 Expect::NotListed => s == 200 && shows_a(&b),
+                Expect::OwnCopy => s == 200 && b["data"]["created"] == false,
                 Expect::NoIntegrationOfA => s == 200 && lists_integration(&b, &owned),
             };
             if !good {
