@@ -300,12 +300,33 @@ impl Node {
         response_url: &str,
         signing: Signing,
     ) -> u16 {
+        self.press_in(
+            DM_CHANNEL,
+            integration_id,
+            user,
+            action,
+            response_url,
+            signing,
+        )
+        .await
+    }
+
+    /// [`Self::press`] on a card posted in `channel`.
+    async fn press_in(
+        &self,
+        channel: &str,
+        integration_id: i64,
+        user: &str,
+        action: Value,
+        response_url: &str,
+        signing: Signing,
+    ) -> u16 {
         let payload = json!({
             "type": "block_actions",
             "user": {"id": user, "username": "someone", "team_id": "T0TEAM"},
             "team": {"id": "T0TEAM", "domain": "ops"},
             "api_app_id": "A0APP",
-            "container": {"type": "message", "message_ts": POSTED_TS, "channel_id": DM_CHANNEL},
+            "container": {"type": "message", "message_ts": POSTED_TS, "channel_id": channel},
             "response_url": response_url,
             "actions": [action],
         });
@@ -989,7 +1010,8 @@ on_both_backends!(
     |url: String| async move {
         // spec: RSP-288 (group chats get the same interactive card), RSP-289 (linked Slack
         // users as <@U…>, others as plain @name), RSP-310 (a press in a channel acts as the
-        // clicking user), RSP-153 (a level may notify chats only)
+        // clicking user), RSP-312 (the other channel's card is updated), RSP-153 (a level
+        // may notify chats only)
         let fake = FakeSlack::start().await;
         let dir = tempfile::tempdir().unwrap();
         let node = Node::start(dir.path(), &url, &fake).await;
@@ -1085,11 +1107,12 @@ on_both_backends!(
             assert_eq!(serde_json::from_str::<Value>(&req.body).unwrap(), want);
         }
 
-        // The owner acknowledges from the channel: the action is theirs, and the pressed card
-        // is replaced.
+        // The owner acknowledges from the card in C0OPS: the action is theirs, the pressed card
+        // is replaced, and the card in C0DEV is updated in place to the same content (RSP-312).
         let respond = fake.url("/respond/ch");
         let status = node
-            .press(
+            .press_in(
+                "C0OPS",
                 iid,
                 OWNER_SLACK,
                 json!({"action_id": "klaxon_ack", "value": inc}),
@@ -1105,13 +1128,25 @@ on_both_backends!(
         assert_eq!(acks[0]["creator_id"], node.owner);
         assert_eq!(acks[0]["detail"]["from"], "card");
         let reqs = fake.take();
+        assert_eq!(reqs.len(), 2, "{reqs:?}");
         assert_eq!(reqs[0].path, "/respond/ch");
-        let replaced: Value = serde_json::from_str(&reqs[0].body).unwrap();
+        let mut replaced: Value = serde_json::from_str(&reqs[0].body).unwrap();
         assert_eq!(replaced["replace_original"], true);
         assert_eq!(
             replaced["attachments"][0]["blocks"][1]["elements"][0]["text"],
             "*Critical* · Processing"
         );
+        let update = &reqs[1];
+        assert_eq!(update.path, "/api/chat.update");
+        assert_eq!(update.auth, format!("Bearer {BOT_TOKEN}"));
+        let mut updated: Value = serde_json::from_str(&update.body).unwrap();
+        assert_eq!(updated["channel"], "C0DEV");
+        assert_eq!(updated["ts"], POSTED_TS);
+        let u = updated.as_object_mut().unwrap();
+        u.remove("channel");
+        u.remove("ts");
+        replaced.as_object_mut().unwrap().remove("replace_original");
+        assert_eq!(updated, replaced);
         node.server.shutdown().await;
     }
 );
