@@ -356,8 +356,18 @@ impl Deliverer {
             let body = self.templated(d, &inc, &contacts, now).await?;
             return self.direct(d, &recipient, &msg, body.as_ref()).await;
         }
+        if d.channel == "slack_app" {
+            let integration = self.slack_chat_integration(d).await?;
+            let mentions = self
+                .slack_mentions(d, &integration, &mention_ids, &contacts)
+                .await?;
+            let card = self.slack_card(d, &inc, &contacts, &msg, now).await?;
+            let message = crate::slack::chat_message(&card, &mentions);
+            return self.slack_chats(d, &integration, &message).await;
+        }
         if d.channel.ends_with("_app") {
-            // IM app integrations (1.21) are a later slice: nothing can post to their chats.
+            // Only the Slack app exists among the IM app integrations (1.21): nothing can
+            // post to the other platforms' chats.
             return Err(SendError::Permanent("provider_error:not_configured".into()));
         }
         let mentions: Vec<Mention> = mention_ids
@@ -460,6 +470,14 @@ impl Deliverer {
             }
             return Err(all_failed(errors));
         }
+        if d.channel == "slack_app" {
+            let integration = self.slack_chat_integration(d).await?;
+            let mentions = self
+                .slack_mentions(d, &integration, &mention_ids, &contacts)
+                .await?;
+            let message = crate::slack::reminder_message(&msg.text(), &mentions);
+            return self.slack_chats(d, &integration, &message).await;
+        }
         if d.channel.ends_with("_app") {
             return Err(SendError::Permanent("provider_error:not_configured".into()));
         }
@@ -511,15 +529,39 @@ impl Deliverer {
         else {
             return Err(SendError::Permanent("app_not_linked".into()));
         };
+        let card = self.slack_card(d, inc, contacts, msg, now).await?;
+        inner
+            .http
+            .slack_post_message(
+                &inner.config.slack_api_base,
+                &integration.bot_token,
+                &d.rid,
+                &slack_user,
+                &crate::slack::message(&card),
+            )
+            .await
+    }
+
+    /// The Slack card of an incident as it is now (RSP-286), with the rendered `slack_app`
+    /// template as its body; the same for a direct message and a channel (RSP-288).
+    async fn slack_card(
+        &self,
+        d: &PendingDelivery,
+        inc: &klaxon_core::model::Incident,
+        contacts: &HashMap<i64, MemberContact>,
+        msg: &Message,
+        now: Millis,
+    ) -> Result<crate::slack::Card, SendError> {
+        let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
         let body = self
             .templated(d, inc, contacts, now)
             .await?
             .map(|o| o.text)
             .unwrap_or_default();
-        let time_zone = templating::account_zone(&inner.store, d.account_id)
+        let time_zone = templating::account_zone(&self.inner.store, d.account_id)
             .await
             .map_err(store_err)?;
-        let card = crate::slack::Card {
+        Ok(crate::slack::Card {
             incident_id: inc.incident_id.clone(),
             num: inc.num.clone(),
             title: inc.title.clone(),
@@ -531,17 +573,169 @@ impl Deliverer {
             detail_url: msg.detail_url.clone(),
             time_zone,
             note: String::new(),
+        })
+    }
+
+    /// The Slack integration a `slack_app` chat row names in `settings.integration_id`.
+    /// A missing, foreign, non-Slack or disabled integration is a permanent failure: no
+    /// retry can make the chat reachable.
+    async fn slack_chat_integration(
+        &self,
+        d: &PendingDelivery,
+    ) -> Result<klaxon_store::ImIntegration, SendError> {
+        let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
+        let settings = d.target.get("settings").unwrap_or(&Value::Null);
+        let Some(id) = settings
+            .get("integration_id")
+            .and_then(Value::as_i64)
+            .filter(|id| *id > 0)
+        else {
+            return Err(SendError::Permanent(
+                "provider_error:the chat names no IM integration".into(),
+            ));
         };
-        inner
-            .http
-            .slack_post_message(
-                &inner.config.slack_api_base,
-                &integration.bot_token,
-                &d.rid,
-                &slack_user,
-                &crate::slack::message(&card),
-            )
+        let Some(integration) = self
+            .inner
+            .store
+            .im_integration(d.account_id, id)
             .await
+            .map_err(store_err)?
+        else {
+            return Err(SendError::Permanent(format!(
+                "provider_error:IM integration {id} does not exist"
+            )));
+        };
+        if integration.kind != "slack" {
+            return Err(SendError::Permanent(format!(
+                "provider_error:IM integration {id} is a {} integration, not a Slack one",
+                integration.kind
+            )));
+        }
+        if integration.status != "enabled" {
+            return Err(SendError::Permanent(format!(
+                "provider_error:IM integration {id} is disabled"
+            )));
+        }
+        Ok(integration)
+    }
+
+    /// RSP-289: the mentions of a Slack channel message, in the order the row lists the
+    /// members: the Slack user linked on the chat's integration, else the plain name.
+    /// Members who are no longer enabled are left out, as in every group message.
+    async fn slack_mentions(
+        &self,
+        d: &PendingDelivery,
+        integration: &klaxon_store::ImIntegration,
+        mention_ids: &[i64],
+        contacts: &HashMap<i64, MemberContact>,
+    ) -> Result<Vec<String>, SendError> {
+        let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
+        let links: HashMap<i64, String> = self
+            .inner
+            .store
+            .im_links(d.account_id, integration.integration_id)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .map(|l| (l.member_id, l.im_user_id))
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        Ok(mention_ids
+            .iter()
+            .filter(|id| seen.insert(**id))
+            .filter_map(|id| {
+                let c = contacts.get(id).filter(|c| c.status == "enabled")?;
+                Some(crate::slack::mention(
+                    links.get(id).map(String::as_str),
+                    &c.name,
+                ))
+            })
+            .collect())
+    }
+
+    /// Posts `message` with `chat.postMessage` to every channel of a `slack_app` chat row
+    /// (`settings.chat_ids`) through its integration's bot token. Every chat is tried; the
+    /// row is sent when all accepted it, with their `<channel>/<ts>` references joined by
+    /// spaces. A chat the app cannot post to any more fails with `chat_unavailable`
+    /// (RSP-300). A transient failure of any chat retries the row, which posts to every chat
+    /// again: at least once, as for every delivery.
+    async fn slack_chats(
+        &self,
+        d: &PendingDelivery,
+        integration: &klaxon_store::ImIntegration,
+        message: &Value,
+    ) -> Result<String, SendError> {
+        let inner = &self.inner;
+        let chats: Vec<&str> = d
+            .target
+            .get("settings")
+            .and_then(|s| s.get("chat_ids"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .filter(|c| !c.trim().is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if chats.is_empty() {
+            return Err(SendError::Permanent(
+                "provider_error:the chat lists no Slack channel".into(),
+            ));
+        }
+        let mut refs: Vec<String> = Vec::new();
+        let mut rate_limited: Option<String> = None;
+        let mut transient: Option<String> = None;
+        let mut permanent: Vec<(String, String)> = Vec::new();
+        for chat in chats {
+            let chat = chat.trim();
+            match inner
+                .http
+                .slack_post_message(
+                    &inner.config.slack_api_base,
+                    &integration.bot_token,
+                    &d.rid,
+                    chat,
+                    message,
+                )
+                .await
+            {
+                Ok(r) => refs.push(r),
+                Err(SendError::RateLimited(t)) => {
+                    rate_limited.get_or_insert(format!("{chat}: {t}"));
+                }
+                Err(SendError::Transient(t)) => {
+                    transient.get_or_insert(format!("{chat}: {t}"));
+                }
+                Err(SendError::Permanent(r)) => {
+                    let text = r.strip_prefix("provider_error:").unwrap_or(&r).to_string();
+                    permanent.push((chat.to_string(), text));
+                }
+            }
+        }
+        if let Some(t) = rate_limited {
+            return Err(SendError::RateLimited(t));
+        }
+        if let Some(t) = transient {
+            return Err(SendError::Transient(t));
+        }
+        if permanent.is_empty() {
+            return Ok(refs.join(" "));
+        }
+        if permanent
+            .iter()
+            .all(|(_, e)| crate::slack::chat_unavailable(e))
+        {
+            return Err(SendError::Permanent("chat_unavailable".into()));
+        }
+        let texts: Vec<String> = permanent
+            .iter()
+            .map(|(chat, e)| format!("{chat}: {e}"))
+            .collect();
+        Err(SendError::Permanent(format!(
+            "provider_error:{}",
+            crate::providers::clean(&texts.join(" | "))
+        )))
     }
 
     /// The templated text of a direct SMS, voice, e-mail or Slack app send (RSP-340,

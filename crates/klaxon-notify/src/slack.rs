@@ -192,6 +192,51 @@ pub fn message(card: &Card) -> Value {
     })
 }
 
+/// How a group message names a responder (RSP-289): the linked Slack user as a real mention,
+/// which notifies them; without a link only the name, as plain `@name` text.
+pub fn mention(slack_user: Option<&str>, name: &str) -> String {
+    match slack_user {
+        Some(u) if !u.is_empty() => format!("<@{u}>"),
+        _ => format!("@{}", escape(name)),
+    }
+}
+
+/// The card posted into a Slack channel (RSP-288): the direct-message card, with the
+/// mentions (already formatted by [`mention`]) added to the message `text`. Slack shows that
+/// text above the card and notifies the mentioned users from it.
+pub fn chat_message(card: &Card, mentions: &[String]) -> Value {
+    let mut m = message(card);
+    if !mentions.is_empty() {
+        let text = format!(
+            "{}\n{}",
+            m["text"].as_str().unwrap_or_default(),
+            mentions.join(" ")
+        );
+        m["text"] = Value::String(text);
+    }
+    m
+}
+
+/// A shift reminder posted into a Slack channel (RSP-232): plain text without buttons, the
+/// recipients mentioned under it.
+pub fn reminder_message(text: &str, mentions: &[String]) -> Value {
+    let mut s = escape(text);
+    if !mentions.is_empty() {
+        s.push_str("\n\n");
+        s.push_str(&mentions.join(" "));
+    }
+    json!({ "text": s })
+}
+
+/// Slack's errors for a channel the app can no longer post to (archived, deleted, or the app
+/// removed from it): RSP-300's `chat_unavailable`.
+pub fn chat_unavailable(error: &str) -> bool {
+    matches!(
+        error,
+        "channel_not_found" | "not_in_channel" | "is_archived"
+    )
+}
+
 /// What a pressed control asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -463,6 +508,28 @@ mod tests {
             .clone();
         assert_eq!(actions["elements"].as_array().unwrap().len(), 1);
         assert_eq!(actions["elements"][0]["action_id"], ACTION_DETAILS);
+    }
+
+    #[test]
+    fn channel_cards_and_reminders_mention_the_recipients() {
+        // spec: RSP-289 (linked identity, else plain @name), RSP-288, RSP-232
+        let mentions = vec![mention(Some("U0ANN"), "Ann"), mention(None, "Bo <b>")];
+        assert_eq!(mentions, ["<@U0ANN>", "@Bo &lt;b&gt;"]);
+        let m = chat_message(&card(), &mentions);
+        assert_eq!(
+            m["text"],
+            "INC #293A4B db &lt;down&gt;\n<@U0ANN> @Bo &lt;b&gt;"
+        );
+        // Everything else is the direct-message card.
+        assert_eq!(m["attachments"], message(&card())["attachments"]);
+        assert_eq!(chat_message(&card(), &[]), message(&card()));
+        assert_eq!(
+            reminder_message("On call: A & B", &mentions),
+            json!({"text": "On call: A &amp; B\n\n<@U0ANN> @Bo &lt;b&gt;"})
+        );
+        assert_eq!(reminder_message("x", &[]), json!({"text": "x"}));
+        assert!(chat_unavailable("not_in_channel"));
+        assert!(!chat_unavailable("invalid_auth"));
     }
 
     #[test]

@@ -252,32 +252,49 @@ async fn update_cards(
         }
     };
     for d in sent.iter().filter(|d| {
-        d.channel == "slack_app"
-            && d.status == "sent"
-            && d.person_id != 0
-            && !d.provider_message_id.is_empty()
-            && d.provider_message_id != pressed
+        d.channel == "slack_app" && d.status == "sent" && !d.provider_message_id.is_empty()
     }) {
-        // The integration that links the recipient now; a card sent through one that is gone
-        // or unlinked since cannot be reached any more.
-        let Ok(Some((integration, _))) = state
-            .store
-            .im_target(account_id, "slack", d.person_id)
-            .await
-        else {
-            continue;
+        let integration = if d.person_id != 0 {
+            // The integration that links the recipient now; a card sent through one that is
+            // gone or unlinked since cannot be reached any more.
+            match state
+                .store
+                .im_target(account_id, "slack", d.person_id)
+                .await
+            {
+                Ok(Some((integration, _))) => integration,
+                _ => continue,
+            }
+        } else {
+            // A channel card: the integration the chat names, while it is still a usable
+            // Slack integration.
+            match state
+                .store
+                .im_integration(account_id, d.chat_integration_id)
+                .await
+            {
+                Ok(Some(i)) if i.kind == "slack" && i.status == "enabled" => i,
+                _ => continue,
+            }
         };
-        if let Err(e) = state
-            .im_http
-            .slack_update_message(
-                &state.config.notify.slack_api_base,
-                &integration.bot_token,
-                &d.provider_message_id,
-                &message,
-            )
-            .await
+        // A channel row posted one card per channel, their references separated by spaces.
+        for card_ref in d
+            .provider_message_id
+            .split_whitespace()
+            .filter(|r| *r != pressed)
         {
-            tracing::warn!(error = ?e, rid = %d.rid, "updating a Slack card failed");
+            if let Err(e) = state
+                .im_http
+                .slack_update_message(
+                    &state.config.notify.slack_api_base,
+                    &integration.bot_token,
+                    card_ref,
+                    &message,
+                )
+                .await
+            {
+                tracing::warn!(error = ?e, rid = %d.rid, "updating a Slack card failed");
+            }
         }
     }
 }

@@ -56,6 +56,9 @@ pub struct DeliveryState {
     pub next_attempt_at: Millis,
     pub provider_message_id: String,
     pub sent_at: Millis,
+    /// The IM integration a group-chat row posts through (`target.settings.integration_id`),
+    /// 0 for other rows: updating the cards it posted needs that integration's token.
+    pub chat_integration_id: i64,
 }
 
 /// What a sender needs to know about one member (response.md 1.3).
@@ -473,7 +476,7 @@ impl Store {
         let mut conn = self.inner.read.acquire().await?;
         let mut sql = Sql::new(
             "SELECT rid, channel, person_id, status, failed_reason, attempts, next_attempt_at, \
-             provider_message_id, sent_at FROM notifications WHERE account_id = ",
+             provider_message_id, sent_at, target FROM notifications WHERE account_id = ",
         );
         sql.bind(account_id)
             .push(" AND incident_id = ")
@@ -494,6 +497,12 @@ impl Store {
                     next_attempt_at: get_i64(r, "next_attempt_at")?,
                     provider_message_id: get_str(r, "provider_message_id")?,
                     sent_at: get_i64(r, "sent_at")?,
+                    chat_integration_id: serde_json::from_str::<serde_json::Value>(&get_str(
+                        r, "target",
+                    )?)
+                    .ok()
+                    .and_then(|t| t["settings"]["integration_id"].as_i64())
+                    .unwrap_or(0),
                 })
             })
             .collect()

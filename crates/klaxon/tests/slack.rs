@@ -28,6 +28,7 @@ const OWNER_SLACK: &str = "U0OWNER1";
 const DM_CHANNEL: &str = "D0SLACK1";
 const OTHER_DM_CHANNEL: &str = "D0SLACK2";
 const POSTED_TS: &str = "1700000000.000100";
+const GONE_CHANNEL: &str = "C0GONE";
 
 // ---- a fake Slack ----
 
@@ -88,13 +89,17 @@ async fn handle(
     let path = uri.path().to_string();
     let answer = if path == "/api/chat.postMessage" || path == "/api/chat.update" {
         let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        // Each user's DM with the app is a channel of its own.
+        // Each user's DM with the app is a channel of its own; a Slack channel (`C…`) is
+        // answered as itself, and GONE_CHANNEL is one the app was removed from.
         let channel = match v["channel"].as_str() {
             Some(OWNER_SLACK) | Some(DM_CHANNEL) => DM_CHANNEL,
+            Some(c) if c.starts_with('C') => c,
             _ => OTHER_DM_CHANNEL,
         };
         if h("authorization") != format!("Bearer {BOT_TOKEN}") {
             json!({"ok": false, "error": "invalid_auth"}).to_string()
+        } else if channel == GONE_CHANNEL {
+            json!({"ok": false, "error": "not_in_channel"}).to_string()
         } else {
             json!({"ok": true, "channel": channel, "ts": POSTED_TS}).to_string()
         }
@@ -295,12 +300,33 @@ impl Node {
         response_url: &str,
         signing: Signing,
     ) -> u16 {
+        self.press_in(
+            DM_CHANNEL,
+            integration_id,
+            user,
+            action,
+            response_url,
+            signing,
+        )
+        .await
+    }
+
+    /// [`Self::press`] on a card posted in `channel`.
+    async fn press_in(
+        &self,
+        channel: &str,
+        integration_id: i64,
+        user: &str,
+        action: Value,
+        response_url: &str,
+        signing: Signing,
+    ) -> u16 {
         let payload = json!({
             "type": "block_actions",
             "user": {"id": user, "username": "someone", "team_id": "T0TEAM"},
             "team": {"id": "T0TEAM", "domain": "ops"},
             "api_app_id": "A0APP",
-            "container": {"type": "message", "message_ts": POSTED_TS, "channel_id": DM_CHANNEL},
+            "container": {"type": "message", "message_ts": POSTED_TS, "channel_id": channel},
             "response_url": response_url,
             "actions": [action],
         });
@@ -975,6 +1001,362 @@ on_both_backends!(
         u.remove("ts");
         replaced.as_object_mut().unwrap().remove("replace_original");
         assert_eq!(updated, replaced);
+        node.server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    slack_channels_get_the_card_with_the_responders_mentioned,
+    |url: String| async move {
+        // spec: RSP-288 (group chats get the same interactive card), RSP-289 (linked Slack
+        // users as <@U…>, others as plain @name), RSP-310 (a press in a channel acts as the
+        // clicking user), RSP-312 (the other channel's card is updated), RSP-153 (a level
+        // may notify chats only)
+        let fake = FakeSlack::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(dir.path(), &url, &fake).await;
+        let iid = node.slack_integration().await;
+        let bo = node
+            .api(
+                "/member/invite",
+                json!({"members": [{"email": "bo@example.com", "member_name": "Bo", "role_ids": [6]}]}),
+            )
+            .await["items"][0]["member_id"]
+            .as_i64()
+            .unwrap();
+        node.server
+            .store()
+            .create_session(node.account, bo, 60_000, node.now())
+            .await
+            .unwrap();
+        // Only the owner is linked: Bo is mentioned by name.
+        node.api(
+            "/im/person/link",
+            json!({"integration_id": iid, "person_id": node.owner, "im_user_id": OWNER_SLACK}),
+        )
+        .await;
+        let tid = node
+            .api(
+                "/template/create",
+                json!({"template_name": "Slack", "slack_app": "Title: {{.Title}}\n\nSeverity: {{.IncidentSeverity}}"}),
+            )
+            .await["template_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        node.api(
+            "/channel/escalate/rule/create",
+            json!({
+                "channel_id": node.channel,
+                "rule_name": "Channels",
+                "template_id": tid,
+                "layers": [{"target": {"person_ids": [node.owner, bo],
+                                       "webhooks": [{"type": "slack_app", "settings":
+                                           {"integration_id": iid, "chat_ids": ["C0OPS", "C0DEV"]}}]},
+                            "escalate_window": 30}],
+            }),
+        )
+        .await;
+        let inc = node.incident("db-ch", "db down & out").await;
+        let round = node.deliver().await;
+        assert_eq!((round.sent, round.failed), (1, 0), "{round:?}");
+        let states = node
+            .server
+            .store()
+            .delivery_states(node.account, &inc)
+            .await
+            .unwrap();
+        assert_eq!(states.len(), 1, "{states:?}");
+        assert_eq!(states[0].channel, "slack_app");
+        assert_eq!(states[0].person_id, 0);
+        assert_eq!(states[0].status, "sent");
+        assert_eq!(
+            states[0].provider_message_id,
+            format!("C0OPS/{POSTED_TS} C0DEV/{POSTED_TS}")
+        );
+
+        // One chat.postMessage per channel, through the integration's bot token, each the
+        // direct-message card with the mentions in its text.
+        let info = node.info(&inc).await;
+        let num = info["num"].as_str().unwrap().to_string();
+        let detail = format!("{}/incident/detail/{inc}", node.server.base_url());
+        let shown = Shown {
+            inc: &inc,
+            num: &num,
+            detail: &detail,
+        };
+        let reqs = fake.take();
+        assert_eq!(reqs.len(), 2, "{reqs:?}");
+        for (req, chat) in reqs.iter().zip(["C0OPS", "C0DEV"]) {
+            assert_eq!(req.path, "/api/chat.postMessage");
+            assert_eq!(req.auth, format!("Bearer {BOT_TOKEN}"));
+            assert_eq!(req.content_type, "application/json; charset=utf-8");
+            assert_eq!(req.key, states[0].rid);
+            let mut want = expected_card(
+                &shown,
+                "*Critical* · Triggered",
+                "Title: db down &amp; out\nSeverity: Critical",
+                None,
+                false,
+                true,
+            );
+            want["text"] = json!(format!(
+                "INC #{num} db down &amp; out\n<@{OWNER_SLACK}> @Bo"
+            ));
+            want["channel"] = json!(chat);
+            assert_eq!(serde_json::from_str::<Value>(&req.body).unwrap(), want);
+        }
+
+        // The owner acknowledges from the card in C0OPS: the action is theirs, the pressed card
+        // is replaced, and the card in C0DEV is updated in place to the same content (RSP-312).
+        let respond = fake.url("/respond/ch");
+        let status = node
+            .press_in(
+                "C0OPS",
+                iid,
+                OWNER_SLACK,
+                json!({"action_id": "klaxon_ack", "value": inc}),
+                &respond,
+                Signing::Good,
+            )
+            .await;
+        assert_eq!(status, 200);
+        let info = node.info(&inc).await;
+        assert_eq!(info["progress"], "Processing");
+        let acks = node.feed(&inc, "i_ack").await;
+        assert_eq!(acks.len(), 1, "{acks:?}");
+        assert_eq!(acks[0]["creator_id"], node.owner);
+        assert_eq!(acks[0]["detail"]["from"], "card");
+        let reqs = fake.take();
+        assert_eq!(reqs.len(), 2, "{reqs:?}");
+        assert_eq!(reqs[0].path, "/respond/ch");
+        let mut replaced: Value = serde_json::from_str(&reqs[0].body).unwrap();
+        assert_eq!(replaced["replace_original"], true);
+        assert_eq!(
+            replaced["attachments"][0]["blocks"][1]["elements"][0]["text"],
+            "*Critical* · Processing"
+        );
+        let update = &reqs[1];
+        assert_eq!(update.path, "/api/chat.update");
+        assert_eq!(update.auth, format!("Bearer {BOT_TOKEN}"));
+        let mut updated: Value = serde_json::from_str(&update.body).unwrap();
+        assert_eq!(updated["channel"], "C0DEV");
+        assert_eq!(updated["ts"], POSTED_TS);
+        let u = updated.as_object_mut().unwrap();
+        u.remove("channel");
+        u.remove("ts");
+        replaced.as_object_mut().unwrap().remove("replace_original");
+        assert_eq!(updated, replaced);
+        node.server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    slack_channel_sends_fail_with_a_clear_reason,
+    |url: String| async move {
+        // spec: RSP-300 (a chat the app left fails with chat_unavailable), RSP-302
+        // (a misconfigured adapter fails with provider_error:<reason>), RSP-290
+        let fake = FakeSlack::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(dir.path(), &url, &fake).await;
+        let iid = node.slack_integration().await;
+        let disabled = node
+            .api(
+                "/im/integration/create",
+                json!({"type": "slack", "name": "Old Slack", "bot_token": BOT_TOKEN,
+                       "signing_secret": SIGNING_SECRET, "status": "disabled"}),
+            )
+            .await["integration_id"]
+            .as_i64()
+            .unwrap();
+        // Only Slack can be created over the API; another platform's integration can only
+        // exist in the store.
+        let feishu = node
+            .server
+            .store()
+            .create_im_integration(
+                node.account,
+                &klaxon_store::ImIntegrationDraft {
+                    kind: "feishu".into(),
+                    name: "Feishu".into(),
+                    bot_token: "t".into(),
+                    signing_secret: "s".into(),
+                    war_room_enabled: false,
+                    status: "enabled".into(),
+                },
+                node.owner,
+                node.now(),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .integration_id;
+        let hook = |id: i64, chats: Value| json!({"type": "slack_app", "settings": {"integration_id": id, "chat_ids": chats}});
+        node.api(
+            "/channel/escalate/rule/create",
+            json!({
+                "channel_id": node.channel,
+                "rule_name": "Channels",
+                "layers": [{"target": {"person_ids": [node.owner],
+                                       "webhooks": [
+                                           hook(987_654_321, json!(["C0OPS"])),
+                                           hook(feishu, json!(["C0OPS"])),
+                                           hook(disabled, json!(["C0OPS"])),
+                                           hook(iid, json!([GONE_CHANNEL])),
+                                           hook(iid, json!(["C0OPS", GONE_CHANNEL])),
+                                       ]},
+                            "escalate_window": 30}],
+            }),
+        )
+        .await;
+        let inc = node.incident("db-fail", "db down & out").await;
+        let round = node.deliver().await;
+        assert_eq!(
+            (round.sent, round.failed, round.retried),
+            (0, 5, 0),
+            "{round:?}"
+        );
+        let states = node
+            .server
+            .store()
+            .delivery_states(node.account, &inc)
+            .await
+            .unwrap();
+        let mut reasons: Vec<String> = states.iter().map(|s| s.failed_reason.clone()).collect();
+        reasons.sort();
+        let mut want = vec![
+            "provider_error:IM integration 987654321 does not exist".to_string(),
+            format!(
+                "provider_error:IM integration {feishu} is a feishu integration, not a Slack one"
+            ),
+            format!("provider_error:IM integration {disabled} is disabled"),
+            "chat_unavailable".to_string(),
+            "chat_unavailable".to_string(),
+        ];
+        want.sort();
+        assert_eq!(reasons, want, "{states:?}");
+        assert!(states.iter().all(|s| s.attempts == 1), "{states:?}");
+        // Nothing was posted through an integration that cannot be used; the reachable
+        // channel of the last chat did get its card.
+        let mut to: Vec<String> = fake
+            .take()
+            .iter()
+            .map(|r| {
+                serde_json::from_str::<Value>(&r.body).unwrap()["channel"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        to.sort();
+        assert_eq!(to, ["C0GONE", "C0GONE", "C0OPS"]);
+        node.server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    shift_reminders_go_to_slack_channels_as_text,
+    |url: String| async move {
+        // spec: RSP-232 (group chats: one message per chat, the built-in text, the recipients
+        // mentioned), RSP-289 (linked Slack users as <@U…>)
+        use klaxon_core::schedule::{
+            self, Calendars, Group, GroupMember, Layer, ReminderChat, ReminderChatType,
+            RotationUnit, Schedule, ScheduleNotify,
+        };
+        const HOUR: i64 = 3_600_000;
+        const GHOST: i64 = 987_654;
+        let fake = FakeSlack::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(dir.path(), &url, &fake).await;
+        let iid = node.slack_integration().await;
+        node.api(
+            "/im/person/link",
+            json!({"integration_id": iid, "person_id": node.owner, "im_user_id": OWNER_SLACK}),
+        )
+        .await;
+        // The handoff is a whole hour 2 to 3 hours from now: GHOST (no member) hands over to
+        // the owner for a week.
+        let handoff = (node.now() / HOUR + 3) * HOUR;
+        node.clock
+            .0
+            .fetch_add(handoff - 2 * HOUR - node.now(), Ordering::SeqCst);
+        let group = |p| Group {
+            group_name: String::new(),
+            members: vec![GroupMember {
+                person_id: p,
+                role_id: 0,
+            }],
+        };
+        let mut settings = serde_json::Map::new();
+        settings.insert("integration_id".into(), json!(iid));
+        settings.insert("chat_ids".into(), json!(["C0OPS", "C0DEV"]));
+        let s = Schedule {
+            schedule_name: "Database primary".into(),
+            time_zone: "Europe/Paris".into(),
+            layers: vec![Layer {
+                layer_id: 1,
+                layer_name: "Weekly".into(),
+                groups: vec![group(GHOST), group(node.owner)],
+                layer_start: handoff - 7 * 24 * HOUR,
+                rotation_unit: RotationUnit::Week,
+                rotation_value: 1,
+                ..Layer::default()
+            }],
+            notify: ScheduleNotify {
+                advance_in_time: 1800,
+                by: None,
+                webhooks: vec![ReminderChat {
+                    chat_type: ReminderChatType::SlackApp,
+                    settings,
+                }],
+                ..ScheduleNotify::default()
+            },
+            ..Schedule::default()
+        };
+        let s = schedule::create_schedule(s, node.now(), Calendars::default()).unwrap();
+        let id = node
+            .server
+            .store()
+            .create_schedule(node.account, &s)
+            .await
+            .unwrap()
+            .unwrap();
+        let store = node.server.store().clone();
+        store.sweep_shift_reminders(node.now()).await.unwrap();
+        // Half an hour before the handoff.
+        node.clock.0.fetch_add(90 * 60_000, Ordering::SeqCst);
+        let sweep = store.sweep_shift_reminders(node.now()).await.unwrap();
+        assert_eq!(sweep.queued, 1, "{sweep:?}");
+        let round = node.deliver().await;
+        assert_eq!((round.sent, round.failed), (1, 0), "{round:?}");
+
+        let at = |t: i64| {
+            jiff::Timestamp::from_millisecond(t)
+                .unwrap()
+                .to_zoned_datetime(jiff::tz::TimeZone::get("Europe/Paris").unwrap())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        };
+        let text = format!(
+            "Shift reminder: Database primary hands over at {h}\n\
+             Owner goes on call at {h} until {end}.\n\
+             member {GHOST} goes off call at {h}.\n\
+             Schedule: {base}/schedules/{id}\n\n<@{OWNER_SLACK}>",
+            h = at(handoff),
+            end = at(handoff + 7 * 24 * HOUR),
+            base = node.server.base_url(),
+        );
+        let reqs = fake.take();
+        assert_eq!(reqs.len(), 2, "{reqs:?}");
+        for (req, chat) in reqs.iter().zip(["C0OPS", "C0DEV"]) {
+            assert_eq!(req.path, "/api/chat.postMessage");
+            assert_eq!(req.auth, format!("Bearer {BOT_TOKEN}"));
+            // Plain text, no card and no buttons.
+            assert_eq!(
+                serde_json::from_str::<Value>(&req.body).unwrap(),
+                json!({"channel": chat, "text": text})
+            );
+        }
         node.server.shutdown().await;
     }
 );
