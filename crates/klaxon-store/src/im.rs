@@ -13,8 +13,8 @@ use sqlx::AnyConnection;
 
 use crate::db::Sql;
 use crate::rows::{get_i64, get_str};
-use crate::webhooks::id_taken;
-use crate::{Result, Store, StoreError};
+use crate::webhooks::draw_integration_id;
+use crate::{Result, Store};
 
 /// An IM integration with its credentials (the API masks them, never the store).
 #[derive(Clone, PartialEq, Eq)]
@@ -128,20 +128,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(Err(ImRefusal::WarRoomTaken(other)));
         }
-        // Flashduty-like 13-digit ids, as for webhooks; a clash with any table draws again.
-        let mut id = 0;
-        for _ in 0..16 {
-            let candidate = 1_000_000_000_000 + rand::random_range(0..8_000_000_000_000i64);
-            if !id_taken(&mut tx, candidate).await? {
-                id = candidate;
-                break;
-            }
-        }
-        if id == 0 {
-            return Err(StoreError::Database(
-                "no free integration id after 16 draws".into(),
-            ));
-        }
+        let id = draw_integration_id(&mut tx).await?;
         let mut sql = Sql::new("INSERT INTO im_integrations (");
         sql.push(COLUMNS)
             .push(") VALUES (")

@@ -326,10 +326,9 @@ async fn alert_channel(conn: &mut AnyConnection, account_id: i64, alert_id: &str
     }
 }
 
-/// Is `id` free in the shared integration id space (inbound and outbound)?
 /// Whether an integration id is in use by any kind of integration (inbound, webhook, IM):
 /// they share one id space.
-pub(crate) async fn id_taken(conn: &mut AnyConnection, id: i64) -> Result<bool> {
+async fn id_taken(conn: &mut AnyConnection, id: i64) -> Result<bool> {
     for table in ["integrations", "webhook_integrations", "im_integrations"] {
         let mut sql = Sql::new("SELECT integration_id FROM ");
         sql.push(table).push(" WHERE integration_id = ").bind(id);
@@ -343,6 +342,20 @@ pub(crate) async fn id_taken(conn: &mut AnyConnection, id: i64) -> Result<bool> 
         }
     }
     Ok(false)
+}
+
+/// A new id in the shared integration id space: Flashduty-like 13 digits, drawn again on a
+/// clash with any kind of integration.
+pub(crate) async fn draw_integration_id(conn: &mut AnyConnection) -> Result<i64> {
+    for _ in 0..16 {
+        let candidate = 1_000_000_000_000 + rand::random_range(0..8_000_000_000_000i64);
+        if !id_taken(conn, candidate).await? {
+            return Ok(candidate);
+        }
+    }
+    Err(StoreError::Database(
+        "no free integration id after 16 draws".into(),
+    ))
 }
 
 /// Ends a claimed row without sending: halted tenant or integration gone.
@@ -417,20 +430,7 @@ impl Store {
         now: Millis,
     ) -> Result<WebhookIntegration> {
         let mut tx = self.inner.write.begin().await?;
-        // Flashduty-like 13-digit ids; a clash with either table draws again.
-        let mut id = 0;
-        for _ in 0..16 {
-            let candidate = 1_000_000_000_000 + rand::random_range(0..8_000_000_000_000i64);
-            if !id_taken(&mut tx, candidate).await? {
-                id = candidate;
-                break;
-            }
-        }
-        if id == 0 {
-            return Err(StoreError::Database(
-                "no free integration id after 16 draws".into(),
-            ));
-        }
+        let id = draw_integration_id(&mut tx).await?;
         let mut sql = Sql::new("INSERT INTO webhook_integrations (");
         sql.push(INTEGRATION_COLUMNS)
             .push(", signing_secret) VALUES (")
