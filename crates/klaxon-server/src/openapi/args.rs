@@ -46,6 +46,16 @@ impl Args {
         }
     }
 
+    /// A required positive id: absent is "`name` is required", zero or negative is
+    /// "`name` must be a positive id".
+    pub fn required_id(&self, name: &str) -> Result<i64, ApiError> {
+        match self.i64(name)? {
+            Some(id) if id > 0 => Ok(id),
+            Some(_) => Err(ApiError::invalid(format!("{name} must be a positive id"))),
+            None => Err(ApiError::invalid(format!("{name} is required"))),
+        }
+    }
+
     pub fn bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
         match self.get(name) {
             None => Ok(None),

@@ -148,14 +148,6 @@ fn refusal(r: MappingRefusal, schema_id: &str) -> ApiError {
 
 // ---- rules ----
 
-fn required_integration_id(args: &Args) -> Result<i64, ApiError> {
-    match args.i64("integration_id")? {
-        Some(id) if id > 0 => Ok(id),
-        Some(_) => Err(ApiError::invalid("integration_id must be a positive id")),
-        None => Err(ApiError::invalid("integration_id is required")),
-    }
-}
-
 fn is_alert(i: &Integration) -> bool {
     wire_type(&i.integration_type).1 == "alert"
 }
@@ -195,7 +187,7 @@ fn record_json(r: &EnrichmentRecord) -> Value {
 }
 
 async fn info(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let id = required_integration_id(args)?;
+    let id = args.required_id("integration_id")?;
     alert_integration(state, caller, id).await?;
     let record = state
         .store
@@ -265,7 +257,7 @@ fn parse_rules(args: &Args) -> Result<Vec<EnrichmentRule>, ApiError> {
 }
 
 async fn upsert(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let id = required_integration_id(args)?;
+    let id = args.required_id("integration_id")?;
     alert_integration(state, caller, id).await?;
     let rules = parse_rules(args)?;
     let named: Vec<String> = rules

@@ -113,12 +113,6 @@ fn not_found(id: i64) -> ApiError {
     )
 }
 
-fn required_id(args: &Args) -> Result<i64, ApiError> {
-    args.i64("integration_id")?
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::invalid("integration_id: required"))
-}
-
 /// A credential: required, no whitespace, at most [`SECRET_MAX_CHARS`].
 fn credential(args: &Args, name: &str) -> Result<String, ApiError> {
     let v = args
@@ -253,12 +247,12 @@ async fn list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, A
 }
 
 async fn info(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     Ok(integration_json(state, &existing(state, caller, id).await?))
 }
 
 async fn delete(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     if !state
         .store
         .delete_im_integration(caller.account_id, id)
@@ -277,7 +271,7 @@ fn person_id(args: &Args) -> Result<i64, ApiError> {
 }
 
 async fn link(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     let integration = existing(state, caller, id).await?;
     let member = person_id(args)?;
     let user = args
@@ -308,7 +302,7 @@ async fn link(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, A
 }
 
 async fn unlink(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     existing(state, caller, id).await?;
     let member = person_id(args)?;
     if !state
@@ -326,7 +320,7 @@ async fn unlink(state: &AppState, caller: &Caller, args: &Args) -> Result<(), Ap
 }
 
 async fn links(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     existing(state, caller, id).await?;
     let items: Vec<Value> = state
         .store

@@ -108,14 +108,6 @@ fn not_found(id: i64) -> ApiError {
     )
 }
 
-fn required_id(args: &Args) -> Result<i64, ApiError> {
-    match args.i64("integration_id")? {
-        Some(id) if id > 0 => Ok(id),
-        Some(_) => Err(ApiError::invalid("integration_id must be a positive id")),
-        None => Err(ApiError::invalid("integration_id is required")),
-    }
-}
-
 /// `{api_host}/event/push/{category}/{type}?integration_key=…`; none for `email`.
 fn push_url(state: &AppState, i: &Integration) -> Option<String> {
     if i.integration_type == "email" {
@@ -501,7 +493,7 @@ async fn create_shared(
 
 /// `/integration/update`: `integration_name` and `settings` (each kept when absent).
 pub async fn update(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     let current = state
         .store
         .integration(caller.account_id, id)
@@ -545,7 +537,7 @@ pub async fn update(state: &AppState, caller: &Caller, args: &Args) -> Result<()
 }
 
 pub async fn info(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     let i = state
         .store
         .integration(caller.account_id, id)
@@ -607,7 +599,7 @@ pub async fn list(state: &AppState, caller: &Caller, args: &Args) -> Result<Valu
 }
 
 pub async fn delete(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     let done = state
         .store
         .delete_integration(caller.account_id, id, state.clock.now())
@@ -627,7 +619,7 @@ pub async fn set_enabled(
     args: &Args,
     enabled: bool,
 ) -> Result<(), ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     let done = state
         .store
         .set_integration_enabled(caller.account_id, id, enabled, state.clock.now())
@@ -641,7 +633,7 @@ pub async fn set_enabled(
 }
 
 pub async fn rotate_key(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     let key = random_hex(16);
     let done = state
         .store

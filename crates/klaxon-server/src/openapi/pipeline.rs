@@ -42,14 +42,6 @@ fn store_err(e: klaxon_store::StoreError) -> ApiError {
     ApiError::internal(e.to_string())
 }
 
-fn required_id(args: &Args) -> Result<i64, ApiError> {
-    match args.i64("integration_id")? {
-        Some(id) if id > 0 => Ok(id),
-        Some(_) => Err(ApiError::invalid("integration_id must be a positive id")),
-        None => Err(ApiError::invalid("integration_id is required")),
-    }
-}
-
 fn is_alert(i: &Integration) -> bool {
     wire_type(&i.integration_type).1 == "alert"
 }
@@ -104,7 +96,7 @@ fn object(integration_id: i64, saved: Option<&PipelineRecord>) -> Value {
 }
 
 async fn info(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     alert_integration(state, caller, id).await?;
     let saved = state
         .store
@@ -166,7 +158,7 @@ async fn list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, A
 }
 
 async fn upsert(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     alert_integration(state, caller, id).await?;
     let previous = state
         .store

@@ -62,14 +62,6 @@ fn store_err(e: klaxon_store::StoreError) -> ApiError {
     ApiError::internal(e.to_string())
 }
 
-fn required_id(args: &Args) -> Result<i64, ApiError> {
-    match args.i64("integration_id")? {
-        Some(id) if id > 0 => Ok(id),
-        Some(_) => Err(ApiError::invalid("integration_id must be a positive id")),
-        None => Err(ApiError::invalid("integration_id is required")),
-    }
-}
-
 fn is_shared_alert(i: &Integration) -> bool {
     i.kind == "shared" && wire_type(&i.integration_type).1 == "alert"
 }
@@ -148,7 +140,7 @@ async fn first_version(
 }
 
 async fn info(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     shared_integration(state, caller, id).await?;
     let latest = state
         .store
@@ -242,7 +234,7 @@ async fn check(
 }
 
 async fn upsert(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     shared_integration(state, caller, id).await?;
     let version = based_on(args, "version")?.unwrap_or(0);
     let latest = state
@@ -303,7 +295,7 @@ fn history_item(v: &RouteVersion) -> Value {
 
 /// ING-095: the versions, newest first (`asc` for oldest first).
 async fn history(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     shared_integration(state, caller, id).await?;
     let p = args.i64("p")?.filter(|p| *p > 0).unwrap_or(1);
     let limit = args.i64("limit")?.filter(|l| *l > 0).unwrap_or(20).min(100);
@@ -332,7 +324,7 @@ async fn history(state: &AppState, caller: &Caller, args: &Args) -> Result<Value
 /// Klaxon extension (ING-095): a new version copying `version`; `base_version`, when given,
 /// is the lock of an upsert.
 async fn rollback(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     shared_integration(state, caller, id).await?;
     let to = match args.i64("version")? {
         Some(v) if v > 0 => v,
@@ -373,7 +365,7 @@ async fn rollback(state: &AppState, caller: &Caller, args: &Args) -> Result<Valu
 /// Klaxon extension: what changed from `from_version` (default: the one before
 /// `to_version`; 0 = an empty configuration) to `to_version` (default: the latest).
 async fn diff(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     shared_integration(state, caller, id).await?;
     let load = |v: i64| async move {
         state

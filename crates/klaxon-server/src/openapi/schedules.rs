@@ -69,14 +69,6 @@ fn not_found(schedule_id: i64) -> ApiError {
     )
 }
 
-fn required_id(args: &Args, name: &str) -> Result<i64, ApiError> {
-    match args.i64(name)? {
-        Some(id) if id > 0 => Ok(id),
-        Some(_) => Err(ApiError::invalid(format!("{name} must be a positive id"))),
-        None => Err(ApiError::invalid(format!("{name} is required"))),
-    }
-}
-
 /// `start`/`end` in seconds → milliseconds; `required` for `/schedule/info`. Both or neither.
 fn window(args: &Args, required: bool) -> Result<Option<(Millis, Millis)>, ApiError> {
     let start = args.i64("start")?;
@@ -531,7 +523,7 @@ pub async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Va
 /// POST `/schedule/update`: `schedule_id*` plus any create field; fields left out keep their
 /// stored value. The edit never changes the past (RSP-225, via `apply_edit`).
 pub async fn update(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let schedule_id = required_id(args, "schedule_id")?;
+    let schedule_id = args.required_id("schedule_id")?;
     let current = state
         .store
         .schedule(caller.account_id, schedule_id)
@@ -613,7 +605,7 @@ pub async fn delete(state: &AppState, caller: &Caller, args: &Args) -> Result<Va
 /// POST `/schedule/info`: `schedule_id*`, `start*`, `end*` (seconds, < 45 days) → Schedule
 /// with the computed views (RSP-227).
 pub async fn info(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let schedule_id = required_id(args, "schedule_id")?;
+    let schedule_id = args.required_id("schedule_id")?;
     let window = window(args, true)?;
     let s = state
         .store
@@ -899,7 +891,7 @@ pub async fn preview(state: &AppState, caller: &Caller, args: &Args) -> Result<V
 /// schedule's calendar subscription URL (`/calendar/schedule/<token>.ics`) with a fresh
 /// 32-hex secret token. The previous URL stops working at once.
 pub async fn feed_reset(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let schedule_id = required_id(args, "schedule_id")?;
+    let schedule_id = args.required_id("schedule_id")?;
     let token = crate::state::random_hex(16);
     let found = state
         .store

@@ -79,12 +79,6 @@ fn not_found(id: i64) -> ApiError {
     )
 }
 
-fn required_id(args: &Args) -> Result<i64, ApiError> {
-    args.i64("integration_id")?
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::invalid("integration_id: required"))
-}
-
 /// Reads the draft from `args`; absent fields keep `base`'s values (update) or the defaults
 /// (create). Every field is checked; the error names it.
 async fn draft(
@@ -321,7 +315,7 @@ async fn existing(
 }
 
 async fn update(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     let base = existing(state, caller, id).await?;
     let draft = draft(state, caller, args, Some(&base)).await?;
     let updated = state
@@ -340,7 +334,7 @@ async fn update(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
 }
 
 async fn delete(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     if !state
         .store
         .delete_webhook(caller.account_id, id, state.clock.now())
@@ -374,7 +368,7 @@ async fn list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, A
 }
 
 async fn info(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let id = required_id(args)?;
+    let id = args.required_id("integration_id")?;
     Ok(integration_json(&existing(state, caller, id).await?))
 }
 
