@@ -277,6 +277,28 @@ pub async fn record_signin(
     append(state, record).await;
 }
 
+/// Records a download of a full export through its link (SVC-182: exports are audited). The
+/// link is the credential, so the record names no member.
+pub async fn record_export_download(state: &AppState, account_id: i64, export_id: i64, ip: &str) {
+    let record = NewAuditRecord {
+        account_id,
+        request_id: crate::state::new_request_id(),
+        created_at: state.clock.now(),
+        member_id: 0,
+        app_key_id: 0,
+        source: "api".to_string(),
+        operation: "account_export:read:download".to_string(),
+        resource_type: "account_export".to_string(),
+        resource_id: export_id.to_string(),
+        ip: ip.to_string(),
+        is_write: false,
+        is_dangerous: false,
+        body: serde_json::json!({ "export_id": export_id }).to_string(),
+        result: "ok".to_string(),
+    };
+    append(state, record).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ pub mod config;
 mod console;
 mod delivery;
 mod envelope;
+mod export;
 mod health;
 mod keycache;
 mod limits;
@@ -366,6 +367,7 @@ fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(console::routes())
         .merge(calendar::routes())
+        .merge(export::routes())
         .merge(signin::routes())
         .merge(slack::routes())
         .fallback(envelope::route_not_found)

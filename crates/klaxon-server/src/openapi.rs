@@ -12,6 +12,7 @@ mod changes;
 mod channels;
 mod enrichment;
 mod escalation;
+mod export;
 mod fields;
 mod handlers;
 mod im;
@@ -74,6 +75,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(licences::PATHS)
         .chain(pipeline::PATHS)
         .chain(retention::PATHS)
+        .chain(export::PATHS)
         .copied()
 }
 
@@ -306,6 +308,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = pipeline::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = export::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = retention::dispatch(state, caller, path, args).await {

@@ -65,5 +65,7 @@ pub async fn sweep(state: &AppState) -> Result<bool, klaxon_store::StoreError> {
             "incident retention deleted closed incidents"
         );
     }
+    // SVC-182: export archives are deleted when their download link expires.
+    crate::export::sweep(state).await?;
     Ok(sweeps.iter().any(|s| s.more))
 }

@@ -139,6 +139,8 @@ fn is_read_or_always_allowed(path: &str) -> bool {
     ) || path == "/member/delete"
         // SVC-022: deleting data stays possible while suspended or ended.
         || path == "/incident/bulk-delete"
+        // SVC-182: exporting works in every state before the purge (checked by the route).
+        || path == "/account/export/create"
         || path.starts_with("/app-key/delete")
 }
 

@@ -263,6 +263,14 @@ pub(crate) async fn migrate_inbox(pool: &AnyPool) -> Result<()> {
 pub(crate) enum Arg {
     I64(i64),
     Text(String),
+    /// BLOB on SQLite, BYTEA on PostgreSQL (export archives).
+    Bytes(Vec<u8>),
+}
+
+impl From<Vec<u8>> for Arg {
+    fn from(v: Vec<u8>) -> Self {
+        Arg::Bytes(v)
+    }
 }
 
 impl From<i64> for Arg {
@@ -412,6 +420,7 @@ impl Sql {
             q = match a {
                 Arg::I64(v) => q.bind(v),
                 Arg::Text(v) => q.bind(v),
+                Arg::Bytes(v) => q.bind(v),
             };
         }
         q
@@ -478,7 +487,7 @@ mod tests {
             .iter()
             .map(|a| match a {
                 Arg::I64(v) => *v,
-                Arg::Text(_) => -1,
+                Arg::Text(_) | Arg::Bytes(_) => -1,
             })
             .collect();
         assert_eq!(args, vec![1, 2, 3, 3, 7]);

@@ -35,6 +35,7 @@ mod db;
 mod delivery;
 mod directory;
 mod enrichment;
+mod export;
 mod fields;
 mod flapping;
 mod halt;
@@ -75,6 +76,10 @@ pub use directory::{
     NewMember, Outcome, Person, Refusal, Team, TeamFilter, TeamKey, TeamOrder, TeamWrite,
 };
 pub use enrichment::{EnrichmentRecord, MappingRefusal, MappingRow, SchemaRecord};
+pub use export::{
+    BeginExport, EXPORT_VALID_MS, EXPORTS_PER_DAY, ExportArchive, ExportRecord, ExportRefusal,
+    ExportedTable, TABLES as EXPORT_TABLES, TableClass,
+};
 pub use fields::FieldRefusal;
 pub use im::{ImIntegration, ImIntegrationDraft, ImLink, ImRefusal};
 use klaxon_core::model::{

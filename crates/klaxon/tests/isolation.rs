@@ -174,6 +174,7 @@ struct Owned {
     incident2: String,
     alert: String,
     app_key_id: i64,
+    export: i64,
 }
 
 /// Account A creates one object of each kind the Open API manages.
@@ -358,6 +359,9 @@ async fn populate(ts: &TestServer) -> Owned {
         .as_str()
         .unwrap()
         .to_string();
+    let export = a("/account/export/create", json!({})).await["export_id"]
+        .as_i64()
+        .unwrap();
 
     Owned {
         channel,
@@ -381,6 +385,7 @@ async fn populate(ts: &TestServer) -> Owned {
         incident2,
         alert,
         app_key_id,
+        export,
     }
 }
 
@@ -581,6 +586,12 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
         ("/enrichment/mapping/schema/list", json!({}), Empty),
         ("/schedule/list", json!({}), Empty),
         ("/team/list", json!({}), Empty),
+        ("/account/export/list", json!({}), Empty),
+        (
+            "/account/export/info",
+            json!({"export_id": o.export}),
+            Missing,
+        ),
         ("/alert-event/list", json!({}), Empty),
         ("/route/list", json!({"integration_ids": [o.shared]}), Empty),
         ("/channel/list", json!({}), NotListed),

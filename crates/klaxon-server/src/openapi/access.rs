@@ -185,6 +185,10 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/incident/quick-silence", P(IncidentsManage)),
     // SVC-183: bulk deletion by time range, account administrators only.
     ("/incident/bulk-delete", AccountAdmin),
+    // SVC-182: the owner and account administrators take full exports.
+    ("/account/export/create", AccountAdmin),
+    ("/account/export/list", AccountAdmin),
+    ("/account/export/info", AccountAdmin),
     // Custom fields.
     ("/field/list", P(CustomFieldsRead)),
     ("/field/info", P(CustomFieldsRead)),
@@ -303,12 +307,9 @@ pub fn access(path: &str) -> Option<Access> {
 pub fn is_write(path: &str) -> bool {
     match access(path) {
         Some(Access::Point(point)) => !point.is_read() || path.ends_with("/reset"),
-        Some(
-            Access::ChannelWrite
-            | Access::RoleChange
-            | Access::IntegrationWrite
-            | Access::AccountAdmin,
-        ) => true,
+        Some(Access::ChannelWrite | Access::RoleChange | Access::IntegrationWrite) => true,
+        // Administrators' own reads (the export history) are not changes.
+        Some(Access::AccountAdmin) => !(path.ends_with("/list") || path.ends_with("/info")),
         Some(Access::Member) => path.ends_with("/reset"),
         Some(Access::IntegrationRead) | None => false,
     }
@@ -586,6 +587,9 @@ mod tests {
             assert!(e.message.contains("Admin"), "{}", e.message);
         }
         assert!(is_write("/incident/bulk-delete"));
+        // spec: SVC-182 (starting an export is audited; reading the history is not a write)
+        assert!(is_write("/account/export/create"));
+        assert!(!is_write("/account/export/list") && !is_write("/account/export/info"));
     }
 
     #[test]
