@@ -413,6 +413,9 @@ fn label_filter(args: &Args) -> Result<condition::Filter, ApiError> {
             .map_err(|e| ApiError::invalid(format!("labels.{name}: {}", e.problem())))?;
         group.push(c);
     }
+    if group.is_empty() {
+        return Ok(condition::Filter::default());
+    }
     condition::Filter::compile(&[group], condition::Context::LabelSearch)
         .map_err(|e| ApiError::invalid(format!("labels: {}", e.problem())))
 }
