@@ -2543,3 +2543,120 @@ async fn noise_rules_in_the_browser(database_url: &str) {
     browser.stop().await;
     t.stop().await;
 }
+
+/// The rule pages need a session, their saves and actions the CSRF token (without it nothing
+/// changes); a refused save answers the form with the API's message beside the field; delete
+/// removes the rule and sends the browser back to the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noise_rule_pages_need_a_session_and_saves_the_csrf_token() {
+    let mut t = TestServer::start("").await;
+    let (_, channels) = t.api("/channel/list", json!({})).await;
+    let cid = channels["data"]["items"][0]["channel_id"].as_i64().unwrap();
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_redirects
+        .get(format!("{}/channels/{cid}/inhibit-rules", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(
+        resp.headers()["location"],
+        format!("/signin?next=%2Fchannels%2F{cid}%2Finhibit-rules")
+    );
+    let (cookie, csrf) = sign_in(&t).await;
+    let post = |path: String, form: Vec<(&'static str, &'static str)>, token: Option<&str>| {
+        let mut req = t
+            .http
+            .post(format!("{}{path}", t.base))
+            .header("cookie", &cookie)
+            .header("hx-request", "true")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap());
+        if let Some(token) = token {
+            req = req.header("x-klaxon-csrf", token);
+        }
+        req.send()
+    };
+    let form = vec![
+        ("rule_name", "Weekend"),
+        ("window", "weekly"),
+        ("w0_start", "00:00"),
+        ("w0_end", "00:00"),
+        ("w0_day", "6"),
+        ("w0_day", "0"),
+    ];
+    let path = format!("/channels/{cid}/silence-rules");
+    let resp = post(path.clone(), form.clone(), None).await.unwrap();
+    assert_eq!(resp.status(), 403);
+    let (_, listed) = t
+        .api("/channel/silence/rule/list", json!({"channel_id": cid}))
+        .await;
+    assert_eq!(listed["data"]["total"], 0);
+
+    // spec: ING-133 — a weekday out of 0–6 is the API's refusal, beside the window's days.
+    let resp = post(
+        path.clone(),
+        vec![
+            ("rule_name", "Weekend"),
+            ("window", "weekly"),
+            ("w0_start", "00:00"),
+            ("w0_end", "00:00"),
+            ("w0_day", "9"),
+        ],
+        Some(&csrf),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 400);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("id=\"w0_days-error\""), "{html}");
+    assert!(html.contains("time_filters[0].repeat"), "{html}");
+    let (_, listed) = t
+        .api("/channel/silence/rule/list", json!({"channel_id": cid}))
+        .await;
+    assert_eq!(listed["data"]["total"], 0);
+
+    let resp = post(path.clone(), form, Some(&csrf)).await.unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(resp.headers()["hx-redirect"], path);
+    let (_, listed) = t
+        .api("/channel/silence/rule/list", json!({"channel_id": cid}))
+        .await;
+    let rule = listed["data"]["items"][0].clone();
+    assert_eq!(
+        rule["time_filters"],
+        json!([{"start": "00:00", "end": "00:00", "repeat": [6, 0], "is_off": false}])
+    );
+    let rid = rule["rule_id"].as_str().unwrap().to_string();
+    let (status, page) = get_page(&t, &cookie, &path).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Sat, Sun 00:00–00:00"), "{page}");
+
+    // An unknown action changes nothing; delete without the token neither; with it, gone.
+    let resp = post(format!("{path}/{rid}/purge"), vec![], Some(&csrf))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = post(format!("{path}/{rid}/delete"), vec![], None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = post(format!("{path}/{rid}/delete"), vec![], Some(&csrf))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let (_, listed) = t
+        .api("/channel/silence/rule/list", json!({"channel_id": cid}))
+        .await;
+    assert_eq!(listed["data"]["total"], 0);
+    // A rule that is not there: the API's message for the page's message region.
+    let resp = post(format!("{path}/{rid}/enable"), vec![], Some(&csrf))
+        .await
+        .unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    assert!(resp.text().await.unwrap().contains("not found"));
+    t.stop().await;
+}
