@@ -2464,6 +2464,18 @@ async fn noise_rules_in_the_browser(database_url: &str) {
     assert_eq!(listed["data"]["items"][0]["is_directly_discard"], true);
     shoot(c, "inhibit-rules").await;
 
+    // spec: RSP-503 — a team (it owns no channel yet) and a select field to filter by.
+    let (status, body) = t.api("/team/upsert", json!({"team_name": "DBA"})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = t
+        .api(
+            "/field/create",
+            json!({"field_name": "region", "display_name": "Region",
+                   "field_type": "single_select", "options": ["eu", "us"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
     // spec: RSP-503 — the incident list by a label: a wildcard, then a regex.
     for (title, host) in [
         ("Disk full on db-7", "db-7"),
@@ -2502,6 +2514,79 @@ async fn noise_rules_in_the_browser(database_url: &str) {
         .to_string();
     assert!(query.contains("label=host%3Ddb-*"), "{query}");
     shoot(c, "incidents-label-filter").await;
+    assert_eq!(unlabelled_inputs(c).await, 0);
+
+    // Custom field and team filters, on top of the label filter.
+    let now = common::now_secs();
+    let (_, found) = t
+        .api(
+            "/incident/list",
+            json!({"start_time": now - 3600, "end_time": now + 3600, "query": "db-7"}),
+        )
+        .await;
+    let db7 = found["data"]["items"][0]["incident_id"].clone();
+    let (status, body) = t
+        .api(
+            "/incident/field/reset",
+            json!({"incident_id": db7, "field_name": "region", "field_value": "eu"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    c.find(Locator::Css("#field-region"))
+        .await
+        .unwrap()
+        .select_by_value("us")
+        .await
+        .unwrap();
+    until("no incident in us", || async {
+        !text_of(c, "#results").await.contains("db-7")
+    })
+    .await;
+    c.find(Locator::Css("#field-region"))
+        .await
+        .unwrap()
+        .select_by_value("eu")
+        .await
+        .unwrap();
+    until("db-7 in eu", || async {
+        text_of(c, "#results").await.contains("Disk full on db-7")
+    })
+    .await;
+    let query = c
+        .current_url()
+        .await
+        .unwrap()
+        .query()
+        .unwrap_or("")
+        .to_string();
+    assert!(query.contains("field.region=eu"), "{query}");
+    let team = c
+        .find(Locator::Css("#team option:nth-child(2)"))
+        .await
+        .unwrap()
+        .attr("value")
+        .await
+        .unwrap()
+        .unwrap();
+    c.find(Locator::Css("#team"))
+        .await
+        .unwrap()
+        .select_by_value(&team)
+        .await
+        .unwrap();
+    until("nothing in a team without channels", || async {
+        !text_of(c, "#results").await.contains("db-7")
+    })
+    .await;
+    let query = c
+        .current_url()
+        .await
+        .unwrap()
+        .query()
+        .unwrap_or("")
+        .to_string();
+    assert!(query.contains(&format!("team={team}")), "{query}");
+    shoot(c, "incidents-filters").await;
     // The filter is in the address: a reload keeps it, with a box for it and a new one.
     c.refresh().await.unwrap();
     assert_eq!(
