@@ -13,6 +13,7 @@ mod channels;
 mod forms;
 mod incidents;
 mod members;
+mod noise;
 mod routing;
 mod schedules;
 mod settings;
@@ -39,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .merge(schedules::routes())
         .merge(members::routes())
         .merge(routing::routes())
+        .merge(noise::routes())
         .merge(teams::routes())
         .merge(settings::routes())
 }

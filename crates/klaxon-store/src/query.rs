@@ -326,6 +326,104 @@ pub(crate) async fn list_channels(
     .await
 }
 
+/// Runs a list whose last condition SQL cannot express (a label pattern, §4.3): every row of
+/// the `WHERE` is read in the list's order, `keep` picks the matches, and the page (offset or
+/// cursor) and `total` are taken from those.
+///
+/// DECISION: the rows are read in full only when such a condition is given; the incident
+/// list's required time window (under 31 days) bounds them.
+async fn list_kept<T>(
+    pool: &AnyPool,
+    spec: &ListSpec<T>,
+    account_id: i64,
+    paging: &Paging,
+    filter: impl Fn(&mut Sql),
+    keep: impl Fn(&T) -> bool,
+) -> Result<Page<T>> {
+    let limit = usize::try_from(paging.limit.max(1)).unwrap_or(usize::MAX);
+    let cursor = match &paging.search_after_ctx {
+        Some(c) if !c.is_empty() => Some(decode_cursor(spec.tag, c)?),
+        _ => None,
+    };
+    let mut sql = Sql::new("SELECT ");
+    sql.push(spec.columns)
+        .push(" FROM ")
+        .push(spec.table)
+        .push(" WHERE account_id = ")
+        .bind(account_id);
+    filter(&mut sql);
+    let dir = if paging.asc { " ASC" } else { " DESC" };
+    sql.push(" ORDER BY ")
+        .push(spec.sort)
+        .push(dir)
+        .push(", ")
+        .push(spec.id)
+        .push(dir);
+    let mut kept = Vec::new();
+    for row in &sql.query().fetch_all(pool).await? {
+        let item = (spec.map)(row)?;
+        if keep(&item) {
+            kept.push(item);
+        }
+    }
+    let total = i64::try_from(kept.len()).unwrap_or(i64::MAX);
+    let start = match &cursor {
+        Some((value, id)) => kept
+            .iter()
+            .position(|t| {
+                let (v, i) = (spec.key)(t);
+                let here = (v, i.as_str());
+                let after = (*value, id.as_str());
+                if paging.asc {
+                    here > after
+                } else {
+                    here < after
+                }
+            })
+            .unwrap_or(kept.len()),
+        None => usize::try_from(paging.p.max(1) - 1)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(limit),
+    };
+    let mut items: Vec<T> = kept
+        .into_iter()
+        .skip(start)
+        .take(limit.saturating_add(1))
+        .collect();
+    let has_next_page = items.len() > limit;
+    items.truncate(limit);
+    let search_after_ctx = if has_next_page {
+        items.last().map(|last| {
+            let (value, id) = (spec.key)(last);
+            encode_cursor(spec.tag, value, &id)
+        })
+    } else {
+        None
+    };
+    Ok(Page {
+        items,
+        total,
+        has_next_page,
+        search_after_ctx,
+    })
+}
+
+/// An incident's labels as a condition subject (§4.2: `labels.<name>` only).
+struct IncidentLabels<'a>(&'a Incident);
+
+impl klaxon_core::condition::Subject for IncidentLabels<'_> {
+    fn value(&self, key: &klaxon_core::condition::Key) -> Option<std::borrow::Cow<'_, str>> {
+        match key {
+            klaxon_core::condition::Key::Label(name) => self
+                .0
+                .labels
+                .get(name)
+                .map(|v| std::borrow::Cow::Borrowed(v.as_str())),
+            _ => None,
+        }
+    }
+}
+
 pub(crate) async fn list_incidents(
     pool: &AnyPool,
     account_id: i64,
@@ -348,7 +446,7 @@ pub(crate) async fn list_incidents(
         .collect();
     let nums: Vec<String> = f.nums.iter().map(|n| n.to_ascii_uppercase()).collect();
     let ids = strings(&f.incident_ids);
-    list(pool, &spec, account_id, &f.paging, |sql| {
+    let filter = |sql: &mut Sql| {
         time_window(sql, "start_time", f.start_time, f.end_time);
         sql.and_in("progress", &progress);
         sql.and_in("incident_severity", &severities);
@@ -401,8 +499,15 @@ pub(crate) async fn list_incidents(
                     .push(" ESCAPE '\\'");
             }
         }
-    })
-    .await
+    };
+    if f.labels.is_empty() {
+        list(pool, &spec, account_id, &f.paging, filter).await
+    } else {
+        list_kept(pool, &spec, account_id, &f.paging, filter, |i| {
+            f.labels.matches(&IncidentLabels(i))
+        })
+        .await
+    }
 }
 
 pub(crate) async fn list_alerts(

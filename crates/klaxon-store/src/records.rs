@@ -210,6 +210,9 @@ pub struct IncidentFilter {
     pub acker_ids: Vec<i64>,
     /// Custom field filters: every field must have one of its listed values (RSP-503).
     pub fields: Vec<(String, Vec<String>)>,
+    /// Label filters (RSP-503: exact, wildcard or regex values), compiled for the
+    /// `LabelSearch` context; the empty filter (the default) keeps every incident.
+    pub labels: klaxon_core::condition::Filter,
     /// Channels whose incidents the caller may not list (private channels, RSP-507,
     /// RSP-526); left out of the page and of `total`.
     pub hidden_channel_ids: Vec<i64>,

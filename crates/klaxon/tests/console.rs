@@ -2266,3 +2266,482 @@ async fn routing_pages_need_a_session_and_rollback_the_csrf_token() {
     assert!(page.contains("not a shared alert integration"), "{page}");
     t.stop().await;
 }
+
+/// The titles `/incident/list` finds for everyone over the last day with the filters `extra`.
+async fn incidents_found(t: &TestServer, extra: Value) -> Vec<String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut body = json!({"start_time": now - 86_400, "end_time": now + 3600, "limit": 100});
+    if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    let (status, list) = t.api("/incident/list", body).await;
+    assert_eq!(status, 200, "{list}");
+    list["data"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// A channel's silence and inhibit rules through their pages (reached from the channels
+/// page): a silence rule with a bad regex is refused beside the condition row with everything
+/// typed kept and nothing saved, then created and listed with its window and its conditions as
+/// text, then disabled; an inhibit rule without equal attributes is refused beside them, then
+/// created. The incident list filters by a label (wildcard, then regex), and a bad pattern
+/// shows the API's message.
+/// On SQLite, and on PostgreSQL too when `KLAXON_TEST_DATABASE_URL` is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_and_inhibit_rules_and_label_filters_in_the_browser() {
+    noise_rules_in_the_browser("").await;
+    if let Some(url) = common::fresh_postgres().await {
+        noise_rules_in_the_browser(&url).await;
+    }
+}
+
+async fn noise_rules_in_the_browser(database_url: &str) {
+    let mut t = TestServer::start(database_url).await;
+    let Some(browser) = Browser::start().await else {
+        t.stop().await;
+        return;
+    };
+    let c = &browser.client;
+    browser_sign_in(&t, c).await;
+    let (_, channels) = t.api("/channel/list", json!({})).await;
+    let cid = channels["data"]["items"][0]["channel_id"].as_i64().unwrap();
+
+    // The channels page links to the channel's silence rules.
+    c.goto(&format!("{}/channels", t.base)).await.unwrap();
+    click(c, &format!("#silence-link-{cid}")).await;
+    until("the silence rules page", || async {
+        c.current_url().await.unwrap().path() == format!("/channels/{cid}/silence-rules")
+    })
+    .await;
+    assert!(text_of(c, "main").await.contains("No silence rules"));
+    click(c, "#new-rule").await;
+    until("the silence rule form", || async {
+        exists(c, "#noise-form").await
+    })
+    .await;
+    assert_eq!(unlabelled_inputs(c).await, 0);
+
+    // spec: ING-133, §4.5 — a regex that does not compile is refused beside its row, what was
+    // typed stays, nothing is saved.
+    type_into(c, "#rule_name", "Database maintenance").await;
+    set_value(c, "start_time", "2026-11-26T22:00").await;
+    set_value(c, "end_time", "2026-11-27T06:00").await;
+    type_into(c, "#c0_key", "severity").await;
+    type_into(c, "#c0_vals", "Warning").await;
+    type_into(c, "#c1_key", "labels.host").await;
+    type_into(c, "#c1_vals", "/(db/").await;
+    click(c, "#noise-form input[name=behaviour][value=drop]").await;
+    click(c, "#noise-form button[type=submit]").await;
+    until("the error beside the values", || async {
+        exists(c, "#c1_vals-error").await
+    })
+    .await;
+    assert!(
+        text_of(c, "#c1_vals-error")
+            .await
+            .contains("filters[0][1].vals[0]"),
+        "{}",
+        text_of(c, "#c1_vals-error").await
+    );
+    assert_eq!(
+        attr_of(c, "#c1_vals", "aria-describedby").await.as_deref(),
+        Some("c1_vals-error")
+    );
+    assert_eq!(value_of(c, "#rule_name").await, "Database maintenance");
+    assert_eq!(value_of(c, "#c1_vals").await, "/(db/");
+    assert_eq!(value_of(c, "#start_time").await, "2026-11-26T22:00");
+    assert!(
+        c.find(Locator::Css(
+            "#noise-form input[name=behaviour][value=drop]"
+        ))
+        .await
+        .unwrap()
+        .is_selected()
+        .await
+        .unwrap()
+    );
+    shoot(c, "silence-rule-error").await;
+    let (_, listed) = t
+        .api("/channel/silence/rule/list", json!({"channel_id": cid}))
+        .await;
+    assert_eq!(listed["data"]["total"], 0, "{listed}");
+
+    // Corrected, it is created and listed: window, behaviour, conditions as text (§4.6).
+    type_into(c, "#c1_vals", "/^db-/").await;
+    click(c, "#noise-form button[type=submit]").await;
+    until("the silence rule list", || async {
+        exists(c, "#noise-rules").await
+    })
+    .await;
+    let list = text_of(c, "#noise-rules").await;
+    assert!(list.contains("Database maintenance"), "{list}");
+    assert!(list.contains("enabled"), "{list}");
+    assert!(
+        list.contains("from 2026-11-26 22:00 UTC to 2026-11-27 06:00 UTC"),
+        "{list}"
+    );
+    assert!(
+        list.contains("( severity == Warning && labels.host == /^db-/ )"),
+        "{list}"
+    );
+    assert!(list.contains("drop"), "{list}");
+    let (_, listed) = t
+        .api("/channel/silence/rule/list", json!({"channel_id": cid}))
+        .await;
+    let rule = listed["data"]["items"][0].clone();
+    assert_eq!(rule["is_directly_discard"], true, "{rule}");
+    assert_eq!(rule["time_filter"]["start_time"], 1_795_730_400);
+    assert_eq!(
+        rule["filters"],
+        json!([[{"key": "severity", "oper": "IN", "vals": ["Warning"]},
+                {"key": "labels.host", "oper": "IN", "vals": ["/^db-/"]}]])
+    );
+    shoot(c, "silence-rules").await;
+
+    // Disable from the list.
+    let rid = rule["rule_id"].as_str().unwrap().to_string();
+    click(c, &format!("#rule-{rid} button.disable")).await;
+    until("the rule disabled", || async {
+        exists(c, &format!("#rule-{rid} button.enable")).await
+    })
+    .await;
+    let (_, info) = t
+        .api("/channel/silence/rule/info", json!({"rule_id": rid}))
+        .await;
+    assert_eq!(info["data"]["status"], "disabled");
+
+    // The editor reads the rule back as it was saved.
+    c.goto(&format!("{}/channels/{cid}/silence-rules/{rid}", t.base))
+        .await
+        .unwrap();
+    assert_eq!(value_of(c, "#c1_key").await, "labels.host");
+    assert_eq!(value_of(c, "#c1_vals").await, "/^db-/");
+    assert_eq!(value_of(c, "#end_time").await, "2026-11-27T06:00");
+
+    // spec: ING-141 — an inhibit rule needs an equal attribute or label: refused beside them.
+    c.goto(&format!("{}/channels/{cid}/inhibit-rules/new", t.base))
+        .await
+        .unwrap();
+    assert_eq!(unlabelled_inputs(c).await, 0);
+    type_into(c, "#rule_name", "Disk follows critical").await;
+    type_into(c, "#s0_key", "severity").await;
+    type_into(c, "#s0_vals", "Critical").await;
+    type_into(c, "#t0_key", "severity").await;
+    type_into(c, "#t0_vals", "Warning\nInfo").await;
+    click(c, "#noise-form button[type=submit]").await;
+    until("the error beside the equal attributes", || async {
+        exists(c, "#equals-error").await
+    })
+    .await;
+    assert!(text_of(c, "#equals-error").await.contains("equals"));
+    assert_eq!(value_of(c, "#t0_vals").await, "Warning\nInfo");
+    shoot(c, "inhibit-rule-error").await;
+    type_into(c, "#equal_labels", "check").await;
+    click(c, "#noise-form button[type=submit]").await;
+    until("the inhibit rule list", || async {
+        exists(c, "#noise-rules").await
+    })
+    .await;
+    let list = text_of(c, "#noise-rules").await;
+    assert!(list.contains("Disk follows critical"), "{list}");
+    assert!(list.contains("( severity == Critical )"), "{list}");
+    assert!(list.contains("( severity == Warning|Info )"), "{list}");
+    assert!(list.contains("labels.check"), "{list}");
+    let (_, listed) = t
+        .api("/channel/inhibit/rule/list", json!({"channel_id": cid}))
+        .await;
+    assert_eq!(
+        listed["data"]["items"][0]["equals"],
+        json!(["labels.check"])
+    );
+    assert_eq!(listed["data"]["items"][0]["is_directly_discard"], true);
+    shoot(c, "inhibit-rules").await;
+
+    // spec: RSP-503 — a team (it owns no channel yet) and a select field to filter by.
+    let (status, body) = t.api("/team/upsert", json!({"team_name": "DBA"})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = t
+        .api(
+            "/field/create",
+            json!({"field_name": "region", "display_name": "Region",
+                   "field_type": "single_select", "options": ["eu", "us"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // spec: RSP-503 — the incident list by a label: a wildcard, then a regex.
+    for (title, host) in [
+        ("Disk full on db-7", "db-7"),
+        ("CPU high on web-3", "web-3"),
+    ] {
+        let (status, body) = t
+            .push(json!({"event_status": "Critical", "title_rule": title,
+                         "alert_key": host, "labels": {"host": host}}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    until("both incidents", || async {
+        incidents_found(&t, json!({})).await.len() == 2
+    })
+    .await;
+    c.goto(&format!("{}/incidents?who=all", t.base))
+        .await
+        .unwrap();
+    until("both in the list", || async {
+        let r = text_of(c, "#results").await;
+        r.contains("db-7") && r.contains("web-3")
+    })
+    .await;
+    type_into(c, "#label-new", "host=db-*\u{E007}").await;
+    until("the label filter to apply", || async {
+        let r = text_of(c, "#results").await;
+        r.contains("Disk full on db-7") && !r.contains("web-3")
+    })
+    .await;
+    let query = c
+        .current_url()
+        .await
+        .unwrap()
+        .query()
+        .unwrap_or("")
+        .to_string();
+    assert!(query.contains("label=host%3Ddb-*"), "{query}");
+    shoot(c, "incidents-label-filter").await;
+    assert_eq!(unlabelled_inputs(c).await, 0);
+
+    // Custom field and team filters, on top of the label filter.
+    let now = common::now_secs();
+    let (_, found) = t
+        .api(
+            "/incident/list",
+            json!({"start_time": now - 3600, "end_time": now + 3600, "query": "db-7"}),
+        )
+        .await;
+    let db7 = found["data"]["items"][0]["incident_id"].clone();
+    let (status, body) = t
+        .api(
+            "/incident/field/reset",
+            json!({"incident_id": db7, "field_name": "region", "field_value": "eu"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    c.find(Locator::Css("#field-region"))
+        .await
+        .unwrap()
+        .select_by_value("us")
+        .await
+        .unwrap();
+    until("no incident in us", || async {
+        !text_of(c, "#results").await.contains("db-7")
+    })
+    .await;
+    c.find(Locator::Css("#field-region"))
+        .await
+        .unwrap()
+        .select_by_value("eu")
+        .await
+        .unwrap();
+    until("db-7 in eu", || async {
+        text_of(c, "#results").await.contains("Disk full on db-7")
+    })
+    .await;
+    let query = c
+        .current_url()
+        .await
+        .unwrap()
+        .query()
+        .unwrap_or("")
+        .to_string();
+    assert!(query.contains("field.region=eu"), "{query}");
+    let team = c
+        .find(Locator::Css("#team option:nth-child(2)"))
+        .await
+        .unwrap()
+        .attr("value")
+        .await
+        .unwrap()
+        .unwrap();
+    c.find(Locator::Css("#team"))
+        .await
+        .unwrap()
+        .select_by_value(&team)
+        .await
+        .unwrap();
+    until("nothing in a team without channels", || async {
+        !text_of(c, "#results").await.contains("db-7")
+    })
+    .await;
+    let query = c
+        .current_url()
+        .await
+        .unwrap()
+        .query()
+        .unwrap_or("")
+        .to_string();
+    assert!(query.contains(&format!("team={team}")), "{query}");
+    shoot(c, "incidents-filters").await;
+    // The filter is in the address: a reload keeps it, with a box for it and a new one.
+    c.refresh().await.unwrap();
+    assert_eq!(
+        value_of(c, "#label-filters input[name=label]").await,
+        "host=db-*"
+    );
+    assert!(!text_of(c, "#results").await.contains("web-3"));
+    c.goto(&format!(
+        "{}/incidents?who=all&label=host%3D%2F%5Eweb-%5B0-9%5D%2B%24%2F",
+        t.base
+    ))
+    .await
+    .unwrap();
+    until("the regex filter", || async {
+        let r = text_of(c, "#results").await;
+        r.contains("CPU high on web-3") && !r.contains("db-7")
+    })
+    .await;
+    // A regex that does not compile: the API's message, naming the label.
+    c.goto(&format!(
+        "{}/incidents?who=all&label=host%3D%2F(%2F",
+        t.base
+    ))
+    .await
+    .unwrap();
+    let r = text_of(c, "#results").await;
+    assert!(r.contains("labels.host"), "{r}");
+    assert_eq!(
+        incidents_found(&t, json!({"labels": {"host": ["db-*", "/^web-/"]}}))
+            .await
+            .len(),
+        2
+    );
+
+    println!(
+        "console screenshots written to {}",
+        screenshot_dir().display()
+    );
+    browser.stop().await;
+    t.stop().await;
+}
+
+/// The rule pages need a session, their saves and actions the CSRF token (without it nothing
+/// changes); a refused save answers the form with the API's message beside the field; delete
+/// removes the rule and sends the browser back to the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noise_rule_pages_need_a_session_and_saves_the_csrf_token() {
+    let mut t = TestServer::start("").await;
+    let (_, channels) = t.api("/channel/list", json!({})).await;
+    let cid = channels["data"]["items"][0]["channel_id"].as_i64().unwrap();
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_redirects
+        .get(format!("{}/channels/{cid}/inhibit-rules", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(
+        resp.headers()["location"],
+        format!("/signin?next=%2Fchannels%2F{cid}%2Finhibit-rules")
+    );
+    let (cookie, csrf) = sign_in(&t).await;
+    let post = |path: String, form: Vec<(&'static str, &'static str)>, token: Option<&str>| {
+        let mut req = t
+            .http
+            .post(format!("{}{path}", t.base))
+            .header("cookie", &cookie)
+            .header("hx-request", "true")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap());
+        if let Some(token) = token {
+            req = req.header("x-klaxon-csrf", token);
+        }
+        req.send()
+    };
+    let form = vec![
+        ("rule_name", "Weekend"),
+        ("window", "weekly"),
+        ("w0_start", "00:00"),
+        ("w0_end", "00:00"),
+        ("w0_day", "6"),
+        ("w0_day", "0"),
+    ];
+    let path = format!("/channels/{cid}/silence-rules");
+    let resp = post(path.clone(), form.clone(), None).await.unwrap();
+    assert_eq!(resp.status(), 403);
+    let (_, listed) = t
+        .api("/channel/silence/rule/list", json!({"channel_id": cid}))
+        .await;
+    assert_eq!(listed["data"]["total"], 0);
+
+    // spec: ING-133 — a weekday out of 0–6 is the API's refusal, beside the window's days.
+    let resp = post(
+        path.clone(),
+        vec![
+            ("rule_name", "Weekend"),
+            ("window", "weekly"),
+            ("w0_start", "00:00"),
+            ("w0_end", "00:00"),
+            ("w0_day", "9"),
+        ],
+        Some(&csrf),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 400);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("id=\"w0_days-error\""), "{html}");
+    assert!(html.contains("time_filters[0].repeat"), "{html}");
+    let (_, listed) = t
+        .api("/channel/silence/rule/list", json!({"channel_id": cid}))
+        .await;
+    assert_eq!(listed["data"]["total"], 0);
+
+    let resp = post(path.clone(), form, Some(&csrf)).await.unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(resp.headers()["hx-redirect"], path);
+    let (_, listed) = t
+        .api("/channel/silence/rule/list", json!({"channel_id": cid}))
+        .await;
+    let rule = listed["data"]["items"][0].clone();
+    assert_eq!(
+        rule["time_filters"],
+        json!([{"start": "00:00", "end": "00:00", "repeat": [6, 0], "is_off": false}])
+    );
+    let rid = rule["rule_id"].as_str().unwrap().to_string();
+    let (status, page) = get_page(&t, &cookie, &path).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Sat, Sun 00:00–00:00"), "{page}");
+
+    // An unknown action changes nothing; delete without the token neither; with it, gone.
+    let resp = post(format!("{path}/{rid}/purge"), vec![], Some(&csrf))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = post(format!("{path}/{rid}/delete"), vec![], None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = post(format!("{path}/{rid}/delete"), vec![], Some(&csrf))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let (_, listed) = t
+        .api("/channel/silence/rule/list", json!({"channel_id": cid}))
+        .await;
+    assert_eq!(listed["data"]["total"], 0);
+    // A rule that is not there: the API's message for the page's message region.
+    let resp = post(format!("{path}/{rid}/enable"), vec![], Some(&csrf))
+        .await
+        .unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    assert!(resp.text().await.unwrap().contains("not found"));
+    t.stop().await;
+}

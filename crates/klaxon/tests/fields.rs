@@ -1,7 +1,8 @@
 //! Custom fields (response.md 1.11, RSP-014, RSP-084, RSP-085; openapi-compat.md 2.2):
 //! definitions over `/field/*`, defaults on new incidents, values through
 //! `/incident/field/reset` with their timeline entry. SQLite always, PostgreSQL when
-//! `KLAXON_TEST_DATABASE_URL` is set.
+//! `KLAXON_TEST_DATABASE_URL` is set. The incident list search by field values, people, labels
+//! and teams (RSP-503) is here too.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -339,4 +340,146 @@ on_both_backends!(search_by_field_value_and_people, |url: String| async move {
     assert_eq!(keys(&data), vec!["s-a"], "the acker became a responder");
     let data = ok(search(&ts, json!({"responder_ids": [999_999]})).await);
     assert!(keys(&data).is_empty());
+});
+
+async fn pushed_with_labels(ts: &TestServer, key: &str, labels: Value) {
+    let (status, body) = ts
+        .push(
+            json!({"event_status": "Warning", "title_rule": key, "alert_key": key,
+                     "labels": labels}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+on_both_backends!(search_by_label_pattern_and_team, |url: String| async move {
+    // spec: RSP-503 (labels: exact, wildcard or regex; teams), ingest.md §4.2 (cidr:/num: are
+    // text in a label search), §4.4 (a missing label matches nothing)
+    let ts = TestServer::start(&url).await;
+    pushed_with_labels(&ts, "l-db7", json!({"host": "db-7", "env": "prod"})).await;
+    pushed_with_labels(&ts, "l-web3", json!({"host": "web-3", "env": "prod"})).await;
+    pushed_with_labels(&ts, "l-db8", json!({"host": "db-8"})).await;
+    ts.drained().await;
+    let found = |labels: Value| {
+        let ts = &ts;
+        async move { keys(&ok(search(ts, json!({"labels": labels})).await)) }
+    };
+    assert_eq!(found(json!({"host": "db-*"})).await, vec!["l-db7", "l-db8"]);
+    assert_eq!(found(json!({"host": "db-7"})).await, vec!["l-db7"]);
+    assert_eq!(
+        found(json!({"host": "/^web-[0-9]+$/"})).await,
+        vec!["l-web3"]
+    );
+    assert_eq!(
+        found(json!({"host": ["db-7", "web-3"]})).await,
+        vec!["l-db7", "l-web3"]
+    );
+    assert_eq!(
+        found(json!({"host": "db-*", "env": "prod"})).await,
+        vec!["l-db7"]
+    );
+    assert_eq!(found(json!({"env": "*"})).await, vec!["l-db7", "l-web3"]);
+    assert!(found(json!({"host": "cidr:10.0.0.0/8"})).await.is_empty());
+    assert!(
+        found(json!({"host": "DB-7"})).await.is_empty(),
+        "case-sensitive"
+    );
+    // Filters combine with the others; the empty object filters nothing.
+    assert_eq!(found(json!({})).await.len(), 3);
+
+    // Paging counts the matches only: offset pages, then the cursor.
+    let page = ok(search(&ts, json!({"labels": {"host": "db-*"}, "limit": 1})).await);
+    assert_eq!(page["total"], 2);
+    assert_eq!(page["has_next_page"], true);
+    let first = page["items"][0]["dedup_key"].clone();
+    let p2 = ok(search(&ts, json!({"labels": {"host": "db-*"}, "limit": 1, "p": 2})).await);
+    assert_eq!(p2["items"].as_array().unwrap().len(), 1);
+    assert_ne!(p2["items"][0]["dedup_key"], first);
+    assert_eq!(p2["has_next_page"], false);
+    let cursor = page["search_after_ctx"].as_str().unwrap().to_string();
+    let next = ok(search(
+        &ts,
+        json!({"labels": {"host": "db-*"}, "limit": 1, "search_after_ctx": cursor}),
+    )
+    .await);
+    assert_eq!(next["items"][0]["dedup_key"], p2["items"][0]["dedup_key"]);
+
+    // Refusals name the label and change nothing.
+    let m = err(
+        search(&ts, json!({"labels": {"host": "/(db/"}})).await,
+        "InvalidParameter",
+    );
+    assert!(
+        m.starts_with("labels.host: invalid regular expression"),
+        "{m}"
+    );
+    let m = err(
+        search(&ts, json!({"labels": {"": "x"}})).await,
+        "InvalidParameter",
+    );
+    assert!(m.starts_with("labels:"), "{m}");
+    let m = err(
+        search(&ts, json!({"labels": {"host": 7}})).await,
+        "InvalidParameter",
+    );
+    assert!(m.starts_with("labels.host:"), "{m}");
+    err(
+        search(&ts, json!({"labels": "host=db-7"})).await,
+        "InvalidParameter",
+    );
+
+    // Teams: the incidents of the channels a team owns or manages.
+    ok(ts.api("/team/upsert", json!({"team_name": "dba"})).await);
+    ok(ts.api("/team/upsert", json!({"team_name": "web"})).await);
+    let teams = ok(ts.api("/team/list", json!({})).await);
+    let team = |name: &str| {
+        teams["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["team_name"] == name)
+            .unwrap()["team_id"]
+            .as_i64()
+            .unwrap()
+    };
+    let (dba, web) = (team("dba"), team("web"));
+    let owned = ok(ts
+        .api(
+            "/channel/create",
+            json!({"channel_name": "DB", "team_id": dba}),
+        )
+        .await)["channel_id"]
+        .clone();
+    let managed = ok(ts
+        .api(
+            "/channel/create",
+            json!({"channel_name": "Shared", "managing_team_ids": [dba]}),
+        )
+        .await)["channel_id"]
+        .clone();
+    for (title, channel) in [("in DB", &owned), ("in Shared", &managed)] {
+        ok(ts
+            .api(
+                "/incident/create",
+                json!({"title": title, "incident_severity": "Info", "channel_id": channel}),
+            )
+            .await);
+    }
+    let titles = |data: &Value| {
+        let mut t: Vec<String> = data["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["title"].as_str().unwrap().to_string())
+            .collect();
+        t.sort();
+        t
+    };
+    let data = ok(search(&ts, json!({"team_ids": [dba]})).await);
+    assert_eq!(titles(&data), vec!["in DB", "in Shared"]);
+    let data = ok(search(&ts, json!({"team_ids": [dba], "channel_ids": [owned]})).await);
+    assert_eq!(titles(&data), vec!["in DB"]);
+    let data = ok(search(&ts, json!({"team_ids": [web]})).await);
+    assert_eq!(data["total"], 0);
+    assert!(titles(&data).is_empty());
 });

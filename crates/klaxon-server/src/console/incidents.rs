@@ -50,11 +50,19 @@ struct Filters {
     progress: Vec<String>,
     severity: Vec<String>,
     channel: Option<String>,
+    /// Incidents of the channels a team owns or manages (RSP-503).
+    team: Option<String>,
+    /// Label filters (RSP-503), each `name=pattern`: exact, wildcard (`db-*`) or regex
+    /// (`/^db/`); several patterns of one label mean any of them.
+    labels: Vec<String>,
     /// `me` (the default, RSP-501: "assigned to me") or `all`.
     who: String,
     range: String,
     /// An incident id, a `num`, or part of a title.
     q: String,
+    /// Custom field filters (RSP-503): `field.<name>=<value>`, in the order given; several
+    /// values of one field mean any of them.
+    fields: Vec<(String, String)>,
     p: i64,
 }
 
@@ -75,6 +83,12 @@ impl Filters {
             progress: all("progress"),
             severity: all("severity"),
             channel: one("channel"),
+            team: one("team"),
+            labels: all("label")
+                .into_iter()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect(),
             who: match one("who").as_deref() {
                 Some("all") => "all".to_string(),
                 _ => "me".to_string(),
@@ -83,6 +97,14 @@ impl Filters {
                 .filter(|r| RANGES.iter().any(|(k, _, _)| k == r))
                 .unwrap_or_else(|| DEFAULT_RANGE.to_string()),
             q: one("q").map(|q| q.trim().to_string()).unwrap_or_default(),
+            fields: pairs
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .filter_map(|(k, v)| {
+                    let name = k.strip_prefix("field.").filter(|n| !n.is_empty())?;
+                    Some((name.to_string(), v.clone()))
+                })
+                .collect(),
             p: one("p")
                 .and_then(|p| p.parse().ok())
                 .filter(|p| *p >= 1)
@@ -102,10 +124,24 @@ impl Filters {
         if let Some(c) = &self.channel {
             pairs.push(("channel", c.clone()));
         }
+        if let Some(t) = &self.team {
+            pairs.push(("team", t.clone()));
+        }
+        for l in &self.labels {
+            pairs.push(("label", l.clone()));
+        }
         pairs.push(("who", self.who.clone()));
         pairs.push(("range", self.range.clone()));
         if !self.q.is_empty() {
             pairs.push(("q", self.q.clone()));
+        }
+        let fields: Vec<(String, String)> = self
+            .fields
+            .iter()
+            .map(|(name, v)| (format!("field.{name}"), v.clone()))
+            .collect();
+        for (k, v) in &fields {
+            pairs.push((k.as_str(), v.clone()));
         }
         if p > 1 {
             pairs.push(("p", p.to_string()));
@@ -139,11 +175,42 @@ impl Filters {
                 let v = c.parse::<i64>().map_or_else(|_| json!([c]), |n| json!([n]));
                 obj.insert("channel_ids".into(), v);
             }
+            if let Some(t) = &self.team {
+                let v = t.parse::<i64>().map_or_else(|_| json!([t]), |n| json!([n]));
+                obj.insert("team_ids".into(), v);
+            }
+            if !self.labels.is_empty() {
+                // `name=pattern`; text without `=` goes through as a nameless label, so the
+                // API says what is missing.
+                let mut by_name = serde_json::Map::new();
+                for l in &self.labels {
+                    let (name, pattern) = l.split_once('=').unwrap_or(("", l.as_str()));
+                    let entry = by_name
+                        .entry(name.trim().to_string())
+                        .or_insert_with(|| json!([]));
+                    if let Some(list) = entry.as_array_mut() {
+                        list.push(json!(pattern.trim()));
+                    }
+                }
+                obj.insert("labels".into(), Value::Object(by_name));
+            }
             if self.who == "me" {
                 obj.insert("responder_ids".into(), json!([member_id]));
             }
             if !self.q.is_empty() {
                 obj.insert("query".into(), json!(self.q));
+            }
+            if !self.fields.is_empty() {
+                // `fields{name: [values]}`: the API checks that each names a select or
+                // checkbox field.
+                let mut by_name = serde_json::Map::new();
+                for (name, v) in &self.fields {
+                    let entry = by_name.entry(name.clone()).or_insert_with(|| json!([]));
+                    if let Some(list) = entry.as_array_mut() {
+                        list.push(json!(v));
+                    }
+                }
+                obj.insert("fields".into(), Value::Object(by_name));
             }
         }
         body
@@ -235,9 +302,51 @@ async fn list_page(
         Ok(m) => m,
         Err(e) => return page_error(&e),
     };
+    // RSP-503: select and checkbox fields can filter (text fields cannot). Someone who may
+    // not read the field definitions gets the list without them.
+    let fields: Vec<Value> = fetch(&state, &viewer, "/field/list", json!({}))
+        .await
+        .map(|d| d["items"].as_array().cloned().unwrap_or_default())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| d["field_type"] != "text")
+        .map(|d| {
+            let name = d["field_name"].as_str().unwrap_or("").to_string();
+            let chosen = filters
+                .fields
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let options: Vec<(String, String)> = if d["field_type"] == "checkbox" {
+                vec![("true".into(), "Yes".into()), ("false".into(), "No".into())]
+            } else {
+                d["options"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(|o| (o.to_string(), o.to_string()))
+                    .collect()
+            };
+            let label = d["display_name"]
+                .as_str()
+                .filter(|l| !l.is_empty())
+                .unwrap_or(&name)
+                .to_string();
+            json!({"name": name, "label": label, "options": options, "chosen": chosen})
+        })
+        .collect();
+    // Someone who may not list teams gets the list without the team filter.
+    let teams: Vec<Value> = fetch(&state, &viewer, "/team/list", json!({"limit": 100}))
+        .await
+        .map(|d| d["items"].as_array().cloned().unwrap_or_default())
+        .unwrap_or_default();
     let results = results_ctx(&state, &viewer, &filters, None, None).await;
     let ctx = context! {
         title => "Incidents",
+        fields => j(&fields),
+        teams => j(&teams),
         nav => "incidents",
         csrf => viewer.session.csrf_token.clone(),
         me => j(&me),
@@ -249,6 +358,8 @@ async fn list_page(
             progress => filters.progress.clone(),
             severity => filters.severity.clone(),
             channel => filters.channel.clone().unwrap_or_default(),
+            team => filters.team.clone().unwrap_or_default(),
+            labels => filters.labels.clone(),
             who => filters.who.clone(),
             range => filters.range.clone(),
             q => filters.q.clone(),
@@ -867,11 +978,54 @@ mod tests {
     #[test]
     fn filters_round_trip_through_the_query_string() {
         let f = Filters::parse(Some(
-            "progress=Triggered&progress=Processing&severity=Critical&channel=7&who=all&range=24h&q=cpu&p=2",
+            "progress=Triggered&progress=Processing&severity=Critical&channel=7&who=all&range=24h&q=cpu\
+             &field.region=eu&field.region=us&field.paged=true&team=3\
+             &label=host%3Ddb-*&label=host%3D%2F%5Eweb%2F&label=env%3Dprod&p=2",
         ));
+        assert_eq!(f.labels, vec!["host=db-*", "host=/^web/", "env=prod"]);
+        assert_eq!(f.team.as_deref(), Some("3"));
         assert_eq!(f.progress, vec!["Triggered", "Processing"]);
         assert_eq!(f.who, "all");
+        assert_eq!(f.fields.len(), 3);
         assert_eq!(Filters::parse(Some(&f.query(f.p))), f);
+    }
+
+    // spec: RSP-503 (labels: exact, wildcard or regex; several patterns of one label mean any)
+    #[test]
+    fn label_and_team_filters_become_arguments() {
+        let f = Filters::parse(Some(
+            "who=all&team=3&label=host%3Ddb-*&label=host%3D%2F%5Eweb%2F&label=env%3Dprod&label=+",
+        ));
+        let args = f.args(1_000_000, 42);
+        assert_eq!(
+            args["labels"],
+            json!({"host": ["db-*", "/^web/"], "env": ["prod"]})
+        );
+        assert_eq!(args["team_ids"], json!([3]));
+        // Text without a name goes through as it is, so the API names what is missing.
+        let nameless = Filters::parse(Some("label=prod")).args(1_000_000, 42);
+        assert_eq!(nameless["labels"], json!({"": ["prod"]}));
+        let none = Filters::parse(Some("who=all")).args(1_000_000, 42);
+        assert!(none.get("labels").is_none() && none.get("team_ids").is_none());
+    }
+
+    // spec: RSP-503 (custom fields filter the list; several values of one field mean any)
+    #[test]
+    fn custom_field_filters_become_the_fields_argument() {
+        let f = Filters::parse(Some(
+            "who=all&field.region=eu&field.region=us&field.paged=true&field.=x&field.empty=",
+        ));
+        let args = f.args(1_000_000, 42);
+        assert_eq!(
+            args["fields"],
+            json!({"region": ["eu", "us"], "paged": ["true"]})
+        );
+        assert!(
+            Filters::parse(Some("who=all"))
+                .args(1_000_000, 42)
+                .get("fields")
+                .is_none()
+        );
     }
 
     // spec: RSP-501 (assigned to me, all progress, the last 7 days by default)

@@ -52,6 +52,9 @@ fn env() -> &'static Environment<'static> {
             "integrations.html",
             "routing.html",
             "route_rule_form.html",
+            "noise_rules.html",
+            "noise_rule.html",
+            "noise_form.html",
         );
         env.add_filter("when", when);
         env.add_filter("ago", ago);
@@ -190,6 +193,9 @@ mod tests {
             "integrations.html",
             "routing.html",
             "route_rule_form.html",
+            "noise_rules.html",
+            "noise_rule.html",
+            "noise_form.html",
         ] {
             assert!(env().get_template(name).is_ok(), "{name}");
         }

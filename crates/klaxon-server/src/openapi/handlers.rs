@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
+use klaxon_core::condition;
 use klaxon_core::error::{ApiError, ErrorCode};
 use klaxon_core::model::{Incident, Progress, Severity};
 use klaxon_core::permissions;
@@ -375,8 +376,116 @@ async fn field_filters(
     Ok(out)
 }
 
+/// `labels{name: pattern | [patterns]}` of `/incident/list` (RSP-503): every named label must
+/// match one of its patterns, read as exact text, a wildcard or a regex (§4.3; `cidr:` and
+/// `num:` are plain text in a search, §4.2). Errors name the label (`labels.host: …`).
+fn label_filter(args: &Args) -> Result<condition::Filter, ApiError> {
+    let Some(given) = args.raw().get("labels").filter(|v| !v.is_null()) else {
+        return Ok(condition::Filter::default());
+    };
+    let Value::Object(given) = given else {
+        return Err(ApiError::invalid(
+            "labels must be an object of label names to a pattern or a list of patterns",
+        ));
+    };
+    let mut group = Vec::with_capacity(given.len());
+    for (name, value) in given {
+        if name.trim().is_empty() {
+            return Err(ApiError::invalid("labels: a label name is required"));
+        }
+        let values: Vec<String> = match value {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    ApiError::invalid(format!("labels.{name}: every pattern must be a string"))
+                })?,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "labels.{name}: give a pattern or a list of patterns"
+                )));
+            }
+        };
+        let c = condition::Condition::is_in(format!("labels.{name}"), values);
+        condition::Filter::compile(&[vec![c.clone()]], condition::Context::LabelSearch)
+            .map_err(|e| ApiError::invalid(format!("labels.{name}: {}", e.problem())))?;
+        group.push(c);
+    }
+    if group.is_empty() {
+        return Ok(condition::Filter::default());
+    }
+    condition::Filter::compile(&[group], condition::Context::LabelSearch)
+        .map_err(|e| ApiError::invalid(format!("labels: {}", e.problem())))
+}
+
+/// `team_ids[]` of `/incident/list` (RSP-503): the channels those teams own (`team_id`) or
+/// manage (`managing_team_ids`); `None` when no team is given.
+async fn team_channels(
+    state: &AppState,
+    caller: &Caller,
+    args: &Args,
+) -> Result<Option<Vec<i64>>, ApiError> {
+    let teams = args.i64_list("team_ids")?;
+    if teams.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    let mut p = 1;
+    loop {
+        let filter = ChannelFilter {
+            paging: Paging {
+                p,
+                limit: 100,
+                asc: true,
+                search_after_ctx: None,
+            },
+            ..ChannelFilter::default()
+        };
+        let page = state
+            .store
+            .list_channels(caller.account_id, &filter)
+            .await
+            .map_err(store_err)?;
+        out.extend(
+            page.items
+                .iter()
+                .filter(|c| {
+                    teams.contains(&c.team_id)
+                        || c.managing_team_ids.iter().any(|t| teams.contains(t))
+                })
+                .map(|c| c.channel_id),
+        );
+        if !page.has_next_page {
+            break;
+        }
+        p += 1;
+    }
+    Ok(Some(out))
+}
+
 async fn incident_list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
     let (start_time, end_time) = required_window(args)?;
+    let mut channel_ids = args.i64_list("channel_ids")?;
+    if let Some(of_teams) = team_channels(state, caller, args).await? {
+        channel_ids = if channel_ids.is_empty() {
+            of_teams
+        } else {
+            channel_ids.retain(|c| of_teams.contains(c));
+            channel_ids
+        };
+        // No channel of those teams (or none of the given ones is theirs): nothing matches.
+        if channel_ids.is_empty() {
+            let empty: Page<Incident> = Page {
+                items: Vec::new(),
+                total: 0,
+                has_next_page: false,
+                search_after_ctx: None,
+            };
+            return Ok(page_json(&empty, Vec::new()));
+        }
+    }
     let filter = IncidentFilter {
         paging: paging(args, 20, 100)?,
         start_time,
@@ -386,7 +495,7 @@ async fn incident_list(state: &AppState, caller: &Caller, args: &Args) -> Result
             "incident_severity",
             args.comma_list("incident_severity")?,
         )?,
-        channel_ids: args.i64_list("channel_ids")?,
+        channel_ids,
         incident_ids: args.str_list("incident_ids")?,
         nums: args.str_list("nums")?,
         query: args.str("query")?,
@@ -398,6 +507,7 @@ async fn incident_list(state: &AppState, caller: &Caller, args: &Args) -> Result
         responder_ids: args.i64_list("responder_ids")?,
         acker_ids: args.i64_list("acker_ids")?,
         fields: field_filters(state, caller, args).await?,
+        labels: label_filter(args)?,
         hidden_channel_ids: hidden_channels(state, caller).await?,
     };
     let page = state
