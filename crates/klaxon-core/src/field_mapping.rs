@@ -104,7 +104,9 @@ impl Template {
             })?;
             let inner = after.get(..close).unwrap_or("");
             let path = VarPath::parse(inner).ok_or_else(|| {
-                ApiError::invalid(format!("{field}: variable {{{{{inner}}}}} is not a valid path"))
+                ApiError::invalid(format!(
+                    "{field}: variable {{{{{inner}}}}} is not a valid path"
+                ))
             })?;
             parts.push(Part::Var(path));
             rest = after.get(close + 2..).unwrap_or("");
@@ -266,7 +268,9 @@ impl FieldMapping {
             }
         };
         if let Some(i) = items.iter().position(|item| !item.is_object()) {
-            return Err(ApiError::invalid(format!("item {i}: must be a JSON object")));
+            return Err(ApiError::invalid(format!(
+                "item {i}: must be a JSON object"
+            )));
         }
         let mut events = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
@@ -508,7 +512,10 @@ mod tests {
             json!({}),
         );
         let ev = one(&m, json!({"anything": 1}));
-        assert_eq!((ev.event_status, ev.title.as_str()), (Status::Warning, "Constant"));
+        assert_eq!(
+            (ev.event_status, ev.title.as_str()),
+            (Status::Warning, "Constant")
+        );
     }
 
     // spec: ING-040 — only mapped targets are filled; raw fields named like standard ones are
@@ -560,7 +567,10 @@ mod tests {
             json!({"event_status": "Info", "title": "t", "event_time": "{{t}}"}),
             json!({}),
         );
-        assert_eq!(one(&m, json!({"t": "1600000000"})).event_time, 1_600_000_000_000);
+        assert_eq!(
+            one(&m, json!({"t": "1600000000"})).event_time,
+            1_600_000_000_000
+        );
         assert_eq!(
             one(&m, json!({"t": "1600000000123"})).event_time,
             1_600_000_000_000
@@ -575,7 +585,10 @@ mod tests {
             json!({"event_status": "Info", "title": "t", "event_time": "{{s}}000"}),
             json!({}),
         );
-        assert_eq!(one(&m, json!({"s": 1_600_000})).event_time, 1_600_000_000_000);
+        assert_eq!(
+            one(&m, json!({"s": 1_600_000})).event_time,
+            1_600_000_000_000
+        );
     }
 
     // spec: ING-044 — unresolvable variables name the item index and the path.
@@ -588,24 +601,37 @@ mod tests {
         let good = json!({"data": {"severity": "Info"}, "list": [0, 1, 2], "s": {"deeper": 1}});
         assert_eq!(one(&m, good.clone()).title, "2 1");
         for (body, path) in [
-            (json!({"list": [0, 1, 2], "s": {"deeper": 1}}), "data.severity"),
-            (json!({"data": {"severity": null}, "list": [0, 1, 2], "s": {"deeper": 1}}),
-             "data.severity"),
-            (json!({"data": "scalar", "list": [0, 1, 2], "s": {"deeper": 1}}), "data.severity"),
-            (json!({"data": {"severity": "Info"}, "list": [0, 1], "s": {"deeper": 1}}), "list.2"),
-            (json!({"data": {"severity": "Info"}, "list": {"a": 1}, "s": {"deeper": 1}}),
-             "list.2"),
-            (json!({"data": {"severity": "Info"}, "list": [0, 1, 2], "s": "x"}), "s.deeper"),
+            (
+                json!({"list": [0, 1, 2], "s": {"deeper": 1}}),
+                "data.severity",
+            ),
+            (
+                json!({"data": {"severity": null}, "list": [0, 1, 2], "s": {"deeper": 1}}),
+                "data.severity",
+            ),
+            (
+                json!({"data": "scalar", "list": [0, 1, 2], "s": {"deeper": 1}}),
+                "data.severity",
+            ),
+            (
+                json!({"data": {"severity": "Info"}, "list": [0, 1], "s": {"deeper": 1}}),
+                "list.2",
+            ),
+            (
+                json!({"data": {"severity": "Info"}, "list": {"a": 1}, "s": {"deeper": 1}}),
+                "list.2",
+            ),
+            (
+                json!({"data": {"severity": "Info"}, "list": [0, 1, 2], "s": "x"}),
+                "s.deeper",
+            ),
         ] {
             assert_eq!(err(&m, body), format!("item 0: variable {path} not found"));
         }
         // The index of the failing item in a batch; nothing is returned.
         let bad = json!({"list": [0, 1, 2], "s": {"deeper": 1}});
         assert_eq!(
-            err(
-                &m,
-                json!([good.clone(), good.clone(), good.clone(), bad])
-            ),
+            err(&m, json!([good.clone(), good.clone(), good.clone(), bad])),
             "item 3: variable data.severity not found"
         );
     }
@@ -636,7 +662,9 @@ mod tests {
         }
         // Each item keeps its own source text (ING-054).
         let events = m
-            .apply(&json!([item(0), item(1)]), &ctx(&[]), |i, _| format!("raw {i}"))
+            .apply(&json!([item(0), item(1)]), &ctx(&[]), |i, _| {
+                format!("raw {i}")
+            })
             .unwrap();
         assert_eq!(events[1].raw, "raw 1");
     }
@@ -689,7 +717,10 @@ mod tests {
                               "where": "{{tags.env}}/{{hostname}}"}}),
             json!({"tags.env": {"prd": "production"}}),
         );
-        let ev = one(&m, json!({"tags": {"env": "prd"}, "hostname": "db1", "p": 5432}));
+        let ev = one(
+            &m,
+            json!({"tags": {"env": "prd"}, "hostname": "db1", "p": 5432}),
+        );
         assert_eq!(ev.labels["env"], "production");
         assert_eq!(ev.labels["host"], "db1");
         assert_eq!(ev.labels["port"], "5432");
@@ -708,7 +739,10 @@ mod tests {
         );
         let ok = json!({"s": "Critical", "t": "x", "k": "a", "l": {}});
         assert_eq!(
-            err(&m, json!([ok.clone(), {"s": "critical", "t": "x", "k": "a", "l": {}}])),
+            err(
+                &m,
+                json!([ok.clone(), {"s": "critical", "t": "x", "k": "a", "l": {}}])
+            ),
             "item 1: event_status is invalid"
         );
         assert_eq!(
@@ -716,7 +750,10 @@ mod tests {
             "item 0: title_rule is required"
         );
         assert_eq!(
-            err(&m, json!({"s": "Critical", "t": "x", "k": "k".repeat(256), "l": {}})),
+            err(
+                &m,
+                json!({"s": "Critical", "t": "x", "k": "k".repeat(256), "l": {}})
+            ),
             "item 0: alert_key is too long"
         );
         let many: Map<String, Value> = (0..51).map(|i| (format!("k{i}"), json!("v"))).collect();
@@ -725,11 +762,7 @@ mod tests {
             "item 0: labels: too many labels (51 > 50)"
         );
         // A recovery with a key is fine; an array body is fine (no ING-030).
-        let evs = apply(
-            &m,
-            json!([ok, {"s": "Ok", "t": "", "k": "a", "l": {}}]),
-        )
-        .unwrap();
+        let evs = apply(&m, json!([ok, {"s": "Ok", "t": "", "k": "a", "l": {}}])).unwrap();
         assert_eq!(evs[1].event_status, Status::Ok);
         // Query labels (ING-012) are merged under the mapped ones.
         let q = vec![("team".to_string(), "db".to_string())];
@@ -785,12 +818,19 @@ mod tests {
         for bad in ["{{}}", "{{ }}", "{{a..b}}", "{{.a}}", "{{a.}}"] {
             let msg = refused(with("alert_key", json!(bad)), json!({}));
             assert!(
-                msg.starts_with("field_mapping.alert_key: variable {{") && msg.ends_with("is not a valid path"),
+                msg.starts_with("field_mapping.alert_key: variable {{")
+                    && msg.ends_with("is not a valid path"),
                 "{bad}: {msg}"
             );
         }
-        assert_eq!(refused(json!([]), json!({})), "field_mapping must be an object");
-        assert_eq!(refused(base(), json!([])), "value_mapping must be an object");
+        assert_eq!(
+            refused(json!([]), json!({})),
+            "field_mapping must be an object"
+        );
+        assert_eq!(
+            refused(base(), json!([])),
+            "value_mapping must be an object"
+        );
     }
 
     // spec: ING-049 — event_status and one of title / title_rule are required.
@@ -805,18 +845,26 @@ mod tests {
             "field_mapping.event_status is required"
         );
         assert_eq!(
-            refused(json!({"event_status": "{{s}}", "description": "d"}), json!({})),
+            refused(
+                json!({"event_status": "{{s}}", "description": "d"}),
+                json!({})
+            ),
             "field_mapping.title or field_mapping.title_rule is required"
         );
-        assert!(FieldMapping::from_settings(
-            Some(&json!({"event_status": "{{s}}", "title_rule": "$host"})),
-            None
-        )
-        .unwrap()
-        .is_some());
+        assert!(
+            FieldMapping::from_settings(
+                Some(&json!({"event_status": "{{s}}", "title_rule": "$host"})),
+                None
+            )
+            .unwrap()
+            .is_some()
+        );
         // No mapping, or an empty one: the body stays a standard payload (ING-040).
         assert_eq!(FieldMapping::from_settings(None, None).unwrap(), None);
-        assert_eq!(FieldMapping::from_settings(Some(&json!({})), None).unwrap(), None);
+        assert_eq!(
+            FieldMapping::from_settings(Some(&json!({})), None).unwrap(),
+            None
+        );
         assert_eq!(
             FieldMapping::from_settings(Some(&json!({})), Some(&json!({"a": {"b": "c"}})))
                 .unwrap_err()
@@ -837,7 +885,8 @@ mod tests {
             );
         }
         assert!(
-            refused(with(json!(["a"])), json!({})).starts_with("field_mapping.labels must be a string")
+            refused(with(json!(["a"])), json!({}))
+                .starts_with("field_mapping.labels must be a string")
         );
         assert_eq!(
             refused(with(json!({"env": 1})), json!({})),
