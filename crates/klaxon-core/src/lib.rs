@@ -9,6 +9,7 @@ pub mod condition;
 pub mod directory;
 pub mod enrichment;
 pub mod error;
+pub mod field_mapping;
 pub mod flapping;
 pub mod grouping;
 pub mod ids;

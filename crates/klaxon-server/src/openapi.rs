@@ -13,6 +13,7 @@ mod channels;
 mod enrichment;
 mod escalation;
 mod export;
+mod field_mapping;
 mod fields;
 mod handlers;
 mod im;
@@ -49,6 +50,7 @@ use crate::envelope::{failure, success, throttled};
 use crate::state::{AppState, new_request_id};
 
 pub(crate) use args::Args;
+pub(crate) use field_mapping::stored as stored_field_mapping;
 
 /// Open API bodies above this are refused with 413 `EntityTooLarge` (openapi-compat.md 1.5).
 const MAX_API_BODY: usize = 1024 * 1024;
@@ -76,6 +78,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(pipeline::PATHS)
         .chain(retention::PATHS)
         .chain(export::PATHS)
+        .chain(field_mapping::PATHS)
         .copied()
 }
 
@@ -314,6 +317,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = retention::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = field_mapping::dispatch(state, caller, path, args).await {
         return result;
     }
     handlers::dispatch(state, caller, path, args).await

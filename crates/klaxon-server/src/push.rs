@@ -27,7 +27,8 @@ pub const MAX_PUSH_BODY: usize = 5 * 1024 * 1024;
 
 /// The standard family (ING-001): these types may all push to `/event/push/alert/standard`,
 /// and each also has its own alias path taking the same payload.
-const STANDARD_FAMILY: [&str; 5] = ["standard", "uptimekuma", "keep", "elastalert2", "oceanbase"];
+pub(crate) const STANDARD_FAMILY: [&str; 5] =
+    ["standard", "uptimekuma", "keep", "elastalert2", "oceanbase"];
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -167,6 +168,30 @@ async fn accept(
         query_labels: &query_labels,
         received_at: now,
     };
+    // ING-040: with a field mapping the body is mapped, one item or a batch (§2.3).
+    if let Some(mapping) = crate::openapi::stored_field_mapping(&integration.settings)? {
+        let single = payload.is_object();
+        let raw = |_: usize, item: &Value| {
+            if single {
+                // ING-054: the body as received.
+                cut_bytes(&String::from_utf8_lossy(&bytes), RAW_MAX_BYTES).to_string()
+            } else {
+                cut_bytes(&item.to_string(), RAW_MAX_BYTES).to_string()
+            }
+        };
+        // ING-044, ING-047: every item is mapped and valid, or nothing is queued.
+        let events = mapping.apply(&payload, &ctx, raw)?;
+        let keys: Vec<String> = events.iter().map(|e| e.alert_key.clone()).collect();
+        // One inbox commit for the whole batch: a 200 means every item is queued.
+        commit(state, request_id, &integration, events, now).await?;
+        // ING-048: an object answers like ING-031, an array with the keys in input order.
+        let data = if single {
+            json!({ "alert_key": keys.first() })
+        } else {
+            json!({ "alert_keys": keys })
+        };
+        return Ok(Accepted::Events { data: Some(data) });
+    }
     let mut event = parse_standard(&payload, &ctx)?;
     // ING-054: keep the item as received (the body is valid UTF-8: it parsed as JSON).
     event.raw = cut_bytes(&String::from_utf8_lossy(&bytes), RAW_MAX_BYTES).to_string();

@@ -470,6 +470,12 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
             json!({"integration_id": o.dedicated}),
             Missing,
         ),
+        (
+            "/integration/field-mapping/preview",
+            json!({"integration_id": o.dedicated, "sample": {"x": "y"},
+                   "field_mapping": {"event_status": "Info", "title": "{{x}}"}}),
+            Missing,
+        ),
         ("/route/info", json!({"integration_id": o.shared}), Missing),
         (
             "/route/history/list",

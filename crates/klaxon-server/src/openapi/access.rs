@@ -140,6 +140,9 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/integration/enable", IntegrationWrite),
     ("/integration/disable", IntegrationWrite),
     ("/integration/rotate-key", IntegrationWrite),
+    // The field-mapping dry run (ING-049) stores nothing; it may read an integration's saved
+    // mapping, so it needs what reading that configuration needs.
+    ("/integration/field-mapping/preview", IntegrationRead),
     // Routes of shared alert integrations (ingest.md §2.8; docs/routing.md): Integrations
     // Read to look and preview, Integrations Manage to save or roll back.
     ("/route/info", P(IntegrationsRead)),

@@ -16,15 +16,16 @@
 //!   integrations are dedicated only in this version (their SMTP receiver does not apply the
 //!   no-route refusal of ING-010);
 //! - `settings`: `console_url` (an http(s) URL) for `n9e` and `zabbix`, the push mode and
-//!   rules of ingest.md ING-216 for `email`; field mapping is not implemented, so any other
-//!   member is refused rather than stored and ignored.
+//!   rules of ingest.md ING-216 for `email`, `field_mapping` / `value_mapping` (ingest.md
+//!   §2.3, checked by `super::field_mapping`) for the standard family; any other member is
+//!   refused rather than stored and ignored.
 //!
 //! `/integration/update` changes `integration_name` and `settings`; sending another value for
 //! an immutable field (`type`, `kind`, `channel_id`) is refused.
 
 use klaxon_core::error::{ApiError, ErrorCode};
 use klaxon_store::{ChannelFilter, Integration, IntegrationFilter, NewIntegration, Paging};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{Args, Caller};
 use crate::changes::{CHANGE_TYPES, wire_type};
@@ -193,9 +194,11 @@ fn check_settings(t: &str, raw: Option<&Value>) -> Result<String, ApiError> {
         klaxon_sources::email::EmailSettings::from_json(&value)?;
         return Ok(value.to_string());
     }
-    let mut kept = Map::new();
+    // ING-040…049: field and value mapping of the standard family.
+    let mut kept = super::field_mapping::checked_settings(t, settings)?;
     for (name, value) in settings {
         match (name.as_str(), t) {
+            _ if kept.contains_key(name) => {}
             ("console_url", "n9e" | "zabbix") => {
                 let url = value
                     .as_str()
