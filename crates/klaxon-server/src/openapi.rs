@@ -21,6 +21,7 @@ mod licences;
 mod members;
 mod noise;
 mod pipeline;
+mod pulls;
 mod retention;
 mod roles;
 mod routing;
@@ -74,6 +75,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(licences::PATHS)
         .chain(pipeline::PATHS)
         .chain(retention::PATHS)
+        .chain(pulls::PATHS)
         .copied()
 }
 
@@ -309,6 +311,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = retention::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = pulls::dispatch(state, caller, path, args).await {
         return result;
     }
     handlers::dispatch(state, caller, path, args).await

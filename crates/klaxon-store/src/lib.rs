@@ -45,6 +45,7 @@ mod noise;
 mod password_reset;
 mod pipeline;
 mod process;
+mod pulls;
 mod query;
 pub mod records;
 mod reminders;
@@ -81,6 +82,7 @@ use klaxon_core::model::{
     Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
 };
 pub use noise::{EventOutcome, NoiseRefusal, OutcomeFilter};
+pub use pulls::{HISTORY_KEPT as PULL_HISTORY_KEPT, ManualRefusal, PullRecord, PullSchedule};
 pub use password_reset::{ResetDone, ResetPolicy};
 pub use pipeline::PipelineRecord;
 pub use process::{LEASE_TTL_MS, RandomIds};

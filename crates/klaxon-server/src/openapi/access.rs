@@ -140,6 +140,10 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/integration/enable", IntegrationWrite),
     ("/integration/disable", IntegrationWrite),
     ("/integration/rotate-key", IntegrationWrite),
+    // HTTP pull integrations (ingest.md ING-228, ING-229): starting a pull acts on the
+    // integration; its history is configuration to read.
+    ("/integration/pull/trigger", IntegrationWrite),
+    ("/integration/pull/history", IntegrationRead),
     // Routes of shared alert integrations (ingest.md §2.8; docs/routing.md): Integrations
     // Read to look and preview, Integrations Manage to save or roll back.
     ("/route/info", P(IntegrationsRead)),
