@@ -204,9 +204,9 @@ pub async fn run(state: &AppState, integration: &Integration, trigger: Trigger, 
     let started = state.clock.now();
     let account = integration.account_id;
     let id = integration.integration_id;
-    let report = match parse_settings(&integration.settings) {
+    let (report, used_last) = match parse_settings(&integration.settings) {
         Ok(settings) => pull(state, integration, &settings, started).await,
-        Err(e) => failed(format!("the stored settings are invalid: {e}")),
+        Err(e) => (failed(format!("the stored settings are invalid: {e}")), None),
     };
     let success = report.status == klaxon_sources::http_pull::PullStatus::Success;
     let record = PullRecord {
@@ -223,8 +223,14 @@ pub async fn run(state: &AppState, integration: &Integration, trigger: Trigger, 
         items_truncated: report.items_truncated as i64,
         error: report.error.clone(),
     };
-    // ING-227: only a pull without failure moves `.LastPullTime` (to its own `.NowTime`).
-    let advance = success.then(|| crate::wire::secs(started));
+    // ING-227: only a pull without failure moves `.LastPullTime` (to its own `.NowTime`);
+    // after a failure it stays what this pull used, which the first pull fixes at
+    // `.NowTime − cycle` (ING-222), so the next pull asks for the same range again.
+    let advance = if success {
+        Some(crate::wire::secs(started))
+    } else {
+        used_last
+    };
     if let Err(e) = state.store.finish_pull(account, &record, holder, advance).await {
         tracing::error!(error = %e, integration_id = id, "cannot record a finished pull");
     }
@@ -249,15 +255,17 @@ fn failed(error: String) -> PullReport {
     }
 }
 
+/// Runs the pages of one pull; the report and the `.LastPullTime` it used (none when it
+/// did not get that far).
 async fn pull(
     state: &AppState,
     integration: &Integration,
     settings: &PullSettings,
     started: Millis,
-) -> PullReport {
+) -> (PullReport, Option<i64>) {
     // ING-231: a shared integration whose routes name no channel fetches nothing.
     if let Err(e) = crate::push::push_channels(state, integration, &[]).await {
-        return failed(e.message);
+        return (failed(e.message), None);
     }
     let last = match state
         .store
@@ -265,12 +273,12 @@ async fn pull(
         .await
     {
         Ok(t) => t,
-        Err(e) => return failed(format!("cannot read the last pull time: {e}")),
+        Err(e) => return (failed(format!("cannot read the last pull time: {e}")), None),
     };
     let deny_private = state.config.pull.deny_private_targets;
     let client = match client(settings, deny_private) {
         Ok(c) => c,
-        Err(e) => return failed(e),
+        Err(e) => return (failed(e), None),
     };
     let request_id = new_request_id();
     let mut pull = Pull::new(settings, crate::wire::secs(started), last);
@@ -307,7 +315,7 @@ async fn pull(
             Err(e) => pull.on_failure(e),
         }
     }
-    pull.report()
+    (pull.report(), Some(pull.vars().last_pull))
 }
 
 fn client(settings: &PullSettings, deny_private: bool) -> Result<reqwest::Client, String> {

@@ -246,8 +246,8 @@ impl Store {
     }
 
     /// Records a finished pull, releases `holder`'s lease and, when `advance_to` is given,
-    /// sets `.LastPullTime` (ING-227: only pulls without failure advance it). Keeps the
-    /// newest [`HISTORY_KEPT`] records.
+    /// sets `.LastPullTime` (ING-227: only pulls without failure advance it; a failed first
+    /// pull stores the value it used). Keeps the newest [`HISTORY_KEPT`] records.
     pub async fn finish_pull(
         &self,
         account_id: i64,

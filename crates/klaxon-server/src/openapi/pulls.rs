@@ -4,7 +4,7 @@
 //!   429 `RequestTooFrequently` within 60 s of the previous manual trigger, 400
 //!   `pull in progress` while one runs. The schedule does not move.
 //! - `/integration/pull/history` `{integration_id, p, limit}` lists the recorded pulls,
-//!   newest first, with `last_pull_time` (`.LastPullTime`, 0 before the first success).
+//!   newest first, with `last_pull_time` (`.LastPullTime`, 0 before the first pull).
 
 use klaxon_core::error::{ApiError, ErrorCode};
 use serde_json::{Value, json};

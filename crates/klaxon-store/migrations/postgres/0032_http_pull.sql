@@ -3,7 +3,8 @@
 --
 -- `pull_schedules`: one row per http_pull integration that has been looked at by the
 -- scheduler. `next_due_at` (ms) is the next *scheduled* start; `last_pull_time` (s) is the
--- .NowTime of the last pull that finished without failure (0 = none yet); `running_until`
+-- .NowTime of the last pull that finished without failure, or the .NowTime − cycle the first
+-- pull used if none has (0 = no pull yet); `running_until`
 -- (ms) is the lease of the pull in progress, held by `holder` (0 = none running), so two
 -- pulls of one integration never overlap, on one node or several; `last_manual_at` (ms) is
 -- the last manual trigger (ING-228 cooldown).
