@@ -98,7 +98,11 @@ async fn claim_due(state: &AppState, now: Millis, holder: &str) -> Vec<Integrati
             )
             .await;
         match got {
-            Ok(true) => match state.store.integration(d.account_id, d.integration_id).await {
+            Ok(true) => match state
+                .store
+                .integration(d.account_id, d.integration_id)
+                .await
+            {
                 Ok(Some(i)) => claimed.push(i),
                 Ok(None) => {}
                 Err(e) => tracing::error!(error = %e, "cannot read a claimed pull integration"),
@@ -128,18 +132,23 @@ pub async fn run_due(state: &AppState) -> usize {
     let holder = format!("pull-{}", random_hex(6));
     let now = state.clock.now();
     let claimed = claim_due(state, now, &holder).await;
+    let count = claimed.len();
     let mut set = tokio::task::JoinSet::new();
-    for integration in claimed.iter().cloned() {
+    for integration in claimed {
         let state = state.clone();
         let holder = holder.clone();
         set.spawn(async move { run(&state, &integration, Trigger::Schedule, &holder).await });
     }
     while set.join_next().await.is_some() {}
-    claimed.len()
+    count
 }
 
 /// ING-221: enabling an `http_pull` integration makes its next pull due at once.
-pub async fn enabled(state: &AppState, account_id: i64, integration_id: i64) -> Result<(), ApiError> {
+pub async fn enabled(
+    state: &AppState,
+    account_id: i64,
+    integration_id: i64,
+) -> Result<(), ApiError> {
     let i = state
         .store
         .integration(account_id, integration_id)
@@ -200,13 +209,21 @@ pub async fn trigger(state: &AppState, integration: Integration) -> Result<Value
 }
 
 /// Runs one claimed pull to its end and records it; never fails (the record says how it went).
-pub async fn run(state: &AppState, integration: &Integration, trigger: Trigger, holder: &str) -> PullReport {
+pub async fn run(
+    state: &AppState,
+    integration: &Integration,
+    trigger: Trigger,
+    holder: &str,
+) -> PullReport {
     let started = state.clock.now();
     let account = integration.account_id;
     let id = integration.integration_id;
     let (report, used_last) = match parse_settings(&integration.settings) {
         Ok(settings) => pull(state, integration, &settings, started).await,
-        Err(e) => (failed(format!("the stored settings are invalid: {e}")), None),
+        Err(e) => (
+            failed(format!("the stored settings are invalid: {e}")),
+            None,
+        ),
     };
     let success = report.status == klaxon_sources::http_pull::PullStatus::Success;
     let record = PullRecord {
@@ -231,7 +248,11 @@ pub async fn run(state: &AppState, integration: &Integration, trigger: Trigger, 
     } else {
         used_last
     };
-    if let Err(e) = state.store.finish_pull(account, &record, holder, advance).await {
+    if let Err(e) = state
+        .store
+        .finish_pull(account, &record, holder, advance)
+        .await
+    {
         tracing::error!(error = %e, integration_id = id, "cannot record a finished pull");
     }
     metrics::counter!("klaxon_pull_runs_total", "status" => report.status.as_str()).increment(1);
@@ -308,7 +329,9 @@ async fn pull(
             Ok(body) => {
                 let now = state.clock.now();
                 let events = pull.on_page(&body, integration.integration_id, now);
-                if let Err(e) = crate::push::commit(state, &request_id, integration, events, now).await {
+                if let Err(e) =
+                    crate::push::commit(state, &request_id, integration, events, now).await
+                {
                     pull.on_failure(format!("cannot queue the items: {}", e.message));
                 }
             }

@@ -124,7 +124,13 @@ fn invalid(msg: impl Into<String>) -> ApiError {
 }
 
 /// An integer member within `lo..=hi`, or `default` when absent/null.
-fn int_in(obj: &Map<String, Value>, name: &str, lo: i64, hi: i64, default: i64) -> Result<i64, ApiError> {
+fn int_in(
+    obj: &Map<String, Value>,
+    name: &str,
+    lo: i64,
+    hi: i64,
+    default: i64,
+) -> Result<i64, ApiError> {
     match obj.get(name) {
         None | Some(Value::Null) => Ok(default),
         Some(v) => {
@@ -144,7 +150,11 @@ fn int_in(obj: &Map<String, Value>, name: &str, lo: i64, hi: i64, default: i64) 
     }
 }
 
-fn opt_string<'v>(obj: &'v Map<String, Value>, name: &str, at: &str) -> Result<Option<&'v str>, ApiError> {
+fn opt_string<'v>(
+    obj: &'v Map<String, Value>,
+    name: &str,
+    at: &str,
+) -> Result<Option<&'v str>, ApiError> {
     match obj.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -235,9 +245,9 @@ impl PullSettings {
             None | Some(Value::Null) => {}
             Some(Value::Object(map)) => {
                 for (from, to) in map {
-                    let to = to.as_str().filter(|t| {
-                        matches!(*t, "Critical" | "Warning" | "Info" | "Ok")
-                    });
+                    let to = to
+                        .as_str()
+                        .filter(|t| matches!(*t, "Critical" | "Warning" | "Info" | "Ok"));
                     let Some(to) = to else {
                         return Err(invalid(format!(
                             "settings.severity_mapping.{from} must be Critical, Warning, Info or Ok"
@@ -347,7 +357,10 @@ impl PullSettings {
     /// The longest a pull of these settings can take, in seconds: every page of
     /// `max_pages`, every attempt timing out, plus the pauses between attempts.
     pub fn worst_case_seconds(&self) -> i64 {
-        let pages = self.pagination.as_ref().map_or(1, |p| i64::from(p.max_pages));
+        let pages = self
+            .pagination
+            .as_ref()
+            .map_or(1, |p| i64::from(p.max_pages));
         let attempts = i64::from(self.retry_count) + 1;
         pages * attempts * (self.timeout as i64 + 1)
     }
@@ -365,12 +378,12 @@ pub fn settings_text(raw: Option<&Value>) -> Result<String, ApiError> {
 /// ING-074 header checks as ING-220 applies them.
 fn check_header(name: &str, value: &str) -> Result<(), ApiError> {
     if HEADER_BLACKLIST.contains(&name.to_ascii_lowercase().as_str()) {
-        return Err(invalid(format!(
-            "settings.headers.{name} is not allowed"
-        )));
+        return Err(invalid(format!("settings.headers.{name} is not allowed")));
     }
     if name.len() > HEADER_NAME_MAX {
-        return Err(invalid("settings.headers: a header name is longer than 1024 bytes"));
+        return Err(invalid(
+            "settings.headers: a header name is longer than 1024 bytes",
+        ));
     }
     if value.len() > HEADER_VALUE_MAX {
         return Err(invalid(format!(
@@ -685,7 +698,12 @@ impl<'a> Pull<'a> {
 
     /// A page that passed [`check_page`]: its events (valid items after severity mapping,
     /// within the limits), and the cursor of the next page, if any.
-    pub fn on_page(&mut self, body: &Value, integration_id: i64, received_at: Millis) -> Vec<NewEvent> {
+    pub fn on_page(
+        &mut self,
+        body: &Value,
+        integration_id: i64,
+        received_at: Millis,
+    ) -> Vec<NewEvent> {
         self.pages += 1;
         let items: &[Value] = body
             .get("items")
@@ -811,14 +829,19 @@ mod tests {
         assert!(refused(json!({"url": "ftp://x.example/"})).contains("http or https"));
         assert!(refused(json!({"url": "https://x/", "method": "PUT"})).contains("method"));
         assert!(
-            refused(json!({"url": "https://x/", "body": "{}"})).contains("only allowed with method POST")
+            refused(json!({"url": "https://x/", "body": "{}"}))
+                .contains("only allowed with method POST")
         );
         assert!(refused(json!({"url": "https://x/", "timeout": 0})).contains("settings.timeout"));
         assert!(refused(json!({"url": "https://x/", "timeout": 301})).contains("settings.timeout"));
         assert!(refused(json!({"url": "https://x/", "retry_count": 11})).contains("retry_count"));
-        assert!(refused(json!({"url": "https://x/", "cycle_seconds": 29})).contains("cycle_seconds"));
-        assert!(refused(json!({"url": "https://x/", "severity_mapping": {"P1": "High"}}))
-            .contains("settings.severity_mapping.P1"));
+        assert!(
+            refused(json!({"url": "https://x/", "cycle_seconds": 29})).contains("cycle_seconds")
+        );
+        assert!(
+            refused(json!({"url": "https://x/", "severity_mapping": {"P1": "High"}}))
+                .contains("settings.severity_mapping.P1")
+        );
         assert!(refused(json!({"url": "https://x/", "extra": 1})).contains("settings.extra"));
         assert!(refused(json!({"url": "https://x/{{if}}"})).contains("settings.url"));
     }
@@ -830,12 +853,20 @@ mod tests {
             let msg = refused(json!({"url": "https://x/", "headers": {name: "v"}}));
             assert!(msg.contains(name) && msg.contains("not allowed"), "{msg}");
         }
-        assert!(refused(json!({"url": "https://x/", "headers": {"X-A": "a\r\nb"}})).contains("CR or LF"));
+        assert!(
+            refused(json!({"url": "https://x/", "headers": {"X-A": "a\r\nb"}}))
+                .contains("CR or LF")
+        );
         let long = "v".repeat(4097);
         assert!(refused(json!({"url": "https://x/", "headers": {"X-A": long}})).contains("4096"));
         let long_name = "x".repeat(1025);
-        assert!(refused(json!({"url": "https://x/", "headers": {long_name: "v"}})).contains("1024"));
-        assert!(refused(json!({"url": "https://x/", "headers": {"X-A": 1}})).contains("must be a string"));
+        assert!(
+            refused(json!({"url": "https://x/", "headers": {long_name: "v"}})).contains("1024")
+        );
+        assert!(
+            refused(json!({"url": "https://x/", "headers": {"X-A": 1}}))
+                .contains("must be a string")
+        );
         let ok = settings(json!({"url": "https://x/", "headers": {"X-Custom-Token": "abc"}}));
         assert_eq!(ok.headers, vec![("X-Custom-Token".into(), "abc".into())]);
     }
@@ -848,7 +879,9 @@ mod tests {
             "body": "{\"from\": {{.LastPullTime}}, \"to\": {{.NowTime}}, \"iso\": \"{{.NowTimeISO}}\"}"
         }));
         assert!(ok.body.is_some());
-        let msg = refused(json!({"url": "https://x/", "method": "POST", "body": "{\"from\": {{.LastPullTimeISO}}}"}));
+        let msg = refused(
+            json!({"url": "https://x/", "method": "POST", "body": "{\"from\": {{.LastPullTimeISO}}}"}),
+        );
         assert!(msg.contains("settings.body must be valid JSON"), "{msg}");
         let msg = refused(json!({"url": "https://x/", "method": "POST", "body": "[1]",
             "pagination": {"next_value_path": "next", "param_name": "cursor", "inject_to": "body"}}));
@@ -863,8 +896,14 @@ mod tests {
             .unwrap();
         assert_eq!(p.max_pages, 20);
         assert_eq!(p.inject_to, InjectTo::Query);
-        assert!(refused(json!({"url": "https://x/", "pagination": {"param_name": "c"}})).contains("next_value_path is required"));
-        assert!(refused(json!({"url": "https://x/", "pagination": {"next_value_path": "n"}})).contains("param_name is required"));
+        assert!(
+            refused(json!({"url": "https://x/", "pagination": {"param_name": "c"}}))
+                .contains("next_value_path is required")
+        );
+        assert!(
+            refused(json!({"url": "https://x/", "pagination": {"next_value_path": "n"}}))
+                .contains("param_name is required")
+        );
         assert!(refused(json!({"url": "https://x/", "pagination": {"next_value_path": "n", "param_name": "c", "max_pages": 101}})).contains("max_pages"));
         assert!(refused(json!({"url": "https://x/", "pagination": {"next_value_path": "n", "param_name": "c", "mode": "offset"}})).contains("mode"));
         assert!(refused(json!({"url": "https://x/", "pagination": {"next_value_path": "n", "param_name": "c", "inject_to": "body"}})).contains("requires method POST"));
@@ -888,7 +927,10 @@ mod tests {
             r.url,
             "https://x/a?from=1778651700&to=1778652000&since=2026-05-13T05:55:00Z&c="
         );
-        assert_eq!(r.body.as_deref(), Some("{\"until\":\"2026-05-13T06:00:00Z\"}"));
+        assert_eq!(
+            r.body.as_deref(),
+            Some("{\"until\":\"2026-05-13T06:00:00Z\"}")
+        );
     }
 
     #[test]
@@ -906,15 +948,33 @@ mod tests {
         // spec: ING-226
         let q = settings(json!({"url": "https://x/a?cursor=old&b=1#frag",
             "pagination": {"next_value_path": "next", "param_name": "cursor"}}));
-        let vars = PullVars { now: 1, last_pull: 0, cursor: "a b/c".into() };
-        assert_eq!(page_request(&q, &vars).unwrap().url, "https://x/a?b=1&cursor=a%20b%2Fc#frag");
-        let b = settings(json!({"url": "https://x/", "method": "POST", "body": "{\"size\": 10}",
-            "pagination": {"next_value_path": "meta.next", "param_name": "after", "inject_to": "body"}}));
-        let body: Value = serde_json::from_str(page_request(&b, &vars).unwrap().body.as_deref().unwrap()).unwrap();
+        let vars = PullVars {
+            now: 1,
+            last_pull: 0,
+            cursor: "a b/c".into(),
+        };
+        assert_eq!(
+            page_request(&q, &vars).unwrap().url,
+            "https://x/a?b=1&cursor=a%20b%2Fc#frag"
+        );
+        let b = settings(
+            json!({"url": "https://x/", "method": "POST", "body": "{\"size\": 10}",
+            "pagination": {"next_value_path": "meta.next", "param_name": "after", "inject_to": "body"}}),
+        );
+        let body: Value =
+            serde_json::from_str(page_request(&b, &vars).unwrap().body.as_deref().unwrap())
+                .unwrap();
         assert_eq!(body, json!({"size": 10, "after": "a b/c"}));
         // The first page carries no cursor.
-        let first = PullVars { now: 1, last_pull: 0, cursor: String::new() };
-        assert_eq!(page_request(&q, &first).unwrap().url, "https://x/a?cursor=old&b=1#frag");
+        let first = PullVars {
+            now: 1,
+            last_pull: 0,
+            cursor: String::new(),
+        };
+        assert_eq!(
+            page_request(&q, &first).unwrap().url,
+            "https://x/a?cursor=old&b=1#frag"
+        );
     }
 
     #[test]
@@ -925,7 +985,13 @@ mod tests {
         assert_eq!(next_cursor(&body, "meta.n").as_deref(), Some("42"));
         assert_eq!(next_cursor(&body, "list.0.id").as_deref(), Some("x"));
         assert_eq!(next_cursor(&body, "a\\.b").as_deref(), Some("dot"));
-        for path in ["meta.e", "meta.z", "meta.o", "meta.missing", "nothing.at.all"] {
+        for path in [
+            "meta.e",
+            "meta.z",
+            "meta.o",
+            "meta.missing",
+            "nothing.at.all",
+        ] {
             assert_eq!(next_cursor(&body, path), None, "{path}");
         }
     }
@@ -933,13 +999,32 @@ mod tests {
     #[test]
     fn page_requirements() {
         // spec: ING-223
-        assert!(check_page(200, Some("application/json; charset=utf-8"), b"{\"items\": []}").is_ok());
+        assert!(
+            check_page(
+                200,
+                Some("application/json; charset=utf-8"),
+                b"{\"items\": []}"
+            )
+            .is_ok()
+        );
         assert!(check_page(200, Some("Application/Problem+JSON"), b"{\"items\": []}").is_ok());
-        assert!(check_page(500, Some("application/json"), b"{\"items\": []}").unwrap_err().contains("500"));
-        assert!(check_page(200, Some("text/plain"), b"{\"items\": []}").unwrap_err().contains("Content-Type"));
+        assert!(
+            check_page(500, Some("application/json"), b"{\"items\": []}")
+                .unwrap_err()
+                .contains("500")
+        );
+        assert!(
+            check_page(200, Some("text/plain"), b"{\"items\": []}")
+                .unwrap_err()
+                .contains("Content-Type")
+        );
         assert!(check_page(200, None, b"{\"items\": []}").is_err());
         assert!(check_page(200, Some("application/json"), b"not json").is_err());
-        assert!(check_page(200, Some("application/json"), b"{\"items\": {}}").unwrap_err().contains("items"));
+        assert!(
+            check_page(200, Some("application/json"), b"{\"items\": {}}")
+                .unwrap_err()
+                .contains("items")
+        );
         assert!(check_page(200, Some("application/json"), b"[]").is_err());
     }
 
@@ -950,7 +1035,9 @@ mod tests {
     #[test]
     fn severity_mapping_and_invalid_items() {
         // spec: ING-224, §3.9 example: P1 → Critical, P2 → Warning, P3 → Info; P4 is skipped.
-        let s = settings(json!({"url": "https://x/", "severity_mapping": {"P1": "Critical", "P2": "Warning", "P3": "Info"}}));
+        let s = settings(
+            json!({"url": "https://x/", "severity_mapping": {"P1": "Critical", "P2": "Warning", "P3": "Info"}}),
+        );
         let mut pull = Pull::new(&s, 1_000, None);
         let body = json!({"items": [
             {"event_status": "P1", "title": "a"},
@@ -966,7 +1053,15 @@ mod tests {
         assert_eq!(statuses, ["Critical", "Warning", "Info", "Ok"]);
         assert!(events[0].raw.contains("\"Critical\""));
         let r = pull.report();
-        assert_eq!((r.items_received, r.items_accepted, r.items_skipped, r.items_truncated), (7, 4, 3, 0));
+        assert_eq!(
+            (
+                r.items_received,
+                r.items_accepted,
+                r.items_skipped,
+                r.items_truncated
+            ),
+            (7, 4, 3, 0)
+        );
         assert_eq!(r.status, PullStatus::Success);
         assert!(pull.next_request().is_none());
     }
@@ -974,7 +1069,9 @@ mod tests {
     #[test]
     fn volume_limits_truncate_pages_and_pulls() {
         // spec: ING-225
-        let s = settings(json!({"url": "https://x/", "pagination": {"next_value_path": "next", "param_name": "c", "max_pages": 100}}));
+        let s = settings(
+            json!({"url": "https://x/", "pagination": {"next_value_path": "next", "param_name": "c", "max_pages": 100}}),
+        );
         let mut pull = Pull::new(&s, 1_000, None);
         let page: Vec<Value> = (0..150).map(item).collect();
         let body = json!({"items": page, "next": "more"});
@@ -994,7 +1091,9 @@ mod tests {
     #[test]
     fn pagination_ends_on_empty_items_missing_cursor_or_max_pages() {
         // spec: ING-226
-        let s = settings(json!({"url": "https://x/", "pagination": {"next_value_path": "next", "param_name": "c", "max_pages": 3}}));
+        let s = settings(
+            json!({"url": "https://x/", "pagination": {"next_value_path": "next", "param_name": "c", "max_pages": 3}}),
+        );
         let mut pull = Pull::new(&s, 1_000, None);
         pull.on_page(&json!({"items": [item(1)], "next": 2}), 1, 0);
         assert_eq!(pull.vars().cursor, "2");
@@ -1017,18 +1116,30 @@ mod tests {
     #[test]
     fn failure_semantics() {
         // spec: ING-227
-        let s = settings(json!({"url": "https://x/", "pagination": {"next_value_path": "next", "param_name": "c"}}));
+        let s = settings(
+            json!({"url": "https://x/", "pagination": {"next_value_path": "next", "param_name": "c"}}),
+        );
         let mut pull = Pull::new(&s, 1_000, None);
         pull.on_failure("HTTP status 500");
         let r = pull.report();
-        assert_eq!((r.status, r.pages, r.error.as_str()), (PullStatus::Failed, 0, "HTTP status 500"));
+        assert_eq!(
+            (r.status, r.pages, r.error.as_str()),
+            (PullStatus::Failed, 0, "HTTP status 500")
+        );
 
         let mut pull = Pull::new(&s, 1_000, None);
-        let events = pull.on_page(&json!({"items": [{"event_status": "Warning", "title": "t"}], "next": "p2"}), 1, 0);
+        let events = pull.on_page(
+            &json!({"items": [{"event_status": "Warning", "title": "t"}], "next": "p2"}),
+            1,
+            0,
+        );
         assert_eq!(events.len(), 1);
         pull.on_failure("timeout");
         let r = pull.report();
-        assert_eq!((r.status, r.pages, r.items_accepted), (PullStatus::Partial, 1, 1));
+        assert_eq!(
+            (r.status, r.pages, r.items_accepted),
+            (PullStatus::Partial, 1, 1)
+        );
         assert!(pull.next_request().is_none());
     }
 

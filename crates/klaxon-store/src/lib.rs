@@ -82,10 +82,10 @@ use klaxon_core::model::{
     Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
 };
 pub use noise::{EventOutcome, NoiseRefusal, OutcomeFilter};
-pub use pulls::{HISTORY_KEPT as PULL_HISTORY_KEPT, ManualRefusal, PullRecord, PullSchedule};
 pub use password_reset::{ResetDone, ResetPolicy};
 pub use pipeline::PipelineRecord;
 pub use process::{LEASE_TTL_MS, RandomIds};
+pub use pulls::{HISTORY_KEPT as PULL_HISTORY_KEPT, ManualRefusal, PullRecord, PullSchedule};
 pub use records::*;
 pub use reminders::{ReminderSweep, SHIFT_REMINDER, STALE_MS as REMINDER_STALE_MS};
 pub use response::{

@@ -115,7 +115,12 @@ impl Store {
     }
 
     /// ING-221: the integration's next pull is due at `now` (it was just enabled).
-    pub async fn pull_due_now(&self, account_id: i64, integration_id: i64, now: Millis) -> Result<()> {
+    pub async fn pull_due_now(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+        now: Millis,
+    ) -> Result<()> {
         self.ensure_pull_schedule(account_id, integration_id, now)
             .await?;
         let mut conn = self.inner.write.acquire().await?;
@@ -166,7 +171,12 @@ impl Store {
             .bind(due)
             .push(" AND running_until <= ")
             .bind(now);
-        let claimed = sql.into_query_on(&conn).execute(&mut *conn).await?.rows_affected() > 0;
+        let claimed = sql
+            .into_query_on(&conn)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            > 0;
         if !claimed {
             // ING-221: a start that falls due while a pull runs is skipped, not queued.
             let mut skip = Sql::new("UPDATE pull_schedules SET next_due_at = ");
@@ -214,7 +224,13 @@ impl Store {
             .push(" AND (last_manual_at = 0 OR last_manual_at <= ")
             .bind(now - cooldown)
             .push(")");
-        if sql.into_query_on(&conn).execute(&mut *conn).await?.rows_affected() > 0 {
+        if sql
+            .into_query_on(&conn)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            > 0
+        {
             return Ok(Ok(()));
         }
         let mut read = Sql::new("SELECT last_manual_at FROM pull_schedules WHERE account_id = ");
@@ -232,7 +248,11 @@ impl Store {
 
     /// `.LastPullTime` (seconds) of the integration: the `.NowTime` of its last pull without
     /// failure; `None` before the first.
-    pub async fn last_pull_time(&self, account_id: i64, integration_id: i64) -> Result<Option<i64>> {
+    pub async fn last_pull_time(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+    ) -> Result<Option<i64>> {
         let mut conn = self.inner.read.acquire().await?;
         let mut sql = Sql::new("SELECT last_pull_time FROM pull_schedules WHERE account_id = ");
         sql.bind(account_id)
@@ -307,9 +327,7 @@ impl Store {
             .bind(account_id)
             .push(" AND integration_id = ")
             .bind(id)
-            .push(
-                " AND seq <= (SELECT seq FROM pull_history h WHERE h.account_id = ",
-            )
+            .push(" AND seq <= (SELECT seq FROM pull_history h WHERE h.account_id = ")
             .bind(account_id)
             .push(" AND h.integration_id = ")
             .bind(id)

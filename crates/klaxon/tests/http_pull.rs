@@ -99,7 +99,9 @@ async fn answer(
             "{\"items\": []}",
         )
             .into_response(),
-        Reply::Text(t) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], t).into_response(),
+        Reply::Text(t) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], t).into_response()
+        }
         Reply::Redirect(to) => {
             let location = format!("{}{to}", up.base.lock().unwrap());
             (StatusCode::FOUND, [(header::LOCATION, location)], "").into_response()
@@ -112,9 +114,7 @@ impl Upstream {
         let up = Upstream::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         *up.base.lock().unwrap() = format!("http://{}", listener.local_addr().unwrap());
-        let app = axum::Router::new()
-            .fallback(answer)
-            .with_state(up.clone());
+        let app = axum::Router::new().fallback(answer).with_state(up.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
@@ -170,7 +170,10 @@ impl Node {
         Self::start_with(database_url, |_| {}).await
     }
 
-    async fn start_with(database_url: &str, tweak: impl FnOnce(&mut klaxon_server::Config)) -> Node {
+    async fn start_with(
+        database_url: &str,
+        tweak: impl FnOnce(&mut klaxon_server::Config),
+    ) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path(), database_url);
         // Pulls are driven by the test with `run_due_pulls`.
@@ -232,7 +235,10 @@ impl Node {
 
     async fn history(&self, id: i64) -> Value {
         ok(self
-            .api("/integration/pull/history", json!({"integration_id": id, "limit": 100}))
+            .api(
+                "/integration/pull/history",
+                json!({"integration_id": id, "limit": 100}),
+            )
             .await)
     }
 
@@ -281,20 +287,33 @@ on_both_backends!(first_pull_then_every_cycle, |url: String| async move {
     assert_eq!(seen[0].method, "GET");
     assert_eq!(seen[0].query["from"], (t0 - 60).to_string());
     assert_eq!(seen[0].query["to"], t0.to_string());
-    let iso = jiff::Timestamp::from_second(t0 - 60).unwrap().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let iso = jiff::Timestamp::from_second(t0 - 60)
+        .unwrap()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
     assert_eq!(seen[0].query["since"], iso);
     assert_eq!(seen[0].headers["x-custom-token"], "secret-1");
     let h = n.history(id).await;
     let rec = &h["items"][0];
     assert_eq!(rec["status"], "success", "{h}");
     assert_eq!(rec["trigger"], "schedule");
-    assert_eq!((rec["pages"].as_i64(), rec["items_received"].as_i64(), rec["items_accepted"].as_i64()), (Some(1), Some(1), Some(1)));
+    assert_eq!(
+        (
+            rec["pages"].as_i64(),
+            rec["items_received"].as_i64(),
+            rec["items_accepted"].as_i64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
     assert_eq!(h["last_pull_time"], t0);
 
     // The pulled item opens an incident in the integration's channel like a pushed event.
     n.ts.drained().await;
     let incidents = n.ts.incidents().await;
-    let inc = incidents.iter().find(|i| i["title"] == "Disk full on db-1").expect("incident from the pulled item");
+    let inc = incidents
+        .iter()
+        .find(|i| i["title"] == "Disk full on db-1")
+        .expect("incident from the pulled item");
     assert_eq!(inc["channel_id"], n.channel);
     assert_eq!(inc["incident_severity"], "Critical");
 
@@ -311,41 +330,45 @@ on_both_backends!(first_pull_then_every_cycle, |url: String| async move {
     assert_eq!(seen[1].query["to"], (t0 + 60).to_string());
 
     // Disabled integrations do not pull; enabling makes a pull due at once.
-    ok(n.api("/integration/disable", json!({"integration_id": id})).await);
+    ok(n.api("/integration/disable", json!({"integration_id": id}))
+        .await);
     n.advance_s(600);
     assert_eq!(n.run_due().await, 0);
     n.advance_s(10);
-    ok(n.api("/integration/enable", json!({"integration_id": id})).await);
+    ok(n.api("/integration/enable", json!({"integration_id": id}))
+        .await);
     assert_eq!(n.run_due().await, 1);
     assert_eq!(up.seen("/alerts").len(), 3);
 });
 
-on_both_backends!(cursor_pagination_in_query_and_body, |url: String| async move {
-    // spec: ING-226
-    let up = Upstream::start().await;
-    let n = Node::start(&url).await;
-    up.script(
-        "/q",
-        vec![
-            Reply::Json(json!({"items": [item("q1", "Warning")], "next": "c2"})),
-            Reply::Json(json!({"items": [item("q2", "Warning")], "next": 7})),
-            Reply::Json(json!({"items": [], "next": "never-used"})),
-        ],
-    );
-    let q = n
-        .create(json!({
-            "url": up.url("/q?cursor=stale&size=2"),
-            "pagination": {"mode": "cursor", "next_value_path": "next", "param_name": "cursor"},
-        }))
-        .await;
-    up.script(
-        "/b",
-        vec![
-            Reply::Json(json!({"items": [item("b1", "Info")], "meta": {"next": "p2"}})),
-            Reply::Json(json!({"items": [item("b2", "Info")], "meta": {"next": ""}})),
-        ],
-    );
-    let b = n
+on_both_backends!(
+    cursor_pagination_in_query_and_body,
+    |url: String| async move {
+        // spec: ING-226
+        let up = Upstream::start().await;
+        let n = Node::start(&url).await;
+        up.script(
+            "/q",
+            vec![
+                Reply::Json(json!({"items": [item("q1", "Warning")], "next": "c2"})),
+                Reply::Json(json!({"items": [item("q2", "Warning")], "next": 7})),
+                Reply::Json(json!({"items": [], "next": "never-used"})),
+            ],
+        );
+        let q = n
+            .create(json!({
+                "url": up.url("/q?cursor=stale&size=2"),
+                "pagination": {"mode": "cursor", "next_value_path": "next", "param_name": "cursor"},
+            }))
+            .await;
+        up.script(
+            "/b",
+            vec![
+                Reply::Json(json!({"items": [item("b1", "Info")], "meta": {"next": "p2"}})),
+                Reply::Json(json!({"items": [item("b2", "Info")], "meta": {"next": ""}})),
+            ],
+        );
+        let b = n
         .create(json!({
             "url": up.url("/b"),
             "method": "POST",
@@ -353,155 +376,201 @@ on_both_backends!(cursor_pagination_in_query_and_body, |url: String| async move 
             "pagination": {"next_value_path": "meta.next", "param_name": "after", "inject_to": "body", "max_pages": 5},
         }))
         .await;
-    assert_eq!(n.run_due().await, 2);
+        assert_eq!(n.run_due().await, 2);
 
-    let seen = up.seen("/q");
-    assert_eq!(seen.len(), 3, "an empty items page ends pagination");
-    assert_eq!(seen[0].query["cursor"], "stale", "page 1 is requested without a cursor");
-    assert_eq!(seen[1].query["cursor"], "c2");
-    assert_eq!(seen[2].query["cursor"], "7", "a numeric cursor in decimal form");
-    assert_eq!(seen[2].query["size"], "2");
-    let h = n.history(q).await;
-    assert_eq!(h["items"][0]["pages"], 3, "{h}");
-    assert_eq!(h["items"][0]["items_accepted"], 2);
+        let seen = up.seen("/q");
+        assert_eq!(seen.len(), 3, "an empty items page ends pagination");
+        assert_eq!(
+            seen[0].query["cursor"], "stale",
+            "page 1 is requested without a cursor"
+        );
+        assert_eq!(seen[1].query["cursor"], "c2");
+        assert_eq!(
+            seen[2].query["cursor"], "7",
+            "a numeric cursor in decimal form"
+        );
+        assert_eq!(seen[2].query["size"], "2");
+        let h = n.history(q).await;
+        assert_eq!(h["items"][0]["pages"], 3, "{h}");
+        assert_eq!(h["items"][0]["items_accepted"], 2);
 
-    let seen = up.seen("/b");
-    assert_eq!(seen.len(), 2, "an empty cursor ends pagination");
-    assert_eq!(seen[0].method, "POST");
-    assert_eq!(seen[0].headers["content-type"], "application/json");
-    let first = seen[0].json();
-    assert!(first.get("after").is_none(), "{first}");
-    assert_eq!(first["since"], n.now_s() - 300);
-    let second = seen[1].json();
-    assert_eq!(second["after"], "p2");
-    assert_eq!(second["since"], first["since"], "all pages share the pull's variables");
-    assert_eq!(second["until"], first["until"]);
-    let h = n.history(b).await;
-    assert_eq!((h["items"][0]["status"].as_str(), h["items"][0]["pages"].as_i64()), (Some("success"), Some(2)));
-});
+        let seen = up.seen("/b");
+        assert_eq!(seen.len(), 2, "an empty cursor ends pagination");
+        assert_eq!(seen[0].method, "POST");
+        assert_eq!(seen[0].headers["content-type"], "application/json");
+        let first = seen[0].json();
+        assert!(first.get("after").is_none(), "{first}");
+        assert_eq!(first["since"], n.now_s() - 300);
+        let second = seen[1].json();
+        assert_eq!(second["after"], "p2");
+        assert_eq!(
+            second["since"], first["since"],
+            "all pages share the pull's variables"
+        );
+        assert_eq!(second["until"], first["until"]);
+        let h = n.history(b).await;
+        assert_eq!(
+            (
+                h["items"][0]["status"].as_str(),
+                h["items"][0]["pages"].as_i64()
+            ),
+            (Some("success"), Some(2))
+        );
+    }
+);
 
-on_both_backends!(page_failures_retry_and_hold_last_pull_time, |url: String| async move {
-    // spec: ING-223, ING-227
-    let up = Upstream::start().await;
-    let n = Node::start(&url).await;
-    let t0 = n.now_s();
-    up.script(
-        "/f",
-        vec![
-            // Pull 1: page 1 good, page 2 fails three times (1 try + 2 retries) → partial.
-            Reply::Json(json!({"items": [item("f1", "Critical")], "next": "p2"})),
-            Reply::Status(500),
-            Reply::Status(502),
-            Reply::Status(503),
-            // Pull 2: the first page fails on every attempt → failed.
-            Reply::Text("{\"items\": []}"),
-            Reply::Status(404),
-            Reply::Json(json!({"no_items": true})),
-            // Pull 3: a failure, then a good answer within the retries → success.
-            Reply::Status(500),
-            Reply::Json(json!({"items": [item("f3", "Warning")]})),
-        ],
-    );
-    let id = n
-        .create(json!({
-            "url": up.url("/f?from={{.LastPullTime}}&to={{.NowTime}}"),
-            "retry_count": 2,
-            "cycle_seconds": 60,
-            "pagination": {"next_value_path": "next", "param_name": "page"},
-        }))
-        .await;
-    assert_eq!(n.run_due().await, 1);
-    assert_eq!(up.seen("/f").len(), 4);
-    let h = n.history(id).await;
-    let rec = &h["items"][0];
-    assert_eq!(rec["status"], "partial", "{h}");
-    assert_eq!(rec["pages"], 1);
-    assert_eq!(rec["items_accepted"], 1);
-    assert_eq!(rec["error"], "HTTP status 503");
-    assert_eq!(h["last_pull_time"], t0 - 60, "a pull with a failure keeps the first pull's .LastPullTime");
-    // Items of the pages fetched before the failure are ingested.
-    n.ts.drained().await;
-    assert!(n.ts.incidents().await.iter().any(|i| i["title"] == "pulled f1"));
+on_both_backends!(
+    page_failures_retry_and_hold_last_pull_time,
+    |url: String| async move {
+        // spec: ING-223, ING-227
+        let up = Upstream::start().await;
+        let n = Node::start(&url).await;
+        let t0 = n.now_s();
+        up.script(
+            "/f",
+            vec![
+                // Pull 1: page 1 good, page 2 fails three times (1 try + 2 retries) → partial.
+                Reply::Json(json!({"items": [item("f1", "Critical")], "next": "p2"})),
+                Reply::Status(500),
+                Reply::Status(502),
+                Reply::Status(503),
+                // Pull 2: the first page fails on every attempt → failed.
+                Reply::Text("{\"items\": []}"),
+                Reply::Status(404),
+                Reply::Json(json!({"no_items": true})),
+                // Pull 3: a failure, then a good answer within the retries → success.
+                Reply::Status(500),
+                Reply::Json(json!({"items": [item("f3", "Warning")]})),
+            ],
+        );
+        let id = n
+            .create(json!({
+                "url": up.url("/f?from={{.LastPullTime}}&to={{.NowTime}}"),
+                "retry_count": 2,
+                "cycle_seconds": 60,
+                "pagination": {"next_value_path": "next", "param_name": "page"},
+            }))
+            .await;
+        assert_eq!(n.run_due().await, 1);
+        assert_eq!(up.seen("/f").len(), 4);
+        let h = n.history(id).await;
+        let rec = &h["items"][0];
+        assert_eq!(rec["status"], "partial", "{h}");
+        assert_eq!(rec["pages"], 1);
+        assert_eq!(rec["items_accepted"], 1);
+        assert_eq!(rec["error"], "HTTP status 503");
+        assert_eq!(
+            h["last_pull_time"],
+            t0 - 60,
+            "a pull with a failure keeps the first pull's .LastPullTime"
+        );
+        // Items of the pages fetched before the failure are ingested.
+        n.ts.drained().await;
+        assert!(
+            n.ts.incidents()
+                .await
+                .iter()
+                .any(|i| i["title"] == "pulled f1")
+        );
 
-    n.advance_s(60);
-    assert_eq!(n.run_due().await, 1);
-    let seen = up.seen("/f");
-    assert_eq!(seen.len(), 7);
-    // The same range is requested again.
-    assert_eq!(seen[4].query["from"], (t0 - 60).to_string());
-    assert_eq!(seen[4].query["to"], (t0 + 60).to_string());
-    let h = n.history(id).await;
-    let rec = &h["items"][0];
-    assert_eq!(rec["status"], "failed", "{h}");
-    assert_eq!(rec["pages"], 0);
-    assert_eq!(rec["error"], "the body has no items array");
-    assert_eq!(h["last_pull_time"], t0 - 60);
+        n.advance_s(60);
+        assert_eq!(n.run_due().await, 1);
+        let seen = up.seen("/f");
+        assert_eq!(seen.len(), 7);
+        // The same range is requested again.
+        assert_eq!(seen[4].query["from"], (t0 - 60).to_string());
+        assert_eq!(seen[4].query["to"], (t0 + 60).to_string());
+        let h = n.history(id).await;
+        let rec = &h["items"][0];
+        assert_eq!(rec["status"], "failed", "{h}");
+        assert_eq!(rec["pages"], 0);
+        assert_eq!(rec["error"], "the body has no items array");
+        assert_eq!(h["last_pull_time"], t0 - 60);
 
-    n.advance_s(60);
-    assert_eq!(n.run_due().await, 1);
-    let seen = up.seen("/f");
-    assert_eq!(seen.len(), 9);
-    assert_eq!(seen[7].query["from"], (t0 - 60).to_string());
-    let h = n.history(id).await;
-    assert_eq!(h["items"][0]["status"], "success", "{h}");
-    assert_eq!(h["last_pull_time"], t0 + 120);
-    assert_eq!(h["total"], 3);
+        n.advance_s(60);
+        assert_eq!(n.run_due().await, 1);
+        let seen = up.seen("/f");
+        assert_eq!(seen.len(), 9);
+        assert_eq!(seen[7].query["from"], (t0 - 60).to_string());
+        let h = n.history(id).await;
+        assert_eq!(h["items"][0]["status"], "success", "{h}");
+        assert_eq!(h["last_pull_time"], t0 + 120);
+        assert_eq!(h["total"], 3);
 
-    n.advance_s(60);
-    assert_eq!(n.run_due().await, 1);
-    assert_eq!(up.seen("/f")[9].query["from"], (t0 + 120).to_string());
-});
+        n.advance_s(60);
+        assert_eq!(n.run_due().await, 1);
+        assert_eq!(up.seen("/f")[9].query["from"], (t0 + 120).to_string());
+    }
+);
 
-on_both_backends!(invalid_items_are_skipped_and_volume_truncated, |url: String| async move {
-    // spec: ING-224, ING-225, §3.9 severity mapping example
-    let up = Upstream::start().await;
-    let n = Node::start(&url).await;
-    let mut items: Vec<Value> = vec![
-        json!({"event_status": "P1", "title": "mapped critical", "alert_key": "m1"}),
-        json!({"event_status": "P2", "title": "mapped warning", "alert_key": "m2"}),
-        json!({"event_status": "P4", "title": "unmapped", "alert_key": "m4"}),
-        json!({"event_status": "Warning"}),
-        json!({"event_status": "Ok"}),
-    ];
-    items.extend((0..145).map(|i| json!({"event_status": "P3", "title": format!("info {i}"), "alert_key": "same"})));
-    up.script("/v", vec![Reply::Json(json!({"items": items}))]);
-    let id = n
-        .create(json!({
-            "url": up.url("/v"),
-            "severity_mapping": {"P1": "Critical", "P2": "Warning", "P3": "Info"},
-        }))
-        .await;
-    assert_eq!(n.run_due().await, 1);
-    let h = n.history(id).await;
-    let rec = &h["items"][0];
-    assert_eq!(rec["status"], "success", "invalid items do not fail the pull: {h}");
-    assert_eq!(rec["items_received"], 150);
-    assert_eq!(rec["items_skipped"], 3, "P4 (unmapped), a trigger without title, Ok without key");
-    assert_eq!(rec["items_accepted"], 97);
-    assert_eq!(rec["items_truncated"], 50, "at most 100 items per page");
-    n.ts.drained().await;
-    let alerts = n.ts.alerts().await;
-    let sev = |title: &str| {
-        alerts
-            .iter()
-            .find(|a| a["title"] == title)
-            .map(|a| a["alert_severity"].clone())
-    };
-    assert_eq!(sev("mapped critical"), Some(json!("Critical")));
-    assert_eq!(sev("mapped warning"), Some(json!("Warning")));
-    assert_eq!(sev("unmapped"), None);
-});
+on_both_backends!(
+    invalid_items_are_skipped_and_volume_truncated,
+    |url: String| async move {
+        // spec: ING-224, ING-225, §3.9 severity mapping example
+        let up = Upstream::start().await;
+        let n = Node::start(&url).await;
+        let mut items: Vec<Value> = vec![
+            json!({"event_status": "P1", "title": "mapped critical", "alert_key": "m1"}),
+            json!({"event_status": "P2", "title": "mapped warning", "alert_key": "m2"}),
+            json!({"event_status": "P4", "title": "unmapped", "alert_key": "m4"}),
+            json!({"event_status": "Warning"}),
+            json!({"event_status": "Ok"}),
+        ];
+        items.extend((0..145).map(
+            |i| json!({"event_status": "P3", "title": format!("info {i}"), "alert_key": "same"}),
+        ));
+        up.script("/v", vec![Reply::Json(json!({"items": items}))]);
+        let id = n
+            .create(json!({
+                "url": up.url("/v"),
+                "severity_mapping": {"P1": "Critical", "P2": "Warning", "P3": "Info"},
+            }))
+            .await;
+        assert_eq!(n.run_due().await, 1);
+        let h = n.history(id).await;
+        let rec = &h["items"][0];
+        assert_eq!(
+            rec["status"], "success",
+            "invalid items do not fail the pull: {h}"
+        );
+        assert_eq!(rec["items_received"], 150);
+        assert_eq!(
+            rec["items_skipped"], 3,
+            "P4 (unmapped), a trigger without title, Ok without key"
+        );
+        assert_eq!(rec["items_accepted"], 97);
+        assert_eq!(rec["items_truncated"], 50, "at most 100 items per page");
+        n.ts.drained().await;
+        let alerts = n.ts.alerts().await;
+        let sev = |title: &str| {
+            alerts
+                .iter()
+                .find(|a| a["title"] == title)
+                .map(|a| a["alert_severity"].clone())
+        };
+        assert_eq!(sev("mapped critical"), Some(json!("Critical")));
+        assert_eq!(sev("mapped warning"), Some(json!("Warning")));
+        assert_eq!(sev("unmapped"), None);
+    }
+);
 
 on_both_backends!(manual_trigger_limits, |url: String| async move {
     // spec: ING-228, ING-221 (never two pulls at once)
     let up = Upstream::start().await;
     let n = Node::start(&url).await;
-    let id = n.create(json!({"url": up.url("/m"), "cycle_seconds": 600})).await;
+    let id = n
+        .create(json!({"url": up.url("/m"), "cycle_seconds": 600}))
+        .await;
     let gate = Arc::new(tokio::sync::Notify::new());
     *up.hold.lock().unwrap() = Some(gate.clone());
-    up.script("/m", vec![Reply::Json(json!({"items": [item("m1", "Info")]}))]);
+    up.script(
+        "/m",
+        vec![Reply::Json(json!({"items": [item("m1", "Info")]}))],
+    );
 
-    let started = ok(n.api("/integration/pull/trigger", json!({"integration_id": id})).await);
+    let started = ok(n
+        .api("/integration/pull/trigger", json!({"integration_id": id}))
+        .await);
     assert_eq!(started["started_at"], n.now_s());
     for _ in 0..500 {
         if !up.seen("/m").is_empty() {
@@ -511,12 +580,21 @@ on_both_backends!(manual_trigger_limits, |url: String| async move {
     }
     assert_eq!(up.seen("/m").len(), 1);
     // Within 60 s of the previous manual trigger.
-    let r = refused(n.api("/integration/pull/trigger", json!({"integration_id": id})).await);
+    let r = refused(
+        n.api("/integration/pull/trigger", json!({"integration_id": id}))
+            .await,
+    );
     assert_eq!((r.0, r.1.as_str()), (429, "RequestTooFrequently"), "{r:?}");
     // After the cooldown, but the pull still runs.
     n.advance_s(61);
-    let r = refused(n.api("/integration/pull/trigger", json!({"integration_id": id})).await);
-    assert_eq!((r.0, r.1.as_str(), r.2.as_str()), (400, "InvalidParameter", "pull in progress"));
+    let r = refused(
+        n.api("/integration/pull/trigger", json!({"integration_id": id}))
+            .await,
+    );
+    assert_eq!(
+        (r.0, r.1.as_str(), r.2.as_str()),
+        (400, "InvalidParameter", "pull in progress")
+    );
     // The scheduled pull that falls due meanwhile is skipped, not run beside it.
     assert_eq!(n.run_due().await, 0);
     assert_eq!(up.seen("/m").len(), 1);
@@ -533,15 +611,33 @@ on_both_backends!(manual_trigger_limits, |url: String| async move {
     assert_eq!(up.seen("/m").len(), 2);
 
     // A manual trigger works again once nothing runs and 60 s have passed.
-    ok(n.api("/integration/pull/trigger", json!({"integration_id": id})).await);
+    ok(
+        n.api("/integration/pull/trigger", json!({"integration_id": id}))
+            .await,
+    );
     let h = n.wait_history(id, 3).await;
     assert_eq!(h["items"][0]["trigger"], "manual");
 
     // Other integrations and unknown ids.
-    let standard = ok(n.api("/integration/list", json!({"types": ["standard"]})).await)["items"][0]["integration_id"].clone();
-    let r = refused(n.api("/integration/pull/trigger", json!({"integration_id": standard})).await);
+    let standard = ok(n
+        .api("/integration/list", json!({"types": ["standard"]}))
+        .await)["items"][0]["integration_id"]
+        .clone();
+    let r = refused(
+        n.api(
+            "/integration/pull/trigger",
+            json!({"integration_id": standard}),
+        )
+        .await,
+    );
     assert_eq!((r.0, r.1.as_str()), (400, "InvalidParameter"), "{r:?}");
-    let r = refused(n.api("/integration/pull/trigger", json!({"integration_id": 999_999})).await);
+    let r = refused(
+        n.api(
+            "/integration/pull/trigger",
+            json!({"integration_id": 999_999}),
+        )
+        .await,
+    );
     assert_eq!(r.1, "ResourceNotFound");
     let r = refused(n.api("/integration/pull/history", json!({})).await);
     assert_eq!(r.1, "InvalidParameter");
@@ -552,14 +648,38 @@ on_both_backends!(settings_are_checked_on_save, |url: String| async move {
     let n = Node::start(&url).await;
     let cases = [
         (json!(null), "settings.url is required"),
-        (json!({"url": "ftp://example.com/x"}), "settings.url must be an http or https URL"),
-        (json!({"url": "https://example.com/", "headers": {"Authorization": "Bearer x"}}), "settings.headers.Authorization is not allowed"),
-        (json!({"url": "https://example.com/", "body": "{}"}), "settings.body is only allowed with method POST"),
-        (json!({"url": "https://example.com/", "method": "POST", "body": "{\"t\": {{.NowTimeISO}}}"}), "settings.body must be valid JSON"),
-        (json!({"url": "https://example.com/", "timeout": 301}), "settings.timeout"),
-        (json!({"url": "https://example.com/", "cycle_seconds": 10}), "settings.cycle_seconds"),
-        (json!({"url": "https://example.com/", "pagination": {"param_name": "c"}}), "settings.pagination.next_value_path is required"),
-        (json!({"url": "https://example.com/", "pagination": {"next_value_path": "n", "param_name": "c", "inject_to": "body"}}), "requires method POST"),
+        (
+            json!({"url": "ftp://example.com/x"}),
+            "settings.url must be an http or https URL",
+        ),
+        (
+            json!({"url": "https://example.com/", "headers": {"Authorization": "Bearer x"}}),
+            "settings.headers.Authorization is not allowed",
+        ),
+        (
+            json!({"url": "https://example.com/", "body": "{}"}),
+            "settings.body is only allowed with method POST",
+        ),
+        (
+            json!({"url": "https://example.com/", "method": "POST", "body": "{\"t\": {{.NowTimeISO}}}"}),
+            "settings.body must be valid JSON",
+        ),
+        (
+            json!({"url": "https://example.com/", "timeout": 301}),
+            "settings.timeout",
+        ),
+        (
+            json!({"url": "https://example.com/", "cycle_seconds": 10}),
+            "settings.cycle_seconds",
+        ),
+        (
+            json!({"url": "https://example.com/", "pagination": {"param_name": "c"}}),
+            "settings.pagination.next_value_path is required",
+        ),
+        (
+            json!({"url": "https://example.com/", "pagination": {"next_value_path": "n", "param_name": "c", "inject_to": "body"}}),
+            "requires method POST",
+        ),
     ];
     for (settings, expected) in cases {
         let r = refused(
@@ -573,7 +693,9 @@ on_both_backends!(settings_are_checked_on_save, |url: String| async move {
         assert_eq!((r.0, r.1.as_str()), (400, "InvalidParameter"), "{settings}");
         assert!(r.2.contains(expected), "{settings}: {}", r.2);
     }
-    let listed = ok(n.api("/integration/list", json!({"types": ["http_pull"]})).await);
+    let listed = ok(n
+        .api("/integration/list", json!({"types": ["http_pull"]}))
+        .await);
     assert_eq!(listed["total"], 0, "nothing was created");
 
     // Update goes through the same checks and changes nothing when refused.
@@ -583,35 +705,48 @@ on_both_backends!(settings_are_checked_on_save, |url: String| async move {
             .await,
     );
     assert!(r.2.contains("settings.headers.Cookie"), "{r:?}");
-    let info = ok(n.api("/integration/info", json!({"integration_id": id})).await);
+    let info = ok(n
+        .api("/integration/info", json!({"integration_id": id}))
+        .await);
     assert_eq!(info["settings"]["url"], "https://example.com/a");
     assert_eq!(info["settings"]["timeout"], 10, "defaults are stored");
     assert_eq!(info["type"], "http_pull");
 });
 
-on_both_backends!(shared_pull_integrations_are_routed, |url: String| async move {
-    // spec: ING-231
-    let up = Upstream::start().await;
-    let n = Node::start(&url).await;
-    let other = ok(n.api("/channel/create", json!({"channel_name": "Pulled"})).await)["channel_id"]
-        .as_i64()
-        .unwrap();
-    up.script("/s", vec![Reply::Json(json!({"items": [item("s1", "Critical")]}))]);
-    let created = ok(n
-        .api(
-            "/integration/create",
-            json!({"integration_name": "shared pull", "type": "http_pull", "kind": "shared",
+on_both_backends!(
+    shared_pull_integrations_are_routed,
+    |url: String| async move {
+        // spec: ING-231
+        let up = Upstream::start().await;
+        let n = Node::start(&url).await;
+        let other = ok(n
+            .api("/channel/create", json!({"channel_name": "Pulled"}))
+            .await)["channel_id"]
+            .as_i64()
+            .unwrap();
+        up.script(
+            "/s",
+            vec![Reply::Json(json!({"items": [item("s1", "Critical")]}))],
+        );
+        let created = ok(n
+            .api(
+                "/integration/create",
+                json!({"integration_name": "shared pull", "type": "http_pull", "kind": "shared",
                    "default_channel_ids": [other], "settings": {"url": up.url("/s")}}),
-        )
-        .await);
-    let id = created["integration_id"].as_i64().unwrap();
-    assert_eq!(n.run_due().await, 1);
-    assert_eq!(n.history(id).await["items"][0]["status"], "success");
-    n.ts.drained().await;
-    let incidents = n.ts.incidents().await;
-    let inc = incidents.iter().find(|i| i["title"] == "pulled s1").expect("routed incident");
-    assert_eq!(inc["channel_id"], other);
-});
+            )
+            .await);
+        let id = created["integration_id"].as_i64().unwrap();
+        assert_eq!(n.run_due().await, 1);
+        assert_eq!(n.history(id).await["items"][0]["status"], "success");
+        n.ts.drained().await;
+        let incidents = n.ts.incidents().await;
+        let inc = incidents
+            .iter()
+            .find(|i| i["title"] == "pulled s1")
+            .expect("routed incident");
+        assert_eq!(inc["channel_id"], other);
+    }
+);
 
 on_both_backends!(redirects_and_private_targets, |url: String| async move {
     // spec: ING-230
@@ -620,7 +755,10 @@ on_both_backends!(redirects_and_private_targets, |url: String| async move {
     up.script("/r0", vec![Reply::Redirect("/r1".into())]);
     up.script("/r1", vec![Reply::Redirect("/r2".into())]);
     up.script("/r2", vec![Reply::Redirect("/r3".into())]);
-    up.script("/r3", vec![Reply::Json(json!({"items": [item("r", "Info")]}))]);
+    up.script(
+        "/r3",
+        vec![Reply::Json(json!({"items": [item("r", "Info")]}))],
+    );
     let three = n.create(json!({"url": up.url("/r0")})).await;
     up.script("/x0", vec![Reply::Redirect("/x1".into())]);
     up.script("/x1", vec![Reply::Redirect("/x2".into())]);
@@ -629,7 +767,14 @@ on_both_backends!(redirects_and_private_targets, |url: String| async move {
     let four = n.create(json!({"url": up.url("/x0")})).await;
     assert_eq!(n.run_due().await, 2);
     let h = n.history(three).await;
-    assert_eq!((h["items"][0]["status"].as_str(), h["items"][0]["items_accepted"].as_i64()), (Some("success"), Some(1)), "{h}");
+    assert_eq!(
+        (
+            h["items"][0]["status"].as_str(),
+            h["items"][0]["items_accepted"].as_i64()
+        ),
+        (Some("success"), Some(1)),
+        "{h}"
+    );
     let h = n.history(four).await;
     assert_eq!(h["items"][0]["status"], "failed");
     assert_eq!(h["items"][0]["error"], "too many redirects");
@@ -642,7 +787,9 @@ on_both_backends!(private_targets_can_be_denied, |url: String| async move {
     let up = Upstream::start().await;
     let n = Node::start_with(&url, |c| c.pull.deny_private_targets = true).await;
     let id = n.create(json!({"url": up.url("/p")})).await;
-    let named = n.create(json!({"url": up.url("/p").replace("127.0.0.1", "localhost")})).await;
+    let named = n
+        .create(json!({"url": up.url("/p").replace("127.0.0.1", "localhost")}))
+        .await;
     assert_eq!(n.run_due().await, 2);
     for i in [id, named] {
         let h = n.history(i).await;
