@@ -66,7 +66,8 @@ fn parse_settings(text: &str) -> Result<PullSettings, String> {
     PullSettings::from_json(&value).map_err(|e| e.message)
 }
 
-/// Claims every pull due at `now` and returns the claimed ones (integration, settings text).
+/// Claims every pull due at `now` (skipping the due start of a running one) and returns the
+/// claimed integrations.
 async fn claim_due(state: &AppState, now: Millis, holder: &str) -> Vec<Integration> {
     let due = match state.store.due_pulls(now).await {
         Ok(d) => d,
