@@ -494,6 +494,7 @@ fn render(event: &NewEvent, template: &str) -> String {
         event_status: event.event_status.as_str(),
         alert_key: &event.alert_key,
         labels: &event.labels,
+        pull: None,
     };
     render_rule(template, &vars)
 }

@@ -91,6 +91,7 @@ pub fn parse_standard(body: &Value, ctx: &PushContext<'_>) -> Result<NewEvent, A
             event_status: status.as_str(),
             alert_key: alert_key.as_deref().unwrap_or(""),
             labels: &labels,
+            pull: None,
         };
         let title = render_title(title_rule, &vars, status.is_trigger());
         (title, truncate(title_rule, TITLE_MAX))
@@ -482,6 +483,8 @@ mod tpl {
         pub event_status: &'a str,
         pub alert_key: &'a str,
         pub labels: &'a Labels,
+        /// The pull variables of ingest.md ING-222, for HTTP-pull URLs and bodies only.
+        pub pull: Option<&'a super::PullVars>,
     }
 
     /// A parse or execution error; the caller decides what it means.
@@ -818,7 +821,7 @@ mod tpl {
     }
 
     #[derive(Clone)]
-    enum Val<'a> {
+    pub(super) enum Val<'a> {
         Str(String),
         Int(i64),
         Float(f64),
@@ -918,7 +921,10 @@ mod tpl {
                             "EventStatus" => Val::Str(vars.event_status.to_owned()),
                             "AlertKey" => Val::Str(vars.alert_key.to_owned()),
                             "Labels" => Val::Labels(vars.labels),
-                            _ => Val::Missing,
+                            other => match vars.pull {
+                                Some(p) => p.field(other).unwrap_or(Val::Missing),
+                                None => Val::Missing,
+                            },
                         },
                         Val::Labels(m) => m.get(name).map_or(Val::Missing, |v| Val::Str(v.clone())),
                         Val::Missing => Val::Missing,
@@ -1081,6 +1087,55 @@ pub fn render_template(src: &str, fields: &TemplateFields<'_>) -> Result<String,
         event_status: fields.event_status,
         alert_key: fields.alert_key,
         labels: fields.labels,
+        pull: None,
+    };
+    tpl::render(src, &vars).map_err(|_| TemplateFailed)
+}
+
+/// The variables of an HTTP-pull URL or body (ingest.md ING-222). All pages of one pull share
+/// `now`/`last_pull`; `cursor` is the current page's (empty on the first page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullVars {
+    /// `.NowTime`: start of this pull, Unix seconds.
+    pub now: i64,
+    /// `.LastPullTime`: `.NowTime` of the last pull that finished without failure.
+    pub last_pull: i64,
+    /// `.CursorValue` / `.PageValue`.
+    pub cursor: String,
+}
+
+impl PullVars {
+    fn field(&self, name: &str) -> Option<tpl::Val<'static>> {
+        Some(match name {
+            "NowTime" => tpl::Val::Int(self.now),
+            "LastPullTime" => tpl::Val::Int(self.last_pull),
+            "NowTimeISO" => tpl::Val::Str(iso_seconds(self.now)),
+            "LastPullTimeISO" => tpl::Val::Str(iso_seconds(self.last_pull)),
+            "CursorValue" | "PageValue" => tpl::Val::Str(self.cursor.clone()),
+            _ => return None,
+        })
+    }
+}
+
+/// RFC 3339 UTC with seconds, e.g. `2026-05-13T06:00:00Z` (ING-222).
+pub fn iso_seconds(secs: i64) -> String {
+    jiff::Timestamp::from_second(secs)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+/// Renders an HTTP-pull URL or body template (§2.5.1 with the variables of ING-222; event
+/// fields and labels are empty there). A parse or execution error is the caller's to report.
+pub fn render_pull_template(src: &str, pull: &PullVars) -> Result<String, TemplateFailed> {
+    let labels = Labels::new();
+    let vars = tpl::Vars {
+        title: "",
+        description: "",
+        event_severity: "",
+        event_status: "",
+        alert_key: "",
+        labels: &labels,
+        pull: Some(pull),
     };
     tpl::render(src, &vars).map_err(|_| TemplateFailed)
 }

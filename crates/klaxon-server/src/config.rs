@@ -33,6 +33,29 @@ pub struct Config {
     pub smtp: SmtpConfig,
     /// Self-hosted (default) or SaaS, and the SaaS operator settings (docs/saas.md).
     pub deployment: DeploymentConfig,
+    /// HTTP pull integrations (docs/http-pull.md).
+    pub pull: PullConfig,
+}
+
+/// `[pull]`: outbound requests of HTTP pull integrations (ingest.md ING-223, ING-230).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PullConfig {
+    /// Refuse pull URLs whose address is loopback, private, link-local or unspecified
+    /// (ING-230; the pull fails with `URL access denied`). Off by default for self-hosted
+    /// installs, whose monitoring usually lives on the private network.
+    pub deny_private_targets: bool,
+    /// Pause between the attempts of a failed page (ING-223: 1 s).
+    pub retry_delay_ms: u64,
+}
+
+impl Default for PullConfig {
+    fn default() -> Self {
+        PullConfig {
+            deny_private_targets: false,
+            retry_delay_ms: 1000,
+        }
+    }
 }
 
 /// `[deployment]`: self-hosted (the default: none of the service-agreement rules) or SaaS
@@ -345,6 +368,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             smtp: SmtpConfig::default(),
             deployment: DeploymentConfig::default(),
+            pull: PullConfig::default(),
         }
     }
 }
@@ -436,6 +460,10 @@ impl Config {
                 }
                 "KLAXON_WORKERS_TIMERS" => {
                     self.workers.timers = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "KLAXON_PULL_DENY_PRIVATE_TARGETS" => {
+                    self.pull.deny_private_targets =
+                        value.parse().map_err(|e| bad(format!("{e}")))?
                 }
                 "KLAXON_WORKERS_DELIVERY" => {
                     self.workers.delivery = value.parse().map_err(|e| bad(format!("{e}")))?

@@ -21,6 +21,7 @@ mod keycache;
 mod limits;
 mod openapi;
 mod password_reset;
+mod pull;
 mod push;
 mod retention;
 mod saas;
@@ -65,12 +66,19 @@ pub struct Server {
     saas_worker: JoinHandle<()>,
     saas: Option<Arc<saas::SaasRuntime>>,
     store: Store,
+    state: AppState,
 }
 
 impl Server {
     /// The node's store handle (tests drive timers through it with an injected clock).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Runs every HTTP pull due at the injected clock's now, to the end (ingest.md ING-221),
+    /// and returns how many ran: tests drive pull schedules with it, as the timer worker does.
+    pub async fn run_due_pulls(&self) -> usize {
+        pull::run_due(&self.state).await
     }
 
     /// The billing settings in SaaS mode; `None` self-hosted.
@@ -331,6 +339,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
         }
         None => None,
     };
+    let node_state = state.clone();
     let app = router(state);
     let mut rx = shutdown_rx;
     let http = tokio::spawn(async move {
@@ -357,6 +366,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
         saas_worker,
         saas,
         store,
+        state: node_state,
     })
 }
 

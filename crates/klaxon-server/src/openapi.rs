@@ -23,6 +23,7 @@ mod licences;
 mod members;
 mod noise;
 mod pipeline;
+mod pulls;
 mod retention;
 mod roles;
 mod routing;
@@ -79,6 +80,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(retention::PATHS)
         .chain(export::PATHS)
         .chain(field_mapping::PATHS)
+        .chain(pulls::PATHS)
         .copied()
 }
 
@@ -320,6 +322,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = field_mapping::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = pulls::dispatch(state, caller, path, args).await {
         return result;
     }
     handlers::dispatch(state, caller, path, args).await

@@ -365,7 +365,7 @@ pub(crate) async fn commit_to(
 /// for a shared one, the existing channels its source named (ING-097), else 0 (routed when
 /// processed, ING-091) — unless its routes name no channel at all, when every push is
 /// refused (ING-010).
-async fn push_channels(
+pub(crate) async fn push_channels(
     state: &AppState,
     integration: &Integration,
     direct: &[i64],

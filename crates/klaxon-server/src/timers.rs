@@ -8,6 +8,8 @@
 //! It is also the escalation auditor: each step's lateness (now − due) is recorded in
 //! `klaxon_timer_lateness_seconds`, and a step later than 30 s is logged and counted in
 //! `klaxon_timer_late_total`.
+//!
+//! It also starts the HTTP pulls that have come due (ingest.md ING-221, `crate::pull`).
 
 use std::time::Duration;
 
@@ -35,11 +37,16 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let holder = format!("timers-{}", crate::state::random_hex(6));
     let mut failures: u32 = 0;
     let mut last_sweep: i64 = i64::MIN;
+    let mut last_pull_sweep: i64 = i64::MIN;
     loop {
         if *shutdown.borrow() {
             break;
         }
         let now = state.clock.now();
+        if now.saturating_sub(last_pull_sweep) >= crate::pull::SWEEP_MS {
+            last_pull_sweep = now;
+            crate::pull::sweep(&state, now, &holder).await;
+        }
         if now.saturating_sub(last_sweep) >= REMINDER_SWEEP_MS {
             last_sweep = now;
             sweep_reminders(&state, now).await;

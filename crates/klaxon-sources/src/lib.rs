@@ -15,6 +15,7 @@ pub mod alertmanager;
 mod common;
 pub mod email;
 pub mod grafana;
+pub mod http_pull;
 pub mod jira;
 pub mod n9e;
 pub mod pagerduty;

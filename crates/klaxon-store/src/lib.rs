@@ -46,6 +46,7 @@ mod noise;
 mod password_reset;
 mod pipeline;
 mod process;
+mod pulls;
 mod query;
 pub mod records;
 mod reminders;
@@ -89,6 +90,7 @@ pub use noise::{EventOutcome, NoiseRefusal, OutcomeFilter};
 pub use password_reset::{ResetDone, ResetPolicy};
 pub use pipeline::PipelineRecord;
 pub use process::{LEASE_TTL_MS, RandomIds};
+pub use pulls::{HISTORY_KEPT as PULL_HISTORY_KEPT, ManualRefusal, PullRecord, PullSchedule};
 pub use records::*;
 pub use reminders::{ReminderSweep, SHIFT_REMINDER, STALE_MS as REMINDER_STALE_MS};
 pub use response::{

@@ -155,6 +155,8 @@ struct Owned {
     channel: i64,
     dedicated: i64,
     shared: i64,
+    /// An http_pull integration (its target refuses connections; one pull a day).
+    pull: i64,
     rule: String,
     silence: String,
     inhibit: String,
@@ -203,6 +205,15 @@ async fn populate(ts: &TestServer) -> Owned {
         "/integration/create",
         json!({"integration_name": "A shared", "type": "prometheus", "kind": "shared",
                "default_channel_ids": [channel]}),
+    )
+    .await["integration_id"]
+        .as_i64()
+        .unwrap();
+    let pull = a(
+        "/integration/create",
+        json!({"integration_name": "A pull", "type": "http_pull", "kind": "dedicated",
+               "channel_id": channel,
+               "settings": {"url": "http://127.0.0.1:9/alerts", "cycle_seconds": 86_400}}),
     )
     .await["integration_id"]
         .as_i64()
@@ -367,6 +378,7 @@ async fn populate(ts: &TestServer) -> Owned {
         channel,
         dedicated,
         shared,
+        pull,
         rule,
         silence,
         inhibit,
@@ -649,6 +661,16 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
         (
             "/integration/rotate-key",
             json!({"integration_id": o.dedicated}),
+            Missing,
+        ),
+        (
+            "/integration/pull/history",
+            json!({"integration_id": o.pull}),
+            Missing,
+        ),
+        (
+            "/integration/pull/trigger",
+            json!({"integration_id": o.pull}),
             Missing,
         ),
         (

@@ -143,6 +143,10 @@ pub const ROUTES: &[(&str, Access)] = &[
     // The field-mapping dry run (ING-049) stores nothing; it may read an integration's saved
     // mapping, so it needs what reading that configuration needs.
     ("/integration/field-mapping/preview", IntegrationRead),
+    // HTTP pull integrations (ingest.md ING-228, ING-229): starting a pull acts on the
+    // integration; its history is configuration to read.
+    ("/integration/pull/trigger", IntegrationWrite),
+    ("/integration/pull/history", IntegrationRead),
     // Routes of shared alert integrations (ingest.md §2.8; docs/routing.md): Integrations
     // Read to look and preview, Integrations Manage to save or roll back.
     ("/route/info", P(IntegrationsRead)),

@@ -17,8 +17,9 @@
 //!   no-route refusal of ING-010);
 //! - `settings`: `console_url` (an http(s) URL) for `n9e` and `zabbix`, the push mode and
 //!   rules of ingest.md ING-216 for `email`, `field_mapping` / `value_mapping` (ingest.md
-//!   §2.3, checked by `super::field_mapping`) for the standard family; any other member is
-//!   refused rather than stored and ignored.
+//!   §2.3, checked by `super::field_mapping`) for the standard family, the pull settings of
+//!   ING-220 for `http_pull` (which has no push URL; `crate::pull` runs it); any other member
+//!   is refused rather than stored and ignored.
 //!
 //! `/integration/update` changes `integration_name` and `settings`; sending another value for
 //! an immutable field (`type`, `kind`, `channel_id`) is refused.
@@ -33,8 +34,9 @@ use crate::state::{AppState, random_hex};
 use crate::wire::secs;
 
 /// The standard family and the adapters of `klaxon-sources` (ingest.md §3.11).
-const CREATABLE: [&str; 11] = [
+const CREATABLE: [&str; 12] = [
     "standard",
+    "http_pull",
     "email",
     "uptimekuma",
     "keep",
@@ -49,7 +51,6 @@ const CREATABLE: [&str; 11] = [
 
 /// Catalogue types (§3.11) without a receiver in this version.
 const NOT_YET: &[&str] = &[
-    "http_pull",
     "nagios",
     "aliyun_arms",
     "aliyun_cm_event",
@@ -109,9 +110,10 @@ fn not_found(id: i64) -> ApiError {
     )
 }
 
-/// `{api_host}/event/push/{category}/{type}?integration_key=…`; none for `email`.
+/// `{api_host}/event/push/{category}/{type}?integration_key=…`; none for `email` and
+/// `http_pull` (openapi-compat.md §2.6.1).
 fn push_url(state: &AppState, i: &Integration) -> Option<String> {
-    if i.integration_type == "email" {
+    if i.integration_type == "email" || i.integration_type == "http_pull" {
         return None;
     }
     let (wire_type, category) = wire_type(&i.integration_type);
@@ -175,6 +177,10 @@ fn check_type(t: &str) -> Result<(), ApiError> {
 
 /// `settings` for `type`, as JSON object text.
 fn check_settings(t: &str, raw: Option<&Value>) -> Result<String, ApiError> {
+    if t == "http_pull" {
+        // ING-220, checked in klaxon_sources::http_pull.
+        return klaxon_sources::http_pull::settings_text(raw);
+    }
     let settings = match raw {
         None | Some(Value::Null) => return Ok("{}".into()),
         Some(Value::Object(m)) => m,
@@ -632,6 +638,9 @@ pub async fn set_enabled(
         return Err(not_found(id));
     }
     state.keys.forget(id);
+    if enabled {
+        crate::pull::enabled(state, caller.account_id, id).await?;
+    }
     Ok(())
 }
 
