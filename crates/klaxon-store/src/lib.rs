@@ -44,6 +44,7 @@ mod integrations;
 mod noise;
 mod password_reset;
 mod pipeline;
+mod preferences;
 mod process;
 mod query;
 pub mod records;
