@@ -21,6 +21,7 @@ mod licences;
 mod members;
 mod noise;
 mod pipeline;
+mod preferences;
 mod retention;
 mod roles;
 mod routing;
@@ -74,6 +75,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(licences::PATHS)
         .chain(pipeline::PATHS)
         .chain(retention::PATHS)
+        .chain(preferences::PATHS)
         .copied()
 }
 
@@ -285,6 +287,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = app_keys::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = preferences::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = changes::dispatch(state, caller, path, args).await {
