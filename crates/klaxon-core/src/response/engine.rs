@@ -42,9 +42,7 @@ pub trait Directory {
     /// so a change affects the next firing only (RSP-331). A member who never set one has
     /// the defaults of OQ-24.
     fn preference(&self, _person_id: i64, sev: Severity) -> Vec<PrefChannel> {
-        NotificationPreference::default()
-            .for_severity(sev)
-            .to_vec()
+        NotificationPreference::default().for_severity(sev).to_vec()
     }
 }
 
@@ -596,11 +594,9 @@ impl<'a> Engine<'a> {
             let channels: Vec<PrefChannel> = match level.map(|(_, l)| l.target.by.as_ref()) {
                 // A level without `by` sends no direct messages (1.12).
                 Some(None) => Vec::new(),
-                Some(Some(by)) if !by.follow_preference => by
-                    .for_severity(sev)
-                    .iter()
-                    .map(PrefChannel::new)
-                    .collect(),
+                Some(Some(by)) if !by.follow_preference => {
+                    by.for_severity(sev).iter().map(PrefChannel::new).collect()
+                }
                 _ => self.directory.preference(*p, sev),
             };
             let mut seen: Vec<PrefChannel> = Vec::new();

@@ -207,10 +207,7 @@ impl NotificationPreference {
                 return Err(refuse(name, "choose at least one channel"));
             }
             if list.len() > MAX_ENTRIES {
-                return Err(refuse(
-                    name,
-                    format!("at most {MAX_ENTRIES} channels"),
-                ));
+                return Err(refuse(name, format!("at most {MAX_ENTRIES} channels")));
             }
             for (i, entry) in list.iter().enumerate() {
                 let field = format!("{name}[{i}]");
@@ -242,10 +239,7 @@ impl NotificationPreference {
                     }
                 }
                 if list[..i].contains(entry) {
-                    return Err(refuse(
-                        field,
-                        format!("{} is listed twice", entry.channel),
-                    ));
+                    return Err(refuse(field, format!("{} is listed twice", entry.channel)));
                 }
             }
         }

@@ -2035,7 +2035,10 @@ fn a_preference_naming_an_integration_sends_through_it() {
     assert_eq!(
         sent,
         vec![
-            ("slack_app".into(), serde_json::json!({"integration_id": 42})),
+            (
+                "slack_app".into(),
+                serde_json::json!({"integration_id": 42})
+            ),
             ("slack_app".into(), serde_json::Value::Null),
             ("email".into(), serde_json::Value::Null),
         ]
