@@ -125,6 +125,9 @@ fn channel_label(channel: &str) -> &'static str {
 /// A preference entry as a checkbox value: `sms`, or `slack_app:42` for an entry that picks
 /// one IM integration (response.md 1.15).
 fn entry_value(entry: &Value) -> String {
+    if let Some(name) = entry.as_str() {
+        return name.to_string();
+    }
     let channel = entry["channel"].as_str().unwrap_or_default();
     match entry["integration_id"].as_i64() {
         Some(id) => format!("{channel}:{id}"),
