@@ -503,7 +503,8 @@ impl Deliverer {
 
     /// A Slack app direct message (RSP-286): the card with the rendered `slack_app` template,
     /// posted with `chat.postMessage` to the member's linked Slack user through the first
-    /// enabled Slack integration that links them. No link: `app_not_linked` (RSP-332), and
+    /// enabled Slack integration that links them, or through the one the notification names
+    /// (`target.integration_id`, from a preference entry). No link: `app_not_linked` (RSP-332), and
     /// the store queues the fallback of RSP-287 with the failure.
     async fn slack_dm(
         &self,
@@ -521,9 +522,11 @@ impl Deliverer {
         {
             return Err(SendError::Permanent("member_inactive".into()));
         }
+        // A preference entry may pick one Slack integration (response.md 1.15).
+        let pick = d.target.get("integration_id").and_then(Value::as_i64);
         let Some((integration, slack_user)) = inner
             .store
-            .im_target(d.account_id, "slack", d.person_id)
+            .im_target_on(d.account_id, "slack", d.person_id, pick)
             .await
             .map_err(store_err)?
         else {

@@ -23,6 +23,7 @@ mod licences;
 mod members;
 mod noise;
 mod pipeline;
+mod preferences;
 mod pulls;
 mod retention;
 mod roles;
@@ -81,6 +82,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(export::PATHS)
         .chain(field_mapping::PATHS)
         .chain(pulls::PATHS)
+        .chain(preferences::PATHS)
         .copied()
 }
 
@@ -292,6 +294,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = app_keys::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = preferences::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = changes::dispatch(state, caller, path, args).await {

@@ -255,11 +255,13 @@ async fn update_cards(
         d.channel == "slack_app" && d.status == "sent" && !d.provider_message_id.is_empty()
     }) {
         let integration = if d.person_id != 0 {
-            // The integration that links the recipient now; a card sent through one that is
-            // gone or unlinked since cannot be reached any more.
+            // The integration that links the recipient now (the one their preference picked,
+            // if it did); a card sent through one that is gone or unlinked since cannot be
+            // reached any more.
+            let pick = (d.chat_integration_id > 0).then_some(d.chat_integration_id);
             match state
                 .store
-                .im_target(account_id, "slack", d.person_id)
+                .im_target_on(account_id, "slack", d.person_id, pick)
                 .await
             {
                 Ok(Some((integration, _))) => integration,

@@ -56,8 +56,10 @@ pub struct DeliveryState {
     pub next_attempt_at: Millis,
     pub provider_message_id: String,
     pub sent_at: Millis,
-    /// The IM integration a group-chat row posts through (`target.settings.integration_id`),
-    /// 0 for other rows: updating the cards it posted needs that integration's token.
+    /// The IM integration the row names: the one a group-chat row posts through
+    /// (`target.settings.integration_id`), or the one a preference entry picked for a direct
+    /// message (`target.integration_id`, response.md 1.15); 0 otherwise. Updating the cards
+    /// it posted needs that integration's token.
     pub chat_integration_id: i64,
 }
 
@@ -501,7 +503,11 @@ impl Store {
                         r, "target",
                     )?)
                     .ok()
-                    .and_then(|t| t["settings"]["integration_id"].as_i64())
+                    .and_then(|t| {
+                        t["settings"]["integration_id"]
+                            .as_i64()
+                            .or_else(|| t["integration_id"].as_i64())
+                    })
                     .unwrap_or(0),
                 })
             })

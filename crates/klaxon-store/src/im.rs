@@ -394,6 +394,19 @@ impl Store {
         kind: &str,
         member_id: i64,
     ) -> Result<Option<(ImIntegration, String)>> {
+        self.im_target_on(account_id, kind, member_id, None).await
+    }
+
+    /// Like [`Store::im_target`], restricted to one integration when `integration_id` names
+    /// one (a preference entry that picks an instance, response.md 1.15). `None` = the member
+    /// is not linked there, or it is not an enabled integration of `kind` (`app_not_linked`).
+    pub async fn im_target_on(
+        &self,
+        account_id: i64,
+        kind: &str,
+        member_id: i64,
+        integration_id: Option<i64>,
+    ) -> Result<Option<(ImIntegration, String)>> {
         let mut conn = self.inner.read.acquire().await?;
         let mut sql = Sql::new("SELECT l.im_user_id, ");
         let cols: Vec<String> = COLUMNS
@@ -411,8 +424,11 @@ impl Store {
             .push(" AND i.kind = ")
             .bind(kind)
             .push(" AND i.status = 'enabled' AND l.member_id = ")
-            .bind(member_id)
-            .push(" ORDER BY i.created_at, i.integration_id LIMIT 1");
+            .bind(member_id);
+        if let Some(id) = integration_id {
+            sql.push(" AND i.integration_id = ").bind(id);
+        }
+        sql.push(" ORDER BY i.created_at, i.integration_id LIMIT 1");
         match sql.query_on(&conn).fetch_optional(&mut *conn).await? {
             Some(r) => Ok(Some((integration_row(&r)?, get_str(&r, "im_user_id")?))),
             None => Ok(None),

@@ -45,6 +45,7 @@ mod integrations;
 mod noise;
 mod password_reset;
 mod pipeline;
+mod preferences;
 mod process;
 mod pulls;
 mod query;

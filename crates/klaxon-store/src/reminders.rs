@@ -22,9 +22,10 @@
 //!   window write every reminder once (`ON CONFLICT (rid) DO NOTHING`).
 //! - Tenants that are not served (RSP-008 Halt) are skipped.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use klaxon_core::model::{Millis, Severity};
+use klaxon_core::response::NotificationPreference;
 use klaxon_core::schedule::{self, Calendars, DirectChannel, Reminder, ReminderKind, Schedule};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -153,12 +154,20 @@ fn channel_name(c: DirectChannel) -> String {
         .unwrap_or_default()
 }
 
-/// RSP-232 with `follow_preference`: the recipient's Info-level list. Personal preferences are
-/// not stored yet, so this is the default Info list (e-mail) for everyone.
-fn info_preference() -> Vec<DirectChannel> {
-    klaxon_core::response::default_preference(Severity::Info)
-        .into_iter()
-        .filter_map(|c| serde_json::from_value(Value::String(c)).ok())
+/// RSP-232 with `follow_preference`: the recipient's Info-level list, stored (1.15) or the
+/// OQ-24 default, read when the reminder is queued. An entry naming one IM integration counts
+/// as its channel: reminders go to the member's linked instance.
+fn info_preference(
+    stored: &HashMap<i64, NotificationPreference>,
+    person: i64,
+) -> Vec<DirectChannel> {
+    let default = NotificationPreference::default();
+    stored
+        .get(&person)
+        .unwrap_or(&default)
+        .for_severity(Severity::Info)
+        .iter()
+        .filter_map(|c| serde_json::from_value(Value::String(c.channel.clone())).ok())
         .collect()
 }
 
@@ -238,8 +247,13 @@ async fn queue(
     });
     // (rid, channel, person_id, target)
     let mut rows: Vec<(String, String, i64, Value)> = Vec::new();
-    let preference = info_preference();
+    let stored = if s.notify.by.as_ref().is_some_and(|b| b.follow_preference) {
+        crate::preferences::load(conn, account_id).await?
+    } else {
+        HashMap::new()
+    };
     for &person in &recipients {
+        let preference = info_preference(&stored, person);
         for c in schedule::reminder_channels(s.notify.by.as_ref(), &preference) {
             let channel = channel_name(c);
             rows.push((

@@ -50,6 +50,8 @@ pub struct StoreDirectory {
     schedules: HashMap<i64, Schedule>,
     /// Service calendars: schedule calendar masks and rule time filters read them.
     calendars: crate::calendars::AccountCalendars,
+    /// Stored personal preferences (1.15); members not in it have the OQ-24 defaults.
+    preferences: HashMap<i64, klaxon_core::response::NotificationPreference>,
 }
 
 impl Directory for StoreDirectory {
@@ -76,6 +78,19 @@ impl Directory for StoreDirectory {
             .and_then(|s| schedule::on_call_at(s, self.calendars.view(), at).ok())
             .map(|oc| oc.persons_for_roles(role_ids))
             .unwrap_or_default()
+    }
+
+    fn preference(
+        &self,
+        person_id: i64,
+        sev: klaxon_core::model::Severity,
+    ) -> Vec<klaxon_core::response::PrefChannel> {
+        match self.preferences.get(&person_id) {
+            Some(p) => p.for_severity(sev).to_vec(),
+            None => klaxon_core::response::NotificationPreference::default()
+                .for_severity(sev)
+                .to_vec(),
+        }
     }
 }
 
@@ -110,6 +125,7 @@ async fn load_directory(conn: &mut AnyConnection, account_id: i64) -> Result<Sto
     }
     load_teams(conn, account_id, &mut dir).await?;
     dir.calendars = crate::calendars::load(conn, account_id).await?;
+    dir.preferences = crate::preferences::load(conn, account_id).await?;
     Ok(dir)
 }
 

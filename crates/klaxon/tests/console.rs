@@ -1378,6 +1378,55 @@ async fn people_in_the_browser(database_url: &str) {
     assert_eq!(me["data"]["member_name"], "Olga Owner");
     assert_eq!(me["data"]["time_zone"], "Europe/Berlin");
 
+    // How one is notified. spec: OQ-24 (the defaults until saved), RSP-330, RSP-332 (an IM app
+    // without a linked identity is flagged); a severity left without a channel is refused
+    // beside it with every tick kept, and nothing is saved.
+    assert!(exists(c, "#preference-default").await);
+    assert!(exists(c, "#pref-critical-voice:checked").await);
+    assert!(!exists(c, "#pref-critical-slack_app:checked").await);
+    click(c, "#pref-warning-email").await;
+    click(c, "#pref-warning-sms").await;
+    click(c, "#pref-critical-slack_app").await;
+    click(c, "#preference-form button[type=submit]").await;
+    until("the warning-level error", || async {
+        text_of(c, "#warning-error").await.starts_with("warning:")
+    })
+    .await;
+    assert!(exists(c, "#pref-critical-slack_app:checked").await);
+    assert!(!exists(c, "#pref-warning-email:checked").await);
+    assert_eq!(
+        attr_of(c, "#warning", "aria-describedby").await.as_deref(),
+        Some("warning-error")
+    );
+    let (_, pref) = t.api("/member/preference/info", json!({})).await;
+    assert_eq!(pref["data"]["is_default"], true, "{pref}");
+    shoot(c, "settings-preference-error").await;
+    click(c, "#pref-warning-sms").await;
+    click(c, "#preference-form button[type=submit]").await;
+    until("the saved preference", || async {
+        text_of(c, "#preference .banner.ok").await == "Saved."
+    })
+    .await;
+    assert!(
+        text_of(c, "#critical").await.contains("not linked"),
+        "the Slack app is flagged under Critical"
+    );
+    assert!(!exists(c, "#preference-default").await);
+    let (_, pref) = t.api("/member/preference/info", json!({})).await;
+    let names = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["channel"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&pref["data"]["critical"]),
+        ["voice", "sms", "email", "slack_app"]
+    );
+    assert_eq!(names(&pref["data"]["warning"]), ["sms"]);
+    shoot(c, "settings-preference").await;
+
     // APP keys. spec: RSP-610 (a refused name is named beside the box; the secret is shown
     // once), RSP-612 (the list shows the last use), RSP-611 (a revoked key stops at once).
     let long = "k".repeat(40);
@@ -1836,10 +1885,16 @@ async fn people_pages_need_a_session_and_saves_the_csrf_token() {
                 ("locale", "en-US"),
             ],
         ),
+        (
+            "/settings/preference",
+            vec![("critical", "sms"), ("warning", "sms"), ("info", "sms")],
+        ),
     ] {
         let resp = post(path, form, None).await.unwrap();
         assert_eq!(resp.status(), 403, "{path}");
     }
+    let (_, pref) = t.api("/member/preference/info", json!({})).await;
+    assert_eq!(pref["data"]["is_default"], true, "{pref}");
     let (_, members) = t.api("/member/list", json!({})).await;
     assert_eq!(members["data"]["total"], 1);
     let (_, teams) = t.api("/team/list", json!({})).await;

@@ -1360,3 +1360,98 @@ on_both_backends!(
         node.server.shutdown().await;
     }
 );
+
+on_both_backends!(
+    a_preferred_slack_app_channel_needs_a_linked_identity_on_the_chosen_integration,
+    |url: String| async move {
+        // spec: RSP-332 (app_not_linked, the fallback of RSP-287, the warning), RSP-157 (a
+        // direct assignment follows the preference), response.md 1.15 (integration_id picks
+        // one instance)
+        let fake = FakeSlack::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(dir.path(), &url, &fake).await;
+        let linked = node.slack_integration().await;
+        node.api(
+            "/im/person/link",
+            json!({"integration_id": linked, "person_id": node.owner, "im_user_id": OWNER_SLACK}),
+        )
+        .await;
+        let other = node
+            .api(
+                "/im/integration/create",
+                json!({"type": "slack", "name": "Other Slack",
+                       "bot_token": "xoxb-3333-4444-othertoken",
+                       "signing_secret": SIGNING_SECRET}),
+            )
+            .await["integration_id"]
+            .as_i64()
+            .unwrap();
+        let prefer = |iid: i64| {
+            json!({"critical": [{"channel": "slack_app", "integration_id": iid}],
+                   "warning": ["email"], "info": ["email"]})
+        };
+        let n = &node;
+        let direct = |title: &'static str| async move {
+            n.api(
+                "/incident/create",
+                json!({"title": title, "incident_severity": "Critical",
+                       "assigned_to": {"person_ids": [n.owner]}}),
+            )
+            .await["incident_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let states = |id: String| async move {
+            n.server
+                .store()
+                .delivery_states(n.account, &id)
+                .await
+                .unwrap()
+        };
+
+        // The owner is not linked on `other`: the console's warning, then app_not_linked and
+        // SMS plus e-mail instead.
+        let saved = node.api("/member/preference/update", prefer(other)).await;
+        assert_eq!(saved["warnings"][0]["field"], "critical[0]", "{saved}");
+        assert_eq!(saved["warnings"][0]["reason"], "app_not_linked");
+        let inc = direct("unlinked").await;
+        node.deliver().await;
+        assert!(fake.take().is_empty(), "nothing reaches Slack");
+        let after = states(inc.clone()).await;
+        let channels: Vec<&str> = after.iter().map(|s| s.channel.as_str()).collect();
+        assert_eq!(channels, ["slack_app", "sms", "email"], "{after:?}");
+        assert_eq!(
+            (after[0].status.as_str(), after[0].failed_reason.as_str()),
+            ("failed", "app_not_linked")
+        );
+        let notify = node.feed(&inc, "i_notify").await;
+        let persons = notify[0]["detail"]["persons"].as_array().unwrap();
+        assert!(
+            persons
+                .iter()
+                .any(|p| p["channel"] == "email" && p["fallback"] == true),
+            "{persons:?}"
+        );
+
+        // Picking the integration the owner is linked on: no warning, and the card goes
+        // through that one (its bot token) to the owner's Slack user.
+        let saved = node.api("/member/preference/update", prefer(linked)).await;
+        assert_eq!(saved["warnings"], json!([]), "{saved}");
+        let inc = direct("linked").await;
+        node.deliver().await;
+        let reqs = fake.take();
+        assert_eq!(reqs.len(), 1, "{reqs:?}");
+        assert_eq!(reqs[0].path, "/api/chat.postMessage");
+        assert_eq!(reqs[0].auth, format!("Bearer {BOT_TOKEN}"));
+        let body: Value = serde_json::from_str(&reqs[0].body).unwrap();
+        assert_eq!(body["channel"], OWNER_SLACK);
+        let after = states(inc).await;
+        let channels: Vec<(&str, &str)> = after
+            .iter()
+            .map(|s| (s.channel.as_str(), s.status.as_str()))
+            .collect();
+        assert_eq!(channels, [("slack_app", "sent")], "{after:?}");
+        node.server.shutdown().await;
+    }
+);

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::fields::{FieldDefinition, check_value};
+use super::preference::{NotificationPreference, PrefChannel};
 use super::rules::{EscalationRule, Level, MatchContext, RuleStatus, bot_url};
 use super::state::{AssignType, Assignment, EscalationState, Responder, ResponderAs};
 use crate::ids::IdSource;
@@ -37,21 +38,22 @@ pub trait Directory {
     /// Who is on call in the schedule at `at`, filtered by role (RSP-151); empty for an unknown
     /// schedule.
     fn on_call(&self, schedule_id: i64, role_ids: &[i64], at: Millis) -> Vec<i64>;
-    /// The person's channels for a severity (response.md 1.15). Members have no stored
-    /// preferences yet, so every member has the defaults of OQ-24.
-    fn preference(&self, _person_id: i64, sev: Severity) -> Vec<String> {
-        default_preference(sev)
+    /// The person's preference list for a severity (response.md 1.15), read at firing time
+    /// so a change affects the next firing only (RSP-331). A member who never set one has
+    /// the defaults of OQ-24.
+    fn preference(&self, _person_id: i64, sev: Severity) -> Vec<PrefChannel> {
+        NotificationPreference::default().for_severity(sev).to_vec()
     }
 }
 
-/// OQ-24: Critical `[email, sms, voice]`, Warning `[email, sms]`, Info `[email]`.
+/// OQ-24: Critical `[email, sms, voice]`, Warning `[email, sms]`, Info `[email]`, as channel
+/// names.
 pub fn default_preference(sev: Severity) -> Vec<String> {
-    let list: &[&str] = match sev {
-        Severity::Critical => &["email", "sms", "voice"],
-        Severity::Warning => &["email", "sms"],
-        Severity::Info => &["email"],
-    };
-    list.iter().map(|s| (*s).to_string()).collect()
+    NotificationPreference::default()
+        .for_severity(sev)
+        .iter()
+        .map(|c| c.channel.clone())
+        .collect()
 }
 
 /// One timeline entry (response.md 1.10).
@@ -587,18 +589,28 @@ impl<'a> Engine<'a> {
         let mut chats = Vec::new();
         let mut robots = Vec::new();
         for p in notify {
-            let channels: Vec<String> = match level.map(|(_, l)| l.target.by.as_ref()) {
+            // RSP-330: preferences only for direct assignments (no level, RSP-157) and for
+            // levels that follow them; a level's unified settings ignore them.
+            let channels: Vec<PrefChannel> = match level.map(|(_, l)| l.target.by.as_ref()) {
                 // A level without `by` sends no direct messages (1.12).
                 Some(None) => Vec::new(),
-                Some(Some(by)) if !by.follow_preference => by.for_severity(sev).to_vec(),
+                Some(Some(by)) if !by.follow_preference => {
+                    by.for_severity(sev).iter().map(PrefChannel::new).collect()
+                }
                 _ => self.directory.preference(*p, sev),
             };
-            let mut seen: Vec<String> = Vec::new();
-            for channel in channels {
-                if seen.contains(&channel) {
+            let mut seen: Vec<PrefChannel> = Vec::new();
+            for entry in channels {
+                if seen.contains(&entry) {
                     continue; // RSP-156: each channel once per person per firing.
                 }
-                seen.push(channel.clone());
+                seen.push(entry.clone());
+                // 1.15: a preference naming one IM integration sends through that one.
+                let target = match entry.integration_id {
+                    Some(id) => json!({"integration_id": id}),
+                    None => Value::Null,
+                };
+                let channel = entry.channel;
                 let rid = self.ids.object_id(t);
                 persons.push(json!({"person_id": p, "channel": channel, "rid": rid}));
                 self.out.notifications.push(Notification {
@@ -611,7 +623,7 @@ impl<'a> Engine<'a> {
                     layer_idx,
                     channel,
                     person_id: *p,
-                    target: Value::Null,
+                    target,
                     severity: sev,
                     created_at: t,
                     repeat_index,

@@ -5,10 +5,12 @@
 //! - [`state`]: responders, `assigned_to`, the escalation state (kept on the incident);
 //! - [`rules`]: escalation rules, their validation and matching;
 //! - [`engine`]: the actions and timed steps, producing timeline entries and notification
-//!   decisions.
+//!   decisions;
+//! - [`preference`]: a member's notification preference (1.15, §2.21).
 
 pub mod engine;
 pub mod fields;
+pub mod preference;
 pub mod rules;
 pub mod similarity;
 pub mod state;
@@ -22,6 +24,7 @@ pub use engine::{
     default_preference, pending_timers,
 };
 pub use fields::{FieldDefinition, FieldType};
+pub use preference::{NotificationPreference, PrefChannel, PreferenceError};
 pub use rules::{
     EscalationRule, Level, MatchContext, RuleError, RuleStatus, Target, TimeFilter,
     reorder_priorities, unknown_calendars, validate_rule,

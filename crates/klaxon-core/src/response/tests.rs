@@ -46,6 +46,8 @@ struct Dir {
     team_names: HashMap<String, i64>,
     on_call: HashMap<i64, Vec<i64>>,
     prefs: HashMap<(i64, Severity), Vec<String>>,
+    /// Preference entries that name an IM integration; they win over `prefs`.
+    pref_entries: HashMap<(i64, Severity), Vec<super::PrefChannel>>,
 }
 
 impl Directory for Dir {
@@ -64,11 +66,26 @@ impl Directory for Dir {
     fn on_call(&self, s: i64, _roles: &[i64], _at: Millis) -> Vec<i64> {
         self.on_call.get(&s).cloned().unwrap_or_default()
     }
-    fn preference(&self, p: i64, sev: Severity) -> Vec<String> {
+    fn preference(&self, p: i64, sev: Severity) -> Vec<super::PrefChannel> {
+        if let Some(entries) = self.pref_entries.get(&(p, sev)) {
+            return entries.clone();
+        }
         self.prefs
             .get(&(p, sev))
             .cloned()
             .unwrap_or_else(|| default_preference(sev))
+            .into_iter()
+            .map(super::PrefChannel::new)
+            .collect()
+    }
+}
+
+impl Dir {
+    fn clone_prefs(&self) -> Dir {
+        let mut d = dir();
+        d.prefs = self.prefs.clone();
+        d.pref_entries = self.pref_entries.clone();
+        d
     }
 }
 
@@ -1922,4 +1939,108 @@ fn reorder_lists_every_rule_once() {
     let foreign = reorder_priorities(&rules, &ids(&["c", "a", "b", "x"])).unwrap_err();
     assert!(foreign.contains("x is not a rule"), "{foreign}");
     assert_eq!(reorder_priorities(&[], &[]), Ok(vec![]));
+}
+
+/// The channels of each direct send from `from` on, in order.
+fn direct_sends(s: &Scenario, from: usize) -> Vec<(i64, String)> {
+    s.sent[from..]
+        .iter()
+        .filter(|n| n.person_id != 0)
+        .map(|n| (n.person_id, n.channel.clone()))
+        .collect()
+}
+
+#[test]
+fn unified_settings_ignore_preferences() {
+    // spec: RSP-330, RSP-155 (a)
+    let mut d = dir();
+    d.prefs.insert((A, Severity::Critical), vec!["sms".into()]);
+    let unified = Target {
+        person_ids: vec![A],
+        by: Some(By {
+            follow_preference: false,
+            critical: vec!["voice".into(), "email".into()],
+            ..By::default()
+        }),
+        ..Target::default()
+    };
+    let s = Scenario::start(rule(vec![level(unified, 15)]), d.clone_prefs());
+    assert_eq!(
+        direct_sends(&s, 0),
+        vec![(A, "voice".into()), (A, "email".into())]
+    );
+    // The same member under a level that follows preferences gets their list.
+    let s = Scenario::start(rule(vec![level(persons(&[A]), 15)]), d);
+    assert_eq!(direct_sends(&s, 0), vec![(A, "sms".into())]);
+}
+
+#[test]
+fn a_preference_change_affects_the_next_firing_only() {
+    // spec: RSP-331
+    let mut l0 = level(persons(&[A]), 0);
+    l0.max_times = 2;
+    l0.notify_step = 10.0;
+    let mut s = Scenario::start(rule(vec![l0]), dir());
+    let first: Vec<(i64, String)> = direct_sends(&s, 0);
+    assert_eq!(
+        first,
+        vec![(A, "email".into()), (A, "sms".into()), (A, "voice".into())],
+        "OQ-24 defaults before any change"
+    );
+    // A changes their Critical list after the first firing was dispatched.
+    s.at(5.0);
+    s.dir
+        .prefs
+        .insert((A, Severity::Critical), vec!["voice".into()]);
+    let before = s.sent.len();
+    s.at(10.0);
+    assert_eq!(direct_sends(&s, before), vec![(A, "voice".into())]);
+    // What the first firing decided is untouched.
+    assert_eq!(direct_sends(&s, 0)[..3], first[..]);
+}
+
+#[test]
+fn a_preference_naming_an_integration_sends_through_it() {
+    // spec: response.md 1.15 (integration_id picks one IM instance), RSP-157
+    let mut d = dir();
+    d.pref_entries.insert(
+        (B, Severity::Critical),
+        vec![
+            super::PrefChannel {
+                channel: "slack_app".into(),
+                integration_id: Some(42),
+            },
+            super::PrefChannel::new("slack_app"),
+            super::PrefChannel::new("email"),
+        ],
+    );
+    let mut s = Scenario::start(rule(vec![level(persons(&[A]), 15)]), d);
+    let first = s.sent.len();
+    s.at(1.0);
+    s.act(|e, inc, _| {
+        e.reassign(
+            inc,
+            P,
+            &DirectTargets {
+                person_ids: vec![B],
+                ..DirectTargets::default()
+            },
+        )
+    })
+    .unwrap();
+    let sent: Vec<(String, serde_json::Value)> = s.sent[first..]
+        .iter()
+        .map(|n| (n.channel.clone(), n.target.clone()))
+        .collect();
+    assert_eq!(
+        sent,
+        vec![
+            (
+                "slack_app".into(),
+                serde_json::json!({"integration_id": 42})
+            ),
+            ("slack_app".into(), serde_json::Value::Null),
+            ("email".into(), serde_json::Value::Null),
+        ]
+    );
 }

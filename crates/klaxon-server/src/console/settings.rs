@@ -1,7 +1,8 @@
 //! Personal settings: one's own contact methods and whether they are verified, name, language
-//! and time zone (`/member/info`, `/member/self/reset`), the notification methods in force
-//! (response.md §1.15), and one's APP keys (`/app-key/list`, `/app-key/create`,
-//! `/app-key/delete`; RSP-610 … RSP-612). Every read and save is an Open API call.
+//! and time zone (`/member/info`, `/member/self/reset`), one's notification preference per
+//! severity (`/member/preference/info`, `/member/preference/update`; response.md §1.15,
+//! §2.21), and one's APP keys (`/app-key/list`, `/app-key/create`, `/app-key/delete`;
+//! RSP-610 … RSP-612). Every read and save is an Open API call.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -10,9 +11,8 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use klaxon_core::error::{ApiError, ErrorCode, Surface};
-use klaxon_core::model::Severity;
 use klaxon_core::permissions::{self, Point};
-use klaxon_core::response::default_preference;
+use klaxon_core::response::rules::DIRECT_CHANNELS;
 use minijinja::context;
 use serde_json::{Value, json};
 
@@ -25,6 +25,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/settings", get(page))
         .route("/settings/profile", post(save_profile))
+        .route("/settings/preference", post(save_preference))
         .route("/settings/keys", post(create_key))
         .route("/settings/keys/{id}/delete", post(revoke_key))
 }
@@ -99,13 +100,188 @@ fn profile_input(field: &str) -> Option<String> {
     Some(input.to_string())
 }
 
-/// The notification methods per severity every member has in this release (response.md
-/// §1.15, the defaults of OQ-24): personal preferences cannot be edited yet.
-fn methods() -> Vec<(String, Vec<String>)> {
-    [Severity::Critical, Severity::Warning, Severity::Info]
-        .into_iter()
-        .map(|s| (s.as_str().to_string(), default_preference(s)))
-        .collect()
+/// The severities of the preference form: wire key and label.
+const SEVERITY_KEYS: [(&str, &str); 3] = [
+    ("critical", "Critical"),
+    ("warning", "Warning"),
+    ("info", "Info"),
+];
+
+fn channel_label(channel: &str) -> &'static str {
+    match channel {
+        "voice" => "Voice call",
+        "sms" => "SMS",
+        "email" => "E-mail",
+        "app" => "Mobile app push",
+        "feishu_app" => "Feishu/Lark app",
+        "dingtalk_app" => "DingTalk app",
+        "wecom_app" => "WeCom app",
+        "slack_app" => "Slack app",
+        "teams_app" => "Microsoft Teams app",
+        _ => "Unknown channel",
+    }
+}
+
+/// A preference entry as a checkbox value: `sms`, or `slack_app:42` for an entry that picks
+/// one IM integration (response.md 1.15).
+fn entry_value(entry: &Value) -> String {
+    if let Some(name) = entry.as_str() {
+        return name.to_string();
+    }
+    let channel = entry["channel"].as_str().unwrap_or_default();
+    match entry["integration_id"].as_i64() {
+        Some(id) => format!("{channel}:{id}"),
+        None => channel.to_string(),
+    }
+}
+
+/// The API's list entry for a checkbox value.
+fn value_entry(value: &str) -> Value {
+    match value.split_once(':') {
+        Some((channel, id)) => match id.parse::<i64>() {
+            Ok(id) => json!({"channel": channel, "integration_id": id}),
+            // Not a number: sent as typed so the API names the field.
+            Err(_) => json!({"channel": channel, "integration_id": id}),
+        },
+        None => json!(value),
+    }
+}
+
+/// What the preference form shows: the checked channels per severity, kept through a refusal.
+#[derive(Debug, Clone, Default)]
+struct PreferenceForm {
+    /// Per severity key, the checked values in order.
+    checked: Vec<(String, Vec<String>)>,
+}
+
+impl PreferenceForm {
+    fn parse(pairs: &[(String, String)]) -> PreferenceForm {
+        PreferenceForm {
+            checked: SEVERITY_KEYS
+                .iter()
+                .map(|(key, _)| {
+                    let values = pairs
+                        .iter()
+                        .filter(|(k, _)| k == key)
+                        .map(|(_, v)| v.trim().to_string())
+                        .filter(|v| !v.is_empty())
+                        .collect();
+                    ((*key).to_string(), values)
+                })
+                .collect(),
+        }
+    }
+
+    fn of(pref: &Value) -> PreferenceForm {
+        PreferenceForm {
+            checked: SEVERITY_KEYS
+                .iter()
+                .map(|(key, _)| {
+                    let values = pref[*key]
+                        .as_array()
+                        .map(|l| l.iter().map(entry_value).collect())
+                        .unwrap_or_default();
+                    ((*key).to_string(), values)
+                })
+                .collect(),
+        }
+    }
+
+    /// The `/member/preference/update` body. An empty severity goes to the API as it is, so
+    /// its refusal names the field like every other one.
+    fn body(&self) -> Value {
+        let mut body = serde_json::Map::new();
+        for (key, values) in &self.checked {
+            body.insert(
+                key.clone(),
+                Value::Array(values.iter().map(|v| value_entry(v)).collect()),
+            );
+        }
+        Value::Object(body)
+    }
+
+    /// One fieldset per severity: every direct channel, plus the IM integrations picked in
+    /// stored or typed entries, each with whether it is checked and the warnings (RSP-332)
+    /// of the saved preference that concern it.
+    fn rows(&self, warnings: &[Value]) -> Vec<Value> {
+        SEVERITY_KEYS
+            .iter()
+            .map(|(key, label)| {
+                let checked: &[String] = self
+                    .checked
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.as_slice())
+                    .unwrap_or_default();
+                let mut values: Vec<String> =
+                    DIRECT_CHANNELS.iter().map(|c| (*c).to_string()).collect();
+                for v in checked {
+                    if !values.contains(v) {
+                        values.push(v.clone());
+                    }
+                }
+                let options: Vec<Value> = values
+                    .iter()
+                    .map(|v| {
+                        let (channel, pick) = match v.split_once(':') {
+                            Some((c, id)) => (c, Some(id)),
+                            None => (v.as_str(), None),
+                        };
+                        let label = match pick {
+                            Some(id) => format!("{} (integration {id})", channel_label(channel)),
+                            None => channel_label(channel).to_string(),
+                        };
+                        json!({
+                            "value": v,
+                            "id": format!("pref-{key}-{}", v.replace(':', "-")),
+                            "label": label,
+                            "checked": checked.contains(v),
+                        })
+                    })
+                    .collect();
+                let prefix = format!("{key}[");
+                let notes: Vec<Value> = warnings
+                    .iter()
+                    .filter(|w| w["field"].as_str().is_some_and(|f| f.starts_with(&prefix)))
+                    .map(|w| {
+                        json!({
+                            "label": channel_label(w["channel"].as_str().unwrap_or_default()),
+                            "message": w["message"],
+                        })
+                    })
+                    .collect();
+                json!({"key": key, "label": label, "options": options, "warnings": notes})
+            })
+            .collect()
+    }
+}
+
+/// The fieldset an API error field of `/member/preference/update` belongs to:
+/// `warning[1].channel` → `warning`.
+fn preference_input(field: &str) -> Option<String> {
+    let head = field.split(['[', '.']).next().unwrap_or_default();
+    SEVERITY_KEYS
+        .iter()
+        .any(|(k, _)| *k == head)
+        .then(|| head.to_string())
+}
+
+async fn preference_ctx(
+    state: &AppState,
+    viewer: &Viewer,
+    form: Option<PreferenceForm>,
+    errors: &FieldErrors,
+    flash: Option<&str>,
+) -> Result<minijinja::Value, ApiError> {
+    let pref = fetch(state, viewer, "/member/preference/info", json!({})).await?;
+    let warnings = pref["warnings"].as_array().cloned().unwrap_or_default();
+    let v = form.unwrap_or_else(|| PreferenceForm::of(&pref));
+    Ok(context! {
+        rows => j(&v.rows(&warnings)),
+        is_default => pref["is_default"].as_bool().unwrap_or(false),
+        errors => j(&errors.0),
+        flash => flash,
+    })
 }
 
 async fn profile_ctx(
@@ -170,6 +346,10 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Ok(m) => m,
         Err(e) => return page_error(&e),
     };
+    let pr = match preference_ctx(&state, &viewer, None, &FieldErrors::default(), None).await {
+        Ok(p) => p,
+        Err(e) => return page_error(&e),
+    };
     let ctx = context! {
         title => "Settings",
         nav => "settings",
@@ -177,7 +357,7 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
         me => j(&me),
         p => profile,
         k => keys,
-        methods => methods(),
+        pr => pr,
     };
     page_headers(view::render("settings.html", ctx).into_response())
 }
@@ -204,6 +384,40 @@ async fn save_profile(State(state): State<AppState>, headers: HeaderMap, body: B
     match profile_ctx(&state, &viewer, kept, &errors, flash).await {
         Ok(p) => page_headers(
             (status, view::render("profile.html", context! { p => p })).into_response(),
+        ),
+        Err(e) => page_error(&e),
+    }
+}
+
+/// Saves the notification preference; answers with the redrawn preference section, whose
+/// warnings (RSP-332) reflect what was saved.
+async fn save_preference(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let viewer = match viewer(&state, &Method::POST, &headers, "/settings").await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let form = PreferenceForm::parse(&form_pairs(&body));
+    let (status, kept, errors, flash) =
+        match call(&state, &viewer, "/member/preference/update", form.body()).await {
+            Ok(_) => (StatusCode::OK, None, FieldErrors::default(), Some("Saved.")),
+            Err(e) => (
+                status_of(&e),
+                Some(form),
+                FieldErrors::file(&e.message, preference_input),
+                None,
+            ),
+        };
+    match preference_ctx(&state, &viewer, kept, &errors, flash).await {
+        Ok(pr) => page_headers(
+            (
+                status,
+                view::render("preference.html", context! { pr => pr }),
+            )
+                .into_response(),
         ),
         Err(e) => page_error(&e),
     }
@@ -304,12 +518,39 @@ mod tests {
         assert_eq!(profile_input("updates.email"), None);
     }
 
-    // spec: OQ-24 defaults shown as the methods in force (response.md §1.15)
     #[test]
-    fn the_methods_in_force_are_the_defaults() {
-        let m = methods();
-        assert_eq!(m[0].0, "Critical");
-        assert_eq!(m[0].1, vec!["email", "sms", "voice"]);
-        assert_eq!(m[2].1, vec!["email"]);
+    fn the_preference_form_round_trips_and_files_errors_by_severity() {
+        // spec: response.md 1.15 (PrefChannel), RSP-330
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(
+            "critical=voice&critical=slack_app%3A42&warning=sms&info=email",
+        )
+        .unwrap();
+        let form = PreferenceForm::parse(&pairs);
+        let body = form.body();
+        assert_eq!(
+            body,
+            json!({"critical": ["voice", {"channel": "slack_app", "integration_id": 42}],
+                   "warning": ["sms"], "info": ["email"]})
+        );
+        assert_eq!(PreferenceForm::of(&body).checked, form.checked);
+        let rows = form.rows(&[json!({"field": "critical[1]", "channel": "slack_app",
+                                       "message": "not linked"})]);
+        assert_eq!(rows[0]["key"], "critical");
+        let picked = rows[0]["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["value"] == "slack_app:42")
+            .unwrap();
+        assert_eq!(picked["checked"], true);
+        assert_eq!(picked["id"], "pref-critical-slack_app-42");
+        assert_eq!(rows[0]["warnings"][0]["message"], "not linked");
+        assert!(rows[1]["warnings"].as_array().unwrap().is_empty());
+        assert_eq!(
+            preference_input("warning[1].channel").as_deref(),
+            Some("warning")
+        );
+        assert_eq!(preference_input("info").as_deref(), Some("info"));
+        assert_eq!(preference_input("member_id"), None);
     }
 }

@@ -43,6 +43,10 @@ pub enum Access {
     /// (a dedicated one with `Channels Manage`, a shared one with `Integrations Manage`) can
     /// also see it.
     IntegrationRead,
+    /// The caller's own settings that any member may change (their notification preference,
+    /// response.md §2.21): no permission point, but a write, so it is audited (RSP-600). The
+    /// handler acts on the caller only.
+    OwnSettings,
     /// The account's administrators only: the owner and the built-in Admin role
     /// (`permissions::account_admin`), for what no permission point covers — erasing incident
     /// history in bulk (service-agreement.md SVC-183).
@@ -50,7 +54,8 @@ pub enum Access {
 }
 
 use Access::{
-    AccountAdmin, ChannelWrite, IntegrationRead, IntegrationWrite, Member, Point as P, RoleChange,
+    AccountAdmin, ChannelWrite, IntegrationRead, IntegrationWrite, Member, OwnSettings, Point as P,
+    RoleChange,
 };
 use Point::*;
 
@@ -69,6 +74,9 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/member/info/reset", P(MembersManage)),
     // One's own name, language and time zone (no email or phone: RSP-333).
     ("/member/self/reset", Member),
+    // One's own notification preference (response.md §2.21): only the member changes it.
+    ("/member/preference/info", Member),
+    ("/member/preference/update", OwnSettings),
     ("/member/role/grant", RoleChange),
     ("/member/role/revoke", RoleChange),
     ("/member/role/update", RoleChange),
@@ -297,7 +305,11 @@ pub fn licensed(path: &str) -> bool {
         // floor of the agreement, never gated by a licence (nor by the service state, see
         // `saas::check_write`).
         Some(
-            Access::Member | Access::RoleChange | Access::IntegrationRead | Access::AccountAdmin,
+            Access::Member
+            | Access::RoleChange
+            | Access::IntegrationRead
+            | Access::AccountAdmin
+            | Access::OwnSettings,
         )
         | None => false,
     }
@@ -314,7 +326,12 @@ pub fn access(path: &str) -> Option<Access> {
 pub fn is_write(path: &str) -> bool {
     match access(path) {
         Some(Access::Point(point)) => !point.is_read() || path.ends_with("/reset"),
-        Some(Access::ChannelWrite | Access::RoleChange | Access::IntegrationWrite) => true,
+        Some(
+            Access::ChannelWrite
+            | Access::RoleChange
+            | Access::IntegrationWrite
+            | Access::OwnSettings,
+        ) => true,
         // Administrators' own reads (the export history) are not changes.
         Some(Access::AccountAdmin) => !(path.ends_with("/list") || path.ends_with("/info")),
         Some(Access::Member) => path.ends_with("/reset"),
@@ -330,7 +347,7 @@ pub fn denied(d: &Denied) -> ApiError {
 /// The route check: `Ok` when `actor` may call `path` at all.
 pub fn check(actor: &Actor, path: &str) -> Result<(), ApiError> {
     match access(path) {
-        Some(Access::Member | Access::RoleChange) => Ok(()),
+        Some(Access::Member | Access::RoleChange | Access::OwnSettings) => Ok(()),
         Some(Access::Point(point)) => {
             permissions::allowed(actor, point, None).map_err(|d| denied(&d))
         }
@@ -538,6 +555,17 @@ mod tests {
         ] {
             assert!(!licensed(path), "{path} needs no licence");
         }
+    }
+
+    #[test]
+    fn ones_own_preference_is_an_audited_write_for_any_member() {
+        // spec: RSP-330 (a member's own preference), RSP-600 (writes are audited)
+        let no_roles = Actor::new(5, false, &[], &[]);
+        assert!(check(&no_roles, "/member/preference/info").is_ok());
+        assert!(check(&no_roles, "/member/preference/update").is_ok());
+        assert!(is_write("/member/preference/update"));
+        assert!(!is_write("/member/preference/info"));
+        assert!(!licensed("/member/preference/update"));
     }
 
     #[test]
