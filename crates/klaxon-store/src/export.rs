@@ -23,7 +23,8 @@ use crate::db::{Sql, is_sqlite};
 use crate::rows::{get_i64, get_str};
 use crate::{Result, Store, StoreError};
 
-/// What happens to a table in a full export.
+/// What happens to a table in a full export. A redacted name `column.member` removes one
+/// member of a JSON object stored as text in `column` (the rest of the document is kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableClass {
     /// The tenant's data: every row of the account, minus the named secret columns.
@@ -49,6 +50,7 @@ pub const TABLES: &[(&str, TableClass)] = &[
             redacted: &["password_hash"],
         },
     ),
+    ("member_preferences", Exported { redacted: &[] }),
     ("teams", Exported { redacted: &[] }),
     ("team_members", Exported { redacted: &[] }),
     ("roles", Exported { redacted: &[] }),
@@ -56,9 +58,11 @@ pub const TABLES: &[(&str, TableClass)] = &[
     (
         "integrations",
         Exported {
-            redacted: &["integration_key"],
+            // HTTP pull headers (ING-220) are often the source's credentials.
+            redacted: &["integration_key", "settings.headers"],
         },
     ),
+    ("pull_history", Exported { redacted: &[] }),
     ("route_versions", Exported { redacted: &[] }),
     ("escalation_rules", Exported { redacted: &[] }),
     ("channel_rules", Exported { redacted: &[] }),
@@ -119,6 +123,7 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("inbox_progress", Internal),
     ("inbox", Internal),
     ("schedule_reminder_runs", Internal),
+    ("pull_schedules", Internal),
     ("account_exports", Internal),
 ];
 
@@ -214,6 +219,22 @@ fn column_value(row: &AnyRow, i: usize) -> Result<Value> {
     )))
 }
 
+/// Removes `member` from the JSON object stored as text in `column`, when there is one.
+fn scrub_member(object: &mut Map<String, Value>, column: &str, member: &str) {
+    let Some(Value::String(text)) = object.get(column) else {
+        return;
+    };
+    let Ok(Value::Object(mut doc)) = serde_json::from_str::<Value>(text) else {
+        return;
+    };
+    if doc.remove(member).is_some() {
+        object.insert(
+            column.to_string(),
+            Value::String(Value::Object(doc).to_string()),
+        );
+    }
+}
+
 impl Store {
     /// The tables of the live schema (migration bookkeeping excluded).
     pub async fn schema_tables(&self) -> Result<Vec<String>> {
@@ -266,6 +287,9 @@ impl Store {
                         continue;
                     }
                     object.insert(column.name().to_string(), column_value(row, i)?);
+                }
+                for (column, member) in redacted.iter().filter_map(|r| r.split_once('.')) {
+                    scrub_member(&mut object, column, member);
                 }
                 objects.push(object);
             }

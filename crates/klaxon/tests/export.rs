@@ -192,6 +192,17 @@ on_both_backends!(
         ok(n.ts
             .api("/team/upsert", json!({"team_name": "A payments"}))
             .await);
+        // An HTTP pull integration whose request header is the source's credential.
+        let channel_id = n.ts.server.as_ref().unwrap().bootstrap().channel_id;
+        ok(n.ts
+            .api(
+                "/integration/create",
+                json!({"integration_name": "Legacy monitor", "type": "http_pull",
+                       "kind": "dedicated", "channel_id": channel_id,
+                       "settings": {"url": "http://127.0.0.1:9/alerts",
+                                    "headers": {"X-Custom-Token": "pull-s3cr3t"}}}),
+            )
+            .await);
         // B's data, which must not appear in A's archive.
         ok(n.api_with(
             &b_key,
@@ -286,10 +297,22 @@ on_both_backends!(
         assert!(!everything.contains("$argon2"));
         assert!(table("integrations")[0].get("integration_key").is_none());
         assert!(table("members")[0].get("password_hash").is_none());
+        assert!(!everything.contains("pull-s3cr3t"));
+        let pull = table("integrations")
+            .into_iter()
+            .find(|i| i["integration_type"] == "http_pull")
+            .unwrap();
+        let settings: Value = serde_json::from_str(pull["settings"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            settings["url"], "http://127.0.0.1:9/alerts",
+            "the rest is exported"
+        );
+        assert!(settings.get("headers").is_none());
         assert!(!files.contains_key("data/app_keys.jsonl"));
         let redacted = manifest["redacted"].as_array().unwrap();
         for (t, c) in [
             ("integrations", "integration_key"),
+            ("integrations", "settings.headers"),
             ("members", "password_hash"),
             ("app_keys", "*"),
             ("webhook_integrations", "headers"),
