@@ -174,8 +174,8 @@ fn warning_text(channel: &str, reason: &str) -> String {
         "contact_unverified" => format!("your phone number is not verified, so {channel} fails"),
         "no_device" => "no mobile device is registered, so app push fails".into(),
         "app_not_linked" => format!(
-            "your {channel} identity is not linked, so these messages fail with app_not_linked \
-             and SMS and email are sent instead (RSP-287)"
+            "your {channel} identity is not linked, so these messages fail (app_not_linked) \
+             and SMS and e-mail are sent instead"
         ),
         other => format!("{channel} cannot reach you: {other}"),
     }
