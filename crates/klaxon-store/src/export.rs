@@ -524,7 +524,7 @@ impl BeginExport {
 /// A fresh export id, drawn like the other 13-digit ids.
 pub(crate) async fn draw_id(conn: &mut AnyConnection) -> Result<i64> {
     for _ in 0..16 {
-        let candidate = 1_000_000_000_000 + rand::random_range(0..8_000_000_000_000i64);
+        let candidate = crate::webhooks::candidate_id();
         let mut sql = Sql::new("SELECT 1 AS one FROM account_exports WHERE export_id = ");
         sql.bind(candidate);
         if sql

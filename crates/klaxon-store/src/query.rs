@@ -204,6 +204,12 @@ async fn list<T>(
     {
         items.push((spec.map)(row)?);
     }
+    Ok(page(spec, items, total, has_next_page))
+}
+
+/// Opaque cursor: hex of `tag:value:id`.
+/// One page of a list, with the cursor of its last item when more follow.
+fn page<T>(spec: &ListSpec<T>, items: Vec<T>, total: i64, has_next_page: bool) -> Page<T> {
     let search_after_ctx = if has_next_page {
         items.last().map(|last| {
             let (value, id) = (spec.key)(last);
@@ -212,15 +218,14 @@ async fn list<T>(
     } else {
         None
     };
-    Ok(Page {
+    Page {
         items,
         total,
         has_next_page,
         search_after_ctx,
-    })
+    }
 }
 
-/// Opaque cursor: hex of `tag:value:id`.
 fn encode_cursor(tag: &str, value: i64, id: &str) -> String {
     hex::encode(format!("{tag}:{value}:{id}"))
 }
@@ -392,20 +397,7 @@ async fn list_kept<T>(
         .collect();
     let has_next_page = items.len() > limit;
     items.truncate(limit);
-    let search_after_ctx = if has_next_page {
-        items.last().map(|last| {
-            let (value, id) = (spec.key)(last);
-            encode_cursor(spec.tag, value, &id)
-        })
-    } else {
-        None
-    };
-    Ok(Page {
-        items,
-        total,
-        has_next_page,
-        search_after_ctx,
-    })
+    Ok(page(spec, items, total, has_next_page))
 }
 
 /// An incident's labels as a condition subject (§4.2: `labels.<name>` only).

@@ -344,11 +344,16 @@ async fn id_taken(conn: &mut AnyConnection, id: i64) -> Result<bool> {
     Ok(false)
 }
 
+/// A random Flashduty-like 13-digit id; callers draw again when it is taken.
+pub(crate) fn candidate_id() -> i64 {
+    1_000_000_000_000 + rand::random_range(0..8_000_000_000_000i64)
+}
+
 /// A new id in the shared integration id space: Flashduty-like 13 digits, drawn again on a
 /// clash with any kind of integration.
 pub(crate) async fn draw_integration_id(conn: &mut AnyConnection) -> Result<i64> {
     for _ in 0..16 {
-        let candidate = 1_000_000_000_000 + rand::random_range(0..8_000_000_000_000i64);
+        let candidate = candidate_id();
         if !id_taken(conn, candidate).await? {
             return Ok(candidate);
         }
