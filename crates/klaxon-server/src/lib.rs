@@ -47,6 +47,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::Config;
+
+/// The OpenAPI 3.1 document of the server, as served at `/openapi.json` and committed as
+/// `docs/openapi.json` (`klaxon openapi` prints it).
+pub fn openapi_document() -> String {
+    openapi::document::rendered()
+}
 pub use state::{Clock, SystemClock};
 
 use crate::state::AppState;

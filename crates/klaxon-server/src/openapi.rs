@@ -10,6 +10,7 @@ mod audit;
 mod calendars;
 mod changes;
 mod channels;
+pub(crate) mod document;
 mod enrichment;
 mod escalation;
 mod export;
@@ -87,7 +88,20 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
 }
 
 pub fn routes() -> Router<AppState> {
-    served_paths().fold(Router::new(), |r, path| r.route(path, any(api)))
+    served_paths()
+        .fold(Router::new(), |r, path| r.route(path, any(api)))
+        .route("/openapi.json", axum::routing::get(openapi_json))
+}
+
+/// `GET /openapi.json`: the OpenAPI 3.1 document of everything served (issue 8), without
+/// authentication; it holds no account data.
+async fn openapi_json() -> Response {
+    use axum::response::IntoResponse;
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document::rendered(),
+    )
+        .into_response()
 }
 
 /// The authenticated caller of an Open API request.
