@@ -484,7 +484,14 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Args
         }
     }
     match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => Ok(Args::new(map)),
+        // PostgreSQL cannot store U+0000 in text, and no field means anything by it: refused
+        // on every backend alike, naming the field, before anything runs.
+        Ok(Value::Object(map)) => match args::nul_field(&map) {
+            Some(field) => Err(ApiError::invalid(format!(
+                "{field} must not contain the NUL character (\\u0000)"
+            ))),
+            None => Ok(Args::new(map)),
+        },
         Ok(_) => Err(ApiError::invalid("request body must be a JSON object")),
         Err(_) => Err(ApiError::invalid("invalid JSON")),
     }
