@@ -96,7 +96,7 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "/person/infos",
         "Names of members and account principals",
-        "person_ids:[int]",
+        "person_ids*:[int]",
         ListOf("Person"),
     ),
     // Members.
@@ -116,13 +116,13 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "/member/info/reset",
         "Change a member's profile",
-        "member_id:id member_name:str email:str phone:str country_code:str ref_id:str updates:obj",
+        "member_id:id member_name:str email:str phone:str country_code:str ref_id:str updates*:obj",
         Nothing,
     ),
     (
         "/member/self/reset",
         "Change the caller's own profile",
-        "updates:obj",
+        "updates*:obj",
         Nothing,
     ),
     (
@@ -162,7 +162,7 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "/role/upsert",
         "Create or change a custom role",
-        "role_id:int role_name:str description:str permissions:[str]",
+        "role_id:int role_name*:str description:str permissions*:[str]",
         Object,
     ),
     (
@@ -298,7 +298,7 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "/channel/escalate/rule/create",
         "Create an escalation rule",
-        "channel_id*:id rule_name*:str description:str template_id:str layers:[obj] filters:any time_filters:any aggr_window:int priority:int",
+        "channel_id*:id rule_name*:str description:str template_id:str layers*:[obj] filters:any time_filters:any aggr_window:int priority:int",
         Object,
     ),
     (
@@ -461,7 +461,7 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "/integration/create",
         "Create an inbound integration",
-        "integration_name*:str category:alert|change kind:dedicated|shared type:str channel_id:int enabled:bool default_channel_ids:[int] settings:obj",
+        "integration_name*:str type*:str kind*:dedicated|shared category:alert|change channel_id:int enabled:bool default_channel_ids:[int] settings:obj",
         Object,
     ),
     (
@@ -509,7 +509,7 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "/integration/field-mapping/preview",
         "Dry-run a field mapping on a sample event",
-        "integration_id:int mapping:any event:any",
+        "integration_id:int field_mapping:obj value_mapping:obj sample*:any",
         Object,
     ),
     (
@@ -1026,7 +1026,7 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "/audit/search",
         "Search the audit log",
-        "start_time:ts end_time:ts limit:int operations:[str] person_id:int request_id:str is_dangerous:bool is_write:bool search_after_ctx:str",
+        "start_time*:ts end_time*:ts limit:int operations:[str] person_id:int request_id:str is_dangerous:bool is_write:bool search_after_ctx:str",
         Object,
     ),
     ("/audit/operation/list", "Every audited operation", "", Any),
@@ -1072,7 +1072,7 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "/im/integration/create",
         "Create an IM integration",
-        "type*:str name:str settings:obj status:str war_room_enabled:bool",
+        "type*:str name*:str bot_token*:str signing_secret*:str status:enabled|disabled war_room_enabled:bool",
         Object,
     ),
     (
@@ -1096,7 +1096,7 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "/im/person/link",
         "Link a member to an IM identity",
-        "integration_id*:id person_id:int im_user_id*:str",
+        "integration_id*:id person_id*:id im_user_id*:str",
         Object,
     ),
     (
