@@ -644,7 +644,7 @@ async fn override_add(
         }
     };
     match call(&state, &viewer, "/schedule/update", args).await {
-        Ok(_) => redirect(&headers, &format!("/schedules/{id}#overrides-h")),
+        Ok(_) => redirect(&headers, &format!("/schedules/{id}")),
         Err(e) => {
             if e.code == ErrorCode::InternalError {
                 tracing::error!(error = %e.message, "console override save failed");
@@ -713,7 +713,7 @@ async fn override_act(
     )
     .await
     {
-        Ok(_) => redirect(&headers, &format!("/schedules/{id}#overrides-h")),
+        Ok(_) => redirect(&headers, &format!("/schedules/{id}")),
         Err(e) => super::error_text(&e),
     }
 }
