@@ -2803,9 +2803,7 @@ async fn noise_rule_pages_need_a_session_and_saves_the_csrf_token() {
 
 /// A server whose clock the test holds (it starts at the wall clock, so the session cookie
 /// the browser gets is current).
-async fn clocked_server(
-    database_url: &str,
-) -> (TestServer, std::sync::Arc<common::ManualClock>) {
+async fn clocked_server(database_url: &str) -> (TestServer, std::sync::Arc<common::ManualClock>) {
     let dir = tempfile::tempdir().unwrap();
     let config = common::test_config(dir.path(), database_url);
     let clock = std::sync::Arc::new(common::ManualClock(std::sync::atomic::AtomicI64::new(
@@ -2893,7 +2891,9 @@ async fn schedule_pages_in_the_browser(database_url: &str) {
     browser_sign_in(&t, c).await;
 
     // spec: RSP-227 — the timeline: one row per layer, then the final on-call.
-    c.goto(&format!("{}/schedules/{sid}", t.base)).await.unwrap();
+    c.goto(&format!("{}/schedules/{sid}", t.base))
+        .await
+        .unwrap();
     until("the schedule page", || async {
         text_of(c, "h1").await == "Payments"
     })
@@ -2907,7 +2907,11 @@ async fn schedule_pages_in_the_browser(database_url: &str) {
     let final_row = text_of(c, "#timeline-final").await;
     assert!(final_row.contains("Bo Berg"), "{final_row}");
     assert!(!final_row.contains("Dee Diaz"), "{final_row}");
-    assert_eq!(unlabelled_inputs(c).await, 0, "every schedule input has a label");
+    assert_eq!(
+        unlabelled_inputs(c).await,
+        0,
+        "every schedule input has a label"
+    );
     click(c, "a[href$='?days=7']").await;
     until("the 7-day timeline", || async {
         text_of(c, "#timeline-h").await.contains("7 days")
@@ -2928,7 +2932,11 @@ async fn schedule_pages_in_the_browser(database_url: &str) {
         text_of(c, "h1").await == "Layers of Payments"
     })
     .await;
-    assert_eq!(unlabelled_inputs(c).await, 0, "every editor input has a label");
+    assert_eq!(
+        unlabelled_inputs(c).await,
+        0,
+        "every editor input has a label"
+    );
     type_into(c, "#l0_name", "Primary week").await;
     type_into(c, "#l0_rotation_value", "0").await;
     type_into(c, "#l1_name", "Backup").await;
@@ -3015,12 +3023,12 @@ async fn schedule_pages_in_the_browser(database_url: &str) {
     // The calendar-feed link, issued on demand, with a copy button; it serves the feed.
     accept_confirms(c).await;
     click(c, "#feed-button").await;
-    until("the feed link", || async {
-        exists(c, "#feed-url").await
-    })
-    .await;
+    until("the feed link", || async { exists(c, "#feed-url").await }).await;
     let feed = value_of(c, "#feed-url").await;
-    assert!(feed.contains("/calendar/schedule/") && feed.ends_with(".ics"), "{feed}");
+    assert!(
+        feed.contains("/calendar/schedule/") && feed.ends_with(".ics"),
+        "{feed}"
+    );
     let ics = t.http.get(&feed).send().await.unwrap();
     assert_eq!(ics.status().as_u16(), 200);
     assert!(ics.text().await.unwrap().contains("BEGIN:VCALENDAR"));
@@ -3032,10 +3040,7 @@ async fn schedule_pages_in_the_browser(database_url: &str) {
 
     // The month calendar: a cell per day with today's final on-call, and the next month.
     click(c, "#month-link").await;
-    until("the month view", || async {
-        exists(c, "#month").await
-    })
-    .await;
+    until("the month view", || async { exists(c, "#month").await }).await;
     let today = jiff::Timestamp::from_second(now)
         .unwrap()
         .strftime("%Y-%m-%d")
@@ -3069,22 +3074,29 @@ async fn schedule_pages_in_the_browser(database_url: &str) {
             .contains("view=month")
     );
     // A month that is not one is refused plainly.
-    c.goto(&format!("{}/schedules/{sid}?view=month&month=2026-13", t.base))
-        .await
-        .unwrap();
+    c.goto(&format!(
+        "{}/schedules/{sid}?view=month&month=2026-13",
+        t.base
+    ))
+    .await
+    .unwrap();
     until("the month error", || async {
         text_of(c, "main").await.contains("is not a month")
     })
     .await;
 
     // spec: RSP-225 — the running override can only be ended early; then the layers apply.
-    c.goto(&format!("{}/schedules/{sid}", t.base)).await.unwrap();
+    c.goto(&format!("{}/schedules/{sid}", t.base))
+        .await
+        .unwrap();
     until("the schedule page", || async {
         text_of(c, "h1").await == "Payments"
     })
     .await;
     // A minute later (the clock is the test's), the override has begun.
-    clock.0.fetch_add(60_000, std::sync::atomic::Ordering::SeqCst);
+    clock
+        .0
+        .fetch_add(60_000, std::sync::atomic::Ordering::SeqCst);
     accept_confirms(c).await;
     click(c, "#override-list button[hx-post$='/end']").await;
     until("the override ended", || async {

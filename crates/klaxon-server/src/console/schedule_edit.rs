@@ -281,15 +281,20 @@ impl LayersForm {
             // Turn numbers order the groups; a person row left empty is no one.
             let mut by_turn: BTreeMap<u32, Vec<Value>> = BTreeMap::new();
             for t in l.turns.iter().filter(|t| !t.person.is_empty()) {
-                let n = t.turn.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    FieldErrors::one(
-                        &format!("l{i}_turns"),
-                        format!(
-                            "layers[{i}].groups: the turn {:?} is not a number from 1",
-                            t.turn
-                        ),
-                    )
-                })?;
+                let n = t
+                    .turn
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        FieldErrors::one(
+                            &format!("l{i}_turns"),
+                            format!(
+                                "layers[{i}].groups: the turn {:?} is not a number from 1",
+                                t.turn
+                            ),
+                        )
+                    })?;
                 let person = t
                     .person
                     .parse::<i64>()
@@ -339,10 +344,7 @@ impl LayersForm {
             sent.push(layer);
             origin.push(i);
         }
-        Ok((
-            json!({"schedule_id": schedule_id, "layers": sent}),
-            origin,
-        ))
+        Ok((json!({"schedule_id": schedule_id, "layers": sent}), origin))
     }
 }
 
@@ -736,15 +738,21 @@ async fn feed_reset(
         Ok(id) => id,
         Err(e) => return page_error(&e),
     };
-    let (status, feed, error) =
-        match fetch(&state, &viewer, "/schedule/feed/reset", json!({"schedule_id": id})).await {
-            Ok(f) => (
-                StatusCode::OK,
-                f["feed_url"].as_str().unwrap_or("").to_string(),
-                String::new(),
-            ),
-            Err(e) => (status_of(&e), String::new(), e.message),
-        };
+    let (status, feed, error) = match fetch(
+        &state,
+        &viewer,
+        "/schedule/feed/reset",
+        json!({"schedule_id": id}),
+    )
+    .await
+    {
+        Ok(f) => (
+            StatusCode::OK,
+            f["feed_url"].as_str().unwrap_or("").to_string(),
+            String::new(),
+        ),
+        Err(e) => (status_of(&e), String::new(), e.message),
+    };
     let ctx = context! { schedule_id => id, feed_url => feed, feed_error => error };
     page_headers((status, view::render("schedule_feed.html", ctx)).into_response())
 }
@@ -813,7 +821,10 @@ mod tests {
         assert_eq!(origin, vec![0], "the blank new layer is not sent");
         let l = &b["layers"][0];
         assert_eq!(b["schedule_id"], 7);
-        assert!(b.get("overrides").is_none(), "overrides are the API's to keep");
+        assert!(
+            b.get("overrides").is_none(),
+            "overrides are the API's to keep"
+        );
         assert_eq!(l["layer_id"], 3);
         assert_eq!(l["layer_name"], "Days");
         assert_eq!(l["rotation_value"], 2);
@@ -917,7 +928,10 @@ mod tests {
             .body(7, &stored(), &tz)
             .unwrap_err();
         assert!(e.0.contains_key("ov_start"));
-        assert_eq!(override_input("overrides[1].end").as_deref(), Some("ov_end"));
+        assert_eq!(
+            override_input("overrides[1].end").as_deref(),
+            Some("ov_end")
+        );
         assert_eq!(override_input("overrides[1]"), None);
     }
 

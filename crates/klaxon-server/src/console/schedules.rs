@@ -179,7 +179,11 @@ async fn schedule_page(
         shift(&s["cur_oncall"])
     };
     let mut people: BTreeSet<i64> = BTreeSet::new();
-    for seg in s["final_schedule"]["schedules"].as_array().into_iter().flatten() {
+    for seg in s["final_schedule"]["schedules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         people.extend(segment_people(seg));
     }
     for l in s["schedule_layers"].as_array().into_iter().flatten() {
@@ -201,9 +205,8 @@ async fn schedule_page(
     };
     let rows = sv::timeline(&s, from, to, &tz, &names);
     let ticks = sv::ticks(&tz, from, to);
-    let now_at = (now >= from && now < to).then(|| {
-        ((now - from) as f64 / (to - from).max(1) as f64 * 10_000.0).round() / 100.0
-    });
+    let now_at = (now >= from && now < to)
+        .then(|| ((now - from) as f64 / (to - from).max(1) as f64 * 10_000.0).round() / 100.0);
     let overrides: Vec<Value> = s["overrides"]
         .as_array()
         .into_iter()
@@ -300,7 +303,11 @@ async fn month_page(state: &AppState, viewer: &Viewer, id: i64, month: Option<&s
         Err(e) => return page_error(&e),
     };
     let mut people = BTreeSet::new();
-    for seg in s["final_schedule"]["schedules"].as_array().into_iter().flatten() {
+    for seg in s["final_schedule"]["schedules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         people.extend(segment_people(seg));
     }
     let names = names(state, viewer, people).await;

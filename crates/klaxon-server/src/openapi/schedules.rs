@@ -458,7 +458,11 @@ fn merge_body(args: &Args, mut base: Schedule) -> Result<Schedule, ApiError> {
         // instant has some): a stored override sent back as it was read keeps its exact
         // instants, so a begun one can be ended early (RSP-225) without "changing its start".
         for o in &mut overrides {
-            if let Some(old) = base.overrides.iter().find(|b| b.override_id == o.override_id) {
+            if let Some(old) = base
+                .overrides
+                .iter()
+                .find(|b| b.override_id == o.override_id)
+            {
                 if o.start == old.start.div_euclid(1000) * 1000 {
                     o.start = old.start;
                 }
