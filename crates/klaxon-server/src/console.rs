@@ -17,7 +17,7 @@ mod noise;
 mod routing;
 mod schedules;
 mod settings;
-mod signin;
+pub(crate) mod signin;
 mod teams;
 pub(crate) mod view;
 
