@@ -19,7 +19,7 @@ mod schedule_edit;
 mod schedule_views;
 mod schedules;
 mod settings;
-mod signin;
+pub(crate) mod signin;
 mod teams;
 pub(crate) mod view;
 

@@ -29,6 +29,7 @@ mod signin;
 mod slack;
 mod smtp;
 mod sources;
+mod sso;
 mod state;
 mod timers;
 pub mod webhooks;
@@ -385,6 +386,7 @@ fn router(state: AppState) -> Router {
         .merge(calendar::routes())
         .merge(export::routes())
         .merge(signin::routes())
+        .merge(sso::routes())
         .merge(slack::routes())
         .fallback(envelope::route_not_found)
         // Push bodies are limited and reported by the handlers themselves (ING-006).

@@ -30,6 +30,7 @@ mod retention;
 mod roles;
 mod routing;
 mod schedules;
+mod sso;
 mod teams;
 mod templates;
 mod webhooks;
@@ -84,6 +85,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(field_mapping::PATHS)
         .chain(pulls::PATHS)
         .chain(preferences::PATHS)
+        .chain(sso::PATHS)
         .copied()
 }
 
@@ -344,6 +346,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = pulls::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = sso::dispatch(state, caller, path, args).await {
         return result;
     }
     handlers::dispatch(state, caller, path, args).await
