@@ -11,6 +11,7 @@
 mod audit;
 mod calendar;
 mod changes;
+mod chatbots;
 pub mod config;
 mod console;
 mod delivery;
