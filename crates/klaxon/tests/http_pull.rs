@@ -781,11 +781,17 @@ on_both_backends!(
         assert_eq!(n.run_due().await, 1);
         let h = n.history(id).await;
         assert_eq!(h["items"][0]["status"], "failed", "{h}");
-        assert_eq!(h["items"][0]["error"], "no route configured for this integration");
+        assert_eq!(
+            h["items"][0]["error"],
+            "no route configured for this integration"
+        );
         assert!(up.seen("/none").is_empty(), "the source was not fetched");
         n.ts.drained().await;
         assert!(
-            n.ts.incidents().await.iter().all(|i| i["title"] != "pulled n1"),
+            n.ts.incidents()
+                .await
+                .iter()
+                .all(|i| i["title"] != "pulled n1"),
             "nothing was ingested"
         );
     }

@@ -88,6 +88,18 @@ pub const OPERATIONS: &[Operation] = &[
         Object,
     ),
     (
+        "/account/sso/info",
+        "The account's single sign-on configuration (without the client secret)",
+        "",
+        Object,
+    ),
+    (
+        "/account/sso/update",
+        "Change the account's single sign-on configuration",
+        "enabled:bool protocol:oidc|saml2|cas|ldap login_domain:str63 create_account_on_login:bool field_mapping:obj default_role_ids:[id] oidc:obj",
+        Object,
+    ),
+    (
         "/member/info",
         "The caller as a member",
         "",
