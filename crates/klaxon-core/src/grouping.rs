@@ -446,13 +446,15 @@ impl ChannelGrouping {
             }
             let better = match &best {
                 None => true,
-                Some((bs, b)) => s.cmp_value(bs).then_with(|| {
-                    (i.last_merge_time, i.created_at, &i.incident_id).cmp(&(
-                        b.last_merge_time,
-                        b.created_at,
-                        &b.incident_id,
-                    ))
-                }) == std::cmp::Ordering::Greater,
+                Some((bs, b)) => {
+                    s.cmp_value(bs).then_with(|| {
+                        (i.last_merge_time, i.created_at, &i.incident_id).cmp(&(
+                            b.last_merge_time,
+                            b.created_at,
+                            &b.incident_id,
+                        ))
+                    }) == std::cmp::Ordering::Greater
+                }
             };
             if better {
                 best = Some((s, i));

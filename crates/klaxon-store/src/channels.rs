@@ -7,9 +7,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use klaxon_core::flapping::{FlappingConfig, FlappingMode};
-use klaxon_core::grouping::{
-    ChannelGrouping, GroupingConfig, MAX_ALERTS_PER_INCIDENT, WindowType,
-};
+use klaxon_core::grouping::{ChannelGrouping, GroupingConfig, MAX_ALERTS_PER_INCIDENT, WindowType};
 use klaxon_core::model::{Alert, ChannelStatus, Incident, Millis, QueuedEvent, StoredEvent};
 use sqlx::AnyConnection;
 

@@ -399,8 +399,8 @@ async fn similarity_grouping_does_not_depend_on_batches(db: &Db) {
             .collect();
         let mut reference: Option<Vec<String>> = None;
         for split in [40usize, 1, 6] {
-            let ch = channel_with(db, &b, &format!("sim{s}-split{split}"), similarity_policy())
-                .await;
+            let ch =
+                channel_with(db, &b, &format!("sim{s}-split{split}"), similarity_policy()).await;
             let items = events
                 .iter()
                 .map(|e| (origin(&b, ch, e.event_time), e.clone()))
@@ -409,11 +409,14 @@ async fn similarity_grouping_does_not_depend_on_batches(db: &Db) {
             while db.store.process_inbox("a", split, now).await.unwrap() > 0 {}
             let got = shape(db, &b, ch).await;
             assert!(
-                got.iter().any(|l| l.starts_with("cnt=") && !l.starts_with("cnt=1 ")),
+                got.iter()
+                    .any(|l| l.starts_with("cnt=") && !l.starts_with("cnt=1 ")),
                 "some alerts were grouped: {got:?}"
             );
             assert!(
-                got.iter().filter(|l| l.starts_with("cnt=")).all(|l| l.contains(" i storm=")),
+                got.iter()
+                    .filter(|l| l.starts_with("cnt="))
+                    .all(|l| l.contains(" i storm=")),
                 "{got:?}"
             );
             match &reference {
@@ -424,9 +427,7 @@ async fn similarity_grouping_does_not_depend_on_batches(db: &Db) {
     }
 }
 
-async fn a_full_similarity_incident_takes_no_more_and_the_replay_reads_the_latest_events(
-    db: &Db,
-) {
+async fn a_full_similarity_incident_takes_no_more_and_the_replay_reads_the_latest_events(db: &Db) {
     // spec: ING-158, ING-157, ING-160
     let b = db.store.bootstrap(&seed(), T0).await.unwrap();
     let ch = channel_with(db, &b, "cap", similarity_policy()).await;
@@ -434,7 +435,13 @@ async fn a_full_similarity_incident_takes_no_more_and_the_replay_reads_the_lates
     let items = (0..total)
         .map(|n| {
             let at = T0 + i64::try_from(n).unwrap();
-            let e = event(&format!("k{n}"), Status::Critical, "disk", &format!("h{n}"), at);
+            let e = event(
+                &format!("k{n}"),
+                Status::Critical,
+                "disk",
+                &format!("h{n}"),
+                at,
+            );
             (origin(&b, ch, at), e)
         })
         .collect();
@@ -455,7 +462,11 @@ async fn a_full_similarity_incident_takes_no_more_and_the_replay_reads_the_lates
     let mut counts: Vec<i64> = incidents.iter().map(|i| i.alert_cnt).collect();
     counts.sort_unstable();
     assert_eq!(counts, vec![1, MAX_ALERTS_PER_INCIDENT]);
-    assert!(incidents.iter().all(|i| i.group_method == "i" && i.group_text == "disk problem"));
+    assert!(
+        incidents
+            .iter()
+            .all(|i| i.group_method == "i" && i.group_text == "disk problem")
+    );
 
     // ING-160's input: the 500 most recent events, oldest first, with their alerts.
     let (events, alerts) = db

@@ -534,7 +534,13 @@ fn tokens_are_lower_cased_runs_with_digit_runs_as_hash() {
 fn jaccard_is_exact_and_empty_sets_score_zero() {
     use similarity::{Similarity, similarity};
     let s = similarity("cpu idle < 20% / es.nj.03", "disk full / es.nj.03");
-    assert_eq!(s, Similarity { shared: 3, total: 7 });
+    assert_eq!(
+        s,
+        Similarity {
+            shared: 3,
+            total: 7
+        }
+    );
     assert!((s.value() - 3.0 / 7.0).abs() < 1e-12);
     assert_eq!(similarity("", "").value(), 0.0);
     assert_eq!(similarity("---", "").value(), 0.0);
@@ -545,7 +551,10 @@ fn jaccard_is_exact_and_empty_sets_score_zero() {
     assert!(s.at_least(8000));
     assert!(!s.at_least(8100));
     assert_eq!(
-        s.cmp_value(&Similarity { shared: 8, total: 10 }),
+        s.cmp_value(&Similarity {
+            shared: 8,
+            total: 10
+        }),
         std::cmp::Ordering::Equal
     );
 }
@@ -641,7 +650,11 @@ fn similarity_keys_build_the_compared_text_and_a_key_change_starts_over() {
     );
     // {disk, full, web, #} vs {disk, full, db, #}: 3/5 → new incident.
     assert_ne!(
-        ch.push(&g, &titled("c", "disk full", &[("host", "web-2")]), T0 + MIN),
+        ch.push(
+            &g,
+            &titled("c", "disk full", &[("host", "web-2")]),
+            T0 + MIN
+        ),
         i1
     );
     // An absent label contributes "".
@@ -656,12 +669,20 @@ fn similarity_keys_build_the_compared_text_and_a_key_change_starts_over() {
     );
     // Rule mode never joins similarity incidents, and the other way round.
     let rule = ChannelGrouping::compile(&unified(&["title"]));
-    let ir = ch.push(&rule, &titled("f", "disk full", &[("host", "db-1")]), T0 + 4 * MIN);
+    let ir = ch.push(
+        &rule,
+        &titled("f", "disk full", &[("host", "db-1")]),
+        T0 + 4 * MIN,
+    );
     assert_ne!(ir, i1);
     assert_eq!(ch.incidents[&ir].group_method, "p");
     assert_eq!(ch.incidents[&ir].group_text, "");
     assert_ne!(
-        ch.push(&g, &titled("g", "disk full", &[("host", "db-1")]), T0 + 5 * MIN),
+        ch.push(
+            &g,
+            &titled("g", "disk full", &[("host", "db-1")]),
+            T0 + 5 * MIN
+        ),
         ir
     );
 }
@@ -677,7 +698,10 @@ fn window_cap_and_strict_in_intelligent_mode() {
     let g = ChannelGrouping::compile(&cfg);
     let mut ch = Channel::default();
     let i1 = ch.push(&g, &titled("a", "disk full", &[]), T0);
-    assert_eq!(ch.push(&g, &titled("b", "disk full", &[]), T0 + 8 * MIN), i1);
+    assert_eq!(
+        ch.push(&g, &titled("b", "disk full", &[]), T0 + 8 * MIN),
+        i1
+    );
     let i2 = ch.push(&g, &titled("c", "disk full", &[]), T0 + 19 * MIN);
     assert_ne!(i2, i1, "11 min after the last join");
     if let Some(i) = ch.incidents.get_mut(&i2) {
@@ -765,7 +789,12 @@ fn preview_replays_events_into_a_tree() {
         stored("a1", "cpu idle < 20% / es.nj.03", Status::Ok, T0 + 3 * MIN),
         stored("a2", "cpu idle < 20% / es.nj.01", Status::Ok, T0 + 4 * MIN),
         // The first incident is closed (all alerts Ok): a new one opens.
-        stored("a4", "cpu idle < 20% / es.nj.07", Status::Warning, T0 + 5 * MIN),
+        stored(
+            "a4",
+            "cpu idle < 20% / es.nj.07",
+            Status::Warning,
+            T0 + 5 * MIN,
+        ),
         stored("a5", "disk full / es.nj.03", Status::Warning, T0 + 6 * MIN),
         stored("zz", "no such alert", Status::Warning, T0 + 7 * MIN),
     ];
