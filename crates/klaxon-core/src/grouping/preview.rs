@@ -176,19 +176,17 @@ fn place(
     } else {
         None
     };
-    if let Some(Choice {
-        target: Some(target),
-        ..
-    }) = &choice
-    {
-        if let Some(i) = sims.iter().position(|s| &s.incident_id == target) {
-            sims[i].alert_cnt += 1;
-            sims[i].last_merge_time = now;
-            let inc = &mut out.incidents[i];
-            inc.last_merge_time = now;
-            inc.alerts.push(node);
-            return Home::Incident(i, inc.alerts.len() - 1);
-        }
+    let target = choice
+        .as_ref()
+        .and_then(|c: &Choice| c.target.as_ref())
+        .and_then(|t| sims.iter().position(|s| &s.incident_id == t));
+    if let Some(i) = target {
+        sims[i].alert_cnt += 1;
+        sims[i].last_merge_time = now;
+        let inc = &mut out.incidents[i];
+        inc.last_merge_time = now;
+        inc.alerts.push(node);
+        return Home::Incident(i, inc.alerts.len() - 1);
     }
     let mut sim = incident_for(alert, sim_id(sims.len() + 1), now);
     if let Some(c) = &choice {

@@ -804,7 +804,8 @@ fn preview_replays_events_into_a_tree() {
         .collect();
     let p = replay(&intelligent(0.80, &["title"]), &events, &alerts);
     assert_eq!(p.event_cnt, 7);
-    let shape: Vec<(i64, bool, Vec<(&str, usize)>)> = p
+    type Shape<'a> = (i64, bool, Vec<(&'a str, usize)>);
+    let shape: Vec<Shape<'_>> = p
         .incidents
         .iter()
         .map(|i| {

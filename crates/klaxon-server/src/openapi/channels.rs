@@ -263,7 +263,7 @@ fn parse_group(v: &Value) -> Result<(GroupingConfig, Vec<i64>), ApiError> {
         match obj.get("i_score_threshold").filter(|v| !v.is_null()) {
             None => {}
             Some(v) => match v.as_f64() {
-                Some(t) if t == 0.0 => {}
+                Some(0.0) => {}
                 Some(t) => cfg.similarity_threshold = t,
                 None => {
                     return Err(ApiError::invalid(
