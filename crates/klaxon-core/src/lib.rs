@@ -23,6 +23,7 @@ pub mod response;
 pub mod retention;
 pub mod routing;
 pub mod schedule;
+pub mod sso;
 pub mod standard;
 pub mod template;
 pub mod webhook;

@@ -15,9 +15,11 @@ mod incidents;
 mod members;
 mod noise;
 mod routing;
+mod schedule_edit;
+mod schedule_views;
 mod schedules;
 mod settings;
-mod signin;
+pub(crate) mod signin;
 mod teams;
 pub(crate) mod view;
 
@@ -38,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .merge(incidents::routes())
         .merge(channels::routes())
         .merge(schedules::routes())
+        .merge(schedule_edit::routes())
         .merge(members::routes())
         .merge(routing::routes())
         .merge(noise::routes())
@@ -116,7 +119,7 @@ pub(crate) async fn viewer(
 }
 
 /// A short error answer for an htmx request that could not even start (bad CSRF token, …).
-fn error_text(e: &ApiError) -> Response {
+pub(crate) fn error_text(e: &ApiError) -> Response {
     let status = StatusCode::from_u16(e.code.http_status(Surface::OpenApi))
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = (status, Html(view::escape(&e.message))).into_response();

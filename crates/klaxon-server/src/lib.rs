@@ -11,6 +11,7 @@
 mod audit;
 mod calendar;
 mod changes;
+mod chatbots;
 pub mod config;
 mod console;
 mod delivery;
@@ -29,6 +30,7 @@ mod signin;
 mod slack;
 mod smtp;
 mod sources;
+mod sso;
 mod state;
 mod timers;
 pub mod webhooks;
@@ -47,6 +49,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::Config;
+
+/// The OpenAPI 3.1 document of the server, as served at `/openapi.json` and committed as
+/// `docs/openapi.json` (`klaxon openapi` prints it).
+pub fn openapi_document() -> String {
+    openapi::document::rendered()
+}
 pub use state::{Clock, SystemClock};
 
 use crate::state::AppState;
@@ -379,6 +387,7 @@ fn router(state: AppState) -> Router {
         .merge(calendar::routes())
         .merge(export::routes())
         .merge(signin::routes())
+        .merge(sso::routes())
         .merge(slack::routes())
         .fallback(envelope::route_not_found)
         // Push bodies are limited and reported by the handlers themselves (ING-006).

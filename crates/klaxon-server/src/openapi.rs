@@ -10,6 +10,7 @@ mod audit;
 mod calendars;
 mod changes;
 mod channels;
+pub(crate) mod document;
 mod enrichment;
 mod escalation;
 mod export;
@@ -29,6 +30,7 @@ mod retention;
 mod roles;
 mod routing;
 mod schedules;
+mod sso;
 mod teams;
 mod templates;
 mod webhooks;
@@ -83,11 +85,25 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(field_mapping::PATHS)
         .chain(pulls::PATHS)
         .chain(preferences::PATHS)
+        .chain(sso::PATHS)
         .copied()
 }
 
 pub fn routes() -> Router<AppState> {
-    served_paths().fold(Router::new(), |r, path| r.route(path, any(api)))
+    served_paths()
+        .fold(Router::new(), |r, path| r.route(path, any(api)))
+        .route("/openapi.json", axum::routing::get(openapi_json))
+}
+
+/// `GET /openapi.json`: the OpenAPI 3.1 document of everything served (issue 8), without
+/// authentication; it holds no account data.
+async fn openapi_json() -> Response {
+    use axum::response::IntoResponse;
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document::rendered(),
+    )
+        .into_response()
 }
 
 /// The authenticated caller of an Open API request.
@@ -332,6 +348,9 @@ async fn perform_unaudited(
     if let Some(result) = pulls::dispatch(state, caller, path, args).await {
         return result;
     }
+    if let Some(result) = sso::dispatch(state, caller, path, args).await {
+        return result;
+    }
     handlers::dispatch(state, caller, path, args).await
 }
 
@@ -470,7 +489,14 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Args
         }
     }
     match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => Ok(Args::new(map)),
+        // PostgreSQL cannot store U+0000 in text, and no field means anything by it: refused
+        // on every backend alike, naming the field, before anything runs.
+        Ok(Value::Object(map)) => match args::nul_field(&map) {
+            Some(field) => Err(ApiError::invalid(format!(
+                "{field} must not contain the NUL character (\\u0000)"
+            ))),
+            None => Ok(Args::new(map)),
+        },
         Ok(_) => Err(ApiError::invalid("request body must be a JSON object")),
         Err(_) => Err(ApiError::invalid("invalid JSON")),
     }

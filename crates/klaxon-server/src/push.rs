@@ -49,6 +49,10 @@ async fn push_alert(
         // PagerDuty answers in its own shapes (ingest.md §3.6).
         return crate::sources::pagerduty(state, method, query, body).await;
     }
+    if let Some(bot) = klaxon_sources::chatbot::Bot::from_type(&source) {
+        // ING-218: the bots answer in their own shapes.
+        return crate::chatbots::receive(state, bot, method, query, body).await;
+    }
     let started = Instant::now();
     let request_id = new_request_id();
     let result = accept(

@@ -7,8 +7,7 @@
 
 use std::borrow::Cow;
 
-use klaxon_core::condition::Filter;
-use klaxon_core::condition::{Context as FilterContext, FilterGroups, Key, Subject};
+use klaxon_core::condition::{Context as FilterContext, Key, Subject};
 use klaxon_core::error::ApiError;
 use klaxon_core::model::{Millis, NewEvent, RAW_MAX_BYTES, Severity, Status, cut_bytes};
 use klaxon_core::standard::{TITLE_MAX_CHARS, adapter_labels, hash_parts, truncate};
@@ -16,32 +15,13 @@ use mail_parser::{MessageParser, MimeHeaders, PartType};
 use regex::Regex;
 use serde_json::Value;
 
+use crate::push_rules::{self, Decision, Flavor};
+
 /// ING-211: a message larger than 5 MiB is refused (552) and nothing is ingested.
 pub const MAX_MESSAGE_BYTES: usize = 5 * 1024 * 1024;
 /// ING-213: the body text is cut to 32 KiB; e-mail descriptions may be that long.
 pub const BODY_MAX_BYTES: usize = 32 * 1024;
-/// ING-216: a key longer than this is replaced by a hash.
-const KEY_MAX_CHARS: usize = 255;
-
-/// ING-216 push modes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PushMode {
-    AlwaysNew,
-    BySubject,
-    ByRules,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RuleAction {
-    Trigger,
-    Close,
-}
-
-#[derive(Debug, Clone)]
-pub struct Rule {
-    pub filter: Filter,
-    pub action: RuleAction,
-}
+pub use crate::push_rules::{PushMode, Rule, RuleAction};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeySource {
@@ -49,6 +29,19 @@ pub enum KeySource {
     Content,
     From,
 }
+
+/// `key_rule.source` names, in [`KeySource`] order.
+const KEY_SOURCES: [KeySource; 3] = [KeySource::Subject, KeySource::Content, KeySource::From];
+
+const FLAVOR: Flavor = Flavor {
+    filter: FilterContext::EmailRule,
+    modes: &[
+        ("always_new", PushMode::AlwaysNew),
+        ("by_subject", PushMode::BySubject),
+        ("by_rules", PushMode::ByRules),
+    ],
+    key_sources: &["subject", "content", "from"],
+};
 
 /// The validated e-mail settings of one integration (ING-216).
 #[derive(Debug, Clone)]
@@ -77,98 +70,15 @@ impl EmailSettings {
     /// Validates the integration's `settings` object (on save and on receipt). Unknown
     /// members are the caller's business ([`SETTING_NAMES`]).
     pub fn from_json(settings: &Value) -> Result<EmailSettings, ApiError> {
-        let mut out = EmailSettings::default();
-        let Some(obj) = settings.as_object() else {
-            return Ok(out);
-        };
-        out.push_mode = match obj.get("push_mode").and_then(Value::as_str) {
-            None | Some("always_new") => PushMode::AlwaysNew,
-            Some("by_subject") => PushMode::BySubject,
-            Some("by_rules") => PushMode::ByRules,
-            Some(other) => {
-                return Err(ApiError::invalid(format!(
-                    "settings.push_mode {other} is invalid (always_new, by_subject or by_rules)"
-                )));
-            }
-        };
-        if let Some(v) = obj.get("push_mode")
-            && !v.is_string()
-        {
-            return Err(ApiError::invalid("settings.push_mode must be a string"));
-        }
-        out.drop_unmatched = match obj.get("drop_unmatched") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(ApiError::invalid("settings.drop_unmatched must be a bool")),
-        };
-        if out.push_mode != PushMode::ByRules {
-            if obj.contains_key("rules") || obj.contains_key("key_rule") {
-                return Err(ApiError::invalid(
-                    "settings.rules and settings.key_rule need push_mode by_rules",
-                ));
-            }
-            return Ok(out);
-        }
-        let rules = obj
-            .get("rules")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ApiError::invalid("settings.rules is required for by_rules"))?;
-        for (i, rule) in rules.iter().enumerate() {
-            let conditions: FilterGroups = match rule.get("conditions") {
-                None | Some(Value::Null) => Vec::new(),
-                Some(c) => serde_json::from_value(c.clone()).map_err(|e| {
-                    ApiError::invalid(format!("settings.rules[{i}].conditions is invalid: {e}"))
-                })?,
-            };
-            let filter = Filter::compile(&conditions, FilterContext::EmailRule)
-                .map_err(|e| ApiError::invalid(format!("settings.rules[{i}].conditions: {e}")))?;
-            let action = match rule.get("action").and_then(Value::as_str) {
-                Some("trigger") => RuleAction::Trigger,
-                Some("close") => RuleAction::Close,
-                _ => {
-                    return Err(ApiError::invalid(format!(
-                        "settings.rules[{i}].action must be trigger or close"
-                    )));
-                }
-            };
-            out.rules.push(Rule { filter, action });
-        }
-        if !out.rules.iter().any(|r| r.action == RuleAction::Trigger) {
-            return Err(ApiError::invalid(
-                "settings.rules needs at least one rule with action trigger",
-            ));
-        }
-        let key_rule = obj
-            .get("key_rule")
-            .and_then(Value::as_object)
-            .ok_or_else(|| ApiError::invalid("settings.key_rule is required for by_rules"))?;
-        let source = match key_rule.get("source").and_then(Value::as_str) {
-            Some("subject") => KeySource::Subject,
-            Some("content") => KeySource::Content,
-            Some("from") => KeySource::From,
-            _ => {
-                return Err(ApiError::invalid(
-                    "settings.key_rule.source must be subject, content or from",
-                ));
-            }
-        };
-        let pattern = key_rule
-            .get("pattern")
-            .and_then(Value::as_str)
-            .filter(|p| !p.is_empty())
-            .ok_or_else(|| ApiError::invalid("settings.key_rule.pattern is required"))?;
-        let pattern = pattern
-            .strip_prefix('/')
-            .and_then(|p| p.strip_suffix('/'))
-            .filter(|p| !p.is_empty())
-            .unwrap_or(pattern);
-        let regex = Regex::new(pattern).map_err(|e| {
-            ApiError::invalid(format!(
-                "settings.key_rule.pattern is not a valid regex: {e}"
-            ))
-        })?;
-        out.key_rule = Some((source, regex));
-        Ok(out)
+        let p = push_rules::parse(settings, &FLAVOR)?;
+        Ok(EmailSettings {
+            push_mode: p.push_mode,
+            rules: p.rules,
+            key_rule: p
+                .key_rule
+                .and_then(|(i, re)| KEY_SOURCES.get(i).map(|s| (*s, re))),
+            drop_unmatched: p.drop_unmatched,
+        })
     }
 }
 
@@ -412,32 +322,32 @@ pub fn to_event(
         ),
         PushMode::BySubject => (Status::Warning, subject_key()),
         PushMode::ByRules => {
-            let subject = MailSubject(mail);
-            let action = match settings.rules.iter().find(|r| r.filter.matches(&subject)) {
-                Some(rule) => rule.action,
-                None if settings.drop_unmatched => return MailOutcome::DroppedUnmatched,
-                None => RuleAction::Trigger,
-            };
-            let extracted = settings.key_rule.as_ref().and_then(|(source, re)| {
+            let key = settings.key_rule.as_ref().map(|(source, re)| {
                 let text = match source {
                     KeySource::Subject => mail.subject.as_str(),
                     KeySource::Content => mail.body.as_str(),
                     KeySource::From => mail.from.as_str(),
                 };
-                let caps = re.captures(text)?;
-                let m = caps.get(1).or_else(|| caps.get(0))?;
-                Some(m.as_str().to_owned()).filter(|k| !k.is_empty())
+                (re, text)
             });
-            let key = match extracted {
-                None => subject_key(),
-                Some(k) if k.chars().count() > KEY_MAX_CHARS => hash_parts(&["mail-key", &id, &k]),
-                Some(k) => k,
-            };
-            let status = match action {
-                RuleAction::Trigger => Status::Warning,
-                RuleAction::Close => Status::Ok,
-            };
-            (status, key)
+            let decision = push_rules::by_rules(
+                &settings.rules,
+                settings.drop_unmatched,
+                &MailSubject(mail),
+                key,
+                "mail-key",
+                &id,
+            );
+            match decision {
+                Decision::Drop => return MailOutcome::DroppedUnmatched,
+                Decision::Act(action, key) => {
+                    let status = match action {
+                        RuleAction::Trigger => Status::Warning,
+                        RuleAction::Close => Status::Ok,
+                    };
+                    (status, key.unwrap_or_else(subject_key))
+                }
+            }
         }
     };
     let mut pairs: Vec<(String, String)> = Vec::new();

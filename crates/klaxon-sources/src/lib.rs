@@ -12,6 +12,7 @@
 //! Malformed input is an `InvalidParameter` [`ApiError`] naming the field; nothing panics.
 
 pub mod alertmanager;
+pub mod chatbot;
 mod common;
 pub mod email;
 pub mod grafana;
@@ -19,6 +20,7 @@ pub mod http_pull;
 pub mod jira;
 pub mod n9e;
 pub mod pagerduty;
+mod push_rules;
 pub mod uptimekuma;
 pub mod zabbix;
 

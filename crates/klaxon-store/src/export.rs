@@ -105,10 +105,19 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("change_heads", Exported { redacted: &[] }),
     ("change_events", Exported { redacted: &[] }),
     ("audit_log", Exported { redacted: &[] }),
+    (
+        "sso_configs",
+        Exported {
+            // The OIDC client secret (response.md 1.24).
+            redacted: &["secret"],
+        },
+    ),
     ("app_keys", Secret),
     ("member_feeds", Secret),
     ("sessions", Secret),
     ("password_resets", Secret),
+    // Sign-ins under way at an identity provider: nonces and PKCE verifiers.
+    ("sso_logins", Secret),
     ("saas_tenants", OperatorRecord),
     ("saas_ledger_entries", OperatorRecord),
     ("saas_overdue_items", OperatorRecord),

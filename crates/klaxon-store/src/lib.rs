@@ -60,6 +60,7 @@ mod rows;
 mod saas;
 mod schedules;
 mod signin;
+mod sso;
 mod templates;
 mod webhooks;
 
@@ -110,6 +111,7 @@ pub use signin::{
     AppKeyInfo, AppKeyUse, LAST_USED_GRANULARITY_MS, LockoutPolicy, LoginCandidate, NewAppKey,
     NewSession, Session, hash_secret,
 };
+pub use sso::{SsoLogin, SsoMember, SsoSignInConfig};
 pub use templates::TemplateRefusal;
 pub use webhooks::{
     PendingWebhook, WEBHOOK_CLAIM_MS, WebhookAttempt, WebhookDeliveryState, WebhookDraft,

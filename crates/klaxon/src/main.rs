@@ -36,6 +36,8 @@ enum Command {
     /// Operator tools of SaaS mode (docs/saas.md).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Print the OpenAPI 3.1 document of the server (as served at /openapi.json).
+    Openapi,
 }
 
 /// Settings shared by every command. Precedence: defaults, then the TOML file, then `KLAXON_*`
@@ -99,6 +101,10 @@ fn main() -> ExitCode {
             Command::Serve(common) => serve(common.load()?).await,
             Command::Migrate(common) => migrate(common.load()?).await,
             Command::Admin(cmd) => admin::run(cmd).await,
+            Command::Openapi => {
+                print!("{}", klaxon_server::openapi_document());
+                Ok(())
+            }
         }
     });
     match result {

@@ -2800,3 +2800,317 @@ async fn noise_rule_pages_need_a_session_and_saves_the_csrf_token() {
     assert!(resp.text().await.unwrap().contains("not found"));
     t.stop().await;
 }
+
+/// A server whose clock the test holds (it starts at the wall clock, so the session cookie
+/// the browser gets is current).
+async fn clocked_server(database_url: &str) -> (TestServer, std::sync::Arc<common::ManualClock>) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::test_config(dir.path(), database_url);
+    let clock = std::sync::Arc::new(common::ManualClock(std::sync::atomic::AtomicI64::new(
+        common::wall_ms(),
+    )));
+    let server = klaxon_server::start_with_clock(config, clock.clone())
+        .await
+        .unwrap();
+    let b = server.bootstrap().clone();
+    let t = TestServer {
+        base: server.base_url().to_string(),
+        app_key: b.app_key.clone(),
+        integration_key: b.integration_key.clone(),
+        server: Some(server),
+        dir,
+        http: reqwest::Client::new(),
+        database_url: database_url.to_string(),
+    };
+    (t, clock)
+}
+
+/// Selects `value` in the `<select>` with id `id` by script (like a person picking it).
+async fn select_value(c: &Client, id: &str, value: &str) {
+    set_value(c, id, value).await;
+}
+
+/// A schedule's page: the timeline of each layer and the final on-call, the layer editor
+/// (a bad value is refused next to its field with everything typed kept; a layer is edited
+/// and one added), an override added by form that changes the final row, the month calendar
+/// with its previous/next links, and the calendar-feed link with its copy button.
+/// On SQLite, and on PostgreSQL too when `KLAXON_TEST_DATABASE_URL` is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_timeline_month_layers_and_overrides_in_the_browser() {
+    schedule_pages_in_the_browser("").await;
+    if let Some(url) = common::fresh_postgres().await {
+        schedule_pages_in_the_browser(&url).await;
+    }
+}
+
+async fn schedule_pages_in_the_browser(database_url: &str) {
+    let (mut t, clock) = clocked_server(database_url).await;
+    let Some(browser) = Browser::start().await else {
+        t.stop().await;
+        return;
+    };
+    let c = &browser.client;
+    let now = clock.0.load(std::sync::atomic::Ordering::SeqCst) / 1000;
+    let owner = t.server.as_ref().unwrap().bootstrap().owner_member_id;
+    let mut ids = Vec::new();
+    for (email, name) in [
+        ("bo@example.com", "Bo Berg"),
+        ("cy@example.com", "Cy Chan"),
+        ("dee@example.com", "Dee Diaz"),
+    ] {
+        let (status, body) = t
+            .api(
+                "/member/invite",
+                json!({"members": [{"email": email, "member_name": name}]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        ids.push(body["data"]["items"][0]["member_id"].as_i64().unwrap());
+    }
+    let (bo, cy, dee) = (ids[0], ids[1], ids[2]);
+    // A weekly rotation of the owner and Bo that began a day ago, in UTC.
+    let (status, body) = t
+        .api(
+            "/schedule/create",
+            json!({
+                "schedule_name": "Payments",
+                "time_zone": "UTC",
+                "layers": [{
+                    "layer_name": "Primary",
+                    "groups": [{"members": [{"person_id": owner}]},
+                               {"members": [{"person_id": bo}]}],
+                    "layer_start": now - 86_400,
+                    "rotation_unit": "week",
+                    "rotation_value": 1,
+                }],
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sid = body["data"]["schedule_id"].as_i64().unwrap();
+    browser_sign_in(&t, c).await;
+
+    // spec: RSP-227 — the timeline: one row per layer, then the final on-call.
+    c.goto(&format!("{}/schedules/{sid}", t.base))
+        .await
+        .unwrap();
+    until("the schedule page", || async {
+        text_of(c, "h1").await == "Payments"
+    })
+    .await;
+    let layer_rows = c
+        .find_all(Locator::Css("#timeline .tl-row:not(.tl-scale)"))
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(layer_rows, 2, "one layer and the final row");
+    let final_row = text_of(c, "#timeline-final").await;
+    assert!(final_row.contains("Bo Berg"), "{final_row}");
+    assert!(!final_row.contains("Dee Diaz"), "{final_row}");
+    assert_eq!(
+        unlabelled_inputs(c).await,
+        0,
+        "every schedule input has a label"
+    );
+    click(c, "a[href$='?days=7']").await;
+    until("the 7-day timeline", || async {
+        text_of(c, "#timeline-h").await.contains("7 days")
+    })
+    .await;
+    assert_eq!(
+        c.find_all(Locator::Css("#timeline .tl-scale .tl-tick"))
+            .await
+            .unwrap()
+            .len(),
+        7
+    );
+
+    // spec: RSP-228 — the layer editor: a turn of 0 weeks is refused beside its field, with
+    // the edited name and the new layer's values kept.
+    click(c, "#edit-layers").await;
+    until("the layer editor", || async {
+        text_of(c, "h1").await == "Layers of Payments"
+    })
+    .await;
+    assert_eq!(
+        unlabelled_inputs(c).await,
+        0,
+        "every editor input has a label"
+    );
+    type_into(c, "#l0_name", "Primary week").await;
+    type_into(c, "#l0_rotation_value", "0").await;
+    type_into(c, "#l1_name", "Backup").await;
+    select_value(c, "l1_t0_person", &cy.to_string()).await;
+    set_value(c, "l1_handoff", "00:00").await;
+    click(c, "#layers-form button[type=submit]").await;
+    until("the rotation error", || async {
+        text_of(c, "#l0_rotation_value-error")
+            .await
+            .contains("rotation_value")
+    })
+    .await;
+    assert_eq!(value_of(c, "#l0_rotation_value").await, "0");
+    assert_eq!(value_of(c, "#l0_name").await, "Primary week");
+    assert_eq!(value_of(c, "#l1_name").await, "Backup");
+    assert_eq!(value_of(c, "#l1_t0_person").await, cy.to_string());
+    assert_eq!(
+        attr_of(c, "#l0_rotation_value", "aria-describedby")
+            .await
+            .as_deref(),
+        Some("l0_rotation_value-error")
+    );
+    shoot(c, "schedule-layers-error").await;
+    type_into(c, "#l0_rotation_value", "2").await;
+    click(c, "#layers-form button[type=submit]").await;
+    until("the schedule page again", || async {
+        text_of(c, "h1").await == "Payments"
+    })
+    .await;
+    let (_, info) = t
+        .api(
+            "/schedule/info",
+            json!({"schedule_id": sid, "start": now, "end": now + 3600}),
+        )
+        .await;
+    let layers: Vec<&Value> = info["data"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["mode"] == 0)
+        .collect();
+    assert_eq!(layers.len(), 2, "{info}");
+    assert_eq!(layers[0]["layer_name"], "Primary week");
+    assert_eq!(layers[0]["rotation_value"], 2);
+    assert_eq!(layers[1]["layer_name"], "Backup");
+    assert_eq!(layers[1]["groups"][0]["members"][0]["person_id"], cy);
+    let rows = c
+        .find_all(Locator::Css("#timeline .tl-row:not(.tl-scale)"))
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(rows, 3, "two layers and the final row");
+    assert!(text_of(c, "#timeline-final").await.contains("Cy Chan"));
+
+    // spec: RSP-212 — an override by form. Without a person it is refused beside the field,
+    // with the note kept; with Dee from now on, Dee alone is on call in the final row.
+    type_into(c, "#ov_note", "covering").await;
+    click(c, "#override-form button[type=submit]").await;
+    until("the person error", || async {
+        !text_of(c, "#ov_person-error").await.is_empty()
+    })
+    .await;
+    assert_eq!(value_of(c, "#ov_note").await, "covering");
+    let start = jiff::Timestamp::from_second(now - 3600)
+        .unwrap()
+        .strftime("%Y-%m-%dT%H:%M")
+        .to_string();
+    let end = jiff::Timestamp::from_second(now + 2 * 86_400)
+        .unwrap()
+        .strftime("%Y-%m-%dT%H:%M")
+        .to_string();
+    select_value(c, "ov_person", &dee.to_string()).await;
+    set_value(c, "ov_start", &start).await;
+    set_value(c, "ov_end", &end).await;
+    click(c, "#override-form button[type=submit]").await;
+    until("the override on the timeline", || async {
+        text_of(c, "#timeline-final").await.contains("Dee Diaz")
+    })
+    .await;
+    assert!(text_of(c, "#on-call-now").await.contains("Dee Diaz"));
+    assert!(text_of(c, "#override-list").await.contains("covering"));
+    shoot(c, "schedule-timeline").await;
+
+    // The calendar-feed link, issued on demand, with a copy button; it serves the feed.
+    accept_confirms(c).await;
+    click(c, "#feed-button").await;
+    until("the feed link", || async { exists(c, "#feed-url").await }).await;
+    let feed = value_of(c, "#feed-url").await;
+    assert!(
+        feed.contains("/calendar/schedule/") && feed.ends_with(".ics"),
+        "{feed}"
+    );
+    let ics = t.http.get(&feed).send().await.unwrap();
+    assert_eq!(ics.status().as_u16(), 200);
+    assert!(ics.text().await.unwrap().contains("BEGIN:VCALENDAR"));
+    click(c, "button[data-copy=feed-url]").await;
+    until("the copy confirmation", || async {
+        text_of(c, "#copy-status").await.contains("Copied")
+    })
+    .await;
+
+    // The month calendar: a cell per day with today's final on-call, and the next month.
+    click(c, "#month-link").await;
+    until("the month view", || async { exists(c, "#month").await }).await;
+    let today = jiff::Timestamp::from_second(now)
+        .unwrap()
+        .strftime("%Y-%m-%d")
+        .to_string();
+    let cell = text_of(c, &format!("#day-{today}")).await;
+    assert!(cell.contains("Dee Diaz"), "{cell}");
+    let days_in_month = jiff::civil::Date::strptime("%Y-%m-%d", &today)
+        .unwrap()
+        .days_in_month();
+    assert_eq!(
+        c.find_all(Locator::Css("#month .month-day"))
+            .await
+            .unwrap()
+            .len(),
+        usize::try_from(days_in_month).unwrap()
+    );
+    shoot(c, "schedule-month").await;
+    let month_title = text_of(c, "h1").await;
+    click(c, "#next-month").await;
+    until("the next month", || async {
+        let h = text_of(c, "h1").await;
+        !h.is_empty() && h != month_title
+    })
+    .await;
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .query()
+            .unwrap_or("")
+            .contains("view=month")
+    );
+    // A month that is not one is refused plainly.
+    c.goto(&format!(
+        "{}/schedules/{sid}?view=month&month=2026-13",
+        t.base
+    ))
+    .await
+    .unwrap();
+    until("the month error", || async {
+        text_of(c, "main").await.contains("is not a month")
+    })
+    .await;
+
+    // spec: RSP-225 — the running override can only be ended early; then the layers apply.
+    c.goto(&format!("{}/schedules/{sid}", t.base))
+        .await
+        .unwrap();
+    until("the schedule page", || async {
+        text_of(c, "h1").await == "Payments"
+    })
+    .await;
+    // A minute later (the clock is the test's), the override has begun.
+    clock
+        .0
+        .fetch_add(60_000, std::sync::atomic::Ordering::SeqCst);
+    accept_confirms(c).await;
+    click(c, "#override-list button[hx-post$='/end']").await;
+    until("the override ended", || async {
+        let now_on = text_of(c, "#on-call-now").await;
+        !now_on.is_empty() && !now_on.contains("Dee Diaz")
+    })
+    .await;
+    let (_, info) = t
+        .api(
+            "/schedule/info",
+            json!({"schedule_id": sid, "start": now, "end": now + 3600}),
+        )
+        .await;
+    assert_eq!(info["data"]["overrides"][0]["end"], now + 60);
+    browser.stop().await;
+    t.stop().await;
+}

@@ -748,6 +748,49 @@ on_both_backends!(
     }
 );
 
+on_both_backends!(
+    shared_pull_without_any_route_fetches_nothing,
+    |url: String| async move {
+        // spec: ING-231, ING-010 — a shared pull integration whose route configuration names no
+        // channel at all is not fetched; the pull is recorded as failed with the reason.
+        let up = Upstream::start().await;
+        let n = Node::start(&url).await;
+        let target = ok(n
+            .api("/channel/create", json!({"channel_name": "Pulled"}))
+            .await)["channel_id"]
+            .as_i64()
+            .unwrap();
+        up.script(
+            "/none",
+            vec![Reply::Json(json!({"items": [item("n1", "Critical")]}))],
+        );
+        let created = ok(n
+            .api(
+                "/integration/create",
+                json!({"integration_name": "unrouted pull", "type": "http_pull", "kind": "shared",
+                   "default_channel_ids": [target], "settings": {"url": up.url("/none")}}),
+            )
+            .await);
+        let id = created["integration_id"].as_i64().unwrap();
+        // Every target removed: no rule, empty default route.
+        ok(n.api(
+            "/route/upsert",
+            json!({"integration_id": id, "version": 1, "cases": [], "default": {"channel_ids": []}}),
+        )
+        .await);
+        assert_eq!(n.run_due().await, 1);
+        let h = n.history(id).await;
+        assert_eq!(h["items"][0]["status"], "failed", "{h}");
+        assert_eq!(h["items"][0]["error"], "no route configured for this integration");
+        assert!(up.seen("/none").is_empty(), "the source was not fetched");
+        n.ts.drained().await;
+        assert!(
+            n.ts.incidents().await.iter().all(|i| i["title"] != "pulled n1"),
+            "nothing was ingested"
+        );
+    }
+);
+
 on_both_backends!(redirects_and_private_targets, |url: String| async move {
     // spec: ING-230
     let up = Upstream::start().await;

@@ -4,11 +4,11 @@
 //! `/schedule/info`), so the schedule resolver of `klaxon_core::schedule` computes every shift
 //! and validates every value.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 
 use super::forms::{FieldErrors, indexed};
 use super::incidents::{form_pairs, form_value, j, names, now_secs, page_headers};
+use super::schedule_edit;
+use super::schedule_views::{self as sv, segment_people};
 use super::{Viewer, call, fetch, page_error, redirect, view, viewer};
 use crate::state::AppState;
 
@@ -34,32 +36,12 @@ const AHEAD_SECS: i64 = 14 * 86_400;
 const BEHIND_SECS: i64 = 7 * 86_400;
 /// Shifts listed on a schedule's page.
 const NEXT_SHIFTS: usize = 10;
-const UNITS: [(&str, &str); 4] = [
-    ("hour", "hours"),
-    ("day", "days"),
-    ("week", "weeks"),
-    ("month", "months"),
-];
+/// Days the timeline shows by default (`?days=7` for a week).
+const TIMELINE_DAYS: i64 = 14;
+use super::schedule_edit::UNITS;
 
 fn items(v: &Value) -> Vec<Value> {
     v["items"].as_array().cloned().unwrap_or_default()
-}
-
-/// Every person a computed segment (`{group{members[]{person_ids}}}`) names.
-fn segment_people(seg: &Value) -> Vec<i64> {
-    seg["group"]["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|m| {
-            m["person_ids"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-        })
-        .filter_map(|v| v.as_i64())
-        .collect()
 }
 
 /// A segment as the pages draw it: its span and its people's ids.
@@ -130,6 +112,7 @@ async fn list_page(State(state): State<AppState>, headers: HeaderMap) -> Respons
 async fn schedule_page(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     let viewer = match viewer(&state, &Method::GET, &headers, &format!("/schedules/{id}")).await {
@@ -142,23 +125,51 @@ async fn schedule_page(
             "no such schedule",
         ));
     };
+    if q.get("view").map(String::as_str) == Some("month") {
+        return month_page(&state, &viewer, id, q.get("month").map(String::as_str)).await;
+    }
     let now = now_secs(&state);
+    // The stored zone first: the timeline's days are the schedule's local days.
+    let zone_of = match fetch(
+        &state,
+        &viewer,
+        "/schedule/info",
+        json!({"schedule_id": id, "start": now, "end": now + 60}),
+    )
+    .await
+    {
+        Ok(s) => s["time_zone"].as_str().unwrap_or("UTC").to_string(),
+        Err(e) => return page_error(&e),
+    };
+    let tz = sv::zone(&zone_of);
+    let days: i64 = match q.get("days").map(String::as_str) {
+        Some("7") => 7,
+        _ => TIMELINE_DAYS,
+    };
+    let today = sv::local_date(&tz, now);
+    let from = sv::day_start(&tz, today);
+    let to = today
+        .checked_add(jiff::Span::new().days(days))
+        .map_or(from + days * 86_400, |d| sv::day_start(&tz, d));
     let s = match fetch(
         &state,
         &viewer,
         "/schedule/info",
-        json!({"schedule_id": id, "start": now - BEHIND_SECS, "end": now + AHEAD_SECS}),
+        json!({"schedule_id": id, "start": (now - BEHIND_SECS).min(from), "end": to.max(now + AHEAD_SECS)}),
     )
     .await
     {
         Ok(s) => s,
         Err(e) => return page_error(&e),
     };
+    let window_start = (now - BEHIND_SECS).min(from);
+    let window_end = to.max(now + AHEAD_SECS);
     let shifts: Vec<Value> = s["final_schedule"]["schedules"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|seg| seg["end"].as_i64().is_none_or(|end| end > now))
+        .filter(|seg| seg["start"].as_i64().is_none_or(|st| st < now + AHEAD_SECS))
         .take(NEXT_SHIFTS + 1)
         .map(shift)
         .collect();
@@ -167,11 +178,19 @@ async fn schedule_page(
     } else {
         shift(&s["cur_oncall"])
     };
-    let mut people: BTreeSet<i64> = shifts
-        .iter()
-        .flat_map(|sh| sh["people"].as_array().cloned().unwrap_or_default())
-        .filter_map(|v| v.as_i64())
-        .collect();
+    let mut people: BTreeSet<i64> = BTreeSet::new();
+    for seg in s["final_schedule"]["schedules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        people.extend(segment_people(seg));
+    }
+    for l in s["schedule_layers"].as_array().into_iter().flatten() {
+        for seg in l["schedules"].as_array().into_iter().flatten() {
+            people.extend(segment_people(seg));
+        }
+    }
     for l in s["layers"].as_array().into_iter().flatten() {
         for g in l["groups"].as_array().into_iter().flatten() {
             for m in g["members"].as_array().into_iter().flatten() {
@@ -184,6 +203,39 @@ async fn schedule_page(
         Ok(m) => m,
         Err(e) => return page_error(&e),
     };
+    let rows = sv::timeline(&s, from, to, &tz, &names);
+    let ticks = sv::ticks(&tz, from, to);
+    let now_at = (now >= from && now < to)
+        .then(|| ((now - from) as f64 / (to - from).max(1) as f64 * 10_000.0).round() / 100.0);
+    let overrides: Vec<Value> = s["overrides"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| {
+            let start = o["start"].as_i64().unwrap_or(0);
+            let end = o["end"].as_i64().unwrap_or(0);
+            json!({
+                "override_id": o["override_id"],
+                "person_id": o["person_id"],
+                "note": o["note"],
+                "from": sv::local_label(&tz, start),
+                "to": sv::local_label(&tz, end),
+                // RSP-225: a begun override can only be ended early, a past one not at all.
+                "state": if end <= now { "past" } else if start <= now { "running" } else { "future" },
+            })
+        })
+        .collect();
+    let picks = match schedule_edit::override_people(&state, &viewer).await {
+        Ok(p) => p,
+        Err(e) => return page_error(&e),
+    };
+    let o = context! {
+        schedule_id => id,
+        time_zone => zone_of.clone(),
+        v => j(&schedule_edit::OverrideForm::fresh(&tz, now)),
+        people => j(&picks),
+        errors => j(&BTreeMap::<String, String>::new()),
+    };
     let ctx = context! {
         title => s["schedule_name"].as_str().unwrap_or("Schedule").to_string(),
         nav => "schedules",
@@ -191,15 +243,99 @@ async fn schedule_page(
         me => j(&me),
         now => now,
         // A shift cut by the window began before / ends after what the page can tell.
-        window_start => now - BEHIND_SECS,
-        window_end => now + AHEAD_SECS,
+        window_start => window_start,
+        window_end => window_end,
         s => j(&s),
+        zone => zone_of,
         current => j(&current),
         // The current shift leads the list; the rest are the next ones.
         shifts => j(&shifts),
         names => names,
+        days => days,
+        rows => j(&rows),
+        ticks => j(&ticks),
+        now_at => now_at,
+        overrides => j(&overrides),
+        month => sv::month_key(today.first_of_month()),
+        o => o,
     };
     page_headers(view::render("schedule.html", ctx).into_response())
+}
+
+/// The month calendar (`?view=month&month=YYYY-MM`, this month by default): who is on call
+/// on each local day, from the final schedule.
+async fn month_page(state: &AppState, viewer: &Viewer, id: i64, month: Option<&str>) -> Response {
+    let now = now_secs(state);
+    let zone_of = match fetch(
+        state,
+        viewer,
+        "/schedule/info",
+        json!({"schedule_id": id, "start": now, "end": now + 60}),
+    )
+    .await
+    {
+        Ok(s) => s["time_zone"].as_str().unwrap_or("UTC").to_string(),
+        Err(e) => return page_error(&e),
+    };
+    let tz = sv::zone(&zone_of);
+    let today = sv::local_date(&tz, now);
+    let first = match month {
+        None | Some("") => today.first_of_month(),
+        Some(raw) => match sv::parse_month(raw) {
+            Some(d) => d,
+            None => {
+                return page_error(&ApiError::invalid(format!(
+                    "month: {raw:?} is not a month (YYYY-MM)"
+                )));
+            }
+        },
+    };
+    let (from, to) = sv::month_window(&tz, first);
+    let s = match fetch(
+        state,
+        viewer,
+        "/schedule/info",
+        json!({"schedule_id": id, "start": from, "end": to}),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => return page_error(&e),
+    };
+    let mut people = BTreeSet::new();
+    for seg in s["final_schedule"]["schedules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        people.extend(segment_people(seg));
+    }
+    let names = names(state, viewer, people).await;
+    let me = match me(state, viewer).await {
+        Ok(m) => m,
+        Err(e) => return page_error(&e),
+    };
+    let days = sv::month_days(&tz, first, &s["final_schedule"]["schedules"], &names, today);
+    let step = |n: i64| {
+        first
+            .checked_add(jiff::Span::new().months(n))
+            .map(sv::month_key)
+            .unwrap_or_default()
+    };
+    let ctx = context! {
+        title => format!("{} · {}", s["schedule_name"].as_str().unwrap_or("Schedule"), first.strftime("%B %Y")),
+        nav => "schedules",
+        csrf => viewer.session.csrf_token.clone(),
+        me => j(&me),
+        s => j(&s),
+        zone => zone_of,
+        month_name => first.strftime("%B %Y").to_string(),
+        prev => step(-1),
+        next => step(1),
+        this_month => sv::month_key(today.first_of_month()),
+        days => j(&days),
+    };
+    page_headers(view::render("schedule_month.html", ctx).into_response())
 }
 
 /// What the create form shows: the typed values, kept through a refusal.

@@ -96,6 +96,31 @@ async fn form(
     (status, view::render("signin.html", ctx)).into_response()
 }
 
+/// The sign-in page with an SSO error beside the login-domain field (the SSO sign-in of
+/// `crate::sso` comes back here when it cannot finish).
+pub(crate) async fn sso_form(
+    state: &AppState,
+    status: StatusCode,
+    login_domain: &str,
+    error: &str,
+    next: &str,
+) -> Response {
+    let depth = state
+        .store
+        .inbox_depth()
+        .await
+        .map_or_else(|_| "unknown".to_string(), |d| d.to_string());
+    let ctx = context! {
+        title => "Sign in",
+        email => "",
+        next => next,
+        login_domain => login_domain,
+        sso_error => error,
+        inbox_depth => depth,
+    };
+    (status, view::render("signin.html", ctx)).into_response()
+}
+
 fn field_of(message: &str) -> Field {
     if message.starts_with("email") && !message.starts_with("email or password") {
         Field::Email

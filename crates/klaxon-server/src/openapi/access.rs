@@ -65,6 +65,9 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/account/info", Member),
     // Account settings: administration, like inviting members (Admins and the owner).
     ("/account/reset", P(MembersManage)),
+    // Single sign-on (RSP-570).
+    ("/account/sso/info", P(SsoRead)),
+    ("/account/sso/update", P(SsoManage)),
     ("/member/info", Member),
     ("/person/infos", Member),
     // Members (RSP-521 Members Manage: invite, delete, roles).

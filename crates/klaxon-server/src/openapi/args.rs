@@ -120,6 +120,31 @@ impl Args {
     }
 }
 
+/// The first member of `map` (as a path, `a.b[2]`) whose name or text holds U+0000.
+pub fn nul_field(map: &Map<String, Value>) -> Option<String> {
+    fn walk(v: &Value, path: &str) -> Option<String> {
+        match v {
+            Value::String(s) if s.contains('\0') => Some(path.to_string()),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| walk(item, &format!("{path}[{i}]"))),
+            Value::Object(map) => in_map(map, &format!("{path}.")),
+            _ => None,
+        }
+    }
+    fn in_map(map: &Map<String, Value>, prefix: &str) -> Option<String> {
+        map.iter().find_map(|(k, v)| {
+            let path = format!("{prefix}{}", k.replace('\0', "\\u0000"));
+            if k.contains('\0') {
+                return Some(path);
+            }
+            walk(v, &path)
+        })
+    }
+    in_map(map, "")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +155,20 @@ mod tests {
             Value::Object(m) => Args::new(m),
             _ => Args::new(Map::new()),
         }
+    }
+
+    #[test]
+    fn nul_characters_are_found_wherever_they_are() {
+        let map = |v: Value| match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        assert_eq!(nul_field(&map(json!({"a": "x", "b": [1, "y"]}))), None);
+        assert_eq!(
+            nul_field(&map(json!({"a": {"b": ["ok", "n\0o"]}}))).as_deref(),
+            Some("a.b[1]")
+        );
+        assert!(nul_field(&map(json!({"k\0": 1}))).is_some());
     }
 
     #[test]

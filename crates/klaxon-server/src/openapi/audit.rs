@@ -78,7 +78,7 @@ async fn search(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
     if end < start {
         return Err(ApiError::invalid("end_time: must not be before start_time"));
     }
-    if end - start > MAX_RANGE_SECS {
+    if end.saturating_sub(start) > MAX_RANGE_SECS {
         return Err(ApiError::invalid(
             "end_time: the range may cover at most 90 days",
         ));

@@ -69,7 +69,7 @@ async fn list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, A
     }
     let filter = ChangeFilter {
         start_time: start.saturating_mul(1000),
-        end_time: end.saturating_mul(1000) + 999,
+        end_time: end.saturating_mul(1000).saturating_add(999),
         p,
         limit,
         asc: args.bool("asc")?.unwrap_or(false),

@@ -150,7 +150,8 @@ fn required_window(args: &Args) -> Result<(i64, i64), ApiError> {
         .i64("end_time")?
         .ok_or_else(|| ApiError::invalid("end_time is required"))?;
     check_window(start, end)?;
-    Ok((start * 1000, end * 1000))
+    // Seconds far past any real date must not overflow into milliseconds.
+    Ok((start.saturating_mul(1000), end.saturating_mul(1000)))
 }
 
 fn check_window(start: i64, end: i64) -> Result<(), ApiError> {
@@ -718,8 +719,8 @@ async fn event_list(state: &AppState, caller: &Caller, args: &Args) -> Result<Va
     }
     let filter = EventFilter {
         paging: paging(args, 20, 100)?,
-        start_time: start * 1000,
-        end_time: end * 1000,
+        start_time: start.saturating_mul(1000),
+        end_time: end.saturating_mul(1000),
         integration_ids: args.i64_list("integration_ids")?,
         integration_types: args.str_list("integration_types")?,
         channel_ids: args.i64_list("channel_ids")?,

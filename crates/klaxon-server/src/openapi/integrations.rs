@@ -5,7 +5,8 @@
 //! What this version accepts, and why:
 //! - types with a receiver here: the standard family (`standard`, `uptimekuma`, `keep`,
 //!   `elastalert2`, `oceanbase`), the adapters `prometheus`, `grafana`, `zabbix`, `n9e`,
-//!   `pagerduty`, `email` (SMTP receiver; the answer carries `email_address`) and the change
+//!   `pagerduty`, the chat-bot types `dingtalk_alert`, `feishu_alert` and `wecom_alert`
+//!   (ING-218, `crate::chatbots`), `email` (SMTP receiver; the answer carries `email_address`) and the change
 //!   types `jira` and `standard` with `category: "change"` (always shared, no channel; the
 //!   standard change type is stored as `change_standard`, see `crate::changes`). Other §3.11 types are refused by name (creating a key whose push path
 //!   answers 404 would be a trap), `monit` and `rum` are system-managed, anything else is
@@ -16,7 +17,7 @@
 //!   integrations are dedicated only in this version (their SMTP receiver does not apply the
 //!   no-route refusal of ING-010);
 //! - `settings`: `console_url` (an http(s) URL) for `n9e` and `zabbix`, the push mode and
-//!   rules of ingest.md ING-216 for `email`, `field_mapping` / `value_mapping` (ingest.md
+//!   rules of ingest.md ING-216 for `email` and the chat-bot types, `field_mapping` / `value_mapping` (ingest.md
 //!   §2.3, checked by `super::field_mapping`) for the standard family, the pull settings of
 //!   ING-220 for `http_pull` (which has no push URL; `crate::pull` runs it); any other member
 //!   is refused rather than stored and ignored.
@@ -34,7 +35,7 @@ use crate::state::{AppState, random_hex};
 use crate::wire::secs;
 
 /// The standard family and the adapters of `klaxon-sources` (ingest.md §3.11).
-const CREATABLE: [&str; 12] = [
+const CREATABLE: [&str; 15] = [
     "standard",
     "http_pull",
     "email",
@@ -47,6 +48,9 @@ const CREATABLE: [&str; 12] = [
     "zabbix",
     "n9e",
     "pagerduty",
+    "dingtalk_alert",
+    "feishu_alert",
+    "wecom_alert",
 ];
 
 /// Catalogue types (§3.11) without a receiver in this version.
@@ -94,9 +98,6 @@ const NOT_YET: &[&str] = &[
     "ucloud_cw",
     "cloudflare",
     "harbor",
-    "dingtalk_alert",
-    "feishu_alert",
-    "wecom_alert",
 ];
 
 fn store_err(e: klaxon_store::StoreError) -> ApiError {
@@ -198,6 +199,20 @@ fn check_settings(t: &str, raw: Option<&Value>) -> Result<String, ApiError> {
         }
         let value = Value::Object(settings.clone());
         klaxon_sources::email::EmailSettings::from_json(&value)?;
+        return Ok(value.to_string());
+    }
+    if let Some(bot) = klaxon_sources::chatbot::Bot::from_type(t) {
+        // ING-218: the push modes of ING-216, with the bot's vocabulary.
+        if let Some(name) = settings
+            .keys()
+            .find(|n| !klaxon_sources::chatbot::SETTING_NAMES.contains(&n.as_str()))
+        {
+            return Err(ApiError::invalid(format!(
+                "settings.{name} is not supported for type {t}"
+            )));
+        }
+        let value = Value::Object(settings.clone());
+        klaxon_sources::chatbot::ChatSettings::from_json(bot, &value)?;
         return Ok(value.to_string());
     }
     // ING-040…049: field and value mapping of the standard family.

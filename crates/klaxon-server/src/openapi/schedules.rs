@@ -454,6 +454,23 @@ fn merge_body(args: &Args, mut base: Schedule) -> Result<Schedule, ApiError> {
                 o.override_id = 0;
             }
         }
+        // The wire carries seconds, the store milliseconds (a start raised to the edit
+        // instant has some): a stored override sent back as it was read keeps its exact
+        // instants, so a begun one can be ended early (RSP-225) without "changing its start".
+        for o in &mut overrides {
+            if let Some(old) = base
+                .overrides
+                .iter()
+                .find(|b| b.override_id == o.override_id)
+            {
+                if o.start == old.start.div_euclid(1000) * 1000 {
+                    o.start = old.start;
+                }
+                if o.end == old.end.div_euclid(1000) * 1000 {
+                    o.end = old.end;
+                }
+            }
+        }
         let mut ids: Vec<i64> = overrides.iter().map(|o| o.override_id).collect();
         fill_ids(&mut ids);
         for (o, id) in overrides.iter_mut().zip(ids) {

@@ -1,0 +1,113 @@
+//! The account's single sign-on configuration (response.md §1.24, RSP-570, RSP-571):
+//! - `/account/sso/info` (`SSO Read`) answers the configuration without its client secret
+//!   (`has_client_secret` says whether one is stored) and the redirect URL to register at the
+//!   identity provider;
+//! - `/account/sso/update` (`SSO Manage`) changes it: absent fields keep their value, an
+//!   empty `oidc.client_secret` keeps the stored secret, and a login domain another account
+//!   uses is refused (`InvalidParameter`, conflict) with nothing changed.
+
+use klaxon_core::error::ApiError;
+use klaxon_core::sso::{self, SsoConfig};
+use serde_json::{Value, json};
+
+use super::teams::{refused, store_err};
+use super::{Args, Caller};
+use crate::state::AppState;
+
+pub const PATHS: &[&str] = &["/account/sso/info", "/account/sso/update"];
+
+pub async fn dispatch(
+    state: &AppState,
+    caller: &Caller,
+    path: &str,
+    args: &Args,
+) -> Option<Result<Option<Value>, ApiError>> {
+    match path {
+        "/account/sso/info" => Some(info(state, caller).await.map(Some)),
+        "/account/sso/update" => Some(update(state, caller, args).await.map(Some)),
+        _ => None,
+    }
+}
+
+fn shown(state: &AppState, c: &SsoConfig) -> Value {
+    let redirect_url = if c.login_domain.is_empty() {
+        String::new()
+    } else {
+        crate::sso::oidc_redirect_url(&state.base_url, &c.login_domain)
+    };
+    json!({
+        "configured": true,
+        "enabled": c.enabled,
+        "protocol": c.protocol,
+        "login_domain": c.login_domain,
+        "create_account_on_login": c.create_account_on_login,
+        "field_mapping": c.field_mapping,
+        "default_role_ids": c.default_role_ids,
+        "oidc": {
+            "issuer": c.oidc.issuer,
+            "client_id": c.oidc.client_id,
+            "has_client_secret": c.has_secret,
+            "redirect_url": redirect_url,
+        },
+    })
+}
+
+async fn info(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
+    match state
+        .store
+        .sso_config(caller.account_id)
+        .await
+        .map_err(store_err)?
+    {
+        Some(c) => Ok(shown(state, &c)),
+        None => Ok(json!({
+            "configured": false,
+            "enabled": false,
+            "protocol": "oidc",
+            "login_domain": "",
+            "create_account_on_login": true,
+            "field_mapping": sso::FieldMapping::default(),
+            "default_role_ids": sso::DEFAULT_ROLE_IDS,
+            "oidc": {"issuer": "", "client_id": "", "has_client_secret": false, "redirect_url": ""},
+        })),
+    }
+}
+
+async fn update(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let current = state
+        .store
+        .sso_config(caller.account_id)
+        .await
+        .map_err(store_err)?;
+    let body = Value::Object(args.raw().clone());
+    let update = sso::apply_update(current.as_ref(), &body)?;
+    let unknown = state
+        .store
+        .unknown_role_ids(caller.account_id, &update.config.default_role_ids)
+        .await
+        .map_err(store_err)?;
+    if let Some(id) = unknown.first() {
+        return Err(ApiError::invalid(format!(
+            "default_role_ids: role {id} does not exist"
+        )));
+    }
+    state
+        .store
+        .put_sso_config(
+            caller.account_id,
+            &update.config,
+            update.secret.as_deref(),
+            state.clock.now(),
+        )
+        .await
+        .map_err(store_err)?
+        .map_err(refused)?;
+    tracing::info!(
+        account_id = caller.account_id,
+        member_id = caller.member_id,
+        enabled = update.config.enabled,
+        login_domain = %update.config.login_domain,
+        "SSO configuration changed"
+    );
+    Ok(shown(state, &update.config))
+}
