@@ -1,11 +1,10 @@
 //! Alert → incident grouping (ingest.md §2.13): rule-based grouping with unified or
-//! fine-grained dimensions, the sliding or tumbling window, strict grouping and the
+//! fine-grained dimensions, intelligent (similarity) grouping on the `similarity_keys` text
+//! (ING-157, [`similarity`]), the sliding or tumbling window, strict grouping and the
 //! 1 000-alert cap. Pure: the store reads the channel's [`GroupingConfig`] and its eligible
 //! incidents once per batch, and for each new alert asks [`ChannelGrouping::choose`] where it
-//! goes, then applies the answer with [`join`] or [`keep_own`].
-//!
-//! Intelligent (similarity) grouping, ING-157, is not in this version: the Open API refuses
-//! `group.method = i`.
+//! goes, then applies the answer with [`join`] or [`keep_own`]. The side-effect-free preview
+//! of ING-160 ([`preview`]) replays stored events through the same `choose`.
 
 use std::borrow::Cow;
 
@@ -29,6 +28,24 @@ pub const MAX_STORM_THRESHOLD: i64 = 10_000;
 
 /// `GroupMethod` of an incident grouped by rules.
 pub const METHOD_RULE: &str = "p";
+/// `GroupMethod` of an incident grouped by similarity (ING-157).
+pub const METHOD_INTELLIGENT: &str = "i";
+/// §1.3.6: `similarity_threshold` 0.50–1.00, default 0.80, in ten-thousandths.
+pub const DEFAULT_SIMILARITY_THRESHOLD: f64 = 0.80;
+pub const MIN_SIMILARITY_THRESHOLD: f64 = 0.50;
+pub const MAX_SIMILARITY_THRESHOLD: f64 = 1.00;
+
+pub mod preview;
+pub mod similarity;
+
+/// Rule-based (`p`) or intelligent (`i`) grouping (§1.3.6 `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Rule,
+    Intelligent,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -54,12 +71,14 @@ pub struct FineRule {
     pub dims: Vec<String>,
 }
 
-/// A channel's grouping policy (ingest.md §1.3.6), rule mode only. `enabled = false` (the
-/// default) means every alert opens its own incident (ING-150).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// A channel's grouping policy (ingest.md §1.3.6). `enabled = false` (the default) means every
+/// alert opens its own incident (ING-150).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupingConfig {
     #[serde(default)]
     pub enabled: bool,
+    #[serde(default)]
+    pub mode: Mode,
     #[serde(default)]
     pub scope: Scope,
     #[serde(default)]
@@ -74,6 +93,43 @@ pub struct GroupingConfig {
     pub window_type: WindowType,
     #[serde(default)]
     pub strict: bool,
+    /// Intelligent mode: the lowest similarity that joins (0.50–1.00).
+    #[serde(default = "default_threshold")]
+    pub similarity_threshold: f64,
+    /// Intelligent mode: the dims whose values, joined with spaces, are compared (ING-157).
+    #[serde(default = "default_similarity_keys")]
+    pub similarity_keys: Vec<String>,
+}
+
+fn default_threshold() -> f64 {
+    DEFAULT_SIMILARITY_THRESHOLD
+}
+
+fn default_similarity_keys() -> Vec<String> {
+    vec!["title".to_string()]
+}
+
+impl Default for GroupingConfig {
+    fn default() -> Self {
+        GroupingConfig {
+            enabled: false,
+            mode: Mode::Rule,
+            scope: Scope::Unified,
+            unified_dims: Vec::new(),
+            fine_rules: Vec::new(),
+            default_dims: Vec::new(),
+            window_minutes: 0,
+            window_type: WindowType::Sliding,
+            strict: false,
+            similarity_threshold: DEFAULT_SIMILARITY_THRESHOLD,
+            similarity_keys: default_similarity_keys(),
+        }
+    }
+}
+
+/// The threshold in ten-thousandths (0.80 → 8000), so comparisons are exact.
+fn threshold_bp(t: f64) -> u32 {
+    (t.clamp(0.0, 1.0) * 10_000.0).round() as u32
 }
 
 fn bad(field: impl Into<String>, message: impl Into<String>) -> RuleError {
@@ -136,6 +192,13 @@ pub fn validate(cfg: &GroupingConfig) -> Result<(), RuleError> {
     }
     if !cfg.enabled {
         return Ok(());
+    }
+    if cfg.mode == Mode::Intelligent {
+        let t = cfg.similarity_threshold;
+        if !t.is_finite() || !(MIN_SIMILARITY_THRESHOLD..=MAX_SIMILARITY_THRESHOLD).contains(&t) {
+            return Err(bad("group.i_score_threshold", "must be 0.50 to 1.00"));
+        }
+        return check_dims(&cfg.similarity_keys, "group.i_keys", 1);
     }
     match cfg.scope {
         Scope::Unified => check_dims(&cfg.unified_dims, "group.equals[0]", 1),
@@ -203,15 +266,32 @@ impl Subject for AlertSubject<'_> {
 pub struct ChannelGrouping {
     cfg: GroupingConfig,
     fine: Vec<(String, Filter, Vec<String>)>,
+    /// Intelligent mode: the key every incident of this configuration carries.
+    intelligent_key: String,
+    threshold_bp: u32,
 }
 
 /// Where a new alert goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choice {
-    /// The alert's group key (ING-155); "" = nothing may ever join its incident.
+    /// `p` or `i`: the method of the incident the alert opens.
+    pub group_method: &'static str,
+    /// The alert's group key (ING-155); "" = nothing may ever join its incident. In
+    /// intelligent mode, the key of the configuration's `similarity_keys` ([`intelligent_key`]).
     pub group_key: String,
+    /// Intelligent mode: the alert's compared text, the `group_text` of an incident it opens
+    /// (ING-157); "" in rule mode.
+    pub group_text: String,
     /// The eligible incident to join, if any (ING-151).
     pub target: Option<String>,
+}
+
+/// The `group_key` of incidents opened by intelligent grouping: `H("i", keys joined by 0x1E)`.
+/// Only incidents with the current key are eligible, so changing `similarity_keys` means new
+/// alerts never join incidents whose reference text was built from other values (as ING-155
+/// does for rule dims).
+pub fn intelligent_key(similarity_keys: &[String]) -> String {
+    hash_parts(&[METHOD_INTELLIGENT, &similarity_keys.join("\u{1e}")])
 }
 
 impl ChannelGrouping {
@@ -230,7 +310,33 @@ impl ChannelGrouping {
         ChannelGrouping {
             cfg: cfg.clone(),
             fine,
+            intelligent_key: intelligent_key(&cfg.similarity_keys),
+            threshold_bp: threshold_bp(cfg.similarity_threshold),
         }
+    }
+
+    /// Intelligent mode: the `group_key` of the incidents it opens and may join.
+    pub fn intelligent_key(&self) -> Option<&str> {
+        (self.cfg.mode == Mode::Intelligent).then_some(self.intelligent_key.as_str())
+    }
+
+    /// The method of the incidents this policy opens and may join.
+    pub fn method(&self) -> &'static str {
+        match self.cfg.mode {
+            Mode::Rule => METHOD_RULE,
+            Mode::Intelligent => METHOD_INTELLIGENT,
+        }
+    }
+
+    /// ING-157: the alert's compared text, the values of `similarity_keys` joined with single
+    /// spaces.
+    pub fn compared_text(&self, alert: &Alert) -> String {
+        self.cfg
+            .similarity_keys
+            .iter()
+            .map(|d| dim_value(d, alert))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// True when new alerts are grouped (ING-150: otherwise each opens its own incident).
@@ -273,7 +379,7 @@ impl ChannelGrouping {
         if incident.account_id != alert.account_id
             || incident.channel_id != alert.channel_id
             || incident.progress == Progress::Closed
-            || incident.group_method != METHOD_RULE
+            || incident.group_method != self.method()
             || incident.group_key.is_empty()
             || incident.first_alert_id.is_empty()
             || incident.creator_id != 0
@@ -293,9 +399,14 @@ impl ChannelGrouping {
         true
     }
 
-    /// ING-151, ING-153: the key of `alert` and the eligible incident with that key and the
-    /// latest `last_merge_time` (ties: latest `created_at`, then greatest id).
+    /// ING-151, ING-153, ING-157: where `alert` goes. Rule mode: the eligible incident with
+    /// the alert's key and the latest `last_merge_time` (ties: latest `created_at`, then
+    /// greatest id). Intelligent mode: the eligible incident whose `group_text` is most similar
+    /// to the alert's compared text, if at least `similarity_threshold` (ties as above).
     pub fn choose(&self, alert: &Alert, incidents: &[&Incident], now: Millis) -> Choice {
+        if self.cfg.mode == Mode::Intelligent {
+            return self.choose_similar(alert, incidents, now);
+        }
         let group_key = self.group_key(alert);
         let target = if group_key.is_empty() {
             None
@@ -312,7 +423,49 @@ impl ChannelGrouping {
                 })
                 .map(|i| i.incident_id.clone())
         };
-        Choice { group_key, target }
+        Choice {
+            group_method: METHOD_RULE,
+            group_key,
+            group_text: String::new(),
+            target,
+        }
+    }
+
+    /// ING-157 with ING-151's eligibility and tie-breaks.
+    fn choose_similar(&self, alert: &Alert, incidents: &[&Incident], now: Millis) -> Choice {
+        let group_text = self.compared_text(alert);
+        let mine = similarity::tokens(&group_text);
+        let mut best: Option<(similarity::Similarity, &Incident)> = None;
+        for i in incidents {
+            if i.group_key != self.intelligent_key || !self.eligible(i, alert, now) {
+                continue;
+            }
+            let s = similarity::jaccard(&mine, &similarity::tokens(&i.group_text));
+            if !s.at_least(self.threshold_bp) {
+                continue;
+            }
+            let better = match &best {
+                None => true,
+                Some((bs, b)) => {
+                    s.cmp_value(bs).then_with(|| {
+                        (i.last_merge_time, i.created_at, &i.incident_id).cmp(&(
+                            b.last_merge_time,
+                            b.created_at,
+                            &b.incident_id,
+                        ))
+                    }) == std::cmp::Ordering::Greater
+                }
+            };
+            if better {
+                best = Some((s, i));
+            }
+        }
+        Choice {
+            group_method: METHOD_INTELLIGENT,
+            group_key: self.intelligent_key.clone(),
+            group_text,
+            target: best.map(|(_, i)| i.incident_id.clone()),
+        }
     }
 }
 
@@ -338,16 +491,18 @@ pub fn opened_alert(fx: &Effects, incident_id: &str) -> Option<Alert> {
         .cloned()
 }
 
-/// The alert opened its own incident under grouping: it carries the group method and key
-/// (ING-153; "" = nothing may join it).
-pub fn keep_own(fx: &mut Effects, incident_id: &str, group_key: &str) {
+/// The alert opened its own incident under grouping: it carries the group method, key
+/// (ING-153; "" = nothing may join it) and, in intelligent mode, the reference text
+/// (ING-157), fixed from now on.
+pub fn keep_own(fx: &mut Effects, incident_id: &str, choice: &Choice) {
     if let Some(i) = fx
         .incidents
         .iter_mut()
         .find(|i| i.incident_id == incident_id)
     {
-        i.group_method = METHOD_RULE.to_string();
-        i.group_key = group_key.to_string();
+        i.group_method = choice.group_method.to_string();
+        i.group_key = choice.group_key.clone();
+        i.group_text = choice.group_text.clone();
     }
 }
 

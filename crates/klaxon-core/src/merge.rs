@@ -380,6 +380,7 @@ pub fn incident_for(alert: &Alert, incident_id: String, now: Millis) -> Incident
         alert_event_cnt: alert.event_cnt,
         group_method: "n".to_string(),
         group_key: String::new(),
+        group_text: String::new(),
         last_merge_time: now,
         first_alert_id: alert.alert_id.clone(),
         first_alert_key: alert.alert_key.clone(),

@@ -377,6 +377,10 @@ pub struct Incident {
     /// `n`, `p` or `i`.
     pub group_method: String,
     pub group_key: String,
+    /// Intelligent grouping's reference text (ING-157): the first alert's compared text at
+    /// creation, never changed afterwards; "" for other methods.
+    #[serde(default)]
+    pub group_text: String,
     pub last_merge_time: Millis,
     pub first_alert_id: String,
     pub first_alert_key: String,

@@ -7,10 +7,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use klaxon_core::flapping::{FlappingConfig, FlappingMode};
-use klaxon_core::grouping::{
-    ChannelGrouping, GroupingConfig, MAX_ALERTS_PER_INCIDENT, METHOD_RULE, WindowType,
-};
-use klaxon_core::model::{ChannelStatus, Incident, Millis, QueuedEvent};
+use klaxon_core::grouping::{ChannelGrouping, GroupingConfig, MAX_ALERTS_PER_INCIDENT, WindowType};
+use klaxon_core::model::{Alert, ChannelStatus, Incident, Millis, QueuedEvent, StoredEvent};
 use sqlx::AnyConnection;
 
 use crate::db::Sql;
@@ -126,6 +124,54 @@ async fn settings_of(
 }
 
 impl crate::Store {
+    /// ING-160: what the grouping preview replays — the channel's most recent `limit` stored
+    /// events received since `since`, oldest first, and the alerts they belong to. Reads only.
+    pub async fn grouping_replay_input(
+        &self,
+        account_id: i64,
+        channel_id: i64,
+        since: Millis,
+        limit: usize,
+    ) -> Result<(Vec<StoredEvent>, Vec<Alert>)> {
+        let mut conn = self.inner.read.acquire().await?;
+        let mut sql = Sql::new("SELECT ");
+        sql.push(rows::EVENT_COLUMNS)
+            .push(" FROM events WHERE account_id = ")
+            .bind(account_id)
+            .push(" AND channel_id = ")
+            .bind(channel_id)
+            .push(" AND received_at >= ")
+            .bind(since)
+            .push(" ORDER BY received_at DESC, event_id DESC LIMIT ")
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        let mut events = sql
+            .query_on(&conn)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(rows::event)
+            .collect::<Result<Vec<StoredEvent>>>()?;
+        events.reverse();
+        let ids: Vec<String> = events
+            .iter()
+            .map(|e| e.alert_id.clone())
+            .collect::<BTreeSet<String>>()
+            .into_iter()
+            .collect();
+        let mut alerts = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(256) {
+            let mut sql = Sql::new("SELECT ");
+            sql.push(rows::ALERT_COLUMNS)
+                .push(" FROM alerts WHERE account_id = ")
+                .bind(account_id);
+            sql.and_in_padded("alert_id", chunk);
+            for row in sql.query_on(&conn).fetch_all(&mut *conn).await? {
+                alerts.push(rows::alert(&row)?);
+            }
+        }
+        Ok((events, alerts))
+    }
+
     /// A channel that is not deleted, with its settings.
     pub async fn channel_settings(
         &self,
@@ -344,10 +390,10 @@ impl BatchChannels {
                 if !s.grouping.enabled {
                     continue;
                 }
-                let incidents = eligible_incidents(conn, key, &s.grouping, now).await?;
+                let policy = ChannelGrouping::compile(&s.grouping);
+                let incidents = eligible_incidents(conn, key, &policy, now).await?;
                 out.eligible.insert(key, incidents);
-                out.grouping
-                    .insert(key, ChannelGrouping::compile(&s.grouping));
+                out.grouping.insert(key, policy);
             }
         }
         Ok(out)
@@ -379,6 +425,7 @@ impl BatchChannels {
         skip: &HashSet<String>,
     ) -> Vec<Incident> {
         let key = (q.origin.account_id, q.origin.channel_id);
+        let method = self.grouping.get(&key).map(ChannelGrouping::method);
         let mut by_id: HashMap<&str, &Incident> = HashMap::new();
         if let Some(loaded) = self.eligible.get(&key) {
             for i in loaded {
@@ -386,7 +433,10 @@ impl BatchChannels {
             }
         }
         for i in cache.values().flatten() {
-            if i.account_id == key.0 && i.channel_id == key.1 && i.group_method == METHOD_RULE {
+            if i.account_id == key.0
+                && i.channel_id == key.1
+                && Some(i.group_method.as_str()) == method
+            {
                 by_id.insert(i.incident_id.as_str(), i);
             }
         }
@@ -398,14 +448,16 @@ impl BatchChannels {
     }
 }
 
-/// ING-151: the channel's open, automatic, rule-grouped incidents below the cap and inside
-/// the window at `now`.
+/// ING-151: the channel's open, automatic incidents grouped by the policy's method (rules, or
+/// similarity with the policy's keys: ING-157 compares their `group_text` in memory) below
+/// the cap and inside the window at `now`.
 async fn eligible_incidents(
     conn: &mut AnyConnection,
     (account, channel): (i64, i64),
-    cfg: &GroupingConfig,
+    policy: &ChannelGrouping,
     now: Millis,
 ) -> Result<Vec<Incident>> {
+    let cfg: &GroupingConfig = policy.config();
     let mut sql = Sql::new("SELECT ");
     sql.push(rows::INCIDENT_COLUMNS)
         .push(" FROM incidents WHERE account_id = ")
@@ -413,8 +465,12 @@ async fn eligible_incidents(
         .push(" AND channel_id = ")
         .bind(channel)
         .push(" AND group_method = ")
-        .bind(METHOD_RULE)
-        .push(" AND group_key <> '' AND progress <> 'Closed' AND alert_cnt < ")
+        .bind(policy.method());
+    match policy.intelligent_key() {
+        Some(key) => sql.push(" AND group_key = ").bind(key.to_string()),
+        None => sql.push(" AND group_key <> ''"),
+    };
+    sql.push(" AND progress <> 'Closed' AND alert_cnt < ")
         .bind(MAX_ALERTS_PER_INCIDENT);
     if cfg.window_minutes > 0 {
         let since = now.saturating_sub(cfg.window_minutes.saturating_mul(60_000));

@@ -223,8 +223,9 @@ fn channel_disabled() -> klaxon_core::noise::Decision {
 }
 
 /// ING-150…159: when the event opened a new incident for an unmarked alert in a channel that
-/// groups, the alert joins the eligible incident with its group key instead, or its new
-/// incident carries the key. The incident it opened is one made by this event (its id is new
+/// groups, the alert joins the eligible incident the policy chooses (same group key, or the
+/// most similar reference text, ING-157) instead, or its new incident carries the method, key
+/// and reference text. The incident it opened is one made by this event (its id is new
 /// and not yet in the cache). The expired alert's incident of ING-113, re-derived by the same
 /// event, may be the target: the new alert is grouped first and keeps it open.
 async fn group(
@@ -258,8 +259,8 @@ async fn group(
     let pool = channels.candidates(q, &batch.incidents, &skip);
     let refs: Vec<&Incident> = pool.iter().collect();
     let choice = policy.choose(&alert, &refs, now);
-    let Some(target_id) = choice.target else {
-        grouping::keep_own(fx, &new_id, &choice.group_key);
+    let Some(target_id) = choice.target.clone() else {
+        grouping::keep_own(fx, &new_id, &choice);
         return Ok(());
     };
     if !batch.members.contains_key(&target_id) || !batch.incidents.contains_key(&target_id) {
@@ -267,7 +268,7 @@ async fn group(
         batch.load_incidents(conn, alert.account_id, &ids).await?;
     }
     let Some(target) = batch.incidents.get(&target_id).cloned().flatten() else {
-        grouping::keep_own(fx, &new_id, &choice.group_key);
+        grouping::keep_own(fx, &new_id, &choice);
         return Ok(());
     };
     let members: Vec<AlertSummary> = batch

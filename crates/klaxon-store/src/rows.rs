@@ -354,6 +354,7 @@ const INCIDENT_FIELDS: &[&str] = &[
     "title_sig",
     "title_tokens",
     "ever_muted",
+    "group_text",
 ];
 
 pub(crate) const INCIDENT_COLUMNS: &str = "incident_id, num, account_id, channel_id, title, \
@@ -362,7 +363,7 @@ pub(crate) const INCIDENT_COLUMNS: &str = "incident_id, num, account_id, channel
      alert_cnt, active_alert_cnt, alert_event_cnt, group_method, group_key, last_merge_time, \
      first_alert_id, first_alert_key, integration_id, integration_type, is_flapping, storm_level, \
      manual_overrides, snoozed_before, response, responder_ids, acker_ids, field_values, title_sig, \
-     title_tokens, ever_muted";
+     title_tokens, ever_muted, group_text";
 
 pub(crate) fn incident(row: &AnyRow) -> Result<Incident> {
     Ok(Incident {
@@ -391,6 +392,7 @@ pub(crate) fn incident(row: &AnyRow) -> Result<Incident> {
         alert_event_cnt: get_i64(row, "alert_event_cnt")?,
         group_method: get_str(row, "group_method")?,
         group_key: get_str(row, "group_key")?,
+        group_text: get_str(row, "group_text")?,
         last_merge_time: get_i64(row, "last_merge_time")?,
         first_alert_id: get_str(row, "first_alert_id")?,
         first_alert_key: get_str(row, "first_alert_key")?,
@@ -495,6 +497,8 @@ fn bind_incident(sql: &mut Sql, i: &Incident) -> Result<()> {
     sql.push(", ").bind(sig).push(", ").bind(count);
     // The `ever_muted` filter of /incident/list (RSP-503).
     sql.push(", ").bind(i.response.ever_muted);
+    // ING-157: the reference text of intelligent grouping.
+    sql.push(", ").bind(i.group_text.as_str());
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use klaxon_core::condition::Condition;
 use klaxon_core::flapping::FlappingConfig;
-use klaxon_core::grouping::GroupingConfig;
+use klaxon_core::grouping::{GroupingConfig, MAX_ALERTS_PER_INCIDENT, Mode};
 use klaxon_core::model::{EventOrigin, Millis, NewEvent, Status};
 use klaxon_core::noise::{NoiseRule, OneOff, RuleKind};
 use klaxon_store::{AlertFilter, Bootstrap, BootstrapSeed, ChannelDraft, IncidentFilter, Paging};
@@ -27,6 +27,8 @@ both!(
     grouping_joins_incidents_from_earlier_batches_and_respects_the_window,
     an_unmuted_alert_joins_the_incident_of_its_group,
     a_new_alert_keeps_the_incident_of_the_alert_it_expires_open,
+    similarity_grouping_does_not_depend_on_batches,
+    a_full_similarity_incident_takes_no_more_and_the_replay_reads_the_latest_events,
 );
 
 fn seed() -> BootstrapSeed {
@@ -51,13 +53,27 @@ fn policy(window_minutes: i64) -> GroupingConfig {
 
 /// A channel grouping by `labels.check` with storm thresholds [2, 4].
 async fn grouped_channel(db: &Db, b: &Bootstrap, name: &str, window_minutes: i64) -> i64 {
+    channel_with(db, b, name, policy(window_minutes)).await
+}
+
+/// Intelligent grouping on the title (ING-157), default threshold 0.80.
+fn similarity_policy() -> GroupingConfig {
+    GroupingConfig {
+        enabled: true,
+        mode: Mode::Intelligent,
+        ..GroupingConfig::default()
+    }
+}
+
+/// A channel with `grouping` and storm thresholds [2, 4].
+async fn channel_with(db: &Db, b: &Bootstrap, name: &str, grouping: GroupingConfig) -> i64 {
     let draft = ChannelDraft {
         channel_name: name.into(),
         description: String::new(),
         team_id: 0,
         auto_resolve_timeout: 0,
         auto_resolve_mode: "trigger".into(),
-        grouping: policy(window_minutes),
+        grouping,
         storm_thresholds: vec![2, 4],
         flapping: FlappingConfig::default(),
         is_private: false,
@@ -364,4 +380,119 @@ async fn a_new_alert_keeps_the_incident_of_the_alert_it_expires_open(db: &Db) {
         1,
         "the expired alert resolved"
     );
+}
+
+async fn similarity_grouping_does_not_depend_on_batches(db: &Db) {
+    // spec: ING-011, ING-157, ING-151
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let now = T0 + 60 * MIN;
+    for s in 0..3u64 {
+        // Titles "<check> problem on host <n>": the number is one `#` token, so alerts of
+        // one check share an incident whatever the host.
+        let events: Vec<NewEvent> = sequence(s, 40)
+            .into_iter()
+            .map(|mut e| {
+                let host = e.labels["host"].trim_start_matches('h').to_string();
+                e.title = format!("{} on host {host}", e.title);
+                e
+            })
+            .collect();
+        let mut reference: Option<Vec<String>> = None;
+        for split in [40usize, 1, 6] {
+            let ch =
+                channel_with(db, &b, &format!("sim{s}-split{split}"), similarity_policy()).await;
+            let items = events
+                .iter()
+                .map(|e| (origin(&b, ch, e.event_time), e.clone()))
+                .collect();
+            db.store.enqueue(items).await.unwrap();
+            while db.store.process_inbox("a", split, now).await.unwrap() > 0 {}
+            let got = shape(db, &b, ch).await;
+            assert!(
+                got.iter()
+                    .any(|l| l.starts_with("cnt=") && !l.starts_with("cnt=1 ")),
+                "some alerts were grouped: {got:?}"
+            );
+            assert!(
+                got.iter()
+                    .filter(|l| l.starts_with("cnt="))
+                    .all(|l| l.contains(" i storm=")),
+                "{got:?}"
+            );
+            match &reference {
+                None => reference = Some(got),
+                Some(r) => assert_eq!(&got, r, "sequence {s}, batches of {split}"),
+            }
+        }
+    }
+}
+
+async fn a_full_similarity_incident_takes_no_more_and_the_replay_reads_the_latest_events(db: &Db) {
+    // spec: ING-158, ING-157, ING-160
+    let b = db.store.bootstrap(&seed(), T0).await.unwrap();
+    let ch = channel_with(db, &b, "cap", similarity_policy()).await;
+    let total = usize::try_from(MAX_ALERTS_PER_INCIDENT).unwrap() + 1;
+    let items = (0..total)
+        .map(|n| {
+            let at = T0 + i64::try_from(n).unwrap();
+            let e = event(
+                &format!("k{n}"),
+                Status::Critical,
+                "disk",
+                &format!("h{n}"),
+                at,
+            );
+            (origin(&b, ch, at), e)
+        })
+        .collect();
+    db.store.enqueue(items).await.unwrap();
+    let now = T0 + MIN;
+    while db.store.process_inbox("a", 300, now).await.unwrap() > 0 {}
+    let f = IncidentFilter {
+        paging: paging(),
+        channel_ids: vec![ch],
+        ..IncidentFilter::default()
+    };
+    let incidents = db
+        .store
+        .list_incidents(b.account_id, &f)
+        .await
+        .unwrap()
+        .items;
+    let mut counts: Vec<i64> = incidents.iter().map(|i| i.alert_cnt).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, vec![1, MAX_ALERTS_PER_INCIDENT]);
+    assert!(
+        incidents
+            .iter()
+            .all(|i| i.group_method == "i" && i.group_text == "disk problem")
+    );
+
+    // ING-160's input: the 500 most recent events, oldest first, with their alerts.
+    let (events, alerts) = db
+        .store
+        .grouping_replay_input(b.account_id, ch, T0, 500)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 500);
+    assert_eq!(events[0].alert_key, format!("k{}", total - 500));
+    assert_eq!(events[499].alert_key, format!("k{}", total - 1));
+    assert_eq!(alerts.len(), 500);
+    // The same replayed through the core: the cap does not bind 500 alerts.
+    let p = klaxon_core::grouping::preview::replay(&similarity_policy(), &events, &alerts);
+    assert_eq!(p.incidents.len(), 1);
+    assert_eq!(p.incidents[0].alerts.len(), 500);
+    // Events received before `since` are not read; nor another channel's.
+    let (events, _) = db
+        .store
+        .grouping_replay_input(b.account_id, ch, T0 + 10_000, 500)
+        .await
+        .unwrap();
+    assert!(events.is_empty());
+    let (events, _) = db
+        .store
+        .grouping_replay_input(b.account_id, ch + 1000, T0, 500)
+        .await
+        .unwrap();
+    assert!(events.is_empty());
 }

@@ -171,7 +171,10 @@ on_both_backends!(
             (json!({"auto_resolve_mode": "later"}), "auto_resolve_mode"),
             (json!({"team_id": 987_654}), "team_id"),
             (json!({"group": {"method": "x"}}), "group.method"),
-            (json!({"group": {"method": "i"}}), "group.method"),
+            (
+                json!({"group": {"method": "i", "i_score_threshold": 0.3}}),
+                "group.i_score_threshold",
+            ),
             (json!({"group": {"method": "p"}}), "group.equals[0]"),
             (
                 json!({"group": {"method": "p", "equals": [["host"]]}}),

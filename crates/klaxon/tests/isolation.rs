@@ -478,6 +478,11 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
         // Reads by id.
         ("/channel/info", json!({"channel_id": ch}), Missing),
         (
+            "/channel/grouping/preview",
+            json!({"channel_id": ch, "group": {"method": "i"}}),
+            Missing,
+        ),
+        (
             "/integration/info",
             json!({"integration_id": o.dedicated}),
             Missing,

@@ -173,6 +173,7 @@ fn incident(start: Millis) -> Incident {
         alert_event_cnt: 1,
         group_method: "n".into(),
         group_key: String::new(),
+        group_text: String::new(),
         last_merge_time: start,
         first_alert_id: String::new(),
         first_alert_key: String::new(),

@@ -111,6 +111,8 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/channel/delete", ChannelWrite),
     ("/channel/enable", ChannelWrite),
     ("/channel/disable", ChannelWrite),
+    // ING-160: a dry run over the channel's recent events; it changes nothing.
+    ("/channel/grouping/preview", P(ChannelsRead)),
     ("/channel/escalate/rule/list", P(ChannelsRead)),
     ("/channel/escalate/rule/info", P(ChannelsRead)),
     ("/channel/escalate/rule/create", ChannelWrite),
@@ -299,7 +301,9 @@ pub fn licensed(path: &str) -> bool {
             ChannelsManage | IntegrationsManage | SchedulesManage | TemplatesManage
             | CalendarsManage | CustomFieldsManage | MappingsManage => true,
             // Alert events and what noise reduction did with them are alert data.
-            ChannelsRead => path == "/alert-event/outcome/list",
+            ChannelsRead => {
+                path == "/alert-event/outcome/list" || path == "/channel/grouping/preview"
+            }
             _ => false,
         },
         // Changing an integration (dedicated or shared, ING-090) is channel configuration.

@@ -2,10 +2,14 @@
 //! disable}`, with the wire mapping of ingest.md §1.5.1–§1.5.2.
 //!
 //! - `group{method, equals, cases, all_equals_required, time_window, window_type,
-//!   storm_thresholds}` ↔ the grouping policy (rule mode) and the channel's storm thresholds.
-//!   `method = i` (intelligent grouping, ING-157) is refused in this version. On update an
-//!   absent `group` leaves both unchanged; a present one replaces both (a `group` without
+//!   storm_thresholds, i_keys, i_score_threshold}` ↔ the grouping policy and the channel's
+//!   storm thresholds. `method = i` is intelligent grouping (ING-157): `i_keys` (1–10 dims,
+//!   absent or empty = [`title`]) and `i_score_threshold` (0.50–1.00, absent or 0 = 0.80);
+//!   `equals`, `cases` and `all_equals_required` do not apply to it. On update an absent
+//!   `group` leaves both unchanged; a present one replaces both (a `group` without
 //!   `storm_thresholds` clears them: absent and empty mean the same, openapi-compat.md 1.3).
+//! - `/channel/grouping/preview` (ING-160): replays the channel's recent events through a
+//!   proposed `group{}` and returns the incident → alert → event tree; it writes nothing.
 //! - `auto_resolve_timeout` (0 or 60–2 592 000 s), `auto_resolve_mode` (`trigger`|`update`),
 //!   `disable_auto_close` (`true` stores timeout 0).
 //! - `flapping{is_disabled, max_changes, in_mins, mute_mins, mode}` ↔ the flapping settings
@@ -19,7 +23,7 @@
 use klaxon_core::condition::Condition;
 use klaxon_core::error::{ApiError, ErrorCode};
 use klaxon_core::flapping::{self, FlappingConfig, FlappingMode};
-use klaxon_core::grouping::{self, FineRule, GroupingConfig, Scope, WindowType};
+use klaxon_core::grouping::{self, FineRule, GroupingConfig, Mode, Scope, WindowType};
 use klaxon_core::model::ChannelStatus;
 use klaxon_store::{ChannelDraft, ChannelSettings, StoreError};
 use serde_json::{Map, Value, json};
@@ -35,6 +39,7 @@ pub const PATHS: &[&str] = &[
     "/channel/delete",
     "/channel/enable",
     "/channel/disable",
+    "/channel/grouping/preview",
 ];
 
 /// response.md 1.6: `channel_name` 1–59, `description` ≤ 500 characters.
@@ -63,6 +68,7 @@ pub async fn dispatch(
         "/channel/disable" => set_status(state, caller, args, ChannelStatus::Disabled)
             .await
             .map(|()| None),
+        "/channel/grouping/preview" => preview(state, caller, args).await.map(Some),
         _ => return None,
     })
 }
@@ -112,6 +118,10 @@ fn group_json(g: &GroupingConfig, storm: &[i64]) -> Value {
     let mut out = Map::new();
     if !g.enabled {
         out.insert("method".into(), json!("n"));
+    } else if g.mode == Mode::Intelligent {
+        out.insert("method".into(), json!(grouping::METHOD_INTELLIGENT));
+        out.insert("i_keys".into(), json!(g.similarity_keys));
+        out.insert("i_score_threshold".into(), json!(g.similarity_threshold));
     } else {
         out.insert("method".into(), json!(grouping::METHOD_RULE));
         let (equals, cases): (Vec<Vec<String>>, Vec<Value>) = match g.scope {
@@ -212,10 +222,8 @@ fn parse_group(v: &Value) -> Result<(GroupingConfig, Vec<i64>), ApiError> {
         "n" => {}
         "p" => cfg.enabled = true,
         "i" => {
-            return Err(ApiError::invalid(
-                "group.method: intelligent grouping (i) is not available in this version; use p \
-                 (rule-based) or n (none)",
-            ));
+            cfg.enabled = true;
+            cfg.mode = Mode::Intelligent;
         }
         other => {
             return Err(ApiError::invalid(format!(
@@ -243,7 +251,28 @@ fn parse_group(v: &Value) -> Result<(GroupingConfig, Vec<i64>), ApiError> {
             ));
         }
     }
-    if cfg.enabled {
+    if cfg.mode == Mode::Intelligent {
+        // §1.5.1: absent or empty keys → [title]; absent or 0 threshold → 0.80.
+        let keys = match obj.get("i_keys").filter(|v| !v.is_null()) {
+            None => Vec::new(),
+            Some(v) => dims(v, "group.i_keys")?,
+        };
+        if !keys.is_empty() {
+            cfg.similarity_keys = keys;
+        }
+        match obj.get("i_score_threshold").filter(|v| !v.is_null()) {
+            None => {}
+            Some(v) => match v.as_f64() {
+                Some(0.0) => {}
+                Some(t) => cfg.similarity_threshold = t,
+                None => {
+                    return Err(ApiError::invalid(
+                        "group.i_score_threshold must be a number from 0.50 to 1.00",
+                    ));
+                }
+            },
+        }
+    } else if cfg.enabled {
         let equals = equals_list(obj.get("equals"), "group.equals")?;
         let cases = match obj.get("cases").filter(|v| !v.is_null()) {
             None => Vec::new(),
@@ -547,4 +576,70 @@ async fn set_status(
         .await
         .map_err(store_err)?;
     if done { Ok(()) } else { Err(not_found(id)) }
+}
+
+/// `/channel/grouping/preview` (ING-160): replays the channel's most recent events of the last
+/// 24 h (at most 500, oldest first) through the proposed `group{}` (the channel's own policy
+/// when absent), with the same grouping code as the inbox, and returns the incident → alert →
+/// event tree. Nothing is written; a bad `group` is refused like `/channel/update` refuses it.
+async fn preview(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    use klaxon_core::grouping::preview::{self, PreviewAlert};
+    let id = channel_id(args)?;
+    let current = settings(state, caller, id).await?;
+    let cfg = match args.raw().get("group").filter(|v| !v.is_null()) {
+        Some(g) => parse_group(g)?.0,
+        None => current.grouping,
+    };
+    let now = state.clock.now();
+    let since = now.saturating_sub(preview::WINDOW_MS);
+    let (events, alerts) = state
+        .store
+        .grouping_replay_input(caller.account_id, id, since, preview::MAX_EVENTS)
+        .await
+        .map_err(store_err)?;
+    let tree = preview::replay(&cfg, &events, &alerts);
+    let secs = |ms: i64| ms.div_euclid(1000);
+    let alert_json = |a: &PreviewAlert| {
+        json!({
+            "alert_id": a.alert_id,
+            "alert_key": a.alert_key,
+            "title": a.title,
+            "alert_status": a.alert_status.as_str(),
+            "event_cnt": a.events.len(),
+            "events": a.events.iter().map(|e| json!({
+                "event_id": e.event_id,
+                "event_status": e.event_status.as_str(),
+                "event_time": secs(e.event_time),
+                "received_at": secs(e.received_at),
+                "title": e.title,
+            })).collect::<Vec<_>>(),
+        })
+    };
+    let incidents: Vec<Value> = tree
+        .incidents
+        .iter()
+        .map(|i| {
+            json!({
+                "preview_id": i.preview_id,
+                "title": i.title,
+                "group_method": i.group_method,
+                "group_text": i.group_text,
+                "created_at": secs(i.created_at),
+                "last_merge_time": secs(i.last_merge_time),
+                "closed": i.closed,
+                "alert_cnt": i.alerts.len(),
+                "alerts": i.alerts.iter().map(alert_json).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "channel_id": id,
+        "group": group_json(&cfg, &[]),
+        "start_time": secs(since),
+        "end_time": secs(now),
+        "event_cnt": tree.event_cnt,
+        "incident_cnt": incidents.len(),
+        "incidents": incidents,
+        "unassigned_alerts": tree.unassigned_alerts.iter().map(alert_json).collect::<Vec<_>>(),
+    }))
 }

@@ -296,6 +296,12 @@ pub const OPERATIONS: &[Operation] = &[
         Nothing,
     ),
     (
+        "/channel/grouping/preview",
+        "Replay a channel's recent events through a proposed grouping",
+        "channel_id*:id group:obj",
+        Object,
+    ),
+    (
         "/channel/escalate/rule/list",
         "A channel's escalation rules",
         "channel_id*:id",
