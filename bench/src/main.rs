@@ -53,6 +53,14 @@
 //! (`{"error":{"code":"InvalidParameter",...}}`); a body without one counts as `unknown`.
 //! Latency covers every request that got an HTTP answer (2xx or not).
 //!
+//! * `--protocol alertmanager --batch N`: instead of standard events, each request is
+//!   `POST {url}/api/v2/alerts` with a JSON array of N Prometheus postable alerts (what Prometheus
+//!   sends to an Alertmanager) and `Authorization: Bearer {key}`. The same generator then loads
+//!   Klaxon's Alertmanager-compatible endpoint (a `prometheus` integration's key) or a real
+//!   Alertmanager (which ignores the header), so both can be measured side by side
+//!   (`bench/alertmanager.sh`). `new` alerts fire, `repeat` re-sends them, `recover` sends them
+//!   with `endsAt` in the past. The report adds alerts per second (accepted requests × N).
+//!
 //! Example: `klaxon-loadgen --integration-key $KEY --connections 64 --rate 5000 --duration 30
 //! --server-pid $(pgrep -n klaxon) --json`.
 
@@ -74,7 +82,7 @@ use bytes::Bytes;
 use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
 use rand::rngs::SmallRng;
@@ -132,6 +140,20 @@ struct Args {
     /// Generator threads (1 = a single-threaded runtime).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// What the requests are: standard events, or Alertmanager `/api/v2/alerts` batches.
+    #[arg(long, value_enum, default_value_t = Protocol::Standard)]
+    protocol: Protocol,
+    /// Alerts per request with `--protocol alertmanager` (1–1000).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    /// `POST /event/push/alert/standard?integration_key=…`, one event per request.
+    Standard,
+    /// `POST /api/v2/alerts` with a bearer key, `--batch` postable alerts per request.
+    Alertmanager,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -180,6 +202,12 @@ fn validate(args: &Args) -> anyhow::Result<()> {
     if args.requests == Some(0) {
         bail!("--requests must be at least 1");
     }
+    if !(1..=1000).contains(&args.batch) {
+        bail!("--batch must be 1–1000");
+    }
+    if args.batch > 1 && args.protocol == Protocol::Standard {
+        bail!("--batch needs --protocol alertmanager (standard pushes carry one event)");
+    }
     Ok(())
 }
 
@@ -192,10 +220,28 @@ struct Target {
     host: HeaderValue,
     /// Origin-form path and query of the push endpoint.
     uri: Uri,
+    protocol: Protocol,
+    batch: usize,
+    /// `Bearer {key}` for the Alertmanager protocol.
+    authorization: Option<HeaderValue>,
 }
 
-async fn resolve_target(url: &str, integration_key: &str) -> anyhow::Result<Target> {
-    let (hostport, host, path) = split_url(url, integration_key)?;
+async fn resolve_target(
+    url: &str,
+    integration_key: &str,
+    protocol: Protocol,
+    batch: usize,
+) -> anyhow::Result<Target> {
+    let (hostport, host, mut path) = split_url(url, integration_key)?;
+    let mut authorization = None;
+    if protocol == Protocol::Alertmanager {
+        let base = path.split("/event/push/").next().unwrap_or("");
+        path = format!("{base}/api/v2/alerts");
+        authorization = Some(
+            HeaderValue::from_str(&format!("Bearer {integration_key}"))
+                .context("the integration key cannot be a header value")?,
+        );
+    }
     let addr = tokio::net::lookup_host(&hostport)
         .await
         .with_context(|| format!("cannot resolve {hostport}"))?
@@ -205,6 +251,9 @@ async fn resolve_target(url: &str, integration_key: &str) -> anyhow::Result<Targ
         addr,
         host: HeaderValue::from_str(&host).context("bad host in --url")?,
         uri: path.parse().context("bad push path")?,
+        protocol,
+        batch,
+        authorization,
     })
 }
 
@@ -438,6 +487,49 @@ fn build_event(
     );
 }
 
+/// Writes a JSON array of `batch` Prometheus postable alerts into `body`; the alert names are
+/// keyed like standard events (`key` gets the first one's), so repeats and recoveries address
+/// the same alerts. A recovery carries `endsAt` in the past, as Prometheus sends it.
+#[allow(clippy::too_many_arguments)]
+fn build_postable(
+    body: &mut String,
+    key: &mut String,
+    run_id: u32,
+    conn: usize,
+    kind: Kind,
+    seq: u64,
+    batch: usize,
+) {
+    key.clear();
+    let _ = write!(key, "lg-{run_id:08x}-{conn}-{seq}");
+    let ends = match kind {
+        Kind::Recover => r#","endsAt":"2020-01-01T00:00:00Z""#,
+        Kind::New | Kind::Repeat => "",
+    };
+    body.clear();
+    body.push('[');
+    for i in 0..batch {
+        if i > 0 {
+            body.push(',');
+        }
+        let _ = write!(
+            body,
+            concat!(
+                r#"{{"labels":{{"alertname":"LoadgenAlert","instance":"{key}-{i}","#,
+                r#""severity":"{severity}","job":"klaxon-loadgen","service":"svc-{svc}"}},"#,
+                r#""annotations":{{"summary":"synthetic alert from klaxon-loadgen"}},"#,
+                r#""startsAt":"2026-01-01T00:00:00Z"{ends},"generatorURL":"http://loadgen/graph"}}"#
+            ),
+            key = key,
+            i = i,
+            severity = ["critical", "warning", "info"][(seq % 3) as usize],
+            svc = seq % 8,
+            ends = ends,
+        );
+    }
+    body.push(']');
+}
+
 /// `error.code` of a JSON error body, or `unknown`.
 fn error_code(body: &[u8]) -> String {
     serde_json::from_slice::<Value>(body)
@@ -495,7 +587,18 @@ async fn worker(id: usize, sh: Arc<Shared>, mut conn: Option<Sender>) -> anyhow:
             }
             Kind::Repeat | Kind::Recover => rng.random_range(0..new_count),
         };
-        build_event(&mut body, &mut key, sh.run_id, id, kind, seq);
+        match sh.target.protocol {
+            Protocol::Standard => build_event(&mut body, &mut key, sh.run_id, id, kind, seq),
+            Protocol::Alertmanager => build_postable(
+                &mut body,
+                &mut key,
+                sh.run_id,
+                id,
+                kind,
+                seq,
+                sh.target.batch,
+            ),
+        }
 
         let mut started = Instant::now();
         let mut connect_failed = false;
@@ -515,6 +618,9 @@ async fn worker(id: usize, sh: Arc<Shared>, mut conn: Option<Sender>) -> anyhow:
                 let headers = req.headers_mut();
                 headers.insert(HOST, sh.target.host.clone());
                 headers.insert(CONTENT_TYPE, content_type.clone());
+                if let Some(auth) = &sh.target.authorization {
+                    headers.insert(AUTHORIZATION, auth.clone());
+                }
                 started = Instant::now();
                 match tokio::time::timeout(sh.timeout, send(&mut sender, req)).await {
                     Ok(Ok((status, body))) => {
@@ -639,7 +745,8 @@ async fn sample_rss(pid: u32, start_kib: u64, stop: tokio::sync::oneshot::Receiv
 // Run and report
 
 async fn run(args: &Args) -> anyhow::Result<Report> {
-    let target = resolve_target(&args.url, &args.integration_key).await?;
+    let target =
+        resolve_target(&args.url, &args.integration_key, args.protocol, args.batch).await?;
     let keys_out = match &args.keys_out {
         Some(path) => Some(
             OpenOptions::new()
@@ -763,6 +870,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         stats: total,
         rss,
         keys_out: args.keys_out.clone(),
+        batch: args.batch,
     })
 }
 
@@ -777,6 +885,8 @@ struct Report {
     stats: Stats,
     rss: Option<Rss>,
     keys_out: Option<PathBuf>,
+    /// Alerts per request (Alertmanager protocol; 1 for standard events).
+    batch: usize,
 }
 
 fn mib(kib: u64) -> f64 {
@@ -864,6 +974,8 @@ impl Report {
             "accepted": self.accepted(),
             "sent_per_s": round3(self.per_sec(self.sent())),
             "accepted_per_s": round3(self.per_sec(self.accepted())),
+            "batch": self.batch,
+            "alerts_accepted_per_s": round3(self.per_sec(self.accepted() * self.batch as u64)),
             "unsent_slots": self.unsent_slots(),
             "by_kind": by_kind,
             "errors_total": self.stats.errors.values().sum::<u64>(),
@@ -916,6 +1028,15 @@ impl Report {
             self.accepted(),
             self.per_sec(self.accepted())
         );
+        if self.batch > 1 {
+            let _ = writeln!(
+                s,
+                "  alerts     {} accepted in batches of {} ({:.1}/s)",
+                self.accepted() * self.batch as u64,
+                self.batch,
+                self.per_sec(self.accepted() * self.batch as u64)
+            );
+        }
         if let Some(unsent) = self.unsent_slots().filter(|&u| u > 0) {
             let _ = writeln!(
                 s,
@@ -973,6 +1094,21 @@ mod tests {
         );
         assert!(split_url("https://127.0.0.1", "k").is_err());
         assert!(split_url("127.0.0.1:8080", "k").is_err());
+    }
+
+    #[test]
+    fn postable_batches_are_valid_json_and_recoveries_end() {
+        let (mut body, mut key) = (String::new(), String::new());
+        build_postable(&mut body, &mut key, 7, 2, Kind::New, 5, 3);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let alerts = v.as_array().unwrap();
+        assert_eq!(alerts.len(), 3);
+        assert_eq!(alerts[2]["labels"]["instance"], format!("{key}-2"));
+        assert!(alerts[0].get("endsAt").is_none());
+        build_postable(&mut body, &mut key, 7, 2, Kind::Recover, 5, 3);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v[0]["endsAt"], "2020-01-01T00:00:00Z");
+        assert_eq!(v[0]["labels"]["instance"], format!("{key}-0"));
     }
 
     #[test]
