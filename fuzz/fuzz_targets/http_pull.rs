@@ -1,6 +1,5 @@
 #![no_main]
 //! Fuzz target: HTTP pull pages (§2.19).
-use klaxon_fuzz::*;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
