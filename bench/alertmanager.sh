@@ -6,7 +6,10 @@
 #   bench/alertmanager.sh            # needs `prometheus-alertmanager` (Debian) on PATH
 #
 # Environment: DURATION (s, default 20), CONNECTIONS (default 16), BATCH (default 100),
-# MIX (default new=80,repeat=20: Prometheus re-sends firing alerts every evaluation).
+# MIX (default new=80,repeat=20: Prometheus re-sends firing alerts every evaluation),
+# AM_GROUP_BY (Alertmanager's route group_by, default "alertname": every alert joins one
+# aggregation group, Alertmanager's cheapest case; "alertname,instance" makes one group per
+# alert, which costs Alertmanager far more memory and time).
 # Both servers get the same generator settings: `POST /api/v2/alerts` with BATCH postable
 # alerts per request, flat out, one generator thread. Klaxon runs on embedded SQLite with
 # synchronous=FULL (every 2xx is durably committed) and push rate limits off; Alertmanager
@@ -17,6 +20,7 @@ duration="${DURATION:-20}"
 connections="${CONNECTIONS:-16}"
 batch="${BATCH:-100}"
 mix="${MIX:-new=80,repeat=20}"
+group_by="${AM_GROUP_BY:-alertname}"
 am="$(command -v prometheus-alertmanager || command -v alertmanager || true)"
 [ -n "$am" ] || { echo "prometheus-alertmanager is not installed" >&2; exit 1; }
 
@@ -35,10 +39,10 @@ wait_ready() {
 }
 
 # --- Alertmanager 0.25 (Debian's build) -------------------------------------------------------
-cat >"$work/am.yml" <<'YML'
+cat >"$work/am.yml" <<YML
 route:
   receiver: sink
-  group_by: [alertname, instance]
+  group_by: [${group_by}]
 receivers:
   - name: sink
     webhook_configs:
@@ -50,7 +54,7 @@ YML
   >"$work/am.log" 2>&1 &
 amp=$!
 wait_ready http://127.0.0.1:19093/-/ready
-echo "== Alertmanager $("$am" --version 2>&1 | head -n 1)"
+echo "== Alertmanager $("$am" --version 2>&1 | head -n 1), group_by [${group_by}]"
 target/release/klaxon-loadgen --url http://127.0.0.1:19093 --integration-key unused \
   --protocol alertmanager --batch "$batch" --connections "$connections" \
   --duration "$duration" --mix "$mix" --server-pid "$amp" --json >"$work/am.json"
