@@ -62,6 +62,35 @@ async fn stored(state: &AppState, viewer: &Viewer, id: i64) -> Result<Value, Api
     .await
 }
 
+/// The opening every editing handler shares: the signed-in viewer and the schedule id from
+/// the path. Any failure is already the response to send (sign-in redirect or error page).
+async fn open(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    here: &str,
+    raw_id: &str,
+) -> Result<(Viewer, i64), Response> {
+    let viewer = viewer(state, method, headers, here).await?;
+    let id = schedule_id(raw_id).map_err(|e| page_error(&e))?;
+    Ok((viewer, id))
+}
+
+/// [`open`] plus the stored schedule, for the handlers that edit it.
+async fn open_stored(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    here: &str,
+    raw_id: &str,
+) -> Result<(Viewer, i64, Value), Response> {
+    let (viewer, id) = open(state, method, headers, here, raw_id).await?;
+    let s = stored(state, &viewer, id)
+        .await
+        .map_err(|e| page_error(&e))?;
+    Ok((viewer, id, s))
+}
+
 fn status_of(e: &ApiError) -> StatusCode {
     StatusCode::from_u16(e.code.http_status(Surface::OpenApi)).unwrap_or(StatusCode::BAD_REQUEST)
 }
@@ -433,16 +462,9 @@ async fn layers_page(
     headers: HeaderMap,
 ) -> Response {
     let here = format!("/schedules/{id}/layers");
-    let viewer = match viewer(&state, &Method::GET, &headers, &here).await {
-        Ok(v) => v,
+    let (viewer, _, s) = match open_stored(&state, &Method::GET, &headers, &here, &id).await {
+        Ok(opened) => opened,
         Err(resp) => return resp,
-    };
-    let s = match schedule_id(&id) {
-        Ok(id) => match stored(&state, &viewer, id).await {
-            Ok(s) => s,
-            Err(e) => return page_error(&e),
-        },
-        Err(e) => return page_error(&e),
     };
     let tz = zone(s["time_zone"].as_str().unwrap_or("UTC"));
     let form = LayersForm::of(&s, &tz, now_secs(&state));
@@ -467,17 +489,9 @@ async fn layers_save(
     body: Bytes,
 ) -> Response {
     let here = format!("/schedules/{id}/layers");
-    let viewer = match viewer(&state, &Method::POST, &headers, &here).await {
-        Ok(v) => v,
+    let (viewer, id, s) = match open_stored(&state, &Method::POST, &headers, &here, &id).await {
+        Ok(opened) => opened,
         Err(resp) => return resp,
-    };
-    let id = match schedule_id(&id) {
-        Ok(id) => id,
-        Err(e) => return page_error(&e),
-    };
-    let s = match stored(&state, &viewer, id).await {
-        Ok(s) => s,
-        Err(e) => return page_error(&e),
     };
     let tz = zone(s["time_zone"].as_str().unwrap_or("UTC"));
     let form = LayersForm::parse(&form_pairs(&body));
@@ -624,17 +638,9 @@ async fn override_add(
     body: Bytes,
 ) -> Response {
     let here = format!("/schedules/{id}");
-    let viewer = match viewer(&state, &Method::POST, &headers, &here).await {
-        Ok(v) => v,
+    let (viewer, id, s) = match open_stored(&state, &Method::POST, &headers, &here, &id).await {
+        Ok(opened) => opened,
         Err(resp) => return resp,
-    };
-    let id = match schedule_id(&id) {
-        Ok(id) => id,
-        Err(e) => return page_error(&e),
-    };
-    let s = match stored(&state, &viewer, id).await {
-        Ok(s) => s,
-        Err(e) => return page_error(&e),
     };
     let tz = zone(s["time_zone"].as_str().unwrap_or("UTC"));
     let form = OverrideForm::parse(&form_pairs(&body));
@@ -685,17 +691,9 @@ async fn override_act(
     headers: HeaderMap,
 ) -> Response {
     let here = format!("/schedules/{id}");
-    let viewer = match viewer(&state, &Method::POST, &headers, &here).await {
-        Ok(v) => v,
+    let (viewer, id, s) = match open_stored(&state, &Method::POST, &headers, &here, &id).await {
+        Ok(opened) => opened,
         Err(resp) => return resp,
-    };
-    let id = match schedule_id(&id) {
-        Ok(id) => id,
-        Err(e) => return page_error(&e),
-    };
-    let s = match stored(&state, &viewer, id).await {
-        Ok(s) => s,
-        Err(e) => return page_error(&e),
     };
     let Some(overrides) = oid
         .parse::<i64>()
@@ -730,13 +728,9 @@ async fn feed_reset(
     headers: HeaderMap,
 ) -> Response {
     let here = format!("/schedules/{id}");
-    let viewer = match viewer(&state, &Method::POST, &headers, &here).await {
-        Ok(v) => v,
+    let (viewer, id) = match open(&state, &Method::POST, &headers, &here, &id).await {
+        Ok(opened) => opened,
         Err(resp) => return resp,
-    };
-    let id = match schedule_id(&id) {
-        Ok(id) => id,
-        Err(e) => return page_error(&e),
     };
     let (status, feed, error) = match fetch(
         &state,
