@@ -388,6 +388,8 @@ on_both_backends!(members_invite_and_list, |url: String| async move {
         let page = ok(s, &b);
         assert_eq!(page["total"], 1, "{q}");
         assert_eq!(page["items"][0]["member_id"], who, "{q}");
+        // openapi-compat.md 1.3: one id space, so a list item's person_id is its member_id.
+        assert_eq!(page["items"][0]["person_id"], who, "{q}");
     }
     let (s, b) = ts.api("/member/list", json!({"role_id": 8})).await;
     assert_eq!(ok(s, &b)["items"][0]["member_id"], jane);

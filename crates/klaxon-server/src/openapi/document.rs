@@ -1503,7 +1503,7 @@ fn components() -> Value {
             },
             "Member": {
                 "type": "object",
-                "required": ["member_id", "member_name", "email", "status", "account_role_ids"],
+                "required": ["member_id", "person_id", "member_name", "email", "status", "account_role_ids"],
                 "properties": {
                     "member_id": int, "person_id": int, "member_name": string, "email": string,
                     "status": string, "account_id": int, "account_name": string,

@@ -30,10 +30,12 @@ async fn account(state: &AppState, caller: &Caller) -> Result<Account, ApiError>
 }
 
 /// A `/member/list` item (openapi-compat.md 2.10): the phone masked; the verification flags
-/// let a console warn about unverified addresses (RSP-551).
+/// let a console warn about unverified addresses (RSP-551). `person_id` is the same number as
+/// `member_id` (openapi-compat.md 1.3: one id space), as on `/member/info`.
 fn member_json(p: &Person) -> Value {
     json!({
         "member_id": p.member_id,
+        "person_id": p.member_id,
         "member_name": p.member_name,
         "email": p.email,
         "phone": rules::mask_phone(&p.phone),
