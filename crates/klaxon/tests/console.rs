@@ -2392,6 +2392,16 @@ async fn noise_rules_in_the_browser(database_url: &str) {
     type_into(c, "#c0_vals", "Warning").await;
     type_into(c, "#c1_key", "labels.host").await;
     type_into(c, "#c1_vals", "/(db/").await;
+    // "Add condition rows" redraws the form with three more empty rows, keeping what was
+    // typed; nothing is saved (the list is still empty below).
+    assert!(!exists(c, "#c6_key").await);
+    click(c, "#c-rows button.add-rows").await;
+    until("more condition rows", || async {
+        exists(c, "#c6_key").await
+    })
+    .await;
+    assert_eq!(value_of(c, "#c1_vals").await, "/(db/");
+    assert_eq!(value_of(c, "#rule_name").await, "Database maintenance");
     click(c, "#noise-form input[name=behaviour][value=drop]").await;
     click(c, "#noise-form button[type=submit]").await;
     until("the error beside the values", || async {

@@ -85,6 +85,8 @@ impl Kind {
 
 /// Condition row slots an editor shows at least, and windows of a recurring silence.
 const ROW_SLOTS: usize = 3;
+/// Empty rows one press of "Add condition rows" adds.
+const MORE_ROWS: usize = 3;
 const WINDOW_SLOTS: usize = 2;
 /// ING-131: 1–10 recurring windows.
 const WINDOWS_MAX: usize = 10;
@@ -386,6 +388,9 @@ struct RuleForm {
     /// Inhibit: `title`, `description`, `severity` ticked; label names comma-separated.
     equal: Vec<String>,
     equal_labels: String,
+    /// The condition list (`c`, `s` or `t`) whose "Add condition rows" button was pressed:
+    /// the form is redrawn, nothing saved, with [`MORE_ROWS`] more empty rows there.
+    more_rows: String,
 }
 
 impl RuleForm {
@@ -458,6 +463,7 @@ impl RuleForm {
             target: rows_of(&r["target_filters"]),
             equal,
             equal_labels: labels.join(", "),
+            more_rows: String::new(),
         }
     }
 
@@ -496,6 +502,7 @@ impl RuleForm {
             target: parse_rows(pairs, "t"),
             equal: all("equal"),
             equal_labels: form_value(pairs, "equal_labels"),
+            more_rows: form_value(pairs, "more_rows"),
         }
     }
 
@@ -504,6 +511,16 @@ impl RuleForm {
         self.rows = padded_rows(self.rows);
         self.source = padded_rows(self.source);
         self.target = padded_rows(self.target);
+        let asked = match self.more_rows.as_str() {
+            "c" => Some(&mut self.rows),
+            "s" => Some(&mut self.source),
+            "t" => Some(&mut self.target),
+            _ => None,
+        };
+        if let Some(rows) = asked {
+            let group = rows.last().map_or(1, |r| r.group.parse().unwrap_or(1));
+            rows.extend((0..MORE_ROWS).map(|_| Row::empty(group)));
+        }
         let want = (self.windows.len() + 1).clamp(WINDOW_SLOTS, WINDOWS_MAX);
         while self.windows.len() < want {
             self.windows.push(WindowForm::default());
@@ -853,8 +870,14 @@ async fn save(
         Err(e) => return page_error(&e),
     };
     let form = RuleForm::parse(&form_pairs(&body));
-    let outcome = match body_of(kind, &form) {
-        Err(errors) => Err((errors, StatusCode::BAD_REQUEST)),
+    // "Add condition rows" redraws what was typed with more empty rows; nothing is saved.
+    let outcome = if !form.more_rows.is_empty() {
+        Err((FieldErrors::default(), StatusCode::OK))
+    } else {
+        body_of(kind, &form).map_err(|errors| (errors, StatusCode::BAD_REQUEST))
+    };
+    let outcome = match outcome {
+        Err(refused) => Err(refused),
         Ok((mut args, origins)) => {
             let path = if form.rule_id.is_empty() {
                 args["channel_id"] = json!(cid);
@@ -1035,6 +1058,20 @@ mod tests {
         );
         // The blank row 1 is left out: group 1 (index 1) came from row 2.
         assert_eq!(origins.rows, vec![vec![0], vec![2]]);
+
+        // "Add condition rows" on the conditions: the typed rows, two spare, then three more,
+        // continuing the last row's group.
+        let more = RuleForm::parse(&pairs(
+            "rule_name=x&more_rows=c&c0_group=2&c0_key=severity&c0_oper=IN&c0_vals=Info",
+        ))
+        .padded();
+        assert_eq!(more.rows.len(), 1 + 2 + MORE_ROWS);
+        assert!(
+            more.rows[1..]
+                .iter()
+                .all(|r| r.is_blank() && r.group == "2")
+        );
+        assert_eq!(more.source.len(), ROW_SLOTS);
         assert_eq!(
             input_of("filters[1][0].vals[0]", &origins).as_deref(),
             Some("c2_vals")
