@@ -494,7 +494,7 @@ mod tests {
             .iter()
             .map(|a| match a {
                 Arg::I64(v) => *v,
-                Arg::Text(_) | Arg::Bytes(_) => -1,
+                _ => -1,
             })
             .collect();
         assert_eq!(args, vec![1, 2, 3, 3, 7]);
