@@ -79,6 +79,24 @@ pub struct DeploymentConfig {
     pub documents: DocumentsConfig,
     /// Licence unit prices of the price list in force (SVC-080).
     pub licence_prices: LicencePricesConfig,
+    /// The key-encryption key that wraps every tenant's data key (SVC-185): 64 hex digits.
+    /// Required in SaaS mode; never printed (docs/backup.md).
+    pub key_encryption_key: SecretText,
+}
+
+/// A secret setting: its `Debug` output never shows the value.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(transparent)]
+pub struct SecretText(pub String);
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("\"<redacted>\"")
+        }
+    }
 }
 
 /// `[deployment.licence_prices]`: the price of one licence for one term, as decimal strings
@@ -148,6 +166,7 @@ impl Default for DeploymentConfig {
             default_edition: "standard".to_string(),
             documents: DocumentsConfig::default(),
             licence_prices: LicencePricesConfig::default(),
+            key_encryption_key: SecretText::default(),
         }
     }
 }
@@ -184,6 +203,13 @@ impl DeploymentConfig {
         let params = klaxon_saas::params::Params::cloud_defaults();
         params.validate().map_err(|e| format!("deployment: {e}"))?;
         self.licence_price_list()?;
+        if self.kek()?.is_none() {
+            return Err(
+                "deployment.key_encryption_key: required in SaaS mode (64 hex digits, \
+                 e.g. from `openssl rand -hex 32`; docs/backup.md)"
+                    .into(),
+            );
+        }
         Ok(Some(klaxon_store::SaasSettings {
             params,
             billing_tz,
@@ -195,6 +221,18 @@ impl DeploymentConfig {
 }
 
 impl DeploymentConfig {
+    /// The key-encryption key of tenant data keys, if one is set (SVC-185). A bad value is
+    /// an error naming the setting, never repeating the value.
+    pub fn kek(&self) -> Result<Option<crate::backup::Kek>, String> {
+        let text = self.key_encryption_key.0.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        crate::backup::Kek::parse(text)
+            .map(Some)
+            .map_err(|e| format!("deployment.key_encryption_key: {e}"))
+    }
+
     /// The licence items of the price list in force (`deployment.licence_prices`, labelled
     /// `deployment.documents.price_list`), as the SKUs `klaxon_store::licence_sku` names.
     /// A bad price names its key.
@@ -428,6 +466,9 @@ impl Config {
                 "KLAXON_SMTP_DOMAIN" => self.smtp.domain = value,
                 "KLAXON_DEPLOYMENT_MODE" => self.deployment.mode = value.parse().map_err(bad)?,
                 "KLAXON_DEPLOYMENT_REGION" => self.deployment.region = value,
+                "KLAXON_DEPLOYMENT_KEY_ENCRYPTION_KEY" => {
+                    self.deployment.key_encryption_key = SecretText(value)
+                }
                 "KLAXON_SMTP_MAX_MESSAGE_BYTES" => {
                     self.smtp.max_message_bytes = value.parse().map_err(|e| bad(format!("{e}")))?
                 }
@@ -631,6 +672,24 @@ webhook_private_targets = false
         let err = c.deployment.saas_settings().unwrap_err();
         assert!(err.contains("price_list"), "{err}");
         c.deployment.documents.price_list = "2025-01".into();
+        // spec: SVC-185 — no SaaS mode without the key-encryption key of tenant data keys.
+        let err = c.deployment.saas_settings().unwrap_err();
+        assert!(err.contains("key_encryption_key"), "{err}");
+        c.apply_env([(
+            "KLAXON_DEPLOYMENT_KEY_ENCRYPTION_KEY".to_string(),
+            "not-hex".to_string(),
+        )])
+        .unwrap();
+        let err = c.deployment.saas_settings().unwrap_err();
+        assert!(
+            err.contains("key_encryption_key") && !err.contains("not-hex"),
+            "{err}"
+        );
+        c.deployment.key_encryption_key = SecretText("ab".repeat(32));
+        assert!(
+            !format!("{c:?}").contains(&"ab".repeat(32)),
+            "never printed"
+        );
         let s = c.deployment.saas_settings().unwrap().unwrap();
         assert_eq!(s.region, "cn-north");
         c.deployment.currency = "EUR".into();

@@ -9,6 +9,7 @@
 #![recursion_limit = "256"]
 
 mod audit;
+pub mod backup;
 mod calendar;
 mod changes;
 mod chatbots;

@@ -265,6 +265,10 @@ pub(crate) enum Arg {
     Text(String),
     /// BLOB on SQLite, BYTEA on PostgreSQL (export archives).
     Bytes(Vec<u8>),
+    /// Typed NULLs (restoring backups: PostgreSQL types each parameter).
+    NullInt,
+    NullText,
+    NullBytes,
 }
 
 impl From<Vec<u8>> for Arg {
@@ -421,6 +425,9 @@ impl Sql {
                 Arg::I64(v) => q.bind(v),
                 Arg::Text(v) => q.bind(v),
                 Arg::Bytes(v) => q.bind(v),
+                Arg::NullInt => q.bind(None::<i64>),
+                Arg::NullText => q.bind(None::<String>),
+                Arg::NullBytes => q.bind(None::<Vec<u8>>),
             };
         }
         q
@@ -487,7 +494,7 @@ mod tests {
             .iter()
             .map(|a| match a {
                 Arg::I64(v) => *v,
-                Arg::Text(_) | Arg::Bytes(_) => -1,
+                _ => -1,
             })
             .collect();
         assert_eq!(args, vec![1, 2, 3, 3, 7]);

@@ -127,6 +127,9 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("saas_licence_holdings", OperatorRecord),
     ("saas_licence_actions", OperatorRecord),
     ("login_failures", OperatorRecord),
+    // Wrapped data keys (destroyed, not deleted, at purge) and purge certificates (SVC-191).
+    ("tenant_keys", OperatorRecord),
+    ("purge_certificates", OperatorRecord),
     ("timers", Internal),
     ("leases", Internal),
     ("inbox_progress", Internal),

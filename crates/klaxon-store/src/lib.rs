@@ -48,6 +48,7 @@ mod pipeline;
 mod preferences;
 mod process;
 mod pulls;
+mod purge;
 mod query;
 pub mod records;
 mod reminders;
@@ -93,6 +94,10 @@ pub use password_reset::{ResetDone, ResetPolicy};
 pub use pipeline::PipelineRecord;
 pub use process::{LEASE_TTL_MS, RandomIds};
 pub use pulls::{HISTORY_KEPT as PULL_HISTORY_KEPT, ManualRefusal, PullRecord, PullSchedule};
+pub use purge::{
+    BackupTable, NO_TENANT_COLUMN, PurgeCertificateRecord, PurgeOutcome, PurgedTable,
+    TenantKeyRecord,
+};
 pub use records::*;
 pub use reminders::{ReminderSweep, SHIFT_REMINDER, STALE_MS as REMINDER_STALE_MS};
 pub use response::{

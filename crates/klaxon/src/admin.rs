@@ -1,4 +1,5 @@
-//! `klaxon admin tenant …`: the operator's billing tools of SaaS mode (docs/saas.md).
+//! `klaxon admin tenant …`: the operator's billing tools of SaaS mode (docs/saas.md), and
+//! the purge of a tenant with its certificate (both modes, docs/backup.md).
 //!
 //! Each command opens the store with the node's configuration, refuses to run unless
 //! `deployment.mode = "saas"`, applies one `klaxon-saas` operation through
@@ -85,6 +86,18 @@ pub enum TenantCommand {
     /// Licences: buy, list, assign, release (SVC-051 … SVC-061).
     #[command(subcommand)]
     Licence(LicenceCommand),
+    /// Purges a tenant (SVC-190): deletes every row of its data, destroys its data key (so its
+    /// encrypted backups can never be read again) and prints the purge certificate (SVC-191).
+    /// SaaS mode: only a tenant that is `ended` with its purge date passed, or `purging`;
+    /// `--due` purges every such tenant (the purge job). Self-hosted: any account, on request.
+    Purge(PurgeArgs),
+    /// Prints the purge certificates issued for a tenant (operator records, SVC-191).
+    Certificates {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        account: i64,
+    },
     /// Runs the daily overdue job for one billing day (once per tenant and day).
     Settle {
         #[command(flatten)]
@@ -93,6 +106,27 @@ pub enum TenantCommand {
         #[arg(long)]
         date: Option<Date>,
     },
+}
+
+#[derive(Args)]
+pub struct PurgeArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The tenant's account id.
+    #[arg(long, required_unless_present = "due", conflicts_with = "due")]
+    pub account: Option<i64>,
+    /// Purge every SaaS tenant whose purge date has passed (run it from a daily timer).
+    #[arg(long)]
+    pub due: bool,
+    /// Confirms an irreversible purge.
+    #[arg(long)]
+    pub yes: bool,
+    /// Why, for the certificate (default: the trigger).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Who does this, for the audit trail and the certificate (default: `cli:$USER`).
+    #[arg(long)]
+    pub actor: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -220,6 +254,10 @@ fn print(t: &TenantBilling) {
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     let AdminCommand::Tenant(cmd) = cmd;
     match cmd {
+        TenantCommand::Purge(args) => crate::purge::purge(args).await?,
+        TenantCommand::Certificates { common, account } => {
+            crate::purge::certificates(&common, account).await?
+        }
         TenantCommand::Show(t) => {
             let ctx = open(&t).await?;
             match ctx

@@ -1,11 +1,14 @@
 //! `klaxon` — one binary: `serve` runs the API, ingestion and workers; `migrate` only applies
-//! database migrations.
+//! database migrations; `admin` holds the operator's tools; `backup` and `restore` save and
+//! bring back the database or one account (docs/backup.md).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod admin;
+mod backup;
+mod purge;
 
 use clap::{Args, Parser, Subcommand};
 use klaxon_server::Config;
@@ -36,6 +39,11 @@ enum Command {
     /// Operator tools of SaaS mode (docs/saas.md).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Write a backup: a snapshot of the SQLite database, or one account with --account
+    /// (encrypted under the tenant's data key in SaaS mode); see docs/backup.md.
+    Backup(backup::BackupArgs),
+    /// Restore a file written by `klaxon backup`.
+    Restore(backup::RestoreArgs),
     /// Print the OpenAPI 3.1 document of the server (as served at /openapi.json).
     Openapi,
 }
@@ -101,6 +109,8 @@ fn main() -> ExitCode {
             Command::Serve(common) => serve(common.load()?).await,
             Command::Migrate(common) => migrate(common.load()?).await,
             Command::Admin(cmd) => admin::run(cmd).await,
+            Command::Backup(args) => backup::backup(args).await,
+            Command::Restore(args) => backup::restore(args).await,
             Command::Openapi => {
                 print!("{}", klaxon_server::openapi_document());
                 Ok(())

@@ -23,7 +23,11 @@ pub fn saas(config: &mut Config) {
     d.documents.data_protection = "2025-01".into();
     d.documents.sla = "2025-01".into();
     d.documents.price_list = "2025-01".into();
+    d.key_encryption_key = klaxon_server::config::SecretText(TEST_KEK.into());
 }
+
+/// The key-encryption key of the SaaS-mode tests (SVC-185).
+pub const TEST_KEK: &str = "5c1a7e0b9d2f4e6a8c0b1d3f5e7a9c2b4d6f8e0a1c3e5a7b9d1f3e5c7a9b0d2f";
 
 /// The TOML the CLI reads: the same database and deployment settings as the server.
 pub fn cli_config(dir: &std::path::Path, database_url: &str) -> std::path::PathBuf {
@@ -36,7 +40,8 @@ pub fn cli_config(dir: &std::path::Path, database_url: &str) -> std::path::PathB
     let text = format!(
         "data_dir = {:?}\n{db}[deployment]\nmode = \"saas\"\nregion = \"cn-north\"\n\
          operator_identity = \"Example Cloud Ltd\"\nbilling_tz = \"UTC\"\ncurrency = \"CNY\"\n\
-         support_address = \"support@example.com\"\n[deployment.documents]\n\
+         support_address = \"support@example.com\"\nkey_encryption_key = \"{TEST_KEK}\"\n\
+         [deployment.documents]\n\
          terms_of_service = \"2025-01\"\nuser_agreement = \"2025-01\"\n\
          data_protection = \"2025-01\"\nsla = \"2025-01\"\nprice_list = \"2025-01\"\n",
         dir.display().to_string()

@@ -1,0 +1,593 @@
+//! Per-tenant data keys, per-account backup archives and purge certificates
+//! (service-agreement.md SVC-185, SVC-190, SVC-191, §21; docs/backup.md).
+//!
+//! - [`Kek`]: the deployment's key-encryption key (`deployment.key_encryption_key`, required
+//!   in SaaS mode). It wraps each tenant's 256-bit data key with AES-256-GCM; only wrapped
+//!   keys are stored (`tenant_keys`).
+//! - [`build_archive`] / [`read_archive`]: a per-account backup is a gzipped tar of
+//!   `data/<table>.jsonl` plus `manifest.json` (the layout of the export archive, but with
+//!   every column and the secret tables: it is meant to be restored).
+//! - [`seal`] / [`open`]: in SaaS mode the archive is encrypted under the tenant's data key:
+//!   `KLXENC01`, a 4-byte big-endian header length, a JSON header (`format`, `account_id`,
+//!   `key_id`, `alg`), a 12-byte nonce, then the AES-256-GCM ciphertext with its tag; the
+//!   magic, length and header are authenticated as associated data. Destroying the key at
+//!   purge makes every such archive unreadable.
+//! - [`certificate`]: the purge certificate (SVC-191) with its SHA-256 digest.
+
+use std::io::{Read, Write};
+
+use klaxon_core::model::Millis;
+use klaxon_store::{
+    BackupTable, EXPORT_TABLES, PurgeCertificateRecord, PurgeOutcome, Store, TableClass,
+    TenantKeyRecord,
+};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+/// Magic bytes of an encrypted per-account archive.
+pub const SEALED_MAGIC: &[u8; 8] = b"KLXENC01";
+/// The archive layout's version.
+pub const BACKUP_SCHEMA_VERSION: u32 = 1;
+
+/// Why a key, archive or certificate operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(
+        "the data key of account {0} was destroyed by its purge: this archive can never be read again"
+    )]
+    KeyDestroyed(i64),
+    #[error("account {0} has no data key in this database: the archive cannot be decrypted here")]
+    NoKey(i64),
+    #[error("decryption failed: wrong key or the archive was altered")]
+    Decrypt,
+    #[error(transparent)]
+    Store(#[from] klaxon_store::StoreError),
+    #[error("archive: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The key-encryption key: 32 bytes given as 64 hex digits. Its id is the first 16 hex
+/// digits of its SHA-256, so a stored wrapped key names the key that can unwrap it.
+#[derive(Clone)]
+pub struct Kek {
+    key: [u8; 32],
+    id: String,
+}
+
+impl std::fmt::Debug for Kek {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kek({})", self.id)
+    }
+}
+
+fn aead_key(bytes: &[u8; 32]) -> Result<LessSafeKey, BackupError> {
+    UnboundKey::new(&AES_256_GCM, bytes)
+        .map(LessSafeKey::new)
+        .map_err(|_| BackupError::Invalid("cannot use the key".into()))
+}
+
+fn random<const N: usize>() -> Result<[u8; N], BackupError> {
+    let mut out = [0u8; N];
+    SystemRandom::new()
+        .fill(&mut out)
+        .map_err(|_| BackupError::Invalid("the system random source failed".into()))?;
+    Ok(out)
+}
+
+/// AES-256-GCM: nonce || ciphertext || tag.
+fn encrypt(key: &[u8; 32], aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, BackupError> {
+    let nonce = random::<NONCE_LEN>()?;
+    let mut body = plain.to_vec();
+    aead_key(key)?
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut body,
+        )
+        .map_err(|_| BackupError::Invalid("encryption failed".into()))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+fn decrypt(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, BackupError> {
+    if sealed.len() < NONCE_LEN {
+        return Err(BackupError::Decrypt);
+    }
+    let (nonce, body) = sealed.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| BackupError::Decrypt)?;
+    let mut body = body.to_vec();
+    let plain = aead_key(key)?
+        .open_in_place(nonce, Aad::from(aad), &mut body)
+        .map_err(|_| BackupError::Decrypt)?;
+    Ok(plain.to_vec())
+}
+
+fn wrap_aad(account_id: i64, key_id: &str) -> Vec<u8> {
+    format!("klaxon-tenant-key:{account_id}:{key_id}").into_bytes()
+}
+
+impl Kek {
+    /// Parses 64 hex digits; the error never repeats the value.
+    pub fn parse(text: &str) -> Result<Kek, String> {
+        let bytes = hex::decode(text.trim())
+            .map_err(|_| "must be 64 hex digits (32 random bytes)".to_string())?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "must be 64 hex digits (32 random bytes)".to_string())?;
+        if key.iter().all(|b| *b == 0) {
+            return Err("must not be all zeros".into());
+        }
+        let id = hex::encode(Sha256::digest(key))[..16].to_string();
+        Ok(Kek { key, id })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A new random data key for the tenant, wrapped for storage.
+    pub fn new_tenant_key(
+        &self,
+        account_id: i64,
+        now: Millis,
+    ) -> Result<TenantKeyRecord, BackupError> {
+        let data_key = random::<32>()?;
+        let key_id = format!("tk-{account_id}-{}", hex::encode(random::<8>()?));
+        let wrapped = encrypt(&self.key, &wrap_aad(account_id, &key_id), &data_key)?;
+        Ok(TenantKeyRecord {
+            account_id,
+            key_id,
+            kek_id: self.id.clone(),
+            wrapped_key: hex::encode(wrapped),
+            created_at: now,
+            destroyed_at: 0,
+        })
+    }
+
+    /// The data key of a stored record.
+    pub fn unwrap(&self, rec: &TenantKeyRecord) -> Result<DataKey, BackupError> {
+        if rec.destroyed_at != 0 || rec.wrapped_key.is_empty() {
+            return Err(BackupError::KeyDestroyed(rec.account_id));
+        }
+        if rec.kek_id != self.id {
+            return Err(BackupError::Invalid(format!(
+                "the data key of account {} is wrapped by key-encryption key {}, not by the \
+                 configured {}",
+                rec.account_id, rec.kek_id, self.id
+            )));
+        }
+        let wrapped = hex::decode(&rec.wrapped_key).map_err(|_| BackupError::Decrypt)?;
+        let plain = decrypt(&self.key, &wrap_aad(rec.account_id, &rec.key_id), &wrapped)?;
+        let key: [u8; 32] = plain.try_into().map_err(|_| BackupError::Decrypt)?;
+        Ok(DataKey {
+            account_id: rec.account_id,
+            key_id: rec.key_id.clone(),
+            key,
+        })
+    }
+}
+
+/// A tenant's data key, unwrapped (in memory only).
+pub struct DataKey {
+    pub account_id: i64,
+    pub key_id: String,
+    key: [u8; 32],
+}
+
+/// The tenant's data key, created (and stored wrapped) on first use.
+pub async fn tenant_data_key(
+    store: &Store,
+    kek: &Kek,
+    account_id: i64,
+    now: Millis,
+) -> Result<DataKey, BackupError> {
+    let rec = match store.tenant_key(account_id).await? {
+        Some(rec) => rec,
+        None => {
+            store
+                .create_tenant_key(&kek.new_tenant_key(account_id, now)?)
+                .await?
+        }
+    };
+    kek.unwrap(&rec)
+}
+
+/// Is `bytes` an encrypted archive?
+pub fn is_sealed(bytes: &[u8]) -> bool {
+    bytes.starts_with(SEALED_MAGIC)
+}
+
+/// Encrypts an archive under the tenant's data key (format in the module documentation).
+pub fn seal(key: &DataKey, archive: &[u8]) -> Result<Vec<u8>, BackupError> {
+    let header = serde_json::to_vec(&json!({
+        "format": "klaxon-backup-sealed",
+        "account_id": key.account_id,
+        "key_id": key.key_id,
+        "alg": "AES-256-GCM",
+    }))
+    .map_err(|e| BackupError::Invalid(e.to_string()))?;
+    let len =
+        u32::try_from(header.len()).map_err(|_| BackupError::Invalid("header too long".into()))?;
+    let mut aad = SEALED_MAGIC.to_vec();
+    aad.extend_from_slice(&len.to_be_bytes());
+    aad.extend_from_slice(&header);
+    let body = encrypt(&key.key, &aad, archive)?;
+    let mut out = aad;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// The header of an encrypted archive: whose it is and under which key.
+pub struct SealedHeader {
+    pub account_id: i64,
+    pub key_id: String,
+    header_end: usize,
+}
+
+pub fn sealed_header(bytes: &[u8]) -> Result<SealedHeader, BackupError> {
+    let bad = || BackupError::Invalid("not an encrypted Klaxon archive".into());
+    if !is_sealed(bytes) || bytes.len() < 12 {
+        return Err(bad());
+    }
+    let len_bytes: [u8; 4] = bytes[8..12].try_into().map_err(|_| bad())?;
+    let len = u32::from_be_bytes(len_bytes) as usize;
+    let header_end = 12usize.checked_add(len).ok_or_else(bad)?;
+    let header: Value =
+        serde_json::from_slice(bytes.get(12..header_end).ok_or_else(bad)?).map_err(|_| bad())?;
+    Ok(SealedHeader {
+        account_id: header["account_id"].as_i64().ok_or_else(bad)?,
+        key_id: header["key_id"].as_str().ok_or_else(bad)?.to_string(),
+        header_end,
+    })
+}
+
+/// Decrypts an archive with the tenant's key as stored in `store`: fails with
+/// [`BackupError::KeyDestroyed`] once the tenant was purged.
+pub async fn open(store: &Store, kek: &Kek, bytes: &[u8]) -> Result<Vec<u8>, BackupError> {
+    let header = sealed_header(bytes)?;
+    let rec = store
+        .tenant_key(header.account_id)
+        .await?
+        .ok_or(BackupError::NoKey(header.account_id))?;
+    if rec.destroyed_at != 0 {
+        return Err(BackupError::KeyDestroyed(header.account_id));
+    }
+    if rec.key_id != header.key_id {
+        return Err(BackupError::Invalid(format!(
+            "the archive was sealed with key {}, the account's key is {}",
+            header.key_id, rec.key_id
+        )));
+    }
+    let key = kek.unwrap(&rec)?;
+    let (aad, body) = bytes.split_at(header.header_end);
+    decrypt(&key.key, aad, body)
+}
+
+/// Builds the gzipped tar of a per-account backup.
+pub fn build_archive(
+    account_id: i64,
+    tables: &[BackupTable],
+    taken_at: Millis,
+) -> Result<Vec<u8>, BackupError> {
+    let mtime = u64::try_from(taken_at / 1000).unwrap_or(0);
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let mut files = Vec::new();
+    for t in tables {
+        let mut body = Vec::new();
+        for row in &t.rows {
+            serde_json::to_writer(&mut body, row).map_err(std::io::Error::from)?;
+            body.push(b'\n');
+        }
+        let path = format!("data/{}.jsonl", t.table);
+        files.push(json!({
+            "path": path,
+            "table": t.table,
+            "objects": t.rows.len(),
+            "sha256": hex::encode(Sha256::digest(&body)),
+        }));
+        append(&mut tar, &path, &body, mtime)?;
+    }
+    let manifest = json!({
+        "format": "klaxon-backup",
+        "schema_version": BACKUP_SCHEMA_VERSION,
+        "klaxon_version": env!("CARGO_PKG_VERSION"),
+        "account_id": account_id,
+        "taken_at": taken_at,
+        "files": files,
+    });
+    let mut manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::from)?;
+    manifest_bytes.push(b'\n');
+    append(&mut tar, "manifest.json", &manifest_bytes, mtime)?;
+    let mut gz = tar.into_inner()?;
+    gz.flush()?;
+    Ok(gz.finish()?)
+}
+
+fn append<W: Write>(
+    tar: &mut tar::Builder<W>,
+    path: &str,
+    body: &[u8],
+    mtime: u64,
+) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(body.len() as u64);
+    header.set_mode(0o600);
+    header.set_mtime(mtime);
+    header.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut header, path, body)
+}
+
+/// A read per-account archive.
+pub struct ReadArchive {
+    pub account_id: i64,
+    pub tables: Vec<BackupTable>,
+}
+
+/// Reads a (decrypted) per-account archive, checking every file against the manifest.
+pub fn read_archive(bytes: &[u8]) -> Result<ReadArchive, BackupError> {
+    let bad = |m: String| BackupError::Invalid(format!("not a valid Klaxon backup: {m}"));
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for entry in tar.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.display().to_string();
+        let mut body = Vec::new();
+        entry.read_to_end(&mut body)?;
+        files.push((path, body));
+    }
+    let manifest = files
+        .iter()
+        .find(|(p, _)| p == "manifest.json")
+        .ok_or_else(|| bad("no manifest.json".into()))?;
+    let manifest: Value =
+        serde_json::from_slice(&manifest.1).map_err(|e| bad(format!("manifest: {e}")))?;
+    if manifest["format"] != "klaxon-backup" {
+        return Err(bad("manifest.format is not klaxon-backup".into()));
+    }
+    if manifest["schema_version"].as_u64() != Some(u64::from(BACKUP_SCHEMA_VERSION)) {
+        return Err(bad(format!(
+            "schema_version {} is not {BACKUP_SCHEMA_VERSION}",
+            manifest["schema_version"]
+        )));
+    }
+    let account_id = manifest["account_id"]
+        .as_i64()
+        .ok_or_else(|| bad("manifest.account_id".into()))?;
+    let mut tables = Vec::new();
+    for f in manifest["files"].as_array().into_iter().flatten() {
+        let (Some(path), Some(table), Some(sha)) = (
+            f["path"].as_str(),
+            f["table"].as_str(),
+            f["sha256"].as_str(),
+        ) else {
+            return Err(bad(
+                "manifest.files: an entry lacks path, table or sha256".into()
+            ));
+        };
+        let body = files
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, b)| b)
+            .ok_or_else(|| bad(format!("{path} is missing")))?;
+        if hex::encode(Sha256::digest(body)) != sha {
+            return Err(bad(format!("{path}: SHA-256 differs from the manifest")));
+        }
+        let mut rows = Vec::new();
+        for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let row: Map<String, Value> =
+                serde_json::from_slice(line).map_err(|e| bad(format!("{path}: {e}")))?;
+            rows.push(row);
+        }
+        tables.push(BackupTable {
+            table: table.to_string(),
+            rows,
+        });
+    }
+    Ok(ReadArchive { account_id, tables })
+}
+
+/// What the certificate says about where the purge came from and the tenant's buffer.
+pub struct PurgeContext {
+    pub region: String,
+    /// `saas` or `self_hosted`.
+    pub mode: &'static str,
+    /// `purge_date_reached` (the job) or `operator_request` (the CLI).
+    pub trigger: String,
+    pub reason: String,
+    pub actor: String,
+    pub buffer_start: Option<Millis>,
+    pub buffer_end: Option<Millis>,
+    pub started_at: Millis,
+    pub finished_at: Millis,
+    /// The purge's log lines, hashed into the certificate.
+    pub log: Vec<String>,
+}
+
+fn iso(ms: Millis) -> Value {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| Value::from(t.to_string()))
+        .unwrap_or(Value::Null)
+}
+
+/// The purge certificate (SVC-191) as stored and printed: the JSON document with a
+/// `digest` member, the SHA-256 of the document without it.
+pub fn certificate(
+    outcome: &PurgeOutcome,
+    ctx: &PurgeContext,
+) -> Result<PurgeCertificateRecord, BackupError> {
+    let certificate_id = format!("pc-{}-{}", outcome.account_id, hex::encode(random::<8>()?));
+    let tables: Vec<Value> = outcome
+        .tables
+        .iter()
+        .map(
+            |t| json!({"table": t.table, "rows_deleted": t.deleted, "rows_remaining": t.remaining}),
+        )
+        .collect();
+    let operator_records: Vec<&str> = EXPORT_TABLES
+        .iter()
+        .filter(|(_, c)| matches!(c, TableClass::OperatorRecord))
+        .map(|(t, _)| *t)
+        .collect();
+    let key = match &outcome.key {
+        Some(k) => json!({
+            "key_id": k.key_id,
+            "key_encryption_key_id": k.kek_id,
+            "created_at": iso(k.created_at),
+            "destroyed_at": iso(k.destroyed_at),
+            "destroyed": k.destroyed_at != 0 && k.wrapped_key.is_empty(),
+            "receipt": hex::encode(Sha256::digest(
+                format!("{}:{}:{}:destroyed:{}", k.account_id, k.key_id, k.kek_id, k.destroyed_at)
+                    .as_bytes()
+            )),
+        }),
+        None => Value::Null,
+    };
+    let backups = match (&outcome.key, ctx.mode) {
+        (Some(_), _) => json!({
+            "per_account_archives": "encrypted under the destroyed data key: unreadable from now on",
+            "crypto_shredded": true,
+            "whole_database_snapshots": "not encrypted per tenant: they expire on the operator's backup schedule",
+        }),
+        (None, "saas") => json!({
+            "per_account_archives": "none was taken (the tenant never had a data key)",
+            "crypto_shredded": true,
+            "whole_database_snapshots": "not encrypted per tenant: they expire on the operator's backup schedule",
+        }),
+        (None, _) => json!({
+            "per_account_archives": "not encrypted (self-hosted mode has no key-encryption key): they are not crypto-shredded and stay readable until the installation deletes them",
+            "crypto_shredded": false,
+            "whole_database_snapshots": "not crypto-shredded: they expire on the installation's backup schedule",
+        }),
+    };
+    let log_sha = hex::encode(Sha256::digest(ctx.log.join("\n").as_bytes()));
+    let mut doc = json!({
+        "format": "klaxon-purge-certificate",
+        "version": 1,
+        "certificate_id": certificate_id,
+        "tenant_id": outcome.account_id,
+        "region": ctx.region,
+        "deployment_mode": ctx.mode,
+        "trigger": ctx.trigger,
+        "reason": ctx.reason,
+        "actor": ctx.actor,
+        "buffer_start": ctx.buffer_start.map_or(Value::Null, iso),
+        "buffer_end": ctx.buffer_end.map_or(Value::Null, iso),
+        "purge_started_at": iso(ctx.started_at),
+        "purge_finished_at": iso(ctx.finished_at),
+        "stores": [{
+            "store": "primary database",
+            "tables": tables,
+            "rows_deleted": outcome.tables.iter().map(|t| t.deleted).sum::<u64>(),
+            "verified": outcome.verified(),
+        }],
+        "data_key": key,
+        "backups": backups,
+        "software_version": env!("CARGO_PKG_VERSION"),
+        "job_log_sha256": log_sha,
+        "operator_records_kept": operator_records,
+    });
+    let body_without_digest = serde_json::to_string(&doc).map_err(std::io::Error::from)?;
+    let digest = hex::encode(Sha256::digest(body_without_digest.as_bytes()));
+    if let Value::Object(map) = &mut doc {
+        map.insert("digest".into(), Value::from(digest.clone()));
+    }
+    let body = serde_json::to_string_pretty(&doc).map_err(std::io::Error::from)?;
+    Ok(PurgeCertificateRecord {
+        certificate_id,
+        account_id: outcome.account_id,
+        issued_at: ctx.finished_at,
+        body,
+        sha256: digest,
+    })
+}
+
+/// Checks a certificate's digest: the SHA-256 of the document without its `digest` member.
+pub fn verify_certificate(body: &str) -> bool {
+    let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(body) else {
+        return false;
+    };
+    let Some(Value::String(digest)) = map.remove("digest") else {
+        return false;
+    };
+    serde_json::to_string(&Value::Object(map))
+        .map(|text| hex::encode(Sha256::digest(text.as_bytes())) == digest)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kek() -> Kek {
+        Kek::parse(&"11".repeat(32)).unwrap()
+    }
+
+    #[test]
+    fn the_key_encryption_key_must_be_32_bytes_of_hex() {
+        assert!(Kek::parse("abc").is_err());
+        assert!(Kek::parse(&"00".repeat(32)).is_err());
+        assert!(Kek::parse(&"zz".repeat(32)).is_err());
+        assert_eq!(kek().id().len(), 16);
+    }
+
+    // spec: SVC-185
+    #[test]
+    fn a_wrapped_key_unwraps_only_with_its_kek_and_not_once_destroyed() {
+        let rec = kek().new_tenant_key(7, 1).unwrap();
+        assert_eq!(kek().unwrap(&rec).unwrap().account_id, 7);
+        let other = Kek::parse(&"22".repeat(32)).unwrap();
+        assert!(other.unwrap(&rec).is_err());
+        let mut forged = rec.clone();
+        forged.account_id = 8;
+        assert!(
+            kek().unwrap(&forged).is_err(),
+            "the account id is authenticated"
+        );
+        let mut gone = rec;
+        gone.wrapped_key.clear();
+        gone.destroyed_at = 5;
+        assert!(matches!(
+            kek().unwrap(&gone),
+            Err(BackupError::KeyDestroyed(7))
+        ));
+    }
+
+    // spec: SVC-185
+    #[test]
+    fn a_sealed_archive_names_its_tenant_and_detects_tampering() {
+        let key = kek().unwrap(&kek().new_tenant_key(9, 1).unwrap()).unwrap();
+        let sealed = seal(&key, b"archive bytes").unwrap();
+        assert!(is_sealed(&sealed));
+        let h = sealed_header(&sealed).unwrap();
+        assert_eq!(h.account_id, 9);
+        let (aad, body) = sealed.split_at(h.header_end);
+        assert_eq!(decrypt(&key.key, aad, body).unwrap(), b"archive bytes");
+        let mut tampered = sealed.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        let (aad, body) = tampered.split_at(h.header_end);
+        assert!(decrypt(&key.key, aad, body).is_err());
+    }
+
+    #[test]
+    fn an_archive_round_trips_and_is_checked_against_its_manifest() {
+        let mut row = Map::new();
+        row.insert("account_id".into(), Value::from(3));
+        row.insert("name".into(), Value::from("ops"));
+        let tables = vec![BackupTable {
+            table: "teams".into(),
+            rows: vec![row],
+        }];
+        let bytes = build_archive(3, &tables, 1_700_000_000_000).unwrap();
+        let back = read_archive(&bytes).unwrap();
+        assert_eq!(back.account_id, 3);
+        assert_eq!(back.tables, tables);
+        assert!(read_archive(b"not a tarball").is_err());
+    }
+}
