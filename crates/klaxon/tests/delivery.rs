@@ -2192,6 +2192,50 @@ on_both_backends!(
         assert_eq!(node.progress(&closed).await, "Closed");
         assert!(node.feed_of(&closed, "i_ack").await.is_empty());
 
+        // A generic gateway's JSON keypress, signed with HMAC-SHA256 of the body.
+        let json_inc = node.incident("v-4", "disk full").await;
+        node.send_due(&notify).await;
+        let json_action = gather_action(&last_call(&fake)["Twiml"]);
+        let token = json_action.split_once("?t=").unwrap().1.to_string();
+        let keypress = format!("{}/voice/gateway/keypress", node.server.base_url());
+        let press = |body: Value, key: &'static str| {
+            let node = &node;
+            let keypress = keypress.clone();
+            async move {
+                let body = body.to_string();
+                let resp = node
+                    .http
+                    .post(&keypress)
+                    .header("Content-Type", "application/json")
+                    .header(
+                        "X-Klaxon-Signature",
+                        klaxon_notify::phone::gateway_signature(key, body.as_bytes()),
+                    )
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status().as_u16();
+                (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+        let (status, _) = press(json!({"token": token, "digits": "1"}), "wrong").await;
+        assert_eq!(status, 403);
+        let (status, answer) = press(json!({"token": token, "digits": "5"}), TWILIO_TOKEN).await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["hangup"], false, "{answer}");
+        assert_eq!(node.progress(&json_inc).await, "Triggered");
+        let (status, answer) = press(json!({"token": token, "digits": "1"}), TWILIO_TOKEN).await;
+        assert_eq!(status, 200);
+        assert!(
+            answer["say"].as_str().unwrap().contains("is acknowledged"),
+            "{answer}"
+        );
+        assert_eq!(answer["hangup"], true);
+        let acks = node.feed_of(&json_inc, "i_ack").await;
+        assert_eq!(acks.len(), 1);
+        assert_eq!(acks[0]["detail"]["from"], "voice");
+
         // An expired token: the call says so and nothing changes.
         let late = node.incident("v-3", "queue down").await;
         node.send_due(&notify).await;
