@@ -444,6 +444,17 @@ async fn act(
     if inc.progress == Progress::Closed {
         return Acted::AlreadyClosed(num);
     }
+    // A member disabled or deleted since the call or SMS went out cannot act any more.
+    let enabled = state
+        .store
+        .member_contacts(account_id, &[member_id])
+        .await
+        .ok()
+        .and_then(|c| c.into_iter().next())
+        .is_some_and(|c| c.status == "enabled");
+    if !enabled {
+        return Acted::Refused("The member this was sent to can no longer act.".into());
+    }
     let path = match verb {
         Verb::Acknowledge => "/incident/ack",
         Verb::Close => "/incident/close",
