@@ -23,7 +23,8 @@ use serde_json::Value;
 
 use crate::config::NotifyConfig;
 use crate::contact::{self, Recipient};
-use crate::providers::{HttpProviders, Mention, SendError};
+use crate::phone;
+use crate::providers::{CallLinks, HttpProviders, Mention, SendError};
 use crate::reminder::ReminderMessage;
 use crate::render::{self, Message};
 use crate::retry::{self, Next};
@@ -354,7 +355,7 @@ impl Deliverer {
             let recipient = contact::resolve(&d.channel, contacts.get(&d.person_id))
                 .map_err(SendError::Permanent)?;
             let body = self.templated(d, &inc, &contacts, now).await?;
-            return self.direct(d, &recipient, &msg, body.as_ref()).await;
+            return self.direct(d, &recipient, &msg, body.as_ref(), now).await;
         }
         if d.channel == "slack_app" {
             let integration = self.slack_chat_integration(d).await?;
@@ -805,12 +806,67 @@ impl Deliverer {
         Ok(Some(out))
     }
 
+    /// The keypress and status URLs of a call to `d`'s person, with a token signed by the
+    /// auth token of the provider account placing it (RSP-314).
+    fn call_links(&self, d: &PendingDelivery, auth_token: &str, now: Millis) -> CallLinks {
+        let token = phone::sign_token(
+            auth_token,
+            &phone::VoiceToken {
+                account_id: d.account_id,
+                incident_id: d.incident_id.clone(),
+                member_id: d.person_id,
+                rid: d.rid.clone(),
+                expires_at: now.saturating_add(phone::VOICE_TOKEN_TTL_MS),
+            },
+        );
+        let base = &self.inner.base_url;
+        CallLinks {
+            action: format!("{base}{}?t={token}", phone::GATHER_PATH),
+            status: format!("{base}{}?t={token}", phone::STATUS_PATH),
+        }
+    }
+
+    /// The reply code of an SMS to `d`'s person at `e164`: the one this notification was
+    /// given before (a retry), else a fresh code no live code of that phone uses. `None`
+    /// when no free code was found (the SMS then goes without one).
+    async fn reply_code(
+        &self,
+        d: &PendingDelivery,
+        e164: &str,
+        now: Millis,
+    ) -> Result<Option<String>, SendError> {
+        for _ in 0..20 {
+            let candidate = phone::new_reply_code(&mut rand::rng());
+            let taken = self
+                .inner
+                .store
+                .take_reply_code(&klaxon_store::ReplyCode {
+                    phone: e164.to_string(),
+                    code: candidate,
+                    account_id: d.account_id,
+                    incident_id: d.incident_id.clone(),
+                    member_id: d.person_id,
+                    rid: d.rid.clone(),
+                    created_at: now,
+                    expires_at: now.saturating_add(phone::REPLY_CODE_TTL_MS),
+                })
+                .await
+                .map_err(|e| SendError::Transient(format!("store: {e}")))?;
+            if taken.is_some() {
+                return Ok(taken);
+            }
+        }
+        tracing::warn!(rid = %d.rid, "no free SMS reply code; sending without one");
+        Ok(None)
+    }
+
     async fn direct(
         &self,
         d: &PendingDelivery,
         recipient: &Recipient,
         msg: &Message,
         body: Option<&TemplateOutcome>,
+        now: Millis,
     ) -> Result<String, SendError> {
         let inner = &self.inner;
         // RSP-291: the channel's providers in order; the next one is tried on an error, and
@@ -842,6 +898,12 @@ impl Deliverer {
             ("sms" | "voice", Recipient::Phone { e164 }) => {
                 let voice = d.channel == "voice";
                 let accounts = [&inner.config.twilio, &inner.config.twilio_backup];
+                // An SMS names a reply code that acknowledges or closes the incident.
+                let code = if voice {
+                    None
+                } else {
+                    self.reply_code(d, e164, now).await?
+                };
                 for cfg in accounts
                     .into_iter()
                     .flatten()
@@ -853,8 +915,16 @@ impl Deliverer {
                         None => msg.sms(),
                     };
                     let sent = if voice {
-                        inner.http.call(cfg, &d.rid, e164, &text).await
+                        let links = self.call_links(d, &cfg.auth_token, now);
+                        inner
+                            .http
+                            .call(cfg, &d.rid, e164, &text, Some(&links))
+                            .await
                     } else {
+                        let text = match &code {
+                            Some(code) => crate::phone::sms_with_hint(&text, code),
+                            None => text,
+                        };
                         inner.http.sms(cfg, &d.rid, e164, &text).await
                     };
                     match sent {

@@ -57,6 +57,13 @@ pub fn clean(text: &str) -> String {
     render::truncate_chars(&render::one_line(text), 200, "…")
 }
 
+/// The callback URLs of one call: the keypress action and the status callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallLinks {
+    pub action: String,
+    pub status: String,
+}
+
 /// A person named in a group message: display name and phone (E.164 or "").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mention {
@@ -203,24 +210,24 @@ impl HttpProviders {
     }
 
     /// A voice call (RSP-282): `POST …/Calls.json` with `To`, `From` and inline `Twiml` that
-    /// says the text twice.
+    /// says the text twice. With `links`, the text is read inside a one-digit `<Gather>`
+    /// whose action is the keypress URL, and the call's final status is reported to the
+    /// status URL (RSP-314; [`crate::phone`]).
     pub async fn call(
         &self,
         cfg: &TwilioConfig,
         rid: &str,
         to: &str,
         text: &str,
+        links: Option<&CallLinks>,
     ) -> Result<String, SendError> {
-        let say = render::escape_html(text);
-        let twiml =
-            format!("<Response><Say>{say}</Say><Pause length=\"1\"/><Say>{say}</Say></Response>");
-        self.twilio(
-            cfg,
-            "Calls.json",
-            rid,
-            &[("To", to), ("From", &cfg.from), ("Twiml", &twiml)],
-        )
-        .await
+        let twiml = crate::phone::call_twiml(text, links.map(|l| l.action.as_str()));
+        let mut form = vec![("To", to), ("From", cfg.from.as_str()), ("Twiml", &twiml)];
+        if let Some(l) = links {
+            form.push(("StatusCallback", l.status.as_str()));
+            form.push(("StatusCallbackMethod", "POST"));
+        }
+        self.twilio(cfg, "Calls.json", rid, &form).await
     }
 
     // ---- group-chat bots ----

@@ -30,8 +30,9 @@ const DAY_MS: Millis = 86_400_000;
 /// Where a call came from and who made it, beyond the member (§1.25).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Origin {
-    /// `api` (an APP key), `console` (a session) or [`SOURCE_CARD`] (a button on an IM app
-    /// card, acting as the linked member).
+    /// `api` (an APP key), `console` (a session), [`SOURCE_CARD`] (a button on an IM app
+    /// card, acting as the linked member), [`SOURCE_VOICE`] (a keypress during a call) or
+    /// [`SOURCE_SMS`] (an SMS reply), the last two acting as the notified member.
     pub source: &'static str,
     pub request_id: String,
     /// The client's address as the server saw the connection; empty when unknown.
@@ -42,6 +43,10 @@ pub struct Origin {
 
 /// The origin of an action taken from an IM app card (RSP-310).
 pub const SOURCE_CARD: &str = "card";
+/// The origin of an acknowledgement by a keypress during a voice call (RSP-314).
+pub const SOURCE_VOICE: &str = "voice";
+/// The origin of an action taken by replying to an SMS (docs/notifications.md).
+pub const SOURCE_SMS: &str = "sms";
 
 /// Key names whose values are secrets (RSP-601), matched case-insensitively as substrings.
 const SECRET_KEYS: &[&str] = &[

@@ -23,6 +23,7 @@ mod keycache;
 mod limits;
 mod openapi;
 mod password_reset;
+mod phone;
 mod pull;
 mod push;
 mod retention;
@@ -390,6 +391,7 @@ fn router(state: AppState) -> Router {
         .merge(signin::routes())
         .merge(sso::routes())
         .merge(slack::routes())
+        .merge(phone::routes())
         .fallback(envelope::route_not_found)
         // Push bodies are limited and reported by the handlers themselves (ING-006).
         .layer(DefaultBodyLimit::disable())

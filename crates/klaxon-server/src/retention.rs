@@ -67,5 +67,7 @@ pub async fn sweep(state: &AppState) -> Result<bool, klaxon_store::StoreError> {
     }
     // SVC-182: export archives are deleted when their download link expires.
     crate::export::sweep(state).await?;
+    // SMS reply codes are useless once expired (docs/notifications.md).
+    state.store.purge_reply_codes(state.clock.now()).await?;
     Ok(sweeps.iter().any(|s| s.more))
 }

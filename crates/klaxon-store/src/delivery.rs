@@ -412,6 +412,43 @@ impl Store {
         Ok(true)
     }
 
+    /// RSP-282: a voice call the provider accepted (the row is `sent`) and that then ended
+    /// unanswered (busy, no answer, failed) becomes `failed` with `reason`, and the firing's
+    /// `i_notify` entry says so. Only a `sent` row of `account_id` changes; false otherwise
+    /// (unknown rid, or the outcome was recorded already). Nothing is redialled.
+    pub async fn fail_sent_delivery(
+        &self,
+        account_id: i64,
+        rid: &str,
+        reason: &str,
+    ) -> Result<bool> {
+        let mut tx = self.inner.write.begin().await?;
+        let mut sql = Sql::new("UPDATE notifications SET status = 'failed', failed_reason = ");
+        sql.bind(reason)
+            .push(" WHERE account_id = ")
+            .bind(account_id)
+            .push(" AND rid = ")
+            .bind(rid)
+            .push(" AND status = 'sent' RETURNING ")
+            .push(PENDING_COLUMNS);
+        let Some(row) = sql.query_on(&tx).fetch_optional(&mut *tx).await? else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        let d = pending_row(&row)?;
+        note_failure(
+            &mut tx,
+            d.account_id,
+            &d.incident_id,
+            &d.firing_id,
+            &d.rid,
+            reason,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Puts a claimed row back in the queue for another attempt at `next_attempt_at`, noting
     /// the last error in `failed_reason` (the status stays `queued`). False when the claim
     /// was lost.

@@ -137,6 +137,8 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("schedule_reminder_runs", Internal),
     ("pull_schedules", Internal),
     ("account_exports", Internal),
+    // SMS reply codes: short-lived (a day) pointers from a phone's reply to an incident.
+    ("sms_reply_codes", Internal),
 ];
 
 /// Why an export may not start now (SVC-182).

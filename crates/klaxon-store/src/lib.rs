@@ -44,6 +44,7 @@ mod inbox;
 mod integrations;
 mod noise;
 mod password_reset;
+mod phone;
 mod pipeline;
 mod preferences;
 mod process;
@@ -91,6 +92,7 @@ use klaxon_core::model::{
 };
 pub use noise::{EventOutcome, NoiseRefusal, OutcomeFilter};
 pub use password_reset::{ResetDone, ResetPolicy};
+pub use phone::{ReplyCode, ReplyTarget};
 pub use pipeline::PipelineRecord;
 pub use process::{LEASE_TTL_MS, RandomIds};
 pub use pulls::{HISTORY_KEPT as PULL_HISTORY_KEPT, ManualRefusal, PullRecord, PullSchedule};

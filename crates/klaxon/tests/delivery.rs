@@ -678,10 +678,16 @@ on_both_backends!(
         let form: HashMap<String, String> = serde_urlencoded::from_str(&sms.body).unwrap();
         assert_eq!(form["To"], "+8613812345678");
         assert_eq!(form["From"], TWILIO_FROM);
+        // The body, then the reply hint on a line of its own (see the SMS reply tests below).
+        let (text, hint) = form["Body"].split_once('\n').unwrap();
         assert_eq!(
-            form["Body"],
+            text,
             "You have a pending incident: db down, Channel: Default, Severity: Critical"
                 .replace("Default", &channel_name(&node).await)
+        );
+        assert!(
+            hint.starts_with("Reply ") && hint.ends_with(" 2 to close."),
+            "{hint}"
         );
         assert_eq!(
             sms.key,
@@ -699,8 +705,10 @@ on_both_backends!(
             .find(|r| r.path.ends_with("/Calls.json"))
             .unwrap();
         let form: HashMap<String, String> = serde_urlencoded::from_str(&call.body).unwrap();
+        // RSP-282: read inside a one-digit <Gather> (the keypress tests below follow it).
         assert!(
-            form["Twiml"].starts_with("<Response><Say>You have a pending incident: db down"),
+            form["Twiml"].starts_with("<Response><Gather input=\"dtmf\" numDigits=\"1\"")
+                && form["Twiml"].contains("<Say>You have a pending incident: db down"),
             "{}",
             form["Twiml"]
         );
@@ -1589,7 +1597,7 @@ on_both_backends!(
             .unwrap();
         let form: HashMap<String, String> = serde_urlencoded::from_str(&sms.body).unwrap();
         assert_eq!(
-            form["Body"],
+            form["Body"].split('\n').next().unwrap(),
             "Custom Disk full sev=Critical flapping=false mute=60"
         );
         let call = reqs
@@ -1701,7 +1709,8 @@ on_both_backends!(
                 .filter(|r| r.path.ends_with("/Messages.json"))
                 .map(|r| {
                     let f: HashMap<String, String> = serde_urlencoded::from_str(&r.body).unwrap();
-                    f["Body"].clone()
+                    // Without the reply hint line.
+                    f["Body"].split('\n').next().unwrap().to_string()
                 })
                 .collect()
         };
@@ -1953,5 +1962,525 @@ on_both_backends!(
         let again = d.drain(clock.now()).await.unwrap();
         assert_eq!(again.claimed, 0);
         node.server.shutdown().await;
+    }
+);
+
+// ---- acting from a call or an SMS (RSP-282, RSP-314; docs/notifications.md) ----
+
+const OWNER_PHONE: &str = "+15005550100";
+
+/// A node whose owner has a verified phone and whose rule sends `channel` to the owner, and
+/// the delivery settings the test sends with (Twilio only).
+async fn phone_node(
+    dir: &std::path::Path,
+    url: &str,
+    fake: &Fake,
+    channel: &str,
+) -> (Node, NotifyConfig) {
+    let smtp = Smtp::start().await;
+    let mut notify = notify_config(&smtp, fake);
+    notify.email = None;
+    let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+    let node = Node::start(dir, url, clock, notify.clone()).await;
+    node.api(
+        "/member/info/reset",
+        json!({"member_id": node.owner, "updates": {"phone": OWNER_PHONE}}),
+    )
+    .await;
+    assert!(
+        node.store()
+            .mark_contact_verified(node.account, node.owner, false, true)
+            .await
+            .unwrap()
+    );
+    node.rule(
+        json!({"follow_preference": false, "critical": [channel]}),
+        json!([]),
+    )
+    .await;
+    (node, notify)
+}
+
+impl Node {
+    /// Delivers what is due now with the node's clock.
+    async fn send_due(&self, notify: &NotifyConfig) {
+        self.deliverer(notify, "d1")
+            .drain(self.clock.now())
+            .await
+            .unwrap();
+    }
+
+    /// POSTs a form as Twilio does to `url` (absolute), signed with `token`'s auth token.
+    async fn twilio_post(
+        &self,
+        url: &str,
+        params: &[(&str, &str)],
+        auth_token: &str,
+    ) -> (u16, String, String) {
+        let owned: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let signature = klaxon_notify::phone::twilio_signature(auth_token, url, &owned);
+        let resp = self
+            .http
+            .post(url)
+            .header("X-Twilio-Signature", signature)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(&owned).unwrap())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, ctype, resp.text().await.unwrap())
+    }
+
+    async fn progress(&self, incident_id: &str) -> String {
+        let info = self
+            .api("/incident/info", json!({"incident_id": incident_id}))
+            .await;
+        info["progress"].as_str().unwrap().to_string()
+    }
+
+    async fn feed_of(&self, incident_id: &str, kind: &str) -> Vec<Value> {
+        let data = self
+            .api(
+                "/incident/feed",
+                json!({"incident_id": incident_id, "limit": 100, "asc": true}),
+            )
+            .await;
+        data["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The form of the last call placed to the fake Twilio.
+fn last_call(fake: &Fake) -> HashMap<String, String> {
+    let call = fake
+        .accepted()
+        .into_iter()
+        .rev()
+        .find(|r| r.path.ends_with("/Calls.json"))
+        .expect("a call was placed");
+    serde_urlencoded::from_str(&call.body).unwrap()
+}
+
+/// The `action` URL of the `<Gather>` in a TwiML document.
+fn gather_action(twiml: &str) -> String {
+    let start = twiml.find("action=\"").expect("a Gather action") + "action=\"".len();
+    let end = start + twiml[start..].find('"').unwrap();
+    twiml[start..end].replace("&amp;", "&")
+}
+
+on_both_backends!(
+    a_keypress_during_the_call_acknowledges_as_the_called_member,
+    |url: String| async move {
+        // spec: RSP-282 (the voice body, then press 1), RSP-314 (1 acknowledges, from = voice;
+        // a closed incident is told and unchanged), RSP-036 (from values)
+        let fake = Fake::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (node, notify) = phone_node(dir.path(), &url, &fake, "voice").await;
+        let inc = node.incident("v-1", "db down").await;
+        node.send_due(&notify).await;
+        let form = last_call(&fake);
+        assert_eq!(form["To"], OWNER_PHONE);
+        let twiml = &form["Twiml"];
+        assert!(
+            twiml.starts_with("<Response><Gather input=\"dtmf\" numDigits=\"1\""),
+            "{twiml}"
+        );
+        assert!(twiml.contains("<Say>You have a pending incident: db down"));
+        assert!(twiml.contains("Press 1 to acknowledge"), "{twiml}");
+        let action = gather_action(twiml);
+        let gather = format!("{}/voice/twilio/gather?t=", node.server.base_url());
+        assert!(action.starts_with(&gather), "{action}");
+        let status_url = &form["StatusCallback"];
+        assert!(
+            status_url.starts_with(&format!(
+                "{}/voice/twilio/status?t=",
+                node.server.base_url()
+            )),
+            "{status_url}"
+        );
+        let call = |digits: &'static str| {
+            [
+                ("AccountSid", TWILIO_SID),
+                ("CallSid", "CA0001"),
+                ("From", TWILIO_FROM),
+                ("To", OWNER_PHONE),
+                ("Digits", digits),
+            ]
+        };
+
+        // A wrong signature: 403 and nothing changes.
+        let (status, _, _) = node
+            .twilio_post(&action, &call("1"), "not-the-auth-token")
+            .await;
+        assert_eq!(status, 403);
+        let (status, _, _) = node
+            .http
+            .post(&action)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(call("1")).unwrap())
+            .send()
+            .await
+            .map(|r| (r.status().as_u16(), (), ()))
+            .unwrap();
+        assert_eq!(status, 403, "no signature at all");
+        assert_eq!(node.progress(&inc).await, "Triggered");
+
+        // A tampered token (one character of the payload changed), correctly signed by
+        // Twilio for that URL: refused, nothing changes.
+        let pos = gather.len() + 3;
+        let mut tampered = action.clone().into_bytes();
+        tampered[pos] = if tampered[pos] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        let (status, _, _) = node.twilio_post(&tampered, &call("1"), TWILIO_TOKEN).await;
+        assert_eq!(status, 403);
+        assert_eq!(node.progress(&inc).await, "Triggered");
+
+        // Another key: asked once more, nothing changes; a second wrong key ends the call.
+        let (status, ctype, body) = node.twilio_post(&action, &call("2"), TWILIO_TOKEN).await;
+        assert_eq!(status, 200);
+        assert!(ctype.starts_with("text/xml"), "{ctype}");
+        assert!(body.contains("<Gather"), "{body}");
+        let again = gather_action(&body);
+        assert_eq!(again, format!("{action}&again=1"));
+        let (_, _, body) = node.twilio_post(&again, &call("9"), TWILIO_TOKEN).await;
+        assert!(body.contains("Nothing was changed"), "{body}");
+        assert!(!body.contains("<Gather"), "{body}");
+        assert_eq!(node.progress(&inc).await, "Triggered");
+        assert!(node.feed_of(&inc, "i_ack").await.is_empty());
+
+        // 1: acknowledged as the called member, from = voice.
+        let (status, ctype, body) = node.twilio_post(&action, &call("1"), TWILIO_TOKEN).await;
+        assert_eq!(status, 200);
+        assert!(ctype.starts_with("text/xml"), "{ctype}");
+        assert!(body.starts_with("<Response><Say>Incident "), "{body}");
+        assert!(body.contains("is acknowledged"), "{body}");
+        assert_eq!(node.progress(&inc).await, "Processing");
+        let acks = node.feed_of(&inc, "i_ack").await;
+        assert_eq!(acks.len(), 1, "{acks:?}");
+        assert_eq!(acks[0]["creator_id"], node.owner);
+        assert_eq!(acks[0]["detail"]["from"], "voice");
+        // A repeat (Twilio retries, or the same key again) is harmless.
+        let (status, _, _) = node.twilio_post(&action, &call("1"), TWILIO_TOKEN).await;
+        assert_eq!(status, 200);
+        assert_eq!(node.feed_of(&inc, "i_ack").await.len(), 1);
+
+        // A closed incident: the call says so and nothing changes.
+        let closed = node.incident("v-2", "cache down").await;
+        node.send_due(&notify).await;
+        let closed_action = gather_action(&last_call(&fake)["Twiml"]);
+        node.api("/incident/close", json!({"incident_ids": [closed]}))
+            .await;
+        let (status, _, body) = node
+            .twilio_post(&closed_action, &call("1"), TWILIO_TOKEN)
+            .await;
+        assert_eq!(status, 200);
+        assert!(body.contains("is already closed"), "{body}");
+        assert_eq!(node.progress(&closed).await, "Closed");
+        assert!(node.feed_of(&closed, "i_ack").await.is_empty());
+
+        // A generic gateway's JSON keypress, signed with HMAC-SHA256 of the body.
+        let json_inc = node.incident("v-4", "disk full").await;
+        node.send_due(&notify).await;
+        let json_action = gather_action(&last_call(&fake)["Twiml"]);
+        let token = json_action.split_once("?t=").unwrap().1.to_string();
+        let keypress = format!("{}/voice/gateway/keypress", node.server.base_url());
+        let press = |body: Value, key: &'static str| {
+            let node = &node;
+            let keypress = keypress.clone();
+            async move {
+                let body = body.to_string();
+                let resp = node
+                    .http
+                    .post(&keypress)
+                    .header("Content-Type", "application/json")
+                    .header(
+                        "X-Klaxon-Signature",
+                        klaxon_notify::phone::gateway_signature(key, body.as_bytes()),
+                    )
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status().as_u16();
+                (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+        let (status, _) = press(json!({"token": token, "digits": "1"}), "wrong").await;
+        assert_eq!(status, 403);
+        let (status, answer) = press(json!({"token": token, "digits": "5"}), TWILIO_TOKEN).await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["hangup"], false, "{answer}");
+        assert_eq!(node.progress(&json_inc).await, "Triggered");
+        let (status, answer) = press(json!({"token": token, "digits": "1"}), TWILIO_TOKEN).await;
+        assert_eq!(status, 200);
+        assert!(
+            answer["say"].as_str().unwrap().contains("is acknowledged"),
+            "{answer}"
+        );
+        assert_eq!(answer["hangup"], true);
+        let acks = node.feed_of(&json_inc, "i_ack").await;
+        assert_eq!(acks.len(), 1);
+        assert_eq!(acks[0]["detail"]["from"], "voice");
+
+        // An expired token: the call says so and nothing changes.
+        let late = node.incident("v-3", "queue down").await;
+        node.send_due(&notify).await;
+        let late_action = gather_action(&last_call(&fake)["Twiml"]);
+        node.clock
+            .advance_ms(klaxon_notify::phone::VOICE_TOKEN_TTL_MS + 1_000);
+        let (status, _, body) = node
+            .twilio_post(&late_action, &call("1"), TWILIO_TOKEN)
+            .await;
+        assert_eq!(status, 200);
+        assert!(body.contains("This call has expired"), "{body}");
+        assert_eq!(node.progress(&late).await, "Triggered");
+        assert!(node.feed_of(&late, "i_ack").await.is_empty());
+    }
+);
+
+on_both_backends!(
+    an_unanswered_call_fails_and_is_not_redialled,
+    |url: String| async move {
+        // spec: RSP-282 (no answer = failed with provider_error:no_answer, not redialled)
+        let fake = Fake::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (node, notify) = phone_node(dir.path(), &url, &fake, "voice").await;
+        let inc = node.incident("na-1", "db down").await;
+        node.send_due(&notify).await;
+        let form = last_call(&fake);
+        let status_url = form["StatusCallback"].clone();
+        assert_eq!(form["StatusCallbackMethod"], "POST");
+        let voice = |s: &[klaxon_store::DeliveryState]| {
+            let v = by_channel(s, "voice");
+            (v.status.clone(), v.failed_reason.clone())
+        };
+        assert_eq!(voice(&node.states(&inc).await), ("sent".into(), "".into()));
+        let calls = || {
+            fake.accepted()
+                .iter()
+                .filter(|r| r.path.ends_with("/Calls.json"))
+                .count()
+        };
+        assert_eq!(calls(), 1);
+        let params = [
+            ("AccountSid", TWILIO_SID),
+            ("CallSid", "CA0001"),
+            ("CallStatus", "no-answer"),
+        ];
+        // Unsigned: refused, nothing recorded.
+        let (status, _, _) = node.twilio_post(&status_url, &params, "wrong").await;
+        assert_eq!(status, 403);
+        assert_eq!(voice(&node.states(&inc).await).0, "sent");
+
+        let (status, _, _) = node.twilio_post(&status_url, &params, TWILIO_TOKEN).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            voice(&node.states(&inc).await),
+            ("failed".into(), "provider_error:no_answer".into())
+        );
+        // The firing's i_notify entry carries the reason.
+        let notes = node.feed_of(&inc, "i_notify").await;
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.to_string().contains("provider_error:no_answer")),
+            "{notes:?}"
+        );
+        // Not redialled, and a repeated callback changes nothing.
+        node.send_due(&notify).await;
+        assert_eq!(calls(), 1);
+        let (status, _, _) = node
+            .twilio_post(
+                &status_url,
+                &[("CallSid", "CA0001"), ("CallStatus", "completed")],
+                TWILIO_TOKEN,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(voice(&node.states(&inc).await).0, "failed");
+    }
+);
+
+/// The reply code an SMS's last line names.
+fn reply_code(fake: &Fake) -> String {
+    let sms = fake
+        .accepted()
+        .into_iter()
+        .rev()
+        .find(|r| r.path.ends_with("/Messages.json"))
+        .expect("an SMS was sent");
+    let form: HashMap<String, String> = serde_urlencoded::from_str(&sms.body).unwrap();
+    let hint = form["Body"].lines().last().unwrap().to_string();
+    let code = hint
+        .strip_prefix("Reply ")
+        .and_then(|h| h.split(' ').next())
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        hint,
+        format!("Reply {code} 1 to acknowledge, {code} 2 to close.")
+    );
+    assert!(code.len() == 4 && code.chars().all(|c| c.is_ascii_digit()));
+    code
+}
+
+on_both_backends!(
+    an_sms_reply_acknowledges_or_closes_as_the_member,
+    |url: String| async move {
+        // spec: RSP-283 and RSP-315 as revised by issue 7 (SMS reply codes; from = sms)
+        let fake = Fake::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (node, notify) = phone_node(dir.path(), &url, &fake, "sms").await;
+        let inbound = format!("{}/sms/twilio/inbound", node.server.base_url());
+        let reply = |from: &'static str, body: String| {
+            vec![
+                ("AccountSid", TWILIO_SID.to_string()),
+                ("From", from.to_string()),
+                ("To", TWILIO_FROM.to_string()),
+                ("Body", body),
+            ]
+        };
+        let post = |params: Vec<(&'static str, String)>, token: &'static str| {
+            let node = &node;
+            let inbound = inbound.clone();
+            async move {
+                let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                node.twilio_post(&inbound, &p, token).await
+            }
+        };
+
+        let inc = node.incident("s-1", "db down").await;
+        node.send_due(&notify).await;
+        let code = reply_code(&fake);
+        // A second live incident SMS to the same phone gets another code.
+        let other = node.incident("s-2", "cache down").await;
+        node.send_due(&notify).await;
+        let other_code = reply_code(&fake);
+        assert_ne!(code, other_code);
+
+        // A bad signature: 403, nothing changes.
+        let (status, _, _) = post(reply(OWNER_PHONE, format!("{code} 1")), "wrong").await;
+        assert_eq!(status, 403);
+        assert_eq!(node.progress(&inc).await, "Triggered");
+
+        // The right code from another number: refused with a clear reply.
+        let (status, ctype, body) =
+            post(reply("+15005550199", format!("{code} 2")), TWILIO_TOKEN).await;
+        assert_eq!(status, 200);
+        assert!(ctype.starts_with("text/xml"), "{ctype}");
+        assert!(body.contains("is unknown or has expired"), "{body}");
+        assert_eq!(node.progress(&inc).await, "Triggered");
+
+        // An unknown code, and text that is no reply.
+        let unused = (1000..10_000)
+            .map(|c| c.to_string())
+            .find(|c| *c != code && *c != other_code)
+            .unwrap();
+        let (_, _, body) = post(reply(OWNER_PHONE, format!("{unused} 1")), TWILIO_TOKEN).await;
+        assert!(
+            body.contains(&format!("Code {unused} is unknown")),
+            "{body}"
+        );
+        let (_, _, body) = post(reply(OWNER_PHONE, "thanks".into()), TWILIO_TOKEN).await;
+        assert!(body.contains("did not understand"), "{body}");
+        assert_eq!(node.progress(&inc).await, "Triggered");
+        assert_eq!(node.progress(&other).await, "Triggered");
+
+        // Acknowledge: as the member, from = sms; a confirmation comes back.
+        let (status, _, body) = post(reply(OWNER_PHONE, format!("{code} 1")), TWILIO_TOKEN).await;
+        assert_eq!(status, 200);
+        assert!(
+            body.starts_with("<Response><Message>Incident ") && body.contains("acknowledged."),
+            "{body}"
+        );
+        assert_eq!(node.progress(&inc).await, "Processing");
+        assert_eq!(node.progress(&other).await, "Triggered");
+        let acks = node.feed_of(&inc, "i_ack").await;
+        assert_eq!(acks.len(), 1);
+        assert_eq!(acks[0]["creator_id"], node.owner);
+        assert_eq!(acks[0]["detail"]["from"], "sms");
+        // The same reply again is harmless.
+        let (status, _, _) = post(reply(OWNER_PHONE, format!("{code} 1")), TWILIO_TOKEN).await;
+        assert_eq!(status, 200);
+        assert_eq!(node.feed_of(&inc, "i_ack").await.len(), 1);
+
+        // Close with the same code; a replay answers that it is closed and changes nothing.
+        let (_, _, body) = post(reply(OWNER_PHONE, format!("{code} 2")), TWILIO_TOKEN).await;
+        assert!(body.contains("closed."), "{body}");
+        assert_eq!(node.progress(&inc).await, "Closed");
+        let closes = node.feed_of(&inc, "i_rslv").await;
+        assert_eq!(closes.len(), 1);
+        assert_eq!(closes[0]["creator_id"], node.owner);
+        assert_eq!(closes[0]["detail"]["from"], "sms");
+        let (_, _, body) = post(reply(OWNER_PHONE, format!("{code} 2")), TWILIO_TOKEN).await;
+        assert!(body.contains("was already closed"), "{body}");
+        let (_, _, body) = post(reply(OWNER_PHONE, format!("{code} 1")), TWILIO_TOKEN).await;
+        assert!(
+            body.contains("is already closed. Nothing was changed"),
+            "{body}"
+        );
+        assert_eq!(node.feed_of(&inc, "i_rslv").await.len(), 1);
+        assert!(node.feed_of(&inc, "i_reopen").await.is_empty());
+
+        // A generic gateway's JSON form, signed with HMAC-SHA256 of the body.
+        let gateway = format!("{}/sms/gateway/inbound", node.server.base_url());
+        let body = json!({"from": OWNER_PHONE, "body": format!("{other_code} 1")}).to_string();
+        let bad = node
+            .http
+            .post(&gateway)
+            .header("Content-Type", "application/json")
+            .header(
+                "X-Klaxon-Signature",
+                klaxon_notify::phone::gateway_signature("wrong", body.as_bytes()),
+            )
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status().as_u16(), 403);
+        assert_eq!(node.progress(&other).await, "Triggered");
+        let ok = node
+            .http
+            .post(&gateway)
+            .header("Content-Type", "application/json")
+            .header(
+                "X-Klaxon-Signature",
+                klaxon_notify::phone::gateway_signature(TWILIO_TOKEN, body.as_bytes()),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status().as_u16(), 200);
+        let answer: Value = ok.json().await.unwrap();
+        assert!(
+            answer["reply"].as_str().unwrap().contains("acknowledged."),
+            "{answer}"
+        );
+        assert_eq!(node.progress(&other).await, "Processing");
+
+        // Codes expire: a day later the code of a new incident no longer works.
+        let late = node.incident("s-3", "queue down").await;
+        node.send_due(&notify).await;
+        let late_code = reply_code(&fake);
+        node.clock
+            .advance_ms(klaxon_notify::phone::REPLY_CODE_TTL_MS + 1_000);
+        let (_, _, body) = post(reply(OWNER_PHONE, format!("{late_code} 1")), TWILIO_TOKEN).await;
+        assert!(body.contains("is unknown or has expired"), "{body}");
+        assert_eq!(node.progress(&late).await, "Triggered");
     }
 );
