@@ -35,6 +35,7 @@ mod db;
 mod delivery;
 mod directory;
 mod enrichment;
+mod mapping_services;
 mod export;
 mod fields;
 mod flapping;
@@ -79,6 +80,8 @@ pub use directory::{
     NewMember, Outcome, Person, Refusal, Team, TeamFilter, TeamKey, TeamOrder, TeamWrite,
 };
 pub use enrichment::{EnrichmentRecord, MappingRefusal, MappingRow, SchemaRecord};
+pub use mapping_services::{ApiAnswers, ServiceRecord};
+pub use process::Processed;
 pub use export::{
     BeginExport, EXPORT_VALID_MS, EXPORTS_PER_DAY, ExportArchive, ExportRecord, ExportRefusal,
     ExportedTable, TABLES as EXPORT_TABLES, TableClass,
@@ -311,18 +314,46 @@ impl Store {
     /// The lease (`holder`, [`LEASE_TTL_MS`] from `now`) is taken or renewed only by a batch
     /// that processes something; another holder gets 0 until it expires. A crash before the
     /// commit leaves the batch in the inbox for whoever holds the lease next.
+    ///
+    /// Mapping-service requests (ING-072) are not made here: each one fails with
+    /// `enrich_error`. The server's worker uses [`Store::process_inbox_with`] instead.
     pub async fn process_inbox(&self, holder: &str, limit: usize, now: Millis) -> Result<usize> {
-        let n = process::process_inbox(
+        let answers = ApiAnswers::failing_missing();
+        match self
+            .process_inbox_with(holder, limit, now, &answers)
+            .await?
+        {
+            Processed::Done(n) => Ok(n),
+            // Unreachable with `failing_missing`: every request has an answer.
+            Processed::NeedCalls(_) => Ok(0),
+        }
+    }
+
+    /// [`Store::process_inbox`] with the answers of mapping-service calls made so far for this
+    /// batch. When the batch needs a call not answered yet, nothing is written and the calls
+    /// are returned ([`Processed::NeedCalls`]): make them with no transaction open, add their
+    /// answers, and call again.
+    pub async fn process_inbox_with(
+        &self,
+        holder: &str,
+        limit: usize,
+        now: Millis,
+        answers: &ApiAnswers,
+    ) -> Result<Processed> {
+        let done = process::process_inbox(
             &self.inner.write,
             self.inner.inbox.as_ref(),
             holder,
             limit,
             now,
             process::Finish::Commit,
+            answers,
         )
         .await?;
-        self.refresh_statistics(n).await;
-        Ok(n)
+        if let Processed::Done(n) = done {
+            self.refresh_statistics(n).await;
+        }
+        Ok(done)
     }
 
     /// PostgreSQL: re-`ANALYZE` the processing tables as they grow (after 1,000 processed
@@ -374,15 +405,21 @@ impl Store {
         limit: usize,
         now: Millis,
     ) -> Result<usize> {
-        process::process_inbox(
+        let answers = ApiAnswers::failing_missing();
+        match process::process_inbox(
             &self.inner.write,
             self.inner.inbox.as_ref(),
             holder,
             limit,
             now,
             process::Finish::Rollback,
+            &answers,
         )
-        .await
+        .await?
+        {
+            Processed::Done(n) => Ok(n),
+            Processed::NeedCalls(_) => Ok(0),
+        }
     }
 
     /// The first `limit` events waiting in the inbox, in processing (`seq`) order, without
