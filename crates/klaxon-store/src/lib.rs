@@ -35,7 +35,6 @@ mod db;
 mod delivery;
 mod directory;
 mod enrichment;
-mod mapping_services;
 mod export;
 mod fields;
 mod flapping;
@@ -43,6 +42,7 @@ mod halt;
 mod im;
 mod inbox;
 mod integrations;
+mod mapping_services;
 mod noise;
 mod password_reset;
 mod pipeline;
@@ -80,8 +80,6 @@ pub use directory::{
     NewMember, Outcome, Person, Refusal, Team, TeamFilter, TeamKey, TeamOrder, TeamWrite,
 };
 pub use enrichment::{EnrichmentRecord, MappingRefusal, MappingRow, SchemaRecord};
-pub use mapping_services::{ApiAnswers, ServiceRecord};
-pub use process::Processed;
 pub use export::{
     BeginExport, EXPORT_VALID_MS, EXPORTS_PER_DAY, ExportArchive, ExportRecord, ExportRefusal,
     ExportedTable, TABLES as EXPORT_TABLES, TableClass,
@@ -91,9 +89,11 @@ pub use im::{ImIntegration, ImIntegrationDraft, ImLink, ImRefusal};
 use klaxon_core::model::{
     Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
 };
+pub use mapping_services::{ApiAnswers, ServiceRecord};
 pub use noise::{EventOutcome, NoiseRefusal, OutcomeFilter};
 pub use password_reset::{ResetDone, ResetPolicy};
 pub use pipeline::PipelineRecord;
+pub use process::Processed;
 pub use process::{LEASE_TTL_MS, RandomIds};
 pub use pulls::{HISTORY_KEPT as PULL_HISTORY_KEPT, ManualRefusal, PullRecord, PullSchedule};
 pub use records::*;

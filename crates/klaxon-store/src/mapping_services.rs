@@ -252,11 +252,7 @@ async fn save(
 }
 
 /// The live integrations whose rules call `service_id`.
-async fn users_of(
-    conn: &mut AnyConnection,
-    account_id: i64,
-    service_id: &str,
-) -> Result<Vec<i64>> {
+async fn users_of(conn: &mut AnyConnection, account_id: i64, service_id: &str) -> Result<Vec<i64>> {
     let mut sql = Sql::new(
         "SELECT r.integration_id, r.rules, r.updated_by, r.updated_at FROM enrichment_rules r \
          JOIN integrations i ON i.integration_id = r.integration_id \

@@ -20,8 +20,8 @@ use klaxon_core::enrichment::{
 use klaxon_core::model::{EventOrigin, Millis, NewEvent, Status};
 use klaxon_core::routing::{RouteConfig, RouteFlow, RouteRule};
 use klaxon_store::{
-    AlertFilter, ApiAnswers, Bootstrap, MappingRefusal, MappingRow, NewIntegration,
-    OutcomeFilter, Paging, Processed,
+    AlertFilter, ApiAnswers, Bootstrap, MappingRefusal, MappingRow, NewIntegration, OutcomeFilter,
+    Paging, Processed,
 };
 
 const T0: Millis = 1_750_000_000_000;
@@ -719,10 +719,22 @@ async fn api_calls_are_made_outside_the_batch(db: &Db) {
     let o = origin(&b, b.integration_id, b.channel_id);
     db.store
         .enqueue(vec![
-            (o.clone(), event("a", Status::Critical, "t", &[("host", "db1")])),
-            (o.clone(), event("b", Status::Critical, "t", &[("host", "db1")])),
-            (o.clone(), event("c", Status::Critical, "t", &[("host", "gone")])),
-            (o.clone(), event("d", Status::Critical, "t", &[("host", "bad")])),
+            (
+                o.clone(),
+                event("a", Status::Critical, "t", &[("host", "db1")]),
+            ),
+            (
+                o.clone(),
+                event("b", Status::Critical, "t", &[("host", "db1")]),
+            ),
+            (
+                o.clone(),
+                event("c", Status::Critical, "t", &[("host", "gone")]),
+            ),
+            (
+                o.clone(),
+                event("d", Status::Critical, "t", &[("host", "bad")]),
+            ),
         ])
         .await
         .unwrap();
@@ -738,7 +750,11 @@ async fn api_calls_are_made_outside_the_batch(db: &Db) {
     // Events a and b send the same request body except their alert key: three hosts, four
     // requests.
     assert_eq!(calls.len(), 4);
-    assert_eq!(db.store.inbox_depth().await.unwrap(), 4, "nothing was processed");
+    assert_eq!(
+        db.store.inbox_depth().await.unwrap(),
+        4,
+        "nothing was processed"
+    );
     assert!(alert_labels(db, &b).await.is_empty());
     for c in &calls {
         assert_eq!(c.service.headers["X-Custom-Token"], "t");
@@ -800,7 +816,10 @@ async fn api_calls_are_made_outside_the_batch(db: &Db) {
 
     // process_inbox (no caller to make calls): each request fails, nothing waits.
     db.store
-        .enqueue(vec![(o.clone(), event("e", Status::Critical, "t", &[("host", "db1")]))])
+        .enqueue(vec![(
+            o.clone(),
+            event("e", Status::Critical, "t", &[("host", "db1")]),
+        )])
         .await
         .unwrap();
     assert_eq!(db.store.process_inbox("n", 100, T0 + 30).await.unwrap(), 1);
@@ -837,7 +856,11 @@ async fn mapping_services_are_stored_and_guarded(db: &Db) {
         .unwrap();
     assert_eq!(saved.created_at, T0);
     assert_eq!(saved.updated_at, T0 + 5);
-    let page = db.store.mapping_services(b.account_id, 1, 20).await.unwrap();
+    let page = db
+        .store
+        .mapping_services(b.account_id, 1, 20)
+        .await
+        .unwrap();
     assert_eq!(page.total, 1);
     assert_eq!(page.items[0].service.timeout, 3);
     assert!(!page.items[0].service.enabled);
@@ -859,7 +882,13 @@ async fn mapping_services_are_stored_and_guarded(db: &Db) {
         Err(MappingRefusal::InUse(vec![b.integration_id]))
     );
     db.store
-        .save_enrichment_rules(b.account_id, b.integration_id, vec![], b.owner_member_id, T0)
+        .save_enrichment_rules(
+            b.account_id,
+            b.integration_id,
+            vec![],
+            b.owner_member_id,
+            T0,
+        )
         .await
         .unwrap();
     assert_eq!(

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::model::{Labels, QueuedEvent};
-use crate::standard::{TemplateFields, render_url_template};
+use crate::standard::{TemplateFailed, TemplateFields, render_url_template};
 
 /// ING-074: `timeout` in seconds, and `retry_count`.
 pub const MIN_TIMEOUT_SECS: u64 = 1;
@@ -148,8 +148,7 @@ pub fn validate_service(mut s: MappingService) -> Result<CheckedService, Service
     }
     let sample = sample_url(&s.url).map_err(|()| {
         ServiceError(
-            "url: the template does not parse (Go text/template subset of ingest.md §2.5.1)"
-                .into(),
+            "url: the template does not parse (Go text/template subset of ingest.md §2.5.1)".into(),
         )
     })?;
     if !is_http_url(&sample) {
@@ -297,7 +296,7 @@ fn severity_of(q: &QueuedEvent) -> &'static str {
 
 /// ING-075: the service URL for this event; every substituted value is percent-encoded. A
 /// rendering error is a call failure (ING-073).
-pub fn render_url(template: &str, q: &QueuedEvent) -> Result<String, ()> {
+pub fn render_url(template: &str, q: &QueuedEvent) -> Result<String, TemplateFailed> {
     let fields = TemplateFields {
         title: &q.event.title,
         description: &q.event.description,
@@ -306,7 +305,7 @@ pub fn render_url(template: &str, q: &QueuedEvent) -> Result<String, ()> {
         alert_key: &q.event.alert_key,
         labels: &q.event.labels,
     };
-    render_url_template(template, &fields).map_err(|_| ())
+    render_url_template(template, &fields)
 }
 
 /// ING-072: the request body, exactly. `channel_id` is the dedicated integration's channel or

@@ -251,12 +251,15 @@ fn api_rule_reports_calls_then_uses_answers() {
     // spec: ING-072, ING-073, ING-065 — the call is reported, not guessed; the answer's listed
     // keys with non-empty string values are produced, existing labels kept unless override.
     let mut t = Answers::default();
-    t.services.insert(
-        "svc".into(),
-        service("https://cmdb/host/{{.Labels.host}}"),
-    );
+    t.services
+        .insert("svc".into(), service("https://cmdb/host/{{.Labels.host}}"));
     let set = compile_api(&[api_rule(&["owner", "tier", "env"], false)]);
-    let mut q = event("t", "", &[("host", "db 1"), ("env", "prod")], Status::Critical);
+    let mut q = event(
+        "t",
+        "",
+        &[("host", "db 1"), ("env", "prod")],
+        Status::Critical,
+    );
     let r = set.apply(&mut q, &t);
     assert_eq!(r.calls.len(), 1);
     assert!(!r.enrich_error);
@@ -273,7 +276,12 @@ fn api_rule_reports_calls_then_uses_answers() {
             ("unlisted".to_string(), "x".to_string()),
         ])),
     );
-    let mut q = event("t", "", &[("host", "db 1"), ("env", "prod")], Status::Critical);
+    let mut q = event(
+        "t",
+        "",
+        &[("host", "db 1"), ("env", "prod")],
+        Status::Critical,
+    );
     let r = set.apply(&mut q, &t);
     assert!(r.calls.is_empty());
     assert_eq!(
@@ -283,19 +291,34 @@ fn api_rule_reports_calls_then_uses_answers() {
 
     // override = true replaces env.
     let set = compile_api(&[api_rule(&["owner", "tier", "env"], true)]);
-    let mut q = event("t", "", &[("host", "db 1"), ("env", "prod")], Status::Critical);
+    let mut q = event(
+        "t",
+        "",
+        &[("host", "db 1"), ("env", "prod")],
+        Status::Critical,
+    );
     set.apply(&mut q, &t);
     assert_eq!(q.event.labels["env"], "staging");
 
     // 404: nothing, no error; a failure: nothing, enrich_error.
     t.answers.insert(call.key(), ApiAnswer::NoResult);
-    let mut q = event("t", "", &[("host", "db 1"), ("env", "prod")], Status::Critical);
+    let mut q = event(
+        "t",
+        "",
+        &[("host", "db 1"), ("env", "prod")],
+        Status::Critical,
+    );
     let r = set.apply(&mut q, &t);
     assert!(!r.enrich_error);
     assert_eq!(q.event.labels.len(), 2);
     t.answers
         .insert(call.key(), ApiAnswer::Failed("HTTP 400".into()));
-    let mut q = event("t", "", &[("host", "db 1"), ("env", "prod")], Status::Critical);
+    let mut q = event(
+        "t",
+        "",
+        &[("host", "db 1"), ("env", "prod")],
+        Status::Critical,
+    );
     let r = set.apply(&mut q, &t);
     assert!(r.enrich_error);
     assert_eq!(q.event.labels.len(), 2);
@@ -329,7 +352,10 @@ fn api_rule_configuration() {
         refuse(r),
         "rules[0].service_id: required for an api map rule"
     );
-    assert_eq!(compile_api(&[api_rule(&["a"], false)]).service_ids(), vec!["svc"]);
+    assert_eq!(
+        compile_api(&[api_rule(&["a"], false)]).service_ids(),
+        vec!["svc"]
+    );
 }
 
 #[test]
