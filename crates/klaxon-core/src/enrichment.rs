@@ -274,6 +274,11 @@ pub trait Tables {
     fn api_answer(&self, _key: &ApiKey) -> ApiLookup<'_> {
         ApiLookup::NotLoaded
     }
+    /// ING-072: the id of the active alert with the event's identity in its dedicated
+    /// integration's channel, when the caller knows one; "" otherwise.
+    fn alert_id(&self, _q: &QueuedEvent) -> &str {
+        ""
+    }
 }
 
 /// No tables at all (integrations without map rules).
@@ -751,7 +756,7 @@ fn call(
         report.enrich_error = true;
         return Vec::new();
     };
-    let body = api::request_body(keys, q).to_string();
+    let body = api::request_body(keys, q, tables.alert_id(q)).to_string();
     let key = ApiKey {
         service_id: service_id.to_string(),
         url,

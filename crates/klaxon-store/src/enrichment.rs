@@ -627,6 +627,9 @@ struct AccountTables {
     schemas: HashMap<String, MappingSchema>,
     /// The mapping services the rules call (ING-072).
     services: HashMap<String, MappingService>,
+    /// ING-072 `alert_id`: the newest active alert of each identity `(channel, integration,
+    /// alert_key)` of the batch's dedicated-integration events, read when api rules run.
+    alerts: HashMap<(i64, i64, String), String>,
     /// `(schema_id, row key)` → the row's result values, or None when no row has them.
     rows: HashMap<(String, String), Option<Vec<String>>>,
 }
@@ -670,6 +673,58 @@ impl Tables for View<'_> {
     fn api_answer(&self, key: &ApiKey) -> ApiLookup<'_> {
         self.answers.lookup(key)
     }
+
+    fn alert_id(&self, q: &QueuedEvent) -> &str {
+        let o = &q.origin;
+        if o.channel_id == 0 {
+            return "";
+        }
+        self.tables
+            .alerts
+            .get(&(o.channel_id, o.integration_id, q.event.alert_key.clone()))
+            .map_or("", String::as_str)
+    }
+}
+
+/// The newest active alert of each dedicated-integration identity among `queued` of one
+/// account (ING-072 `alert_id`; the same candidate rule as ING-110).
+async fn active_alerts(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    queued: &[QueuedEvent],
+) -> Result<HashMap<(i64, i64, String), String>> {
+    let keys: BTreeSet<String> = queued
+        .iter()
+        .filter(|q| q.origin.account_id == account_id && q.origin.channel_id != 0)
+        .map(|q| q.event.alert_key.clone())
+        .collect();
+    let keys: Vec<String> = keys.into_iter().collect();
+    let mut newest: HashMap<(i64, i64, String), (i64, String)> = HashMap::new();
+    for chunk in keys.chunks(IN_CHUNK) {
+        let mut sql = Sql::new(
+            "SELECT alert_id, alert_key, channel_id, integration_id, created_at FROM alerts \
+             WHERE account_id = ",
+        );
+        sql.bind(account_id);
+        sql.and_in_padded("alert_key", chunk);
+        sql.push(" AND closed = 0 AND alert_status <> 'Ok'");
+        for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
+            let key = (
+                get_i64(&row, "channel_id")?,
+                get_i64(&row, "integration_id")?,
+                get_str(&row, "alert_key")?,
+            );
+            let created = get_i64(&row, "created_at")?;
+            let id = get_str(&row, "alert_id")?;
+            match newest.get(&key) {
+                Some((t, _)) if *t >= created => {}
+                _ => {
+                    newest.insert(key, (created, id));
+                }
+            }
+        }
+    }
+    Ok(newest.into_iter().map(|(k, (_, id))| (k, id)).collect())
 }
 
 impl AccountTables {
@@ -778,11 +833,17 @@ pub(crate) async fn apply(
             let schemas = schemas_by_id(conn, account, &ids).await?;
             let ids: Vec<String> = service_ids.into_iter().collect();
             let services = crate::mapping_services::by_id(conn, account, &ids).await?;
+            let alerts = if services.is_empty() {
+                HashMap::new()
+            } else {
+                active_alerts(conn, account, queued).await?
+            };
             tables.insert(
                 account,
                 AccountTables {
                     schemas,
                     services,
+                    alerts,
                     rows: HashMap::new(),
                 },
             );

@@ -814,6 +814,46 @@ async fn api_calls_are_made_outside_the_batch(db: &Db) {
         ]
     );
 
+    // spec: ING-072 — on a dedicated integration, the active alert's id is in the request.
+    let alert_a = db
+        .store
+        .list_alerts(
+            b.account_id,
+            &AlertFilter {
+                paging: paging(),
+                ..AlertFilter::default()
+            },
+        )
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|x| x.alert_key == "a")
+        .unwrap()
+        .alert_id;
+    db.store
+        .enqueue(vec![(
+            o.clone(),
+            event("a", Status::Critical, "t", &[("host", "db1")]),
+        )])
+        .await
+        .unwrap();
+    let Processed::NeedCalls(calls) = db
+        .store
+        .process_inbox_with("n", 100, T0 + 25, &ApiAnswers::new())
+        .await
+        .unwrap()
+    else {
+        panic!("a call expected");
+    };
+    let body: serde_json::Value = serde_json::from_str(&calls[0].body).unwrap();
+    assert_eq!(body["event"]["alert_id"], alert_a.as_str());
+    assert_eq!(
+        db.store.process_inbox("n", 100, T0 + 26).await.unwrap(),
+        1,
+        "without answers the request fails and the event goes on"
+    );
+
     // process_inbox (no caller to make calls): each request fails, nothing waits.
     db.store
         .enqueue(vec![(

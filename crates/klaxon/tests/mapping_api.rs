@@ -384,6 +384,18 @@ on_both_backends!(mapping_services_end_to_end, |url: String| async move {
     assert_eq!(labels_of(&alerts, "k-ok"), expected);
     assert_eq!(outcome(&t, &requests["k-ok"]).await["enrich_error"], false);
 
+    // spec: ING-072 — a dedicated integration's event whose alert is active carries its id.
+    assert!(channel > 0, "the bootstrap integration is dedicated");
+    let alert_id = alerts.iter().find(|a| a["alert_key"] == "k-ok").unwrap()["alert_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    push_all(&t, &[("k-ok", "ok")]).await;
+    t.drained().await;
+    let seen = fake.seen_for("k-ok");
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].body["event"]["alert_id"], alert_id.as_str());
+
     // spec: ING-073 — 404 is no result and no failure.
     assert_eq!(labels_of(&alerts, "k-none"), unenriched("none"));
     assert_eq!(

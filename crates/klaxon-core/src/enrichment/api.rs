@@ -309,9 +309,9 @@ pub fn render_url(template: &str, q: &QueuedEvent) -> Result<String, TemplateFai
 }
 
 /// ING-072: the request body, exactly. `channel_id` is the dedicated integration's channel or
-/// 0 for a shared one (routing has not happened yet, Q-08); `alert_id` is "" (the active alert
-/// is not read before enrichment).
-pub fn request_body(result_label_keys: &[String], q: &QueuedEvent) -> Value {
+/// 0 for a shared one (routing has not happened yet, Q-08); `alert_id` is the active alert
+/// the caller knows for a dedicated integration's event, else "".
+pub fn request_body(result_label_keys: &[String], q: &QueuedEvent, alert_id: &str) -> Value {
     let e = &q.event;
     json!({
         "result_label_keys": result_label_keys,
@@ -324,7 +324,7 @@ pub fn request_body(result_label_keys: &[String], q: &QueuedEvent) -> Value {
             "title_rule": e.title_rule,
             "description": e.description,
             "alert_key": e.alert_key,
-            "alert_id": "",
+            "alert_id": alert_id,
             "event_severity": severity_of(q),
             "event_status": e.event_status.as_str(),
             "event_time": e.event_time.div_euclid(1000),

@@ -145,7 +145,7 @@ fn the_request_body_is_exactly_the_documented_one() {
         src: "https://img/1.png".into(),
         href: String::new(),
     }];
-    let body = request_body(&["owner".to_string()], &q);
+    let body = request_body(&["owner".to_string()], &q, "");
     assert_eq!(
         body,
         json!({
