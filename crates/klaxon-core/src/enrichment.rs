@@ -11,7 +11,13 @@
 //! caller answers from rows it loaded for the whole batch, and may answer [`Lookup::NotLoaded`]
 //! for a key it has not read yet; the key is then reported in [`Report::wanted`] so the caller
 //! can load every missing key of the batch with one query and run the event again.
+//!
+//! Mapping services (map rules with `source = api`, ING-072…075) work the same way: the caller
+//! answers each request from the answers it holds ([`Tables::api_answer`]); a request it has
+//! not made yet is reported in [`Report::calls`], so the calls of a whole batch are made
+//! outside the batch's transaction and the batch runs again with their answers.
 
+pub mod api;
 mod csv;
 mod tables;
 #[cfg(test)]
@@ -27,6 +33,10 @@ use crate::model::QueuedEvent;
 use crate::routing::EventFields;
 use crate::standard::{TemplateFields, render_template, truncate};
 
+pub use api::{
+    ApiAnswer, ApiCall, ApiKey, ApiLookup, CheckedService, MappingService, ServiceError,
+    validate_service,
+};
 pub use csv::{CsvError, parse_csv, write_csv};
 pub use tables::{
     MAX_RESULT_KEYS, MAX_ROWS, MAX_SOURCE_KEYS, MappingSchema, SchemaError, TableUpload,
@@ -213,6 +223,10 @@ enum Action {
     Table {
         schema_id: String,
     },
+    Api {
+        service_id: String,
+        result_label_keys: Vec<String>,
+    },
     Delete {
         names: Vec<String>,
     },
@@ -251,6 +265,20 @@ pub trait Tables {
     fn schema(&self, schema_id: &str) -> Option<&MappingSchema>;
     /// The row of `schema_id` whose source values are `values` (in source key order).
     fn lookup(&self, schema_id: &str, values: &[String]) -> Lookup<'_>;
+    /// The mapping service `service_id`, or None when it does not exist (deleted after the
+    /// rule was saved).
+    fn service(&self, _service_id: &str) -> Option<&MappingService> {
+        None
+    }
+    /// The answer to one mapping-service request, if the caller has made it.
+    fn api_answer(&self, _key: &ApiKey) -> ApiLookup<'_> {
+        ApiLookup::NotLoaded
+    }
+    /// ING-072: the id of the active alert with the event's identity in its dedicated
+    /// integration's channel, when the caller knows one; "" otherwise.
+    fn alert_id(&self, _q: &QueuedEvent) -> &str {
+        ""
+    }
 }
 
 /// No tables at all (integrations without map rules).
@@ -274,6 +302,8 @@ pub struct Report {
     pub enrich_error: bool,
     /// Table keys the caller answered `NotLoaded` for: `(schema_id, source values)`.
     pub wanted: Vec<(String, Vec<String>)>,
+    /// Mapping-service requests the caller answered `NotLoaded` for (ING-072).
+    pub calls: Vec<ApiCall>,
 }
 
 impl RuleSet {
@@ -285,6 +315,16 @@ impl RuleSet {
         rules: &[EnrichmentRule],
         schema_exists: impl Fn(&str) -> bool,
     ) -> Result<RuleSet, RuleError> {
+        Self::compile_with(rules, schema_exists, |_| false)
+    }
+
+    /// [`RuleSet::compile`], with `service_exists` saying whether an api map rule's
+    /// `service_id` names a mapping service of the account (ING-063).
+    pub fn compile_with(
+        rules: &[EnrichmentRule],
+        schema_exists: impl Fn(&str) -> bool,
+        service_exists: impl Fn(&str) -> bool,
+    ) -> Result<RuleSet, RuleError> {
         if rules.len() > MAX_RULES {
             return Err(RuleError {
                 message: format!("rules: at most {MAX_RULES} rules, got {}", rules.len()),
@@ -292,7 +332,7 @@ impl RuleSet {
         }
         let mut out = Vec::with_capacity(rules.len());
         for (i, r) in rules.iter().enumerate() {
-            out.push(compile_one(i, r, &schema_exists)?);
+            out.push(compile_one(i, r, &schema_exists, &service_exists)?);
         }
         Ok(RuleSet { rules: out })
     }
@@ -303,7 +343,7 @@ impl RuleSet {
         let mut out = Vec::with_capacity(rules.len());
         let mut broken = Vec::new();
         for (i, r) in rules.iter().enumerate() {
-            match compile_one(i, r, &|_: &str| true) {
+            match compile_one(i, r, &|_: &str| true, &|_: &str| true) {
                 Ok(c) => out.push(c),
                 Err(e) => broken.push(e),
             }
@@ -323,6 +363,22 @@ impl RuleSet {
             .filter(|r| r.enabled)
             .filter_map(|r| match &r.action {
                 Action::Table { schema_id } => Some(schema_id.clone()),
+                _ => None,
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// The mapping services the enabled api map rules call.
+    pub fn service_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .rules
+            .iter()
+            .filter(|r| r.enabled)
+            .filter_map(|r| match &r.action {
+                Action::Api { service_id, .. } => Some(service_id.clone()),
                 _ => None,
             })
             .collect();
@@ -370,6 +426,10 @@ impl RuleSet {
                     }
                 },
                 Action::Table { schema_id } => table(q, schema_id, tables, &mut report),
+                Action::Api {
+                    service_id,
+                    result_label_keys,
+                } => call(q, service_id, result_label_keys, tables, &mut report),
             };
             for (key, value) in produced {
                 put(q, &key, &value, rule.overwrite, &mut report);
@@ -383,6 +443,7 @@ fn compile_one(
     i: usize,
     r: &EnrichmentRule,
     schema_exists: &dyn Fn(&str) -> bool,
+    service_exists: &dyn Fn(&str) -> bool,
 ) -> Result<Compiled, RuleError> {
     let groups = r.condition.clone().unwrap_or_default();
     let filter = Filter::compile(&groups, Context::Enrichment).map_err(|e| RuleError {
@@ -505,19 +566,44 @@ fn compile_one(
                 }
             }
             "api" => {
-                // ING-072…075 (calling a mapping service) are not implemented: refusing the
-                // rule is honest, accepting it would enrich nothing.
-                return Err(refuse(
-                    i,
-                    "source",
-                    "map rules with source \"api\" (mapping services) are not supported yet; use source \"table\"",
-                ));
+                let id = r.service_id.trim();
+                if id.is_empty() {
+                    return Err(refuse(i, "service_id", "required for an api map rule"));
+                }
+                if !service_exists(id) {
+                    return Err(refuse(
+                        i,
+                        "service_id",
+                        format!("mapping service {id} not found"),
+                    ));
+                }
+                let n = r.result_label_keys.len();
+                if n == 0 || n > MAX_API_RESULT_KEYS {
+                    return Err(refuse(
+                        i,
+                        "result_label_keys",
+                        format!("1–{MAX_API_RESULT_KEYS} label names, got {n}"),
+                    ));
+                }
+                let mut keys: Vec<String> = Vec::with_capacity(n);
+                for (j, k) in r.result_label_keys.iter().enumerate() {
+                    let field = format!("result_label_keys[{j}]");
+                    let key = check_key(i, &field, k)?;
+                    if keys.contains(&key) {
+                        return Err(refuse(i, &field, format!("{key:?} is listed twice")));
+                    }
+                    keys.push(key);
+                }
+                Action::Api {
+                    service_id: id.to_string(),
+                    result_label_keys: keys,
+                }
             }
             s => {
                 return Err(refuse(
                     i,
                     "source",
-                    format!("{s:?} is not a valid map source (table)"),
+                    format!("{s:?} is not a valid map source (table or api)"),
                 ));
             }
         },
@@ -643,6 +729,51 @@ fn table(
         }
         Lookup::NoRow => Vec::new(),
         Lookup::NoSchema => {
+            report.enrich_error = true;
+            Vec::new()
+        }
+    }
+}
+
+/// ING-072…075: the labels a mapping service's answer produces, or the call to make.
+fn call(
+    q: &QueuedEvent,
+    service_id: &str,
+    keys: &[String],
+    tables: &dyn Tables,
+    report: &mut Report,
+) -> Vec<(String, String)> {
+    let Some(service) = tables.service(service_id) else {
+        // Deleted after the rule was saved (deletion of a service in use is refused).
+        report.enrich_error = true;
+        return Vec::new();
+    };
+    if !service.enabled {
+        return Vec::new();
+    }
+    // ING-075: a rendering error counts as a call failure.
+    let Ok(url) = api::render_url(&service.url, q) else {
+        report.enrich_error = true;
+        return Vec::new();
+    };
+    let body = api::request_body(keys, q, tables.alert_id(q)).to_string();
+    let key = ApiKey {
+        service_id: service_id.to_string(),
+        url,
+        body,
+    };
+    match tables.api_answer(&key) {
+        ApiLookup::NotLoaded => {
+            report.calls.push(ApiCall {
+                service: service.clone(),
+                url: key.url,
+                body: key.body,
+            });
+            Vec::new()
+        }
+        ApiLookup::Answer(ApiAnswer::Labels(labels)) => api::produced(labels, keys),
+        ApiLookup::Answer(ApiAnswer::NoResult) => Vec::new(),
+        ApiLookup::Answer(ApiAnswer::Failed(_)) => {
             report.enrich_error = true;
             Vec::new()
         }

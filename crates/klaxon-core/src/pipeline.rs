@@ -495,6 +495,7 @@ fn render(event: &NewEvent, template: &str) -> String {
         alert_key: &event.alert_key,
         labels: &event.labels,
         pull: None,
+        url_encode: false,
     };
     render_rule(template, &vars)
 }

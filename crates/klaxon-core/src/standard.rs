@@ -92,6 +92,7 @@ pub fn parse_standard(body: &Value, ctx: &PushContext<'_>) -> Result<NewEvent, A
             alert_key: alert_key.as_deref().unwrap_or(""),
             labels: &labels,
             pull: None,
+            url_encode: false,
         };
         let title = render_title(title_rule, &vars, status.is_trigger());
         (title, truncate(title_rule, TITLE_MAX))
@@ -485,6 +486,8 @@ mod tpl {
         pub labels: &'a Labels,
         /// The pull variables of ingest.md ING-222, for HTTP-pull URLs and bodies only.
         pub pull: Option<&'a super::PullVars>,
+        /// ING-075: every printed value is percent-encoded (mapping-service URLs).
+        pub url_encode: bool,
     }
 
     /// A parse or execution error; the caller decides what it means.
@@ -873,7 +876,14 @@ mod tpl {
         for node in nodes {
             match node {
                 Node::Text(t) => out.push(t),
-                Node::Print(pipe) => out.push(&eval_pipe(pipe, vars)?.print()?),
+                Node::Print(pipe) => {
+                    let printed = eval_pipe(pipe, vars)?.print()?;
+                    if vars.url_encode {
+                        out.push(&super::percent_encode(&printed));
+                    } else {
+                        out.push(&printed);
+                    }
+                }
                 Node::If(branches, otherwise) => {
                     let mut body = otherwise;
                     for (cond, branch) in branches {
@@ -1088,8 +1098,44 @@ pub fn render_template(src: &str, fields: &TemplateFields<'_>) -> Result<String,
         alert_key: fields.alert_key,
         labels: fields.labels,
         pull: None,
+        url_encode: false,
     };
     tpl::render(src, &vars).map_err(|_| TemplateFailed)
+}
+
+/// Renders a mapping-service URL (ING-075): like [`render_template`], but every value a
+/// `{{ … }}` action prints is percent-encoded as a path/query component; the literal text
+/// around the actions is kept as written.
+pub fn render_url_template(
+    src: &str,
+    fields: &TemplateFields<'_>,
+) -> Result<String, TemplateFailed> {
+    let vars = tpl::Vars {
+        title: fields.title,
+        description: fields.description,
+        event_severity: fields.event_severity,
+        event_status: fields.event_status,
+        alert_key: fields.alert_key,
+        labels: fields.labels,
+        pull: None,
+        url_encode: true,
+    };
+    tpl::render(src, &vars).map_err(|_| TemplateFailed)
+}
+
+/// RFC 3986 component encoding: every byte but the unreserved `A-Z a-z 0-9 - . _ ~` becomes
+/// `%XX` (upper-case hex), so a value cannot add a path segment, a query parameter or a
+/// fragment.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The variables of an HTTP-pull URL or body (ingest.md ING-222). All pages of one pull share
@@ -1136,6 +1182,7 @@ pub fn render_pull_template(src: &str, pull: &PullVars) -> Result<String, Templa
         alert_key: "",
         labels: &labels,
         pull: Some(pull),
+        url_encode: false,
     };
     tpl::render(src, &vars).map_err(|_| TemplateFailed)
 }

@@ -21,6 +21,7 @@ mod export;
 mod health;
 mod keycache;
 mod limits;
+mod mapping_api;
 mod openapi;
 mod password_reset;
 mod phone;

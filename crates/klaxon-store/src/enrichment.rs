@@ -9,11 +9,16 @@
 //! them with one query per schema, and runs the affected events again from their original
 //! labels. Each round loads keys the previous one could not know, so the number of rounds is
 //! bounded by the number of map rules in a chain (plus one).
+//!
+//! Map rules with `source = api` (ING-072…075) are answered from the [`ApiAnswers`] the caller
+//! passes in. Requests without an answer are returned ([`Enriched::calls`]) so the caller can
+//! roll the batch back, make the calls with no transaction open, and process it again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use klaxon_core::enrichment::{
-    EnrichmentRule, Lookup, MAX_ROWS, MappingSchema, Report, RuleSet, TableUpload, Tables, row_key,
+    ApiCall, ApiKey, ApiLookup, EnrichmentRule, Lookup, MAX_ROWS, MappingSchema, MappingService,
+    Report, RuleSet, TableUpload, Tables, row_key,
 };
 use klaxon_core::ids::IdSource;
 use klaxon_core::model::{Millis, QueuedEvent};
@@ -21,6 +26,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, AnyPool};
 
 use crate::db::Sql;
+use crate::mapping_services::ApiAnswers;
 use crate::noise::EventOutcome;
 use crate::records::Page;
 use crate::rows::{get_i64, get_str};
@@ -69,6 +75,7 @@ pub enum MappingRefusal {
     /// A single-row add past [`MAX_ROWS`].
     Full,
     RowNotFound,
+    ServiceNotFound,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -85,7 +92,7 @@ fn hash(values: &[String]) -> String {
 
 // ---- rules ----
 
-fn record_row(row: &sqlx::any::AnyRow) -> Result<EnrichmentRecord> {
+pub(crate) fn record_row(row: &sqlx::any::AnyRow) -> Result<EnrichmentRecord> {
     let id = get_i64(row, "integration_id")?;
     let text = get_str(row, "rules")?;
     Ok(EnrichmentRecord {
@@ -618,6 +625,11 @@ async fn list_rows(
 #[derive(Default)]
 struct AccountTables {
     schemas: HashMap<String, MappingSchema>,
+    /// The mapping services the rules call (ING-072).
+    services: HashMap<String, MappingService>,
+    /// ING-072 `alert_id`: the newest active alert of each identity `(channel, integration,
+    /// alert_key)` of the batch's dedicated-integration events, read when api rules run.
+    alerts: HashMap<(i64, i64, String), String>,
     /// `(schema_id, row key)` → the row's result values, or None when no row has them.
     rows: HashMap<(String, String), Option<Vec<String>>>,
 }
@@ -637,6 +649,82 @@ impl Tables for AccountTables {
             Some(Some(r)) => Lookup::Row(r),
         }
     }
+}
+
+/// An account's tables with the answers of the batch's service calls.
+struct View<'a> {
+    tables: &'a AccountTables,
+    answers: &'a ApiAnswers,
+}
+
+impl Tables for View<'_> {
+    fn schema(&self, schema_id: &str) -> Option<&MappingSchema> {
+        self.tables.schema(schema_id)
+    }
+
+    fn lookup(&self, schema_id: &str, values: &[String]) -> Lookup<'_> {
+        self.tables.lookup(schema_id, values)
+    }
+
+    fn service(&self, service_id: &str) -> Option<&MappingService> {
+        self.tables.services.get(service_id)
+    }
+
+    fn api_answer(&self, key: &ApiKey) -> ApiLookup<'_> {
+        self.answers.lookup(key)
+    }
+
+    fn alert_id(&self, q: &QueuedEvent) -> &str {
+        let o = &q.origin;
+        if o.channel_id == 0 {
+            return "";
+        }
+        self.tables
+            .alerts
+            .get(&(o.channel_id, o.integration_id, q.event.alert_key.clone()))
+            .map_or("", String::as_str)
+    }
+}
+
+/// The newest active alert of each dedicated-integration identity among `queued` of one
+/// account (ING-072 `alert_id`; the same candidate rule as ING-110).
+async fn active_alerts(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    queued: &[QueuedEvent],
+) -> Result<HashMap<(i64, i64, String), String>> {
+    let keys: BTreeSet<String> = queued
+        .iter()
+        .filter(|q| q.origin.account_id == account_id && q.origin.channel_id != 0)
+        .map(|q| q.event.alert_key.clone())
+        .collect();
+    let keys: Vec<String> = keys.into_iter().collect();
+    let mut newest: HashMap<(i64, i64, String), (i64, String)> = HashMap::new();
+    for chunk in keys.chunks(IN_CHUNK) {
+        let mut sql = Sql::new(
+            "SELECT alert_id, alert_key, channel_id, integration_id, created_at FROM alerts \
+             WHERE account_id = ",
+        );
+        sql.bind(account_id);
+        sql.and_in_padded("alert_key", chunk);
+        sql.push(" AND closed = 0 AND alert_status <> 'Ok'");
+        for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
+            let key = (
+                get_i64(&row, "channel_id")?,
+                get_i64(&row, "integration_id")?,
+                get_str(&row, "alert_key")?,
+            );
+            let created = get_i64(&row, "created_at")?;
+            let id = get_str(&row, "alert_id")?;
+            match newest.get(&key) {
+                Some((t, _)) if *t >= created => {}
+                _ => {
+                    newest.insert(key, (created, id));
+                }
+            }
+        }
+    }
+    Ok(newest.into_iter().map(|(k, (_, id))| (k, id)).collect())
 }
 
 impl AccountTables {
@@ -681,6 +769,9 @@ impl AccountTables {
 #[derive(Debug, Default)]
 pub(crate) struct Enriched {
     flags: HashMap<i64, (bool, bool)>,
+    /// Mapping-service requests without an answer (ING-072), one per key: the batch cannot
+    /// finish before they are made.
+    pub(crate) calls: Vec<ApiCall>,
 }
 
 impl Enriched {
@@ -704,6 +795,7 @@ impl Enriched {
 pub(crate) async fn apply(
     conn: &mut AnyConnection,
     queued: &mut [QueuedEvent],
+    answers: &ApiAnswers,
 ) -> Result<Enriched> {
     let mut out = Enriched::default();
     let mut by_account: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
@@ -718,6 +810,7 @@ pub(crate) async fn apply(
     for (account, ids) in by_account {
         let ids: Vec<i64> = ids.into_iter().collect();
         let mut schema_ids: BTreeSet<String> = BTreeSet::new();
+        let mut service_ids: BTreeSet<String> = BTreeSet::new();
         for record in rules_of(conn, account, &ids).await? {
             let (set, broken) = RuleSet::compile_skipping(&record.rules);
             for e in broken {
@@ -732,15 +825,25 @@ pub(crate) async fn apply(
                 continue;
             }
             schema_ids.extend(set.schema_ids());
+            service_ids.extend(set.service_ids());
             sets.insert((account, record.integration_id), set);
         }
-        if !schema_ids.is_empty() {
+        if !schema_ids.is_empty() || !service_ids.is_empty() {
             let ids: Vec<String> = schema_ids.into_iter().collect();
             let schemas = schemas_by_id(conn, account, &ids).await?;
+            let ids: Vec<String> = service_ids.into_iter().collect();
+            let services = crate::mapping_services::by_id(conn, account, &ids).await?;
+            let alerts = if services.is_empty() {
+                HashMap::new()
+            } else {
+                active_alerts(conn, account, queued).await?
+            };
             tables.insert(
                 account,
                 AccountTables {
                     schemas,
+                    services,
+                    alerts,
                     rows: HashMap::new(),
                 },
             );
@@ -762,6 +865,7 @@ pub(crate) async fn apply(
         .filter_map(|&i| queued.get(i).map(|q| (i, q.event.labels.clone())))
         .collect();
     let rounds = sets.values().map(|s| s.schema_ids().len()).sum::<usize>() + 1;
+    let mut calls: BTreeMap<ApiKey, ApiCall> = BTreeMap::new();
     for round in 0..=rounds {
         let mut wanted: BTreeMap<i64, BTreeMap<String, BTreeSet<Vec<String>>>> = BTreeMap::new();
         let mut again = Vec::new();
@@ -774,8 +878,11 @@ pub(crate) async fn apply(
             }
             let key = (q.origin.account_id, q.origin.integration_id);
             let Some(set) = sets.get(&key) else { continue };
-            let t = tables.get(&key.0).unwrap_or(&none);
-            let report: Report = set.apply(q, t);
+            let view = View {
+                tables: tables.get(&key.0).unwrap_or(&none),
+                answers,
+            };
+            let report: Report = set.apply(q, &view);
             out.flags
                 .insert(q.seq, (report.labels_truncated, report.enrich_error));
             if !report.wanted.is_empty() && round < rounds {
@@ -783,6 +890,11 @@ pub(crate) async fn apply(
                 let w = wanted.entry(key.0).or_default();
                 for (schema, values) in report.wanted {
                     w.entry(schema).or_default().insert(values);
+                }
+            } else {
+                // The event's last run: the calls it still needs are the ones to make.
+                for c in report.calls {
+                    calls.entry(c.key()).or_insert(c);
                 }
             }
         }
@@ -798,6 +910,7 @@ pub(crate) async fn apply(
         }
         pending = again;
     }
+    out.calls = calls.into_values().collect();
     Ok(out)
 }
 

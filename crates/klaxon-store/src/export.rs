@@ -69,6 +69,13 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("enrichment_rules", Exported { redacted: &[] }),
     ("mapping_schemas", Exported { redacted: &[] }),
     ("mapping_rows", Exported { redacted: &[] }),
+    (
+        "mapping_services",
+        Exported {
+            // Custom headers of a mapping service (ING-074) usually carry its credential.
+            redacted: &["headers"],
+        },
+    ),
     ("alert_pipelines", Exported { redacted: &[] }),
     ("custom_fields", Exported { redacted: &[] }),
     ("notification_templates", Exported { redacted: &[] }),

@@ -42,6 +42,7 @@ mod halt;
 mod im;
 mod inbox;
 mod integrations;
+mod mapping_services;
 mod noise;
 mod password_reset;
 mod phone;
@@ -90,10 +91,12 @@ pub use im::{ImIntegration, ImIntegrationDraft, ImLink, ImRefusal};
 use klaxon_core::model::{
     Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
 };
+pub use mapping_services::{ApiAnswers, ServiceRecord};
 pub use noise::{EventOutcome, NoiseRefusal, OutcomeFilter};
 pub use password_reset::{ResetDone, ResetPolicy};
 pub use phone::{ReplyCode, ReplyTarget};
 pub use pipeline::PipelineRecord;
+pub use process::Processed;
 pub use process::{LEASE_TTL_MS, RandomIds};
 pub use pulls::{HISTORY_KEPT as PULL_HISTORY_KEPT, ManualRefusal, PullRecord, PullSchedule};
 pub use purge::{
@@ -318,18 +321,46 @@ impl Store {
     /// The lease (`holder`, [`LEASE_TTL_MS`] from `now`) is taken or renewed only by a batch
     /// that processes something; another holder gets 0 until it expires. A crash before the
     /// commit leaves the batch in the inbox for whoever holds the lease next.
+    ///
+    /// Mapping-service requests (ING-072) are not made here: each one fails with
+    /// `enrich_error`. The server's worker uses [`Store::process_inbox_with`] instead.
     pub async fn process_inbox(&self, holder: &str, limit: usize, now: Millis) -> Result<usize> {
-        let n = process::process_inbox(
+        let answers = ApiAnswers::failing_missing();
+        match self
+            .process_inbox_with(holder, limit, now, &answers)
+            .await?
+        {
+            Processed::Done(n) => Ok(n),
+            // Unreachable with `failing_missing`: every request has an answer.
+            Processed::NeedCalls(_) => Ok(0),
+        }
+    }
+
+    /// [`Store::process_inbox`] with the answers of mapping-service calls made so far for this
+    /// batch. When the batch needs a call not answered yet, nothing is written and the calls
+    /// are returned ([`Processed::NeedCalls`]): make them with no transaction open, add their
+    /// answers, and call again.
+    pub async fn process_inbox_with(
+        &self,
+        holder: &str,
+        limit: usize,
+        now: Millis,
+        answers: &ApiAnswers,
+    ) -> Result<Processed> {
+        let done = process::process_inbox(
             &self.inner.write,
             self.inner.inbox.as_ref(),
             holder,
             limit,
             now,
             process::Finish::Commit,
+            answers,
         )
         .await?;
-        self.refresh_statistics(n).await;
-        Ok(n)
+        if let Processed::Done(n) = done {
+            self.refresh_statistics(n).await;
+        }
+        Ok(done)
     }
 
     /// PostgreSQL: re-`ANALYZE` the processing tables as they grow (after 1,000 processed
@@ -381,15 +412,21 @@ impl Store {
         limit: usize,
         now: Millis,
     ) -> Result<usize> {
-        process::process_inbox(
+        let answers = ApiAnswers::failing_missing();
+        match process::process_inbox(
             &self.inner.write,
             self.inner.inbox.as_ref(),
             holder,
             limit,
             now,
             process::Finish::Rollback,
+            &answers,
         )
-        .await
+        .await?
+        {
+            Processed::Done(n) => Ok(n),
+            Processed::NeedCalls(_) => Ok(0),
+        }
     }
 
     /// The first `limit` events waiting in the inbox, in processing (`seq`) order, without

@@ -63,6 +63,16 @@ pub(crate) enum Finish {
     Rollback,
 }
 
+/// What one processing attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    /// This many events were processed and committed (0: nothing to do, or no lease).
+    Done(usize),
+    /// The batch needs these mapping-service calls first (ING-072): nothing was written and
+    /// the transaction is rolled back; make the calls and process again with their answers.
+    NeedCalls(Vec<klaxon_core::enrichment::ApiCall>),
+}
+
 pub(crate) async fn process_inbox(
     pool: &AnyPool,
     file: Option<&InboxFile>,
@@ -70,11 +80,12 @@ pub(crate) async fn process_inbox(
     limit: usize,
     now: Millis,
     finish: Finish,
-) -> Result<usize> {
+    answers: &crate::mapping_services::ApiAnswers,
+) -> Result<Processed> {
     let mut tx = pool.begin().await?;
     if !take_lease(&mut tx, holder, now).await? {
         tx.rollback().await?;
-        return Ok(0);
+        return Ok(Processed::Done(0));
     }
     let mut queued = match file {
         None => read_batch(&mut tx, None, limit).await?,
@@ -89,7 +100,7 @@ pub(crate) async fn process_inbox(
         // Nothing to do: leave the lease as it was rather than pay a commit (an fsync on
         // SQLite) on every idle poll.
         tx.rollback().await?;
-        return Ok(0);
+        return Ok(Processed::Done(0));
     };
     let seqs: Vec<i64> = queued.iter().map(|q| q.seq).collect();
     // ING-260 (SQLite): the receive times of the batch as read, one per event.
@@ -105,7 +116,12 @@ pub(crate) async fn process_inbox(
         made: HashSet::new(),
     };
     // Stage 4 (ING-060): label enrichment, in place, before the pipeline and routing.
-    let enriched = crate::enrichment::apply(&mut tx, &mut queued).await?;
+    let enriched = crate::enrichment::apply(&mut tx, &mut queued, answers).await?;
+    if !enriched.calls.is_empty() {
+        // No HTTP call while the transaction is open: hand the calls to the caller.
+        tx.rollback().await?;
+        return Ok(Processed::NeedCalls(enriched.calls));
+    }
     // Stage 5 (ING-080…086): the integrations' pipelines rewrite events in place; those they
     // drop or inhibit are recorded and go no further.
     let discarded = crate::pipeline::apply(&mut tx, &mut queued, &mut ids.inner, now).await?;
@@ -204,7 +220,7 @@ pub(crate) async fn process_inbox(
         }
         Finish::Rollback => tx.rollback().await?,
     }
-    Ok(seqs.len())
+    Ok(Processed::Done(seqs.len()))
 }
 
 /// ING-100: an event for a channel that is not enabled is discarded.

@@ -14,12 +14,14 @@ use harness::{Db, random_hex};
 
 use klaxon_core::condition::Condition;
 use klaxon_core::enrichment::{
-    EnrichmentRule, MAX_ROWS, MappingSchema, RuleType, TableUpload, validate_schema,
+    ApiAnswer, EnrichmentRule, MAX_ROWS, MappingSchema, MappingService, RuleType, TableUpload,
+    validate_schema, validate_service,
 };
 use klaxon_core::model::{EventOrigin, Millis, NewEvent, Status};
 use klaxon_core::routing::{RouteConfig, RouteFlow, RouteRule};
 use klaxon_store::{
-    AlertFilter, Bootstrap, MappingRefusal, MappingRow, NewIntegration, OutcomeFilter, Paging,
+    AlertFilter, ApiAnswers, Bootstrap, MappingRefusal, MappingRow, NewIntegration, OutcomeFilter,
+    Paging, Processed,
 };
 
 const T0: Millis = 1_750_000_000_000;
@@ -33,6 +35,8 @@ both!(
     uploads_replace_rows_atomically_and_rows_are_managed,
     a_table_holds_at_most_100000_rows,
     outcomes_record_truncation_and_errors,
+    api_calls_are_made_outside_the_batch,
+    mapping_services_are_stored_and_guarded,
 );
 
 fn paging() -> Paging {
@@ -656,5 +660,294 @@ async fn outcomes_record_truncation_and_errors(db: &Db) {
             ("b".to_string(), false, true),
             ("c".to_string(), false, false),
         ]
+    );
+}
+
+async fn service(db: &Db, b: &Bootstrap, url: &str) -> String {
+    let s = validate_service(MappingService {
+        service_id: String::new(),
+        account_id: b.account_id,
+        name: "CMDB".into(),
+        description: String::new(),
+        team_id: 0,
+        url: url.into(),
+        headers: BTreeMap::from([("X-Custom-Token".to_string(), "t".to_string())]),
+        timeout: 2,
+        retry_count: 1,
+        insecure_skip_verify: false,
+        enabled: true,
+    })
+    .unwrap()
+    .service;
+    db.store
+        .save_mapping_service(s, b.owner_member_id, T0)
+        .await
+        .unwrap()
+        .unwrap()
+        .service
+        .service_id
+}
+
+fn api(service_id: &str, keys: &[&str]) -> EnrichmentRule {
+    EnrichmentRule {
+        source: "api".into(),
+        service_id: service_id.into(),
+        result_label_keys: keys.iter().map(|k| k.to_string()).collect(),
+        ..EnrichmentRule::new(RuleType::Map)
+    }
+}
+
+async fn api_calls_are_made_outside_the_batch(db: &Db) {
+    // spec: ING-072, ING-073 — a batch that needs calls writes nothing and returns them (one
+    // per distinct request); with the answers it runs in one pass: a 200 answer's labels
+    // reach the alert, a 404 adds nothing, a failure records `enrich_error`. A label an api
+    // rule produced feeds a table look-up after it, in the same batch.
+    let b = db.boot(T0).await;
+    let svc = service(db, &b, "https://cmdb.example/host/{{.Labels.host}}").await;
+    let types = schema(db, &b, &["owner"], &["team"]).await;
+    upload(db, &b, &types, "owner,team\ndba,databases\n").await;
+    db.store
+        .save_enrichment_rules(
+            b.account_id,
+            b.integration_id,
+            vec![api(&svc, &["owner"]), map(&types)],
+            b.owner_member_id,
+            T0,
+        )
+        .await
+        .unwrap();
+    let o = origin(&b, b.integration_id, b.channel_id);
+    db.store
+        .enqueue(vec![
+            (
+                o.clone(),
+                event("a", Status::Critical, "t", &[("host", "db1")]),
+            ),
+            (
+                o.clone(),
+                event("b", Status::Critical, "t", &[("host", "db1")]),
+            ),
+            (
+                o.clone(),
+                event("c", Status::Critical, "t", &[("host", "gone")]),
+            ),
+            (
+                o.clone(),
+                event("d", Status::Critical, "t", &[("host", "bad")]),
+            ),
+        ])
+        .await
+        .unwrap();
+    let mut answers = ApiAnswers::new();
+    let Processed::NeedCalls(calls) = db
+        .store
+        .process_inbox_with("n", 100, T0 + 10, &answers)
+        .await
+        .unwrap()
+    else {
+        panic!("calls expected");
+    };
+    // Events a and b send the same request body except their alert key: three hosts, four
+    // requests.
+    assert_eq!(calls.len(), 4);
+    assert_eq!(
+        db.store.inbox_depth().await.unwrap(),
+        4,
+        "nothing was processed"
+    );
+    assert!(alert_labels(db, &b).await.is_empty());
+    for c in &calls {
+        assert_eq!(c.service.headers["X-Custom-Token"], "t");
+        let answer = if c.url.ends_with("/db1") {
+            ApiAnswer::Labels(BTreeMap::from([("owner".to_string(), "dba".to_string())]))
+        } else if c.url.ends_with("/gone") {
+            ApiAnswer::NoResult
+        } else {
+            ApiAnswer::Failed("HTTP 400".into())
+        };
+        answers.insert(c.key(), answer);
+    }
+    let done = db
+        .store
+        .process_inbox_with("n", 100, T0 + 20, &answers)
+        .await
+        .unwrap();
+    assert_eq!(done, Processed::Done(4));
+    let labels = alert_labels(db, &b).await;
+    let l = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        labels,
+        vec![
+            l(&[("host", "db1"), ("owner", "dba"), ("team", "databases")]),
+            l(&[("host", "db1"), ("owner", "dba"), ("team", "databases")]),
+            l(&[("host", "gone")]),
+            l(&[("host", "bad")]),
+        ]
+    );
+    let f = OutcomeFilter {
+        paging: paging(),
+        request_id: Some(o.request_id.clone()),
+        ..OutcomeFilter::default()
+    };
+    let mut got: Vec<(String, bool)> = db
+        .store
+        .event_outcomes(b.account_id, &f)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| (o.alert_key, o.enrich_error))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("a".to_string(), false),
+            ("b".to_string(), false),
+            ("c".to_string(), false),
+            ("d".to_string(), true),
+        ]
+    );
+
+    // spec: ING-072 — on a dedicated integration, the active alert's id is in the request.
+    let alert_a = db
+        .store
+        .list_alerts(
+            b.account_id,
+            &AlertFilter {
+                paging: paging(),
+                ..AlertFilter::default()
+            },
+        )
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|x| x.alert_key == "a")
+        .unwrap()
+        .alert_id;
+    db.store
+        .enqueue(vec![(
+            o.clone(),
+            event("a", Status::Critical, "t", &[("host", "db1")]),
+        )])
+        .await
+        .unwrap();
+    let Processed::NeedCalls(calls) = db
+        .store
+        .process_inbox_with("n", 100, T0 + 25, &ApiAnswers::new())
+        .await
+        .unwrap()
+    else {
+        panic!("a call expected");
+    };
+    let body: serde_json::Value = serde_json::from_str(&calls[0].body).unwrap();
+    assert_eq!(body["event"]["alert_id"], alert_a.as_str());
+    assert_eq!(
+        db.store.process_inbox("n", 100, T0 + 26).await.unwrap(),
+        1,
+        "without answers the request fails and the event goes on"
+    );
+
+    // process_inbox (no caller to make calls): each request fails, nothing waits.
+    db.store
+        .enqueue(vec![(
+            o.clone(),
+            event("e", Status::Critical, "t", &[("host", "db1")]),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(db.store.process_inbox("n", 100, T0 + 30).await.unwrap(), 1);
+    assert_eq!(alert_labels(db, &b).await[4], l(&[("host", "db1")]));
+}
+
+async fn mapping_services_are_stored_and_guarded(db: &Db) {
+    // spec: ING-063 — services are per account; one an enrichment rule calls cannot be
+    // deleted.
+    let b = db.boot(T0).await;
+    let svc = service(db, &b, "https://cmdb.example/x").await;
+    let got = db
+        .store
+        .mapping_service(b.account_id, &svc)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.service.url, "https://cmdb.example/x");
+    assert!(
+        db.store
+            .mapping_service(b.account_id + 1, &svc)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut changed = got.service.clone();
+    changed.timeout = 3;
+    changed.enabled = false;
+    let saved = db
+        .store
+        .save_mapping_service(changed, b.owner_member_id, T0 + 5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(saved.created_at, T0);
+    assert_eq!(saved.updated_at, T0 + 5);
+    let page = db
+        .store
+        .mapping_services(b.account_id, 1, 20)
+        .await
+        .unwrap();
+    assert_eq!(page.total, 1);
+    assert_eq!(page.items[0].service.timeout, 3);
+    assert!(!page.items[0].service.enabled);
+    db.store
+        .save_enrichment_rules(
+            b.account_id,
+            b.integration_id,
+            vec![api(&svc, &["owner"])],
+            b.owner_member_id,
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store
+            .delete_mapping_service(b.account_id, &svc)
+            .await
+            .unwrap(),
+        Err(MappingRefusal::InUse(vec![b.integration_id]))
+    );
+    db.store
+        .save_enrichment_rules(
+            b.account_id,
+            b.integration_id,
+            vec![],
+            b.owner_member_id,
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store
+            .delete_mapping_service(b.account_id + 1, &svc)
+            .await
+            .unwrap(),
+        Err(MappingRefusal::ServiceNotFound)
+    );
+    db.store
+        .delete_mapping_service(b.account_id, &svc)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        db.store
+            .mapping_service(b.account_id, &svc)
+            .await
+            .unwrap()
+            .is_none()
     );
 }

@@ -133,6 +133,8 @@ const A_MARKS: &[&str] = &[
     "A ci",
     "A hosts",
     "A holidays",
+    "A cmdb",
+    "A token",
 ];
 
 fn shows_a(b: &Value) -> bool {
@@ -170,6 +172,7 @@ struct Owned {
     field: String,
     calendar: String,
     schema: String,
+    mapping_api: String,
     role: i64,
     incident: String,
     /// A second incident of A, merged into the first by A's replay.
@@ -329,6 +332,15 @@ async fn populate(ts: &TestServer) -> Owned {
         .as_str()
         .unwrap()
         .to_string();
+    let mapping_api = a(
+        "/enrichment/mapping/api/create",
+        json!({"api_name": "A cmdb", "url": "https://cmdb.tenant-a.example/{{.Labels.host}}",
+               "headers": {"X-Custom-Token": "A token"}}),
+    )
+    .await["api_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let role = a(
         "/role/upsert",
         json!({"role_name": "A ackers", "permissions": ["incidents_manage"]}),
@@ -392,6 +404,7 @@ async fn populate(ts: &TestServer) -> Owned {
         field,
         calendar,
         schema,
+        mapping_api,
         role,
         incident,
         incident2,
@@ -438,6 +451,10 @@ fn witness_reads(o: &Owned) -> Vec<(&'static str, Value)> {
         (
             "/enrichment/mapping/schema/info",
             json!({"schema_id": o.schema}),
+        ),
+        (
+            "/enrichment/mapping/api/info",
+            json!({"api_id": o.mapping_api}),
         ),
         ("/enrichment/info", json!({"integration_id": o.dedicated})),
         (
@@ -564,6 +581,11 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
             Missing,
         ),
         (
+            "/enrichment/mapping/api/info",
+            json!({"api_id": o.mapping_api}),
+            Missing,
+        ),
+        (
             "/incident/info",
             json!({"incident_id": o.incident}),
             Missing,
@@ -607,6 +629,7 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
         ("/field/list", json!({}), Empty),
         ("/calendar/list", json!({}), Empty),
         ("/enrichment/mapping/schema/list", json!({}), Empty),
+        ("/enrichment/mapping/api/list", json!({}), Empty),
         ("/schedule/list", json!({}), Empty),
         ("/team/list", json!({}), Empty),
         ("/account/export/list", json!({}), Empty),
@@ -883,6 +906,11 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
             json!({"schema_id": o.schema}),
             Missing,
         ),
+        (
+            "/enrichment/mapping/api/update",
+            json!({"api_id": o.mapping_api, "api_name": "B's", "url": "https://b.example/"}),
+            Missing,
+        ),
         ("/calendar/holiday/list", json!({}), NotListed),
         // B importing a set under A's id makes B's own set; A's stays as it was (the
         // snapshot) and A's replay replaces its own.
@@ -1049,6 +1077,11 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
         (
             "/enrichment/mapping/schema/delete",
             json!({"schema_id": o.schema}),
+            Missing,
+        ),
+        (
+            "/enrichment/mapping/api/delete",
+            json!({"api_id": o.mapping_api}),
             Missing,
         ),
         // A time-range deletion, not by id: over the window of A's incident it must count

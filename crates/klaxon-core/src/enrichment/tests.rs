@@ -291,7 +291,8 @@ fn map_table_worked_example() {
 #[test]
 fn map_reports_unloaded_keys_and_missing_schema() {
     // spec: ING-070 — the batch protocol: an unloaded key is reported, not guessed; a schema
-    // deleted after the save records `enrich_error`. ING-063: `api` sources are refused.
+    // deleted after the save records `enrich_error`. ING-063: an `api` source must name a
+    // mapping service that exists.
     let mut tables = resource_types();
     tables.unloaded = true;
     let set = compile(&[map("s1"), map("s2")]);
@@ -309,8 +310,13 @@ fn map_reports_unloaded_keys_and_missing_schema() {
         service_id: "x".into(),
         ..EnrichmentRule::new(RuleType::Map)
     };
-    assert!(refusal(&[api]).contains("not supported"));
+    assert_eq!(
+        refusal(&[api]),
+        "rules[0].service_id: mapping service x not found"
+    );
 }
+
+mod api;
 
 #[test]
 fn delete_rule() {

@@ -274,6 +274,11 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/enrichment/mapping/data/upload", P(IntegrationsManage)),
     ("/enrichment/mapping/data/upsert", P(IntegrationsManage)),
     ("/enrichment/mapping/data/delete", P(IntegrationsManage)),
+    ("/enrichment/mapping/api/info", P(IntegrationsRead)),
+    ("/enrichment/mapping/api/list", P(IntegrationsRead)),
+    ("/enrichment/mapping/api/create", P(IntegrationsManage)),
+    ("/enrichment/mapping/api/update", P(IntegrationsManage)),
+    ("/enrichment/mapping/api/delete", P(IntegrationsManage)),
     // IM integrations (response.md 1.21) and linked identities (RSP-301): integrations, like
     // webhooks (RSP-521).
     ("/im/integration/list", P(IntegrationsRead)),

@@ -683,6 +683,36 @@ pub const OPERATIONS: &[Operation] = &[
         "schema_id*:str",
         Csv,
     ),
+    (
+        "/enrichment/mapping/api/create",
+        "Create a label mapping service",
+        "api_name*:str description:str team_id:int url*:str headers:obj timeout:int retry_count:int insecure_skip_verify:bool status:enabled|disabled",
+        Object,
+    ),
+    (
+        "/enrichment/mapping/api/update",
+        "Change a label mapping service",
+        "api_id*:str api_name:str description:str team_id:int url:str headers:obj timeout:int retry_count:int insecure_skip_verify:bool status:enabled|disabled",
+        Object,
+    ),
+    (
+        "/enrichment/mapping/api/delete",
+        "Delete a label mapping service",
+        "api_id*:str",
+        Nothing,
+    ),
+    (
+        "/enrichment/mapping/api/info",
+        "One label mapping service",
+        "api_id*:str",
+        Object,
+    ),
+    (
+        "/enrichment/mapping/api/list",
+        "List label mapping services",
+        "@paging",
+        List,
+    ),
     // Incidents (openapi-compat.md 2.1).
     (
         "/incident/list",

@@ -1,21 +1,27 @@
 //! Label enrichment and mapping tables (ingest.md §2.5, §2.6; openapi-compat.md §2.6;
 //! docs/enrichment.md): `/enrichment/{info,list,upsert}` for an alert integration's rule list,
-//! `/enrichment/mapping/schema/*` for mapping schemas and `/enrichment/mapping/data/*` for
-//! their rows, CSV upload and download included.
+//! `/enrichment/mapping/schema/*` for mapping schemas, `/enrichment/mapping/data/*` for
+//! their rows, CSV upload and download included, and `/enrichment/mapping/api/*` for the
+//! label mapping services that map rules with `source = "api"` call (ING-072…075; the calls
+//! themselves are made by the inbox worker, `crate::mapping_api`).
 //!
-//! Every save is validated whole by the core (`RuleSet::compile`, `validate_schema`,
-//! `TableUpload::parse`) and refused with a message naming the field before anything is
-//! written. Mapping services (`/enrichment/mapping/api/*`, ING-072…075) are not served yet,
-//! and map rules with `source = "api"` are refused.
+//! Every save is validated whole by the core (`RuleSet::compile_with`, `validate_schema`,
+//! `validate_service`, `TableUpload::parse`) and refused with a message naming the field
+//! before anything is written.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+
+use klaxon_core::enrichment::api::{DEFAULT_RETRY_COUNT, DEFAULT_TIMEOUT_SECS};
 use klaxon_core::enrichment::{
-    EnrichmentRule, MappingSchema, RuleSet, TableUpload, validate_schema, write_csv,
+    EnrichmentRule, MappingSchema, MappingService, RuleSet, TableUpload, validate_schema,
+    validate_service, write_csv,
 };
 use klaxon_core::error::{ApiError, ErrorCode};
 use klaxon_store::{
     EnrichmentRecord, Integration, IntegrationFilter, MappingRefusal, MappingRow, SchemaRecord,
+    ServiceRecord,
 };
 use serde_json::{Map, Value, json};
 
@@ -38,6 +44,11 @@ pub const PATHS: &[&str] = &[
     "/enrichment/mapping/data/delete",
     "/enrichment/mapping/data/list",
     DOWNLOAD_PATH,
+    "/enrichment/mapping/api/create",
+    "/enrichment/mapping/api/update",
+    "/enrichment/mapping/api/delete",
+    "/enrichment/mapping/api/info",
+    "/enrichment/mapping/api/list",
 ];
 
 /// The one path whose success body is CSV, not the JSON envelope (openapi-compat.md 1.4).
@@ -107,6 +118,13 @@ pub async fn dispatch(
         "/enrichment/mapping/data/delete" => row_delete(state, caller, args).await.map(|_| None),
         "/enrichment/mapping/data/list" => rows_list(state, caller, args).await.map(Some),
         DOWNLOAD_PATH => download(state, caller, args).await.map(Some),
+        "/enrichment/mapping/api/create" => service_save(state, caller, args, true).await.map(Some),
+        "/enrichment/mapping/api/update" => {
+            service_save(state, caller, args, false).await.map(Some)
+        }
+        "/enrichment/mapping/api/delete" => service_delete(state, caller, args).await.map(|_| None),
+        "/enrichment/mapping/api/info" => service_info(state, caller, args).await.map(Some),
+        "/enrichment/mapping/api/list" => service_list(state, caller, args).await.map(Some),
         _ => return None,
     };
     Some(result)
@@ -116,8 +134,29 @@ fn store_err(e: klaxon_store::StoreError) -> ApiError {
     ApiError::internal(e.to_string())
 }
 
+fn service_refusal(r: MappingRefusal, service_id: &str) -> ApiError {
+    match r {
+        MappingRefusal::InUse(ids) => ApiError::new(
+            ErrorCode::ReferenceExist,
+            format!(
+                "mapping service {service_id} is used by the enrichment rules of integration(s) {}",
+                ids.iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        r => refusal(r, service_id),
+    }
+}
+
 fn refusal(r: MappingRefusal, schema_id: &str) -> ApiError {
     match r {
+        MappingRefusal::ServiceNotFound => ApiError::new(
+            ErrorCode::ResourceNotFound,
+            format!("mapping service {schema_id} not found"),
+        ),
+
         MappingRefusal::SchemaNotFound => ApiError::new(
             ErrorCode::ResourceNotFound,
             format!("mapping schema {schema_id} not found"),
@@ -271,7 +310,22 @@ async fn upsert(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
         .mapping_schemas_by_id(caller.account_id, &named)
         .await
         .map_err(store_err)?;
-    RuleSet::compile(&rules, |schema| existing.contains_key(schema))?;
+    let called: Vec<String> = rules
+        .iter()
+        .filter(|r| r.source == "api")
+        .map(|r| r.service_id.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let services = state
+        .store
+        .mapping_services_by_id(caller.account_id, &called)
+        .await
+        .map_err(store_err)?;
+    RuleSet::compile_with(
+        &rules,
+        |schema| existing.contains_key(schema),
+        |service| services.contains_key(service),
+    )?;
     let record = state
         .store
         .save_enrichment_rules(
@@ -608,4 +662,189 @@ async fn download(state: &AppState, caller: &Caller, args: &Args) -> Result<Valu
         })
         .collect();
     Ok(json!({ "csv": csv, "file_name": format!("{safe}.csv") }))
+}
+
+// ---- mapping services (ING-072…075) ----
+
+/// `api_id` (the reference's name), or `service_id` as enrichment rules call it.
+fn required_service_id(args: &Args) -> Result<String, ApiError> {
+    match args.str("api_id")? {
+        Some(id) => Ok(id),
+        None => args
+            .str("service_id")?
+            .ok_or_else(|| ApiError::invalid("api_id is required")),
+    }
+}
+
+fn service_json(r: &ServiceRecord) -> Value {
+    let s = &r.service;
+    json!({
+        "api_id": s.service_id,
+        "api_name": s.name,
+        "description": s.description,
+        "team_id": s.team_id,
+        "url": s.url,
+        "headers": s.headers,
+        "timeout": s.timeout,
+        "retry_count": s.retry_count,
+        "insecure_skip_verify": s.insecure_skip_verify,
+        "status": if s.enabled { "enabled" } else { "disabled" },
+        "creator_id": r.creator_id,
+        "created_at": secs(r.created_at),
+        "updated_at": secs(r.updated_at),
+    })
+}
+
+async fn load_service(
+    state: &AppState,
+    caller: &Caller,
+    service_id: &str,
+) -> Result<ServiceRecord, ApiError> {
+    state
+        .store
+        .mapping_service(caller.account_id, service_id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| service_refusal(MappingRefusal::ServiceNotFound, service_id))
+}
+
+/// `headers`: an object of strings.
+fn headers_arg(args: &Args) -> Result<Option<BTreeMap<String, String>>, ApiError> {
+    match args.raw().get("headers") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => {
+            let mut out = BTreeMap::new();
+            for (k, v) in m {
+                let Some(v) = v.as_str() else {
+                    return Err(ApiError::invalid(format!("headers.{k} must be a string")));
+                };
+                out.insert(k.clone(), v.to_string());
+            }
+            Ok(Some(out))
+        }
+        Some(_) => Err(ApiError::invalid(
+            "headers must be an object of header names and values",
+        )),
+    }
+}
+
+/// A non-negative integer field.
+fn count_arg(args: &Args, name: &str) -> Result<Option<u64>, ApiError> {
+    match args.i64(name)? {
+        None => Ok(None),
+        Some(n) => u64::try_from(n)
+            .map(Some)
+            .map_err(|_| ApiError::invalid(format!("{name} must not be negative"))),
+    }
+}
+
+/// Create: every field from the body (timeout and retry_count default to 2 s and 1). Update:
+/// absent fields keep their value. ING-074 checks run on the result; warnings are returned
+/// with the saved service.
+async fn service_save(
+    state: &AppState,
+    caller: &Caller,
+    args: &Args,
+    create: bool,
+) -> Result<Value, ApiError> {
+    let base = if create {
+        MappingService {
+            service_id: String::new(),
+            account_id: caller.account_id,
+            name: String::new(),
+            description: String::new(),
+            team_id: 0,
+            url: String::new(),
+            headers: BTreeMap::new(),
+            timeout: DEFAULT_TIMEOUT_SECS,
+            retry_count: DEFAULT_RETRY_COUNT,
+            insecure_skip_verify: false,
+            enabled: true,
+        }
+    } else {
+        let id = required_service_id(args)?;
+        load_service(state, caller, &id).await?.service
+    };
+    let has = |f: &str| args.raw().get(f).is_some_and(|v| !v.is_null());
+    let name = match args.str("api_name")? {
+        Some(n) => Some(n),
+        None => args.str("name")?,
+    };
+    let enabled = match args.str("status")?.as_deref() {
+        None => base.enabled,
+        Some("enabled") => true,
+        Some("disabled") => false,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "status: {other:?} is not enabled or disabled"
+            )));
+        }
+    };
+    let retry_count = match count_arg(args, "retry_count")? {
+        None => base.retry_count,
+        Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
+    };
+    let service = MappingService {
+        name: name.unwrap_or(base.name.clone()),
+        description: if has("description") {
+            args.str("description")?.unwrap_or_default()
+        } else {
+            base.description.clone()
+        },
+        team_id: args.i64("team_id")?.unwrap_or(base.team_id),
+        url: args.str("url")?.unwrap_or(base.url.clone()),
+        headers: headers_arg(args)?.unwrap_or(base.headers.clone()),
+        timeout: count_arg(args, "timeout")?.unwrap_or(base.timeout),
+        retry_count,
+        insecure_skip_verify: args
+            .bool("insecure_skip_verify")?
+            .unwrap_or(base.insecure_skip_verify),
+        enabled,
+        ..base
+    };
+    let checked = validate_service(service).map_err(|e| ApiError::invalid(e.0))?;
+    let id = checked.service.service_id.clone();
+    let saved = state
+        .store
+        .save_mapping_service(checked.service, caller.member_id, state.clock.now())
+        .await
+        .map_err(store_err)?
+        .map_err(|r| service_refusal(r, &id))?;
+    let mut out = service_json(&saved);
+    if let Some(obj) = out.as_object_mut() {
+        obj.insert("warnings".into(), json!(checked.warnings));
+    }
+    Ok(out)
+}
+
+async fn service_delete(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
+    let id = required_service_id(args)?;
+    state
+        .store
+        .delete_mapping_service(caller.account_id, &id)
+        .await
+        .map_err(store_err)?
+        .map_err(|r| service_refusal(r, &id))
+}
+
+async fn service_info(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let id = required_service_id(args)?;
+    Ok(service_json(&load_service(state, caller, &id).await?))
+}
+
+async fn service_list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let (p, limit) = paging(args, 20)?;
+    let page = state
+        .store
+        .mapping_services(caller.account_id, p, limit)
+        .await
+        .map_err(store_err)?;
+    let items: Vec<Value> = page.items.iter().map(service_json).collect();
+    Ok(json!({
+        "items": items,
+        "total": page.total,
+        "has_next_page": page.has_next_page,
+        "p": p,
+        "limit": limit,
+    }))
 }
