@@ -95,17 +95,50 @@ struct Slapd {
     _child: tokio::process::Child,
     _dir: tempfile::TempDir,
     url: String,
+    /// With TLS: `ldaps://` on a second port (a self-signed certificate for 127.0.0.1).
+    ldaps_url: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start_slapd() -> Slapd {
+    start_slapd_with(false).await
+}
+
+/// `tls`: also serve `ldaps://`, offer StartTLS, and refuse any operation that is not
+/// protected by TLS (`security tls=1`), so a client that does not use TLS fails.
+async fn start_slapd_with(tls: bool) -> Slapd {
     let dir = tempfile::tempdir().unwrap();
     let root: PathBuf = dir.path().to_path_buf();
     std::fs::create_dir(root.join("data")).unwrap();
+    let mut tls_conf = String::new();
+    if tls {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+                .unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(root.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(root.join("key.pem"), key.serialize_pem()).unwrap();
+        tls_conf = format!(
+            "TLSCertificateFile {root}/cert.pem\n\
+             TLSCertificateKeyFile {root}/key.pem\n\
+             security tls=1\n",
+            root = root.display()
+        );
+    }
     let conf = format!(
         "include /etc/ldap/schema/core.schema\n\
          include /etc/ldap/schema/cosine.schema\n\
          include /etc/ldap/schema/inetorgperson.schema\n\
          include /etc/ldap/schema/nis.schema\n\
+         {tls_conf}\
          pidfile {root}/slapd.pid\n\
          argsfile {root}/slapd.args\n\
          modulepath /usr/lib/ldap\n\
@@ -132,18 +165,21 @@ async fn start_slapd() -> Slapd {
         "slapadd failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("ldap://127.0.0.1:{port}");
+    let tls_port = free_port();
+    let ldaps_url = format!("ldaps://127.0.0.1:{tls_port}");
+    let listen = if tls {
+        format!("{url}/ {ldaps_url}/")
+    } else {
+        format!("{url}/")
+    };
     // `-d 0`: stay in the foreground (no fork), so the child is slapd itself.
     let child = tokio::process::Command::new(SLAPD)
         .arg("-f")
         .arg(root.join("slapd.conf"))
         .arg("-h")
-        .arg(format!("{url}/"))
+        .arg(listen)
         .arg("-d")
         .arg("0")
         .stdout(Stdio::null())
@@ -168,6 +204,7 @@ async fn start_slapd() -> Slapd {
         _child: child,
         _dir: dir,
         url,
+        ldaps_url,
     }
 }
 
@@ -621,4 +658,56 @@ on_both_backends!(ldap_configuration_is_validated, |url: String| async move {
         node.info().await["ldap"]["auth_filter"],
         "(&(objectClass=inetOrgPerson)(uid=%s))"
     );
+});
+
+on_both_backends!(ldap_over_tls, |url: String| async move {
+    if !slapd_available() {
+        return;
+    }
+    // spec: RSP-577 — start_tls and tls_skip_verify are honoured. This slapd refuses every
+    // operation that is not protected by TLS, and its certificate is self-signed.
+    let slapd = start_slapd_with(true).await;
+    let node = Node::start(&url).await;
+    let mut config = ldap_config(&slapd.url);
+    config["team_mapping"] = json!({"attribute": "", "rules": []});
+    let with = |ldap: Value| {
+        let mut c = config.clone();
+        for (k, v) in ldap.as_object().unwrap() {
+            c["ldap"][k] = v.clone();
+        }
+        c
+    };
+    let refused = [
+        // Plain LDAP: the server requires TLS.
+        with(json!({})),
+        // TLS with a certificate nobody trusts.
+        with(json!({"url": slapd.ldaps_url})),
+        with(json!({"start_tls": true})),
+    ];
+    for body in refused {
+        let (status, answer) = node.configure(body.clone()).await;
+        assert_eq!(status, 400, "{body} -> {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("ldap: test connection failed"),
+            "{body} -> {message}"
+        );
+    }
+    assert_eq!(node.info().await["configured"], false);
+
+    // ldaps:// and StartTLS, each with the certificate check skipped: both sign in.
+    for ldap in [
+        json!({"url": slapd.ldaps_url, "tls_skip_verify": true, "start_tls": false}),
+        json!({"url": slapd.url, "tls_skip_verify": true, "start_tls": true}),
+    ] {
+        let (status, body) = node.configure(with(ldap.clone())).await;
+        assert_eq!(status, 200, "{ldap} -> {body}");
+        let info = node.info().await;
+        assert_eq!(info["ldap"]["tls_skip_verify"], true, "{info}");
+        let ok = node.ldap_login("ann", "ann-directory-pw").await;
+        assert_eq!(ok.status, 303, "{ldap}: {}", ok.body);
+        assert!(ok.session.is_some());
+        let wrong = node.ldap_login("ann", "wrong").await;
+        assert_eq!(wrong.status, 401, "{ldap}: {}", wrong.body);
+    }
 });
