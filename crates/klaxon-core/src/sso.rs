@@ -10,9 +10,10 @@ use crate::error::ApiError;
 /// §1.24: the roles given to members created by SSO when none are configured (Viewer).
 pub const DEFAULT_ROLE_IDS: [i64; 1] = [8];
 
-/// The protocols of §1.24. This version signs in with OIDC; the others are refused on update.
+/// The protocols of §1.24. This version signs in with OIDC and LDAP; the others are refused
+/// on update.
 pub const PROTOCOLS: [&str; 4] = ["saml2", "oidc", "cas", "ldap"];
-pub const SUPPORTED_PROTOCOLS: [&str; 1] = ["oidc"];
+pub const SUPPORTED_PROTOCOLS: [&str; 2] = ["oidc", "ldap"];
 
 /// `field_mapping` (§1.24): claim names at the identity provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,11 +35,58 @@ impl Default for FieldMapping {
     }
 }
 
+impl FieldMapping {
+    /// The usual attribute names of an LDAP directory (inetOrgPerson).
+    pub fn ldap_default() -> Self {
+        FieldMapping {
+            email: "mail".to_string(),
+            name: "cn".to_string(),
+            phone: "telephoneNumber".to_string(),
+        }
+    }
+}
+
 /// The OIDC settings of §1.24 (the client secret is kept apart, see [`SsoUpdate`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OidcSettings {
     pub issuer: String,
     pub client_id: String,
+}
+
+/// The LDAP settings of §1.24 and RSP-577 (the bind password is kept apart, see
+/// [`SsoUpdate`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LdapSettings {
+    /// `ldap://host[:port]` or `ldaps://host[:port]`.
+    pub url: String,
+    /// The entry the search binds as; empty = an anonymous search.
+    pub bind_dn: String,
+    pub tls_skip_verify: bool,
+    pub start_tls: bool,
+    /// The search base.
+    pub user_dn: String,
+    /// The search filter; `%s` stands for the escaped login name.
+    pub auth_filter: String,
+}
+
+/// One rule of the team mapping: members whose attribute holds `value` join `team_name`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamRule {
+    pub value: String,
+    pub team_name: String,
+}
+
+/// Team mapping for SSO sign-ins: the values of one claim (OIDC) or attribute (LDAP), such as
+/// `groups` or `memberOf`, mapped to Klaxon team names. At each SSO sign-in the member is
+/// added to every mapped team; membership is never removed by a sign-in (teams are also
+/// edited by hand, and an identity provider that stops sending a group must not silently
+/// take people off call).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TeamMapping {
+    pub attribute: String,
+    pub rules: Vec<TeamRule>,
 }
 
 /// An account's SSO configuration without its secret.
@@ -51,15 +99,196 @@ pub struct SsoConfig {
     pub field_mapping: FieldMapping,
     pub default_role_ids: Vec<i64>,
     pub oidc: OidcSettings,
-    /// Whether a secret (the OIDC client secret) is stored; the secret itself is never read.
+    pub ldap: LdapSettings,
+    pub team_mapping: TeamMapping,
+    /// Whether a secret (the OIDC client secret or the LDAP bind password) is stored; the
+    /// secret itself is never read back.
     pub has_secret: bool,
 }
 
 /// A validated update: the new configuration and, when the request set one, the new secret.
+/// `Some("")` clears the stored secret (the protocol changed and the old protocol's secret
+/// must not be used by the new one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SsoUpdate {
     pub config: SsoConfig,
     pub secret: Option<String>,
+}
+
+/// §1.24: the LDAP URL is `ldap://` or `ldaps://` with a host, an optional port and nothing
+/// else (no DN, query or user part).
+pub fn check_ldap_url(url: &str) -> Result<(), ApiError> {
+    let rest = url
+        .strip_prefix("ldaps://")
+        .or_else(|| url.strip_prefix("ldap://"))
+        .ok_or_else(|| ApiError::invalid("ldap.url: must start with ldap:// or ldaps://"))?;
+    if url.len() > 1024 {
+        return Err(ApiError::invalid("ldap.url: at most 1024 characters"));
+    }
+    let hostport = rest.strip_suffix('/').unwrap_or(rest);
+    if hostport.is_empty() {
+        return Err(ApiError::invalid("ldap.url: has no host"));
+    }
+    if hostport
+        .chars()
+        .any(|c| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '@'))
+    {
+        return Err(ApiError::invalid(
+            "ldap.url: only a host and a port may follow the scheme",
+        ));
+    }
+    if let Some((host, port)) = hostport.rsplit_once(':')
+        && !host.ends_with(']')
+        && !host.contains(':')
+        && (host.is_empty() || port.parse::<u16>().ok().is_none_or(|p| p == 0))
+    {
+        return Err(ApiError::invalid("ldap.url: the port must be 1 to 65535"));
+    }
+    Ok(())
+}
+
+/// §1.24: the filter starts with `(` and ends with `)`, its parentheses balance, and it
+/// names the login with `%s`.
+pub fn check_auth_filter(filter: &str) -> Result<(), ApiError> {
+    if !(filter.starts_with('(') && filter.ends_with(')')) {
+        return Err(ApiError::invalid(
+            "ldap.auth_filter: must start with \"(\" and end with \")\"",
+        ));
+    }
+    if filter.len() > 1024 {
+        return Err(ApiError::invalid(
+            "ldap.auth_filter: at most 1024 characters",
+        ));
+    }
+    let mut depth = 0i64;
+    let mut escaped = false;
+    for c in filter.chars() {
+        match c {
+            '\\' => escaped = true,
+            _ if escaped => escaped = false,
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth < 0 {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err(ApiError::invalid(
+            "ldap.auth_filter: the parentheses do not balance",
+        ));
+    }
+    if !filter.contains("%s") {
+        return Err(ApiError::invalid(
+            "ldap.auth_filter: must contain %s where the login name goes",
+        ));
+    }
+    Ok(())
+}
+
+/// RFC 4515 escaping of a value placed in a search filter: `\`, `*`, `(`, `)` and NUL become
+/// `\XX`, so a login name can never add conditions or wildcards to the filter.
+pub fn ldap_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\5c"),
+            '*' => out.push_str("\\2a"),
+            '(' => out.push_str("\\28"),
+            ')' => out.push_str("\\29"),
+            '\0' => out.push_str("\\00"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// RSP-577 step 2: the configured filter with every `%s` replaced by the escaped login.
+pub fn ldap_filter(auth_filter: &str, login: &str) -> String {
+    auth_filter.replace("%s", &ldap_escape(login))
+}
+
+/// The Klaxon team names a sign-in maps to (deduplicated, in rule order): the rules whose
+/// value is one of the claim's values. Values compare case-insensitively (LDAP DNs and
+/// most group names are).
+pub fn mapped_teams(mapping: &TeamMapping, claims: &Map<String, Value>) -> Vec<String> {
+    if mapping.attribute.is_empty() || mapping.rules.is_empty() {
+        return Vec::new();
+    }
+    let values: Vec<String> = match claims.get(&mapping.attribute) {
+        Some(Value::String(s)) => vec![s.trim().to_lowercase()],
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|s| s.trim().to_lowercase())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut out: Vec<String> = Vec::new();
+    for rule in &mapping.rules {
+        if values.contains(&rule.value.trim().to_lowercase()) && !out.contains(&rule.team_name) {
+            out.push(rule.team_name.clone());
+        }
+    }
+    out
+}
+
+fn parse_team_mapping(value: &Value) -> Result<TeamMapping, ApiError> {
+    let Value::Object(m) = value else {
+        return Err(ApiError::invalid("team_mapping: must be an object"));
+    };
+    let attribute = claim_name(
+        text(m, "attribute", "team_mapping.attribute")?,
+        "team_mapping.attribute",
+    )?
+    .unwrap_or_default();
+    let mut rules = Vec::new();
+    match m.get("rules") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) => {
+            if list.len() > 100 {
+                return Err(ApiError::invalid("team_mapping.rules: at most 100 rules"));
+            }
+            for (i, r) in list.iter().enumerate() {
+                let Value::Object(r) = r else {
+                    return Err(ApiError::invalid(format!(
+                        "team_mapping.rules[{i}]: must be an object"
+                    )));
+                };
+                let value = text(r, "value", &format!("team_mapping.rules[{i}].value"))?
+                    .unwrap_or_default();
+                if value.is_empty() || value.chars().count() > 512 {
+                    return Err(ApiError::invalid(format!(
+                        "team_mapping.rules[{i}].value: 1 to 512 characters"
+                    )));
+                }
+                let team_name = text(
+                    r,
+                    "team_name",
+                    &format!("team_mapping.rules[{i}].team_name"),
+                )?
+                .unwrap_or_default();
+                if team_name.is_empty() || team_name.chars().count() > 255 {
+                    return Err(ApiError::invalid(format!(
+                        "team_mapping.rules[{i}].team_name: 1 to 255 characters"
+                    )));
+                }
+                rules.push(TeamRule { value, team_name });
+            }
+        }
+        Some(_) => {
+            return Err(ApiError::invalid("team_mapping.rules: must be a list"));
+        }
+    }
+    if attribute.is_empty() && !rules.is_empty() {
+        return Err(ApiError::invalid(
+            "team_mapping.attribute: required when rules are given",
+        ));
+    }
+    Ok(TeamMapping { attribute, rules })
 }
 
 /// §1.24: `^[a-z0-9][a-z0-9-]{1,62}$`.
@@ -140,8 +369,11 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
         field_mapping: FieldMapping::default(),
         default_role_ids: DEFAULT_ROLE_IDS.to_vec(),
         oidc: OidcSettings::default(),
+        ldap: LdapSettings::default(),
+        team_mapping: TeamMapping::default(),
         has_secret: false,
     });
+    let mut secret = None;
     if let Some(b) = flag(args, "enabled")? {
         config.enabled = b;
     }
@@ -156,6 +388,19 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
             return Err(ApiError::invalid(format!(
                 "protocol: {p} is not available in this version; use oidc"
             )));
+        }
+        if p != config.protocol {
+            // The stored secret belongs to the old protocol: it is dropped, and the new
+            // protocol's secret must be given again.
+            if config.has_secret {
+                secret = Some(String::new());
+            }
+            config.has_secret = false;
+            if p == "ldap" && config.field_mapping == FieldMapping::default() {
+                config.field_mapping = FieldMapping::ldap_default();
+            } else if p == "oidc" && config.field_mapping == FieldMapping::ldap_default() {
+                config.field_mapping = FieldMapping::default();
+            }
         }
         config.protocol = p;
     }
@@ -229,7 +474,10 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
             ));
         }
     }
-    let mut secret = None;
+    match args.get("team_mapping") {
+        None | Some(Value::Null) => {}
+        Some(v) => config.team_mapping = parse_team_mapping(v)?,
+    }
     match args.get("oidc") {
         None | Some(Value::Null) => {}
         Some(Value::Object(m)) => {
@@ -249,6 +497,11 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
                 }
                 // An empty secret keeps the stored one (reads never return it, so a form
                 // sent back unchanged must not wipe it).
+                if !s.is_empty() && config.protocol != "oidc" {
+                    return Err(ApiError::invalid(
+                        "oidc.client_secret: only for protocol oidc",
+                    ));
+                }
                 if !s.is_empty() {
                     config.has_secret = true;
                     secret = Some(s);
@@ -256,6 +509,59 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
             }
         }
         Some(_) => return Err(ApiError::invalid("oidc: must be an object")),
+    }
+    match args.get("ldap") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            if config.protocol != "ldap" {
+                return Err(ApiError::invalid(
+                    "ldap: only for protocol ldap (set \"protocol\": \"ldap\")",
+                ));
+            }
+            if let Some(u) = text(m, "url", "ldap.url")? {
+                check_ldap_url(&u)?;
+                config.ldap.url = u;
+            }
+            if let Some(d) = text(m, "bind_dn", "ldap.bind_dn")? {
+                if d.chars().count() > 1024 {
+                    return Err(ApiError::invalid("ldap.bind_dn: at most 1024 characters"));
+                }
+                config.ldap.bind_dn = d;
+            }
+            if let Some(b) = flag(m, "tls_skip_verify")? {
+                config.ldap.tls_skip_verify = b;
+            }
+            if let Some(b) = flag(m, "start_tls")? {
+                config.ldap.start_tls = b;
+            }
+            if let Some(d) = text(m, "user_dn", "ldap.user_dn")? {
+                if d.chars().count() > 1024 {
+                    return Err(ApiError::invalid("ldap.user_dn: at most 1024 characters"));
+                }
+                config.ldap.user_dn = d;
+            }
+            if let Some(f) = text(m, "auth_filter", "ldap.auth_filter")? {
+                check_auth_filter(&f)?;
+                config.ldap.auth_filter = f;
+            }
+            match m.get("bind_password") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(s)) => {
+                    if s.len() > 1024 {
+                        return Err(ApiError::invalid("ldap.bind_password: at most 1024 bytes"));
+                    }
+                    // Empty keeps the stored password, as for the OIDC client secret.
+                    if !s.is_empty() {
+                        config.has_secret = true;
+                        secret = Some(s.clone());
+                    }
+                }
+                Some(_) => {
+                    return Err(ApiError::invalid("ldap.bind_password: must be a string"));
+                }
+            }
+        }
+        Some(_) => return Err(ApiError::invalid("ldap: must be an object")),
     }
     if config.login_domain.is_empty() {
         return Err(ApiError::invalid("login_domain: required"));
@@ -277,6 +583,34 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
             ));
         }
     }
+    if config.enabled && config.protocol == "ldap" {
+        let l = &config.ldap;
+        if l.url.is_empty() {
+            return Err(ApiError::invalid(
+                "ldap.url: required to enable LDAP sign-in",
+            ));
+        }
+        if l.user_dn.is_empty() {
+            return Err(ApiError::invalid(
+                "ldap.user_dn: required to enable LDAP sign-in",
+            ));
+        }
+        if l.auth_filter.is_empty() {
+            return Err(ApiError::invalid(
+                "ldap.auth_filter: required to enable LDAP sign-in",
+            ));
+        }
+        if l.start_tls && l.url.starts_with("ldaps://") {
+            return Err(ApiError::invalid(
+                "ldap.start_tls: not with an ldaps:// URL (the connection is already TLS)",
+            ));
+        }
+        if !l.bind_dn.is_empty() && !config.has_secret {
+            return Err(ApiError::invalid(
+                "ldap.bind_password: required to enable LDAP sign-in with a bind_dn",
+            ));
+        }
+    }
     Ok(SsoUpdate { config, secret })
 }
 
@@ -295,6 +629,12 @@ fn claim_text(claims: &Map<String, Value>, name: &str) -> String {
     match claims.get(name) {
         Some(Value::String(s)) => s.trim().to_string(),
         Some(Value::Number(n)) => n.to_string(),
+        // A multi-valued LDAP attribute: its first value.
+        Some(Value::Array(list)) => list
+            .iter()
+            .find_map(Value::as_str)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
         _ => String::new(),
     }
 }
@@ -518,5 +858,107 @@ mod tests {
         assert!(check_token_times(Some(100), Some(95), 90, 0).is_err());
         assert!(audience_matches(&json!(["a", "k"]), "k"));
         assert!(!audience_matches(&json!("a"), "k"));
+    }
+
+    #[test]
+    fn ldap_login_names_are_escaped_in_the_filter() {
+        // spec: RSP-577
+        assert_eq!(ldap_escape("ann"), "ann");
+        assert_eq!(ldap_escape("*)(uid=*"), "\\2a\\29\\28uid=\\2a");
+        assert_eq!(ldap_escape("a\\b\0"), "a\\5cb\\00");
+        assert_eq!(
+            ldap_filter("(&(objectClass=person)(uid=%s))", "*)(uid=*"),
+            "(&(objectClass=person)(uid=\\2a\\29\\28uid=\\2a))"
+        );
+    }
+
+    #[test]
+    fn ldap_settings_are_checked() {
+        // spec: RSP-577
+        assert!(check_ldap_url("ldap://127.0.0.1:389").is_ok());
+        assert!(check_ldap_url("ldaps://ldap.example.com").is_ok());
+        assert!(check_ldap_url("http://ldap.example.com").is_err());
+        assert!(check_ldap_url("ldap://").is_err());
+        assert!(check_ldap_url("ldap://host:0").is_err());
+        assert!(check_ldap_url("ldap://host/dc=x?cn").is_err());
+        assert!(check_auth_filter("(uid=%s)").is_ok());
+        assert!(check_auth_filter("(&(objectClass=person)(|(uid=%s)(mail=%s)))").is_ok());
+        assert!(check_auth_filter("uid=%s").is_err());
+        assert!(check_auth_filter("(uid=%s))(").is_err());
+        assert!(check_auth_filter("((uid=%s)").is_err());
+        assert!(check_auth_filter("(uid=ann)").is_err());
+        let e = apply_update(
+            None,
+            &json!({"login_domain": "acme", "protocol": "ldap", "ldap": {"url": "https://x"}}),
+        )
+        .unwrap_err();
+        assert!(e.message.starts_with("ldap.url"), "{}", e.message);
+        let e = apply_update(
+            None,
+            &json!({"login_domain": "acme", "ldap": {"url": "ldap://x"}}),
+        )
+        .unwrap_err();
+        assert!(e.message.starts_with("ldap:"), "{}", e.message);
+    }
+
+    #[test]
+    fn switching_protocol_drops_the_old_secret() {
+        // spec: RSP-570
+        let oidc = apply_update(
+            None,
+            &json!({"login_domain": "acme",
+                    "oidc": {"issuer": "https://id.example.com", "client_id": "k", "client_secret": "s"}}),
+        )
+        .unwrap();
+        let ldap = apply_update(
+            Some(&oidc.config),
+            &json!({"protocol": "ldap", "ldap": {"url": "ldap://h", "user_dn": "dc=x",
+                    "auth_filter": "(uid=%s)", "bind_dn": "cn=admin,dc=x"}}),
+        )
+        .unwrap();
+        assert_eq!(ldap.secret.as_deref(), Some(""));
+        assert!(!ldap.config.has_secret);
+        assert_eq!(ldap.config.field_mapping, FieldMapping::ldap_default());
+        // Enabling with a bind DN needs the bind password.
+        let e = apply_update(Some(&ldap.config), &json!({"enabled": true})).unwrap_err();
+        assert!(e.message.starts_with("ldap.bind_password"), "{}", e.message);
+        let on = apply_update(
+            Some(&ldap.config),
+            &json!({"enabled": true, "ldap": {"bind_password": "pw"}}),
+        )
+        .unwrap();
+        assert_eq!(on.secret.as_deref(), Some("pw"));
+    }
+
+    #[test]
+    fn team_mapping_matches_claim_values() {
+        let mapping = TeamMapping {
+            attribute: "memberof".into(),
+            rules: vec![
+                TeamRule {
+                    value: "cn=sre,ou=groups,dc=example,dc=org".into(),
+                    team_name: "SRE".into(),
+                },
+                TeamRule {
+                    value: "cn=dba,ou=groups,dc=example,dc=org".into(),
+                    team_name: "DBA".into(),
+                },
+            ],
+        };
+        let claims = json!({"memberof": ["CN=SRE,ou=groups,dc=example,dc=org", "cn=other"]});
+        assert_eq!(
+            mapped_teams(&mapping, claims.as_object().unwrap()),
+            vec!["SRE".to_string()]
+        );
+        let e = apply_update(
+            None,
+            &json!({"login_domain": "acme", "team_mapping": {"rules": [{"value": "a", "team_name": "b"}]}}),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.starts_with("team_mapping.attribute"),
+            "{}",
+            e.message
+        );
     }
 }

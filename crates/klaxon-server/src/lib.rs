@@ -34,6 +34,7 @@ mod slack;
 mod smtp;
 mod sources;
 mod sso;
+mod sso_ldap;
 mod state;
 mod timers;
 pub mod webhooks;

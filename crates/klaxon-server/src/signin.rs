@@ -101,7 +101,7 @@ pub async fn session_of(
     Ok(Some(session))
 }
 
-fn policy(state: &AppState) -> LockoutPolicy {
+pub(crate) fn lockout_policy(state: &AppState) -> LockoutPolicy {
     let auth = &state.config.auth;
     LockoutPolicy {
         max_failures: auth.max_failures.max(1),
@@ -390,7 +390,7 @@ pub(crate) async fn password_sign_in(
         [] => {
             let locked_now = state
                 .store
-                .record_login_failure(email, now, policy(state))
+                .record_login_failure(email, now, lockout_policy(state))
                 .await
                 .map_err(internal)?;
             tracing::info!("sign-in refused: wrong e-mail or password");

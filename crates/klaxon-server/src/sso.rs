@@ -51,6 +51,7 @@ pub fn routes() -> Router<AppState> {
         .route("/sso/start", get(start_form))
         .route("/sso/oidc/start/{login_domain}", get(oidc_start))
         .route("/sso/oidc/callback/{login_domain}", get(oidc_callback))
+        .merge(crate::sso_ldap::routes())
 }
 
 /// RSP-575: the redirect URL to register at the identity provider.
@@ -82,9 +83,9 @@ fn next_of(pairs: &[(String, String)]) -> String {
 }
 
 /// Why a sign-in did not finish: shown on the sign-in page with its status.
-struct Refused {
-    status: StatusCode,
-    message: String,
+pub(crate) struct Refused {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
 }
 
 impl Refused {
@@ -120,8 +121,31 @@ async fn refused_page(state: &AppState, login_domain: &str, next: &str, r: Refus
     sso_form(state, r.status, login_domain, &r.message, next).await
 }
 
+/// The sign-in page with `message` beside the login-domain field.
+pub(crate) async fn refused_domain(
+    state: &AppState,
+    login_domain: &str,
+    next: &str,
+    status: StatusCode,
+    message: &str,
+) -> Response {
+    refused_page(
+        state,
+        login_domain,
+        next,
+        Refused {
+            status,
+            message: message.to_string(),
+        },
+    )
+    .await
+}
+
 /// The enabled configuration of a login domain.
-async fn enabled_config(state: &AppState, login_domain: &str) -> Result<SsoSignInConfig, Refused> {
+pub(crate) async fn enabled_config(
+    state: &AppState,
+    login_domain: &str,
+) -> Result<SsoSignInConfig, Refused> {
     if !sso::valid_login_domain(login_domain) {
         return Err(Refused::bad(
             "login domain: 2 to 63 characters of a-z, 0-9 and '-'",
@@ -154,6 +178,13 @@ async fn start_form(State(state): State<AppState>, RawQuery(query): RawQuery) ->
         Ok(found) if found.config.protocol == "oidc" => {
             let to = format!(
                 "/sso/oidc/start/{domain}?{}",
+                serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default()
+            );
+            redirect(&HeaderMap::new(), &to)
+        }
+        Ok(found) if found.config.protocol == "ldap" => {
+            let to = format!(
+                "/sso/ldap/{domain}?{}",
                 serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default()
             );
             redirect(&HeaderMap::new(), &to)
@@ -601,67 +632,96 @@ async fn oidc_callback_inner(
             claims.entry(k).or_insert(v);
         }
     }
-    let user = sso::map_claims(&found.config.field_mapping, &claims)
-        .map_err(|r| Refused::forbidden(r.message()))?;
+    let (token, csrf, ttl_secs) = finish_sign_in(
+        state,
+        found.account_id,
+        &found.config,
+        &claims,
+        "sso_login",
+        ip,
+    )
+    .await
+    .map_err(|(status, message)| Refused { status, message })?;
+    let next = local_path(&login.next_path).unwrap_or(START).to_string();
+    let mut resp = redirect(&HeaderMap::new(), &next);
+    session_cookies(state, &mut resp, &token, &csrf, ttl_secs);
+    set_state_cookie(state, &mut resp, "", 0);
+    Ok(resp)
+}
+
+/// The end of every SSO sign-in once the identity provider vouched for the user (RSP-572,
+/// RSP-573): maps the claims (or LDAP attributes), matches or creates the member, adds it to
+/// the teams of the team mapping, opens the console session and audits the sign-in as
+/// `event`. Returns the session token, its CSRF token and its lifetime in seconds.
+pub(crate) async fn finish_sign_in(
+    state: &AppState,
+    account_id: i64,
+    config: &sso::SsoConfig,
+    claims: &Map<String, Value>,
+    event: &str,
+    ip: &str,
+) -> Result<(String, String, i64), (StatusCode, String)> {
+    let internal = |e: &dyn std::fmt::Display| {
+        let r = Refused::internal(e);
+        (r.status, r.message)
+    };
+    let forbidden = |m: String| (StatusCode::FORBIDDEN, m);
+    let now = state.clock.now();
+    let user =
+        sso::map_claims(&config.field_mapping, claims).map_err(|r| forbidden(r.message()))?;
     let outcome = state
         .store
         .sso_member(
-            found.account_id,
+            account_id,
             &user,
-            found.config.create_account_on_login,
-            &found.config.default_role_ids,
+            config.create_account_on_login,
+            &config.default_role_ids,
             now,
         )
         .await
-        .map_err(Refused::internal)?
+        .map_err(|e| internal(&e))?
         .map_err(|r| match r {
-            klaxon_store::Refusal::Conflict(m) | klaxon_store::Refusal::Invalid(m) => {
-                Refused::forbidden(m)
-            }
-            other => Refused::internal(format!("{other:?}")),
+            klaxon_store::Refusal::Conflict(m) | klaxon_store::Refusal::Invalid(m) => forbidden(m),
+            other => internal(&format!("{other:?}")),
         })?;
-    let member = match sso::provisioning(
-        outcome.map(|m| m.member_id),
-        found.config.create_account_on_login,
-    ) {
-        Ok(Provisioning::Existing(id)) => id,
-        Ok(Provisioning::Create) => {
-            return Err(Refused::internal(
-                "the member was neither found nor created",
-            ));
-        }
-        Err(r) => return Err(Refused::forbidden(r.message())),
-    };
+    let member =
+        match sso::provisioning(outcome.map(|m| m.member_id), config.create_account_on_login) {
+            Ok(Provisioning::Existing(id)) => id,
+            Ok(Provisioning::Create) => {
+                return Err(internal(&"the member was neither found nor created"));
+            }
+            Err(r) => return Err(forbidden(r.message())),
+        };
     if outcome.is_some_and(|m| m.created) {
         tracing::info!(
-            account_id = found.account_id,
+            account_id,
             member_id = member,
             "member created by single sign-on"
         );
     }
+    let teams = sso::mapped_teams(&config.team_mapping, claims);
+    if !teams.is_empty() {
+        let (joined, unknown) = state
+            .store
+            .sso_join_teams(account_id, member, &teams, now)
+            .await
+            .map_err(|e| internal(&e))?;
+        if !joined.is_empty() {
+            tracing::info!(account_id, member_id = member, teams = ?joined, "joined teams by single sign-on");
+        }
+        if !unknown.is_empty() {
+            tracing::warn!(account_id, teams = ?unknown, "the SSO team mapping names teams that do not exist");
+        }
+    }
     let ttl_ms = state.config.auth.session_ttl_minutes.max(1) * 60_000;
     let created = state
         .store
-        .create_session(found.account_id, member, ttl_ms, now)
+        .create_session(account_id, member, ttl_ms, now)
         .await
-        .map_err(Refused::internal)?;
-    crate::audit::record_signin(state, found.account_id, member, "sso_login", ip, "ok").await;
-    tracing::info!(
-        account_id = found.account_id,
-        member_id = member,
-        "signed in with SSO"
-    );
-    let next = local_path(&login.next_path).unwrap_or(START).to_string();
-    let mut resp = redirect(&HeaderMap::new(), &next);
-    session_cookies(
-        state,
-        &mut resp,
-        &created.token,
-        &created.session.csrf_token,
-        ttl_ms / 1000,
-    );
-    set_state_cookie(state, &mut resp, "", 0);
-    Ok(resp)
+        .map_err(|e| internal(&e))?;
+    crate::audit::record_signin(state, account_id, member, event, ip, "ok").await;
+    tracing::info!(account_id, member_id = member, event, "signed in with SSO");
+    Ok((created.token, created.session.csrf_token, ttl_ms / 1000))
 }
 
 #[cfg(test)]

@@ -736,43 +736,95 @@ async fn invite_in(
     }
     let mut ids = Vec::with_capacity(invitees.len());
     for (i, m) in invitees.iter().enumerate() {
-        let mut sql = Sql::new(
-            "INSERT INTO members (account_id, member_name, email, password_hash, status, \
-             role_ids, is_owner, locale, time_zone, created_at, updated_at, phone, country_code, \
-             ref_id, email_verified, phone_verified, activated_at) VALUES (",
-        );
-        sql.bind(account_id)
-            .push(", ")
-            .bind(m.member_name.as_str())
-            .push(", ")
-            .bind(m.email.as_str())
-            .push(", '', ")
-            .bind(STATUS_PENDING)
-            .push(", ")
-            .bind(to_json(&m.role_ids)?)
-            .push(", 0, ")
-            .bind(m.locale.as_str())
-            .push(", ")
-            .bind(m.time_zone.as_str())
-            .push(", ")
-            .bind(now)
-            .push(", ")
-            .bind(now)
-            .push(", ")
-            .bind(m.phone.as_str())
-            .push(", ")
-            .bind(m.country_code.as_str())
-            .push(", ")
-            .bind(m.ref_id.as_str())
-            .push(", 0, 0, 0) RETURNING member_id");
-        match guarded(conn, &sql, &format!("members[{i}]")).await? {
-            Ok(row) => ids.push(returned_id(row, "member_id")?),
+        let row = MemberRow {
+            account_id,
+            member_name: &m.member_name,
+            email: &m.email,
+            status: STATUS_PENDING,
+            role_ids: &m.role_ids,
+            locale: &m.locale,
+            time_zone: &m.time_zone,
+            phone: &m.phone,
+            country_code: &m.country_code,
+            ref_id: &m.ref_id,
+            email_verified: false,
+            activated_at: 0,
+            now,
+        };
+        match insert_member_row(conn, &row, &format!("members[{i}]")).await? {
+            Ok(id) => ids.push(id),
             Err(r) => return Ok(Err(r)),
         }
     }
     let mut people = persons_in(conn, account_id, &ids).await?;
     people.sort_by_key(|p| ids.iter().position(|id| *id == p.member_id));
     Ok(Ok(people))
+}
+
+/// A new row of `members`: what an invitation (RSP-551) and a just-in-time SSO sign-in
+/// (RSP-572) both create. The member has no password (`password_hash = ''`), is not the
+/// owner, and its phone is never verified at creation (RSP-573).
+pub(crate) struct MemberRow<'a> {
+    pub account_id: i64,
+    pub member_name: &'a str,
+    pub email: &'a str,
+    pub status: &'a str,
+    pub role_ids: &'a [i64],
+    pub locale: &'a str,
+    pub time_zone: &'a str,
+    pub phone: &'a str,
+    pub country_code: &'a str,
+    pub ref_id: &'a str,
+    pub email_verified: bool,
+    /// 0 = never signed in (`pending`).
+    pub activated_at: Millis,
+    pub now: Millis,
+}
+
+/// Inserts a member row and returns its id. A unique-index violation (the email or phone was
+/// taken by a concurrent request) is a `Conflict` naming `field`.
+pub(crate) async fn insert_member_row(
+    conn: &mut AnyConnection,
+    m: &MemberRow<'_>,
+    field: &str,
+) -> Result<Outcome<i64>> {
+    let mut sql = Sql::new(
+        "INSERT INTO members (account_id, member_name, email, password_hash, status, \
+         role_ids, is_owner, locale, time_zone, created_at, updated_at, phone, country_code, \
+         ref_id, email_verified, phone_verified, activated_at) VALUES (",
+    );
+    sql.bind(m.account_id)
+        .push(", ")
+        .bind(m.member_name)
+        .push(", ")
+        .bind(m.email)
+        .push(", '', ")
+        .bind(m.status)
+        .push(", ")
+        .bind(to_json(&m.role_ids)?)
+        .push(", 0, ")
+        .bind(m.locale)
+        .push(", ")
+        .bind(m.time_zone)
+        .push(", ")
+        .bind(m.now)
+        .push(", ")
+        .bind(m.now)
+        .push(", ")
+        .bind(m.phone)
+        .push(", ")
+        .bind(m.country_code)
+        .push(", ")
+        .bind(m.ref_id)
+        .push(", ")
+        .bind(i64::from(m.email_verified))
+        .push(", 0, ")
+        .bind(m.activated_at)
+        .push(") RETURNING member_id");
+    match guarded(conn, &sql, field).await? {
+        Ok(row) => Ok(Ok(returned_id(row, "member_id")?)),
+        Err(r) => Ok(Err(r)),
+    }
 }
 
 async fn persons_in(conn: &mut AnyConnection, account_id: i64, ids: &[i64]) -> Result<Vec<Person>> {

@@ -2,13 +2,17 @@
 //! configuration, the sign-ins started at an identity provider, and the member a successful
 //! sign-in logs in (matched by email, or created just in time).
 
+use klaxon_core::directory::STATUS_ENABLED;
 use klaxon_core::model::Millis;
-use klaxon_core::sso::{FieldMapping, MappedUser, OidcSettings, SsoConfig};
+use klaxon_core::sso::{
+    FieldMapping, LdapSettings, MappedUser, OidcSettings, SsoConfig, TeamMapping,
+};
+use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use crate::db::Sql;
-use crate::directory::{Outcome, Refusal, unique_violation};
+use crate::directory::{MemberRow, Outcome, Refusal, insert_member_row, unique_violation};
 use crate::rows::{get_i64, get_str, to_json};
 use crate::signin::hash_secret;
 use crate::{Result, Store, StoreError};
@@ -42,6 +46,26 @@ pub struct SsoMember {
 const COLUMNS: &str = "account_id, enabled, protocol, login_domain, create_account_on_login, \
                        field_mapping, default_role_ids, settings, secret";
 
+/// The `settings` column: the protocol settings and the team mapping. The OIDC fields sit at
+/// the top level, as migration 0034 first stored them; the others default when absent.
+#[derive(Serialize, Deserialize)]
+struct StoredSettings {
+    #[serde(flatten)]
+    oidc: OidcSettings,
+    #[serde(default)]
+    ldap: LdapSettings,
+    #[serde(default)]
+    team_mapping: TeamMapping,
+}
+
+fn settings_json(config: &SsoConfig) -> Result<String> {
+    to_json(&StoredSettings {
+        oidc: config.oidc.clone(),
+        ldap: config.ldap.clone(),
+        team_mapping: config.team_mapping.clone(),
+    })
+}
+
 fn corrupt(col: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("sso_configs.{col}: {e}"))
 }
@@ -51,7 +75,7 @@ fn config_row(row: &AnyRow) -> Result<SsoSignInConfig> {
         .map_err(|e| corrupt("field_mapping", e))?;
     let default_role_ids: Vec<i64> = serde_json::from_str(&get_str(row, "default_role_ids")?)
         .map_err(|e| corrupt("default_role_ids", e))?;
-    let oidc: OidcSettings =
+    let settings: StoredSettings =
         serde_json::from_str(&get_str(row, "settings")?).map_err(|e| corrupt("settings", e))?;
     let secret = get_str(row, "secret")?;
     Ok(SsoSignInConfig {
@@ -63,7 +87,9 @@ fn config_row(row: &AnyRow) -> Result<SsoSignInConfig> {
             create_account_on_login: get_i64(row, "create_account_on_login")? != 0,
             field_mapping,
             default_role_ids,
-            oidc,
+            oidc: settings.oidc,
+            ldap: settings.ldap,
+            team_mapping: settings.team_mapping,
             has_secret: !secret.is_empty(),
         },
         secret,
@@ -96,6 +122,17 @@ impl Store {
         match sql.query().fetch_optional(&self.inner.read).await? {
             Some(row) => Ok(Some(config_row(&row)?.config)),
             None => Ok(None),
+        }
+    }
+
+    /// The stored secret of the account's SSO configuration ('' when none): only for
+    /// checking a configuration against its identity provider, never answered.
+    pub async fn sso_secret(&self, account_id: i64) -> Result<String> {
+        let mut sql = Sql::new("SELECT secret FROM sso_configs WHERE account_id = ");
+        sql.bind(account_id);
+        match sql.query().fetch_optional(&self.inner.read).await? {
+            Some(row) => get_str(&row, "secret"),
+            None => Ok(String::new()),
         }
     }
 
@@ -158,7 +195,7 @@ impl Store {
                 .push(", default_role_ids = ")
                 .bind(to_json(&config.default_role_ids)?)
                 .push(", settings = ")
-                .bind(to_json(&config.oidc)?)
+                .bind(settings_json(config)?)
                 .push(", secret = ")
                 .bind(secret)
                 .push(", updated_at = ")
@@ -184,7 +221,7 @@ impl Store {
                 .push(", ")
                 .bind(to_json(&config.default_role_ids)?)
                 .push(", ")
-                .bind(to_json(&config.oidc)?)
+                .bind(settings_json(config)?)
                 .push(", ")
                 .bind(secret)
                 .push(", ")
@@ -325,46 +362,77 @@ impl Store {
         };
         let locale = get_str(&account, "locale")?;
         let time_zone = get_str(&account, "time_zone")?;
-        let mut sql = Sql::new(
-            "INSERT INTO members (account_id, member_name, email, password_hash, status, \
-             role_ids, is_owner, locale, time_zone, created_at, updated_at, phone, country_code, \
-             ref_id, email_verified, phone_verified, activated_at) VALUES (",
-        );
-        sql.bind(account_id)
-            .push(", ")
-            .bind(user.name.as_str())
-            .push(", ")
-            .bind(user.email.as_str())
-            .push(", '', 'enabled', ")
-            .bind(to_json(role_ids)?)
-            .push(", 0, ")
-            .bind(locale)
-            .push(", ")
-            .bind(time_zone)
-            .push(", ")
-            .bind(now)
-            .push(", ")
-            .bind(now)
-            .push(", ")
-            .bind(phone.as_str())
-            .push(", '', '', 1, 0, ")
-            .bind(now)
-            .push(") RETURNING member_id");
-        let row = match sql.query_on(conn).fetch_one(&mut *conn).await {
-            Ok(row) => row,
-            Err(e) if unique_violation(&e) => {
-                return Ok(Err(Refusal::Conflict(format!(
-                    "a member with the email {} already exists",
-                    user.email
-                ))));
-            }
-            Err(e) => return Err(e.into()),
+        let row = MemberRow {
+            account_id,
+            member_name: &user.name,
+            email: &user.email,
+            status: STATUS_ENABLED,
+            role_ids,
+            locale: &locale,
+            time_zone: &time_zone,
+            phone: &phone,
+            country_code: "",
+            ref_id: "",
+            email_verified: true,
+            activated_at: now,
+            now,
         };
-        let member_id = get_i64(&row, "member_id")?;
+        let member_id = match insert_member_row(conn, &row, "email").await? {
+            Ok(id) => id,
+            Err(r) => return Ok(Err(r)),
+        };
         tx.commit().await?;
         Ok(Ok(Some(SsoMember {
             member_id,
             created: true,
         })))
+    }
+
+    /// Adds a member who signed in with SSO to the teams its team mapping names (by exact
+    /// team name). Nothing is removed. Returns the teams joined now and the names that match
+    /// no team of the account.
+    pub async fn sso_join_teams(
+        &self,
+        account_id: i64,
+        member_id: i64,
+        team_names: &[String],
+        now: Millis,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let mut joined = Vec::new();
+        let mut unknown = Vec::new();
+        if team_names.is_empty() {
+            return Ok((joined, unknown));
+        }
+        let mut tx = self.inner.write.begin().await?;
+        for name in team_names {
+            let mut sql = Sql::new("SELECT team_id FROM teams WHERE account_id = ");
+            sql.bind(account_id)
+                .push(" AND team_name = ")
+                .bind(name.as_str());
+            let Some(row) = sql.query_on(&tx).fetch_optional(&mut *tx).await? else {
+                unknown.push(name.clone());
+                continue;
+            };
+            let team_id = get_i64(&row, "team_id")?;
+            // Two sign-ins of one member at once: the primary key keeps one row.
+            let mut sql =
+                Sql::new("INSERT INTO team_members (account_id, team_id, member_id) VALUES (");
+            sql.bind(account_id)
+                .push(", ")
+                .bind(team_id)
+                .push(", ")
+                .bind(member_id)
+                .push(") ON CONFLICT (team_id, member_id) DO NOTHING");
+            let done = sql.query_on(&tx).execute(&mut *tx).await?;
+            if done.rows_affected() == 0 {
+                continue;
+            }
+            let mut sql = Sql::new("UPDATE teams SET updated_at = ");
+            sql.bind(now).push(" WHERE team_id = ").bind(team_id);
+            sql.query_on(&tx).execute(&mut *tx).await?;
+            joined.push(name.clone());
+        }
+        tx.commit().await?;
+        Ok((joined, unknown))
     }
 }

@@ -348,6 +348,19 @@ on_both_backends!(oidc_sign_in_end_to_end, |url: String| async move {
     assert!(html.contains("Sign in with SSO"), "{html}");
     assert!(html.contains("name=\"login_domain\""), "{html}");
 
+    // Team mapping: the `groups` claim's "oncall-sre" puts the member into the SRE team.
+    let (status, body) = node.api("/team/upsert", json!({"team_name": "SRE"})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = node
+        .configure(json!({"team_mapping": {"attribute": "groups",
+                          "rules": [{"value": "oncall-sre", "team_name": "SRE"}]}}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["team_mapping"]["attribute"], "groups",
+        "{body}"
+    );
+
     // spec: RSP-572, RSP-573, RSP-575 — a first sign-in creates the member just in time with
     // the mapped fields (the name and phone come from the userinfo endpoint, the provider
     // leaves them out of the ID token) and the default role.
@@ -369,6 +382,9 @@ on_both_backends!(oidc_sign_in_end_to_end, |url: String| async move {
     assert_eq!(ann["phone_verified"], false);
     assert!(ann["phone"].as_str().unwrap().starts_with("+14"), "{ann}");
     assert!(ann["phone"].as_str().unwrap().ends_with("0100"), "{ann}");
+    let (status, sre) = node.api("/team/info", json!({"team_name": "SRE"})).await;
+    assert_eq!(status, 200, "{sre}");
+    assert_eq!(sre["data"]["person_ids"], json!([ann_id]), "{sre}");
     // The signed-in console works with the session.
     let token = browser.jar.get("klaxon_session").unwrap().clone();
     let resp = node

@@ -121,6 +121,32 @@ pub(crate) async fn sso_form(
     (status, view::render("signin.html", ctx)).into_response()
 }
 
+/// The LDAP sign-in form of a login domain (RSP-577), with `error` beside the password.
+pub(crate) async fn ldap_form(
+    state: &AppState,
+    status: StatusCode,
+    login_domain: &str,
+    username: &str,
+    error: &str,
+    next: &str,
+) -> Response {
+    let depth = state
+        .store
+        .inbox_depth()
+        .await
+        .map_or_else(|_| "unknown".to_string(), |d| d.to_string());
+    let ctx = context! {
+        title => "Sign in",
+        email => "",
+        next => next,
+        ldap_domain => login_domain,
+        username => username,
+        ldap_error => error,
+        inbox_depth => depth,
+    };
+    (status, view::render("signin.html", ctx)).into_response()
+}
+
 fn field_of(message: &str) -> Field {
     if message.starts_with("email") && !message.starts_with("email or password") {
         Field::Email

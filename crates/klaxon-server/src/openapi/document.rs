@@ -89,14 +89,14 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     (
         "/account/sso/info",
-        "The account's single sign-on configuration (without the client secret)",
+        "The account's single sign-on configuration (without its client secret or bind password)",
         "",
         Object,
     ),
     (
         "/account/sso/update",
         "Change the account's single sign-on configuration",
-        "enabled:bool protocol:oidc|saml2|cas|ldap login_domain:str63 create_account_on_login:bool field_mapping:obj default_role_ids:[id] oidc:obj",
+        "enabled:bool protocol:oidc|saml2|cas|ldap login_domain:str63 create_account_on_login:bool field_mapping:obj default_role_ids:[id] oidc:obj ldap:obj team_mapping:obj",
         Object,
     ),
     (

@@ -3,8 +3,10 @@
 //!   (`has_client_secret` says whether one is stored) and the redirect URL to register at the
 //!   identity provider;
 //! - `/account/sso/update` (`SSO Manage`) changes it: absent fields keep their value, an
-//!   empty `oidc.client_secret` keeps the stored secret, and a login domain another account
-//!   uses is refused (`InvalidParameter`, conflict) with nothing changed.
+//!   empty `oidc.client_secret` or `ldap.bind_password` keeps the stored secret, and a login
+//!   domain another account uses is refused (`InvalidParameter`, conflict) with nothing
+//!   changed. Saving an enabled LDAP configuration first tests the connection (RSP-577: binds
+//!   as `bind_dn` and reads `user_dn`); a failed test is refused and changes nothing.
 
 use klaxon_core::error::ApiError;
 use klaxon_core::sso::{self, SsoConfig};
@@ -30,7 +32,7 @@ pub async fn dispatch(
 }
 
 fn shown(state: &AppState, c: &SsoConfig) -> Value {
-    let redirect_url = if c.login_domain.is_empty() {
+    let redirect_url = if c.login_domain.is_empty() || c.protocol != "oidc" {
         String::new()
     } else {
         crate::sso::oidc_redirect_url(&state.base_url, &c.login_domain)
@@ -46,9 +48,24 @@ fn shown(state: &AppState, c: &SsoConfig) -> Value {
         "oidc": {
             "issuer": c.oidc.issuer,
             "client_id": c.oidc.client_id,
-            "has_client_secret": c.has_secret,
+            "has_client_secret": c.protocol == "oidc" && c.has_secret,
             "redirect_url": redirect_url,
         },
+        "ldap": ldap_shown(&c.ldap, c.protocol == "ldap" && c.has_secret),
+        "team_mapping": c.team_mapping,
+    })
+}
+
+/// The LDAP settings as answered: never the bind password, only whether one is stored.
+fn ldap_shown(l: &sso::LdapSettings, has_bind_password: bool) -> Value {
+    json!({
+        "url": l.url,
+        "bind_dn": l.bind_dn,
+        "has_bind_password": has_bind_password,
+        "tls_skip_verify": l.tls_skip_verify,
+        "start_tls": l.start_tls,
+        "user_dn": l.user_dn,
+        "auth_filter": l.auth_filter,
     })
 }
 
@@ -69,6 +86,8 @@ async fn info(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
             "field_mapping": sso::FieldMapping::default(),
             "default_role_ids": sso::DEFAULT_ROLE_IDS,
             "oidc": {"issuer": "", "client_id": "", "has_client_secret": false, "redirect_url": ""},
+            "ldap": ldap_shown(&sso::LdapSettings::default(), false),
+            "team_mapping": sso::TeamMapping::default(),
         })),
     }
 }
@@ -90,6 +109,19 @@ async fn update(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
         return Err(ApiError::invalid(format!(
             "default_role_ids: role {id} does not exist"
         )));
+    }
+    if update.config.enabled && update.config.protocol == "ldap" {
+        let password = match update.secret.as_deref() {
+            Some(s) => s.to_string(),
+            None => state
+                .store
+                .sso_secret(caller.account_id)
+                .await
+                .map_err(store_err)?,
+        };
+        crate::sso_ldap::test_connection(&update.config.ldap, &password)
+            .await
+            .map_err(|why| ApiError::invalid(format!("ldap: test connection failed: {why}")))?;
     }
     state
         .store

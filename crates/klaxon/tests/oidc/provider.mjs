@@ -16,7 +16,12 @@ const issuer = `http://127.0.0.1:${port}`;
 
 // Claims per login name. `noemail` has none, to check that such a sign-in is refused.
 const USERS = {
-  ann: { email: 'Ann.Lee@example.com', name: 'Ann Lee', phone_number: '+14155550100' },
+  ann: {
+    email: 'Ann.Lee@example.com',
+    name: 'Ann Lee',
+    phone_number: '+14155550100',
+    groups: ['oncall-sre', 'everyone'],
+  },
   bob: { email: 'bob@example.com', name: 'Bob Stone' },
   invited: { email: 'invited@example.com', name: 'Name At The Provider' },
   noemail: { name: 'No Mail' },
@@ -33,11 +38,11 @@ const provider = new Provider(issuer, {
       id_token_signed_response_alg: 'RS256',
     },
   ],
-  // The name travels with the email scope, as field_mapping.name reads it (RSP-575 asks for
-  // `openid email phone` only).
+  // The name and the groups (for the team mapping) travel with the email scope, as
+  // field_mapping.name reads it (RSP-575 asks for `openid email phone` only).
   claims: {
     openid: ['sub'],
-    email: ['email', 'email_verified', 'name'],
+    email: ['email', 'email_verified', 'name', 'groups'],
     phone: ['phone_number', 'phone_number_verified'],
   },
   pkce: { required: () => true },
