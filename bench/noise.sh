@@ -16,7 +16,9 @@
 # Environment: ROUNDS (pairs of runs, default 2), DURATION (s of load, default 10),
 # CONNECTIONS (default 64), MIX (default new=80,repeat=15,recover=5), RATE (0 = flat out),
 # SYNC_FULL (SQLite synchronous=FULL, default true), NICE (default 19: the build and the
-# server run niced on a shared machine; set 0 on a quiet one).
+# server run niced on a shared machine; set 0 on a quiet one), PROFILE (release, or debug for a
+# quick check of the script: debug figures say nothing about the rules' real cost).
+# Binaries are taken from $CARGO_TARGET_DIR (default target/); BUILD=0 skips building them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend="${1:-sqlite}"
@@ -26,11 +28,19 @@ connections="${CONNECTIONS:-64}"
 mix="${MIX:-new=80,repeat=15,recover=5}"
 rate="${RATE:-0}"
 nice_level="${NICE:-19}"
+profile="${PROFILE:-release}"
+bin="${CARGO_TARGET_DIR:-target}/$profile"
 port=18082
 base=""
 [ "$backend" = postgres ] && base="${2:?postgres needs a URL}"
 
-nice -n "$nice_level" cargo build --release -q -p klaxon -p klaxon-bench
+if [ "${BUILD:-1}" = 0 ]; then
+  : # use the binaries already built
+elif [ "$profile" = release ]; then
+  nice -n "$nice_level" cargo build --release -q -p klaxon -p klaxon-bench
+else
+  nice -n "$nice_level" cargo build -q -p klaxon -p klaxon-bench
+fi
 work="$(mktemp -d)"
 server=""
 db_url=""
@@ -49,8 +59,9 @@ start_server() { # $1: inbox worker on (true/false)
   KLAXON_STORAGE_SQLITE_SYNCHRONOUS_FULL="${SYNC_FULL:-true}" \
   KLAXON_WORKERS_INBOX="$1" \
   KLAXON_LOG=warn \
-  nice -n "$nice_level" target/release/klaxon serve --listen "127.0.0.1:$port" \
-    --data-dir "$work/data" ${db_url:+--database-url "$db_url"} >"$work/banner.txt" &
+  nice -n "$nice_level" "$bin"/klaxon serve --listen "127.0.0.1:$port" \
+    --data-dir "$work/data" ${db_url:+--database-url "$db_url"} >"$work/banner.txt" \
+    2>>"$work/server.log" &
   server=$!
   for _ in $(seq 1 400); do
     curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
@@ -82,14 +93,14 @@ one_run() { # $1: plain | noisy; appends one JSON line to $work/results
   app_key="$(sed -n 's/.*APP key: *\([0-9a-zA-Z_-]*\).*/\1/p' "$work/banner.txt" | head -n 1)"
   key="$(sed -n 's/.*integration_key=\([0-9a-f]*\).*/\1/p' "$work/banner.txt" | head -n 1)"
   if [ "$config" = noisy ]; then
-    target/release/klaxon-loadgen setup-noise --url "http://127.0.0.1:$port" \
+    "$bin"/klaxon-loadgen setup-noise --url "http://127.0.0.1:$port" \
       --app-key "$app_key" --integration-key "$key" >&2
   fi
   stop_server
 
   # Acceptance alone.
   start_server false
-  target/release/klaxon-loadgen --url "http://127.0.0.1:$port" --integration-key "$key" \
+  "$bin"/klaxon-loadgen --url "http://127.0.0.1:$port" --integration-key "$key" \
     --labels noise --connections "$connections" --duration "$duration" --rate "$rate" \
     --mix "$mix" --server-pid "$server" --json >"$work/load.json"
   stop_server
@@ -135,15 +146,14 @@ print(json.dumps({
     "loadavg": float(loadavg),
 }))
 PY
-  tail -n 1 "$work/results" | python3 -c '
-import json, sys
+  tail -n 1 "$work/results" | python3 -c 'import json, sys
 r = json.load(sys.stdin)
-print(f"{r[\"config\"]:<6} accepted {r[\"accepted_per_s\"]:>8.0f}/s (p99 {r[\"p99_ms\"]} ms, errors {r[\"errors\"]})"
-      f"  processed {r[\"processed\"]} in {r[\"drain_s\"]:.1f} s = {r[\"processed_per_s\"]:>6.0f}/s"
-      f"  incidents {r[\"incidents\"]}  load avg {r[\"loadavg\"]}")'
+print("{config:<6} accepted {accepted_per_s:>8.0f}/s (p99 {p99_ms} ms, errors {errors})"
+      "  processed {processed} in {drain_s:.1f} s = {processed_per_s:>6.0f}/s"
+      "  incidents {incidents}  load avg {loadavg}".format(**r))'
 }
 
-echo "== $backend: $rounds rounds, ${duration} s of load each, $connections connections, mix $mix"
+echo "== $backend ($profile build): $rounds rounds, ${duration} s of load each, $connections connections, mix $mix"
 for round in $(seq 1 "$rounds"); do
   one_run plain
   one_run noisy
