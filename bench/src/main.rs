@@ -66,6 +66,7 @@
 
 mod hist;
 mod mix;
+mod noise;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -146,6 +147,19 @@ struct Args {
     /// Alerts per request with `--protocol alertmanager` (1–1000).
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Labels of standard events: `basic` (source, service, host) or `noise` (the label mix
+    /// the rules of `setup-noise` look at).
+    #[arg(long, value_enum, default_value_t = Labels::Basic)]
+    labels: Labels,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Labels {
+    /// `source`, `service` (8 values), `host` (one per connection).
+    Basic,
+    /// Also `check` (20 values), `region` (4), `env` (prod, 2 % staging); hosts spread over
+    /// `host-0` … `host-9999`; an address in the description.
+    Noise,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,6 +171,10 @@ enum Protocol {
 }
 
 fn main() -> anyhow::Result<()> {
+    let mut argv = std::env::args().skip(1).peekable();
+    if argv.peek().map(String::as_str) == Some("setup-noise") {
+        return noise::main(argv.skip(1));
+    }
     let args = Args::parse();
     validate(&args)?;
     let rt = if args.threads == 1 {
@@ -204,6 +222,9 @@ fn validate(args: &Args) -> anyhow::Result<()> {
     }
     if !(1..=1000).contains(&args.batch) {
         bail!("--batch must be 1–1000");
+    }
+    if args.labels == Labels::Noise && args.protocol != Protocol::Standard {
+        bail!("--labels noise is for standard events");
     }
     if args.batch > 1 && args.protocol == Protocol::Standard {
         bail!("--batch needs --protocol alertmanager (standard pushes carry one event)");
@@ -350,6 +371,7 @@ enum Slot {
 struct Shared {
     target: Target,
     mix: Mix,
+    labels: Labels,
     run_id: u32,
     /// Nanoseconds between two slots; None = flat out.
     slot_ns: Option<f64>,
@@ -487,6 +509,53 @@ fn build_event(
     );
 }
 
+/// Like `build_event`, with the label mix the noise-reduction rules look at (`--labels noise`):
+/// a repeat of `seq` is byte for byte the same event.
+fn build_noise_event(
+    body: &mut String,
+    key: &mut String,
+    run_id: u32,
+    conn: usize,
+    kind: Kind,
+    seq: u64,
+) {
+    key.clear();
+    let _ = write!(key, "lg-{run_id:08x}-{conn}-{seq}");
+    let status = match kind {
+        Kind::Recover => "Ok",
+        Kind::New | Kind::Repeat => STATUSES[(seq % 3) as usize],
+    };
+    // Spread the hosts over the mapping table's 10,000 rows, and the checks over 20 groups.
+    let mix = (conn as u64)
+        .wrapping_mul(7919)
+        .wrapping_add(seq.wrapping_mul(104_729));
+    let host = mix % noise::MAPPING_ROWS as u64;
+    let env = if seq % 50 == 7 { "staging" } else { "prod" };
+    body.clear();
+    let _ = write!(
+        body,
+        concat!(
+            r#"{{"event_status":"{status}","title_rule":"loadgen alert {run_id:08x}-{conn}-{seq}","#,
+            r#""alert_key":"{key}","description":"synthetic event from klaxon-loadgen, ip 10.{a}.{b}.{c}","#,
+            r#""labels":{{"source":"klaxon-loadgen","service":"svc-{svc}","host":"host-{host}","#,
+            r#""check":"check-{check}","region":"region-{region}","env":"{env}"}}}}"#
+        ),
+        status = status,
+        run_id = run_id,
+        conn = conn,
+        seq = seq,
+        key = key,
+        a = host / 256 % 256,
+        b = host % 256,
+        c = seq % 250 + 1,
+        svc = seq % 8,
+        host = host,
+        check = mix / 7 % 20,
+        region = conn % 4,
+        env = env,
+    );
+}
+
 /// Writes a JSON array of `batch` Prometheus postable alerts into `body`; the alert names are
 /// keyed like standard events (`key` gets the first one's), so repeats and recoveries address
 /// the same alerts. A recovery carries `endsAt` in the past, as Prometheus sends it.
@@ -588,6 +657,9 @@ async fn worker(id: usize, sh: Arc<Shared>, mut conn: Option<Sender>) -> anyhow:
             Kind::Repeat | Kind::Recover => rng.random_range(0..new_count),
         };
         match sh.target.protocol {
+            Protocol::Standard if sh.labels == Labels::Noise => {
+                build_noise_event(&mut body, &mut key, sh.run_id, id, kind, seq)
+            }
             Protocol::Standard => build_event(&mut body, &mut key, sh.run_id, id, kind, seq),
             Protocol::Alertmanager => build_postable(
                 &mut body,
@@ -797,6 +869,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let shared = Arc::new(Shared {
         target,
         mix: args.mix,
+        labels: args.labels,
         run_id: rand::rng().random(),
         slot_ns: (args.rate > 0.0).then(|| 1e9 / args.rate),
         start,
@@ -1127,6 +1200,44 @@ mod tests {
         assert_eq!(recover["event_status"], "Ok");
         assert_eq!(recover["alert_key"], new["alert_key"]);
         assert_eq!(recover["title_rule"], new["title_rule"]);
+    }
+
+    #[test]
+    fn noise_events_carry_the_labels_the_rules_look_at() {
+        let (mut body, mut key) = (String::new(), String::new());
+        build_noise_event(&mut body, &mut key, 0xab, 3, Kind::New, 57);
+        let new: Value = serde_json::from_str(&body).unwrap();
+        let labels = &new["labels"];
+        for name in ["host", "check", "region", "env", "service"] {
+            assert!(labels[name].is_string(), "{name} in {body}");
+        }
+        let host: usize = labels["host"].as_str().unwrap()[5..].parse().unwrap();
+        assert!(host < noise::MAPPING_ROWS);
+        assert_eq!(labels["env"], "staging", "seq 57 is one of the 2 %");
+        assert!(new["description"].as_str().unwrap().contains(", ip 10."));
+        build_noise_event(&mut body, &mut key, 0xab, 3, Kind::Repeat, 57);
+        assert_eq!(new, serde_json::from_str::<Value>(&body).unwrap());
+        // The checks spread over 20 groups; a connection's hosts go round the whole table.
+        let mut checks = std::collections::HashSet::new();
+        let mut hosts = std::collections::HashSet::new();
+        for seq in 0..1000 {
+            build_noise_event(&mut body, &mut key, 1, 3, Kind::New, seq);
+            let v: Value = serde_json::from_str(&body).unwrap();
+            checks.insert(v["labels"]["check"].as_str().unwrap().to_owned());
+            hosts.insert(v["labels"]["host"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(checks.len(), 20);
+        assert_eq!(hosts.len(), 1000);
+    }
+
+    #[test]
+    fn noise_setup_has_the_advertised_rule_counts() {
+        assert_eq!(noise::silence_rules(1, 1_000).len(), 50);
+        assert_eq!(noise::inhibit_rules(1).len(), 20);
+        assert_eq!(noise::enrichment_rules("s").as_array().unwrap().len(), 10);
+        let csv = noise::mapping_csv();
+        assert_eq!(csv.lines().count(), 1 + noise::MAPPING_ROWS);
+        assert!(csv.starts_with("host,owner,team,rack\nhost-0,owner-0,team-0,rack-a0\n"));
     }
 
     #[test]

@@ -570,12 +570,21 @@ impl ChannelNoise {
     pub fn inhibit_rule<'a>(
         &'a self,
         alert: &Alert,
-        incidents: &'a [Incident],
+        incidents: &'a dyn InhibitSources,
         now: Millis,
     ) -> Option<(&'a NoiseRule, &'a Incident)> {
         let target = AlertSubject(alert);
-        let mut sources: Vec<&Incident> = incidents
+        // Most alerts match no rule's target: then the sources are not even looked at (a
+        // channel may have thousands of active incidents).
+        let mut rules = self
+            .inhibit
             .iter()
+            .filter(|c| c.filter.matches(&target))
+            .peekable();
+        rules.peek()?;
+        let mut sources: Vec<&Incident> = incidents
+            .inhibit_sources()
+            .into_iter()
             .filter(|s| {
                 s.channel_id == alert.channel_id
                     && s.account_id == alert.account_id
@@ -584,18 +593,27 @@ impl ChannelNoise {
             })
             .collect();
         sources.sort_by(|a, b| (b.created_at, &b.incident_id).cmp(&(a.created_at, &a.incident_id)));
-        self.inhibit
-            .iter()
-            .filter(|c| c.filter.matches(&target))
-            .find_map(|c| {
-                sources
-                    .iter()
-                    .find(|s| {
-                        c.source.matches(&IncidentSubject(s))
-                            && c.equals.iter().all(|e| equal(e, alert, s))
-                    })
-                    .map(|s| (&c.rule, *s))
-            })
+        rules.find_map(|c| {
+            sources
+                .iter()
+                .find(|s| {
+                    c.source.matches(&IncidentSubject(s))
+                        && c.equals.iter().all(|e| equal(e, alert, s))
+                })
+                .map(|s| (&c.rule, *s))
+        })
+    }
+}
+
+/// The incidents inhibit rules may find as sources (ING-140), produced only when an alert
+/// matches some rule's target conditions.
+pub trait InhibitSources {
+    fn inhibit_sources(&self) -> Vec<&Incident>;
+}
+
+impl InhibitSources for Vec<Incident> {
+    fn inhibit_sources(&self) -> Vec<&Incident> {
+        self.iter().collect()
     }
 }
 
@@ -636,7 +654,7 @@ pub struct Gate<'a> {
     pub rules: &'a ChannelNoise,
     /// Inhibit source candidates: the channel's recent incidents, as currently known (the
     /// batch's own changes included). Filtered by [`ChannelNoise::inhibit_rule`].
-    pub incidents: &'a [Incident],
+    pub incidents: &'a dyn InhibitSources,
     /// Account zone and service calendars, for recurring silence windows.
     pub matching: MatchContext<'a>,
 }

@@ -599,18 +599,15 @@ impl BatchNoise {
     ) -> Decision {
         let key = (q.origin.account_id, q.origin.channel_id);
         let rules = self.rules.get(&key).unwrap_or(&self.none);
-        let sources: Vec<Incident> = match self.sources.get(&key) {
-            Some(loaded) if rules.has_inhibit() => {
-                let mut by_id: BTreeMap<&str, &Incident> =
-                    loaded.iter().map(|i| (i.incident_id.as_str(), i)).collect();
-                for inc in incidents.values().flatten() {
-                    if inc.account_id == key.0 && inc.channel_id == key.1 {
-                        by_id.insert(inc.incident_id.as_str(), inc);
-                    }
-                }
-                by_id.into_values().cloned().collect()
-            }
-            _ => Vec::new(),
+        // Merged with the batch's cache only if an alert matches an inhibit target: doing it
+        // for every event cost O(active incidents) each.
+        let sources = Sources {
+            loaded: match self.sources.get(&key) {
+                Some(loaded) if rules.has_inhibit() => Some(loaded.as_slice()),
+                _ => None,
+            },
+            batch: incidents,
+            key,
         };
         let (tz, calendars) = match self.zones.get(&key.0) {
             Some((tz, c)) => (tz, c),
@@ -625,6 +622,31 @@ impl BatchNoise {
             },
         };
         klaxon_core::noise::process(q, candidate, &gate, now, ids)
+    }
+}
+
+/// The inhibit sources of one event's channel: the incidents loaded for the batch, overlaid
+/// with the batch's own changes (an incident opened or acknowledged earlier in the batch).
+struct Sources<'b> {
+    /// None when the channel has no inhibit rule.
+    loaded: Option<&'b [Incident]>,
+    batch: &'b HashMap<String, Option<Incident>>,
+    key: (i64, i64),
+}
+
+impl klaxon_core::noise::InhibitSources for Sources<'_> {
+    fn inhibit_sources(&self) -> Vec<&Incident> {
+        let Some(loaded) = self.loaded else {
+            return Vec::new();
+        };
+        let mut by_id: BTreeMap<&str, &Incident> =
+            loaded.iter().map(|i| (i.incident_id.as_str(), i)).collect();
+        for inc in self.batch.values().flatten() {
+            if inc.account_id == self.key.0 && inc.channel_id == self.key.1 {
+                by_id.insert(inc.incident_id.as_str(), inc);
+            }
+        }
+        by_id.into_values().collect()
     }
 }
 

@@ -102,9 +102,10 @@ fn run(
 ) -> Decision {
     let tz = TimeZone::UTC;
     let compiled = ChannelNoise::compile(rules);
+    let incidents = incidents.to_vec();
     let gate = Gate {
         rules: &compiled,
-        incidents,
+        incidents: &incidents,
         matching: MatchContext {
             tz: &tz,
             calendars: Calendars::default(),
