@@ -2494,6 +2494,9 @@ on_both_backends!(
         let (_, _, body) = post(reply(OWNER_PHONE, format!("{late_code} 1")), TWILIO_TOKEN).await;
         assert!(body.contains("is unknown or has expired"), "{body}");
         assert_eq!(node.progress(&late).await, "Triggered");
+    }
+);
+
 /// Waits until the node's inbox worker has processed everything accepted so far.
 async fn drained(node: &Node) {
     for _ in 0..6000 {
