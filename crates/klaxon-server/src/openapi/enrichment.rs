@@ -466,13 +466,7 @@ async fn schema_list(state: &AppState, caller: &Caller, args: &Args) -> Result<V
         .await
         .map_err(store_err)?;
     let items: Vec<Value> = page.items.iter().map(schema_json).collect();
-    Ok(json!({
-        "items": items,
-        "total": page.total,
-        "has_next_page": page.has_next_page,
-        "p": p,
-        "limit": limit,
-    }))
+    Ok(super::teams::page_json(&page, items, p, limit))
 }
 
 // ---- rows ----
@@ -617,13 +611,7 @@ async fn rows_list(state: &AppState, caller: &Caller, args: &Args) -> Result<Val
         .await
         .map_err(store_err)?;
     let items: Vec<Value> = page.items.iter().map(|r| row_json(&schema, r)).collect();
-    Ok(json!({
-        "items": items,
-        "total": page.total,
-        "has_next_page": page.has_next_page,
-        "p": p,
-        "limit": limit,
-    }))
+    Ok(super::teams::page_json(&page, items, p, limit))
 }
 
 /// ING-071: the table in the upload format (header = source keys, then result keys).
@@ -840,11 +828,5 @@ async fn service_list(state: &AppState, caller: &Caller, args: &Args) -> Result<
         .await
         .map_err(store_err)?;
     let items: Vec<Value> = page.items.iter().map(service_json).collect();
-    Ok(json!({
-        "items": items,
-        "total": page.total,
-        "has_next_page": page.has_next_page,
-        "p": p,
-        "limit": limit,
-    }))
+    Ok(super::teams::page_json(&page, items, p, limit))
 }
