@@ -282,6 +282,35 @@ pub async fn record_signin(
     append(state, record).await;
 }
 
+/// Records a directory (LDAP) sign-in refused for a wrong user name or password (RSP-600:
+/// logins are audited). The directory decides who the name belongs to, so the record names
+/// no member; the typed user name is kept so an administrator can see who is being tried.
+pub async fn record_directory_signin_refused(
+    state: &AppState,
+    account_id: i64,
+    username: &str,
+    ip: &str,
+    result: &str,
+) {
+    let record = NewAuditRecord {
+        account_id,
+        request_id: crate::state::new_request_id(),
+        created_at: state.clock.now(),
+        member_id: 0,
+        app_key_id: 0,
+        source: "console".to_string(),
+        operation: "member:write:ldap_login".to_string(),
+        resource_type: "member".to_string(),
+        resource_id: String::new(),
+        ip: ip.to_string(),
+        is_write: true,
+        is_dangerous: false,
+        body: serde_json::json!({ "username": username }).to_string(),
+        result: result.to_string(),
+    };
+    append(state, record).await;
+}
+
 /// Records a download of a full export through its link (SVC-182: exports are audited). The
 /// link is the credential, so the record names no member.
 pub async fn record_export_download(state: &AppState, account_id: i64, export_id: i64, ip: &str) {

@@ -406,6 +406,14 @@ async fn submit(
                 .store
                 .record_login_failure(&key, now, crate::signin::lockout_policy(&state))
                 .await;
+            crate::audit::record_directory_signin_refused(
+                &state,
+                found.account_id,
+                &username,
+                &ip,
+                klaxon_core::error::ErrorCode::Unauthorized.as_str(),
+            )
+            .await;
             return match locked {
                 Ok(Some(until)) => {
                     let secs = (until - now).div_euclid(1000).max(1);

@@ -546,6 +546,36 @@ on_both_backends!(ldap_sign_in_end_to_end, |url: String| async move {
     }
     let locked = node.ldap_login("ann", "not-the-password").await;
     assert_eq!(locked.status, 423, "{}", locked.body);
+    // spec: RSP-600 — refused directory sign-ins are audited with the typed user name and
+    // never the password; the unknown user above was refused the same way.
+    let now_s = node.clock.0.load(Ordering::SeqCst) / 1000;
+    let (s, b) = node
+        .api(
+            "/audit/search",
+            json!({"start_time": now_s - 3600, "end_time": now_s + 60,
+                   "limit": 99, "operations": ["member:write:ldap_login"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let docs = b["data"]["docs"].as_array().unwrap().clone();
+    let refused: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["result"] == "Unauthorized")
+        .collect();
+    let names: Vec<String> = refused
+        .iter()
+        .map(|d| d["body"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(names.iter().any(|b| b.contains("\"nobody\"")), "{names:?}");
+    assert!(
+        names.iter().filter(|b| b.contains("\"ann\"")).count() >= 5,
+        "{names:?}"
+    );
+    assert!(
+        names.iter().all(|b| !b.contains("not-the-password")),
+        "{names:?}"
+    );
+    assert!(docs.iter().any(|d| d["result"] == "ok"), "{docs:?}");
     let still = node.ldap_login("ann", "ann-directory-pw").await;
     assert_eq!(still.status, 423, "{}", still.body);
     assert!(still.session.is_none());
