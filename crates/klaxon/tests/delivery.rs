@@ -2265,6 +2265,72 @@ on_both_backends!(
 );
 
 on_both_backends!(
+    a_member_deleted_after_the_call_cannot_acknowledge_from_it,
+    |url: String| async move {
+        // spec: RSP-314 — a keypress acts as the called member; a member deleted since the
+        // call went out can no longer act, and nothing changes.
+        const BO_PHONE: &str = "+15005550199";
+        let fake = Fake::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (node, notify) = phone_node(dir.path(), &url, &fake, "voice").await;
+        let invited = node
+            .api(
+                "/member/invite",
+                json!({"members": [{"email": "bo@example.com"}]}),
+            )
+            .await;
+        let bo = invited["items"][0]["member_id"].as_i64().unwrap();
+        // A first sign-in turns the invited member into an enabled one (RSP-152).
+        node.store()
+            .create_session(node.account, bo, 60_000, node.clock.now())
+            .await
+            .unwrap();
+        node.api(
+            "/member/info/reset",
+            json!({"member_id": bo, "updates": {"phone": BO_PHONE}}),
+        )
+        .await;
+        assert!(
+            node.store()
+                .mark_contact_verified(node.account, bo, false, true)
+                .await
+                .unwrap()
+        );
+        let inc = node.incident("gone-1", "queue stuck").await;
+        node.send_due(&notify).await;
+        // Added as a responder, Bo is called by the default Critical preference (RSP-157).
+        node.api(
+            "/incident/responder/add",
+            json!({"incident_id": inc, "person_ids": [bo]}),
+        )
+        .await;
+        node.send_due(&notify).await;
+        let form = last_call(&fake);
+        assert_eq!(form["To"], BO_PHONE);
+        let action = gather_action(&form["Twiml"]);
+        node.api("/member/delete", json!({"member_id": bo})).await;
+        let (status, _, body) = node
+            .twilio_post(
+                &action,
+                &[
+                    ("AccountSid", TWILIO_SID),
+                    ("CallSid", "CA0099"),
+                    ("From", TWILIO_FROM),
+                    ("To", BO_PHONE),
+                    ("Digits", "1"),
+                ],
+                TWILIO_TOKEN,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert!(body.contains("can no longer act"), "{body}");
+        assert!(body.contains("Nothing was changed"), "{body}");
+        assert_eq!(node.progress(&inc).await, "Triggered");
+        assert!(node.feed_of(&inc, "i_ack").await.is_empty());
+    }
+);
+
+on_both_backends!(
     an_unanswered_call_fails_and_is_not_redialled,
     |url: String| async move {
         // spec: RSP-282 (no answer = failed with provider_error:no_answer, not redialled)
