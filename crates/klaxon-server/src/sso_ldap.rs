@@ -288,14 +288,8 @@ async fn submit(
     body: Bytes,
 ) -> Response {
     let ip = crate::openapi::client_ip(&extensions);
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let pairs = crate::console::form_pairs(&body);
+    let get = |name: &str| crate::console::form_value(&pairs, name);
     let username = get("username").trim().to_string();
     let password = get("password");
     let next = local_path(&get("next")).unwrap_or(START).to_string();

@@ -403,11 +403,11 @@ async fn results(
     resp
 }
 
-pub(super) fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     serde_urlencoded::from_bytes(body).unwrap_or_default()
 }
 
-pub(super) fn form_value(pairs: &[(String, String)], name: &str) -> String {
+pub(crate) fn form_value(pairs: &[(String, String)], name: &str) -> String {
     pairs
         .iter()
         .find(|(k, _)| k == name)

@@ -161,14 +161,8 @@ async fn signin_submit(
     body: Bytes,
 ) -> Response {
     let ip = crate::openapi::client_ip(&extensions);
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let pairs = super::form_pairs(&body);
+    let get = |name: &str| super::form_value(&pairs, name);
     let email = get("email").trim().to_string();
     let password = get("password");
     let next = local_path(&get("next")).unwrap_or(START).to_string();
