@@ -16,6 +16,9 @@ use crate::providers::{SendError, clean};
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    /// Where the recipient's answer should go, when not to `from` (the support desk's
+    /// address for ticket mail).
+    reply_to: Option<Mailbox>,
 }
 
 impl Mailer {
@@ -62,7 +65,17 @@ impl Mailer {
         Ok(Mailer {
             transport: builder.build(),
             from,
+            reply_to: None,
         })
+    }
+
+    /// The same sender, with answers directed to `address` (`Reply-To`).
+    pub fn with_reply_to(mut self, address: &str) -> Result<Mailer, String> {
+        let mailbox: Mailbox = address
+            .parse()
+            .map_err(|e| format!("reply-to address {address:?}: {e}"))?;
+        self.reply_to = Some(mailbox);
+        Ok(self)
     }
 
     /// Sends one message; returns its `Message-ID`.
@@ -85,8 +98,11 @@ impl Mailer {
         };
         let domain = self.from.email.domain().to_string();
         let message_id = format!("<{rid}.notification@{domain}>");
-        let message = lettre::Message::builder()
-            .from(self.from.clone())
+        let mut builder = lettre::Message::builder().from(self.from.clone());
+        if let Some(r) = &self.reply_to {
+            builder = builder.reply_to(r.clone());
+        }
+        let message = builder
             .to(to)
             .subject(subject)
             .message_id(Some(message_id.clone()))

@@ -25,6 +25,7 @@ pub mod quota;
 pub mod refund;
 pub mod sla;
 pub mod state;
+pub mod support;
 pub mod tenant;
 pub mod termination;
 pub mod trial;

@@ -73,6 +73,10 @@ pub struct DeploymentConfig {
     /// The tenants' billing currency: `CNY`, `USD` or `JPY`.
     pub currency: String,
     pub support_address: String,
+    /// IANA zone of support service hours (SVC-172); empty = `billing_tz`.
+    pub support_tz: String,
+    /// Support-calendar holidays (`YYYY-MM-DD`): no Standard service hours on them.
+    pub support_holidays: Vec<String>,
     /// Edition recorded for a tenant whose billing row an operator creates.
     pub default_edition: String,
     /// Versions of the agreement documents in force (SVC-400 requires each).
@@ -163,6 +167,8 @@ impl Default for DeploymentConfig {
             billing_tz: "UTC".to_string(),
             currency: "CNY".to_string(),
             support_address: String::new(),
+            support_tz: String::new(),
+            support_holidays: Vec::new(),
             default_edition: "standard".to_string(),
             documents: DocumentsConfig::default(),
             licence_prices: LicencePricesConfig::default(),
@@ -200,6 +206,7 @@ impl DeploymentConfig {
         if self.default_edition.trim().is_empty() {
             return Err("deployment.default_edition: must not be empty".into());
         }
+        self.support_calendar()?;
         let params = klaxon_saas::params::Params::cloud_defaults();
         params.validate().map_err(|e| format!("deployment: {e}"))?;
         self.licence_price_list()?;
@@ -221,6 +228,35 @@ impl DeploymentConfig {
 }
 
 impl DeploymentConfig {
+    /// The support time zone and holidays (SVC-172); a bad value names its setting.
+    pub fn support_calendar(
+        &self,
+    ) -> Result<
+        (
+            jiff::tz::TimeZone,
+            std::collections::BTreeSet<jiff::civil::Date>,
+        ),
+        String,
+    > {
+        let zone = if self.support_tz.trim().is_empty() {
+            self.billing_tz.trim()
+        } else {
+            self.support_tz.trim()
+        };
+        let tz = jiff::tz::TimeZone::get(zone)
+            .map_err(|e| format!("deployment.support_tz: {zone:?}: {e}"))?;
+        let holidays = self
+            .support_holidays
+            .iter()
+            .map(|d| {
+                d.trim()
+                    .parse::<jiff::civil::Date>()
+                    .map_err(|e| format!("deployment.support_holidays: {d:?}: {e}"))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok((tz, holidays))
+    }
+
     /// The key-encryption key of tenant data keys, if one is set (SVC-185). A bad value is
     /// an error naming the setting, never repeating the value.
     pub fn kek(&self) -> Result<Option<crate::backup::Kek>, String> {

@@ -36,6 +36,7 @@ mod sources;
 mod sso;
 mod sso_ldap;
 mod state;
+pub mod support;
 mod timers;
 pub mod webhooks;
 mod wire;
@@ -76,6 +77,7 @@ pub struct Server {
     delivery: JoinHandle<()>,
     smtp: Option<(SocketAddr, JoinHandle<()>)>,
     saas_worker: JoinHandle<()>,
+    support_worker: JoinHandle<()>,
     saas: Option<Arc<saas::SaasRuntime>>,
     store: Store,
     state: AppState,
@@ -184,6 +186,7 @@ impl Server {
         let _ = self.timers.await;
         let _ = self.delivery.await;
         let _ = self.saas_worker.await;
+        let _ = self.support_worker.await;
         if let Some((_, smtp)) = self.smtp {
             let _ = smtp.await;
         }
@@ -284,6 +287,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
     }
     let saas = state.saas.clone();
     let saas_worker = tokio::spawn(saas::run(state.clone(), shutdown_rx.clone()));
+    let support_worker = tokio::spawn(support::run(state.clone(), shutdown_rx.clone()));
     // A bad [notify] section stops the start before any worker runs, even on a node that
     // does not deliver, so it shows before delivery is turned on anywhere.
     config.notify.validate().map_err(StartError::Notify)?;
@@ -376,6 +380,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
         delivery,
         smtp,
         saas_worker,
+        support_worker,
         saas,
         store,
         state: node_state,

@@ -63,6 +63,8 @@ struct Envelope {
     from: Option<String>,
     /// (address as written, integration)
     rcpts: Vec<(String, Integration)>,
+    /// The SaaS support address is a recipient (SVC-171): the message becomes a ticket.
+    support: bool,
 }
 
 async fn reply(w: &mut tokio::net::tcp::OwnedWriteHalf, text: &str) -> std::io::Result<()> {
@@ -161,7 +163,7 @@ async fn session(state: &AppState, stream: TcpStream) -> std::io::Result<()> {
                 }
                 env = Envelope {
                     from: Some(from),
-                    rcpts: Vec::new(),
+                    ..Envelope::default()
                 };
                 reply(&mut w, "250 2.1.0 OK").await?;
             }
@@ -180,6 +182,11 @@ async fn session(state: &AppState, stream: TcpStream) -> std::io::Result<()> {
                     reply(&mut w, "452 4.5.3 Too many recipients").await?;
                     continue;
                 }
+                if crate::support::is_support_address(state, &to) {
+                    env.support = true;
+                    reply(&mut w, "250 2.1.5 OK").await?;
+                    continue;
+                }
                 match recipient(state, &to, &domain).await {
                     Ok(integration) => {
                         let duplicate = env
@@ -195,7 +202,7 @@ async fn session(state: &AppState, stream: TcpStream) -> std::io::Result<()> {
                 }
             }
             "DATA" => {
-                if env.rcpts.is_empty() {
+                if env.rcpts.is_empty() && !env.support {
                     reply(&mut w, "503 5.5.1 RCPT first").await?;
                     continue;
                 }
@@ -382,6 +389,22 @@ async fn deliver(state: &AppState, env: &Envelope, raw: &[u8]) -> String {
         }
         metrics::counter!("klaxon_push_events_accepted_total").increment(count);
         state.inbox_ready.notify_one();
+    }
+    // SVC-171: the support desk files its copy last, so a temporary failure above never
+    // leaves a ticket behind that the sender's retry would file twice.
+    if env.support {
+        match crate::support::file(state, &mail).await {
+            Ok(received) => {
+                let t = received.ticket();
+                metrics::counter!("klaxon_smtp_messages_total", "code" => "support_ticket")
+                    .increment(1);
+                return format!("250 2.0.0 OK filed as ticket {}", t.ticket_id);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot file the support mail");
+                return "451 4.3.0 Cannot store the message, try again later".to_owned();
+            }
+        }
     }
     metrics::counter!("klaxon_smtp_messages_total", "code" => "OK").increment(1);
     metrics::histogram!("klaxon_push_latency_seconds").record(started.elapsed().as_secs_f64());

@@ -137,6 +137,9 @@ pub const TABLES: &[(&str, TableClass)] = &[
     // Wrapped data keys (destroyed, not deleted, at purge) and purge certificates (SVC-191).
     ("tenant_keys", OperatorRecord),
     ("purge_certificates", OperatorRecord),
+    // Support tickets (SVC-171): the operator's correspondence with the tenant (SVC-223).
+    ("support_tickets", OperatorRecord),
+    ("support_messages", OperatorRecord),
     ("timers", Internal),
     ("leases", Internal),
     ("inbox_progress", Internal),

@@ -64,6 +64,7 @@ mod saas;
 mod schedules;
 mod signin;
 mod sso;
+mod support;
 mod templates;
 mod webhooks;
 
@@ -122,6 +123,7 @@ pub use signin::{
     NewSession, Session, hash_secret,
 };
 pub use sso::{SsoLogin, SsoMember, SsoSignInConfig};
+pub use support::{IncomingMail, Received, SupportDesk, Ticket, TicketMessage};
 pub use templates::TemplateRefusal;
 pub use webhooks::{
     PendingWebhook, WEBHOOK_CLAIM_MS, WebhookAttempt, WebhookDeliveryState, WebhookDraft,

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod saas;
+pub mod smtp_sink;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
