@@ -569,7 +569,7 @@ mod tests {
     fn errors_of_the_edited_rule_go_to_their_inputs() {
         let at = vec![vec![0, 2], vec![3]];
         assert_eq!(
-            edit_input("cases[2].if[1].vals[0]", 1, 2, &at).as_deref(),
+            edit_input("cases[1].if[1].vals[0]", 1, 2, &at).as_deref(),
             Some("c2_vals")
         );
         assert_eq!(
