@@ -11,11 +11,13 @@
 mod assets;
 mod channels;
 mod forms;
+mod incident_groups;
 mod incidents;
 /// Form bodies of the console's own forms (also the LDAP sign-in form).
 pub(crate) use incidents::{form_pairs, form_value};
 mod members;
 mod noise;
+mod route_edit;
 mod routing;
 mod schedule_edit;
 mod schedule_views;
@@ -40,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .merge(assets::routes())
         .merge(signin::routes())
         .merge(incidents::routes())
+        .merge(incident_groups::routes())
         .merge(channels::routes())
         .merge(schedules::routes())
         .merge(schedule_edit::routes())

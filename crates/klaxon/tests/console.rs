@@ -3124,3 +3124,502 @@ async fn schedule_pages_in_the_browser(database_url: &str) {
     browser.stop().await;
     t.stop().await;
 }
+
+/// The group view of the incident list: the current filters' matches counted by severity,
+/// then by a label (a label choice without a key is refused beside the key, with the choice
+/// kept), each group linking to the list narrowed to it.
+/// On SQLite, and on PostgreSQL too when `KLAXON_TEST_DATABASE_URL` is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_incident_list_is_grouped_in_the_browser() {
+    incident_groups_in_the_browser("").await;
+    if let Some(url) = common::fresh_postgres().await {
+        incident_groups_in_the_browser(&url).await;
+    }
+}
+
+/// The text of an element with its white space (cell separators) made single spaces.
+async fn words_of(c: &Client, css: &str) -> String {
+    text_of(c, css)
+        .await
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn incident_groups_in_the_browser(database_url: &str) {
+    let mut t = TestServer::start(database_url).await;
+    let Some(browser) = Browser::start().await else {
+        t.stop().await;
+        return;
+    };
+    let c = &browser.client;
+    browser_sign_in(&t, c).await;
+    for (sev, host, key) in [
+        ("Critical", "db-1", "a"),
+        ("Critical", "db-2", "b"),
+        ("Warning", "db-1", "c"),
+    ] {
+        let (status, body) = t
+            .push(
+                json!({"event_status": sev, "title_rule": format!("Disk full {key}"),
+                         "alert_key": key, "labels": {"host": host}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    t.drained().await;
+    assert_eq!(t.incidents().await.len(), 3);
+
+    c.goto(&format!("{}/incidents?who=all&range=24h", t.base))
+        .await
+        .unwrap();
+    until("the list", || async {
+        text_of(c, "#results").await.contains("Disk full c")
+    })
+    .await;
+    click(c, "#group-view").await;
+    until("the group view", || async {
+        c.current_url().await.unwrap().path() == "/incidents/groups"
+    })
+    .await;
+    // spec: RSP-505 — by severity (the default), largest group first, with counts.
+    let groups = text_of(c, "#groups").await;
+    assert!(groups.contains("3 matching incidents"), "{groups}");
+    assert_eq!(words_of(c, "tr.group:nth-child(1)").await, "Critical 2");
+    assert_eq!(words_of(c, "tr.group:nth-child(2)").await, "Warning 1");
+    assert_eq!(unlabelled_inputs(c).await, 0);
+    shoot(c, "incident-groups-severity").await;
+
+    // A label without its key is refused beside the key; the choice stays.
+    select_value(c, "group", "label").await;
+    click(c, "#group-form button[type=submit]").await;
+    until("the error beside the label key", || async {
+        exists(c, "#group_label-error").await
+    })
+    .await;
+    assert!(
+        text_of(c, "#group_label-error")
+            .await
+            .contains("group_label")
+    );
+    assert_eq!(
+        attr_of(c, "#group_label", "aria-describedby")
+            .await
+            .as_deref(),
+        Some("group_label-error")
+    );
+    assert_eq!(value_of(c, "#group").await, "label");
+    shoot(c, "incident-groups-error").await;
+
+    // By the label `host`; the filters of the list are kept in the page's address.
+    type_into(c, "#group_label", "host").await;
+    click(c, "#group-form button[type=submit]").await;
+    until("the label groups", || async {
+        text_of(c, "#groups-h").await == "Label host"
+    })
+    .await;
+    assert_eq!(words_of(c, "tr.group:nth-child(1)").await, "db-1 2");
+    assert_eq!(words_of(c, "tr.group:nth-child(2)").await, "db-2 1");
+    let query = c
+        .current_url()
+        .await
+        .unwrap()
+        .query()
+        .unwrap_or("")
+        .to_string();
+    assert!(query.contains("range=24h"), "{query}");
+    shoot(c, "incident-groups").await;
+
+    // A group links to the list narrowed to it (its label), other filters kept.
+    click(c, "tr.group:nth-child(1) a").await;
+    until("the narrowed list", || async {
+        c.current_url().await.unwrap().path() == "/incidents"
+    })
+    .await;
+    let query = c
+        .current_url()
+        .await
+        .unwrap()
+        .query()
+        .unwrap_or("")
+        .to_string();
+    assert!(query.contains("label=host%3Ddb-1"), "{query}");
+    assert!(query.contains("range=24h"), "{query}");
+    until("two incidents", || async {
+        text_of(c, "#results .count")
+            .await
+            .starts_with("2 incidents")
+    })
+    .await;
+    let results = text_of(c, "#results").await;
+    assert!(results.contains("Disk full a") && results.contains("Disk full c"));
+    assert!(!results.contains("Disk full b"), "{results}");
+    browser.stop().await;
+    t.stop().await;
+}
+
+/// A channel's drop rules through their pages: a rule without conditions is refused beside
+/// its condition rows with what was typed kept and nothing saved; "Add condition rows" adds
+/// rows; the rule is created, discards a matching event, is disabled, edited (a priority that
+/// is no number is refused beside it) and deleted.
+/// On SQLite, and on PostgreSQL too when `KLAXON_TEST_DATABASE_URL` is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_rules_in_the_browser() {
+    drop_rules_pages_in_the_browser("").await;
+    if let Some(url) = common::fresh_postgres().await {
+        drop_rules_pages_in_the_browser(&url).await;
+    }
+}
+
+async fn drop_rules_pages_in_the_browser(database_url: &str) {
+    let mut t = TestServer::start(database_url).await;
+    let Some(browser) = Browser::start().await else {
+        t.stop().await;
+        return;
+    };
+    let c = &browser.client;
+    browser_sign_in(&t, c).await;
+    let (_, channels) = t.api("/channel/list", json!({})).await;
+    let cid = channels["data"]["items"][0]["channel_id"].as_i64().unwrap();
+
+    c.goto(&format!("{}/channels", t.base)).await.unwrap();
+    click(c, &format!("#drop-link-{cid}")).await;
+    until("the drop rules page", || async {
+        c.current_url().await.unwrap().path() == format!("/channels/{cid}/drop-rules")
+    })
+    .await;
+    assert!(text_of(c, "main").await.contains("No drop rules"));
+    click(c, "#new-rule").await;
+    until("the drop rule form", || async {
+        exists(c, "#noise-form").await
+    })
+    .await;
+    assert_eq!(unlabelled_inputs(c).await, 0);
+    // A drop rule always discards: no behaviour, no window.
+    assert!(!exists(c, "#noise-form input[name=behaviour]").await);
+    assert!(!exists(c, "#start_time").await);
+
+    // spec: ING-101 — a drop rule needs a condition: refused beside the rows, typed text kept.
+    type_into(c, "#rule_name", "Test environments").await;
+    type_into(c, "#description", "Nobody is paged for env=test").await;
+    click(c, "#noise-form button[type=submit]").await;
+    until("the error beside the conditions", || async {
+        exists(c, "#c_rows-error").await
+    })
+    .await;
+    assert!(
+        text_of(c, "#c_rows-error").await.contains("filters"),
+        "{}",
+        text_of(c, "#c_rows-error").await
+    );
+    assert_eq!(
+        attr_of(c, "#c-rows", "aria-describedby").await.as_deref(),
+        Some("c_rows-error")
+    );
+    assert_eq!(value_of(c, "#rule_name").await, "Test environments");
+    assert_eq!(
+        value_of(c, "#description").await,
+        "Nobody is paged for env=test"
+    );
+    shoot(c, "drop-rule-error").await;
+    let (_, listed) = t
+        .api("/channel/unsubscribe/rule/list", json!({"channel_id": cid}))
+        .await;
+    assert_eq!(listed["data"]["total"], 0, "{listed}");
+
+    // "Add condition rows" adds empty rows and keeps the typed ones; nothing is saved.
+    type_into(c, "#c0_key", "labels.env").await;
+    type_into(c, "#c0_vals", "test").await;
+    assert!(!exists(c, "#c5_key").await);
+    click(c, "#c-rows button.add-rows").await;
+    until("more condition rows", || async {
+        exists(c, "#c5_key").await
+    })
+    .await;
+    assert_eq!(value_of(c, "#c0_vals").await, "test");
+    click(c, "#noise-form button[type=submit]").await;
+    until("the drop rule list", || async {
+        exists(c, "#noise-rules").await
+    })
+    .await;
+    let list = text_of(c, "#noise-rules").await;
+    assert!(list.contains("Test environments"), "{list}");
+    assert!(list.contains("enabled"), "{list}");
+    assert!(list.contains("labels.env == test"), "{list}");
+    let (_, listed) = t
+        .api("/channel/unsubscribe/rule/list", json!({"channel_id": cid}))
+        .await;
+    let rule = listed["data"]["items"][0].clone();
+    assert_eq!(
+        rule["filters"],
+        json!([[{"key": "labels.env", "oper": "IN", "vals": ["test"]}]])
+    );
+    assert_eq!(unlabelled_inputs(c).await, 0);
+    shoot(c, "drop-rules").await;
+
+    // The rule made in the console discards a matching event (ING-101), not another one.
+    for (env, title) in [("test", "Dropped event"), ("prod", "Kept event")] {
+        let (status, body) = t
+            .push(json!({"event_status": "Warning", "title_rule": title,
+                         "alert_key": env, "labels": {"env": env}}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    t.drained().await;
+    let titles: Vec<String> = t
+        .incidents()
+        .await
+        .iter()
+        .map(|i| i["title"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(titles, vec!["Kept event".to_string()]);
+
+    // Disable from the list.
+    let rid = rule["rule_id"].as_str().unwrap().to_string();
+    click(c, &format!("#rule-{rid} button.disable")).await;
+    until("the rule disabled", || async {
+        exists(c, &format!("#rule-{rid} button.enable")).await
+    })
+    .await;
+    let (_, info) = t
+        .api(
+            "/channel/unsubscribe/rule/info",
+            json!({"channel_id": cid, "rule_id": rid}),
+        )
+        .await;
+    assert_eq!(info["data"]["status"], "disabled", "{info}");
+
+    // Edit: a priority that is no number is refused beside it; corrected, it is saved.
+    click(c, &format!("#rule-{rid} h2 a")).await;
+    until("the editor", || async { exists(c, "#noise-form").await }).await;
+    assert_eq!(value_of(c, "#c0_key").await, "labels.env");
+    type_into(c, "#priority", "first").await;
+    click(c, "#noise-form button[type=submit]").await;
+    until("the error beside the priority", || async {
+        exists(c, "#priority-error").await
+    })
+    .await;
+    assert_eq!(value_of(c, "#priority").await, "first");
+    type_into(c, "#priority", "5").await;
+    type_into(c, "#c0_vals", "test\nstaging").await;
+    click(c, "#noise-form button[type=submit]").await;
+    until("the list again", || async {
+        exists(c, "#noise-rules").await
+    })
+    .await;
+    let (_, info) = t
+        .api(
+            "/channel/unsubscribe/rule/info",
+            json!({"channel_id": cid, "rule_id": rid}),
+        )
+        .await;
+    assert_eq!(info["data"]["priority"], 5, "{info}");
+    assert_eq!(
+        info["data"]["filters"][0][0]["vals"],
+        json!(["test", "staging"])
+    );
+
+    // Delete, after the confirmation.
+    accept_confirms(c).await;
+    click(c, &format!("#rule-{rid} button.delete")).await;
+    until("the rule gone", || async {
+        text_of(c, "main").await.contains("No drop rules")
+    })
+    .await;
+    let (_, listed) = t
+        .api("/channel/unsubscribe/rule/list", json!({"channel_id": cid}))
+        .await;
+    assert_eq!(listed["data"]["total"], 0, "{listed}");
+    browser.stop().await;
+    t.stop().await;
+}
+
+/// Editing the rules of a shared integration's routes: a rule's conditions and channels are
+/// edited (a bad regex is refused beside its row with what was typed kept and nothing saved),
+/// a rule is moved up and another deleted, each a new version of the history; a change based
+/// on a version someone else replaced meanwhile is refused and changes nothing.
+/// On SQLite, and on PostgreSQL too when `KLAXON_TEST_DATABASE_URL` is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_rules_are_edited_in_the_browser() {
+    route_edit_in_the_browser("").await;
+    if let Some(url) = common::fresh_postgres().await {
+        route_edit_in_the_browser(&url).await;
+    }
+}
+
+async fn route_edit_in_the_browser(database_url: &str) {
+    let mut t = TestServer::start(database_url).await;
+    let Some(browser) = Browser::start().await else {
+        t.stop().await;
+        return;
+    };
+    let c = &browser.client;
+    browser_sign_in(&t, c).await;
+    let mut ids = Vec::new();
+    for name in ["Databases", "Web"] {
+        let (status, body) = t
+            .api("/channel/create", json!({"channel_name": name}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        ids.push(body["data"]["channel_id"].as_i64().unwrap());
+    }
+    let (db, web) = (ids[0], ids[1]);
+    let (status, body) = t
+        .api(
+            "/integration/create",
+            json!({"integration_name": "Prometheus (all teams)", "type": "prometheus",
+                   "kind": "shared", "default_channel_ids": [web]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let iid = body["data"]["integration_id"].as_i64().unwrap();
+    let (status, body) = t
+        .api(
+            "/route/upsert",
+            json!({"integration_id": iid, "version": 1,
+                   "cases": [
+                     {"if": [{"key": "labels.team", "oper": "IN", "vals": ["db", "pg"]}],
+                      "channel_ids": [db], "fallthrough": true, "name": "Database team"},
+                     {"if": [{"key": "severity", "oper": "NOTIN", "vals": ["Info"]}],
+                      "channel_ids": [web]}],
+                   "default": {"channel_ids": [db]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, info) = t.api("/route/info", json!({"integration_id": iid})).await;
+    let db_rule_id = info["data"]["cases"][0]["id"].clone();
+
+    c.goto(&format!("{}/integrations/{iid}/routing", t.base))
+        .await
+        .unwrap();
+    click(c, "#route-rule-1 a.edit").await;
+    until("the rule editor", || async {
+        exists(c, "#edit-rule").await
+    })
+    .await;
+    assert_eq!(value_of(c, "#name").await, "Database team");
+    assert_eq!(value_of(c, "#c0_key").await, "labels.team");
+    assert_eq!(value_of(c, "#c0_vals").await, "db\npg");
+    assert_eq!(unlabelled_inputs(c).await, 0);
+    shoot(c, "route-rule-edit").await;
+
+    // spec: ING-096, §4.5 — a regex that does not compile is refused beside its row; what was
+    // typed stays and nothing is saved.
+    type_into(c, "#c1_key", "labels.host").await;
+    type_into(c, "#c1_vals", "/(db/").await;
+    click(c, &format!("#rule-channels input[value='{web}']")).await;
+    click(c, "#edit-rule button[type=submit]").await;
+    until("the error beside the values", || async {
+        exists(c, "#c1_vals-error").await
+    })
+    .await;
+    assert!(
+        text_of(c, "#c1_vals-error")
+            .await
+            .contains("cases[0].if[1].vals[0]"),
+        "{}",
+        text_of(c, "#c1_vals-error").await
+    );
+    assert_eq!(value_of(c, "#c1_vals").await, "/(db/");
+    assert!(
+        c.find(Locator::Css(&format!(
+            "#rule-channels input[value='{web}']"
+        )))
+        .await
+        .unwrap()
+        .is_selected()
+        .await
+        .unwrap()
+    );
+    shoot(c, "route-rule-edit-error").await;
+    let (_, info) = t.api("/route/info", json!({"integration_id": iid})).await;
+    assert_eq!(info["data"]["version"], 2);
+
+    // Corrected: version 3, the rule keeps its id and place (ING-095).
+    type_into(c, "#c1_vals", "/^db-/").await;
+    click(c, "#edit-rule button[type=submit]").await;
+    until("version 3", || async {
+        text_of(c, "#current-version").await == "version 3"
+    })
+    .await;
+    let rules = text_of(c, "#route-rules").await;
+    assert!(
+        rules.contains("When labels.team is db or pg and labels.host is /^db-/"),
+        "{rules}"
+    );
+    // The channels in the order the form lists them.
+    assert!(
+        rules.contains("→ Databases, Web continue") || rules.contains("→ Web, Databases continue"),
+        "{rules}"
+    );
+    let (_, info) = t.api("/route/info", json!({"integration_id": iid})).await;
+    let cases = info["data"]["cases"].as_array().unwrap().clone();
+    assert_eq!(cases.len(), 2);
+    assert_eq!(cases[0]["id"], db_rule_id);
+    let mut chosen: Vec<i64> = cases[0]["channel_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
+    chosen.sort_unstable();
+    assert_eq!(chosen, vec![db.min(web), db.max(web)]);
+    assert_eq!(cases[0]["if"][1]["vals"], json!(["/^db-/"]));
+    assert_eq!(info["data"]["default"]["channel_ids"], json!([db]));
+
+    // Move the second rule up: version 4.
+    click(c, "#route-rule-2 button.up").await;
+    until("version 4", || async {
+        text_of(c, "#current-version").await == "version 4"
+    })
+    .await;
+    let (_, info) = t.api("/route/info", json!({"integration_id": iid})).await;
+    assert_eq!(info["data"]["cases"][0]["if"][0]["key"], "severity");
+    assert_eq!(info["data"]["cases"][1]["id"], db_rule_id);
+    assert!(!exists(c, "#route-rule-1 button.up").await);
+    assert!(!exists(c, "#route-rule-2 button.down").await);
+
+    // Delete the first rule (after the confirmation): version 5.
+    accept_confirms(c).await;
+    click(c, "#route-rule-1 button.delete").await;
+    until("version 5", || async {
+        text_of(c, "#current-version").await == "version 5"
+    })
+    .await;
+    let (_, info) = t.api("/route/info", json!({"integration_id": iid})).await;
+    let cases = info["data"]["cases"].as_array().unwrap().clone();
+    assert_eq!(cases.len(), 1);
+    assert_eq!(cases[0]["name"], "Database team");
+    // Every change is a version of the history, so it can be compared and rolled back.
+    let history = text_of(c, ".route-history").await;
+    assert!(
+        history.contains("Version 5") && history.contains("Version 3"),
+        "{history}"
+    );
+    shoot(c, "routing-edited").await;
+
+    // spec: ING-095 — someone saves version 6 while the page shows version 5: a delete based
+    // on version 5 is refused with a clear message and nothing changes.
+    let (status, body) = t
+        .api(
+            "/route/upsert",
+            json!({"integration_id": iid, "version": 5, "cases": cases,
+                   "default": {"channel_ids": [web]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    accept_confirms(c).await;
+    click(c, "#route-rule-1 button.delete").await;
+    until("the conflict message", || async {
+        text_of(c, "#rule-message")
+            .await
+            .contains("changed by someone else")
+    })
+    .await;
+    let (_, info) = t.api("/route/info", json!({"integration_id": iid})).await;
+    assert_eq!(info["data"]["version"], 6);
+    assert_eq!(info["data"]["cases"].as_array().unwrap().len(), 1);
+    shoot(c, "routing-edit-conflict").await;
+    browser.stop().await;
+    t.stop().await;
+}

@@ -46,28 +46,28 @@ const DEFAULT_RANGE: &str = "7d";
 
 /// The list's filters, as they appear in the page's query string.
 #[derive(Debug, Clone, PartialEq)]
-struct Filters {
-    progress: Vec<String>,
-    severity: Vec<String>,
-    channel: Option<String>,
+pub(super) struct Filters {
+    pub(super) progress: Vec<String>,
+    pub(super) severity: Vec<String>,
+    pub(super) channel: Option<String>,
     /// Incidents of the channels a team owns or manages (RSP-503).
-    team: Option<String>,
+    pub(super) team: Option<String>,
     /// Label filters (RSP-503), each `name=pattern`: exact, wildcard (`db-*`) or regex
     /// (`/^db/`); several patterns of one label mean any of them.
-    labels: Vec<String>,
+    pub(super) labels: Vec<String>,
     /// `me` (the default, RSP-501: "assigned to me") or `all`.
-    who: String,
-    range: String,
+    pub(super) who: String,
+    pub(super) range: String,
     /// An incident id, a `num`, or part of a title.
-    q: String,
+    pub(super) q: String,
     /// Custom field filters (RSP-503): `field.<name>=<value>`, in the order given; several
     /// values of one field mean any of them.
-    fields: Vec<(String, String)>,
-    p: i64,
+    pub(super) fields: Vec<(String, String)>,
+    pub(super) p: i64,
 }
 
 impl Filters {
-    fn parse(query: Option<&str>) -> Filters {
+    pub(super) fn parse(query: Option<&str>) -> Filters {
         let pairs: Vec<(String, String)> = query
             .and_then(|q| serde_urlencoded::from_str(q).ok())
             .unwrap_or_default();
@@ -113,7 +113,7 @@ impl Filters {
     }
 
     /// The query string of these filters (page `p` included when past the first).
-    fn query(&self, p: i64) -> String {
+    pub(super) fn query(&self, p: i64) -> String {
         let mut pairs: Vec<(&str, String)> = Vec::new();
         for v in &self.progress {
             pairs.push(("progress", v.clone()));
@@ -150,7 +150,7 @@ impl Filters {
     }
 
     /// The `/incident/list` body for these filters; the API checks every value.
-    fn args(&self, now_secs: i64, member_id: i64) -> Value {
+    pub(super) fn args(&self, now_secs: i64, member_id: i64) -> Value {
         let span = RANGES
             .iter()
             .find(|(k, _, _)| *k == self.range)

@@ -1,9 +1,9 @@
-//! Silence and inhibit rules of a channel (ingest.md §2.11, §2.12): one list page per rule set
-//! (state, window, behaviour, conditions as text per §4.6) and one editor per rule, with
-//! enable, disable and delete. Every read and write is an Open API call
-//! (`/channel/{silence,inhibit}/rule/{list,info,create,update,enable,disable,delete}`), so
-//! every check is the API's own; the console turns form fields into the wire body and puts a
-//! refusal next to the input it names.
+//! Drop, silence and inhibit rules of a channel (ingest.md §2.9, §2.11, §2.12): one list page
+//! per rule set (state, window, behaviour, conditions as text per §4.6) and one editor per
+//! rule, with enable, disable and delete. Every read and write is an Open API call
+//! (`/channel/{unsubscribe,silence,inhibit}/rule/{list,info,create,update,enable,disable,delete}`,
+//! `unsubscribe` being the API's name for drop rules), so every check is the API's own; the
+//! console turns form fields into the wire body and puts a refusal next to the input it names.
 
 use std::collections::BTreeMap;
 
@@ -45,11 +45,16 @@ pub fn routes() -> Router<AppState> {
             "/channels/{cid}/inhibit-rules/{rid}/{verb}",
             post(inhibit_act),
         )
+        .route("/channels/{cid}/drop-rules", get(drop_list).post(drop_save))
+        .route("/channels/{cid}/drop-rules/new", get(drop_new))
+        .route("/channels/{cid}/drop-rules/{rid}", get(drop_edit))
+        .route("/channels/{cid}/drop-rules/{rid}/{verb}", post(drop_act))
 }
 
 /// Which rule set a page shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
+    Drop,
     Silence,
     Inhibit,
 }
@@ -58,6 +63,7 @@ impl Kind {
     /// The Open API's name of the set (`/channel/<api>/rule/…`).
     fn api(self) -> &'static str {
         match self {
+            Kind::Drop => "unsubscribe",
             Kind::Silence => "silence",
             Kind::Inhibit => "inhibit",
         }
@@ -66,6 +72,7 @@ impl Kind {
     /// The console's path segment (`/channels/{cid}/<slug>`).
     fn slug(self) -> &'static str {
         match self {
+            Kind::Drop => "drop-rules",
             Kind::Silence => "silence-rules",
             Kind::Inhibit => "inhibit-rules",
         }
@@ -73,8 +80,18 @@ impl Kind {
 
     fn title(self) -> &'static str {
         match self {
+            Kind::Drop => "Drop rules",
             Kind::Silence => "Silence rules",
             Kind::Inhibit => "Inhibit rules",
+        }
+    }
+
+    /// The name pages use (`drop`, `silence`, `inhibit`).
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Drop => "drop",
+            Kind::Silence => "silence",
+            Kind::Inhibit => "inhibit",
         }
     }
 
@@ -86,7 +103,7 @@ impl Kind {
 /// Condition row slots an editor shows at least, and windows of a recurring silence.
 const ROW_SLOTS: usize = 3;
 /// Empty rows one press of "Add condition rows" adds.
-const MORE_ROWS: usize = 3;
+pub(super) const MORE_ROWS: usize = 3;
 const WINDOW_SLOTS: usize = 2;
 /// ING-131: 1–10 recurring windows.
 const WINDOWS_MAX: usize = 10;
@@ -116,20 +133,20 @@ fn channel_id(raw: &str) -> Result<i64, ApiError> {
 /// One condition as the editor shows it: values one per line (a value may contain `|` or
 /// `,`, a regex especially, so neither separates values).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-struct Row {
+pub(super) struct Row {
     /// Rows with the same group number must all match; groups are alternatives.
-    group: String,
-    key: String,
-    oper: String,
-    vals: String,
+    pub(super) group: String,
+    pub(super) key: String,
+    pub(super) oper: String,
+    pub(super) vals: String,
 }
 
 impl Row {
-    fn is_blank(&self) -> bool {
+    pub(super) fn is_blank(&self) -> bool {
         self.key.trim().is_empty() && self.vals.trim().is_empty()
     }
 
-    fn empty(group: usize) -> Row {
+    pub(super) fn empty(group: usize) -> Row {
         Row {
             group: group.to_string(),
             oper: "IN".into(),
@@ -139,7 +156,7 @@ impl Row {
 }
 
 /// Stored FilterGroups as rows, group numbers from 1.
-fn rows_of(groups: &Value) -> Vec<Row> {
+pub(super) fn rows_of(groups: &Value) -> Vec<Row> {
     let mut out = Vec::new();
     for (g, group) in groups.as_array().into_iter().flatten().enumerate() {
         for c in group.as_array().into_iter().flatten() {
@@ -161,7 +178,7 @@ fn rows_of(groups: &Value) -> Vec<Row> {
 }
 
 /// At least [`ROW_SLOTS`] rows, and two empty ones past the last used row.
-fn padded_rows(mut rows: Vec<Row>) -> Vec<Row> {
+pub(super) fn padded_rows(mut rows: Vec<Row>) -> Vec<Row> {
     while rows.last().is_some_and(Row::is_blank) {
         rows.pop();
     }
@@ -177,7 +194,7 @@ fn padded_rows(mut rows: Vec<Row>) -> Vec<Row> {
 }
 
 /// The rows `{prefix}{n}_group/_key/_oper/_vals` of a form, in order.
-fn parse_rows(pairs: &[(String, String)], prefix: &str) -> Vec<Row> {
+pub(super) fn parse_rows(pairs: &[(String, String)], prefix: &str) -> Vec<Row> {
     let mut n_max = None;
     for (k, _) in pairs {
         if let Some(n) = k
@@ -208,7 +225,10 @@ fn parse_rows(pairs: &[(String, String)], prefix: &str) -> Vec<Row> {
 /// Rows → wire FilterGroups, with the row each condition came from (`at[g][c]`), so an API
 /// error on `filters[g][c]` goes back to its row. Blank rows are left out; an empty group
 /// number means group 1.
-fn groups_of(rows: &[Row], prefix: &str) -> Result<(Value, Vec<Vec<usize>>), FieldErrors> {
+pub(super) fn groups_of(
+    rows: &[Row],
+    prefix: &str,
+) -> Result<(Value, Vec<Vec<usize>>), FieldErrors> {
     let mut groups: BTreeMap<u64, Vec<(usize, Value)>> = BTreeMap::new();
     for (n, r) in rows.iter().enumerate() {
         if r.is_blank() {
@@ -556,11 +576,17 @@ fn body_of(kind: Kind, f: &RuleForm) -> Result<(Value, Origins), FieldErrors> {
         "rule_name": f.rule_name,
         "description": f.description,
         "priority": priority,
-        "is_directly_discard": f.behaviour == "drop",
     });
     let mut origins = Origins::default();
     match kind {
+        // ING-101: a drop rule always discards; it has no behaviour and no window.
+        Kind::Drop => {
+            let (filters, at) = groups_of(&f.rows, "c")?;
+            origins.rows = at;
+            body["filters"] = filters;
+        }
         Kind::Silence => {
+            body["is_directly_discard"] = json!(f.behaviour == "drop");
             let (filters, at) = groups_of(&f.rows, "c")?;
             origins.rows = at;
             body["filters"] = filters;
@@ -596,6 +622,7 @@ fn body_of(kind: Kind, f: &RuleForm) -> Result<(Value, Origins), FieldErrors> {
             }
         }
         Kind::Inhibit => {
+            body["is_directly_discard"] = json!(f.behaviour == "drop");
             let (source, at) = groups_of(&f.source, "s")?;
             origins.source = at;
             let (target, at) = groups_of(&f.target, "t")?;
@@ -668,7 +695,7 @@ async fn channel_of(state: &AppState, viewer: &Viewer, cid: i64) -> Result<Value
 fn rule_row(kind: Kind, r: &Value, now: i64) -> Value {
     let end = r["time_filter"]["end_time"].as_i64().unwrap_or(0);
     let window = match kind {
-        Kind::Inhibit => String::new(),
+        Kind::Drop | Kind::Inhibit => String::new(),
         Kind::Silence if r["time_filter"].is_object() => format!(
             "from {} to {}",
             view_time(r["time_filter"]["start_time"].as_i64().unwrap_or(0)),
@@ -741,7 +768,7 @@ async fn list_page(state: AppState, cid: String, headers: HeaderMap, kind: Kind)
             let ctx = context! {
                 title => format!("{} · {}", kind.title(), channel["channel_name"].as_str().unwrap_or("")),
                 heading => kind.title(),
-                kind => kind.api(),
+                kind => kind.name(),
                 slug => kind.slug(),
                 nav => "channels",
                 csrf => viewer.session.csrf_token.clone(),
@@ -759,7 +786,7 @@ async fn list_page(state: AppState, cid: String, headers: HeaderMap, kind: Kind)
 fn form_ctx(kind: Kind, channel: &Value, form: RuleForm, errors: &FieldErrors) -> minijinja::Value {
     let form = form.padded();
     context! {
-        kind => kind.api(),
+        kind => kind.name(),
         slug => kind.slug(),
         channel => j(channel),
         v => j(&form),
@@ -785,6 +812,7 @@ async fn form_page(
     match result {
         Ok((channel, me)) => {
             let what = match kind {
+                Kind::Drop => "drop rule",
                 Kind::Silence => "silence rule",
                 Kind::Inhibit => "inhibit rule",
             };
@@ -963,6 +991,34 @@ async fn act(
 
 // Handlers of the two rule sets.
 
+async fn drop_list(State(s): State<AppState>, Path(cid): Path<String>, h: HeaderMap) -> Response {
+    list_page(s, cid, h, Kind::Drop).await
+}
+async fn drop_new(State(s): State<AppState>, Path(cid): Path<String>, h: HeaderMap) -> Response {
+    new_page(s, cid, h, Kind::Drop).await
+}
+async fn drop_edit(
+    State(s): State<AppState>,
+    Path((cid, rid)): Path<(String, String)>,
+    h: HeaderMap,
+) -> Response {
+    edit_page(s, cid, rid, h, Kind::Drop).await
+}
+async fn drop_save(
+    State(s): State<AppState>,
+    Path(cid): Path<String>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    save(s, cid, h, body, Kind::Drop).await
+}
+async fn drop_act(
+    State(s): State<AppState>,
+    Path((cid, rid, verb)): Path<(String, String, String)>,
+    h: HeaderMap,
+) -> Response {
+    act(s, cid, rid, verb, h, Kind::Drop).await
+}
 async fn silence_list(
     State(s): State<AppState>,
     Path(cid): Path<String>,

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use super::forms::{FieldErrors, indexed};
 use super::incidents::{form_pairs, form_value, j, now_secs, page_headers};
+use super::route_edit::{self, Rules};
 use super::{Viewer, call, fetch, page_error, redirect, view, viewer};
 use crate::state::AppState;
 
@@ -29,6 +30,14 @@ pub fn routes() -> Router<AppState> {
         .route("/integrations/{id}/routing", get(routing_page))
         .route("/integrations/{id}/routing/rollback", post(rollback))
         .route("/integrations/{id}/routing/rules", post(add_rule))
+        .route(
+            "/integrations/{id}/routing/rules/{pos}",
+            get(route_edit::edit_page).post(route_edit::save_edit),
+        )
+        .route(
+            "/integrations/{id}/routing/rules/{pos}/{verb}",
+            post(route_edit::act),
+        )
 }
 
 /// How many versions the history shows (the newest; the API keeps every version).
@@ -87,7 +96,7 @@ async fn list_page(State(state): State<AppState>, headers: HeaderMap) -> Respons
     }
 }
 
-fn integration_id(raw: &str) -> Result<i64, ApiError> {
+pub(super) fn integration_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>()
         .ok()
         .filter(|n| *n > 0)
@@ -140,19 +149,29 @@ fn channel_names(ids: &Value, names: &HashMap<i64, String>) -> Vec<String> {
         .collect()
 }
 
-/// The cases of a wire route as rows to show, in order.
-fn case_rows(cases: &Value, names: &HashMap<i64, String>) -> Vec<Value> {
-    cases
-        .as_array()
-        .into_iter()
-        .flatten()
+/// The rules of a wire route as rows to show, in order; a rule shown as several cases (its
+/// alternatives) is one row.
+fn case_rows(route: &Value, names: &HashMap<i64, String>) -> Vec<Value> {
+    Rules::of(route)
+        .rules
+        .iter()
         .enumerate()
-        .map(|(k, c)| {
+        .map(|(k, cases)| {
+            let c = &cases[0];
+            let conditions = if cases.len() == 1 {
+                conditions_text(&c["if"])
+            } else {
+                cases
+                    .iter()
+                    .map(|c| conditions_text(&c["if"]))
+                    .collect::<Vec<_>>()
+                    .join("; or ")
+            };
             json!({
                 "position": k + 1,
                 "name": c["name"],
                 "enabled": c["enabled"].as_bool().unwrap_or(true),
-                "conditions": conditions_text(&c["if"]),
+                "conditions": conditions,
                 "channels": channel_names(&c["channel_ids"], names),
                 "flow": if c["fallthrough"].as_bool().unwrap_or(false) { "continue" } else { "stop" },
             })
@@ -335,7 +354,7 @@ async fn routing_ctx(
         now => now_secs(state),
         integration => j(&integration),
         version => current,
-        rules => j(&case_rows(&route["cases"], &names)),
+        rules => j(&case_rows(&route, &names)),
         default_channels => j(&channel_names(&route["default"]["channel_ids"], &names)),
         versions => j(&versions),
         diff => j(&diff),
@@ -609,8 +628,8 @@ mod tests {
     fn cases_show_order_channels_and_flow() {
         let names = HashMap::from([(3, "DB".to_string())]);
         let rows = case_rows(
-            &json!([{"if": [], "channel_ids": [3, 9], "fallthrough": true},
-                    {"if": [], "channel_ids": [3]}]),
+            &json!({"cases": [{"if": [], "channel_ids": [3, 9], "fallthrough": true},
+                              {"if": [], "channel_ids": [3]}]}),
             &names,
         );
         assert_eq!(rows[0]["position"], 1);

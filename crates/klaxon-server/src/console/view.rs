@@ -61,6 +61,10 @@ fn env() -> &'static Environment<'static> {
             "noise_rules.html",
             "noise_rule.html",
             "noise_form.html",
+            "condition_rows.html",
+            "incident_groups.html",
+            "route_rule.html",
+            "route_edit_form.html",
         );
         env.add_filter("when", when);
         env.add_filter("ago", ago);
@@ -208,6 +212,10 @@ mod tests {
             "noise_rules.html",
             "noise_rule.html",
             "noise_form.html",
+            "condition_rows.html",
+            "incident_groups.html",
+            "route_rule.html",
+            "route_edit_form.html",
         ] {
             assert!(env().get_template(name).is_ok(), "{name}");
         }
