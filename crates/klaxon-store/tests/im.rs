@@ -27,6 +27,7 @@ fn slack(name: &str, war_room: bool) -> ImIntegrationDraft {
         signing_secret: "s3cret-signing".into(),
         war_room_enabled: war_room,
         status: "enabled".into(),
+        ..ImIntegrationDraft::default()
     }
 }
 
