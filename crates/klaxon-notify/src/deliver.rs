@@ -363,7 +363,13 @@ impl Deliverer {
         if d.channel == "slack_app" {
             let integration = self.chat_integration(d, "slack").await?;
             let mentions = self
-                .im_mentions(d, &integration, &mention_ids, &contacts, crate::slack::mention)
+                .im_mentions(
+                    d,
+                    &integration,
+                    &mention_ids,
+                    &contacts,
+                    crate::slack::mention,
+                )
                 .await?;
             let card = self.im_card(d, &inc, &contacts, &msg, now).await?;
             let message = crate::slack::chat_message(&card, &mentions);
@@ -372,7 +378,13 @@ impl Deliverer {
         if d.channel == "feishu_app" {
             let integration = self.chat_integration(d, "feishu").await?;
             let mentions = self
-                .im_mentions(d, &integration, &mention_ids, &contacts, crate::feishu::mention)
+                .im_mentions(
+                    d,
+                    &integration,
+                    &mention_ids,
+                    &contacts,
+                    crate::feishu::mention,
+                )
                 .await?;
             let card = self.im_card(d, &inc, &contacts, &msg, now).await?;
             let card = crate::feishu::chat_card(&card, &mentions);
@@ -486,7 +498,13 @@ impl Deliverer {
         if d.channel == "slack_app" {
             let integration = self.chat_integration(d, "slack").await?;
             let mentions = self
-                .im_mentions(d, &integration, &mention_ids, &contacts, crate::slack::mention)
+                .im_mentions(
+                    d,
+                    &integration,
+                    &mention_ids,
+                    &contacts,
+                    crate::slack::mention,
+                )
                 .await?;
             let message = crate::slack::reminder_message(&msg.text(), &mentions);
             return self.slack_chats(d, &integration, &message).await;
@@ -494,7 +512,13 @@ impl Deliverer {
         if d.channel == "feishu_app" {
             let integration = self.chat_integration(d, "feishu").await?;
             let mentions = self
-                .im_mentions(d, &integration, &mention_ids, &contacts, crate::feishu::mention)
+                .im_mentions(
+                    d,
+                    &integration,
+                    &mention_ids,
+                    &contacts,
+                    crate::feishu::mention,
+                )
                 .await?;
             let card = crate::feishu::reminder_card(&msg.text(), &mentions);
             return self.feishu_chats(d, &integration, &card, now).await;
@@ -797,7 +821,14 @@ impl Deliverer {
             let r = inner
                 .http
                 // One send per chat: each needs its own de-duplication key.
-                .feishu_send_card(integration, &format!("{}-{i}", d.rid), "chat_id", chat, card, now)
+                .feishu_send_card(
+                    integration,
+                    &format!("{}-{i}", d.rid),
+                    "chat_id",
+                    chat,
+                    card,
+                    now,
+                )
                 .await;
             out.add(chat, r);
         }

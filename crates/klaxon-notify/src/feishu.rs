@@ -216,12 +216,10 @@ pub fn parse_action(action: &Value) -> Option<Action> {
         }
         ACTION_SNOOZE_MENU => {
             let m = minutes(action.get("option"))?;
-            SNOOZE_MENU_MINUTES
-                .contains(&m)
-                .then_some(Action::Snooze {
-                    incident_id,
-                    minutes: m,
-                })
+            SNOOZE_MENU_MINUTES.contains(&m).then_some(Action::Snooze {
+                incident_id,
+                minutes: m,
+            })
         }
         _ => None,
     }
@@ -277,7 +275,12 @@ fn same(expected: &str, got: &str) -> bool {
 /// The signature of an old-style card callback (`card.action.trigger_v1`, which carries no
 /// verification token in its body): hex SHA-1 of timestamp, nonce, Verification Token and
 /// raw body, in that order, sent as `X-Lark-Signature`.
-pub fn card_signature(verification_token: &str, timestamp: &str, nonce: &str, body: &[u8]) -> String {
+pub fn card_signature(
+    verification_token: &str,
+    timestamp: &str,
+    nonce: &str,
+    body: &[u8],
+) -> String {
     let mut h = sha1::Sha1::new();
     h.update(timestamp.as_bytes());
     h.update(nonce.as_bytes());
@@ -355,27 +358,29 @@ pub fn verify(
             return Err(Unverified::BadToken);
         }
         let event = &v["event"];
-        return Ok(match v["header"]["event_type"].as_str().unwrap_or_default() {
-            "card.action.trigger" => Callback::CardAction {
-                v2: true,
-                open_id: event["operator"]["open_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                message_id: event["context"]["open_message_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                action: parse_action(&event["action"]),
-            },
-            "im.chat.disbanded_v1" => match event["chat_id"].as_str() {
-                Some(c) if !c.is_empty() => Callback::ChatDisbanded {
-                    chat_id: c.to_string(),
+        return Ok(
+            match v["header"]["event_type"].as_str().unwrap_or_default() {
+                "card.action.trigger" => Callback::CardAction {
+                    v2: true,
+                    open_id: event["operator"]["open_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    message_id: event["context"]["open_message_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    action: parse_action(&event["action"]),
+                },
+                "im.chat.disbanded_v1" => match event["chat_id"].as_str() {
+                    Some(c) if !c.is_empty() => Callback::ChatDisbanded {
+                        chat_id: c.to_string(),
+                    },
+                    _ => Callback::Other,
                 },
                 _ => Callback::Other,
             },
-            _ => Callback::Other,
-        });
+        );
     }
     if v.get("type").and_then(Value::as_str) == Some("url_verification") {
         let token = v["token"].as_str().unwrap_or_default();
@@ -581,9 +586,7 @@ mod tests {
             None
         );
         assert_eq!(
-            snooze(
-                json!({"value": {"action": "snooze_menu", "incident_id": id}, "option": "720"})
-            ),
+            snooze(json!({"value": {"action": "snooze_menu", "incident_id": id}, "option": "720"})),
             Some(Action::Snooze {
                 incident_id: id.into(),
                 minutes: 720

@@ -13,8 +13,8 @@
 pub mod card;
 pub mod config;
 pub mod contact;
-pub mod feishu;
 mod deliver;
+pub mod feishu;
 pub mod guard;
 pub mod phone;
 pub mod providers;

@@ -470,7 +470,9 @@ impl HttpProviders {
         let v = feishu_result(status, &text)?;
         let token = v["tenant_access_token"].as_str().unwrap_or_default();
         if token.is_empty() {
-            return Err(SendError::provider("Feishu answered no tenant_access_token"));
+            return Err(SendError::provider(
+                "Feishu answered no tenant_access_token",
+            ));
         }
         let expire = v["expire"].as_i64().unwrap_or(0);
         crate::feishu::remember_token(&base, app_id, secret, token, expire, now);
@@ -723,7 +725,10 @@ fn feishu_result(status: u16, body: &str) -> Result<Value, SendError> {
     let (code, msg) = feishu_code(body);
     match code {
         0 => Ok(serde_json::from_str(body).unwrap_or(Value::Null)),
-        -1 => Err(SendError::provider(format!("HTTP {status} {}", body.trim()))),
+        -1 => Err(SendError::provider(format!(
+            "HTTP {status} {}",
+            body.trim()
+        ))),
         c if crate::feishu::rate_limited(c) => Err(SendError::RateLimited(clean(&msg))),
         c if crate::feishu::chat_unavailable(c) => {
             Err(SendError::Permanent("chat_unavailable".into()))
@@ -877,7 +882,9 @@ mod tests {
     #[test]
     fn feishu_open_platform_answers() {
         // spec: RSP-302 (provider_error:<platform message>), RSP-300, RSP-292
-        assert!(feishu_result(200, r#"{"code":0,"msg":"ok","data":{"message_id":"om_1"}}"#).is_ok());
+        assert!(
+            feishu_result(200, r#"{"code":0,"msg":"ok","data":{"message_id":"om_1"}}"#).is_ok()
+        );
         assert_eq!(
             feishu_result(400, r#"{"code":230001,"msg":"invalid receive_id"}"#),
             Err(SendError::Permanent(
@@ -885,11 +892,17 @@ mod tests {
             ))
         );
         assert_eq!(
-            feishu_result(400, r#"{"code":230002,"msg":"Bot/User can NOT be out of the chat."}"#),
+            feishu_result(
+                400,
+                r#"{"code":230002,"msg":"Bot/User can NOT be out of the chat."}"#
+            ),
             Err(SendError::Permanent("chat_unavailable".into()))
         );
         assert!(matches!(
-            feishu_result(400, r#"{"code":99991400,"msg":"request trigger frequency limit"}"#),
+            feishu_result(
+                400,
+                r#"{"code":99991400,"msg":"request trigger frequency limit"}"#
+            ),
             Err(SendError::RateLimited(_))
         ));
         assert!(matches!(

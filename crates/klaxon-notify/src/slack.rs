@@ -10,8 +10,8 @@ use hmac::{KeyInit, Mac};
 use klaxon_core::model::Millis;
 use serde_json::{Value, json};
 
-pub use crate::card::{Action, Card, SNOOZE_MENU_MINUTES, SNOOZE_ONE_CLICK_MINUTES, colour};
 use crate::card::snooze_end;
+pub use crate::card::{Action, Card, SNOOZE_MENU_MINUTES, SNOOZE_ONE_CLICK_MINUTES, colour};
 
 /// Slack refuses requests whose timestamp is more than five minutes from its own clock, and
 /// so do we: an older request may be a replay.
@@ -21,15 +21,12 @@ pub const MAX_SKEW_SECS: i64 = 300;
 const HEADER_MAX_CHARS: usize = 150;
 const SECTION_MAX_CHARS: usize = 3000;
 
-
 /// The `action_id`s of the card's controls.
 pub const ACTION_ACK: &str = "klaxon_ack";
 pub const ACTION_CLOSE: &str = "klaxon_close";
 pub const ACTION_SNOOZE: &str = "klaxon_snooze";
 pub const ACTION_SNOOZE_MENU: &str = "klaxon_snooze_menu";
 pub const ACTION_DETAILS: &str = "klaxon_details";
-
-
 
 /// Slack asks for `&`, `<` and `>` to be escaped in text it formats.
 pub fn escape(s: &str) -> String {
@@ -80,7 +77,6 @@ fn sections(body: &str, max: usize) -> Vec<String> {
     }
     out
 }
-
 
 /// The state line under the header: severity, progress, snooze, outlier.
 fn state_line(card: &Card) -> String {
@@ -192,7 +188,6 @@ pub fn chat_unavailable(error: &str) -> bool {
         "channel_not_found" | "not_in_channel" | "is_archived"
     )
 }
-
 
 /// Reads one entry of a `block_actions` payload's `actions`. `None` for anything the card
 /// does not contain (an unknown control, a snooze duration not offered).

@@ -123,8 +123,8 @@ async fn callback(
             };
             match crate::slack::act(&state, account_id, member_id, &action).await {
                 Ok((incident_id, note)) => {
-                    let card = update_cards(&state, account_id, &incident_id, &note, &message_id)
-                        .await;
+                    let card =
+                        update_cards(&state, account_id, &incident_id, &note, &message_id).await;
                     Json(feishu::callback_answer(v2, true, &note, card)).into_response()
                 }
                 Err(message) => {

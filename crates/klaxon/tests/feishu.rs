@@ -490,7 +490,10 @@ on_both_backends!(
             created["callback_url"],
             format!("{}/im/feishu/callback/{iid}", node.server.base_url())
         );
-        let listed = node.api("/im/integration/list", json!({})).await.to_string();
+        let listed = node
+            .api("/im/integration/list", json!({}))
+            .await
+            .to_string();
         assert!(!listed.contains(APP_SECRET) && !listed.contains(VERIFICATION_TOKEN));
 
         // Unlinked: the direct message fails with app_not_linked and Feishu is not called.
@@ -543,7 +546,10 @@ on_both_backends!(
             json!({"app_id": APP_ID, "app_secret": APP_SECRET})
         );
         let send = &reqs[1];
-        assert_eq!((send.method.as_str(), send.path.as_str()), ("POST", "/open-apis/im/v1/messages"));
+        assert_eq!(
+            (send.method.as_str(), send.path.as_str()),
+            ("POST", "/open-apis/im/v1/messages")
+        );
         assert_eq!(send.query, "receive_id_type=open_id");
         assert_eq!(send.auth, format!("Bearer {TENANT_TOKEN}"));
         let sent = send.json();
@@ -552,12 +558,25 @@ on_both_backends!(
         assert_eq!(sent["uuid"], st[0].rid);
         let info = node.info(&inc).await;
         let num = info["num"].as_str().unwrap().to_string();
-        let outlier = if info["frequency"] == "rare" { "[Outlier] " } else { "" };
+        let outlier = if info["frequency"] == "rare" {
+            "[Outlier] "
+        } else {
+            ""
+        };
         let header = format!("{outlier}INC #{num} db down & out");
         let detail = format!("{}/incident/detail/{inc}", node.server.base_url());
         assert_eq!(
             send.card(),
-            expected_card(&inc, &header, "**Critical** · Triggered", None, BODY, None, false, &detail)
+            expected_card(
+                &inc,
+                &header,
+                "**Critical** · Triggered",
+                None,
+                BODY,
+                None,
+                false,
+                &detail
+            )
         );
 
         // The token is reused for the next send, until shortly before it ends.
@@ -582,10 +601,20 @@ on_both_backends!(
 
         // A wrong Verification Token is refused (401) and changes nothing.
         let ack = json!({"value": {"action": "ack", "incident_id": inc}, "tag": "button"});
-        let (status, _) = node.press(iid, "wrong-token", OWNER_OPEN_ID, "om_1", ack.clone()).await;
+        let (status, _) = node
+            .press(iid, "wrong-token", OWNER_OPEN_ID, "om_1", ack.clone())
+            .await;
         assert_eq!(status, 401);
         // An unknown integration looks the same.
-        let (status, _) = node.press(iid + 1, VERIFICATION_TOKEN, OWNER_OPEN_ID, "om_1", ack.clone()).await;
+        let (status, _) = node
+            .press(
+                iid + 1,
+                VERIFICATION_TOKEN,
+                OWNER_OPEN_ID,
+                "om_1",
+                ack.clone(),
+            )
+            .await;
         assert_eq!(status, 401);
         assert_eq!(node.info(&inc).await["progress"], "Triggered");
 
@@ -595,7 +624,13 @@ on_both_backends!(
             .await;
         assert_eq!(status, 200);
         assert_eq!(answer["toast"]["type"], "error");
-        assert!(answer["toast"]["content"].as_str().unwrap().contains("not linked"), "{answer}");
+        assert!(
+            answer["toast"]["content"]
+                .as_str()
+                .unwrap()
+                .contains("not linked"),
+            "{answer}"
+        );
         assert!(answer.get("card").is_none());
         assert_eq!(node.info(&inc).await["progress"], "Triggered");
         assert!(node.feed(&inc, "i_ack").await.is_empty());
@@ -634,10 +669,22 @@ on_both_backends!(
 
         // Snooze: 2 hours with one click, then 4, 12 and 24 hours from the menu.
         let presses = [
-            (json!({"value": {"action": "snooze", "incident_id": inc, "minutes": "120"}, "tag": "button"}), 120),
-            (json!({"value": {"action": "snooze_menu", "incident_id": inc}, "tag": "select_static", "option": "240"}), 240),
-            (json!({"value": {"action": "snooze_menu", "incident_id": inc}, "tag": "select_static", "option": "720"}), 720),
-            (json!({"value": {"action": "snooze_menu", "incident_id": inc}, "tag": "select_static", "option": "1440"}), 1440),
+            (
+                json!({"value": {"action": "snooze", "incident_id": inc, "minutes": "120"}, "tag": "button"}),
+                120,
+            ),
+            (
+                json!({"value": {"action": "snooze_menu", "incident_id": inc}, "tag": "select_static", "option": "240"}),
+                240,
+            ),
+            (
+                json!({"value": {"action": "snooze_menu", "incident_id": inc}, "tag": "select_static", "option": "720"}),
+                720,
+            ),
+            (
+                json!({"value": {"action": "snooze_menu", "incident_id": inc}, "tag": "select_static", "option": "1440"}),
+                1440,
+            ),
         ];
         for (action, minutes) in presses {
             node.clock.0.fetch_add(60_000, Ordering::SeqCst);
@@ -647,14 +694,21 @@ on_both_backends!(
                 .await;
             assert_eq!(status, 200);
             let until = now + minutes * 60_000;
-            assert_eq!(node.info(&inc).await["snoozed_before"], until / 1000, "{minutes} min");
+            assert_eq!(
+                node.info(&inc).await["snoozed_before"],
+                until / 1000,
+                "{minutes} min"
+            );
             let snoozes = node.feed(&inc, "i_snooze").await;
             assert_eq!(snoozes.last().unwrap()["detail"]["minutes"], minutes);
             assert_eq!(snoozes.last().unwrap()["creator_id"], node.owner);
             let card = &answer["card"]["data"];
             assert_eq!(
                 card["elements"][0]["text"]["content"],
-                format!("**Critical** · Processing · Snoozed until {}", snooze_end(until))
+                format!(
+                    "**Critical** · Processing · Snoozed until {}",
+                    snooze_end(until)
+                )
             );
             assert_eq!(
                 card["elements"][2]["elements"][0]["content"],
@@ -705,7 +759,10 @@ on_both_backends!(
         assert_eq!(status, 200);
         assert_eq!(answer["toast"]["type"], "error");
         assert!(
-            answer["toast"]["content"].as_str().unwrap().starts_with("Acknowledge failed:"),
+            answer["toast"]["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("Acknowledge failed:"),
             "{answer}"
         );
         assert_eq!(node.feed(&inc, "i_ack").await.len(), 1);
@@ -725,7 +782,9 @@ on_both_backends!(
         let enc_iid = node.feishu_integration(&fake, ENCRYPT_KEY).await;
         node.link(plain_iid, node.owner, OWNER_OPEN_ID).await;
         node.link(enc_iid, node.owner, OWNER_OPEN_ID).await;
-        let info = node.api("/im/integration/info", json!({"integration_id": enc_iid})).await;
+        let info = node
+            .api("/im/integration/info", json!({"integration_id": enc_iid}))
+            .await;
         assert_eq!(info["encrypt_key"], "…cdef");
 
         // The URL check: the challenge is answered with the right token only.
@@ -733,7 +792,8 @@ on_both_backends!(
             json!({"challenge": "ch-123", "token": token, "type": "url_verification"}).to_string()
         };
         assert_eq!(
-            node.callback(plain_iid, &check(VERIFICATION_TOKEN), &[]).await,
+            node.callback(plain_iid, &check(VERIFICATION_TOKEN), &[])
+                .await,
             (200, json!({"challenge": "ch-123"}))
         );
         assert_eq!(node.callback(plain_iid, &check("nope"), &[]).await.0, 401);
@@ -744,12 +804,24 @@ on_both_backends!(
                 .to_string()
         };
         assert_eq!(
-            node.callback(enc_iid, &enc(ENCRYPT_KEY, &check(VERIFICATION_TOKEN)), &[]).await,
+            node.callback(enc_iid, &enc(ENCRYPT_KEY, &check(VERIFICATION_TOKEN)), &[])
+                .await,
             (200, json!({"challenge": "ch-123"}))
         );
-        assert_eq!(node.callback(enc_iid, &check(VERIFICATION_TOKEN), &[]).await.0, 401);
         assert_eq!(
-            node.callback(enc_iid, &enc("another key", &check(VERIFICATION_TOKEN)), &[]).await.0,
+            node.callback(enc_iid, &check(VERIFICATION_TOKEN), &[])
+                .await
+                .0,
+            401
+        );
+        assert_eq!(
+            node.callback(
+                enc_iid,
+                &enc("another key", &check(VERIFICATION_TOKEN)),
+                &[]
+            )
+            .await
+            .0,
             401
         );
         assert_eq!(node.callback(enc_iid, "not json", &[]).await.0, 401);
@@ -765,7 +837,9 @@ on_both_backends!(
                       "context": {"open_message_id": "om_x", "open_chat_id": "oc_x"}},
         })
         .to_string();
-        let (status, answer) = node.callback(enc_iid, &enc("another key", &press), &[]).await;
+        let (status, answer) = node
+            .callback(enc_iid, &enc("another key", &press), &[])
+            .await;
         assert_eq!(status, 401, "{answer}");
         assert_eq!(node.info(&inc).await["progress"], "Triggered");
         let (status, answer) = node.callback(enc_iid, &enc(ENCRYPT_KEY, &press), &[]).await;
@@ -793,10 +867,15 @@ on_both_backends!(
                 ),
             ]
         };
-        assert_eq!(node.callback(plain_iid, &old, &headers("nope")).await.0, 401);
+        assert_eq!(
+            node.callback(plain_iid, &old, &headers("nope")).await.0,
+            401
+        );
         assert_eq!(node.callback(plain_iid, &old, &[]).await.0, 401);
         assert_eq!(node.info(&inc).await["progress"], "Processing");
-        let (status, answer) = node.callback(plain_iid, &old, &headers(VERIFICATION_TOKEN)).await;
+        let (status, answer) = node
+            .callback(plain_iid, &old, &headers(VERIFICATION_TOKEN))
+            .await;
         assert_eq!(status, 200);
         assert_eq!(node.info(&inc).await["progress"], "Closed");
         assert_eq!(answer["header"]["template"], "green", "{answer}");
@@ -925,15 +1004,20 @@ on_both_backends!(
         };
         assert_eq!(node.callback(iid, &disbanded("nope"), &[]).await.0, 401);
         assert_eq!(
-            node.callback(iid, &disbanded(VERIFICATION_TOKEN), &[]).await,
+            node.callback(iid, &disbanded(VERIFICATION_TOKEN), &[])
+                .await,
             (200, json!({}))
         );
-        node.api("/incident/close", json!({"incident_ids": [inc]})).await;
+        node.api("/incident/close", json!({"incident_ids": [inc]}))
+            .await;
         fake.take();
         let inc2 = node.incident("grp-2", "db down again").await;
         node.deliver().await;
         let st = node.states(&inc2).await;
-        assert!(st.iter().all(|s| s.failed_reason == "chat_unavailable"), "{st:?}");
+        assert!(
+            st.iter().all(|s| s.failed_reason == "chat_unavailable"),
+            "{st:?}"
+        );
         let mut to: Vec<String> = fake
             .take()
             .into_iter()
