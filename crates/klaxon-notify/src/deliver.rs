@@ -351,6 +351,9 @@ impl Deliverer {
         if d.person_id != 0 && d.channel == "slack_app" {
             return self.slack_dm(d, &inc, &contacts, &msg, now).await;
         }
+        if d.person_id != 0 && d.channel == "feishu_app" {
+            return self.feishu_dm(d, &inc, &contacts, &msg, now).await;
+        }
         if d.person_id != 0 {
             let recipient = contact::resolve(&d.channel, contacts.get(&d.person_id))
                 .map_err(SendError::Permanent)?;
@@ -358,17 +361,38 @@ impl Deliverer {
             return self.direct(d, &recipient, &msg, body.as_ref(), now).await;
         }
         if d.channel == "slack_app" {
-            let integration = self.slack_chat_integration(d).await?;
+            let integration = self.chat_integration(d, "slack").await?;
             let mentions = self
-                .slack_mentions(d, &integration, &mention_ids, &contacts)
+                .im_mentions(
+                    d,
+                    &integration,
+                    &mention_ids,
+                    &contacts,
+                    crate::slack::mention,
+                )
                 .await?;
-            let card = self.slack_card(d, &inc, &contacts, &msg, now).await?;
+            let card = self.im_card(d, &inc, &contacts, &msg, now).await?;
             let message = crate::slack::chat_message(&card, &mentions);
             return self.slack_chats(d, &integration, &message).await;
         }
+        if d.channel == "feishu_app" {
+            let integration = self.chat_integration(d, "feishu").await?;
+            let mentions = self
+                .im_mentions(
+                    d,
+                    &integration,
+                    &mention_ids,
+                    &contacts,
+                    crate::feishu::mention,
+                )
+                .await?;
+            let card = self.im_card(d, &inc, &contacts, &msg, now).await?;
+            let card = crate::feishu::chat_card(&card, &mentions);
+            return self.feishu_chats(d, &integration, &card, now).await;
+        }
         if d.channel.ends_with("_app") {
-            // Only the Slack app exists among the IM app integrations (1.21): nothing can
-            // post to the other platforms' chats.
+            // Only the Slack and Feishu apps exist among the IM app integrations (1.21):
+            // nothing can post to the other platforms' chats.
             return Err(SendError::Permanent("provider_error:not_configured".into()));
         }
         let mentions: Vec<Mention> = mention_ids
@@ -472,12 +496,32 @@ impl Deliverer {
             return Err(all_failed(errors));
         }
         if d.channel == "slack_app" {
-            let integration = self.slack_chat_integration(d).await?;
+            let integration = self.chat_integration(d, "slack").await?;
             let mentions = self
-                .slack_mentions(d, &integration, &mention_ids, &contacts)
+                .im_mentions(
+                    d,
+                    &integration,
+                    &mention_ids,
+                    &contacts,
+                    crate::slack::mention,
+                )
                 .await?;
             let message = crate::slack::reminder_message(&msg.text(), &mentions);
             return self.slack_chats(d, &integration, &message).await;
+        }
+        if d.channel == "feishu_app" {
+            let integration = self.chat_integration(d, "feishu").await?;
+            let mentions = self
+                .im_mentions(
+                    d,
+                    &integration,
+                    &mention_ids,
+                    &contacts,
+                    crate::feishu::mention,
+                )
+                .await?;
+            let card = crate::feishu::reminder_card(&msg.text(), &mentions);
+            return self.feishu_chats(d, &integration, &card, now).await;
         }
         if d.channel.ends_with("_app") {
             return Err(SendError::Permanent("provider_error:not_configured".into()));
@@ -533,7 +577,7 @@ impl Deliverer {
         else {
             return Err(SendError::Permanent("app_not_linked".into()));
         };
-        let card = self.slack_card(d, inc, contacts, msg, now).await?;
+        let card = self.im_card(d, inc, contacts, msg, now).await?;
         inner
             .http
             .slack_post_message(
@@ -546,16 +590,17 @@ impl Deliverer {
             .await
     }
 
-    /// The Slack card of an incident as it is now (RSP-286), with the rendered `slack_app`
-    /// template as its body; the same for a direct message and a channel (RSP-288).
-    async fn slack_card(
+    /// The IM card of an incident as it is now (RSP-286), with the rendered app template of
+    /// the row's channel (`slack_app`, `feishu_app`) as its body; the same for a direct
+    /// message and a group chat (RSP-288).
+    async fn im_card(
         &self,
         d: &PendingDelivery,
         inc: &klaxon_core::model::Incident,
         contacts: &HashMap<i64, MemberContact>,
         msg: &Message,
         now: Millis,
-    ) -> Result<crate::slack::Card, SendError> {
+    ) -> Result<crate::card::Card, SendError> {
         let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
         let body = self
             .templated(d, inc, contacts, now)
@@ -565,7 +610,7 @@ impl Deliverer {
         let time_zone = templating::account_zone(&self.inner.store, d.account_id)
             .await
             .map_err(store_err)?;
-        Ok(crate::slack::Card {
+        Ok(crate::card::Card {
             incident_id: inc.incident_id.clone(),
             num: inc.num.clone(),
             title: inc.title.clone(),
@@ -580,12 +625,13 @@ impl Deliverer {
         })
     }
 
-    /// The Slack integration a `slack_app` chat row names in `settings.integration_id`.
-    /// A missing, foreign, non-Slack or disabled integration is a permanent failure: no
-    /// retry can make the chat reachable.
-    async fn slack_chat_integration(
+    /// The integration of `kind` (`slack`, `feishu`) an IM app chat row names in
+    /// `settings.integration_id`. A missing, foreign, other-platform or disabled integration
+    /// is a permanent failure: no retry can make the chat reachable.
+    async fn chat_integration(
         &self,
         d: &PendingDelivery,
+        kind: &str,
     ) -> Result<klaxon_store::ImIntegration, SendError> {
         let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
         let settings = d.target.get("settings").unwrap_or(&Value::Null);
@@ -609,9 +655,14 @@ impl Deliverer {
                 "provider_error:IM integration {id} does not exist"
             )));
         };
-        if integration.kind != "slack" {
+        if integration.kind != kind {
+            let platform = match kind {
+                "slack" => "Slack",
+                "feishu" => "Feishu",
+                other => other,
+            };
             return Err(SendError::Permanent(format!(
-                "provider_error:IM integration {id} is a {} integration, not a Slack one",
+                "provider_error:IM integration {id} is a {} integration, not a {platform} one",
                 integration.kind
             )));
         }
@@ -623,15 +674,17 @@ impl Deliverer {
         Ok(integration)
     }
 
-    /// RSP-289: the mentions of a Slack channel message, in the order the row lists the
-    /// members: the Slack user linked on the chat's integration, else the plain name.
-    /// Members who are no longer enabled are left out, as in every group message.
-    async fn slack_mentions(
+    /// RSP-289: the mentions of an IM app group message, in the order the row lists the
+    /// members: the IM user linked on the chat's integration, else the plain name, written
+    /// by the platform's `format`. Members who are no longer enabled are left out, as in
+    /// every group message.
+    async fn im_mentions(
         &self,
         d: &PendingDelivery,
         integration: &klaxon_store::ImIntegration,
         mention_ids: &[i64],
         contacts: &HashMap<i64, MemberContact>,
+        format: fn(Option<&str>, &str) -> String,
     ) -> Result<Vec<String>, SendError> {
         let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
         let links: HashMap<i64, String> = self
@@ -649,10 +702,7 @@ impl Deliverer {
             .filter(|id| seen.insert(**id))
             .filter_map(|id| {
                 let c = contacts.get(id).filter(|c| c.status == "enabled")?;
-                Some(crate::slack::mention(
-                    links.get(id).map(String::as_str),
-                    &c.name,
-                ))
+                Some(format(links.get(id).map(String::as_str), &c.name))
             })
             .collect())
     }
@@ -670,30 +720,15 @@ impl Deliverer {
         message: &Value,
     ) -> Result<String, SendError> {
         let inner = &self.inner;
-        let chats: Vec<&str> = d
-            .target
-            .get("settings")
-            .and_then(|s| s.get("chat_ids"))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .filter(|c| !c.trim().is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let chats = chat_ids(d);
         if chats.is_empty() {
             return Err(SendError::Permanent(
                 "provider_error:the chat lists no Slack channel".into(),
             ));
         }
-        let mut refs: Vec<String> = Vec::new();
-        let mut rate_limited: Option<String> = None;
-        let mut transient: Option<String> = None;
-        let mut permanent: Vec<(String, String)> = Vec::new();
+        let mut out = ChatResults::default();
         for chat in chats {
-            let chat = chat.trim();
-            match inner
+            let r = inner
                 .http
                 .slack_post_message(
                     &inner.config.slack_api_base,
@@ -702,44 +737,102 @@ impl Deliverer {
                     chat,
                     message,
                 )
-                .await
-            {
-                Ok(r) => refs.push(r),
-                Err(SendError::RateLimited(t)) => {
-                    rate_limited.get_or_insert(format!("{chat}: {t}"));
-                }
-                Err(SendError::Transient(t)) => {
-                    transient.get_or_insert(format!("{chat}: {t}"));
-                }
-                Err(SendError::Permanent(r)) => {
-                    let text = r.strip_prefix("provider_error:").unwrap_or(&r).to_string();
-                    permanent.push((chat.to_string(), text));
-                }
-            }
+                .await;
+            out.add(chat, r);
         }
-        if let Some(t) = rate_limited {
-            return Err(SendError::RateLimited(t));
-        }
-        if let Some(t) = transient {
-            return Err(SendError::Transient(t));
-        }
-        if permanent.is_empty() {
-            return Ok(refs.join(" "));
-        }
-        if permanent
-            .iter()
-            .all(|(_, e)| crate::slack::chat_unavailable(e))
+        out.finish(crate::slack::chat_unavailable)
+    }
+
+    /// A Feishu/Lark app direct message (RSP-286): the card with the rendered `feishu_app`
+    /// template, sent to the member's linked `open_id` through the first enabled Feishu
+    /// integration that links them, or the one a preference entry names. No link:
+    /// `app_not_linked` (RSP-281), and the store queues the fallback of RSP-287.
+    async fn feishu_dm(
+        &self,
+        d: &PendingDelivery,
+        inc: &klaxon_core::model::Incident,
+        contacts: &HashMap<i64, MemberContact>,
+        msg: &Message,
+        now: Millis,
+    ) -> Result<String, SendError> {
+        let inner = &self.inner;
+        let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
+        if contacts
+            .get(&d.person_id)
+            .is_none_or(|m| m.status != "enabled")
         {
-            return Err(SendError::Permanent("chat_unavailable".into()));
+            return Err(SendError::Permanent("member_inactive".into()));
         }
-        let texts: Vec<String> = permanent
-            .iter()
-            .map(|(chat, e)| format!("{chat}: {e}"))
-            .collect();
-        Err(SendError::Permanent(format!(
-            "provider_error:{}",
-            crate::providers::clean(&texts.join(" | "))
-        )))
+        let pick = d.target.get("integration_id").and_then(Value::as_i64);
+        let Some((integration, open_id)) = inner
+            .store
+            .im_target_on(d.account_id, "feishu", d.person_id, pick)
+            .await
+            .map_err(store_err)?
+        else {
+            return Err(SendError::Permanent("app_not_linked".into()));
+        };
+        let card = self.im_card(d, inc, contacts, msg, now).await?;
+        inner
+            .http
+            .feishu_send_card(
+                &integration,
+                &d.rid,
+                "open_id",
+                &open_id,
+                &crate::feishu::card(&card),
+                now,
+            )
+            .await
+    }
+
+    /// Sends `card` to every chat of a `feishu_app` chat row (`settings.chat_ids`, `oc_…`).
+    /// A chat recorded as disbanded, or that Feishu says the bot is not in, fails with
+    /// `chat_unavailable` (RSP-300); the rest is as for Slack channels ([`Self::slack_chats`]):
+    /// the row is sent when every chat accepted the card, with the message ids joined by
+    /// spaces.
+    async fn feishu_chats(
+        &self,
+        d: &PendingDelivery,
+        integration: &klaxon_store::ImIntegration,
+        card: &Value,
+        now: Millis,
+    ) -> Result<String, SendError> {
+        let inner = &self.inner;
+        let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
+        let chats = chat_ids(d);
+        if chats.is_empty() {
+            return Err(SendError::Permanent(
+                "provider_error:the chat lists no Feishu chat".into(),
+            ));
+        }
+        let gone = inner
+            .store
+            .unavailable_im_chats(d.account_id, integration.integration_id, &chats)
+            .await
+            .map_err(store_err)?;
+        let mut out = ChatResults::default();
+        for (i, chat) in chats.into_iter().enumerate() {
+            if gone.iter().any(|g| g == chat) {
+                out.permanent
+                    .push((chat.to_string(), "chat_unavailable".to_string()));
+                continue;
+            }
+            let r = inner
+                .http
+                // One send per chat: each needs its own de-duplication key.
+                .feishu_send_card(
+                    integration,
+                    &format!("{}-{i}", d.rid),
+                    "chat_id",
+                    chat,
+                    card,
+                    now,
+                )
+                .await;
+            out.add(chat, r);
+        }
+        out.finish(|e| e == "chat_unavailable")
     }
 
     /// The templated text of a direct SMS, voice, e-mail or Slack app send (RSP-340,
@@ -759,6 +852,7 @@ impl Deliverer {
                     | TemplateChannel::Voice
                     | TemplateChannel::Email
                     | TemplateChannel::SlackApp
+                    | TemplateChannel::FeishuApp
             )
         }) else {
             return Ok(None);
@@ -940,6 +1034,78 @@ impl Deliverer {
             }
         }
         Err(all_failed(errors))
+    }
+}
+
+/// The chats of an IM app chat row (`settings.chat_ids`), trimmed, empty ones left out.
+fn chat_ids(d: &PendingDelivery) -> Vec<&str> {
+    d.target
+        .get("settings")
+        .and_then(|s| s.get("chat_ids"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The outcomes of one IM app chat row's posts, one per chat. Every chat is tried; the row is
+/// sent when all accepted the message. A transient failure of any chat retries the row
+/// (which posts to every chat again: at least once, as for every delivery); a chat the app
+/// cannot post to any more fails with `chat_unavailable` (RSP-300) when that is every
+/// failure, else the failures are listed per chat.
+#[derive(Default)]
+struct ChatResults {
+    refs: Vec<String>,
+    rate_limited: Option<String>,
+    transient: Option<String>,
+    permanent: Vec<(String, String)>,
+}
+
+impl ChatResults {
+    fn add(&mut self, chat: &str, r: Result<String, SendError>) {
+        match r {
+            Ok(r) => self.refs.push(r),
+            Err(SendError::RateLimited(t)) => {
+                self.rate_limited.get_or_insert(format!("{chat}: {t}"));
+            }
+            Err(SendError::Transient(t)) => {
+                self.transient.get_or_insert(format!("{chat}: {t}"));
+            }
+            Err(SendError::Permanent(r)) => {
+                let text = r.strip_prefix("provider_error:").unwrap_or(&r).to_string();
+                self.permanent.push((chat.to_string(), text));
+            }
+        }
+    }
+
+    /// `unavailable` tells whether a platform's error text means the chat is gone.
+    fn finish(self, unavailable: impl Fn(&str) -> bool) -> Result<String, SendError> {
+        if let Some(t) = self.rate_limited {
+            return Err(SendError::RateLimited(t));
+        }
+        if let Some(t) = self.transient {
+            return Err(SendError::Transient(t));
+        }
+        if self.permanent.is_empty() {
+            return Ok(self.refs.join(" "));
+        }
+        if self.permanent.iter().all(|(_, e)| unavailable(e)) {
+            return Err(SendError::Permanent("chat_unavailable".into()));
+        }
+        let texts: Vec<String> = self
+            .permanent
+            .iter()
+            .map(|(chat, e)| format!("{chat}: {e}"))
+            .collect();
+        Err(SendError::Permanent(format!(
+            "provider_error:{}",
+            crate::providers::clean(&texts.join(" | "))
+        )))
     }
 }
 

@@ -6,13 +6,15 @@
 //! channel ([`render`]), sends it through the configured provider (SMTP e-mail, Twilio-compatible
 //! SMS and voice, chat bots) and writes `sent` / `failed` / a retry back.
 //!
-//! The Slack app's direct messages are interactive cards ([`slack`]); calls take a keypress
-//! and SMS a reply code ([`phone`]); the other IM apps and app push are later slices;
-//! docs/notifications.md lists what is done.
+//! The Slack and Feishu/Lark apps' messages are interactive cards ([`card`], laid out by
+//! [`slack`] and [`feishu`]); calls take a keypress and SMS a reply code ([`phone`]); the
+//! other IM apps and app push are later slices; docs/notifications.md lists what is done.
 
+pub mod card;
 pub mod config;
 pub mod contact;
 mod deliver;
+pub mod feishu;
 pub mod guard;
 pub mod phone;
 pub mod providers;

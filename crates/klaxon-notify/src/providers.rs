@@ -443,6 +443,131 @@ impl HttpProviders {
         }
     }
 
+    // ---- the Feishu/Lark app (open platform API) ----
+
+    /// The app's tenant access token (RSP-302): the cached one while it lasts, else a fresh
+    /// one from `auth/v3/tenant_access_token/internal` with the App ID and App Secret.
+    pub async fn feishu_token(
+        &self,
+        integration: &klaxon_store::ImIntegration,
+        now: klaxon_core::model::Millis,
+    ) -> Result<String, SendError> {
+        let base = feishu_base(integration);
+        let (app_id, secret) = (&integration.app_id, &integration.bot_token);
+        if let Some(t) = crate::feishu::cached_token(&base, app_id, secret, now) {
+            return Ok(t);
+        }
+        let url = self.url(&format!(
+            "{base}/open-apis/auth/v3/tenant_access_token/internal"
+        ))?;
+        let body = json!({"app_id": app_id, "app_secret": secret});
+        let req = self
+            .client()?
+            .post(url)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .body(body.to_string());
+        let (status, text) = self.send(req).await?;
+        let v = feishu_result(status, &text)?;
+        let token = v["tenant_access_token"].as_str().unwrap_or_default();
+        if token.is_empty() {
+            return Err(SendError::provider(
+                "Feishu answered no tenant_access_token",
+            ));
+        }
+        let expire = v["expire"].as_i64().unwrap_or(0);
+        crate::feishu::remember_token(&base, app_id, secret, token, expire, now);
+        Ok(token.to_string())
+    }
+
+    /// Sends `card` as an interactive message (`im/v1/messages`) to a user (`open_id`) or a
+    /// chat (`chat_id`). `uuid` makes Feishu drop a repeat of the same send within an hour
+    /// (a retry after a lost answer); at most 50 characters. Ok = the message id, what an
+    /// update needs.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn feishu_send_card(
+        &self,
+        integration: &klaxon_store::ImIntegration,
+        uuid: &str,
+        receive_id_type: &str,
+        receive_id: &str,
+        card: &Value,
+        now: klaxon_core::model::Millis,
+    ) -> Result<String, SendError> {
+        let token = self.feishu_token(integration, now).await?;
+        let base = feishu_base(integration);
+        let url = self.url(&format!(
+            "{base}/open-apis/im/v1/messages?receive_id_type={receive_id_type}"
+        ))?;
+        let body = json!({
+            "receive_id": receive_id,
+            "msg_type": "interactive",
+            "content": card.to_string(),
+            "uuid": uuid,
+        });
+        let req = self
+            .client()?
+            .post(url)
+            .bearer_auth(&token)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .header("Idempotency-Key", uuid)
+            .body(body.to_string());
+        let (status, text) = self.send(req).await?;
+        let v = self.feishu_checked(integration, status, &text)?;
+        Ok(v["data"]["message_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// Replaces a card sent earlier (`PATCH im/v1/messages/{message_id}`, RSP-312).
+    pub async fn feishu_update_card(
+        &self,
+        integration: &klaxon_store::ImIntegration,
+        message_id: &str,
+        card: &Value,
+        now: klaxon_core::model::Millis,
+    ) -> Result<(), SendError> {
+        if message_id.is_empty()
+            || !message_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(SendError::provider(format!(
+                "not a Feishu message id: {message_id}"
+            )));
+        }
+        let token = self.feishu_token(integration, now).await?;
+        let base = feishu_base(integration);
+        let url = self.url(&format!("{base}/open-apis/im/v1/messages/{message_id}"))?;
+        let body = json!({ "content": card.to_string() });
+        let req = self
+            .client()?
+            .patch(url)
+            .bearer_auth(&token)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .body(body.to_string());
+        let (status, text) = self.send(req).await?;
+        self.feishu_checked(integration, status, &text).map(|_| ())
+    }
+
+    /// [`feishu_result`], and a refused token is dropped from the cache so the retry asks for
+    /// a new one.
+    fn feishu_checked(
+        &self,
+        integration: &klaxon_store::ImIntegration,
+        status: u16,
+        text: &str,
+    ) -> Result<Value, SendError> {
+        let (code, _) = feishu_code(text);
+        if crate::feishu::token_rejected(code) {
+            crate::feishu::forget_token(&feishu_base(integration), &integration.app_id);
+            return Err(SendError::Transient(clean(&format!(
+                "Feishu refused the tenant access token ({code})"
+            ))));
+        }
+        feishu_result(status, text)
+    }
+
     async fn post_json(
         &self,
         url: reqwest::Url,
@@ -562,6 +687,57 @@ fn slack_api_result(status: u16, body: &str) -> Result<String, SendError> {
             Err(SendError::Transient(clean(error)))
         }
         _ => Err(SendError::provider(error)),
+    }
+}
+
+/// The open platform origin of a Feishu integration, without a trailing slash.
+fn feishu_base(integration: &klaxon_store::ImIntegration) -> String {
+    let b = integration.api_base.trim().trim_end_matches('/');
+    if b.is_empty() {
+        crate::feishu::DEFAULT_API_BASE.to_string()
+    } else {
+        b.to_string()
+    }
+}
+
+/// `code` and `msg` of an open platform answer; code -1 when there is none.
+fn feishu_code(body: &str) -> (i64, String) {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    (
+        v["code"].as_i64().unwrap_or(-1),
+        v["msg"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// The open platform answers `{code, msg, data}`, code 0 = success, often with HTTP 400 for
+/// an error; 429 or a "too many requests" code when a quota is exhausted (RSP-292).
+fn feishu_result(status: u16, body: &str) -> Result<Value, SendError> {
+    if status == 429 {
+        return Err(SendError::RateLimited(clean(&format!(
+            "HTTP {status} {body}"
+        ))));
+    }
+    if status >= 500 {
+        return Err(SendError::Transient(clean(&format!(
+            "HTTP {status} {body}"
+        ))));
+    }
+    let (code, msg) = feishu_code(body);
+    match code {
+        0 => Ok(serde_json::from_str(body).unwrap_or(Value::Null)),
+        -1 => Err(SendError::provider(format!(
+            "HTTP {status} {}",
+            body.trim()
+        ))),
+        c if crate::feishu::rate_limited(c) => Err(SendError::RateLimited(clean(&msg))),
+        c if crate::feishu::chat_unavailable(c) => {
+            Err(SendError::Permanent("chat_unavailable".into()))
+        }
+        c => Err(SendError::provider(if msg.is_empty() {
+            format!("code {c}")
+        } else {
+            msg
+        })),
     }
 }
 
@@ -700,6 +876,38 @@ mod tests {
                 r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 5"}"#
             ),
             Err(SendError::RateLimited(_))
+        ));
+    }
+
+    #[test]
+    fn feishu_open_platform_answers() {
+        // spec: RSP-302 (provider_error:<platform message>), RSP-300, RSP-292
+        assert!(
+            feishu_result(200, r#"{"code":0,"msg":"ok","data":{"message_id":"om_1"}}"#).is_ok()
+        );
+        assert_eq!(
+            feishu_result(400, r#"{"code":230001,"msg":"invalid receive_id"}"#),
+            Err(SendError::Permanent(
+                "provider_error:invalid receive_id".into()
+            ))
+        );
+        assert_eq!(
+            feishu_result(
+                400,
+                r#"{"code":230002,"msg":"Bot/User can NOT be out of the chat."}"#
+            ),
+            Err(SendError::Permanent("chat_unavailable".into()))
+        );
+        assert!(matches!(
+            feishu_result(
+                400,
+                r#"{"code":99991400,"msg":"request trigger frequency limit"}"#
+            ),
+            Err(SendError::RateLimited(_))
+        ));
+        assert!(matches!(
+            feishu_result(503, ""),
+            Err(SendError::Transient(_))
         ));
     }
 

@@ -10,6 +10,9 @@ use hmac::{KeyInit, Mac};
 use klaxon_core::model::Millis;
 use serde_json::{Value, json};
 
+use crate::card::snooze_end;
+pub use crate::card::{Action, Card, SNOOZE_MENU_MINUTES, SNOOZE_ONE_CLICK_MINUTES, colour};
+
 /// Slack refuses requests whose timestamp is more than five minutes from its own clock, and
 /// so do we: an older request may be a replay.
 pub const MAX_SKEW_SECS: i64 = 300;
@@ -18,52 +21,12 @@ pub const MAX_SKEW_SECS: i64 = 300;
 const HEADER_MAX_CHARS: usize = 150;
 const SECTION_MAX_CHARS: usize = 3000;
 
-/// RSP-045: one click snoozes 2 hours; the menu offers 4, 12 and 24 hours (in minutes).
-pub const SNOOZE_ONE_CLICK_MINUTES: i64 = 120;
-pub const SNOOZE_MENU_MINUTES: [i64; 3] = [240, 720, 1440];
-
 /// The `action_id`s of the card's controls.
 pub const ACTION_ACK: &str = "klaxon_ack";
 pub const ACTION_CLOSE: &str = "klaxon_close";
 pub const ACTION_SNOOZE: &str = "klaxon_snooze";
 pub const ACTION_SNOOZE_MENU: &str = "klaxon_snooze_menu";
 pub const ACTION_DETAILS: &str = "klaxon_details";
-
-/// What a card shows: the incident as it is now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Card {
-    pub incident_id: String,
-    pub num: String,
-    pub title: String,
-    /// `Critical`, `Warning` or `Info`.
-    pub severity: String,
-    /// `Triggered`, `Processing` or `Closed`.
-    pub progress: String,
-    /// The end of an active snooze; 0 = not snoozed.
-    pub snoozed_before: Millis,
-    /// A rare incident (RSP-453).
-    pub outlier: bool,
-    /// The rendered `slack_app` template, post-processed (RSP-347, RSP-348).
-    pub body: String,
-    pub detail_url: String,
-    /// The account's time zone, for the snooze end.
-    pub time_zone: String,
-    /// A line saying what was just done from the card (`Acknowledged by Ann`), or "".
-    pub note: String,
-}
-
-/// The severity colour (the template functions' `serverityToColor`); a closed incident is
-/// shown in the `Ok` colour.
-pub fn colour(severity: &str, progress: &str) -> &'static str {
-    if progress == "Closed" {
-        return "#84CC16";
-    }
-    match severity {
-        "Critical" => "#C80000",
-        "Warning" => "#FF9900",
-        _ => "#6C53B1",
-    }
-}
 
 /// Slack asks for `&`, `<` and `>` to be escaped in text it formats.
 pub fn escape(s: &str) -> String {
@@ -113,17 +76,6 @@ fn sections(body: &str, max: usize) -> Vec<String> {
         out.push(cur);
     }
     out
-}
-
-fn snooze_end(card: &Card) -> String {
-    let zone = jiff::tz::TimeZone::get(&card.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    jiff::Timestamp::from_millisecond(card.snoozed_before)
-        .map(|t| {
-            t.to_zoned_datetime(zone)
-                .strftime("%Y-%m-%d %H:%M %Z")
-                .to_string()
-        })
-        .unwrap_or_default()
 }
 
 /// The state line under the header: severity, progress, snooze, outlier.
@@ -235,23 +187,6 @@ pub fn chat_unavailable(error: &str) -> bool {
         error,
         "channel_not_found" | "not_in_channel" | "is_archived"
     )
-}
-
-/// What a pressed control asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Ack {
-        incident_id: String,
-    },
-    Close {
-        incident_id: String,
-    },
-    Snooze {
-        incident_id: String,
-        minutes: i64,
-    },
-    /// The Details link: Slack reports the click, there is nothing to do.
-    Details,
 }
 
 /// Reads one entry of a `block_actions` payload's `actions`. `None` for anything the card

@@ -229,16 +229,37 @@ pub async fn render_for(
     ))
 }
 
-/// The Slack card of `inc` as it is at `now` (RSP-312: a card updated after an action shows
-/// the current state), with `note` saying what was just done. The body is the `slack_app`
-/// template of the current assignment's rule (or the default), rendered without a firing.
+/// The Slack card of `inc` as it is at `now`: [`card_now`] with the `slack_app` template.
 pub async fn slack_card_now(
     store: &Store,
     inc: &Incident,
     base_url: &str,
     note: &str,
     now: Millis,
-) -> Result<crate::slack::Card, StoreError> {
+) -> Result<crate::card::Card, StoreError> {
+    card_now(
+        store,
+        inc,
+        base_url,
+        note,
+        now,
+        klaxon_core::template::Channel::SlackApp,
+    )
+    .await
+}
+
+/// The IM card of `inc` as it is at `now` (RSP-312: a card updated after an action shows
+/// the current state), with `note` saying what was just done. The body is the `channel`
+/// template (`slack_app`, `feishu_app`) of the current assignment's rule (or the default),
+/// rendered without a firing.
+pub async fn card_now(
+    store: &Store,
+    inc: &Incident,
+    base_url: &str,
+    note: &str,
+    now: Millis,
+    channel: klaxon_core::template::Channel,
+) -> Result<crate::card::Card, StoreError> {
     let mut ids: Vec<i64> = inc
         .response
         .responders
@@ -269,11 +290,11 @@ pub async fn slack_card_now(
         &names,
         &Firing::default(),
         &rule_id,
-        klaxon_core::template::Channel::SlackApp,
+        channel,
         now,
     )
     .await?;
-    Ok(crate::slack::Card {
+    Ok(crate::card::Card {
         incident_id: inc.incident_id.clone(),
         num: inc.num.clone(),
         title: inc.title.clone(),

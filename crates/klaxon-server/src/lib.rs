@@ -18,6 +18,7 @@ mod console;
 mod delivery;
 mod envelope;
 mod export;
+mod feishu;
 mod health;
 mod keycache;
 mod limits;
@@ -398,6 +399,7 @@ fn router(state: AppState) -> Router {
         .merge(signin::routes())
         .merge(sso::routes())
         .merge(slack::routes())
+        .merge(feishu::routes())
         .merge(phone::routes())
         .fallback(envelope::route_not_found)
         // Push bodies are limited and reported by the handlers themselves (ING-006).

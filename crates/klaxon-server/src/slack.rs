@@ -146,7 +146,7 @@ fn ephemeral(text: &str) -> Value {
 
 /// Performs `action` as the member through the Open API's path. Ok = (incident id, the note
 /// the card shows); Err = the message for the user.
-async fn act(
+pub(crate) async fn act(
     state: &AppState,
     account_id: i64,
     member_id: i64,

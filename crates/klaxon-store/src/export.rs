@@ -96,10 +96,11 @@ pub const TABLES: &[(&str, TableClass)] = &[
     (
         "im_integrations",
         Exported {
-            redacted: &["bot_token", "signing_secret"],
+            redacted: &["bot_token", "signing_secret", "encrypt_key"],
         },
     ),
     ("im_links", Exported { redacted: &[] }),
+    ("im_unavailable_chats", Exported { redacted: &[] }),
     ("alerts", Exported { redacted: &[] }),
     ("events", Exported { redacted: &[] }),
     ("event_outcomes", Exported { redacted: &[] }),

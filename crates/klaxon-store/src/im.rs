@@ -21,11 +21,20 @@ use crate::{Result, Store};
 pub struct ImIntegration {
     pub integration_id: i64,
     pub account_id: i64,
-    /// `feishu | dingtalk | wecom | slack | teams`; only `slack` is delivered today.
+    /// `feishu | dingtalk | wecom | slack | teams`; `slack` and `feishu` deliver today.
     pub kind: String,
     pub name: String,
+    /// What API calls authenticate with: Slack's bot token, Feishu's App Secret.
     pub bot_token: String,
+    /// What proves a callback came from the platform: Slack's signing secret, Feishu's
+    /// Verification Token.
     pub signing_secret: String,
+    /// Feishu: the App ID (with the App Secret it obtains the tenant access token); "" for Slack.
+    pub app_id: String,
+    /// Feishu: the Encrypt Key its callbacks are encrypted with; "" = not encrypted.
+    pub encrypt_key: String,
+    /// Feishu: the open platform's origin (Feishu or Lark); "" for Slack.
+    pub api_base: String,
     pub war_room_enabled: bool,
     /// `enabled` | `disabled`.
     pub status: String,
@@ -44,6 +53,9 @@ impl std::fmt::Debug for ImIntegration {
             .field("name", &self.name)
             .field("bot_token", &"<redacted>")
             .field("signing_secret", &"<redacted>")
+            .field("app_id", &self.app_id)
+            .field("encrypt_key", &"<redacted>")
+            .field("api_base", &self.api_base)
             .field("war_room_enabled", &self.war_room_enabled)
             .field("status", &self.status)
             .finish()
@@ -51,12 +63,15 @@ impl std::fmt::Debug for ImIntegration {
 }
 
 /// What creating an IM integration takes.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct ImIntegrationDraft {
     pub kind: String,
     pub name: String,
     pub bot_token: String,
     pub signing_secret: String,
+    pub app_id: String,
+    pub encrypt_key: String,
+    pub api_base: String,
     pub war_room_enabled: bool,
     pub status: String,
 }
@@ -85,7 +100,7 @@ pub enum ImRefusal {
 }
 
 const COLUMNS: &str = "integration_id, account_id, kind, name, bot_token, signing_secret, \
-     war_room_enabled, status, creator_id, created_at, updated_at";
+     war_room_enabled, status, creator_id, created_at, updated_at, app_id, encrypt_key, api_base";
 
 fn integration_row(row: &sqlx::any::AnyRow) -> Result<ImIntegration> {
     Ok(ImIntegration {
@@ -100,6 +115,9 @@ fn integration_row(row: &sqlx::any::AnyRow) -> Result<ImIntegration> {
         creator_id: get_i64(row, "creator_id")?,
         created_at: get_i64(row, "created_at")?,
         updated_at: get_i64(row, "updated_at")?,
+        app_id: get_str(row, "app_id")?,
+        encrypt_key: get_str(row, "encrypt_key")?,
+        api_base: get_str(row, "api_base")?,
     })
 }
 
@@ -153,6 +171,12 @@ impl Store {
             .bind(now)
             .push(", ")
             .bind(now)
+            .push(", ")
+            .bind(draft.app_id.as_str())
+            .push(", ")
+            .bind(draft.encrypt_key.as_str())
+            .push(", ")
+            .bind(draft.api_base.as_str())
             .push(")");
         sql.query_on(&tx).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -230,6 +254,11 @@ impl Store {
     ) -> Result<bool> {
         let mut tx = self.inner.write.begin().await?;
         let mut sql = Sql::new("DELETE FROM im_links WHERE account_id = ");
+        sql.bind(account_id)
+            .push(" AND integration_id = ")
+            .bind(integration_id);
+        sql.query_on(&tx).execute(&mut *tx).await?;
+        let mut sql = Sql::new("DELETE FROM im_unavailable_chats WHERE account_id = ");
         sql.bind(account_id)
             .push(" AND integration_id = ")
             .bind(integration_id);
@@ -433,5 +462,65 @@ impl Store {
             Some(r) => Ok(Some((integration_row(&r)?, get_str(&r, "im_user_id")?))),
             None => Ok(None),
         }
+    }
+
+    /// RSP-300: records that the integration's app can no longer post to `chat_id` (Feishu
+    /// reported the chat disbanded). Recording it again keeps the first record.
+    pub async fn mark_im_chat_unavailable(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+        chat_id: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<()> {
+        let mut conn = self.inner.write.acquire().await?;
+        let mut sql = Sql::new(
+            "INSERT INTO im_unavailable_chats (integration_id, account_id, chat_id, reason, \
+             created_at) VALUES (",
+        );
+        sql.bind(integration_id)
+            .push(", ")
+            .bind(account_id)
+            .push(", ")
+            .bind(chat_id)
+            .push(", ")
+            .bind(reason)
+            .push(", ")
+            .bind(now)
+            .push(") ON CONFLICT (integration_id, chat_id) DO NOTHING");
+        sql.query_on(&conn).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Of `chat_ids`, those recorded unavailable for the integration.
+    pub async fn unavailable_im_chats(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+        chat_ids: &[&str],
+    ) -> Result<Vec<String>> {
+        if chat_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.inner.read.acquire().await?;
+        let mut sql = Sql::new("SELECT chat_id FROM im_unavailable_chats WHERE account_id = ");
+        sql.bind(account_id)
+            .push(" AND integration_id = ")
+            .bind(integration_id)
+            .push(" AND chat_id IN (");
+        for (i, c) in chat_ids.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(*c);
+        }
+        sql.push(")");
+        sql.query_on(&conn)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| get_str(r, "chat_id"))
+            .collect()
     }
 }

@@ -15,6 +15,7 @@ use klaxon_store::{ImIntegrationDraft, ImRefusal};
 both!(
     integrations_are_scoped_and_one_has_war_rooms,
     links_map_one_member_to_one_user,
+    feishu_credentials_and_unavailable_chats,
 );
 
 const T0: Millis = 1_750_000_000_000;
@@ -27,6 +28,7 @@ fn slack(name: &str, war_room: bool) -> ImIntegrationDraft {
         signing_secret: "s3cret-signing".into(),
         war_room_enabled: war_room,
         status: "enabled".into(),
+        ..ImIntegrationDraft::default()
     }
 }
 
@@ -163,4 +165,78 @@ async fn links_map_one_member_to_one_user(db: &Db) {
     assert!(db.store.unlink_im_user(acct, id, owner).await.unwrap());
     assert!(!db.store.unlink_im_user(acct, id, owner).await.unwrap());
     assert!(db.store.im_links(acct, id).await.unwrap().is_empty());
+}
+
+async fn feishu_credentials_and_unavailable_chats(db: &Db) {
+    // spec: RSP-302 (Feishu app credentials), RSP-300 (a disbanded chat is unavailable)
+    let b = db.boot(T0).await;
+    let (acct, owner) = (b.account_id, b.owner_member_id);
+    let draft = ImIntegrationDraft {
+        kind: "feishu".into(),
+        name: "F".into(),
+        bot_token: "app-secret".into(),
+        signing_secret: "verification-token".into(),
+        app_id: "cli_1".into(),
+        encrypt_key: "encrypt-key-1".into(),
+        api_base: "https://open.larksuite.com".into(),
+        status: "enabled".into(),
+        war_room_enabled: false,
+    };
+    let i = db
+        .store
+        .create_im_integration(acct, &draft, owner, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    let id = i.integration_id;
+    assert_eq!(
+        (
+            i.app_id.as_str(),
+            i.encrypt_key.as_str(),
+            i.api_base.as_str()
+        ),
+        ("cli_1", "encrypt-key-1", "https://open.larksuite.com")
+    );
+    assert!(
+        !format!("{i:?}").contains("encrypt-key-1"),
+        "Debug hides secrets"
+    );
+    let chats = ["oc_a", "oc_b"];
+    assert!(
+        db.store
+            .unavailable_im_chats(acct, id, &chats)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Recording twice keeps one record.
+    for _ in 0..2 {
+        db.store
+            .mark_im_chat_unavailable(acct, id, "oc_b", "disbanded", T0)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        db.store
+            .unavailable_im_chats(acct, id, &chats)
+            .await
+            .unwrap(),
+        ["oc_b"]
+    );
+    // Another account does not see it; deleting the integration removes it.
+    assert!(
+        db.store
+            .unavailable_im_chats(acct + 1, id, &chats)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(db.store.delete_im_integration(acct, id).await.unwrap());
+    assert!(
+        db.store
+            .unavailable_im_chats(acct, id, &chats)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -465,7 +465,7 @@ on_both_backends!(
         // The integration: credentials checked, never answered in full.
         for (body, field) in [
             (
-                json!({"type": "feishu", "name": "F", "bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET}),
+                json!({"type": "dingtalk", "name": "F", "bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET}),
                 "type",
             ),
             (
@@ -1169,8 +1169,7 @@ on_both_backends!(
             .await["integration_id"]
             .as_i64()
             .unwrap();
-        // Only Slack can be created over the API; another platform's integration can only
-        // exist in the store.
+        // Another platform's integration, created directly in the store.
         let feishu = node
             .server
             .store()
@@ -1183,6 +1182,7 @@ on_both_backends!(
                     signing_secret: "s".into(),
                     war_room_enabled: false,
                     status: "enabled".into(),
+                    ..klaxon_store::ImIntegrationDraft::default()
                 },
                 node.owner,
                 node.now(),

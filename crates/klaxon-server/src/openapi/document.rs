@@ -1120,7 +1120,7 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "/im/integration/create",
         "Create an IM integration",
-        "type*:str name*:str bot_token*:str signing_secret*:str status:enabled|disabled war_room_enabled:bool",
+        "type*:slack|feishu name*:str bot_token:str signing_secret:str app_id:str app_secret:str verification_token:str encrypt_key:str api_base:str status:enabled|disabled war_room_enabled:bool",
         Object,
     ),
     (

@@ -2,8 +2,9 @@
 //!
 //! A Klaxon extension like `/webhook/*`: Flashduty installs IM apps only in its console.
 //! - `/im/integration/create|list|info|delete`: the integration with its credentials. Only
-//!   `slack` can be created: the other platforms' adapters do not exist yet, and an
-//!   integration that cannot deliver would pretend to work (openapi-compat.md 5.2 item 9).
+//!   `slack` and `feishu` (Feishu/Lark) can be created: the other platforms' adapters do not
+//!   exist yet, and an integration that cannot deliver would pretend to work
+//!   (openapi-compat.md 5.2 item 9).
 //!   Credentials are never answered in full, not even at creation (the caller typed them).
 //! - `/im/person/link|unlink|list`: linked identities (member ↔ IM user id), the
 //!   administrator's link of RSP-301.
@@ -58,6 +59,33 @@ pub fn interactivity_url(base_url: &str, integration_id: i64) -> String {
     format!("{base_url}/im/slack/interactive/{integration_id}")
 }
 
+/// The "message card request URL" to enter in the Feishu app's event and callback settings.
+pub fn feishu_callback_url(base_url: &str, integration_id: i64) -> String {
+    format!("{base_url}/im/feishu/callback/{integration_id}")
+}
+
+/// The open platforms a Feishu integration may call: Feishu's, Lark's, or any other http(s)
+/// origin (a proxy), checked against the private-address rules when it is called.
+fn api_base(args: &Args) -> Result<String, ApiError> {
+    let Some(b) = args.str("api_base")? else {
+        return Ok(klaxon_notify::feishu::DEFAULT_API_BASE.to_string());
+    };
+    let b = b.trim().trim_end_matches('/').to_string();
+    let ok = reqwest::Url::parse(&b).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some()
+            && u.path() == "/"
+            && u.query().is_none()
+            && u.username().is_empty()
+    });
+    if !ok || b.chars().count() > 200 {
+        return Err(ApiError::invalid(
+            "api_base: must be an http(s) origin such as https://open.feishu.cn or https://open.larksuite.com",
+        ));
+    }
+    Ok(b)
+}
+
 /// A secret shown as its last four characters (enough to tell two apart), never in full.
 fn mask(secret: &str) -> String {
     let n = secret.chars().count();
@@ -74,6 +102,30 @@ fn mask(secret: &str) -> String {
 }
 
 fn integration_json(state: &AppState, i: &ImIntegration) -> Value {
+    if i.kind == "feishu" {
+        let encrypt_key = if i.encrypt_key.is_empty() {
+            String::new()
+        } else {
+            mask(&i.encrypt_key)
+        };
+        // Feishu's names for the same credentials.
+        return json!({
+            "integration_id": i.integration_id,
+            "type": i.kind,
+            "name": i.name,
+            "war_room_enabled": i.war_room_enabled,
+            "status": i.status,
+            "app_id": i.app_id,
+            "app_secret": mask(&i.bot_token),
+            "verification_token": mask(&i.signing_secret),
+            "encrypt_key": encrypt_key,
+            "api_base": i.api_base,
+            "callback_url": feishu_callback_url(&state.base_url, i.integration_id),
+            "creator_id": i.creator_id,
+            "created_at": wire::secs(i.created_at),
+            "updated_at": wire::secs(i.updated_at),
+        });
+    }
     let mut v = json!({
         "integration_id": i.integration_id,
         "type": i.kind,
@@ -140,18 +192,27 @@ fn slack_user_id(v: &str) -> bool {
         && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
+/// A Feishu user's `open_id` as the platform writes it: `ou_` and letters or digits. Cards
+/// are sent to it and callbacks name the clicking user by it.
+fn feishu_open_id(v: &str) -> bool {
+    v.len() > 3
+        && v.len() <= 64
+        && v.starts_with("ou_")
+        && v[3..].chars().all(|c| c.is_ascii_alphanumeric())
+}
+
 async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
     let kind = args
         .str("type")?
-        .ok_or_else(|| ApiError::invalid("type: required (slack)"))?;
+        .ok_or_else(|| ApiError::invalid("type: required (slack or feishu)"))?;
     if !TYPES.contains(&kind.as_str()) {
         return Err(ApiError::invalid(format!(
             "type: {kind:?} is not one of feishu, dingtalk, wecom, slack, teams"
         )));
     }
-    if kind != "slack" {
+    if kind != "slack" && kind != "feishu" {
         return Err(ApiError::invalid(format!(
-            "type: {kind} is not supported yet; only slack integrations can deliver"
+            "type: {kind} is not supported yet; only slack and feishu integrations can deliver"
         )));
     }
     let name = args
@@ -164,14 +225,23 @@ async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
             "name: at most {NAME_MAX_CHARS} characters"
         )));
     }
-    let bot_token = credential(args, "bot_token")?;
-    // Slack bot tokens start with `xoxb-`; a user token would post as that person.
-    if !bot_token.starts_with("xoxb-") {
-        return Err(ApiError::invalid(
-            "bot_token: must be the app's bot token (xoxb-…)",
-        ));
-    }
-    let signing_secret = credential(args, "signing_secret")?;
+    let creds = if kind == "feishu" {
+        feishu_credentials(args)?
+    } else {
+        let bot_token = credential(args, "bot_token")?;
+        // Slack bot tokens start with `xoxb-`; a user token would post as that person.
+        if !bot_token.starts_with("xoxb-") {
+            return Err(ApiError::invalid(
+                "bot_token: must be the app's bot token (xoxb-…)",
+            ));
+        }
+        let signing_secret = credential(args, "signing_secret")?;
+        ImIntegrationDraft {
+            bot_token,
+            signing_secret,
+            ..ImIntegrationDraft::default()
+        }
+    };
     let status = match args.str("status")? {
         None => "enabled".to_string(),
         Some(s) if s == "enabled" || s == "disabled" => s,
@@ -184,10 +254,9 @@ async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
     let draft = ImIntegrationDraft {
         kind,
         name,
-        bot_token,
-        signing_secret,
         war_room_enabled: args.bool("war_room_enabled")?.unwrap_or(false),
         status,
+        ..creds
     };
     let created = state
         .store
@@ -214,6 +283,32 @@ async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
         ))),
         Err(_) => Err(ApiError::internal("the created integration is gone")),
     }
+}
+
+/// A Feishu app's credentials (docs/feishu.md): the App ID (`cli_…`) and App Secret obtain
+/// the tenant access token, the Verification Token proves callbacks, and the optional Encrypt
+/// Key decrypts them. Stored in the columns Slack's credentials use (see migration 0047).
+fn feishu_credentials(args: &Args) -> Result<ImIntegrationDraft, ApiError> {
+    let app_id = credential(args, "app_id")?;
+    if !app_id.starts_with("cli_") {
+        return Err(ApiError::invalid(
+            "app_id: must be the app's App ID (cli_…)",
+        ));
+    }
+    let app_secret = credential(args, "app_secret")?;
+    let verification_token = credential(args, "verification_token")?;
+    let encrypt_key = match args.str("encrypt_key")? {
+        Some(k) if !k.is_empty() => credential(args, "encrypt_key")?,
+        _ => String::new(),
+    };
+    Ok(ImIntegrationDraft {
+        bot_token: app_secret,
+        signing_secret: verification_token,
+        app_id,
+        encrypt_key,
+        api_base: api_base(args)?,
+        ..ImIntegrationDraft::default()
+    })
 }
 
 async fn existing(state: &AppState, caller: &Caller, id: i64) -> Result<ImIntegration, ApiError> {
@@ -283,6 +378,11 @@ async fn link(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, A
             "im_user_id: {user:?} is not a Slack user id (U… or W…)"
         )));
     }
+    if integration.kind == "feishu" && !feishu_open_id(&user) {
+        return Err(ApiError::invalid(format!(
+            "im_user_id: {user:?} is not a Feishu open_id (ou_…)"
+        )));
+    }
     let linked = state
         .store
         .link_im_user(caller.account_id, id, member, &user, state.clock.now())
@@ -344,6 +444,14 @@ mod tests {
         assert_eq!(mask("xoxb-1234-5678-abcdEFGH"), "xoxb-…EFGH");
         assert_eq!(mask("8f742231b10e8888abcd99yyyzzz85a5"), "…85a5");
         assert_eq!(mask("short"), "****");
+    }
+
+    #[test]
+    fn feishu_open_ids() {
+        assert!(feishu_open_id("ou_7d8a6e6df7621556ce0d21922b676706"));
+        assert!(!feishu_open_id("ou_"));
+        assert!(!feishu_open_id("on_7d8a6e6d"));
+        assert!(!feishu_open_id("ou_ab cd"));
     }
 
     #[test]

@@ -1,0 +1,221 @@
+//! The Feishu/Lark app's "message card request URL" (response.md §2.19 RSP-300/RSP-302,
+//! §2.20 RSP-310/RSP-311/RSP-312; docs/feishu.md): Feishu posts here to check the URL, when
+//! someone uses a control of a card (`card.action.trigger` and the older
+//! `card.action.trigger_v1`), and for the app's events (`im.chat.disbanded_v1`).
+//!
+//! 1. When the integration has an Encrypt Key every request must be encrypted with it, and is
+//!    decrypted; then it must carry the integration's Verification Token (the old card
+//!    callback instead signs the raw body with it, `X-Lark-Signature`). Anything else is
+//!    answered 401 and changes nothing: the URL is public, and these are the only proofs
+//!    that the request comes from Feishu.
+//! 2. A card action must come from a Feishu user linked to an enabled member (RSP-310);
+//!    otherwise the card answers with an error toast and nothing changes.
+//! 3. The action runs as that member through the same path as the Slack app, the Open API
+//!    and the console (`slack::act`): permissions, licences, the audit log (source `card`)
+//!    and the timeline's `from = card` apply.
+//! 4. The answer carries the pressed card in its new state; the incident's other Feishu cards
+//!    are patched before answering (RSP-312, best effort).
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use http_body_util::{BodyExt, Limited};
+use klaxon_notify::card::Action;
+use klaxon_notify::feishu::{self, Callback, SignatureHeaders};
+use serde_json::{Value, json};
+
+use crate::state::AppState;
+
+/// Callbacks carry one card action or event; far below this.
+const MAX_BODY: usize = 1024 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/im/feishu/callback/{integration_id}", post(callback))
+}
+
+fn refuse(why: &str) -> Response {
+    (StatusCode::UNAUTHORIZED, why.to_string()).into_response()
+}
+
+async fn callback(
+    State(state): State<AppState>,
+    Path(integration_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let bytes = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response(),
+    };
+    // An unknown integration is refused like a bad token, so the answer does not tell which
+    // ids exist.
+    let Ok(id) = integration_id.parse::<i64>() else {
+        return refuse("unknown integration");
+    };
+    let integration = match state.store.im_integration_for_callback(id).await {
+        Ok(Some(i)) if i.kind == "feishu" => i,
+        Ok(_) => return refuse("unknown integration"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load the IM integration");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    let sig = SignatureHeaders {
+        timestamp: header("x-lark-request-timestamp"),
+        nonce: header("x-lark-request-nonce"),
+        signature: header("x-lark-signature"),
+    };
+    let callback = match feishu::verify(
+        &integration.signing_secret,
+        &integration.encrypt_key,
+        &bytes,
+        sig,
+    ) {
+        Ok(c) => c,
+        Err(why) => {
+            metrics::counter!("klaxon_feishu_requests_refused_total").increment(1);
+            tracing::info!(integration_id = id, ?why, "refused a Feishu request");
+            return refuse("unverified request");
+        }
+    };
+    let account_id = integration.account_id;
+    match callback {
+        Callback::Challenge(challenge) => Json(json!({ "challenge": challenge })).into_response(),
+        Callback::ChatDisbanded { chat_id } => {
+            // RSP-300: later sends to this chat fail with chat_unavailable.
+            if let Err(e) = state
+                .store
+                .mark_im_chat_unavailable(account_id, id, &chat_id, "disbanded", state.clock.now())
+                .await
+            {
+                tracing::error!(error = %e, "cannot record the disbanded chat");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+            Json(json!({})).into_response()
+        }
+        Callback::Other => Json(json!({})).into_response(),
+        Callback::CardAction {
+            v2,
+            open_id,
+            message_id,
+            action,
+        } => {
+            let Some(action) = action.filter(|a| *a != Action::Details) else {
+                return Json(json!({})).into_response();
+            };
+            let member = match state.store.linked_member(account_id, id, &open_id).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the linked member");
+                    return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+                }
+            };
+            let Some(member_id) = member.filter(|_| integration.status == "enabled") else {
+                // RSP-310: the card tells the clicking user; nothing changes.
+                let text = "Your Feishu account is not linked to a Klaxon member. Open the \
+                            Klaxon app once to link it (or ask an administrator to link it), \
+                            then try again.";
+                return Json(feishu::callback_answer(v2, false, text, None)).into_response();
+            };
+            match crate::slack::act(&state, account_id, member_id, &action).await {
+                Ok((incident_id, note)) => {
+                    let card =
+                        update_cards(&state, account_id, &incident_id, &note, &message_id).await;
+                    Json(feishu::callback_answer(v2, true, &note, card)).into_response()
+                }
+                Err(message) => {
+                    Json(feishu::callback_answer(v2, false, &message, None)).into_response()
+                }
+            }
+        }
+    }
+}
+
+/// The incident's card in its current state, with `note`; then every other Feishu card sent
+/// for the incident is patched to it (RSP-312). Best effort: a failure is logged, the action
+/// stays done. `None` when the card cannot be rendered (the answer then only has the toast).
+async fn update_cards(
+    state: &AppState,
+    account_id: i64,
+    incident_id: &str,
+    note: &str,
+    pressed: &str,
+) -> Option<Value> {
+    let now = state.clock.now();
+    let inc = match state.store.incident(account_id, incident_id).await {
+        Ok(Some(inc)) => inc,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot reload the incident for its card");
+            return None;
+        }
+    };
+    let card = match klaxon_notify::templating::card_now(
+        &state.store,
+        &inc,
+        &state.base_url,
+        note,
+        now,
+        klaxon_core::template::Channel::FeishuApp,
+    )
+    .await
+    {
+        Ok(c) => feishu::card(&c),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot render the card");
+            return None;
+        }
+    };
+    let sent = match state.store.delivery_states(account_id, incident_id).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the incident's cards");
+            return Some(card);
+        }
+    };
+    for d in sent.iter().filter(|d| {
+        d.channel == "feishu_app" && d.status == "sent" && !d.provider_message_id.is_empty()
+    }) {
+        let integration = if d.person_id != 0 {
+            // The integration that links the recipient now; a card sent through one that is
+            // gone or unlinked since cannot be reached any more.
+            let pick = (d.chat_integration_id > 0).then_some(d.chat_integration_id);
+            match state
+                .store
+                .im_target_on(account_id, "feishu", d.person_id, pick)
+                .await
+            {
+                Ok(Some((integration, _))) => integration,
+                _ => continue,
+            }
+        } else {
+            match state
+                .store
+                .im_integration(account_id, d.chat_integration_id)
+                .await
+            {
+                Ok(Some(i)) if i.kind == "feishu" && i.status == "enabled" => i,
+                _ => continue,
+            }
+        };
+        // A chat row sent one card per chat, their message ids separated by spaces.
+        for message_id in d
+            .provider_message_id
+            .split_whitespace()
+            .filter(|m| *m != pressed)
+        {
+            if let Err(e) = state
+                .im_http
+                .feishu_update_card(&integration, message_id, &card, now)
+                .await
+            {
+                tracing::warn!(error = ?e, rid = %d.rid, "updating a Feishu card failed");
+            }
+        }
+    }
+    Some(card)
+}
