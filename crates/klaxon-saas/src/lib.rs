@@ -6,6 +6,7 @@
 //! Self-hosted mode (the default) answers "does not apply" to every billed rule: see
 //! [`mode::Regime`].
 
+pub mod agreement;
 pub mod book;
 pub mod calendar;
 pub mod codec;
@@ -15,6 +16,7 @@ pub mod ledger;
 pub mod liability;
 pub mod licence;
 pub mod mode;
+pub mod notice;
 pub mod money;
 pub mod order;
 pub mod overdue;
