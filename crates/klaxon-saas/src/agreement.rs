@@ -225,7 +225,11 @@ pub fn status_at(v: &VersionFacts, all: &[VersionFacts], now: Timestamp) -> Stat
 
 /// SVC-039 / SVC-031: the version of `doc_type` in force at `at`: the one with the latest
 /// `effective_at` not after `at` (ties: the later publication), retracted ones left out.
-pub fn binding(all: &[VersionFacts], doc_type: DocumentType, at: Timestamp) -> Option<&VersionFacts> {
+pub fn binding(
+    all: &[VersionFacts],
+    doc_type: DocumentType,
+    at: Timestamp,
+) -> Option<&VersionFacts> {
     all.iter()
         .filter(|v| v.doc_type == doc_type && !v.retracted && v.effective_at <= at)
         .max_by_key(|v| (v.effective_at, v.published_at, v.id))
@@ -264,7 +268,10 @@ pub fn check_decision(v: &VersionFacts, at: Timestamp) -> Result<()> {
         ));
     }
     if at < v.published_at {
-        return Err(SaasError::refused("SVC-036", "the version is not published yet"));
+        return Err(SaasError::refused(
+            "SVC-036",
+            "the version is not published yet",
+        ));
     }
     Ok(())
 }
@@ -304,7 +311,11 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn publication(doc_type: DocumentType, published: &str, effective: &str) -> Publication<'static> {
+    fn publication(
+        doc_type: DocumentType,
+        published: &str,
+        effective: &str,
+    ) -> Publication<'static> {
         Publication {
             doc_type,
             version: "2025-08-15",
@@ -340,10 +351,18 @@ mod tests {
     fn an_sla_version_needs_thirty_days_from_the_deemed_delivery_date() {
         // spec: SVC-031, SVC-314
         let tz = TimeZone::UTC;
-        let early = publication(DocumentType::Sla, "2025-06-01T15:00:00Z", "2025-06-30T23:59:59Z");
+        let early = publication(
+            DocumentType::Sla,
+            "2025-06-01T15:00:00Z",
+            "2025-06-30T23:59:59Z",
+        );
         let err = check_publication(&early, &tz).unwrap_err();
         assert!(err.to_string().contains("30 days"), "{err}");
-        let ok = publication(DocumentType::Sla, "2025-06-01T15:00:00Z", "2025-07-01T00:00:00Z");
+        let ok = publication(
+            DocumentType::Sla,
+            "2025-06-01T15:00:00Z",
+            "2025-07-01T00:00:00Z",
+        );
         assert!(check_publication(&ok, &tz).is_ok());
     }
 
@@ -358,7 +377,16 @@ mod tests {
         );
         p.material = true;
         let err = check_publication(&p, &tz).unwrap_err();
-        assert!(matches!(err, SaasError::Invalid { field: "justification", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                SaasError::Invalid {
+                    field: "justification",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         p.justification = "regulator deadline";
         assert!(check_publication(&p, &tz).is_ok());
         // 14 days exactly needs none.
@@ -377,10 +405,19 @@ mod tests {
             "2025-08-15T00:00:00Z",
         );
         p.version = "2025 08";
-        assert!(matches!(check_publication(&p, &tz), Err(SaasError::Invalid { field: "version", .. })));
+        assert!(matches!(
+            check_publication(&p, &tz),
+            Err(SaasError::Invalid {
+                field: "version",
+                ..
+            })
+        ));
         p.version = "2025-08-15";
         p.body = "  ";
-        assert!(matches!(check_publication(&p, &tz), Err(SaasError::Invalid { field: "body", .. })));
+        assert!(matches!(
+            check_publication(&p, &tz),
+            Err(SaasError::Invalid { field: "body", .. })
+        ));
         assert!(DocumentType::parse("cookie_policy").is_err());
     }
 
@@ -398,8 +435,18 @@ mod tests {
     fn deemed_acceptance_attaches_to_the_latest_version_in_force() {
         // spec: SVC-037 (example: published 2025-08-01 10:00, effective 2025-08-15 00:00,
         // push at 00:03:12 → deemed acceptance at 00:03:12), SVC-031 (latest in force wins)
-        let old = v(1, DocumentType::TermsOfService, "2025-01-01T00:00:00Z", "2025-01-01T00:00:00Z");
-        let new = v(2, DocumentType::TermsOfService, "2025-08-01T10:00:00Z", "2025-08-15T00:00:00Z");
+        let old = v(
+            1,
+            DocumentType::TermsOfService,
+            "2025-01-01T00:00:00Z",
+            "2025-01-01T00:00:00Z",
+        );
+        let new = v(
+            2,
+            DocumentType::TermsOfService,
+            "2025-08-01T10:00:00Z",
+            "2025-08-15T00:00:00Z",
+        );
         let all = vec![old.clone(), new.clone()];
         // Before effective_at the old version binds, and it was accepted at registration.
         let before = deemed_acceptances(&all, at("2025-08-14T23:59:59Z"), |id| id == 1);
@@ -410,9 +457,17 @@ mod tests {
         assert!(deemed_acceptances(&all, push, |_| true).is_empty());
         assert_eq!(status_at(&old, &all, push), Status::Superseded);
         assert_eq!(status_at(&new, &all, push), Status::InForce);
-        assert_eq!(status_at(&new, &all, at("2025-08-10T00:00:00Z")), Status::Published);
+        assert_eq!(
+            status_at(&new, &all, at("2025-08-10T00:00:00Z")),
+            Status::Published
+        );
         // Two pending versions both effective: only the latest is deemed accepted.
-        let newer = v(3, DocumentType::TermsOfService, "2025-08-05T00:00:00Z", "2025-08-16T00:00:00Z");
+        let newer = v(
+            3,
+            DocumentType::TermsOfService,
+            "2025-08-05T00:00:00Z",
+            "2025-08-16T00:00:00Z",
+        );
         let all = vec![old, new, newer];
         assert_eq!(
             deemed_acceptances(&all, at("2025-08-20T00:00:00Z"), |id| id == 1),
@@ -423,18 +478,31 @@ mod tests {
     #[test]
     fn retracted_versions_never_bind() {
         // spec: SVC-031
-        let mut new = v(2, DocumentType::Sla, "2025-08-01T10:00:00Z", "2025-09-01T00:00:00Z");
+        let mut new = v(
+            2,
+            DocumentType::Sla,
+            "2025-08-01T10:00:00Z",
+            "2025-09-01T00:00:00Z",
+        );
         new.retracted = true;
         let all = vec![new.clone()];
         assert!(deemed_acceptances(&all, at("2025-09-02T00:00:00Z"), |_| false).is_empty());
-        assert_eq!(status_at(&new, &all, at("2025-09-02T00:00:00Z")), Status::Retracted);
+        assert_eq!(
+            status_at(&new, &all, at("2025-09-02T00:00:00Z")),
+            Status::Retracted
+        );
         assert!(check_decision(&new, at("2025-08-02T00:00:00Z")).is_err());
     }
 
     #[test]
     fn person_level_documents_are_not_deemed_accepted_by_the_tenant() {
         // spec: SVC-030 (levels), SVC-037 (tenant use events)
-        let ua = v(1, DocumentType::UserAgreement, "2025-08-01T00:00:00Z", "2025-08-01T00:00:00Z");
+        let ua = v(
+            1,
+            DocumentType::UserAgreement,
+            "2025-08-01T00:00:00Z",
+            "2025-08-01T00:00:00Z",
+        );
         assert!(deemed_acceptances(&[ua], at("2025-08-02T00:00:00Z"), |_| false).is_empty());
     }
 
@@ -442,7 +510,12 @@ mod tests {
     fn refusal_before_effect_ends_service_at_effective_at() {
         // spec: SVC-038 (example: refusal on 2025-08-10 → service ends 2025-08-15 00:00;
         // buffer until 2025-09-14 00:00)
-        let new = v(2, DocumentType::TermsOfService, "2025-08-01T10:00:00Z", "2025-08-15T00:00:00Z");
+        let new = v(
+            2,
+            DocumentType::TermsOfService,
+            "2025-08-01T10:00:00Z",
+            "2025-08-15T00:00:00Z",
+        );
         let ends = refusal_ends_at(&new, at("2025-08-10T09:00:00Z"));
         assert_eq!(ends, at("2025-08-15T00:00:00Z"));
         let buffer = Buffer::start(ends, BufferStart::Normal, &Params::cloud_defaults()).unwrap();

@@ -59,7 +59,9 @@ impl Channel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Category {
     /// A new agreement version; `material` decides the e-mail and the criticality.
-    AgreementVersion { material: bool },
+    AgreementVersion {
+        material: bool,
+    },
     /// A published, not yet effective version withdrawn (SVC-031).
     AgreementRetracted,
     AdverseChange,
@@ -241,8 +243,7 @@ pub fn recipients(category: Category, contacts: &Contacts) -> Vec<Recipient> {
                 }
             }
             Email => {
-                let mut addresses: Vec<&String> =
-                    contacts.owner.iter().map(|(_, e)| e).collect();
+                let mut addresses: Vec<&String> = contacts.owner.iter().map(|(_, e)| e).collect();
                 if category.billing() {
                     addresses.extend(contacts.billing_contact.iter());
                 }

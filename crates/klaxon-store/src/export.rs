@@ -137,6 +137,11 @@ pub const TABLES: &[(&str, TableClass)] = &[
     // Wrapped data keys (destroyed, not deleted, at purge) and purge certificates (SVC-191).
     ("tenant_keys", OperatorRecord),
     ("purge_certificates", OperatorRecord),
+    // Notices, agreement versions and acceptances (SVC-312, SVC-030, SVC-032): evidence the
+    // operator keeps after the purge.
+    ("saas_notices", OperatorRecord),
+    ("saas_documents", OperatorRecord),
+    ("saas_acceptances", OperatorRecord),
     ("timers", Internal),
     ("leases", Internal),
     ("inbox_progress", Internal),

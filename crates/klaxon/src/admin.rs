@@ -21,6 +21,9 @@ pub enum AdminCommand {
     /// Billing of one tenant (SaaS mode only).
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Agreement document versions (SaaS mode only).
+    #[command(subcommand)]
+    Documents(crate::documents::DocumentsCommand),
 }
 
 #[derive(Args)]
@@ -252,7 +255,10 @@ fn print(t: &TenantBilling) {
 }
 
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
-    let AdminCommand::Tenant(cmd) = cmd;
+    let cmd = match cmd {
+        AdminCommand::Tenant(cmd) => cmd,
+        AdminCommand::Documents(cmd) => return crate::documents::run(cmd).await,
+    };
     match cmd {
         TenantCommand::Purge(args) => crate::purge::purge(args).await?,
         TenantCommand::Certificates { common, account } => {
