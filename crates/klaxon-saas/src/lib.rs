@@ -6,6 +6,7 @@
 //! Self-hosted mode (the default) answers "does not apply" to every billed rule: see
 //! [`mode::Regime`].
 
+pub mod agreement;
 pub mod book;
 pub mod calendar;
 pub mod codec;
@@ -16,6 +17,7 @@ pub mod liability;
 pub mod licence;
 pub mod mode;
 pub mod money;
+pub mod notice;
 pub mod order;
 pub mod overdue;
 pub mod params;

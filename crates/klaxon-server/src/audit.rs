@@ -39,6 +39,9 @@ pub struct Origin {
     pub ip: String,
     /// The APP key used; 0 for a session.
     pub app_key_id: i64,
+    /// The client's `User-Agent` (cut to 512 characters); empty when unknown. Kept as
+    /// evidence of agreement decisions (SVC-032).
+    pub user_agent: String,
 }
 
 /// The origin of an action taken from an IM app card (RSP-310).

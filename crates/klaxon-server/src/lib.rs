@@ -8,6 +8,7 @@
 // The wire objects are wide `json!` literals.
 #![recursion_limit = "256"]
 
+pub mod agreements;
 mod audit;
 pub mod backup;
 mod calendar;
@@ -108,6 +109,18 @@ impl Server {
             Some(s) => s.refresh(&self.store).await,
             None => Ok(()),
         }
+    }
+
+    /// Ends the service of tenants whose refusal of a version has taken effect (SVC-038), as
+    /// the SaaS worker does every 500 ms, and reloads the caches: for tests.
+    pub async fn end_refused_due(&self) -> Result<(), klaxon_store::SaasFailure> {
+        if let Some(s) = &self.saas {
+            self.store
+                .saas_end_refused_due(&s.settings, self.state.clock.now())
+                .await?;
+            s.refresh(&self.store).await?;
+        }
+        Ok(())
     }
 
     pub fn local_addr(&self) -> SocketAddr {

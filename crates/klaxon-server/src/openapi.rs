@@ -4,6 +4,7 @@
 //! clamped paging.
 
 mod access;
+mod agreements;
 mod app_keys;
 mod args;
 mod audit;
@@ -79,6 +80,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(webhooks::PATHS)
         .chain(im::PATHS)
         .chain(licences::PATHS)
+        .chain(agreements::PATHS)
         .chain(pipeline::PATHS)
         .chain(retention::PATHS)
         .chain(export::PATHS)
@@ -210,6 +212,13 @@ async fn serve(state: &AppState, call: &Call<'_>, body: Body) -> Result<Option<V
     let mut caller = authenticate(state, method, query, headers).await?;
     caller.origin.request_id = call.request_id.to_string();
     caller.origin.ip = call.ip.clone();
+    caller.origin.user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .chars()
+        .take(512)
+        .collect();
     // §1.26: an account-level key is no member.
     if caller.account_key && path == "/member/info" {
         return Err(ApiError::invalid(
@@ -250,6 +259,18 @@ pub(crate) async fn perform(
     path: &str,
     args: &Args,
 ) -> Result<Option<Value>, ApiError> {
+    // SVC-037: an authenticated call is a use event (one in-memory lookup in the common case).
+    crate::agreements::use_event(
+        state,
+        caller.account_id,
+        state.clock.now(),
+        &caller.origin.request_id,
+        crate::agreements::UseEvent::Request {
+            path,
+            console: caller.origin.source == "console",
+        },
+    )
+    .await;
     let result = perform_unaudited(state, caller, path, args).await;
     // The one audit hook of every Open API and console call (RSP-600): writes only, ok or
     // failed, after the call so the record says how it ended.
@@ -331,6 +352,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = licences::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = agreements::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = pipeline::dispatch(state, caller, path, args).await {

@@ -362,6 +362,16 @@ pub(crate) async fn commit_to(
         .record(commit_started.elapsed().as_secs_f64());
     metrics::counter!("klaxon_push_events_accepted_total").increment(count);
     state.inbox_ready.notify_one();
+    // SVC-037: an accepted inbound event is a use event (one in-memory lookup unless a new
+    // version has just taken effect for this tenant).
+    crate::agreements::use_event(
+        state,
+        integration.account_id,
+        now,
+        request_id,
+        crate::agreements::UseEvent::Inbound,
+    )
+    .await;
     Ok(())
 }
 

@@ -28,6 +28,9 @@ const REFRESH: Duration = Duration::from_millis(500);
 pub struct SaasRuntime {
     pub settings: SaasSettings,
     blocked: RwLock<HashMap<i64, ServiceState>>,
+    /// Versions and decisions for acceptance by continued use (SVC-037), reloaded with the
+    /// states.
+    pub deemed: crate::agreements::DeemedCache,
 }
 
 impl SaasRuntime {
@@ -35,6 +38,7 @@ impl SaasRuntime {
         SaasRuntime {
             settings,
             blocked: RwLock::new(HashMap::new()),
+            deemed: crate::agreements::DeemedCache::default(),
         }
     }
 
@@ -52,7 +56,7 @@ impl SaasRuntime {
         if let Ok(mut m) = self.blocked.write() {
             *m = states.into_iter().collect();
         }
-        Ok(())
+        self.deemed.refresh(store).await
     }
 }
 
@@ -142,6 +146,9 @@ fn is_read_or_always_allowed(path: &str) -> bool {
         // SVC-182: exporting works in every state before the purge (checked by the route).
         || path == "/account/export/create"
         || path.starts_with("/app-key/delete")
+        // §2: agreements stay reachable in every state until the purge; refusing is how a
+        // tenant leaves (SVC-038).
+        || path.starts_with("/account/agreement/")
 }
 
 /// The SaaS worker: reloads the state cache and runs the day's overdue job for every
@@ -165,6 +172,17 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
                 }
             }
             Err(e) => tracing::error!(error = %e, "the overdue job failed; it will be retried"),
+        }
+        // SVC-038: refusals whose effective date has come end the service.
+        match state.store.saas_end_refused_due(&saas.settings, now).await {
+            Ok(ended) => {
+                for (account_id, at) in ended {
+                    tracing::info!(account_id, %at, "service ended: the terms were refused");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "ending refused tenants failed; it will be retried")
+            }
         }
         if let Err(e) = saas.refresh(&state.store).await {
             tracing::error!(error = %e, "reloading tenant states failed");

@@ -141,6 +141,11 @@ pub const TABLES: &[(&str, TableClass)] = &[
     // Support tickets (SVC-171): the operator's correspondence with the tenant (SVC-223).
     ("support_tickets", OperatorRecord),
     ("support_messages", OperatorRecord),
+    // Notices, agreement versions and acceptances (SVC-312, SVC-030, SVC-032): evidence the
+    // operator keeps after the purge.
+    ("saas_notices", OperatorRecord),
+    ("saas_documents", OperatorRecord),
+    ("saas_acceptances", OperatorRecord),
     ("timers", Internal),
     ("leases", Internal),
     ("inbox_progress", Internal),

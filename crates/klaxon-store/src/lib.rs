@@ -114,8 +114,9 @@ pub use retention::{BulkDeletion, DeletionCounts, RetentionSweep};
 pub use roles::{ActorRecord, RoleRecord, RoleWrite};
 pub use routes::{RouteRefusal, RouteVersion};
 pub use saas::{
-    ActiveUser, Applied, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView,
-    SaasFailure, SaasSettings, SettlementRun, TenantBilling, licence_sku,
+    AcceptanceRecord, ActiveUser, Applied, BuyLicences, Decided, DocumentVersion, LicenceGate,
+    LicenceHolder, LicenceOrder, LicencePoolView, NewDecision, NewDocument, NewNotice,
+    NoticeRecord, SaasFailure, SaasSettings, SettlementRun, TenantBilling, licence_sku,
 };
 pub use schedules::{ScheduleFilter, ScheduleRefusal};
 pub use signin::{

@@ -33,10 +33,14 @@ use crate::db::{Sql, is_sqlite};
 use crate::rows::{get_i64, get_str};
 use crate::{Store, StoreError};
 
+mod agreements;
 mod licences;
+mod notices;
+pub use agreements::{AcceptanceRecord, Decided, DocumentVersion, NewDecision, NewDocument};
 pub use licences::{
     ActiveUser, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView, licence_sku,
 };
+pub use notices::{NewNotice, NoticeRecord};
 
 /// The deployment's billing settings, from the server configuration.
 #[derive(Debug, Clone)]

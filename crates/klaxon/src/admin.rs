@@ -24,6 +24,9 @@ pub enum AdminCommand {
     /// Support tickets opened by mail to the support address (SaaS mode only).
     #[command(subcommand)]
     Ticket(crate::support::TicketCommand),
+    /// Agreement document versions (SaaS mode only).
+    #[command(subcommand)]
+    Documents(crate::documents::DocumentsCommand),
 }
 
 #[derive(Args)]
@@ -258,6 +261,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     let cmd = match cmd {
         AdminCommand::Tenant(cmd) => cmd,
         AdminCommand::Ticket(cmd) => return crate::support::run(cmd).await,
+        AdminCommand::Documents(cmd) => return crate::documents::run(cmd).await,
     };
     match cmd {
         TenantCommand::Purge(args) => crate::purge::purge(args).await?,

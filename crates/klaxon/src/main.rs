@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 mod admin;
 mod backup;
+mod documents;
 mod purge;
 mod support;
 

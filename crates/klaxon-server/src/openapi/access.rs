@@ -290,6 +290,15 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/im/person/unlink", P(IntegrationsManage)),
     // SaaS licences (SVC-058): any member may see who holds them.
     ("/account/licence/info", Member),
+    // Agreements and notices (service-agreement.md §3, §20): any member may read the
+    // versions in force; the notice inbox and the tenant's decisions are its
+    // administrators' (SVC-035/036). Refusing and the evidence export are the owner's: the
+    // handler checks it (SVC-038, SVC-040).
+    ("/account/agreement/list", Member),
+    ("/account/notice/list", AccountAdmin),
+    ("/account/agreement/accept", AccountAdmin),
+    ("/account/agreement/refuse", AccountAdmin),
+    ("/account/agreement/evidence", AccountAdmin),
 ];
 
 /// SVC-052 / RSP-008: whether a call on `path` needs a licence (cloud `commercial` tenants

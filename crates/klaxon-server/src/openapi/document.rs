@@ -70,6 +70,36 @@ pub const OPERATIONS: &[Operation] = &[
         Object,
     ),
     (
+        "/account/notice/list",
+        "The account's notices: in-app, e-mail and announcements (cloud mode)",
+        "before_id:id limit:int",
+        List,
+    ),
+    (
+        "/account/agreement/list",
+        "Published agreement versions and the account's decision on each (cloud mode)",
+        "",
+        List,
+    ),
+    (
+        "/account/agreement/accept",
+        "Accept a published agreement version",
+        "version_id*:id",
+        Object,
+    ),
+    (
+        "/account/agreement/refuse",
+        "Refuse an agreement version and stop the service (owner only)",
+        "version_id*:id",
+        Object,
+    ),
+    (
+        "/account/agreement/evidence",
+        "The account's acceptance history with the documents and their hashes (owner only)",
+        "",
+        Object,
+    ),
+    (
         "/account/export/create",
         "Start a full export of the account",
         "",
