@@ -10,6 +10,7 @@ mod audit;
 mod calendars;
 mod changes;
 mod channels;
+mod custom_actions;
 pub(crate) mod document;
 mod enrichment;
 mod escalation;
@@ -77,6 +78,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(audit::PATHS)
         .chain(routing::PATHS)
         .chain(webhooks::PATHS)
+        .chain(custom_actions::PATHS)
         .chain(im::PATHS)
         .chain(licences::PATHS)
         .chain(pipeline::PATHS)
@@ -325,6 +327,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = webhooks::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = custom_actions::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = im::dispatch(state, caller, path, args).await {
