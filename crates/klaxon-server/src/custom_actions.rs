@@ -142,8 +142,8 @@ pub async fn invoke(
     let now = state.clock.now();
     let event_id = crate::state::random_hex(16);
     let default = payload(state, inc, invoker, &event_id, now).await?;
-    let body = webhook::render_body(&action.custom_body, &default, &action.value_mapping)
-        .to_string();
+    let body =
+        webhook::render_body(&action.custom_body, &default, &action.value_mapping).to_string();
     let allow_private =
         state.config.notify.allow_private_targets || state.config.notify.webhook_private_targets;
     let sender = match WebhookSender::new(allow_private) {

@@ -68,7 +68,9 @@ pub struct CustomDraft {
 pub enum CustomRefusal {
     NotFound,
     /// RSP-403: the channel already has [`MAX_PER_CHANNEL`] of this kind.
-    LimitExceeded { channel_id: i64 },
+    LimitExceeded {
+        channel_id: i64,
+    },
 }
 
 const COLUMNS: &str = "integration_id, account_id, kind, name, endpoint, headers, custom_body, \
@@ -157,9 +159,11 @@ async fn over_limit(
         .into_iter()
         .filter(|c| c.integration_id != self_id)
         .collect();
-    Ok(draft.channel_ids.iter().copied().find(|ch| {
-        others.iter().filter(|c| c.channel_ids.contains(ch)).count() >= MAX_PER_CHANNEL
-    }))
+    Ok(draft
+        .channel_ids
+        .iter()
+        .copied()
+        .find(|ch| others.iter().filter(|c| c.channel_ids.contains(ch)).count() >= MAX_PER_CHANNEL))
 }
 
 impl Store {

@@ -214,8 +214,10 @@ impl Node {
         let resp = self
             .http
             .post(push)
-            .json(&json!({"event_status": "Critical", "title_rule": format!("{key} down"),
-                          "alert_key": key, "labels": {"host": key}}))
+            .json(
+                &json!({"event_status": "Critical", "title_rule": format!("{key} down"),
+                          "alert_key": key, "labels": {"host": key}}),
+            )
             .send()
             .await
             .unwrap();
@@ -561,7 +563,11 @@ on_both_backends!(
         assert!(message.contains("Incidents Manage"), "{message}");
         assert!(rx.to("/a").is_empty());
         let listed = node
-            .call_with(&viewer, "/custom-action/list", json!({"channel_id": channel}))
+            .call_with(
+                &viewer,
+                "/custom-action/list",
+                json!({"channel_id": channel}),
+            )
             .await;
         assert_eq!(listed["data"]["total"], 3, "{listed}");
 
@@ -630,9 +636,7 @@ on_both_backends!(
 
         // RSP-527: one with a management team is changed only by its creator, the team, the
         // Admin role and the owner; one without a team by anyone holding the point.
-        let team = node
-            .api("/team/upsert", json!({"team_name": "dba"}))
-            .await["team_id"]
+        let team = node.api("/team/upsert", json!({"team_name": "dba"})).await["team_id"]
             .as_i64()
             .unwrap();
         node.api(
@@ -677,10 +681,22 @@ on_both_backends!(
 
         // Bad input names the field and changes nothing.
         for (body, field) in [
-            (json!({"name": "", "endpoint": rx.url("/a"), "channel_ids": [other]}), "name"),
-            (json!({"name": "x", "endpoint": "ftp://x", "channel_ids": [other]}), "endpoint"),
-            (json!({"name": "x", "endpoint": rx.url("/a"), "channel_ids": []}), "channel_ids"),
-            (json!({"name": "x", "endpoint": rx.url("/a"), "channel_ids": [999]}), "channel_ids"),
+            (
+                json!({"name": "", "endpoint": rx.url("/a"), "channel_ids": [other]}),
+                "name",
+            ),
+            (
+                json!({"name": "x", "endpoint": "ftp://x", "channel_ids": [other]}),
+                "endpoint",
+            ),
+            (
+                json!({"name": "x", "endpoint": rx.url("/a"), "channel_ids": []}),
+                "channel_ids",
+            ),
+            (
+                json!({"name": "x", "endpoint": rx.url("/a"), "channel_ids": [999]}),
+                "channel_ids",
+            ),
             (
                 json!({"name": "x", "endpoint": rx.url("/a"), "channel_ids": [other],
                        "custom_body": "{not json"}),
@@ -718,45 +734,46 @@ on_both_backends!(
     }
 );
 
-on_both_backends!(links_are_rendered_on_incident_and_alert_info, |url: String| async move {
-    // spec: RSP-404 (placeholders filled and percent-encoded; unknown → empty; alert
-    // placeholders on alert pages only; open_mode kept)
-    let node = Node::start(&url).await;
-    let (incident_id, alert_id, channel) = node.alert("web 1").await;
-    node.api(
+on_both_backends!(
+    links_are_rendered_on_incident_and_alert_info,
+    |url: String| async move {
+        // spec: RSP-404 (placeholders filled and percent-encoded; unknown → empty; alert
+        // placeholders on alert pages only; open_mode kept)
+        let node = Node::start(&url).await;
+        let (incident_id, alert_id, channel) = node.alert("web 1").await;
+        node.api(
         "/link/create",
         json!({"name": "Dashboards", "open_mode": "popup", "channel_ids": [channel],
                "url_template": "https://grafana.example/d?host=${labels.host}&from=${start_time}&a=${alert_id}&x=${nope}"}),
     )
     .await;
-    // Not bound to this channel: not shown.
-    let other = node
-        .api("/channel/create", json!({"channel_name": "elsewhere"}))
-        .await["channel_id"]
-        .as_i64()
-        .unwrap();
-    node.api(
-        "/link/create",
-        json!({"name": "Other", "url_template": "https://x/", "channel_ids": [other]}),
-    )
-    .await;
-    let info = node
-        .api("/incident/info", json!({"incident_id": incident_id}))
+        // Not bound to this channel: not shown.
+        let other = node
+            .api("/channel/create", json!({"channel_name": "elsewhere"}))
+            .await["channel_id"]
+            .as_i64()
+            .unwrap();
+        node.api(
+            "/link/create",
+            json!({"name": "Other", "url_template": "https://x/", "channel_ids": [other]}),
+        )
         .await;
-    let start = info["start_time"].as_i64().unwrap();
-    let links = info["links"].as_array().unwrap();
-    assert_eq!(links.len(), 1, "{info}");
-    assert_eq!(links[0]["name"], "Dashboards");
-    assert_eq!(links[0]["open_mode"], "popup");
-    assert_eq!(
-        links[0]["url"],
-        format!("https://grafana.example/d?host=web%201&from={start}&a=&x=")
-    );
-    let alert = node
-        .api("/alert/info", json!({"alert_id": alert_id}))
-        .await;
-    assert_eq!(
-        alert["links"][0]["url"],
-        format!("https://grafana.example/d?host=web%201&from={start}&a={alert_id}&x=")
-    );
-});
+        let info = node
+            .api("/incident/info", json!({"incident_id": incident_id}))
+            .await;
+        let start = info["start_time"].as_i64().unwrap();
+        let links = info["links"].as_array().unwrap();
+        assert_eq!(links.len(), 1, "{info}");
+        assert_eq!(links[0]["name"], "Dashboards");
+        assert_eq!(links[0]["open_mode"], "popup");
+        assert_eq!(
+            links[0]["url"],
+            format!("https://grafana.example/d?host=web%201&from={start}&a=&x=")
+        );
+        let alert = node.api("/alert/info", json!({"alert_id": alert_id})).await;
+        assert_eq!(
+            alert["links"][0]["url"],
+            format!("https://grafana.example/d?host=web%201&from={start}&a={alert_id}&x=")
+        );
+    }
+);

@@ -465,7 +465,10 @@ fn witness_reads(o: &Owned) -> Vec<(&'static str, Value)> {
         ("/team/info", json!({"team_id": o.team})),
         ("/template/info", json!({"template_id": o.template})),
         ("/webhook/info", json!({"integration_id": o.webhook})),
-        ("/custom-action/info", json!({"integration_id": o.custom_action})),
+        (
+            "/custom-action/info",
+            json!({"integration_id": o.custom_action}),
+        ),
         ("/link/info", json!({"integration_id": o.link})),
         ("/field/info", json!({"field_id": o.field})),
         ("/calendar/info", json!({"cal_id": o.calendar})),

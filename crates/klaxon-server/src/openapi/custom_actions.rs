@@ -73,7 +73,11 @@ pub async fn dispatch(
 }
 
 fn noun(kind: &str) -> &'static str {
-    if kind == ACTION { "custom action" } else { "link" }
+    if kind == ACTION {
+        "custom action"
+    } else {
+        "link"
+    }
 }
 
 fn integration_json(c: &CustomIntegration) -> Value {
@@ -336,7 +340,12 @@ async fn update(
     Ok(integration_json(&updated))
 }
 
-async fn delete(state: &AppState, caller: &Caller, kind: &str, args: &Args) -> Result<(), ApiError> {
+async fn delete(
+    state: &AppState,
+    caller: &Caller,
+    kind: &str,
+    args: &Args,
+) -> Result<(), ApiError> {
     let id = args.required_id("integration_id")?;
     let base = existing(state, caller, kind, id).await?;
     check_data(state, caller, &base).await?;
@@ -351,7 +360,12 @@ async fn delete(state: &AppState, caller: &Caller, kind: &str, args: &Args) -> R
     Ok(())
 }
 
-async fn list(state: &AppState, caller: &Caller, kind: &str, args: &Args) -> Result<Value, ApiError> {
+async fn list(
+    state: &AppState,
+    caller: &Caller,
+    kind: &str,
+    args: &Args,
+) -> Result<Value, ApiError> {
     let channel_id = args.i64("channel_id")?.filter(|c| *c > 0);
     let items: Vec<Value> = state
         .store
@@ -365,7 +379,12 @@ async fn list(state: &AppState, caller: &Caller, kind: &str, args: &Args) -> Res
     Ok(json!({"items": items, "total": total, "has_next_page": false}))
 }
 
-async fn info(state: &AppState, caller: &Caller, kind: &str, args: &Args) -> Result<Value, ApiError> {
+async fn info(
+    state: &AppState,
+    caller: &Caller,
+    kind: &str,
+    args: &Args,
+) -> Result<Value, ApiError> {
     let id = args.required_id("integration_id")?;
     Ok(integration_json(&existing(state, caller, kind, id).await?))
 }
