@@ -13,6 +13,7 @@ pub mod field_mapping;
 pub mod flapping;
 pub mod grouping;
 pub mod ids;
+pub mod links;
 pub mod merge;
 pub mod model;
 pub mod noise;

@@ -56,6 +56,7 @@ pub struct WebhookRequest<'a> {
     pub body: &'a [u8],
     pub event_id: &'a str,
     pub event_type: &'a str,
+    /// "" = unsigned: no timestamp or signature header.
     pub signing_secret: &'a str,
     /// Unix seconds of this attempt.
     pub timestamp: i64,
@@ -148,14 +149,16 @@ impl WebhookSender {
             // Replaces ours of the same name (User-Agent, the event headers).
             builder = builder.header(name.as_str(), value.as_str());
         }
-        let builder = builder
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(HEADER_TIMESTAMP, ts.as_str())
-            .header(
+        let mut builder = builder.header(reqwest::header::CONTENT_TYPE, "application/json");
+        // Custom actions have no secret: a signature over an empty key would prove nothing,
+        // so their receivers authenticate by custom headers instead (RSP-380).
+        if !req.signing_secret.is_empty() {
+            builder = builder.header(HEADER_TIMESTAMP, ts.as_str()).header(
                 HEADER_SIGNATURE,
                 signature(req.signing_secret, &ts, req.body),
-            )
-            .body(req.body.to_vec());
+            );
+        }
+        let builder = builder.body(req.body.to_vec());
         // Custom headers go through `header`, which appends; build the request to make the
         // replacement of defaults real (the last value of a name wins).
         let mut request = match builder.build() {

@@ -16,6 +16,7 @@ mod changes;
 mod chatbots;
 pub mod config;
 mod console;
+mod custom_actions;
 mod delivery;
 mod envelope;
 mod export;

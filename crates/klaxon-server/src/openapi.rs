@@ -11,6 +11,7 @@ mod audit;
 mod calendars;
 mod changes;
 mod channels;
+mod custom_actions;
 pub(crate) mod document;
 mod enrichment;
 mod escalation;
@@ -78,6 +79,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(audit::PATHS)
         .chain(routing::PATHS)
         .chain(webhooks::PATHS)
+        .chain(custom_actions::PATHS)
         .chain(im::PATHS)
         .chain(licences::PATHS)
         .chain(agreements::PATHS)
@@ -346,6 +348,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = webhooks::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = custom_actions::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = im::dispatch(state, caller, path, args).await {

@@ -403,7 +403,23 @@ pub async fn alert_object(
     } else {
         String::new()
     };
-    let mut obj = json!({
+    let mut obj = alert_json(&a, &channel_name);
+    if !a.incident_id.is_empty()
+        && let Some(inc) = store.incident(account_id, &a.incident_id).await?
+        && let Value::Object(m) = &mut obj
+    {
+        m.insert(
+            "incident".into(),
+            json!({"incident_id": inc.incident_id, "title": inc.title}),
+        );
+    }
+    Ok(Some(obj))
+}
+
+/// The alert object of RSP-373 / ING-251 without its `incident` reference (the payload of a
+/// custom action lists the incident's alerts inside the incident, RSP-401).
+pub fn alert_json(a: &Alert, channel_name: &str) -> Value {
+    json!({
         "alert_id": a.alert_id,
         "alert_key": a.alert_key,
         "title": a.title,
@@ -423,17 +439,7 @@ pub async fn alert_object(
         "end_time": wire::secs(a.end_time),
         "labels": a.labels,
         "event_cnt": a.event_cnt,
-    });
-    if !a.incident_id.is_empty()
-        && let Some(inc) = store.incident(account_id, &a.incident_id).await?
-        && let Value::Object(m) = &mut obj
-    {
-        m.insert(
-            "incident".into(),
-            json!({"incident_id": inc.incident_id, "title": inc.title}),
-        );
-    }
-    Ok(Some(obj))
+    })
 }
 
 /// The worker loop of `klaxon serve` (with `workers.delivery`).

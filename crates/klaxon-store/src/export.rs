@@ -94,6 +94,13 @@ pub const TABLES: &[(&str, TableClass)] = &[
         },
     ),
     (
+        "custom_integrations",
+        Exported {
+            // A custom action's headers usually carry the receiver's credential (RSP-380).
+            redacted: &["headers"],
+        },
+    ),
+    (
         "im_integrations",
         Exported {
             redacted: &["bot_token", "signing_secret", "encrypt_key"],

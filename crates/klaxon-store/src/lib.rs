@@ -31,6 +31,7 @@ mod bootstrap;
 mod calendars;
 mod changes;
 mod channels;
+mod custom_actions;
 mod db;
 mod delivery;
 mod directory;
@@ -75,6 +76,9 @@ pub use audit::{AuditFilter, AuditPage, AuditRecord, NewAuditRecord};
 pub use calendars::{AccountCalendars, CalendarFilter, Referrers};
 pub use changes::{ChangeEventRecord, ChangeFilter, ChangeRecord};
 pub use channels::{ChannelDraft, ChannelSettings};
+pub use custom_actions::{
+    CustomDraft, CustomIntegration, CustomRefusal, MAX_PER_CHANNEL as CUSTOM_PER_CHANNEL,
+};
 pub use delivery::{
     DELIVERY_CLAIM_MS, DeliveryOutcome, DeliveryState, MemberContact, PendingDelivery,
 };

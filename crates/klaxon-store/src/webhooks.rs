@@ -326,10 +326,15 @@ async fn alert_channel(conn: &mut AnyConnection, account_id: i64, alert_id: &str
     }
 }
 
-/// Whether an integration id is in use by any kind of integration (inbound, webhook, IM):
-/// they share one id space.
+/// Whether an integration id is in use by any kind of integration (inbound, webhook, IM,
+/// custom action or link): they share one id space.
 async fn id_taken(conn: &mut AnyConnection, id: i64) -> Result<bool> {
-    for table in ["integrations", "webhook_integrations", "im_integrations"] {
+    for table in [
+        "integrations",
+        "webhook_integrations",
+        "im_integrations",
+        "custom_integrations",
+    ] {
         let mut sql = Sql::new("SELECT integration_id FROM ");
         sql.push(table).push(" WHERE integration_id = ").bind(id);
         if sql

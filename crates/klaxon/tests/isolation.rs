@@ -169,6 +169,8 @@ struct Owned {
     owner: i64,
     template: String,
     webhook: i64,
+    custom_action: i64,
+    link: i64,
     field: String,
     calendar: String,
     schema: String,
@@ -312,6 +314,22 @@ async fn populate(ts: &TestServer) -> Owned {
     .await["integration_id"]
         .as_i64()
         .unwrap();
+    let custom_action = a(
+        "/custom-action/create",
+        json!({"name": "A heal", "endpoint": "https://hooks.tenant-a.example/heal",
+               "channel_ids": [channel]}),
+    )
+    .await["integration_id"]
+        .as_i64()
+        .unwrap();
+    let link = a(
+        "/link/create",
+        json!({"name": "A runbook", "url_template": "https://wiki.tenant-a.example/?q=${title}",
+               "channel_ids": [channel]}),
+    )
+    .await["integration_id"]
+        .as_i64()
+        .unwrap();
     let field = a(
         "/field/create",
         json!({"field_name": "env", "display_name": "Environment", "field_type": "text"}),
@@ -401,6 +419,8 @@ async fn populate(ts: &TestServer) -> Owned {
         owner,
         template,
         webhook,
+        custom_action,
+        link,
         field,
         calendar,
         schema,
@@ -445,6 +465,11 @@ fn witness_reads(o: &Owned) -> Vec<(&'static str, Value)> {
         ("/team/info", json!({"team_id": o.team})),
         ("/template/info", json!({"template_id": o.template})),
         ("/webhook/info", json!({"integration_id": o.webhook})),
+        (
+            "/custom-action/info",
+            json!({"integration_id": o.custom_action}),
+        ),
+        ("/link/info", json!({"integration_id": o.link})),
         ("/field/info", json!({"field_id": o.field})),
         ("/calendar/info", json!({"cal_id": o.calendar})),
         ("/calendar/holiday/list", json!({})),
@@ -563,6 +588,12 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
             json!({"integration_id": o.webhook}),
             Missing,
         ),
+        (
+            "/custom-action/info",
+            json!({"integration_id": o.custom_action}),
+            Missing,
+        ),
+        ("/link/info", json!({"integration_id": o.link}), Missing),
         ("/field/info", json!({"field_id": o.field}), Missing),
         ("/calendar/info", json!({"cal_id": o.calendar}), Missing),
         (
@@ -626,6 +657,8 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
         ("/alert/list", window.clone(), Empty),
         ("/template/list", json!({}), Empty),
         ("/webhook/list", json!({}), Empty),
+        ("/custom-action/list", json!({}), Empty),
+        ("/link/list", json!({}), Empty),
         ("/field/list", json!({}), Empty),
         ("/calendar/list", json!({}), Empty),
         ("/enrichment/mapping/schema/list", json!({}), Empty),
@@ -866,6 +899,17 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
             Missing,
         ),
         (
+            "/custom-action/update",
+            json!({"integration_id": o.custom_action, "name": "B's",
+                   "endpoint": "https://evil.example/steal"}),
+            Missing,
+        ),
+        (
+            "/link/update",
+            json!({"integration_id": o.link, "url_template": "https://evil.example/"}),
+            Missing,
+        ),
+        (
             "/field/update",
             json!({"field_id": o.field, "display_name": "B's"}),
             Missing,
@@ -1067,6 +1111,12 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
             json!({"integration_id": o.webhook}),
             Missing,
         ),
+        (
+            "/custom-action/delete",
+            json!({"integration_id": o.custom_action}),
+            Missing,
+        ),
+        ("/link/delete", json!({"integration_id": o.link}), Missing),
         ("/field/delete", json!({"field_id": o.field}), Missing),
         ("/calendar/delete", json!({"cal_id": o.calendar}), Missing),
         (

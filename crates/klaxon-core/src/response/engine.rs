@@ -1163,6 +1163,24 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// RSP-402: a custom action's endpoint accepted the call. Only the record is written: the
+    /// incident itself did not change, so `updated_at` stays.
+    pub fn custom_action_done(
+        &mut self,
+        inc: &Incident,
+        actor: i64,
+        integration_id: i64,
+        integration_name: &str,
+    ) {
+        self.entry(
+            inc,
+            "i_custom",
+            actor,
+            self.now,
+            json!({"integration_id": integration_id, "integration_name": integration_name}),
+        );
+    }
+
     /// RSP-081, RSP-083: edit one text field; the same value is a no-op.
     pub fn edit_text(
         &mut self,

@@ -556,7 +556,17 @@ fn feed_text(kind: &str) -> &'static str {
         "i_r_rc" => "Root cause changed",
         "i_r_rsltn" => "Resolution changed",
         "i_r_field" => "Custom field changed",
+        "i_custom" => "Custom action run",
         _ => "Event",
+    }
+}
+
+/// `text` with its first letter upper-cased, for a banner.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -905,6 +915,39 @@ async fn action(
                 "Escalated.",
                 Some("layer_idx"),
             )
+        }
+        "custom" => {
+            // RSP-402: the outcome is shown either way; the API's message names the action
+            // and, on failure, the endpoint's status or error and the start of its answer.
+            let raw = form_value(&pairs, "integration_id").trim().to_string();
+            let integration = raw.parse::<i64>().map_or_else(|_| json!(raw), |n| json!(n));
+            let args = json!({"incident_id": id, "integration_id": integration});
+            let status = match call(&state, &viewer, "/incident/custom-action/do", args).await {
+                Ok(data) => {
+                    let message = data
+                        .as_ref()
+                        .and_then(|d| d["message"].as_str())
+                        .unwrap_or("custom action succeeded")
+                        .to_string();
+                    outcome.flash = Some(format!("{}.", capitalised(&message)));
+                    StatusCode::OK
+                }
+                Err(e) => {
+                    outcome.error = Some(capitalised(&e.message));
+                    StatusCode::from_u16(e.code.http_status(klaxon_core::error::Surface::OpenApi))
+                        .unwrap_or(StatusCode::BAD_REQUEST)
+                }
+            };
+            return match detail_ctx(&state, &viewer, &id, outcome).await {
+                Ok(d) => page_headers(
+                    (
+                        status,
+                        view::render("incident_body.html", context! { d => d }),
+                    )
+                        .into_response(),
+                ),
+                Err(e) => page_error(&e),
+            };
         }
         "merge" => {
             let target = form_value(&pairs, "target_incident_id").trim().to_string();

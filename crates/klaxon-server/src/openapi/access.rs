@@ -258,6 +258,20 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/webhook/create", P(IntegrationsManage)),
     ("/webhook/update", P(IntegrationsManage)),
     ("/webhook/delete", P(IntegrationsManage)),
+    // Custom actions and links (response.md 1.19, 1.20): integrations as well; changing an
+    // existing one also needs its data permission, checked by the handler (RSP-403, RSP-527).
+    ("/custom-action/list", P(IntegrationsRead)),
+    ("/custom-action/info", P(IntegrationsRead)),
+    ("/custom-action/create", P(IntegrationsManage)),
+    ("/custom-action/update", P(IntegrationsManage)),
+    ("/custom-action/delete", P(IntegrationsManage)),
+    ("/link/list", P(IntegrationsRead)),
+    ("/link/info", P(IntegrationsRead)),
+    ("/link/create", P(IntegrationsManage)),
+    ("/link/update", P(IntegrationsManage)),
+    ("/link/delete", P(IntegrationsManage)),
+    // Invoking a custom action acts on the incident (RSP-400).
+    ("/incident/custom-action/do", P(IncidentsManage)),
     // Label enrichment (ingest.md §2.5): an integration's rules are part of its configuration
     // (a dedicated one's channel, or Integrations Manage for a shared one); mapping tables are
     // account-wide integration settings.

@@ -1146,6 +1146,63 @@ pub const OPERATIONS: &[Operation] = &[
         "history_id*:str",
         Object,
     ),
+    // Custom actions and links (response.md 1.19, 1.20).
+    (
+        "/custom-action/create",
+        "Create a custom action",
+        "name*:str endpoint*:str channel_ids*:[int] team_id:int status:enabled|disabled headers:obj custom_body:str value_mapping:obj",
+        Object,
+    ),
+    (
+        "/custom-action/update",
+        "Change a custom action",
+        "integration_id*:id name:str endpoint:str channel_ids:[int] team_id:int status:enabled|disabled headers:obj custom_body:str value_mapping:obj",
+        Object,
+    ),
+    (
+        "/custom-action/delete",
+        "Delete a custom action",
+        "integration_id*:id",
+        Nothing,
+    ),
+    (
+        "/custom-action/list",
+        "List custom actions, by name",
+        "channel_id:int",
+        List,
+    ),
+    (
+        "/custom-action/info",
+        "One custom action",
+        "integration_id*:id",
+        Object,
+    ),
+    (
+        "/link/create",
+        "Create a link",
+        "name*:str url_template*:str open_mode:popup|new_tab channel_ids:[int] team_id:int status:enabled|disabled",
+        Object,
+    ),
+    (
+        "/link/update",
+        "Change a link",
+        "integration_id*:id name:str url_template:str open_mode:popup|new_tab channel_ids:[int] team_id:int status:enabled|disabled",
+        Object,
+    ),
+    (
+        "/link/delete",
+        "Delete a link",
+        "integration_id*:id",
+        Nothing,
+    ),
+    ("/link/list", "List links, by name", "channel_id:int", List),
+    ("/link/info", "One link", "integration_id*:id", Object),
+    (
+        "/incident/custom-action/do",
+        "Run a custom action on an incident",
+        "incident_id*:str integration_id*:id",
+        Object,
+    ),
     // IM integrations.
     (
         "/im/integration/create",

@@ -573,7 +573,15 @@ async fn incident_info(state: &AppState, caller: &Caller, args: &Args) -> Result
         .map_err(store_err)?
         .ok_or_else(|| not_found("incident"))?;
     let names = channel_names(state, caller, vec![incident.channel_id]).await?;
-    Ok(wire::incident(&incident, &names, &state.base_url))
+    let mut out = wire::incident(&incident, &names, &state.base_url);
+    // RSP-400, RSP-404: what the detail page offers for this incident's channel.
+    let actions = super::custom_actions::incident_actions(state, &incident).await?;
+    let links = super::custom_actions::incident_links(state, &incident).await?;
+    if let Value::Object(m) = &mut out {
+        m.insert("custom_actions".into(), Value::Array(actions));
+        m.insert("links".into(), Value::Array(links));
+    }
+    Ok(out)
 }
 
 /// The incidents of a page of alerts, in one query (not one per alert).
@@ -708,7 +716,15 @@ async fn alert_info(state: &AppState, caller: &Caller, args: &Args) -> Result<Va
         .ok_or_else(|| not_found("alert"))?;
     let names = channel_names(state, caller, vec![alert.channel_id]).await?;
     let incidents = incidents_by_id(state, caller, vec![alert.incident_id.clone()]).await?;
-    Ok(wire::alert(&alert, &names, &incidents))
+    let mut out = wire::alert(&alert, &names, &incidents);
+    // RSP-404: an alert's page shows its channel's links, with the alert placeholders.
+    let links =
+        super::custom_actions::alert_links(state, &alert, incidents.get(&alert.incident_id))
+            .await?;
+    if let Value::Object(m) = &mut out {
+        m.insert("links".into(), Value::Array(links));
+    }
+    Ok(out)
 }
 
 async fn event_list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {

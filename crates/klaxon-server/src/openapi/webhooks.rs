@@ -189,7 +189,7 @@ async fn draft(
 }
 
 /// response.md 1.18: an http(s) URL with a host, at most 2048 bytes; a query string is kept.
-fn check_endpoint(endpoint: &str) -> Result<(), ApiError> {
+pub(super) fn check_endpoint(endpoint: &str) -> Result<(), ApiError> {
     if endpoint.is_empty() {
         return Err(ApiError::invalid("endpoint: required"));
     }
@@ -214,7 +214,7 @@ fn check_endpoint(endpoint: &str) -> Result<(), ApiError> {
 
 /// `headers`: an object of at most 20 string values with valid HTTP names and values; the
 /// content and signature headers cannot be replaced (RSP-370).
-fn parse_headers(v: &Value) -> Result<BTreeMap<String, String>, ApiError> {
+pub(super) fn parse_headers(v: &Value) -> Result<BTreeMap<String, String>, ApiError> {
     let Value::Object(map) = v else {
         return Err(ApiError::invalid("headers must be an object of strings"));
     };
@@ -252,7 +252,7 @@ fn parse_headers(v: &Value) -> Result<BTreeMap<String, String>, ApiError> {
 }
 
 /// `value_mapping`: `{path: {source_value: target_value}}` (RSP-377).
-fn parse_mapping(v: &Value) -> Result<BTreeMap<String, Map<String, Value>>, ApiError> {
+pub(super) fn parse_mapping(v: &Value) -> Result<BTreeMap<String, Map<String, Value>>, ApiError> {
     let Value::Object(map) = v else {
         return Err(ApiError::invalid(
             "value_mapping must be an object of path → {source: target}",
