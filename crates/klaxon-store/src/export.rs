@@ -137,6 +137,11 @@ pub const TABLES: &[(&str, TableClass)] = &[
     // Wrapped data keys (destroyed, not deleted, at purge) and purge certificates (SVC-191).
     ("tenant_keys", OperatorRecord),
     ("purge_certificates", OperatorRecord),
+    // Operator access (SVC-226): staff identities (tokens hashed), the tenant's access grants
+    // and the lawful-request register are kept as evidence after a purge.
+    ("saas_staff", OperatorRecord),
+    ("saas_access_grants", OperatorRecord),
+    ("saas_lawful_requests", OperatorRecord),
     ("timers", Internal),
     ("leases", Internal),
     ("inbox_progress", Internal),

@@ -113,6 +113,7 @@ pub use retention::{BulkDeletion, DeletionCounts, RetentionSweep};
 pub use roles::{ActorRecord, RoleRecord, RoleWrite};
 pub use routes::{RouteRefusal, RouteVersion};
 pub use saas::{
+    Disclosure, GrantRecord, LawfulRequest, NewLawfulRequest, StaffAccess, StaffRecord, staff_actor,
     ActiveUser, Applied, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView,
     SaasFailure, SaasSettings, SettlementRun, TenantBilling, licence_sku,
 };

@@ -33,7 +33,11 @@ use crate::db::{Sql, is_sqlite};
 use crate::rows::{get_i64, get_str};
 use crate::{Store, StoreError};
 
+mod access;
 mod licences;
+pub use access::{
+    Disclosure, GrantRecord, LawfulRequest, NewLawfulRequest, StaffAccess, StaffRecord, staff_actor,
+};
 pub use licences::{
     ActiveUser, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView, licence_sku,
 };

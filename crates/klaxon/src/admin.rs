@@ -21,6 +21,12 @@ pub enum AdminCommand {
     /// Billing of one tenant (SaaS mode only).
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// The operator's staff identities (SaaS mode only).
+    #[command(subcommand)]
+    Staff(crate::staff::StaffCommand),
+    /// The lawful-request register (SaaS mode only).
+    #[command(subcommand)]
+    LawfulRequest(crate::staff::LawfulCommand),
 }
 
 #[derive(Args)]
@@ -252,7 +258,11 @@ fn print(t: &TenantBilling) {
 }
 
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
-    let AdminCommand::Tenant(cmd) = cmd;
+    let cmd = match cmd {
+        AdminCommand::Tenant(cmd) => cmd,
+        AdminCommand::Staff(cmd) => return crate::staff::staff(cmd).await,
+        AdminCommand::LawfulRequest(cmd) => return crate::staff::lawful_request(cmd).await,
+    };
     match cmd {
         TenantCommand::Purge(args) => crate::purge::purge(args).await?,
         TenantCommand::Certificates { common, account } => {

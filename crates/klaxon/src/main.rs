@@ -9,6 +9,7 @@ use std::process::ExitCode;
 mod admin;
 mod backup;
 mod purge;
+mod staff;
 
 use clap::{Args, Parser, Subcommand};
 use klaxon_server::Config;
