@@ -441,7 +441,12 @@ mod tests {
         let now = at("2025-06-02T09:00:00Z");
         let mut r = req(None, None);
         r.purpose = "  ".into();
-        assert!(terms(r, now, &p).unwrap_err().to_string().contains("purpose"));
+        assert!(
+            terms(r, now, &p)
+                .unwrap_err()
+                .to_string()
+                .contains("purpose")
+        );
         let mut r = req(None, None);
         r.channel_ids = vec![3, -1];
         assert!(

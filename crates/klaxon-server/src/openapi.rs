@@ -465,7 +465,11 @@ pub(crate) async fn member_caller(
 
 /// An empty body is `{}` (go-flashduty sends body-less POSTs without a Content-Type); a
 /// non-empty body must be a JSON object, and a declared Content-Type must be JSON.
-pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Args, ApiError> {
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Args, ApiError> {
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e)

@@ -60,7 +60,17 @@ async fn serve(
 ) -> Response {
     let request_id = new_request_id();
     let ip = crate::openapi::client_ip(&extensions);
-    match call(&state, uri.path(), &method, &headers, body, &request_id, &ip).await {
+    match call(
+        &state,
+        uri.path(),
+        &method,
+        &headers,
+        body,
+        &request_id,
+        &ip,
+    )
+    .await
+    {
         Ok(data) => success(&request_id, Some(data)),
         Err(e) => failure(&request_id, Surface::OpenApi, &e),
     }

@@ -113,9 +113,9 @@ pub use retention::{BulkDeletion, DeletionCounts, RetentionSweep};
 pub use roles::{ActorRecord, RoleRecord, RoleWrite};
 pub use routes::{RouteRefusal, RouteVersion};
 pub use saas::{
-    Disclosure, GrantRecord, LawfulRequest, NewLawfulRequest, StaffAccess, StaffRecord, staff_actor,
-    ActiveUser, Applied, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView,
-    SaasFailure, SaasSettings, SettlementRun, TenantBilling, licence_sku,
+    ActiveUser, Applied, BuyLicences, Disclosure, GrantRecord, LawfulRequest, LicenceGate,
+    LicenceHolder, LicenceOrder, LicencePoolView, NewLawfulRequest, SaasFailure, SaasSettings,
+    SettlementRun, StaffAccess, StaffRecord, TenantBilling, licence_sku, staff_actor,
 };
 pub use schedules::{ScheduleFilter, ScheduleRefusal};
 pub use signin::{

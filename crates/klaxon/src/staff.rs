@@ -224,7 +224,9 @@ async fn legal_staff(store: &Store, id: i64) -> anyhow::Result<()> {
     match store.staff(id).await? {
         Some(s) if s.revoked_at == 0 && s.role == StaffRole::Legal => Ok(()),
         Some(s) if s.revoked_at != 0 => bail!("--staff {id}: this staff member is revoked"),
-        Some(_) => bail!("--staff {id}: the lawful-request register is kept by staff with role legal"),
+        Some(_) => {
+            bail!("--staff {id}: the lawful-request register is kept by staff with role legal")
+        }
         None => bail!("--staff {id}: no such staff member"),
     }
 }
@@ -260,7 +262,9 @@ pub async fn lawful_request(cmd: LawfulCommand) -> anyhow::Result<()> {
                 recorded_by: staff,
             };
             if decision == NoticeDecision::Forbidden && notified_on.is_some() {
-                bail!("--notified-on: the notice decision is forbidden, so the tenant was not told");
+                bail!(
+                    "--notified-on: the notice decision is forbidden, so the tenant was not told"
+                );
             }
             let (store, _) = open(&common).await?;
             legal_staff(&store, staff).await?;
@@ -377,7 +381,10 @@ pub async fn lawful_request(cmd: LawfulCommand) -> anyhow::Result<()> {
                 bail!("--id {id}: no such lawful request");
             };
             if request.disclosed_at != 0 {
-                bail!("--id {id}: already disclosed at {}", iso(request.disclosed_at));
+                bail!(
+                    "--id {id}: already disclosed at {}",
+                    iso(request.disclosed_at)
+                );
             }
             let account = request.request.account_id;
             let snapshot = store.export_snapshot(account).await?;
@@ -398,7 +405,10 @@ pub async fn lawful_request(cmd: LawfulCommand) -> anyhow::Result<()> {
             let mut counts = Vec::new();
             let mut accesses = Vec::new();
             let now = Timestamp::now().as_millisecond();
-            for t in snapshot.iter().filter(|t| tables.iter().any(|n| n == t.table)) {
+            for t in snapshot
+                .iter()
+                .filter(|t| tables.iter().any(|n| n == t.table))
+            {
                 let rows: Vec<_> = t.rows.iter().filter(|r| in_range(r)).cloned().collect();
                 counts.push(format!("{} {}", t.table, rows.len()));
                 // The object ids of SVC-222: the table's own id column (`incidents` →
@@ -464,7 +474,10 @@ pub async fn lawful_request(cmd: LawfulCommand) -> anyhow::Result<()> {
                 bail!("--id {id}: already disclosed");
             }
             store.close().await;
-            println!("lawful request {id}: disclosed {}", disclosure.scope_disclosed);
+            println!(
+                "lawful request {id}: disclosed {}",
+                disclosure.scope_disclosed
+            );
             println!("package {} sha256 {sha}", out.display());
         }
         LawfulCommand::Lapse { common, id } => {
@@ -476,7 +489,9 @@ pub async fn lawful_request(cmd: LawfulCommand) -> anyhow::Result<()> {
             if !done {
                 bail!("--id {id}: no non-disclosure order in force on this request");
             }
-            println!("lawful request {id}: the non-disclosure order lapsed; its records are visible to the tenant");
+            println!(
+                "lawful request {id}: the non-disclosure order lapsed; its records are visible to the tenant"
+            );
         }
     }
     Ok(())

@@ -234,7 +234,11 @@ on_both_backends!(
             .to_string();
         let (ann, ann_token) = add_staff(&cfg, "Ann", "support").await;
         let (_ben, ben_token) = add_staff(&cfg, "Ben", "support").await;
-        let (ok, out) = admin(&cfg, &["staff", "add", "--name", "Eve", "--role", "finance"]).await;
+        let (ok, out) = admin(
+            &cfg,
+            &["staff", "add", "--name", "Eve", "--role", "finance"],
+        )
+        .await;
         assert!(!ok && out.contains("role"), "{out}");
         let (ok, out) = admin(&cfg, &["staff", "list"]).await;
         assert!(ok && out.contains("Ann") && out.contains("Ben"), "{out}");
@@ -244,7 +248,11 @@ on_both_backends!(
         // spec: SVC-223
         // Without a grant: the metadata, and nothing of the tenant's data.
         let (s, b) = n
-            .op(&ann_token, "/operator/tenant/info", json!({"account_id": acct}))
+            .op(
+                &ann_token,
+                "/operator/tenant/info",
+                json!({"account_id": acct}),
+            )
             .await;
         assert_eq!(s, 200, "{b}");
         assert_eq!(b["data"]["billing"]["state"], "active", "{b}");
@@ -255,11 +263,19 @@ on_both_backends!(
         assert_eq!(b["data"]["grants"], json!([]), "{b}");
         // spec: SVC-220
         let (s, b) = n
-            .op(&ann_token, "/operator/channel/list", json!({"account_id": acct}))
+            .op(
+                &ann_token,
+                "/operator/channel/list",
+                json!({"account_id": acct}),
+            )
             .await;
         refused(s, &b, 403, "AccessDenied", "no grant selected");
         let (s, b) = n
-            .op("kst_not_a_token", "/operator/tenant/info", json!({"account_id": acct}))
+            .op(
+                "kst_not_a_token",
+                "/operator/tenant/info",
+                json!({"account_id": acct}),
+            )
             .await;
         refused(s, &b, 401, "Unauthorized", "staff token");
         // Tenant keys are not staff tokens.
@@ -282,11 +298,20 @@ on_both_backends!(
         // Bad input names the field and creates nothing.
         let now_s = n.now() / 1000;
         for (body, field) in [
-            (json!({"scope": "read_all", "purpose": "x", "end_time": now_s + 31 * 86_400}), "end_time"),
+            (
+                json!({"scope": "read_all", "purpose": "x", "end_time": now_s + 31 * 86_400}),
+                "end_time",
+            ),
             (json!({"scope": "read_everything", "purpose": "x"}), "scope"),
             (json!({"scope": "read_all"}), "purpose"),
-            (json!({"scope": "read_all", "purpose": "x", "channel_ids": [999_999]}), "channel_ids"),
-            (json!({"scope": "read_all", "purpose": "x", "grantee_staff_id": 999_999}), "grantee_staff_id"),
+            (
+                json!({"scope": "read_all", "purpose": "x", "channel_ids": [999_999]}),
+                "channel_ids",
+            ),
+            (
+                json!({"scope": "read_all", "purpose": "x", "grantee_staff_id": 999_999}),
+                "grantee_staff_id",
+            ),
         ] {
             let (s, b) = n.api(&owner, "/account/access-grant/create", body).await;
             refused(s, &b, 400, "InvalidParameter", field);
@@ -304,11 +329,18 @@ on_both_backends!(
             )
             .await;
         assert_eq!(g1["status"], "active", "{g1}");
-        assert_eq!(g1["end_time"].as_i64().unwrap() - g1["start_time"].as_i64().unwrap(), 7 * 86_400);
+        assert_eq!(
+            g1["end_time"].as_i64().unwrap() - g1["start_time"].as_i64().unwrap(),
+            7 * 86_400
+        );
         let g1 = g1["grant_id"].as_i64().unwrap();
         // The staff member sees the grant to select.
         let (_, b) = n
-            .op(&ann_token, "/operator/grant/list", json!({"account_id": acct}))
+            .op(
+                &ann_token,
+                "/operator/grant/list",
+                json!({"account_id": acct}),
+            )
             .await;
         assert_eq!(b["data"]["items"][0]["grant_id"], g1, "{b}");
 
@@ -324,21 +356,37 @@ on_both_backends!(
         assert_eq!(ids, vec![web]);
         let mut body = at(g1);
         body["channel_id"] = json!(web);
-        let (s, b) = n.op(&ann_token, "/operator/channel/info", body.clone()).await;
+        let (s, b) = n
+            .op(&ann_token, "/operator/channel/info", body.clone())
+            .await;
         assert_eq!(s, 200, "{b}");
         assert_eq!(b["data"]["channel_name"], "web", "{b}");
         // Outside the filter, the scope, the grantee: 403 with the reason.
         body["channel_id"] = json!(db);
         let (s, b) = n.op(&ann_token, "/operator/channel/info", body).await;
-        refused(s, &b, 403, "AccessDenied", &format!("does not cover channel {db}"));
+        refused(
+            s,
+            &b,
+            403,
+            "AccessDenied",
+            &format!("does not cover channel {db}"),
+        );
         let mut body = at(g1);
         body["channel_ids"] = json!([db]);
         let (s, b) = n.op(&ann_token, "/operator/channel/list", body).await;
-        refused(s, &b, 403, "AccessDenied", &format!("does not cover channel {db}"));
+        refused(
+            s,
+            &b,
+            403,
+            "AccessDenied",
+            &format!("does not cover channel {db}"),
+        );
         let mut window = at(g1);
         window["start_time"] = json!(now_s - 3600);
         window["end_time"] = json!(now_s + 3600);
-        let (s, b) = n.op(&ann_token, "/operator/incident/list", window.clone()).await;
+        let (s, b) = n
+            .op(&ann_token, "/operator/incident/list", window.clone())
+            .await;
         refused(s, &b, 403, "AccessDenied", "does not cover read_incidents");
         let (s, b) = n.op(&ben_token, "/operator/channel/list", at(g1)).await;
         refused(s, &b, 403, "AccessDenied", "not given to staff member");
@@ -394,8 +442,16 @@ on_both_backends!(
             .unwrap();
         let mut info = at(g3);
         info["incident_id"] = json!(inc_db);
-        let (s, b) = n.op(&ann_token, "/operator/incident/info", info.clone()).await;
-        refused(s, &b, 403, "AccessDenied", &format!("does not cover channel {db}"));
+        let (s, b) = n
+            .op(&ann_token, "/operator/incident/info", info.clone())
+            .await;
+        refused(
+            s,
+            &b,
+            403,
+            "AccessDenied",
+            &format!("does not cover channel {db}"),
+        );
         assert!(b.get("data").is_none(), "{b}");
         info["incident_id"] = json!(inc_web);
         let (s, b) = n.op(&ann_token, "/operator/incident/info", info).await;
@@ -407,10 +463,16 @@ on_both_backends!(
 
         // spec: SVC-221 (revocable at any time, effective on the next call)
         let r = n
-            .ok(&owner, "/account/access-grant/revoke", json!({"grant_id": g2}))
+            .ok(
+                &owner,
+                "/account/access-grant/revoke",
+                json!({"grant_id": g2}),
+            )
             .await;
         assert_eq!(r["status"], "revoked", "{r}");
-        let (s, b) = n.op(&ann_token, "/operator/incident/list", window.clone()).await;
+        let (s, b) = n
+            .op(&ann_token, "/operator/incident/list", window.clone())
+            .await;
         refused(s, &b, 403, "AccessDenied", "revoked");
         let revoked = n.audit_ops("account_access_grant:write:revoke").await;
         assert_eq!(revoked.len(), 1);
@@ -433,15 +495,25 @@ on_both_backends!(
             .await
             .unwrap();
         let (s, b) = n
-            .api(&other.app_key, "/account/access-grant/revoke", json!({"grant_id": g3}))
+            .api(
+                &other.app_key,
+                "/account/access-grant/revoke",
+                json!({"grant_id": g3}),
+            )
             .await;
         refused(s, &b, 400, "ResourceNotFound", "grant_id");
-        let list = n.ok(&other.app_key, "/account/access-grant/list", json!({})).await;
+        let list = n
+            .ok(&other.app_key, "/account/access-grant/list", json!({}))
+            .await;
         assert_eq!(list["items"], json!([]), "{list}");
         // A grant of tenant A opens nothing of tenant B.
         let b_account = other.account_id;
         let (s, b) = n
-            .op(&ann_token, "/operator/channel/list", json!({"account_id": b_account, "grant_id": g1}))
+            .op(
+                &ann_token,
+                "/operator/channel/list",
+                json!({"account_id": b_account, "grant_id": g1}),
+            )
             .await;
         refused(s, &b, 403, "AccessDenied", "not a grant of this tenant");
 
@@ -453,7 +525,13 @@ on_both_backends!(
         let recorded = store.record_grant_expiries(n.now()).await.unwrap();
         // g1 and g3 ended; a concurrent worker pass may have recorded some already.
         assert!(recorded.iter().all(|(a, _)| *a == acct), "{recorded:?}");
-        assert!(store.record_grant_expiries(n.now()).await.unwrap().is_empty());
+        assert!(
+            store
+                .record_grant_expiries(n.now())
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let expired = n.audit_ops("account_access_grant:write:expire").await;
         let mut ids: Vec<String> = expired
             .iter()
@@ -462,7 +540,10 @@ on_both_backends!(
         ids.sort();
         let mut want = vec![g1.to_string(), g3.to_string()];
         want.sort();
-        assert_eq!(ids, want, "each expiry once; the revoked grant does not expire");
+        assert_eq!(
+            ids, want,
+            "each expiry once; the revoked grant does not expire"
+        );
         let list = n.ok(&owner, "/account/access-grant/list", json!({})).await;
         let statuses: Vec<&str> = list["items"]
             .as_array()
@@ -476,17 +557,29 @@ on_both_backends!(
         let ops = store.saas_audit(acct).await.unwrap();
         let staff_calls = ops
             .iter()
-            .filter(|(_, actor, action, _)| actor == &format!("staff:{ann}") && action.starts_with("/operator/"))
+            .filter(|(_, actor, action, _)| {
+                actor == &format!("staff:{ann}") && action.starts_with("/operator/")
+            })
             .count();
-        assert!(staff_calls >= 14, "{staff_calls} operator calls recorded: {ops:?}");
-        assert!(ops.iter().any(|(_, _, action, detail)| action == "/operator/channel/list"
-            && detail.contains("AccessDenied")));
+        assert!(
+            staff_calls >= 14,
+            "{staff_calls} operator calls recorded: {ops:?}"
+        );
+        assert!(
+            ops.iter()
+                .any(|(_, _, action, detail)| action == "/operator/channel/list"
+                    && detail.contains("AccessDenied"))
+        );
 
         // A revoked staff member's token stops working.
         let (ok, out) = admin(&cfg, &["staff", "revoke", "--id", &ann.to_string()]).await;
         assert!(ok, "{out}");
         let (s, b) = n
-            .op(&ann_token, "/operator/tenant/info", json!({"account_id": acct}))
+            .op(
+                &ann_token,
+                "/operator/tenant/info",
+                json!({"account_id": acct}),
+            )
             .await;
         refused(s, &b, 401, "Unauthorized", "invalid");
         n.server.shutdown().await;
@@ -524,10 +617,22 @@ on_both_backends!(
             let acct = acct.clone();
             async move {
                 let mut args = vec![
-                    "lawful-request", "record", "--account", acct.as_str(), "--staff", staff.as_str(),
-                    "--authority", "District Court", "--legal-basis", "Code 123 §4",
-                    "--reference", "DC-2025-7", "--received", "2025-01-01",
-                    "--scope-requested", "incidents of January",
+                    "lawful-request",
+                    "record",
+                    "--account",
+                    acct.as_str(),
+                    "--staff",
+                    staff.as_str(),
+                    "--authority",
+                    "District Court",
+                    "--legal-basis",
+                    "Code 123 §4",
+                    "--reference",
+                    "DC-2025-7",
+                    "--received",
+                    "2025-01-01",
+                    "--scope-requested",
+                    "incidents of January",
                 ]
                 .into_iter()
                 .map(String::from)
@@ -543,7 +648,11 @@ on_both_backends!(
         assert!(!ok && out.contains("role legal"), "{out}");
         let (ok, out) = record(lee.clone(), vec!["--notice", "sometime"]).await;
         assert!(!ok && out.contains("notice"), "{out}");
-        let (ok, out) = record(lee.clone(), vec!["--nondisclosure", "--notice", "forbidden"]).await;
+        let (ok, out) = record(
+            lee.clone(),
+            vec!["--nondisclosure", "--notice", "forbidden"],
+        )
+        .await;
         assert!(ok, "{out}");
         assert!(out.contains("lawful request 1 "), "{out}");
 
@@ -564,9 +673,20 @@ on_both_backends!(
                 admin(
                     &cfg,
                     &[
-                        "lawful-request", "disclose", "--id", id, "--staff", &lee,
-                        "--tables", "incidents", "--approvers", "Lee,Counsel",
-                        "--method", "encrypted media", "--out", package.to_str().unwrap(),
+                        "lawful-request",
+                        "disclose",
+                        "--id",
+                        id,
+                        "--staff",
+                        &lee,
+                        "--tables",
+                        "incidents",
+                        "--approvers",
+                        "Lee,Counsel",
+                        "--method",
+                        "encrypted media",
+                        "--out",
+                        package.to_str().unwrap(),
                     ],
                 )
                 .await
@@ -591,7 +711,10 @@ on_both_backends!(
         let ops = n.server.store().saas_audit(n.account).await.unwrap();
         assert!(ops.iter().any(|(_, _, action, _)| action == op), "{ops:?}");
         let (ok, out) = admin(&cfg, &["lawful-request", "list"]).await;
-        assert!(ok && out.contains(&sha) && out.contains("incidents 1"), "{out}");
+        assert!(
+            ok && out.contains(&sha) && out.contains("incidents 1"),
+            "{out}"
+        );
 
         // Revealed once the order lapses.
         let (ok, out) = admin(&cfg, &["lawful-request", "lapse", "--id", "1"]).await;
@@ -612,7 +735,13 @@ on_both_backends!(
         let until: &'static str = Box::leak(until.into_boxed_str());
         let (ok, out) = record(
             lee.clone(),
-            vec!["--nondisclosure", "--nondisclosure-until", until, "--notice", "after"],
+            vec![
+                "--nondisclosure",
+                "--nondisclosure-until",
+                until,
+                "--notice",
+                "after",
+            ],
         )
         .await;
         assert!(ok, "{out}");
@@ -632,7 +761,11 @@ on_both_backends!(
         let n = Node::start(&url, |_| {}).await;
         // spec: SVC-403
         let (s, b) = n
-            .op("kst_anything", "/operator/tenant/info", json!({"account_id": n.account}))
+            .op(
+                "kst_anything",
+                "/operator/tenant/info",
+                json!({"account_id": n.account}),
+            )
             .await;
         assert_eq!(s, 404, "{b}");
         let (s, b) = n
@@ -646,7 +779,11 @@ on_both_backends!(
             format!("database_url = {url:?}\n")
         };
         std::fs::write(&path, format!("data_dir = {:?}\n{db}", n.dir.path())).unwrap();
-        let (ok, out) = admin(&path, &["staff", "add", "--name", "Ann", "--role", "support"]).await;
+        let (ok, out) = admin(
+            &path,
+            &["staff", "add", "--name", "Ann", "--role", "support"],
+        )
+        .await;
         assert!(!ok && out.contains("self-hosted"), "{out}");
         n.server.shutdown().await;
         drop_db(&url).await;

@@ -132,7 +132,12 @@ async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
     }
     let g = state
         .store
-        .grant_create(caller.account_id, &terms, caller.member_id, state.clock.now())
+        .grant_create(
+            caller.account_id,
+            &terms,
+            caller.member_id,
+            state.clock.now(),
+        )
         .await
         .map_err(store_err)?;
     // SVC-221 wants the owner notified of the new grant; notices are not wired yet, the

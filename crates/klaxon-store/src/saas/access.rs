@@ -130,8 +130,8 @@ fn grant_row(r: &AnyRow) -> Result<GrantRecord> {
         0 => Grantee::SupportTeam,
         id => Grantee::Staff(id),
     };
-    let channel_ids: Vec<i64> = serde_json::from_str(&get_str(r, "channel_ids")?)
-        .map_err(|e| corrupt("channel_ids", e))?;
+    let channel_ids: Vec<i64> =
+        serde_json::from_str(&get_str(r, "channel_ids")?).map_err(|e| corrupt("channel_ids", e))?;
     let revoked_at = get_i64(r, "revoked_at")?;
     Ok(GrantRecord {
         grant: Grant {
@@ -234,7 +234,8 @@ async fn audit_pair(
         .bind(lawful_request_id)
         .push(")");
     sql.query_on(conn).execute(&mut *conn).await?;
-    let mut op = Sql::new("INSERT INTO saas_audit (account_id, at, actor, action, detail) VALUES (");
+    let mut op =
+        Sql::new("INSERT INTO saas_audit (account_id, at, actor, action, detail) VALUES (");
     op.bind(account_id)
         .push(", ")
         .bind(at)
@@ -317,7 +318,12 @@ impl Store {
         sql.bind(now)
             .push(" WHERE revoked_at = 0 AND staff_id = ")
             .bind(staff_id);
-        Ok(sql.query().execute(&self.inner.write).await?.rows_affected() > 0)
+        Ok(sql
+            .query()
+            .execute(&self.inner.write)
+            .await?
+            .rows_affected()
+            > 0)
     }
 
     /// Stores a grant the tenant's owner or an Admin made (SVC-221).
@@ -328,8 +334,8 @@ impl Store {
         member_id: i64,
         now: Millis,
     ) -> Result<GrantRecord> {
-        let channels = serde_json::to_string(&terms.channel_ids)
-            .map_err(|e| corrupt("channel_ids", e))?;
+        let channels =
+            serde_json::to_string(&terms.channel_ids).map_err(|e| corrupt("channel_ids", e))?;
         let mut sql = Sql::new(
             "INSERT INTO saas_access_grants (account_id, grantee_staff_id, scope, channel_ids, \
              purpose, ticket_id, starts_at, ends_at, created_at, created_by) VALUES (",
@@ -376,9 +382,7 @@ impl Store {
         let mut sql = Sql::new(&format!(
             "SELECT {GRANT_COLUMNS} FROM saas_access_grants WHERE account_id = "
         ));
-        sql.bind(account_id)
-            .push(" AND grant_id = ")
-            .bind(grant_id);
+        sql.bind(account_id).push(" AND grant_id = ").bind(grant_id);
         let row = sql.query().fetch_optional(&self.inner.write).await?;
         row.as_ref().map(grant_row).transpose()
     }
@@ -650,6 +654,11 @@ impl Store {
         sql.bind(at)
             .push(" WHERE nondisclosure = 1 AND nondisclosure_lapsed_at = 0 AND request_id = ")
             .bind(request_id);
-        Ok(sql.query().execute(&self.inner.write).await?.rows_affected() > 0)
+        Ok(sql
+            .query()
+            .execute(&self.inner.write)
+            .await?
+            .rows_affected()
+            > 0)
     }
 }
