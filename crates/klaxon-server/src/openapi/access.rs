@@ -661,7 +661,7 @@ mod tests {
             assert!(check(&Actor::new(5, false, &[2], &[]), path).is_ok());
             for actor in [
                 Actor::new(5, false, &[6], &[]),
-                Actor::new(5, false, &[100], &[everything.clone()]),
+                Actor::new(5, false, &[100], std::slice::from_ref(&everything)),
             ] {
                 let e = check(&actor, path).unwrap_err();
                 assert_eq!(e.code, ErrorCode::AccessDenied);

@@ -112,7 +112,7 @@ async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     if let Grantee::Staff(id) = terms.grantee {
         let staff = state.store.staff(id).await.map_err(store_err)?;
-        if !staff.is_some_and(|s| s.revoked_at == 0) {
+        if staff.is_none_or(|s| s.revoked_at != 0) {
             return Err(ApiError::invalid(format!(
                 "grantee_staff_id: {id} is not a staff member of the operator"
             )));
