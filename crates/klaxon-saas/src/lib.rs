@@ -12,6 +12,8 @@ pub mod calendar;
 pub mod codec;
 pub mod contract;
 pub mod error;
+pub mod grant;
+pub mod lawful;
 pub mod ledger;
 pub mod liability;
 pub mod licence;

@@ -157,6 +157,7 @@ fn resource_id(args: &Map<String, Value>) -> String {
         "calendar_id",
         "field_id",
         "key_id",
+        "grant_id",
         "id",
     ];
     for k in KEYS {

@@ -26,6 +26,7 @@ mod keycache;
 mod limits;
 mod mapping_api;
 mod openapi;
+mod operator;
 mod password_reset;
 mod phone;
 mod pull;
@@ -403,7 +404,15 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
 }
 
 fn router(state: AppState) -> Router {
+    // The operator API exists on SaaS nodes only (SVC-4xx: a self-hosted install has no
+    // staff); elsewhere its paths are unknown routes.
+    let operator = if state.saas.is_some() {
+        operator::routes()
+    } else {
+        Router::new()
+    };
     Router::new()
+        .merge(operator)
         .merge(push::routes())
         .merge(openapi::routes())
         .merge(health::routes())

@@ -18,6 +18,7 @@ mod escalation;
 mod export;
 mod field_mapping;
 mod fields;
+mod grants;
 mod handlers;
 mod im;
 mod incident_actions;
@@ -57,6 +58,7 @@ use crate::state::{AppState, new_request_id};
 
 pub(crate) use args::Args;
 pub(crate) use field_mapping::stored as stored_field_mapping;
+pub(crate) use grants::render as render_grant;
 
 /// Open API bodies above this are refused with 413 `EntityTooLarge` (openapi-compat.md 1.5).
 const MAX_API_BODY: usize = 1024 * 1024;
@@ -90,6 +92,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(pulls::PATHS)
         .chain(preferences::PATHS)
         .chain(sso::PATHS)
+        .chain(grants::PATHS)
         .copied()
 }
 
@@ -380,6 +383,9 @@ async fn perform_unaudited(
     if let Some(result) = sso::dispatch(state, caller, path, args).await {
         return result;
     }
+    if let Some(result) = grants::dispatch(state, caller, path, args).await {
+        return result;
+    }
     handlers::dispatch(state, caller, path, args).await
 }
 
@@ -488,7 +494,11 @@ pub(crate) async fn member_caller(
 
 /// An empty body is `{}` (go-flashduty sends body-less POSTs without a Content-Type); a
 /// non-empty body must be a JSON object, and a declared Content-Type must be JSON.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Args, ApiError> {
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Args, ApiError> {
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e)

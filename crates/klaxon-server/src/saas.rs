@@ -149,6 +149,8 @@ fn is_read_or_always_allowed(path: &str) -> bool {
         // §2: agreements stay reachable in every state until the purge; refusing is how a
         // tenant leaves (SVC-038).
         || path.starts_with("/account/agreement/")
+        // SVC-021: revoking access grants stays possible in every state.
+        || path == "/account/access-grant/revoke"
 }
 
 /// The SaaS worker: reloads the state cache and runs the day's overdue job for every
@@ -184,6 +186,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
                 tracing::error!(error = %e, "ending refused tenants failed; it will be retried")
             }
         }
+        record_expiries(&state, now).await;
         if let Err(e) = saas.refresh(&state.store).await {
             tracing::error!(error = %e, "reloading tenant states failed");
         }
@@ -191,5 +194,19 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             _ = tokio::time::sleep(REFRESH) => {}
             _ = shutdown.changed() => {}
         }
+    }
+}
+
+/// SVC-221: a grant expires by itself (the check compares its end with the time); this
+/// writes the expiry into the tenant's audit log once. The owner's notice of the expiry is
+/// to be sent from here when notices exist.
+async fn record_expiries(state: &AppState, now: klaxon_core::model::Millis) {
+    match state.store.record_grant_expiries(now).await {
+        Ok(done) => {
+            for (account_id, grant_id) in done {
+                tracing::info!(account_id, grant_id, "access grant expired");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "recording expired access grants failed"),
     }
 }

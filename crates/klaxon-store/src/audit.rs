@@ -68,6 +68,10 @@ pub struct AuditFilter {
     /// Only records strictly older than this `(created_at, seq)` (the paging cursor).
     pub before: Option<(Millis, i64)>,
     pub limit: i64,
+    /// The time of the search: staff-access records of a lawful request whose
+    /// non-disclosure order is in force at this instant are left out (SVC-224). The default
+    /// (0) hides every such record.
+    pub now: Millis,
 }
 
 /// One page, newest first, and the count of every match.
@@ -101,6 +105,18 @@ fn filtered(select: &str, account_id: i64, f: &AuditFilter, with_cursor: bool) -
     if let Some(w) = f.is_write {
         sql.push(" AND is_write = ").bind(i64::from(w));
     }
+    // SVC-224: hidden while the request's non-disclosure order is in force: it has no end
+    // date or one after `now`, and has not been recorded as lapsed by `now`
+    // (`klaxon_saas::lawful::NonDisclosure::in_force`).
+    sql.push(
+        " AND (lawful_request_id = 0 OR NOT EXISTS (SELECT 1 FROM saas_lawful_requests l \
+         WHERE l.request_id = audit_log.lawful_request_id AND l.nondisclosure = 1 \
+         AND (l.nondisclosure_lapsed_at = 0 OR l.nondisclosure_lapsed_at > ",
+    )
+    .bind(f.now)
+    .push(") AND (l.nondisclosure_until = 0 OR l.nondisclosure_until > ")
+    .bind(f.now)
+    .push(")))");
     if with_cursor && let Some((at, seq)) = f.before {
         sql.push(" AND (created_at < ")
             .bind(at)
@@ -160,13 +176,15 @@ pub(crate) async fn insert(conn: &mut AnyConnection, r: &NewAuditRecord) -> Resu
 impl Store {
     /// Appends one record and drops the account's records older than `keep_after`
     /// (RSP-603): expiry rides on writes, so no extra worker is needed and an idle account
-    /// holds nothing it should not.
+    /// holds nothing it should not. Staff-access records are immutable (SVC-222) and stay
+    /// until the tenant is purged.
     pub async fn append_audit(&self, r: &NewAuditRecord, keep_after: Millis) -> Result<()> {
         let mut tx = self.inner.write.begin().await?;
         let mut sql = Sql::new("DELETE FROM audit_log WHERE account_id = ");
         sql.bind(r.account_id)
             .push(" AND created_at < ")
-            .bind(keep_after);
+            .bind(keep_after)
+            .push(" AND source <> 'staff'");
         sql.query_on(&tx).execute(&mut *tx).await?;
         insert(&mut tx, r).await?;
         tx.commit().await?;

@@ -153,6 +153,11 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("saas_notices", OperatorRecord),
     ("saas_documents", OperatorRecord),
     ("saas_acceptances", OperatorRecord),
+    // Operator access (SVC-226): staff identities (tokens hashed), the tenant's access grants
+    // and the lawful-request register are kept as evidence after a purge.
+    ("saas_staff", OperatorRecord),
+    ("saas_access_grants", OperatorRecord),
+    ("saas_lawful_requests", OperatorRecord),
     ("timers", Internal),
     ("leases", Internal),
     ("inbox_progress", Internal),

@@ -118,9 +118,11 @@ pub use retention::{BulkDeletion, DeletionCounts, RetentionSweep};
 pub use roles::{ActorRecord, RoleRecord, RoleWrite};
 pub use routes::{RouteRefusal, RouteVersion};
 pub use saas::{
-    AcceptanceRecord, ActiveUser, Applied, BuyLicences, Decided, DocumentVersion, LicenceGate,
-    LicenceHolder, LicenceOrder, LicencePoolView, NewDecision, NewDocument, NewNotice,
-    NoticeRecord, SaasFailure, SaasSettings, SettlementRun, TenantBilling, licence_sku,
+    AcceptanceRecord, ActiveUser, Applied, BuyLicences, Decided, Disclosure, DocumentVersion,
+    GrantRecord, LawfulRequest, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView,
+    NewDecision, NewDocument, NewLawfulRequest, NewNotice, NoticeRecord, SaasFailure,
+    SaasSettings, SettlementRun, StaffAccess, StaffRecord, TenantBilling, licence_sku,
+    staff_actor,
 };
 pub use schedules::{ScheduleFilter, ScheduleRefusal};
 pub use signin::{

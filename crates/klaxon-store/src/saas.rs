@@ -33,9 +33,13 @@ use crate::db::{Sql, is_sqlite};
 use crate::rows::{get_i64, get_str};
 use crate::{Store, StoreError};
 
+mod access;
 mod agreements;
 mod licences;
 mod notices;
+pub use access::{
+    Disclosure, GrantRecord, LawfulRequest, NewLawfulRequest, StaffAccess, StaffRecord, staff_actor,
+};
 pub use agreements::{AcceptanceRecord, Decided, DocumentVersion, NewDecision, NewDocument};
 pub use licences::{
     ActiveUser, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView, licence_sku,

@@ -27,6 +27,12 @@ pub enum AdminCommand {
     /// Agreement document versions (SaaS mode only).
     #[command(subcommand)]
     Documents(crate::documents::DocumentsCommand),
+    /// The operator's staff identities (SaaS mode only).
+    #[command(subcommand)]
+    Staff(crate::staff::StaffCommand),
+    /// The lawful-request register (SaaS mode only).
+    #[command(subcommand)]
+    LawfulRequest(crate::staff::LawfulCommand),
 }
 
 #[derive(Args)]
@@ -262,6 +268,8 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Tenant(cmd) => cmd,
         AdminCommand::Ticket(cmd) => return crate::support::run(cmd).await,
         AdminCommand::Documents(cmd) => return crate::documents::run(cmd).await,
+        AdminCommand::Staff(cmd) => return crate::staff::staff(cmd).await,
+        AdminCommand::LawfulRequest(cmd) => return crate::staff::lawful_request(cmd).await,
     };
     match cmd {
         TenantCommand::Purge(args) => crate::purge::purge(args).await?,

@@ -11,6 +11,7 @@ mod backup;
 mod documents;
 mod purge;
 mod support;
+mod staff;
 
 use clap::{Args, Parser, Subcommand};
 use klaxon_server::Config;

@@ -209,6 +209,10 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/account/export/create", AccountAdmin),
     ("/account/export/list", AccountAdmin),
     ("/account/export/info", AccountAdmin),
+    // Access grants to the operator's staff (SVC-221): the owner and Admins only.
+    ("/account/access-grant/create", AccountAdmin),
+    ("/account/access-grant/revoke", AccountAdmin),
+    ("/account/access-grant/list", AccountAdmin),
     // Custom fields.
     ("/field/list", P(CustomFieldsRead)),
     ("/field/info", P(CustomFieldsRead)),
@@ -660,6 +664,37 @@ mod tests {
         // spec: SVC-182 (starting an export is audited; reading the history is not a write)
         assert!(is_write("/account/export/create"));
         assert!(!is_write("/account/export/list") && !is_write("/account/export/info"));
+    }
+
+    #[test]
+    fn access_grants_are_for_the_owner_and_admins() {
+        // spec: SVC-221 (created and revoked by the owner or an Admin, never Tech.Admin)
+        use klaxon_core::permissions::{CustomRole, Points};
+        let everything = CustomRole {
+            role_id: 100,
+            points: Points::all(),
+            enabled: true,
+        };
+        for path in [
+            "/account/access-grant/create",
+            "/account/access-grant/revoke",
+            "/account/access-grant/list",
+        ] {
+            assert!(check(&Actor::owner(1), path).is_ok());
+            assert!(check(&Actor::new(5, false, &[2], &[]), path).is_ok());
+            for actor in [
+                Actor::new(5, false, &[6], &[]),
+                Actor::new(5, false, &[100], std::slice::from_ref(&everything)),
+            ] {
+                let e = check(&actor, path).unwrap_err();
+                assert_eq!(e.code, ErrorCode::AccessDenied);
+            }
+            assert!(!licensed(path), "{path} needs no licence");
+        }
+        // Creation and revocation are audited writes; the list is not.
+        assert!(is_write("/account/access-grant/create"));
+        assert!(is_write("/account/access-grant/revoke"));
+        assert!(!is_write("/account/access-grant/list"));
     }
 
     #[test]

@@ -43,9 +43,11 @@ fn parse_cursor(text: &str) -> Result<(i64, i64), ApiError> {
 }
 
 fn doc(r: &AuditRecord) -> Value {
+    // Staff reads of SVC-222 are `resource:read:action`.
     let (resource, action) = r
         .operation
         .split_once(":write:")
+        .or_else(|| r.operation.split_once(":read:"))
         .unwrap_or((r.operation.as_str(), ""));
     json!({
         "request_id": r.request_id,
@@ -100,6 +102,7 @@ async fn search(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
             None => None,
         },
         limit: if limit == 0 { DEFAULT_LIMIT } else { limit },
+        now: state.clock.now(),
     };
     let page = state
         .store

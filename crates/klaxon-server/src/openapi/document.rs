@@ -118,6 +118,24 @@ pub const OPERATIONS: &[Operation] = &[
         Object,
     ),
     (
+        "/account/access-grant/create",
+        "Let the operator's staff access the account's data for a while (cloud mode)",
+        "grantee_staff_id:int scope*:str channel_ids:[id] purpose*:str500 ticket_id:str100 start_time:ts end_time:ts",
+        Object,
+    ),
+    (
+        "/account/access-grant/revoke",
+        "End an access grant now",
+        "grant_id*:id",
+        Object,
+    ),
+    (
+        "/account/access-grant/list",
+        "The account's access grants",
+        "",
+        List,
+    ),
+    (
         "/account/sso/info",
         "The account's single sign-on configuration (without its client secret or bind password)",
         "",
