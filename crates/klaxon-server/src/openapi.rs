@@ -265,17 +265,21 @@ pub(crate) async fn perform(
     args: &Args,
 ) -> Result<Option<Value>, ApiError> {
     // SVC-037: an authenticated call is a use event (one in-memory lookup in the common case).
-    crate::agreements::use_event(
-        state,
-        caller.account_id,
-        state.clock.now(),
-        &caller.origin.request_id,
-        crate::agreements::UseEvent::Request {
-            path,
-            console: caller.origin.source == "console",
-        },
-    )
-    .await;
+    // Operator staff reading under an access grant (SVC-221) act as the owner but are not
+    // the tenant using the service, so their calls never count as acceptance.
+    if caller.origin.source != "staff" {
+        crate::agreements::use_event(
+            state,
+            caller.account_id,
+            state.clock.now(),
+            &caller.origin.request_id,
+            crate::agreements::UseEvent::Request {
+                path,
+                console: caller.origin.source == "console",
+            },
+        )
+        .await;
+    }
     let result = perform_unaudited(state, caller, path, args).await;
     // The one audit hook of every Open API and console call (RSP-600): writes only, ok or
     // failed, after the call so the record says how it ended.

@@ -335,6 +335,7 @@ impl Ctx<'_> {
                 request_id: self.request_id.to_string(),
                 ip: self.ip.to_string(),
                 app_key_id: 0,
+                user_agent: String::new(),
             },
         };
         Ok(crate::openapi::perform(self.state, &caller, path, &args)

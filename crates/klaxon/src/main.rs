@@ -10,8 +10,8 @@ mod admin;
 mod backup;
 mod documents;
 mod purge;
-mod support;
 mod staff;
+mod support;
 
 use clap::{Args, Parser, Subcommand};
 use klaxon_server::Config;
