@@ -717,3 +717,99 @@ on_both_backends!(self_hosted_has_no_agreements, |url: String| async move {
     n.server.shutdown().await;
     drop_db(&url).await;
 });
+
+// spec: SVC-037, SVC-221 — operator staff reading the tenant's data under an access grant act
+// as the owner but are not the tenant using the service: their reads after the effective
+// date bind nothing, and the tenant's own next push still does.
+on_both_backends!(
+    staff_reads_under_a_grant_are_not_continued_use,
+    |url: String| async move {
+        let n = Node::start(&url, "2025-08-01T10:00:00Z", saas).await;
+        let file = n.body_file("tos.txt", "Terms of Service 2025-08-15\n");
+        let (ok, out) = n
+            .documents(&[
+                "publish",
+                "--type",
+                "terms_of_service",
+                "--version",
+                "2025-08-15",
+                "--body-file",
+                &file,
+                "--summary",
+                "Clarified support hours",
+                "--effective",
+                "2025-08-15T00:00:00Z",
+                "--at",
+                "2025-08-01T10:00:00Z",
+            ])
+            .await;
+        assert!(ok, "{out}");
+        let version_id = Node::version_id(&out);
+        n.server.refresh_tenant_states().await.unwrap();
+
+        // A support staff member and the owner's grant to them, made before the date.
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_klaxon"))
+            .env("KLAXON_LOG", "warn")
+            .env_remove("KLAXON_DATABASE_URL")
+            .env_remove("KLAXON_DEPLOYMENT_MODE")
+            .args([
+                "admin", "staff", "add", "--name", "Ann", "--role", "support",
+            ])
+            .arg("--config")
+            .arg(&n.config_file)
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{text}");
+        let staff_id: i64 = text
+            .split_whitespace()
+            .nth(2)
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("no staff id in {text}"));
+        let token = text
+            .lines()
+            .find_map(|l| l.strip_prefix("token: "))
+            .unwrap_or_else(|| panic!("no token in {text}"))
+            .to_string();
+        let (s, g) = n
+            .api(
+                "/account/access-grant/create",
+                json!({"grantee_staff_id": staff_id, "scope": "read_all",
+                       "purpose": "pages missing", "ticket_id": "T-7",
+                       "end_time": ms("2025-08-20T00:00:00Z") / 1000}),
+            )
+            .await;
+        assert_eq!(s, 200, "{g}");
+        let grant_id = g["data"]["grant_id"].as_i64().unwrap();
+
+        // After the effective date staff read channels and incidents under the grant …
+        n.set("2025-08-15T00:05:00Z");
+        let account = n.server.bootstrap().account_id;
+        for path in ["/operator/channel/list", "/operator/incident/list"] {
+            let resp = n
+                .http
+                .post(format!("{}{path}", n.server.base_url()))
+                .bearer_auth(&token)
+                .json(&json!({"account_id": account, "grant_id": grant_id,
+                              "start_time": ms("2025-08-14T00:00:00Z") / 1000,
+                              "end_time": ms("2025-08-15T00:05:00Z") / 1000}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200, "{path}");
+        }
+        // … and the tenant is still undecided.
+        assert_eq!(n.decision(version_id).await, Value::Null);
+
+        // The tenant's own push is the use event.
+        n.set("2025-08-15T00:07:00Z");
+        assert_eq!(n.push("after").await.0, 200);
+        let d = n.decision(version_id).await;
+        assert_eq!(d["method"], "deemed_continued_use", "{d}");
+        assert_eq!(d["decided_at_ms"], ms("2025-08-15T00:07:00Z"));
+
+        n.server.shutdown().await;
+        drop_db(&url).await;
+    }
+);
