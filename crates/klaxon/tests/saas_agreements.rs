@@ -10,92 +10,15 @@
 
 mod common;
 
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use common::saas::{cli_config, drop_db, ms, saas};
+use common::smtp_sink::Smtp as Sink;
 use common::{ManualClock, test_config};
 use klaxon_server::{Config, Server};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-/// One received message: its recipients and its data.
-type Mail = (Vec<String>, String);
-
-/// A plain SMTP receiver that keeps every message.
-#[derive(Clone)]
-struct Sink {
-    addr: SocketAddr,
-    mails: Arc<Mutex<Vec<Mail>>>,
-}
-
-impl Sink {
-    async fn start() -> Sink {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sink = Sink {
-            addr: listener.local_addr().unwrap(),
-            mails: Arc::default(),
-        };
-        let s = sink.clone();
-        tokio::spawn(async move {
-            while let Ok((sock, _)) = listener.accept().await {
-                let s = s.clone();
-                tokio::spawn(async move { s.session(sock).await });
-            }
-        });
-        sink
-    }
-
-    async fn session(&self, sock: tokio::net::TcpStream) {
-        let (r, mut w) = sock.into_split();
-        let mut r = BufReader::new(r);
-        w.write_all(b"220 localhost ESMTP\r\n").await.unwrap();
-        let mut rcpt = Vec::new();
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line).await.unwrap_or(0) == 0 {
-                return;
-            }
-            let upper = line.trim_end().to_uppercase();
-            let reply: &str = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-                "250-localhost\r\n250 8BITMIME\r\n"
-            } else if upper.starts_with("RCPT TO:") {
-                rcpt.push(line.trim_end()[8..].trim().to_string());
-                "250 OK\r\n"
-            } else if upper == "DATA" {
-                w.write_all(b"354 go on\r\n").await.unwrap();
-                let mut data = String::new();
-                loop {
-                    let mut l = String::new();
-                    if r.read_line(&mut l).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if l == ".\r\n" {
-                        break;
-                    }
-                    data.push_str(l.strip_prefix('.').unwrap_or(&l));
-                }
-                self.mails
-                    .lock()
-                    .unwrap()
-                    .push((std::mem::take(&mut rcpt), data));
-                "250 queued\r\n"
-            } else if upper == "QUIT" {
-                w.write_all(b"221 bye\r\n").await.unwrap();
-                return;
-            } else {
-                "250 OK\r\n"
-            };
-            w.write_all(reply.as_bytes()).await.unwrap();
-        }
-    }
-
-    fn mails(&self) -> Vec<Mail> {
-        self.mails.lock().unwrap().clone()
-    }
-}
 
 struct Node {
     server: Server,
@@ -315,8 +238,12 @@ on_both_backends!(
         let version_id = Node::version_id(&out);
         let mails = sink.mails();
         assert_eq!(mails.len(), 1);
-        assert!(mails[0].0[0].contains(&owner_email), "{:?}", mails[0].0);
-        assert!(mails[0].1.contains("2025-08-15"), "{}", mails[0].1);
+        assert!(
+            mails[0].rcpt[0].contains(&owner_email),
+            "{:?}",
+            mails[0].rcpt
+        );
+        assert!(mails[0].data.contains("2025-08-15"), "{}", mails[0].data);
 
         // spec: SVC-312
         // spec: SVC-311
