@@ -437,6 +437,47 @@ impl Pipeline {
         active: &[Alert],
         now: Millis,
     ) -> Verdict {
+        self.walk(event, origin, |action_id, source, equals, event| {
+            let alert = active.iter().find(|alert| {
+                alert.integration_id == origin.integration_id
+                    && alert.is_active()
+                    && now.saturating_sub(alert.created_at) < DAY_MS
+                    && source.matches(&AlertSubject(alert))
+                    && equals.iter().all(|e| equal(e, event, alert))
+            })?;
+            Some(Verdict::Inhibited {
+                action_id: action_id.to_owned(),
+                source_alert_id: alert.alert_id.clone(),
+            })
+        })
+    }
+
+    /// What the list would do to `event` whatever the active alerts are, without changing it:
+    /// whether it is dropped, and whether an inhibit action would look for a source (its
+    /// condition matched a trigger). The batch processor uses it to decide when an alert
+    /// opened earlier in the same batch must be visible to a later event (ING-085).
+    pub fn dry_run(&self, event: &NewEvent, origin: &EventOrigin) -> DryRun {
+        let mut copy = event.clone();
+        let mut looks_for_source = false;
+        let verdict = self.walk(&mut copy, origin, |_, _, _, _| {
+            looks_for_source = true;
+            None
+        });
+        DryRun {
+            dropped: matches!(verdict, Verdict::Dropped { .. }),
+            looks_for_source,
+        }
+    }
+
+    /// The one evaluation loop behind [`Pipeline::run`] and [`Pipeline::dry_run`]: `inhibit`
+    /// is asked at each inhibit action whose condition matched a trigger, and ends the run
+    /// with the verdict it returns.
+    fn walk(
+        &self,
+        event: &mut NewEvent,
+        origin: &EventOrigin,
+        mut inhibit: impl FnMut(&str, &Filter, &[Equal], &NewEvent) -> Option<Verdict>,
+    ) -> Verdict {
         let trigger = event.event_status.is_trigger();
         for a in self.actions.iter().filter(|a| a.enabled) {
             if !a.filter.matches(&EventSubject { event, origin }) {
@@ -458,18 +499,8 @@ impl Pipeline {
                     };
                 }
                 Op::Inhibit { source, equals } if trigger => {
-                    let found = active.iter().find(|alert| {
-                        alert.integration_id == origin.integration_id
-                            && alert.is_active()
-                            && now.saturating_sub(alert.created_at) < DAY_MS
-                            && source.matches(&AlertSubject(alert))
-                            && equals.iter().all(|e| equal(e, event, alert))
-                    });
-                    if let Some(alert) = found {
-                        return Verdict::Inhibited {
-                            action_id: a.id.clone(),
-                            source_alert_id: alert.alert_id.clone(),
-                        };
+                    if let Some(verdict) = inhibit(&a.id, source, equals, event) {
+                        return verdict;
                     }
                 }
                 // ING-086: recoveries pass drop and inhibit actions untouched.
@@ -478,6 +509,16 @@ impl Pipeline {
         }
         Verdict::Keep
     }
+}
+
+/// See [`Pipeline::dry_run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DryRun {
+    /// A drop action discards the event (so it opens or changes no alert).
+    pub dropped: bool,
+    /// An inhibit action's condition matched the trigger, so its verdict depends on the
+    /// active alerts.
+    pub looks_for_source: bool,
 }
 
 /// The event's severity as conditions and templates see it: a trigger's status, or the

@@ -10,13 +10,15 @@
 //! (`dropped_by_pipeline`, `inhibited_by_pipeline`, channel 0, ING-262) and leave the batch
 //! before routing.
 //!
-//! The inhibit sources are the alerts as the batch found them: an alert that an earlier event
-//! of the same batch is about to open does not inhibit a later one (routing, channel rules and
-//! the merge decide its fate after this stage). Both usually arrive in different batches.
+//! The inhibit sources are read once per run of the stages. A batch whose later trigger could
+//! be inhibited by an alert an earlier event of the same integration may open, change or
+//! resolve is cut there ([`BatchPipelines::segment_len`]): the stages run on the first part,
+//! and the rest sees its alerts in the same transaction, so a batch decides as the same
+//! events pushed one at a time would.
 //!
 //! Every statement is scoped by `account_id` (DESIGN.md principle 6).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use klaxon_core::ids::IdSource;
 use klaxon_core::merge::Outcome;
@@ -187,96 +189,133 @@ async fn active_alerts(
     Ok(out)
 }
 
-/// Runs each event's integration pipeline on `queued` in place (ING-080…086): kept events
-/// stay, in order, possibly rewritten; discarded ones are removed and their outcomes
-/// returned. Reads once per batch (see the module docs).
-pub(crate) async fn apply(
-    conn: &mut AnyConnection,
-    queued: &mut Vec<QueuedEvent>,
-    ids: &mut impl IdSource,
-    now: Millis,
-) -> Result<Vec<EventOutcome>> {
-    let mut integrations: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
-    for q in queued.iter() {
-        integrations
-            .entry(q.origin.account_id)
-            .or_default()
-            .insert(q.origin.integration_id);
-    }
-    let mut pipelines: HashMap<(i64, i64), Pipeline> = HashMap::new();
-    let mut sources: HashMap<(i64, i64), Vec<Alert>> = HashMap::new();
-    for (account, set) in &integrations {
-        let list: Vec<i64> = set.iter().copied().collect();
-        let saved = load(conn, *account, &list).await?;
-        let mut inhibiting = Vec::new();
-        for (integration, record) in saved {
-            let (pipeline, broken) = Pipeline::compile_skipping(&record.actions);
-            for e in broken {
-                tracing::warn!(
-                    account = account,
-                    integration = integration,
-                    error = %e,
-                    "a stored pipeline action no longer compiles; it is skipped"
-                );
+/// The compiled pipelines of the integrations a batch carries, read once per batch.
+#[derive(Debug, Default)]
+pub(crate) struct BatchPipelines {
+    pipelines: HashMap<(i64, i64), Pipeline>,
+}
+
+impl BatchPipelines {
+    pub(crate) async fn load(conn: &mut AnyConnection, queued: &[QueuedEvent]) -> Result<Self> {
+        let mut integrations: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+        for q in queued {
+            integrations
+                .entry(q.origin.account_id)
+                .or_default()
+                .insert(q.origin.integration_id);
+        }
+        let mut pipelines = HashMap::new();
+        for (account, set) in &integrations {
+            let list: Vec<i64> = set.iter().copied().collect();
+            for (integration, record) in load(conn, *account, &list).await? {
+                let (pipeline, broken) = Pipeline::compile_skipping(&record.actions);
+                for e in broken {
+                    tracing::warn!(
+                        account = account,
+                        integration = integration,
+                        error = %e,
+                        "a stored pipeline action no longer compiles; it is skipped"
+                    );
+                }
+                if !pipeline.is_empty() {
+                    pipelines.insert((*account, integration), pipeline);
+                }
             }
-            if pipeline.is_empty() {
+        }
+        Ok(BatchPipelines { pipelines })
+    }
+
+    /// How many events from the front of `queued` can go through the stages together (at
+    /// least one). The inhibit sources (ING-085) are read once per run of the stages, so a
+    /// trigger whose inhibit action looks for a source must not share a run with an earlier
+    /// event of its integration that may open, change or resolve one of those alerts: the
+    /// run ends before it, and the next run reads the alerts as the earlier events left them
+    /// (same transaction). One batch then decides exactly as the same events pushed one by
+    /// one would. Integrations without an inhibit action never split a batch.
+    pub(crate) fn segment_len(&self, queued: &[QueuedEvent]) -> usize {
+        let mut touched: HashSet<(i64, i64)> = HashSet::new();
+        for (i, q) in queued.iter().enumerate() {
+            let key = (q.origin.account_id, q.origin.integration_id);
+            let Some(pipeline) = self.pipelines.get(&key) else {
+                continue;
+            };
+            if !pipeline.inhibits() {
                 continue;
             }
-            if pipeline.inhibits() {
-                inhibiting.push(integration);
+            let dry = pipeline.dry_run(&q.event, &q.origin);
+            if i > 0 && dry.looks_for_source && touched.contains(&key) {
+                return i;
             }
-            pipelines.insert((*account, integration), pipeline);
+            if !dry.dropped {
+                touched.insert(key);
+            }
         }
-        // Only integrations with a trigger in the batch can inhibit anything (ING-086).
-        inhibiting.retain(|i| {
-            queued.iter().any(|q| {
-                q.origin.account_id == *account
-                    && q.origin.integration_id == *i
-                    && q.event.event_status.is_trigger()
-            })
-        });
-        if inhibiting.is_empty() {
-            continue;
-        }
-        inhibiting.sort_unstable();
-        for alert in active_alerts(conn, *account, &inhibiting, now - DAY_MS).await? {
-            sources
-                .entry((alert.account_id, alert.integration_id))
-                .or_default()
-                .push(alert);
-        }
+        queued.len()
     }
-    if pipelines.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut outcomes = Vec::new();
-    let mut kept = Vec::with_capacity(queued.len());
-    for mut q in queued.drain(..) {
-        let key = (q.origin.account_id, q.origin.integration_id);
-        let Some(pipeline) = pipelines.get(&key) else {
-            kept.push(q);
-            continue;
-        };
-        let active = sources.get(&key).map(Vec::as_slice).unwrap_or_default();
-        let (outcome, rule_id) = match pipeline.run(&mut q.event, &q.origin, active, now) {
-            Verdict::Keep => {
+
+    /// Runs each event's integration pipeline on `queued` in place (ING-080…086): kept events
+    /// stay, in order, possibly rewritten; discarded ones are removed and their outcomes
+    /// returned. The inhibit sources are read once per call (see [`Self::segment_len`]).
+    pub(crate) async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        queued: &mut Vec<QueuedEvent>,
+        ids: &mut impl IdSource,
+        now: Millis,
+    ) -> Result<Vec<EventOutcome>> {
+        if self.pipelines.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Only integrations with an inhibit action and a trigger in the batch can inhibit
+        // anything (ING-086).
+        let mut inhibiting: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+        for q in queued.iter() {
+            let key = (q.origin.account_id, q.origin.integration_id);
+            if q.event.event_status.is_trigger()
+                && self.pipelines.get(&key).is_some_and(Pipeline::inhibits)
+            {
+                inhibiting.entry(key.0).or_default().insert(key.1);
+            }
+        }
+        let mut sources: HashMap<(i64, i64), Vec<Alert>> = HashMap::new();
+        for (account, set) in &inhibiting {
+            let list: Vec<i64> = set.iter().copied().collect();
+            for alert in active_alerts(conn, *account, &list, now - DAY_MS).await? {
+                sources
+                    .entry((alert.account_id, alert.integration_id))
+                    .or_default()
+                    .push(alert);
+            }
+        }
+        let mut outcomes = Vec::new();
+        let mut kept = Vec::with_capacity(queued.len());
+        for mut q in queued.drain(..) {
+            let key = (q.origin.account_id, q.origin.integration_id);
+            let Some(pipeline) = self.pipelines.get(&key) else {
                 kept.push(q);
                 continue;
-            }
-            Verdict::Dropped { action_id } => (Outcome::DroppedByPipeline, action_id),
-            Verdict::Inhibited { action_id, .. } => (Outcome::InhibitedByPipeline, action_id),
-        };
-        let why = Explanation {
-            outcome: Some(outcome),
-            rule_id,
-            ..Explanation::default()
-        };
-        let id = klaxon_core::ids::object_id(now, ids.random8());
-        let mut record = EventOutcome::new(&q, &why, id, now);
-        // ING-262: integration-level discards happen before routing (channel 0).
-        record.channel_id = 0;
-        outcomes.push(record);
+            };
+            let active = sources.get(&key).map(Vec::as_slice).unwrap_or_default();
+            let (outcome, rule_id) = match pipeline.run(&mut q.event, &q.origin, active, now) {
+                Verdict::Keep => {
+                    kept.push(q);
+                    continue;
+                }
+                Verdict::Dropped { action_id } => (Outcome::DroppedByPipeline, action_id),
+                Verdict::Inhibited { action_id, .. } => (Outcome::InhibitedByPipeline, action_id),
+            };
+            let why = Explanation {
+                outcome: Some(outcome),
+                rule_id,
+                ..Explanation::default()
+            };
+            let id = klaxon_core::ids::object_id(now, ids.random8());
+            let mut record = EventOutcome::new(&q, &why, id, now);
+            // ING-262: integration-level discards happen before routing (channel 0).
+            record.channel_id = 0;
+            outcomes.push(record);
+        }
+        *queued = kept;
+        Ok(outcomes)
     }
-    *queued = kept;
-    Ok(outcomes)
 }

@@ -111,10 +111,6 @@ pub(crate) async fn process_inbox(
             q.origin.received_at,
         )
     }));
-    let mut ids = Recording {
-        inner: RandomIds,
-        made: HashSet::new(),
-    };
     // Stage 4 (ING-060): label enrichment, in place, before the pipeline and routing.
     let enriched = crate::enrichment::apply(&mut tx, &mut queued, answers).await?;
     if !enriched.calls.is_empty() {
@@ -122,77 +118,17 @@ pub(crate) async fn process_inbox(
         tx.rollback().await?;
         return Ok(Processed::NeedCalls(enriched.calls));
     }
-    // Stage 5 (ING-080…086): the integrations' pipelines rewrite events in place; those they
-    // drop or inhibit are recorded and go no further.
-    let discarded = crate::pipeline::apply(&mut tx, &mut queued, &mut ids.inner, now).await?;
-    // Stage 6 (ING-090…094): shared integrations' events become one copy per target
-    // channel; those reaching none are recorded as `no_route` and go no further.
-    let routed = crate::routing::route_batch(&mut tx, queued, &mut ids.inner, now).await?;
-    let queued = routed.work;
-    let mut batch = Batch::default();
-    batch.prefetch(&mut tx, &queued).await?;
-    // Drop, silence and inhibit rules (ING-101, ING-130, ING-140): read once per batch.
-    let noise = crate::noise::BatchNoise::load(&mut tx, &queued, now).await?;
-    // Channel status (ING-100) and grouping policies (ING-150…159): read once per batch.
-    let channels = crate::channels::BatchChannels::load(&mut tx, &queued, now).await?;
-    let mut outcomes = Vec::with_capacity(queued.len() + discarded.len() + routed.no_route.len());
-    outcomes.extend(discarded);
-    outcomes.extend(routed.no_route);
-    for q in &queued {
-        let decision = if channels.is_closed(q) {
-            channel_disabled()
-        } else {
-            let candidate = batch.candidate(&mut tx, q).await?;
-            let mut decision = noise.decide(q, candidate, &batch.incidents, now, &mut ids);
-            group(
-                &mut batch,
-                &mut tx,
-                &channels,
-                q,
-                &mut decision,
-                &ids.made,
-                now,
-            )
-            .await?;
-            decision
-        };
-        // ING-262: every event records its outcome.
-        let outcome_id = klaxon_core::ids::object_id(now, ids.inner.random8());
-        outcomes.push(crate::noise::EventOutcome::new(
-            q,
-            &decision.why,
-            outcome_id,
-            now,
-        ));
-        batch
-            .apply(&mut tx, q.origin.account_id, decision.effects, &ids.made)
-            .await?;
+    // Stages 5 and after run on runs of events that cannot see each other's alerts through a
+    // pipeline inhibit action (see `pipeline::BatchPipelines::segment_len`); almost always
+    // the whole batch is one run.
+    let pipelines = crate::pipeline::BatchPipelines::load(&mut tx, &queued).await?;
+    let mut outcomes = Vec::new();
+    let mut rest = queued;
+    while !rest.is_empty() {
+        let tail = rest.split_off(pipelines.segment_len(&rest));
+        let run = std::mem::replace(&mut rest, tail);
+        outcomes.extend(process_run(&mut tx, &pipelines, run, now).await?);
     }
-    // ING-180: flag the new incidents before the response side sees them (RSP-204), and say
-    // so in the outcome of the event that opened each (ING-262).
-    let flagged = crate::flapping::mark(
-        &mut tx,
-        &channels,
-        &mut batch.incidents,
-        &batch.created,
-        now,
-    )
-    .await?;
-    if !flagged.is_empty() {
-        for o in &mut outcomes {
-            o.is_flapping = o.outcome == "new_alert" && flagged.contains(&o.incident_id);
-        }
-    }
-    crate::response::after_ingest(
-        &mut tx,
-        &mut batch.incidents,
-        &batch.created,
-        &batch.event_closed,
-        &batch.grown,
-        now,
-    )
-    .await?;
-    batch.write(&mut tx, now).await?;
     // ING-262 detail flags of stage 4.
     enriched.mark(&mut outcomes);
     crate::noise::insert_outcomes(&mut tx, &outcomes).await?;
@@ -221,6 +157,82 @@ pub(crate) async fn process_inbox(
         Finish::Rollback => tx.rollback().await?,
     }
     Ok(Processed::Done(seqs.len()))
+}
+
+/// Stages 5 to the end of ingest.md §1.4 for one run of a batch's events, in the batch's
+/// transaction: pipeline, routing, channel rules, merge and grouping, flapping, the response
+/// side, and the writes. Returns every event's outcome (ING-262).
+async fn process_run(
+    tx: &mut AnyConnection,
+    pipelines: &crate::pipeline::BatchPipelines,
+    mut queued: Vec<QueuedEvent>,
+    now: Millis,
+) -> Result<Vec<crate::noise::EventOutcome>> {
+    // A fresh record per run: an id it made is a row new to the database, and the rows of
+    // the runs before are written by now.
+    let mut ids = Recording {
+        inner: RandomIds,
+        made: HashSet::new(),
+    };
+    // Stage 5 (ING-080…086): the integrations' pipelines rewrite events in place; those they
+    // drop or inhibit are recorded and go no further.
+    let discarded = pipelines
+        .apply(tx, &mut queued, &mut ids.inner, now)
+        .await?;
+    // Stage 6 (ING-090…094): shared integrations' events become one copy per target
+    // channel; those reaching none are recorded as `no_route` and go no further.
+    let routed = crate::routing::route_batch(tx, queued, &mut ids.inner, now).await?;
+    let queued = routed.work;
+    let mut batch = Batch::default();
+    batch.prefetch(tx, &queued).await?;
+    // Drop, silence and inhibit rules (ING-101, ING-130, ING-140): read once per batch.
+    let noise = crate::noise::BatchNoise::load(tx, &queued, now).await?;
+    // Channel status (ING-100) and grouping policies (ING-150…159): read once per batch.
+    let channels = crate::channels::BatchChannels::load(tx, &queued, now).await?;
+    let mut outcomes = Vec::with_capacity(queued.len() + discarded.len() + routed.no_route.len());
+    outcomes.extend(discarded);
+    outcomes.extend(routed.no_route);
+    for q in &queued {
+        let decision = if channels.is_closed(q) {
+            channel_disabled()
+        } else {
+            let candidate = batch.candidate(tx, q).await?;
+            let mut decision = noise.decide(q, candidate, &batch.incidents, now, &mut ids);
+            group(&mut batch, tx, &channels, q, &mut decision, &ids.made, now).await?;
+            decision
+        };
+        // ING-262: every event records its outcome.
+        let outcome_id = klaxon_core::ids::object_id(now, ids.inner.random8());
+        outcomes.push(crate::noise::EventOutcome::new(
+            q,
+            &decision.why,
+            outcome_id,
+            now,
+        ));
+        batch
+            .apply(tx, q.origin.account_id, decision.effects, &ids.made)
+            .await?;
+    }
+    // ING-180: flag the new incidents before the response side sees them (RSP-204), and say
+    // so in the outcome of the event that opened each (ING-262).
+    let flagged =
+        crate::flapping::mark(tx, &channels, &mut batch.incidents, &batch.created, now).await?;
+    if !flagged.is_empty() {
+        for o in &mut outcomes {
+            o.is_flapping = o.outcome == "new_alert" && flagged.contains(&o.incident_id);
+        }
+    }
+    crate::response::after_ingest(
+        tx,
+        &mut batch.incidents,
+        &batch.created,
+        &batch.event_closed,
+        &batch.grown,
+        now,
+    )
+    .await?;
+    batch.write(tx, now).await?;
+    Ok(outcomes)
 }
 
 /// ING-100: an event for a channel that is not enabled is discarded.

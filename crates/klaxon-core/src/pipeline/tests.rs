@@ -343,6 +343,49 @@ fn host_inhibit() -> Vec<PipelineAction> {
 }
 
 #[test]
+fn a_dry_run_tells_whether_an_inhibit_action_looks_for_a_source() {
+    // spec: ING-085, ING-084, ING-086 — the batch processor's question: does this event's
+    // fate depend on the integration's active alerts, and can it open one?
+    let p = Pipeline::compile(&[
+        when(
+            act("drop", Action::Drop),
+            vec![Condition::is_in("labels.env", ["dev"])],
+        ),
+        when(
+            act(
+                "inh",
+                inhibit(
+                    vec![Condition::is_in("severity", ["Critical"])],
+                    &[],
+                    &["host"],
+                ),
+            ),
+            vec![Condition::is_in("severity", ["Warning"])],
+        ),
+    ])
+    .unwrap();
+    let o = origin();
+    let warning = event(Status::Warning, &[("host", "h1")]);
+    let dry = p.dry_run(&warning, &o);
+    assert!(dry.looks_for_source && !dry.dropped);
+    // The event itself is left as it was.
+    assert_eq!(warning, event(Status::Warning, &[("host", "h1")]));
+
+    let critical = event(Status::Critical, &[("host", "h1")]);
+    let dry = p.dry_run(&critical, &o);
+    assert!(!dry.looks_for_source && !dry.dropped);
+
+    let dev = event(Status::Warning, &[("host", "h1"), ("env", "dev")]);
+    let dry = p.dry_run(&dev, &o);
+    assert!(dry.dropped && !dry.looks_for_source);
+
+    // A recovery passes drop and inhibit untouched (ING-086).
+    let ok = event(Status::Ok, &[("host", "h1"), ("env", "dev")]);
+    let dry = p.dry_run(&ok, &o);
+    assert!(!dry.dropped && !dry.looks_for_source);
+}
+
+#[test]
 fn inhibit_needs_an_active_young_alert_of_the_same_integration() {
     // spec: ING-085 — same integration (any channel), active, created < 24 h ago.
     let mut e = event(Status::Warning, &[("host", "h1")]);

@@ -73,6 +73,17 @@ impl Db {
         })
     }
 
+    /// Another fresh store on the same backend, for comparing two histories.
+    pub async fn sibling(&self) -> Db {
+        if self.pg.is_some() {
+            Db::postgres()
+                .await
+                .expect("PostgreSQL was reachable a moment ago")
+        } else {
+            Db::sqlite().await
+        }
+    }
+
     pub async fn finish(self) {
         self.store.close().await;
         self.raw.close().await;
