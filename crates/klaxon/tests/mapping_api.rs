@@ -514,3 +514,149 @@ on_both_backends!(override_replaces_labels, |url: String| async move {
     assert_eq!(labels_of(&alerts, "k-over")["env"], "staging");
     t.stop().await;
 });
+
+// ---- a mapping service behind TLS with a self-signed certificate ----
+
+/// An HTTPS mapping service whose certificate no client trusts: every request it reads is
+/// recorded (as its JSON body) and answered with one result label. Plain HTTP/1.1 over
+/// rustls, one request per connection, enough for the caller's POST.
+struct TlsFake {
+    base: String,
+    bodies: Arc<Mutex<Vec<Value>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsFake {
+    async fn start() -> TlsFake {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let (acceptor, _pem) = common::smtp_sink::test_tls(dir.path());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("https://{}", listener.local_addr().unwrap());
+        let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let seen = bodies.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends the handshake here.
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let (head_len, body_len) = loop {
+                        let n = tls.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            break (end + 4, length);
+                        }
+                    };
+                    while buf.len() < head_len + body_len {
+                        let n = tls.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    let body = serde_json::from_slice(&buf[head_len..head_len + body_len])
+                        .unwrap_or(Value::Null);
+                    seen.lock().unwrap().push(body);
+                    let reply = json!({"result_labels": {"owner": "dba"}}).to_string();
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{reply}",
+                        reply.len()
+                    );
+                    let _ = tls.write_all(response.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        TlsFake {
+            base,
+            bodies,
+            _dir: dir,
+        }
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| b["event"]["alert_key"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+}
+
+on_both_backends!(
+    insecure_skip_verify_is_the_only_way_to_a_self_signed_service,
+    |url: String| async move {
+        let fake = TlsFake::start().await;
+        let mut t = TestServer::start_with(&url, |c| {
+            c.notify.allow_private_targets = true;
+        })
+        .await;
+        // spec: ING-074 — `insecure_skip_verify` defaults to false: the certificate is checked.
+        let created = ok(t
+            .api(
+                "/enrichment/mapping/api/create",
+                json!({"api_name": "CMDB over TLS",
+                       "url": format!("{}/host/{{{{.Labels.host}}}}", fake.base),
+                       "timeout": 1, "retry_count": 0}),
+            )
+            .await);
+        assert_eq!(created["insecure_skip_verify"], false);
+        let api_id = created["api_id"].as_str().unwrap().to_string();
+        let integration = ok(t.api("/integration/list", json!({})).await)["items"][0].clone();
+        let iid = integration["integration_id"].as_i64().unwrap();
+        ok(t.api(
+            "/enrichment/upsert",
+            json!({"integration_id": iid, "rules": [{"type": "map", "source": "api",
+                   "service_id": api_id, "result_label_keys": ["owner"]}]}),
+        )
+        .await);
+
+        // spec: ING-073 — an untrusted certificate fails the call like any transport error:
+        // the event goes on unenriched, marked, and the service never sees the request.
+        let requests = push_all(&t, &[("k-verified", "ok")]).await;
+        t.drained().await;
+        let o = outcome(&t, &requests["k-verified"]).await;
+        assert_eq!(o["enrich_error"], true, "{o}");
+        assert_eq!(o["outcome"], "new_alert");
+        assert!(fake.keys().is_empty(), "{:?}", fake.keys());
+        let alerts = t.alerts().await;
+        assert!(labels_of(&alerts, "k-verified").get("owner").is_none());
+
+        // spec: ING-074 — with `insecure_skip_verify` the same service answers.
+        let updated = ok(t
+            .api(
+                "/enrichment/mapping/api/update",
+                json!({"api_id": api_id, "insecure_skip_verify": true}),
+            )
+            .await);
+        assert_eq!(updated["insecure_skip_verify"], true);
+        let requests = push_all(&t, &[("k-skipped", "ok")]).await;
+        t.drained().await;
+        let o = outcome(&t, &requests["k-skipped"]).await;
+        assert_eq!(o["enrich_error"], false, "{o}");
+        assert_eq!(fake.keys(), vec!["k-skipped".to_string()]);
+        let alerts = t.alerts().await;
+        assert_eq!(labels_of(&alerts, "k-skipped")["owner"], "dba");
+        t.stop().await;
+    }
+);
