@@ -365,6 +365,84 @@ pub fn check(
     Ok(())
 }
 
+/// What happened to a grant that its tenant's owner and admins are told of (SVC-221, SVC-316
+/// category `access_grant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantEvent {
+    Created,
+    Revoked,
+    Expired,
+}
+
+impl GrantEvent {
+    /// The notice template id.
+    pub fn template_id(self) -> &'static str {
+        match self {
+            GrantEvent::Created => "access_grant_created",
+            GrantEvent::Revoked => "access_grant_revoked",
+            GrantEvent::Expired => "access_grant_expired",
+        }
+    }
+}
+
+/// The subject and text of the notice of `event` for `terms` of grant `grant_id`, at `at`.
+/// Times are given in UTC with the zone named, so the text reads the same to every
+/// recipient whatever their own zone.
+pub fn notice_text(
+    event: GrantEvent,
+    grant_id: i64,
+    terms: &GrantTerms,
+    at: Timestamp,
+) -> (String, String) {
+    let who = match terms.grantee {
+        Grantee::Staff(id) => format!("staff member {id}"),
+        Grantee::SupportTeam => "the support team".to_string(),
+    };
+    let channels = if terms.channel_ids.is_empty() {
+        "every channel".to_string()
+    } else {
+        let ids: Vec<String> = terms.channel_ids.iter().map(i64::to_string).collect();
+        format!("channels {}", ids.join(", "))
+    };
+    let utc = |t: Timestamp| t.strftime("%Y-%m-%d %H:%M UTC").to_string();
+    let (subject, opening) = match event {
+        GrantEvent::Created => (
+            format!("Operator access granted (grant {grant_id})"),
+            format!(
+                "Your organisation granted {who} access to its data, from {} until {}.",
+                utc(terms.starts_at),
+                utc(terms.ends_at)
+            ),
+        ),
+        GrantEvent::Revoked => (
+            format!("Operator access revoked (grant {grant_id})"),
+            format!(
+                "Grant {grant_id} was revoked at {}; {who} can no longer use it.",
+                utc(at)
+            ),
+        ),
+        GrantEvent::Expired => (
+            format!("Operator access ended (grant {grant_id})"),
+            format!(
+                "Grant {grant_id} expired at {}; {who} can no longer use it.",
+                utc(terms.ends_at)
+            ),
+        ),
+    };
+    let mut content = format!(
+        "{opening}\n\nScope: {}\nResources: {channels}\nPurpose: {}\n",
+        terms.scope.as_text(),
+        terms.purpose
+    );
+    if !terms.ticket_id.is_empty() {
+        content.push_str(&format!("Ticket: {}\n", terms.ticket_id));
+    }
+    content.push_str(
+        "\nEvery use of the grant is in your audit log. The owner or an admin can revoke it at any time.\n",
+    );
+    (subject, content)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -563,5 +641,30 @@ mod tests {
         assert!(g.names(1, StaffRole::Support));
         assert!(!g.names(1, StaffRole::Legal));
         assert_eq!(g.status(now), Status::Active);
+    }
+
+    #[test]
+    fn grant_notices_name_the_grantee_window_scope_and_purpose() {
+        // spec: SVC-221 — the owner is told of a grant, its revocation and its expiry.
+        let terms = GrantTerms {
+            grantee: Grantee::SupportTeam,
+            scope: Scope::ReadIncidents,
+            channel_ids: vec![7, 9],
+            purpose: "ticket 42: missing pages".into(),
+            ticket_id: "42".into(),
+            starts_at: "2025-03-01T08:00:00Z".parse().unwrap(),
+            ends_at: "2025-03-08T08:00:00Z".parse().unwrap(),
+        };
+        let at: Timestamp = "2025-03-02T10:30:00Z".parse().unwrap();
+        let (subject, text) = notice_text(GrantEvent::Created, 5, &terms, at);
+        assert_eq!(subject, "Operator access granted (grant 5)");
+        assert!(text.contains("the support team access to its data, from 2025-03-01 08:00 UTC until 2025-03-08 08:00 UTC"), "{text}");
+        assert!(text.contains("Scope: read_incidents\nResources: channels 7, 9\nPurpose: ticket 42: missing pages\nTicket: 42"), "{text}");
+        let (subject, text) = notice_text(GrantEvent::Revoked, 5, &terms, at);
+        assert_eq!(subject, "Operator access revoked (grant 5)");
+        assert!(text.contains("revoked at 2025-03-02 10:30 UTC"), "{text}");
+        let (_, text) = notice_text(GrantEvent::Expired, 5, &terms, at);
+        assert!(text.contains("expired at 2025-03-08 08:00 UTC"), "{text}");
+        assert_eq!(GrantEvent::Expired.template_id(), "access_grant_expired");
     }
 }

@@ -120,6 +120,39 @@ impl Category {
         }
     }
 
+    /// Every category, for reading a stored name back.
+    pub const ALL: [Category; 24] = [
+        Category::AgreementVersion { material: false },
+        Category::AgreementVersion { material: true },
+        Category::AgreementRetracted,
+        Category::AdverseChange,
+        Category::ExpiryReminder,
+        Category::AutoRenewFailed,
+        Category::BalanceLow,
+        Category::AllowanceThreshold,
+        Category::CommunicationSkipped,
+        Category::Overdue,
+        Category::Suspension,
+        Category::Restoration,
+        Category::ServiceEnded,
+        Category::PurgeWarning,
+        Category::PurgeCertificate,
+        Category::OperatorTermination,
+        Category::Maintenance,
+        Category::ExtendedOutage,
+        Category::AccessGrant,
+        Category::LawfulDisclosure,
+        Category::SecurityIncident,
+        Category::BonusExpiring,
+        Category::SlaClaimDecided,
+        Category::DormantLogin,
+    ];
+
+    /// The category of a stored name ([`Category::as_str`]).
+    pub fn parse(name: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     /// The channels SVC-316 requires for this category, in-app first when it has one.
     /// Postal mail of an operator termination is optional and sent outside the platform.
     pub fn channels(self) -> &'static [Channel] {

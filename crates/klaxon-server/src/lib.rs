@@ -25,6 +25,7 @@ mod health;
 mod keycache;
 mod limits;
 mod mapping_api;
+mod notices;
 mod openapi;
 mod operator;
 mod password_reset;
@@ -82,6 +83,7 @@ pub struct Server {
     smtp: Option<(SocketAddr, JoinHandle<()>)>,
     saas_worker: JoinHandle<()>,
     support_worker: JoinHandle<()>,
+    notice_worker: JoinHandle<()>,
     saas: Option<Arc<saas::SaasRuntime>>,
     store: Store,
     state: AppState,
@@ -203,6 +205,7 @@ impl Server {
         let _ = self.delivery.await;
         let _ = self.saas_worker.await;
         let _ = self.support_worker.await;
+        let _ = self.notice_worker.await;
         if let Some((_, smtp)) = self.smtp {
             let _ = smtp.await;
         }
@@ -304,6 +307,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
     let saas = state.saas.clone();
     let saas_worker = tokio::spawn(saas::run(state.clone(), shutdown_rx.clone()));
     let support_worker = tokio::spawn(support::run(state.clone(), shutdown_rx.clone()));
+    let notice_worker = tokio::spawn(notices::run(state.clone(), shutdown_rx.clone()));
     // A bad [notify] section stops the start before any worker runs, even on a node that
     // does not deliver, so it shows before delivery is turned on anywhere.
     config.notify.validate().map_err(StartError::Notify)?;
@@ -397,6 +401,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
         smtp,
         saas_worker,
         support_worker,
+        notice_worker,
         saas,
         store,
         state: node_state,

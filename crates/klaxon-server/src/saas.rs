@@ -198,8 +198,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// SVC-221: a grant expires by itself (the check compares its end with the time); this
-/// writes the expiry into the tenant's audit log once. The owner's notice of the expiry is
-/// to be sent from here when notices exist.
+/// writes the expiry into the tenant's audit log once and queues the owner's notice of it.
 async fn record_expiries(state: &AppState, now: klaxon_core::model::Millis) {
     match state.store.record_grant_expiries(now).await {
         Ok(done) => {

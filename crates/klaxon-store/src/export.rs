@@ -153,6 +153,8 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("saas_notices", OperatorRecord),
     ("saas_documents", OperatorRecord),
     ("saas_acceptances", OperatorRecord),
+    // Notices not yet given (SVC-312): the operator's to-do list, kept like the records.
+    ("saas_notice_outbox", OperatorRecord),
     // Operator access (SVC-226): staff identities (tokens hashed), the tenant's access grants
     // and the lawful-request register are kept as evidence after a purge.
     ("saas_staff", OperatorRecord),

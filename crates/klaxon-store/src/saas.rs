@@ -36,6 +36,7 @@ use crate::{Store, StoreError};
 mod access;
 mod agreements;
 mod licences;
+mod notice_outbox;
 mod notices;
 pub use access::{
     Disclosure, GrantRecord, LawfulRequest, NewLawfulRequest, StaffAccess, StaffRecord, staff_actor,
@@ -44,6 +45,7 @@ pub use agreements::{AcceptanceRecord, Decided, DocumentVersion, NewDecision, Ne
 pub use licences::{
     ActiveUser, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView, licence_sku,
 };
+pub use notice_outbox::QueuedNotice;
 pub use notices::{NewNotice, NoticeRecord};
 
 /// The deployment's billing settings, from the server configuration.

@@ -789,3 +789,155 @@ on_both_backends!(
         drop_db(&url).await;
     }
 );
+
+/// Waits (bounded) until the sink holds `n` mails: the node gives notices in the background.
+async fn mails(sink: &common::smtp_sink::Smtp, n: usize) -> Vec<common::smtp_sink::Mail> {
+    for _ in 0..200 {
+        let got = sink.mails();
+        if got.len() >= n {
+            return got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("expected {n} mails, got {:?}", sink.mails());
+}
+
+/// (template, channel, status) of the tenant's access-grant notices.
+async fn grant_notices(n: &Node, owner: &str) -> Vec<(String, String, String)> {
+    n.ok(owner, "/account/notice/list", json!({"limit": 100}))
+        .await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["category"] == "access_grant")
+        .map(|i| {
+            (
+                i["template_id"].as_str().unwrap().to_string(),
+                i["channel"].as_str().unwrap().to_string(),
+                i["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The access-grant notices once `count` are recorded (the records follow the e-mails).
+async fn recorded(n: &Node, owner: &str, count: usize) -> Vec<(String, String, String)> {
+    for _ in 0..200 {
+        let got = grant_notices(n, owner).await;
+        if got.len() >= count {
+            return got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "expected {count} notices, got {:?}",
+        grant_notices(n, owner).await
+    );
+}
+
+on_both_backends!(
+    the_owner_is_told_of_each_grant_made_revoked_and_expired,
+    |url: String| async move {
+        let sink = common::smtp_sink::Smtp::start().await;
+        let (host, port) = (sink.addr.ip().to_string(), sink.addr.port());
+        let n = Node::start(&url, |c| {
+            saas(c);
+            c.notify.email = Some(klaxon_notify::SmtpConfig {
+                host,
+                port,
+                security: klaxon_notify::SmtpSecurity::None,
+                from: "Example Cloud <noreply@example.com>".into(),
+                ..klaxon_notify::SmtpConfig::default()
+            });
+        })
+        .await;
+        let owner = n.owner_key();
+        // spec: SVC-221, SVC-316 (access_grant: in-app and e-mail) — a grant made.
+        let g1 = n
+            .ok(
+                &owner,
+                "/account/access-grant/create",
+                json!({"scope": "read_incidents", "purpose": "ticket 42: missing pages",
+                       "ticket_id": "42"}),
+            )
+            .await["grant_id"]
+            .as_i64()
+            .unwrap();
+        let got = mails(&sink, 1).await;
+        assert!(
+            got[0]
+                .data
+                .contains(&format!("Operator access granted (grant {g1})")),
+            "{}",
+            got[0].data
+        );
+        assert!(got[0].data.contains("Purpose: ticket 42: missing pages"));
+        // spec: SVC-312 — each sending is recorded, the in-app copy in the owner's inbox.
+        let mut seen = recorded(&n, &owner, 2).await;
+        seen.sort();
+        assert_eq!(
+            seen,
+            vec![
+                ("access_grant_created".into(), "email".into(), "sent".into()),
+                (
+                    "access_grant_created".into(),
+                    "in_app".into(),
+                    "sent".into()
+                ),
+            ]
+        );
+
+        // Revoked.
+        n.ok(
+            &owner,
+            "/account/access-grant/revoke",
+            json!({"grant_id": g1}),
+        )
+        .await;
+        let got = mails(&sink, 2).await;
+        assert!(
+            got[1]
+                .data
+                .contains(&format!("Operator access revoked (grant {g1})"))
+        );
+        // Revoking again changes nothing and tells nobody twice.
+        n.ok(
+            &owner,
+            "/account/access-grant/revoke",
+            json!({"grant_id": g1}),
+        )
+        .await;
+
+        // Expired: a one-hour grant, then the clock moves past its end.
+        let end = n.now() / 1000 + 3600;
+        let g2 = n
+            .ok(
+                &owner,
+                "/account/access-grant/create",
+                json!({"scope": "read_config", "purpose": "config review", "end_time": end}),
+            )
+            .await["grant_id"]
+            .as_i64()
+            .unwrap();
+        mails(&sink, 3).await;
+        n.advance(2 * 3_600_000);
+        let got = mails(&sink, 4).await;
+        assert!(
+            got[3]
+                .data
+                .contains(&format!("Operator access ended (grant {g2})"))
+        );
+        let seen = recorded(&n, &owner, 8).await;
+        assert_eq!(seen.len(), 8, "{seen:?}");
+        assert_eq!(
+            seen.iter()
+                .filter(|(t, c, _)| t == "access_grant_expired" && c == "email")
+                .count(),
+            1
+        );
+        assert_eq!(sink.mails().len(), 4, "the second revoke told nobody");
+        assert_eq!(n.server.store().saas_notice_outbox_len().await.unwrap(), 0);
+        n.server.shutdown().await;
+        drop_db(&url).await;
+    }
+);

@@ -140,8 +140,7 @@ async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
         )
         .await
         .map_err(store_err)?;
-    // SVC-221 wants the owner notified of the new grant; notices are not wired yet, the
-    // audit record of this call is the event they will hang off.
+    // SVC-221: the owner's notice was queued with the grant (`notices` gives it).
     Ok(render(&g, now))
 }
 

@@ -9,10 +9,12 @@
 
 use jiff::Timestamp;
 use klaxon_core::model::Millis;
-use klaxon_saas::grant::{Grant, GrantTerms, Grantee, Scope, StaffRole};
+use klaxon_saas::grant::{Grant, GrantEvent, GrantTerms, Grantee, Scope, StaffRole, notice_text};
+use klaxon_saas::notice::Category;
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
+use super::notice_outbox::enqueue;
 use crate::db::Sql;
 use crate::rows::{get_i64, get_str};
 use crate::signin::{hash_secret, random_hex};
@@ -124,6 +126,27 @@ fn staff_row(r: &AnyRow) -> Result<StaffRecord> {
 const STAFF_COLUMNS: &str = "staff_id, name, role, created_at, created_by, revoked_at";
 const GRANT_COLUMNS: &str = "grant_id, account_id, grantee_staff_id, scope, channel_ids, purpose, ticket_id, starts_at, ends_at, created_at, created_by, revoked_at, revoked_by";
 const LAWFUL_COLUMNS: &str = "request_id, account_id, authority, legal_basis, reference, received_on, scope_requested, nondisclosure, nondisclosure_until, nondisclosure_lapsed_at, notice_decision, notified_on, recorded_by, created_at, approvers, scope_disclosed, disclosed_at, disclosure_method, package_sha256";
+
+/// SVC-221: the owner and admins are told when a grant is made, revoked or expires; the
+/// notice is queued in the transaction of the change (`notice_outbox`).
+async fn queue_grant_notice(
+    conn: &mut AnyConnection,
+    event: GrantEvent,
+    g: &Grant,
+    at: Millis,
+) -> Result<()> {
+    let text = notice_text(event, g.grant_id, &g.terms, ts(at)?);
+    enqueue(
+        conn,
+        g.account_id,
+        Category::AccessGrant,
+        event.template_id(),
+        text,
+        &format!("access_grant:{}", g.grant_id),
+        at,
+    )
+    .await
+}
 
 fn grant_row(r: &AnyRow) -> Result<GrantRecord> {
     let grantee = match get_i64(r, "grantee_staff_id")? {
@@ -363,8 +386,12 @@ impl Store {
             .push(", ")
             .bind(member_id)
             .push(&format!(") RETURNING {GRANT_COLUMNS}"));
-        let row = sql.query().fetch_one(&self.inner.write).await?;
-        grant_row(&row)
+        let mut tx = self.inner.write.begin().await?;
+        let row = sql.query_on(&tx).fetch_one(&mut *tx).await?;
+        let g = grant_row(&row)?;
+        queue_grant_notice(&mut tx, GrantEvent::Created, &g.grant, now).await?;
+        tx.commit().await?;
+        Ok(g)
     }
 
     /// The account's grants, newest first.
@@ -404,13 +431,23 @@ impl Store {
             .bind(account_id)
             .push(" AND grant_id = ")
             .bind(grant_id);
-        sql.query().execute(&self.inner.write).await?;
+        let mut tx = self.inner.write.begin().await?;
+        let revoked = sql.query_on(&tx).execute(&mut *tx).await?.rows_affected() > 0;
+        if revoked {
+            let mut get = Sql::new(&format!(
+                "SELECT {GRANT_COLUMNS} FROM saas_access_grants WHERE grant_id = "
+            ));
+            get.bind(grant_id);
+            let row = get.query_on(&tx).fetch_one(&mut *tx).await?;
+            queue_grant_notice(&mut tx, GrantEvent::Revoked, &grant_row(&row)?.grant, now).await?;
+        }
+        tx.commit().await?;
         self.grant(account_id, grant_id).await
     }
 
     /// Writes one audit record per grant that expired unrevoked by `now` and has not been
-    /// recorded yet (SVC-221 "expires automatically"; the owner's notice hangs off the same
-    /// event). The mark and the record commit together, so several nodes record each
+    /// recorded yet (SVC-221 "expires automatically"), with the owner's notice queued in
+    /// the same transaction. The mark and the record commit together, so several nodes record each
     /// expiry once. Returns (account, grant) of each expiry recorded now.
     pub async fn record_grant_expiries(&self, now: Millis) -> Result<Vec<(i64, i64)>> {
         let mut sel = Sql::new(
@@ -450,6 +487,18 @@ impl Store {
                 false,
                 &body,
                 0,
+            )
+            .await?;
+            let mut get = Sql::new(&format!(
+                "SELECT {GRANT_COLUMNS} FROM saas_access_grants WHERE grant_id = "
+            ));
+            get.bind(grant_id);
+            let row = get.query_on(&tx).fetch_one(&mut *tx).await?;
+            queue_grant_notice(
+                &mut tx,
+                GrantEvent::Expired,
+                &grant_row(&row)?.grant,
+                ends_at,
             )
             .await?;
             tx.commit().await?;
