@@ -15,6 +15,7 @@
   var from = Number(grid.dataset.from);
   var to = Number(grid.dataset.to);
   var zone = grid.dataset.zone || "UTC";
+  var now = Number(grid.dataset.now) || 0;
   if (!(to > from)) return;
 
   var format;
@@ -131,8 +132,9 @@
       end = snap(Math.max(d.t0, t1));
       if (end <= start) end = start + 3600;
     } else if (d.bar) {
-      // A click on a shift block takes over that shift as the timeline shows it.
-      start = Number(d.bar.dataset.start);
+      // A click on a shift block takes over that shift as the timeline shows it, from now
+      // on when it has begun (the past is never changed).
+      start = Math.max(Number(d.bar.dataset.start), now);
       end = Number(d.bar.dataset.end);
     } else {
       return;
