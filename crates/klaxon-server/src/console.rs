@@ -9,6 +9,7 @@
 //! attribute of the page's `<body>`.
 
 mod assets;
+mod calendars;
 mod channels;
 mod forms;
 mod incident_groups;
@@ -20,6 +21,7 @@ mod noise;
 mod route_edit;
 mod routing;
 mod schedule_edit;
+mod schedule_swap;
 mod schedule_views;
 mod schedules;
 mod settings;
@@ -46,6 +48,8 @@ pub fn routes() -> Router<AppState> {
         .merge(channels::routes())
         .merge(schedules::routes())
         .merge(schedule_edit::routes())
+        .merge(schedule_swap::routes())
+        .merge(calendars::routes())
         .merge(members::routes())
         .merge(routing::routes())
         .merge(noise::routes())

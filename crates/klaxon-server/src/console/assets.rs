@@ -17,6 +17,8 @@ use crate::state::AppState;
 pub const HTMX_VERSION: &str = "2.0.11";
 const HTMX: &[u8] = include_bytes!("../../assets/htmx.min.js");
 const CSS: &[u8] = include_bytes!("../../assets/console.css");
+/// Dragging overrides on a schedule's timeline; the override form works without it.
+const SCHEDULE_DRAG: &[u8] = include_bytes!("../../assets/schedule_drag.js");
 
 struct Asset {
     name: String,
@@ -33,8 +35,8 @@ fn hashed(stem: &str, ext: &str, body: &'static [u8], content_type: &'static str
     }
 }
 
-fn all() -> &'static [Asset; 2] {
-    static ASSETS: OnceLock<[Asset; 2]> = OnceLock::new();
+fn all() -> &'static [Asset; 3] {
+    static ASSETS: OnceLock<[Asset; 3]> = OnceLock::new();
     ASSETS.get_or_init(|| {
         [
             hashed(
@@ -44,6 +46,12 @@ fn all() -> &'static [Asset; 2] {
                 "text/javascript; charset=utf-8",
             ),
             hashed("console", "css", CSS, "text/css; charset=utf-8"),
+            hashed(
+                "schedule_drag",
+                "js",
+                SCHEDULE_DRAG,
+                "text/javascript; charset=utf-8",
+            ),
         ]
     })
 }
@@ -56,6 +64,11 @@ pub fn htmx_url() -> String {
 /// The URL of the stylesheet.
 pub fn css_url() -> String {
     format!("/assets/{}", all()[1].name)
+}
+
+/// The URL of the timeline's drag script.
+pub fn schedule_drag_url() -> String {
+    format!("/assets/{}", all()[2].name)
 }
 
 pub fn routes() -> Router<AppState> {
@@ -87,5 +100,7 @@ mod tests {
         assert!(htmx_url().ends_with(".min.js"));
         assert!(css_url().starts_with("/assets/console."));
         assert_ne!(htmx_url(), css_url());
+        assert!(schedule_drag_url().starts_with("/assets/schedule_drag."));
+        assert!(schedule_drag_url().ends_with(".js"));
     }
 }

@@ -527,7 +527,7 @@ pub(super) struct OverrideForm {
 }
 
 /// A `datetime-local` value (`YYYY-MM-DDTHH:MM`) in `tz` → Unix seconds.
-fn local_secs(raw: &str, tz: &TimeZone) -> Option<i64> {
+pub(super) fn local_secs(raw: &str, tz: &TimeZone) -> Option<i64> {
     let dt: jiff::civil::DateTime = raw.trim().parse().ok()?;
     tz.to_ambiguous_timestamp(dt)
         .compatible()

@@ -98,6 +98,9 @@ pub(super) fn bars(
                 return None;
             }
             Some(json!({
+                // The shift as the window shows it: a click on the block takes it over.
+                "start": start,
+                "end": end,
                 "left": pct((start - from) as f64 / span),
                 "width": pct((end - start) as f64 / span),
                 "who": who(&people, names),

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use super::forms::{FieldErrors, indexed};
 use super::incidents::{form_pairs, form_value, j, names, now_secs, page_headers};
 use super::schedule_edit;
+use super::schedule_swap;
 use super::schedule_views::{self as sv, segment_people};
 use super::{Viewer, call, fetch, page_error, redirect, view, viewer};
 use crate::state::AppState;
@@ -236,6 +237,13 @@ async fn schedule_page(
         people => j(&picks),
         errors => j(&BTreeMap::<String, String>::new()),
     };
+    let w = context! {
+        schedule_id => id,
+        time_zone => zone_of.clone(),
+        v => j(&schedule_swap::SwapForm::default()),
+        people => j(&picks),
+        errors => j(&BTreeMap::<String, String>::new()),
+    };
     let ctx = context! {
         title => s["schedule_name"].as_str().unwrap_or("Schedule").to_string(),
         nav => "schedules",
@@ -253,11 +261,14 @@ async fn schedule_page(
         names => names,
         days => days,
         rows => j(&rows),
+        tl_from => from,
+        tl_to => to,
         ticks => j(&ticks),
         now_at => now_at,
         overrides => j(&overrides),
         month => sv::month_key(today.first_of_month()),
         o => o,
+        w => w,
     };
     page_headers(view::render("schedule.html", ctx).into_response())
 }

@@ -44,7 +44,13 @@ fn env() -> &'static Environment<'static> {
             "schedule_layers.html",
             "schedule_layers_form.html",
             "schedule_override_form.html",
+            "schedule_swap_form.html",
             "schedule_feed.html",
+            "calendars.html",
+            "calendar.html",
+            "calendar_new.html",
+            "calendar_form.html",
+            "calendar_month.html",
             "members.html",
             "member_list.html",
             "invite_form.html",
@@ -70,6 +76,7 @@ fn env() -> &'static Environment<'static> {
         env.add_filter("ago", ago);
         env.add_global("htmx_url", super::assets::htmx_url());
         env.add_global("css_url", super::assets::css_url());
+        env.add_global("schedule_drag_url", super::assets::schedule_drag_url());
         env.add_global("version", env!("CARGO_PKG_VERSION"));
         env
     })
@@ -195,7 +202,13 @@ mod tests {
             "schedule_layers.html",
             "schedule_layers_form.html",
             "schedule_override_form.html",
+            "schedule_swap_form.html",
             "schedule_feed.html",
+            "calendars.html",
+            "calendar.html",
+            "calendar_new.html",
+            "calendar_form.html",
+            "calendar_month.html",
             "members.html",
             "member_list.html",
             "invite_form.html",

@@ -1,0 +1,317 @@
+//! A headless Chromium behind chromedriver for the console's browser tests, and the small
+//! helpers they share (screenshots at desktop and phone widths, polling waits, form input).
+//! Included with `#[path]` by the test files that drive a browser; tests/console.rs keeps its
+//! own copy.
+//!
+//! The browser needs Debian's `chromium` and `chromium-driver` (/usr/bin/chromium,
+//! /usr/bin/chromedriver). Without them a test fails when `CI=true` and is skipped with a
+//! printed reason otherwise.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::common::TestServer;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A headless Chromium behind its own chromedriver, with a fresh profile.
+pub struct Browser {
+    pub client: Client,
+    driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// `None` (after printing why) when Chromium is not installed and this is not CI.
+    pub async fn start() -> Option<Browser> {
+        let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+            .into_iter()
+            .filter(|p| !Path::new(p).exists())
+            .collect();
+        if !missing.is_empty() {
+            let why = format!(
+                "{} not installed (apt-get install chromium chromium-driver)",
+                missing.join(" and ")
+            );
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("the console browser test cannot run in CI: {why}");
+            }
+            eprintln!("SKIPPED console browser test: {why}");
+            return None;
+        }
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let driver = tokio::process::Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http.get(format!("{url}/status")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let args = vec![
+            "--headless".to_string(),
+            "--no-sandbox".to_string(),
+            "--disable-gpu".to_string(),
+            "--disable-quic".to_string(),
+            "--no-first-run".to_string(),
+            "--disable-background-networking".to_string(),
+            "--disable-component-update".to_string(),
+            "--disable-sync".to_string(),
+            "--disable-dev-shm-usage".to_string(),
+            "--hide-scrollbars".to_string(),
+            "--window-size=1280,900".to_string(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".to_string(),
+            json!({ "binary": CHROMIUM, "args": args }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&url)
+            .await
+            .expect("a WebDriver session");
+        Some(Browser {
+            client,
+            driver,
+            _profile: profile,
+        })
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.client.close().await;
+        let _ = self.driver.kill().await;
+    }
+}
+
+/// Where the screenshots go: `$CARGO_TARGET_DIR/console-screenshots`, else the workspace's
+/// `target/console-screenshots`.
+pub fn screenshot_dir() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let dir = target.join("console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Screenshots of the current page at desktop and phone widths.
+pub async fn shoot(c: &Client, name: &str) {
+    let dir = screenshot_dir();
+    for (label, width, height) in [("desktop", 1280, 900), ("phone", 375, 812)] {
+        c.set_window_size(width, height).await.unwrap();
+        // Let the layout settle at the new width.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // The page must fit the width: nothing wider than the viewport (no sideways scroll).
+        let overflow = c
+            .execute(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            overflow.as_i64().unwrap_or(0) <= 0,
+            "{name} is wider than {width} px by {overflow}"
+        );
+        // The whole page, not just the first screen: grow the window to the page's height.
+        let full = c
+            .execute("return document.documentElement.scrollHeight", vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap_or(0)
+            .min(4000) as u32;
+        let chrome = c
+            .execute("return window.outerHeight - window.innerHeight", vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap_or(0) as u32;
+        if full > height - chrome {
+            c.set_window_size(width, full + chrome).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(dir.join(format!("{name}-{label}.png")), png).unwrap();
+    }
+    c.set_window_size(1280, 900).await.unwrap();
+}
+
+/// Waits (polling, no page reload) until `check` holds.
+pub async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub async fn text_of(c: &Client, css: &str) -> String {
+    match c.find(Locator::Css(css)).await {
+        Ok(e) => e.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+pub async fn value_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// How many visible form controls of the page have neither a `<label>` nor an `aria-label`.
+pub async fn unlabelled_inputs(c: &Client) -> i64 {
+    c.execute(
+        "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')] \
+         .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).length",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_i64()
+    .unwrap()
+}
+
+pub async fn type_into(c: &Client, css: &str, text: &str) {
+    let e = c.find(Locator::Css(css)).await.unwrap();
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap();
+}
+
+pub async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Signs in through the form with the first-start owner credentials.
+pub async fn browser_sign_in(t: &TestServer, c: &Client) {
+    let server = t.server.as_ref().unwrap();
+    let email = server.bootstrap().owner_email.clone();
+    let password = server.owner_password().unwrap().to_string();
+    c.goto(&format!("{}/signin", t.base)).await.unwrap();
+    type_into(c, "#email", &email).await;
+    type_into(c, "#password", &password).await;
+    click(c, "form button[type=submit]").await;
+    until("the incident list", || async {
+        c.current_url().await.unwrap().path() == "/incidents"
+    })
+    .await;
+}
+
+/// Sets a form control's value by script (date and time inputs take keys by locale).
+pub async fn set_value(c: &Client, id: &str, value: &str) {
+    c.execute(
+        "document.getElementById(arguments[0]).value = arguments[1]; return true",
+        vec![json!(id), json!(value)],
+    )
+    .await
+    .unwrap();
+}
+
+pub async fn accept_confirms(c: &Client) {
+    c.execute(
+        "window.confirm = function () { return true; }; return true",
+        vec![],
+    )
+    .await
+    .unwrap();
+}
+
+pub async fn attr_of(c: &Client, css: &str, name: &str) -> Option<String> {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .attr(name)
+        .await
+        .unwrap()
+}
+
+pub async fn exists(c: &Client, css: &str) -> bool {
+    c.find_all(Locator::Css(css))
+        .await
+        .map(|v| !v.is_empty())
+        .unwrap_or(false)
+}
+
+/// A server whose clock the test holds (it starts at the wall clock, so the session cookie
+/// the browser gets is current).
+pub async fn clocked_server(
+    database_url: &str,
+) -> (TestServer, std::sync::Arc<crate::common::ManualClock>) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::common::test_config(dir.path(), database_url);
+    let clock = std::sync::Arc::new(crate::common::ManualClock(
+        std::sync::atomic::AtomicI64::new(crate::common::wall_ms()),
+    ));
+    let server = klaxon_server::start_with_clock(config, clock.clone())
+        .await
+        .unwrap();
+    let b = server.bootstrap().clone();
+    let t = TestServer {
+        base: server.base_url().to_string(),
+        app_key: b.app_key.clone(),
+        integration_key: b.integration_key.clone(),
+        server: Some(server),
+        dir,
+        http: reqwest::Client::new(),
+        database_url: database_url.to_string(),
+    };
+    (t, clock)
+}
+
+/// Whether the focused element shows a solid focus outline (`:focus-visible`), and its id.
+pub async fn focus_ring(c: &Client) -> (String, bool) {
+    let v = c
+        .execute(
+            "const e = document.activeElement; const s = getComputedStyle(e); \
+             return [e.id, s.outlineStyle === 'solid' && parseFloat(s.outlineWidth) >= 2]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    (
+        v[0].as_str().unwrap_or("").to_string(),
+        v[1].as_bool().unwrap_or(false),
+    )
+}
+
+/// Presses Tab in the focused element.
+pub async fn tab(c: &Client) {
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{E004}")
+        .await
+        .unwrap();
+}
