@@ -509,7 +509,7 @@ async fn rules_over_http(database_url: &str) {
     assert_eq!(resp.status(), 400);
     let html = resp.text().await.unwrap();
     assert!(html.contains("id=\"c0_vals-error\""), "{html}");
-    assert!(html.contains("/dev[/"), "typed kept: {html}");
+    assert!(html.contains("&#x2f;dev[&#x2f;"), "typed kept: {html}");
     let held = ok(t
         .api("/alert/pipeline/info", json!({"integration_id": iid}))
         .await);

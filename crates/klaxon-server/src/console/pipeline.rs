@@ -30,7 +30,11 @@ pub fn routes() -> Router<AppState> {
         .route("/integrations/{id}/pipeline/{idx}/{verb}", post(act))
 }
 
+/// The Open API answers a missing resource with 400 (Flashduty's choice); a page says 404.
 fn status_of(e: &ApiError) -> StatusCode {
+    if e.code == ErrorCode::ResourceNotFound {
+        return StatusCode::NOT_FOUND;
+    }
     StatusCode::from_u16(e.code.http_status(Surface::OpenApi)).unwrap_or(StatusCode::BAD_REQUEST)
 }
 
