@@ -16,8 +16,13 @@ mod incident_groups;
 mod incidents;
 /// Form bodies of the console's own forms (also the LDAP sign-in form).
 pub(crate) use incidents::{form_pairs, form_value};
+mod enrich;
+mod mapping;
 mod members;
+mod multipart;
 mod noise;
+mod noise_settings;
+mod pipeline;
 mod route_edit;
 mod routing;
 mod schedule_edit;
@@ -53,6 +58,10 @@ pub fn routes() -> Router<AppState> {
         .merge(members::routes())
         .merge(routing::routes())
         .merge(noise::routes())
+        .merge(noise_settings::routes())
+        .merge(enrich::routes())
+        .merge(pipeline::routes())
+        .merge(mapping::routes())
         .merge(teams::routes())
         .merge(settings::routes())
 }

@@ -269,7 +269,12 @@ pub(super) fn groups_of(
 }
 
 /// `filters[1][0].vals[2]` under `field` → the input of that row (`c4_vals`).
-fn row_input(path: &str, field: &str, prefix: &str, at: &[Vec<usize>]) -> Option<String> {
+pub(super) fn row_input(
+    path: &str,
+    field: &str,
+    prefix: &str,
+    at: &[Vec<usize>],
+) -> Option<String> {
     let (g, rest) = indexed(path, field)?;
     let rows = at.get(g)?;
     let (n, part) = match rest.strip_prefix('[').and_then(|r| r.split_once(']')) {
@@ -288,7 +293,7 @@ fn row_input(path: &str, field: &str, prefix: &str, at: &[Vec<usize>]) -> Option
 }
 
 /// FilterGroups as text per ingest.md §4.6, or `None` for no conditions.
-fn conditions_text(groups: &Value) -> Option<String> {
+pub(super) fn conditions_text(groups: &Value) -> Option<String> {
     let parsed: Vec<Vec<Condition>> = serde_json::from_value(groups.clone()).ok()?;
     if parsed.is_empty() {
         return None;

@@ -71,6 +71,13 @@ fn env() -> &'static Environment<'static> {
             "incident_groups.html",
             "route_rule.html",
             "route_edit_form.html",
+            "noise_settings.html",
+            "noise_settings_form.html",
+            "noise_preview.html",
+            "enrichment.html",
+            "pipeline.html",
+            "mapping_tables.html",
+            "mapping_table.html",
         );
         env.add_filter("when", when);
         env.add_filter("ago", ago);
@@ -229,6 +236,13 @@ mod tests {
             "incident_groups.html",
             "route_rule.html",
             "route_edit_form.html",
+            "noise_settings.html",
+            "noise_settings_form.html",
+            "noise_preview.html",
+            "enrichment.html",
+            "pipeline.html",
+            "mapping_tables.html",
+            "mapping_table.html",
         ] {
             assert!(env().get_template(name).is_ok(), "{name}");
         }
