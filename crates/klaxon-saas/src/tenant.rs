@@ -99,6 +99,90 @@ pub fn advance(
     Ok((s, changes))
 }
 
+/// A notice one state change owes the tenant (SVC-136, SVC-139, SVC-316).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateNotice {
+    pub category: crate::notice::Category,
+    pub template_id: &'static str,
+    pub subject: String,
+    pub content: String,
+}
+
+/// The notice of `change`, if it owes one: entering `overdue`, a suspension, a restoration
+/// (leaving a suspension for a served state), and the end of service. `standing` is the
+/// standing after the change (its purge date, for a non-payment suspension). Times are in
+/// UTC with the zone named.
+pub fn notice_of(change: &Change, standing: &Standing) -> Option<StateNotice> {
+    use crate::notice::Category;
+    let utc = |t: Timestamp| t.strftime("%Y-%m-%d %H:%M UTC").to_string();
+    let purge = standing
+        .purge_at
+        .filter(|_| standing.state == change.to)
+        .map(|p| {
+            format!(
+                "\nIf the payable total stays unpaid, the organisation's data is purged on {}.\n",
+                utc(p)
+            )
+        })
+        .unwrap_or_default();
+    match (change.from, change.to) {
+        (from, ServiceState::Overdue) if from != ServiceState::Overdue => Some(StateNotice {
+            category: Category::Overdue,
+            template_id: "overdue",
+            subject: "Payment overdue".into(),
+            content: format!(
+                "An amount your organisation owes was not paid when due; it is overdue since {}.\n\
+                 A late penalty accrues daily on the overdue principal, and the service is suspended \
+                 if it stays unpaid past the grace period. Paying the payable total ends both.\n",
+                utc(change.at)
+            ),
+        }),
+        (_, ServiceState::Suspended(reason)) => Some(StateNotice {
+            category: Category::Suspension,
+            template_id: "suspension",
+            subject: format!("Service suspended ({})", ServiceState::Suspended(reason)),
+            content: format!(
+                "Your organisation's service is suspended since {} ({}).\n\
+                 While it is suspended, alerts pushed to its integrations are refused and not \
+                 processed, and changes through the API are refused; reading, exporting and \
+                 revoking keys stay possible.\n{purge}",
+                utc(change.at),
+                ServiceState::Suspended(reason)
+            ),
+        }),
+        (ServiceState::Suspended(_), to) if serving_state(to) => Some(StateNotice {
+            category: Category::Restoration,
+            template_id: "restoration",
+            subject: "Service restored".into(),
+            content: format!(
+                "Your organisation's service is restored since {}: alerts are accepted and \
+                 processed again. Alerts sent while it was suspended were not processed and are \
+                 not replayed.\n",
+                utc(change.at)
+            ),
+        }),
+        (_, ServiceState::Ended(reason)) => Some(StateNotice {
+            category: Category::ServiceEnded,
+            template_id: "service_ended",
+            subject: format!("Service ended ({})", ServiceState::Ended(reason)),
+            content: format!(
+                "Your organisation's service ended at {} ({}). Its data stays readable and \
+                 exportable during the buffer period; after that it is purged.\n",
+                utc(change.at),
+                ServiceState::Ended(reason)
+            ),
+        }),
+        _ => None,
+    }
+}
+
+fn serving_state(s: ServiceState) -> bool {
+    matches!(
+        s,
+        ServiceState::Trial | ServiceState::Active | ServiceState::Overdue
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +322,74 @@ mod tests {
         let mut gap = entries;
         gap.remove(1);
         assert!(Book::restore(Currency::CNY, tz, terms, 12, false, gap, items).is_err());
+    }
+
+    #[test]
+    fn state_changes_owe_their_notices() {
+        // spec: SVC-136 (at overdue and at suspension), SVC-139 (restoration notice sent),
+        // SVC-316 (catalogue categories).
+        use crate::notice::Category;
+        let at: Timestamp = "2025-03-10T02:00:00Z".parse().unwrap();
+        let purge: Timestamp = "2025-04-09T02:00:00Z".parse().unwrap();
+        let change = |from, to| Change {
+            from,
+            to,
+            at,
+            rule: "test",
+        };
+        let standing = |state, purge_at| Standing {
+            state,
+            since: at,
+            purge_at,
+        };
+        let suspended = ServiceState::Suspended(SuspendReason::Nonpayment);
+
+        let n = notice_of(
+            &change(ServiceState::Active, ServiceState::Overdue),
+            &standing(ServiceState::Overdue, None),
+        )
+        .unwrap();
+        assert_eq!((n.category, n.template_id), (Category::Overdue, "overdue"));
+        assert!(
+            n.content.contains("overdue since 2025-03-10 02:00 UTC"),
+            "{}",
+            n.content
+        );
+
+        let n = notice_of(
+            &change(ServiceState::Overdue, suspended),
+            &standing(suspended, Some(purge)),
+        )
+        .unwrap();
+        assert_eq!(n.category, Category::Suspension);
+        assert_eq!(n.subject, "Service suspended (suspended(nonpayment))");
+        assert!(
+            n.content.contains("purged on 2025-04-09 02:00 UTC"),
+            "{}",
+            n.content
+        );
+
+        let n = notice_of(
+            &change(suspended, ServiceState::Active),
+            &standing(ServiceState::Active, None),
+        )
+        .unwrap();
+        assert_eq!(
+            (n.category, n.template_id),
+            (Category::Restoration, "restoration")
+        );
+
+        let ended = ServiceState::Ended(crate::state::EndReason::Nonpayment);
+        let n = notice_of(&change(suspended, ended), &standing(ended, None)).unwrap();
+        assert_eq!(n.category, Category::ServiceEnded);
+
+        // Paying while overdue is no state the tenant must be told of by notice.
+        assert!(
+            notice_of(
+                &change(ServiceState::Overdue, ServiceState::Active),
+                &standing(ServiceState::Active, None),
+            )
+            .is_none()
+        );
     }
 }

@@ -493,6 +493,19 @@ async fn save_standing(
             &format!("{} -> {} at {} ({})", c.from, c.to, c.at, c.rule),
         )
         .await?;
+        // SVC-136, SVC-139: the tenant is told of the change; queued with it.
+        if let Some(n) = klaxon_saas::tenant::notice_of(c, standing) {
+            notice_outbox::enqueue(
+                conn,
+                account_id,
+                n.category,
+                n.template_id,
+                (n.subject, n.content),
+                &format!("service_state:{}", c.to),
+                now,
+            )
+            .await?;
+        }
     }
     Ok(())
 }

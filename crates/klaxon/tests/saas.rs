@@ -374,6 +374,35 @@ on_both_backends!(
             "{actions:?}"
         );
 
+        // spec: SVC-136 (at overdue, at suspension), SVC-139 (restoration notice), SVC-312
+        // Each change was queued with its notice; the node gives them in-app to the owner,
+        // and records the owner's e-mail as failed because this node has no e-mail sender.
+        let mut given = Vec::new();
+        for _ in 0..200 {
+            given = store
+                .saas_notices(account_id, 0, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|n| (n.template_id, n.channel, n.status))
+                .collect::<Vec<_>>();
+            if given.len() >= 6 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        given.sort();
+        let expected: Vec<(String, String, String)> = ["overdue", "restoration", "suspension"]
+            .iter()
+            .flat_map(|t| {
+                [
+                    (t.to_string(), "email".to_string(), "failed".to_string()),
+                    (t.to_string(), "in_app".to_string(), "sent".to_string()),
+                ]
+            })
+            .collect();
+        assert_eq!(given, expected);
+
         // A bonus never pays a penalty or turns into cash, and the CLI refuses bad amounts
         // naming the field without changing anything.
         // spec: SVC-152
