@@ -756,6 +756,48 @@ on_both_backends!(report_claim_and_compensation, |url: String| async move {
         "{b}"
     );
 
+    // Another tenant of the same deployment sees none of this account's cycles, claims
+    // or exclusions (only the region-wide maintenance windows apply to it too).
+    let other = store
+        .create_account(
+            &klaxon_store::BootstrapSeed {
+                account_name: "Tenant B".into(),
+                owner_email: "owner@tenant-b.example".into(),
+                owner_name: "B Owner".into(),
+                owner_password: "another long password".into(),
+                app_key: "b0000000000000000000000000000001".into(),
+                integration_key: "b0000000000000000000000000000002".into(),
+            },
+            ms("2025-04-10T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    let (s, b) = n
+        .api(&other.app_key, "/account/sla/claim/list", json!({}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["data"]["items"], json!([]), "{b}");
+    let (s, b) = n
+        .api(
+            &other.app_key,
+            "/account/sla/report",
+            json!({"month": "2025-03"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["data"]["failed_cycles"], json!([]), "{b}");
+    let categories: Vec<&str> = b["data"]["exclusions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["category"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        categories,
+        vec!["announced_maintenance", "announced_maintenance"],
+        "{b}"
+    );
+
     n.server.shutdown().await;
     drop_db(&url).await;
 });
