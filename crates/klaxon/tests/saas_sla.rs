@@ -852,3 +852,137 @@ on_both_backends!(
         drop_db(&url).await;
     }
 );
+
+on_both_backends!(
+    delay_rate_comes_from_the_notification_outbox,
+    |url: String| async move {
+        let n = Node::start(&url, "2025-03-01T00:00:00Z", |c| {
+            saas(c);
+            // The test hands notifications to the "provider" itself, at chosen instants.
+            c.workers.delivery = false;
+        })
+        .await;
+        let cfg = cli_config(n.dir.path(), &url);
+        let acct = n.account.to_string();
+        let store = n.server.store().clone();
+        tenant_cli(
+            &cfg,
+            &[
+                "pay",
+                "--account",
+                &acct,
+                "--amount",
+                "1990.00",
+                "--reference",
+                "bank-1",
+                "--at",
+                "2025-03-01T00:00:00Z",
+            ],
+        )
+        .await;
+        tenant_cli(
+            &cfg,
+            &[
+                "licence",
+                "buy",
+                "--account",
+                &acct,
+                "--quantity",
+                "10",
+                "--edition",
+                "pro",
+                "--at",
+                "2025-03-01T00:00:00Z",
+            ],
+        )
+        .await;
+        n.set("2025-03-05T08:00:00Z");
+        let (s, b) = n
+            .api(
+                &n.owner_key(),
+                "/channel/escalate/rule/create",
+                json!({
+                    "channel_id": n.server.bootstrap().channel_id,
+                    "rule_name": "Primary",
+                    "layers": [{"target": {"person_ids": [n.server.bootstrap().owner_member_id],
+                        "webhooks": [{"type": "slack",
+                        "settings": {"webhook_url": "https://hooks.example.com/sla"}}]},
+                        "escalate_window": 30}],
+                }),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+
+        // Two incidents triggered at 08:00:10, each with one notification due at once.
+        n.set("2025-03-05T08:00:10Z");
+        let key = n.server.bootstrap().integration_key.clone();
+        for alert in ["db-1", "web-1"] {
+            let s = n
+                .push(
+                    &key,
+                    json!({"event_status": "Critical", "title_rule": alert, "alert_key": alert}),
+                )
+                .await;
+            assert_eq!(s, 200);
+        }
+        let mut due = Vec::new();
+        for _ in 0..500 {
+            due = store.sla_incidents(n.account, 0, i64::MAX).await.unwrap();
+            if due.len() == 2 && due.iter().all(|i| i.due_at.is_some()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(due.len(), 2, "{due:?}");
+
+        // spec: SVC-274
+        // The first incident's notification is accepted by the provider within 300 s of
+        // its due time; the second only after 6 minutes.
+        n.set("2025-03-05T08:02:00Z");
+        let claimed = store
+            .claim_deliveries("sla-test", ms("2025-03-05T08:02:00Z"), 100)
+            .await
+            .unwrap();
+        assert!(claimed.len() >= 2, "{claimed:?}");
+        let sent = klaxon_store::DeliveryOutcome::Sent {
+            provider_message_id: "m-1".into(),
+        };
+        for d in claimed
+            .iter()
+            .filter(|d| d.incident_id == due[0].incident_id)
+        {
+            assert!(
+                store
+                    .finish_delivery("sla-test", d.seq, &sent, ms("2025-03-05T08:02:00Z"))
+                    .await
+                    .unwrap()
+            );
+        }
+        let late = ms("2025-03-05T08:06:30Z");
+        let claimed = store.claim_deliveries("sla-test", late, 100).await.unwrap();
+        assert!(!claimed.is_empty());
+        for d in &claimed {
+            assert_eq!(d.incident_id, due[1].incident_id);
+            assert!(
+                store
+                    .finish_delivery("sla-test", d.seq, &sent, late)
+                    .await
+                    .unwrap()
+            );
+        }
+
+        // spec: SVC-275
+        // 1 of 2 incidents handed off late → delay rate 50 % → the cycle fails.
+        n.set("2025-03-20T00:00:00Z");
+        let r = n.report("2025-03").await;
+        let cycles = r["failed_cycles"].as_array().unwrap();
+        assert_eq!(cycles.len(), 1, "{r}");
+        assert_eq!(cycles[0]["start_time"], ms("2025-03-05T08:00:00Z") / 1000);
+        assert_eq!(cycles[0]["valid_incidents"], 2, "{r}");
+        assert_eq!(cycles[0]["failed_incidents"], 1, "{r}");
+        assert_eq!(cycles[0]["delay_rate"], "0.5", "{r}");
+        assert_eq!(r["failed_minutes"], 5, "{r}");
+        n.server.shutdown().await;
+        drop_db(&url).await;
+    }
+);
