@@ -36,7 +36,7 @@ use klaxon_saas::sla::{
     report_status,
 };
 use klaxon_saas::state::ServiceState;
-use klaxon_store::{SaasFailure, SaasSettings, SlaExclusion, Store};
+use klaxon_store::{SaasFailure, SaasSettings, SlaExclusion, Store, TenantBilling};
 use rust_decimal::Decimal;
 use tokio::sync::watch;
 
@@ -228,13 +228,11 @@ fn as_exclusion(
 async fn fee(
     store: &Store,
     settings: &SaasSettings,
-    account_id: i64,
+    t: &TenantBilling,
     month: Date,
     now: Millis,
 ) -> Result<Decimal, SaasFailure> {
-    let Some(t) = store.saas_tenant(settings, account_id, now).await? else {
-        return Ok(Decimal::ZERO);
-    };
+    let account_id = t.account_id;
     let tz = &settings.billing_tz;
     let (m0, m1) = month_range(month, tz)?;
     let entries = t.book.ledger().entries();
@@ -276,22 +274,14 @@ async fn fee(
 
 /// Whether the tenant is covered by the SLA (SVC-270): a commercial cloud tenant on a paid
 /// edition that is past its trial.
-async fn covered(
-    store: &Store,
-    settings: &SaasSettings,
-    account_id: i64,
-    now: Millis,
-) -> Result<bool, SaasFailure> {
-    let Some(t) = store.saas_tenant(settings, account_id, now).await? else {
-        return Ok(false);
-    };
+fn covered(t: &TenantBilling) -> bool {
     let regime = match t.profile {
         BillingProfile::Commercial => Regime::for_new_tenant(DeploymentMode::Cloud),
-        BillingProfile::Exempt => return Ok(false),
+        BillingProfile::Exempt => return false,
     };
-    Ok(regime.require(RuleGroup::SlaCompensation, "SLA").is_ok()
+    regime.require(RuleGroup::SlaCompensation, "SLA").is_ok()
         && matches!(t.edition.as_str(), "standard" | "pro")
-        && t.state != ServiceState::Trial)
+        && t.state != ServiceState::Trial
 }
 
 /// The SLA report of `account_id` for `month` at `now` (SVC-282), with the claim window
@@ -404,15 +394,13 @@ pub async fn month_report(
             *c = evaluate_cycle_with(c.start, own, &records, sla)?;
         }
     }
-    let covered = covered(store, settings, account_id, now).await?;
-    let currency = match store.saas_tenant(settings, account_id, now).await? {
-        Some(t) => t.currency,
-        None => settings.currency,
-    };
-    let fee = if covered {
-        fee(store, settings, account_id, month, now).await?
-    } else {
-        Decimal::ZERO
+    // A tenant without a billing row has bought nothing: not covered, nothing paid.
+    let tenant = store.saas_tenant(settings, account_id, now).await?;
+    let covered = tenant.as_ref().is_some_and(covered);
+    let currency = tenant.as_ref().map_or(settings.currency, |t| t.currency);
+    let fee = match &tenant {
+        Some(t) if covered => fee(store, settings, t, month, now).await?,
+        _ => Decimal::ZERO,
     };
     let minutes = if covered {
         failed_minutes(&cycles, sla)
