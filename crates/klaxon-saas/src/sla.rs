@@ -68,6 +68,47 @@ pub enum ExclusionCategory {
     ForceMajeure,
 }
 
+impl ExclusionCategory {
+    pub const ALL: [ExclusionCategory; 8] = [
+        ExclusionCategory::AnnouncedMaintenance,
+        ExclusionCategory::ExternalNetwork,
+        ExclusionCategory::AttackOnTenant,
+        ExclusionCategory::TenantCredentialLoss,
+        ExclusionCategory::TenantNegligence,
+        ExclusionCategory::NotFollowingDocumentation,
+        ExclusionCategory::CarrierOrHandset,
+        ExclusionCategory::ForceMajeure,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExclusionCategory::AnnouncedMaintenance => "announced_maintenance",
+            ExclusionCategory::ExternalNetwork => "external_network",
+            ExclusionCategory::AttackOnTenant => "attack_on_tenant",
+            ExclusionCategory::TenantCredentialLoss => "tenant_credential_loss",
+            ExclusionCategory::TenantNegligence => "tenant_negligence",
+            ExclusionCategory::NotFollowingDocumentation => "not_following_documentation",
+            ExclusionCategory::CarrierOrHandset => "carrier_or_handset",
+            ExclusionCategory::ForceMajeure => "force_majeure",
+        }
+    }
+
+    /// The category named `text`; the error lists the accepted names.
+    pub fn parse(text: &str) -> Result<Self> {
+        let t = text.trim();
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == t)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|c| c.as_str()).collect();
+                SaasError::invalid(
+                    "category",
+                    format!("{t:?} is not one of {}", names.join(", ")),
+                )
+            })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Exclusion {
     pub category: ExclusionCategory,
@@ -168,12 +209,37 @@ pub struct Records<'a> {
     pub exclusions: &'a [Exclusion],
 }
 
+/// Request counts of one cycle as a server aggregates them (SVC-272): the requests SVC-272
+/// leaves out are already left out, and `failed` counts the platform's 5xx answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CycleCounts {
+    pub start: Timestamp,
+    pub valid: u64,
+    pub failed: u64,
+}
+
 /// SVC-272 … SVC-276 for one cycle.
 pub fn evaluate_cycle(start: Timestamp, r: &Records<'_>, sla: &SlaParams) -> Result<CycleStats> {
+    evaluate_cycle_with(start, None, r, sla)
+}
+
+/// [`evaluate_cycle`] with the cycle's aggregated request counts added to the requests
+/// of `r` (a server keeps counts, not one record per request).
+pub fn evaluate_cycle_with(
+    start: Timestamp,
+    counts: Option<&CycleCounts>,
+    r: &Records<'_>,
+    sla: &SlaParams,
+) -> Result<CycleStats> {
     let end = start.checked_add(SignedDuration::from_mins(sla.cycle_minutes))?;
     let mut valid = Decimal::ZERO;
     let mut failed = Decimal::ZERO;
     let mut had_traffic = false;
+    if let Some(c) = counts.filter(|c| c.valid > 0) {
+        had_traffic = true;
+        valid += Decimal::from(c.valid);
+        failed += Decimal::from(c.failed.min(c.valid));
+    }
     for q in r.requests.iter().filter(|q| q.at >= start && q.at < end) {
         had_traffic = true;
         if q.beta_endpoint || q.refused_for_state || (q.status == 429 && q.tenant_over_limit) {
@@ -253,6 +319,20 @@ pub fn evaluate_month(
     r: &Records<'_>,
     sla: &SlaParams,
 ) -> Result<Vec<CycleStats>> {
+    evaluate_month_counted(month, tz, &[], r, sla)
+}
+
+/// [`evaluate_month`] with per-cycle request counts (cycles without a count had no
+/// recorded request). `counts` may come in any order.
+pub fn evaluate_month_counted(
+    month: Date,
+    tz: &TimeZone,
+    counts: &[CycleCounts],
+    r: &Records<'_>,
+    sla: &SlaParams,
+) -> Result<Vec<CycleStats>> {
+    let by_start: std::collections::HashMap<Timestamp, &CycleCounts> =
+        counts.iter().map(|c| (c.start, c)).collect();
     let (m0, m1) = month_range(month, tz)?;
     let step = SignedDuration::from_mins(sla.cycle_minutes);
     let mut c = cycle_start(m0, sla)?;
@@ -261,7 +341,7 @@ pub fn evaluate_month(
     }
     let mut out = Vec::new();
     while c < m1 {
-        out.push(evaluate_cycle(c, r, sla)?);
+        out.push(evaluate_cycle_with(c, by_start.get(&c).copied(), r, sla)?);
         c = c.checked_add(step)?;
     }
     Ok(out)

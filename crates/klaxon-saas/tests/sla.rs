@@ -434,3 +434,57 @@ fn compensation_is_paid_as_bonus_that_only_buys_service() {
         dec!(0)
     );
 }
+
+// spec: SVC-275
+// Aggregated counts (what a server records) give the same verdicts as the requests one by
+// one: 2 of 2,000 fails, 1 of 2,000 passes; a cycle without counts passes.
+#[test]
+fn counted_cycles_match_the_examples() {
+    use klaxon_saas::sla::{CycleCounts, evaluate_month_counted};
+    let sla = SlaParams::default();
+    let counts = [
+        CycleCounts {
+            start: at(2025, 3, 10, 9, 0),
+            valid: 2000,
+            failed: 2,
+        },
+        CycleCounts {
+            start: at(2025, 3, 10, 9, 5),
+            valid: 2000,
+            failed: 1,
+        },
+    ];
+    let cycles = evaluate_month_counted(
+        day(2025, 3, 1),
+        &tz(),
+        &counts,
+        &records(&[], &[], &[]),
+        &sla,
+    )
+    .unwrap();
+    assert_eq!(cycles.len(), 31 * 288);
+    let failed: Vec<Timestamp> = cycles
+        .iter()
+        .filter(|c| c.failed)
+        .map(|c| c.start)
+        .collect();
+    assert_eq!(failed, vec![at(2025, 3, 10, 9, 0)]);
+    let passed = cycles
+        .iter()
+        .find(|c| c.start == at(2025, 3, 10, 9, 5))
+        .unwrap();
+    assert_eq!(passed.error_rate, dec!(0.0005));
+    assert!(passed.had_traffic && !passed.failed);
+    assert_eq!(failed_minutes(&cycles, &sla), 5);
+}
+
+// spec: SVC-276
+// Categories are stored by name; an unknown one is refused naming the field.
+#[test]
+fn exclusion_categories_round_trip() {
+    for c in ExclusionCategory::ALL {
+        assert_eq!(ExclusionCategory::parse(c.as_str()).unwrap(), c);
+    }
+    let e = ExclusionCategory::parse("bad_luck").unwrap_err();
+    assert!(e.to_string().contains("category"), "{e}");
+}

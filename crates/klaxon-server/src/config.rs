@@ -77,6 +77,9 @@ pub struct DeploymentConfig {
     pub support_tz: String,
     /// Support-calendar holidays (`YYYY-MM-DD`): no Standard service hours on them.
     pub support_holidays: Vec<String>,
+    /// Holidays of the operator's working-day calendar (`YYYY-MM-DD`), Monday–Friday
+    /// otherwise: they move the SLA claim window (SVC-280).
+    pub working_holidays: Vec<String>,
     /// Edition recorded for a tenant whose billing row an operator creates.
     pub default_edition: String,
     /// Versions of the agreement documents in force (SVC-400 requires each).
@@ -169,6 +172,7 @@ impl Default for DeploymentConfig {
             support_address: String::new(),
             support_tz: String::new(),
             support_holidays: Vec::new(),
+            working_holidays: Vec::new(),
             default_edition: "standard".to_string(),
             documents: DocumentsConfig::default(),
             licence_prices: LicencePricesConfig::default(),
@@ -207,6 +211,7 @@ impl DeploymentConfig {
             return Err("deployment.default_edition: must not be empty".into());
         }
         self.support_calendar()?;
+        self.working_days()?;
         let params = klaxon_saas::params::Params::cloud_defaults();
         params.validate().map_err(|e| format!("deployment: {e}"))?;
         self.licence_price_list()?;
@@ -255,6 +260,20 @@ impl DeploymentConfig {
             })
             .collect::<Result<_, String>>()?;
         Ok((tz, holidays))
+    }
+
+    /// The operator's working-day calendar (SVC-280): Monday–Friday without
+    /// `working_holidays`. A bad date names its setting.
+    pub fn working_days(&self) -> Result<klaxon_saas::calendar::WorkingDays, String> {
+        let mut cal = klaxon_saas::calendar::WorkingDays::monday_to_friday();
+        for d in &self.working_holidays {
+            let day = d
+                .trim()
+                .parse::<jiff::civil::Date>()
+                .map_err(|e| format!("deployment.working_holidays: {d:?}: {e}"))?;
+            cal.holidays.insert(day);
+        }
+        Ok(cal)
     }
 
     /// The key-encryption key of tenant data keys, if one is set (SVC-185). A bad value is

@@ -35,6 +35,7 @@ mod push;
 mod retention;
 mod saas;
 mod signin;
+pub mod sla;
 mod slack;
 mod smtp;
 mod sources;
@@ -104,6 +105,12 @@ impl Server {
     /// The billing settings in SaaS mode; `None` self-hosted.
     pub fn saas_settings(&self) -> Option<&klaxon_store::SaasSettings> {
         self.saas.as_ref().map(|s| &s.settings)
+    }
+
+    /// Adds this node's SLA request counts to the store now (the SaaS worker does it every
+    /// few seconds): for tests and operator tools in this process.
+    pub async fn flush_sla_counts(&self) {
+        sla::flush(&self.state).await;
     }
 
     /// Reloads this node's tenant-state cache now (the SaaS worker does it every 500 ms):
@@ -204,6 +211,8 @@ impl Server {
         let _ = self.timers.await;
         let _ = self.delivery.await;
         let _ = self.saas_worker.await;
+        // Requests that finished after the SLA worker's last flush.
+        sla::flush(&self.state).await;
         let _ = self.support_worker.await;
         let _ = self.notice_worker.await;
         if let Some((_, smtp)) = self.smtp {
@@ -305,7 +314,14 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
         state.saas = Some(runtime);
     }
     let saas = state.saas.clone();
-    let saas_worker = tokio::spawn(saas::run(state.clone(), shutdown_rx.clone()));
+    let saas_worker = {
+        let states = saas::run(state.clone(), shutdown_rx.clone());
+        // SVC-272: this node's SLA request counts go to the store every few seconds.
+        let counts = sla::run(state.clone(), shutdown_rx.clone());
+        tokio::spawn(async move {
+            tokio::join!(states, counts);
+        })
+    };
     let support_worker = tokio::spawn(support::run(state.clone(), shutdown_rx.clone()));
     let notice_worker = tokio::spawn(notices::run(state.clone(), shutdown_rx.clone()));
     // A bad [notify] section stops the start before any worker runs, even on a node that
@@ -418,8 +434,17 @@ fn router(state: AppState) -> Router {
     };
     Router::new()
         .merge(operator)
-        .merge(push::routes())
-        .merge(openapi::routes())
+        // SVC-272: requests to the public API (push and Open API) count for the SLA.
+        .merge(push::routes().layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            sla::count,
+        )))
+        .merge(
+            openapi::routes().layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                sla::count,
+            )),
+        )
         .merge(health::routes())
         .merge(console::routes())
         .merge(calendar::routes())

@@ -33,6 +33,7 @@ mod retention;
 mod roles;
 mod routing;
 mod schedules;
+mod sla;
 mod sso;
 mod teams;
 mod templates;
@@ -85,6 +86,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(im::PATHS)
         .chain(licences::PATHS)
         .chain(agreements::PATHS)
+        .chain(sla::PATHS)
         .chain(pipeline::PATHS)
         .chain(retention::PATHS)
         .chain(export::PATHS)
@@ -367,6 +369,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = agreements::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = sla::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = pipeline::dispatch(state, caller, path, args).await {

@@ -31,6 +31,8 @@ pub struct SaasRuntime {
     /// Versions and decisions for acceptance by continued use (SVC-037), reloaded with the
     /// states.
     pub deemed: crate::agreements::DeemedCache,
+    /// This node's SLA request counts not yet in the store (SVC-272).
+    pub sla: crate::sla::Recorder,
 }
 
 impl SaasRuntime {
@@ -39,6 +41,7 @@ impl SaasRuntime {
             settings,
             blocked: RwLock::new(HashMap::new()),
             deemed: crate::agreements::DeemedCache::default(),
+            sla: crate::sla::Recorder::default(),
         }
     }
 
@@ -93,7 +96,10 @@ pub fn check_inbound(state: &AppState, account_id: i64) -> Result<(), ApiError> 
         return Ok(());
     };
     svc::inbound_event(saas.state_of(account_id))
-        .map_err(|r| rejection(r, "integration_key is not a valid one"))
+        .map_err(|r| rejection(r, "integration_key is not a valid one"))?;
+    // SVC-272: the request is the tenant's and its state let it through, so it counts.
+    crate::sla::attribute(account_id);
+    Ok(())
 }
 
 /// SVC-023: Open API calls that change state are refused in `suspended` and `ended`. Reads,
@@ -102,10 +108,13 @@ pub fn check_write(state: &AppState, account_id: i64, path: &str) -> Result<(), 
     let Some(saas) = &state.saas else {
         return Ok(());
     };
-    if is_read_or_always_allowed(path) {
-        return Ok(());
+    if !is_read_or_always_allowed(path) {
+        svc::open_api_write(saas.state_of(account_id))
+            .map_err(|r| rejection(r, "app_key is invalid"))?;
     }
-    svc::open_api_write(saas.state_of(account_id)).map_err(|r| rejection(r, "app_key is invalid"))
+    // SVC-272: the request is the tenant's and its state let it through, so it counts.
+    crate::sla::attribute(account_id);
+    Ok(())
 }
 
 /// RSP-008 / SVC-055: the member must hold or obtain a licence for a licensed action; none
@@ -151,6 +160,8 @@ fn is_read_or_always_allowed(path: &str) -> bool {
         || path.starts_with("/account/agreement/")
         // SVC-021: revoking access grants stays possible in every state.
         || path == "/account/access-grant/revoke"
+        // SVC-281: the SLA report and compensation claims for past months stay reachable.
+        || path.starts_with("/account/sla/")
 }
 
 /// The SaaS worker: reloads the state cache and runs the day's overdue job for every

@@ -160,6 +160,12 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("saas_staff", OperatorRecord),
     ("saas_access_grants", OperatorRecord),
     ("saas_lawful_requests", OperatorRecord),
+    // SLA measurement, exclusions and claims (SVC-270…SVC-282): the operator's evidence
+    // for compensation, kept after a purge like the ledger they lead to.
+    ("sla_request_counts", OperatorRecord),
+    ("sla_exclusions", OperatorRecord),
+    ("sla_unreachable", OperatorRecord),
+    ("sla_claims", OperatorRecord),
     ("timers", Internal),
     ("leases", Internal),
     ("inbox_progress", Internal),

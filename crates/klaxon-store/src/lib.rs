@@ -120,8 +120,9 @@ pub use routes::{RouteRefusal, RouteVersion};
 pub use saas::{
     AcceptanceRecord, ActiveUser, Applied, BuyLicences, Decided, Disclosure, DocumentVersion,
     GrantRecord, LawfulRequest, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView,
-    NewDecision, NewDocument, NewLawfulRequest, NewNotice, NoticeRecord, QueuedNotice, SaasFailure,
-    SaasSettings, SettlementRun, StaffAccess, StaffRecord, TenantBilling, licence_sku, staff_actor,
+    NewDecision, NewDocument, NewLawfulRequest, NewNotice, NewSlaClaim, NoticeRecord, QueuedNotice,
+    SLA_TEXT_MAX, SaasFailure, SaasSettings, SettlementRun, SlaClaim, SlaExclusion, SlaIncident,
+    SlaUnreachable, StaffAccess, StaffRecord, TenantBilling, licence_sku, staff_actor,
 };
 pub use schedules::{ScheduleFilter, ScheduleRefusal};
 pub use signin::{

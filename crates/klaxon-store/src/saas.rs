@@ -38,6 +38,7 @@ mod agreements;
 mod licences;
 mod notice_outbox;
 mod notices;
+mod sla;
 pub use access::{
     Disclosure, GrantRecord, LawfulRequest, NewLawfulRequest, StaffAccess, StaffRecord, staff_actor,
 };
@@ -47,6 +48,7 @@ pub use licences::{
 };
 pub use notice_outbox::QueuedNotice;
 pub use notices::{NewNotice, NoticeRecord};
+pub use sla::{NewSlaClaim, SLA_TEXT_MAX, SlaClaim, SlaExclusion, SlaIncident, SlaUnreachable};
 
 /// The deployment's billing settings, from the server configuration.
 #[derive(Debug, Clone)]

@@ -33,6 +33,9 @@ pub enum AdminCommand {
     /// The lawful-request register (SaaS mode only).
     #[command(subcommand)]
     LawfulRequest(crate::staff::LawfulCommand),
+    /// SLA reports, exclusions, unreachable periods and compensation claims (SaaS mode only).
+    #[command(subcommand)]
+    Sla(crate::sla::SlaCommand),
 }
 
 #[derive(Args)]
@@ -270,6 +273,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Documents(cmd) => return crate::documents::run(cmd).await,
         AdminCommand::Staff(cmd) => return crate::staff::staff(cmd).await,
         AdminCommand::LawfulRequest(cmd) => return crate::staff::lawful_request(cmd).await,
+        AdminCommand::Sla(cmd) => return crate::sla::run(cmd).await,
     };
     match cmd {
         TenantCommand::Purge(args) => crate::purge::purge(args).await?,

@@ -10,6 +10,7 @@ mod admin;
 mod backup;
 mod documents;
 mod purge;
+mod sla;
 mod staff;
 mod support;
 

@@ -317,6 +317,11 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/account/agreement/accept", AccountAdmin),
     ("/account/agreement/refuse", AccountAdmin),
     ("/account/agreement/evidence", AccountAdmin),
+    // SLA report and compensation claims (SVC-281/282): the owner and Admins, who stand in
+    // for the finance administrator (Klaxon has no separate finance role).
+    ("/account/sla/report", AccountAdmin),
+    ("/account/sla/claim/submit", AccountAdmin),
+    ("/account/sla/claim/list", AccountAdmin),
 ];
 
 /// SVC-052 / RSP-008: whether a call on `path` needs a licence (cloud `commercial` tenants
@@ -372,7 +377,9 @@ pub fn is_write(path: &str) -> bool {
             | Access::OwnSettings,
         ) => true,
         // Administrators' own reads (the export history) are not changes.
-        Some(Access::AccountAdmin) => !(path.ends_with("/list") || path.ends_with("/info")),
+        Some(Access::AccountAdmin) => {
+            !(path.ends_with("/list") || path.ends_with("/info") || path.ends_with("/report"))
+        }
         Some(Access::Member) => path.ends_with("/reset"),
         Some(Access::IntegrationRead) | None => false,
     }

@@ -100,6 +100,24 @@ pub const OPERATIONS: &[Operation] = &[
         Object,
     ),
     (
+        "/account/sla/report",
+        "The account's SLA figures for a month: failed and excluded cycles, F(M), C(M) (cloud mode)",
+        "month*:str",
+        Object,
+    ),
+    (
+        "/account/sla/claim/submit",
+        "Claim the SLA compensation of a month inside its claim window (cloud mode)",
+        "month*:str",
+        Object,
+    ),
+    (
+        "/account/sla/claim/list",
+        "The account's SLA compensation claims and their decisions",
+        "",
+        List,
+    ),
+    (
         "/account/export/create",
         "Start a full export of the account",
         "",
