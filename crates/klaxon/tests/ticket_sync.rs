@@ -37,11 +37,14 @@ impl Req {
     }
 }
 
+/// Answers per route, in order: (status, JSON body).
+type Answers = HashMap<String, Vec<(u16, String)>>;
+
 #[derive(Clone, Default)]
 struct Fake {
     reqs: Arc<Mutex<Vec<Req>>>,
     /// "METHOD /path" → queue of (status, JSON body); the last entry repeats.
-    routes: Arc<Mutex<HashMap<String, Vec<(u16, String)>>>>,
+    routes: Arc<Mutex<Answers>>,
     addr: Arc<Mutex<Option<SocketAddr>>>,
 }
 
