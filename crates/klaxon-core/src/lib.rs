@@ -27,4 +27,5 @@ pub mod schedule;
 pub mod sso;
 pub mod standard;
 pub mod template;
+pub mod ticket_sync;
 pub mod webhook;

@@ -215,7 +215,7 @@ fn dedupe_headers(headers: &mut reqwest::header::HeaderMap) {
 }
 
 /// The first [`RESPONSE_KEEP_BYTES`] of the body; the rest is not read.
-async fn read_prefix(mut response: reqwest::Response) -> (String, Option<String>) {
+pub(crate) async fn read_prefix(mut response: reqwest::Response) -> (String, Option<String>) {
     let mut buf: Vec<u8> = Vec::new();
     loop {
         match response.chunk().await {
@@ -238,7 +238,7 @@ fn lossy(b: &[u8]) -> String {
 }
 
 /// The error and its causes, one line.
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let mut out = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
@@ -256,7 +256,7 @@ fn describe(e: &reqwest::Error) -> String {
 /// timeout after the connection was made is counted as waiting for the response headers
 /// (webhook bodies are small and go out in one write), which is not retried because the
 /// receiver may have acted on it.
-fn classify(e: &reqwest::Error) -> TransportFailure {
+pub(crate) fn classify(e: &reqwest::Error) -> TransportFailure {
     if e.is_timeout() {
         return if e.is_connect() {
             TransportFailure::TimeoutBeforeSent

@@ -43,6 +43,7 @@ mod sso;
 mod sso_ldap;
 mod state;
 pub mod support;
+pub mod ticket_sync;
 mod timers;
 pub mod webhooks;
 mod wire;
@@ -368,10 +369,19 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
                 config.notify.allow_private_targets || config.notify.webhook_private_targets,
             )
             .map_err(StartError::Notify)?;
+            // Ticket sync (RSP-405, RSP-406) too: its service URLs are tenant input like
+            // webhook endpoints.
+            let tickets = ticket_sync::TicketDispatcher::new(
+                store.clone(),
+                &format!("tickets-{}", state::random_hex(6)),
+                config.notify.allow_private_targets || config.notify.webhook_private_targets,
+            )
+            .map_err(StartError::Notify)?;
             let notifications = delivery::run(state.clone(), deliverer, shutdown_rx.clone());
             let hooks = webhooks::run(state.clone(), dispatcher, shutdown_rx.clone());
+            let tickets = ticket_sync::run(state.clone(), tickets, shutdown_rx.clone());
             tokio::spawn(async move {
-                tokio::join!(notifications, hooks);
+                tokio::join!(notifications, hooks, tickets);
             })
         }
         None => tokio::spawn(async {}),
@@ -454,6 +464,7 @@ fn router(state: AppState) -> Router {
         .merge(slack::routes())
         .merge(feishu::routes())
         .merge(phone::routes())
+        .merge(ticket_sync::routes())
         .fallback(envelope::route_not_found)
         // Push bodies are limited and reported by the handlers themselves (ING-006).
         .layer(DefaultBodyLimit::disable())

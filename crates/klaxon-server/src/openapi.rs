@@ -37,6 +37,7 @@ mod sla;
 mod sso;
 mod teams;
 mod templates;
+mod ticket_sync;
 mod webhooks;
 
 use axum::Router;
@@ -83,6 +84,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(routing::PATHS)
         .chain(webhooks::PATHS)
         .chain(custom_actions::PATHS)
+        .chain(ticket_sync::PATHS)
         .chain(im::PATHS)
         .chain(licences::PATHS)
         .chain(agreements::PATHS)
@@ -360,6 +362,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = custom_actions::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = ticket_sync::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = im::dispatch(state, caller, path, args).await {

@@ -106,6 +106,15 @@ pub const TABLES: &[(&str, TableClass)] = &[
             redacted: &["bot_token", "signing_secret", "encrypt_key"],
         },
     ),
+    (
+        "ticket_sync_integrations",
+        Exported {
+            // The ticket system's API token or password, and the inbound push credential.
+            redacted: &["secret", "push_token"],
+        },
+    ),
+    ("ticket_sync_links", Exported { redacted: &[] }),
+    ("ticket_sync_jobs", Exported { redacted: &[] }),
     ("im_links", Exported { redacted: &[] }),
     ("im_unavailable_chats", Exported { redacted: &[] }),
     ("alerts", Exported { redacted: &[] }),

@@ -67,6 +67,7 @@ mod signin;
 mod sso;
 mod support;
 mod templates;
+mod ticket_sync;
 mod webhooks;
 
 use std::sync::Arc;
@@ -132,6 +133,10 @@ pub use signin::{
 pub use sso::{SsoLogin, SsoMember, SsoSignInConfig};
 pub use support::{IncomingMail, Received, SupportDesk, Ticket, TicketMessage};
 pub use templates::TemplateRefusal;
+pub use ticket_sync::{
+    TICKET_CLAIM_MS, TicketDraft, TicketIntegration, TicketJob, TicketLink, TicketOutcome,
+    TicketSettings,
+};
 pub use webhooks::{
     PendingWebhook, WEBHOOK_CLAIM_MS, WebhookAttempt, WebhookDeliveryState, WebhookDraft,
     WebhookHistoryFilter, WebhookHistoryItem, WebhookHistoryPage, WebhookIntegration,

@@ -551,6 +551,8 @@ pub(crate) async fn write_changes(
             .and_then(|c| serde_json::to_string(c.incident).ok())
     })
     .await?;
+    // RSP-405 / RSP-406: the ticket-sync steps the same changes ask for.
+    crate::ticket_sync::enqueue(conn, changes, now).await?;
     Ok(())
 }
 

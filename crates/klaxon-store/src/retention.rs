@@ -176,6 +176,10 @@ pub(crate) async fn delete_incidents(
             delete_in(conn, "webhook_deliveries", account_id, "subject_id", chunk).await?;
         c.webhook_attempts +=
             delete_in(conn, "webhook_attempts", account_id, "ref_id", chunk).await?;
+        // Ticket-sync links and steps (RSP-405): the tickets stay in the ticket system.
+        for table in ["ticket_sync_links", "ticket_sync_jobs"] {
+            delete_in(conn, table, account_id, "incident_id", chunk).await?;
+        }
         c.incidents += delete_in(conn, "incidents", account_id, "incident_id", chunk).await?;
     }
     Ok(c)

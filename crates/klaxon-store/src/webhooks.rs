@@ -334,6 +334,7 @@ async fn id_taken(conn: &mut AnyConnection, id: i64) -> Result<bool> {
         "webhook_integrations",
         "im_integrations",
         "custom_integrations",
+        "ticket_sync_integrations",
     ] {
         let mut sql = Sql::new("SELECT integration_id FROM ");
         sql.push(table).push(" WHERE integration_id = ").bind(id);

@@ -171,6 +171,7 @@ struct Owned {
     webhook: i64,
     custom_action: i64,
     link: i64,
+    ticket_sync: i64,
     field: String,
     calendar: String,
     schema: String,
@@ -330,6 +331,15 @@ async fn populate(ts: &TestServer) -> Owned {
     .await["integration_id"]
         .as_i64()
         .unwrap();
+    let ticket_sync = a(
+        "/ticket-sync/create",
+        json!({"system": "jira", "name": "A Jira", "channel_ids": [channel],
+               "base_url": "https://jira.tenant-a.invalid", "username": "a@tenant-a.example",
+               "secret": "token", "project_key": "OPS", "issue_type": "Bug"}),
+    )
+    .await["integration_id"]
+        .as_i64()
+        .unwrap();
     let field = a(
         "/field/create",
         json!({"field_name": "env", "display_name": "Environment", "field_type": "text"}),
@@ -421,6 +431,7 @@ async fn populate(ts: &TestServer) -> Owned {
         webhook,
         custom_action,
         link,
+        ticket_sync,
         field,
         calendar,
         schema,
@@ -470,6 +481,10 @@ fn witness_reads(o: &Owned) -> Vec<(&'static str, Value)> {
             json!({"integration_id": o.custom_action}),
         ),
         ("/link/info", json!({"integration_id": o.link})),
+        (
+            "/ticket-sync/info",
+            json!({"integration_id": o.ticket_sync}),
+        ),
         ("/field/info", json!({"field_id": o.field})),
         ("/calendar/info", json!({"cal_id": o.calendar})),
         ("/calendar/holiday/list", json!({})),
@@ -594,6 +609,11 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
             Missing,
         ),
         ("/link/info", json!({"integration_id": o.link}), Missing),
+        (
+            "/ticket-sync/info",
+            json!({"integration_id": o.ticket_sync}),
+            Missing,
+        ),
         ("/field/info", json!({"field_id": o.field}), Missing),
         ("/calendar/info", json!({"cal_id": o.calendar}), Missing),
         (
@@ -659,6 +679,7 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
         ("/webhook/list", json!({}), Empty),
         ("/custom-action/list", json!({}), Empty),
         ("/link/list", json!({}), Empty),
+        ("/ticket-sync/list", json!({}), Empty),
         ("/field/list", json!({}), Empty),
         ("/calendar/list", json!({}), Empty),
         ("/enrichment/mapping/schema/list", json!({}), Empty),
@@ -905,6 +926,22 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
             Missing,
         ),
         (
+            "/ticket-sync/update",
+            json!({"integration_id": o.ticket_sync, "name": "B's",
+                   "base_url": "https://evil.example/"}),
+            Missing,
+        ),
+        (
+            "/ticket-sync/log/list",
+            json!({"integration_id": o.ticket_sync}),
+            Missing,
+        ),
+        (
+            "/incident/ticket-sync/do",
+            json!({"incident_id": o.incident2, "integration_id": o.ticket_sync}),
+            Missing,
+        ),
+        (
             "/link/update",
             json!({"integration_id": o.link, "url_template": "https://evil.example/"}),
             Missing,
@@ -1117,6 +1154,11 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
             Missing,
         ),
         ("/link/delete", json!({"integration_id": o.link}), Missing),
+        (
+            "/ticket-sync/delete",
+            json!({"integration_id": o.ticket_sync}),
+            Missing,
+        ),
         ("/field/delete", json!({"field_id": o.field}), Missing),
         ("/calendar/delete", json!({"cal_id": o.calendar}), Missing),
         (

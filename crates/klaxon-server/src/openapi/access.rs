@@ -276,6 +276,16 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/link/delete", P(IntegrationsManage)),
     // Invoking a custom action acts on the incident (RSP-400).
     ("/incident/custom-action/do", P(IncidentsManage)),
+    // Ticket sync (response.md 1.23, RSP-403…406): integrations too; changing an existing one
+    // also needs its data permission, checked by the handler. Starting a manual sync acts on
+    // the incident, like a custom action.
+    ("/ticket-sync/list", P(IntegrationsRead)),
+    ("/ticket-sync/info", P(IntegrationsRead)),
+    ("/ticket-sync/log/list", P(IntegrationsRead)),
+    ("/ticket-sync/create", P(IntegrationsManage)),
+    ("/ticket-sync/update", P(IntegrationsManage)),
+    ("/ticket-sync/delete", P(IntegrationsManage)),
+    ("/incident/ticket-sync/do", P(IncidentsManage)),
     // Label enrichment (ingest.md §2.5): an integration's rules are part of its configuration
     // (a dedicated one's channel, or Integrations Manage for a shared one); mapping tables are
     // account-wide integration settings.

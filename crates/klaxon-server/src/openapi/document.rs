@@ -1239,6 +1239,49 @@ pub const OPERATIONS: &[Operation] = &[
         "incident_id*:str integration_id*:id",
         Object,
     ),
+    // Ticket sync (response.md 1.23, RSP-405, RSP-406).
+    (
+        "/ticket-sync/create",
+        "Create a Jira or ServiceNow ticket sync",
+        "system*:jira|servicenow name:str channel_ids:[int] team_id:int direction:to|from|two_way trigger:auto|manual filters:any platform:cloud|server base_url:str username:str secret:str project_key:str issue_type:str severity_mapping:obj field_mapping:any status:enabled|disabled",
+        Object,
+    ),
+    (
+        "/ticket-sync/update",
+        "Change a ticket sync",
+        "integration_id*:id name:str channel_ids:[int] team_id:int direction:to|from|two_way trigger:auto|manual filters:any platform:cloud|server base_url:str username:str secret:str project_key:str issue_type:str severity_mapping:obj field_mapping:any status:enabled|disabled",
+        Object,
+    ),
+    (
+        "/ticket-sync/delete",
+        "Delete a ticket sync",
+        "integration_id*:id",
+        Nothing,
+    ),
+    (
+        "/ticket-sync/list",
+        "List ticket syncs, by name",
+        "channel_id:int",
+        List,
+    ),
+    (
+        "/ticket-sync/info",
+        "One ticket sync",
+        "integration_id*:id",
+        Object,
+    ),
+    (
+        "/ticket-sync/log/list",
+        "A ticket sync's log, newest first",
+        "integration_id*:id incident_id:str limit:int search_after_ctx:str",
+        List,
+    ),
+    (
+        "/incident/ticket-sync/do",
+        "Sync an incident to a ticket system now",
+        "incident_id*:str integration_id*:id",
+        Object,
+    ),
     // IM integrations.
     (
         "/im/integration/create",

@@ -577,9 +577,13 @@ async fn incident_info(state: &AppState, caller: &Caller, args: &Args) -> Result
     // RSP-400, RSP-404: what the detail page offers for this incident's channel.
     let actions = super::custom_actions::incident_actions(state, &incident).await?;
     let links = super::custom_actions::incident_links(state, &incident).await?;
+    // RSP-405, RSP-406: manual ticket syncs and the incident's tickets.
+    let (ticket_syncs, tickets) = super::ticket_sync::incident_tickets(state, &incident).await?;
     if let Value::Object(m) = &mut out {
         m.insert("custom_actions".into(), Value::Array(actions));
         m.insert("links".into(), Value::Array(links));
+        m.insert("ticket_syncs".into(), Value::Array(ticket_syncs));
+        m.insert("tickets".into(), Value::Array(tickets));
     }
     Ok(out)
 }
