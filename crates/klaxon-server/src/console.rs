@@ -17,6 +17,7 @@ mod incidents;
 pub(crate) use incidents::{form_pairs, form_value};
 mod members;
 mod noise;
+pub(crate) mod register;
 mod route_edit;
 mod routing;
 mod schedule_edit;

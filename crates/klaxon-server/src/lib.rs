@@ -31,6 +31,7 @@ mod password_reset;
 mod phone;
 mod pull;
 mod push;
+mod registration;
 mod retention;
 mod saas;
 mod signin;
@@ -411,8 +412,16 @@ fn router(state: AppState) -> Router {
     } else {
         Router::new()
     };
+    // Registration likewise (docs/registration.md): a self-hosted install creates tenants
+    // only at first start, so `/register` and `/auth/register/*` are unknown routes there.
+    let registration = if state.saas.is_some() {
+        registration::routes().merge(console::register::routes())
+    } else {
+        Router::new()
+    };
     Router::new()
         .merge(operator)
+        .merge(registration)
         .merge(push::routes())
         .merge(openapi::routes())
         .merge(health::routes())

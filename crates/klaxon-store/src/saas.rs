@@ -37,6 +37,7 @@ mod access;
 mod agreements;
 mod licences;
 mod notices;
+mod registration;
 pub use access::{
     Disclosure, GrantRecord, LawfulRequest, NewLawfulRequest, StaffAccess, StaffRecord, staff_actor,
 };
@@ -45,6 +46,7 @@ pub use licences::{
     ActiveUser, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView, licence_sku,
 };
 pub use notices::{NewNotice, NoticeRecord};
+pub use registration::{CodeIssue, DirectoryEntry, NewRegistration, Registered};
 
 /// The deployment's billing settings, from the server configuration.
 #[derive(Debug, Clone)]
