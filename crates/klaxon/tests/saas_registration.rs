@@ -30,7 +30,7 @@ struct Node {
     http: reqwest::Client,
     clock: Arc<ManualClock>,
     sink: Sink,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     url: String,
 }
 
@@ -78,7 +78,7 @@ impl Node {
                 .unwrap(),
             clock,
             sink,
-            _dir: dir,
+            dir,
             url: database_url.to_string(),
         }
     }
@@ -211,6 +211,28 @@ impl Node {
             .into_iter()
             .map(|c| c.account_id)
             .collect()
+    }
+
+    /// Runs one statement on the node's database with the backend's own client.
+    async fn sql(&self, sql: &str) -> std::process::Output {
+        if self.url.is_empty() {
+            tokio::process::Command::new("sqlite3")
+                .arg(self.dir.path().join("klaxon.db"))
+                .arg(format!("PRAGMA busy_timeout = 5000; {sql}"))
+                .output()
+                .await
+                .unwrap()
+        } else {
+            tokio::process::Command::new("psql")
+                .arg(&self.url)
+                .arg("-v")
+                .arg("ON_ERROR_STOP=1")
+                .arg("-qc")
+                .arg(sql)
+                .output()
+                .await
+                .unwrap()
+        }
     }
 
     async fn stop(self) {
@@ -655,6 +677,22 @@ on_both_backends!(
             .saas_set_region(account_id, "cn-north")
             .await
             .unwrap();
+        // The database itself refuses to move the directory entry, on both backends.
+        let sql = format!(
+            "UPDATE saas_tenant_directory SET region = 'eu-west' WHERE account_id = {account_id}"
+        );
+        let out = n.sql(&sql).await;
+        assert!(!out.status.success(), "the region was changed");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("SVC-215"), "{err}");
+        let dir = n
+            .server
+            .store()
+            .saas_directory_entry(account_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(dir.region, "cn-north");
         n.stop().await;
     }
 );
