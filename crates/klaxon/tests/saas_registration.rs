@@ -559,6 +559,15 @@ on_both_backends!(
             "{b}"
         );
         assert_eq!(n.accounts_of(EMAIL).await, vec![first]);
+        // A wrong password costs one of the code's five tries, so a code is no way around
+        // the sign-in lockout.
+        let rows = n
+            .server
+            .store()
+            .saas_registration_code_rows(EMAIL)
+            .await
+            .unwrap();
+        assert_eq!(rows.last().unwrap().1, 1);
 
         // … and then gets one more tenant, with no duplicate identity: the same password
         // signs in to both, and sign-in asks which one.

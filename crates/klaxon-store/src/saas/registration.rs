@@ -272,6 +272,15 @@ impl Store {
             match verify_password(r.password.clone(), hashes.clone()).await? {
                 Some(i) => hashes[i].clone(),
                 None => {
+                    // A wrong password costs one of the code's tries, as a wrong code does:
+                    // otherwise a code would allow unlimited guesses at the existing password,
+                    // around the sign-in lockout.
+                    let mut up = Sql::new(
+                        "UPDATE saas_registration_codes SET attempts = attempts + 1 WHERE code_id = ",
+                    );
+                    up.bind(code_id);
+                    insert_row(&mut tx, &mut up).await?;
+                    tx.commit().await?;
                     return Err(invalid(
                         "password",
                         "this e-mail address already signs in to Klaxon: enter that password to add a new organisation to it",
