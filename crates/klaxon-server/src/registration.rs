@@ -285,6 +285,16 @@ pub(crate) async fn register(
         .saas_register(&saas.settings, &new)
         .await
         .map_err(store_failure)?;
+    // RSP-600: the new tenant's audit log starts with its owner's registration.
+    crate::audit::record_signin(
+        state,
+        done.account_id,
+        done.member_id,
+        "register",
+        client.ip,
+        "ok",
+    )
+    .await;
     tracing::info!(
         account_id = done.account_id,
         member_id = done.member_id,

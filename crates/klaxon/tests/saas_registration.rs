@@ -402,6 +402,25 @@ on_both_backends!(
             assert_eq!(a.content_sha256.len(), 64);
         }
 
+        // spec: RSP-600
+        // The new tenant's audit log starts with the registration, with the client's IP.
+        let page = store
+            .search_audit(
+                account_id,
+                &klaxon_store::AuditFilter {
+                    start: 0,
+                    end: n.now() + 1,
+                    operations: vec!["member:write:register".into()],
+                    limit: 10,
+                    now: n.now(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.records.len(), 1);
+        assert_eq!(page.records[0].ip, "127.0.0.1");
+
         // The code is spent: it does not register a second tenant.
         let (s, b) = n
             .post("/auth/register/complete", Node::body(EMAIL, &code, &ids))
