@@ -27,6 +27,8 @@ pub mod postpaid;
 pub mod pricing;
 pub mod quota;
 pub mod refund;
+pub mod region;
+pub mod registration;
 pub mod sla;
 pub mod state;
 pub mod support;

@@ -82,6 +82,10 @@ pub struct DeploymentConfig {
     pub working_holidays: Vec<String>,
     /// Edition recorded for a tenant whose billing row an operator creates.
     pub default_edition: String,
+    /// The operator's regions (SVC-210): `[[deployment.regions]]` with `id`, `name` and
+    /// `base_url`. This deployment serves `region`; registrations for the others are sent to
+    /// their base URL (docs/registration.md).
+    pub regions: Vec<RegionConfig>,
     /// Versions of the agreement documents in force (SVC-400 requires each).
     pub documents: DocumentsConfig,
     /// Licence unit prices of the price list in force (SVC-080).
@@ -89,6 +93,15 @@ pub struct DeploymentConfig {
     /// The key-encryption key that wraps every tenant's data key (SVC-185): 64 hex digits.
     /// Required in SaaS mode; never printed (docs/backup.md).
     pub key_encryption_key: SecretText,
+}
+
+/// One `[[deployment.regions]]` entry (SVC-210).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegionConfig {
+    pub id: String,
+    pub name: String,
+    pub base_url: String,
 }
 
 /// A secret setting: its `Debug` output never shows the value.
@@ -174,6 +187,7 @@ impl Default for DeploymentConfig {
             support_holidays: Vec::new(),
             working_holidays: Vec::new(),
             default_edition: "standard".to_string(),
+            regions: Vec::new(),
             documents: DocumentsConfig::default(),
             licence_prices: LicencePricesConfig::default(),
             key_encryption_key: SecretText::default(),
@@ -212,6 +226,7 @@ impl DeploymentConfig {
         }
         self.support_calendar()?;
         self.working_days()?;
+        self.regions()?;
         let params = klaxon_saas::params::Params::cloud_defaults();
         params.validate().map_err(|e| format!("deployment: {e}"))?;
         self.licence_price_list()?;
@@ -233,6 +248,27 @@ impl DeploymentConfig {
 }
 
 impl DeploymentConfig {
+    /// This deployment's region and the operator's other regions (SVC-210); a bad entry
+    /// names its setting.
+    pub fn regions(&self) -> Result<klaxon_saas::region::Regions, String> {
+        let own = klaxon_saas::region::Region {
+            id: self.region.trim().to_string(),
+            name: String::new(),
+            base_url: String::new(),
+        };
+        let known = self
+            .regions
+            .iter()
+            .map(|r| klaxon_saas::region::Region {
+                id: r.id.clone(),
+                name: r.name.trim().to_string(),
+                base_url: r.base_url.clone(),
+            })
+            .collect();
+        klaxon_saas::region::Regions::new(own, known)
+            .map_err(|e| format!("deployment.regions: {e}"))
+    }
+
     /// The support time zone and holidays (SVC-172); a bad value names its setting.
     pub fn support_calendar(
         &self,

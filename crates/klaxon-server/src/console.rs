@@ -23,6 +23,7 @@ mod multipart;
 mod noise;
 mod noise_settings;
 mod pipeline;
+pub(crate) mod register;
 mod route_edit;
 mod routing;
 mod schedule_edit;

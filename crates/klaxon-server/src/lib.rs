@@ -32,6 +32,7 @@ mod password_reset;
 mod phone;
 mod pull;
 mod push;
+mod registration;
 mod retention;
 mod saas;
 mod signin;
@@ -442,8 +443,16 @@ fn router(state: AppState) -> Router {
     } else {
         Router::new()
     };
+    // Registration likewise (docs/registration.md): a self-hosted install creates tenants
+    // only at first start, so `/register` and `/auth/register/*` are unknown routes there.
+    let registration = if state.saas.is_some() {
+        registration::routes().merge(console::register::routes())
+    } else {
+        Router::new()
+    };
     Router::new()
         .merge(operator)
+        .merge(registration)
         // SVC-272: requests to the public API (push and Open API) count for the SLA.
         .merge(push::routes().layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -70,7 +70,7 @@ pub(crate) async fn create_account(
 }
 
 /// The rows of a new account; the caller commits.
-async fn insert_account(
+pub(crate) async fn insert_account(
     tx: &mut AnyConnection,
     seed: &BootstrapSeed,
     password_hash: String,

@@ -175,6 +175,11 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("sla_exclusions", OperatorRecord),
     ("sla_unreachable", OperatorRecord),
     ("sla_claims", OperatorRecord),
+    // Registration (SVC-180, SVC-213): the directory entry (tenant id and region), the legal
+    // entity and the contact record are operator records.
+    ("saas_tenant_directory", OperatorRecord),
+    ("saas_legal_entities", OperatorRecord),
+    ("saas_contacts", OperatorRecord),
     ("timers", Internal),
     ("leases", Internal),
     ("inbox_progress", Internal),
@@ -184,6 +189,8 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("account_exports", Internal),
     // SMS reply codes: short-lived (a day) pointers from a phone's reply to an incident.
     ("sms_reply_codes", Internal),
+    // One-time registration codes (hashed), before any tenant exists; gone after a day.
+    ("saas_registration_codes", Internal),
 ];
 
 /// Why an export may not start now (SVC-182).

@@ -35,6 +35,10 @@ pub const NO_TENANT_COLUMN: &[(&str, &str)] = &[
         "inbox_progress",
         "the processor's watermark over the inbox sequence, one row per node group",
     ),
+    (
+        "saas_registration_codes",
+        "one-time codes for an e-mail address before its tenant exists; deleted after a day",
+    ),
 ];
 
 /// A tenant's data key as stored: wrapped under the key-encryption key `kek_id`.

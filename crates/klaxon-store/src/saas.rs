@@ -39,6 +39,7 @@ mod licences;
 mod notice_outbox;
 mod notices;
 mod sla;
+mod registration;
 pub use access::{
     Disclosure, GrantRecord, LawfulRequest, NewLawfulRequest, StaffAccess, StaffRecord, staff_actor,
 };
@@ -49,6 +50,7 @@ pub use licences::{
 pub use notice_outbox::QueuedNotice;
 pub use notices::{NewNotice, NoticeRecord};
 pub use sla::{NewSlaClaim, SLA_TEXT_MAX, SlaClaim, SlaExclusion, SlaIncident, SlaUnreachable};
+pub use registration::{CodeIssue, DirectoryEntry, NewRegistration, Registered};
 
 /// The deployment's billing settings, from the server configuration.
 #[derive(Debug, Clone)]
