@@ -38,8 +38,8 @@ mod agreements;
 mod licences;
 mod notice_outbox;
 mod notices;
-mod sla;
 mod registration;
+mod sla;
 pub use access::{
     Disclosure, GrantRecord, LawfulRequest, NewLawfulRequest, StaffAccess, StaffRecord, staff_actor,
 };
@@ -49,8 +49,8 @@ pub use licences::{
 };
 pub use notice_outbox::QueuedNotice;
 pub use notices::{NewNotice, NoticeRecord};
-pub use sla::{NewSlaClaim, SLA_TEXT_MAX, SlaClaim, SlaExclusion, SlaIncident, SlaUnreachable};
 pub use registration::{CodeIssue, DirectoryEntry, NewRegistration, Registered};
+pub use sla::{NewSlaClaim, SLA_TEXT_MAX, SlaClaim, SlaExclusion, SlaIncident, SlaUnreachable};
 
 /// The deployment's billing settings, from the server configuration.
 #[derive(Debug, Clone)]
