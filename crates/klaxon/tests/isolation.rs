@@ -224,6 +224,19 @@ async fn populate(ts: &TestServer) -> Owned {
     .await["integration_id"]
         .as_i64()
         .unwrap();
+    // The node's worker runs a new pull integration's first pull at once (ING-228). Let it
+    // finish, so A's own manual trigger later is not refused as `pull in progress`.
+    for _ in 0..200 {
+        let h = a(
+            "/integration/pull/history",
+            json!({"integration_id": pull, "limit": 1}),
+        )
+        .await;
+        if h["items"].as_array().is_some_and(|i| !i.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     a(
         "/route/upsert",
         json!({"integration_id": shared, "version": 1,
