@@ -176,6 +176,50 @@ pub fn notice_of(change: &Change, standing: &Standing) -> Option<StateNotice> {
     }
 }
 
+/// SVC-136: the purge warning a tenant suspended for non-payment is owed on the billing day
+/// of `at`: 7 days ahead (sent on any day from the seventh day before the purge date to the
+/// second), then 1 day ahead (from the day before). `days_ahead` names which, so the caller
+/// gives each once per purge date; a job that runs late gives the nearer one only.
+pub fn purge_warning(
+    standing: &Standing,
+    at: Timestamp,
+    billing_tz: &TimeZone,
+) -> Result<Option<(i64, Timestamp, StateNotice)>> {
+    use crate::calendar::{date_of, days_between};
+    use crate::notice::Category;
+    let (ServiceState::Suspended(SuspendReason::Nonpayment), Some(purge_at)) =
+        (standing.state, standing.purge_at)
+    else {
+        return Ok(None);
+    };
+    let left = days_between(date_of(at, billing_tz), date_of(purge_at, billing_tz))?;
+    let days_ahead = match left {
+        2..=7 => 7,
+        0..=1 => 1,
+        _ => return Ok(None),
+    };
+    let when = purge_at.strftime("%Y-%m-%d %H:%M UTC").to_string();
+    Ok(Some((
+        days_ahead,
+        purge_at,
+        StateNotice {
+            category: Category::PurgeWarning,
+            template_id: if days_ahead == 7 {
+                "purge_warning_7d"
+            } else {
+                "purge_warning_1d"
+            },
+            subject: format!("Your organisation's data will be purged on {when}"),
+            content: format!(
+                "Your organisation's service is suspended for non-payment. Unless the payable \
+                 total is paid in full before {when}, the service ends and all of its data is \
+                 purged irreversibly, including backups. Export anything you want to keep before \
+                 then. Debts remain owed after the purge.\n"
+            ),
+        },
+    )))
+}
+
 fn serving_state(s: ServiceState) -> bool {
     matches!(
         s,
@@ -391,5 +435,38 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    #[test]
+    fn purge_warnings_come_seven_days_and_one_day_ahead() {
+        // spec: SVC-136 — "7 days and 1 day before the purge date", by billing-zone dates.
+        let tz = TimeZone::get("Asia/Shanghai").unwrap();
+        let purge: Timestamp = "2025-07-08T00:00:00Z".parse().unwrap(); // 08:00 on 8 July, +08
+        let s = Standing {
+            state: ServiceState::Suspended(SuspendReason::Nonpayment),
+            since: "2025-06-08T00:00:00Z".parse().unwrap(),
+            purge_at: Some(purge),
+        };
+        let on = |day: &str| -> Option<i64> {
+            let at: Timestamp = format!("{day}T01:00:00Z").parse().unwrap();
+            purge_warning(&s, at, &tz).unwrap().map(|(d, _, _)| d)
+        };
+        assert_eq!(on("2025-06-30"), None);
+        assert_eq!(on("2025-07-01"), Some(7));
+        assert_eq!(on("2025-07-06"), Some(7));
+        assert_eq!(on("2025-07-07"), Some(1));
+        let (_, at, n) = purge_warning(&s, "2025-07-07T01:00:00Z".parse().unwrap(), &tz)
+            .unwrap()
+            .unwrap();
+        assert_eq!(at, purge);
+        assert_eq!(n.category, crate::notice::Category::PurgeWarning);
+        assert!(n.subject.contains("2025-07-08 00:00 UTC"), "{}", n.subject);
+        // Only a non-payment suspension has a purge date to warn of.
+        let breach = Standing {
+            state: ServiceState::Suspended(SuspendReason::Breach),
+            ..s
+        };
+        let at: Timestamp = "2025-07-07T01:00:00Z".parse().unwrap();
+        assert!(purge_warning(&breach, at, &tz).unwrap().is_none());
     }
 }

@@ -706,6 +706,24 @@ impl Store {
                 None,
             )?;
             save_standing(conn, account_id, &standing, &changes, now_ms).await?;
+            // SVC-136: the purge warnings, each once per purge date.
+            if let Some((days, purge_at, n)) =
+                klaxon_saas::tenant::purge_warning(&standing, at, &settings.billing_tz)?
+            {
+                let related = format!("purge_warning:{days}d:{}", ms(purge_at));
+                if !notice_outbox::queued_or_given(conn, account_id, &related).await? {
+                    notice_outbox::enqueue(
+                        conn,
+                        account_id,
+                        n.category,
+                        n.template_id,
+                        (n.subject, n.content),
+                        &related,
+                        now_ms,
+                    )
+                    .await?;
+                }
+            }
             format!(
                 "state {}, payable {} {}",
                 standing.state,

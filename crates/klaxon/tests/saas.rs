@@ -541,3 +541,101 @@ async fn saas_mode_refuses_to_start_without_its_settings() {
         .to_string();
     assert!(err.contains("sla"), "{err}");
 }
+
+on_both_backends!(
+    a_suspended_tenant_is_warned_seven_days_and_one_day_before_the_purge,
+    |url: String| async move {
+        let n = Node::start(&url, "2025-05-31T00:30:00Z", saas).await;
+        let store = n.server.store();
+        let settings = n.server.saas_settings().unwrap().clone();
+        let account_id = n.server.bootstrap().account_id;
+        let (ok, out) = cli(
+            &n.config_file,
+            &[
+                "charge",
+                "--account",
+                &n.account,
+                "--amount",
+                "1990.00",
+                "--kind",
+                "licence_cycle",
+                "--reference",
+                "cycle-2025-05",
+                "--due",
+                "2025-05-31",
+                "--at",
+                "2025-05-31T00:30:00Z",
+                "--actor",
+                "billing-bot",
+            ],
+        )
+        .await;
+        assert!(ok, "{out}");
+        // Suspended 8 June 00:00 UTC, purge date 8 July 00:00 UTC (SVC-137, SVC-140).
+        n.set("2025-06-08T09:00:00Z");
+        store
+            .saas_settle_due(&settings, ms("2025-06-08T09:00:00Z"))
+            .await
+            .unwrap();
+
+        // spec: SVC-136 — a warning 7 days and 1 day before the purge date, each once, by the
+        // daily job; days further out warn of nothing.
+        let mut warnings = Vec::new();
+        for (day, given) in [
+            ("2025-06-30", 0),
+            ("2025-07-01", 2),
+            ("2025-07-02", 2),
+            ("2025-07-06", 2),
+            ("2025-07-07", 4),
+        ] {
+            let at = format!("{day}T09:00:00Z");
+            n.set(&at);
+            let run = store
+                .saas_settle(&settings, account_id, day.parse().unwrap(), ms(&at), "test")
+                .await
+                .unwrap();
+            assert!(run.ran_now, "{day}");
+            assert!(run.outcome.contains("suspended"), "{day}: {}", run.outcome);
+            // The node gives what the day queued (in-app and e-mail records) before the
+            // clock moves on.
+            for _ in 0..200 {
+                warnings = store
+                    .saas_notices(account_id, 0, 100)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter(|r| r.category == "purge_warning")
+                    .map(|r| (r.template_id, r.channel, r.related, r.sent_at / 86_400_000))
+                    .collect::<Vec<_>>();
+                if store.saas_notice_outbox_len().await.unwrap() == 0 && warnings.len() >= given {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(warnings.len(), given, "{day}: {warnings:?}");
+        }
+        warnings.sort();
+        let purge_ms = ms("2025-07-08T00:00:00Z");
+        let day = |d: &str| ms(&format!("{d}T09:00:00Z")) / 86_400_000;
+        let expected: Vec<(String, String, String, i64)> = [
+            ("purge_warning_1d", "2025-07-07", "1d"),
+            ("purge_warning_7d", "2025-07-01", "7d"),
+        ]
+        .iter()
+        .flat_map(|(t, d, k)| {
+            ["email", "in_app"].map(|c| {
+                (
+                    t.to_string(),
+                    c.to_string(),
+                    format!("purge_warning:{k}:{purge_ms}"),
+                    day(d),
+                )
+            })
+        })
+        .collect();
+        assert_eq!(warnings, expected);
+        assert_eq!(store.saas_notice_outbox_len().await.unwrap(), 0);
+        n.server.shutdown().await;
+        drop_db(&url).await;
+    }
+);

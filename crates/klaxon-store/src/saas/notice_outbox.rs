@@ -66,6 +66,31 @@ pub(crate) async fn enqueue(
     Ok(())
 }
 
+/// Whether a notice about `related` was already queued or given to the account, so a job
+/// that decides the same notice again (a warning due on several days) gives it once.
+pub(crate) async fn queued_or_given(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    related: &str,
+) -> crate::Result<bool> {
+    for table in ["saas_notice_outbox", "saas_notices"] {
+        let mut sql = Sql::new(&format!("SELECT 1 AS one FROM {table} WHERE account_id = "));
+        sql.bind(account_id)
+            .push(" AND related = ")
+            .bind(related)
+            .push(" LIMIT 1");
+        if sql
+            .query_on(conn)
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 impl Store {
     /// Claims up to `limit` notices due at `now` for `claim_ms`: no other node takes them
     /// meanwhile. Oldest first.
