@@ -928,3 +928,139 @@ on_both_backends!(
         assert_eq!(error_of(&out).0, "ResourceNotFound");
     }
 );
+
+/// The console session of the node's owner: (cookie header, CSRF token).
+async fn console_session(node: &Node) -> (String, String) {
+    let b = node.server.bootstrap();
+    let form = [
+        ("email", b.owner_email.clone()),
+        (
+            "password",
+            node.server.owner_password().unwrap().to_string(),
+        ),
+    ];
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/signin", node.server.base_url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(form).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let cookies: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect();
+    let csrf = cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("klaxon_csrf="))
+        .unwrap()
+        .to_string();
+    (cookies.join("; "), csrf)
+}
+
+on_both_backends!(
+    a_manual_sync_is_started_from_the_incident_page,
+    |url: String| async move {
+        // spec: RSP-405 (manual: a "More actions" entry named after the integration; the
+        // issue key and URL are shown on the incident)
+        let jira = Fake::start().await;
+        jira.answer(
+            "POST /rest/api/2/issue",
+            201,
+            json!({"id": "10001", "key": "OPS-9"}),
+        );
+        let node = Node::start(&url).await;
+        let (inc, channel) = node.alert("db1", "Critical").await;
+        let id = node
+            .api(
+                "/ticket-sync/create",
+                json!({"system": "jira", "name": "Ops Jira", "channel_ids": [channel],
+                       "base_url": jira.url(), "username": "a@example.com", "secret": "t",
+                       "project_key": "OPS", "issue_type": "Bug"}),
+            )
+            .await["integration_id"]
+            .as_i64()
+            .unwrap();
+        let (cookie, csrf) = console_session(&node).await;
+        let page = format!("{}/incident/detail/{inc}", node.server.base_url());
+        let html = node
+            .http
+            .get(&page)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains("aria-label=\"Ticket syncs\""), "{html}");
+        assert!(html.contains(">Ops Jira</button>"), "{html}");
+        assert!(!html.contains("<h2>Tickets</h2>"));
+
+        // Without the CSRF token nothing is queued.
+        let resp = node
+            .http
+            .post(format!("{page}/ticket-sync"))
+            .header("cookie", &cookie)
+            .header("hx-request", "true")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("integration_id={id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403);
+        assert!(node.log(id).await.is_empty());
+
+        let resp = node
+            .http
+            .post(format!("{page}/ticket-sync"))
+            .header("cookie", &cookie)
+            .header("hx-request", "true")
+            .header("x-klaxon-csrf", &csrf)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("integration_id={id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.text().await.unwrap();
+        assert!(body.contains("Ticket sync Ops Jira queued."), "{body}");
+        // A second press while it is queued shows the refusal.
+        let resp = node
+            .http
+            .post(format!("{page}/ticket-sync"))
+            .header("cookie", &cookie)
+            .header("hx-request", "true")
+            .header("x-klaxon-csrf", &csrf)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("integration_id={id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+
+        let round = node.drain().await;
+        assert_eq!(round.succeeded, 1, "{round:?}");
+        assert_eq!(jira.take().len(), 1);
+        let html = node
+            .http
+            .get(&page)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains("<h2>Tickets</h2>"), "{html}");
+        assert!(html.contains(">OPS-9</a>"), "{html}");
+        // Linked: the manual entry is no longer offered.
+        assert!(!html.contains(">Ops Jira</button>"), "{html}");
+    }
+);

@@ -916,18 +916,24 @@ async fn action(
                 Some("layer_idx"),
             )
         }
-        "custom" => {
+        "custom" | "ticket-sync" => {
             // RSP-402: the outcome is shown either way; the API's message names the action
             // and, on failure, the endpoint's status or error and the start of its answer.
+            // RSP-405/406: a manual ticket sync is queued; its result is in the sync log.
+            let (path, done) = if action == "custom" {
+                ("/incident/custom-action/do", "custom action succeeded")
+            } else {
+                ("/incident/ticket-sync/do", "ticket sync queued")
+            };
             let raw = form_value(&pairs, "integration_id").trim().to_string();
             let integration = raw.parse::<i64>().map_or_else(|_| json!(raw), |n| json!(n));
             let args = json!({"incident_id": id, "integration_id": integration});
-            let status = match call(&state, &viewer, "/incident/custom-action/do", args).await {
+            let status = match call(&state, &viewer, path, args).await {
                 Ok(data) => {
                     let message = data
                         .as_ref()
                         .and_then(|d| d["message"].as_str())
-                        .unwrap_or("custom action succeeded")
+                        .unwrap_or(done)
                         .to_string();
                     outcome.flash = Some(format!("{}.", capitalised(&message)));
                     StatusCode::OK

@@ -544,6 +544,13 @@ pub(super) async fn incident_tickets(
         .list_ticket_syncs(inc.account_id, None)
         .await
         .map_err(store_err)?;
+    let links = state
+        .store
+        .ticket_links(inc.account_id, &inc.incident_id)
+        .await
+        .map_err(store_err)?;
+    // An integration that already has the incident's ticket is not offered again (its
+    // manual start would be refused).
     let actions = all
         .iter()
         .filter(|t| {
@@ -551,14 +558,11 @@ pub(super) async fn incident_tickets(
                 && t.trigger == "manual"
                 && rules::outbound(&t.direction)
                 && t.channel_ids.contains(&inc.channel_id)
+                && !links.iter().any(|l| l.integration_id == t.integration_id)
         })
         .map(|t| json!({"integration_id": t.integration_id, "name": t.name, "system": t.system}))
         .collect();
-    let tickets = state
-        .store
-        .ticket_links(inc.account_id, &inc.incident_id)
-        .await
-        .map_err(store_err)?
+    let tickets = links
         .iter()
         .map(|l| {
             let system = all
