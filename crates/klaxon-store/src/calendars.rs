@@ -219,6 +219,31 @@ async fn calendar_referrers_on(
             ));
         }
     }
+    // ING-133: silence rules (the only channel rules with time filters) may use one too.
+    let mut sql = Sql::new(
+        "SELECT rule_id, rule_name, channel_id, definition FROM channel_rules WHERE account_id = ",
+    );
+    sql.bind(account_id)
+        .push(" AND kind = 'silence' ORDER BY rule_id");
+    for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
+        let id = get_str(&row, "rule_id")?;
+        let text = get_str(&row, "definition")?;
+        let def: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("channel_rules.definition {id}: {e}")))?;
+        let uses = def
+            .get("time_filters")
+            .and_then(|t| t.as_array())
+            .into_iter()
+            .flatten()
+            .any(|tf| tf.get("cal_id").and_then(|c| c.as_str()) == Some(cal_id));
+        if uses {
+            out.push(format!(
+                "silence rule {:?} (rule_id {id}, channel {}) has a time filter on it",
+                get_str(&row, "rule_name")?,
+                get_i64(&row, "channel_id")?
+            ));
+        }
+    }
     Ok(out)
 }
 
@@ -345,8 +370,8 @@ impl Store {
         Ok(Ok(done.rows_affected() > 0))
     }
 
-    /// RSP-273: what refers to calendar `cal_id` (schedule calendar masks, escalation rule time
-    /// filters).
+    /// RSP-273: what refers to calendar `cal_id` (schedule calendar masks, escalation rule and
+    /// silence rule time filters).
     pub async fn calendar_referrers(&self, account_id: i64, cal_id: &str) -> Result<Referrers> {
         let mut conn = self.inner.read.acquire().await?;
         calendar_referrers_on(&mut conn, account_id, cal_id).await

@@ -993,3 +993,43 @@ on_both_backends!(calendar_edit_rights, |url: String| async move {
     err(s, &b, "AccessDenied");
     t.stop().await;
 });
+
+// spec: RSP-273, ING-133 — a silence rule whose time filter uses a calendar keeps it from
+// being deleted, like a schedule mask or an escalation rule does
+on_both_backends!(
+    a_silence_rule_keeps_its_calendar,
+    |url: String| async move {
+        let mut t = TestServer::start(&url).await;
+        let (s, b) = t
+            .api("/calendar/create", json!({"cal_name": "Office hours"}))
+            .await;
+        let cal_id = ok(s, &b)["cal_id"].as_str().unwrap().to_string();
+        let (s, b) = t
+            .api("/channel/create", json!({"channel_name": "Quiet nights"}))
+            .await;
+        let ch = ok(s, &b)["channel_id"].as_i64().unwrap();
+        let (s, b) = t
+            .api(
+                "/channel/silence/rule/create",
+                json!({"channel_id": ch, "rule_name": "Out of hours",
+                       "time_filters": [{"start": "18:00", "end": "09:00", "cal_id": cal_id}]}),
+            )
+            .await;
+        let rule_id = ok(s, &b)["rule_id"].as_str().unwrap().to_string();
+        let (s, b) = t.api("/calendar/delete", json!({"cal_id": cal_id})).await;
+        let msg = err(s, &b, "ReferenceExist");
+        assert!(msg.contains("silence rule \"Out of hours\""), "{msg}");
+        let (s, b) = t.api("/calendar/info", json!({"cal_id": cal_id})).await;
+        ok(s, &b);
+        let (s, b) = t
+            .api(
+                "/channel/silence/rule/delete",
+                json!({"channel_id": ch, "rule_id": rule_id}),
+            )
+            .await;
+        ok(s, &b);
+        let (s, b) = t.api("/calendar/delete", json!({"cal_id": cal_id})).await;
+        ok(s, &b);
+        t.stop().await;
+    }
+);

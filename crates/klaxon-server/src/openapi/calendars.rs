@@ -334,7 +334,8 @@ async fn update(state: &AppState, caller: &Caller, args: &Args) -> Result<(), Ap
 }
 
 /// POST `/calendar/delete`: `cal_id*`. RSP-273: refused with `ReferenceExist` while a
-/// schedule calendar mask or an escalation rule time filter uses it; final otherwise.
+/// schedule calendar mask, an escalation rule or a silence rule time filter uses it; final
+/// otherwise.
 async fn delete(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
     let cal = load(state, caller, args).await?;
     check_can_edit(state, caller, &cal).await?;
