@@ -95,6 +95,42 @@ pub fn day_of(t: Timestamp, tz: &TimeZone) -> Date {
     crate::calendar::date_of(t, tz)
 }
 
+/// SVC-225: the owner's notice of a lawful request, `before` the disclosure or promptly
+/// `after` it: which authority asked, under what basis and reference, and what it asked for
+/// (and, after, what was disclosed and when).
+pub fn notice_text(
+    request_id: i64,
+    authority: &str,
+    legal_basis: &str,
+    reference: &str,
+    scope_requested: &str,
+    disclosed: Option<(&str, Timestamp)>,
+) -> (String, String) {
+    let opening = match disclosed {
+        None => "The operator received a legally binding request for your organisation's data \
+                 and intends to comply with it. This notice is given before any disclosure."
+            .to_string(),
+        Some((_, at)) => format!(
+            "The operator disclosed your organisation's data under a legally binding request at \
+             {}. Notice could not be given beforehand.",
+            at.strftime("%Y-%m-%d %H:%M UTC")
+        ),
+    };
+    let mut content = format!(
+        "{opening}\n\nRequest: {request_id}\nAuthority: {authority}\nLegal basis: {legal_basis}\n\
+         Reference: {reference}\nScope requested: {scope_requested}\n"
+    );
+    if let Some((scope, _)) = disclosed {
+        content.push_str(&format!("Scope disclosed: {scope}\n"));
+    }
+    content.push_str("\nEvery staff read made for it is in your audit log.\n");
+    let subject = match disclosed {
+        None => format!("Lawful request for your data (request {request_id})"),
+        Some(_) => format!("Your data was disclosed under a lawful request (request {request_id})"),
+    };
+    (subject, content)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -147,5 +183,27 @@ mod tests {
         assert!(!dated.in_force(t("2025-07-01T00:00:00Z")));
         assert!(NoticeDecision::parse("never").is_err());
         assert!(required("authority", " ", 10).is_err());
+    }
+
+    #[test]
+    fn the_owner_is_told_before_or_after_a_disclosure() {
+        // spec: SVC-225
+        let (subject, text) =
+            notice_text(3, "Court X", "Order 12", "REF-9", "incidents of May", None);
+        assert_eq!(subject, "Lawful request for your data (request 3)");
+        assert!(text.contains("before any disclosure"), "{text}");
+        assert!(text.contains("Authority: Court X\nLegal basis: Order 12\nReference: REF-9\nScope requested: incidents of May"), "{text}");
+        let at: Timestamp = "2025-05-02T10:00:00Z".parse().unwrap();
+        let (subject, text) = notice_text(
+            3,
+            "Court X",
+            "Order 12",
+            "REF-9",
+            "incidents of May",
+            Some(("incident 7", at)),
+        );
+        assert!(subject.starts_with("Your data was disclosed"), "{subject}");
+        assert!(text.contains("at 2025-05-02 10:00 UTC"), "{text}");
+        assert!(text.contains("Scope disclosed: incident 7"), "{text}");
     }
 }

@@ -276,8 +276,7 @@ pub async fn lawful_request(cmd: LawfulCommand) -> anyhow::Result<()> {
                 .await?;
             store.close().await;
             println!("lawful request {id} recorded for account {account}");
-            // SVC-225: the owner's notice (before, or promptly after) is not sent by this
-            // command; notices are wired separately.
+            // SVC-225: a `before` notice was queued with the record (the store does it).
         }
         LawfulCommand::List { common, account } => {
             let (store, settings) = open(&common).await?;

@@ -750,6 +750,48 @@ on_both_backends!(
         assert_eq!(n.audit_ops(op).await.len(), 1);
         n.advance(2 * DAY_MS);
         assert_eq!(n.audit_ops(op).await.len(), 2);
+
+        // spec: SVC-225 (the owner is told before the disclosure, or promptly after it;
+        // never while the law forbids it)
+        let (ok, out) = record(lee.clone(), vec!["--notice", "before"]).await;
+        assert!(ok && out.contains("lawful request 3 "), "{out}");
+        let (ok, out) = record(lee.clone(), vec!["--notice", "after"]).await;
+        assert!(ok && out.contains("lawful request 4 "), "{out}");
+        let (ok, out) = disclose("4").await;
+        assert!(ok, "{out}");
+        let store = n.server.store();
+        let mut told = Vec::new();
+        for _ in 0..200 {
+            told = store
+                .saas_notices(n.account, 0, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.category == "lawful_disclosure")
+                .map(|r| (r.related, r.template_id, r.channel))
+                .collect::<Vec<_>>();
+            if told.len() >= 2 && store.saas_notice_outbox_len().await.unwrap() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        told.sort();
+        assert_eq!(
+            told,
+            vec![
+                (
+                    "lawful_request:3".to_string(),
+                    "lawful_request_before".to_string(),
+                    "email".to_string()
+                ),
+                (
+                    "lawful_request:4".to_string(),
+                    "lawful_request_after".to_string(),
+                    "email".to_string()
+                ),
+            ],
+            "requests 1 and 2 were under a non-disclosure order: no notice"
+        );
         n.server.shutdown().await;
         drop_db(&url).await;
     }

@@ -10,6 +10,7 @@
 use jiff::Timestamp;
 use klaxon_core::model::Millis;
 use klaxon_saas::grant::{Grant, GrantEvent, GrantTerms, Grantee, Scope, StaffRole, notice_text};
+use klaxon_saas::lawful::{NonDisclosure, notice_text as lawful_notice_text};
 use klaxon_saas::notice::Category;
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
@@ -615,8 +616,33 @@ impl Store {
             .push(", ")
             .bind(now)
             .push(") RETURNING request_id");
-        let row = sql.query().fetch_one(&self.inner.write).await?;
-        get_i64(&row, "request_id")
+        let mut tx = self.inner.write.begin().await?;
+        let row = sql.query_on(&tx).fetch_one(&mut *tx).await?;
+        let request_id = get_i64(&row, "request_id")?;
+        // SVC-225: decided `before` and not told yet: the owner's notice goes with the record.
+        // Never while a non-disclosure order binds the operator.
+        if r.notice_decision == "before" && r.notified_on.is_empty() && !r.nondisclosure {
+            let text = lawful_notice_text(
+                request_id,
+                &r.authority,
+                &r.legal_basis,
+                &r.reference,
+                &r.scope_requested,
+                None,
+            );
+            enqueue(
+                &mut tx,
+                r.account_id,
+                Category::LawfulDisclosure,
+                "lawful_request_before",
+                text,
+                &format!("lawful_request:{request_id}"),
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(request_id)
     }
 
     /// The register, oldest first; one tenant's entries when `account_id` is given.
@@ -665,6 +691,43 @@ impl Store {
             .bind(request_id);
         if sql.query_on(&tx).execute(&mut *tx).await?.rows_affected() == 0 {
             return Ok(false);
+        }
+        // SVC-225: decided `after` and not told yet: the owner's notice goes with the record
+        // of the disclosure.
+        let mut get = Sql::new(&format!(
+            "SELECT {LAWFUL_COLUMNS} FROM saas_lawful_requests WHERE request_id = "
+        ));
+        get.bind(request_id);
+        let q = lawful_row(&get.query_on(&tx).fetch_one(&mut *tx).await?)?;
+        // Never while a non-disclosure order is in force at the disclosure.
+        let order = NonDisclosure {
+            until: (q.request.nondisclosure_until != 0)
+                .then(|| ts(q.request.nondisclosure_until))
+                .transpose()?,
+            lapsed_at: (q.nondisclosure_lapsed_at != 0)
+                .then(|| ts(q.nondisclosure_lapsed_at))
+                .transpose()?,
+        };
+        let bound = q.request.nondisclosure && order.in_force(ts(d.disclosed_at)?);
+        if q.request.notice_decision == "after" && q.request.notified_on.is_empty() && !bound {
+            let text = lawful_notice_text(
+                request_id,
+                &q.request.authority,
+                &q.request.legal_basis,
+                &q.request.reference,
+                &q.request.scope_requested,
+                Some((d.scope_disclosed.as_str(), ts(d.disclosed_at)?)),
+            );
+            enqueue(
+                &mut tx,
+                q.request.account_id,
+                Category::LawfulDisclosure,
+                "lawful_request_after",
+                text,
+                &format!("lawful_request:{request_id}"),
+                d.disclosed_at,
+            )
+            .await?;
         }
         for a in accesses {
             let body = serde_json::json!({
