@@ -11,18 +11,17 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
+use browser::{
+    Browser, browser_sign_in, click, exists, shoot, text_of, type_into, unlabelled_inputs, until,
+    value_of,
+};
 use common::TestServer;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use serde_json::{Value, json};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 fn ok((status, body): (u16, Value)) -> Value {
     assert_eq!(status, 200, "{body}");
@@ -673,216 +672,6 @@ async fn mapping_over_http(database_url: &str) {
     let listed = ok(t.api("/enrichment/mapping/schema/list", json!({})).await);
     assert_eq!(listed["total"], 0);
     t.stop().await;
-}
-
-// ---- the browser ----------------------------------------------------------------------
-
-/// A headless Chromium behind its own chromedriver, with a fresh profile.
-struct Browser {
-    client: Client,
-    driver: tokio::process::Child,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    /// `None` (after printing why) when Chromium is not installed and this is not CI.
-    async fn start() -> Option<Browser> {
-        let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
-            .into_iter()
-            .filter(|p| !Path::new(p).exists())
-            .collect();
-        if !missing.is_empty() {
-            let why = format!(
-                "{} not installed (apt-get install chromium chromium-driver)",
-                missing.join(" and ")
-            );
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("the console browser test cannot run in CI: {why}");
-            }
-            eprintln!("SKIPPED console browser test: {why}");
-            return None;
-        }
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let driver = tokio::process::Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver starts");
-        let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while http.get(format!("{url}/status")).send().await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let profile = tempfile::tempdir().unwrap();
-        let args = vec![
-            "--headless".to_string(),
-            "--no-sandbox".to_string(),
-            "--disable-gpu".to_string(),
-            "--disable-quic".to_string(),
-            "--no-first-run".to_string(),
-            "--disable-background-networking".to_string(),
-            "--disable-component-update".to_string(),
-            "--disable-sync".to_string(),
-            "--disable-dev-shm-usage".to_string(),
-            "--hide-scrollbars".to_string(),
-            "--window-size=1280,900".to_string(),
-            format!("--user-data-dir={}", profile.path().display()),
-        ];
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".to_string(),
-            json!({ "binary": CHROMIUM, "args": args }),
-        );
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&url)
-            .await
-            .expect("a WebDriver session");
-        Some(Browser {
-            client,
-            driver,
-            _profile: profile,
-        })
-    }
-
-    async fn stop(mut self) {
-        let _ = self.client.close().await;
-        let _ = self.driver.kill().await;
-    }
-}
-
-fn screenshot_dir() -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let dir = target.join("console-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Screenshots of the whole page at desktop and phone widths; the page must fit each width.
-async fn shoot(c: &Client, name: &str) {
-    let dir = screenshot_dir();
-    for (label, width, height) in [("desktop", 1280, 900), ("phone", 375, 812)] {
-        c.set_window_size(width, height).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        let overflow = c
-            .execute(
-                "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
-                vec![],
-            )
-            .await
-            .unwrap();
-        assert!(
-            overflow.as_i64().unwrap_or(0) <= 0,
-            "{name} is wider than {width} px by {overflow}"
-        );
-        let full = c
-            .execute("return document.documentElement.scrollHeight", vec![])
-            .await
-            .unwrap()
-            .as_u64()
-            .unwrap_or(0)
-            .min(4000) as u32;
-        let chrome = c
-            .execute("return window.outerHeight - window.innerHeight", vec![])
-            .await
-            .unwrap()
-            .as_u64()
-            .unwrap_or(0) as u32;
-        if full > height - chrome {
-            c.set_window_size(width, full + chrome).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let png = c.screenshot().await.unwrap();
-        std::fs::write(dir.join(format!("{name}-{label}.png")), png).unwrap();
-    }
-    c.set_window_size(1280, 900).await.unwrap();
-}
-
-async fn until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn text_of(c: &Client, css: &str) -> String {
-    match c.find(Locator::Css(css)).await {
-        Ok(e) => e.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-async fn value_of(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap_or_default()
-}
-
-async fn exists(c: &Client, css: &str) -> bool {
-    c.find_all(Locator::Css(css))
-        .await
-        .map(|v| !v.is_empty())
-        .unwrap_or(false)
-}
-
-/// How many visible form controls of the page have neither a `<label>` nor an `aria-label`.
-async fn unlabelled_inputs(c: &Client) -> i64 {
-    c.execute(
-        "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')] \
-         .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).length",
-        vec![],
-    )
-    .await
-    .unwrap()
-    .as_i64()
-    .unwrap()
-}
-
-async fn type_into(c: &Client, css: &str, text: &str) {
-    let e = c.find(Locator::Css(css)).await.unwrap();
-    e.clear().await.unwrap();
-    e.send_keys(text).await.unwrap();
-}
-
-async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-async fn browser_sign_in(t: &TestServer, c: &Client) {
-    let server = t.server.as_ref().unwrap();
-    let email = server.bootstrap().owner_email.clone();
-    let password = server.owner_password().unwrap().to_string();
-    c.goto(&format!("{}/signin", t.base)).await.unwrap();
-    type_into(c, "#email", &email).await;
-    type_into(c, "#password", &password).await;
-    click(c, "form button[type=submit]").await;
-    until("the incident list", || async {
-        c.current_url().await.unwrap().path() == "/incidents"
-    })
-    .await;
 }
 
 /// From the channels page: the noise reduction settings, where switching the grouping to
