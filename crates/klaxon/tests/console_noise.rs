@@ -29,38 +29,6 @@ fn ok((status, body): (u16, Value)) -> Value {
     body["data"].clone()
 }
 
-/// A signed-in HTTP client's session cookie and CSRF token.
-async fn sign_in(t: &TestServer) -> (String, String) {
-    let server = t.server.as_ref().unwrap();
-    let form = [
-        ("email", server.bootstrap().owner_email.clone()),
-        ("password", server.owner_password().unwrap().to_string()),
-    ];
-    let resp = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .post(format!("{}/signin", t.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string(form).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
-    let cookies: Vec<String> = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .collect();
-    let csrf = cookies
-        .iter()
-        .find_map(|c| c.strip_prefix("klaxon_csrf="))
-        .unwrap()
-        .to_string();
-    (cookies.join("; "), csrf)
-}
-
 /// A console client: GETs and htmx POSTs with the session (and the CSRF token when given).
 struct Console<'a> {
     t: &'a TestServer,
@@ -190,7 +158,7 @@ async fn noise_settings_over_http(database_url: &str) {
     let mut t = TestServer::start(database_url).await;
     let cid = channel(&t).await;
     push_recent_events(&t).await;
-    let (cookie, csrf) = sign_in(&t).await;
+    let (cookie, csrf) = common::console_session(t.server.as_ref().unwrap()).await;
     let c = Console {
         t: &t,
         cookie,
@@ -392,7 +360,7 @@ async fn rules_over_http(database_url: &str) {
     let mut t = TestServer::start(database_url).await;
     let cid = channel(&t).await;
     let iid = integration_id(&t, cid).await;
-    let (cookie, csrf) = sign_in(&t).await;
+    let (cookie, csrf) = common::console_session(t.server.as_ref().unwrap()).await;
     let c = Console {
         t: &t,
         cookie,
@@ -560,7 +528,7 @@ async fn mapping_tables_through_their_pages() {
 
 async fn mapping_over_http(database_url: &str) {
     let mut t = TestServer::start(database_url).await;
-    let (cookie, csrf) = sign_in(&t).await;
+    let (cookie, csrf) = common::console_session(t.server.as_ref().unwrap()).await;
     let c = Console {
         t: &t,
         cookie,

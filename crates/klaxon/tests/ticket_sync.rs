@@ -929,41 +929,6 @@ on_both_backends!(
     }
 );
 
-/// The console session of the node's owner: (cookie header, CSRF token).
-async fn console_session(node: &Node) -> (String, String) {
-    let b = node.server.bootstrap();
-    let form = [
-        ("email", b.owner_email.clone()),
-        (
-            "password",
-            node.server.owner_password().unwrap().to_string(),
-        ),
-    ];
-    let resp = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .post(format!("{}/signin", node.server.base_url()))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string(form).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
-    let cookies: Vec<String> = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .collect();
-    let csrf = cookies
-        .iter()
-        .find_map(|c| c.strip_prefix("klaxon_csrf="))
-        .unwrap()
-        .to_string();
-    (cookies.join("; "), csrf)
-}
-
 on_both_backends!(
     a_manual_sync_is_started_from_the_incident_page,
     |url: String| async move {
@@ -987,7 +952,7 @@ on_both_backends!(
             .await["integration_id"]
             .as_i64()
             .unwrap();
-        let (cookie, csrf) = console_session(&node).await;
+        let (cookie, csrf) = common::console_session(&node.server).await;
         let page = format!("{}/incident/detail/{inc}", node.server.base_url());
         let html = node
             .http

@@ -284,3 +284,35 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Signs the server's first-start owner in through the console form: the session cookie
+/// header and the CSRF token an htmx POST must carry.
+pub async fn console_session(server: &Server) -> (String, String) {
+    let form = [
+        ("email", server.bootstrap().owner_email.clone()),
+        ("password", server.owner_password().unwrap().to_string()),
+    ];
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/signin", server.base_url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(form).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let cookies: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect();
+    let csrf = cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("klaxon_csrf="))
+        .unwrap()
+        .to_string();
+    (cookies.join("; "), csrf)
+}
