@@ -17,6 +17,7 @@ pub mod links;
 pub mod merge;
 pub mod model;
 pub mod noise;
+pub mod one_time_code;
 pub mod permissions;
 pub mod pipeline;
 pub mod ratelimit;

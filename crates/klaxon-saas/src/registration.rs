@@ -3,22 +3,17 @@
 //! address, and which document versions the registrant accepts. Pure: the store keeps the
 //! codes (hashed) and creates the tenant; time is passed in.
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 
 use crate::agreement::{DocumentType, VersionFacts, binding};
 use crate::error::{Result, SaasError};
 
-/// SVC-001: a one-time code proves the identifier for 10 minutes.
-pub const CODE_TTL: SignedDuration = SignedDuration::from_mins(10);
-/// Wrong guesses of one code before it is void: a 6-digit code then gives a guesser one
-/// chance in 200,000 per code, and a new code costs one of [`CODES_PER_HOUR`].
-pub const MAX_CODE_ATTEMPTS: i64 = 5;
-/// Codes sent to one address per rolling hour (the per-address rate limit).
-pub const CODES_PER_HOUR: i64 = 5;
-/// The window of [`CODES_PER_HOUR`].
-pub const CODE_WINDOW: SignedDuration = SignedDuration::from_hours(1);
-/// Digits of a code: short enough to type from a phone.
-pub const CODE_DIGITS: usize = 6;
+// The one-time code rules are shared with the contact verification of members (RSP-333);
+// SVC-001's figures (10 minutes, 5 tries, 5 codes an hour) are theirs too.
+pub use klaxon_core::one_time_code::{
+    CODE_DIGITS, CODE_TTL, CODE_WINDOW, CODES_PER_HOUR, CodeFacts, CodeRefusal, MAX_CODE_ATTEMPTS,
+    check_code, code_expires_at, next_code_allowed,
+};
 
 pub const MAX_EMAIL_CHARS: usize = 254;
 pub const MAX_ORGANISATION_CHARS: usize = 100;
@@ -184,97 +179,9 @@ pub fn check_form(f: &Form) -> Result<Checked> {
     })
 }
 
-/// A stored code as the rules see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CodeFacts {
-    pub created_at: Timestamp,
-    pub attempts: i64,
-    pub used: bool,
-}
-
-/// Why a code is refused; every variant is an error naming the `code` field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeRefusal {
-    /// No code was sent to the address (or every one is used).
-    None,
-    Expired,
-    /// Too many wrong guesses: the code is void.
-    Exhausted,
-    /// Wrong; this many guesses are left.
-    Wrong {
-        left: i64,
-    },
-}
-
-impl CodeRefusal {
-    pub fn message(self) -> String {
-        match self {
-            CodeRefusal::None => {
-                "no code was sent to this address, or it was already used; ask for a new one".into()
-            }
-            CodeRefusal::Expired => format!(
-                "the code has expired (it works for {} minutes); ask for a new one",
-                CODE_TTL.as_mins()
-            ),
-            CodeRefusal::Exhausted => {
-                "too many wrong codes; this code no longer works, ask for a new one".into()
-            }
-            CodeRefusal::Wrong { left } => {
-                format!("the code is not the one sent ({left} more tries for this code)")
-            }
-        }
-    }
-
-    pub fn into_error(self) -> SaasError {
-        SaasError::invalid("code", self.message())
-    }
-}
-
-/// When a code sent at `created_at` stops working.
-pub fn code_expires_at(created_at: Timestamp) -> Timestamp {
-    created_at
-        .saturating_add(CODE_TTL)
-        .unwrap_or(Timestamp::MAX)
-}
-
-/// SVC-001: may the latest code of an address be tried at `now`? `matches` says whether the
-/// given code equals it. A wrong guess uses one attempt (the caller records it).
-pub fn check_code(
-    latest: Option<&CodeFacts>,
-    matches: bool,
-    now: Timestamp,
-) -> std::result::Result<(), CodeRefusal> {
-    let Some(c) = latest.filter(|c| !c.used) else {
-        return Err(CodeRefusal::None);
-    };
-    if now >= code_expires_at(c.created_at) {
-        return Err(CodeRefusal::Expired);
-    }
-    if c.attempts >= MAX_CODE_ATTEMPTS {
-        return Err(CodeRefusal::Exhausted);
-    }
-    if !matches {
-        let left = MAX_CODE_ATTEMPTS - c.attempts - 1;
-        return Err(if left <= 0 {
-            CodeRefusal::Exhausted
-        } else {
-            CodeRefusal::Wrong { left }
-        });
-    }
-    Ok(())
-}
-
-/// The per-address rate limit: `sent` are the creation times of the codes already sent to
-/// the address. Answers when the next code may be sent, if not now.
-pub fn next_code_allowed(sent: &[Timestamp], now: Timestamp) -> Option<Timestamp> {
-    let window_start = now.saturating_sub(CODE_WINDOW).unwrap_or(Timestamp::MIN);
-    let mut recent: Vec<Timestamp> = sent.iter().copied().filter(|t| *t > window_start).collect();
-    if (recent.len() as i64) < CODES_PER_HOUR {
-        return None;
-    }
-    recent.sort();
-    let oldest = recent[recent.len() - CODES_PER_HOUR as usize];
-    Some(oldest.saturating_add(CODE_WINDOW).unwrap_or(Timestamp::MAX))
+/// A refused code as the `code` field's error.
+pub fn code_error(refusal: CodeRefusal) -> SaasError {
+    SaasError::invalid("code", refusal.message())
 }
 
 /// Types a registration needs a version of before anyone can register: the documents the

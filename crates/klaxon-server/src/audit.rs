@@ -62,9 +62,13 @@ const SECRET_KEYS: &[&str] = &[
     "private_key",
 ];
 
+/// Key names whose values are secrets only under exactly that name: a one-time `code`
+/// (RSP-333) is one, but `country_code` or `error_code` are not.
+const SECRET_EXACT_KEYS: &[&str] = &["code"];
+
 fn is_secret_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    SECRET_KEYS.iter().any(|s| lower.contains(s))
+    SECRET_KEYS.iter().any(|s| lower.contains(s)) || SECRET_EXACT_KEYS.contains(&lower.as_str())
 }
 
 /// Replaces secret values by `***` (RSP-601): any key whose name looks secret, and the

@@ -8,10 +8,13 @@
 //! carries the session's CSRF token in `X-Klaxon-CSRF`, which htmx sends from the `hx-headers`
 //! attribute of the page's `<body>`.
 
+mod alert_events;
 mod assets;
 mod calendars;
 mod channels;
+mod contact;
 mod forms;
+mod incident_fields;
 mod incident_groups;
 mod incidents;
 /// Form bodies of the console's own forms (also the LDAP sign-in form).
@@ -50,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .merge(assets::routes())
         .merge(signin::routes())
         .merge(incidents::routes())
+        .merge(alert_events::routes())
         .merge(incident_groups::routes())
         .merge(channels::routes())
         .merge(schedules::routes())
@@ -65,6 +69,7 @@ pub fn routes() -> Router<AppState> {
         .merge(mapping::routes())
         .merge(teams::routes())
         .merge(settings::routes())
+        .merge(contact::routes())
 }
 
 /// A signed-in person looking at a page.

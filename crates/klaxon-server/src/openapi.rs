@@ -11,6 +11,7 @@ mod audit;
 mod calendars;
 mod changes;
 mod channels;
+mod contacts;
 mod custom_actions;
 pub(crate) mod document;
 mod enrichment;
@@ -95,6 +96,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(field_mapping::PATHS)
         .chain(pulls::PATHS)
         .chain(preferences::PATHS)
+        .chain(contacts::PATHS)
         .chain(sso::PATHS)
         .chain(grants::PATHS)
         .copied()
@@ -347,6 +349,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = preferences::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = contacts::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = changes::dispatch(state, caller, path, args).await {

@@ -140,6 +140,8 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("member_feeds", Secret),
     ("sessions", Secret),
     ("password_resets", Secret),
+    // Codes proving a member's new e-mail address or phone number (RSP-333).
+    ("contact_verifications", Secret),
     // Sign-ins under way at an identity provider: nonces and PKCE verifiers.
     ("sso_logins", Secret),
     ("saas_tenants", OperatorRecord),

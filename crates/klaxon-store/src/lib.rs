@@ -31,6 +31,7 @@ mod bootstrap;
 mod calendars;
 mod changes;
 mod channels;
+mod contact_verification;
 mod custom_actions;
 mod db;
 mod delivery;
@@ -77,6 +78,7 @@ pub use audit::{AuditFilter, AuditPage, AuditRecord, NewAuditRecord};
 pub use calendars::{AccountCalendars, CalendarFilter, Referrers};
 pub use changes::{ChangeEventRecord, ChangeFilter, ChangeRecord};
 pub use channels::{ChannelDraft, ChannelSettings};
+pub use contact_verification::{ContactChange, ContactCodeIssue, ContactKind, ContactTarget};
 pub use custom_actions::{
     CustomDraft, CustomIntegration, CustomRefusal, MAX_PER_CHANNEL as CUSTOM_PER_CHANNEL,
 };

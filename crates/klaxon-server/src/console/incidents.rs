@@ -587,6 +587,8 @@ struct Outcome {
     adders: Vec<String>,
     /// The level chosen in the escalate form, kept when it is refused.
     layer_idx: String,
+    /// The custom field form that was refused, with its values.
+    field: super::incident_fields::Kept,
 }
 
 /// RSP-114: the levels "Escalate" may go to — offered only when the incident is open, its
@@ -728,6 +730,13 @@ async fn detail_ctx(
         merge_candidates(state, viewer, id).await
     };
     let escalation = escalation_levels(state, viewer, &incident).await;
+    // Someone who may not read the custom fields (RSP-521) sees none.
+    let defs = fetch(state, viewer, "/field/list", json!({}))
+        .await
+        .map(|f| f["items"].clone())
+        .unwrap_or(Value::Null);
+    let fields = super::incident_fields::rows(&defs, &incident, &outcome.field);
+    let field_name = outcome.field.field_name.clone();
     Ok(context! {
         i => j(&incident),
         alerts => j(&alerts["items"]),
@@ -748,6 +757,8 @@ async fn detail_ctx(
         adders => outcome.adders,
         layer_idx => outcome.layer_idx,
         escalation => escalation.map(|e| j(&e)),
+        fields => j(&fields),
+        field_name => field_name,
     })
 }
 
@@ -916,6 +927,16 @@ async fn action(
                 Some("layer_idx"),
             )
         }
+        "field" => {
+            let (name, value, kept) = super::incident_fields::submitted(&pairs);
+            outcome.field = kept;
+            (
+                "/incident/field/reset",
+                json!({"incident_id": id, "field_name": name, "field_value": value}),
+                "Field saved.",
+                Some("field_value"),
+            )
+        }
         "custom" | "ticket-sync" => {
             // RSP-402: the outcome is shown either way; the API's message names the action
             // and, on failure, the endpoint's status or error and the start of its answer.
@@ -998,6 +1019,7 @@ async fn action(
             outcome.assignees.clear();
             outcome.adders.clear();
             outcome.layer_idx.clear();
+            outcome.field = Default::default();
             StatusCode::OK
         }
         Err(e) => {

@@ -1,5 +1,5 @@
-//! Personal settings: one's own contact methods and whether they are verified, name, language
-//! and time zone (`/member/info`, `/member/self/reset`), one's notification preference per
+//! Personal settings: one's name, language and time zone (`/member/info`,
+//! `/member/self/reset`), one's contact methods (the section of `contact`, RSP-333), one's notification preference per
 //! severity (`/member/preference/info`, `/member/preference/update`; response.md §1.15,
 //! §2.21), and one's APP keys (`/app-key/list`, `/app-key/create`, `/app-key/delete`;
 //! RSP-610 … RSP-612). Every read and save is an Open API call.
@@ -350,12 +350,25 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Ok(p) => p,
         Err(e) => return page_error(&e),
     };
+    let contact = match super::contact::contact_ctx(
+        &state,
+        &viewer,
+        &Default::default(),
+        &FieldErrors::default(),
+        None,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => return page_error(&e),
+    };
     let ctx = context! {
         title => "Settings",
         nav => "settings",
         csrf => viewer.session.csrf_token.clone(),
         me => j(&me),
         p => profile,
+        c => contact,
         k => keys,
         pr => pr,
     };

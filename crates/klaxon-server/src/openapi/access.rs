@@ -75,8 +75,11 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/member/invite", P(MembersManage)),
     ("/member/delete", P(MembersManage)),
     ("/member/info/reset", P(MembersManage)),
-    // One's own name, language and time zone (no email or phone: RSP-333).
+    // One's own name, language and time zone (email and phone: below, RSP-333).
     ("/member/self/reset", Member),
+    // One's own email and phone, after a code sent to the new one (RSP-333).
+    ("/member/self/contact/code", OwnSettings),
+    ("/member/self/contact/verify", OwnSettings),
     // One's own notification preference (response.md §2.21): only the member changes it.
     ("/member/preference/info", Member),
     ("/member/preference/update", OwnSettings),

@@ -204,6 +204,18 @@ pub const OPERATIONS: &[Operation] = &[
         Nothing,
     ),
     (
+        "/member/self/contact/code",
+        "Send a verification code to a new email address or phone number of the caller",
+        "email:str phone:str country_code:str",
+        Object,
+    ),
+    (
+        "/member/self/contact/verify",
+        "Make the address or number the code was sent to the caller's, verified",
+        "kind*:str code*:str",
+        Object,
+    ),
+    (
         "/member/preference/info",
         "The caller's notification preference",
         "",

@@ -347,8 +347,8 @@ pub async fn reset(state: &AppState, caller: &Caller, args: &Args) -> Result<(),
 /// `/member/self/reset` (a Klaxon extension, for the console's personal settings): the caller
 /// changes their own name, language or time zone. Unlike `/member/info/reset` it needs no
 /// `Members Manage` — a member's own display preferences are theirs (response.md §1.3). Email
-/// and phone are refused: RSP-333 allows the member to change them only after entering a
-/// verification code, and this release sends none yet.
+/// and phone are refused here: RSP-333 allows the member to change them only after entering a
+/// verification code (`contacts`).
 pub async fn self_reset(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
     if caller.account_key {
         return Err(ApiError::invalid(
@@ -358,12 +358,12 @@ pub async fn self_reset(state: &AppState, caller: &Caller, args: &Args) -> Resul
     let update = updates(args)?;
     if update.email.is_some() {
         return Err(ApiError::invalid(
-            "updates.email: changing your email needs a verification code (RSP-333), which this release does not send yet",
+            "updates.email: changing your email needs a verification code (RSP-333): /member/self/contact/code, then /member/self/contact/verify",
         ));
     }
     if update.phone.is_some() {
         return Err(ApiError::invalid(
-            "updates.phone: changing your phone needs a verification code (RSP-333), which this release does not send yet",
+            "updates.phone: changing your phone needs a verification code (RSP-333): /member/self/contact/code, then /member/self/contact/verify",
         ));
     }
     if update.ref_id.is_some() {

@@ -248,10 +248,10 @@ impl Store {
                 insert_row(&mut tx, &mut up).await?;
                 tx.commit().await?;
             }
-            return Err(refusal.into_error().into());
+            return Err(klaxon_saas::registration::code_error(refusal).into());
         }
         let Some((code_id, ..)) = latest else {
-            return Err(CodeRefusal::None.into_error().into());
+            return Err(klaxon_saas::registration::code_error(CodeRefusal::None).into());
         };
 
         // SVC-008: an existing identity signs in with its password and gets one more tenant;

@@ -269,8 +269,17 @@ pub async fn exists(c: &Client, css: &str) -> bool {
 pub async fn clocked_server(
     database_url: &str,
 ) -> (TestServer, std::sync::Arc<crate::common::ManualClock>) {
+    clocked_server_with(database_url, |_| {}).await
+}
+
+/// [`clocked_server`] with its configuration changed first (mail, SMS providers, …).
+pub async fn clocked_server_with(
+    database_url: &str,
+    tweak: impl FnOnce(&mut klaxon_server::Config),
+) -> (TestServer, std::sync::Arc<crate::common::ManualClock>) {
     let dir = tempfile::tempdir().unwrap();
-    let config = crate::common::test_config(dir.path(), database_url);
+    let mut config = crate::common::test_config(dir.path(), database_url);
+    tweak(&mut config);
     let clock = std::sync::Arc::new(crate::common::ManualClock(
         std::sync::atomic::AtomicI64::new(crate::common::wall_ms()),
     ));
