@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::condition::{self, Context, Filter, FilterGroups, Key, Subject};
-use crate::merge::{Effects, derive_incident};
+use crate::merge::{Effects, Members, derive_from_members};
 use crate::model::{Alert, AlertSummary, Incident, Millis, Progress};
 use crate::response::rules::RuleError;
 use crate::standard::hash_parts;
@@ -508,14 +508,14 @@ pub fn keep_own(fx: &mut Effects, incident_id: &str, choice: &Choice) {
 
 /// ING-159: the alert of the new incident `new_incident_id` joins `target` instead. The new
 /// incident is dropped from the effects, the alert points at `target`, and `target` is
-/// re-derived from `members` (its current alerts, without the joining one) plus the alert,
-/// with `last_merge_time = now`. Returns false (and changes nothing) when `fx` holds no such
-/// new incident.
+/// re-derived from `members` (the aggregate of its current alerts, without the joining one,
+/// with this event's changes to them applied) plus the alert, with `last_merge_time = now`.
+/// Returns false (and changes nothing) when `fx` holds no such new incident.
 pub fn join(
     fx: &mut Effects,
     new_incident_id: &str,
     target: &Incident,
-    members: &[AlertSummary],
+    members: &Members,
     now: Millis,
 ) -> bool {
     let Some(alert) = opened_alert(fx, new_incident_id) else {
@@ -539,24 +539,13 @@ pub fn join(
                     a.close_time = 0;
                 }
             }
-            fx.close_alert_ids.clear();
+            fx.close_incident_id.clear();
             fx.close_time = 0;
         }
     }
-    let mut summaries: Vec<AlertSummary> = members
-        .iter()
-        .filter(|s| s.alert_id != alert.alert_id)
-        .map(|s| {
-            // This event's changes to the target's alerts (the expired one) win.
-            fx.alerts
-                .iter()
-                .find(|a| a.alert_id == s.alert_id)
-                .map(AlertSummary::from)
-                .unwrap_or_else(|| s.clone())
-        })
-        .collect();
-    summaries.push(AlertSummary::from(&alert));
-    let mut joined = derive_incident(target, &summaries, now);
+    let mut after = members.clone();
+    after.add(&AlertSummary::from(&alert));
+    let mut joined = derive_from_members(target, &after, now);
     joined.last_merge_time = now;
     joined.updated_at = now;
     for a in fx.alerts.iter_mut() {

@@ -12,6 +12,9 @@ use crate::model::{
     Status, StoredEvent,
 };
 
+mod members;
+pub use members::Members;
+
 /// Maximum length of an incident description, in characters (ingest.md §1.3.5).
 pub const INCIDENT_DESCRIPTION_MAX_CHARS: usize = 6144;
 
@@ -79,8 +82,30 @@ pub struct Candidate {
     pub alert: Alert,
     /// Its incident, if it has one.
     pub incident: Option<Incident>,
-    /// The incident's other alerts (not `alert`), for re-deriving the incident (ING-172…175).
-    pub sibling_alerts: Vec<AlertSummary>,
+    /// The aggregate of all the incident's alerts, `alert` included as it is now: the incident
+    /// is re-derived from it plus the change (ING-172…175), not from every alert. Empty when
+    /// the alert has no incident.
+    pub members: Members,
+}
+
+impl Candidate {
+    /// A candidate whose incident's other alerts are `siblings` (`alert` itself need not be
+    /// among them; if it is, that entry is ignored).
+    pub fn with_siblings(
+        alert: Alert,
+        incident: Option<Incident>,
+        siblings: &[AlertSummary],
+    ) -> Self {
+        let mut members = Members::of(siblings.iter().filter(|s| s.alert_id != alert.alert_id));
+        if incident.is_some() {
+            members.add(&AlertSummary::from(&alert));
+        }
+        Candidate {
+            alert,
+            incident,
+            members,
+        }
+    }
 }
 
 /// The rows to write. Alerts and incidents are whole rows: insert when the id is new, else
@@ -95,12 +120,13 @@ pub struct Effects {
     pub stored_event: Option<StoredEvent>,
     pub alerts: Vec<Alert>,
     pub incidents: Vec<Incident>,
-    /// Other alerts of an incident that just auto-resolved (ING-200): the store sets
-    /// `closed = true`, `close_time = close_time` on those of them not closed yet (an alert
-    /// already closed keeps its own `close_time`). No `a_close` webhook for these. Alerts
-    /// returned in `alerts` are already closed in the row itself.
-    pub close_alert_ids: Vec<String>,
-    /// The `close_time` for `close_alert_ids`; 0 when that list is empty.
+    /// An incident that just auto-resolved (ING-200) and has other alerts than the one in
+    /// `alerts`: the store sets `closed = true`, `close_time = close_time` on those of its
+    /// alerts not closed yet (an alert already closed keeps its own `close_time`; all of them
+    /// are Ok). No `a_close` webhook for these. Alerts returned in `alerts` are already closed
+    /// in the row itself. "" when none.
+    pub close_incident_id: String,
+    /// The `close_time` for `close_incident_id`; 0 when that is "".
     pub close_time: Millis,
 }
 
@@ -185,6 +211,58 @@ pub fn derive_incident(incident: &Incident, alerts: &[AlertSummary], now: Millis
         // ING-200: only on the transition to Ok.
         if incident.incident_status != Status::Ok {
             d.end_time = alerts.iter().map(|a| a.end_time).max().unwrap_or(now);
+            if d.progress != Progress::Closed {
+                d.progress = Progress::Closed;
+                d.close_time = now;
+                d.closer_id = 0;
+                d.close_source = CLOSE_SOURCE_EVENT.to_string();
+            }
+        }
+    } else {
+        // §1.3.5: end_time is 0 unless auto-resolved.
+        d.end_time = 0;
+    }
+    if d != *incident {
+        d.updated_at = now;
+    }
+    d
+}
+
+/// [`derive_incident`] from the aggregate of the incident's alerts instead of the alerts
+/// themselves: the same result whenever `members` is exact ([`Members::is_exact`]) and
+/// aggregates exactly the alerts [`derive_incident`] would be given.
+pub fn derive_from_members(incident: &Incident, members: &Members, now: Millis) -> Incident {
+    let mut d = incident.clone();
+    match members.status() {
+        // ING-173: an incident without alerts has the status of its severity (RSP-004).
+        None => {
+            d.incident_status = Status::from(d.incident_severity);
+            d.alert_cnt = 0;
+            d.active_alert_cnt = 0;
+            d.alert_event_cnt = 0;
+        }
+        Some(status) => {
+            // ING-172: per-severity counts, so a severity going down is exact too.
+            if !has_override(incident, OVERRIDE_SEVERITY)
+                && let Some(sev) = members.severity()
+            {
+                d.incident_severity = sev;
+            }
+            // ING-173
+            d.incident_status = status;
+            // ING-175
+            if let Some(last) = members.last_time() {
+                d.last_time = last;
+            }
+            d.alert_cnt = members.total();
+            d.active_alert_cnt = members.active();
+            d.alert_event_cnt = members.event_cnt();
+        }
+    }
+    if d.incident_status == Status::Ok {
+        // ING-200: only on the transition to Ok.
+        if incident.incident_status != Status::Ok {
+            d.end_time = members.end_time().unwrap_or(now);
             if d.progress != Progress::Closed {
                 d.progress = Progress::Closed;
                 d.close_time = now;
@@ -345,7 +423,7 @@ fn new_alert_path(queued: &QueuedEvent, now: Millis, ids: &mut dyn IdSource) -> 
         stored_event: Some(event),
         alerts: vec![alert],
         incidents: vec![incident],
-        close_alert_ids: Vec::new(),
+        close_incident_id: String::new(),
         close_time: 0,
     }
 }
@@ -395,12 +473,13 @@ pub fn incident_for(alert: &Alert, incident_id: String, now: Millis) -> Incident
 
 /// ING-113: C resolved by the system, no event stored on it.
 fn expire(fx: &mut Effects, c: Candidate, event_time: Millis, now: Millis) {
+    let old = AlertSummary::from(&c.alert);
     let mut a = c.alert;
     a.alert_status = Status::Ok;
     a.end_time = a.start_time.max(event_time);
     a.resolved_by = ResolvedBy::Expiry;
     a.updated_at = now;
-    settle(fx, a, c.incident, &c.sibling_alerts, now);
+    settle(fx, &old, a, c.incident, &c.members, now);
 }
 
 /// ING-115…120: a trigger event merging into an active, unexpired alert.
@@ -447,13 +526,21 @@ fn merge_trigger(
         }
     }
     let incident = c.incident;
-    settle(&mut fx, a, incident, &c.sibling_alerts, now);
+    settle(
+        &mut fx,
+        &AlertSummary::from(old),
+        a,
+        incident,
+        &c.members,
+        now,
+    );
     fx
 }
 
 /// ING-121: a recovery event resolving C.
 fn resolve(queued: &QueuedEvent, c: Candidate, now: Millis, ids: &mut dyn IdSource) -> Effects {
     let e = &queued.event;
+    let old = AlertSummary::from(&c.alert);
     let mut a = c.alert;
     let severity = recovery_severity(e.event_severity, Some(a.alert_severity));
     a.alert_status = Status::Ok;
@@ -473,28 +560,26 @@ fn resolve(queued: &QueuedEvent, c: Candidate, now: Millis, ids: &mut dyn IdSour
         stored_event: Some(event),
         ..Effects::default()
     };
-    settle(&mut fx, a, c.incident, &c.sibling_alerts, now);
+    settle(&mut fx, &old, a, c.incident, &c.members, now);
     fx
 }
 
-/// Re-derives the changed alert's incident (ING-171…175), auto-resolves it (ING-200) and
+/// Re-derives the changed alert's incident (ING-171…175) from its aggregate `members` (which
+/// holds the alert as it was before this change, `old`), auto-resolves it (ING-200) and
 /// pushes the rows that changed.
 fn settle(
     fx: &mut Effects,
+    old: &AlertSummary,
     mut alert: Alert,
     incident: Option<Incident>,
-    siblings: &[AlertSummary],
+    members: &Members,
     now: Millis,
 ) {
     if let Some(orig) = incident {
-        let others: Vec<&AlertSummary> = siblings
-            .iter()
-            .filter(|s| s.alert_id != alert.alert_id)
-            .collect();
-        let mut summaries: Vec<AlertSummary> = others.iter().map(|s| (*s).clone()).collect();
-        summaries.push(AlertSummary::from(&alert));
+        let mut after = members.clone();
+        after.replace(old, &AlertSummary::from(&alert));
         let followed = follow_first_alert(&orig, &alert);
-        let mut derived = derive_incident(&followed, &summaries, now);
+        let mut derived = derive_from_members(&followed, &after, now);
         if derived != orig {
             derived.updated_at = now;
             // ING-200: auto-resolution closed it just now → its alerts close too.
@@ -502,12 +587,10 @@ fn settle(
                 alert.closed = true;
                 alert.close_time = now;
                 alert.updated_at = now;
-                fx.close_alert_ids = others.iter().map(|s| s.alert_id.clone()).collect();
-                fx.close_time = if fx.close_alert_ids.is_empty() {
-                    0
-                } else {
-                    now
-                };
+                if after.total() > 1 {
+                    fx.close_incident_id.clone_from(&orig.incident_id);
+                    fx.close_time = now;
+                }
             }
             fx.alerts.push(alert);
             fx.incidents.push(derived);
@@ -516,6 +599,9 @@ fn settle(
     }
     fx.alerts.push(alert);
 }
+
+#[cfg(test)]
+mod incremental;
 
 #[cfg(test)]
 mod tests {
@@ -584,11 +670,7 @@ mod tests {
     }
 
     fn cand(a: &Alert, i: &Incident) -> Option<Candidate> {
-        Some(Candidate {
-            alert: a.clone(),
-            incident: Some(i.clone()),
-            sibling_alerts: Vec::new(),
-        })
+        Some(Candidate::with_siblings(a.clone(), Some(i.clone()), &[]))
     }
 
     /// An incident holding alert `a` (first, key k1) and `b` (key k2), both Warning.
@@ -645,7 +727,7 @@ mod tests {
         let now = T0 + 1_000;
         let fx = process_event(&q, None, now, &mut ids);
         assert_eq!(fx.outcome, Some(Outcome::NewAlert));
-        assert!(fx.close_alert_ids.is_empty());
+        assert!(fx.close_incident_id.is_empty());
         let a = &fx.alerts[0];
         assert!(is_object_id(&a.alert_id));
         assert_eq!((a.account_id, a.channel_id, a.integration_id), (1, 100, 10));
@@ -746,7 +828,7 @@ mod tests {
         assert_eq!(fx.outcome, Some(Outcome::OkWithoutAlert));
         assert!(fx.stored_event.is_none());
         assert!(fx.alerts.is_empty() && fx.incidents.is_empty());
-        assert!(fx.close_alert_ids.is_empty());
+        assert!(fx.close_incident_id.is_empty());
         assert_eq!(ids.0, 0, "no id drawn");
     }
 
@@ -1044,7 +1126,7 @@ mod tests {
         );
         assert_eq!(inc.updated_at, now);
         assert_eq!(inc.title, "disk full");
-        assert!(fx.close_alert_ids.is_empty());
+        assert!(fx.close_incident_id.is_empty());
         assert_eq!(fx.close_time, 0);
     }
 
@@ -1067,11 +1149,7 @@ mod tests {
     fn recovery_with_an_open_sibling_keeps_the_incident_open() {
         let mut ids = CountingIds::default();
         let (a, b, i) = two_alert_incident(&mut ids);
-        let c = Candidate {
-            alert: a.clone(),
-            incident: Some(i.clone()),
-            sibling_alerts: vec![AlertSummary::from(&b)],
-        };
+        let c = Candidate::with_siblings(a.clone(), Some(i.clone()), &[AlertSummary::from(&b)]);
         let fx = process_event(&ev(Status::Ok), Some(c), T0 + 5 * MIN, &mut ids);
         assert_eq!(fx.outcome, Some(Outcome::Resolved));
         assert!(!fx.alerts[0].closed);
@@ -1083,7 +1161,7 @@ mod tests {
             (2, 1, 3)
         );
         assert_eq!((inc.end_time, inc.close_time), (0, 0));
-        assert!(fx.close_alert_ids.is_empty());
+        assert!(fx.close_incident_id.is_empty());
     }
 
     // spec: ING-200
@@ -1101,11 +1179,7 @@ mod tests {
             T0 + 21 * MIN,
         );
         assert_eq!(i.incident_status, Status::Warning);
-        let c = Candidate {
-            alert: b.clone(),
-            incident: Some(i.clone()),
-            sibling_alerts: vec![AlertSummary::from(&a_ok)],
-        };
+        let c = Candidate::with_siblings(b.clone(), Some(i.clone()), &[AlertSummary::from(&a_ok)]);
         let q = with(ev(Status::Ok), |e| {
             e.alert_key = "k2".to_string();
             e.event_time = T0 + 10 * MIN;
@@ -1121,7 +1195,10 @@ mod tests {
             "the latest end_time among its alerts"
         );
         assert!(fx.alerts[0].closed);
-        assert_eq!(fx.close_alert_ids, vec![a.alert_id.clone()]);
+        assert_eq!(
+            fx.close_incident_id, i.incident_id,
+            "its other alerts close too"
+        );
         assert_eq!(fx.close_time, now);
     }
 
@@ -1275,11 +1352,7 @@ mod tests {
     fn only_the_first_alert_drives_incident_labels_and_title() {
         let mut ids = CountingIds::default();
         let (_, b, i) = two_alert_incident(&mut ids);
-        let c = Candidate {
-            alert: b.clone(),
-            incident: Some(i.clone()),
-            sibling_alerts: Vec::new(),
-        };
+        let c = Candidate::with_siblings(b.clone(), Some(i.clone()), &[]);
         let q = with(ev(Status::Critical), |e| {
             e.alert_key = "k2".to_string();
             e.title = "cpu on fire".to_string();
@@ -1411,11 +1484,7 @@ mod tests {
         let (a, b, i) = two_alert_incident(&mut ids);
         let mut b = b;
         b.alert_status = Status::Info;
-        let c = Candidate {
-            alert: a.clone(),
-            incident: Some(i.clone()),
-            sibling_alerts: vec![AlertSummary::from(&b)],
-        };
+        let c = Candidate::with_siblings(a.clone(), Some(i.clone()), &[AlertSummary::from(&b)]);
         let fx = process_event(&ev(Status::Warning), Some(c), T0 + DAY_MS, &mut ids);
         assert_eq!(fx.alerts[1].alert_status, Status::Ok);
         assert!(!fx.alerts[1].closed);
@@ -1424,7 +1493,7 @@ mod tests {
         assert_eq!(oi.incident_severity, Severity::Warning);
         assert_eq!(oi.progress, Progress::Triggered);
         assert_eq!((oi.alert_cnt, oi.active_alert_cnt), (2, 1));
-        assert!(fx.close_alert_ids.is_empty());
+        assert!(fx.close_incident_id.is_empty());
     }
 
     // spec: ING-121
@@ -1614,7 +1683,7 @@ mod tests {
         let fx = process_event(&q, cand(&a, &i), now, &mut ids);
         assert_eq!(fx.outcome, Some(Outcome::Resolved));
         assert!(!fx.alerts[0].closed);
-        assert!(fx.close_alert_ids.is_empty());
+        assert!(fx.close_incident_id.is_empty());
         let inc = &fx.incidents[0];
         assert_eq!(
             (inc.progress, inc.close_time, inc.closer_id),

@@ -45,6 +45,7 @@ mod im;
 mod inbox;
 mod integrations;
 mod mapping_services;
+mod members;
 mod noise;
 mod password_reset;
 mod phone;

@@ -15,15 +15,15 @@
 //!   so the processor, which writes it anyway, does.
 //!
 //! Within a batch the state lives in a [`Batch`] cache: the active alerts of every identity the
-//! batch touches, their incidents and those incidents' alerts are read with a few bulk queries
-//! up front; each event is decided against the cache (so it sees the effects of the earlier
+//! batch touches, their incidents and the aggregates of those incidents' alerts (`members.rs`)
+//! are read with a few bulk queries up front; each event is decided against the cache (so it sees the effects of the earlier
 //! events of its batch) and its effects are applied to the cache; at the end every changed row
 //! is written once, with multi-row statements, in the same transaction.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use klaxon_core::ids::IdSource;
-use klaxon_core::merge::{Candidate, Effects};
+use klaxon_core::merge::{Candidate, Effects, Members};
 use klaxon_core::model::{
     Alert, AlertSummary, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
 };
@@ -299,11 +299,15 @@ async fn group(
         grouping::keep_own(fx, &new_id, &choice);
         return Ok(());
     };
-    let members: Vec<AlertSummary> = batch
-        .members
-        .get(&target_id)
-        .map(|m| m.values().cloned().collect())
-        .unwrap_or_default();
+    let mut members = batch.members.get(&target_id).cloned().unwrap_or_default();
+    // This event's changes to the target's alerts (the expired alert of ING-113) count.
+    for a in fx.alerts.iter().filter(|a| a.incident_id == target_id) {
+        if let Some(before) = batch.alerts.get(&a.alert_id)
+            && before.incident_id == target_id
+        {
+            members.replace(&AlertSummary::from(before), &AlertSummary::from(a));
+        }
+    }
     if grouping::join(fx, &new_id, &target, &members, now) && decision.why.incident_id == new_id {
         decision.why.incident_id = target_id;
     }
@@ -456,21 +460,24 @@ struct Batch {
     /// Full alert rows: the active alerts of the batch's identities, and every alert the
     /// batch wrote.
     alerts: HashMap<String, Alert>,
+    /// The stored state (incident, summary) of the alerts in `alerts` read from the database:
+    /// what a stored aggregate counts for them, to be replaced by what the batch holds.
+    stored: HashMap<String, (String, AlertSummary)>,
     /// Per identity, the ids of its alerts that were active when loaded or made in the batch.
     by_identity: HashMap<Identity, Vec<String>>,
     /// Incidents read (`None`: not in the database) or written.
     incidents: HashMap<String, Option<Incident>>,
-    /// The complete alert list of an incident, where known.
-    members: HashMap<String, BTreeMap<String, AlertSummary>>,
-    /// Which `members` list holds an alert.
-    member_of: HashMap<String, String>,
+    /// The aggregate of an incident's alerts (ING-172…175), where known: the stored alerts,
+    /// those in `alerts` as the batch holds them.
+    members: HashMap<String, Members>,
+    /// Incidents auto-resolved by the batch (ING-200): (account, incident, close time); their
+    /// alerts outside the cache are closed by one statement per incident at the end.
+    closes: Vec<(i64, String, Millis)>,
     /// Changed rows, in first-change order.
     dirty_alerts: Vec<String>,
     dirty_alert_set: HashSet<String>,
     dirty_incidents: Vec<String>,
     dirty_incident_set: HashSet<String>,
-    /// Alerts outside the cache closed by an auto-resolution (ING-200): (account, id, time).
-    closes: Vec<(i64, String, Millis)>,
     events: Vec<StoredEvent>,
     /// Incidents this batch created, and those it closed because every alert recovered: the
     /// response side writes their `i_new` / assignment and `i_rslv` (RSP-010, RSP-053).
@@ -528,6 +535,10 @@ impl Batch {
                         .entry(id)
                         .or_default()
                         .push(alert.alert_id.clone());
+                    self.stored.insert(
+                        alert.alert_id.clone(),
+                        (alert.incident_id.clone(), AlertSummary::from(&alert)),
+                    );
                     self.alerts.insert(alert.alert_id.clone(), alert);
                 }
             }
@@ -576,43 +587,63 @@ impl Batch {
             .filter(|id| !self.members.contains_key(*id))
             .cloned()
             .collect();
-        if !need_members.is_empty() {
-            let mut lists: HashMap<String, BTreeMap<String, AlertSummary>> = need_members
-                .iter()
-                .map(|id| (id.clone(), BTreeMap::new()))
-                .collect();
-            let mut sql = Sql::new("SELECT incident_id, ");
-            sql.push(rows::ALERT_SUMMARY_COLUMNS)
-                .push(" FROM alerts WHERE account_id = ")
-                .bind(account);
-            sql.and_in_padded("incident_id", &need_members);
-            for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
-                let incident_id = get_str(&row, "incident_id")?;
-                let summary = rows::alert_summary(&row)?;
-                if self.alerts.contains_key(&summary.alert_id) {
-                    continue; // the cached row decides where this alert is
-                }
-                if let Some(list) = lists.get_mut(&incident_id) {
-                    list.insert(summary.alert_id.clone(), summary);
-                }
+        if need_members.is_empty() {
+            return Ok(());
+        }
+        let mut aggregates = crate::members::aggregate(conn, account, &need_members).await?;
+        let mut stale = Vec::new();
+        for id in need_members {
+            let mut m = aggregates.remove(&id).unwrap_or_default();
+            self.count_cached(&id, &mut m);
+            if m.is_exact() {
+                self.members.insert(id, m);
+            } else {
+                stale.push(id);
             }
-            for alert in self.alerts.values() {
-                if let Some(list) = lists.get_mut(&alert.incident_id) {
-                    list.insert(alert.alert_id.clone(), AlertSummary::from(alert));
-                }
+        }
+        // The batch moved an alert that may have held the latest time out of the incident:
+        // only then are its alerts read one by one.
+        let mut lists = crate::members::listed(conn, account, &stale).await?;
+        for id in stale {
+            let list = lists.remove(&id).unwrap_or_default();
+            let mut m = Members::of(
+                list.iter()
+                    .filter(|s| !self.alerts.contains_key(&s.alert_id)),
+            );
+            for alert in self.alerts.values().filter(|a| a.incident_id == id) {
+                m.add(&AlertSummary::from(alert));
             }
-            for (incident_id, list) in lists {
-                for alert_id in list.keys() {
-                    self.member_of.insert(alert_id.clone(), incident_id.clone());
-                }
-                self.members.insert(incident_id, list);
-            }
+            self.members.insert(id, m);
         }
         Ok(())
     }
 
+    /// Turns the stored aggregate `m` of incident `id` into the batch's: the alerts the batch
+    /// holds count as it holds them, not as stored.
+    fn count_cached(&self, id: &str, m: &mut Members) {
+        for alert in self.alerts.values() {
+            let was = self
+                .stored
+                .get(&alert.alert_id)
+                .filter(|(incident, _)| incident == id)
+                .map(|(_, s)| s);
+            let is = alert.incident_id == id;
+            match (was, is) {
+                (Some(old), true) => {
+                    let new = AlertSummary::from(alert);
+                    if *old != new {
+                        m.replace(old, &new);
+                    }
+                }
+                (Some(old), false) => m.remove(old),
+                (None, true) => m.add(&AlertSummary::from(alert)),
+                (None, false) => {}
+            }
+        }
+    }
+
     /// ING-110: the most recently created active alert with the event's identity, its
-    /// incident and that incident's other alerts.
+    /// incident and the aggregate of that incident's alerts.
     async fn candidate(
         &mut self,
         conn: &mut AnyConnection,
@@ -633,7 +664,7 @@ impl Batch {
             return Ok(Some(Candidate {
                 alert,
                 incident: None,
-                sibling_alerts: Vec::new(),
+                members: Members::default(),
             }));
         }
         if !self.incidents.contains_key(&alert.incident_id)
@@ -643,20 +674,15 @@ impl Batch {
             self.load_incidents(conn, alert.account_id, &ids).await?;
         }
         let incident = self.incidents.get(&alert.incident_id).cloned().flatten();
-        let sibling_alerts = self
+        let members = self
             .members
             .get(&alert.incident_id)
-            .map(|m| {
-                m.values()
-                    .filter(|s| s.alert_id != alert.alert_id)
-                    .cloned()
-                    .collect()
-            })
+            .cloned()
             .unwrap_or_default();
         Ok(Some(Candidate {
             alert,
             incident,
-            sibling_alerts,
+            members,
         }))
     }
 
@@ -696,27 +722,26 @@ impl Batch {
             }
             if !self.members.contains_key(&id) && made.contains(&id) {
                 // A new incident none of whose alerts the batch holds: it has none yet.
-                self.members.insert(id.clone(), BTreeMap::new());
+                self.members.insert(id.clone(), Members::default());
             }
             self.incidents.insert(id.clone(), Some(incident));
             if self.dirty_incident_set.insert(id.clone()) {
                 self.dirty_incidents.push(id);
             }
         }
-        for id in effects.close_alert_ids {
+        if !effects.close_incident_id.is_empty() {
             // An alert already closed keeps its own close_time.
-            match self.alerts.get_mut(&id) {
-                Some(a) => {
-                    if !a.closed {
-                        a.closed = true;
-                        a.close_time = effects.close_time;
-                        if self.dirty_alert_set.insert(id.clone()) {
-                            self.dirty_alerts.push(id);
-                        }
+            let incident_id = effects.close_incident_id;
+            for a in self.alerts.values_mut() {
+                if a.incident_id == incident_id && !a.closed {
+                    a.closed = true;
+                    a.close_time = effects.close_time;
+                    if self.dirty_alert_set.insert(a.alert_id.clone()) {
+                        self.dirty_alerts.push(a.alert_id.clone());
                     }
                 }
-                None => self.closes.push((account, id, effects.close_time)),
             }
+            self.closes.push((account, incident_id, effects.close_time));
         }
         if let Some(event) = effects.stored_event {
             self.events.push(event);
@@ -773,30 +798,47 @@ impl Batch {
     ) -> Result<()> {
         let id = alert.alert_id.clone();
         let incident_id = alert.incident_id.clone();
-        // Leaving the list it was on.
-        if let Some(previous) = self.member_of.remove(&id)
-            && previous != incident_id
-            && let Some(list) = self.members.get_mut(&previous)
-        {
-            list.remove(&id);
-        }
-        // Joining an incident whose alert list is not known yet: load it (it then includes
-        // this alert's new state, since the cache wins).
-        if !incident_id.is_empty()
-            && !self.members.contains_key(&incident_id)
-            && !made.contains(&incident_id)
-        {
-            self.alerts.insert(id.clone(), alert.clone());
-            let ids = [incident_id.clone()];
-            self.load_incidents(conn, alert.account_id, &ids).await?;
-        }
-        if !incident_id.is_empty() {
-            // Known list (loaded, or just loaded above), or a new incident's (made here).
-            self.members
-                .entry(incident_id.clone())
-                .or_default()
-                .insert(id.clone(), AlertSummary::from(&alert));
-            self.member_of.insert(id.clone(), incident_id);
+        let new = AlertSummary::from(&alert);
+        let prior = self
+            .alerts
+            .get(&id)
+            .map(|a| (a.incident_id.clone(), AlertSummary::from(a)));
+        match prior {
+            // Changed within its incident.
+            Some((previous, old)) if previous == incident_id => {
+                if let Some(m) = self.members.get_mut(&incident_id) {
+                    m.replace(&old, &new);
+                    if !m.is_exact() {
+                        self.members.remove(&incident_id);
+                    }
+                }
+            }
+            prior => {
+                // Leaving the incident it was in: if it may have held the latest time, that
+                // incident's aggregate is read again when next needed.
+                if let Some((previous, old)) = prior
+                    && let Some(m) = self.members.get_mut(&previous)
+                {
+                    m.remove(&old);
+                    if !m.is_exact() {
+                        self.members.remove(&previous);
+                    }
+                }
+                if !incident_id.is_empty() {
+                    if let Some(m) = self.members.get_mut(&incident_id) {
+                        m.add(&new);
+                    } else if made.contains(&incident_id) {
+                        self.members
+                            .insert(incident_id.clone(), Members::of([&new]));
+                    } else {
+                        // Joining an incident whose aggregate is not known yet: load it (it
+                        // then counts this alert's new state, since the cache wins).
+                        self.alerts.insert(id.clone(), alert.clone());
+                        let ids = [incident_id.clone()];
+                        self.load_incidents(conn, alert.account_id, &ids).await?;
+                    }
+                }
+            }
         }
         let identity = (
             alert.account_id,
@@ -829,20 +871,17 @@ impl Batch {
             .filter_map(|id| self.incidents.get(id).and_then(Option::as_ref))
             .collect();
         rows::upsert_incidents(conn, &incidents).await?;
-        let mut closes: BTreeMap<(i64, Millis), Vec<String>> = BTreeMap::new();
-        for (account, id, at) in &self.closes {
-            closes.entry((*account, *at)).or_default().push(id.clone());
-        }
-        for ((account, at), ids) in closes {
-            for chunk in ids.chunks(IN_CHUNK) {
-                let mut sql = Sql::new("UPDATE alerts SET closed = 1, close_time = ");
-                sql.bind(at)
-                    .push(" WHERE account_id = ")
-                    .bind(account)
-                    .push(" AND closed = 0");
-                sql.and_in_padded("alert_id", chunk);
-                sql.query_on(conn).execute(&mut *conn).await?;
-            }
+        // ING-200: the other alerts of an auto-resolved incident, all Ok; those the batch holds
+        // were closed in the cache and written above.
+        for (account, incident_id, at) in &self.closes {
+            let mut sql = Sql::new("UPDATE alerts SET closed = 1, close_time = ");
+            sql.bind(*at)
+                .push(" WHERE account_id = ")
+                .bind(*account)
+                .push(" AND incident_id = ")
+                .bind(incident_id.as_str())
+                .push(" AND closed = 0 AND alert_status = 'Ok'");
+            sql.query_on(conn).execute(&mut *conn).await?;
         }
         let events: Vec<&StoredEvent> = self.events.iter().collect();
         rows::insert_events(conn, &events).await?;

@@ -33,7 +33,7 @@ fn get_bool(row: &AnyRow, col: &str) -> Result<bool> {
     Ok(get_i64(row, col)? != 0)
 }
 
-fn get_enum<T: FromStr>(row: &AnyRow, col: &str) -> Result<T> {
+pub(crate) fn get_enum<T: FromStr>(row: &AnyRow, col: &str) -> Result<T> {
     let s = get_str(row, col)?;
     T::from_str(&s).map_err(|_| StoreError::Corrupt(format!("{col}: unknown value {s:?}")))
 }

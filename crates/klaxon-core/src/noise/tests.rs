@@ -185,11 +185,7 @@ fn recovery_events_skip_drop_rules() {
     let opened = run(&ev(Status::Warning, &[]), None, &[], &[], T0);
     let alert = opened.effects.alerts[0].clone();
     let inc = opened.effects.incidents[0].clone();
-    let c = Candidate {
-        alert,
-        incident: Some(inc),
-        sibling_alerts: Vec::new(),
-    };
+    let c = Candidate::with_siblings(alert, Some(inc), &[]);
     let d = run(&ev(Status::Ok, &[]), Some(c), &rules, &[], T0 + MIN);
     assert_eq!(d.effects.outcome, Some(Outcome::Resolved));
     assert_eq!(d.effects.incidents[0].progress, Progress::Closed);
@@ -337,11 +333,7 @@ fn a_recovery_resolves_a_silenced_alert_and_never_opens_an_incident() {
     let rules = [silence("s1", T0 - HOUR, T0 + HOUR, Vec::new(), false)];
     let d = run(&ev(Status::Critical, &[]), None, &rules, &[], T0);
     let marked = d.effects.alerts[0].clone();
-    let c = Candidate {
-        alert: marked.clone(),
-        incident: None,
-        sibling_alerts: Vec::new(),
-    };
+    let c = Candidate::with_siblings(marked.clone(), None, &[]);
     let d = run(&ev(Status::Ok, &[]), Some(c), &rules, &[], T0 + MIN);
     assert_eq!(d.effects.outcome, Some(Outcome::Resolved));
     assert!(d.effects.incidents.is_empty());
@@ -360,13 +352,7 @@ fn a_marked_alert_stays_marked_while_a_rule_applies_and_is_unmuted_after() {
     let rules = [silence("s1", T0 - HOUR, T0 + HOUR, Vec::new(), false)];
     let first = run(&ev(Status::Warning, &[]), None, &rules, &[], T0);
     let marked = first.effects.alerts[0].clone();
-    let cand = |a: &Alert| {
-        Some(Candidate {
-            alert: a.clone(),
-            incident: None,
-            sibling_alerts: Vec::new(),
-        })
-    };
+    let cand = |a: &Alert| Some(Candidate::with_siblings(a.clone(), None, &[]));
     // Significant merge inside the window: still marked, still no incident.
     let d = run(
         &ev(Status::Critical, &[]),
@@ -422,11 +408,7 @@ fn a_marked_alert_stays_marked_while_a_rule_applies_and_is_unmuted_after() {
 fn an_expired_alert_still_resolves_when_its_successor_is_silenced_away() {
     let opened = run(&ev(Status::Warning, &[]), None, &[], &[], T0);
     let old = opened.effects.alerts[0].clone();
-    let c = Candidate {
-        alert: old.clone(),
-        incident: Some(opened.effects.incidents[0].clone()),
-        sibling_alerts: Vec::new(),
-    };
+    let c = Candidate::with_siblings(old.clone(), Some(opened.effects.incidents[0].clone()), &[]);
     let later = T0 + 25 * HOUR;
     let rules = [silence("s1", later - HOUR, later + HOUR, Vec::new(), true)];
     let d = run(&ev(Status::Warning, &[]), Some(c), &rules, &[], later);
@@ -456,13 +438,7 @@ fn merges_explain_the_alert_they_went_into() {
         opened.why.event_id,
         opened.effects.stored_event.as_ref().unwrap().event_id
     );
-    let c = || {
-        Some(Candidate {
-            alert: a.clone(),
-            incident: Some(i.clone()),
-            sibling_alerts: Vec::new(),
-        })
-    };
+    let c = || Some(Candidate::with_siblings(a.clone(), Some(i.clone()), &[]));
     // A label-only change: not stored (ING-120), still explained.
     let d = run(
         &ev(Status::Warning, &[("host", "b")]),
