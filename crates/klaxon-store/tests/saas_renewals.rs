@@ -2,8 +2,8 @@
 //! the anchor of the first term, a renewal refuses fewer licences than the fixed ones
 //! assigned, a late renewal restores a tenant in its buffer with a new anchor, auto-renew
 //! pays at the seamless deadline, a trial ends unrenewed with its buffer, the balance alert
-//! fires once until the funds rise again, and metered e-mails beyond the allowance are
-//! charged once per day. SQLite always, PostgreSQL when `KLAXON_TEST_DATABASE_URL` is set.
+//! fires once until the funds rise again, metered e-mails beyond the allowance are
+//! charged once per day, and a postpaid tenant pays each cycle for its active members. SQLite always, PostgreSQL when `KLAXON_TEST_DATABASE_URL` is set.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -31,6 +31,8 @@ both!(
     an_unrenewed_trial_ends_with_its_buffer,
     the_balance_alert_fires_once_until_funds_rise,
     e_mails_beyond_the_allowance_are_charged_daily,
+    postpaid_charges_each_cycle_s_active_members,
+    postpaid_from_prepaid_starts_at_the_term_end,
 );
 
 fn settings() -> SaasSettings {
@@ -522,4 +524,137 @@ async fn e_mails_beyond_the_allowance_are_charged_daily(db: &Db) {
     assert_eq!(t.book.ledger().debt_principal(), dec("3.00"));
     assert_eq!(t.book.items()[0].due_date.to_string(), "2025-03-05");
     assert_eq!(t.book.items()[0].origin, "usage:2025-03-04");
+}
+
+fn postpaid_prices() -> PriceListVersion {
+    let mut p = prices();
+    p.items.push(("licence.standard.postpaid".into(), dec("219")));
+    p
+}
+
+async fn postpaid_charges_each_cycle_s_active_members(db: &Db) {
+    let s = settings();
+    let a = account(db).await;
+
+    // spec: SVC-120
+    // Without explicit acceptance, or without a postpaid price, nothing changes.
+    let err = db
+        .store
+        .saas_enable_postpaid(&s, &postpaid_prices(), a, false, ms("2025-05-01T09:00:00Z"), "o")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("SVC-033"), "{err}");
+    let err = db
+        .store
+        .saas_enable_postpaid(&s, &prices(), a, true, ms("2025-05-01T09:00:00Z"), "o")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("price_list"), "{err}");
+    let from = db
+        .store
+        .saas_enable_postpaid(&s, &postpaid_prices(), a, true, ms("2025-05-01T09:00:00Z"), "o")
+        .await
+        .unwrap();
+    assert_eq!(from, at("2025-05-01T09:00:00Z"));
+    pay(db, a, "1000.00", "2025-05-01T10:00:00Z").await;
+
+    // spec: SVC-051
+    // spec: SVC-053
+    // The pool is unlimited: seven members each take a licence by acting.
+    for i in 0..7 {
+        let m = member(db, a, &format!("M{i}")).await;
+        let g = db
+            .store
+            .saas_licence_gate(&s, a, m, ms("2025-05-02T10:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(g, klaxon_store::LicenceGate::Obtained);
+    }
+    let view = db
+        .store
+        .saas_licences(&s, a, ms("2025-05-02T10:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(view.size, None);
+    assert_eq!(view.active.len(), 7);
+
+    // spec: SVC-123
+    // Three days before the cycle end (1 June 00:00) the funds (1000.00) are below the
+    // estimate (7 × 219.00): one warning.
+    let p = postpaid_prices();
+    let due = |at: &'static str| {
+        let p = p.clone();
+        async move {
+            db.store
+                .saas_billing_due(&settings(), Some(&p), ms(at))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(due("2025-05-28T23:00:00Z").await.is_empty());
+    let done = due("2025-05-29T00:00:00Z").await;
+    assert!(done.iter().any(|(_, w)| w.starts_with("forecast warning")), "{done:?}");
+    assert!(due("2025-05-29T01:00:00Z").await.is_empty());
+
+    // spec: SVC-122
+    // spec: SVC-124
+    // At the cycle end: 7 × 219.00 = 1533.00; 1000.00 paid from cash, 533.00 overdue due
+    // on the cycle-end date; settled once, with its statement.
+    let done = due("2025-06-01T00:30:00Z").await;
+    assert!(
+        done.iter().any(|(_, w)| w.contains("7 active × 219.00 = 1533.00 CNY")),
+        "{done:?}"
+    );
+    assert!(due("2025-06-01T00:31:00Z").await.is_empty());
+    let t = state(db, a, "2025-06-01T00:31:00Z").await;
+    assert_eq!(t.state.to_string(), "overdue");
+    assert_eq!(t.book.ledger().cash(), Decimal::ZERO);
+    assert_eq!(t.book.ledger().debt_principal(), dec("533.00"));
+    assert_eq!(t.book.items()[0].due_date.to_string(), "2025-06-01");
+    let statements = db.store.saas_statements(&s, a).await.unwrap();
+    assert_eq!(statements.len(), 1);
+    let st = &statements[0].statement;
+    assert_eq!(statements[0].active_members, 7);
+    assert_eq!(
+        (st.charges, st.cash_received, st.new_overdue, st.closing_cash, st.closing_debt),
+        (dec("1533.00"), dec("1000.00"), dec("533.00"), dec("0"), dec("533.00"))
+    );
+    let notices = outbox(db, a).await;
+    assert!(notices.iter().any(|(c, _)| c == "statement"), "{notices:?}");
+    assert!(notices.iter().any(|(c, r)| c == "balance_low" && r.starts_with("postpaid_forecast:")));
+}
+
+async fn postpaid_from_prepaid_starts_at_the_term_end(db: &Db) {
+    let s = settings();
+    let a = account(db).await;
+    pay(db, a, "400.00", "2025-03-15T14:23:00Z").await;
+    buy(db, a, 1, "2025-03-15T14:23:00Z").await;
+
+    // spec: SVC-125
+    // From prepaid, postpaid takes effect at the term's end; the term is not refunded and
+    // the tenant is not ended there.
+    let from = db
+        .store
+        .saas_enable_postpaid(&s, &postpaid_prices(), a, true, ms("2025-04-01T10:00:00Z"), "o")
+        .await
+        .unwrap();
+    assert_eq!(from, at("2025-04-15T00:00:00Z"));
+    let before = db.store.saas_licences(&s, a, ms("2025-04-14T10:00:00Z")).await.unwrap();
+    assert_eq!(before.size, Some(1));
+    job(db, "2025-04-15T01:00:00Z").await;
+    let t = state(db, a, "2025-04-15T01:00:00Z").await;
+    assert_eq!(t.state.to_string(), "active");
+    let after = db.store.saas_licences(&s, a, ms("2025-04-15T10:00:00Z")).await.unwrap();
+    assert_eq!(after.size, None);
+    assert_eq!(
+        after.cycle,
+        Some((at("2025-04-15T00:00:00Z"), at("2025-05-15T00:00:00Z")))
+    );
+    assert_eq!(t.book.ledger().cash(), dec("201.00"));
+    let again = db
+        .store
+        .saas_enable_postpaid(&s, &postpaid_prices(), a, true, ms("2025-04-16T10:00:00Z"), "o")
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("billing_mode"), "{again}");
 }
