@@ -529,6 +529,7 @@ async fn e_mails_beyond_the_allowance_are_charged_daily(db: &Db) {
 fn postpaid_prices() -> PriceListVersion {
     let mut p = prices();
     p.items.push(("licence.standard.postpaid".into(), dec("219")));
+    p.items.push(("licence.pro.postpaid".into(), dec("239")));
     p
 }
 
