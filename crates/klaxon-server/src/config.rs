@@ -358,9 +358,27 @@ impl DeploymentConfig {
         let c = &self.communication;
         let mut units = Vec::new();
         for (key, unit, per_licence, trial, price) in [
-            ("sms_price", UnitType::Sms, c.sms_per_licence, c.trial_sms, &c.sms_price),
-            ("voice_price", UnitType::Voice, c.voice_per_licence, c.trial_voice, &c.voice_price),
-            ("email_price", UnitType::Email, c.email_per_licence, c.trial_email, &c.email_price),
+            (
+                "sms_price",
+                UnitType::Sms,
+                c.sms_per_licence,
+                c.trial_sms,
+                &c.sms_price,
+            ),
+            (
+                "voice_price",
+                UnitType::Voice,
+                c.voice_per_licence,
+                c.trial_voice,
+                &c.voice_price,
+            ),
+            (
+                "email_price",
+                UnitType::Email,
+                c.email_per_licence,
+                c.trial_email,
+                &c.email_price,
+            ),
         ] {
             let price = if price.trim().is_empty() {
                 rust_decimal::Decimal::ZERO
@@ -369,7 +387,9 @@ impl DeploymentConfig {
                     .map_err(|e| format!("deployment.communication.{key}: {e}"))?
             };
             if price.is_sign_negative() {
-                return Err(format!("deployment.communication.{key}: must not be negative"));
+                return Err(format!(
+                    "deployment.communication.{key}: must not be negative"
+                ));
             }
             if price.is_zero() && per_licence == 0 && trial == 0 {
                 continue;

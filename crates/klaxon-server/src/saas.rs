@@ -198,7 +198,9 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
                         "usage settlement ran");
                 }
             }
-            Err(e) => tracing::error!(error = %e, "the usage settlement failed; it will be retried"),
+            Err(e) => {
+                tracing::error!(error = %e, "the usage settlement failed; it will be retried")
+            }
         }
         match state.store.saas_settle_due(&saas.settings, now).await {
             Ok(runs) => {

@@ -50,12 +50,12 @@ pub use agreements::{AcceptanceRecord, Decided, DocumentVersion, NewDecision, Ne
 pub use licences::{
     ActiveUser, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView, licence_sku,
 };
+pub use metering::{CommPlan, CommUnit, UsageRun};
 pub use notice_outbox::QueuedNotice;
 pub use notices::{NewNotice, NoticeRecord};
-pub use metering::{CommPlan, CommUnit, UsageRun};
 pub use postpaid::{CycleStatement, postpaid_sku};
-pub use renewals::{BillingSettings, Renew};
 pub use registration::{CodeIssue, DirectoryEntry, NewRegistration, Registered};
+pub use renewals::{BillingSettings, Renew};
 pub use sla::{NewSlaClaim, SLA_TEXT_MAX, SlaClaim, SlaExclusion, SlaIncident, SlaUnreachable};
 
 /// The deployment's billing settings, from the server configuration.

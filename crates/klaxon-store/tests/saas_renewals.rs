@@ -126,7 +126,12 @@ async fn buy(db: &Db, a: i64, quantity: u32, at: &str) {
         .unwrap();
 }
 
-async fn renew(db: &Db, a: i64, r: Renew, at: &str) -> Result<klaxon_store::LicenceOrder, SaasFailure> {
+async fn renew(
+    db: &Db,
+    a: i64,
+    r: Renew,
+    at: &str,
+) -> Result<klaxon_store::LicenceOrder, SaasFailure> {
     db.store
         .saas_renew(&settings(), &prices(), a, &r, ms(at), "test")
         .await
@@ -149,14 +154,21 @@ async fn job(db: &Db, at: &str) -> Vec<(i64, String)> {
 }
 
 async fn outbox(db: &Db, a: i64) -> Vec<(String, String)> {
-    let rows = sqlx::query("SELECT category, related FROM saas_notice_outbox WHERE account_id = $1 ORDER BY outbox_id")
-        .bind(a)
-        .fetch_all(&db.raw)
-        .await
-        .unwrap();
+    let rows = sqlx::query(
+        "SELECT category, related FROM saas_notice_outbox WHERE account_id = $1 ORDER BY outbox_id",
+    )
+    .bind(a)
+    .fetch_all(&db.raw)
+    .await
+    .unwrap();
     use sqlx::Row;
     rows.iter()
-        .map(|r| (r.get::<String, _>("category"), r.get::<String, _>("related")))
+        .map(|r| {
+            (
+                r.get::<String, _>("category"),
+                r.get::<String, _>("related"),
+            )
+        })
         .collect()
 }
 
@@ -168,7 +180,14 @@ async fn renewals_keep_the_anchor_and_the_fixed_licences(db: &Db) {
     buy(db, a, 2, "2025-01-31T09:00:00Z").await;
     for m in [ann, ben] {
         db.store
-            .saas_assign_licence(&settings(), a, m, Kind::Fixed, ms("2025-01-31T10:00:00Z"), "test")
+            .saas_assign_licence(
+                &settings(),
+                a,
+                m,
+                Kind::Fixed,
+                ms("2025-01-31T10:00:00Z"),
+                "test",
+            )
             .await
             .unwrap();
     }
@@ -176,7 +195,12 @@ async fn renewals_keep_the_anchor_and_the_fixed_licences(db: &Db) {
     // spec: SVC-061
     // Renewing for fewer licences than the fixed ones assigned is refused, naming them, and
     // nothing changes.
-    let before = state(db, a, "2025-02-20T10:00:00Z").await.book.ledger().entries().len();
+    let before = state(db, a, "2025-02-20T10:00:00Z")
+        .await
+        .book
+        .ledger()
+        .entries()
+        .len();
     let err = renew(
         db,
         a,
@@ -191,7 +215,12 @@ async fn renewals_keep_the_anchor_and_the_fixed_licences(db: &Db) {
     assert!(err.to_string().contains("SVC-061"), "{err}");
     assert!(err.to_string().contains(&format!("member {ann}")), "{err}");
     assert_eq!(
-        state(db, a, "2025-02-20T10:00:00Z").await.book.ledger().entries().len(),
+        state(db, a, "2025-02-20T10:00:00Z")
+            .await
+            .book
+            .ledger()
+            .entries()
+            .len(),
         before
     );
 
@@ -220,7 +249,11 @@ async fn renewals_keep_the_anchor_and_the_fixed_licences(db: &Db) {
         .await
         .unwrap();
     assert_eq!(view.size, Some(2));
-    let mut held: Vec<(i64, Timestamp)> = view.holders.iter().map(|h| (h.member_id, h.held_until)).collect();
+    let mut held: Vec<(i64, Timestamp)> = view
+        .holders
+        .iter()
+        .map(|h| (h.member_id, h.held_until))
+        .collect();
     held.sort();
     assert_eq!(
         held,
@@ -257,7 +290,10 @@ async fn a_late_renewal_restores_a_tenant_in_its_buffer(db: &Db) {
             ms("2025-04-12T10:00:00Z")
         )]
     );
-    assert!(job(db, "2025-04-12T11:00:05Z").await.is_empty(), "nothing twice");
+    assert!(
+        job(db, "2025-04-12T11:00:05Z").await.is_empty(),
+        "nothing twice"
+    );
 
     // spec: SVC-106
     // spec: SVC-187
@@ -303,7 +339,11 @@ async fn a_late_renewal_restores_a_tenant_in_its_buffer(db: &Db) {
         .unwrap_err();
     assert!(matches!(err, SaasFailure::Rule(_)), "{err}");
     assert_eq!(
-        state(db, a, "2025-04-21T10:00:00Z").await.book.ledger().cash(),
+        state(db, a, "2025-04-21T10:00:00Z")
+            .await
+            .book
+            .ledger()
+            .cash(),
         dec("102.00")
     );
     let bad = renew(
@@ -344,7 +384,8 @@ async fn auto_renew_pays_at_the_seamless_deadline(db: &Db) {
     );
     let done = job(db, "2025-04-14T00:00:00Z").await;
     assert!(
-        done.iter().any(|(x, w)| *x == a && w.starts_with("auto-renewed: order 2")),
+        done.iter()
+            .any(|(x, w)| *x == a && w.starts_with("auto-renewed: order 2")),
         "{done:?}"
     );
     let orders = db
@@ -360,7 +401,11 @@ async fn auto_renew_pays_at_the_seamless_deadline(db: &Db) {
     // The next attempt is the new term's, a month later: nothing more now.
     assert!(job(db, "2025-04-14T06:00:00Z").await.is_empty());
     assert_eq!(
-        state(db, a, "2025-04-14T06:00:00Z").await.book.ledger().cash(),
+        state(db, a, "2025-04-14T06:00:00Z")
+            .await
+            .book
+            .ledger()
+            .cash(),
         dec("2.00")
     );
 }
@@ -390,7 +435,10 @@ async fn an_unrenewed_trial_ends_with_its_buffer(db: &Db) {
         .count();
     assert_eq!(reminders, 2);
     job(db, "2025-05-15T14:59:00Z").await;
-    assert_eq!(state(db, a, "2025-05-15T14:59:00Z").await.state.to_string(), "trial");
+    assert_eq!(
+        state(db, a, "2025-05-15T14:59:00Z").await.state.to_string(),
+        "trial"
+    );
     job(db, "2025-05-15T15:00:00Z").await;
     let t = state(db, a, "2025-05-15T15:00:00Z").await;
     assert_eq!(t.state.to_string(), "ended(trial_ended)");
@@ -407,15 +455,30 @@ async fn the_balance_alert_fires_once_until_funds_rise(db: &Db) {
     // A negative threshold is refused naming the field.
     let err = db
         .store
-        .saas_set_balance_alert(&settings(), a, Some(dec("-1")), ms("2025-03-01T09:00:00Z"), "o")
+        .saas_set_balance_alert(
+            &settings(),
+            a,
+            Some(dec("-1")),
+            ms("2025-03-01T09:00:00Z"),
+            "o",
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("threshold"), "{err}");
     db.store
-        .saas_set_balance_alert(&settings(), a, Some(dec("500")), ms("2025-03-01T09:00:00Z"), "o")
+        .saas_set_balance_alert(
+            &settings(),
+            a,
+            Some(dec("500")),
+            ms("2025-03-01T09:00:00Z"),
+            "o",
+        )
         .await
         .unwrap();
-    assert!(job(db, "2025-03-01T09:01:00Z").await.is_empty(), "600 is above 500");
+    assert!(
+        job(db, "2025-03-01T09:01:00Z").await.is_empty(),
+        "600 is above 500"
+    );
     // Licences for 398.00 leave 202.00: one alert, not repeated.
     buy(db, a, 2, "2025-03-01T10:00:00Z").await;
     let done = job(db, "2025-03-01T10:01:00Z").await;
@@ -424,7 +487,13 @@ async fn the_balance_alert_fires_once_until_funds_rise(db: &Db) {
     // Rising above re-arms it; falling again alerts again.
     pay(db, a, "400.00", "2025-03-02T10:00:00Z").await;
     job(db, "2025-03-02T10:01:00Z").await;
-    assert!(db.store.saas_billing_settings(a).await.unwrap().balance_alert_armed);
+    assert!(
+        db.store
+            .saas_billing_settings(a)
+            .await
+            .unwrap()
+            .balance_alert_armed
+    );
     buy(db, a, 1, "2025-03-03T10:00:00Z").await;
     job(db, "2025-03-03T10:01:00Z").await;
     let alerts = outbox(db, a)
@@ -480,7 +549,9 @@ async fn e_mails_beyond_the_allowance_are_charged_daily(db: &Db) {
         .unwrap();
     let outcomes: Vec<String> = runs.iter().map(|r| r.outcome.clone()).collect();
     assert!(
-        outcomes.iter().any(|o| o.starts_with("2025-03-02: email 1/2 (+0 over)")),
+        outcomes
+            .iter()
+            .any(|o| o.starts_with("2025-03-02: email 1/2 (+0 over)")),
         "{outcomes:?}"
     );
     assert!(
@@ -504,7 +575,13 @@ async fn e_mails_beyond_the_allowance_are_charged_daily(db: &Db) {
     // A day is settled once.
     let again = db
         .store
-        .saas_settle_usage(&s, &plan, a, "2025-03-04".parse().unwrap(), ms("2025-03-04T01:00:00Z"))
+        .saas_settle_usage(
+            &s,
+            &plan,
+            a,
+            "2025-03-04".parse().unwrap(),
+            ms("2025-03-04T01:00:00Z"),
+        )
         .await
         .unwrap();
     assert!(!again.ran_now);
@@ -528,7 +605,8 @@ async fn e_mails_beyond_the_allowance_are_charged_daily(db: &Db) {
 
 fn postpaid_prices() -> PriceListVersion {
     let mut p = prices();
-    p.items.push(("licence.standard.postpaid".into(), dec("219")));
+    p.items
+        .push(("licence.standard.postpaid".into(), dec("219")));
     p.items.push(("licence.pro.postpaid".into(), dec("239")));
     p
 }
@@ -541,7 +619,14 @@ async fn postpaid_charges_each_cycle_s_active_members(db: &Db) {
     // Without explicit acceptance, or without a postpaid price, nothing changes.
     let err = db
         .store
-        .saas_enable_postpaid(&s, &postpaid_prices(), a, false, ms("2025-05-01T09:00:00Z"), "o")
+        .saas_enable_postpaid(
+            &s,
+            &postpaid_prices(),
+            a,
+            false,
+            ms("2025-05-01T09:00:00Z"),
+            "o",
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("SVC-033"), "{err}");
@@ -553,7 +638,14 @@ async fn postpaid_charges_each_cycle_s_active_members(db: &Db) {
     assert!(err.to_string().contains("price_list"), "{err}");
     let from = db
         .store
-        .saas_enable_postpaid(&s, &postpaid_prices(), a, true, ms("2025-05-01T09:00:00Z"), "o")
+        .saas_enable_postpaid(
+            &s,
+            &postpaid_prices(),
+            a,
+            true,
+            ms("2025-05-01T09:00:00Z"),
+            "o",
+        )
         .await
         .unwrap();
     assert_eq!(from, at("2025-05-01T09:00:00Z"));
@@ -594,7 +686,10 @@ async fn postpaid_charges_each_cycle_s_active_members(db: &Db) {
     };
     assert!(due("2025-05-28T23:00:00Z").await.is_empty());
     let done = due("2025-05-29T00:00:00Z").await;
-    assert!(done.iter().any(|(_, w)| w.starts_with("forecast warning")), "{done:?}");
+    assert!(
+        done.iter().any(|(_, w)| w.starts_with("forecast warning")),
+        "{done:?}"
+    );
     assert!(due("2025-05-29T01:00:00Z").await.is_empty());
 
     // spec: SVC-122
@@ -603,7 +698,8 @@ async fn postpaid_charges_each_cycle_s_active_members(db: &Db) {
     // on the cycle-end date; settled once, with its statement.
     let done = due("2025-06-01T00:30:00Z").await;
     assert!(
-        done.iter().any(|(_, w)| w.contains("7 active × 219.00 = 1533.00 CNY")),
+        done.iter()
+            .any(|(_, w)| w.contains("7 active × 219.00 = 1533.00 CNY")),
         "{done:?}"
     );
     assert!(due("2025-06-01T00:31:00Z").await.is_empty());
@@ -617,12 +713,28 @@ async fn postpaid_charges_each_cycle_s_active_members(db: &Db) {
     let st = &statements[0].statement;
     assert_eq!(statements[0].active_members, 7);
     assert_eq!(
-        (st.charges, st.cash_received, st.new_overdue, st.closing_cash, st.closing_debt),
-        (dec("1533.00"), dec("1000.00"), dec("533.00"), dec("0"), dec("533.00"))
+        (
+            st.charges,
+            st.cash_received,
+            st.new_overdue,
+            st.closing_cash,
+            st.closing_debt
+        ),
+        (
+            dec("1533.00"),
+            dec("1000.00"),
+            dec("533.00"),
+            dec("0"),
+            dec("533.00")
+        )
     );
     let notices = outbox(db, a).await;
     assert!(notices.iter().any(|(c, _)| c == "statement"), "{notices:?}");
-    assert!(notices.iter().any(|(c, r)| c == "balance_low" && r.starts_with("postpaid_forecast:")));
+    assert!(
+        notices
+            .iter()
+            .any(|(c, r)| c == "balance_low" && r.starts_with("postpaid_forecast:"))
+    );
 }
 
 async fn postpaid_from_prepaid_starts_at_the_term_end(db: &Db) {
@@ -636,16 +748,31 @@ async fn postpaid_from_prepaid_starts_at_the_term_end(db: &Db) {
     // the tenant is not ended there.
     let from = db
         .store
-        .saas_enable_postpaid(&s, &postpaid_prices(), a, true, ms("2025-04-01T10:00:00Z"), "o")
+        .saas_enable_postpaid(
+            &s,
+            &postpaid_prices(),
+            a,
+            true,
+            ms("2025-04-01T10:00:00Z"),
+            "o",
+        )
         .await
         .unwrap();
     assert_eq!(from, at("2025-04-15T00:00:00Z"));
-    let before = db.store.saas_licences(&s, a, ms("2025-04-14T10:00:00Z")).await.unwrap();
+    let before = db
+        .store
+        .saas_licences(&s, a, ms("2025-04-14T10:00:00Z"))
+        .await
+        .unwrap();
     assert_eq!(before.size, Some(1));
     job(db, "2025-04-15T01:00:00Z").await;
     let t = state(db, a, "2025-04-15T01:00:00Z").await;
     assert_eq!(t.state.to_string(), "active");
-    let after = db.store.saas_licences(&s, a, ms("2025-04-15T10:00:00Z")).await.unwrap();
+    let after = db
+        .store
+        .saas_licences(&s, a, ms("2025-04-15T10:00:00Z"))
+        .await
+        .unwrap();
     assert_eq!(after.size, None);
     assert_eq!(
         after.cycle,
@@ -654,7 +781,14 @@ async fn postpaid_from_prepaid_starts_at_the_term_end(db: &Db) {
     assert_eq!(t.book.ledger().cash(), dec("201.00"));
     let again = db
         .store
-        .saas_enable_postpaid(&s, &postpaid_prices(), a, true, ms("2025-04-16T10:00:00Z"), "o")
+        .saas_enable_postpaid(
+            &s,
+            &postpaid_prices(),
+            a,
+            true,
+            ms("2025-04-16T10:00:00Z"),
+            "o",
+        )
         .await
         .unwrap_err();
     assert!(again.to_string().contains("billing_mode"), "{again}");

@@ -355,7 +355,10 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 Some(b) => {
                     print(&b);
                     let s = ctx.store.saas_billing_settings(ctx.account).await?;
-                    println!("auto-renew:     {}", if s.auto_renew { "on" } else { "off" });
+                    println!(
+                        "auto-renew:     {}",
+                        if s.auto_renew { "on" } else { "off" }
+                    );
                     match s.balance_alert {
                         Some(t) => println!(
                             "balance alert:  below {} {}",
@@ -588,7 +591,14 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             let ctx = open(&target).await?;
             let from = ctx
                 .store
-                .saas_enable_postpaid(&ctx.settings, &prices, ctx.account, accept, ctx.now, &ctx.actor)
+                .saas_enable_postpaid(
+                    &ctx.settings,
+                    &prices,
+                    ctx.account,
+                    accept,
+                    ctx.now,
+                    &ctx.actor,
+                )
                 .await?;
             println!("account {}: postpaid from {from}", ctx.account);
             ctx.store.close().await;

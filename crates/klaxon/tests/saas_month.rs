@@ -19,8 +19,8 @@ use std::time::Duration;
 use common::saas::{cli, cli_config, drop_db, ms, saas};
 use common::smtp_sink::Smtp as Sink;
 use common::{ManualClock, test_config};
-use klaxon_notify::{SmtpConfig, SmtpSecurity};
 use jiff::Timestamp;
+use klaxon_notify::{SmtpConfig, SmtpSecurity};
 use klaxon_saas::agreement::DocumentType;
 use klaxon_server::Server;
 use klaxon_store::NewDocument;
@@ -419,7 +419,12 @@ on_both_backends!(a_month_in_the_life_of_a_tenant, |url: String| async move {
     assert!(out.contains("state: trial -> active"), "{out}");
     assert_eq!(
         n.books(&t).await,
-        ("active".into(), "10.00".into(), "0.00".into(), "0.00".into())
+        (
+            "active".into(),
+            "10.00".into(),
+            "0.00".into(),
+            "0.00".into()
+        )
     );
 
     // spec: SVC-162
@@ -428,7 +433,12 @@ on_both_backends!(a_month_in_the_life_of_a_tenant, |url: String| async move {
     n.jobs().await;
     assert_eq!(
         n.books(&t).await,
-        ("active".into(), "10.00".into(), "0.00".into(), "0.00".into())
+        (
+            "active".into(),
+            "10.00".into(),
+            "0.00".into(),
+            "0.00".into()
+        )
     );
 
     // spec: SVC-022
@@ -510,7 +520,10 @@ on_both_backends!(a_month_in_the_life_of_a_tenant, |url: String| async move {
     assert_eq!(s, 403, "{body}");
     assert_eq!(body["error"]["code"], "ServiceSuspended");
     assert_eq!(body["error"]["reason"], "suspended:nonpayment");
-    assert_eq!(n.in_app(&t, "suspension", "service_state:suspended").await, 1);
+    assert_eq!(
+        n.in_app(&t, "suspension", "service_state:suspended").await,
+        1
+    );
 
     // spec: SVC-132
     // spec: SVC-134
@@ -590,13 +603,7 @@ on_both_backends!(a_month_in_the_life_of_a_tenant, |url: String| async move {
     ])
     .await;
     let out = n
-        .cli(&[
-            "renew",
-            "--account",
-            &acct,
-            "--at",
-            "2025-06-08T09:00:00Z",
-        ])
+        .cli(&["renew", "--account", &acct, "--at", "2025-06-08T09:00:00Z"])
         .await;
     assert!(
         out.contains(
@@ -671,7 +678,10 @@ on_both_backends!(a_month_in_the_life_of_a_tenant, |url: String| async move {
     assert_eq!(body["error"]["reason"], "ended:expired");
     let (s, body) = n.api(&t, "/account/info", json!({})).await;
     assert_eq!(s, 200, "{body}");
-    assert_eq!(n.in_app(&t, "service_ended", "service_state:ended").await, 1);
+    assert_eq!(
+        n.in_app(&t, "service_ended", "service_state:ended").await,
+        1
+    );
 
     // spec: SVC-141
     // spec: SVC-190

@@ -205,7 +205,10 @@ fn order_row(row: &AnyRow) -> Result<LicenceOrder> {
     })
 }
 
-pub(super) async fn load_orders(conn: &mut AnyConnection, account_id: i64) -> Result<Vec<LicenceOrder>> {
+pub(super) async fn load_orders(
+    conn: &mut AnyConnection,
+    account_id: i64,
+) -> Result<Vec<LicenceOrder>> {
     let pg = !is_sqlite(conn);
     let mut sql = Sql::new(&format!(
         "SELECT order_id, kind, edition, quantity, months, {}, {}, price_list, paid_at, starts_at, ends_at, anchor, offset_months FROM saas_licence_orders WHERE account_id = ",

@@ -153,8 +153,8 @@ impl Store {
         }
         // The pool is the one of the licence cycle in force at the end of the rated day.
         let orders = load_orders(conn, account_id).await?;
-        let last_instant = Timestamp::from_millisecond(ms(day_start) - 1)
-            .map_err(klaxon_saas::SaasError::from)?;
+        let last_instant =
+            Timestamp::from_millisecond(ms(day_start) - 1).map_err(klaxon_saas::SaasError::from)?;
         let f = frame(settings, &t, &orders, last_instant)?;
         let trial = t.standing.state == ServiceState::Trial;
         let cycle_start = f.cycle.map_or(rated_start, |c| c.0);
@@ -193,11 +193,8 @@ impl Store {
             for pct in [80u64, 100] {
                 let crossed = |n: u64| pool > 0 && n * 100 >= pool * pct;
                 if crossed(through) {
-                    let related = format!(
-                        "allowance:{}:{}:{pct}",
-                        channel(u.unit),
-                        ms(cycle_start)
-                    );
+                    let related =
+                        format!("allowance:{}:{}:{pct}", channel(u.unit), ms(cycle_start));
                     if !notice_outbox::queued_or_given(conn, account_id, &related).await? {
                         notice_outbox::enqueue(
                             conn,
@@ -316,8 +313,7 @@ impl Store {
         let mut sql = Sql::new(
             "SELECT t.account_id, t.created_at, (SELECT MAX(r.run_for) FROM saas_job_runs r WHERE r.account_id = t.account_id AND r.job = 'usage') AS last_run FROM saas_tenants t WHERE t.profile = 'commercial' AND t.state IN ('trial', 'active', 'overdue') AND NOT EXISTS (SELECT 1 FROM saas_job_runs r WHERE r.account_id = t.account_id AND r.job = 'usage' AND r.run_for = ",
         );
-        sql.bind(today.to_string())
-            .push(") ORDER BY t.account_id");
+        sql.bind(today.to_string()).push(") ORDER BY t.account_id");
         let rows = sql.query().fetch_all(&self.inner.read).await?;
         let earliest = add_days(today, -CATCH_UP_DAYS)?;
         let mut out = Vec::new();

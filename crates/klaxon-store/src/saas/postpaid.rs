@@ -81,7 +81,11 @@ pub(super) async fn cycles_due(
     Ok(out.split_off(keep))
 }
 
-async fn settled(conn: &mut AnyConnection, account_id: i64, cycle_start: Timestamp) -> Result<bool> {
+async fn settled(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    cycle_start: Timestamp,
+) -> Result<bool> {
     let mut q = Sql::new("SELECT 1 AS one FROM saas_job_runs WHERE account_id = ");
     q.bind(account_id)
         .push(" AND job = 'postpaid_cycle' AND run_for = ")
@@ -135,8 +139,9 @@ pub(super) async fn settle_cycle(
                     currency.code,
                     out.bonus_paid,
                     out.cash_paid,
-                    out.overdue
-                        .map_or("none".to_string(), |(id, a)| format!("item {id} of {a} due {due}"))
+                    out.overdue.map_or("none".to_string(), |(id, a)| format!(
+                        "item {id} of {a} due {due}"
+                    ))
                 ))
             },
         )
@@ -197,7 +202,10 @@ pub(super) async fn settle_cycle(
 }
 
 /// Just after the latest settlement so far: where the next statement starts.
-async fn after_last_settlement(conn: &mut AnyConnection, account_id: i64) -> Result<Option<Timestamp>> {
+async fn after_last_settlement(
+    conn: &mut AnyConnection,
+    account_id: i64,
+) -> Result<Option<Timestamp>> {
     let mut q = Sql::new(
         "SELECT COALESCE(MAX(ran_at), 0) AS ran_at FROM saas_job_runs WHERE job = 'postpaid_cycle' AND account_id = ",
     );
@@ -286,7 +294,8 @@ impl Store {
             .map(|o| o.ends_at)
             .max();
         let starts = postpaid_starts_at(at, term_end);
-        let mut sql = Sql::new("UPDATE saas_tenants SET billing_mode = 'postpaid', postpaid_from = ");
+        let mut sql =
+            Sql::new("UPDATE saas_tenants SET billing_mode = 'postpaid', postpaid_from = ");
         sql.bind(ms(starts))
             .push(", updated_at = ")
             .bind(now)
@@ -306,7 +315,14 @@ impl Store {
                 since: at,
                 purge_at: None,
             };
-            save_standing(conn, account_id, &standing, std::slice::from_ref(&change), now).await?;
+            save_standing(
+                conn,
+                account_id,
+                &standing,
+                std::slice::from_ref(&change),
+                now,
+            )
+            .await?;
         }
         audit(
             conn,

@@ -215,18 +215,26 @@ async fn renew_on(
         t.currency.format(total),
         t.currency.code
     );
-    let mut applied = apply_on(conn, settings, account_id, now, actor, action, |book, at| {
-        book.charge(
-            at,
-            ChargeKind::Order,
-            total,
-            true,
-            date_of(at, tz),
-            &reference,
-            actor,
-        )?;
-        Ok(detail)
-    })
+    let mut applied = apply_on(
+        conn,
+        settings,
+        account_id,
+        now,
+        actor,
+        action,
+        |book, at| {
+            book.charge(
+                at,
+                ChargeKind::Order,
+                total,
+                true,
+                date_of(at, tz),
+                &reference,
+                actor,
+            )?;
+            Ok(detail)
+        },
+    )
     .await?;
     let pg = !is_sqlite(conn);
     let mut sql = Sql::new(
@@ -466,17 +474,10 @@ async fn due(
     if now >= ends_at {
         // SVC-106 `stop` (the only expiry policy while Free is not offered) and SVC-162.
         let (to, rule) = if state == ServiceState::Trial {
-            (
-                klaxon_saas::trial::at_trial_end(state, false)?,
-                "SVC-162",
-            )
+            (klaxon_saas::trial::at_trial_end(state, false)?, "SVC-162")
         } else {
             (
-                klaxon_saas::trial::at_term_end(
-                    state,
-                    klaxon_saas::trial::OnExpiry::Stop,
-                    false,
-                )?,
+                klaxon_saas::trial::at_term_end(state, klaxon_saas::trial::OnExpiry::Stop, false)?,
                 "SVC-106",
             )
         };
@@ -777,10 +778,8 @@ impl Store {
         }
         if let Some((related, ends_at, r)) = &d.reminder {
             let trial = t.standing.state == ServiceState::Trial;
-            let deadline = klaxon_saas::calendar::add_hours(
-                *ends_at,
-                -settings.params.renewal_lead_hours,
-            )?;
+            let deadline =
+                klaxon_saas::calendar::add_hours(*ends_at, -settings.params.renewal_lead_hours)?;
             notice_outbox::enqueue(
                 conn,
                 account_id,
@@ -848,7 +847,15 @@ impl Store {
                 Err(other) => return Err(other),
             };
             record_run(conn, account_id, "auto_renew", &key, now, &outcome).await?;
-            audit(conn, account_id, now, "system", "auto_renew_attempt", &outcome).await?;
+            audit(
+                conn,
+                account_id,
+                now,
+                "system",
+                "auto_renew_attempt",
+                &outcome,
+            )
+            .await?;
             done.push(outcome);
         }
         tx.commit().await?;
