@@ -68,6 +68,8 @@ pub enum Category {
     ExpiryReminder,
     AutoRenewFailed,
     BalanceLow,
+    /// A postpaid cycle's statement (SVC-124).
+    Statement,
     AllowanceThreshold,
     CommunicationSkipped,
     Overdue,
@@ -100,6 +102,7 @@ impl Category {
             Category::ExpiryReminder => "expiry_reminder",
             Category::AutoRenewFailed => "auto_renew_failed",
             Category::BalanceLow => "balance_low",
+            Category::Statement => "statement",
             Category::AllowanceThreshold => "allowance_threshold",
             Category::CommunicationSkipped => "communication_skipped",
             Category::Overdue => "overdue",
@@ -121,7 +124,7 @@ impl Category {
     }
 
     /// Every category, for reading a stored name back.
-    pub const ALL: [Category; 24] = [
+    pub const ALL: [Category; 25] = [
         Category::AgreementVersion { material: false },
         Category::AgreementVersion { material: true },
         Category::AgreementRetracted,
@@ -129,6 +132,7 @@ impl Category {
         Category::ExpiryReminder,
         Category::AutoRenewFailed,
         Category::BalanceLow,
+        Category::Statement,
         Category::AllowanceThreshold,
         Category::CommunicationSkipped,
         Category::Overdue,
@@ -165,6 +169,7 @@ impl Category {
             Category::ExpiryReminder => &[InApp, Email, Sms],
             Category::AutoRenewFailed
             | Category::BalanceLow
+            | Category::Statement
             | Category::AllowanceThreshold
             | Category::Overdue
             | Category::Restoration
@@ -209,6 +214,7 @@ impl Category {
             Category::ExpiryReminder
                 | Category::AutoRenewFailed
                 | Category::BalanceLow
+                | Category::Statement
                 | Category::AllowanceThreshold
                 | Category::CommunicationSkipped
                 | Category::Overdue

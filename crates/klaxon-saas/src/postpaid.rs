@@ -109,6 +109,18 @@ impl BalanceAlert {
         })
     }
 
+    /// The alert as stored: its threshold and whether it may fire (it has not fired since
+    /// the funds last rose above the threshold).
+    pub fn restore(threshold: Decimal, armed: bool) -> Result<Self> {
+        let mut a = BalanceAlert::new(threshold)?;
+        a.armed = armed;
+        Ok(a)
+    }
+
+    pub fn armed(&self) -> bool {
+        self.armed
+    }
+
     /// Feed the funds after every change; true = send the notice now.
     pub fn observe(&mut self, available: Decimal) -> bool {
         if available < self.threshold {

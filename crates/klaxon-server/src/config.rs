@@ -90,6 +90,8 @@ pub struct DeploymentConfig {
     pub documents: DocumentsConfig,
     /// Licence unit prices of the price list in force (SVC-080).
     pub licence_prices: LicencePricesConfig,
+    /// Communication allowances and unit prices of the price list in force (SVC-071/073).
+    pub communication: CommunicationConfig,
     /// The key-encryption key that wraps every tenant's data key (SVC-185): 64 hex digits.
     /// Required in SaaS mode; never printed (docs/backup.md).
     pub key_encryption_key: SecretText,
@@ -129,6 +131,9 @@ pub struct LicencePricesConfig {
     pub standard_annual: String,
     pub pro_monthly: String,
     pub pro_annual: String,
+    /// Postpaid price per active member and cycle (SVC-059); empty = postpaid not offered.
+    pub standard_postpaid: String,
+    pub pro_postpaid: String,
 }
 
 impl Default for LicencePricesConfig {
@@ -138,8 +143,28 @@ impl Default for LicencePricesConfig {
             standard_annual: String::new(),
             pro_monthly: "199.00".to_string(),
             pro_annual: String::new(),
+            standard_postpaid: String::new(),
+            pro_postpaid: String::new(),
         }
     }
+}
+
+/// `[deployment.communication]`: per unit type (SMS, voice call, e-mail) the allowance each
+/// licence brings to a cycle's pool, the trial's fixed allowance, and the overage unit price
+/// as a decimal string (SVC-070 … SVC-073). All zero by default: nothing is metered until the
+/// operator prices it. E-mail priced 0 is never metered.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommunicationConfig {
+    pub sms_per_licence: u64,
+    pub voice_per_licence: u64,
+    pub email_per_licence: u64,
+    pub trial_sms: u64,
+    pub trial_voice: u64,
+    pub trial_email: u64,
+    pub sms_price: String,
+    pub voice_price: String,
+    pub email_price: String,
 }
 
 /// `[deployment.documents]`: the version label of each document in force; empty = none.
@@ -190,6 +215,7 @@ impl Default for DeploymentConfig {
             regions: Vec::new(),
             documents: DocumentsConfig::default(),
             licence_prices: LicencePricesConfig::default(),
+            communication: CommunicationConfig::default(),
             key_encryption_key: SecretText::default(),
         }
     }
@@ -230,6 +256,7 @@ impl DeploymentConfig {
         let params = klaxon_saas::params::Params::cloud_defaults();
         params.validate().map_err(|e| format!("deployment: {e}"))?;
         self.licence_price_list()?;
+        self.communication_plan()?;
         if self.kek()?.is_none() {
             return Err(
                 "deployment.key_encryption_key: required in SaaS mode (64 hex digits, \
@@ -324,6 +351,59 @@ impl DeploymentConfig {
             .map_err(|e| format!("deployment.key_encryption_key: {e}"))
     }
 
+    /// The communication items of the price list in force (`deployment.communication`); a
+    /// unit type with neither an allowance nor a price is left out. A bad price names its key.
+    pub fn communication_plan(&self) -> Result<klaxon_store::CommPlan, String> {
+        use klaxon_saas::quota::UnitType;
+        let c = &self.communication;
+        let mut units = Vec::new();
+        for (key, unit, per_licence, trial, price) in [
+            (
+                "sms_price",
+                UnitType::Sms,
+                c.sms_per_licence,
+                c.trial_sms,
+                &c.sms_price,
+            ),
+            (
+                "voice_price",
+                UnitType::Voice,
+                c.voice_per_licence,
+                c.trial_voice,
+                &c.voice_price,
+            ),
+            (
+                "email_price",
+                UnitType::Email,
+                c.email_per_licence,
+                c.trial_email,
+                &c.email_price,
+            ),
+        ] {
+            let price = if price.trim().is_empty() {
+                rust_decimal::Decimal::ZERO
+            } else {
+                klaxon_saas::money::parse_decimal("price", price.trim())
+                    .map_err(|e| format!("deployment.communication.{key}: {e}"))?
+            };
+            if price.is_sign_negative() {
+                return Err(format!(
+                    "deployment.communication.{key}: must not be negative"
+                ));
+            }
+            if price.is_zero() && per_licence == 0 && trial == 0 {
+                continue;
+            }
+            units.push(klaxon_store::CommUnit {
+                unit,
+                per_licence,
+                trial,
+                price,
+            });
+        }
+        Ok(klaxon_store::CommPlan { units })
+    }
+
     /// The licence items of the price list in force (`deployment.licence_prices`, labelled
     /// `deployment.documents.price_list`), as the SKUs `klaxon_store::licence_sku` names.
     /// A bad price names its key.
@@ -342,6 +422,17 @@ impl DeploymentConfig {
             let price = klaxon_saas::money::parse_decimal("price", text.trim())
                 .map_err(|e| format!("deployment.licence_prices.{key}: {e}"))?;
             items.push((klaxon_store::licence_sku(edition, months), price));
+        }
+        for (key, edition, text) in [
+            ("standard_postpaid", "standard", &p.standard_postpaid),
+            ("pro_postpaid", "pro", &p.pro_postpaid),
+        ] {
+            if text.trim().is_empty() {
+                continue;
+            }
+            let price = klaxon_saas::money::parse_decimal("price", text.trim())
+                .map_err(|e| format!("deployment.licence_prices.{key}: {e}"))?;
+            items.push((klaxon_store::postpaid_sku(edition), price));
         }
         let list = klaxon_saas::order::PriceListVersion {
             id: self.documents.price_list.trim().to_string(),

@@ -164,7 +164,8 @@ fn is_read_or_always_allowed(path: &str) -> bool {
         || path.starts_with("/account/sla/")
 }
 
-/// The SaaS worker: reloads the state cache and runs the day's overdue job for every
+/// The SaaS worker: reloads the state cache, runs the billing job (renewals, ends of
+/// terms and trials, reminders, balance alerts) and the day's overdue job for every
 /// tenant that has debt (idempotent per tenant and billing day, see
 /// `Store::saas_settle`). Runs on every SaaS node; the row lock makes concurrent runs
 /// harmless.
@@ -172,11 +173,35 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let Some(saas) = state.saas.clone() else {
         return;
     };
+    // SVC-104: auto-renewals are priced at the price list in force (validated at start).
+    let prices = state.config.deployment.licence_price_list().ok();
+    // SVC-073: overage is rated at the communication prices in force (validated at start).
+    let plan = state
+        .config
+        .deployment
+        .communication_plan()
+        .unwrap_or_default();
     loop {
         if *shutdown.borrow() {
             break;
         }
         let now = state.clock.now();
+        // SVC-121: yesterday's metered usage first, so an uncovered charge is overdue today.
+        match state
+            .store
+            .saas_settle_usage_due(&saas.settings, &plan, now)
+            .await
+        {
+            Ok(runs) => {
+                for r in runs {
+                    tracing::info!(account_id = r.account_id, day = %r.day, outcome = %r.outcome,
+                        "usage settlement ran");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the usage settlement failed; it will be retried")
+            }
+        }
         match state.store.saas_settle_due(&saas.settings, now).await {
             Ok(runs) => {
                 for r in runs {
@@ -196,6 +221,20 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             Err(e) => {
                 tracing::error!(error = %e, "ending refused tenants failed; it will be retried")
             }
+        }
+        // SVC-087, SVC-104 … SVC-106, SVC-162: trial and term ends, expiry reminders,
+        // auto-renew attempts, balance alerts.
+        match state
+            .store
+            .saas_billing_due(&saas.settings, prices.as_ref(), now)
+            .await
+        {
+            Ok(done) => {
+                for (account_id, what) in done {
+                    tracing::info!(account_id, %what, "billing job");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "the billing job failed; it will be retried"),
         }
         record_expiries(&state, now).await;
         if let Err(e) = saas.refresh(&state.store).await {

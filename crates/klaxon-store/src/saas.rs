@@ -36,9 +36,12 @@ use crate::{Store, StoreError};
 mod access;
 mod agreements;
 mod licences;
+mod metering;
 mod notice_outbox;
 mod notices;
+mod postpaid;
 mod registration;
+mod renewals;
 mod sla;
 pub use access::{
     Disclosure, GrantRecord, LawfulRequest, NewLawfulRequest, StaffAccess, StaffRecord, staff_actor,
@@ -47,9 +50,12 @@ pub use agreements::{AcceptanceRecord, Decided, DocumentVersion, NewDecision, Ne
 pub use licences::{
     ActiveUser, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView, licence_sku,
 };
+pub use metering::{CommPlan, CommUnit, UsageRun};
 pub use notice_outbox::QueuedNotice;
 pub use notices::{NewNotice, NoticeRecord};
+pub use postpaid::{CycleStatement, postpaid_sku};
 pub use registration::{CodeIssue, DirectoryEntry, NewRegistration, Registered};
+pub use renewals::{BillingSettings, Renew};
 pub use sla::{NewSlaClaim, SLA_TEXT_MAX, SlaClaim, SlaExclusion, SlaIncident, SlaUnreachable};
 
 /// The deployment's billing settings, from the server configuration.
@@ -162,6 +168,8 @@ struct TenantRow {
     region: String,
     currency: Currency,
     funds_frozen: bool,
+    /// SVC-120/125: postpaid since (or from) this instant; `None` while prepaid.
+    postpaid_from: Option<Timestamp>,
 }
 
 fn regime(profile: BillingProfile) -> Result<Regime> {
@@ -198,11 +206,15 @@ fn tenant_row(row: &AnyRow) -> Result<TenantRow> {
         region: get_str(row, "region")?,
         currency: codec::currency(&get_str(row, "currency")?)?,
         funds_frozen: get_i64(row, "funds_frozen")? != 0,
+        postpaid_from: if get_str(row, "billing_mode")? == "postpaid" {
+            Some(ts(get_i64(row, "postpaid_from")?)?)
+        } else {
+            None
+        },
     })
 }
 
-const TENANT_COLUMNS: &str =
-    "profile, state, reason, since, purge_at, edition, region, currency, funds_frozen";
+const TENANT_COLUMNS: &str = "profile, state, reason, since, purge_at, edition, region, currency, funds_frozen, billing_mode, postpaid_from";
 
 async fn account_exists(conn: &mut AnyConnection, account_id: i64) -> Result<bool> {
     let mut sql = Sql::new("SELECT account_id FROM accounts WHERE account_id = ");
@@ -562,14 +574,16 @@ async fn apply_on(
     for item in &book.items()[before_items..] {
         insert_item(conn, account_id, item).await?;
     }
-    // SVC-130/139: a new debt makes the tenant overdue, a full payment restores it, at once.
+    // SVC-130/139: a new debt makes the tenant overdue, a full payment restores it, at once
+    // — or ends it as expired when its prepaid term ran out during the suspension.
+    let term_end = renewals::last_term_end(conn, account_id).await?;
     let (standing, changes) = advance(
         &book,
         t.standing,
         now,
         &settings.params,
         &settings.billing_tz,
-        None,
+        term_end,
     )?;
     save_standing(conn, account_id, &standing, &changes, now_ms).await?;
     audit(conn, account_id, now_ms, actor, action, &detail).await?;
@@ -697,13 +711,14 @@ impl Store {
         }
         let outcome = if regime(t.profile)?.billing_applies() {
             let book = load_book(conn, settings, account_id, &t).await?;
+            let term_end = renewals::last_term_end(conn, account_id).await?;
             let (standing, changes) = advance(
                 &book,
                 t.standing,
                 at,
                 &settings.params,
                 &settings.billing_tz,
-                None,
+                term_end,
             )?;
             save_standing(conn, account_id, &standing, &changes, now_ms).await?;
             // SVC-136: the purge warnings, each once per purge date.

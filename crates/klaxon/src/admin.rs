@@ -113,6 +113,71 @@ pub enum TenantCommand {
         #[arg(long)]
         account: i64,
     },
+    /// Renews the latest prepaid term from the funds (SVC-103): before its end the new term
+    /// follows it without a gap; later (also during the buffer) it starts now (SVC-107).
+    Renew {
+        #[command(flatten)]
+        target: Target,
+        /// Term length in months, 1 or 12; default the latest term's.
+        #[arg(long)]
+        months: Option<i32>,
+        /// Licences; default the pool at the end of the latest term. Never fewer than the
+        /// fixed licences assigned (SVC-061).
+        #[arg(long)]
+        quantity: Option<u32>,
+        /// `standard` or `pro`; default the latest term's.
+        #[arg(long)]
+        edition: Option<String>,
+    },
+    /// Opt-in auto-renew (SVC-104): `on` or `off`.
+    AutoRenew {
+        #[command(flatten)]
+        target: Target,
+        #[arg(value_parser = ["on", "off"])]
+        value: String,
+    },
+    /// The balance alert (SVC-087): a notice when cash + bonus fall below `--threshold`,
+    /// once until they rise above it again; `--off` removes it.
+    BalanceAlert {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, required_unless_present = "off", conflicts_with = "off")]
+        threshold: Option<String>,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Runs the billing job once for every tenant: ends trials and terms that ran out,
+    /// queues expiry reminders, makes due auto-renew attempts, fires balance alerts. The
+    /// SaaS nodes run it continuously; this is for catching up by hand.
+    BillingRun {
+        #[command(flatten)]
+        common: Common,
+        /// The instant to run at (RFC 3339); default now. Never in the future.
+        #[arg(long)]
+        at: Option<Timestamp>,
+    },
+    /// Enables postpaid billing (SVC-120): refused with debt, with funds below the minimum
+    /// balance, without `--accept` (the owner's explicit acceptance), or without a postpaid
+    /// price. From a prepaid term it takes effect at the term's end (SVC-125).
+    Postpaid {
+        #[command(flatten)]
+        target: Target,
+        /// Records that the owner explicitly accepted the postpaid terms (SVC-033).
+        #[arg(long)]
+        accept: bool,
+    },
+    /// The statements of the settled postpaid cycles (SVC-124).
+    Statements(Target),
+    /// Runs the daily usage settlement of one billing day (SVC-121): rates the day before
+    /// from the delivery records against the allowance and posts the overage (once per
+    /// tenant and day).
+    Usage {
+        #[command(flatten)]
+        target: Target,
+        /// The billing day (YYYY-MM-DD); default today.
+        #[arg(long)]
+        date: Option<Date>,
+    },
     /// Runs the daily overdue job for one billing day (once per tenant and day).
     Settle {
         #[command(flatten)]
@@ -287,7 +352,22 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 .saas_tenant(&ctx.settings, ctx.account, ctx.now)
                 .await?
             {
-                Some(b) => print(&b),
+                Some(b) => {
+                    print(&b);
+                    let s = ctx.store.saas_billing_settings(ctx.account).await?;
+                    println!(
+                        "auto-renew:     {}",
+                        if s.auto_renew { "on" } else { "off" }
+                    );
+                    match s.balance_alert {
+                        Some(t) => println!(
+                            "balance alert:  below {} {}",
+                            b.currency.format(t),
+                            b.currency.code
+                        ),
+                        None => println!("balance alert:  off"),
+                    }
+                }
                 None => {
                     if ctx.store.account(ctx.account).await?.is_none() {
                         bail!("unknown account {}", ctx.account);
@@ -402,6 +482,179 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             report(&ctx, &applied).await?;
         }
         TenantCommand::Licence(cmd) => licence(cmd).await?,
+        TenantCommand::Renew {
+            target,
+            months,
+            quantity,
+            edition,
+        } => {
+            let config = target.common.load()?;
+            let prices = config
+                .deployment
+                .licence_price_list()
+                .map_err(anyhow::Error::msg)?;
+            let ctx = open(&target).await?;
+            let (order, applied) = ctx
+                .store
+                .saas_renew(
+                    &ctx.settings,
+                    &prices,
+                    ctx.account,
+                    &klaxon_store::Renew {
+                        months,
+                        quantity,
+                        edition,
+                    },
+                    ctx.now,
+                    &ctx.actor,
+                )
+                .await?;
+            println!(
+                "renewal order {}: {} {} licences, paid {} {}, term {} .. {}",
+                order.order_id,
+                order.quantity,
+                order.edition,
+                ctx.settings.currency.format(order.total),
+                ctx.settings.currency.code,
+                order.starts_at,
+                order.ends_at
+            );
+            report(&ctx, &applied).await?;
+        }
+        TenantCommand::AutoRenew { target, value } => {
+            let ctx = open(&target).await?;
+            let on = value == "on";
+            ctx.store
+                .saas_set_auto_renew(&ctx.settings, ctx.account, on, ctx.now, &ctx.actor)
+                .await?;
+            println!("account {}: auto-renew {value}", ctx.account);
+            ctx.store.close().await;
+        }
+        TenantCommand::BalanceAlert {
+            target,
+            threshold,
+            off,
+        } => {
+            let ctx = open(&target).await?;
+            let threshold = match (off, threshold) {
+                (true, _) => None,
+                (false, Some(t)) => Some(parse_decimal("threshold", &t)?),
+                (false, None) => bail!("--threshold or --off is required"),
+            };
+            ctx.store
+                .saas_set_balance_alert(&ctx.settings, ctx.account, threshold, ctx.now, &ctx.actor)
+                .await?;
+            match threshold {
+                Some(t) => println!(
+                    "account {}: balance alert below {} {}",
+                    ctx.account,
+                    ctx.settings.currency.format(t),
+                    ctx.settings.currency.code
+                ),
+                None => println!("account {}: balance alert off", ctx.account),
+            }
+            ctx.store.close().await;
+        }
+        TenantCommand::BillingRun { common, at } => {
+            let config = common.load()?;
+            let Some(settings) = config
+                .deployment
+                .saas_settings()
+                .map_err(anyhow::Error::msg)?
+            else {
+                bail!("the billing job exists in SaaS mode only (see docs/saas.md)");
+            };
+            let prices = config.deployment.licence_price_list().ok();
+            let real_now = Timestamp::now();
+            let at = at.unwrap_or(real_now);
+            if at > real_now {
+                bail!("--at {at} is in the future");
+            }
+            let store = klaxon_server::open_store(&config).await?;
+            let done = store
+                .saas_billing_due(&settings, prices.as_ref(), at.as_millisecond())
+                .await?;
+            if done.is_empty() {
+                println!("nothing due at {at}");
+            }
+            for (account, what) in done {
+                println!("account {account}: {what}");
+            }
+            store.close().await;
+        }
+        TenantCommand::Postpaid { target, accept } => {
+            let config = target.common.load()?;
+            let prices = config
+                .deployment
+                .licence_price_list()
+                .map_err(anyhow::Error::msg)?;
+            let ctx = open(&target).await?;
+            let from = ctx
+                .store
+                .saas_enable_postpaid(
+                    &ctx.settings,
+                    &prices,
+                    ctx.account,
+                    accept,
+                    ctx.now,
+                    &ctx.actor,
+                )
+                .await?;
+            println!("account {}: postpaid from {from}", ctx.account);
+            ctx.store.close().await;
+        }
+        TenantCommand::Statements(target) => {
+            let ctx = open(&target).await?;
+            let c = ctx.settings.currency;
+            for st in ctx
+                .store
+                .saas_statements(&ctx.settings, ctx.account)
+                .await?
+            {
+                let s = &st.statement;
+                println!(
+                    "cycle {} .. {} (settled {}): active {}, charges {}, cash received {}, bonus used {}, new overdue {}, penalties {}, refunds {}, closing cash {}, closing debt {} {}",
+                    st.cycle.0,
+                    st.cycle.1,
+                    st.settled_at,
+                    st.active_members,
+                    c.format(s.charges),
+                    c.format(s.cash_received),
+                    c.format(s.bonus_used),
+                    c.format(s.new_overdue),
+                    c.format(s.penalties_posted),
+                    c.format(s.refunds),
+                    c.format(s.closing_cash),
+                    c.format(s.closing_debt),
+                    c.code
+                );
+            }
+            ctx.store.close().await;
+        }
+        TenantCommand::Usage { target, date } => {
+            let config = target.common.load()?;
+            let plan = config
+                .deployment
+                .communication_plan()
+                .map_err(anyhow::Error::msg)?;
+            let ctx = open(&target).await?;
+            let day = date.unwrap_or_else(|| {
+                klaxon_saas::calendar::date_of(
+                    Timestamp::from_millisecond(ctx.now).unwrap_or(Timestamp::UNIX_EPOCH),
+                    &ctx.settings.billing_tz,
+                )
+            });
+            let run = ctx
+                .store
+                .saas_settle_usage(&ctx.settings, &plan, ctx.account, day, ctx.now)
+                .await?;
+            if run.ran_now {
+                println!("{day}: {}", run.outcome);
+            } else {
+                println!("{day}: already run ({})", run.outcome);
+            }
+            ctx.store.close().await;
+        }
         TenantCommand::Settle { target, date } => {
             let ctx = open(&target).await?;
             let day = date.unwrap_or_else(|| {
@@ -468,12 +721,15 @@ async fn print_licences(ctx: &Ctx) -> anyhow::Result<()> {
     if let Some((s, e)) = v.cycle {
         println!("cycle:          {s} .. {e}");
     }
-    println!(
-        "pool:           {} (in use {}, free {})",
-        v.size.unwrap_or(0),
-        v.in_use,
-        v.free().unwrap_or(0)
-    );
+    match v.size {
+        Some(size) => println!(
+            "pool:           {} (in use {}, free {})",
+            size,
+            v.in_use,
+            v.free().unwrap_or(0)
+        ),
+        None => println!("pool:           unlimited (postpaid, in use {})", v.in_use),
+    }
     for h in &v.holders {
         println!(
             "holder:         member {} {} since {} until {}",

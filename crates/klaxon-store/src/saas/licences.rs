@@ -34,7 +34,7 @@ use crate::rows::{get_i64, get_str};
 
 /// The editions a licence order can buy (SVC-050: Trial and Free are not sold, Unlimited is
 /// the exempt tenants').
-const SOLD_EDITIONS: [&str; 2] = ["standard", "pro"];
+pub(super) const SOLD_EDITIONS: [&str; 2] = ["standard", "pro"];
 
 /// The price-list item of one licence of `edition` for a term of `months` (SVC-080).
 pub fn licence_sku(edition: &str, months: i32) -> String {
@@ -55,7 +55,8 @@ pub struct BuyLicences {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LicenceOrder {
     pub order_id: i64,
-    /// `term` (starts a prepaid term, SVC-101) or `add_on` (SVC-061).
+    /// `term` (starts a prepaid term, SVC-101), `renewal` (a term continuing or replacing
+    /// an earlier one, SVC-103/107) or `add_on` (SVC-061).
     pub kind: String,
     pub edition: String,
     pub quantity: u32,
@@ -66,6 +67,36 @@ pub struct LicenceOrder {
     pub paid_at: Timestamp,
     pub starts_at: Timestamp,
     pub ends_at: Timestamp,
+    /// SVC-101: the anchor of a continuous renewal (`None`: the order's own start date)
+    /// and the months from the anchor to the term's start.
+    pub anchor: Option<jiff::civil::Date>,
+    pub offset_months: i32,
+}
+
+impl LicenceOrder {
+    /// `term` and `renewal` orders each make a prepaid term; `add_on` orders do not.
+    pub fn is_term(&self) -> bool {
+        self.kind == "term" || self.kind == "renewal"
+    }
+
+    /// The prepaid term this order made (SVC-101/103), with its anchor kept.
+    pub fn term(&self, tz: &jiff::tz::TimeZone) -> Result<Term> {
+        let Some(anchor) = self.anchor else {
+            return Ok(Term::first(self.starts_at, self.months, tz)?);
+        };
+        let start_date = date_of(self.starts_at, tz);
+        let end_date = date_of(self.ends_at, tz);
+        Ok(Term {
+            starts_at: self.starts_at,
+            start_date,
+            anchor,
+            offset_months: self.offset_months,
+            months: self.months,
+            ends_at: self.ends_at,
+            end_date,
+            term_days: klaxon_saas::calendar::days_between(start_date, end_date)?,
+        })
+    }
 }
 
 /// A current licence holder.
@@ -126,7 +157,7 @@ pub enum LicenceGate {
 }
 
 /// Bad input, naming the field (the rules crate keeps its constructor to itself).
-fn invalid(field: &'static str, message: impl Into<String>) -> SaasError {
+pub(super) fn invalid(field: &'static str, message: impl Into<String>) -> SaasError {
     SaasError::Invalid {
         field,
         message: message.into(),
@@ -165,13 +196,22 @@ fn order_row(row: &AnyRow) -> Result<LicenceOrder> {
         paid_at: ts(get_i64(row, "paid_at")?)?,
         starts_at: ts(get_i64(row, "starts_at")?)?,
         ends_at: ts(get_i64(row, "ends_at")?)?,
+        anchor: match get_str(row, "anchor")?.as_str() {
+            "" => None,
+            a => Some(a.parse().map_err(|e| corrupt("anchor", e))?),
+        },
+        offset_months: i32::try_from(get_i64(row, "offset_months")?)
+            .map_err(|e| corrupt("offset_months", e))?,
     })
 }
 
-async fn load_orders(conn: &mut AnyConnection, account_id: i64) -> Result<Vec<LicenceOrder>> {
+pub(super) async fn load_orders(
+    conn: &mut AnyConnection,
+    account_id: i64,
+) -> Result<Vec<LicenceOrder>> {
     let pg = !is_sqlite(conn);
     let mut sql = Sql::new(&format!(
-        "SELECT order_id, kind, edition, quantity, months, {}, {}, price_list, paid_at, starts_at, ends_at FROM saas_licence_orders WHERE account_id = ",
+        "SELECT order_id, kind, edition, quantity, months, {}, {}, price_list, paid_at, starts_at, ends_at, anchor, offset_months FROM saas_licence_orders WHERE account_id = ",
         amount_col(pg, "unit_price"),
         amount_col(pg, "total"),
     ));
@@ -196,7 +236,7 @@ async fn close_removed_members(conn: &mut AnyConnection, account_id: i64) -> Res
 }
 
 /// The holdings current at `now`, of members still enabled.
-async fn load_holders(
+pub(super) async fn load_holders(
     conn: &mut AnyConnection,
     account_id: i64,
     now: Millis,
@@ -248,18 +288,21 @@ async fn read_tenant(
             region: settings.region.clone(),
             currency: settings.currency,
             funds_frozen: false,
+            postpaid_from: None,
         }),
     }
 }
 
 /// Where the tenant's licences stand at an instant: the pool size, the licence cycle, and
 /// until when a new licence is held.
-struct Frame {
-    size: u32,
+pub(super) struct Frame {
+    pub(super) size: u32,
+    /// SVC-051: a postpaid pool is unlimited.
+    pub(super) unlimited: bool,
     /// The prepaid term in force (its `term` order).
-    term: Option<Term>,
-    edition: String,
-    cycle: Option<(Timestamp, Timestamp)>,
+    pub(super) term: Option<Term>,
+    pub(super) edition: String,
+    pub(super) cycle: Option<(Timestamp, Timestamp)>,
 }
 
 impl Frame {
@@ -280,7 +323,7 @@ impl Frame {
 /// SVC-051/056: a prepaid term in force gives the pool (base + add-ons in force) and the
 /// monthly cycles anchored on it; otherwise a trial gives `trial_licences` for one cycle
 /// (the trial); otherwise the pool is empty.
-fn frame(
+pub(super) fn frame(
     settings: &SaasSettings,
     t: &TenantRow,
     orders: &[LicenceOrder],
@@ -291,10 +334,10 @@ fn frame(
     if let Some(base) = orders
         .iter()
         .filter(in_force)
-        .filter(|o| o.kind == "term")
+        .filter(|o| o.is_term())
         .max_by_key(|o| o.starts_at)
     {
-        let term = Term::first(base.starts_at, base.months, tz)?;
+        let term = base.term(tz)?;
         let size = orders.iter().filter(in_force).map(|o| o.quantity).sum();
         let mut cycle = None;
         for k in 0..term.months {
@@ -305,9 +348,23 @@ fn frame(
         }
         return Ok(Frame {
             size,
+            unlimited: false,
             edition: base.edition.clone(),
             term: Some(term),
             cycle,
+        });
+    }
+    // SVC-051/056/120: once postpaid is in effect the pool is unlimited and the monthly
+    // cycles are anchored on its start.
+    if let Some(from) = t.postpaid_from
+        && from <= now
+    {
+        return Ok(Frame {
+            size: 0,
+            unlimited: true,
+            term: None,
+            edition: t.edition.clone(),
+            cycle: Some(postpaid_cycle(from, now, tz)?),
         });
     }
     if t.standing.state == ServiceState::Trial {
@@ -315,6 +372,7 @@ fn frame(
         let ends = add_24h_days(t.standing.since, settings.params.trial_days)?;
         return Ok(Frame {
             size: settings.params.trial_licences,
+            unlimited: false,
             term: None,
             edition: t.edition.clone(),
             cycle: (now < ends).then_some((t.standing.since, ends)),
@@ -322,15 +380,37 @@ fn frame(
     }
     Ok(Frame {
         size: 0,
+        unlimited: false,
         term: None,
         edition: t.edition.clone(),
         cycle: None,
     })
 }
 
+/// SVC-056: the postpaid cycle containing `now` (postpaid started at `from` ≤ `now`).
+pub(super) fn postpaid_cycle(
+    from: Timestamp,
+    now: Timestamp,
+    tz: &jiff::tz::TimeZone,
+) -> Result<(Timestamp, Timestamp)> {
+    let mut k = 0;
+    loop {
+        let c = klaxon_saas::pricing::licence_cycle(from, k, tz)?;
+        if now < c.1 || k > 12 * 100 {
+            return Ok(c);
+        }
+        k += 1;
+    }
+}
+
 /// The pure pool with the current holders in it.
 fn pool(t: &TenantRow, f: &Frame, holders: &[LicenceHolder]) -> Result<LicencePool> {
-    let mut p = LicencePool::new(PoolSize::Limited(f.size), regime(t.profile)?, true);
+    let size = if f.unlimited {
+        PoolSize::Unlimited
+    } else {
+        PoolSize::Limited(f.size)
+    };
+    let mut p = LicencePool::new(size, regime(t.profile)?, true);
     for h in holders {
         let member = h.member_id.to_string();
         // Every holding ends with its cycle or term, so holders never outnumber the pool;
@@ -442,7 +522,7 @@ async fn action_noted(
 
 /// SVC-053: everyone who held a licence at some moment of the cycle, with the first
 /// licensed action noted in it.
-async fn active_users(
+pub(super) async fn active_users(
     conn: &mut AnyConnection,
     account_id: i64,
     cycle: (Timestamp, Timestamp),
@@ -597,7 +677,7 @@ impl Store {
             enforced,
             state: t.standing.state,
             edition: f.edition,
-            size: enforced.then_some(f.size),
+            size: (enforced && !f.unlimited).then_some(f.size),
             in_use: holders.len() as u32,
             term: f.term.as_ref().map(|t| (t.starts_at, t.ends_at)),
             cycle: f.cycle,
@@ -792,6 +872,8 @@ impl Store {
             paid_at: at,
             starts_at,
             ends_at,
+            anchor: None,
+            offset_months: 0,
         };
         Ok((order, applied))
     }
@@ -899,7 +981,7 @@ impl Store {
 
 /// The price list's unit price of one licence for the term length, or an error naming the
 /// missing item.
-fn unit_price(prices: &PriceListVersion, edition: &str, months: i32) -> Result<Decimal> {
+pub(super) fn unit_price(prices: &PriceListVersion, edition: &str, months: i32) -> Result<Decimal> {
     let sku = licence_sku(edition, months);
     prices.price(&sku).ok_or_else(|| {
         SaasFailure::Rule(invalid(
