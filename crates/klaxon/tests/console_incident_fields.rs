@@ -47,7 +47,7 @@ async fn custom_fields_and_alert_events_on_the_incident_page() {
 }
 
 async fn fields_and_events(database_url: &str) {
-    let (mut t, _clock) = clocked_server(database_url).await;
+    let (mut t, clock) = clocked_server(database_url).await;
     let Some(browser) = Browser::start().await else {
         t.stop().await;
         return;
@@ -70,8 +70,9 @@ async fn fields_and_events(database_url: &str) {
         json!({"field_name": "ticket", "display_name": "Ticket", "field_type": "text"}),
     )
     .await;
-    // Two events of one alert.
+    // Two events of one alert, a minute apart.
     for (status, text) in [("Warning", "disk at 91%"), ("Critical", "disk at 97%")] {
+        clock.0.fetch_add(60_000, std::sync::atomic::Ordering::SeqCst);
         let (s, b) = t
             .push(json!({"event_status": status, "alert_key": "disk-db-1",
                          "title_rule": "Disk filling on db-1", "description": text,
