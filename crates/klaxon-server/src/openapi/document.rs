@@ -277,7 +277,7 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "/team/list",
         "List teams",
-        "@paging query:str orderby:created_at|updated_at|team_name person_id:int",
+        "@paging query:str orderby:created_at|updated_at|team_name person_id:int is_my_team:bool",
         ListOf("Team"),
     ),
     (
@@ -303,6 +303,12 @@ pub const OPERATIONS: &[Operation] = &[
         "Delete a team",
         "team_id:id team_name:str ref_id:str",
         Nothing,
+    ),
+    (
+        "/team/leave",
+        "Leave a team the caller belongs to",
+        "team_id:id team_name:str ref_id:str",
+        Object,
     ),
     // APP keys.
     ("/app-key/list", "The caller's APP keys", "", List),
