@@ -41,6 +41,7 @@ mod slack;
 mod smtp;
 mod sources;
 mod sso;
+mod sso_cas;
 mod sso_ldap;
 mod state;
 pub mod support;
