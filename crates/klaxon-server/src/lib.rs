@@ -36,6 +36,7 @@ mod registration;
 mod retention;
 mod saas;
 mod signin;
+mod signin_code;
 pub mod sla;
 mod slack;
 mod smtp;

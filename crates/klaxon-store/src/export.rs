@@ -140,6 +140,8 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("member_feeds", Secret),
     ("sessions", Secret),
     ("password_resets", Secret),
+    // E-mail sign-in codes: salted hashes of short-lived secrets.
+    ("login_codes", Secret),
     // Sign-ins under way at an identity provider: nonces and PKCE verifiers.
     ("sso_logins", Secret),
     ("saas_tenants", OperatorRecord),

@@ -43,6 +43,7 @@ mod halt;
 mod im;
 mod inbox;
 mod integrations;
+mod login_codes;
 mod mapping_services;
 mod noise;
 mod password_reset;
@@ -99,6 +100,7 @@ use klaxon_core::model::{
 };
 pub use mapping_services::{ApiAnswers, ServiceRecord};
 pub use noise::{EventOutcome, NoiseRefusal, OutcomeFilter};
+pub use login_codes::{CodeCandidate, CodePolicy, CodeUse};
 pub use password_reset::{ResetDone, ResetPolicy};
 pub use phone::{ReplyCode, ReplyTarget};
 pub use pipeline::PipelineRecord;
