@@ -1088,7 +1088,10 @@ mod tests {
         assert_eq!(on.config.cas.login_path, "/login");
         assert_eq!(on.secret, None);
         assert_eq!(
-            cas_login_url(&on.config.cas, "https://k.example.com/sso/cas/callback/acme"),
+            cas_login_url(
+                &on.config.cas,
+                "https://k.example.com/sso/cas/callback/acme"
+            ),
             "https://cas.example.com/cas/login?service=https%3A%2F%2Fk.example.com%2Fsso%2Fcas%2Fcallback%2Facme"
         );
     }

@@ -117,11 +117,7 @@ pub(crate) async fn request_code(
     admit(state)?;
     let mailer = Mailer::new(smtp, state.config.notify.timeout_ms).map_err(internal)?;
     let now = state.clock.now();
-    let candidates = state
-        .store
-        .code_candidates(email)
-        .await
-        .map_err(internal)?;
+    let candidates = state.store.code_candidates(email).await.map_err(internal)?;
     let mut mails: Vec<(CodeCandidate, String)> = Vec::new();
     for c in candidates {
         if sso_domain_required(state, c.account_id, c.is_owner)

@@ -118,7 +118,12 @@ impl Refused {
     }
 }
 
-pub(crate) async fn refused_page(state: &AppState, login_domain: &str, next: &str, r: Refused) -> Response {
+pub(crate) async fn refused_page(
+    state: &AppState,
+    login_domain: &str,
+    next: &str,
+    r: Refused,
+) -> Response {
     tracing::info!(login_domain, reason = %r.message, "SSO sign-in refused");
     sso_form(state, r.status, login_domain, &r.message, next).await
 }

@@ -305,7 +305,13 @@ async fn validate_ticket(
 ) -> Result<(String, Map<String, Value>), Refused> {
     let client = http_client()?;
     let base = cas.server_url.trim_end_matches('/');
-    let mut answer = ask(&client, &format!("{base}/p3/serviceValidate"), service, ticket).await?;
+    let mut answer = ask(
+        &client,
+        &format!("{base}/p3/serviceValidate"),
+        service,
+        ticket,
+    )
+    .await?;
     if answer.is_none() {
         answer = ask(&client, &format!("{base}/serviceValidate"), service, ticket).await?;
     }

@@ -1269,7 +1269,13 @@ impl Store {
                 .bind(team.team_id)
                 .push(" AND member_id = ")
                 .bind(member_id);
-            if sql.query_on(conn).execute(&mut *conn).await?.rows_affected() == 0 {
+            if sql
+                .query_on(conn)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                == 0
+            {
                 return Ok(Err(Refusal::Precondition(format!(
                     "you are not a member of the team {}",
                     team.team_name

@@ -98,9 +98,9 @@ pub use im::{ImIntegration, ImIntegrationDraft, ImLink, ImRefusal};
 use klaxon_core::model::{
     Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
 };
+pub use login_codes::{CodeCandidate, CodePolicy, CodeUse};
 pub use mapping_services::{ApiAnswers, ServiceRecord};
 pub use noise::{EventOutcome, NoiseRefusal, OutcomeFilter};
-pub use login_codes::{CodeCandidate, CodePolicy, CodeUse};
 pub use password_reset::{ResetDone, ResetPolicy};
 pub use phone::{ReplyCode, ReplyTarget};
 pub use pipeline::PipelineRecord;

@@ -193,7 +193,8 @@ impl Store {
             }
             None => {
                 for (_, _, key, _, _) in &live {
-                    let mut sql = Sql::new("UPDATE login_codes SET tries = tries + 1 WHERE code_key = ");
+                    let mut sql =
+                        Sql::new("UPDATE login_codes SET tries = tries + 1 WHERE code_key = ");
                     sql.bind(key.as_str());
                     sql.query_on(&tx).execute(&mut *tx).await?;
                 }

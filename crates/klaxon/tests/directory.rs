@@ -909,7 +909,13 @@ on_both_backends!(teams_search_mine_and_leave, |url: String| async move {
     assert_eq!(ok(s, &b)["total"], 0);
 
     // Leaving a team one does not belong to, or an unknown one, changes nothing.
-    let (s, b) = api_as(&ts, &ann_key, "/team/leave", json!({"team_id": team_ids[1]})).await;
+    let (s, b) = api_as(
+        &ts,
+        &ann_key,
+        "/team/leave",
+        json!({"team_id": team_ids[1]}),
+    )
+    .await;
     assert!(err(s, &b, "BadRequest").contains("not a member"));
     let (s, b) = ts.api("/team/info", json!({"team_id": team_ids[1]})).await;
     assert_eq!(ids(&ok(s, &b)["person_ids"]), vec![bob]);

@@ -272,10 +272,7 @@ on_both_backends!(code_sign_in_end_to_end, |url: String| async move {
     node.request(&node.owner_email).await;
     let mails = node.mails(6).await;
     assert!(to(&mails[5], &node.owner_email), "{:?}", mails[5].rcpt);
-    assert_eq!(
-        mails.iter().filter(|m| to(m, "ann@example.com")).count(),
-        5
-    );
+    assert_eq!(mails.iter().filter(|m| to(m, "ann@example.com")).count(), 5);
     node.advance(50 * 60_000 + 1);
     node.request("ann@example.com").await;
     let mails = node.mails(7).await;
@@ -298,7 +295,10 @@ on_both_backends!(code_sign_in_end_to_end, |url: String| async move {
         .iter()
         .map(|d| d["operation"].as_str().unwrap().to_string())
         .collect();
-    assert!(ops.iter().any(|o| o == "member:write:login_code"), "{ops:?}");
+    assert!(
+        ops.iter().any(|o| o == "member:write:login_code"),
+        "{ops:?}"
+    );
     assert!(
         ops.iter().any(|o| o == "member:write:login_code_request"),
         "{ops:?}"
@@ -429,7 +429,9 @@ on_both_backends!(console_code_sign_in, |url: String| async move {
     assert_eq!(node.session_member(&session).await, carol);
 
     // An empty address is refused on the page, naming the field.
-    let resp = form("/signin/code/request", &[("email", "")]).await.unwrap();
+    let resp = form("/signin/code/request", &[("email", "")])
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     assert!(resp.text().await.unwrap().contains("email: required"));
 });

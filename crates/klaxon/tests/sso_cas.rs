@@ -241,7 +241,9 @@ impl Node {
         let mut config = test_config(dir.path(), database_url);
         config.workers.delivery = false;
         let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
-        let server = klaxon_server::start_with_clock(config, clock).await.unwrap();
+        let server = klaxon_server::start_with_clock(config, clock)
+            .await
+            .unwrap();
         let password = server.owner_password().unwrap().to_string();
         let email = server.bootstrap().owner_email.clone();
         let ts = common::TestServer {
@@ -315,12 +317,19 @@ impl Node {
         let back = b
             .post_form(
                 &format!("{}/login", cas.url),
-                &[("service", &q["service"]), ("username", user), ("password", "x")],
+                &[
+                    ("service", &q["service"]),
+                    ("username", user),
+                    ("password", "x"),
+                ],
             )
             .await;
         assert_eq!(back.status, 303, "{}", back.body);
         let callback = back.location.unwrap();
-        assert!(callback.as_str().starts_with(&self.service_url()), "{callback}");
+        assert!(
+            callback.as_str().starts_with(&self.service_url()),
+            "{callback}"
+        );
         let page = b.get(callback.as_str()).await;
         (page, b)
     }
@@ -367,12 +376,7 @@ fn directory() -> Vec<(&'static str, CasUser)> {
                 attributes: vec![("mail", "bob@example.edu")],
             },
         ),
-        (
-            "carl@example.edu",
-            CasUser {
-                attributes: vec![],
-            },
-        ),
+        ("carl@example.edu", CasUser { attributes: vec![] }),
     ]
 }
 
@@ -473,7 +477,11 @@ on_both_backends!(cas_sign_in_end_to_end, |url: String| async move {
         .get(&format!("{}?ticket=ST-9-cas-test", node.service_url()))
         .await;
     assert_eq!(page.status, 400, "{}", page.body);
-    assert!(page.body.contains("not started in this browser"), "{}", page.body);
+    assert!(
+        page.body.contains("not started in this browser"),
+        "{}",
+        page.body
+    );
     assert_eq!(cas.state.lock().unwrap().validations.len(), calls);
 
     // spec: RSP-572 — create_account_on_login off: an unknown user is "not invited".
@@ -516,7 +524,10 @@ on_both_backends!(cas2_server_without_p3, |url: String| async move {
     let (page, browser) = node.cas_login(&cas, "carl@example.edu").await;
     assert_eq!(page.status, 303, "{}", page.body);
     let carl = node.member("carl@example.edu").await.expect("created");
-    assert_eq!(node.session_member(&browser).await, carl["member_id"].as_i64().unwrap());
+    assert_eq!(
+        node.session_member(&browser).await,
+        carl["member_id"].as_i64().unwrap()
+    );
     // No name released: the e-mail's local part.
     assert_eq!(carl["member_name"], "carl");
     assert_eq!(
@@ -578,13 +589,17 @@ on_both_backends!(cas_configuration_is_validated, |url: String| async move {
     // spec: RSP-570 — one protocol at a time: switching from CAS to OIDC leaves the CAS
     // domain's sign-in on OIDC, and the CAS start refuses it.
     let (status, body) = node
-        .configure(json!({"enabled": true, "protocol": "cas", "login_domain": DOMAIN,
-                          "cas": {"server_url": "https://cas.example.edu/cas"}}))
+        .configure(
+            json!({"enabled": true, "protocol": "cas", "login_domain": DOMAIN,
+                          "cas": {"server_url": "https://cas.example.edu/cas"}}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = node
-        .configure(json!({"protocol": "oidc", "oidc": {"issuer": "https://id.example.edu",
-                          "client_id": "k", "client_secret": "s"}}))
+        .configure(
+            json!({"protocol": "oidc", "oidc": {"issuer": "https://id.example.edu",
+                          "client_id": "k", "client_secret": "s"}}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["cas"]["service_url"], "", "{body}");
@@ -593,5 +608,9 @@ on_both_backends!(cas_configuration_is_validated, |url: String| async move {
         .get(&format!("{}/sso/cas/start/{DOMAIN}", node.ts.base))
         .await;
     assert_eq!(page.status, 400, "{}", page.body);
-    assert!(page.body.contains("does not sign in with CAS"), "{}", page.body);
+    assert!(
+        page.body.contains("does not sign in with CAS"),
+        "{}",
+        page.body
+    );
 });

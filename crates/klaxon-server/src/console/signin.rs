@@ -195,8 +195,7 @@ fn failure_status(f: &LoginFailure) -> (StatusCode, String) {
         ),
         LoginFailure::Throttled { .. } => (
             StatusCode::TOO_MANY_REQUESTS,
-            "too many sign-in attempts on this server right now; try again in a second"
-                .to_string(),
+            "too many sign-in attempts on this server right now; try again in a second".to_string(),
         ),
     }
 }

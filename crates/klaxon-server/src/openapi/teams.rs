@@ -308,12 +308,7 @@ pub async fn leave(state: &AppState, caller: &Caller, args: &Args) -> Result<Val
     let key = team_key(args)?;
     let team = state
         .store
-        .leave_team(
-            caller.account_id,
-            caller.member_id,
-            &key,
-            state.clock.now(),
-        )
+        .leave_team(caller.account_id, caller.member_id, &key, state.clock.now())
         .await
         .map_err(store_err)?
         .map_err(|r| match r {
