@@ -14,6 +14,7 @@ pub mod flapping;
 pub mod grouping;
 pub mod ids;
 pub mod links;
+pub mod login_code;
 pub mod merge;
 pub mod model;
 pub mod noise;

@@ -10,10 +10,13 @@ use crate::error::ApiError;
 /// §1.24: the roles given to members created by SSO when none are configured (Viewer).
 pub const DEFAULT_ROLE_IDS: [i64; 1] = [8];
 
-/// The protocols of §1.24. This version signs in with OIDC and LDAP; the others are refused
+/// The protocols of §1.24. This version signs in with OIDC, CAS and LDAP; SAML 2.0 is refused
 /// on update.
 pub const PROTOCOLS: [&str; 4] = ["saml2", "oidc", "cas", "ldap"];
-pub const SUPPORTED_PROTOCOLS: [&str; 2] = ["oidc", "ldap"];
+pub const SUPPORTED_PROTOCOLS: [&str; 3] = ["oidc", "cas", "ldap"];
+
+/// RSP-576: the usual login path of a CAS server (Apereo CAS and its kin).
+pub const CAS_DEFAULT_LOGIN_PATH: &str = "/login";
 
 /// `field_mapping` (§1.24): claim names at the identity provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +73,27 @@ pub struct LdapSettings {
     pub auth_filter: String,
 }
 
+/// The CAS settings of §1.24 and RSP-576. CAS needs no secret: the ticket is validated by
+/// asking the CAS server itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CasSettings {
+    /// The CAS server's base URL, e.g. `https://cas.example.com/cas`; the validation
+    /// endpoints `p3/serviceValidate` and `serviceValidate` sit below it.
+    pub server_url: String,
+    /// Appended to `server_url` for the browser's login redirect.
+    pub login_path: String,
+}
+
+impl Default for CasSettings {
+    fn default() -> Self {
+        CasSettings {
+            server_url: String::new(),
+            login_path: CAS_DEFAULT_LOGIN_PATH.to_string(),
+        }
+    }
+}
+
 /// One rule of the team mapping: members whose attribute holds `value` join `team_name`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeamRule {
@@ -100,6 +124,7 @@ pub struct SsoConfig {
     pub default_role_ids: Vec<i64>,
     pub oidc: OidcSettings,
     pub ldap: LdapSettings,
+    pub cas: CasSettings,
     pub team_mapping: TeamMapping,
     /// Whether a secret (the OIDC client secret or the LDAP bind password) is stored; the
     /// secret itself is never read back.
@@ -329,6 +354,71 @@ pub fn check_issuer(issuer: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// §1.24: the CAS server URL is an http(s) URL with a host and no query or fragment (the
+/// login path and the validation paths are appended to it).
+pub fn check_cas_server_url(url: &str) -> Result<(), ApiError> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| ApiError::invalid("cas.server_url: must be an http:// or https:// URL"))?;
+    if url.len() > 1024 {
+        return Err(ApiError::invalid("cas.server_url: at most 1024 characters"));
+    }
+    if rest.contains('?') || rest.contains('#') {
+        return Err(ApiError::invalid(
+            "cas.server_url: must not contain a query or a fragment",
+        ));
+    }
+    if rest.chars().any(char::is_whitespace) {
+        return Err(ApiError::invalid("cas.server_url: must not contain spaces"));
+    }
+    if rest.split('/').next().unwrap_or("").is_empty() {
+        return Err(ApiError::invalid("cas.server_url: has no host"));
+    }
+    Ok(())
+}
+
+/// §1.24: the login path is a path (`/login`), without a query: the `service` parameter is
+/// the only one Klaxon adds.
+pub fn check_cas_login_path(path: &str) -> Result<(), ApiError> {
+    if !path.starts_with('/') {
+        return Err(ApiError::invalid("cas.login_path: must start with \"/\""));
+    }
+    if path.len() > 255 {
+        return Err(ApiError::invalid("cas.login_path: at most 255 characters"));
+    }
+    if path
+        .chars()
+        .any(|c| c.is_whitespace() || matches!(c, '?' | '#'))
+    {
+        return Err(ApiError::invalid(
+            "cas.login_path: a path without spaces, query or fragment",
+        ));
+    }
+    Ok(())
+}
+
+/// RSP-576: where the browser is sent to sign in at the CAS server:
+/// `{server_url}{login_path}?service=<the service URL, percent-encoded>`.
+pub fn cas_login_url(cas: &CasSettings, service: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut encoded = String::with_capacity(service.len() * 3);
+    for b in service.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(b));
+        } else {
+            encoded.push('%');
+            encoded.push(char::from(HEX[usize::from(b >> 4)]));
+            encoded.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+    }
+    format!(
+        "{}{}?service={encoded}",
+        cas.server_url.trim_end_matches('/'),
+        cas.login_path
+    )
+}
+
 fn text(args: &Map<String, Value>, name: &str, shown: &str) -> Result<Option<String>, ApiError> {
     match args.get(name) {
         None | Some(Value::Null) => Ok(None),
@@ -370,6 +460,7 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
         default_role_ids: DEFAULT_ROLE_IDS.to_vec(),
         oidc: OidcSettings::default(),
         ldap: LdapSettings::default(),
+        cas: CasSettings::default(),
         team_mapping: TeamMapping::default(),
         has_secret: false,
     });
@@ -386,7 +477,7 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
         }
         if !SUPPORTED_PROTOCOLS.contains(&p.as_str()) {
             return Err(ApiError::invalid(format!(
-                "protocol: {p} is not available in this version; use oidc"
+                "protocol: {p} is not available in this version; use oidc, cas or ldap"
             )));
         }
         if p != config.protocol {
@@ -398,7 +489,7 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
             config.has_secret = false;
             if p == "ldap" && config.field_mapping == FieldMapping::default() {
                 config.field_mapping = FieldMapping::ldap_default();
-            } else if p == "oidc" && config.field_mapping == FieldMapping::ldap_default() {
+            } else if p != "ldap" && config.field_mapping == FieldMapping::ldap_default() {
                 config.field_mapping = FieldMapping::default();
             }
         }
@@ -563,6 +654,29 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
         }
         Some(_) => return Err(ApiError::invalid("ldap: must be an object")),
     }
+    match args.get("cas") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            if config.protocol != "cas" {
+                return Err(ApiError::invalid(
+                    "cas: only for protocol cas (set \"protocol\": \"cas\")",
+                ));
+            }
+            if let Some(u) = text(m, "server_url", "cas.server_url")? {
+                check_cas_server_url(&u)?;
+                config.cas.server_url = u.trim_end_matches('/').to_string();
+            }
+            if let Some(l) = text(m, "login_path", "cas.login_path")? {
+                config.cas.login_path = if l.is_empty() {
+                    CAS_DEFAULT_LOGIN_PATH.to_string()
+                } else {
+                    check_cas_login_path(&l)?;
+                    l
+                };
+            }
+        }
+        Some(_) => return Err(ApiError::invalid("cas: must be an object")),
+    }
     if config.login_domain.is_empty() {
         return Err(ApiError::invalid("login_domain: required"));
     }
@@ -582,6 +696,11 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
                 "oidc.client_secret: required to enable OIDC sign-in",
             ));
         }
+    }
+    if config.enabled && config.protocol == "cas" && config.cas.server_url.is_empty() {
+        return Err(ApiError::invalid(
+            "cas.server_url: required to enable CAS sign-in",
+        ));
     }
     if config.enabled && config.protocol == "ldap" {
         let l = &config.ldap;
@@ -814,7 +933,7 @@ mod tests {
         let e = apply_update(None, &json!({"enabled": true, "login_domain": "acme"})).unwrap_err();
         assert!(e.message.contains("oidc.issuer"));
         let e =
-            apply_update(None, &json!({"protocol": "cas", "login_domain": "acme"})).unwrap_err();
+            apply_update(None, &json!({"protocol": "saml2", "login_domain": "acme"})).unwrap_err();
         assert!(e.message.contains("protocol"));
         let e = apply_update(None, &json!({"login_domain": "Bad Domain"})).unwrap_err();
         assert!(e.message.starts_with("login_domain"));
@@ -928,6 +1047,53 @@ mod tests {
         )
         .unwrap();
         assert_eq!(on.secret.as_deref(), Some("pw"));
+    }
+
+    #[test]
+    fn cas_settings_are_checked() {
+        // spec: RSP-576
+        let e = apply_update(
+            None,
+            &json!({"login_domain": "acme", "protocol": "cas", "enabled": true}),
+        )
+        .unwrap_err();
+        assert!(e.message.starts_with("cas.server_url"), "{}", e.message);
+        let e = apply_update(
+            None,
+            &json!({"login_domain": "acme", "cas": {"server_url": "https://cas.example.com"}}),
+        )
+        .unwrap_err();
+        assert!(e.message.starts_with("cas:"), "{}", e.message);
+        for (cas, field) in [
+            (json!({"server_url": "cas.example.com"}), "cas.server_url"),
+            (json!({"server_url": "https://x/cas?a=1"}), "cas.server_url"),
+            (json!({"server_url": "https:///cas"}), "cas.server_url"),
+            (json!({"login_path": "login"}), "cas.login_path"),
+            (json!({"login_path": "/login?x=1"}), "cas.login_path"),
+        ] {
+            let e = apply_update(
+                None,
+                &json!({"login_domain": "acme", "protocol": "cas", "cas": cas}),
+            )
+            .unwrap_err();
+            assert!(e.message.starts_with(field), "{}", e.message);
+        }
+        let on = apply_update(
+            None,
+            &json!({"login_domain": "acme", "protocol": "cas", "enabled": true,
+                    "cas": {"server_url": "https://cas.example.com/cas/"}}),
+        )
+        .unwrap();
+        assert_eq!(on.config.cas.server_url, "https://cas.example.com/cas");
+        assert_eq!(on.config.cas.login_path, "/login");
+        assert_eq!(on.secret, None);
+        assert_eq!(
+            cas_login_url(
+                &on.config.cas,
+                "https://k.example.com/sso/cas/callback/acme"
+            ),
+            "https://cas.example.com/cas/login?service=https%3A%2F%2Fk.example.com%2Fsso%2Fcas%2Fcallback%2Facme"
+        );
     }
 
     #[test]

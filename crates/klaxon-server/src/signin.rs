@@ -41,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/logout", any(logout))
         .route("/auth/session", any(session_info))
         .merge(crate::password_reset::routes())
+        .merge(crate::signin_code::routes())
 }
 
 /// The value of one cookie of the request.

@@ -1,4 +1,5 @@
-//! Single sign-on with OpenID Connect (response.md RSP-571…RSP-575, docs/sign-in.md):
+//! Single sign-on with OpenID Connect (response.md RSP-571…RSP-575, docs/sign-in.md; CAS is
+//! in `sso_cas`, LDAP in `sso_ldap`):
 //!
 //! - `GET /sso/start?login_domain=…` — the sign-in page's "Sign in with SSO" form: sends the
 //!   browser on to the protocol of that domain's configuration;
@@ -37,14 +38,14 @@ use crate::signin::{cookie, session_cookies};
 use crate::state::{AppState, random_hex};
 
 /// The cookie that ties a sign-in's `state` to the browser that started it.
-const STATE_COOKIE: &str = "klaxon_sso_state";
+pub(crate) const STATE_COOKIE: &str = "klaxon_sso_state";
 /// How long a sign-in may stay at the identity provider.
-const LOGIN_TTL_MS: i64 = 10 * 60_000;
+pub(crate) const LOGIN_TTL_MS: i64 = 10 * 60_000;
 /// Clock skew allowed on `exp` and `iat`, in seconds.
 const LEEWAY_SECS: i64 = 60;
 /// The identity provider's answers are small; anything larger is refused.
-const MAX_PROVIDER_BODY: usize = 256 * 1024;
-const START: &str = "/incidents";
+pub(crate) const MAX_PROVIDER_BODY: usize = 256 * 1024;
+pub(crate) const START: &str = "/incidents";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -52,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/sso/oidc/start/{login_domain}", get(oidc_start))
         .route("/sso/oidc/callback/{login_domain}", get(oidc_callback))
         .merge(crate::sso_ldap::routes())
+        .merge(crate::sso_cas::routes())
 }
 
 /// RSP-575: the redirect URL to register at the identity provider.
@@ -62,13 +64,13 @@ pub fn oidc_redirect_url(base_url: &str, login_domain: &str) -> String {
     )
 }
 
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     query
         .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
         .unwrap_or_default()
 }
 
-fn param(pairs: &[(String, String)], name: &str) -> String {
+pub(crate) fn param(pairs: &[(String, String)], name: &str) -> String {
     pairs
         .iter()
         .find(|(k, _)| k == name)
@@ -76,7 +78,7 @@ fn param(pairs: &[(String, String)], name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn next_of(pairs: &[(String, String)]) -> String {
+pub(crate) fn next_of(pairs: &[(String, String)]) -> String {
     local_path(&param(pairs, "next"))
         .unwrap_or(START)
         .to_string()
@@ -89,25 +91,25 @@ pub(crate) struct Refused {
 }
 
 impl Refused {
-    fn bad(message: impl Into<String>) -> Self {
+    pub(crate) fn bad(message: impl Into<String>) -> Self {
         Refused {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
         }
     }
-    fn forbidden(message: impl Into<String>) -> Self {
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
         Refused {
             status: StatusCode::FORBIDDEN,
             message: message.into(),
         }
     }
-    fn provider(message: impl Into<String>) -> Self {
+    pub(crate) fn provider(message: impl Into<String>) -> Self {
         Refused {
             status: StatusCode::BAD_GATEWAY,
             message: message.into(),
         }
     }
-    fn internal(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "SSO sign-in failed");
         Refused {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -116,7 +118,12 @@ impl Refused {
     }
 }
 
-async fn refused_page(state: &AppState, login_domain: &str, next: &str, r: Refused) -> Response {
+pub(crate) async fn refused_page(
+    state: &AppState,
+    login_domain: &str,
+    next: &str,
+    r: Refused,
+) -> Response {
     tracing::info!(login_domain, reason = %r.message, "SSO sign-in refused");
     sso_form(state, r.status, login_domain, &r.message, next).await
 }
@@ -182,6 +189,13 @@ async fn start_form(State(state): State<AppState>, RawQuery(query): RawQuery) ->
             );
             redirect(&HeaderMap::new(), &to)
         }
+        Ok(found) if found.config.protocol == "cas" => {
+            let to = format!(
+                "/sso/cas/start/{domain}?{}",
+                serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default()
+            );
+            redirect(&HeaderMap::new(), &to)
+        }
         Ok(found) if found.config.protocol == "ldap" => {
             let to = format!(
                 "/sso/ldap/{domain}?{}",
@@ -205,7 +219,7 @@ async fn start_form(State(state): State<AppState>, RawQuery(query): RawQuery) ->
     }
 }
 
-fn http_client() -> Result<reqwest::Client, Refused> {
+pub(crate) fn http_client() -> Result<reqwest::Client, Refused> {
     klaxon_notify::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -299,7 +313,7 @@ fn pkce_challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-fn set_state_cookie(state: &AppState, resp: &mut Response, value: &str, max_age: i64) {
+pub(crate) fn set_state_cookie(state: &AppState, resp: &mut Response, value: &str, max_age: i64) {
     let secure = if state.base_url.starts_with("https://") {
         "; Secure"
     } else {

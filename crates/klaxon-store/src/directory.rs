@@ -146,7 +146,8 @@ pub enum TeamOrder {
 pub struct TeamFilter {
     pub p: i64,
     pub limit: i64,
-    /// Case-insensitive substring of the name (RSP-556).
+    /// Fuzzy name search (RSP-556): each whitespace-separated word is a case-insensitive
+    /// substring of the name.
     pub query: Option<String>,
     /// Only teams this member belongs to ("my teams", RSP-556).
     pub person_id: Option<i64>,
@@ -532,10 +533,14 @@ async fn list_teams(
     let limit = f.limit.max(1);
     let filtered = |sql: &mut Sql| {
         sql.push(" FROM teams WHERE account_id = ").bind(account_id);
-        if let Some(q) = f.query.as_deref().filter(|q| !q.is_empty()) {
-            sql.push(" AND LOWER(team_name) LIKE ")
-                .bind(contains_pattern(q))
-                .push(" ESCAPE '\\'");
+        // RSP-556, fuzzy: every word of the query occurs in the name, in any order and
+        // case ("sre db" finds "DB & SRE on-call").
+        if let Some(q) = f.query.as_deref() {
+            for word in q.split_whitespace().take(10) {
+                sql.push(" AND LOWER(team_name) LIKE ")
+                    .bind(contains_pattern(word))
+                    .push(" ESCAPE '\\'");
+            }
         }
         if let Some(person) = f.person_id {
             sql.push(" AND team_id IN (SELECT team_id FROM team_members WHERE account_id = ")
@@ -1239,6 +1244,51 @@ impl Store {
                     Ok(Ok(team))
                 }
             }
+        })
+    }
+
+    /// RSP-556: the member leaves the team `key` addresses. Refused (`Precondition`) when
+    /// the member does not belong to it; nothing else about the team changes.
+    pub async fn leave_team(
+        &self,
+        account_id: i64,
+        member_id: i64,
+        key: &TeamKey,
+        now: Millis,
+    ) -> Result<Outcome<Team>> {
+        in_tx!(self, |conn| {
+            let Some(team) = team_by_key(conn, account_id, key).await? else {
+                return Ok(Err(Refusal::NotFound(format!(
+                    "{}: team not found",
+                    team_key_field(key)
+                ))));
+            };
+            let mut sql = Sql::new("DELETE FROM team_members WHERE account_id = ");
+            sql.bind(account_id)
+                .push(" AND team_id = ")
+                .bind(team.team_id)
+                .push(" AND member_id = ")
+                .bind(member_id);
+            if sql
+                .query_on(conn)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                == 0
+            {
+                return Ok(Err(Refusal::Precondition(format!(
+                    "you are not a member of the team {}",
+                    team.team_name
+                ))));
+            }
+            let mut sql = Sql::new("UPDATE teams SET updated_at = ");
+            sql.bind(now)
+                .push(" WHERE account_id = ")
+                .bind(account_id)
+                .push(" AND team_id = ")
+                .bind(team.team_id);
+            sql.query_on(conn).execute(&mut *conn).await?;
+            Ok(Ok(team))
         })
     }
 

@@ -142,6 +142,8 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("password_resets", Secret),
     // Codes proving a member's new e-mail address or phone number (RSP-333).
     ("contact_verifications", Secret),
+    // E-mail sign-in codes: salted hashes of short-lived secrets.
+    ("login_codes", Secret),
     // Sign-ins under way at an identity provider: nonces and PKCE verifiers.
     ("sso_logins", Secret),
     ("saas_tenants", OperatorRecord),

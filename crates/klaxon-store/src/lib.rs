@@ -44,6 +44,7 @@ mod halt;
 mod im;
 mod inbox;
 mod integrations;
+mod login_codes;
 mod mapping_services;
 mod members;
 mod noise;
@@ -100,6 +101,7 @@ pub use im::{ImIntegration, ImIntegrationDraft, ImLink, ImRefusal};
 use klaxon_core::model::{
     Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
 };
+pub use login_codes::{CodeCandidate, CodePolicy, CodeUse};
 pub use mapping_services::{ApiAnswers, ServiceRecord};
 pub use noise::{EventOutcome, NoiseRefusal, OutcomeFilter};
 pub use password_reset::{ResetDone, ResetPolicy};

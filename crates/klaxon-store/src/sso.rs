@@ -5,7 +5,7 @@
 use klaxon_core::directory::STATUS_ENABLED;
 use klaxon_core::model::Millis;
 use klaxon_core::sso::{
-    FieldMapping, LdapSettings, MappedUser, OidcSettings, SsoConfig, TeamMapping,
+    CasSettings, FieldMapping, LdapSettings, MappedUser, OidcSettings, SsoConfig, TeamMapping,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
@@ -55,6 +55,8 @@ struct StoredSettings {
     #[serde(default)]
     ldap: LdapSettings,
     #[serde(default)]
+    cas: CasSettings,
+    #[serde(default)]
     team_mapping: TeamMapping,
 }
 
@@ -62,6 +64,7 @@ fn settings_json(config: &SsoConfig) -> Result<String> {
     to_json(&StoredSettings {
         oidc: config.oidc.clone(),
         ldap: config.ldap.clone(),
+        cas: config.cas.clone(),
         team_mapping: config.team_mapping.clone(),
     })
 }
@@ -89,6 +92,7 @@ fn config_row(row: &AnyRow) -> Result<SsoSignInConfig> {
             default_role_ids,
             oidc: settings.oidc,
             ldap: settings.ldap,
+            cas: settings.cas,
             team_mapping: settings.team_mapping,
             has_secret: !secret.is_empty(),
         },

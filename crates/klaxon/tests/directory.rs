@@ -816,3 +816,111 @@ on_both_backends!(cross_account_isolation, |url: String| async move {
     .await;
     assert_eq!(ok(s, &b)["items"], json!([]));
 });
+
+// spec: RSP-556 — fuzzy name search (every word, any order, any case), "my teams", and any
+// member may leave a team they belong to.
+on_both_backends!(teams_search_mine_and_leave, |url: String| async move {
+    let ts = TestServer::start(&url).await;
+    let owner = owner_id(&ts).await;
+    let people = invite(
+        &ts,
+        json!([{"email": "ann@example.com", "role_ids": [8]},
+               {"email": "bob@example.com", "role_ids": [8]}]),
+    )
+    .await;
+    let (ann, bob) = (people[0], people[1]);
+    let mut team_ids = Vec::new();
+    for (name, members) in [
+        ("DB & SRE on-call", json!([ann, bob])),
+        ("SRE Core", json!([bob])),
+        ("Database Admins", json!([owner])),
+    ] {
+        let (s, b) = ts
+            .api(
+                "/team/upsert",
+                json!({"team_name": name, "person_ids": members}),
+            )
+            .await;
+        team_ids.push(ok(s, &b)["team_id"].as_i64().unwrap());
+    }
+    let names = |v: &Value| -> Vec<String> {
+        let mut n: Vec<String> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["team_name"].as_str().unwrap().to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    let (s, b) = ts.api("/team/list", json!({"query": "sre db"})).await;
+    assert_eq!(names(&ok(s, &b)), vec!["DB & SRE on-call"]);
+    let (s, b) = ts.api("/team/list", json!({"query": "  sre  "})).await;
+    assert_eq!(names(&ok(s, &b)), vec!["DB & SRE on-call", "SRE Core"]);
+    let (s, b) = ts.api("/team/list", json!({"query": "ADMIN data"})).await;
+    assert_eq!(names(&ok(s, &b)), vec!["Database Admins"]);
+    let (s, b) = ts.api("/team/list", json!({"query": "sre ops"})).await;
+    assert_eq!(ok(s, &b)["total"], 0);
+
+    // A member's own key: "my teams" and leaving.
+    let store = store_of(&ts).await;
+    let (s, b) = ts.api("/account/info", json!({})).await;
+    let account_id = ok(s, &b)["account_id"].as_i64().unwrap();
+    let ann_key = hex_key();
+    store
+        .add_app_key(account_id, ann, "ann", &ann_key, now_secs() * 1000)
+        .await
+        .unwrap()
+        .unwrap();
+    store.close().await;
+    let (s, b) = api_as(&ts, &ann_key, "/team/list", json!({"is_my_team": true})).await;
+    assert_eq!(names(&ok(s, &b)), vec!["DB & SRE on-call"]);
+    let (s, b) = ts.api("/team/list", json!({"is_my_team": true})).await;
+    assert_eq!(names(&ok(s, &b)), vec!["Database Admins"]);
+    let (s, b) = api_as(
+        &ts,
+        &ann_key,
+        "/team/list",
+        json!({"is_my_team": true, "person_id": bob}),
+    )
+    .await;
+    assert!(err(s, &b, "InvalidParameter").starts_with("is_my_team"));
+
+    // A Viewer holds no Teams Manage, yet leaves a team of their own.
+    let (s, b) = api_as(
+        &ts,
+        &ann_key,
+        "/team/upsert",
+        json!({"team_id": team_ids[0], "team_name": "DB & SRE on-call", "person_ids": [bob]}),
+    )
+    .await;
+    assert_eq!(s, 403, "{b}");
+    let (s, b) = api_as(
+        &ts,
+        &ann_key,
+        "/team/leave",
+        json!({"team_name": "DB & SRE on-call"}),
+    )
+    .await;
+    assert_eq!(ok(s, &b)["team_id"].as_i64().unwrap(), team_ids[0]);
+    let (s, b) = ts.api("/team/info", json!({"team_id": team_ids[0]})).await;
+    assert_eq!(ids(&ok(s, &b)["person_ids"]), vec![bob]);
+    let (s, b) = api_as(&ts, &ann_key, "/team/list", json!({"is_my_team": true})).await;
+    assert_eq!(ok(s, &b)["total"], 0);
+
+    // Leaving a team one does not belong to, or an unknown one, changes nothing.
+    let (s, b) = api_as(
+        &ts,
+        &ann_key,
+        "/team/leave",
+        json!({"team_id": team_ids[1]}),
+    )
+    .await;
+    assert!(err(s, &b, "BadRequest").contains("not a member"));
+    let (s, b) = ts.api("/team/info", json!({"team_id": team_ids[1]})).await;
+    assert_eq!(ids(&ok(s, &b)["person_ids"]), vec![bob]);
+    let (s, b) = api_as(&ts, &ann_key, "/team/leave", json!({"team_id": 987_654})).await;
+    err(s, &b, "ResourceNotFound");
+    let (s, b) = api_as(&ts, &ann_key, "/team/leave", json!({})).await;
+    assert!(err(s, &b, "InvalidParameter").starts_with("team_id"));
+});

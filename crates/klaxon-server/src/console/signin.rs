@@ -19,6 +19,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/signin", get(signin_page).post(signin_submit))
+        .route("/signin/code/request", post(code_request_submit))
+        .route("/signin/code", post(code_submit))
         .route("/signout", post(signout))
 }
 
@@ -145,6 +147,110 @@ pub(crate) async fn ldap_form(
         inbox_depth => depth,
     };
     (status, view::render("signin.html", ctx)).into_response()
+}
+
+/// The e-mail-code steps of the sign-in page (RSP-578): `email` set and `sent` true shows the
+/// form for the code; `error` goes beside the field of the step shown.
+async fn code_form(
+    state: &AppState,
+    status: StatusCode,
+    email: &str,
+    sent: bool,
+    error: &str,
+    next: &str,
+) -> Response {
+    let depth = state
+        .store
+        .inbox_depth()
+        .await
+        .map_or_else(|_| "unknown".to_string(), |d| d.to_string());
+    let ctx = context! {
+        title => "Sign in",
+        email => "",
+        next => next,
+        code_email => email,
+        code_sent => sent,
+        code_error => error,
+        code_minutes => klaxon_core::login_code::CODE_TTL_MS / 60_000,
+        inbox_depth => depth,
+    };
+    (status, view::render("signin.html", ctx)).into_response()
+}
+
+fn failure_status(f: &LoginFailure) -> (StatusCode, String) {
+    match f {
+        LoginFailure::Error(e) => {
+            if e.code == ErrorCode::InternalError {
+                tracing::error!(error = %e.message, "console sign-in failed");
+            }
+            (
+                StatusCode::from_u16(e.code.http_status(klaxon_core::error::Surface::OpenApi))
+                    .unwrap_or(StatusCode::BAD_REQUEST),
+                e.message.clone(),
+            )
+        }
+        LoginFailure::Locked { until, now } => (
+            StatusCode::LOCKED,
+            crate::signin::locked(*until, *now).0.message,
+        ),
+        LoginFailure::Throttled { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many sign-in attempts on this server right now; try again in a second".to_string(),
+        ),
+    }
+}
+
+/// "E-mail me a code": sends the code (the same page whether or not the address is known)
+/// and shows the form for it.
+async fn code_request_submit(
+    State(state): State<AppState>,
+    extensions: axum::http::Extensions,
+    body: Bytes,
+) -> Response {
+    let ip = crate::openapi::client_ip(&extensions);
+    let pairs = super::form_pairs(&body);
+    let get = |name: &str| super::form_value(&pairs, name);
+    let email = get("email").trim().to_string();
+    let next = local_path(&get("next")).unwrap_or(START).to_string();
+    match crate::signin_code::request_code(&state, &email, &ip).await {
+        Ok(()) => code_form(&state, StatusCode::OK, &email, true, "", &next).await,
+        Err(f) => {
+            let (status, message) = failure_status(&f);
+            code_form(&state, status, &email, false, &message, &next).await
+        }
+    }
+}
+
+/// The code from the e-mail: signs in and goes on to `next`.
+async fn code_submit(
+    State(state): State<AppState>,
+    extensions: axum::http::Extensions,
+    body: Bytes,
+) -> Response {
+    let ip = crate::openapi::client_ip(&extensions);
+    let pairs = super::form_pairs(&body);
+    let get = |name: &str| super::form_value(&pairs, name);
+    let email = get("email").trim().to_string();
+    let code = get("code");
+    let next = local_path(&get("next")).unwrap_or(START).to_string();
+    match crate::signin_code::code_sign_in(&state, &email, &code, 0, &ip).await {
+        Ok(created) => {
+            let ttl_secs = state.config.auth.session_ttl_minutes.max(1) * 60;
+            let mut resp = redirect(&HeaderMap::new(), &next);
+            session_cookies(
+                &state,
+                &mut resp,
+                &created.token,
+                &created.session.csrf_token,
+                ttl_secs,
+            );
+            resp
+        }
+        Err(f) => {
+            let (status, message) = failure_status(&f);
+            code_form(&state, status, &email, true, &message, &next).await
+        }
+    }
 }
 
 fn field_of(message: &str) -> Field {

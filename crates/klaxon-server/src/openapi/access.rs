@@ -102,6 +102,8 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/team/infos", Member),
     ("/team/upsert", P(TeamsManage)),
     ("/team/delete", P(TeamsManage)),
+    // RSP-556: any member leaves a team of their own; audited as a write.
+    ("/team/leave", OwnSettings),
     // APP keys (RSP-610).
     ("/app-key/list", P(ApiKeysRead)),
     ("/app-key/create", P(ApiKeysManage)),

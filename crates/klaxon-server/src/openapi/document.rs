@@ -162,7 +162,7 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "/account/sso/update",
         "Change the account's single sign-on configuration",
-        "enabled:bool protocol:oidc|saml2|cas|ldap login_domain:str63 create_account_on_login:bool field_mapping:obj default_role_ids:[id] oidc:obj ldap:obj team_mapping:obj",
+        "enabled:bool protocol:oidc|saml2|cas|ldap login_domain:str63 create_account_on_login:bool field_mapping:obj default_role_ids:[id] oidc:obj ldap:obj cas:obj team_mapping:obj",
         Object,
     ),
     (
@@ -289,7 +289,7 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "/team/list",
         "List teams",
-        "@paging query:str orderby:created_at|updated_at|team_name person_id:int",
+        "@paging query:str orderby:created_at|updated_at|team_name person_id:int is_my_team:bool",
         ListOf("Team"),
     ),
     (
@@ -315,6 +315,12 @@ pub const OPERATIONS: &[Operation] = &[
         "Delete a team",
         "team_id:id team_name:str ref_id:str",
         Nothing,
+    ),
+    (
+        "/team/leave",
+        "Leave a team the caller belongs to",
+        "team_id:id team_name:str ref_id:str",
+        Object,
     ),
     // APP keys.
     ("/app-key/list", "The caller's APP keys", "", List),

@@ -1,7 +1,7 @@
 //! The account's single sign-on configuration (response.md §1.24, RSP-570, RSP-571):
 //! - `/account/sso/info` (`SSO Read`) answers the configuration without its client secret
 //!   (`has_client_secret` says whether one is stored) and the redirect URL to register at the
-//!   identity provider;
+//!   identity provider (for CAS, `cas.service_url`);
 //! - `/account/sso/update` (`SSO Manage`) changes it: absent fields keep their value, an
 //!   empty `oidc.client_secret` or `ldap.bind_password` keeps the stored secret, and a login
 //!   domain another account uses is refused (`InvalidParameter`, conflict) with nothing
@@ -52,7 +52,23 @@ fn shown(state: &AppState, c: &SsoConfig) -> Value {
             "redirect_url": redirect_url,
         },
         "ldap": ldap_shown(&c.ldap, c.protocol == "ldap" && c.has_secret),
+        "cas": cas_shown(state, &c.cas, &c.login_domain, c.protocol == "cas"),
         "team_mapping": c.team_mapping,
+    })
+}
+
+/// The CAS settings as answered, with the service URL to register at the CAS server
+/// (§1.24: "shows the redirect (service) URL").
+fn cas_shown(state: &AppState, cas: &sso::CasSettings, login_domain: &str, active: bool) -> Value {
+    let service_url = if active && !login_domain.is_empty() {
+        crate::sso_cas::cas_service_url(&state.base_url, login_domain)
+    } else {
+        String::new()
+    };
+    json!({
+        "server_url": cas.server_url,
+        "login_path": cas.login_path,
+        "service_url": service_url,
     })
 }
 
@@ -87,6 +103,7 @@ async fn info(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
             "default_role_ids": sso::DEFAULT_ROLE_IDS,
             "oidc": {"issuer": "", "client_id": "", "has_client_secret": false, "redirect_url": ""},
             "ldap": ldap_shown(&sso::LdapSettings::default(), false),
+            "cas": cas_shown(state, &sso::CasSettings::default(), "", false),
             "team_mapping": sso::TeamMapping::default(),
         })),
     }

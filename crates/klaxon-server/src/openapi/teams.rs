@@ -1,5 +1,6 @@
 //! Teams over the Open API (openapi-compat.md 2.9; response.md §1.4, RSP-554, RSP-556):
-//! `/team/list`, `/team/info`, `/team/infos`, `/team/upsert` and `/team/delete`.
+//! `/team/list`, `/team/info`, `/team/infos`, `/team/upsert`, `/team/delete` and
+//! `/team/leave` (any member leaves a team they belong to, RSP-556).
 //!
 //! A team is addressed by `team_id`, else `team_name`, else `ref_id`. Another account's ids
 //! behave exactly like unknown ones (the store scopes every statement by account).
@@ -156,11 +157,26 @@ pub async fn list(state: &AppState, caller: &Caller, args: &Args) -> Result<Valu
             )));
         }
     };
+    let mut person_id = optional_id(args, "person_id")?;
+    // RSP-556: "my teams" — the teams the caller belongs to.
+    if args.bool("is_my_team")?.unwrap_or(false) {
+        if caller.account_key {
+            return Err(ApiError::invalid(
+                "is_my_team: an account-level APP key belongs to no team; call with a member's key",
+            ));
+        }
+        if person_id.is_some_and(|p| p != caller.member_id) {
+            return Err(ApiError::invalid(
+                "is_my_team: cannot be combined with another member's person_id",
+            ));
+        }
+        person_id = Some(caller.member_id);
+    }
     let filter = TeamFilter {
         p,
         limit,
         query: args.str("query")?.map(|q| q.trim().to_string()),
-        person_id: optional_id(args, "person_id")?,
+        person_id,
         orderby,
         asc: args.bool("asc")?.unwrap_or(false),
     };
@@ -279,4 +295,31 @@ pub async fn delete(state: &AppState, caller: &Caller, args: &Args) -> Result<()
             other => refused(other),
         })?;
     Ok(())
+}
+
+/// RSP-556: the caller leaves a team it belongs to. Needs no permission point: a member
+/// acts on their own membership only.
+pub async fn leave(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    if caller.account_key {
+        return Err(ApiError::invalid(
+            "an account-level APP key belongs to no team; call with a member's key",
+        ));
+    }
+    let key = team_key(args)?;
+    let team = state
+        .store
+        .leave_team(caller.account_id, caller.member_id, &key, state.clock.now())
+        .await
+        .map_err(store_err)?
+        .map_err(|r| match r {
+            Refusal::NotFound(_) => not_found(&key),
+            other => refused(other),
+        })?;
+    tracing::info!(
+        account_id = caller.account_id,
+        member_id = caller.member_id,
+        team_id = team.team_id,
+        "left the team"
+    );
+    Ok(json!({ "team_id": team.team_id, "team_name": team.team_name }))
 }
