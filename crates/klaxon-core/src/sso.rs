@@ -10,10 +10,13 @@ use crate::error::ApiError;
 /// §1.24: the roles given to members created by SSO when none are configured (Viewer).
 pub const DEFAULT_ROLE_IDS: [i64; 1] = [8];
 
-/// The protocols of §1.24. This version signs in with OIDC and LDAP; the others are refused
-/// on update.
+/// The protocols of §1.24. This version signs in with OIDC, LDAP and (with the `saml`
+/// feature) SAML 2.0; the others are refused on update.
 pub const PROTOCOLS: [&str; 4] = ["saml2", "oidc", "cas", "ldap"];
+#[cfg(not(feature = "saml"))]
 pub const SUPPORTED_PROTOCOLS: [&str; 2] = ["oidc", "ldap"];
+#[cfg(feature = "saml")]
+pub const SUPPORTED_PROTOCOLS: [&str; 3] = ["oidc", "ldap", "saml2"];
 
 /// `field_mapping` (§1.24): claim names at the identity provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +103,7 @@ pub struct SsoConfig {
     pub default_role_ids: Vec<i64>,
     pub oidc: OidcSettings,
     pub ldap: LdapSettings,
+    pub saml: crate::saml::SamlSettings,
     pub team_mapping: TeamMapping,
     /// Whether a secret (the OIDC client secret or the LDAP bind password) is stored; the
     /// secret itself is never read back.
@@ -370,6 +374,7 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
         default_role_ids: DEFAULT_ROLE_IDS.to_vec(),
         oidc: OidcSettings::default(),
         ldap: LdapSettings::default(),
+        saml: crate::saml::SamlSettings::default(),
         team_mapping: TeamMapping::default(),
         has_secret: false,
     });
@@ -398,7 +403,7 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
             config.has_secret = false;
             if p == "ldap" && config.field_mapping == FieldMapping::default() {
                 config.field_mapping = FieldMapping::ldap_default();
-            } else if p == "oidc" && config.field_mapping == FieldMapping::ldap_default() {
+            } else if p != "ldap" && config.field_mapping == FieldMapping::ldap_default() {
                 config.field_mapping = FieldMapping::default();
             }
         }
@@ -563,6 +568,18 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
         }
         Some(_) => return Err(ApiError::invalid("ldap: must be an object")),
     }
+    match args.get("saml") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) if config.protocol == "saml2" => {
+            crate::saml::apply_update(&mut config.saml, m)?;
+        }
+        Some(Value::Object(_)) => {
+            return Err(ApiError::invalid(
+                "saml: only for protocol saml2 (set \"protocol\": \"saml2\")",
+            ));
+        }
+        Some(_) => return Err(ApiError::invalid("saml: must be an object")),
+    }
     if config.login_domain.is_empty() {
         return Err(ApiError::invalid("login_domain: required"));
     }
@@ -610,6 +627,9 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
                 "ldap.bind_password: required to enable LDAP sign-in with a bind_dn",
             ));
         }
+    }
+    if config.enabled && config.protocol == "saml2" {
+        crate::saml::check_complete(&config.saml)?;
     }
     Ok(SsoUpdate { config, secret })
 }

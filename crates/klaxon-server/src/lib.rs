@@ -42,6 +42,8 @@ mod smtp;
 mod sources;
 mod sso;
 mod sso_ldap;
+#[cfg(feature = "saml")]
+mod sso_saml;
 mod state;
 pub mod support;
 pub mod ticket_sync;

@@ -46,12 +46,17 @@ const LEEWAY_SECS: i64 = 60;
 const MAX_PROVIDER_BODY: usize = 256 * 1024;
 const START: &str = "/incidents";
 
+// Without the `saml` feature the binding is returned as built.
+#[allow(clippy::let_and_return)]
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    let router = Router::new()
         .route("/sso/start", get(start_form))
         .route("/sso/oidc/start/{login_domain}", get(oidc_start))
         .route("/sso/oidc/callback/{login_domain}", get(oidc_callback))
-        .merge(crate::sso_ldap::routes())
+        .merge(crate::sso_ldap::routes());
+    #[cfg(feature = "saml")]
+    let router = router.merge(crate::sso_saml::routes());
+    router
 }
 
 /// RSP-575: the redirect URL to register at the identity provider.
@@ -107,7 +112,7 @@ impl Refused {
             message: message.into(),
         }
     }
-    fn internal(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "SSO sign-in failed");
         Refused {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -178,6 +183,13 @@ async fn start_form(State(state): State<AppState>, RawQuery(query): RawQuery) ->
         Ok(found) if found.config.protocol == "oidc" => {
             let to = format!(
                 "/sso/oidc/start/{domain}?{}",
+                serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default()
+            );
+            redirect(&HeaderMap::new(), &to)
+        }
+        Ok(found) if found.config.protocol == "saml2" && klaxon_core::saml::AVAILABLE => {
+            let to = format!(
+                "/sso/saml/start/{domain}?{}",
                 serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default()
             );
             redirect(&HeaderMap::new(), &to)

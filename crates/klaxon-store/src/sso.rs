@@ -4,6 +4,7 @@
 
 use klaxon_core::directory::STATUS_ENABLED;
 use klaxon_core::model::Millis;
+use klaxon_core::saml::SamlSettings;
 use klaxon_core::sso::{
     FieldMapping, LdapSettings, MappedUser, OidcSettings, SsoConfig, TeamMapping,
 };
@@ -55,6 +56,8 @@ struct StoredSettings {
     #[serde(default)]
     ldap: LdapSettings,
     #[serde(default)]
+    saml: SamlSettings,
+    #[serde(default)]
     team_mapping: TeamMapping,
 }
 
@@ -62,6 +65,7 @@ fn settings_json(config: &SsoConfig) -> Result<String> {
     to_json(&StoredSettings {
         oidc: config.oidc.clone(),
         ldap: config.ldap.clone(),
+        saml: config.saml.clone(),
         team_mapping: config.team_mapping.clone(),
     })
 }
@@ -89,6 +93,7 @@ fn config_row(row: &AnyRow) -> Result<SsoSignInConfig> {
             default_role_ids,
             oidc: settings.oidc,
             ldap: settings.ldap,
+            saml: settings.saml,
             team_mapping: settings.team_mapping,
             has_secret: !secret.is_empty(),
         },
