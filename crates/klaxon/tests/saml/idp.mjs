@@ -3,6 +3,9 @@
 // against the SAML schema by xmllint). It reads the service provider from Klaxon's own SP
 // metadata URL, so the test also checks that metadata is usable by another implementation.
 //
+// idp-key.pem/idp-cert.pem are the IdP's signing key and certificate, other-key.pem/
+// other-cert.pem a key the metadata does not list: made for this test only, secret nowhere.
+//
 // Usage: node idp.mjs <port> <sp_metadata_url>
 // Prints "listening <base>" once it accepts connections. Its metadata is at <base>/metadata.
 //
