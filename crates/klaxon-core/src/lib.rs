@@ -25,6 +25,7 @@ pub mod ratelimit;
 pub mod response;
 pub mod retention;
 pub mod routing;
+pub mod saml;
 pub mod schedule;
 pub mod sso;
 pub mod standard;

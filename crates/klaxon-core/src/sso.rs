@@ -10,10 +10,13 @@ use crate::error::ApiError;
 /// §1.24: the roles given to members created by SSO when none are configured (Viewer).
 pub const DEFAULT_ROLE_IDS: [i64; 1] = [8];
 
-/// The protocols of §1.24. This version signs in with OIDC, CAS and LDAP; SAML 2.0 is refused
-/// on update.
+/// The protocols of §1.24. This version signs in with OIDC, CAS, LDAP and (with the `saml`
+/// feature) SAML 2.0; the others are refused on update.
 pub const PROTOCOLS: [&str; 4] = ["saml2", "oidc", "cas", "ldap"];
+#[cfg(not(feature = "saml"))]
 pub const SUPPORTED_PROTOCOLS: [&str; 3] = ["oidc", "cas", "ldap"];
+#[cfg(feature = "saml")]
+pub const SUPPORTED_PROTOCOLS: [&str; 4] = ["oidc", "cas", "ldap", "saml2"];
 
 /// RSP-576: the usual login path of a CAS server (Apereo CAS and its kin).
 pub const CAS_DEFAULT_LOGIN_PATH: &str = "/login";
@@ -125,6 +128,7 @@ pub struct SsoConfig {
     pub oidc: OidcSettings,
     pub ldap: LdapSettings,
     pub cas: CasSettings,
+    pub saml: crate::saml::SamlSettings,
     pub team_mapping: TeamMapping,
     /// Whether a secret (the OIDC client secret or the LDAP bind password) is stored; the
     /// secret itself is never read back.
@@ -461,6 +465,7 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
         oidc: OidcSettings::default(),
         ldap: LdapSettings::default(),
         cas: CasSettings::default(),
+        saml: crate::saml::SamlSettings::default(),
         team_mapping: TeamMapping::default(),
         has_secret: false,
     });
@@ -677,6 +682,18 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
         }
         Some(_) => return Err(ApiError::invalid("cas: must be an object")),
     }
+    match args.get("saml") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) if config.protocol == "saml2" => {
+            crate::saml::apply_update(&mut config.saml, m)?;
+        }
+        Some(Value::Object(_)) => {
+            return Err(ApiError::invalid(
+                "saml: only for protocol saml2 (set \"protocol\": \"saml2\")",
+            ));
+        }
+        Some(_) => return Err(ApiError::invalid("saml: must be an object")),
+    }
     if config.login_domain.is_empty() {
         return Err(ApiError::invalid("login_domain: required"));
     }
@@ -729,6 +746,9 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
                 "ldap.bind_password: required to enable LDAP sign-in with a bind_dn",
             ));
         }
+    }
+    if config.enabled && config.protocol == "saml2" {
+        crate::saml::check_complete(&config.saml)?;
     }
     Ok(SsoUpdate { config, secret })
 }

@@ -44,6 +44,8 @@ mod sources;
 mod sso;
 mod sso_cas;
 mod sso_ldap;
+#[cfg(feature = "saml")]
+mod sso_saml;
 mod state;
 pub mod support;
 pub mod ticket_sync;

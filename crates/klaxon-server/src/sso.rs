@@ -47,13 +47,18 @@ const LEEWAY_SECS: i64 = 60;
 pub(crate) const MAX_PROVIDER_BODY: usize = 256 * 1024;
 pub(crate) const START: &str = "/incidents";
 
+// Without the `saml` feature the binding is returned as built.
+#[allow(clippy::let_and_return)]
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    let router = Router::new()
         .route("/sso/start", get(start_form))
         .route("/sso/oidc/start/{login_domain}", get(oidc_start))
         .route("/sso/oidc/callback/{login_domain}", get(oidc_callback))
         .merge(crate::sso_ldap::routes())
-        .merge(crate::sso_cas::routes())
+        .merge(crate::sso_cas::routes());
+    #[cfg(feature = "saml")]
+    let router = router.merge(crate::sso_saml::routes());
+    router
 }
 
 /// RSP-575: the redirect URL to register at the identity provider.
@@ -192,6 +197,13 @@ async fn start_form(State(state): State<AppState>, RawQuery(query): RawQuery) ->
         Ok(found) if found.config.protocol == "cas" => {
             let to = format!(
                 "/sso/cas/start/{domain}?{}",
+                serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default()
+            );
+            redirect(&HeaderMap::new(), &to)
+        }
+        Ok(found) if found.config.protocol == "saml2" && klaxon_core::saml::AVAILABLE => {
+            let to = format!(
+                "/sso/saml/start/{domain}?{}",
                 serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default()
             );
             redirect(&HeaderMap::new(), &to)

@@ -4,6 +4,7 @@
 
 use klaxon_core::directory::STATUS_ENABLED;
 use klaxon_core::model::Millis;
+use klaxon_core::saml::SamlSettings;
 use klaxon_core::sso::{
     CasSettings, FieldMapping, LdapSettings, MappedUser, OidcSettings, SsoConfig, TeamMapping,
 };
@@ -56,6 +57,7 @@ struct StoredSettings {
     ldap: LdapSettings,
     #[serde(default)]
     cas: CasSettings,
+    saml: SamlSettings,
     #[serde(default)]
     team_mapping: TeamMapping,
 }
@@ -65,6 +67,7 @@ fn settings_json(config: &SsoConfig) -> Result<String> {
         oidc: config.oidc.clone(),
         ldap: config.ldap.clone(),
         cas: config.cas.clone(),
+        saml: config.saml.clone(),
         team_mapping: config.team_mapping.clone(),
     })
 }
@@ -93,6 +96,7 @@ fn config_row(row: &AnyRow) -> Result<SsoSignInConfig> {
             oidc: settings.oidc,
             ldap: settings.ldap,
             cas: settings.cas,
+            saml: settings.saml,
             team_mapping: settings.team_mapping,
             has_secret: !secret.is_empty(),
         },

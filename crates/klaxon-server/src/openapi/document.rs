@@ -162,7 +162,7 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "/account/sso/update",
         "Change the account's single sign-on configuration",
-        "enabled:bool protocol:oidc|saml2|cas|ldap login_domain:str63 create_account_on_login:bool field_mapping:obj default_role_ids:[id] oidc:obj ldap:obj cas:obj team_mapping:obj",
+        "enabled:bool protocol:oidc|saml2|cas|ldap login_domain:str63 create_account_on_login:bool field_mapping:obj default_role_ids:[id] oidc:obj ldap:obj cas:obj saml:obj team_mapping:obj",
         Object,
     ),
     (

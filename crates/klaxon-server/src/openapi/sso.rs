@@ -1,7 +1,8 @@
 //! The account's single sign-on configuration (response.md §1.24, RSP-570, RSP-571):
 //! - `/account/sso/info` (`SSO Read`) answers the configuration without its client secret
 //!   (`has_client_secret` says whether one is stored) and the redirect URL to register at the
-//!   identity provider (for CAS, `cas.service_url`);
+//!   identity provider (for CAS, `cas.service_url`; for SAML: the SP entity ID, metadata URL and
+//!   ACS URL, RSP-574);
 //! - `/account/sso/update` (`SSO Manage`) changes it: absent fields keep their value, an
 //!   empty `oidc.client_secret` or `ldap.bind_password` keeps the stored secret, and a login
 //!   domain another account uses is refused (`InvalidParameter`, conflict) with nothing
@@ -9,6 +10,7 @@
 //!   as `bind_dn` and reads `user_dn`); a failed test is refused and changes nothing.
 
 use klaxon_core::error::ApiError;
+use klaxon_core::saml;
 use klaxon_core::sso::{self, SsoConfig};
 use serde_json::{Value, json};
 
@@ -53,6 +55,7 @@ fn shown(state: &AppState, c: &SsoConfig) -> Value {
         },
         "ldap": ldap_shown(&c.ldap, c.protocol == "ldap" && c.has_secret),
         "cas": cas_shown(state, &c.cas, &c.login_domain, c.protocol == "cas"),
+        "saml": saml_shown(state, &c.saml, &c.login_domain, c.protocol == "saml2"),
         "team_mapping": c.team_mapping,
     })
 }
@@ -69,6 +72,24 @@ fn cas_shown(state: &AppState, cas: &sso::CasSettings, login_domain: &str, activ
         "server_url": cas.server_url,
         "login_path": cas.login_path,
         "service_url": service_url,
+/// RSP-574: the SAML settings, with what the IdP needs from Klaxon (SP entity ID, metadata
+/// URL, ACS URL) once the login domain uses SAML, and the fingerprints of the certificates
+/// taken from the uploaded IdP metadata.
+fn saml_shown(state: &AppState, s: &saml::SamlSettings, login_domain: &str, active: bool) -> Value {
+    let urls = active && !login_domain.is_empty();
+    let certificates: Vec<Value> = s
+        .idp_certificates
+        .iter()
+        .map(|c| json!({"sha256_fingerprint": saml::certificate_fingerprint(c)}))
+        .collect();
+    json!({
+        "available": saml::AVAILABLE,
+        "idp_entity_id": s.idp_entity_id,
+        "idp_sso_url": s.idp_sso_url,
+        "idp_certificates": certificates,
+        "sp_entity_id": saml::sp_entity_id(s, &state.base_url),
+        "metadata_url": if urls { saml::metadata_url(&state.base_url, login_domain) } else { String::new() },
+        "acs_url": if urls { saml::acs_url(&state.base_url, login_domain) } else { String::new() },
     })
 }
 
@@ -104,6 +125,7 @@ async fn info(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
             "oidc": {"issuer": "", "client_id": "", "has_client_secret": false, "redirect_url": ""},
             "ldap": ldap_shown(&sso::LdapSettings::default(), false),
             "cas": cas_shown(state, &sso::CasSettings::default(), "", false),
+            "saml": saml_shown(state, &saml::SamlSettings::default(), "", false),
             "team_mapping": sso::TeamMapping::default(),
         })),
     }
