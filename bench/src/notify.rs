@@ -393,7 +393,10 @@ mod tests {
 
     #[test]
     fn probe_numbers_are_found_in_any_body() {
-        assert_eq!(probe_number(br#"{"text":"INC #12 notify-probe-42\n"}"#), Some(42));
+        assert_eq!(
+            probe_number(br#"{"text":"INC #12 notify-probe-42\n"}"#),
+            Some(42)
+        );
         assert_eq!(probe_number(br#"{"title":"notify-probe-7"}"#), Some(7));
         assert_eq!(probe_number(b"nothing here"), None);
     }

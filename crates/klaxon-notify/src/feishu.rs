@@ -564,7 +564,10 @@ mod tests {
             outlier: true,
             ..card_of()
         });
-        assert_eq!(c["header"]["title"]["content"], "[罕见] INC #293A4B db <down>");
+        assert_eq!(
+            c["header"]["title"]["content"],
+            "[罕见] INC #293A4B db <down>"
+        );
         let el = c["elements"].as_array().unwrap();
         assert_eq!(
             el[0]["text"]["content"],

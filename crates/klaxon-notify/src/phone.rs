@@ -411,7 +411,10 @@ mod tests {
         // spec: RSP-293
         let zh = call_twiml("db", Some("https://k.example/v"), &ZH);
         assert!(zh.contains("<Say>按 1 认领此故障。</Say></Gather><Say>没有按键。再见。</Say>"));
-        assert!(reprompt_twiml("https://k.example/v", &ZH).contains("<Say>该按键无效。 按 1 认领此故障。</Say>"));
+        assert!(
+            reprompt_twiml("https://k.example/v", &ZH)
+                .contains("<Say>该按键无效。 按 1 认领此故障。</Say>")
+        );
         assert_eq!(
             call_twiml("hi", None, &EN),
             "<Response><Say>hi</Say><Pause length=\"1\"/><Say>hi</Say></Response>"

@@ -398,9 +398,8 @@ impl HttpProviders {
                 let url = self.url(&s("endpoint"))?;
                 // The template layer guarantees the shape (a custom body that misses it falls
                 // back to the default); a body that still is not JSON is not sent.
-                let body: Value = serde_json::from_str(rendered.trim()).map_err(|e| {
-                    SendError::provider(format!("the zoom body is not JSON: {e}"))
-                })?;
+                let body: Value = serde_json::from_str(rendered.trim())
+                    .map_err(|e| SendError::provider(format!("the zoom body is not JSON: {e}")))?;
                 let req = self
                     .client()?
                     .post(url)
@@ -684,7 +683,9 @@ fn zoom_result(status: u16, body: &str) -> Result<String, SendError> {
     match status {
         200..=299 => Ok(String::new()),
         429 => Err(SendError::RateLimited(clean(&format!("HTTP 429 {body}")))),
-        500..=u16::MAX => Err(SendError::Transient(clean(&format!("HTTP {status} {body}")))),
+        500..=u16::MAX => Err(SendError::Transient(clean(&format!(
+            "HTTP {status} {body}"
+        )))),
         _ => {
             let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
             let msg = v
@@ -910,7 +911,10 @@ mod tests {
     fn feishu_bodies_are_cards_rich_text_or_text() {
         // spec: RSP-349
         let card = r#"{"msg_type": "interactive", "card": {"elements": []}}"#;
-        assert_eq!(feishu_bot_body(card), serde_json::from_str::<Value>(card).unwrap());
+        assert_eq!(
+            feishu_bot_body(card),
+            serde_json::from_str::<Value>(card).unwrap()
+        );
         let post = r#" {"msg_type": "post", "content": {"post": {}}} "#;
         assert_eq!(feishu_bot_body(post)["msg_type"], "post");
         for other in [
@@ -931,10 +935,16 @@ mod tests {
     fn zoom_answers() {
         // spec: RSP-350
         assert_eq!(zoom_result(200, ""), Ok(String::new()));
-        assert!(matches!(zoom_result(429, ""), Err(SendError::RateLimited(_))));
+        assert!(matches!(
+            zoom_result(429, ""),
+            Err(SendError::RateLimited(_))
+        ));
         assert!(matches!(zoom_result(503, ""), Err(SendError::Transient(_))));
         assert_eq!(
-            zoom_result(401, r#"{"code": 401, "message": "Invalid authorization token"}"#),
+            zoom_result(
+                401,
+                r#"{"code": 401, "message": "Invalid authorization token"}"#
+            ),
             Err(SendError::Permanent(
                 "provider_error:HTTP 401 Invalid authorization token".into()
             ))

@@ -14,7 +14,6 @@ use tokio::sync::watch;
 
 use crate::state::AppState;
 
-
 /// How often the backlog gauge is refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(10);
 

@@ -14,12 +14,12 @@
 //! - Every node with `workers.delivery` runs it. Metrics: `klaxon_webhook_attempts_total
 //!   {outcome}`.
 
-use std::collections::HashMap;
 use klaxon_core::model::{Alert, Incident, Millis};
 use klaxon_core::webhook::{self, HISTORY_KEEP_MS};
 use klaxon_notify::webhook::{WebhookRequest, WebhookSender};
 use klaxon_store::{PendingWebhook, Store, StoreError, WebhookAttempt};
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
 use tokio::sync::watch;
 
 use crate::state::AppState;

@@ -3624,6 +3624,11 @@ async fn route_edit_in_the_browser(database_url: &str) {
     t.stop().await;
 }
 
+async fn progress_of(t: &TestServer, id: &str) -> String {
+    let (_, body) = t.api("/incident/info", json!({"incident_id": id})).await;
+    body["data"]["progress"].as_str().unwrap().to_string()
+}
+
 /// The acknowledge link of a notification (`detail_url?ack=1`) acknowledges as the viewer once
 /// the page is shown, reports it, and on a Closed incident only shows a notice.
 async fn the_ack_link(database_url: &str) {
@@ -3638,10 +3643,6 @@ async fn the_ack_link(database_url: &str) {
         .await;
     assert_eq!(status, 200, "{body}");
     let id = body["data"]["incident_id"].as_str().unwrap().to_string();
-    let progress = |t: &TestServer, id: String| {
-        let req = t.api("/incident/info", json!({"incident_id": id}));
-        async move { req.await.1["data"]["progress"].as_str().unwrap().to_string() }
-    };
 
     // Signed out, the link goes through sign-in and comes back to itself.
     let no_redirects = reqwest::Client::builder()
@@ -3667,7 +3668,7 @@ async fn the_ack_link(database_url: &str) {
     let post = format!("hx-post=\"/incident/detail/{id}/ack\" hx-trigger=\"load\"");
     assert!(html.contains(&post), "{html}");
     assert!(html.contains("Acknowledging this incident as you"));
-    assert_eq!(progress(&t, id.clone()).await, "Triggered");
+    assert_eq!(progress_of(&t, &id).await, "Triggered");
     // Without `?ack=1` nothing is posted.
     let (_, plain) = get_page(&t, &cookie, &format!("/incident/detail/{id}")).await;
     assert!(!plain.contains("hx-trigger=\"load\""));
@@ -3683,7 +3684,7 @@ async fn the_ack_link(database_url: &str) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(progress(&t, id.clone()).await, "Processing");
+    assert_eq!(progress_of(&t, &id).await, "Processing");
     let (_, feed) = t
         .api(
             "/incident/feed",
@@ -3709,7 +3710,7 @@ async fn the_ack_link(database_url: &str) {
     assert!(html.contains("id=\"ack-closed\""), "{html}");
     assert!(html.contains("This incident is closed"));
     assert!(!html.contains("hx-trigger=\"load\""));
-    assert_eq!(progress(&t, id.clone()).await, "Closed");
+    assert_eq!(progress_of(&t, &id).await, "Closed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

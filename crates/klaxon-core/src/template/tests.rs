@@ -583,7 +583,11 @@ fn a_zoom_body_must_be_zooms_message_object() {
         assert!(o.template_fallback, "{bad}");
         assert!(o.error.as_deref().unwrap().starts_with("zoom: "), "{bad}");
         let j: serde_json::Value = serde_json::from_str(&o.text).unwrap();
-        assert!(j["content"]["body"].is_array(), "the default goes out: {}", o.text);
+        assert!(
+            j["content"]["body"].is_array(),
+            "the default goes out: {}",
+            o.text
+        );
     }
     let good = r#"{"content": {"head": {"text": {{toJson .Title}}}, "body": [{"type": "message", "text": "x"}]}, "is_markdown_support": true}"#;
     assert!(validate(Channel::Zoom, good, &env()).is_ok());

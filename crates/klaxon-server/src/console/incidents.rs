@@ -796,17 +796,21 @@ fn ack_link(d: &minijinja::Value, viewer: i64) -> &'static str {
     let Ok(i) = d.get_attr("i") else {
         return "";
     };
-    if i.get_attr("progress").is_ok_and(|p| p.as_str() == Some("Closed")) {
+    if i.get_attr("progress")
+        .is_ok_and(|p| p.as_str() == Some("Closed"))
+    {
         return "closed";
     }
-    let acked = i.get_attr("responders").ok().and_then(|r| r.try_iter().ok()).is_some_and(
-        |mut rs| {
+    let acked = i
+        .get_attr("responders")
+        .ok()
+        .and_then(|r| r.try_iter().ok())
+        .is_some_and(|mut rs| {
             rs.any(|r| {
                 let num = |k: &str| r.get_attr(k).ok().and_then(|v| i64::try_from(v).ok());
                 num("person_id") == Some(viewer) && num("acknowledged_at").unwrap_or(0) > 0
             })
-        },
-    );
+        });
     if acked { "done" } else { "ack" }
 }
 
