@@ -61,12 +61,16 @@
 //!   (`bench/alertmanager.sh`). `new` alerts fire, `repeat` re-sends them, `recover` sends them
 //!   with `endsAt` in the past. The report adds alerts per second (accepted requests × N).
 //!
+//! Subcommands: `setup-noise` (noise.rs, the rules of `bench/noise.sh`) and `notify-latency`
+//! (notify.rs: accept-to-notification latency through a local receiver, `bench/notify.sh`).
+//!
 //! Example: `klaxon-loadgen --integration-key $KEY --connections 64 --rate 5000 --duration 30
 //! --server-pid $(pgrep -n klaxon) --json`.
 
 mod hist;
 mod mix;
 mod noise;
+mod notify;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -174,6 +178,9 @@ fn main() -> anyhow::Result<()> {
     let mut argv = std::env::args().skip(1).peekable();
     if argv.peek().map(String::as_str) == Some("setup-noise") {
         return noise::main(argv.skip(1));
+    }
+    if argv.peek().map(String::as_str) == Some("notify-latency") {
+        return notify::main(argv.skip(1));
     }
     let args = Args::parse();
     validate(&args)?;

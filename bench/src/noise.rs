@@ -62,7 +62,8 @@ pub fn main(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     rt.block_on(setup(&args))
 }
 
-struct Api {
+/// An Open API client with an APP key (also used by `notify-latency`).
+pub(crate) struct Api {
     addr: SocketAddr,
     host: HeaderValue,
     base: String,
@@ -70,9 +71,30 @@ struct Api {
 }
 
 impl Api {
+    /// The client of the server at `url` (plain http, optional base path).
+    pub(crate) async fn new(url: &str, app_key: &str) -> anyhow::Result<Api> {
+        let (hostport, host, path) = super::split_url(url, "x")?;
+        let base = path
+            .split("/event/push/")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let addr = tokio::net::lookup_host(&hostport)
+            .await
+            .with_context(|| format!("cannot resolve {hostport}"))?
+            .next()
+            .ok_or_else(|| anyhow!("{hostport} resolves to no address"))?;
+        Ok(Api {
+            addr,
+            host: HeaderValue::from_str(&host).context("bad host in --url")?,
+            base,
+            app_key: app_key.to_owned(),
+        })
+    }
+
     /// POSTs `body` to the Open API `path`; returns `data`, or fails with the error body.
     /// A 429 (the Open API's rate limit) is retried after a second, as `Retry-After` asks.
-    async fn call(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+    pub(crate) async fn call(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         for _ in 0..30 {
             match self.call_once(path, body).await? {
                 Some(data) => return Ok(data),
@@ -117,23 +139,7 @@ impl Api {
 }
 
 async fn setup(args: &SetupArgs) -> anyhow::Result<()> {
-    let (hostport, host, path) = super::split_url(&args.url, "x")?;
-    let base = path
-        .split("/event/push/")
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let addr = tokio::net::lookup_host(&hostport)
-        .await
-        .with_context(|| format!("cannot resolve {hostport}"))?
-        .next()
-        .ok_or_else(|| anyhow!("{hostport} resolves to no address"))?;
-    let api = Api {
-        addr,
-        host: HeaderValue::from_str(&host).context("bad host in --url")?,
-        base,
-        app_key: args.app_key.clone(),
-    };
+    let api = Api::new(&args.url, &args.app_key).await?;
 
     // The integration the load pushes to (the list leaves keys out; `info` has them), and
     // its channel.

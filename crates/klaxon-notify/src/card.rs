@@ -31,6 +31,15 @@ pub struct Card {
     pub time_zone: String,
     /// A line saying what was just done from the card (`Acknowledged by Ann`), or "".
     pub note: String,
+    /// The account's locale: the buttons' language (RSP-293).
+    pub locale: String,
+}
+
+impl Card {
+    /// The system texts of the card's locale.
+    pub fn texts(&self) -> &'static crate::texts::Texts {
+        crate::texts::texts(&self.locale)
+    }
 }
 
 /// The severity colour (the template functions' `serverityToColor`); a closed incident is

@@ -410,6 +410,17 @@ impl Deliverer {
             })
             .collect();
         let settings = d.target.get("settings").cloned().unwrap_or(Value::Null);
+        if matches!(d.channel.as_str(), "feishu" | "zoom")
+            && let Some(body) = self.templated(d, &inc, &contacts, now).await?
+        {
+            // RSP-349, RSP-350: these bots carry the rule's template as their whole body
+            // (a Feishu card or rich text, Zoom's message object); responders are named by
+            // the template itself.
+            return inner
+                .http
+                .templated_bot(&d.channel, &settings, &d.rid, &body.text, now)
+                .await;
+        }
         inner
             .http
             .bot(&d.channel, &settings, &d.rid, &msg, &mentions, now)
@@ -607,9 +618,10 @@ impl Deliverer {
             .await?
             .map(|o| o.text)
             .unwrap_or_default();
-        let time_zone = templating::account_zone(&self.inner.store, d.account_id)
-            .await
-            .map_err(store_err)?;
+        let (time_zone, locale) =
+            templating::account_zone_and_locale(&self.inner.store, d.account_id)
+                .await
+                .map_err(store_err)?;
         Ok(crate::card::Card {
             incident_id: inc.incident_id.clone(),
             num: inc.num.clone(),
@@ -622,6 +634,7 @@ impl Deliverer {
             detail_url: msg.detail_url.clone(),
             time_zone,
             note: String::new(),
+            locale,
         })
     }
 
@@ -835,7 +848,8 @@ impl Deliverer {
         out.finish(|e| e == "chat_unavailable")
     }
 
-    /// The templated text of a direct SMS, voice, e-mail or Slack app send (RSP-340,
+    /// The templated text of a direct SMS, voice, e-mail or IM app send, or of a Feishu or
+    /// Zoom bot message (RSP-340,
     /// RSP-346–RSP-348): the rule's template or the default, post-processed and within the
     /// channel's limit.
     async fn templated(
@@ -853,6 +867,8 @@ impl Deliverer {
                     | TemplateChannel::Email
                     | TemplateChannel::SlackApp
                     | TemplateChannel::FeishuApp
+                    | TemplateChannel::Feishu
+                    | TemplateChannel::Zoom
             )
         }) else {
             return Ok(None);
@@ -998,6 +1014,11 @@ impl Deliverer {
                 } else {
                     self.reply_code(d, e164, now).await?
                 };
+                // RSP-293: the prompt and the reply hint speak the account's language.
+                let (_, locale) = templating::account_zone_and_locale(&inner.store, d.account_id)
+                    .await
+                    .map_err(|e| SendError::Transient(format!("store: {e}")))?;
+                let texts = crate::texts::texts(&locale);
                 for cfg in accounts
                     .into_iter()
                     .flatten()
@@ -1012,11 +1033,11 @@ impl Deliverer {
                         let links = self.call_links(d, &cfg.auth_token, now);
                         inner
                             .http
-                            .call(cfg, &d.rid, e164, &text, Some(&links))
+                            .call(cfg, &d.rid, e164, &text, Some(&links), texts)
                             .await
                     } else {
                         let text = match &code {
-                            Some(code) => crate::phone::sms_with_hint(&text, code),
+                            Some(code) => crate::phone::sms_with_hint(&text, code, texts),
                             None => text,
                         };
                         inner.http.sms(cfg, &d.rid, e164, &text).await

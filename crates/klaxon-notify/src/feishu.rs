@@ -62,7 +62,7 @@ fn lark_md(text: &str) -> Value {
 fn state_line(card: &Card) -> String {
     let mut parts = vec![format!("**{}**", card.severity), card.progress.clone()];
     if card.snoozed_before > 0 && card.progress != "Closed" {
-        parts.push(format!("Snoozed until {}", snooze_end(card)));
+        parts.push(card.texts().snoozed_until(&snooze_end(card)));
     }
     parts.join(" · ")
 }
@@ -86,8 +86,9 @@ pub fn chat_card(card: &Card, mentions: &[String]) -> Value {
 fn card_with(card: &Card, mentions: &[String]) -> Value {
     let headline = format!("INC #{} {}", card.num, card.title);
     // RSP-453: the outlier marker belongs to the header.
+    let t = card.texts();
     let header = if card.outlier {
-        format!("[Outlier] {headline}")
+        format!("{} {headline}", t.outlier)
     } else {
         headline
     };
@@ -101,7 +102,7 @@ fn card_with(card: &Card, mentions: &[String]) -> Value {
     if !card.note.is_empty() {
         elements.push(json!({"tag": "note", "elements": [plain(&card.note)]}));
     }
-    let details = json!({"tag": "button", "text": plain("Details"), "type": "default",
+    let details = json!({"tag": "button", "text": plain(t.details), "type": "default",
                          "url": card.detail_url});
     let actions = if card.progress == "Closed" {
         vec![details]
@@ -109,26 +110,26 @@ fn card_with(card: &Card, mentions: &[String]) -> Value {
         let id = &card.incident_id;
         let options: Vec<Value> = SNOOZE_MENU_MINUTES
             .iter()
-            .map(|m| json!({"text": plain(&format!("{} hours", m / 60)), "value": m.to_string()}))
+            .map(|m| json!({"text": plain(&t.hours(m / 60)), "value": m.to_string()}))
             .collect();
         vec![
             button(
-                "Acknowledge",
+                t.acknowledge,
                 "primary",
                 json!({"action": ACTION_ACK, "incident_id": id}),
             ),
             button(
-                "Close",
+                t.close,
                 "danger",
                 json!({"action": ACTION_CLOSE, "incident_id": id}),
             ),
             button(
-                "Snooze 2 hours",
+                t.snooze_one_click,
                 "default",
                 json!({"action": ACTION_SNOOZE, "incident_id": id,
                        "minutes": SNOOZE_ONE_CLICK_MINUTES.to_string()}),
             ),
-            json!({"tag": "select_static", "placeholder": plain("Snooze longer"),
+            json!({"tag": "select_static", "placeholder": plain(t.snooze_longer),
                    "value": {"action": ACTION_SNOOZE_MENU, "incident_id": id},
                    "options": options}),
             details,
@@ -504,6 +505,7 @@ mod tests {
             detail_url: "https://k.example/incident/detail/65a1b2c3d4e5f60718293a4b".into(),
             time_zone: "UTC".into(),
             note: String::new(),
+            locale: "en-US".into(),
         }
     }
 
@@ -551,6 +553,38 @@ mod tests {
         let last = c["elements"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(last["actions"].as_array().unwrap().len(), 1);
         assert_eq!(last["actions"][0]["text"]["content"], "Details");
+    }
+
+    #[test]
+    fn the_buttons_speak_the_accounts_locale() {
+        // spec: RSP-293
+        let c = card(&Card {
+            locale: "zh-CN".into(),
+            snoozed_before: 1_700_007_200_000,
+            outlier: true,
+            ..card_of()
+        });
+        assert_eq!(
+            c["header"]["title"]["content"],
+            "[罕见] INC #293A4B db <down>"
+        );
+        let el = c["elements"].as_array().unwrap();
+        assert_eq!(
+            el[0]["text"]["content"],
+            "**Warning** · Triggered · 暂缓至 2023-11-15 00:13 UTC"
+        );
+        let actions = el.last().unwrap()["actions"].as_array().unwrap().clone();
+        let labels: Vec<&str> = actions
+            .iter()
+            .map(|a| {
+                a["text"]["content"]
+                    .as_str()
+                    .or(a["placeholder"]["content"].as_str())
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(labels, ["认领", "关闭", "暂缓 2 小时", "暂缓更久", "详情"]);
+        assert_eq!(actions[3]["options"][0]["text"]["content"], "4 小时");
     }
 
     #[test]

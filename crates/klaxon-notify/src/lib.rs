@@ -24,6 +24,7 @@ pub mod retry;
 pub mod slack;
 pub mod smtp;
 pub mod templating;
+pub mod texts;
 pub mod tickets;
 pub mod webhook;
 

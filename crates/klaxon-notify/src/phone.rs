@@ -8,7 +8,7 @@
 //!   token. The endpoint accepts a request only when Twilio's own signature
 //!   (`X-Twilio-Signature`, [`twilio_signature_valid`]) and the token both check out.
 //! - **SMS.** An incident SMS ends with a reply hint naming a four-digit code
-//!   ([`reply_hint`]); a reply is `<code> 1` (acknowledge) or `<code> 2` (close)
+//!   ([`sms_with_hint`], in the account's language); a reply is `<code> 1` (acknowledge) or `<code> 2` (close)
 //!   ([`parse_reply`]). Codes are kept by the store, unique among one phone's live codes.
 //! - **Generic gateways** that are not Twilio post JSON signed with HMAC-SHA256 of the raw
 //!   body ([`gateway_signature_valid`]).
@@ -20,6 +20,7 @@ use klaxon_core::model::Millis;
 use serde::{Deserialize, Serialize};
 
 use crate::render::{self, escape_html};
+use crate::texts::Texts;
 
 /// How long the keypress of a call is accepted after the call was placed. Calls ring for a
 /// minute at most and last a few; an hour leaves room for a slow provider queue.
@@ -181,12 +182,9 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The prompt after the incident is read.
-pub const PRESS_ONE: &str = "Press 1 to acknowledge this incident.";
-
 /// The TwiML of a call: the text twice; with `action` (the keypress URL), inside a one-digit
-/// `<Gather>` that ends with the prompt (RSP-282).
-pub fn call_twiml(text: &str, action: Option<&str>) -> String {
+/// `<Gather>` that ends with the prompt (RSP-282) in the account's language `t` (RSP-293).
+pub fn call_twiml(text: &str, action: Option<&str>, t: &Texts) -> String {
     let say = escape_html(text);
     match action {
         None => {
@@ -194,7 +192,9 @@ pub fn call_twiml(text: &str, action: Option<&str>) -> String {
         }
         Some(url) => format!(
             "<Response>{gather}<Say>{say}</Say><Pause length=\"1\"/><Say>{say}</Say>\
-             <Say>{PRESS_ONE}</Say></Gather><Say>No key was pressed. Goodbye.</Say></Response>",
+             <Say>{}</Say></Gather><Say>{}</Say></Response>",
+            t.press_one,
+            t.no_key,
             gather = gather_open(url),
         ),
     }
@@ -208,11 +208,13 @@ fn gather_open(url: &str) -> String {
 }
 
 /// The answer to a key other than 1: asks once more with `action`.
-pub fn reprompt_twiml(action: &str) -> String {
+pub fn reprompt_twiml(action: &str, t: &Texts) -> String {
     format!(
-        "<Response>{}<Say>That key does nothing. {PRESS_ONE}</Say></Gather>\
-         <Say>Nothing was changed. Goodbye.</Say></Response>",
-        gather_open(action)
+        "<Response>{}<Say>{} {}</Say></Gather><Say>{}</Say></Response>",
+        gather_open(action),
+        t.key_does_nothing,
+        t.press_one,
+        t.nothing_changed,
     )
 }
 
@@ -240,15 +242,10 @@ pub fn new_reply_code(rng: &mut impl rand::Rng) -> String {
     rng.random_range(1000..10_000).to_string()
 }
 
-/// The line an incident SMS ends with.
-pub fn reply_hint(code: &str) -> String {
-    format!("Reply {code} 1 to acknowledge, {code} 2 to close.")
-}
-
-/// The SMS body with the reply hint on its own last line; the body is shortened so the whole
-/// stays within the SMS limit.
-pub fn sms_with_hint(body: &str, code: &str) -> String {
-    let hint = reply_hint(code);
+/// The SMS body with the reply hint (in the account's language `t`) on its own last line;
+/// the body is shortened so the whole stays within the SMS limit.
+pub fn sms_with_hint(body: &str, code: &str, t: &Texts) -> String {
+    let hint = t.reply_hint(code);
     let room = render::SMS_MAX_CHARS.saturating_sub(hint.chars().count() + 1);
     format!("{}\n{hint}", render::truncate_chars(body, room, "…"))
 }
@@ -281,6 +278,7 @@ pub fn parse_reply(body: &str) -> Option<(String, ReplyVerb)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::texts::{EN, ZH};
 
     fn token() -> VoiceToken {
         VoiceToken {
@@ -388,25 +386,37 @@ mod tests {
     #[test]
     fn the_hint_fits_in_the_sms_limit() {
         let long = "x".repeat(2_000);
-        let sms = sms_with_hint(&long, "4821");
+        let sms = sms_with_hint(&long, "4821", &EN);
         assert_eq!(sms.chars().count(), render::SMS_MAX_CHARS);
         assert!(sms.ends_with("\nReply 4821 1 to acknowledge, 4821 2 to close."));
         assert_eq!(
-            sms_with_hint("db down", "1000"),
+            sms_with_hint("db down", "1000", &EN),
             "db down\nReply 1000 1 to acknowledge, 1000 2 to close."
+        );
+        // spec: RSP-293
+        assert_eq!(
+            sms_with_hint("db down", "1000", &ZH),
+            "db down\n回复 1000 1 认领，回复 1000 2 关闭。"
         );
     }
 
     #[test]
     fn call_twiml_gathers_one_digit() {
         // spec: RSP-282 (the rendered voice body, then a prompt to press 1)
-        let t = call_twiml("db <down>", Some("https://k.example/voice?t=a.b&x=1"));
+        let t = call_twiml("db <down>", Some("https://k.example/voice?t=a.b&x=1"), &EN);
         assert!(t.starts_with("<Response><Gather input=\"dtmf\" numDigits=\"1\""));
         assert!(t.contains("action=\"https://k.example/voice?t=a.b&amp;x=1\""));
         assert!(t.contains("<Say>db &lt;down&gt;</Say>"));
-        assert!(t.contains(PRESS_ONE));
+        assert!(t.contains("<Say>Press 1 to acknowledge this incident.</Say>"));
+        // spec: RSP-293
+        let zh = call_twiml("db", Some("https://k.example/v"), &ZH);
+        assert!(zh.contains("<Say>按 1 认领此故障。</Say></Gather><Say>没有按键。再见。</Say>"));
+        assert!(
+            reprompt_twiml("https://k.example/v", &ZH)
+                .contains("<Say>该按键无效。 按 1 认领此故障。</Say>")
+        );
         assert_eq!(
-            call_twiml("hi", None),
+            call_twiml("hi", None, &EN),
             "<Response><Say>hi</Say><Pause length=\"1\"/><Say>hi</Say></Response>"
         );
     }

@@ -220,8 +220,9 @@ impl HttpProviders {
         to: &str,
         text: &str,
         links: Option<&CallLinks>,
+        texts: &crate::texts::Texts,
     ) -> Result<String, SendError> {
-        let twiml = crate::phone::call_twiml(text, links.map(|l| l.action.as_str()));
+        let twiml = crate::phone::call_twiml(text, links.map(|l| l.action.as_str()), texts);
         let mut form = vec![("To", to), ("From", cfg.from.as_str()), ("Twiml", &twiml)];
         if let Some(l) = links {
             form.push(("StatusCallback", l.status.as_str()));
@@ -352,6 +353,65 @@ impl HttpProviders {
             }
             other => Err(SendError::Permanent(format!(
                 "provider_error:{other} is not supported yet"
+            ))),
+        }
+    }
+
+    /// Posts a bot message whose body is the rendered channel template (RSP-288): the Feishu
+    /// bot (RSP-349) and the Zoom bot (RSP-350). `rendered` is already post-processed and
+    /// within the channel's limit (`klaxon_core::template`).
+    pub async fn templated_bot(
+        &self,
+        kind: &str,
+        settings: &Value,
+        rid: &str,
+        rendered: &str,
+        now_ms: i64,
+    ) -> Result<String, SendError> {
+        let s = |k: &str| {
+            settings
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        match kind {
+            "feishu" => {
+                let url = self.url(&bot_target(kind, settings))?;
+                let mut body = feishu_bot_body(rendered);
+                let secret = s("secret");
+                if !secret.is_empty() {
+                    let ts = (now_ms / 1000).to_string();
+                    body["timestamp"] = json!(ts);
+                    body["sign"] = json!(feishu_sign(&ts, &secret));
+                }
+                let (status, text) = self.post_json(url, rid, &body).await?;
+                vendor_result(
+                    status,
+                    &text,
+                    &["code", "StatusCode"],
+                    &[9499, 11232, 11233],
+                )
+            }
+            "zoom" => {
+                let url = self.url(&s("endpoint"))?;
+                // The template layer guarantees the shape (a custom body that misses it falls
+                // back to the default); a body that still is not JSON is not sent.
+                let body: Value = serde_json::from_str(rendered.trim())
+                    .map_err(|e| SendError::provider(format!("the zoom body is not JSON: {e}")))?;
+                let req = self
+                    .client()?
+                    .post(url)
+                    .header("Content-Type", "application/json")
+                    .header("Authorization", s("verify_token"))
+                    .header("Idempotency-Key", rid)
+                    .body(body.to_string());
+                let (status, text) = self.send(req).await?;
+                zoom_result(status, &text)
+            }
+            other => Err(SendError::Permanent(format!(
+                "provider_error:{other} bots do not take templated bodies"
             ))),
         }
     }
@@ -599,6 +659,45 @@ fn bot_target(kind: &str, settings: &Value) -> String {
     }
 }
 
+/// RSP-349: a rendered Feishu bot body that is a JSON object with `msg_type` `interactive`
+/// (a card) or `post` (rich text) is sent as it is; anything else goes as a `text` message
+/// carrying the whole rendered string.
+pub fn feishu_bot_body(rendered: &str) -> Value {
+    match serde_json::from_str::<Value>(rendered.trim()) {
+        Ok(v)
+            if v.is_object()
+                && matches!(
+                    v.get("msg_type").and_then(Value::as_str),
+                    Some("interactive" | "post")
+                ) =>
+        {
+            v
+        }
+        _ => json!({"msg_type": "text", "content": {"text": rendered}}),
+    }
+}
+
+/// Zoom's incoming webhook answers 2xx on success and an error status otherwise (with
+/// `{code, message}` as JSON when it says why).
+fn zoom_result(status: u16, body: &str) -> Result<String, SendError> {
+    match status {
+        200..=299 => Ok(String::new()),
+        429 => Err(SendError::RateLimited(clean(&format!("HTTP 429 {body}")))),
+        500..=u16::MAX => Err(SendError::Transient(clean(&format!(
+            "HTTP {status} {body}"
+        )))),
+        _ => {
+            let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            let msg = v
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or(body)
+                .trim();
+            Err(SendError::provider(format!("HTTP {status} {msg}")))
+        }
+    }
+}
+
 /// Markdown renders single newlines as spaces on these platforms; end lines with two spaces.
 fn markdown_lines(text: &str) -> String {
     text.lines().collect::<Vec<_>>().join("  \n")
@@ -807,6 +906,50 @@ fn telegram_result(status: u16, body: &str) -> Result<String, SendError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn feishu_bodies_are_cards_rich_text_or_text() {
+        // spec: RSP-349
+        let card = r#"{"msg_type": "interactive", "card": {"elements": []}}"#;
+        assert_eq!(
+            feishu_bot_body(card),
+            serde_json::from_str::<Value>(card).unwrap()
+        );
+        let post = r#" {"msg_type": "post", "content": {"post": {}}} "#;
+        assert_eq!(feishu_bot_body(post)["msg_type"], "post");
+        for other in [
+            r#"{"msg_type": "image", "content": {}}"#,
+            r#"["interactive"]"#,
+            "INC #1 db down",
+            "{not json",
+        ] {
+            assert_eq!(
+                feishu_bot_body(other),
+                json!({"msg_type": "text", "content": {"text": other}}),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn zoom_answers() {
+        // spec: RSP-350
+        assert_eq!(zoom_result(200, ""), Ok(String::new()));
+        assert!(matches!(
+            zoom_result(429, ""),
+            Err(SendError::RateLimited(_))
+        ));
+        assert!(matches!(zoom_result(503, ""), Err(SendError::Transient(_))));
+        assert_eq!(
+            zoom_result(
+                401,
+                r#"{"code": 401, "message": "Invalid authorization token"}"#
+            ),
+            Err(SendError::Permanent(
+                "provider_error:HTTP 401 Invalid authorization token".into()
+            ))
+        );
+    }
 
     #[test]
     fn vendor_codes_map_to_outcomes() {

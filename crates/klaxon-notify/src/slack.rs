@@ -82,7 +82,7 @@ fn sections(body: &str, max: usize) -> Vec<String> {
 fn state_line(card: &Card) -> String {
     let mut parts = vec![format!("*{}*", card.severity), card.progress.clone()];
     if card.snoozed_before > 0 && card.progress != "Closed" {
-        parts.push(format!("Snoozed until {}", snooze_end(card)));
+        parts.push(card.texts().snoozed_until(&snooze_end(card)));
     }
     parts.join(" · ")
 }
@@ -93,8 +93,9 @@ fn state_line(card: &Card) -> String {
 pub fn message(card: &Card) -> Value {
     let headline = format!("INC #{} {}", card.num, card.title);
     // RSP-286 / RSP-453: the outlier marker belongs to the header.
+    let t = card.texts();
     let header = if card.outlier {
-        format!("[Outlier] {headline}")
+        format!("{} {headline}", t.outlier)
     } else {
         headline.clone()
     };
@@ -113,7 +114,7 @@ pub fn message(card: &Card) -> Value {
     let details = json!({
         "type": "button",
         "action_id": ACTION_DETAILS,
-        "text": plain("Details"),
+        "text": plain(t.details),
         "url": card.detail_url,
     });
     // RSP-311: a closed incident offers no action, only the link.
@@ -123,17 +124,17 @@ pub fn message(card: &Card) -> Value {
         let id = &card.incident_id;
         let menu: Vec<Value> = SNOOZE_MENU_MINUTES
             .iter()
-            .map(|m| json!({"text": plain(&format!("{} hours", m / 60)), "value": format!("{id}:{m}")}))
+            .map(|m| json!({"text": plain(&t.hours(m / 60)), "value": format!("{id}:{m}")}))
             .collect();
         vec![
-            json!({"type": "button", "action_id": ACTION_ACK, "text": plain("Acknowledge"),
+            json!({"type": "button", "action_id": ACTION_ACK, "text": plain(t.acknowledge),
                    "style": "primary", "value": id}),
-            json!({"type": "button", "action_id": ACTION_CLOSE, "text": plain("Close"),
+            json!({"type": "button", "action_id": ACTION_CLOSE, "text": plain(t.close),
                    "style": "danger", "value": id}),
-            json!({"type": "button", "action_id": ACTION_SNOOZE, "text": plain("Snooze 2 hours"),
+            json!({"type": "button", "action_id": ACTION_SNOOZE, "text": plain(t.snooze_one_click),
                    "value": format!("{id}:{SNOOZE_ONE_CLICK_MINUTES}")}),
             json!({"type": "static_select", "action_id": ACTION_SNOOZE_MENU,
-                   "placeholder": plain("Snooze longer"), "options": menu}),
+                   "placeholder": plain(t.snooze_longer), "options": menu}),
             details,
         ]
     };
@@ -308,6 +309,7 @@ mod tests {
             detail_url: "https://k.example/incident/detail/65a1b2c3d4e5f60718293a4b".into(),
             time_zone: "UTC".into(),
             note: String::new(),
+            locale: "en-US".into(),
         }
     }
 
@@ -412,6 +414,28 @@ mod tests {
             ]
         );
         assert_eq!(m["text"], "INC #293A4B db &lt;down&gt;");
+    }
+
+    #[test]
+    fn the_buttons_speak_the_accounts_locale() {
+        // spec: RSP-293
+        let m = message(&Card {
+            locale: "zh-CN".into(),
+            ..card()
+        });
+        let blocks = m["attachments"][0]["blocks"].as_array().unwrap();
+        let labels: Vec<&str> = blocks.last().unwrap()["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e["text"]["text"]
+                    .as_str()
+                    .or(e["placeholder"]["text"].as_str())
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(labels, ["认领", "关闭", "暂缓 2 小时", "暂缓更久", "详情"]);
     }
 
     #[test]

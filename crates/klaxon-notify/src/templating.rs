@@ -192,12 +192,26 @@ pub async fn chosen_template(
 /// The zone templates format times in (the `date` function): the account's `time_zone`
 /// (response.md 1.1, RSP-344), `UTC` when the account has none.
 pub async fn account_zone(store: &Store, account_id: i64) -> Result<String, StoreError> {
-    Ok(store
-        .account(account_id)
-        .await?
-        .map(|a| a.time_zone)
+    Ok(account_zone_and_locale(store, account_id).await?.0)
+}
+
+/// The account's time zone (as [`account_zone`]) and locale (`en-US` when unset), read once:
+/// a card shows times in the one and speaks the other (RSP-293).
+pub async fn account_zone_and_locale(
+    store: &Store,
+    account_id: i64,
+) -> Result<(String, String), StoreError> {
+    let account = store.account(account_id).await?;
+    let zone = account
+        .as_ref()
+        .map(|a| a.time_zone.clone())
         .filter(|z| !z.is_empty())
-        .unwrap_or_else(|| "UTC".into()))
+        .unwrap_or_else(|| "UTC".into());
+    let locale = account
+        .map(|a| a.locale)
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| "en-US".into());
+    Ok((zone, locale))
 }
 
 /// Renders `channel` for `inc` the way a send does (RSP-340, RSP-346–RSP-348): the template of
@@ -294,6 +308,7 @@ pub async fn card_now(
         now,
     )
     .await?;
+    let (time_zone, locale) = account_zone_and_locale(store, inc.account_id).await?;
     Ok(crate::card::Card {
         incident_id: inc.incident_id.clone(),
         num: inc.num.clone(),
@@ -304,7 +319,8 @@ pub async fn card_now(
         outlier: inc.response.frequency == "rare",
         body: body.text,
         detail_url: format!("{base_url}/incident/detail/{}", inc.incident_id),
-        time_zone: account_zone(store, inc.account_id).await?,
+        time_zone,
         note: note.to_string(),
+        locale,
     })
 }

@@ -523,6 +523,17 @@ pub struct WorkersConfig {
     /// Deliver queued notifications (e-mail, SMS, voice, chat bots). Any number of nodes may
     /// run it: each notification is claimed by one node at a time.
     pub delivery: bool,
+    /// How often an idle delivery or outbound webhook worker looks for rows queued by other
+    /// nodes or coming out of back-off (milliseconds, at least 10). This node's own commits
+    /// wake its workers at once, so the interval bounds only cross-node latency.
+    pub idle_poll_ms: u64,
+}
+
+impl WorkersConfig {
+    /// [`WorkersConfig::idle_poll_ms`] as a duration, never below 10 ms.
+    pub fn idle_poll(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.idle_poll_ms.max(10))
+    }
 }
 
 impl Default for WorkersConfig {
@@ -531,6 +542,7 @@ impl Default for WorkersConfig {
             inbox: true,
             timers: true,
             delivery: true,
+            idle_poll_ms: 250,
         }
     }
 }
@@ -690,6 +702,9 @@ impl Config {
                 }
                 "KLAXON_WORKERS_DELIVERY" => {
                     self.workers.delivery = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "KLAXON_WORKERS_IDLE_POLL_MS" => {
+                    self.workers.idle_poll_ms = value.parse().map_err(|e| bad(format!("{e}")))?
                 }
                 // Provider secrets can stay out of the file; they fill a configured section.
                 "KLAXON_NOTIFY_EMAIL_PASSWORD" => match self.notify.email.as_mut() {

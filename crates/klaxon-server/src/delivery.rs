@@ -14,10 +14,6 @@ use tokio::sync::watch;
 
 use crate::state::AppState;
 
-/// How often an idle worker looks for due notifications decided on another node or coming out
-/// of back-off; this node's own decisions wake it at once (`delivery_ready`).
-const POLL: Duration = Duration::from_millis(250);
-
 /// How often the backlog gauge is refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -45,7 +41,9 @@ pub async fn run(state: AppState, deliverer: Deliverer, mut shutdown: watch::Rec
                 tracing::error!(error = %e, "claiming notifications failed");
             }
         }
-        let wait = POLL * failures.clamp(1, 25);
+        // Idle: `workers.idle_poll_ms` looks for rows of other nodes and retries coming due;
+        // this node's own commits wake the worker at once.
+        let wait = state.config.workers.idle_poll() * failures.clamp(1, 25);
         tokio::select! {
             _ = state.delivery_ready.notified() => {}
             _ = tokio::time::sleep(wait) => {}

@@ -321,7 +321,7 @@ async fn perform_unaudited(
     }
     if let Some(result) = incident_actions::dispatch(state, caller, path, args).await {
         // An incident action may have decided notifications: wake this node's sender.
-        state.delivery_ready.notify_one();
+        state.wake_senders();
         return result;
     }
     if let Some(result) = escalation::dispatch(state, caller, path, args).await {

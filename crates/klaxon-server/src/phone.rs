@@ -192,8 +192,20 @@ async fn twilio_gather(
         Heard::Say(text) => twiml(phone::say_twiml(&text)),
         Heard::Reprompt => {
             let again = format!("{}&again=1", full_url(&state, &uri));
-            twiml(phone::reprompt_twiml(&again))
+            twiml(phone::reprompt_twiml(
+                &again,
+                texts_of(&state, t.account_id).await,
+            ))
         }
+    }
+}
+
+/// The prompts in the account's language (RSP-293); English if the account cannot be read
+/// (the caller is waiting: a prompt in the default language beats none).
+async fn texts_of(state: &AppState, account_id: i64) -> &'static klaxon_notify::texts::Texts {
+    match klaxon_notify::templating::account_zone_and_locale(&state.store, account_id).await {
+        Ok((_, locale)) => klaxon_notify::texts::texts(&locale),
+        Err(_) => &klaxon_notify::texts::EN,
     }
 }
 
@@ -306,10 +318,13 @@ async fn gateway_keypress(
     let again = v["again"].as_bool().unwrap_or(false);
     let answer = match keypress(&state, &t, digits, again).await {
         Heard::Say(text) => json!({"say": text, "hangup": true}),
-        Heard::Reprompt => json!({
-            "say": format!("That key does nothing. {}", phone::PRESS_ONE),
-            "hangup": false,
-        }),
+        Heard::Reprompt => {
+            let texts = texts_of(&state, t.account_id).await;
+            json!({
+                "say": format!("{} {}", texts.key_does_nothing, texts.press_one),
+                "hangup": false,
+            })
+        }
     };
     axum::Json(answer).into_response()
 }

@@ -41,6 +41,9 @@ pub struct AppState {
     /// Wakes the delivery worker after a change that may have queued notifications (inbox
     /// processing, a timer step, an incident action).
     pub delivery_ready: Arc<Notify>,
+    /// Wakes the outbound webhook worker the same way: the change that queues notifications
+    /// also queues webhook events, and a poll would add up to its interval to every event.
+    pub webhook_ready: Arc<Notify>,
     /// The node's public base URL (`Config::base_url` of the bound address, no trailing
     /// slash), for links such as calendar feed URLs. Set by `start` once the listener is bound.
     pub base_url: Arc<str>,
@@ -74,10 +77,20 @@ impl AppState {
             keys: Arc::new(KeyCache::default()),
             inbox_ready: Arc::new(Notify::new()),
             delivery_ready: Arc::new(Notify::new()),
+            webhook_ready: Arc::new(Notify::new()),
             signin_window,
             base_url: Arc::from(""),
             saas: None,
         }
+    }
+}
+
+impl AppState {
+    /// Wakes this node's senders after a commit that may have queued notifications or
+    /// webhook events (inbox processing, a timer step, an incident action).
+    pub fn wake_senders(&self) {
+        self.delivery_ready.notify_one();
+        self.webhook_ready.notify_one();
     }
 }
 

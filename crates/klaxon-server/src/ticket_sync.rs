@@ -713,7 +713,7 @@ async fn insert(
         .await;
     match created {
         Ok(Ok(_)) => {
-            state.delivery_ready.notify_one();
+            state.wake_senders();
             Ok(incident_id)
         }
         Ok(Err(e)) => {
@@ -837,6 +837,6 @@ async fn update(
             state.clock.now(),
         )
         .await?;
-    state.delivery_ready.notify_one();
+    state.wake_senders();
     Ok(incident_id)
 }

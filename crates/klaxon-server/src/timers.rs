@@ -59,7 +59,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
                     match state.store.run_timer(&holder, timer, now).await {
                         Ok(true) => {
                             audit(timer, now);
-                            state.delivery_ready.notify_one();
+                            state.wake_senders();
                         }
                         Ok(false) => {}
                         Err(e) => {
@@ -94,7 +94,7 @@ async fn sweep_reminders(state: &AppState, now: i64) {
         Ok(sweep) => {
             if sweep.queued > 0 {
                 metrics::counter!("klaxon_shift_reminders_total").increment(sweep.queued as u64);
-                state.delivery_ready.notify_one();
+                state.wake_senders();
             }
             if sweep.stale > 0 {
                 metrics::counter!("klaxon_shift_reminders_stale_total")

@@ -14,21 +14,17 @@
 //! - Every node with `workers.delivery` runs it. Metrics: `klaxon_webhook_attempts_total
 //!   {outcome}`.
 
-use std::collections::HashMap;
-use std::time::Duration;
-
 use klaxon_core::model::{Alert, Incident, Millis};
 use klaxon_core::webhook::{self, HISTORY_KEEP_MS};
 use klaxon_notify::webhook::{WebhookRequest, WebhookSender};
 use klaxon_store::{PendingWebhook, Store, StoreError, WebhookAttempt};
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
 use tokio::sync::watch;
 
 use crate::state::AppState;
 use crate::wire;
 
-/// How often an idle worker looks for due webhook events.
-const POLL: Duration = Duration::from_millis(250);
 /// How often the history purge runs (RSP-379: 7 days).
 const PURGE_EVERY_MS: Millis = 3_600_000;
 /// Rows claimed per round (sent concurrently; each is a different subject).
@@ -476,8 +472,11 @@ pub async fn run(
                 tracing::error!(error = %e, "webhook delivery round failed");
             }
         }
-        let wait = POLL * failures.clamp(1, 25);
+        // Idle: `workers.idle_poll_ms` looks for rows of other nodes and retries coming due;
+        // this node's own commits wake the worker at once.
+        let wait = state.config.workers.idle_poll() * failures.clamp(1, 25);
         tokio::select! {
+            _ = state.webhook_ready.notified() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => {}
         }

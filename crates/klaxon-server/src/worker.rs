@@ -73,7 +73,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         match result {
             Ok(n) if n > 0 => {
                 failures = 0;
-                state.delivery_ready.notify_one();
+                state.wake_senders();
                 metrics::counter!("klaxon_inbox_events_processed_total").increment(n as u64);
                 metrics::histogram!("klaxon_store_process_seconds")
                     .record(started.elapsed().as_secs_f64());

@@ -279,6 +279,7 @@ impl Store {
         account_id: i64,
         time_zone: Option<&str>,
         incident_retention_days: Option<i64>,
+        locale: Option<&str>,
         now: Millis,
     ) -> Result<bool> {
         let mut conn = self.inner.write.acquire().await?;
@@ -286,6 +287,9 @@ impl Store {
         sql.bind(now);
         if let Some(zone) = time_zone {
             sql.push(", time_zone = ").bind(zone);
+        }
+        if let Some(locale) = locale {
+            sql.push(", locale = ").bind(locale);
         }
         if let Some(days) = incident_retention_days {
             sql.push(", incident_retention_days = ").bind(days);

@@ -381,7 +381,7 @@ async fn the_sweep_deletes_closed_incidents_by_close_time_in_chunks(db: &Db) {
     );
     assert!(
         db.store
-            .set_account_settings(b.account_id, None, Some(30), T0)
+            .set_account_settings(b.account_id, None, Some(30), None, T0)
             .await
             .unwrap()
     );
@@ -442,7 +442,7 @@ async fn the_sweep_deletes_closed_incidents_by_close_time_in_chunks(db: &Db) {
     assert_eq!(body["incident_retention_days"], 30);
     // Back to "keep forever": nothing more is deleted.
     db.store
-        .set_account_settings(b.account_id, None, Some(0), T0)
+        .set_account_settings(b.account_id, None, Some(0), None, T0)
         .await
         .unwrap();
     push(db, &b, "open", Status::Ok, T0 + 51 * DAY_MS).await;
@@ -574,7 +574,7 @@ async fn swept_incidents_are_no_longer_past_incidents(db: &Db) {
     };
     assert_eq!(window().await, vec![past.clone()]);
     db.store
-        .set_account_settings(b.account_id, None, Some(30), T0)
+        .set_account_settings(b.account_id, None, Some(30), None, T0)
         .await
         .unwrap();
     let swept = db
@@ -647,7 +647,7 @@ async fn alerts_without_an_incident_go_by_range_and_by_retention(db: &Db) {
     // Retention: the other one goes once it recovered more than the retention ago.
     push(db, &b, "s-2", Status::Ok, T0 + 3 * MIN).await;
     db.store
-        .set_account_settings(b.account_id, None, Some(30), T0)
+        .set_account_settings(b.account_id, None, Some(30), None, T0)
         .await
         .unwrap();
     let swept = db

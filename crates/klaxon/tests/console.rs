@@ -3623,3 +3623,100 @@ async fn route_edit_in_the_browser(database_url: &str) {
     browser.stop().await;
     t.stop().await;
 }
+
+async fn progress_of(t: &TestServer, id: &str) -> String {
+    let (_, body) = t.api("/incident/info", json!({"incident_id": id})).await;
+    body["data"]["progress"].as_str().unwrap().to_string()
+}
+
+/// The acknowledge link of a notification (`detail_url?ack=1`) acknowledges as the viewer once
+/// the page is shown, reports it, and on a Closed incident only shows a notice.
+async fn the_ack_link(database_url: &str) {
+    // spec: RSP-316
+    let t = TestServer::start(database_url).await;
+    let (cookie, csrf) = sign_in(&t).await;
+    let (status, body) = t
+        .api(
+            "/incident/create",
+            json!({"title": "From the e-mail", "incident_severity": "Critical"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["data"]["incident_id"].as_str().unwrap().to_string();
+
+    // Signed out, the link goes through sign-in and comes back to itself.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_redirects
+        .get(format!("{}/incident/detail/{id}?ack=1", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with("/signin?next=") && location.contains("ack%3D1"),
+        "{location}"
+    );
+
+    // The page posts the acknowledgement on load; fetching the link alone changes nothing
+    // (a mail scanner runs no script).
+    let (status, html) = get_page(&t, &cookie, &format!("/incident/detail/{id}?ack=1")).await;
+    assert_eq!(status, 200);
+    let post = format!("hx-post=\"/incident/detail/{id}/ack\" hx-trigger=\"load\"");
+    assert!(html.contains(&post), "{html}");
+    assert!(html.contains("Acknowledging this incident as you"));
+    assert_eq!(progress_of(&t, &id).await, "Triggered");
+    // Without `?ack=1` nothing is posted.
+    let (_, plain) = get_page(&t, &cookie, &format!("/incident/detail/{id}")).await;
+    assert!(!plain.contains("hx-trigger=\"load\""));
+
+    // What the page posts: the console's acknowledge, as the signed-in member.
+    let resp = t
+        .http
+        .post(format!("{}/incident/detail/{id}/ack", t.base))
+        .header("cookie", &cookie)
+        .header("x-klaxon-csrf", &csrf)
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(progress_of(&t, &id).await, "Processing");
+    let (_, feed) = t
+        .api(
+            "/incident/feed",
+            json!({"incident_id": id, "types": ["i_ack"]}),
+        )
+        .await;
+    let acks = feed["data"]["items"].as_array().unwrap().clone();
+    assert_eq!(acks.len(), 1, "{feed}");
+    let owner = t.server.as_ref().unwrap().bootstrap().owner_member_id;
+    assert_eq!(acks[0]["creator_id"], owner, "{feed}");
+    assert_eq!(acks[0]["detail"]["from"], "console", "{feed}");
+
+    // Opened again by the same member: already acknowledged, nothing is posted.
+    let (_, html) = get_page(&t, &cookie, &format!("/incident/detail/{id}?ack=1")).await;
+    assert!(!html.contains("hx-trigger=\"load\""), "{html}");
+
+    // Closed: only a notice.
+    let (status, body) = t
+        .api("/incident/close", json!({"incident_ids": [id]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, html) = get_page(&t, &cookie, &format!("/incident/detail/{id}?ack=1")).await;
+    assert!(html.contains("id=\"ack-closed\""), "{html}");
+    assert!(html.contains("This incident is closed"));
+    assert!(!html.contains("hx-trigger=\"load\""));
+    assert_eq!(progress_of(&t, &id).await, "Closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ack_link_acknowledges_as_the_viewer() {
+    the_ack_link("").await;
+    if let Some(url) = common::fresh_postgres().await {
+        the_ack_link(&url).await;
+    }
+}

@@ -777,3 +777,86 @@ on_both_backends!(
         );
     }
 );
+
+on_both_backends!(
+    the_payload_lists_the_newest_hundred_alerts,
+    |url: String| async move {
+        // spec: RSP-401
+        // spec: RSP-373
+        let rx = Receiver::start().await;
+        let node = Node::start(&url).await;
+        let (first_incident, _, channel) = node.alert("seed").await;
+        // Alerts of one check are grouped into one incident, one second apart.
+        node.api(
+            "/channel/update",
+            json!({"channel_id": channel, "group": {"method": "p",
+                   "equals": [["labels.check"]], "time_window": 60}}),
+        )
+        .await;
+        let push = format!(
+            "{}/event/push/alert/standard?integration_key={}",
+            node.server.base_url(),
+            node.integration_key
+        );
+        const N: usize = 102;
+        for k in 0..N {
+            node.clock.0.fetch_add(1_000, Ordering::SeqCst);
+            let resp = node
+                .http
+                .post(&push)
+                .json(&json!({"event_status": "Warning", "title_rule": "db slow",
+                              "alert_key": format!("db-{k}"), "labels": {"check": "db"}}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200);
+        }
+        let now = node.clock.now() / 1000;
+        let mut incident = None;
+        for _ in 0..1000 {
+            let data = node
+                .api(
+                    "/incident/list",
+                    json!({"start_time": now - 3600, "end_time": now + 3600, "limit": 100}),
+                )
+                .await;
+            incident = data["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["alert_cnt"] == N)
+                .map(|i| i["incident_id"].as_str().unwrap().to_string());
+            if incident.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let incident = incident.expect("the grouped incident");
+        assert_ne!(incident, first_incident);
+        let action = node
+            .api(
+                "/custom-action/create",
+                json!({"name": "Dump", "endpoint": rx.url("/dump"), "channel_ids": [channel]}),
+            )
+            .await;
+        node.api(
+            "/incident/custom-action/do",
+            json!({"incident_id": incident, "integration_id": action["integration_id"]}),
+        )
+        .await;
+        let got = rx.to("/dump");
+        assert_eq!(got.len(), 1);
+        let body: Value = serde_json::from_str(&got[0].body).unwrap();
+        assert_eq!(body["event_type"], "i_custom");
+        assert_eq!(body["incident"]["alert_cnt"], N);
+        let keys: Vec<String> = body["incident"]["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["alert_key"].as_str().unwrap().to_string())
+            .collect();
+        // At most 100, the newest first: db-101 … db-2.
+        let expected: Vec<String> = (2..N).rev().map(|k| format!("db-{k}")).collect();
+        assert_eq!(keys, expected);
+    }
+);

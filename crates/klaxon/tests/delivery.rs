@@ -121,7 +121,14 @@ async fn handle(
         }
     } else if path.starts_with("/feishu/") {
         let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        if v["msg_type"] == "text" && v["content"]["text"].is_string() {
+        // Feishu's custom bot: text, rich text (`post`) or a card (`interactive`).
+        let ok = match v["msg_type"].as_str() {
+            Some("text") => v["content"]["text"].is_string(),
+            Some("post") => v["content"]["post"].is_object(),
+            Some("interactive") => v["card"].is_object(),
+            _ => false,
+        };
+        if ok {
             (
                 200,
                 json!({"code": 0, "msg": "success", "data": {}}).to_string(),
@@ -140,6 +147,23 @@ async fn handle(
             (
                 200,
                 json!({"errcode": 40008, "errmsg": "invalid message type"}).to_string(),
+            )
+        }
+    } else if path.starts_with("/zoom/") {
+        // Zoom's incoming webhook: the verify token as the whole Authorization header, and
+        // `{content: {head, body: [...]}}`.
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if h("authorization") != "zoom-verify-token" {
+            (
+                401,
+                json!({"code": 401, "message": "Invalid authorization token"}).to_string(),
+            )
+        } else if v["content"]["head"].is_object() && v["content"]["body"].is_array() {
+            (200, String::new())
+        } else {
+            (
+                400,
+                json!({"code": 400, "message": "Invalid message format"}).to_string(),
             )
         }
     } else if path.starts_with("/tg/bot") && path.ends_with("/sendMessage") {
@@ -2278,7 +2302,9 @@ on_both_backends!(
         assert!(body.contains("is unknown or has expired"), "{body}");
         assert_eq!(node.progress(&inc).await, "Triggered");
 
-        // An unknown code, and text that is no reply.
+        // spec: RSP-315
+        // An unknown code, and text that is no reply: no inbound SMS other than a live
+        // reply code changes anything.
         let unused = (1000..10_000)
             .map(|c| c.to_string())
             .find(|c| *c != code && *c != other_code)
@@ -2679,5 +2705,472 @@ on_both_backends!(
             .await
             .unwrap();
         assert_eq!(later.claimed, 0, "{later:?}");
+    }
+);
+
+on_both_backends!(
+    feishu_and_zoom_bots_carry_the_rules_template,
+    |url: String| async move {
+        // spec: RSP-349
+        // spec: RSP-350
+        // spec: RSP-288
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let notify = notify_config(&smtp, &fake);
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+
+        // A Zoom body must render to Zoom's message object; anything else is refused when
+        // saved, naming the channel, and nothing is stored.
+        let err = node
+            .api_error(
+                "/template/create",
+                json!({"template_name": "Bad zoom", "zoom": "{\"text\": \"{{.Title}}\"}"}),
+            )
+            .await;
+        assert!(
+            err["message"].as_str().unwrap().starts_with("zoom: "),
+            "{err}"
+        );
+        assert_eq!(node.api("/template/list", json!({})).await["total"], 0);
+
+        let card = r#"{"msg_type": "interactive", "card": {"header": {"title": {"tag": "plain_text", "content": {{toJson (print "INC #" .Num " " .Title)}}}}, "elements": [{"tag": "markdown", "content": {{toJson .DetailUrl}}}]}}"#;
+        let zoom = r#"{"content": {"head": {"text": {{toJson .Title}}}, "body": [{"type": "message", "text": {{toJson (print "Severity " .IncidentSeverity)}}}]}, "is_markdown_support": false}"#;
+        let created = node
+            .api(
+                "/template/create",
+                json!({"template_name": "Bots", "feishu": card, "zoom": zoom}),
+            )
+            .await;
+        let tid = created["template_id"].as_str().unwrap().to_string();
+        node.api(
+            "/channel/escalate/rule/create",
+            json!({"channel_id": node.channel, "rule_name": "Bots", "template_id": tid,
+                   "layers": [{"target": {"person_ids": [node.owner],
+                               "by": {"follow_preference": false, "critical": ["email"]},
+                               "webhooks": [
+                                   {"type": "feishu", "settings": {"token_or_url": fake.url("/feishu/open-apis/bot/v2/hook/c"), "secret": "fs"}},
+                                   {"type": "zoom", "settings": {"endpoint": fake.url("/zoom/inc?format=full"), "verify_token": "zoom-verify-token"}},
+                               ]},
+                               "escalate_window": 30}]}),
+        )
+        .await;
+
+        // A card renders to an `interactive` object: sent as it is, signed.
+        let inc = node.incident("bot-1", "Card title").await;
+        let round = node
+            .deliverer(&notify, "d1")
+            .drain(clock.now())
+            .await
+            .unwrap();
+        assert_eq!((round.sent, round.failed), (3, 0), "{round:?}");
+        let num = node
+            .api("/incident/info", json!({"incident_id": inc}))
+            .await["num"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let reqs = fake.accepted();
+        let feishu: Value = serde_json::from_str(
+            &reqs
+                .iter()
+                .find(|r| r.path.starts_with("/feishu/"))
+                .unwrap()
+                .body,
+        )
+        .unwrap();
+        assert_eq!(feishu["msg_type"], "interactive", "{feishu}");
+        assert_eq!(
+            feishu["card"]["header"]["title"]["content"],
+            format!("INC #{num} Card title")
+        );
+        assert!(
+            feishu["card"]["elements"][0]["content"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/incident/detail/{inc}"))
+        );
+        assert!(feishu["timestamp"].is_string() && feishu["sign"].is_string());
+        // Zoom: the rendered object, with the verify token as Authorization (checked by the
+        // fake) and the endpoint's query kept.
+        let zoom_req = reqs.iter().find(|r| r.path.starts_with("/zoom/")).unwrap();
+        assert_eq!(zoom_req.path, "/zoom/inc");
+        assert_eq!(zoom_req.query, "format=full");
+        assert_eq!(zoom_req.auth, "zoom-verify-token");
+        assert_eq!(zoom_req.content_type, "application/json");
+        let z: Value = serde_json::from_str(&zoom_req.body).unwrap();
+        assert_eq!(z["content"]["head"]["text"], "Card title");
+        assert_eq!(z["content"]["body"][0]["text"], "Severity Critical");
+        assert_eq!(z["is_markdown_support"], false);
+
+        // JSON that is neither a card nor rich text, and plain text, go as a `text` message
+        // carrying the whole rendered string.
+        for (i, body) in [
+            r#"{"msg_type": "image", "content": {"image_key": "{{.Num}}"}}"#,
+            "Plain {{.Title}} #{{.Num}}",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            node.api(
+                "/template/update",
+                json!({"template_id": tid, "feishu": body}),
+            )
+            .await;
+            let before = fake.accepted().len();
+            let inc = node.incident(&format!("bot-text-{i}"), "Text title").await;
+            let round = node
+                .deliverer(&notify, "d1")
+                .drain(clock.now())
+                .await
+                .unwrap();
+            assert_eq!((round.sent, round.failed), (3, 0), "{round:?}");
+            let num = node
+                .api("/incident/info", json!({"incident_id": inc}))
+                .await["num"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let reqs = fake.accepted()[before..].to_vec();
+            let feishu: Value = serde_json::from_str(
+                &reqs
+                    .iter()
+                    .find(|r| r.path.starts_with("/feishu/"))
+                    .unwrap()
+                    .body,
+            )
+            .unwrap();
+            assert_eq!(feishu["msg_type"], "text", "{feishu}");
+            let expected = if i == 0 {
+                format!(r#"{{"msg_type": "image", "content": {{"image_key": "{num}"}}}}"#)
+            } else {
+                format!("Plain Text title #{num}")
+            };
+            assert_eq!(feishu["content"]["text"], expected);
+            let z: Value = serde_json::from_str(
+                &reqs
+                    .iter()
+                    .find(|r| r.path.starts_with("/zoom/"))
+                    .unwrap()
+                    .body,
+            )
+            .unwrap();
+            assert_eq!(z["content"]["head"]["text"], "Text title", "{z}");
+        }
+        node.server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    a_disabled_template_is_edited_and_previewed_but_firings_use_the_default,
+    |url: String| async move {
+        // spec: RSP-354
+        // spec: RSP-356
+        // spec: RSP-340
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let notify = notify_config(&smtp, &fake);
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        node.api(
+            "/member/info/reset",
+            json!({"member_id": node.owner, "updates": {"phone": "+8613812345678"}}),
+        )
+        .await;
+        node.store()
+            .mark_contact_verified(node.account, node.owner, false, true)
+            .await
+            .unwrap();
+        let created = node
+            .api(
+                "/template/create",
+                json!({"template_name": "Night", "sms": "Night {{.Title}}"}),
+            )
+            .await;
+        let tid = created["template_id"].as_str().unwrap().to_string();
+        node.api(
+            "/channel/escalate/rule/create",
+            json!({"channel_id": node.channel, "rule_name": "Primary", "template_id": tid,
+                   "layers": [{"target": {"person_ids": [node.owner],
+                               "by": {"follow_preference": false, "critical": ["sms"]}},
+                               "escalate_window": 30}]}),
+        )
+        .await;
+        let sms_text = |r: &Req| -> String {
+            let form: HashMap<String, String> = serde_urlencoded::from_str(&r.body).unwrap();
+            form["Body"].split('\n').next().unwrap().to_string()
+        };
+
+        // Enabled: the rule's template.
+        let first = node.incident("tpl-on", "Disk full").await;
+        node.deliverer(&notify, "d1")
+            .drain(clock.now())
+            .await
+            .unwrap();
+        let sent = fake.accepted();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sms_text(&sent[0]), "Night Disk full");
+
+        // Disabled, then edited while disabled: the edit is kept.
+        node.api(
+            "/template/update",
+            json!({"template_id": tid, "status": "disabled"}),
+        )
+        .await;
+        node.api(
+            "/template/update",
+            json!({"template_id": tid, "sms": "Late {{.Title}} ({{.IncidentSeverity}})"}),
+        )
+        .await;
+        let info = node
+            .api("/template/info", json!({"template_id": tid}))
+            .await;
+        assert_eq!(info["status"], "disabled");
+        assert_eq!(info["sms"], "Late {{.Title}} ({{.IncidentSeverity}})");
+
+        // Previewed against a real incident, with the delivery rules.
+        let p = node
+            .api(
+                "/template/preview",
+                json!({"type": "sms", "content": info["sms"], "incident_id": first}),
+            )
+            .await;
+        assert_eq!(
+            (
+                p["success"].clone(),
+                p["content"].clone(),
+                p["fallback"].clone()
+            ),
+            (
+                json!(true),
+                json!("Late Disk full (Critical)"),
+                json!(false)
+            ),
+            "{p}"
+        );
+        // A body that would not render reports the fallback (RSP-356), here a Zoom body
+        // that is not Zoom's object.
+        let p = node
+            .api(
+                "/template/preview",
+                json!({"type": "zoom", "content": "{\"text\": \"{{.Title}}\"}", "incident_id": first}),
+            )
+            .await;
+        assert_eq!(p["success"], false, "{p}");
+        assert_eq!(p["fallback"], true, "{p}");
+        assert!(p["message"].as_str().unwrap().starts_with("zoom: "), "{p}");
+        let default: Value = serde_json::from_str(p["content"].as_str().unwrap()).unwrap();
+        assert!(
+            default["content"]["head"]["text"]
+                .as_str()
+                .unwrap()
+                .ends_with("Disk full")
+        );
+
+        // A firing under the rule now uses the default template.
+        let second = node.incident("tpl-off", "Disk fuller").await;
+        let round = node
+            .deliverer(&notify, "d1")
+            .drain(clock.now())
+            .await
+            .unwrap();
+        assert_eq!((round.sent, round.failed), (1, 0), "{round:?}");
+        let sent = fake.accepted();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(
+            sms_text(&sent[1]),
+            format!(
+                "You have a pending incident: Disk fuller, Channel: {}, Severity: Critical",
+                channel_name(&node).await
+            )
+        );
+        // Not a failure of the template: the default is simply the one in use.
+        let sent = node
+            .api(
+                "/incident/notification/list",
+                json!({"incident_id": second, "limit": 10}),
+            )
+            .await;
+        assert_eq!(sent["items"][0]["template_fallback"], false, "{sent}");
+        node.server.shutdown().await;
+    }
+);
+
+on_both_backends!(only_an_assignment_notifies, |url: String| async move {
+    // spec: RSP-294
+    // spec: RSP-132
+    // spec: RSP-202
+    let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+    let notify = notify_config(&smtp, &fake);
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+    let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+    // Alerts of one check are grouped into one incident.
+    node.api(
+        "/channel/update",
+        json!({"channel_id": node.channel, "group": {"method": "p",
+                   "equals": [["labels.check"]], "time_window": 60}}),
+    )
+    .await;
+    let push = |key: &str, check: &str| {
+        let req = node
+            .http
+            .post(format!(
+                "{}/event/push/alert/standard?integration_key={}",
+                node.server.base_url(),
+                node.server.bootstrap().integration_key
+            ))
+            .json(
+                &json!({"event_status": "Critical", "title_rule": format!("{check} failing"),
+                              "alert_key": key, "labels": {"check": check}}),
+            );
+        async move {
+            assert_eq!(req.send().await.unwrap().status().as_u16(), 200);
+        }
+    };
+    // Processing is asynchronous (ING-011): waits, bounded, for the incident whose first
+    // alert has `key`, until it holds `alerts` alerts.
+    let incident_of = |key: &'static str, alerts: i64| {
+        let node = &node;
+        async move {
+            let now = node.clock.now() / 1000;
+            for _ in 0..500 {
+                let data = node
+                    .api(
+                        "/incident/list",
+                        json!({"start_time": now - 3600, "end_time": now + 3600, "limit": 100}),
+                    )
+                    .await;
+                if let Some(i) = data["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|i| i["dedup_key"] == key && i["alert_cnt"] == alerts)
+                {
+                    return i["incident_id"].as_str().unwrap().to_string();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("no incident of {key} with {alerts} alerts");
+        }
+    };
+
+    // No escalation rule matches: the incident has no assignment and notifies nobody.
+    push("a-1", "disk").await;
+    let unassigned = incident_of("a-1", 1).await;
+    let info = node
+        .api("/incident/info", json!({"incident_id": unassigned}))
+        .await;
+    assert!(info["assigned_to"].is_null(), "{info}");
+    assert!(node.states(&unassigned).await.is_empty());
+
+    // With a rule, a new incident is assigned and notified once.
+    node.rule(
+        json!({"follow_preference": false, "critical": ["email"]}),
+        json!([{"type": "slack", "settings": {"webhook_url": fake.url("/slack/T/B/X")}}]),
+    )
+    .await;
+    push("b-1", "cpu").await;
+    let assigned = incident_of("b-1", 1).await;
+    let states = node.states(&assigned).await;
+    assert_eq!(states.len(), 2, "{states:?}");
+    node.deliverer(&notify, "d1")
+        .drain(clock.now())
+        .await
+        .unwrap();
+    assert_eq!(fake.accepted().len(), 1);
+    assert_eq!(smtp.mails().len(), 1);
+
+    // A second alert of the same check merges into that incident: nobody is notified
+    // again, and the unassigned incident still notifies nobody.
+    push("b-2", "cpu").await;
+    assert_eq!(incident_of("b-1", 2).await, assigned);
+    assert_eq!(node.states(&assigned).await.len(), 2);
+    let round = node
+        .deliverer(&notify, "d2")
+        .drain(clock.advance_ms(60_000))
+        .await
+        .unwrap();
+    assert_eq!(round.claimed, 0, "{round:?}");
+    assert_eq!(fake.accepted().len(), 1);
+    assert_eq!(smtp.mails().len(), 1);
+    assert!(node.states(&unassigned).await.is_empty());
+    node.server.shutdown().await;
+});
+
+on_both_backends!(
+    system_texts_speak_the_accounts_locale,
+    |url: String| async move {
+        // spec: RSP-293
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let notify = notify_config(&smtp, &fake);
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        node.api(
+            "/member/info/reset",
+            json!({"member_id": node.owner, "updates": {"phone": "+8613812345678"}}),
+        )
+        .await;
+        node.store()
+            .mark_contact_verified(node.account, node.owner, false, true)
+            .await
+            .unwrap();
+        node.rule(
+            json!({"follow_preference": false, "critical": ["sms", "voice"]}),
+            json!([]),
+        )
+        .await;
+        let texts = || {
+            let reqs = fake.accepted();
+            let form = |suffix: &str| -> HashMap<String, String> {
+                let r = reqs
+                    .iter()
+                    .rev()
+                    .find(|r| r.path.ends_with(suffix))
+                    .unwrap();
+                serde_urlencoded::from_str(&r.body).unwrap()
+            };
+            (
+                form("/Messages.json")["Body"].clone(),
+                form("/Calls.json")["Twiml"].clone(),
+            )
+        };
+
+        node.incident("en-1", "db down").await;
+        node.deliverer(&notify, "d1")
+            .drain(clock.now())
+            .await
+            .unwrap();
+        let (sms, call) = texts();
+        assert!(
+            sms.split('\n').nth(1).unwrap().starts_with("Reply "),
+            "{sms}"
+        );
+        assert!(
+            call.contains("<Say>Press 1 to acknowledge this incident.</Say>"),
+            "{call}"
+        );
+
+        // The account switches to Chinese: the hint and the prompt follow; the template's
+        // text (the customer's own) does not change.
+        node.api("/account/reset", json!({"locale": "zh-CN"})).await;
+        node.incident("zh-1", "db down again").await;
+        node.deliverer(&notify, "d1")
+            .drain(clock.now())
+            .await
+            .unwrap();
+        let (sms, call) = texts();
+        let (text, hint) = sms.split_once('\n').unwrap();
+        assert!(
+            text.starts_with("You have a pending incident: db down again"),
+            "{sms}"
+        );
+        assert!(
+            hint.starts_with("回复 ") && hint.ends_with(" 2 关闭。"),
+            "{hint}"
+        );
+        assert!(call.contains("<Say>按 1 认领此故障。</Say>"), "{call}");
+        node.server.shutdown().await;
     }
 );

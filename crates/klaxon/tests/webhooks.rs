@@ -55,6 +55,13 @@ struct Receiver {
     /// Statuses for the next answers (200 when empty).
     statuses: Arc<Mutex<VecDeque<u16>>>,
     addr: Arc<Mutex<Option<SocketAddr>>>,
+    /// When non-zero, a 200 answer's body is this many bytes instead of `ok`.
+    answer_bytes: Arc<AtomicUsize>,
+    /// While set, a request that was read waits for `release` before it is answered.
+    hold: Arc<std::sync::atomic::AtomicBool>,
+    release: Arc<tokio::sync::Notify>,
+    /// Requests read so far (held ones included).
+    arrived: Arc<AtomicUsize>,
 }
 
 impl Receiver {
@@ -117,6 +124,13 @@ impl Receiver {
             buf.extend_from_slice(&chunk[..n]);
         }
         let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string();
+        if self.hold.load(Ordering::SeqCst) {
+            let released = self.release.notified();
+            self.arrived.fetch_add(1, Ordering::SeqCst);
+            released.await;
+        } else {
+            self.arrived.fetch_add(1, Ordering::SeqCst);
+        }
         if self
             .drop_next
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -132,10 +146,11 @@ impl Receiver {
             headers,
             body,
         });
-        let text = if status == 200 {
-            "ok"
-        } else {
-            "receiver says no"
+        let big = "x".repeat(self.answer_bytes.load(Ordering::SeqCst));
+        let text = match status {
+            200 if !big.is_empty() => big.as_str(),
+            200 => "ok",
+            _ => "receiver says no",
         };
         let resp = format!(
             "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
@@ -859,5 +874,352 @@ on_both_backends!(
                             "odd": "{{incident.nope}}"}})]
         );
         node.server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    the_envelope_and_the_incident_object_carry_every_field,
+    |url: String| async move {
+        // spec: RSP-373
+        let rx = Receiver::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone()).await;
+        let channel = node.server.bootstrap().channel_id;
+        node.api(
+            "/channel/escalate/rule/create",
+            json!({"channel_id": channel, "rule_name": "Primary",
+                   "layers": [{"target": {"person_ids": [node.owner],
+                               "by": {"follow_preference": false, "critical": ["email"]}},
+                               "escalate_window": 30}]}),
+        )
+        .await;
+        node.api(
+            "/webhook/create",
+            json!({"kind": "incident_webhook", "name": "All", "endpoint": rx.url("/i")}),
+        )
+        .await;
+        node.api(
+            "/webhook/create",
+            json!({"kind": "alert_webhook", "name": "Alerts", "endpoint": rx.url("/a"),
+                   "event_types": ["a_new"]}),
+        )
+        .await;
+        let (inc, _) = node.alert("envelope").await;
+        clock.advance_ms(1_000);
+        node.api("/incident/ack", json!({"incident_ids": [inc]}))
+            .await;
+        node.drain().await;
+        let keys = |v: &Value| -> Vec<String> {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let sorted = |k: &[&str]| -> Vec<String> {
+            let mut k: Vec<String> = k.iter().map(|s| s.to_string()).collect();
+            k.sort();
+            k
+        };
+        let bodies = rx.bodies("/i");
+        let of = |t: &str| {
+            bodies
+                .iter()
+                .find(|b| b["event_type"] == t)
+                .unwrap_or_else(|| panic!("no {t} in {bodies:?}"))
+                .clone()
+        };
+        // The envelope: `person` only with an actor.
+        let new = of("i_new");
+        assert_eq!(
+            keys(&new),
+            sorted(&["event_time", "event_type", "event_id", "incident"])
+        );
+        let ack = of("i_ack");
+        assert_eq!(
+            keys(&ack),
+            sorted(&["event_time", "event_type", "event_id", "person", "incident"])
+        );
+        assert_eq!(
+            keys(&ack["person"]),
+            sorted(&["person_id", "person_name", "email"])
+        );
+        assert!(ack["event_time"].is_i64() && is_hex32(&ack["event_id"]));
+
+        // The incident object: every field of RSP-373 (creator and closer are absent for an
+        // automatic, open incident).
+        let i = &ack["incident"];
+        for field in [
+            "incident_id",
+            "num",
+            "account_id",
+            "account_name",
+            "title",
+            "description",
+            "impact",
+            "root_cause",
+            "resolution",
+            "incident_severity",
+            "incident_status",
+            "progress",
+            "created_at",
+            "updated_at",
+            "start_time",
+            "last_time",
+            "end_time",
+            "ack_time",
+            "close_time",
+            "snoozed_before",
+            "labels",
+            "fields",
+            "responders",
+            "responder_ids",
+            "assigned_to",
+            "alert_cnt",
+            "channel_id",
+            "channel_name",
+            "detail_url",
+            "group_method",
+            "dedup_key",
+            "equals_md5",
+            "data_source_id",
+        ] {
+            assert!(i.get(field).is_some(), "incident lacks {field}: {i}");
+        }
+        for absent in ["creator", "creator_id", "closer", "alerts"] {
+            assert!(i.get(absent).is_none(), "{absent} should be absent: {i}");
+        }
+        assert!(i["ack_time"].as_i64().unwrap() > 0);
+        assert_eq!(
+            keys(&i["responders"][0]),
+            sorted(&[
+                "person_id",
+                "person_name",
+                "email",
+                "assigned_at",
+                "acknowledged_at"
+            ])
+        );
+        assert_eq!(i["responders"][0]["person_id"], node.owner);
+        assert!(i["responders"][0]["acknowledged_at"].as_i64().unwrap() > 0);
+        assert_eq!(i["responder_ids"], json!([node.owner]));
+        let a = &i["assigned_to"];
+        for field in [
+            "id",
+            "type",
+            "escalate_rule_id",
+            "escalate_rule_name",
+            "layer_idx",
+            "assigned_at",
+        ] {
+            assert!(a.get(field).is_some(), "assigned_to lacks {field}: {a}");
+        }
+        assert_eq!(a["escalate_rule_name"], "Primary");
+        assert_eq!(a["layer_idx"], 0);
+        // `person_ids` is optional (`person_ids?`): present, it is a list.
+        assert!(a.get("person_ids").is_none_or(Value::is_array), "{a}");
+
+        // The alert object.
+        let alert = &rx.bodies("/a")[0]["alert"];
+        assert_eq!(
+            keys(alert),
+            sorted(&[
+                "alert_id",
+                "alert_key",
+                "title",
+                "title_rule",
+                "description",
+                "alert_severity",
+                "alert_status",
+                "channel_id",
+                "channel_name",
+                "data_source_id",
+                "data_source_name",
+                "data_source_type",
+                "created_at",
+                "updated_at",
+                "start_time",
+                "last_time",
+                "end_time",
+                "labels",
+                "event_cnt",
+                "incident",
+            ])
+        );
+        node.server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    delivery_is_woken_by_the_commit_never_blocks_and_keeps_its_history_a_week,
+    |url: String| async move {
+        // spec: RSP-381
+        // spec: RSP-379
+        // The node's own worker sends, with an idle poll of ten minutes: only the wake on
+        // commit can explain a prompt delivery.
+        let rx = Receiver::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let mut config: Config = test_config(dir.path(), &url);
+        config.workers.timers = false;
+        config.workers.idle_poll_ms = 600_000;
+        config.notify.allow_private_targets = true;
+        let server = klaxon_server::start_with_clock(config, clock.clone())
+            .await
+            .unwrap();
+        let b = server.bootstrap().clone();
+        let http = reqwest::Client::new();
+        let api = |path: &str, body: Value| {
+            let req = http
+                .post(format!("{}{path}?app_key={}", server.base_url(), b.app_key))
+                .json(&body);
+            async move {
+                let out: Value = req.send().await.unwrap().json().await.unwrap();
+                assert!(out.get("error").is_none(), "{out}");
+                out["data"].clone()
+            }
+        };
+        let hook = api(
+            "/webhook/create",
+            json!({"kind": "incident_webhook", "name": "Slow", "endpoint": rx.url("/slow"),
+                   "event_types": ["i_new", "i_ack", "i_comm"]}),
+        )
+        .await;
+        // Let the worker finish its first round and go idle.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+        // The receiver holds the request: the push and the acknowledgement both answer
+        // while the i_new delivery is still waiting for its receiver.
+        rx.hold.store(true, Ordering::SeqCst);
+        let resp = http
+            .post(format!(
+                "{}/event/push/alert/standard?integration_key={}",
+                server.base_url(),
+                b.integration_key
+            ))
+            .json(&json!({"event_status": "Critical", "title_rule": "slow receiver", "alert_key": "slow"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let mut waited = 0;
+        while rx.arrived.load(Ordering::SeqCst) == 0 {
+            assert!(waited < 500, "the i_new delivery never started");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            waited += 1;
+        }
+        let now = clock.now() / 1000;
+        let listed = api(
+            "/incident/list",
+            json!({"start_time": now - 3600, "end_time": now + 3600, "limit": 10}),
+        )
+        .await;
+        let inc = listed["items"][0]["incident_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        api("/incident/ack", json!({"incident_ids": [inc]})).await;
+        assert!(
+            rx.requests().is_empty(),
+            "the action answered while its delivery was still held"
+        );
+
+        // The receiver then fails: the failure is recorded and changes nothing in the incident.
+        rx.statuses.lock().unwrap().push_back(500);
+        rx.hold.store(false, Ordering::SeqCst);
+        rx.release.notify_waiters();
+        let history = |from: i64, to: i64| {
+            api(
+                "/webhook/history/list",
+                json!({"start_time": from, "end_time": to, "limit": 100,
+                       "integration_id": hook["integration_id"]}),
+            )
+        };
+        let start = clock.now() - 60_000;
+        let mut items = Vec::new();
+        for _ in 0..500 {
+            items = history(start, clock.now() + 60_000).await["items"]
+                .as_array()
+                .unwrap()
+                .clone();
+            if items.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(items.len(), 2, "{items:?}");
+        let failed = items.iter().find(|h| h["event_type"] == "i_new").unwrap();
+        assert_eq!(failed["status"], "failed", "{failed}");
+        assert_eq!(failed["response_status"], 500);
+        let info = api("/incident/info", json!({"incident_id": inc})).await;
+        assert_eq!(info["progress"], "Processing");
+        let feed = api("/incident/feed", json!({"incident_id": inc, "limit": 100})).await;
+        let types: Vec<&str> = feed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        assert!(
+            types
+                .iter()
+                .all(|t| ["i_new", "i_assign", "i_ack", "i_notify"].contains(t)),
+            "{types:?}"
+        );
+
+        // A long answer: the history keeps its first 4 KB.
+        rx.answer_bytes.store(10_000, Ordering::SeqCst);
+        api(
+            "/incident/comment",
+            json!({"incident_ids": [inc], "comment": "looking"}),
+        )
+        .await;
+        let mut comm = None;
+        for _ in 0..500 {
+            let items = history(start, clock.now() + 60_000).await["items"]
+                .as_array()
+                .unwrap()
+                .clone();
+            comm = items.into_iter().find(|h| h["event_type"] == "i_comm");
+            if comm.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let comm = comm.expect("the i_comm delivery");
+        let detail = api(
+            "/webhook/history/detail",
+            json!({"history_id": comm["history_id"]}),
+        )
+        .await;
+        assert_eq!(detail["response_body"], "x".repeat(4096));
+
+        // Seven days later the history of that week is gone; the next commit wakes the worker,
+        // which purges before sending.
+        rx.answer_bytes.store(0, Ordering::SeqCst);
+        let week_ago = clock.now();
+        clock.advance_ms(7 * 24 * 3_600_000 + 60_000);
+        api(
+            "/incident/comment",
+            json!({"incident_ids": [inc], "comment": "still looking"}),
+        )
+        .await;
+        let mut old = usize::MAX;
+        for _ in 0..500 {
+            let now = clock.now();
+            let fresh = history(now - 60_000, now + 60_000).await["items"]
+                .as_array()
+                .unwrap()
+                .len();
+            old = history(start, week_ago + 60_000).await["items"]
+                .as_array()
+                .unwrap()
+                .len();
+            if fresh == 1 && old == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(old, 0, "the week-old history is purged");
+        server.shutdown().await;
     }
 );

@@ -100,13 +100,12 @@ pub fn render(channel: Channel, custom: Option<&str>, vars: &Vars, env: &Env) ->
         ..env.clone()
     };
     let (raw, fallback, error) = match custom.filter(|b| !b.is_empty()) {
-        Some(body) => match render_str(body, vars, &env) {
-            Ok(t) => (t, false, None),
-            Err(e) => (
-                render_default(channel, vars, &env),
-                true,
-                Some(e.to_string()),
-            ),
+        Some(body) => match render_str(body, vars, &env).map_err(|e| e.to_string()) {
+            Ok(t) => match shape_error(channel, &t) {
+                None => (t, false, None),
+                Some(e) => (render_default(channel, vars, &env), true, Some(e)),
+            },
+            Err(e) => (render_default(channel, vars, &env), true, Some(e)),
         },
         None => (render_default(channel, vars, &env), false, None),
     };
@@ -121,6 +120,32 @@ pub fn render(channel: Channel, custom: Option<&str>, vars: &Vars, env: &Env) ->
 fn render_default(channel: Channel, vars: &Vars, env: &Env) -> String {
     render_str(default_body(channel), vars, env)
         .unwrap_or_else(|_| format!("INC #{} {}", vars.num, vars.title))
+}
+
+/// RSP-350: the Zoom bot takes only `{content: {head, body: [...]}, is_markdown_support?}`;
+/// a custom body that renders to anything else would be refused by Zoom, so it counts as a
+/// failed template and the default goes out instead (RSP-346). Other channels take any text.
+pub fn shape_error(channel: Channel, text: &str) -> Option<String> {
+    if channel != Channel::Zoom {
+        return None;
+    }
+    let v: serde_json::Value = match serde_json::from_str(text.trim()) {
+        Ok(v) => v,
+        Err(e) => return Some(format!("zoom: the body must render to a JSON object: {e}")),
+    };
+    let content = &v["content"];
+    if !v.is_object() || !content["head"].is_object() || !content["body"].is_array() {
+        return Some(
+            "zoom: the body must render to {\"content\": {\"head\": {...}, \"body\": [...]}}"
+                .into(),
+        );
+    }
+    if v.get("is_markdown_support")
+        .is_some_and(|m| !m.is_boolean())
+    {
+        return Some("zoom: is_markdown_support must be true or false".into());
+    }
+    None
 }
 
 fn is_json_card(channel: Channel, text: &str) -> bool {

@@ -140,7 +140,8 @@ pub fn fire_reason(notify_reason: &str, repeat_index: i64, assign_type: &str) ->
 }
 
 /// RSP-345: a body is valid when it parses and renders against the mock incident; a
-/// `feishu` or `zoom` body that renders to text starting with `{` must be valid JSON. The
+/// `feishu` body that renders to text starting with `{` must be valid JSON, and a `zoom` body
+/// must render to Zoom's message object (RSP-350). The
 /// error names the channel and the position.
 pub fn validate(channel: Channel, body: &str, env: &Env) -> Result<(), String> {
     if body.len() > MAX_BODY_BYTES {
@@ -166,6 +167,10 @@ pub fn validate(channel: Channel, body: &str, env: &Env) -> Result<(), String> {
             "{}: rendered text starts with {{ but is not valid JSON: {e}",
             channel.key()
         ));
+    }
+    // RSP-350: a Zoom body is always the JSON message object.
+    if let Some(e) = channel::shape_error(channel, &text) {
+        return Err(e);
     }
     Ok(())
 }

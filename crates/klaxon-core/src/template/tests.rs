@@ -500,7 +500,7 @@ fn size_limits_per_channel() {
         o.text
     );
     let zoom = format!(
-        "{{\"content\":{{\"head\":{{\"text\":\"{}\"}}}}}}",
+        "{{\"content\":{{\"head\":{{\"text\":\"{}\"}},\"body\":[]}}}}",
         long(5000, "x")
     );
     let o = render_channel(Channel::Zoom, Some(&zoom), &v, &env());
@@ -566,4 +566,33 @@ fn hostile_input_is_bounded() {
             .message
             .contains("too")
     );
+}
+
+#[test]
+fn a_zoom_body_must_be_zooms_message_object() {
+    // spec: RSP-350
+    let v = Vars::mock(0);
+    for bad in [
+        "plain text {{.Title}}",
+        r#"{"text": "{{.Title}}"}"#,
+        r#"{"content": {"head": {"text": "x"}}}"#,
+        r#"{"content": {"head": {"text": "x"}, "body": []}, "is_markdown_support": "yes"}"#,
+    ] {
+        assert!(validate(Channel::Zoom, bad, &env()).is_err(), "{bad}");
+        let o = render_channel(Channel::Zoom, Some(bad), &v, &env());
+        assert!(o.template_fallback, "{bad}");
+        assert!(o.error.as_deref().unwrap().starts_with("zoom: "), "{bad}");
+        let j: serde_json::Value = serde_json::from_str(&o.text).unwrap();
+        assert!(
+            j["content"]["body"].is_array(),
+            "the default goes out: {}",
+            o.text
+        );
+    }
+    let good = r#"{"content": {"head": {"text": {{toJson .Title}}}, "body": [{"type": "message", "text": "x"}]}, "is_markdown_support": true}"#;
+    assert!(validate(Channel::Zoom, good, &env()).is_ok());
+    let o = render_channel(Channel::Zoom, Some(good), &v, &env());
+    assert!(!o.template_fallback, "{:?}", o.error);
+    let j: serde_json::Value = serde_json::from_str(&o.text).unwrap();
+    assert_eq!(j["content"]["head"]["text"], v.title);
 }

@@ -498,7 +498,7 @@ async fn batch(
             Err(e) => (None, Some(e.message)),
         }
     };
-    state.delivery_ready.notify_one();
+    state.wake_senders();
     let ctx = results_ctx(&state, &viewer, &filters, flash, flash_error).await;
     page_headers(view::render("results.html", context! { r => ctx }).into_response())
 }
@@ -776,9 +776,10 @@ async fn detail_page(
         Ok(v) => v,
         Err(resp) => return resp,
     };
-    // `?ack=1` comes from a notification's link. A GET never changes anything: the page asks
-    // for one click instead.
-    let ask_ack = query
+    // `?ack=1` comes from a notification's link (RSP-316). The GET itself changes nothing
+    // (mail scanners prefetch links); the page it returns posts the acknowledgement as soon
+    // as a browser shows it, unless the incident is closed or the viewer already acknowledged.
+    let from_link = query
         .as_deref()
         .is_some_and(|q| q.split('&').any(|p| p == "ack=1"));
     let body = match detail_ctx(&state, &viewer, &id, Outcome::default()).await {
@@ -793,11 +794,35 @@ async fn detail_page(
         title => "Incident",
         nav => "incidents",
         csrf => viewer.session.csrf_token.clone(),
+        ack_link => if from_link { ack_link(&body, me["member_id"].as_i64().unwrap_or(0)) } else { "" },
         me => j(&me),
-        ask_ack => ask_ack,
         d => body,
     };
     page_headers(view::render("incident.html", ctx).into_response())
+}
+
+/// What opening `detail_url?ack=1` does (RSP-316): `closed` shows a notice, `ack`
+/// acknowledges as the viewer, `done` (the viewer already acknowledged) shows the incident.
+fn ack_link(d: &minijinja::Value, viewer: i64) -> &'static str {
+    let Ok(i) = d.get_attr("i") else {
+        return "";
+    };
+    if i.get_attr("progress")
+        .is_ok_and(|p| p.as_str() == Some("Closed"))
+    {
+        return "closed";
+    }
+    let acked = i
+        .get_attr("responders")
+        .ok()
+        .and_then(|r| r.try_iter().ok())
+        .is_some_and(|mut rs| {
+            rs.any(|r| {
+                let num = |k: &str| r.get_attr(k).ok().and_then(|v| i64::try_from(v).ok());
+                num("person_id") == Some(viewer) && num("acknowledged_at").unwrap_or(0) > 0
+            })
+        });
+    if acked { "done" } else { "ack" }
 }
 
 /// One action on the detail page; answers with the redrawn incident.

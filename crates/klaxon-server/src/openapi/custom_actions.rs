@@ -548,6 +548,6 @@ async fn invoke(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
         }
     }
     // The timeline entry queued the `i_custom` incident webhook in the same transaction.
-    state.delivery_ready.notify_one();
+    state.wake_senders();
     Ok(json!({"message": format!("custom action {} succeeded", action.name)}))
 }

@@ -242,8 +242,9 @@ async fn account_info(state: &AppState, caller: &Caller) -> Result<Value, ApiErr
 /// `/account/reset` (a Klaxon extension): the account's settings. `time_zone`, the default
 /// zone of schedules, calendars, rule time filters, template dates and insights (response.md
 /// 1.1, OQ-40: `UTC` unless configured); `incident_retention_days`, how long closed incidents
-/// are kept (0 = forever; docs/data-retention.md). At least one is required; both are checked
-/// before either is saved, so a bad value changes nothing. Answers the account as
+/// are kept (0 = forever; docs/data-retention.md); `locale` (`en-US` or `zh-CN`), the
+/// language of notifications' system texts (RSP-293). At least one is required; all are
+/// checked before any is saved, so a bad value changes nothing. Answers the account as
 /// `/account/info` does.
 async fn account_reset(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
     let zone = args
@@ -254,9 +255,14 @@ async fn account_reset(state: &AppState, caller: &Caller, args: &Args) -> Result
         .i64("incident_retention_days")?
         .map(klaxon_core::retention::retention_days)
         .transpose()?;
-    if zone.is_none() && retention.is_none() {
+    // The language of system texts in notifications (RSP-293).
+    let locale = args
+        .str("locale")?
+        .map(|l| klaxon_core::directory::locale("locale", &l))
+        .transpose()?;
+    if zone.is_none() && retention.is_none() && locale.is_none() {
         return Err(ApiError::invalid(
-            "time_zone or incident_retention_days is required",
+            "time_zone, incident_retention_days or locale is required",
         ));
     }
     let changed = state
@@ -265,6 +271,7 @@ async fn account_reset(state: &AppState, caller: &Caller, args: &Args) -> Result
             caller.account_id,
             zone.as_deref(),
             retention,
+            locale.as_deref(),
             state.clock.now(),
         )
         .await
