@@ -428,6 +428,36 @@ pub(crate) async fn password_sign_in(
         .clear_login_failures(email)
         .await
         .map_err(internal)?;
+    // RSP-578: while the account's SSO is on, only the owner signs in with a password (the
+    // break-glass access); everyone else goes through the identity provider. Checked after
+    // the password, so the answer tells nothing to someone who does not know it.
+    let is_owner = state
+        .store
+        .member(member.account_id, member.member_id)
+        .await
+        .map_err(internal)?
+        .is_some_and(|m| m.is_owner);
+    if let Some(domain) =
+        crate::signin_code::sso_domain_required(state, member.account_id, is_owner).await?
+    {
+        crate::audit::record_signin(
+            state,
+            member.account_id,
+            member.member_id,
+            "login",
+            ip,
+            ErrorCode::AccessDenied.as_str(),
+        )
+        .await;
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            format!(
+                "this account signs in with single sign-on: choose SSO and enter the login \
+                 domain {domain}"
+            ),
+        )
+        .into());
+    }
     let created = state
         .store
         .create_session(

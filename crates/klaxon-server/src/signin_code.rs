@@ -84,7 +84,7 @@ fn admit(state: &AppState) -> Result<(), LoginFailure> {
 
 /// RSP-578: whether the candidate may sign in locally, and the login domain it must use
 /// instead when not.
-async fn sso_domain_required(
+pub(crate) async fn sso_domain_required(
     state: &AppState,
     account_id: i64,
     is_owner: bool,

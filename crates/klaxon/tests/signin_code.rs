@@ -356,6 +356,50 @@ on_both_backends!(codes_and_single_sign_on, |url: String| async move {
         .count();
     assert_eq!(refused, 1, "{b}");
 
+    // spec: RSP-578 — with SSO on, a password signs in only the owner; a member with a
+    // password is sent to SSO (after the password is checked, so nothing leaks).
+    let server = node.ts.server.as_ref().unwrap();
+    let account = server.bootstrap().account_id;
+    let store = server.store();
+    let token = store
+        .create_password_reset(
+            account,
+            bob,
+            klaxon_store::ResetPolicy {
+                ttl_ms: 600_000,
+                max_per_window: 5,
+                window_ms: 3_600_000,
+            },
+            node.clock.0.load(Ordering::SeqCst),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let hash = store.hash_password("bob-has-a-password").await.unwrap();
+    store
+        .use_password_reset(&token, &hash, node.clock.0.load(Ordering::SeqCst))
+        .await
+        .unwrap()
+        .unwrap();
+    let (s, b, session) = node
+        .post(
+            "/auth/login",
+            json!({"email": "bob@example.com", "password": "bob-has-a-password"}),
+        )
+        .await;
+    assert_eq!(s, 403, "{b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains("acme"), "{b}");
+    assert!(session.is_none());
+    let password = server.owner_password().unwrap().to_string();
+    let (s, b, session) = node
+        .post(
+            "/auth/login",
+            json!({"email": node.owner_email, "password": password}),
+        )
+        .await;
+    assert_eq!(s, 200, "the owner's break-glass password: {b}");
+    assert!(session.is_some());
+
     // Turning SSO off deletes nobody, and members fall back to codes.
     node.sso(false).await;
     node.request("bob@example.com").await;
@@ -364,6 +408,14 @@ on_both_backends!(codes_and_single_sign_on, |url: String| async move {
     let (s, b, session) = node.login("bob@example.com", &code_of(&mails[2])).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(node.session_member(&session.unwrap()).await, bob);
+    // And to their password.
+    let (s, b, _) = node
+        .post(
+            "/auth/login",
+            json!({"email": "bob@example.com", "password": "bob-has-a-password"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
 });
 
 on_both_backends!(console_code_sign_in, |url: String| async move {

@@ -72,6 +72,9 @@ fn cas_shown(state: &AppState, cas: &sso::CasSettings, login_domain: &str, activ
         "server_url": cas.server_url,
         "login_path": cas.login_path,
         "service_url": service_url,
+    })
+}
+
 /// RSP-574: the SAML settings, with what the IdP needs from Klaxon (SP entity ID, metadata
 /// URL, ACS URL) once the login domain uses SAML, and the fingerprints of the certificates
 /// taken from the uploaded IdP metadata.
