@@ -75,7 +75,11 @@ pub fn check_priority_source(source: &str) -> Result<(), String> {
 /// RSP-407 priority: from the severity (the mapping by severity name, else SDP's defaults),
 /// or from a label or custom field (the mapping by value, else the value itself as the
 /// priority's name). `None` = no value to send.
-pub fn priority(source: &str, mapping: &BTreeMap<String, String>, inc: &Incident) -> Option<String> {
+pub fn priority(
+    source: &str,
+    mapping: &BTreeMap<String, String>,
+    inc: &Incident,
+) -> Option<String> {
     if source.is_empty() || source == "severity" {
         let sev = inc.incident_severity;
         return Some(
@@ -87,7 +91,13 @@ pub fn priority(source: &str, mapping: &BTreeMap<String, String>, inc: &Incident
         );
     }
     let v = source_value(inc, source)?;
-    Some(mapping.get(&v).filter(|p| !p.is_empty()).cloned().unwrap_or(v))
+    Some(
+        mapping
+            .get(&v)
+            .filter(|p| !p.is_empty())
+            .cloned()
+            .unwrap_or(v),
+    )
 }
 
 /// Whom a request is assigned to.
@@ -117,7 +127,9 @@ pub fn check_assignee(label: &str, kind: &str) -> Result<(), String> {
         return Err("assignee_label: a label key of 1 to 128 characters without spaces".into());
     }
     if kind != "technician" && kind != "group" {
-        return Err(format!("assignee_kind: {kind:?} is not technician or group"));
+        return Err(format!(
+            "assignee_kind: {kind:?} is not technician or group"
+        ));
     }
     Ok(())
 }
@@ -251,7 +263,10 @@ pub fn created(body: &Value) -> Option<(String, String)> {
         _ => None,
     };
     let id = r.get("id").and_then(text)?;
-    let display = r.get("display_id").and_then(text).unwrap_or_else(|| id.clone());
+    let display = r
+        .get("display_id")
+        .and_then(text)
+        .unwrap_or_else(|| id.clone());
     Some((id, display))
 }
 

@@ -33,6 +33,7 @@ mod schedules;
 mod settings;
 pub(crate) mod signin;
 mod teams;
+mod ticket_sync;
 pub(crate) mod view;
 
 use axum::Router;
@@ -64,6 +65,7 @@ pub fn routes() -> Router<AppState> {
         .merge(pipeline::routes())
         .merge(mapping::routes())
         .merge(teams::routes())
+        .merge(ticket_sync::routes())
         .merge(settings::routes())
 }
 

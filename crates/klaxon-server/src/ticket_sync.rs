@@ -272,7 +272,9 @@ impl TicketDispatcher {
                     Step::Priority(sev) => {
                         let source = &integration.settings.priority_source;
                         if !source.is_empty() && source != "severity" {
-                            return Ok(skip("the priority follows a label or field, not the severity"));
+                            return Ok(skip(
+                                "the priority follows a label or field, not the severity",
+                            ));
                         }
                         let mut one = inc.clone();
                         one.incident_severity = *sev;
@@ -286,7 +288,11 @@ impl TicketDispatcher {
                     Step::Comment(text) => ("POST", format!("{path}/notes"), sdp::note_input(text)),
                     Step::Create => return Ok(skip("unknown step")),
                 };
-                match sync.sdp(&self.store, now).call(method, &path, Some(&input)).await {
+                match sync
+                    .sdp(&self.store, now)
+                    .call(method, &path, Some(&input))
+                    .await
+                {
                     Ok(resp) => resp,
                     Err(e) => return not_sent(e, attempts, now, &link.external_key),
                 }
@@ -398,7 +404,10 @@ impl Requests<'_> {
             .send(&TicketRequest {
                 method,
                 url,
-                auth: Auth::Basic(&self.integration.settings.username, &self.integration.secret),
+                auth: Auth::Basic(
+                    &self.integration.settings.username,
+                    &self.integration.secret,
+                ),
                 body: body.map_or(Body::None, Body::Json),
                 accept: "",
             })
@@ -570,7 +579,10 @@ pub async fn run(
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/ticket-sync/servicenow/push", post(push_servicenow))
-        .route("/ticket-sync/servicedeskplus/push", post(push_servicedeskplus))
+        .route(
+            "/ticket-sync/servicedeskplus/push",
+            post(push_servicedeskplus),
+        )
 }
 
 fn answer(status: StatusCode, body: Value) -> Response {
@@ -772,8 +784,7 @@ async fn inbound_fields(
         .filter_map(|(name, v)| {
             defs.iter()
                 .find(|d| {
-                    d.field_name == name
-                        && d.field_type == klaxon_core::response::FieldType::Text
+                    d.field_name == name && d.field_type == klaxon_core::response::FieldType::Text
                 })
                 .map(|d| (d.clone(), Value::String(v)))
         })
@@ -965,14 +976,7 @@ async fn update(
                 match action(inc.progress) {
                     StateAction::Nothing => {}
                     StateAction::Reopen => {
-                        e.reopen(
-                            inc,
-                            0,
-                            &reopened,
-                            ctx.rule,
-                            ctx.rules,
-                            &ctx.matching,
-                        )?;
+                        e.reopen(inc, 0, &reopened, ctx.rule, ctx.rules, &ctx.matching)?;
                     }
                     StateAction::Snooze(minutes) => {
                         e.snooze(inc, 0, minutes, "console", ctx.rule)?

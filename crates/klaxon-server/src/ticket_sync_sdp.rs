@@ -28,7 +28,11 @@ fn token_url(settings: &TicketSettings) -> String {
 
 /// Tokens from a Zoho token answer; `keep_refresh` stands in when the answer has none (a
 /// refresh answer carries only the access token).
-fn tokens_of(resp: &TicketResponse, keep_refresh: &str, now: Millis) -> Result<TicketTokens, String> {
+fn tokens_of(
+    resp: &TicketResponse,
+    keep_refresh: &str,
+    now: Millis,
+) -> Result<TicketTokens, String> {
     let v = resp.json();
     if let Some(e) = v.get("error").and_then(Value::as_str) {
         return Err(e.to_string());

@@ -606,7 +606,11 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        for table in ["ticket_sync_links", "ticket_sync_jobs", "ticket_sync_tokens"] {
+        for table in [
+            "ticket_sync_links",
+            "ticket_sync_jobs",
+            "ticket_sync_tokens",
+        ] {
             let mut sql = Sql::new("DELETE FROM ");
             sql.push(table)
                 .push(" WHERE account_id = ")

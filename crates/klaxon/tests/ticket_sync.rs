@@ -307,8 +307,10 @@ impl Node {
         let resp = self
             .http
             .post(push)
-            .json(&json!({"event_status": severity, "title_rule": format!("{key} down"),
-                          "description": "disk full", "alert_key": key, "labels": labels}))
+            .json(
+                &json!({"event_status": severity, "title_rule": format!("{key} down"),
+                          "description": "disk full", "alert_key": key, "labels": labels}),
+            )
             .send()
             .await
             .unwrap();
@@ -1100,8 +1102,12 @@ on_both_backends!(
         assert_eq!(reqs[0].target, "/rest/api/2/issue");
         assert_eq!(node.log(id).await[0]["op"], json!("create"));
         // Linked: later label changes ask for nothing (labels are not synced).
-        node.alert_with("db1", "Critical", json!({"host": "db1", "tier": "1", "x": "y"}))
-            .await;
+        node.alert_with(
+            "db1",
+            "Critical",
+            json!({"host": "db1", "tier": "1", "x": "y"}),
+        )
+        .await;
         node.until_labels(&inc, &json!({"host": "db1", "tier": "1", "x": "y"}))
             .await;
         node.drain().await;
@@ -1155,7 +1161,10 @@ on_both_backends!(
         update["action_type"] = json!("update");
         update["u_owner"] = json!("bob");
         node.push(&push_url, update.clone()).await;
-        assert_eq!(node.incident(&created).await["fields"]["owner"], json!("bob"));
+        assert_eq!(
+            node.incident(&created).await["fields"]["owner"],
+            json!("bob")
+        );
         update["u_owner"] = json!("");
         node.push(&push_url, update).await;
         assert_eq!(
@@ -1220,15 +1229,20 @@ on_both_backends!(
 
         // Acknowledge → In Progress; a comment → a private note; severity → priority; close →
         // Resolved with a resolution.
-        node.api("/incident/ack", json!({"incident_ids": [inc]})).await;
-        node.api("/incident/comment", json!({"incident_id": inc, "comment": "on it"}))
+        node.api("/incident/ack", json!({"incident_ids": [inc]}))
             .await;
+        node.api(
+            "/incident/comment",
+            json!({"incident_id": inc, "comment": "on it"}),
+        )
+        .await;
         node.api(
             "/incident/reset",
             json!({"incident_id": inc, "incident_severity": "Warning"}),
         )
         .await;
-        node.api("/incident/resolve", json!({"incident_ids": [inc]})).await;
+        node.api("/incident/resolve", json!({"incident_ids": [inc]}))
+            .await;
         let round = node.drain().await;
         assert_eq!(round.succeeded, 4, "{round:?}");
         let calls = sdp.take();
@@ -1239,17 +1253,29 @@ on_both_backends!(
         assert_eq!(
             seen,
             vec![
-                ("PUT".into(), "/api/v3/requests/1001".into(),
-                 json!({"request": {"status": {"name": "In Progress"}}})),
-                ("POST".into(), "/api/v3/requests/1001/notes".into(),
-                 json!({"request_note": {"description": "on it", "show_to_requester": false,
+                (
+                    "PUT".into(),
+                    "/api/v3/requests/1001".into(),
+                    json!({"request": {"status": {"name": "In Progress"}}})
+                ),
+                (
+                    "POST".into(),
+                    "/api/v3/requests/1001/notes".into(),
+                    json!({"request_note": {"description": "on it", "show_to_requester": false,
                         "notify_technician": false, "mark_first_response": false,
-                        "add_to_linked_requests": false}})),
-                ("PUT".into(), "/api/v3/requests/1001".into(),
-                 json!({"request": {"priority": {"name": "Medium"}}})),
-                ("PUT".into(), "/api/v3/requests/1001".into(),
-                 json!({"request": {"status": {"name": "Resolved"},
-                        "resolution": {"content": "Resolved in Klaxon"}}})),
+                        "add_to_linked_requests": false}})
+                ),
+                (
+                    "PUT".into(),
+                    "/api/v3/requests/1001".into(),
+                    json!({"request": {"priority": {"name": "Medium"}}})
+                ),
+                (
+                    "PUT".into(),
+                    "/api/v3/requests/1001".into(),
+                    json!({"request": {"status": {"name": "Resolved"},
+                        "resolution": {"content": "Resolved in Klaxon"}}})
+                ),
             ]
         );
         assert_eq!(sdp.request("1001")["status"]["name"], json!("Resolved"));
@@ -1260,10 +1286,16 @@ on_both_backends!(
         assert_eq!(round.failed, 1, "{round:?}");
         assert!(sdp.take().is_empty());
         let log = node.log(id).await;
-        let failed = log.iter().find(|l| l["incident_id"] == json!(other)).unwrap();
+        let failed = log
+            .iter()
+            .find(|l| l["incident_id"] == json!(other))
+            .unwrap();
         assert_eq!(failed["status"], json!("failed"));
         assert!(
-            failed["error"].as_str().unwrap().contains("unknown assignee: label host=db9"),
+            failed["error"]
+                .as_str()
+                .unwrap()
+                .contains("unknown assignee: label host=db9"),
             "{failed}"
         );
         assert_eq!(node.incident(&other).await["tickets"], json!([]));
@@ -1273,9 +1305,15 @@ on_both_backends!(
         assert_eq!(round.failed, 1, "{round:?}");
         assert_eq!(sdp.take().len(), 1);
         let log = node.log(id).await;
-        let failed = log.iter().find(|l| l["incident_id"] == json!(third)).unwrap();
+        let failed = log
+            .iter()
+            .find(|l| l["incident_id"] == json!(third))
+            .unwrap();
         assert_eq!(failed["response_status"], json!(400));
-        assert!(failed["error"].as_str().unwrap().contains("Nobody Here"), "{failed}");
+        assert!(
+            failed["error"].as_str().unwrap().contains("Nobody Here"),
+            "{failed}"
+        );
     }
 );
 
@@ -1294,19 +1332,28 @@ on_both_backends!(
                           "secret": CLIENT_SECRET});
         // No code, then a wrong one: refused, nothing saved.
         let out = node.call("/ticket-sync/create", base.clone()).await;
-        assert!(error_of(&out).1.starts_with("oauth_code: required"), "{out}");
+        assert!(
+            error_of(&out).1.starts_with("oauth_code: required"),
+            "{out}"
+        );
         let mut wrong = base.clone();
         wrong["oauth_code"] = json!("1000.stale");
         let out = node.call("/ticket-sync/create", wrong).await;
         assert!(error_of(&out).1.contains("valid for 10 minutes"), "{out}");
-        assert_eq!(node.api("/ticket-sync/list", json!({})).await["total"], json!(0));
+        assert_eq!(
+            node.api("/ticket-sync/list", json!({})).await["total"],
+            json!(0)
+        );
 
         let mut good = base.clone();
         good["oauth_code"] = json!(CODE);
         let t = node.api("/ticket-sync/create", good).await;
         let id = t["integration_id"].as_i64().unwrap();
         assert_eq!(sdp.grants(), vec!["authorization_code"; 2]);
-        assert!(t.get("secret").is_none() && t.get("access_token").is_none(), "{t}");
+        assert!(
+            t.get("secret").is_none() && t.get("access_token").is_none(),
+            "{t}"
+        );
         // The code was used: sending it again is refused and changes nothing.
         let out = node
             .call(
@@ -1316,12 +1363,16 @@ on_both_backends!(
             .await;
         assert!(error_of(&out).1.starts_with("oauth_code:"), "{out}");
         assert_eq!(
-            node.api("/ticket-sync/info", json!({"integration_id": id})).await["name"],
+            node.api("/ticket-sync/info", json!({"integration_id": id}))
+                .await["name"],
             json!("SDP cloud")
         );
         // An edit without a code keeps the tokens.
-        node.api("/ticket-sync/update", json!({"integration_id": id, "template": "Default Request"}))
-            .await;
+        node.api(
+            "/ticket-sync/update",
+            json!({"integration_id": id, "template": "Default Request"}),
+        )
+        .await;
 
         node.api(
             "/incident/ticket-sync/do",
@@ -1331,7 +1382,10 @@ on_both_backends!(
         assert_eq!(node.drain().await.succeeded, 1);
         let calls = sdp.take();
         assert_eq!(calls[0].auth, "Zoho-oauthtoken at-1");
-        assert_eq!(calls[0].input["request"]["template"], json!({"name": "Default Request"}));
+        assert_eq!(
+            calls[0].input["request"]["template"],
+            json!({"name": "Default Request"})
+        );
         assert_eq!(
             node.incident(&inc).await["tickets"][0]["external_url"],
             json!(format!("{}/ui/requests/1001/details", sdp.url))
@@ -1339,17 +1393,28 @@ on_both_backends!(
 
         // Two hours later the token has expired: refreshed before the call.
         node.advance(2 * 3_600_000);
-        node.api("/incident/comment", json!({"incident_id": inc, "comment": "later"}))
-            .await;
+        node.api(
+            "/incident/comment",
+            json!({"incident_id": inc, "comment": "later"}),
+        )
+        .await;
         assert_eq!(node.drain().await.succeeded, 1);
         assert_eq!(sdp.take()[0].auth, "Zoho-oauthtoken at-2");
-        assert_eq!(sdp.grants().last().map(String::as_str), Some("refresh_token"));
+        assert_eq!(
+            sdp.grants().last().map(String::as_str),
+            Some("refresh_token")
+        );
         // Revoked early: the 401 refreshes once and the call is made again.
         sdp.revoke_access();
-        node.api("/incident/ack", json!({"incident_ids": [inc]})).await;
+        node.api("/incident/ack", json!({"incident_ids": [inc]}))
+            .await;
         assert_eq!(node.drain().await.succeeded, 1);
         let calls = sdp.take();
-        assert_eq!(calls.len(), 1, "the refused call is not recorded: {calls:?}");
+        assert_eq!(
+            calls.len(),
+            1,
+            "the refused call is not recorded: {calls:?}"
+        );
         assert_eq!(calls[0].auth, format!("Zoho-oauthtoken {}", sdp.access()));
         assert_eq!(sdp.access(), "at-3");
     }
@@ -1389,7 +1454,10 @@ on_both_backends!(
             .await;
         assert_eq!(status, 401);
         let (status, out) = node
-            .push(&push_url, json!({"action_type": "insert", "display_id": "7"}))
+            .push(
+                &push_url,
+                json!({"action_type": "insert", "display_id": "7"}),
+            )
             .await;
         assert_eq!(status, 400);
         assert!(error_of(&out).1.starts_with("id: required"), "{out}");
@@ -1411,12 +1479,23 @@ on_both_backends!(
         );
         let mut update = record.clone();
         update["action_type"] = json!("update");
-        for s in ["In Progress", "Assigned", "Pending Verification", "Staging", "On Hold"] {
+        for s in [
+            "In Progress",
+            "Assigned",
+            "Pending Verification",
+            "Staging",
+            "On Hold",
+        ] {
             update["status"] = json!({"name": s});
             node.push(&push_url, update.clone()).await;
-            assert_eq!(node.incident(&created).await["progress"], json!("Triggered"), "{s}");
+            assert_eq!(
+                node.incident(&created).await["progress"],
+                json!("Triggered"),
+                "{s}"
+            );
         }
-        node.api("/incident/ack", json!({"incident_ids": [created]})).await;
+        node.api("/incident/ack", json!({"incident_ids": [created]}))
+            .await;
         let now = node.clock.now();
         update["status"] = json!({"name": "On Hold"});
         update["note"] = json!("waiting for parts");
@@ -1425,7 +1504,10 @@ on_both_backends!(
         let info = node.incident(&created).await;
         assert_eq!(info["snoozed_before"], json!((now + 120 * 60_000) / 1000));
         let feed = node
-            .api("/incident/feed", json!({"incident_id": created, "limit": 100}))
+            .api(
+                "/incident/feed",
+                json!({"incident_id": created, "limit": 100}),
+            )
             .await;
         let notes = feed["items"]
             .as_array()
@@ -1441,6 +1523,9 @@ on_both_backends!(
         assert_eq!(info["closer_id"], json!(0));
         update["status"] = json!({"name": "Open"});
         node.push(&push_url, update).await;
-        assert_eq!(node.incident(&created).await["progress"], json!("Triggered"));
+        assert_eq!(
+            node.incident(&created).await["progress"],
+            json!("Triggered")
+        );
     }
 );

@@ -246,7 +246,11 @@ async fn draft(
         issue_type: setting(args, "issue_type", b.map(|s| s.issue_type.as_str()))?,
         template: setting(args, "template", b.map(|s| s.template.as_str()))?,
         requester: setting(args, "requester", b.map(|s| s.requester.as_str()))?,
-        priority_source: setting(args, "priority_source", b.map(|s| s.priority_source.as_str()))?,
+        priority_source: setting(
+            args,
+            "priority_source",
+            b.map(|s| s.priority_source.as_str()),
+        )?,
         assignee_label: setting(args, "assignee_label", b.map(|s| s.assignee_label.as_str()))?,
         assignee_kind: setting(args, "assignee_kind", b.map(|s| s.assignee_kind.as_str()))?,
         assignee_mapping: match args.raw().get("assignee_mapping") {

@@ -57,9 +57,11 @@ pub struct FakeSdp {
 fn sdp_error(status: StatusCode, field: &str, message: &str) -> Response {
     (
         status,
-        axum::Json(json!({"response_status": {"status_code": 4000, "status": "failed",
+        axum::Json(
+            json!({"response_status": {"status_code": 4000, "status": "failed",
             "messages": [{"status_code": 4001, "field": field, "type": "failed",
-                          "message": message}]}})),
+                          "message": message}]}}),
+        ),
     )
         .into_response()
 }
@@ -123,7 +125,12 @@ impl FakeSdp {
     }
 
     /// Checks the documented headers and form; the parsed `input_data` or the refusal.
-    fn check(&self, headers: &HeaderMap, body: &[u8], root: &str) -> Result<(Value, String), Response> {
+    fn check(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        root: &str,
+    ) -> Result<(Value, String), Response> {
         let h = |k: &str| {
             headers
                 .get(k)
@@ -132,28 +139,48 @@ impl FakeSdp {
                 .to_string()
         };
         if h("accept") != ACCEPT {
-            return Err(sdp_error(StatusCode::BAD_REQUEST, "Accept", "unsupported media type"));
+            return Err(sdp_error(
+                StatusCode::BAD_REQUEST,
+                "Accept",
+                "unsupported media type",
+            ));
         }
         let auth = if headers.contains_key("authtoken") {
             let key = h("authtoken");
             if key != API_KEY {
-                return Err(sdp_error(StatusCode::UNAUTHORIZED, "authtoken", "invalid key"));
+                return Err(sdp_error(
+                    StatusCode::UNAUTHORIZED,
+                    "authtoken",
+                    "invalid key",
+                ));
             }
             key
         } else {
             let a = h("authorization");
             let current = format!("Zoho-oauthtoken {}", self.access());
             if self.access().is_empty() || a != current {
-                return Err(sdp_error(StatusCode::UNAUTHORIZED, "Authorization", "invalid token"));
+                return Err(sdp_error(
+                    StatusCode::UNAUTHORIZED,
+                    "Authorization",
+                    "invalid token",
+                ));
             }
             a
         };
         if !h("content-type").starts_with("application/x-www-form-urlencoded") {
-            return Err(sdp_error(StatusCode::BAD_REQUEST, "Content-Type", "a form is expected"));
+            return Err(sdp_error(
+                StatusCode::BAD_REQUEST,
+                "Content-Type",
+                "a form is expected",
+            ));
         }
         let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
         if form.len() != 1 || form[0].0 != "input_data" {
-            return Err(sdp_error(StatusCode::BAD_REQUEST, "input_data", "the only field is input_data"));
+            return Err(sdp_error(
+                StatusCode::BAD_REQUEST,
+                "input_data",
+                "the only field is input_data",
+            ));
         }
         let input: Value = serde_json::from_str(&form[0].1)
             .map_err(|_| sdp_error(StatusCode::BAD_REQUEST, "input_data", "not JSON"))?;
@@ -182,7 +209,11 @@ fn known(r: &Value, key: &str, attr: &str, known: &[&str]) -> Result<(), Respons
             if known.contains(&name) {
                 Ok(())
             } else {
-                Err(sdp_error(StatusCode::BAD_REQUEST, key, &format!("unknown {key} {name:?}")))
+                Err(sdp_error(
+                    StatusCode::BAD_REQUEST,
+                    key,
+                    &format!("unknown {key} {name:?}"),
+                ))
             }
         }
     }
@@ -194,13 +225,23 @@ fn check_request(r: &Value) -> Result<(), Response> {
     known(r, "status", "name", STATUSES)?;
     known(r, "group", "name", GROUPS)?;
     if let Some(t) = r.get("technician") {
-        let attr = if t.get("email_id").is_some() { "email_id" } else { "name" };
+        let attr = if t.get("email_id").is_some() {
+            "email_id"
+        } else {
+            "name"
+        };
         known(r, "technician", attr, TECHNICIANS)?;
     }
     if let Some(u) = r.get("udf_fields")
-        && !u.as_object().is_some_and(|m| m.keys().all(|k| k.starts_with("udf_")))
+        && !u
+            .as_object()
+            .is_some_and(|m| m.keys().all(|k| k.starts_with("udf_")))
     {
-        return Err(sdp_error(StatusCode::BAD_REQUEST, "udf_fields", "unknown field"));
+        return Err(sdp_error(
+            StatusCode::BAD_REQUEST,
+            "udf_fields",
+            "unknown field",
+        ));
     }
     Ok(())
 }
@@ -223,9 +264,11 @@ async fn token(State(f): State<FakeSdp>, body: Bytes) -> Response {
             inner.issued += 1;
             inner.access = format!("at-{}", inner.issued);
             inner.refresh = "rt-1".into();
-            axum::Json(json!({"access_token": inner.access, "refresh_token": inner.refresh,
+            axum::Json(
+                json!({"access_token": inner.access, "refresh_token": inner.refresh,
                 "api_domain": "https://www.zohoapis.com", "token_type": "Bearer",
-                "expires_in": 3600}))
+                "expires_in": 3600}),
+            )
             .into_response()
         }
         "refresh_token" => {
@@ -250,7 +293,11 @@ async fn create(State(f): State<FakeSdp>, headers: HeaderMap, body: Bytes) -> Re
     };
     f.record("POST", "/api/v3/requests".into(), input.clone(), auth);
     let r = &input["request"];
-    if !r.get("subject").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+    if !r
+        .get("subject")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty())
+    {
         return sdp_error(StatusCode::BAD_REQUEST, "subject", "mandatory");
     }
     if let Err(e) = check_request(r) {
@@ -312,7 +359,12 @@ async fn note(
         Ok(x) => x,
         Err(r) => return r,
     };
-    f.record("POST", format!("/api/v3/requests/{id}/notes"), input.clone(), auth);
+    f.record(
+        "POST",
+        format!("/api/v3/requests/{id}/notes"),
+        input.clone(),
+        auth,
+    );
     if !input["request_note"]["description"]
         .as_str()
         .is_some_and(|d| !d.is_empty())
@@ -324,8 +376,10 @@ async fn note(
     }
     (
         StatusCode::CREATED,
-        axum::Json(json!({"request_note": {"id": "1", "description": input["request_note"]["description"]},
-            "response_status": {"status_code": 2000, "status": "success"}})),
+        axum::Json(
+            json!({"request_note": {"id": "1", "description": input["request_note"]["description"]},
+            "response_status": {"status_code": 2000, "status": "success"}}),
+        ),
     )
         .into_response()
 }
