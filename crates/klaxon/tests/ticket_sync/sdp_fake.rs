@@ -5,6 +5,9 @@
 //! templates, priorities, statuses, technicians and groups — and answers with SDP's
 //! `response_status` envelope. Every call is recorded.
 
+// A refusal is the fake's whole answer; its size does not matter in a test server.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -293,10 +296,9 @@ async fn create(State(f): State<FakeSdp>, headers: HeaderMap, body: Bytes) -> Re
     };
     f.record("POST", "/api/v3/requests".into(), input.clone(), auth);
     let r = &input["request"];
-    if !r
-        .get("subject")
+    if r.get("subject")
         .and_then(Value::as_str)
-        .is_some_and(|s| !s.is_empty())
+        .is_none_or(str::is_empty)
     {
         return sdp_error(StatusCode::BAD_REQUEST, "subject", "mandatory");
     }
@@ -365,9 +367,9 @@ async fn note(
         input.clone(),
         auth,
     );
-    if !input["request_note"]["description"]
+    if input["request_note"]["description"]
         .as_str()
-        .is_some_and(|d| !d.is_empty())
+        .is_none_or(str::is_empty)
     {
         return sdp_error(StatusCode::BAD_REQUEST, "description", "mandatory");
     }
