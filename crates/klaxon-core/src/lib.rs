@@ -31,4 +31,5 @@ pub mod sso;
 pub mod standard;
 pub mod template;
 pub mod ticket_sync;
+pub mod ticket_sync_sdp;
 pub mod webhook;

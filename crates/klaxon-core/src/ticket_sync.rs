@@ -1,5 +1,5 @@
-//! Ticket sync with Jira and ServiceNow (response.md 1.23, RSP-405, RSP-406): the pure
-//! decisions. Which sync steps an incident change asks for, how severities, progress and
+//! Ticket sync with Jira, ServiceNow and ServiceDesk Plus (response.md 1.23, RSP-405…407):
+//! the pure decisions (ServiceDesk Plus specifics in [`crate::ticket_sync_sdp`]). Which sync steps an incident change asks for, how severities, progress and
 //! fields map to the ticket systems' values, the request bodies, and what an inbound
 //! ServiceNow state does to an incident. The store writes the steps as rows in the change's
 //! transaction; the server sends them.
@@ -27,6 +27,8 @@ pub const ON_HOLD_SNOOZE_MINUTES: i64 = 120;
 pub enum System {
     Jira,
     ServiceNow,
+    /// RSP-407: ManageEngine ServiceDesk Plus, v3 API.
+    ServiceDeskPlus,
 }
 
 impl System {
@@ -34,6 +36,7 @@ impl System {
         match s {
             "jira" => Some(System::Jira),
             "servicenow" => Some(System::ServiceNow),
+            "servicedeskplus" => Some(System::ServiceDeskPlus),
             _ => None,
         }
     }
@@ -42,6 +45,16 @@ impl System {
         match self {
             System::Jira => "jira",
             System::ServiceNow => "servicenow",
+            System::ServiceDeskPlus => "servicedeskplus",
+        }
+    }
+
+    /// What people call it, in messages.
+    pub fn display(self) -> &'static str {
+        match self {
+            System::Jira => "Jira",
+            System::ServiceNow => "ServiceNow",
+            System::ServiceDeskPlus => "ServiceDesk Plus",
         }
     }
 }
@@ -50,7 +63,9 @@ impl System {
 pub fn direction_valid(system: System, direction: &str) -> bool {
     match system {
         System::Jira => direction == "to",
-        System::ServiceNow => matches!(direction, "to" | "from" | "two_way"),
+        System::ServiceNow | System::ServiceDeskPlus => {
+            matches!(direction, "to" | "from" | "two_way")
+        }
     }
 }
 
@@ -136,6 +151,24 @@ pub fn mapped_fields(inc: &Incident, list: &[FieldMap]) -> Vec<(String, String)>
         .collect()
 }
 
+/// RSP-406 inbound "other fields → custom fields": the `(custom field name, value)` pairs a
+/// pushed record carries for the `fields.<name>` mappings. Label mappings are outbound only
+/// (labels are never edited, RSP-005); an empty or non-text value never overwrites.
+pub fn inbound_fields(list: &[FieldMap], record: &Map<String, Value>) -> Vec<(String, String)> {
+    list.iter()
+        .filter_map(|m| {
+            let name = m.source.strip_prefix("fields.")?;
+            let v = record.get(&m.target_field)?.as_str()?.trim();
+            (!v.is_empty()).then(|| {
+                (
+                    name.to_string(),
+                    v.chars().take(MAX_MAPPED_VALUE_CHARS).collect(),
+                )
+            })
+        })
+        .collect()
+}
+
 /// RSP-405: the Jira status a progress moves the issue to.
 pub fn jira_status(progress: Progress) -> &'static str {
     match progress {
@@ -201,6 +234,7 @@ pub fn priority_for(
     match system {
         System::Jira => None,
         System::ServiceNow => Some(servicenow_urgency(severity).to_string()),
+        System::ServiceDeskPlus => Some(crate::ticket_sync_sdp::default_priority(severity).into()),
     }
 }
 
@@ -271,9 +305,19 @@ pub struct SyncRule {
     pub filters: FilterGroups,
 }
 
-/// Timeline kinds after which an auto trigger's filter is evaluated again (RSP-405: at
+/// Not a timeline kind: the change of an automatic incident's labels, which follow its first
+/// alert (RSP-005) without a timeline entry. The store passes it with the change's kinds.
+pub const LABELS_CHANGED: &str = "labels_changed";
+
+/// Change kinds after which an auto trigger's filter is evaluated again (RSP-405: at
 /// creation, and after a title, severity, label or field change).
-const CREATE_TRIGGERS: &[&str] = &["i_new", "i_r_title", "i_r_severity", "i_r_field"];
+const CREATE_TRIGGERS: &[&str] = &[
+    "i_new",
+    "i_r_title",
+    "i_r_severity",
+    "i_r_field",
+    LABELS_CHANGED,
+];
 /// Timeline kinds that may change the progress.
 const PROGRESS_KINDS: &[&str] = &[
     "i_ack", "i_unack", "i_rslv", "i_reopen", "i_snooze", "i_wake",
@@ -499,6 +543,15 @@ mod tests {
         assert!(steps(&rule("auto"), &inc, false, &[("i_ack", &d)]).is_empty());
         inc.incident_severity = Severity::Info;
         assert!(steps(&rule("auto"), &inc, false, &[("i_new", &d)]).is_empty());
+        // spec: RSP-405 (a label change re-checks the filter too)
+        let mut by_label = rule("auto");
+        by_label.filters = vec![vec![Condition::is_in("labels.service", ["web"])]];
+        assert!(steps(&by_label, &inc, false, &[(LABELS_CHANGED, &d)]).is_empty());
+        inc.labels.insert("service".into(), "web".into());
+        assert_eq!(
+            steps(&by_label, &inc, false, &[(LABELS_CHANGED, &d)]),
+            vec![Step::Create]
+        );
         inc.incident_severity = Severity::Critical;
         assert_eq!(
             steps(&rule("auto"), &inc, false, &[("i_r_severity", &d)]),
@@ -613,6 +666,31 @@ mod tests {
             check_field_mapping(&bad)
                 .unwrap_err()
                 .contains("field_mapping[0].source")
+        );
+    }
+
+    #[test]
+    fn inbound_records_set_mapped_custom_fields_only() {
+        // spec: RSP-406 (other fields → custom fields; an empty value never overwrites)
+        let list = vec![
+            FieldMap {
+                source: "fields.owner".into(),
+                target_field: "u_owner".into(),
+            },
+            FieldMap {
+                source: "labels.service".into(),
+                target_field: "u_service".into(),
+            },
+            FieldMap {
+                source: "fields.region".into(),
+                target_field: "u_region".into(),
+            },
+        ];
+        let rec = json!({"u_owner": "ann", "u_service": "db", "u_region": ""});
+        let Value::Object(rec) = rec else { panic!() };
+        assert_eq!(
+            inbound_fields(&list, &rec),
+            vec![("owner".to_string(), "ann".to_string())]
         );
     }
 

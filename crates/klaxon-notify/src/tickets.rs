@@ -1,7 +1,8 @@
-//! Requests to ticket systems (response.md RSP-405, RSP-406): Jira's REST API v2 and
-//! ServiceNow's Table API, both JSON over HTTP with basic authentication (Jira Cloud: the
-//! account e-mail and an API token; Jira Server/Data Center: username and password;
-//! ServiceNow: an integration user and its password).
+//! Requests to ticket systems (response.md RSP-405…407): Jira's REST API v2 and ServiceNow's
+//! Table API, both JSON over HTTP with basic authentication (Jira Cloud: the account e-mail
+//! and an API token; Jira Server/Data Center: username and password; ServiceNow: an
+//! integration user and its password), and ServiceDesk Plus's v3 API, form-encoded with an
+//! `authtoken` header (on-premises) or an OAuth access token (cloud, Zoho accounts).
 //!
 //! - Every request goes through the outbound address guard (`guard`): the service URL is
 //!   tenant input and must not reach Klaxon's own network unless the installation allows it.
@@ -25,16 +26,36 @@ pub const RETRY_MAX_MS: u64 = 30 * 60_000;
 /// Each request's overall timeout: ticket systems are slower than webhook receivers.
 pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 
+/// How a request authenticates.
+#[derive(Debug, Clone, Copy)]
+pub enum Auth<'a> {
+    /// Nothing (an OAuth token request carries its credentials in the form).
+    None,
+    /// HTTP basic: username and secret.
+    Basic(&'a str, &'a str),
+    /// One header: name and value (`authtoken: KEY`, `Authorization: Zoho-oauthtoken T`).
+    Header(&'a str, &'a str),
+}
+
+/// A request body.
+#[derive(Debug, Clone, Copy)]
+pub enum Body<'a> {
+    None,
+    Json(&'a serde_json::Value),
+    /// `application/x-www-form-urlencoded` fields.
+    Form(&'a [(String, String)]),
+}
+
 /// One request.
 #[derive(Debug, Clone)]
 pub struct TicketRequest<'a> {
     /// `GET`, `POST`, `PUT` or `PATCH`.
     pub method: &'a str,
     pub url: &'a str,
-    pub username: &'a str,
-    pub secret: &'a str,
-    /// `None` = no body.
-    pub body: Option<&'a serde_json::Value>,
+    pub auth: Auth<'a>,
+    pub body: Body<'a>,
+    /// The `Accept` media type; `""` = `application/json`.
+    pub accept: &'a str,
 }
 
 /// What came of it.
@@ -136,15 +157,39 @@ impl TicketClient {
             "PATCH" => reqwest::Method::PATCH,
             other => return refused(format!("unsupported method {other}")),
         };
+        let accept = if req.accept.is_empty() {
+            "application/json"
+        } else {
+            req.accept
+        };
         let mut builder = self
             .client
             .request(method, url)
-            .basic_auth(req.username, Some(req.secret))
-            .header(reqwest::header::ACCEPT, "application/json");
-        if let Some(body) = req.body {
-            builder = builder
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string());
+            .header(reqwest::header::ACCEPT, accept);
+        builder = match req.auth {
+            Auth::None => builder,
+            Auth::Basic(user, secret) => builder.basic_auth(user, Some(secret)),
+            Auth::Header(name, value) => builder.header(name, value),
+        };
+        match req.body {
+            Body::None => {}
+            Body::Json(body) => {
+                builder = builder
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_string());
+            }
+            Body::Form(fields) => {
+                let encoded = match serde_urlencoded::to_string(fields) {
+                    Ok(e) => e,
+                    Err(e) => return refused(format!("cannot encode the form: {e}")),
+                };
+                builder = builder
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(encoded);
+            }
         }
         let response = match builder.send().await {
             Ok(r) => r,

@@ -36,6 +36,7 @@ mod schedules;
 mod settings;
 pub(crate) mod signin;
 mod teams;
+mod ticket_sync;
 pub(crate) mod view;
 
 use axum::Router;
@@ -68,6 +69,7 @@ pub fn routes() -> Router<AppState> {
         .merge(pipeline::routes())
         .merge(mapping::routes())
         .merge(teams::routes())
+        .merge(ticket_sync::routes())
         .merge(settings::routes())
         .merge(contact::routes())
 }

@@ -49,6 +49,7 @@ mod sso_saml;
 mod state;
 pub mod support;
 pub mod ticket_sync;
+pub mod ticket_sync_sdp;
 mod timers;
 pub mod webhooks;
 mod wire;

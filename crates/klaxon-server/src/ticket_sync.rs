@@ -1,13 +1,15 @@
-//! Ticket sync with Jira and ServiceNow (response.md RSP-405, RSP-406; docs/ticket-sync.md).
+//! Ticket sync with Jira, ServiceNow and ServiceDesk Plus (response.md RSP-405…407;
+//! docs/ticket-sync.md; ServiceDesk Plus requests in [`crate::ticket_sync_sdp`]).
 //!
 //! - **Outbound**: [`TicketDispatcher`] claims due sync steps (rows written with the incident
 //!   change, see `klaxon_store::ticket_sync`), makes the ticket system's requests through
 //!   `klaxon_notify::tickets` and records the outcome, which is the integration's sync log. A
 //!   successful create stores the ticket's key and URL on the incident in the same
 //!   transaction. A failed create leaves the incident unchanged (RSP-405).
-//! - **Inbound** (ServiceNow, direction `from` or `two_way`): `POST
-//!   /ticket-sync/servicenow/push?integration_key=…` takes the body the ServiceNow business
-//!   rule sends (`action_type` insert | update) and creates or changes the incident. Steps
+//! - **Inbound** (ServiceNow and ServiceDesk Plus, direction `from` or `two_way`): `POST
+//!   /ticket-sync/{servicenow,servicedeskplus}/push?integration_key=…` takes the body the
+//!   ServiceNow business rule or the ServiceDesk Plus custom trigger sends (`action_type`
+//!   insert | update) and creates or changes the incident, custom fields included. Steps
 //!   that such a change queues for the same integration are skipped, so nothing echoes back.
 //!
 //! Every node with `workers.delivery` runs the dispatcher; rows and leases make it safe
@@ -27,7 +29,8 @@ use klaxon_core::ticket_sync::{
     self as rules, StateAction, Step, System, jira_create_body, mapped_fields, priority_for,
     servicenow_create_body,
 };
-use klaxon_notify::tickets::{self, TicketClient, TicketRequest, TicketResponse};
+use klaxon_core::ticket_sync_sdp as sdp;
+use klaxon_notify::tickets::{self, Auth, Body, TicketClient, TicketRequest, TicketResponse};
 use klaxon_store::{
     ActionResult, Store, StoreError, TicketIntegration, TicketJob, TicketLink, TicketOutcome,
 };
@@ -35,6 +38,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::state::AppState;
+use crate::ticket_sync_sdp::{NotSent, Sdp};
 
 /// How often an idle worker looks for due steps.
 const POLL: Duration = Duration::from_millis(500);
@@ -181,6 +185,10 @@ impl TicketDispatcher {
             let (resp, made) = match system {
                 System::Jira => sync.jira_create(&inc).await,
                 System::ServiceNow => sync.servicenow_create(&inc).await,
+                System::ServiceDeskPlus => match sync.sdp(&self.store, now).create(&inc).await {
+                    Ok(r) => r,
+                    Err(e) => return not_sent(e, attempts, now, ""),
+                },
             };
             return Ok(match made {
                 Some((external_id, key, url)) if resp.success() => {
@@ -258,6 +266,37 @@ impl TicketDispatcher {
                 sync.call("PATCH", &sync.servicenow_record(&link), Some(&body))
                     .await
             }
+            (System::ServiceDeskPlus, step) => {
+                let path = format!("/requests/{}", link.external_id);
+                let (method, path, input) = match step {
+                    Step::Priority(sev) => {
+                        let source = &integration.settings.priority_source;
+                        if !source.is_empty() && source != "severity" {
+                            return Ok(skip(
+                                "the priority follows a label or field, not the severity",
+                            ));
+                        }
+                        let mut one = inc.clone();
+                        one.incident_severity = *sev;
+                        let Some(p) = sdp::priority(source, &integration.severity_mapping, &one)
+                        else {
+                            return Ok(skip("no priority is mapped for this severity"));
+                        };
+                        ("PUT", path, sdp::priority_input(&p))
+                    }
+                    Step::Status(progress) => ("PUT", path, sdp::status_input(*progress)),
+                    Step::Comment(text) => ("POST", format!("{path}/notes"), sdp::note_input(text)),
+                    Step::Create => return Ok(skip("unknown step")),
+                };
+                match sync
+                    .sdp(&self.store, now)
+                    .call(method, &path, Some(&input))
+                    .await
+                {
+                    Ok(resp) => resp,
+                    Err(e) => return not_sent(e, attempts, now, &link.external_key),
+                }
+            }
             (_, Step::Create) => return Ok(skip("unknown step")),
         };
         Ok(if resp.success() {
@@ -267,6 +306,25 @@ impl TicketDispatcher {
             o.external_key = link.external_key.clone();
             (o, None)
         })
+    }
+}
+
+/// A ServiceDesk Plus step that could not be sent: final (the sync log says why), retried
+/// (Zoho accounts unreachable), or a store error.
+fn not_sent(
+    e: NotSent,
+    attempts: u32,
+    now: Millis,
+    key: &str,
+) -> Result<(TicketOutcome, Option<TicketLink>), StoreError> {
+    match e {
+        NotSent::Final(why) => Ok((outcome("failed", None, why, key), None)),
+        NotSent::Transient(resp) => {
+            let mut o = failure(&resp, attempts, now);
+            o.external_key = key.to_string();
+            Ok((o, None))
+        }
+        NotSent::Store(e) => Err(e),
     }
 }
 
@@ -346,11 +404,24 @@ impl Requests<'_> {
             .send(&TicketRequest {
                 method,
                 url,
-                username: &self.integration.settings.username,
-                secret: &self.integration.secret,
-                body,
+                auth: Auth::Basic(
+                    &self.integration.settings.username,
+                    &self.integration.secret,
+                ),
+                body: body.map_or(Body::None, Body::Json),
+                accept: "",
             })
             .await
+    }
+
+    fn sdp<'s>(&'s self, store: &'s Store, now: Millis) -> Sdp<'s> {
+        Sdp {
+            client: self.client,
+            store,
+            integration: self.integration,
+            base: self.base,
+            now,
+        }
     }
 
     fn jira_issue(&self, link: &TicketLink, tail: &str) -> String {
@@ -503,10 +574,15 @@ pub async fn run(
     }
 }
 
-// ---- inbound: ServiceNow's push URL ----------------------------------------------------------
+// ---- inbound: the push URLs of ServiceNow and ServiceDesk Plus --------------------------------
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/ticket-sync/servicenow/push", post(push))
+    Router::new()
+        .route("/ticket-sync/servicenow/push", post(push_servicenow))
+        .route(
+            "/ticket-sync/servicedeskplus/push",
+            post(push_servicedeskplus),
+        )
 }
 
 fn answer(status: StatusCode, body: Value) -> Response {
@@ -517,7 +593,39 @@ fn refused(status: StatusCode, message: &str) -> Response {
     answer(status, json!({"error": {"message": message}}))
 }
 
-async fn push(State(state): State<AppState>, RawQuery(query): RawQuery, body: Bytes) -> Response {
+async fn push_servicenow(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    push(&state, System::ServiceNow, query, &body).await
+}
+
+async fn push_servicedeskplus(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    push(&state, System::ServiceDeskPlus, query, &body).await
+}
+
+/// A pushed value as text: a string, a number, or an object's `name` (ServiceDesk Plus
+/// sends `{"name": "Resolved"}` for statuses and urgencies).
+fn text_of(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Object(m)) => m
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string(),
+        _ => String::new(),
+    }
+}
+
+async fn push(state: &AppState, system: System, query: Option<String>, body: &[u8]) -> Response {
     let key = query
         .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(&q).ok())
         .and_then(|params| {
@@ -528,8 +636,8 @@ async fn push(State(state): State<AppState>, RawQuery(query): RawQuery, body: By
         })
         .unwrap_or_default();
     let integration = match state.store.ticket_sync_by_push_token(&key).await {
-        Ok(Some(i)) => i,
-        Ok(None) => return refused(StatusCode::UNAUTHORIZED, "integration_key is invalid"),
+        Ok(Some(i)) if i.system == system.as_str() => i,
+        Ok(_) => return refused(StatusCode::UNAUTHORIZED, "integration_key is invalid"),
         Err(e) => {
             tracing::error!(error = %e, "ticket sync push failed");
             return refused(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
@@ -538,39 +646,58 @@ async fn push(State(state): State<AppState>, RawQuery(query): RawQuery, body: By
     if integration.status != "enabled" || !rules::inbound(&integration.direction) {
         return refused(
             StatusCode::FORBIDDEN,
-            "this integration does not accept changes from ServiceNow",
+            &format!(
+                "this integration does not accept changes from {}",
+                system.display()
+            ),
         );
     }
     if body.len() > MAX_PUSH_BODY {
         return refused(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
     }
-    let Ok(Value::Object(payload)) = serde_json::from_slice::<Value>(&body) else {
+    let Ok(Value::Object(payload)) = serde_json::from_slice::<Value>(body) else {
         return refused(StatusCode::BAD_REQUEST, "the body must be a JSON object");
     };
-    let text = |k: &str| {
-        payload
-            .get(k)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let inbound = Inbound {
-        action_type: text("action_type"),
-        number: text("number"),
-        sys_id: text("sys_id"),
-        short_description: text("short_description"),
-        description: text("description"),
-        state: text("state"),
-        urgency: text("urgency"),
-        comments: text("comments"),
+    let text = |k: &str| text_of(payload.get(k));
+    // The two systems name the same things differently (RSP-406, RSP-407).
+    let (id_field, inbound) = match system {
+        System::ServiceDeskPlus => (
+            "id",
+            Inbound {
+                system,
+                action_type: text("action_type"),
+                number: text("display_id"),
+                sys_id: text("id"),
+                short_description: text("subject"),
+                description: text("description"),
+                state: text("status"),
+                urgency: text("urgency"),
+                comments: text("note"),
+                record: payload.clone(),
+            },
+        ),
+        _ => (
+            "sys_id",
+            Inbound {
+                system,
+                action_type: text("action_type"),
+                number: text("number"),
+                sys_id: text("sys_id"),
+                short_description: text("short_description"),
+                description: text("description"),
+                state: text("state"),
+                urgency: text("urgency"),
+                comments: text("comments"),
+                record: payload.clone(),
+            },
+        ),
     };
     if inbound.sys_id.is_empty() {
-        return refused(StatusCode::BAD_REQUEST, "sys_id: required");
+        return refused(StatusCode::BAD_REQUEST, &format!("{id_field}: required"));
     }
     let result = match inbound.action_type.as_str() {
-        "insert" => insert(&state, &integration, &inbound).await,
-        "update" => update(&state, &integration, &inbound).await,
+        "insert" => insert(state, &integration, &inbound).await,
+        "update" => update(state, &integration, &inbound).await,
         _ => {
             return refused(
                 StatusCode::BAD_REQUEST,
@@ -585,7 +712,10 @@ async fn push(State(state): State<AppState>, RawQuery(query): RawQuery, body: By
         ),
         Err(PushError::NotLinked) => refused(
             StatusCode::NOT_FOUND,
-            "sys_id: no incident is linked to this ServiceNow record",
+            &format!(
+                "{id_field}: no incident is linked to this {} record",
+                system.display()
+            ),
         ),
         Err(PushError::Invalid(m)) => refused(StatusCode::BAD_REQUEST, &m),
         Err(PushError::Store(e)) => {
@@ -595,16 +725,70 @@ async fn push(State(state): State<AppState>, RawQuery(query): RawQuery, body: By
     }
 }
 
-/// The fields of ServiceNow's body that Klaxon reads (RSP-406).
+/// What Klaxon reads of a pushed record (RSP-406, RSP-407), in ServiceNow's terms.
 struct Inbound {
+    system: System,
     action_type: String,
     number: String,
+    /// The record id (ServiceNow `sys_id`, ServiceDesk Plus `id`).
     sys_id: String,
     short_description: String,
     description: String,
     state: String,
     urgency: String,
     comments: String,
+    /// The whole record: mapped custom fields are read from it.
+    record: serde_json::Map<String, Value>,
+}
+
+impl Inbound {
+    fn severity(&self) -> Option<klaxon_core::model::Severity> {
+        match self.system {
+            System::ServiceDeskPlus => sdp::severity_of_urgency(&self.urgency),
+            _ => rules::severity_of_urgency(&self.urgency),
+        }
+    }
+
+    fn state_action(&self, progress: Progress) -> StateAction {
+        match self.system {
+            System::ServiceDeskPlus => sdp::status_action(&self.state, progress),
+            _ => rules::state_action(&self.state, progress),
+        }
+    }
+
+    fn url(&self, integration: &TicketIntegration) -> String {
+        let base = integration.settings.base_url.trim_end_matches('/');
+        match self.system {
+            System::ServiceDeskPlus => {
+                sdp::request_url(base, integration.settings.platform == "cloud", &self.sys_id)
+            }
+            _ => format!("{base}/nav_to.do?uri=incident.do?sys_id={}", self.sys_id),
+        }
+    }
+}
+
+/// RSP-406 "other fields → custom fields, text fields only": the mapped values of the record
+/// for the account's text custom fields.
+async fn inbound_fields(
+    state: &AppState,
+    integration: &TicketIntegration,
+    inbound: &Inbound,
+) -> Result<Vec<(klaxon_core::response::FieldDefinition, Value)>, PushError> {
+    let pairs = rules::inbound_fields(&integration.field_mapping, &inbound.record);
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let defs = state.store.custom_fields(integration.account_id).await?;
+    Ok(pairs
+        .into_iter()
+        .filter_map(|(name, v)| {
+            defs.iter()
+                .find(|d| {
+                    d.field_name == name && d.field_type == klaxon_core::response::FieldType::Text
+                })
+                .map(|d| (d.clone(), Value::String(v)))
+        })
+        .collect())
 }
 
 enum PushError {
@@ -641,12 +825,14 @@ async fn insert(
         ));
     };
     let title: String = if inbound.short_description.is_empty() {
-        format!("ServiceNow {}", inbound.number)
+        format!("{} {}", inbound.system.display(), inbound.number)
     } else {
         inbound.short_description.chars().take(512).collect()
     };
-    let severity = rules::severity_of_urgency(&inbound.urgency)
+    let severity = inbound
+        .severity()
         .unwrap_or(klaxon_core::model::Severity::Warning);
+    let fields = inbound_fields(state, integration, inbound).await?;
     let now = state.clock.now();
     let incident_id = klaxon_core::ids::object_id(now, rand::random());
     // The link is written first: the creation's own auto trigger then sees a linked incident
@@ -657,11 +843,7 @@ async fn insert(
         incident_id: incident_id.clone(),
         external_id: inbound.sys_id.clone(),
         external_key: inbound.number.clone(),
-        external_url: format!(
-            "{}/nav_to.do?uri=incident.do?sys_id={}",
-            integration.settings.base_url.trim_end_matches('/'),
-            inbound.sys_id
-        ),
+        external_url: inbound.url(integration),
         last_urgency: inbound.urgency.clone(),
         last_comment: inbound.comments.clone(),
         created_at: now,
@@ -706,8 +888,12 @@ async fn insert(
     };
     let created = state
         .store
-        .create_incident(incident, now, |e, inc, ctx| {
+        .create_incident(incident, now, move |e, inc, ctx| {
             e.on_auto_created(inc, ctx.rules, &ctx.matching, None);
+            // The record's mapped custom fields, recorded after the creation (RSP-406).
+            for (def, v) in &fields {
+                e.set_field(inc, 0, def, v)?;
+            }
             Ok(())
         })
         .await;
@@ -753,15 +939,17 @@ async fn update(
     let incident_id = link.incident_id.clone();
     let mark = state.store.last_ticket_job_seq().await?;
     let severity = (!inbound.urgency.is_empty() && inbound.urgency != link.last_urgency)
-        .then(|| rules::severity_of_urgency(&inbound.urgency))
+        .then(|| inbound.severity())
         .flatten();
+    let fields = inbound_fields(state, integration, inbound).await?;
     let comment = (!inbound.comments.is_empty() && inbound.comments != link.last_comment)
         .then(|| inbound.comments.chars().take(1024).collect::<String>());
     let title: Option<String> = (!inbound.short_description.is_empty())
         .then(|| inbound.short_description.chars().take(512).collect());
     let description: Option<String> =
         (!inbound.description.is_empty()).then(|| inbound.description.chars().take(6144).collect());
-    let st = inbound.state.clone();
+    let action = |p: Progress| inbound.state_action(p);
+    let reopened = format!("reopened in {}", inbound.system.display());
     let result = state
         .store
         .incident_action(
@@ -778,21 +966,17 @@ async fn update(
                 if let Some(sev) = severity {
                     e.edit_severity(inc, 0, sev);
                 }
+                for (def, v) in &fields {
+                    e.set_field(inc, 0, def, v)?;
+                }
                 if let Some(c) = &comment {
                     // Muted: it came from ServiceNow and is not forwarded again (RSP-080).
                     e.comment(inc, 0, c, true)?;
                 }
-                match rules::state_action(&st, inc.progress) {
+                match action(inc.progress) {
                     StateAction::Nothing => {}
                     StateAction::Reopen => {
-                        e.reopen(
-                            inc,
-                            0,
-                            "reopened in ServiceNow",
-                            ctx.rule,
-                            ctx.rules,
-                            &ctx.matching,
-                        )?;
+                        e.reopen(inc, 0, &reopened, ctx.rule, ctx.rules, &ctx.matching)?;
                     }
                     StateAction::Snooze(minutes) => {
                         e.snooze(inc, 0, minutes, "console", ctx.rule)?
@@ -833,7 +1017,7 @@ async fn update(
             integration.integration_id,
             &incident_id,
             mark,
-            "came from ServiceNow",
+            &format!("came from {}", inbound.system.display()),
             state.clock.now(),
         )
         .await?;

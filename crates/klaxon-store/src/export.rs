@@ -115,6 +115,13 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ),
     ("ticket_sync_links", Exported { redacted: &[] }),
     ("ticket_sync_jobs", Exported { redacted: &[] }),
+    (
+        "ticket_sync_tokens",
+        Exported {
+            // ServiceDesk Plus cloud OAuth tokens (RSP-407).
+            redacted: &["access_token", "refresh_token"],
+        },
+    ),
     ("im_links", Exported { redacted: &[] }),
     ("im_unavailable_chats", Exported { redacted: &[] }),
     ("alerts", Exported { redacted: &[] }),

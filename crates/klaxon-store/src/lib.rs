@@ -142,7 +142,7 @@ pub use support::{IncomingMail, Received, SupportDesk, Ticket, TicketMessage};
 pub use templates::TemplateRefusal;
 pub use ticket_sync::{
     TICKET_CLAIM_MS, TicketDraft, TicketIntegration, TicketJob, TicketLink, TicketOutcome,
-    TicketSettings,
+    TicketSettings, TicketTokens,
 };
 pub use webhooks::{
     PendingWebhook, WEBHOOK_CLAIM_MS, WebhookAttempt, WebhookDeliveryState, WebhookDraft,

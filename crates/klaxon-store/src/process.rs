@@ -231,6 +231,15 @@ async fn process_run(
         now,
     )
     .await?;
+    let relabeled: Vec<&Incident> = batch
+        .relabeled
+        .iter()
+        .filter(|id| !batch.created.contains(id))
+        .filter_map(|id| batch.incidents.get(id).and_then(Option::as_ref))
+        .collect();
+    if !relabeled.is_empty() {
+        crate::ticket_sync::enqueue_relabeled(tx, &relabeled, now).await?;
+    }
     batch.write(tx, now).await?;
     Ok(outcomes)
 }
@@ -485,6 +494,9 @@ struct Batch {
     event_closed: Vec<String>,
     /// Incidents whose `alert_cnt` grew in this batch (storm warnings, RSP-200).
     grown: Vec<String>,
+    /// Existing incidents whose labels followed their first alert to new values in this
+    /// batch: ticket-sync auto triggers look at them again (RSP-405).
+    relabeled: Vec<String>,
     /// Alert webhook events (ING-250), in the order they happened.
     webhooks: Vec<WebhookEvent>,
 }
@@ -704,6 +716,9 @@ impl Batch {
                 Some(Some(old)) => {
                     if incident.alert_cnt > old.alert_cnt && !self.grown.contains(&id) {
                         self.grown.push(id.clone());
+                    }
+                    if incident.labels != old.labels && !self.relabeled.contains(&id) {
+                        self.relabeled.push(id.clone());
                     }
                     old.progress != klaxon_core::model::Progress::Closed
                 }

@@ -1,6 +1,7 @@
-//! Ticket sync with Jira and ServiceNow (response.md 1.23, RSP-403…406; migration 0060): the
-//! integrations, the incident ↔ ticket links, and the durable outbox of sync steps, which is
-//! also the integration's sync log.
+//! Ticket sync with Jira, ServiceNow and ServiceDesk Plus (response.md 1.23, RSP-403…407;
+//! migrations 0060, 0072): the integrations, the incident ↔ ticket links, the durable outbox
+//! of sync steps, which is also the integration's sync log, and the OAuth tokens of
+//! ServiceDesk Plus cloud.
 //!
 //! - **Decided with the change.** [`enqueue`] runs inside the transaction that writes an
 //!   incident change (`response::write_changes`) and asks `klaxon_core::ticket_sync::steps`
@@ -45,6 +46,43 @@ pub struct TicketSettings {
     pub project_key: String,
     /// Jira: the issue type name.
     pub issue_type: String,
+    /// ServiceDesk Plus: the request template's name (RSP-407).
+    pub template: String,
+    /// ServiceDesk Plus: the requester, a name or an e-mail (RSP-407).
+    pub requester: String,
+    /// ServiceDesk Plus: `severity`, `labels.<key>` or `fields.<name>`; `severity_mapping`
+    /// then maps that source's values to priority names (RSP-407).
+    pub priority_source: String,
+    /// ServiceDesk Plus: the label naming the assignee, `""` = none (RSP-407).
+    pub assignee_label: String,
+    /// ServiceDesk Plus: `technician` | `group`.
+    pub assignee_kind: String,
+    /// ServiceDesk Plus: label value → technician or group name; empty = the value itself.
+    pub assignee_mapping: BTreeMap<String, String>,
+    /// ServiceDesk Plus cloud: the Zoho API console's client id (the client secret is the
+    /// integration's secret).
+    pub client_id: String,
+    /// ServiceDesk Plus cloud: the Zoho accounts server of the data centre.
+    pub auth_url: String,
+    /// ServiceDesk Plus cloud: the redirect URI the code was made for, if any.
+    pub redirect_uri: String,
+}
+
+/// ServiceDesk Plus cloud OAuth tokens (RSP-407).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct TicketTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// When the access token expires.
+    pub expires_at: Millis,
+}
+
+impl std::fmt::Debug for TicketTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TicketTokens")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A ticket-sync integration (response.md 1.23).
@@ -105,6 +143,8 @@ pub struct TicketDraft {
     pub severity_mapping: BTreeMap<String, String>,
     pub field_mapping: Vec<FieldMap>,
     pub status: String,
+    /// New OAuth tokens (a one-time code was exchanged), written with the integration.
+    pub oauth: Option<TicketTokens>,
 }
 
 /// An incident's ticket in one integration.
@@ -357,6 +397,52 @@ pub(crate) async fn enqueue(
     Ok(())
 }
 
+/// RSP-405 auto trigger after a label change: automatic incidents whose labels followed their
+/// first alert to new values (no timeline entry says so) get their filters checked again, in
+/// the caller's transaction. Linked incidents get nothing: labels are not synced.
+pub(crate) async fn enqueue_relabeled(
+    conn: &mut AnyConnection,
+    incidents: &[&klaxon_core::model::Incident],
+    now: Millis,
+) -> Result<()> {
+    let mut rules: HashMap<i64, Vec<(i64, SyncRule)>> = HashMap::new();
+    let none = Value::Null;
+    let kinds = [(klaxon_core::ticket_sync::LABELS_CHANGED, &none)];
+    for inc in incidents {
+        if inc.channel_id == 0 {
+            continue;
+        }
+        if let std::collections::hash_map::Entry::Vacant(slot) = rules.entry(inc.account_id) {
+            slot.insert(outbound_rules(conn, inc.account_id).await?);
+        }
+        let Some(list) = rules.get(&inc.account_id) else {
+            continue;
+        };
+        for (integration_id, rule) in list {
+            if rule.trigger != "auto" || !rule.channel_ids.contains(&inc.channel_id) {
+                continue;
+            }
+            if linked_or_pending(conn, *integration_id, &inc.incident_id).await? {
+                continue;
+            }
+            for step in steps(rule, inc, false, &kinds) {
+                insert_job(
+                    conn,
+                    inc.account_id,
+                    *integration_id,
+                    &inc.incident_id,
+                    step.op(),
+                    &step.payload(),
+                    0,
+                    now,
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The enabled integrations of an account that send incidents out.
 async fn outbound_rules(conn: &mut AnyConnection, account_id: i64) -> Result<Vec<(i64, SyncRule)>> {
     let mut sql = Sql::new(
@@ -446,6 +532,9 @@ impl Store {
             .bind(now)
             .push(")");
         sql.query_on(&tx).execute(&mut *tx).await?;
+        if let Some(t) = &draft.oauth {
+            put_tokens(&mut tx, account_id, id, t, now).await?;
+        }
         tx.commit().await?;
         self.ticket_sync(account_id, id)
             .await?
@@ -461,7 +550,7 @@ impl Store {
         actor: i64,
         now: Millis,
     ) -> Result<Option<TicketIntegration>> {
-        let mut conn = self.inner.write.acquire().await?;
+        let mut tx = self.inner.write.begin().await?;
         let mut sql = Sql::new("UPDATE ticket_sync_integrations SET name = ");
         sql.bind(draft.name.as_str())
             .push(", team_id = ")
@@ -492,15 +581,15 @@ impl Store {
             .bind(account_id)
             .push(" AND integration_id = ")
             .bind(integration_id);
-        let n = sql
-            .query_on(&conn)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-        drop(conn);
+        let n = sql.query_on(&tx).execute(&mut *tx).await?.rows_affected();
         if n == 0 {
+            tx.rollback().await?;
             return Ok(None);
         }
+        if let Some(t) = &draft.oauth {
+            put_tokens(&mut tx, account_id, integration_id, t, now).await?;
+        }
+        tx.commit().await?;
         self.ticket_sync(account_id, integration_id).await
     }
 
@@ -517,7 +606,11 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        for table in ["ticket_sync_links", "ticket_sync_jobs"] {
+        for table in [
+            "ticket_sync_links",
+            "ticket_sync_jobs",
+            "ticket_sync_tokens",
+        ] {
             let mut sql = Sql::new("DELETE FROM ");
             sql.push(table)
                 .push(" WHERE account_id = ")
@@ -832,6 +925,51 @@ impl Store {
         }
     }
 
+    /// The OAuth tokens of an integration (ServiceDesk Plus cloud, RSP-407).
+    pub async fn ticket_tokens(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+    ) -> Result<Option<TicketTokens>> {
+        let mut conn = self.inner.read.acquire().await?;
+        let mut sql = Sql::new(
+            "SELECT access_token, refresh_token, expires_at FROM ticket_sync_tokens WHERE \
+             account_id = ",
+        );
+        sql.bind(account_id)
+            .push(" AND integration_id = ")
+            .bind(integration_id);
+        match sql.query_on(&conn).fetch_optional(&mut *conn).await? {
+            Some(r) => Ok(Some(TicketTokens {
+                access_token: get_str(&r, "access_token")?,
+                refresh_token: get_str(&r, "refresh_token")?,
+                expires_at: get_i64(&r, "expires_at")?,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores refreshed tokens; false when the integration is gone.
+    pub async fn save_ticket_tokens(
+        &self,
+        account_id: i64,
+        integration_id: i64,
+        tokens: &TicketTokens,
+        now: Millis,
+    ) -> Result<bool> {
+        let mut tx = self.inner.write.begin().await?;
+        if fetch(&mut tx, account_id, Some(integration_id))
+            .await?
+            .is_empty()
+        {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        put_tokens(&mut tx, account_id, integration_id, tokens, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// The highest step number so far (0 when none), to tell later steps apart.
     pub async fn last_ticket_job_seq(&self) -> Result<i64> {
         let mut conn = self.inner.write.acquire().await?;
@@ -908,6 +1046,37 @@ impl Store {
             .map(job_row)
             .collect()
     }
+}
+
+async fn put_tokens(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    integration_id: i64,
+    t: &TicketTokens,
+    now: Millis,
+) -> Result<()> {
+    let mut sql = Sql::new(
+        "INSERT INTO ticket_sync_tokens (integration_id, account_id, access_token, \
+         refresh_token, expires_at, updated_at) VALUES (",
+    );
+    sql.bind(integration_id)
+        .push(", ")
+        .bind(account_id)
+        .push(", ")
+        .bind(t.access_token.as_str())
+        .push(", ")
+        .bind(t.refresh_token.as_str())
+        .push(", ")
+        .bind(t.expires_at)
+        .push(", ")
+        .bind(now)
+        .push(
+            ") ON CONFLICT (integration_id) DO UPDATE SET access_token = excluded.access_token, \
+             refresh_token = excluded.refresh_token, expires_at = excluded.expires_at, \
+             updated_at = excluded.updated_at",
+        );
+    sql.query_on(conn).execute(&mut *conn).await?;
+    Ok(())
 }
 
 async fn insert_link(conn: &mut AnyConnection, l: &TicketLink) -> Result<bool> {

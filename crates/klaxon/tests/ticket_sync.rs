@@ -1,13 +1,16 @@
-//! Ticket sync with Jira and ServiceNow end to end (response.md 1.23, RSP-403…406;
-//! docs/ticket-sync.md): integrations configured over the Open API, incidents changed over
-//! the Open API, the sync steps sent by a dispatcher the test drives to fake Jira and
-//! ServiceNow servers on this machine that record every request and answer like the real
-//! APIs (Jira REST API v2, ServiceNow Table API), and ServiceNow's inbound push URL.
+//! Ticket sync with Jira, ServiceNow and ServiceDesk Plus end to end (response.md 1.23,
+//! RSP-403…407; docs/ticket-sync.md): integrations configured over the Open API, incidents
+//! changed over the Open API, the sync steps sent by a dispatcher the test drives to fake
+//! Jira, ServiceNow and ServiceDesk Plus servers on this machine that record every request
+//! and answer like the real APIs (Jira REST API v2, ServiceNow Table API, ServiceDesk Plus
+//! v3 API with Zoho accounts), and the inbound push URLs.
 //! SQLite always, PostgreSQL when `KLAXON_TEST_DATABASE_URL` is set.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "ticket_sync/sdp_fake.rs"]
+mod sdp_fake;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -291,6 +294,38 @@ impl Node {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         panic!("no alert for {key}");
+    }
+
+    /// Pushes one alert event with these labels (a second event of the same key replaces
+    /// the alert's labels, and its incident's labels follow, RSP-005).
+    async fn alert_with(&self, key: &str, severity: &str, labels: Value) {
+        let push = format!(
+            "{}/event/push/alert/standard?integration_key={}",
+            self.server.base_url(),
+            self.integration_key
+        );
+        let resp = self
+            .http
+            .post(push)
+            .json(
+                &json!({"event_status": severity, "title_rule": format!("{key} down"),
+                          "description": "disk full", "alert_key": key, "labels": labels}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+
+    /// Waits until the incident's labels are `labels`.
+    async fn until_labels(&self, id: &str, labels: &Value) {
+        for _ in 0..500 {
+            if self.incident(id).await["labels"] == *labels {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("labels of {id} never became {labels}");
     }
 
     async fn incident(&self, id: &str) -> Value {
@@ -1027,5 +1062,470 @@ on_both_backends!(
         assert!(html.contains(">OPS-9</a>"), "{html}");
         // Linked: the manual entry is no longer offered.
         assert!(!html.contains(">Ops Jira</button>"), "{html}");
+    }
+);
+
+on_both_backends!(
+    a_label_change_rechecks_the_auto_trigger,
+    |url: String| async move {
+        // spec: RSP-405 (auto: the filter is evaluated again after a label change, until an
+        // issue is linked)
+        let jira = Fake::start().await;
+        jira_answers(&jira);
+        let node = Node::start(&url).await;
+        let (inc, channel) = node.alert("db1", "Critical").await;
+        let t = node
+            .api(
+                "/ticket-sync/create",
+                json!({"system": "jira", "name": "Tier one", "channel_ids": [channel],
+                       "base_url": jira.url(), "username": "a@example.com", "secret": "t",
+                       "project_key": "OPS", "issue_type": "Bug", "trigger": "auto",
+                       "filters": [[{"key": "labels.tier", "oper": "IN", "vals": ["1"]}]]}),
+            )
+            .await;
+        let id = t["integration_id"].as_i64().unwrap();
+        // Same alert, new labels: the incident's labels follow, the filter now holds.
+        node.alert_with("db1", "Critical", json!({"host": "db1", "tier": "2"}))
+            .await;
+        node.until_labels(&inc, &json!({"host": "db1", "tier": "2"}))
+            .await;
+        node.drain().await;
+        assert!(jira.take().is_empty(), "tier 2 does not match");
+        node.alert_with("db1", "Critical", json!({"host": "db1", "tier": "1"}))
+            .await;
+        node.until_labels(&inc, &json!({"host": "db1", "tier": "1"}))
+            .await;
+        let round = node.drain().await;
+        assert_eq!(round.succeeded, 1, "{round:?}");
+        let reqs = jira.take();
+        assert_eq!(reqs.len(), 1, "{reqs:?}");
+        assert_eq!(reqs[0].target, "/rest/api/2/issue");
+        assert_eq!(node.log(id).await[0]["op"], json!("create"));
+        // Linked: later label changes ask for nothing (labels are not synced).
+        node.alert_with(
+            "db1",
+            "Critical",
+            json!({"host": "db1", "tier": "1", "x": "y"}),
+        )
+        .await;
+        node.until_labels(&inc, &json!({"host": "db1", "tier": "1", "x": "y"}))
+            .await;
+        node.drain().await;
+        assert!(jira.take().is_empty());
+        assert_eq!(node.log(id).await.len(), 1);
+    }
+);
+
+on_both_backends!(
+    servicenow_inbound_records_set_mapped_custom_fields,
+    |url: String| async move {
+        // spec: RSP-406 (other fields → custom fields, text fields only; an empty value
+        // never overwrites)
+        let node = Node::start(&url).await;
+        let (_, channel) = node.alert("db1", "Critical").await;
+        node.api(
+            "/field/create",
+            json!({"field_name": "owner", "display_name": "Owner", "field_type": "text"}),
+        )
+        .await;
+        node.api(
+            "/field/create",
+            json!({"field_name": "zone", "display_name": "Zone",
+                   "field_type": "single_select", "options": ["eu", "us"]}),
+        )
+        .await;
+        let t = node
+            .api(
+                "/ticket-sync/create",
+                json!({"system": "servicenow", "name": "SNOW", "channel_ids": [channel],
+                       "direction": "from", "base_url": "https://acme.service-now.com",
+                       "username": "klaxon", "secret": "s",
+                       "field_mapping": [{"source": "fields.owner", "target_field": "u_owner"},
+                                         {"source": "fields.zone", "target_field": "u_zone"},
+                                         {"source": "labels.host", "target_field": "u_host"}]}),
+            )
+            .await;
+        let push_url = t["push_url"].as_str().unwrap().to_string();
+        let record = json!({"action_type": "insert", "number": "INC1", "sys_id": "s1",
+                            "short_description": "VPN down", "state": "New",
+                            "urgency": "2 - Medium", "u_owner": "ann", "u_zone": "eu",
+                            "u_host": "vpn1"});
+        let (status, out) = node.push(&push_url, record.clone()).await;
+        assert_eq!(status, 200, "{out}");
+        let created = out["data"]["incident_id"].as_str().unwrap().to_string();
+        let info = node.incident(&created).await;
+        // Only the text field is set; labels are never written from outside.
+        assert_eq!(info["fields"], json!({"owner": "ann"}), "{info}");
+        assert_eq!(info["labels"], json!({}));
+        let mut update = record.clone();
+        update["action_type"] = json!("update");
+        update["u_owner"] = json!("bob");
+        node.push(&push_url, update.clone()).await;
+        assert_eq!(
+            node.incident(&created).await["fields"]["owner"],
+            json!("bob")
+        );
+        update["u_owner"] = json!("");
+        node.push(&push_url, update).await;
+        assert_eq!(
+            node.incident(&created).await["fields"]["owner"],
+            json!("bob"),
+            "empty never overwrites"
+        );
+    }
+);
+
+on_both_backends!(
+    servicedeskplus_on_premises_requests_follow_the_incident,
+    |url: String| async move {
+        // spec: RSP-407 (on-premises with an API key, the v3 API; request template and
+        // requester; priority from the severity; assignee group from a label, an unknown one
+        // fails the sync; status and notes follow), RSP-405 (later updates)
+        use sdp_fake::{ACCEPT, API_KEY, FakeSdp};
+        let sdp = FakeSdp::start().await;
+        let node = Node::start(&url).await;
+        let (_, channel) = node.alert("web0", "Info").await;
+        let t = node
+            .api(
+                "/ticket-sync/create",
+                json!({"system": "servicedeskplus", "name": "Service desk",
+                       "channel_ids": [channel], "platform": "onprem", "base_url": sdp.url,
+                       "secret": API_KEY, "trigger": "auto",
+                       "filters": [[{"key": "severity", "oper": "IN", "vals": ["Critical"]}]],
+                       "template": "Incident Template", "requester": "ops@example.com",
+                       "severity_mapping": {"Critical": "Urgent"},
+                       "assignee_label": "host", "assignee_kind": "group",
+                       "assignee_mapping": {"db1": "Database Team", "db2": "Nobody Here"},
+                       "field_mapping": [{"source": "labels.host", "target_field": "udf_sline_301"}]}),
+            )
+            .await;
+        let id = t["integration_id"].as_i64().unwrap();
+        assert_eq!(t["secret_set"], json!(true));
+        assert!(t.get("secret").is_none(), "{t}");
+        assert_eq!(t["platform"], json!("onprem"));
+        assert_eq!(t["assignee_kind"], json!("group"));
+
+        let (inc, _) = node.alert("db1", "Critical").await;
+        let round = node.drain().await;
+        assert_eq!(round.succeeded, 1, "{round:?}");
+        let calls = sdp.take();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0].auth, API_KEY);
+        assert_eq!(
+            calls[0].input,
+            json!({"request": {"subject": "db1 down", "description": "disk full",
+                   "template": {"name": "Incident Template"},
+                   "requester": {"email_id": "ops@example.com"},
+                   "priority": {"name": "Urgent"}, "group": {"name": "Database Team"},
+                   "udf_fields": {"udf_sline_301": "db1"}}})
+        );
+        let info = node.incident(&inc).await;
+        assert_eq!(
+            info["tickets"],
+            json!([{"integration_id": id, "system": "servicedeskplus", "external_key": "1",
+                    "external_url": format!("{}/WorkOrder.do?woMode=viewWO&woID=1001", sdp.url)}])
+        );
+        assert_eq!(ACCEPT, "application/vnd.manageengine.sdp.v3+json");
+
+        // Acknowledge → In Progress; a comment → a private note; severity → priority; close →
+        // Resolved with a resolution.
+        node.api("/incident/ack", json!({"incident_ids": [inc]}))
+            .await;
+        node.api(
+            "/incident/comment",
+            json!({"incident_id": inc, "comment": "on it"}),
+        )
+        .await;
+        node.api(
+            "/incident/reset",
+            json!({"incident_id": inc, "incident_severity": "Warning"}),
+        )
+        .await;
+        node.api("/incident/resolve", json!({"incident_ids": [inc]}))
+            .await;
+        let round = node.drain().await;
+        assert_eq!(round.succeeded, 4, "{round:?}");
+        let calls = sdp.take();
+        let seen: Vec<(String, String, Value)> = calls
+            .iter()
+            .map(|c| (c.method.clone(), c.path.clone(), c.input.clone()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (
+                    "PUT".into(),
+                    "/api/v3/requests/1001".into(),
+                    json!({"request": {"status": {"name": "In Progress"}}})
+                ),
+                (
+                    "POST".into(),
+                    "/api/v3/requests/1001/notes".into(),
+                    json!({"request_note": {"description": "on it", "show_to_requester": false,
+                        "notify_technician": false, "mark_first_response": false,
+                        "add_to_linked_requests": false}})
+                ),
+                (
+                    "PUT".into(),
+                    "/api/v3/requests/1001".into(),
+                    json!({"request": {"priority": {"name": "Medium"}}})
+                ),
+                (
+                    "PUT".into(),
+                    "/api/v3/requests/1001".into(),
+                    json!({"request": {"status": {"name": "Resolved"},
+                        "resolution": {"content": "Resolved in Klaxon"}}})
+                ),
+            ]
+        );
+        assert_eq!(sdp.request("1001")["status"]["name"], json!("Resolved"));
+
+        // An assignee the mapping does not know fails the sync without a request.
+        let (other, _) = node.alert("db9", "Critical").await;
+        let round = node.drain().await;
+        assert_eq!(round.failed, 1, "{round:?}");
+        assert!(sdp.take().is_empty());
+        let log = node.log(id).await;
+        let failed = log
+            .iter()
+            .find(|l| l["incident_id"] == json!(other))
+            .unwrap();
+        assert_eq!(failed["status"], json!("failed"));
+        assert!(
+            failed["error"]
+                .as_str()
+                .unwrap()
+                .contains("unknown assignee: label host=db9"),
+            "{failed}"
+        );
+        assert_eq!(node.incident(&other).await["tickets"], json!([]));
+        // One ServiceDesk Plus does not know: its refusal fails the sync, named in the log.
+        let (third, _) = node.alert("db2", "Critical").await;
+        let round = node.drain().await;
+        assert_eq!(round.failed, 1, "{round:?}");
+        assert_eq!(sdp.take().len(), 1);
+        let log = node.log(id).await;
+        let failed = log
+            .iter()
+            .find(|l| l["incident_id"] == json!(third))
+            .unwrap();
+        assert_eq!(failed["response_status"], json!(400));
+        assert!(
+            failed["error"].as_str().unwrap().contains("Nobody Here"),
+            "{failed}"
+        );
+    }
+);
+
+on_both_backends!(
+    servicedeskplus_cloud_exchanges_the_code_and_refreshes_its_token,
+    |url: String| async move {
+        // spec: RSP-407 (cloud: OAuth with a one-time code valid 10 minutes, exchanged for
+        // tokens; the access token is refreshed; a refused code saves nothing)
+        use sdp_fake::{CLIENT_ID, CLIENT_SECRET, CODE, FakeSdp};
+        let sdp = FakeSdp::start().await;
+        let node = Node::start(&url).await;
+        let (inc, channel) = node.alert("db1", "Critical").await;
+        let base = json!({"system": "servicedeskplus", "name": "SDP cloud",
+                          "channel_ids": [channel], "platform": "cloud", "base_url": sdp.url,
+                          "auth_url": sdp.url, "client_id": CLIENT_ID,
+                          "secret": CLIENT_SECRET});
+        // No code, then a wrong one: refused, nothing saved.
+        let out = node.call("/ticket-sync/create", base.clone()).await;
+        assert!(
+            error_of(&out).1.starts_with("oauth_code: required"),
+            "{out}"
+        );
+        let mut wrong = base.clone();
+        wrong["oauth_code"] = json!("1000.stale");
+        let out = node.call("/ticket-sync/create", wrong).await;
+        assert!(error_of(&out).1.contains("valid for 10 minutes"), "{out}");
+        assert_eq!(
+            node.api("/ticket-sync/list", json!({})).await["total"],
+            json!(0)
+        );
+
+        let mut good = base.clone();
+        good["oauth_code"] = json!(CODE);
+        let t = node.api("/ticket-sync/create", good).await;
+        let id = t["integration_id"].as_i64().unwrap();
+        assert_eq!(sdp.grants(), vec!["authorization_code"; 2]);
+        assert!(
+            t.get("secret").is_none() && t.get("access_token").is_none(),
+            "{t}"
+        );
+        // The code was used: sending it again is refused and changes nothing.
+        let out = node
+            .call(
+                "/ticket-sync/update",
+                json!({"integration_id": id, "oauth_code": CODE, "name": "Renamed"}),
+            )
+            .await;
+        assert!(error_of(&out).1.starts_with("oauth_code:"), "{out}");
+        assert_eq!(
+            node.api("/ticket-sync/info", json!({"integration_id": id}))
+                .await["name"],
+            json!("SDP cloud")
+        );
+        // An edit without a code keeps the tokens.
+        node.api(
+            "/ticket-sync/update",
+            json!({"integration_id": id, "template": "Default Request"}),
+        )
+        .await;
+
+        node.api(
+            "/incident/ticket-sync/do",
+            json!({"incident_id": inc, "integration_id": id}),
+        )
+        .await;
+        assert_eq!(node.drain().await.succeeded, 1);
+        let calls = sdp.take();
+        assert_eq!(calls[0].auth, "Zoho-oauthtoken at-1");
+        assert_eq!(
+            calls[0].input["request"]["template"],
+            json!({"name": "Default Request"})
+        );
+        assert_eq!(
+            node.incident(&inc).await["tickets"][0]["external_url"],
+            json!(format!("{}/ui/requests/1001/details", sdp.url))
+        );
+
+        // Two hours later the token has expired: refreshed before the call.
+        node.advance(2 * 3_600_000);
+        node.api(
+            "/incident/comment",
+            json!({"incident_id": inc, "comment": "later"}),
+        )
+        .await;
+        assert_eq!(node.drain().await.succeeded, 1);
+        assert_eq!(sdp.take()[0].auth, "Zoho-oauthtoken at-2");
+        assert_eq!(
+            sdp.grants().last().map(String::as_str),
+            Some("refresh_token")
+        );
+        // Revoked early: the 401 refreshes once and the call is made again.
+        sdp.revoke_access();
+        node.api("/incident/ack", json!({"incident_ids": [inc]}))
+            .await;
+        assert_eq!(node.drain().await.succeeded, 1);
+        let calls = sdp.take();
+        assert_eq!(
+            calls.len(),
+            1,
+            "the refused call is not recorded: {calls:?}"
+        );
+        assert_eq!(calls[0].auth, format!("Zoho-oauthtoken {}", sdp.access()));
+        assert_eq!(sdp.access(), "at-3");
+    }
+);
+
+on_both_backends!(
+    servicedeskplus_pushes_change_incidents_by_its_status_mapping,
+    |url: String| async move {
+        // spec: RSP-407 (inbound as RSP-406 with its status mapping: Open reopens; In
+        // Progress, Assigned, Pending Verification, Staging change nothing; On Hold snoozes
+        // 120 minutes when Processing; Resolved, Closed, Canceled, Rejected close), RSP-406
+        // (custom fields, urgency → severity, notes added once)
+        let node = Node::start(&url).await;
+        let (_, channel) = node.alert("db1", "Critical").await;
+        node.api(
+            "/field/create",
+            json!({"field_name": "site", "display_name": "Site", "field_type": "text"}),
+        )
+        .await;
+        let t = node
+            .api(
+                "/ticket-sync/create",
+                json!({"system": "servicedeskplus", "name": "SDP in", "channel_ids": [channel],
+                       "direction": "from", "base_url": "https://sdp.example.com",
+                       "secret": "k",
+                       "field_mapping": [{"source": "fields.site", "target_field": "udf_sline_9"}]}),
+            )
+            .await;
+        let push_url = t["push_url"].as_str().unwrap().to_string();
+        assert!(push_url.contains("/ticket-sync/servicedeskplus/push?integration_key="));
+        // The ServiceNow URL does not take this integration's key.
+        let (status, _) = node
+            .push(
+                &push_url.replace("servicedeskplus", "servicenow"),
+                json!({"action_type": "insert", "sys_id": "1"}),
+            )
+            .await;
+        assert_eq!(status, 401);
+        let (status, out) = node
+            .push(
+                &push_url,
+                json!({"action_type": "insert", "display_id": "7"}),
+            )
+            .await;
+        assert_eq!(status, 400);
+        assert!(error_of(&out).1.starts_with("id: required"), "{out}");
+
+        let record = json!({"action_type": "insert", "id": 2001, "display_id": "7",
+                            "subject": "Laptop broken", "description": "screen",
+                            "status": {"name": "Open"}, "urgency": {"name": "High"},
+                            "udf_sline_9": "Berlin"});
+        let (status, out) = node.push(&push_url, record.clone()).await;
+        assert_eq!(status, 200, "{out}");
+        let created = out["data"]["incident_id"].as_str().unwrap().to_string();
+        let info = node.incident(&created).await;
+        assert_eq!(info["title"], json!("Laptop broken"));
+        assert_eq!(info["incident_severity"], json!("Critical"));
+        assert_eq!(info["fields"], json!({"site": "Berlin"}));
+        assert_eq!(
+            info["tickets"][0]["external_url"],
+            json!("https://sdp.example.com/WorkOrder.do?woMode=viewWO&woID=2001")
+        );
+        let mut update = record.clone();
+        update["action_type"] = json!("update");
+        for s in [
+            "In Progress",
+            "Assigned",
+            "Pending Verification",
+            "Staging",
+            "On Hold",
+        ] {
+            update["status"] = json!({"name": s});
+            node.push(&push_url, update.clone()).await;
+            assert_eq!(
+                node.incident(&created).await["progress"],
+                json!("Triggered"),
+                "{s}"
+            );
+        }
+        node.api("/incident/ack", json!({"incident_ids": [created]}))
+            .await;
+        let now = node.clock.now();
+        update["status"] = json!({"name": "On Hold"});
+        update["note"] = json!("waiting for parts");
+        node.push(&push_url, update.clone()).await;
+        node.push(&push_url, update.clone()).await;
+        let info = node.incident(&created).await;
+        assert_eq!(info["snoozed_before"], json!((now + 120 * 60_000) / 1000));
+        let feed = node
+            .api(
+                "/incident/feed",
+                json!({"incident_id": created, "limit": 100}),
+            )
+            .await;
+        let notes = feed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "i_comm")
+            .count();
+        assert_eq!(notes, 1, "{feed}");
+        update["status"] = json!({"name": "Rejected"});
+        node.push(&push_url, update.clone()).await;
+        let info = node.incident(&created).await;
+        assert_eq!(info["progress"], json!("Closed"));
+        assert_eq!(info["closer_id"], json!(0));
+        update["status"] = json!({"name": "Open"});
+        node.push(&push_url, update).await;
+        assert_eq!(
+            node.incident(&created).await["progress"],
+            json!("Triggered")
+        );
     }
 );

@@ -1,9 +1,11 @@
 //! Ticket sync over the Open API (response.md 1.23, RSP-403…406; docs/ticket-sync.md).
 //!
-//! - `/ticket-sync/{create,update,delete,list,info}` configure Jira and ServiceNow
-//!   integrations (a Klaxon extension in the style of `/custom-action/*`: Flashduty configures
-//!   them only in its console). The API token or password is write-only: answers say
-//!   `secret_set`. A ServiceNow integration that accepts changes shows its `push_url`.
+//! - `/ticket-sync/{create,update,delete,list,info}` configure Jira, ServiceNow and
+//!   ServiceDesk Plus integrations (a Klaxon extension in the style of `/custom-action/*`: Flashduty configures
+//!   them only in its console). The API token, password, API key or client secret is
+//!   write-only: answers say `secret_set`. An integration that accepts changes shows its
+//!   `push_url`. A ServiceDesk Plus cloud integration exchanges its one-time `oauth_code` when
+//!   saved (RSP-407); a refused code saves nothing.
 //! - `/ticket-sync/log/list` is the sync log: every step, with its outcome (RSP-405).
 //! - `/incident/ticket-sync/do` is the manual trigger, the "More actions" entry named after
 //!   the integration: it queues the create, which the sync worker sends.
@@ -64,11 +66,11 @@ pub async fn dispatch(
     })
 }
 
-/// The inbound push URL of a ServiceNow integration (RSP-406).
-fn push_url(state: &AppState, t: &TicketIntegration) -> String {
+/// The inbound push URL of a ServiceNow or ServiceDesk Plus integration (RSP-406, RSP-407).
+pub(crate) fn push_url(state: &AppState, t: &TicketIntegration) -> String {
     format!(
-        "{}/ticket-sync/servicenow/push?integration_key={}",
-        state.base_url, t.push_token
+        "{}/ticket-sync/{}/push?integration_key={}",
+        state.base_url, t.system, t.push_token
     )
 }
 
@@ -98,6 +100,22 @@ fn integration_json(state: &AppState, t: &TicketIntegration) -> Value {
         if t.system == "jira" {
             m.insert("project_key".into(), json!(t.settings.project_key));
             m.insert("issue_type".into(), json!(t.settings.issue_type));
+        }
+        if t.system == "servicedeskplus" {
+            let st = &t.settings;
+            for (k, v) in [
+                ("template", &st.template),
+                ("requester", &st.requester),
+                ("priority_source", &st.priority_source),
+                ("assignee_label", &st.assignee_label),
+                ("assignee_kind", &st.assignee_kind),
+                ("client_id", &st.client_id),
+                ("auth_url", &st.auth_url),
+                ("redirect_uri", &st.redirect_uri),
+            ] {
+                m.insert(k.into(), json!(v));
+            }
+            m.insert("assignee_mapping".into(), json!(st.assignee_mapping));
         }
         if rules::inbound(&t.direction) {
             m.insert("push_url".into(), json!(push_url(state, t)));
@@ -146,7 +164,9 @@ async fn draft(
         None => args.str("system")?.unwrap_or_default(),
     };
     let system = System::parse(&system_name).ok_or_else(|| {
-        ApiError::invalid(format!("system: {system_name:?} is not jira or servicenow"))
+        ApiError::invalid(format!(
+            "system: {system_name:?} is not jira, servicenow or servicedeskplus"
+        ))
     })?;
     let name = match args.str("name")? {
         Some(n) => n.trim().to_string(),
@@ -196,7 +216,7 @@ async fn draft(
     if !rules::direction_valid(system, &direction) {
         return Err(ApiError::invalid(match system {
             System::Jira => format!("direction: {direction:?}: Jira sync is one way, to Jira"),
-            System::ServiceNow => {
+            System::ServiceNow | System::ServiceDeskPlus => {
                 format!("direction: {direction:?} is not to, from or two_way")
             }
         }));
@@ -224,11 +244,31 @@ async fn draft(
         username: setting(args, "username", b.map(|s| s.username.as_str()))?,
         project_key: setting(args, "project_key", b.map(|s| s.project_key.as_str()))?,
         issue_type: setting(args, "issue_type", b.map(|s| s.issue_type.as_str()))?,
+        template: setting(args, "template", b.map(|s| s.template.as_str()))?,
+        requester: setting(args, "requester", b.map(|s| s.requester.as_str()))?,
+        priority_source: setting(
+            args,
+            "priority_source",
+            b.map(|s| s.priority_source.as_str()),
+        )?,
+        assignee_label: setting(args, "assignee_label", b.map(|s| s.assignee_label.as_str()))?,
+        assignee_kind: setting(args, "assignee_kind", b.map(|s| s.assignee_kind.as_str()))?,
+        assignee_mapping: match args.raw().get("assignee_mapping") {
+            None | Some(Value::Null) => b.map(|s| s.assignee_mapping.clone()).unwrap_or_default(),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+                ApiError::invalid("assignee_mapping: must map label values to names")
+            })?,
+        },
+        client_id: setting(args, "client_id", b.map(|s| s.client_id.as_str()))?,
+        auth_url: setting(args, "auth_url", b.map(|s| s.auth_url.as_str()))?,
+        redirect_uri: setting(args, "redirect_uri", b.map(|s| s.redirect_uri.as_str()))?,
     };
     check_endpoint(&settings.base_url)
         .map_err(|e| ApiError::invalid(e.message.replacen("endpoint", "base_url", 1)))?;
     settings.base_url = settings.base_url.trim_end_matches('/').to_string();
-    required("username", &settings.username)?;
+    if system != System::ServiceDeskPlus {
+        required("username", &settings.username)?;
+    }
     match system {
         System::Jira => {
             if settings.platform.is_empty() {
@@ -248,6 +288,18 @@ async fn draft(
             settings.project_key.clear();
             settings.issue_type.clear();
         }
+        System::ServiceDeskPlus => sdp_settings(&mut settings)?,
+    }
+    if system != System::ServiceDeskPlus {
+        // ServiceDesk Plus settings mean nothing to the other systems.
+        settings = TicketSettings {
+            platform: settings.platform,
+            base_url: settings.base_url,
+            username: settings.username,
+            project_key: settings.project_key,
+            issue_type: settings.issue_type,
+            ..TicketSettings::default()
+        };
     }
     let secret = setting(args, "secret", base.map(|b| b.secret.as_str()))?;
     required("secret", &secret)?;
@@ -257,8 +309,12 @@ async fn draft(
             ApiError::invalid("severity_mapping: must map Critical, Warning, Info to strings")
         })?,
     };
+    // ServiceDesk Plus: a priority from a label or field maps that source's values.
+    let by_severity = system != System::ServiceDeskPlus
+        || settings.priority_source.is_empty()
+        || settings.priority_source == "severity";
     for (k, v) in &severity_mapping {
-        if k.parse::<Severity>().is_err() {
+        if by_severity && k.parse::<Severity>().is_err() {
             return Err(ApiError::invalid(format!(
                 "severity_mapping: {k:?} is not Critical, Warning or Info"
             )));
@@ -285,7 +341,43 @@ async fn draft(
         }
         None => base.map_or_else(|| "enabled".to_string(), |b| b.status.clone()),
     };
+    let oauth = if system == System::ServiceDeskPlus && settings.platform == "cloud" {
+        let code = args.str("oauth_code")?.map(|c| c.trim().to_string());
+        let has_tokens = match base {
+            Some(b) => state
+                .store
+                .ticket_tokens(b.account_id, b.integration_id)
+                .await
+                .map_err(store_err)?
+                .is_some(),
+            None => false,
+        };
+        match code.filter(|c| !c.is_empty()) {
+            Some(code) => {
+                let client = klaxon_notify::tickets::TicketClient::new(
+                    state.config.notify.allow_private_targets
+                        || state.config.notify.webhook_private_targets,
+                )
+                .map_err(ApiError::internal)?;
+                let now = state.clock.now();
+                let tokens =
+                    crate::ticket_sync_sdp::exchange_code(&client, &settings, &secret, &code, now)
+                        .await
+                        .map_err(ApiError::invalid)?;
+                Some(tokens)
+            }
+            None if has_tokens => None,
+            None => {
+                return Err(ApiError::invalid(
+                    "oauth_code: required for a cloud integration (a code is valid for 10 minutes)",
+                ));
+            }
+        }
+    } else {
+        None
+    };
     Ok(TicketDraft {
+        oauth,
         system: system.as_str().to_string(),
         name,
         team_id,
@@ -299,6 +391,58 @@ async fn draft(
         field_mapping,
         status,
     })
+}
+
+/// RSP-407 settings of ServiceDesk Plus: platform (`onprem` by default), the cloud's OAuth
+/// client, the priority source and the assignee label.
+fn sdp_settings(settings: &mut TicketSettings) -> Result<(), ApiError> {
+    use klaxon_core::ticket_sync_sdp as sdp;
+    if settings.platform.is_empty() {
+        settings.platform = "onprem".into();
+    }
+    if !sdp::platform_valid(&settings.platform) {
+        return Err(ApiError::invalid(format!(
+            "platform: {:?} is not cloud or onprem",
+            settings.platform
+        )));
+    }
+    settings.username.clear();
+    settings.project_key.clear();
+    settings.issue_type.clear();
+    if settings.platform == "cloud" {
+        required("client_id", &settings.client_id)?;
+        if settings.auth_url.is_empty() {
+            settings.auth_url = sdp::DEFAULT_AUTH_URL.into();
+        }
+        check_endpoint(&settings.auth_url)
+            .map_err(|e| ApiError::invalid(e.message.replacen("endpoint", "auth_url", 1)))?;
+        settings.auth_url = settings.auth_url.trim_end_matches('/').to_string();
+    } else {
+        settings.client_id.clear();
+        settings.auth_url.clear();
+        settings.redirect_uri.clear();
+    }
+    if settings.priority_source.is_empty() {
+        settings.priority_source = "severity".into();
+    }
+    sdp::check_priority_source(&settings.priority_source).map_err(ApiError::invalid)?;
+    if !settings.assignee_label.is_empty() && settings.assignee_kind.is_empty() {
+        settings.assignee_kind = "technician".into();
+    }
+    sdp::check_assignee(&settings.assignee_label, &settings.assignee_kind)
+        .map_err(ApiError::invalid)?;
+    if settings.assignee_label.is_empty() {
+        settings.assignee_kind.clear();
+        settings.assignee_mapping.clear();
+    }
+    for (k, v) in &settings.assignee_mapping {
+        if k.is_empty() || v.trim().is_empty() || v.len() > 256 {
+            return Err(ApiError::invalid(format!(
+                "assignee_mapping.{k}: a label value and a name of 1 to 256 bytes"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// RSP-403 / RSP-527: the data permission on an existing integration.
@@ -500,7 +644,7 @@ async fn start(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, 
     }
     if !rules::outbound(&t.direction) {
         return Err(bad(format!(
-            "integration_id: ticket sync {} only receives from ServiceNow",
+            "integration_id: ticket sync {} only receives changes",
             t.name
         )));
     }
