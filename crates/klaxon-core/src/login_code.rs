@@ -2,16 +2,20 @@
 //! how long it lives, how often it may be asked for and guessed, and who may use it while
 //! single sign-on is on. Pure: the store keeps the codes, the server sends them.
 
+// The figures are those of every one-time code Klaxon sends (`one_time_code`): 10 minutes,
+// 5 tries, 5 codes an hour, 6 digits.
+use crate::one_time_code::{CODE_TTL, CODE_WINDOW, CODES_PER_HOUR, MAX_CODE_ATTEMPTS};
+
 /// A code works this long after it is sent (the specification names no figure).
-pub const CODE_TTL_MS: i64 = 10 * 60_000;
+pub const CODE_TTL_MS: i64 = CODE_TTL.as_secs() * 1000;
 /// Wrong codes a code survives: the fifth wrong try spends it.
-pub const MAX_TRIES: i64 = 5;
+pub const MAX_TRIES: i64 = MAX_CODE_ATTEMPTS;
 /// Codes one member may be sent per [`WINDOW_MS`]; further requests send nothing.
-pub const MAX_PER_WINDOW: i64 = 5;
-pub const WINDOW_MS: i64 = 3_600_000;
+pub const MAX_PER_WINDOW: i64 = CODES_PER_HOUR;
+pub const WINDOW_MS: i64 = CODE_WINDOW.as_secs() * 1000;
 /// Six decimal digits: easy to type from a phone, and with five tries per code a guess
 /// succeeds with odds of 1 in 200 000.
-pub const CODE_DIGITS: usize = 6;
+pub use crate::one_time_code::CODE_DIGITS;
 
 /// The code as typed, reduced to its digits when it has the right shape: people copy codes
 /// with spaces or a dash in the middle ("123 456", "123-456").

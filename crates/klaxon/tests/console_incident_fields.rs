@@ -72,7 +72,9 @@ async fn fields_and_events(database_url: &str) {
     .await;
     // Two events of one alert, a minute apart.
     for (status, text) in [("Warning", "disk at 91%"), ("Critical", "disk at 97%")] {
-        clock.0.fetch_add(60_000, std::sync::atomic::Ordering::SeqCst);
+        clock
+            .0
+            .fetch_add(60_000, std::sync::atomic::Ordering::SeqCst);
         let (s, b) = t
             .push(json!({"event_status": status, "alert_key": "disk-db-1",
                          "title_rule": "Disk filling on db-1", "description": text,
@@ -128,7 +130,11 @@ async fn fields_and_events(database_url: &str) {
         text_of(c, "#field-ticket-error").await.contains("500")
     })
     .await;
-    assert_eq!(value_of(c, "#field-ticket").await, long, "what was typed is kept");
+    assert_eq!(
+        value_of(c, "#field-ticket").await,
+        long,
+        "what was typed is kept"
+    );
     assert!(info(&t, &id).await["fields"].get("ticket").is_none());
     shoot(c, "incident-custom-fields").await;
 

@@ -388,7 +388,10 @@ on_both_backends!(codes_and_single_sign_on, |url: String| async move {
         )
         .await;
     assert_eq!(s, 403, "{b}");
-    assert!(b["error"]["message"].as_str().unwrap().contains("acme"), "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("acme"),
+        "{b}"
+    );
     assert!(session.is_none());
     let password = server.owner_password().unwrap().to_string();
     let (s, b, session) = node

@@ -252,14 +252,11 @@ async fn verify(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
             .ok_or_else(|| ApiError::invalid("kind must be \"email\" or \"phone\""))?,
         None => return Err(ApiError::invalid("kind is required")),
     };
-    let code = text(args, "code")?
-        .ok_or_else(|| ApiError::invalid("code is required"))?
-        .trim();
-    if code.len() != CODE_DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::invalid(format!(
-            "code: it has {CODE_DIGITS} digits"
-        )));
-    }
+    let typed = text(args, "code")?.ok_or_else(|| ApiError::invalid("code is required"))?;
+    // "123 456" and "123-456", as people copy codes, are the code too.
+    let code = klaxon_core::login_code::normalize_code(typed)
+        .ok_or_else(|| ApiError::invalid(format!("code: it has {CODE_DIGITS} digits")))?;
+    let code = code.as_str();
     let change = state
         .store
         .confirm_contact_code(caller.account_id, member_id, kind, code, state.clock.now())

@@ -1257,17 +1257,17 @@ pub const OPERATIONS: &[Operation] = &[
         "incident_id*:str integration_id*:id",
         Object,
     ),
-    // Ticket sync (response.md 1.23, RSP-405, RSP-406).
+    // Ticket sync (response.md 1.23, RSP-405…407).
     (
         "/ticket-sync/create",
-        "Create a Jira or ServiceNow ticket sync",
-        "system*:jira|servicenow name:str channel_ids:[int] team_id:int direction:to|from|two_way trigger:auto|manual filters:any platform:cloud|server base_url:str username:str secret:str project_key:str issue_type:str severity_mapping:obj field_mapping:any status:enabled|disabled",
+        "Create a Jira, ServiceNow or ServiceDesk Plus ticket sync",
+        "system*:jira|servicenow|servicedeskplus name:str channel_ids:[int] team_id:int direction:to|from|two_way trigger:auto|manual filters:any platform:cloud|server|onprem base_url:str username:str secret:str project_key:str issue_type:str template:str requester:str priority_source:str assignee_label:str assignee_kind:technician|group assignee_mapping:obj client_id:str auth_url:str redirect_uri:str oauth_code:str severity_mapping:obj field_mapping:any status:enabled|disabled",
         Object,
     ),
     (
         "/ticket-sync/update",
         "Change a ticket sync",
-        "integration_id*:id name:str channel_ids:[int] team_id:int direction:to|from|two_way trigger:auto|manual filters:any platform:cloud|server base_url:str username:str secret:str project_key:str issue_type:str severity_mapping:obj field_mapping:any status:enabled|disabled",
+        "integration_id*:id name:str channel_ids:[int] team_id:int direction:to|from|two_way trigger:auto|manual filters:any platform:cloud|server|onprem base_url:str username:str secret:str project_key:str issue_type:str template:str requester:str priority_source:str assignee_label:str assignee_kind:technician|group assignee_mapping:obj client_id:str auth_url:str redirect_uri:str oauth_code:str severity_mapping:obj field_mapping:any status:enabled|disabled",
         Object,
     ),
     (
