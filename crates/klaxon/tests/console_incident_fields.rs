@@ -28,6 +28,30 @@ async fn info(t: &TestServer, id: &str) -> Value {
     b["data"].clone()
 }
 
+/// Marks the element, so that [`redrawn`] can tell when htmx has replaced it.
+async fn mark(c: &Client, id: &str) {
+    c.execute(
+        "document.getElementById(arguments[0]).dataset.stale = '1'; return true",
+        vec![json!(id)],
+    )
+    .await
+    .unwrap();
+}
+
+/// Waits until the element marked by [`mark`] was drawn anew (the answer was swapped in).
+async fn redrawn(c: &Client, id: &str) {
+    until("the incident redrawn", || async {
+        c.execute(
+            "const e = document.getElementById(arguments[0]); return !!e && !e.dataset.stale",
+            vec![json!(id)],
+        )
+        .await
+        .map(|v| v == json!(true))
+        .unwrap_or(false)
+    })
+    .await;
+}
+
 async fn choose(c: &Client, select: &str, value: &str) {
     c.find(Locator::Css(&format!("{select} option[value='{value}']")))
         .await
@@ -105,6 +129,7 @@ async fn fields_and_events(database_url: &str) {
     assert_eq!(value_of(c, "#field-env").await, "prod");
 
     // A checkbox field: Yes.
+    mark(c, "field-ticket").await;
     choose(c, "#field-customer_facing", "true").await;
     click(
         c,
@@ -115,6 +140,7 @@ async fn fields_and_events(database_url: &str) {
         info(&t, &id).await["fields"]["customer_facing"] == true
     })
     .await;
+    redrawn(c, "field-ticket").await;
 
     // A text value over 500 characters is refused beside its field, kept, and not saved.
     let long = "x".repeat(501);
@@ -139,18 +165,22 @@ async fn fields_and_events(database_url: &str) {
     shoot(c, "incident-custom-fields").await;
 
     // Then a good one, and clearing the select removes its value.
+    mark(c, "field-env").await;
     browser::type_into(c, "#field-ticket", "OPS-42").await;
     click(c, "form.field-form:has(#field-ticket) button[type=submit]").await;
     until("the text saved", || async {
         info(&t, &id).await["fields"]["ticket"] == "OPS-42"
     })
     .await;
+    redrawn(c, "field-env").await;
+    mark(c, "field-ticket").await;
     choose(c, "#field-env", "").await;
     click(c, "form.field-form:has(#field-env) button[type=submit]").await;
     until("the select cleared", || async {
         info(&t, &id).await["fields"].get("env").is_none()
     })
     .await;
+    redrawn(c, "field-ticket").await;
 
     // The alert's events, newest first, when its disclosure opens.
     click(c, "details.alert-events summary").await;
