@@ -952,9 +952,23 @@ mod tests {
     fn enabling_needs_the_client() {
         let e = apply_update(None, &json!({"enabled": true, "login_domain": "acme"})).unwrap_err();
         assert!(e.message.contains("oidc.issuer"));
-        let e =
-            apply_update(None, &json!({"protocol": "saml2", "login_domain": "acme"})).unwrap_err();
-        assert!(e.message.contains("protocol"));
+        // Without the `saml` feature SAML is refused as a protocol; with it, turning it on
+        // without the IdP's metadata is.
+        #[cfg(not(feature = "saml"))]
+        {
+            let e = apply_update(None, &json!({"protocol": "saml2", "login_domain": "acme"}))
+                .unwrap_err();
+            assert!(e.message.contains("protocol"));
+        }
+        #[cfg(feature = "saml")]
+        {
+            let e = apply_update(
+                None,
+                &json!({"protocol": "saml2", "login_domain": "acme", "enabled": true}),
+            )
+            .unwrap_err();
+            assert!(e.message.contains("saml"), "{}", e.message);
+        }
         let e = apply_update(None, &json!({"login_domain": "Bad Domain"})).unwrap_err();
         assert!(e.message.starts_with("login_domain"));
     }

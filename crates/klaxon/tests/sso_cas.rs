@@ -572,7 +572,7 @@ on_both_backends!(cas_configuration_is_validated, |url: String| async move {
             "cas",
         ),
         (
-            json!({"login_domain": DOMAIN, "protocol": "saml2"}),
+            json!({"login_domain": DOMAIN, "protocol": "kerberos"}),
             "protocol",
         ),
     ];
