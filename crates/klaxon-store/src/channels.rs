@@ -123,6 +123,13 @@ async fn settings_of(
         .collect()
 }
 
+/// Whose events [`crate::Store::recent_event_labels`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventSource {
+    Channel(i64),
+    Integration(i64),
+}
+
 impl crate::Store {
     /// ING-160: what the grouping preview replays — the channel's most recent `limit` stored
     /// events received since `since`, oldest first, and the alerts they belong to. Reads only.
@@ -170,6 +177,37 @@ impl crate::Store {
             }
         }
         Ok((events, alerts))
+    }
+
+    /// ING-261: the labels of the most recent `limit` events of a channel or an integration
+    /// whose event time is at or after `since`, newest first. Reads only the label column.
+    pub async fn recent_event_labels(
+        &self,
+        account_id: i64,
+        source: EventSource,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<klaxon_core::model::Labels>> {
+        let mut conn = self.inner.read.acquire().await?;
+        let mut sql = Sql::new("SELECT labels FROM events WHERE account_id = ");
+        sql.bind(account_id);
+        match source {
+            EventSource::Channel(id) => sql.push(" AND channel_id = ").bind(id),
+            EventSource::Integration(id) => sql.push(" AND integration_id = ").bind(id),
+        };
+        sql.push(" AND event_time >= ")
+            .bind(since)
+            .push(" ORDER BY event_time DESC, event_id DESC LIMIT ")
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        sql.query_on(&conn)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|row| {
+                serde_json::from_str(&get_str(row, "labels")?)
+                    .map_err(|e| StoreError::Corrupt(format!("event labels: {e}")))
+            })
+            .collect()
     }
 
     /// A channel that is not deleted, with its settings.
@@ -246,7 +284,7 @@ impl crate::Store {
         d: &ChannelDraft,
         now: Millis,
     ) -> Result<bool> {
-        let mut conn = self.inner.write.acquire().await?;
+        let mut tx = self.inner.write.begin().await?;
         let mut sql = Sql::new("UPDATE channels SET channel_name = ");
         sql.bind(d.channel_name.as_str())
             .push(", description = ")
@@ -273,8 +311,21 @@ impl crate::Store {
             .bind(account_id)
             .push(" AND channel_id = ")
             .bind(channel_id);
-        let done = sql.query_on(&conn).execute(&mut *conn).await?;
-        Ok(done.rows_affected() > 0)
+        if sql.query_on(&tx).execute(&mut *tx).await?.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        crate::response::reschedule_auto_close(
+            &mut tx,
+            account_id,
+            channel_id,
+            d.auto_resolve_timeout,
+            &d.auto_resolve_mode,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// `enabled` or `disabled` (ING-100); false when the channel does not exist (or is

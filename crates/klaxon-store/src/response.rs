@@ -412,16 +412,32 @@ async fn insert_timers(
     timers: &[(&Incident, TimerKind, Millis)],
     now: Millis,
 ) -> Result<()> {
+    let rows: Vec<TimerRow<'_>> = timers
+        .iter()
+        .map(|(inc, kind, due)| (inc.account_id, inc.incident_id.as_str(), *kind, *due))
+        .collect();
+    insert_timer_rows(conn, &rows, now).await
+}
+
+/// A timer to insert: account, incident, kind and due instant.
+type TimerRow<'a> = (i64, &'a str, TimerKind, Millis);
+
+/// Inserts timers by incident id; the token (incident, kind, instant) makes a repeat a no-op.
+async fn insert_timer_rows(
+    conn: &mut AnyConnection,
+    timers: &[TimerRow<'_>],
+    now: Millis,
+) -> Result<()> {
     for chunk in timers.chunks(64) {
         let mut sql = Sql::new(
             "INSERT INTO timers (account_id, incident_id, kind, rank, due_at, token, created_at) \
              VALUES ",
         );
-        for (i, (inc, kind, due)) in chunk.iter().enumerate() {
+        for (i, (account_id, incident_id, kind, due)) in chunk.iter().enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" })
-                .bind(inc.account_id)
+                .bind(*account_id)
                 .push(", ")
-                .bind(inc.incident_id.as_str())
+                .bind(*incident_id)
                 .push(", ")
                 .bind(kind.as_str())
                 .push(", ")
@@ -429,7 +445,7 @@ async fn insert_timers(
                 .push(", ")
                 .bind(*due)
                 .push(", ")
-                .bind(format!("{}:{}:{}", inc.incident_id, kind.as_str(), due))
+                .bind(format!("{}:{}:{}", incident_id, kind.as_str(), due))
                 .push(", ")
                 .bind(now)
                 .push(")");
@@ -448,6 +464,48 @@ async fn insert_timer(
     now: Millis,
 ) -> Result<()> {
     insert_timers(conn, &[(inc, kind, due)], now).await
+}
+
+/// ING-202, RSP-055: after a channel's auto-close settings change, every open incident of the
+/// channel gets an auto-close timer at the instant the new settings give. Timers set under
+/// the old settings stay: each checks the settings in force when it fires (`run_timer`), so a
+/// later one closes nothing twice and an earlier one moves itself to the new instant.
+pub(crate) async fn reschedule_auto_close(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    channel_id: i64,
+    timeout_secs: i64,
+    mode: &str,
+    now: Millis,
+) -> Result<()> {
+    if timeout_secs <= 0 {
+        return Ok(());
+    }
+    let mut sql = Sql::new(
+        "SELECT incident_id, start_time, last_merge_time FROM incidents WHERE account_id = ",
+    );
+    sql.bind(account_id)
+        .push(" AND channel_id = ")
+        .bind(channel_id)
+        .push(" AND progress <> 'Closed'");
+    let rows = sql.query_on(conn).fetch_all(&mut *conn).await?;
+    let mut open: Vec<(String, Millis)> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let due = klaxon_core::response::engine::auto_close_due(
+            get_i64(row, "start_time")?,
+            get_i64(row, "last_merge_time")?,
+            timeout_secs,
+            mode,
+        );
+        if let Some(due) = due {
+            open.push((get_str(row, "incident_id")?, due));
+        }
+    }
+    let timers: Vec<TimerRow<'_>> = open
+        .iter()
+        .map(|(id, due)| (account_id, id.as_str(), TimerKind::AutoClose, *due))
+        .collect();
+    insert_timer_rows(conn, &timers, now).await
 }
 
 /// One incident's change, ready to be written.

@@ -671,6 +671,7 @@ on_both_backends!(
 
 on_both_backends!(recovery_closes_and_cancels, |url: String| async move {
     // spec: RSP-053, RSP-056, RSP-160 (ESC-9 case 1), RSP-050 (`event`)
+    // spec: ING-190 (closed when the window ends: never assigned, never notified)
     let n = Node::start(&url, false).await;
     ok(n.api(
         "/channel/escalate/rule/create",
@@ -979,6 +980,7 @@ on_both_backends!(
 
 on_both_backends!(merging_alerts_into_an_incident, |url: String| async move {
     // spec: RSP-101, RSP-100 b (an incident left without alerts closes), RSP-053, RSP-003
+    // spec: ING-205 (both incidents re-derived; a moved alert keeps absorbing events)
     let n = Node::start(&url, false).await;
     async fn push(n: &Node, key: &str, status: &str, title: &str) {
         let (code, body) =
@@ -1221,3 +1223,222 @@ on_both_backends!(reordering_escalation_rules, |url: String| async move {
         a
     );
 });
+
+/// The alerts of an incident, as `/incident/alert/list` gives them.
+async fn alerts_of(n: &Node, incident_id: &str) -> Vec<Value> {
+    let data = ok(n
+        .api(
+            "/incident/alert/list",
+            json!({"incident_id": incident_id, "limit": 100}),
+        )
+        .await);
+    data["items"].as_array().unwrap().clone()
+}
+
+/// Incidents whose first alert has this key, newest first.
+async fn incidents_by_key(n: &Node, key: &str) -> Vec<Value> {
+    let now = n.now() / 1000;
+    let data = ok(n
+        .api(
+            "/incident/list",
+            json!({"start_time": now - 86_400, "end_time": now + 86_400, "limit": 100}),
+        )
+        .await);
+    data["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["dedup_key"] == key)
+        .cloned()
+        .collect()
+}
+
+async fn push_event(n: &Node, key: &str, status: &str, title: &str) {
+    let (code, body) =
+        n.ts.push(json!({"event_status": status, "title_rule": title, "alert_key": key}))
+            .await;
+    assert_eq!(code, 200, "{body}");
+    n.ts.drained().await;
+}
+
+on_both_backends!(
+    auto_close_follows_the_channel_settings_in_force,
+    |url: String| async move {
+        // spec: ING-202, RSP-055 (settings at evaluation time, also for open incidents)
+        // spec: ING-201 (closing closes the alerts; the same key then opens a new incident)
+        // spec: ING-191 (no escalation rule matches: no assignment, no notification)
+        let n = Node::start(&url, false).await;
+        let a = n.push_incident("ac-a").await;
+        // The timeout is set after `a` opened; it applies to `a` all the same.
+        ok(n.api(
+            "/channel/update",
+            json!({"channel_id": n.channel, "auto_resolve_timeout": 3600}),
+        )
+        .await);
+        n.advance(59).await;
+        assert_eq!(n.incident(&a).await["progress"], "Triggered");
+        n.advance(2).await;
+        let inc = n.incident(&a).await;
+        assert_eq!(inc["progress"], "Closed");
+        assert_eq!(inc["close_source"], "autorslv");
+        assert_eq!(inc["closer_id"], 0);
+        assert_eq!(inc["incident_status"], "Critical", "status does not change");
+        assert_eq!(inc["end_time"], 0, "end_time does not change");
+        for alert in alerts_of(&n, &a).await {
+            assert_eq!(alert["closed"], true, "{alert}");
+            assert_eq!(alert["alert_status"], "Critical", "{alert}");
+        }
+        let kinds = n.kinds(&a).await;
+        assert!(
+            !kinds.iter().any(|k| k == "i_assign" || k == "i_notify"),
+            "{kinds:?}"
+        );
+        // A closed alert takes no more events: the same key opens a new alert and incident.
+        push_event(&n, "ac-a", "Critical", "db down").await;
+        let both = incidents_by_key(&n, "ac-a").await;
+        assert_eq!(both.len(), 2, "{both:?}");
+        let again = both.iter().find(|i| i["incident_id"] != a).unwrap();
+        assert_eq!(again["progress"], "Triggered");
+        let again = again["incident_id"].as_str().unwrap().to_string();
+        assert_ne!(
+            alerts_of(&n, &again).await[0]["alert_id"],
+            alerts_of(&n, &a).await[0]["alert_id"]
+        );
+
+        // A longer timeout set later moves the close of an open incident later.
+        ok(n.api(
+            "/channel/update",
+            json!({"channel_id": n.channel, "auto_resolve_timeout": 7200}),
+        )
+        .await);
+        n.advance(61).await;
+        assert_eq!(n.incident(&again).await["progress"], "Triggered");
+        n.advance(60).await;
+        assert_eq!(n.incident(&again).await["progress"], "Closed");
+
+        // A shorter one set later closes an incident already past it at once.
+        let c = n.push_incident("ac-c").await;
+        n.advance(20).await;
+        ok(n.api(
+            "/channel/update",
+            json!({"channel_id": n.channel, "auto_resolve_timeout": 600}),
+        )
+        .await);
+        n.advance(1).await;
+        let inc = n.incident(&c).await;
+        assert_eq!(inc["progress"], "Closed");
+        assert_eq!(inc["close_source"], "autorslv");
+
+        // `update` counts from the last alert that joined: a joining alert postpones it.
+        ok(n.api(
+            "/channel/update",
+            json!({"channel_id": n.channel, "auto_resolve_timeout": 600,
+                   "auto_resolve_mode": "update",
+                   "group": {"method": "p", "equals": [["title"]], "time_window": 60}}),
+        )
+        .await);
+        let d = n.push_incident("ac-d").await;
+        n.advance(8).await;
+        push_event(&n, "ac-d2", "Critical", "db down").await;
+        assert_eq!(n.incident(&d).await["alert_cnt"], 2, "joined by grouping");
+        n.advance(8).await;
+        assert_eq!(n.incident(&d).await["progress"], "Triggered");
+        n.advance(3).await;
+        assert_eq!(n.incident(&d).await["progress"], "Closed");
+    }
+);
+
+on_both_backends!(
+    a_delay_window_is_not_extended_by_joining_alerts,
+    |url: String| async move {
+        // spec: ING-190 (alerts merging during the window do not extend it)
+        // spec: ING-191 (joins never trigger a second initial assignment)
+        let n = Node::start(&url, false).await;
+        ok(n.api(
+            "/channel/update",
+            json!({"channel_id": n.channel,
+                   "group": {"method": "p", "equals": [["title"]], "time_window": 60}}),
+        )
+        .await);
+        ok(n.api(
+            "/channel/escalate/rule/create",
+            json!({"channel_id": n.channel, "rule_name": "Delayed", "aggr_window": 600,
+                   "layers": [level(&[n.owner], 30)]}),
+        )
+        .await);
+        let id = n.push_incident("dw-1").await;
+        assert_eq!(n.kinds(&id).await, vec!["i_new"]);
+        n.advance(5).await;
+        push_event(&n, "dw-2", "Critical", "db down").await;
+        assert_eq!(n.incident(&id).await["alert_cnt"], 2);
+        n.advance(4).await;
+        assert!(!n.kinds(&id).await.contains(&"i_assign".to_string()));
+        // Ten minutes after the start, not after the join.
+        n.advance(1).await;
+        let kinds = n.kinds(&id).await;
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "i_assign").count(),
+            1,
+            "{kinds:?}"
+        );
+        push_event(&n, "dw-3", "Warning", "db down").await;
+        n.advance(5).await;
+        let inc = n.incident(&id).await;
+        assert_eq!(inc["alert_cnt"], 3);
+        let kinds = n.kinds(&id).await;
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "i_assign").count(),
+            1,
+            "{kinds:?}"
+        );
+    }
+);
+
+on_both_backends!(
+    a_reopened_incident_takes_new_alerts_and_resolves_on_them,
+    |url: String| async move {
+        // spec: ING-203, RSP-072
+        let n = Node::start(&url, false).await;
+        ok(n.api(
+            "/channel/update",
+            json!({"channel_id": n.channel,
+                   "group": {"method": "p", "equals": [["title"]], "time_window": 60}}),
+        )
+        .await);
+        let id = n.push_incident("ro-1").await;
+        push_event(&n, "ro-1", "Ok", "db down").await;
+        let inc = n.incident(&id).await;
+        assert_eq!(inc["progress"], "Closed");
+        let end_time = inc["end_time"].clone();
+        assert_ne!(end_time, 0);
+
+        n.advance(1).await;
+        ok(n.api(
+            "/incident/reopen",
+            json!({"incident_ids": [id], "reason": "not fixed"}),
+        )
+        .await);
+        let inc = n.incident(&id).await;
+        assert_eq!(inc["progress"], "Triggered");
+        assert_eq!(inc["close_time"], 0);
+        assert_eq!(inc["closer_id"], 0);
+        assert_eq!(inc["incident_status"], "Ok", "status unchanged");
+        assert_eq!(inc["end_time"], end_time, "end_time unchanged");
+        assert_eq!(alerts_of(&n, &id).await[0]["closed"], true);
+
+        // The old alert is closed: the key's next trigger is a new alert, and grouping puts
+        // it into the reopened incident.
+        push_event(&n, "ro-1", "Critical", "db down").await;
+        let inc = n.incident(&id).await;
+        assert_eq!(inc["alert_cnt"], 2, "{inc}");
+        assert_eq!(inc["incident_status"], "Critical");
+        assert_eq!(inc["progress"], "Triggered");
+        assert_eq!(incidents_by_key(&n, "ro-1").await.len(), 1);
+        // Every alert Ok again: it auto-resolves.
+        push_event(&n, "ro-1", "Ok", "db down").await;
+        let inc = n.incident(&id).await;
+        assert_eq!(inc["progress"], "Closed");
+        assert_eq!(inc["close_source"], "event");
+        assert_eq!(inc["incident_status"], "Ok");
+    }
+);

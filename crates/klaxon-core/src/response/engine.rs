@@ -186,13 +186,28 @@ pub fn pending_timers(inc: &Incident) -> Vec<(TimerKind, Millis)> {
 /// RSP-055: when the channel's auto-close timeout closes this incident; `None` without a
 /// timeout, for global incidents (RSP-007) and closed ones.
 pub fn auto_close_at(inc: &Incident, timeout_secs: i64, mode: &str) -> Option<Millis> {
-    if timeout_secs <= 0 || inc.channel_id == 0 || inc.progress == Progress::Closed {
+    if inc.channel_id == 0 || inc.progress == Progress::Closed {
+        return None;
+    }
+    auto_close_due(inc.start_time, inc.last_merge_time, timeout_secs, mode)
+}
+
+/// ING-202: the instant an open channel incident that started at `start_time` and last took
+/// an alert at `last_merge_time` closes under a timeout of `timeout_secs` (0: never) measured
+/// from its start (`trigger`) or from its last merge (`update`).
+pub fn auto_close_due(
+    start_time: Millis,
+    last_merge_time: Millis,
+    timeout_secs: i64,
+    mode: &str,
+) -> Option<Millis> {
+    if timeout_secs <= 0 {
         return None;
     }
     let from = if mode == "update" {
-        inc.last_merge_time.max(inc.start_time)
+        last_merge_time.max(start_time)
     } else {
-        inc.start_time
+        start_time
     };
     Some(from.saturating_add(timeout_secs.saturating_mul(1000)))
 }
