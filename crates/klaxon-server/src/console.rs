@@ -17,6 +17,7 @@ mod forms;
 mod incident_fields;
 mod incident_groups;
 mod incidents;
+mod label_suggestions;
 /// Form bodies of the console's own forms (also the LDAP sign-in form).
 pub(crate) use incidents::{form_pairs, form_value};
 mod enrich;
@@ -27,6 +28,7 @@ mod noise;
 mod noise_settings;
 mod pipeline;
 pub(crate) mod register;
+mod related_changes;
 mod route_edit;
 mod routing;
 mod schedule_edit;
@@ -55,6 +57,8 @@ pub fn routes() -> Router<AppState> {
         .merge(signin::routes())
         .merge(incidents::routes())
         .merge(alert_events::routes())
+        .merge(related_changes::routes())
+        .merge(label_suggestions::routes())
         .merge(incident_groups::routes())
         .merge(channels::routes())
         .merge(schedules::routes())

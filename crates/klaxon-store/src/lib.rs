@@ -79,7 +79,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use audit::{AuditFilter, AuditPage, AuditRecord, NewAuditRecord};
 pub use calendars::{AccountCalendars, CalendarFilter, Referrers};
 pub use changes::{ChangeEventRecord, ChangeFilter, ChangeRecord};
-pub use channels::{ChannelDraft, ChannelSettings};
+pub use channels::{ChannelDraft, ChannelSettings, EventSource};
 pub use contact_verification::{ContactChange, ContactCodeIssue, ContactKind, ContactTarget};
 pub use custom_actions::{
     CustomDraft, CustomIntegration, CustomRefusal, MAX_PER_CHANNEL as CUSTOM_PER_CHANNEL,

@@ -176,3 +176,5 @@ pub fn parse_standard_change(
         event_time,
     })
 }
+
+pub mod correlation;
