@@ -192,6 +192,18 @@ on_both_backends!(flapping_settings_over_the_api, |url: String| async move {
         (off["mode"].clone(), off["max_changes"].clone()),
         (json!("off"), json!(9))
     );
+    // spec: ING-184 — incident suppression is the flapping mode `remind_suppress`; a channel
+    // has no separate setting for it.
+    let info = ok(n
+        .api("/channel/info", json!({"channel_id": n.channel}))
+        .await);
+    let suppress: Vec<&String> = info
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.contains("suppress"))
+        .collect();
+    assert!(suppress.is_empty(), "{suppress:?}");
     // An update without flapping leaves it alone.
     ok(n.api(
         "/channel/update",
@@ -246,6 +258,7 @@ on_both_backends!(flapping_settings_over_the_api, |url: String| async move {
 });
 
 // spec: ING-180, ING-182, RSP-204, RSP-503 (ever_muted filter), ING-262 (outcome flag)
+// spec: ING-184 ("incident suppression": identical incidents within the period notify nobody)
 on_both_backends!(
     remind_suppress_mutes_the_third_and_fourth_incident,
     |url: String| async move {

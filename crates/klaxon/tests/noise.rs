@@ -688,3 +688,86 @@ on_both_backends!(quick_silence_from_an_incident, |url: String| async move {
         "incident_id is required"
     );
 });
+
+// spec: ING-143
+on_both_backends!(
+    inhibition_runs_before_grouping_and_leaves_incidents_alone,
+    |url: String| async move {
+        let t = TestServer::start(&url).await;
+        let ch = channel(&t).await;
+        // Everything with the same check would join one incident.
+        ok(t.api(
+            "/channel/update",
+            json!({"channel_id": ch,
+                   "group": {"method": "p", "equals": [["labels.check"]], "time_window": 60}}),
+        )
+        .await);
+        let mark = ok(t
+            .api(
+                "/channel/inhibit/rule/create",
+                json!({"channel_id": ch, "rule_name": "Disk", "is_directly_discard": false,
+                       "source_filters": [[{"key": "severity", "oper": "IN", "vals": ["Critical"]}]],
+                       "target_filters": [[{"key": "severity", "oper": "IN", "vals": ["Warning"]}]],
+                       "equals": ["labels.check"]}),
+            )
+            .await)["rule_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        push(
+            &t,
+            json!({"event_status": "Critical", "title_rule": "disk full", "alert_key": "g1",
+                   "labels": {"check": "disk", "host": "a"}}),
+        )
+        .await;
+        let before = t.incidents().await;
+        assert_eq!(before.len(), 1);
+        let source = before[0].clone();
+        assert_eq!(source["alert_cnt"], 1);
+
+        // The Warning would join the source incident by grouping, but is inhibited first:
+        // it is kept with a mark and joins no incident.
+        let rid = push(
+            &t,
+            json!({"event_status": "Warning", "title_rule": "disk slow", "alert_key": "g2",
+                   "labels": {"check": "disk", "host": "b"}}),
+        )
+        .await;
+        let why = outcomes_of(&t, &rid).await;
+        assert_eq!(why[0]["outcome"], "new_alert", "{why:?}");
+        assert_eq!(why[0]["mark"], "inhibited", "{why:?}");
+        assert_eq!(why[0]["rule_id"], mark.as_str());
+        assert_eq!(why[0]["source_incident_id"], source["incident_id"]);
+        assert_eq!(why[0]["incident_id"], "", "joined no incident");
+
+        // The source incident is exactly as it was.
+        let after = t.incidents().await;
+        assert_eq!(after.len(), 1, "no incident for the inhibited alert");
+        let inc = &after[0];
+        for field in [
+            "alert_cnt",
+            "active_alert_cnt",
+            "incident_severity",
+            "title",
+            "progress",
+            "updated_at",
+            "last_time",
+        ] {
+            assert_eq!(inc[field], source[field], "{field} changed");
+        }
+        let (s, alerts) = t
+            .api(
+                "/incident/alert/list",
+                json!({"incident_id": source["incident_id"]}),
+            )
+            .await;
+        assert_eq!(s, 200);
+        let keys: Vec<&str> = alerts["data"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["alert_key"].as_str().unwrap())
+            .collect();
+        assert_eq!(keys, vec!["g1"]);
+    }
+);
