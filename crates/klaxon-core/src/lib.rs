@@ -13,6 +13,7 @@ pub mod field_mapping;
 pub mod flapping;
 pub mod grouping;
 pub mod ids;
+pub mod insight;
 pub mod label_suggest;
 pub mod links;
 pub mod login_code;

@@ -23,6 +23,7 @@ mod grants;
 mod handlers;
 mod im;
 mod incident_actions;
+mod insight;
 mod integrations;
 mod licences;
 mod members;
@@ -80,6 +81,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(channels::PATHS)
         .chain(app_keys::PATHS)
         .chain(changes::PATHS)
+        .chain(insight::PATHS)
         .chain(roles::PATHS)
         .chain(audit::PATHS)
         .chain(routing::PATHS)
@@ -355,6 +357,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = changes::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = insight::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = audit::dispatch(state, caller, path, args).await {

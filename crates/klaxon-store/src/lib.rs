@@ -43,6 +43,7 @@ mod flapping;
 mod halt;
 mod im;
 mod inbox;
+mod insight;
 mod integrations;
 mod login_codes;
 mod mapping_services;
@@ -98,6 +99,7 @@ pub use export::{
 };
 pub use fields::FieldRefusal;
 pub use im::{ImIntegration, ImIntegrationDraft, ImLink, ImRefusal};
+pub use insight::TimelineFacts;
 use klaxon_core::model::{
     Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,
 };

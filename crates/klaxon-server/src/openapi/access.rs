@@ -182,6 +182,9 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/alert/pipeline/upsert", IntegrationWrite),
     // Incidents, their alerts and events: Read to look, Manage for every action of
     // §2.2–§2.11 (RSP-001), quick silence (§2.11) included.
+    ("/insight/account", P(AnalyticsRead)),
+    ("/insight/team", P(AnalyticsRead)),
+    ("/insight/channel", P(AnalyticsRead)),
     ("/incident/list", P(IncidentsRead)),
     ("/incident/info", P(IncidentsRead)),
     ("/incident/alert/list", P(IncidentsRead)),

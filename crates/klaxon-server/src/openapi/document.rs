@@ -963,6 +963,25 @@ pub const OPERATIONS: &[Operation] = &[
         "@paging start_time:ts end_time:ts orderby:start_time|last_time channel_ids:[int] integration_ids:[int] query:str include_events:bool",
         List,
     ),
+    // Insights (openapi-compat.md 2.14, response.md §2.27).
+    (
+        "/insight/account",
+        "How the account responded over a period",
+        "start_time*:ts end_time*:ts team_ids:[int] channel_ids:[int] responder_ids:[int] severities:[str] incident_ids:[str] query:str labels:obj fields:obj is_my_team:bool time_zone:str seconds_to_ack_from:int seconds_to_ack_to:int seconds_to_close_from:int seconds_to_close_to:int orderby:str asc:bool split_hours:bool aggregate_unit:hour|day|week|month",
+        Object,
+    ),
+    (
+        "/insight/team",
+        "How each team responded over a period",
+        "start_time*:ts end_time*:ts team_ids:[int] channel_ids:[int] responder_ids:[int] severities:[str] incident_ids:[str] query:str labels:obj fields:obj is_my_team:bool time_zone:str seconds_to_ack_from:int seconds_to_ack_to:int seconds_to_close_from:int seconds_to_close_to:int orderby:str asc:bool split_hours:bool aggregate_unit:hour|day|week|month",
+        Object,
+    ),
+    (
+        "/insight/channel",
+        "How each channel responded over a period",
+        "start_time*:ts end_time*:ts team_ids:[int] channel_ids:[int] responder_ids:[int] severities:[str] incident_ids:[str] query:str labels:obj fields:obj is_my_team:bool time_zone:str seconds_to_ack_from:int seconds_to_ack_to:int seconds_to_close_from:int seconds_to_close_to:int orderby:str asc:bool split_hours:bool aggregate_unit:hour|day|week|month",
+        Object,
+    ),
     // Custom fields (openapi-compat.md 2.2).
     (
         "/field/list",

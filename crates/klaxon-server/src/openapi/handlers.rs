@@ -109,7 +109,7 @@ pub async fn dispatch(
     }
 }
 
-fn store_err(e: StoreError) -> ApiError {
+pub(super) fn store_err(e: StoreError) -> ApiError {
     match e {
         StoreError::InvalidCursor => ApiError::invalid("search_after_ctx is invalid"),
         other => ApiError::internal(other.to_string()),
@@ -340,7 +340,7 @@ async fn channel_list(state: &AppState, caller: &Caller, args: &Args) -> Result<
 
 /// `fields{name: value | [values] | bool}` of `/incident/list` (RSP-503): select and checkbox
 /// fields only (RSP-086); a list means any of its values.
-async fn field_filters(
+pub(super) async fn field_filters(
     state: &AppState,
     caller: &Caller,
     args: &Args,
@@ -389,7 +389,7 @@ async fn field_filters(
 /// `labels{name: pattern | [patterns]}` of `/incident/list` (RSP-503): every named label must
 /// match one of its patterns, read as exact text, a wildcard or a regex (§4.3; `cidr:` and
 /// `num:` are plain text in a search, §4.2). Errors name the label (`labels.host: …`).
-fn label_filter(args: &Args) -> Result<condition::Filter, ApiError> {
+pub(super) fn label_filter(args: &Args) -> Result<condition::Filter, ApiError> {
     let Some(given) = args.raw().get("labels").filter(|v| !v.is_null()) else {
         return Ok(condition::Filter::default());
     };

@@ -1,0 +1,82 @@
+//! What insights need from incident timelines (response.md §2.27): per incident, whether it
+//! was ever escalated or reassigned (RSP-472), whether it was closed by being merged into
+//! another (RSP-471), and each person's first acknowledgement (RSP-477). One read of the
+//! timeline rows of those kinds for a set of incidents; the arithmetic is in
+//! `klaxon_core::insight`.
+
+use std::collections::HashMap;
+
+use klaxon_core::model::Millis;
+use serde_json::Value;
+
+use crate::Result;
+use crate::db::Sql;
+use crate::rows::{get_i64, get_str};
+
+/// The timeline facts of one incident.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimelineFacts {
+    pub escalated: bool,
+    pub reassigned: bool,
+    pub merged_away: bool,
+    /// (person, instant) of each person's first `i_ack`, in order.
+    pub first_acks: Vec<(i64, Millis)>,
+}
+
+/// Incidents per statement.
+const CHUNK: usize = 256;
+
+impl crate::Store {
+    /// The timeline facts of the account's incidents `ids` (an incident without any is absent).
+    pub async fn insight_timeline_facts(
+        &self,
+        account_id: i64,
+        ids: &[String],
+    ) -> Result<HashMap<String, TimelineFacts>> {
+        let mut out: HashMap<String, TimelineFacts> = HashMap::new();
+        let mut conn = self.inner.read.acquire().await?;
+        for chunk in ids.chunks(CHUNK) {
+            let mut sql = Sql::new(
+                "SELECT incident_id, kind, creator_id, created_at, detail FROM incident_timeline \
+                 WHERE account_id = ",
+            );
+            sql.bind(account_id)
+                .push(" AND kind IN ('i_assign', 'i_merge', 'i_ack')")
+                .and_in_padded("incident_id", chunk)
+                .push(" ORDER BY created_at, seq");
+            for row in sql.query_on(&conn).fetch_all(&mut *conn).await? {
+                let kind = get_str(&row, "kind")?;
+                let entry = out.entry(get_str(&row, "incident_id")?).or_default();
+                match kind.as_str() {
+                    "i_ack" => {
+                        let person = get_i64(&row, "creator_id")?;
+                        if !entry.first_acks.iter().any(|(p, _)| *p == person) {
+                            entry
+                                .first_acks
+                                .push((person, get_i64(&row, "created_at")?));
+                        }
+                    }
+                    "i_assign" => {
+                        let detail: Value =
+                            serde_json::from_str(&get_str(&row, "detail")?).unwrap_or(Value::Null);
+                        match detail["type"].as_str() {
+                            Some("escalate") => entry.escalated = true,
+                            Some("reassign") => entry.reassigned = true,
+                            _ => {}
+                        }
+                    }
+                    _ => {
+                        // `i_merge` on the source names its target; on the target it lists
+                        // the sources.
+                        let detail: Value =
+                            serde_json::from_str(&get_str(&row, "detail")?).unwrap_or(Value::Null);
+                        if detail.get("target_incident").is_some() {
+                            entry.merged_away = true;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
