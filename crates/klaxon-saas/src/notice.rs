@@ -84,6 +84,12 @@ pub enum Category {
     AccessGrant,
     LawfulDisclosure,
     SecurityIncident,
+    /// A legal hold placed or lifted (SVC-192; not in the SVC-316 table: decision).
+    LegalHold,
+    /// The owner's confirmation code of a closure asked for by e-mail (SVC-010).
+    ClosureCode,
+    /// A staff-assisted ownership transfer started or resumed (SVC-004).
+    OwnershipTransfer,
     BonusExpiring,
     SlaClaimDecided,
     DormantLogin,
@@ -117,6 +123,9 @@ impl Category {
             Category::AccessGrant => "access_grant",
             Category::LawfulDisclosure => "lawful_disclosure",
             Category::SecurityIncident => "security_incident",
+            Category::LegalHold => "legal_hold",
+            Category::ClosureCode => "closure_code",
+            Category::OwnershipTransfer => "ownership_transfer",
             Category::BonusExpiring => "bonus_expiring",
             Category::SlaClaimDecided => "sla_claim_decided",
             Category::DormantLogin => "dormant_login",
@@ -124,7 +133,7 @@ impl Category {
     }
 
     /// Every category, for reading a stored name back.
-    pub const ALL: [Category; 25] = [
+    pub const ALL: [Category; 28] = [
         Category::AgreementVersion { material: false },
         Category::AgreementVersion { material: true },
         Category::AgreementRetracted,
@@ -147,6 +156,9 @@ impl Category {
         Category::AccessGrant,
         Category::LawfulDisclosure,
         Category::SecurityIncident,
+        Category::LegalHold,
+        Category::ClosureCode,
+        Category::OwnershipTransfer,
         Category::BonusExpiring,
         Category::SlaClaimDecided,
         Category::DormantLogin,
@@ -175,14 +187,18 @@ impl Category {
             | Category::Restoration
             | Category::AccessGrant
             | Category::BonusExpiring
-            | Category::SlaClaimDecided => &[InApp, Email],
+            | Category::SlaClaimDecided
+            | Category::LegalHold
+            | Category::OwnershipTransfer => &[InApp, Email],
             Category::CommunicationSkipped
             | Category::Suspension
             | Category::ServiceEnded
             | Category::PurgeWarning
             | Category::ExtendedOutage
             | Category::SecurityIncident => &[InApp, Email, Sms],
-            Category::PurgeCertificate | Category::LawfulDisclosure => &[Email],
+            Category::PurgeCertificate | Category::LawfulDisclosure | Category::ClosureCode => {
+                &[Email]
+            }
             Category::OperatorTermination => &[InApp, Email, Sms, Postal],
             Category::Maintenance => &[Announcement, InApp, Email],
             Category::DormantLogin => &[Email, Sms],

@@ -288,7 +288,16 @@ pub(crate) async fn perform(
         )
         .await;
     }
-    let result = perform_unaudited(state, caller, path, args).await;
+    // SVC-188: during the buffer only the owner and admins reach the data; SVC-192: held
+    // data cannot be deleted (console and API alike); a refusal is audited.
+    let result =
+        match crate::saas::check_buffer_reader(state, caller.account_id, &caller.actor, path) {
+            Ok(()) => match crate::saas::check_hold(state, caller.account_id, path).await {
+                Ok(()) => perform_unaudited(state, caller, path, args).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
     // The one audit hook of every Open API and console call (RSP-600): writes only, ok or
     // failed, after the call so the record says how it ended.
     let outcome = result.as_ref().map(|_| ());

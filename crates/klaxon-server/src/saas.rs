@@ -117,6 +117,55 @@ pub fn check_write(state: &AppState, account_id: i64, path: &str) -> Result<(), 
     Ok(())
 }
 
+/// SVC-188 / SVC-022: during the buffer (`ended`) the data is read-only and only the owner
+/// and admins reach it (403 `AccessDenied` for other members). Agreements and the notice
+/// inbox stay reachable for every member (SVC-022 "Agreements, contacts, notice inbox"), as
+/// does the member's own profile. Always allowed self-hosted.
+pub fn check_buffer_reader(
+    state: &AppState,
+    account_id: i64,
+    actor: &klaxon_core::permissions::Actor,
+    path: &str,
+) -> Result<(), ApiError> {
+    let Some(saas) = &state.saas else {
+        return Ok(());
+    };
+    if !matches!(saas.state_of(account_id), ServiceState::Ended(_))
+        || actor.is_owner
+        || actor.is_admin
+        || path.starts_with("/account/agreement/")
+        || path == "/member/info"
+    {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorCode::AccessDenied,
+        "the service of this account has ended: during the buffer period only the owner and \
+         admins can read, export or delete its data (SVC-188)",
+    ))
+}
+
+/// SVC-192: a legal hold in force blocks the tenant deleting the data it holds (400
+/// `BadRequest` naming the rule; nothing is deleted). Only deletion paths look at the
+/// holds, so every other call costs nothing. Always allowed self-hosted.
+pub async fn check_hold(state: &AppState, account_id: i64, path: &str) -> Result<(), ApiError> {
+    if state.saas.is_none() {
+        return Ok(());
+    }
+    let Some(target) = klaxon_saas::governance::deletion_target(path) else {
+        return Ok(());
+    };
+    let holds = state
+        .store
+        .legal_holds_unlifted(account_id)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot read the legal holds: {e}")))?;
+    let now = jiff::Timestamp::from_millisecond(state.clock.now())
+        .map_err(|e| ApiError::internal(format!("clock: {e}")))?;
+    klaxon_saas::governance::deletion_allowed(&holds, target, now)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))
+}
+
 /// RSP-008 / SVC-055: the member must hold or obtain a licence for a licensed action; none
 /// free → 400 `NoLicense`, and nothing was changed. Self-hosted: never checked (OQ-01).
 /// The caller decides which paths are licensed (`openapi::access::licensed`).
@@ -128,6 +177,11 @@ pub async fn check_licence(
     let Some(saas) = &state.saas else {
         return Ok(());
     };
+    // SVC-025 / SVC-188: in the buffer the owner and admins read, export and delete without
+    // a licence (nothing else is allowed then).
+    if matches!(saas.state_of(account_id), ServiceState::Ended(_)) {
+        return Ok(());
+    }
     let gate = state
         .store
         .saas_licence_gate(&saas.settings, account_id, member_id, state.clock.now())
@@ -237,6 +291,17 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             Err(e) => tracing::error!(error = %e, "the billing job failed; it will be retried"),
         }
         record_expiries(&state, now).await;
+        // SVC-004: staff-assisted ownership transfers whose notice period is over.
+        match state.store.ownership_transfers_due(now).await {
+            Ok(done) => {
+                for (account_id, what) in done {
+                    tracing::info!(account_id, %what, "ownership transfer");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the ownership transfer job failed; it will be retried")
+            }
+        }
         if let Err(e) = saas.refresh(&state.store).await {
             tracing::error!(error = %e, "reloading tenant states failed");
         }

@@ -180,6 +180,15 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("saas_staff", OperatorRecord),
     ("saas_access_grants", OperatorRecord),
     ("saas_lawful_requests", OperatorRecord),
+    // Legal holds and data-security incidents (SVC-192, SVC-194): evidence of the
+    // operator's duties, kept after a purge like the register.
+    ("saas_legal_holds", OperatorRecord),
+    ("saas_security_incidents", OperatorRecord),
+    ("saas_security_incident_tenants", OperatorRecord),
+    // Closures asked for by e-mail and their confirmation (SVC-010): evidence of the release.
+    ("saas_closure_requests", OperatorRecord),
+    // Staff-assisted ownership transfers (SVC-004): evidence of who owns the tenant.
+    ("saas_ownership_transfers", OperatorRecord),
     // SLA measurement, exclusions and claims (SVC-270…SVC-282): the operator's evidence
     // for compensation, kept after a purge like the ledger they lead to.
     ("sla_request_counts", OperatorRecord),

@@ -126,13 +126,14 @@ pub use retention::{BulkDeletion, DeletionCounts, RetentionSweep};
 pub use roles::{ActorRecord, RoleRecord, RoleWrite};
 pub use routes::{RouteRefusal, RouteVersion};
 pub use saas::{
-    AcceptanceRecord, ActiveUser, Applied, BillingSettings, BuyLicences, CodeIssue, CommPlan,
-    CommUnit, CycleStatement, Decided, DirectoryEntry, Disclosure, DocumentVersion, GrantRecord,
-    LawfulRequest, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView, NewDecision,
-    NewDocument, NewLawfulRequest, NewNotice, NewRegistration, NewSlaClaim, NoticeRecord,
-    QueuedNotice, Registered, Renew, SLA_TEXT_MAX, SaasFailure, SaasSettings, SettlementRun,
-    SlaClaim, SlaExclusion, SlaIncident, SlaUnreachable, StaffAccess, StaffRecord, TenantBilling,
-    UsageRun, licence_sku, postpaid_sku, staff_actor,
+    AcceptanceRecord, ActiveUser, Applied, BillingSettings, BuyLicences, ClosureRequest, CodeIssue,
+    CommPlan, CommUnit, CycleStatement, Decided, DirectoryEntry, Disclosure, DocumentVersion,
+    GrantRecord, LawfulRequest, LegalHoldRecord, LicenceGate, LicenceHolder, LicenceOrder,
+    LicencePoolView, NewDecision, NewDocument, NewLawfulRequest, NewNotice, NewRegistration,
+    NewSlaClaim, NoticeRecord, OwnershipTransfer, QueuedNotice, Registered, Renew, SLA_TEXT_MAX,
+    SaasFailure, SaasSettings, SecurityIncidentRecord, SettlementRun, SlaClaim, SlaExclusion,
+    SlaIncident, SlaUnreachable, StaffAccess, StaffRecord, TenantBilling, UsageRun, licence_sku,
+    postpaid_sku, staff_actor,
 };
 pub use schedules::{ScheduleFilter, ScheduleRefusal};
 pub use signin::{

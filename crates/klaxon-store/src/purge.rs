@@ -450,6 +450,20 @@ impl Store {
             });
         }
         let mut tx = self.inner.write.begin().await?;
+        // SVC-191: the certificate goes to the owner's last contact, an operator record that
+        // outlives the member rows (a registered tenant has one already).
+        let mut sql = Sql::new(
+            "INSERT INTO saas_contacts (account_id, owner_email, updated_at) SELECT account_id, \
+             email, ",
+        );
+        sql.bind(now)
+            .push(
+                " FROM members WHERE is_owner = 1 AND status <> 'deleted' AND account_id IN \
+                 (SELECT account_id FROM saas_tenants WHERE account_id = ",
+            )
+            .bind(account_id)
+            .push(") ORDER BY member_id LIMIT 1 ON CONFLICT (account_id) DO NOTHING");
+        sql.query_on(&tx).execute(&mut *tx).await?;
         // Reverse TABLES order: referrers go before what they reference (accounts last).
         for (table, class) in TABLES.iter().rev() {
             if !purged(table, class) || (*table == "inbox" && self.inner.inbox.is_some()) {
@@ -530,7 +544,6 @@ impl Store {
 
     /// Stores an issued certificate (an operator record: it outlives the tenant's data).
     pub async fn insert_purge_certificate(&self, c: &PurgeCertificateRecord) -> Result<()> {
-        let mut conn = self.inner.write.acquire().await?;
         let mut sql = Sql::new(
             "INSERT INTO purge_certificates (certificate_id, account_id, issued_at, body, sha256) \
              VALUES (",
@@ -545,7 +558,35 @@ impl Store {
             .push(", ")
             .bind(c.sha256.as_str())
             .push(")");
-        sql.query_on(&conn).execute(&mut *conn).await?;
+        let mut tx = self.inner.write.begin().await?;
+        sql.query_on(&tx).execute(&mut *tx).await?;
+        // SVC-191/316: a SaaS tenant's owner is sent the certificate (e-mail, critical), in
+        // the transaction that stores it. Self-hosted installs have no notices.
+        let mut saas = Sql::new("SELECT 1 AS one FROM saas_tenants WHERE account_id = ");
+        saas.bind(c.account_id);
+        if saas.query_on(&tx).fetch_optional(&mut *tx).await?.is_some() {
+            crate::saas::enqueue_notice(
+                &mut tx,
+                c.account_id,
+                klaxon_saas::notice::Category::PurgeCertificate,
+                "purge_certificate",
+                (
+                    format!(
+                        "Purge certificate {} for your organisation's data",
+                        c.certificate_id
+                    ),
+                    format!(
+                        "Your organisation's data was purged. This is the purge certificate; \
+                         support can give it again by tenant id.\n\n{}\n",
+                        c.body
+                    ),
+                ),
+                &format!("purge_certificate:{}", c.certificate_id),
+                c.issued_at,
+            )
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -573,15 +614,21 @@ impl Store {
     }
 
     /// SaaS tenants whose purge is due: `ended` with a purge date at or before `now`, or left
-    /// `purging` by an interrupted run (SVC-189, SVC-190).
+    /// `purging` by an interrupted run (SVC-189, SVC-190), and no legal hold in force at `now`
+    /// (SVC-192 pauses the purge; once the hold is lifted the next run takes the tenant).
     pub async fn due_purges(&self, now: Millis) -> Result<Vec<i64>> {
         let mut conn = self.inner.read.acquire().await?;
         let mut sql = Sql::new(
-            "SELECT account_id FROM saas_tenants WHERE (state = 'ended' AND purge_at > 0 \
+            "SELECT account_id FROM saas_tenants t WHERE ((state = 'ended' AND purge_at > 0 \
              AND purge_at <= ",
         );
         sql.bind(now)
-            .push(") OR state = 'purging' ORDER BY account_id");
+            .push(
+                ") OR state = 'purging') AND NOT EXISTS (SELECT 1 FROM saas_legal_holds h \
+                 WHERE h.account_id = t.account_id AND h.lifted_at = 0 AND h.starts_at <= ",
+            )
+            .bind(now)
+            .push(") ORDER BY account_id");
         let rows = sql.query_on(&conn).fetch_all(&mut *conn).await?;
         rows.iter().map(|r| get_i64(r, "account_id")).collect()
     }

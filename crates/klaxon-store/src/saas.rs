@@ -35,10 +35,12 @@ use crate::{Store, StoreError};
 
 mod access;
 mod agreements;
+mod governance;
 mod licences;
 mod metering;
 mod notice_outbox;
 mod notices;
+mod ownership;
 mod postpaid;
 mod registration;
 mod renewals;
@@ -47,12 +49,15 @@ pub use access::{
     Disclosure, GrantRecord, LawfulRequest, NewLawfulRequest, StaffAccess, StaffRecord, staff_actor,
 };
 pub use agreements::{AcceptanceRecord, Decided, DocumentVersion, NewDecision, NewDocument};
+pub use governance::{ClosureRequest, LegalHoldRecord, SecurityIncidentRecord};
 pub use licences::{
     ActiveUser, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView, licence_sku,
 };
 pub use metering::{CommPlan, CommUnit, UsageRun};
 pub use notice_outbox::QueuedNotice;
+pub(crate) use notice_outbox::enqueue as enqueue_notice;
 pub use notices::{NewNotice, NoticeRecord};
+pub use ownership::OwnershipTransfer;
 pub use postpaid::{CycleStatement, postpaid_sku};
 pub use registration::{CodeIssue, DirectoryEntry, NewRegistration, Registered};
 pub use renewals::{BillingSettings, Renew};

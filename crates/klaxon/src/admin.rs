@@ -33,6 +33,18 @@ pub enum AdminCommand {
     /// The lawful-request register (SaaS mode only).
     #[command(subcommand)]
     LawfulRequest(crate::staff::LawfulCommand),
+    /// Legal holds on tenants' data (SaaS mode only).
+    #[command(subcommand)]
+    LegalHold(crate::governance::HoldCommand),
+    /// Data-security incidents and the notices to the affected tenants (SaaS mode only).
+    #[command(subcommand)]
+    SecurityIncident(crate::governance::IncidentCommand),
+    /// Closing a tenant its owner asked for by e-mail (SaaS mode only).
+    #[command(subcommand)]
+    Closure(crate::governance::ClosureCommand),
+    /// Staff-assisted ownership transfers (SaaS mode only).
+    #[command(subcommand)]
+    Ownership(crate::governance::OwnershipCommand),
     /// SLA reports, exclusions, unreachable periods and compensation claims (SaaS mode only).
     #[command(subcommand)]
     Sla(crate::sla::SlaCommand),
@@ -339,6 +351,10 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Staff(cmd) => return crate::staff::staff(cmd).await,
         AdminCommand::LawfulRequest(cmd) => return crate::staff::lawful_request(cmd).await,
         AdminCommand::Sla(cmd) => return crate::sla::run(cmd).await,
+        AdminCommand::LegalHold(cmd) => return crate::governance::hold(cmd).await,
+        AdminCommand::SecurityIncident(cmd) => return crate::governance::incident(cmd).await,
+        AdminCommand::Closure(cmd) => return crate::governance::closure(cmd).await,
+        AdminCommand::Ownership(cmd) => return crate::governance::ownership(cmd).await,
     };
     match cmd {
         TenantCommand::Purge(args) => crate::purge::purge(args).await?,

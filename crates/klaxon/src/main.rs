@@ -9,6 +9,7 @@ use std::process::ExitCode;
 mod admin;
 mod backup;
 mod documents;
+mod governance;
 mod purge;
 mod sla;
 mod staff;

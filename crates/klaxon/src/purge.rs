@@ -155,6 +155,16 @@ async fn purge_one(
             (None, None)
         }
     };
+    // SVC-192: a legal hold in force pauses the purge, in either mode.
+    let holds = store.legal_holds_unlifted(account).await?;
+    if klaxon_saas::governance::purge_paused(&holds, Timestamp::from_millisecond(started)?) {
+        let ids: Vec<String> = holds.iter().map(|h| h.hold_id.to_string()).collect();
+        bail!(
+            "account {account} is under a legal hold ({}): its purge waits until the hold is \
+             lifted (SVC-192)",
+            ids.join(", ")
+        );
+    }
     let mut log = vec![format!(
         "{} purge of account {account} started by {actor} ({trigger})",
         iso(started)

@@ -132,7 +132,7 @@ pub enum LawfulCommand {
     },
 }
 
-async fn open(common: &Common) -> anyhow::Result<(Store, SaasSettings)> {
+pub(crate) async fn open(common: &Common) -> anyhow::Result<(Store, SaasSettings)> {
     let config = common.load()?;
     let Some(settings) = config
         .deployment

@@ -222,6 +222,18 @@ impl Store {
                 contacts.admins.push((id, email));
             }
         }
+        // A purged tenant has no members left: its last contact record (an operator record)
+        // still receives the certificate and debt notices (SVC-022, SVC-191).
+        if contacts.owner.is_none() {
+            let mut sql = Sql::new("SELECT owner_email FROM saas_contacts WHERE account_id = ");
+            sql.bind(account_id);
+            if let Some(row) = sql.query().fetch_optional(&self.inner.read).await? {
+                let email = get_str(&row, "owner_email")?;
+                if !email.is_empty() {
+                    contacts.owner = Some((0, email));
+                }
+            }
+        }
         Ok(contacts)
     }
 
