@@ -35,6 +35,7 @@ use crate::{Store, StoreError};
 
 mod access;
 mod agreements;
+mod comm;
 mod licences;
 mod metering;
 mod notice_outbox;
@@ -43,6 +44,7 @@ mod postpaid;
 mod registration;
 mod renewals;
 mod sla;
+mod terminations;
 pub use access::{
     Disclosure, GrantRecord, LawfulRequest, NewLawfulRequest, StaffAccess, StaffRecord, staff_actor,
 };
@@ -50,13 +52,15 @@ pub use agreements::{AcceptanceRecord, Decided, DocumentVersion, NewDecision, Ne
 pub use licences::{
     ActiveUser, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView, licence_sku,
 };
-pub use metering::{CommPlan, CommUnit, UsageRun};
+pub use comm::{MeterDecision, PackRecord, pack_sku};
+pub use metering::{CommPack, CommPlan, CommUnit, UsageRun};
 pub use notice_outbox::QueuedNotice;
 pub use notices::{NewNotice, NoticeRecord};
 pub use postpaid::{CycleStatement, postpaid_sku};
 pub use registration::{CodeIssue, DirectoryEntry, NewRegistration, Registered};
 pub use renewals::{BillingSettings, Renew};
 pub use sla::{NewSlaClaim, SLA_TEXT_MAX, SlaClaim, SlaExclusion, SlaIncident, SlaUnreachable};
+pub use terminations::{BREACH_CATEGORIES, NewTermination, TerminationKind, TerminationRecord};
 
 /// The deployment's billing settings, from the server configuration.
 #[derive(Debug, Clone)]
