@@ -49,10 +49,10 @@ pub use access::{
     Disclosure, GrantRecord, LawfulRequest, NewLawfulRequest, StaffAccess, StaffRecord, staff_actor,
 };
 pub use agreements::{AcceptanceRecord, Decided, DocumentVersion, NewDecision, NewDocument};
+pub use comm::{MeterDecision, PackRecord, pack_sku};
 pub use licences::{
     ActiveUser, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView, licence_sku,
 };
-pub use comm::{MeterDecision, PackRecord, pack_sku};
 pub use metering::{CommPack, CommPlan, CommUnit, UsageRun};
 pub use notice_outbox::QueuedNotice;
 pub use notices::{NewNotice, NoticeRecord};

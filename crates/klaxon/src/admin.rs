@@ -185,38 +185,7 @@ pub enum TenantCommand {
     /// 00:00 at least 30 days after its notice (queued now) with a pro-rata refund,
     /// `feature-removal` at once within 30 days after a paid feature was removed, with a
     /// pro-rata refund. Refunds go to the cash balance; a bonus share back to its lot.
-    Terminate {
-        #[command(flatten)]
-        target: Target,
-        #[arg(value_parser = ["mutual", "breach", "operator", "feature-removal"])]
-        kind: String,
-        /// The agreement, ticket or change record this rests on.
-        #[arg(long)]
-        reference: String,
-        /// Mutual: the agreed end instant (default now); operator: the effective 00:00.
-        #[arg(long)]
-        effective: Option<Timestamp>,
-        /// Mutual: the agreed cash refund (at most what was paid for unused terms).
-        #[arg(long)]
-        refund: Option<String>,
-        /// Mutual: the reference of the owner's confirmation.
-        #[arg(long)]
-        owner_confirmation: Option<String>,
-        /// Breach: unlawful_content, attacks, fraud, sanctions or other.
-        #[arg(long)]
-        category: Option<String>,
-        /// Breach: evidence references (repeatable).
-        #[arg(long)]
-        evidence: Vec<String>,
-        /// Breach: the staff member proposing and the one approving (two people).
-        #[arg(long)]
-        proposer: Option<String>,
-        #[arg(long)]
-        approver: Option<String>,
-        /// Feature removal: when the change that removed the feature took effect.
-        #[arg(long)]
-        removed_at: Option<Timestamp>,
-    },
+    Terminate(Box<TerminateArgs>),
     /// The tenant's release of its service (SVC-235, SVC-186), e.g. asked for by the owner
     /// through the support address: `ended(released)` now; the data is kept for the buffer,
     /// or deleted after the 24 h undo window with `--delete`. No refund unless the operator
@@ -255,6 +224,40 @@ pub enum TenantCommand {
         #[arg(long)]
         date: Option<Date>,
     },
+}
+
+#[derive(Args)]
+pub struct TerminateArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[arg(value_parser = ["mutual", "breach", "operator", "feature-removal"])]
+    pub kind: String,
+    /// The agreement, ticket or change record this rests on.
+    #[arg(long)]
+    pub reference: String,
+    /// Mutual: the agreed end instant (default now); operator: the effective 00:00.
+    #[arg(long)]
+    pub effective: Option<Timestamp>,
+    /// Mutual: the agreed cash refund (at most what was paid for unused terms).
+    #[arg(long)]
+    pub refund: Option<String>,
+    /// Mutual: the reference of the owner's confirmation.
+    #[arg(long)]
+    pub owner_confirmation: Option<String>,
+    /// Breach: unlawful_content, attacks, fraud, sanctions or other.
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Breach: evidence references (repeatable).
+    #[arg(long)]
+    pub evidence: Vec<String>,
+    /// Breach: the staff member proposing and the one approving (two people).
+    #[arg(long)]
+    pub proposer: Option<String>,
+    #[arg(long)]
+    pub approver: Option<String>,
+    /// Feature removal: when the change that removed the feature took effect.
+    #[arg(long)]
+    pub removed_at: Option<Timestamp>,
 }
 
 #[derive(Args)]
@@ -730,19 +733,20 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             }
             ctx.store.close().await;
         }
-        TenantCommand::Terminate {
-            target,
-            kind,
-            reference,
-            effective,
-            refund,
-            owner_confirmation,
-            category,
-            evidence,
-            proposer,
-            approver,
-            removed_at,
-        } => {
+        TenantCommand::Terminate(args) => {
+            let TerminateArgs {
+                target,
+                kind,
+                reference,
+                effective,
+                refund,
+                owner_confirmation,
+                category,
+                evidence,
+                proposer,
+                approver,
+                removed_at,
+            } = *args;
             let Some(kind) = TerminationKind::parse(&kind) else {
                 bail!("unknown termination kind {kind:?}");
             };
