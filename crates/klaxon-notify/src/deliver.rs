@@ -61,6 +61,9 @@ struct Inner {
     http: HttpProviders,
     /// The e-mail providers in failover order (RSP-291).
     mailers: Vec<Mailer>,
+    /// SaaS mode: the billing settings and communication prices each metered row's unit is
+    /// decided against before it is sent (SVC-072/074); `None` self-hosted.
+    meter: Option<(klaxon_store::SaasSettings, klaxon_store::CommPlan)>,
 }
 
 impl Deliverer {
@@ -87,8 +90,23 @@ impl Deliverer {
                 http,
                 mailers,
                 config,
+                meter: None,
             }),
         })
+    }
+
+    /// SaaS mode: decide each metered row's unit (allowance, pack, funded overage) before
+    /// sending it, and skip it with `quota_exhausted` when nothing covers it (SVC-072/074).
+    /// Call right after [`Deliverer::new`].
+    pub fn with_metering(
+        mut self,
+        settings: klaxon_store::SaasSettings,
+        plan: klaxon_store::CommPlan,
+    ) -> Deliverer {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.meter = Some((settings, plan));
+        }
+        self
     }
 
     pub fn holder(&self) -> &str {
@@ -158,6 +176,65 @@ impl Deliverer {
     }
 
     async fn deliver_one(&self, d: PendingDelivery, now: Millis) -> Result<Step, StoreError> {
+        let inner = &self.inner;
+        // SVC-072/074: a metered unit needs allowance, a pack or funds before it is sent.
+        let mut metered = false;
+        if let Some((settings, plan)) = &inner.meter {
+            match inner
+                .store
+                .saas_meter_unit(settings, plan, d.account_id, d.seq, &d.channel, now)
+                .await
+            {
+                Ok(klaxon_store::MeterDecision::Skipped(why)) => {
+                    tracing::info!(rid = %d.rid, channel = %d.channel, %why,
+                        "notification skipped: no allowance, pack or funds");
+                    let ok = inner
+                        .store
+                        .finish_delivery(
+                            &inner.holder,
+                            d.seq,
+                            &DeliveryOutcome::Failed {
+                                reason: "quota_exhausted".into(),
+                            },
+                            now,
+                        )
+                        .await?;
+                    if !ok {
+                        metrics::counter!("klaxon_notify_claims_lost_total").increment(1);
+                        return Ok(Step::Lost);
+                    }
+                    metrics::counter!("klaxon_notifications_total", "channel" => d.channel.clone(),
+                        "outcome" => Step::Failed.as_str())
+                    .increment(1);
+                    return Ok(Step::Failed);
+                }
+                Ok(klaxon_store::MeterDecision::NotMetered) => {}
+                Ok(_) => metered = true,
+                Err(e) => {
+                    // Nothing was decided: the row waits and is tried again.
+                    tracing::error!(rid = %d.rid, error = %e, "metering the unit failed; will retry");
+                    let at = now + i64::try_from(inner.config.retry_base_ms).unwrap_or(1_000);
+                    let ok = inner
+                        .store
+                        .retry_delivery(&inner.holder, d.seq, &format!("metering:{e}"), at, now)
+                        .await?;
+                    return Ok(if ok { Step::Retry } else { Step::Lost });
+                }
+            }
+        }
+        let (account_id, seq, rid) = (d.account_id, d.seq, d.rid.clone());
+        let step = self.deliver_metered(d, now).await;
+        // SVC-070: a unit the provider refused (or the platform gave up on) never counts.
+        if metered
+            && matches!(step, Ok(Step::Failed))
+            && let Err(e) = inner.store.saas_unit_not_sent(account_id, seq).await
+        {
+            tracing::error!(%rid, error = %e, "giving back the unit of a failed send failed");
+        }
+        step
+    }
+
+    async fn deliver_metered(&self, d: PendingDelivery, now: Millis) -> Result<Step, StoreError> {
         let inner = &self.inner;
         let started = std::time::Instant::now();
         let result = self.attempt(&d, now).await;

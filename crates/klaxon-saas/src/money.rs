@@ -54,8 +54,12 @@ impl Currency {
 
     /// Formats an amount the way APIs carry it: a decimal string with exactly the minor-unit
     /// number of decimals, e.g. `"1990.00"`.
+    /// A negative amount that rounds to zero prints as zero, never `-0.00`.
     pub fn format(&self, amount: Decimal) -> String {
         let mut r = self.round(amount);
+        if r.is_zero() {
+            r.set_sign_positive(true);
+        }
         r.rescale(self.scale);
         r.to_string()
     }
@@ -115,5 +119,15 @@ mod tests {
         let err = parse_decimal("amount", "1e3").unwrap_err();
         assert!(err.to_string().contains("amount"));
         assert!(parse_decimal("amount", "").is_err());
+    }
+
+    #[test]
+    fn a_negative_amount_that_rounds_to_zero_prints_as_zero() {
+        // spec: SVC-085 (§0.4: amounts are carried as decimal strings on the minor unit)
+        assert_eq!(Currency::CNY.format(dec!(-0.004)), "0.00");
+        assert_eq!(Currency::CNY.format(dec!(-0.00)), "0.00");
+        assert_eq!(Currency::JPY.format(dec!(-0.4)), "0");
+        assert_eq!(Currency::CNY.format(dec!(-0.005)), "-0.01");
+        assert_eq!(Currency::CNY.format(dec!(-12.345)), "-12.35");
     }
 }

@@ -165,6 +165,22 @@ pub struct CommunicationConfig {
     pub sms_price: String,
     pub voice_price: String,
     pub email_price: String,
+    /// SVC-074: how far the funds may go below zero for overage units (a decimal string;
+    /// default 0 — a unit the funds do not cover is skipped).
+    pub overdraft_limit: String,
+    /// SVC-072: the communication packs on sale.
+    pub packs: Vec<PackConfig>,
+}
+
+/// `[[deployment.communication.packs]]`: a pack of `units` units of `unit` (`sms`, `voice`
+/// or `email`) for `price`, usable for `months` months after the purchase.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PackConfig {
+    pub unit: String,
+    pub units: u64,
+    pub price: String,
+    pub months: i32,
 }
 
 /// `[deployment.documents]`: the version label of each document in force; empty = none.
@@ -253,7 +269,13 @@ impl DeploymentConfig {
         self.support_calendar()?;
         self.working_days()?;
         self.regions()?;
-        let params = klaxon_saas::params::Params::cloud_defaults();
+        let mut params = klaxon_saas::params::Params::cloud_defaults();
+        let overdraft = self.communication.overdraft_limit.trim();
+        if !overdraft.is_empty() {
+            params.comm_overdraft_limit =
+                klaxon_saas::money::parse_decimal("overdraft_limit", overdraft)
+                    .map_err(|e| format!("deployment.communication.overdraft_limit: {e}"))?;
+        }
         params.validate().map_err(|e| format!("deployment: {e}"))?;
         self.licence_price_list()?;
         self.communication_plan()?;
@@ -401,7 +423,34 @@ impl DeploymentConfig {
                 price,
             });
         }
-        Ok(klaxon_store::CommPlan { units })
+        let mut packs = Vec::new();
+        for (i, p) in c.packs.iter().enumerate() {
+            let key = format!("deployment.communication.packs[{i}]");
+            let unit = match p.unit.trim() {
+                "sms" => UnitType::Sms,
+                "voice" => UnitType::Voice,
+                "email" => UnitType::Email,
+                other => return Err(format!("{key}.unit: {other:?} is not sms, voice or email")),
+            };
+            if p.units == 0 {
+                return Err(format!("{key}.units: must be at least 1"));
+            }
+            if !(1..=36).contains(&p.months) {
+                return Err(format!("{key}.months: must be between 1 and 36"));
+            }
+            let price = klaxon_saas::money::parse_decimal("price", p.price.trim())
+                .map_err(|e| format!("{key}.price: {e}"))?;
+            if price.is_sign_negative() {
+                return Err(format!("{key}.price: must not be negative"));
+            }
+            packs.push(klaxon_store::CommPack {
+                unit,
+                units: p.units,
+                price,
+                months: p.months,
+            });
+        }
+        Ok(klaxon_store::CommPlan { units, packs })
     }
 
     /// The licence items of the price list in force (`deployment.licence_prices`, labelled

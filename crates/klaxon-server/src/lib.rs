@@ -336,15 +336,23 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
     config.notify.validate().map_err(StartError::Notify)?;
     let deliverer = if config.workers.delivery {
         let holder = format!("delivery-{}", state::random_hex(6));
-        Some(
-            klaxon_notify::Deliverer::new(
+        Some({
+            let d = klaxon_notify::Deliverer::new(
                 store.clone(),
                 config.notify.clone(),
                 &state.base_url,
                 &holder,
             )
-            .map_err(StartError::Notify)?,
-        )
+            .map_err(StartError::Notify)?;
+            // SVC-072/074: in SaaS mode each metered unit is covered before it is sent.
+            match &state.saas {
+                Some(saas) => d.with_metering(
+                    saas.settings.clone(),
+                    config.deployment.communication_plan().unwrap_or_default(),
+                ),
+                None => d,
+            }
+        })
     } else {
         None
     };

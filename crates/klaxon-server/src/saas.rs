@@ -276,6 +276,17 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
                 tracing::error!(error = %e, "ending refused tenants failed; it will be retried")
             }
         }
+        // SVC-231/233: scheduled terminations whose instant has come.
+        match state.store.saas_terminations_due(&saas.settings, now).await {
+            Ok(done) => {
+                for (account_id, what) in done {
+                    tracing::info!(account_id, %what, "termination carried out");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "carrying out terminations failed; it will be retried")
+            }
+        }
         // SVC-087, SVC-104 … SVC-106, SVC-162: trial and term ends, expiry reminders,
         // auto-renew attempts, balance alerts.
         match state

@@ -161,6 +161,13 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("saas_licence_orders", OperatorRecord),
     ("saas_licence_holdings", OperatorRecord),
     ("saas_licence_actions", OperatorRecord),
+    // Terminations and cancellations (SVC-231 … SVC-238): evidence of who ended the
+    // service, why and what was refunded, kept with the ledger.
+    ("saas_terminations", OperatorRecord),
+    // Communication packs bought and the unit each metered send drew (SVC-072/074):
+    // billing records like the orders.
+    ("saas_comm_packs", OperatorRecord),
+    ("saas_comm_units", OperatorRecord),
     ("login_failures", OperatorRecord),
     // Wrapped data keys (destroyed, not deleted, at purge) and purge certificates (SVC-191).
     ("tenant_keys", OperatorRecord),

@@ -135,6 +135,10 @@ pub use saas::{
     SlaIncident, SlaUnreachable, StaffAccess, StaffRecord, TenantBilling, UsageRun, licence_sku,
     postpaid_sku, staff_actor,
 };
+pub use saas::{
+    BREACH_CATEGORIES, CommPack, MeterDecision, NewTermination, PackRecord, TerminationKind,
+    TerminationRecord, pack_sku,
+};
 pub use schedules::{ScheduleFilter, ScheduleRefusal};
 pub use signin::{
     AppKeyInfo, AppKeyUse, LAST_USED_GRANULARITY_MS, LockoutPolicy, LoginCandidate, NewAppKey,

@@ -36,6 +36,7 @@ use crate::{Store, StoreError};
 mod access;
 mod agreements;
 mod governance;
+mod comm;
 mod licences;
 mod metering;
 mod notice_outbox;
@@ -45,15 +46,17 @@ mod postpaid;
 mod registration;
 mod renewals;
 mod sla;
+mod terminations;
 pub use access::{
     Disclosure, GrantRecord, LawfulRequest, NewLawfulRequest, StaffAccess, StaffRecord, staff_actor,
 };
 pub use agreements::{AcceptanceRecord, Decided, DocumentVersion, NewDecision, NewDocument};
 pub use governance::{ClosureRequest, LegalHoldRecord, SecurityIncidentRecord};
+pub use comm::{MeterDecision, PackRecord, pack_sku};
 pub use licences::{
     ActiveUser, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView, licence_sku,
 };
-pub use metering::{CommPlan, CommUnit, UsageRun};
+pub use metering::{CommPack, CommPlan, CommUnit, UsageRun};
 pub use notice_outbox::QueuedNotice;
 pub(crate) use notice_outbox::enqueue as enqueue_notice;
 pub use notices::{NewNotice, NoticeRecord};
@@ -62,6 +65,7 @@ pub use postpaid::{CycleStatement, postpaid_sku};
 pub use registration::{CodeIssue, DirectoryEntry, NewRegistration, Registered};
 pub use renewals::{BillingSettings, Renew};
 pub use sla::{NewSlaClaim, SLA_TEXT_MAX, SlaClaim, SlaExclusion, SlaIncident, SlaUnreachable};
+pub use terminations::{BREACH_CATEGORIES, NewTermination, TerminationKind, TerminationRecord};
 
 /// The deployment's billing settings, from the server configuration.
 #[derive(Debug, Clone)]

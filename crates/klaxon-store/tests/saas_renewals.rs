@@ -526,6 +526,7 @@ async fn e_mails_beyond_the_allowance_are_charged_daily(db: &Db) {
             trial: 0,
             price: dec("0.50"),
         }],
+        packs: Vec::new(),
     };
     let a = account(db).await;
     pay(db, a, "200.50", "2025-03-01T09:00:00Z").await;

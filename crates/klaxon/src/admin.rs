@@ -12,7 +12,9 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use klaxon_saas::ledger::{BonusScope, BonusSource, ChargeKind};
 use klaxon_saas::money::parse_decimal;
-use klaxon_store::{SaasSettings, Store, TenantBilling};
+use klaxon_store::{
+    NewTermination, SaasSettings, Store, TenantBilling, TerminationKind, TerminationRecord,
+};
 
 use crate::Common;
 
@@ -190,6 +192,42 @@ pub enum TenantCommand {
         #[arg(long)]
         date: Option<Date>,
     },
+    /// Ends the service early (SVC-231 … SVC-234, SVC-238): `mutual` at the agreed instant
+    /// with the agreed refund, `breach` at once (two staff members, no refund), `operator` at
+    /// 00:00 at least 30 days after its notice (queued now) with a pro-rata refund,
+    /// `feature-removal` at once within 30 days after a paid feature was removed, with a
+    /// pro-rata refund. Refunds go to the cash balance; a bonus share back to its lot.
+    Terminate(Box<TerminateArgs>),
+    /// The tenant's release of its service (SVC-235, SVC-186), e.g. asked for by the owner
+    /// through the support address: `ended(released)` now; the data is kept for the buffer,
+    /// or deleted after the 24 h undo window with `--delete`. No refund unless the operator
+    /// refunds customer cancellations pro rata.
+    Release {
+        #[command(flatten)]
+        target: Target,
+        /// The owner's request (ticket or console action).
+        #[arg(long)]
+        reference: String,
+        /// Delete after the undo window instead of keeping the normal buffer.
+        #[arg(long)]
+        delete: bool,
+    },
+    /// The tenant's terminations: scheduled, carried out or void, with what was done.
+    Terminations(Target),
+    /// Buys a communication pack of the price list (SVC-072), paid from the funds at once
+    /// (bonus, then cash; refused unchanged if they do not cover it).
+    BuyPack {
+        #[command(flatten)]
+        target: Target,
+        /// `sms`, `voice` or `email`.
+        #[arg(long, value_parser = ["sms", "voice", "email"])]
+        unit: String,
+        /// The pack's size, as the price list sells it.
+        #[arg(long)]
+        units: u64,
+    },
+    /// The tenant's packs, earliest expiry first, with the units used.
+    Packs(Target),
     /// Runs the daily overdue job for one billing day (once per tenant and day).
     Settle {
         #[command(flatten)]
@@ -198,6 +236,40 @@ pub enum TenantCommand {
         #[arg(long)]
         date: Option<Date>,
     },
+}
+
+#[derive(Args)]
+pub struct TerminateArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[arg(value_parser = ["mutual", "breach", "operator", "feature-removal"])]
+    pub kind: String,
+    /// The agreement, ticket or change record this rests on.
+    #[arg(long)]
+    pub reference: String,
+    /// Mutual: the agreed end instant (default now); operator: the effective 00:00.
+    #[arg(long)]
+    pub effective: Option<Timestamp>,
+    /// Mutual: the agreed cash refund (at most what was paid for unused terms).
+    #[arg(long)]
+    pub refund: Option<String>,
+    /// Mutual: the reference of the owner's confirmation.
+    #[arg(long)]
+    pub owner_confirmation: Option<String>,
+    /// Breach: unlawful_content, attacks, fraud, sanctions or other.
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Breach: evidence references (repeatable).
+    #[arg(long)]
+    pub evidence: Vec<String>,
+    /// Breach: the staff member proposing and the one approving (two people).
+    #[arg(long)]
+    pub proposer: Option<String>,
+    #[arg(long)]
+    pub approver: Option<String>,
+    /// Feature removal: when the change that removed the feature took effect.
+    #[arg(long)]
+    pub removed_at: Option<Timestamp>,
 }
 
 #[derive(Args)]
@@ -587,9 +659,15 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 bail!("--at {at} is in the future");
             }
             let store = klaxon_server::open_store(&config).await?;
-            let done = store
+            let mut done = store
                 .saas_billing_due(&settings, prices.as_ref(), at.as_millisecond())
                 .await?;
+            // SVC-231/233: scheduled terminations whose instant has come.
+            done.extend(
+                store
+                    .saas_terminations_due(&settings, at.as_millisecond())
+                    .await?,
+            );
             if done.is_empty() {
                 println!("nothing due at {at}");
             }
@@ -671,6 +749,139 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             }
             ctx.store.close().await;
         }
+        TenantCommand::Terminate(args) => {
+            let TerminateArgs {
+                target,
+                kind,
+                reference,
+                effective,
+                refund,
+                owner_confirmation,
+                category,
+                evidence,
+                proposer,
+                approver,
+                removed_at,
+            } = *args;
+            let Some(kind) = TerminationKind::parse(&kind) else {
+                bail!("unknown termination kind {kind:?}");
+            };
+            let ctx = open(&target).await?;
+            let mut evidence = evidence;
+            if kind == TerminationKind::Mutual {
+                if !evidence.is_empty() {
+                    bail!(
+                        "--evidence belongs to a termination for breach; a mutual one takes --owner-confirmation"
+                    );
+                }
+                evidence.extend(owner_confirmation);
+            } else if owner_confirmation.is_some() {
+                bail!("--owner-confirmation belongs to a mutual termination");
+            }
+            let new = NewTermination {
+                kind,
+                effective_at: effective.map(|t| t.as_millisecond()),
+                reference,
+                category: category.unwrap_or_default(),
+                evidence,
+                proposer: proposer.unwrap_or_default(),
+                approver: approver.unwrap_or_default(),
+                agreed_refund: refund.map(|r| parse_decimal("refund", &r)).transpose()?,
+                removed_at: removed_at.map(|t| t.as_millisecond()),
+                delete_early: false,
+            };
+            let rec = ctx
+                .store
+                .saas_terminate(&ctx.settings, ctx.account, &new, ctx.now, &ctx.actor)
+                .await?;
+            print_termination(&rec);
+            ctx.store.close().await;
+        }
+        TenantCommand::Release {
+            target,
+            reference,
+            delete,
+        } => {
+            let ctx = open(&target).await?;
+            let new = NewTermination {
+                kind: TerminationKind::Cancel,
+                effective_at: None,
+                reference,
+                category: String::new(),
+                evidence: Vec::new(),
+                proposer: String::new(),
+                approver: String::new(),
+                agreed_refund: None,
+                removed_at: None,
+                delete_early: delete,
+            };
+            let rec = ctx
+                .store
+                .saas_terminate(&ctx.settings, ctx.account, &new, ctx.now, &ctx.actor)
+                .await?;
+            print_termination(&rec);
+            ctx.store.close().await;
+        }
+        TenantCommand::BuyPack {
+            target,
+            unit,
+            units,
+        } => {
+            let config = target.common.load()?;
+            let plan = config
+                .deployment
+                .communication_plan()
+                .map_err(anyhow::Error::msg)?;
+            let ctx = open(&target).await?;
+            let unit = match unit.as_str() {
+                "sms" => klaxon_saas::quota::UnitType::Sms,
+                "voice" => klaxon_saas::quota::UnitType::Voice,
+                _ => klaxon_saas::quota::UnitType::Email,
+            };
+            let (pack, applied) = ctx
+                .store
+                .saas_buy_pack(
+                    &ctx.settings,
+                    &plan,
+                    config.deployment.documents.price_list.trim(),
+                    ctx.account,
+                    unit,
+                    units,
+                    ctx.now,
+                    &ctx.actor,
+                )
+                .await?;
+            println!(
+                "pack {}: {} units until {}",
+                pack.pack_id, pack.units, pack.expires_at
+            );
+            report(&ctx, &applied).await?;
+        }
+        TenantCommand::Packs(target) => {
+            let ctx = open(&target).await?;
+            let c = ctx.settings.currency;
+            for p in ctx.store.saas_packs(ctx.account).await? {
+                println!(
+                    "pack {}: {} {:?}, used {}, bought {}, expires {}, {} {}",
+                    p.pack_id,
+                    p.units,
+                    p.unit,
+                    p.used,
+                    p.bought_at,
+                    p.expires_at,
+                    c.format(p.price),
+                    c.code
+                );
+            }
+            ctx.store.close().await;
+        }
+        TenantCommand::Terminations(target) => {
+            let ctx = open(&target).await?;
+            for rec in ctx.store.saas_terminations(ctx.account).await? {
+                print_termination(&rec);
+            }
+            ctx.store.close().await;
+        }
         TenantCommand::Settle { target, date } => {
             let ctx = open(&target).await?;
             let day = date.unwrap_or_else(|| {
@@ -692,6 +903,23 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_termination(rec: &TerminationRecord) {
+    let at = |ms: i64| {
+        Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+    };
+    println!(
+        "termination {} ({}): {}, effective {}, reference {}",
+        rec.termination_id,
+        rec.kind.as_str(),
+        rec.state,
+        at(rec.effective_at),
+        rec.reference
+    );
+    if !rec.outcome.is_empty() {
+        println!("  {}", rec.outcome);
+    }
 }
 
 async fn report(ctx: &Ctx, applied: &klaxon_store::Applied<String>) -> anyhow::Result<()> {

@@ -63,6 +63,9 @@ impl Node {
             ..SmtpConfig::default()
         });
         config.deployment.communication.email_price = "25.00".into();
+        // SVC-074: overage units may take the funds down to -100.00, so the tenant can fall
+        // behind on usage (with the default 0 an unfunded unit is skipped instead).
+        config.deployment.communication.overdraft_limit = "100.00".into();
         let prices = config.deployment.licence_price_list().unwrap();
         let plan = config.deployment.communication_plan().unwrap();
         let clock = Arc::new(ManualClock(AtomicI64::new(ms(at))));

@@ -53,13 +53,25 @@ pub struct CommUnit {
     pub price: Decimal,
 }
 
+/// A communication pack of the price list (SVC-072, SVC-080): `units` units of one type
+/// for `price`, usable for `months` months from the purchase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommPack {
+    pub unit: UnitType,
+    pub units: u64,
+    pub price: Decimal,
+    pub months: i32,
+}
+
 /// The communication part of the price list in force.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CommPlan {
     pub units: Vec<CommUnit>,
+    /// Packs on sale; none = the price list sells no packs.
+    pub packs: Vec<CommPack>,
 }
 
-fn channel(unit: UnitType) -> &'static str {
+pub(super) fn channel(unit: UnitType) -> &'static str {
     match unit {
         UnitType::Sms => "sms",
         UnitType::Voice => "voice",
@@ -99,6 +111,8 @@ async fn sent_units(
     if to <= from {
         return Ok(0);
     }
+    // SVC-072: units drawn from a pack are paid for already; they neither use the
+    // allowance nor count as overage.
     let mut sql = Sql::new("SELECT COUNT(*) AS n FROM notifications WHERE account_id = ");
     sql.bind(account_id)
         .push(" AND channel = ")
@@ -106,7 +120,10 @@ async fn sent_units(
         .push(" AND status = 'sent' AND sent_at >= ")
         .bind(from)
         .push(" AND sent_at < ")
-        .bind(to);
+        .bind(to)
+        .push(
+            " AND NOT EXISTS (SELECT 1 FROM saas_comm_units u WHERE u.account_id = notifications.account_id AND u.seq = notifications.seq AND u.source = 'pack')",
+        );
     let row = sql.query_on(conn).fetch_one(&mut *conn).await?;
     u64::try_from(get_i64(&row, "n")?).map_err(|e| super::corrupt("count", e))
 }
