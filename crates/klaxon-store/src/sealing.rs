@@ -314,11 +314,12 @@ impl<'a> Opener<'a> {
         if !is_sealed_value(stored) {
             return Ok(stored.to_string());
         }
-        if !self.keys.contains_key(&slot.account_id) {
-            let key = self.store.live_data_key(slot.account_id).await?;
-            self.keys.insert(slot.account_id, key);
-        }
-        let key = &self.keys[&slot.account_id];
+        let key = match self.keys.entry(slot.account_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(self.store.live_data_key(slot.account_id).await?)
+            }
+        };
         open_value(key, &slot, stored).map_err(|e| {
             StoreError::Secret(format!(
                 "{}.{} of row {}: {e}",
@@ -415,14 +416,17 @@ impl Store {
                     let account_id = get_i64(&row, "account_id")?;
                     let row_id = get_i64(&row, "row_id")?;
                     let value = get_str(&row, "value")?;
-                    if !keys.contains_key(&account_id) {
-                        let Some(key) = self.sealing_key(account_id, now).await? else {
-                            return Ok(sealed);
-                        };
-                        keys.insert(account_id, key);
-                    }
+                    let key = match keys.entry(account_id) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            let Some(key) = self.sealing_key(account_id, now).await? else {
+                                return Ok(sealed);
+                            };
+                            e.insert(key)
+                        }
+                    };
                     let slot = SecretSlot::new(account_id, table, column, row_id);
-                    let value_sealed = seal_value(keys.get(&account_id), &slot, &value)?;
+                    let value_sealed = seal_value(Some(key), &slot, &value)?;
                     let mut conn = self.inner.write.acquire().await?;
                     let mut sql = Sql::new(&format!("UPDATE {table} SET {column} = "));
                     sql.bind(value_sealed)
