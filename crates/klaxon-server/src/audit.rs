@@ -67,7 +67,8 @@ const SECRET_KEYS: &[&str] = &[
 const SECRET_EXACT_KEYS: &[&str] = &["code"];
 
 fn is_secret_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
+    // Header names spell words with `-` (`X-Api-Key`), body fields with `_` (`api_key`).
+    let lower = name.to_ascii_lowercase().replace('-', "_");
     SECRET_KEYS.iter().any(|s| lower.contains(s)) || SECRET_EXACT_KEYS.contains(&lower.as_str())
 }
 
@@ -357,7 +358,7 @@ mod tests {
                 {"name": "X-Auth-Token", "value": "t"},
                 {"name": "Accept", "value": "json"}
             ],
-            "header_map": {"Authorization": "Bearer z", "X-Trace": "1"},
+            "header_map": {"Authorization": "Bearer z", "X-Trace": "1", "X-Api-Key": "k"},
         });
         let r = redact(&v);
         assert_eq!(r["password"], "***");
@@ -367,6 +368,7 @@ mod tests {
         assert_eq!(r["headers"][1]["value"], "json");
         assert_eq!(r["header_map"]["Authorization"], "***");
         assert_eq!(r["header_map"]["X-Trace"], "1");
+        assert_eq!(r["header_map"]["X-Api-Key"], "***");
         assert_eq!(r["name"], "hook");
     }
 

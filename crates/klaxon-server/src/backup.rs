@@ -1,9 +1,10 @@
 //! Per-tenant data keys, per-account backup archives and purge certificates
 //! (service-agreement.md SVC-185, SVC-190, SVC-191, §21; docs/backup.md).
 //!
-//! - [`Kek`]: the deployment's key-encryption key (`deployment.key_encryption_key`, required
-//!   in SaaS mode). It wraps each tenant's 256-bit data key with AES-256-GCM; only wrapped
-//!   keys are stored (`tenant_keys`).
+//! - [`Kek`] and [`DataKey`] (klaxon_store::sealing, shared with the sealing of stored
+//!   credentials): the deployment's key-encryption key (`deployment.key_encryption_key`,
+//!   required in SaaS mode) wraps each tenant's 256-bit data key; only wrapped keys are stored
+//!   (`tenant_keys`).
 //! - [`build_archive`] / [`read_archive`]: a per-account backup is a gzipped tar of
 //!   `data/<table>.jsonl` plus `manifest.json` (the layout of the export archive, but with
 //!   every column and the secret tables: it is meant to be restored).
@@ -17,12 +18,11 @@
 use std::io::{Read, Write};
 
 use klaxon_core::model::Millis;
+pub use klaxon_store::sealing::{DataKey, Kek};
+use klaxon_store::sealing::{KeyError, random};
 use klaxon_store::{
     BackupTable, EXPORT_TABLES, PurgeCertificateRecord, PurgeOutcome, Store, TableClass,
-    TenantKeyRecord,
 };
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -50,133 +50,14 @@ pub enum BackupError {
     Io(#[from] std::io::Error),
 }
 
-/// The key-encryption key: 32 bytes given as 64 hex digits. Its id is the first 16 hex
-/// digits of its SHA-256, so a stored wrapped key names the key that can unwrap it.
-#[derive(Clone)]
-pub struct Kek {
-    key: [u8; 32],
-    id: String,
-}
-
-impl std::fmt::Debug for Kek {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Kek({})", self.id)
-    }
-}
-
-fn aead_key(bytes: &[u8; 32]) -> Result<LessSafeKey, BackupError> {
-    UnboundKey::new(&AES_256_GCM, bytes)
-        .map(LessSafeKey::new)
-        .map_err(|_| BackupError::Invalid("cannot use the key".into()))
-}
-
-fn random<const N: usize>() -> Result<[u8; N], BackupError> {
-    let mut out = [0u8; N];
-    SystemRandom::new()
-        .fill(&mut out)
-        .map_err(|_| BackupError::Invalid("the system random source failed".into()))?;
-    Ok(out)
-}
-
-/// AES-256-GCM: nonce || ciphertext || tag.
-fn encrypt(key: &[u8; 32], aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, BackupError> {
-    let nonce = random::<NONCE_LEN>()?;
-    let mut body = plain.to_vec();
-    aead_key(key)?
-        .seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(aad),
-            &mut body,
-        )
-        .map_err(|_| BackupError::Invalid("encryption failed".into()))?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&body);
-    Ok(out)
-}
-
-fn decrypt(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, BackupError> {
-    if sealed.len() < NONCE_LEN {
-        return Err(BackupError::Decrypt);
-    }
-    let (nonce, body) = sealed.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| BackupError::Decrypt)?;
-    let mut body = body.to_vec();
-    let plain = aead_key(key)?
-        .open_in_place(nonce, Aad::from(aad), &mut body)
-        .map_err(|_| BackupError::Decrypt)?;
-    Ok(plain.to_vec())
-}
-
-fn wrap_aad(account_id: i64, key_id: &str) -> Vec<u8> {
-    format!("klaxon-tenant-key:{account_id}:{key_id}").into_bytes()
-}
-
-impl Kek {
-    /// Parses 64 hex digits; the error never repeats the value.
-    pub fn parse(text: &str) -> Result<Kek, String> {
-        let bytes = hex::decode(text.trim())
-            .map_err(|_| "must be 64 hex digits (32 random bytes)".to_string())?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| "must be 64 hex digits (32 random bytes)".to_string())?;
-        if key.iter().all(|b| *b == 0) {
-            return Err("must not be all zeros".into());
+impl From<KeyError> for BackupError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Invalid(m) => BackupError::Invalid(m),
+            KeyError::KeyDestroyed(account) => BackupError::KeyDestroyed(account),
+            KeyError::Decrypt => BackupError::Decrypt,
         }
-        let id = hex::encode(Sha256::digest(key))[..16].to_string();
-        Ok(Kek { key, id })
     }
-
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// A new random data key for the tenant, wrapped for storage.
-    pub fn new_tenant_key(
-        &self,
-        account_id: i64,
-        now: Millis,
-    ) -> Result<TenantKeyRecord, BackupError> {
-        let data_key = random::<32>()?;
-        let key_id = format!("tk-{account_id}-{}", hex::encode(random::<8>()?));
-        let wrapped = encrypt(&self.key, &wrap_aad(account_id, &key_id), &data_key)?;
-        Ok(TenantKeyRecord {
-            account_id,
-            key_id,
-            kek_id: self.id.clone(),
-            wrapped_key: hex::encode(wrapped),
-            created_at: now,
-            destroyed_at: 0,
-        })
-    }
-
-    /// The data key of a stored record.
-    pub fn unwrap(&self, rec: &TenantKeyRecord) -> Result<DataKey, BackupError> {
-        if rec.destroyed_at != 0 || rec.wrapped_key.is_empty() {
-            return Err(BackupError::KeyDestroyed(rec.account_id));
-        }
-        if rec.kek_id != self.id {
-            return Err(BackupError::Invalid(format!(
-                "the data key of account {} is wrapped by key-encryption key {}, not by the \
-                 configured {}",
-                rec.account_id, rec.kek_id, self.id
-            )));
-        }
-        let wrapped = hex::decode(&rec.wrapped_key).map_err(|_| BackupError::Decrypt)?;
-        let plain = decrypt(&self.key, &wrap_aad(rec.account_id, &rec.key_id), &wrapped)?;
-        let key: [u8; 32] = plain.try_into().map_err(|_| BackupError::Decrypt)?;
-        Ok(DataKey {
-            account_id: rec.account_id,
-            key_id: rec.key_id.clone(),
-            key,
-        })
-    }
-}
-
-/// A tenant's data key, unwrapped (in memory only).
-pub struct DataKey {
-    pub account_id: i64,
-    pub key_id: String,
-    key: [u8; 32],
 }
 
 /// The tenant's data key, created (and stored wrapped) on first use.
@@ -194,7 +75,7 @@ pub async fn tenant_data_key(
                 .await?
         }
     };
-    kek.unwrap(&rec)
+    Ok(kek.unwrap(&rec)?)
 }
 
 /// Is `bytes` an encrypted archive?
@@ -216,7 +97,7 @@ pub fn seal(key: &DataKey, archive: &[u8]) -> Result<Vec<u8>, BackupError> {
     let mut aad = SEALED_MAGIC.to_vec();
     aad.extend_from_slice(&len.to_be_bytes());
     aad.extend_from_slice(&header);
-    let body = encrypt(&key.key, &aad, archive)?;
+    let body = key.encrypt(&aad, archive)?;
     let mut out = aad;
     out.extend_from_slice(&body);
     Ok(out)
@@ -265,7 +146,7 @@ pub async fn open(store: &Store, kek: &Kek, bytes: &[u8]) -> Result<Vec<u8>, Bac
     }
     let key = kek.unwrap(&rec)?;
     let (aad, body) = bytes.split_at(header.header_end);
-    decrypt(&key.key, aad, body)
+    Ok(key.decrypt(aad, body)?)
 }
 
 /// Builds the gzipped tar of a per-account backup.
@@ -528,36 +409,6 @@ mod tests {
         Kek::parse(&"11".repeat(32)).unwrap()
     }
 
-    #[test]
-    fn the_key_encryption_key_must_be_32_bytes_of_hex() {
-        assert!(Kek::parse("abc").is_err());
-        assert!(Kek::parse(&"00".repeat(32)).is_err());
-        assert!(Kek::parse(&"zz".repeat(32)).is_err());
-        assert_eq!(kek().id().len(), 16);
-    }
-
-    // spec: SVC-185
-    #[test]
-    fn a_wrapped_key_unwraps_only_with_its_kek_and_not_once_destroyed() {
-        let rec = kek().new_tenant_key(7, 1).unwrap();
-        assert_eq!(kek().unwrap(&rec).unwrap().account_id, 7);
-        let other = Kek::parse(&"22".repeat(32)).unwrap();
-        assert!(other.unwrap(&rec).is_err());
-        let mut forged = rec.clone();
-        forged.account_id = 8;
-        assert!(
-            kek().unwrap(&forged).is_err(),
-            "the account id is authenticated"
-        );
-        let mut gone = rec;
-        gone.wrapped_key.clear();
-        gone.destroyed_at = 5;
-        assert!(matches!(
-            kek().unwrap(&gone),
-            Err(BackupError::KeyDestroyed(7))
-        ));
-    }
-
     // spec: SVC-185
     #[test]
     fn a_sealed_archive_names_its_tenant_and_detects_tampering() {
@@ -567,12 +418,12 @@ mod tests {
         let h = sealed_header(&sealed).unwrap();
         assert_eq!(h.account_id, 9);
         let (aad, body) = sealed.split_at(h.header_end);
-        assert_eq!(decrypt(&key.key, aad, body).unwrap(), b"archive bytes");
+        assert_eq!(key.decrypt(aad, body).unwrap(), b"archive bytes");
         let mut tampered = sealed.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
         let (aad, body) = tampered.split_at(h.header_end);
-        assert!(decrypt(&key.key, aad, body).is_err());
+        assert!(key.decrypt(aad, body).is_err());
     }
 
     #[test]

@@ -260,6 +260,7 @@ pub async fn open_store(config: &Config) -> Result<Store, StartError> {
     let options = StoreOptions {
         max_connections: config.storage.max_connections,
         sqlite_synchronous_full: config.storage.sqlite_synchronous_full,
+        key_encryption_key: config.deployment.kek().map_err(StartError::Deployment)?,
         ..StoreOptions::default()
     };
     let store = Store::connect(&config.effective_database_url(), options).await?;
@@ -285,6 +286,15 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
         .saas_settings()
         .map_err(StartError::Deployment)?;
     let store = open_store(&config).await?;
+    // Credentials stored in clear (before a key-encryption key was configured, or by an
+    // earlier version) are sealed once, before the first request is served.
+    let sealed = store.seal_stored_secrets(clock.now()).await?;
+    if sealed > 0 {
+        tracing::info!(
+            sealed,
+            "sealed stored credentials under the tenants' data keys"
+        );
+    }
     let seed = BootstrapSeed {
         account_name: "My Organization".to_string(),
         owner_email: "owner@klaxon.local".to_string(),

@@ -7,6 +7,8 @@
 //! - A channel takes at most [`MAX_PER_CHANNEL`] of each kind (RSP-403). The check and the
 //!   write run in one transaction; on PostgreSQL the account row is locked first, so two
 //!   concurrent bindings of one account cannot both pass the count.
+//! - A custom action's headers usually carry the receiver's credential (RSP-380): they are
+//!   sealed at rest when a key-encryption key is configured ([`crate::sealing`]).
 
 use std::collections::BTreeMap;
 
@@ -16,6 +18,7 @@ use sqlx::AnyConnection;
 
 use crate::db::{Sql, is_sqlite};
 use crate::rows::{get_i64, get_str};
+use crate::sealing::{Opener, SecretSlot, seal_value};
 use crate::webhooks::draw_integration_id;
 use crate::{Result, Store, StoreError};
 
@@ -88,14 +91,17 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
-fn row(r: &sqlx::any::AnyRow) -> Result<CustomIntegration> {
-    Ok(CustomIntegration {
+const TABLE: &str = "custom_integrations";
+
+/// A row, with its headers still as stored (see [`Store::opened_custom`]).
+fn row(r: &sqlx::any::AnyRow) -> Result<(CustomIntegration, String)> {
+    let c = CustomIntegration {
         integration_id: get_i64(r, "integration_id")?,
         account_id: get_i64(r, "account_id")?,
         kind: get_str(r, "kind")?,
         name: get_str(r, "name")?,
         endpoint: get_str(r, "endpoint")?,
-        headers: json_col(r, "headers"),
+        headers: BTreeMap::new(),
         custom_body: get_str(r, "custom_body")?,
         value_mapping: json_col(r, "value_mapping"),
         url_template: get_str(r, "url_template")?,
@@ -107,7 +113,8 @@ fn row(r: &sqlx::any::AnyRow) -> Result<CustomIntegration> {
         updated_by: get_i64(r, "updated_by")?,
         created_at: get_i64(r, "created_at")?,
         updated_at: get_i64(r, "updated_at")?,
-    })
+    };
+    Ok((c, get_str(r, "headers")?))
 }
 
 async fn fetch(
@@ -115,7 +122,7 @@ async fn fetch(
     account_id: i64,
     kind: Option<&str>,
     integration_id: Option<i64>,
-) -> Result<Vec<CustomIntegration>> {
+) -> Result<Vec<(CustomIntegration, String)>> {
     let mut sql = Sql::new("SELECT ");
     sql.push(COLUMNS)
         .push(" FROM custom_integrations WHERE account_id = ")
@@ -157,6 +164,7 @@ async fn over_limit(
     let others: Vec<CustomIntegration> = fetch(conn, account_id, Some(&draft.kind), None)
         .await?
         .into_iter()
+        .map(|(c, _)| c)
         .filter(|c| c.integration_id != self_id)
         .collect();
     Ok(draft
@@ -167,6 +175,22 @@ async fn over_limit(
 }
 
 impl Store {
+    /// Opens the headers of rows read by [`fetch`].
+    async fn opened_custom(
+        &self,
+        rows: Vec<(CustomIntegration, String)>,
+    ) -> Result<Vec<CustomIntegration>> {
+        let mut opener = Opener::new(self);
+        let mut out = Vec::with_capacity(rows.len());
+        for (mut c, raw) in rows {
+            let slot = SecretSlot::new(c.account_id, TABLE, "headers", c.integration_id);
+            let text = opener.open(slot, &raw).await?;
+            c.headers = serde_json::from_str(&text).unwrap_or_default();
+            out.push(c);
+        }
+        Ok(out)
+    }
+
     /// Creates a custom action or link with a fresh id in the shared integration id space.
     pub async fn create_custom_integration(
         &self,
@@ -175,6 +199,7 @@ impl Store {
         actor: i64,
         now: Millis,
     ) -> Result<std::result::Result<CustomIntegration, CustomRefusal>> {
+        let key = self.sealing_key(account_id, now).await?;
         let mut tx = self.inner.write.begin().await?;
         lock_account(&mut tx, account_id).await?;
         if let Some(channel_id) = over_limit(&mut tx, account_id, draft, 0).await? {
@@ -182,6 +207,11 @@ impl Store {
             return Ok(Err(CustomRefusal::LimitExceeded { channel_id }));
         }
         let id = draw_integration_id(&mut tx).await?;
+        let headers = seal_value(
+            key.as_ref(),
+            &SecretSlot::new(account_id, TABLE, "headers", id),
+            &to_json(&draft.headers),
+        )?;
         let mut sql = Sql::new("INSERT INTO custom_integrations (");
         sql.push(COLUMNS)
             .push(") VALUES (")
@@ -195,7 +225,7 @@ impl Store {
             .push(", ")
             .bind(draft.endpoint.as_str())
             .push(", ")
-            .bind(to_json(&draft.headers))
+            .bind(headers)
             .push(", ")
             .bind(draft.custom_body.as_str())
             .push(", ")
@@ -238,6 +268,12 @@ impl Store {
         actor: i64,
         now: Millis,
     ) -> Result<std::result::Result<CustomIntegration, CustomRefusal>> {
+        let key = self.sealing_key(account_id, now).await?;
+        let headers = seal_value(
+            key.as_ref(),
+            &SecretSlot::new(account_id, TABLE, "headers", integration_id),
+            &to_json(&draft.headers),
+        )?;
         let mut tx = self.inner.write.begin().await?;
         lock_account(&mut tx, account_id).await?;
         if fetch(&mut tx, account_id, Some(&draft.kind), Some(integration_id))
@@ -256,7 +292,7 @@ impl Store {
             .push(", endpoint = ")
             .bind(draft.endpoint.as_str())
             .push(", headers = ")
-            .bind(to_json(&draft.headers))
+            .bind(headers)
             .push(", custom_body = ")
             .bind(draft.custom_body.as_str())
             .push(", value_mapping = ")
@@ -316,10 +352,9 @@ impl Store {
         integration_id: i64,
     ) -> Result<Option<CustomIntegration>> {
         let mut conn = self.inner.read.acquire().await?;
-        Ok(fetch(&mut conn, account_id, None, Some(integration_id))
-            .await?
-            .into_iter()
-            .next())
+        let rows = fetch(&mut conn, account_id, None, Some(integration_id)).await?;
+        drop(conn);
+        Ok(self.opened_custom(rows).await?.into_iter().next())
     }
 
     /// The account's custom actions or links, ordered by name (RSP-400); with `channel_id`,
@@ -331,7 +366,9 @@ impl Store {
         channel_id: Option<i64>,
     ) -> Result<Vec<CustomIntegration>> {
         let mut conn = self.inner.read.acquire().await?;
-        let all = fetch(&mut conn, account_id, Some(kind), None).await?;
+        let rows = fetch(&mut conn, account_id, Some(kind), None).await?;
+        drop(conn);
+        let all = self.opened_custom(rows).await?;
         Ok(match channel_id {
             Some(ch) => all
                 .into_iter()

@@ -90,7 +90,7 @@ pub const TABLES: &[(&str, TableClass)] = &[
     (
         "webhook_integrations",
         Exported {
-            redacted: &["headers"],
+            redacted: &["headers", "signing_secret"],
         },
     ),
     (
@@ -109,8 +109,9 @@ pub const TABLES: &[(&str, TableClass)] = &[
     (
         "ticket_sync_integrations",
         Exported {
-            // The ticket system's API token or password, and the inbound push credential.
-            redacted: &["secret", "push_token"],
+            // The ticket system's API token or password, and the inbound push credential
+            // (with its lookup hash).
+            redacted: &["secret", "push_token", "push_token_hash"],
         },
     ),
     ("ticket_sync_links", Exported { redacted: &[] }),

@@ -7,14 +7,45 @@
 //! Every read is scoped by account, except [`Store::im_integration_for_callback`]: a platform
 //! callback names only the integration, and the caller must authenticate it with the
 //! integration's signing secret before trusting anything else in it.
+//!
+//! The credentials (`bot_token`, `signing_secret`, `encrypt_key`) are sealed at rest under the
+//! tenant's data key when a key-encryption key is configured ([`crate::sealing`]); the records
+//! returned here hold them opened.
 
 use klaxon_core::model::Millis;
 use sqlx::AnyConnection;
 
 use crate::db::Sql;
 use crate::rows::{get_i64, get_str};
+use crate::sealing::{Opener, SecretSlot, seal_value};
 use crate::webhooks::draw_integration_id;
 use crate::{Result, Store};
+
+const TABLE: &str = "im_integrations";
+
+/// Opens the sealed credentials of a record read from the table.
+async fn open_credentials(opener: &mut Opener<'_>, i: &mut ImIntegration) -> Result<()> {
+    let (account, id) = (i.account_id, i.integration_id);
+    opener
+        .open_in_place(account, TABLE, "bot_token", id, &mut i.bot_token)
+        .await?;
+    opener
+        .open_in_place(account, TABLE, "signing_secret", id, &mut i.signing_secret)
+        .await?;
+    opener
+        .open_in_place(account, TABLE, "encrypt_key", id, &mut i.encrypt_key)
+        .await
+}
+
+impl Store {
+    async fn opened_im(&self, row: Option<ImIntegration>) -> Result<Option<ImIntegration>> {
+        let Some(mut i) = row else {
+            return Ok(None);
+        };
+        open_credentials(&mut Opener::new(self), &mut i).await?;
+        Ok(Some(i))
+    }
+}
 
 /// An IM integration with its credentials (the API masks them, never the store).
 #[derive(Clone, PartialEq, Eq)]
@@ -139,6 +170,7 @@ impl Store {
         actor: i64,
         now: Millis,
     ) -> Result<std::result::Result<ImIntegration, ImRefusal>> {
+        let key = self.sealing_key(account_id, now).await?;
         let mut tx = self.inner.write.begin().await?;
         if draft.war_room_enabled
             && let Some(other) = war_room_holder(&mut tx, account_id).await?
@@ -147,6 +179,16 @@ impl Store {
             return Ok(Err(ImRefusal::WarRoomTaken(other)));
         }
         let id = draw_integration_id(&mut tx).await?;
+        let seal = |column: &'static str, plain: &str| {
+            seal_value(
+                key.as_ref(),
+                &SecretSlot::new(account_id, TABLE, column, id),
+                plain,
+            )
+        };
+        let bot_token = seal("bot_token", &draft.bot_token)?;
+        let signing_secret = seal("signing_secret", &draft.signing_secret)?;
+        let encrypt_key = seal("encrypt_key", &draft.encrypt_key)?;
         let mut sql = Sql::new("INSERT INTO im_integrations (");
         sql.push(COLUMNS)
             .push(") VALUES (")
@@ -158,9 +200,9 @@ impl Store {
             .push(", ")
             .bind(draft.name.as_str())
             .push(", ")
-            .bind(draft.bot_token.as_str())
+            .bind(bot_token)
             .push(", ")
-            .bind(draft.signing_secret.as_str())
+            .bind(signing_secret)
             .push(", ")
             .bind(i64::from(draft.war_room_enabled))
             .push(", ")
@@ -174,7 +216,7 @@ impl Store {
             .push(", ")
             .bind(draft.app_id.as_str())
             .push(", ")
-            .bind(draft.encrypt_key.as_str())
+            .bind(encrypt_key)
             .push(", ")
             .bind(draft.api_base.as_str())
             .push(")");
@@ -199,10 +241,10 @@ impl Store {
             .bind(account_id)
             .push(" AND integration_id = ")
             .bind(integration_id);
-        match sql.query_on(&conn).fetch_optional(&mut *conn).await? {
-            Some(r) => Ok(Some(integration_row(&r)?)),
-            None => Ok(None),
-        }
+        let row = sql.query_on(&conn).fetch_optional(&mut *conn).await?;
+        drop(conn);
+        self.opened_im(row.as_ref().map(integration_row).transpose()?)
+            .await
     }
 
     /// The integration a platform callback names. Not scoped by account: the callback URL
@@ -217,10 +259,10 @@ impl Store {
         sql.push(COLUMNS)
             .push(" FROM im_integrations WHERE integration_id = ")
             .bind(integration_id);
-        match sql.query_on(&conn).fetch_optional(&mut *conn).await? {
-            Some(r) => Ok(Some(integration_row(&r)?)),
-            None => Ok(None),
-        }
+        let row = sql.query_on(&conn).fetch_optional(&mut *conn).await?;
+        drop(conn);
+        self.opened_im(row.as_ref().map(integration_row).transpose()?)
+            .await
     }
 
     /// The account's IM integrations, optionally of one kind, oldest first.
@@ -238,12 +280,16 @@ impl Store {
             sql.push(" AND kind = ").bind(k);
         }
         sql.push(" ORDER BY created_at, integration_id");
-        sql.query_on(&conn)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(integration_row)
-            .collect()
+        let rows = sql.query_on(&conn).fetch_all(&mut *conn).await?;
+        drop(conn);
+        let mut opener = Opener::new(self);
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut i = integration_row(r)?;
+            open_credentials(&mut opener, &mut i).await?;
+            out.push(i);
+        }
+        Ok(out)
     }
 
     /// Deletes an IM integration and its links. False when it does not exist.
@@ -458,10 +504,15 @@ impl Store {
             sql.push(" AND i.integration_id = ").bind(id);
         }
         sql.push(" ORDER BY i.created_at, i.integration_id LIMIT 1");
-        match sql.query_on(&conn).fetch_optional(&mut *conn).await? {
-            Some(r) => Ok(Some((integration_row(&r)?, get_str(&r, "im_user_id")?))),
-            None => Ok(None),
-        }
+        let Some(r) = sql.query_on(&conn).fetch_optional(&mut *conn).await? else {
+            return Ok(None);
+        };
+        drop(conn);
+        let user = get_str(&r, "im_user_id")?;
+        Ok(self
+            .opened_im(Some(integration_row(&r)?))
+            .await?
+            .map(|i| (i, user)))
     }
 
     /// RSP-300: records that the integration's app can no longer post to `chat_id` (Feishu

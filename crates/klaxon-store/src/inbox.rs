@@ -377,6 +377,7 @@ fn clone_error(e: &StoreError) -> StoreError {
         StoreError::Corrupt(s) => StoreError::Corrupt(s.clone()),
         StoreError::Closed => StoreError::Closed,
         StoreError::InvalidCursor => StoreError::InvalidCursor,
+        StoreError::Secret(s) => StoreError::Secret(s.clone()),
     }
 }
 

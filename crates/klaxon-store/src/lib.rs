@@ -67,6 +67,7 @@ mod routing;
 mod rows;
 mod saas;
 mod schedules;
+pub mod sealing;
 mod signin;
 mod sso;
 mod support;
@@ -174,6 +175,10 @@ pub enum StoreError {
     /// A `search_after_ctx` that this store did not issue for this list.
     #[error("invalid search_after_ctx")]
     InvalidCursor,
+    /// A sealed credential cannot be sealed or opened (no key-encryption key, the tenant's
+    /// data key destroyed by its purge, or a value that does not belong to its row).
+    #[error("stored secret: {0}")]
+    Secret(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -188,6 +193,9 @@ pub struct StoreOptions {
     pub sqlite_synchronous_full: bool,
     /// Most events one group commit appends.
     pub max_group_commit: usize,
+    /// The deployment's key-encryption key: when set, stored credentials are sealed under
+    /// each tenant's data key ([`sealing`]).
+    pub key_encryption_key: Option<sealing::Kek>,
 }
 
 impl Default for StoreOptions {
@@ -196,6 +204,7 @@ impl Default for StoreOptions {
             max_connections: 8,
             sqlite_synchronous_full: true,
             max_group_commit: 2048,
+            key_encryption_key: None,
         }
     }
 }
@@ -217,6 +226,8 @@ struct Inner {
     /// refreshed next (see [`Store::refresh_statistics`]).
     processed: AtomicU64,
     next_analyze: AtomicU64,
+    /// Seals stored credentials when set ([`sealing`]).
+    kek: Option<sealing::Kek>,
 }
 
 /// The first statistics refresh happens after this many processed events; each later one at
@@ -268,6 +279,7 @@ impl Store {
                 committer,
                 processed: AtomicU64::new(0),
                 next_analyze: AtomicU64::new(FIRST_ANALYZE_AT),
+                kek: options.key_encryption_key.clone(),
             }),
         })
     }
@@ -282,6 +294,8 @@ impl Store {
         db::migrate(self.inner.backend, &self.inner.write).await?;
         // Migration 0013 on SQLite leaves plain APP keys to hash here.
         signin::hash_plain_app_keys(&self.inner.write).await?;
+        // Migration 0071 leaves the push tokens of earlier ticket-sync rows to hash here.
+        ticket_sync::hash_push_tokens(&self.inner.write).await?;
         if let Some(file) = &self.inner.inbox {
             db::migrate_inbox(&file.write).await?;
             inbox::reconcile(&self.inner.read, file).await?;

@@ -1,6 +1,9 @@
 //! Single sign-on (response.md §1.24, RSP-570…RSP-573; migration 0034): the account's SSO
 //! configuration, the sign-ins started at an identity provider, and the member a successful
 //! sign-in logs in (matched by email, or created just in time).
+//!
+//! The protocol's secret (OIDC client secret, LDAP bind password) is sealed at rest under the
+//! tenant's data key when a key-encryption key is configured ([`crate::sealing`]).
 
 use klaxon_core::directory::STATUS_ENABLED;
 use klaxon_core::model::Millis;
@@ -15,6 +18,7 @@ use sqlx::any::AnyRow;
 use crate::db::Sql;
 use crate::directory::{MemberRow, Outcome, Refusal, insert_member_row, unique_violation};
 use crate::rows::{get_i64, get_str, to_json};
+use crate::sealing::{SecretSlot, seal_value};
 use crate::signin::hash_secret;
 use crate::{Result, Store, StoreError};
 
@@ -72,6 +76,10 @@ fn settings_json(config: &SsoConfig) -> Result<String> {
     })
 }
 
+fn secret_slot(account_id: i64) -> SecretSlot {
+    SecretSlot::new(account_id, "sso_configs", "secret", account_id)
+}
+
 fn corrupt(col: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("sso_configs.{col}: {e}"))
 }
@@ -121,6 +129,13 @@ async fn find_member_by_email(
 }
 
 impl Store {
+    async fn opened_sso(&self, mut c: SsoSignInConfig) -> Result<SsoSignInConfig> {
+        c.secret = self
+            .open_secret(secret_slot(c.account_id), &c.secret)
+            .await?;
+        Ok(c)
+    }
+
     /// The account's SSO configuration, without its secret (RSP-570: reads never return it).
     pub async fn sso_config(&self, account_id: i64) -> Result<Option<SsoConfig>> {
         let mut sql = Sql::new("SELECT ");
@@ -139,7 +154,10 @@ impl Store {
         let mut sql = Sql::new("SELECT secret FROM sso_configs WHERE account_id = ");
         sql.bind(account_id);
         match sql.query().fetch_optional(&self.inner.read).await? {
-            Some(row) => get_str(&row, "secret"),
+            Some(row) => {
+                self.open_secret(secret_slot(account_id), &get_str(&row, "secret")?)
+                    .await
+            }
             None => Ok(String::new()),
         }
     }
@@ -154,7 +172,7 @@ impl Store {
             .push(" FROM sso_configs WHERE login_domain = ")
             .bind(login_domain);
         match sql.query().fetch_optional(&self.inner.read).await? {
-            Some(row) => Ok(Some(config_row(&row)?)),
+            Some(row) => Ok(Some(self.opened_sso(config_row(&row)?).await?)),
             None => Ok(None),
         }
     }
@@ -168,6 +186,15 @@ impl Store {
         secret: Option<&str>,
         now: Millis,
     ) -> Result<Outcome<()>> {
+        // A new secret is sealed; a kept one stays as stored (sealed for this same row).
+        let new_secret = match secret {
+            Some(plain) => Some(seal_value(
+                self.sealing_key(account_id, now).await?.as_ref(),
+                &secret_slot(account_id),
+                plain,
+            )?),
+            None => None,
+        };
         let mut tx = self.inner.write.begin().await?;
         let mut sql = Sql::new("SELECT account_id FROM sso_configs WHERE login_domain = ");
         sql.bind(config.login_domain.as_str())
@@ -185,10 +212,7 @@ impl Store {
             Some(row) => Some(get_str(&row, "secret")?),
             None => None,
         };
-        let secret = secret
-            .map(str::to_string)
-            .or_else(|| stored.clone())
-            .unwrap_or_default();
+        let secret = new_secret.or_else(|| stored.clone()).unwrap_or_default();
         let sql = if stored.is_some() {
             let mut sql = Sql::new("UPDATE sso_configs SET enabled = ");
             sql.bind(i64::from(config.enabled))

@@ -13,6 +13,10 @@
 //!   node loses nothing.
 //! - A row ends `success`, `failed` (the sync log shows why) or `skipped` (nothing to do: no
 //!   ticket to update, integration disabled, tenant halted).
+//! - **Credentials sealed at rest.** The API token or password (`secret`), the ServiceNow
+//!   push token and the OAuth tokens are sealed under the tenant's data key when a
+//!   key-encryption key is configured ([`crate::sealing`]); the push URL is found by the
+//!   SHA-256 of its token (`push_token_hash`, migration 0071).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -26,6 +30,7 @@ use sqlx::AnyConnection;
 use crate::db::{Sql, is_sqlite};
 use crate::response::Change;
 use crate::rows::{get_i64, get_str};
+use crate::sealing::{DataKey, Opener, SecretSlot, seal_value};
 use crate::webhooks::draw_integration_id;
 use crate::{Result, Store, StoreError};
 
@@ -271,6 +276,54 @@ fn job_row(r: &sqlx::any::AnyRow) -> Result<TicketJob> {
     })
 }
 
+const TABLE: &str = "ticket_sync_integrations";
+const TOKENS: &str = "ticket_sync_tokens";
+
+/// The lookup key of a push token: its SHA-256 (the token itself is sealed).
+pub(crate) fn push_token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    if token.is_empty() {
+        return String::new();
+    }
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Migration 0071 left the push tokens of earlier rows unhashed: hash them (idempotent; a
+/// token already sealed was hashed when it was sealed).
+pub(crate) async fn hash_push_tokens(write: &sqlx::AnyPool) -> Result<()> {
+    let mut tx = write.begin().await?;
+    let rows = sqlx::query(
+        "SELECT integration_id, push_token FROM ticket_sync_integrations WHERE push_token <> '' \
+         AND push_token_hash = ''",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in rows {
+        let token = get_str(&row, "push_token")?;
+        if crate::sealing::is_sealed_value(&token) {
+            continue;
+        }
+        let mut sql = Sql::new("UPDATE ticket_sync_integrations SET push_token_hash = ");
+        sql.bind(push_token_hash(&token))
+            .push(" WHERE integration_id = ")
+            .bind(get_i64(&row, "integration_id")?);
+        sql.query_on(&tx).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Opens the credentials of a record read from the table.
+async fn open_integration(opener: &mut Opener<'_>, t: &mut TicketIntegration) -> Result<()> {
+    let (account, id) = (t.account_id, t.integration_id);
+    opener
+        .open_in_place(account, TABLE, "secret", id, &mut t.secret)
+        .await?;
+    opener
+        .open_in_place(account, TABLE, "push_token", id, &mut t.push_token)
+        .await
+}
+
 async fn fetch(
     conn: &mut AnyConnection,
     account_id: i64,
@@ -479,6 +532,20 @@ async fn withhold(conn: &mut AnyConnection, seq: i64, reason: &str, now: Millis)
 }
 
 impl Store {
+    /// Opens the credentials of rows read by [`fetch`].
+    async fn opened_ticket_syncs(
+        &self,
+        rows: Vec<TicketIntegration>,
+    ) -> Result<Vec<TicketIntegration>> {
+        let mut opener = Opener::new(self);
+        let mut out = Vec::with_capacity(rows.len());
+        for mut t in rows {
+            open_integration(&mut opener, &mut t).await?;
+            out.push(t);
+        }
+        Ok(out)
+    }
+
     /// Creates an integration with a fresh id in the shared integration id space.
     pub async fn create_ticket_sync(
         &self,
@@ -488,11 +555,21 @@ impl Store {
         actor: i64,
         now: Millis,
     ) -> Result<TicketIntegration> {
+        let key = self.sealing_key(account_id, now).await?;
         let mut tx = self.inner.write.begin().await?;
         let id = draw_integration_id(&mut tx).await?;
+        let seal = |column: &'static str, plain: &str| {
+            seal_value(
+                key.as_ref(),
+                &SecretSlot::new(account_id, TABLE, column, id),
+                plain,
+            )
+        };
+        let secret = seal("secret", &draft.secret)?;
+        let sealed_push_token = seal("push_token", push_token)?;
         let mut sql = Sql::new("INSERT INTO ticket_sync_integrations (");
         sql.push(COLUMNS)
-            .push(") VALUES (")
+            .push(", push_token_hash) VALUES (")
             .bind(id)
             .push(", ")
             .bind(account_id)
@@ -513,9 +590,9 @@ impl Store {
             .push(", ")
             .bind(to_json(&draft.settings))
             .push(", ")
-            .bind(draft.secret.as_str())
+            .bind(secret)
             .push(", ")
-            .bind(push_token)
+            .bind(sealed_push_token)
             .push(", ")
             .bind(to_json(&draft.severity_mapping))
             .push(", ")
@@ -530,10 +607,12 @@ impl Store {
             .bind(now)
             .push(", ")
             .bind(now)
+            .push(", ")
+            .bind(push_token_hash(push_token))
             .push(")");
         sql.query_on(&tx).execute(&mut *tx).await?;
         if let Some(t) = &draft.oauth {
-            put_tokens(&mut tx, account_id, id, t, now).await?;
+            put_tokens(&mut tx, key.as_ref(), account_id, id, t, now).await?;
         }
         tx.commit().await?;
         self.ticket_sync(account_id, id)
@@ -550,6 +629,12 @@ impl Store {
         actor: i64,
         now: Millis,
     ) -> Result<Option<TicketIntegration>> {
+        let key = self.sealing_key(account_id, now).await?;
+        let secret = seal_value(
+            key.as_ref(),
+            &SecretSlot::new(account_id, TABLE, "secret", integration_id),
+            &draft.secret,
+        )?;
         let mut tx = self.inner.write.begin().await?;
         let mut sql = Sql::new("UPDATE ticket_sync_integrations SET name = ");
         sql.bind(draft.name.as_str())
@@ -566,7 +651,7 @@ impl Store {
             .push(", settings = ")
             .bind(to_json(&draft.settings))
             .push(", secret = ")
-            .bind(draft.secret.as_str())
+            .bind(secret)
             .push(", severity_mapping = ")
             .bind(to_json(&draft.severity_mapping))
             .push(", field_mapping = ")
@@ -587,7 +672,7 @@ impl Store {
             return Ok(None);
         }
         if let Some(t) = &draft.oauth {
-            put_tokens(&mut tx, account_id, integration_id, t, now).await?;
+            put_tokens(&mut tx, key.as_ref(), account_id, integration_id, t, now).await?;
         }
         tx.commit().await?;
         self.ticket_sync(account_id, integration_id).await
@@ -629,10 +714,9 @@ impl Store {
         integration_id: i64,
     ) -> Result<Option<TicketIntegration>> {
         let mut conn = self.inner.read.acquire().await?;
-        Ok(fetch(&mut conn, account_id, Some(integration_id))
-            .await?
-            .into_iter()
-            .next())
+        let rows = fetch(&mut conn, account_id, Some(integration_id)).await?;
+        drop(conn);
+        Ok(self.opened_ticket_syncs(rows).await?.into_iter().next())
     }
 
     /// The account's integrations ordered by name; with `channel_id`, those bound to it.
@@ -642,7 +726,9 @@ impl Store {
         channel_id: Option<i64>,
     ) -> Result<Vec<TicketIntegration>> {
         let mut conn = self.inner.read.acquire().await?;
-        let all = fetch(&mut conn, account_id, None).await?;
+        let rows = fetch(&mut conn, account_id, None).await?;
+        drop(conn);
+        let all = self.opened_ticket_syncs(rows).await?;
         Ok(match channel_id {
             Some(ch) => all
                 .into_iter()
@@ -662,14 +748,20 @@ impl Store {
             return Ok(None);
         }
         let mut conn = self.inner.read.acquire().await?;
+        // A row written before migration 0071 and not yet hashed is still found by its token.
         let mut sql = Sql::new("SELECT ");
         sql.push(COLUMNS)
-            .push(" FROM ticket_sync_integrations WHERE push_token = ")
-            .bind(token);
-        match sql.query_on(&conn).fetch_optional(&mut *conn).await? {
-            Some(r) => Ok(Some(integration_row(&r)?)),
-            None => Ok(None),
-        }
+            .push(" FROM ticket_sync_integrations WHERE push_token_hash = ")
+            .bind(push_token_hash(token))
+            .push(" OR push_token = ")
+            .bind(token)
+            .push(" ORDER BY integration_id LIMIT 1");
+        let row = sql.query_on(&conn).fetch_optional(&mut *conn).await?;
+        drop(conn);
+        let rows = row.as_ref().map(integration_row).transpose()?;
+        let found = self.opened_ticket_syncs(rows.into_iter().collect()).await?;
+        // The hash found the row; the opened token must be the one asked for.
+        Ok(found.into_iter().find(|t| t.push_token == token))
     }
 
     /// Queues a create step (the manual trigger, RSP-405); false when the incident already
@@ -939,14 +1031,35 @@ impl Store {
         sql.bind(account_id)
             .push(" AND integration_id = ")
             .bind(integration_id);
-        match sql.query_on(&conn).fetch_optional(&mut *conn).await? {
-            Some(r) => Ok(Some(TicketTokens {
-                access_token: get_str(&r, "access_token")?,
-                refresh_token: get_str(&r, "refresh_token")?,
-                expires_at: get_i64(&r, "expires_at")?,
-            })),
-            None => Ok(None),
-        }
+        let Some(r) = sql.query_on(&conn).fetch_optional(&mut *conn).await? else {
+            return Ok(None);
+        };
+        drop(conn);
+        let mut tokens = TicketTokens {
+            access_token: get_str(&r, "access_token")?,
+            refresh_token: get_str(&r, "refresh_token")?,
+            expires_at: get_i64(&r, "expires_at")?,
+        };
+        let mut opener = Opener::new(self);
+        opener
+            .open_in_place(
+                account_id,
+                TOKENS,
+                "access_token",
+                integration_id,
+                &mut tokens.access_token,
+            )
+            .await?;
+        opener
+            .open_in_place(
+                account_id,
+                TOKENS,
+                "refresh_token",
+                integration_id,
+                &mut tokens.refresh_token,
+            )
+            .await?;
+        Ok(Some(tokens))
     }
 
     /// Stores refreshed tokens; false when the integration is gone.
@@ -957,6 +1070,7 @@ impl Store {
         tokens: &TicketTokens,
         now: Millis,
     ) -> Result<bool> {
+        let key = self.sealing_key(account_id, now).await?;
         let mut tx = self.inner.write.begin().await?;
         if fetch(&mut tx, account_id, Some(integration_id))
             .await?
@@ -965,7 +1079,15 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        put_tokens(&mut tx, account_id, integration_id, tokens, now).await?;
+        put_tokens(
+            &mut tx,
+            key.as_ref(),
+            account_id,
+            integration_id,
+            tokens,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1050,11 +1172,21 @@ impl Store {
 
 async fn put_tokens(
     conn: &mut AnyConnection,
+    key: Option<&DataKey>,
     account_id: i64,
     integration_id: i64,
     t: &TicketTokens,
     now: Millis,
 ) -> Result<()> {
+    let seal = |column: &'static str, plain: &str| {
+        seal_value(
+            key,
+            &SecretSlot::new(account_id, TOKENS, column, integration_id),
+            plain,
+        )
+    };
+    let access_token = seal("access_token", &t.access_token)?;
+    let refresh_token = seal("refresh_token", &t.refresh_token)?;
     let mut sql = Sql::new(
         "INSERT INTO ticket_sync_tokens (integration_id, account_id, access_token, \
          refresh_token, expires_at, updated_at) VALUES (",
@@ -1063,9 +1195,9 @@ async fn put_tokens(
         .push(", ")
         .bind(account_id)
         .push(", ")
-        .bind(t.access_token.as_str())
+        .bind(access_token)
         .push(", ")
-        .bind(t.refresh_token.as_str())
+        .bind(refresh_token)
         .push(", ")
         .bind(t.expires_at)
         .push(", ")

@@ -23,7 +23,22 @@ use sqlx::AnyConnection;
 
 use crate::db::{Sql, is_sqlite};
 use crate::rows::{get_i64, get_str};
+use crate::sealing::{Opener, SecretSlot, seal_value};
 use crate::{Result, Store, StoreError};
+
+const TABLE: &str = "webhook_integrations";
+
+/// The custom headers of a row (sealed at rest: they carry the receiver's credentials).
+async fn open_headers(
+    opener: &mut Opener<'_>,
+    account_id: i64,
+    integration_id: i64,
+    raw: &str,
+) -> Result<BTreeMap<String, String>> {
+    let slot = SecretSlot::new(account_id, TABLE, "headers", integration_id);
+    let text = opener.open(slot, raw).await?;
+    Ok(serde_json::from_str(&text).unwrap_or_default())
+}
 
 /// How long a claim on a webhook delivery lasts: well above one attempt (2 s timeout).
 pub const WEBHOOK_CLAIM_MS: Millis = 30_000;
@@ -183,14 +198,15 @@ fn json_col<T: serde::de::DeserializeOwned + Default>(row: &sqlx::any::AnyRow, c
         .unwrap_or_default()
 }
 
-fn integration_row(row: &sqlx::any::AnyRow) -> Result<WebhookIntegration> {
-    Ok(WebhookIntegration {
+/// A row, with its headers still as stored (see [`Store::opened_webhooks`]).
+fn integration_row(row: &sqlx::any::AnyRow) -> Result<(WebhookIntegration, String)> {
+    let w = WebhookIntegration {
         integration_id: get_i64(row, "integration_id")?,
         account_id: get_i64(row, "account_id")?,
         kind: get_str(row, "kind")?,
         name: get_str(row, "name")?,
         endpoint: get_str(row, "endpoint")?,
-        headers: json_col(row, "headers"),
+        headers: BTreeMap::new(),
         event_types: json_col(row, "event_types"),
         channel_ids: json_col(row, "channel_ids"),
         custom_body: get_str(row, "custom_body")?,
@@ -201,7 +217,8 @@ fn integration_row(row: &sqlx::any::AnyRow) -> Result<WebhookIntegration> {
         updated_by: get_i64(row, "updated_by")?,
         created_at: get_i64(row, "created_at")?,
         updated_at: get_i64(row, "updated_at")?,
-    })
+    };
+    Ok((w, get_str(row, "headers")?))
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
@@ -385,8 +402,9 @@ const PENDING_COLUMNS: &str = "d.seq, d.account_id, d.integration_id, d.event_id
      d.subject_id, d.event_time, d.person_id, d.attempts, d.snapshot, d.body, w.kind, w.endpoint, \
      w.headers, w.custom_body, w.value_mapping, w.signing_secret, w.status AS w_status";
 
-fn pending_row(row: &sqlx::any::AnyRow) -> Result<PendingWebhook> {
-    Ok(PendingWebhook {
+/// A claimed row, with its headers and signing secret still as stored.
+fn pending_row(row: &sqlx::any::AnyRow) -> Result<(PendingWebhook, String)> {
+    let p = PendingWebhook {
         seq: get_i64(row, "seq")?,
         account_id: get_i64(row, "account_id")?,
         integration_id: get_i64(row, "integration_id")?,
@@ -400,11 +418,12 @@ fn pending_row(row: &sqlx::any::AnyRow) -> Result<PendingWebhook> {
         snapshot: get_str(row, "snapshot")?,
         body: get_str(row, "body")?,
         endpoint: get_str(row, "endpoint")?,
-        headers: json_col(row, "headers"),
+        headers: BTreeMap::new(),
         custom_body: get_str(row, "custom_body")?,
         value_mapping: json_col(row, "value_mapping"),
         signing_secret: get_str(row, "signing_secret")?,
-    })
+    };
+    Ok((p, get_str(row, "headers")?))
 }
 
 fn history_row(row: &sqlx::any::AnyRow) -> Result<WebhookHistoryItem> {
@@ -431,6 +450,20 @@ const HISTORY_COLUMNS: &str = "seq, attempt_id, integration_id, event_id, event_
      error, created_at";
 
 impl Store {
+    /// Opens the headers of rows read by [`integration_row`].
+    async fn opened_webhooks(
+        &self,
+        rows: Vec<(WebhookIntegration, String)>,
+    ) -> Result<Vec<WebhookIntegration>> {
+        let mut opener = Opener::new(self);
+        let mut out = Vec::with_capacity(rows.len());
+        for (mut w, raw) in rows {
+            w.headers = open_headers(&mut opener, w.account_id, w.integration_id, &raw).await?;
+            out.push(w);
+        }
+        Ok(out)
+    }
+
     /// Creates an outbound webhook with a fresh id in the shared integration id space.
     pub async fn create_webhook(
         &self,
@@ -440,8 +473,18 @@ impl Store {
         actor: i64,
         now: Millis,
     ) -> Result<WebhookIntegration> {
+        let key = self.sealing_key(account_id, now).await?;
         let mut tx = self.inner.write.begin().await?;
         let id = draw_integration_id(&mut tx).await?;
+        let seal = |column: &'static str, plain: &str| {
+            seal_value(
+                key.as_ref(),
+                &SecretSlot::new(account_id, TABLE, column, id),
+                plain,
+            )
+        };
+        let headers = seal("headers", &to_json(&draft.headers))?;
+        let signing_secret = seal("signing_secret", signing_secret)?;
         let mut sql = Sql::new("INSERT INTO webhook_integrations (");
         sql.push(INTEGRATION_COLUMNS)
             .push(", signing_secret) VALUES (")
@@ -455,7 +498,7 @@ impl Store {
             .push(", ")
             .bind(draft.endpoint.as_str())
             .push(", ")
-            .bind(to_json(&draft.headers))
+            .bind(headers)
             .push(", ")
             .bind(to_json(&draft.event_types))
             .push(", ")
@@ -495,13 +538,19 @@ impl Store {
         actor: i64,
         now: Millis,
     ) -> Result<Option<WebhookIntegration>> {
+        let key = self.sealing_key(account_id, now).await?;
+        let headers = seal_value(
+            key.as_ref(),
+            &SecretSlot::new(account_id, TABLE, "headers", integration_id),
+            &to_json(&draft.headers),
+        )?;
         let mut conn = self.inner.write.acquire().await?;
         let mut sql = Sql::new("UPDATE webhook_integrations SET name = ");
         sql.bind(draft.name.as_str())
             .push(", endpoint = ")
             .bind(draft.endpoint.as_str())
             .push(", headers = ")
-            .bind(to_json(&draft.headers))
+            .bind(headers)
             .push(", event_types = ")
             .bind(to_json(&draft.event_types))
             .push(", channel_ids = ")
@@ -577,12 +626,13 @@ impl Store {
             .bind(account_id)
             .push(" AND integration_id = ")
             .bind(integration_id);
-        sql.query_on(&conn)
-            .fetch_optional(&mut *conn)
+        let row = sql.query_on(&conn).fetch_optional(&mut *conn).await?;
+        drop(conn);
+        let rows = row.as_ref().map(integration_row).transpose()?;
+        Ok(self
+            .opened_webhooks(rows.into_iter().collect())
             .await?
-            .as_ref()
-            .map(integration_row)
-            .transpose()
+            .pop())
     }
 
     /// The account's webhooks, of one kind or all, oldest first.
@@ -600,12 +650,10 @@ impl Store {
             sql.push(" AND kind = ").bind(k);
         }
         sql.push(" ORDER BY created_at, integration_id");
-        sql.query_on(&conn)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(integration_row)
-            .collect()
+        let rows = sql.query_on(&conn).fetch_all(&mut *conn).await?;
+        drop(conn);
+        let rows = rows.iter().map(integration_row).collect::<Result<_>>()?;
+        self.opened_webhooks(rows).await
     }
 
     /// Claims up to `limit` due deliveries for `holder`, at most one per (integration,
@@ -698,7 +746,18 @@ impl Store {
             }
             out.push(pending_row(row)?);
         }
-        Ok(out)
+        drop(conn);
+        // Open the credentials once the claim is committed and the write connection free.
+        let mut opener = Opener::new(self);
+        let mut opened = Vec::with_capacity(out.len());
+        for (mut p, raw_headers) in out {
+            p.headers =
+                open_headers(&mut opener, p.account_id, p.integration_id, &raw_headers).await?;
+            let slot = SecretSlot::new(p.account_id, TABLE, "signing_secret", p.integration_id);
+            p.signing_secret = opener.open(slot, &p.signing_secret).await?;
+            opened.push(p);
+        }
+        Ok(opened)
     }
 
     /// Records one attempt of a claimed delivery: the history row, and the delivery's new

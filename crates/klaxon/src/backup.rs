@@ -133,7 +133,7 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
         );
     }
     // SaaS mode checks its settings (the key-encryption key among them) before anything.
-    let saas = config
+    let _saas = config
         .deployment
         .saas_settings()
         .map_err(anyhow::Error::msg)?;
@@ -153,12 +153,14 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
             progress.finish();
             let rows: usize = tables.iter().map(|t| t.rows.len()).sum();
             let archive = backup::build_archive(account, &tables, now)?;
-            let (bytes, sealed) = match (&saas, &kek) {
-                (Some(_), Some(kek)) => {
+            // Sealed whenever a key-encryption key is configured (always in SaaS mode): the
+            // archive then falls under the tenant's data key like its sealed credentials.
+            let (bytes, sealed) = match &kek {
+                Some(kek) => {
                     let key = backup::tenant_data_key(&store, kek, account, now).await?;
                     (backup::seal(&key, &archive)?, Some(key.key_id))
                 }
-                _ => (archive, None),
+                None => (archive, None),
             };
             write_new(&args.out, &bytes)?;
             println!(
@@ -172,7 +174,9 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
                 Some(key_id) => {
                     println!("encrypted under the tenant's data key {key_id} (AES-256-GCM)")
                 }
-                None => println!("not encrypted (self-hosted mode): keep the file safe"),
+                None => println!(
+                    "not encrypted (no key-encryption key is configured): keep the file safe"
+                ),
             }
             Ok(())
         }
