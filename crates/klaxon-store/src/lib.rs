@@ -44,6 +44,7 @@ mod halt;
 mod im;
 mod inbox;
 mod integrations;
+mod list_columns;
 mod login_codes;
 mod mapping_services;
 mod members;
