@@ -17,6 +17,7 @@ mod forms;
 mod incident_fields;
 mod incident_groups;
 mod incidents;
+mod list_columns;
 /// Form bodies of the console's own forms (also the LDAP sign-in form).
 pub(crate) use incidents::{form_pairs, form_value};
 mod enrich;
@@ -28,6 +29,7 @@ mod noise_settings;
 mod pipeline;
 pub(crate) mod register;
 mod route_edit;
+mod route_layout;
 mod routing;
 mod schedule_edit;
 mod schedule_swap;
