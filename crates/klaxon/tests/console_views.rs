@@ -86,17 +86,22 @@ async fn choose(c: &Client, select: &str, value: &str) {
         .unwrap();
 }
 
-/// The texts of the list's column headings, in order.
+/// The texts of the list's column headings, in order (read in one step: the list redraws
+/// itself every few seconds).
 async fn headings(c: &Client) -> Vec<String> {
-    let mut out = Vec::new();
-    for th in c
-        .find_all(Locator::Css("#results table.incidents thead th"))
+    let v = c
+        .execute(
+            "return [...document.querySelectorAll('#results table.incidents thead th')] \
+             .map(e => e.textContent.trim())",
+            vec![],
+        )
         .await
-        .unwrap()
-    {
-        out.push(th.text().await.unwrap().trim().to_string());
-    }
-    out
+        .unwrap();
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| h.as_str().unwrap_or("").to_string())
+        .collect()
 }
 
 async fn cell(c: &Client, incident_id: &str, column: &str) -> String {
