@@ -71,7 +71,7 @@ impl Column {
         BASIC
             .iter()
             .find(|(k, _)| *k == key)
-            .map(|(k, _)| Column::Basic(*k))
+            .map(|(k, _)| Column::Basic(k))
             .ok_or_else(|| {
                 format!(
                     "{key:?} is not a column: use one of {}, field.<name> or label.<name>",

@@ -969,7 +969,7 @@ impl Tab {
             .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "tab").map(|(_, v)| v));
         match asked.and_then(|a| TABS.iter().find(|(k, _)| *k == a)) {
             Some((k, _)) => Tab {
-                key: *k,
+                key: k,
                 chosen: true,
             },
             None => Tab {

@@ -23,6 +23,9 @@ use crate::state::AppState;
 /// Empty section rows the form offers past the used ones.
 const SPARE_ROWS: usize = 2;
 
+/// Section dividers to save, each `(name, rule index it precedes)`, with the form row of each.
+type Dividers = (Vec<(Value, usize)>, Vec<usize>);
+
 /// One divider row of the form, as typed.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub(super) struct SectionRow {
@@ -100,7 +103,7 @@ impl LayoutForm {
 
     /// The dividers to save (`(name, rule index it precedes)`) and the form row of each; a
     /// row with a name but no valid place is refused beside its place.
-    fn dividers(&self, rules: usize) -> Result<(Vec<(Value, usize)>, Vec<usize>), FieldErrors> {
+    fn dividers(&self, rules: usize) -> Result<Dividers, FieldErrors> {
         let mut out = Vec::new();
         let mut rows = Vec::new();
         for (k, s) in self.sections.iter().enumerate() {
