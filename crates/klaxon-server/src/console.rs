@@ -18,6 +18,7 @@ mod incident_fields;
 mod incident_groups;
 mod incidents;
 mod label_suggestions;
+mod list_columns;
 /// Form bodies of the console's own forms (also the LDAP sign-in form).
 pub(crate) use incidents::{form_pairs, form_value};
 mod enrich;
@@ -30,6 +31,7 @@ mod pipeline;
 pub(crate) mod register;
 mod related_changes;
 mod route_edit;
+mod route_layout;
 mod routing;
 mod schedule_edit;
 mod schedule_swap;

@@ -26,6 +26,7 @@ mod incident_actions;
 mod insight;
 mod integrations;
 mod licences;
+mod list_columns;
 mod members;
 mod noise;
 mod pipeline;
@@ -98,6 +99,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(field_mapping::PATHS)
         .chain(pulls::PATHS)
         .chain(preferences::PATHS)
+        .chain(list_columns::PATHS)
         .chain(contacts::PATHS)
         .chain(sso::PATHS)
         .chain(grants::PATHS)
@@ -360,6 +362,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = preferences::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = list_columns::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = contacts::dispatch(state, caller, path, args).await {

@@ -98,6 +98,9 @@ pub fn incident(i: &Incident, channel_names: &HashMap<i64, String>, base_url: &s
         "close_source": i.close_source,
         "responders": responders(i),
         "assigned_to": assigned_to(i),
+        // Klaxon extension: when a rule-based assignment escalates to its next level unless
+        // acknowledged first (RSP-508's countdown); 0 when nothing is pending.
+        "next_escalate_time": i.response.escalation.as_ref().map_or(0, |e| secs(e.escalate_deadline)),
         "labels": i.labels,
         "fields": i.response.fields,
         "frequency": i.response.frequency,

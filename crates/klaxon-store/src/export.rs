@@ -51,6 +51,7 @@ pub const TABLES: &[(&str, TableClass)] = &[
         },
     ),
     ("member_preferences", Exported { redacted: &[] }),
+    ("member_list_columns", Exported { redacted: &[] }),
     ("teams", Exported { redacted: &[] }),
     ("team_members", Exported { redacted: &[] }),
     ("roles", Exported { redacted: &[] }),

@@ -45,6 +45,7 @@ mod im;
 mod inbox;
 mod insight;
 mod integrations;
+mod list_columns;
 mod login_codes;
 mod mapping_services;
 mod members;

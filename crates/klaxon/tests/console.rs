@@ -362,7 +362,15 @@ async fn a_responder_handles_an_incident_in_the_browser() {
     })
     .await;
 
-    // An empty comment is refused next to the field; a real one lands in the timeline.
+    // An empty comment is refused next to the field; a real one lands in the timeline (its
+    // own tab, RSP-508).
+    click(c, "#tab-timeline").await;
+    until("the timeline tab", || async {
+        c.find(Locator::Css("#tab-panel.tab-timeline #comment"))
+            .await
+            .is_ok()
+    })
+    .await;
     type_into(c, "#comment", "   ").await;
     click(c, "form.comment button[type=submit]").await;
     until("the comment error", || async {

@@ -183,6 +183,14 @@ async fn fields_and_events(database_url: &str) {
     redrawn(c, "field-ticket").await;
 
     // The alert's events, newest first, when its disclosure opens.
+    // The alerts have their own tab (RSP-508).
+    click(c, "#tab-alerts").await;
+    until("the alerts tab", || async {
+        c.find(Locator::Css("#tab-panel.tab-alerts details.alert-events"))
+            .await
+            .is_ok()
+    })
+    .await;
     click(c, "details.alert-events summary").await;
     until("the events drawn", || async {
         c.find_all(Locator::Css("details.alert-events ol.events > li"))

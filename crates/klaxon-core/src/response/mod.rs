@@ -10,6 +10,7 @@
 
 pub mod engine;
 pub mod fields;
+pub mod list_columns;
 pub mod preference;
 pub mod rules;
 pub mod similarity;

@@ -23,6 +23,10 @@ pub fn routes() -> Router<AppState> {
         .route("/incidents", get(list_page))
         .route("/incidents/results", get(results))
         .route("/incidents/batch", post(batch))
+        .route("/incidents/columns", post(super::list_columns::save))
+        .route("/channels/{cid}/incidents", get(channel_list_page))
+        .route("/channels/{cid}/incidents/results", get(channel_results))
+        .route("/channels/{cid}/incidents/batch", post(channel_batch))
         .route("/incident/detail/{id}", get(detail_page))
         .route("/incident/detail/{id}/{action}", post(action))
 }
@@ -236,11 +240,65 @@ pub(super) fn page_headers(mut resp: Response) -> Response {
     resp
 }
 
+/// Which of the two lists (RSP-500): the global incident list, or one channel's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Scope {
+    pub(super) channel: Option<i64>,
+}
+
+impl Scope {
+    pub(super) const GLOBAL: Scope = Scope { channel: None };
+
+    /// The list's own address.
+    pub(super) fn path(&self) -> String {
+        match self.channel {
+            Some(c) => format!("/channels/{c}/incidents"),
+            None => "/incidents".to_string(),
+        }
+    }
+
+    /// The filters of a request. The channel list is fixed to its channel, and opened
+    /// without filters it shows everyone's open incidents (RSP-501: Triggered and
+    /// Processing); once filtered (the query names a time range) it shows what was chosen.
+    pub(super) fn filters(&self, query: Option<&str>) -> Filters {
+        let mut f = Filters::parse(query);
+        if let Some(c) = self.channel {
+            let filtered = query.is_some_and(|q| {
+                serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|(k, _)| k == "range")
+            });
+            if !filtered {
+                f.progress = vec!["Triggered".to_string(), "Processing".to_string()];
+                f.who = "all".to_string();
+            }
+            f.channel = Some(c.to_string());
+        }
+        f
+    }
+}
+
+/// The channel id of a `/channels/{cid}/incidents…` path.
+fn scope_of(raw: &str) -> Result<Scope, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|c| *c > 0)
+        .map(|c| Scope { channel: Some(c) })
+        .ok_or_else(|| {
+            ApiError::new(
+                klaxon_core::error::ErrorCode::ResourceNotFound,
+                format!("no channel {raw:?}"),
+            )
+        })
+}
+
 /// Everything `results.html` draws: one page of matches, or the error the API gave.
 async fn results_ctx(
     state: &AppState,
     viewer: &Viewer,
     filters: &Filters,
+    scope: Scope,
     flash: Option<String>,
     flash_error: Option<String>,
 ) -> minijinja::Value {
@@ -262,8 +320,11 @@ async fn results_ctx(
     };
     let p = filters.p.min(SHOWN_MAX / PAGE);
     let last_page = (total.min(SHOWN_MAX) + PAGE - 1) / PAGE;
+    let (columns, items) = super::list_columns::cells(state, viewer, items, now).await;
     context! {
         items => j(&items),
+        columns => j(&columns),
+        list_path => scope.path(),
         total => total,
         total_text => if total > SHOWN_MAX { format!("{SHOWN_MAX}+") } else { total.to_string() },
         error => error,
@@ -285,26 +346,64 @@ async fn list_page(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let next = match &query {
-        Some(q) => format!("/incidents?{q}"),
-        None => "/incidents".to_string(),
+    list(&state, query, &headers, Scope::GLOBAL).await
+}
+
+async fn channel_list_page(
+    State(state): State<AppState>,
+    Path(cid): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let next = format!("/channels/{cid}/incidents");
+    let scope = match scope_of(&cid) {
+        Ok(s) => s,
+        Err(e) => {
+            // Signed in first, so a stranger learns nothing about channels.
+            if let Err(resp) = viewer(&state, &Method::GET, &headers, &next).await {
+                return resp;
+            }
+            return page_error(&e);
+        }
     };
-    let viewer = match viewer(&state, &Method::GET, &headers, &next).await {
+    list(&state, query, &headers, scope).await
+}
+
+/// The incident list page of `scope` (RSP-500).
+async fn list(
+    state: &AppState,
+    query: Option<String>,
+    headers: &HeaderMap,
+    scope: Scope,
+) -> Response {
+    let next = match &query {
+        Some(q) => format!("{}?{q}", scope.path()),
+        None => scope.path(),
+    };
+    let viewer = match viewer(state, &Method::GET, headers, &next).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
-    let filters = Filters::parse(query.as_deref());
-    let channels = match fetch(&state, &viewer, "/channel/list", json!({"limit": 100})).await {
+    let filters = scope.filters(query.as_deref());
+    // The channel list names its channel; an unknown or hidden one is not found.
+    let scoped_channel = match scope.channel {
+        Some(c) => match fetch(state, &viewer, "/channel/info", json!({"channel_id": c})).await {
+            Ok(info) => Some(info),
+            Err(e) => return page_error(&e),
+        },
+        None => None,
+    };
+    let channels = match fetch(state, &viewer, "/channel/list", json!({"limit": 100})).await {
         Ok(data) => data["items"].as_array().cloned().unwrap_or_default(),
         Err(e) => return page_error(&e),
     };
-    let me = match fetch(&state, &viewer, "/member/info", json!({})).await {
+    let me = match fetch(state, &viewer, "/member/info", json!({})).await {
         Ok(m) => m,
         Err(e) => return page_error(&e),
     };
     // RSP-503: select and checkbox fields can filter (text fields cannot). Someone who may
     // not read the field definitions gets the list without them.
-    let fields: Vec<Value> = fetch(&state, &viewer, "/field/list", json!({}))
+    let fields: Vec<Value> = fetch(state, &viewer, "/field/list", json!({}))
         .await
         .map(|d| d["items"].as_array().cloned().unwrap_or_default())
         .unwrap_or_default()
@@ -338,13 +437,27 @@ async fn list_page(
         })
         .collect();
     // Someone who may not list teams gets the list without the team filter.
-    let teams: Vec<Value> = fetch(&state, &viewer, "/team/list", json!({"limit": 100}))
+    let teams: Vec<Value> = fetch(state, &viewer, "/team/list", json!({"limit": 100}))
         .await
         .map(|d| d["items"].as_array().cloned().unwrap_or_default())
         .unwrap_or_default();
-    let results = results_ctx(&state, &viewer, &filters, None, None).await;
+    let results = results_ctx(state, &viewer, &filters, scope, None, None).await;
+    let picker = super::list_columns::picker_ctx(
+        state,
+        &viewer,
+        &format!("{}?{}", scope.path(), filters.query(filters.p)),
+        None,
+    )
+    .await;
+    let title = match &scoped_channel {
+        Some(c) => format!("Incidents of {}", c["channel_name"].as_str().unwrap_or("")),
+        None => "Incidents".to_string(),
+    };
     let ctx = context! {
-        title => "Incidents",
+        title => title,
+        scope_channel => scoped_channel.as_ref().map(j),
+        list_path => scope.path(),
+        cols => picker,
         fields => j(&fields),
         teams => j(&teams),
         nav => "incidents",
@@ -376,19 +489,40 @@ async fn results(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let filters = Filters::parse(query.as_deref());
+    results_of(&state, query, &headers, Scope::GLOBAL).await
+}
+
+async fn channel_results(
+    State(state): State<AppState>,
+    Path(cid): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    match scope_of(&cid) {
+        Ok(scope) => results_of(&state, query, &headers, scope).await,
+        Err(e) => super::error_text(&e),
+    }
+}
+
+async fn results_of(
+    state: &AppState,
+    query: Option<String>,
+    headers: &HeaderMap,
+    scope: Scope,
+) -> Response {
+    let filters = scope.filters(query.as_deref());
     let viewer = match viewer(
-        &state,
+        state,
         &Method::GET,
-        &headers,
-        &format!("/incidents?{}", filters.query(filters.p)),
+        headers,
+        &format!("{}?{}", scope.path(), filters.query(filters.p)),
     )
     .await
     {
         Ok(v) => v,
         Err(resp) => return resp,
     };
-    let ctx = results_ctx(&state, &viewer, &filters, None, None).await;
+    let ctx = results_ctx(state, &viewer, &filters, scope, None, None).await;
     let mut resp =
         page_headers(view::render("results.html", context! { r => ctx }).into_response());
     let from_filters = headers
@@ -396,7 +530,8 @@ async fn results(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t == "filters" || t == "q");
     if from_filters
-        && let Ok(v) = HeaderValue::from_str(&format!("/incidents?{}", filters.query(filters.p)))
+        && let Ok(v) =
+            HeaderValue::from_str(&format!("{}?{}", scope.path(), filters.query(filters.p)))
     {
         resp.headers_mut().insert("hx-push-url", v);
     }
@@ -444,12 +579,35 @@ async fn batch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let viewer = match viewer(&state, &Method::POST, &headers, "/incidents").await {
+    batch_in(&state, query, &headers, &body, Scope::GLOBAL).await
+}
+
+async fn channel_batch(
+    State(state): State<AppState>,
+    Path(cid): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match scope_of(&cid) {
+        Ok(scope) => batch_in(&state, query, &headers, &body, scope).await,
+        Err(e) => super::error_text(&e),
+    }
+}
+
+async fn batch_in(
+    state: &AppState,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: &[u8],
+    scope: Scope,
+) -> Response {
+    let viewer = match viewer(state, &Method::POST, headers, &scope.path()).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
-    let filters = Filters::parse(query.as_deref());
-    let pairs = form_pairs(&body);
+    let filters = scope.filters(query.as_deref());
+    let pairs = form_pairs(body);
     let ids: Vec<String> = pairs
         .iter()
         .filter(|(k, v)| k == "incident_ids" && !v.is_empty())
@@ -462,7 +620,7 @@ async fn batch(
         "close" => ("/incident/close", "closed"),
         other => {
             let e = format!("action: unknown batch action {other:?}");
-            let ctx = results_ctx(&state, &viewer, &filters, None, Some(e)).await;
+            let ctx = results_ctx(state, &viewer, &filters, scope, None, Some(e)).await;
             return page_headers(
                 (
                     StatusCode::BAD_REQUEST,
@@ -479,7 +637,7 @@ async fn batch(
         )
     } else {
         let n = ids.len();
-        match call(&state, &viewer, path, json!({"incident_ids": ids})).await {
+        match call(state, &viewer, path, json!({"incident_ids": ids})).await {
             Ok(None) => (
                 Some(format!(
                     "{n} incident{} {done}.",
@@ -499,7 +657,7 @@ async fn batch(
         }
     };
     state.wake_senders();
-    let ctx = results_ctx(&state, &viewer, &filters, flash, flash_error).await;
+    let ctx = results_ctx(state, &viewer, &filters, scope, flash, flash_error).await;
     page_headers(view::render("results.html", context! { r => ctx }).into_response())
 }
 
@@ -665,9 +823,17 @@ async fn detail_ctx(
     state: &AppState,
     viewer: &Viewer,
     id: &str,
+    tab: &Tab,
     outcome: Outcome,
 ) -> Result<minijinja::Value, ApiError> {
     let incident = fetch(state, viewer, "/incident/info", json!({"incident_id": id})).await?;
+    let tabs = tabs_of(&incident);
+    // A tab the incident does not have (the outcome of an open one) falls back to the overview.
+    let shown = if tabs.iter().any(|(k, _)| *k == tab.key) {
+        tab.key
+    } else {
+        "overview"
+    };
     let alerts = fetch(
         state,
         viewer,
@@ -702,7 +868,15 @@ async fn detail_ctx(
     for k in ["creator_id", "closer_id"] {
         people.insert(incident[k].as_i64().unwrap_or(0));
     }
+    for e in feed["items"].as_array().into_iter().flatten() {
+        if e["type"] == "i_assign" {
+            for p in e["detail"]["to"].as_array().into_iter().flatten() {
+                people.insert(p.as_i64().unwrap_or(0));
+            }
+        }
+    }
     let names = names(state, viewer, people).await;
+    let history = history(&feed["items"], &names);
     let timeline: Vec<Value> = feed["items"]
         .as_array()
         .into_iter()
@@ -719,6 +893,18 @@ async fn detail_ctx(
             })
         })
         .collect();
+    let past = if shown == "past" {
+        fetch(
+            state,
+            viewer,
+            "/incident/past/list",
+            json!({"incident_id": id}),
+        )
+        .await?["items"]
+            .clone()
+    } else {
+        Value::Array(Vec::new())
+    };
     let snoozed = incident["snoozed_before"].as_i64().unwrap_or(0) > now_secs(state);
     let members = fetch(state, viewer, "/member/list", json!({"limit": 100}))
         .await
@@ -759,7 +945,122 @@ async fn detail_ctx(
         escalation => escalation.map(|e| j(&e)),
         fields => j(&fields),
         field_name => field_name,
+        tab => shown,
+        tab_chosen => tab.chosen,
+        tabs => tabs.iter().map(|(k, l)| context! { key => *k, label => *l }).collect::<Vec<_>>(),
+        history => j(&history),
+        past => j(&past),
     })
+}
+
+/// The tab of the detail page a request asks for (RSP-508), and whether the person chose it
+/// (then the tab link keeps the keyboard focus after the swap).
+#[derive(Debug, Clone, PartialEq)]
+struct Tab {
+    key: &'static str,
+    chosen: bool,
+}
+
+impl Tab {
+    /// `?tab=` of a query string; `fallback` when absent or unknown.
+    fn parse(query: Option<&str>, fallback: &'static str) -> Tab {
+        let asked = query
+            .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "tab").map(|(_, v)| v));
+        match asked.and_then(|a| TABS.iter().find(|(k, _)| *k == a)) {
+            Some((k, _)) => Tab {
+                key: k,
+                chosen: true,
+            },
+            None => Tab {
+                key: fallback,
+                chosen: false,
+            },
+        }
+    }
+}
+
+/// RSP-508: the tabs of the detail page, in order; the root cause and resolution only for a
+/// closed incident.
+const TABS: [(&str, &str); 6] = [
+    ("overview", "Overview"),
+    ("alerts", "Alerts"),
+    ("timeline", "Timeline"),
+    ("history", "Change history"),
+    ("past", "Past incidents"),
+    ("outcome", "Root cause and resolution"),
+];
+
+fn tabs_of(incident: &Value) -> Vec<(&'static str, &'static str)> {
+    TABS.iter()
+        .copied()
+        .filter(|(k, _)| *k != "outcome" || incident["progress"] == "Closed")
+        .collect()
+}
+
+/// RSP-508: the change history is the feed's `i_r_*` and `i_assign` entries, each with what
+/// changed in words.
+fn history(feed: &Value, names: &HashMap<String, String>) -> Vec<Value> {
+    let quoted = |v: &Value| match v {
+        Value::String(s) if s.is_empty() => "(empty)".to_string(),
+        Value::String(s) => format!("“{s}”"),
+        Value::Null => "(empty)".to_string(),
+        other => other.to_string(),
+    };
+    feed.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let kind = e["type"].as_str().unwrap_or("");
+            let d = &e["detail"];
+            let change = if kind == "i_assign" {
+                let to: Vec<String> = d["to"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| {
+                        let id = p.as_i64().unwrap_or(0).to_string();
+                        names
+                            .get(&id)
+                            .filter(|n| !n.is_empty())
+                            .cloned()
+                            .unwrap_or_else(|| format!("member {id}"))
+                    })
+                    .collect();
+                let rule = d["escalate_rule_name"].as_str().filter(|r| !r.is_empty());
+                match (rule, to.is_empty()) {
+                    (Some(r), _) => format!(
+                        "{r}, level {}: {}",
+                        d["layer_idx"].as_i64().unwrap_or(0) + 1,
+                        if to.is_empty() {
+                            "nobody".to_string()
+                        } else {
+                            to.join(", ")
+                        }
+                    ),
+                    (None, true) => "nobody".to_string(),
+                    (None, false) => to.join(", "),
+                }
+            } else if kind == "i_r_field" {
+                format!(
+                    "{} → {}",
+                    d["field_name"].as_str().unwrap_or(""),
+                    quoted(&d["to"])
+                )
+            } else if kind.starts_with("i_r_") {
+                format!("{} → {}", quoted(&d["from"]), quoted(&d["to"]))
+            } else {
+                return None;
+            };
+            Some(json!({
+                "kind": kind,
+                "text": feed_text(kind),
+                "at": e["created_at"].as_i64().unwrap_or(0).div_euclid(1000),
+                "creator_id": e["creator_id"],
+                "change": change,
+            }))
+        })
+        .collect()
 }
 
 async fn detail_page(
@@ -782,10 +1083,17 @@ async fn detail_page(
     let from_link = query
         .as_deref()
         .is_some_and(|q| q.split('&').any(|p| p == "ack=1"));
-    let body = match detail_ctx(&state, &viewer, &id, Outcome::default()).await {
+    let tab = Tab::parse(query.as_deref(), "overview");
+    let body = match detail_ctx(&state, &viewer, &id, &tab, Outcome::default()).await {
         Ok(b) => b,
         Err(e) => return page_error(&e),
     };
+    if super::is_htmx(&headers) && !headers.contains_key("hx-history-restore-request") {
+        // A tab link followed by htmx: the incident alone, swapped in place.
+        return page_headers(
+            view::render("incident_body.html", context! { d => body }).into_response(),
+        );
+    }
     let me = match fetch(&state, &viewer, "/member/info", json!({})).await {
         Ok(m) => m,
         Err(e) => return page_error(&e),
@@ -829,6 +1137,7 @@ fn ack_link(d: &minijinja::Value, viewer: i64) -> &'static str {
 async fn action(
     State(state): State<AppState>,
     Path((id, action)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -844,6 +1153,21 @@ async fn action(
         Err(resp) => return resp,
     };
     let pairs = form_pairs(&body);
+    // The answer shows the tab the action was taken on (the form's `tab`, or `?tab=`);
+    // without one, the tab where its outcome shows (a comment lands in the timeline).
+    let asked = match form_value(&pairs, "tab") {
+        t if !t.is_empty() => Some(serde_urlencoded::to_string([("tab", t)]).unwrap_or_default()),
+        _ => query,
+    };
+    let mut tab = Tab::parse(
+        asked.as_deref(),
+        if action == "comment" {
+            "timeline"
+        } else {
+            "overview"
+        },
+    );
+    tab.chosen = false;
     let mut outcome = Outcome::default();
     let ids = json!([id]);
     let (path, args, done, field): (&str, Value, &str, Option<&'static str>) = match action.as_str()
@@ -990,7 +1314,7 @@ async fn action(
                         .unwrap_or(StatusCode::BAD_REQUEST)
                 }
             };
-            return match detail_ctx(&state, &viewer, &id, outcome).await {
+            return match detail_ctx(&state, &viewer, &id, &tab, outcome).await {
                 Ok(d) => page_headers(
                     (
                         status,
@@ -1015,7 +1339,7 @@ async fn action(
                     .unwrap_or(StatusCode::BAD_REQUEST);
                     outcome.error = Some(e.message);
                     outcome.error_field = Some("target_incident_id");
-                    match detail_ctx(&state, &viewer, &id, outcome).await {
+                    match detail_ctx(&state, &viewer, &id, &tab, outcome).await {
                         Ok(d) => page_headers(
                             (
                                 status,
@@ -1054,7 +1378,7 @@ async fn action(
                 .unwrap_or(StatusCode::BAD_REQUEST)
         }
     };
-    match detail_ctx(&state, &viewer, &id, outcome).await {
+    match detail_ctx(&state, &viewer, &id, &tab, outcome).await {
         // A 4xx answer is swapped in too (the page's htmx-config), so the error shows.
         Ok(d) => page_headers(
             (

@@ -18,8 +18,9 @@ use klaxon_core::error::{ApiError, ErrorCode, Surface};
 use minijinja::context;
 use serde_json::{Value, json};
 
-use super::forms::FieldErrors;
+use super::forms::{FieldErrors, indexed};
 use super::incidents::{form_pairs, form_value, j, page_headers};
+use super::noise::{Row, groups_of, padded_rows, parse_rows, row_input, rows_of};
 use super::{Viewer, call, fetch, page_error, redirect, view, viewer};
 use crate::state::AppState;
 
@@ -51,13 +52,41 @@ pub(super) struct SettingsForm {
     pub window_type: String,
     /// Storm thresholds, comma-separated.
     pub storm: String,
-    /// Per-condition cases set through the API: kept as they are (JSON), the form does not
-    /// edit them.
-    pub cases: String,
+    /// Rule-based grouping cases (ING-154), in order: the first whose conditions all match
+    /// an alert gives its dimensions.
+    pub cases: Vec<CaseForm>,
     pub flap_mode: String,
     pub max_changes: String,
     pub in_mins: String,
     pub mute_mins: String,
+}
+
+/// One grouping case as the form shows it: condition rows (all must match) and dimensions.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub(super) struct CaseForm {
+    pub rows: Vec<Row>,
+    /// Dimensions, comma-separated.
+    pub dims: String,
+}
+
+impl CaseForm {
+    fn is_blank(&self) -> bool {
+        self.dims.trim().is_empty() && self.rows.iter().all(Row::is_blank)
+    }
+}
+
+/// Where each wire case came from: its form case and the row of each condition.
+type CaseMap = Vec<(usize, Vec<Vec<usize>>)>;
+
+/// The input of a `group.cases[i]…` error: the case's dimensions, a condition's row, or the
+/// case's conditions as a whole.
+fn case_input(field: &str, map: &CaseMap) -> Option<String> {
+    let (i, rest) = indexed(field, "group.cases")?;
+    let (k, at) = map.get(i)?;
+    if rest.starts_with("equals") {
+        return Some(format!("k{k}_dims"));
+    }
+    row_input(rest, "if", &format!("k{k}c"), at).or_else(|| Some(format!("k{k}c_rows")))
 }
 
 fn joined(v: &Value) -> String {
@@ -105,9 +134,17 @@ impl SettingsForm {
         let f = &c["flapping"];
         let cases = g["cases"]
             .as_array()
-            .filter(|a| !a.is_empty())
-            .map(|a| Value::Array(a.clone()).to_string())
-            .unwrap_or_default();
+            .into_iter()
+            .flatten()
+            .map(|c| CaseForm {
+                rows: rows_of(&json!([c["if"].clone()])),
+                dims: c["equals"]
+                    .as_array()
+                    .and_then(|a| a.first())
+                    .map(joined)
+                    .unwrap_or_default(),
+            })
+            .collect();
         SettingsForm {
             method: g["method"].as_str().unwrap_or("n").to_string(),
             dims: g["equals"]
@@ -140,7 +177,18 @@ impl SettingsForm {
             time_window: v("time_window").trim().to_string(),
             window_type: v("window_type"),
             storm: v("storm"),
-            cases: v("cases"),
+            cases: (0..)
+                .map_while(|k| {
+                    let dims_key = format!("k{k}_dims");
+                    pairs
+                        .iter()
+                        .any(|(key, _)| *key == dims_key)
+                        .then(|| CaseForm {
+                            rows: parse_rows(pairs, &format!("k{k}c")),
+                            dims: v(&dims_key),
+                        })
+                })
+                .collect(),
             flap_mode: v("flap_mode"),
             max_changes: v("max_changes").trim().to_string(),
             in_mins: v("in_mins").trim().to_string(),
@@ -181,11 +229,8 @@ impl SettingsForm {
             "p" => {
                 g["equals"] = json!([list(&self.dims)]);
                 g["all_equals_required"] = json!(self.strict);
-                if !self.cases.trim().is_empty()
-                    && let Ok(cases) = serde_json::from_str::<Value>(&self.cases)
-                {
-                    g["cases"] = cases;
-                }
+                let (cases, _) = self.wire_cases()?;
+                g["cases"] = Value::Array(cases);
             }
             "i" => {
                 g["i_keys"] = json!(list(&self.i_keys));
@@ -205,6 +250,41 @@ impl SettingsForm {
             _ => {}
         }
         Ok(g)
+    }
+
+    /// The wire `group.cases` (ingest.md §1.5.1: `{if, equals}`, a flat AND list each) of
+    /// the cases that are not blank, and where each came from.
+    fn wire_cases(&self) -> Result<(Vec<Value>, CaseMap), FieldErrors> {
+        let mut out = Vec::new();
+        let mut map = Vec::new();
+        for (k, c) in self.cases.iter().enumerate() {
+            if c.is_blank() {
+                continue;
+            }
+            let (groups, at) = groups_of(&c.rows, &format!("k{k}c"))?;
+            let conds = groups
+                .as_array()
+                .and_then(|g| g.first())
+                .cloned()
+                .unwrap_or_else(|| json!([]));
+            out.push(json!({"if": conds, "equals": [list(&c.dims)]}));
+            map.push((k, at));
+        }
+        Ok((out, map))
+    }
+
+    /// The form as drawn: condition rows padded, and one empty case to add one.
+    fn padded(&self) -> SettingsForm {
+        let mut f = self.clone();
+        f.cases.retain(|c| !c.is_blank());
+        for c in &mut f.cases {
+            c.rows = padded_rows(std::mem::take(&mut c.rows));
+        }
+        f.cases.push(CaseForm {
+            rows: padded_rows(Vec::new()),
+            dims: String::new(),
+        });
+        f
     }
 
     /// The wire `flapping{}` (ingest.md §1.5.2) of the form.
@@ -290,7 +370,7 @@ async fn preview_ctx(
 fn form_ctx(channel: &Value, form: &SettingsForm, errors: &FieldErrors) -> minijinja::Value {
     context! {
         channel => j(channel),
-        v => j(form),
+        v => j(&form.padded()),
         errors => j(&errors.0),
     }
 }
@@ -387,7 +467,11 @@ async fn save(
                     if e.code == ErrorCode::InternalError {
                         tracing::error!(error = %e.message, "console noise settings save failed");
                     }
-                    Err((FieldErrors::file(&e.message, input_of), status_of(&e)))
+                    let map = form.wire_cases().map(|(_, m)| m).unwrap_or_default();
+                    let errors = FieldErrors::file(&e.message, |f| {
+                        input_of(f).or_else(|| case_input(f, &map))
+                    });
+                    Err((errors, status_of(&e)))
                 }
             }
         }
@@ -459,14 +543,55 @@ mod tests {
         );
     }
 
-    // spec: ING-156 (fine-grained cases are kept when the form does not edit them)
+    // spec: ING-154 (fine-grained cases round-trip through the case editor)
     #[test]
-    fn cases_set_through_the_api_are_kept() {
-        let cases = json!([{"if": [{"key": "severity", "oper": "IN", "vals": ["Critical"]}],
-                            "equals": [["labels.host"]]}]);
+    fn cases_set_through_the_api_round_trip() {
+        let cases = json!([{"if": [{"key": "severity", "oper": "IN", "vals": ["Critical"]},
+                                   {"key": "labels.env", "oper": "NOTIN", "vals": ["dev", "test"]}],
+                            "equals": [["labels.host", "title"]]}]);
         let stored = json!({"group": {"method": "p", "equals": [], "cases": cases}});
         let f = SettingsForm::of_channel(&stored);
+        assert_eq!(f.cases.len(), 1);
+        assert_eq!(f.cases[0].dims, "labels.host, title");
         assert_eq!(f.group().unwrap()["cases"], cases);
+        // The drawn form has one empty case more, which saves nothing.
+        let drawn = f.padded();
+        assert_eq!(drawn.cases.len(), 2);
+        assert_eq!(drawn.group().unwrap()["cases"], cases);
+    }
+
+    // spec: ING-154 (cases edited in the form; errors go beside the case's inputs)
+    #[test]
+    fn the_case_editor_becomes_wire_cases() {
+        let f = SettingsForm::parse(&pairs(
+            "method=p&dims=title&window_type=sliding             &k0c0_key=severity&k0c0_oper=IN&k0c0_vals=Critical&k0c1_key=&k0c1_vals=&k0_dims=labels.host             &k1c0_key=&k1c0_vals=&k1_dims=             &k2c0_key=labels.svc&k2c0_oper=IN&k2c0_vals=db%0Acache&k2_dims=labels.svc%2C+labels.host",
+        ));
+        assert_eq!(f.cases.len(), 3);
+        let g = f.group().unwrap();
+        assert_eq!(g["equals"], json!([["title"]]));
+        assert_eq!(
+            g["cases"],
+            json!([
+                {"if": [{"key": "severity", "oper": "IN", "vals": ["Critical"]}], "equals": [["labels.host"]]},
+                {"if": [{"key": "labels.svc", "oper": "IN", "vals": ["db", "cache"]}],
+                 "equals": [["labels.svc", "labels.host"]]},
+            ])
+        );
+        let (_, map) = f.wire_cases().unwrap();
+        // The second wire case is the form's third (the blank one is left out).
+        assert_eq!(
+            case_input("group.cases[1].equals[0][1]", &map).as_deref(),
+            Some("k2_dims")
+        );
+        assert_eq!(
+            case_input("group.cases[1].if[0][0].vals[0]", &map).as_deref(),
+            Some("k2c0_vals")
+        );
+        assert_eq!(
+            case_input("group.cases[0].if", &map).as_deref(),
+            Some("k0c_rows")
+        );
+        assert_eq!(case_input("group.cases[5].if", &map), None);
     }
 
     #[test]

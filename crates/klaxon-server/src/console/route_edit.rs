@@ -72,8 +72,18 @@ impl Rules {
         start..start + self.rules.get(k).map_or(0, Vec::len)
     }
 
+    /// The section dividers: each one's name and the rule it precedes.
+    pub(super) fn sections(&self) -> &[(Value, usize)] {
+        &self.sections
+    }
+
+    /// Replaces the section dividers (each `(name, rule it precedes)`).
+    pub(super) fn set_sections(&mut self, sections: Vec<(Value, usize)>) {
+        self.sections = sections;
+    }
+
     /// `cases` and `sections` of the upsert body.
-    fn wire(&self) -> (Value, Value) {
+    pub(super) fn wire(&self) -> (Value, Value) {
         let cases: Vec<Value> = self.rules.iter().flatten().cloned().collect();
         let sections: Vec<Value> = self
             .sections
@@ -241,7 +251,7 @@ fn rule_index(raw: &str, rules: &Rules) -> Result<usize, ApiError> {
         })
 }
 
-async fn channels(state: &AppState, viewer: &Viewer) -> Result<Vec<Value>, ApiError> {
+pub(super) async fn channels(state: &AppState, viewer: &Viewer) -> Result<Vec<Value>, ApiError> {
     Ok(
         fetch(state, viewer, "/channel/list", json!({"limit": 100})).await?["items"]
             .as_array()
@@ -307,7 +317,7 @@ pub(super) async fn edit_page(
     }
 }
 
-fn refusal_status(e: &ApiError, what: &str) -> StatusCode {
+pub(super) fn refusal_status(e: &ApiError, what: &str) -> StatusCode {
     if e.code == ErrorCode::InternalError {
         tracing::error!(error = %e.message, "console route {what} failed");
     }
@@ -315,7 +325,7 @@ fn refusal_status(e: &ApiError, what: &str) -> StatusCode {
 }
 
 /// The version lock's refusal in words a person acts on.
-fn conflict_text(e: &ApiError) -> String {
+pub(super) fn conflict_text(e: &ApiError) -> String {
     if e.message.contains("version conflict") {
         format!(
             "The routes were changed by someone else since this page was loaded ({}). Nothing was saved: look at the current version and try again.",

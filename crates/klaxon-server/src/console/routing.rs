@@ -31,6 +31,10 @@ pub fn routes() -> Router<AppState> {
         .route("/integrations/{id}/routing/rollback", post(rollback))
         .route("/integrations/{id}/routing/rules", post(add_rule))
         .route(
+            "/integrations/{id}/routing/layout",
+            post(super::route_layout::save),
+        )
+        .route(
             "/integrations/{id}/routing/rules/{pos}",
             get(route_edit::edit_page).post(route_edit::save_edit),
         )
@@ -359,6 +363,16 @@ async fn routing_ctx(
         versions => j(&versions),
         diff => j(&diff),
         f => add_rule_ctx(id, &channels, &AddRuleForm::new(current), &FieldErrors::default()),
+        dividers => Rules::of(&route).sections().iter()
+            .map(|(name, at)| (name.as_str().unwrap_or("").to_string(), at + 1))
+            .collect::<Vec<_>>(),
+        layout => super::route_layout::layout_ctx(
+            id,
+            Rules::of(&route).rules.len(),
+            &channels,
+            super::route_layout::LayoutForm::of_route(&route),
+            &FieldErrors::default(),
+        ),
     })
 }
 

@@ -86,9 +86,12 @@ fn env() -> &'static Environment<'static> {
             "pipeline.html",
             "mapping_tables.html",
             "mapping_table.html",
+            "list_columns_form.html",
+            "route_layout_form.html",
         );
         env.add_filter("when", when);
         env.add_filter("ago", ago);
+        env.add_filter("until", until);
         env.add_global("htmx_url", super::assets::htmx_url());
         env.add_global("css_url", super::assets::css_url());
         env.add_global("schedule_drag_url", super::assets::schedule_drag_url());
@@ -122,7 +125,7 @@ pub fn escape(s: &str) -> String {
 }
 
 /// Unix seconds → `2026-11-26 11:33:05 UTC`; 0 (unset) → `-`.
-fn when(secs: i64) -> String {
+pub(super) fn when(secs: i64) -> String {
     if secs <= 0 {
         return "-".to_string();
     }
@@ -133,7 +136,7 @@ fn when(secs: i64) -> String {
 }
 
 /// How long before `now` (both Unix seconds) — `42 s`, `5 min`, `3 h 10 min`, `2 d 4 h`.
-fn ago(secs: i64, now: i64) -> String {
+pub(super) fn ago(secs: i64, now: i64) -> String {
     if secs <= 0 {
         return "-".to_string();
     }
@@ -144,6 +147,15 @@ fn ago(secs: i64, now: i64) -> String {
         3600..86_400 => format!("{} h {} min", d / 3600, d % 3600 / 60),
         _ => format!("{} d {} h", d / 86_400, d % 86_400 / 3600),
     }
+}
+
+/// How long from `now` until `secs` (both Unix seconds), in the words of [`ago`]; a past
+/// instant is `0 s`.
+fn until(secs: i64, now: i64) -> String {
+    if secs <= 0 {
+        return "-".to_string();
+    }
+    ago(now, now + (secs - now).max(0))
 }
 
 #[cfg(test)]
@@ -158,6 +170,8 @@ mod tests {
         assert_eq!(ago(100, 100 + 3 * 3600 + 600), "3 h 10 min");
         assert_eq!(ago(100, 100 + 2 * 86_400 + 4 * 3600), "2 d 4 h");
         assert_eq!(ago(0, 5), "-");
+        assert_eq!(until(100 + 3 * 3600 + 600, 100), "3 h 10 min");
+        assert_eq!(until(50, 100), "0 s");
     }
 
     /// The results fragment draws a thousand rows (more than a page ever holds) with every
@@ -259,6 +273,8 @@ mod tests {
             "pipeline.html",
             "mapping_tables.html",
             "mapping_table.html",
+            "list_columns_form.html",
+            "route_layout_form.html",
         ] {
             assert!(env().get_template(name).is_ok(), "{name}");
         }

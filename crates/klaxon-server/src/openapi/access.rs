@@ -83,6 +83,9 @@ pub const ROUTES: &[(&str, Access)] = &[
     // One's own notification preference (response.md §2.21): only the member changes it.
     ("/member/preference/info", Member),
     ("/member/preference/update", OwnSettings),
+    // One's own incident list columns (RSP-506): only the member changes them.
+    ("/member/list-columns/info", Member),
+    ("/member/list-columns/update", OwnSettings),
     ("/member/role/grant", RoleChange),
     ("/member/role/revoke", RoleChange),
     ("/member/role/update", RoleChange),

@@ -228,6 +228,18 @@ pub const OPERATIONS: &[Operation] = &[
         Object,
     ),
     (
+        "/member/list-columns/info",
+        "The caller's incident list columns",
+        "",
+        Object,
+    ),
+    (
+        "/member/list-columns/update",
+        "Choose the caller's incident list columns",
+        "columns*:[str]",
+        Object,
+    ),
+    (
         "/member/role/grant",
         "Grant roles to a member",
         "member_id*:id role_ids*:[int]",
@@ -1789,6 +1801,7 @@ fn components() -> Value {
                     "creator_id": int, "closer_id": int, "owner_id": int,
                     "responders": { "type": "array", "items": { "type": "object" } },
                     "assigned_to": { "type": ["object", "null"] },
+                    "next_escalate_time": int,
                     "labels": labels, "fields": { "type": "object" },
                     "dedup_key": string, "equals_md5": string, "group_method": string,
                     "ever_muted": { "type": "boolean" }, "is_flapping": { "type": "boolean" },

@@ -1,0 +1,828 @@
+//! The incident views and editors of the console (docs/console.md) in a real headless
+//! Chromium and over plain HTTP: the incident list's columns chosen per person (RSP-506), the
+//! incident page in tabs (RSP-508), the channel and global incident lists (RSP-500), a shared
+//! integration's default route and section dividers (ingest.md §1.3.2, ING-095), and
+//! rule-based grouping cases (ING-154). Screenshots at 1280 and 375 px go to
+//! `$CARGO_TARGET_DIR/console-screenshots/`.
+//!
+//! The browser tests need Debian's `chromium` and `chromium-driver`; without them they fail
+//! when `CI=true` and are skipped with a printed reason otherwise. Every test runs on SQLite,
+//! and on PostgreSQL too when `KLAXON_TEST_DATABASE_URL` is set.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+
+use browser::{
+    Browser, browser_sign_in, click, exists, shoot, text_of, type_into, unlabelled_inputs, until,
+    value_of,
+};
+use common::TestServer;
+use fantoccini::{Client, Locator};
+use serde_json::{Value, json};
+
+fn ok((status, body): (u16, Value)) -> Value {
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("error").is_none(), "{body}");
+    body["data"].clone()
+}
+
+async fn get_page(t: &TestServer, cookie: &str, path: &str) -> (u16, String) {
+    let resp = t
+        .http
+        .get(format!("{}{path}", t.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    // Templates escape `/` in values as `&#x2f;`; a browser reads both the same.
+    (
+        resp.status().as_u16(),
+        resp.text().await.unwrap().replace("&#x2f;", "/"),
+    )
+}
+
+/// Marks the element, so that [`redrawn`] can tell when htmx has replaced it.
+async fn mark(c: &Client, id: &str) {
+    c.execute(
+        "document.getElementById(arguments[0]).dataset.stale = '1'; return true",
+        vec![json!(id)],
+    )
+    .await
+    .unwrap();
+}
+
+/// Waits until the element marked by [`mark`] was drawn anew (the answer was swapped in).
+async fn redrawn(c: &Client, id: &str) {
+    until("the element redrawn", || async {
+        c.execute(
+            "const e = document.getElementById(arguments[0]); return !!e && !e.dataset.stale",
+            vec![json!(id)],
+        )
+        .await
+        .map(|v| v == json!(true))
+        .unwrap_or(false)
+    })
+    .await;
+}
+
+async fn tick(c: &Client, css: &str, on: bool) {
+    let e = c.find(Locator::Css(css)).await.unwrap();
+    let checked = e.prop("checked").await.unwrap().as_deref() == Some("true");
+    if checked != on {
+        e.click().await.unwrap();
+    }
+}
+
+async fn choose(c: &Client, select: &str, value: &str) {
+    c.find(Locator::Css(&format!("{select} option[value='{value}']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The texts of the list's column headings, in order (read in one step: the list redraws
+/// itself every few seconds).
+async fn headings(c: &Client) -> Vec<String> {
+    let v = c
+        .execute(
+            "return [...document.querySelectorAll('#results table.incidents thead th')] \
+             .map(e => e.textContent.trim())",
+            vec![],
+        )
+        .await
+        .unwrap();
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| h.as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+async fn cell(c: &Client, incident_id: &str, column: &str) -> String {
+    text_of(c, &format!("#row-{incident_id} td[data-column='{column}']")).await
+}
+
+// --- RSP-506: list columns ---------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_list_columns_are_chosen_per_person() {
+    list_columns("").await;
+    if let Some(url) = common::fresh_postgres().await {
+        list_columns(&url).await;
+    }
+}
+
+async fn list_columns(database_url: &str) {
+    let mut t = TestServer::start(database_url).await;
+    let Some(browser) = Browser::start().await else {
+        t.stop().await;
+        return;
+    };
+    let c = &browser.client;
+    ok(t.api(
+        "/field/create",
+        json!({"field_name": "region", "display_name": "Region",
+               "field_type": "single_select", "options": ["eu", "us"]}),
+    )
+    .await);
+    let (s, b) = t
+        .push(json!({"event_status": "Critical", "alert_key": "disk-db-1",
+                     "title_rule": "Disk full on db-1", "labels": {"host": "db-1"}}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    t.drained().await;
+    let pushed = t.incidents().await[0]["incident_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(t.api(
+        "/incident/field/reset",
+        json!({"incident_id": pushed, "field_name": "region", "field_value": "eu"}),
+    )
+    .await);
+    let by_hand = ok(t
+        .api(
+            "/incident/create",
+            json!({"title": "Checkout slow", "incident_severity": "Warning"}),
+        )
+        .await)["incident_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    browser_sign_in(&t, c).await;
+    let list = format!("{}/incidents?who=all&range=7d", t.base);
+    c.goto(&list).await.unwrap();
+    until("the list", || async {
+        exists(c, &format!("#row-{pushed}")).await
+    })
+    .await;
+    // Someone who never chose sees the list as it always was.
+    assert_eq!(
+        headings(c).await[1..],
+        [
+            "Incident", "Severity", "Progress", "Channel", "Started", "Alerts"
+        ]
+    );
+
+    // spec: RSP-506 — basic attributes, a custom field and labels, chosen in the form.
+    click(c, "#column-picker summary").await;
+    tick(c, "#col-duration", true).await;
+    tick(c, "#col-responders", true).await;
+    tick(c, "#col-alerts", false).await;
+    tick(c, "#col-field-region", true).await;
+    type_into(c, "#col-labels", "host, rack").await;
+    assert_eq!(
+        unlabelled_inputs(c).await,
+        0,
+        "every column input has a label"
+    );
+    click(c, "#save-columns").await;
+    until("the chosen columns", || async {
+        headings(c).await.iter().any(|h| h == "Duration")
+    })
+    .await;
+    assert_eq!(
+        headings(c).await[1..],
+        [
+            "Incident",
+            "Severity",
+            "Progress",
+            "Channel",
+            "Started",
+            "Duration",
+            "Responders",
+            "Region",
+            "host",
+            "rack"
+        ]
+    );
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .query()
+            .unwrap_or("")
+            .contains("who=all"),
+        "back on the list with its filters"
+    );
+    assert_eq!(cell(c, &pushed, "field.region").await, "eu");
+    assert_eq!(cell(c, &pushed, "label.host").await, "db-1");
+    // spec: RSP-506 — a missing value is shown as `-`.
+    assert_eq!(cell(c, &pushed, "label.rack").await, "-");
+    assert_eq!(cell(c, &by_hand, "field.region").await, "-");
+    assert_eq!(cell(c, &by_hand, "label.host").await, "-");
+    assert!(!cell(c, &pushed, "duration").await.is_empty());
+    shoot(c, "incident-list-columns").await;
+
+    // spec: RSP-506 — the choice is stored for the person, not in this browser: another
+    // session of the same member sees the same columns.
+    let (cookie, _) = common::console_session(t.server.as_ref().unwrap()).await;
+    let (status, html) = get_page(&t, &cookie, "/incidents?who=all&range=7d").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(">Duration</th>") && html.contains(">rack</th>"),
+        "{html}"
+    );
+    assert!(!html.contains(">Alerts</th>"), "{html}");
+
+    // A refused choice is named beside the labels, with what was typed kept; nothing changes.
+    click(c, "#column-picker summary").await;
+    let long = format!("host, {}", "x".repeat(129));
+    type_into(c, "#col-labels", &long).await;
+    click(c, "#save-columns").await;
+    until("the column error", || async {
+        text_of(c, "#col-labels-error")
+            .await
+            .contains("longer than")
+    })
+    .await;
+    assert_eq!(value_of(c, "#col-labels").await, long);
+    let (_, html) = get_page(&t, &cookie, "/incidents?who=all&range=7d").await;
+    assert!(html.contains(">rack</th>"), "nothing saved");
+
+    browser.stop().await;
+    t.stop().await;
+}
+
+// --- RSP-508: the incident page in tabs ----------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_incident_page_is_in_tabs() {
+    detail_tabs("").await;
+    if let Some(url) = common::fresh_postgres().await {
+        detail_tabs(&url).await;
+    }
+}
+
+async fn detail_tabs(database_url: &str) {
+    let mut t = TestServer::start(database_url).await;
+    let Some(browser) = Browser::start().await else {
+        t.stop().await;
+        return;
+    };
+    let c = &browser.client;
+    let owner_id = ok(t.api("/member/info", json!({})).await)["member_id"]
+        .as_i64()
+        .unwrap();
+    let channels = ok(t.api("/channel/list", json!({})).await);
+    let channel_id = channels["items"][0]["channel_id"].as_i64().unwrap();
+    ok(t.api(
+        "/channel/update",
+        json!({"channel_id": channel_id, "group": {"method": "n"}}),
+    )
+    .await);
+    // Two levels, so a new incident has a pending escalation to count down to.
+    let level = json!({"target": {"person_ids": [owner_id], "by": {"follow_preference": true}},
+                       "escalate_window": 30});
+    ok(t.api(
+        "/channel/escalate/rule/create",
+        json!({"channel_id": channel_id, "rule_name": "Primary", "layers": [level, level]}),
+    )
+    .await);
+    // An earlier, closed incident like the new one: a past incident of it.
+    for key in ["disk-db-7-a", "disk-db-7-b"] {
+        let (s, b) = t
+            .push(json!({"event_status": "Critical", "alert_key": key,
+                         "title_rule": "Disk full on db-7", "labels": {"host": "db-7"}}))
+            .await;
+        assert_eq!(s, 200, "{b}");
+        t.drained().await;
+        if key.ends_with('a') {
+            let first = t.incidents().await[0]["incident_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            ok(t.api(
+                "/incident/reset",
+                json!({"incident_id": first, "root_cause": "Old WAL files",
+                       "resolution": "Removed them"}),
+            )
+            .await);
+            ok(t.api("/incident/close", json!({"incident_ids": [first]}))
+                .await);
+        }
+    }
+    let incidents = t.incidents().await;
+    let open = incidents
+        .iter()
+        .find(|i| i["progress"] != "Closed")
+        .unwrap()["incident_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let closed = incidents
+        .iter()
+        .find(|i| i["progress"] == "Closed")
+        .unwrap();
+    let closed_id = closed["incident_id"].as_str().unwrap().to_string();
+    ok(t.api(
+        "/incident/reset",
+        json!({"incident_id": open, "impact": "Writes fail on db-7"}),
+    )
+    .await);
+
+    browser_sign_in(&t, c).await;
+    c.goto(&format!("{}/incident/detail/{open}", t.base))
+        .await
+        .unwrap();
+    // spec: RSP-508 — the tabs, the overview first: key information, description, impact,
+    // labels, custom fields and the assignment with its countdown to the next escalation.
+    let tabs = text_of(c, "nav.tabs").await;
+    for name in [
+        "Overview",
+        "Alerts",
+        "Timeline",
+        "Change history",
+        "Past incidents",
+    ] {
+        assert!(tabs.contains(name), "{tabs}");
+    }
+    assert!(
+        !tabs.contains("Root cause"),
+        "an open incident has no outcome tab"
+    );
+    assert_eq!(
+        attr(c, "#tab-overview", "aria-current").await.as_deref(),
+        Some("page")
+    );
+    let overview = text_of(c, "#tab-panel").await;
+    for part in [
+        "Key information",
+        "Description",
+        "Impact",
+        "Assignment",
+        "Labels",
+    ] {
+        assert!(overview.contains(part), "{overview}");
+    }
+    let countdown = text_of(c, "#escalation-countdown").await;
+    assert!(
+        countdown.contains("Escalates to the next level in"),
+        "{countdown}"
+    );
+    shoot(c, "incident-tab-overview").await;
+
+    // With the keyboard: focus the Alerts tab and press Enter; htmx swaps the tab in, the
+    // address follows and the focus stays on the tab.
+    mark(c, "incident").await;
+    c.execute(
+        "document.getElementById('tab-alerts').focus(); return true",
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    redrawn(c, "incident").await;
+    assert!(exists(c, "#tab-panel.tab-alerts ul.alerts").await);
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .query()
+            .unwrap_or("")
+            .contains("tab=alerts"),
+        "the address names the tab"
+    );
+    let focused = c
+        .execute("return document.activeElement.id", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, json!("tab-alerts"));
+    shoot(c, "incident-tab-alerts").await;
+
+    // The timeline, where a comment lands and the tab stays.
+    click(c, "#tab-timeline").await;
+    until("the timeline tab", || async {
+        exists(c, "#tab-panel.tab-timeline #comment").await
+    })
+    .await;
+    type_into(c, "#comment", "Looking at the WAL volume").await;
+    click(c, "form.comment button[type=submit]").await;
+    until("the comment in the timeline", || async {
+        text_of(c, "#tab-panel .timeline")
+            .await
+            .contains("Looking at the WAL volume")
+    })
+    .await;
+    shoot(c, "incident-tab-timeline").await;
+
+    // The change history: the impact edit and the assignment, nothing else.
+    click(c, "#tab-history").await;
+    until("the history tab", || async {
+        exists(c, "#tab-panel.tab-history").await
+    })
+    .await;
+    let history = text_of(c, "#tab-panel").await;
+    assert!(history.contains("Impact changed"), "{history}");
+    assert!(history.contains("Writes fail on db-7"), "{history}");
+    assert!(history.contains("Assigned"), "{history}");
+    assert!(!history.contains("Looking at the WAL volume"), "{history}");
+
+    // Past incidents: the closed one like it, with its root cause.
+    click(c, "#tab-past").await;
+    until("the past tab", || async {
+        exists(c, "#tab-panel.tab-past").await
+    })
+    .await;
+    let past = text_of(c, "#tab-panel").await;
+    // The tab draws the `/incident/past/list` answer.
+    let listed = ok(t
+        .api("/incident/past/list", json!({"incident_id": open}))
+        .await);
+    match listed["items"].as_array().and_then(|a| a.first()) {
+        Some(p) => assert!(past.contains(p["num"].as_str().unwrap()), "{past}"),
+        None => assert!(past.contains("No similar past incidents"), "{past}"),
+    }
+    shoot(c, "incident-tab-past").await;
+
+    // Without script the tabs are links: each one is a page of its own.
+    let (cookie, _) = common::console_session(t.server.as_ref().unwrap()).await;
+    let (status, html) =
+        get_page(&t, &cookie, &format!("/incident/detail/{open}?tab=history")).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("<!doctype html") || html.contains("<!DOCTYPE html"),
+        "a whole page"
+    );
+    assert!(html.contains("class=\"tab-panel tab-history\""), "{html}");
+    assert!(html.contains(&format!("href=\"/incident/detail/{open}?tab=timeline\"")));
+    // A closed incident has the root cause and resolution tab.
+    let (_, html) = get_page(
+        &t,
+        &cookie,
+        &format!("/incident/detail/{closed_id}?tab=outcome"),
+    )
+    .await;
+    assert!(html.contains("class=\"tab-panel tab-outcome\""), "{html}");
+    assert!(html.contains("Old WAL files") && html.contains("Removed them"));
+    // An open incident asked for it shows the overview.
+    let (_, html) = get_page(&t, &cookie, &format!("/incident/detail/{open}?tab=outcome")).await;
+    assert!(html.contains("class=\"tab-panel tab-overview\""));
+
+    browser.stop().await;
+    t.stop().await;
+}
+
+async fn attr(c: &Client, css: &str, name: &str) -> Option<String> {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .attr(name)
+        .await
+        .unwrap()
+}
+
+// --- RSP-500: the channel list and the global list ---------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_channel_list_and_the_global_list() {
+    two_lists("").await;
+    if let Some(url) = common::fresh_postgres().await {
+        two_lists(&url).await;
+    }
+}
+
+async fn two_lists(database_url: &str) {
+    let mut t = TestServer::start(database_url).await;
+    let channel = |name: &'static str| {
+        let t = &t;
+        async move {
+            ok(t.api("/channel/create", json!({"channel_name": name}))
+                .await)["channel_id"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let db = channel("Databases").await;
+    let web = channel("Web").await;
+    let mut made = std::collections::HashMap::new();
+    for (title, cid) in [("DB open", db), ("DB closed", db), ("Web open", web)] {
+        let id = ok(t
+            .api(
+                "/incident/create",
+                json!({"title": title, "incident_severity": "Critical", "channel_id": cid}),
+            )
+            .await)["incident_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        made.insert(title, id);
+    }
+    ok(t.api(
+        "/incident/close",
+        json!({"incident_ids": [made["DB closed"]]}),
+    )
+    .await);
+    let (cookie, _) = common::console_session(t.server.as_ref().unwrap()).await;
+    let rows = |html: &str| -> Vec<&'static str> {
+        ["DB open", "DB closed", "Web open"]
+            .into_iter()
+            .filter(|title| html.contains(&format!("id=\"row-{}\"", made[title])))
+            .collect()
+    };
+
+    // spec: RSP-500 — the channel list: one channel, opened on its open incidents
+    // (RSP-501), with the channel fixed.
+    let (status, html) = get_page(&t, &cookie, &format!("/channels/{db}/incidents")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Incidents of Databases"), "{html}");
+    assert_eq!(rows(&html), ["DB open"]);
+    assert!(
+        !html.contains("id=\"channel\""),
+        "no channel choice on a channel's list"
+    );
+    assert!(html.contains(&format!("hx-get=\"/channels/{db}/incidents/results\"")));
+    // Filtered (here: closed ones), still only this channel — a channel in the query is
+    // not taken over the list's own.
+    let (_, html) = get_page(
+        &t,
+        &cookie,
+        &format!("/channels/{db}/incidents?who=all&range=7d&progress=Closed&channel={web}"),
+    )
+    .await;
+    assert_eq!(rows(&html), ["DB closed"]);
+    let (_, html) = get_page(
+        &t,
+        &cookie,
+        &format!("/channels/{web}/incidents/results?who=all&range=7d"),
+    )
+    .await;
+    assert_eq!(rows(&html), ["Web open"]);
+    // spec: RSP-500 — the global list: any number of channels, or the whole account.
+    let (_, html) = get_page(&t, &cookie, "/incidents?who=all&range=7d").await;
+    assert_eq!(rows(&html), ["DB open", "DB closed", "Web open"]);
+    let (_, html) = get_page(
+        &t,
+        &cookie,
+        &format!("/incidents?who=all&range=7d&channel={web}"),
+    )
+    .await;
+    assert_eq!(rows(&html), ["Web open"]);
+    let (_, html) = get_page(
+        &t,
+        &cookie,
+        "/incidents?who=all&range=7d&progress=Triggered",
+    )
+    .await;
+    assert_eq!(rows(&html), ["DB open", "Web open"]);
+    // An unknown channel has no list.
+    let (status, _) = get_page(&t, &cookie, "/channels/999999/incidents").await;
+    assert_eq!(status, 404);
+    t.stop().await;
+}
+
+// --- Routing: the default route and section dividers --------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_route_and_sections_are_edited_in_the_console() {
+    route_layout("").await;
+    if let Some(url) = common::fresh_postgres().await {
+        route_layout(&url).await;
+    }
+}
+
+async fn route_layout(database_url: &str) {
+    let mut t = TestServer::start(database_url).await;
+    let Some(browser) = Browser::start().await else {
+        t.stop().await;
+        return;
+    };
+    let c = &browser.client;
+    let db = ok(t
+        .api("/channel/create", json!({"channel_name": "Databases"}))
+        .await)["channel_id"]
+        .as_i64()
+        .unwrap();
+    let web = ok(t
+        .api("/channel/create", json!({"channel_name": "Web"}))
+        .await)["channel_id"]
+        .as_i64()
+        .unwrap();
+    let iid = ok(t
+        .api(
+            "/integration/create",
+            json!({"integration_name": "Prometheus (all teams)", "type": "prometheus",
+                   "kind": "shared", "default_channel_ids": [web]}),
+        )
+        .await)["integration_id"]
+        .as_i64()
+        .unwrap();
+    let v2 = ok(t
+        .api(
+            "/route/upsert",
+            json!({"integration_id": iid, "version": 1,
+                   "cases": [
+                     {"if": [{"key": "labels.team", "oper": "IN", "vals": ["db"]}],
+                      "channel_ids": [db], "fallthrough": true, "name": "Database team"},
+                     {"if": [{"key": "severity", "oper": "NOTIN", "vals": ["Info"]}],
+                      "channel_ids": [web]}],
+                   "default": {"channel_ids": [web]}}),
+        )
+        .await);
+    assert_eq!(v2["version"], 2);
+
+    browser_sign_in(&t, c).await;
+    c.goto(&format!("{}/integrations/{iid}/routing", t.base))
+        .await
+        .unwrap();
+    until("the layout form", || async {
+        exists(c, "#route-layout").await
+    })
+    .await;
+    assert_eq!(unlabelled_inputs(c).await, 0);
+    // spec: ING-091 — the default route; §1.3.2 — named dividers between the rules.
+    tick(c, &format!("#default-{db}"), true).await;
+    tick(c, &format!("#default-{web}"), false).await;
+    type_into(c, "#s0_name", "Databases").await;
+    choose(c, "#s0_before", "1").await;
+    type_into(c, "#s1_name", "Everything else").await;
+    choose(c, "#s1_before", "2").await;
+    click(c, "#save-layout").await;
+    // spec: ING-095 — saved as a new version through the same upsert as the API.
+    until("version 3", || async {
+        text_of(c, "#current-version").await == "version 3"
+    })
+    .await;
+    let route = ok(t.api("/route/info", json!({"integration_id": iid})).await);
+    assert_eq!(route["version"], 3);
+    assert_eq!(route["default"]["channel_ids"], json!([db]));
+    assert_eq!(
+        route["sections"],
+        json!([{"name": "Databases", "position": 0}, {"name": "Everything else", "position": 1}])
+    );
+    assert_eq!(
+        route["cases"].as_array().unwrap().len(),
+        2,
+        "the rules are kept"
+    );
+    let history = ok(t
+        .api("/route/history/list", json!({"integration_id": iid}))
+        .await);
+    assert_eq!(history["items"][0]["version"], 3);
+    let dividers = text_of(c, "#route-rules").await;
+    assert!(
+        dividers.find("Databases").unwrap() < dividers.find("Everything else").unwrap(),
+        "{dividers}"
+    );
+    assert!(text_of(c, "#default-route").await.contains("Databases"));
+    shoot(c, "routing-layout").await;
+
+    // A refused save (two sections of one name) is named beside the field, with what was
+    // typed kept, and nothing saved.
+    mark(c, "route-layout").await;
+    type_into(c, "#s1_name", "Databases").await;
+    click(c, "#save-layout").await;
+    redrawn(c, "route-layout").await;
+    let error = text_of(c, "#s1_name-error").await;
+    assert!(error.contains("sections[1].name"), "{error}");
+    assert_eq!(value_of(c, "#s1_name").await, "Databases");
+    assert_eq!(
+        ok(t.api("/route/info", json!({"integration_id": iid})).await)["version"],
+        3
+    );
+    shoot(c, "routing-layout-error").await;
+
+    // Based on an old version, a save is refused (the version lock) and says so.
+    ok(t.api(
+        "/route/upsert",
+        json!({"integration_id": iid, "version": 3, "cases": route["cases"],
+               "default": {"channel_ids": [web]}}),
+    )
+    .await);
+    mark(c, "route-layout").await;
+    type_into(c, "#s1_name", "Web").await;
+    click(c, "#save-layout").await;
+    redrawn(c, "route-layout").await;
+    assert!(
+        text_of(c, "#_form-error")
+            .await
+            .contains("changed by someone else"),
+        "the conflict is explained"
+    );
+    assert_eq!(
+        ok(t.api("/route/info", json!({"integration_id": iid})).await)["version"],
+        4
+    );
+
+    browser.stop().await;
+    t.stop().await;
+}
+
+// --- ING-154: rule-based grouping cases ----------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grouping_cases_are_edited_in_the_noise_settings() {
+    grouping_cases("").await;
+    if let Some(url) = common::fresh_postgres().await {
+        grouping_cases(&url).await;
+    }
+}
+
+async fn grouping_cases(database_url: &str) {
+    let mut t = TestServer::start(database_url).await;
+    let Some(browser) = Browser::start().await else {
+        t.stop().await;
+        return;
+    };
+    let c = &browser.client;
+    let channels = ok(t.api("/channel/list", json!({})).await);
+    let cid = channels["items"][0]["channel_id"].as_i64().unwrap();
+    ok(t.api(
+        "/channel/update",
+        json!({"channel_id": cid, "group": {"method": "n"}}),
+    )
+    .await);
+
+    browser_sign_in(&t, c).await;
+    c.goto(&format!("{}/channels/{cid}/noise", t.base))
+        .await
+        .unwrap();
+    until("the settings form", || async {
+        exists(c, "#noise-settings").await
+    })
+    .await;
+    click(c, "#method-p").await;
+    type_into(c, "#dims", "labels.host").await;
+    // spec: ING-154 — a case: its conditions (all must match) and its dimensions.
+    type_into(c, "#k0c0_key", "severity").await;
+    type_into(c, "#k0c0_vals", "Critical").await;
+    type_into(c, "#k0c1_key", "labels.env").await;
+    choose(c, "#k0c1_oper", "NOTIN").await;
+    type_into(c, "#k0c1_vals", "dev").await;
+    type_into(c, "#k0_dims", "labels.check, labels.cluster").await;
+    assert_eq!(unlabelled_inputs(c).await, 0);
+    click(c, "#save-settings").await;
+    until("the saved settings", || async {
+        c.current_url()
+            .await
+            .unwrap()
+            .query()
+            .unwrap_or("")
+            .contains("saved")
+    })
+    .await;
+    let group = ok(t.api("/channel/info", json!({"channel_id": cid})).await)["group"].clone();
+    assert_eq!(group["method"], "p");
+    assert_eq!(group["equals"], json!([["labels.host"]]));
+    assert_eq!(
+        group["cases"],
+        json!([{"if": [{"key": "severity", "oper": "IN", "vals": ["Critical"]},
+                       {"key": "labels.env", "oper": "NOTIN", "vals": ["dev"]}],
+                "equals": [["labels.check", "labels.cluster"]]}])
+    );
+    // The saved case is drawn again, with an empty one after it to add another.
+    assert_eq!(
+        value_of(c, "#k0_dims").await,
+        "labels.check, labels.cluster"
+    );
+    assert_eq!(value_of(c, "#k1_dims").await, "");
+    shoot(c, "noise-grouping-cases").await;
+
+    // The API's check, shown beside the case's field with everything typed kept; nothing
+    // saved.
+    mark(c, "noise-settings").await;
+    type_into(c, "#k1c0_key", "labels.service").await;
+    type_into(c, "#k1c0_vals", "checkout").await;
+    type_into(c, "#k1_dims", "colour").await;
+    click(c, "#save-settings").await;
+    redrawn(c, "noise-settings").await;
+    let error = text_of(c, "#k1_dims-error").await;
+    assert!(error.contains("group.cases[1].equals"), "{error}");
+    assert_eq!(value_of(c, "#k1_dims").await, "colour");
+    assert_eq!(value_of(c, "#k1c0_vals").await, "checkout");
+    assert_eq!(
+        ok(t.api("/channel/info", json!({"channel_id": cid})).await)["group"]["cases"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // A case without conditions is refused beside its conditions.
+    mark(c, "noise-settings").await;
+    type_into(c, "#k1c0_key", "").await;
+    type_into(c, "#k1c0_vals", "").await;
+    type_into(c, "#k1_dims", "labels.service").await;
+    click(c, "#save-settings").await;
+    redrawn(c, "noise-settings").await;
+    assert!(
+        text_of(c, "#k1c_rows-error").await.contains("condition"),
+        "{}",
+        text_of(c, "#noise-settings").await
+    );
+    shoot(c, "noise-grouping-cases-error").await;
+
+    browser.stop().await;
+    t.stop().await;
+}
