@@ -14,6 +14,8 @@ use serde::Serialize;
 
 use crate::model::{Incident, Millis, Progress};
 
+pub mod responder;
+
 /// RSP-470: a query spans at most 180 days.
 pub const MAX_RANGE_DAYS: i64 = 180;
 

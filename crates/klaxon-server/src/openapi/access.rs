@@ -185,6 +185,7 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/insight/account", P(AnalyticsRead)),
     ("/insight/team", P(AnalyticsRead)),
     ("/insight/channel", P(AnalyticsRead)),
+    ("/insight/responder", P(AnalyticsRead)),
     ("/incident/list", P(IncidentsRead)),
     ("/incident/info", P(IncidentsRead)),
     ("/incident/alert/list", P(IncidentsRead)),
