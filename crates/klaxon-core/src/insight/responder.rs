@@ -303,4 +303,44 @@ mod tests {
         assert_eq!(interruptions(&[&failed, &later]), 1);
         assert_eq!(interruptions(&[]), 0);
     }
+
+    #[test]
+    fn rows_cover_the_population_only() {
+        // spec: RSP-471, RSP-477, RSP-479 (INS-1: engaged seconds A = 1560; no MTTR)
+        use crate::insight::tests::incident;
+        let mut i1 = incident("i1", 1, 3);
+        i1.progress = Progress::Closed;
+        i1.close_time = i1.start_time + 30 * MIN;
+        let mut muted = incident("m", 1, 3);
+        muted.response.ever_muted = true;
+        let f = |inc| Facts {
+            incident: inc,
+            escalated: false,
+            reassigned: false,
+            merged_away: false,
+            first_acks: Vec::new(),
+        };
+        let facts = [f(&i1), f(&muted)];
+        let t0 = i1.start_time;
+        // Every incident had the same responder history.
+        let parts_of = |_: &str| {
+            let es = vec![
+                entry("i_assign", 0, t0, json!({"type": "assign", "to": [1]})),
+                entry("i_ack", 1, t0 + 4 * MIN, json!({})),
+            ];
+            Some(parts(&es))
+        };
+        let mut on_muted = send(1, "sms", t0);
+        on_muted.incident_id = "m".into();
+        let mut s1 = send(1, "voice", t0);
+        s1.incident_id = "i1".into();
+        let mut s2 = send(1, "email", t0);
+        s2.incident_id = "i1".into();
+        let rows = responders(&facts, parts_of, &[s1, s2, on_muted]);
+        let a = &rows[&1];
+        assert_eq!(a.total_incident_cnt, 1, "the muted incident is left out");
+        assert_eq!(a.mean_seconds_to_ack, Some(240.0));
+        assert_eq!(a.total_engaged_seconds, 1560);
+        assert_eq!((a.total_notifications, a.total_interruptions), (2, 1));
+    }
 }
