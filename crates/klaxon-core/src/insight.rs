@@ -14,6 +14,8 @@ use serde::Serialize;
 
 use crate::model::{Incident, Millis, Progress};
 
+pub mod responder;
+
 /// RSP-470: a query spans at most 180 days.
 pub const MAX_RANGE_DAYS: i64 = 180;
 
@@ -285,13 +287,13 @@ pub fn totals(facts: &[Facts<'_>]) -> Totals {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const MIN: Millis = 60_000;
     const T0: Millis = 1_767_225_600_000; // 2026-01-01 00:00 UTC, a Thursday
 
-    fn incident(id: &str, alerts: i64, events: i64) -> Incident {
+    pub(crate) fn incident(id: &str, alerts: i64, events: i64) -> Incident {
         let mut inc: Incident = serde_json::from_value(serde_json::json!({
             "incident_id": id, "num": "N1", "account_id": 1, "channel_id": 7,
             "title": "db down", "description": "", "incident_severity": "Critical",

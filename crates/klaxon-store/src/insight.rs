@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use klaxon_core::insight::responder::{Entry, Send};
 use klaxon_core::model::Millis;
 use serde_json::Value;
 
@@ -75,6 +76,69 @@ impl crate::Store {
                         }
                     }
                 }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl crate::Store {
+    /// The timeline entries that shape the responder lists of the account's incidents `ids`
+    /// (assignments, added responders, acknowledgements), per incident in time order
+    /// (RSP-479).
+    pub async fn insight_responder_entries(
+        &self,
+        account_id: i64,
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<Entry>>> {
+        let mut out: HashMap<String, Vec<Entry>> = HashMap::new();
+        let mut conn = self.inner.read.acquire().await?;
+        for chunk in ids.chunks(CHUNK) {
+            let mut sql = Sql::new(
+                "SELECT incident_id, kind, creator_id, created_at, detail FROM incident_timeline \
+                 WHERE account_id = ",
+            );
+            sql.bind(account_id)
+                .push(" AND kind IN ('i_assign', 'i_a_rspd', 'i_ack')")
+                .and_in_padded("incident_id", chunk)
+                .push(" ORDER BY created_at, seq");
+            for row in sql.query_on(&conn).fetch_all(&mut *conn).await? {
+                let detail: Value =
+                    serde_json::from_str(&get_str(&row, "detail")?).unwrap_or(Value::Null);
+                out.entry(get_str(&row, "incident_id")?)
+                    .or_default()
+                    .push(Entry {
+                        kind: get_str(&row, "kind")?,
+                        creator_id: get_i64(&row, "creator_id")?,
+                        created_at: get_i64(&row, "created_at")?,
+                        detail,
+                    });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every send addressed to a person for the account's incidents `ids` (RSP-478, RSP-479).
+    pub async fn insight_sends(&self, account_id: i64, ids: &[String]) -> Result<Vec<Send>> {
+        let mut out = Vec::new();
+        let mut conn = self.inner.read.acquire().await?;
+        for chunk in ids.chunks(CHUNK) {
+            let mut sql = Sql::new(
+                "SELECT incident_id, person_id, channel, status, created_at FROM notifications \
+                 WHERE account_id = ",
+            );
+            sql.bind(account_id)
+                .push(" AND person_id > 0")
+                .and_in_padded("incident_id", chunk)
+                .push(" ORDER BY created_at, seq");
+            for row in sql.query_on(&conn).fetch_all(&mut *conn).await? {
+                out.push(Send {
+                    incident_id: get_str(&row, "incident_id")?,
+                    person_id: get_i64(&row, "person_id")?,
+                    channel: get_str(&row, "channel")?,
+                    failed: get_str(&row, "status")? == "failed",
+                    created_at: get_i64(&row, "created_at")?,
+                });
             }
         }
         Ok(out)

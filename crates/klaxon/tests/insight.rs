@@ -332,3 +332,146 @@ on_both_backends!(
         n.ts.stop().await;
     }
 );
+
+on_both_backends!(insights_per_responder, |url: String| async move {
+    // spec: RSP-479, RSP-478, RSP-477, RSP-471
+    let mut n = Node::start(&url).await;
+    let me = ok(n.ts.api("/member/info", json!({})).await);
+    let owner = me["member_id"].as_i64().unwrap();
+    let invited = ok(n
+        .ts
+        .api(
+            "/member/invite",
+            json!({"members": [{"email": "bo@example.com", "member_name": "Bo"}]}),
+        )
+        .await);
+    let bo = invited["items"][0]["member_id"].as_i64().unwrap();
+    // A first sign-in turns the invited member into an enabled one (RSP-152).
+    n.ts.server
+        .as_ref()
+        .unwrap()
+        .store()
+        .create_session(me["account_id"].as_i64().unwrap(), bo, 60_000, T0)
+        .await
+        .unwrap();
+    let create = |title: &str| json!({"title": title, "incident_severity": "Critical"});
+    let first = ok(n.ts.api("/incident/create", create("db down")).await)["incident_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let second = ok(n.ts.api("/incident/create", create("queue stuck")).await)["incident_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The owner is assigned the first incident at +1 min, acknowledges at +4 min and
+    // closes it at +11 min: 180 s to acknowledge, 420 s engaged.
+    n.advance(1);
+    ok(n.ts
+        .api(
+            "/incident/assign",
+            json!({"incident_id": first, "assigned_to": {"person_ids": [owner]}}),
+        )
+        .await);
+    n.advance(3);
+    ok(n.ts
+        .api("/incident/ack", json!({"incident_ids": [first]}))
+        .await);
+    // Bo is added to the second incident and then reassigned away from it.
+    ok(n.ts
+        .api(
+            "/incident/responder/add",
+            json!({"incident_id": second, "person_ids": [bo]}),
+        )
+        .await);
+    n.advance(1);
+    ok(n.ts
+        .api(
+            "/incident/assign",
+            json!({"incident_id": second, "assigned_to": {"person_ids": [owner]}}),
+        )
+        .await);
+    n.advance(6);
+    ok(n.ts
+        .api("/incident/close", json!({"incident_ids": [first]}))
+        .await);
+
+    let rows = n
+        .insight(
+            "/insight/responder",
+            json!({"orderby": "total_incident_cnt"}),
+        )
+        .await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let o = &rows[0];
+    assert_eq!(o["responder_id"], owner, "{rows:?}");
+    assert_eq!(o["total_incident_cnt"], 2);
+    assert_eq!(o["total_incidents_acknowledged"], 1);
+    assert_eq!(o["mean_seconds_to_ack"], 180.0);
+    assert_eq!(o["total_engaged_seconds"], 420);
+    assert_eq!(o["total_incidents_reassigned"], 0);
+    assert!(
+        o.get("mean_seconds_to_close").is_none(),
+        "no MTTR per responder"
+    );
+    let b = &rows[1];
+    assert_eq!(b["responder_id"], bo);
+    assert_eq!(b["responder_name"], "Bo");
+    assert_eq!(b["total_incident_cnt"], 1);
+    assert_eq!(b["total_incidents_acknowledged"], 0);
+    assert_eq!(b["mean_seconds_to_ack"], Value::Null);
+    assert_eq!(b["total_incidents_reassigned"], 1);
+    assert_eq!(b["total_incidents_manually_escalated"], 0);
+    assert_eq!(b["total_incidents_timeout_escalated"], 0);
+
+    // The sends counted are the direct ones the incidents' notification lists show.
+    for (person, row) in [(owner, o), (bo, b)] {
+        let mut sends = 0;
+        let mut interrupting = 0;
+        for inc in [&first, &second] {
+            let list = ok(n
+                .ts
+                .api("/incident/notification/list", json!({"incident_id": inc}))
+                .await);
+            for s in list["items"].as_array().unwrap() {
+                if s["person_id"] == person {
+                    sends += 1;
+                    if ["sms", "voice", "app"].contains(&s["channel"].as_str().unwrap_or(""))
+                        && s["status"] != "failed"
+                    {
+                        interrupting += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(row["total_notifications"], sends, "{row} {person}");
+        assert!(row["total_interruptions"].as_i64().unwrap() <= interrupting);
+    }
+
+    // Ascending by a responder metric; bad metric names are refused.
+    let asc = n
+        .insight(
+            "/insight/responder",
+            json!({"orderby": "total_incidents_reassigned", "asc": true}),
+        )
+        .await;
+    assert_eq!(asc[0]["responder_id"], owner);
+    let msg = invalid(
+        n.ts.api(
+            "/insight/responder",
+            json!({"start_time": T0 / 1000, "end_time": T0 / 1000 + 3600,
+                       "orderby": "total_incidents_closed"}),
+        )
+        .await,
+    );
+    assert!(msg.starts_with("orderby"), "{msg}");
+    let msg = invalid(
+        n.ts.api(
+            "/insight/responder",
+            json!({"start_time": T0 / 1000, "end_time": T0 / 1000 + 3600,
+                       "split_hours": true}),
+        )
+        .await,
+    );
+    assert!(msg.contains("split_hours"), "{msg}");
+    n.ts.stop().await;
+});

@@ -188,6 +188,7 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/insight/account", P(AnalyticsRead)),
     ("/insight/team", P(AnalyticsRead)),
     ("/insight/channel", P(AnalyticsRead)),
+    ("/insight/responder", P(AnalyticsRead)),
     ("/incident/list", P(IncidentsRead)),
     ("/incident/info", P(IncidentsRead)),
     ("/incident/alert/list", P(IncidentsRead)),

@@ -994,6 +994,12 @@ pub const OPERATIONS: &[Operation] = &[
         "start_time*:ts end_time*:ts team_ids:[int] channel_ids:[int] responder_ids:[int] severities:[str] incident_ids:[str] query:str labels:obj fields:obj is_my_team:bool time_zone:str seconds_to_ack_from:int seconds_to_ack_to:int seconds_to_close_from:int seconds_to_close_to:int orderby:str asc:bool split_hours:bool aggregate_unit:hour|day|week|month",
         Object,
     ),
+    (
+        "/insight/responder",
+        "How each responder responded over a period",
+        "start_time*:ts end_time*:ts team_ids:[int] channel_ids:[int] responder_ids:[int] severities:[str] incident_ids:[str] query:str labels:obj fields:obj is_my_team:bool time_zone:str seconds_to_ack_from:int seconds_to_ack_to:int seconds_to_close_from:int seconds_to_close_to:int orderby:str asc:bool",
+        Object,
+    ),
     // Custom fields (openapi-compat.md 2.2).
     (
         "/field/list",

@@ -19,7 +19,14 @@ use super::handlers::{field_filters, hidden_channels, label_filter, store_err};
 use super::{Args, Caller};
 use crate::state::AppState;
 
-pub const PATHS: &[&str] = &["/insight/account", "/insight/team", "/insight/channel"];
+mod responder;
+
+pub const PATHS: &[&str] = &[
+    "/insight/account",
+    "/insight/team",
+    "/insight/channel",
+    "/insight/responder",
+];
 
 /// Incidents one query may read; a longer range has to be split.
 const MAX_INCIDENTS: usize = 200_000;
@@ -36,6 +43,7 @@ pub async fn dispatch(
         "/insight/account" => Dimension::Account,
         "/insight/team" => Dimension::Team,
         "/insight/channel" => Dimension::Channel,
+        "/insight/responder" => return Some(responder::rows(state, caller, args).await.map(Some)),
         _ => return None,
     };
     Some(aggregate(state, caller, args, dim).await.map(Some))
@@ -81,7 +89,12 @@ const METRICS: &[&str] = &[
     "noise_reduction_pct",
 ];
 
-async fn read_query(state: &AppState, caller: &Caller, args: &Args) -> Result<Query, ApiError> {
+async fn read_query(
+    state: &AppState,
+    caller: &Caller,
+    args: &Args,
+    metrics: &[&str],
+) -> Result<Query, ApiError> {
     let start = args
         .i64("start_time")?
         .ok_or_else(|| ApiError::invalid("start_time is required"))?;
@@ -181,7 +194,7 @@ async fn read_query(state: &AppState, caller: &Caller, args: &Args) -> Result<Qu
     }
     let orderby = args.str("orderby")?.filter(|o| !o.is_empty());
     if let Some(o) = &orderby
-        && !METRICS.contains(&o.as_str())
+        && !metrics.contains(&o.as_str())
     {
         return Err(ApiError::invalid(format!(
             "orderby must name a metric such as total_incident_cnt, not {o:?}"
@@ -314,22 +327,29 @@ fn within(v: Option<i64>, (from, to): (Option<i64>, Option<i64>)) -> bool {
 /// bucket when asked for.
 type RowKey = (i64, Option<Hours>, Option<Millis>);
 
-async fn aggregate(
+/// The timeline facts of the incidents found.
+async fn timeline_of(
     state: &AppState,
     caller: &Caller,
-    args: &Args,
-    dim: Dimension,
-) -> Result<Value, ApiError> {
-    let mut q = read_query(state, caller, args).await?;
-    let found = incidents(state, caller, &mut q.filter).await?;
+    found: &[Incident],
+) -> Result<HashMap<String, TimelineFacts>, ApiError> {
     let ids: Vec<String> = found.iter().map(|i| i.incident_id.clone()).collect();
-    let timeline = state
+    state
         .store
         .insight_timeline_facts(caller.account_id, &ids)
         .await
-        .map_err(store_err)?;
+        .map_err(store_err)
+}
+
+/// The incidents found with their timeline facts, within the acknowledgement and close
+/// windows of the query.
+fn facts_of<'a>(
+    found: &'a [Incident],
+    timeline: &HashMap<String, TimelineFacts>,
+    q: &Query,
+) -> Vec<Facts<'a>> {
     let none = TimelineFacts::default();
-    let facts: Vec<Facts<'_>> = found
+    found
         .iter()
         .filter(|i| {
             let ack = (i.ack_time > 0).then(|| (i.ack_time - i.start_time) / 1000);
@@ -346,8 +366,21 @@ async fn aggregate(
                 first_acks: t.first_acks.clone(),
             }
         })
-        .collect();
+        .collect()
+}
+
+async fn aggregate(
+    state: &AppState,
+    caller: &Caller,
+    args: &Args,
+    dim: Dimension,
+) -> Result<Value, ApiError> {
+    let mut q = read_query(state, caller, args, METRICS).await?;
+    let found = incidents(state, caller, &mut q.filter).await?;
+    let timeline = timeline_of(state, caller, &found).await?;
+    let facts = facts_of(&found, &timeline, &q);
     let chans = channels(state, caller).await?;
+
     let tz = q.tz.clone();
     let (split, unit) = (q.split_hours, q.unit);
     let rows: BTreeMap<RowKey, Totals> = insight::grouped(&facts, |f| {
@@ -414,14 +447,21 @@ async fn aggregate(
             v
         })
         .collect();
-    if let Some(metric) = &q.orderby {
+    sort_rows(&mut items, q.orderby.as_deref(), q.asc);
+    Ok(json!({ "items": items }))
+}
+
+/// Sorts rows by a metric, descending unless `asc`; nulls (no acknowledgement, no events)
+/// sort last either way.
+fn sort_rows(items: &mut [Value], orderby: Option<&str>, asc: bool) {
+    if let Some(metric) = orderby {
         // Nulls (no acknowledgement, no events) sort last either way.
         items.sort_by(|a, b| {
             let (x, y) = (a[metric].as_f64(), b[metric].as_f64());
             match (x, y) {
                 (Some(x), Some(y)) => {
                     let o = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
-                    if q.asc { o } else { o.reverse() }
+                    if asc { o } else { o.reverse() }
                 }
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
@@ -429,5 +469,4 @@ async fn aggregate(
             }
         });
     }
-    Ok(json!({ "items": items }))
 }
