@@ -35,8 +35,8 @@ use crate::{Store, StoreError};
 
 mod access;
 mod agreements;
-mod governance;
 mod comm;
+mod governance;
 mod licences;
 mod metering;
 mod notice_outbox;
@@ -51,8 +51,8 @@ pub use access::{
     Disclosure, GrantRecord, LawfulRequest, NewLawfulRequest, StaffAccess, StaffRecord, staff_actor,
 };
 pub use agreements::{AcceptanceRecord, Decided, DocumentVersion, NewDecision, NewDocument};
-pub use governance::{ClosureRequest, LegalHoldRecord, SecurityIncidentRecord};
 pub use comm::{MeterDecision, PackRecord, pack_sku};
+pub use governance::{ClosureRequest, LegalHoldRecord, SecurityIncidentRecord};
 pub use licences::{
     ActiveUser, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView, licence_sku,
 };
