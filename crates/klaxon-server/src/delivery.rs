@@ -3,6 +3,10 @@
 //! lease, and retries wait as rows (`next_attempt_at`), so stopping or losing a node loses
 //! nothing: its claims expire and another node (or the same one after a restart) sends them.
 //!
+//! The first attempt of a notification the inbox worker queues does not wait for a claim of
+//! its own: the processing batch claims it for this node in the same commit and hands it
+//! over in memory ([`take_handed_off`]); everything else is found by [`poll`].
+//!
 //! Metrics: `klaxon_notifications_total{channel,outcome}`, `klaxon_notify_attempt_seconds`,
 //! `klaxon_notify_delay_seconds` (decision to sent), `klaxon_notify_claims_lost_total` and the
 //! gauge `klaxon_notify_backlog` (queued rows, retries included).
@@ -17,7 +21,48 @@ use crate::state::AppState;
 /// How often the backlog gauge is refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(10);
 
-pub async fn run(state: AppState, deliverer: Deliverer, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(state: AppState, deliverer: Deliverer, shutdown: watch::Receiver<bool>) {
+    tokio::join!(
+        poll(state.clone(), deliverer.clone(), shutdown.clone()),
+        take_handed_off(state, deliverer, shutdown),
+    );
+}
+
+/// Sends the rows this node's inbox batches claimed in their own commit (see
+/// `klaxon_store::Store::hand_off_deliveries_to`) as soon as each batch has committed, each
+/// hand-off in a task of its own so a slow provider in [`poll`]'s round does not hold a new
+/// page back.
+async fn take_handed_off(
+    state: AppState,
+    deliverer: Deliverer,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let rows = tokio::select! {
+            rows = state.store.next_handed_off() => rows,
+            _ = shutdown.changed() => break,
+        };
+        if *shutdown.borrow() {
+            // Claimed but not sent: the claims expire and `poll` (here or on another node)
+            // sends the rows then.
+            break;
+        }
+        let deliverer = deliverer.clone();
+        let store = state.store.clone();
+        let now = state.clock.now();
+        tokio::spawn(async move {
+            let n = rows.len();
+            if let Err(e) = deliverer.deliver_claimed(rows, now).await {
+                tracing::error!(error = %e, "recording a handed-off delivery failed; the row will be retried after its claim");
+            }
+            store.handed_off_done(n);
+        });
+    }
+}
+
+/// Claims and sends the due rows nobody handed over: retries coming due, rows queued by the
+/// timer worker, by incident actions or by other nodes.
+async fn poll(state: AppState, deliverer: Deliverer, mut shutdown: watch::Receiver<bool>) {
     let mut failures: u32 = 0;
     let mut backlog_at: Option<Instant> = None;
     loop {

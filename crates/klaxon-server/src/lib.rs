@@ -354,6 +354,11 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<S
                 &holder,
             )
             .map_err(StartError::Notify)?;
+            if config.workers.inbox {
+                // The inbox batches of this node claim the notifications they queue for this
+                // deliverer and hand them over after their commit (see `delivery::run`).
+                store.hand_off_deliveries_to(&holder, config.notify.concurrency);
+            }
             // SVC-072/074: in SaaS mode each metered unit is covered before it is sent.
             match &state.saas {
                 Some(saas) => d.with_metering(

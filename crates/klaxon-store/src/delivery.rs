@@ -21,6 +21,79 @@ use crate::{Result, Store};
 /// provider timeouts (the notify crate keeps its timeouts well under this).
 pub const DELIVERY_CLAIM_MS: Millis = 60_000;
 
+/// Notifications a processing batch claimed for this node's delivery worker in its own
+/// transaction, waiting to be picked up.
+///
+/// Without it, a notification made by the inbox worker waits for the delivery worker to wake,
+/// take the write lock and commit a claim before its first attempt. With it, the batch that
+/// queues the row also claims it (same rules as [`Store::claim_deliveries`], same lease) and,
+/// once that batch has committed, hands it over in memory: one commit less on the path from
+/// an event to the first page (issue 7's latency target). A node that stops before sending
+/// leaves a claim that expires like any other, so nothing is lost.
+#[derive(Debug, Default)]
+pub(crate) struct Handoff {
+    /// The delivery worker's holder name and the most rows it takes at once, once enabled.
+    target: std::sync::Mutex<Option<(String, i64)>>,
+    ready: std::sync::Mutex<Vec<PendingDelivery>>,
+    arrived: tokio::sync::Notify,
+    /// Rows handed over and not yet reported done: a batch claims only what the worker's
+    /// limit leaves, so a slow provider cannot pile up claims that would expire unsent.
+    in_flight: std::sync::atomic::AtomicI64,
+}
+
+impl Handoff {
+    pub(crate) fn target(&self) -> Option<(String, i64)> {
+        self.target
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Claims, in `conn`'s open transaction, up to the delivery worker's limit of the rows
+    /// due at `now` (RSP-008 halts applied as in [`Store::claim_deliveries`]). Nothing when
+    /// the hand-off is off.
+    pub(crate) async fn claim_in(
+        &self,
+        conn: &mut AnyConnection,
+        now: Millis,
+    ) -> Result<Vec<PendingDelivery>> {
+        let Some((holder, limit)) = self.target() else {
+            return Ok(Vec::new());
+        };
+        let room = limit - self.in_flight.load(std::sync::atomic::Ordering::Acquire);
+        if room <= 0 {
+            return Ok(Vec::new());
+        }
+        let claimed = claim(conn, &holder, now, room).await?;
+        crate::halt::withhold_claimed(conn, claimed).await
+    }
+
+    /// After the commit of the transaction that claimed `rows`.
+    pub(crate) fn put(&self, rows: Vec<PendingDelivery>) {
+        if rows.is_empty() {
+            return;
+        }
+        self.in_flight.fetch_add(
+            i64::try_from(rows.len()).unwrap_or(i64::MAX),
+            std::sync::atomic::Ordering::AcqRel,
+        );
+        self.ready
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(rows);
+        self.arrived.notify_one();
+    }
+
+    fn take(&self) -> Vec<PendingDelivery> {
+        std::mem::take(
+            &mut *self
+                .ready
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
 /// A claimed outbox row, with what a sender needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingDelivery {
@@ -297,6 +370,44 @@ async fn edit_firing_entry(
 }
 
 impl Store {
+    /// From now on, every inbox batch this handle processes also claims the due outbox rows
+    /// (up to `limit`) for `holder`, the delivery worker of this node, in its own transaction;
+    /// the worker takes them with [`Store::next_handed_off`]. See [`Handoff`].
+    pub fn hand_off_deliveries_to(&self, holder: &str, limit: usize) {
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        *self
+            .inner
+            .handoff
+            .target
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((holder.to_string(), limit));
+    }
+
+    /// The rows handed off since the last call; waits until there is at least one.
+    pub async fn next_handed_off(&self) -> Vec<PendingDelivery> {
+        loop {
+            let rows = self.inner.handoff.take();
+            if !rows.is_empty() {
+                return rows;
+            }
+            self.inner.handoff.arrived.notified().await;
+        }
+    }
+
+    /// Reports `n` handed-off rows as finished (sent, failed, retried or lost), making room for
+    /// the next batches' claims.
+    pub fn handed_off_done(&self, n: usize) {
+        self.inner.handoff.in_flight.fetch_sub(
+            i64::try_from(n).unwrap_or(i64::MAX),
+            std::sync::atomic::Ordering::AcqRel,
+        );
+    }
+
+    /// The rows handed off since the last call, without waiting (possibly none).
+    pub fn take_handed_off(&self) -> Vec<PendingDelivery> {
+        self.inner.handoff.take()
+    }
+
     /// Claims up to `limit` queued notifications that are due at `now` for `holder`, oldest
     /// first (see [`DELIVERY_CLAIM_MS`]).
     pub async fn claim_deliveries(

@@ -229,6 +229,8 @@ struct Inner {
     next_analyze: AtomicU64,
     /// Seals stored credentials when set ([`sealing`]).
     kek: Option<sealing::Kek>,
+    /// Outbox rows the inbox batches claimed for this node's delivery worker.
+    handoff: delivery::Handoff,
 }
 
 /// The first statistics refresh happens after this many processed events; each later one at
@@ -281,6 +283,7 @@ impl Store {
                 processed: AtomicU64::new(0),
                 next_analyze: AtomicU64::new(FIRST_ANALYZE_AT),
                 kek: options.key_encryption_key.clone(),
+                handoff: delivery::Handoff::default(),
             }),
         })
     }
@@ -398,6 +401,7 @@ impl Store {
             now,
             process::Finish::Commit,
             answers,
+            &self.inner.handoff,
         )
         .await?;
         if let Processed::Done(n) = done {
@@ -464,6 +468,7 @@ impl Store {
             now,
             process::Finish::Rollback,
             &answers,
+            &self.inner.handoff,
         )
         .await?
         {

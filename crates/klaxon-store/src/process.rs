@@ -81,6 +81,7 @@ pub(crate) async fn process_inbox(
     now: Millis,
     finish: Finish,
     answers: &crate::mapping_services::ApiAnswers,
+    handoff: &crate::delivery::Handoff,
 ) -> Result<Processed> {
     let mut tx = pool.begin().await?;
     if !take_lease(&mut tx, holder, now).await? {
@@ -147,12 +148,16 @@ pub(crate) async fn process_inbox(
             inbox::touch_integrations(&mut tx, &latest).await?;
         }
     }
+    // The notifications this batch queued (and any others due) are claimed for this node's
+    // delivery worker in the same commit, and handed to it once that commit is done.
+    let claimed = handoff.claim_in(&mut tx, now).await?;
     match finish {
         Finish::Commit => {
             tx.commit().await?;
             if let Some(file) = file {
                 file.trim.processed_up_to(last_seq);
             }
+            handoff.put(claimed);
         }
         Finish::Rollback => tx.rollback().await?,
     }
