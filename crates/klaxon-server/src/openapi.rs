@@ -27,6 +27,7 @@ mod insight;
 mod integrations;
 mod licences;
 mod list_columns;
+mod lookups;
 mod members;
 mod noise;
 mod pipeline;
@@ -103,6 +104,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(contacts::PATHS)
         .chain(sso::PATHS)
         .chain(grants::PATHS)
+        .chain(lookups::PATHS)
         .copied()
 }
 
@@ -374,6 +376,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = insight::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = lookups::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = audit::dispatch(state, caller, path, args).await {

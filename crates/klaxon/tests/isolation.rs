@@ -723,6 +723,14 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
             Empty,
         ),
         ("/team/infos", json!({"team_ids": [o.team]}), Empty),
+        (
+            "/incident/list-by-ids",
+            json!({"incident_ids": [o.incident]}),
+            Empty,
+        ),
+        ("/alert/list-by-ids", json!({"alert_ids": [o.alert]}), Empty),
+        ("/alert/event/list", json!({"alert_id": o.alert}), Missing),
+        ("/channel/infos", json!({"channel_ids": [ch]}), Empty),
         ("/person/infos", json!({"person_ids": [o.member]}), Empty),
         (
             "/webhook/history/list",

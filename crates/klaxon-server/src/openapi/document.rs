@@ -362,6 +362,12 @@ pub const OPERATIONS: &[Operation] = &[
         Schema("Channel"),
     ),
     (
+        "/channel/infos",
+        "Channels by id (at most 100)",
+        "channel_ids*:[int]",
+        ListOf("Channel"),
+    ),
+    (
         "/channel/create",
         "Create a channel",
         "channel_name*:str description:str team_id:int managing_team_ids:[int] is_private:bool auto_resolve_timeout:int auto_resolve_mode:str disable_auto_close:bool group:obj flapping:obj",
@@ -823,6 +829,12 @@ pub const OPERATIONS: &[Operation] = &[
         Schema("Incident"),
     ),
     (
+        "/incident/list-by-ids",
+        "Incidents by id (at most 100)",
+        "incident_ids*:[oid]",
+        ListOf("Incident"),
+    ),
+    (
         "/incident/create",
         "Create an incident by hand",
         "title*:str512 incident_severity*:Critical|Warning|Info description:str6144 channel_id:int assigned_to:obj fields:obj",
@@ -950,6 +962,18 @@ pub const OPERATIONS: &[Operation] = &[
         ListOf("Alert"),
     ),
     ("/alert/info", "One alert", "alert_id*:oid", Schema("Alert")),
+    (
+        "/alert/list-by-ids",
+        "Alerts by id (at most 100)",
+        "alert_ids*:[oid]",
+        ListOf("Alert"),
+    ),
+    (
+        "/alert/event/list",
+        "One alert's events",
+        "alert_id*:oid @paging",
+        ListOf("AlertEvent"),
+    ),
     (
         "/alert/merge",
         "Move alerts into an incident",

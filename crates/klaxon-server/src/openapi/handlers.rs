@@ -116,13 +116,13 @@ pub(super) fn store_err(e: StoreError) -> ApiError {
     }
 }
 
-fn not_found(what: &str) -> ApiError {
+pub(super) fn not_found(what: &str) -> ApiError {
     ApiError::new(ErrorCode::ResourceNotFound, format!("{what} not found"))
 }
 
 /// Clamps `p` and `limit` (values ≤ 0 take the defaults, `limit` is capped; openapi-compat.md
 /// 1.3, 1.6) and refuses offsets past 10 000.
-fn paging(args: &Args, default_limit: i64, max_limit: i64) -> Result<Paging, ApiError> {
+pub(super) fn paging(args: &Args, default_limit: i64, max_limit: i64) -> Result<Paging, ApiError> {
     let p = args.i64("p")?.filter(|p| *p > 0).unwrap_or(1);
     let limit = args
         .i64("limit")?
@@ -183,7 +183,7 @@ fn parse_all<T: FromStr>(name: &str, values: Vec<String>) -> Result<Vec<T>, ApiE
         .collect()
 }
 
-fn page_json<T>(page: &Page<T>, items: Vec<Value>) -> Value {
+pub(super) fn page_json<T>(page: &Page<T>, items: Vec<Value>) -> Value {
     let mut v = json!({
         "items": items,
         "total": page.total,
@@ -195,7 +195,7 @@ fn page_json<T>(page: &Page<T>, items: Vec<Value>) -> Value {
     v
 }
 
-async fn channel_names(
+pub(super) async fn channel_names(
     state: &AppState,
     caller: &Caller,
     ids: Vec<i64>,
@@ -598,7 +598,7 @@ async fn incident_info(state: &AppState, caller: &Caller, args: &Args) -> Result
 }
 
 /// The incidents of a page of alerts, in one query (not one per alert).
-async fn incidents_by_id(
+pub(super) async fn incidents_by_id(
     state: &AppState,
     caller: &Caller,
     ids: Vec<String>,
