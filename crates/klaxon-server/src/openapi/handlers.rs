@@ -122,7 +122,7 @@ fn not_found(what: &str) -> ApiError {
 
 /// Clamps `p` and `limit` (values ≤ 0 take the defaults, `limit` is capped; openapi-compat.md
 /// 1.3, 1.6) and refuses offsets past 10 000.
-fn paging(args: &Args, default_limit: i64, max_limit: i64) -> Result<Paging, ApiError> {
+pub(super) fn paging(args: &Args, default_limit: i64, max_limit: i64) -> Result<Paging, ApiError> {
     let p = args.i64("p")?.filter(|p| *p > 0).unwrap_or(1);
     let limit = args
         .i64("limit")?
