@@ -1003,7 +1003,7 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "/insight/incident/list",
         "The incidents of a period with their response figures",
-        "start_time*:ts end_time*:ts team_ids:[int] channel_ids:[int] responder_ids:[int] severities:[str] incident_ids:[str] query:str labels:obj fields:obj is_my_team:bool time_zone:str seconds_to_ack_from:int seconds_to_ack_to:int seconds_to_close_from:int seconds_to_close_to:int orderby:start_time @paging",
+        "start_time*:ts end_time*:ts team_ids:[int] channel_ids:[int] responder_ids:[int] severities:[str] incident_ids:[str] query:str labels:obj fields:obj is_my_team:bool time_zone:str seconds_to_ack_from:int seconds_to_ack_to:int seconds_to_close_from:int seconds_to_close_to:int orderby:str @paging",
         List,
     ),
     (
