@@ -14,7 +14,10 @@ use serde::Serialize;
 
 use crate::model::{Incident, Millis, Progress};
 
+pub mod export;
+pub mod incident;
 pub mod responder;
+pub mod topk;
 
 /// RSP-470: a query spans at most 180 days.
 pub const MAX_RANGE_DAYS: i64 = 180;

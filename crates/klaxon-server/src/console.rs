@@ -17,6 +17,7 @@ mod forms;
 mod incident_fields;
 mod incident_groups;
 mod incidents;
+mod insights;
 mod label_suggestions;
 mod list_columns;
 /// Form bodies of the console's own forms (also the LDAP sign-in form).
@@ -75,6 +76,7 @@ pub fn routes() -> Router<AppState> {
         .merge(pipeline::routes())
         .merge(mapping::routes())
         .merge(teams::routes())
+        .merge(insights::routes())
         .merge(ticket_sync::routes())
         .merge(settings::routes())
         .merge(contact::routes())

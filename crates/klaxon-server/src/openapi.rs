@@ -172,8 +172,10 @@ async fn api(
     };
     metrics::counter!("klaxon_api_requests_total", "code" => code).increment(1);
     match result {
-        // The mapping-table download is CSV, not the envelope (openapi-compat.md 1.4).
+        // The mapping-table download and the insight exports are CSV, not the envelope
+        // (openapi-compat.md 1.4).
         Ok(data) => enrichment::csv_response(&path, &request_id, &data)
+            .or_else(|| insight::csv_response(&path, &request_id, &data))
             .unwrap_or_else(|| success(&request_id, data)),
         Err(Failure::Error(e)) => {
             if e.code == ErrorCode::InternalError {

@@ -7,12 +7,12 @@
 use std::collections::HashMap;
 
 use klaxon_core::insight::responder::{Entry, Send};
-use klaxon_core::model::Millis;
+use klaxon_core::model::{Labels, Millis};
 use serde_json::Value;
 
 use crate::Result;
 use crate::db::Sql;
-use crate::rows::{get_i64, get_str};
+use crate::rows::{get_i64, get_json, get_str};
 
 /// The timeline facts of one incident.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,6 +20,9 @@ pub struct TimelineFacts {
     pub escalated: bool,
     pub reassigned: bool,
     pub merged_away: bool,
+    /// How many `escalate` and `reassign` assignments it had.
+    pub escalations: i64,
+    pub reassignments: i64,
     /// (person, instant) of each person's first `i_ack`, in order.
     pub first_acks: Vec<(i64, Millis)>,
 }
@@ -61,8 +64,14 @@ impl crate::Store {
                         let detail: Value =
                             serde_json::from_str(&get_str(&row, "detail")?).unwrap_or(Value::Null);
                         match detail["type"].as_str() {
-                            Some("escalate") => entry.escalated = true,
-                            Some("reassign") => entry.reassigned = true,
+                            Some("escalate") => {
+                                entry.escalated = true;
+                                entry.escalations += 1;
+                            }
+                            Some("reassign") => {
+                                entry.reassigned = true;
+                                entry.reassignments += 1;
+                            }
                             _ => {}
                         }
                     }
@@ -139,6 +148,30 @@ impl crate::Store {
                     failed: get_str(&row, "status")? == "failed",
                     created_at: get_i64(&row, "created_at")?,
                 });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl crate::Store {
+    /// The labels and event count of every alert of the account's incidents `ids`, for the
+    /// top label values of a period (RSP-482).
+    pub async fn insight_alert_labels(
+        &self,
+        account_id: i64,
+        ids: &[String],
+    ) -> Result<Vec<(Labels, i64)>> {
+        let mut out = Vec::new();
+        let mut conn = self.inner.read.acquire().await?;
+        for chunk in ids.chunks(CHUNK) {
+            let mut sql = Sql::new("SELECT labels, event_cnt FROM alerts WHERE account_id = ");
+            sql.bind(account_id).and_in_padded("incident_id", chunk);
+            for row in sql.query_on(&conn).fetch_all(&mut *conn).await? {
+                out.push((
+                    get_json::<Labels>(&row, "labels")?,
+                    get_i64(&row, "event_cnt")?,
+                ));
             }
         }
         Ok(out)

@@ -38,7 +38,7 @@ pub(crate) fn get_enum<T: FromStr>(row: &AnyRow, col: &str) -> Result<T> {
     T::from_str(&s).map_err(|_| StoreError::Corrupt(format!("{col}: unknown value {s:?}")))
 }
 
-fn get_json<T: DeserializeOwned>(row: &AnyRow, col: &str) -> Result<T> {
+pub(crate) fn get_json<T: DeserializeOwned>(row: &AnyRow, col: &str) -> Result<T> {
     let s = get_str(row, col)?;
     serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
 }

@@ -475,3 +475,445 @@ on_both_backends!(insights_per_responder, |url: String| async move {
     assert!(msg.contains("split_hours"), "{msg}");
     n.ts.stop().await;
 });
+
+impl Node {
+    async fn push_labeled(&self, key: &str, status: &str, labels: Value) {
+        let (code, body) = self
+            .ts
+            .push(
+                json!({"event_status": status, "title_rule": format!("{key} down"),
+                         "alert_key": key, "labels": labels}),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+        self.ts.drained().await;
+    }
+
+    /// The period of every test: the day from an hour before T0.
+    fn window(extra: Value) -> Value {
+        let mut body = json!({"start_time": T0 / 1000 - 3600, "end_time": T0 / 1000 + 86_400});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    }
+
+    /// An export: (status, content type, body).
+    async fn export(&self, path: &str, extra: Value) -> (u16, String, String) {
+        let resp = self
+            .ts
+            .http
+            .post(format!(
+                "{}{path}?app_key={}",
+                self.ts.base, self.ts.app_key
+            ))
+            .json(&Node::window(extra))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        (status, ct, resp.text().await.unwrap())
+    }
+
+    /// An export that succeeded, parsed: the header and the records.
+    async fn csv(&self, path: &str, extra: Value) -> (Vec<String>, Vec<Vec<String>>) {
+        let (status, ct, body) = self.export(path, extra).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(ct.starts_with("text/csv"), "{ct}");
+        let mut records = klaxon_core::enrichment::parse_csv(&body)
+            .unwrap()
+            .into_iter()
+            .map(|(_, r)| r);
+        let header = records.next().unwrap();
+        (header, records.collect())
+    }
+
+    /// The period's incidents: db (3 events, acknowledged after 4 min, closed by hand after
+    /// 12), cache (5 events, never
+    /// Critical, recovered by itself after 4 min), disk (open), and dup merged into db (left out, RSP-471). Each starts a minute after the one before.
+    async fn incidents_of_a_period(&self) -> (String, String, String) {
+        let cpu = |resource: &str| json!({"check": "cpu", "resource": resource});
+        // An event repeating the alert's status is not a new event: alternate.
+        for status in ["Critical", "Warning", "Critical"] {
+            self.push_labeled("db", status, cpu("web-1")).await;
+        }
+        self.advance(1);
+        let disk_check = json!({"check": "disk", "resource": "web-1"});
+        for status in ["Warning", "Info", "Warning", "Info"] {
+            self.push_labeled("cache", status, disk_check.clone()).await;
+        }
+        self.advance(1);
+        self.push_labeled("disk", "Critical", cpu("web-2")).await;
+        self.push("dup", "Critical").await;
+        let db = self.incident_of("db").await;
+        let dup = self.incident_of("dup").await;
+        ok(self
+            .ts
+            .api(
+                "/incident/merge",
+                json!({"target_incident_id": db, "source_incident_ids": [dup]}),
+            )
+            .await);
+        self.advance(2);
+        ok(self
+            .ts
+            .api("/incident/ack", json!({"incident_ids": [db]}))
+            .await);
+        self.advance(1);
+        self.push_labeled("cache", "Ok", disk_check).await;
+        self.advance(7);
+        ok(self
+            .ts
+            .api("/incident/close", json!({"incident_ids": [db]}))
+            .await);
+        (
+            db,
+            self.incident_of("cache").await,
+            self.incident_of("disk").await,
+        )
+    }
+}
+
+on_both_backends!(
+    the_incident_list_pages_and_adds_up_to_the_totals,
+    |url: String| async move {
+        // spec: RSP-471, RSP-472, RSP-473, RSP-474, RSP-477, RSP-478 (per incident);
+        // openapi-compat.md 1.6 (p/limit and search_after_ctx on /insight/incident/list)
+        let mut n = Node::start(&url).await;
+        let (db, cache, disk) = n.incidents_of_a_period().await;
+        let list = |extra: Value| n.ts.api("/insight/incident/list", Node::window(extra));
+
+        let first = ok(list(json!({"limit": 2})).await);
+        assert_eq!(first["total"], 3, "dup was merged away: {first}");
+        assert_eq!(first["has_next_page"], true);
+        let ids = |page: &Value| -> Vec<String> {
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["incident_id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        // Newest first by default.
+        assert_eq!(ids(&first), vec![disk.clone(), cache.clone()]);
+        let ctx = first["search_after_ctx"].as_str().unwrap().to_string();
+        let next = ok(list(json!({"limit": 2, "search_after_ctx": ctx})).await);
+        assert_eq!(ids(&next), vec![db.clone()]);
+        assert_eq!(next["has_next_page"], false);
+        assert!(
+            next.get("search_after_ctx").is_none(),
+            "no cursor on the last page"
+        );
+        let second = ok(list(json!({"limit": 2, "p": 2})).await);
+        assert_eq!(ids(&second), vec![db.clone()]);
+        let oldest = ok(list(json!({"limit": 2, "asc": true})).await);
+        assert_eq!(ids(&oldest), vec![db.clone(), cache.clone()]);
+        let ctx = oldest["search_after_ctx"].as_str().unwrap().to_string();
+        let rest = ok(list(json!({"limit": 2, "asc": true, "search_after_ctx": ctx})).await);
+        assert_eq!(ids(&rest), vec![disk.clone()]);
+
+        let all = ok(list(json!({"limit": 100})).await);
+        let items = all["items"].as_array().unwrap();
+        let by_id = |id: &str| items.iter().find(|i| i["incident_id"] == id).unwrap();
+        let d = by_id(&db);
+        assert_eq!(d["seconds_to_ack"], 240, "{d}");
+        assert_eq!(d["seconds_to_close"], 720);
+        assert_eq!(d["engaged_seconds"], 480);
+        assert_eq!(d["acknowledgements"], 1);
+        assert_eq!(d["hours"], "work");
+        assert_eq!(d["labels"]["check"], "cpu", "the list keeps the labels");
+        let c = by_id(&cache);
+        assert_eq!(c["seconds_to_ack"], Value::Null);
+        assert_eq!(c["seconds_to_close"], 240);
+        assert_eq!(c["alert_event_cnt"], 5);
+        assert_eq!(by_id(&disk)["seconds_to_close"], Value::Null);
+
+        // The list adds up to the account's row.
+        let account = &n.insight("/insight/account", json!({})).await[0];
+        let sum = |m: &str| -> i64 { items.iter().map(|i| i[m].as_i64().unwrap_or(0)).sum() };
+        assert_eq!(
+            sum("seconds_to_ack"),
+            account["total_seconds_to_ack"].as_i64().unwrap()
+        );
+        assert_eq!(
+            sum("seconds_to_close"),
+            account["total_seconds_to_close"].as_i64().unwrap()
+        );
+        assert_eq!(
+            sum("engaged_seconds"),
+            account["total_engaged_seconds"].as_i64().unwrap()
+        );
+        assert_eq!(
+            sum("alert_event_cnt"),
+            account["total_alert_event_cnt"].as_i64().unwrap()
+        );
+        assert_eq!(
+            items.len() as i64,
+            account["total_incident_cnt"].as_i64().unwrap()
+        );
+        // Each incident's sends are the direct ones its notification list shows.
+        for i in items {
+            let id = i["incident_id"].as_str().unwrap();
+            let sent = ok(n
+                .ts
+                .api("/incident/notification/list", json!({"incident_id": id}))
+                .await);
+            let direct = sent["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["person_id"].as_i64().unwrap_or(0) > 0)
+                .count();
+            assert_eq!(i["notifications"], direct, "{i}");
+        }
+
+        // Same filters as the other insight endpoints.
+        let critical = ok(list(json!({"severities": ["Critical"]})).await);
+        assert_eq!(critical["total"], 2);
+        let quick = ok(list(json!({"seconds_to_close_to": 300})).await);
+        assert_eq!(ids(&quick), vec![cache.clone()]);
+
+        // Bad input is refused and names the problem.
+        let msg = invalid(list(json!({"search_after_ctx": "zz"})).await);
+        assert!(msg.contains("search_after_ctx"), "{msg}");
+        let msg = invalid(list(json!({"orderby": "title"})).await);
+        assert!(msg.starts_with("orderby"), "{msg}");
+        let msg = invalid(list(json!({"aggregate_unit": "day"})).await);
+        assert!(msg.contains("aggregate_unit"), "{msg}");
+        let msg = invalid(list(json!({"p": 200, "limit": 100})).await);
+        assert!(msg.contains("search_after_ctx"), "{msg}");
+        n.ts.stop().await;
+    }
+);
+
+on_both_backends!(
+    top_check_and_resource_values_by_alert_events,
+    |url: String| async move {
+        // spec: RSP-482
+        let mut n = Node::start(&url).await;
+        n.incidents_of_a_period().await;
+        let top = |extra: Value| {
+            n.ts.api("/insight/alert/topk-by-label", Node::window(extra))
+        };
+        let values = |data: &Value| -> Vec<(String, i64, i64)> {
+            assert!(data.get("has_next_page").is_none(), "no paging members");
+            data["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| {
+                    (
+                        i["value"].as_str().unwrap().to_string(),
+                        i["total_alert_cnt"].as_i64().unwrap(),
+                        i["total_alert_event_cnt"].as_i64().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        // cache's alert (check disk) had 5 events; db's and disk's (check cpu) 3 and 1.
+        let checks = ok(top(json!({"label": "check"})).await);
+        assert_eq!(
+            values(&checks),
+            vec![("disk".into(), 1, 5), ("cpu".into(), 2, 4)]
+        );
+        let by_alerts = ok(top(json!({"label": "check", "orderby": "total_alert_cnt"})).await);
+        assert_eq!(values(&by_alerts)[0].0, "cpu");
+        let resources = ok(top(json!({"label": "resource", "k": 1})).await);
+        assert_eq!(values(&resources), vec![("web-1".into(), 2, 8)]);
+        // A team filter narrows the population like the other insights.
+        let none = ok(top(json!({"label": "check", "channel_ids": [999_999]})).await);
+        assert_eq!(values(&none), vec![]);
+
+        let msg = invalid(top(json!({"label": "host"})).await);
+        assert!(msg.contains("check or resource"), "{msg}");
+        let msg = invalid(top(json!({})).await);
+        assert!(msg.starts_with("label"), "{msg}");
+        let msg = invalid(top(json!({"label": "check", "k": 101})).await);
+        assert!(msg.starts_with("k "), "{msg}");
+        let msg = invalid(top(json!({"label": "check", "orderby": "value"})).await);
+        assert!(msg.starts_with("orderby"), "{msg}");
+        n.ts.stop().await;
+    }
+);
+
+on_both_backends!(insight_exports_are_csv_files, |url: String| async move {
+    // spec: RSP-483
+    let mut n = Node::start(&url).await;
+    let (db, _, _) = n.incidents_of_a_period().await;
+    // A hand-made incident whose title needs quoting and whose description is HTML.
+    let made = ok(n
+        .ts
+        .api(
+            "/incident/create",
+            json!({"title": "customer \"report\", urgent", "incident_severity": "Info",
+                   "description": "<p>disk <b>full</b> on web-1</p>"}),
+        )
+        .await)["incident_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (header, rows) = n.csv("/insight/incident/export", json!({})).await;
+    assert!(
+        !header.iter().any(|h| h == "labels"),
+        "no labels: {header:?}"
+    );
+    assert!(header.iter().any(|h| h == "interruptions"), "{header:?}");
+    assert_eq!(
+        rows.len(),
+        4,
+        "the population: db, cache, disk and the hand-made one"
+    );
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let row_of = |id: &str| rows.iter().find(|r| r[col("incident_id")] == id).unwrap();
+    assert_eq!(row_of(&db)[col("seconds_to_ack")], "240");
+    assert_eq!(row_of(&db)[col("engaged_seconds")], "480");
+    assert_eq!(row_of(&made)[col("title")], "customer \"report\", urgent");
+    assert_eq!(
+        row_of(&made)[col("seconds_to_ack")],
+        "",
+        "null is an empty cell"
+    );
+    assert!(row_of(&made)[col("description")].contains("<b>"));
+
+    let (header, rows) = n
+        .csv(
+            "/insight/incident/export",
+            json!({"export_fields": ["title", "description", "seconds_to_close"],
+                   "description_html_to_text": true, "asc": true}),
+        )
+        .await;
+    assert_eq!(header, vec!["title", "description", "seconds_to_close"]);
+    assert_eq!(rows[0], vec!["db down", "", "720"]);
+    let last = rows.last().unwrap();
+    assert_eq!(last[1], "disk full on web-1");
+
+    let (header, rows) = n.csv("/insight/team/export", json!({})).await;
+    assert_eq!(header[..2], ["team_id", "team_name"]);
+    assert!(rows.is_empty(), "no channel has a team");
+    let (header, rows) = n
+        .csv(
+            "/insight/channel/export",
+            json!({"export_fields": ["channel_name", "total_incident_cnt"],
+                   "orderby": "total_incident_cnt"}),
+        )
+        .await;
+    assert_eq!(header, vec!["channel_name", "total_incident_cnt"]);
+    assert_eq!(rows[0][1], "3");
+    assert_eq!(rows[1], vec!["none", "1"]);
+    let (header, rows) = n
+        .csv("/insight/channel/export", json!({"split_hours": true}))
+        .await;
+    assert!(header.contains(&"hours".to_string()) && !header.contains(&"ts".to_string()));
+    assert_eq!(rows.len(), 2);
+    let (header, rows) = n.csv("/insight/responder/export", json!({})).await;
+    assert_eq!(header[..2], ["responder_id", "responder_name"]);
+    assert!(!header.contains(&"mean_seconds_to_close".to_string()));
+    for r in &rows {
+        assert!(!r[0].is_empty());
+    }
+
+    // Bad input: a 400 naming the problem, not a file.
+    let (status, ct, body) = n
+        .export(
+            "/insight/incident/export",
+            json!({"export_fields": ["title", "labels"]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(ct.starts_with("application/json"), "{ct}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], "InvalidParameter");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"labels\""),
+        "{body}"
+    );
+    let many: Vec<&str> = vec!["title"; 51];
+    let (status, _, body) = n
+        .export("/insight/team/export", json!({"export_fields": many}))
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("at most 50"), "{body}");
+    let (status, _, body) = n
+        .export(
+            "/insight/responder/export",
+            json!({"export_fields": ["mean_seconds_to_close"]}),
+        )
+        .await;
+    assert_eq!(status, 400, "no MTTR per responder: {body}");
+    n.ts.stop().await;
+});
+
+on_both_backends!(
+    the_console_insights_page_shows_the_figures,
+    |url: String| async move {
+        // spec: RSP-470 (a custom range), RSP-472, RSP-482 (rankings, top check and resource
+        // values), RSP-483 (the CSV download)
+        let mut n = Node::start(&url).await;
+        n.incidents_of_a_period().await;
+        let server = n.ts.server.as_ref().unwrap();
+        let (cookie, _) = common::console_session(server).await;
+        let get = |path: &str| {
+            n.ts.http
+                .get(format!("{}{path}", n.ts.base))
+                .header("cookie", cookie.clone())
+                .send()
+        };
+        let range = "range=custom&from=2025-12-31&to=2026-01-02";
+        let resp = get(&format!("/insights?{range}")).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let html = resp.text().await.unwrap();
+        let section = |id: &str| -> String {
+            let at = html
+                .find(&format!("id=\"{id}\""))
+                .unwrap_or_else(|| panic!("{id}: {html}"));
+            let rest = &html[at..];
+            let end = if id == "totals" { "</dl>" } else { "</table>" };
+            rest[..rest.find(end).unwrap()].to_string()
+        };
+        let totals = section("totals");
+        assert!(totals.contains("<dt>Incidents</dt><dd>3</dd>"), "{totals}");
+        // MTTA: db, acknowledged after 240 s, is the only acknowledged incident.
+        assert!(totals.contains("<dt>MTTA</dt><dd>240.0 s</dd>"), "{totals}");
+        let checks = section("check-top");
+        let disk = checks.find(">disk<").unwrap();
+        let cpu = checks.find(">cpu<").unwrap();
+        assert!(disk < cpu, "by alert events: {checks}");
+        assert!(section("resource-top").contains(">web-1<"));
+        let channels = section("channel-ranking");
+        assert!(
+            channels.contains("<td data-label=\"Incidents\">3</td>"),
+            "{channels}"
+        );
+        assert!(html.contains(&format!(
+            "/insights/export/incident?{}",
+            range.replace('&', "&amp;")
+        )));
+
+        let resp = get(&format!("/insights/export/channel?{range}"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("text/csv"), "{ct}");
+        let text = resp.text().await.unwrap();
+        let records = klaxon_core::enrichment::parse_csv(&text).unwrap();
+        assert_eq!(records[0].1[..2], ["channel_id", "channel_name"]);
+        assert_eq!(records.len(), 2, "one channel: {text}");
+
+        // A bad range is refused with a page naming it.
+        let resp = get("/insights?range=custom&from=soon").await.unwrap();
+        assert_eq!(resp.status().as_u16(), 400);
+        assert!(resp.text().await.unwrap().contains("from must be a date"));
+        n.ts.stop().await;
+    }
+);

@@ -1024,6 +1024,42 @@ pub const OPERATIONS: &[Operation] = &[
         "start_time*:ts end_time*:ts team_ids:[int] channel_ids:[int] responder_ids:[int] severities:[str] incident_ids:[str] query:str labels:obj fields:obj is_my_team:bool time_zone:str seconds_to_ack_from:int seconds_to_ack_to:int seconds_to_close_from:int seconds_to_close_to:int orderby:str asc:bool",
         Object,
     ),
+    (
+        "/insight/incident/list",
+        "The incidents of a period with their response figures",
+        "start_time*:ts end_time*:ts team_ids:[int] channel_ids:[int] responder_ids:[int] severities:[str] incident_ids:[str] query:str labels:obj fields:obj is_my_team:bool time_zone:str seconds_to_ack_from:int seconds_to_ack_to:int seconds_to_close_from:int seconds_to_close_to:int orderby:str @paging",
+        List,
+    ),
+    (
+        "/insight/alert/topk-by-label",
+        "The check or resource label values with the most alert events over a period",
+        "start_time*:ts end_time*:ts team_ids:[int] channel_ids:[int] responder_ids:[int] severities:[str] incident_ids:[str] query:str labels:obj fields:obj is_my_team:bool time_zone:str seconds_to_ack_from:int seconds_to_ack_to:int seconds_to_close_from:int seconds_to_close_to:int label*:check|resource k:int orderby:total_alert_cnt|total_alert_event_cnt",
+        Object,
+    ),
+    (
+        "/insight/incident/export",
+        "The incidents of a period with their response figures as CSV (no labels)",
+        "start_time*:ts end_time*:ts team_ids:[int] channel_ids:[int] responder_ids:[int] severities:[str] incident_ids:[str] query:str labels:obj fields:obj is_my_team:bool time_zone:str seconds_to_ack_from:int seconds_to_ack_to:int seconds_to_close_from:int seconds_to_close_to:int asc:bool export_fields:[str] description_html_to_text:bool",
+        Csv,
+    ),
+    (
+        "/insight/team/export",
+        "How each team responded over a period, as CSV",
+        "start_time*:ts end_time*:ts team_ids:[int] channel_ids:[int] responder_ids:[int] severities:[str] incident_ids:[str] query:str labels:obj fields:obj is_my_team:bool time_zone:str seconds_to_ack_from:int seconds_to_ack_to:int seconds_to_close_from:int seconds_to_close_to:int orderby:str asc:bool split_hours:bool aggregate_unit:hour|day|week|month export_fields:[str]",
+        Csv,
+    ),
+    (
+        "/insight/channel/export",
+        "How each channel responded over a period, as CSV",
+        "start_time*:ts end_time*:ts team_ids:[int] channel_ids:[int] responder_ids:[int] severities:[str] incident_ids:[str] query:str labels:obj fields:obj is_my_team:bool time_zone:str seconds_to_ack_from:int seconds_to_ack_to:int seconds_to_close_from:int seconds_to_close_to:int orderby:str asc:bool split_hours:bool aggregate_unit:hour|day|week|month export_fields:[str]",
+        Csv,
+    ),
+    (
+        "/insight/responder/export",
+        "How each responder responded over a period, as CSV",
+        "start_time*:ts end_time*:ts team_ids:[int] channel_ids:[int] responder_ids:[int] severities:[str] incident_ids:[str] query:str labels:obj fields:obj is_my_team:bool time_zone:str seconds_to_ack_from:int seconds_to_ack_to:int seconds_to_close_from:int seconds_to_close_to:int orderby:str asc:bool export_fields:[str]",
+        Csv,
+    ),
     // Custom fields (openapi-compat.md 2.2).
     (
         "/field/list",

@@ -70,12 +70,22 @@ pub(crate) fn csv_response(path: &str, request_id: &str, data: &Option<Value>) -
     if path != DOWNLOAD_PATH {
         return None;
     }
+    csv_file(request_id, data, "mapping.csv")
+}
+
+/// A CSV success response from `data` (`csv`, the text, and `file_name`), for the endpoints
+/// whose success body is a file (openapi-compat.md 1.4).
+pub(crate) fn csv_file(
+    request_id: &str,
+    data: &Option<Value>,
+    default_name: &str,
+) -> Option<Response> {
     let body = data.as_ref()?.get("csv")?.as_str()?.to_string();
     let name = data
         .as_ref()
         .and_then(|d| d.get("file_name"))
         .and_then(Value::as_str)
-        .unwrap_or("mapping.csv")
+        .unwrap_or(default_name)
         .to_string();
     let mut resp = body.into_response();
     let headers = resp.headers_mut();

@@ -19,14 +19,35 @@ use super::handlers::{field_filters, hidden_channels, label_filter, store_err};
 use super::{Args, Caller};
 use crate::state::AppState;
 
+mod export;
+mod incidents;
 mod responder;
+mod topk;
 
 pub const PATHS: &[&str] = &[
     "/insight/account",
     "/insight/team",
     "/insight/channel",
     "/insight/responder",
+    "/insight/incident/list",
+    "/insight/alert/topk-by-label",
+    "/insight/incident/export",
+    "/insight/team/export",
+    "/insight/channel/export",
+    "/insight/responder/export",
 ];
+
+/// An export's success response is its CSV (openapi-compat.md 1.4); None for other paths.
+pub(crate) fn csv_response(
+    path: &str,
+    request_id: &str,
+    data: &Option<Value>,
+) -> Option<axum::response::Response> {
+    if !export::PATHS.contains(&path) {
+        return None;
+    }
+    super::enrichment::csv_file(request_id, data, "insight.csv")
+}
 
 /// Incidents one query may read; a longer range has to be split.
 const MAX_INCIDENTS: usize = 200_000;
@@ -44,6 +65,15 @@ pub async fn dispatch(
         "/insight/team" => Dimension::Team,
         "/insight/channel" => Dimension::Channel,
         "/insight/responder" => return Some(responder::rows(state, caller, args).await.map(Some)),
+        "/insight/incident/list" => {
+            return Some(incidents::list(state, caller, args).await.map(Some));
+        }
+        "/insight/alert/topk-by-label" => {
+            return Some(topk::list(state, caller, args).await.map(Some));
+        }
+        p if export::PATHS.contains(&p) => {
+            return Some(export::export(state, caller, p, args).await.map(Some));
+        }
         _ => return None,
     };
     Some(aggregate(state, caller, args, dim).await.map(Some))
@@ -69,7 +99,7 @@ struct Query {
 }
 
 /// The metrics `orderby` may name.
-const METRICS: &[&str] = &[
+pub(super) const METRICS: &[&str] = &[
     "total_incident_cnt",
     "total_incidents_acknowledged",
     "total_incidents_closed",

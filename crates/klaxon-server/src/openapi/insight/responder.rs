@@ -13,7 +13,7 @@ use super::{facts_of, incidents, read_query, sort_rows, timeline_of};
 use crate::state::AppState;
 
 /// The metrics `orderby` may name.
-const METRICS: &[&str] = &[
+pub(super) const METRICS: &[&str] = &[
     "total_incident_cnt",
     "total_incidents_acknowledged",
     "mean_seconds_to_ack",
