@@ -28,6 +28,7 @@ mod mapping_api;
 mod notices;
 mod openapi;
 mod operator;
+mod operator_tenant;
 mod password_reset;
 mod phone;
 mod pull;

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use klaxon_notify::smtp::Mailer;
-use klaxon_saas::notice::{Channel, recipients};
+use klaxon_saas::notice::{Category, Channel, Contacts, recipients};
 use klaxon_store::{NewNotice, QueuedNotice};
 use tokio::sync::watch;
 
@@ -83,17 +83,37 @@ pub async fn give_due(state: &AppState, mailer: Option<&Mailer>) -> Result<usize
     Ok(given)
 }
 
+/// The login identifier a dormancy notice is about (`dormant_login:<login>:<noticed_at>`).
+fn dormant_login(q: &QueuedNotice) -> Option<&str> {
+    if q.category != Category::DormantLogin {
+        return None;
+    }
+    q.related
+        .strip_prefix("dormant_login:")
+        .and_then(|rest| rest.rsplit_once(':'))
+        .map(|(login, _)| login)
+        .filter(|login| !login.is_empty())
+}
+
 /// Sends one notice to its recipients as known now (SVC-313) and returns the records.
 async fn send(
     state: &AppState,
     mailer: Option<&Mailer>,
     q: &QueuedNotice,
 ) -> Result<Vec<NewNotice>, String> {
-    let contacts = state
-        .store
-        .saas_contacts(q.account_id)
-        .await
-        .map_err(|e| e.to_string())?;
+    let contacts = match dormant_login(q) {
+        // SVC-009: a dormancy notice is the person's, not the tenant's: it goes to the
+        // login identifier itself.
+        Some(login) => Contacts {
+            owner: Some((0, login.to_string())),
+            ..Contacts::default()
+        },
+        None => state
+            .store
+            .saas_contacts(q.account_id)
+            .await
+            .map_err(|e| e.to_string())?,
+    };
     let base = NewNotice {
         account_id: q.account_id,
         member_id: 0,

@@ -34,7 +34,7 @@ use crate::state::{AppState, new_request_id};
 /// Largest operator request body: they carry ids and filters only.
 const MAX_BODY: usize = 64 * 1024;
 
-/// Every operator path.
+/// Every operator path that reads (the changes are `operator_tenant::PATHS`).
 pub const PATHS: &[&str] = &[
     "/operator/tenant/info",
     "/operator/grant/list",
@@ -47,6 +47,7 @@ pub const PATHS: &[&str] = &[
 pub fn routes() -> Router<AppState> {
     PATHS
         .iter()
+        .chain(crate::operator_tenant::PATHS)
         .fold(Router::new(), |r, path| r.route(path, any(serve)))
 }
 
@@ -189,7 +190,16 @@ impl Ctx<'_> {
             "/operator/channel/info" => self.channel_info().await,
             "/operator/incident/list" => self.incident_list().await,
             "/operator/incident/info" => self.incident_info().await,
-            _ => Err(ApiError::new(ErrorCode::RouteNotFound, "no such route")),
+            // Terminations and packs (SVC-072, SVC-231 … SVC-235): changes, not reads.
+            other => crate::operator_tenant::dispatch(
+                self.state,
+                other,
+                self.account_id,
+                self.args,
+                &klaxon_store::staff_actor(self.staff.staff_id),
+            )
+            .await
+            .unwrap_or_else(|| Err(ApiError::new(ErrorCode::RouteNotFound, "no such route"))),
         }
     }
 

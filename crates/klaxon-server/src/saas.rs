@@ -313,6 +313,21 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
                 tracing::error!(error = %e, "the ownership transfer job failed; it will be retried")
             }
         }
+        // SVC-009: dormant login identifiers, once per billing day.
+        match state
+            .store
+            .saas_dormant_logins_due(&saas.settings, now)
+            .await
+        {
+            Ok(done) => {
+                for (login, what) in done {
+                    tracing::info!(%login, ?what, "dormant login identifier");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the dormant login job failed; it will be retried")
+            }
+        }
         if let Err(e) = saas.refresh(&state.store).await {
             tracing::error!(error = %e, "reloading tenant states failed");
         }

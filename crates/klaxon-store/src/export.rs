@@ -198,6 +198,8 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("saas_closure_requests", OperatorRecord),
     // Staff-assisted ownership transfers (SVC-004): evidence of who owns the tenant.
     ("saas_ownership_transfers", OperatorRecord),
+    // SVC-009: dormancy notices and deactivations of login identifiers (person-level).
+    ("saas_dormant_logins", OperatorRecord),
     // SLA measurement, exclusions and claims (SVC-270…SVC-282): the operator's evidence
     // for compensation, kept after a purge like the ledger they lead to.
     ("sla_request_counts", OperatorRecord),

@@ -138,8 +138,8 @@ pub use saas::{
     postpaid_sku, staff_actor,
 };
 pub use saas::{
-    BREACH_CATEGORIES, CommPack, MeterDecision, NewTermination, PackRecord, TerminationKind,
-    TerminationRecord, pack_sku,
+    BREACH_CATEGORIES, CommPack, DORMANT_NOTICE_DAYS, DormantAction, MeterDecision, NewTermination,
+    PackRecord, TerminationKind, TerminationRecord, pack_sku,
 };
 pub use schedules::{ScheduleFilter, ScheduleRefusal};
 pub use signin::{

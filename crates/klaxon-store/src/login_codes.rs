@@ -55,7 +55,11 @@ impl Store {
              WHERE LOWER(email) = ",
         );
         sql.bind(email.trim().to_lowercase())
-            .push(" AND email <> '' AND status <> 'deleted' ORDER BY account_id, member_id");
+            // SVC-009: a login identifier deactivated for dormancy gets no code.
+            .push(
+                " AND email <> '' AND status <> 'deleted' AND login_deactivated_at = 0 \
+                 ORDER BY account_id, member_id",
+            );
         let rows = sql.query().fetch_all(&self.inner.read).await?;
         rows.iter()
             .map(|r| {

@@ -36,6 +36,7 @@ use crate::{Store, StoreError};
 mod access;
 mod agreements;
 mod comm;
+mod dormant;
 mod governance;
 mod licences;
 mod metering;
@@ -52,6 +53,7 @@ pub use access::{
 };
 pub use agreements::{AcceptanceRecord, Decided, DocumentVersion, NewDecision, NewDocument};
 pub use comm::{MeterDecision, PackRecord, pack_sku};
+pub use dormant::{DORMANT_NOTICE_DAYS, DormantAction};
 pub use governance::{ClosureRequest, LegalHoldRecord, SecurityIncidentRecord};
 pub use licences::{
     ActiveUser, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView, licence_sku,

@@ -402,7 +402,8 @@ impl Store {
     }
 
     /// Opens a session for a member that just signed in: a `pending` member becomes
-    /// `enabled` with `activated_at` (RSP-551). Expired sessions are purged on the way.
+    /// `enabled` with `activated_at` (RSP-551, SVC-034) and the sign-in is recorded
+    /// (SVC-009). Expired sessions are purged on the way.
     pub async fn create_session(
         &self,
         account_id: i64,
@@ -447,6 +448,15 @@ impl Store {
             .push(" AND member_id = ")
             .bind(member_id)
             .push(" AND status = 'pending'");
+        sql.query_on(&tx).execute(&mut *tx).await?;
+        // SVC-009: every interactive sign-in (password, SSO, sign-in code, registration)
+        // opens its session here, so this is where the last sign-in is kept.
+        let mut sql = Sql::new("UPDATE members SET last_signin_at = ");
+        sql.bind(now)
+            .push(" WHERE account_id = ")
+            .bind(account_id)
+            .push(" AND member_id = ")
+            .bind(member_id);
         sql.query_on(&tx).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(NewSession { token, session })

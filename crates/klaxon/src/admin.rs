@@ -270,6 +270,10 @@ pub struct TerminateArgs {
     /// Feature removal: when the change that removed the feature took effect.
     #[arg(long)]
     pub removed_at: Option<Timestamp>,
+    /// Breach: block the tenant's export, on this legal basis (e.g. the content itself is
+    /// unlawful). Without it the export stays allowed through the buffer (SVC-232).
+    #[arg(long)]
+    pub block_export: Option<String>,
 }
 
 #[derive(Args)]
@@ -762,6 +766,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 proposer,
                 approver,
                 removed_at,
+                block_export,
             } = *args;
             let Some(kind) = TerminationKind::parse(&kind) else {
                 bail!("unknown termination kind {kind:?}");
@@ -789,6 +794,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 agreed_refund: refund.map(|r| parse_decimal("refund", &r)).transpose()?,
                 removed_at: removed_at.map(|t| t.as_millisecond()),
                 delete_early: false,
+                export_block_basis: block_export.unwrap_or_default(),
             };
             let rec = ctx
                 .store
@@ -814,6 +820,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 agreed_refund: None,
                 removed_at: None,
                 delete_early: delete,
+                export_block_basis: String::new(),
             };
             let rec = ctx
                 .store

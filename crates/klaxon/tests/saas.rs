@@ -639,3 +639,50 @@ on_both_backends!(
         drop_db(&url).await;
     }
 );
+
+on_both_backends!(self_hosted_depends_on_no_vendor, |url: String| async move {
+    // spec: SVC-404
+    // There is no licence key to configure: such a setting is refused as unknown.
+    for text in [
+        "licence_key = \"K-1\"\n",
+        "license_key = \"K-1\"\n",
+        "[deployment]\nlicence_key = \"K-1\"\n",
+        "[deployment]\nusage_reporting_url = \"https://vendor.example\"\n",
+    ] {
+        assert!(Config::from_toml(text).is_err(), "{text}");
+    }
+    // The defaults name nothing outside the install: self-hosted, no notification provider,
+    // no other region to route to. Providers and integrations exist only when the company
+    // configures them.
+    let c = Config::default();
+    assert_eq!(c.deployment.mode, klaxon_server::config::Mode::SelfHosted);
+    assert!(c.notify.email.is_none() && c.notify.email_backup.is_none());
+    assert!(c.notify.twilio.is_none() && c.notify.twilio_backup.is_none());
+    assert!(c.deployment.regions.is_empty());
+    assert!(c.public_url.is_empty());
+    // A node started with them has no SaaS runtime (no metering, reporting or switch-off),
+    // and the operator API is not there at all.
+    let n = Node::start(&url, "2025-06-08T09:00:00Z", |_| {}).await;
+    assert!(n.server.saas_settings().is_none());
+    for path in [
+        "/operator/tenant/info",
+        "/operator/tenant/terminate",
+        "/operator/tenant/pack/buy",
+    ] {
+        let resp = n
+            .http
+            .post(format!("{}{path}", n.server.base_url()))
+            .bearer_auth("kst_anything")
+            .json(&json!({"account_id": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 404, "{path}");
+    }
+    // A year without any contact with anyone changes nothing: pushes are accepted.
+    n.set("2026-06-08T09:00:00Z");
+    let (status, body) = n.push("sh-404").await;
+    assert_eq!(status, 200, "{body}");
+    n.server.shutdown().await;
+    drop_db(&url).await;
+});

@@ -377,6 +377,67 @@ on_both_backends!(staff_triage_answer_and_close, |url: String| async move {
     desk.stop(&url).await;
 });
 
+/// Entries in the tenant's ledger (0 without a billing row).
+async fn ledger_len(desk: &Desk, at: &str) -> usize {
+    let settings = desk.server.saas_settings().unwrap();
+    desk.server
+        .store()
+        .saas_tenant(settings, desk.server.bootstrap().account_id, ms(at))
+        .await
+        .unwrap()
+        .map_or(0, |t| t.book.ledger().entries().len())
+}
+
+// spec: SVC-170 — e-mail consultation and fault support cost the tenant nothing: a ticket
+// mailed, triaged as a fault, answered and closed leaves the tenant's ledger as it was.
+// spec: SVC-315 — a formal notice sent to the published support address is recorded as a
+// ticket of category `formal_notice` with the instant it was received.
+on_both_backends!(
+    support_is_included_and_formal_notices_are_recorded,
+    |url: String| async move {
+        let desk = Desk::start(&url, "2025-06-06T08:30:00Z").await;
+        let before = ledger_len(&desk, "2025-06-06T08:30:00Z").await;
+        let cfg = &desk.config_file;
+        let id = filed(&send_mail(desk.smtp(), OWNER, SUPPORT, "Pages stopped", "None.").await);
+        let t = id.to_string();
+        let (ok, out) = ticket(cfg, &["triage", "--ticket", &t, "--category", "fault"]).await;
+        assert!(ok, "{out}");
+        let (ok, out) = ticket(cfg, &["reply", "--ticket", &t, "--body", "Fixed."]).await;
+        assert!(ok, "{out}");
+        let (ok, out) = ticket(cfg, &["close", "--ticket", &t, "--cause", "platform"]).await;
+        assert!(ok, "{out}");
+        assert_eq!(ledger_len(&desk, "2025-06-06T08:30:00Z").await, before);
+
+        let notice = filed(
+            &send_mail(
+                desk.smtp(),
+                OWNER,
+                SUPPORT,
+                "Objection to the new price list",
+                "We object to the change announced on 1 June.",
+            )
+            .await,
+        );
+        let n = notice.to_string();
+        let (ok, out) = ticket(
+            cfg,
+            &["triage", "--ticket", &n, "--category", "formal_notice"],
+        )
+        .await;
+        assert!(ok, "{out}");
+        let (ok, out) = ticket(cfg, &["list", "--all"]).await;
+        assert!(ok, "{out}");
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("#{notice} ")))
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(line.contains("formal_notice"), "{line}");
+        assert!(line.contains("2025-06-06"), "{line}");
+        assert_eq!(ledger_len(&desk, "2025-06-06T08:30:00Z").await, before);
+        desk.stop(&url).await;
+    }
+);
+
 // spec: SVC-401 — a self-hosted node has no support desk: the address is an unknown mailbox
 // and the commands refuse to run.
 on_both_backends!(self_hosted_has_no_support_desk, |url: String| async move {

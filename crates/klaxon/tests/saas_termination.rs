@@ -648,6 +648,7 @@ on_both_backends!(
                     agreed_refund: None,
                     removed_at: None,
                     delete_early: false,
+                    export_block_basis: String::new(),
                 },
                 ms("2025-07-01T00:00:00Z"),
                 "owner",
@@ -766,6 +767,221 @@ on_both_backends!(
         let out = n.ok(&["usage", "--date", "2025-03-03"]).await;
         assert!(out.contains("nothing to charge"), "{out}");
         assert_eq!(n.cash().await, "0.00");
+        n.stop(&url).await;
+    }
+);
+
+on_both_backends!(
+    breach_termination_may_block_the_export_other_endings_keep_it,
+    |url: String| async move {
+        let n = Node::start(&url, "2025-03-01T09:00:00Z", false).await;
+        n.set("2025-03-10T12:00:00Z");
+        // spec: SVC-232
+        // Only a termination for serious breach may block the export: any other is refused
+        // and nothing is recorded.
+        let (ok, out) = n
+            .cli(&[
+                "terminate",
+                "mutual",
+                "--reference",
+                "agreement-3",
+                "--owner-confirmation",
+                "mail-5",
+                "--block-export",
+                "court order 12/2025",
+            ])
+            .await;
+        assert!(!ok, "{out}");
+        assert!(out.contains("SVC-232"), "{out}");
+        assert!(
+            n.server
+                .store()
+                .saas_terminations(n.id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // With a legal basis the breach termination sets `export_blocked`.
+        let out = n
+            .ok(&[
+                "terminate",
+                "breach",
+                "--reference",
+                "case-9",
+                "--category",
+                "unlawful_content",
+                "--evidence",
+                "report-12",
+                "--proposer",
+                "alice",
+                "--approver",
+                "bob",
+                "--block-export",
+                "court order 12/2025: the content itself is unlawful",
+            ])
+            .await;
+        assert!(out.contains("termination 1 (breach): done"), "{out}");
+        assert!(out.contains("export blocked"), "{out}");
+        assert_eq!(
+            n.tenant().await.state.to_string(),
+            "ended(terminated_breach)"
+        );
+        n.server.refresh_tenant_states().await.unwrap();
+        // spec: SVC-182
+        // The export is refused with the reason and nothing is started.
+        let (status, body) = n.api("/account/export/create", json!({})).await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(body["error"]["code"], "AccessDenied", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("SVC-232"), "{message}");
+        assert!(message.contains("court order 12/2025"), "{message}");
+        let (status, body) = n.api("/account/export/list", json!({})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["items"].as_array().unwrap().len(), 0, "{body}");
+        n.stop(&url).await;
+    }
+);
+
+/// A staff identity for the operator API: (id, token).
+async fn staff(n: &Node) -> (i64, String) {
+    n.server
+        .store()
+        .staff_add(
+            "Ann",
+            klaxon_saas::grant::StaffRole::Support,
+            "test",
+            n.now(),
+        )
+        .await
+        .unwrap()
+}
+
+/// A call of the operator API.
+async fn op(n: &Node, token: &str, path: &str, body: Value) -> (u16, Value) {
+    let resp = n
+        .http
+        .post(format!("{}{path}", n.server.base_url()))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+on_both_backends!(
+    operator_api_sells_packs_and_ends_the_service_like_the_cli,
+    |url: String| async move {
+        let n = Node::start(&url, "2025-03-01T09:00:00Z", false).await;
+        n.ok(&["pay", "--amount", "100.00", "--reference", "bank-1"])
+            .await;
+        let (staff_id, token) = staff(&n).await;
+        let id = n.id;
+        // spec: SVC-220
+        // The operator endpoints need a staff token.
+        let (status, _) = op(
+            &n,
+            "",
+            "/operator/tenant/pack/list",
+            json!({"account_id": id}),
+        )
+        .await;
+        assert_eq!(status, 401);
+
+        // spec: SVC-072
+        // A pack of the price list, paid from the funds at once.
+        let (status, body) = op(
+            &n,
+            &token,
+            "/operator/tenant/pack/buy",
+            json!({"account_id": id, "unit": "email", "units": 2}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["units"], 2, "{body}");
+        assert_eq!(body["data"]["price"], "30.00", "{body}");
+        assert_eq!(n.cash().await, "70.00");
+        // A size the price list does not sell is refused; nothing is bought.
+        let (status, body) = op(
+            &n,
+            &token,
+            "/operator/tenant/pack/buy",
+            json!({"account_id": id, "unit": "email", "units": 3}),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        let (status, body) = op(
+            &n,
+            &token,
+            "/operator/tenant/pack/list",
+            json!({"account_id": id}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["total"], 1, "{body}");
+        assert_eq!(body["data"]["items"][0]["unit"], "email", "{body}");
+        assert_eq!(n.cash().await, "70.00");
+
+        // spec: SVC-232
+        // The same rules as the CLI: one person cannot propose and approve.
+        let (status, body) = op(
+            &n,
+            &token,
+            "/operator/tenant/terminate",
+            json!({"account_id": id, "kind": "breach", "reference": "case-1",
+                   "category": "fraud", "evidence": ["r-1"], "proposer": "bob",
+                   "approver": "bob"}),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("SVC-232"),
+            "{body}"
+        );
+        let (_, body) = op(
+            &n,
+            &token,
+            "/operator/tenant/termination/list",
+            json!({"account_id": id}),
+        )
+        .await;
+        assert_eq!(body["data"]["total"], 0, "{body}");
+        assert_eq!(n.tenant().await.state.to_string(), "active");
+
+        // spec: SVC-235
+        // spec: SVC-186
+        // The tenant's release asked for through the operator: ended(released) at once.
+        let (status, body) = op(
+            &n,
+            &token,
+            "/operator/tenant/release",
+            json!({"account_id": id, "reference": "ticket-9"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["kind"], "cancel", "{body}");
+        assert_eq!(body["data"]["state"], "done", "{body}");
+        assert_eq!(body["data"]["actor"], format!("staff:{staff_id}"), "{body}");
+        assert_eq!(n.tenant().await.state.to_string(), "ended(released)");
+        let (_, body) = op(
+            &n,
+            &token,
+            "/operator/tenant/termination/list",
+            json!({"account_id": id}),
+        )
+        .await;
+        assert_eq!(body["data"]["total"], 1, "{body}");
+        assert_eq!(body["data"]["items"][0]["reference"], "ticket-9", "{body}");
+
+        // spec: SVC-182
+        // Every ending other than a blocked breach keeps the export.
+        let (status, body) = n.api("/account/export/create", json!({})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["status"], "ready", "{body}");
         n.stop(&url).await;
     }
 );

@@ -7,10 +7,12 @@
 //! account's exports without it. One export is built at a time and at most three are started
 //! in any 24 hours (refused with `RequestTooFrequently`, nothing started). Exporting is a
 //! floor of the agreement: it works in every service state before the purge (SVC-022), so
-//! `saas::check_write` lets it through and the only refusal is a purging or purged tenant.
+//! `saas::check_write` lets it through and the only refusals are a purging or purged tenant
+//! and an export block staff set with a termination for serious breach (SVC-232).
 //! The audit hook records every `create`; downloads are audited by the download route.
 
 use klaxon_core::error::{ApiError, ErrorCode};
+use klaxon_saas::state::ServiceState;
 use klaxon_store::{BeginExport, ExportRecord, ExportRefusal};
 use serde_json::{Value, json};
 
@@ -60,12 +62,28 @@ fn failed(e: impl std::fmt::Display) -> ApiError {
 async fn create(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
     if let Some(saas) = &state.saas {
         let service = saas.state_of(caller.account_id);
-        let caps = klaxon_saas::state::capabilities(service, Default::default(), false);
+        // SVC-232: staff may block the export of a tenant terminated for serious breach,
+        // with a legal basis; read from the store, exports are rare.
+        let blocked = state
+            .store
+            .saas_export_blocked(caller.account_id)
+            .await
+            .map_err(failed)?;
+        let flags = klaxon_saas::state::Restrictions {
+            export_blocked: blocked.is_some(),
+            ..Default::default()
+        };
+        let caps = klaxon_saas::state::capabilities(service, flags, false);
         if !caps.export {
-            return Err(ApiError::new(
-                ErrorCode::AccessDenied,
-                "the account's data is being purged; it can no longer be exported",
-            ));
+            let message = match blocked {
+                Some(basis) if !matches!(service, ServiceState::Purging | ServiceState::Purged) => {
+                    format!(
+                        "the operator has blocked the export of this account (SVC-232): {basis}"
+                    )
+                }
+                _ => "the account's data is being purged; it can no longer be exported".into(),
+            };
+            return Err(ApiError::new(ErrorCode::AccessDenied, message));
         }
     }
     let now = state.clock.now();

@@ -144,6 +144,9 @@ pub struct NewTermination {
     pub removed_at: Option<Millis>,
     /// Cancel: delete after the undo window instead of keeping the normal buffer (SVC-186).
     pub delete_early: bool,
+    /// Breach: the legal basis on which staff block the export (SVC-232, e.g. the content
+    /// itself is unlawful); empty = the export stays allowed, as for every termination.
+    pub export_block_basis: String,
 }
 
 /// A stored termination.
@@ -162,6 +165,8 @@ pub struct TerminationRecord {
     pub approver: String,
     pub agreed_refund: Option<Decimal>,
     pub delete_early: bool,
+    /// SVC-232: the legal basis of the export block it set ('' = none).
+    pub export_block_basis: String,
     pub created_at: Millis,
     pub actor: String,
     pub done_at: Millis,
@@ -175,7 +180,7 @@ impl TerminationRecord {
     }
 }
 
-const COLUMNS: &str = "account_id, termination_id, kind, state, effective_at, reference, category, evidence, proposer, approver, agreed_refund, delete_early, created_at, actor, done_at, outcome";
+const COLUMNS: &str = "account_id, termination_id, kind, state, effective_at, reference, category, evidence, proposer, approver, agreed_refund, delete_early, created_at, actor, done_at, outcome, export_block_basis";
 
 fn record(row: &AnyRow) -> Result<TerminationRecord> {
     let kind = get_str(row, "kind")?;
@@ -206,6 +211,7 @@ fn record(row: &AnyRow) -> Result<TerminationRecord> {
             )
         },
         delete_early: get_i64(row, "delete_early")? != 0,
+        export_block_basis: get_str(row, "export_block_basis")?,
         created_at: get_i64(row, "created_at")?,
         actor: get_str(row, "actor")?,
         done_at: get_i64(row, "done_at")?,
@@ -556,8 +562,22 @@ async fn carry_out(
                 now,
             )
             .await?;
+            // SVC-232: the export stays allowed through the buffer unless staff gave a
+            // legal basis for blocking it; the block is the tenant's, so the export route
+            // sees it whichever node serves it.
+            let basis = rec.export_block_basis.trim();
+            let block = if basis.is_empty() {
+                String::new()
+            } else {
+                let mut upd = Sql::new("UPDATE saas_tenants SET export_blocked = ");
+                upd.bind(basis)
+                    .push(" WHERE account_id = ")
+                    .bind(account_id);
+                upd.query_on(conn).execute(&mut *conn).await?;
+                format!("; export blocked: {basis}")
+            };
             format!(
-                "{} -> {to} at {} ({}); {refund_detail}; purge date {}",
+                "{} -> {to} at {} ({}); {refund_detail}; purge date {}{block}",
                 change.from,
                 utc(effective),
                 rec.kind.rule(),
@@ -687,6 +707,13 @@ fn check(new: &NewTermination, settings: &SaasSettings, now: Millis) -> Result<M
     if let Some(r) = new.agreed_refund {
         settings.currency.check_posted("agreed_refund", r)?;
     }
+    if !new.export_block_basis.trim().is_empty() && new.kind != TerminationKind::Breach {
+        return Err(invalid(
+            "export_block_basis",
+            "SVC-232: only a termination for serious breach may block the export; every other ending keeps it",
+        )
+        .into());
+    }
     if new.delete_early && new.kind != TerminationKind::Cancel {
         return Err(invalid(
             "delete_early",
@@ -788,7 +815,9 @@ impl Store {
             .bind(now)
             .push(", ")
             .bind(actor)
-            .push(", 0, '')");
+            .push(", 0, '', ")
+            .bind(new.export_block_basis.trim())
+            .push(")");
         ins.query_on(conn).execute(&mut *conn).await?;
         let rec = load(conn, account_id, id)
             .await?
@@ -865,6 +894,19 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// SVC-232: the legal basis of the tenant's export block, when there is one.
+    pub async fn saas_export_blocked(&self, account_id: i64) -> Result<Option<String>> {
+        let mut sql = Sql::new("SELECT export_blocked FROM saas_tenants WHERE account_id = ");
+        sql.bind(account_id);
+        match sql.query().fetch_optional(&self.inner.read).await? {
+            Some(row) => {
+                let basis = get_str(&row, "export_blocked")?;
+                Ok((!basis.is_empty()).then_some(basis))
+            }
+            None => Ok(None),
+        }
     }
 
     /// The tenant's terminations, oldest first.
