@@ -17,73 +17,18 @@ mod browser;
 mod common;
 
 use browser::{
-    Browser, browser_sign_in, click, exists, shoot, text_of, type_into, unlabelled_inputs, until,
-    value_of,
+    Browser, attr_of, browser_sign_in, choose, click, exists, mark, redrawn, shoot, text_of, tick,
+    type_into, unlabelled_inputs, until, value_of,
 };
-use common::TestServer;
+use common::{TestServer, ok};
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
-fn ok((status, body): (u16, Value)) -> Value {
-    assert_eq!(status, 200, "{body}");
-    assert!(body.get("error").is_none(), "{body}");
-    body["data"].clone()
-}
-
+/// [`common::get_page`] with `/` read back: templates escape it in values as `&#x2f;`, and a
+/// browser reads both the same.
 async fn get_page(t: &TestServer, cookie: &str, path: &str) -> (u16, String) {
-    let resp = t
-        .http
-        .get(format!("{}{path}", t.base))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    // Templates escape `/` in values as `&#x2f;`; a browser reads both the same.
-    (
-        resp.status().as_u16(),
-        resp.text().await.unwrap().replace("&#x2f;", "/"),
-    )
-}
-
-/// Marks the element, so that [`redrawn`] can tell when htmx has replaced it.
-async fn mark(c: &Client, id: &str) {
-    c.execute(
-        "document.getElementById(arguments[0]).dataset.stale = '1'; return true",
-        vec![json!(id)],
-    )
-    .await
-    .unwrap();
-}
-
-/// Waits until the element marked by [`mark`] was drawn anew (the answer was swapped in).
-async fn redrawn(c: &Client, id: &str) {
-    until("the element redrawn", || async {
-        c.execute(
-            "const e = document.getElementById(arguments[0]); return !!e && !e.dataset.stale",
-            vec![json!(id)],
-        )
-        .await
-        .map(|v| v == json!(true))
-        .unwrap_or(false)
-    })
-    .await;
-}
-
-async fn tick(c: &Client, css: &str, on: bool) {
-    let e = c.find(Locator::Css(css)).await.unwrap();
-    let checked = e.prop("checked").await.unwrap().as_deref() == Some("true");
-    if checked != on {
-        e.click().await.unwrap();
-    }
-}
-
-async fn choose(c: &Client, select: &str, value: &str) {
-    c.find(Locator::Css(&format!("{select} option[value='{value}']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    let (status, html) = common::get_page(t, cookie, path).await;
+    (status, html.replace("&#x2f;", "/"))
 }
 
 /// The texts of the list's column headings, in order (read in one step: the list redraws
@@ -349,7 +294,7 @@ async fn detail_tabs(database_url: &str) {
         "an open incident has no outcome tab"
     );
     assert_eq!(
-        attr(c, "#tab-overview", "aria-current").await.as_deref(),
+        attr_of(c, "#tab-overview", "aria-current").await.as_deref(),
         Some("page")
     );
     let overview = text_of(c, "#tab-panel").await;
@@ -473,15 +418,6 @@ async fn detail_tabs(database_url: &str) {
 
     browser.stop().await;
     t.stop().await;
-}
-
-async fn attr(c: &Client, css: &str, name: &str) -> Option<String> {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .attr(name)
-        .await
-        .unwrap()
 }
 
 // --- RSP-500: the channel list and the global list ---------------------------------------
@@ -714,6 +650,74 @@ async fn route_layout(database_url: &str) {
     assert_eq!(
         ok(t.api("/route/info", json!({"integration_id": iid})).await)["version"],
         4
+    );
+
+    // spec: §1.3.2, ING-095 — a rule moves to another section from its own edit page: it
+    // goes to the end of that section, as a new version.
+    let route = ok(t.api("/route/info", json!({"integration_id": iid})).await);
+    let db_rule = route["cases"][0]["id"].clone();
+    ok(t.api(
+        "/route/upsert",
+        json!({"integration_id": iid, "version": 4, "cases": route["cases"],
+               "sections": [{"name": "Databases", "position": 0},
+                            {"name": "Everything else", "position": 1}],
+               "default": {"channel_ids": [web]}}),
+    )
+    .await);
+    c.goto(&format!("{}/integrations/{iid}/routing/rules/1", t.base))
+        .await
+        .unwrap();
+    until("the rule editor", || async {
+        exists(c, "#edit-rule").await
+    })
+    .await;
+    assert_eq!(value_of(c, "#section").await, "0", "in Databases");
+    let choices = text_of(c, "#section").await;
+    assert!(
+        choices.contains("None") && choices.contains("Everything else"),
+        "{choices}"
+    );
+    assert_eq!(unlabelled_inputs(c).await, 0);
+    shoot(c, "route-rule-sections").await;
+
+    // A section the route does not have is refused beside the choice; nothing is saved.
+    c.execute(
+        "document.querySelector('#section option').value = '9'; \
+         document.getElementById('section').value = '9'; return true",
+        vec![],
+    )
+    .await
+    .unwrap();
+    type_into(c, "#name", "Database team (moved)").await;
+    mark(c, "edit-rule").await;
+    click(c, "#edit-rule button[type=submit]").await;
+    redrawn(c, "edit-rule").await;
+    let error = text_of(c, "#section-error").await;
+    assert!(error.contains("not one of the route's sections"), "{error}");
+    assert_eq!(value_of(c, "#name").await, "Database team (moved)");
+    assert_eq!(
+        ok(t.api("/route/info", json!({"integration_id": iid})).await)["version"],
+        5
+    );
+
+    choose(c, "#section", "1").await;
+    click(c, "#edit-rule button[type=submit]").await;
+    until("version 6", || async {
+        text_of(c, "#current-version").await == "version 6"
+    })
+    .await;
+    let route = ok(t.api("/route/info", json!({"integration_id": iid})).await);
+    assert_eq!(route["cases"][0]["if"][0]["key"], "severity");
+    assert_eq!(route["cases"][1]["id"], db_rule, "the rule keeps its id");
+    assert_eq!(route["cases"][1]["name"], "Database team (moved)");
+    assert_eq!(
+        route["sections"],
+        json!([{"name": "Databases", "position": 0}, {"name": "Everything else", "position": 0}])
+    );
+    let listed = text_of(c, "#route-rules").await;
+    assert!(
+        listed.find("Everything else").unwrap() < listed.find("Database team (moved)").unwrap(),
+        "{listed}"
     );
 
     browser.stop().await;

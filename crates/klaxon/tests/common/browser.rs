@@ -1,7 +1,7 @@
 //! A headless Chromium behind chromedriver for the console's browser tests, and the small
 //! helpers they share (screenshots at desktop and phone widths, polling waits, form input).
-//! Included with `#[path]` by the test files that drive a browser; tests/console.rs keeps its
-//! own copy.
+//! Included with `#[path]` by the test files that drive a browser (the other test binaries
+//! share `common` but have no use for a browser).
 //!
 //! The browser needs Debian's `chromium` and `chromium-driver` (/usr/bin/chromium,
 //! /usr/bin/chromedriver). Without them a test fails when `CI=true` and is skipped with a
@@ -321,6 +321,49 @@ pub async fn tab(c: &Client) {
         .await
         .unwrap()
         .send_keys("\u{E004}")
+        .await
+        .unwrap();
+}
+
+/// Marks the element, so that [`redrawn`] can tell when htmx has replaced it.
+pub async fn mark(c: &Client, id: &str) {
+    c.execute(
+        "document.getElementById(arguments[0]).dataset.stale = '1'; return true",
+        vec![json!(id)],
+    )
+    .await
+    .unwrap();
+}
+
+/// Waits until the element marked by [`mark`] was drawn anew (the answer was swapped in).
+pub async fn redrawn(c: &Client, id: &str) {
+    until("the element redrawn", || async {
+        c.execute(
+            "const e = document.getElementById(arguments[0]); return !!e && !e.dataset.stale",
+            vec![json!(id)],
+        )
+        .await
+        .map(|v| v == json!(true))
+        .unwrap_or(false)
+    })
+    .await;
+}
+
+/// Checks or unchecks a checkbox by clicking it, as a person would.
+pub async fn tick(c: &Client, css: &str, on: bool) {
+    let e = c.find(Locator::Css(css)).await.unwrap();
+    let checked = e.prop("checked").await.unwrap().as_deref() == Some("true");
+    if checked != on {
+        e.click().await.unwrap();
+    }
+}
+
+/// Picks the option with `value` of a `<select>` by clicking it.
+pub async fn choose(c: &Client, select: &str, value: &str) {
+    c.find(Locator::Css(&format!("{select} option[value='{value}']")))
+        .await
+        .unwrap()
+        .click()
         .await
         .unwrap();
 }
