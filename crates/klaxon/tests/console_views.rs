@@ -21,8 +21,8 @@ use browser::{
     type_into, unlabelled_inputs, until, value_of,
 };
 use common::{TestServer, ok};
-use fantoccini::{Client, Locator};
-use serde_json::{Value, json};
+use fantoccini::Client;
+use serde_json::json;
 
 /// [`common::get_page`] with `/` read back: templates escape it in values as `&#x2f;`, and a
 /// browser reads both the same.
@@ -810,6 +810,31 @@ async fn grouping_cases(database_url: &str) {
     );
     assert_eq!(value_of(c, "#k1_dims").await, "");
     shoot(c, "noise-grouping-cases").await;
+
+    // At a phone's 375 px: no sideways scroll, every control and its label in view, and the
+    // text inputs wide enough to read what is typed.
+    c.set_window_size(375, 812).await.unwrap();
+    let problems = c
+        .execute(
+            "const w = document.documentElement.clientWidth; const out = []; \
+             if (document.documentElement.scrollWidth > w) out.push('page scrolls sideways'); \
+             for (const e of document.querySelectorAll('#noise-settings input:not([type=hidden]), \
+                  #noise-settings select, #noise-settings textarea')) { \
+               const r = e.getBoundingClientRect(); \
+               if (r.left < 0 || r.right > w) out.push(e.id + ' outside the screen'); \
+               const l = e.labels && e.labels[0]; \
+               if (!l) { out.push(e.id + ' has no label'); continue; } \
+               const lr = l.getBoundingClientRect(); \
+               if (lr.width === 0 || lr.left < 0 || lr.right > w) out.push(e.id + ' label hidden'); \
+               if ((e.type === 'text' && !e.hasAttribute('size') || e.tagName !== 'INPUT') \
+                   && r.width < 250) out.push(e.id + ' narrow: ' + r.width); \
+             } return out",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(problems, json!([]), "the grouping form at 375 px");
+    c.set_window_size(1280, 900).await.unwrap();
 
     // The API's check, shown beside the case's field with everything typed kept; nothing
     // saved.
