@@ -15,7 +15,7 @@ use browser::{
     Browser, browser_sign_in, choose, click, clocked_server, mark, redrawn, shoot, text_of, until,
     value_of,
 };
-use fantoccini::{Client, Locator};
+use fantoccini::Locator;
 use serde_json::{Value, json};
 
 use common::TestServer;

@@ -21,7 +21,7 @@ use browser::{
 };
 use common::{TestServer, ok};
 use fantoccini::Locator;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// A console client: GETs and htmx POSTs with the session (and the CSRF token when given).
 struct Console<'a> {

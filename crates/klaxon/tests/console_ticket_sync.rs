@@ -21,7 +21,7 @@ use browser::{
 };
 use common::{TestServer, ok};
 use fantoccini::Locator;
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
