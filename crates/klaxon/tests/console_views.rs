@@ -17,8 +17,8 @@ mod browser;
 mod common;
 
 use browser::{
-    Browser, attr_of, browser_sign_in, choose, click, exists, mark, redrawn, shoot, text_of, tick,
-    type_into, unlabelled_inputs, until, value_of,
+    Browser, attr_of, browser_sign_in, choose, click, exists, low_contrast, mark, redrawn, shoot,
+    text_of, tick, type_into, unlabelled_inputs, until, value_of,
 };
 use common::{TestServer, ok};
 use fantoccini::Client;
@@ -165,6 +165,11 @@ async fn list_columns(database_url: &str) {
     assert_eq!(cell(c, &by_hand, "label.host").await, "-");
     assert!(!cell(c, &pushed, "duration").await.is_empty());
     shoot(c, "incident-list-columns").await;
+    assert_eq!(
+        low_contrast(c).await,
+        Vec::<String>::new(),
+        "the incident list"
+    );
 
     // spec: RSP-506 — the choice is stored for the person, not in this browser: another
     // session of the same member sees the same columns.
@@ -313,6 +318,12 @@ async fn detail_tabs(database_url: &str) {
         "{countdown}"
     );
     shoot(c, "incident-tab-overview").await;
+    // WCAG 2.1 AA: every text of the page against its background.
+    assert_eq!(
+        low_contrast(c).await,
+        Vec::<String>::new(),
+        "the incident page"
+    );
 
     // With the keyboard: focus the Alerts tab and press Enter; htmx swaps the tab in, the
     // address follows and the focus stays on the tab.
@@ -696,6 +707,7 @@ async fn route_layout(database_url: &str) {
     );
     assert_eq!(unlabelled_inputs(c).await, 0);
     shoot(c, "route-rule-sections").await;
+    assert_eq!(low_contrast(c).await, Vec::<String>::new(), "a route rule");
 
     // A section the route does not have is refused beside the choice; nothing is saved.
     c.execute(
@@ -810,6 +822,11 @@ async fn grouping_cases(database_url: &str) {
     );
     assert_eq!(value_of(c, "#k1_dims").await, "");
     shoot(c, "noise-grouping-cases").await;
+    assert_eq!(
+        low_contrast(c).await,
+        Vec::<String>::new(),
+        "the noise settings"
+    );
 
     // At a phone's 375 px: no sideways scroll, every control and its label in view, and the
     // text inputs wide enough to read what is typed.

@@ -367,3 +367,50 @@ pub async fn choose(c: &Client, select: &str, value: &str) {
         .await
         .unwrap();
 }
+
+/// The visible texts of the page whose contrast with their background is below WCAG 2.1 AA
+/// (4.5:1, or 3:1 for large text: 24 px, or 18.66 px bold), as `text (ratio)`. The
+/// background is the nearest opaque one behind the element (the page's white at the top).
+pub async fn low_contrast(c: &Client) -> Vec<String> {
+    let v = c
+        .execute(
+            r#"
+            const rgb = s => (s.match(/[\d.]+/g) || []).map(Number);
+            const lum = ([r, g, b]) => {
+              const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+              return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+            };
+            const behind = e => {
+              for (; e; e = e.parentElement) {
+                const c = rgb(getComputedStyle(e).backgroundColor);
+                if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+              }
+              return [255, 255, 255];
+            };
+            const out = [];
+            for (const e of document.querySelectorAll('body *')) {
+              const own = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+              if (!own || e.closest('[hidden], option, script, style, noscript')) continue;
+              const r = e.getBoundingClientRect();
+              if (r.width === 0 || r.height === 0) continue;
+              const s = getComputedStyle(e);
+              if (s.visibility !== 'visible' || parseFloat(s.opacity) === 0) continue;
+              const a = lum(rgb(s.color)), b = lum(behind(e));
+              const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+              const size = parseFloat(s.fontSize), bold = parseInt(s.fontWeight) >= 700;
+              const large = size >= 24 || (bold && size >= 18.66);
+              if (ratio < (large ? 3 : 4.5))
+                out.push(e.textContent.trim().slice(0, 40) + ' (' + ratio.toFixed(2) + ')');
+            }
+            return out;
+            "#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s.as_str().unwrap_or("").to_string())
+        .collect()
+}
