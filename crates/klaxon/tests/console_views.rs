@@ -827,6 +827,25 @@ async fn grouping_cases(database_url: &str) {
         Vec::<String>::new(),
         "the noise settings"
     );
+    // The check itself finds a faint text (light grey on white, 1.6:1).
+    c.execute(
+        "const p = document.createElement('p'); p.id = 'faint'; p.style.color = '#cccccc'; \
+         p.textContent = 'faint text'; document.querySelector('main').append(p); return true",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let faint = low_contrast(c).await;
+    assert!(
+        faint.iter().any(|f| f.starts_with("faint text")),
+        "{faint:?}"
+    );
+    c.execute(
+        "document.getElementById('faint').remove(); return true",
+        vec![],
+    )
+    .await
+    .unwrap();
 
     // At a phone's 375 px: no sideways scroll, every control and its label in view, and the
     // text inputs wide enough to read what is typed.
