@@ -121,8 +121,7 @@ impl Rules {
     pub(super) fn section_of(&self, k: usize) -> Option<usize> {
         self.in_place_order()
             .into_iter()
-            .filter(|i| self.sections[*i].1 <= k)
-            .last()
+            .rfind(|i| self.sections[*i].1 <= k)
     }
 
     /// Moves rule `k` to the end of section `to` (`None`: the rules above the first
