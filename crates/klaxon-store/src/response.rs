@@ -1569,7 +1569,9 @@ pub(crate) async fn closed_in_window(
         .bind(channel_id)
         .push(" AND progress = 'Closed' AND start_time >= ")
         .bind(from)
-        .push(" AND start_time < ")
+        // `to` itself is in: an incident of the same second may have been created earlier
+        // (the caller orders those by creation, RSP-451).
+        .push(" AND start_time <= ")
         .bind(to)
         .push(" ORDER BY start_time DESC LIMIT ")
         .bind(limit);

@@ -9,211 +9,17 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-use common::TestServer;
-use fantoccini::{Client, ClientBuilder, Locator};
+use browser::{
+    Browser, accept_confirms, attr_of, browser_sign_in, click, clocked_server, exists,
+    screenshot_dir, set_value, shoot, text_of, type_into, unlabelled_inputs, until, value_of,
+};
+use common::{TestServer, get_page, sign_in};
+use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// A headless Chromium behind its own chromedriver, with a fresh profile.
-struct Browser {
-    client: Client,
-    driver: tokio::process::Child,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    /// `None` (after printing why) when Chromium is not installed and this is not CI.
-    async fn start() -> Option<Browser> {
-        let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
-            .into_iter()
-            .filter(|p| !Path::new(p).exists())
-            .collect();
-        if !missing.is_empty() {
-            let why = format!(
-                "{} not installed (apt-get install chromium chromium-driver)",
-                missing.join(" and ")
-            );
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("the console browser test cannot run in CI: {why}");
-            }
-            eprintln!("SKIPPED console browser test: {why}");
-            return None;
-        }
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let driver = tokio::process::Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver starts");
-        let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while http.get(format!("{url}/status")).send().await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let profile = tempfile::tempdir().unwrap();
-        let args = vec![
-            "--headless".to_string(),
-            "--no-sandbox".to_string(),
-            "--disable-gpu".to_string(),
-            "--disable-quic".to_string(),
-            "--no-first-run".to_string(),
-            "--disable-background-networking".to_string(),
-            "--disable-component-update".to_string(),
-            "--disable-sync".to_string(),
-            "--disable-dev-shm-usage".to_string(),
-            "--hide-scrollbars".to_string(),
-            "--window-size=1280,900".to_string(),
-            format!("--user-data-dir={}", profile.path().display()),
-        ];
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".to_string(),
-            json!({ "binary": CHROMIUM, "args": args }),
-        );
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&url)
-            .await
-            .expect("a WebDriver session");
-        Some(Browser {
-            client,
-            driver,
-            _profile: profile,
-        })
-    }
-
-    async fn stop(mut self) {
-        let _ = self.client.close().await;
-        let _ = self.driver.kill().await;
-    }
-}
-
-/// Where the screenshots go: `$CARGO_TARGET_DIR/console-screenshots`, else the workspace's
-/// `target/console-screenshots`.
-fn screenshot_dir() -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let dir = target.join("console-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Screenshots of the current page at desktop and phone widths.
-async fn shoot(c: &Client, name: &str) {
-    let dir = screenshot_dir();
-    for (label, width, height) in [("desktop", 1280, 900), ("phone", 375, 812)] {
-        c.set_window_size(width, height).await.unwrap();
-        // Let the layout settle at the new width.
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        // The page must fit the width: nothing wider than the viewport (no sideways scroll).
-        let overflow = c
-            .execute(
-                "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
-                vec![],
-            )
-            .await
-            .unwrap();
-        assert!(
-            overflow.as_i64().unwrap_or(0) <= 0,
-            "{name} is wider than {width} px by {overflow}"
-        );
-        // The whole page, not just the first screen: grow the window to the page's height.
-        let full = c
-            .execute("return document.documentElement.scrollHeight", vec![])
-            .await
-            .unwrap()
-            .as_u64()
-            .unwrap_or(0)
-            .min(4000) as u32;
-        let chrome = c
-            .execute("return window.outerHeight - window.innerHeight", vec![])
-            .await
-            .unwrap()
-            .as_u64()
-            .unwrap_or(0) as u32;
-        if full > height - chrome {
-            c.set_window_size(width, full + chrome).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let png = c.screenshot().await.unwrap();
-        std::fs::write(dir.join(format!("{name}-{label}.png")), png).unwrap();
-    }
-    c.set_window_size(1280, 900).await.unwrap();
-}
-
-/// Waits (polling, no page reload) until `check` holds.
-async fn until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn text_of(c: &Client, css: &str) -> String {
-    match c.find(Locator::Css(css)).await {
-        Ok(e) => e.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-async fn value_of(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap_or_default()
-}
-
-/// How many visible form controls of the page have neither a `<label>` nor an `aria-label`.
-async fn unlabelled_inputs(c: &Client) -> i64 {
-    c.execute(
-        "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')] \
-         .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).length",
-        vec![],
-    )
-    .await
-    .unwrap()
-    .as_i64()
-    .unwrap()
-}
-
-async fn type_into(c: &Client, css: &str, text: &str) {
-    let e = c.find(Locator::Css(css)).await.unwrap();
-    e.clear().await.unwrap();
-    e.send_keys(text).await.unwrap();
-}
-
-async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
 
 /// Sign in with the first-start owner credentials, see a pushed alert appear in the list
 /// without a reload, open it, acknowledge, comment, close; a bad sign-in and a bad comment
@@ -472,31 +278,6 @@ async fn a_responder_handles_an_incident_in_the_browser() {
     );
     browser.stop().await;
     t.stop().await;
-}
-
-/// Signs in through the form with the first-start owner credentials.
-async fn browser_sign_in(t: &TestServer, c: &Client) {
-    let server = t.server.as_ref().unwrap();
-    let email = server.bootstrap().owner_email.clone();
-    let password = server.owner_password().unwrap().to_string();
-    c.goto(&format!("{}/signin", t.base)).await.unwrap();
-    type_into(c, "#email", &email).await;
-    type_into(c, "#password", &password).await;
-    click(c, "form button[type=submit]").await;
-    until("the incident list", || async {
-        c.current_url().await.unwrap().path() == "/incidents"
-    })
-    .await;
-}
-
-/// Sets a form control's value by script (date and time inputs take keys by locale).
-async fn set_value(c: &Client, id: &str, value: &str) {
-    c.execute(
-        "document.getElementById(arguments[0]).value = arguments[1]; return true",
-        vec![json!(id), json!(value)],
-    )
-    .await
-    .unwrap();
 }
 
 /// The channels page shows each integration's push URL with a copy button; a schedule and an
@@ -784,50 +565,6 @@ async fn set_up_in_the_browser(database_url: &str) {
     );
     browser.stop().await;
     t.stop().await;
-}
-
-/// A signed-in HTTP client (reqwest keeps no cookies itself here): the session cookie and
-/// its CSRF token.
-async fn sign_in(t: &TestServer) -> (String, String) {
-    let server = t.server.as_ref().unwrap();
-    let form = [
-        ("email", server.bootstrap().owner_email.clone()),
-        ("password", server.owner_password().unwrap().to_string()),
-    ];
-    let resp = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .post(format!("{}/signin", t.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string(form).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
-    let cookies: Vec<String> = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .collect();
-    let csrf = cookies
-        .iter()
-        .find_map(|c| c.strip_prefix("klaxon_csrf="))
-        .unwrap()
-        .to_string();
-    (cookies.join("; "), csrf)
-}
-
-async fn get_page(t: &TestServer, cookie: &str, path: &str) -> (u16, String) {
-    let resp = t
-        .http
-        .get(format!("{}{path}", t.base))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
 async fn list_of_a_thousand(database_url: &str) {
@@ -1290,32 +1027,6 @@ async fn store_of(t: &TestServer) -> klaxon_store::Store {
     klaxon_store::Store::connect(&url, klaxon_store::StoreOptions::default())
         .await
         .unwrap()
-}
-
-/// Makes every `hx-confirm` dialog of the current page answer "yes".
-async fn accept_confirms(c: &Client) {
-    c.execute(
-        "window.confirm = function () { return true; }; return true",
-        vec![],
-    )
-    .await
-    .unwrap();
-}
-
-async fn attr_of(c: &Client, css: &str, name: &str) -> Option<String> {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .attr(name)
-        .await
-        .unwrap()
-}
-
-async fn exists(c: &Client, css: &str) -> bool {
-    c.find_all(Locator::Css(css))
-        .await
-        .map(|v| !v.is_empty())
-        .unwrap_or(false)
 }
 
 /// Personal settings, members and teams through their pages: a refused value is shown beside
@@ -2817,30 +2528,6 @@ async fn noise_rule_pages_need_a_session_and_saves_the_csrf_token() {
     assert!(resp.status().is_client_error(), "{}", resp.status());
     assert!(resp.text().await.unwrap().contains("not found"));
     t.stop().await;
-}
-
-/// A server whose clock the test holds (it starts at the wall clock, so the session cookie
-/// the browser gets is current).
-async fn clocked_server(database_url: &str) -> (TestServer, std::sync::Arc<common::ManualClock>) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = common::test_config(dir.path(), database_url);
-    let clock = std::sync::Arc::new(common::ManualClock(std::sync::atomic::AtomicI64::new(
-        common::wall_ms(),
-    )));
-    let server = klaxon_server::start_with_clock(config, clock.clone())
-        .await
-        .unwrap();
-    let b = server.bootstrap().clone();
-    let t = TestServer {
-        base: server.base_url().to_string(),
-        app_key: b.app_key.clone(),
-        integration_key: b.integration_key.clone(),
-        server: Some(server),
-        dir,
-        http: reqwest::Client::new(),
-        database_url: database_url.to_string(),
-    };
-    (t, clock)
 }
 
 /// Selects `value` in the `<select>` with id `id` by script (like a person picking it).

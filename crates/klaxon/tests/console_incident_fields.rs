@@ -11,8 +11,11 @@
 mod browser;
 mod common;
 
-use browser::{Browser, browser_sign_in, click, clocked_server, shoot, text_of, until, value_of};
-use fantoccini::{Client, Locator};
+use browser::{
+    Browser, browser_sign_in, choose, click, clocked_server, mark, redrawn, shoot, text_of, until,
+    value_of,
+};
+use fantoccini::Locator;
 use serde_json::{Value, json};
 
 use common::TestServer;
@@ -26,39 +29,6 @@ async fn field(t: &TestServer, body: Value) {
 async fn info(t: &TestServer, id: &str) -> Value {
     let (_, b) = t.api("/incident/info", json!({"incident_id": id})).await;
     b["data"].clone()
-}
-
-/// Marks the element, so that [`redrawn`] can tell when htmx has replaced it.
-async fn mark(c: &Client, id: &str) {
-    c.execute(
-        "document.getElementById(arguments[0]).dataset.stale = '1'; return true",
-        vec![json!(id)],
-    )
-    .await
-    .unwrap();
-}
-
-/// Waits until the element marked by [`mark`] was drawn anew (the answer was swapped in).
-async fn redrawn(c: &Client, id: &str) {
-    until("the incident redrawn", || async {
-        c.execute(
-            "const e = document.getElementById(arguments[0]); return !!e && !e.dataset.stale",
-            vec![json!(id)],
-        )
-        .await
-        .map(|v| v == json!(true))
-        .unwrap_or(false)
-    })
-    .await;
-}
-
-async fn choose(c: &Client, select: &str, value: &str) {
-    c.find(Locator::Css(&format!("{select} option[value='{value}']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
 }
 
 /// On SQLite, and on PostgreSQL too when `KLAXON_TEST_DATABASE_URL` is set.

@@ -19,15 +19,9 @@ use browser::{
     Browser, browser_sign_in, click, exists, shoot, text_of, type_into, unlabelled_inputs, until,
     value_of,
 };
-use common::TestServer;
+use common::{TestServer, ok};
 use fantoccini::Locator;
-use serde_json::{Value, json};
-
-fn ok((status, body): (u16, Value)) -> Value {
-    assert_eq!(status, 200, "{body}");
-    assert!(body.get("error").is_none(), "{body}");
-    body["data"].clone()
-}
+use serde_json::json;
 
 /// A console client: GETs and htmx POSTs with the session (and the CSRF token when given).
 struct Console<'a> {

@@ -15,7 +15,7 @@ use browser::{
     Browser, accept_confirms, attr_of, browser_sign_in, click, clocked_server, exists, focus_ring,
     set_value, shoot, tab, text_of, type_into, unlabelled_inputs, until, value_of,
 };
-use common::TestServer;
+use common::{TestServer, get_page, sign_in};
 use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
@@ -654,47 +654,4 @@ async fn calendar_pages_need_a_session_and_saves_the_csrf_token() {
         assert_eq!(got, status, "{path}");
     }
     t.stop().await;
-}
-
-/// A signed-in HTTP client: the session cookie and its CSRF token.
-async fn sign_in(t: &TestServer) -> (String, String) {
-    let server = t.server.as_ref().unwrap();
-    let form = [
-        ("email", server.bootstrap().owner_email.clone()),
-        ("password", server.owner_password().unwrap().to_string()),
-    ];
-    let resp = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .post(format!("{}/signin", t.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string(form).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
-    let cookies: Vec<String> = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .collect();
-    let csrf = cookies
-        .iter()
-        .find_map(|c| c.strip_prefix("klaxon_csrf="))
-        .unwrap()
-        .to_string();
-    (cookies.join("; "), csrf)
-}
-
-async fn get_page(t: &TestServer, cookie: &str, path: &str) -> (u16, String) {
-    let resp = t
-        .http
-        .get(format!("{}{path}", t.base))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
 }

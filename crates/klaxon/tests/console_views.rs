@@ -17,73 +17,18 @@ mod browser;
 mod common;
 
 use browser::{
-    Browser, browser_sign_in, click, exists, shoot, text_of, type_into, unlabelled_inputs, until,
-    value_of,
+    Browser, attr_of, browser_sign_in, choose, click, exists, low_contrast, mark, redrawn, shoot,
+    text_of, tick, type_into, unlabelled_inputs, until, value_of,
 };
-use common::TestServer;
-use fantoccini::{Client, Locator};
-use serde_json::{Value, json};
+use common::{TestServer, ok};
+use fantoccini::Client;
+use serde_json::json;
 
-fn ok((status, body): (u16, Value)) -> Value {
-    assert_eq!(status, 200, "{body}");
-    assert!(body.get("error").is_none(), "{body}");
-    body["data"].clone()
-}
-
+/// [`common::get_page`] with `/` read back: templates escape it in values as `&#x2f;`, and a
+/// browser reads both the same.
 async fn get_page(t: &TestServer, cookie: &str, path: &str) -> (u16, String) {
-    let resp = t
-        .http
-        .get(format!("{}{path}", t.base))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    // Templates escape `/` in values as `&#x2f;`; a browser reads both the same.
-    (
-        resp.status().as_u16(),
-        resp.text().await.unwrap().replace("&#x2f;", "/"),
-    )
-}
-
-/// Marks the element, so that [`redrawn`] can tell when htmx has replaced it.
-async fn mark(c: &Client, id: &str) {
-    c.execute(
-        "document.getElementById(arguments[0]).dataset.stale = '1'; return true",
-        vec![json!(id)],
-    )
-    .await
-    .unwrap();
-}
-
-/// Waits until the element marked by [`mark`] was drawn anew (the answer was swapped in).
-async fn redrawn(c: &Client, id: &str) {
-    until("the element redrawn", || async {
-        c.execute(
-            "const e = document.getElementById(arguments[0]); return !!e && !e.dataset.stale",
-            vec![json!(id)],
-        )
-        .await
-        .map(|v| v == json!(true))
-        .unwrap_or(false)
-    })
-    .await;
-}
-
-async fn tick(c: &Client, css: &str, on: bool) {
-    let e = c.find(Locator::Css(css)).await.unwrap();
-    let checked = e.prop("checked").await.unwrap().as_deref() == Some("true");
-    if checked != on {
-        e.click().await.unwrap();
-    }
-}
-
-async fn choose(c: &Client, select: &str, value: &str) {
-    c.find(Locator::Css(&format!("{select} option[value='{value}']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    let (status, html) = common::get_page(t, cookie, path).await;
+    (status, html.replace("&#x2f;", "/"))
 }
 
 /// The texts of the list's column headings, in order (read in one step: the list redraws
@@ -220,6 +165,11 @@ async fn list_columns(database_url: &str) {
     assert_eq!(cell(c, &by_hand, "label.host").await, "-");
     assert!(!cell(c, &pushed, "duration").await.is_empty());
     shoot(c, "incident-list-columns").await;
+    assert_eq!(
+        low_contrast(c).await,
+        Vec::<String>::new(),
+        "the incident list"
+    );
 
     // spec: RSP-506 — the choice is stored for the person, not in this browser: another
     // session of the same member sees the same columns.
@@ -349,7 +299,7 @@ async fn detail_tabs(database_url: &str) {
         "an open incident has no outcome tab"
     );
     assert_eq!(
-        attr(c, "#tab-overview", "aria-current").await.as_deref(),
+        attr_of(c, "#tab-overview", "aria-current").await.as_deref(),
         Some("page")
     );
     let overview = text_of(c, "#tab-panel").await;
@@ -368,6 +318,12 @@ async fn detail_tabs(database_url: &str) {
         "{countdown}"
     );
     shoot(c, "incident-tab-overview").await;
+    // WCAG 2.1 AA: every text of the page against its background.
+    assert_eq!(
+        low_contrast(c).await,
+        Vec::<String>::new(),
+        "the incident page"
+    );
 
     // With the keyboard: focus the Alerts tab and press Enter; htmx swaps the tab in, the
     // address follows and the focus stays on the tab.
@@ -437,14 +393,31 @@ async fn detail_tabs(database_url: &str) {
     })
     .await;
     let past = text_of(c, "#tab-panel").await;
-    // The tab draws the `/incident/past/list` answer.
+    // spec: RSP-451 — the closed incident with the same title is listed with its root cause
+    // and resolution, also when the new one came within the same second (event times are
+    // whole seconds, so both have one start time).
     let listed = ok(t
         .api("/incident/past/list", json!({"incident_id": open}))
         .await);
-    match listed["items"].as_array().and_then(|a| a.first()) {
-        Some(p) => assert!(past.contains(p["num"].as_str().unwrap()), "{past}"),
-        None => assert!(past.contains("No similar past incidents"), "{past}"),
-    }
+    assert_eq!(
+        listed["items"][0]["incident_id"],
+        closed_id.as_str(),
+        "{listed}"
+    );
+    let num = closed["num"].as_str().unwrap();
+    assert!(past.contains(&format!("#{num}")), "{past}");
+    assert!(
+        past.contains("Old WAL files") && past.contains("Removed them"),
+        "{past}"
+    );
+    assert!(!past.contains("No similar past incidents"), "{past}");
+    assert!(
+        exists(
+            c,
+            &format!("#tab-panel ul.past a[href='/incident/detail/{closed_id}']")
+        )
+        .await
+    );
     shoot(c, "incident-tab-past").await;
 
     // Without script the tabs are links: each one is a page of its own.
@@ -473,15 +446,6 @@ async fn detail_tabs(database_url: &str) {
 
     browser.stop().await;
     t.stop().await;
-}
-
-async fn attr(c: &Client, css: &str, name: &str) -> Option<String> {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .attr(name)
-        .await
-        .unwrap()
 }
 
 // --- RSP-500: the channel list and the global list ---------------------------------------
@@ -716,6 +680,75 @@ async fn route_layout(database_url: &str) {
         4
     );
 
+    // spec: §1.3.2, ING-095 — a rule moves to another section from its own edit page: it
+    // goes to the end of that section, as a new version.
+    let route = ok(t.api("/route/info", json!({"integration_id": iid})).await);
+    let db_rule = route["cases"][0]["id"].clone();
+    ok(t.api(
+        "/route/upsert",
+        json!({"integration_id": iid, "version": 4, "cases": route["cases"],
+               "sections": [{"name": "Databases", "position": 0},
+                            {"name": "Everything else", "position": 1}],
+               "default": {"channel_ids": [web]}}),
+    )
+    .await);
+    c.goto(&format!("{}/integrations/{iid}/routing/rules/1", t.base))
+        .await
+        .unwrap();
+    until("the rule editor", || async {
+        exists(c, "#edit-rule").await
+    })
+    .await;
+    assert_eq!(value_of(c, "#section").await, "0", "in Databases");
+    let choices = text_of(c, "#section").await;
+    assert!(
+        choices.contains("None") && choices.contains("Everything else"),
+        "{choices}"
+    );
+    assert_eq!(unlabelled_inputs(c).await, 0);
+    shoot(c, "route-rule-sections").await;
+    assert_eq!(low_contrast(c).await, Vec::<String>::new(), "a route rule");
+
+    // A section the route does not have is refused beside the choice; nothing is saved.
+    c.execute(
+        "document.querySelector('#section option').value = '9'; \
+         document.getElementById('section').value = '9'; return true",
+        vec![],
+    )
+    .await
+    .unwrap();
+    type_into(c, "#name", "Database team (moved)").await;
+    mark(c, "edit-rule").await;
+    click(c, "#edit-rule button[type=submit]").await;
+    redrawn(c, "edit-rule").await;
+    let error = text_of(c, "#section-error").await;
+    assert!(error.contains("not one of the route's sections"), "{error}");
+    assert_eq!(value_of(c, "#name").await, "Database team (moved)");
+    assert_eq!(
+        ok(t.api("/route/info", json!({"integration_id": iid})).await)["version"],
+        5
+    );
+
+    choose(c, "#section", "1").await;
+    click(c, "#edit-rule button[type=submit]").await;
+    until("version 6", || async {
+        text_of(c, "#current-version").await == "version 6"
+    })
+    .await;
+    let route = ok(t.api("/route/info", json!({"integration_id": iid})).await);
+    assert_eq!(route["cases"][0]["if"][0]["key"], "severity");
+    assert_eq!(route["cases"][1]["id"], db_rule, "the rule keeps its id");
+    assert_eq!(route["cases"][1]["name"], "Database team (moved)");
+    assert_eq!(
+        route["sections"],
+        json!([{"name": "Databases", "position": 0}, {"name": "Everything else", "position": 0}])
+    );
+    let listed = text_of(c, "#route-rules").await;
+    assert!(
+        listed.find("Everything else").unwrap() < listed.find("Database team (moved)").unwrap(),
+        "{listed}"
+    );
+
     browser.stop().await;
     t.stop().await;
 }
@@ -789,6 +822,55 @@ async fn grouping_cases(database_url: &str) {
     );
     assert_eq!(value_of(c, "#k1_dims").await, "");
     shoot(c, "noise-grouping-cases").await;
+    assert_eq!(
+        low_contrast(c).await,
+        Vec::<String>::new(),
+        "the noise settings"
+    );
+    // The check itself finds a faint text (light grey on white, 1.6:1).
+    c.execute(
+        "const p = document.createElement('p'); p.id = 'faint'; p.style.color = '#cccccc'; \
+         p.textContent = 'faint text'; document.querySelector('main').append(p); return true",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let faint = low_contrast(c).await;
+    assert!(
+        faint.iter().any(|f| f.starts_with("faint text")),
+        "{faint:?}"
+    );
+    c.execute(
+        "document.getElementById('faint').remove(); return true",
+        vec![],
+    )
+    .await
+    .unwrap();
+
+    // At a phone's 375 px: no sideways scroll, every control and its label in view, and the
+    // text inputs wide enough to read what is typed.
+    c.set_window_size(375, 812).await.unwrap();
+    let problems = c
+        .execute(
+            "const w = document.documentElement.clientWidth; const out = []; \
+             if (document.documentElement.scrollWidth > w) out.push('page scrolls sideways'); \
+             for (const e of document.querySelectorAll('#noise-settings input:not([type=hidden]), \
+                  #noise-settings select, #noise-settings textarea')) { \
+               const r = e.getBoundingClientRect(); \
+               if (r.left < 0 || r.right > w) out.push(e.id + ' outside the screen'); \
+               const l = e.labels && e.labels[0]; \
+               if (!l) { out.push(e.id + ' has no label'); continue; } \
+               const lr = l.getBoundingClientRect(); \
+               if (lr.width === 0 || lr.left < 0 || lr.right > w) out.push(e.id + ' label hidden'); \
+               if ((e.type === 'text' && !e.hasAttribute('size') || e.tagName !== 'INPUT') \
+                   && r.width < 250) out.push(e.id + ' narrow: ' + r.width); \
+             } return out",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(problems, json!([]), "the grouping form at 375 px");
+    c.set_window_size(1280, 900).await.unwrap();
 
     // The API's check, shown beside the case's field with everything typed kept; nothing
     // saved.

@@ -182,6 +182,14 @@ pub fn similarity(a: &Fingerprint, b: &Fingerprint) -> f64 {
         + 0.1 * e(&a.resource, &b.resource)
 }
 
+/// Whether `y` started before `x` (RSP-451). Event times are whole seconds (ING-029), so an
+/// incident closed a moment after a like one started, and raised again in the same second,
+/// would have the same start; the one created first is then the earlier one (without this,
+/// an incident that comes straight back never shows its predecessor).
+pub fn started_before(y: &Incident, x: &Incident) -> bool {
+    y.start_time < x.start_time || (y.start_time == x.start_time && y.created_at < x.created_at)
+}
+
 /// RSP-451: among `candidates`, the closed incidents of `x`'s channel that started in the 30
 /// days before it and score above 0.9, best first (more of root cause and resolution filled,
 /// then higher score, then later start), at most 5. Global incidents have none.
@@ -198,7 +206,7 @@ pub fn past_incidents<'a>(x: &Incident, candidates: &'a [Incident]) -> Vec<(&'a 
                 && y.channel_id == x.channel_id
                 && y.progress == Progress::Closed
                 && y.start_time >= from
-                && y.start_time < x.start_time
+                && started_before(y, x)
         })
         .map(|y| (y, similarity(&fx, &Fingerprint::of(y))))
         .filter(|(_, s)| *s > SIMILAR_ABOVE)

@@ -1422,6 +1422,19 @@ fn past_incidents_order_and_window() {
     let mut global = x.clone();
     global.channel_id = 0;
     assert!(past_incidents(&global, &candidates).is_empty(), "RSP-007");
+
+    // Event times are whole seconds: an incident of the same second created before x is a
+    // past one of it, one created after it is not.
+    let mut same_second = past("same-second", 0, "payments down", "", "");
+    same_second.created_at = x.created_at - 300;
+    let mut later = past("later", 0, "payments down", "", "");
+    later.created_at = x.created_at + 300;
+    let candidates = vec![same_second, later];
+    let got: Vec<&str> = past_incidents(&x, &candidates)
+        .iter()
+        .map(|(y, _)| y.incident_id.as_str())
+        .collect();
+    assert_eq!(got, vec!["same-second"]);
 }
 
 #[test]

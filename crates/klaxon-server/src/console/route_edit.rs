@@ -106,6 +106,97 @@ impl Rules {
     fn swap_down(&mut self, k: usize) {
         self.rules.swap(k, k + 1);
     }
+
+    /// The dividers' indices in the order they appear among the rules. The layout form lets
+    /// a person list them in any order, so the list order alone does not say which comes
+    /// first; two at one place keep their list order (the earlier one is then empty).
+    fn in_place_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.sections.len()).collect();
+        order.sort_by_key(|i| (self.sections[*i].1, *i));
+        order
+    }
+
+    /// The section rule `k` belongs to: the last divider at or above it; `None` above the
+    /// first divider.
+    pub(super) fn section_of(&self, k: usize) -> Option<usize> {
+        self.in_place_order()
+            .into_iter()
+            .rfind(|i| self.sections[*i].1 <= k)
+    }
+
+    /// Moves rule `k` to the end of section `to` (`None`: the rules above the first
+    /// divider) and answers its new index. The other rules keep their order and every
+    /// divider keeps the rules it had, so only this rule changes section.
+    fn move_to_section(&mut self, k: usize, to: Option<usize>) -> usize {
+        if self.section_of(k) == to {
+            return k;
+        }
+        let rule = self.rules.remove(k);
+        for (_, r) in &mut self.sections {
+            if *r > k {
+                *r -= 1;
+            }
+        }
+        let order = self.in_place_order();
+        // The dividers after the target section in place order: the rule goes just above
+        // the first of them, and all of them move down by the one rule.
+        let after = match to {
+            None => 0,
+            Some(s) => order
+                .iter()
+                .position(|i| *i == s)
+                .map_or(order.len(), |q| q + 1),
+        };
+        let at = order
+            .get(after)
+            .map_or(self.rules.len(), |i| self.sections[*i].1);
+        self.rules.insert(at, rule);
+        for i in &order[after..] {
+            self.sections[*i].1 += 1;
+        }
+        at
+    }
+
+    /// The section choices of the edit form: `(value, name)` in place order, `none` first
+    /// for the rules above the first divider.
+    fn section_choices(&self) -> Vec<(String, String)> {
+        let mut out = vec![(
+            NO_SECTION.to_string(),
+            "None (above the first section)".to_string(),
+        )];
+        out.extend(self.in_place_order().into_iter().map(|i| {
+            (
+                i.to_string(),
+                self.sections[i].0.as_str().unwrap_or("").to_string(),
+            )
+        }));
+        out
+    }
+}
+
+/// The section choice of the rules above the first divider.
+const NO_SECTION: &str = "none";
+
+/// The form value of a rule's section.
+fn section_value(section: Option<usize>) -> String {
+    section.map_or_else(|| NO_SECTION.to_string(), |s| s.to_string())
+}
+
+/// The section a form value names; a value that names none is refused beside the choice.
+fn parse_section(raw: &str, rules: &Rules) -> Result<Option<usize>, FieldErrors> {
+    if raw == NO_SECTION {
+        return Ok(None);
+    }
+    raw.parse::<usize>()
+        .ok()
+        .filter(|s| *s < rules.sections.len())
+        .map(Some)
+        .ok_or_else(|| {
+            FieldErrors::one(
+                "section",
+                format!("section: {raw:?} is not one of the route's sections"),
+            )
+        })
 }
 
 /// What the edit form shows: the typed (or stored) values, kept after a refusal.
@@ -118,6 +209,9 @@ struct EditForm {
     rows: Vec<Row>,
     chosen: Vec<String>,
     flow: String,
+    /// The section the rule is in, as a [`section_value`]; a different one moves the rule
+    /// to the end of that section. Empty (a form without the choice): it stays put.
+    section: String,
     /// Set by "Add condition rows": the form is drawn again with more rows, nothing saved.
     more_rows: String,
 }
@@ -147,6 +241,7 @@ impl EditForm {
                 "stop"
             }
             .into(),
+            section: String::new(),
             more_rows: String::new(),
         }
     }
@@ -163,6 +258,7 @@ impl EditForm {
                 .map(|(_, v)| v.clone())
                 .collect(),
             flow: form_value(pairs, "flow"),
+            section: form_value(pairs, "section").trim().to_string(),
             more_rows: form_value(pairs, "more_rows"),
         }
     }
@@ -264,6 +360,7 @@ fn form_ctx(
     integration: &Value,
     position: usize,
     channels: &[Value],
+    sections: Vec<(String, String)>,
     form: EditForm,
     errors: &FieldErrors,
 ) -> minijinja::Value {
@@ -271,6 +368,8 @@ fn form_ctx(
         integration => j(integration),
         position => position,
         channels => j(&channels),
+        // Only a route with sections offers the choice.
+        sections => if sections.len() > 1 { sections } else { Vec::new() },
         v => j(&form.padded()),
         errors => j(&errors.0),
     }
@@ -299,7 +398,8 @@ pub(super) async fn edit_page(
         let route = fetch(&state, &viewer, "/route/info", json!({"integration_id": id})).await?;
         let rules = Rules::of(&route);
         let k = rule_index(&pos, &rules)?;
-        let form = EditForm::of_rule(route["version"].as_i64().unwrap_or(0), &rules.rules[k]);
+        let mut form = EditForm::of_rule(route["version"].as_i64().unwrap_or(0), &rules.rules[k]);
+        form.section = section_value(rules.section_of(k));
         let channels = channels(&state, &viewer).await?;
         let me = fetch(&state, &viewer, "/member/info", json!({})).await?;
         Ok::<_, ApiError>(context! {
@@ -307,7 +407,7 @@ pub(super) async fn edit_page(
             nav => "channels",
             csrf => viewer.session.csrf_token.clone(),
             me => j(&me),
-            f => form_ctx(&integration, k + 1, &channels, form, &FieldErrors::default()),
+            f => form_ctx(&integration, k + 1, &channels, rules.section_choices(), form, &FieldErrors::default()),
         })
     }
     .await;
@@ -375,14 +475,21 @@ pub(super) async fn save_edit(
         Err(e) => return page_error(&e),
     };
     let form = EditForm::parse(&form_pairs(&body));
+    let choices = rules.section_choices();
+    let section = if form.section.is_empty() {
+        Ok(rules.section_of(k))
+    } else {
+        parse_section(&form.section, &rules)
+    };
     let outcome = if !form.more_rows.is_empty() {
         Err((FieldErrors::default(), StatusCode::OK))
     } else {
-        match form.cases(&rules.rules[k]) {
+        match section.and_then(|to| Ok((to, form.cases(&rules.rules[k])?))) {
             Err(errors) => Err((errors, StatusCode::BAD_REQUEST)),
-            Ok((cases, at)) => {
+            Ok((to, (cases, at))) => {
                 let count = cases.len();
                 rules.rules[k] = cases;
+                let k = rules.move_to_section(k, to);
                 let first = rules.span(k).start;
                 let (cases, sections) = rules.wire();
                 let version = form
@@ -419,7 +526,7 @@ pub(super) async fn save_edit(
                     status,
                     view::render(
                         "route_edit_form.html",
-                        context! { f => form_ctx(&integration, k + 1, &channels, form, &errors) },
+                        context! { f => form_ctx(&integration, k + 1, &channels, choices, form, &errors) },
                     ),
                 )
                     .into_response(),
@@ -549,6 +656,67 @@ mod tests {
         assert_eq!(cases.as_array().unwrap().len(), 2);
         // Rule C is now the second rule: the divider still precedes it.
         assert_eq!(sections, json!([{"name": "Later", "position": 1}]));
+    }
+
+    // spec: §1.3.2 (sections are named dividers between rules), ING-095
+    #[test]
+    fn a_rule_moves_to_the_end_of_another_section() {
+        // Rules a, b, c, d; "Web" precedes b, "Databases" precedes d.
+        let route = json!({
+            "cases": (["a", "b", "c", "d"].map(|id| json!({"id": id, "if": []}))),
+            "sections": [{"name": "Web", "position": 1}, {"name": "Databases", "position": 3}],
+        });
+        let ids = |r: &Rules| -> Vec<String> {
+            r.rules
+                .iter()
+                .map(|c| c[0]["id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let r = Rules::of(&route);
+        assert_eq!(
+            [0, 1, 2, 3].map(|k| r.section_of(k)),
+            [None, Some(0), Some(0), Some(1)]
+        );
+        // a into Web: it ends Web; Web now starts at b (index 0), Databases still at d.
+        let mut m = r.clone();
+        assert_eq!(m.move_to_section(0, Some(0)), 2);
+        assert_eq!(ids(&m), ["b", "c", "a", "d"]);
+        assert_eq!(
+            m.wire().1,
+            json!([{"name": "Web", "position": 0}, {"name": "Databases", "position": 3}])
+        );
+        // d out of every section: it ends the rules above the first divider.
+        let mut m = r.clone();
+        assert_eq!(m.move_to_section(3, None), 1);
+        assert_eq!(ids(&m), ["a", "d", "b", "c"]);
+        assert_eq!(
+            m.wire().1,
+            json!([{"name": "Web", "position": 2}, {"name": "Databases", "position": 4}])
+        );
+        assert_eq!(m.section_of(1), None);
+        // b into Databases (the last section): the end of all rules.
+        let mut m = r.clone();
+        assert_eq!(m.move_to_section(1, Some(1)), 3);
+        assert_eq!(ids(&m), ["a", "c", "d", "b"]);
+        assert_eq!(m.section_of(3), Some(1));
+        assert_eq!(m.section_of(1), Some(0));
+        // Its own section: nothing moves.
+        let mut m = r.clone();
+        assert_eq!(m.move_to_section(2, Some(0)), 2);
+        assert_eq!(m, r);
+        // The choices in place order, then a bad one refused beside the choice.
+        let listed_backwards = json!({
+            "cases": route["cases"],
+            "sections": [{"name": "Databases", "position": 3}, {"name": "Web", "position": 1}],
+        });
+        let b = Rules::of(&listed_backwards);
+        let names: Vec<String> = b.section_choices().into_iter().map(|(_, n)| n).collect();
+        assert_eq!(names[1..], ["Web".to_string(), "Databases".to_string()]);
+        assert_eq!(b.section_of(3), Some(0));
+        assert_eq!(parse_section("none", &b).unwrap(), None);
+        assert_eq!(parse_section("1", &b).unwrap(), Some(1));
+        let e = parse_section("7", &b).unwrap_err();
+        assert!(e.0["section"].contains("not one of"), "{:?}", e.0);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A headless Chromium behind chromedriver for the console's browser tests, and the small
 //! helpers they share (screenshots at desktop and phone widths, polling waits, form input).
-//! Included with `#[path]` by the test files that drive a browser; tests/console.rs keeps its
-//! own copy.
+//! Included with `#[path]` by the test files that drive a browser (the other test binaries
+//! share `common` but have no use for a browser).
 //!
 //! The browser needs Debian's `chromium` and `chromium-driver` (/usr/bin/chromium,
 //! /usr/bin/chromedriver). Without them a test fails when `CI=true` and is skipped with a
@@ -323,4 +323,94 @@ pub async fn tab(c: &Client) {
         .send_keys("\u{E004}")
         .await
         .unwrap();
+}
+
+/// Marks the element, so that [`redrawn`] can tell when htmx has replaced it.
+pub async fn mark(c: &Client, id: &str) {
+    c.execute(
+        "document.getElementById(arguments[0]).dataset.stale = '1'; return true",
+        vec![json!(id)],
+    )
+    .await
+    .unwrap();
+}
+
+/// Waits until the element marked by [`mark`] was drawn anew (the answer was swapped in).
+pub async fn redrawn(c: &Client, id: &str) {
+    until("the element redrawn", || async {
+        c.execute(
+            "const e = document.getElementById(arguments[0]); return !!e && !e.dataset.stale",
+            vec![json!(id)],
+        )
+        .await
+        .map(|v| v == json!(true))
+        .unwrap_or(false)
+    })
+    .await;
+}
+
+/// Checks or unchecks a checkbox by clicking it, as a person would.
+pub async fn tick(c: &Client, css: &str, on: bool) {
+    let e = c.find(Locator::Css(css)).await.unwrap();
+    let checked = e.prop("checked").await.unwrap().as_deref() == Some("true");
+    if checked != on {
+        e.click().await.unwrap();
+    }
+}
+
+/// Picks the option with `value` of a `<select>` by clicking it.
+pub async fn choose(c: &Client, select: &str, value: &str) {
+    c.find(Locator::Css(&format!("{select} option[value='{value}']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The visible texts of the page whose contrast with their background is below WCAG 2.1 AA
+/// (4.5:1, or 3:1 for large text: 24 px, or 18.66 px bold), as `text (ratio)`. The
+/// background is the nearest opaque one behind the element (the page's white at the top).
+pub async fn low_contrast(c: &Client) -> Vec<String> {
+    let v = c
+        .execute(
+            r#"
+            const rgb = s => (s.match(/[\d.]+/g) || []).map(Number);
+            const lum = ([r, g, b]) => {
+              const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+              return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+            };
+            const behind = e => {
+              for (; e; e = e.parentElement) {
+                const c = rgb(getComputedStyle(e).backgroundColor);
+                if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+              }
+              return [255, 255, 255];
+            };
+            const out = [];
+            for (const e of document.querySelectorAll('body *')) {
+              const own = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+              if (!own || e.closest('[hidden], option, script, style, noscript')) continue;
+              const r = e.getBoundingClientRect();
+              if (r.width === 0 || r.height === 0) continue;
+              const s = getComputedStyle(e);
+              if (s.visibility !== 'visible' || parseFloat(s.opacity) === 0) continue;
+              const a = lum(rgb(s.color)), b = lum(behind(e));
+              const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+              const size = parseFloat(s.fontSize), bold = parseInt(s.fontWeight) >= 700;
+              const large = size >= 24 || (bold && size >= 18.66);
+              if (ratio < (large ? 3 : 4.5))
+                out.push(e.textContent.trim().slice(0, 40) + ' (' + ratio.toFixed(2) + ')');
+            }
+            return out;
+            "#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s.as_str().unwrap_or("").to_string())
+        .collect()
 }

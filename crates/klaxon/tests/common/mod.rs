@@ -316,3 +316,27 @@ pub async fn console_session(server: &Server) -> (String, String) {
         .to_string();
     (cookies.join("; "), csrf)
 }
+
+/// [`console_session`] for a test server: the session cookie header and its CSRF token.
+pub async fn sign_in(t: &TestServer) -> (String, String) {
+    console_session(t.server.as_ref().unwrap()).await
+}
+
+/// A console page fetched with a session cookie: its status and HTML as served.
+pub async fn get_page(t: &TestServer, cookie: &str, path: &str) -> (u16, String) {
+    let resp = t
+        .http
+        .get(format!("{}{path}", t.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// The `data` of a successful Open API answer.
+pub fn ok((status, body): (u16, Value)) -> Value {
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("error").is_none(), "{body}");
+    body["data"].clone()
+}
