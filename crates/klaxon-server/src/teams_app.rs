@@ -387,10 +387,7 @@ async fn command(state: &AppState, i: &ImIntegration, activity: &Value) -> Optio
 
 /// A card button; `Some(text)` is a reply for the user (an error), else the card changed.
 async fn press(state: &AppState, i: &ImIntegration, activity: &Value) -> Option<String> {
-    let Some(action) = teams::parse_action(&activity["value"]).filter(|a| *a != Action::Details)
-    else {
-        return None;
-    };
+    let action = teams::parse_action(&activity["value"]).filter(|a| *a != Action::Details)?;
     let user = activity["from"]["id"].as_str().unwrap_or_default();
     let member = match state
         .store

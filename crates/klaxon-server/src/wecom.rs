@@ -78,11 +78,8 @@ fn query(q: &HashMap<String, String>) -> wecom::Query<'_> {
     }
 }
 
-fn opened(
-    i: &ImIntegration,
-    q: &HashMap<String, String>,
-    encrypted: &str,
-) -> Result<Vec<u8>, Response> {
+/// The decrypted message, or `None` (logged) when the request is not proved.
+fn opened(i: &ImIntegration, q: &HashMap<String, String>, encrypted: &str) -> Option<Vec<u8>> {
     wecom::open(
         &i.signing_secret,
         &i.encrypt_key,
@@ -97,8 +94,8 @@ fn opened(
             ?why,
             "refused a WeCom request"
         );
-        refuse("unverified request")
     })
+    .ok()
 }
 
 /// WeCom saves the callback URL only after this GET answers the decrypted `echostr`.
@@ -113,8 +110,8 @@ async fn check_url(
     };
     let echo = q.get("echostr").cloned().unwrap_or_default();
     match opened(&i, &q, &echo) {
-        Ok(plain) => String::from_utf8_lossy(&plain).into_owned().into_response(),
-        Err(r) => r,
+        Some(plain) => String::from_utf8_lossy(&plain).into_owned().into_response(),
+        None => refuse("unverified request"),
     }
 }
 
@@ -136,9 +133,8 @@ async fn callback(
         Ok(e) => e,
         Err(_) => return refuse("unverified request"),
     };
-    let plain = match opened(&i, &q, &encrypted) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(plain) = opened(&i, &q, &encrypted) else {
+        return refuse("unverified request");
     };
     let Ok(Event::CardPress {
         user_id,
