@@ -1,7 +1,7 @@
 //! What every IM app card shows (response.md §2.19 RSP-286, §2.20 RSP-311, RSP-045), apart
 //! from any platform's wire format: the incident's state, the severity colour, the snooze
-//! durations the buttons offer, and the actions a press can ask for. `slack` and `feishu`
-//! lay the same [`Card`] out in their own JSON.
+//! durations the buttons offer, and the actions a press can ask for. `slack`, `feishu`,
+//! `wecom` and `teams` lay the same [`Card`] out in their own JSON.
 
 use klaxon_core::model::Millis;
 

@@ -38,6 +38,13 @@ pub struct NotifyConfig {
     /// The Slack Web API origin the Slack app channel calls (`chat.postMessage`); Slack's own
     /// by default. Tests and proxies point it elsewhere.
     pub slack_api_base: String,
+    /// The Microsoft identity platform the Teams app obtains its Bot Connector tokens from;
+    /// Microsoft's by default. Tests point it at a fake.
+    pub teams_login_base: String,
+    /// Where the Bot Connector publishes the keys its requests are signed with (OpenID
+    /// metadata); Microsoft's by default. Tests point it at a fake that signs with its own
+    /// key.
+    pub teams_openid_url: String,
 }
 
 impl Default for NotifyConfig {
@@ -55,6 +62,8 @@ impl Default for NotifyConfig {
             email_backup: None,
             twilio_backup: None,
             slack_api_base: "https://slack.com/api".to_string(),
+            teams_login_base: crate::teams::DEFAULT_LOGIN_BASE.to_string(),
+            teams_openid_url: crate::teams::DEFAULT_OPENID_URL.to_string(),
         }
     }
 }
@@ -149,6 +158,14 @@ impl NotifyConfig {
             || self.slack_api_base.starts_with("http://"))
         {
             return Err("notify.slack_api_base must be an http(s) URL".into());
+        }
+        for (key, v) in [
+            ("teams_login_base", &self.teams_login_base),
+            ("teams_openid_url", &self.teams_openid_url),
+        ] {
+            if !(v.starts_with("https://") || v.starts_with("http://")) {
+                return Err(format!("notify.{key} must be an http(s) URL"));
+            }
         }
         for (key, email) in [("email", &self.email), ("email_backup", &self.email_backup)] {
             if let Some(e) = email {

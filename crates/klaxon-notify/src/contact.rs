@@ -15,9 +15,10 @@ pub enum Recipient {
 /// - e-mail needs an address (`contact_missing`) that is verified (`contact_unverified`);
 /// - SMS and voice need a phone (`contact_missing`) that is verified (`contact_unverified`);
 /// - app push needs a registered device; none can be registered yet: `no_device`;
-/// - IM app direct messages need a linked identity: `app_not_linked`. The Slack and Feishu
-///   apps' links are read by the delivery engine (`Deliverer::slack_dm`,
-///   `Deliverer::feishu_dm`); the other apps cannot link yet.
+/// - IM app direct messages need a linked identity: `app_not_linked`. The Slack, Feishu,
+///   WeCom and Teams apps' links are read by the delivery engine (`Deliverer::slack_dm`,
+///   `Deliverer::feishu_dm`, `Deliverer::wecom_dm`, `Deliverer::teams_dm`); DingTalk
+///   cannot link yet.
 pub fn resolve(channel: &str, member: Option<&MemberContact>) -> Result<Recipient, String> {
     let Some(m) = member.filter(|m| m.status == "enabled") else {
         return Err("member_inactive".into());

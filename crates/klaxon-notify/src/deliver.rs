@@ -431,6 +431,12 @@ impl Deliverer {
         if d.person_id != 0 && d.channel == "feishu_app" {
             return self.feishu_dm(d, &inc, &contacts, &msg, now).await;
         }
+        if d.person_id != 0 && d.channel == "wecom_app" {
+            return self.wecom_dm(d, &inc, &contacts, &msg, now).await;
+        }
+        if d.person_id != 0 && d.channel == "teams_app" {
+            return self.teams_dm(d, &inc, &contacts, &msg, now).await;
+        }
         if d.person_id != 0 {
             let recipient = contact::resolve(&d.channel, contacts.get(&d.person_id))
                 .map_err(SendError::Permanent)?;
@@ -467,9 +473,21 @@ impl Deliverer {
             let card = crate::feishu::chat_card(&card, &mentions);
             return self.feishu_chats(d, &integration, &card, now).await;
         }
+        if d.channel == "teams_app" {
+            let integration = self.chat_integration(d, "teams").await?;
+            // Responders are named as text: a Teams mention also needs the user's entity.
+            let mentions = self
+                .im_mentions(d, &integration, &mention_ids, &contacts, |_, name| {
+                    crate::teams::mention(None, name)
+                })
+                .await?;
+            let card = self.im_card(d, &inc, &contacts, &msg, now).await?;
+            let activity = crate::teams::activity(&crate::teams::card(&card, &mentions));
+            return self.teams_chats(d, &integration, &activity, now).await;
+        }
         if d.channel.ends_with("_app") {
-            // Only the Slack and Feishu apps exist among the IM app integrations (1.21):
-            // nothing can post to the other platforms' chats.
+            // Only the Slack, Feishu and Teams apps post to chats among the IM app
+            // integrations (1.21): nothing can post to the other platforms' chats.
             return Err(SendError::Permanent("provider_error:not_configured".into()));
         }
         let mentions: Vec<Mention> = mention_ids
@@ -749,6 +767,7 @@ impl Deliverer {
             let platform = match kind {
                 "slack" => "Slack",
                 "feishu" => "Feishu",
+                "teams" => "Teams",
                 other => other,
             };
             return Err(SendError::Permanent(format!(
@@ -876,6 +895,171 @@ impl Deliverer {
             .await
     }
 
+    /// A WeCom app direct message (RSP-286, RSP-311): the button card with the rendered
+    /// `wecom_app` template, sent to the member's linked WeCom user id through the first
+    /// enabled WeCom integration that links them, or the one a preference entry names. No
+    /// link: `app_not_linked`. The card's response code is kept: it is what lets the card be
+    /// updated later (RSP-312, RSP-313). The row's message id is the card's `task_id`.
+    async fn wecom_dm(
+        &self,
+        d: &PendingDelivery,
+        inc: &klaxon_core::model::Incident,
+        contacts: &HashMap<i64, MemberContact>,
+        msg: &Message,
+        now: Millis,
+    ) -> Result<String, SendError> {
+        let inner = &self.inner;
+        let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
+        if contacts
+            .get(&d.person_id)
+            .is_none_or(|m| m.status != "enabled")
+        {
+            return Err(SendError::Permanent("member_inactive".into()));
+        }
+        let pick = d.target.get("integration_id").and_then(Value::as_i64);
+        let Some((integration, user_id)) = inner
+            .store
+            .im_target_on(d.account_id, "wecom", d.person_id, pick)
+            .await
+            .map_err(store_err)?
+        else {
+            return Err(SendError::Permanent("app_not_linked".into()));
+        };
+        let card = self.im_card(d, inc, contacts, msg, now).await?;
+        let task_id = crate::wecom::task_id(&d.rid);
+        let code = inner
+            .http
+            .wecom_send_card(
+                &integration,
+                &user_id,
+                &crate::wecom::card(&card, &task_id, false),
+                now,
+            )
+            .await?;
+        // The card is out; failing to keep its code only means it cannot be updated.
+        if let Err(e) = inner
+            .store
+            .record_im_card_code(
+                d.account_id,
+                integration.integration_id,
+                &task_id,
+                &inc.incident_id,
+                &user_id,
+                &code,
+                now,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, rid = %d.rid, "cannot keep the WeCom card's response code");
+        }
+        Ok(task_id)
+    }
+
+    /// A Microsoft Teams app direct message (RSP-286, RSP-317): the Adaptive Card with the
+    /// rendered `teams_app` template, posted into the personal chat of the member's linked
+    /// Teams user, which exists once they sent `linkUser` to the bot. No link, or no
+    /// personal chat: `app_not_linked`. The row's message id is `<conversation>|<activity>`.
+    async fn teams_dm(
+        &self,
+        d: &PendingDelivery,
+        inc: &klaxon_core::model::Incident,
+        contacts: &HashMap<i64, MemberContact>,
+        msg: &Message,
+        now: Millis,
+    ) -> Result<String, SendError> {
+        let inner = &self.inner;
+        let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
+        if contacts
+            .get(&d.person_id)
+            .is_none_or(|m| m.status != "enabled")
+        {
+            return Err(SendError::Permanent("member_inactive".into()));
+        }
+        let pick = d.target.get("integration_id").and_then(Value::as_i64);
+        let Some((integration, user)) = inner
+            .store
+            .im_target_on(d.account_id, "teams", d.person_id, pick)
+            .await
+            .map_err(store_err)?
+        else {
+            return Err(SendError::Permanent("app_not_linked".into()));
+        };
+        let Some(conv) = inner
+            .store
+            .personal_im_conversation(d.account_id, integration.integration_id, &user)
+            .await
+            .map_err(store_err)?
+        else {
+            return Err(SendError::Permanent("app_not_linked".into()));
+        };
+        let card = self.im_card(d, inc, contacts, msg, now).await?;
+        let activity = crate::teams::activity(&crate::teams::card(&card, &[]));
+        let id = inner
+            .http
+            .teams_post(
+                &integration,
+                &inner.config.teams_login_base,
+                &conv.service_url,
+                &conv.conversation_id,
+                None,
+                &activity,
+                now,
+            )
+            .await?;
+        Ok(format!("{}|{id}", conv.conversation_id))
+    }
+
+    /// Posts `activity` into every linked team or chat of a `teams_app` chat row
+    /// (`settings.chat_ids`). A conversation not linked with `linkTeam`/`linkChat`, or one
+    /// the bot was removed from, fails with `chat_unavailable` (RSP-300); the rest is as for
+    /// Feishu chats ([`Self::feishu_chats`]), the message ids being
+    /// `<conversation>|<activity>`.
+    async fn teams_chats(
+        &self,
+        d: &PendingDelivery,
+        integration: &klaxon_store::ImIntegration,
+        activity: &Value,
+        now: Millis,
+    ) -> Result<String, SendError> {
+        let inner = &self.inner;
+        let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
+        let chats = chat_ids(d);
+        if chats.is_empty() {
+            return Err(SendError::Permanent(
+                "provider_error:the chat lists no Teams team or chat".into(),
+            ));
+        }
+        let mut out = ChatResults::default();
+        for chat in chats {
+            let conv = inner
+                .store
+                .im_conversation(d.account_id, integration.integration_id, chat)
+                .await
+                .map_err(store_err)?
+                .filter(|c| c.kind != "personal");
+            let Some(conv) = conv else {
+                out.permanent
+                    .push((chat.to_string(), "chat_unavailable".to_string()));
+                continue;
+            };
+            let r = inner
+                .http
+                .teams_post(
+                    integration,
+                    &inner.config.teams_login_base,
+                    &conv.service_url,
+                    chat,
+                    None,
+                    activity,
+                    now,
+                )
+                .await
+                .map(|id| format!("{chat}|{id}"));
+            out.add(chat, r);
+        }
+        out.finish(|e| e == "chat_unavailable")
+    }
+
     /// Sends `card` to every chat of a `feishu_app` chat row (`settings.chat_ids`, `oc_…`).
     /// A chat recorded as disbanded, or that Feishu says the bot is not in, fails with
     /// `chat_unavailable` (RSP-300); the rest is as for Slack channels ([`Self::slack_chats`]):
@@ -944,6 +1128,8 @@ impl Deliverer {
                     | TemplateChannel::Email
                     | TemplateChannel::SlackApp
                     | TemplateChannel::FeishuApp
+                    | TemplateChannel::WecomApp
+                    | TemplateChannel::TeamsApp
                     | TemplateChannel::Feishu
                     | TemplateChannel::Zoom
             )

@@ -6,9 +6,10 @@
 //! channel ([`render`]), sends it through the configured provider (SMTP e-mail, Twilio-compatible
 //! SMS and voice, chat bots) and writes `sent` / `failed` / a retry back.
 //!
-//! The Slack and Feishu/Lark apps' messages are interactive cards ([`card`], laid out by
-//! [`slack`] and [`feishu`]); calls take a keypress and SMS a reply code ([`phone`]); the
-//! other IM apps and app push are later slices; docs/notifications.md lists what is done.
+//! The Slack, Feishu/Lark, WeCom and Teams apps' messages are interactive cards ([`card`],
+//! laid out by [`slack`], [`feishu`], [`wecom`] and [`teams`]); calls take a keypress and SMS
+//! a reply code ([`phone`]); the DingTalk app and app push are later slices;
+//! docs/notifications.md lists what is done.
 
 pub mod card;
 pub mod config;
@@ -23,10 +24,12 @@ pub mod render;
 pub mod retry;
 pub mod slack;
 pub mod smtp;
+pub mod teams;
 pub mod templating;
 pub mod texts;
 pub mod tickets;
 pub mod webhook;
+pub mod wecom;
 
 pub use config::{NotifyConfig, SmtpConfig, SmtpSecurity, TwilioConfig};
 pub use deliver::{Deliverer, RATE_LIMIT_WINDOW_MS, Round};

@@ -628,6 +628,307 @@ impl HttpProviders {
         feishu_result(status, text)
     }
 
+    /// GETs a JSON document (the Bot Connector's OpenID metadata and keys).
+    pub async fn get_json(&self, url: &str) -> Result<Value, SendError> {
+        let url = self.url(url)?;
+        let (status, text) = self.send(self.client()?.get(url)).await?;
+        if !(200..=299).contains(&status) {
+            return Err(SendError::Transient(clean(&format!(
+                "HTTP {status} {text}"
+            ))));
+        }
+        serde_json::from_str(&text).map_err(|_| SendError::provider("not a JSON document"))
+    }
+
+    // ---- the Microsoft Teams app (Bot Connector) ----
+
+    /// The bot's access token for the Bot Connector (RSP-302): the cached one while it lasts,
+    /// else a client-credentials grant with the App ID and client secret from the Microsoft
+    /// identity platform at `login_base` (the bot's tenant, or `botframework.com` for a
+    /// multi-tenant bot).
+    pub async fn teams_token(
+        &self,
+        integration: &klaxon_store::ImIntegration,
+        login_base: &str,
+        now: klaxon_core::model::Millis,
+    ) -> Result<String, SendError> {
+        let tenant = match integration.tenant_id.trim() {
+            "" => crate::teams::DEFAULT_TENANT,
+            t => t,
+        };
+        let endpoint = format!(
+            "{}/{tenant}/oauth2/v2.0/token",
+            login_base.trim_end_matches('/')
+        );
+        let (app_id, secret) = (&integration.app_id, &integration.bot_token);
+        if let Some(t) = crate::teams::cached_token(&endpoint, app_id, secret, now) {
+            return Ok(t);
+        }
+        let url = self.url(&endpoint)?;
+        let form = serde_urlencoded::to_string([
+            ("grant_type", "client_credentials"),
+            ("client_id", app_id.as_str()),
+            ("client_secret", secret.as_str()),
+            ("scope", crate::teams::SCOPE),
+        ])
+        .map_err(|e| SendError::provider(e.to_string()))?;
+        let req = self
+            .client()?
+            .post(url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form);
+        let (status, text) = self.send(req).await?;
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status >= 500 || status == 429 {
+            return Err(SendError::Transient(clean(&format!(
+                "HTTP {status} {text}"
+            ))));
+        }
+        let token = v["access_token"].as_str().unwrap_or_default();
+        if token.is_empty() {
+            // The platform's own words: `error_description` starts with its error code.
+            let why = v["error_description"]
+                .as_str()
+                .or(v["error"].as_str())
+                .map(|d| d.lines().next().unwrap_or_default().to_string())
+                .unwrap_or_else(|| format!("HTTP {status} {}", text.trim()));
+            return Err(SendError::provider(why));
+        }
+        let expires = v["expires_in"].as_i64().unwrap_or(0);
+        crate::teams::remember_token(&endpoint, app_id, secret, token, expires, now);
+        Ok(token.to_string())
+    }
+
+    /// The Bot Connector URL of a conversation's activities (`…/v3/conversations/{id}/
+    /// activities[/{activity}]`); conversation ids carry `:`, `;` and `@`.
+    fn teams_url(
+        &self,
+        service_url: &str,
+        conversation_id: &str,
+        activity_id: Option<&str>,
+    ) -> Result<reqwest::Url, SendError> {
+        let mut url = self.url(service_url.trim())?;
+        {
+            let mut segs = url
+                .path_segments_mut()
+                .map_err(|_| SendError::provider("the Teams service URL cannot take a path"))?;
+            segs.pop_if_empty()
+                .extend(["v3", "conversations", conversation_id, "activities"]);
+            if let Some(a) = activity_id {
+                segs.push(a);
+            }
+        }
+        Ok(url)
+    }
+
+    /// Posts `activity` into a conversation (a reply to `reply_to` when given). Ok = the new
+    /// activity's id, what an update needs.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn teams_post(
+        &self,
+        integration: &klaxon_store::ImIntegration,
+        login_base: &str,
+        service_url: &str,
+        conversation_id: &str,
+        reply_to: Option<&str>,
+        activity: &Value,
+        now: klaxon_core::model::Millis,
+    ) -> Result<String, SendError> {
+        let token = self.teams_token(integration, login_base, now).await?;
+        let url = self.teams_url(service_url, conversation_id, reply_to)?;
+        let req = self
+            .client()?
+            .post(url)
+            .bearer_auth(&token)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .body(activity.to_string());
+        let (status, text) = self.send(req).await?;
+        let v = self.teams_checked(integration, login_base, status, &text)?;
+        Ok(v["id"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Replaces an activity the bot posted (RSP-312).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn teams_update(
+        &self,
+        integration: &klaxon_store::ImIntegration,
+        login_base: &str,
+        service_url: &str,
+        conversation_id: &str,
+        activity_id: &str,
+        activity: &Value,
+        now: klaxon_core::model::Millis,
+    ) -> Result<(), SendError> {
+        let token = self.teams_token(integration, login_base, now).await?;
+        let url = self.teams_url(service_url, conversation_id, Some(activity_id))?;
+        let req = self
+            .client()?
+            .put(url)
+            .bearer_auth(&token)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .body(activity.to_string());
+        let (status, text) = self.send(req).await?;
+        self.teams_checked(integration, login_base, status, &text)
+            .map(|_| ())
+    }
+
+    /// The Bot Connector answers 2xx with a resource, or an error status with
+    /// `{error: {code, message}}`. A refused token is dropped from the cache; a conversation
+    /// the bot was removed from is `chat_unavailable` (RSP-300).
+    fn teams_checked(
+        &self,
+        integration: &klaxon_store::ImIntegration,
+        login_base: &str,
+        status: u16,
+        text: &str,
+    ) -> Result<Value, SendError> {
+        let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        match status {
+            200..=299 => Ok(v),
+            401 => {
+                let tenant = match integration.tenant_id.trim() {
+                    "" => crate::teams::DEFAULT_TENANT,
+                    t => t,
+                };
+                let endpoint = format!(
+                    "{}/{tenant}/oauth2/v2.0/token",
+                    login_base.trim_end_matches('/')
+                );
+                crate::teams::forget_token(&endpoint, &integration.app_id);
+                Err(SendError::Transient(
+                    "Teams refused the bot's token (401)".into(),
+                ))
+            }
+            403 | 404 => Err(SendError::Permanent("chat_unavailable".into())),
+            429 => Err(SendError::RateLimited(clean(&format!("HTTP 429 {text}")))),
+            500..=599 => Err(SendError::Transient(clean(&format!(
+                "HTTP {status} {text}"
+            )))),
+            _ => Err(SendError::provider(
+                v["error"]["message"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("HTTP {status} {}", text.trim())),
+            )),
+        }
+    }
+
+    // ---- the WeCom app (server API) ----
+
+    /// The app's access token (RSP-302): the cached one while it lasts, else a fresh one from
+    /// `cgi-bin/gettoken` with the corp ID and the app's Secret.
+    pub async fn wecom_token(
+        &self,
+        integration: &klaxon_store::ImIntegration,
+        now: klaxon_core::model::Millis,
+    ) -> Result<String, SendError> {
+        let base = wecom_base(integration);
+        let (corp, secret) = (&integration.app_id, &integration.bot_token);
+        if let Some(t) = crate::wecom::cached_token(&base, corp, secret, now) {
+            return Ok(t);
+        }
+        let mut url = self.url(&format!("{base}/cgi-bin/gettoken"))?;
+        url.query_pairs_mut()
+            .append_pair("corpid", corp)
+            .append_pair("corpsecret", secret);
+        let (status, text) = self.send(self.client()?.get(url)).await?;
+        let v = wecom_result(status, &text)?;
+        let token = v["access_token"].as_str().unwrap_or_default();
+        if token.is_empty() {
+            return Err(SendError::provider("WeCom answered no access_token"));
+        }
+        let expires = v["expires_in"].as_i64().unwrap_or(0);
+        crate::wecom::remember_token(&base, corp, secret, token, expires, now);
+        Ok(token.to_string())
+    }
+
+    /// Sends `card` (a `template_card`) to the WeCom user `user_id` as the app's agent
+    /// (`message/send`). Ok = the response code WeCom answers ("" if none): it allows one
+    /// update of the card within 72 hours (RSP-313).
+    pub async fn wecom_send_card(
+        &self,
+        integration: &klaxon_store::ImIntegration,
+        user_id: &str,
+        card: &Value,
+        now: klaxon_core::model::Millis,
+    ) -> Result<String, SendError> {
+        let body = json!({
+            "touser": user_id,
+            "msgtype": "template_card",
+            "agentid": wecom_agent(integration)?,
+            "template_card": card,
+            // A retry of the same card within WeCom's window is not delivered twice.
+            "enable_duplicate_check": 1,
+            "duplicate_check_interval": 1800,
+        });
+        let v = self
+            .wecom_post(integration, "cgi-bin/message/send", &body, now)
+            .await?;
+        // WeCom accepts the call but names recipients it could not reach.
+        let invalid = v["invaliduser"].as_str().unwrap_or_default();
+        if !invalid.is_empty() {
+            return Err(SendError::provider(format!(
+                "WeCom user {invalid} cannot receive the app's messages"
+            )));
+        }
+        Ok(v["response_code"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Replaces a card sent to `user_id` (`message/update_template_card`), spending
+    /// `response_code` (RSP-312, RSP-313).
+    pub async fn wecom_update_card(
+        &self,
+        integration: &klaxon_store::ImIntegration,
+        user_id: &str,
+        response_code: &str,
+        card: &Value,
+        now: klaxon_core::model::Millis,
+    ) -> Result<(), SendError> {
+        let body = json!({
+            "userids": [user_id],
+            "agentid": wecom_agent(integration)?,
+            "response_code": response_code,
+            "template_card": card,
+        });
+        self.wecom_post(
+            integration,
+            "cgi-bin/message/update_template_card",
+            &body,
+            now,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// POSTs `body` to a WeCom API with the access token; a token WeCom refuses is dropped
+    /// from the cache so the retry asks for a new one.
+    async fn wecom_post(
+        &self,
+        integration: &klaxon_store::ImIntegration,
+        path: &str,
+        body: &Value,
+        now: klaxon_core::model::Millis,
+    ) -> Result<Value, SendError> {
+        let token = self.wecom_token(integration, now).await?;
+        let base = wecom_base(integration);
+        let mut url = self.url(&format!("{base}/{path}"))?;
+        url.query_pairs_mut().append_pair("access_token", &token);
+        let req = self
+            .client()?
+            .post(url)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .body(body.to_string());
+        let (status, text) = self.send(req).await?;
+        let (code, _) = wecom_code(&text);
+        if crate::wecom::token_rejected(code) {
+            crate::wecom::forget_token(&base, &integration.app_id, &integration.bot_token);
+            return Err(SendError::Transient(clean(&format!(
+                "WeCom refused the access token ({code})"
+            ))));
+        }
+        wecom_result(status, &text)
+    }
+
     async fn post_json(
         &self,
         url: reqwest::Url,
@@ -796,6 +1097,66 @@ fn feishu_base(integration: &klaxon_store::ImIntegration) -> String {
         crate::feishu::DEFAULT_API_BASE.to_string()
     } else {
         b.to_string()
+    }
+}
+
+fn wecom_base(integration: &klaxon_store::ImIntegration) -> String {
+    let b = integration.api_base.trim().trim_end_matches('/');
+    if b.is_empty() {
+        crate::wecom::DEFAULT_API_BASE.to_string()
+    } else {
+        b.to_string()
+    }
+}
+
+/// The AgentId a WeCom call names, a number.
+fn wecom_agent(integration: &klaxon_store::ImIntegration) -> Result<i64, SendError> {
+    integration
+        .agent_id
+        .trim()
+        .parse()
+        .map_err(|_| SendError::provider("the WeCom integration has no AgentId"))
+}
+
+/// `errcode` and `errmsg` of a WeCom answer; [`i64::MIN`] when there is none (WeCom's own
+/// -1 means "system busy").
+fn wecom_code(body: &str) -> (i64, String) {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    (
+        v["errcode"].as_i64().unwrap_or(i64::MIN),
+        v["errmsg"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// WeCom answers HTTP 200 with `{errcode, errmsg, …}`, errcode 0 = success; RSP-302: any
+/// other code is the platform's message in `provider_error:<errmsg>`.
+fn wecom_result(status: u16, body: &str) -> Result<Value, SendError> {
+    if status == 429 {
+        return Err(SendError::RateLimited(clean(&format!(
+            "HTTP {status} {body}"
+        ))));
+    }
+    if status >= 500 {
+        return Err(SendError::Transient(clean(&format!(
+            "HTTP {status} {body}"
+        ))));
+    }
+    let (code, msg) = wecom_code(body);
+    match code {
+        0 => Ok(serde_json::from_str(body).unwrap_or(Value::Null)),
+        i64::MIN => Err(SendError::provider(format!(
+            "HTTP {status} {}",
+            body.trim()
+        ))),
+        -1 => Err(SendError::Transient(clean(&format!(
+            "WeCom is busy: {msg}"
+        )))),
+        c if crate::wecom::rate_limited(c) => Err(SendError::RateLimited(clean(&msg))),
+        c => Err(SendError::provider(if msg.is_empty() {
+            format!("errcode {c}")
+        } else {
+            msg
+        })),
     }
 }
 

@@ -10,6 +10,14 @@ pub struct Texts {
     pub snooze_one_click: &'static str,
     pub snooze_longer: &'static str,
     pub details: &'static str,
+    /// WeCom's labels for Acknowledge and Close (RSP-311).
+    pub start_processing: &'static str,
+    pub close_directly: &'static str,
+    /// WeCom's snooze button, which takes the duration picked above it.
+    pub snooze: &'static str,
+    pub snooze_for: &'static str,
+    /// The button that re-renders a WeCom card (RSP-313).
+    pub refresh: &'static str,
     /// The header marker of a rare incident (RSP-453).
     pub outlier: &'static str,
     /// After the incident is read in a call (RSP-282).
@@ -45,6 +53,11 @@ pub const EN: Texts = Texts {
     snooze_one_click: "Snooze 2 hours",
     snooze_longer: "Snooze longer",
     details: "Details",
+    start_processing: "Start processing",
+    close_directly: "Close directly",
+    snooze: "Snooze",
+    snooze_for: "Snooze for",
+    refresh: "Refresh",
     outlier: "[Outlier]",
     press_one: "Press 1 to acknowledge this incident.",
     no_key: "No key was pressed. Goodbye.",
@@ -61,6 +74,11 @@ pub const ZH: Texts = Texts {
     snooze_one_click: "暂缓 2 小时",
     snooze_longer: "暂缓更久",
     details: "详情",
+    start_processing: "开始处理",
+    close_directly: "直接关闭",
+    snooze: "暂缓",
+    snooze_for: "暂缓时长",
+    refresh: "刷新",
     outlier: "[罕见]",
     press_one: "按 1 认领此故障。",
     no_key: "没有按键。再见。",

@@ -49,10 +49,12 @@ mod sso_ldap;
 mod sso_saml;
 mod state;
 pub mod support;
+mod teams_app;
 pub mod ticket_sync;
 pub mod ticket_sync_sdp;
 mod timers;
 pub mod webhooks;
+mod wecom;
 mod wire;
 mod worker;
 
@@ -501,6 +503,8 @@ fn router(state: AppState) -> Router {
         .merge(sso::routes())
         .merge(slack::routes())
         .merge(feishu::routes())
+        .merge(wecom::routes())
+        .merge(teams_app::routes())
         .merge(phone::routes())
         .merge(ticket_sync::routes())
         .fallback(envelope::route_not_found)

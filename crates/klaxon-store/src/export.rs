@@ -126,6 +126,21 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ),
     ("im_links", Exported { redacted: &[] }),
     ("im_unavailable_chats", Exported { redacted: &[] }),
+    ("im_conversations", Exported { redacted: &[] }),
+    (
+        "im_link_codes",
+        Exported {
+            // Hashes of one-time link codes.
+            redacted: &["code_hash"],
+        },
+    ),
+    (
+        "im_card_codes",
+        Exported {
+            // A response code lets its holder replace the card (RSP-313).
+            redacted: &["response_code"],
+        },
+    ),
     ("alerts", Exported { redacted: &[] }),
     ("events", Exported { redacted: &[] }),
     ("event_outcomes", Exported { redacted: &[] }),

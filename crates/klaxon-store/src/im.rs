@@ -64,8 +64,13 @@ pub struct ImIntegration {
     pub app_id: String,
     /// Feishu: the Encrypt Key its callbacks are encrypted with; "" = not encrypted.
     pub encrypt_key: String,
-    /// Feishu: the open platform's origin (Feishu or Lark); "" for Slack.
+    /// Feishu: the open platform's origin (Feishu or Lark); WeCom: the API origin (a private
+    /// deployment's); "" for Slack.
     pub api_base: String,
+    /// WeCom: the app's AgentId; "" for the other platforms.
+    pub agent_id: String,
+    /// Teams: the Microsoft Entra tenant of a single-tenant bot; "" = a multi-tenant bot.
+    pub tenant_id: String,
     pub war_room_enabled: bool,
     /// `enabled` | `disabled`.
     pub status: String,
@@ -87,6 +92,8 @@ impl std::fmt::Debug for ImIntegration {
             .field("app_id", &self.app_id)
             .field("encrypt_key", &"<redacted>")
             .field("api_base", &self.api_base)
+            .field("agent_id", &self.agent_id)
+            .field("tenant_id", &self.tenant_id)
             .field("war_room_enabled", &self.war_room_enabled)
             .field("status", &self.status)
             .finish()
@@ -103,6 +110,8 @@ pub struct ImIntegrationDraft {
     pub app_id: String,
     pub encrypt_key: String,
     pub api_base: String,
+    pub agent_id: String,
+    pub tenant_id: String,
     pub war_room_enabled: bool,
     pub status: String,
 }
@@ -131,7 +140,8 @@ pub enum ImRefusal {
 }
 
 const COLUMNS: &str = "integration_id, account_id, kind, name, bot_token, signing_secret, \
-     war_room_enabled, status, creator_id, created_at, updated_at, app_id, encrypt_key, api_base";
+     war_room_enabled, status, creator_id, created_at, updated_at, app_id, encrypt_key, api_base, \
+     agent_id, tenant_id";
 
 fn integration_row(row: &sqlx::any::AnyRow) -> Result<ImIntegration> {
     Ok(ImIntegration {
@@ -149,6 +159,8 @@ fn integration_row(row: &sqlx::any::AnyRow) -> Result<ImIntegration> {
         app_id: get_str(row, "app_id")?,
         encrypt_key: get_str(row, "encrypt_key")?,
         api_base: get_str(row, "api_base")?,
+        agent_id: get_str(row, "agent_id")?,
+        tenant_id: get_str(row, "tenant_id")?,
     })
 }
 
@@ -219,6 +231,10 @@ impl Store {
             .bind(encrypt_key)
             .push(", ")
             .bind(draft.api_base.as_str())
+            .push(", ")
+            .bind(draft.agent_id.as_str())
+            .push(", ")
+            .bind(draft.tenant_id.as_str())
             .push(")");
         sql.query_on(&tx).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -304,6 +320,13 @@ impl Store {
             .push(" AND integration_id = ")
             .bind(integration_id);
         sql.query_on(&tx).execute(&mut *tx).await?;
+        for table in ["im_card_codes", "im_conversations", "im_link_codes"] {
+            let mut sql = Sql::new(&format!("DELETE FROM {table} WHERE account_id = "));
+            sql.bind(account_id)
+                .push(" AND integration_id = ")
+                .bind(integration_id);
+            sql.query_on(&tx).execute(&mut *tx).await?;
+        }
         let mut sql = Sql::new("DELETE FROM im_unavailable_chats WHERE account_id = ");
         sql.bind(account_id)
             .push(" AND integration_id = ")

@@ -42,6 +42,8 @@ mod fields;
 mod flapping;
 mod halt;
 mod im;
+mod im_cards;
+mod im_conversations;
 mod inbox;
 mod insight;
 mod integrations;
@@ -101,6 +103,8 @@ pub use export::{
 };
 pub use fields::FieldRefusal;
 pub use im::{ImIntegration, ImIntegrationDraft, ImLink, ImRefusal};
+pub use im_cards::{CARD_CODE_LIFETIME_MS, ImCard};
+pub use im_conversations::ImConversation;
 pub use insight::TimelineFacts;
 use klaxon_core::model::{
     Alert, EventOrigin, Incident, Millis, NewEvent, QueuedEvent, StoredEvent,

@@ -338,6 +338,8 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/im/integration/delete", P(IntegrationsManage)),
     ("/im/person/link", P(IntegrationsManage)),
     ("/im/person/unlink", P(IntegrationsManage)),
+    // Any member may ask for a code that links their own Teams account (RSP-301).
+    ("/im/person/link_code", Member),
     // SaaS licences (SVC-058): any member may see who holds them.
     ("/account/licence/info", Member),
     // Agreements and notices (service-agreement.md §3, §20): any member may read the

@@ -1401,7 +1401,7 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "/im/integration/create",
         "Create an IM integration",
-        "type*:slack|feishu name*:str bot_token:str signing_secret:str app_id:str app_secret:str verification_token:str encrypt_key:str api_base:str status:enabled|disabled war_room_enabled:bool",
+        "type*:slack|feishu|wecom|teams name*:str bot_token:str signing_secret:str app_id:str app_secret:str verification_token:str encrypt_key:str corp_id:str agent_id:str secret:str token:str encoding_aes_key:str app_password:str tenant_id:str api_base:str status:enabled|disabled war_room_enabled:bool",
         Object,
     ),
     (
@@ -1439,6 +1439,12 @@ pub const OPERATIONS: &[Operation] = &[
         "An IM integration's linked members",
         "integration_id*:id",
         List,
+    ),
+    (
+        "/im/person/link_code",
+        "A one-time code that links the caller's Teams account",
+        "integration_id*:id",
+        Object,
     ),
 ];
 

@@ -2,12 +2,14 @@
 //!
 //! A Klaxon extension like `/webhook/*`: Flashduty installs IM apps only in its console.
 //! - `/im/integration/create|list|info|delete`: the integration with its credentials. Only
-//!   `slack` and `feishu` (Feishu/Lark) can be created: the other platforms' adapters do not
-//!   exist yet, and an integration that cannot deliver would pretend to work
+//!   `slack`, `feishu` (Feishu/Lark), `wecom` and `teams` can be created: the other platforms'
+//!   adapters do not exist yet, and an integration that cannot deliver would pretend to work
 //!   (openapi-compat.md 5.2 item 9).
 //!   Credentials are never answered in full, not even at creation (the caller typed them).
 //! - `/im/person/link|unlink|list`: linked identities (member ↔ IM user id), the
-//!   administrator's link of RSP-301.
+//!   administrator's link of RSP-301. Teams users link themselves instead (RSP-301): the
+//!   member asks `/im/person/link_code` for a one-time code and sends `linkUser {code}` to
+//!   the bot; Teams links cannot be removed.
 //!
 //! Managing needs `Integrations Manage`, reading `Integrations Read` (RSP-521), checked by the
 //! route table (`super::access`) before these handlers run.
@@ -29,6 +31,7 @@ pub const PATHS: &[&str] = &[
     "/im/person/link",
     "/im/person/unlink",
     "/im/person/list",
+    "/im/person/link_code",
 ];
 
 /// The platforms of response.md 1.21.
@@ -50,6 +53,7 @@ pub async fn dispatch(
         "/im/person/link" => link(state, caller, args).await.map(Some),
         "/im/person/unlink" => unlink(state, caller, args).await.map(|()| None),
         "/im/person/list" => links(state, caller, args).await.map(Some),
+        "/im/person/link_code" => link_code(state, caller, args).await.map(Some),
         _ => return None,
     })
 }
@@ -64,11 +68,27 @@ pub fn feishu_callback_url(base_url: &str, integration_id: i64) -> String {
     format!("{base_url}/im/feishu/callback/{integration_id}")
 }
 
+/// The callback URL to enter in the WeCom app's "receive messages" settings, with its Token
+/// and EncodingAESKey.
+pub fn wecom_callback_url(base_url: &str, integration_id: i64) -> String {
+    format!("{base_url}/im/wecom/callback/{integration_id}")
+}
+
+/// The messaging endpoint to enter in the Teams bot's Azure registration.
+pub fn teams_messaging_url(base_url: &str, integration_id: i64) -> String {
+    format!("{base_url}/im/teams/messages/{integration_id}")
+}
+
+/// How long a Teams link code works.
+const LINK_CODE_TTL_MS: i64 = 10 * 60 * 1000;
+/// Link code letters: no 0/O, 1/I/L, so a code read from a screen is typed right.
+const LINK_CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+
 /// The open platforms a Feishu integration may call: Feishu's, Lark's, or any other http(s)
 /// origin (a proxy), checked against the private-address rules when it is called.
-fn api_base(args: &Args) -> Result<String, ApiError> {
+fn api_base(args: &Args, default: &str) -> Result<String, ApiError> {
     let Some(b) = args.str("api_base")? else {
-        return Ok(klaxon_notify::feishu::DEFAULT_API_BASE.to_string());
+        return Ok(default.to_string());
     };
     let b = b.trim().trim_end_matches('/').to_string();
     let ok = reqwest::Url::parse(&b).is_ok_and(|u| {
@@ -80,7 +100,7 @@ fn api_base(args: &Args) -> Result<String, ApiError> {
     });
     if !ok || b.chars().count() > 200 {
         return Err(ApiError::invalid(
-            "api_base: must be an http(s) origin such as https://open.feishu.cn or https://open.larksuite.com",
+            "api_base: must be an http(s) origin such as https://open.feishu.cn or https://qyapi.weixin.qq.com",
         ));
     }
     Ok(b)
@@ -121,6 +141,42 @@ fn integration_json(state: &AppState, i: &ImIntegration) -> Value {
             "encrypt_key": encrypt_key,
             "api_base": i.api_base,
             "callback_url": feishu_callback_url(&state.base_url, i.integration_id),
+            "creator_id": i.creator_id,
+            "created_at": wire::secs(i.created_at),
+            "updated_at": wire::secs(i.updated_at),
+        });
+    }
+    if i.kind == "teams" {
+        return json!({
+            "integration_id": i.integration_id,
+            "type": i.kind,
+            "name": i.name,
+            "war_room_enabled": i.war_room_enabled,
+            "status": i.status,
+            "app_id": i.app_id,
+            "app_password": mask(&i.bot_token),
+            "tenant_id": i.tenant_id,
+            "messaging_endpoint": teams_messaging_url(&state.base_url, i.integration_id),
+            "creator_id": i.creator_id,
+            "created_at": wire::secs(i.created_at),
+            "updated_at": wire::secs(i.updated_at),
+        });
+    }
+    if i.kind == "wecom" {
+        // WeCom's names for the credentials.
+        return json!({
+            "integration_id": i.integration_id,
+            "type": i.kind,
+            "name": i.name,
+            "war_room_enabled": i.war_room_enabled,
+            "status": i.status,
+            "corp_id": i.app_id,
+            "agent_id": i.agent_id,
+            "secret": mask(&i.bot_token),
+            "token": mask(&i.signing_secret),
+            "encoding_aes_key": mask(&i.encrypt_key),
+            "api_base": i.api_base,
+            "callback_url": wecom_callback_url(&state.base_url, i.integration_id),
             "creator_id": i.creator_id,
             "created_at": wire::secs(i.created_at),
             "updated_at": wire::secs(i.updated_at),
@@ -201,18 +257,27 @@ fn feishu_open_id(v: &str) -> bool {
         && v[3..].chars().all(|c| c.is_ascii_alphanumeric())
 }
 
+/// A WeCom user id as the address book writes it (the `userid`, which cards are sent to and
+/// callbacks name): 1–64 letters, digits and `_-.@`.
+fn wecom_user_id(v: &str) -> bool {
+    (1..=64).contains(&v.len())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'))
+}
+
 async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
     let kind = args
         .str("type")?
-        .ok_or_else(|| ApiError::invalid("type: required (slack or feishu)"))?;
+        .ok_or_else(|| ApiError::invalid("type: required (slack, feishu, wecom or teams)"))?;
     if !TYPES.contains(&kind.as_str()) {
         return Err(ApiError::invalid(format!(
             "type: {kind:?} is not one of feishu, dingtalk, wecom, slack, teams"
         )));
     }
-    if kind != "slack" && kind != "feishu" {
+    if !matches!(kind.as_str(), "slack" | "feishu" | "wecom" | "teams") {
         return Err(ApiError::invalid(format!(
-            "type: {kind} is not supported yet; only slack and feishu integrations can deliver"
+            "type: {kind} is not supported yet; only slack, feishu, wecom and teams \
+             integrations can deliver"
         )));
     }
     let name = args
@@ -227,6 +292,10 @@ async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
     }
     let creds = if kind == "feishu" {
         feishu_credentials(args)?
+    } else if kind == "wecom" {
+        wecom_credentials(args)?
+    } else if kind == "teams" {
+        teams_credentials(args)?
     } else {
         let bot_token = credential(args, "bot_token")?;
         // Slack bot tokens start with `xoxb-`; a user token would post as that person.
@@ -306,7 +375,85 @@ fn feishu_credentials(args: &Args) -> Result<ImIntegrationDraft, ApiError> {
         signing_secret: verification_token,
         app_id,
         encrypt_key,
-        api_base: api_base(args)?,
+        api_base: api_base(args, klaxon_notify::feishu::DEFAULT_API_BASE)?,
+        ..ImIntegrationDraft::default()
+    })
+}
+
+/// A Microsoft Entra id (App ID, tenant): a GUID.
+fn guid(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('-').collect();
+    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && parts
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// A Teams bot's credentials (docs/teams-app.md): the Microsoft App ID and a client secret
+/// obtain the Bot Connector token; `tenant_id` names a single-tenant bot's directory.
+fn teams_credentials(args: &Args) -> Result<ImIntegrationDraft, ApiError> {
+    let app_id = credential(args, "app_id")?;
+    if !guid(&app_id) {
+        return Err(ApiError::invalid(
+            "app_id: must be the bot's Microsoft App ID (a GUID)",
+        ));
+    }
+    let app_password = credential(args, "app_password")?;
+    let tenant_id = match args.str("tenant_id")? {
+        Some(t) if !t.is_empty() => {
+            if !guid(&t) {
+                return Err(ApiError::invalid(
+                    "tenant_id: must be the Microsoft Entra tenant ID (a GUID)",
+                ));
+            }
+            t
+        }
+        _ => String::new(),
+    };
+    Ok(ImIntegrationDraft {
+        bot_token: app_password,
+        app_id,
+        tenant_id,
+        ..ImIntegrationDraft::default()
+    })
+}
+
+/// A WeCom app's credentials (docs/wecom.md): the corp ID and the app's AgentId and Secret
+/// obtain the access token and send as the app; the callback's Token and EncodingAESKey
+/// prove and decrypt button presses. `api_base` is a private deployment's API origin.
+fn wecom_credentials(args: &Args) -> Result<ImIntegrationDraft, ApiError> {
+    let corp_id = credential(args, "corp_id")?;
+    if corp_id.len() > 64 || !corp_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ApiError::invalid(
+            "corp_id: must be the enterprise's corp ID (letters and digits, such as ww…)",
+        ));
+    }
+    let agent_id = credential(args, "agent_id")?;
+    if agent_id.len() > 18 || !agent_id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(ApiError::invalid(
+            "agent_id: must be the app's AgentId (digits)",
+        ));
+    }
+    let secret = credential(args, "secret")?;
+    let token = credential(args, "token")?;
+    if token.len() > 32 || !token.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ApiError::invalid(
+            "token: must be the callback Token (at most 32 letters or digits)",
+        ));
+    }
+    let encoding_aes_key = credential(args, "encoding_aes_key")?;
+    if klaxon_notify::wecom::aes_key(&encoding_aes_key).is_none() {
+        return Err(ApiError::invalid(
+            "encoding_aes_key: must be the callback EncodingAESKey (43 characters)",
+        ));
+    }
+    Ok(ImIntegrationDraft {
+        bot_token: secret,
+        signing_secret: token,
+        app_id: corp_id,
+        agent_id,
+        encrypt_key: encoding_aes_key,
+        api_base: api_base(args, klaxon_notify::wecom::DEFAULT_API_BASE)?,
         ..ImIntegrationDraft::default()
     })
 }
@@ -343,7 +490,62 @@ async fn list(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, A
 
 async fn info(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
     let id = args.required_id("integration_id")?;
-    Ok(integration_json(state, &existing(state, caller, id).await?))
+    let i = existing(state, caller, id).await?;
+    let mut v = integration_json(state, &i);
+    if i.kind == "teams" {
+        // The teams and chats linked with linkTeam and linkChat (RSP-300): their ids are the
+        // chat ids of escalation rules.
+        let chats: Vec<Value> = state
+            .store
+            .im_group_conversations(caller.account_id, id)
+            .await
+            .map_err(store_err)?
+            .iter()
+            .map(|c| {
+                json!({"chat_id": c.conversation_id, "kind": c.kind, "name": c.name,
+                            "created_at": wire::secs(c.created_at)})
+            })
+            .collect();
+        v["linked_chats"] = Value::Array(chats);
+    }
+    Ok(v)
+}
+
+/// A one-time code the calling member sends to the Teams bot as `linkUser {code}` to link
+/// their Teams account (RSP-301). A new code replaces the member's earlier one.
+async fn link_code(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let id = args.required_id("integration_id")?;
+    let i = existing(state, caller, id).await?;
+    if i.kind != "teams" {
+        return Err(ApiError::invalid(
+            "integration_id: link codes are for Teams integrations",
+        ));
+    }
+    let code: String = (0..8)
+        .map(|_| {
+            let n = rand::random_range(0..LINK_CODE_ALPHABET.len());
+            char::from(LINK_CODE_ALPHABET[n])
+        })
+        .collect();
+    let now = state.clock.now();
+    let expires_at = now + LINK_CODE_TTL_MS;
+    state
+        .store
+        .issue_im_link_code(
+            caller.account_id,
+            id,
+            caller.member_id,
+            &crate::teams_app::code_hash(&code),
+            expires_at,
+            now,
+        )
+        .await
+        .map_err(store_err)?;
+    Ok(json!({
+        "code": code,
+        "command": format!("linkUser {{{code}}}"),
+        "expires_at": wire::secs(expires_at),
+    }))
 }
 
 async fn delete(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
@@ -383,6 +585,17 @@ async fn link(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, A
             "im_user_id: {user:?} is not a Feishu open_id (ou_…)"
         )));
     }
+    if integration.kind == "teams" {
+        return Err(ApiError::invalid(
+            "integration_id: Teams users link themselves: get a code with /im/person/link_code \
+             and send linkUser {code} to the bot",
+        ));
+    }
+    if integration.kind == "wecom" && !wecom_user_id(&user) {
+        return Err(ApiError::invalid(format!(
+            "im_user_id: {user:?} is not a WeCom user id"
+        )));
+    }
     let linked = state
         .store
         .link_im_user(caller.account_id, id, member, &user, state.clock.now())
@@ -403,7 +616,12 @@ async fn link(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, A
 
 async fn unlink(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
     let id = args.required_id("integration_id")?;
-    existing(state, caller, id).await?;
+    if existing(state, caller, id).await?.kind == "teams" {
+        // RSP-301.
+        return Err(ApiError::invalid(
+            "integration_id: Teams links cannot be removed",
+        ));
+    }
     let member = person_id(args)?;
     if !state
         .store
