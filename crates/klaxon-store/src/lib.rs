@@ -398,14 +398,12 @@ impl Store {
         answers: &ApiAnswers,
     ) -> Result<Processed> {
         let done = process::process_inbox(
-            &self.inner.write,
-            self.inner.inbox.as_ref(),
+            &self.inner,
             holder,
             limit,
             now,
             process::Finish::Commit,
             answers,
-            &self.inner.handoff,
         )
         .await?;
         if let Processed::Done(n) = done {
@@ -465,14 +463,12 @@ impl Store {
     ) -> Result<usize> {
         let answers = ApiAnswers::failing_missing();
         match process::process_inbox(
-            &self.inner.write,
-            self.inner.inbox.as_ref(),
+            &self.inner,
             holder,
             limit,
             now,
             process::Finish::Rollback,
             &answers,
-            &self.inner.handoff,
         )
         .await?
         {

@@ -73,16 +73,17 @@ pub enum Processed {
     NeedCalls(Vec<klaxon_core::enrichment::ApiCall>),
 }
 
+/// One batch on `store`'s write pool and inbox; rows it queues are handed off as
+/// `store.handoff` says (`crate::delivery::Handoff`).
 pub(crate) async fn process_inbox(
-    pool: &AnyPool,
-    file: Option<&InboxFile>,
+    store: &crate::Inner,
     holder: &str,
     limit: usize,
     now: Millis,
     finish: Finish,
     answers: &crate::mapping_services::ApiAnswers,
-    handoff: &crate::delivery::Handoff,
 ) -> Result<Processed> {
+    let (pool, file, handoff) = (&store.write, store.inbox.as_ref(), &store.handoff);
     let mut tx = pool.begin().await?;
     if !take_lease(&mut tx, holder, now).await? {
         tx.rollback().await?;
