@@ -652,6 +652,31 @@ impl Deliverer {
             .await
     }
 
+    /// The enabled member `d` is for, and their user on an app of `kind` (RSP-286): through
+    /// the integration a preference entry picked (`target.integration_id`, response.md 1.15)
+    /// or the first enabled one that links them. `member_inactive`, or `app_not_linked`
+    /// (RSP-332: the store queues the RSP-287 fallback with that failure).
+    async fn linked_app_user(
+        &self,
+        d: &PendingDelivery,
+        contacts: &HashMap<i64, MemberContact>,
+        kind: &str,
+    ) -> Result<(klaxon_store::ImIntegration, String), SendError> {
+        if contacts
+            .get(&d.person_id)
+            .is_none_or(|m| m.status != "enabled")
+        {
+            return Err(SendError::Permanent("member_inactive".into()));
+        }
+        let pick = d.target.get("integration_id").and_then(Value::as_i64);
+        self.inner
+            .store
+            .im_target_on(d.account_id, kind, d.person_id, pick)
+            .await
+            .map_err(|e| SendError::Transient(format!("store: {e}")))?
+            .ok_or_else(|| SendError::Permanent("app_not_linked".into()))
+    }
+
     /// A Slack app direct message (RSP-286): the card with the rendered `slack_app` template,
     /// posted with `chat.postMessage` to the member's linked Slack user through the first
     /// enabled Slack integration that links them, or through the one the notification names
@@ -666,23 +691,7 @@ impl Deliverer {
         now: Millis,
     ) -> Result<String, SendError> {
         let inner = &self.inner;
-        let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
-        if contacts
-            .get(&d.person_id)
-            .is_none_or(|m| m.status != "enabled")
-        {
-            return Err(SendError::Permanent("member_inactive".into()));
-        }
-        // A preference entry may pick one Slack integration (response.md 1.15).
-        let pick = d.target.get("integration_id").and_then(Value::as_i64);
-        let Some((integration, slack_user)) = inner
-            .store
-            .im_target_on(d.account_id, "slack", d.person_id, pick)
-            .await
-            .map_err(store_err)?
-        else {
-            return Err(SendError::Permanent("app_not_linked".into()));
-        };
+        let (integration, slack_user) = self.linked_app_user(d, contacts, "slack").await?;
         let card = self.im_card(d, inc, contacts, msg, now).await?;
         inner
             .http
@@ -865,22 +874,7 @@ impl Deliverer {
         now: Millis,
     ) -> Result<String, SendError> {
         let inner = &self.inner;
-        let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
-        if contacts
-            .get(&d.person_id)
-            .is_none_or(|m| m.status != "enabled")
-        {
-            return Err(SendError::Permanent("member_inactive".into()));
-        }
-        let pick = d.target.get("integration_id").and_then(Value::as_i64);
-        let Some((integration, open_id)) = inner
-            .store
-            .im_target_on(d.account_id, "feishu", d.person_id, pick)
-            .await
-            .map_err(store_err)?
-        else {
-            return Err(SendError::Permanent("app_not_linked".into()));
-        };
+        let (integration, open_id) = self.linked_app_user(d, contacts, "feishu").await?;
         let card = self.im_card(d, inc, contacts, msg, now).await?;
         inner
             .http
@@ -909,22 +903,7 @@ impl Deliverer {
         now: Millis,
     ) -> Result<String, SendError> {
         let inner = &self.inner;
-        let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
-        if contacts
-            .get(&d.person_id)
-            .is_none_or(|m| m.status != "enabled")
-        {
-            return Err(SendError::Permanent("member_inactive".into()));
-        }
-        let pick = d.target.get("integration_id").and_then(Value::as_i64);
-        let Some((integration, user_id)) = inner
-            .store
-            .im_target_on(d.account_id, "wecom", d.person_id, pick)
-            .await
-            .map_err(store_err)?
-        else {
-            return Err(SendError::Permanent("app_not_linked".into()));
-        };
+        let (integration, user_id) = self.linked_app_user(d, contacts, "wecom").await?;
         let card = self.im_card(d, inc, contacts, msg, now).await?;
         let task_id = crate::wecom::task_id(&d.rid);
         let code = inner
@@ -969,21 +948,7 @@ impl Deliverer {
     ) -> Result<String, SendError> {
         let inner = &self.inner;
         let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
-        if contacts
-            .get(&d.person_id)
-            .is_none_or(|m| m.status != "enabled")
-        {
-            return Err(SendError::Permanent("member_inactive".into()));
-        }
-        let pick = d.target.get("integration_id").and_then(Value::as_i64);
-        let Some((integration, user)) = inner
-            .store
-            .im_target_on(d.account_id, "teams", d.person_id, pick)
-            .await
-            .map_err(store_err)?
-        else {
-            return Err(SendError::Permanent("app_not_linked".into()));
-        };
+        let (integration, user) = self.linked_app_user(d, contacts, "teams").await?;
         let Some(conv) = inner
             .store
             .personal_im_conversation(d.account_id, integration.integration_id, &user)
