@@ -492,6 +492,8 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
                 secret = Some(String::new());
             }
             config.has_secret = false;
+            // The SAML encryption key was that secret: its certificate goes with it.
+            config.saml.sp_encryption_certificate.clear();
             if p == "ldap" && config.field_mapping == FieldMapping::default() {
                 config.field_mapping = FieldMapping::ldap_default();
             } else if p != "ldap" && config.field_mapping == FieldMapping::ldap_default() {
@@ -685,7 +687,11 @@ pub fn apply_update(current: Option<&SsoConfig>, body: &Value) -> Result<SsoUpda
     match args.get("saml") {
         None | Some(Value::Null) => {}
         Some(Value::Object(m)) if config.protocol == "saml2" => {
-            crate::saml::apply_update(&mut config.saml, m)?;
+            // The SP's encryption key is the SAML configuration's secret.
+            if let Some(key) = crate::saml::apply_update(&mut config.saml, m)? {
+                config.has_secret = !key.is_empty();
+                secret = Some(key);
+            }
         }
         Some(Value::Object(_)) => {
             return Err(ApiError::invalid(

@@ -411,13 +411,19 @@ pub(crate) fn verify_id_token(
     nonce: &str,
     now_secs: i64,
 ) -> Result<Map<String, Value>, String> {
+    // ES512 is not in jsonwebtoken's algorithms: read from the header before it is parsed.
+    if header_alg(token).as_deref() == Some("ES512") {
+        let claims = verify_es512(token, jwks)?;
+        check_id_token_claims(&claims, issuer, client_id, nonce, now_secs)?;
+        return Ok(claims);
+    }
     let header = jsonwebtoken::decode_header(token)
         .map_err(|e| format!("the ID token is malformed: {e}"))?;
     let alg = header.alg;
     let name = format!("{alg:?}");
     if !sso::ID_TOKEN_ALGORITHMS.contains(&name.as_str()) {
         return Err(format!(
-            "the ID token is signed with {name}; only RS256/384/512, ES256/384 and PS256/384/512 are accepted"
+            "the ID token is signed with {name}; only RS256/384/512, ES256/384/512 and PS256/384/512 are accepted"
         ));
     }
     if !matches!(
@@ -481,31 +487,110 @@ pub(crate) fn verify_id_token(
         };
         match jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation) {
             Ok(data) => {
-                let claims = data.claims;
-                let num = |n: &str| claims.get(n).and_then(Value::as_i64);
-                sso::check_token_times(num("exp"), num("iat"), now_secs, LEEWAY_SECS)?;
-                if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
-                    return Err("the ID token's iss is not the issuer".to_string());
-                }
-                if !sso::audience_matches(claims.get("aud").unwrap_or(&Value::Null), client_id) {
-                    return Err("the ID token's aud does not name this client".to_string());
-                }
-                if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
-                    return Err("the ID token's nonce is not the one of this sign-in".to_string());
-                }
-                if claims
-                    .get("sub")
-                    .and_then(Value::as_str)
-                    .is_none_or(str::is_empty)
-                {
-                    return Err("the ID token has no sub".to_string());
-                }
-                return Ok(claims);
+                check_id_token_claims(&data.claims, issuer, client_id, nonce, now_secs)?;
+                return Ok(data.claims);
             }
             Err(e) => last = format!("the ID token does not verify: {e}"),
         }
     }
     Err(last)
+}
+
+/// The claims every ID token must carry, whatever signed it (RSP-575).
+fn check_id_token_claims(
+    claims: &Map<String, Value>,
+    issuer: &str,
+    client_id: &str,
+    nonce: &str,
+    now_secs: i64,
+) -> Result<(), String> {
+    let num = |n: &str| claims.get(n).and_then(Value::as_i64);
+    sso::check_token_times(num("exp"), num("iat"), now_secs, LEEWAY_SECS)?;
+    if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
+        return Err("the ID token's iss is not the issuer".to_string());
+    }
+    if !sso::audience_matches(claims.get("aud").unwrap_or(&Value::Null), client_id) {
+        return Err("the ID token's aud does not name this client".to_string());
+    }
+    if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
+        return Err("the ID token's nonce is not the one of this sign-in".to_string());
+    }
+    if claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err("the ID token has no sub".to_string());
+    }
+    Ok(())
+}
+
+/// The `alg` of a JWS header, read without knowing the algorithm.
+fn header_alg(token: &str) -> Option<String> {
+    let header = URL_SAFE_NO_PAD.decode(token.split('.').next()?).ok()?;
+    let header: Map<String, Value> = serde_json::from_slice(&header).ok()?;
+    header.get("alg")?.as_str().map(str::to_string)
+}
+
+/// RSP-575: an ES512 ID token (ECDSA on P-521 with SHA-512), verified with the RustCrypto
+/// `p521` crate against the JWKS's P-521 signing keys (by `kid` when the header names one).
+/// Returns its claims, not yet checked.
+fn verify_es512(token: &str, jwks: &[Value]) -> Result<Map<String, Value>, String> {
+    use p521::ecdsa::signature::Verifier;
+    use p521::ecdsa::{Signature, VerifyingKey};
+    let malformed = || "the ID token is malformed".to_string();
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed());
+    };
+    let head: Map<String, Value> = URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|h| serde_json::from_slice(&h).ok())
+        .ok_or_else(malformed)?;
+    let kid = head.get("kid").and_then(Value::as_str);
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .ok()
+        .and_then(|s| Signature::from_slice(&s).ok())
+        .ok_or_else(|| "the ID token's ES512 signature is malformed".to_string())?;
+    let coordinate = |jwk: &Value, name: &str| -> Option<Vec<u8>> {
+        let bytes = URL_SAFE_NO_PAD.decode(jwk.get(name)?.as_str()?).ok()?;
+        (bytes.len() == 66).then_some(bytes)
+    };
+    let keys: Vec<VerifyingKey> = jwks
+        .iter()
+        .filter(|k| k.get("kty").and_then(Value::as_str) == Some("EC"))
+        .filter(|k| k.get("crv").and_then(Value::as_str) == Some("P-521"))
+        .filter(|k| k.get("use").and_then(Value::as_str) != Some("enc"))
+        .filter(|k| kid.is_none() || k.get("kid").and_then(Value::as_str) == kid)
+        .filter_map(|k| {
+            let mut sec1 = vec![0x04];
+            sec1.extend(coordinate(k, "x")?);
+            sec1.extend(coordinate(k, "y")?);
+            VerifyingKey::from_sec1_bytes(&sec1).ok()
+        })
+        .collect();
+    if keys.is_empty() {
+        return Err("no key of the provider's JWKS matches the ID token".to_string());
+    }
+    let signed = &token[..header.len() + 1 + payload.len()];
+    if !keys
+        .iter()
+        .any(|k| k.verify(signed.as_bytes(), &signature).is_ok())
+    {
+        return Err(
+            "the ID token does not verify: its ES512 signature is not by a key of the provider"
+                .to_string(),
+        );
+    }
+    URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|p| serde_json::from_slice(&p).ok())
+        .ok_or_else(|| "the ID token's claims are not a JSON object".to_string())
 }
 
 async fn oidc_callback(
@@ -800,6 +885,66 @@ mod tests {
         let body = URL_SAFE_NO_PAD.encode(br#"{"iss":"https://id.example.com","aud":"klaxon"}"#);
         let token = format!("{header}.{body}.");
         assert!(verify_id_token(&token, &[], "https://id.example.com", "klaxon", "n", 1).is_err());
+    }
+
+    /// A freshly generated P-521 key, with its JWK.
+    fn p521_key(kid: &str) -> (p521::ecdsa::SigningKey, Value) {
+        let key = p521::ecdsa::SigningKey::random(&mut p521::elliptic_curve::rand_core::OsRng);
+        let point = p521::ecdsa::VerifyingKey::from(&key).to_encoded_point(false);
+        let jwk = json!({"kty": "EC", "crv": "P-521", "kid": kid, "use": "sig",
+                         "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
+                         "y": URL_SAFE_NO_PAD.encode(point.y().unwrap())});
+        (key, jwk)
+    }
+
+    fn es512_token(key: &p521::ecdsa::SigningKey, kid: &str, claims: &Value) -> String {
+        use p521::ecdsa::signature::Signer;
+        let header =
+            URL_SAFE_NO_PAD.encode(json!({"alg": "ES512", "typ": "JWT", "kid": kid}).to_string());
+        let body = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let signed = format!("{header}.{body}");
+        // ES512: ECDSA P-521 over the SHA-512 of the signing input.
+        let signature: p521::ecdsa::Signature = key.sign(signed.as_bytes());
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+    }
+
+    #[test]
+    fn an_es512_id_token_verifies_against_the_jwks() {
+        // spec: RSP-575 — ES512 (P-521, SHA-512) is accepted; its claims are checked as any.
+        let (key, jwk) = p521_key("k1");
+        let (other, other_jwk) = p521_key("k2");
+        let claims = json!({"iss": "https://id.example.com", "aud": "klaxon", "sub": "u1",
+                            "nonce": "n", "exp": 2_000, "iat": 1_000, "email": "a@example.com"});
+        let token = es512_token(&key, "k1", &claims);
+        let jwks = vec![other_jwk.clone(), jwk.clone()];
+        let verify = |t: &str, jwks: &[Value], now| {
+            verify_id_token(t, jwks, "https://id.example.com", "klaxon", "n", now)
+        };
+        let got = verify(&token, &jwks, 1_500).unwrap();
+        assert_eq!(got["email"], "a@example.com");
+        // Signed by a key the JWKS does not hold (or not under the named kid): refused.
+        let forged = es512_token(&other, "k1", &claims);
+        let e = verify(&forged, std::slice::from_ref(&jwk), 1_500).unwrap_err();
+        assert!(e.contains("does not verify"), "{e}");
+        let e = verify(&forged, &[other_jwk], 1_500).unwrap_err();
+        assert!(e.contains("no key"), "{e}");
+        // A changed claim breaks the signature.
+        let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+        parts[1] = URL_SAFE_NO_PAD.encode(claims.to_string().replace("u1", "u2"));
+        let e = verify(&parts.join("."), &jwks, 1_500).unwrap_err();
+        assert!(e.contains("does not verify"), "{e}");
+        // Expired, or for another nonce: refused like any ID token.
+        assert!(verify(&token, &jwks, 9_000).unwrap_err().contains("exp"));
+        let e = verify_id_token(
+            &token,
+            &jwks,
+            "https://id.example.com",
+            "klaxon",
+            "m",
+            1_500,
+        )
+        .unwrap_err();
+        assert!(e.contains("nonce"), "{e}");
     }
 
     #[test]

@@ -485,11 +485,17 @@ impl Store {
         }
     }
 
-    /// Ends a session (sign-out). False when there was none.
+    /// Ends a session (sign-out), with its SAML subject when a SAML sign-in opened it.
+    /// False when there was none.
     pub async fn delete_session(&self, token: &str) -> Result<bool> {
+        let mut tx = self.inner.write.begin().await?;
         let mut sql = Sql::new("DELETE FROM sessions WHERE session_hash = ");
         sql.bind(hash_secret(token));
-        let done = sql.query().execute(&self.inner.write).await?;
+        let done = sql.query_on(&tx).execute(&mut *tx).await?;
+        let mut sql = Sql::new("DELETE FROM saml_sessions WHERE session_hash = ");
+        sql.bind(hash_secret(token));
+        sql.query_on(&tx).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 

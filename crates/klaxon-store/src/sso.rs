@@ -344,6 +344,33 @@ impl Store {
         }))
     }
 
+    /// Records that a SAML assertion was used to sign in (RSP-574): `true` the first time,
+    /// `false` when the account already saw this assertion ID (a replay). The ID is kept
+    /// until `expires_at`; expired ones are purged on the way.
+    pub async fn use_saml_assertion(
+        &self,
+        account_id: i64,
+        assertion_id: &str,
+        expires_at: Millis,
+        now: Millis,
+    ) -> Result<bool> {
+        let mut tx = self.inner.write.begin().await?;
+        let mut sql = Sql::new("DELETE FROM saml_assertions WHERE expires_at <= ");
+        sql.bind(now);
+        sql.query_on(&tx).execute(&mut *tx).await?;
+        let mut sql =
+            Sql::new("INSERT INTO saml_assertions (account_id, assertion_id, expires_at) VALUES (");
+        sql.bind(account_id)
+            .push(", ")
+            .bind(assertion_id)
+            .push(", ")
+            .bind(expires_at.max(now + 1))
+            .push(") ON CONFLICT (account_id, assertion_id) DO NOTHING");
+        let done = sql.query_on(&tx).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The member a successful SSO sign-in logs in (RSP-572, RSP-573): the live member with
     /// this email (case-insensitive), left as it is; otherwise, when `create` is true, a new
     /// enabled member with the mapped name and phone, `role_ids`, no teams, the email verified

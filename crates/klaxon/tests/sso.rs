@@ -136,11 +136,15 @@ impl Browser {
             .unwrap();
         for v in resp.headers().get_all("set-cookie") {
             let v = v.to_str().unwrap();
-            let pair = v.split(';').next().unwrap();
-            let (name, value) = pair.split_once('=').unwrap();
+            let mut parts = v.split(';');
+            let (name, value) = parts.next().unwrap().split_once('=').unwrap();
+            // Only the attributes say whether a cookie is removed: a random value may well
+            // contain "1970" or "max-age=0" itself.
             let expired = value.is_empty()
-                || v.to_ascii_lowercase().contains("max-age=0")
-                || v.contains("1970");
+                || parts.any(|attr| {
+                    let attr = attr.trim().to_ascii_lowercase();
+                    attr == "max-age=0" || (attr.starts_with("expires=") && attr.contains("1970"))
+                });
             if expired {
                 self.jar.remove(name.trim());
             } else {

@@ -59,6 +59,11 @@ struct Idp {
 }
 
 async fn start_idp(sp_metadata_url: &str) -> Idp {
+    start_idp_with(sp_metadata_url, None).await
+}
+
+/// The IdP, with an option of idp.mjs (`want-signed-requests`).
+async fn start_idp_with(sp_metadata_url: &str, option: Option<&str>) -> Idp {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -69,6 +74,7 @@ async fn start_idp(sp_metadata_url: &str) -> Idp {
         .arg("idp.mjs")
         .arg(port.to_string())
         .arg(sp_metadata_url)
+        .args(option)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -151,6 +157,14 @@ impl Browser {
     async fn get(&mut self, url: &str) -> Page {
         let url = reqwest::Url::parse(url).unwrap();
         let req = self.http.get(url.clone());
+        self.send(req, url).await
+    }
+
+    /// The console's sign-out, as its button sends it (with the CSRF token of the cookie).
+    async fn sign_out(&mut self, base: &str) -> Page {
+        let url = reqwest::Url::parse(&format!("{base}/signout")).unwrap();
+        let csrf = self.jar.get("klaxon_csrf").expect("a CSRF cookie").clone();
+        let req = self.http.post(url.clone()).header("x-klaxon-csrf", csrf);
         self.send(req, url).await
     }
 
@@ -293,9 +307,49 @@ impl Node {
         body["data"]["member_id"].as_i64().unwrap()
     }
 
+    /// Whether the session cookie `token` still opens a session.
+    async fn session_alive(&self, token: &str) -> bool {
+        let resp = self
+            .ts
+            .http
+            .get(format!("{}/auth/session", self.ts.base))
+            .header("cookie", format!("klaxon_session={token}"))
+            .send()
+            .await
+            .unwrap();
+        resp.status().as_u16() == 200
+    }
+
+    /// The audit records of one operation in the last hour.
+    async fn audit(&self, operation: &str) -> (u16, Value) {
+        let now = common::now_secs();
+        self.api(
+            "/audit/search",
+            json!({"start_time": now - 3600, "end_time": now + 3600, "operations": [operation]}),
+        )
+        .await
+    }
+
+    /// Uploads the SP key pair (it decrypts and signs).
+    async fn upload_sp_key(&self) {
+        let (key, cert) = sp_encryption_pair();
+        let (status, body) = self
+            .api(
+                "/account/sso/update",
+                json!({"saml": {"sp_private_key": key, "sp_certificate": cert}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     /// Configures SAML sign-in from the IdP's metadata, fetched as an administrator would.
     async fn configure_saml(&self, idp: &Idp) {
-        let metadata = reqwest::get(format!("{}/metadata", idp.base))
+        self.configure_saml_from(idp, "").await;
+    }
+
+    /// The same from `/metadata{query}` of the IdP.
+    async fn configure_saml_from(&self, idp: &Idp, query: &str) {
+        let metadata = reqwest::get(format!("{}/metadata{query}", idp.base))
             .await
             .unwrap()
             .text()
@@ -470,6 +524,179 @@ on_both_backends!(
     }
 );
 
+fn sp_encryption_pair() -> (String, String) {
+    let read = |name: &str| std::fs::read_to_string(idp_dir().join(name)).unwrap();
+    (read("sp-enc-key.pem"), read("sp-enc-cert.pem"))
+}
+
+on_both_backends!(
+    saml_encrypted_assertions_sign_in,
+    |url: String| async move {
+        if !idp_available() {
+            return;
+        }
+        let node = Node::start(&url).await;
+        let idp = start_idp(&node.metadata_url()).await;
+        node.configure_saml(&idp).await;
+        let (key, cert) = sp_encryption_pair();
+        let (status, body) = node
+            .api(
+                "/account/sso/update",
+                json!({"saml": {"sp_private_key": key, "sp_certificate": cert}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+
+        // spec: RSP-570, RSP-574 — the key is never answered; its certificate is shown by
+        // fingerprint and published in the SP metadata for encryption.
+        let (_, info) = node.api("/account/sso/info", json!({})).await;
+        assert!(!info.to_string().contains("PRIVATE KEY"), "{info}");
+        let fingerprint = info["data"]["saml"]["sp_encryption_certificate"]["sha256_fingerprint"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(fingerprint.len(), 32 * 3 - 1, "{info}");
+        let md = reqwest::get(node.metadata_url())
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(md.contains("<md:KeyDescriptor use=\"encryption\">"), "{md}");
+        let body_of_cert: String = cert.lines().filter(|l| !l.starts_with("-----")).collect();
+        assert!(md.contains(&body_of_cert), "{md}");
+
+        // spec: RSP-574 — the IdP encrypts the signed assertion for that certificate
+        // (AES-256-CBC and AES-128-GCM, both with RSA-OAEP): each signs in.
+        let mut ann_id = None;
+        for mode in ["encrypted", "encrypted-gcm"] {
+            let (mut b, acs, fields) = node.idp_response("ann", mode).await;
+            let xml = String::from_utf8(
+                base64::Engine::decode(
+                    &base64::engine::general_purpose::STANDARD,
+                    fields
+                        .iter()
+                        .find(|(k, _)| k == "SAMLResponse")
+                        .unwrap()
+                        .1
+                        .as_bytes(),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            assert!(xml.contains("EncryptedAssertion"), "{mode}: {xml}");
+            assert!(!xml.contains("Ann.Saml@example.com"), "{mode}");
+            let page = b.post_form(acs, &fields).await;
+            assert_eq!(page.status, 303, "{mode}: {}", page.body);
+            let member = node.session_member(&b).await;
+            assert_eq!(*ann_id.get_or_insert(member), member, "{mode}");
+        }
+        let ann = node.member("ann.saml@example.com").await.expect("ann");
+        assert_eq!(ann["member_name"], "Ann Saml");
+
+        // spec: RSP-574 — with the key removed, an encrypted assertion is refused.
+        let (mut b, acs, fields) = node.idp_response("ann", "encrypted").await;
+        let (status, body) = node
+            .api(
+                "/account/sso/update",
+                json!({"saml": {"sp_private_key": ""}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["data"]["saml"]["sp_encryption_certificate"],
+            Value::Null
+        );
+        let page = b.post_form(acs, &fields).await;
+        assert_eq!(page.status, 403, "{}", page.body);
+        assert!(page.body.contains("no SP encryption key"), "{}", page.body);
+        assert!(!b.jar.contains_key("klaxon_session"));
+    }
+);
+
+on_both_backends!(saml_idp_initiated_sign_in, |url: String| async move {
+    if !idp_available() {
+        return;
+    }
+    let node = Node::start(&url).await;
+    let idp = start_idp(&node.metadata_url()).await;
+    node.configure_saml(&idp).await;
+    let count = node.members().await.len();
+    // The IdP's portal: an unsolicited response, auto-posted to the ACS.
+    let initiate = |relay: &str| {
+        let relay = relay.to_string();
+        let base = idp.base.clone();
+        let clock = node.clock.clone();
+        async move {
+            clock.0.store(wall_ms(), Ordering::SeqCst);
+            let mut b = Browser::new();
+            let page = b
+                .get(&format!(
+                    "{base}/initiate?login=ann&mode=ok&relay_state={}",
+                    urlencoding(&relay)
+                ))
+                .await;
+            assert_eq!(page.status, 200, "{}", page.body);
+            let (acs, fields) = form(&page);
+            (b, acs, fields)
+        }
+    };
+
+    // spec: RSP-574 — off by default: refused, nobody signed in.
+    let (mut b, acs, fields) = initiate("/schedules").await;
+    let page = b.post_form(acs, &fields).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(!b.jar.contains_key("klaxon_session"));
+    let (_, info) = node.api("/account/sso/info", json!({})).await;
+    assert_eq!(info["data"]["saml"]["allow_idp_initiated"], false, "{info}");
+
+    // spec: RSP-574 — switched on, the unsolicited response signs in once, to its local
+    // RelayState.
+    let (status, body) = node
+        .api(
+            "/account/sso/update",
+            json!({"saml": {"allow_idp_initiated": true}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["saml"]["allow_idp_initiated"], true, "{body}");
+    let (mut b, acs, fields) = initiate("/schedules").await;
+    let page = b.post_form(acs.clone(), &fields).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location.unwrap().path(), "/schedules");
+    let ann_id = node.session_member(&b).await;
+    assert_eq!(node.members().await.len(), count + 1);
+
+    // spec: RSP-574 — the same response again is a replay: refused.
+    let mut replayer = Browser::new();
+    let replay = replayer.post_form(acs, &fields).await;
+    assert_eq!(replay.status, 403, "{}", replay.body);
+    assert!(replay.body.contains("already used"), "{}", replay.body);
+    assert!(!replayer.jar.contains_key("klaxon_session"));
+
+    // A RelayState that is not a local path goes to the start page.
+    let (mut b, acs, fields) = initiate("https://evil.example.com/").await;
+    let page = b.post_form(acs, &fields).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location.unwrap().path(), "/incidents");
+    assert_eq!(node.session_member(&b).await, ann_id);
+
+    // spec: RSP-574 — a solicited response replayed after its sign-in finished names a
+    // request: not accepted as unsolicited either.
+    let (mut b, acs, fields) = node.idp_response("ann", "ok").await;
+    let page = b.post_form(acs.clone(), &fields).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let mut replayer = Browser::new();
+    let replay = replayer.post_form(acs, &fields).await;
+    assert_eq!(replay.status, 403, "{}", replay.body);
+    assert!(replay.body.contains("InResponseTo"), "{}", replay.body);
+    assert!(!replayer.jar.contains_key("klaxon_session"));
+});
+
+fn urlencoding(s: &str) -> String {
+    serde_urlencoded::to_string([("x", s)]).unwrap()[2..].to_string()
+}
+
 on_both_backends!(saml_configuration_is_validated, |url: String| async move {
     let node = Node::start(&url).await;
     let bad = [
@@ -529,4 +756,244 @@ on_both_backends!(saml_configuration_is_validated, |url: String| async move {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 404);
+});
+
+on_both_backends!(saml_signed_authn_requests, |url: String| async move {
+    if !idp_available() {
+        return;
+    }
+    let node = Node::start(&url).await;
+    let idp = start_idp_with(&node.metadata_url(), Some("want-signed-requests")).await;
+    node.configure_saml(&idp).await;
+    let (_, info) = node.api("/account/sso/info", json!({})).await;
+    assert_eq!(
+        info["data"]["saml"]["idp_wants_signed_requests"], true,
+        "{info}"
+    );
+
+    // spec: RSP-574 — the IdP wants signed AuthnRequests and there is no SP key: the start
+    // is refused with the reason, nothing is sent to the IdP.
+    let mut b = Browser::new();
+    let page = b
+        .get(&format!("{}/sso/saml/start/{DOMAIN}", node.ts.base))
+        .await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(
+        page.body.contains("wants signed AuthnRequests"),
+        "{}",
+        page.body
+    );
+    assert!(page.location.is_none());
+
+    // spec: RSP-574 — with the SP key pair the metadata says so and publishes the key for
+    // signing; the redirect carries SigAlg (RSA-SHA256) and Signature.
+    node.upload_sp_key().await;
+    let md = reqwest::get(node.metadata_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(md.contains("AuthnRequestsSigned=\"true\""), "{md}");
+    assert!(md.contains("<md:KeyDescriptor use=\"signing\">"), "{md}");
+    let start = b
+        .get(&format!("{}/sso/saml/start/{DOMAIN}", node.ts.base))
+        .await;
+    let to_idp = start.location.expect("a redirect to the IdP");
+    let query = to_idp.query().unwrap().to_string();
+    assert!(
+        query.contains(
+            "&SigAlg=http%3A%2F%2Fwww.w3.org%2F2001%2F04%2Fxmldsig-more%23rsa-sha256&Signature="
+        ),
+        "{query}"
+    );
+
+    // spec: RSP-574 — a tampered signature is refused by the IdP.
+    let (head, signature) = query.split_once("&Signature=").unwrap();
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    let tampered = format!(
+        "{}?{head}&Signature={flipped}{}",
+        idp_sso(&to_idp),
+        &signature[1..]
+    );
+    let refused = Browser::new().get(&tampered).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("refused"), "{}", refused.body);
+
+    // spec: RSP-574 — the genuine signed request is accepted by the IdP, and the sign-in
+    // finishes.
+    let (page, b) = node.saml_login("ann", "ok").await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    node.session_member(&b).await;
+});
+
+fn idp_sso(url: &reqwest::Url) -> String {
+    format!("{}{}", url.origin().ascii_serialization(), url.path())
+}
+
+/// The query parameter `name` of a URL, decoded.
+fn query_param(url: &reqwest::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+on_both_backends!(saml_single_logout_sp_initiated, |url: String| async move {
+    if !idp_available() {
+        return;
+    }
+    let node = Node::start(&url).await;
+    let idp = start_idp(&node.metadata_url()).await;
+    node.configure_saml(&idp).await;
+    node.upload_sp_key().await;
+    let md = reqwest::get(node.metadata_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // spec: RSP-574 — the SP metadata publishes its single logout service.
+    assert!(
+        md.contains(&format!(
+            "<md:SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"{}/sso/saml/slo/{DOMAIN}\"/>",
+            node.ts.base
+        )),
+        "{md}"
+    );
+
+    // spec: RSP-574 — signing out of the console ends Klaxon's session first, then sends the
+    // member to the IdP with a signed LogoutRequest naming the NameID and SessionIndex; the
+    // IdP (which requires the signature) answers Success, and Klaxon accepts its response.
+    let (page, mut b) = node.saml_login("ann", "ok").await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let ann_id = node.session_member(&b).await;
+    let token = b.jar.get("klaxon_session").unwrap().clone();
+    let out = b.sign_out(&node.ts.base).await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    assert!(!node.session_alive(&token).await, "the session ended first");
+    assert!(!b.jar.contains_key("klaxon_session"));
+    let to_idp = out.location.unwrap();
+    assert_eq!(idp_sso(&to_idp), format!("{}/slo", idp.base));
+    assert!(query_param(&to_idp, "Signature").is_some());
+    let at_idp = b.get(to_idp.as_str()).await;
+    assert_eq!(at_idp.status, 302, "{}", at_idp.body);
+    let back = at_idp.location.unwrap();
+    assert_eq!(back.path(), format!("/sso/saml/slo/{DOMAIN}"));
+    let landed = b.get(back.as_str()).await;
+    assert_eq!(landed.status, 200, "{}", landed.body);
+    assert!(
+        landed
+            .body
+            .contains("signed out of Klaxon and of your identity provider"),
+        "{}",
+        landed.body
+    );
+    // The same response again answers no logout of ours.
+    let again = Browser::new().get(back.as_str()).await;
+    assert_eq!(again.status, 400, "{}", again.body);
+    assert!(again.body.contains("answers no logout"), "{}", again.body);
+    // The logout is in the account's audit log.
+    let (status, audit) = node.audit("member:write:saml_logout").await;
+    assert_eq!(status, 200, "{audit}");
+    let docs = audit["data"]["docs"].as_array().unwrap();
+    assert!(!docs.is_empty(), "{audit}");
+    assert_eq!(docs[0]["member_id"].as_i64(), Some(ann_id), "{audit}");
+
+    // spec: RSP-574 — without a SingleLogoutService in the IdP metadata, sign-out stays local.
+    node.configure_saml_from(&idp, "?slo=none").await;
+    let (_, info) = node.api("/account/sso/info", json!({})).await;
+    assert_eq!(info["data"]["saml"]["idp_slo_url"], "", "{info}");
+    let (page, mut b) = node.saml_login("ann", "ok").await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let token = b.jar.get("klaxon_session").unwrap().clone();
+    let out = b.sign_out(&node.ts.base).await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    assert_eq!(
+        out.location.unwrap().as_str(),
+        format!("{}/signin", node.ts.base)
+    );
+    assert!(!node.session_alive(&token).await);
+});
+
+on_both_backends!(saml_single_logout_idp_initiated, |url: String| async move {
+    if !idp_available() {
+        return;
+    }
+    let node = Node::start(&url).await;
+    let idp = start_idp(&node.metadata_url()).await;
+    node.configure_saml(&idp).await;
+    node.upload_sp_key().await;
+    // Two browsers of ann, and one of another member.
+    let (page, b1) = node.saml_login("nameidonly", "ok").await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let other = b1.jar.get("klaxon_session").unwrap().clone();
+    let (page, b2) = node.saml_login("ann", "ok").await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let ann_id = node.session_member(&b2).await;
+    let ann = b2.jar.get("klaxon_session").unwrap().clone();
+
+    // spec: RSP-574 — a LogoutRequest signed with a key the metadata does not list is
+    // refused and ends nothing.
+    let logout = |mode: &'static str| {
+        let base = idp.base.clone();
+        async move {
+            let page = Browser::new()
+                .get(&format!("{base}/logout-initiate?login=ann&mode={mode}"))
+                .await;
+            assert_eq!(page.status, 302, "{}", page.body);
+            page.location.unwrap()
+        }
+    };
+    let forged = logout("otherkey").await;
+    assert_eq!(forged.path(), format!("/sso/saml/slo/{DOMAIN}"));
+    let page = Browser::new().get(forged.as_str()).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(
+        page.body
+            .contains("not by a certificate of the IdP metadata"),
+        "{}",
+        page.body
+    );
+    assert!(node.session_alive(&ann).await);
+
+    // spec: RSP-574 — a genuine but expired one (NotOnOrAfter, checked with the injected
+    // clock) ends nothing and is answered with a Requester status.
+    let expired = logout("expired").await;
+    node.clock.0.fetch_add(5 * 60_000, Ordering::SeqCst);
+    let page = Browser::new().get(expired.as_str()).await;
+    node.clock.0.store(wall_ms(), Ordering::SeqCst);
+    assert_eq!(page.status, 303, "{}", page.body);
+    let answer = page.location.unwrap();
+    assert_eq!(idp_sso(&answer), format!("{}/slo", idp.base));
+    assert!(node.session_alive(&ann).await);
+    let at_idp = Browser::new().get(answer.as_str()).await;
+    assert!(at_idp.body.contains("Requester"), "{}", at_idp.body);
+
+    // spec: RSP-574 — a genuine request ends ann's session (the old cookie is refused at
+    // /auth/session), not the other member's, and Klaxon's signed LogoutResponse is
+    // accepted by the IdP.
+    let genuine = logout("ok").await;
+    let mut browser = Browser::new();
+    let page = browser.get(genuine.as_str()).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert!(!node.session_alive(&ann).await);
+    assert!(node.session_alive(&other).await);
+    let answer = page.location.unwrap();
+    assert!(query_param(&answer, "Signature").is_some());
+    assert_eq!(
+        query_param(&answer, "RelayState").as_deref(),
+        Some("idp-relay")
+    );
+    let at_idp = browser.get(answer.as_str()).await;
+    assert_eq!(at_idp.status, 200, "{}", at_idp.body);
+    assert!(
+        at_idp.body.contains("logout accepted: Success"),
+        "{}",
+        at_idp.body
+    );
+    let (status, audit) = node.audit("member:write:saml_idp_logout").await;
+    assert_eq!(status, 200, "{audit}");
+    let docs = audit["data"]["docs"].as_array().unwrap();
+    assert!(!docs.is_empty(), "{audit}");
+    assert_eq!(docs[0]["member_id"].as_i64(), Some(ann_id), "{audit}");
 });

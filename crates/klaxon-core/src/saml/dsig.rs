@@ -81,7 +81,7 @@ fn digest_algorithm(uri: &str) -> Result<&'static digest::Algorithm, String> {
     }
 }
 
-fn signature_algorithm(
+pub(crate) fn signature_algorithm(
     uri: &str,
     key: &PublicKey,
 ) -> Result<Option<&'static dyn VerificationAlgorithm>, String> {

@@ -23,6 +23,11 @@ pub struct IdpMetadata {
     pub sso_url: String,
     /// The signing certificates, base64 DER, without duplicates.
     pub certificates: Vec<String>,
+    /// The HTTP-Redirect SingleLogoutService location ('' when the IdP has none: sign-out
+    /// stays local).
+    pub slo_url: String,
+    /// `WantAuthnRequestsSigned="true"`: the IdP wants signed AuthnRequests.
+    pub want_authn_requests_signed: bool,
 }
 
 pub(crate) fn parse_options<'i>() -> roxmltree::ParsingOptions<'i> {
@@ -85,6 +90,25 @@ pub fn parse_idp_metadata(xml: &str) -> Result<IdpMetadata, String> {
             "the SingleSignOnService location {sso_url:?} is not an http(s) URL"
         ));
     }
+    let slo_url = descriptor
+        .children()
+        .filter(|c| c.has_tag_name((MD_NS, "SingleLogoutService")))
+        .find(|c| c.attribute("Binding") == Some(REDIRECT_BINDING))
+        .and_then(|c| c.attribute("Location"))
+        .map(str::trim)
+        .unwrap_or("")
+        .to_string();
+    if !(slo_url.is_empty() || slo_url.starts_with("https://") || slo_url.starts_with("http://")) {
+        return Err(format!(
+            "the SingleLogoutService location {slo_url:?} is not an http(s) URL"
+        ));
+    }
+    let want_authn_requests_signed = matches!(
+        descriptor
+            .attribute("WantAuthnRequestsSigned")
+            .map(str::trim),
+        Some("true" | "1")
+    );
     let mut certificates: Vec<String> = Vec::new();
     for key in descriptor
         .children()
@@ -120,27 +144,84 @@ pub fn parse_idp_metadata(xml: &str) -> Result<IdpMetadata, String> {
         entity_id,
         sso_url,
         certificates,
+        slo_url,
+        want_authn_requests_signed,
     })
 }
 
-/// Klaxon's SP metadata (RSP-574): entity ID, the HTTP-POST assertion consumer service, no
-/// signing key (the SP does not sign its requests), and signed assertions wanted.
-pub fn sp_metadata(entity_id: &str, acs_url: &str) -> String {
+/// What Klaxon's SP metadata publishes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpMetadata<'a> {
+    pub entity_id: &'a str,
+    pub acs_url: &'a str,
+    /// The SingleLogoutService (HTTP-Redirect) location.
+    pub slo_url: &'a str,
+    /// The SP certificate (base64 DER), '' when none: published for encryption and, since
+    /// the same key pair signs what the SP sends, for signing.
+    pub certificate: &'a str,
+    /// Whether AuthnRequests are signed (`AuthnRequestsSigned`).
+    pub authn_requests_signed: bool,
+}
+
+/// Klaxon's SP metadata (RSP-574): entity ID, the HTTP-POST assertion consumer service,
+/// the HTTP-Redirect single logout service, signed assertions wanted, and, when one is
+/// configured, the SP certificate (base64 DER) both for encryption (IdPs encrypt assertions
+/// for it) and for signing (AuthnRequests when signed, logout messages).
+pub fn sp_metadata(sp: &SpMetadata<'_>) -> String {
+    let key_info = |cert: &str| {
+        format!(
+            concat!(
+                "<ds:KeyInfo xmlns:ds=\"{ds}\"><ds:X509Data>",
+                "<ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>"
+            ),
+            ds = DSIG_NS,
+            cert = xml_escape(cert),
+        )
+    };
+    let keys = if sp.certificate.is_empty() {
+        String::new()
+    } else {
+        format!(
+            concat!(
+                "<md:KeyDescriptor use=\"signing\">{key}</md:KeyDescriptor>",
+                "<md:KeyDescriptor use=\"encryption\">{key}",
+                "<md:EncryptionMethod Algorithm=\"http://www.w3.org/2009/xmlenc11#aes256-gcm\"/>",
+                "<md:EncryptionMethod Algorithm=\"http://www.w3.org/2009/xmlenc11#aes128-gcm\"/>",
+                "<md:EncryptionMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#aes256-cbc\"/>",
+                "<md:EncryptionMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#aes128-cbc\"/>",
+                "<md:EncryptionMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p\"/>",
+                "</md:KeyDescriptor>"
+            ),
+            key = key_info(sp.certificate),
+        )
+    };
+    let slo = if sp.slo_url.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<md:SingleLogoutService Binding=\"{REDIRECT_BINDING}\" Location=\"{}\"/>",
+            xml_escape(sp.slo_url)
+        )
+    };
     format!(
         concat!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
             "<md:EntityDescriptor xmlns:md=\"{md}\" entityID=\"{entity}\">",
-            "<md:SPSSODescriptor AuthnRequestsSigned=\"false\" WantAssertionsSigned=\"true\" ",
+            "<md:SPSSODescriptor AuthnRequestsSigned=\"{signed}\" WantAssertionsSigned=\"true\" ",
             "protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">",
+            "{keys}{slo}",
             "<md:NameIDFormat>{email}</md:NameIDFormat>",
             "<md:AssertionConsumerService Binding=\"{post}\" Location=\"{acs}\" index=\"0\" isDefault=\"true\"/>",
             "</md:SPSSODescriptor></md:EntityDescriptor>\n"
         ),
         md = MD_NS,
-        entity = xml_escape(entity_id),
+        entity = xml_escape(sp.entity_id),
+        signed = sp.authn_requests_signed,
         email = EMAIL_FORMAT,
         post = POST_BINDING,
-        acs = xml_escape(acs_url),
+        acs = xml_escape(sp.acs_url),
+        keys = keys,
+        slo = slo,
     )
 }
 
@@ -167,10 +248,11 @@ mod tests {
         );
         let dtd = "<!DOCTYPE x [<!ENTITY a \"b\">]><x>&a;</x>";
         assert!(parse_idp_metadata(dtd).is_err());
-        let sp = sp_metadata(
-            "https://k.example.com",
-            "https://k.example.com/sso/saml/acs/a",
-        );
+        let sp = sp_metadata(&SpMetadata {
+            entity_id: "https://k.example.com",
+            acs_url: "https://k.example.com/sso/saml/acs/a",
+            ..SpMetadata::default()
+        });
         assert!(
             parse_idp_metadata(&sp)
                 .unwrap_err()
@@ -188,10 +270,11 @@ mod tests {
     #[test]
     fn sp_metadata_names_entity_and_acs() {
         // spec: RSP-574
-        let xml = sp_metadata(
-            "https://k.example.com",
-            "https://k.example.com/sso/saml/acs/acme",
-        );
+        let xml = sp_metadata(&SpMetadata {
+            entity_id: "https://k.example.com",
+            acs_url: "https://k.example.com/sso/saml/acs/acme",
+            ..SpMetadata::default()
+        });
         let doc = roxmltree::Document::parse(&xml).unwrap();
         let root = doc.root_element();
         assert_eq!(root.attribute("entityID"), Some("https://k.example.com"));
@@ -206,5 +289,57 @@ mod tests {
             Some("https://k.example.com/sso/saml/acs/acme")
         );
         assert_eq!(acs.attribute("Binding"), Some(POST_BINDING));
+        assert!(!xml.contains("SingleLogoutService"));
+    }
+
+    #[test]
+    fn sp_metadata_publishes_slo_and_the_signing_key() {
+        // spec: RSP-574 — signed AuthnRequests: AuthnRequestsSigned="true" and the SP key as
+        // use="signing"; the single logout service by the Redirect binding.
+        let xml = sp_metadata(&SpMetadata {
+            entity_id: "https://k",
+            acs_url: "https://k/sso/saml/acs/a",
+            slo_url: "https://k/sso/saml/slo/a",
+            certificate: "MIIBcert",
+            authn_requests_signed: true,
+        });
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let sp = doc.root_element().first_element_child().unwrap();
+        assert_eq!(sp.attribute("AuthnRequestsSigned"), Some("true"));
+        let uses: Vec<_> = sp
+            .children()
+            .filter(|c| c.has_tag_name((MD_NS, "KeyDescriptor")))
+            .map(|k| k.attribute("use").unwrap())
+            .collect();
+        assert_eq!(uses, ["signing", "encryption"]);
+        let slo = sp
+            .children()
+            .find(|c| c.has_tag_name((MD_NS, "SingleLogoutService")))
+            .unwrap();
+        assert_eq!(slo.attribute("Binding"), Some(REDIRECT_BINDING));
+        assert_eq!(slo.attribute("Location"), Some("https://k/sso/saml/slo/a"));
+    }
+
+    #[test]
+    fn the_idp_metadata_gives_slo_and_signed_request_wish() {
+        // spec: RSP-574
+        let plain = parse_idp_metadata(include_str!("testdata/idp-metadata.xml")).unwrap();
+        assert!(!plain.want_authn_requests_signed);
+        let xml = include_str!("testdata/idp-metadata.xml")
+            .replacen(
+                "WantAuthnRequestsSigned=\"false\"",
+                "WantAuthnRequestsSigned=\"true\"",
+                1,
+            )
+            .replacen(
+                "<SingleSignOnService",
+                &format!(
+                    "<SingleLogoutService Binding=\"{REDIRECT_BINDING}\" Location=\"http://127.0.0.1:18082/slo\"/><SingleSignOnService"
+                ),
+                1,
+            );
+        let idp = parse_idp_metadata(&xml).unwrap();
+        assert!(idp.want_authn_requests_signed, "{xml}");
+        assert_eq!(idp.slo_url, "http://127.0.0.1:18082/slo");
     }
 }

@@ -123,6 +123,28 @@ pub(crate) async fn sso_form(
     (status, view::render("signin.html", ctx)).into_response()
 }
 
+/// The sign-in page after a single logout (RSP-574), with `notice` at its top.
+pub(crate) async fn signed_out_form(state: &AppState, notice: &str) -> Response {
+    let depth = state
+        .store
+        .inbox_depth()
+        .await
+        .map_or_else(|_| "unknown".to_string(), |d| d.to_string());
+    let ctx = context! {
+        title => "Sign in",
+        email => "",
+        next => START,
+        notice => notice,
+        inbox_depth => depth,
+    };
+    let mut resp = (StatusCode::OK, view::render("signin.html", ctx)).into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
 /// The LDAP sign-in form of a login domain (RSP-577), with `error` beside the password.
 pub(crate) async fn ldap_form(
     state: &AppState,
@@ -324,10 +346,26 @@ async fn signin_submit(
 }
 
 /// Ends the session (CSRF-checked like every state change) and clears both cookies.
-async fn signout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn signout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Response {
     let viewer = match super::viewer(&state, &Method::POST, &headers, "/").await {
         Ok(v) => v,
         Err(resp) => return resp,
+    };
+    let ip = crate::openapi::client_ip(&extensions);
+    let saml_logout = match cookie(&headers, SESSION_COOKIE) {
+        Some(token) => match state.store.saml_session(token).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(error = %e, "console sign-out failed");
+                return (StatusCode::INTERNAL_SERVER_ERROR, "cannot end the session")
+                    .into_response();
+            }
+        },
+        None => None,
     };
     if let Some(token) = cookie(&headers, SESSION_COOKIE)
         && let Err(e) = state.store.delete_session(token).await
@@ -336,7 +374,19 @@ async fn signout(State(state): State<AppState>, headers: HeaderMap) -> Response 
         return (StatusCode::INTERNAL_SERVER_ERROR, "cannot end the session").into_response();
     }
     tracing::info!(member_id = viewer.caller.member_id, "signed out");
-    let mut resp = redirect(&headers, "/signin");
+    // RSP-574: a session opened by a SAML sign-in also ends at the identity provider when
+    // its metadata has a single logout service; Klaxon's own session is already gone.
+    #[cfg(feature = "saml")]
+    let target = match saml_logout {
+        Some(saml) => crate::sso_saml::logout_redirect(&state, &saml, &ip).await,
+        None => None,
+    };
+    #[cfg(not(feature = "saml"))]
+    let target: Option<String> = {
+        let _ = (saml_logout, ip);
+        None
+    };
+    let mut resp = redirect(&headers, target.as_deref().unwrap_or("/signin"));
     session_cookies(&state, &mut resp, "", "", 0);
     // Nothing of a signed-in page may be kept for the next person at this browser.
     resp.headers_mut().insert(

@@ -91,8 +91,19 @@ fn saml_shown(state: &AppState, s: &saml::SamlSettings, login_domain: &str, acti
         "idp_sso_url": s.idp_sso_url,
         "idp_certificates": certificates,
         "sp_entity_id": saml::sp_entity_id(s, &state.base_url),
+        // The private key is the configuration's secret and is never answered.
+        "sp_encryption_certificate": if s.sp_encryption_certificate.is_empty() {
+            Value::Null
+        } else {
+            json!({"sha256_fingerprint": saml::certificate_fingerprint(&s.sp_encryption_certificate)})
+        },
+        "allow_idp_initiated": s.allow_idp_initiated,
+        "idp_slo_url": s.idp_slo_url,
+        "idp_wants_signed_requests": s.idp_wants_signed_requests,
+        "sign_requests": s.sign_requests,
         "metadata_url": if urls { saml::metadata_url(&state.base_url, login_domain) } else { String::new() },
         "acs_url": if urls { saml::acs_url(&state.base_url, login_domain) } else { String::new() },
+        "slo_url": if urls { saml::slo_url(&state.base_url, login_domain) } else { String::new() },
     })
 }
 
