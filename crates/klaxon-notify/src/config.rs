@@ -45,6 +45,9 @@ pub struct NotifyConfig {
     /// metadata); Microsoft's by default. Tests point it at a fake that signs with its own
     /// key.
     pub teams_openid_url: String,
+    /// App push through an ntfy server (RSP-285); absent = app push is not configured and
+    /// members cannot add devices.
+    pub push: Option<PushConfig>,
 }
 
 impl Default for NotifyConfig {
@@ -64,6 +67,7 @@ impl Default for NotifyConfig {
             slack_api_base: "https://slack.com/api".to_string(),
             teams_login_base: crate::teams::DEFAULT_LOGIN_BASE.to_string(),
             teams_openid_url: crate::teams::DEFAULT_OPENID_URL.to_string(),
+            push: None,
         }
     }
 }
@@ -167,6 +171,14 @@ impl NotifyConfig {
                 return Err(format!("notify.{key} must be an http(s) URL"));
             }
         }
+        if let Some(p) = &self.push {
+            let url = p.ntfy_url.trim_end_matches('/');
+            if !(url.starts_with("https://") || url.starts_with("http://"))
+                || reqwest::Url::parse(url).is_err()
+            {
+                return Err("notify.push.ntfy_url must be an http(s) URL".into());
+            }
+        }
         for (key, email) in [("email", &self.email), ("email_backup", &self.email_backup)] {
             if let Some(e) = email {
                 check_smtp(key, e)?;
@@ -243,6 +255,36 @@ impl std::fmt::Debug for TwilioConfig {
             .field("from", &self.from)
             .field("sms", &self.sms)
             .field("voice", &self.voice)
+            .finish()
+    }
+}
+
+/// `[notify.push]`: app push through an ntfy server (docs/notifications.md "App push").
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// The ntfy server's origin: a self-hosted one, or the public `https://ntfy.sh`. Klaxon
+    /// publishes to it, and members subscribe their phones to it.
+    pub ntfy_url: String,
+    /// An access token of a user who may publish to the topics (`tk_…`), sent as a bearer
+    /// token; "" = publish anonymously (a server that allows it).
+    pub access_token: String,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            ntfy_url: "https://ntfy.sh".to_string(),
+            access_token: String::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for PushConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushConfig")
+            .field("ntfy_url", &self.ntfy_url)
+            .field("access_token", &"<redacted>")
             .finish()
     }
 }

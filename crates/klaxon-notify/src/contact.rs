@@ -14,7 +14,8 @@ pub enum Recipient {
 /// - a member that is gone, pending or deleted gets nothing: `member_inactive` (1.3);
 /// - e-mail needs an address (`contact_missing`) that is verified (`contact_unverified`);
 /// - SMS and voice need a phone (`contact_missing`) that is verified (`contact_unverified`);
-/// - app push needs a registered device; none can be registered yet: `no_device`;
+/// - app push needs a registered device (`no_device`): the delivery engine reads the
+///   member's devices itself (`Deliverer::app_push`), so here it is always `no_device`;
 /// - IM app direct messages need a linked identity: `app_not_linked`. The Slack, Feishu,
 ///   WeCom and Teams apps' links are read by the delivery engine (`Deliverer::slack_dm`,
 ///   `Deliverer::feishu_dm`, `Deliverer::wecom_dm`, `Deliverer::teams_dm`); DingTalk

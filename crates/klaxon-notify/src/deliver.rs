@@ -36,6 +36,10 @@ use klaxon_core::template::{Channel as TemplateChannel, Outcome as TemplateOutco
 /// with `rate_limited`.
 pub const RATE_LIMIT_WINDOW_MS: Millis = 60_000;
 
+/// How long a one-click action link in a notification acts (docs/notifications.md): a day,
+/// like an SMS reply code, long enough for a page read in the morning.
+pub const ACTION_LINK_TTL_MS: Millis = 24 * 3_600_000;
+
 /// What one round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Round {
@@ -346,6 +350,34 @@ impl Deliverer {
             return self.reminder(d, now).await;
         }
         let inner = &self.inner;
+        if d.fire_type == klaxon_store::WAR_ROOM_SYNC {
+            // RSP-433 / RSP-434: war-room sync rides the outbox for its retries and claims.
+            return crate::war_room::sync(
+                &inner.store,
+                &inner.http,
+                &inner.config.slack_api_base,
+                &inner.base_url,
+                d,
+                now,
+            )
+            .await;
+        }
+        if d.fire_type == klaxon_store::CARD_REFRESH {
+            // RSP-312: the incident's cards follow a change, whatever made it.
+            let apis = crate::card_refresh::Apis {
+                slack_api_base: &inner.config.slack_api_base,
+                teams_login_base: &inner.config.teams_login_base,
+            };
+            return crate::card_refresh::refresh(
+                &inner.store,
+                &inner.http,
+                &apis,
+                &inner.base_url,
+                d,
+                now,
+            )
+            .await;
+        }
         let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
         let Some(inc) = inner
             .store
@@ -434,14 +466,37 @@ impl Deliverer {
         if d.person_id != 0 && d.channel == "wecom_app" {
             return self.wecom_dm(d, &inc, &contacts, &msg, now).await;
         }
+        if d.person_id != 0 && d.channel == "dingtalk_app" {
+            return self.dingtalk_dm(d, &inc, &contacts, &msg, now).await;
+        }
         if d.person_id != 0 && d.channel == "teams_app" {
             return self.teams_dm(d, &inc, &contacts, &msg, now).await;
+        }
+        if d.person_id != 0 && d.channel == "app" {
+            return self.app_push(d, &contacts, &msg, now).await;
         }
         if d.person_id != 0 {
             let recipient = contact::resolve(&d.channel, contacts.get(&d.person_id))
                 .map_err(SendError::Permanent)?;
-            let body = self.templated(d, &inc, &contacts, now).await?;
-            return self.direct(d, &recipient, &msg, body.as_ref(), now).await;
+            // An e-mail carries a one-click link that acts as its recipient.
+            let action_url = if d.channel == "email" {
+                Some(self.action_link(d, now).await?)
+            } else {
+                None
+            };
+            let body = self
+                .templated(d, &inc, &contacts, action_url.as_deref(), now)
+                .await?;
+            return self
+                .direct(
+                    d,
+                    &recipient,
+                    &msg,
+                    body.as_ref(),
+                    action_url.as_deref(),
+                    now,
+                )
+                .await;
         }
         if d.channel == "slack_app" {
             let integration = self.chat_integration(d, "slack").await?;
@@ -473,20 +528,32 @@ impl Deliverer {
             let card = crate::feishu::chat_card(&card, &mentions);
             return self.feishu_chats(d, &integration, &card, now).await;
         }
-        if d.channel == "teams_app" {
-            let integration = self.chat_integration(d, "teams").await?;
-            // Responders are named as text: a Teams mention also needs the user's entity.
+        if d.channel == "dingtalk_app" {
+            let integration = self.chat_integration(d, "dingtalk").await?;
+            // Responders are named as text: the standard card has no mention element.
             let mentions = self
                 .im_mentions(d, &integration, &mention_ids, &contacts, |_, name| {
-                    crate::teams::mention(None, name)
+                    format!("@{name}")
                 })
                 .await?;
+            let card = self.im_card(d, &inc, &contacts, &msg, now).await?;
+            let layout = crate::dingtalk::card_layout(&card, &mentions);
+            return self.dingtalk_chats(d, &integration, &layout, now).await;
+        }
+        if d.channel == "teams_app" {
+            let integration = self.chat_integration(d, "teams").await?;
+            let mentions = self
+                .im_mentioned(d, &integration, &mention_ids, &contacts)
+                .await?
+                .into_iter()
+                .map(|(user_id, name)| crate::teams::Mention { user_id, name })
+                .collect::<Vec<_>>();
             let card = self.im_card(d, &inc, &contacts, &msg, now).await?;
             let activity = crate::teams::activity(&crate::teams::card(&card, &mentions));
             return self.teams_chats(d, &integration, &activity, now).await;
         }
         if d.channel.ends_with("_app") {
-            // Only the Slack, Feishu and Teams apps post to chats among the IM app
+            // Only the Slack, Feishu, DingTalk and Teams apps post to chats among the IM app
             // integrations (1.21): nothing can post to the other platforms' chats.
             return Err(SendError::Permanent("provider_error:not_configured".into()));
         }
@@ -506,7 +573,7 @@ impl Deliverer {
             .collect();
         let settings = d.target.get("settings").cloned().unwrap_or(Value::Null);
         if matches!(d.channel.as_str(), "feishu" | "zoom")
-            && let Some(body) = self.templated(d, &inc, &contacts, now).await?
+            && let Some(body) = self.templated(d, &inc, &contacts, None, now).await?
         {
             // RSP-349, RSP-350: these bots carry the rule's template as their whole body
             // (a Feishu card or rich text, Zoom's message object); responders are named by
@@ -553,7 +620,10 @@ impl Deliverer {
             .into_iter()
             .map(|c| (c.member_id, c))
             .collect();
-        let msg = msg.with_names(
+        let (_, locale) = templating::account_zone_and_locale(&inner.store, d.account_id)
+            .await
+            .map_err(store_err)?;
+        let msg = msg.in_locale(&locale).with_names(
             contacts
                 .iter()
                 .map(|(id, c)| (*id, c.name.clone()))
@@ -718,7 +788,7 @@ impl Deliverer {
     ) -> Result<crate::card::Card, SendError> {
         let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
         let body = self
-            .templated(d, inc, contacts, now)
+            .templated(d, inc, contacts, None, now)
             .await?
             .map(|o| o.text)
             .unwrap_or_default();
@@ -776,6 +846,7 @@ impl Deliverer {
             let platform = match kind {
                 "slack" => "Slack",
                 "feishu" => "Feishu",
+                "dingtalk" => "DingTalk",
                 "teams" => "Teams",
                 other => other,
             };
@@ -804,6 +875,23 @@ impl Deliverer {
         contacts: &HashMap<i64, MemberContact>,
         format: fn(Option<&str>, &str) -> String,
     ) -> Result<Vec<String>, SendError> {
+        Ok(self
+            .im_mentioned(d, integration, mention_ids, contacts)
+            .await?
+            .into_iter()
+            .map(|(user_id, name)| format(user_id.as_deref(), &name))
+            .collect())
+    }
+
+    /// The enabled responders of `mention_ids`, once each in order, with their linked user id
+    /// on the integration's platform if they have one (RSP-289).
+    async fn im_mentioned(
+        &self,
+        d: &PendingDelivery,
+        integration: &klaxon_store::ImIntegration,
+        mention_ids: &[i64],
+        contacts: &HashMap<i64, MemberContact>,
+    ) -> Result<Vec<(Option<String>, String)>, SendError> {
         let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
         let links: HashMap<i64, String> = self
             .inner
@@ -820,7 +908,8 @@ impl Deliverer {
             .filter(|id| seen.insert(**id))
             .filter_map(|id| {
                 let c = contacts.get(id).filter(|c| c.status == "enabled")?;
-                Some(format(links.get(id).map(String::as_str), &c.name))
+                let user_id = links.get(id).filter(|u| !u.is_empty()).cloned();
+                Some((user_id, c.name.clone()))
             })
             .collect())
     }
@@ -932,6 +1021,80 @@ impl Deliverer {
             tracing::warn!(error = %e, rid = %d.rid, "cannot keep the WeCom card's response code");
         }
         Ok(task_id)
+    }
+
+    /// A DingTalk app direct message (RSP-286, RSP-311): the card with the rendered
+    /// `dingtalk_app` template, sent by the app's robot to the member's linked DingTalk user
+    /// through the first enabled DingTalk integration that links them, or the one a
+    /// preference entry names. No link: `app_not_linked` (RSP-281), and the store queues the
+    /// fallback of RSP-287. The row's message id is the card's `outTrackId`, which later
+    /// updates name (RSP-312); a retry sends the same id, so DingTalk keeps one card.
+    async fn dingtalk_dm(
+        &self,
+        d: &PendingDelivery,
+        inc: &klaxon_core::model::Incident,
+        contacts: &HashMap<i64, MemberContact>,
+        msg: &Message,
+        now: Millis,
+    ) -> Result<String, SendError> {
+        let (integration, user_id) = self.linked_app_user(d, contacts, "dingtalk").await?;
+        let card = self.im_card(d, inc, contacts, msg, now).await?;
+        self.inner
+            .http
+            .dingtalk_send_card(
+                &integration,
+                &crate::dingtalk::track_id(&d.rid, None),
+                crate::providers::DingtalkTarget::User(&user_id),
+                &crate::dingtalk::card_layout(&card, &[]),
+                now,
+            )
+            .await
+    }
+
+    /// Sends the card to every group of a `dingtalk_app` chat row (`settings.chat_ids`, the
+    /// groups' `openConversationId`), one `outTrackId` per group; the rest is as for Feishu
+    /// chats ([`Self::feishu_chats`]): the row is sent when every group accepted the card,
+    /// with the track ids joined by spaces.
+    async fn dingtalk_chats(
+        &self,
+        d: &PendingDelivery,
+        integration: &klaxon_store::ImIntegration,
+        layout: &Value,
+        now: Millis,
+    ) -> Result<String, SendError> {
+        let inner = &self.inner;
+        let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
+        let chats = chat_ids(d);
+        if chats.is_empty() {
+            return Err(SendError::Permanent(
+                "provider_error:the chat lists no DingTalk group".into(),
+            ));
+        }
+        let gone = inner
+            .store
+            .unavailable_im_chats(d.account_id, integration.integration_id, &chats)
+            .await
+            .map_err(store_err)?;
+        let mut out = ChatResults::default();
+        for (i, chat) in chats.into_iter().enumerate() {
+            if gone.iter().any(|g| g == chat) {
+                out.permanent
+                    .push((chat.to_string(), "chat_unavailable".to_string()));
+                continue;
+            }
+            let r = inner
+                .http
+                .dingtalk_send_card(
+                    integration,
+                    &crate::dingtalk::track_id(&d.rid, Some(i)),
+                    crate::providers::DingtalkTarget::Group(chat),
+                    layout,
+                    now,
+                )
+                .await;
+            out.add(chat, r);
+        }
+        out.finish(|e| e == "chat_unavailable")
     }
 
     /// A Microsoft Teams app direct message (RSP-286, RSP-317): the Adaptive Card with the
@@ -1083,6 +1246,7 @@ impl Deliverer {
         d: &PendingDelivery,
         inc: &klaxon_core::model::Incident,
         contacts: &HashMap<i64, MemberContact>,
+        action_url: Option<&str>,
         now: Millis,
     ) -> Result<Option<TemplateOutcome>, SendError> {
         let Some(channel) = TemplateChannel::from_key(&d.channel).filter(|c| {
@@ -1094,6 +1258,7 @@ impl Deliverer {
                     | TemplateChannel::SlackApp
                     | TemplateChannel::FeishuApp
                     | TemplateChannel::WecomApp
+                    | TemplateChannel::DingtalkApp
                     | TemplateChannel::TeamsApp
                     | TemplateChannel::Feishu
                     | TemplateChannel::Zoom
@@ -1111,6 +1276,7 @@ impl Deliverer {
             fire_type: d.fire_type.clone(),
             reason: d.reason.clone(),
             repeat_index: d.repeat_index,
+            action_url: action_url.unwrap_or_default().to_string(),
         };
         let out = templating::render_for(
             &inner.store,
@@ -1198,12 +1364,100 @@ impl Deliverer {
         Ok(None)
     }
 
+    /// A one-click action link for `d`'s person (`{base_url}/act/{token}`): 32 random bytes,
+    /// stored hashed, acting as that member on the incident for
+    /// [`ACTION_LINK_TTL_MS`]. A retried send makes a new one.
+    async fn action_link(&self, d: &PendingDelivery, now: Millis) -> Result<String, SendError> {
+        use base64::Engine as _;
+        let bytes: [u8; 32] = rand::random();
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        self.inner
+            .store
+            .create_action_link(&klaxon_store::NewActionLink {
+                token: token.clone(),
+                account_id: d.account_id,
+                incident_id: d.incident_id.clone(),
+                member_id: d.person_id,
+                rid: d.rid.clone(),
+                channel: d.channel.clone(),
+                created_at: now,
+                expires_at: now.saturating_add(ACTION_LINK_TTL_MS),
+            })
+            .await
+            .map_err(|e| SendError::Transient(format!("store: {e}")))?;
+        Ok(format!("{}/act/{token}", self.inner.base_url))
+    }
+
+    /// RSP-285: an app push to every device of `d`'s person, through the ntfy server of
+    /// `[notify.push]`, with buttons that post to a one-click action link. The send fails
+    /// only when every device failed; the provider id lists the devices' message ids.
+    async fn app_push(
+        &self,
+        d: &PendingDelivery,
+        contacts: &HashMap<i64, MemberContact>,
+        msg: &Message,
+        now: Millis,
+    ) -> Result<String, SendError> {
+        let inner = &self.inner;
+        let store_err = |e: StoreError| SendError::Transient(format!("store: {e}"));
+        // RSP-281 / response.md 1.3: an inactive member gets nothing.
+        if contacts
+            .get(&d.person_id)
+            .is_none_or(|c| c.status != "enabled")
+        {
+            return Err(SendError::Permanent("member_inactive".into()));
+        }
+        let devices = inner
+            .store
+            .push_devices(d.account_id, d.person_id)
+            .await
+            .map_err(store_err)?;
+        if devices.is_empty() {
+            return Err(SendError::Permanent("no_device".into()));
+        }
+        let Some(cfg) = &inner.config.push else {
+            return Err(SendError::Permanent("provider_error:not_configured".into()));
+        };
+        let push = crate::providers::ntfy::Push {
+            title: format!("INC #{} {}", msg.num, msg.title),
+            body: format!("{} · {}", msg.severity, msg.channel_name),
+            severity: msg.severity.clone(),
+            click: msg.detail_url.clone(),
+            action_url: self.action_link(d, now).await?,
+        };
+        let mut ids: Vec<String> = Vec::new();
+        let mut errors: Vec<SendError> = Vec::new();
+        for device in &devices {
+            let key = format!("{}:{}", d.rid, device.device_id);
+            match inner
+                .http
+                .ntfy_publish(cfg, &key, &device.topic, &push)
+                .await
+            {
+                Ok(id) => {
+                    inner
+                        .store
+                        .touch_push_device(device.device_id, now)
+                        .await
+                        .map_err(store_err)?;
+                    ids.push(id);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if ids.is_empty() {
+            return Err(all_failed(errors));
+        }
+        Ok(ids.join(","))
+    }
+
     async fn direct(
         &self,
         d: &PendingDelivery,
         recipient: &Recipient,
         msg: &Message,
         body: Option<&TemplateOutcome>,
+        action_url: Option<&str>,
         now: Millis,
     ) -> Result<String, SendError> {
         let inner = &self.inner;
@@ -1214,7 +1468,7 @@ impl Deliverer {
             ("email", Recipient::Email { address, name }) => {
                 let (html, text) = match body {
                     Some(b) => (b.text.clone(), crate::render::html_to_text(&b.text)),
-                    None => msg.email_bodies(),
+                    None => msg.email_bodies(action_url),
                 };
                 for mailer in &inner.mailers {
                     let sent = mailer

@@ -6,17 +6,21 @@
 //! channel ([`render`]), sends it through the configured provider (SMTP e-mail, Twilio-compatible
 //! SMS and voice, chat bots) and writes `sent` / `failed` / a retry back.
 //!
-//! The Slack, Feishu/Lark, WeCom and Teams apps' messages are interactive cards ([`card`],
-//! laid out by [`slack`], [`feishu`], [`wecom`] and [`teams`]); calls take a keypress and SMS
-//! a reply code ([`phone`]); the DingTalk app and app push are later slices;
+//! The Slack, Feishu/Lark, DingTalk, WeCom and Teams apps' messages are interactive cards
+//! ([`card`], laid out by [`slack`], [`feishu`], [`dingtalk`], [`wecom`] and [`teams`]); calls
+//! take a keypress and SMS a reply code ([`phone`]); app push is a later slice;
 //! docs/notifications.md lists what is done.
 
+pub mod app_tokens;
 pub mod card;
+pub mod card_refresh;
 pub mod config;
 pub mod contact;
 mod deliver;
+pub mod dingtalk;
 pub mod feishu;
 pub mod guard;
+pub mod msgcrypt;
 pub mod phone;
 pub mod providers;
 pub mod reminder;
@@ -28,11 +32,12 @@ pub mod teams;
 pub mod templating;
 pub mod texts;
 pub mod tickets;
+pub mod war_room;
 pub mod webhook;
 pub mod wecom;
 
-pub use config::{NotifyConfig, SmtpConfig, SmtpSecurity, TwilioConfig};
-pub use deliver::{Deliverer, RATE_LIMIT_WINDOW_MS, Round};
+pub use config::{NotifyConfig, PushConfig, SmtpConfig, SmtpSecurity, TwilioConfig};
+pub use deliver::{ACTION_LINK_TTL_MS, Deliverer, RATE_LIMIT_WINDOW_MS, Round};
 
 /// Installs rustls' `ring` provider as the process default (DESIGN.md: ring only), once.
 /// Every constructor that may open TLS calls it, so tests get it too.

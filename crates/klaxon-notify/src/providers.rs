@@ -15,6 +15,9 @@ use crate::config::TwilioConfig;
 use crate::guard;
 use crate::render::{self, Message};
 
+pub mod ntfy;
+mod war_room;
+
 /// What a group-chat bot message says: incident messages and shift reminders share the bots'
 /// wire formats, signing and mentions, and differ only in their text.
 pub trait BotContent {
@@ -929,6 +932,177 @@ impl HttpProviders {
         wecom_result(status, &text)
     }
 
+    // ---- the DingTalk app (server API) ----
+
+    /// The app's access token (RSP-302): the cached one while it lasts, else a fresh one from
+    /// `/v1.0/oauth2/accessToken` with the Client ID (AppKey) and Client Secret.
+    pub async fn dingtalk_token(
+        &self,
+        integration: &klaxon_store::ImIntegration,
+        now: klaxon_core::model::Millis,
+    ) -> Result<String, SendError> {
+        let (base, _) = dingtalk_bases(integration);
+        let (client_id, secret) = (&integration.app_id, &integration.bot_token);
+        if let Some(t) = crate::app_tokens::cached_token(&base, client_id, secret, now) {
+            return Ok(t);
+        }
+        let url = self.url(&format!("{base}/v1.0/oauth2/accessToken"))?;
+        let body = json!({"appKey": client_id, "appSecret": secret});
+        let req = self
+            .client()?
+            .post(url)
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        let (status, text) = self.send(req).await?;
+        let v = dingtalk_result(status, &text)?;
+        let token = v["accessToken"].as_str().unwrap_or_default();
+        if token.is_empty() {
+            return Err(SendError::provider("DingTalk answered no accessToken"));
+        }
+        let expires = v["expireIn"].as_i64().unwrap_or(0);
+        crate::app_tokens::remember_token(&base, client_id, secret, token, expires, now);
+        Ok(token.to_string())
+    }
+
+    /// Sends the card `layout` (RSP-286) as the app's robot: to one user
+    /// (`conversationType` 0, `receiverUserIdList`) or into a group (`conversationType` 1,
+    /// `openConversationId`), with `out_track_id` as the card's id for later updates and
+    /// callbacks (`/v1.0/im/interactiveCards/send`).
+    pub async fn dingtalk_send_card(
+        &self,
+        integration: &klaxon_store::ImIntegration,
+        out_track_id: &str,
+        to: DingtalkTarget<'_>,
+        layout: &Value,
+        now: klaxon_core::model::Millis,
+    ) -> Result<String, SendError> {
+        let mut body = json!({
+            "cardTemplateId": crate::dingtalk::CARD_TEMPLATE,
+            "outTrackId": out_track_id,
+            "robotCode": integration.app_id,
+            "callbackRouteKey": crate::dingtalk::callback_route_key(integration.integration_id),
+            "cardData": crate::dingtalk::card_data(layout),
+        });
+        match to {
+            DingtalkTarget::User(user_id) => {
+                body["conversationType"] = json!(crate::dingtalk::SINGLE_CHAT);
+                body["receiverUserIdList"] = json!([user_id]);
+            }
+            DingtalkTarget::Group(chat_id) => {
+                body["conversationType"] = json!(crate::dingtalk::GROUP_CHAT);
+                body["openConversationId"] = json!(chat_id);
+            }
+        }
+        self.dingtalk_call(
+            integration,
+            reqwest::Method::POST,
+            "/v1.0/im/interactiveCards/send",
+            out_track_id,
+            &body,
+            now,
+        )
+        .await?;
+        Ok(out_track_id.to_string())
+    }
+
+    /// Replaces the content of card `out_track_id` with `layout` (RSP-312;
+    /// `PUT /v1.0/im/interactiveCards`).
+    pub async fn dingtalk_update_card(
+        &self,
+        integration: &klaxon_store::ImIntegration,
+        out_track_id: &str,
+        layout: &Value,
+        now: klaxon_core::model::Millis,
+    ) -> Result<(), SendError> {
+        let body = json!({
+            "outTrackId": out_track_id,
+            "cardData": crate::dingtalk::card_data(layout),
+            "cardOptions": {"updateCardDataByKey": false, "updatePrivateDataByKey": false},
+        });
+        self.dingtalk_call(
+            integration,
+            reqwest::Method::PUT,
+            "/v1.0/im/interactiveCards",
+            "",
+            &body,
+            now,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The DingTalk user id of the organisation member with this phone number (E.164), the
+    /// one-click link of RSP-301 (`topapi/v2/user/getbymobile`). `Ok(None)` = DingTalk knows
+    /// no member with that number.
+    pub async fn dingtalk_user_by_mobile(
+        &self,
+        integration: &klaxon_store::ImIntegration,
+        e164: &str,
+        now: klaxon_core::model::Millis,
+    ) -> Result<Option<String>, SendError> {
+        let token = self.dingtalk_token(integration, now).await?;
+        let (base, oapi) = dingtalk_bases(integration);
+        let mut url = self.url(&format!("{oapi}/topapi/v2/user/getbymobile"))?;
+        url.query_pairs_mut().append_pair("access_token", &token);
+        let body = json!({"mobile": dingtalk_mobile(e164)});
+        let req = self
+            .client()?
+            .post(url)
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        let (status, text) = self.send(req).await?;
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        match v["errcode"].as_i64() {
+            Some(0) => Ok(v["result"]["userid"]
+                .as_str()
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)),
+            // 60121: no such user in the organisation.
+            Some(60121) => Ok(None),
+            Some(40014 | 42001) => {
+                crate::app_tokens::forget_token(&base, &integration.app_id, &integration.bot_token);
+                Err(SendError::Transient(
+                    "DingTalk refused the access token".into(),
+                ))
+            }
+            _ => vendor_result(status, &text, &["errcode"], &[90018, 90002]).map(|_| None),
+        }
+    }
+
+    /// Calls the current server API with the access token; a refused token is dropped from
+    /// the cache so the retry asks for a new one.
+    async fn dingtalk_call(
+        &self,
+        integration: &klaxon_store::ImIntegration,
+        method: reqwest::Method,
+        path: &str,
+        idempotency_key: &str,
+        body: &Value,
+        now: klaxon_core::model::Millis,
+    ) -> Result<Value, SendError> {
+        let token = self.dingtalk_token(integration, now).await?;
+        let (base, _) = dingtalk_bases(integration);
+        let url = self.url(&format!("{base}{path}"))?;
+        let mut req = self
+            .client()?
+            .request(method, url)
+            .header("x-acs-dingtalk-access-token", &token)
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        if !idempotency_key.is_empty() {
+            req = req.header("Idempotency-Key", idempotency_key);
+        }
+        let (status, text) = self.send(req).await?;
+        let (code, _) = dingtalk_code(&text);
+        if status == 401 || crate::dingtalk::token_rejected(&code) {
+            crate::app_tokens::forget_token(&base, &integration.app_id, &integration.bot_token);
+            return Err(SendError::Transient(clean(&format!(
+                "DingTalk refused the access token ({code})"
+            ))));
+        }
+        dingtalk_result(status, &text)
+    }
+
     async fn post_json(
         &self,
         url: reqwest::Url,
@@ -1012,7 +1186,7 @@ fn slack_escape(s: &str) -> String {
 }
 
 /// DingTalk takes mainland China numbers without the country code.
-fn dingtalk_mobile(e164: &str) -> String {
+pub(crate) fn dingtalk_mobile(e164: &str) -> String {
     e164.strip_prefix("+86")
         .map(str::to_string)
         .unwrap_or_else(|| e164.to_string())
@@ -1158,6 +1332,66 @@ fn wecom_result(status: u16, body: &str) -> Result<Value, SendError> {
             msg
         })),
     }
+}
+
+/// Where a DingTalk app card goes.
+#[derive(Debug, Clone, Copy)]
+pub enum DingtalkTarget<'a> {
+    /// A user's one-to-one chat with the app's robot.
+    User(&'a str),
+    /// A group (`openConversationId`) the app is installed in.
+    Group(&'a str),
+}
+
+/// The origins a DingTalk integration calls: the current server API and the older one. An
+/// integration's `api_base` (a proxy) serves both.
+fn dingtalk_bases(integration: &klaxon_store::ImIntegration) -> (String, String) {
+    let b = integration.api_base.trim().trim_end_matches('/');
+    if b.is_empty() {
+        (
+            crate::dingtalk::DEFAULT_API_BASE.to_string(),
+            crate::dingtalk::DEFAULT_OAPI_BASE.to_string(),
+        )
+    } else {
+        (b.to_string(), b.to_string())
+    }
+}
+
+/// `code` and `message` of a current server API error answer; "" when there is none.
+fn dingtalk_code(body: &str) -> (String, String) {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    (
+        v["code"].as_str().unwrap_or_default().to_string(),
+        v["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// The current server API answers 2xx with the result, or an error status with
+/// `{code, message}`; 429 or a QPS-limit code when a quota is exhausted (RSP-292). RSP-302:
+/// any other error is the platform's message in `provider_error:<message>`.
+fn dingtalk_result(status: u16, body: &str) -> Result<Value, SendError> {
+    let (code, msg) = dingtalk_code(body);
+    if status == 429 || crate::dingtalk::rate_limited(&code) {
+        return Err(SendError::RateLimited(clean(&format!("{code} {msg}"))));
+    }
+    if status >= 500 {
+        return Err(SendError::Transient(clean(&format!(
+            "HTTP {status} {body}"
+        ))));
+    }
+    if (200..300).contains(&status) {
+        let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        // Some answers say `success: false` with a 200.
+        if v.get("success") == Some(&Value::Bool(false)) {
+            return Err(SendError::provider(format!("{code} {msg}").trim()));
+        }
+        return Ok(v);
+    }
+    Err(SendError::provider(if code.is_empty() {
+        format!("HTTP {status} {}", body.trim())
+    } else {
+        format!("{code} {msg}")
+    }))
 }
 
 /// `code` and `msg` of an open platform answer; code -1 when there is none.

@@ -94,7 +94,10 @@ impl Message {
     }
 
     /// The e-mail bodies, HTML and plain text, each at most 1 MiB (RSP-348).
-    pub fn email_bodies(&self) -> (String, String) {
+    /// The default e-mail, HTML and plain text. With a one-click `action` link
+    /// (`{base_url}/act/{token}`) the e-mail offers Acknowledge, Close and Snooze through it;
+    /// without one, the console's acknowledge link (RSP-316).
+    pub fn email_bodies(&self, action: Option<&str>) -> (String, String) {
         let mut rows = vec![
             ("Channel", self.channel_name.clone()),
             ("Severity", self.severity.clone()),
@@ -124,16 +127,27 @@ impl Message {
             html.push_str(&format!("<pre>{}</pre>", escape_html(&desc)));
             text.push_str(&format!("\n{desc}\n"));
         }
-        html.push_str(&format!(
-            "<p><a href=\"{}\">Details</a> · <a href=\"{}\">Acknowledge</a></p></body></html>",
-            escape_html(&self.detail_url),
-            escape_html(&self.ack_url())
-        ));
-        text.push_str(&format!(
-            "\nDetails: {}\nAcknowledge: {}\n",
-            self.detail_url,
-            self.ack_url()
-        ));
+        let links: Vec<(&str, String)> = match action {
+            Some(a) => vec![
+                ("Details", self.detail_url.clone()),
+                ("Acknowledge", format!("{a}?do=ack")),
+                ("Close", format!("{a}?do=close")),
+                ("Snooze", format!("{a}?do=snooze")),
+            ],
+            None => vec![
+                ("Details", self.detail_url.clone()),
+                ("Acknowledge", self.ack_url()),
+            ],
+        };
+        let anchors: Vec<String> = links
+            .iter()
+            .map(|(label, url)| format!("<a href=\"{}\">{label}</a>", escape_html(url)))
+            .collect();
+        html.push_str(&format!("<p>{}</p></body></html>", anchors.join(" · ")));
+        text.push('\n');
+        for (label, url) in &links {
+            text.push_str(&format!("{label}: {url}\n"));
+        }
         (
             truncate_bytes(&html, EMAIL_MAX_BYTES),
             truncate_bytes(&text, EMAIL_MAX_BYTES),
@@ -312,11 +326,24 @@ mod tests {
         // spec: RSP-284 (subject), RSP-355 (fireReason), RSP-351, RSP-316 (ack link)
         let m = msg();
         assert_eq!(m.email_subject(), "[Escalated] INC #A1B2C db down on web-1");
-        let (html, text) = m.email_bodies();
+        let (html, text) = m.email_bodies(None);
         assert!(html.contains("disk &lt;full&gt;"), "{html}");
         assert!(html.contains(&format!("href=\"{}?ack=1\"", m.detail_url)));
         assert!(text.contains("Responders: @Ann @Bo"), "{text}");
         assert!(text.contains("Started: 2023-11-14 22:13:20 UTC"), "{text}");
+        // With a one-click link the e-mail acts through it instead.
+        let (html, text) = m.email_bodies(Some("https://k.example/act/T0k"));
+        assert!(!html.contains("?ack=1"), "{html}");
+        for verb in ["ack", "close", "snooze"] {
+            assert!(
+                html.contains(&format!("href=\"https://k.example/act/T0k?do={verb}\"")),
+                "{html}"
+            );
+        }
+        assert!(
+            text.contains("Close: https://k.example/act/T0k?do=close"),
+            "{text}"
+        );
     }
 
     #[test]

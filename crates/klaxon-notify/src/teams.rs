@@ -74,9 +74,34 @@ fn state_line(card: &Card) -> String {
     parts.join(" · ")
 }
 
+/// A responder named on a chat card (RSP-289): the linked Teams user id, if any, and the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mention {
+    pub user_id: Option<String>,
+    pub name: String,
+}
+
+impl Mention {
+    /// The text that names the person: `<at>name</at>` for a linked user (Teams renders it as
+    /// a mention and notifies them when the card lists the matching entity), else `@name`.
+    fn text(&self) -> String {
+        match &self.user_id {
+            Some(_) => format!("<at>{}</at>", escape(&self.name)),
+            None => format!("@{}", escape(&self.name)),
+        }
+    }
+
+    /// The card's `msteams.entities` entry of a linked user; the text must match exactly.
+    fn entity(&self) -> Option<Value> {
+        let id = self.user_id.as_ref()?;
+        Some(json!({"type": "mention", "text": self.text(),
+                    "mentioned": {"id": id, "name": self.name}}))
+    }
+}
+
 /// The card of a direct message or a linked team or chat (RSP-286, RSP-311, RSP-317). A
-/// chat's card carries the responders' mentions (already formatted) under the state.
-pub fn card(card: &Card, mentions: &[String]) -> Value {
+/// chat's card names the responders under the state, linked ones as real mentions.
+pub fn card(card: &Card, mentions: &[Mention]) -> Value {
     let t = card.texts();
     let headline = format!("INC #{} {}", card.num, card.title);
     let header = if card.outlier {
@@ -93,7 +118,8 @@ pub fn card(card: &Card, mentions: &[String]) -> Value {
                      "isSubtle": true}),
     );
     if !mentions.is_empty() {
-        body.push(text(&mentions.join(" ")));
+        let names: Vec<String> = mentions.iter().map(Mention::text).collect();
+        body.push(text(&names.join(" ")));
     }
     if !card.body.is_empty() {
         body.push(text(&escape(&card.body)));
@@ -131,13 +157,18 @@ pub fn card(card: &Card, mentions: &[String]) -> Value {
             details,
         ]
     };
-    json!({
+    let mut out = json!({
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "version": "1.4",
         "body": body,
         "actions": actions,
-    })
+    });
+    let entities: Vec<Value> = mentions.iter().filter_map(Mention::entity).collect();
+    if !entities.is_empty() {
+        out["msteams"] = json!({"entities": entities});
+    }
+    out
 }
 
 /// The message activity that carries `card`.
@@ -152,15 +183,6 @@ pub fn activity(card: &Value) -> Value {
 /// A text reply of the bot.
 pub fn text_activity(text: &str) -> Value {
     json!({"type": "message", "text": text})
-}
-
-/// How a chat card names a responder (RSP-289): the linked Teams user as a real mention
-/// (`<at>` in the text plus the activity's `entities`, which the sender adds), else `@name`.
-pub fn mention(user_id: Option<&str>, name: &str) -> String {
-    match user_id {
-        Some(u) if !u.is_empty() => format!("<at>{}</at>", escape(name)),
-        _ => format!("@{}", escape(name)),
-    }
 }
 
 /// Reads the data of an `Action.Submit` (a message activity's `value`). `None` for anything
@@ -311,6 +333,31 @@ mod tests {
             note: String::new(),
             locale: "en-US".into(),
         }
+    }
+
+    #[test]
+    fn linked_responders_are_mentioned_with_their_entity() {
+        // spec: RSP-289
+        let people = [
+            Mention {
+                user_id: Some("29:abc".into()),
+                name: "Ann_B".into(),
+            },
+            Mention {
+                user_id: None,
+                name: "Bob".into(),
+            },
+        ];
+        let c = card(&card_of(), &people);
+        assert_eq!(c["body"][2]["text"], "<at>Ann\\_B</at> @Bob");
+        assert_eq!(
+            c["msteams"]["entities"],
+            json!([{"type": "mention", "text": "<at>Ann\\_B</at>",
+                    "mentioned": {"id": "29:abc", "name": "Ann_B"}}])
+        );
+        // Nobody linked: no entities at all.
+        let c = card(&card_of(), &people[1..]);
+        assert!(c.get("msteams").is_none());
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct Firing {
     pub fire_type: String,
     pub reason: String,
     pub repeat_index: i64,
+    /// The notification's one-click action link (`ActionUrl`), when its channel has one.
+    pub action_url: String,
 }
 
 fn secs(ms: Millis) -> i64 {
@@ -95,6 +97,7 @@ pub async fn incident_vars(
         id: inc.incident_id.clone(),
         num: inc.num.clone(),
         detail_url: format!("{base_url}/incident/detail/{}", inc.incident_id),
+        action_url: firing.action_url.clone(),
         title: inc.title.clone(),
         description: inc.description.clone(),
         impact: r.impact.clone(),

@@ -15,14 +15,8 @@
 //! (base64, 43 characters), IV = the key's first 16 bytes, PKCS#7 padding to 32 bytes, over
 //! 16 random bytes, the message length (4 bytes, big-endian), the message and the corp ID.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-
-use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::NoPadding};
-use base64::Engine as _;
 use klaxon_core::model::Millis;
 use serde_json::{Value, json};
-use sha1::Digest as _;
 
 use crate::card::{Action, Card, SNOOZE_MENU_MINUTES, SNOOZE_ONE_CLICK_MINUTES, snooze_end};
 
@@ -175,94 +169,9 @@ pub fn parse_press(event_key: &str, snooze_option: Option<&str>) -> Option<Press
     }
 }
 
-// ---- callbacks: message crypto ----
+// ---- callbacks: message crypto (shared with DingTalk) ----
 
-/// The 32-byte AES key of an EncodingAESKey (43 base64 characters without the final `=`).
-/// WeCom's keys are random characters, so the last one may carry non-zero spare bits.
-pub fn aes_key(encoding_aes_key: &str) -> Option<[u8; 32]> {
-    if encoding_aes_key.len() != 43 {
-        return None;
-    }
-    let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
-    );
-    let raw = engine.decode(format!("{encoding_aes_key}=")).ok()?;
-    raw.try_into().ok()
-}
-
-/// `msg_signature`: hex SHA-1 of the Token, timestamp, nonce and ciphertext, sorted.
-pub fn signature(token: &str, timestamp: &str, nonce: &str, encrypted: &str) -> String {
-    let mut parts = [token, timestamp, nonce, encrypted];
-    parts.sort_unstable();
-    let mut h = sha1::Sha1::new();
-    for p in parts {
-        h.update(p.as_bytes());
-    }
-    h.finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>()
-}
-
-/// Decrypts a ciphertext; Ok = (message, the receiver id it names: the corp ID).
-pub fn decrypt(encoding_aes_key: &str, encrypted: &str) -> Result<(Vec<u8>, String), String> {
-    let key = aes_key(encoding_aes_key).ok_or("EncodingAESKey: not a WeCom key")?;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(encrypted.trim())
-        .map_err(|_| "Encrypt: not base64".to_string())?;
-    if raw.is_empty() || raw.len() % 32 != 0 {
-        return Err("Encrypt: not an AES-CBC message".into());
-    }
-    let plain = cbc::Decryptor::<aes::Aes256>::new_from_slices(&key, &key[..16])
-        .map_err(|_| "Encrypt: bad key".to_string())?
-        .decrypt_padded_vec_mut::<NoPadding>(&raw)
-        .map_err(|_| "Encrypt: cannot be decrypted".to_string())?;
-    // PKCS#7 over 32-byte blocks.
-    let pad = usize::from(*plain.last().unwrap_or(&0));
-    if !(1..=32).contains(&pad) || pad > plain.len() {
-        return Err("Encrypt: cannot be decrypted with this EncodingAESKey".into());
-    }
-    let body = &plain[..plain.len() - pad];
-    if body.len() < 20 {
-        return Err("Encrypt: too short".into());
-    }
-    let len = u32::from_be_bytes([body[16], body[17], body[18], body[19]]) as usize;
-    let rest = &body[20..];
-    if len > rest.len() {
-        return Err("Encrypt: bad length".into());
-    }
-    let (msg, receiver) = rest.split_at(len);
-    Ok((msg.to_vec(), String::from_utf8_lossy(receiver).into_owned()))
-}
-
-/// The ciphertext WeCom would send for `msg` to `receiver` with these 16 random bytes: what
-/// [`decrypt`] reads. Tests build callbacks with it. "" when the key is not a WeCom key.
-pub fn encrypt(encoding_aes_key: &str, msg: &[u8], receiver: &str, random: [u8; 16]) -> String {
-    let Some(key) = aes_key(encoding_aes_key) else {
-        return String::new();
-    };
-    let mut plain = random.to_vec();
-    plain.extend((msg.len() as u32).to_be_bytes());
-    plain.extend(msg);
-    plain.extend(receiver.as_bytes());
-    let pad = 32 - plain.len() % 32;
-    plain.extend(std::iter::repeat_n(pad as u8, pad));
-    let Ok(enc) = cbc::Encryptor::<aes::Aes256>::new_from_slices(&key, &key[..16]) else {
-        return String::new();
-    };
-    base64::engine::general_purpose::STANDARD
-        .encode(enc.encrypt_padded_vec_mut::<NoPadding>(&plain))
-}
-
-/// Compares in constant time; an empty expected value never matches.
-fn same(expected: &str, got: &str) -> bool {
-    let (a, b) = (expected.as_bytes(), got.as_bytes());
-    if a.is_empty() || a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub use crate::msgcrypt::{Unverified, aes_key, decrypt, encrypt, signature};
 
 /// The query of a callback request.
 #[derive(Debug, Clone, Copy, Default)]
@@ -272,37 +181,25 @@ pub struct Query<'a> {
     pub nonce: &'a str,
 }
 
-/// Why a callback was not accepted as coming from WeCom.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unverified {
-    BadSignature,
-    /// Not decryptable, not for this corp, or not the XML WeCom sends.
-    Unreadable,
-}
-
-/// Proves and decrypts a ciphertext: the signature must match, and the message must name
-/// the integration's corp ID as its receiver.
+/// Proves and decrypts a ciphertext: the signature must match, the timestamp (seconds) must
+/// be within five minutes of `now`, and the message must name the integration's corp ID as
+/// its receiver.
 pub fn open(
     token: &str,
     encoding_aes_key: &str,
     corp_id: &str,
     q: Query<'_>,
     encrypted: &str,
+    now: Millis,
 ) -> Result<Vec<u8>, Unverified> {
-    if token.is_empty()
-        || !same(
-            &signature(token, q.timestamp, q.nonce, encrypted),
-            q.msg_signature.trim(),
-        )
-    {
-        return Err(Unverified::BadSignature);
-    }
-    let (msg, receiver) =
-        decrypt(encoding_aes_key, encrypted).map_err(|_| Unverified::Unreadable)?;
-    if !same(corp_id, &receiver) {
-        return Err(Unverified::Unreadable);
-    }
-    Ok(msg)
+    crate::msgcrypt::open(
+        token,
+        encoding_aes_key,
+        &[corp_id],
+        (q.msg_signature, q.timestamp, q.nonce),
+        encrypted,
+        (1000, now),
+    )
 }
 
 /// The text of the first element named `name` under the root.
@@ -364,61 +261,9 @@ pub fn parse_event(msg: &[u8]) -> Result<Event, Unverified> {
 
 // ---- the access token ----
 
-/// WeCom answers a token with its lifetime (two hours); a token is reused until five minutes
-/// before it ends.
-pub const TOKEN_REFRESH_MARGIN_MS: Millis = 5 * 60 * 1000;
-
-#[derive(Clone)]
-struct CachedToken {
-    secret: String,
-    token: String,
-    expires_at: Millis,
-}
-
-type TokenKey = (String, String);
-
-/// Tokens by (API origin, corp ID), shared by the delivery workers and the callback URL.
-fn tokens() -> &'static Mutex<HashMap<TokenKey, CachedToken>> {
-    static TOKENS: OnceLock<Mutex<HashMap<TokenKey, CachedToken>>> = OnceLock::new();
-    TOKENS.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// A cached token for the app, still valid at `now`, obtained with this secret (each WeCom
-/// app of a corp has its own secret, and so its own token).
-pub fn cached_token(api_base: &str, corp_id: &str, secret: &str, now: Millis) -> Option<String> {
-    let map = tokens().lock().ok()?;
-    map.get(&(api_base.to_string(), format!("{corp_id}\n{secret}")))
-        .filter(|t| t.secret == secret && now + TOKEN_REFRESH_MARGIN_MS < t.expires_at)
-        .map(|t| t.token.clone())
-}
-
-/// Keeps a token WeCom issued at `now` for `expires_in` seconds.
-pub fn remember_token(
-    api_base: &str,
-    corp_id: &str,
-    secret: &str,
-    token: &str,
-    expires_in: i64,
-    now: Millis,
-) {
-    if let Ok(mut map) = tokens().lock() {
-        map.insert(
-            (api_base.to_string(), format!("{corp_id}\n{secret}")),
-            CachedToken {
-                secret: secret.to_string(),
-                token: token.to_string(),
-                expires_at: now + expires_in.max(0) * 1000,
-            },
-        );
-    }
-}
-
-/// Drops the app's token (WeCom refused it).
-pub fn forget_token(api_base: &str, corp_id: &str, secret: &str) {
-    if let Ok(mut map) = tokens().lock() {
-        map.remove(&(api_base.to_string(), format!("{corp_id}\n{secret}")));
-    }
-}
+/// WeCom answers a token with its lifetime (two hours); it is kept in the cache the other
+/// platforms' tokens share, keyed by the API origin, the corp ID and the app's Secret.
+pub use crate::app_tokens::{TOKEN_REFRESH_MARGIN_MS, cached_token, forget_token, remember_token};
 
 /// WeCom's codes for an access token it no longer accepts.
 pub fn token_rejected(code: i64) -> bool {
@@ -577,16 +422,16 @@ mod tests {
             nonce: "n1",
         };
         assert_eq!(
-            open("tok", KEY, "ww1234", q, &e),
+            open("tok", KEY, "ww1234", q, &e, 1_700_000_000_000),
             Ok(b"<xml>hi</xml>".to_vec())
         );
         assert_eq!(
-            open("other", KEY, "ww1234", q, &e),
+            open("other", KEY, "ww1234", q, &e, 1_700_000_000_000),
             Err(Unverified::BadSignature)
         );
         // Another corp's message is not ours.
         assert_eq!(
-            open("tok", KEY, "ww9999", q, &e),
+            open("tok", KEY, "ww9999", q, &e, 1_700_000_000_000),
             Err(Unverified::Unreadable)
         );
         let other_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";

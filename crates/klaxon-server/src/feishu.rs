@@ -25,7 +25,7 @@ use axum::{Json, Router};
 use http_body_util::{BodyExt, Limited};
 use klaxon_notify::card::Action;
 use klaxon_notify::feishu::{self, Callback, SignatureHeaders};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::state::AppState;
 
@@ -95,6 +95,13 @@ async fn callback(
                 tracing::error!(error = %e, "cannot record the disbanded chat");
                 return StatusCode::INTERNAL_SERVER_ERROR.into_response();
             }
+            // RSP-436: a war room on the chat is dissolved, with creator 0.
+            if let Err(e) =
+                crate::war_room::disbanded_on_platform(&state, &integration, &chat_id).await
+            {
+                tracing::error!(error = %e, "cannot record the disbanded war room");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
             Json(json!({})).into_response()
         }
         Callback::Other => Json(json!({})).into_response(),
@@ -121,10 +128,24 @@ async fn callback(
                             then try again.";
                 return Json(feishu::callback_answer(v2, false, text, None)).into_response();
             };
-            match crate::slack::act(&state, account_id, member_id, &action).await {
+            // RSP-435: the card posted in a war room acts with `from = wcard`.
+            let source =
+                crate::war_room::press_source(&state, account_id, &action, &message_id).await;
+            match crate::slack::act(&state, account_id, member_id, &action, source).await {
                 Ok((incident_id, note)) => {
-                    let card =
-                        update_cards(&state, account_id, &incident_id, &note, &message_id).await;
+                    // The pressed card is the answer; the others follow through the outbox
+                    // (RSP-312, `card_refresh`).
+                    let card = klaxon_notify::card_refresh::current_card(
+                        &state.store,
+                        &state.base_url,
+                        account_id,
+                        &incident_id,
+                        &note,
+                        klaxon_core::template::Channel::FeishuApp,
+                        state.clock.now(),
+                    )
+                    .await
+                    .map(|(_, c)| feishu::card(&c));
                     Json(feishu::callback_answer(v2, true, &note, card)).into_response()
                 }
                 Err(message) => {
@@ -133,89 +154,4 @@ async fn callback(
             }
         }
     }
-}
-
-/// The incident's card in its current state, with `note`; then every other Feishu card sent
-/// for the incident is patched to it (RSP-312). Best effort: a failure is logged, the action
-/// stays done. `None` when the card cannot be rendered (the answer then only has the toast).
-async fn update_cards(
-    state: &AppState,
-    account_id: i64,
-    incident_id: &str,
-    note: &str,
-    pressed: &str,
-) -> Option<Value> {
-    let now = state.clock.now();
-    let inc = match state.store.incident(account_id, incident_id).await {
-        Ok(Some(inc)) => inc,
-        Ok(None) => return None,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot reload the incident for its card");
-            return None;
-        }
-    };
-    let card = match klaxon_notify::templating::card_now(
-        &state.store,
-        &inc,
-        &state.base_url,
-        note,
-        now,
-        klaxon_core::template::Channel::FeishuApp,
-    )
-    .await
-    {
-        Ok(c) => feishu::card(&c),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot render the card");
-            return None;
-        }
-    };
-    let sent = match state.store.delivery_states(account_id, incident_id).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot list the incident's cards");
-            return Some(card);
-        }
-    };
-    for d in sent.iter().filter(|d| {
-        d.channel == "feishu_app" && d.status == "sent" && !d.provider_message_id.is_empty()
-    }) {
-        let integration = if d.person_id != 0 {
-            // The integration that links the recipient now; a card sent through one that is
-            // gone or unlinked since cannot be reached any more.
-            let pick = (d.chat_integration_id > 0).then_some(d.chat_integration_id);
-            match state
-                .store
-                .im_target_on(account_id, "feishu", d.person_id, pick)
-                .await
-            {
-                Ok(Some((integration, _))) => integration,
-                _ => continue,
-            }
-        } else {
-            match state
-                .store
-                .im_integration(account_id, d.chat_integration_id)
-                .await
-            {
-                Ok(Some(i)) if i.kind == "feishu" && i.status == "enabled" => i,
-                _ => continue,
-            }
-        };
-        // A chat row sent one card per chat, their message ids separated by spaces.
-        for message_id in d
-            .provider_message_id
-            .split_whitespace()
-            .filter(|m| *m != pressed)
-        {
-            if let Err(e) = state
-                .im_http
-                .feishu_update_card(&integration, message_id, &card, now)
-                .await
-            {
-                tracing::warn!(error = ?e, rid = %d.rid, "updating a Feishu card failed");
-            }
-        }
-    }
-    Some(card)
 }

@@ -29,11 +29,10 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::{BodyExt, Limited};
-use klaxon_core::model::Progress;
 use klaxon_notify::phone::{self, ReplyVerb, TokenError, VoiceToken};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::openapi::{self, Args};
+use crate::acting::{Acted, Verb, act};
 use crate::state::AppState;
 
 /// Provider callbacks are a few hundred bytes.
@@ -411,82 +410,8 @@ async fn sms_reply(state: &AppState, from: &str, text: &str) -> String {
         Acted::Done(num) => format!("Incident {num} {source_done}."),
         Acted::AlreadyClosed(num) => match verb {
             Verb::Close => format!("Incident {num} was already closed."),
-            Verb::Acknowledge => {
-                format!("Incident {num} is already closed. Nothing was changed.")
-            }
+            _ => format!("Incident {num} is already closed. Nothing was changed."),
         },
         Acted::Refused(why) => format!("{why} Nothing was changed."),
-    }
-}
-
-// ---- the action ----
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verb {
-    Acknowledge,
-    Close,
-}
-
-enum Acted {
-    /// Done (or already so); the incident's number.
-    Done(String),
-    /// The incident was closed before; nothing changed.
-    AlreadyClosed(String),
-    /// Refused; the sentence to tell.
-    Refused(String),
-}
-
-/// Performs `verb` on the incident as the member, through the Open API's path (so
-/// permissions, licences, the audit log and the incident's rules apply), with `source` as the
-/// entry point the timeline records.
-async fn act(
-    state: &AppState,
-    account_id: i64,
-    member_id: i64,
-    incident_id: &str,
-    verb: Verb,
-    source: &'static str,
-) -> Acted {
-    let inc = match state.store.incident(account_id, incident_id).await {
-        Ok(Some(inc)) => inc,
-        Ok(None) => return Acted::Refused("This incident no longer exists.".into()),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot load the incident");
-            return Acted::Refused("Klaxon cannot read the incident right now.".into());
-        }
-    };
-    let num = format!("number {}", inc.num);
-    if inc.progress == Progress::Closed {
-        return Acted::AlreadyClosed(num);
-    }
-    // A member disabled or deleted since the call or SMS went out cannot act any more.
-    let enabled = state
-        .store
-        .member_contacts(account_id, &[member_id])
-        .await
-        .ok()
-        .and_then(|c| c.into_iter().next())
-        .is_some_and(|c| c.status == "enabled");
-    if !enabled {
-        return Acted::Refused("The member this was sent to can no longer act.".into());
-    }
-    let path = match verb {
-        Verb::Acknowledge => "/incident/ack",
-        Verb::Close => "/incident/close",
-    };
-    let mut caller = match openapi::member_caller(state, account_id, member_id).await {
-        Ok(c) => c,
-        Err(e) => return Acted::Refused(format!("{}.", e.message)),
-    };
-    caller.origin.source = source;
-    if let Err(e) = crate::saas::check_write(state, account_id, path) {
-        return Acted::Refused(format!("{}.", e.message));
-    }
-    let mut body = Map::new();
-    body.insert("incident_ids".into(), json!([incident_id]));
-    // `perform` also wakes the delivery worker for what the action decided.
-    match openapi::perform(state, &caller, path, &Args::new(body)).await {
-        Ok(_) => Acted::Done(num),
-        Err(e) => Acted::Refused(format!("The incident could not be changed: {}.", e.message)),
     }
 }

@@ -121,17 +121,12 @@ async fn interactive(
             .as_str()
             .unwrap_or_default(),
     );
-    match act(&state, account_id, member_id, &action).await {
+    // RSP-435: the card in a war-room channel acts with `from = wcard`.
+    let source = crate::war_room::press_source(&state, account_id, &action, &pressed).await;
+    match act(&state, account_id, member_id, &action, source).await {
         Ok((incident_id, note)) => {
-            update_cards(
-                &state,
-                account_id,
-                &incident_id,
-                &note,
-                response_url,
-                &pressed,
-            )
-            .await;
+            // The other cards follow through the outbox (RSP-312, `card_refresh`).
+            answer_card(&state, account_id, &incident_id, &note, response_url).await;
         }
         Err(message) => {
             respond(&state, response_url, &ephemeral(&message)).await;
@@ -144,24 +139,20 @@ fn ephemeral(text: &str) -> Value {
     json!({"response_type": "ephemeral", "replace_original": false, "text": text})
 }
 
-/// Performs `action` as the member through the Open API's path. Ok = (incident id, the note
+/// Performs `action` as the member through the Open API's path, with the origin `source`
+/// (`card`, or `wcard` in a war room). Ok = (incident id, the note
 /// the card shows); Err = the message for the user.
 pub(crate) async fn act(
     state: &AppState,
     account_id: i64,
     member_id: i64,
     action: &Action,
+    source: &'static str,
 ) -> Result<(String, String), String> {
-    // (route, incident, snooze minutes, what failed, what was done)
-    let (path, incident_id, minutes, verb, done) = match action {
-        Action::Ack { incident_id } => (
-            "/incident/ack",
-            incident_id,
-            None,
-            "Acknowledge",
-            "Acknowledged",
-        ),
-        Action::Close { incident_id } => ("/incident/close", incident_id, None, "Close", "Closed"),
+    // (route, incident, snooze minutes, what failed, the timeline kind it writes)
+    let (path, incident_id, minutes, verb, kind) = match action {
+        Action::Ack { incident_id } => ("/incident/ack", incident_id, None, "Acknowledge", "i_ack"),
+        Action::Close { incident_id } => ("/incident/close", incident_id, None, "Close", "i_rslv"),
         Action::Snooze {
             incident_id,
             minutes,
@@ -170,14 +161,14 @@ pub(crate) async fn act(
             incident_id,
             Some(*minutes),
             "Snooze",
-            "Snoozed",
+            "i_snooze",
         ),
         Action::Details => return Err("nothing to do".into()),
     };
     let mut caller = openapi::member_caller(state, account_id, member_id)
         .await
         .map_err(|e| e.message)?;
-    caller.origin.source = crate::audit::SOURCE_CARD;
+    caller.origin.source = source;
     crate::saas::check_write(state, account_id, path).map_err(|e| e.message)?;
     let mut body = Map::new();
     body.insert("incident_ids".into(), json!([incident_id]));
@@ -196,109 +187,38 @@ pub(crate) async fn act(
         .and_then(|c| c.into_iter().next())
         .map(|c| c.name)
         .unwrap_or_default();
-    let note = match minutes {
-        Some(m) => format!("{done} for {} hours by {name}", m / 60),
-        None => format!("{done} by {name}"),
-    };
+    // The same words the other cards get from the refresh (RSP-312).
+    let note = klaxon_notify::card_refresh::action_note(kind, minutes, &name);
     Ok((incident_id.clone(), note))
 }
 
-/// Replaces the pressed card with the incident's current state through `response_url`, then
-/// every other Slack card sent for the incident with `chat.update` (RSP-312). Best effort: a
-/// failure is logged, the action stays done.
-async fn update_cards(
+/// Replaces the pressed card with the incident's current state through `response_url`
+/// (RSP-312). Best effort: a failure is logged, the action stays done.
+async fn answer_card(
     state: &AppState,
     account_id: i64,
     incident_id: &str,
     note: &str,
     response_url: &str,
-    pressed: &str,
 ) {
-    let now = state.clock.now();
-    let inc = match state.store.incident(account_id, incident_id).await {
-        Ok(Some(inc)) => inc,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot reload the incident for its card");
-            return;
-        }
-    };
-    let card = match klaxon_notify::templating::slack_card_now(
+    let Some((_, card)) = klaxon_notify::card_refresh::current_card(
         &state.store,
-        &inc,
         &state.base_url,
+        account_id,
+        incident_id,
         note,
-        now,
+        klaxon_core::template::Channel::SlackApp,
+        state.clock.now(),
     )
     .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot render the card");
-            return;
-        }
+    else {
+        return;
     };
-    let message = slack::message(&card);
-    let mut replace = message.clone();
+    let mut replace = slack::message(&card);
     if let Some(m) = replace.as_object_mut() {
         m.insert("replace_original".into(), Value::Bool(true));
     }
     respond(state, response_url, &replace).await;
-    let sent = match state.store.delivery_states(account_id, incident_id).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot list the incident's cards");
-            return;
-        }
-    };
-    for d in sent.iter().filter(|d| {
-        d.channel == "slack_app" && d.status == "sent" && !d.provider_message_id.is_empty()
-    }) {
-        let integration = if d.person_id != 0 {
-            // The integration that links the recipient now (the one their preference picked,
-            // if it did); a card sent through one that is gone or unlinked since cannot be
-            // reached any more.
-            let pick = (d.chat_integration_id > 0).then_some(d.chat_integration_id);
-            match state
-                .store
-                .im_target_on(account_id, "slack", d.person_id, pick)
-                .await
-            {
-                Ok(Some((integration, _))) => integration,
-                _ => continue,
-            }
-        } else {
-            // A channel card: the integration the chat names, while it is still a usable
-            // Slack integration.
-            match state
-                .store
-                .im_integration(account_id, d.chat_integration_id)
-                .await
-            {
-                Ok(Some(i)) if i.kind == "slack" && i.status == "enabled" => i,
-                _ => continue,
-            }
-        };
-        // A channel row posted one card per channel, their references separated by spaces.
-        for card_ref in d
-            .provider_message_id
-            .split_whitespace()
-            .filter(|r| *r != pressed)
-        {
-            if let Err(e) = state
-                .im_http
-                .slack_update_message(
-                    &state.config.notify.slack_api_base,
-                    &integration.bot_token,
-                    card_ref,
-                    &message,
-                )
-                .await
-            {
-                tracing::warn!(error = ?e, rid = %d.rid, "updating a Slack card failed");
-            }
-        }
-    }
 }
 
 async fn respond(state: &AppState, response_url: &str, body: &Value) {

@@ -404,110 +404,79 @@ async fn press(state: &AppState, i: &ImIntegration, activity: &Value) -> Option<
     let Some(member_id) = member else {
         return Some(NOT_LINKED.into());
     };
-    match crate::slack::act(state, i.account_id, member_id, &action).await {
+    match crate::slack::act(
+        state,
+        i.account_id,
+        member_id,
+        &action,
+        crate::audit::SOURCE_CARD,
+    )
+    .await
+    {
         Ok((incident_id, note)) => {
             let pressed = format!(
                 "{}|{}",
                 activity["conversation"]["id"].as_str().unwrap_or_default(),
                 activity["replyToId"].as_str().unwrap_or_default()
             );
-            update_cards(state, i.account_id, &incident_id, &note, &pressed).await;
+            // The other cards follow through the outbox (RSP-312, `card_refresh`).
+            answer_card(state, i, &incident_id, &note, &pressed).await;
             None
         }
         Err(message) => Some(message),
     }
 }
 
-/// Replaces every Teams card sent for the incident (the pressed one included) with its
-/// current state and `note` (RSP-312). Best effort.
-async fn update_cards(
+/// Replaces the pressed Teams card (`conversation|activity`) with the incident's current
+/// state and `note` (RSP-312). Best effort.
+async fn answer_card(
     state: &AppState,
-    account_id: i64,
+    i: &ImIntegration,
     incident_id: &str,
     note: &str,
     pressed: &str,
 ) {
     let now = state.clock.now();
-    let inc = match state.store.incident(account_id, incident_id).await {
-        Ok(Some(inc)) => inc,
-        _ => return,
+    let Some((conversation, activity)) = pressed.split_once('|') else {
+        return;
     };
-    let card = match klaxon_notify::templating::card_now(
+    if conversation.is_empty() || activity.is_empty() {
+        return;
+    }
+    let Some((_, card)) = klaxon_notify::card_refresh::current_card(
         &state.store,
-        &inc,
         &state.base_url,
+        i.account_id,
+        incident_id,
         note,
-        now,
         klaxon_core::template::Channel::TeamsApp,
+        now,
     )
     .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot render the card");
-            return;
-        }
+    else {
+        return;
     };
-    let sent = match state.store.delivery_states(account_id, incident_id).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot list the incident's cards");
-            return;
-        }
-    };
-    let mut targets: Vec<String> = sent
-        .iter()
-        .filter(|d| d.channel == "teams_app" && d.status == "sent")
-        .flat_map(|d| {
-            d.provider_message_id
-                .split_whitespace()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    if !targets.iter().any(|t| t == pressed) {
-        targets.push(pressed.to_string());
-    }
-    let Ok(integrations) = state
+    let Ok(Some(conv)) = state
         .store
-        .list_im_integrations(account_id, Some("teams"))
+        .im_conversation(i.account_id, i.integration_id, conversation)
         .await
     else {
         return;
     };
-    for target in targets {
-        let Some((conv_id, activity_id)) = target.split_once('|') else {
-            continue;
-        };
-        if conv_id.is_empty() || activity_id.is_empty() {
-            continue;
-        }
-        // The conversation tells which integration and service URL reach the card.
-        for integration in integrations.iter().filter(|i| i.status == "enabled") {
-            let Ok(Some(conv)) = state
-                .store
-                .im_conversation(account_id, integration.integration_id, conv_id)
-                .await
-            else {
-                continue;
-            };
-            let body = teams::activity(&teams::card(&card, &[]));
-            if let Err(e) = state
-                .im_http
-                .teams_update(
-                    integration,
-                    &state.config.notify.teams_login_base,
-                    &conv.service_url,
-                    conv_id,
-                    activity_id,
-                    &body,
-                    now,
-                )
-                .await
-            {
-                tracing::warn!(error = ?e, "updating a Teams card failed");
-            }
-            break;
-        }
+    let body = teams::activity(&teams::card(&card, &[]));
+    if let Err(e) = state
+        .im_http
+        .teams_update(
+            i,
+            &state.config.notify.teams_login_base,
+            &conv.service_url,
+            conversation,
+            activity,
+            &body,
+            now,
+        )
+        .await
+    {
+        tracing::warn!(error = ?e, "updating a Teams card failed");
     }
 }

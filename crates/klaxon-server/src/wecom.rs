@@ -4,8 +4,9 @@
 //!
 //! 1. Every request carries `msg_signature` over the Token, timestamp, nonce and the
 //!    ciphertext, and the message is encrypted with the EncodingAESKey and names the corp ID.
-//!    Anything that fails these checks is answered 401 and changes nothing: the URL is
-//!    public, and they are the only proof that the request comes from WeCom.
+//!    Anything that fails these checks, or whose timestamp is more than five minutes from
+//!    our clock (a replay), is answered 401 and changes nothing: the URL is public, and they
+//!    are the only proof that the request comes from WeCom.
 //! 2. The press brings a new response code for the card: it is kept before anything else,
 //!    since it is the one way to update that card again (RSP-313).
 //! 3. A press must come from a WeCom user linked to an enabled member (RSP-310); otherwise
@@ -78,14 +79,22 @@ fn query(q: &HashMap<String, String>) -> wecom::Query<'_> {
     }
 }
 
-/// The decrypted message, or `None` (logged) when the request is not proved.
-fn opened(i: &ImIntegration, q: &HashMap<String, String>, encrypted: &str) -> Option<Vec<u8>> {
+/// The decrypted message, or `None` (logged) when the request is not proved. A request whose
+/// timestamp is more than five minutes from `now` is refused like a bad signature: a
+/// captured request cannot be replayed later.
+fn opened(
+    i: &ImIntegration,
+    q: &HashMap<String, String>,
+    encrypted: &str,
+    now: klaxon_core::model::Millis,
+) -> Option<Vec<u8>> {
     wecom::open(
         &i.signing_secret,
         &i.encrypt_key,
         &i.app_id,
         query(q),
         encrypted,
+        now,
     )
     .map_err(|why| {
         metrics::counter!("klaxon_wecom_requests_refused_total").increment(1);
@@ -109,7 +118,7 @@ async fn check_url(
         Err(r) => return r,
     };
     let echo = q.get("echostr").cloned().unwrap_or_default();
-    match opened(&i, &q, &echo) {
+    match opened(&i, &q, &echo, state.clock.now()) {
         Some(plain) => String::from_utf8_lossy(&plain).into_owned().into_response(),
         None => refuse("unverified request"),
     }
@@ -133,7 +142,7 @@ async fn callback(
         Ok(e) => e,
         Err(_) => return refuse("unverified request"),
     };
-    let Some(plain) = opened(&i, &q, &encrypted) else {
+    let Some(plain) = opened(&i, &q, &encrypted, state.clock.now()) else {
         return refuse("unverified request");
     };
     let Ok(Event::CardPress {
@@ -195,57 +204,54 @@ async fn pressed(
         .linked_member(account_id, i.integration_id, user_id)
         .await?
         .filter(|_| i.status == "enabled");
-    let (note, changed) = match (member, press) {
+    let note = match (member, press) {
         // RSP-310: nothing changes; the card says why.
-        (None, _) => (NOT_LINKED.to_string(), false),
-        (Some(_), Press::Refresh { .. }) => (String::new(), false),
+        (None, _) => NOT_LINKED.to_string(),
+        (Some(_), Press::Refresh { .. }) => String::new(),
         (Some(member_id), Press::Act(action)) => {
-            match crate::slack::act(state, account_id, member_id, &action).await {
-                Ok((_, note)) => (note, true),
-                Err(message) => (message, false),
+            match crate::slack::act(
+                state,
+                account_id,
+                member_id,
+                &action,
+                crate::audit::SOURCE_CARD,
+            )
+            .await
+            {
+                Ok((_, note)) => note,
+                Err(message) => message,
             }
         }
     };
-    update_cards(state, i, &incident_id, task_id, &note, changed).await;
+    // The other cards follow through the outbox (RSP-312, `card_refresh`).
+    answer_card(state, i, &incident_id, task_id, &note).await;
     Ok(())
 }
 
-/// Replaces the pressed card with the incident's current state and `note`, then, after a
-/// change, every other WeCom card of the incident that can still be updated (RSP-312). Best
-/// effort: a failure is logged, the action stays done.
-async fn update_cards(
+/// Replaces the pressed card with the incident's current state and `note`, spending the
+/// response code the press brought (RSP-312, RSP-313). Best effort: a failure is logged, the
+/// action stays done. If the outbox refresh spent the code first, it drew the same card.
+async fn answer_card(
     state: &AppState,
     pressed_on: &ImIntegration,
     incident_id: &str,
     pressed: &str,
     note: &str,
-    changed: bool,
 ) {
     let account_id = pressed_on.account_id;
     let now = state.clock.now();
-    let inc = match state.store.incident(account_id, incident_id).await {
-        Ok(Some(inc)) => inc,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot reload the incident for its card");
-            return;
-        }
-    };
-    let card = match klaxon_notify::templating::card_now(
+    let Some((_, card)) = klaxon_notify::card_refresh::current_card(
         &state.store,
-        &inc,
         &state.base_url,
+        account_id,
+        incident_id,
         note,
-        now,
         klaxon_core::template::Channel::WecomApp,
+        now,
     )
     .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot render the card");
-            return;
-        }
+    else {
+        return;
     };
     let cards = match state.store.im_cards(account_id, incident_id).await {
         Ok(c) => c,
@@ -254,42 +260,30 @@ async fn update_cards(
             return;
         }
     };
-    for c in cards.iter().filter(|c| {
-        (c.integration_id == pressed_on.integration_id && c.task_id == pressed) || changed
-    }) {
-        let integration = if c.integration_id == pressed_on.integration_id {
-            pressed_on.clone()
-        } else {
-            match state
-                .store
-                .im_integration(account_id, c.integration_id)
-                .await
-            {
-                Ok(Some(i)) if i.kind == "wecom" && i.status == "enabled" => i,
-                _ => continue,
-            }
-        };
-        // RSP-313: no unused code, or one older than 72 hours: this card cannot be updated;
-        // it already shows Refresh if it was ever updated, and its buttons still work.
-        let code = match state
-            .store
-            .take_im_card_code(account_id, c.integration_id, &c.task_id, now)
-            .await
-        {
-            Ok(Some(code)) => code,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the card's response code");
-                continue;
-            }
-        };
-        let body = wecom::card(&card, &c.task_id, true);
-        if let Err(e) = state
-            .im_http
-            .wecom_update_card(&integration, &c.im_user_id, &code, &body, now)
-            .await
-        {
-            tracing::warn!(error = ?e, task_id = %c.task_id, "updating a WeCom card failed");
+    let Some(c) = cards
+        .iter()
+        .find(|c| c.integration_id == pressed_on.integration_id && c.task_id == pressed)
+    else {
+        return;
+    };
+    let code = match state
+        .store
+        .take_im_card_code(account_id, c.integration_id, &c.task_id, now)
+        .await
+    {
+        Ok(Some(code)) => code,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the card's response code");
+            return;
         }
+    };
+    let body = wecom::card(&card, &c.task_id, true);
+    if let Err(e) = state
+        .im_http
+        .wecom_update_card(pressed_on, &c.im_user_id, &code, &body, now)
+        .await
+    {
+        tracing::warn!(error = ?e, task_id = %c.task_id, "updating a WeCom card failed");
     }
 }

@@ -52,7 +52,7 @@ impl Store {
 pub struct ImIntegration {
     pub integration_id: i64,
     pub account_id: i64,
-    /// `feishu | dingtalk | wecom | slack | teams`; `slack` and `feishu` deliver today.
+    /// `feishu | dingtalk | wecom | slack | teams`; all five deliver.
     pub kind: String,
     pub name: String,
     /// What API calls authenticate with: Slack's bot token, Feishu's App Secret.
@@ -71,6 +71,8 @@ pub struct ImIntegration {
     pub agent_id: String,
     /// Teams: the Microsoft Entra tenant of a single-tenant bot; "" = a multi-tenant bot.
     pub tenant_id: String,
+    /// DingTalk: the organisation's CorpId; "" for the other platforms.
+    pub corp_id: String,
     pub war_room_enabled: bool,
     /// `enabled` | `disabled`.
     pub status: String,
@@ -94,6 +96,7 @@ impl std::fmt::Debug for ImIntegration {
             .field("api_base", &self.api_base)
             .field("agent_id", &self.agent_id)
             .field("tenant_id", &self.tenant_id)
+            .field("corp_id", &self.corp_id)
             .field("war_room_enabled", &self.war_room_enabled)
             .field("status", &self.status)
             .finish()
@@ -112,6 +115,7 @@ pub struct ImIntegrationDraft {
     pub api_base: String,
     pub agent_id: String,
     pub tenant_id: String,
+    pub corp_id: String,
     pub war_room_enabled: bool,
     pub status: String,
 }
@@ -141,7 +145,7 @@ pub enum ImRefusal {
 
 const COLUMNS: &str = "integration_id, account_id, kind, name, bot_token, signing_secret, \
      war_room_enabled, status, creator_id, created_at, updated_at, app_id, encrypt_key, api_base, \
-     agent_id, tenant_id";
+     agent_id, tenant_id, corp_id";
 
 fn integration_row(row: &sqlx::any::AnyRow) -> Result<ImIntegration> {
     Ok(ImIntegration {
@@ -161,6 +165,7 @@ fn integration_row(row: &sqlx::any::AnyRow) -> Result<ImIntegration> {
         api_base: get_str(row, "api_base")?,
         agent_id: get_str(row, "agent_id")?,
         tenant_id: get_str(row, "tenant_id")?,
+        corp_id: get_str(row, "corp_id")?,
     })
 }
 
@@ -235,6 +240,8 @@ impl Store {
             .bind(draft.agent_id.as_str())
             .push(", ")
             .bind(draft.tenant_id.as_str())
+            .push(", ")
+            .bind(draft.corp_id.as_str())
             .push(")");
         sql.query_on(&tx).execute(&mut *tx).await?;
         tx.commit().await?;

@@ -185,6 +185,7 @@ async fn feishu_credentials_and_unavailable_chats(db: &Db) {
         war_room_enabled: false,
         agent_id: String::new(),
         tenant_id: String::new(),
+        corp_id: String::new(),
     };
     let i = db
         .store

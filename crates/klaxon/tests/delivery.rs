@@ -166,6 +166,31 @@ async fn handle(
                 json!({"code": 400, "message": "Invalid message format"}).to_string(),
             )
         }
+    } else if path == "/ntfy/" {
+        // ntfy's JSON publishing: a bearer token of a user who may publish, the topic in the
+        // body, at most three actions; the answer is the message with its id.
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let topic_ok = v["topic"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty() && t.len() <= 64);
+        if h("authorization") != "Bearer tk_publisher" {
+            (
+                403,
+                json!({"code": 40301, "http": 403, "error": "forbidden"}).to_string(),
+            )
+        } else if !topic_ok || v["actions"].as_array().is_some_and(|a| a.len() > 3) {
+            (
+                400,
+                json!({"code": 40007, "http": 400, "error": "invalid request: actions invalid"})
+                    .to_string(),
+            )
+        } else {
+            (
+                200,
+                json!({"id": format!("ntfy{n}"), "time": 1, "event": "message", "topic": v["topic"]})
+                    .to_string(),
+            )
+        }
     } else if path.starts_with("/tg/bot") && path.ends_with("/sendMessage") {
         let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
         if v["chat_id"].is_null() || !v["text"].is_string() {
@@ -343,6 +368,42 @@ impl Node {
         assert_eq!(status, 200, "{path}: {body}");
         assert!(body.get("error").is_none(), "{path}: {body}");
         body["data"].clone()
+    }
+
+    /// An Open API call with the owner's own APP key: (status, whole answer).
+    async fn member_call(&self, path: &str, body: Value) -> (u16, Value) {
+        let key = self.server.bootstrap().app_key.clone();
+        self.call_with(&key, path, body).await
+    }
+
+    /// [`Node::member_call`] that must succeed; its `data`.
+    async fn member_api(&self, path: &str, body: Value) -> Value {
+        self.api(path, body).await
+    }
+
+    /// An Open API call with a new account-level APP key (no member's).
+    async fn call(&self, path: &str, body: Value) -> (u16, Value) {
+        let created = self
+            .api(
+                "/app-key/create",
+                json!({"key_name": "account", "account_level": true}),
+            )
+            .await;
+        let key = created["app_key"].as_str().unwrap().to_string();
+        self.call_with(&key, path, body).await
+    }
+
+    async fn call_with(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}?app_key={key}", self.server.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        (status, body)
     }
 
     /// Pushes one Critical alert and returns its incident's id once it exists.
@@ -3172,5 +3233,343 @@ on_both_backends!(
         );
         assert!(call.contains("<Say>按 1 认领此故障。</Say>"), "{call}");
         node.server.shutdown().await;
+    }
+);
+
+/// The one-click link's token in a delivered e-mail (quoted-printable may fold the line).
+fn action_token(mail: &str) -> String {
+    let unfolded = mail.replace("=\r\n", "");
+    let start = unfolded.find("/act/").expect("an action link") + "/act/".len();
+    unfolded[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+on_both_backends!(
+    an_emails_one_click_link_acts_as_its_recipient,
+    |url: String| async move {
+        // spec: issue 7 "Acting from the message" (signed, expiring one-click links in
+        // e-mail: acknowledge, close, snooze), RSP-036 (from), RSP-040 (snooze minutes)
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let notify = notify_config(&smtp, &fake);
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        node.rule(
+            json!({"follow_preference": false, "critical": ["email"]}),
+            json!([]),
+        )
+        .await;
+        let inc = node.incident("l-1", "db down").await;
+        node.send_due(&notify).await;
+        let mails = smtp.mails();
+        assert_eq!(mails.len(), 1);
+        let token = action_token(&mails[0].data);
+        assert_eq!(token.len(), 43, "32 random bytes, base64url: {token}");
+        let unfolded = mails[0].data.replace("=\r\n", "").replace("=3D", "=");
+        for verb in ["ack", "close", "snooze"] {
+            assert!(
+                unfolded.contains(&format!("/act/{token}?do={verb}")),
+                "{unfolded}"
+            );
+        }
+        let base = node.server.base_url().to_string();
+        let link = format!("{base}/act/{token}");
+        let post = |action: &'static str, minutes: &'static str| {
+            let node = &node;
+            let link = link.clone();
+            async move {
+                let resp = node
+                    .http
+                    .post(&link)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(
+                        serde_urlencoded::to_string([("action", action), ("minutes", minutes)])
+                            .unwrap(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                (resp.status().as_u16(), resp.text().await.unwrap())
+            }
+        };
+
+        // Opening the link shows the incident and changes nothing (mail scanners open
+        // links before people do).
+        let resp = node
+            .http
+            .get(format!("{link}?do=close"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let page = resp.text().await.unwrap();
+        assert!(
+            page.contains("db down") && page.contains("Acknowledge"),
+            "{page}"
+        );
+        assert!(
+            page.contains("value=\"close\">") || page.contains("value=\"close\""),
+            "{page}"
+        );
+        assert_eq!(node.progress(&inc).await, "Triggered");
+
+        // A token that was never handed out (one character changed): 404, nothing changes.
+        let mut forged = token.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        let resp = node
+            .http
+            .post(format!("{base}/act/{forged}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("action=ack")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 404);
+        assert_eq!(node.progress(&inc).await, "Triggered");
+
+        // A bad form: 400, nothing changes.
+        let (status, page) = post("snooze", "2000").await;
+        assert_eq!(status, 400, "{page}");
+        assert!(page.contains("1 to 1440 minutes"), "{page}");
+        assert_eq!(node.progress(&inc).await, "Triggered");
+
+        // Acknowledge: as the recipient, recorded with from = email.
+        let (status, page) = post("ack", "").await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("acknowledged"), "{page}");
+        assert_eq!(node.progress(&inc).await, "Processing");
+        let acks = node.feed_of(&inc, "i_ack").await;
+        assert_eq!(acks.len(), 1, "{acks:?}");
+        assert_eq!(acks[0]["creator_id"], node.owner, "{acks:?}");
+        assert_eq!(acks[0]["detail"]["from"], "email", "{acks:?}");
+
+        // Snooze for four hours through the same link.
+        let (status, page) = post("snooze", "240").await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("snoozed for 240 minutes"), "{page}");
+        let info = node
+            .api("/incident/info", json!({"incident_id": inc}))
+            .await;
+        let until = info["snoozed_before"].as_i64().unwrap();
+        assert_eq!(until, clock.now() / 1000 + 240 * 60, "{info}");
+
+        // Close, then the link only says so.
+        let (status, page) = post("close", "").await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("closed"), "{page}");
+        assert_eq!(node.progress(&inc).await, "Closed");
+        let (status, page) = post("ack", "").await;
+        assert_eq!(status, 200);
+        assert!(page.contains("already closed"), "{page}");
+
+        // A day later the link has expired.
+        clock
+            .0
+            .fetch_add(klaxon_notify::ACTION_LINK_TTL_MS + 1, Ordering::SeqCst);
+        let resp = node.http.get(&link).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 404);
+        assert!(
+            resp.text()
+                .await
+                .unwrap()
+                .contains("unknown or has expired"),
+            "expired link page"
+        );
+    }
+);
+
+on_both_backends!(
+    an_app_push_reaches_every_device_and_its_buttons_act,
+    |url: String| async move {
+        // spec: RSP-285 (app push: title, body, tap opens the incident, critical at the top
+        // priority, the app performs incident actions), RSP-281 (no_device), RSP-036 (card)
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let mut notify = notify_config(&smtp, &fake);
+        notify.push = Some(klaxon_notify::PushConfig {
+            ntfy_url: fake.url("/ntfy"),
+            access_token: "tk_publisher".into(),
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        node.rule(
+            json!({"follow_preference": false, "critical": ["app"]}),
+            json!([]),
+        )
+        .await;
+
+        // Without a device the push is not attempted: no_device.
+        let first = node.incident("p-0", "no phone yet").await;
+        node.send_due(&notify).await;
+        let s = node.states(&first).await;
+        assert_eq!(by_channel(&s, "app").status, "failed", "{s:?}");
+        assert_eq!(by_channel(&s, "app").failed_reason, "no_device", "{s:?}");
+        assert!(fake.requests().is_empty());
+
+        // The owner adds two phones: each gets its own unguessable topic.
+        let phone = node
+            .member_api("/member/self/device/create", json!({"name": "Pixel"}))
+            .await;
+        let tablet = node
+            .member_api("/member/self/device/create", json!({"name": "iPad"}))
+            .await;
+        let sub = phone["subscribe_url"].as_str().unwrap();
+        assert!(sub.starts_with(&fake.url("/ntfy/klaxon-")), "{phone}");
+        assert_ne!(phone["subscribe_url"], tablet["subscribe_url"]);
+        let listed = node.member_api("/member/self/device/list", json!({})).await;
+        assert_eq!(listed["items"].as_array().unwrap().len(), 2, "{listed}");
+
+        let inc = node.incident("p-1", "db down").await;
+        node.send_due(&notify).await;
+        let s = node.states(&inc).await;
+        assert_eq!(by_channel(&s, "app").status, "sent", "{s:?}");
+        let pushes: Vec<Value> = fake
+            .accepted()
+            .iter()
+            .filter(|r| r.path == "/ntfy/")
+            .map(|r| serde_json::from_str(&r.body).unwrap())
+            .collect();
+        assert_eq!(pushes.len(), 2, "one publish per device: {pushes:?}");
+        let topics: Vec<&str> = pushes
+            .iter()
+            .map(|p| p["topic"].as_str().unwrap())
+            .collect();
+        assert!(
+            sub.ends_with(topics[0]) || sub.ends_with(topics[1]),
+            "{topics:?}"
+        );
+        let num = node
+            .api("/incident/info", json!({"incident_id": inc}))
+            .await["num"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let p = &pushes[0];
+        assert_eq!(p["title"], format!("INC #{num} db down"));
+        assert_eq!(p["message"], "Critical · Default");
+        assert_eq!(p["priority"], 5);
+        assert_eq!(
+            p["click"],
+            format!("{}/incident/detail/{inc}", node.server.base_url())
+        );
+
+        // A button of the push acts as the member, recorded as the app (from = card).
+        let ack = &p["actions"][0];
+        let resp = node
+            .http
+            .post(ack["url"].as_str().unwrap())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(ack["body"].as_str().unwrap().to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(node.progress(&inc).await, "Processing");
+        let acks = node.feed_of(&inc, "i_ack").await;
+        assert_eq!(acks[0]["detail"]["from"], "card", "{acks:?}");
+        assert_eq!(acks[0]["creator_id"], node.owner, "{acks:?}");
+
+        // The publisher's token is wrong: every device fails, so the push fails.
+        let mut wrong = notify.clone();
+        wrong.push.as_mut().unwrap().access_token = "tk_other".into();
+        let other = node.incident("p-2", "cache down").await;
+        node.send_due(&wrong).await;
+        let s = node.states(&other).await;
+        assert_eq!(by_channel(&s, "app").status, "failed", "{s:?}");
+        assert!(
+            by_channel(&s, "app").failed_reason.contains("forbidden"),
+            "{s:?}"
+        );
+
+        // A deleted device is gone from the list.
+        let id = phone["device_id"].as_i64().unwrap();
+        node.member_api("/member/self/device/delete", json!({"device_id": id}))
+            .await;
+        let listed = node.member_api("/member/self/device/list", json!({})).await;
+        assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    }
+);
+
+on_both_backends!(
+    a_device_needs_app_push_configured,
+    |url: String| async move {
+        // spec: RSP-285 (devices need a push server)
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let notify = notify_config(&smtp, &fake);
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        // Without [notify.push] no device can be added.
+        let node = Node::start(dir.path(), &url, clock.clone(), notify.clone()).await;
+        let (status, body) = node
+            .member_call("/member/self/device/create", json!({"name": "Pixel"}))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not configured"),
+            "{body}"
+        );
+    }
+);
+
+on_both_backends!(
+    devices_are_the_members_own_and_limited,
+    |url: String| async move {
+        // spec: RSP-285 (devices), RSP-281
+        let (fake, smtp) = (Fake::start().await, Smtp::start().await);
+        let mut notify = notify_config(&smtp, &fake);
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
+        notify.push = Some(klaxon_notify::PushConfig {
+            ntfy_url: fake.url("/ntfy"),
+            access_token: String::new(),
+        });
+        let node = Node::start(dir.path(), &url, clock.clone(), notify).await;
+        // An account-level APP key belongs to no member.
+        let (status, body) = node
+            .call("/member/self/device/create", json!({"name": "Pixel"}))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        // Bad input changes nothing.
+        for bad in [
+            json!({}),
+            json!({"name": "  "}),
+            json!({"name": "x".repeat(65)}),
+        ] {
+            let (status, body) = node.member_call("/member/self/device/create", bad).await;
+            assert_eq!(status, 400, "{body}");
+        }
+        for i in 0..5 {
+            node.member_api(
+                "/member/self/device/create",
+                json!({"name": format!("phone {i}")}),
+            )
+            .await;
+        }
+        let (status, body) = node
+            .member_call("/member/self/device/create", json!({"name": "sixth"}))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("5 devices")
+        );
+        let listed = node.member_api("/member/self/device/list", json!({})).await;
+        assert_eq!(listed["items"].as_array().unwrap().len(), 5);
+        // No such device of the caller's: ResourceNotFound, nothing deleted.
+        let (status, body) = node
+            .member_call("/member/self/device/delete", json!({"device_id": 999_999}))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], "ResourceNotFound", "{body}");
+        let listed = node.member_api("/member/self/device/list", json!({})).await;
+        assert_eq!(listed["items"].as_array().unwrap().len(), 5);
     }
 );

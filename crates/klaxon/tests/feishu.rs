@@ -463,7 +463,7 @@ on_both_backends!(
             (with("encrypt_key", "has space"), "encrypt_key"),
             (with("api_base", "ftp://open.feishu.cn"), "api_base"),
             (with("api_base", "https://open.feishu.cn/x?y=1"), "api_base"),
-            (with("type", "dingtalk"), "type"),
+            (with("type", "line"), "type"),
         ] {
             let msg = node.invalid("/im/integration/create", body).await;
             assert!(msg.starts_with(field), "{field}: {msg}");
@@ -974,24 +974,38 @@ on_both_backends!(
         keys.dedup();
         assert_eq!(keys.len(), 3, "{keys:?}");
 
-        // The owner acknowledges on the card in oc_ops: the answer replaces it, and the card
-        // in oc_dev is patched to the same state.
+        // The owner acknowledges on the card in oc_ops: the answer replaces it at once, and
+        // the outbox's refresh row patches every card of the incident (the card in oc_dev
+        // too) to the same state.
         let ack = json!({"value": {"action": "ack", "incident_id": inc}, "tag": "button"});
         let (status, answer) = node
             .press(iid, VERIFICATION_TOKEN, OWNER_OPEN_ID, "om_1", ack)
             .await;
         assert_eq!(status, 200);
         assert_eq!(node.info(&inc).await["progress"], "Processing");
+        assert!(fake.take().is_empty());
+        let round = node.deliver().await;
+        assert_eq!((round.sent, round.failed), (1, 0), "{round:?}");
         let reqs = fake.take();
-        assert_eq!(reqs.len(), 1, "{reqs:?}");
-        assert_eq!(reqs[0].method, "PATCH");
-        assert_eq!(reqs[0].path, "/open-apis/im/v1/messages/om_2");
-        assert_eq!(reqs[0].auth, format!("Bearer {TENANT_TOKEN}"));
-        assert_eq!(reqs[0].card(), answer["card"]["data"]);
+        let mut paths: Vec<&str> = reqs.iter().map(|r| r.path.as_str()).collect();
+        paths.sort_unstable();
         assert_eq!(
-            reqs[0].card()["elements"][0]["text"]["content"],
-            "**Critical** · Processing"
+            paths,
+            [
+                "/open-apis/im/v1/messages/om_1",
+                "/open-apis/im/v1/messages/om_2"
+            ],
+            "{reqs:?}"
         );
+        for req in &reqs {
+            assert_eq!(req.method, "PATCH");
+            assert_eq!(req.auth, format!("Bearer {TENANT_TOKEN}"));
+            assert_eq!(req.card(), answer["card"]["data"]);
+            assert_eq!(
+                req.card()["elements"][0]["text"]["content"],
+                "**Critical** · Processing"
+            );
+        }
 
         // oc_dev is disbanded: the event is verified like every callback, then later sends
         // to it fail with chat_unavailable without calling Feishu.

@@ -465,7 +465,7 @@ on_both_backends!(
         // The integration: credentials checked, never answered in full.
         for (body, field) in [
             (
-                json!({"type": "dingtalk", "name": "F", "bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET}),
+                json!({"type": "line", "name": "F", "bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET}),
                 "type",
             ),
             (
@@ -982,10 +982,21 @@ on_both_backends!(
             .await;
         assert_eq!(status, 200);
         let reqs = fake.take();
-        assert_eq!(reqs.len(), 2, "{reqs:?}");
+        assert_eq!(reqs.len(), 1, "{reqs:?}");
         assert_eq!(reqs[0].path, "/respond/5");
         let mut replaced: Value = serde_json::from_str(&reqs[0].body).unwrap();
-        let update = &reqs[1];
+        // The other cards follow through the outbox: one refresh row, sent by the worker.
+        let round = node.deliver().await;
+        assert_eq!((round.sent, round.failed), (1, 0), "{round:?}");
+        let reqs = fake.take();
+        assert!(
+            reqs.iter().all(|r| r.path == "/api/chat.update"),
+            "{reqs:?}"
+        );
+        let update = reqs
+            .iter()
+            .find(|r| r.body.contains(OTHER_DM_CHANNEL))
+            .expect("Bo's card is updated");
         assert_eq!(update.path, "/api/chat.update");
         assert_eq!(update.auth, format!("Bearer {BOT_TOKEN}"));
         assert_eq!(update.content_type, "application/json; charset=utf-8");
@@ -1001,6 +1012,79 @@ on_both_backends!(
         u.remove("ts");
         replaced.as_object_mut().unwrap().remove("replace_original");
         assert_eq!(updated, replaced);
+        node.server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    a_change_made_outside_slack_updates_every_card,
+    |url: String| async move {
+        // spec: RSP-312 (after any change of progress, assignment or snooze, every card
+        // already sent is updated — whatever made the change)
+        let fake = FakeSlack::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(dir.path(), &url, &fake).await;
+        let iid = node.slack_integration().await;
+        node.api(
+            "/im/person/link",
+            json!({"integration_id": iid, "person_id": node.owner, "im_user_id": OWNER_SLACK}),
+        )
+        .await;
+        node.rule_for(&[node.owner], json!(["slack_app"]), "").await;
+        let inc = node.incident("db-6", "db slow").await;
+        let round = node.deliver().await;
+        assert_eq!((round.sent, round.failed), (1, 0), "{round:?}");
+        fake.take();
+
+        // Nothing changed yet: nothing to refresh.
+        let round = node.deliver().await;
+        assert_eq!(round.sent, 0, "{round:?}");
+
+        // Acknowledged through the Open API (as the console does): the card follows.
+        node.api("/incident/ack", json!({"incident_ids": [inc]}))
+            .await;
+        assert!(fake.take().is_empty(), "nothing is sent inside the request");
+        let round = node.deliver().await;
+        assert_eq!((round.sent, round.failed), (1, 0), "{round:?}");
+        let reqs = fake.take();
+        assert_eq!(reqs.len(), 1, "{reqs:?}");
+        assert_eq!(reqs[0].path, "/api/chat.update");
+        let updated: Value = serde_json::from_str(&reqs[0].body).unwrap();
+        assert_eq!(updated["ts"], POSTED_TS);
+        assert_eq!(
+            updated["attachments"][0]["blocks"][1]["elements"][0]["text"],
+            "*Critical* · Processing"
+        );
+        assert!(
+            updated.to_string().contains("Acknowledged by "),
+            "{updated}"
+        );
+
+        // Closed through the Open API: the card loses its buttons but Details.
+        node.api("/incident/close", json!({"incident_ids": [inc]}))
+            .await;
+        let round = node.deliver().await;
+        assert_eq!((round.sent, round.failed), (1, 0), "{round:?}");
+        let reqs = fake.take();
+        assert_eq!(reqs.len(), 1, "{reqs:?}");
+        let updated: Value = serde_json::from_str(&reqs[0].body).unwrap();
+        assert_eq!(
+            updated["attachments"][0]["blocks"][1]["elements"][0]["text"],
+            "*Critical* · Closed"
+        );
+        assert!(!updated.to_string().contains("klaxon_ack"), "{updated}");
+
+        // The refresh rows are in the incident's outbox like every send.
+        let refreshes = node
+            .server
+            .store()
+            .delivery_states(node.account, &inc)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.channel == "card_refresh")
+            .count();
+        assert_eq!(refreshes, 2);
         node.server.shutdown().await;
     }
 );
@@ -1128,7 +1212,7 @@ on_both_backends!(
         assert_eq!(acks[0]["creator_id"], node.owner);
         assert_eq!(acks[0]["detail"]["from"], "card");
         let reqs = fake.take();
-        assert_eq!(reqs.len(), 2, "{reqs:?}");
+        assert_eq!(reqs.len(), 1, "{reqs:?}");
         assert_eq!(reqs[0].path, "/respond/ch");
         let mut replaced: Value = serde_json::from_str(&reqs[0].body).unwrap();
         assert_eq!(replaced["replace_original"], true);
@@ -1136,7 +1220,14 @@ on_both_backends!(
             replaced["attachments"][0]["blocks"][1]["elements"][0]["text"],
             "*Critical* · Processing"
         );
-        let update = &reqs[1];
+        // The other channel's card follows through the outbox's refresh row.
+        let round = node.deliver().await;
+        assert_eq!((round.sent, round.failed), (1, 0), "{round:?}");
+        let reqs = fake.take();
+        let update = reqs
+            .iter()
+            .find(|r| r.body.contains("\"C0DEV\""))
+            .expect("the card in C0DEV is updated");
         assert_eq!(update.path, "/api/chat.update");
         assert_eq!(update.auth, format!("Bearer {BOT_TOKEN}"));
         let mut updated: Value = serde_json::from_str(&update.body).unwrap();

@@ -634,10 +634,14 @@ on_both_backends!(
             card["actions"][4]["url"],
             format!("{}/incident/detail/{inc}", node.server.base_url())
         );
+        // The linked owner is a real mention: `<at>` in the text and the matching entity.
         let chat_post = posts.iter().find(|r| r.path.contains(CHAT_ID)).unwrap();
+        let chat_card = &chat_post.json()["attachments"][0]["content"];
+        assert_eq!(chat_card["body"][2]["text"], "<at>Owner</at>");
         assert_eq!(
-            chat_post.json()["attachments"][0]["content"]["body"][2]["text"],
-            "@Owner"
+            chat_card["msteams"]["entities"],
+            json!([{"type": "mention", "text": "<at>Owner</at>",
+                    "mentioned": {"id": OWNER_USER, "name": "Owner"}}])
         );
 
         // A stranger's press changes nothing and gets told to link.
@@ -670,16 +674,28 @@ on_both_backends!(
         assert_eq!(acks.len(), 1);
         assert_eq!(acks[0]["creator_id"], node.owner);
         assert_eq!(acks[0]["detail"]["from"], "card");
-        let puts: Vec<Req> = fake
-            .take()
-            .into_iter()
-            .filter(|r| r.method == "PUT")
-            .collect();
-        assert_eq!(puts.len(), 3, "{puts:?}");
-        assert!(puts.iter().any(
+        let puts = |fake: &Fake| -> Vec<Req> {
+            fake.take()
+                .into_iter()
+                .filter(|r| r.method == "PUT")
+                .collect()
+        };
+        // The pressed card is answered at once; every card follows through the outbox's
+        // refresh row.
+        let pressed = puts(&fake);
+        assert_eq!(pressed.len(), 1, "{pressed:?}");
+        assert_eq!(
+            pressed[0].path,
+            format!("/svc/v3/conversations/{PERSONAL}/activities/{dm_activity}")
+        );
+        let round = node.deliver().await;
+        assert_eq!((round.sent, round.failed), (1, 0), "{round:?}");
+        let refreshed = puts(&fake);
+        assert_eq!(refreshed.len(), 3, "{refreshed:?}");
+        assert!(refreshed.iter().any(
             |p| p.path == format!("/svc/v3/conversations/{PERSONAL}/activities/{dm_activity}")
         ));
-        for p in &puts {
+        for p in pressed.iter().chain(&refreshed) {
             let card = &p.json()["attachments"][0]["content"];
             assert_eq!(card["body"][1]["text"], "Critical · Processing");
             assert_eq!(
@@ -729,13 +745,9 @@ on_both_backends!(
             200
         );
         assert_eq!(node.info(&inc).await["progress"], "Closed");
-        let puts: Vec<Req> = fake
-            .take()
-            .into_iter()
-            .filter(|r| r.method == "PUT")
-            .collect();
+        let closed = puts(&fake);
         assert_eq!(
-            titles(&puts[0].json()["attachments"][0]["content"]),
+            titles(&closed[0].json()["attachments"][0]["content"]),
             ["Details"]
         );
         node.server.shutdown().await;

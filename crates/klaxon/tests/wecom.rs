@@ -11,16 +11,12 @@
 mod common;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
 
-use axum::extract::State;
-use axum::http::{Method, StatusCode, Uri};
-use axum::response::IntoResponse;
-use common::{ManualClock, test_config, wall_ms};
-use klaxon_notify::{Deliverer, NotifyConfig, wecom};
-use klaxon_server::{Clock, Config, Server};
+use axum::http::StatusCode;
+use common::im_app::{FakeApi, Node, Req};
+use klaxon_notify::wecom;
 use serde_json::{Value, json};
 
 const CORP_ID: &str = "ww1a2b3c4d5e6f7001";
@@ -34,101 +30,56 @@ const BO_USER: &str = "bo.li";
 
 // ---- a fake WeCom API ----
 
-#[derive(Debug, Clone)]
-struct Req {
-    method: String,
-    path: String,
-    query: String,
-    body: String,
+/// What the fake remembers: the cards sent, and the response codes already spent.
+#[derive(Default)]
+struct Wecom {
+    sent: AtomicI64,
+    spent: Mutex<HashSet<String>>,
 }
 
-impl Req {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap()
-    }
+type FakeWecom = FakeApi<Wecom>;
+
+async fn fake_wecom() -> FakeWecom {
+    FakeApi::start(Wecom::default(), answer).await
 }
 
-#[derive(Clone, Default)]
-struct FakeWecom {
-    reqs: Arc<Mutex<Vec<Req>>>,
-    addr: Arc<Mutex<Option<SocketAddr>>>,
-    sent: Arc<AtomicI64>,
-    spent: Arc<Mutex<HashSet<String>>>,
-}
-
-impl FakeWecom {
-    async fn start() -> FakeWecom {
-        let fake = FakeWecom::default();
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        *fake.addr.lock().unwrap() = Some(listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        fake
-    }
-
-    fn base(&self) -> String {
-        format!("http://{}", self.addr.lock().unwrap().unwrap())
-    }
-
-    fn take(&self) -> Vec<Req> {
-        std::mem::take(&mut *self.reqs.lock().unwrap())
-    }
-
-    /// The card updates recorded since the last call, by recipient.
-    fn updates(&self) -> Vec<Value> {
-        let mut u: Vec<Value> = self
-            .take()
-            .into_iter()
-            .filter(|r| r.path == "/cgi-bin/message/update_template_card")
-            .map(|r| r.json())
-            .collect();
-        u.sort_by_key(|v| v["userids"][0].as_str().unwrap().to_string());
-        u
-    }
+/// The card updates recorded since the last call, by recipient.
+fn updates(fake: &FakeWecom) -> Vec<Value> {
+    let mut u: Vec<Value> = fake
+        .take()
+        .into_iter()
+        .filter(|r| r.path == "/cgi-bin/message/update_template_card")
+        .map(|r| r.json())
+        .collect();
+    u.sort_by_key(|v| v["userids"][0].as_str().unwrap().to_string());
+    u
 }
 
 /// Answers like WeCom: `gettoken` checks the corp ID and Secret; the other calls check the
 /// access token; a send answers a response code `rc-send-<n>`; an update accepts a response
 /// code only once.
-async fn handle(
-    State(fake): State<FakeWecom>,
-    method: Method,
-    uri: Uri,
-    body: String,
-) -> impl IntoResponse {
-    let path = uri.path().to_string();
-    let query = uri.query().unwrap_or("").to_string();
-    let q: Vec<(String, String)> = serde_urlencoded::from_str(&query).unwrap_or_default();
-    let arg = |k: &str| {
-        q.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    let answer = if path == "/cgi-bin/gettoken" {
-        if arg("corpid") == CORP_ID && arg("corpsecret") == SECRET {
+fn answer(fake: &FakeWecom, r: &Req) -> (StatusCode, Value) {
+    let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+    let post = r.method == "POST";
+    let answer = if r.path == "/cgi-bin/gettoken" {
+        if r.arg("corpid") == CORP_ID && r.arg("corpsecret") == SECRET {
             json!({"errcode": 0, "errmsg": "ok", "access_token": ACCESS_TOKEN, "expires_in": 7200})
         } else {
             json!({"errcode": 40001, "errmsg": "invalid credential"})
         }
-    } else if arg("access_token") != ACCESS_TOKEN {
+    } else if r.arg("access_token") != ACCESS_TOKEN {
         json!({"errcode": 40014, "errmsg": "invalid access_token"})
-    } else if path == "/cgi-bin/message/send" && method == Method::POST {
+    } else if r.path == "/cgi-bin/message/send" && post {
         if v["agentid"] != json!(1000002) {
             json!({"errcode": 40056, "errmsg": "invalid agentid"})
         } else {
-            let n = fake.sent.fetch_add(1, Ordering::SeqCst) + 1;
+            let n = fake.state.sent.fetch_add(1, Ordering::SeqCst) + 1;
             json!({"errcode": 0, "errmsg": "ok", "msgid": format!("msg-{n}"),
                    "response_code": format!("rc-send-{n}")})
         }
-    } else if path == "/cgi-bin/message/update_template_card" && method == Method::POST {
+    } else if r.path == "/cgi-bin/message/update_template_card" && post {
         let code = v["response_code"].as_str().unwrap_or_default().to_string();
-        if fake.spent.lock().unwrap().insert(code) {
+        if fake.state.spent.lock().unwrap().insert(code) {
             json!({"errcode": 0, "errmsg": "ok"})
         } else {
             json!({"errcode": 40003, "errmsg": "response_code already used"})
@@ -136,164 +87,12 @@ async fn handle(
     } else {
         json!({"errcode": 404, "errmsg": "not found"})
     };
-    fake.reqs.lock().unwrap().push(Req {
-        method: method.to_string(),
-        path,
-        query,
-        body,
-    });
-    (StatusCode::OK, answer.to_string())
+    (StatusCode::OK, answer)
 }
 
-// ---- a node whose delivery the test drives ----
-
-struct Node {
-    server: Server,
-    http: reqwest::Client,
-    clock: Arc<ManualClock>,
-    notify: NotifyConfig,
-    owner: i64,
-    channel: i64,
-    account: i64,
-}
+// ---- the node's WeCom side ----
 
 impl Node {
-    async fn start(dir: &std::path::Path, url: &str) -> Node {
-        let clock = Arc::new(ManualClock(AtomicI64::new(wall_ms())));
-        let notify = NotifyConfig {
-            allow_private_targets: true,
-            ..NotifyConfig::default()
-        };
-        let mut config: Config = test_config(dir, url);
-        config.workers.delivery = false;
-        config.workers.timers = false;
-        config.notify = notify.clone();
-        let server = klaxon_server::start_with_clock(config, clock.clone())
-            .await
-            .unwrap();
-        let b = server.bootstrap().clone();
-        Node {
-            owner: b.owner_member_id,
-            channel: b.channel_id,
-            account: b.account_id,
-            server,
-            http: reqwest::Client::new(),
-            clock,
-            notify,
-        }
-    }
-
-    fn now(&self) -> i64 {
-        self.clock.now()
-    }
-
-    async fn call(&self, path: &str, body: Value) -> (u16, Value) {
-        let resp = self
-            .http
-            .post(format!(
-                "{}{path}?app_key={}",
-                self.server.base_url(),
-                self.server.bootstrap().app_key
-            ))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap())
-    }
-
-    async fn api(&self, path: &str, body: Value) -> Value {
-        let (status, body) = self.call(path, body).await;
-        assert_eq!(status, 200, "{path}: {body}");
-        assert!(body.get("error").is_none(), "{path}: {body}");
-        body["data"].clone()
-    }
-
-    async fn invalid(&self, path: &str, body: Value) -> String {
-        let (status, body) = self.call(path, body).await;
-        assert_eq!(status, 400, "{path}: {body}");
-        assert_eq!(body["error"]["code"], "InvalidParameter", "{body}");
-        body["error"]["message"].as_str().unwrap().to_string()
-    }
-
-    async fn deliver(&self) -> klaxon_notify::Round {
-        Deliverer::new(
-            self.server.store().clone(),
-            self.notify.clone(),
-            self.server.base_url(),
-            "d1",
-        )
-        .unwrap()
-        .drain(self.now())
-        .await
-        .unwrap()
-    }
-
-    async fn incident(&self, key: &str, title: &str) -> String {
-        let push = format!(
-            "{}/event/push/alert/standard?integration_key={}",
-            self.server.base_url(),
-            self.server.bootstrap().integration_key
-        );
-        let resp = self
-            .http
-            .post(push)
-            .json(&json!({"event_status": "Critical", "title_rule": title, "alert_key": key}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
-        let now = self.now() / 1000;
-        for _ in 0..500 {
-            let data = self
-                .api(
-                    "/incident/list",
-                    json!({"start_time": now - 3600, "end_time": now + 3600, "limit": 100}),
-                )
-                .await;
-            if let Some(inc) = data["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|i| i["dedup_key"] == key)
-            {
-                return inc["incident_id"].as_str().unwrap().to_string();
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!("no incident for {key}");
-    }
-
-    async fn info(&self, incident_id: &str) -> Value {
-        self.api("/incident/info", json!({"incident_id": incident_id}))
-            .await
-    }
-
-    async fn feed(&self, incident_id: &str, kind: &str) -> Vec<Value> {
-        let data = self
-            .api(
-                "/incident/feed",
-                json!({"incident_id": incident_id, "limit": 100, "asc": true}),
-            )
-            .await;
-        data["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["type"] == kind)
-            .cloned()
-            .collect()
-    }
-
-    async fn states(&self, incident_id: &str) -> Vec<klaxon_store::DeliveryState> {
-        self.server
-            .store()
-            .delivery_states(self.account, incident_id)
-            .await
-            .unwrap()
-    }
-
     async fn wecom_integration(&self, fake: &FakeWecom, secret: &str) -> i64 {
         let created = self
             .api(
@@ -306,42 +105,28 @@ impl Node {
         created["integration_id"].as_i64().unwrap()
     }
 
-    async fn link(&self, iid: i64, person: i64, user: &str) {
-        self.api(
-            "/im/person/link",
-            json!({"integration_id": iid, "person_id": person, "im_user_id": user}),
-        )
-        .await;
-    }
-
-    async fn rule(&self, persons: &[i64]) {
-        self.api(
-            "/channel/escalate/rule/create",
-            json!({
-                "channel_id": self.channel, "rule_name": "Primary",
-                "layers": [{"target": {"person_ids": persons,
-                                       "by": {"follow_preference": false, "critical": ["wecom_app"]}},
-                            "escalate_window": 30}],
-            }),
-        )
-        .await;
-    }
-
     fn callback_url(&self, iid: i64) -> String {
         format!("{}/im/wecom/callback/{iid}", self.server.base_url())
     }
 
     /// POSTs an encrypted event (`inner` XML) signed with `token`.
     async fn post_event(&self, iid: i64, token: &str, inner: &str) -> u16 {
+        self.post_event_at(iid, token, inner, self.now() / 1000)
+            .await
+    }
+
+    /// The same, signed with the timestamp `ts` (seconds).
+    async fn post_event_at(&self, iid: i64, token: &str, inner: &str, ts: i64) -> u16 {
         let encrypted = wecom::encrypt(AES_KEY, inner.as_bytes(), CORP_ID, [5u8; 16]);
-        let (ts, nonce) = ("1700000000", "n-1");
-        let sig = wecom::signature(token, ts, nonce, &encrypted);
+        let ts = ts.to_string();
+        let nonce = "n-1";
+        let sig = wecom::signature(token, &ts, nonce, &encrypted);
         let body = format!(
             "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><AgentID><![CDATA[{AGENT_ID}]]></AgentID><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
         );
         let q = serde_urlencoded::to_string([
             ("msg_signature", sig.as_str()),
-            ("timestamp", ts),
+            ("timestamp", ts.as_str()),
             ("nonce", nonce),
         ])
         .unwrap();
@@ -413,7 +198,7 @@ on_both_backends!(
         // spec: RSP-302 (corp ID, AgentId, Secret, Token + EncodingAESKey, callback URL),
         // RSP-281 (app_not_linked), RSP-286, RSP-311 (Start processing, Close directly, Snooze,
         // Details; from = card; no actions when closed), RSP-045, RSP-310, RSP-313
-        let fake = FakeWecom::start().await;
+        let fake = fake_wecom().await;
         let dir = tempfile::tempdir().unwrap();
         let node = Node::start(dir.path(), &url).await;
 
@@ -470,10 +255,11 @@ on_both_backends!(
         // WeCom's URL check: the decrypted echostr, only with a valid signature.
         let echo = wecom::encrypt(AES_KEY, b"echo-4711", CORP_ID, [3u8; 16]);
         let check = |token: &str| {
-            let sig = wecom::signature(token, "1700000000", "n-0", &echo);
+            let ts = (node.now() / 1000).to_string();
+            let sig = wecom::signature(token, &ts, "n-0", &echo);
             let q = serde_urlencoded::to_string([
                 ("msg_signature", sig.as_str()),
-                ("timestamp", "1700000000"),
+                ("timestamp", ts.as_str()),
                 ("nonce", "n-0"),
                 ("echostr", echo.as_str()),
             ])
@@ -486,7 +272,7 @@ on_both_backends!(
         assert_eq!(check("other").send().await.unwrap().status().as_u16(), 401);
 
         // Unlinked: the direct message fails with app_not_linked and WeCom is not called.
-        node.rule(&[node.owner]).await;
+        node.direct_rule(&[node.owner], "wecom_app").await;
         let first = node.incident("w-0", "db down").await;
         node.deliver().await;
         let st = node.states(&first).await;
@@ -578,7 +364,7 @@ on_both_backends!(
         );
         assert_eq!(node.info(&inc).await["progress"], "Triggered");
         assert!(node.feed(&inc, "i_ack").await.is_empty());
-        let up = fake.updates();
+        let up = updates(&fake);
         assert_eq!(up.len(), 1, "{up:?}");
         assert_eq!(up[0]["response_code"], "rc-u1");
         assert_eq!(up[0]["agentid"], 1000002);
@@ -604,7 +390,7 @@ on_both_backends!(
         assert_eq!(acks.len(), 1);
         assert_eq!(acks[0]["creator_id"], node.owner);
         assert_eq!(acks[0]["detail"]["from"], "card");
-        let up = fake.updates();
+        let up = updates(&fake);
         assert_eq!(up.len(), 1, "{up:?}");
         assert_eq!(up[0]["userids"], json!([OWNER_USER]));
         assert_eq!(up[0]["response_code"], "rc-1");
@@ -630,7 +416,7 @@ on_both_backends!(
                 (now + minutes * 60_000) / 1000,
                 "{minutes} min"
             );
-            let up = fake.updates();
+            let up = updates(&fake);
             assert_eq!(up.len(), 1);
             assert_eq!(up[0]["response_code"], code);
         }
@@ -650,7 +436,7 @@ on_both_backends!(
             200
         );
         assert_eq!(node.info(&inc).await["snoozed_before"], before);
-        assert!(fake.updates().is_empty());
+        assert!(updates(&fake).is_empty());
 
         // Close directly: the closed card keeps only Details (and Refresh).
         assert_eq!(
@@ -667,7 +453,7 @@ on_both_backends!(
             200
         );
         assert_eq!(node.info(&inc).await["progress"], "Closed");
-        let up = fake.updates();
+        let up = updates(&fake);
         let card = &up[0]["template_card"];
         assert_eq!(card["source"]["desc_color"], 3);
         assert!(card.get("button_selection").is_none());
@@ -687,7 +473,7 @@ on_both_backends!(
     |url: String| async move {
         // spec: RSP-312 (every card of the incident follows a change), RSP-313 (one update
         // per interaction within 72 h; Refresh re-renders and is a new interaction), RSP-310
-        let fake = FakeWecom::start().await;
+        let fake = fake_wecom().await;
         let dir = tempfile::tempdir().unwrap();
         let node = Node::start(dir.path(), &url).await;
         let iid = node.wecom_integration(&fake, SECRET).await;
@@ -706,7 +492,7 @@ on_both_backends!(
             .unwrap();
         node.link(iid, node.owner, OWNER_USER).await;
         node.link(iid, bo, BO_USER).await;
-        node.rule(&[node.owner, bo]).await;
+        node.direct_rule(&[node.owner, bo], "wecom_app").await;
 
         let inc = node.incident("w-2", "cache down").await;
         let round = node.deliver().await;
@@ -751,7 +537,12 @@ on_both_backends!(
             .await,
             200
         );
-        let up = fake.updates();
+        // Bo's card is answered at once; the owner's follows through the outbox's refresh row.
+        let mut up = updates(&fake);
+        assert_eq!(up.len(), 1, "{up:?}");
+        let round = node.deliver().await;
+        assert_eq!((round.sent, round.failed), (1, 0), "{round:?}");
+        up.extend(updates(&fake));
         assert_eq!(up.len(), 2, "{up:?}");
         assert_eq!(up[0]["userids"], json!([BO_USER]));
         assert_eq!(up[0]["response_code"], "rc-b1");
@@ -786,7 +577,8 @@ on_both_backends!(
             .await,
             200
         );
-        let up = fake.updates();
+        node.deliver().await;
+        let up = updates(&fake);
         assert_eq!(up.len(), 1, "{up:?}");
         assert_eq!(up[0]["userids"], json!([BO_USER]));
         assert!(
@@ -812,7 +604,7 @@ on_both_backends!(
             .await,
             200
         );
-        let up = fake.updates();
+        let up = updates(&fake);
         assert_eq!(up.len(), 1, "{up:?}");
         assert_eq!(up[0]["userids"], json!([OWNER_USER]));
         assert_eq!(up[0]["response_code"], "rc-o1");
@@ -848,7 +640,7 @@ on_both_backends!(
             200
         );
         assert_eq!(node.info(&inc).await["progress"], "Processing");
-        let up = fake.updates();
+        let up = updates(&fake);
         assert_eq!(up.len(), 1, "{up:?}");
         assert!(
             up[0]["template_card"]["quote_area"]["quote_text"]
@@ -904,12 +696,12 @@ on_both_backends!(
     misconfigured_apps_fail_with_the_platforms_message,
     |url: String| async move {
         // spec: RSP-302 (a misconfigured adapter fails with provider_error:<platform message>)
-        let fake = FakeWecom::start().await;
+        let fake = fake_wecom().await;
         let dir = tempfile::tempdir().unwrap();
         let node = Node::start(dir.path(), &url).await;
         let iid = node.wecom_integration(&fake, "notTheSecret").await;
         node.link(iid, node.owner, OWNER_USER).await;
-        node.rule(&[node.owner]).await;
+        node.direct_rule(&[node.owner], "wecom_app").await;
         let inc = node.incident("w-4", "disk full").await;
         node.deliver().await;
         let st = node.states(&inc).await;
@@ -921,6 +713,47 @@ on_both_backends!(
         let reqs = fake.take();
         assert_eq!(reqs.len(), 1, "{reqs:?}");
         assert_eq!(reqs[0].path, "/cgi-bin/gettoken");
+        node.server.shutdown().await;
+    }
+);
+
+on_both_backends!(
+    stale_callbacks_are_refused_as_replays,
+    |url: String| async move {
+        // spec: RSP-302 (callbacks are proved with Token + EncodingAESKey; a request signed
+        // more than five minutes from our clock is a replay), RSP-310 (nothing changes)
+        let fake = fake_wecom().await;
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(dir.path(), &url).await;
+        let iid = node.wecom_integration(&fake, SECRET).await;
+        node.link(iid, node.owner, OWNER_USER).await;
+        node.direct_rule(&[node.owner], "wecom_app").await;
+        let inc = node.incident("w-5", "cache cold").await;
+        node.deliver().await;
+        let task = node.states(&inc).await[0].provider_message_id.clone();
+        fake.take();
+        let inner = format!(
+            "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[{OWNER_USER}]]></FromUserName><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[template_card_event]]></Event><EventKey><![CDATA[ack:{inc}]]></EventKey><TaskId><![CDATA[{task}]]></TaskId><ResponseCode><![CDATA[rc-x]]></ResponseCode></xml>"
+        );
+        let now = node.now() / 1000;
+        // Signed correctly, but six minutes in the past or in the future.
+        for ts in [now - 360, now + 360] {
+            assert_eq!(node.post_event_at(iid, TOKEN, &inner, ts).await, 401);
+        }
+        assert_eq!(node.info(&inc).await["progress"], "Triggered");
+        assert!(node.feed(&inc, "i_ack").await.is_empty());
+        assert!(fake.take().is_empty());
+        // A request captured now and replayed six minutes later is refused the same way.
+        node.clock.0.fetch_add(6 * 60 * 1000, Ordering::SeqCst);
+        assert_eq!(node.post_event_at(iid, TOKEN, &inner, now).await, 401);
+        assert_eq!(node.info(&inc).await["progress"], "Triggered");
+        // Within the window it is accepted.
+        assert_eq!(
+            node.post_event_at(iid, TOKEN, &inner, node.now() / 1000 - 240)
+                .await,
+            200
+        );
+        assert_eq!(node.info(&inc).await["progress"], "Processing");
         node.server.shutdown().await;
     }
 );

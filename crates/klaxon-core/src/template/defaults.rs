@@ -62,7 +62,7 @@ const EMAIL: &str = r#"<!doctype html><html><body>
 {{end}}{{with .Responders}}<tr><th align="left">Responders</th><td>{{range $i, $r := .}}{{if $i}} {{end}}@{{$r.PersonName}}{{end}}</td></tr>
 {{end}}</table>
 {{with .Description}}<pre>{{.}}</pre>
-{{end}}<p><a href="{{.DetailUrl}}">Details</a> · <a href="{{.DetailUrl}}?ack=1">Acknowledge</a></p>
+{{end}}<p><a href="{{.DetailUrl}}">Details</a>{{if .ActionUrl}} · <a href="{{.ActionUrl}}?do=ack">Acknowledge</a> · <a href="{{.ActionUrl}}?do=close">Close</a> · <a href="{{.ActionUrl}}?do=snooze">Snooze</a>{{else}} · <a href="{{.DetailUrl}}?ack=1">Acknowledge</a>{{end}}</p>
 </body></html>"#;
 
 /// Zoom renders to the JSON object of RSP-350.

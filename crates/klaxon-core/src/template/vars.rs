@@ -55,6 +55,10 @@ pub struct Vars {
     pub id: String,
     pub num: String,
     pub detail_url: String,
+    /// The one-click action link of this notification (`{base_url}/act/{token}`), when its
+    /// channel carries one (e-mail); empty otherwise. A Klaxon extension: Flashduty has no
+    /// such variable.
+    pub action_url: String,
     pub title: String,
     pub description: String,
     pub impact: String,
@@ -140,6 +144,7 @@ impl Vars {
             ("ID", V::str(&self.id)),
             ("Num", V::str(&self.num)),
             ("DetailUrl", V::str(&self.detail_url)),
+            ("ActionUrl", V::str(&self.action_url)),
             ("Title", V::str(&self.title)),
             ("Description", V::str(&self.description)),
             ("Impact", V::str(&self.impact)),
@@ -226,6 +231,7 @@ impl Vars {
             id: "6560000000000000000000aa".into(),
             num: "A1B2C3".into(),
             detail_url: "https://klaxon.example/incident/detail/6560000000000000000000aa".into(),
+            action_url: "https://klaxon.example/act/sample-link".into(),
             title: "High CPU on db-01".into(),
             description: "CPU usage is above 90% on db-01 and db-02".into(),
             incident_severity: "Critical".into(),

@@ -1,15 +1,15 @@
 //! IM integrations over the Open API (response.md 1.21, RSP-301, RSP-302; docs/slack.md).
 //!
 //! A Klaxon extension like `/webhook/*`: Flashduty installs IM apps only in its console.
-//! - `/im/integration/create|list|info|delete`: the integration with its credentials. Only
-//!   `slack`, `feishu` (Feishu/Lark), `wecom` and `teams` can be created: the other platforms'
-//!   adapters do not exist yet, and an integration that cannot deliver would pretend to work
-//!   (openapi-compat.md 5.2 item 9).
+//! - `/im/integration/create|list|info|delete`: the integration with its credentials, for
+//!   every platform of 1.21: `slack`, `feishu` (Feishu/Lark), `dingtalk`, `wecom`, `teams`.
 //!   Credentials are never answered in full, not even at creation (the caller typed them).
 //! - `/im/person/link|unlink|list`: linked identities (member ↔ IM user id), the
 //!   administrator's link of RSP-301. Teams users link themselves instead (RSP-301): the
 //!   member asks `/im/person/link_code` for a one-time code and sends `linkUser {code}` to
 //!   the bot; Teams links cannot be removed.
+//! - `/im/person/link_by_phone`: the administrator's one-click link of RSP-301 for DingTalk:
+//!   the member's verified phone is looked up in the organisation's address book.
 //!
 //! Managing needs `Integrations Manage`, reading `Integrations Read` (RSP-521), checked by the
 //! route table (`super::access`) before these handlers run.
@@ -32,6 +32,7 @@ pub const PATHS: &[&str] = &[
     "/im/person/unlink",
     "/im/person/list",
     "/im/person/link_code",
+    "/im/person/link_by_phone",
 ];
 
 /// The platforms of response.md 1.21.
@@ -54,6 +55,7 @@ pub async fn dispatch(
         "/im/person/unlink" => unlink(state, caller, args).await.map(|()| None),
         "/im/person/list" => links(state, caller, args).await.map(Some),
         "/im/person/link_code" => link_code(state, caller, args).await.map(Some),
+        "/im/person/link_by_phone" => link_by_phone(state, caller, args).await.map(Some),
         _ => return None,
     })
 }
@@ -72,6 +74,12 @@ pub fn feishu_callback_url(base_url: &str, integration_id: i64) -> String {
 /// and EncodingAESKey.
 pub fn wecom_callback_url(base_url: &str, integration_id: i64) -> String {
     format!("{base_url}/im/wecom/callback/{integration_id}")
+}
+
+/// The URL to enter in the DingTalk app's event subscription (HTTP push), with its Signature
+/// Token and aes_key; the cards' callback route key is bound to it too.
+pub fn dingtalk_callback_url(base_url: &str, integration_id: i64) -> String {
+    format!("{base_url}/im/dingtalk/callback/{integration_id}")
 }
 
 /// The messaging endpoint to enter in the Teams bot's Azure registration.
@@ -182,6 +190,28 @@ fn integration_json(state: &AppState, i: &ImIntegration) -> Value {
             "updated_at": wire::secs(i.updated_at),
         });
     }
+    if i.kind == "dingtalk" {
+        // The developer console's names for the credentials.
+        return json!({
+            "integration_id": i.integration_id,
+            "type": i.kind,
+            "name": i.name,
+            "war_room_enabled": i.war_room_enabled,
+            "status": i.status,
+            "corp_id": i.corp_id,
+            "agent_id": i.agent_id,
+            "client_id": i.app_id,
+            "client_secret": mask(&i.bot_token),
+            "signature_token": mask(&i.signing_secret),
+            "aes_key": mask(&i.encrypt_key),
+            "api_base": i.api_base,
+            "callback_url": dingtalk_callback_url(&state.base_url, i.integration_id),
+            "callback_route_key": klaxon_notify::dingtalk::callback_route_key(i.integration_id),
+            "creator_id": i.creator_id,
+            "created_at": wire::secs(i.created_at),
+            "updated_at": wire::secs(i.updated_at),
+        });
+    }
     let mut v = json!({
         "integration_id": i.integration_id,
         "type": i.kind,
@@ -257,6 +287,14 @@ fn feishu_open_id(v: &str) -> bool {
         && v[3..].chars().all(|c| c.is_ascii_alphanumeric())
 }
 
+/// A DingTalk user id as the address book writes it (the `userid` cards are sent to and
+/// callbacks name): 1–64 letters, digits and `_-`.
+fn dingtalk_user_id(v: &str) -> bool {
+    (1..=64).contains(&v.len())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+}
+
 /// A WeCom user id as the address book writes it (the `userid`, which cards are sent to and
 /// callbacks name): 1–64 letters, digits and `_-.@`.
 fn wecom_user_id(v: &str) -> bool {
@@ -266,18 +304,12 @@ fn wecom_user_id(v: &str) -> bool {
 }
 
 async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
-    let kind = args
-        .str("type")?
-        .ok_or_else(|| ApiError::invalid("type: required (slack, feishu, wecom or teams)"))?;
+    let kind = args.str("type")?.ok_or_else(|| {
+        ApiError::invalid("type: required (slack, feishu, dingtalk, wecom or teams)")
+    })?;
     if !TYPES.contains(&kind.as_str()) {
         return Err(ApiError::invalid(format!(
             "type: {kind:?} is not one of feishu, dingtalk, wecom, slack, teams"
-        )));
-    }
-    if !matches!(kind.as_str(), "slack" | "feishu" | "wecom" | "teams") {
-        return Err(ApiError::invalid(format!(
-            "type: {kind} is not supported yet; only slack, feishu, wecom and teams \
-             integrations can deliver"
         )));
     }
     let name = args
@@ -294,6 +326,8 @@ async fn create(state: &AppState, caller: &Caller, args: &Args) -> Result<Value,
         feishu_credentials(args)?
     } else if kind == "wecom" {
         wecom_credentials(args)?
+    } else if kind == "dingtalk" {
+        dingtalk_credentials(args)?
     } else if kind == "teams" {
         teams_credentials(args)?
     } else {
@@ -458,6 +492,48 @@ fn wecom_credentials(args: &Args) -> Result<ImIntegrationDraft, ApiError> {
     })
 }
 
+/// A DingTalk app's credentials (docs/dingtalk-app.md): the Client ID (AppKey, also the robot
+/// code) and Client Secret obtain the access token; the event subscription's Signature Token
+/// and aes_key prove and decrypt callbacks; the CorpId and AgentId name the organisation and
+/// the app. `api_base` is a proxy serving DingTalk's server APIs.
+fn dingtalk_credentials(args: &Args) -> Result<ImIntegrationDraft, ApiError> {
+    let id_like = |name: &str, what: &str| -> Result<String, ApiError> {
+        let v = credential(args, name)?;
+        if v.len() > 64 || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(ApiError::invalid(format!(
+                "{name}: must be the {what} (letters and digits)"
+            )));
+        }
+        Ok(v)
+    };
+    let corp_id = id_like("corp_id", "organisation's CorpId, such as ding…")?;
+    let agent_id = credential(args, "agent_id")?;
+    if agent_id.len() > 18 || !agent_id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(ApiError::invalid(
+            "agent_id: must be the app's AgentId (digits)",
+        ));
+    }
+    let client_id = id_like("client_id", "app's Client ID (AppKey)")?;
+    let client_secret = credential(args, "client_secret")?;
+    let signature_token = credential(args, "signature_token")?;
+    let aes_key = credential(args, "aes_key")?;
+    if klaxon_notify::msgcrypt::aes_key(&aes_key).is_none() {
+        return Err(ApiError::invalid(
+            "aes_key: must be the event subscription's aes_key (43 characters)",
+        ));
+    }
+    Ok(ImIntegrationDraft {
+        bot_token: client_secret,
+        signing_secret: signature_token,
+        app_id: client_id,
+        agent_id,
+        corp_id,
+        encrypt_key: aes_key,
+        api_base: api_base(args, "")?,
+        ..ImIntegrationDraft::default()
+    })
+}
+
 async fn existing(state: &AppState, caller: &Caller, id: i64) -> Result<ImIntegration, ApiError> {
     state
         .store
@@ -591,14 +667,30 @@ async fn link(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, A
              and send linkUser {code} to the bot",
         ));
     }
+    if integration.kind == "dingtalk" && !dingtalk_user_id(&user) {
+        return Err(ApiError::invalid(format!(
+            "im_user_id: {user:?} is not a DingTalk user id"
+        )));
+    }
     if integration.kind == "wecom" && !wecom_user_id(&user) {
         return Err(ApiError::invalid(format!(
             "im_user_id: {user:?} is not a WeCom user id"
         )));
     }
+    store_link(state, caller, id, member, &user).await
+}
+
+/// Links `member` to `user` on integration `id`, answering the link or why it was refused.
+async fn store_link(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    member: i64,
+    user: &str,
+) -> Result<Value, ApiError> {
     let linked = state
         .store
-        .link_im_user(caller.account_id, id, member, &user, state.clock.now())
+        .link_im_user(caller.account_id, id, member, user, state.clock.now())
         .await
         .map_err(store_err)?;
     match linked {
@@ -612,6 +704,58 @@ async fn link(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, A
         ))),
         Err(ImRefusal::WarRoomTaken(_)) => Err(ApiError::internal("unexpected refusal")),
     }
+}
+
+/// RSP-301, the administrator's one-click link for DingTalk: the member's verified phone is
+/// looked up in the organisation (`user/getbymobile`) and the user found is linked. Nothing
+/// is linked when the member has no verified phone or DingTalk knows no user with it.
+async fn link_by_phone(state: &AppState, caller: &Caller, args: &Args) -> Result<Value, ApiError> {
+    let id = args.required_id("integration_id")?;
+    let integration = existing(state, caller, id).await?;
+    if integration.kind != "dingtalk" {
+        return Err(ApiError::invalid(
+            "integration_id: the look-up by phone is for DingTalk integrations",
+        ));
+    }
+    let member = person_id(args)?;
+    let contact = state
+        .store
+        .member_contacts(caller.account_id, &[member])
+        .await
+        .map_err(store_err)?
+        .into_iter()
+        .find(|c| c.member_id == member && c.status == "enabled")
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "person_id: {member} is not an enabled member of the account"
+            ))
+        })?;
+    if contact.phone.is_empty() || !contact.phone_verified {
+        return Err(ApiError::invalid(format!(
+            "person_id: member {member} has no verified phone to look up"
+        )));
+    }
+    let found = state
+        .im_http
+        .dingtalk_user_by_mobile(&integration, &contact.phone, state.clock.now())
+        .await
+        .map_err(|e| {
+            let text = match e {
+                klaxon_notify::providers::SendError::Transient(t)
+                | klaxon_notify::providers::SendError::Permanent(t)
+                | klaxon_notify::providers::SendError::RateLimited(t) => t,
+            };
+            ApiError::invalid(format!(
+                "integration_id: DingTalk refused the look-up: {text}"
+            ))
+        })?;
+    let Some(user) = found.filter(|u| dingtalk_user_id(u)) else {
+        return Err(ApiError::new(
+            ErrorCode::ResourceNotFound,
+            format!("person_id: no DingTalk user of the organisation has member {member}'s phone"),
+        ));
+    };
+    store_link(state, caller, id, member, &user).await
 }
 
 async fn unlink(state: &AppState, caller: &Caller, args: &Args) -> Result<(), ApiError> {
