@@ -27,6 +27,8 @@ pub mod ownership;
 pub mod params;
 pub mod postpaid;
 pub mod pricing;
+pub mod providers;
+pub mod purchase;
 pub mod quota;
 pub mod refund;
 pub mod region;
@@ -36,6 +38,7 @@ pub mod state;
 pub mod support;
 pub mod tenant;
 pub mod termination;
+pub mod transfer;
 pub mod trial;
 pub mod unavailability;
 

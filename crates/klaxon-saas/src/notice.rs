@@ -93,6 +93,8 @@ pub enum Category {
     BonusExpiring,
     SlaClaimDecided,
     DormantLogin,
+    /// SVC-214/238: the notification providers of a region changed.
+    ProviderChange,
 }
 
 use Channel::{Announcement, Email, InApp, Postal, Sms};
@@ -129,11 +131,12 @@ impl Category {
             Category::BonusExpiring => "bonus_expiring",
             Category::SlaClaimDecided => "sla_claim_decided",
             Category::DormantLogin => "dormant_login",
+            Category::ProviderChange => "provider_change",
         }
     }
 
     /// Every category, for reading a stored name back.
-    pub const ALL: [Category; 28] = [
+    pub const ALL: [Category; 29] = [
         Category::AgreementVersion { material: false },
         Category::AgreementVersion { material: true },
         Category::AgreementRetracted,
@@ -162,6 +165,7 @@ impl Category {
         Category::BonusExpiring,
         Category::SlaClaimDecided,
         Category::DormantLogin,
+        Category::ProviderChange,
     ];
 
     /// The category of a stored name ([`Category::as_str`]).
@@ -202,6 +206,8 @@ impl Category {
             Category::OperatorTermination => &[InApp, Email, Sms, Postal],
             Category::Maintenance => &[Announcement, InApp, Email],
             Category::DormantLogin => &[Email, Sms],
+            // SVC-238: changes are announced, shown in-app and e-mailed to owners.
+            Category::ProviderChange => &[Announcement, InApp, Email],
         }
     }
 
@@ -244,7 +250,10 @@ impl Category {
 
     /// SVC-313: maintenance and outage categories also go to the technical contacts.
     pub fn technical(self) -> bool {
-        matches!(self, Category::Maintenance | Category::ExtendedOutage)
+        matches!(
+            self,
+            Category::Maintenance | Category::ExtendedOutage | Category::ProviderChange
+        )
     }
 }
 

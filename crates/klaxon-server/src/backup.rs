@@ -208,11 +208,36 @@ fn append<W: Write>(
 pub struct ReadArchive {
     pub account_id: i64,
     pub tables: Vec<BackupTable>,
+    /// When it was taken (`exported_at` of an export package; 0 for a backup).
+    pub taken_at: i64,
+    /// The regions a transfer package names (`manifest.transfer`); `None` otherwise.
+    pub transfer: Option<crate::export::TransferRegions>,
 }
 
 /// Reads a (decrypted) per-account archive, checking every file against the manifest.
 pub fn read_archive(bytes: &[u8]) -> Result<ReadArchive, BackupError> {
-    let bad = |m: String| BackupError::Invalid(format!("not a valid Klaxon backup: {m}"));
+    read_tables(bytes, "klaxon-backup", BACKUP_SCHEMA_VERSION, "backup")
+}
+
+/// Reads a full export package (`/account/export/create`, `klaxon admin tenant transfer`),
+/// checking every file against its manifest: what `klaxon admin tenant import` writes into
+/// a new tenant (SVC-215).
+pub fn read_export_archive(bytes: &[u8]) -> Result<ReadArchive, BackupError> {
+    read_tables(
+        bytes,
+        "klaxon-export",
+        crate::export::SCHEMA_VERSION,
+        "export package",
+    )
+}
+
+fn read_tables(
+    bytes: &[u8],
+    format: &str,
+    schema_version: u32,
+    what: &str,
+) -> Result<ReadArchive, BackupError> {
+    let bad = |m: String| BackupError::Invalid(format!("not a valid Klaxon {what}: {m}"));
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     for entry in tar.entries()? {
@@ -228,12 +253,12 @@ pub fn read_archive(bytes: &[u8]) -> Result<ReadArchive, BackupError> {
         .ok_or_else(|| bad("no manifest.json".into()))?;
     let manifest: Value =
         serde_json::from_slice(&manifest.1).map_err(|e| bad(format!("manifest: {e}")))?;
-    if manifest["format"] != "klaxon-backup" {
-        return Err(bad("manifest.format is not klaxon-backup".into()));
+    if manifest["format"] != format {
+        return Err(bad(format!("manifest.format is not {format}")));
     }
-    if manifest["schema_version"].as_u64() != Some(u64::from(BACKUP_SCHEMA_VERSION)) {
+    if manifest["schema_version"].as_u64() != Some(u64::from(schema_version)) {
         return Err(bad(format!(
-            "schema_version {} is not {BACKUP_SCHEMA_VERSION}",
+            "schema_version {} is not {schema_version}",
             manifest["schema_version"]
         )));
     }
@@ -270,7 +295,23 @@ pub fn read_archive(bytes: &[u8]) -> Result<ReadArchive, BackupError> {
             rows,
         });
     }
-    Ok(ReadArchive { account_id, tables })
+    let t = &manifest["transfer"];
+    let transfer = match (
+        t["source_region"].as_str(),
+        t["destination_region"].as_str(),
+    ) {
+        (Some(s), Some(d)) => Some(crate::export::TransferRegions {
+            source_region: s.to_string(),
+            destination_region: d.to_string(),
+        }),
+        _ => None,
+    };
+    Ok(ReadArchive {
+        account_id,
+        tables,
+        taken_at: manifest["exported_at"].as_i64().unwrap_or(0),
+        transfer,
+    })
 }
 
 /// What the certificate says about where the purge came from and the tenant's buffer.
@@ -294,6 +335,174 @@ fn iso(ms: Millis) -> Value {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| Value::from(t.to_string()))
         .unwrap_or(Value::Null)
+}
+
+/// Who purges, where, and why: what a purge certificate states besides the counts.
+pub struct PurgeJob<'a> {
+    pub actor: &'a str,
+    pub region: &'a str,
+    /// `purge_date_reached` (the job), `operator_request` (the CLI) or `region_transfer`
+    /// (the source copy of a tenant moved to another region, SVC-215).
+    pub trigger: &'a str,
+    pub reason: &'a str,
+}
+
+fn iso_text(ms: Millis) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// Purges one tenant and issues its certificate (SVC-190, SVC-191): the one purge behind
+/// `klaxon admin tenant purge`, `klaxon admin tenant transfer-complete` and the operator
+/// API. In SaaS mode only a tenant that is `ended` with its purge date passed, or
+/// `purging`; a legal hold in force pauses it (SVC-192). The store deletes every row of the
+/// tenant outside the operator records and destroys its data key in one transaction, the
+/// verification scan must find nothing left, and only then is the certificate signed (when
+/// `signer` is given), stored (with the notice to the owner) and returned. `now` is read at
+/// the start and at the end; `progress` gets each table with its deleted rows.
+pub async fn purge_and_certify(
+    store: &Store,
+    saas: Option<&klaxon_store::SaasSettings>,
+    signer: Option<&klaxon_store::signing::OperatorSigner>,
+    account: i64,
+    job: &PurgeJob<'_>,
+    now: impl Fn() -> Millis,
+    mut progress: impl FnMut(&str, u64),
+) -> Result<PurgeCertificateRecord, BackupError> {
+    use klaxon_saas::state::ServiceState;
+    let refuse = |m: String| Err(BackupError::Invalid(m));
+    let started = now();
+    let (buffer_start, buffer_end) = match saas {
+        Some(settings) => {
+            let tenant = store
+                .saas_tenant(settings, account, started)
+                .await
+                .map_err(|e| BackupError::Invalid(e.to_string()))?;
+            let Some(t) = tenant else {
+                if store.account(account).await?.is_none() {
+                    return refuse(format!("unknown account {account}"));
+                }
+                return refuse(format!(
+                    "account {account} is active: a tenant is purged only after its purge date \
+                     (release or termination sets it, SVC-186/187)"
+                ));
+            };
+            match t.state {
+                ServiceState::Ended(_) => match t.purge_at {
+                    Some(p) if p.as_millisecond() <= started => {
+                        (Some(t.since.as_millisecond()), Some(p.as_millisecond()))
+                    }
+                    Some(p) => {
+                        return refuse(format!(
+                            "account {account} is {}: its purge date is {p}; the data is kept \
+                             until then (SVC-187, SVC-189)",
+                            t.state
+                        ));
+                    }
+                    None => {
+                        return refuse(format!(
+                            "account {account} is {} without a purge date",
+                            t.state
+                        ));
+                    }
+                },
+                ServiceState::Purging => (
+                    Some(t.since.as_millisecond()),
+                    t.purge_at.map(|p| p.as_millisecond()),
+                ),
+                ServiceState::Purged => {
+                    return refuse(format!(
+                        "account {account} is already purged (`klaxon admin tenant certificates \
+                         --account {account}` prints its certificate)"
+                    ));
+                }
+                other => {
+                    return refuse(format!(
+                        "account {account} is {other}: a tenant is purged only after its purge \
+                         date (SVC-189)"
+                    ));
+                }
+            }
+        }
+        None => {
+            if store.account(account).await?.is_none() {
+                return refuse(format!("unknown account {account}"));
+            }
+            (None, None)
+        }
+    };
+    // SVC-192: a legal hold in force pauses the purge, in either mode.
+    let holds = store
+        .legal_holds_unlifted(account)
+        .await
+        .map_err(|e| BackupError::Invalid(e.to_string()))?;
+    let at = jiff::Timestamp::from_millisecond(started)
+        .map_err(|e| BackupError::Invalid(format!("clock: {e}")))?;
+    if klaxon_saas::governance::purge_paused(&holds, at) {
+        let ids: Vec<String> = holds.iter().map(|h| h.hold_id.to_string()).collect();
+        return refuse(format!(
+            "account {account} is under a legal hold ({}): its purge waits until the hold is \
+             lifted (SVC-192)",
+            ids.join(", ")
+        ));
+    }
+    let mut log = vec![format!(
+        "{} purge of account {account} started by {} ({})",
+        iso_text(started),
+        job.actor,
+        job.trigger
+    )];
+    let outcome = store
+        .purge_tenant(account, started, job.actor, |table, n| {
+            progress(table, n);
+            log.push(format!("deleted {n} rows of {table}"));
+        })
+        .await?;
+    match &outcome.key {
+        Some(k) => log.push(format!(
+            "data key {} destroyed at {}",
+            k.key_id,
+            iso_text(k.destroyed_at)
+        )),
+        None => log.push("no data key existed".to_string()),
+    }
+    if !outcome.verified() {
+        let left: Vec<String> = outcome
+            .tables
+            .iter()
+            .filter(|t| t.remaining > 0)
+            .map(|t| format!("{} ({})", t.table, t.remaining))
+            .collect();
+        return refuse(format!(
+            "purge of account {account} incomplete, rows remain in: {}; run it again",
+            left.join(", ")
+        ));
+    }
+    log.push("verification scan: no row of the tenant remains".to_string());
+    let finished = now().max(started);
+    let ctx = PurgeContext {
+        region: job.region.to_string(),
+        mode: if saas.is_some() {
+            "saas"
+        } else {
+            "self_hosted"
+        },
+        trigger: job.trigger.to_string(),
+        reason: job.reason.to_string(),
+        actor: job.actor.to_string(),
+        buffer_start,
+        buffer_end,
+        started_at: started,
+        finished_at: finished,
+        log,
+    };
+    let mut cert = certificate(&outcome, &ctx)?;
+    if let Some(signer) = signer {
+        sign_certificate(&mut cert, signer)?;
+    }
+    store.insert_purge_certificate(&cert).await?;
+    Ok(cert)
 }
 
 /// The purge certificate (SVC-191) as stored and printed: the JSON document with a
@@ -385,14 +594,92 @@ pub fn certificate(
         issued_at: ctx.finished_at,
         body,
         sha256: digest,
+        signature: String::new(),
+        signing_key_id: String::new(),
     })
 }
 
-/// Checks a certificate's digest: the SHA-256 of the document without its `digest` member.
+/// SVC-191: signs a certificate with the operator's key. The signature is of the
+/// certificate's `digest` (the SHA-256 of the document without `digest` and `signature`), so
+/// any change to any field breaks either the digest or the signature. It is added to the
+/// document as `signature` {algorithm, key_id, public_key, value}.
+pub fn sign_certificate(
+    cert: &mut PurgeCertificateRecord,
+    signer: &klaxon_store::signing::OperatorSigner,
+) -> Result<(), BackupError> {
+    let mut doc: Value = serde_json::from_str(&cert.body).map_err(std::io::Error::from)?;
+    let value = signer.sign(cert.sha256.as_bytes());
+    if let Value::Object(map) = &mut doc {
+        map.insert(
+            "signature".into(),
+            json!({
+                "algorithm": klaxon_store::signing::ALGORITHM,
+                "key_id": signer.key_id,
+                "public_key": signer.public_key,
+                "value": value,
+            }),
+        );
+    }
+    cert.body = serde_json::to_string_pretty(&doc).map_err(std::io::Error::from)?;
+    cert.signature = value;
+    cert.signing_key_id = signer.key_id.clone();
+    Ok(())
+}
+
+/// What an offline check of a certificate found (`klaxon admin verify-certificate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateCheck {
+    /// The digest matches and the signature is the given (or, without one, the named) key's.
+    Valid { key_id: String, public_key: String },
+    /// Not a certificate, or its digest does not match its contents: it was altered.
+    Altered,
+    /// The document carries no signature (issued unsigned, e.g. by a self-hosted install).
+    Unsigned,
+    /// The signature does not verify under the key.
+    BadSignature { key_id: String },
+}
+
+/// SVC-191: checks a certificate offline: its digest, then its signature under
+/// `public_key` (hex) — the operator's published key — or, when none is given, under the key
+/// the certificate names (which the caller must still compare with the published one).
+pub fn check_certificate(body: &str, public_key: Option<&str>) -> CertificateCheck {
+    let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(body) else {
+        return CertificateCheck::Altered;
+    };
+    let signature = map.remove("signature");
+    let Some(Value::String(digest)) = map.remove("digest") else {
+        return CertificateCheck::Altered;
+    };
+    let recomputed = serde_json::to_string(&Value::Object(map))
+        .map(|text| hex::encode(Sha256::digest(text.as_bytes())))
+        .unwrap_or_default();
+    if recomputed != digest {
+        return CertificateCheck::Altered;
+    }
+    let Some(Value::Object(sig)) = signature else {
+        return CertificateCheck::Unsigned;
+    };
+    let field = |k: &str| sig.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let key_id = field("key_id");
+    let key = public_key.map_or_else(|| field("public_key"), |k| k.trim().to_string());
+    if field("algorithm") != klaxon_store::signing::ALGORITHM
+        || !klaxon_store::signing::verify(&key, digest.as_bytes(), &field("value"))
+    {
+        return CertificateCheck::BadSignature { key_id };
+    }
+    CertificateCheck::Valid {
+        key_id,
+        public_key: key,
+    }
+}
+
+/// Checks a certificate's digest: the SHA-256 of the document without its `digest` and
+/// `signature` members (the signature is checked by [`check_certificate`]).
 pub fn verify_certificate(body: &str) -> bool {
     let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(body) else {
         return false;
     };
+    map.remove("signature");
     let Some(Value::String(digest)) = map.remove("digest") else {
         return false;
     };

@@ -51,6 +51,17 @@ pub struct ArchiveMeta {
     pub account_id: i64,
     pub export_id: i64,
     pub exported_at: Millis,
+    /// A cross-region transfer package (SVC-215): the region it leaves and the region it is
+    /// for, so the import can refuse a package that arrives at the wrong deployment. `None`
+    /// for a tenant's own export.
+    pub transfer: Option<TransferRegions>,
+}
+
+/// The regions a transfer package names in its manifest (`transfer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRegions {
+    pub source_region: String,
+    pub destination_region: String,
 }
 
 /// A built archive: gzipped tar bytes and their SHA-256.
@@ -111,7 +122,7 @@ pub fn build_archive(tables: &[ExportedTable], meta: &ArchiveMeta) -> std::io::R
         append(&mut tar, &path, &body, mtime)?;
     }
     let (redacted, operator_records) = left_out();
-    let manifest = json!({
+    let mut manifest = json!({
         "format": "klaxon-export",
         "schema_version": SCHEMA_VERSION,
         "klaxon_version": env!("CARGO_PKG_VERSION"),
@@ -124,6 +135,12 @@ pub fn build_archive(tables: &[ExportedTable], meta: &ArchiveMeta) -> std::io::R
         "redacted": redacted,
         "operator_records_not_included": operator_records,
     });
+    if let (Some(t), Some(m)) = (&meta.transfer, manifest.as_object_mut()) {
+        m.insert(
+            "transfer".into(),
+            json!({"source_region": t.source_region, "destination_region": t.destination_region}),
+        );
+    }
     let mut manifest_bytes = serde_json::to_vec_pretty(&manifest)?;
     manifest_bytes.push(b'\n');
     append(&mut tar, "manifest.json", &manifest_bytes, mtime)?;
@@ -260,6 +277,7 @@ mod tests {
             account_id: 7,
             export_id: 42,
             exported_at: 1_780_000_000_000,
+            transfer: None,
         };
         let archive = build_archive(&tables, &meta).unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(archive.sha256, hex::encode(Sha256::digest(&archive.bytes)));

@@ -11,7 +11,9 @@
 use klaxon_core::error::{ApiError, ErrorCode};
 use klaxon_saas::money::{Currency, parse_decimal};
 use klaxon_saas::quota::UnitType;
-use klaxon_store::{NewTermination, PackRecord, SaasFailure, TerminationKind, TerminationRecord};
+use klaxon_store::{
+    NewTermination, PackRecord, PurchaseAcceptance, SaasFailure, TerminationKind, TerminationRecord,
+};
 use serde_json::{Value, json};
 
 use crate::openapi::Args;
@@ -24,6 +26,10 @@ pub const PATHS: &[&str] = &[
     "/operator/tenant/termination/list",
     "/operator/tenant/pack/buy",
     "/operator/tenant/pack/list",
+    "/operator/tenant/export-block/lift",
+    "/operator/tenant/transfer",
+    "/operator/tenant/transfer/list",
+    "/operator/tenant/transfer/complete",
 ];
 
 /// Runs one of [`PATHS`]; `None` for any other path.
@@ -40,6 +46,14 @@ pub async fn dispatch(
         "/operator/tenant/termination/list" => terminations(state, account_id).await,
         "/operator/tenant/pack/buy" => buy_pack(state, account_id, args, actor).await,
         "/operator/tenant/pack/list" => packs(state, account_id).await,
+        "/operator/tenant/export-block/lift" => {
+            lift_export_block(state, account_id, args, actor).await
+        }
+        "/operator/tenant/transfer" => transfer(state, account_id, args, actor).await,
+        "/operator/tenant/transfer/list" => transfers(state, account_id).await,
+        "/operator/tenant/transfer/complete" => {
+            complete_transfer(state, account_id, args, actor).await
+        }
         _ => return None,
     };
     Some(result)
@@ -240,6 +254,52 @@ async fn terminations(state: &AppState, account_id: i64) -> Result<Value, ApiErr
     Ok(json!({"total": items.len(), "items": items}))
 }
 
+/// SVC-033: the acceptance an order keyed in by staff carries: `accepted_by` (the login of
+/// the owner or admin who accepted the terms in force) and `accepted_from` (their client IP
+/// or the signed order form's reference). The store refuses the order without it.
+fn purchase_acceptance(args: &Args) -> Result<Option<PurchaseAcceptance>, ApiError> {
+    let Some(by) = args.str("accepted_by")? else {
+        return Ok(None);
+    };
+    Ok(Some(PurchaseAcceptance {
+        accepted_by: by,
+        accepted_from: args.str("accepted_from")?.unwrap_or_default(),
+        user_agent: String::new(),
+        client_type: "staff".into(),
+        request_id: String::new(),
+    }))
+}
+
+/// SVC-232/237: lifts the tenant's export block (two staff members, written reasons).
+async fn lift_export_block(
+    state: &AppState,
+    account_id: i64,
+    args: &Args,
+    actor: &str,
+) -> Result<Value, ApiError> {
+    let saas = saas(state)?;
+    let lift = klaxon_store::LiftExportBlock {
+        reason: args.str("reason")?.unwrap_or_default(),
+        reference: args.str("reference")?.unwrap_or_default(),
+        proposer: args.str("proposer")?.unwrap_or_default(),
+        approver: args.str("approver")?.unwrap_or_default(),
+    };
+    let rec = state
+        .store
+        .saas_lift_export_block(&saas.settings, account_id, &lift, state.clock.now(), actor)
+        .await
+        .map_err(failure)?;
+    Ok(json!({
+        "lift_id": rec.lift_id,
+        "basis": rec.basis,
+        "reason": rec.reason,
+        "reference": rec.reference,
+        "proposer": rec.proposer,
+        "approver": rec.approver,
+        "lifted_at": secs(rec.lifted_at),
+    }))
+}
+
 /// SVC-072: a pack of the price list, paid from the funds at once.
 async fn buy_pack(
     state: &AppState,
@@ -278,6 +338,7 @@ async fn buy_pack(
             account_id,
             unit,
             units,
+            purchase_acceptance(args)?.as_ref(),
             state.clock.now(),
             actor,
         )
@@ -303,4 +364,196 @@ async fn packs(state: &AppState, account_id: i64) -> Result<Value, ApiError> {
         .map(|p| wire_pack(p, currency))
         .collect();
     Ok(json!({"total": items.len(), "items": items}))
+}
+
+fn wire_transfer(t: &klaxon_store::TransferRecord) -> Value {
+    json!({
+        "transfer_id": t.transfer_id,
+        "purpose": t.purpose,
+        "destination_region": t.destination_region,
+        "categories": t.categories,
+        "consent_id": t.consent_id,
+        "lawful_request_id": t.lawful_request_id,
+        "actor": t.actor,
+        "at": secs(t.at),
+        "package_sha256": t.package_sha256,
+        "completed_at": secs(t.completed_at),
+        "completed_by": t.completed_by,
+        "destination_account_id": t.destination_account_id,
+    })
+}
+
+/// SVC-212/215: the tenant's full export package handed to another region, as `klaxon admin
+/// tenant transfer` does: the basis (a consent of the owner, or `lawful_request_id`) checked
+/// before the package is built and again when the transfer is recorded. The package comes
+/// back in the answer (`package`, base64), with the SHA-256 the destination's import checks.
+async fn transfer(
+    state: &AppState,
+    account_id: i64,
+    args: &Args,
+    actor: &str,
+) -> Result<Value, ApiError> {
+    use base64::Engine;
+    let saas = saas(state)?;
+    let req = klaxon_store::TransferRequest {
+        account_id,
+        purpose: args.str("purpose")?.unwrap_or_default(),
+        destination_region: args.str("to_region")?.unwrap_or_default(),
+        lawful_request_id: args.i64("lawful_request_id")?.unwrap_or(0),
+    };
+    let region = saas.settings.region.clone();
+    state
+        .store
+        .saas_authorise_transfer(&region, &req)
+        .await
+        .map_err(failure)?;
+    let now = state.clock.now();
+    let tables = state
+        .store
+        .export_snapshot(account_id)
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the tenant's data: {e}")))?;
+    let archive = crate::export::build_archive(
+        &tables,
+        &crate::export::ArchiveMeta {
+            account_id,
+            export_id: 0,
+            exported_at: now,
+            transfer: Some(crate::export::TransferRegions {
+                source_region: region.clone(),
+                destination_region: req.destination_region.clone(),
+            }),
+        },
+    )
+    .map_err(|e| ApiError::internal(format!("building the package: {e}")))?;
+    let rec = state
+        .store
+        .saas_record_transfer(&region, &req, &archive.sha256, actor, now)
+        .await
+        .map_err(failure)?;
+    let mut out = wire_transfer(&rec);
+    out["package"] = json!(base64::engine::general_purpose::STANDARD.encode(&archive.bytes));
+    out["package_bytes"] = json!(archive.bytes.len());
+    Ok(out)
+}
+
+/// The tenant's consents and transfers.
+async fn transfers(state: &AppState, account_id: i64) -> Result<Value, ApiError> {
+    saas(state)?;
+    let consents: Vec<Value> = state
+        .store
+        .saas_transfer_consents(account_id)
+        .await
+        .map_err(failure)?
+        .iter()
+        .map(|c| {
+            json!({
+                "consent_id": c.consent_id,
+                "purpose": c.purpose,
+                "destination_region": c.destination_region,
+                "categories": c.categories,
+                "given_by_login": c.given_by_login,
+                "given_at": secs(c.given_at),
+                "revoked_at": secs(c.revoked_at),
+            })
+        })
+        .collect();
+    let items: Vec<Value> = state
+        .store
+        .saas_transfers(account_id)
+        .await
+        .map_err(failure)?
+        .iter()
+        .map(wire_transfer)
+        .collect();
+    Ok(json!({"total": items.len(), "items": items, "consents": consents}))
+}
+
+/// SVC-215: the destination reported the import of `transfer_id` done as
+/// `destination_account_id`: the transfer is marked complete and the tenant purged at once,
+/// with the same purge and signed certificate as `klaxon admin tenant transfer-complete`.
+async fn complete_transfer(
+    state: &AppState,
+    account_id: i64,
+    args: &Args,
+    actor: &str,
+) -> Result<Value, ApiError> {
+    let saas = saas(state)?;
+    let transfer_id = args.required_id("transfer_id")?;
+    let destination = args.required_id("destination_account_id")?;
+    // Another tenant's transfer is unknown here.
+    let found = state
+        .store
+        .saas_transfer(transfer_id)
+        .await
+        .map_err(failure)?
+        .filter(|t| t.account_id == account_id)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::ResourceNotFound,
+                format!("transfer_id: no transfer {transfer_id} of account {account_id}"),
+            )
+        })?;
+    let signer = match state.config.deployment.kek() {
+        Ok(Some(kek)) => Some(
+            state
+                .store
+                .operator_signer(&kek, state.clock.now())
+                .await
+                .map_err(|e| ApiError::internal(format!("the operator signing key: {e}")))?,
+        ),
+        Ok(None) => None,
+        Err(e) => return Err(ApiError::internal(format!("key-encryption key: {e}"))),
+    };
+    let rec = state
+        .store
+        .saas_complete_transfer(
+            &saas.settings,
+            found.transfer_id,
+            destination,
+            actor,
+            state.clock.now(),
+        )
+        .await
+        .map_err(failure)?;
+    if let Err(e) = saas.refresh(&state.store).await {
+        tracing::error!(error = %e, "reloading tenant states failed");
+    }
+    let reason = format!(
+        "moved to region {} by transfer {} (account {} there), SVC-215",
+        rec.destination_region, rec.transfer_id, rec.destination_account_id
+    );
+    let clock = state.clock.clone();
+    let cert = crate::backup::purge_and_certify(
+        &state.store,
+        Some(&saas.settings),
+        signer.as_ref(),
+        account_id,
+        &crate::backup::PurgeJob {
+            actor,
+            region: &saas.settings.region,
+            trigger: "region_transfer",
+            reason: &reason,
+        },
+        move || clock.now(),
+        |_, _| {},
+    )
+    .await
+    .map_err(|e| {
+        ApiError::internal(format!(
+            "transfer {transfer_id} is complete and the tenant is purging, but the purge stopped: {e}"
+        ))
+    })?;
+    if let Err(e) = saas.refresh(&state.store).await {
+        tracing::error!(error = %e, "reloading tenant states failed");
+    }
+    let mut out = wire_transfer(&rec);
+    out["certificate"] = json!({
+        "certificate_id": cert.certificate_id,
+        "sha256": cert.sha256,
+        "signature": cert.signature,
+        "signing_key_id": cert.signing_key_id,
+        "body": cert.body,
+    });
+    Ok(out)
 }

@@ -69,5 +69,7 @@ pub async fn sweep(state: &AppState) -> Result<bool, klaxon_store::StoreError> {
     crate::export::sweep(state).await?;
     // SMS reply codes are useless once expired (docs/notifications.md).
     state.store.purge_reply_codes(state.clock.now()).await?;
+    // So are one-click action links.
+    state.store.purge_action_links(state.clock.now()).await?;
     Ok(sweeps.iter().any(|s| s.more))
 }

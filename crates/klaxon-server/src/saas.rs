@@ -214,6 +214,9 @@ fn is_read_or_always_allowed(path: &str) -> bool {
         || path.starts_with("/account/agreement/")
         // SVC-021: revoking access grants stays possible in every state.
         || path == "/account/access-grant/revoke"
+        // SVC-212/215: consenting to (or revoking) a move out of the region is how a tenant
+        // may leave to another region, in any state before the purge.
+        || path.starts_with("/account/transfer-consent/")
         // SVC-281: the SLA report and compensation claims for past months stay reachable.
         || path.starts_with("/account/sla/")
 }

@@ -51,6 +51,13 @@ pub const TABLES: &[(&str, TableClass)] = &[
         },
     ),
     ("member_preferences", Exported { redacted: &[] }),
+    // The ntfy topic is the device's credential: whoever knows it reads the pushes.
+    (
+        "push_devices",
+        Exported {
+            redacted: &["topic"],
+        },
+    ),
     ("member_list_columns", Exported { redacted: &[] }),
     ("teams", Exported { redacted: &[] }),
     ("team_members", Exported { redacted: &[] }),
@@ -127,6 +134,9 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("im_links", Exported { redacted: &[] }),
     ("im_unavailable_chats", Exported { redacted: &[] }),
     ("im_conversations", Exported { redacted: &[] }),
+    ("war_rooms", Exported { redacted: &[] }),
+    ("war_room_members", Exported { redacted: &[] }),
+    ("war_room_observers", Exported { redacted: &[] }),
     (
         "im_link_codes",
         Exported {
@@ -163,6 +173,10 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("app_keys", Secret),
     ("member_feeds", Secret),
     ("sessions", Secret),
+    // The SAML subject of SAML-opened console sessions (single logout): keyed by the session
+    // token's hash and meaningless without the session it belongs to, which is a secret left
+    // out of every export; so is this.
+    ("saml_sessions", Secret),
     ("password_resets", Secret),
     // Codes proving a member's new e-mail address or phone number (RSP-333).
     ("contact_verifications", Secret),
@@ -226,7 +240,22 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("saas_tenant_directory", OperatorRecord),
     ("saas_legal_entities", OperatorRecord),
     ("saas_contacts", OperatorRecord),
+    // SVC-033: the acceptance recorded with each order, evidence like the decisions.
+    ("saas_order_acceptances", OperatorRecord),
+    // SVC-212: the owner's consents to cross-region transfers and the transfers made under
+    // them or under a lawful order: evidence kept after a purge like the register.
+    ("saas_transfer_consents", OperatorRecord),
+    ("saas_transfers", OperatorRecord),
+    ("saas_transfer_imports", OperatorRecord),
+    // SVC-232/237: each lift of an export block, with the reasons and both staff members.
+    ("saas_export_block_lifts", OperatorRecord),
+    // SVC-214: the operator's published list of notification providers per region.
+    ("saas_region_providers", OperatorRecord),
+    // SVC-191: the operator's signing keys (the seed sealed under the key-encryption key).
+    ("operator_signing_keys", OperatorRecord),
     ("timers", Internal),
+    // SAML assertion IDs already used (replay protection), kept until the assertion expires.
+    ("saml_assertions", Internal),
     ("leases", Internal),
     ("inbox_progress", Internal),
     ("inbox", Internal),
@@ -235,6 +264,9 @@ pub const TABLES: &[(&str, TableClass)] = &[
     ("account_exports", Internal),
     // SMS reply codes: short-lived (a day) pointers from a phone's reply to an incident.
     ("sms_reply_codes", Internal),
+    // One-click action links: hashed, short-lived (a day) pointers from a notification to an
+    // incident and the member it went to.
+    ("action_links", Internal),
     // One-time registration codes (hashed), before any tenant exists; gone after a day.
     ("saas_registration_codes", Internal),
 ];

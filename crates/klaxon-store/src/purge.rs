@@ -97,6 +97,10 @@ pub struct PurgeCertificateRecord {
     pub issued_at: Millis,
     pub body: String,
     pub sha256: String,
+    /// Hex of the operator's Ed25519 signature of `sha256` (SVC-191); empty when unsigned
+    /// (a self-hosted install has no operator key).
+    pub signature: String,
+    pub signing_key_id: String,
 }
 
 fn key_record(row: &sqlx::any::AnyRow) -> Result<TenantKeyRecord> {
@@ -125,7 +129,7 @@ fn purged(table: &str, class: &TableClass) -> bool {
 
 /// How a column is bound on restore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ColumnKind {
+pub(crate) enum ColumnKind {
     Integer,
     Bytes,
     Text,
@@ -143,7 +147,10 @@ fn column_kind(declared: &str) -> ColumnKind {
 }
 
 /// The columns of `table` in the live schema with how each is bound.
-async fn columns_of(conn: &mut AnyConnection, table: &str) -> Result<HashMap<String, ColumnKind>> {
+pub(crate) async fn columns_of(
+    conn: &mut AnyConnection,
+    table: &str,
+) -> Result<HashMap<String, ColumnKind>> {
     let mut out = HashMap::new();
     if is_sqlite(conn) {
         // `table` comes from TABLES (a fixed list), never from input.
@@ -171,7 +178,7 @@ async fn columns_of(conn: &mut AnyConnection, table: &str) -> Result<HashMap<Str
     Ok(out)
 }
 
-fn bad_backup(message: String) -> StoreError {
+pub(crate) fn bad_backup(message: String) -> StoreError {
     StoreError::Corrupt(format!("backup: {message}"))
 }
 
@@ -336,38 +343,7 @@ impl Store {
             let Some(t) = tables.iter().find(|t| t.table == *table) else {
                 continue;
             };
-            let columns = columns_of(&mut tx, table).await?;
-            for row in &t.rows {
-                if row.get("account_id").and_then(Value::as_i64) != Some(account_id) {
-                    return Err(bad_backup(format!(
-                        "a row of {table} does not belong to account {account_id}"
-                    )));
-                }
-                let mut sql = Sql::new(&format!("INSERT INTO {table} ("));
-                let mut args = Vec::with_capacity(row.len());
-                for (i, (column, value)) in row.iter().enumerate() {
-                    let Some(kind) = columns.get(column) else {
-                        return Err(bad_backup(format!(
-                            "{table} has no column {column:?} in this schema"
-                        )));
-                    };
-                    if i > 0 {
-                        sql.push(", ");
-                    }
-                    // Checked against the live schema just above.
-                    sql.push(column);
-                    args.push(to_arg(table, column, *kind, value)?);
-                }
-                sql.push(") VALUES (");
-                for (i, a) in args.into_iter().enumerate() {
-                    if i > 0 {
-                        sql.push(", ");
-                    }
-                    sql.bind(a);
-                }
-                sql.push(")");
-                sql.into_query_on(&tx).execute(&mut *tx).await?;
-            }
+            write_rows(&mut tx, table, &t.rows, account_id, account_id, &[]).await?;
             if !is_sqlite(&tx) && !t.rows.is_empty() {
                 advance_identities(&mut tx, table).await?;
             }
@@ -545,8 +521,8 @@ impl Store {
     /// Stores an issued certificate (an operator record: it outlives the tenant's data).
     pub async fn insert_purge_certificate(&self, c: &PurgeCertificateRecord) -> Result<()> {
         let mut sql = Sql::new(
-            "INSERT INTO purge_certificates (certificate_id, account_id, issued_at, body, sha256) \
-             VALUES (",
+            "INSERT INTO purge_certificates (certificate_id, account_id, issued_at, body, sha256, \
+             signature, signing_key_id) VALUES (",
         );
         sql.bind(c.certificate_id.as_str())
             .push(", ")
@@ -557,6 +533,10 @@ impl Store {
             .bind(c.body.as_str())
             .push(", ")
             .bind(c.sha256.as_str())
+            .push(", ")
+            .bind(c.signature.as_str())
+            .push(", ")
+            .bind(c.signing_key_id.as_str())
             .push(")");
         let mut tx = self.inner.write.begin().await?;
         sql.query_on(&tx).execute(&mut *tx).await?;
@@ -594,7 +574,8 @@ impl Store {
     pub async fn purge_certificates(&self, account_id: i64) -> Result<Vec<PurgeCertificateRecord>> {
         let mut conn = self.inner.read.acquire().await?;
         let mut sql = Sql::new(
-            "SELECT certificate_id, account_id, issued_at, body, sha256 FROM purge_certificates \
+            "SELECT certificate_id, account_id, issued_at, body, sha256, signature, signing_key_id \
+             FROM purge_certificates \
              WHERE account_id = ",
         );
         sql.bind(account_id)
@@ -608,6 +589,8 @@ impl Store {
                     issued_at: get_i64(row, "issued_at")?,
                     body: get_str(row, "body")?,
                     sha256: get_str(row, "sha256")?,
+                    signature: get_str(row, "signature")?,
+                    signing_key_id: get_str(row, "signing_key_id")?,
                 })
             })
             .collect()
@@ -657,10 +640,85 @@ impl Store {
     }
 }
 
+/// What fills a column a package left out (SVC-182 leaves secrets out of an export) when it
+/// is imported: a new random value of 16 bytes in hex (a fresh credential) or an empty text
+/// (the owner enters the secret again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fill {
+    Fresh,
+    Empty,
+}
+
+/// Inserts `rows` of the account `from_account` into `table`, giving each row the account id
+/// `to_account` (the same for a restore; the new tenant's for an import) and the `fill`ed
+/// value of each listed column the row lacks. Every column must exist in the live schema.
+/// The table name comes from [`TABLES`], never from input.
+pub(crate) async fn write_rows(
+    conn: &mut AnyConnection,
+    table: &str,
+    rows: &[Map<String, Value>],
+    from_account: i64,
+    to_account: i64,
+    fill: &[(&str, Fill)],
+) -> Result<()> {
+    let columns = columns_of(conn, table).await?;
+    for row in rows {
+        if row.get("account_id").and_then(Value::as_i64) != Some(from_account) {
+            return Err(bad_backup(format!(
+                "a row of {table} does not belong to account {from_account}"
+            )));
+        }
+        let mut sql = Sql::new(&format!("INSERT INTO {table} ("));
+        let mut args = Vec::with_capacity(row.len() + fill.len());
+        let mut names = Vec::with_capacity(row.len() + fill.len());
+        for (column, value) in row {
+            let Some(kind) = columns.get(column) else {
+                return Err(bad_backup(format!(
+                    "{table} has no column {column:?} in this schema"
+                )));
+            };
+            let arg = if column == "account_id" {
+                Arg::I64(to_account)
+            } else {
+                to_arg(table, column, *kind, value)?
+            };
+            names.push(column.as_str());
+            args.push(arg);
+        }
+        for (column, how) in fill {
+            if row.contains_key(*column) || !columns.contains_key(*column) {
+                continue;
+            }
+            names.push(*column);
+            args.push(Arg::Text(match how {
+                Fill::Fresh => hex::encode(rand::random::<[u8; 16]>()),
+                Fill::Empty => String::new(),
+            }));
+        }
+        for (i, column) in names.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            // Checked against the live schema just above.
+            sql.push(column);
+        }
+        sql.push(") VALUES (");
+        for (i, a) in args.into_iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(a);
+        }
+        sql.push(")");
+        sql.into_query_on(conn).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// PostgreSQL: rows restored with their ids leave identity sequences behind; move each past
 /// the table's largest id (never backwards), so new rows do not collide with restored ones.
 /// SQLite numbers new rows after the largest id by itself.
-async fn advance_identities(conn: &mut AnyConnection, table: &str) -> Result<()> {
+pub(crate) async fn advance_identities(conn: &mut AnyConnection, table: &str) -> Result<()> {
     let mut sql = Sql::new(
         "SELECT CAST(column_name AS TEXT) AS name FROM information_schema.columns \
          WHERE table_schema = current_schema() AND is_identity = 'YES' AND table_name = ",

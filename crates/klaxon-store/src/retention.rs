@@ -180,6 +180,14 @@ pub(crate) async fn delete_incidents(
         for table in ["ticket_sync_links", "ticket_sync_jobs"] {
             delete_in(conn, table, account_id, "incident_id", chunk).await?;
         }
+        // War rooms (1.22) and their members; the chats themselves stay on the IM platform.
+        let mut sql = Sql::new(
+            "DELETE FROM war_room_members WHERE room_id IN (SELECT room_id FROM war_rooms \
+             WHERE account_id = ",
+        );
+        sql.bind(account_id).and_in("incident_id", chunk).push(")");
+        execute(conn, &sql).await?;
+        delete_in(conn, "war_rooms", account_id, "incident_id", chunk).await?;
         c.incidents += delete_in(conn, "incidents", account_id, "incident_id", chunk).await?;
     }
     Ok(c)

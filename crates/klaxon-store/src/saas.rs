@@ -37,6 +37,7 @@ mod access;
 mod agreements;
 mod comm;
 mod dormant;
+mod export_block;
 mod governance;
 mod licences;
 mod metering;
@@ -44,16 +45,21 @@ mod notice_outbox;
 mod notices;
 mod ownership;
 mod postpaid;
+mod providers;
+mod purchase;
 mod registration;
 mod renewals;
 mod sla;
 mod terminations;
+mod transfer_import;
+mod transfers;
 pub use access::{
     Disclosure, GrantRecord, LawfulRequest, NewLawfulRequest, StaffAccess, StaffRecord, staff_actor,
 };
 pub use agreements::{AcceptanceRecord, Decided, DocumentVersion, NewDecision, NewDocument};
 pub use comm::{MeterDecision, PackRecord, pack_sku};
 pub use dormant::{DORMANT_NOTICE_DAYS, DormantAction};
+pub use export_block::{ExportBlockLift, LiftExportBlock};
 pub use governance::{ClosureRequest, LegalHoldRecord, SecurityIncidentRecord};
 pub use licences::{
     ActiveUser, BuyLicences, LicenceGate, LicenceHolder, LicenceOrder, LicencePoolView, licence_sku,
@@ -64,10 +70,15 @@ pub(crate) use notice_outbox::enqueue as enqueue_notice;
 pub use notices::{NewNotice, NoticeRecord};
 pub use ownership::OwnershipTransfer;
 pub use postpaid::{CycleStatement, postpaid_sku};
+pub use providers::RegionProvider;
+pub(crate) use purchase::accept_for_order;
+pub use purchase::{OrderAcceptance, PurchaseAcceptance};
 pub use registration::{CodeIssue, DirectoryEntry, NewRegistration, Registered};
 pub use renewals::{BillingSettings, Renew};
 pub use sla::{NewSlaClaim, SLA_TEXT_MAX, SlaClaim, SlaExclusion, SlaIncident, SlaUnreachable};
 pub use terminations::{BREACH_CATEGORIES, NewTermination, TerminationKind, TerminationRecord};
+pub use transfer_import::{TransferImport, TransferImportRecord};
+pub use transfers::{NewTransferConsent, TransferConsent, TransferRecord, TransferRequest};
 
 /// The deployment's billing settings, from the server configuration.
 #[derive(Debug, Clone)]
@@ -237,17 +248,14 @@ async fn account_exists(conn: &mut AnyConnection, account_id: i64) -> Result<boo
         .is_some())
 }
 
-/// Creates the tenant's billing row on first use (SVC-401: commercial, `active`), then
-/// locks and reads it.
-async fn lock_tenant(
+/// The tenant's billing row as SVC-401 starts it (commercial, `active`, the default edition,
+/// this region), unless it has one already.
+pub(super) async fn insert_default_tenant(
     conn: &mut AnyConnection,
     settings: &SaasSettings,
     account_id: i64,
     now: Millis,
-) -> Result<TenantRow> {
-    if !account_exists(conn, account_id).await? {
-        return Err(SaasFailure::UnknownAccount(account_id));
-    }
+) -> Result<()> {
     let mut ins = Sql::new(
         "INSERT INTO saas_tenants (account_id, profile, state, reason, since, edition, currency, region, created_at, updated_at) VALUES (",
     );
@@ -266,6 +274,21 @@ async fn lock_tenant(
         .bind(now)
         .push(") ON CONFLICT (account_id) DO NOTHING");
     ins.query_on(conn).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Creates the tenant's billing row on first use (SVC-401: commercial, `active`), then
+/// locks and reads it.
+async fn lock_tenant(
+    conn: &mut AnyConnection,
+    settings: &SaasSettings,
+    account_id: i64,
+    now: Millis,
+) -> Result<TenantRow> {
+    if !account_exists(conn, account_id).await? {
+        return Err(SaasFailure::UnknownAccount(account_id));
+    }
+    insert_default_tenant(conn, settings, account_id, now).await?;
     let mut sel = Sql::new(&format!(
         "SELECT {TENANT_COLUMNS} FROM saas_tenants WHERE account_id = "
     ));
@@ -814,13 +837,18 @@ impl Store {
         Ok(out)
     }
 
-    /// SVC-401: marks a tenant `exempt` (with a reason) or `commercial`; audited.
+    /// SVC-401: marks a tenant `exempt` (with a reason) or `commercial`; audited. Converting
+    /// an exempt tenant to `commercial` needs the owner's (or an admin's) explicit acceptance
+    /// of the terms in force, recorded like an order's (SVC-405, SVC-033).
+    #[allow(clippy::too_many_arguments)]
     pub async fn saas_set_profile(
         &self,
         settings: &SaasSettings,
         account_id: i64,
         profile: BillingProfile,
         reason: &str,
+        acceptance: Option<&PurchaseAcceptance>,
+        start_trial: bool,
         now: Millis,
         actor: &str,
     ) -> Result<()> {
@@ -828,7 +856,69 @@ impl Store {
         Regime::for_new_tenant(DeploymentMode::Cloud).set_profile(profile, reason)?;
         let mut tx = self.inner.write.begin().await?;
         let conn: &mut AnyConnection = &mut tx;
-        lock_tenant(conn, settings, account_id, now).await?;
+        let t = lock_tenant(conn, settings, account_id, now).await?;
+        let converting =
+            profile == BillingProfile::Commercial && t.profile == BillingProfile::Exempt;
+        if start_trial && !converting {
+            return Err(SaasError::Invalid {
+                field: "start_trial",
+                message: "a trial starts only with the conversion of an exempt tenant".into(),
+            }
+            .into());
+        }
+        if converting {
+            // SVC-405: besides the acceptance, a purchase (a prepaid term in force, or
+            // postpaid billing) or a trial that starts now.
+            let mut term = Sql::new("SELECT 1 AS one FROM saas_licence_orders WHERE account_id = ");
+            term.bind(account_id)
+                .push(" AND starts_at <= ")
+                .bind(now)
+                .push(" AND ends_at > ")
+                .bind(now);
+            let paid = t.postpaid_from.is_some()
+                || term
+                    .query_on(conn)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .is_some();
+            match (paid, start_trial) {
+                (false, false) => {
+                    return Err(SaasError::Refused {
+                        rule: "SVC-405",
+                        message: "converting an exempt tenant needs a purchase (a prepaid term in force or postpaid billing) or a trial that starts now; nothing was changed".into(),
+                    }
+                    .into());
+                }
+                (true, true) => {
+                    return Err(SaasError::Invalid {
+                        field: "start_trial",
+                        message: "the tenant has paid service in force: no trial".into(),
+                    }
+                    .into());
+                }
+                _ => {}
+            }
+            if start_trial && t.standing.state != klaxon_saas::state::ServiceState::Active {
+                return Err(SaasError::Invalid {
+                    field: "start_trial",
+                    message: format!(
+                        "a trial starts from an active tenant, not one that is {}",
+                        t.standing.state
+                    ),
+                }
+                .into());
+            }
+            accept_for_order(
+                conn,
+                account_id,
+                acceptance,
+                "conversion",
+                &format!("conversion:{now}"),
+                now,
+                actor,
+            )
+            .await?;
+        }
         let mut sql = Sql::new("UPDATE saas_tenants SET profile = ");
         sql.bind(profile_text(profile))
             .push(", profile_reason = ")
@@ -838,6 +928,21 @@ impl Store {
             .push(" WHERE account_id = ")
             .bind(account_id);
         sql.query_on(conn).execute(&mut *conn).await?;
+        if start_trial {
+            let mut sql =
+                Sql::new("UPDATE saas_tenants SET state = 'trial', reason = '', since = ");
+            sql.bind(now).push(" WHERE account_id = ").bind(account_id);
+            sql.query_on(conn).execute(&mut *conn).await?;
+            audit(
+                conn,
+                account_id,
+                now,
+                actor,
+                "trial_start",
+                "active -> trial (SVC-405)",
+            )
+            .await?;
+        }
         audit(
             conn,
             account_id,

@@ -130,6 +130,26 @@ impl Kek {
         &self.id
     }
 
+    /// Seals an operator secret (e.g. the signing key's seed) for storage; `label` names it
+    /// and is bound as associated data, so a sealed value does not open under another name.
+    pub fn seal_secret(&self, label: &str, plain: &[u8]) -> std::result::Result<String, KeyError> {
+        Ok(hex::encode(encrypt(
+            &self.key,
+            format!("klaxon-operator-secret:{label}").as_bytes(),
+            plain,
+        )?))
+    }
+
+    /// Opens a secret sealed by [`Kek::seal_secret`] under the same label.
+    pub fn open_secret(&self, label: &str, sealed: &str) -> std::result::Result<Vec<u8>, KeyError> {
+        let body = hex::decode(sealed).map_err(|_| KeyError::Decrypt)?;
+        decrypt(
+            &self.key,
+            format!("klaxon-operator-secret:{label}").as_bytes(),
+            &body,
+        )
+    }
+
     /// A new random data key for the tenant, wrapped for storage.
     pub fn new_tenant_key(
         &self,

@@ -62,13 +62,53 @@ fn dec(s: &str) -> Decimal {
 async fn account(db: &Db) -> i64 {
     let seed = BootstrapSeed {
         account_name: "T".into(),
-        owner_email: format!("{}@example.com", random_hex(4)),
+        owner_email: OWNER.into(),
         owner_name: "O".into(),
         owner_password: "pw-123456".into(),
         app_key: random_hex(16),
         integration_key: random_hex(16),
     };
-    db.store.create_account(&seed, 1).await.unwrap().account_id
+    let id = db.store.create_account(&seed, 1).await.unwrap().account_id;
+    publish_terms(db).await;
+    id
+}
+
+/// The owner's login of every account these tests create (one account per test).
+const OWNER: &str = "owner@example.com";
+
+/// SVC-033: the owner's acceptance an order carries.
+fn accepted() -> klaxon_store::PurchaseAcceptance {
+    klaxon_store::PurchaseAcceptance {
+        accepted_by: OWNER.into(),
+        accepted_from: "203.0.113.7".into(),
+        user_agent: "test".into(),
+        client_type: "web".into(),
+        request_id: "req-1".into(),
+    }
+}
+
+/// A terms-of-service version in force since 2024, so orders have something to accept.
+async fn publish_terms(db: &Db) {
+    let at = ms("2024-01-01T00:00:00Z");
+    db.store
+        .saas_publish_document(
+            &settings(),
+            &klaxon_store::NewDocument {
+                doc_type: klaxon_saas::agreement::DocumentType::TermsOfService,
+                version: "2024-01".into(),
+                language: "en-US".into(),
+                body: "The terms.".into(),
+                summary: "First version.".into(),
+                material: false,
+                justification: String::new(),
+                published_at: at,
+                effective_at: at,
+                author: "legal".into(),
+            },
+            |_| Vec::new(),
+        )
+        .await
+        .unwrap();
 }
 
 /// Invites the named members (Responders); returns their ids in order.
@@ -126,6 +166,7 @@ fn buy(quantity: u32, months: i32) -> BuyLicences {
         edition: Some("pro".into()),
         quantity,
         months,
+        acceptance: Some(accepted()),
     }
 }
 
@@ -219,6 +260,54 @@ async fn the_worked_licence_example(db: &Db) {
         .unwrap();
     assert_eq!(order.kind, "term");
     assert_eq!(order.total, dec("597.00"));
+
+    // spec: SVC-033
+    // The order carries the owner's acceptance of the terms in force: one order record, and
+    // — as the tenant had not decided on that version yet — its explicit decision, method
+    // `explicit_purchase`, with the same evidence.
+    let recs = db.store.saas_order_acceptances(a).await.unwrap();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(
+        (recs[0].order_kind.as_str(), recs[0].order_ref.as_str()),
+        (
+            "licence",
+            format!("licence-order:{}", order.order_id).as_str()
+        )
+    );
+    assert_eq!(
+        (recs[0].login.as_str(), recs[0].role.as_str()),
+        (OWNER, "owner")
+    );
+    assert_eq!(recs[0].client_ip, "203.0.113.7");
+    let decisions = db.store.saas_acceptances(a).await.unwrap();
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(decisions[0].acceptance_id, recs[0].acceptance_id);
+    assert_eq!(
+        (decisions[0].method.as_str(), decisions[0].decision.as_str()),
+        ("explicit_purchase", "accepted")
+    );
+    assert_eq!(decisions[0].decided_at, ms("2025-03-15T14:23:00Z"));
+    // Without acceptance, an order is refused and nothing is bought or recorded.
+    let mut unaccepted = buy(1, 1);
+    unaccepted.acceptance = None;
+    let err = db
+        .store
+        .saas_buy_licences(
+            &s,
+            &prices(),
+            a,
+            &unaccepted,
+            ms("2025-03-15T14:24:00Z"),
+            "t",
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("accepted_by"), "{err}");
+    assert_eq!(
+        count(db, "SELECT COUNT(*) FROM saas_licence_orders").await,
+        1
+    );
+    assert_eq!(db.store.saas_order_acceptances(a).await.unwrap().len(), 1);
     assert_eq!(order.ends_at.to_string(), "2025-04-15T00:00:00Z");
     assert_eq!(applied.entries.len(), 1);
     let t = db
@@ -358,6 +447,8 @@ async fn the_worked_licence_example(db: &Db) {
             a,
             BillingProfile::Exempt,
             "operator's own tenant",
+            None,
+            false,
             ms("2025-04-02T00:00:00Z"),
             "staff",
         )

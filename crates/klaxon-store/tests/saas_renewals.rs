@@ -72,13 +72,53 @@ fn dec(s: &str) -> Decimal {
 async fn account(db: &Db) -> i64 {
     let seed = BootstrapSeed {
         account_name: "T".into(),
-        owner_email: format!("{}@example.com", random_hex(4)),
+        owner_email: OWNER.into(),
         owner_name: "O".into(),
         owner_password: "pw-123456".into(),
         app_key: random_hex(16),
         integration_key: random_hex(16),
     };
-    db.store.create_account(&seed, 1).await.unwrap().account_id
+    let id = db.store.create_account(&seed, 1).await.unwrap().account_id;
+    publish_terms(db).await;
+    id
+}
+
+/// The owner's login of every account these tests create (one account per test).
+const OWNER: &str = "owner@example.com";
+
+/// SVC-033: the owner's acceptance an order carries.
+fn accepted() -> klaxon_store::PurchaseAcceptance {
+    klaxon_store::PurchaseAcceptance {
+        accepted_by: OWNER.into(),
+        accepted_from: "203.0.113.7".into(),
+        user_agent: "test".into(),
+        client_type: "web".into(),
+        request_id: "req-1".into(),
+    }
+}
+
+/// A terms-of-service version in force since 2024, so orders have something to accept.
+async fn publish_terms(db: &Db) {
+    let at = ms("2024-01-01T00:00:00Z");
+    db.store
+        .saas_publish_document(
+            &settings(),
+            &klaxon_store::NewDocument {
+                doc_type: klaxon_saas::agreement::DocumentType::TermsOfService,
+                version: "2024-01".into(),
+                language: "en-US".into(),
+                body: "The terms.".into(),
+                summary: "First version.".into(),
+                material: false,
+                justification: String::new(),
+                published_at: at,
+                effective_at: at,
+                author: "legal".into(),
+            },
+            |_| Vec::new(),
+        )
+        .await
+        .unwrap();
 }
 
 async fn member(db: &Db, account_id: i64, name: &str) -> i64 {
@@ -118,6 +158,7 @@ async fn buy(db: &Db, a: i64, quantity: u32, at: &str) {
                 edition: Some("pro".into()),
                 quantity,
                 months: 1,
+                acceptance: Some(accepted()),
             },
             ms(at),
             "test",
@@ -129,9 +170,10 @@ async fn buy(db: &Db, a: i64, quantity: u32, at: &str) {
 async fn renew(
     db: &Db,
     a: i64,
-    r: Renew,
+    mut r: Renew,
     at: &str,
 ) -> Result<klaxon_store::LicenceOrder, SaasFailure> {
+    r.acceptance.get_or_insert_with(accepted);
     db.store
         .saas_renew(&settings(), &prices(), a, &r, ms(at), "test")
         .await
@@ -624,7 +666,7 @@ async fn postpaid_charges_each_cycle_s_active_members(db: &Db) {
             &s,
             &postpaid_prices(),
             a,
-            false,
+            None,
             ms("2025-05-01T09:00:00Z"),
             "o",
         )
@@ -633,7 +675,14 @@ async fn postpaid_charges_each_cycle_s_active_members(db: &Db) {
     assert!(err.to_string().contains("SVC-033"), "{err}");
     let err = db
         .store
-        .saas_enable_postpaid(&s, &prices(), a, true, ms("2025-05-01T09:00:00Z"), "o")
+        .saas_enable_postpaid(
+            &s,
+            &prices(),
+            a,
+            Some(&accepted()),
+            ms("2025-05-01T09:00:00Z"),
+            "o",
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("price_list"), "{err}");
@@ -643,7 +692,7 @@ async fn postpaid_charges_each_cycle_s_active_members(db: &Db) {
             &s,
             &postpaid_prices(),
             a,
-            true,
+            Some(&accepted()),
             ms("2025-05-01T09:00:00Z"),
             "o",
         )
@@ -753,7 +802,7 @@ async fn postpaid_from_prepaid_starts_at_the_term_end(db: &Db) {
             &s,
             &postpaid_prices(),
             a,
-            true,
+            Some(&accepted()),
             ms("2025-04-01T10:00:00Z"),
             "o",
         )
@@ -786,7 +835,7 @@ async fn postpaid_from_prepaid_starts_at_the_term_end(db: &Db) {
             &s,
             &postpaid_prices(),
             a,
-            true,
+            Some(&accepted()),
             ms("2025-04-16T10:00:00Z"),
             "o",
         )

@@ -29,6 +29,24 @@ pub enum AdminCommand {
     /// Agreement document versions (SaaS mode only).
     #[command(subcommand)]
     Documents(crate::documents::DocumentsCommand),
+    /// The notification providers of each region (SaaS mode only).
+    #[command(subcommand)]
+    Providers(crate::providers::ProvidersCommand),
+    /// Checks a purge certificate offline (SVC-191): its digest and the operator's
+    /// signature. Exits non-zero when it was altered, is unsigned or the signature fails.
+    VerifyCertificate {
+        /// The certificate, as `klaxon admin tenant certificates` or the e-mail gives it.
+        file: std::path::PathBuf,
+        /// The operator's published public key (hex). Without it the key the certificate
+        /// names is used, and printed to compare with the published one.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// The operator's public signing key(s), making the key on first use (SaaS mode only).
+    SigningKey {
+        #[command(flatten)]
+        common: Common,
+    },
     /// The operator's staff identities (SaaS mode only).
     #[command(subcommand)]
     Staff(crate::staff::StaffCommand),
@@ -66,6 +84,34 @@ pub struct Target {
     /// Never in the future, never before the tenant's last ledger entry.
     #[arg(long)]
     pub at: Option<Timestamp>,
+}
+
+/// SVC-033: the explicit acceptance of the terms in force that every order carries: who
+/// accepted for the tenant (the owner or an admin, by login) and from where.
+#[derive(Args, Clone)]
+pub struct Acceptance {
+    /// Login (e-mail address) of the owner or admin who accepted the terms in force for this
+    /// order. Without it the order is refused.
+    #[arg(long)]
+    pub accepted_by: Option<String>,
+    /// Where they accepted: their client IP address, or the reference of the signed order
+    /// form.
+    #[arg(long)]
+    pub accepted_from: Option<String>,
+}
+
+impl Acceptance {
+    fn record(&self) -> Option<klaxon_store::PurchaseAcceptance> {
+        self.accepted_by
+            .as_ref()
+            .map(|by| klaxon_store::PurchaseAcceptance {
+                accepted_by: by.clone(),
+                accepted_from: self.accepted_from.clone().unwrap_or_default(),
+                user_agent: String::new(),
+                client_type: "staff".into(),
+                request_id: String::new(),
+            })
+    }
 }
 
 #[derive(Subcommand)]
@@ -142,6 +188,8 @@ pub enum TenantCommand {
         /// `standard` or `pro`; default the latest term's.
         #[arg(long)]
         edition: Option<String>,
+        #[command(flatten)]
+        acceptance: Acceptance,
     },
     /// Opt-in auto-renew (SVC-104): `on` or `off`.
     AutoRenew {
@@ -171,14 +219,84 @@ pub enum TenantCommand {
         at: Option<Timestamp>,
     },
     /// Enables postpaid billing (SVC-120): refused with debt, with funds below the minimum
-    /// balance, without `--accept` (the owner's explicit acceptance), or without a postpaid
-    /// price. From a prepaid term it takes effect at the term's end (SVC-125).
+    /// balance, without the explicit acceptance of the terms in force (`--accepted-by`,
+    /// SVC-033), or without a postpaid price. From a prepaid term it takes effect at the
+    /// term's end (SVC-125).
     Postpaid {
         #[command(flatten)]
         target: Target,
-        /// Records that the owner explicitly accepted the postpaid terms (SVC-033).
+        #[command(flatten)]
+        acceptance: Acceptance,
+    },
+    /// The billing profile (SVC-401/405): `exempt` with `--reason` (the operator's own
+    /// tenants), or `commercial` — converting an exempt tenant needs the explicit acceptance
+    /// of the terms in force (`--accepted-by`, SVC-033) and either paid service in force (a
+    /// prepaid term or postpaid billing) or `--start-trial`.
+    Profile {
+        #[command(flatten)]
+        target: Target,
+        #[arg(value_parser = ["exempt", "commercial"])]
+        profile: String,
+        /// Why (required for `exempt`).
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        acceptance: Acceptance,
+        /// Converting an exempt tenant without paid service in force: start its trial now
+        /// (SVC-405). Without a purchase or this, the conversion is refused.
         #[arg(long)]
-        accept: bool,
+        start_trial: bool,
+    },
+    /// The acceptances recorded with the tenant's orders (SVC-033).
+    OrderAcceptances(Target),
+    /// Hands the tenant's full export package to another region (SVC-212, SVC-215): only
+    /// under the owner's consent to that purpose and destination for every data category,
+    /// or under a lawful order on the register (`--lawful-request`). Checked and recorded in
+    /// one transaction and written to the tenant's audit log; the package is written to
+    /// `--out` only once the transfer is recorded.
+    Transfer {
+        #[command(flatten)]
+        target: Target,
+        /// `region_migration` (a staff-assisted move, SVC-215) or `export`.
+        #[arg(long)]
+        purpose: String,
+        /// The destination region's id.
+        #[arg(long)]
+        to_region: String,
+        /// The lawful request this rests on instead of a consent (SVC-224).
+        #[arg(long)]
+        lawful_request: Option<i64>,
+        /// Where to write the package (gzipped tar, as `/account/export/create` builds it).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// The tenant's cross-region transfers and the consents they rest on.
+    Transfers(Target),
+    /// Run at the destination region: imports a package `transfer` wrote as a new tenant of
+    /// this region (SVC-215), after checking it against the SHA-256 the source recorded.
+    /// Refused, with nothing written, for a package imported before or one from this region.
+    Import(crate::transfer::ImportArgs),
+    /// Run at the source once the destination reports the import done: marks the transfer
+    /// complete and purges the source tenant at once, with a certificate naming the transfer
+    /// (SVC-215, SVC-190, SVC-191).
+    TransferComplete(crate::transfer::CompleteArgs),
+    /// Lifts the export block a termination for serious breach set (SVC-232, SVC-237): two
+    /// staff members, written reasons, the decision it rests on. Not once the tenant is
+    /// `purging`. The tenant's export works again at once.
+    LiftExportBlock {
+        #[command(flatten)]
+        target: Target,
+        /// The written reasons.
+        #[arg(long)]
+        reason: String,
+        /// The decision it rests on (appeal ticket, the authority's release).
+        #[arg(long)]
+        reference: String,
+        /// The staff member proposing the lift and the one approving it (two people).
+        #[arg(long)]
+        proposer: String,
+        #[arg(long)]
+        approver: String,
     },
     /// The statements of the settled postpaid cycles (SVC-124).
     Statements(Target),
@@ -225,6 +343,8 @@ pub enum TenantCommand {
         /// The pack's size, as the price list sells it.
         #[arg(long)]
         units: u64,
+        #[command(flatten)]
+        acceptance: Acceptance,
     },
     /// The tenant's packs, earliest expiry first, with the units used.
     Packs(Target),
@@ -314,6 +434,8 @@ pub enum LicenceCommand {
         /// Length of a new term in months: 1 or 12 (ignored for an add-on).
         #[arg(long, default_value_t = 1)]
         months: i32,
+        #[command(flatten)]
+        acceptance: Acceptance,
     },
     /// The pool, the holders, the cycle's active users and the licence orders.
     List(Target),
@@ -424,6 +546,11 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Tenant(cmd) => cmd,
         AdminCommand::Ticket(cmd) => return crate::support::run(cmd).await,
         AdminCommand::Documents(cmd) => return crate::documents::run(cmd).await,
+        AdminCommand::Providers(cmd) => return crate::providers::run(cmd).await,
+        AdminCommand::VerifyCertificate { file, public_key } => {
+            return verify_certificate(&file, public_key.as_deref());
+        }
+        AdminCommand::SigningKey { common } => return signing_key(&common).await,
         AdminCommand::Staff(cmd) => return crate::staff::staff(cmd).await,
         AdminCommand::LawfulRequest(cmd) => return crate::staff::lawful_request(cmd).await,
         AdminCommand::Sla(cmd) => return crate::sla::run(cmd).await,
@@ -434,6 +561,8 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     };
     match cmd {
         TenantCommand::Purge(args) => crate::purge::purge(args).await?,
+        TenantCommand::Import(args) => crate::transfer::import(args).await?,
+        TenantCommand::TransferComplete(args) => crate::transfer::complete(args).await?,
         TenantCommand::Certificates { common, account } => {
             crate::purge::certificates(&common, account).await?
         }
@@ -579,6 +708,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             months,
             quantity,
             edition,
+            acceptance,
         } => {
             let config = target.common.load()?;
             let prices = config
@@ -596,6 +726,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                         months,
                         quantity,
                         edition,
+                        acceptance: acceptance.record(),
                     },
                     ctx.now,
                     &ctx.actor,
@@ -680,7 +811,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             }
             store.close().await;
         }
-        TenantCommand::Postpaid { target, accept } => {
+        TenantCommand::Postpaid { target, acceptance } => {
             let config = target.common.load()?;
             let prices = config
                 .deployment
@@ -693,12 +824,189 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                     &ctx.settings,
                     &prices,
                     ctx.account,
-                    accept,
+                    acceptance.record().as_ref(),
                     ctx.now,
                     &ctx.actor,
                 )
                 .await?;
             println!("account {}: postpaid from {from}", ctx.account);
+            ctx.store.close().await;
+        }
+        TenantCommand::Profile {
+            target,
+            profile,
+            reason,
+            acceptance,
+            start_trial,
+        } => {
+            let ctx = open(&target).await?;
+            let p = if profile == "exempt" {
+                klaxon_saas::mode::BillingProfile::Exempt
+            } else {
+                klaxon_saas::mode::BillingProfile::Commercial
+            };
+            ctx.store
+                .saas_set_profile(
+                    &ctx.settings,
+                    ctx.account,
+                    p,
+                    &reason,
+                    acceptance.record().as_ref(),
+                    start_trial,
+                    ctx.now,
+                    &ctx.actor,
+                )
+                .await?;
+            println!(
+                "account {}: profile {profile}{}",
+                ctx.account,
+                if start_trial { ", trial started" } else { "" }
+            );
+            ctx.store.close().await;
+        }
+        TenantCommand::OrderAcceptances(target) => {
+            let ctx = open(&target).await?;
+            for a in ctx.store.saas_order_acceptances(ctx.account).await? {
+                println!(
+                    "{} {} {}: {} {} (sha256 {}) accepted by {} ({}) at {} from {} [{}]",
+                    a.order_acceptance_id,
+                    a.order_kind,
+                    a.order_ref,
+                    a.doc_type,
+                    a.version,
+                    a.content_sha256,
+                    a.login,
+                    a.role,
+                    Timestamp::from_millisecond(a.accepted_at)?,
+                    a.client_ip,
+                    a.client_type
+                );
+            }
+            ctx.store.close().await;
+        }
+        TenantCommand::Transfer {
+            target,
+            purpose,
+            to_region,
+            lawful_request,
+            out,
+        } => {
+            let ctx = open(&target).await?;
+            let req = klaxon_store::TransferRequest {
+                account_id: ctx.account,
+                purpose,
+                destination_region: to_region,
+                lawful_request_id: lawful_request.unwrap_or(0),
+            };
+            let region = ctx.settings.region.clone();
+            // Checked before the package is built, and again when it is recorded.
+            ctx.store.saas_authorise_transfer(&region, &req).await?;
+            let tables = ctx.store.export_snapshot(ctx.account).await?;
+            let archive = klaxon_server::build_archive(
+                &tables,
+                &klaxon_server::ArchiveMeta {
+                    account_id: ctx.account,
+                    export_id: 0,
+                    exported_at: ctx.now,
+                    transfer: Some(klaxon_server::TransferRegions {
+                        source_region: region.clone(),
+                        destination_region: req.destination_region.clone(),
+                    }),
+                },
+            )?;
+            let rec = ctx
+                .store
+                .saas_record_transfer(&region, &req, &archive.sha256, &ctx.actor, ctx.now)
+                .await?;
+            std::fs::write(&out, &archive.bytes)
+                .with_context(|| format!("writing the package to {}", out.display()))?;
+            println!(
+                "transfer {}: {} to {} under {}, package {} (sha256 {})",
+                rec.transfer_id,
+                rec.purpose,
+                rec.destination_region,
+                if rec.consent_id != 0 {
+                    format!("consent {}", rec.consent_id)
+                } else {
+                    format!("lawful request {}", rec.lawful_request_id)
+                },
+                out.display(),
+                rec.package_sha256
+            );
+            ctx.store.close().await;
+        }
+        TenantCommand::Transfers(target) => {
+            let ctx = open(&target).await?;
+            for c in ctx.store.saas_transfer_consents(ctx.account).await? {
+                println!(
+                    "consent {}: {} to {} of {} by {} at {}{}",
+                    c.consent_id,
+                    c.purpose,
+                    c.destination_region,
+                    c.categories.join(", "),
+                    c.given_by_login,
+                    Timestamp::from_millisecond(c.given_at)?,
+                    if c.revoked_at == 0 {
+                        String::new()
+                    } else {
+                        format!(
+                            ", revoked at {}",
+                            Timestamp::from_millisecond(c.revoked_at)?
+                        )
+                    }
+                );
+            }
+            for t in ctx.store.saas_transfers(ctx.account).await? {
+                println!(
+                    "transfer {}: {} to {} at {} by {} (consent {}, lawful request {}), sha256 {}",
+                    t.transfer_id,
+                    t.purpose,
+                    t.destination_region,
+                    Timestamp::from_millisecond(t.at)?,
+                    t.actor,
+                    t.consent_id,
+                    t.lawful_request_id,
+                    t.package_sha256
+                );
+                if t.completed_at != 0 {
+                    println!(
+                        "  completed at {} by {}: account {} in {}",
+                        Timestamp::from_millisecond(t.completed_at)?,
+                        t.completed_by,
+                        t.destination_account_id,
+                        t.destination_region
+                    );
+                }
+            }
+            ctx.store.close().await;
+        }
+        TenantCommand::LiftExportBlock {
+            target,
+            reason,
+            reference,
+            proposer,
+            approver,
+        } => {
+            let ctx = open(&target).await?;
+            let rec = ctx
+                .store
+                .saas_lift_export_block(
+                    &ctx.settings,
+                    ctx.account,
+                    &klaxon_store::LiftExportBlock {
+                        reason,
+                        reference,
+                        proposer,
+                        approver,
+                    },
+                    ctx.now,
+                    &ctx.actor,
+                )
+                .await?;
+            println!(
+                "account {}: export block lifted (lift {}; was: {})",
+                ctx.account, rec.lift_id, rec.basis
+            );
             ctx.store.close().await;
         }
         TenantCommand::Statements(target) => {
@@ -833,6 +1141,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             target,
             unit,
             units,
+            acceptance,
         } => {
             let config = target.common.load()?;
             let plan = config
@@ -854,6 +1163,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                     ctx.account,
                     unit,
                     units,
+                    acceptance.record().as_ref(),
                     ctx.now,
                     &ctx.actor,
                 )
@@ -1026,6 +1336,7 @@ async fn licence(cmd: LicenceCommand) -> anyhow::Result<()> {
             quantity,
             edition,
             months,
+            acceptance,
         } => {
             let config = target.common.load()?;
             let prices = config
@@ -1043,6 +1354,7 @@ async fn licence(cmd: LicenceCommand) -> anyhow::Result<()> {
                         edition,
                         quantity,
                         months,
+                        acceptance: acceptance.record(),
                     },
                     ctx.now,
                     &ctx.actor,
@@ -1119,4 +1431,75 @@ async fn licence(cmd: LicenceCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `klaxon admin verify-certificate`: needs neither the database nor the configuration.
+fn verify_certificate(file: &std::path::Path, public_key: Option<&str>) -> anyhow::Result<()> {
+    use klaxon_server::backup::CertificateCheck;
+    let body =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    match klaxon_server::backup::check_certificate(&body, public_key) {
+        CertificateCheck::Valid {
+            key_id,
+            public_key: key,
+        } => {
+            println!("valid: digest matches, signed by key {key_id}");
+            if public_key.is_none() {
+                println!(
+                    "checked against the key the certificate names ({key}): compare it with the operator's published key, or pass --public-key"
+                );
+            }
+            Ok(())
+        }
+        CertificateCheck::Altered => {
+            bail!("INVALID: the certificate's contents do not match its digest (it was altered)")
+        }
+        CertificateCheck::Unsigned => {
+            bail!("UNSIGNED: the digest matches but the certificate carries no signature")
+        }
+        CertificateCheck::BadSignature { key_id } => bail!(
+            "INVALID: the signature (key {key_id}) does not verify under {}",
+            if public_key.is_some() {
+                "the given public key"
+            } else {
+                "the key it names"
+            }
+        ),
+    }
+}
+
+/// `klaxon admin signing-key`: the operator's public key(s), for publishing.
+async fn signing_key(common: &Common) -> anyhow::Result<()> {
+    let config = common.load()?;
+    if config
+        .deployment
+        .saas_settings()
+        .map_err(anyhow::Error::msg)?
+        .is_none()
+    {
+        bail!("the operator signing key exists in SaaS mode only (deployment.mode = \"saas\")");
+    }
+    let Some(kek) = config.deployment.kek().map_err(anyhow::Error::msg)? else {
+        bail!("deployment.key_encryption_key is required to keep the signing key");
+    };
+    let store = klaxon_server::open_store(&config).await?;
+    let result = async {
+        store
+            .operator_signer(&kek, Timestamp::now().as_millisecond())
+            .await?;
+        for k in store.operator_signing_keys().await? {
+            println!(
+                "{} {} {} created {}{}",
+                k.key_id,
+                klaxon_store::signing::ALGORITHM,
+                k.public_key,
+                Timestamp::from_millisecond(k.created_at)?,
+                if k.retired_at == 0 { "" } else { " (retired)" }
+            );
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
 }

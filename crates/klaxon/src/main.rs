@@ -10,10 +10,12 @@ mod admin;
 mod backup;
 mod documents;
 mod governance;
+mod providers;
 mod purge;
 mod sla;
 mod staff;
 mod support;
+mod transfer;
 
 use clap::{Args, Parser, Subcommand};
 use klaxon_server::Config;

@@ -11,8 +11,7 @@
 
 use anyhow::bail;
 use jiff::Timestamp;
-use klaxon_saas::state::ServiceState;
-use klaxon_server::backup::{self, PurgeContext};
+use klaxon_server::backup;
 use klaxon_store::{SaasSettings, Store};
 
 use crate::Common;
@@ -32,12 +31,6 @@ fn actor_of(given: &Option<String>) -> anyhow::Result<String> {
     Ok(actor)
 }
 
-fn iso(ms: i64) -> String {
-    Timestamp::from_millisecond(ms)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
-}
-
 pub async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     let config = args.common.load()?;
     let saas = config
@@ -50,7 +43,14 @@ pub async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     }
     let store = klaxon_server::open_store(&config).await?;
     let now = Timestamp::now().as_millisecond();
+    // SVC-191: in SaaS mode certificates are signed with the operator's key (made on first
+    // use, sealed under the key-encryption key). A self-hosted install has no operator key.
+    let kek = config.deployment.kek().map_err(anyhow::Error::msg)?;
     let result = async {
+        let signer = match (&saas, &kek) {
+            (Some(_), Some(kek)) => Some(store.operator_signer(kek, now).await?),
+            _ => None,
+        };
         let targets = match (args.account, args.due) {
             (Some(account), _) => vec![account],
             (None, true) => {
@@ -86,6 +86,7 @@ pub async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
             purge_one(
                 &store,
                 saas.as_ref(),
+                signer.as_ref(),
                 account,
                 &actor,
                 &region,
@@ -101,128 +102,42 @@ pub async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn purge_one(
+/// Purges one tenant with the shared purge of `klaxon_server::backup` (the operator API and
+/// `transfer-complete` run the same), showing progress, and prints the certificate.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn purge_one(
     store: &Store,
     saas: Option<&SaasSettings>,
+    signer: Option<&klaxon_store::signing::OperatorSigner>,
     account: i64,
     actor: &str,
     region: &str,
     trigger: &str,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let started = Timestamp::now().as_millisecond();
-    let (buffer_start, buffer_end) = match saas {
-        Some(settings) => {
-            let Some(t) = store.saas_tenant(settings, account, started).await? else {
-                if store.account(account).await?.is_none() {
-                    bail!("unknown account {account}");
-                }
-                bail!(
-                    "account {account} is active: a tenant is purged only after its purge date \
-                     (release or termination sets it, SVC-186/187)"
-                );
-            };
-            match t.state {
-                ServiceState::Ended(_) => match t.purge_at {
-                    Some(p) if p.as_millisecond() <= started => {
-                        (Some(t.since.as_millisecond()), Some(p.as_millisecond()))
-                    }
-                    Some(p) => bail!(
-                        "account {account} is {}: its purge date is {p}; the data is kept until \
-                         then (SVC-187, SVC-189)",
-                        t.state
-                    ),
-                    None => bail!("account {account} is {} without a purge date", t.state),
-                },
-                ServiceState::Purging => (
-                    Some(t.since.as_millisecond()),
-                    t.purge_at.map(|p| p.as_millisecond()),
-                ),
-                ServiceState::Purged => bail!(
-                    "account {account} is already purged (`klaxon admin tenant certificates \
-                     --account {account}` prints its certificate)"
-                ),
-                other => bail!(
-                    "account {account} is {other}: a tenant is purged only after its purge date \
-                     (SVC-189)"
-                ),
-            }
-        }
-        None => {
-            if store.account(account).await?.is_none() {
-                bail!("unknown account {account}");
-            }
-            (None, None)
-        }
-    };
-    // SVC-192: a legal hold in force pauses the purge, in either mode.
-    let holds = store.legal_holds_unlifted(account).await?;
-    if klaxon_saas::governance::purge_paused(&holds, Timestamp::from_millisecond(started)?) {
-        let ids: Vec<String> = holds.iter().map(|h| h.hold_id.to_string()).collect();
-        bail!(
-            "account {account} is under a legal hold ({}): its purge waits until the hold is \
-             lifted (SVC-192)",
-            ids.join(", ")
-        );
-    }
-    let mut log = vec![format!(
-        "{} purge of account {account} started by {actor} ({trigger})",
-        iso(started)
-    )];
     let total = klaxon_store::EXPORT_TABLES
         .iter()
         .filter(|(_, c)| !matches!(c, klaxon_store::TableClass::OperatorRecord))
         .count()
         .saturating_sub(klaxon_store::NO_TENANT_COLUMN.len());
     let mut progress = Progress::new("purge", total);
-    let outcome = store
-        .purge_tenant(account, started, actor, |table, n| {
-            progress.step(table, format!("{n} rows deleted"));
-            log.push(format!("deleted {n} rows of {table}"));
-        })
-        .await?;
-    progress.finish();
-    match &outcome.key {
-        Some(k) => log.push(format!(
-            "data key {} destroyed at {}",
-            k.key_id,
-            iso(k.destroyed_at)
-        )),
-        None => log.push("no data key existed".to_string()),
-    }
-    if !outcome.verified() {
-        let left: Vec<String> = outcome
-            .tables
-            .iter()
-            .filter(|t| t.remaining > 0)
-            .map(|t| format!("{} ({})", t.table, t.remaining))
-            .collect();
-        bail!(
-            "purge of account {account} incomplete, rows remain in: {}; run it again",
-            left.join(", ")
-        );
-    }
-    log.push("verification scan: no row of the tenant remains".to_string());
-    let finished = Timestamp::now().as_millisecond().max(started);
-    let ctx = PurgeContext {
-        region: region.to_string(),
-        mode: if saas.is_some() {
-            "saas"
-        } else {
-            "self_hosted"
+    let cert = backup::purge_and_certify(
+        store,
+        saas,
+        signer,
+        account,
+        &backup::PurgeJob {
+            actor,
+            region,
+            trigger,
+            reason,
         },
-        trigger: trigger.to_string(),
-        reason: reason.to_string(),
-        actor: actor.to_string(),
-        buffer_start,
-        buffer_end,
-        started_at: started,
-        finished_at: finished,
-        log,
-    };
-    let cert = backup::certificate(&outcome, &ctx)?;
-    store.insert_purge_certificate(&cert).await?;
-    println!("{}", cert.body);
+        || Timestamp::now().as_millisecond(),
+        |table, n| progress.step(table, format!("{n} rows deleted")),
+    )
+    .await;
+    progress.finish();
+    println!("{}", cert?.body);
     Ok(())
 }
 

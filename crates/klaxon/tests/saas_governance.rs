@@ -576,6 +576,107 @@ on_both_backends!(
 
         // spec: SVC-191 (certificate contents, sent to the owner's last contact)
         assert!(klaxon_server::backup::verify_certificate(&out));
+
+        // spec: SVC-191 (signed with the operator's signing key)
+        // The certificate is signed; the key is the one the node publishes, and the check
+        // runs offline from the file alone. Any change is detected.
+        assert_eq!(cert["signature"]["algorithm"], "ed25519", "{cert}");
+        let published: Value = n
+            .http
+            .get(format!("{}/signing-keys", n.server.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key = published["items"][0]["public_key"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            published["items"].as_array().unwrap().len(),
+            1,
+            "{published}"
+        );
+        assert_eq!(cert["signature"]["public_key"], key.as_str());
+        assert_eq!(cert["signature"]["key_id"], published["items"][0]["key_id"]);
+        let verify = |name: &str, body: String, key: Option<String>| {
+            let file = n.dir.path().join(name);
+            std::fs::write(&file, body).unwrap();
+            async move {
+                let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_klaxon"));
+                cmd.arg("admin").arg("verify-certificate").arg(&file);
+                if let Some(k) = key {
+                    cmd.arg("--public-key").arg(k);
+                }
+                let o = cmd.output().await.unwrap();
+                (
+                    o.status.success(),
+                    format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&o.stdout),
+                        String::from_utf8_lossy(&o.stderr)
+                    ),
+                )
+            }
+        };
+        let (ok, text) = verify("cert.json", out.clone(), Some(key.clone())).await;
+        assert!(ok && text.contains("valid"), "{text}");
+        // A changed field no longer matches the digest.
+        let edited = out.replace("purge_date_reached", "operator_request");
+        assert_ne!(edited, out);
+        let (ok, text) = verify("edited.json", edited, Some(key.clone())).await;
+        assert!(!ok && text.contains("altered"), "{text}");
+        // A changed field with a recomputed digest fails the signature.
+        let mut forged = cert.clone();
+        let map = forged.as_object_mut().unwrap();
+        map.insert("reason".into(), json!("nothing happened"));
+        let signature = map.remove("signature").unwrap();
+        map.remove("digest");
+        let digest = {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(
+                serde_json::to_string(&forged).unwrap().as_bytes(),
+            ))
+        };
+        let map = forged.as_object_mut().unwrap();
+        map.insert("digest".into(), json!(digest));
+        map.insert("signature".into(), signature);
+        let (ok, text) = verify(
+            "forged.json",
+            serde_json::to_string_pretty(&forged).unwrap(),
+            Some(key.clone()),
+        )
+        .await;
+        assert!(!ok && text.contains("does not verify"), "{text}");
+        // Checked against another key, even the genuine certificate fails; without
+        // --public-key the key it names is used and printed for comparison.
+        let other = format!("{:0>64}", "1");
+        let (ok, text) = verify("other-key.json", out.clone(), Some(other)).await;
+        assert!(!ok && text.contains("does not verify"), "{text}");
+        let (ok, text) = verify("named-key.json", out.clone(), None).await;
+        assert!(ok && text.contains(&key), "{text}");
+        // Unsigned: the digest alone is not enough.
+        let mut unsigned = cert.clone();
+        unsigned.as_object_mut().unwrap().remove("signature");
+        let (ok, text) = verify(
+            "unsigned.json",
+            serde_json::to_string_pretty(&unsigned).unwrap(),
+            Some(key.clone()),
+        )
+        .await;
+        assert!(!ok && text.contains("UNSIGNED"), "{text}");
+        let stored = n
+            .server
+            .store()
+            .purge_certificates(cert["tenant_id"].as_i64().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            stored.last().unwrap().signature,
+            cert["signature"]["value"].as_str().unwrap()
+        );
         for field in [
             "certificate_id",
             "tenant_id",

@@ -301,6 +301,8 @@ on_both_backends!(
                 account_id,
                 klaxon_saas::mode::BillingProfile::Exempt,
                 "internal test tenant",
+                None,
+                false,
                 n.clock.0.load(Ordering::SeqCst),
                 "test",
             )

@@ -34,6 +34,7 @@ impl Node {
         let server = klaxon_server::start_with_clock(config, clock.clone())
             .await
             .unwrap();
+        common::saas::publish_terms(&server).await;
         let account = server.bootstrap().account_id.to_string();
         Node {
             server,
@@ -183,6 +184,10 @@ on_both_backends!(
             &[
                 "licence",
                 "buy",
+                "--accepted-by",
+                "owner@klaxon.local",
+                "--accepted-from",
+                "203.0.113.7",
                 "--account",
                 &acct,
                 "--quantity",
@@ -347,6 +352,283 @@ on_both_backends!(
             body["data"],
             json!({"mode": "self_hosted", "enforced": false})
         );
+        n.server.shutdown().await;
+        drop_db(&url).await;
+    }
+);
+
+on_both_backends!(
+    every_order_records_the_owner_s_acceptance_of_the_terms_or_is_refused,
+    |url: String| async move {
+        let n = Node::start(&url, "2025-06-02T09:00:00Z", saas).await;
+        let cfg = cli_config(n.dir.path(), &url);
+        let acct = n.account.clone();
+        let id = n.server.bootstrap().account_id;
+        let store = n.server.store();
+        let at = "2025-06-02T09:00:00Z";
+        let (ok, out) = cli(
+            &cfg,
+            &[
+                "pay",
+                "--account",
+                &acct,
+                "--amount",
+                "1000.00",
+                "--reference",
+                "bank-1",
+                "--at",
+                at,
+            ],
+        )
+        .await;
+        assert!(ok, "{out}");
+        let buy = |extra: &'static [&'static str]| {
+            let mut args: Vec<&str> = vec![
+                "licence",
+                "buy",
+                "--account",
+                &acct,
+                "--quantity",
+                "1",
+                "--edition",
+                "pro",
+                "--at",
+                at,
+                "--actor",
+                "sales:eve",
+            ];
+            args.extend_from_slice(extra);
+            let cfg = cfg.clone();
+            let args: Vec<String> = args.into_iter().map(String::from).collect();
+            async move {
+                let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                cli(&cfg, &refs).await
+            }
+        };
+
+        // spec: SVC-033
+        // An order without the explicit acceptance of the terms in force is refused, naming
+        // the field, and nothing is bought or recorded.
+        let (ok, out) = buy(&[]).await;
+        assert!(!ok, "{out}");
+        assert!(out.contains("accepted_by"), "{out}");
+        // Only a member of the tenant who is its owner or an admin accepts for it, and the
+        // evidence of where is required.
+        let (ok, out) = buy(&[
+            "--accepted-by",
+            "stranger@example.com",
+            "--accepted-from",
+            "203.0.113.7",
+        ])
+        .await;
+        assert!(!ok, "{out}");
+        assert!(out.contains("not a member"), "{out}");
+        let (ok, out) = buy(&[
+            "--accepted-by",
+            "ann@example.com",
+            "--accepted-from",
+            "203.0.113.7",
+        ])
+        .await;
+        assert!(!ok, "{out}");
+        assert!(out.contains("not a member"), "{out}");
+        n.member("ann").await;
+        let (ok, out) = buy(&[
+            "--accepted-by",
+            "ann@example.com",
+            "--accepted-from",
+            "203.0.113.7",
+        ])
+        .await;
+        assert!(!ok, "{out}");
+        assert!(out.contains("owner or an admin"), "{out}");
+        let (ok, out) = buy(&["--accepted-by", "owner@klaxon.local"]).await;
+        assert!(!ok, "{out}");
+        assert!(out.contains("accepted_from"), "{out}");
+        let settings = n.server.saas_settings().unwrap();
+        let t = store
+            .saas_tenant(settings, id, ms(at))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.book.ledger().cash().to_string(), "1000.00");
+        assert!(store.saas_order_acceptances(id).await.unwrap().is_empty());
+
+        // With the owner's acceptance the order goes through, and the acceptance is on
+        // record: who, when, which version (with its text's hash), from where, for which
+        // order, citing the tenant's decision on that version (the owner's API calls above
+        // already bound it by continued use, SVC-037; a first decision would be recorded
+        // as `explicit_purchase`, which the store tests check).
+        let (ok, out) = buy(&common::saas::ACCEPTED).await;
+        assert!(ok, "{out}");
+        let terms = store.saas_documents().await.unwrap().remove(0);
+        let recs = store.saas_order_acceptances(id).await.unwrap();
+        assert_eq!(recs.len(), 1, "{recs:?}");
+        let r = &recs[0];
+        assert_eq!(r.order_kind, "licence");
+        assert_eq!(r.order_ref, "licence-order:1");
+        assert_eq!(
+            (
+                r.doc_type.as_str(),
+                r.version.as_str(),
+                r.content_sha256.as_str()
+            ),
+            ("terms_of_service", "2024-01", terms.body_sha256.as_str())
+        );
+        assert_eq!(
+            (r.login.as_str(), r.role.as_str(), r.member_id),
+            (
+                "owner@klaxon.local",
+                "owner",
+                n.server.bootstrap().owner_member_id
+            )
+        );
+        assert_eq!(r.accepted_at, ms(at));
+        assert_eq!(r.client_ip, "203.0.113.7");
+        assert_eq!(r.client_type, "staff");
+        assert_eq!(r.recorded_by, "sales:eve");
+        let decisions = store.saas_acceptances(id).await.unwrap();
+        let d = decisions
+            .iter()
+            .find(|d| d.acceptance_id == r.acceptance_id)
+            .unwrap();
+        assert_eq!(
+            (d.decision.as_str(), d.version_id),
+            ("accepted", terms.version_id)
+        );
+
+        // A second order records its own acceptance, citing the same standing decision.
+        let (ok, out) = buy(&common::saas::ACCEPTED).await;
+        assert!(ok, "{out}");
+        let recs = store.saas_order_acceptances(id).await.unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[1].order_ref, "licence-order:2");
+        assert_eq!(recs[1].acceptance_id, r.acceptance_id);
+        let (ok, out) = cli(&cfg, &["order-acceptances", "--account", &acct]).await;
+        assert!(ok, "{out}");
+        assert!(
+            out.contains("licence licence-order:2: terms_of_service 2024-01"),
+            "{out}"
+        );
+        assert!(
+            out.contains("accepted by owner@klaxon.local (owner)"),
+            "{out}"
+        );
+
+        // spec: SVC-405
+        // Converting an exempt tenant to commercial needs the same explicit acceptance.
+        let (ok, out) = cli(
+            &cfg,
+            &[
+                "profile",
+                "exempt",
+                "--reason",
+                "pilot",
+                "--account",
+                &acct,
+                "--at",
+                at,
+            ],
+        )
+        .await;
+        assert!(ok, "{out}");
+        let (ok, out) = cli(
+            &cfg,
+            &[
+                "profile",
+                "commercial",
+                "--reason",
+                "order form 17",
+                "--account",
+                &acct,
+                "--at",
+                at,
+            ],
+        )
+        .await;
+        assert!(!ok, "{out}");
+        assert!(out.contains("accepted_by"), "{out}");
+        let mut args = vec![
+            "profile",
+            "commercial",
+            "--reason",
+            "order form 17",
+            "--account",
+            &acct,
+            "--at",
+            at,
+        ];
+        args.extend(common::saas::ACCEPTED);
+        let (ok, out) = cli(&cfg, &args).await;
+        assert!(ok, "{out}");
+        let recs = store.saas_order_acceptances(id).await.unwrap();
+        assert_eq!(recs.len(), 3);
+        assert_eq!(recs[2].order_kind, "conversion");
+        n.server.shutdown().await;
+        drop_db(&url).await;
+    }
+);
+
+on_both_backends!(
+    converting_an_exempt_tenant_needs_a_purchase_or_a_trial_start,
+    |url: String| async move {
+        let n = Node::start(&url, "2025-06-02T09:00:00Z", saas).await;
+        let cfg = cli_config(n.dir.path(), &url);
+        let acct = n.account.clone();
+        let id = n.server.bootstrap().account_id;
+        let store = n.server.store();
+        let settings = n.server.saas_settings().unwrap();
+        let at = "2025-06-02T09:00:00Z";
+        let profile = |extra: &'static [&'static str]| {
+            let mut args: Vec<&str> = vec!["profile", "--account", &acct, "--at", at];
+            args.extend_from_slice(extra);
+            args
+        };
+        let (ok, out) = cli(&cfg, &profile(&["exempt", "--reason", "pilot"])).await;
+        assert!(ok, "{out}");
+        // spec: SVC-405
+        // Accepted terms alone do not convert a tenant without paid service: refused, and
+        // it stays exempt with no acceptance recorded.
+        let mut args = profile(&["commercial", "--reason", "order form 17"]);
+        args.extend(common::saas::ACCEPTED);
+        let (ok, out) = cli(&cfg, &args).await;
+        assert!(!ok, "{out}");
+        assert!(out.contains("SVC-405"), "{out}");
+        let t = store
+            .saas_tenant(settings, id, ms(at))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.profile, klaxon_saas::mode::BillingProfile::Exempt);
+        assert!(store.saas_order_acceptances(id).await.unwrap().is_empty());
+        // A trial without the acceptance is refused too (SVC-033).
+        let (ok, out) = cli(
+            &cfg,
+            &profile(&["commercial", "--reason", "trial", "--start-trial"]),
+        )
+        .await;
+        assert!(!ok, "{out}");
+        assert!(out.contains("accepted_by"), "{out}");
+        // With the acceptance and a trial that starts now, it converts: commercial, in trial.
+        let mut args = profile(&["commercial", "--reason", "trial", "--start-trial"]);
+        args.extend(common::saas::ACCEPTED);
+        let (ok, out) = cli(&cfg, &args).await;
+        assert!(ok, "{out}");
+        assert!(out.contains("trial started"), "{out}");
+        let t = store
+            .saas_tenant(settings, id, ms(at))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.profile, klaxon_saas::mode::BillingProfile::Commercial);
+        assert_eq!(t.state.to_string(), "trial");
+        assert_eq!(store.saas_order_acceptances(id).await.unwrap().len(), 1);
+        // A trial belongs to a conversion only.
+        let mut args = profile(&["commercial", "--reason", "again", "--start-trial"]);
+        args.extend(common::saas::ACCEPTED);
+        let (ok, out) = cli(&cfg, &args).await;
+        assert!(!ok, "{out}");
+        assert!(out.contains("start_trial"), "{out}");
         n.server.shutdown().await;
         drop_db(&url).await;
     }

@@ -407,6 +407,10 @@ on_both_backends!(a_month_in_the_life_of_a_tenant, |url: String| async move {
         .cli(&[
             "licence",
             "buy",
+            "--accepted-by",
+            "owner@month.example.com",
+            "--accepted-from",
+            "203.0.113.7",
             "--account",
             &acct,
             "--quantity",
@@ -606,7 +610,17 @@ on_both_backends!(a_month_in_the_life_of_a_tenant, |url: String| async move {
     ])
     .await;
     let out = n
-        .cli(&["renew", "--account", &acct, "--at", "2025-06-08T09:00:00Z"])
+        .cli(&[
+            "renew",
+            "--accepted-by",
+            "owner@month.example.com",
+            "--accepted-from",
+            "203.0.113.7",
+            "--account",
+            &acct,
+            "--at",
+            "2025-06-08T09:00:00Z",
+        ])
         .await;
     assert!(
         out.contains(

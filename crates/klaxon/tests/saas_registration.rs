@@ -7,11 +7,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use browser::{Browser, click, exists, shoot, text_of, type_into, unlabelled_inputs, until};
 use common::saas::{drop_db, ms, saas};
 use common::smtp_sink::Smtp as Sink;
 use common::{ManualClock, test_config};
@@ -888,142 +891,6 @@ on_both_backends!(
     }
 );
 
-/// A headless Chromium behind its own chromedriver (Debian's `chromium` and
-/// `chromium-driver`), as in console.rs: `None`, after saying why, when they are missing
-/// outside CI.
-struct Browser {
-    client: fantoccini::Client,
-    driver: tokio::process::Child,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    async fn start() -> Option<Browser> {
-        const CHROMIUM: &str = "/usr/bin/chromium";
-        const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-        if ![CHROMIUM, CHROMEDRIVER]
-            .iter()
-            .all(|p| std::path::Path::new(p).exists())
-        {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "the registration browser test needs chromium and chromium-driver in CI"
-            );
-            eprintln!("SKIPPED registration browser test: chromium or chromedriver not installed");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = tokio::process::Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while reqwest::get(format!("{url}/status")).await.is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "chromedriver did not start"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        let profile = tempfile::tempdir().unwrap();
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({"binary": CHROMIUM, "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-dev-shm-usage",
-                "--window-size=1280,900",
-                format!("--user-data-dir={}", profile.path().display()),
-            ]}),
-        );
-        let client = fantoccini::ClientBuilder::new(
-            hyper_util::client::legacy::connect::HttpConnector::new(),
-        )
-        .capabilities(caps)
-        .connect(&url)
-        .await
-        .unwrap();
-        Some(Browser {
-            client,
-            driver,
-            _profile: profile,
-        })
-    }
-
-    async fn fill(&self, css: &str, text: &str) {
-        let e = self
-            .client
-            .find(fantoccini::Locator::Css(css))
-            .await
-            .unwrap();
-        e.clear().await.unwrap();
-        e.send_keys(text).await.unwrap();
-    }
-
-    async fn click(&self, css: &str) {
-        self.client
-            .find(fantoccini::Locator::Css(css))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-    }
-
-    /// Waits (polling) until an element matches `css`: a form post returns before the
-    /// next page has loaded.
-    async fn wait_for(&self, css: &str) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while self
-            .client
-            .find(fantoccini::Locator::Css(css))
-            .await
-            .is_err()
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {css}: {}",
-                self.client.source().await.unwrap_or_default()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn text(&self, css: &str) -> String {
-        match self.client.find(fantoccini::Locator::Css(css)).await {
-            Ok(e) => e.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        }
-    }
-
-    /// Visible form controls with neither a `<label>` nor an `aria-label`.
-    async fn unlabelled(&self) -> i64 {
-        self.client
-            .execute(
-                "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')] \
-                 .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).length",
-                vec![],
-            )
-            .await
-            .unwrap()
-            .as_i64()
-            .unwrap()
-    }
-
-    async fn stop(mut self) {
-        let _ = self.client.close().await;
-        let _ = self.driver.kill().await;
-    }
-}
-
 /// The console page end to end in a real browser (SQLite: the store paths are covered on
 /// both backends above).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1035,20 +902,21 @@ async fn a_person_registers_in_the_browser() {
     };
     n.publish_registration_set("2025-06-01T10:00:00Z").await;
     let base = n.server.base_url().to_string();
+    let c = &b.client;
 
-    b.client.goto(&format!("{base}/register")).await.unwrap();
-    assert_eq!(b.unlabelled().await, 0);
-    b.fill("#email", EMAIL).await;
-    b.click("button[type=submit]").await;
-    b.wait_for("#code").await;
+    c.goto(&format!("{base}/register")).await.unwrap();
+    assert_eq!(unlabelled_inputs(c).await, 0);
+    shoot(c, "register").await;
+    type_into(c, "#email", EMAIL).await;
+    click(c, "button[type=submit]").await;
+    until("#code", || exists(c, "#code")).await;
 
     // spec: SVC-032
     // Step 2 shows the documents and an unticked consent box; every control is labelled.
-    let html = b.client.source().await.unwrap();
+    let html = c.source().await.unwrap();
     assert!(html.contains("Data Protection Agreement"), "{html}");
-    assert_eq!(b.unlabelled().await, 0);
-    let ticked = b
-        .client
+    assert_eq!(unlabelled_inputs(c).await, 0);
+    let ticked = c
         .find(fantoccini::Locator::Css("input[name=accept]"))
         .await
         .unwrap()
@@ -1056,22 +924,24 @@ async fn a_person_registers_in_the_browser() {
         .await
         .unwrap();
     assert_eq!(ticked.as_deref(), Some("false"));
-    b.fill("#code", &n.code_for(EMAIL)).await;
-    b.fill("#password", PASSWORD).await;
-    b.fill("#organisation", "Browser Org").await;
-    b.fill("#legal_name", "Browser Org Ltd").await;
+    shoot(c, "register-documents").await;
+    type_into(c, "#code", &n.code_for(EMAIL)).await;
+    type_into(c, "#password", PASSWORD).await;
+    type_into(c, "#organisation", "Browser Org").await;
+    type_into(c, "#legal_name", "Browser Org Ltd").await;
 
     // spec: SVC-001
     // Submitted without ticking: the error is beside the box, the values are kept.
-    b.click("button[type=submit]").await;
-    b.wait_for("#accept-error").await;
+    click(c, "button[type=submit]").await;
+    until("#accept-error", || exists(c, "#accept-error")).await;
     assert!(
-        b.text("#accept-error").await.contains("must be accepted"),
+        text_of(c, "#accept-error")
+            .await
+            .contains("must be accepted"),
         "{}",
-        b.client.source().await.unwrap()
+        c.source().await.unwrap()
     );
-    let kept = b
-        .client
+    let kept = c
         .find(fantoccini::Locator::Css("#organisation"))
         .await
         .unwrap()
@@ -1080,21 +950,19 @@ async fn a_person_registers_in_the_browser() {
         .unwrap();
     assert_eq!(kept.as_deref(), Some("Browser Org"));
     assert!(n.accounts_of(EMAIL).await.is_empty());
+    shoot(c, "register-error").await;
 
     // Ticked: registered, signed in, and on the incident list of the new tenant.
-    b.fill("#password", PASSWORD).await;
-    b.click("input[name=accept]").await;
-    b.click("button[type=submit]").await;
+    type_into(c, "#password", PASSWORD).await;
+    click(c, "input[name=accept]").await;
+    click(c, "button[type=submit]").await;
     // The main navigation, shown to a signed-in person: the redirect was followed.
-    b.wait_for("a[href=\"/incidents\"][aria-current=page]")
-        .await;
-    let url = b.client.current_url().await.unwrap();
-    assert_eq!(
-        url.path(),
-        "/incidents",
-        "{}",
-        b.client.source().await.unwrap()
-    );
+    until("a[href=\"/incidents\"][aria-current=page]", || {
+        exists(c, "a[href=\"/incidents\"][aria-current=page]")
+    })
+    .await;
+    let url = c.current_url().await.unwrap();
+    assert_eq!(url.path(), "/incidents", "{}", c.source().await.unwrap());
     assert_eq!(n.accounts_of(EMAIL).await.len(), 1);
     b.stop().await;
     n.stop().await;

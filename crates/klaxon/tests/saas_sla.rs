@@ -40,6 +40,7 @@ impl Node {
         let server = klaxon_server::start_with_clock(config, clock.clone())
             .await
             .unwrap();
+        common::saas::publish_terms(&server).await;
         let account = server.bootstrap().account_id;
         Node {
             server,
@@ -284,6 +285,10 @@ on_both_backends!(report_claim_and_compensation, |url: String| async move {
         &[
             "licence",
             "buy",
+            "--accepted-by",
+            "owner@klaxon.local",
+            "--accepted-from",
+            "203.0.113.7",
             "--account",
             &acct,
             "--quantity",
@@ -885,6 +890,10 @@ on_both_backends!(
             &[
                 "licence",
                 "buy",
+                "--accepted-by",
+                "owner@klaxon.local",
+                "--accepted-from",
+                "203.0.113.7",
                 "--account",
                 &acct,
                 "--quantity",

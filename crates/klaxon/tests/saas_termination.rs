@@ -70,6 +70,7 @@ impl Node {
         let server = klaxon_server::start_with_clock(config, clock.clone())
             .await
             .unwrap();
+        common::saas::publish_terms(&server).await;
         let config_file = cli_config(dir.path(), url);
         let mut text = std::fs::read_to_string(&config_file).unwrap();
         text.push_str(PRICES);
@@ -221,6 +222,10 @@ on_both_backends!(
         n.ok(&[
             "licence",
             "buy",
+            "--accepted-by",
+            "owner@klaxon.local",
+            "--accepted-from",
+            "203.0.113.7",
             "--edition",
             "pro",
             "--quantity",
@@ -233,7 +238,18 @@ on_both_backends!(
         n.ok(&["pay", "--amount", "3598.36", "--reference", "bank-2"])
             .await;
         let out = n
-            .ok(&["licence", "buy", "--edition", "pro", "--quantity", "2"])
+            .ok(&[
+                "licence",
+                "buy",
+                "--accepted-by",
+                "owner@klaxon.local",
+                "--accepted-from",
+                "203.0.113.7",
+                "--edition",
+                "pro",
+                "--quantity",
+                "2",
+            ])
             .await;
         assert!(out.contains("3598.36"), "{out}");
         assert_eq!(n.cash().await, "0.00");
@@ -370,8 +386,19 @@ on_both_backends!(
         let n = Node::start(&url, "2025-03-01T09:00:00Z", false).await;
         n.ok(&["pay", "--amount", "500.00", "--reference", "bank-1"])
             .await;
-        n.ok(&["licence", "buy", "--edition", "pro", "--quantity", "1"])
-            .await;
+        n.ok(&[
+            "licence",
+            "buy",
+            "--accepted-by",
+            "owner@klaxon.local",
+            "--accepted-from",
+            "203.0.113.7",
+            "--edition",
+            "pro",
+            "--quantity",
+            "1",
+        ])
+        .await;
         assert_eq!(n.cash().await, "301.00");
 
         // spec: SVC-232
@@ -425,7 +452,15 @@ on_both_backends!(
         // spec: SVC-107
         // No renewal after a termination for breach until staff lift it.
         n.set("2025-03-11T12:00:00Z");
-        let (ok, out) = n.cli(&["renew"]).await;
+        let (ok, out) = n
+            .cli(&[
+                "renew",
+                "--accepted-by",
+                "owner@klaxon.local",
+                "--accepted-from",
+                "203.0.113.7",
+            ])
+            .await;
         assert!(!ok, "{out}");
         assert!(out.contains("SVC-107"), "{out}");
         n.stop(&url).await;
@@ -441,6 +476,10 @@ on_both_backends!(
         n.ok(&[
             "licence",
             "buy",
+            "--accepted-by",
+            "owner@klaxon.local",
+            "--accepted-from",
+            "203.0.113.7",
             "--edition",
             "pro",
             "--quantity",
@@ -518,6 +557,10 @@ on_both_backends!(
         n.ok(&[
             "licence",
             "buy",
+            "--accepted-by",
+            "owner@klaxon.local",
+            "--accepted-from",
+            "203.0.113.7",
             "--edition",
             "pro",
             "--quantity",
@@ -564,8 +607,19 @@ on_both_backends!(
         let n = Node::start(&url, "2025-03-01T09:00:00Z", false).await;
         n.ok(&["pay", "--amount", "199.00", "--reference", "bank-1"])
             .await;
-        n.ok(&["licence", "buy", "--edition", "pro", "--quantity", "1"])
-            .await;
+        n.ok(&[
+            "licence",
+            "buy",
+            "--accepted-by",
+            "owner@klaxon.local",
+            "--accepted-from",
+            "203.0.113.7",
+            "--edition",
+            "pro",
+            "--quantity",
+            "1",
+        ])
+        .await;
         n.ok(&["auto-renew", "on"]).await;
 
         // spec: SVC-235
@@ -618,6 +672,10 @@ on_both_backends!(
         n.ok(&[
             "licence",
             "buy",
+            "--accepted-by",
+            "owner@klaxon.local",
+            "--accepted-from",
+            "203.0.113.7",
             "--edition",
             "pro",
             "--quantity",
@@ -669,8 +727,19 @@ on_both_backends!(
         let n = Node::start(&url, "2025-03-01T09:00:00Z", true).await;
         n.ok(&["pay", "--amount", "199.00", "--reference", "bank-1"])
             .await;
-        n.ok(&["licence", "buy", "--edition", "pro", "--quantity", "1"])
-            .await;
+        n.ok(&[
+            "licence",
+            "buy",
+            "--accepted-by",
+            "owner@klaxon.local",
+            "--accepted-from",
+            "203.0.113.7",
+            "--edition",
+            "pro",
+            "--quantity",
+            "1",
+        ])
+        .await;
         assert_eq!(n.cash().await, "0.00");
         // The owner is paged by e-mail, priced 25.00 with no allowance.
         let (s, b) = n
@@ -729,16 +798,50 @@ on_both_backends!(
         // A pack is bought through the order path (paid from the funds; refused unchanged
         // when they do not cover it), and its units are used before any overage.
         let (ok, out) = n
-            .cli(&["buy-pack", "--unit", "email", "--units", "2"])
+            .cli(&[
+                "buy-pack",
+                "--accepted-by",
+                "owner@klaxon.local",
+                "--accepted-from",
+                "203.0.113.7",
+                "--unit",
+                "email",
+                "--units",
+                "2",
+            ])
             .await;
         assert!(!ok, "{out}");
         assert!(out.contains("insufficient funds"), "{out}");
-        let (ok, out) = n.cli(&["buy-pack", "--unit", "sms", "--units", "5"]).await;
+        let (ok, out) = n
+            .cli(&[
+                "buy-pack",
+                "--accepted-by",
+                "owner@klaxon.local",
+                "--accepted-from",
+                "203.0.113.7",
+                "--unit",
+                "sms",
+                "--units",
+                "5",
+            ])
+            .await;
         assert!(!ok, "{out}");
         assert!(out.contains("pack"), "{out}");
         n.ok(&["pay", "--amount", "30.00", "--reference", "bank-2"])
             .await;
-        let out = n.ok(&["buy-pack", "--unit", "email", "--units", "2"]).await;
+        let out = n
+            .ok(&[
+                "buy-pack",
+                "--accepted-by",
+                "owner@klaxon.local",
+                "--accepted-from",
+                "203.0.113.7",
+                "--unit",
+                "email",
+                "--units",
+                "2",
+            ])
+            .await;
         assert!(out.contains("pack 1: 2 units"), "{out}");
         assert_eq!(n.cash().await, "0.00");
         n.set("2025-03-02T11:00:00Z");
@@ -838,6 +941,120 @@ on_both_backends!(
         let (status, body) = n.api("/account/export/list", json!({})).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["data"]["items"].as_array().unwrap().len(), 0, "{body}");
+
+        // spec: SVC-237
+        // spec: SVC-232
+        // Lifting the block takes two staff members and written reasons; a lift without
+        // them is refused and the block stays.
+        n.set("2025-03-12T10:00:00Z");
+        let lift = |extra: &[&'static str]| {
+            let mut args = vec!["lift-export-block", "--reference", "appeal-ticket-31"];
+            args.extend_from_slice(extra);
+            args
+        };
+        let (ok, out) = n
+            .cli(&lift(&[
+                "--reason",
+                "appeal upheld",
+                "--proposer",
+                "alice",
+                "--approver",
+                "alice",
+            ]))
+            .await;
+        assert!(!ok, "{out}");
+        assert!(out.contains("two staff members"), "{out}");
+        let (ok, out) = n
+            .cli(&lift(&[
+                "--reason",
+                " ",
+                "--proposer",
+                "alice",
+                "--approver",
+                "carol",
+            ]))
+            .await;
+        assert!(!ok, "{out}");
+        assert!(out.contains("reason"), "{out}");
+        assert!(
+            n.server
+                .store()
+                .saas_export_block_lifts(n.id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let (status, _) = n.api("/account/export/create", json!({})).await;
+        assert_eq!(status, 403);
+        // The lift: recorded with the basis it lifted, audited for the operator and in the
+        // tenant's own audit log; the export works again at once.
+        let out = n
+            .ok(&lift(&[
+                "--reason",
+                "appeal upheld: the content was lawful",
+                "--proposer",
+                "alice",
+                "--approver",
+                "carol",
+            ]))
+            .await;
+        assert!(out.contains("export block lifted"), "{out}");
+        let lifts = n
+            .server
+            .store()
+            .saas_export_block_lifts(n.id)
+            .await
+            .unwrap();
+        assert_eq!(lifts.len(), 1);
+        assert_eq!(
+            lifts[0].basis,
+            "court order 12/2025: the content itself is unlawful"
+        );
+        assert_eq!(
+            (
+                lifts[0].proposer.as_str(),
+                lifts[0].approver.as_str(),
+                lifts[0].actor.as_str()
+            ),
+            ("alice", "carol", "ops")
+        );
+        assert_eq!(lifts[0].lifted_at, n.now());
+        assert_eq!(
+            n.server.store().saas_export_blocked(n.id).await.unwrap(),
+            None
+        );
+        let audit = n.server.store().saas_audit(n.id).await.unwrap();
+        assert!(
+            audit.iter().any(|(_, actor, action, detail)| actor == "ops"
+                && action == "export_block_lift"
+                && detail.contains("appeal-ticket-31")),
+            "{audit:?}"
+        );
+        let log = common::saas::tenant_audit(n.server.store(), n.id, n.now()).await;
+        let entry = log
+            .iter()
+            .find(|r| r.operation == "export_block:lift")
+            .expect("the lift is in the tenant's audit log");
+        assert_eq!(
+            (entry.source.as_str(), entry.member_name.as_str()),
+            ("staff", "ops")
+        );
+        assert!(entry.body.contains("appeal upheld"), "{}", entry.body);
+        let (status, body) = n.api("/account/export/create", json!({})).await;
+        assert_eq!(status, 200, "{body}");
+        // Nothing is left to lift.
+        let (ok, out) = n
+            .cli(&lift(&[
+                "--reason",
+                "again",
+                "--proposer",
+                "alice",
+                "--approver",
+                "carol",
+            ]))
+            .await;
+        assert!(!ok, "{out}");
+        assert!(out.contains("not blocked"), "{out}");
         n.stop(&url).await;
     }
 );
@@ -891,11 +1108,32 @@ on_both_backends!(
 
         // spec: SVC-072
         // A pack of the price list, paid from the funds at once.
+        // spec: SVC-033
+        // An order keyed in by staff without the owner's acceptance of the terms in force
+        // is refused, naming the field; nothing is bought.
         let (status, body) = op(
             &n,
             &token,
             "/operator/tenant/pack/buy",
             json!({"account_id": id, "unit": "email", "units": 2}),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], "InvalidParameter", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("accepted_by"),
+            "{body}"
+        );
+        assert_eq!(n.cash().await, "100.00");
+        let (status, body) = op(
+            &n,
+            &token,
+            "/operator/tenant/pack/buy",
+            json!({"account_id": id, "unit": "email", "units": 2,
+                   "accepted_by": "owner@klaxon.local", "accepted_from": "order-form-17"}),
         )
         .await;
         assert_eq!(status, 200, "{body}");
@@ -907,7 +1145,8 @@ on_both_backends!(
             &n,
             &token,
             "/operator/tenant/pack/buy",
-            json!({"account_id": id, "unit": "email", "units": 3}),
+            json!({"account_id": id, "unit": "email", "units": 3,
+                   "accepted_by": "owner@klaxon.local", "accepted_from": "order-form-17"}),
         )
         .await;
         assert_eq!(status, 400, "{body}");

@@ -139,6 +139,7 @@ async fn build(
         account_id,
         export_id,
         exported_at: now,
+        transfer: None,
     };
     // Compressing a large account takes a while: off the request threads.
     let archive = tokio::task::spawn_blocking(move || build_archive(&tables, &meta))

@@ -210,7 +210,7 @@ fn lawful_row(r: &AnyRow) -> Result<LawfulRequest> {
 
 /// One row of the tenant's audit log and its operator copy in `saas_audit`.
 #[allow(clippy::too_many_arguments)]
-async fn audit_pair(
+pub(crate) async fn audit_pair(
     conn: &mut AnyConnection,
     account_id: i64,
     at: Millis,

@@ -184,6 +184,15 @@ fn acceptance(row: &AnyRow) -> Result<AcceptanceRecord> {
     })
 }
 
+/// Every version ever published, oldest first, read inside a transaction.
+pub(crate) async fn load_documents_on(conn: &mut AnyConnection) -> Result<Vec<DocumentVersion>> {
+    let sql = Sql::new(&format!(
+        "SELECT {DOC_COLUMNS} FROM saas_documents ORDER BY version_id"
+    ));
+    let rows = sql.query_on(conn).fetch_all(&mut *conn).await?;
+    rows.iter().map(document).collect()
+}
+
 async fn load_document(
     conn: &mut AnyConnection,
     version_id: i64,

@@ -153,8 +153,8 @@ async fn insert_unit(
 
 impl Store {
     /// SVC-072: buys a pack of the price list (`units` units of `unit`) from the funds;
-    /// an order the funds cannot cover, or a pack the price list does not sell, is refused
-    /// unchanged.
+    /// an order the funds cannot cover, a pack the price list does not sell, or one without
+    /// the explicit acceptance of the terms in force (SVC-033) is refused unchanged.
     #[allow(clippy::too_many_arguments)]
     pub async fn saas_buy_pack(
         &self,
@@ -164,6 +164,7 @@ impl Store {
         account_id: i64,
         unit: UnitType,
         units: u64,
+        acceptance: Option<&super::PurchaseAcceptance>,
         now: Millis,
         actor: &str,
     ) -> Result<(PackRecord, Applied<String>)> {
@@ -267,6 +268,8 @@ impl Store {
             .bind(actor)
             .push(")");
         sql.query_on(conn).execute(&mut *conn).await?;
+        super::accept_for_order(conn, account_id, acceptance, "pack", &reference, now, actor)
+            .await?;
         tx.commit().await?;
         Ok((
             PackRecord {

@@ -49,6 +49,9 @@ pub struct BuyLicences {
     pub quantity: u32,
     /// Term length of a new term: 1 or 12. An add-on always ends with the term in force.
     pub months: i32,
+    /// SVC-033: the explicit acceptance of the terms in force; without it the order is
+    /// refused.
+    pub acceptance: Option<super::PurchaseAcceptance>,
 }
 
 /// One paid licence order (SVC-082: paid from the balance at once, so `fulfilled`).
@@ -825,6 +828,16 @@ impl Store {
             .bind(actor)
             .push(")");
         sql.query_on(conn).execute(&mut *conn).await?;
+        super::accept_for_order(
+            conn,
+            account_id,
+            buy.acceptance.as_ref(),
+            "licence",
+            &format!("licence-order:{order_id}"),
+            now,
+            actor,
+        )
+        .await?;
         let mut applied = applied;
         if kind == "term" {
             let mut upd = Sql::new("UPDATE saas_tenants SET edition = ");

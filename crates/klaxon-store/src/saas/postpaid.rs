@@ -256,7 +256,7 @@ impl Store {
         settings: &SaasSettings,
         prices: &PriceListVersion,
         account_id: i64,
-        accepted: bool,
+        acceptance: Option<&super::PurchaseAcceptance>,
         now: Millis,
         actor: &str,
     ) -> Result<Timestamp> {
@@ -282,7 +282,7 @@ impl Store {
                 verification_required: false,
                 entity_verified: true,
                 funds: book.ledger().cash() + book.ledger().bonus_total(),
-                explicit_acceptance: accepted,
+                explicit_acceptance: acceptance.is_some_and(|a| !a.accepted_by.trim().is_empty()),
             },
             &settings.params,
         )?;
@@ -324,6 +324,16 @@ impl Store {
             )
             .await?;
         }
+        super::accept_for_order(
+            conn,
+            account_id,
+            acceptance,
+            "postpaid",
+            &format!("postpaid:{}", ms(starts)),
+            now,
+            actor,
+        )
+        .await?;
         audit(
             conn,
             account_id,

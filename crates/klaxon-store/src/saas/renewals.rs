@@ -53,6 +53,9 @@ pub struct Renew {
     pub quantity: Option<u32>,
     /// `standard` or `pro` (SVC-103: a renewal may change the edition).
     pub edition: Option<String>,
+    /// SVC-033: the explicit acceptance of the terms in force. A renewal asked for now needs
+    /// it; the auto-renew job's charge rests on the owner's opt-in (SVC-104) and has none.
+    pub acceptance: Option<super::PurchaseAcceptance>,
 }
 
 /// The tenant's billing settings of migration 0065.
@@ -553,6 +556,16 @@ impl Store {
             &mut tx, settings, prices, account_id, renew, now, actor, "renewal",
         )
         .await?;
+        super::accept_for_order(
+            &mut tx,
+            account_id,
+            renew.acceptance.as_ref(),
+            "renewal",
+            &format!("licence-order:{}", out.0.order_id),
+            now,
+            actor,
+        )
+        .await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -806,8 +819,7 @@ impl Store {
                 account_id,
                 &Renew {
                     months: Some(term.months),
-                    quantity: None,
-                    edition: None,
+                    ..Renew::default()
                 },
                 now,
                 "system",

@@ -87,3 +87,64 @@ pub async fn drop_db(url: &str) {
         .status()
         .await;
 }
+
+/// The bootstrap owner's acceptance of the terms in force that an order carries (SVC-033),
+/// as `klaxon admin tenant` takes it.
+pub const ACCEPTED: [&str; 4] = [
+    "--accepted-by",
+    "owner@klaxon.local",
+    "--accepted-from",
+    "203.0.113.7",
+];
+
+/// Publishes a terms-of-service version in force since 2024 on a SaaS node, so its orders
+/// have terms to accept (SVC-033). A self-hosted node has no agreements: nothing is done.
+pub async fn publish_terms(server: &klaxon_server::Server) {
+    let Some(settings) = server.saas_settings() else {
+        return;
+    };
+    let at = ms("2024-01-01T00:00:00Z");
+    server
+        .store()
+        .saas_publish_document(
+            settings,
+            &klaxon_store::NewDocument {
+                doc_type: klaxon_saas::agreement::DocumentType::TermsOfService,
+                version: "2024-01".into(),
+                language: "en-US".into(),
+                body: "The terms of service.".into(),
+                summary: "First version.".into(),
+                material: false,
+                justification: String::new(),
+                published_at: at,
+                effective_at: at,
+                author: "legal".into(),
+            },
+            |_| Vec::new(),
+        )
+        .await
+        .unwrap();
+}
+
+/// The tenant's own audit log as its admins see it at `now`, newest first (whatever the
+/// service state lets the Open API serve).
+pub async fn tenant_audit(
+    store: &klaxon_store::Store,
+    account_id: i64,
+    now: i64,
+) -> Vec<klaxon_store::AuditRecord> {
+    store
+        .search_audit(
+            account_id,
+            &klaxon_store::AuditFilter {
+                start: 0,
+                end: now + 1,
+                limit: 100,
+                now,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .records
+}

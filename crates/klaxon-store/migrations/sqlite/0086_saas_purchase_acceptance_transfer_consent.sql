@@ -1,0 +1,73 @@
+-- SaaS mode: acceptance at purchase (service-agreement.md SVC-033) and consent to cross-region
+-- transfers (SVC-212, SVC-215; docs/saas.md "Acceptance at purchase", "Cross-region
+-- transfers"). Keep in step with ../postgres/0086_saas_purchase_acceptance_transfer_consent.sql.
+
+-- One row per order and document version it accepted: who accepted (member and login at that
+-- time, role), when, from where, and the version's label and text hash. `acceptance_id` is the
+-- tenant's decision record on that version (saas_acceptances), written with method
+-- `explicit_purchase` when this order was the tenant's first decision on it.
+CREATE TABLE saas_order_acceptances (
+    order_acceptance_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id      INTEGER NOT NULL,
+    order_kind      TEXT    NOT NULL,
+    order_ref       TEXT    NOT NULL,
+    version_id      INTEGER NOT NULL,
+    acceptance_id   INTEGER NOT NULL,
+    doc_type        TEXT    NOT NULL,
+    version         TEXT    NOT NULL,
+    content_sha256  TEXT    NOT NULL,
+    member_id       INTEGER NOT NULL,
+    login           TEXT    NOT NULL,
+    role            TEXT    NOT NULL,
+    accepted_at     INTEGER NOT NULL,
+    client_ip       TEXT    NOT NULL DEFAULT '',
+    user_agent      TEXT    NOT NULL DEFAULT '',
+    client_type     TEXT    NOT NULL DEFAULT '',
+    request_id      TEXT    NOT NULL DEFAULT '',
+    recorded_by     TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX saas_order_acceptances_account ON saas_order_acceptances (account_id, order_acceptance_id);
+CREATE TRIGGER saas_order_acceptances_no_update BEFORE UPDATE ON saas_order_acceptances
+BEGIN
+    SELECT RAISE(ABORT, 'saas_order_acceptances is append-only (SVC-033)');
+END;
+CREATE TRIGGER saas_order_acceptances_no_delete BEFORE DELETE ON saas_order_acceptances
+BEGIN
+    SELECT RAISE(ABORT, 'saas_order_acceptances is append-only (SVC-033)');
+END;
+
+-- The owner's explicit consent to a transfer of the tenant's data out of its region: purpose,
+-- destination region, data categories (JSON list), with the request's evidence. Revoking sets
+-- `revoked_at`; the row stays as evidence.
+CREATE TABLE saas_transfer_consents (
+    consent_id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id          INTEGER NOT NULL,
+    purpose             TEXT    NOT NULL,
+    destination_region  TEXT    NOT NULL,
+    categories          TEXT    NOT NULL,
+    given_by            INTEGER NOT NULL,
+    given_by_login      TEXT    NOT NULL,
+    given_at            INTEGER NOT NULL,
+    client_ip           TEXT    NOT NULL DEFAULT '',
+    user_agent          TEXT    NOT NULL DEFAULT '',
+    request_id          TEXT    NOT NULL DEFAULT '',
+    revoked_at          INTEGER NOT NULL DEFAULT 0,
+    revoked_by          INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX saas_transfer_consents_account ON saas_transfer_consents (account_id, consent_id);
+
+-- Every cross-region transfer carried out, with the consent or lawful request it rests on
+-- (exactly one of the two is non-zero).
+CREATE TABLE saas_transfers (
+    transfer_id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id          INTEGER NOT NULL,
+    purpose             TEXT    NOT NULL,
+    destination_region  TEXT    NOT NULL,
+    categories          TEXT    NOT NULL,
+    consent_id          INTEGER NOT NULL DEFAULT 0,
+    lawful_request_id   INTEGER NOT NULL DEFAULT 0,
+    actor               TEXT    NOT NULL,
+    at                  INTEGER NOT NULL,
+    package_sha256      TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX saas_transfers_account ON saas_transfers (account_id, transfer_id);
