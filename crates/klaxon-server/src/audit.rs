@@ -46,10 +46,14 @@ pub struct Origin {
 
 /// The origin of an action taken from an IM app card (RSP-310).
 pub const SOURCE_CARD: &str = "card";
+/// The origin of an action taken from the incident card in its war room (RSP-435).
+pub const SOURCE_WCARD: &str = "wcard";
 /// The origin of an acknowledgement by a keypress during a voice call (RSP-314).
 pub const SOURCE_VOICE: &str = "voice";
 /// The origin of an action taken by replying to an SMS (docs/notifications.md).
 pub const SOURCE_SMS: &str = "sms";
+/// The origin of an action taken through a one-click link in an e-mail (docs/notifications.md).
+pub const SOURCE_LINK: &str = "link";
 
 /// Key names whose values are secrets (RSP-601), matched case-insensitively as substrings.
 const SECRET_KEYS: &[&str] = &[

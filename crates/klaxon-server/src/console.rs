@@ -8,6 +8,7 @@
 //! carries the session's CSRF token in `X-Klaxon-CSRF`, which htmx sends from the `hx-headers`
 //! attribute of the page's `<body>`.
 
+mod action_link;
 mod alert_events;
 mod assets;
 mod calendars;
@@ -58,6 +59,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(assets::routes())
         .merge(signin::routes())
+        .merge(action_link::routes())
         .merge(incidents::routes())
         .merge(alert_events::routes())
         .merge(related_changes::routes())

@@ -8,6 +8,7 @@
 // The wire objects are wide `json!` literals.
 #![recursion_limit = "256"]
 
+mod acting;
 pub mod agreements;
 mod audit;
 pub mod backup;
@@ -18,6 +19,7 @@ pub mod config;
 mod console;
 mod custom_actions;
 mod delivery;
+mod dingtalk;
 mod envelope;
 mod export;
 mod feishu;
@@ -38,6 +40,7 @@ mod retention;
 mod saas;
 mod signin;
 mod signin_code;
+mod signing_keys;
 pub mod sla;
 mod slack;
 mod smtp;
@@ -53,6 +56,7 @@ mod teams_app;
 pub mod ticket_sync;
 pub mod ticket_sync_sdp;
 mod timers;
+mod war_room;
 pub mod webhooks;
 mod wecom;
 mod wire;
@@ -70,6 +74,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::Config;
+/// The export package a cross-region transfer hands over (`klaxon admin tenant transfer`).
+pub use export::{Archive, ArchiveMeta, TransferRegions, build_archive};
 
 /// The OpenAPI 3.1 document of the server, as served at `/openapi.json` and committed as
 /// `docs/openapi.json` (`klaxon openapi` prints it).
@@ -496,6 +502,7 @@ fn router(state: AppState) -> Router {
             )),
         )
         .merge(health::routes())
+        .merge(signing_keys::routes())
         .merge(console::routes())
         .merge(calendar::routes())
         .merge(export::routes())
@@ -504,6 +511,7 @@ fn router(state: AppState) -> Router {
         .merge(slack::routes())
         .merge(feishu::routes())
         .merge(wecom::routes())
+        .merge(dingtalk::routes())
         .merge(teams_app::routes())
         .merge(phone::routes())
         .merge(ticket_sync::routes())

@@ -5,6 +5,7 @@
 
 mod access;
 mod agreements;
+mod alert_feed;
 mod app_keys;
 mod args;
 mod audit;
@@ -32,7 +33,9 @@ mod members;
 mod noise;
 mod pipeline;
 mod preferences;
+mod providers;
 mod pulls;
+mod push_devices;
 mod retention;
 mod roles;
 mod routing;
@@ -42,6 +45,8 @@ mod sso;
 mod teams;
 mod templates;
 mod ticket_sync;
+mod transfer_consents;
+mod war_room;
 mod webhooks;
 
 use axum::Router;
@@ -91,6 +96,7 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(custom_actions::PATHS)
         .chain(ticket_sync::PATHS)
         .chain(im::PATHS)
+        .chain(war_room::PATHS)
         .chain(licences::PATHS)
         .chain(agreements::PATHS)
         .chain(sla::PATHS)
@@ -102,9 +108,13 @@ fn served_paths() -> impl Iterator<Item = &'static str> {
         .chain(preferences::PATHS)
         .chain(list_columns::PATHS)
         .chain(contacts::PATHS)
+        .chain(push_devices::PATHS)
         .chain(sso::PATHS)
         .chain(grants::PATHS)
+        .chain(transfer_consents::PATHS)
+        .chain(providers::PATHS)
         .chain(lookups::PATHS)
+        .chain(alert_feed::PATHS)
         .copied()
 }
 
@@ -374,6 +384,9 @@ async fn perform_unaudited(
     if let Some(result) = contacts::dispatch(state, caller, path, args).await {
         return result;
     }
+    if let Some(result) = push_devices::dispatch(state, caller, path, args).await {
+        return result;
+    }
     if let Some(result) = changes::dispatch(state, caller, path, args).await {
         return result;
     }
@@ -381,6 +394,9 @@ async fn perform_unaudited(
         return result;
     }
     if let Some(result) = lookups::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = alert_feed::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = audit::dispatch(state, caller, path, args).await {
@@ -401,10 +417,19 @@ async fn perform_unaudited(
     if let Some(result) = im::dispatch(state, caller, path, args).await {
         return result;
     }
+    if let Some(result) = war_room::dispatch(state, caller, path, args).await {
+        return result;
+    }
     if let Some(result) = licences::dispatch(state, caller, path, args).await {
         return result;
     }
     if let Some(result) = agreements::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = transfer_consents::dispatch(state, caller, path, args).await {
+        return result;
+    }
+    if let Some(result) = providers::dispatch(state, caller, path).await {
         return result;
     }
     if let Some(result) = sla::dispatch(state, caller, path, args).await {

@@ -26,9 +26,11 @@
 //! `migrations/postgres`). APP keys and integration keys are
 //! stored as given (they are shown again on later starts), member passwords as argon2 hashes.
 
+mod action_links;
 mod audit;
 mod bootstrap;
 mod calendars;
+mod card_refresh;
 mod changes;
 mod channels;
 mod contact_verification;
@@ -41,6 +43,7 @@ mod export;
 mod fields;
 mod flapping;
 mod halt;
+mod id_map;
 mod im;
 mod im_cards;
 mod im_conversations;
@@ -59,6 +62,7 @@ mod preferences;
 mod process;
 mod pulls;
 mod purge;
+mod push_devices;
 mod query;
 pub mod records;
 mod reminders;
@@ -69,20 +73,25 @@ mod routes;
 mod routing;
 mod rows;
 mod saas;
+mod saml_sessions;
 mod schedules;
 pub mod sealing;
 mod signin;
+pub mod signing;
 mod sso;
 mod support;
 mod templates;
 mod ticket_sync;
+mod war_rooms;
 mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use action_links::{ActionLinkTarget, NewActionLink};
 pub use audit::{AuditFilter, AuditPage, AuditRecord, NewAuditRecord};
 pub use calendars::{AccountCalendars, CalendarFilter, Referrers};
+pub use card_refresh::{CARD_CHANNELS, CARD_REFRESH};
 pub use changes::{ChangeEventRecord, ChangeFilter, ChangeRecord};
 pub use channels::{ChannelDraft, ChannelSettings, EventSource};
 pub use contact_verification::{ContactChange, ContactCodeIssue, ContactKind, ContactTarget};
@@ -122,6 +131,7 @@ pub use purge::{
     BackupTable, NO_TENANT_COLUMN, PurgeCertificateRecord, PurgeOutcome, PurgedTable,
     TenantKeyRecord,
 };
+pub use push_devices::{MAX_PUSH_DEVICES, PushDevice};
 pub use records::*;
 pub use reminders::{ReminderSweep, SHIFT_REMINDER, STALE_MS as REMINDER_STALE_MS};
 pub use response::{
@@ -145,6 +155,12 @@ pub use saas::{
     BREACH_CATEGORIES, CommPack, DORMANT_NOTICE_DAYS, DormantAction, MeterDecision, NewTermination,
     PackRecord, TerminationKind, TerminationRecord, pack_sku,
 };
+pub use saas::{
+    ExportBlockLift, LiftExportBlock, NewTransferConsent, OrderAcceptance, PurchaseAcceptance,
+    RegionProvider, TransferConsent, TransferImport, TransferImportRecord, TransferRecord,
+    TransferRequest,
+};
+pub use saml_sessions::SamlSession;
 pub use schedules::{ScheduleFilter, ScheduleRefusal};
 pub use signin::{
     AppKeyInfo, AppKeyUse, LAST_USED_GRANULARITY_MS, LockoutPolicy, LoginCandidate, NewAppKey,
@@ -157,6 +173,7 @@ pub use ticket_sync::{
     TICKET_CLAIM_MS, TicketDraft, TicketIntegration, TicketJob, TicketLink, TicketOutcome,
     TicketSettings, TicketTokens,
 };
+pub use war_rooms::{WAR_ROOM_SYNC, WarRoom, WarRoomInvitations, WarRoomRefusal};
 pub use webhooks::{
     PendingWebhook, WEBHOOK_CLAIM_MS, WebhookAttempt, WebhookDeliveryState, WebhookDraft,
     WebhookHistoryFilter, WebhookHistoryItem, WebhookHistoryPage, WebhookIntegration,

@@ -611,6 +611,10 @@ pub(crate) async fn write_changes(
     .await?;
     // RSP-405 / RSP-406: the ticket-sync steps the same changes ask for.
     crate::ticket_sync::enqueue(conn, changes, now).await?;
+    // RSP-433 / RSP-434: member and state sync of the incidents' active war rooms.
+    crate::war_rooms::enqueue(conn, changes, now).await?;
+    // RSP-312: the IM cards already sent follow the change, whatever made it.
+    crate::card_refresh::enqueue(conn, changes, now).await?;
     Ok(())
 }
 
@@ -783,11 +787,18 @@ async fn mark_frequency(
     created: &[String],
 ) -> Result<()> {
     use klaxon_core::response::similarity::{Candidate, similar_token_counts};
+    // `created` is in creation order, and the batch's incidents share one `created_at`: their
+    // place in it breaks a tie of start second and creation time.
     let batch: Vec<(i64, Candidate)> = created
         .iter()
         .filter_map(|id| incidents.get(id).and_then(Option::as_ref))
         .filter(|i| i.channel_id != 0)
-        .map(|i| (i.account_id, Candidate::of(i)))
+        .enumerate()
+        .map(|(place, i)| {
+            let mut c = Candidate::of(i);
+            c.created.1 = place + 1;
+            (i.account_id, c)
+        })
         .collect();
     let searches_of = |x: &Candidate| {
         let mut out = vec![OutlierSearch::Signature(x.sig.clone())];
@@ -836,7 +847,7 @@ async fn mark_frequency(
 }
 
 /// The newest stored candidates of one search that started in the 30 days before `earliest`
-/// up to (not including) `latest`, fingerprinted for scoring.
+/// up to and including `latest`, fingerprinted for scoring.
 async fn stored_candidates(
     conn: &mut AnyConnection,
     (account_id, channel_id, search): &(i64, i64, OutlierSearch),
@@ -847,7 +858,7 @@ async fn stored_candidates(
         Candidate, Fingerprint, PAST_WINDOW_MS, title_signature,
     };
     let mut sql = Sql::new(
-        "SELECT incident_id, channel_id, title, description, labels, start_time \
+        "SELECT incident_id, channel_id, title, description, labels, start_time, created_at \
          FROM incidents WHERE account_id = ",
     );
     sql.bind(*account_id)
@@ -866,7 +877,9 @@ async fn stored_candidates(
     }
     sql.push(" AND start_time >= ")
         .bind(earliest.saturating_sub(PAST_WINDOW_MS))
-        .push(" AND start_time < ")
+        // `latest` itself is in: a stored incident of the same second was created before the
+        // batch, so it precedes the batch's incidents of that second.
+        .push(" AND start_time <= ")
         .bind(latest)
         .push(" ORDER BY start_time DESC LIMIT ")
         .bind(OUTLIER_CANDIDATES);
@@ -882,6 +895,7 @@ async fn stored_candidates(
             incident_id: get_str(row, "incident_id")?,
             channel_id: get_i64(row, "channel_id")?,
             start_time: get_i64(row, "start_time")?,
+            created: (get_i64(row, "created_at")?, 0),
             sig,
             tokens,
             fingerprint: Fingerprint::parts(&title, &description, &labels),
@@ -1771,7 +1785,7 @@ pub(crate) async fn merge_alerts(
     Ok(Ok(()))
 }
 
-async fn load_incident(
+pub(crate) async fn load_incident(
     conn: &mut AnyConnection,
     account_id: i64,
     incident_id: &str,

@@ -345,7 +345,7 @@ async fn alert_channel(conn: &mut AnyConnection, account_id: i64, alert_id: &str
 
 /// Whether an integration id is in use by any kind of integration (inbound, webhook, IM,
 /// custom action or link): they share one id space.
-async fn id_taken(conn: &mut AnyConnection, id: i64) -> Result<bool> {
+pub(crate) async fn id_taken(conn: &mut AnyConnection, id: i64) -> Result<bool> {
     for table in [
         "integrations",
         "webhook_integrations",

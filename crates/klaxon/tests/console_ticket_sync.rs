@@ -212,6 +212,82 @@ async fn over_http(database_url: &str) {
     );
     assert!(!html.contains("sdp-key"), "{html}");
 
+    // spec: RSP-405 — an automatic trigger's conditions are edited as condition rows: a
+    // refused pattern is named beside its row with everything typed kept; "Add condition
+    // rows" redraws the form with more rows and saves nothing; then the filter is stored as
+    // groups and shown back as rows.
+    let mut auto = vec![
+        ("system", "jira"),
+        ("name", "Auto Jira"),
+        ("channel_id", cid_s.as_str()),
+        ("trigger", "auto"),
+        ("direction", "to"),
+        ("status", "enabled"),
+        ("platform", "cloud"),
+        ("base_url", "https://acme.atlassian.net"),
+        ("username", "ops@example.com"),
+        ("secret", "tok-2"),
+        ("project_key", "OPS"),
+        ("issue_type", "Bug"),
+        ("c0_group", "1"),
+        ("c0_key", "severity"),
+        ("c0_oper", "IN"),
+        ("c0_vals", "Critical"),
+        ("c1_group", "1"),
+        ("c1_key", "labels.service"),
+        ("c1_oper", "IN"),
+        ("c1_vals", "/pay(/"),
+    ];
+    let before = ok(t.api("/ticket-sync/list", json!({})).await)["total"].clone();
+    let resp = post(&t, &cookie, &csrf, "/settings/ticket-sync", &auto).await;
+    assert_eq!(resp.status(), 400);
+    // Templates escape `/` in text as `&#x2f;`; a browser reads both the same.
+    let html = resp.text().await.unwrap().replace("&#x2f;", "/");
+    assert!(html.contains("id=\"c1_vals-error\""), "{html}");
+    assert!(html.contains("/pay(/"), "{html}");
+    assert_eq!(
+        ok(t.api("/ticket-sync/list", json!({})).await)["total"],
+        before
+    );
+    let mut more = auto.clone();
+    more.push(("more_rows", "c"));
+    let resp = post(&t, &cookie, &csrf, "/settings/ticket-sync", &more).await;
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("id=\"c6_key\""), "three more rows: {html}");
+    assert_eq!(
+        ok(t.api("/ticket-sync/list", json!({})).await)["total"],
+        before
+    );
+    auto.retain(|(k, _)| *k != "c1_vals");
+    auto.push(("c1_vals", "payments\ncheckout"));
+    auto.extend([
+        ("c2_group", "2"),
+        ("c2_key", "title"),
+        ("c2_oper", "IN"),
+        ("c2_vals", "db*"),
+    ]);
+    let resp = post(&t, &cookie, &csrf, "/settings/ticket-sync", &auto).await;
+    assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
+    let list = ok(t.api("/ticket-sync/list", json!({})).await);
+    let stored = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "Auto Jira")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        stored["filters"],
+        json!([[{"key": "severity", "oper": "IN", "vals": ["Critical"]},
+                 {"key": "labels.service", "oper": "IN", "vals": ["payments", "checkout"]}],
+                [{"key": "title", "oper": "IN", "vals": ["db*"]}]])
+    );
+    let auto_id = stored["integration_id"].as_i64().unwrap();
+    let (_, html) = get(&t, &cookie, &format!("/settings/ticket-sync/{auto_id}")).await;
+    assert!(html.contains("value=\"labels.service\""), "{html}");
+    assert!(html.contains("payments\ncheckout"), "{html}");
+
     // Delete.
     let resp = post(
         &t,
@@ -222,7 +298,7 @@ async fn over_http(database_url: &str) {
     )
     .await;
     assert_eq!(resp.status(), 204);
-    assert_eq!(ok(t.api("/ticket-sync/list", json!({})).await)["total"], 1);
+    assert_eq!(ok(t.api("/ticket-sync/list", json!({})).await)["total"], 2);
     t.stop().await;
 }
 

@@ -385,6 +385,7 @@ async fn detail_tabs(database_url: &str) {
     assert!(history.contains("Writes fail on db-7"), "{history}");
     assert!(history.contains("Assigned"), "{history}");
     assert!(!history.contains("Looking at the WAL volume"), "{history}");
+    shoot(c, "incident-tab-history").await;
 
     // Past incidents: the closed one like it, with its root cause.
     click(c, "#tab-past").await;
@@ -846,6 +847,34 @@ async fn grouping_cases(database_url: &str) {
     )
     .await
     .unwrap();
+    // The audit every screenshot runs finds a control without a name and a button pushed
+    // past the right edge, and passes the page again once they are gone.
+    c.execute(
+        "const m = document.querySelector('main');          const i = document.createElement('input'); i.id = 'nameless'; m.append(i);          const b = document.createElement('button'); b.id = 'pushed'; b.textContent = 'Far';          b.style.position = 'absolute'; b.style.left = (innerWidth - 10) + 'px'; m.append(b);          return true",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let found = browser::audit(c).await;
+    assert!(
+        found
+            .iter()
+            .any(|f| f.starts_with("no label: input#nameless")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|f| f.starts_with("outside the screen: button#pushed")),
+        "{found:?}"
+    );
+    c.execute(
+        "document.getElementById('nameless').remove();          document.getElementById('pushed').remove(); return true",
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert_eq!(browser::audit(c).await, Vec::<String>::new());
 
     // At a phone's 375 px: no sideways scroll, every control and its label in view, and the
     // text inputs wide enough to read what is typed.
@@ -905,6 +934,65 @@ async fn grouping_cases(database_url: &str) {
     );
     shoot(c, "noise-grouping-cases-error").await;
 
+    browser.stop().await;
+    t.stop().await;
+}
+
+// --- The pages no other browser test photographs -----------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_insights_and_channel_list_pages_are_readable_on_a_phone() {
+    insights_page("").await;
+}
+
+/// The insights page (RSP-482) with figures on it, and a channel's incident list, pass the
+/// page audit every screenshot runs: WCAG AA contrast, every control named, nothing outside
+/// a 375-px screen.
+async fn insights_page(database_url: &str) {
+    let mut t = TestServer::start(database_url).await;
+    let Some(browser) = Browser::start().await else {
+        t.stop().await;
+        return;
+    };
+    let c = &browser.client;
+    for (key, host) in [("cpu-web-1", "web-1"), ("cpu-web-2", "web-2")] {
+        let (s, b) = t
+            .push(json!({"event_status": "Warning", "alert_key": key,
+                         "title_rule": "CPU high", "labels": {"host": host, "check": "cpu"}}))
+            .await;
+        assert_eq!(s, 200, "{b}");
+    }
+    t.drained().await;
+    let first = t.incidents().await[0]["incident_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(t.api("/incident/ack", json!({"incident_ids": [first]}))
+        .await);
+    ok(t.api("/incident/close", json!({"incident_ids": [first]}))
+        .await);
+    browser_sign_in(&t, c).await;
+    c.goto(&format!("{}/insights?range=week", t.base))
+        .await
+        .unwrap();
+    until("the insight figures", || async {
+        exists(c, "table.insights").await
+    })
+    .await;
+    shoot(c, "insights").await;
+
+    // A channel's own incident list (RSP-500), the page a channel's link opens.
+    let channel_id = ok(t.api("/channel/list", json!({})).await)["items"][0]["channel_id"]
+        .as_i64()
+        .unwrap();
+    c.goto(&format!("{}/channels/{channel_id}/incidents", t.base))
+        .await
+        .unwrap();
+    until("the channel's incidents", || async {
+        exists(c, "#results table.incidents").await
+    })
+    .await;
+    shoot(c, "channel-incidents").await;
     browser.stop().await;
     t.stop().await;
 }

@@ -956,6 +956,12 @@ on_both_backends!(
         assert_eq!(freq(&n, &n.incident_by_key("o-1").await).await, "rare");
         assert_eq!(freq(&n, &n.incident_by_key("o-2").await).await, "frequent");
         assert_eq!(freq(&n, &n.incident_by_key("o-3").await).await, "rare");
+        // Event times are whole seconds: an incident raised again in the same second as a
+        // like one is not an outlier, its predecessor was created first.
+        push(&n, "o-5", "disk full on db-1").await;
+        push(&n, "o-6", "disk full on db-2").await;
+        assert_eq!(freq(&n, &n.incident_by_key("o-5").await).await, "rare");
+        assert_eq!(freq(&n, &n.incident_by_key("o-6").await).await, "frequent");
         // A global incident is not evaluated.
         let created = ok(n
             .api(

@@ -183,6 +183,8 @@ struct Owned {
     alert: String,
     app_key_id: i64,
     export: i64,
+    /// A's Slack integration with war rooms enabled; `incident2` has a war room on it.
+    im: i64,
 }
 
 /// Account A creates one object of each kind the Open API manages.
@@ -426,6 +428,54 @@ async fn populate(ts: &TestServer) -> Owned {
     let export = a("/account/export/create", json!({})).await["export_id"]
         .as_i64()
         .unwrap();
+    // A war room on A's second incident, recorded as creation would after the platform
+    // answered (the platform calls themselves are tested in war_room.rs).
+    let im = a(
+        "/im/integration/create",
+        json!({"type": "slack", "name": "A slack", "bot_token": "xoxb-a-token",
+               "signing_secret": "a-signing-secret", "war_room_enabled": true}),
+    )
+    .await["integration_id"]
+        .as_i64()
+        .unwrap();
+    a(
+        "/im/person/link",
+        json!({"integration_id": im, "person_id": owner, "im_user_id": "UAOWNER1"}),
+    )
+    .await;
+    let store = ts.server.as_ref().unwrap().store();
+    let inc2 = store
+        .incident(
+            ts.server.as_ref().unwrap().bootstrap().account_id,
+            &incident2,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .record_war_room(
+            &klaxon_store::WarRoom {
+                room_id: "a-room-1".into(),
+                account_id: inc2.account_id,
+                incident_id: incident2.clone(),
+                integration_id: im,
+                plugin_type: "slack".into(),
+                chat_id: "CAROOM1".into(),
+                chat_name: "inc-a-manual".into(),
+                share_link: "https://app.slack.com/client/TA/CAROOM1".into(),
+                card_ref: String::new(),
+                status: "active".into(),
+                created_by: owner,
+                created_at: 0,
+                dissolved_at: 0,
+            },
+            "A slack",
+            &klaxon_store::WarRoomInvitations::default(),
+            now * 1000,
+        )
+        .await
+        .unwrap()
+        .unwrap();
 
     Owned {
         channel,
@@ -455,6 +505,7 @@ async fn populate(ts: &TestServer) -> Owned {
         alert,
         app_key_id,
         export,
+        im,
     }
 }
 
@@ -517,6 +568,10 @@ fn witness_reads(o: &Owned) -> Vec<(&'static str, Value)> {
         ("/role/info", json!({"role_id": o.role})),
         ("/incident/info", json!({"incident_id": o.incident})),
         ("/incident/info", json!({"incident_id": o.incident2})),
+        (
+            "/incident/war-room/detail",
+            json!({"incident_id": o.incident2}),
+        ),
         ("/alert/info", json!({"alert_id": o.alert})),
         ("/member/list", json!({})),
         ("/app-key/list", json!({})),
@@ -700,6 +755,9 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
         ("/schedule/list", json!({}), Empty),
         ("/team/list", json!({}), Empty),
         ("/account/export/list", json!({}), Empty),
+        // SVC-214: a self-hosted install publishes no provider list to either account (the
+        // SaaS side, with consents to transfers, is checked in saas_transfers.rs).
+        ("/account/delivery-provider/list", json!({}), EmptyForBoth),
         (
             "/account/export/info",
             json!({"export_id": o.export}),
@@ -730,6 +788,7 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
         ),
         ("/alert/list-by-ids", json!({"alert_ids": [o.alert]}), Empty),
         ("/alert/event/list", json!({"alert_id": o.alert}), Missing),
+        ("/alert/feed", json!({"alert_id": o.alert}), Missing),
         ("/channel/infos", json!({"channel_ids": [ch]}), Empty),
         ("/person/infos", json!({"person_ids": [o.member]}), Empty),
         (
@@ -960,6 +1019,39 @@ fn attacks(o: &Owned) -> Vec<(&'static str, Value, Expect)> {
         (
             "/incident/ticket-sync/do",
             json!({"incident_id": o.incident2, "integration_id": o.ticket_sync}),
+            Missing,
+        ),
+        // War rooms (RSP-430…438): B has no war-room integration, so B is told so; A's
+        // own calls read A's room. Creating, dissolving and inviting call the IM platform
+        // and are checked across accounts in war_room.rs.
+        (
+            "/incident/war-room/list",
+            json!({"incident_id": o.incident2}),
+            BadReference,
+        ),
+        (
+            "/incident/war-room/detail",
+            json!({"incident_id": o.incident2}),
+            BadReference,
+        ),
+        (
+            "/incident/war-room/default-observers",
+            json!({}),
+            BadReference,
+        ),
+        (
+            "/datasource/im/war-room-enabled/list",
+            json!({}),
+            BadReference,
+        ),
+        (
+            "/datasource/im/person/try-link",
+            json!({"integration_id": o.im, "person_ids": [o.owner]}),
+            BadReference,
+        ),
+        (
+            "/datasource/im/war-room-enabled/set",
+            json!({"integration_id": o.im, "war_room_enabled": true}),
             Missing,
         ),
         (

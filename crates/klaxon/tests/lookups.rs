@@ -203,3 +203,134 @@ on_both_backends!(channels_by_id_and_bad_requests, |url: String| async move {
     assert_eq!(b["error"]["code"], "InvalidParameter", "{b}");
     t.stop().await;
 });
+
+/// The `type`s of an alert feed page, in its order.
+fn feed_types(data: &Value) -> Vec<String> {
+    data["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items in {data}"))
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+on_both_backends!(
+    an_alert_feed_lists_its_events_moves_and_close,
+    |url: String| async move {
+        // openapi-compat.md 2.3 `/alert/feed` (ING-250 types, ING-262 outcomes, RSP-101 moves)
+        let mut t = TestServer::start(&url).await;
+        let (alerts, incidents) = two_incidents(&t).await;
+        let (disk, cpu) = (&alerts[0], &alerts[1]);
+        // The cpu alert is moved by hand into the disk incident, then disk recovers and the
+        // incident is closed with cpu still firing.
+        common::ok(
+            t.api(
+                "/alert/merge",
+                json!({"incident_id": incidents[0], "alert_ids": [cpu]}),
+            )
+            .await,
+        );
+        let (s, b) = t
+            .push(json!({"event_status": "Ok", "alert_key": "disk", "title_rule": "disk high"}))
+            .await;
+        assert_eq!(s, 200, "{b}");
+        t.drained().await;
+        common::ok(
+            t.api("/incident/resolve", json!({"incident_ids": [incidents[0]]}))
+                .await,
+        );
+
+        // The disk alert: opened, changed by its Critical event, closed by its recovery.
+        let feed = common::ok(
+            t.api("/alert/feed", json!({"alert_id": disk, "asc": true}))
+                .await,
+        );
+        assert_eq!(
+            feed_types(&feed),
+            ["a_new", "a_update", "a_close"],
+            "{feed}"
+        );
+        let items = feed["items"].as_array().unwrap();
+        assert_eq!(items[0]["detail"]["incident_id"], incidents[0].as_str());
+        assert_eq!(items[1]["detail"]["event_status"], "Critical");
+        assert_eq!(items[1]["detail"]["significant"], true);
+        assert_eq!(items[2]["detail"]["from"], "event");
+        assert!(items.iter().all(|e| e["alert_id"] == disk.as_str()));
+        let times: Vec<i64> = items
+            .iter()
+            .map(|e| e["created_at"].as_i64().unwrap())
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        // Newest first by default.
+        let desc = common::ok(t.api("/alert/feed", json!({"alert_id": disk})).await);
+        assert_eq!(feed_types(&desc), ["a_close", "a_update", "a_new"]);
+
+        // The cpu alert: opened its own incident, moved by a person, closed with the incident.
+        let feed = common::ok(
+            t.api("/alert/feed", json!({"alert_id": cpu, "asc": true}))
+                .await,
+        );
+        assert_eq!(feed_types(&feed), ["a_new", "a_merge", "a_close"], "{feed}");
+        let items = feed["items"].as_array().unwrap();
+        assert_eq!(items[0]["detail"]["incident_id"], incidents[1].as_str());
+        assert_eq!(items[1]["detail"]["incident_id"], incidents[0].as_str());
+        assert_eq!(
+            items[1]["detail"]["from_incident_id"],
+            incidents[1].as_str()
+        );
+        assert_ne!(items[1]["creator_id"], 0, "a move names who made it");
+        assert_eq!(items[2]["detail"]["from"], "incident");
+
+        // A type filter and paging.
+        let only = common::ok(
+            t.api(
+                "/alert/feed",
+                json!({"alert_id": cpu, "types": ["a_merge", "a_close"], "asc": true}),
+            )
+            .await,
+        );
+        assert_eq!(feed_types(&only), ["a_merge", "a_close"]);
+        let first = common::ok(
+            t.api(
+                "/alert/feed",
+                json!({"alert_id": disk, "asc": true, "limit": 2}),
+            )
+            .await,
+        );
+        assert_eq!(feed_types(&first), ["a_new", "a_update"]);
+        assert_eq!(first["has_next_page"], true);
+        let second = common::ok(
+            t.api(
+                "/alert/feed",
+                json!({"alert_id": disk, "asc": true, "limit": 2, "p": 2}),
+            )
+            .await,
+        );
+        assert_eq!(feed_types(&second), ["a_close"]);
+        assert_eq!(second["has_next_page"], false);
+
+        // Bad requests: named errors.
+        for (body, code, needle) in [
+            (json!({}), "InvalidParameter", "alert_id"),
+            (
+                json!({"alert_id": disk, "types": ["i_ack"]}),
+                "InvalidParameter",
+                "types",
+            ),
+            (
+                json!({"alert_id": "0123456789abcdef01234567"}),
+                "ResourceNotFound",
+                "alert",
+            ),
+        ] {
+            let (s, b) = t.api("/alert/feed", body).await;
+            assert_eq!(s, 400, "{b}");
+            assert_eq!(b["error"]["code"], code, "{b}");
+            assert!(
+                b["error"]["message"].as_str().unwrap().contains(needle),
+                "{b}"
+            );
+        }
+        t.stop().await;
+    }
+);

@@ -715,3 +715,61 @@ on_both_backends!(
         assert_eq!(ok(s, &b)["time_zone"], "Asia/Kolkata");
     }
 );
+
+on_both_backends!(
+    data_permission_factors_are_listed_for_every_member,
+    |url: String| async move {
+        // spec: RSP-527 (data permission per object), RSP-520, openapi-compat.md 2.10
+        // (`/role/permission/factor/list`)
+        let m = Members::start(&url).await;
+        let (_, viewer_key) = m.member("viewer@example.com", &[8]).await;
+        let (s, b) = m
+            .api_with(&viewer_key, "/role/permission/factor/list", json!({}))
+            .await;
+        let data = ok(s, &b);
+        let items = data["items"].as_array().unwrap();
+        assert_eq!(data["total"], items.len());
+        let of = |object: &str| {
+            items
+                .iter()
+                .find(|i| i["object"] == object)
+                .unwrap_or_else(|| panic!("no {object} in {data}"))
+                .clone()
+        };
+        // The Admin role does not change a channel (RSP-527), but does a shared integration.
+        let channel = of("channel");
+        assert_eq!(channel["permission"], "channels_manage");
+        let factors = channel["factors"].as_array().unwrap();
+        assert!(factors.contains(&json!("creator")) && factors.contains(&json!("owner")));
+        assert!(!factors.contains(&json!("admin_role")), "{channel}");
+        assert!(
+            of("shared_integration")["factors"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("admin_role"))
+        );
+        for object in [
+            "team",
+            "schedule",
+            "template",
+            "service_calendar",
+            "mapping_table",
+        ] {
+            let factors = of(object)["factors"].as_array().unwrap().clone();
+            assert!(factors.contains(&json!("owner")), "{object}: RSP-523");
+        }
+        // Every point named is one `/role/permission/list` knows.
+        let (s, b) = m
+            .api_with(&viewer_key, "/role/permission/list", json!({}))
+            .await;
+        let points: Vec<Value> = ok(s, &b)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["permission"].clone())
+            .collect();
+        for i in items {
+            assert!(points.contains(&i["permission"]), "{i}");
+        }
+    }
+);

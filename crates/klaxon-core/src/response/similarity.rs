@@ -90,6 +90,9 @@ pub struct Candidate {
     pub incident_id: String,
     pub channel_id: i64,
     pub start_time: Millis,
+    /// When it was created, then its place in the batch that is creating it (0 once stored):
+    /// the tie-break between incidents that started in the same second (`started_before`).
+    pub created: (Millis, usize),
     pub sig: String,
     pub tokens: i64,
     pub fingerprint: Fingerprint,
@@ -102,19 +105,21 @@ impl Candidate {
             incident_id: inc.incident_id.clone(),
             channel_id: inc.channel_id,
             start_time: inc.start_time,
+            created: (inc.created_at, 0),
             sig,
             tokens,
             fingerprint: Fingerprint::of(inc),
         }
     }
 
-    /// RSP-452 between two candidates: `other` started in the 30 days before `self`, in the
-    /// same channel, and scores above 0.9. The title signature rules most pairs out first.
+    /// RSP-452 between two candidates: `other` started in the 30 days before `self` (an
+    /// incident of the same second counts when it was created first, as RSP-451's past
+    /// incidents do), in the same channel, and scores above 0.9. The title signature rules most pairs out first.
     pub fn is_similar_predecessor(&self, other: &Candidate) -> bool {
         let (lo, hi) = similar_token_counts(self.tokens);
         other.incident_id != self.incident_id
             && other.channel_id == self.channel_id
-            && other.start_time < self.start_time
+            && (other.start_time, other.created) < (self.start_time, self.created)
             && other.start_time >= self.start_time.saturating_sub(PAST_WINDOW_MS)
             && (other.sig == self.sig || (self.tokens >= 6 && (lo..=hi).contains(&other.tokens)))
             && similarity(&self.fingerprint, &other.fingerprint) > SIMILAR_ABOVE

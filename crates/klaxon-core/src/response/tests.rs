@@ -1384,6 +1384,34 @@ fn rule_validation_names_the_bad_part() {
 }
 
 #[test]
+fn outlier_candidates_of_the_same_second_follow_creation_order() {
+    // spec: RSP-452 (with RSP-451's tie-break: event times are whole seconds)
+    use super::similarity::Candidate;
+    let mut x = incident(m(0.0));
+    x.incident_id = "x".into();
+    x.title = "payments down".into();
+    let mut y = x.clone();
+    y.incident_id = "y".into();
+    // A stored incident of the same second was created before x: it precedes x.
+    y.created_at = x.created_at - 300;
+    let (cx, cy) = (Candidate::of(&x), Candidate::of(&y));
+    assert!(cx.is_similar_predecessor(&cy));
+    assert!(!cy.is_similar_predecessor(&cx));
+    // Two incidents of one batch share their creation time: the batch order decides.
+    y.created_at = x.created_at;
+    let (mut first, mut second) = (Candidate::of(&y), Candidate::of(&x));
+    first.created.1 = 1;
+    second.created.1 = 2;
+    assert!(second.is_similar_predecessor(&first));
+    assert!(!first.is_similar_predecessor(&second));
+    // A later start second is never a predecessor, whatever the creation order.
+    let mut later = Candidate::of(&y);
+    later.start_time += 1_000;
+    later.created = (x.created_at - 300, 0);
+    assert!(!cx.is_similar_predecessor(&later));
+}
+
+#[test]
 fn past_incidents_order_and_window() {
     // spec: RSP-451
     use super::similarity::past_incidents;

@@ -715,6 +715,8 @@ fn feed_text(kind: &str) -> &'static str {
         "i_r_rsltn" => "Resolution changed",
         "i_r_field" => "Custom field changed",
         "i_custom" => "Custom action run",
+        "i_wr_create" => "War room created",
+        "i_wr_delete" => "War room dissolved",
         _ => "Event",
     }
 }
@@ -827,6 +829,10 @@ async fn detail_ctx(
     outcome: Outcome,
 ) -> Result<minijinja::Value, ApiError> {
     let incident = fetch(state, viewer, "/incident/info", json!({"incident_id": id})).await?;
+    // RSP-430: "Create war room" only when the account has a war-room integration.
+    let war_room_ready = crate::war_room::war_room_integration(state, viewer.caller.account_id)
+        .await
+        .is_ok();
     let tabs = tabs_of(&incident);
     // A tab the incident does not have (the outcome of an open one) falls back to the overview.
     let shown = if tabs.iter().any(|(k, _)| *k == tab.key) {
@@ -950,6 +956,10 @@ async fn detail_ctx(
         tabs => tabs.iter().map(|(k, l)| context! { key => *k, label => *l }).collect::<Vec<_>>(),
         history => j(&history),
         past => j(&past),
+        // RSP-430: the war-room buttons are offered to those with Incidents Manage.
+        manage_incidents => viewer.caller.actor.is_owner
+            || viewer.caller.actor.points.grants(klaxon_core::permissions::Point::IncidentsManage),
+        war_room_ready => war_room_ready,
     })
 }
 
@@ -1286,18 +1296,24 @@ async fn action(
                 Some("field_value"),
             )
         }
-        "custom" | "ticket-sync" => {
+        "custom" | "ticket-sync" | "war-room-create" | "war-room-dissolve" => {
             // RSP-402: the outcome is shown either way; the API's message names the action
             // and, on failure, the endpoint's status or error and the start of its answer.
             // RSP-405/406: a manual ticket sync is queued; its result is in the sync log.
-            let (path, done) = if action == "custom" {
-                ("/incident/custom-action/do", "custom action succeeded")
-            } else {
-                ("/incident/ticket-sync/do", "ticket sync queued")
+            // RSP-431/436: war rooms go through the same API paths as the Open API's callers.
+            let (path, done) = match action.as_str() {
+                "custom" => ("/incident/custom-action/do", "custom action succeeded"),
+                "war-room-create" => ("/incident/war-room/create", "war room created"),
+                "war-room-dissolve" => ("/incident/war-room/delete", "war room dissolved"),
+                _ => ("/incident/ticket-sync/do", "ticket sync queued"),
             };
-            let raw = form_value(&pairs, "integration_id").trim().to_string();
-            let integration = raw.parse::<i64>().map_or_else(|_| json!(raw), |n| json!(n));
-            let args = json!({"incident_id": id, "integration_id": integration});
+            let args = if action.starts_with("war-room") {
+                json!({"incident_id": id})
+            } else {
+                let raw = form_value(&pairs, "integration_id").trim().to_string();
+                let integration = raw.parse::<i64>().map_or_else(|_| json!(raw), |n| json!(n));
+                json!({"incident_id": id, "integration_id": integration})
+            };
             let status = match call(&state, &viewer, path, args).await {
                 Ok(data) => {
                     let message = data

@@ -28,6 +28,8 @@ pub fn routes() -> Router<AppState> {
         .route("/settings/preference", post(save_preference))
         .route("/settings/keys", post(create_key))
         .route("/settings/keys/{id}/delete", post(revoke_key))
+        .route("/settings/devices", post(add_device))
+        .route("/settings/devices/{id}/delete", post(remove_device))
 }
 
 const LOCALES: [(&str, &str); 2] = [("en-US", "English"), ("zh-CN", "中文")];
@@ -329,6 +331,105 @@ async fn keys_ctx(
     })
 }
 
+/// Everything `push_devices.html` draws (RSP-285).
+async fn devices_ctx(
+    state: &AppState,
+    viewer: &Viewer,
+    name: &str,
+    errors: &FieldErrors,
+    flash: Option<String>,
+) -> Result<minijinja::Value, ApiError> {
+    if state.config.notify.push.is_none() {
+        return Ok(context! { configured => false });
+    }
+    let devices = fetch(state, viewer, "/member/self/device/list", json!({})).await?;
+    Ok(context! {
+        configured => true,
+        items => j(&devices["items"]),
+        name => name,
+        errors => j(&errors.0),
+        flash => flash,
+        now => super::incidents::now_secs(state),
+    })
+}
+
+fn devices_fragment(status: StatusCode, d: minijinja::Value) -> Response {
+    page_headers(
+        (
+            status,
+            view::render("push_devices.html", context! { d => d }),
+        )
+            .into_response(),
+    )
+}
+
+/// Adds a device for app push; its address to subscribe to appears in the list.
+async fn add_device(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let viewer = match viewer(&state, &Method::POST, &headers, "/settings").await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let name = form_value(&form_pairs(&body), "name");
+    let (status, kept, errors, flash) = match call(
+        &state,
+        &viewer,
+        "/member/self/device/create",
+        json!({"name": name}),
+    )
+    .await
+    {
+        Ok(_) => (
+            StatusCode::OK,
+            String::new(),
+            FieldErrors::default(),
+            Some("Device added: subscribe the ntfy app on it to the address below.".to_string()),
+        ),
+        // Every refusal of an add (name, the limit of five) belongs to the name box.
+        Err(e) => (
+            status_of(&e),
+            name,
+            FieldErrors::one("name", e.message),
+            None,
+        ),
+    };
+    match devices_ctx(&state, &viewer, &kept, &errors, flash).await {
+        Ok(d) => devices_fragment(status, d),
+        Err(e) => page_error(&e),
+    }
+}
+
+/// Removes one of the viewer's devices.
+async fn remove_device(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let viewer = match viewer(&state, &Method::POST, &headers, "/settings").await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let device_id = id.parse::<i64>().map_or_else(|_| json!(id), |n| json!(n));
+    let (status, errors, flash) = match call(
+        &state,
+        &viewer,
+        "/member/self/device/delete",
+        json!({"device_id": device_id}),
+    )
+    .await
+    {
+        Ok(_) => (
+            StatusCode::OK,
+            FieldErrors::default(),
+            Some("Device removed.".to_string()),
+        ),
+        Err(e) => (status_of(&e), FieldErrors::one("_list", e.message), None),
+    };
+    match devices_ctx(&state, &viewer, "", &errors, flash).await {
+        Ok(d) => devices_fragment(status, d),
+        Err(e) => page_error(&e),
+    }
+}
+
 async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let viewer = match viewer(&state, &Method::GET, &headers, "/settings").await {
         Ok(v) => v,
@@ -340,6 +441,10 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     };
     let keys = match keys_ctx(&state, &viewer, None, "", &FieldErrors::default(), None).await {
         Ok(k) => k,
+        Err(e) => return page_error(&e),
+    };
+    let devices = match devices_ctx(&state, &viewer, "", &FieldErrors::default(), None).await {
+        Ok(d) => d,
         Err(e) => return page_error(&e),
     };
     let me = match fetch(&state, &viewer, "/member/info", json!({})).await {
@@ -370,6 +475,7 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
         p => profile,
         c => contact,
         k => keys,
+        d => devices,
         pr => pr,
     };
     page_headers(view::render("settings.html", ctx).into_response())

@@ -6,6 +6,9 @@
 //!
 //! Secrets are write-only here as in the API: the form never shows the stored API token,
 //! password, API key or client secret; leaving the input empty on an edit keeps it.
+//!
+//! The automatic trigger's `filters` (RSP-405) are edited with the condition rows every rule
+//! form shares: rows with one group number all match, groups are alternatives.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +24,7 @@ use serde_json::{Map, Value, json};
 
 use super::forms::FieldErrors;
 use super::incidents::{form_pairs, form_value, j, page_headers};
+use super::noise::{MORE_ROWS, Row, groups_of, padded_rows, parse_rows, row_input, rows_of};
 use super::{Viewer, call, fetch, page_error, redirect, view, viewer};
 use crate::state::AppState;
 
@@ -73,6 +77,10 @@ struct SyncForm {
     assignee_mapping: String,
     secret_set: bool,
     push_url: String,
+    /// The automatic trigger's conditions (`filters`), one row per condition.
+    rows: Vec<Row>,
+    /// Set by "Add condition rows": redraw with more rows, save nothing.
+    more_rows: String,
 }
 
 /// `a=b` lines to pairs; blank lines are skipped, a line without `=` is kept whole as a key
@@ -106,6 +114,8 @@ impl SyncForm {
             assignee_mapping: form_value(pairs, "assignee_mapping"),
             secret_set: false,
             push_url: String::new(),
+            rows: parse_rows(pairs, "c"),
+            more_rows: form_value(pairs, "more_rows"),
         }
     }
 
@@ -148,13 +158,29 @@ impl SyncForm {
                 .join("\n"),
             secret_set: t["secret_set"].as_bool().unwrap_or(false),
             push_url: s("push_url"),
+            rows: rows_of(&t["filters"]),
+            more_rows: String::new(),
         }
     }
 
-    /// The `/ticket-sync/create` or `/update` body. Empty secret and code inputs are left
-    /// out: on an edit that keeps the stored secret and tokens.
-    fn body(&self, pairs: &[(String, String)]) -> Value {
+    /// Enough empty condition rows to type into, and [`MORE_ROWS`] more when asked.
+    fn padded(mut self) -> SyncForm {
+        self.rows = padded_rows(self.rows);
+        if self.more_rows == "c" {
+            let group = self.rows.last().map_or(1, |r| r.group.parse().unwrap_or(1));
+            self.rows.extend((0..MORE_ROWS).map(|_| Row::empty(group)));
+        }
+        self.more_rows.clear();
+        self
+    }
+
+    /// The `/ticket-sync/create` or `/update` body, with the row each filter condition came
+    /// from. Empty secret and code inputs are left out: on an edit that keeps the stored
+    /// secret and tokens.
+    fn body(&self, pairs: &[(String, String)]) -> Result<(Value, Vec<Vec<usize>>), FieldErrors> {
+        let (filters, at) = groups_of(&self.rows, "c")?;
         let mut m = Map::new();
+        m.insert("filters".into(), filters);
         if self.integration_id > 0 {
             m.insert("integration_id".into(), json!(self.integration_id));
         } else {
@@ -203,7 +229,7 @@ impl SyncForm {
                 m.insert(k.into(), json!(v));
             }
         }
-        Value::Object(m)
+        Ok((Value::Object(m), at))
     }
 
     fn system_is_sdp(&self) -> bool {
@@ -211,8 +237,11 @@ impl SyncForm {
     }
 }
 
-/// The input an API error field belongs to.
-fn sync_input(field: &str) -> Option<String> {
+/// The input an API error field belongs to; `at` maps filter conditions to their rows.
+fn sync_input(field: &str, at: &[Vec<usize>]) -> Option<String> {
+    if field.starts_with("filters") {
+        return row_input(field, "filters", "c", at).or_else(|| Some("c0_key".into()));
+    }
     let head = field.split(['.', '[']).next().unwrap_or("");
     let input = match head {
         "channel_ids" => "channel_id",
@@ -287,8 +316,9 @@ async fn form_page(
     } else {
         "/settings/ticket-sync".to_string()
     };
+    let form = form.clone().padded();
     let f = context! {
-        v => j(form),
+        v => j(&form),
         channels => j(&chans),
         severities => SEVERITIES,
         errors => j(&errors.0),
@@ -436,7 +466,32 @@ async fn save(state: AppState, headers: HeaderMap, id: i64, body: Bytes) -> Resp
     } else {
         "/ticket-sync/create"
     };
-    match call(&state, &viewer, path, form.body(&pairs)).await {
+    if !form.more_rows.is_empty() {
+        return form_page(
+            &state,
+            &viewer,
+            &form,
+            &FieldErrors::default(),
+            StatusCode::OK,
+            true,
+        )
+        .await;
+    }
+    let (body, at) = match form.body(&pairs) {
+        Ok(b) => b,
+        Err(errors) => {
+            return form_page(
+                &state,
+                &viewer,
+                &form,
+                &errors,
+                StatusCode::BAD_REQUEST,
+                true,
+            )
+            .await;
+        }
+    };
+    match call(&state, &viewer, path, body).await {
         Ok(saved) => {
             let id = saved
                 .as_ref()
@@ -450,7 +505,7 @@ async fn save(state: AppState, headers: HeaderMap, id: i64, body: Bytes) -> Resp
             }
             let status = StatusCode::from_u16(e.code.http_status(Surface::OpenApi))
                 .unwrap_or(StatusCode::BAD_REQUEST);
-            let errors = FieldErrors::file(&e.message, sync_input);
+            let errors = FieldErrors::file(&e.message, |f| sync_input(f, &at));
             form_page(&state, &viewer, &form, &errors, status, true).await
         }
     }
@@ -496,7 +551,7 @@ mod tests {
         let p = pairs(
             "name=Ops&channel_id=3&secret=&sev_Critical=Highest&field_mapping=labels.host%3Dcf_1",
         );
-        let b = SyncForm::parse(9, &p).body(&p);
+        let (b, _) = SyncForm::parse(9, &p).body(&p).unwrap();
         assert_eq!(b["integration_id"], 9);
         assert!(b.get("secret").is_none());
         assert_eq!(b["channel_ids"], json!([3]));
@@ -506,19 +561,60 @@ mod tests {
             json!([{"source": "labels.host", "target_field": "cf_1"}])
         );
         let p = pairs("system=jira&name=Ops&secret=tok");
-        let b = SyncForm::parse(0, &p).body(&p);
+        let (b, _) = SyncForm::parse(0, &p).body(&p).unwrap();
         assert_eq!(b["secret"], "tok");
         assert_eq!(b["system"], "jira");
     }
 
     #[test]
     fn errors_go_to_their_inputs() {
-        assert_eq!(sync_input("channel_ids").as_deref(), Some("channel_id"));
-        assert_eq!(sync_input("base_url").as_deref(), Some("base_url"));
+        let at = vec![vec![0, 2], vec![3]];
         assert_eq!(
-            sync_input("field_mapping[0].source").as_deref(),
+            sync_input("channel_ids", &at).as_deref(),
+            Some("channel_id")
+        );
+        assert_eq!(sync_input("base_url", &at).as_deref(), Some("base_url"));
+        assert_eq!(
+            sync_input("field_mapping[0].source", &at).as_deref(),
             Some("field_mapping")
         );
-        assert_eq!(sync_input("integration_id"), None);
+        assert_eq!(sync_input("integration_id", &at), None);
+        // spec: RSP-405 — a refused condition is shown beside its own row.
+        assert_eq!(
+            sync_input("filters[0][1].vals[0]", &at).as_deref(),
+            Some("c2_vals")
+        );
+        assert_eq!(
+            sync_input("filters[1][0].key", &at).as_deref(),
+            Some("c3_key")
+        );
+    }
+
+    #[test]
+    fn condition_rows_become_filter_groups() {
+        // spec: RSP-405 — rows with one group number all match; groups are alternatives.
+        let p = pairs(
+            "name=Ops&c0_group=1&c0_key=severity&c0_oper=IN&c0_vals=Critical\
+             &c1_group=1&c1_key=labels.env&c1_oper=NOTIN&c1_vals=dev%0Atest\
+             &c2_group=2&c2_key=title&c2_oper=IN&c2_vals=db*&c3_group=1&c3_key=&c3_vals=",
+        );
+        let (b, at) = SyncForm::parse(0, &p).body(&p).unwrap();
+        assert_eq!(
+            b["filters"],
+            json!([[{"key": "severity", "oper": "IN", "vals": ["Critical"]},
+                     {"key": "labels.env", "oper": "NOTIN", "vals": ["dev", "test"]}],
+                    [{"key": "title", "oper": "IN", "vals": ["db*"]}]])
+        );
+        assert_eq!(at, vec![vec![0, 1], vec![2]]);
+        // No rows: no conditions, every incident.
+        let p = pairs("name=Ops");
+        assert_eq!(
+            SyncForm::parse(0, &p).body(&p).unwrap().0["filters"],
+            json!([])
+        );
+        // A group that is not a number is refused beside its row, before any call.
+        let p = pairs("c0_group=x&c0_key=title&c0_vals=a");
+        let errors = SyncForm::parse(0, &p).body(&p).unwrap_err();
+        assert!(errors.0.contains_key("c0_group"), "{errors:?}");
     }
 }

@@ -80,6 +80,10 @@ pub const ROUTES: &[(&str, Access)] = &[
     // One's own email and phone, after a code sent to the new one (RSP-333).
     ("/member/self/contact/code", OwnSettings),
     ("/member/self/contact/verify", OwnSettings),
+    // One's own devices for app push (RSP-285): only the member manages them.
+    ("/member/self/device/list", Member),
+    ("/member/self/device/create", OwnSettings),
+    ("/member/self/device/delete", OwnSettings),
     // One's own notification preference (response.md §2.21): only the member changes it.
     ("/member/preference/info", Member),
     ("/member/preference/update", OwnSettings),
@@ -93,6 +97,7 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/role/list", Member),
     ("/role/info", Member),
     ("/role/permission/list", Member),
+    ("/role/permission/factor/list", Member),
     ("/role/upsert", P(RolesManage)),
     ("/role/delete", P(RolesManage)),
     ("/role/enable", P(RolesManage)),
@@ -208,6 +213,7 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/alert-event/list", P(IncidentsRead)),
     ("/alert/list-by-ids", P(IncidentsRead)),
     ("/alert/event/list", P(IncidentsRead)),
+    ("/alert/feed", P(IncidentsRead)),
     ("/change/list", P(IncidentsRead)),
     ("/incident/create", P(IncidentsManage)),
     ("/incident/ack", P(IncidentsManage)),
@@ -235,6 +241,14 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/account/access-grant/create", AccountAdmin),
     ("/account/access-grant/revoke", AccountAdmin),
     ("/account/access-grant/list", AccountAdmin),
+    // Consent to cross-region transfers (SVC-212): the owner gives and revokes it (the
+    // handler checks the owner); Admins may read it.
+    ("/account/transfer-consent/create", AccountAdmin),
+    ("/account/transfer-consent/revoke", AccountAdmin),
+    ("/account/transfer-consent/list", AccountAdmin),
+    // The notification providers of the account's region (SVC-214): any member may read
+    // who receives message contents.
+    ("/account/delivery-provider/list", Member),
     // Custom fields.
     ("/field/list", P(CustomFieldsRead)),
     ("/field/info", P(CustomFieldsRead)),
@@ -338,8 +352,20 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("/im/integration/delete", P(IntegrationsManage)),
     ("/im/person/link", P(IntegrationsManage)),
     ("/im/person/unlink", P(IntegrationsManage)),
+    ("/im/person/link_by_phone", P(IntegrationsManage)),
     // Any member may ask for a code that links their own Teams account (RSP-301).
     ("/im/person/link_code", Member),
+    // War rooms (RSP-430): creating, dissolving and inviting need Incidents Manage; whoever
+    // can open the incident sees its war room (RSP-431).
+    ("/incident/war-room/create", P(IncidentsManage)),
+    ("/incident/war-room/delete", P(IncidentsManage)),
+    ("/incident/war-room/add-member", P(IncidentsManage)),
+    ("/incident/war-room/default-observers", P(IncidentsManage)),
+    ("/incident/war-room/list", P(IncidentsRead)),
+    ("/incident/war-room/detail", P(IncidentsRead)),
+    ("/datasource/im/war-room-enabled/list", P(IncidentsRead)),
+    ("/datasource/im/person/try-link", P(IntegrationsManage)),
+    ("/datasource/im/war-room-enabled/set", P(IntegrationsManage)),
     // SaaS licences (SVC-058): any member may see who holds them.
     ("/account/licence/info", Member),
     // Agreements and notices (service-agreement.md §3, §20): any member may read the
@@ -736,6 +762,35 @@ mod tests {
         assert!(is_write("/account/access-grant/create"));
         assert!(is_write("/account/access-grant/revoke"));
         assert!(!is_write("/account/access-grant/list"));
+    }
+
+    #[test]
+    fn transfer_consents_are_for_the_owner_and_admins() {
+        // spec: SVC-212 (the handler narrows create and revoke to the owner)
+        for path in [
+            "/account/transfer-consent/create",
+            "/account/transfer-consent/revoke",
+            "/account/transfer-consent/list",
+        ] {
+            assert!(check(&Actor::owner(1), path).is_ok());
+            assert!(check(&Actor::new(5, false, &[2], &[]), path).is_ok());
+            let e = check(&Actor::new(5, false, &[6], &[]), path).unwrap_err();
+            assert_eq!(e.code, ErrorCode::AccessDenied);
+            assert!(!licensed(path), "{path} needs no licence");
+        }
+        assert!(is_write("/account/transfer-consent/create"));
+        assert!(is_write("/account/transfer-consent/revoke"));
+        assert!(!is_write("/account/transfer-consent/list"));
+        // spec: SVC-214 (any member reads the providers of the region)
+        assert!(
+            check(
+                &Actor::new(5, false, &[6], &[]),
+                "/account/delivery-provider/list"
+            )
+            .is_ok()
+        );
+        assert!(!is_write("/account/delivery-provider/list"));
+        assert!(!licensed("/account/delivery-provider/list"));
     }
 
     #[test]

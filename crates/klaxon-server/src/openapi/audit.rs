@@ -135,6 +135,9 @@ fn operations() -> Value {
     for action in [
         "login",
         "logout",
+        // RSP-574: single logout, started at Klaxon's sign-out or by the IdP.
+        "saml_logout",
+        "saml_idp_logout",
         "password_reset_request",
         "password_reset",
     ] {

@@ -40,7 +40,8 @@ pub async fn dispatch(
     })
 }
 
-fn own_member(caller: &Caller) -> Result<i64, ApiError> {
+/// The member a self-service call acts for; an account-level APP key belongs to none.
+pub(super) fn own_member(caller: &Caller) -> Result<i64, ApiError> {
     if caller.account_key {
         return Err(ApiError::invalid(
             "app_key: an account-level APP key belongs to no member",

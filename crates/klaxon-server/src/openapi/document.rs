@@ -154,6 +154,30 @@ pub const OPERATIONS: &[Operation] = &[
         List,
     ),
     (
+        "/account/transfer-consent/create",
+        "Consent to a transfer of the account's data out of its region (owner only, cloud mode)",
+        "purpose*:str destination_region*:str categories*:[str]",
+        Object,
+    ),
+    (
+        "/account/transfer-consent/revoke",
+        "Revoke a consent to a cross-region transfer (owner only)",
+        "consent_id*:id",
+        Object,
+    ),
+    (
+        "/account/transfer-consent/list",
+        "The account's consents to cross-region transfers, given and revoked",
+        "",
+        List,
+    ),
+    (
+        "/account/delivery-provider/list",
+        "The notification providers used in the account's region and where they process messages (cloud mode)",
+        "",
+        List,
+    ),
+    (
         "/account/sso/info",
         "The account's single sign-on configuration (without its client secret or bind password)",
         "",
@@ -216,6 +240,24 @@ pub const OPERATIONS: &[Operation] = &[
         Object,
     ),
     (
+        "/member/self/device/list",
+        "List the caller's devices for app push",
+        "",
+        Object,
+    ),
+    (
+        "/member/self/device/create",
+        "Add a device for app push and get the ntfy topic URL to subscribe it to",
+        "name*:str",
+        Object,
+    ),
+    (
+        "/member/self/device/delete",
+        "Remove one of the caller's devices for app push",
+        "device_id*:id",
+        Nothing,
+    ),
+    (
         "/member/preference/info",
         "The caller's notification preference",
         "",
@@ -261,6 +303,12 @@ pub const OPERATIONS: &[Operation] = &[
     ("/role/list", "List roles", "", List),
     ("/role/info", "One role", "role_id:id role_name:str", Object),
     ("/role/permission/list", "Every permission point", "", Any),
+    (
+        "/role/permission/factor/list",
+        "What decides the data permission of each kind of object",
+        "",
+        Any,
+    ),
     (
         "/role/upsert",
         "Create or change a custom role",
@@ -975,6 +1023,12 @@ pub const OPERATIONS: &[Operation] = &[
         ListOf("AlertEvent"),
     ),
     (
+        "/alert/feed",
+        "An alert's timeline",
+        "alert_id*:oid p:int limit:int asc:bool types:[a_new|a_update|a_merge|a_close]",
+        ListOf("AlertFeedEntry"),
+    ),
+    (
         "/alert/merge",
         "Move alerts into an incident",
         "incident_id*:oid alert_ids*:[oid] title:str512 comment:str1024",
@@ -1444,6 +1498,67 @@ pub const OPERATIONS: &[Operation] = &[
         "/im/person/link_code",
         "A one-time code that links the caller's Teams account",
         "integration_id*:id",
+        Object,
+    ),
+    (
+        "/im/person/link_by_phone",
+        "Link a member to the DingTalk user with their verified phone",
+        "integration_id*:id person_id*:id",
+        Object,
+    ),
+    // War rooms (response.md §2.25).
+    (
+        "/incident/war-room/create",
+        "Create the incident's war room on the IM platform",
+        "incident_id*:oid",
+        Object,
+    ),
+    (
+        "/incident/war-room/list",
+        "War rooms, newest first",
+        "incident_id:oid status:active|dissolved",
+        List,
+    ),
+    (
+        "/incident/war-room/detail",
+        "The incident's war room with its members",
+        "incident_id*:oid",
+        Object,
+    ),
+    (
+        "/incident/war-room/delete",
+        "Dissolve the war room of a Closed incident",
+        "incident_id*:oid",
+        Object,
+    ),
+    (
+        "/incident/war-room/add-member",
+        "Invite members into the incident's war room",
+        "incident_id*:oid member_ids*:[id]",
+        Object,
+    ),
+    (
+        "/incident/war-room/default-observers",
+        "Read or replace the members invited to every war room",
+        "member_ids:[id]",
+        Object,
+    ),
+    (
+        "/datasource/im/war-room-enabled/list",
+        "The IM integration war rooms are created on",
+        "",
+        List,
+    ),
+    (
+        "/datasource/im/war-room-enabled/set",
+        "Turn war rooms on or off for an IM integration",
+        "integration_id*:id war_room_enabled*:bool",
+        Object,
+    ),
+    (
+        "/datasource/im/person/try-link",
+        "Link members to IM users found by e-mail or phone",
+        "integration_id:id person_ids*:[id]",
         Object,
     ),
 ];
@@ -1917,6 +2032,16 @@ fn components() -> Value {
                 "properties": {
                     "entry_id": {}, "incident_id": string, "type": string, "ref_id": string,
                     "creator_id": int, "detail": {}, "created_at": int, "updated_at": int
+                }
+            },
+            "AlertFeedEntry": {
+                "type": "object",
+                "required": ["alert_id", "type", "created_at"],
+                "properties": {
+                    "entry_id": string, "alert_id": string,
+                    "type": { "type": "string", "enum": ["a_new", "a_update", "a_merge", "a_close"] },
+                    "ref_id": string, "creator_id": int, "detail": {}, "created_at": int,
+                    "updated_at": int
                 }
             },
             "Created": {

@@ -593,6 +593,17 @@ async fn incident_info(state: &AppState, caller: &Caller, args: &Args) -> Result
         m.insert("links".into(), Value::Array(links));
         m.insert("ticket_syncs".into(), Value::Array(ticket_syncs));
         m.insert("tickets".into(), Value::Array(tickets));
+        // 1.22 / RSP-431: the active war room (its share link is the "View war room").
+        let room = state
+            .store
+            .active_war_room(caller.account_id, &incident.incident_id)
+            .await
+            .map_err(store_err)?;
+        m.insert(
+            "war_room".into(),
+            room.as_ref()
+                .map_or(Value::Null, super::war_room::room_json),
+        );
     }
     Ok(out)
 }

@@ -166,13 +166,15 @@ impl Op {
 
 /// RSP-036 / RSP-050: the `from` of an action: `card` when it was pressed on an IM app card
 /// (the interactivity endpoint calls with that origin), `voice` for a keypress during a call
-/// (RSP-314), `sms` for an SMS reply (docs/notifications.md), `console` for the console and
-/// the API.
+/// (RSP-314), `sms` for an SMS reply and `email` for an e-mail's one-click link
+/// (docs/notifications.md), `console` for the console and the API.
 fn entry_point(caller: &Caller) -> &'static str {
     match caller.origin.source {
         crate::audit::SOURCE_CARD => "card",
+        crate::audit::SOURCE_WCARD => "wcard",
         crate::audit::SOURCE_VOICE => "voice",
         crate::audit::SOURCE_SMS => "sms",
+        crate::audit::SOURCE_LINK => "email",
         _ => "console",
     }
 }

@@ -129,8 +129,14 @@ async fn describe(
                 ("email", Some(p)) if !p.email_verified => Some("contact_unverified"),
                 ("sms" | "voice", Some(p)) if p.phone.trim().is_empty() => Some("contact_missing"),
                 ("sms" | "voice", Some(p)) if !p.phone_verified => Some("contact_unverified"),
-                // No device can be registered in this release (RSP-281).
-                ("app", _) => Some("no_device"),
+                // RSP-281: app push needs a registered device.
+                ("app", _) => state
+                    .store
+                    .push_devices(account_id, member_id)
+                    .await
+                    .map_err(store_err)?
+                    .is_empty()
+                    .then_some("no_device"),
                 (c, _) if im_kind(c).is_some() => {
                     let kind = im_kind(c).unwrap_or_default();
                     let linked = state
@@ -172,7 +178,9 @@ fn warning_text(channel: &str, reason: &str) -> String {
             "your email address is not verified, so email notifications fail".into()
         }
         "contact_unverified" => format!("your phone number is not verified, so {channel} fails"),
-        "no_device" => "no mobile device is registered, so app push fails".into(),
+        "no_device" => {
+            "you have no device for app push (add one in your settings), so app push fails".into()
+        }
         "app_not_linked" => format!(
             "your {channel} identity is not linked, so these messages fail (app_not_linked) \
              and SMS and e-mail are sent instead"

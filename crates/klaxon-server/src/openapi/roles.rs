@@ -33,6 +33,7 @@ pub const PATHS: &[&str] = &[
     "/role/list",
     "/role/info",
     "/role/permission/list",
+    "/role/permission/factor/list",
     "/role/upsert",
     "/role/delete",
     "/role/enable",
@@ -60,6 +61,7 @@ pub async fn dispatch(
         "/role/list" => list(state, caller).await.map(Some),
         "/role/info" => info(state, caller, args).await.map(Some),
         "/role/permission/list" => Ok(Some(permission_list())),
+        "/role/permission/factor/list" => Ok(Some(factor_list())),
         "/role/upsert" => upsert(state, caller, args).await.map(Some),
         "/role/delete" => delete(state, caller, args).await.map(|()| None),
         "/role/enable" => set_enabled(state, caller, args, true).await.map(|()| None),
@@ -182,6 +184,75 @@ fn permission_list() -> Value {
                 "permission": p.key(),
                 "permission_name": p.name(),
                 "implied_by": p.implied_by().map(Point::key),
+            })
+        })
+        .collect();
+    let total = items.len();
+    json!({"items": items, "total": total, "has_next_page": false})
+}
+
+/// RSP-527: the factors of the data permission, per kind of object. Roles give feature
+/// permissions (`/role/permission/list`); whether a member may change one particular object
+/// is decided by these: who created it, the teams it belongs to, whether the Admin role
+/// counts, and the owner (who always may, RSP-523).
+const DATA_FACTORS: &[(&str, Point, &[&str], &str)] = &[
+    (
+        "team",
+        Point::TeamsManage,
+        &["creator", "members", "owner"],
+        "its creator, its members and the owner",
+    ),
+    (
+        "channel",
+        Point::ChannelsManage,
+        &["creator", "team_members", "managing_team_members", "owner"],
+        "the creator, members of its team and managing teams, and the owner; the Admin role \
+         does not count; a channel without a team only its creator and the owner",
+    ),
+    (
+        "schedule",
+        Point::SchedulesManage,
+        &["creator", "management_team_members", "owner"],
+        "the creator, members of its management team and the owner",
+    ),
+    (
+        "template",
+        Point::TemplatesManage,
+        &["creator", "management_team_members", "owner"],
+        "the creator, members of its management team and the owner",
+    ),
+    (
+        "service_calendar",
+        Point::CalendarsManage,
+        &["creator", "management_team_members", "owner"],
+        "the creator, members of its management team and the owner",
+    ),
+    (
+        "shared_integration",
+        Point::IntegrationsManage,
+        &["creator", "management_team_members", "admin_role", "owner"],
+        "the creator, members of its management team, holders of the Admin role and the \
+         owner; without a management team anyone with Integrations Manage",
+    ),
+    (
+        "mapping_table",
+        Point::MappingsManage,
+        &["creator", "management_team_members", "admin_role", "owner"],
+        "as shared integrations",
+    ),
+];
+
+fn factor_list() -> Value {
+    let items: Vec<Value> = DATA_FACTORS
+        .iter()
+        .map(|(object, point, factors, summary)| {
+            json!({
+                "object": object,
+                // The Manage point that creating such objects needs (RSP-528).
+                "permission": point.key(),
+                "permission_name": point.name(),
+                "factors": factors,
+                "description": summary,
             })
         })
         .collect();

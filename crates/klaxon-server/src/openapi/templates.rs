@@ -339,6 +339,8 @@ async fn preview(state: &AppState, caller: &Caller, args: &Args) -> Result<Value
                 fire_type: "fire".into(),
                 reason: "assign".into(),
                 repeat_index: 0,
+                // A preview hands out no link that could act: `ActionUrl` stays empty.
+                action_url: String::new(),
             };
             templating::incident_vars(&state.store, &inc, &state.base_url, &names, &firing)
                 .await

@@ -132,6 +132,15 @@ pub async fn shoot(c: &Client, name: &str) {
             overflow.as_i64().unwrap_or(0) <= 0,
             "{name} is wider than {width} px by {overflow}"
         );
+        // Every page that is photographed is also audited at both widths: readable contrast,
+        // every control named and on the screen (issue: the console works at 375 px and meets
+        // WCAG 2.1 AA).
+        let problems = audit(c).await;
+        assert!(
+            problems.is_empty(),
+            "{name} at {width} px: {}",
+            problems.join("; ")
+        );
         // The whole page, not just the first screen: grow the window to the page's height.
         let full = c
             .execute("return document.documentElement.scrollHeight", vec![])
@@ -152,6 +161,15 @@ pub async fn shoot(c: &Client, name: &str) {
         }
         let png = c.screenshot().await.unwrap();
         std::fs::write(dir.join(format!("{name}-{label}.png")), png).unwrap();
+        if width == 1280 {
+            // After the picture, so the ring does not show in it.
+            let unringed = keyboard_focus(c, 12).await;
+            assert!(
+                unringed.is_empty(),
+                "{name}: keyboard focus without a visible ring: {}",
+                unringed.join("; ")
+            );
+        }
     }
     c.set_window_size(1280, 900).await.unwrap();
 }
@@ -413,4 +431,118 @@ pub async fn low_contrast(c: &Client) -> Vec<String> {
         .flatten()
         .map(|s| s.as_str().unwrap_or("").to_string())
         .collect()
+}
+
+/// What keeps the current page from being usable at the current width, as readable lines:
+/// texts below WCAG 2.1 AA contrast (`low_contrast`), visible form controls without a name
+/// (a `<label>`, `aria-label` or `aria-labelledby`), and visible controls (fields, buttons,
+/// links) that reach outside the screen horizontally, so a phone user could not see or tap
+/// them. Controls inside an element that scrolls sideways on purpose (a wide table in an
+/// `overflow-x: auto` box) are reachable by scrolling that box and are not counted.
+pub async fn audit(c: &Client) -> Vec<String> {
+    let mut out: Vec<String> = low_contrast(c)
+        .await
+        .into_iter()
+        .map(|t| format!("low contrast: {t}"))
+        .collect();
+    let layout = c
+        .execute(
+            r#"
+            const w = document.documentElement.clientWidth;
+            const out = [];
+            const visible = e => {
+              const r = e.getBoundingClientRect();
+              const s = getComputedStyle(e);
+              return r.width > 0 && r.height > 0 && s.visibility === 'visible'
+                && !e.closest('[hidden], details:not([open]) > :not(summary)');
+            };
+            const scrolls = e => {
+              for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) {
+                const o = getComputedStyle(p).overflowX;
+                if (o === 'auto' || o === 'scroll') return true;
+              }
+              return false;
+            };
+            const named = e => (e.labels && e.labels.length) || e.getAttribute('aria-label')
+              || e.getAttribute('aria-labelledby');
+            const what = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+              + (e.name ? '[name=' + e.name + ']' : '')
+              + ' "' + (e.textContent || e.value || '').trim().slice(0, 30) + '"';
+            for (const e of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+              if (visible(e) && !named(e)) out.push('no label: ' + what(e));
+            }
+            for (const e of document.querySelectorAll('input:not([type=hidden]), select, textarea, button, a[href]')) {
+              if (!visible(e) || scrolls(e)) continue;
+              const r = e.getBoundingClientRect();
+              // Entirely off to the left is the visually-hidden pattern (a skip link shown on
+              // focus), not a clipped control.
+              if (r.right <= 0) continue;
+              if (r.left < -1 || r.right > w + 1)
+                out.push('outside the screen: ' + what(e) + ' at ' + Math.round(r.left) + '..' + Math.round(r.right));
+            }
+            return out;
+            "#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    out.extend(
+        layout
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| s.as_str().unwrap_or("").to_string()),
+    );
+    out
+}
+
+/// Presses Tab `presses` times from the top of the page and returns the focused elements
+/// that show no focus ring (a solid outline of at least 2 px), so a keyboard user always sees
+/// where they are. Tabbing moves focus only: no field changes, no form is sent.
+pub async fn keyboard_focus(c: &Client, presses: usize) -> Vec<String> {
+    c.execute(
+        "window.__klaxonFocus = document.activeElement; \
+         if (document.activeElement) document.activeElement.blur(); window.scrollTo(0, 0); \
+         return true",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    for _ in 0..presses {
+        let Ok(active) = c.active_element().await else {
+            break;
+        };
+        if active.send_keys("\u{E004}").await.is_err() {
+            break;
+        }
+        let v = c
+            .execute(
+                "const e = document.activeElement; \
+                 if (!e || e === document.body) return null; \
+                 const s = getComputedStyle(e); \
+                 const ring = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2; \
+                 return [e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + ' \"' \
+                   + (e.textContent || e.value || '').trim().slice(0, 30) + '\"', ring]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if v.is_null() {
+            break;
+        }
+        if !v[1].as_bool().unwrap_or(false) {
+            out.push(v[0].as_str().unwrap_or("").to_string());
+        }
+    }
+    // The focus goes back where the page had it (an autofocused field stays focused).
+    c.execute(
+        "const e = window.__klaxonFocus; \
+         if (e && e !== document.body && e.focus) e.focus(); else document.activeElement.blur(); \
+         window.scrollTo(0, 0); return true",
+        vec![],
+    )
+    .await
+    .unwrap();
+    out
 }

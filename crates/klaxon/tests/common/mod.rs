@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod im_app;
 pub mod saas;
 pub mod smtp_sink;
 
