@@ -1290,7 +1290,11 @@ on_both_backends!(
             1,
             "exactly one owner"
         );
-        // A confirmed transfer takes effect at once.
+        // A confirmed transfer takes effect at once. The CLI stamps the new notice with the
+        // real time, and the node's clock is 7 days ahead of it: its sweep would carry the
+        // transfer out before the confirmation arrives. Set the clock back to the real time
+        // first, so that only the confirmation can end the wait.
+        n.clock.0.store(wall_ms(), Ordering::SeqCst);
         let (ok, out) = start(owner, "owner returns").await;
         assert!(ok && out.contains("transfer 2 "), "{out}");
         let (ok, out) = admin(
