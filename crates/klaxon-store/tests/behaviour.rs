@@ -70,25 +70,6 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(v)
 }
 
-/// `url` with its database name replaced.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map(|i| authority_start + i)
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{}", &base[..path_start], name);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
-
 impl Db {
     async fn open(url: &str) -> (Store, AnyPool) {
         sqlx::any::install_default_drivers();
@@ -128,16 +109,13 @@ impl Db {
     async fn postgres() -> Option<Db> {
         let admin_url = std::env::var(ENV).ok().filter(|u| !u.is_empty())?;
         let name = format!("klaxon_t_{}", random_hex(8));
-        let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        let url = klaxon_testdb::fresh_migrated(&admin_url, &name)
             .await
             .unwrap();
-        conn.close().await.unwrap();
         let pg = PgDrop {
             admin_url: admin_url.clone(),
             name: name.clone(),
         };
-        let url = with_database(&admin_url, &name);
         let (store, raw) = Db::open(&url).await;
         Some(Db {
             store,

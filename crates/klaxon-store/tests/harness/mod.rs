@@ -50,20 +50,12 @@ impl Db {
         }
     }
 
+    /// A database of its own on the server of `KLAXON_TEST_DATABASE_URL`, already migrated
+    /// (a copy of a template migrated once per run).
     pub async fn postgres() -> Option<Db> {
         let admin = std::env::var(ENV).ok().filter(|u| !u.is_empty())?;
         let name = format!("klaxon_t_{}", random_hex(8));
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let (head, tail) = match admin.split_once('?') {
-            Some((h, t)) => (h.to_string(), format!("?{t}")),
-            None => (admin.clone(), String::new()),
-        };
-        let cut = head.rfind('/').unwrap();
-        let url = format!("{}/{name}{tail}", &head[..cut]);
+        let url = klaxon_testdb::fresh_migrated(&admin, &name).await.unwrap();
         let (store, raw) = Db::open(&url).await;
         Some(Db {
             store,

@@ -41,15 +41,19 @@ pub struct TestServer {
     pub database_url: String,
 }
 
-/// A fresh PostgreSQL database for this test when `KLAXON_TEST_DATABASE_URL` is set.
+/// A fresh PostgreSQL database for this test when `KLAXON_TEST_DATABASE_URL` is set, already
+/// migrated (a copy of a template migrated once per run, so the server's own migration at
+/// start finds nothing to do).
 pub async fn fresh_postgres() -> Option<String> {
     let base = std::env::var("KLAXON_TEST_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty())?;
     drop_databases_of_finished_tests(&base).await;
     let name = format!("klaxon_it_{}", hex_id());
-    let admin = sqlx_admin(&base, &format!("CREATE DATABASE {name}")).await;
-    admin.then(|| replace_db(&base, &name))
+    match klaxon_testdb::fresh_migrated(&base, &name).await {
+        Ok(url) => Some(url),
+        Err(e) => panic!("a PostgreSQL database for this test: {e}"),
+    }
 }
 
 /// `<nanos>_p<pid>`: the pid says which test process owns the database.
@@ -92,33 +96,6 @@ async fn drop_databases_of_finished_tests(base: &str) {
                 .await;
         }
     }
-}
-
-fn replace_db(url: &str, name: &str) -> String {
-    let (head, tail) = match url.find('?') {
-        Some(q) => (&url[..q], &url[q..]),
-        None => (url, ""),
-    };
-    let slash = head.rfind('/').unwrap_or(head.len());
-    let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
-    if slash < scheme_end {
-        format!("{head}/{name}{tail}")
-    } else {
-        format!("{}/{name}{tail}", &head[..slash])
-    }
-}
-
-/// Runs one statement on the server behind `url` with `psql` (always installed beside
-/// PostgreSQL), so the tests need no database driver of their own.
-async fn sqlx_admin(url: &str, sql: &str) -> bool {
-    let status = tokio::process::Command::new("psql")
-        .arg(url)
-        .arg("-q")
-        .arg("-c")
-        .arg(sql)
-        .status()
-        .await;
-    matches!(status, Ok(s) if s.success())
 }
 
 pub fn test_config(dir: &std::path::Path, database_url: &str) -> Config {
