@@ -492,7 +492,7 @@ async fn logout(
     extensions: axum::http::Extensions,
 ) -> Response {
     let request_id = new_request_id();
-    let result: Result<(), ApiError> = async {
+    let result: Result<Option<String>, ApiError> = async {
         if method != Method::POST {
             return Err(method_not_allowed(&method));
         }
@@ -509,15 +509,31 @@ async fn logout(
             "ok",
         )
         .await;
+        let mut saml_session = None;
         if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+            saml_session = state.store.saml_session(token).await.map_err(internal)?;
             state.store.delete_session(token).await.map_err(internal)?;
         }
-        Ok(())
+        // RSP-574: a session opened by a SAML sign-in also ends at the identity provider. An
+        // API client cannot be redirected, so it gets the IdP's logout address (with the
+        // signed LogoutRequest) to send its user to, as the console's sign-out does.
+        #[cfg(feature = "saml")]
+        let idp_logout_url = match saml_session {
+            Some(saml) => crate::sso_saml::logout_redirect(&state, &saml, &ip).await,
+            None => None,
+        };
+        #[cfg(not(feature = "saml"))]
+        let idp_logout_url: Option<String> = {
+            let _ = (saml_session, &ip);
+            None
+        };
+        Ok(idp_logout_url)
     }
     .await;
     match result {
-        Ok(()) => {
-            let mut resp = success(&request_id, None);
+        Ok(idp_logout_url) => {
+            let data = idp_logout_url.map(|url| serde_json::json!({ "idp_logout_url": url }));
+            let mut resp = success(&request_id, data);
             session_cookies(&state, &mut resp, "", "", 0);
             resp
         }

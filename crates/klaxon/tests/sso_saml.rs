@@ -12,7 +12,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -163,6 +163,14 @@ impl Browser {
     /// The console's sign-out, as its button sends it (with the CSRF token of the cookie).
     async fn sign_out(&mut self, base: &str) -> Page {
         let url = reqwest::Url::parse(&format!("{base}/signout")).unwrap();
+        let csrf = self.jar.get("klaxon_csrf").expect("a CSRF cookie").clone();
+        let req = self.http.post(url.clone()).header("x-klaxon-csrf", csrf);
+        self.send(req, url).await
+    }
+
+    /// The JSON API's sign-out, `POST /auth/logout` with the CSRF header.
+    async fn api_sign_out(&mut self, base: &str) -> Page {
+        let url = reqwest::Url::parse(&format!("{base}/auth/logout")).unwrap();
         let csrf = self.jar.get("klaxon_csrf").expect("a CSRF cookie").clone();
         let req = self.http.post(url.clone()).header("x-klaxon-csrf", csrf);
         self.send(req, url).await
@@ -914,6 +922,78 @@ on_both_backends!(saml_single_logout_sp_initiated, |url: String| async move {
     );
     assert!(!node.session_alive(&token).await);
 });
+
+on_both_backends!(
+    saml_single_logout_from_the_json_api,
+    |url: String| async move {
+        if !idp_available() {
+            return;
+        }
+        let node = Node::start(&url).await;
+        let idp = start_idp(&node.metadata_url()).await;
+        node.configure_saml(&idp).await;
+        node.upload_sp_key().await;
+
+        // spec: RSP-574 — `POST /auth/logout` ends Klaxon's session and, for a SAML session,
+        // answers with the IdP's logout address carrying a signed LogoutRequest; following it
+        // ends the IdP session the same way the console's sign-out does.
+        let (page, mut b) = node.saml_login("ann", "ok").await;
+        assert_eq!(page.status, 303, "{}", page.body);
+        let token = b.jar.get("klaxon_session").unwrap().clone();
+        let out = b.api_sign_out(&node.ts.base).await;
+        assert_eq!(out.status, 200, "{}", out.body);
+        assert!(!node.session_alive(&token).await, "the session ended");
+        assert!(!b.jar.contains_key("klaxon_session"));
+        let body: Value = serde_json::from_str(&out.body).unwrap();
+        let to_idp = reqwest::Url::parse(body["data"]["idp_logout_url"].as_str().unwrap()).unwrap();
+        assert_eq!(idp_sso(&to_idp), format!("{}/slo", idp.base));
+        assert!(query_param(&to_idp, "SAMLRequest").is_some());
+        assert!(query_param(&to_idp, "Signature").is_some());
+        let at_idp = b.get(to_idp.as_str()).await;
+        assert_eq!(at_idp.status, 302, "{}", at_idp.body);
+        let landed = b.get(at_idp.location.unwrap().as_str()).await;
+        assert_eq!(landed.status, 200, "{}", landed.body);
+        assert!(
+            landed
+                .body
+                .contains("signed out of Klaxon and of your identity provider"),
+            "{}",
+            landed.body
+        );
+
+        // A password session has nothing to end elsewhere: no address in the answer.
+        let mut local = Browser::new();
+        let form = [
+            (
+                "email".to_string(),
+                node.ts
+                    .server
+                    .as_ref()
+                    .unwrap()
+                    .bootstrap()
+                    .owner_email
+                    .clone(),
+            ),
+            (
+                "password".to_string(),
+                node.ts
+                    .server
+                    .as_ref()
+                    .unwrap()
+                    .owner_password()
+                    .unwrap()
+                    .to_string(),
+            ),
+        ];
+        let url = reqwest::Url::parse(&format!("{}/signin", node.ts.base)).unwrap();
+        let signed_in = local.post_form(url, &form).await;
+        assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+        let out = local.api_sign_out(&node.ts.base).await;
+        assert_eq!(out.status, 200, "{}", out.body);
+        let body: Value = serde_json::from_str(&out.body).unwrap();
+        assert!(body.get("data").is_none(), "{body}");
+    }
+);
 
 on_both_backends!(saml_single_logout_idp_initiated, |url: String| async move {
     if !idp_available() {
