@@ -17,7 +17,7 @@ use klaxon_store::{
     MemberFilter, MemberKey, MemberUpdate, NewMember, Paging, Refusal, ScheduleFilter, Store,
     StoreError, StoreOptions, TeamFilter, TeamKey, TeamOrder, TeamWrite,
 };
-use sqlx::{AnyPool, Connection, Executor};
+use sqlx::{AnyPool, Executor};
 
 const T0: Millis = 1_700_000_000_000;
 const ENV: &str = "KLAXON_TEST_DATABASE_URL";
@@ -34,35 +34,6 @@ struct Db {
     raw_inbox: Option<AnyPool>,
     url: String,
     _dir: Option<tempfile::TempDir>,
-    pg: Option<PgDrop>,
-}
-
-/// Drops the test's PostgreSQL database, even when the test panicked.
-struct PgDrop {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for PgDrop {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime: use a thread with a runtime of its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = conn.execute(sqlx::AssertSqlSafe(sql)).await;
-                    let _ = conn.close().await;
-                }
-            });
-        })
-        .join();
-    }
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -102,20 +73,13 @@ impl Db {
             raw_inbox: Some(raw_inbox),
             url,
             _dir: Some(dir),
-            pg: None,
         }
     }
 
     async fn postgres() -> Option<Db> {
         let admin_url = std::env::var(ENV).ok().filter(|u| !u.is_empty())?;
-        let name = format!("klaxon_t_{}", random_hex(8));
-        let url = klaxon_testdb::fresh_migrated(&admin_url, &name)
-            .await
-            .unwrap();
-        let pg = PgDrop {
-            admin_url: admin_url.clone(),
-            name: name.clone(),
-        };
+        // Migrated and empty; reused by a later test once this test's process has ended.
+        let url = klaxon_testdb::fresh_database(&admin_url).await.unwrap();
         let (store, raw) = Db::open(&url).await;
         Some(Db {
             store,
@@ -123,7 +87,6 @@ impl Db {
             raw_inbox: None,
             url,
             _dir: None,
-            pg: Some(pg),
         })
     }
 
@@ -133,7 +96,6 @@ impl Db {
         if let Some(raw_inbox) = &self.raw_inbox {
             raw_inbox.close().await;
         }
-        drop(self.pg);
     }
 
     /// The pool that sees the `inbox` table: the inbox file on SQLite, the database on

@@ -7,9 +7,8 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/browser.rs"]
-mod browser;
-mod common;
+use crate::common;
+use crate::common::browser;
 
 use browser::{
     Browser, accept_confirms, attr_of, browser_sign_in, click, clocked_server, exists, focus_ring,

@@ -11,9 +11,8 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/browser.rs"]
-mod browser;
-mod common;
+use crate::common;
+use crate::common::browser;
 
 use browser::{
     Browser, accept_confirms, browser_sign_in, click, exists, shoot, text_of, type_into,

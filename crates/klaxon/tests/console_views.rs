@@ -12,9 +12,8 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/browser.rs"]
-mod browser;
-mod common;
+use crate::common;
+use crate::common::browser;
 
 use browser::{
     Browser, attr_of, browser_sign_in, choose, click, exists, low_contrast, mark, redrawn, shoot,

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,14 +23,6 @@ use common::{ManualClock, test_config, wall_ms};
 use klaxon_notify::{Deliverer, NotifyConfig, SmtpConfig, SmtpSecurity, TwilioConfig};
 use klaxon_server::{Clock, Config, Server};
 use serde_json::{Value, json};
-
-// ---- the injected clock ----
-
-impl ManualClock {
-    fn advance_ms(&self, ms: i64) -> i64 {
-        self.0.fetch_add(ms, Ordering::SeqCst) + ms
-    }
-}
 
 // ---- a fake HTTP provider ----
 

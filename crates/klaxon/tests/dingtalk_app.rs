@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -228,13 +228,13 @@ impl Node {
             .unwrap()
     }
 
-    fn callback_url(&self, iid: i64) -> String {
+    fn dingtalk_callback_url(&self, iid: i64) -> String {
         format!("{}/im/dingtalk/callback/{iid}", self.server.base_url())
     }
 
     /// POSTs `inner` encrypted for `receiver`, signed with `token` at `ts` (milliseconds).
     /// Answers the status and the body.
-    async fn post_event_at(
+    async fn dingtalk_post_event_at(
         &self,
         iid: i64,
         token: &str,
@@ -254,7 +254,7 @@ impl Node {
         .unwrap();
         let resp = self
             .http
-            .post(format!("{}?{q}", self.callback_url(iid)))
+            .post(format!("{}?{q}", self.dingtalk_callback_url(iid)))
             .json(&json!({"encrypt": encrypted}))
             .send()
             .await
@@ -268,7 +268,7 @@ impl Node {
     }
 
     /// A press of button `action_id` on card `track` by DingTalk user `user`, signed now.
-    async fn press(&self, iid: i64, user: &str, track: &str, action_id: &str) -> u16 {
+    async fn dingtalk_press(&self, iid: i64, user: &str, track: &str, action_id: &str) -> u16 {
         self.press_signed(iid, TOKEN, user, track, action_id, self.now())
             .await
     }
@@ -285,7 +285,9 @@ impl Node {
         let content = json!({"cardPrivateData": {"actionIds": [action_id], "params": {}}});
         let inner = json!({"outTrackId": track, "corpId": CORP_ID, "userId": user,
                            "type": "actionCallback", "content": content.to_string()});
-        let (status, body) = self.post_event_at(iid, token, CLIENT_ID, &inner, ts).await;
+        let (status, body) = self
+            .dingtalk_post_event_at(iid, token, CLIENT_ID, &inner, ts)
+            .await;
         if status == 200 {
             assert_success(&body, self.now());
         }
@@ -373,7 +375,7 @@ on_both_backends!(
         assert_eq!(created["agent_id"], AGENT_ID);
         assert_eq!(created["client_id"], CLIENT_ID);
         assert_eq!(created["client_secret"], "…0001");
-        assert_eq!(created["callback_url"], node.callback_url(iid));
+        assert_eq!(created["callback_url"], node.dingtalk_callback_url(iid));
         assert_eq!(created["callback_route_key"], format!("klaxon_{iid}"));
         let listed = node
             .api("/im/integration/list", json!({"type": "dingtalk"}))
@@ -387,13 +389,13 @@ on_both_backends!(
         // The URL check: answered with the encrypted, signed `success`, only when proved.
         let check = json!({"EventType": "check_url"});
         let (s, body) = node
-            .post_event_at(iid, TOKEN, CLIENT_ID, &check, node.now())
+            .dingtalk_post_event_at(iid, TOKEN, CLIENT_ID, &check, node.now())
             .await;
         assert_eq!(s, 200, "{body}");
         assert_success(&body, node.now());
         // The organisation's CorpId is an accepted receiver too.
         let (s, _) = node
-            .post_event_at(iid, TOKEN, CORP_ID, &check, node.now())
+            .dingtalk_post_event_at(iid, TOKEN, CORP_ID, &check, node.now())
             .await;
         assert_eq!(s, 200);
         for (token, receiver, iid) in [
@@ -402,7 +404,7 @@ on_both_backends!(
             (TOKEN, CLIENT_ID, iid + 1000),
         ] {
             let (s, _) = node
-                .post_event_at(iid, token, receiver, &check, node.now())
+                .dingtalk_post_event_at(iid, token, receiver, &check, node.now())
                 .await;
             assert_eq!(s, 401, "{token} {receiver} {iid}");
         }
@@ -589,7 +591,7 @@ on_both_backends!(
         assert!(fake.take().is_empty());
 
         // An unlinked DingTalk user: the card tells them; nothing changes.
-        assert_eq!(node.press(iid, BO_USER, &track, &ack).await, 200);
+        assert_eq!(node.dingtalk_press(iid, BO_USER, &track, &ack).await, 200);
         assert_eq!(node.info(&inc).await["progress"], "Triggered");
         let up = updates(&fake);
         assert_eq!(up.len(), 1, "{up:?}");
@@ -601,7 +603,10 @@ on_both_backends!(
         );
 
         // Acknowledge: as the owner, from the card; the card shows the new state.
-        assert_eq!(node.press(iid, OWNER_USER, &track, &ack).await, 200);
+        assert_eq!(
+            node.dingtalk_press(iid, OWNER_USER, &track, &ack).await,
+            200
+        );
         assert_eq!(node.info(&inc).await["progress"], "Processing");
         let acks = node.feed(&inc, "i_ack").await;
         assert_eq!(acks.len(), 1);
@@ -616,7 +621,7 @@ on_both_backends!(
 
         // Snooze from the menu: 4 hours.
         assert_eq!(
-            node.press(iid, OWNER_USER, &track, &format!("snooze240_{inc}"))
+            node.dingtalk_press(iid, OWNER_USER, &track, &format!("snooze240_{inc}"))
                 .await,
             200
         );
@@ -628,12 +633,16 @@ on_both_backends!(
         assert_eq!(updates(&fake).len(), 1);
 
         // A button no card offers: acknowledged, nothing happens.
-        assert_eq!(node.press(iid, OWNER_USER, &track, "delete_x").await, 200);
+        assert_eq!(
+            node.dingtalk_press(iid, OWNER_USER, &track, "delete_x")
+                .await,
+            200
+        );
         assert!(fake.take().is_empty());
 
         // Close: the card keeps only the link.
         assert_eq!(
-            node.press(iid, OWNER_USER, &track, &format!("close_{inc}"))
+            node.dingtalk_press(iid, OWNER_USER, &track, &format!("close_{inc}"))
                 .await,
             200
         );
@@ -696,7 +705,7 @@ on_both_backends!(
 
         // A press in group A acknowledges as the linked owner; both groups' cards follow.
         assert_eq!(
-            node.press(iid, OWNER_USER, &tracks[0], &format!("ack_{inc}"))
+            node.dingtalk_press(iid, OWNER_USER, &tracks[0], &format!("ack_{inc}"))
                 .await,
             200
         );

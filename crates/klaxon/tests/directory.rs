@@ -6,7 +6,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{TestServer, now_secs};
 use klaxon_store::{BootstrapSeed, Store, StoreOptions};

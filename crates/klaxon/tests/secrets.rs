@@ -9,11 +9,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 // Only part of the fake's recording is used here.
 #[allow(dead_code)]
-#[path = "ticket_sync/sdp_fake.rs"]
-mod sdp_fake;
+use crate::common::sdp_fake;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;

@@ -8,9 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-#[path = "ticket_sync/sdp_fake.rs"]
-mod sdp_fake;
+use crate::common;
+use crate::common::sdp_fake;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

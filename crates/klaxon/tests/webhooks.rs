@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -21,12 +21,6 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---- the injected clock ----
-
-impl ManualClock {
-    fn advance_ms(&self, ms: i64) -> i64 {
-        self.0.fetch_add(ms, Ordering::SeqCst) + ms
-    }
-}
 
 // ---- the fake receiver: plain HTTP/1.1 on a socket, so it can close without answering ----
 

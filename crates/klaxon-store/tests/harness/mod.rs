@@ -8,7 +8,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use klaxon_store::{Bootstrap, BootstrapSeed, IncidentFilter, Paging, Store, StoreOptions};
-use sqlx::{AnyPool, Connection, Executor};
+use sqlx::{AnyPool, Executor};
 
 pub const ENV: &str = "KLAXON_TEST_DATABASE_URL";
 
@@ -22,7 +22,8 @@ pub struct Db {
     pub store: Store,
     pub raw: AnyPool,
     _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
+    /// On PostgreSQL (else a temporary SQLite file).
+    pg: bool,
 }
 
 impl Db {
@@ -46,28 +47,27 @@ impl Db {
             store,
             raw,
             _dir: Some(dir),
-            pg: None,
+            pg: false,
         }
     }
 
-    /// A database of its own on the server of `KLAXON_TEST_DATABASE_URL`, already migrated
-    /// (a copy of a template migrated once per run).
+    /// A database of its own on the server of `KLAXON_TEST_DATABASE_URL`, migrated and empty
+    /// (the `klaxon-testdb` crate; it is reused once this test's process has ended).
     pub async fn postgres() -> Option<Db> {
         let admin = std::env::var(ENV).ok().filter(|u| !u.is_empty())?;
-        let name = format!("klaxon_t_{}", random_hex(8));
-        let url = klaxon_testdb::fresh_migrated(&admin, &name).await.unwrap();
+        let url = klaxon_testdb::fresh_database(&admin).await.unwrap();
         let (store, raw) = Db::open(&url).await;
         Some(Db {
             store,
             raw,
             _dir: None,
-            pg: Some((admin, name)),
+            pg: true,
         })
     }
 
     /// Another fresh store on the same backend, for comparing two histories.
     pub async fn sibling(&self) -> Db {
-        if self.pg.is_some() {
+        if self.pg {
             Db::postgres()
                 .await
                 .expect("PostgreSQL was reachable a moment ago")
@@ -79,12 +79,7 @@ impl Db {
     pub async fn finish(self) {
         self.store.close().await;
         self.raw.close().await;
-        if let Some((admin, name)) = self.pg {
-            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            let _ = conn.execute(sqlx::AssertSqlSafe(sql)).await;
-            let _ = conn.close().await;
-        }
+        // A PostgreSQL database is left for the next test to empty and reuse.
     }
 
     /// The first start's account "Acme" (owner, APP key, default channel and integration),

@@ -3,8 +3,11 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod browser;
 pub mod im_app;
 pub mod saas;
+#[path = "../ticket_sync/sdp_fake.rs"]
+pub mod sdp_fake;
 pub mod smtp_sink;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -15,6 +18,13 @@ use serde_json::{Value, json};
 
 /// A clock the test moves by hand (time is injected; tests never sleep for a timer).
 pub struct ManualClock(pub AtomicI64);
+
+impl ManualClock {
+    /// Moves the clock `ms` forward and returns the new time.
+    pub fn advance_ms(&self, ms: i64) -> i64 {
+        self.0.fetch_add(ms, Ordering::SeqCst) + ms
+    }
+}
 
 impl Clock for ManualClock {
     fn now(&self) -> i64 {
@@ -41,60 +51,17 @@ pub struct TestServer {
     pub database_url: String,
 }
 
-/// A fresh PostgreSQL database for this test when `KLAXON_TEST_DATABASE_URL` is set, already
-/// migrated (a copy of a template migrated once per run, so the server's own migration at
-/// start finds nothing to do).
+/// A PostgreSQL database of this test's own when `KLAXON_TEST_DATABASE_URL` is set, migrated
+/// and empty (see the `klaxon-testdb` crate: a copy of a migrated template, or the emptied
+/// database of a test that has ended), so the server's own migration at start has nothing to
+/// do.
 pub async fn fresh_postgres() -> Option<String> {
     let base = std::env::var("KLAXON_TEST_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty())?;
-    drop_databases_of_finished_tests(&base).await;
-    let name = format!("klaxon_it_{}", hex_id());
-    match klaxon_testdb::fresh_migrated(&base, &name).await {
+    match klaxon_testdb::fresh_database(&base).await {
         Ok(url) => Some(url),
         Err(e) => panic!("a PostgreSQL database for this test: {e}"),
-    }
-}
-
-/// `<nanos>_p<pid>`: the pid says which test process owns the database.
-fn hex_id() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{:x}_p{}", nanos, std::process::id())
-}
-
-/// The test runner gives every test its own process, and a test's server lives until the
-/// process exits, so a database can only be dropped once its owner is gone: each new test
-/// drops those whose process has ended (any failure is ignored; the next test retries).
-async fn drop_databases_of_finished_tests(base: &str) {
-    let Ok(out) = tokio::process::Command::new("psql")
-        .arg(base)
-        .arg("-Atc")
-        .arg("SELECT datname FROM pg_database WHERE datname LIKE 'klaxon\\_it\\_%\\_p%'")
-        .output()
-        .await
-    else {
-        return;
-    };
-    for name in String::from_utf8_lossy(&out.stdout).lines() {
-        let Some(pid) = name
-            .rsplit_once("_p")
-            .and_then(|(_, p)| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = tokio::process::Command::new("psql")
-                .arg(base)
-                .arg("-qc")
-                .arg(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .stderr(std::process::Stdio::null())
-                .status()
-                .await;
-        }
     }
 }
 
