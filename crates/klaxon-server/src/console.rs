@@ -8,6 +8,7 @@
 //! carries the session's CSRF token in `X-Klaxon-CSRF`, which htmx sends from the `hx-headers`
 //! attribute of the page's `<body>`.
 
+mod account;
 mod action_link;
 mod alert_events;
 mod assets;
@@ -58,6 +59,7 @@ use crate::state::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(assets::routes())
+        .merge(account::routes())
         .merge(signin::routes())
         .merge(action_link::routes())
         .merge(incidents::routes())
@@ -191,6 +193,18 @@ pub(crate) async fn fetch(
     Ok(call(state, viewer, path, body)
         .await?
         .unwrap_or(Value::Null))
+}
+
+/// The signed-in member as every page's header draws it (`/member/info`), with
+/// `account_page`: whether the nav shows "Account" (SaaS mode, and the member may read the
+/// account's notices, grants and consents: the owner and admins).
+pub(crate) async fn me(state: &AppState, viewer: &Viewer) -> Result<Value, ApiError> {
+    let mut me = fetch(state, viewer, "/member/info", Value::Object(Map::new())).await?;
+    let shown = account::shown(state, viewer);
+    if let Value::Object(m) = &mut me {
+        m.insert("account_page".to_string(), Value::Bool(shown));
+    }
+    Ok(me)
 }
 
 /// The answer to a failed page load: the error page, logged when it is ours.

@@ -280,6 +280,17 @@ async fn serve(state: &AppState, call: &Call<'_>, body: Body) -> Result<Option<V
     Ok(perform(state, &caller, path, &args).await?)
 }
 
+/// Whether `actor` may call `path` at all (the route's feature permission, RSP-520): the
+/// console asks before it draws a page or a control for that path.
+pub(crate) fn may_call(actor: &Actor, path: &str) -> bool {
+    check_route(actor, path).is_ok()
+}
+
+/// The Open API's refusal of `path` for `actor` by the route's permission, as a call gets it.
+pub(crate) fn check_route(actor: &Actor, path: &str) -> Result<(), ApiError> {
+    access::check(actor, path)
+}
+
 /// Runs one Open API path for an authenticated caller. The console calls this too, so a page
 /// and the API share every rule (no second implementation), permissions included.
 pub(crate) async fn perform(

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use common::saas::{cli, cli_config, drop_db, ms, saas};
+use common::saas::{cli, cli_config, ms, saas};
 use common::{ManualClock, test_config};
 use jiff::Timestamp;
 use klaxon_server::{Config, Server};
@@ -445,7 +445,6 @@ on_both_backends!(
         assert!(out.contains("unknown account 999999"), "{out}");
 
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -523,7 +522,6 @@ on_both_backends!(
         assert!(!ok);
         assert!(out.contains("self-hosted"), "{out}");
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -636,7 +634,6 @@ on_both_backends!(
         assert_eq!(warnings, expected);
         assert_eq!(store.saas_notice_outbox_len().await.unwrap(), 0);
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -684,5 +681,4 @@ on_both_backends!(self_hosted_depends_on_no_vendor, |url: String| async move {
     let (status, body) = n.push("sh-404").await;
     assert_eq!(status, 200, "{body}");
     n.server.shutdown().await;
-    drop_db(&url).await;
 });

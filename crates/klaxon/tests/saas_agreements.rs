@@ -13,7 +13,7 @@ use crate::common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use common::saas::{cli_config, drop_db, ms, saas};
+use common::saas::{cli_config, ms, saas};
 use common::smtp_sink::Smtp as Sink;
 use common::{ManualClock, test_config};
 use klaxon_server::{Config, Server};
@@ -364,7 +364,6 @@ on_both_backends!(
         assert_eq!(bundle["documents"][0]["hash_verified"], true);
 
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -478,7 +477,6 @@ on_both_backends!(
         );
 
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -601,7 +599,6 @@ on_both_backends!(
         assert!(out.contains("only a version not yet effective"), "{out}");
 
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -642,7 +639,6 @@ on_both_backends!(self_hosted_has_no_agreements, |url: String| async move {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("self-hosted"));
     n.server.shutdown().await;
-    drop_db(&url).await;
 });
 
 // spec: SVC-037, SVC-221 — operator staff reading the tenant's data under an access grant act
@@ -737,6 +733,5 @@ on_both_backends!(
         assert_eq!(d["decided_at_ms"], ms("2025-08-15T00:07:00Z"));
 
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use common::saas::{cli_config, drop_db, saas};
+use common::saas::{cli_config, saas};
 use common::{ManualClock, test_config, wall_ms};
 use klaxon_server::{Config, Server};
 use serde_json::{Value, json};
@@ -241,7 +241,6 @@ impl Node {
 
     async fn stop(self) {
         self.server.shutdown().await;
-        drop_db(&self.url).await;
     }
 }
 

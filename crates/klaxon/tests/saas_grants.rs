@@ -14,7 +14,7 @@ use crate::common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use common::saas::{cli_config, drop_db, saas};
+use common::saas::{cli_config, saas};
 use common::{ManualClock, test_config, wall_ms};
 use klaxon_server::{Config, Server};
 use klaxon_store::BootstrapSeed;
@@ -583,7 +583,6 @@ on_both_backends!(
             .await;
         refused(s, &b, 401, "Unauthorized", "invalid");
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -793,7 +792,6 @@ on_both_backends!(
             "requests 1 and 2 were under a non-disclosure order: no notice"
         );
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -828,7 +826,6 @@ on_both_backends!(
         .await;
         assert!(!ok && out.contains("self-hosted"), "{out}");
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -980,6 +977,5 @@ on_both_backends!(
         assert_eq!(sink.mails().len(), 4, "the second revoke told nobody");
         assert_eq!(n.server.store().saas_notice_outbox_len().await.unwrap(), 0);
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );

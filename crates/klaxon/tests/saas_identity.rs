@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use common::saas::{drop_db, ms, saas};
+use common::saas::{ms, saas};
 use common::{ManualClock, test_config};
 use klaxon_server::Server;
 use serde_json::{Value, json};
@@ -185,9 +185,8 @@ impl Node {
         panic!("no notification entry for {key}");
     }
 
-    async fn stop(self, url: &str) {
+    async fn stop(self) {
         self.server.shutdown().await;
-        drop_db(url).await;
     }
 }
 
@@ -261,7 +260,7 @@ on_both_backends!(
         let member = store.member(account_id, owner).await.unwrap().unwrap();
         assert_eq!(member.email.to_lowercase(), n.email());
         assert!(store.account(account_id).await.unwrap().is_some());
-        n.stop(&url).await;
+        n.stop().await;
     }
 );
 
@@ -284,7 +283,7 @@ on_both_backends!(
         assert_eq!(records.len(), 1, "{records:?}");
         assert_eq!(records[0].2, 0, "not deactivated: {records:?}");
         assert!(n.sign_in().await);
-        n.stop(&url).await;
+        n.stop().await;
     }
 );
 
@@ -359,6 +358,6 @@ on_both_backends!(
                 .status,
             "enabled"
         );
-        n.stop(&url).await;
+        n.stop().await;
     }
 );

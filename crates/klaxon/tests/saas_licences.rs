@@ -12,7 +12,7 @@ use crate::common;
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
-use common::saas::{cli, cli_config, drop_db, ms, saas};
+use common::saas::{cli, cli_config, ms, saas};
 use common::{ManualClock, test_config};
 use klaxon_server::{Config, Server};
 use serde_json::{Value, json};
@@ -320,7 +320,6 @@ on_both_backends!(
             "{out}"
         );
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -353,7 +352,6 @@ on_both_backends!(
             json!({"mode": "self_hosted", "enforced": false})
         );
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -565,7 +563,6 @@ on_both_backends!(
         assert_eq!(recs.len(), 3);
         assert_eq!(recs[2].order_kind, "conversion");
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -630,6 +627,5 @@ on_both_backends!(
         assert!(!ok, "{out}");
         assert!(out.contains("start_trial"), "{out}");
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );

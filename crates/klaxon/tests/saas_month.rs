@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use common::saas::{cli, cli_config, drop_db, ms, saas};
+use common::saas::{cli, cli_config, ms, saas};
 use common::smtp_sink::Smtp as Sink;
 use common::{ManualClock, test_config};
 use jiff::Timestamp;
@@ -32,7 +32,6 @@ struct Node {
     clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
     config_file: std::path::PathBuf,
-    url: String,
     prices: klaxon_saas::order::PriceListVersion,
     plan: klaxon_store::CommPlan,
     _sink: Sink,
@@ -79,7 +78,6 @@ impl Node {
             clock,
             _dir: dir,
             config_file,
-            url: url.to_string(),
             prices,
             plan,
             _sink: sink,
@@ -714,7 +712,5 @@ on_both_backends!(a_month_in_the_life_of_a_tenant, |url: String| async move {
     let (s, _) = n.push(&t, "u-7").await;
     assert_ne!(s, 200);
 
-    let url = n.url.clone();
     n.server.shutdown().await;
-    drop_db(&url).await;
 });

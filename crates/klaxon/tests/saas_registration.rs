@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use browser::{Browser, click, exists, shoot, text_of, type_into, unlabelled_inputs, until};
-use common::saas::{drop_db, ms, saas};
+use common::saas::{ms, saas};
 use common::smtp_sink::Smtp as Sink;
 use common::{ManualClock, test_config};
 use klaxon_notify::{SmtpConfig, SmtpSecurity};
@@ -238,9 +238,7 @@ impl Node {
     }
 
     async fn stop(self) {
-        let url = self.url.clone();
         self.server.shutdown().await;
-        drop_db(&url).await;
     }
 }
 

@@ -17,7 +17,7 @@ use crate::common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use common::saas::{cli_config, drop_db, ms, saas};
+use common::saas::{cli_config, ms, saas};
 use common::{ManualClock, test_config};
 use klaxon_saas::ledger::BonusSource;
 use klaxon_server::{Config, Server};
@@ -215,7 +215,6 @@ on_both_backends!(
             ]
         );
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -248,7 +247,6 @@ on_both_backends!(self_hosted_records_nothing, |url: String| async move {
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["data"]["items"], json!([]));
     n.server.shutdown().await;
-    drop_db(&url).await;
 });
 
 on_both_backends!(report_claim_and_compensation, |url: String| async move {
@@ -804,7 +802,6 @@ on_both_backends!(report_claim_and_compensation, |url: String| async move {
     );
 
     n.server.shutdown().await;
-    drop_db(&url).await;
 });
 
 on_both_backends!(
@@ -854,7 +851,6 @@ on_both_backends!(
         assert_eq!(r["covered"], false, "{r}");
         assert_eq!(r["compensation"], "0.00", "{r}");
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -992,6 +988,5 @@ on_both_backends!(
         assert_eq!(cycles[0]["delay_rate"], "0.5", "{r}");
         assert_eq!(r["failed_minutes"], 5, "{r}");
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
-use common::saas::{TEST_KEK, drop_db, ms, saas};
+use common::saas::{TEST_KEK, ms, saas};
 use common::smtp_sink::{Mail, Smtp};
 use common::{ManualClock, test_config};
 use klaxon_notify::{SmtpConfig, SmtpSecurity};
@@ -79,9 +79,8 @@ impl Desk {
         panic!("expected {n} mails, got {:?}", self.sink.mails());
     }
 
-    async fn stop(self, url: &str) {
+    async fn stop(self) {
         self.server.shutdown().await;
-        drop_db(url).await;
     }
 }
 
@@ -281,7 +280,7 @@ on_both_backends!(
         );
         assert!(out.contains("first response: none yet"), "{out}");
 
-        desk.stop(&url).await;
+        desk.stop().await;
     }
 );
 
@@ -374,7 +373,7 @@ on_both_backends!(staff_triage_answer_and_close, |url: String| async move {
     let (ok, out) = ticket(cfg, &["list"]).await;
     assert!(ok && out.contains(&format!("#{id} ")), "{out}");
 
-    desk.stop(&url).await;
+    desk.stop().await;
 });
 
 /// Entries in the tenant's ledger (0 without a billing row).
@@ -434,7 +433,7 @@ on_both_backends!(
         assert!(line.contains("formal_notice"), "{line}");
         assert!(line.contains("2025-06-06"), "{line}");
         assert_eq!(ledger_len(&desk, "2025-06-06T08:30:00Z").await, before);
-        desk.stop(&url).await;
+        desk.stop().await;
     }
 );
 
@@ -456,5 +455,4 @@ on_both_backends!(self_hosted_has_no_support_desk, |url: String| async move {
     let (ok, out) = ticket(&cfg, &["list"]).await;
     assert!(!ok && out.contains("SaaS mode only"), "{out}");
     server.shutdown().await;
-    drop_db(&url).await;
 });

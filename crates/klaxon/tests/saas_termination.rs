@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use common::saas::{cli, cli_config, drop_db, ms, saas};
+use common::saas::{cli, cli_config, ms, saas};
 use common::smtp_sink::Smtp as Sink;
 use common::{ManualClock, test_config};
 use klaxon_notify::{SmtpConfig, SmtpSecurity};
@@ -205,9 +205,8 @@ impl Node {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
-    async fn stop(self, url: &str) {
+    async fn stop(self) {
         self.server.shutdown().await;
-        drop_db(url).await;
     }
 }
 
@@ -376,7 +375,7 @@ on_both_backends!(
         let (status, body) = n.push("after-end").await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["error"]["code"], "ResourceNotFound", "{body}");
-        n.stop(&url).await;
+        n.stop().await;
     }
 );
 
@@ -463,7 +462,7 @@ on_both_backends!(
             .await;
         assert!(!ok, "{out}");
         assert!(out.contains("SVC-107"), "{out}");
-        n.stop(&url).await;
+        n.stop().await;
     }
 );
 
@@ -544,7 +543,7 @@ on_both_backends!(
         assert_eq!(t.state.to_string(), "ended(terminated_mutual)");
         assert_eq!(n.cash().await, "1000.00");
         assert_eq!(t.purge_at.unwrap().to_string(), "2025-04-14T00:00:00Z");
-        n.stop(&url).await;
+        n.stop().await;
     }
 );
 
@@ -597,7 +596,7 @@ on_both_backends!(
             n.tenant().await.state.to_string(),
             "ended(terminated_by_operator)"
         );
-        n.stop(&url).await;
+        n.stop().await;
     }
 );
 
@@ -659,7 +658,7 @@ on_both_backends!(
                 .len(),
             2
         );
-        n.stop(&url).await;
+        n.stop().await;
     }
 );
 
@@ -717,7 +716,7 @@ on_both_backends!(
         assert!(rec.outcome.contains("cash 1203.81"), "{}", rec.outcome);
         n.set("2025-07-01T00:00:00Z");
         assert_eq!(n.cash().await, "1203.81");
-        n.stop(&url).await;
+        n.stop().await;
     }
 );
 
@@ -870,7 +869,7 @@ on_both_backends!(
         let out = n.ok(&["usage", "--date", "2025-03-03"]).await;
         assert!(out.contains("nothing to charge"), "{out}");
         assert_eq!(n.cash().await, "0.00");
-        n.stop(&url).await;
+        n.stop().await;
     }
 );
 
@@ -1055,7 +1054,7 @@ on_both_backends!(
             .await;
         assert!(!ok, "{out}");
         assert!(out.contains("not blocked"), "{out}");
-        n.stop(&url).await;
+        n.stop().await;
     }
 );
 
@@ -1221,6 +1220,6 @@ on_both_backends!(
         let (status, body) = n.api("/account/export/create", json!({})).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["data"]["status"], "ready", "{body}");
-        n.stop(&url).await;
+        n.stop().await;
     }
 );

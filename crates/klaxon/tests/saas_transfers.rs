@@ -12,7 +12,7 @@ use crate::common;
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
-use common::saas::{cli, cli_config, drop_db, ms, saas};
+use common::saas::{cli, cli_config, ms, saas};
 use common::{ManualClock, test_config};
 use klaxon_server::Server;
 use klaxon_server::config::RegionConfig;
@@ -447,7 +447,6 @@ on_both_backends!(
             (0, lawful)
         );
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -563,7 +562,6 @@ on_both_backends!(
         assert!(file.exists());
         assert_eq!(store.saas_transfers(n.account).await.unwrap().len(), 2);
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -884,8 +882,6 @@ on_both_backends!(
         assert_eq!(rows_of(dstore, new_account, "incidents").await, incidents);
         dest.server.shutdown().await;
         n.server.shutdown().await;
-        drop_db(&dest_url).await;
-        drop_db(&url).await;
     }
 );
 
@@ -1451,8 +1447,6 @@ on_both_backends!(
         );
         dest.server.shutdown().await;
         n.server.shutdown().await;
-        drop_db(&dest_url).await;
-        drop_db(&url).await;
     }
 );
 
@@ -1470,7 +1464,6 @@ on_both_backends!(
             "declare these columns in klaxon-store src/id_map.rs"
         );
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -1639,7 +1632,6 @@ on_both_backends!(
         assert_eq!(completes.len(), 2, "{calls:?}");
         assert!(completes[1].contains("\"result\":\"ok\""), "{completes:?}");
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );
 
@@ -1757,6 +1749,5 @@ on_both_backends!(
         );
         assert!(told.iter().any(|r| r.channel == "email"));
         n.server.shutdown().await;
-        drop_db(&url).await;
     }
 );

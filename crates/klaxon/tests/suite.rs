@@ -16,6 +16,7 @@ mod channels;
 mod chatbots;
 mod cli;
 mod console;
+mod console_account;
 mod console_incident_fields;
 mod console_noise;
 mod console_schedules;

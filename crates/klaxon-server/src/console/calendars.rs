@@ -66,7 +66,7 @@ fn cal_id(raw: &str) -> Result<String, ApiError> {
 }
 
 async fn me(state: &AppState, viewer: &Viewer) -> Result<Value, ApiError> {
-    fetch(state, viewer, "/member/info", json!({})).await
+    super::me(state, viewer).await
 }
 
 /// `Mon Tue Wed Thu Fri` for the stored `workdays`.

@@ -37,7 +37,7 @@ fn items(v: &Value) -> Vec<Value> {
 }
 
 async fn me(state: &AppState, viewer: &Viewer) -> Result<Value, ApiError> {
-    fetch(state, viewer, "/member/info", json!({})).await
+    super::me(state, viewer).await
 }
 
 async fn list_page(State(state): State<AppState>, headers: HeaderMap) -> Response {

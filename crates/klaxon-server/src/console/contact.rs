@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::forms::FieldErrors;
 use super::incidents::{form_pairs, form_value, j, page_headers};
-use super::{Viewer, call, fetch, page_error, view, viewer};
+use super::{Viewer, call, page_error, view, viewer};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -89,7 +89,7 @@ pub(super) async fn contact_ctx(
     errors: &FieldErrors,
     flash: Option<&str>,
 ) -> Result<minijinja::Value, ApiError> {
-    let me = fetch(state, viewer, "/member/info", json!({})).await?;
+    let me = super::me(state, viewer).await?;
     Ok(context! {
         me => j(&me),
         kinds => j(&forms.rows()),

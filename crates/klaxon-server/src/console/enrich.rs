@@ -253,7 +253,7 @@ async fn answer(
     .await
     .map(|t| t["items"].clone())
     .unwrap_or(Value::Null);
-    let me = match fetch(state, viewer, "/member/info", json!({})).await {
+    let me = match super::me(state, viewer).await {
         Ok(m) => m,
         Err(e) => return page_error(&e),
     };

@@ -240,7 +240,7 @@ async fn page(
     };
     let filters = Filters::parse(query.as_deref());
     let form = GroupForm::parse(query.as_deref());
-    let me = match fetch(&state, &viewer, "/member/info", json!({})).await {
+    let me = match super::me(&state, &viewer).await {
         Ok(m) => m,
         Err(e) => return page_error(&e),
     };

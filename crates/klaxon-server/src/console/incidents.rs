@@ -397,7 +397,7 @@ async fn list(
         Ok(data) => data["items"].as_array().cloned().unwrap_or_default(),
         Err(e) => return page_error(&e),
     };
-    let me = match fetch(state, &viewer, "/member/info", json!({})).await {
+    let me = match super::me(state, &viewer).await {
         Ok(m) => m,
         Err(e) => return page_error(&e),
     };
@@ -1104,7 +1104,7 @@ async fn detail_page(
             view::render("incident_body.html", context! { d => body }).into_response(),
         );
     }
-    let me = match fetch(&state, &viewer, "/member/info", json!({})).await {
+    let me = match super::me(&state, &viewer).await {
         Ok(m) => m,
         Err(e) => return page_error(&e),
     };

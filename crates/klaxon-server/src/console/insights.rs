@@ -168,7 +168,7 @@ async fn page(
         };
         ctx.insert(label.into(), top);
     }
-    let me = match fetch(&state, &viewer, "/member/info", json!({})).await {
+    let me = match super::me(&state, &viewer).await {
         Ok(m) => m,
         Err(e) => return page_error(&e),
     };

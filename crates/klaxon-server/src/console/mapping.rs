@@ -73,7 +73,7 @@ fn schema_input(field: &str) -> Option<String> {
 }
 
 async fn me(state: &AppState, viewer: &Viewer) -> Result<Value, ApiError> {
-    fetch(state, viewer, "/member/info", json!({})).await
+    super::me(state, viewer).await
 }
 
 async fn list_answer(

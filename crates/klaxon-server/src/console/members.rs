@@ -170,7 +170,7 @@ async fn page(
             .find(|(k, _)| k == "invited")
             .map(|(_, v)| format!("Invited {v}: pending until their first sign-in."))
     });
-    let me = match fetch(&state, &viewer, "/member/info", json!({})).await {
+    let me = match super::me(&state, &viewer).await {
         Ok(m) => m,
         Err(e) => return page_error(&e),
     };

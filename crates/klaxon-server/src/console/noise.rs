@@ -689,7 +689,7 @@ fn input_of(field: &str, o: &Origins) -> Option<String> {
 // --- pages -------------------------------------------------------------------------------
 
 async fn me(state: &AppState, viewer: &Viewer) -> Result<Value, ApiError> {
-    fetch(state, viewer, "/member/info", json!({})).await
+    super::me(state, viewer).await
 }
 
 async fn channel_of(state: &AppState, viewer: &Viewer, cid: i64) -> Result<Value, ApiError> {

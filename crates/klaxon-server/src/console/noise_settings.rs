@@ -394,7 +394,7 @@ async fn page(
         Ok(c) => c,
         Err(e) => return page_error(&e),
     };
-    let me = match fetch(&state, &viewer, "/member/info", json!({})).await {
+    let me = match super::me(&state, &viewer).await {
         Ok(m) => m,
         Err(e) => return page_error(&e),
     };

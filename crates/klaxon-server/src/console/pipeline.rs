@@ -177,7 +177,7 @@ async fn answer(
         Ok(r) => r,
         Err(e) => return page_error(&e),
     };
-    let me = match fetch(state, viewer, "/member/info", json!({})).await {
+    let me = match super::me(state, viewer).await {
         Ok(m) => m,
         Err(e) => return page_error(&e),
     };

@@ -401,7 +401,7 @@ pub(super) async fn edit_page(
         let mut form = EditForm::of_rule(route["version"].as_i64().unwrap_or(0), &rules.rules[k]);
         form.section = section_value(rules.section_of(k));
         let channels = channels(&state, &viewer).await?;
-        let me = fetch(&state, &viewer, "/member/info", json!({})).await?;
+        let me = super::me(&state, &viewer).await?;
         Ok::<_, ApiError>(context! {
             title => format!("Rule {} of {}", k + 1, integration["integration_name"].as_str().unwrap_or("")),
             nav => "channels",

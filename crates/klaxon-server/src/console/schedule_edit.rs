@@ -437,7 +437,7 @@ async fn layers_form_page(
     let (template, ctx) = if fragment {
         ("schedule_layers_form.html", context! { f => f })
     } else {
-        let me = match fetch(state, viewer, "/member/info", json!({})).await {
+        let me = match super::me(state, viewer).await {
             Ok(m) => m,
             Err(e) => return page_error(&e),
         };

@@ -293,7 +293,7 @@ async fn profile_ctx(
     errors: &FieldErrors,
     flash: Option<&str>,
 ) -> Result<minijinja::Value, ApiError> {
-    let me = fetch(state, viewer, "/member/info", json!({})).await?;
+    let me = super::me(state, viewer).await?;
     let v = form.unwrap_or_else(|| ProfileForm::of(&me));
     Ok(context! {
         me => j(&me),
@@ -447,7 +447,7 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Ok(d) => d,
         Err(e) => return page_error(&e),
     };
-    let me = match fetch(&state, &viewer, "/member/info", json!({})).await {
+    let me = match super::me(&state, &viewer).await {
         Ok(m) => m,
         Err(e) => return page_error(&e),
     };

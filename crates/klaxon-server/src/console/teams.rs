@@ -99,7 +99,7 @@ fn team_input(field: &str) -> Option<String> {
 }
 
 async fn me(state: &AppState, viewer: &Viewer) -> Result<Value, ApiError> {
-    fetch(state, viewer, "/member/info", json!({})).await
+    super::me(state, viewer).await
 }
 
 async fn list_page(State(state): State<AppState>, headers: HeaderMap) -> Response {

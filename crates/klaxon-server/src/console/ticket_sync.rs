@@ -254,7 +254,7 @@ fn sync_input(field: &str, at: &[Vec<usize>]) -> Option<String> {
 }
 
 async fn me(state: &AppState, viewer: &Viewer) -> Result<Value, ApiError> {
-    fetch(state, viewer, "/member/info", json!({})).await
+    super::me(state, viewer).await
 }
 
 async fn channels(state: &AppState, viewer: &Viewer) -> Result<Vec<Value>, ApiError> {

@@ -91,6 +91,8 @@ fn env() -> &'static Environment<'static> {
             "mapping_table.html",
             "list_columns_form.html",
             "route_layout_form.html",
+            "account.html",
+            "account_body.html",
         );
         env.add_filter("when", when);
         env.add_filter("ago", ago);
@@ -279,6 +281,8 @@ mod tests {
             "mapping_table.html",
             "list_columns_form.html",
             "route_layout_form.html",
+            "account.html",
+            "account_body.html",
         ] {
             assert!(env().get_template(name).is_ok(), "{name}");
         }

@@ -71,23 +71,6 @@ pub async fn cli(config: &std::path::Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// Drops the database this test created (PostgreSQL runs only), once the node is stopped.
-pub async fn drop_db(url: &str) {
-    let Some((head, name)) = url.split('?').next().and_then(|u| u.rsplit_once('/')) else {
-        return;
-    };
-    if url.is_empty() || !name.starts_with("klaxon_it_") {
-        return;
-    }
-    let _ = tokio::process::Command::new("psql")
-        .arg(format!("{head}/postgres"))
-        .arg("-q")
-        .arg("-c")
-        .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .status()
-        .await;
-}
-
 /// The bootstrap owner's acceptance of the terms in force that an order carries (SVC-033),
 /// as `klaxon admin tenant` takes it.
 pub const ACCEPTED: [&str; 4] = [
