@@ -48,10 +48,15 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             .process_inbox_with(&holder, batch, state.clock.now(), &answers)
             .await;
         let result = match result {
-            Ok(Processed::NeedCalls(calls)) => {
+            Ok(Processed::NeedCalls(mut calls)) => {
                 // ING-072: the calls are made here, with no transaction open.
                 rounds += 1;
-                if let Some(c) = &callers {
+                // The services' headers (sealed at rest) are opened only for the calls.
+                if let Err(e) = state.store.open_call_headers(&mut calls).await {
+                    tracing::error!(error = %e,
+                        "cannot open a mapping service's headers; its calls count as failed");
+                    answers.fail_missing();
+                } else if let Some(c) = &callers {
                     c.call_all(calls, &mut answers).await;
                 }
                 if rounds >= MAX_CALL_ROUNDS {

@@ -587,7 +587,40 @@ impl Store {
         account_id: i64,
         integration: &NewIntegration,
     ) -> Result<i64> {
-        integrations::create(&self.inner.write, account_id, integration).await
+        let key = self
+            .headers_sealing_key(account_id, &integration.settings, integration.now)
+            .await?;
+        integrations::create(&self.inner.write, key.as_ref(), account_id, integration).await
+    }
+
+    /// The tenant's sealing key when `settings` hold HTTP-pull headers to seal (fetched
+    /// before a write transaction begins: it may create the key).
+    async fn headers_sealing_key(
+        &self,
+        account_id: i64,
+        settings: &str,
+        now: Millis,
+    ) -> Result<Option<sealing::DataKey>> {
+        if integrations::has_clear_headers(settings) {
+            self.sealing_key(account_id, now).await
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Opens the sealed HTTP-pull headers of integrations read for a caller that needs them.
+    async fn open_integrations(&self, items: &mut [Integration]) -> Result<()> {
+        let mut opener = sealing::Opener::new(self);
+        for i in items {
+            integrations::open_settings(
+                &mut opener,
+                i.account_id,
+                i.integration_id,
+                &mut i.settings,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// The account's live (not deleted) integration `integration_id`.
@@ -596,7 +629,11 @@ impl Store {
         account_id: i64,
         integration_id: i64,
     ) -> Result<Option<Integration>> {
-        integrations::get(&self.inner.read, account_id, integration_id).await
+        let mut found = integrations::get(&self.inner.read, account_id, integration_id).await?;
+        if let Some(i) = found.as_mut() {
+            self.open_integrations(std::slice::from_mut(i)).await?;
+        }
+        Ok(found)
     }
 
     /// A page of the account's live integrations, in creation order.
@@ -605,7 +642,9 @@ impl Store {
         account_id: i64,
         filter: &IntegrationFilter,
     ) -> Result<Page<Integration>> {
-        integrations::list(&self.inner.read, account_id, filter).await
+        let mut page = integrations::list(&self.inner.read, account_id, filter).await?;
+        self.open_integrations(&mut page.items).await?;
+        Ok(page)
     }
 
     /// Soft-deletes the account's live integration; its key stops resolving. False when there
@@ -630,9 +669,15 @@ impl Store {
         settings: &str,
         now: Millis,
     ) -> Result<bool> {
+        let key = self.headers_sealing_key(account_id, settings, now).await?;
         let change = integrations::Change::Edit {
             name: integration_name,
-            settings,
+            settings: integrations::seal_settings(
+                key.as_ref(),
+                account_id,
+                integration_id,
+                settings,
+            )?,
         };
         integrations::update(&self.inner.write, account_id, integration_id, change, now).await
     }
@@ -671,8 +716,12 @@ impl Store {
         default_channel_ids: &[i64],
         author: i64,
     ) -> Result<i64> {
+        let key = self
+            .headers_sealing_key(account_id, &integration.settings, integration.now)
+            .await?;
         routes::create_shared(
             &self.inner.write,
+            key.as_ref(),
             account_id,
             integration,
             default_channel_ids,

@@ -1,6 +1,12 @@
 //! Label mapping services (ingest.md ING-072…075): the stored service objects that map rules
 //! with `source = api` name, and the answers a batch's calls got.
 //!
+//! A service's custom headers usually carry its credential (ING-074), so the `headers`
+//! column is sealed at rest under the tenant's data key when a key-encryption key is
+//! configured ([`crate::sealing`]). Batch processing reads services inside its transaction
+//! and leaves sealed headers closed; the worker opens them just before it makes the calls
+//! ([`crate::Store::open_call_headers`]).
+//!
 //! The store never calls a service. Processing reports the calls a batch needs
 //! ([`crate::Processed::NeedCalls`]); the caller makes them outside any transaction and runs
 //! the batch again with an [`ApiAnswers`] holding their outcomes.
@@ -16,6 +22,7 @@ use crate::db::Sql;
 use crate::enrichment::{MappingRefusal, record_row};
 use crate::records::Page;
 use crate::rows::{get_i64, get_str};
+use crate::sealing::{DataKey, Opener, SecretSlot, is_sealed_value, seal_value};
 use crate::{Result, StoreError};
 
 /// Most values in one `IN (…)` list.
@@ -97,11 +104,45 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 const COLUMNS: &str = "service_id, account_id, name, description, team_id, url, headers, \
      timeout, retry_count, insecure_skip_verify, enabled, creator_id, created_at, updated_at";
 
-fn service_row(row: &sqlx::any::AnyRow) -> Result<ServiceRecord> {
+fn headers_slot(account_id: i64, service_id: &str) -> SecretSlot {
+    SecretSlot::new(account_id, "mapping_services", "headers", service_id)
+}
+
+fn parse_headers(id: &str, text: &str) -> Result<BTreeMap<String, String>> {
+    serde_json::from_str(text).map_err(|e| corrupt(&format!("mapping_services.headers {id}"), e))
+}
+
+/// A stored service and its stored `headers` text when that is sealed (the record's headers
+/// are then empty until [`open_headers`] fills them).
+struct StoredService {
+    record: ServiceRecord,
+    sealed_headers: Option<String>,
+}
+
+async fn open_headers(opener: &mut Opener<'_>, stored: StoredService) -> Result<ServiceRecord> {
+    let StoredService {
+        mut record,
+        sealed_headers,
+    } = stored;
+    if let Some(sealed) = sealed_headers {
+        let s = &mut record.service;
+        let clear = opener
+            .open(headers_slot(s.account_id, &s.service_id), &sealed)
+            .await?;
+        s.headers = parse_headers(&s.service_id, &clear)?;
+    }
+    Ok(record)
+}
+
+fn service_row(row: &sqlx::any::AnyRow) -> Result<StoredService> {
     let id = get_str(row, "service_id")?;
-    let headers: BTreeMap<String, String> = serde_json::from_str(&get_str(row, "headers")?)
-        .map_err(|e| corrupt(&format!("mapping_services.headers {id}"), e))?;
-    Ok(ServiceRecord {
+    let text = get_str(row, "headers")?;
+    let (headers, sealed_headers) = if is_sealed_value(&text) {
+        (BTreeMap::new(), Some(text))
+    } else {
+        (parse_headers(&id, &text)?, None)
+    };
+    let record = ServiceRecord {
         service: MappingService {
             service_id: id,
             account_id: get_i64(row, "account_id")?,
@@ -118,6 +159,10 @@ fn service_row(row: &sqlx::any::AnyRow) -> Result<ServiceRecord> {
         creator_id: get_i64(row, "creator_id")?,
         created_at: get_i64(row, "created_at")?,
         updated_at: get_i64(row, "updated_at")?,
+    };
+    Ok(StoredService {
+        record,
+        sealed_headers,
     })
 }
 
@@ -125,7 +170,7 @@ async fn load(
     conn: &mut AnyConnection,
     account_id: i64,
     service_id: &str,
-) -> Result<Option<ServiceRecord>> {
+) -> Result<Option<StoredService>> {
     let mut sql = Sql::new("SELECT ");
     sql.push(COLUMNS)
         .push(" FROM mapping_services WHERE account_id = ")
@@ -138,7 +183,8 @@ async fn load(
     }
 }
 
-/// The services of `ids` that exist in the account.
+/// The services of `ids` that exist in the account, with sealed headers left closed (empty):
+/// processing needs no headers, and the calls it reports are opened outside its transaction.
 pub(crate) async fn by_id(
     conn: &mut AnyConnection,
     account_id: i64,
@@ -152,21 +198,32 @@ pub(crate) async fn by_id(
             .bind(account_id);
         sql.and_in_padded("service_id", chunk);
         for row in sql.query_on(conn).fetch_all(&mut *conn).await? {
-            let r = service_row(&row)?;
+            let r = service_row(&row)?.record;
             out.insert(r.service.service_id.clone(), r.service);
         }
     }
     Ok(out)
 }
 
-fn headers_json(s: &MappingService) -> Result<String> {
-    serde_json::to_string(&s.headers).map_err(|e| corrupt("json", e))
+/// The `headers` column value: the JSON object, sealed when a key is given and it is not
+/// empty.
+fn headers_json(key: Option<&DataKey>, s: &MappingService) -> Result<String> {
+    let text = serde_json::to_string(&s.headers).map_err(|e| corrupt("json", e))?;
+    if s.headers.is_empty() {
+        return Ok(text);
+    }
+    Ok(seal_value(
+        key,
+        &headers_slot(s.account_id, &s.service_id),
+        &text,
+    )?)
 }
 
 /// Creates (empty `service_id`) or updates a service validated with
 /// `klaxon_core::enrichment::validate_service`.
 async fn save(
     pool: &AnyPool,
+    key: Option<&DataKey>,
     mut s: MappingService,
     by: i64,
     now: Millis,
@@ -189,7 +246,7 @@ async fn save(
             .push(", ")
             .bind(s.url.as_str())
             .push(", ")
-            .bind(headers_json(&s)?)
+            .bind(headers_json(key, &s)?)
             .push(", ")
             .bind(i64::try_from(s.timeout).unwrap_or(i64::MAX))
             .push(", ")
@@ -214,7 +271,9 @@ async fn save(
             updated_at: now,
         }));
     }
-    let Some(old) = load(&mut tx, s.account_id, &s.service_id).await? else {
+    let Some(StoredService { record: old, .. }) =
+        load(&mut tx, s.account_id, &s.service_id).await?
+    else {
         tx.rollback().await?;
         return Ok(Err(MappingRefusal::ServiceNotFound));
     };
@@ -227,7 +286,7 @@ async fn save(
         .push(", url = ")
         .bind(s.url.as_str())
         .push(", headers = ")
-        .bind(headers_json(&s)?)
+        .bind(headers_json(key, &s)?)
         .push(", timeout = ")
         .bind(i64::try_from(s.timeout).unwrap_or(i64::MAX))
         .push(", retry_count = ")
@@ -296,8 +355,13 @@ async fn delete(
     Ok(Ok(()))
 }
 
-async fn list(pool: &AnyPool, account_id: i64, p: i64, limit: i64) -> Result<Page<ServiceRecord>> {
-    let mut conn = pool.acquire().await?;
+async fn list(
+    store: &crate::Store,
+    account_id: i64,
+    p: i64,
+    limit: i64,
+) -> Result<Page<ServiceRecord>> {
+    let mut conn = store.inner.read.acquire().await?;
     let mut count = Sql::new("SELECT COUNT(*) AS n FROM mapping_services WHERE account_id = ");
     count.bind(account_id);
     let total = get_i64(&count.query_on(&conn).fetch_one(&mut *conn).await?, "n")?;
@@ -318,6 +382,13 @@ async fn list(pool: &AnyPool, account_id: i64, p: i64, limit: i64) -> Result<Pag
         .iter()
         .map(service_row)
         .collect::<Result<Vec<_>>>()?;
+    drop(conn);
+    let mut opener = Opener::new(store);
+    let mut opened = Vec::with_capacity(items.len());
+    for item in items {
+        opened.push(open_headers(&mut opener, item).await?);
+    }
+    let items = opened;
     let seen = offset.saturating_add(i64::try_from(items.len()).unwrap_or(i64::MAX));
     Ok(Page {
         has_next_page: seen < total,
@@ -333,8 +404,14 @@ impl crate::Store {
         account_id: i64,
         service_id: &str,
     ) -> Result<Option<ServiceRecord>> {
-        let mut conn = self.inner.read.acquire().await?;
-        load(&mut conn, account_id, service_id).await
+        let found = {
+            let mut conn = self.inner.read.acquire().await?;
+            load(&mut conn, account_id, service_id).await?
+        };
+        match found {
+            Some(stored) => Ok(Some(open_headers(&mut Opener::new(self), stored).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Which of `service_ids` exist in the account.
@@ -343,8 +420,74 @@ impl crate::Store {
         account_id: i64,
         service_ids: &[String],
     ) -> Result<HashMap<String, MappingService>> {
-        let mut conn = self.inner.read.acquire().await?;
-        by_id(&mut conn, account_id, service_ids).await
+        let mut found = {
+            let mut conn = self.inner.read.acquire().await?;
+            by_id(&mut conn, account_id, service_ids).await?
+        };
+        self.open_service_headers(account_id, found.values_mut())
+            .await?;
+        Ok(found)
+    }
+
+    /// Fills in the (sealed) headers of the services named by `services`, read again from
+    /// the store: [`by_id`] leaves sealed headers closed inside a processing transaction.
+    async fn open_service_headers<'s>(
+        &self,
+        account_id: i64,
+        services: impl Iterator<Item = &'s mut MappingService>,
+    ) -> Result<()> {
+        let services: Vec<&mut MappingService> = services.collect();
+        if services.is_empty() || !self.seals_secrets() {
+            return Ok(());
+        }
+        let ids: Vec<String> = services.iter().map(|s| s.service_id.clone()).collect();
+        let mut stored = Vec::new();
+        {
+            let mut conn = self.inner.read.acquire().await?;
+            for chunk in ids.chunks(IN_CHUNK) {
+                let mut sql = Sql::new(
+                    "SELECT service_id, headers FROM mapping_services WHERE account_id = ",
+                );
+                sql.bind(account_id);
+                sql.and_in_padded("service_id", chunk);
+                for row in sql.query_on(&conn).fetch_all(&mut *conn).await? {
+                    stored.push((get_str(&row, "service_id")?, get_str(&row, "headers")?));
+                }
+            }
+        }
+        let stored: HashMap<String, String> = stored.into_iter().collect();
+        let mut opener = Opener::new(self);
+        for s in services {
+            if let Some(text) = stored.get(&s.service_id)
+                && is_sealed_value(text)
+            {
+                let clear = opener
+                    .open(headers_slot(account_id, &s.service_id), text)
+                    .await?;
+                s.headers = parse_headers(&s.service_id, &clear)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the sealed headers of the services that `calls` (reported by batch processing,
+    /// ING-072) are about to call. Call it with no transaction open.
+    pub async fn open_call_headers(
+        &self,
+        calls: &mut [klaxon_core::enrichment::ApiCall],
+    ) -> Result<()> {
+        let mut by_account: BTreeMap<i64, Vec<&mut MappingService>> = BTreeMap::new();
+        for c in calls.iter_mut() {
+            by_account
+                .entry(c.service.account_id)
+                .or_default()
+                .push(&mut c.service);
+        }
+        for (account_id, services) in by_account {
+            self.open_service_headers(account_id, services.into_iter())
+                .await?;
+        }
+        Ok(())
     }
 
     pub async fn mapping_services(
@@ -353,7 +496,7 @@ impl crate::Store {
         p: i64,
         limit: i64,
     ) -> Result<Page<ServiceRecord>> {
-        list(&self.inner.read, account_id, p, limit).await
+        list(self, account_id, p, limit).await
     }
 
     /// Creates (empty `service_id`) or updates a service validated with
@@ -364,7 +507,20 @@ impl crate::Store {
         by: i64,
         now: Millis,
     ) -> Result<std::result::Result<ServiceRecord, MappingRefusal>> {
-        save(&self.inner.write, service, by, now, &mut crate::RandomIds).await
+        let key = if service.headers.is_empty() {
+            None
+        } else {
+            self.sealing_key(service.account_id, now).await?
+        };
+        save(
+            &self.inner.write,
+            key.as_ref(),
+            service,
+            by,
+            now,
+            &mut crate::RandomIds,
+        )
+        .await
     }
 
     /// Deletes a service, unless an enrichment rule of a live integration calls it.

@@ -80,7 +80,9 @@ impl Store {
             .bind(now)
             .push(") ORDER BY i.integration_id");
         let rows = sql.into_query_on(&conn).fetch_all(&mut *conn).await?;
-        rows.iter()
+        drop(conn);
+        let due = rows
+            .iter()
             .map(|row| {
                 Ok(PullSchedule {
                     account_id: get_i64(row, "account_id")?,
@@ -90,7 +92,30 @@ impl Store {
                     running_until: row.try_get::<i64, _>("running_until").ok().unwrap_or(0),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        // The scheduler parses the whole settings (cycle, timeout), headers included.
+        // One tenant whose headers cannot be opened must not stop the others' pulls.
+        let mut opener = crate::sealing::Opener::new(self);
+        let mut out = Vec::with_capacity(due.len());
+        for mut d in due {
+            match crate::integrations::open_settings(
+                &mut opener,
+                d.account_id,
+                d.integration_id,
+                &mut d.settings,
+            )
+            .await
+            {
+                Ok(()) => out.push(d),
+                Err(e) => tracing::error!(
+                    account = d.account_id,
+                    integration = d.integration_id,
+                    error = %e,
+                    "the pull's sealed headers cannot be opened; it is skipped"
+                ),
+            }
+        }
+        Ok(out)
     }
 
     /// Creates the schedule row if there is none (due at `due_at`).

@@ -352,13 +352,14 @@ pub(crate) async fn history(
 /// `default_channel_ids`, no rules) in one transaction (ING-096).
 pub(crate) async fn create_shared(
     pool: &AnyPool,
+    key: Option<&crate::sealing::DataKey>,
     account_id: i64,
     new: &NewIntegration,
     default_channel_ids: &[i64],
     author: i64,
 ) -> Result<i64> {
     let mut tx = pool.begin().await?;
-    let id = crate::integrations::insert(&mut tx, account_id, new).await?;
+    let id = crate::integrations::insert(&mut tx, key, account_id, new).await?;
     let first = RouteConfig {
         default_channel_ids: default_channel_ids.to_vec(),
         ..RouteConfig::default()

@@ -290,6 +290,8 @@ pub fn open_value(
 
 /// The secret columns sealed at rest: table, row id column, columns. Every row also has an
 /// `account_id`. Hashed secrets (passwords, APP keys, reset and session tokens) are not here.
+/// HTTP-pull headers live inside `integrations.settings` and are sealed as a member of it
+/// (`crate::integrations::seal_settings`).
 pub const SEALED_COLUMNS: &[(&str, &str, &[&str])] = &[
     (
         "im_integrations",
@@ -313,6 +315,7 @@ pub const SEALED_COLUMNS: &[(&str, &str, &[&str])] = &[
         &["access_token", "refresh_token"],
     ),
     ("sso_configs", "account_id", &["secret"]),
+    ("mapping_services", "service_id", &["headers"]),
 ];
 
 /// Opens sealed values for one call, unwrapping each tenant's key once.
@@ -424,9 +427,12 @@ impl Store {
             for column in *columns {
                 let rows = {
                     let mut conn = self.inner.read.acquire().await?;
+                    // Row ids are integers or text; compared as text, so one pass serves both.
+                    // `{}` is an empty header set: nothing to seal.
                     let mut sql = Sql::new(&format!(
-                        "SELECT account_id, {id_col} AS row_id, {column} AS value FROM {table} \
-                         WHERE {column} <> '' AND {column} NOT LIKE "
+                        "SELECT account_id, CAST({id_col} AS TEXT) AS row_id, {column} AS value \
+                         FROM {table} WHERE {column} <> '' AND {column} <> '{{}}' \
+                         AND {column} NOT LIKE "
                     ));
                     sql.bind(format!("{SEALED_PREFIX}%"));
                     sql.query_on(&conn).fetch_all(&mut *conn).await?
@@ -434,7 +440,7 @@ impl Store {
                 let mut keys: HashMap<i64, DataKey> = HashMap::new();
                 for row in rows {
                     let account_id = get_i64(&row, "account_id")?;
-                    let row_id = get_i64(&row, "row_id")?;
+                    let row_id = get_str(&row, "row_id")?;
                     let value = get_str(&row, "value")?;
                     let key = match keys.entry(account_id) {
                         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -445,12 +451,12 @@ impl Store {
                             e.insert(key)
                         }
                     };
-                    let slot = SecretSlot::new(account_id, table, column, row_id);
+                    let slot = SecretSlot::new(account_id, table, column, &row_id);
                     let value_sealed = seal_value(Some(key), &slot, &value)?;
                     let mut conn = self.inner.write.acquire().await?;
                     let mut sql = Sql::new(&format!("UPDATE {table} SET {column} = "));
                     sql.bind(value_sealed)
-                        .push(&format!(" WHERE {id_col} = "))
+                        .push(&format!(" WHERE CAST({id_col} AS TEXT) = "))
                         .bind(row_id)
                         .push(" AND account_id = ")
                         .bind(account_id)
@@ -463,6 +469,50 @@ impl Store {
                         .rows_affected();
                 }
             }
+        }
+        sealed += self.seal_stored_pull_headers(now).await?;
+        Ok(sealed)
+    }
+
+    /// The start-up pass for HTTP-pull headers, a member of `integrations.settings`.
+    async fn seal_stored_pull_headers(&self, now: Millis) -> Result<u64> {
+        let rows = {
+            let mut conn = self.inner.read.acquire().await?;
+            let sql = Sql::new(
+                "SELECT account_id, integration_id, settings FROM integrations \
+                 WHERE integration_type = 'http_pull' AND deleted = 0",
+            );
+            sql.query_on(&conn).fetch_all(&mut *conn).await?
+        };
+        let mut sealed = 0;
+        for row in rows {
+            let settings = get_str(&row, "settings")?;
+            if !crate::integrations::has_clear_headers(&settings) {
+                continue;
+            }
+            let account_id = get_i64(&row, "account_id")?;
+            let integration_id = get_i64(&row, "integration_id")?;
+            let key = self.sealing_key(account_id, now).await?;
+            let value_sealed = crate::integrations::seal_settings(
+                key.as_ref(),
+                account_id,
+                integration_id,
+                &settings,
+            )?;
+            let mut conn = self.inner.write.acquire().await?;
+            let mut sql = Sql::new("UPDATE integrations SET settings = ");
+            sql.bind(value_sealed)
+                .push(" WHERE integration_id = ")
+                .bind(integration_id)
+                .push(" AND account_id = ")
+                .bind(account_id)
+                .push(" AND settings = ")
+                .bind(settings);
+            sealed += sql
+                .query_on(&conn)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
         }
         Ok(sealed)
     }

@@ -674,3 +674,197 @@ on_both_backends!(
         );
     }
 );
+
+impl Node {
+    /// An HTTP-pull integration and a label mapping service, each with a credential header,
+    /// both aimed at `receiver`; the mapping service is called for every event of the default
+    /// integration. Returns (pull integration id, mapping service id).
+    async fn configure_pull_and_mapping(&self, receiver: &Receiver, tag: &str) -> (i64, String) {
+        let (_, channel) = self.alert(&format!("setup-{tag}")).await;
+        let pull = self
+            .api(
+                "/integration/create",
+                json!({"integration_name": format!("pull {tag}"), "type": "http_pull",
+                       "kind": "dedicated", "channel_id": channel,
+                       "settings": {"url": receiver.url, "cycle_seconds": 60,
+                                    "headers": {"X-Custom-Token": format!("pull-credential-{tag}")}}}),
+            )
+            .await;
+        let service = self
+            .api(
+                "/enrichment/mapping/api/create",
+                json!({"api_name": format!("CMDB {tag}"), "url": receiver.url,
+                       "headers": {"X-Custom-Token": format!("mapping-credential-{tag}")},
+                       "timeout": 1}),
+            )
+            .await;
+        let api_id = service["api_id"].as_str().unwrap().to_string();
+        let integrations = self.api("/integration/list", json!({"limit": 100})).await;
+        let standard = integrations["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["type"] == "standard")
+            .unwrap()["integration_id"]
+            .as_i64()
+            .unwrap();
+        self.api(
+            "/enrichment/upsert",
+            json!({"integration_id": standard, "rules": [
+                {"type": "map", "source": "api", "service_id": api_id,
+                 "result_label_keys": ["owner"]}]}),
+        )
+        .await;
+        (pull["integration_id"].as_i64().unwrap(), api_id)
+    }
+
+    /// The stored pull settings and mapping-service headers, as the database holds them.
+    async fn raw_pull_and_mapping(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .sql(
+                "SELECT settings FROM integrations WHERE integration_type = 'http_pull' ORDER BY 1",
+            )
+            .await
+            .lines()
+            .map(str::to_string)
+            .collect();
+        out.extend(
+            self.sql("SELECT headers FROM mapping_services ORDER BY 1")
+                .await
+                .lines()
+                .map(str::to_string),
+        );
+        out
+    }
+
+    /// Both features still send their credential: a pull and a mapping call reach
+    /// `receiver` with their header, and the Open API shows the headers as given.
+    async fn check_pull_and_mapping(
+        &self,
+        receiver: &Receiver,
+        tag: &str,
+        (pull, api_id): (i64, &str),
+    ) {
+        receiver.take();
+        self.advance(3_600_000);
+        assert!(self.server.run_due_pulls().await >= 1);
+        self.alert(&format!("enriched-{tag}-{}", wall_ms())).await;
+        let tokens: Vec<String> = receiver
+            .take()
+            .iter()
+            .filter_map(|r| r.headers.get("x-custom-token").cloned())
+            .collect();
+        assert!(
+            tokens.contains(&format!("pull-credential-{tag}")),
+            "{tokens:?}"
+        );
+        assert!(
+            tokens.contains(&format!("mapping-credential-{tag}")),
+            "{tokens:?}"
+        );
+        let info = self
+            .api("/integration/info", json!({"integration_id": pull}))
+            .await;
+        assert_eq!(
+            info["settings"]["headers"]["X-Custom-Token"],
+            format!("pull-credential-{tag}")
+        );
+        let info = self
+            .api("/enrichment/mapping/api/info", json!({"api_id": api_id}))
+            .await;
+        assert_eq!(
+            info["headers"]["X-Custom-Token"],
+            format!("mapping-credential-{tag}")
+        );
+    }
+}
+
+/// A stored pull settings text or mapping-service headers value is sealed: the headers are
+/// the sealed member (or value) and no credential is readable.
+fn assert_headers_sealed(raw: &[String]) {
+    assert!(raw.len() >= 2, "{raw:?}");
+    for value in raw {
+        let sealed = match serde_json::from_str::<Value>(value) {
+            // A pull's settings: the other members stay readable, the headers are sealed.
+            Ok(Value::Object(settings)) => {
+                assert!(settings.contains_key("url"), "{value}");
+                settings["headers"].as_str().unwrap_or_default().to_string()
+            }
+            _ => value.clone(),
+        };
+        assert!(sealed.starts_with(SEALED_PREFIX), "not sealed: {value}");
+        assert!(!value.contains("credential"), "{value}");
+    }
+}
+
+on_both_backends!(
+    pull_and_mapping_service_headers_are_sealed_at_rest,
+    |url: String| async move {
+        // spec: SVC-185 (the tenant's data encrypted under its data key), ING-220 (HTTP-pull
+        // headers carry the source's credentials), ING-074 (a mapping service's custom
+        // headers), ING-072 (the call carries them)
+        let receiver = Receiver::start().await;
+        // Without a key-encryption key the headers are stored as given.
+        let node = Node::start(&url, None).await;
+        let (pull, api_id) = node.configure_pull_and_mapping(&receiver, "a").await;
+        let raw = node.raw_pull_and_mapping().await;
+        assert!(raw.iter().all(|v| !v.contains(SEALED_PREFIX)), "{raw:?}");
+        assert!(
+            raw.iter().any(|v| v.contains("pull-credential-a")),
+            "{raw:?}"
+        );
+        node.check_pull_and_mapping(&receiver, "a", (pull, &api_id))
+            .await;
+
+        // The key is configured: the start-up pass seals both, once.
+        let node = node.restart(Some(KEK)).await;
+        let sealed = node.raw_pull_and_mapping().await;
+        assert_headers_sealed(&sealed);
+        node.check_pull_and_mapping(&receiver, "a", (pull, &api_id))
+            .await;
+        let node = node.restart(Some(KEK)).await;
+        assert_eq!(node.raw_pull_and_mapping().await, sealed, "idempotent");
+
+        // Created and updated with the key on: sealed as they are written.
+        let (pull_b, api_b) = node.configure_pull_and_mapping(&receiver, "b").await;
+        assert_headers_sealed(&node.raw_pull_and_mapping().await);
+        node.api(
+            "/integration/update",
+            json!({"integration_id": pull_b, "integration_name": "renamed pull"}),
+        )
+        .await;
+        node.api(
+            "/enrichment/mapping/api/update",
+            json!({"api_id": api_b, "api_name": "CMDB b", "url": receiver.url,
+                   "headers": {"X-Custom-Token": "mapping-credential-b"}, "timeout": 1}),
+        )
+        .await;
+        assert_headers_sealed(&node.raw_pull_and_mapping().await);
+        node.check_pull_and_mapping(&receiver, "b", (pull_b, &api_b))
+            .await;
+
+        // The tenant export carries neither (SVC-182).
+        let tables = node
+            .server
+            .store()
+            .export_snapshot(node.account)
+            .await
+            .unwrap();
+        let text = serde_json::to_string(
+            &tables
+                .iter()
+                .map(|t| (t.table, &t.rows))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        assert!(text.contains("renamed pull"), "the tables are exported");
+        assert!(!text.contains("credential-") && !text.contains(SEALED_PREFIX));
+
+        // Without the key, a pull whose headers cannot be opened is skipped, not sent bare.
+        let node = node.restart(None).await;
+        receiver.take();
+        node.advance(3_600_000);
+        assert_eq!(node.server.run_due_pulls().await, 0);
+        assert!(receiver.take().is_empty());
+    }
+);
