@@ -1,7 +1,8 @@
 //! The console's Account page of a SaaS tenant (docs/saas.md "The Account page") over plain
 //! HTTP: it lists what the Open API lists (licences, agreements, notices, delivery providers,
 //! access grants, transfer consents); accepting an agreement, granting and revoking operator
-//! access and giving and revoking transfer consent store what the Open API then reads, with
+//! access, giving and revoking transfer consent, claiming SLA compensation and taking an
+//! export store what the Open API then reads, with
 //! the console as the audited source; bad input is refused beside its field with what was
 //! typed kept and nothing stored; the API's permissions decide who sees and does what; a
 //! self-hosted install has no such page. Time is a ManualClock. Every test runs on SQLite,
@@ -15,7 +16,7 @@ use crate::common;
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
-use common::saas::{ms, saas, tenant_audit};
+use common::saas::{cli, cli_config, ms, saas, tenant_audit};
 use common::{ManualClock, console_session, test_config};
 use klaxon_server::Server;
 use klaxon_server::config::RegionConfig;
@@ -26,8 +27,8 @@ const AT: &str = "2025-06-02T09:00:00Z";
 struct Node {
     server: Server,
     http: reqwest::Client,
-    _clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
+    clock: Arc<ManualClock>,
+    dir: tempfile::TempDir,
     account: i64,
 }
 
@@ -57,8 +58,8 @@ impl Node {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
-            _clock: clock,
-            _dir: dir,
+            clock,
+            dir,
             account,
         }
     }
@@ -583,3 +584,169 @@ on_both_backends!(self_hosted_has_no_account_page, |url: String| async move {
     assert_eq!(s, 404);
     n.stop().await;
 });
+
+on_both_backends!(
+    the_sla_report_claims_and_exports_from_the_page,
+    |url: String| async move {
+        let n = Node::start(&url, true).await;
+        common::saas::publish_terms(&n.server).await;
+        let cfg = cli_config(n.dir.path(), &url);
+        let acct = n.account.to_string();
+        // A paid Pro term from June (covered by the SLA, SVC-270) and two failed cycles in
+        // June (SVC-275).
+        for args in [
+            vec![
+                "pay",
+                "--account",
+                &acct,
+                "--amount",
+                "30000.00",
+                "--reference",
+                "bank-1",
+                "--at",
+                AT,
+            ],
+            vec![
+                "licence",
+                "buy",
+                "--accepted-by",
+                "owner@klaxon.local",
+                "--accepted-from",
+                "203.0.113.7",
+                "--account",
+                &acct,
+                "--quantity",
+                "10",
+                "--edition",
+                "pro",
+                "--at",
+                AT,
+            ],
+        ] {
+            let (ok, out) = cli(&cfg, &args).await;
+            assert!(ok, "{out}");
+        }
+        n.server
+            .store()
+            .sla_add_counts(&[
+                (n.account, ms("2025-06-10T01:00:00Z"), 2000, 2),
+                (n.account, ms("2025-06-10T01:10:00Z"), 10, 1),
+            ])
+            .await
+            .unwrap();
+        // Mid-July: June's claim window is open (SVC-280).
+        n.clock.0.store(
+            ms("2025-07-15T09:00:00Z"),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        let owner = console_session(&n.server).await;
+
+        // spec: SVC-282
+        // The page shows the last full month's report first, with the API's figures.
+        let report = n
+            .api("/account/sla/report", json!({"month": "2025-06"}))
+            .await;
+        assert_eq!(report["covered"], true, "{report}");
+        assert_eq!(report["failed_minutes"], 10, "{report}");
+        let (s, html) = n.get(&owner.0, "/account").await;
+        assert_eq!(s, 200, "{html}");
+        assert!(html.contains("id=\"month\" name=\"month\" type=\"month\" value=\"2025-06\""));
+        assert!(
+            html.contains("<dd id=\"sla-failed-minutes\">10</dd>"),
+            "{html}"
+        );
+        let compensation = report["compensation"].as_str().unwrap();
+        assert_ne!(compensation, "0.00");
+        assert!(html.contains(&format!(
+            "<dd id=\"sla-compensation\">{compensation} {}</dd>",
+            report["currency"].as_str().unwrap()
+        )));
+        assert_eq!(html.matches("data-label=\"Error rate\"").count(), 2);
+        assert!(html.contains("hx-post=\"/account/sla/claim\""));
+        assert!(html.contains("No claims."));
+        // Another month by the month input; a month that is not one is said beside it.
+        let (s, html) = n.get(&owner.0, "/account?month=2025-05").await;
+        assert_eq!(s, 200);
+        assert!(
+            html.contains("<dd id=\"sla-failed-minutes\">0</dd>"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("hx-post=\"/account/sla/claim\""),
+            "nothing to claim"
+        );
+        let (s, html) = n.get(&owner.0, "/account?month=June").await;
+        assert_eq!(s, 200);
+        assert!(field_error(&html, "month").contains("month"), "{html}");
+        assert!(!html.contains("id=\"sla-report\""));
+
+        // spec: SVC-280, SVC-281
+        // Claiming from the page records the claim with the report's figures; the claim
+        // list shows it. A second claim for the month is refused beside the section and
+        // records nothing.
+        let (s, body) = n
+            .post(&owner, "/account/sla/claim", &[("month", "2025-06")])
+            .await;
+        assert_eq!(s, 200, "{body}");
+        assert!(body.contains("Claim for 2025-06 submitted"), "{body}");
+        let claims = n.api("/account/sla/claim/list", json!({})).await;
+        let claims = claims["items"].as_array().unwrap().clone();
+        assert_eq!(claims.len(), 1, "{claims:?}");
+        assert_eq!(claims[0]["compensation"], compensation);
+        assert_eq!(
+            claims[0]["submitted_by"],
+            format!("member:{}", n.server.bootstrap().owner_member_id)
+        );
+        assert!(body.contains(&format!("id=\"claim-{}\"", claims[0]["claim_id"])));
+        let (s, body) = n
+            .post(&owner, "/account/sla/claim", &[("month", "2025-06")])
+            .await;
+        assert_eq!(s, 400, "{body}");
+        assert!(!field_error(&body, "_sla").is_empty(), "{body}");
+        let again = n.api("/account/sla/claim/list", json!({})).await;
+        assert_eq!(again["items"].as_array().unwrap().len(), 1);
+
+        // spec: SVC-182
+        // An export from the page: the link is shown once, downloads the archive, and the
+        // list shows the export (without the link).
+        let (s, html) = n.get(&owner.0, "/account").await;
+        assert_eq!(s, 200);
+        assert!(html.contains("No exports yet."));
+        let (s, body) = n.post(&owner, "/account/export", &[]).await;
+        assert_eq!(s, 200, "{body}");
+        let prefix = "id=\"export-link\"><a href=\"";
+        let start = body.find(prefix).unwrap() + prefix.len();
+        let link = body[start..start + body[start..].find('"').unwrap()]
+            .replace("&#x2f;", "/")
+            .replace("&amp;", "&");
+        let link = link.as_str();
+        assert!(link.contains("/account/export/download/"), "{link}");
+        let exports = n.api("/account/export/list", json!({})).await;
+        let export_id = exports["items"][0]["export_id"].as_i64().unwrap();
+        assert_eq!(exports["items"][0]["status"], "ready", "{exports}");
+        assert!(body.contains(&format!("id=\"export-{export_id}\"")));
+        let archive = n.http.get(link).send().await.unwrap();
+        assert_eq!(archive.status(), 200);
+        assert_eq!(
+            &archive.bytes().await.unwrap()[..2],
+            &[0x1f, 0x8b],
+            "a gzip archive"
+        );
+        let (_, html) = n.get(&owner.0, "/account").await;
+        let token = link.rsplit('/').next().unwrap();
+        assert!(!html.contains(token), "the link is shown once");
+        // The export is audited with the console as its source.
+        let audit = tenant_audit(n.server.store(), n.account, ms("2025-07-15T09:00:00Z")).await;
+        for (resource, action) in [
+            ("account_sla_claim", "submit"),
+            ("account_export", "create"),
+        ] {
+            assert!(
+                audit.iter().any(|r| r.source == "console"
+                    && r.operation == format!("{resource}:write:{action}")),
+                "{resource} {action}: {audit:?}"
+            );
+        }
+        n.stop().await;
+    }
+);

@@ -2,17 +2,21 @@
 //! term (`/account/info`, `/account/licence/info`), the agreement versions with Accept and
 //! Refuse (`/account/agreement/*`), the notices sent to the tenant (`/account/notice/list`),
 //! the delivery providers of its region (`/account/delivery-provider/list`), operator access
-//! grants (`/account/access-grant/*`) and cross-region transfer consents
-//! (`/account/transfer-consent/*`).
+//! grants (`/account/access-grant/*`), cross-region transfer consents
+//! (`/account/transfer-consent/*`), the monthly SLA report with compensation claims
+//! (`/account/sla/*`) and data exports (`/account/export/*`).
 //!
 //! Every read and write is the Open API call of the same path, so permissions (the owner and
 //! admins read; refusing an agreement and transfer consents are the owner's), validation and
 //! the audit record (source `console`) are the API's. A self-hosted install has no account
 //! page: the route answers 404.
 
+use std::collections::HashMap;
+
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,11 +41,13 @@ pub fn routes() -> Router<AppState> {
         .route("/account/grant/{id}/revoke", post(revoke_grant))
         .route("/account/consent", post(create_consent))
         .route("/account/consent/{id}/revoke", post(revoke_consent))
+        .route("/account/sla/claim", post(claim_sla))
+        .route("/account/export", post(create_export))
 }
 
 /// The Open API reads the page is drawn from. Every one must be open to the viewer; the
 /// stricter ones (`AccountAdmin`) make the page the owner's and admins'.
-const READS: [&str; 7] = [
+const READS: [&str; 10] = [
     "/account/info",
     "/account/licence/info",
     "/account/agreement/list",
@@ -49,6 +55,9 @@ const READS: [&str; 7] = [
     "/account/delivery-provider/list",
     "/account/access-grant/list",
     "/account/transfer-consent/list",
+    "/account/sla/report",
+    "/account/sla/claim/list",
+    "/account/export/list",
 ];
 
 /// Notices drawn on the page (the newest).
@@ -194,8 +203,30 @@ fn consent_input(message: &str) -> String {
 struct Redraw {
     grant: Option<GrantForm>,
     consent: Option<ConsentForm>,
+    /// The SLA report's month (`YYYY-MM`); the last full month when not given.
+    month: Option<String>,
+    /// An export's download link, shown once, right after the export is made.
+    download_url: Option<String>,
     errors: FieldErrors,
     flash: Option<String>,
+}
+
+/// The month the SLA section shows first: the last full month in the billing time zone,
+/// the one whose claim window opens next (SVC-280).
+fn last_full_month(state: &AppState) -> String {
+    let tz = state
+        .saas
+        .as_ref()
+        .map_or(jiff::tz::TimeZone::UTC, |s| s.settings.billing_tz.clone());
+    let today = klaxon_saas::calendar::date_of(
+        jiff::Timestamp::from_millisecond(state.clock.now()).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+        &tz,
+    );
+    let month = today
+        .first_of_month()
+        .checked_sub(jiff::ToSpan::months(1))
+        .unwrap_or(today);
+    format!("{:04}-{:02}", month.year(), month.month())
 }
 
 /// Everything `account_body.html` draws, each part from its Open API read.
@@ -218,6 +249,27 @@ async fn body_ctx(
     let providers = fetch(state, viewer, "/account/delivery-provider/list", json!({})).await?;
     let grants = fetch(state, viewer, "/account/access-grant/list", json!({})).await?;
     let consents = fetch(state, viewer, "/account/transfer-consent/list", json!({})).await?;
+    let month = r.month.clone().unwrap_or_else(|| last_full_month(state));
+    let mut errors = r.errors;
+    // A month the report cannot be drawn for is said beside the month input; the rest of
+    // the page is drawn as usual.
+    let sla = match fetch(
+        state,
+        viewer,
+        "/account/sla/report",
+        json!({"month": month}),
+    )
+    .await
+    {
+        Ok(report) => Some(report),
+        Err(e) if e.code == ErrorCode::InternalError => return Err(e),
+        Err(e) => {
+            errors.0.entry("month".into()).or_insert(e.message);
+            None
+        }
+    };
+    let claims = fetch(state, viewer, "/account/sla/claim/list", json!({})).await?;
+    let exports = fetch(state, viewer, "/account/export/list", json!({})).await?;
     // Refusing and consenting are the owner's (SVC-038, SVC-003): the API's rule, mirrored
     // here only to hide buttons the API would refuse.
     let owner = actor.is_owner;
@@ -267,13 +319,24 @@ async fn body_ctx(
         own_region => own_region,
         g => j(&r.grant.unwrap_or_default()),
         c => j(&r.consent.unwrap_or_default()),
-        errors => j(&r.errors.0),
+        month => month,
+        sla => sla.as_ref().map(j),
+        claims => j(&claims["items"]),
+        may_claim => may_call(actor, "/account/sla/claim/submit"),
+        exports => j(&exports["items"]),
+        may_export => may_call(actor, "/account/export/create"),
+        download_url => r.download_url,
+        errors => j(&errors.0),
         flash => r.flash,
         now => now_secs(state),
     })
 }
 
-async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn page(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     let viewer = match viewer(&state, &Method::GET, &headers, "/account").await {
         Ok(v) => v,
         Err(resp) => return resp,
@@ -281,7 +344,11 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(e) = refusal(&state, &viewer) {
         return page_error(&e);
     }
-    let a = match body_ctx(&state, &viewer, Redraw::default()).await {
+    let shown = Redraw {
+        month: query.get("month").map(|m| m.trim().to_string()),
+        ..Redraw::default()
+    };
+    let a = match body_ctx(&state, &viewer, shown).await {
         Ok(a) => a,
         Err(e) => return page_error(&e),
     };
@@ -299,13 +366,20 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     page_headers(view::render("account.html", ctx).into_response())
 }
 
-/// A write's viewer, or the answer to send instead (no session, bad CSRF token, no page).
-async fn writer(state: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
-    let viewer = viewer(state, &Method::POST, headers, "/account").await?;
-    if let Some(e) = refusal(state, &viewer) {
-        return Err(page_error(&e));
+/// The viewer of a write on the page: signed in, with a good CSRF token, and shown the page.
+/// Extracting it answers with the refusal instead (no session, bad token, no page).
+struct Writer(Viewer);
+
+impl FromRequestParts<AppState> for Writer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Writer, Response> {
+        let viewer = viewer(state, &Method::POST, &parts.headers, "/account").await?;
+        if let Some(e) = refusal(state, &viewer) {
+            return Err(page_error(&e));
+        }
+        Ok(Writer(viewer))
     }
-    Ok(viewer)
 }
 
 /// Answers a write with the page body drawn again.
@@ -350,11 +424,7 @@ async fn write(
     }
 }
 
-async fn decide(state: AppState, headers: HeaderMap, id: i64, refuse: bool) -> Response {
-    let viewer = match writer(&state, &headers).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+async fn decide(state: AppState, viewer: Viewer, id: i64, refuse: bool) -> Response {
     let (path, done) = if refuse {
         (
             "/account/agreement/refuse",
@@ -377,25 +447,25 @@ async fn decide(state: AppState, headers: HeaderMap, id: i64, refuse: bool) -> R
 
 async fn accept(
     State(state): State<AppState>,
+    Writer(viewer): Writer,
     Path(id): Path<i64>,
-    headers: HeaderMap,
 ) -> Response {
-    decide(state, headers, id, false).await
+    decide(state, viewer, id, false).await
 }
 
 async fn refuse(
     State(state): State<AppState>,
+    Writer(viewer): Writer,
     Path(id): Path<i64>,
-    headers: HeaderMap,
 ) -> Response {
-    decide(state, headers, id, true).await
+    decide(state, viewer, id, true).await
 }
 
-async fn create_grant(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let viewer = match writer(&state, &headers).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
+async fn create_grant(
+    State(state): State<AppState>,
+    Writer(viewer): Writer,
+    body: Bytes,
+) -> Response {
     let form = GrantForm::parse(&form_pairs(&body));
     let args = match form.body(now_secs(&state)) {
         Ok(a) => a,
@@ -426,13 +496,9 @@ async fn create_grant(State(state): State<AppState>, headers: HeaderMap, body: B
 
 async fn revoke_grant(
     State(state): State<AppState>,
+    Writer(viewer): Writer,
     Path(id): Path<i64>,
-    headers: HeaderMap,
 ) -> Response {
-    let viewer = match writer(&state, &headers).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
     write(
         &state,
         &viewer,
@@ -447,13 +513,9 @@ async fn revoke_grant(
 
 async fn create_consent(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Writer(viewer): Writer,
     body: Bytes,
 ) -> Response {
-    let viewer = match writer(&state, &headers).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
     let form = ConsentForm::parse(&form_pairs(&body));
     let args = form.body();
     let kept = Redraw {
@@ -474,13 +536,9 @@ async fn create_consent(
 
 async fn revoke_consent(
     State(state): State<AppState>,
+    Writer(viewer): Writer,
     Path(id): Path<i64>,
-    headers: HeaderMap,
 ) -> Response {
-    let viewer = match writer(&state, &headers).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
     write(
         &state,
         &viewer,
@@ -491,6 +549,72 @@ async fn revoke_consent(
         Redraw::default(),
     )
     .await
+}
+
+/// SVC-280: claims the compensation the month's report shows. The claim's figures are the
+/// report's at submission; a refusal (outside the window, a second claim, not covered) is
+/// said beside the month.
+async fn claim_sla(State(state): State<AppState>, Writer(viewer): Writer, body: Bytes) -> Response {
+    let month = form_value(&form_pairs(&body), "month").trim().to_string();
+    let kept = Redraw {
+        month: Some(month.clone()),
+        ..Redraw::default()
+    };
+    match call(
+        &state,
+        &viewer,
+        "/account/sla/claim/submit",
+        json!({"month": month}),
+    )
+    .await
+    {
+        Ok(_) => {
+            let r = Redraw {
+                flash: Some(format!(
+                    "Claim for {month} submitted; the operator decides on it."
+                )),
+                ..kept
+            };
+            redraw(&state, &viewer, StatusCode::OK, r).await
+        }
+        Err(e) => {
+            let r = Redraw {
+                errors: FieldErrors::one("_sla", e.message.clone()),
+                ..kept
+            };
+            redraw(&state, &viewer, status_of(&e), r).await
+        }
+    }
+}
+
+/// SVC-182: builds an export of everything the account owns. Its download link is shown
+/// once, in the answer, as the Open API shows it once.
+async fn create_export(State(state): State<AppState>, Writer(viewer): Writer) -> Response {
+    match call(&state, &viewer, "/account/export/create", json!({})).await {
+        Ok(export) => {
+            let url = export
+                .as_ref()
+                .and_then(|e| e["download_url"].as_str())
+                .map(str::to_string);
+            let r = Redraw {
+                flash: Some(
+                    "Export ready. Download it now: the link is shown only this once and \
+                     works for 7 days."
+                        .into(),
+                ),
+                download_url: url,
+                ..Redraw::default()
+            };
+            redraw(&state, &viewer, StatusCode::OK, r).await
+        }
+        Err(e) => {
+            let r = Redraw {
+                errors: FieldErrors::one("_export", e.message.clone()),
+                ..Redraw::default()
+            };
+            redraw(&state, &viewer, status_of(&e), r).await
+        }
+    }
 }
 
 #[cfg(test)]
