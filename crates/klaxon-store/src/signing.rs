@@ -6,6 +6,8 @@
 //! key-encryption key is stored (`operator_signing_keys`), with the public key in clear. Two
 //! nodes making one at the same moment cannot both win: the first row stays and both use it.
 //! The public key is published (`GET /signing-keys`, `klaxon admin signing-key`).
+//! `klaxon admin signing-key --rotate` retires the signing key and makes a new one; retired
+//! keys stay published, so what they signed still verifies.
 
 use klaxon_core::model::Millis;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
@@ -106,6 +108,45 @@ impl Store {
         self.current_signer(kek)
             .await?
             .ok_or_else(|| KeyError::Invalid("the signing key could not be stored".into()).into())
+    }
+
+    /// Rotates the signing key: the key that signs now is retired at `now` (it stays
+    /// published, so what it signed still verifies) and a new one signs from now on. One
+    /// transaction: a failure leaves the old key signing.
+    pub async fn rotate_operator_signer(&self, kek: &Kek, now: Millis) -> Result<OperatorSigner> {
+        // The current key must open under this KEK: rotating with the wrong key-encryption
+        // key would otherwise retire a good key for one that other nodes cannot open.
+        self.current_signer(kek).await?;
+        let seed = random::<32>()?;
+        let pair = pair_from_seed(&seed)?;
+        let public = pair.public_key().as_ref().to_vec();
+        let id = key_id(&public);
+        let sealed = kek.seal_secret(&format!("signing-key:{id}"), &seed)?;
+        let mut tx = self.inner.write.begin().await?;
+        let mut retire = Sql::new("UPDATE operator_signing_keys SET retired_at = ");
+        retire.bind(now).push(" WHERE retired_at = 0");
+        retire.query_on(&tx).execute(&mut *tx).await?;
+        let mut insert = Sql::new(&format!(
+            "INSERT INTO operator_signing_keys ({COLUMNS}) VALUES ("
+        ));
+        insert
+            .bind(id.as_str())
+            .push(", ")
+            .bind(hex::encode(&public))
+            .push(", ")
+            .bind(sealed)
+            .push(", ")
+            .bind(kek.id().to_string())
+            .push(", ")
+            .bind(now)
+            .push(", 0)");
+        insert.query_on(&tx).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(OperatorSigner {
+            pair,
+            key_id: id,
+            public_key: hex::encode(&public),
+        })
     }
 
     async fn current_signer(&self, kek: &Kek) -> Result<Option<OperatorSigner>> {

@@ -46,6 +46,10 @@ pub enum AdminCommand {
     SigningKey {
         #[command(flatten)]
         common: Common,
+        /// Retire the key that signs now and make a new one. Retired keys stay published,
+        /// so the certificates they signed still verify.
+        #[arg(long)]
+        rotate: bool,
     },
     /// The operator's staff identities (SaaS mode only).
     #[command(subcommand)]
@@ -550,7 +554,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::VerifyCertificate { file, public_key } => {
             return verify_certificate(&file, public_key.as_deref());
         }
-        AdminCommand::SigningKey { common } => return signing_key(&common).await,
+        AdminCommand::SigningKey { common, rotate } => return signing_key(&common, rotate).await,
         AdminCommand::Staff(cmd) => return crate::staff::staff(cmd).await,
         AdminCommand::LawfulRequest(cmd) => return crate::staff::lawful_request(cmd).await,
         AdminCommand::Sla(cmd) => return crate::sla::run(cmd).await,
@@ -1468,8 +1472,8 @@ fn verify_certificate(file: &std::path::Path, public_key: Option<&str>) -> anyho
     }
 }
 
-/// `klaxon admin signing-key`: the operator's public key(s), for publishing.
-async fn signing_key(common: &Common) -> anyhow::Result<()> {
+/// `klaxon admin signing-key [--rotate]`: the operator's public key(s), for publishing.
+async fn signing_key(common: &Common, rotate: bool) -> anyhow::Result<()> {
     let config = common.load()?;
     if config
         .deployment
@@ -1484,9 +1488,16 @@ async fn signing_key(common: &Common) -> anyhow::Result<()> {
     };
     let store = klaxon_server::open_store(&config).await?;
     let result = async {
-        store
-            .operator_signer(&kek, Timestamp::now().as_millisecond())
-            .await?;
+        let now = Timestamp::now().as_millisecond();
+        if rotate {
+            let signer = store.rotate_operator_signer(&kek, now).await?;
+            eprintln!(
+                "signing key {} now signs; the previous key is retired and stays published",
+                signer.key_id
+            );
+        } else {
+            store.operator_signer(&kek, now).await?;
+        }
         for k in store.operator_signing_keys().await? {
             println!(
                 "{} {} {} created {}{}",

@@ -571,6 +571,7 @@ on_both_backends!(
         let (ok, out) = admin_stdout(&n.cfg, &["tenant", "purge", "--due", "--yes"]).await;
         assert!(ok, "{out}");
         let cert: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let cert_text = out.clone();
         n.catch_up();
 
         // spec: SVC-191 (certificate contents, sent to the owner's last contact)
@@ -743,6 +744,51 @@ on_both_backends!(
             .await,
             0,
             "the tenant's data is gone"
+        );
+
+        // spec: SVC-191 (the operator's signing key; rotation keeps old evidence checkable)
+        // Rotating retires the key that signed the certificate and makes a new one; both
+        // stay published, only the new one signs, and the certificate still verifies with
+        // the retired key. A second rotation leaves exactly one key signing.
+        let (ok, listed) = admin_stdout(&n.cfg, &["signing-key", "--rotate"]).await;
+        assert!(ok, "{listed}");
+        let lines: Vec<&str> = listed.lines().collect();
+        assert_eq!(lines.len(), 2, "{listed}");
+        assert!(
+            !lines[0].contains(&key) && !lines[0].ends_with("(retired)"),
+            "{listed}"
+        );
+        assert!(
+            lines[1].contains(&key) && lines[1].ends_with("(retired)"),
+            "{listed}"
+        );
+        let published: Value = n
+            .http
+            .get(format!("{}/signing-keys", n.server.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let items = published["items"].as_array().unwrap();
+        assert_eq!(items.len(), 2, "{published}");
+        assert_eq!(items[0]["retired_at"], 0, "{published}");
+        assert_ne!(items[0]["public_key"], key.as_str());
+        assert_eq!(items[1]["public_key"], key.as_str());
+        assert!(items[1]["retired_at"].as_i64().unwrap() > 0, "{published}");
+        let (ok, text) = verify("after-rotation.json", cert_text.clone(), Some(key.clone())).await;
+        assert!(ok && text.contains("valid"), "{text}");
+        let new_key = items[0]["public_key"].as_str().unwrap().to_string();
+        let (ok, text) = verify("new-key.json", cert_text.clone(), Some(new_key)).await;
+        assert!(!ok && text.contains("does not verify"), "{text}");
+        let (ok, listed) = admin_stdout(&n.cfg, &["signing-key", "--rotate"]).await;
+        assert!(ok, "{listed}");
+        assert_eq!(listed.lines().count(), 3, "{listed}");
+        assert_eq!(
+            listed.lines().filter(|l| !l.ends_with("(retired)")).count(),
+            1,
+            "{listed}"
         );
         n.stop().await;
     }
