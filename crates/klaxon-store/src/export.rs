@@ -59,6 +59,7 @@ pub const TABLES: &[(&str, TableClass)] = &[
         },
     ),
     ("member_list_columns", Exported { redacted: &[] }),
+    ("member_insight_filters", Exported { redacted: &[] }),
     ("teams", Exported { redacted: &[] }),
     ("team_members", Exported { redacted: &[] }),
     ("roles", Exported { redacted: &[] }),

@@ -233,6 +233,7 @@ pub const REFERENCES: &[Reference] = &[
     int("mapping_services", "team_id", TEAM),
     int("mapping_services", "creator_id", MEMBER),
     int("member_list_columns", "member_id", MEMBER),
+    int("member_insight_filters", "member_id", MEMBER),
     int("member_preferences", "member_id", MEMBER),
     int("push_devices", "member_id", MEMBER),
     list("members", "role_ids", ROLE),

@@ -49,6 +49,7 @@ mod im_cards;
 mod im_conversations;
 mod inbox;
 mod insight;
+mod insight_filters;
 mod integrations;
 mod list_columns;
 mod login_codes;

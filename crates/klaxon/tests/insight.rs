@@ -917,3 +917,145 @@ on_both_backends!(
         n.ts.stop().await;
     }
 );
+
+on_both_backends!(
+    the_console_insights_filter_is_remembered_for_each_member,
+    |url: String| async move {
+        // spec: RSP-470 (filters by team, channel and severity; each user's last filter
+        // choice is stored for that user only)
+        let mut n = Node::start(&url).await;
+        n.incidents_of_a_period().await;
+        let server = n.ts.server.as_ref().unwrap();
+        let (owner, _) = common::console_session(server).await;
+        let invited = ok(n
+            .ts
+            .api(
+                "/member/invite",
+                json!({"members": [{"email": "ana@example.com"}]}),
+            )
+            .await);
+        let ana_id = invited["items"][0]["member_id"].as_i64().unwrap();
+        let session = server
+            .store()
+            .create_session(
+                server.bootstrap().account_id,
+                ana_id,
+                86_400_000,
+                n.clock.0.load(Ordering::SeqCst),
+            )
+            .await
+            .unwrap();
+        let ana = format!("klaxon_session={}", session.token);
+        let get = |cookie: &str, path: &str| {
+            n.ts.http
+                .get(format!("{}{path}", n.ts.base))
+                .header("cookie", cookie.to_string())
+                .send()
+        };
+        let totals = |html: &str| -> String {
+            let at = html
+                .find("id=\"totals\"")
+                .unwrap_or_else(|| panic!("{html}"));
+            html[at..at + html[at..].find("</dl>").unwrap()].to_string()
+        };
+        let count = |v: &Value| v["items"][0]["total_incident_cnt"].as_i64().unwrap_or(0);
+        let all = ok(n.ts.api("/insight/account", Node::window(json!({}))).await);
+        let critical = ok(n
+            .ts
+            .api(
+                "/insight/account",
+                Node::window(json!({"severities": ["Critical"]})),
+            )
+            .await);
+        assert!(
+            count(&critical) > 0 && count(&critical) < count(&all),
+            "{critical}"
+        );
+
+        // The owner filters by severity: the page shows the API's figures for it.
+        let period = "range=custom&from=2025-12-31&to=2026-01-02";
+        let html = get(&owner, &format!("/insights?{period}&severity=Critical"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let filtered = format!("<dt>Incidents</dt><dd>{}</dd>", count(&critical));
+        assert!(totals(&html).contains(&filtered), "{html}");
+        assert!(html.contains("value=\"Critical\" checked"));
+        assert!(html.contains(&format!(
+            "/insights/export/incident?{}&amp;severity=Critical",
+            period.replace('&', "&amp;")
+        )));
+
+        // Opened again without a choice, the page shows the owner's last one.
+        let html = get(&owner, "/insights")
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(totals(&html).contains(&filtered), "{html}");
+        assert!(html.contains("value=\"2025-12-31\""), "{html}");
+        // The CSV of a filtered page holds the filtered incidents.
+        let csv = get(
+            &owner,
+            &format!("/insights/export/incident?{period}&severity=Critical"),
+        )
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+        let records = klaxon_core::enrichment::parse_csv(&csv).unwrap();
+        assert_eq!(records.len() as i64, count(&critical) + 1, "{csv}");
+
+        // Another member's page is their own: this week, unfiltered (the period's
+        // incidents are not in this week).
+        let html = get(&ana, "/insights").await.unwrap().text().await.unwrap();
+        assert!(!html.contains("value=\"Critical\" checked"), "{html}");
+        assert!(html.contains("<option value=\"week\" selected>"), "{html}");
+        // Ana's choice of a channel does not change the owner's.
+        let channel = all["items"][0]["channel_id"].as_i64();
+        let channels = ok(n.ts.api("/channel/list", json!({})).await);
+        let channel_id = channel
+            .or_else(|| channels["items"][0]["channel_id"].as_i64())
+            .unwrap();
+        let html = get(&ana, &format!("/insights?{period}&channel={channel_id}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains(&format!("<option value=\"{channel_id}\" selected>")),
+            "{html}"
+        );
+        let html = get(&owner, "/insights")
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(totals(&html).contains(&filtered), "{html}");
+        assert!(!html.contains(&format!("<option value=\"{channel_id}\" selected>")));
+
+        // A bad filter is refused naming it, and the remembered choice stays.
+        let resp = get(&owner, "/insights?range=week&severity=Ok")
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400);
+        assert!(resp.text().await.unwrap().contains("severity must be"));
+        let stored = server
+            .store()
+            .member_insight_filter(
+                server.bootstrap().account_id,
+                server.bootstrap().owner_member_id,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(stored.contains("\"Critical\""), "{stored}");
+        n.ts.stop().await;
+    }
+);

@@ -3,11 +3,15 @@
 //! and the top `check` and `resource` label values, with CSV downloads of each dimension
 //! (RSP-483). Every figure comes from the `/insight/*` Open API calls, so the page and the API
 //! cannot disagree.
+//!
+//! The page filters by period and, optionally, teams, channels and severities (RSP-470). The
+//! member's last choice is stored for them alone (`member_insight_filters`) and is what the
+//! page shows when opened without one.
 
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -85,13 +89,177 @@ fn window(
     Ok((start / 1000, (end / 1000).max(start / 1000 + 1)))
 }
 
-/// The page's query string without `all`, for its links.
-fn query_of(q: &HashMap<String, String>) -> String {
-    let pairs: Vec<(&str, &str)> = ["range", "from", "to"]
-        .iter()
-        .filter_map(|k| q.get(*k).map(|v| (*k, v.as_str())))
-        .collect();
-    serde_urlencoded::to_string(pairs).unwrap_or_default()
+/// The severities an incident can have (the filter's choices).
+const SEVERITIES: [&str; 3] = ["Critical", "Warning", "Info"];
+
+/// A filter choice of the page (RSP-470): the period, and the teams, channels and
+/// severities to keep (none given: all). Stored as JSON for the member who made it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Choice {
+    range: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    team_ids: Vec<i64>,
+    #[serde(default)]
+    channel_ids: Vec<i64>,
+    #[serde(default)]
+    severities: Vec<String>,
+}
+
+impl Default for Choice {
+    /// This week, everything: the page of a member who never chose.
+    fn default() -> Choice {
+        Choice {
+            range: "week".into(),
+            from: String::new(),
+            to: String::new(),
+            team_ids: Vec::new(),
+            channel_ids: Vec::new(),
+            severities: Vec::new(),
+        }
+    }
+}
+
+impl Choice {
+    /// The choice a query string makes (`range`, `from`, `to`, and `team`, `channel`,
+    /// `severity` repeated); `None` when it names no period (the stored choice applies).
+    fn from_query(pairs: &[(String, String)]) -> Result<Option<Choice>, ApiError> {
+        let one = |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.trim().to_string())
+        };
+        let Some(range) = one("range") else {
+            return Ok(None);
+        };
+        let all = |k: &'static str| {
+            pairs
+                .iter()
+                .filter(move |(n, v)| n == k && !v.trim().is_empty())
+                .map(|(_, v)| v.trim())
+        };
+        let ids = |k: &'static str| -> Result<Vec<i64>, ApiError> {
+            let mut out = all(k)
+                .map(|v| {
+                    v.parse::<i64>()
+                        .ok()
+                        .filter(|id| *id > 0)
+                        .ok_or_else(|| ApiError::invalid(format!("{k} must be an id, not {v:?}")))
+                })
+                .collect::<Result<Vec<i64>, ApiError>>()?;
+            out.sort_unstable();
+            out.dedup();
+            Ok(out)
+        };
+        let mut severities = Vec::new();
+        for v in all("severity") {
+            let Some(known) = SEVERITIES.iter().find(|s| s.eq_ignore_ascii_case(v)) else {
+                return Err(ApiError::invalid(format!(
+                    "severity must be Critical, Warning or Info, not {v:?}"
+                )));
+            };
+            if !severities.iter().any(|s| s == known) {
+                severities.push((*known).to_string());
+            }
+        }
+        Ok(Some(Choice {
+            range,
+            from: one("from").unwrap_or_default(),
+            to: one("to").unwrap_or_default(),
+            team_ids: ids("team")?,
+            channel_ids: ids("channel")?,
+            severities,
+        }))
+    }
+
+    /// The query string of this choice, for the page's links and downloads.
+    fn query(&self) -> String {
+        let mut pairs: Vec<(&str, String)> = vec![("range", self.range.clone())];
+        if self.range == "custom" {
+            pairs.push(("from", self.from.clone()));
+            pairs.push(("to", self.to.clone()));
+        }
+        pairs.extend(self.team_ids.iter().map(|id| ("team", id.to_string())));
+        pairs.extend(
+            self.channel_ids
+                .iter()
+                .map(|id| ("channel", id.to_string())),
+        );
+        pairs.extend(self.severities.iter().map(|s| ("severity", s.clone())));
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    }
+
+    /// The `/insight/*` filter block of this choice over `[start, end)`.
+    fn body(&self, (start, end): (i64, i64)) -> Value {
+        let mut body = json!({"start_time": start, "end_time": end});
+        if !self.team_ids.is_empty() {
+            body["team_ids"] = json!(self.team_ids);
+        }
+        if !self.channel_ids.is_empty() {
+            body["channel_ids"] = json!(self.channel_ids);
+        }
+        if !self.severities.is_empty() {
+            body["severities"] = json!(self.severities);
+        }
+        body
+    }
+
+    fn window(&self, now: Millis, tz: &TimeZone) -> Result<(i64, i64), ApiError> {
+        window(&self.range, &self.from, &self.to, now, tz)
+    }
+}
+
+fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    serde_urlencoded::from_str(raw.unwrap_or_default()).unwrap_or_default()
+}
+
+/// The choice the page shows: the query's (stored as the member's last choice once it
+/// proves valid), else the member's stored one, else this week.
+async fn choose(
+    state: &AppState,
+    viewer: &super::Viewer,
+    pairs: &[(String, String)],
+    tz: &TimeZone,
+    remember: bool,
+) -> Result<(Choice, (i64, i64)), ApiError> {
+    let now = state.clock.now();
+    let (account_id, member_id) = (viewer.caller.account_id, viewer.caller.member_id);
+    if let Some(choice) = Choice::from_query(pairs)? {
+        let w = choice.window(now, tz)?;
+        if remember {
+            let text = serde_json::to_string(&choice).unwrap_or_default();
+            if let Err(e) = state
+                .store
+                .set_member_insight_filter(account_id, member_id, &text, now)
+                .await
+            {
+                // The page still shows; only the remembering failed.
+                tracing::warn!(error = %e, "cannot store the member's insights filter");
+            }
+        }
+        return Ok((choice, w));
+    }
+    let stored = state
+        .store
+        .member_insight_filter(account_id, member_id)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|t| serde_json::from_str::<Choice>(&t).ok());
+    // A stored choice that no longer makes a period (it was checked when stored) falls back
+    // to this week rather than locking the member out of the page.
+    if let Some(choice) = stored
+        && let Ok(w) = choice.window(now, tz)
+    {
+        return Ok((choice, w));
+    }
+    let choice = Choice::default();
+    let w = choice.window(now, tz)?;
+    Ok((choice, w))
 }
 
 async fn account_zone(state: &AppState, viewer: &super::Viewer) -> TimeZone {
@@ -105,7 +273,7 @@ async fn account_zone(state: &AppState, viewer: &super::Viewer) -> TimeZone {
 
 async fn page(
     State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let viewer = match viewer(&state, &Method::GET, &headers, "/insights").await {
@@ -113,16 +281,13 @@ async fn page(
         Err(resp) => return resp,
     };
     let tz = account_zone(&state, &viewer).await;
-    let range = q.get("range").map_or("week", String::as_str);
-    let (from, to) = (
-        q.get("from").cloned().unwrap_or_default(),
-        q.get("to").cloned().unwrap_or_default(),
-    );
-    let (start, end) = match window(range, &from, &to, state.clock.now(), &tz) {
-        Ok(w) => w,
+    let pairs = query_pairs(raw.as_deref());
+    let q: HashMap<String, String> = pairs.iter().cloned().collect();
+    let (choice, (start, end)) = match choose(&state, &viewer, &pairs, &tz, true).await {
+        Ok(c) => c,
         Err(e) => return page_error(&e),
     };
-    let period = json!({"start_time": start, "end_time": end});
+    let period = choice.body((start, end));
     let with = |extra: Value| {
         let mut body = period.clone();
         for (k, v) in extra.as_object().into_iter().flatten() {
@@ -172,18 +337,32 @@ async fn page(
         Ok(m) => m,
         Err(e) => return page_error(&e),
     };
+    // The filter's choices: the account's teams and channels the member may see.
+    let mut options = Vec::new();
+    for path in ["/team/list", "/channel/list"] {
+        match fetch(&state, &viewer, path, json!({"limit": 100})).await {
+            Ok(d) => options.push(d["items"].as_array().cloned().unwrap_or_default()),
+            Err(e) => return page_error(&e),
+        }
+    }
+    let channels = options.pop().unwrap_or_default();
+    let teams = options.pop().unwrap_or_default();
     let page = context! {
         title => "Insights",
         nav => "insights",
         csrf => viewer.session.csrf_token.clone(),
         me => j(&me),
         ranges => j(&RANGES),
-        range => range,
-        from => from,
-        to => to,
+        range => choice.range.clone(),
+        from => choice.from.clone(),
+        to => choice.to.clone(),
+        choice => j(&choice),
+        teams => j(&teams),
+        channels => j(&channels),
+        severities => SEVERITIES.to_vec(),
         start => start,
         end => end,
-        query => query_of(&q),
+        query => choice.query(),
         top => TOP,
         d => j(&ctx),
     };
@@ -195,7 +374,7 @@ async fn page(
 async fn export(
     State(state): State<AppState>,
     Path(dim): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let next = format!("/insights/export/{dim}");
@@ -209,14 +388,15 @@ async fn export(
         )));
     }
     let tz = account_zone(&state, &viewer).await;
-    let range = q.get("range").map_or("week", String::as_str);
-    let get = |k: &str| q.get(k).map_or("", String::as_str);
-    let (start, end) = match window(range, get("from"), get("to"), state.clock.now(), &tz) {
-        Ok(w) => w,
+    // A download is of the page's choice; it does not change what the member remembers.
+    let pairs = query_pairs(raw.as_deref());
+    let (choice, w) = match choose(&state, &viewer, &pairs, &tz, false).await {
+        Ok(c) => c,
         Err(e) => return page_error(&e),
     };
     let path = format!("/insight/{dim}/export");
-    let body = json!({"start_time": start, "end_time": end, "description_html_to_text": true});
+    let mut body = choice.body(w);
+    body["description_html_to_text"] = json!(true);
     let data = match fetch(&state, &viewer, &path, body).await {
         Ok(d) => d,
         Err(e) => return page_error(&e),
@@ -272,5 +452,49 @@ mod tests {
         assert_eq!(window("month", "", "", now, &sh).unwrap().0, jan - 8 * 3600);
         assert!(window("custom", "yesterday", "", now, &utc).is_err());
         assert!(window("year", "", "", now, &utc).is_err());
+    }
+
+    fn pairs(q: &str) -> Vec<(String, String)> {
+        query_pairs(Some(q))
+    }
+
+    // spec: RSP-470
+    #[test]
+    fn a_choice_is_read_from_repeated_filters_and_written_back() {
+        assert_eq!(Choice::from_query(&pairs("all=team")).unwrap(), None);
+        let c = Choice::from_query(&pairs(
+            "range=last_month&team=7&team=3&team=7&channel=&severity=critical&severity=Info",
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.team_ids, vec![3, 7]);
+        assert!(c.channel_ids.is_empty(), "an empty choice is no filter");
+        assert_eq!(c.severities, vec!["Critical", "Info"]);
+        assert_eq!(
+            c.query(),
+            "range=last_month&team=3&team=7&severity=Critical&severity=Info"
+        );
+        assert_eq!(Choice::from_query(&pairs(&c.query())).unwrap().unwrap(), c);
+        assert_eq!(
+            c.body((1, 2)),
+            json!({"start_time": 1, "end_time": 2, "team_ids": [3, 7],
+                   "severities": ["Critical", "Info"]})
+        );
+        let custom = Choice::from_query(&pairs("range=custom&from=2026-01-01&to=2026-01-02"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(custom.query(), "range=custom&from=2026-01-01&to=2026-01-02");
+        for bad in [
+            "range=week&team=x",
+            "range=week&channel=-1",
+            "range=week&severity=Ok",
+        ] {
+            assert!(Choice::from_query(&pairs(bad)).is_err(), "{bad}");
+        }
+        // The stored form reads back, and an old row without filters is this period only.
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<Choice>(&text).unwrap(), c);
+        let old: Choice = serde_json::from_str(r#"{"range":"month"}"#).unwrap();
+        assert_eq!(old.body((1, 2)), json!({"start_time": 1, "end_time": 2}));
     }
 }
