@@ -24,11 +24,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use http_body_util::{BodyExt, Limited};
 use klaxon_notify::card::Action;
 use klaxon_notify::dingtalk::{self, Event};
 use klaxon_store::ImIntegration;
 
+use crate::im_callback;
 use crate::state::AppState;
 
 /// A callback carries one encrypted event; far below this.
@@ -43,37 +43,17 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/im/dingtalk/callback/{integration_id}", post(callback))
 }
 
-fn refuse(why: &str) -> Response {
-    (StatusCode::UNAUTHORIZED, why.to_string()).into_response()
-}
-
-/// The DingTalk integration a callback URL names; an unknown one is refused like a bad
-/// signature, so the answer does not tell which ids exist.
-async fn integration(state: &AppState, integration_id: &str) -> Result<ImIntegration, Response> {
-    let Ok(id) = integration_id.parse::<i64>() else {
-        return Err(refuse("unknown integration"));
-    };
-    match state.store.im_integration_for_callback(id).await {
-        Ok(Some(i)) if i.kind == "dingtalk" => Ok(i),
-        Ok(_) => Err(refuse("unknown integration")),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot load the IM integration");
-            Err(StatusCode::INTERNAL_SERVER_ERROR.into_response())
-        }
-    }
-}
-
 async fn callback(
     State(state): State<AppState>,
     Path(integration_id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     body: Body,
 ) -> Response {
-    let bytes = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response(),
+    let bytes = match im_callback::body(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
     };
-    let i = match integration(&state, &integration_id).await {
+    let i = match im_callback::integration(&state, &integration_id, "dingtalk").await {
         Ok(i) => i,
         Err(r) => return r,
     };
@@ -106,7 +86,7 @@ async fn callback(
                 ?why,
                 "refused a DingTalk request"
             );
-            return refuse("unverified request");
+            return im_callback::refuse("unverified request");
         }
     };
     // check_url, other events, and buttons no card offers: acknowledged, nothing to do.

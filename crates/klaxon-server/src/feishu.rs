@@ -22,11 +22,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use http_body_util::{BodyExt, Limited};
 use klaxon_notify::card::Action;
 use klaxon_notify::feishu::{self, Callback, SignatureHeaders};
 use serde_json::json;
 
+use crate::im_callback;
 use crate::state::AppState;
 
 /// Callbacks carry one card action or event; far below this.
@@ -36,33 +36,21 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/im/feishu/callback/{integration_id}", post(callback))
 }
 
-fn refuse(why: &str) -> Response {
-    (StatusCode::UNAUTHORIZED, why.to_string()).into_response()
-}
-
 async fn callback(
     State(state): State<AppState>,
     Path(integration_id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let bytes = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response(),
+    let bytes = match im_callback::body(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
     };
-    // An unknown integration is refused like a bad token, so the answer does not tell which
-    // ids exist.
-    let Ok(id) = integration_id.parse::<i64>() else {
-        return refuse("unknown integration");
+    let integration = match im_callback::integration(&state, &integration_id, "feishu").await {
+        Ok(i) => i,
+        Err(resp) => return resp,
     };
-    let integration = match state.store.im_integration_for_callback(id).await {
-        Ok(Some(i)) if i.kind == "feishu" => i,
-        Ok(_) => return refuse("unknown integration"),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot load the IM integration");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
-    };
+    let id = integration.integration_id;
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
     let sig = SignatureHeaders {
         timestamp: header("x-lark-request-timestamp"),
@@ -79,7 +67,7 @@ async fn callback(
         Err(why) => {
             metrics::counter!("klaxon_feishu_requests_refused_total").increment(1);
             tracing::info!(integration_id = id, ?why, "refused a Feishu request");
-            return refuse("unverified request");
+            return im_callback::refuse("unverified request");
         }
     };
     let account_id = integration.account_id;

@@ -24,6 +24,7 @@ mod envelope;
 mod export;
 mod feishu;
 mod health;
+mod im_callback;
 mod keycache;
 mod limits;
 mod mapping_api;

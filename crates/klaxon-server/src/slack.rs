@@ -21,10 +21,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use http_body_util::{BodyExt, Limited};
 use klaxon_notify::slack::{self, Action};
 use serde_json::{Map, Value, json};
 
+use crate::im_callback;
 use crate::openapi::{self, Args};
 use crate::state::AppState;
 
@@ -35,33 +35,21 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/im/slack/interactive/{integration_id}", post(interactive))
 }
 
-fn refuse(why: &str) -> Response {
-    (StatusCode::UNAUTHORIZED, why.to_string()).into_response()
-}
-
 async fn interactive(
     State(state): State<AppState>,
     Path(integration_id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let bytes = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response(),
+    let bytes = match im_callback::body(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
     };
-    // An unknown integration is refused like a bad signature, so the answer does not tell
-    // which ids exist.
-    let Ok(id) = integration_id.parse::<i64>() else {
-        return refuse("unknown integration");
+    let integration = match im_callback::integration(&state, &integration_id, "slack").await {
+        Ok(i) => i,
+        Err(resp) => return resp,
     };
-    let integration = match state.store.im_integration_for_callback(id).await {
-        Ok(Some(i)) if i.kind == "slack" => i,
-        Ok(_) => return refuse("unknown integration"),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot load the IM integration");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
-    };
+    let id = integration.integration_id;
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
     if let Err(why) = slack::verify(
         &integration.signing_secret,
@@ -72,7 +60,7 @@ async fn interactive(
     ) {
         metrics::counter!("klaxon_slack_requests_refused_total").increment(1);
         tracing::info!(integration_id = id, ?why, "refused a Slack request");
-        return refuse("invalid signature");
+        return im_callback::refuse("invalid signature");
     }
     let payload = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
         .ok()

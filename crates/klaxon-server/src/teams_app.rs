@@ -27,7 +27,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use http_body_util::{BodyExt, Limited};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use klaxon_core::model::Millis;
@@ -37,6 +36,7 @@ use klaxon_store::{ImConversation, ImIntegration, ImRefusal};
 use serde_json::{Map, Value};
 use sha2::Digest as _;
 
+use crate::im_callback;
 use crate::state::AppState;
 
 const MAX_BODY: usize = 256 * 1024;
@@ -50,10 +50,6 @@ const NOT_LINKED: &str = "Your Teams account is not linked to a Klaxon member. G
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/im/teams/messages/{integration_id}", post(messages))
-}
-
-fn refuse(why: &str) -> Response {
-    (StatusCode::UNAUTHORIZED, why.to_string()).into_response()
 }
 
 /// The hash a link code is kept under.
@@ -176,36 +172,22 @@ pub fn verify_token(
     Ok(())
 }
 
-async fn integration(state: &AppState, integration_id: &str) -> Result<ImIntegration, Response> {
-    let Ok(id) = integration_id.parse::<i64>() else {
-        return Err(refuse("unknown integration"));
-    };
-    match state.store.im_integration_for_callback(id).await {
-        Ok(Some(i)) if i.kind == "teams" => Ok(i),
-        Ok(_) => Err(refuse("unknown integration")),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot load the IM integration");
-            Err(StatusCode::INTERNAL_SERVER_ERROR.into_response())
-        }
-    }
-}
-
 async fn messages(
     State(state): State<AppState>,
     Path(integration_id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let bytes = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response(),
+    let bytes = match im_callback::body(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
     };
-    let i = match integration(&state, &integration_id).await {
+    let i = match im_callback::integration(&state, &integration_id, "teams").await {
         Ok(i) => i,
         Err(r) => return r,
     };
     let Ok(activity) = serde_json::from_slice::<Value>(&bytes) else {
-        return refuse("unverified request");
+        return im_callback::refuse("unverified request");
     };
     let token = headers
         .get("authorization")
@@ -237,7 +219,7 @@ async fn messages(
             ?why,
             "refused a Teams request"
         );
-        return refuse("unverified request");
+        return im_callback::refuse("unverified request");
     }
     if activity["type"].as_str() != Some("message") {
         // conversationUpdate and the like: nothing to do.

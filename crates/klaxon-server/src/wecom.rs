@@ -28,11 +28,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http_body_util::{BodyExt, Limited};
 use klaxon_notify::card::Action;
 use klaxon_notify::wecom::{self, Event, Press};
 use klaxon_store::ImIntegration;
 
+use crate::im_callback;
 use crate::state::AppState;
 
 /// A callback carries one encrypted event; far below this.
@@ -48,26 +48,6 @@ pub fn routes() -> Router<AppState> {
         "/im/wecom/callback/{integration_id}",
         get(check_url).post(callback),
     )
-}
-
-fn refuse(why: &str) -> Response {
-    (StatusCode::UNAUTHORIZED, why.to_string()).into_response()
-}
-
-/// The WeCom integration a callback URL names; an unknown one is refused like a bad
-/// signature, so the answer does not tell which ids exist.
-async fn integration(state: &AppState, integration_id: &str) -> Result<ImIntegration, Response> {
-    let Ok(id) = integration_id.parse::<i64>() else {
-        return Err(refuse("unknown integration"));
-    };
-    match state.store.im_integration_for_callback(id).await {
-        Ok(Some(i)) if i.kind == "wecom" => Ok(i),
-        Ok(_) => Err(refuse("unknown integration")),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot load the IM integration");
-            Err(StatusCode::INTERNAL_SERVER_ERROR.into_response())
-        }
-    }
 }
 
 fn query(q: &HashMap<String, String>) -> wecom::Query<'_> {
@@ -113,14 +93,14 @@ async fn check_url(
     Path(integration_id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let i = match integration(&state, &integration_id).await {
+    let i = match im_callback::integration(&state, &integration_id, "wecom").await {
         Ok(i) => i,
         Err(r) => return r,
     };
     let echo = q.get("echostr").cloned().unwrap_or_default();
     match opened(&i, &q, &echo, state.clock.now()) {
         Some(plain) => String::from_utf8_lossy(&plain).into_owned().into_response(),
-        None => refuse("unverified request"),
+        None => im_callback::refuse("unverified request"),
     }
 }
 
@@ -130,20 +110,20 @@ async fn callback(
     Query(q): Query<HashMap<String, String>>,
     body: Body,
 ) -> Response {
-    let bytes = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response(),
+    let bytes = match im_callback::body(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
     };
-    let i = match integration(&state, &integration_id).await {
+    let i = match im_callback::integration(&state, &integration_id, "wecom").await {
         Ok(i) => i,
         Err(r) => return r,
     };
     let encrypted = match wecom::encrypted_field(&String::from_utf8_lossy(&bytes)) {
         Ok(e) => e,
-        Err(_) => return refuse("unverified request"),
+        Err(_) => return im_callback::refuse("unverified request"),
     };
     let Some(plain) = opened(&i, &q, &encrypted, state.clock.now()) else {
-        return refuse("unverified request");
+        return im_callback::refuse("unverified request");
     };
     let Ok(Event::CardPress {
         user_id,
