@@ -152,10 +152,7 @@ async fn reset(url: &str, state: &TemplateState) -> Result<()> {
     if tables != state.tables {
         return Err(Error("its tables differ from the template's".into()));
     }
-    let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-        .fetch_one(&mut conn)
-        .await?;
-    if version != state.migration {
+    if latest_migration(&mut conn).await? != state.migration {
         return Err(Error("its migrations differ from the template's".into()));
     }
     let mut dirty: BTreeSet<String> = non_empty_tables(&mut conn, &tables).await?;
@@ -244,13 +241,19 @@ struct TemplateState {
     sequences: BTreeMap<String, Option<i64>>,
 }
 
+/// The newest migration applied to the database (`None` before any).
+async fn latest_migration(conn: &mut PgConnection) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
 impl TemplateState {
     async fn read(conn: &mut PgConnection) -> Result<TemplateState> {
         let tables = public_tables(conn).await?;
-        let migration: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-                .fetch_one(&mut *conn)
-                .await?;
+        let migration = latest_migration(conn).await?;
         let mut rows = BTreeMap::new();
         for table in non_empty_tables(conn, &tables).await? {
             let text: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
