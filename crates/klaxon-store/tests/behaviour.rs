@@ -126,8 +126,8 @@ macro_rules! behaviour {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let db = crate::Db::sqlite().await;
-                    crate::$name(&db).await;
+                    let db = super::Db::sqlite().await;
+                    super::$name(&db).await;
                     db.finish().await;
                 }
             )*
@@ -136,15 +136,15 @@ macro_rules! behaviour {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(db) = crate::Db::postgres().await else {
+                    let Some(db) = super::Db::postgres().await else {
                         eprintln!(
                             "{} is not set: skipping the PostgreSQL run of {}",
-                            crate::ENV,
+                            super::ENV,
                             stringify!($name)
                         );
                         return;
                     };
-                    crate::$name(&db).await;
+                    super::$name(&db).await;
                     db.finish().await;
                 }
             )*
@@ -195,33 +195,33 @@ behaviour!(
 mod sqlite_inbox {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn processed_but_undeleted_rows_are_not_processed_again_after_reopen() {
-        let db = crate::Db::sqlite().await;
-        crate::processed_but_undeleted_rows_are_not_processed_again_after_reopen(db).await;
+        let db = super::Db::sqlite().await;
+        super::processed_but_undeleted_rows_are_not_processed_again_after_reopen(db).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn processed_rows_are_deleted_and_unprocessed_rows_kept() {
-        let db = crate::Db::sqlite().await;
-        crate::processed_rows_are_deleted_and_unprocessed_rows_kept(&db).await;
+        let db = super::Db::sqlite().await;
+        super::processed_rows_are_deleted_and_unprocessed_rows_kept(&db).await;
         db.finish().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn lost_inbox_file_numbers_new_events_above_the_watermark() {
-        let db = crate::Db::sqlite().await;
-        crate::lost_inbox_file_numbers_new_events_above_the_watermark(db).await;
+        let db = super::Db::sqlite().await;
+        super::lost_inbox_file_numbers_new_events_above_the_watermark(db).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn failed_group_commit_writes_nothing_and_the_next_one_works() {
-        let db = crate::Db::sqlite().await;
-        crate::failed_group_commit_writes_nothing_and_the_next_one_works(&db).await;
+        let db = super::Db::sqlite().await;
+        super::failed_group_commit_writes_nothing_and_the_next_one_works(&db).await;
         db.finish().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn in_memory_store_keeps_working() {
-        crate::in_memory_store_keeps_working().await;
+        super::in_memory_store_keeps_working().await;
     }
 }
 

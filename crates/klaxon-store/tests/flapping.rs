@@ -6,8 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[macro_use]
-mod harness;
+use crate::harness;
 
 use harness::{Db, random_hex};
 

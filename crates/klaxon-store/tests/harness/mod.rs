@@ -3,7 +3,8 @@
 //! `KLAXON_TEST_DATABASE_URL` is set, on a PostgreSQL database of its own that is dropped
 //! afterwards, plus the `both!` macro that runs each test on both.
 //!
-//! Use it with `#[macro_use] mod harness;` and `use harness::{Db, random_hex};`.
+//! The suite root (`store.rs`) declares it with `#[macro_use]`; a test module uses
+//! `use crate::harness::{Db, random_hex};` and `both!(…)`.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -137,7 +138,7 @@ macro_rules! both {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let db = crate::harness::Db::sqlite().await;
-                    crate::$name(&db).await;
+                    super::$name(&db).await;
                     db.finish().await;
                 }
             )*
@@ -150,7 +151,7 @@ macro_rules! both {
                         eprintln!("{} is not set: PostgreSQL run skipped", crate::harness::ENV);
                         return;
                     };
-                    crate::$name(&db).await;
+                    super::$name(&db).await;
                     db.finish().await;
                 }
             )*
