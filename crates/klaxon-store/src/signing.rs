@@ -77,34 +77,58 @@ fn pair_from_seed(seed: &[u8]) -> std::result::Result<Ed25519KeyPair, KeyError> 
 
 const COLUMNS: &str = "key_id, public_key, sealed_seed, kek_id, created_at, retired_at";
 
+/// A key just made: the signer, and its seed sealed under the key-encryption key.
+struct NewKey {
+    signer: OperatorSigner,
+    sealed_seed: String,
+}
+
+fn new_key(kek: &Kek) -> std::result::Result<NewKey, KeyError> {
+    let seed = random::<32>()?;
+    let pair = pair_from_seed(&seed)?;
+    let public = pair.public_key().as_ref().to_vec();
+    let id = key_id(&public);
+    let sealed_seed = kek.seal_secret(&format!("signing-key:{id}"), &seed)?;
+    Ok(NewKey {
+        signer: OperatorSigner {
+            pair,
+            key_id: id,
+            public_key: hex::encode(&public),
+        },
+        sealed_seed,
+    })
+}
+
+/// Stores `key` as the signing key, only when no key signs: a second node racing to make
+/// the first key leaves the winner's alone.
+fn insert_when_none_signs(key: &NewKey, kek: &Kek, now: Millis) -> Sql {
+    let mut sql = Sql::new(&format!(
+        "INSERT INTO operator_signing_keys ({COLUMNS}) SELECT "
+    ));
+    sql.bind(key.signer.key_id.as_str())
+        .push(", ")
+        .bind(key.signer.public_key.as_str())
+        .push(", ")
+        .bind(key.sealed_seed.as_str())
+        .push(", ")
+        .bind(kek.id().to_string())
+        .push(", ")
+        .bind(now)
+        .push(", 0 WHERE NOT EXISTS (SELECT 1 FROM operator_signing_keys WHERE retired_at = 0)");
+    sql
+}
+
 impl Store {
     /// The operator's signing key, made (and stored sealed under `kek`) on first use.
     pub async fn operator_signer(&self, kek: &Kek, now: Millis) -> Result<OperatorSigner> {
         if let Some(s) = self.current_signer(kek).await? {
             return Ok(s);
         }
-        let seed = random::<32>()?;
-        let pair = pair_from_seed(&seed)?;
-        let public = pair.public_key().as_ref().to_vec();
-        let id = key_id(&public);
-        let sealed = kek.seal_secret(&format!("signing-key:{id}"), &seed)?;
-        let mut sql = Sql::new(&format!(
-            "INSERT INTO operator_signing_keys ({COLUMNS}) SELECT "
-        ));
-        // Only when no key signs yet: a second node racing here leaves the first key alone.
-        sql.bind(id.as_str())
-            .push(", ")
-            .bind(hex::encode(&public))
-            .push(", ")
-            .bind(sealed)
-            .push(", ")
-            .bind(kek.id().to_string())
-            .push(", ")
-            .bind(now)
-            .push(
-                ", 0 WHERE NOT EXISTS (SELECT 1 FROM operator_signing_keys WHERE retired_at = 0)",
-            );
-        sql.query().execute(&self.inner.write).await?;
+        let key = new_key(kek)?;
+        insert_when_none_signs(&key, kek, now)
+            .query()
+            .execute(&self.inner.write)
+            .await?;
         self.current_signer(kek)
             .await?
             .ok_or_else(|| KeyError::Invalid("the signing key could not be stored".into()).into())
@@ -117,36 +141,15 @@ impl Store {
         // The current key must open under this KEK: rotating with the wrong key-encryption
         // key would otherwise retire a good key for one that other nodes cannot open.
         self.current_signer(kek).await?;
-        let seed = random::<32>()?;
-        let pair = pair_from_seed(&seed)?;
-        let public = pair.public_key().as_ref().to_vec();
-        let id = key_id(&public);
-        let sealed = kek.seal_secret(&format!("signing-key:{id}"), &seed)?;
+        let key = new_key(kek)?;
         let mut tx = self.inner.write.begin().await?;
         let mut retire = Sql::new("UPDATE operator_signing_keys SET retired_at = ");
         retire.bind(now).push(" WHERE retired_at = 0");
         retire.query_on(&tx).execute(&mut *tx).await?;
-        let mut insert = Sql::new(&format!(
-            "INSERT INTO operator_signing_keys ({COLUMNS}) VALUES ("
-        ));
-        insert
-            .bind(id.as_str())
-            .push(", ")
-            .bind(hex::encode(&public))
-            .push(", ")
-            .bind(sealed)
-            .push(", ")
-            .bind(kek.id().to_string())
-            .push(", ")
-            .bind(now)
-            .push(", 0)");
+        let insert = insert_when_none_signs(&key, kek, now);
         insert.query_on(&tx).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(OperatorSigner {
-            pair,
-            key_id: id,
-            public_key: hex::encode(&public),
-        })
+        Ok(key.signer)
     }
 
     async fn current_signer(&self, kek: &Kek) -> Result<Option<OperatorSigner>> {

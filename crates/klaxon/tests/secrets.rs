@@ -458,6 +458,26 @@ impl Node {
     }
 }
 
+impl Node {
+    /// The tenant's export snapshot, and all of it as one JSON text.
+    async fn export(&self) -> (Vec<klaxon_store::ExportedTable>, String) {
+        let tables = self
+            .server
+            .store()
+            .export_snapshot(self.account)
+            .await
+            .unwrap();
+        let text = serde_json::to_string(
+            &tables
+                .iter()
+                .map(|t| (t.table, &t.rows))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        (tables, text)
+    }
+}
+
 struct Ids {
     hook: i64,
     hook_secret: String,
@@ -534,19 +554,7 @@ on_both_backends!(
         );
 
         // The tenant export never carries them, clear or sealed (SVC-182).
-        let tables = node
-            .server
-            .store()
-            .export_snapshot(node.account)
-            .await
-            .unwrap();
-        let text = serde_json::to_string(
-            &tables
-                .iter()
-                .map(|t| (t.table, &t.rows))
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
+        let (tables, text) = node.export().await;
         assert!(text.contains("SDP cloud"), "the tables are exported");
         assert!(!text.contains(SEALED_PREFIX));
         for clear in clear_values(&ids) {
@@ -844,19 +852,7 @@ on_both_backends!(
             .await;
 
         // The tenant export carries neither (SVC-182).
-        let tables = node
-            .server
-            .store()
-            .export_snapshot(node.account)
-            .await
-            .unwrap();
-        let text = serde_json::to_string(
-            &tables
-                .iter()
-                .map(|t| (t.table, &t.rows))
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
+        let (_, text) = node.export().await;
         assert!(text.contains("renamed pull"), "the tables are exported");
         assert!(!text.contains("credential-") && !text.contains(SEALED_PREFIX));
 
