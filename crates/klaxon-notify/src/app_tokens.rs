@@ -1,9 +1,9 @@
-//! The cache of IM app access tokens that WeCom and DingTalk share (response.md RSP-302):
-//! both answer a token with its lifetime (two hours), and each API call needs one. A token
-//! is reused, across the delivery workers and the callback URLs, until five minutes before
-//! it ends.
+//! The cache of IM app access tokens that WeCom, DingTalk, Feishu/Lark and Microsoft Teams
+//! share (response.md RSP-302): each answers a token with its lifetime (about two hours), and
+//! each API call needs one. A token is reused, across the delivery workers and the callback
+//! URLs, until five minutes before it ends.
 //!
-//! Tokens are keyed by (API origin, app id, secret): a changed secret never reuses the token
+//! Tokens are keyed by (API origin or token endpoint, app id, secret): a changed secret never reuses the token
 //! the old one obtained, and two platforms never share an entry.
 
 use std::collections::HashMap;

@@ -9,12 +9,8 @@
 //! makes the card shared, so one update (a callback's answer or a PATCH) changes it for
 //! everyone who sees it, which is what RSP-312 wants for group chats.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-
 use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
 use base64::Engine as _;
-use klaxon_core::model::Millis;
 use serde_json::{Value, json};
 use sha1::Digest as _;
 
@@ -433,60 +429,9 @@ pub fn callback_answer(v2: bool, ok: bool, toast: &str, card: Option<Value>) -> 
 
 // ---- the tenant access token ----
 
-/// Feishu answers a token with its lifetime (two hours); a token is reused until five minutes
-/// before it ends, so a send never starts with one about to expire.
-pub const TOKEN_REFRESH_MARGIN_MS: Millis = 5 * 60 * 1000;
-
-#[derive(Clone)]
-struct CachedToken {
-    secret: String,
-    token: String,
-    expires_at: Millis,
-}
-
-/// Tokens by (API origin, App ID), shared by every sender of the process (the delivery
-/// workers and the callback endpoint's card updates).
-fn tokens() -> &'static Mutex<HashMap<(String, String), CachedToken>> {
-    static TOKENS: OnceLock<Mutex<HashMap<(String, String), CachedToken>>> = OnceLock::new();
-    TOKENS.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// A cached token for the app, still valid at `now`. A token obtained with another secret
-/// (the integration's App Secret was changed) is not used.
-pub fn cached_token(api_base: &str, app_id: &str, app_secret: &str, now: Millis) -> Option<String> {
-    let map = tokens().lock().ok()?;
-    map.get(&(api_base.to_string(), app_id.to_string()))
-        .filter(|t| t.secret == app_secret && now + TOKEN_REFRESH_MARGIN_MS < t.expires_at)
-        .map(|t| t.token.clone())
-}
-
-/// Keeps a token Feishu issued at `now` for `expire_secs`.
-pub fn remember_token(
-    api_base: &str,
-    app_id: &str,
-    app_secret: &str,
-    token: &str,
-    expire_secs: i64,
-    now: Millis,
-) {
-    if let Ok(mut map) = tokens().lock() {
-        map.insert(
-            (api_base.to_string(), app_id.to_string()),
-            CachedToken {
-                secret: app_secret.to_string(),
-                token: token.to_string(),
-                expires_at: now + expire_secs.max(0) * 1000,
-            },
-        );
-    }
-}
-
-/// Drops the app's token (Feishu refused it).
-pub fn forget_token(api_base: &str, app_id: &str) {
-    if let Ok(mut map) = tokens().lock() {
-        map.remove(&(api_base.to_string(), app_id.to_string()));
-    }
-}
+/// Feishu answers a token with its lifetime (two hours); tokens are cached with the other
+/// IM apps' ([`crate::app_tokens`]), by API origin, App ID and App Secret.
+pub use crate::app_tokens::{TOKEN_REFRESH_MARGIN_MS, cached_token, forget_token, remember_token};
 
 #[cfg(test)]
 mod tests {
@@ -721,7 +666,7 @@ mod tests {
         assert_eq!(cached_token(base, "cli_1", "s2", 1_000_000), None);
         let late = 1_000_000 + 7_200_000 - TOKEN_REFRESH_MARGIN_MS;
         assert_eq!(cached_token(base, "cli_1", "s1", late), None);
-        forget_token(base, "cli_1");
+        forget_token(base, "cli_1", "s1");
         assert_eq!(cached_token(base, "cli_1", "s1", 1_000_000), None);
     }
 }

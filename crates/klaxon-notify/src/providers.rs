@@ -432,23 +432,14 @@ impl HttpProviders {
         channel: &str,
         message: &Value,
     ) -> Result<String, SendError> {
-        let url = self.url(&format!(
-            "{}/chat.postMessage",
-            api_base.trim().trim_end_matches('/')
-        ))?;
         let mut body = message.clone();
         if let Some(obj) = body.as_object_mut() {
             obj.insert("channel".into(), Value::String(channel.to_string()));
         }
-        let req = self
-            .client()?
-            .post(url)
-            .bearer_auth(bot_token)
-            .header("Content-Type", "application/json; charset=utf-8")
-            .header("Idempotency-Key", rid)
-            .body(body.to_string());
-        let (status, text) = self.send(req).await?;
-        slack_api_result(status, &text)
+        let v = self
+            .slack_json(api_base, bot_token, "chat.postMessage", &body, Some(rid))
+            .await?;
+        Ok(slack_message_ref(&v))
     }
 
     /// `chat.update` of a card posted earlier (`message_ref` = `<channel>/<ts>` as
@@ -465,23 +456,45 @@ impl HttpProviders {
                 "not a Slack message reference: {message_ref}"
             )));
         };
-        let url = self.url(&format!(
-            "{}/chat.update",
-            api_base.trim().trim_end_matches('/')
-        ))?;
         let mut body = message.clone();
         if let Some(obj) = body.as_object_mut() {
             obj.insert("channel".into(), Value::String(channel.to_string()));
             obj.insert("ts".into(), Value::String(ts.to_string()));
         }
-        let req = self
+        let v = self
+            .slack_json(api_base, bot_token, "chat.update", &body, None)
+            .await?;
+        Ok(slack_message_ref(&v))
+    }
+
+    /// The address of a Slack Web API method.
+    fn slack_method_url(&self, api_base: &str, method: &str) -> Result<reqwest::Url, SendError> {
+        self.url(&format!(
+            "{}/{method}",
+            api_base.trim().trim_end_matches('/')
+        ))
+    }
+
+    /// Calls a Slack Web API method with a JSON body and the bot token (and an
+    /// `Idempotency-Key` when given); the answer's JSON when `ok`.
+    pub(crate) async fn slack_json(
+        &self,
+        api_base: &str,
+        bot_token: &str,
+        method: &str,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Value, SendError> {
+        let mut req = self
             .client()?
-            .post(url)
+            .post(self.slack_method_url(api_base, method)?)
             .bearer_auth(bot_token)
-            .header("Content-Type", "application/json; charset=utf-8")
-            .body(body.to_string());
-        let (status, text) = self.send(req).await?;
-        slack_api_result(status, &text)
+            .header("Content-Type", "application/json; charset=utf-8");
+        if let Some(key) = idempotency_key {
+            req = req.header("Idempotency-Key", key);
+        }
+        let (status, text) = self.send(req.body(body.to_string())).await?;
+        slack_value(status, &text)
     }
 
     /// Posts to the `response_url` of an interaction (update the card, or answer the clicking
@@ -623,7 +636,11 @@ impl HttpProviders {
     ) -> Result<Value, SendError> {
         let (code, _) = feishu_code(text);
         if crate::feishu::token_rejected(code) {
-            crate::feishu::forget_token(&feishu_base(integration), &integration.app_id);
+            crate::feishu::forget_token(
+                &feishu_base(integration),
+                &integration.app_id,
+                &integration.bot_token,
+            );
             return Err(SendError::Transient(clean(&format!(
                 "Feishu refused the tenant access token ({code})"
             ))));
@@ -797,7 +814,7 @@ impl HttpProviders {
                     "{}/{tenant}/oauth2/v2.0/token",
                     login_base.trim_end_matches('/')
                 );
-                crate::teams::forget_token(&endpoint, &integration.app_id);
+                crate::teams::forget_token(&endpoint, &integration.app_id, &integration.bot_token);
                 Err(SendError::Transient(
                     "Teams refused the bot's token (401)".into(),
                 ))
@@ -1236,8 +1253,8 @@ fn slack_result(status: u16, body: &str) -> Result<String, SendError> {
 }
 
 /// The Slack Web API answers 200 with `{ok, error}`; 429 (with `Retry-After`) when a method's
-/// rate tier is exhausted.
-fn slack_api_result(status: u16, body: &str) -> Result<String, SendError> {
+/// rate tier is exhausted. The answer's JSON when `ok`.
+fn slack_value(status: u16, body: &str) -> Result<Value, SendError> {
     if status == 429 {
         return Err(SendError::RateLimited(clean(&format!(
             "HTTP {status} {body}"
@@ -1250,9 +1267,7 @@ fn slack_api_result(status: u16, body: &str) -> Result<String, SendError> {
     }
     let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     if v["ok"] == Value::Bool(true) {
-        let channel = v["channel"].as_str().unwrap_or_default();
-        let ts = v["ts"].as_str().unwrap_or_default();
-        return Ok(crate::slack::message_ref(channel, ts));
+        return Ok(v);
     }
     let error = v["error"].as_str().unwrap_or(body.trim());
     match error {
@@ -1262,6 +1277,13 @@ fn slack_api_result(status: u16, body: &str) -> Result<String, SendError> {
         }
         _ => Err(SendError::provider(error)),
     }
+}
+
+/// `<channel>/<ts>` of a message Slack posted or updated.
+fn slack_message_ref(answer: &Value) -> String {
+    let channel = answer["channel"].as_str().unwrap_or_default();
+    let ts = answer["ts"].as_str().unwrap_or_default();
+    crate::slack::message_ref(channel, ts)
 }
 
 /// The open platform origin of a Feishu integration, without a trailing slash.
@@ -1653,26 +1675,27 @@ mod tests {
     fn slack_web_api_answers() {
         // spec: RSP-302 (misconfigured adapters fail with provider_error:<platform message>)
         assert_eq!(
-            slack_api_result(
+            slack_value(
                 200,
                 r#"{"ok":true,"channel":"D024BE91L","ts":"1503435956.000247"}"#
-            ),
+            )
+            .map(|v| slack_message_ref(&v)),
             Ok("D024BE91L/1503435956.000247".into())
         );
         assert_eq!(
-            slack_api_result(200, r#"{"ok":false,"error":"invalid_auth"}"#),
+            slack_value(200, r#"{"ok":false,"error":"invalid_auth"}"#),
             Err(SendError::Permanent("provider_error:invalid_auth".into()))
         );
         assert!(matches!(
-            slack_api_result(429, ""),
+            slack_value(429, ""),
             Err(SendError::RateLimited(_))
         ));
         assert!(matches!(
-            slack_api_result(200, r#"{"ok":false,"error":"ratelimited"}"#),
+            slack_value(200, r#"{"ok":false,"error":"ratelimited"}"#),
             Err(SendError::RateLimited(_))
         ));
         assert!(matches!(
-            slack_api_result(200, r#"{"ok":false,"error":"internal_error"}"#),
+            slack_value(200, r#"{"ok":false,"error":"internal_error"}"#),
             Err(SendError::Transient(_))
         ));
     }

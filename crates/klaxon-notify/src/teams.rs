@@ -9,10 +9,6 @@
 //! Acknowledge, Close, Snooze 2 hours, "Snooze longer" (a card that opens under the buttons
 //! with a choice of 4, 12 or 24 hours) and Details.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-
-use klaxon_core::model::Millis;
 use serde_json::{Value, json};
 
 use crate::card::{Action, Card, SNOOZE_MENU_MINUTES, SNOOZE_ONE_CLICK_MINUTES, snooze_end};
@@ -262,57 +258,9 @@ pub fn parse_command(text: &str) -> Option<Command> {
 
 // ---- the Bot Connector access token ----
 
-/// A token is reused until five minutes before it ends.
-pub const TOKEN_REFRESH_MARGIN_MS: Millis = 5 * 60 * 1000;
-
-#[derive(Clone)]
-struct CachedToken {
-    secret: String,
-    token: String,
-    expires_at: Millis,
-}
-
-type TokenKey = (String, String);
-
-fn tokens() -> &'static Mutex<HashMap<TokenKey, CachedToken>> {
-    static TOKENS: OnceLock<Mutex<HashMap<TokenKey, CachedToken>>> = OnceLock::new();
-    TOKENS.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// A cached token of the app (by token endpoint and App ID), obtained with this password
-/// and still valid at `now`.
-pub fn cached_token(endpoint: &str, app_id: &str, secret: &str, now: Millis) -> Option<String> {
-    let map = tokens().lock().ok()?;
-    map.get(&(endpoint.to_string(), app_id.to_string()))
-        .filter(|t| t.secret == secret && now + TOKEN_REFRESH_MARGIN_MS < t.expires_at)
-        .map(|t| t.token.clone())
-}
-
-pub fn remember_token(
-    endpoint: &str,
-    app_id: &str,
-    secret: &str,
-    token: &str,
-    expires_in: i64,
-    now: Millis,
-) {
-    if let Ok(mut map) = tokens().lock() {
-        map.insert(
-            (endpoint.to_string(), app_id.to_string()),
-            CachedToken {
-                secret: secret.to_string(),
-                token: token.to_string(),
-                expires_at: now + expires_in.max(0) * 1000,
-            },
-        );
-    }
-}
-
-pub fn forget_token(endpoint: &str, app_id: &str) {
-    if let Ok(mut map) = tokens().lock() {
-        map.remove(&(endpoint.to_string(), app_id.to_string()));
-    }
-}
+/// Tokens of the Microsoft identity platform are cached with the other IM apps'
+/// ([`crate::app_tokens`]), by token endpoint, App ID and client secret.
+pub use crate::app_tokens::{TOKEN_REFRESH_MARGIN_MS, cached_token, forget_token, remember_token};
 
 #[cfg(test)]
 mod tests {

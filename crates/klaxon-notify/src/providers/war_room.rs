@@ -5,31 +5,9 @@
 
 use serde_json::{Value, json};
 
-use super::{HttpProviders, SendError, clean, feishu_base, wecom_base, wecom_code, wecom_result};
-
-/// Slack's answer `{ok, error, …}`; the JSON on success.
-fn slack_value(status: u16, body: &str) -> Result<Value, SendError> {
-    if status == 429 {
-        return Err(SendError::RateLimited(clean(&format!("HTTP {status}"))));
-    }
-    if status >= 500 {
-        return Err(SendError::Transient(clean(&format!(
-            "HTTP {status} {body}"
-        ))));
-    }
-    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    if v["ok"] == Value::Bool(true) {
-        return Ok(v);
-    }
-    let error = v["error"].as_str().unwrap_or(body.trim());
-    match error {
-        "ratelimited" => Err(SendError::RateLimited(clean(error))),
-        "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" => {
-            Err(SendError::Transient(clean(error)))
-        }
-        _ => Err(SendError::provider(error)),
-    }
-}
+use super::{
+    HttpProviders, SendError, feishu_base, slack_value, wecom_base, wecom_code, wecom_result,
+};
 
 impl HttpProviders {
     /// Calls a Slack Web API method with a JSON body and the bot token.
@@ -40,18 +18,8 @@ impl HttpProviders {
         method: &str,
         body: &Value,
     ) -> Result<Value, SendError> {
-        let url = self.url(&format!(
-            "{}/{method}",
-            api_base.trim().trim_end_matches('/')
-        ))?;
-        let req = self
-            .client()?
-            .post(url)
-            .bearer_auth(bot_token)
-            .header("Content-Type", "application/json; charset=utf-8")
-            .body(body.to_string());
-        let (status, text) = self.send(req).await?;
-        slack_value(status, &text)
+        self.slack_json(api_base, bot_token, method, body, None)
+            .await
     }
 
     /// Calls a Slack Web API method that takes form arguments (`users.lookupByEmail`).
@@ -62,10 +30,7 @@ impl HttpProviders {
         method: &str,
         form: &[(&str, &str)],
     ) -> Result<Value, SendError> {
-        let url = self.url(&format!(
-            "{}/{method}",
-            api_base.trim().trim_end_matches('/')
-        ))?;
+        let url = self.slack_method_url(api_base, method)?;
         let body = serde_urlencoded::to_string(form)
             .map_err(|e| SendError::provider(format!("cannot encode the form: {e}")))?;
         let req = self
