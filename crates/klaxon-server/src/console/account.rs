@@ -406,14 +406,26 @@ async fn write(
     input: impl Fn(&str) -> String,
     kept: Redraw,
 ) -> Response {
+    let done = |_: Option<Value>| Redraw {
+        flash: Some(done.to_string()),
+        ..Redraw::default()
+    };
+    write_with(state, viewer, path, args, done, input, kept).await
+}
+
+/// Runs one write; its answer makes the redraw (`done`), a refusal is filed under
+/// `input(message)` with `kept` drawn again.
+async fn write_with(
+    state: &AppState,
+    viewer: &Viewer,
+    path: &str,
+    args: Value,
+    done: impl FnOnce(Option<Value>) -> Redraw,
+    input: impl Fn(&str) -> String,
+    kept: Redraw,
+) -> Response {
     match call(state, viewer, path, args).await {
-        Ok(_) => {
-            let r = Redraw {
-                flash: Some(done.to_string()),
-                ..Redraw::default()
-            };
-            redraw(state, viewer, StatusCode::OK, r).await
-        }
+        Ok(answer) => redraw(state, viewer, StatusCode::OK, done(answer)).await,
         Err(e) => {
             let r = Redraw {
                 errors: FieldErrors::one(&input(&e.message), e.message.clone()),
@@ -560,61 +572,45 @@ async fn claim_sla(State(state): State<AppState>, Writer(viewer): Writer, body: 
         month: Some(month.clone()),
         ..Redraw::default()
     };
-    match call(
-        &state,
-        &viewer,
-        "/account/sla/claim/submit",
-        json!({"month": month}),
-    )
-    .await
-    {
-        Ok(_) => {
-            let r = Redraw {
-                flash: Some(format!(
-                    "Claim for {month} submitted; the operator decides on it."
-                )),
-                ..kept
-            };
-            redraw(&state, &viewer, StatusCode::OK, r).await
-        }
-        Err(e) => {
-            let r = Redraw {
-                errors: FieldErrors::one("_sla", e.message.clone()),
-                ..kept
-            };
-            redraw(&state, &viewer, status_of(&e), r).await
-        }
-    }
+    let done = |_: Option<Value>| Redraw {
+        flash: Some(format!(
+            "Claim for {month} submitted; the operator decides on it."
+        )),
+        month: Some(month.clone()),
+        ..Redraw::default()
+    };
+    let args = json!({"month": month});
+    let path = "/account/sla/claim/submit";
+    write_with(&state, &viewer, path, args, done, |_| "_sla".into(), kept).await
 }
 
 /// SVC-182: builds an export of everything the account owns. Its download link is shown
 /// once, in the answer, as the Open API shows it once.
 async fn create_export(State(state): State<AppState>, Writer(viewer): Writer) -> Response {
-    match call(&state, &viewer, "/account/export/create", json!({})).await {
-        Ok(export) => {
-            let url = export
-                .as_ref()
-                .and_then(|e| e["download_url"].as_str())
-                .map(str::to_string);
-            let r = Redraw {
-                flash: Some(
-                    "Export ready. Download it now: the link is shown only this once and \
-                     works for 7 days."
-                        .into(),
-                ),
-                download_url: url,
-                ..Redraw::default()
-            };
-            redraw(&state, &viewer, StatusCode::OK, r).await
-        }
-        Err(e) => {
-            let r = Redraw {
-                errors: FieldErrors::one("_export", e.message.clone()),
-                ..Redraw::default()
-            };
-            redraw(&state, &viewer, status_of(&e), r).await
-        }
-    }
+    let done = |export: Option<Value>| Redraw {
+        flash: Some(
+            "Export ready. Download it now: the link is shown only this once and works for \
+             7 days."
+                .into(),
+        ),
+        download_url: export
+            .as_ref()
+            .and_then(|e| e["download_url"].as_str())
+            .map(str::to_string),
+        ..Redraw::default()
+    };
+    let path = "/account/export/create";
+    let none = Redraw::default();
+    write_with(
+        &state,
+        &viewer,
+        path,
+        json!({}),
+        done,
+        |_| "_export".into(),
+        none,
+    )
+    .await
 }
 
 #[cfg(test)]
