@@ -266,6 +266,8 @@ pub struct Contacts {
     pub admins: Vec<(i64, String)>,
     pub billing_contact: Option<String>,
     pub technical_contacts: Vec<String>,
+    /// The owner's verified mobile number (E.164), for the categories sent by SMS.
+    pub owner_phone: Option<String>,
 }
 
 /// One recipient of one channel: a member's inbox or an address.
@@ -279,10 +281,11 @@ pub struct Recipient {
 }
 
 /// SVC-313: the recipients of a notice of `category` on the channels a platform sends
-/// itself (in-app and e-mail; announcements have no recipient, SMS and postal mail are
-/// not sent from here). In-app goes to the owner and every admin; e-mail to the owner,
-/// plus the billing contact for billing categories and the technical contacts for
-/// maintenance and outage. An address appears once per channel.
+/// itself (in-app, e-mail and SMS; announcements have no recipient, postal mail is not
+/// sent from here). In-app goes to the owner and every admin; e-mail to the owner, plus the
+/// billing contact for billing categories and the technical contacts for maintenance and
+/// outage; SMS to the owner's verified mobile number, when there is one. An address appears
+/// once per channel.
 pub fn recipients(category: Category, contacts: &Contacts) -> Vec<Recipient> {
     let mut out: Vec<Recipient> = Vec::new();
     let mut push = |r: Recipient| {
@@ -322,7 +325,16 @@ pub fn recipients(category: Category, contacts: &Contacts) -> Vec<Recipient> {
                     });
                 }
             }
-            Announcement | Sms | Postal => {}
+            Sms => {
+                if let Some(phone) = contacts.owner_phone.as_ref().filter(|p| !p.is_empty()) {
+                    push(Recipient {
+                        channel,
+                        member_id: 0,
+                        address: phone.clone(),
+                    });
+                }
+            }
+            Announcement | Postal => {}
         }
     }
     out
@@ -433,6 +445,7 @@ mod tests {
             admins: vec![(2, "admin@example.com".into())],
             billing_contact: Some("billing@example.com".into()),
             technical_contacts: vec!["ops@example.com".into()],
+            owner_phone: Some("+4915112345678".into()),
         };
         let r = recipients(Category::AgreementVersion { material: true }, &contacts);
         let in_app: Vec<i64> = r
@@ -458,5 +471,25 @@ mod tests {
         // A non-material version: no e-mail at all.
         let r = recipients(Category::AgreementVersion { material: false }, &contacts);
         assert!(r.iter().all(|r| r.channel == InApp));
+        // spec: SVC-316 (expiry reminders by SMS, e-mail and in-app)
+        // SMS goes to the owner's verified mobile only, and only for the categories that
+        // name it; without a number there is no SMS recipient.
+        let sms = |contacts: &Contacts, category| -> Vec<String> {
+            recipients(category, contacts)
+                .into_iter()
+                .filter(|r| r.channel == Sms)
+                .map(|r| r.address)
+                .collect()
+        };
+        assert_eq!(
+            sms(&contacts, Category::ExpiryReminder),
+            vec!["+4915112345678"]
+        );
+        assert!(sms(&contacts, Category::Maintenance).is_empty());
+        let no_phone = Contacts {
+            owner_phone: None,
+            ..contacts.clone()
+        };
+        assert!(sms(&no_phone, Category::ExpiryReminder).is_empty());
     }
 }

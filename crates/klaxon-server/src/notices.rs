@@ -1,9 +1,10 @@
 //! Giving the tenant notices the store queued (service-agreement.md §20, SVC-310…316): a
 //! SaaS node claims due rows of the notice outbox, writes the in-app notice into the inbox of
 //! the owner and every admin, e-mails the owner (and the billing or technical contacts the
-//! category calls for) through `notify.email`, and records every sending with what the SMTP
-//! server answered (SVC-312). A refused e-mail is recorded as `failed` and still counts as
-//! given that day (SVC-311); the in-app copy is always there.
+//! category calls for) through `notify.email`, texts the owner's verified mobile for the
+//! categories sent by SMS through `notify.twilio`, and records every sending with what the
+//! server answered (SVC-312). A refused e-mail or SMS is recorded as `failed` and still
+//! counts as given that day (SVC-311); the in-app copy is always there.
 //!
 //! Self-hosted nodes run nothing here.
 
@@ -103,9 +104,13 @@ async fn send(
 ) -> Result<Vec<NewNotice>, String> {
     let contacts = match dormant_login(q) {
         // SVC-009: a dormancy notice is the person's, not the tenant's: it goes to the
-        // login identifier itself.
-        Some(login) => Contacts {
+        // login identifier itself, an e-mail address or a mobile number.
+        Some(login) if login.contains('@') => Contacts {
             owner: Some((0, login.to_string())),
+            ..Contacts::default()
+        },
+        Some(login) => Contacts {
+            owner_phone: Some(login.to_string()),
             ..Contacts::default()
         },
         None => state
@@ -176,8 +181,37 @@ async fn send(
                     ..base.clone()
                 });
             }
-            // Announcements, SMS and post are not sent from here (`recipients` names none).
-            Channel::Announcement | Channel::Sms | Channel::Postal => {}
+            Channel::Sms => {
+                let (status, detail, message_id) = match state.config.notify.twilio.as_ref() {
+                    None => (
+                        "failed",
+                        "no SMS provider is configured (notify.twilio)".to_string(),
+                        String::new(),
+                    ),
+                    Some(cfg) => {
+                        let text = format!("{}: {}", q.subject, q.content);
+                        match state
+                            .im_http
+                            .sms(cfg, &new_request_id(), &r.address, &text)
+                            .await
+                        {
+                            Ok(id) => ("sent", String::new(), id),
+                            Err(e) => ("failed", format!("{e:?}"), String::new()),
+                        }
+                    }
+                };
+                out.push(NewNotice {
+                    channel: Channel::Sms,
+                    recipient: r.address,
+                    sent_at: state.clock.now(),
+                    provider_message_id: message_id,
+                    status: status.into(),
+                    status_detail: detail,
+                    ..base.clone()
+                });
+            }
+            // Announcements and post are not sent from here (`recipients` names none).
+            Channel::Announcement | Channel::Postal => {}
         }
     }
     Ok(out)

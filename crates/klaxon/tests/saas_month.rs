@@ -48,6 +48,14 @@ struct Tenant {
 
 impl Node {
     async fn start(url: &str, at: &str) -> Node {
+        Node::start_with(url, at, |_| {}).await
+    }
+
+    async fn start_with(
+        url: &str,
+        at: &str,
+        tweak: impl FnOnce(&mut klaxon_server::Config),
+    ) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path(), url);
         saas(&mut config);
@@ -65,6 +73,7 @@ impl Node {
         // SVC-074: overage units may take the funds down to -100.00, so the tenant can fall
         // behind on usage (with the default 0 an unfunded unit is skipped instead).
         config.deployment.communication.overdraft_limit = "100.00".into();
+        tweak(&mut config);
         let prices = config.deployment.licence_price_list().unwrap();
         let plan = config.deployment.communication_plan().unwrap();
         let clock = Arc::new(ManualClock(AtomicI64::new(ms(at))));
@@ -714,3 +723,121 @@ on_both_backends!(a_month_in_the_life_of_a_tenant, |url: String| async move {
 
     n.server.shutdown().await;
 });
+
+/// A Twilio-compatible SMS API that records the form of every `Messages.json` request and
+/// answers with a message sid.
+#[derive(Clone, Default)]
+struct SmsFake {
+    sent: Arc<std::sync::Mutex<Vec<std::collections::HashMap<String, String>>>>,
+}
+
+impl SmsFake {
+    async fn start() -> (SmsFake, String) {
+        let fake = SmsFake::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .route(
+                "/2010-04-01/Accounts/{sid}/Messages.json",
+                axum::routing::post(
+                    |axum::extract::State(f): axum::extract::State<SmsFake>,
+                     axum::extract::Form(form): axum::extract::Form<
+                        std::collections::HashMap<String, String>,
+                    >| async move {
+                        let n = {
+                            let mut sent = f.sent.lock().unwrap();
+                            sent.push(form);
+                            sent.len()
+                        };
+                        (
+                            axum::http::StatusCode::CREATED,
+                            axum::Json(json!({"sid": format!("SM{n:032}"), "status": "queued"})),
+                        )
+                    },
+                ),
+            )
+            .with_state(fake.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        (fake, base)
+    }
+
+    fn sent(&self) -> Vec<std::collections::HashMap<String, String>> {
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+on_both_backends!(
+    expiry_reminders_reach_the_owners_verified_mobile_by_sms,
+    |url: String| async move {
+        // spec: SVC-316 (the expiry reminder goes by SMS, e-mail and in-app), SVC-313 (to
+        // the owner), SVC-312 (each sending recorded with its channel, address and the
+        // provider's message id)
+        let (fake, base) = SmsFake::start().await;
+        let n = Node::start_with(&url, "2025-05-01T10:00:00Z", |c| {
+            c.notify.allow_private_targets = true;
+            c.notify.twilio = Some(klaxon_notify::TwilioConfig {
+                api_base: base.clone(),
+                account_sid: "AC0123".into(),
+                auth_token: "secret".into(),
+                from: "+15550001111".into(),
+                ..klaxon_notify::TwilioConfig::default()
+            });
+        })
+        .await;
+        let t = n.register().await;
+        // The owner proves a mobile number (RSP-333).
+        let store = n.server.store();
+        let target = klaxon_store::ContactTarget {
+            kind: klaxon_store::ContactKind::Phone,
+            value: "+8613800138000".into(),
+            country_code: "CN".into(),
+        };
+        store
+            .issue_contact_code(t.id, t.owner, &target, "246810", n.now())
+            .await
+            .unwrap();
+        store
+            .confirm_contact_code(
+                t.id,
+                t.owner,
+                klaxon_store::ContactKind::Phone,
+                "246810",
+                n.now(),
+            )
+            .await
+            .unwrap();
+
+        // Five days before the trial ends, the reminder is given in-app, by e-mail and by
+        // SMS to that number.
+        n.set("2025-05-10T10:00:00Z");
+        n.jobs().await;
+        let reminder = format!(
+            "expiry_reminder:{}:{}",
+            ms("2025-05-15T10:00:00Z"),
+            ms("2025-05-10T10:00:00Z")
+        );
+        assert_eq!(n.in_app(&t, "expiry_reminder", &reminder).await, 1);
+        let records = store.saas_notices(t.id, 0, 1000).await.unwrap();
+        let sms: Vec<_> = records
+            .iter()
+            .filter(|r| r.channel == "sms" && r.related.starts_with(&reminder))
+            .collect();
+        assert_eq!(sms.len(), 1, "{records:?}");
+        assert_eq!(sms[0].recipient, "+8613800138000");
+        assert_eq!(sms[0].status, "sent");
+        assert_eq!(sms[0].provider_message_id, format!("SM{:032}", 1));
+        let sent = fake.sent();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0]["To"], "+8613800138000");
+        assert_eq!(sent[0]["From"], "+15550001111");
+        assert!(sent[0]["Body"].contains(&sms[0].subject), "{sent:?}");
+        assert!(
+            records
+                .iter()
+                .any(|r| r.channel == "email" && r.related.starts_with(&reminder)),
+            "{records:?}"
+        );
+    }
+);

@@ -203,7 +203,8 @@ impl Store {
     /// e-mail addresses, as known now. Billing and technical contacts are not kept yet.
     pub async fn saas_contacts(&self, account_id: i64) -> Result<Contacts> {
         let mut sql = Sql::new(
-            "SELECT member_id, email, role_ids, is_owner FROM members WHERE account_id = ",
+            "SELECT member_id, email, phone, phone_verified, role_ids, is_owner FROM members \
+             WHERE account_id = ",
         );
         sql.bind(account_id)
             .push(" AND status <> 'deleted' ORDER BY member_id");
@@ -217,6 +218,11 @@ impl Store {
             if get_i64(row, "is_owner")? != 0 {
                 if contacts.owner.is_none() {
                     contacts.owner = Some((id, email));
+                    // Only a number the owner proved receives notices by SMS.
+                    let phone = get_str(row, "phone")?;
+                    if get_i64(row, "phone_verified")? != 0 && !phone.is_empty() {
+                        contacts.owner_phone = Some(phone);
+                    }
                 }
             } else if roles.contains(&klaxon_core::directory::ROLE_ADMIN) {
                 contacts.admins.push((id, email));
