@@ -123,7 +123,9 @@ pub(crate) async fn sso_form(
     (status, view::render("signin.html", ctx)).into_response()
 }
 
-/// The sign-in page after a single logout (RSP-574), with `notice` at its top.
+/// The sign-in page after a single logout (RSP-574), with `notice` at its top. Only SAML
+/// has single logout, so builds without the `saml` feature leave it out.
+#[cfg(feature = "saml")]
 pub(crate) async fn signed_out_form(state: &AppState, notice: &str) -> Response {
     let depth = state
         .store
