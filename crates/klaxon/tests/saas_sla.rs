@@ -457,6 +457,29 @@ on_both_backends!(report_claim_and_compensation, |url: String| async move {
     // 15 × 1,990 / 43,200 × 10 = 6.9097… → ¥6.91 (SVC-278); excluded cycles carry
     // their category.
     n.set("2025-03-20T00:00:00Z");
+    // A Responder with an APP key of their own, invited while the term is in force (once
+    // it has ended, the suspended tenant refuses writes such as an invitation).
+    let (s, b) = n
+        .api(
+            &n.owner_key(),
+            "/member/invite",
+            json!({"members": [{"email": "ren@example.com", "role_ids": [6]}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let member = b["data"]["items"][0]["member_id"].as_i64().unwrap();
+    let responder_key = format!("{:0>32}", format!("r{member}"));
+    store
+        .add_app_key(
+            n.account,
+            member,
+            "test",
+            &responder_key,
+            ms("2025-03-20T00:00:00Z"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
     let r = n.report("2025-03").await;
     assert_eq!(r["provisional"], true, "{r}");
     assert_eq!(r["covered"], true, "{r}");
@@ -557,27 +580,6 @@ on_both_backends!(report_claim_and_compensation, |url: String| async move {
 
     // spec: SVC-281
     // Only the owner and Admins see the report and claim: a Responder is refused.
-    let (s, b) = n
-        .api(
-            &n.owner_key(),
-            "/member/invite",
-            json!({"members": [{"email": "ren@example.com", "role_ids": [6]}]}),
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
-    let member = b["data"]["items"][0]["member_id"].as_i64().unwrap();
-    let responder_key = format!("{:0>32}", format!("r{member}"));
-    store
-        .add_app_key(
-            n.account,
-            member,
-            "test",
-            &responder_key,
-            ms("2025-04-08T00:00:00Z"),
-        )
-        .await
-        .unwrap()
-        .unwrap();
     let (s, b) = n
         .api(
             &responder_key,
