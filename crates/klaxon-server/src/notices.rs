@@ -145,74 +145,66 @@ async fn send(
                 ..base.clone()
             }),
             Channel::Email => {
-                let (status, detail, message_id) = match mailer {
-                    None => (
-                        "failed",
-                        "no e-mail sender is configured (notify.email)".to_string(),
-                        String::new(),
-                    ),
+                let sent = match mailer {
+                    None => Err("no e-mail sender is configured (notify.email)".to_string()),
                     Some(m) => {
                         let html =
                             format!("<pre>{}</pre>", crate::console::view::escape(&q.content));
-                        match m
-                            .send(
-                                &new_request_id(),
-                                &r.address,
-                                "",
-                                &q.subject,
-                                html,
-                                q.content.clone(),
-                            )
-                            .await
-                        {
-                            Ok(id) => ("sent", String::new(), id),
-                            Err(e) => ("failed", format!("{e:?}"), String::new()),
-                        }
+                        m.send(
+                            &new_request_id(),
+                            &r.address,
+                            "",
+                            &q.subject,
+                            html,
+                            q.content.clone(),
+                        )
+                        .await
+                        .map_err(|e| format!("{e:?}"))
                     }
                 };
-                out.push(NewNotice {
-                    channel: Channel::Email,
-                    recipient: r.address,
-                    // SVC-311: the notice is given when it is sent.
-                    sent_at: state.clock.now(),
-                    provider_message_id: message_id,
-                    status: status.into(),
-                    status_detail: detail,
-                    ..base.clone()
-                });
+                out.push(sending(&base, Channel::Email, r.address, state, sent));
             }
             Channel::Sms => {
-                let (status, detail, message_id) = match state.config.notify.twilio.as_ref() {
-                    None => (
-                        "failed",
-                        "no SMS provider is configured (notify.twilio)".to_string(),
-                        String::new(),
-                    ),
+                let sent = match state.config.notify.twilio.as_ref() {
+                    None => Err("no SMS provider is configured (notify.twilio)".to_string()),
                     Some(cfg) => {
                         let text = format!("{}: {}", q.subject, q.content);
-                        match state
+                        state
                             .im_http
                             .sms(cfg, &new_request_id(), &r.address, &text)
                             .await
-                        {
-                            Ok(id) => ("sent", String::new(), id),
-                            Err(e) => ("failed", format!("{e:?}"), String::new()),
-                        }
+                            .map_err(|e| format!("{e:?}"))
                     }
                 };
-                out.push(NewNotice {
-                    channel: Channel::Sms,
-                    recipient: r.address,
-                    sent_at: state.clock.now(),
-                    provider_message_id: message_id,
-                    status: status.into(),
-                    status_detail: detail,
-                    ..base.clone()
-                });
+                out.push(sending(&base, Channel::Sms, r.address, state, sent));
             }
             // Announcements and post are not sent from here (`recipients` names none).
             Channel::Announcement | Channel::Postal => {}
         }
     }
     Ok(out)
+}
+
+/// The record of one sending to an address (SVC-312): the provider's message id, or
+/// `failed` with why. SVC-311: the notice is given when it is sent, whatever happened.
+fn sending(
+    base: &NewNotice,
+    channel: Channel,
+    recipient: String,
+    state: &AppState,
+    sent: Result<String, String>,
+) -> NewNotice {
+    let (status, detail, message_id) = match sent {
+        Ok(id) => ("sent", String::new(), id),
+        Err(why) => ("failed", why, String::new()),
+    };
+    NewNotice {
+        channel,
+        recipient,
+        sent_at: state.clock.now(),
+        provider_message_id: message_id,
+        status: status.into(),
+        status_detail: detail,
+        ..base.clone()
+    }
 }
